@@ -1,0 +1,86 @@
+"""terrapipe: geospatial data to PyTorch tensors, in small composable stages.
+
+Importing terrapipe registers every functional name (``pipe.header(...)``,
+``pipe.chip(...)``, ...). Only the core dependencies are imported here; stages
+that need an extra import it when they run.
+
+Examples
+--------
+>>> import terrapipe as tp
+>>> list(tp.from_items([3, 1, 2]).map(lambda x: x * 2).header(2))
+[6, 2]
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from terrapipe.core import (
+    CacheError,
+    Cycler,
+    DeviceError,
+    Enumerator,
+    FlatMapper,
+    FromItems,
+    GeoMeta,
+    GridMismatchError,
+    Header,
+    InvalidArgumentError,
+    MissingDependencyError,
+    PipelineStateError,
+    ReadError,
+    RecipeError,
+    Sample,
+    ShardInfo,
+    SkippedElementWarning,
+    StacSearchError,
+    Stage,
+    StageStats,
+    TerrapipeError,
+    TerrapipeWarning,
+    ZipperLongest,
+    from_items,
+    geo_meta,
+    iter_graph,
+    register,
+    registered_names,
+    set_epoch,
+    shard_info,
+)
+
+try:
+    __version__ = version("terrapipe")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CacheError",
+    "Cycler",
+    "DeviceError",
+    "Enumerator",
+    "FlatMapper",
+    "FromItems",
+    "GeoMeta",
+    "GridMismatchError",
+    "Header",
+    "InvalidArgumentError",
+    "MissingDependencyError",
+    "PipelineStateError",
+    "ReadError",
+    "RecipeError",
+    "Sample",
+    "ShardInfo",
+    "SkippedElementWarning",
+    "StacSearchError",
+    "Stage",
+    "StageStats",
+    "TerrapipeError",
+    "TerrapipeWarning",
+    "ZipperLongest",
+    "__version__",
+    "from_items",
+    "geo_meta",
+    "iter_graph",
+    "register",
+    "registered_names",
+    "set_epoch",
+    "shard_info",
+]

@@ -1,0 +1,69 @@
+"""Core of terrapipe: the pipe model, errors, optional dependencies, sharding, samples."""
+
+from terrapipe.core.cycle import Cycler
+from terrapipe.core.enumerate import Enumerator
+from terrapipe.core.errors import (
+    CacheError,
+    DeviceError,
+    GridMismatchError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    PipelineStateError,
+    ReadError,
+    RecipeError,
+    SkippedElementWarning,
+    StacSearchError,
+    TerrapipeError,
+    TerrapipeWarning,
+)
+from terrapipe.core.flatmap import FlatMapper
+from terrapipe.core.header import Header
+from terrapipe.core.on_error import OnError, check_on_error, handle_error
+from terrapipe.core.optional import require
+from terrapipe.core.pipe import IterDataPipe, Stage, iter_graph, register, registered_names, set_epoch
+from terrapipe.core.sample import GeoMeta, Sample, geo_meta
+from terrapipe.core.shard import ShardInfo, shard_info, shard_range, shared_seed, worker_seed
+from terrapipe.core.sources import FromItems, from_items
+from terrapipe.core.stats import StageStats
+from terrapipe.core.zip_longest import ZipperLongest
+
+__all__ = [
+    "CacheError",
+    "Cycler",
+    "DeviceError",
+    "Enumerator",
+    "FlatMapper",
+    "FromItems",
+    "GeoMeta",
+    "GridMismatchError",
+    "Header",
+    "InvalidArgumentError",
+    "IterDataPipe",
+    "MissingDependencyError",
+    "OnError",
+    "PipelineStateError",
+    "ReadError",
+    "RecipeError",
+    "Sample",
+    "ShardInfo",
+    "SkippedElementWarning",
+    "StacSearchError",
+    "Stage",
+    "StageStats",
+    "TerrapipeError",
+    "TerrapipeWarning",
+    "ZipperLongest",
+    "check_on_error",
+    "from_items",
+    "geo_meta",
+    "handle_error",
+    "iter_graph",
+    "register",
+    "registered_names",
+    "require",
+    "set_epoch",
+    "shard_info",
+    "shard_range",
+    "shared_seed",
+    "worker_seed",
+]

@@ -1,0 +1,56 @@
+"""``enumerate``: pair each element with its index.
+
+Examples
+--------
+>>> import terrapipe as tp
+>>> list(tp.from_items("ab").enumerate(start=1))
+[(1, 'a'), (2, 'b')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.pipe import IterDataPipe, Stage, register
+
+__all__ = ["Enumerator"]
+
+T = TypeVar("T")
+
+
+@register("enumerate")
+class Enumerator(Stage[tuple[int, T]]):
+    """Yield ``(index, element)`` pairs, counting from ``start`` in each pass.
+
+    Parameters
+    ----------
+    source
+        The pipe to number.
+    start
+        The first index.
+
+    Notes
+    -----
+    Inside DataLoader workers the index counts the elements *this worker*
+    sees; enumerate before the sharding stage's output is split if you need
+    global numbers (``from_items(...).enumerate()`` numbers before sharding
+    only when ``from_items(shard=False)``).
+    """
+
+    def __init__(self, source: IterDataPipe[T], start: int = 0) -> None:
+        super().__init__()
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise InvalidArgumentError(f"enumerate start must be an int, got {start!r}")
+        self.source = source
+        self.start = start
+
+    def __iter__(self) -> Iterator[tuple[int, T]]:
+        for pair in enumerate(self.source, start=self.start):
+            self.stats.elements += 1
+            yield pair
+
+    def __len__(self) -> int:
+        source: Any = self.source
+        return len(source)

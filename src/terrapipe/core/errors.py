@@ -1,0 +1,85 @@
+"""One exception hierarchy for terrapipe.
+
+Every error terrapipe raises on purpose is a :class:`TerrapipeError`. Most also
+mix in the built-in exception a caller would naturally catch (``ReadError`` is
+an ``OSError``, ``GridMismatchError`` a ``ValueError``), so both
+``except TerrapipeError`` and ``except OSError`` work.
+
+Messages name the thing that went wrong (file, item, step) and say what to do.
+
+Examples
+--------
+>>> from terrapipe.core.errors import ReadError, TerrapipeError
+>>> err = ReadError("cannot open 'a.tif': no such file; check the path")
+>>> isinstance(err, TerrapipeError), isinstance(err, OSError)
+(True, True)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheError",
+    "DeviceError",
+    "GridMismatchError",
+    "InvalidArgumentError",
+    "MissingDependencyError",
+    "PipelineStateError",
+    "ReadError",
+    "RecipeError",
+    "SkippedElementWarning",
+    "StacSearchError",
+    "TerrapipeError",
+    "TerrapipeWarning",
+]
+
+
+class TerrapipeError(Exception):
+    """Base class of every error terrapipe raises on purpose."""
+
+
+class MissingDependencyError(TerrapipeError, ImportError):
+    """An optional dependency is not installed.
+
+    The message names the missing package and the extra that provides it, e.g.
+    ``pip install 'terrapipe[stac]'``.
+    """
+
+
+class InvalidArgumentError(TerrapipeError, ValueError):
+    """A stage was given an argument it cannot use (wrong value or type)."""
+
+
+class ReadError(TerrapipeError, OSError):
+    """Data could not be read: a missing, truncated or corrupt file, an HTTP failure."""
+
+
+class StacSearchError(TerrapipeError, RuntimeError):
+    """A STAC search or catalog read failed (unreachable API, bad response, bad item)."""
+
+
+class GridMismatchError(TerrapipeError, ValueError):
+    """Rasters that must share a grid (crs + transform + shape) do not."""
+
+
+class RecipeError(TerrapipeError, ValueError):
+    """A recipe file is invalid: unknown stage, wrong argument, bad type."""
+
+
+class CacheError(TerrapipeError, RuntimeError):
+    """A cache backend failed in a way that cannot be recovered by recomputing."""
+
+
+class DeviceError(TerrapipeError, RuntimeError):
+    """A device (e.g. ``"cuda"``) was asked for but is not usable here."""
+
+
+class PipelineStateError(TerrapipeError, ValueError):
+    """A saved pipeline state does not fit the pipeline it is loaded into."""
+
+
+class TerrapipeWarning(UserWarning):
+    """Base class of every warning terrapipe emits."""
+
+
+class SkippedElementWarning(TerrapipeWarning):
+    """An element failed and was skipped because the stage runs with ``on_error="warn"``."""

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+import terrapipe as tp
+
+
+def test_from_items_sequence_and_len():
+    pipe = tp.from_items(["a", "b"])
+    assert list(pipe) == ["a", "b"]
+    assert list(pipe) == ["a", "b"]  # replayable: a new pass each epoch
+    assert len(pipe) == 2
+
+
+def test_from_items_copies_unordered_iterables_once():
+    pipe = tp.from_items({3, 1, 2})
+    assert sorted(pipe) == [1, 2, 3]
+    assert list(pipe) == list(pipe)
+
+
+def test_from_items_refuses_generators():
+    with pytest.raises(tp.InvalidArgumentError, match="one-shot iterator"):
+        tp.from_items(x for x in range(3))
+
+
+def test_from_items_counts_elements():
+    pipe = tp.from_items(range(4))
+    list(pipe)
+    assert pipe.stats.elements == 4
