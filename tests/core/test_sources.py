@@ -27,3 +27,15 @@ def test_from_items_counts_elements():
     pipe = tp.from_items(range(4))
     list(pipe)
     assert pipe.stats.elements == 4
+
+
+@pytest.mark.parametrize("stop_after", [0, 1, 5, 9, 10, 13, 29])
+def test_from_items_resumes_exactly(stop_after):
+    from terrapipe.core.state import check_resume
+
+    check_resume(lambda: tp.from_items(range(10)), stop_after=stop_after, epochs=3)
+
+
+def test_from_items_state_is_strict():
+    with pytest.raises(tp.PipelineStateError, match="missing keys"):
+        tp.from_items([1]).load_state_dict({"epoch": 0})

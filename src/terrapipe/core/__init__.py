@@ -24,6 +24,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, iter_graph, register, regis
 from terrapipe.core.sample import GeoMeta, Sample, geo_meta
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range, shared_seed, worker_seed
 from terrapipe.core.sources import FromItems, from_items
+from terrapipe.core.state import Stateful, check_resume, expect_keys
 from terrapipe.core.stats import StageStats
 from terrapipe.core.zip_longest import ZipperLongest
 
@@ -50,10 +51,13 @@ __all__ = [
     "StacSearchError",
     "Stage",
     "StageStats",
+    "Stateful",
     "TerrapipeError",
     "TerrapipeWarning",
     "ZipperLongest",
     "check_on_error",
+    "check_resume",
+    "expect_keys",
     "from_items",
     "geo_meta",
     "handle_error",

@@ -11,12 +11,13 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import ShardMode, Stage
 from terrapipe.core.shard import shard_info, shard_range
+from terrapipe.core.state import expect_keys
 
 __all__ = ["FromItems", "from_items"]
 
@@ -44,7 +45,9 @@ class FromItems(Stage[T]):
 
     Notes
     -----
-    ``len()`` is the number of items over all shards.
+    ``len()`` is the number of items over all shards. The stage is
+    :class:`~terrapipe.core.state.Stateful`: its state is the epoch and the
+    offset reached in this shard's items.
     """
 
     can_shard = True
@@ -59,13 +62,34 @@ class FromItems(Stage[T]):
             raise InvalidArgumentError(msg)
         self.items: Sequence[T] = items if isinstance(items, Sequence) else list(items)
         self.shard = shard
+        self._epoch = 0
+        self._offset = 0
+        self._resume_offset = 0
+        self._in_pass = False
 
     def __iter__(self) -> Iterator[T]:
-        self._begin_epoch()
+        self._epoch = self._begin_epoch()
+        start, self._resume_offset = self._resume_offset, 0
         indices = shard_range(len(self.items), shard_info()) if self._claim_sharding() else range(len(self.items))
-        for i in indices:
+        self._offset, self._in_pass = start, True
+        for i in indices[start:]:
+            self._offset += 1
             self.stats.elements += 1
             yield self.items[i]
+        self._in_pass = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return ``{"epoch", "offset"}``: the pass and how far into it this shard got."""
+        if self._in_pass:
+            return {"epoch": self._epoch, "offset": self._offset}
+        return {"epoch": self._next_epoch, "offset": 0}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next pass resume at ``state`` (see :meth:`state_dict`)."""
+        expect_keys(state, ("epoch", "offset"), owner=type(self).__name__)
+        self.set_epoch(int(state["epoch"]))
+        self._resume_offset = int(state["offset"])
+        self._in_pass = False
 
     def __len__(self) -> int:
         return len(self.items)
