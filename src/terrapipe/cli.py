@@ -1,0 +1,116 @@
+"""The ``terrapipe`` command.
+
+``terrapipe demo`` runs the end-to-end demo on the built-in sample world;
+``terrapipe sample-world DIR`` writes the sample world. Errors print one
+readable line plus a hint and exit with a non-zero code; ``--verbose`` shows
+the traceback.
+
+The command needs the ``cli`` extra (typer, rich): ``pip install 'terrapipe[cli]'``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from terrapipe.core.errors import MissingDependencyError, TerrapipeError
+from terrapipe.core.optional import require
+
+__all__ = ["build_app", "main"]
+
+_STATE = {"verbose": False}
+
+
+def _fail(err: BaseException, code: int) -> None:
+    if _STATE["verbose"]:
+        traceback.print_exception(err)
+    else:
+        print(f"error: {err}", file=sys.stderr)
+        print("hint: run again with --verbose to see the traceback", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn terrapipe errors into one line + hint and a non-zero exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TerrapipeError as err:
+            _fail(err, 1)
+        except KeyboardInterrupt:  # pragma: no cover - interactive
+            raise SystemExit(130) from None
+        return None
+
+    return wrapper
+
+
+def build_app() -> Any:
+    """Build the typer application (imports typer lazily).
+
+    Returns
+    -------
+    typer.Typer
+        The ``terrapipe`` command.
+    """
+    typer = require("typer", feature="the terrapipe command")
+
+    app = typer.Typer(
+        name="terrapipe",
+        help="Geospatial data to PyTorch tensors, in small composable stages.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+    ) -> None:
+        _STATE["verbose"] = verbose
+
+    @app.command()
+    @_guarded
+    def demo(
+        root: Path | None = typer.Option(None, help="Where the sample world lives (default: the cache)."),
+        steps: int = typer.Option(60, min=1, help="Training steps of the tiny model."),
+        workers: int = typer.Option(2, min=0, help="DataLoader worker processes."),
+    ) -> None:
+        """Run the end-to-end demo on the built-in sample world (offline)."""
+        from terrapipe.demo import run_demo
+
+        run_demo(root, steps=steps, workers=workers)
+
+    @app.command("sample-world")
+    @_guarded
+    def sample_world_cmd(
+        directory: Path = typer.Argument(..., help="Folder to write the sample world into."),
+        scale: int = typer.Option(1, min=1, help="Make tiles this many times larger (benchmarks)."),
+        overwrite: bool = typer.Option(False, help="Rebuild even if the folder holds a sample world."),
+    ) -> None:
+        """Write the built-in sample world (COGs, DEM, vectors, Zarr cube, STAC) to DIRECTORY."""
+        from terrapipe.datasets import sample_world
+
+        world = sample_world(directory, scale=scale, overwrite=overwrite)
+        print(f"sample world ready in {world.root}")
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``terrapipe`` command."""
+    try:
+        app = build_app()
+    except MissingDependencyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    app(args=argv, prog_name="terrapipe")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
