@@ -13,6 +13,8 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
+from terrapipe import datasets
+
 from terrapipe.core import (
     CacheError,
     Cycler,
@@ -78,6 +80,7 @@ __all__ = [
     "TerrapipeWarning",
     "ZipperLongest",
     "__version__",
+    "datasets",
     "from_items",
     "geo_meta",
     "iter_graph",

@@ -78,7 +78,7 @@ def build_app() -> Any:
     @_guarded
     def demo(
         root: Path | None = typer.Option(None, help="Where the sample world lives (default: the cache)."),
-        steps: int = typer.Option(60, min=1, help="Training steps of the tiny model."),
+        steps: int = typer.Option(100, min=1, help="Training steps of the tiny model."),
         workers: int = typer.Option(2, min=0, help="DataLoader worker processes."),
     ) -> None:
         """Run the end-to-end demo on the built-in sample world (offline)."""

@@ -67,7 +67,7 @@ class ShardInfo:
 
     @property
     def index(self) -> int:
-        """This shard's number, ``rank * num_workers + worker_id``."""
+        """Number of this shard: ``rank * num_workers + worker_id``."""
         return self.rank * self.num_workers + self.worker_id
 
     @property

@@ -70,7 +70,9 @@ class FromItems(Stage[T]):
     def __iter__(self) -> Iterator[T]:
         self._epoch = self._begin_epoch()
         start, self._resume_offset = self._resume_offset, 0
-        indices = shard_range(len(self.items), shard_info()) if self._claim_sharding() else range(len(self.items))
+        indices = (
+            shard_range(len(self.items), shard_info()) if self._claim_sharding() else range(len(self.items))
+        )
         self._offset, self._in_pass = start, True
         for i in indices[start:]:
             self._offset += 1

@@ -40,7 +40,9 @@ class ZipperLongest(Stage[tuple[Any, ...]]):
         if len(sources) < 2:
             raise InvalidArgumentError(f"zip_longest needs at least two pipes, got {len(sources)}")
         if not all(isinstance(s, IterDataPipe) for s in sources):
-            raise InvalidArgumentError("zip_longest takes pipes only; wrap other iterables with tp.from_items")
+            raise InvalidArgumentError(
+                "zip_longest takes pipes only; wrap other iterables with tp.from_items"
+            )
         self.sources = sources
         self.fill_value = fill_value
 

@@ -9,9 +9,10 @@ Examples
 --------
 >>> import numpy as np
 >>> import rasterio
+>>> from affine import Affine
 >>> from odc.geo.geobox import GeoBox
 >>> from terrapipe.datasets.cog import write_cog
->>> gbox = GeoBox.from_bbox((0, 0, 5120, 5120), "EPSG:32631", resolution=10)
+>>> gbox = GeoBox((512, 512), Affine(10, 0, 699960, 0, -10, 5100000), "EPSG:32631")
 >>> path = write_cog("small.tif", np.ones(gbox.shape.yx, "uint16"), gbox, nodata=0)
 >>> with rasterio.open(path) as src:
 ...     src.block_shapes, src.overviews(1), src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"]

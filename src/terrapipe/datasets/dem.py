@@ -163,7 +163,8 @@ def shading(
     zenith = np.radians(90.0 - sun_elevation)
     azimuth = np.radians(sun_azimuth)
     cos_i = np.cos(zenith) * np.cos(slope) + np.sin(zenith) * np.sin(slope) * np.cos(azimuth - aspect)
-    return np.clip(cos_i / np.cos(zenith), 0.0, None).astype(np.float32)
+    out: NDArray[np.float32] = np.clip(cos_i / np.cos(zenith), 0.0, None).astype(np.float32)
+    return out
 
 
 def write_dem(path: str | Path, dem: NDArray[np.float32], geobox: GeoBox) -> Path:

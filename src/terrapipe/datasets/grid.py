@@ -44,6 +44,7 @@ __all__ = [
     "TILE_PIXELS",
     "check_scale",
     "climate_geobox",
+    "coarsen",
     "dem_geobox",
     "footprint_lonlat",
     "from_local_metres",
@@ -181,7 +182,43 @@ def scl_geobox(tile: int, scale: int = 1) -> GeoBox:
     >>> scl_geobox(0).shape.yx, scl_geobox(0).resolution.x
     ((512, 512), 20.0)
     """
-    return tile_geobox(tile, scale).zoom_out(SCL_RESOLUTION / S2_RESOLUTION)
+    return coarsen(tile_geobox(tile, scale), round(SCL_RESOLUTION / S2_RESOLUTION))
+
+
+def coarsen(geobox: GeoBox, factor: int) -> GeoBox:
+    """Make a grid with the same footprint and pixels ``factor`` times larger.
+
+    The shape must be a multiple of ``factor``.
+
+    Parameters
+    ----------
+    geobox
+        North-up grid.
+    factor
+        Integer zoom-out factor.
+
+    Returns
+    -------
+    odc.geo.geobox.GeoBox
+        The coarser grid.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When the shape is not a multiple of ``factor``.
+
+    Examples
+    --------
+    >>> coarsen(tile_geobox(0), 4).shape.yx
+    (256, 256)
+    """
+    rows, cols = geobox.shape.yx
+    if factor < 1 or rows % factor or cols % factor:
+        msg = f"cannot coarsen a grid of shape {(rows, cols)} by {factor!r}; use a divisor of both sides"
+        raise InvalidArgumentError(msg)
+    a, b, c, d, e, f = geobox.affine[:6]
+    affine = Affine(a * factor, b * factor, c, d * factor, e * factor, f)
+    return GeoBox((rows // factor, cols // factor), affine, geobox.crs)
 
 
 def footprint_lonlat(geobox: GeoBox, *, points_per_side: int = 32) -> shapely.Polygon:

@@ -59,7 +59,14 @@ BARE = 6
 
 #: Land-cover class codes and names; 0 is left for "no label" in masks.
 CLASS_NAMES: Mapping[int, str] = MappingProxyType(
-    {WATER: "water", FOREST: "forest", CROPLAND: "cropland", GRASSLAND: "grassland", URBAN: "urban", BARE: "bare"}
+    {
+        WATER: "water",
+        FOREST: "forest",
+        CROPLAND: "cropland",
+        GRASSLAND: "grassland",
+        URBAN: "urban",
+        BARE: "bare",
+    }
 )
 
 #: Mean distance between neighbouring cell seeds, in metres.
@@ -111,11 +118,14 @@ def _seeds(bounds: tuple[float, float, float, float], rng: np.random.Generator) 
     return grid + jitter
 
 
-def _sample(raster: NDArray[np.float32], geobox: GeoBox, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.float32]:
+def _sample(
+    raster: NDArray[np.float32], geobox: GeoBox, lon: NDArray[np.float64], lat: NDArray[np.float64]
+) -> NDArray[np.float32]:
     affine = geobox.affine
     cols = np.clip(((lon - affine.c) / affine.a).astype(int), 0, raster.shape[1] - 1)
     rows = np.clip(((lat - affine.f) / affine.e).astype(int), 0, raster.shape[0] - 1)
-    return raster[rows, cols]
+    out: NDArray[np.float32] = raster[rows, cols]
+    return out
 
 
 def _pick_towns(
@@ -186,8 +196,12 @@ def generate_landcover(
     lon, lat = from_local_metres(seeds[:, 0], seeds[:, 1])
     elevation = _sample(dem, dem_geobox, lon, lat)
     rank = np.argsort(np.argsort(elevation, kind="stable"), kind="stable") / (len(seeds) - 1)
-    forest_field = smooth_field(seeds[:, 0], seeds[:, 1], rng_for(seed, "landcover", "forest"), wavelengths=(1_500.0, 6_000.0))
-    agri_field = smooth_field(seeds[:, 0], seeds[:, 1], rng_for(seed, "landcover", "agri"), wavelengths=(1_000.0, 4_000.0))
+    forest_field = smooth_field(
+        seeds[:, 0], seeds[:, 1], rng_for(seed, "landcover", "forest"), wavelengths=(1_500.0, 6_000.0)
+    )
+    agri_field = smooth_field(
+        seeds[:, 0], seeds[:, 1], rng_for(seed, "landcover", "agri"), wavelengths=(1_000.0, 4_000.0)
+    )
 
     classes = np.full(len(seeds), GRASSLAND, dtype=np.uint8)
     classes[agri_field > -0.2] = CROPLAND
@@ -196,7 +210,9 @@ def generate_landcover(
     bare = rank > 0.96
 
     to_metric = shapely.transform  # local frame is affine in lon/lat
-    tiles_metric = [to_metric(t, lambda xy: np.column_stack(to_local_metres(xy[:, 0], xy[:, 1]))) for t in tiles]
+    tiles_metric = [
+        to_metric(t, lambda xy: np.column_stack(to_local_metres(xy[:, 0], xy[:, 1]))) for t in tiles
+    ]
     n_towns = 2 + round(len(seeds) / 1_400)
     towns = _pick_towns(seeds, ~water & (rank < 0.5), tiles_metric, n_towns, rng)
     radii = rng.uniform(900.0, 1_500.0, len(towns))
@@ -236,7 +252,7 @@ def geometries_in_crs(
     >>> square = np.array([shapely.box(6.0, 45.7, 6.01, 45.71)], dtype=object)
     >>> utm = geometries_in_crs(square, "EPSG:32632")[0]
     >>> round(utm.area / 1e6, 2)  # km²
-    0.86
+    0.87
     """
     if crs in ("EPSG:4326", "epsg:4326"):
         return np.asarray(geometries, dtype=object)
@@ -280,8 +296,9 @@ def rasterize_cells(
 
     Examples
     --------
+    >>> from affine import Affine
     >>> from odc.geo.geobox import GeoBox
-    >>> gbox = GeoBox.from_bbox((6.0, 45.0, 6.01, 45.01), "EPSG:4326", shape=(4, 4))
+    >>> gbox = GeoBox((4, 4), Affine(0.0025, 0, 6.0, 0, -0.0025, 45.01), "EPSG:4326")
     >>> half = np.array([shapely.box(6.0, 45.0, 6.005, 45.01)], dtype=object)
     >>> rasterize_cells(half, np.array([7]), gbox)[0].tolist()
     [7, 7, 0, 0]
