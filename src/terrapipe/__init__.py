@@ -13,7 +13,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from terrapipe import datasets
+from terrapipe import datasets, io
 
 from terrapipe.core import (
     CacheError,
@@ -48,6 +48,16 @@ from terrapipe.core import (
     set_epoch,
     shard_info,
 )
+from terrapipe.io import (
+    OpenXarray,
+    ReadRaster,
+    ReadVector,
+    ReadZarr,
+    open_raster,
+    open_vector,
+    open_xarray,
+    open_zarr,
+)
 
 try:
     __version__ = version("terrapipe")
@@ -66,8 +76,12 @@ __all__ = [
     "Header",
     "InvalidArgumentError",
     "MissingDependencyError",
+    "OpenXarray",
     "PipelineStateError",
     "ReadError",
+    "ReadRaster",
+    "ReadVector",
+    "ReadZarr",
     "RecipeError",
     "Sample",
     "ShardInfo",
@@ -83,7 +97,12 @@ __all__ = [
     "datasets",
     "from_items",
     "geo_meta",
+    "io",
     "iter_graph",
+    "open_raster",
+    "open_vector",
+    "open_xarray",
+    "open_zarr",
     "register",
     "registered_names",
     "set_epoch",

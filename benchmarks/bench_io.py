@@ -1,0 +1,147 @@
+"""Window reads from a COG: local vs HTTP (range server on 127.0.0.1), 1 and N threads.
+
+Writes a tiled, compressed COG into a temporary folder, serves it with the test
+range server, and reads random 256 x 256 windows through
+``terrapipe.io.open_raster`` (lazy DataArray, per-thread handles) and, as the
+floor, through ``rasterio`` directly. Prints windows/s, the ratio to the
+rasterio local floor, and the bytes fetched per window over HTTP (counted by
+the server). Each HTTP run uses a new URL, so GDAL's cache starts empty.
+
+Run: ``python benchmarks/bench_io.py [--windows 300] [--size 4096] [--threads 1 4]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from tests.servers.http_range import start_range_server  # noqa: E402
+
+from terrapipe.io import open_raster  # noqa: E402
+
+
+def write_cog(path: Path, size: int, bands: int) -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = (np.sin(yy / 97.0) + np.cos(xx / 53.0)) * 2000 + 5000
+    data = np.stack([base + rng.normal(0, 300, base.shape) for _ in range(bands)]).astype("uint16")
+    profile = {
+        "driver": "COG",
+        "width": size,
+        "height": size,
+        "count": bands,
+        "dtype": "uint16",
+        "crs": "EPSG:32631",
+        "transform": from_origin(500_000, 5_000_000, 10, 10),
+        "nodata": 0,
+        "blocksize": 256,
+        "compress": "deflate",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+
+
+def windows(n: int, size: int, win: int, seed: int = 1) -> list[tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    return [(int(r), int(c)) for r, c in rng.integers(0, size - win, size=(n, 2))]
+
+
+def run(read_one, picks: list[tuple[int, int]], threads: int) -> float:
+    started = time.perf_counter()
+    if threads == 1:
+        for pick in picks:
+            read_one(pick)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(read_one, picks))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=300)
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--bands", type=int, default=2)
+    parser.add_argument("--window", type=int, default=256)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 4])
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.tif"
+        write_cog(path, args.size, args.bands)
+        file_size = path.stat().st_size
+        server = start_range_server(tmp)
+        win = args.window
+        picks = windows(args.windows, args.size, win)
+        rows: list[tuple[str, int, float, float | None]] = []
+        try:
+            for threads in args.threads:
+                # rasterio floor: one dataset per thread, plain window reads.
+                local_handles: dict[int, rasterio.DatasetReader] = {}
+
+                def rasterio_read(pick: tuple[int, int], handles: dict = local_handles) -> None:  # type: ignore[type-arg]
+                    import threading
+
+                    key = threading.get_ident()
+                    if key not in handles:
+                        handles[key] = rasterio.open(path)
+                    handles[key].read(window=Window(pick[1], pick[0], win, win))
+
+                seconds = run(rasterio_read, picks, threads)
+                for ds in local_handles.values():
+                    ds.close()
+                rows.append(("rasterio local (floor)", threads, seconds, None))
+
+                local = open_raster(path)
+                seconds = run(
+                    lambda p, da=local: da.isel(y=slice(p[0], p[0] + win), x=slice(p[1], p[1] + win)).values,
+                    picks,
+                    threads,
+                )
+                rows.append(("terrapipe local", threads, seconds, None))
+
+                url = f"{server.url_for(path)}?run={threads}"
+                remote = open_raster(url)
+                server.reset()
+                seconds = run(
+                    lambda p, da=remote: da.isel(y=slice(p[0], p[0] + win), x=slice(p[1], p[1] + win)).values,
+                    picks,
+                    threads,
+                )
+                rows.append(("terrapipe HTTP", threads, seconds, server.bytes_served() / len(picks)))
+        finally:
+            server.stop()
+
+    floor = {t: s for name, t, s, _ in rows if name.startswith("rasterio")}
+    print(f"# bench_io: {args.windows} random {win}x{win} windows, {args.bands} x uint16, COG {args.size}^2")
+    print(
+        f"# {dt.datetime.now().isoformat(timespec='seconds')}  {platform.platform()}  "
+        f"python {platform.python_version()}  cpus {os.cpu_count()}  GDAL {rasterio.__gdal_version__}  "
+        f"file {file_size / 1e6:.1f} MB"
+    )
+    print(f"{'reader':<24}{'threads':>8}{'windows/s':>12}{'vs floor':>10}{'KB fetched/window':>20}")
+    for name, threads, seconds, fetched in rows:
+        rate = len(picks) / seconds
+        ratio = floor[threads] / seconds
+        kb = f"{fetched / 1024:.1f}" if fetched is not None else "-"
+        print(f"{name:<24}{threads:>8}{rate:>12.1f}{ratio:>10.2f}{kb:>20}")
+
+
+if __name__ == "__main__":
+    main()

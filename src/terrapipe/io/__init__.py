@@ -1,0 +1,41 @@
+"""Readers: rasters (COG/GeoTIFF), Zarr, any xarray engine, vectors; local or over HTTP.
+
+Importing this package registers the functional names ``read_raster``,
+``read_zarr``, ``open_xarray`` and ``read_vector``, and sets the GDAL defaults
+of :mod:`terrapipe.io.gdal_env` (environment variables, kept where already set)
+and the fork hook of :mod:`terrapipe.io.gdal_fork` (no GDAL HTTP connection is
+shared with a forked DataLoader worker).
+
+Each stage has a plain function for one path that later stages reuse:
+:func:`open_raster`, :func:`open_zarr`, :func:`open_xarray`, :func:`open_vector`.
+"""
+
+from terrapipe.io.gdal_env import GDAL_DEFAULTS, apply_gdal_defaults, gdal_options
+from terrapipe.io.gdal_fork import clear_gdal_http_connections
+from terrapipe.io.geoparquet import read_geoparquet
+from terrapipe.io.http_client import HTTPOptions
+from terrapipe.io.raster import ReadRaster, open_raster
+from terrapipe.io.raster_array import RasterArray, RasterSource, close_thread_handles
+from terrapipe.io.vector import ReadVector, open_vector
+from terrapipe.io.xarray_open import OpenXarray, open_xarray
+from terrapipe.io.zarr_reader import ReadZarr, open_zarr
+
+__all__ = [
+    "GDAL_DEFAULTS",
+    "HTTPOptions",
+    "OpenXarray",
+    "RasterArray",
+    "RasterSource",
+    "ReadRaster",
+    "ReadVector",
+    "ReadZarr",
+    "apply_gdal_defaults",
+    "clear_gdal_http_connections",
+    "close_thread_handles",
+    "gdal_options",
+    "open_raster",
+    "open_vector",
+    "open_xarray",
+    "open_zarr",
+    "read_geoparquet",
+]

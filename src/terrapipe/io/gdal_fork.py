@@ -1,0 +1,105 @@
+"""Keep GDAL's HTTP connections out of forked processes.
+
+GDAL's ``/vsicurl/`` keeps a keep-alive connection pool per thread. A process
+forked from a thread that has used it (a DataLoader worker started with
+``fork`` after the main process read a remote COG) inherits those sockets:
+two workers then send requests on the *same* TCP connection, and each may read
+the other's answer. We saw it happen: ``TIFFFillTile: Read error ... got
+103253 bytes, expected 116543``, and in other runs a worker waiting until the
+HTTP time-out.
+
+The fix: just before the process forks, the forking thread closes its GDAL
+connection pool with ``VSICurlClearCache()`` (GDAL also forgets the cached
+file sizes and ranges; they are fetched again when needed). The child starts
+with no connection and opens its own. This runs in the parent, where GDAL's
+locks are in a consistent state; nothing GDAL-related runs in the child.
+
+``VSICurlClearCache`` is not exposed by rasterio or pyogrio, so it is called
+through ``ctypes`` on every GDAL library the process has loaded (rasterio and
+pyogrio wheels each bundle one), found in ``/proc/self/maps`` (Linux). Where
+that is not available the hook does nothing; ``spawn`` workers are unaffected.
+
+Examples
+--------
+>>> from terrapipe.io.gdal_fork import loaded_gdal_libraries
+>>> import rasterio
+>>> import sys
+>>> bool(loaded_gdal_libraries()) or not sys.platform.startswith("linux")
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable
+
+__all__ = ["clear_gdal_http_connections", "install_fork_hook", "loaded_gdal_libraries"]
+
+_FUNCTIONS: dict[str, Callable[[], None] | None] = {}
+_LOCK = threading.Lock()
+_INSTALLED = False
+
+
+def loaded_gdal_libraries() -> list[str]:
+    """Paths of the GDAL shared libraries loaded in this process (Linux; else ``[]``)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            lines = maps.readlines()
+    except OSError:
+        return []
+    paths = set()
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6:
+            path = fields[5].strip()
+            name = os.path.basename(path)
+            if name.startswith("libgdal") and ".so" in name:
+                paths.add(path)
+    return sorted(paths)
+
+
+def _clear_function(path: str) -> Callable[[], None] | None:
+    try:
+        library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        function = library.VSICurlClearCache
+    except (OSError, AttributeError):
+        return None
+    function.restype = None
+    function.argtypes = []
+    return function  # type: ignore[no-any-return]
+
+
+def clear_gdal_http_connections() -> int:
+    """Call ``VSICurlClearCache()`` in every loaded GDAL; return how many were cleared."""
+    cleared = 0
+    for path in loaded_gdal_libraries():
+        with _LOCK:
+            if path not in _FUNCTIONS:
+                _FUNCTIONS[path] = _clear_function(path)
+            function = _FUNCTIONS[path]
+        if function is not None:
+            function()
+            cleared += 1
+    return cleared
+
+
+def _before_fork() -> None:
+    try:
+        clear_gdal_http_connections()
+    except Exception:  # never break a fork over a cache
+        return
+
+
+def install_fork_hook() -> None:
+    """Register :func:`clear_gdal_http_connections` to run before every ``os.fork`` (once)."""
+    global _INSTALLED
+    with _LOCK:
+        if _INSTALLED or not hasattr(os, "register_at_fork"):
+            return
+        os.register_at_fork(before=_before_fork)
+        _INSTALLED = True
+
+
+install_fork_hook()

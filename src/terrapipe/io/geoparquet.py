@@ -1,0 +1,273 @@
+"""GeoParquet reading with bbox pushdown through the bbox covering column.
+
+GeoParquet 1.1 files may carry, per geometry column, a ``covering``: a struct
+column (``bbox`` with ``xmin``, ``ymin``, ``xmax``, ``ymax``) holding each
+row's bounding box. Parquet keeps min/max statistics of those fields per row
+group, so a bbox query can skip every row group whose boxes all lie outside it
+without reading its data. :func:`read_geoparquet`:
+
+1. reads the footer and the ``geo`` metadata (primary column, encoding, CRS,
+   covering);
+2. keeps the row groups whose covering statistics intersect the bbox (all of
+   them when there is no covering or no statistics);
+3. reads only those row groups (and only the asked columns), then keeps the
+   rows whose covering box intersects the bbox and whose geometry intersects
+   the bbox (or ``mask``).
+
+Works on local paths and on ``http(s)://`` URLs (footer and row groups by
+range requests, see :mod:`terrapipe.io.http_file`). The pyogrio wheel has no
+Parquet driver, hence this module.
+
+Examples
+--------
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point
+>>> gdf = gpd.GeoDataFrame({"id": range(100)}, geometry=[Point(i, i) for i in range(100)], crs="EPSG:32631")
+>>> gdf.to_parquet("pts.parquet", write_covering_bbox=True, row_group_size=10)
+>>> out = read_geoparquet("pts.parquet", bbox=(5, 5, 24.5, 24.5))
+>>> out["id"].tolist() == list(range(5, 25)), out.crs.to_epsg()
+(True, 32631)
+>>> out.attrs["row_groups_read"], out.attrs["row_groups_total"]
+(3, 10)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.optional import require
+from terrapipe.io.http_client import HTTPOptions
+from terrapipe.io.http_file import HTTPFile
+from terrapipe.io.paths import is_http
+from terrapipe.io.read_errors import read_error
+
+__all__ = ["GeoParquetInfo", "geoparquet_info", "read_geoparquet", "row_groups_for_bbox"]
+
+Bounds = tuple[float, float, float, float]
+
+
+class GeoParquetInfo:
+    """What the ``geo`` metadata says about a file's primary geometry column.
+
+    Attributes
+    ----------
+    column
+        The primary geometry column.
+    encoding
+        ``"WKB"`` or a GeoArrow encoding (``"point"``, ``"polygon"``, ...).
+    crs
+        The CRS (PROJJSON dict or string); ``"OGC:CRS84"`` when the key is
+        absent (the spec's default); ``None`` when the file says it has none.
+    covering
+        ``{"xmin": ("bbox", "xmin"), ...}``: the covering fields, or ``None``.
+    """
+
+    def __init__(
+        self, column: str, encoding: str, crs: Any, covering: dict[str, tuple[str, ...]] | None
+    ) -> None:
+        self.column = column
+        self.encoding = encoding
+        self.crs = crs
+        self.covering = covering
+
+    def __repr__(self) -> str:
+        return (
+            f"GeoParquetInfo(column={self.column!r}, encoding={self.encoding!r}, covering={self.covering!r})"
+        )
+
+
+def geoparquet_info(schema_metadata: dict[bytes, bytes] | None, name: str) -> GeoParquetInfo:
+    """Parse the ``geo`` key of a Parquet schema's metadata.
+
+    Raises
+    ------
+    ReadError
+        When the file has no ``geo`` metadata (plain Parquet) or it is malformed.
+    """
+    raw = (schema_metadata or {}).get(b"geo")
+    if raw is None:
+        raise read_error(
+            name,
+            "cannot read GeoParquet",
+            cause="it has no 'geo' metadata (a plain Parquet file, not GeoParquet)",
+            hint="write it with geopandas' to_parquet, or read it with pyarrow",
+        )
+    try:
+        geo = json.loads(raw)
+        column = geo["primary_column"]
+        meta = geo["columns"][column]
+    except (ValueError, KeyError, TypeError) as err:
+        cause = f"its 'geo' metadata is malformed ({err})"
+        raise read_error(name, "cannot read GeoParquet", err, cause=cause) from err
+    covering = None
+    bbox = (meta.get("covering") or {}).get("bbox")
+    if isinstance(bbox, dict) and all(k in bbox for k in ("xmin", "ymin", "xmax", "ymax")):
+        covering = {k: tuple(bbox[k]) for k in ("xmin", "ymin", "xmax", "ymax")}
+    crs = meta.get("crs", "OGC:CRS84")  # absent: the default; null: no CRS
+    return GeoParquetInfo(
+        column=column, encoding=str(meta.get("encoding", "WKB")), crs=crs, covering=covering
+    )
+
+
+def _path_index(schema: Any) -> dict[tuple[str, ...], int]:
+    """Map each leaf column's path (``("bbox", "xmin")``) to its Parquet column index."""
+    return {tuple(schema.column(i).path.split(".")): i for i in range(len(schema))}
+
+
+def row_groups_for_bbox(
+    metadata: Any, covering: dict[str, tuple[str, ...]] | None, bbox: Bounds
+) -> list[int]:
+    """Return the row groups whose covering statistics may intersect ``bbox``.
+
+    A row group without usable statistics is kept (it cannot be ruled out).
+    """
+    total = metadata.num_row_groups
+    if covering is None:
+        return list(range(total))
+    index = _path_index(metadata.schema)
+    cols = {key: index.get(path) for key, path in covering.items()}
+    if any(c is None for c in cols.values()):
+        return list(range(total))
+    minx, miny, maxx, maxy = bbox
+    keep = []
+    for rg in range(total):
+        group = metadata.row_group(rg)
+        stats = {key: group.column(c).statistics for key, c in cols.items()}
+        if any(s is None or not s.has_min_max for s in stats.values()):
+            keep.append(rg)
+            continue
+        outside = (
+            stats["xmin"].min > maxx
+            or stats["xmax"].max < minx
+            or stats["ymin"].min > maxy
+            or stats["ymax"].max < miny
+        )
+        if not outside:
+            keep.append(rg)
+    return keep
+
+
+def read_geoparquet(
+    path: str,
+    *,
+    bbox: Sequence[float] | None = None,
+    mask: Any = None,
+    columns: Sequence[str] | None = None,
+    crs: Any = None,
+    http_options: HTTPOptions | None = None,
+) -> Any:
+    """Read a GeoParquet file (local or HTTP) into a GeoDataFrame, pruned by ``bbox``/``mask``.
+
+    Parameters
+    ----------
+    path
+        Local path or ``http(s)://`` URL.
+    bbox
+        ``(xmin, ymin, xmax, ymax)`` in the file's CRS: only rows whose
+        geometry intersects it are returned, and row groups that cannot hold
+        such rows are not read.
+    mask
+        A shapely geometry (file's CRS) used like ``bbox`` (its bounds prune
+        row groups; rows must intersect it). Not with ``bbox``.
+    columns
+        Attribute columns to read (the geometry column is always read).
+    crs
+        The CRS to assume when the file records none (otherwise an error).
+    http_options
+        Time-out and retries for URLs.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        With its CRS; ``attrs["row_groups_read"]``, ``attrs["row_groups_total"]``
+        and ``attrs["bytes_read"]`` (compressed bytes of the row groups read).
+
+    Raises
+    ------
+    ReadError
+        Missing or unreadable file, not GeoParquet, no CRS recorded, HTTP errors.
+    """
+    gpd = require("geopandas", feature="read_vector (GeoParquet)")
+    pq = require("pyarrow.parquet", feature="read_vector (GeoParquet)")
+    shapely = require("shapely", feature="read_vector (GeoParquet)")
+    if bbox is not None and mask is not None:
+        raise InvalidArgumentError("pass bbox or mask, not both")
+    handle: Any = None
+    try:
+        # Unbuffered: pyarrow asks for exact ranges (footer, column chunks) and coalesces them.
+        handle = HTTPFile(path, http_options) if is_http(path) else path
+        parquet = pq.ParquetFile(handle)
+        info = geoparquet_info(parquet.schema_arrow.metadata, path)
+        if info.crs is None and crs is not None:
+            info.crs = crs if isinstance(crs, (str, dict)) else str(crs)
+        if info.crs is None:
+            raise read_error(
+                path,
+                "cannot use vector file",
+                cause="it records no CRS (GeoParquet 'crs': null)",
+                hint="write it with a CRS (gdf.set_crs(...).to_parquet(...)) or pass crs=",
+            )
+        region = None
+        if bbox is not None:
+            region = shapely.box(*[float(v) for v in bbox])
+        elif mask is not None:
+            region = mask
+        total = parquet.metadata.num_row_groups
+        groups = (
+            list(range(total))
+            if region is None
+            else row_groups_for_bbox(parquet.metadata, info.covering, region.bounds)
+        )
+        wanted = None
+        if columns is not None:
+            top_level = [info.column, *[c for c in columns if c != info.column]]
+            if info.covering is not None and region is not None:
+                top_level.append(info.covering["xmin"][0])
+            wanted = list(dict.fromkeys(top_level))
+        table = (
+            parquet.read_row_groups(groups, columns=wanted) if groups else parquet.schema_arrow.empty_table()
+        )
+        bytes_read = sum(parquet.metadata.row_group(g).total_byte_size for g in groups)
+    except TerrapipeError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise read_error(path, "cannot read GeoParquet", err) from err
+    finally:
+        if handle is not None and not isinstance(handle, str):
+            handle.close()
+    gdf = _to_geodataframe(gpd, table, info, path)
+    if region is not None:
+        gdf = gdf[gdf.geometry.intersects(region)]
+    if info.covering is not None and columns is not None and info.covering["xmin"][0] not in columns:
+        gdf = gdf.drop(columns=[info.covering["xmin"][0]], errors="ignore")
+    gdf = gdf.reset_index(drop=True) if region is not None else gdf
+    gdf.attrs.update(
+        {
+            "source": path,
+            "row_groups_read": len(groups),
+            "row_groups_total": total,
+            "bytes_read": int(bytes_read),
+        }
+    )
+    return gdf
+
+
+def _to_geodataframe(gpd: Any, table: Any, info: GeoParquetInfo, path: str) -> Any:
+    from pyproj import CRS
+
+    crs = CRS.from_json_dict(info.crs) if isinstance(info.crs, dict) else CRS.from_user_input(info.crs)
+    if info.encoding.upper() == "WKB":
+        frame = table.drop_columns([info.column]).to_pandas()
+        geometry = gpd.GeoSeries.from_wkb(table.column(info.column).to_numpy(zero_copy_only=False), crs=crs)
+        geometry.index = frame.index
+        gdf = gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
+        return gdf.rename_geometry(info.column) if info.column != "geometry" else gdf
+    try:  # GeoArrow encodings: the fields carry their extension type
+        gdf = gpd.GeoDataFrame.from_arrow(table, geometry=info.column)
+    except (ValueError, TypeError) as err:
+        cause = f"geometry encoding {info.encoding!r} could not be decoded ({err})"
+        raise read_error(path, "cannot read GeoParquet", err, cause=cause) from err
+    return gdf.set_crs(crs, allow_override=True)

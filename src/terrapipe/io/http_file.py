@@ -1,0 +1,117 @@
+"""A read-only, seekable file over HTTP range requests.
+
+:class:`HTTPFile` lets libraries that take a Python file object (scipy's and
+h5netcdf's netCDF readers, pyarrow's Parquet reader) read a remote file
+lazily: each ``read`` becomes one ``Range`` request, through
+:func:`~terrapipe.io.http_client.fetch` (retries, time-outs, fork safety).
+Wrap it in ``io.BufferedReader`` to merge small reads.
+
+Examples
+--------
+>>> from terrapipe.io.http_file import HTTPFile
+>>> HTTPFile.__mro__[1].__name__
+'RawIOBase'
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from terrapipe.core.errors import ReadError
+from terrapipe.io.http_client import HTTPOptions, fetch, range_header
+
+__all__ = ["HTTPFile", "open_http"]
+
+
+class HTTPFile(io.RawIOBase):
+    """Read-only raw file whose reads are HTTP range requests.
+
+    Parameters
+    ----------
+    url
+        The file's ``http(s)://`` URL.
+    options
+        Time-out, retries and headers.
+
+    Raises
+    ------
+    ReadError
+        When the URL does not exist (404) or the server fails.
+    """
+
+    def __init__(self, url: str, options: HTTPOptions | None = None) -> None:
+        super().__init__()
+        self.url = url
+        self.options = options or HTTPOptions()
+        self._pos = 0
+        self.bytes_read = 0
+        self._size = self._fetch_size()
+
+    def _fetch_size(self) -> int:
+        response = fetch(self.url, self.options, method="HEAD")
+        if response.status == 404:
+            raise ReadError(f"cannot open {self.url!r}: HTTP 404 (not found); check the path or URL")
+        length = response.headers.get("content-length")
+        if length is None:
+            raise ReadError(
+                f"cannot open {self.url!r}: the server sends no Content-Length; cannot read by ranges"
+            )
+        return int(length)
+
+    @property
+    def size(self) -> int:
+        """The file's size in bytes."""
+        return self._size
+
+    def readable(self) -> bool:
+        """Return ``True``."""
+        return True
+
+    def seekable(self) -> bool:
+        """Return ``True``."""
+        return True
+
+    def tell(self) -> int:
+        """Return the position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position (``SEEK_SET``, ``SEEK_CUR``, ``SEEK_END``)."""
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        """Read up to ``len(buffer)`` bytes at the position with one range request."""
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._size - self._pos)
+        if want <= 0:
+            return 0
+        response = fetch(self.url, self.options, range_value=range_header(self._pos, self._pos + want))
+        if response.status == 404:
+            raise ReadError(f"cannot read {self.url!r}: HTTP 404 (not found); was the file removed?")
+        body = response.body
+        if response.status == 200:  # the server ignored Range: cut the part asked for
+            body = body[self._pos : self._pos + want]
+        n = len(body)
+        view[:n] = body
+        self._pos += n
+        self.bytes_read += n
+        return n
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "options": self.options, "pos": self._pos, "size": self._size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        io.RawIOBase.__init__(self)
+        self.url, self.options = state["url"], state["options"]
+        self._pos, self._size, self.bytes_read = state["pos"], state["size"], 0
+
+
+def open_http(
+    url: str, options: HTTPOptions | None = None, *, buffer_size: int = 256 * 1024
+) -> io.BufferedReader:
+    """Open ``url`` as a buffered, seekable binary file (reads of ``buffer_size`` at least)."""
+    return io.BufferedReader(HTTPFile(url, options), buffer_size=buffer_size)

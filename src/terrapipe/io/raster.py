@@ -1,0 +1,418 @@
+"""``read_raster``: COG/GeoTIFF (any GDAL raster) to a lazy ``(band, y, x)`` DataArray.
+
+:func:`open_raster` opens one file or URL; the :class:`ReadRaster` stage
+(functional name ``read_raster``, zen3geo's ``read_from_rioxarray``) does it
+for each path of a pipe.
+
+The array is lazy: ``da.isel(y=slice(0, 256), x=slice(0, 256)).values`` reads
+that window only (for a COG over HTTP: the header once, then the tiles that
+hold the window). It carries what later stages need:
+
+- CRS and transform the rioxarray way (``da.rio.crs``, ``da.rio.transform()``,
+  a ``spatial_ref`` coordinate);
+- nodata in ``attrs["_FillValue"]`` (``encoding["_FillValue"]`` when
+  ``masked=True``), also ``da.rio.nodata`` / ``da.rio.encoded_nodata``;
+- the storage block layout in ``encoding["preferred_chunks"]``
+  (``{"band": ..., "y": block height, "x": block width}``), the path in
+  ``encoding["source"]``, the overview factors in ``encoding["overviews"]``.
+
+Pixels are read through :class:`~terrapipe.io.raster_array.RasterArray`: per
+thread handles, no global lock, reopened after fork, picklable.
+
+Examples
+--------
+>>> import numpy as np, rasterio
+>>> from rasterio.transform import from_origin
+>>> profile = dict(driver="GTiff", width=64, height=32, count=2, dtype="uint16", crs="EPSG:32631",
+...                transform=from_origin(500000, 5000000, 10, 10), nodata=0, tiled=True,
+...                blockxsize=16, blockysize=16)
+>>> with rasterio.open("scene.tif", "w", **profile) as dst:
+...     dst.write(np.arange(2 * 32 * 64, dtype="uint16").reshape(2, 32, 64))
+>>> da = open_raster("scene.tif")
+>>> da.dims, da.shape, da.dtype.name
+(('band', 'y', 'x'), (2, 32, 64), 'uint16')
+>>> da.rio.crs.to_epsg(), int(da.rio.nodata), da.encoding["preferred_chunks"]
+(32631, 0, {'band': 2, 'y': 16, 'x': 16})
+>>> int(da.isel(band=1, y=0, x=5))
+2053
+>>> import terrapipe as tp
+>>> [a.shape for a in tp.from_items(["scene.tif", "scene.tif"]).read_raster(bands=[2])]
+[(1, 32, 64), (1, 32, 64)]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeAlias
+
+import numpy as np
+import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from affine import Affine
+from rasterio.enums import Interleaving
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+from xarray.core import indexing
+
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.on_error import OnError
+from terrapipe.core.optional import require
+from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.io.gdal_fork import install_fork_hook
+from terrapipe.io.paths import PathOrURL, gdal_path, href_of
+from terrapipe.io.raster_array import RasterArray, RasterSource, acquire
+from terrapipe.io.read_errors import read_error
+from terrapipe.io.reader_stage import ReaderStage
+
+__all__ = ["BandsLike", "ChunksLike", "ReadRaster", "open_raster"]
+
+install_fork_hook()  # GDAL HTTP connections must not be shared with forked workers
+
+#: Bands to read: 1-based indexes or band descriptions (``"red"``), one or several.
+BandsLike: TypeAlias = int | str | Sequence[int | str] | None
+#: Dask chunks: ``None`` (no dask, lazily indexed), ``True`` (the storage
+#: blocks), ``"auto"``, an int, a tuple or a ``{dim: size}`` dict.
+ChunksLike: TypeAlias = bool | str | int | tuple[int, ...] | Mapping[str, int] | None
+LockLike: TypeAlias = bool | AbstractContextManager[Any] | None
+
+
+def _check_bands(bands: BandsLike) -> tuple[int | str, ...] | None:
+    if bands is None:
+        return None
+    items = [bands] if isinstance(bands, (int, str)) else list(bands)
+    if not items:
+        raise InvalidArgumentError("bands must not be empty; pass None to read every band")
+    for band in items:
+        if isinstance(band, bool) or not isinstance(band, (int, str, np.integer)):
+            raise InvalidArgumentError(f"bands must be 1-based ints or band names, got {band!r}")
+        if not isinstance(band, str) and band < 1:
+            raise InvalidArgumentError(f"band indexes are 1-based (like rasterio), got {band!r}")
+    return tuple(b if isinstance(b, str) else int(b) for b in items)
+
+
+def _check_overview_level(level: int | None) -> int | None:
+    if level is None:
+        return None
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or level < 0:
+        raise InvalidArgumentError(f"overview_level must be None or an int >= 0, got {level!r}")
+    return int(level)
+
+
+def _resolve_bands(dataset: Any, wanted: tuple[int | str, ...] | None, path: str) -> list[int]:
+    count = int(dataset.count)
+    if wanted is None:
+        return list(range(1, count + 1))
+    names = list(dataset.descriptions)
+    indexes = []
+    for band in wanted:
+        if isinstance(band, str):
+            if band not in names:
+                known = [n for n in names if n]
+                raise read_error(
+                    path,
+                    "cannot select bands of",
+                    cause=f"no band is named {band!r} (band names: {known or 'none'})",
+                    hint="pick a name listed, or 1-based band indexes",
+                )
+            indexes.append(names.index(band) + 1)
+        elif band > count:
+            raise read_error(
+                path,
+                "cannot select bands of",
+                cause=f"band {band} does not exist: the file has {count} band(s)",
+                hint=f"use 1-based indexes from 1 to {count}",
+            )
+        else:
+            indexes.append(band)
+    return indexes
+
+
+def _open_checked(source: RasterSource) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return acquire(source)
+    except (RasterioError, OSError) as err:
+        raise read_error(source.path, "cannot open raster", err) from err
+
+
+def _check_georeferenced(dataset: Any, path: str) -> Affine:
+    transform: Affine = dataset.transform
+    if dataset.crs is None or transform == Affine.identity():
+        gcps, _ = dataset.gcps
+        if gcps:
+            cause = "it is georeferenced by ground control points only"
+            hint = "warp it to a grid first (gdalwarp), then read the warped file"
+        else:
+            cause = "it has no georeferencing (no CRS or no geotransform)"
+            hint = (
+                "add them (e.g. gdal_edit.py -a_srs EPSG:XXXX -a_ullr ...) or read it with rasterio directly"
+            )
+        raise read_error(path, "cannot use raster", cause=cause, hint=hint)
+    if transform.b != 0 or transform.d != 0:
+        raise read_error(
+            path,
+            "cannot use raster",
+            cause="its grid is rotated or sheared",
+            hint="warp it to a north-up grid first (gdalwarp)",
+        )
+    return transform
+
+
+def _verify_last_block(dataset: Any, path: str) -> None:
+    """Read the file's last block: a truncated file fails here rather than mid-epoch."""
+    block_h, block_w = dataset.block_shapes[dataset.count - 1]
+    row = ((dataset.height - 1) // block_h) * block_h
+    col = ((dataset.width - 1) // block_w) * block_w
+    window = Window(col, row, min(block_w, dataset.width - col), min(block_h, dataset.height - row))  # type: ignore[no-untyped-call]
+    try:
+        dataset.read(dataset.count, window=window)
+    except (RasterioError, OSError) as err:
+        raise read_error(
+            path,
+            "cannot read raster",
+            err,
+            cause=f"its last block (rows {row}+, cols {col}+) cannot be read: truncated or corrupt file",
+            hint="re-create or re-download the file",
+        ) from err
+
+
+def _resolve_chunks(chunks: ChunksLike, preferred: dict[str, int], shape: tuple[int, ...], dtype: Any) -> Any:
+    if chunks is True:
+        return dict(preferred)
+    if chunks == "auto":
+        dask_array = require("dask.array", extra="dask", feature="read_raster(chunks='auto')")
+        sizes = dask_array.core.normalize_chunks(
+            "auto", shape, dtype=dtype, previous_chunks=tuple(preferred[d] for d in ("band", "y", "x"))
+        )
+        return {dim: size[0] for dim, size in zip(("band", "y", "x"), sizes, strict=True)}
+    return chunks
+
+
+def open_raster(
+    path: PathOrURL,
+    *,
+    bands: BandsLike = None,
+    overview_level: int | None = None,
+    chunks: ChunksLike = None,
+    masked: bool = False,
+    lock: LockLike = None,
+    cache: bool = False,
+    verify: bool = True,
+    open_options: Mapping[str, Any] | None = None,
+) -> xr.DataArray:
+    """Open one raster lazily as a ``(band, y, x)`` DataArray.
+
+    Parameters
+    ----------
+    path
+        Local path, ``http(s)://`` URL (read with GDAL's ``/vsicurl/`` and the
+        settings of :mod:`terrapipe.io.gdal_env`), another URL rasterio knows
+        (``s3://``, ``zip://``), a GDAL ``/vsi...`` path, or a STAC asset.
+    bands
+        1-based band indexes or band descriptions (``"red"``); ``None``: all.
+    overview_level
+        Read this overview instead of the full resolution (0 = the largest
+        overview); the transform and block size are the overview's.
+    chunks
+        ``None`` (default): no dask; indexing reads the window asked for.
+        ``True``: a dask array chunked by storage block; ``"auto"``: dask's
+        sizes, aligned to blocks; an int, tuple or ``{dim: size}``: those.
+        Anything but ``None`` needs dask (``pip install 'terrapipe[dask]'``).
+    masked
+        Return floats with NaN where the file's mask (nodata, mask band,
+        alpha) says the pixel is invalid; nodata moves to ``encoding``.
+    lock
+        ``None`` (default): no lock, each thread reads with its own handle;
+        ``True``: serialise every read in the process; or a lock object.
+    cache
+        Keep values in memory once loaded (xarray's ``cache``); off by default
+        so that a DataArray held by a pipe does not grow.
+    verify
+        Read the file's last storage block at open, so that a truncated file
+        fails here with a ``ReadError`` (one small read; ``False`` skips it).
+    open_options
+        Extra keywords for ``rasterio.open`` (GDAL open options).
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy, dims ``("band", "y", "x")``; coords ``band`` (1-based indexes),
+        ``y``, ``x`` (pixel centres), ``spatial_ref``.
+
+    Raises
+    ------
+    ReadError
+        Missing file, HTTP error or time-out, corrupt or truncated file, a
+        file without georeferencing, a band it does not have.
+    InvalidArgumentError
+        For arguments of the wrong type or range.
+
+    Examples
+    --------
+    >>> import numpy as np, rasterio
+    >>> from rasterio.transform import from_origin
+    >>> with rasterio.open("dem.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="float32",
+    ...                    crs="EPSG:4326", transform=from_origin(5, 45, 0.1, 0.1), nodata=-9999) as dst:
+    ...     dst.write(np.full((1, 8, 8), -9999, dtype="float32"))
+    >>> dem = open_raster("dem.tif", masked=True)
+    >>> bool(dem.isnull().all()), dem.encoding["_FillValue"]
+    (True, np.float32(-9999.0))
+    >>> open_raster("missing.tif")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.ReadError: cannot open raster 'missing.tif': no such file or directory; ...
+    """
+    path_text = href_of(path)
+    wanted = _check_bands(bands)
+    level = _check_overview_level(overview_level)
+    if chunks is False:
+        chunks = None
+    options = tuple(sorted((str(k), v) for k, v in (open_options or {}).items()))
+    base = RasterSource(path=path_text, gdal_path=gdal_path(path_text), options=options)
+    dataset = _open_checked(base)
+    if level is not None:
+        available = len(dataset.overviews(1))
+        if level >= available:
+            raise read_error(
+                path_text,
+                "cannot open overview of",
+                cause=f"overview_level={level} asked, but the file has {available} overview(s)",
+                hint=f"use 0 to {available - 1}"
+                if available
+                else "read the full resolution (overview_level=None)",
+            )
+        overviews = list(dataset.overviews(1))
+        source = RasterSource(path=path_text, gdal_path=base.gdal_path, overview_level=level, options=options)
+        dataset = _open_checked(source)
+    else:
+        overviews = list(dataset.overviews(1))
+        source = base
+    transform = _check_georeferenced(dataset, path_text)
+    indexes = _resolve_bands(dataset, wanted, path_text)
+    if verify:
+        _verify_last_block(dataset, path_text)
+
+    file_dtype = np.result_type(*[np.dtype(dataset.dtypes[i - 1]) for i in indexes])
+    dtype = np.result_type(file_dtype, np.float32) if masked else file_dtype
+    height, width = int(dataset.height), int(dataset.width)
+    shape = (len(indexes), height, width)
+    block_h, block_w = dataset.block_shapes[indexes[0] - 1]
+    pixel_interleaved = dataset.interleaving == Interleaving.pixel and dataset.count > 1
+    preferred = {"band": len(indexes) if pixel_interleaved else 1, "y": int(block_h), "x": int(block_w)}
+
+    backend = RasterArray(
+        source, shape=shape, dtype=np.dtype(dtype), bands=tuple(indexes), masked=masked, lock=lock
+    )
+    lazy: Any = indexing.LazilyIndexedArray(backend)
+    data: Any = indexing.CopyOnWriteArray(lazy)
+    if cache and chunks is None:
+        data = indexing.MemoryCachedArray(data)  # type: ignore[no-untyped-call]
+    coords = {
+        "band": np.asarray(indexes, dtype=np.int64),
+        "y": transform.f + (np.arange(height) + 0.5) * transform.e,
+        "x": transform.c + (np.arange(width) + 0.5) * transform.a,
+    }
+    da = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, attrs=_attrs(dataset, indexes))
+    da.rio.write_crs(dataset.crs, inplace=True)
+    da.rio.write_transform(transform, inplace=True)
+    nodata = dataset.nodata
+    if nodata is not None:
+        da.rio.write_nodata(nodata, encoded=masked, inplace=True)
+    if chunks is not None:
+        require("dask.array", extra="dask", feature="read_raster(chunks=...)")
+        da = da.chunk(_resolve_chunks(chunks, preferred, shape, dtype))
+    da.encoding.update(
+        {
+            "source": path_text,
+            "preferred_chunks": preferred,
+            "dtype": str(file_dtype),
+            "overviews": overviews,
+            "overview_level": level,
+        }
+    )
+    if masked and nodata is not None:
+        da.encoding["_FillValue"] = np.asarray(nodata, dtype=file_dtype)[()]
+    return da
+
+
+def _attrs(dataset: Any, indexes: list[int]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {str(k): v for k, v in dataset.tags().items()}
+    descriptions = [dataset.descriptions[i - 1] for i in indexes]
+    if any(descriptions):
+        attrs["long_name"] = (
+            descriptions[0] if len(descriptions) == 1 else tuple(d or "" for d in descriptions)
+        )
+    units = [dataset.units[i - 1] for i in indexes]
+    if any(units):
+        attrs["units"] = units[0] if len(set(units)) == 1 else tuple(u or "" for u in units)
+    scales = {dataset.scales[i - 1] for i in indexes}
+    offsets = {dataset.offsets[i - 1] for i in indexes}
+    if scales != {1.0} or offsets != {0.0}:
+        attrs["scale_factor"] = dataset.scales[indexes[0] - 1]
+        attrs["add_offset"] = dataset.offsets[indexes[0] - 1]
+    return attrs
+
+
+@register("read_raster")
+class ReadRaster(ReaderStage[xr.DataArray]):
+    """Open each path or URL of ``source`` as a lazy DataArray (see :func:`open_raster`).
+
+    Parameters
+    ----------
+    source
+        A pipe of paths, URLs or STAC assets.
+    bands, overview_level, chunks, masked, lock, cache, verify, open_options
+        As in :func:`open_raster`, the same for every file.
+    on_error
+        ``"raise"``, ``"skip"`` or ``"warn"``: what a ``ReadError`` does
+        (skipped files are counted in ``stats.skipped``).
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> pipe = tp.from_items(["missing-1.tif", "missing-2.tif"]).read_raster(on_error="skip")
+    >>> list(pipe), pipe.stats.skipped
+    ([], 2)
+    """
+
+    def __init__(
+        self,
+        source: IterDataPipe[Any],
+        *,
+        bands: BandsLike = None,
+        overview_level: int | None = None,
+        chunks: ChunksLike = None,
+        masked: bool = False,
+        lock: LockLike = None,
+        cache: bool = False,
+        verify: bool = True,
+        open_options: Mapping[str, Any] | None = None,
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__(source, on_error=on_error)
+        self.bands = _check_bands(bands)
+        self.overview_level = _check_overview_level(overview_level)
+        self.chunks = chunks
+        self.masked = masked
+        self.lock = lock
+        self.cache = cache
+        self.verify = verify
+        self.open_options = dict(open_options or {})
+
+    def open_one(self, element: Any) -> xr.DataArray:
+        """Open one raster with this stage's options."""
+        return open_raster(
+            element,
+            bands=self.bands,
+            overview_level=self.overview_level,
+            chunks=self.chunks,
+            masked=self.masked,
+            lock=self.lock,
+            cache=self.cache,
+            verify=self.verify,
+            open_options=self.open_options,
+        )

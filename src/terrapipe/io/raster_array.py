@@ -1,0 +1,255 @@
+"""Lazy, thread-safe, picklable pixel access to a raster file.
+
+:class:`RasterArray` is an xarray ``BackendArray``: indexing it reads just
+the window asked for, with ``DatasetReader.read(window=...)``. It holds a
+:class:`RasterSource` (the path and open options: plain data) and never a
+rasterio dataset, so it pickles cheaply and a DataLoader worker, forked or
+spawned, opens the file itself.
+
+Handles live in a per-thread cache (:func:`acquire`): each thread opens its own
+``DatasetReader`` (a GDAL dataset must not be used by two threads at once),
+keeps up to :data:`MAX_HANDLES_PER_THREAD` of them, and reads without a lock.
+After a fork the child drops the handles it inherited (their file offsets and
+HTTP connections belong to the parent) and opens new ones.
+
+Why not rioxarray's backend: its default lock is one process-wide lock, so
+parallel reads (several threads, several files, HTTP) run one at a time; with
+``lock=False`` it reopens the file for every read; and xarray's
+``CachingFileManager`` keeps using handles inherited through ``fork``.
+
+Examples
+--------
+>>> import numpy as np, rasterio
+>>> from rasterio.transform import from_origin
+>>> with rasterio.open("a.tif", "w", driver="GTiff", width=4, height=3, count=1, dtype="uint8",
+...                    crs="EPSG:32631", transform=from_origin(0, 30, 10, 10)) as dst:
+...     dst.write(np.arange(12, dtype="uint8").reshape(1, 3, 4))
+>>> src = RasterSource(path="a.tif", gdal_path="a.tif")
+>>> arr = RasterArray(src, shape=(1, 3, 4), dtype=np.dtype("uint8"), bands=(1,))
+>>> from xarray.core import indexing
+>>> arr[indexing.BasicIndexer((0, slice(1, 3), slice(None, None, 2)))]
+array([[ 4,  6],
+       [ 8, 10]], dtype=uint8)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+from xarray.backends import BackendArray
+from xarray.core import indexing
+
+from terrapipe.io.read_errors import read_error
+
+__all__ = [
+    "MAX_HANDLES_PER_THREAD",
+    "RasterArray",
+    "RasterSource",
+    "acquire",
+    "close_thread_handles",
+    "open_handle_count",
+]
+
+#: How many datasets one thread keeps open (least recently used are closed).
+MAX_HANDLES_PER_THREAD = 32
+
+_PROCESS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RasterSource:
+    """How to open one raster: what pickles instead of a dataset.
+
+    Attributes
+    ----------
+    path
+        The path or URL as the user gave it (for messages and ``encoding["source"]``).
+    gdal_path
+        The name rasterio opens (``/vsicurl?...`` for HTTP).
+    overview_level
+        Open this overview (0 = the first, largest one) instead of the full resolution.
+    options
+        Extra ``rasterio.open`` keywords (GDAL open options) as sorted pairs.
+    """
+
+    path: str
+    gdal_path: str
+    overview_level: int | None = None
+    options: tuple[tuple[str, Hashable], ...] = ()
+
+    def open(self) -> rasterio.io.DatasetReader:
+        """Open a new dataset (callers normally use :func:`acquire`)."""
+        kwargs: dict[str, Any] = dict(self.options)
+        if self.overview_level is not None:
+            kwargs["overview_level"] = self.overview_level
+        return rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+
+
+class _ThreadHandles(threading.local):
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.datasets: OrderedDict[RasterSource, rasterio.io.DatasetReader] = OrderedDict()
+
+    def check_fork(self) -> None:
+        if self.pid != os.getpid():
+            # Inherited through fork: the parent owns these; forget them unclosed.
+            self.pid = os.getpid()
+            self.datasets = OrderedDict()
+
+
+_HANDLES = _ThreadHandles()
+
+
+def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
+    """Return this thread's open dataset for ``source``, opening it if needed.
+
+    Raises
+    ------
+    rasterio.errors.RasterioError
+        When the file cannot be opened (callers wrap it in a ``ReadError``).
+    """
+    handles = _HANDLES
+    handles.check_fork()
+    dataset = handles.datasets.get(source)
+    if dataset is not None and not dataset.closed:
+        handles.datasets.move_to_end(source)
+        return dataset
+    dataset = source.open()
+    handles.datasets[source] = dataset
+    while len(handles.datasets) > MAX_HANDLES_PER_THREAD:
+        _, oldest = handles.datasets.popitem(last=False)
+        oldest.close()
+    return dataset
+
+
+def close_thread_handles() -> None:
+    """Close every dataset the calling thread has open."""
+    handles = _HANDLES
+    handles.check_fork()
+    while handles.datasets:
+        _, dataset = handles.datasets.popitem()
+        dataset.close()
+
+
+def open_handle_count() -> int:
+    """How many datasets the calling thread has open."""
+    _HANDLES.check_fork()
+    return len(_HANDLES.datasets)
+
+
+def _axis_plan(key: Any, size: int) -> tuple[int, int, Any]:
+    """Split one outer-indexer key into a window ``(start, stop)`` and a local index."""
+    if isinstance(key, slice):
+        start, stop, step = key.indices(size)
+        if step < 0 or start >= stop:
+            idx = np.arange(start, stop, step)
+            if idx.size == 0:
+                return 0, 0, slice(0, 0)
+            lo = int(idx.min())
+            return lo, int(idx.max()) + 1, idx - lo
+        return start, stop, slice(None, None, step) if step != 1 else slice(None)
+    if isinstance(key, (int, np.integer)):
+        index = int(key) % size if size else 0
+        return index, index + 1, 0
+    idx = np.asarray(key, dtype=np.int64) % max(size, 1)
+    if idx.size == 0:
+        return 0, 0, idx
+    lo = int(idx.min())
+    return lo, int(idx.max()) + 1, idx - lo
+
+
+class RasterArray(BackendArray):
+    """Lazy ``(band, y, x)`` pixels of one raster file (an xarray ``BackendArray``).
+
+    Parameters
+    ----------
+    source
+        How to open the file.
+    shape
+        ``(number of bands, height, width)``.
+    dtype
+        Data type of the values returned (float when ``masked``).
+    bands
+        The 1-based band indexes the first axis stands for.
+    masked
+        Read with the file's mask and return NaN where it is not valid.
+    lock
+        ``None`` (default): no lock, each thread reads with its own handle;
+        ``True``: one process-wide lock around every read; or a lock object
+        (it must pickle if the array goes to spawned workers).
+    """
+
+    def __init__(
+        self,
+        source: RasterSource,
+        *,
+        shape: tuple[int, int, int],
+        dtype: np.dtype[Any],
+        bands: tuple[int, ...],
+        masked: bool = False,
+        lock: bool | AbstractContextManager[Any] | None = None,
+    ) -> None:
+        self.source = source
+        self.shape = shape
+        self.dtype = dtype
+        self.bands = bands
+        self.masked = masked
+        self.lock = lock
+
+    def _lock(self) -> AbstractContextManager[Any]:
+        if self.lock is None or self.lock is False:
+            return nullcontext()
+        if self.lock is True:
+            return _PROCESS_LOCK
+        return self.lock
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+
+    def _read(self, key: tuple[Any, ...]) -> NDArray[Any]:
+        band_key, y_key, x_key = key
+        band_sel = np.asarray(self.bands)[band_key]
+        band_list = [int(b) for b in np.atleast_1d(band_sel)]
+        y0, y1, y_local = _axis_plan(y_key, self.shape[1])
+        x0, x1, x_local = _axis_plan(x_key, self.shape[2])
+        if not band_list or y1 <= y0 or x1 <= x0:
+            full = np.empty((len(band_list), max(y1 - y0, 0), max(x1 - x0, 0)), dtype=self.dtype)
+        else:
+            full = self._read_window(band_list, Window(x0, y0, x1 - x0, y1 - y0))  # type: ignore[no-untyped-call]
+        out = (
+            full[:, y_local][:, :, x_local] if not isinstance(y_local, int) else full[:, y_local][:, x_local]
+        )
+        if np.ndim(band_sel) == 0:
+            out = out[0]
+        return np.asarray(out)
+
+    def _read_window(self, bands: list[int], window: Window) -> NDArray[Any]:
+        try:
+            with self._lock():
+                dataset = acquire(self.source)
+                data = dataset.read(bands, window=window, masked=self.masked)
+        except (RasterioError, OSError) as err:
+            action = (
+                f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
+                f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
+            )
+            raise read_error(self.source.path, action, err) from err
+        if self.masked:
+            return np.ma.filled(data.astype(self.dtype), np.nan)
+        return np.asarray(data)
+
+    def __repr__(self) -> str:
+        return (
+            f"RasterArray({self.source.path!r}, shape={self.shape}, dtype={self.dtype}, bands={self.bands})"
+        )

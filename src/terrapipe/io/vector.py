@@ -1,0 +1,274 @@
+"""``read_vector``: vector files to GeoDataFrames, with spatial and attribute filters.
+
+:func:`open_vector` reads one file or URL; the :class:`ReadVector` stage
+(functional name ``read_vector``) does it for each path of a pipe.
+
+- FlatGeobuf, GeoPackage, GeoJSON, Shapefile and every other GDAL vector
+  format go through pyogrio with Arrow. ``bbox`` and ``mask`` use the
+  format's spatial index where it has one (FlatGeobuf's packed R-tree,
+  GeoPackage's R*Tree), so a small query on a remote FlatGeobuf reads a
+  fraction of the file. Zipped shapefiles work as ``a.zip`` or
+  ``/vsizip/a.zip/a.shp``; remote ones as ``/vsizip//vsicurl/https://.../a.zip``.
+- GeoParquet (``.parquet``, ``.geoparquet``) goes through pyarrow with bbox
+  pushdown on the bbox covering column (see :mod:`terrapipe.io.geoparquet`).
+
+Every result has its CRS; a file without one is a ``ReadError`` unless
+``crs=`` says what to assume.
+
+Examples
+--------
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point
+>>> gdf = gpd.GeoDataFrame({"kind": ["a", "b", "c"]}, geometry=[Point(0, 0), Point(5, 5), Point(9, 9)],
+...                        crs="EPSG:32631")
+>>> gdf.to_file("pts.fgb")
+>>> out = open_vector("pts.fgb", bbox=(4, 4, 10, 10), columns=["kind"])
+>>> sorted(out["kind"]), out.crs.to_epsg()
+(['b', 'c'], 32631)
+>>> import terrapipe as tp
+>>> [len(g) for g in tp.from_items(["pts.fgb"]).read_vector(where="kind = 'a'")]
+[1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.on_error import OnError
+from terrapipe.core.optional import require
+from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.io.geoparquet import read_geoparquet
+from terrapipe.io.http_client import HTTPOptions
+from terrapipe.io.paths import gdal_path, href_of, is_remote
+from terrapipe.io.read_errors import read_error
+from terrapipe.io.reader_stage import ReaderStage
+
+__all__ = ["ReadVector", "is_geoparquet", "open_vector"]
+
+_PARQUET_EXTENSIONS = (".parquet", ".geoparquet", ".pq")
+
+
+def is_geoparquet(path: str) -> bool:
+    """Whether ``path`` names a (Geo)Parquet file, by its extension.
+
+    Examples
+    --------
+    >>> is_geoparquet("https://h/landcover.parquet?x=1"), is_geoparquet("roads.fgb")
+    (True, False)
+    """
+    return path.split("?", 1)[0].lower().endswith(_PARQUET_EXTENSIONS)
+
+
+def _check_bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+    if bbox is None:
+        return None
+    try:
+        values = tuple(float(v) for v in bbox)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"bbox must be (xmin, ymin, xmax, ymax) numbers, got {bbox!r}") from err
+    if len(values) != 4 or values[0] > values[2] or values[1] > values[3]:
+        raise InvalidArgumentError(f"bbox must be (xmin, ymin, xmax, ymax) with min <= max, got {bbox!r}")
+    return values[0], values[1], values[2], values[3]
+
+
+def _check_columns(columns: Sequence[str] | None) -> list[str] | None:
+    if columns is None:
+        return None
+    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        raise InvalidArgumentError(f"columns must be a list of names, got {columns!r}")
+    return list(columns)
+
+
+def _read_ogr(
+    path: str,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    mask: Any,
+    columns: list[str] | None,
+    where: str | None,
+    layer: str | int | None,
+) -> Any:
+    pyogrio = require("pyogrio", feature="read_vector")
+    errors = require("pyogrio.errors", extra="vector", feature="read_vector")
+    if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
+        raise read_error(path, "cannot open vector file", FileNotFoundError(path))
+    use_arrow = True
+    try:
+        require("pyarrow", feature="read_vector")
+    except TerrapipeError:
+        use_arrow = False
+    try:
+        return pyogrio.read_dataframe(
+            gdal_path(path),
+            layer=layer,
+            columns=columns,
+            where=where,
+            bbox=bbox,
+            mask=mask,
+            use_arrow=use_arrow,
+        )
+    except errors.DataLayerError as err:
+        if layer is not None:
+            cause = f"no layer {layer!r} ({err})"
+            with contextlib.suppress(errors.DataSourceError, OSError):
+                cause += f"; layers: {[str(name) for name, _ in pyogrio.list_layers(gdal_path(path))]}"
+            raise read_error(
+                path, "cannot read vector file", err, cause=cause, hint="pick a layer listed"
+            ) from err
+        raise read_error(path, "cannot read vector file", err) from err
+    except errors.FieldError as err:
+        raise read_error(
+            path,
+            "cannot read vector file",
+            err,
+            cause=f"bad column or where clause ({err})",
+            hint="check the names",
+        ) from err
+    except (errors.DataSourceError, errors.GeometryError, OSError, ValueError, RuntimeError) as err:
+        raise read_error(path, "cannot read vector file", err) from err
+
+
+def open_vector(
+    path: Any,
+    *,
+    bbox: Sequence[float] | None = None,
+    mask: Any = None,
+    columns: Sequence[str] | None = None,
+    where: str | None = None,
+    layer: str | int | None = None,
+    crs: Any = None,
+    http_options: HTTPOptions | None = None,
+) -> Any:
+    """Read one vector file or URL into a GeoDataFrame.
+
+    Parameters
+    ----------
+    path
+        Local path, URL, GDAL ``/vsi...`` path, or a STAC asset.
+    bbox
+        ``(xmin, ymin, xmax, ymax)`` in the file's CRS: keep the features
+        that intersect it (read through the spatial index where there is one).
+    mask
+        A shapely geometry in the file's CRS, used like ``bbox``; not with ``bbox``.
+    columns
+        Attribute columns to read (the geometry is always read).
+    where
+        An SQL ``WHERE`` clause (OGR SQL) on attributes; not for GeoParquet.
+    layer
+        Layer name or index for multi-layer formats (GeoPackage).
+    crs
+        The CRS to assume when the file has none (otherwise that is an error).
+    http_options
+        Time-out and retries for GeoParquet over HTTP (other formats use the
+        GDAL settings of :mod:`terrapipe.io.gdal_env`).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        With ``crs`` set and ``attrs["source"]`` the path.
+
+    Raises
+    ------
+    ReadError
+        Missing or unreadable file, unknown layer or column, a file without
+        CRS (and no ``crs=``), HTTP errors.
+    InvalidArgumentError
+        For malformed arguments (a bbox with min > max, bbox with mask, ...).
+    """
+    text = href_of(path)
+    box = _check_bbox(bbox)
+    cols = _check_columns(columns)
+    if box is not None and mask is not None:
+        raise InvalidArgumentError("pass bbox or mask, not both")
+    if is_geoparquet(text):
+        if where is not None or layer is not None:
+            msg = f"where= and layer= are for GDAL formats; GeoParquet {text!r} takes bbox, mask and columns"
+            raise InvalidArgumentError(msg)
+        gdf = read_geoparquet(text, bbox=box, mask=mask, columns=cols, crs=crs, http_options=http_options)
+    else:
+        gdf = _read_ogr(text, bbox=box, mask=mask, columns=cols, where=where, layer=layer)
+    missing = [c for c in cols or () if c not in gdf.columns]
+    geometry = gdf.geometry.name
+    if missing:
+        raise read_error(
+            text,
+            "cannot read vector file",
+            cause=f"no column named {missing} (columns: {[str(c) for c in gdf.columns if c != geometry]})",
+            hint="pick names listed",
+        )
+    if gdf.crs is None:
+        if crs is None:
+            raise read_error(
+                text,
+                "cannot use vector file",
+                cause="it has no CRS",
+                hint="add one (a .prj file, or set_crs before writing) or pass crs= to say what to assume",
+            )
+        gdf = gdf.set_crs(crs)
+    gdf.attrs["source"] = text
+    if is_remote(text):
+        gdf.attrs["remote"] = True
+    return gdf
+
+
+@register("read_vector")
+class ReadVector(ReaderStage[Any]):
+    """Read each vector file of ``source`` into a GeoDataFrame (see :func:`open_vector`).
+
+    Parameters
+    ----------
+    source
+        A pipe of paths, URLs or STAC assets.
+    bbox, mask, columns, where, layer, crs, http_options
+        As in :func:`open_vector`, the same for every file.
+    on_error
+        ``"raise"``, ``"skip"`` or ``"warn"`` (skips are counted in ``stats.skipped``).
+
+    Notes
+    -----
+    ``stats.bytes_read`` adds the compressed bytes of the GeoParquet row
+    groups read (other formats do not report it).
+    """
+
+    def __init__(
+        self,
+        source: IterDataPipe[Any],
+        *,
+        bbox: Sequence[float] | None = None,
+        mask: Any = None,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        layer: str | int | None = None,
+        crs: Any = None,
+        http_options: HTTPOptions | None = None,
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__(source, on_error=on_error)
+        self.bbox = _check_bbox(bbox)
+        if self.bbox is not None and mask is not None:
+            raise InvalidArgumentError("pass bbox or mask, not both")
+        self.mask = mask
+        self.columns = _check_columns(columns)
+        self.where = where
+        self.layer = layer
+        self.crs = crs
+        self.http_options = http_options
+
+    def open_one(self, element: Any) -> Any:
+        """Read one file with this stage's options."""
+        gdf = open_vector(
+            element,
+            bbox=self.bbox,
+            mask=self.mask,
+            columns=self.columns,
+            where=self.where,
+            layer=self.layer,
+            crs=self.crs,
+            http_options=self.http_options,
+        )
+        self.stats.bytes_read += int(gdf.attrs.get("bytes_read", 0))
+        return gdf

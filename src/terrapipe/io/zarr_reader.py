@@ -1,0 +1,345 @@
+"""``read_zarr``: a Zarr store (v3 or v2), local or over HTTP, to a lazy Dataset.
+
+:func:`open_zarr` opens one store; the :class:`ReadZarr` stage (functional
+name ``read_zarr``) does it for each element of a pipe. Without ``chunks`` the
+variables are lazily indexed (no dask): indexing reads the chunks that hold
+the selection. Each variable keeps its storage chunks in
+``encoding["preferred_chunks"]`` (``{dim: size}``) and ``encoding["chunks"]``,
+and the store in ``encoding["source"]``. The CRS, where the store records one
+(a CF ``grid_mapping`` variable or a ``spatial_ref`` coordinate), is set the
+rioxarray way (``ds.rio.crs``).
+
+HTTP(S) URLs are read with :class:`~terrapipe.io.http_store.HTTPStore`
+(standard library, fork-safe); they need consolidated metadata, since HTTP
+cannot list a folder. Other URLs (``s3://``, ``gs://``) go to zarr/fsspec with
+``storage_options``.
+
+Needs the ``zarr`` extra (``pip install 'terrapipe[zarr]'``).
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> cube = xr.Dataset(
+...     {"t2m": (("time", "y", "x"), np.arange(24, dtype="float32").reshape(2, 3, 4))},
+...     coords={"time": [0, 1], "y": [30.0, 20.0, 10.0], "x": [0.0, 10.0, 20.0, 30.0]},
+... )
+>>> _ = cube.to_zarr("cube.zarr", zarr_format=3, encoding={"t2m": {"chunks": (1, 3, 2)}})
+>>> t2m = open_zarr("cube.zarr", variables="t2m")
+>>> t2m.dims, t2m.encoding["preferred_chunks"]
+(('time', 'y', 'x'), {'time': 1, 'y': 3, 'x': 2})
+>>> float(t2m.isel(time=1, y=0, x=3))
+15.0
+>>> import terrapipe as tp
+>>> [sorted(ds.data_vars) for ds in tp.from_items(["cube.zarr"]).read_zarr()]
+[['t2m']]
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any
+
+import xarray as xr
+
+from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.on_error import OnError
+from terrapipe.core.optional import require
+from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.io.paths import as_path_string, is_http
+from terrapipe.io.read_errors import read_error
+from terrapipe.io.reader_stage import ReaderStage
+
+__all__ = ["ReadZarr", "open_zarr"]
+
+
+def _check_variables(variables: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    if variables is None or isinstance(variables, str):
+        return variables
+    items = tuple(variables)
+    if not items or not all(isinstance(v, str) for v in items):
+        raise InvalidArgumentError(
+            f"variables must be a name or a non-empty list of names, got {variables!r}"
+        )
+    return items
+
+
+def _store_for(source: Any, timeout: float, retries: int) -> tuple[Any, str]:
+    """Return ``(what xarray opens, the name to show)``."""
+    if isinstance(source, (str, os.PathLike)):
+        text = as_path_string(source)
+        if is_http(text):
+            from terrapipe.io.http_store import HTTPStore
+
+            return HTTPStore(text, timeout=timeout, retries=retries), text
+        if "://" not in text and not os.path.exists(text):
+            raise read_error(text, "cannot open Zarr store", FileNotFoundError(text))
+        return text, text
+    store_type = require("zarr.abc.store", extra="zarr", feature="read_zarr").Store
+    if isinstance(source, (store_type, MutableMapping)):
+        return source, str(source)
+    msg = f"read_zarr takes a path, URL, zarr Store or mapping, got {type(source).__name__}: {source!r}"
+    raise InvalidArgumentError(msg)
+
+
+def _open(
+    store: Any,
+    name: str,
+    *,
+    group: str | None,
+    consolidated: bool | None,
+    chunks: Any,
+    cache: bool,
+    decode_times: bool,
+    storage_options: Mapping[str, Any] | None,
+) -> xr.Dataset:
+    kwargs: dict[str, Any] = {}
+    if storage_options:
+        kwargs["storage_options"] = dict(storage_options)
+    try:
+        with warnings.catch_warnings():
+            # consolidated=None on a store without consolidated metadata: the
+            # fallback to listing is what the caller asked for.
+            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
+            return xr.open_dataset(
+                store,
+                engine="zarr",
+                group=group,
+                consolidated=consolidated,
+                chunks=chunks,
+                cache=cache,
+                decode_times=decode_times,
+                decode_coords="all",
+                **kwargs,
+            )
+    except TerrapipeError:
+        raise
+    except NotImplementedError as err:
+        raise read_error(
+            name,
+            "cannot open Zarr store",
+            cause="it has no consolidated metadata, and HTTP cannot list its folders",
+            hint="consolidate it (zarr.consolidate_metadata(store)) where it is written",
+        ) from err
+    except (OSError, KeyError, ValueError, TypeError, LookupError) as err:
+        text = str(err)
+        if "consolidated" in text.lower() and consolidated:
+            cause = "it has no consolidated metadata"
+            hint = (
+                "consolidate it (zarr.consolidate_metadata(store)), or consolidated=False for a local store"
+            )
+            raise read_error(name, "cannot open Zarr store", err, cause=cause, hint=hint) from err
+        if group is not None and ("group" in text.lower() or isinstance(err, (FileNotFoundError, KeyError))):
+            cause = f"group {group!r} not found ({text})"
+            raise read_error(
+                name, "cannot open Zarr store", err, cause=cause, hint="check the group name"
+            ) from err
+        if isinstance(err, FileNotFoundError) or "not found" in text.lower() or "no such" in text.lower():
+            cause = f"no Zarr group or array found there ({text})"
+            raise read_error(
+                name, "cannot open Zarr store", err, cause=cause, hint="check the path or URL"
+            ) from err
+        raise read_error(name, "cannot open Zarr store", err) from err
+
+
+def _select(ds: xr.Dataset, variables: str | tuple[str, ...] | None, name: str) -> xr.Dataset | xr.DataArray:
+    if variables is None:
+        return ds
+    wanted = (variables,) if isinstance(variables, str) else variables
+    missing = [v for v in wanted if v not in ds.variables]
+    if missing:
+        raise read_error(
+            name,
+            "cannot select variables of Zarr store",
+            cause=f"no variable named {missing} (variables: {sorted(map(str, ds.data_vars))})",
+            hint="pick names listed",
+        )
+    if isinstance(variables, str):
+        return ds[variables]
+    return ds[list(variables)]
+
+
+def _record_encoding(ds: xr.Dataset, name: str) -> None:
+    for var in ds.variables.values():
+        enc = var.encoding
+        if "preferred_chunks" not in enc and isinstance(enc.get("chunks"), tuple):
+            enc["preferred_chunks"] = dict(zip(var.dims, enc["chunks"], strict=False))
+        enc["source"] = name
+    ds.encoding["source"] = name
+
+
+_GRID_MAPPING_KEYS = ("crs_wkt", "spatial_ref", "grid_mapping_name")
+
+
+def _write_crs(ds: xr.Dataset) -> xr.Dataset:
+    """Make grid-mapping variables coordinates and record their CRS the rioxarray way."""
+    mapping_names = {
+        str(v.attrs.get("grid_mapping", v.encoding.get("grid_mapping", ""))) for v in ds.data_vars.values()
+    }
+    promote = [
+        name
+        for name, var in ds.data_vars.items()
+        if var.ndim == 0 and (name in mapping_names or any(key in var.attrs for key in _GRID_MAPPING_KEYS))
+    ]
+    if promote:
+        ds = ds.set_coords(promote)
+    crs = None
+    try:
+        crs = ds.rio.crs
+        if crs is None:
+            for var in ds.data_vars.values():
+                crs = var.rio.crs
+                if crs is not None:
+                    break
+    except Exception:
+        crs = None
+    if crs is not None:
+        ds = ds.rio.write_crs(crs)
+    return ds
+
+
+def open_zarr(
+    source: Any,
+    *,
+    group: str | None = None,
+    variables: str | Sequence[str] | None = None,
+    consolidated: bool | None = None,
+    chunks: Any = None,
+    cache: bool = False,
+    decode_times: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
+    timeout: float = 30.0,
+    retries: int = 3,
+) -> xr.Dataset | xr.DataArray:
+    """Open one Zarr store lazily.
+
+    Parameters
+    ----------
+    source
+        Local path, ``http(s)://`` URL, another fsspec URL (``s3://``), a zarr
+        ``Store`` or a mapping.
+    group
+        The group to open (``None``: the root).
+    variables
+        One name: return that variable as a DataArray; a list: a Dataset of
+        those; ``None``: the whole Dataset.
+    consolidated
+        Use consolidated metadata: ``None`` (default) uses it where present
+        (always over HTTP, which cannot list).
+    chunks
+        ``None`` (default): no dask, lazily indexed; else as in
+        ``xarray.open_dataset`` (``{}`` = the storage chunks, needs dask).
+    cache
+        Keep values in memory once loaded (off: a Dataset held by a pipe
+        does not grow).
+    decode_times
+        Decode CF times.
+    storage_options
+        For fsspec URLs (``s3://...``).
+    timeout
+        Seconds an HTTP request may take.
+    retries
+        How many times an HTTP request that failed with 429/5xx or a dropped
+        connection is retried (with back-off from 0.5 s).
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataArray
+        Lazy; ``encoding["preferred_chunks"]`` and ``encoding["source"]`` on
+        every variable; ``.rio.crs`` where the store records a CRS.
+
+    Raises
+    ------
+    ReadError
+        Missing store or group, a variable it does not have, no consolidated
+        metadata over HTTP, HTTP errors and time-outs.
+
+    Examples
+    --------
+    >>> open_zarr("missing.zarr")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.ReadError: cannot open Zarr store 'missing.zarr': no such file or directory; ...
+    """
+    require("zarr", feature="read_zarr")
+    wanted = _check_variables(variables)
+    store, name = _store_for(source, timeout, retries)
+    if isinstance(source, (str, os.PathLike)) and is_http(as_path_string(source)) and consolidated is None:
+        consolidated = True
+    ds = _open(
+        store,
+        name,
+        group=group,
+        consolidated=consolidated,
+        chunks=chunks,
+        cache=cache,
+        decode_times=decode_times,
+        storage_options=storage_options,
+    )
+    _record_encoding(ds, name)
+    ds = _write_crs(ds)
+    return _select(ds, wanted, name)
+
+
+@register("read_zarr")
+class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
+    """Open each Zarr store of ``source`` lazily (see :func:`open_zarr`).
+
+    Parameters
+    ----------
+    source
+        A pipe of paths, URLs or stores.
+    group, variables, consolidated, chunks, cache, decode_times, storage_options, timeout, retries
+        As in :func:`open_zarr`, the same for every store.
+    on_error
+        ``"raise"``, ``"skip"`` or ``"warn"`` (skips are counted in ``stats.skipped``).
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> pipe = tp.from_items(["nothing-here.zarr"]).read_zarr(on_error="skip")
+    >>> list(pipe), pipe.stats.skipped
+    ([], 1)
+    """
+
+    def __init__(
+        self,
+        source: IterDataPipe[Any],
+        *,
+        group: str | None = None,
+        variables: str | Sequence[str] | None = None,
+        consolidated: bool | None = None,
+        chunks: Any = None,
+        cache: bool = False,
+        decode_times: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__(source, on_error=on_error)
+        self.group = group
+        self.variables = _check_variables(variables)
+        self.consolidated = consolidated
+        self.chunks = chunks
+        self.cache = cache
+        self.decode_times = decode_times
+        self.storage_options = dict(storage_options or {})
+        self.timeout = timeout
+        self.retries = retries
+
+    def open_one(self, element: Any) -> xr.Dataset | xr.DataArray:
+        """Open one store with this stage's options."""
+        return open_zarr(
+            element,
+            group=self.group,
+            variables=self.variables,
+            consolidated=self.consolidated,
+            chunks=self.chunks,
+            cache=self.cache,
+            decode_times=self.decode_times,
+            storage_options=self.storage_options,
+            timeout=self.timeout,
+            retries=self.retries,
+        )

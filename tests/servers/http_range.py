@@ -1,0 +1,487 @@
+"""A small threaded HTTP server for tests: serves a directory with byte ranges.
+
+It answers ``GET`` and ``HEAD`` for the files under ``--root`` with the parts of
+HTTP that cloud readers (GDAL's ``/vsicurl/``, zarr stores, fsspec) rely on:
+
+- ``Accept-Ranges: bytes``, ``Content-Length``, ``Last-Modified`` and ``ETag``;
+- a single ``Range: bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` answered with
+  ``206 Partial Content`` and ``Content-Range``; an unsatisfiable range with
+  ``416`` and ``Content-Range: bytes */SIZE``; a header it cannot parse, or
+  several ranges at once, is ignored (``200`` with the whole file, as RFC 9110
+  allows);
+- keep-alive connections (HTTP/1.1);
+- a plain HTML listing for directories.
+
+Tests talk to it through control endpoints (names starting with ``__`` are
+never files):
+
+- ``GET /__stats__``: JSON ``{"total_bytes", "total_requests", "paths":
+  {path: {"requests", "bytes", "statuses"}}, "log": [...]}`` with the body
+  bytes served per path (the last 2000 requests are in ``log``);
+- ``POST /__reset__``: zero the counters;
+- ``POST /__faults__`` with JSON ``{"prefix": "/a.tif", "status": 503,
+  "count": 2, "delay": 0.0, "retry_after": null}``: the next ``count``
+  requests (``null``: all) whose path starts with ``prefix`` wait ``delay``
+  seconds and then get ``status`` (``0`` or ``null``: answer normally after
+  the delay); ``DELETE /__faults__`` removes every fault.
+
+Run it as ``python tests/servers/http_range.py --root DIR --port 0``: it prints
+``serving http://127.0.0.1:PORT`` on its first line of output once it listens.
+:func:`start_range_server` does that in a subprocess and returns a handle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import email.utils
+import html
+import json
+import mimetypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RangeServer", "make_server", "parse_range", "range_server", "start_range_server"]
+
+_CHUNK = 256 * 1024
+_LOG_SIZE = 2000
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """Parse one ``Range`` header against a file of ``size`` bytes.
+
+    Returns ``(start, end_inclusive)`` for a satisfiable single range,
+    ``None`` when the header is absent, malformed or asks for several ranges
+    (serve the whole file), and ``"unsatisfiable"`` for a 416.
+
+    >>> parse_range("bytes=0-9", 100), parse_range("bytes=90-", 100), parse_range("bytes=-5", 100)
+    ((0, 9), (90, 99), (95, 99))
+    >>> parse_range("bytes=100-", 100), parse_range("bytes=0-1,5-6", 100), parse_range("items=1-2", 100)
+    ('unsatisfiable', None, None)
+    """
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first == "":
+            suffix = int(last)
+            if suffix < 0:
+                return None
+            if suffix == 0 or size == 0:
+                return "unsatisfiable"
+            return max(0, size - suffix), size - 1
+        start = int(first)
+        end = int(last) if last else None
+    except ValueError:
+        return None
+    if start < 0 or (end is not None and end < start):
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, size - 1 if end is None else min(end, size - 1)
+
+
+@dataclass
+class _Fault:
+    prefix: str
+    status: int | None
+    count: int | None
+    delay: float
+    retry_after: float | None
+
+
+@dataclass
+class _State:
+    root: Path
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    paths: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_LOG_SIZE))
+    faults: list[_Fault] = field(default_factory=list)
+
+    def record(self, method: str, path: str, status: int, sent: int, range_header: str | None) -> None:
+        with self.lock:
+            entry = self.paths.setdefault(path, {"requests": 0, "bytes": 0, "statuses": {}})
+            entry["requests"] += 1
+            entry["bytes"] += sent
+            entry["statuses"][str(status)] = entry["statuses"].get(str(status), 0) + 1
+            self.log.append(
+                {"method": method, "path": path, "status": status, "bytes": sent, "range": range_header}
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            paths = json.loads(json.dumps(self.paths))
+            return {
+                "total_bytes": sum(p["bytes"] for p in paths.values()),
+                "total_requests": sum(p["requests"] for p in paths.values()),
+                "paths": paths,
+                "log": list(self.log),
+            }
+
+    def reset(self) -> None:
+        with self.lock:
+            self.paths.clear()
+            self.log.clear()
+
+    def take_fault(self, path: str) -> _Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if path.startswith(fault.prefix):
+                    if fault.count is not None:
+                        fault.count -= 1
+                        if fault.count <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "terrapipe-range/1"
+    state: _State  # set on the subclass made by make_server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    # -- control endpoints ------------------------------------------------
+    def _send_json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_POST(self) -> None:
+        """Handle the control endpoints ``/__reset__`` and ``/__faults__``."""
+        path = urllib.parse.urlsplit(self.path).path
+        body = self._read_body()
+        if path == "/__reset__":
+            self.state.reset()
+            self._send_json(200, {"ok": True})
+        elif path == "/__faults__":
+            try:
+                spec = json.loads(body or b"{}")
+                fault = _Fault(
+                    prefix=str(spec["prefix"]),
+                    status=int(spec["status"]) if spec.get("status") else None,
+                    count=int(spec["count"]) if spec.get("count") is not None else None,
+                    delay=float(spec.get("delay") or 0.0),
+                    retry_after=float(spec["retry_after"]) if spec.get("retry_after") is not None else None,
+                )
+            except (KeyError, TypeError, ValueError) as err:
+                self._send_json(400, {"error": f"bad fault spec: {err}"})
+                return
+            with self.state.lock:
+                self.state.faults.append(fault)
+            self._send_json(200, {"ok": True})
+        else:
+            self._send_json(404, {"error": f"no control endpoint {path}"})
+
+    def do_DELETE(self) -> None:
+        """Handle ``DELETE /__faults__`` (remove every fault)."""
+        path = urllib.parse.urlsplit(self.path).path
+        self._read_body()
+        if path == "/__faults__":
+            with self.state.lock:
+                self.state.faults.clear()
+            self._send_json(200, {"ok": True})
+        else:
+            self._send_json(405, {"error": "DELETE is only for /__faults__"})
+
+    # -- files ------------------------------------------------------------
+    def do_HEAD(self) -> None:
+        """Answer like GET, without a body."""
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        """Serve a file (or a range of it), a directory listing, or the stats."""
+        if urllib.parse.urlsplit(self.path).path == "/__stats__":
+            self._send_json(200, self.state.snapshot())
+            return
+        self._serve(head=False)
+
+    def _status_only(self, status: int, path: str, head: bool, extra: dict[str, str] | None = None) -> None:
+        body = b"" if head else f"{status} {HTTPStatus(status).phrase}: {path}\n".encode()
+        self.send_response(status)
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.state.record(self.command, path, status, len(body), self.headers.get("Range"))
+
+    def _resolve(self, path: str) -> Path | None:
+        relative = urllib.parse.unquote(path).lstrip("/")
+        target = (self.state.root / relative).resolve()
+        root = self.state.root.resolve()
+        if target != root and root not in target.parents:
+            return None
+        return target
+
+    def _serve(self, *, head: bool) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        fault = self.state.take_fault(path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status:
+                extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+                self._status_only(fault.status, path, head, extra)
+                return
+        target = self._resolve(path)
+        if target is None or not target.exists():
+            self._status_only(404, path, head)
+            return
+        if target.is_dir():
+            self._listing(target, path, head)
+            return
+        self._send_file(target, path, head)
+
+    def _listing(self, target: Path, path: str, head: bool) -> None:
+        base = path if path.endswith("/") else path + "/"
+        rows = []
+        for child in sorted(target.iterdir()):
+            name = child.name + ("/" if child.is_dir() else "")
+            rows.append(
+                f'<a href="{html.escape(base + urllib.parse.quote(name))}">{html.escape(name)}</a><br>'
+            )
+        body = ("<html><body>\n" + "\n".join(rows) + "\n</body></html>\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        sent = 0
+        if not head:
+            self.wfile.write(body)
+            sent = len(body)
+        self.state.record(self.command, path, 200, sent, self.headers.get("Range"))
+
+    def _send_file(self, target: Path, path: str, head: bool) -> None:
+        stat = target.stat()
+        size = stat.st_size
+        range_header = self.headers.get("Range")
+        wanted = parse_range(range_header, size)
+        common = {
+            "Accept-Ranges": "bytes",
+            "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+            "ETag": f'"{stat.st_mtime_ns:x}-{size:x}"',
+            "Content-Type": mimetypes.guess_type(target.name)[0] or "application/octet-stream",
+        }
+        if wanted == "unsatisfiable":
+            self._status_only(416, path, head, {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+            return
+        if wanted is None:
+            status, start, end = 200, 0, size - 1
+        else:
+            assert not isinstance(wanted, str)
+            status, (start, end) = 206, wanted
+        length = max(0, end - start + 1)
+        self.send_response(status)
+        for key, value in common.items():
+            self.send_header(key, value)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        sent = 0
+        if not head and length:
+            with target.open("rb") as handle:
+                handle.seek(start)
+                remaining = length
+                while remaining:
+                    chunk = handle.read(min(_CHUNK, remaining))
+                    if not chunk:
+                        break
+                    try:
+                        self.wfile.write(chunk)
+                    except (BrokenPipeError, ConnectionResetError):
+                        break
+                    sent += len(chunk)
+                    remaining -= len(chunk)
+        self.state.record(self.command, path, status, sent, range_header)
+
+
+def make_server(root: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Build (not start) a server for ``root``; ``port=0`` picks a free port."""
+    state = _State(root=Path(root))
+    handler = type("RangeHandler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+# -- the handle tests use -------------------------------------------------
+@dataclass
+class RangeServer:
+    """A range server running in a subprocess (see :func:`start_range_server`).
+
+    Attributes
+    ----------
+    url
+        ``http://127.0.0.1:PORT`` (no trailing slash).
+    root
+        The directory it serves.
+    process
+        The subprocess; :meth:`stop` ends it by pid.
+    """
+
+    url: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    def url_for(self, path: str | os.PathLike[str]) -> str:
+        """Return the URL of a file under ``root`` (absolute or relative path)."""
+        p = Path(path)
+        relative = p.resolve().relative_to(self.root.resolve()) if p.is_absolute() else p
+        return f"{self.url}/{urllib.parse.quote(relative.as_posix())}"
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict[str, Any]:
+        """Return the counters (see the module doc)."""
+        result: dict[str, Any] = self._call("GET", "/__stats__")
+        return result
+
+    def bytes_served(self, path: str | None = None) -> int:
+        """Body bytes served for one URL path (``/a.tif``), or in total."""
+        stats = self.stats()
+        if path is None:
+            return int(stats["total_bytes"])
+        return int(stats["paths"].get(path, {}).get("bytes", 0))
+
+    def reset(self) -> None:
+        """Zero the counters."""
+        self._call("POST", "/__reset__", {})
+
+    def fault(
+        self,
+        prefix: str,
+        *,
+        status: int | None = 500,
+        count: int | None = None,
+        delay: float = 0.0,
+        retry_after: float | None = None,
+    ) -> None:
+        """Make requests under ``prefix`` fail with ``status`` (after ``delay`` s)."""
+        spec = {
+            "prefix": prefix,
+            "status": status,
+            "count": count,
+            "delay": delay,
+            "retry_after": retry_after,
+        }
+        self._call("POST", "/__faults__", spec)
+
+    def clear_faults(self) -> None:
+        """Remove every fault."""
+        self._call("DELETE", "/__faults__")
+
+    def stop(self) -> None:
+        """Stop the subprocess by pid and wait for it."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_range_server(root: str | os.PathLike[str], *, timeout: float = 20.0) -> RangeServer:
+    """Start the server on a free port in a subprocess; wait until it answers.
+
+    Raises
+    ------
+    RuntimeError
+        If it does not answer within ``timeout`` seconds (it is then stopped).
+    """
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--port", "0"]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    server: RangeServer | None = None
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()
+        if not line.startswith("serving "):
+            raise RuntimeError(f"range server did not start: {line!r}")
+        server = RangeServer(url=line.split()[1], root=Path(root), process=process)
+        while True:
+            try:
+                server.stats()
+                return server
+            except (urllib.error.URLError, ConnectionError, OSError) as err:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"range server at {server.url} does not answer: {err}") from err
+                time.sleep(0.05)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        elif process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        raise
+
+
+@contextlib.contextmanager
+def range_server(root: str | os.PathLike[str]) -> Iterator[RangeServer]:
+    """Context manager form of :func:`start_range_server` (stops it on exit)."""
+    server = start_range_server(root)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``--root DIR --port PORT [--host 127.0.0.1]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", required=True, help="directory to serve")
+    parser.add_argument("--port", type=int, default=0, help="port (0: a free one, printed at start)")
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    server = make_server(args.root, args.host, args.port)
+    port = server.server_address[1]
+    print(f"serving http://{args.host}:{port}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
