@@ -14,7 +14,6 @@ Examples
 from importlib.metadata import PackageNotFoundError, version
 
 from terrapipe import datasets, io
-
 from terrapipe.core import (
     CacheError,
     Cycler,
