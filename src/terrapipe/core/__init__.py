@@ -11,18 +11,28 @@ from terrapipe.core.errors import (
     PipelineStateError,
     ReadError,
     RecipeError,
+    ResumeWarning,
     SkippedElementWarning,
     StacSearchError,
     TerrapipeError,
     TerrapipeWarning,
+    WorkerError,
 )
 from terrapipe.core.flatmap import FlatMapper
 from terrapipe.core.header import Header
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.optional import require
-from terrapipe.core.pipe import IterDataPipe, Stage, iter_graph, register, registered_names, set_epoch
+from terrapipe.core.pipe import (
+    GRAPH_LOCK,
+    IterDataPipe,
+    Stage,
+    iter_graph,
+    register,
+    registered_names,
+    set_epoch,
+)
 from terrapipe.core.sample import GeoMeta, Sample, geo_meta
-from terrapipe.core.shard import ShardInfo, shard_info, shard_range, shared_seed, worker_seed
+from terrapipe.core.shard import ShardInfo, shard_info, shard_range, shard_scope, shared_seed, worker_seed
 from terrapipe.core.sources import FromItems, from_items
 from terrapipe.core.state import Stateful, check_resume, expect_keys
 from terrapipe.core.stats import StageStats
@@ -35,6 +45,7 @@ __all__ = [
     "Enumerator",
     "FlatMapper",
     "FromItems",
+    "GRAPH_LOCK",
     "GeoMeta",
     "GridMismatchError",
     "Header",
@@ -45,6 +56,7 @@ __all__ = [
     "PipelineStateError",
     "ReadError",
     "RecipeError",
+    "ResumeWarning",
     "Sample",
     "ShardInfo",
     "SkippedElementWarning",
@@ -54,6 +66,7 @@ __all__ = [
     "Stateful",
     "TerrapipeError",
     "TerrapipeWarning",
+    "WorkerError",
     "ZipperLongest",
     "check_on_error",
     "check_resume",
@@ -68,6 +81,7 @@ __all__ = [
     "set_epoch",
     "shard_info",
     "shard_range",
+    "shard_scope",
     "shared_seed",
     "worker_seed",
 ]

@@ -26,10 +26,12 @@ __all__ = [
     "PipelineStateError",
     "ReadError",
     "RecipeError",
+    "ResumeWarning",
     "SkippedElementWarning",
     "StacSearchError",
     "TerrapipeError",
     "TerrapipeWarning",
+    "WorkerError",
 ]
 
 
@@ -77,9 +79,17 @@ class PipelineStateError(TerrapipeError, ValueError):
     """A saved pipeline state does not fit the pipeline it is loaded into."""
 
 
+class WorkerError(TerrapipeError, RuntimeError):
+    """A loader worker (thread or process) died or stopped answering."""
+
+
 class TerrapipeWarning(UserWarning):
     """Base class of every warning terrapipe emits."""
 
 
 class SkippedElementWarning(TerrapipeWarning):
     """An element failed and was skipped because the stage runs with ``on_error="warn"``."""
+
+
+class ResumeWarning(TerrapipeWarning):
+    """A pipe resumes by re-running and skipping, exact only when the pipe is deterministic."""

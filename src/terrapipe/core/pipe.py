@@ -33,8 +33,11 @@ Examples
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Literal, TypeVar
+from types import TracebackType
+from typing import Any, ClassVar, Literal, TypeVar
 
 from torch.utils.data import IterDataPipe
 from torch.utils.data.datapipes._decorator import functional_datapipe
@@ -45,6 +48,7 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.stats import StageStats
 
 __all__ = [
+    "GRAPH_LOCK",
     "IterDataPipe",
     "ShardMode",
     "Stage",
@@ -58,6 +62,48 @@ T_co = TypeVar("T_co", covariant=True)
 S = TypeVar("S", bound=type[IterDataPipe[Any]])
 
 ShardMode = Literal["auto"] | bool
+
+
+class _GraphLock:
+    """A re-entrant lock, held across ``fork()`` and renewed in the child.
+
+    torch's ``traverse_dps`` finds a pipe's sources by pickling it with a hook
+    installed *on the IterDataPipe class*, for every thread, while it runs: two
+    threads walking graphs at once fail ("Attempt to override existing
+    reduce_ex_hook"), and a pipe copied by one thread while another walks comes
+    out wrong. Every walk, deep copy or pickling of a pipe from a thread takes
+    :data:`GRAPH_LOCK`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> _GraphLock:
+        self._lock.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._lock.release()
+
+    def _before_fork(self) -> None:
+        self._lock.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+
+
+#: Held while walking, copying or pickling pipe graphs (see :class:`_GraphLock`).
+GRAPH_LOCK = _GraphLock()
+os.register_at_fork(
+    before=GRAPH_LOCK._before_fork,
+    after_in_parent=GRAPH_LOCK._after_fork_in_parent,
+    after_in_child=GRAPH_LOCK._after_fork_in_child,
+)
 
 
 def register(name: str) -> Callable[[S], S]:
@@ -131,7 +177,10 @@ class Stage(IterDataPipe[T_co]):
     """
 
     #: Whether this stage can split its work across workers and ranks.
-    can_shard: bool = False
+    can_shard: ClassVar[bool] = False
+    #: Whether this stage holds no position at all (a pure function of its
+    #: sources' elements), so resuming needs only its sources' states.
+    stateless: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.stats = StageStats(name=type(self).__name__)
@@ -193,7 +242,9 @@ def iter_graph(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
             out.append(dp)  # type: ignore[arg-type]
             walk(sub)
 
-    walk(traverse_dps(pipe))
+    with GRAPH_LOCK:
+        graph = traverse_dps(pipe)
+    walk(graph)
     return out
 
 

@@ -23,6 +23,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +37,7 @@ __all__ = [
     "ShardInfo",
     "shard_info",
     "shard_range",
+    "shard_scope",
     "shared_seed",
     "torch_generator",
     "worker_seed",
@@ -76,14 +80,48 @@ class ShardInfo:
         return self.world_size * self.num_workers
 
 
+_SCOPE: ContextVar[ShardInfo | None] = ContextVar("terrapipe_shard_scope", default=None)
+
+
+@contextmanager
+def shard_scope(info: ShardInfo) -> Iterator[None]:
+    """Make :func:`shard_info` answer ``info`` in this thread (context), inside the block.
+
+    ``tp.loader`` runs one copy of a pipe per worker thread; inside each, the
+    sharding stages must see that worker (and the parent's DDP rank), exactly
+    as inside a DataLoader worker process. A :class:`contextvars.ContextVar`
+    keeps threads from seeing each other's answer.
+
+    Examples
+    --------
+    >>> with shard_scope(ShardInfo(worker_id=1, num_workers=3)):
+    ...     shard_info().index
+    1
+    >>> shard_info().index
+    0
+    """
+    token = _SCOPE.set(info)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
 def shard_info() -> ShardInfo:
     """Read rank, world size, worker id and worker count for this process.
+
+    Inside :func:`shard_scope` the scoped answer wins; otherwise rank and
+    world size come from ``torch.distributed`` and the worker from
+    ``torch.utils.data.get_worker_info()``.
 
     Examples
     --------
     >>> shard_info()
     ShardInfo(rank=0, world_size=1, worker_id=0, num_workers=1)
     """
+    scoped = _SCOPE.get()
+    if scoped is not None:
+        return scoped
     rank, world_size = 0, 1
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()

@@ -84,7 +84,7 @@ class FromItems(Stage[T]):
         """Return ``{"epoch", "offset"}``: the pass and how far into it this shard got."""
         if self._in_pass:
             return {"epoch": self._epoch, "offset": self._offset}
-        return {"epoch": self._next_epoch, "offset": 0}
+        return {"epoch": self._next_epoch, "offset": self._resume_offset}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Make the next pass resume at ``state`` (see :meth:`state_dict`)."""

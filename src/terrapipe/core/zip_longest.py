@@ -35,6 +35,8 @@ class ZipperLongest(Stage[tuple[Any, ...]]):
     ``len()`` is the longest source's length, ``TypeError`` if any is unknown.
     """
 
+    stateless = True
+
     def __init__(self, *sources: IterDataPipe[Any], fill_value: Any = None) -> None:
         super().__init__()
         if len(sources) < 2:

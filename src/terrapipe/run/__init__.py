@@ -1,0 +1,36 @@
+"""Run layer: ``tp.loader``, parallel map, prefetch, exact resume, progress and profiling.
+
+Importing it registers the functional names ``pmap`` and ``prefetch``.
+See :mod:`terrapipe.run.pipe_loader` for how the loader parallelises and resumes.
+"""
+
+from terrapipe.run.collate import collate_samples
+from terrapipe.run.device import move_to, resolve_device
+from terrapipe.run.errors import ResumeWarning, WorkerError
+from terrapipe.run.pipe_loader import PipeLoader, loader
+from terrapipe.run.pipe_state import ResumePlan, resume_plan
+from terrapipe.run.pmap import ParallelMapper
+from terrapipe.run.prefetch import Prefetcher
+from terrapipe.run.profiler import PipeProfile, StageProfile, profile
+from terrapipe.run.shard_scope import shard_scope
+from terrapipe.run.shuffle import ShuffledItems, shuffled_items
+
+__all__ = [
+    "ParallelMapper",
+    "PipeLoader",
+    "PipeProfile",
+    "Prefetcher",
+    "ResumePlan",
+    "ResumeWarning",
+    "ShuffledItems",
+    "StageProfile",
+    "WorkerError",
+    "collate_samples",
+    "loader",
+    "move_to",
+    "profile",
+    "resolve_device",
+    "resume_plan",
+    "shard_scope",
+    "shuffled_items",
+]

@@ -1,0 +1,531 @@
+"""``tp.loader``: batches from a pipe in worker threads or processes, resumable mid-epoch.
+
+Design
+------
+A pipe is a chain of generator stages; a generator cannot be split across
+workers or checkpointed. The loader therefore parallelises at the level of
+whole pipes and checkpoints at the level of the pipe's stateful stages:
+
+1. **One copy of the pipe per worker.** Worker ``i`` (a thread, or a process
+   when ``method="process"``) iterates its own copy with
+   :func:`~terrapipe.core.shard.shard_info` reporting worker ``i`` of
+   ``workers`` (and this process's DDP rank), so the pipe's sharding stage
+   (``from_items``, a chipper, a torch ``sharding_filter``...) gives it shard
+   ``rank * workers + i`` of ``world_size * workers``. Shards are disjoint and
+   complete: over all workers and ranks every element comes once. The whole
+   pipe, reads included, runs in the worker: GDAL, zarr/numcodecs and torch
+   release the GIL, so threads are the default.
+2. **A deterministic merge.** The main side takes elements from the shards
+   round robin (:class:`~terrapipe.run.merge.ShardMerge`), never "whoever is
+   first", so the order does not depend on thread timing: the same seed and
+   epoch give the same batches on every run.
+3. **Positions travel with elements.** With each element a worker sends the
+   state of its copy's stateful stages (:mod:`~terrapipe.run.pipe_state`)
+   right after that element. The loader's state after ``k`` batches is the
+   epoch, whose turn it is, and each shard's position after the last element
+   that went into those ``k`` batches, however far the workers have read
+   ahead. A loader built the same way and given that state yields exactly the
+   remaining batches, in the same order, then carries on with the next epochs.
+   Pipes with stages that hold a position they cannot save (``header``,
+   ``flatmap``, torch's ``shuffle``...) are resumed by re-running the epoch in
+   each shard and skipping what was delivered; this is exact only for
+   deterministic pipes and warns with :class:`~terrapipe.run.errors.ResumeWarning`.
+4. **torchdata.nodes downstream.** The merge is a ``torchdata.nodes.BaseNode``;
+   ``Batcher``, a ``Mapper`` for ``collate``, ``PinMemory`` (with CUDA) and
+   ``Prefetcher`` follow, and ``torchdata.nodes.Loader`` drives them. Each
+   prefetching node snapshots the state of its source with every element, so
+   the state stays "after the last batch handed out" through every buffer.
+
+Epochs: each ``iter()`` runs the next epoch (0, 1, 2, ...) unless
+:meth:`PipeLoader.set_epoch` chose one; the epoch is set on every stage
+(:func:`~terrapipe.core.pipe.set_epoch`), so seeded shuffles reshuffle per
+epoch, identically on every worker and rank.
+
+Memory: every buffer is bounded. At most ``workers * (buffer + 1)`` elements
+wait in or for the worker queues, ``prefetch`` batches in the prefetcher, one
+batch in the batcher and one in the consumer's hands (:attr:`PipeLoader.max_elements_ahead`).
+
+DDP: the rank and world size are read from ``torch.distributed`` when the
+loader is built (initialise the process group first). Ranks hold different
+numbers of elements when the data does not split evenly; with
+``even=True`` all ranks stop as soon as one runs out (one ``all_reduce`` of a
+flag per batch on a gloo group of the loader's own), so every rank yields
+the same number of batches and no sample is repeated: the few that the
+longer ranks still held are dropped for that epoch. Padding (repeating
+samples, like ``DistributedSampler``) is not offered: it would deliver some
+samples twice and could not be resumed exactly.
+
+Examples
+--------
+>>> import terrapipe as tp
+>>> from terrapipe.run import loader
+>>> batches = loader(tp.from_items(range(10)), batch_size=4, workers=2)
+>>> [b.tolist() for b in batches]
+[[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+>>> batches.close()
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Generic, Literal, TypeVar
+
+import torch
+from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
+from torchdata.nodes import BaseNode, Batcher, Mapper, PinMemory
+from torchdata.nodes import Loader as NodesLoader
+from torchdata.nodes import Prefetcher as NodesPrefetcher
+
+from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
+from terrapipe.core.pipe import IterDataPipe, Stage, iter_graph
+from terrapipe.core.shard import ShardInfo, shard_info, shard_range
+from terrapipe.core.state import expect_keys
+from terrapipe.run.collate import collate_samples
+from terrapipe.run.device import move_to, pin, resolve_device
+from terrapipe.run.errors import ResumeWarning
+from terrapipe.run.graph_lock import copy_pipe
+from terrapipe.run.inline import InlineShard
+from terrapipe.run.merge import ShardMerge
+from terrapipe.run.pipe_state import resume_plan
+from terrapipe.run.progress import ProgressBar
+from terrapipe.run.workers import Method, WorkerPool
+
+__all__ = ["PipeLoader", "loader"]
+
+T = TypeVar("T")
+
+_MERGE_KEYS = frozenset(ShardMerge.KEYS)
+
+
+def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        extra = " or None" if allow_none else ""
+        raise InvalidArgumentError(f"loader {name} must be an int >= {minimum}{extra}, got {value!r}")
+    return value
+
+
+def _can_shard(pipe: IterDataPipe[Any]) -> bool:
+    for dp in iter_graph(pipe):
+        if isinstance(dp, ShardingFilterIterDataPipe):
+            return True
+        if isinstance(dp, Stage) and dp.can_shard and dp.shard is not False:
+            return True
+    return False
+
+
+def _find_position(state: Any) -> dict[str, Any] | None:
+    """Find the merge's state inside the nested state of the torchdata nodes."""
+    if not isinstance(state, Mapping):
+        return None
+    if set(state) >= _MERGE_KEYS:
+        return dict(state)
+    for value in state.values():
+        found = _find_position(value)
+        if found is not None:
+            return found
+    return None
+
+
+class PipeLoader(Generic[T]):
+    """An iterable of batches over a pipe, with workers, prefetching and exact resume.
+
+    Build it with :func:`loader` (the parameters are documented there).
+    """
+
+    def __init__(
+        self,
+        pipe: IterDataPipe[Any],
+        *,
+        batch_size: int | None,
+        collate: Callable[[list[Any]], T] | None,
+        workers: int,
+        method: Method,
+        prefetch: int,
+        pin_memory: bool,
+        device: str | torch.device | None,
+        seed: int | None,
+        drop_last: bool,
+        even: bool,
+        buffer: int,
+        multiprocessing_context: str | None,
+        timeout: float | None,
+        progress: bool,
+    ) -> None:
+        if not isinstance(pipe, IterDataPipe):
+            msg = (
+                f"loader needs a pipe (an IterDataPipe), got {type(pipe).__name__}; "
+                "start it with tp.from_items(...)"
+            )
+            raise InvalidArgumentError(msg)
+        self.batch_size: int | None = _check_int("batch_size", batch_size, minimum=1, allow_none=True)
+        self.workers: int = _check_int("workers", workers, minimum=0)
+        self.prefetch: int = _check_int("prefetch", prefetch, minimum=0)
+        self.buffer: int = _check_int("buffer", buffer, minimum=1)
+        if method not in ("thread", "process"):
+            raise InvalidArgumentError(f"loader method must be 'thread' or 'process', got {method!r}")
+        if collate is not None and not callable(collate):
+            raise InvalidArgumentError(f"loader collate must be callable or None, got {collate!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise InvalidArgumentError(f"loader seed must be an int or None, got {seed!r}")
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise InvalidArgumentError(f"loader timeout must be a positive number or None, got {timeout!r}")
+        contexts = (None, "fork", "spawn", "forkserver")
+        if multiprocessing_context not in contexts:
+            msg = f"loader multiprocessing_context must be one of {contexts}, got {multiprocessing_context!r}"
+            raise InvalidArgumentError(msg)
+        self.pipe = pipe
+        self.method: Method = method
+        self.drop_last = bool(drop_last)
+        self.even = bool(even)
+        self.progress = bool(progress)
+        self.seed = seed
+        self.device = None if device is None else resolve_device(device)
+        self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
+        self.collate = (
+            collate if collate is not None else (collate_samples if batch_size is not None else None)
+        )
+
+        here = shard_info()
+        self.rank, self.world_size = here.rank, here.world_size
+        self._shards = max(self.workers, 1)
+        self._infos = [ShardInfo(self.rank, self.world_size, i, self._shards) for i in range(self._shards)]
+        if self._shards * self.world_size > 1 and not _can_shard(pipe):
+            msg = (
+                "the pipe has no stage that shards (from_items, shuffled_items, a chipper, "
+                f"sharding_filter...), so each of the {self._shards} worker(s) on each of the "
+                f"{self.world_size} rank(s) would yield every element; start the pipe with "
+                "tp.from_items(...) or add .sharding_filter()"
+            )
+            raise InvalidArgumentError(msg)
+        plan = resume_plan(pipe)
+        self.exact_resume = plan.exact
+        self._blockers = plan.blockers
+        self.layout = {"shards_per_rank": self._shards, "rank": self.rank, "world_size": self.world_size}
+
+        self._source: ShardMerge | InlineShard
+        if self.workers == 0:
+            self._source = InlineShard(copy_pipe(pipe), self._infos[0], self.layout, seed)
+        else:
+            pool = WorkerPool(
+                pipe,
+                self._infos,
+                method=method,
+                context=multiprocessing_context,
+                buffer=self.buffer,
+                seed=seed,
+                timeout=timeout,
+            )
+            self._source = ShardMerge(pool, self.layout)
+        node: BaseNode[Any] = self._source
+        if self.batch_size is not None:
+            node = Batcher(node, self.batch_size, drop_last=self.drop_last)
+        if self.collate is not None:
+            node = Mapper(node, self.collate)
+        if self.pin_memory:
+            node = PinMemory(node) if self.prefetch else Mapper(node, pin)
+        if self.prefetch:
+            node = NodesPrefetcher(node, prefetch_factor=self.prefetch)
+        self._nodes = NodesLoader(node)
+        self._group: Any = None
+        self._next_epoch = 0
+        self._epoch = 0
+        self._in_pass = False
+        self._pending: dict[str, Any] | None = None
+        self._token: object | None = None
+        self._lock = threading.Lock()
+
+    # -- sizes ----------------------------------------------------------
+    @property
+    def max_elements_ahead(self) -> int:
+        """Most elements read by the workers and not yet handed to the consumer (see the module docs)."""
+        batch = self.batch_size or 1
+        waiting = self._shards * (self.buffer + 1) if self.workers else 1
+        return waiting + (self.prefetch + 2) * batch
+
+    def _batches(self, n_elements: int) -> int:
+        if self.batch_size is None:
+            return n_elements
+        if self.drop_last:
+            return n_elements // self.batch_size
+        return math.ceil(n_elements / self.batch_size)
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank, from ``len(pipe)`` split by shard.
+
+        Raises ``TypeError`` when the pipe's length is unknown. Exact when the
+        sharding stage's output maps one to one to the pipe's output.
+        """
+        n: int = len(self.pipe)  # type: ignore[arg-type]
+
+        def on_rank(rank: int) -> int:
+            shards = [ShardInfo(rank, self.world_size, i, self._shards) for i in range(self._shards)]
+            return self._batches(sum(len(shard_range(n, info)) for info in shards))
+
+        if self.even and self.world_size > 1:
+            return min(on_rank(r) for r in range(self.world_size))
+        return on_rank(self.rank)
+
+    # -- epochs and state -------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Run ``epoch`` on the next ``iter()`` (drops a loaded but unused state)."""
+        _check_int("epoch", epoch, minimum=0)
+        self._next_epoch = epoch
+        self._pending = None
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the current (or last) pass."""
+        return self._epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return where this loader stands: ``{"epoch", "position"}``.
+
+        Mid-pass, ``position`` holds the merge's state after the last batch
+        handed out; between passes it is ``None`` and ``epoch`` is the next
+        pass's. Plain ints, lists and dicts (stage states): it pickles and
+        JSON-serialises.
+        """
+        if self._pending is not None:
+            return copy.deepcopy(self._pending)
+        if self._in_pass:
+            position = _find_position(self._nodes.state_dict())
+            if position is None:  # pragma: no cover - only if torchdata changes its state layout
+                raise PipelineStateError("the loader cannot find its position in the torchdata nodes' state")
+            if all(position["done"]):  # every shard ended: the next pass is a new epoch
+                return {"epoch": self._epoch + 1, "position": None}
+            return {"epoch": self._epoch, "position": position}
+        return {"epoch": self._next_epoch, "position": None}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next ``iter()`` continue where ``state`` was saved.
+
+        Raises
+        ------
+        PipelineStateError
+            For a state of another shape, or saved with other workers, rank or world size.
+        """
+        expect_keys(state, ("epoch", "position"), owner=type(self).__name__)
+        position = state["position"]
+        if position is not None:
+            expect_keys(position, ShardMerge.KEYS, owner=type(self).__name__)
+            if dict(position["layout"]) != self.layout:
+                msg = (
+                    f"the loader state was saved with {dict(position['layout'])} and this loader has "
+                    f"{self.layout}; "
+                    "an exact resume mid-epoch needs the same workers, rank and world size"
+                )
+                raise PipelineStateError(msg)
+            if not self.exact_resume and any(p and p["yielded"] for p in position["positions"]):
+                warnings.warn(
+                    f"the pipe's stages {list(self._blockers)} cannot save their position: resuming "
+                    "re-runs the epoch in each shard and skips what was already delivered, which is exact "
+                    "only when the pipe is deterministic for a given epoch",
+                    ResumeWarning,
+                    stacklevel=2,
+                )
+        self._pending = {"epoch": int(state["epoch"]), "position": copy.deepcopy(position)}
+
+    # -- iteration --------------------------------------------------------
+    def __iter__(self) -> Iterator[T]:
+        """Run one epoch (or the rest of a loaded one)."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+            position = None if pending is None else pending["position"]
+            epoch = self._next_epoch if pending is None else int(pending["epoch"])
+            if position is not None and all(position["done"]):
+                position, epoch = None, epoch + 1  # saved at the very end of a pass
+            self._source.planned_epoch = epoch
+            self._source.resume_from = position
+            token = self._token = object()
+            iterator = iter(self._nodes)
+            self._epoch = self._source.epoch
+            self._next_epoch = self._epoch + 1
+            self._in_pass = True
+        return self._run(iterator, token)
+
+    def _run(self, iterator: Iterator[T], token: object) -> Iterator[T]:
+        total: int | None
+        try:
+            total = len(self)
+        except TypeError:
+            total = None
+        bar = ProgressBar(total, f"epoch {self._epoch}", disable=not self.progress)
+        agree = self.even and self.world_size > 1
+        try:
+            while True:
+                if self._token is not token:
+                    raise PipelineStateError(
+                        "this loader was iterated again: an iterator from an earlier iter() is void"
+                    )
+                try:
+                    batch = next(iterator)
+                    have = True
+                except StopIteration:
+                    have = False
+                except Exception as err:
+                    original = self._source.error
+                    if original is not None and original is not err:
+                        raise original from None
+                    raise
+                if agree and not self._all_ranks_have(have):
+                    break
+                if not have:
+                    break
+                if self.device is not None:
+                    batch = move_to(batch, self.device, non_blocking=self.pin_memory)
+                bar.advance()
+                yield batch
+            self._in_pass = False
+        finally:
+            bar.close()
+
+    def _all_ranks_have(self, have: bool) -> bool:
+        import torch.distributed as dist
+
+        if self._group is None:
+            self._group = dist.group.WORLD if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+        flag = torch.tensor([1 if have else 0], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=self._group)
+        return bool(flag.item())
+
+    # -- life cycle -------------------------------------------------------
+    def close(self) -> None:
+        """Stop the worker threads or processes (a later ``iter()`` starts new ones)."""
+        if isinstance(self._source, ShardMerge):
+            self._source.pool.close()
+
+    def __enter__(self) -> PipeLoader[T]:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def loader(
+    pipe: IterDataPipe[Any],
+    *,
+    batch_size: int | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
+    workers: int = 0,
+    method: Literal["thread", "process"] = "thread",
+    prefetch: int = 2,
+    pin_memory: bool = False,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+    drop_last: bool = False,
+    even: bool = False,
+    buffer: int = 2,
+    multiprocessing_context: str | None = None,
+    timeout: float | None = None,
+    progress: bool = False,
+) -> PipeLoader[Any]:
+    """Iterate a pipe in batches, with workers, prefetching, device transfer and exact resume.
+
+    Parameters
+    ----------
+    pipe
+        The pipe. With ``workers > 1`` or under DDP it must contain a stage
+        that shards (``from_items``, ``shuffled_items``, a chipper, a torch
+        ``sharding_filter``).
+    batch_size
+        Elements per batch; ``None`` yields elements one by one (no collate).
+    collate
+        Turns a list of elements into a batch; default
+        :func:`~terrapipe.run.collate.collate_samples` (stacks tensors, keeps
+        ``meta`` as a list). With ``batch_size=None`` it is applied to each
+        element when given.
+    workers
+        Number of worker threads or processes, each running its own copy of
+        the pipe on its own shard; ``0`` runs the pipe in the prefetch thread
+        (or the caller's thread with ``prefetch=0``).
+    method
+        ``"thread"`` (default: I/O releases the GIL) or ``"process"`` (for
+        pure-Python work; the pipe must pickle with the start method chosen,
+        and elements travel through shared memory).
+    prefetch
+        Batches prepared ahead in a background thread (0: none).
+    pin_memory
+        Put batches in page-locked memory for faster copies to the GPU. A
+        no-op without CUDA.
+    device
+        Move every batch there (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+    seed
+        Seeds Python's, numpy's and torch's global generators at the start of
+        each pass, per worker process (``worker_seed(seed, epoch, shard)``), for
+        random augmentations in map functions. Threads share the process's
+        generators, so with ``method="thread"`` and several workers such
+        randomness is not reproducible: use stages with their own ``seed``.
+        Shuffling stages take their own seed (e.g. ``shuffled_items(seed=)``).
+    drop_last
+        Drop the last batch of the epoch when it is short.
+    even
+        Under DDP, make all ranks yield the same number of batches by stopping
+        all of them when the first runs out (see the module docs).
+    buffer
+        Finished elements waiting per worker (>= 1).
+    multiprocessing_context
+        Start method for ``method="process"``: ``"fork"``, ``"spawn"``,
+        ``"forkserver"`` or ``None`` (the platform default).
+    timeout
+        Seconds to wait for one element from a worker before raising
+        :class:`~terrapipe.run.errors.WorkerError`; ``None`` waits as long as
+        the worker is alive.
+    progress
+        Draw a rich progress bar per epoch (needs ``rich``: ``terrapipe[cli]``).
+
+    Returns
+    -------
+    PipeLoader
+        Iterable over batches with ``state_dict()``, ``load_state_dict()``,
+        ``set_epoch()``, ``len()`` and ``close()`` (also a context manager).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For bad options, or several shards and no sharding stage in the pipe.
+    DeviceError
+        For a device this machine does not have.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> from terrapipe.run import loader, shuffled_items
+    >>> make = lambda: shuffled_items(range(8), seed=0)  # a seeded shuffle, new every epoch
+    >>> with loader(make(), batch_size=3, workers=2) as batches:
+    ...     it = iter(batches)
+    ...     first = next(it).tolist()
+    ...     state = batches.state_dict()  # after one batch
+    ...     rest = [b.tolist() for b in it]
+    >>> sorted(first + sum(rest, []))
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    >>> with loader(make(), batch_size=3, workers=2) as resumed:
+    ...     resumed.load_state_dict(state)
+    ...     [b.tolist() for b in resumed] == rest
+    True
+    """
+    return PipeLoader(
+        pipe,
+        batch_size=batch_size,
+        collate=collate,
+        workers=workers,
+        method=method,
+        prefetch=prefetch,
+        pin_memory=pin_memory,
+        device=device,
+        seed=seed,
+        drop_last=drop_last,
+        even=even,
+        buffer=buffer,
+        multiprocessing_context=multiprocessing_context,
+        timeout=timeout,
+        progress=progress,
+    )

@@ -1,0 +1,171 @@
+"""``prefetch``: read ahead of the consumer in a background thread, into a bounded buffer.
+
+Examples
+--------
+>>> import terrapipe as tp
+>>> import terrapipe.run
+>>> list(tp.from_items(range(5)).map(str).prefetch(2))
+['0', '1', '2', '3', '4']
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
+
+from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
+from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.state import expect_keys
+from terrapipe.run.errors import WorkerError
+from terrapipe.run.pipe_state import ResumePlan, resume_plan
+
+__all__ = ["Prefetcher"]
+
+T = TypeVar("T")
+
+_POLL = 0.05
+_ITEM, _END, _ERROR = 0, 1, 2
+
+
+@register("prefetch")
+class Prefetcher(Stage[T]):
+    """Yield the elements of ``source``, read ahead by a background thread.
+
+    Parameters
+    ----------
+    source
+        The pipe to read ahead of.
+    size
+        Most elements waiting in the buffer (>= 1). The reading thread holds
+        at most one more while it waits for room, so at most ``size + 1``
+        elements are read and not yet yielded.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a size that is not a positive int.
+
+    Notes
+    -----
+    The thread starts with the pass and stops when the pass ends or the
+    consumer stops early. An exception upstream is re-raised to the consumer
+    unchanged, with a note. The stage is
+    :class:`~terrapipe.core.state.Stateful` when its source is: the state is
+    the source's position right after the element last yielded (captured by
+    the reading thread as it read it), so elements in the buffer are read
+    again after a resume. ``len()`` is the source's length.
+    """
+
+    def __init__(self, source: IterDataPipe[T], size: int = 2) -> None:
+        super().__init__()
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidArgumentError(f"prefetch size must be a positive int, got {size!r}")
+        self.source = source
+        self.size = size
+        self._snapshot: list[dict[str, Any]] | None = None
+        self._loaded: dict[str, Any] | None = None
+        self._in_pass = False
+
+    def __iter__(self) -> Iterator[T]:
+        plan = resume_plan(self.source)
+        if self._loaded is not None:
+            self._snapshot, self._loaded = list(self._loaded["source"]), None
+        else:
+            self._snapshot = plan.capture()
+        buffer: queue.Queue[tuple[int, Any, Any]] = queue.Queue(maxsize=self.size)
+        stop = threading.Event()
+        context = contextvars.copy_context()
+        reader = threading.Thread(
+            target=context.run,
+            args=(_read_ahead, self.source, plan, buffer, stop),
+            name="terrapipe-prefetch",
+            daemon=True,
+        )
+        reader.start()
+        self._in_pass = True
+        try:
+            while True:
+                try:
+                    kind, payload, snapshot = buffer.get(timeout=_POLL)
+                except queue.Empty:
+                    if not reader.is_alive() and buffer.empty():
+                        raise WorkerError("prefetch: the reading thread ended without a result") from None
+                    continue
+                if kind == _END:
+                    return
+                if kind == _ERROR:
+                    payload.add_note("raised upstream of prefetch, in its reading thread")
+                    raise payload
+                self._snapshot = snapshot
+                self.stats.elements += 1
+                yield payload
+        finally:
+            self._in_pass = False
+            stop.set()
+            reader.join()
+
+    # -- state ----------------------------------------------------------
+    def can_resume(self) -> bool:
+        """Whether the source's position can be saved."""
+        return resume_plan(self.source).exact
+
+    def _check_resumable(self) -> ResumePlan:
+        plan = resume_plan(self.source)
+        if not plan.exact:
+            msg = f"prefetch cannot save its position: upstream stages {list(plan.blockers)} hold no state"
+            raise PipelineStateError(msg)
+        return plan
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return ``{"source": [...]}``: the source's position right after the element last yielded."""
+        plan = self._check_resumable()
+        if self._loaded is not None:
+            return dict(self._loaded)
+        if self._in_pass:
+            return {"source": list(self._snapshot or [])}
+        return {"source": plan.capture()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next pass continue after the element the state was saved at."""
+        expect_keys(state, ("source",), owner=type(self).__name__)
+        self._check_resumable().restore(state["source"])
+        self._loaded = {"source": list(state["source"])}
+
+    def __len__(self) -> int:
+        source: Any = self.source
+        return len(source)
+
+
+def _put(
+    buffer: queue.Queue[tuple[int, Any, Any]], message: tuple[int, Any, Any], stop: threading.Event
+) -> bool:
+    while not stop.is_set():
+        try:
+            buffer.put(message, timeout=_POLL)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
+def _read_ahead(
+    source: IterDataPipe[Any],
+    plan: ResumePlan,
+    buffer: queue.Queue[tuple[int, Any, Any]],
+    stop: threading.Event,
+) -> None:
+    iterator = iter(source)
+    try:
+        for element in iterator:
+            if not _put(buffer, (_ITEM, element, plan.capture()), stop):
+                return
+        _put(buffer, (_END, None, None), stop)
+    except Exception as err:
+        _put(buffer, (_ERROR, err, None), stop)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,401 @@
+"""Loader workers: one copy of the pipe per thread or process, each one shard of the data.
+
+A :class:`WorkerPool` starts ``len(infos)`` persistent workers. Worker ``i``
+holds its own copy of the pipe (a deep copy for threads, a pickled copy for
+processes) and iterates it inside :func:`~terrapipe.run.shard_scope.shard_scope`
+with its :class:`~terrapipe.core.shard.ShardInfo`, so the pipe's sharding
+stage gives it shard ``rank * workers + i`` of ``world_size * workers``: the
+workers of all ranks together see every element exactly once.
+
+For each pass the parent sends ``(generation, epoch, position)``; the worker
+sets the epoch on its copy, restores the position (or, for pipes that cannot
+save one, re-runs and skips what was delivered), then puts
+``(generation, kind, payload, position)`` messages into a bounded queue:
+every element travels with the position of the shard right after it
+(``{"yielded": n, "pipe": [stage states] | None}``), captured by the thread
+that drives the copy. A new generation abandons the running pass; messages of
+older generations are dropped by :meth:`WorkerPool.receive`.
+
+Processes pickle each message themselves before queueing it, so an element
+that cannot be sent fails with a clear error instead of disappearing in the
+queue's feeder thread; tensors travel through shared memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import random
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.multiprocessing as torch_mp
+from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
+from torch.utils.data.graph_settings import apply_sharding
+
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.pipe import IterDataPipe, iter_graph, set_epoch
+from terrapipe.core.shard import ShardInfo, worker_seed
+from terrapipe.run._describe import describe_element
+from terrapipe.run.errors import WorkerError
+from terrapipe.run.graph_lock import GRAPH_LOCK, copy_pipe
+from terrapipe.run.pipe_state import resume_plan
+from terrapipe.run.shard_scope import shard_scope
+
+__all__ = ["END", "ERROR", "ITEM", "Method", "WorkerPool", "seed_globals"]
+
+Method = Literal["thread", "process"]
+ITEM, END, ERROR = 0, 1, 2
+_POLL = 0.05
+
+# (generation, kind, payload, position)
+Message = tuple[int, int, Any, Any]
+
+
+@dataclass
+class _Counter:
+    """A shared integer for thread workers (processes use ``multiprocessing.Value``)."""
+
+    value: int = 0
+
+
+def seed_globals(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global random generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _apply_torch_sharding(pipe: IterDataPipe[Any], info: ShardInfo) -> None:
+    if any(isinstance(dp, ShardingFilterIterDataPipe) for dp in iter_graph(pipe)):
+        with GRAPH_LOCK:
+            apply_sharding(pipe, info.count, info.index)
+
+
+def _error_payload(err: BaseException, method: Method) -> tuple[BaseException | None, str, str]:
+    text = "".join(traceback.format_exception(err))
+    if method == "process":
+        try:
+            ForkingPickler.dumps(err)
+        except Exception:
+            return None, f"{type(err).__name__}: {err}", text
+    return err, f"{type(err).__name__}: {err}", text
+
+
+def _encode_process(message: Message) -> bytes:
+    try:
+        return bytes(ForkingPickler.dumps(message))
+    except Exception as err:
+        generation, kind, payload, _ = message
+        what = describe_element(payload) if kind == ITEM else "its result"
+        wrapped = WorkerError(
+            f"a loader worker process cannot send {what} to the main process ({type(err).__name__}: {err}); "
+            "with method='process' elements must pickle (tensors, arrays, dicts of them): convert them "
+            "earlier in the pipe or use method='thread'"
+        )
+        return bytes(ForkingPickler.dumps((generation, ERROR, (wrapped, str(wrapped), ""), None)))
+
+
+def _send(results: Any, data: Any, alive: Callable[[], bool]) -> bool:
+    while alive():
+        try:
+            results.put(data, timeout=_POLL)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
+def _run_pass(
+    pipe: IterDataPipe[Any],
+    info: ShardInfo,
+    method: Method,
+    seed: int | None,
+    command: tuple[int, int, dict[str, Any] | None],
+    results: Any,
+    generation: Any,
+    stop: Any,
+) -> None:
+    gen, epoch, position = command
+    encode: Callable[[Message], Any] = _encode_process if method == "process" else (lambda message: message)
+
+    def alive() -> bool:
+        return bool(generation.value == gen) and not stop.is_set()
+
+    if not alive():
+        return
+    iterator: Any = None
+    try:
+        set_epoch(pipe, epoch)
+        plan = resume_plan(pipe)
+        yielded = skip = 0
+        if position is not None:
+            yielded = int(position["yielded"])
+            if position["pipe"] is not None and plan.exact:
+                plan.restore(position["pipe"])
+            else:
+                skip = yielded
+        if seed is not None and method == "process":
+            seed_globals(worker_seed(seed, epoch=epoch, info=info))
+        iterator = iter(pipe)
+        for element in iterator:
+            if skip:
+                skip -= 1
+                continue
+            yielded += 1
+            message = (gen, ITEM, element, {"yielded": yielded, "pipe": plan.capture()})
+            if not _send(results, encode(message), alive):
+                return
+        _send(results, encode((gen, END, None, {"yielded": yielded, "pipe": plan.capture()})), alive)
+    except Exception as err:
+        _send(results, encode((gen, ERROR, _error_payload(err, method), None)), alive)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def _worker_main(
+    pipe: IterDataPipe[Any],
+    info: ShardInfo,
+    method: Method,
+    seed: int | None,
+    commands: Any,
+    results: Any,
+    generation: Any,
+    stop: Any,
+) -> None:
+    parent = os.getppid()
+    if method == "process":
+        torch.set_num_threads(1)
+    with shard_scope(info):
+        _apply_torch_sharding(pipe, info)
+        while not stop.is_set():
+            try:
+                command = commands.get(timeout=_POLL)
+            except queue.Empty:
+                if method == "process" and os.getppid() != parent:
+                    break  # the parent died
+                continue
+            if command is None:
+                break
+            _run_pass(pipe, info, method, seed, command, results, generation, stop)
+    if method == "process":
+        results.cancel_join_thread()
+
+
+def _shutdown(method: Method, stop: Any, commands: list[Any], results: list[Any], workers: list[Any]) -> None:
+    stop.set()
+    for command_queue in commands:
+        with contextlib.suppress(Exception):  # a closed queue: the stop event still works
+            command_queue.put_nowait(None)
+    for worker in workers:
+        worker.join(timeout=5.0)
+    if method == "process":
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(timeout=5.0)
+        for mp_queue in [*commands, *results]:
+            mp_queue.cancel_join_thread()
+            mp_queue.close()
+
+
+class WorkerPool:
+    """Persistent loader workers, one per shard (see the module docs).
+
+    Parameters
+    ----------
+    pipe
+        The pipe; each worker gets a copy.
+    infos
+        One :class:`~terrapipe.core.shard.ShardInfo` per worker.
+    method
+        ``"thread"`` or ``"process"``.
+    context
+        Multiprocessing start method for processes (``"fork"``, ``"spawn"``,
+        ``"forkserver"``; ``None``: the platform default).
+    buffer
+        Most finished elements waiting per worker (>= 1).
+    seed
+        Seeds the global random generators of process workers every pass.
+    timeout
+        Seconds to wait for one element of a worker before giving up; ``None``: no limit.
+    """
+
+    def __init__(
+        self,
+        pipe: IterDataPipe[Any],
+        infos: Sequence[ShardInfo],
+        *,
+        method: Method,
+        context: str | None = None,
+        buffer: int = 2,
+        seed: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.pipe = pipe
+        self.infos = list(infos)
+        self.method = method
+        self.context = context
+        self.buffer = buffer
+        self.seed = seed
+        self.timeout = timeout
+        self._workers: list[Any] = []
+        self._commands: list[Any] = []
+        self._results: list[Any] = []
+        self._generation: Any = None
+        self._stop: Any = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def size(self) -> int:
+        """Number of workers."""
+        return len(self.infos)
+
+    # -- life cycle -----------------------------------------------------
+    def _start(self) -> None:
+        if self._workers:
+            return
+        if self.method == "thread":
+            self._start_threads()
+        else:
+            self._start_processes()
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self.method, self._stop, self._commands, self._results, self._workers
+        )
+
+    def _start_threads(self) -> None:
+        self._generation, self._stop = _Counter(), threading.Event()
+        for index, info in enumerate(self.infos):
+            try:
+                pipe = copy_pipe(self.pipe)
+            except Exception as err:
+                msg = (
+                    f"the loader cannot copy the pipe for its worker threads ({type(err).__name__}: {err}); "
+                    "stages must not hold open files or locks between passes (open them inside __iter__)"
+                )
+                raise InvalidArgumentError(msg) from err
+            commands: queue.Queue[Any] = queue.Queue()
+            results: queue.Queue[Any] = queue.Queue(maxsize=self.buffer)
+            worker = threading.Thread(
+                target=_worker_main,
+                args=(pipe, info, "thread", self.seed, commands, results, self._generation, self._stop),
+                name=f"terrapipe-loader-{index}",
+                daemon=True,
+            )
+            self._commands.append(commands)
+            self._results.append(results)
+            self._workers.append(worker)
+            worker.start()
+
+    def _start_processes(self) -> None:
+        ctx: Any = torch_mp.get_context(self.context)
+        self._generation, self._stop = ctx.Value("q", 0), ctx.Event()
+        for index, info in enumerate(self.infos):
+            commands, results = ctx.Queue(), ctx.Queue(maxsize=self.buffer)
+            worker = ctx.Process(
+                target=_worker_main,
+                args=(self.pipe, info, "process", self.seed, commands, results, self._generation, self._stop),
+                name=f"terrapipe-loader-{index}",
+                daemon=True,
+            )
+            self._commands.append(commands)
+            self._results.append(results)
+            try:
+                with GRAPH_LOCK:  # spawn and forkserver pickle the pipe here
+                    worker.start()
+            except Exception as err:
+                self.close()
+                msg = (
+                    f"cannot start loader worker processes with the {self.context or 'default'!r} start "
+                    f"method ({type(err).__name__}: {err}); the pipe must pickle (use functions defined at "
+                    "module level, not lambdas or local functions) or use method='thread'"
+                )
+                raise InvalidArgumentError(msg) from err
+            self._workers.append(worker)
+
+    def close(self) -> None:
+        """Stop the workers (they finish the element they are on)."""
+        if self._finalizer is not None:
+            self._finalizer()
+        elif self._stop is not None:
+            _shutdown(self.method, self._stop, self._commands, self._results, self._workers)
+        self._workers, self._commands, self._results = [], [], []
+        self._finalizer = None
+
+    # -- passes ---------------------------------------------------------
+    def start_pass(
+        self, generation: int, epoch: int, positions: Sequence[dict[str, Any] | None], done: Sequence[bool]
+    ) -> None:
+        """Abandon any running pass and start pass ``generation`` of ``epoch`` on the shards not done."""
+        self._start()
+        self._generation.value = generation
+        if self.method == "thread" and self.seed is not None:
+            first = self.infos[0]
+            seed_globals(worker_seed(self.seed, epoch=epoch, info=ShardInfo(first.rank, first.world_size)))
+        for index, command_queue in enumerate(self._commands):
+            if not done[index]:
+                command_queue.put((generation, epoch, positions[index]))
+
+    def cancel(self, generation: int) -> None:
+        """Abandon the running pass: workers stop at their next element."""
+        if self._generation is not None:
+            self._generation.value = generation
+
+    def _decode(self, data: Any) -> Message:
+        if self.method == "process":
+            message: Message = ForkingPickler.loads(data)
+            return message
+        return data  # type: ignore[no-any-return]
+
+    def receive(self, index: int, generation: int, cancelled: Callable[[], bool]) -> Message | None:
+        """Wait for the next message of worker ``index`` in pass ``generation``.
+
+        Returns ``None`` when ``cancelled()`` turns true while waiting.
+
+        Raises
+        ------
+        WorkerError
+            If the worker died or sent nothing within ``timeout`` seconds.
+        """
+        results, worker = self._results[index], self._workers[index]
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            try:
+                message = self._decode(results.get(timeout=_POLL))
+            except queue.Empty:
+                if cancelled():
+                    return None
+                if not self._workers:
+                    raise WorkerError("the loader was closed while a pass was running") from None
+                if not worker.is_alive():
+                    try:
+                        message = self._decode(results.get(timeout=_POLL))
+                    except queue.Empty:
+                        code = getattr(worker, "exitcode", None)
+                        detail = f" with exit code {code}" if code is not None else ""
+                        msg = (
+                            f"loader worker {index} ({self.method}) stopped unexpectedly{detail}; if it was "
+                            "killed for memory, lower workers, prefetch or batch_size"
+                        )
+                        raise WorkerError(msg) from None
+                elif deadline is not None and time.monotonic() > deadline:
+                    msg = (
+                        f"loader worker {index} ({self.method}) sent nothing for {self.timeout} s "
+                        "(the loader's timeout); a read may hang: check the data source or raise timeout"
+                    )
+                    raise WorkerError(msg) from None
+                else:
+                    continue
+            if message[0] == generation:
+                return message

@@ -1,0 +1,111 @@
+"""pmap: order, bounded in-flight work, errors naming the element, clean early stop, resume."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from run_helpers import Counter, fail_on_seven, negate
+
+import terrapipe as tp
+import terrapipe.run
+from terrapipe.core.state import check_resume
+from terrapipe.run import ParallelMapper
+
+
+def test_pmap_keeps_order_and_runs_in_threads():
+    names = set()
+
+    def slow(x):
+        names.add(threading.current_thread().name)
+        time.sleep(0.002 * (x % 3))
+        return x * 10
+
+    out = list(tp.from_items(range(30)).pmap(slow, workers=4))
+    assert out == [x * 10 for x in range(30)]
+    assert len(names) > 1
+    assert all(name.startswith("terrapipe-pmap") for name in names)
+
+
+def test_pmap_unordered_yields_everything():
+    release = threading.Event()
+
+    def first_waits(x):
+        if x == 0:
+            assert release.wait(timeout=10)  # element 0 finishes only once others were yielded
+        return x
+
+    out = []
+    for x in tp.from_items(range(12)).pmap(first_waits, workers=3, ordered=False):
+        out.append(x)
+        if len(out) == 2:
+            release.set()
+    assert sorted(out) == list(range(12))
+    assert out.index(0) >= 2
+
+
+def test_pmap_bounds_work_in_flight():
+    produced = Counter()
+    pipe = tp.from_items(range(100)).map(produced).pmap(negate, workers=2, max_in_flight=3)
+    consumed = 0
+    for _ in pipe:
+        consumed += 1
+        time.sleep(0.001)
+        assert produced.value - consumed <= 3
+    assert consumed == 100
+
+
+def test_pmap_error_names_the_element_and_keeps_its_type():
+    pipe = tp.from_items(range(10)).pmap(fail_on_seven, workers=2)
+    with pytest.raises(ValueError, match="seven is not allowed") as info:
+        list(pipe)
+    assert any("fail_on_seven" in note and "7" in note for note in info.value.__notes__)
+
+
+def test_pmap_stops_threads_when_consumer_stops_early():
+    before = threading.active_count()
+    started = threading.Event()
+
+    def slow(x):
+        started.set()
+        time.sleep(0.01)
+        return x
+
+    out = list(tp.from_items(range(1000)).pmap(slow, workers=4).header(5))
+    assert out == [0, 1, 2, 3, 4]
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("stop_after", [0, 3, 10, 17])
+def test_pmap_resumes_exactly(stop_after):
+    check_resume(lambda: tp.from_items(range(10)).pmap(negate, workers=3), stop_after=stop_after, epochs=2)
+
+
+def test_pmap_unordered_or_unresumable_source_refuses_state():
+    with pytest.raises(tp.PipelineStateError, match="ordered=False"):
+        tp.from_items(range(3)).pmap(negate, ordered=False).state_dict()
+    with pytest.raises(tp.PipelineStateError, match="Header"):
+        tp.from_items(range(3)).header(2).pmap(negate).state_dict()
+    assert not tp.from_items(range(3)).pmap(negate, ordered=False).can_resume()
+
+
+def test_pmap_validates_arguments():
+    src = tp.from_items(range(3))
+    with pytest.raises(tp.InvalidArgumentError, match="callable"):
+        ParallelMapper(src, 3)
+    with pytest.raises(tp.InvalidArgumentError, match="workers"):
+        src.pmap(negate, workers=0)
+    with pytest.raises(tp.InvalidArgumentError, match="max_in_flight"):
+        src.pmap(negate, max_in_flight=0)
+
+
+def test_pmap_len_and_stats():
+    pipe = tp.from_items(range(7)).pmap(negate, workers=2)
+    assert len(pipe) == 7
+    list(pipe)
+    assert pipe.stats.elements == 7
+    assert pipe.stats.seconds >= 0
