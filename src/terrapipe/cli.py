@@ -79,12 +79,13 @@ def build_app() -> Any:
     def demo(
         root: Path | None = typer.Option(None, help="Where the sample world lives (default: the cache)."),
         steps: int = typer.Option(100, min=1, help="Training steps of the tiny model."),
-        workers: int = typer.Option(2, min=0, help="DataLoader worker processes."),
+        workers: int = typer.Option(2, min=0, help="Loader worker threads."),
+        progress: bool = typer.Option(True, help="Show a progress bar per epoch."),
     ) -> None:
         """Run the end-to-end demo on the built-in sample world (offline)."""
         from terrapipe.demo import run_demo
 
-        run_demo(root, steps=steps, workers=workers)
+        run_demo(root, steps=steps, workers=workers, progress=progress)
 
     @app.command("sample-world")
     @_guarded

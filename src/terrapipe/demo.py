@@ -2,8 +2,8 @@
 
 It finds the Sentinel-2-like scenes in the sample world's STAC catalog, cuts
 them into 256 x 256 chips with a 4-band image and a land-cover mask burnt from
-the label polygons, batches them through a ``DataLoader`` with worker
-processes, and trains a tiny segmentation model on the CPU for a few dozen
+the label polygons, shuffles and batches them through ``tp.loader`` with
+worker threads, and trains a tiny segmentation model on the CPU for a few dozen
 steps, printing the loss as it falls.
 
 The demo grows as stages land: each later layer (STAC search, chipping,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,7 @@ def run_demo(
     steps: int = 100,
     workers: int = 2,
     batch_size: int = 8,
+    progress: bool = False,
     out: Callable[[str], None] = print,
 ) -> dict[str, float]:
     """Run the demo and return its figures.
@@ -190,9 +192,11 @@ def run_demo(
     steps
         Training steps.
     workers
-        DataLoader worker processes.
+        Loader worker threads.
     batch_size
         Chips per batch.
+    progress
+        Show a progress bar per epoch.
     out
         Where to print progress.
 
@@ -202,6 +206,12 @@ def run_demo(
         ``items``, ``chips``, ``batches_per_s``, ``first_loss``, ``last_loss``.
     """
     pystac = require("pystac", feature="terrapipe demo")
+    # rasterio.features.rasterize, called from several threads at once, warns
+    # spuriously that its in-memory dataset has no geotransform; the masks are
+    # right (checked against serial runs), so the demo silences that warning.
+    from rasterio.errors import NotGeoreferencedWarning
+
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
     t0 = time.perf_counter()
     world = tp.datasets.sample_world(root)
     out(f"sample world: {world.root} ({time.perf_counter() - t0:.1f} s)")
@@ -217,18 +227,13 @@ def run_demo(
     last_date = max(item.datetime.date() for item in items)
     train_specs = _chip_specs(world, [i for i in items if i.datetime.date() != last_date])
     val_specs = _chip_specs(world, [i for i in items if i.datetime.date() == last_date])
-    pipe = tp.from_items(train_specs).map(read_chip)
-    loader = torch.utils.data.DataLoader(
-        pipe,
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=_collate,
-        drop_last=True,
-        persistent_workers=workers > 0,
+    pipe = tp.shuffled_items(train_specs, seed=0).map(read_chip)
+    batches = tp.loader(
+        pipe, batch_size=batch_size, workers=workers, collate=_collate, drop_last=True, progress=progress
     )
     out(
         f"{len(train_specs)} training chips of {CHIP}x{CHIP} px (validation: {len(val_specs)} chips of "
-        f"{last_date}), batches of {batch_size}, {workers} worker processes"
+        f"{last_date}), batches of {batch_size}, tp.loader with {workers} worker threads"
     )
 
     torch.manual_seed(0)
@@ -238,8 +243,7 @@ def run_demo(
     losses: list[float] = []
     step, epoch, t1 = 0, 0, time.perf_counter()
     while step < steps:
-        tp.set_epoch(pipe, epoch)
-        for batch in loader:
+        for batch in batches:
             loss = loss_fn(model(batch["image"]), _coarse(batch["mask"]))
             optimiser.zero_grad()
             loss.backward()
