@@ -33,7 +33,9 @@ def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py", "conftest.py")
-    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py", "conftest.py")
+    session.run(
+        "ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py", "conftest.py"
+    )
 
 
 @nox.session(python="3.11")

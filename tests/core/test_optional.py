@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -23,13 +24,15 @@ BLOCKER = textwrap.dedent(
 )
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     blocked = sorted(EXTRA_OF)
     script = BLOCKER.format(blocked=blocked) + textwrap.dedent(code)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
-def test_import_terrapipe_with_core_dependencies_only():
+def test_import_terrapipe_with_core_dependencies_only(tmp_path):
     proc = _run(
         """
         import terrapipe as tp
@@ -37,13 +40,14 @@ def test_import_terrapipe_with_core_dependencies_only():
         for mod in ("pystac", "zarr", "geopandas", "redis", "dask", "typer"):
             assert sys.modules.get(mod) is None, mod
         print("ok", len(tp.__all__))
-        """
+        """,
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok")
 
 
-def test_sample_world_without_extras_names_the_extra():
+def test_sample_world_without_extras_names_the_extra(tmp_path):
     proc = _run(
         """
         import terrapipe as tp
@@ -51,7 +55,8 @@ def test_sample_world_without_extras_names_the_extra():
             tp.datasets.sample_world("world")
         except tp.MissingDependencyError as err:
             print("missing:", err)
-        """
+        """,
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'terrapipe[" in proc.stdout
