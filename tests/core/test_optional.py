@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -27,8 +28,11 @@ BLOCKER = textwrap.dedent(
 def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     blocked = sorted(EXTRA_OF)
     script = BLOCKER.format(blocked=blocked) + textwrap.dedent(code)
+    # The package may come from a source tree (PYTHONPATH=src) rather than an install.
+    src = str(Path(tp.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
     return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
     )
 
 
