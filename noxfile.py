@@ -63,6 +63,13 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def integration(session: nox.Session) -> None:
-    """Tests that need the integration services (pgstac, ...); later issues add to it."""
+    """Tests that need the integration services (pgstac, ...); later issues add to it.
+
+    The set-up script installs PostgreSQL + PostGIS with apt when missing (root)
+    and builds pypgstac + stac-fastapi-pgstac in their own venv (pypgstac pins
+    an older cachetools).
+    """
     _install(session, "all,test")
-    session.run("pytest", "-m", "integration", "tests", *session.posargs)
+    env = {"PGSTAC_VENV": str(Path(session.cache_dir) / "pgstac-venv"), "TERRAPIPE_INTEGRATION": "1"}
+    session.run("bash", "tests/stac/integration/setup_pgstac.sh", external=True, env=env)
+    session.run("pytest", "-m", "integration", "tests", *session.posargs, env=env)

@@ -13,7 +13,18 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from terrapipe import datasets, io, run
+from terrapipe import cache, datasets, io, run, stac
+from terrapipe.cache import (
+    Cache,
+    CachePoint,
+    CacheStats,
+    CacheStore,
+    CorruptEntryError,
+    MemoryLRU,
+    RedisStore,
+    ZarrStore,
+    cache_point,
+)
 from terrapipe.core import (
     CacheError,
     Cycler,
@@ -71,6 +82,19 @@ from terrapipe.run import (
     profile,
     shuffled_items,
 )
+from terrapipe.stac import (
+    ListSTACItems,
+    Mosaic,
+    ReadSTACItem,
+    SearchSTAC,
+    StackSTAC,
+    StacServer,
+    mosaic_array,
+    open_stac_item,
+    search_stac,
+    serve_stac,
+    stack_items,
+)
 
 try:
     __version__ = version("terrapipe")
@@ -78,7 +102,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "Cache",
     "CacheError",
+    "CachePoint",
+    "CacheStats",
+    "CacheStore",
+    "CorruptEntryError",
     "Cycler",
     "DeviceError",
     "Enumerator",
@@ -88,7 +117,10 @@ __all__ = [
     "GridMismatchError",
     "Header",
     "InvalidArgumentError",
+    "ListSTACItems",
+    "MemoryLRU",
     "MissingDependencyError",
+    "Mosaic",
     "OpenXarray",
     "ParallelMapper",
     "PipeLoader",
@@ -97,15 +129,20 @@ __all__ = [
     "Prefetcher",
     "ReadError",
     "ReadRaster",
+    "ReadSTACItem",
     "ReadVector",
     "ReadZarr",
     "RecipeError",
+    "RedisStore",
     "ResumeWarning",
     "Sample",
+    "SearchSTAC",
     "ShardInfo",
     "ShuffledItems",
     "SkippedElementWarning",
     "StacSearchError",
+    "StacServer",
+    "StackSTAC",
     "Stage",
     "StageProfile",
     "StageStats",
@@ -113,8 +150,11 @@ __all__ = [
     "TerrapipeError",
     "TerrapipeWarning",
     "WorkerError",
+    "ZarrStore",
     "ZipperLongest",
     "__version__",
+    "cache",
+    "cache_point",
     "collate_samples",
     "datasets",
     "from_items",
@@ -122,7 +162,9 @@ __all__ = [
     "io",
     "iter_graph",
     "loader",
+    "mosaic_array",
     "open_raster",
+    "open_stac_item",
     "open_vector",
     "open_xarray",
     "open_zarr",
@@ -130,7 +172,11 @@ __all__ = [
     "register",
     "registered_names",
     "run",
+    "search_stac",
+    "serve_stac",
     "set_epoch",
     "shard_info",
     "shuffled_items",
+    "stac",
+    "stack_items",
 ]

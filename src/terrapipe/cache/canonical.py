@@ -1,0 +1,503 @@
+"""Canonical descriptions of values: the same JSON in every process, for cache keys.
+
+A cache key must not change between processes or runs when nothing changed,
+and must change when anything that shapes the cached output changes. Python's
+``hash()`` of a string is salted per process and ``id()`` is an address, so
+neither can be used. :func:`canonical` turns a value into plain JSON instead:
+
+- JSON scalars stay as they are (non-finite floats are tagged);
+- a string or path naming an existing local file or folder also carries the
+  file's size and modification time, so editing the file changes the key;
+  with ``check_remote=True`` an ``http(s)://`` URL carries its ``ETag``,
+  ``Last-Modified`` and ``Content-Length`` from a ``HEAD`` request;
+- arrays and tensors become dtype + shape + a BLAKE2b digest of their bytes;
+- xarray objects become dims, coords, attrs and their data's digest (for a
+  lazily loaded array, its source file and the coordinates of the selection);
+- functions become their qualified name, a digest of their bytecode and
+  constants, their defaults, the values of their closure cells and the simple
+  module globals they read (so editing a lambda's body or a constant it uses
+  changes the key);
+- containers, dataclasses, enums, dates, CRSs, affine transforms, GeoBoxes,
+  shapely geometries, (Geo)DataFrames and STAC items have fixed forms;
+- an object with a ``cache_config()`` method is described by what it returns.
+
+Anything else raises :class:`UnkeyableValueError`, which says where the value
+sits (``Chipper.split``) and how to get past it (``version=`` or ``key=``).
+
+Every dict is written as ``{"dict": ...}`` and every other tagged form as a
+one-key object, so two different values never share a description.
+
+Examples
+--------
+>>> from terrapipe.cache.canonical import canonical, digest_json
+>>> canonical({"size": (256, 256), "scale": 0.5})
+{'dict': [['scale', 0.5], ['size', {'tuple': [256, 256]}]]}
+>>> digest_json(canonical(lambda x: x + 1)) == digest_json(canonical(lambda x: x + 1))
+True
+>>> digest_json(canonical(lambda x: x + 1)) == digest_json(canonical(lambda x: x + 2))
+False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import functools
+import hashlib
+import inspect
+import json
+import math
+import os
+import types
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, TypeAlias
+
+import numpy as np
+import torch
+import xarray as xr
+
+from terrapipe.core.errors import InvalidArgumentError, ReadError
+from terrapipe.core.pipe import IterDataPipe
+
+__all__ = ["Json", "UnkeyableValueError", "canonical", "digest_bytes", "digest_json"]
+
+#: A plain JSON value (what :func:`canonical` returns).
+Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
+
+_MAX_DEPTH = 64
+_HEAD_TIMEOUT = 10.0
+#: Module globals a function reads are part of its description when they are of these types.
+_SIMPLE_GLOBALS = (bool, int, float, str, bytes, type(None), tuple, frozenset, enum.Enum)
+#: Callables implemented in C: described by their qualified name.
+_BUILTIN_CALLABLES = (
+    types.BuiltinFunctionType,
+    types.BuiltinMethodType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+    np.ufunc,
+)
+
+
+class UnkeyableValueError(InvalidArgumentError):
+    """A value has no stable description, so it cannot be part of a cache key."""
+
+
+@dataclass
+class _Context:
+    stat_files: bool = True
+    check_remote: bool = False
+    lenient: bool = False
+    depth: int = 0
+    active: set[int] = field(default_factory=set)
+
+
+def digest_bytes(data: bytes | bytearray | memoryview, *, size: int = 16) -> str:
+    """Return the BLAKE2b hex digest of ``data`` (``size`` bytes long).
+
+    Examples
+    --------
+    >>> digest_bytes(b"terrapipe", size=4)
+    '6ad6fa37'
+    """
+    return hashlib.blake2b(data, digest_size=size).hexdigest()
+
+
+def digest_json(value: Json, *, size: int = 32) -> str:
+    """Return the BLAKE2b hex digest of a canonical JSON value (sorted keys, no spaces).
+
+    Examples
+    --------
+    >>> digest_json({"b": 1, "a": [1, 2]}) == digest_json({"a": [1, 2], "b": 1})
+    True
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return digest_bytes(text.encode(), size=size)
+
+
+def canonical(
+    value: Any,
+    *,
+    where: str = "value",
+    stat_files: bool = True,
+    check_remote: bool = False,
+) -> Json:
+    """Describe ``value`` as JSON that is the same in every process (see the module doc).
+
+    Parameters
+    ----------
+    value
+        What to describe.
+    where
+        Where the value comes from, for error messages (``"Chipper.size"``).
+    stat_files
+        Add size and modification time of the local files that strings and
+        paths name.
+    check_remote
+        Add ``ETag``/``Last-Modified``/``Content-Length`` of ``http(s)://`` URLs
+        (one ``HEAD`` request each).
+
+    Returns
+    -------
+    Json
+        The description.
+
+    Raises
+    ------
+    UnkeyableValueError
+        For a value with no stable description.
+    ReadError
+        When ``check_remote`` is set and a URL cannot be checked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> canonical(np.arange(3, dtype="int16"))["ndarray"][:2]
+    ['<i2', [3]]
+    >>> canonical(object())
+    Traceback (most recent call last):
+    ...
+    terrapipe.cache.canonical.UnkeyableValueError: value: cannot describe a object for a cache key; give it a cache_config() method, or pass version=... (configuration) or key=... (element identity) to the cache
+    """
+    return _canon(value, where, _Context(stat_files=stat_files, check_remote=check_remote))
+
+
+def _qualname(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or type(obj).__module__
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__qualname__
+    return f"{module}.{name}"
+
+
+def _unkeyable(value: Any, where: str) -> UnkeyableValueError:
+    msg = (
+        f"{where}: cannot describe a {type(value).__qualname__} for a cache key; give it a cache_config() "
+        "method, or pass version=... (configuration) or key=... (element identity) to the cache"
+    )
+    return UnkeyableValueError(msg)
+
+
+def _canon(value: Any, where: str, ctx: _Context) -> Json:
+    if ctx.depth > _MAX_DEPTH:
+        raise UnkeyableValueError(f"{where}: nested more than {_MAX_DEPTH} levels deep; pass version=...")
+    if value is None or isinstance(value, bool | int):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if isinstance(value, str):
+        return _canon_str(value, ctx)
+    if isinstance(value, enum.Enum):
+        return {"enum": [_qualname(type(value)), value.name]}
+    if id(value) in ctx.active:
+        return {"cycle": _qualname(type(value))}
+    ctx.active.add(id(value))
+    ctx.depth += 1
+    try:
+        return _canon_object(value, where, ctx)
+    finally:
+        ctx.depth -= 1
+        ctx.active.discard(id(value))
+
+
+def _canon_object(value: Any, where: str, ctx: _Context) -> Json:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"bytes": digest_bytes(value)}
+    if isinstance(value, PurePath | os.PathLike):
+        return {"path": _canon_str(os.fspath(value), ctx)}
+    if isinstance(value, np.generic):
+        return {"npscalar": [value.dtype.str, value.tobytes().hex()]}
+    if isinstance(value, np.dtype):
+        return {"dtype": value.str}
+    if isinstance(value, np.ndarray):
+        return _canon_ndarray(value, where, ctx)
+    if isinstance(value, torch.Tensor):
+        return _canon_tensor(value)
+    if isinstance(value, torch.dtype):
+        return {"torch_dtype": str(value)}
+    if isinstance(value, xr.DataArray | xr.Dataset | xr.Variable):
+        return _canon_xarray(value, where, ctx)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {"timedelta": value.total_seconds()}
+    if isinstance(value, IterDataPipe):
+        raise UnkeyableValueError(f"{where}: a pipe inside a stage's options cannot be part of a cache key")
+    special = _canon_geo(value, where, ctx)
+    if special is not None:
+        return special
+    if isinstance(value, Mapping):
+        pairs = [
+            [_canon(k, f"{where} key", ctx), _canon(v, f"{where}[{k!r}]", ctx)] for k, v in value.items()
+        ]
+        return {"dict": sorted(pairs, key=_sort_key)}
+    if isinstance(value, list):
+        return [_canon(v, f"{where}[{i}]", ctx) for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"tuple": [_canon(v, f"{where}[{i}]", ctx) for i, v in enumerate(value)]}
+    if isinstance(value, Set):
+        return {"set": sorted((_canon(v, f"{where} item", ctx) for v in value), key=_sort_key)}
+    if isinstance(value, range):
+        return {"range": [value.start, value.stop, value.step]}
+    if isinstance(value, slice):
+        return {"slice": [_canon(v, where, ctx) for v in (value.start, value.stop, value.step)]}
+    if isinstance(value, type):
+        return {"class": _qualname(value)}
+    config = getattr(value, "cache_config", None)
+    if callable(config) and not isinstance(value, type):
+        return {"object": [_qualname(type(value)), _canon(config(), f"{where}.cache_config()", ctx)]}
+    if dataclasses.is_dataclass(value):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {"dataclass": [_qualname(type(value)), _canon(fields, where, ctx)]}
+    if callable(value):
+        return _canon_callable(value, where, ctx)
+    raise _unkeyable(value, where)
+
+
+def _sort_key(item: Json) -> str:
+    return json.dumps(item, sort_keys=True, separators=(",", ":"))
+
+
+# -- strings, paths, URLs ---------------------------------------------------
+def _canon_str(text: str, ctx: _Context) -> Json:
+    if not ctx.stat_files or not text or len(text) > 4096 or "\n" in text or "\0" in text:
+        return text
+    path = text
+    if text[:5].lower() == "file:":  # file:///a/b.tif, file:/a/b.tif (pystac writes both)
+        path = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
+    elif "://" in text:
+        if ctx.check_remote and text.split("://", 1)[0].lower() in ("http", "https"):
+            return {"url": [text, _head(text)]}
+        return text
+    stat = _stat(path)
+    return text if stat is None else {"file": [text, stat]}
+
+
+def _stat(path: str) -> list[Json] | None:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    out: list[Json] = [info.st_size, info.st_mtime_ns]
+    if os.path.isdir(path):
+        # A folder's own mtime does not change when a file inside is rewritten;
+        # add the metadata documents of Zarr stores (the common folder input).
+        for name in ("zarr.json", ".zmetadata", ".zarray", ".zgroup", ".zattrs"):
+            sub = _stat_file(os.path.join(path, name))
+            if sub is not None:
+                out.extend(sub)
+    return out
+
+
+def _stat_file(path: str) -> list[Json] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _head(url: str) -> Json:
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=_HEAD_TIMEOUT) as response:
+            headers = response.headers
+            return [headers.get("ETag"), headers.get("Last-Modified"), headers.get("Content-Length")]
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        msg = f"cannot check {url} for changes (HEAD request failed: {err}); check the URL, or drop check_remote=True"
+        raise ReadError(msg) from err
+
+
+# -- arrays -----------------------------------------------------------------
+def _canon_ndarray(array: np.ndarray[Any, Any], where: str, ctx: _Context) -> Json:
+    if array.dtype.hasobject:
+        return {"objarray": [list(array.shape), [_canon(v, where, ctx) for v in array.ravel().tolist()]]}
+    raw = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+    return {"ndarray": [array.dtype.str, list(array.shape), digest_bytes(raw.data)]}
+
+
+def _canon_tensor(tensor: torch.Tensor) -> Json:
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    raw = flat.view(torch.uint8).numpy() if flat.numel() else np.empty(0, np.uint8)
+    return {"tensor": [str(tensor.dtype), list(tensor.shape), digest_bytes(raw.data)]}
+
+
+def _canon_xarray(obj: xr.DataArray | xr.Dataset | xr.Variable, where: str, ctx: _Context) -> Json:
+    if isinstance(obj, xr.Variable):
+        return {"variable": [list(map(str, obj.dims)), _canon_variable_data(obj, None, where, ctx)]}
+    coords = {str(name): _canon_coord(obj, str(name), where, ctx) for name in obj.coords}
+    attrs = _canon(dict(obj.attrs), f"{where}.attrs", ctx)
+    if isinstance(obj, xr.Dataset):
+        data_vars = {
+            str(name): _canon_dataarray(var, f"{where}[{name!r}]", ctx) for name, var in obj.data_vars.items()
+        }
+        return {"dataset": _canon({"vars": data_vars, "coords": coords, "attrs": attrs}, where, ctx)}
+    body = _canon_dataarray(obj, where, ctx)
+    return {"dataarray": _canon({"var": body, "coords": coords, "attrs": attrs}, where, ctx)}
+
+
+def _canon_coord(obj: xr.DataArray | xr.Dataset, name: str, where: str, ctx: _Context) -> Json:
+    coord = obj.coords[name].variable
+    return {
+        "dims": list(map(str, coord.dims)),
+        "data": _canon_variable_data(coord, None, f"{where}.coords[{name!r}]", ctx),
+        "attrs": _canon(dict(coord.attrs), where, ctx),
+    }
+
+
+def _canon_dataarray(da: xr.DataArray, where: str, ctx: _Context) -> Json:
+    var = da.variable
+    return {
+        "name": _canon(da.name, where, ctx),
+        "dims": list(map(str, var.dims)),
+        "dtype": var.dtype.str,
+        "shape": list(var.shape),
+        "attrs": _canon(dict(var.attrs), where, ctx),
+        "data": _canon_variable_data(var, da.encoding, where, ctx),
+    }
+
+
+def _canon_variable_data(
+    var: xr.Variable, encoding: Mapping[str, Any] | None, where: str, ctx: _Context
+) -> Json:
+    """Digest an in-memory variable; describe a lazy one by its dask name or its source."""
+    chunks = getattr(var.data, "name", None) if var.chunks is not None else None
+    if chunks is not None:
+        return {"dask": str(chunks)}
+    if not var._in_memory and encoding is not None and encoding.get("source"):
+        lenient = _Context(ctx.stat_files, ctx.check_remote, lenient=True, depth=ctx.depth, active=ctx.active)
+        return {"lazy": _canon_lenient(dict(encoding), where, lenient)}
+    return _canon_ndarray(np.asarray(var.values), where, ctx)
+
+
+def _canon_lenient(mapping: Mapping[str, Any], where: str, ctx: _Context) -> Json:
+    out: list[Json] = []
+    for key in sorted(mapping, key=str):
+        try:
+            out.append([str(key), _canon(mapping[key], f"{where}.encoding[{key!r}]", ctx)])
+        except UnkeyableValueError:
+            continue  # codec objects and the like: they do not change the values
+    return out
+
+
+# -- geo types ----------------------------------------------------------------
+def _canon_geo(value: Any, where: str, ctx: _Context) -> Json | None:
+    module = type(value).__module__ or ""
+    name = type(value).__name__
+    if name == "Affine" and module.startswith("affine"):
+        return {"affine": [float(v) for v in tuple(value)[:6]]}
+    if name == "CRS" and module.startswith(("rasterio", "pyproj")):
+        return {"crs": value.to_wkt()}
+    if name == "GeoBox" and module.startswith("odc.geo"):
+        crs = None if value.crs is None else str(value.crs.to_wkt())
+        return {"geobox": [crs, [float(v) for v in tuple(value.affine)[:6]], list(value.shape)]}
+    if module.startswith("shapely") and hasattr(value, "wkb"):
+        return {"geometry": digest_bytes(value.wkb)}
+    if name == "Item" and module.startswith("pystac"):
+        return _canon_stac_item(value, where, ctx)
+    if module.startswith(("pandas", "geopandas")) and name in (
+        "DataFrame",
+        "GeoDataFrame",
+        "Series",
+        "GeoSeries",
+    ):
+        return _canon_frame(value, where)
+    return None
+
+
+def _canon_stac_item(item: Any, where: str, ctx: _Context) -> Json:
+    body = item.to_dict(include_self_link=False, transform_hrefs=False)
+    body.pop("links", None)
+    assets = {key: asset.get_absolute_href() or asset.href for key, asset in item.assets.items()}
+    return {"stac_item": [_canon(body, where, ctx), _canon(assets, f"{where}.assets", ctx)]}
+
+
+def _canon_frame(frame: Any, where: str) -> Json:
+    import pandas as pd  # type: ignore[import-untyped]
+
+    kind = type(frame).__name__
+    parts: list[Json] = [kind]
+    if kind in ("GeoDataFrame", "GeoSeries"):
+        geoms = frame.geometry if kind == "GeoDataFrame" else frame
+        crs = frame.crs
+        parts.append(None if crs is None else crs.to_wkt())
+        parts.append(digest_bytes(b"".join(b"" if g is None else g.wkb for g in geoms)))
+        if kind == "GeoSeries":
+            return {"frame": parts}
+        frame = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
+    is_frame = hasattr(frame, "columns")
+    parts.append([str(c) for c in frame.columns] if is_frame else [str(frame.name)])
+    parts.append([str(t) for t in frame.dtypes] if is_frame else [str(frame.dtype)])
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=True).to_numpy()
+    except TypeError as err:
+        raise UnkeyableValueError(f"{where}: cannot hash this table ({err}); pass version=...") from err
+    parts.append(digest_bytes(hashed.tobytes()))
+    return {"frame": parts}
+
+
+# -- functions ----------------------------------------------------------------
+def _canon_callable(fn: Any, where: str, ctx: _Context) -> Json:
+    if isinstance(fn, functools.partial):
+        return {
+            "partial": [
+                _canon(fn.func, where, ctx),
+                _canon(fn.args, f"{where} args", ctx),
+                _canon(fn.keywords, f"{where} keywords", ctx),
+            ]
+        }
+    if inspect.ismethod(fn):
+        return {"method": [_canon(fn.__func__, where, ctx), _canon(fn.__self__, f"{where}.__self__", ctx)]}
+    code = getattr(fn, "__code__", None)
+    if isinstance(fn, types.FunctionType) and code is not None:
+        closure = [_canon(cell.cell_contents, f"{where} closure", ctx) for cell in fn.__closure__ or ()]
+        return {
+            "function": [
+                _qualname(fn),
+                _code_digest(code, ctx),
+                _canon(fn.__defaults__, f"{where} defaults", ctx),
+                _canon(fn.__kwdefaults__, f"{where} defaults", ctx),
+                closure,
+                _canon(_simple_globals(fn, code), f"{where} globals", ctx),
+            ]
+        }
+    if isinstance(fn, _BUILTIN_CALLABLES):
+        return {"builtin": f"{type(fn).__module__}.{getattr(fn, '__qualname__', fn.__name__)}"}
+    raise _unkeyable(fn, where)
+
+
+def _code_digest(code: types.CodeType, ctx: _Context) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    h.update(repr(code.co_varnames).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            h.update(_code_digest(const, ctx).encode())
+        else:
+            h.update(_sort_key(_canon(const, "constant", ctx)).encode())
+    return h.hexdigest()
+
+
+def _simple_globals(fn: types.FunctionType, code: types.CodeType) -> dict[str, Any]:
+    names: set[str] = set()
+
+    def collect(c: types.CodeType) -> None:
+        names.update(c.co_names)
+        for const in c.co_consts:
+            if isinstance(const, types.CodeType):
+                collect(const)
+
+    collect(code)
+    found = {}
+    for name in sorted(names):
+        if name in fn.__globals__:
+            value = fn.__globals__[name]
+            if isinstance(value, _SIMPLE_GLOBALS):
+                found[name] = value
+    return found

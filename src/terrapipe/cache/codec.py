@@ -1,0 +1,451 @@
+"""Elements to JSON plus raw bytes and back: the cache never pickles.
+
+A cache shared over the network must not be able to run code in the process
+that reads it, so entries are never pickled. :func:`encode_value` turns an
+element into a JSON *node* (its structure, dtypes, shapes, names, attributes)
+and a list of raw byte buffers (array and tensor contents, copied at once so
+that a stage downstream can change the element in place without changing
+what is cached); :func:`decode_value` rebuilds it from a fixed set of
+constructors (``np.frombuffer``, ``torch.frombuffer``, ``xr.DataArray``,
+...). Decoding never imports a module or calls a function named by the data.
+
+Supported values
+----------------
+``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, lists, tuples and
+dicts of them (any JSON-able keys); ``numpy`` arrays (numeric, bool,
+datetime, fixed-width strings; object arrays of strings) and scalars;
+``torch.Tensor`` (strided, any device: it comes back on the CPU) and
+``torch.dtype``; ``xr.DataArray``/``xr.Dataset``/``xr.Variable`` with
+coordinates, attributes and encoding (so the rioxarray CRS and transform in the
+``spatial_ref`` coordinate survive; encoding entries that are not plain data,
+such as codec objects, are dropped); ``datetime``/``date``/``time``/
+``timedelta``, ``pandas.Timestamp``; ``pathlib`` paths; ``affine.Affine``;
+``pystac.Item``; shapely geometries (WKB); ``pandas``/``geopandas`` frames
+(Parquet/GeoParquet bytes). So :class:`~terrapipe.core.sample.Sample` dicts
+round trip. Anything else raises :class:`~terrapipe.core.errors.CacheError`.
+
+Examples
+--------
+>>> import numpy as np, torch
+>>> from terrapipe.cache.codec import decode_value, encode_value
+>>> sample = {"image": torch.arange(6, dtype=torch.float32).reshape(1, 2, 3),
+...           "meta": {"crs": "EPSG:32631", "shape": (2, 3)}}
+>>> encoded = encode_value(sample)
+>>> len(encoded.buffers), encoded.nbytes
+(1, 24)
+>>> back = decode_value(encoded.node, [memoryview(bytearray(b)) for b in encoded.buffers])
+>>> torch.equal(back["image"], sample["image"]), back["meta"]
+(True, {'crs': 'EPSG:32631', 'shape': (2, 3)})
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from terrapipe.cache.canonical import Json
+from terrapipe.core.errors import CacheError
+from terrapipe.core.optional import require
+
+__all__ = ["Encoded", "decode_value", "encode_value"]
+
+_TAG = "$"
+_TORCH_DTYPES: dict[str, torch.dtype] = {
+    str(d): d
+    for d in (
+        torch.bool,
+        torch.uint8,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.uint16,
+        torch.uint32,
+        torch.uint64,
+        torch.float16,
+        torch.bfloat16,
+        torch.float32,
+        torch.float64,
+        torch.complex64,
+        torch.complex128,
+    )
+}
+_NUMPY_KINDS = frozenset("biufcmMSU")
+
+
+@dataclass
+class Encoded:
+    """One element as a JSON node plus the raw buffers it refers to by index.
+
+    Attributes
+    ----------
+    node
+        The element's structure; ``{"$": "ndarray", ..., "b": 0}`` refers to
+        ``buffers[0]``.
+    buffers
+        Copies of the array and tensor contents.
+    """
+
+    node: Json
+    buffers: list[bytes] = field(default_factory=list)
+
+    @property
+    def nbytes(self) -> int:
+        """Total size of the buffers."""
+        return sum(len(b) for b in self.buffers)
+
+
+def encode_value(value: Any, *, where: str = "element") -> Encoded:
+    """Encode one element (see the module doc for what is supported).
+
+    Parameters
+    ----------
+    value
+        The element.
+    where
+        How to name it in error messages.
+
+    Returns
+    -------
+    Encoded
+        Its node and buffers.
+
+    Raises
+    ------
+    CacheError
+        For a value the cache cannot store.
+    """
+    buffers: list[bytes] = []
+    node = _Encoder(buffers).encode(value, where)
+    return Encoded(node, buffers)
+
+
+def decode_value(node: Json, buffers: Sequence[memoryview]) -> Any:
+    """Rebuild an element from its node and buffers (inverse of :func:`encode_value`).
+
+    Arrays and tensors share the memory of ``buffers`` (pass writable ones to
+    get writable arrays).
+
+    Raises
+    ------
+    ValueError
+        For a node that is not one :func:`encode_value` writes.
+    """
+    return _Decoder(buffers).decode(node)
+
+
+def _unsupported(value: Any, where: str, detail: str = "") -> CacheError:
+    what = f"a {type(value).__module__}.{type(value).__qualname__}"
+    extra = f" ({detail})" if detail else ""
+    msg = (
+        f"the cache cannot store {what} in {where}{extra}: it stores arrays, tensors, xarray objects, "
+        "Sample dicts and plain values (never pickles); convert the element, or place the cache "
+        "after a stage that yields one of those"
+    )
+    return CacheError(msg)
+
+
+class _Encoder:
+    def __init__(self, buffers: list[bytes]) -> None:
+        self.buffers = buffers
+
+    def add(self, data: bytes) -> int:
+        self.buffers.append(data)
+        return len(self.buffers) - 1
+
+    def encode(self, value: Any, where: str) -> Json:
+        if value is None or isinstance(value, bool | str):
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return float(value) if math.isfinite(value) else {_TAG: "float", "v": repr(float(value))}
+        if isinstance(value, list):
+            return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, tuple) and type(value).__name__ != "Affine":
+            return {_TAG: "tuple", "v": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+        if isinstance(value, Mapping) and not isinstance(value, xr.Dataset):
+            keys = [self.encode(k, f"{where} key") for k in value]
+            values = [self.encode(v, f"{where}[{k!r}]") for k, v in value.items()]
+            return {_TAG: "dict", "k": keys, "v": values}
+        if isinstance(value, bytes | bytearray):
+            return {_TAG: "bytes", "b": self.add(bytes(value))}
+        if isinstance(value, np.ndarray):
+            return self.ndarray(value, where)
+        if isinstance(value, np.generic):
+            if value.dtype.kind not in _NUMPY_KINDS:
+                raise _unsupported(value, where, f"dtype {value.dtype}")
+            return {_TAG: "npscalar", "dtype": value.dtype.str, "hex": value.tobytes().hex()}
+        if isinstance(value, np.dtype):
+            return {_TAG: "dtype", "v": value.str}
+        if isinstance(value, torch.Tensor):
+            return self.tensor(value, where)
+        if isinstance(value, torch.dtype):
+            return {_TAG: "torch_dtype", "v": str(value)}
+        if isinstance(value, xr.DataArray):
+            return self.dataarray(value, where)
+        if isinstance(value, xr.Dataset):
+            return self.dataset(value, where)
+        if isinstance(value, xr.Variable):
+            return self.variable(value, where)
+        return self.other(value, where)
+
+    def other(self, value: Any, where: str) -> Json:
+        module, name = type(value).__module__ or "", type(value).__name__
+        if name == "Timestamp" and module.startswith("pandas"):
+            return {_TAG: "timestamp", "v": value.isoformat()}
+        if isinstance(value, dt.datetime):
+            return {_TAG: "datetime", "v": value.isoformat()}
+        if isinstance(value, dt.date):
+            return {_TAG: "date", "v": value.isoformat()}
+        if isinstance(value, dt.time):
+            return {_TAG: "time", "v": value.isoformat()}
+        if isinstance(value, dt.timedelta):
+            return {_TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
+        if isinstance(value, PurePath):
+            return {_TAG: "path", "v": str(value)}
+        if name == "Affine" and module.startswith("affine"):
+            return {_TAG: "affine", "v": [float(v) for v in tuple(value)[:6]]}
+        if name == "Item" and module.startswith("pystac"):
+            item = value.clone()
+            item.make_asset_hrefs_absolute()
+            return {_TAG: "stac_item", "v": json.dumps(item.to_dict(transform_hrefs=False))}
+        if module.startswith("shapely") and hasattr(value, "wkb"):
+            return {_TAG: "geometry", "b": self.add(value.wkb)}
+        if name in ("DataFrame", "GeoDataFrame") and module.startswith(("pandas", "geopandas")):
+            sink = io.BytesIO()
+            value.to_parquet(sink)
+            return {_TAG: "table", "kind": name, "b": self.add(sink.getvalue())}
+        raise _unsupported(value, where)
+
+    def ndarray(self, array: np.ndarray[Any, Any], where: str) -> Json:
+        if array.dtype.hasobject:
+            items = array.ravel().tolist()
+            if not all(isinstance(v, str) for v in items):
+                raise _unsupported(array, where, "object array of non-strings")
+            return {_TAG: "strarray", "shape": list(array.shape), "v": items}
+        if array.dtype.kind not in _NUMPY_KINDS or array.dtype.fields is not None:
+            raise _unsupported(array, where, f"dtype {array.dtype}")
+        data = np.ascontiguousarray(array).tobytes()
+        return {_TAG: "ndarray", "dtype": array.dtype.str, "shape": list(array.shape), "b": self.add(data)}
+
+    def tensor(self, tensor: torch.Tensor, where: str) -> Json:
+        if tensor.layout != torch.strided or tensor.is_quantized or str(tensor.dtype) not in _TORCH_DTYPES:
+            raise _unsupported(tensor, where, f"layout {tensor.layout}, dtype {tensor.dtype}")
+        flat = tensor.detach().cpu().resolve_conj().resolve_neg().contiguous().reshape(-1)
+        data = flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+        return {_TAG: "tensor", "dtype": str(tensor.dtype), "shape": list(tensor.shape), "b": self.add(data)}
+
+    def variable(self, var: xr.Variable, where: str) -> dict[str, Json]:
+        return {
+            _TAG: "variable",
+            "dims": [str(d) for d in var.dims],
+            "data": self.ndarray(np.asarray(var.values), where),
+            "attrs": self.encode(dict(var.attrs), f"{where}.attrs"),
+            "encoding": self.lenient(var.encoding, where),
+        }
+
+    def lenient(self, mapping: Mapping[Any, Any], where: str) -> Json:
+        """Encode the entries of ``encoding`` that are plain data; drop the others."""
+        keep: dict[str, Json] = {}
+        for key, value in mapping.items():
+            trial = _Encoder([])
+            try:
+                node = trial.encode(value, where)
+            except CacheError:
+                continue
+            if not trial.buffers:  # encoding holds small metadata, never arrays
+                keep[str(key)] = node
+        return {_TAG: "dict", "k": list(keep), "v": list(keep.values())}
+
+    def coords(self, obj: xr.DataArray | xr.Dataset, where: str) -> Json:
+        return [[str(n), self.variable(obj.coords[n].variable, f"{where}.coords[{n!r}]")] for n in obj.coords]
+
+    def dataarray(self, da: xr.DataArray, where: str) -> Json:
+        var = self.variable(da.variable, where)
+        var["encoding"] = self.lenient(da.encoding, where)  # type: ignore[index]
+        return {
+            _TAG: "dataarray",
+            "name": self.encode(da.name, where),
+            "var": var,
+            "coords": self.coords(da, where),
+        }
+
+    def dataset(self, ds: xr.Dataset, where: str) -> Json:
+        data_vars: list[Json] = []
+        for name, da in ds.data_vars.items():
+            var = self.variable(da.variable, f"{where}[{name!r}]")
+            var["encoding"] = self.lenient(da.encoding, where)
+            data_vars.append([str(name), var])
+        return {
+            _TAG: "dataset",
+            "vars": data_vars,
+            "coords": self.coords(ds, where),
+            "attrs": self.encode(dict(ds.attrs), f"{where}.attrs"),
+        }
+
+
+class _Decoder:
+    def __init__(self, buffers: Sequence[memoryview]) -> None:
+        self.buffers = buffers
+
+    def decode(self, node: Json) -> Any:
+        if node is None or isinstance(node, bool | int | float | str):
+            return node
+        if isinstance(node, list):
+            return [self.decode(v) for v in node]
+        if not isinstance(node, dict):
+            raise ValueError(f"not a cache node: {type(node).__name__}")
+        tag = node[_TAG]
+        if tag == "tuple":
+            return tuple(self.decode(v) for v in _list(node["v"]))
+        if tag == "dict":
+            return dict(
+                zip(
+                    (self.decode(k) for k in _list(node["k"])),
+                    (self.decode(v) for v in _list(node["v"])),
+                    strict=True,
+                )
+            )
+        if tag == "float":
+            return float(_str(node["v"]))
+        if tag == "ndarray":
+            return self.ndarray(node)
+        if tag == "strarray":
+            return np.array(_list(node["v"]), dtype=object).reshape(_shape(node["shape"]))
+        if tag == "tensor":
+            return self.tensor(node)
+        if tag in ("dataarray", "dataset", "variable"):
+            return self.xarray(node)
+        return self.other(tag, node)
+
+    def other(self, tag: Json, node: dict[str, Json]) -> Any:
+        if tag == "bytes":
+            return bytes(self.buffer(node["b"]))
+        if tag == "npscalar":
+            return np.frombuffer(bytes.fromhex(_str(node["hex"])), dtype=_dtype(node["dtype"]))[0]
+        if tag == "dtype":
+            return _dtype(node["v"])
+        if tag == "torch_dtype":
+            return _TORCH_DTYPES[_str(node["v"])]
+        if tag == "datetime":
+            return dt.datetime.fromisoformat(_str(node["v"]))
+        if tag == "date":
+            return dt.date.fromisoformat(_str(node["v"]))
+        if tag == "time":
+            return dt.time.fromisoformat(_str(node["v"]))
+        if tag == "timedelta":
+            days, seconds, micro = (int(v) for v in _list(node["v"]))  # type: ignore[arg-type]
+            return dt.timedelta(days=days, seconds=seconds, microseconds=micro)
+        if tag == "timestamp":
+            return require("pandas", feature="cache").Timestamp(_str(node["v"]))
+        if tag == "path":
+            return Path(_str(node["v"]))
+        if tag == "affine":
+            from affine import Affine
+
+            return Affine(*(float(v) for v in _list(node["v"])))  # type: ignore[arg-type]
+        if tag == "stac_item":
+            pystac = require("pystac", feature="cache")
+            return pystac.Item.from_dict(json.loads(_str(node["v"])))
+        if tag == "geometry":
+            return require("shapely", feature="cache").from_wkb(bytes(self.buffer(node["b"])))
+        if tag == "table":
+            kind = _str(node["kind"])
+            module = require("geopandas" if kind == "GeoDataFrame" else "pandas", feature="cache")
+            return module.read_parquet(io.BytesIO(bytes(self.buffer(node["b"]))))
+        raise ValueError(f"unknown cache node tag {tag!r}")
+
+    def buffer(self, index: Json) -> memoryview:
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"bad buffer index {index!r}")
+        return self.buffers[index]
+
+    def ndarray(self, node: dict[str, Json]) -> np.ndarray[Any, Any]:
+        dtype = _dtype(node["dtype"])
+        shape = _shape(node["shape"])
+        data = self.buffer(node["b"])
+        count = math.prod(shape)
+        if len(data) != count * dtype.itemsize:
+            raise ValueError("array buffer has the wrong size")
+        return np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+
+    def tensor(self, node: dict[str, Json]) -> torch.Tensor:
+        dtype = _TORCH_DTYPES[_str(node["dtype"])]
+        shape = _shape(node["shape"])
+        data = self.buffer(node["b"])
+        count = math.prod(shape)
+        if len(data) != count * dtype.itemsize:
+            raise ValueError("tensor buffer has the wrong size")
+        if count == 0:
+            return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
+
+    def variable(self, node: Json) -> xr.Variable:
+        if not isinstance(node, dict) or node.get(_TAG) != "variable":
+            raise ValueError("expected a variable node")
+        data = self.decode(node["data"])
+        attrs = self.decode(node["attrs"])
+        encoding = self.decode(node["encoding"])
+        return xr.Variable([str(d) for d in _list(node["dims"])], data, attrs=attrs, encoding=encoding)
+
+    def coords(self, node: Json) -> dict[str, xr.Variable]:
+        return {_str(pair[0]): self.variable(pair[1]) for pair in _pairs(node)}
+
+    def xarray(self, node: dict[str, Json]) -> Any:
+        tag = node[_TAG]
+        if tag == "variable":
+            return self.variable(node)
+        coords = self.coords(node["coords"])
+        if tag == "dataarray":
+            var = self.variable(node["var"])
+            da = xr.DataArray(
+                var.data, dims=var.dims, coords=coords, attrs=var.attrs, name=self.decode(node["name"])
+            )
+            da.encoding = dict(var.encoding)
+            return da
+        data_vars = {_str(pair[0]): self.variable(pair[1]) for pair in _pairs(node["vars"])}
+        return xr.Dataset(data_vars, coords=coords, attrs=self.decode(node["attrs"]))
+
+
+def _str(node: Json) -> str:
+    if not isinstance(node, str):
+        raise ValueError(f"expected a string, got {node!r}")
+    return node
+
+
+def _list(node: Json) -> list[Json]:
+    if not isinstance(node, list):
+        raise ValueError(f"expected a list, got {type(node).__name__}")
+    return node
+
+
+def _pairs(node: Json) -> list[list[Json]]:
+    pairs = _list(node)
+    if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise ValueError("expected [name, value] pairs")
+    return pairs  # type: ignore[return-value]
+
+
+def _shape(node: Json) -> tuple[int, ...]:
+    dims = _list(node)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in dims):
+        raise ValueError(f"bad shape {node!r}")
+    return tuple(dims)  # type: ignore[arg-type]
+
+
+def _dtype(node: Json) -> np.dtype[Any]:
+    dtype = np.dtype(_str(node))
+    if dtype.kind not in _NUMPY_KINDS or dtype.hasobject or dtype.fields is not None:
+        raise ValueError(f"dtype {dtype} is not allowed in a cache entry")
+    return dtype

@@ -1,0 +1,165 @@
+"""One cache entry as bytes: a checksummed frame of a JSON header and raw buffers.
+
+An entry holds every element the cached stages produced for one input element
+(zero, one or many), so a hit replays exactly what a miss yielded. Layout::
+
+    b"TPCACHE1"                 magic and format version (8 bytes)
+    header length               little-endian uint64
+    header                      UTF-8 JSON: {"format", "key", "elements":
+                                [{"node", "buffers": [[offset, size], ...]}], "payload"}
+    padding                     zeros up to a multiple of 64
+    payload                     the buffers, each starting at a multiple of 64
+    checksum                    CRC-32 of everything above (little-endian uint32)
+
+:func:`unpack_entry` verifies the checksum before it parses anything, checks
+that the entry was written for the key asked for, and raises
+:class:`CorruptEntryError` for anything wrong: the cache stage then counts the
+entry as corrupt and recomputes it. It never returns a damaged element.
+
+The checksum guards against damage (flipped bits, truncation, a chunk lost
+by the store), not against a hostile writer, who could recompute it; what
+keeps a hostile entry harmless is that decoding never runs code (see
+:mod:`terrapipe.cache.codec`). CRC-32 detects every burst error up to 32 bits
+and all but one in four billion other corruptions, at several times the speed
+of a cryptographic hash (the hit path of a memory cache checks every byte).
+
+Examples
+--------
+>>> import numpy as np
+>>> from terrapipe.cache.codec import encode_value
+>>> blob = pack_entry("k1", [encode_value(np.arange(4, dtype="uint16")), encode_value("done")])
+>>> unpack_entry(blob, "k1")
+[array([0, 1, 2, 3], dtype=uint16), 'done']
+>>> damaged = bytearray(blob)
+>>> damaged[200] ^= 0xFF
+>>> unpack_entry(bytes(damaged), "k1")
+Traceback (most recent call last):
+...
+terrapipe.cache.entry.CorruptEntryError: cache entry k1 is corrupt: checksum mismatch
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from terrapipe.cache.codec import Encoded, decode_value
+from terrapipe.core.errors import CacheError
+
+__all__ = ["MAGIC", "CorruptEntryError", "entry_digest", "pack_entry", "unpack_entry"]
+
+#: First bytes of every entry; the last byte is the format version.
+MAGIC = b"TPCACHE1"
+_FORMAT = 1
+_ALIGN = 64
+_DIGEST = 4
+_PREFIX = len(MAGIC) + 8
+
+
+class CorruptEntryError(CacheError):
+    """A cache entry failed verification (checksum, key, structure); it is recomputed."""
+
+
+def _pad(n: int) -> int:
+    return -n % _ALIGN
+
+
+def pack_entry(key: str, elements: Sequence[Encoded]) -> bytes:
+    """Frame the encoded elements of one entry (see the module doc).
+
+    Parameters
+    ----------
+    key
+        The entry's key (stored in the header and checked on read).
+    elements
+        The encoded elements, in order.
+
+    Returns
+    -------
+    bytes
+        The entry.
+    """
+    layout: list[dict[str, Any]] = []
+    offset = 0
+    for element in elements:
+        spans = []
+        for buf in element.buffers:
+            spans.append([offset, len(buf)])
+            offset += len(buf) + _pad(len(buf))
+        layout.append({"node": element.node, "buffers": spans})
+    header = {"format": _FORMAT, "key": key, "elements": layout, "payload": offset}
+    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    head = MAGIC + struct.pack("<Q", len(text)) + text
+    parts = [head, bytes(_pad(len(head)))]
+    for element in elements:
+        for buf in element.buffers:
+            parts.append(buf)
+            if _pad(len(buf)):
+                parts.append(bytes(_pad(len(buf))))
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    parts.append(struct.pack("<I", crc))
+    return b"".join(parts)
+
+
+def entry_digest(data: bytes | bytearray | memoryview) -> str:
+    """Return the checksum an entry carries (hex), without verifying it."""
+    return bytes(memoryview(data)[-_DIGEST:]).hex()
+
+
+def unpack_entry(data: bytes | bytearray | memoryview, key: str) -> list[Any]:
+    """Verify an entry and decode its elements.
+
+    The arrays and tensors returned are writable and share one fresh buffer
+    (the stored bytes are never aliased).
+
+    Parameters
+    ----------
+    data
+        The entry's bytes.
+    key
+        The key it was read under.
+
+    Returns
+    -------
+    list
+        The elements, in order.
+
+    Raises
+    ------
+    CorruptEntryError
+        For a checksum mismatch, a wrong key, or a malformed header.
+    """
+    view = memoryview(data).cast("B")
+    if len(view) < _PREFIX + _DIGEST or bytes(view[: len(MAGIC)]) != MAGIC:
+        raise CorruptEntryError(
+            f"cache entry {key} is corrupt: not a terrapipe cache entry (bad magic or size)"
+        )
+    (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
+    if zlib.crc32(view[:-_DIGEST]) != stored:
+        raise CorruptEntryError(f"cache entry {key} is corrupt: checksum mismatch")
+    try:
+        (size,) = struct.unpack_from("<Q", view, len(MAGIC))
+        header = json.loads(bytes(view[_PREFIX : _PREFIX + size]))
+        if header["format"] != _FORMAT or header["key"] != key:
+            raise ValueError(f"entry written for key {header['key']!r} in format {header['format']!r}")
+        start = _PREFIX + size + _pad(_PREFIX + size)
+        payload = bytearray(view[start:-_DIGEST])
+        if len(payload) != header["payload"]:
+            raise ValueError("payload size does not match the header")
+        whole = memoryview(payload)
+        out = []
+        for element in header["elements"]:
+            buffers = []
+            for offset, nbytes in element["buffers"]:
+                if not (offset >= 0 and nbytes >= 0 and offset + nbytes <= len(payload)):
+                    raise ValueError("buffer outside the payload")
+                buffers.append(whole[offset : offset + nbytes])
+            out.append(decode_value(element["node"], buffers))
+        return out
+    except (ValueError, KeyError, TypeError, IndexError, struct.error) as err:
+        raise CorruptEntryError(f"cache entry {key} is corrupt: {err}") from err

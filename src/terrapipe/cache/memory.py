@@ -1,0 +1,158 @@
+"""``MemoryLRU``: an in-process cache backend with a byte budget.
+
+Entries are the encoded bytes (never the live objects), so a hit always
+returns fresh arrays and a stage downstream that changes an element in place
+cannot change the cache. The budget counts what the entries really occupy:
+the bytes objects, their keys and the bookkeeping of each entry; the least
+recently used entries are evicted until the total fits.
+
+Each process has its own: DataLoader workers each fill their own copy (use
+``persistent_workers=True`` so they survive between epochs, or a
+:class:`~terrapipe.cache.zarr_store.ZarrStore` /
+:class:`~terrapipe.cache.redis_store.RedisStore` to share one). Pickling it
+(for ``spawn`` workers) gives an empty cache with the same budget; copying it
+(``copy.deepcopy``, as ``tp.loader`` does for thread workers) gives the same
+cache, so threads share one budget. It is thread-safe.
+
+Examples
+--------
+>>> lru = MemoryLRU(max_bytes=3000)
+>>> for key in "abc":
+...     lru.put(key, bytes(1000))
+True
+True
+True
+>>> sorted(lru.keys()), lru.evicted, lru.nbytes <= lru.max_bytes
+(['b', 'c'], 1, True)
+>>> lru.get("a") is None, len(lru.get("c"))
+(True, 1000)
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from terrapipe.core.errors import InvalidArgumentError
+
+__all__ = ["MemoryLRU"]
+
+#: Bytes one entry costs besides its data and key (hash-table slot and LRU
+#: list node of the ``OrderedDict``), measured with ``tracemalloc``.
+ENTRY_OVERHEAD = 128
+
+
+class MemoryLRU:
+    """Least-recently-used cache of bytes in this process, bounded in bytes.
+
+    Parameters
+    ----------
+    max_bytes
+        Budget for everything the entries occupy (data, keys, bookkeeping).
+
+    Attributes
+    ----------
+    evicted
+        Entries evicted to stay within the budget.
+    refused
+        Entries not stored because alone they exceed the budget.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a budget that is not a positive int.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+            raise InvalidArgumentError(f"max_bytes must be a positive int (bytes), got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self.evicted = 0
+        self.refused = 0
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def cost(key: str, data: bytes) -> int:
+        """Bytes an entry occupies (data, key, bookkeeping)."""
+        return sys.getsizeof(data) + sys.getsizeof(key) + ENTRY_OVERHEAD
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the entries occupy now (never above ``max_bytes``)."""
+        return self._nbytes
+
+    def get(self, key: str) -> bytes | None:
+        """Return the entry (and mark it most recently used), or ``None``."""
+        with self._lock:
+            data = self._entries.get(key)
+            if data is not None:
+                self._entries.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> bool:
+        """Store an entry, evicting the least recently used ones to fit the budget.
+
+        Returns ``False`` (and stores nothing) when the entry alone exceeds the budget.
+        """
+        data = data if type(data) is bytes else bytes(data)
+        cost = self.cost(key, data)
+        with self._lock:
+            self._remove(key)
+            if cost > self.max_bytes:
+                self.refused += 1
+                return False
+            self._entries[key] = data
+            self._nbytes += cost
+            while self._nbytes > self.max_bytes:
+                old_key, old = self._entries.popitem(last=False)
+                self._nbytes -= self.cost(old_key, old)
+                self.evicted += 1
+        return True
+
+    def _remove(self, key: str) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._nbytes -= self.cost(key, old)
+
+    def delete(self, key: str) -> None:
+        """Remove an entry if present."""
+        with self._lock:
+            self._remove(key)
+
+    def keys(self) -> Iterator[str]:
+        """Yield the keys, least recently used first."""
+        with self._lock:
+            keys = list(self._entries)
+        yield from keys
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"MemoryLRU(max_bytes={self.max_bytes}, entries={len(self)}, nbytes={self._nbytes})"
+
+    def __copy__(self) -> MemoryLRU:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MemoryLRU:
+        return self  # a handle on this process's cache: thread workers' copies of a pipe share it
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_bytes"])  # type: ignore[misc]

@@ -1,0 +1,164 @@
+"""``RedisStore``: cache entries in a Redis database (redis-py).
+
+Each entry is one Redis string under ``prefix + key``, written with one
+``SET`` (atomic on the server: a client killed mid-command leaves nothing),
+optionally with a time to live. Entries larger than ``max_entry_bytes`` are
+refused (counted in ``refused``) rather than sent: Redis keeps everything in
+memory, and its own limit for one value is 512 MiB.
+
+The client is created lazily in each process (after a DataLoader worker
+forks, or after unpickling in a ``spawn`` worker), with timeouts, so a dead
+server fails fast with a :class:`~terrapipe.core.errors.CacheError` that
+names the URL rather than hanging.
+
+Examples
+--------
+>>> store = RedisStore("redis://127.0.0.1:6379/0", ttl=3600, max_entry_bytes=64 * 2**20)
+>>> store
+RedisStore('redis://127.0.0.1:6379/0', ttl=3600, max_entry_bytes=67108864)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from terrapipe.core.errors import CacheError, InvalidArgumentError
+from terrapipe.core.optional import require
+
+__all__ = ["RedisStore"]
+
+
+class RedisStore:
+    """Cache backend on a Redis server (see the module doc).
+
+    Parameters
+    ----------
+    url
+        ``redis://[:password@]host:port/db``, ``rediss://...`` or ``unix:///path.sock``.
+    ttl
+        Seconds an entry lives after it is written (``None``: until evicted
+        by the server's ``maxmemory-policy`` or deleted).
+    max_entry_bytes
+        Entries larger than this are not stored.
+    prefix
+        Prepended to every key, so several caches can share a database.
+    timeout
+        Seconds to wait to connect and for each reply.
+
+    Attributes
+    ----------
+    refused
+        Entries not stored because they exceed ``max_entry_bytes``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a bad ``ttl``, ``max_entry_bytes`` or ``timeout``.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        ttl: float | None = None,
+        max_entry_bytes: int = 64 * 2**20,
+        prefix: str = "terrapipe:cache:",
+        timeout: float = 10.0,
+    ) -> None:
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+            raise InvalidArgumentError(f"ttl must be None or a positive number of seconds, got {ttl!r}")
+        if isinstance(max_entry_bytes, bool) or not isinstance(max_entry_bytes, int) or max_entry_bytes < 1:
+            raise InvalidArgumentError(f"max_entry_bytes must be a positive int, got {max_entry_bytes!r}")
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.url = url
+        self.ttl = ttl
+        self.max_entry_bytes = max_entry_bytes
+        self.prefix = prefix
+        self.timeout = float(timeout)
+        self.refused = 0
+        self._client: Any = None
+        self._pid = -1
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, ttl={self.ttl}, max_entry_bytes={self.max_entry_bytes})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_client=None, _pid=-1)
+        return state
+
+    @property
+    def client(self) -> Any:
+        """The ``redis.Redis`` client of this process (created on first use)."""
+        if self._client is None or self._pid != os.getpid():
+            redis = require("redis", feature="RedisStore")
+            try:
+                self._client = redis.Redis.from_url(
+                    self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+                )
+            except ValueError as err:
+                raise InvalidArgumentError(f"invalid Redis URL {self.url!r}: {err}") from err
+            self._pid = os.getpid()
+        return self._client
+
+    def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        redis = require("redis", feature="RedisStore")
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except redis.exceptions.RedisError as err:
+            msg = f"cannot {what} at {self.url}: {err}; check that the Redis server runs and the URL is right"
+            raise CacheError(msg) from err
+
+    def get(self, key: str) -> bytes | None:
+        """Return the entry's bytes, or ``None``."""
+        data = self._call(f"read cache entry {key}", "get", self.prefix + key)
+        return None if data is None else bytes(data)
+
+    def put(self, key: str, data: bytes) -> bool:
+        """Store an entry with one ``SET``; ``False`` (nothing sent) above ``max_entry_bytes``."""
+        if len(data) > self.max_entry_bytes:
+            self.refused += 1
+            return False
+        px = None if self.ttl is None else max(1, int(self.ttl * 1000))
+        self._call(f"write cache entry {key}", "set", self.prefix + key, bytes(data), px=px)
+        return True
+
+    def delete(self, key: str) -> None:
+        """Remove an entry if present."""
+        self._call(f"delete cache entry {key}", "delete", self.prefix + key)
+
+    def keys(self) -> Iterator[str]:
+        """Yield the keys under this store's prefix (``SCAN``, so the server is not blocked)."""
+        start = len(self.prefix)
+        for name in self._scan():
+            yield bytes(name)[start:].decode()
+
+    def _scan(self) -> list[bytes]:
+        redis = require("redis", feature="RedisStore")
+        try:
+            return list(self.client.scan_iter(match=self._pattern(), count=1000))
+        except redis.exceptions.RedisError as err:
+            raise CacheError(f"cannot list cache entries at {self.url}: {err}; check the server") from err
+
+    def _pattern(self) -> str:
+        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
+        return escaped + "*"
+
+    def ttl_of(self, key: str) -> float | None:
+        """Seconds left to live of an entry (``None``: no TTL or no entry)."""
+        ms = self._call(f"read the TTL of {key}", "pttl", self.prefix + key)
+        return None if ms is None or ms < 0 else ms / 1000
+
+    def clear(self) -> None:
+        """Remove every entry under this store's prefix."""
+        names = self._scan()
+        for i in range(0, len(names), 1000):
+            self._call("clear the cache", "delete", *names[i : i + 1000])
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        return bool(self._call(f"look up cache entry {key}", "exists", self.prefix + key))

@@ -1,0 +1,336 @@
+"""``cache``: serve what a run of stages yields from a store, computing it once.
+
+Contract
+--------
+A cache covers the stages between the nearest ``cache_point()`` upstream of
+it and itself::
+
+    pipe = (
+        tp.from_items(scene_paths)
+        .cache_point()                      # elements here key the entries
+        .read_raster(bands=[1, 2, 3, 4])
+        .chip({"y": 256, "x": 256})
+        .map(to_sample)
+        .cache("cache.zarr")                # caches what the three stages make of each path
+    )
+
+For each element reaching the point (a path, a STAC item, a window
+description...) the cache computes a **key**: the element's identity
+(:func:`~terrapipe.cache.keys.element_identity`: the string plus file size and
+mtime, the item's JSON and asset files, array contents...; or ``key(element)``)
+mixed with a digest of the covered stages' configuration (their classes and
+options, functions by bytecode; see :mod:`terrapipe.cache.segment`) and
+``version``. Change a parameter, a function body, or a file upstream, and the
+old entries are simply not hit.
+
+- **Hit**: the entry holds every element the covered stages yielded for that
+  input (zero, one or many); they are replayed in order, and the covered
+  stages do not run.
+- **Miss** (absent, or found corrupt): the cache feeds the one input to the
+  point, runs the covered stages for it, yields what they yield, and, if the
+  pass completed and no covered stage skipped an element, writes the entry.
+  A pass stopped early (a ``header`` downstream) writes nothing.
+- Entries are checksummed; a damaged one is counted in ``stats.corrupt``,
+  recomputed and overwritten, never returned. Elements are stored as JSON
+  plus raw bytes (:mod:`terrapipe.cache.codec`), never pickled.
+- The covered stages must treat each element on its own (a plain chain, no
+  shuffle/batch/zip...; checked when the cache is built) and be
+  deterministic: per-epoch randomness inside them is frozen in the entry.
+- Sharding: the cache splits the *inputs* round robin over DataLoader workers
+  and DDP ranks (unless a stage downstream shards, or a ``sharding_filter``
+  upstream does); the covered stages never split an input's outputs, so an
+  entry always holds all of them. Workers that compute the same entry at once
+  write identical bytes; each store's writes are atomic.
+- Order: the same as without the cache. Stats count entries (``hits``,
+  ``misses``, ``corrupt``, ``writes``, ``not_written``, ``evicted``) and
+  elements (``elements``).
+- Policies: ``"read-write"`` (default), ``"read-only"`` (serve hits, never
+  write), ``"refresh"`` (never read, recompute and overwrite everything).
+- Resumable: the state is the input's position and how many of its elements
+  were yielded; a resumed pass serves the rest of that entry.
+
+Stores: :class:`~terrapipe.cache.memory.MemoryLRU`,
+:class:`~terrapipe.cache.zarr_store.ZarrStore` (a folder or fsspec URL),
+:class:`~terrapipe.cache.redis_store.RedisStore` (a ``redis://`` URL). A
+store failure other than a damaged entry (server down, permission denied)
+raises :class:`~terrapipe.core.errors.CacheError`.
+
+Examples
+--------
+>>> import terrapipe as tp
+>>> import terrapipe.cache
+>>> from terrapipe.cache import MemoryLRU
+>>> calls = []
+>>> def slow_square(x):
+...     calls.append(x)
+...     return x * x
+>>> pipe = tp.from_items([1, 2, 3]).cache_point().map(slow_square).cache(MemoryLRU(max_bytes=2**20))
+>>> list(pipe), list(pipe), calls
+([1, 4, 9], [1, 4, 9], [1, 2, 3])
+>>> pipe.stats.hits, pipe.stats.misses
+(3, 3)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeVar
+
+from terrapipe.cache.canonical import canonical, digest_json
+from terrapipe.cache.codec import Encoded, encode_value
+from terrapipe.cache.entry import CorruptEntryError, pack_entry, unpack_entry
+from terrapipe.cache.keys import entry_key
+from terrapipe.cache.segment import find_segment, segment_config
+from terrapipe.cache.stats import CacheStats
+from terrapipe.cache.store import StoreLike, open_store
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
+from terrapipe.core.shard import shard_info
+from terrapipe.core.state import Stateful, expect_keys
+
+__all__ = ["POLICIES", "Cache", "Policy"]
+
+T = TypeVar("T")
+
+#: What the cache does with its store.
+Policy = Literal["read-write", "read-only", "refresh"]
+POLICIES: tuple[str, ...] = ("read-write", "read-only", "refresh")
+_STATE_KEYS = ("epoch", "index", "anchor", "skip")
+
+
+@register("cache")
+class Cache(Stage[T]):
+    """Serve the output of the stages since the last ``cache_point()`` from a store.
+
+    Parameters
+    ----------
+    source
+        The last covered stage (the cache goes right after it).
+    store
+        A :class:`~terrapipe.cache.memory.MemoryLRU`,
+        :class:`~terrapipe.cache.zarr_store.ZarrStore` or
+        :class:`~terrapipe.cache.redis_store.RedisStore`; a folder or fsspec
+        URL (Zarr); a ``redis://`` URL.
+    key
+        ``key(element) -> value`` giving the identity of an element at the
+        cache point, instead of :func:`~terrapipe.cache.keys.element_identity`
+        (any value :func:`~terrapipe.cache.canonical.canonical` describes).
+    version
+        A label of the covered stages' configuration, mixed into every key;
+        it also stands in for options that cannot be described (a model
+        object, an open client). Change it to invalidate the entries.
+    policy
+        ``"read-write"``, ``"read-only"`` or ``"refresh"`` (see the module doc).
+    check_remote
+        Check ``http(s)`` inputs for changes with a ``HEAD`` request (ETag)
+        every time they are keyed.
+    shard
+        ``"auto"``: split the inputs across workers and ranks unless a stage
+        downstream does; ``False``: every worker sees every input.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a bad option, no ``cache_point()`` upstream, covered stages that
+        mix elements, or options that cannot be described (pass ``version=``).
+
+    Attributes
+    ----------
+    stats : CacheStats
+        Hits, misses, corrupt entries, writes... in this process.
+    config_digest : str
+        Digest of the covered stages' configuration (part of every key).
+    """
+
+    can_shard = True
+
+    def __init__(
+        self,
+        source: IterDataPipe[T],
+        store: StoreLike,
+        *,
+        key: Callable[[Any], Any] | None = None,
+        version: str | None = None,
+        policy: Policy = "read-write",
+        check_remote: bool = False,
+        shard: ShardMode = "auto",
+    ) -> None:
+        super().__init__()
+        if policy not in POLICIES:
+            raise InvalidArgumentError(f"cache policy must be one of {POLICIES}, got {policy!r}")
+        if key is not None and not callable(key):
+            raise InvalidArgumentError(
+                f"cache key must be a callable (element -> identity) or None, got {key!r}"
+            )
+        if version is not None and not isinstance(version, str):
+            raise InvalidArgumentError(f"cache version must be a string or None, got {version!r}")
+        if shard not in ("auto", True, False):
+            raise InvalidArgumentError(f"shard must be 'auto', True or False, got {shard!r}")
+        self.source = source
+        self.store = open_store(store)
+        self.key = key
+        self.version = version
+        self.policy: Policy = policy
+        self.check_remote = bool(check_remote)
+        self.shard = shard
+        self.stats: CacheStats = CacheStats(name=type(self).__name__)
+        segment = find_segment(source)
+        self._point = segment.point
+        self._covered = segment.stages
+        self.config_digest = digest_json(segment_config(segment.stages, version=version))
+        self._resume: dict[str, Any] | None = None
+        self._in_pass = False
+        self._epoch = 0
+        self._index = 0
+        self._snapshot: Any = None
+        self._yielded = 0
+
+    # -- keys -----------------------------------------------------------------
+    def key_of(self, element: Any) -> str:
+        """Return the store key of an element at the cache point."""
+        if self.key is not None:
+            identity = canonical(self.key(element), where="key(element)", check_remote=self.check_remote)
+        else:
+            identity = canonical(element, where="element", check_remote=self.check_remote)
+        return entry_key(identity, self.config_digest)
+
+    # -- iteration ------------------------------------------------------------
+    def __iter__(self) -> Iterator[T]:
+        epoch = self._begin_epoch()
+        resume, self._resume = self._resume, None
+        sharding = self._claim_sharding()
+        for stage in self._covered:
+            if isinstance(stage, Stage):
+                stage._shard_superseded = True  # an entry holds all of an input's outputs
+        info = shard_info() if sharding else None
+        anchors: Any = self._point.source
+        stateful = isinstance(anchors, Stateful)
+        start = skip = replay = 0
+        pending: Any = None
+        if resume is not None:
+            start, skip, pending = int(resume["index"]), int(resume["skip"]), resume["anchor"]
+            if pending is not None:
+                anchors.load_state_dict(pending)
+            else:
+                replay = start
+        index = start - replay
+        self._epoch, self._in_pass, self._index, self._snapshot, self._yielded = (
+            epoch,
+            True,
+            start,
+            pending,
+            skip,
+        )
+        iterator = iter(anchors)
+        try:
+            while True:
+                snapshot = pending if pending is not None else (anchors.state_dict() if stateful else None)
+                pending = None
+                try:
+                    anchor = next(iterator)
+                except StopIteration:
+                    break
+                position, index = index, index + 1
+                if position < start or (info is not None and position % info.count != info.index):
+                    continue
+                self._index, self._snapshot, self._yielded = position, snapshot, 0
+                for element in self._serve(anchor, epoch):
+                    self._yielded += 1
+                    if skip:
+                        skip -= 1
+                        continue
+                    self.stats.elements += 1
+                    yield element
+                skip = 0
+        finally:
+            self._in_pass = False
+
+    def _serve(self, anchor: Any, epoch: int) -> Iterator[T]:
+        started = time.perf_counter()
+        key = self.key_of(anchor)
+        if self.policy != "refresh":
+            elements = self._lookup(key)
+            if elements is not None:
+                self.stats.seconds += time.perf_counter() - started
+                yield from elements
+                return
+        self.stats.misses += 1
+        self.stats.seconds += time.perf_counter() - started
+        yield from self._compute(anchor, key, epoch)
+
+    def _lookup(self, key: str) -> list[T] | None:
+        try:
+            blob = self.store.get(key)
+            if blob is None:
+                return None
+            elements: list[T] = unpack_entry(blob, key)
+        except CorruptEntryError:
+            self.stats.corrupt += 1
+            return None
+        self.stats.hits += 1
+        self.stats.bytes_read += len(blob)
+        return elements
+
+    def _skipped(self) -> int:
+        return sum(stage.stats.skipped for stage in self._covered if isinstance(stage, Stage))
+
+    def _compute(self, anchor: Any, key: str, epoch: int) -> Iterator[T]:
+        for stage in self._covered:
+            if isinstance(stage, Stage):
+                stage.set_epoch(epoch)
+        skipped = self._skipped()
+        encoded: list[Encoded] = []
+        self._point.feed([anchor])
+        try:
+            for element in self.source:
+                # Encode before yielding: a stage downstream may change the element in place.
+                encoded.append(encode_value(element, where=f"the output of {type(self.source).__name__}"))
+                yield element
+        finally:
+            self._point._fed = None
+        started = time.perf_counter()
+        if self.policy == "read-only" or self._skipped() != skipped:
+            self.stats.not_written += 1
+            return
+        blob = pack_entry(key, encoded)
+        evicted = getattr(self.store, "evicted", 0)
+        if self.store.put(key, blob):
+            self.stats.writes += 1
+            self.stats.bytes_written += len(blob)
+        else:
+            self.stats.not_written += 1
+        self.stats.evicted += getattr(self.store, "evicted", 0) - evicted
+        self.stats.seconds += time.perf_counter() - started
+
+    # -- state ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Return ``{"epoch", "index", "anchor", "skip"}``.
+
+        ``index`` counts the inputs at the cache point, ``anchor`` is the
+        point source's state before the current input (``None`` when it keeps
+        no state: it is then replayed), ``skip`` how many of that input's
+        elements were yielded.
+        """
+        if self._in_pass:
+            return {
+                "epoch": self._epoch,
+                "index": self._index,
+                "anchor": self._snapshot,
+                "skip": self._yielded,
+            }
+        if self._resume is not None:
+            return dict(self._resume)
+        anchors: Any = self._point.source
+        snapshot = anchors.state_dict() if isinstance(anchors, Stateful) else None
+        return {"epoch": self._next_epoch, "index": 0, "anchor": snapshot, "skip": 0}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next pass resume at ``state`` (see :meth:`state_dict`)."""
+        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
+        self.set_epoch(int(state["epoch"]))
+        self._resume = dict(state)
+        self._in_pass = False
+
+    def __len__(self) -> int:
+        return len(self.source)  # type: ignore[arg-type]

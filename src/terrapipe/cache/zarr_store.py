@@ -1,0 +1,385 @@
+"""``ZarrStore``: cache entries as Zarr v3 groups in a local folder or any fsspec URL.
+
+Layout: the store's location is a Zarr group; each entry is a child group
+named by its key, holding one ``uint8`` array (the entry's bytes, in chunks
+of ``chunk_bytes``, optionally Zstandard-compressed) and the attributes
+``terrapipe_cache`` (format), ``key``, ``array`` (the array's name: ``data``
+in a local store), ``nbytes`` and ``checksum``, with consolidated metadata.
+
+Writes are atomic, so a process killed mid-write leaves no entry that reads
+as valid:
+
+- **local folder**: the group is written completely under ``.tmp/`` in the
+  store, then renamed into place (``rename`` is atomic within a
+  filesystem). A crash leaves only a folder under ``.tmp/``, which is never
+  read; :meth:`ZarrStore.clean` removes old ones.
+- **URL** (``s3://``, ``gs://``, ``memory://``, ``file://``, ... through
+  fsspec) **or zarr store object** (obstore's ``ObjectStore``): object stores have no rename, so the entry's group document
+  (``<key>/zarr.json``, which carries the attributes and the consolidated
+  metadata) is the commit marker. The entry is built in memory, its data
+  array is uploaded under a name no other writer uses (``data-<random>``),
+  and the group document naming that array is uploaded last, in one PUT; the
+  array it replaces is deleted after. A writer killed before the last PUT
+  leaves the previous entry (or none) in place, plus an unreferenced array.
+  Two writers of the same entry never touch each other's objects.
+
+Reading an entry whose chunks or metadata fail to decode raises
+:class:`~terrapipe.cache.entry.CorruptEntryError` (the cache stage recomputes
+it); an unreachable store raises :class:`~terrapipe.core.errors.CacheError`.
+
+Examples
+--------
+>>> store = ZarrStore("cache.zarr")
+>>> store.put("0a1b", b"entry bytes")
+True
+>>> store.get("0a1b"), "0a1b" in store, store.get("ffff")
+(b'entry bytes', True, None)
+>>> import zarr
+>>> group = zarr.open_group("cache.zarr/0a1b", mode="r", use_consolidated=True)
+>>> group.attrs["nbytes"], group["data"].dtype
+(11, dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import time
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from terrapipe.cache.entry import CorruptEntryError, entry_digest
+from terrapipe.core.errors import CacheError, InvalidArgumentError
+from terrapipe.core.optional import require
+
+__all__ = ["ZarrStore"]
+
+_FORMAT = 1
+_TMP = ".tmp"
+_KEY = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,199}$")
+
+
+def _check_key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InvalidArgumentError(
+            f"cache key must be letters, digits, '_', '-', '.' (not first), got {key!r}"
+        )
+    return key
+
+
+class ZarrStore:
+    """Cache backend writing one Zarr group per entry (see the module doc).
+
+    Parameters
+    ----------
+    location
+        A local folder, a URL fsspec understands (``s3://bucket/cache``,
+        ``memory://cache``, ``file:///tmp/cache``), or a zarr v3 store object
+        (``zarr.storage.ObjectStore(obstore.store.S3Store(...))`` for
+        obstore, ``zarr.storage.FsspecStore``, ...), used as is.
+    compress
+        Zstandard-compress the chunks (level 1): smaller, slower to write.
+    chunk_bytes
+        Chunk size of each entry's ``data`` array.
+    storage_options
+        Options for the fsspec filesystem of a URL (credentials, endpoint).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a bad ``chunk_bytes``.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | Any,
+        *,
+        compress: bool = False,
+        chunk_bytes: int = 8 * 2**20,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+            raise InvalidArgumentError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
+        self.zarr_store: Any = None
+        if isinstance(location, str | os.PathLike):
+            text = os.fspath(location)
+            self.url: str | None = text if "://" in text else None
+            self.path: Path | None = None if self.url else Path(text).absolute()
+        elif all(hasattr(location, name) for name in ("get", "set", "delete_dir", "list_dir")):
+            self.url, self.path, self.zarr_store = None, None, location
+        else:
+            msg = f"ZarrStore needs a folder, a URL or a zarr store object, got {location!r}"
+            raise InvalidArgumentError(msg)
+        self.compress = bool(compress)
+        self.chunk_bytes = chunk_bytes
+        self.storage_options = dict(storage_options or {})
+        self._remote: Any = None
+        self._pid = -1
+        self._root_ready = False
+
+    def __repr__(self) -> str:
+        where = self.zarr_store if self.zarr_store is not None else self.url or str(self.path)
+        return f"ZarrStore({where!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_remote=None, _pid=-1, _root_ready=False)
+        return state
+
+    # -- zarr plumbing --------------------------------------------------------
+    def _store_at(self, key: str | None, *, read_only: bool) -> tuple[Any, str]:
+        """Return ``(zarr store, path in it)`` of an entry (``None``: the root)."""
+        if self.path is not None:
+            storage = require("zarr.storage", feature="ZarrStore")
+            root = self.path if key is None else self.path / key
+            return storage.LocalStore(root, read_only=read_only), ""
+        if self.zarr_store is not None:
+            return self.zarr_store, "" if key is None else key
+        if self._remote is None or self._pid != os.getpid():
+            storage = require("zarr.storage", feature="ZarrStore")
+            options = dict(self.storage_options)
+            if self.url is not None and self.url.startswith("file://"):
+                options.setdefault("auto_mkdir", True)
+            try:
+                self._remote = storage.FsspecStore.from_url(self.url, storage_options=options or None)
+            except (ImportError, ValueError, OSError) as err:
+                raise CacheError(f"cannot open the cache store {self.url!r}: {err}") from err
+            self._pid = os.getpid()
+        return self._remote, "" if key is None else key
+
+    def _ensure_root(self) -> None:
+        if self._root_ready:
+            return
+        zarr = require("zarr", feature="ZarrStore")
+        store, path = self._store_at(None, read_only=False)
+        try:
+            zarr.open_group(store, path=path, mode="a", attributes={"terrapipe_cache": _FORMAT})
+            if self.path is not None:  # the temporary folder is a group too, so the hierarchy stays valid
+                zarr.open_group(store, path=_TMP, mode="a")
+        except zarr.errors.ContainsGroupError:
+            pass  # another process created it meanwhile
+        except (OSError, zarr.errors.BaseZarrError) as err:
+            raise CacheError(f"cannot create the cache store {self}: {err}") from err
+        self._root_ready = True
+
+    def _stage(self, key: str, data: bytes, array_name: str) -> list[tuple[str, bytes]]:
+        """Build an entry group in memory; return its objects, the group document last."""
+        zarr = require("zarr", feature="ZarrStore")
+        storage = require("zarr.storage", feature="ZarrStore")
+        buffers = require("zarr.core.buffer", feature="ZarrStore")
+        staging = storage.MemoryStore()
+        codecs = zarr.codecs.ZstdCodec(level=1) if self.compress else None
+        array = np.frombuffer(data, dtype=np.uint8)
+        chunk = max(1, min(len(array), self.chunk_bytes))
+        attrs = {
+            "terrapipe_cache": _FORMAT,
+            "key": key,
+            "array": array_name,
+            "nbytes": len(array),
+            "checksum": entry_digest(data),
+        }
+        zarr.create_group(staging, attributes=attrs)
+        zarr.create_array(
+            staging, name=array_name, data=array, chunks=(chunk,), compressors=codecs, fill_value=0,
+            config={"write_empty_chunks": True},
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+            zarr.consolidate_metadata(staging)
+
+        async def objects() -> list[tuple[str, bytes]]:
+            prototype = buffers.default_buffer_prototype()
+            names = sorted([k async for k in staging.list()], key=lambda k: (k == "zarr.json", k))
+            return [(name, (await staging.get(name, prototype=prototype)).to_bytes()) for name in names]
+
+        result: list[tuple[str, bytes]] = self._sync(objects())
+        return result
+
+    def _sync(self, coroutine: Any) -> Any:
+        sync = require("zarr.core.sync", feature="ZarrStore").sync
+        return sync(coroutine)
+
+    # -- protocol -------------------------------------------------------------
+    def put(self, key: str, data: bytes) -> bool:
+        """Write an entry atomically (replacing any entry under ``key``); always ``True``."""
+        _check_key(key)
+        self._ensure_root()
+        try:
+            if self.path is not None:
+                self._put_local(key, bytes(data))
+            else:
+                self._put_url(key, bytes(data))
+        except OSError as err:
+            raise CacheError(f"cannot write cache entry {key} to {self}: {err}") from err
+        return True
+
+    def _put_local(self, key: str, data: bytes) -> None:
+        assert self.path is not None
+        tmp = self.path / _TMP / f"{key}.{uuid.uuid4().hex}"
+        for name, value in self._stage(key, data, "data"):
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(value)
+        final = self.path / key
+        try:
+            os.rename(tmp, final)
+            return
+        except OSError:
+            pass  # an entry is there already: move it aside, then retry once
+        trash = self.path / _TMP / f"{key}.{uuid.uuid4().hex}.old"
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(final, trash)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent writer placed the same entry
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _put_url(self, key: str, data: bytes) -> None:
+        name = f"data-{uuid.uuid4().hex[:16]}"
+        objects = self._stage(key, data, name)
+        previous = self._committed_array(key)
+        target, path = self._store_at(key, read_only=False)
+        buffers = require("zarr.core.buffer", feature="ZarrStore")
+
+        async def upload() -> None:
+            prototype = buffers.default_buffer_prototype()
+            for name_in_entry, value in objects:  # the group document (the commit) comes last
+                await target.set(f"{path}/{name_in_entry}", prototype.buffer.from_bytes(value))
+
+        self._sync(upload())
+        if previous is not None and previous != name:
+            self._sync(target.delete_dir(f"{path}/{previous}"))
+
+    def _open_entry(self, key: str) -> Any:
+        """Open a committed entry's group (``None`` when absent or not committed)."""
+        zarr = require("zarr", feature="ZarrStore")
+        store, path = self._store_at(key, read_only=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+                group = zarr.open_group(store, path=path, mode="r", use_consolidated=True)
+        except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError):
+            return None  # absent, or replaced while we read
+        except ValueError as err:
+            if "Consolidated metadata" in str(err):
+                return None  # written but not committed
+            raise
+        attrs = group.attrs.asdict()
+        if attrs.get("terrapipe_cache") != _FORMAT or "nbytes" not in attrs or "array" not in attrs:
+            return None
+        return group
+
+    def _committed_array(self, key: str) -> str | None:
+        try:
+            group = self._open_entry(key)
+        except Exception:  # a damaged entry: it is being replaced anyway
+            return None
+        return None if group is None else str(group.attrs["array"])
+
+    def get(self, key: str) -> bytes | None:
+        """Return a committed entry's bytes, or ``None``.
+
+        Raises
+        ------
+        CorruptEntryError
+            When its metadata or chunks cannot be decoded or its size is wrong.
+        CacheError
+            When the store cannot be read (permissions, network).
+        """
+        _check_key(key)
+        zarr = require("zarr", feature="ZarrStore")
+        if self.path is not None and not (self.path / key / "zarr.json").is_file():
+            return None
+        try:
+            group = self._open_entry(key)
+            if group is None:
+                return None
+            attrs = group.attrs.asdict()
+            data = np.asarray(group[str(attrs["array"])][...])
+        except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError):
+            return None  # replaced while we read
+        except OSError as err:
+            raise CacheError(f"cannot read cache entry {key} from {self}: {err}") from err
+        except Exception as err:  # codec and metadata errors of any kind
+            raise CorruptEntryError(f"cache entry {key} in {self} is corrupt: {err!r}") from err
+        if data.dtype != np.uint8 or data.ndim != 1 or data.size != attrs["nbytes"]:
+            raise CorruptEntryError(f"cache entry {key} in {self} is corrupt: wrong size or dtype")
+        return data.tobytes()
+
+    def delete(self, key: str) -> None:
+        """Remove an entry if present."""
+        _check_key(key)
+        if self.path is not None:
+            trash = self.path / _TMP / f"{key}.{uuid.uuid4().hex}.old"
+            try:
+                os.rename(self.path / key, trash)
+            except FileNotFoundError:
+                return
+            shutil.rmtree(trash, ignore_errors=True)
+            return
+        store, path = self._store_at(key, read_only=False)
+        self._sync(store.delete(f"{path}/zarr.json"))  # un-commit first
+        self._sync(store.delete_dir(path))
+
+    def keys(self) -> Iterator[str]:
+        """Yield the keys of committed entries (in no particular order)."""
+        if self.path is not None:
+            if not self.path.is_dir():
+                return
+            for child in sorted(self.path.iterdir()):
+                if not child.name.startswith(".") and (child / "zarr.json").is_file():
+                    yield child.name
+            return
+        store, _ = self._store_at(None, read_only=True)
+
+        async def listing() -> list[str]:
+            return [name async for name in store.list_dir("")]
+
+        for name in sorted(self._sync(listing())):
+            if name != "zarr.json" and not name.startswith(".") and name in self:
+                yield name
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or not _KEY.match(key):
+            return False
+        if self.path is not None:
+            return (self.path / key / "zarr.json").is_file()
+        return self._committed_array(key) is not None
+
+    def clear(self) -> None:
+        """Remove every entry (and leftover temporary folders)."""
+        for key in list(self.keys()):
+            self.delete(key)
+        self.clean(older_than=0)
+
+    def clean(self, *, older_than: float = 3600.0) -> int:
+        """Remove temporary folders left by writers that crashed (local stores).
+
+        Parameters
+        ----------
+        older_than
+            Only folders not modified for this many seconds (a live writer's
+            folder is young).
+
+        Returns
+        -------
+        int
+            How many were removed.
+        """
+        if self.path is None or not (self.path / _TMP).is_dir():
+            return 0
+        removed = 0
+        limit = time.time() - older_than
+        for child in (self.path / _TMP).iterdir():
+            if child.stat().st_mtime <= limit:
+                shutil.rmtree(child, ignore_errors=True)
+                removed += 1
+        return removed

@@ -1,0 +1,52 @@
+"""STAC discovery and datacubes: search, list and read items; stack them into cubes; mosaic.
+
+Importing this package registers the functional names ``search_stac``,
+``list_stac_items``, ``read_stac_item``, ``stack_stac`` and ``mosaic``. The
+libraries they use (pystac, pystac-client, odc-stac, stac-geoparquet,
+requests) are imported only when a stage runs (``pip install 'terrapipe[stac]'``).
+
+- :func:`search_stac` / :class:`SearchSTAC`: items from a STAC API, a static
+  catalog or a stac-geoparquet file; lazy, page by page, resumable, with
+  bounded retries;
+- :class:`ListSTACItems`: pystac-client ``ItemSearch`` objects in, items out;
+- :func:`open_stac_item` / :class:`ReadSTACItem`: item JSON (path or URL) to ``pystac.Item``;
+- :func:`stack_items` / :class:`StackSTAC`: items to a lazy ``(time, band, y, x)`` cube (odc-stac);
+- :func:`mosaic_array` / :class:`Mosaic`: nodata-aware reduction along time;
+- :func:`serve_stac`: a real STAC API (``rustac serve``) on 127.0.0.1 for a sample world.
+
+Examples
+--------
+>>> import terrapipe as tp, terrapipe.stac
+>>> world = tp.datasets.sample_world()
+>>> cube = (
+...     terrapipe.stac.search_stac(world.catalog, collections=["demo-s2"], bbox=[5.93, 45.72, 5.95, 45.74])
+...     .stack_stac(bands=["red", "nir"])
+...     .mosaic(method="first")
+... )
+>>> [c.dims for c in cube]
+[('band', 'y', 'x')]
+"""
+
+from terrapipe.stac.http_json import HttpOptions
+from terrapipe.stac.list_items import ListSTACItems
+from terrapipe.stac.mosaic import Mosaic, mosaic_array
+from terrapipe.stac.read_item import ReadSTACItem, open_stac_item
+from terrapipe.stac.search import SearchSTAC, search_stac
+from terrapipe.stac.server import StacServer, serve_stac, start_stac_server
+from terrapipe.stac.stack import StackSTAC, stack_items
+
+__all__ = [
+    "HttpOptions",
+    "ListSTACItems",
+    "Mosaic",
+    "ReadSTACItem",
+    "SearchSTAC",
+    "StacServer",
+    "StackSTAC",
+    "mosaic_array",
+    "open_stac_item",
+    "search_stac",
+    "serve_stac",
+    "stack_items",
+    "start_stac_server",
+]

@@ -1,0 +1,313 @@
+"""Search a STAC API page by page, following ``next`` links with a cursor that can be saved.
+
+pystac-client's page generator cannot be resumed, so the paging is done
+here: the first request is the search endpoint with the query
+(normalised by pystac-client's rules, see :mod:`terrapipe.stac.query`);
+each answer's ``next`` link (GET URL, or POST body, ``merge`` and
+``headers`` as the STAC API spec allows) is the token of the next page.
+
+Before the first search the landing page is read once (per process) to find
+the search endpoint and the conformance classes; parameters the API does
+not declare support for (``query``, ``filter``, ``sortby``, ``fields``) are
+refused with a :class:`~terrapipe.core.errors.StacSearchError` rather than
+silently ignored. A URL ending in ``/search`` is used as the endpoint
+directly, without that check.
+
+Examples
+--------
+>>> next_token({"links": [{"rel": "next", "href": "/search?page=2"}]}, "http://h/search?page=1", None)
+{'method': 'GET', 'href': 'http://h/search?page=2', 'body': None, 'headers': None}
+>>> next_token({"links": [{"rel": "next", "href": "http://h/search", "method": "POST",
+...             "body": {"token": "n2"}, "merge": True}]}, "http://h/search", {"limit": 2, "token": "n1"})
+{'method': 'POST', 'href': 'http://h/search', 'body': {'limit': 2, 'token': 'n2'}, 'headers': None}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.optional import require
+from terrapipe.stac.backend import Page
+from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.query import SearchQuery, make_query
+from terrapipe.stac.redact import redact_url
+
+__all__ = ["ApiBackend", "next_token", "options_from_stac_io"]
+
+#: Conformance class (pattern on the URI) each API-only parameter needs.
+_CONFORMANCE = {
+    "query": r"item-search#query",
+    "filter": r"item-search#filter",
+    "filter_lang": r"item-search#filter",
+    "sortby": r"item-search#sort",
+    "fields": r"item-search#fields",
+}
+_TOKEN_KEYS = {"method", "href", "body", "headers"}
+
+
+def next_token(
+    page: Mapping[str, Any], page_href: str, body: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """Token of the page after ``page`` (from its ``next`` link), or ``None``.
+
+    Parameters
+    ----------
+    page
+        The decoded answer (an ItemCollection).
+    page_href
+        URL the answer came from (relative links resolve against it).
+    body
+        The POST body that asked for it (``merge: true`` links build on it).
+
+    Returns
+    -------
+    dict or None
+        ``{"method", "href", "body", "headers"}``.
+    """
+    for link in page.get("links") or []:
+        if not isinstance(link, Mapping) or link.get("rel") != "next" or not link.get("href"):
+            continue
+        method = str(link.get("method") or "GET").upper()
+        href = urllib.parse.urljoin(page_href, str(link["href"]))
+        next_body: dict[str, Any] | None = None
+        if method == "POST":
+            given = link.get("body")
+            if link.get("merge") and body is not None:
+                next_body = {**dict(body), **dict(given or {})}
+            else:
+                next_body = dict(given) if given is not None else (dict(body) if body is not None else None)
+        headers = dict(link["headers"]) if isinstance(link.get("headers"), Mapping) else None
+        return {"method": method, "href": href, "body": next_body, "headers": headers}
+    return None
+
+
+def options_from_stac_io(stac_io: Any, base: HttpOptions) -> tuple[HttpOptions, dict[str, str]]:
+    """HTTP options and URL parameters of a pystac-client ``StacApiIO``, with ``base``'s on top.
+
+    Takes the session's headers (other than requests' defaults), its query
+    parameters, its request modifier and time-out (``base``'s where it has
+    none); retries and back-off come from ``base``.
+
+    Parameters
+    ----------
+    stac_io
+        ``Client._stac_io`` / ``ItemSearch._stac_io`` (or ``None``).
+    base
+        The options given to the stage.
+
+    Returns
+    -------
+    tuple
+        The options and the URL parameters to add to every request.
+    """
+    requests = require("requests", extra="stac", feature="STAC API search")
+    session = getattr(stac_io, "session", None)
+    defaults = requests.utils.default_headers()
+    headers: dict[str, str] = {}
+    params: dict[str, str] = {}
+    if session is not None:
+        headers = {str(k): str(v) for k, v in session.headers.items() if defaults.get(k) != v}
+        params = {str(k): str(v) for k, v in (session.params or {}).items()}
+    headers.update(dict(base.headers))
+    timeout = getattr(stac_io, "timeout", None)
+    if isinstance(timeout, tuple):
+        numbers = [float(t) for t in timeout if t is not None]
+        timeout = max(numbers) if numbers else None
+    options = HttpOptions.make(
+        headers=headers,
+        timeout=float(timeout) if timeout else base.timeout,
+        retries=base.retries,
+        backoff=base.backoff,
+        max_backoff=base.max_backoff,
+        request_modifier=base.request_modifier or getattr(stac_io, "_req_modifier", None),
+    )
+    return options, params
+
+
+class ApiBackend:
+    """Item search on a STAC API.
+
+    Parameters
+    ----------
+    url
+        Landing page of the API, or its ``/search`` endpoint.
+    options
+        HTTP options (headers, time-out, retries, request modifier).
+    url_params
+        Query parameters added to every request (e.g. a subscription key),
+        as are those of ``url`` itself; kept out of saved states.
+    conformance
+        Conformance classes, when already known (from a pystac-client
+        ``Client``); ``None`` reads them from the landing page.
+    search_href
+        The search endpoint, when already known.
+    """
+
+    kind = "api"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        options: HttpOptions | None = None,
+        url_params: Mapping[str, str] | None = None,
+        conformance: list[str] | None = None,
+        search_href: str | None = None,
+        search_methods: tuple[str, ...] | None = None,
+    ) -> None:
+        if not url.lower().startswith(("http://", "https://")):
+            raise InvalidArgumentError(
+                f"a STAC API URL must start with http:// or https://, got {redact_url(url)!r}"
+            )
+        self.where = redact_url(url)
+        parts = urllib.parse.urlsplit(url)
+        # Query parameters of the URL (an API key, a token) go with every request, like url_params.
+        given = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        self.url = urllib.parse.urlunsplit(parts._replace(query=""))
+        self.client = JsonClient(options)
+        self._url_params = {**given, **dict(url_params or {})}
+        self._conformance = conformance
+        self._search_href = search_href
+        self._methods = search_methods
+        if search_href is None and parts.path.rstrip("/").endswith("/search"):
+            self._search_href, self._methods = self.url, ("POST", "GET")
+
+    def __repr__(self) -> str:
+        return f"ApiBackend({self.where!r})"
+
+    # -- discovery ---------------------------------------------------------
+    def _discover(self) -> None:
+        if self._search_href is not None:
+            return
+        landing = self.client.request(
+            "GET", self._with_params(self.url), error=StacSearchError, what="read the STAC API landing page"
+        )
+        if not isinstance(landing, Mapping):
+            raise StacSearchError(
+                f"the answer of {self.where} is not a STAC API landing page (a JSON object)"
+            )
+        links = [link for link in landing.get("links") or [] if isinstance(link, Mapping)]
+        search = [link for link in links if link.get("rel") == "search" and link.get("href")]
+        if not search:
+            msg = (
+                f"{self.where} has no item search (no link with rel='search'); is it a STAC API? For a static "
+                "catalog, give the URL of its catalog.json, or pass kind='static'"
+            )
+            raise StacSearchError(msg)
+        methods = tuple(str(link.get("method") or "GET").upper() for link in search)
+        preferred = next(
+            (link for link in search if str(link.get("method") or "GET").upper() == "POST"), search[0]
+        )
+        self._search_href = urllib.parse.urljoin(self.url, str(preferred["href"]))
+        self._methods = methods
+        if self._conformance is None:
+            conforms = landing.get("conformsTo")
+            if conforms is None:
+                link = next((lk for lk in links if lk.get("rel") == "conformance" and lk.get("href")), None)
+                if link is not None:
+                    answer = self.client.request(
+                        "GET",
+                        self._with_params(urllib.parse.urljoin(self.url, str(link["href"]))),
+                        error=StacSearchError,
+                        what="read the STAC API conformance classes",
+                    )
+                    conforms = answer.get("conformsTo") if isinstance(answer, Mapping) else None
+            self._conformance = [str(c) for c in conforms] if isinstance(conforms, list) else []
+
+    def check(self, query: SearchQuery) -> None:
+        """Read the landing page (once) and refuse parameters the API does not support.
+
+        Raises
+        ------
+        StacSearchError
+            If the API is unreachable, has no item search, or does not declare
+            the conformance class a parameter needs.
+        """
+        self._discover()
+        conformance = self._conformance
+        if not conformance:  # unknown (endpoint given directly, or not declared): let the API decide
+            return
+        if not any("item-search" in c for c in conformance):
+            raise StacSearchError(
+                f"the STAC API at {self.where} does not declare item search (conformance 'item-search')"
+            )
+        missing = [
+            key
+            for key in query.given
+            if key in _CONFORMANCE and not any(re.search(_CONFORMANCE[key], c) for c in conformance)
+        ]
+        if missing:
+            msg = (
+                f"the STAC API at {self.where} does not support {missing} (it declares no conformance class "
+                f"{sorted({_CONFORMANCE[k] for k in missing})}); remove them from the query, or filter the items "
+                "downstream (pipe.filter(...))"
+            )
+            raise StacSearchError(msg)
+
+    # -- pages -------------------------------------------------------------
+    def first(self, query: SearchQuery) -> dict[str, Any]:
+        """Token of the first page: the search endpoint with the query."""
+        self._discover()
+        assert self._search_href is not None
+        methods = self._methods or ("POST",)
+        method = query.method
+        if method not in methods:
+            method = "GET" if "GET" in methods else "POST"
+        if method != query.method:
+            query = make_query(query.params, method=method)  # type: ignore[arg-type]
+        body = json.loads(json.dumps(query.body, default=list))
+        if method == "GET":
+            href = _add_params(self._search_href, {k: str(v) for k, v in body.items()})
+            return {"method": "GET", "href": href, "body": None, "headers": None}
+        return {"method": "POST", "href": self._search_href, "body": body, "headers": None}
+
+    def fetch(self, token: dict[str, Any], query: SearchQuery) -> Page:
+        """Request one page.
+
+        Raises
+        ------
+        StacSearchError
+            On a failure retries did not cure, or an answer that is not an
+            ItemCollection; the message names the (redacted) URL.
+        """
+        if set(token) != _TOKEN_KEYS:
+            raise InvalidArgumentError(f"not a page token of the STAC API at {self.where}: {sorted(token)}")
+        href = str(token["href"])
+        answer = self.client.request(
+            str(token["method"]),
+            self._with_params(href),
+            body=token["body"],
+            headers=token["headers"],
+            error=StacSearchError,
+            what="search the STAC API",
+        )
+        where = redact_url(href)
+        if not isinstance(answer, Mapping) or not isinstance(answer.get("features"), list):
+            msg = (
+                f"the answer of {where} is not a STAC ItemCollection (no 'features' list); "
+                "check that the URL is a STAC API"
+            )
+            raise StacSearchError(msg)
+        features = list(answer["features"])
+        following = next_token(answer, href, token["body"]) if features else None
+        if following is not None and following == token:
+            raise StacSearchError(
+                f"the STAC API at {where} answered a 'next' link to the same page; stopping"
+            )
+        return Page(features=features, next=following, where=where)
+
+    def _with_params(self, href: str) -> str:
+        return _add_params(href, self._url_params) if self._url_params else href
+
+
+def _add_params(href: str, params: Mapping[str, str]) -> str:
+    parts = urllib.parse.urlsplit(href)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    present = {name for name, _ in pairs}
+    pairs.extend((k, v) for k, v in params.items() if k not in present)
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(pairs)))

@@ -1,0 +1,117 @@
+"""odc-stac's rasterio reader, with errors that name the STAC item and asset that failed.
+
+odc-stac reads each chunk of a lazy cube when it is computed; a COG that
+is missing (HTTP 404), truncated or unreachable then fails deep inside dask
+with GDAL's message. :class:`NamingRioDriver` wraps odc-loader's rasterio
+driver so that such a failure becomes a
+:class:`~terrapipe.core.errors.ReadError` naming the item, the asset and the
+(redacted) href, with what to do. It pickles (a dict of hrefs to names), so
+it works with dask's distributed scheduler too.
+
+Examples
+--------
+>>> names = {"http://h/a/B04.tif": ("S2A_1", "red")}
+>>> str(asset_read_error("http://h/a/B04.tif", names, RuntimeError("HTTP response code: 404")))
+"cannot read asset 'red' of STAC item 'S2A_1' at 'http://h/a/B04.tif': HTTP 404 (not found); check the path or URL"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from terrapipe.core.errors import ReadError
+from terrapipe.core.optional import require
+from terrapipe.stac.hrefs import local_path
+from terrapipe.stac.redact import redact_url
+
+__all__ = ["asset_read_error", "make_naming_driver"]
+
+
+def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseException) -> ReadError:
+    """Build the :class:`ReadError` for a failed read of ``uri``.
+
+    Parameters
+    ----------
+    uri
+        The href odc-stac read.
+    names
+        ``href -> (item id, asset key)``.
+    err
+        The library's exception.
+
+    Returns
+    -------
+    ReadError
+        Names the item, the asset and the redacted href, with cause and hint.
+    """
+    from terrapipe.io.read_errors import explain
+
+    found = names.get(uri) or names.get(local_path(uri))
+    what = f"asset {found[1]!r} of STAC item {found[0]!r}" if found else "the asset"
+    cause, hint = explain(err)
+    return ReadError(f"cannot read {what} at {redact_url(uri)!r}: {cause}; {hint}")
+
+
+def make_naming_driver(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any) -> Any:
+    """Return an odc-loader rasterio driver whose reads raise :class:`ReadError` naming the asset.
+
+    Parameters
+    ----------
+    names
+        ``href -> (item id, asset key)`` for every asset of the load.
+    md_parser, aux_reader
+        odc-stac's STAC metadata parser and auxiliary reader (as odc-stac
+        builds them for its default driver).
+
+    Returns
+    -------
+    odc.loader.RioDriver
+        The driver (pass it as ``driver=`` to ``odc.stac.load``).
+    """
+    rio = require("odc.loader._rio", extra="stac", feature="stack_stac")
+    return _driver_class(rio)(dict(names), md_parser=md_parser, aux_reader=aux_reader)
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def _driver_class(rio: Any) -> type:
+    """Build the driver and reader classes once (odc-loader is an optional dependency)."""
+    if "driver" in _CLASSES:
+        return _CLASSES["driver"]
+
+    class NamingRioReader(rio.RioReader):  # type: ignore[misc,name-defined]
+        """odc's reader; a failure names the item and asset."""
+
+        def __init__(self, src: Any, ctx: Any, names: Mapping[str, tuple[str, str]]) -> None:
+            super().__init__(src, ctx)
+            self._names = names
+
+        def read(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().read(*args, **kwargs)
+            except ReadError:
+                raise
+            except Exception as err:
+                raise asset_read_error(str(self._src.uri), self._names, err) from err
+
+    class NamingRioDriver(rio.RioDriver):  # type: ignore[misc,name-defined]
+        """odc's rasterio driver with :class:`NamingRioReader`."""
+
+        def __init__(self, names: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._names = names
+
+        def open(self, src: Any, ctx: Any) -> Any:
+            return NamingRioReader(src, ctx, self._names)
+
+        def __reduce__(self) -> Any:
+            return (_rebuild, (self._names, self._md_parser, self._aux_reader))
+
+    _CLASSES["driver"] = NamingRioDriver
+    return NamingRioDriver
+
+
+def _rebuild(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any) -> Any:
+    return make_naming_driver(names, md_parser, aux_reader)

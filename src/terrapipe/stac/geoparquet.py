@@ -1,0 +1,203 @@
+"""Search a stac-geoparquet file on the client, with the filter pushed down to Parquet.
+
+The file is scanned with pyarrow (no DuckDB, nothing downloaded), record
+batch by record batch, with a filter built from the query: ``collection``
+and ``id`` membership, the ``bbox`` covering columns (``bbox.xmin`` ...)
+against the query's box, and the ``datetime`` column against its time range.
+pyarrow skips the row groups whose statistics exclude them. Rows that pass
+become item dicts (stac-geoparquet's own reader) and are then tested exactly
+with :func:`~terrapipe.stac.query.item_matches` (footprint geometry,
+``start_datetime``/``end_datetime`` ranges).
+
+A file on an HTTP server is downloaded into memory once per process.
+
+Examples
+--------
+>>> from terrapipe.stac.query import make_query
+>>> pushdown_filter(make_query({"collections": ["demo-s2"]}), {"collection", "id"}) is not None
+True
+>>> pushdown_filter(make_query({"bbox": [5, 45, 6, 46]}), {"id"}) is None
+True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from terrapipe.core.errors import StacSearchError
+from terrapipe.core.optional import require
+from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
+from terrapipe.stac.hrefs import is_http, join_href, local_path
+from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.query import SearchQuery, item_matches
+from terrapipe.stac.redact import redact_url
+
+__all__ = ["GeoParquetBackend", "pushdown_filter"]
+
+_PAGE = 100
+
+
+def pushdown_filter(query: SearchQuery, columns: set[str], *, bbox_fields: set[str] | None = None) -> Any:
+    """Build the pyarrow filter expression for ``query`` from the columns a file has.
+
+    Parameters
+    ----------
+    query
+        The search.
+    columns
+        Top-level column names of the file.
+    bbox_fields
+        Field names of the ``bbox`` struct column, if it has one.
+
+    Returns
+    -------
+    pyarrow.compute.Expression or None
+        ``None`` when nothing can be pushed down.
+    """
+    pc = require("pyarrow.compute", extra="stac", feature="stac-geoparquet search")
+    terms = []
+    if query.collections is not None and "collection" in columns:
+        terms.append(pc.field("collection").isin(list(query.collections)))
+    if query.ids is not None and "id" in columns:
+        terms.append(pc.field("id").isin(list(query.ids)))
+    if query.bbox is not None and {"xmin", "ymin", "xmax", "ymax"} <= (bbox_fields or set()):
+        west, south, east, north = query.bbox
+        terms.append(pc.field("bbox", "ymin") <= north)
+        terms.append(pc.field("bbox", "ymax") >= south)
+        if west <= east:  # an antimeridian-crossing box is tested on the client only
+            terms.append(pc.field("bbox", "xmin") <= east)
+            terms.append(pc.field("bbox", "xmax") >= west)
+    ranged = "start_datetime" in columns or "end_datetime" in columns
+    if "datetime" in columns and not ranged:
+        if query.start is not None:
+            terms.append(pc.field("datetime") >= query.start)
+        if query.end is not None:
+            terms.append(pc.field("datetime") <= query.end)
+    if not terms:
+        return None
+    expression = terms[0]
+    for term in terms[1:]:
+        expression = expression & term
+    return expression
+
+
+class GeoParquetBackend:
+    """Client-side search of a stac-geoparquet file.
+
+    Parameters
+    ----------
+    path
+        Local path, ``file://`` URI or HTTP URL of the file.
+    options
+        HTTP options for a file on a server.
+    page_size
+        Rows per page (the unit of saved positions) when the query has no ``limit``.
+    """
+
+    kind = "geoparquet"
+
+    def __init__(self, path: str, *, options: HttpOptions | None = None, page_size: int = _PAGE) -> None:
+        self.path = path if is_http(path) else local_path(path)
+        self.where = redact_url(self.path)
+        self.client = JsonClient(options)
+        self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
+        self._blob: bytes | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_blob"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"GeoParquetBackend({self.where!r})"
+
+    def check(self, query: SearchQuery) -> None:
+        """Refuse ``query``/``filter``/``sortby``/``fields`` (only APIs evaluate them)."""
+        refuse_api_only(query, self.kind, self.where)
+
+    def first(self, query: SearchQuery) -> dict[str, Any]:
+        """Token of the first page: offset 0."""
+        return {"offset": 0}
+
+    def fetch(self, token: dict[str, Any], query: SearchQuery) -> Page:
+        """Return the page of matching items starting at ``token["offset"]``."""
+        return self._pager.fetch(token, query)
+
+    def _dataset(self) -> Any:
+        pa_dataset = require("pyarrow.dataset", extra="stac", feature="stac-geoparquet search")
+        pa = require("pyarrow", extra="stac", feature="stac-geoparquet search")
+        try:
+            if is_http(self.path):
+                if self._blob is None:
+                    self._blob = self.client.request_bytes(
+                        self.path, error=StacSearchError, what="download the stac-geoparquet file"
+                    )
+                file_format = pa_dataset.ParquetFileFormat()
+                fragment = file_format.make_fragment(pa.BufferReader(self._blob))
+                return pa_dataset.FileSystemDataset([fragment], fragment.physical_schema, file_format)
+            if not os.path.isfile(self.path):
+                msg = f"cannot read the stac-geoparquet file {self.where!r}: no such file; check the path"
+                raise StacSearchError(msg)
+            return pa_dataset.dataset(self.path, format="parquet")
+        except (OSError, pa.ArrowException) as err:
+            msg = (
+                f"cannot read the stac-geoparquet file {self.where!r}: {err}; check that it is a Parquet file"
+            )
+            raise StacSearchError(msg) from err
+
+    def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
+        arrow = require("stac_geoparquet.arrow", feature="stac-geoparquet search")
+        pa = require("pyarrow", extra="stac", feature="stac-geoparquet search")
+        dataset = self._dataset()
+        schema = dataset.schema
+        columns = set(schema.names)
+        bbox_fields = None
+        if "bbox" in columns and pa.types.is_struct(schema.field("bbox").type):
+            bbox_type = schema.field("bbox").type
+            bbox_fields = {bbox_type.field(i).name for i in range(bbox_type.num_fields)}
+        expression = pushdown_filter(query, columns, bbox_fields=bbox_fields)
+        base = self.path
+        try:
+            batches = dataset.to_batches(
+                filter=expression, batch_size=query.limit or _PAGE, use_threads=False
+            )
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                for record in arrow.stac_table_to_items(pa.Table.from_batches([batch])):
+                    item = _clean(record, base)
+                    if item_matches(item, query):
+                        yield item, None
+        except pa.ArrowException as err:
+            msg = f"cannot read the stac-geoparquet file {self.where!r}: {err}; check that it is stac-geoparquet"
+            raise StacSearchError(msg) from err
+
+
+def _clean(record: Mapping[str, Any], base: str) -> dict[str, Any]:
+    """Tidy a row read back from the table.
+
+    Drops the nulls a table adds for properties and assets that other rows
+    have (``datetime`` stays), writes times as strings and resolves relative
+    asset hrefs against the file's location.
+    """
+    item = dict(record)
+    properties = {}
+    for key, value in (item.get("properties") or {}).items():
+        if value is None and key != "datetime":
+            continue
+        if isinstance(value, dt.datetime):
+            value = value.isoformat().replace("+00:00", "Z")
+        properties[key] = value
+    item["properties"] = properties
+    assets = {}
+    for key, asset in (item.get("assets") or {}).items():
+        if asset is None:
+            continue
+        if isinstance(asset, Mapping) and isinstance(asset.get("href"), str):
+            asset = {**asset, "href": join_href(base, asset["href"])}
+        assets[key] = asset
+    item["assets"] = assets
+    return item

@@ -1,0 +1,342 @@
+"""Which pixel grid a datacube of STAC items gets: pure decisions on item metadata, no I/O.
+
+Each asset's native grid comes from the projection extension, v2
+(``proj:code``) or v1 (``proj:epsg``, ``proj:wkt2``, ``proj:projjson``),
+with ``proj:transform`` and ``proj:shape`` (or ``proj:bbox``); asset-level
+fields override item-level ones. :func:`choose_grid` then applies these
+rules:
+
+1. ``geobox=`` is used as given.
+2. Without ``crs=`` the items must share one CRS, else
+   :class:`~terrapipe.core.errors.GridMismatchError` lists the CRSs and
+   suggests ``crs=``; items without projection info raise
+   :class:`~terrapipe.core.errors.StacSearchError` naming them.
+3. With no ``resolution=`` (or the native one) and no CRS change, the cube
+   is on the items' own pixel grid: the finest requested band's grid,
+   extended to the union of the items' footprints *in pixels*
+   (``proj:transform``/``proj:shape``, never lat/lon bounds), or to ``bbox``
+   snapped outwards to whole native pixels. That band is then read without
+   resampling.
+4. Otherwise (another CRS or resolution) odc-stac computes the grid from
+   ``crs``, ``resolution`` and ``bbox`` (or the items' footprints); a
+   missing ``resolution`` is the native one when the units agree.
+
+Examples
+--------
+>>> item = {"id": "a", "properties": {"proj:code": "EPSG:32631", "proj:shape": [2, 3],
+...         "proj:transform": [10, 0, 600000, 0, -10, 5000020]}, "assets": {"red": {"href": "a.tif"}}}
+>>> asset_geobox(item, "red")
+GeoBox((2, 3), Affine(10.0, 0.0, 600000.0,
+       0.0, -10.0, 5000020.0), CRS('EPSG:32631'))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from affine import Affine
+from odc.geo import geom
+from odc.geo.crs import CRS
+from odc.geo.geobox import GeoBox
+
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, StacSearchError
+
+__all__ = ["GridChoice", "asset_crs", "asset_geobox", "choose_grid", "item_dict"]
+
+_SHOWN = 3
+_PHASE_TOLERANCE = 1e-6
+
+
+def item_dict(item: Any) -> Mapping[str, Any]:
+    """Return the item as a dict (``pystac.Item`` or already a dict), without copying a dict."""
+    if isinstance(item, Mapping):
+        return item
+    return item.to_dict(include_self_link=False, transform_hrefs=False)  # type: ignore[no-any-return]
+
+
+def _field(item: Mapping[str, Any], band: str, key: str) -> Any:
+    asset = (item.get("assets") or {}).get(band) or {}
+    if key in asset:
+        return asset[key]
+    return (item.get("properties") or {}).get(key)
+
+
+def asset_crs(item: Mapping[str, Any], band: str) -> CRS | None:
+    """CRS of one asset from ``proj:code`` / ``proj:epsg`` / ``proj:wkt2`` / ``proj:projjson``, or ``None``.
+
+    Examples
+    --------
+    >>> asset_crs({"properties": {"proj:epsg": 4326}, "assets": {"dem": {}}}, "dem")
+    CRS('EPSG:4326')
+    """
+    code = _field(item, band, "proj:code")
+    if code:
+        return CRS(str(code))
+    epsg = _field(item, band, "proj:epsg")
+    if epsg:
+        return CRS(f"EPSG:{int(epsg)}")
+    wkt = _field(item, band, "proj:wkt2")
+    if wkt:
+        return CRS(str(wkt))
+    projjson = _field(item, band, "proj:projjson")
+    if projjson:
+        return CRS(json.dumps(projjson))
+    return None
+
+
+def asset_geobox(item: Mapping[str, Any], band: str) -> GeoBox | None:
+    """Native grid of one asset from the projection extension, or ``None`` when it is not described."""
+    crs = asset_crs(item, band)
+    shape = _field(item, band, "proj:shape")
+    if crs is None or not shape or len(shape) != 2:
+        return None
+    height, width = int(shape[0]), int(shape[1])
+    transform = _field(item, band, "proj:transform")
+    if transform and len(transform) in (6, 9):
+        affine = Affine(*[float(v) for v in transform[:6]])
+    else:
+        bbox = _field(item, band, "proj:bbox")
+        if not bbox or len(bbox) not in (4, 6):
+            return None
+        west, south, east, north = (
+            (bbox[0], bbox[1], bbox[2], bbox[3]) if len(bbox) == 4 else (bbox[0], bbox[1], bbox[3], bbox[4])
+        )
+        affine = Affine((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north)
+    return GeoBox((height, width), affine, crs)
+
+
+@dataclass(frozen=True)
+class GridChoice:
+    """The output grid of a cube.
+
+    Attributes
+    ----------
+    geobox
+        The grid to load on (native or given); ``None`` leaves it to odc-stac
+        with :attr:`crs`, :attr:`resolution` and :attr:`bbox`.
+    crs, resolution, bbox
+        odc-stac's parameters when :attr:`geobox` is ``None``.
+    native
+        Whether :attr:`geobox` is on the items' own pixel grid.
+    reference
+        The native grid of the first item's finest band (where COG tiles
+        start), when :attr:`native`.
+    """
+
+    geobox: GeoBox | None
+    crs: CRS | None = None
+    resolution: float | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    native: bool = False
+    reference: GeoBox | None = None
+
+
+def _label(item: Mapping[str, Any]) -> str:
+    return repr(str(item.get("id")))
+
+
+def _few(labels: Sequence[str]) -> str:
+    shown = ", ".join(labels[:_SHOWN])
+    return shown + (f" and {len(labels) - _SHOWN} more" if len(labels) > _SHOWN else "")
+
+
+def _pixel_size(box: GeoBox) -> float:
+    return float(max(abs(box.transform.a), abs(box.transform.e)))
+
+
+def choose_grid(
+    items: Sequence[Mapping[str, Any]],
+    bands: Sequence[str],
+    *,
+    crs: Any = None,
+    resolution: float | None = None,
+    bbox: Sequence[float] | None = None,
+    geobox: GeoBox | None = None,
+) -> GridChoice:
+    """Decide the output grid of a cube of ``items`` (see the module doc for the rules).
+
+    Parameters
+    ----------
+    items
+        Item dicts.
+    bands
+        Asset keys that will be loaded.
+    crs
+        Output CRS (anything odc-geo's ``CRS`` takes), or ``None``.
+    resolution
+        Output pixel size in CRS units, or ``None``.
+    bbox
+        ``(west, south, east, north)`` in degrees, or ``None``.
+    geobox
+        An explicit output grid.
+
+    Returns
+    -------
+    GridChoice
+        The grid.
+
+    Raises
+    ------
+    GridMismatchError
+        Items in several CRSs without ``crs=``; native grids that disagree
+        (resolutions, pixel phases, rotation) without ``resolution=``.
+    StacSearchError
+        Items without projection info when the grid must come from them.
+    InvalidArgumentError
+        For a bad ``resolution``/``bbox``, ``bbox`` with ``geobox``, or a CRS
+        change whose resolution cannot be inferred.
+
+    Examples
+    --------
+    >>> a = {"id": "a", "properties": {"proj:code": "EPSG:32631", "proj:shape": [4, 4],
+    ...      "proj:transform": [10, 0, 600000, 0, -10, 5000040]}, "assets": {"red": {}}}
+    >>> b = {"id": "b", "properties": {"proj:code": "EPSG:32631", "proj:shape": [4, 4],
+    ...      "proj:transform": [10, 0, 600020, 0, -10, 5000040]}, "assets": {"red": {}}}
+    >>> choice = choose_grid([a, b], ["red"])
+    >>> choice.native, choice.geobox.shape, choice.geobox.transform.c
+    (True, Shape2d(x=6, y=4), 600000.0)
+    """
+    if resolution is not None and (
+        isinstance(resolution, bool) or not isinstance(resolution, int | float) or not resolution > 0
+    ):
+        raise InvalidArgumentError(
+            f"resolution must be a positive number (pixel size in CRS units), got {resolution!r}"
+        )
+    box: tuple[float, float, float, float] | None = None
+    if bbox is not None:
+        box = _check_bbox(bbox)
+    if geobox is not None:
+        if box is not None or crs is not None or resolution is not None:
+            raise InvalidArgumentError(
+                "geobox= fixes the grid; do not pass bbox=, crs= or resolution= with it"
+            )
+        if not isinstance(geobox, GeoBox):
+            raise InvalidArgumentError(
+                f"geobox must be an odc.geo.geobox.GeoBox, got {type(geobox).__name__}"
+            )
+        return GridChoice(geobox=geobox)
+    target = CRS(crs) if crs is not None else None
+
+    grids: dict[str, list[GeoBox]] = {}
+    missing: list[str] = []
+    for item in items:
+        for band in bands:
+            found = asset_geobox(item, band)
+            if found is None:
+                missing.append(f"{_label(item)} (asset {band!r})")
+            else:
+                grids.setdefault(band, []).append(found)
+    crss: dict[str, list[str]] = {}
+    for item in items:
+        for band in bands:
+            found_crs = asset_crs(item, band)
+            if found_crs is not None:
+                crss.setdefault(str(found_crs), [])
+                if _label(item) not in crss[str(found_crs)]:
+                    crss[str(found_crs)].append(_label(item))
+
+    if target is None:
+        if missing:
+            msg = (
+                f"STAC items without projection info: {_few(missing)}; add proj:code (or proj:epsg), "
+                "proj:transform and proj:shape to them (e.g. with rio-stac), or pass crs= and resolution="
+            )
+            raise StacSearchError(msg)
+        if len(crss) > 1:
+            listing = "; ".join(f"{name} ({len(ids)} items: {_few(ids)})" for name, ids in crss.items())
+            first = next(iter(crss))
+            msg = (
+                f"the items are in {len(crss)} CRSs: {listing}; a cube needs one grid: pass crs= "
+                f"(e.g. crs={first!r}) to reproject them, or stack the items of each CRS separately"
+            )
+            raise GridMismatchError(msg)
+    native_crs = CRS(next(iter(crss))) if len(crss) == 1 else None
+    same_crs = target is None or (native_crs is not None and target == native_crs)
+
+    if same_crs and not missing and grids:
+        reference_band = min(bands, key=lambda b: _pixel_size(grids[b][0]))
+        reference = grids[reference_band][0]
+        if resolution is None or math.isclose(resolution, _pixel_size(reference)):
+            return _native_choice(grids[reference_band], items, reference_band, box)
+
+    if target is None:
+        target = native_crs
+    if resolution is None:
+        resolution = _infer_resolution(grids, target)
+    return GridChoice(geobox=None, crs=target, resolution=float(resolution), bbox=box)
+
+
+def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"bbox must be 4 numbers (west, south, east, north) in degrees, got {bbox!r}"
+        ) from None
+    if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]):
+        raise InvalidArgumentError(
+            f"bbox must be (west, south, east, north) in degrees with west < east and south < north, got {bbox!r}"
+        )
+    return values  # type: ignore[return-value]
+
+
+def _infer_resolution(grids: Mapping[str, list[GeoBox]], target: CRS | None) -> float:
+    sizes = {_pixel_size(g) for boxes in grids.values() for g in boxes}
+    units = {tuple(g.crs.units) for boxes in grids.values() for g in boxes if g.crs is not None}
+    if target is not None and sizes and units == {tuple(target.units)}:
+        return min(sizes)
+    shown = target if target is not None else "the items' CRS"
+    msg = f"pass resolution= (pixel size in the units of {shown}): it cannot be taken from the items' native grids"
+    raise InvalidArgumentError(msg)
+
+
+def _native_choice(
+    boxes: Sequence[GeoBox],
+    items: Sequence[Mapping[str, Any]],
+    band: str,
+    bbox: tuple[float, float, float, float] | None,
+) -> GridChoice:
+    """Return the union of the items' grids of ``band`` on the first one's pixel grid (or ``bbox`` snapped onto it)."""
+    reference = boxes[0]
+    ref = reference.transform
+    labels = [_label(item) for item in items]
+    if ref.b != 0 or ref.d != 0:
+        raise GridMismatchError(
+            f"item {labels[0]} has a rotated grid for asset {band!r}; pass crs= and resolution= to resample it"
+        )
+    rows: list[int] = []
+    cols: list[int] = []
+    for box, label in zip(boxes, labels, strict=True):
+        t = box.transform
+        if not (math.isclose(t.a, ref.a) and math.isclose(t.e, ref.e)) or t.b != 0 or t.d != 0:
+            msg = (
+                f"the items' native grids for asset {band!r} differ: {labels[0]} has pixels "
+                f"{ref.a:g} x {ref.e:g}, {label} has {t.a:g} x {t.e:g}; pass resolution= to resample them onto one grid"
+            )
+            raise GridMismatchError(msg)
+        col = (t.c - ref.c) / ref.a
+        row = (t.f - ref.f) / ref.e
+        if abs(col - round(col)) > _PHASE_TOLERANCE or abs(row - round(row)) > _PHASE_TOLERANCE:
+            msg = (
+                f"the items' native grids for asset {band!r} are offset by a fraction of a pixel ({labels[0]} "
+                f"and {label}); pass resolution= to resample them onto one grid"
+            )
+            raise GridMismatchError(msg)
+        height, width = box.shape
+        rows += [round(row), round(row) + height]
+        cols += [round(col), round(col) + width]
+    if bbox is None:
+        row0, row1, col0, col1 = min(rows), max(rows), min(cols), max(cols)
+        geobox = GeoBox((row1 - row0, col1 - col0), ref @ Affine.translation(col0, row0), reference.crs)
+    else:
+        # odc-geo's own snapping, anchored on the native pixel phase: the same grid odc-stac makes
+        # for bbox=, crs= and the native resolution.
+        polygon = geom.box(*bbox, "EPSG:4326")
+        geobox = GeoBox.from_geopolygon(
+            polygon, resolution=reference.resolution, crs=reference.crs, anchor=reference.anchor
+        )
+    return GridChoice(geobox=geobox, native=True, reference=reference)

@@ -1,0 +1,69 @@
+"""Hrefs of STAC documents: local paths, ``file://`` URIs and HTTP URLs, joined like browsers do.
+
+Pure string work, no I/O.
+
+Examples
+--------
+>>> join_href("/data/stac/catalog.json", "./demo-s2/collection.json")
+'/data/stac/demo-s2/collection.json'
+>>> join_href("http://127.0.0.1:8000/stac/demo/collection.json", "../catalog.json")
+'http://127.0.0.1:8000/stac/catalog.json'
+>>> join_href("/data/stac/a/item.json", "file:///data/cogs/B04.tif")
+'/data/cogs/B04.tif'
+>>> is_http("https://example.com/catalog.json"), is_http("/data/catalog.json")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import urllib.parse
+from urllib.request import url2pathname
+
+__all__ = ["is_http", "join_href", "local_path"]
+
+
+def is_http(href: str) -> bool:
+    """Whether ``href`` is an ``http://`` or ``https://`` URL."""
+    return href.lower().startswith(("http://", "https://"))
+
+
+def local_path(href: str) -> str:
+    """Return the local path of a ``file://`` URI (other hrefs unchanged).
+
+    Examples
+    --------
+    >>> local_path("file:///tmp/a%20b.tif"), local_path("rel/a.tif")
+    ('/tmp/a b.tif', 'rel/a.tif')
+    """
+    if href.lower().startswith("file://"):
+        return url2pathname(urllib.parse.urlsplit(href).path)
+    return href
+
+
+def join_href(base: str, href: str) -> str:
+    """Resolve ``href`` (relative or absolute) against the document at ``base``.
+
+    Parameters
+    ----------
+    base
+        Href of the document the link is in (path, ``file://`` URI or URL).
+    href
+        The link's href.
+
+    Returns
+    -------
+    str
+        An absolute URL, or a normalised local path (``file://`` URIs become paths).
+    """
+    parts = urllib.parse.urlsplit(href)
+    if parts.scheme and len(parts.scheme) > 1:  # a URL (one letter would be a Windows drive)
+        return local_path(href)
+    if is_http(base):
+        return urllib.parse.urljoin(base, href)
+    base_path = local_path(base)
+    if os.path.isabs(href):
+        return os.path.normpath(href)
+    joined = posixpath.join(posixpath.dirname(base_path.replace(os.sep, "/")), href.replace(os.sep, "/"))
+    return os.path.normpath(joined)

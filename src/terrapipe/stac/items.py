@@ -1,0 +1,147 @@
+"""STAC item dicts to ``pystac.Item``: checked, hrefs made absolute, modifier applied.
+
+Every search backend and :func:`~terrapipe.stac.read_item.open_stac_item`
+builds its items here, so a malformed item always fails the same way: a
+:class:`~terrapipe.core.errors.StacSearchError` naming the item and where it
+came from.
+
+Examples
+--------
+>>> record = {"type": "Feature", "stac_version": "1.1.0", "id": "a", "geometry": None,
+...           "properties": {"datetime": "2024-06-19T10:30:00Z"}, "links": [],
+...           "assets": {"red": {"href": "B04.tif"}}}
+>>> item = item_from_dict(record, where="/data/a/a.json", href="/data/a/a.json")
+>>> item.id, item.assets["red"].href
+('a', '/data/a/B04.tif')
+>>> item_from_dict({"type": "Feature", "id": "b"}, where="http://127.0.0.1:8080/search")
+Traceback (most recent call last):
+...
+terrapipe.core.errors.StacSearchError: malformed STAC item 'b' from http://127.0.0.1:8080/search: missing 'properties'; fix the item, or skip bad items with on_error='skip'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from terrapipe.core.errors import StacSearchError
+from terrapipe.core.optional import require
+from terrapipe.stac.hrefs import join_href
+
+__all__ = ["ItemModifier", "item_from_dict"]
+
+#: Called with each ``pystac.Item`` (e.g. ``planetary_computer.sign_inplace``);
+#: returns the item to use, or ``None`` after changing it in place.
+ItemModifier = Callable[[Any], Any]
+
+_REQUIRED = ("id", "properties", "assets")
+
+
+def item_from_dict(
+    record: Any,
+    *,
+    where: str,
+    href: str | None = None,
+    modifier: ItemModifier | None = None,
+) -> Any:
+    """Build a ``pystac.Item`` from a STAC item dict.
+
+    Parameters
+    ----------
+    record
+        The item as decoded JSON (it is not modified).
+    where
+        Where it came from (URL or path, already redacted), for messages.
+    href
+        The item's own href, if it has one: relative asset hrefs are resolved
+        against it and it becomes the item's self href.
+    modifier
+        Called with the item (signing, patching); see :data:`ItemModifier`.
+
+    Returns
+    -------
+    pystac.Item
+        The item.
+
+    Raises
+    ------
+    StacSearchError
+        If the record is not a STAC item (not a dict, not a Feature, missing
+        ``id``/``properties``/``assets``) or pystac refuses it.
+    """
+    pystac = require("pystac", feature="STAC items")
+    ident = record.get("id") if isinstance(record, Mapping) else None
+    shown = repr(ident) if ident is not None else "(without id)"
+    problem = _problem(record)
+    if problem:
+        raise StacSearchError(_message(shown, where, problem))
+    # pystac changes the dict it is given: copy the parts it changes (not the geometry, which is large).
+    record = dict(record)
+    record["properties"] = dict(record["properties"])
+    assets = {}
+    for key, asset in record["assets"].items():
+        if isinstance(asset, Mapping):
+            asset = dict(asset)
+            if href is not None and isinstance(asset.get("href"), str):
+                asset["href"] = join_href(href, asset["href"])
+        assets[key] = asset
+    record["assets"] = assets
+    links = [dict(link) for link in record.get("links") or [] if isinstance(link, Mapping)]
+    record["links"] = [link for link in links if link.get("rel") != "self"] if href is not None else links
+    try:
+        migrate = _needs_migration(pystac, record)
+        item = pystac.Item.from_dict(record, href=href, migrate=migrate, preserve_dict=False)
+    except (KeyError, ValueError, TypeError, AttributeError, pystac.STACError) as err:
+        reason = f"missing {err}" if isinstance(err, KeyError) else str(err) or type(err).__name__
+        raise StacSearchError(_message(shown, where, reason)) from err
+    if modifier is not None:
+        changed = modifier(item)
+        if changed is not None:
+            if not isinstance(changed, pystac.Item):
+                msg = f"the item modifier returned {type(changed).__name__} for item {shown}; return a pystac.Item or None"
+                raise StacSearchError(msg)
+            item = changed
+    return item
+
+
+_OLD_EXTENSIONS: set[str] | None = None
+
+
+def _needs_migration(pystac: Any, record: Mapping[str, Any]) -> bool:
+    """Whether pystac's migration would change the item (an older STAC or extension version).
+
+    Migrating deep-copies the whole item, so items that are current skip it.
+    """
+    global _OLD_EXTENSIONS
+    if record.get("stac_version") != pystac.get_stac_version():
+        return True
+    if _OLD_EXTENSIONS is None:
+        registry = pystac.EXTENSION_HOOKS
+        discover = getattr(registry, "_discover", None)
+        hooks = getattr(registry, "hooks", None)
+        if not callable(discover) or not isinstance(hooks, dict):  # pragma: no cover - pystac internals moved
+            return True
+        discover()
+        _OLD_EXTENSIONS = {
+            str(old) for hook in hooks.values() for old in getattr(hook, "prev_extension_ids", ())
+        }
+    return any(uri in _OLD_EXTENSIONS for uri in record.get("stac_extensions") or [])
+
+
+def _problem(record: Any) -> str:
+    if not isinstance(record, Mapping):
+        return f"expected a JSON object, got {type(record).__name__}"
+    if record.get("type") != "Feature":
+        return f"'type' is {record.get('type')!r}, not 'Feature'"
+    for key in _REQUIRED:
+        if key not in record:
+            return f"missing {key!r}"
+    if not isinstance(record["properties"], Mapping):
+        return "'properties' is not an object"
+    if not isinstance(record["assets"], Mapping):
+        return "'assets' is not an object"
+    return ""
+
+
+def _message(shown: str, where: str, reason: str) -> str:
+    return f"malformed STAC item {shown} from {where}: {reason}; fix the item, or skip bad items with on_error='skip'"

@@ -1,0 +1,216 @@
+"""The paging engine shared by ``search_stac`` and ``list_stac_items``: lazy, resumable, policed.
+
+:class:`PagedSearch` pulls one search at a time from its source pipe, asks
+the backend for pages (:mod:`terrapipe.stac.backend`) and yields one
+``pystac.Item`` per feature. Its position (which search, which page, how far
+into it) is kept in attributes, never in a generator's frame, so
+:meth:`PagedSearch.state_dict` can be taken between any two items and a
+resumed pipe fetches the page it stopped in again and goes on from there.
+Subclasses only say how an element becomes a backend and a query
+(:meth:`PagedSearch._prepare`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from terrapipe.core.errors import PipelineStateError, StacSearchError, TerrapipeError
+from terrapipe.core.on_error import OnError, check_on_error, handle_error
+from terrapipe.core.pipe import IterDataPipe, Stage
+from terrapipe.core.state import Stateful, expect_keys
+from terrapipe.stac.backend import SearchBackend
+from terrapipe.stac.items import ItemModifier, item_from_dict
+from terrapipe.stac.query import SearchQuery
+from terrapipe.stac.redact import redact_url
+
+__all__ = ["PagedSearch"]
+
+_STATE_KEYS = ("query", "source", "page", "offset", "count")
+
+
+class PagedSearch(Stage[Any]):
+    """Base of the search stages: one search per source element, items page by page.
+
+    Parameters
+    ----------
+    source_dp
+        Pipe of searches (what an element is depends on the subclass).
+    on_error
+        ``"raise"``, ``"skip"`` or ``"warn"`` for a failing search or a
+        malformed item.
+    """
+
+    def __init__(self, source_dp: IterDataPipe[Any], *, on_error: OnError = "raise") -> None:
+        super().__init__()
+        self.source_dp = source_dp
+        self.on_error = check_on_error(on_error)
+        self._resume: dict[str, Any] | None = None
+        self._in_pass = False
+        self._query_index = 0
+        self._snapshot: dict[str, Any] | None = None
+        self._page: dict[str, Any] | None = None
+        self._offset = 0
+        self._count = 0
+
+    def _prepare(self, element: Any) -> tuple[SearchBackend, SearchQuery, ItemModifier | None]:
+        """Return the backend, the query and the item modifier of one element."""
+        raise NotImplementedError
+
+    # -- iteration ---------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        resume, self._resume = self._resume, None
+        stateful = isinstance(self.source_dp, Stateful)
+        start = int(resume["query"]) if resume else 0
+        if resume is not None and stateful and resume["source"] is not None:
+            self.source_dp.load_state_dict(resume["source"])  # type: ignore[attr-defined]
+            index = start
+        else:
+            index = 0
+        position = resume if resume is not None and resume["page"] is not None else None
+        self._in_pass = True
+        try:
+            it = iter(self.source_dp)
+            while True:
+                snapshot = dict(self.source_dp.state_dict()) if stateful else None  # type: ignore[attr-defined]
+                try:
+                    element = next(it)
+                except StopIteration:
+                    break
+                if index < start:
+                    index += 1
+                    continue
+                self._query_index, self._snapshot = index, snapshot
+                self._page, self._offset, self._count = None, 0, 0
+                yield from self._search_one(element, position)
+                position = None
+                index += 1
+        finally:
+            self._in_pass = False
+
+    def _search_one(self, element: Any, position: Mapping[str, Any] | None) -> Iterator[Any]:
+        try:
+            backend, query, modifier = self._prepare(element)
+            backend.check(query)
+        except TerrapipeError as err:
+            self._finish_query()
+            handle_error(err, on_error=self.on_error, stats=self.stats)
+            return
+        count = int(position["count"]) if position else 0
+        offset = int(position["offset"]) if position else 0
+        if query.max_items is not None and count >= query.max_items:
+            self._finish_query()
+            return
+        try:
+            token: dict[str, Any] | None = dict(position["page"]) if position else backend.first(query)
+        except TerrapipeError as err:
+            self._finish_query()
+            handle_error(err, on_error=self.on_error, stats=self.stats)
+            return
+        while token is not None:
+            started = time.perf_counter()
+            received = getattr(getattr(backend, "client", None), "bytes_received", 0)
+            try:
+                page = backend.fetch(token, query)
+            except TerrapipeError as err:
+                self._finish_query()
+                handle_error(_with_query(err, query), on_error=self.on_error, stats=self.stats)
+                return
+            finally:
+                self.stats.seconds += time.perf_counter() - started
+                self.stats.bytes_read += (
+                    getattr(getattr(backend, "client", None), "bytes_received", 0) - received
+                )
+            total = len(page.features)
+            for i in range(min(offset, total), total):
+                count += 1
+                last = (query.max_items is not None and count >= query.max_items) or (
+                    i == total - 1 and page.next is None
+                )
+                if last:
+                    self._finish_query()
+                elif i == total - 1:
+                    self._page, self._offset, self._count = page.next, 0, count
+                else:
+                    self._page, self._offset, self._count = token, i + 1, count
+                base = page.base_hrefs[i] if page.base_hrefs else None
+                try:
+                    item = item_from_dict(
+                        page.features[i],
+                        where=redact_url(base) if base else page.where,
+                        href=base,
+                        modifier=modifier,
+                    )
+                except StacSearchError as err:
+                    handle_error(err, on_error=self.on_error, stats=self.stats)
+                else:
+                    self.stats.elements += 1
+                    yield item
+                if last:
+                    return
+            token, offset = page.next, 0
+        self._finish_query()
+
+    def _finish_query(self) -> None:
+        """Move the saved position past the current query."""
+        stateful = isinstance(self.source_dp, Stateful)
+        self._query_index += 1
+        self._snapshot = dict(self.source_dp.state_dict()) if stateful else None  # type: ignore[attr-defined]
+        self._page, self._offset, self._count = None, 0, 0
+
+    # -- state -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Return ``{"query", "source", "page", "offset", "count"}``.
+
+        ``query`` is the index of the current query in this pass, ``source``
+        the query pipe's state before it (``None`` for a source that is not
+        stateful: it is replayed and ``query`` elements skipped), ``page`` the
+        token of the page being read (``None``: the query has not started),
+        ``offset`` how many of its items were consumed and ``count`` how many
+        items the query has produced so far (for ``max_items``).
+        """
+        if self._resume is not None:
+            return dict(self._resume)
+        if self._in_pass:
+            return {
+                "query": self._query_index,
+                "source": self._snapshot,
+                "page": self._page,
+                "offset": self._offset,
+                "count": self._count,
+            }
+        source = dict(self.source_dp.state_dict()) if isinstance(self.source_dp, Stateful) else None
+        return {"query": 0, "source": source, "page": None, "offset": 0, "count": 0}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next pass resume at ``state`` (see :meth:`state_dict`).
+
+        Raises
+        ------
+        PipelineStateError
+            If ``state`` does not come from a search stage.
+        """
+        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
+        if not isinstance(state["query"], int) or state["query"] < 0:
+            raise PipelineStateError(
+                f"{type(self).__name__} cannot load this state: bad query index {state['query']!r}"
+            )
+        page = state["page"]
+        if page is not None and not isinstance(page, Mapping):
+            raise PipelineStateError(f"{type(self).__name__} cannot load this state: bad page token {page!r}")
+        self._resume = {
+            "query": int(state["query"]),
+            "source": state["source"],
+            "page": dict(page) if page is not None else None,
+            "offset": int(state["offset"]),
+            "count": int(state["count"]),
+        }
+        self._in_pass = False
+
+
+def _with_query(err: TerrapipeError, query: SearchQuery) -> TerrapipeError:
+    """Return the same error, with the query that failed appended to its message."""
+    wrapped = type(err)(f"{err} [query: {query.describe()}]")
+    wrapped.__cause__ = err.__cause__
+    return wrapped

@@ -1,0 +1,334 @@
+"""Search parameters: checked and normalised once, for STAC APIs and for client-side filtering.
+
+A query is a plain mapping with the STAC API item-search parameters
+(:data:`SEARCH_KEYS`). :func:`make_query` normalises it with pystac-client's
+own rules (``bbox`` as 4 numbers, ``datetime="2024-06"`` as the whole month
+in UTC, ``collections="a,b"`` as a tuple, ...) into a :class:`SearchQuery`
+that holds both the request body a STAC API gets and the values that
+:func:`item_matches` tests an item dict against when a static catalog or a
+stac-geoparquet file is searched on the client.
+
+Examples
+--------
+>>> q = make_query({"bbox": [5.9, 45.7, 6.0, 45.8], "datetime": "2024-06", "collections": "demo-s2"})
+>>> q.body["datetime"], q.collections
+('2024-06-01T00:00:00Z/2024-06-30T23:59:59Z', ('demo-s2',))
+>>> item = {"id": "a", "collection": "demo-s2", "bbox": [5.95, 45.75, 5.96, 45.76], "geometry": None,
+...         "properties": {"datetime": "2024-06-19T10:30:00Z"}}
+>>> item_matches(item, q)
+True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.optional import require
+
+__all__ = ["API_ONLY_KEYS", "SEARCH_KEYS", "SearchQuery", "item_interval", "item_matches", "make_query"]
+
+#: Parameters a query may hold.
+SEARCH_KEYS: tuple[str, ...] = (
+    "bbox",
+    "intersects",
+    "datetime",
+    "collections",
+    "ids",
+    "query",
+    "filter",
+    "filter_lang",
+    "sortby",
+    "fields",
+    "max_items",
+    "limit",
+)
+#: Parameters only a STAC API can evaluate (static catalogs and stac-geoparquet refuse them).
+API_ONLY_KEYS: tuple[str, ...] = ("query", "filter", "filter_lang", "sortby", "fields")
+
+_PLACEHOLDER_URL = "https://terrapipe.invalid/search"
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """One normalised search.
+
+    Attributes
+    ----------
+    body
+        The parameters as a STAC API gets them (POST body, or GET query
+        parameters when ``method`` is ``"GET"``), ``limit`` included.
+    method
+        ``"POST"`` or ``"GET"``.
+    max_items
+        Stop after this many items (``None``: all).
+    limit
+        Page size asked of the server (``None``: the server's default).
+    bbox
+        ``(west, south, east, north)`` in degrees, or ``None``.
+    intersects
+        GeoJSON geometry, or ``None``.
+    start, end
+        Time range (UTC, inclusive; ``None``: open), from ``datetime``.
+    collections, ids
+        Tuples of ids, or ``None``.
+    given
+        The parameter names the query set (for messages and checks).
+    params
+        The merged parameters as given (before normalisation).
+    """
+
+    body: dict[str, Any]
+    method: Literal["POST", "GET"]
+    max_items: int | None
+    limit: int | None
+    bbox: tuple[float, float, float, float] | None
+    intersects: dict[str, Any] | None
+    start: dt.datetime | None
+    end: dt.datetime | None
+    collections: tuple[str, ...] | None
+    ids: tuple[str, ...] | None
+    given: tuple[str, ...]
+    params: dict[str, Any]
+
+    def describe(self) -> str:
+        """Short text of the query for messages (geometries abbreviated).
+
+        Examples
+        --------
+        >>> make_query({"collections": ["a"], "max_items": 3}).describe()
+        "collections=('a',) max_items=3"
+        """
+        parts = []
+        for key, value in self.body.items():
+            if key == "limit":
+                continue
+            shown = (
+                f"<{value.get('type', 'geometry')}>"
+                if key == "intersects" and isinstance(value, Mapping)
+                else repr(value)
+            )
+            parts.append(f"{key}={shown}")
+        if self.max_items is not None:
+            parts.append(f"max_items={self.max_items}")
+        return " ".join(parts) or "(all items)"
+
+
+def make_query(
+    query: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    method: Literal["POST", "GET"] = "POST",
+) -> SearchQuery:
+    """Check and normalise one search.
+
+    Parameters
+    ----------
+    query
+        Search parameters (keys from :data:`SEARCH_KEYS`); ``None`` values are
+        ignored.
+    defaults
+        Parameters every query shares; ``query``'s keys override them.
+    method
+        How a STAC API is asked: ``"POST"`` (JSON body) or ``"GET"``.
+
+    Returns
+    -------
+    SearchQuery
+        The normalised search.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an unknown key or a value pystac-client cannot normalise (a
+        ``bbox`` without 4 numbers, a bad ``datetime``, ...).
+
+    Examples
+    --------
+    >>> make_query({"ids": "a,b", "limit": 2}).body
+    {'limit': 2, 'ids': ('a', 'b')}
+    >>> make_query({"bbox": [1, 2, 3]})
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: invalid search parameters {'bbox': [1, 2, 3]}: bbox must have 4 or 6 values, got 3
+    """
+    if not isinstance(query, Mapping):
+        msg = f"a STAC search query must be a mapping of search parameters, got {type(query).__name__}: {query!r}"
+        raise InvalidArgumentError(msg)
+    merged = {**dict(defaults or {}), **dict(query)}
+    params = {k: v for k, v in merged.items() if v is not None}
+    unknown = sorted(set(params) - set(SEARCH_KEYS))
+    if unknown:
+        msg = f"unknown STAC search parameters {unknown} in {dict(query)!r}; use any of {list(SEARCH_KEYS)}"
+        raise InvalidArgumentError(msg)
+    if method not in ("POST", "GET"):
+        raise InvalidArgumentError(f"method must be 'POST' or 'GET', got {method!r}")
+    max_items = _positive(params.get("max_items"), "max_items", allow_zero=True)
+    limit = _positive(params.get("limit"), "limit", allow_zero=False)
+    bbox = params.get("bbox")
+    if bbox is not None and not isinstance(bbox, str):
+        bbox = list(bbox)
+        if len(bbox) not in (4, 6):
+            raise InvalidArgumentError(
+                f"invalid search parameters {{'bbox': {params['bbox']!r}}}: bbox must have 4 or 6 values, got {len(bbox)}"
+            )
+    explicit = dict(params)
+    if "filter" in params and "filter_lang" not in params:
+        # Say which language the filter is in, so pystac-client never needs the cql2 package to convert it.
+        explicit["filter_lang"] = "cql2-text" if isinstance(params["filter"], str) else "cql2-json"
+    body = _normalise(explicit, method)
+    post = body if method == "POST" else _normalise(explicit, "POST")
+    start, end = _interval(post.get("datetime"))
+    post_bbox = post.get("bbox")
+    if post_bbox is not None and len(post_bbox) == 6:  # 3-D bbox: keep the horizontal part
+        post_bbox = (post_bbox[0], post_bbox[1], post_bbox[3], post_bbox[4])
+    collections = post.get("collections")
+    ids = post.get("ids")
+    return SearchQuery(
+        body=body,
+        method=method,
+        max_items=max_items,
+        limit=limit,
+        bbox=tuple(float(v) for v in post_bbox) if post_bbox is not None else None,  # type: ignore[arg-type]
+        intersects=dict(post["intersects"]) if post.get("intersects") is not None else None,
+        start=start,
+        end=end,
+        collections=tuple(collections) if collections is not None else None,
+        ids=tuple(ids) if ids is not None else None,
+        given=tuple(k for k in SEARCH_KEYS if k in params),
+        params=params,
+    )
+
+
+def _positive(value: Any, name: str, *, allow_zero: bool) -> int | None:
+    if value is None:
+        return None
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidArgumentError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _normalise(params: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """Normalise with pystac-client's ``ItemSearch`` (no request is sent)."""
+    client = require("pystac_client", feature="STAC search")
+    kwargs = {k: v for k, v in params.items() if k != "max_items"}
+    try:
+        search = client.ItemSearch(_PLACEHOLDER_URL, method=method, **kwargs)
+        body = dict(search.get_parameters())
+    except Exception as err:  # pystac-client raises bare Exception for a bad datetime
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InvalidArgumentError(f"invalid search parameters {dict(params)!r}: {reason}") from err
+    return body
+
+
+def _parse_instant(text: str) -> dt.datetime | None:
+    if text in ("", ".."):
+        return None
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if not value:
+        return None, None
+    if "/" in value:
+        first, _, second = value.partition("/")
+        return _parse_instant(first), _parse_instant(second)
+    instant = _parse_instant(value)
+    return instant, instant
+
+
+def item_interval(item: Mapping[str, Any]) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Time range of an item dict: ``datetime``, else ``start_datetime``/``end_datetime``.
+
+    Examples
+    --------
+    >>> item_interval({"properties": {"datetime": None, "start_datetime": "2024-01-01T00:00:00Z",
+    ...                               "end_datetime": "2024-12-31T00:00:00Z"}})[1].year
+    2024
+    """
+    props = item.get("properties") or {}
+    stamp = props.get("datetime")
+    if stamp:
+        instant = _as_datetime(stamp)
+        return instant, instant
+    return _as_datetime(props.get("start_datetime")), _as_datetime(props.get("end_datetime"))
+
+
+def _as_datetime(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return _parse_instant(str(value))
+
+
+def _bbox_geometries(bbox: Sequence[float]) -> list[Any]:
+    shapely_geometry = require("shapely.geometry", feature="STAC search")
+    west, south, east, north = bbox
+    if west <= east:
+        return [shapely_geometry.box(west, south, east, north)]
+    # Crosses the antimeridian: two boxes.
+    return [shapely_geometry.box(west, south, 180.0, north), shapely_geometry.box(-180.0, south, east, north)]
+
+
+def _item_shape(item: Mapping[str, Any]) -> Any:
+    shapely_geometry = require("shapely.geometry", feature="STAC search")
+    geometry = item.get("geometry")
+    if geometry:
+        return shapely_geometry.shape(geometry)
+    bbox = item.get("bbox")
+    if bbox:
+        flat = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else tuple(bbox)
+        return shapely_geometry.box(*flat)
+    return None
+
+
+def item_matches(item: Mapping[str, Any], query: SearchQuery) -> bool:
+    """Whether an item dict satisfies ``query``'s ids, collections, time range and geometry.
+
+    Follows STAC API item-search semantics: the item's geometry must
+    intersect ``bbox`` and ``intersects``; its ``datetime`` (or its
+    ``start_datetime``/``end_datetime`` range) must overlap the query's range.
+    ``query``/``filter``/``sortby``/``fields`` are not evaluated here (callers
+    refuse them before).
+
+    Parameters
+    ----------
+    item
+        A STAC item as a dict.
+    query
+        The search.
+
+    Returns
+    -------
+    bool
+        Whether it matches.
+    """
+    if query.ids is not None and item.get("id") not in query.ids:
+        return False
+    if query.collections is not None and item.get("collection") not in query.collections:
+        return False
+    if query.start is not None or query.end is not None:
+        first, last = item_interval(item)
+        if first is None and last is None:
+            return False
+        if query.end is not None and first is not None and first > query.end:
+            return False
+        if query.start is not None and last is not None and last < query.start:
+            return False
+    if query.bbox is not None or query.intersects is not None:
+        shape = _item_shape(item)
+        if shape is None:
+            return False
+        if query.bbox is not None and not any(shape.intersects(box) for box in _bbox_geometries(query.bbox)):
+            return False
+        if query.intersects is not None:
+            shapely_geometry = require("shapely.geometry", feature="STAC search")
+            if not shape.intersects(shapely_geometry.shape(query.intersects)):
+                return False
+    return True

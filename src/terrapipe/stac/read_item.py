@@ -1,0 +1,149 @@
+"""``read_stac_item``: STAC item JSON files (local or HTTP) to ``pystac.Item``.
+
+:func:`open_stac_item` reads one; the :class:`ReadSTACItem` stage reads a
+pipe of hrefs. A file that cannot be read (missing, HTTP 404, time-out after
+retries) raises :class:`~terrapipe.core.errors.ReadError`; a document that
+is not a valid item raises :class:`~terrapipe.core.errors.StacSearchError`.
+Both name the href. Relative asset hrefs are resolved against the item's own
+href, so an item read over HTTP points at its assets over HTTP.
+
+Examples
+--------
+>>> import terrapipe as tp, terrapipe.stac
+>>> world = tp.datasets.sample_world()
+>>> href = world.root / "stac" / "demo-dem" / "demo-dem-30m" / "demo-dem-30m.json"
+>>> [item.id for item in tp.from_items([href]).read_stac_item()]
+['demo-dem-30m']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
+from terrapipe.core.on_error import OnError, check_on_error, handle_error
+from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.stac.documents import read_document
+from terrapipe.stac.hrefs import is_http, local_path
+from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.items import ItemModifier, item_from_dict
+from terrapipe.stac.redact import redact_url
+
+__all__ = ["ReadSTACItem", "open_stac_item"]
+
+
+def _href(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"read_stac_item takes item hrefs (paths or URLs), got {type(value).__name__}: {value!r}"
+        )
+    return value if is_http(value) else os.path.abspath(local_path(value))
+
+
+def open_stac_item(
+    href: str | os.PathLike[str],
+    *,
+    client: JsonClient | None = None,
+    modifier: ItemModifier | None = None,
+) -> Any:
+    """Read one STAC item.
+
+    Parameters
+    ----------
+    href
+        Local path, ``file://`` URI or ``http(s)://`` URL of the item JSON.
+    client
+        HTTP client (headers, time-out, retries); a default one when omitted.
+    modifier
+        Called with the item (signing); returns the item to use or ``None``.
+
+    Returns
+    -------
+    pystac.Item
+        The item, with its self href set and asset hrefs absolute.
+
+    Raises
+    ------
+    ReadError
+        If the file cannot be read.
+    StacSearchError
+        If it is not a valid STAC item.
+    """
+    text = _href(href)
+    record = read_document(text, client=client or JsonClient(), error=ReadError, what="read the STAC item")
+    return item_from_dict(record, where=redact_url(text), href=text, modifier=modifier)
+
+
+@register("read_stac_item")
+class ReadSTACItem(Stage[Any]):
+    """Read the STAC item at each href of the source pipe.
+
+    Parameters
+    ----------
+    source_dp
+        Pipe of item hrefs (paths, ``file://`` URIs, URLs).
+    headers
+        Extra HTTP headers (never shown in messages or reprs).
+    modifier
+        Called with each item before it is yielded.
+    timeout, retries, backoff, max_backoff
+        HTTP time-out and retry policy (see :class:`~terrapipe.stac.search.SearchSTAC`).
+    on_error
+        ``"raise"``, ``"skip"`` or ``"warn"`` for an item that cannot be read.
+
+    Raises
+    ------
+    ReadError, StacSearchError
+        When iterating with ``on_error="raise"`` (see :func:`open_stac_item`).
+
+    Notes
+    -----
+    One item per href, in order; holds no position of its own (resuming its
+    source resumes it). ``len()`` is the source's.
+    """
+
+    stateless = True
+
+    def __init__(
+        self,
+        source_dp: IterDataPipe[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        modifier: ItemModifier | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__()
+        self.source_dp = source_dp
+        self.on_error = check_on_error(on_error)
+        if modifier is not None and not callable(modifier):
+            raise InvalidArgumentError(f"modifier must be callable, got {modifier!r}")
+        self.modifier = modifier
+        self._client = JsonClient(
+            HttpOptions.make(
+                headers=headers, timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff
+            )
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        for href in self.source_dp:
+            received = self._client.bytes_received
+            try:
+                item = open_stac_item(href, client=self._client, modifier=self.modifier)
+            except TerrapipeError as err:
+                handle_error(err, on_error=self.on_error, stats=self.stats)
+                continue
+            finally:
+                self.stats.bytes_read += self._client.bytes_received - received
+            self.stats.elements += 1
+            yield item
+
+    def __len__(self) -> int:
+        return len(self.source_dp)  # type: ignore[arg-type]

@@ -1,0 +1,356 @@
+"""``search_stac``: find STAC items in an API, a static catalog or a stac-geoparquet file, lazily.
+
+Two forms, one stage (:class:`SearchSTAC`):
+
+- the source function :func:`search_stac` runs one search::
+
+      tp.search_stac("http://127.0.0.1:7822", collections=["demo-s2"], bbox=aoi, datetime="2024-06")
+
+- the functional form runs one search per element of a pipe of query dicts
+  (zen3geo style); keywords given to the stage apply to every query and the
+  element's own keys override them::
+
+      tp.from_items([{"bbox": a}, {"bbox": b}]).search_stac(url, collections=["demo-s2"])
+
+Where it searches (``kind="auto"`` picks from the source):
+
+========================================  ==============  ==========================================
+source                                    kind            how
+========================================  ==============  ==========================================
+``pystac_client.Client``                  ``api``         its search endpoint, headers, modifier
+``http(s)://...`` not ending in ``.json``  ``api``         STAC API item search, page by page
+path/URL ending in ``.json``, or a folder  ``static``      walk the catalog, filter on the client
+path/URL ending in ``.parquet``            ``geoparquet``  scan with the filter pushed down
+========================================  ==============  ==========================================
+
+Items come out as ``pystac.Item`` one page at a time: nothing is requested
+before the first item is asked for, and a pipe stopped after a few items has
+fetched only the pages they came from. The stage is
+:class:`~terrapipe.core.state.Stateful`: its state names the query, the
+page (the request of an API page, or an item offset) and the position in it,
+so a resumed pipe fetches that page again and goes on from there.
+
+An empty search is an empty pipe, not an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.on_error import OnError
+from terrapipe.core.optional import require
+from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.sources import from_items
+from terrapipe.stac.api import ApiBackend, options_from_stac_io
+from terrapipe.stac.backend import SearchBackend
+from terrapipe.stac.geoparquet import GeoParquetBackend
+from terrapipe.stac.hrefs import is_http
+from terrapipe.stac.http_json import HttpOptions, RequestModifier
+from terrapipe.stac.items import ItemModifier
+from terrapipe.stac.paged_search import PagedSearch
+from terrapipe.stac.query import SearchQuery, make_query
+from terrapipe.stac.redact import redact_url
+
+__all__ = ["SearchKind", "SearchSTAC", "detect_kind", "open_backend", "search_stac"]
+
+SearchKind = Literal["auto", "api", "static", "geoparquet"]
+_KINDS = ("auto", "api", "static", "geoparquet")
+
+
+def detect_kind(source: str) -> Literal["api", "static", "geoparquet"]:
+    """Which backend ``kind="auto"`` picks for a path or URL (see the module doc).
+
+    Examples
+    --------
+    >>> [detect_kind(s) for s in ("http://127.0.0.1:7822", "https://h/stac/catalog.json",
+    ...                           "/data/items.parquet", "/data/stac")]
+    ['api', 'static', 'geoparquet', 'static']
+    """
+    path = source.split("?", 1)[0].split("#", 1)[0].lower()
+    if path.endswith((".parquet", ".geoparquet", ".pq")):
+        return "geoparquet"
+    if path.endswith(".json"):
+        return "static"
+    return "api" if is_http(source) else "static"
+
+
+def open_backend(
+    source: Any, *, kind: SearchKind = "auto", options: HttpOptions | None = None
+) -> tuple[SearchBackend, ItemModifier | None]:
+    """Build the backend that searches ``source``.
+
+    Parameters
+    ----------
+    source
+        A pystac-client ``Client``, or a path/URL (see the module doc).
+    kind
+        ``"auto"`` (from the source), ``"api"``, ``"static"`` or ``"geoparquet"``.
+    options
+        HTTP options.
+
+    Returns
+    -------
+    tuple
+        The backend and the item modifier the source brings (a ``Client``'s
+        ``modifier``), if any.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an unknown kind or a source of the wrong type.
+    """
+    if kind not in _KINDS:
+        raise InvalidArgumentError(f"kind must be one of {_KINDS}, got {kind!r}")
+    options = options or HttpOptions()
+    client_module = require("pystac_client", feature="search_stac")
+    if isinstance(source, client_module.Client):
+        if kind not in ("auto", "api"):
+            raise InvalidArgumentError(f"a pystac_client.Client is a STAC API; kind={kind!r} does not fit it")
+        link = source.get_search_link()
+        if link is None:
+            raise StacSearchError(
+                f"the STAC API at {redact_url(str(source.self_href))} has no item search link"
+            )
+        client_options, params = options_from_stac_io(getattr(source, "_stac_io", None), options)
+        methods = tuple(
+            str(lk.extra_fields.get("method") or "GET").upper() for lk in source.get_links("search")
+        )
+        backend: SearchBackend = ApiBackend(
+            str(source.self_href or link.href),
+            options=client_options,
+            url_params=params,
+            conformance=list(source.get_conforms_to()),
+            search_href=str(link.href),
+            search_methods=methods,
+        )
+        return backend, getattr(source, "modifier", None)
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str):
+        msg = (
+            "search_stac needs a STAC API URL, a pystac_client.Client, a static catalog path/URL or a "
+            f"stac-geoparquet path/URL, got {type(source).__name__}: {source!r}"
+        )
+        raise InvalidArgumentError(msg)
+    chosen = detect_kind(source) if kind == "auto" else kind
+    if chosen == "api":
+        return ApiBackend(source, options=options), None
+    if chosen == "geoparquet":
+        return GeoParquetBackend(source, options=options), None
+    from terrapipe.stac.static import StaticBackend
+
+    return StaticBackend(source, options=options), None
+
+
+@register("search_stac")
+class SearchSTAC(PagedSearch):
+    """Search STAC items for each query dict of the source pipe.
+
+    Parameters
+    ----------
+    source_dp
+        Pipe of query dicts (keys from :data:`~terrapipe.stac.query.SEARCH_KEYS`).
+    source
+        Where to search: a STAC API URL or ``pystac_client.Client``, a static
+        catalog (``catalog.json``/``collection.json``, path or URL) or a
+        stac-geoparquet file (see the module doc).
+    kind
+        Backend: ``"auto"`` (from ``source``), ``"api"``, ``"static"``, ``"geoparquet"``.
+    bbox, intersects, datetime, collections, ids, query, filter, filter_lang, sortby, fields, max_items, limit
+        Search parameters shared by every query (an element's keys override
+        them), as in pystac-client's ``Client.search``. ``max_items`` bounds the
+        items of each query; ``limit`` is the page size asked for.
+        ``query``/``filter``/``sortby``/``fields`` need a STAC API that
+        declares them.
+    method
+        ``"POST"`` (default) or ``"GET"`` for API searches; an API that only
+        offers GET is asked with GET.
+    headers
+        Extra HTTP headers (e.g. an API key); never shown in messages or reprs.
+    modifier
+        Called with each ``pystac.Item`` before it is yielded (e.g.
+        ``planetary_computer.sign_inplace``); returns the item to use or ``None``.
+    request_modifier
+        Called with each ``requests.Request`` before it is sent (signing).
+    timeout
+        Seconds to wait for a connection and for each read.
+    retries
+        Retries of 429/5xx answers, dropped connections and time-outs, with
+        exponential back-off and jitter, honouring ``Retry-After``.
+    backoff, max_backoff
+        First and largest delay between retries, in seconds.
+    on_error
+        ``"raise"``: a failing query or malformed item raises
+        :class:`~terrapipe.core.errors.StacSearchError`; ``"skip"`` / ``"warn"``:
+        it is counted in ``stats`` (and warned about) and the search goes on.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an unknown ``kind``, a bad option, or (when iterating) a bad query.
+    StacSearchError
+        When iterating with ``on_error="raise"``: unreachable API (after
+        retries), 429/5xx storms, time-outs, error answers, a parameter the
+        API does not support, a malformed item. Messages name the URL.
+
+    Notes
+    -----
+    Yields ``pystac.Item``. Not shardable itself: the query pipe shards (each
+    worker runs its own queries). ``len()`` raises ``TypeError``.
+    """
+
+    def __init__(
+        self,
+        source_dp: IterDataPipe[Mapping[str, Any]],
+        source: Any,
+        *,
+        kind: SearchKind = "auto",
+        bbox: Any = None,
+        intersects: Any = None,
+        datetime: Any = None,
+        collections: Any = None,
+        ids: Any = None,
+        query: Any = None,
+        filter: Any = None,
+        filter_lang: str | None = None,
+        sortby: Any = None,
+        fields: Any = None,
+        max_items: int | None = None,
+        limit: int | None = None,
+        method: Literal["POST", "GET"] = "POST",
+        headers: Mapping[str, str] | None = None,
+        modifier: ItemModifier | None = None,
+        request_modifier: RequestModifier | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__(source_dp, on_error=on_error)
+        if method not in ("POST", "GET"):
+            raise InvalidArgumentError(f"method must be 'POST' or 'GET', got {method!r}")
+        if modifier is not None and not callable(modifier):
+            raise InvalidArgumentError(f"modifier must be callable, got {modifier!r}")
+        self.method: Literal["POST", "GET"] = method
+        options = HttpOptions.make(
+            headers=headers,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            request_modifier=request_modifier,
+        )
+        self.backend, source_modifier = open_backend(source, kind=kind, options=options)
+        self.modifier = modifier if modifier is not None else source_modifier
+        given = {
+            "bbox": bbox,
+            "intersects": intersects,
+            "datetime": datetime,
+            "collections": collections,
+            "ids": ids,
+            "query": query,
+            "filter": filter,
+            "filter_lang": filter_lang,
+            "sortby": sortby,
+            "fields": fields,
+            "max_items": max_items,
+            "limit": limit,
+        }
+        self.defaults = {k: v for k, v in given.items() if v is not None}
+        make_query({}, defaults=self.defaults, method=method)  # check the shared parameters now
+
+    def __repr__(self) -> str:
+        return f"SearchSTAC({self.backend.where!r}, kind={self.backend.kind!r}, defaults={self.defaults!r})"
+
+    def _prepare(self, element: Any) -> tuple[SearchBackend, SearchQuery, ItemModifier | None]:
+        query = make_query(element, defaults=self.defaults, method=self.method)
+        return self.backend, query, self.modifier
+
+
+def search_stac(
+    source: Any,
+    *,
+    kind: SearchKind = "auto",
+    bbox: Any = None,
+    intersects: Any = None,
+    datetime: Any = None,
+    collections: Any = None,
+    ids: Any = None,
+    query: Any = None,
+    filter: Any = None,
+    filter_lang: str | None = None,
+    sortby: Any = None,
+    fields: Any = None,
+    max_items: int | None = None,
+    limit: int | None = None,
+    method: Literal["POST", "GET"] = "POST",
+    headers: Mapping[str, str] | None = None,
+    modifier: ItemModifier | None = None,
+    request_modifier: RequestModifier | None = None,
+    timeout: float = 30.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    max_backoff: float = 30.0,
+    on_error: OnError = "raise",
+) -> SearchSTAC:
+    """Start a pipe of the ``pystac.Item`` s one search finds (see :class:`SearchSTAC`).
+
+    Parameters
+    ----------
+    source
+        STAC API URL or ``pystac_client.Client``; static catalog
+        (``catalog.json``, path or URL); stac-geoparquet file.
+    kind, bbox, intersects, datetime, collections, ids, query, filter, filter_lang, sortby, fields
+        See :class:`SearchSTAC`.
+    max_items, limit, method, headers, modifier, request_modifier, timeout, retries, backoff, max_backoff, on_error
+        See :class:`SearchSTAC`.
+
+    Returns
+    -------
+    SearchSTAC
+        A lazy pipe of items; chain ``.stack_stac(...)`` to make one datacube of them all.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For bad parameters (checked before anything is requested).
+
+    Examples
+    --------
+    >>> import terrapipe as tp, terrapipe.stac
+    >>> world = tp.datasets.sample_world()
+    >>> items = terrapipe.stac.search_stac(world.catalog, collections=["demo-s2"], datetime="2024-06")
+    >>> [item.id for item in items]
+    ['S2A_31TGL_20240619_0_L2A', 'S2A_32TKR_20240619_0_L2A']
+    """
+    queries: IterDataPipe[Mapping[str, Any]] = from_items([{}], shard="auto")
+    return SearchSTAC(
+        queries,
+        source,
+        kind=kind,
+        bbox=bbox,
+        intersects=intersects,
+        datetime=datetime,
+        collections=collections,
+        ids=ids,
+        query=query,
+        filter=filter,
+        filter_lang=filter_lang,
+        sortby=sortby,
+        fields=fields,
+        max_items=max_items,
+        limit=limit,
+        method=method,
+        headers=headers,
+        modifier=modifier,
+        request_modifier=request_modifier,
+        timeout=timeout,
+        retries=retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        on_error=on_error,
+    )

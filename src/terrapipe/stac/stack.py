@@ -1,0 +1,518 @@
+"""``stack_stac``: STAC items to a lazy ``(time, band, y, x)`` datacube, with odc-stac.
+
+:func:`stack_items` makes one cube; the :class:`StackSTAC` stage makes one
+per element of its source pipe. The engine is odc-stac (``odc.stac.load``,
+read lazily with dask). What terrapipe adds on top:
+
+- **projection v2**: ``proj:code`` (what pystac 1.15 migrates items to) is
+  read like ``proj:epsg``; items without projection info fail with a
+  :class:`~terrapipe.core.errors.StacSearchError` naming them unless
+  ``crs=`` and ``resolution=`` are given;
+- **the native grid, exactly**: without ``crs``/``resolution`` the cube is
+  on the items' own pixel grid, from ``proj:transform``/``proj:shape`` (no
+  off-by-one from lat/lon footprints), and the finest band is read without
+  resampling (values equal a direct rasterio read); mixed CRSs without
+  ``crs=`` raise :class:`~terrapipe.core.errors.GridMismatchError` (see
+  :mod:`terrapipe.stac.grid` for every rule);
+- **dtype and nodata kept**: from ``raster:bands``, else from the COG header
+  (odc-stac alone would load such assets as ``float32`` without nodata);
+- **chunks aligned to the COG tiles**: dask chunks are whole tiles (about
+  1024 pixels, a multiple of the tile size read from the first asset), and a
+  cube cut by ``bbox=`` starts with partial chunks so that every later chunk
+  edge is a tile edge; ``encoding["preferred_chunks"]`` records the tile
+  layout for the chip stages;
+- **errors that name the asset**: a COG that fails when the cube is computed
+  (HTTP 404, truncated file) raises :class:`~terrapipe.core.errors.ReadError`
+  naming the item, the asset and the href.
+
+The cube carries its CRS and transform (``spatial_ref`` coordinate: works
+with ``.rio`` and ``.odc``), ``attrs["nodata"]`` and
+``encoding["stac_item_ids"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from terrapipe.core.errors import InvalidArgumentError, ReadError, StacSearchError
+from terrapipe.core.optional import require
+from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.stac.asset_reader import asset_read_error, make_naming_driver
+from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
+from terrapipe.stac.hrefs import is_http, local_path
+
+__all__ = ["StackSTAC", "stack_items"]
+
+#: Chunks are the largest multiple of the COG tile size not above this many pixels (or one tile).
+CHUNK_TARGET = 1024
+_DEFAULT_TILE = 256
+_GROUPBY = ("time", "solar_day", "id")
+
+
+def _items(items: Any) -> list[Any]:
+    pystac = require("pystac", feature="stack_stac")
+    if isinstance(items, pystac.Item):
+        return [items]
+    try:
+        out = list(items)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"stack_stac takes a list of pystac.Item, got {type(items).__name__}"
+        ) from None
+    for item in out:
+        if not isinstance(item, pystac.Item):
+            msg = f"stack_stac takes pystac.Item elements, got {type(item).__name__}: {item!r}"
+            raise InvalidArgumentError(msg)
+    return out
+
+
+def _asset_keys(
+    items: Sequence[Any], dicts: Sequence[Mapping[str, Any]], bands: Sequence[str] | None
+) -> list[str]:
+    """Check the requested bands against the items' assets (keys, or eo:bands names)."""
+    if bands is None:
+        common = [
+            key for key in dicts[0].get("assets", {}) if all(key in d.get("assets", {}) for d in dicts[1:])
+        ]
+        data = [key for key in common if _is_raster(dicts[0]["assets"][key])]
+        if not data:
+            raise InvalidArgumentError("the items share no raster asset; pass bands=[...] with asset keys")
+        return data
+    if isinstance(bands, str):
+        bands = [bands]
+    wanted = list(bands)
+    if not wanted or len(set(wanted)) != len(wanted):
+        raise InvalidArgumentError(f"bands must be a non-empty list of distinct asset keys, got {bands!r}")
+    keys: list[str] = []
+    for band in wanted:
+        key = _resolve_band(dicts[0], band)
+        if key is None:
+            available = sorted(dicts[0].get("assets", {}))
+            msg = f"unknown band {band!r} in STAC item {items[0].id!r}: it has the assets {available}; pass some of those"
+            raise InvalidArgumentError(msg)
+        lacking = [str(d.get("id")) for d in dicts if key not in d.get("assets", {})]
+        if lacking:
+            shown = ", ".join(repr(i) for i in lacking[:3]) + (
+                f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
+            )
+            raise StacSearchError(
+                f"STAC items {shown} have no asset {key!r} (band {band!r}); drop them or the band"
+            )
+        keys.append(key)
+    return keys
+
+
+def _resolve_band(item: Mapping[str, Any], band: str) -> str | None:
+    assets = item.get("assets") or {}
+    if band in assets:
+        return band
+    for key, asset in assets.items():
+        for entry in (asset.get("eo:bands") or []) + (asset.get("bands") or []):
+            if isinstance(entry, Mapping) and band in (
+                entry.get("name"),
+                entry.get("common_name"),
+                entry.get("eo:common_name"),
+            ):
+                return str(key)
+    return None
+
+
+def _is_raster(asset: Mapping[str, Any]) -> bool:
+    media = str(asset.get("type") or "")
+    roles = asset.get("roles") or []
+    return (
+        "image/tiff" in media or "raster:bands" in asset or "eo:bands" in asset
+    ) and "thumbnail" not in roles
+
+
+def _href(asset: Mapping[str, Any]) -> str:
+    href = str(asset.get("href"))
+    return href if is_http(href) else local_path(href)
+
+
+def _probe(href: str) -> tuple[str, float | int | None, tuple[int, int]]:
+    """Return the dtype, nodata and tile shape of a raster (reads its header)."""
+    rasterio = require("rasterio", feature="stack_stac")
+    path = href if not is_http(href) else f"/vsicurl/{href}"
+    try:
+        with rasterio.open(path) as src:
+            block = src.block_shapes[0]
+            return str(src.dtypes[0]), src.nodata, (int(block[0]), int(block[1]))
+    except rasterio.errors.RasterioError as err:
+        raise asset_read_error(href, {}, err) from err
+
+
+def _band_metadata(
+    dicts: Sequence[Mapping[str, Any]], key: str
+) -> tuple[str | None, float | int | None, bool]:
+    """Return dtype and nodata of one asset from raster:bands, and whether some item lacks them."""
+    found: tuple[str | None, float | int | None] | None = None
+    lacking = False
+    for d in dicts:
+        bands = d["assets"][key].get("raster:bands") or d["assets"][key].get("bands")
+        entry = bands[0] if isinstance(bands, list) and bands and isinstance(bands[0], Mapping) else None
+        if entry is None or "data_type" not in entry:
+            lacking = True
+        elif found is None:
+            found = (str(entry["data_type"]), entry.get("nodata"))
+    if found is None:
+        return None, None, True
+    return found[0], found[1], lacking
+
+
+def _chunk_size(tile: tuple[int, int]) -> tuple[int, int]:
+    return tuple(t * max(1, CHUNK_TARGET // t) if t < CHUNK_TARGET else t for t in tile)  # type: ignore[return-value]
+
+
+def _lengths(offset: int, size: int, step: int) -> tuple[int, ...]:
+    """Lengths of blocks of ``step`` pixels over ``size`` pixels that start ``offset`` pixels into a block.
+
+    Examples
+    --------
+    >>> _lengths(100, 1000, 256)
+    (156, 256, 256, 256, 76)
+    >>> _lengths(0, 600, 512)
+    (512, 88)
+    """
+    first = min(size, step - offset % step)
+    out = [first]
+    while sum(out) < size:
+        out.append(min(step, size - sum(out)))
+    return tuple(out)
+
+
+def stack_items(
+    items: Any,
+    *,
+    bands: Sequence[str] | str | None = None,
+    crs: Any = None,
+    resolution: float | None = None,
+    bbox: Sequence[float] | None = None,
+    geobox: Any = None,
+    groupby: str | None = "time",
+    chunks: Mapping[str, int] | None = None,
+    dtype: Any = None,
+    nodata: float | int | None = None,
+    resampling: str = "nearest",
+    pool: int | None = None,
+) -> xr.DataArray:
+    """Stack STAC items into one lazy ``(time, band, y, x)`` cube (see the module doc).
+
+    Parameters
+    ----------
+    items
+        ``pystac.Item`` s (a list, an ``ItemCollection``, any iterable).
+    bands
+        Asset keys (or ``eo:bands`` names) to load, in order; ``None``: the
+        raster assets every item has.
+    crs
+        Output CRS; ``None``: the items' own (they must share one).
+    resolution
+        Output pixel size in CRS units; ``None``: the native one.
+    bbox
+        ``(west, south, east, north)`` in degrees; ``None``: all the items cover.
+    geobox
+        An explicit ``odc.geo.geobox.GeoBox`` (excludes ``crs``/``resolution``/``bbox``).
+    groupby
+        ``"time"`` (items with the same timestamp fused), ``"solar_day"``
+        (items of one local solar day fused: one slice per overpass) or
+        ``"id"`` (one slice per item). Fusing keeps the first valid pixel.
+    chunks
+        Dask chunks, e.g. ``{"x": 512, "y": 512}``; ``None``: whole COG tiles
+        of about 1024 pixels, aligned to the tile grid.
+    dtype
+        Output dtype; ``None``: the assets' own (a common type for several bands).
+    nodata
+        Output nodata; ``None``: the assets' own.
+    resampling
+        ``"nearest"``, ``"bilinear"``, ``"cubic"``, ``"average"``, ... (used
+        where the output grid is not the native one).
+    pool
+        Threads that read chunks when the cube is computed (odc-stac's ``pool``).
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy (dask) cube with dims ``("time", "band", "y", "x")``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For no items, unknown band names or bad options.
+    GridMismatchError
+        Mixed CRSs without ``crs=``, native grids that disagree.
+    StacSearchError
+        Items without projection info (when the grid must come from them) or
+        without a requested asset.
+    ReadError
+        If the first asset cannot be opened to read its tiling (when
+        ``chunks`` is not given); later, when computing, for any asset that
+        cannot be read.
+
+    Examples
+    --------
+    >>> import terrapipe as tp, terrapipe.stac
+    >>> world = tp.datasets.sample_world()
+    >>> items = list(terrapipe.stac.search_stac(world.catalog, collections=["demo-s2"], bbox=[5.93, 45.72, 5.95, 45.74]))
+    >>> cube = terrapipe.stac.stack_items(items, bands=["red", "nir"])
+    >>> cube.dims, cube.dtype.name, cube.attrs["nodata"], cube.rio.crs.to_epsg()
+    (('time', 'band', 'y', 'x'), 'uint16', 0, 32631)
+    """
+    odc_stac = require("odc.stac", feature="stack_stac")
+    require("dask.array", extra="dask", feature="stack_stac")
+    found = _items(items)
+    if not found:
+        raise InvalidArgumentError(
+            "stack_stac got no items; check the search (an empty search makes no cube)"
+        )
+    if groupby is not None and groupby not in _GROUPBY:
+        raise InvalidArgumentError(f"groupby must be one of {_GROUPBY} or None, got {groupby!r}")
+    if chunks is not None and (not isinstance(chunks, Mapping) or set(chunks) - {"x", "y", "time"}):
+        raise InvalidArgumentError(f"chunks must be a dict with keys among 'x', 'y', 'time', got {chunks!r}")
+    dicts = [item_dict(item) for item in found]
+    keys = _asset_keys(found, dicts, bands)
+    names = list(keys) if bands is None else ([bands] if isinstance(bands, str) else list(bands))
+    choice = choose_grid(dicts, keys, crs=crs, resolution=resolution, bbox=bbox, geobox=geobox)
+
+    probed: dict[str, tuple[str, float | int | None, tuple[int, int]]] = {}
+
+    def probe(key: str) -> tuple[str, float | int | None, tuple[int, int]]:
+        if key not in probed:
+            probed[key] = _probe(_href(dicts[0]["assets"][key]))
+        return probed[key]
+
+    stac_cfg: dict[str, Any] = {}
+    dtypes: list[str] = []
+    nodatas: list[Any] = []
+    for key in keys:
+        band_dtype, band_nodata, lacking = _band_metadata(dicts, key)
+        if band_dtype is None:
+            band_dtype, band_nodata, _ = probe(key)
+        if lacking:
+            stac_cfg.setdefault("*", {"assets": {}})["assets"][key] = {
+                "data_type": band_dtype,
+                "nodata": band_nodata,
+            }
+        dtypes.append(band_dtype)
+        nodatas.append(band_nodata)
+    out_dtype = np.dtype(dtype) if dtype is not None else np.result_type(*[np.dtype(d) for d in dtypes])
+    if nodata is None and len({_nodata_key(v) for v in nodatas}) > 1:
+        msg = (
+            f"the bands {names} have different nodata values {nodatas}; pass nodata= to use one for the cube"
+        )
+        raise InvalidArgumentError(msg)
+    out_nodata = nodata if nodata is not None else nodatas[0]
+
+    tile = probe(_reference_key(choice, dicts, keys))[2] if chunks is None else None
+    load_box, window, offsets = _load_grid(choice, tile)
+    if tile is not None:
+        chunk_y, chunk_x = _chunk_size(tile)
+        odc_chunks: dict[str, int] = {"y": chunk_y, "x": chunk_x}
+    else:
+        odc_chunks = {k: int(v) for k, v in (chunks or {}).items()}
+
+    asset_names = {_href(d["assets"][k]): (str(d.get("id")), k) for d in dicts for k in keys}
+    asset_names.update({str(d["assets"][k].get("href")): (str(d.get("id")), k) for d in dicts for k in keys})
+    kwargs: dict[str, Any] = {
+        "bands": keys,
+        "groupby": groupby or "id",
+        "chunks": odc_chunks,
+        "resampling": resampling,
+        "dtype": str(out_dtype),
+        "pool": pool,
+        "stac_cfg": stac_cfg or None,
+        "fail_on_error": True,
+    }
+    if out_nodata is not None:
+        kwargs["nodata"] = out_nodata
+    if load_box is not None:
+        kwargs["geobox"] = load_box
+    else:
+        kwargs.update(crs=choice.crs, resolution=choice.resolution)
+        if choice.bbox is not None:
+            kwargs["bbox"] = choice.bbox
+    driver = _driver(asset_names, stac_cfg or None)
+    if driver is not None:
+        kwargs["driver"] = driver
+    try:
+        dataset = odc_stac.load(found, **kwargs)
+    except ReadError:
+        raise
+    except ValueError as err:
+        raise InvalidArgumentError(f"odc-stac refused the request: {err}") from err
+    cube: xr.DataArray = dataset[keys].to_array("band").transpose("time", "band", "y", "x")
+    cube = cube.assign_coords(band=np.asarray(names, dtype=object))
+    if window is not None:
+        cube = cube.isel(y=window[0], x=window[1])
+    cube.name = "stac"
+    cube.attrs = {"nodata": out_nodata} if out_nodata is not None else {}
+    cube.encoding["stac_item_ids"] = [str(d.get("id")) for d in dicts]
+    cube.encoding["source"] = _source_label(dicts)
+    if offsets is not None and tile is not None:
+        cube.encoding["preferred_chunks"] = {
+            "time": 1,
+            "band": 1,
+            "y": _lengths(offsets[0], cube.sizes["y"], tile[0]),
+            "x": _lengths(offsets[1], cube.sizes["x"], tile[1]),
+        }
+    return cube
+
+
+def _nodata_key(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return value
+
+
+def _source_label(dicts: Sequence[Mapping[str, Any]]) -> str:
+    ids = [str(d.get("id")) for d in dicts]
+    return "stac:" + ",".join(ids) if len(ids) <= 8 else f"stac:{ids[0]},...({len(ids)} items)"
+
+
+def _reference_key(choice: GridChoice, dicts: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> str:
+    """Return the asset whose tiles the chunks follow: the band the native grid comes from, else the first."""
+    if choice.native and choice.reference is not None:
+        from terrapipe.stac.grid import asset_geobox
+
+        for key in keys:
+            box = asset_geobox(dicts[0], key)
+            if box is not None and box.transform == choice.reference.transform:
+                return key
+    return keys[0]
+
+
+def _load_grid(
+    choice: GridChoice, tile: tuple[int, int] | None
+) -> tuple[Any, tuple[slice, slice] | None, tuple[int, int] | None]:
+    """Return the grid odc-stac loads on, the window of it that is the cube, and the cube's offset into a tile.
+
+    On the native grid with tile-aligned chunks, the load grid is the cube's
+    grid extended outwards to the reference COG's tile edges, so that dask
+    chunks are whole tiles; the cube is then a window of it, whose first
+    row and column are ``offset`` pixels into a tile.
+    """
+    if choice.geobox is None:
+        return None, None, None
+    if not choice.native or tile is None or choice.reference is None:
+        return choice.geobox, None, None
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    ref = choice.reference.transform
+    box = choice.geobox
+    row0 = round((box.transform.f - ref.f) / ref.e)
+    col0 = round((box.transform.c - ref.c) / ref.a)
+    height, width = box.shape
+    offsets = (row0 % tile[0], col0 % tile[1])
+    if offsets == (0, 0):
+        return box, None, offsets
+    erow0, ecol0 = row0 - offsets[0], col0 - offsets[1]
+    extended = GeoBox(
+        (height + offsets[0], width + offsets[1]), ref @ Affine.translation(ecol0, erow0), box.crs
+    )
+    window = (slice(offsets[0], offsets[0] + height), slice(offsets[1], offsets[1] + width))
+    return extended, window, offsets
+
+
+def _driver(names: Mapping[str, tuple[str, str]], stac_cfg: Any) -> Any:
+    """Return odc's rasterio driver with asset-naming errors (``None`` if odc's internals moved)."""
+    try:
+        mdtools = require("odc.stac._mdtools", extra="stac", feature="stack_stac")
+        return make_naming_driver(
+            names, md_parser=mdtools.StacMDParser(dict(stac_cfg or {})), aux_reader=mdtools.StacAuxReader()
+        )
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - depends on odc-stac's version
+        return None
+
+
+@register("stack_stac")
+class StackSTAC(Stage[xr.DataArray]):
+    """Stack STAC items into ``(time, band, y, x)`` cubes (see :func:`stack_items`).
+
+    Elements of the source pipe are either
+
+    - lists of items (or ``pystac.ItemCollection``): one cube per element, as
+      zen3geo's ``stack_stac_items``; an empty list gives no cube; or
+    - single ``pystac.Item`` s (e.g. straight from ``search_stac``): they are
+      collected until the source ends, or a list element comes, and stacked
+      into one cube. ``tp.search_stac(...).stack_stac(...)`` is thus one cube
+      of everything the search found (nothing if it found nothing).
+
+    Parameters
+    ----------
+    source_dp
+        Pipe of item lists or items.
+    bands, crs, resolution, bbox, geobox, groupby, chunks, dtype, nodata, resampling, pool
+        See :func:`stack_items`.
+
+    Raises
+    ------
+    InvalidArgumentError, GridMismatchError, StacSearchError, ReadError
+        When iterating, as :func:`stack_items` does.
+
+    Notes
+    -----
+    Holds no position of its own: resuming the source resumes it.
+    """
+
+    stateless = True
+
+    def __init__(
+        self,
+        source_dp: IterDataPipe[Any],
+        *,
+        bands: Sequence[str] | str | None = None,
+        crs: Any = None,
+        resolution: float | None = None,
+        bbox: Sequence[float] | None = None,
+        geobox: Any = None,
+        groupby: str | None = "time",
+        chunks: Mapping[str, int] | None = None,
+        dtype: Any = None,
+        nodata: float | int | None = None,
+        resampling: str = "nearest",
+        pool: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.source_dp = source_dp
+        if groupby is not None and groupby not in _GROUPBY:
+            raise InvalidArgumentError(f"groupby must be one of {_GROUPBY} or None, got {groupby!r}")
+        self.options: dict[str, Any] = {
+            "bands": bands,
+            "crs": crs,
+            "resolution": resolution,
+            "bbox": bbox,
+            "geobox": geobox,
+            "groupby": groupby,
+            "chunks": chunks,
+            "dtype": dtype,
+            "nodata": nodata,
+            "resampling": resampling,
+            "pool": pool,
+        }
+
+    def __iter__(self) -> Iterator[xr.DataArray]:
+        pystac = require("pystac", feature="stack_stac")
+        pending: list[Any] = []
+        for element in self.source_dp:
+            if isinstance(element, pystac.Item):
+                pending.append(element)
+                continue
+            if pending:
+                yield self._stack(pending)
+                pending = []
+            group = _items(element)
+            if group:
+                yield self._stack(group)
+        if pending:
+            yield self._stack(pending)
+
+    def _stack(self, items: list[Any]) -> xr.DataArray:
+        cube = stack_items(items, **self.options)
+        self.stats.elements += 1
+        return cube

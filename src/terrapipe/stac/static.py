@@ -1,0 +1,190 @@
+"""Search a static STAC catalog (local folder or HTTP) on the client, walking it lazily.
+
+The walk starts at a ``catalog.json`` or ``collection.json`` and follows
+``child`` and ``item`` links in their order, reading one document at a
+time. The filter is pushed down where the format allows it: a collection
+whose id is not in ``collections``, or whose extent misses the ``bbox`` or
+the time range, is skipped with all it holds. Items are then tested with
+:func:`~terrapipe.stac.query.item_matches` (STAC API semantics). Relative
+hrefs resolve against the document they are in, so a catalog served over
+HTTP yields items whose assets are HTTP URLs.
+
+Examples
+--------
+>>> from terrapipe.stac.query import make_query
+>>> collection_may_match({"type": "Collection", "id": "demo-s2", "extent": {
+...     "spatial": {"bbox": [[5.8, 45.6, 6.2, 45.9]]},
+...     "temporal": {"interval": [["2024-04-01T00:00:00Z", "2024-08-31T00:00:00Z"]]}}},
+...     make_query({"bbox": [0, 0, 1, 1]}))
+False
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from terrapipe.core.errors import StacSearchError
+from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
+from terrapipe.stac.documents import read_document
+from terrapipe.stac.hrefs import is_http, join_href, local_path
+from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.query import SearchQuery, item_matches
+from terrapipe.stac.redact import redact_url
+
+__all__ = ["StaticBackend", "collection_may_match"]
+
+_PAGE = 50
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+def _extent_bbox(extent: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    try:
+        overall = [float(v) for v in extent["spatial"]["bbox"][0]]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    if len(overall) == 4:
+        return overall[0], overall[1], overall[2], overall[3]
+    if len(overall) == 6:
+        return overall[0], overall[1], overall[3], overall[4]
+    return None
+
+
+def collection_may_match(collection: Mapping[str, Any], query: SearchQuery) -> bool:
+    """Whether a collection's id and extent leave room for items matching ``query``.
+
+    A collection with a missing or unreadable extent may match (it is walked).
+    """
+    if query.collections is not None and collection.get("id") not in query.collections:
+        return False
+    extent = collection.get("extent")
+    if not isinstance(extent, Mapping):
+        return True
+    box = _extent_bbox(extent)
+    if query.bbox is not None and box is not None:
+        west, south, east, north = box
+        q_west, q_south, q_east, q_north = query.bbox
+        if (
+            west <= east
+            and q_west <= q_east
+            and (q_west > east or q_east < west or q_south > north or q_north < south)
+        ):
+            return False
+    try:
+        start, end = extent["temporal"]["interval"][0]
+        start, end = _parse_time(start), _parse_time(end)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return True
+    if query.end is not None and start is not None and start > query.end:
+        return False
+    return not (query.start is not None and end is not None and end < query.start)
+
+
+class StaticBackend:
+    """Client-side search of a static catalog.
+
+    Parameters
+    ----------
+    root
+        Path or URL of a ``catalog.json`` / ``collection.json`` (a local folder
+        holding one works too).
+    options
+        HTTP options for a catalog served over HTTP.
+    page_size
+        Items per page (the unit of saved positions) when the query has no ``limit``.
+    """
+
+    kind = "static"
+
+    def __init__(self, root: str, *, options: HttpOptions | None = None, page_size: int = _PAGE) -> None:
+        self.root = _root_document(root)
+        self.where = redact_url(self.root)
+        self.client = JsonClient(options)
+        self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
+
+    def __repr__(self) -> str:
+        return f"StaticBackend({self.where!r})"
+
+    def check(self, query: SearchQuery) -> None:
+        """Refuse ``query``/``filter``/``sortby``/``fields`` (only APIs evaluate them)."""
+        refuse_api_only(query, self.kind, self.where)
+
+    def first(self, query: SearchQuery) -> dict[str, Any]:
+        """Token of the first page: offset 0."""
+        return {"offset": 0}
+
+    def fetch(self, token: dict[str, Any], query: SearchQuery) -> Page:
+        """Return the page of matching items starting at ``token["offset"]``."""
+        return self._pager.fetch(token, query)
+
+    def _read(self, href: str, what: str) -> Any:
+        return read_document(href, client=self.client, error=StacSearchError, what=what)
+
+    def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
+        """Yield ``(item dict, item href)`` for every matching item, depth first in link order."""
+        root = self._read(self.root, "read the static STAC catalog")
+        yield from self._visit(self.root, root, None, query, {self.root})
+
+    def _visit(
+        self, href: str, doc: Any, collection: str | None, query: SearchQuery, seen: set[str]
+    ) -> Iterator[tuple[Any, str | None]]:
+        kind = doc.get("type") if isinstance(doc, Mapping) else None
+        if kind == "Feature":
+            yield from self._matching(doc, href, collection, query)
+            return
+        if kind not in ("Catalog", "Collection"):
+            msg = f"{redact_url(href)} is not a STAC catalog, collection or item (type {kind!r}); check the href"
+            raise StacSearchError(msg)
+        if kind == "Collection":
+            if not collection_may_match(doc, query):
+                return
+            collection = str(doc.get("id"))
+        for link in doc.get("links") or []:
+            if (
+                not isinstance(link, Mapping)
+                or link.get("rel") not in ("child", "item")
+                or not link.get("href")
+            ):
+                continue
+            target = join_href(href, str(link["href"]))
+            if target in seen:
+                continue
+            seen.add(target)
+            if link["rel"] == "item":
+                item = self._read(target, "read a STAC item of the catalog")
+                yield from self._matching(item, target, collection, query)
+            else:
+                child = self._read(target, "read a STAC catalog or collection")
+                yield from self._visit(target, child, collection, query, seen)
+
+    def _matching(
+        self, item: Any, href: str, collection: str | None, query: SearchQuery
+    ) -> Iterator[tuple[Any, str | None]]:
+        if isinstance(item, Mapping) and item.get("collection") is None and collection is not None:
+            item = {**item, "collection": collection}
+        if not isinstance(item, Mapping) or item_matches(item, query):
+            yield item, href
+
+
+def _root_document(root: str) -> str:
+    """Return the catalog document of ``root`` (a folder gets its catalog.json or collection.json)."""
+    if is_http(root):
+        return root
+    path = local_path(root)
+    if os.path.isdir(path):
+        for name in ("catalog.json", "collection.json"):
+            candidate = os.path.join(path, name)
+            if os.path.isfile(candidate):
+                return candidate
+        raise StacSearchError(
+            f"{path!r} is a folder without catalog.json or collection.json; give the catalog file"
+        )
+    return path

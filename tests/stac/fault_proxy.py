@@ -1,0 +1,268 @@
+"""A fault-injecting HTTP proxy for tests: real STAC API answers, plus the failures we ask for.
+
+It forwards every request to ``--upstream`` (e.g. ``rustac serve``) and
+rewrites the upstream's address in the answers to its own, so ``next`` links
+come back through it. Tests steer it with control endpoints:
+
+- ``POST /__faults__`` with JSON ``{"prefix": "/search", "status": 500,
+  "count": 2, "delay": 0.0, "retry_after": null, "body": null}``: the next
+  ``count`` requests (``null``: all) whose path starts with ``prefix`` wait
+  ``delay`` seconds, then get ``status`` with ``body`` (and ``Retry-After``);
+  ``status`` ``null`` forwards after the delay. ``DELETE /__faults__`` clears.
+- ``GET /__log__``: every request so far: method, path, query, headers, body.
+- ``POST /__reset__``: clear the log.
+
+Run it as ``python tests/stac/fault_proxy.py --upstream URL --port 0``; it
+prints ``serving http://127.0.0.1:PORT`` once it listens.
+:func:`start_fault_proxy` does that in a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class _Fault:
+    prefix: str
+    status: int | None
+    count: int | None
+    delay: float
+    retry_after: float | None
+    body: str | None
+
+
+@dataclass
+class _State:
+    upstream: str
+    own: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    faults: list[_Fault] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def take(self, path: str) -> _Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if path.startswith(fault.prefix):
+                    if fault.count is not None:
+                        fault.count -= 1
+                        if fault.count <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state: _State
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_DELETE(self) -> None:
+        """Clear the faults."""
+        self._body()
+        with self.state.lock:
+            self.state.faults.clear()
+        self._json(200, {"ok": True})
+
+    def do_GET(self) -> None:
+        """Log, or forward."""
+        if self.path == "/__log__":
+            with self.state.lock:
+                self._json(200, list(self.state.log))
+            return
+        self._forward(b"")
+
+    def do_POST(self) -> None:
+        """Control endpoints, or forward."""
+        body = self._body()
+        if self.path == "/__faults__":
+            spec = json.loads(body)
+            fault = _Fault(
+                prefix=spec["prefix"],
+                status=spec.get("status"),
+                count=spec.get("count"),
+                delay=float(spec.get("delay") or 0.0),
+                retry_after=spec.get("retry_after"),
+                body=spec.get("body"),
+            )
+            with self.state.lock:
+                self.state.faults.append(fault)
+            self._json(200, {"ok": True})
+            return
+        if self.path == "/__reset__":
+            with self.state.lock:
+                self.state.log.clear()
+            self._json(200, {"ok": True})
+            return
+        self._forward(body)
+
+    def _forward(self, body: bytes) -> None:
+        parts = urllib.parse.urlsplit(self.path)
+        with self.state.lock:
+            self.state.log.append(
+                {
+                    "method": self.command,
+                    "path": parts.path,
+                    "query": parts.query,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": json.loads(body) if body else None,
+                }
+            )
+        fault = self.state.take(parts.path)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.status:
+                extra = {"Content-Type": "text/plain"}
+                if fault.retry_after is not None:
+                    extra["Retry-After"] = f"{fault.retry_after:g}"
+                text = fault.body if fault.body is not None else f"injected {fault.status}"
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._reply(int(fault.status), text.encode(), extra)
+                return
+        upstream = urllib.parse.urlsplit(self.state.upstream)
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")
+        }
+        conn.request(self.command, self.path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        content = response.read()
+        conn.close()
+        content = content.replace(self.state.upstream.encode(), self.state.own.encode())
+        kept = {k: v for k, v in response.getheaders() if k.lower() in ("content-type",)}
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._reply(response.status, content, kept)
+
+
+@dataclass
+class FaultProxy:
+    """A running proxy (see :func:`start_fault_proxy`)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def fault(
+        self,
+        prefix: str,
+        *,
+        status: int | None = 500,
+        count: int | None = None,
+        delay: float = 0.0,
+        retry_after: float | None = None,
+        body: str | None = None,
+    ) -> None:
+        """Make the next ``count`` requests under ``prefix`` fail (see the module doc)."""
+        spec = {
+            "prefix": prefix,
+            "status": status,
+            "count": count,
+            "delay": delay,
+            "retry_after": retry_after,
+            "body": body,
+        }
+        self._call("POST", "/__faults__", spec)
+
+    def clear(self) -> None:
+        """Remove the faults and the log."""
+        self._call("DELETE", "/__faults__")
+        self._call("POST", "/__reset__", {})
+
+    def log(self) -> list[dict[str, Any]]:
+        """Requests forwarded or failed so far."""
+        result: list[dict[str, Any]] = self._call("GET", "/__log__")
+        return result
+
+    def stop(self) -> None:
+        """Stop the subprocess by pid."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_fault_proxy(upstream: str, *, timeout: float = 20.0) -> FaultProxy:
+    """Start the proxy for ``upstream`` on a free port; return once it answers."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--upstream", upstream, "--port", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    line = process.stdout.readline().decode().strip()
+    if not line.startswith("serving "):
+        process.kill()
+        raise RuntimeError(f"fault proxy did not start: {line!r}")
+    proxy = FaultProxy(url=line.split()[1], process=process)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            proxy.log()
+            return proxy
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                proxy.stop()
+                raise
+            time.sleep(0.05)
+
+
+def main() -> None:
+    """Command line: ``--upstream URL --port PORT``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    state = _State(upstream=args.upstream.rstrip("/"))
+    handler = type("Handler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    server.daemon_threads = True
+    state.own = f"http://127.0.0.1:{server.server_address[1]}"
+    print(f"serving {state.own}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()
