@@ -13,11 +13,11 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
-from tests.servers.redis_server import RedisServer, redis_server_or_skip
 
 import terrapipe.cache  # noqa: F401  (registers cache_point and cache)
 from terrapipe.cache import CacheStore, MemoryLRU, RedisStore, ZarrStore
 from terrapipe.core.sample import Sample, geo_meta
+from tests.servers.redis_server import RedisServer, redis_server_or_skip
 
 BACKENDS = ("memory", "zarr", "zarr-url", "redis")
 

@@ -17,12 +17,12 @@ import xarray as xr
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.cache.conftest import samples_equal
 
 from terrapipe.cache.codec import decode_value, encode_value
 from terrapipe.cache.entry import MAGIC, CorruptEntryError, pack_entry, unpack_entry
 from terrapipe.core.errors import CacheError
 from terrapipe.core.sample import Sample, geo_meta
+from tests.cache.conftest import samples_equal
 
 
 def roundtrip(value: Any) -> Any:

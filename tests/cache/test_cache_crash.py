@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.cache.conftest import read_window, samples_equal, slow_read, windows_of
-from tests.servers.redis_server import RedisServer
 
 import terrapipe as tp
 from terrapipe.cache import CacheStore, RedisStore, ZarrStore, encode_value, pack_entry, unpack_entry
+from tests.cache.conftest import read_window, samples_equal, slow_read, windows_of
+from tests.servers.redis_server import RedisServer
 
 ENTRY_BYTES = 16 * 2**20
 ENTRIES = 5

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from tests.cache.conftest import write_raster
 
 import terrapipe as tp
 from terrapipe.cache import (
@@ -29,6 +28,7 @@ from terrapipe.cache import (
 )
 from terrapipe.cache.canonical import digest_json
 from terrapipe.core.errors import InvalidArgumentError
+from tests.cache.conftest import write_raster
 
 SCALE = 2
 
@@ -285,9 +285,8 @@ def test_segment_checks() -> None:
 
 
 def test_check_remote_asks_the_server_for_etag(tmp_path: Path) -> None:
-    from tests.servers.http_range import range_server
-
     from terrapipe.core.errors import ReadError
+    from tests.servers.http_range import range_server
 
     (tmp_path / "a.tif").write_bytes(b"first version")
     with range_server(tmp_path) as server:

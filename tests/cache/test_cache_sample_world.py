@@ -14,11 +14,11 @@ import rasterio
 import torch
 import xarray as xr
 from rasterio.windows import Window
-from tests.cache.conftest import BACKENDS, make_store, samples_equal
 
 import terrapipe as tp
 from terrapipe.cache import RedisStore
 from terrapipe.core.sample import Sample, geo_meta
+from tests.cache.conftest import BACKENDS, make_store, samples_equal
 
 pytest.importorskip("terrapipe.io")
 pytest.importorskip("terrapipe.chip")

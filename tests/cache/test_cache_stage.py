@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tests.cache.conftest import make_store, read_window, samples_equal, windows_of, write_raster
-from tests.servers.redis_server import RedisServer
 from torch.utils.data import DataLoader
 from torch.utils.data.datapipes.iter import IterableWrapper
 
@@ -19,6 +17,8 @@ import terrapipe as tp
 from terrapipe.cache import Cache, CacheStore, MemoryLRU, RedisStore, ZarrStore
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.state import check_resume
+from tests.cache.conftest import make_store, read_window, samples_equal, windows_of, write_raster
+from tests.servers.redis_server import RedisServer
 
 CALLS: list[Any] = []
 LOG_ENV = "TERRAPIPE_TEST_CACHE_LOG"

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from tests.servers.redis_server import RedisServer, free_port
 
 from terrapipe.cache import CacheStore, CorruptEntryError, MemoryLRU, RedisStore, ZarrStore, open_store
 from terrapipe.core.errors import CacheError, InvalidArgumentError
+from tests.servers.redis_server import RedisServer, free_port
 
 
 def test_protocol(any_store: CacheStore) -> None:

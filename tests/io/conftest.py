@@ -13,9 +13,9 @@ import pytest
 import rasterio
 import xarray as xr
 from rasterio.transform import from_origin
-from tests.servers.http_range import RangeServer, start_range_server
 
 import terrapipe.io  # noqa: F401  (registers the reader stages)
+from tests.servers.http_range import RangeServer, start_range_server
 
 
 @pytest.fixture(scope="session")

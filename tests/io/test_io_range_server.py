@@ -7,6 +7,7 @@ import time
 import urllib.parse
 
 import pytest
+
 from tests.servers.http_range import parse_range
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from tests.servers.http_range import start_range_server
 
 import terrapipe as tp
 from terrapipe.io import open_raster, open_vector, open_zarr
+from tests.servers.http_range import start_range_server
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.servers.http_range import RangeServer, start_range_server
-from tests.stac.fault_proxy import FaultProxy, start_fault_proxy
-from tests.stac.stac_helpers import mini_item, write_mini_catalog
 
 import terrapipe.stac
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac.server import StacServer, start_stac_server
+from tests.servers.http_range import RangeServer, start_range_server
+from tests.stac.fault_proxy import FaultProxy, start_fault_proxy
+from tests.stac.stac_helpers import mini_item, write_mini_catalog
 
 pytest.importorskip("pystac")
 pytest.importorskip("pystac_client")

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.stac.fault_proxy import FaultProxy
-from tests.stac.stac_helpers import ids, mini_item
 
 import terrapipe as tp
 from terrapipe.core.errors import SkippedElementWarning, StacSearchError
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import search_stac
 from terrapipe.stac.server import free_port
+from tests.stac.fault_proxy import FaultProxy
+from tests.stac.stac_helpers import ids, mini_item
 
 FAST = {"timeout": 2.0, "retries": 2, "backoff": 0.01, "max_backoff": 0.05}
 SECRET = "s3cr3t-value"

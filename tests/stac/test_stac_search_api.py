@@ -6,8 +6,6 @@ import os
 from typing import Any
 
 import pytest
-from tests.stac.fault_proxy import FaultProxy
-from tests.stac.stac_helpers import FAR_AWAY, IdsOf, ids, queries
 
 import terrapipe as tp
 import terrapipe.stac
@@ -15,6 +13,8 @@ from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.state import check_resume
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import search_stac
+from tests.stac.fault_proxy import FaultProxy
+from tests.stac.stac_helpers import FAR_AWAY, IdsOf, ids, queries
 
 pystac_client = pytest.importorskip("pystac_client")
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.windows import Window
-from tests.servers.http_range import range_server
-from tests.stac.stac_helpers import MINI_TILE, mini_item
 
 import terrapipe as tp
 import terrapipe.stac
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import search_stac, stack_items
+from tests.servers.http_range import range_server
+from tests.stac.stac_helpers import MINI_TILE, mini_item
 
 odc_stac = pytest.importorskip("odc.stac")
 pystac = pytest.importorskip("pystac")

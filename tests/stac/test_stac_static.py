@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers.http_range import RangeServer, start_range_server
-from tests.stac.stac_helpers import IdsOf, ids
 
 import terrapipe as tp
 import terrapipe.stac
@@ -18,6 +16,8 @@ from terrapipe.datasets import SampleWorld
 from terrapipe.stac import open_stac_item, search_stac
 from terrapipe.stac.geoparquet import pushdown_filter
 from terrapipe.stac.query import make_query
+from tests.servers.http_range import RangeServer, start_range_server
+from tests.stac.stac_helpers import IdsOf, ids
 
 pq = pytest.importorskip("pyarrow.parquet")
 pa_dataset = pytest.importorskip("pyarrow.dataset")

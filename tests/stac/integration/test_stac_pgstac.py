@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.stac.stac_helpers import IdsOf, ids, queries
 
 from terrapipe.core.state import check_resume
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import search_stac, stack_items
+from tests.stac.stac_helpers import IdsOf, ids, queries
 
 pytestmark = pytest.mark.integration
 
