@@ -100,6 +100,27 @@ def build_app() -> Any:
         world = sample_world(directory, scale=scale, overwrite=overwrite)
         print(f"sample world ready in {world.root}")
 
+    @app.command("serve-stac")
+    @_guarded
+    def serve_stac_cmd(
+        directory: Path | None = typer.Argument(
+            None, help="A sample world folder (default: the cached one)."
+        ),
+        port: int = typer.Option(8080, help="Port on 127.0.0.1."),
+    ) -> None:
+        """Serve the sample world's STAC API (rustac serve) on 127.0.0.1 until Ctrl-C."""
+        import terrapipe as tp
+
+        world = tp.datasets.sample_world(directory)
+        server = tp.stac.start_stac_server(world, port=port)
+        print(f"STAC API at {server.url} (Ctrl-C stops it)", flush=True)
+        try:
+            server.process.wait()
+        except KeyboardInterrupt:  # pragma: no cover - interactive
+            pass
+        finally:
+            server.stop()
+
     return app
 
 

@@ -205,7 +205,6 @@ def run_demo(
     dict
         ``items``, ``chips``, ``batches_per_s``, ``first_loss``, ``last_loss``.
     """
-    pystac = require("pystac", feature="terrapipe demo")
     # rasterio.features.rasterize, called from several threads at once, warns
     # spuriously that its in-memory dataset has no geotransform; the masks are
     # right (checked against serial runs), so the demo silences that warning.
@@ -216,13 +215,13 @@ def run_demo(
     world = tp.datasets.sample_world(root)
     out(f"sample world: {world.root} ({time.perf_counter() - t0:.1f} s)")
 
-    catalog = pystac.Catalog.from_file(str(world.catalog))
-    items = sorted(
-        (item for item in catalog.get_items(recursive=True) if item.collection_id == "demo-s2"),
-        key=lambda item: item.id,
-    )
+    with tp.serve_stac(world) as server:
+        out(f"STAC API: rustac serve on the sample world at {server.url}")
+        items = sorted(
+            tp.search_stac(server.url, collections=["demo-s2"], bbox=world.bbox), key=lambda i: i.id
+        )
     crss = sorted({item.properties["proj:code"] for item in items})
-    out(f"found {len(items)} demo-s2 items in {len(crss)} CRSs ({', '.join(crss)})")
+    out(f"search_stac found {len(items)} demo-s2 items in {len(crss)} CRSs ({', '.join(crss)})")
 
     last_date = max(item.datetime.date() for item in items)
     train_specs = _chip_specs(world, [i for i in items if i.datetime.date() != last_date])
