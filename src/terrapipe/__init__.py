@@ -13,7 +13,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from terrapipe import cache, datasets, io, run, stac
+from terrapipe import cache, chip, datasets, fuse, io, recipes, run, stac, tensor
 from terrapipe.cache import (
     Cache,
     CachePoint,
@@ -25,6 +25,7 @@ from terrapipe.cache import (
     ZarrStore,
     cache_point,
 )
+from terrapipe.chip import ChipCounters, Chipper, SpatialSplit, WindowSampler, XbatcherSlicer, stitch
 from terrapipe.core import (
     CacheError,
     Cycler,
@@ -60,6 +61,17 @@ from terrapipe.core import (
     set_epoch,
     shard_info,
 )
+from terrapipe.fuse import (
+    AlignTo,
+    ClipVector,
+    Rasterize,
+    ZipGrids,
+    align_array,
+    boxes_to_pixels,
+    check_same_grid,
+    chip_vectors,
+    pixels_to_boxes,
+)
 from terrapipe.io import (
     OpenXarray,
     ReadRaster,
@@ -70,6 +82,7 @@ from terrapipe.io import (
     open_xarray,
     open_zarr,
 )
+from terrapipe.recipes import load_recipe
 from terrapipe.run import (
     ParallelMapper,
     PipeLoader,
@@ -95,6 +108,7 @@ from terrapipe.stac import (
     serve_stac,
     stack_items,
 )
+from terrapipe.tensor import ToTensor, collate, to_sample
 
 try:
     __version__ = version("terrapipe")
@@ -102,11 +116,15 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "AlignTo",
     "Cache",
     "CacheError",
     "CachePoint",
     "CacheStats",
     "CacheStore",
+    "ChipCounters",
+    "Chipper",
+    "ClipVector",
     "CorruptEntryError",
     "Cycler",
     "DeviceError",
@@ -127,6 +145,7 @@ __all__ = [
     "PipeProfile",
     "PipelineStateError",
     "Prefetcher",
+    "Rasterize",
     "ReadError",
     "ReadRaster",
     "ReadSTACItem",
@@ -140,6 +159,7 @@ __all__ = [
     "ShardInfo",
     "ShuffledItems",
     "SkippedElementWarning",
+    "SpatialSplit",
     "StacSearchError",
     "StacServer",
     "StackSTAC",
@@ -149,18 +169,30 @@ __all__ = [
     "Stateful",
     "TerrapipeError",
     "TerrapipeWarning",
+    "ToTensor",
+    "WindowSampler",
     "WorkerError",
+    "XbatcherSlicer",
     "ZarrStore",
+    "ZipGrids",
     "ZipperLongest",
     "__version__",
+    "align_array",
+    "boxes_to_pixels",
     "cache",
     "cache_point",
+    "check_same_grid",
+    "chip",
+    "chip_vectors",
+    "collate",
     "collate_samples",
     "datasets",
     "from_items",
+    "fuse",
     "geo_meta",
     "io",
     "iter_graph",
+    "load_recipe",
     "loader",
     "mosaic_array",
     "open_raster",
@@ -168,7 +200,9 @@ __all__ = [
     "open_vector",
     "open_xarray",
     "open_zarr",
+    "pixels_to_boxes",
     "profile",
+    "recipes",
     "register",
     "registered_names",
     "run",
@@ -179,4 +213,7 @@ __all__ = [
     "shuffled_items",
     "stac",
     "stack_items",
+    "stitch",
+    "tensor",
+    "to_sample",
 ]

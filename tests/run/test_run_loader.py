@@ -7,10 +7,10 @@ from collections import Counter as Multiset
 
 import pytest
 import torch
-from run_helpers import Counter, fail_on_seven, negate
 
 import terrapipe as tp
 from terrapipe.run import collate_samples, loader, shuffled_items
+from tests.run.run_helpers import Counter, fail_on_seven, negate
 
 LAYOUTS = [(0, "thread"), (1, "thread"), (3, "thread"), (2, "process")]
 

@@ -8,7 +8,6 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import torch
-from run_helpers import negate, repeat_twice
 from torch.utils.data import DataLoader
 
 import terrapipe as tp
@@ -17,6 +16,7 @@ from terrapipe.core.shard import ShardInfo, shard_info
 from terrapipe.core.state import check_resume
 from terrapipe.run import collate_samples, resume_plan, shard_scope, shuffled_items
 from terrapipe.run.device import move_to
+from tests.run.run_helpers import negate, repeat_twice
 
 
 def test_shuffled_items_is_a_seeded_permutation_per_epoch():

@@ -6,12 +6,12 @@ import threading
 import time
 
 import pytest
-from run_helpers import Counter, fail_on_seven, negate
 
 import terrapipe as tp
 import terrapipe.run
 from terrapipe.core.state import check_resume
 from terrapipe.run import ParallelMapper
+from tests.run.run_helpers import Counter, fail_on_seven, negate
 
 
 def test_pmap_keeps_order_and_runs_in_threads():

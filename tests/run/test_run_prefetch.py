@@ -6,11 +6,11 @@ import threading
 import time
 
 import pytest
-from run_helpers import Counter, fail_on_seven, negate
 
 import terrapipe as tp
 import terrapipe.run
 from terrapipe.core.state import check_resume
+from tests.run.run_helpers import Counter, fail_on_seven, negate
 
 
 def test_prefetch_reads_ahead_within_its_bound():

@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import time
 
-from run_helpers import ReadWindows, windows_of, write_cog
-
 import terrapipe as tp
 import terrapipe.run
 from terrapipe.core.on_error import handle_error
 from terrapipe.core.pipe import Stage
 from terrapipe.run import profile
+from tests.run.run_helpers import ReadWindows, windows_of, write_cog
 
 
 def slow(x):

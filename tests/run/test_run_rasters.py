@@ -12,12 +12,12 @@ from collections import Counter as Multiset
 import numpy as np
 import pytest
 import torch
-from run_helpers import ReadWindows, key_of, read_reference, same_sample, windows_of, write_cog
 from torch.utils.data import DataLoader
 
 import terrapipe as tp
 import terrapipe.run
 from terrapipe.run import loader
+from tests.run.run_helpers import ReadWindows, key_of, read_reference, same_sample, windows_of, write_cog
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import operator
 import random
 
 import pytest
-from run_helpers import negate, repeat_twice
 
 import terrapipe as tp
 import terrapipe.run
 from terrapipe.run import ResumeWarning, loader, shuffled_items
+from tests.run.run_helpers import negate, repeat_twice
 
 EPOCHS = 3
 

@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
-from run_helpers import die_on_three, fail_on_seven, random_tag
 
 import terrapipe as tp
 from terrapipe.run import WorkerError, loader
+from tests.run.run_helpers import die_on_three, fail_on_seven, random_tag
 
 
 def slow_on_five(x):

@@ -125,7 +125,7 @@ def gdal_path(path: PathOrURL) -> str:
         return "/vsicurl?" + urllib.parse.urlencode({**REMOTE_URL_OPTIONS, "url": text})
     if text.startswith("/vsi") or "://" in text:
         return text
-    return str(Path(text).expanduser())
+    return os.path.abspath(Path(text).expanduser())
 
 
 def source_name(path: PathOrURL) -> str:

@@ -42,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -62,7 +63,7 @@ from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.io.gdal_fork import install_fork_hook
-from terrapipe.io.paths import PathOrURL, gdal_path, href_of
+from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
@@ -272,7 +273,12 @@ def open_raster(
     if chunks is False:
         chunks = None
     options = tuple(sorted((str(k), v) for k, v in (open_options or {}).items()))
-    base = RasterSource(path=path_text, gdal_path=gdal_path(path_text), options=options)
+    local = gdal_path(path_text)
+    stamp = None
+    if not is_remote(path_text) and os.path.exists(local):
+        info = os.stat(local)
+        stamp = (info.st_mtime_ns, info.st_size)
+    base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp)
     dataset = _open_checked(base)
     if level is not None:
         available = len(dataset.overviews(1))
@@ -286,7 +292,9 @@ def open_raster(
                 else "read the full resolution (overview_level=None)",
             )
         overviews = list(dataset.overviews(1))
-        source = RasterSource(path=path_text, gdal_path=base.gdal_path, overview_level=level, options=options)
+        source = RasterSource(
+            path=path_text, gdal_path=base.gdal_path, overview_level=level, options=options, stamp=stamp
+        )
         dataset = _open_checked(source)
     else:
         overviews = list(dataset.overviews(1))

@@ -81,12 +81,16 @@ class RasterSource:
         Open this overview (0 = the first, largest one) instead of the full resolution.
     options
         Extra ``rasterio.open`` keywords (GDAL open options) as sorted pairs.
+    stamp
+        ``(mtime_ns, size)`` of a local file when it was opened, so that a file
+        rewritten in place gets a fresh handle instead of a stale cached one.
     """
 
     path: str
     gdal_path: str
     overview_level: int | None = None
     options: tuple[tuple[str, Hashable], ...] = ()
+    stamp: tuple[int, int] | None = None
 
     def open(self) -> rasterio.io.DatasetReader:
         """Open a new dataset (callers normally use :func:`acquire`)."""

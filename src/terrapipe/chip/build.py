@@ -1,0 +1,494 @@
+"""Cut chips out of region data: xarray objects identical to ``obj.isel(window)``, or arrays + GeoMeta.
+
+:class:`ItemCutter` holds what is constant for one source element (its plan,
+static variables, indexes, CRS and transform) and builds one chip per window
+from the region arrays a :class:`~terrapipe.chip.reader.BlockReader` served.
+
+Building an xarray object costs far more than slicing an array: ``isel`` on
+a DataArray takes about 100 µs, which would cap 64² chips at a third of the
+raw-read floor. So chips are assembled directly from their parts (a
+``Variable`` over a view of the region, index slices cached per window start,
+shared static coordinates), which takes about 10 µs for a DataArray and 25
+µs for a Dataset, and is checked in the tests to be identical to
+``obj.isel(window)``. Inputs with indexes other than one-dimensional pandas
+indexes on the sized dimensions use a generic path built on ``isel``.
+
+Chip data are read-only views into a block or region shared with
+overlapping chips (no copy is made); writing into them raises instead of
+silently changing a neighbour. Copy a chip (``chip.copy()``) to modify it.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> from terrapipe.chip.plan import plan_windows
+>>> da = xr.DataArray(np.arange(16).reshape(4, 4), dims=("y", "x"), coords={"y": [0, 1, 2, 3], "x": [0, 1, 2, 3]})
+>>> plan = plan_windows({"y": 4, "x": 4}, {"y": 2, "x": 2})
+>>> cutter = ItemCutter(da, plan, arrays_for(da, plan), boundary="drop")
+>>> chip = cutter.cut([da.values], np.array([0, 0]), np.array([2, 2]))
+>>> chip.equals(da.isel(y=slice(2, 4), x=slice(2, 4)))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+import xarray as xr
+from affine import Affine
+from xarray.core.indexes import Index, PandasIndex
+
+from terrapipe.chip.layout import ArraySpec, describe_arrays
+from terrapipe.chip.plan import Boundary, WindowPlan
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.sample import GeoMeta, geo_meta
+
+__all__ = ["ItemCutter", "Output", "arrays_for", "crs_and_transform", "grid_transform"]
+
+Output = Literal["xarray", "numpy"]
+_X_NAMES = ("x", "lon", "longitude")
+_Y_NAMES = ("y", "lat", "latitude")
+
+
+def arrays_for(
+    obj: xr.DataArray | xr.Dataset, plan: WindowPlan, *, block_bytes: int = 2**22
+) -> list[ArraySpec]:
+    """Describe the arrays of ``obj`` for ``plan`` (a shortcut used in examples and tests)."""
+    window = {ax.dim: ax.window for ax in plan.axes}
+    arrays, _ = describe_arrays(obj, plan.dims, window=window, stride=window, block_bytes=block_bytes)
+    return arrays
+
+
+def grid_transform(obj: xr.DataArray | xr.Dataset, x_dim: Hashable, y_dim: Hashable) -> Affine | None:
+    """Return the affine transform of a regular x/y grid from its coordinates (pixel centres).
+
+    Dimensions of length 1 take their pixel size from rioxarray's cached
+    ``GeoTransform``; rotated grids use that transform as a whole. ``None``
+    when there are no coordinates to derive it from.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"), coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]})
+    >>> tuple(grid_transform(da, "x", "y"))[:6]
+    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
+    """
+    cached = _cached_transform(obj)
+    if cached is not None and not cached.is_rectilinear:
+        return cached
+    if x_dim not in obj.coords or y_dim not in obj.coords:
+        return cached
+    xs = np.asarray(obj[x_dim].values, dtype=np.float64)
+    ys = np.asarray(obj[y_dim].values, dtype=np.float64)
+    if xs.ndim != 1 or ys.ndim != 1 or xs.size == 0 or ys.size == 0:
+        return cached
+    a = float(xs[1] - xs[0]) if xs.size > 1 else (cached.a if cached is not None else None)
+    e = float(ys[1] - ys[0]) if ys.size > 1 else (cached.e if cached is not None else None)
+    if a is None or e is None:
+        return None
+    return Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
+
+
+def _cached_transform(obj: xr.DataArray | xr.Dataset) -> Affine | None:
+    """Return the ``GeoTransform`` rioxarray keeps on the grid-mapping coordinate, if any."""
+    name = obj.encoding.get("grid_mapping", "spatial_ref")
+    if name not in obj.coords:
+        return None
+    text = obj.coords[name].attrs.get("GeoTransform")
+    if not text:
+        return None
+    try:
+        c, a, b, f, d, e = (float(v) for v in str(text).split())
+    except ValueError:
+        return None
+    return Affine(a, b, c, d, e, f)
+
+
+def crs_and_transform(
+    obj: xr.DataArray | xr.Dataset,
+) -> tuple[str, Affine | None, Hashable | None, Hashable | None]:
+    """Return ``(crs, transform, x_dim, y_dim)`` of an object (``""`` and ``None`` where unknown).
+
+    The CRS comes from rioxarray (``obj.rio.crs``) as an authority code when
+    it has one, else WKT. The transform is derived from the x/y coordinates
+    (:func:`grid_transform`); objects without x/y dimensions have none.
+    """
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    x_dim = next((d for d in _X_NAMES if d in obj.dims), None)
+    y_dim = next((d for d in _Y_NAMES if d in obj.dims), None)
+    crs = ""
+    try:
+        rio_crs = obj.rio.crs
+    except Exception:  # rioxarray refuses odd inputs; they simply have no CRS
+        rio_crs = None
+    if rio_crs is not None:
+        auth = rio_crs.to_authority()
+        crs = f"{auth[0]}:{auth[1]}" if auth else rio_crs.to_wkt()
+    transform = grid_transform(obj, x_dim, y_dim) if x_dim is not None and y_dim is not None else None
+    return crs, transform, x_dim, y_dim
+
+
+class ItemCutter:
+    """Build the chips of one source element (see the module doc).
+
+    Parameters
+    ----------
+    obj
+        The source element.
+    plan
+        Its window plan.
+    arrays
+        Its arrays (data variables, then coordinates on sized dimensions), in
+        the order the region arrays come in.
+    boundary
+        The plan's boundary mode (``"pad"`` pads windows past the end).
+    pad_value
+        Fill value for padded data; default: the array's nodata, else NaN for
+        floats and 0 for integers.
+    output
+        ``"xarray"`` (same type as ``obj``) or ``"numpy"`` (``(array, GeoMeta)``,
+        or ``(dict of arrays, GeoMeta)`` for a Dataset).
+    """
+
+    def __init__(
+        self,
+        obj: xr.DataArray | xr.Dataset,
+        plan: WindowPlan,
+        arrays: Sequence[ArraySpec],
+        *,
+        boundary: Boundary = "drop",
+        pad_value: float | int | None = None,
+        output: Output = "xarray",
+    ) -> None:
+        self.obj = obj
+        self.plan = plan
+        self.arrays = list(arrays)
+        self.output = output
+        self.is_dataarray = isinstance(obj, xr.DataArray)
+        self.dims = plan.dims
+        self.window = np.array([ax.window for ax in plan.axes], dtype=np.int64)
+        self.sizes = np.array([ax.size for ax in plan.axes], dtype=np.int64)
+        self.may_pad = boundary != "drop" and bool(
+            any(ax.n_windows and int(ax.starts[-1]) + ax.window > ax.size for ax in plan.axes)
+        )
+        self.pad_values = [self._pad_value(spec, pad_value) for spec in self.arrays]
+        self._window_list = [int(w) for w in self.window]
+        self._full_keys = [tuple([slice(None)] * spec.variable.ndim) for spec in self.arrays]
+        self._placed_axes = [
+            [(k, axis) for k, axis in enumerate(spec.axes) if axis is not None] for spec in self.arrays
+        ]
+        self.data_arrays = [i for i, spec in enumerate(self.arrays) if not spec.is_coord]
+        self._index_cache: dict[tuple[int, int], tuple[Index, xr.Variable]] = {}
+        self._xindexes: dict[Hashable, Index] = dict(obj.xindexes)
+        self._statics = self._static_variables()
+        self._static_indexes = {name: idx for name, idx in self._xindexes.items() if name in self._statics}
+        self._indexed_axes = [(k, dim) for k, dim in enumerate(self.dims) if dim in self._xindexes]
+        self._coord_order = list(obj._coords) if isinstance(obj, xr.DataArray) else list(obj._variables)
+        self._fast = self._fast_path_ok()
+        if not self._fast and self.may_pad and output == "xarray":
+            msg = (
+                "boundary='pad' needs one-dimensional pandas indexes (or none) on the window dimensions "
+                f"{self.dims!r} to extend their coordinates; use boundary='shift' or 'drop'"
+            )
+            raise InvalidArgumentError(msg)
+        crs, transform, x_dim, y_dim = crs_and_transform(obj) if output == "numpy" else ("", None, None, None)
+        self.crs = crs
+        self.transform = transform
+        self._x_axis = self.dims.index(x_dim) if x_dim in self.dims else None
+        self._y_axis = self.dims.index(y_dim) if y_dim in self.dims else None
+        source = obj.encoding.get("source")
+        self.source_ids: tuple[str, ...] = (str(source),) if source else ()
+        self.time = _times(obj) if output == "numpy" else None
+        self._time_axis = self.dims.index("time") if "time" in self.dims else None
+        spatial = tuple(int(obj.sizes[d]) if d is not None else 1 for d in (y_dim, x_dim))
+        self._meta_shape = (
+            self._window_list[self._y_axis] if self._y_axis is not None else spatial[0],
+            self._window_list[self._x_axis] if self._x_axis is not None else spatial[1],
+        )
+        t = transform if transform is not None else Affine.identity()
+        self._coeffs = tuple(float(v) for v in (t.a, t.b, t.c, t.d, t.e, t.f))
+
+    # -- set-up -----------------------------------------------------------
+    @staticmethod
+    def _pad_value(spec: ArraySpec, pad_value: float | int | None) -> Any:
+        dtype = spec.variable.dtype
+        value: Any = pad_value
+        if value is None and not spec.is_coord:
+            value = spec.nodata
+        if value is None:
+            value = float("nan") if np.issubdtype(dtype, np.inexact) else 0
+        if isinstance(value, float) and math.isnan(value) and not np.issubdtype(dtype, np.inexact):
+            if spec.is_coord:
+                return 0
+            msg = (
+                f"cannot pad {spec.name!r} ({dtype}) with NaN; pass an integer pad_value= or give the "
+                "array a nodata value"
+            )
+            raise InvalidArgumentError(msg)
+        return value
+
+    def _static_variables(self) -> dict[Hashable, xr.Variable]:
+        """Variables that no window dimension touches: loaded once, shared by every chip."""
+        sized = set(self.dims)
+        cut = {spec.name for spec in self.arrays if spec.is_coord}
+        out: dict[Hashable, xr.Variable] = {}
+        obj = self.obj
+        variables = obj._coords if isinstance(obj, xr.DataArray) else obj._variables
+        for name, var in variables.items():
+            if name in cut or (name in obj.xindexes and set(var.dims) & sized):
+                continue
+            if isinstance(obj, xr.Dataset) and name in obj.data_vars and set(var.dims) & sized:
+                continue
+            out[name] = var if var._in_memory else var.compute()
+        return out
+
+    def _fast_path_ok(self) -> bool:
+        indexes = self.obj.xindexes
+        for dim in self.dims:
+            names = [name for name, idx in indexes.items() if dim in indexes.get_all_dims(name)]
+            if not names:
+                continue
+            index = indexes[dim]
+            if names != [dim] or type(index) is not PandasIndex or isinstance(index.index, pd.MultiIndex):
+                return False
+        return True
+
+    # -- cutting ------------------------------------------------------------
+    def prepare(self, regions: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Mark a group's region arrays read-only (chips are views of them; see the module doc)."""
+        out = []
+        for region in regions:
+            view = region.view()
+            view.flags.writeable = False
+            out.append(view)
+        return out
+
+    def data_views(
+        self, regions: Sequence[np.ndarray], region_start: Sequence[int], start: Sequence[int]
+    ) -> tuple[list[np.ndarray], bool]:
+        """Return each array's window (a view, or a padded copy) and whether any padding happened.
+
+        ``regions`` come from :meth:`prepare`; ``region_start`` and ``start``
+        are the pixel offsets of the region and of the window along the plan axes.
+        """
+        out: list[np.ndarray] = []
+        window = self._window_list
+        for region, full, placed in zip(regions, self._full_keys, self._placed_axes, strict=True):
+            key = list(full)
+            for k, axis in placed:
+                lo = start[k] - region_start[k]
+                key[axis] = slice(lo, lo + window[k])
+            out.append(region[tuple(key)])
+        if not self.may_pad:
+            return out, False
+        padded = False
+        for i, view in enumerate(out):
+            shape = list(view.shape)
+            for k, axis in self._placed_axes[i]:
+                shape[axis] = window[k]
+            if tuple(shape) != view.shape:
+                padded = True
+                filled = np.full(shape, self.pad_values[i], dtype=view.dtype)
+                filled[tuple(slice(0, n) for n in view.shape)] = view
+                filled.flags.writeable = False
+                out[i] = filled
+        return out, padded
+
+    def missing_fraction(self, views: Sequence[np.ndarray], start: Sequence[int]) -> float:
+        """Fraction of the window's data values that are nodata, NaN or padding."""
+        missing = 0
+        total = 0
+        valid = np.minimum(self.sizes - start, self.window).clip(min=0)
+        for i in self.data_arrays:
+            spec, view = self.arrays[i], views[i]
+            total += view.size
+            inside = view
+            if self.may_pad:
+                key = [slice(None)] * view.ndim
+                for k, axis in enumerate(spec.axes):
+                    if axis is not None:
+                        key[axis] = slice(0, int(valid[k]))
+                inside = view[tuple(key)]
+                missing += view.size - inside.size
+            nodata = spec.nodata
+            if nodata is None:
+                continue
+            if isinstance(nodata, float) and math.isnan(nodata):
+                if np.issubdtype(inside.dtype, np.inexact):
+                    missing += int(np.count_nonzero(np.isnan(inside)))
+            else:
+                missing += int(np.count_nonzero(inside == nodata))
+        return missing / total if total else 0.0
+
+    def cut(self, regions: Sequence[np.ndarray], region_start: Sequence[int], start: Sequence[int]) -> Any:
+        """Build the chip of the window starting at ``start`` from its group's region arrays."""
+        views, _ = self.data_views(self.prepare(regions), region_start, start)
+        return self.build(views, start)
+
+    def build(self, views: Sequence[np.ndarray], start: Sequence[int]) -> Any:
+        """Build the output element from window views (from :meth:`data_views`)."""
+        if self.output == "numpy":
+            return self._numpy(views, start)
+        if self._fast:
+            return self._xarray_fast(views, start)
+        return self._xarray_generic(views, start)
+
+    # -- numpy + GeoMeta --------------------------------------------------
+    def meta(self, start: Sequence[int]) -> GeoMeta:
+        """Return the :class:`GeoMeta` of the window starting at ``start``."""
+        xoff = start[self._x_axis] if self._x_axis is not None else 0
+        yoff = start[self._y_axis] if self._y_axis is not None else 0
+        a, b, c, d, e, f = self._coeffs
+        c = c + a * xoff + b * yoff
+        f = f + d * xoff + e * yoff
+        height, width = self._meta_shape
+        if b == 0.0 and d == 0.0:
+            xs = (c, c + a * width)
+            ys = (f, f + e * height)
+            bounds = (min(xs), min(ys), max(xs), max(ys))
+            time = self.time
+            if self._time_axis is not None and isinstance(time, tuple):
+                first = start[self._time_axis]
+                time = time[first : first + self._window_list[self._time_axis]]
+            return GeoMeta(
+                crs=self.crs,
+                transform=(a, b, c, d, e, f),
+                bounds=bounds,
+                shape=(height, width),
+                time=time,
+                source_ids=self.source_ids,
+            )
+        time = self.time
+        if self._time_axis is not None and isinstance(time, tuple):
+            first = start[self._time_axis]
+            time = time[first : first + self._window_list[self._time_axis]]
+        return geo_meta(self.crs, (a, b, c, d, e, f), (height, width), time=time, source_ids=self.source_ids)
+
+    def _numpy(self, views: Sequence[np.ndarray], start: Sequence[int]) -> tuple[Any, GeoMeta]:
+        if self.is_dataarray:
+            return views[0], self.meta(start)
+        data = {self.arrays[i].name: views[i] for i in self.data_arrays}
+        for name, var in self._statics.items():
+            if name in self.obj.data_vars:
+                data[name] = var.values
+        return data, self.meta(start)
+
+    # -- xarray --------------------------------------------------------------
+    def _index(self, k: int, start: int) -> tuple[Index, xr.Variable]:
+        key = (k, start)
+        hit = self._index_cache.get(key)
+        if hit is not None:
+            return hit
+        dim = self.dims[k]
+        index = self._xindexes[dim]
+        assert isinstance(index, PandasIndex)
+        window, size = int(self.window[k]), int(self.sizes[k])
+        coord = self.obj._coords[dim] if isinstance(self.obj, xr.DataArray) else self.obj._variables[dim]
+        if start + window <= size:
+            new_index = index.isel({dim: slice(start, start + window)})
+            assert isinstance(new_index, PandasIndex)
+        else:
+            values = _extend(np.asarray(index.index), start, window, dim)
+            new_index = PandasIndex(pd.Index(values), dim, coord_dtype=values.dtype)
+        variable = new_index.create_variables({dim: coord})[dim]
+        if len(self._index_cache) > 4096:
+            self._index_cache.clear()
+        self._index_cache[key] = (new_index, variable)
+        return new_index, variable
+
+    def _window_variables(
+        self, views: Sequence[np.ndarray], start: Sequence[int]
+    ) -> tuple[dict[Hashable, xr.Variable], dict[Hashable, Index], Hashable | None]:
+        variables: dict[Hashable, xr.Variable] = dict(self._statics)
+        indexes: dict[Hashable, Index] = dict(self._static_indexes)
+        for k, dim in self._indexed_axes:
+            index, variable = self._index(k, start[k])
+            variables[dim] = variable
+            indexes[dim] = index
+        data_name: Hashable | None = None
+        for spec, view in zip(self.arrays, views, strict=True):
+            var = spec.variable
+            new = xr.Variable(var.dims, view, var._attrs, var._encoding, fastpath=True)
+            if self.is_dataarray and not spec.is_coord:
+                data_name = spec.name
+                variables[_DATA] = new
+            else:
+                variables[spec.name] = new
+        return variables, indexes, data_name
+
+    def _xarray_fast(self, views: Sequence[np.ndarray], start: Sequence[int]) -> Any:
+        variables, indexes, _ = self._window_variables(views, start)
+        obj = self.obj
+        if isinstance(obj, xr.DataArray):
+            data = variables.pop(_DATA)
+            coords = {name: variables[name] for name in self._coord_order}
+            return xr.DataArray(data, coords=coords, indexes=indexes, name=obj.name, fastpath=True)
+        ordered = {name: variables[name] for name in self._coord_order}
+        return xr.Dataset._construct_direct(
+            ordered,
+            set(obj._coord_names),
+            attrs=dict(obj.attrs) if obj._attrs is not None else None,
+            indexes=indexes,
+            encoding=dict(obj.encoding) if obj._encoding is not None else None,
+        )
+
+    def _xarray_generic(self, views: Sequence[np.ndarray], start: Sequence[int]) -> Any:
+        window = {
+            dim: slice(int(s), int(s) + int(w))
+            for dim, s, w in zip(self.dims, start, self.window, strict=True)
+        }
+        lazy = self.obj.isel(window)
+        if isinstance(lazy, xr.DataArray):
+            out = lazy.copy(data=views[0])
+            coords = {
+                spec.name: xr.Variable(spec.variable.dims, view, spec.variable.attrs)
+                for spec, view in zip(self.arrays, views, strict=True)
+                if spec.is_coord
+            }
+            return out.assign_coords(coords) if coords else out
+        data: dict[Hashable, Any] = {}
+        coords_ds: dict[Hashable, Any] = {}
+        for spec, view in zip(self.arrays, views, strict=True):
+            if spec.is_coord:
+                coords_ds[spec.name] = xr.Variable(spec.variable.dims, view, spec.variable.attrs)
+            else:
+                data[spec.name] = view
+        for name in lazy.data_vars:
+            if name not in data:
+                data[name] = self._statics[name].values
+        out_ds = lazy.copy(data=data)
+        return out_ds.assign_coords(coords_ds) if coords_ds else out_ds
+
+
+_DATA = object()
+
+
+def _extend(values: np.ndarray, start: int, window: int, dim: Hashable) -> np.ndarray:
+    """Coordinates of a window that reaches past the end: the known part, then linearly extrapolated."""
+    size = values.size
+    if size < 2 or not (np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.datetime64)):
+        msg = (
+            f"boundary='pad' cannot extend the coordinate of {dim!r} past its end (it needs at least two "
+            "numeric or datetime values); use boundary='shift' or 'drop'"
+        )
+        raise InvalidArgumentError(msg)
+    step = values[-1] - values[-2]
+    positions = np.arange(start, start + window)
+    inside = positions[positions < size]
+    beyond = positions[positions >= size] - (size - 1)
+    extra = values[-1] + step * beyond
+    return np.concatenate([values[inside], extra.astype(values.dtype)])
+
+
+def _times(obj: xr.DataArray | xr.Dataset) -> str | tuple[str, ...] | None:
+    if "time" not in obj.coords:
+        return None
+    values = np.atleast_1d(np.asarray(obj.coords["time"].values))
+    if np.issubdtype(values.dtype, np.datetime64):
+        text = [str(v) for v in np.datetime_as_string(values, unit="auto")]
+    else:
+        text = [str(v) for v in values]
+    return text[0] if obj.coords["time"].ndim == 0 else tuple(text)

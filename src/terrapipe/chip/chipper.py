@@ -1,0 +1,634 @@
+"""``chip``: cut every xarray element of a pipe into windows, reading each storage block once.
+
+xbatcher cuts one patch at a time with ``isel``, so a Zarr chunk is read and
+decompressed again for every patch that touches it (16 times for 128² patches
+of 512² chunks). :class:`Chipper` plans the windows first
+(:mod:`terrapipe.chip.plan`), groups them by the storage block their start
+falls in, reads each group's region once on a thread pool (whole blocks, with
+bounded read-ahead, see :mod:`terrapipe.chip.reader`) and cuts every window of
+the group from memory.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> import terrapipe as tp
+>>> import terrapipe.chip
+>>> cube = xr.DataArray(
+...     np.arange(2 * 6 * 8, dtype="float32").reshape(2, 6, 8), dims=("band", "y", "x"),
+...     coords={"band": [1, 2], "y": np.arange(6.0), "x": np.arange(8.0)},
+... )
+>>> chips = list(tp.from_items([cube]).chip({"y": 4, "x": 4}, overlap={"x": 2}, boundary="shift"))
+>>> len(chips), chips[0].dims, chips[0].shape
+(6, ('band', 'y', 'x'), (2, 4, 4))
+>>> chips[-1].x.values.tolist(), chips[-1].y.values.tolist()
+([4.0, 5.0, 6.0, 7.0], [2.0, 3.0, 4.0, 5.0])
+>>> all(c.equals(cube.sel(y=c.y, x=c.x)) for c in chips)
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Hashable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from itertools import product
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from terrapipe.chip.build import ItemCutter, Output, crs_and_transform
+from terrapipe.chip.cursor import ItemCursor
+from terrapipe.chip.layout import describe_arrays
+from terrapipe.chip.plan import BOUNDARIES, Boundary, IntArray, WindowPlan, plan_windows, shard_slice
+from terrapipe.chip.reader import BlockReader
+from terrapipe.chip.split import SpatialSplit, window_bounds
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
+from terrapipe.core.on_error import OnError, check_on_error, handle_error
+from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
+from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
+from terrapipe.core.state import expect_keys
+
+__all__ = ["ChipCounters", "Chipper", "normalize_windows"]
+
+_STATE_KEYS = ("epoch", "item", "group", "window", "source")
+
+
+@dataclass
+class ChipCounters:
+    """What a chipper did in this process, over all passes (``chipper.counters``).
+
+    Attributes
+    ----------
+    windows
+        Chips yielded.
+    dropped_nodata
+        Windows dropped on purpose because their nodata fraction exceeded
+        ``max_nodata_fraction`` (padding counts as nodata).
+    outside_split
+        Windows not in the requested ``subset`` of a spatial split (including
+        those in no subset: across a cell border or inside the buffer).
+    groups
+        Window groups (regions) served.
+    blocks_read
+        Storage blocks read (for arrays not already in memory).
+    block_rereads
+        Blocks read again because the block budget dropped them before their
+        last use (0 with the default budget and no shuffle).
+    """
+
+    windows: int = 0
+    dropped_nodata: int = 0
+    outside_split: int = 0
+    groups: int = 0
+    blocks_read: int = 0
+    block_rereads: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters as a plain dict."""
+        return asdict(self)
+
+
+def normalize_windows(
+    size: Mapping[Hashable, int] | int,
+    overlap: Mapping[Hashable, int] | int | None,
+    stride: Mapping[Hashable, int] | int | None,
+) -> tuple[dict[Hashable, int], dict[Hashable, int]]:
+    """Validate window sizes and turn overlap/stride into a stride per dimension.
+
+    An integer ``size`` means ``{"y": size, "x": size}``; an integer overlap or
+    stride applies to every sized dimension.
+
+    Examples
+    --------
+    >>> normalize_windows(256, 32, None)
+    ({'y': 256, 'x': 256}, {'y': 224, 'x': 224})
+    >>> normalize_windows({"time": 4}, None, {"time": 1})
+    ({'time': 4}, {'time': 1})
+    """
+    sizes: dict[Hashable, int] = {"y": size, "x": size} if isinstance(size, int) else dict(size)
+    if not sizes or any(
+        isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1 for v in sizes.values()
+    ):
+        raise InvalidArgumentError(f"size must map dimension names to window lengths >= 1, got {size!r}")
+    if overlap is not None and stride is not None:
+        raise InvalidArgumentError(
+            f"give overlap or stride, not both (got overlap={overlap!r}, stride={stride!r})"
+        )
+    strides = dict(sizes)
+    if overlap is not None:
+        overlaps = dict.fromkeys(sizes, overlap) if isinstance(overlap, int) else dict(overlap)
+        for dim, value in overlaps.items():
+            if dim not in sizes:
+                raise InvalidArgumentError(
+                    f"overlap names {dim!r}, which is not a window dimension of {sizes!r}"
+                )
+            if not 0 <= value < sizes[dim]:
+                raise InvalidArgumentError(
+                    f"overlap along {dim!r} must be in [0, {sizes[dim]}), got {value!r}"
+                )
+            strides[dim] = sizes[dim] - int(value)
+    if stride is not None:
+        given = dict.fromkeys(sizes, stride) if isinstance(stride, int) else dict(stride)
+        for dim, value in given.items():
+            if dim not in sizes:
+                raise InvalidArgumentError(
+                    f"stride names {dim!r}, which is not a window dimension of {sizes!r}"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise InvalidArgumentError(f"stride along {dim!r} must be an int >= 1, got {value!r}")
+            strides[dim] = int(value)
+    return {d: int(v) for d, v in sizes.items()}, strides
+
+
+@register("chip")
+class Chipper(Stage[Any]):
+    """Cut each xarray element of ``source`` into chips, reading every storage block once.
+
+    Parameters
+    ----------
+    source
+        A pipe of ``xr.DataArray`` or ``xr.Dataset`` (lazy Zarr, COG, dask or
+        numpy-backed).
+    size
+        Window length per dimension name, e.g. ``{"y": 256, "x": 256}``; an int
+        means ``{"y": size, "x": size}``. Dimensions not named are kept whole
+        (``band``, ``time``, ...).
+    overlap
+        Pixels shared by neighbouring windows, per dimension (or one int).
+    stride
+        Step between window starts (instead of ``overlap``).
+    boundary
+        ``"drop"`` (default, like xbatcher): only windows that fit;
+        ``"pad"``: windows past the end are padded with ``pad_value``;
+        ``"shift"``: the last window is moved back inside.
+    pad_value
+        Fill value for ``"pad"``; default the nodata value, else NaN (floats) or 0.
+    nodata
+        Nodata value of the data variables; default from ``_FillValue`` /
+        ``nodata`` / ``missing_value`` attributes, else NaN for floats.
+    max_nodata_fraction
+        Drop windows whose share of nodata values (NaN, nodata, padding)
+        exceeds this; they are counted in ``counters.dropped_nodata``.
+    workers
+        Reader threads (0: read in the calling thread).
+    block_cache_bytes
+        Budget for blocks read ahead or kept for a later group (halo blocks).
+    read_ahead
+        Groups whose blocks may be read ahead of the one being cut (default
+        ``2 * workers``).
+    shuffle
+        Shuffle the order of block groups (one permutation per epoch, the same
+        on every worker and rank before the split) and the windows inside a
+        buffer of consecutive groups (per worker).
+    shuffle_buffer
+        Windows per shuffle buffer (whole groups are added until it is full).
+    seed
+        Seed of the shuffles; mixed with the epoch, element, rank and worker.
+    split, subset
+        A :class:`~terrapipe.chip.split.SpatialSplit` and the name of the
+        subset to yield; windows of other subsets, or of none, are skipped
+        without being read.
+    output
+        ``"xarray"`` (default): chips of the input's type with its coordinates,
+        attributes and CRS (``chip.rio.transform()`` is the window's);
+        ``"numpy"``: ``(array, GeoMeta)`` (a dict of arrays for a Dataset),
+        which skips building xarray objects.
+    shard
+        ``"auto"``: split the block groups across DataLoader workers and DDP
+        ranks (contiguous shares, so neighbouring groups stay together);
+        ``False``: every worker chips everything.
+    on_error
+        What to do when a block cannot be read: ``"raise"``, or ``"skip"`` /
+        ``"warn"`` the windows of its group (counted in ``stats.skipped``).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For bad arguments, an element that is not an xarray object, or a
+        window dimension that the element lacks.
+    ReadError
+        When a block cannot be read and ``on_error="raise"``.
+
+    Notes
+    -----
+    Guarantees, for the windows of one element:
+
+    - every window is yielded once per epoch over all shards (workers x ranks),
+      none twice and none missing (minus those dropped on purpose);
+    - within a shard each storage block is read once, when the blocks kept
+      for later groups fit in ``block_cache_bytes`` (about one row of blocks
+      with overlapping windows; nothing with windows that do not cross
+      block borders). With ``shuffle=True`` and windows that cross block
+      borders, halo blocks may be read again (``counters.block_rereads``);
+    - across shards, a block is read by one shard unless windows of groups
+      on different shards cross into it (overlap or windows not aligned with
+      blocks), in which case the shards at a share's edge read it too.
+
+    Chips are views of the block or region they come from, marked read-only
+    (overlapping chips share pixels); copy one before writing into it.
+    The order without shuffle is group by group (row-major over blocks), and
+    row-major within a group. ``len()`` is unknown (``TypeError``). The stage
+    is :class:`~terrapipe.core.state.Stateful`: a resumed pass starts at the
+    interrupted group without reading the groups before it.
+    """
+
+    can_shard = True
+
+    def __init__(
+        self,
+        source: IterDataPipe[Any],
+        size: Mapping[Hashable, int] | int,
+        *,
+        overlap: Mapping[Hashable, int] | int | None = None,
+        stride: Mapping[Hashable, int] | int | None = None,
+        boundary: Boundary = "drop",
+        pad_value: float | None = None,
+        nodata: float | None = None,
+        max_nodata_fraction: float | None = None,
+        workers: int = 2,
+        block_cache_bytes: int = 512 * 2**20,
+        read_ahead: int | None = None,
+        shuffle: bool = False,
+        shuffle_buffer: int = 1024,
+        seed: int = 0,
+        split: SpatialSplit | None = None,
+        subset: str | None = None,
+        output: Output = "xarray",
+        shard: ShardMode = "auto",
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.size, self.stride = normalize_windows(size, overlap, stride)
+        if boundary not in BOUNDARIES:
+            raise InvalidArgumentError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        if max_nodata_fraction is not None and not 0 <= max_nodata_fraction <= 1:
+            raise InvalidArgumentError(f"max_nodata_fraction must be in [0, 1], got {max_nodata_fraction!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
+        if block_cache_bytes < 0:
+            raise InvalidArgumentError(f"block_cache_bytes must be >= 0, got {block_cache_bytes!r}")
+        if shuffle_buffer < 1:
+            raise InvalidArgumentError(f"shuffle_buffer must be >= 1, got {shuffle_buffer!r}")
+        if output not in ("xarray", "numpy"):
+            raise InvalidArgumentError(f"output must be 'xarray' or 'numpy', got {output!r}")
+        if (split is None) != (subset is None):
+            raise InvalidArgumentError("give both split= and subset= (the subset name to yield), or neither")
+        if split is not None and subset is not None:
+            split.subset_number(subset)
+        self.boundary: Boundary = boundary
+        self.pad_value = pad_value
+        self.nodata = nodata
+        self.max_nodata_fraction = max_nodata_fraction
+        self.workers = workers
+        self.block_cache_bytes = int(block_cache_bytes)
+        self.read_ahead = read_ahead
+        self.shuffled = bool(shuffle)
+        self.shuffle_buffer = int(shuffle_buffer)
+        self.seed = int(seed)
+        self.split = split
+        self.subset = subset
+        self.output: Output = output
+        self.shard = shard
+        self.on_error = check_on_error(on_error)
+        self.counters = ChipCounters()
+        self._cursor = ItemCursor(source)
+        self._resume: dict[str, Any] | None = None
+        self._in_pass = False
+        self._epoch = 0
+        self._item = 0
+        self._group = 0
+        self._window = 0
+
+    # -- planning ----------------------------------------------------------
+    def _plan(self, obj: xr.DataArray | xr.Dataset) -> tuple[WindowPlan, list[Any]]:
+        if not isinstance(obj, xr.DataArray | xr.Dataset):
+            raise InvalidArgumentError(
+                f"chip takes xarray DataArray or Dataset elements, got {type(obj).__name__}"
+            )
+        order = _plan_order(obj, self.size)
+        arrays, edges = describe_arrays(
+            obj,
+            order,
+            window=self.size,
+            stride=self.stride,
+            block_bytes=max(2**16, min(self.block_cache_bytes // 16, 2**23)),
+            nodata=self.nodata,
+        )
+        plan = plan_windows(
+            {d: int(obj.sizes[d]) for d in order},
+            self.size,
+            stride=self.stride,
+            boundary=self.boundary,
+            edges=edges,
+        )
+        return plan, arrays
+
+    def _keep_mask(self, obj: xr.DataArray | xr.Dataset, plan: WindowPlan) -> np.ndarray | None:
+        if self.split is None or self.subset is None:
+            return None
+        _, transform, x_dim, y_dim = crs_and_transform(obj)
+        starts = plan.window_starts(np.arange(plan.n_windows))
+        dims = list(plan.dims)
+        zeros = np.zeros(len(starts), np.int64)
+        col = starts[:, dims.index(x_dim)] if x_dim in dims else zeros
+        row = starts[:, dims.index(y_dim)] if y_dim in dims else zeros
+        width = plan.axes[dims.index(x_dim)].window if x_dim in dims else int(obj.sizes.get(x_dim, 1))
+        height = plan.axes[dims.index(y_dim)].window if y_dim in dims else int(obj.sizes.get(y_dim, 1))
+        labels = self.split.assign(window_bounds(transform, col, row, width, height))
+        return np.asarray(labels == self.split.subset_number(self.subset))
+
+    def _group_order(self, plan: WindowPlan, epoch: int, item: int, info: ShardInfo) -> IntArray:
+        n = plan.n_groups
+        if self.shuffled:
+            rng = np.random.default_rng(shared_seed(self.seed, epoch=epoch) ^ (item * 0x9E3779B1))
+            order = rng.permutation(n).astype(np.int64)
+        else:
+            order = np.arange(n, dtype=np.int64)
+        return order[shard_slice(n, info, rotate=item)]
+
+    def _batches(self, plan: WindowPlan, groups: IntArray, kept: IntArray | None) -> IntArray:
+        """First group position of each shuffle buffer (one group per buffer without shuffle)."""
+        if not self.shuffled or groups.size == 0:
+            return np.arange(groups.size + 1, dtype=np.int64)
+        counts = plan.group_window_counts(groups) if kept is None else kept
+        ends = np.cumsum(counts)
+        marks = [0]
+        filled = 0
+        for pos, total in enumerate(ends.tolist()):
+            if total - filled >= self.shuffle_buffer:
+                marks.append(pos + 1)
+                filled = total
+        if marks[-1] != groups.size:
+            marks.append(int(groups.size))
+        return np.asarray(marks, dtype=np.int64)
+
+    # -- iteration ---------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        resume, self._resume = self._resume, None
+        self._epoch = epoch = self._begin_epoch()
+        info = shard_info() if self._claim_sharding() else ShardInfo()
+        start_item = int(resume["item"]) if resume else 0
+        self._item, self._group, self._window = start_item, 0, 0
+        self._in_pass = True
+        clock = time.perf_counter()
+        for item, obj in self._cursor.items(start=start_item, snapshot=resume["source"] if resume else None):
+            self._item = item
+            first_group = int(resume["group"]) if resume and item == start_item else 0
+            skip_windows = int(resume["window"]) if resume and item == start_item else 0
+            self._group, self._window = first_group, skip_windows
+            chips = self._chip_item(obj, epoch, item, info, first_group, skip_windows)
+            try:
+                for chip in chips:
+                    self.stats.seconds += time.perf_counter() - clock
+                    yield chip
+                    clock = time.perf_counter()
+            finally:
+                chips.close()
+            self._group, self._window = 0, 0
+            self._item = item + 1
+        self.stats.seconds += time.perf_counter() - clock
+        self._in_pass = False
+
+    def _chip_item(
+        self,
+        obj: xr.DataArray | xr.Dataset,
+        epoch: int,
+        item: int,
+        info: ShardInfo,
+        first_group: int,
+        skip_windows: int,
+    ) -> Generator[Any, None, None]:
+        plan, arrays = self._plan(obj)
+        if plan.n_windows == 0:
+            return
+        keep = self._keep_mask(obj, plan)
+        groups = self._group_order(plan, epoch, item, info)
+        kept_counts: IntArray | None = None
+        if keep is not None:
+            counts_all = _kept_per_group(plan, keep)
+            self.counters.outside_split += int(
+                plan.group_window_counts(groups).sum() - counts_all[groups].sum()
+            )
+            groups = groups[counts_all[groups] > 0]
+            kept_counts = counts_all[groups]
+        marks = self._batches(plan, groups, kept_counts)
+        batch_no = int(np.searchsorted(marks, first_group, side="right") - 1)
+        if first_group >= groups.size or marks[batch_no] != first_group:
+            if groups.size == 0 and first_group == 0:
+                return
+            raise InvalidArgumentError(
+                f"cannot resume chip at group {first_group} of element {item}: it is not the start of a group "
+                "buffer in this configuration; was the state saved from the same pipeline?"
+            )
+        todo = groups[first_group:]
+        cutter = ItemCutter(
+            obj, plan, arrays, boundary=self.boundary, pad_value=self.pad_value, output=self.output
+        )
+        reader = BlockReader(
+            arrays, workers=self.workers, cache_bytes=self.block_cache_bytes, read_ahead=self.read_ahead
+        )
+        starts, stops = plan.group_regions(todo)
+        served = reader.regions(starts, stops)
+        try:
+            for b in range(batch_no, marks.size - 1):
+                lo, hi = int(marks[b]), int(marks[b + 1])
+                self._group = lo
+                if self.shuffled:
+                    yield from self._emit_shuffled(
+                        plan,
+                        cutter,
+                        groups[lo:hi],
+                        served,
+                        starts[lo - first_group : hi - first_group],
+                        keep,
+                        epoch,
+                        item,
+                        b,
+                        info,
+                        skip_windows if b == batch_no else 0,
+                    )
+                else:
+                    yield from self._emit_group(
+                        plan,
+                        cutter,
+                        int(groups[lo]),
+                        served,
+                        starts[lo - first_group],
+                        keep,
+                        skip_windows if b == batch_no else 0,
+                    )
+                self._window = 0
+        finally:
+            served.close()
+            self.counters.blocks_read += reader.blocks_read
+            self.counters.block_rereads += reader.rereads
+            self.stats.bytes_read += reader.bytes_read
+
+    def _next_region(self, served: Iterator[Any], group: int, obj_desc: str) -> list[np.ndarray] | None:
+        regions, err = next(served)
+        self.counters.groups += 1
+        if err is None:
+            return regions  # type: ignore[no-any-return]
+        if isinstance(err, TerrapipeError):
+            handle_error(err, on_error=self.on_error, stats=self.stats)
+            return None
+        wrapped = ReadError(
+            f"chip: cannot read the blocks of window group {group} of {obj_desc}: {type(err).__name__}: {err}; "
+            "check that the source is readable, or pass on_error='skip' to skip its windows"
+        )
+        if self.on_error == "raise":
+            raise wrapped from err
+        handle_error(wrapped, on_error=self.on_error, stats=self.stats)
+        return None
+
+    def _accept(self, cutter: ItemCutter, views: list[np.ndarray], start: tuple[int, ...]) -> bool:
+        if self.max_nodata_fraction is None:
+            return True
+        if cutter.missing_fraction(views, start) > self.max_nodata_fraction:
+            self.counters.dropped_nodata += 1
+            return False
+        return True
+
+    def _window_starts(
+        self, plan: WindowPlan, group: int, keep: np.ndarray | None
+    ) -> Iterator[tuple[int, ...]]:
+        """Start offsets of the windows of one group (row-major), minus those the split excludes."""
+        ranges = plan.group_window_ranges(group)
+        starts = [ax.starts[r.start : r.stop].tolist() for ax, r in zip(plan.axes, ranges, strict=True)]
+        if keep is None:
+            yield from product(*starts)
+            return
+        shape = plan.window_shape
+        for index, start in zip(product(*ranges), product(*starts), strict=True):
+            if keep[np.ravel_multi_index(index, shape)]:
+                yield start
+
+    def _emit_group(
+        self,
+        plan: WindowPlan,
+        cutter: ItemCutter,
+        group: int,
+        served: Iterator[Any],
+        region_start: IntArray,
+        keep: np.ndarray | None,
+        skip: int,
+    ) -> Iterator[Any]:
+        regions = self._next_region(served, group, _describe(cutter.obj))
+        if regions is None:
+            return
+        regions = cutter.prepare(regions)
+        origin = tuple(int(v) for v in region_start)
+        check = self.max_nodata_fraction is not None
+        position = 0
+        for start in self._window_starts(plan, group, keep):
+            position += 1
+            if position <= skip:
+                continue
+            views, _ = cutter.data_views(regions, origin, start)
+            self._window = position
+            if check and not self._accept(cutter, views, start):
+                continue
+            chip = cutter.build(views, start)
+            self.counters.windows += 1
+            self.stats.elements += 1
+            yield chip
+
+    def _emit_shuffled(
+        self,
+        plan: WindowPlan,
+        cutter: ItemCutter,
+        groups: IntArray,
+        served: Iterator[Any],
+        region_starts: IntArray,
+        keep: np.ndarray | None,
+        epoch: int,
+        item: int,
+        batch: int,
+        info: ShardInfo,
+        skip: int,
+    ) -> Iterator[Any]:
+        desc = _describe(cutter.obj)
+        regions: list[list[np.ndarray] | None] = []
+        entries: list[tuple[int, tuple[int, ...]]] = []
+        for local, g in enumerate(groups.tolist()):
+            served_region = self._next_region(served, g, desc)
+            regions.append(None if served_region is None else cutter.prepare(served_region))
+            if served_region is not None:
+                entries.extend((local, start) for start in self._window_starts(plan, g, keep))
+        origins = [tuple(int(v) for v in row) for row in region_starts]
+        rng = np.random.default_rng(worker_seed(self.seed, epoch=epoch, info=info) ^ (item << 20) ^ batch)
+        order = rng.permutation(len(entries))
+        check = self.max_nodata_fraction is not None
+        for position, e in enumerate(order.tolist(), start=1):
+            if position <= skip:
+                continue
+            local, start = entries[e]
+            views, _ = cutter.data_views(regions[local], origins[local], start)  # type: ignore[arg-type]
+            self._window = position
+            if check and not self._accept(cutter, views, start):
+                continue
+            chip = cutter.build(views, start)
+            self.counters.windows += 1
+            self.stats.elements += 1
+            yield chip
+
+    # -- state -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Return ``{"epoch", "item", "group", "window", "source"}``: where the pass stands.
+
+        ``item`` is the index of the current source element in this pass,
+        ``group`` the position (in this shard's group order) of the first group
+        of the current buffer, ``window`` the windows of that buffer already
+        passed, and ``source`` the source's state before the current element
+        (``None`` for a source that is not stateful: it is replayed).
+        """
+        if self._in_pass:
+            return {
+                "epoch": self._epoch,
+                "item": self._item,
+                "group": self._group,
+                "window": self._window,
+                "source": self._cursor.snapshot if self._cursor.stateful else None,
+            }
+        return {"epoch": self._next_epoch, "item": 0, "group": 0, "window": 0, "source": self._cursor.state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next pass resume at ``state`` (see :meth:`state_dict`)."""
+        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
+        self.set_epoch(int(state["epoch"]))
+        self._resume = dict(state)
+        self._in_pass = False
+
+    def __len__(self) -> int:
+        raise TypeError(f"{type(self).__name__} has no known length: it depends on every element's size")
+
+
+def _plan_order(obj: xr.DataArray | xr.Dataset, size: Mapping[Hashable, int]) -> list[Hashable]:
+    """Sized dims in the order of the largest variable's dims (memory order), then the rest."""
+    if isinstance(obj, xr.DataArray):
+        ref: tuple[Hashable, ...] = obj.dims
+    else:
+        variables = sorted(obj.data_vars.values(), key=lambda v: -v.size)
+        ref = variables[0].dims if variables else tuple(obj.dims)
+    order = [d for d in ref if d in size]
+    order += [d for d in obj.dims if d in size and d not in order]
+    order += [d for d in size if d not in order]  # missing dims: describe_arrays raises
+    return order
+
+
+def _kept_per_group(plan: WindowPlan, keep: np.ndarray) -> IntArray:
+    grid = keep.reshape(plan.window_shape)
+    for k, axis in enumerate(plan.axes):
+        grid = np.add.reduceat(grid.astype(np.int64), axis.group_first[:-1], axis=k)
+    return grid.reshape(-1).astype(np.int64)
+
+
+def _describe(obj: xr.DataArray | xr.Dataset) -> str:
+    source = obj.encoding.get("source")
+    if source:
+        return repr(str(source))
+    name = getattr(obj, "name", None)
+    kind = type(obj).__name__
+    return f"{kind} {name!r} {dict(obj.sizes)}" if name is not None else f"{kind} {dict(obj.sizes)}"

@@ -1,0 +1,73 @@
+"""Resumable walk over a stage's source elements (rasters, cubes) for the chip stages.
+
+The chip stages turn each source element into many outputs, so a checkpoint
+taken mid-element must bring that element back on resume. :class:`ItemCursor`
+pulls elements one at a time and, when the source is
+:class:`~terrapipe.core.state.Stateful`, snapshots the source's state just
+before each pull; resuming loads that snapshot, so the source yields the
+interrupted element again without replaying the ones before it. A source
+that is not stateful is replayed from its start and the elements before the
+interrupted one are skipped (they are lazy xarray objects: cheap to skip).
+
+Examples
+--------
+>>> import terrapipe as tp
+>>> cursor = ItemCursor(tp.from_items(["a", "b", "c"]))
+>>> it = cursor.items(start=0, snapshot=None)
+>>> next(it), cursor.snapshot
+((0, 'a'), {'epoch': 0, 'offset': 0})
+>>> next(it), cursor.snapshot
+((1, 'b'), {'epoch': 0, 'offset': 1})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from terrapipe.core.pipe import IterDataPipe
+from terrapipe.core.state import Stateful
+
+__all__ = ["ItemCursor"]
+
+
+class ItemCursor:
+    """Pull source elements with their index, keeping the source state before the current one."""
+
+    def __init__(self, source: IterDataPipe[Any]) -> None:
+        self.source = source
+        self.stateful = isinstance(source, Stateful)
+        self.snapshot: dict[str, Any] | None = None
+
+    def state(self) -> dict[str, Any] | None:
+        """Return the source's state at the start of the next pass (outside a pass)."""
+        return dict(self.source.state_dict()) if self.stateful else None  # type: ignore[attr-defined]
+
+    def items(self, *, start: int, snapshot: Mapping[str, Any] | None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, element)`` from element ``start`` on.
+
+        Parameters
+        ----------
+        start
+            Index of the first element to yield (0 for a fresh pass).
+        snapshot
+            The source state saved before element ``start`` (stateful sources);
+            ``None`` replays the source and skips ``start`` elements.
+        """
+        if self.stateful and snapshot is not None:
+            self.source.load_state_dict(snapshot)  # type: ignore[attr-defined]
+            skip = 0
+        else:
+            skip = start
+        it = iter(self.source)
+        index = start - skip
+        while True:
+            if self.stateful:
+                self.snapshot = dict(self.source.state_dict())  # type: ignore[attr-defined]
+            try:
+                element = next(it)
+            except StopIteration:
+                return
+            if index >= start:
+                yield index, element
+            index += 1

@@ -1,0 +1,334 @@
+"""Read regions of arrays block by block, each block once, with bounded read-ahead.
+
+:class:`BlockReader` takes the full, ordered list of regions a pass will need
+(one per window group) and yields each region's data in that order. It reads
+whole storage blocks on a thread pool and assembles regions from them:
+
+- a block is read when the first region that needs it comes within the
+  read-ahead horizon, and kept until the last region that needs it has been
+  served (the use counts come from the region list, so no guessing);
+- blocks kept for a later region count against ``cache_bytes``; when the
+  budget is exceeded, the least recently used of them is dropped and read
+  again when its region comes (counted in :attr:`BlockReader.rereads`);
+- a region inside one block is a view of that block; a region spanning
+  blocks is copied together from them;
+- arrays already in memory are never "read": regions are views of them.
+
+With the default budget and the chipper's row-major group order, halo blocks
+live for about one row of blocks, so every block is read exactly once.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> from terrapipe.chip.layout import describe_arrays
+>>> var = xr.Variable(("y", "x"), np.arange(16).reshape(4, 4))
+>>> lazy = xr.DataArray(xr.core.indexing.LazilyIndexedArray(var.to_numpy()), dims=("y", "x"))
+>>> lazy.encoding["preferred_chunks"] = {"y": 2, "x": 2}
+>>> arrays, _ = describe_arrays(lazy, ("y", "x"), window={"y": 2, "x": 2}, stride={"y": 2, "x": 2}, block_bytes=64)
+>>> reader = BlockReader(arrays, workers=0)
+>>> starts, stops = np.array([[0, 1], [2, 0]]), np.array([[2, 3], [4, 4]])
+>>> [out[0].tolist() for out, err in reader.regions(starts, stops)]
+[[[1, 2], [5, 6]], [[8, 9, 10, 11], [12, 13, 14, 15]]]
+>>> reader.blocks_read, reader.rereads
+(4, 0)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from terrapipe.chip.layout import ArraySpec
+from terrapipe.chip.plan import IntArray
+from terrapipe.core.errors import InvalidArgumentError
+
+__all__ = ["BlockReader", "read_block"]
+
+BlockKey = tuple[int, int]  # (array number, flat block number)
+
+
+def read_block(spec: ArraySpec, key: tuple[slice, ...]) -> np.ndarray:
+    """Read ``variable[key]`` into a numpy array (dask arrays computed in this thread)."""
+    if spec.direct is not None:
+        return spec.direct.read(key)  # type: ignore[no-any-return]
+    if spec.mode == "dask":
+        part = spec.variable.data[key]
+        compute = getattr(part, "compute", None)
+        if compute is not None:
+            try:
+                return np.asarray(compute(scheduler="synchronous"))
+            except TypeError:  # a chunked array type without dask's scheduler keyword
+                return np.asarray(compute())
+        return np.asarray(part)
+    return np.asarray(spec.variable[key].values)
+
+
+class _Inline:
+    """A finished future for reads done in the calling thread (``workers=0``)."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        try:
+            self._value = fn(*args)
+        except Exception as err:  # re-raised by result(), like a Future
+            self._error = err
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def cancel(self) -> bool:
+        return False
+
+
+class BlockReader:
+    """Serve an ordered list of regions from whole blocks read once (see the module doc).
+
+    Parameters
+    ----------
+    arrays
+        The arrays to read (from :func:`~terrapipe.chip.layout.describe_arrays`).
+    workers
+        Reader threads; 0 reads in the calling thread.
+    cache_bytes
+        Budget for blocks read ahead or kept for a later region.
+    read_ahead
+        How many regions beyond the current one may have their blocks read
+        (default ``2 * workers``, at least 1).
+
+    Attributes
+    ----------
+    blocks_read
+        Blocks read so far (all arrays).
+    rereads
+        Reads of a block that had been read before in this reader (dropped by
+        the budget or by an error).
+    bytes_read
+        Decoded (in-memory) bytes of the blocks read.
+    """
+
+    def __init__(
+        self,
+        arrays: Sequence[ArraySpec],
+        *,
+        workers: int = 2,
+        cache_bytes: int = 512 * 2**20,
+        read_ahead: int | None = None,
+    ) -> None:
+        if workers < 0:
+            raise InvalidArgumentError(f"workers must be >= 0, got {workers!r}")
+        self.arrays = list(arrays)
+        self.workers = workers
+        self.cache_bytes = cache_bytes
+        self.read_ahead = max(1, 2 * workers) if read_ahead is None else max(0, read_ahead)
+        self.blocks_read = 0
+        self.rereads = 0
+        self.bytes_read = 0
+
+    # -- planning -------------------------------------------------------
+    def _block_boxes(self, spec: ArraySpec, starts: IntArray, stops: IntArray) -> tuple[IntArray, IntArray]:
+        los, his = [], []
+        for k, edges in enumerate(spec.edges):
+            if edges is None:
+                continue
+            los.append(np.searchsorted(edges, starts[:, k], side="right") - 1)
+            his.append(np.searchsorted(edges, stops[:, k] - 1, side="right") - 1)
+        return np.stack(los, axis=-1).astype(np.int64), np.stack(his, axis=-1).astype(np.int64)
+
+    @staticmethod
+    def _pairs(lo: IntArray, hi: IntArray, grid: tuple[int, ...]) -> tuple[IntArray, IntArray]:
+        """Flat block numbers of every (region, block) pair, grouped by region, and region offsets."""
+        counts = hi - lo + 1
+        total = counts.prod(axis=1)
+        offsets = np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
+        owner = np.repeat(np.arange(lo.shape[0]), total)
+        rest = np.arange(offsets[-1], dtype=np.int64) - offsets[owner]
+        multi = np.empty((offsets[-1], lo.shape[1]), dtype=np.int64)
+        for k in range(lo.shape[1] - 1, -1, -1):
+            c = counts[owner, k]
+            multi[:, k] = lo[owner, k] + rest % c
+            rest //= c
+        flat = np.ravel_multi_index(tuple(multi.T), grid).astype(np.int64) if multi.size else rest
+        return flat, offsets
+
+    # -- reading --------------------------------------------------------
+    def regions(
+        self, starts: IntArray, stops: IntArray
+    ) -> Generator[tuple[list[np.ndarray] | None, BaseException | None], None, None]:
+        """Yield ``(arrays, None)`` per region, in order, or ``(None, error)`` when a block failed.
+
+        Parameters
+        ----------
+        starts, stops
+            ``[n_regions, n_axes]`` pixel bounds of each region along the plan axes.
+        """
+        starts = np.asarray(starts, dtype=np.int64).reshape(
+            -1, len(self.arrays[0].axes) if self.arrays else 0
+        )
+        stops = np.asarray(stops, dtype=np.int64).reshape(starts.shape)
+        n = starts.shape[0]
+        blocked = [i for i, a in enumerate(self.arrays) if a.mode != "memory"]
+        grids: dict[int, tuple[int, ...]] = {}
+        pairs: dict[int, tuple[IntArray, IntArray]] = {}
+        remaining: dict[BlockKey, int] = {}
+        for i in blocked:
+            spec = self.arrays[i]
+            grids[i] = tuple(int(e.size - 1) for e in spec.edges if e is not None)
+            lo, hi = self._block_boxes(spec, starts, stops)
+            flat, offsets = self._pairs(lo, hi, grids[i])
+            pairs[i] = (flat, offsets)
+            ids, uses = np.unique(flat, return_counts=True)
+            remaining.update({(i, int(b)): int(c) for b, c in zip(ids, uses, strict=True)})
+
+        cache: dict[BlockKey, Any] = {}
+        sizes: dict[BlockKey, int] = {}
+        pins: dict[BlockKey, int] = {}
+        kept: OrderedDict[BlockKey, None] = OrderedDict()
+        seen: set[BlockKey] = set()
+        held = 0
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="terrapipe-chip") if self.workers else None
+        submitted = 0
+
+        def blocks_of(r: int) -> Iterator[BlockKey]:
+            for i in blocked:
+                flat, offsets = pairs[i]
+                for b in flat[offsets[r] : offsets[r + 1]]:
+                    yield (i, int(b))
+
+        def submit(r: int) -> None:
+            nonlocal held
+            for key in blocks_of(r):
+                pins[key] = pins.get(key, 0) + 1
+                if key in cache:
+                    kept.pop(key, None)
+                    continue
+                spec = self.arrays[key[0]]
+                index = self._block_slices(spec, grids[key[0]], key[1])
+                if key in seen:
+                    self.rereads += 1
+                seen.add(key)
+                self.blocks_read += 1
+                nbytes = spec.itemsize * int(
+                    np.prod(
+                        [
+                            s.stop - s.start if isinstance(s, slice) and s.stop is not None else n_ax
+                            for s, n_ax in zip(index, spec.variable.shape, strict=True)
+                        ],
+                        dtype=np.int64,
+                    )
+                )
+                sizes[key] = nbytes
+                held += nbytes
+                self.bytes_read += nbytes
+                cache[key] = (
+                    pool.submit(read_block, spec, index) if pool else _Inline(read_block, spec, index)
+                )
+
+        def release(r: int) -> None:
+            nonlocal held
+            for key in blocks_of(r):
+                pins[key] -= 1
+                remaining[key] -= 1
+                if remaining[key] == 0:
+                    del cache[key]
+                    del pins[key]
+                    held -= sizes.pop(key)
+                elif pins[key] == 0:
+                    kept[key] = None
+            while held > self.cache_bytes and kept:
+                key, _ = kept.popitem(last=False)
+                cache.pop(key).cancel()
+                del pins[key]
+                held -= sizes.pop(key)
+
+        try:
+            for r in range(n):
+                while submitted < n and (
+                    submitted <= r or (submitted - r <= self.read_ahead and held < self.cache_bytes)
+                ):
+                    submit(submitted)
+                    submitted += 1
+                try:
+                    out = [
+                        self._assemble(i, starts[r], stops[r], cache, grids, pairs, r)
+                        for i in range(len(self.arrays))
+                    ]
+                except Exception as err:  # a failed block fails every region that needs it
+                    release(r)
+                    yield None, err
+                    continue
+                release(r)
+                yield out, None
+        finally:
+            for future in cache.values():
+                future.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _block_slices(spec: ArraySpec, grid: tuple[int, ...], flat: int) -> tuple[slice, ...]:
+        multi = np.unravel_index(flat, grid)
+        key = spec.full_key()
+        k = 0
+        for axis, edges in zip(spec.axes, spec.edges, strict=True):
+            if axis is None or edges is None:
+                continue
+            b = int(multi[k])
+            key[axis] = slice(int(edges[b]), int(edges[b + 1]))
+            k += 1
+        return tuple(key)
+
+    def _assemble(
+        self,
+        i: int,
+        start: IntArray,
+        stop: IntArray,
+        cache: dict[BlockKey, Any],
+        grids: dict[int, tuple[int, ...]],
+        pairs: dict[int, tuple[IntArray, IntArray]],
+        r: int,
+    ) -> np.ndarray:
+        spec = self.arrays[i]
+        region = spec.full_key()
+        for k, axis in enumerate(spec.axes):
+            if axis is not None:
+                region[axis] = slice(int(start[k]), int(stop[k]))
+        if spec.mode == "memory":
+            return np.asarray(spec.variable.values[tuple(region)])
+        flat, offsets = pairs[i]
+        blocks = flat[offsets[r] : offsets[r + 1]]
+        parts: list[tuple[tuple[slice, ...], np.ndarray]] = []
+        for b in blocks:
+            key = (i, int(b))
+            data = cache[key].result()
+            parts.append((self._block_slices(spec, grids[i], int(b)), data))
+        if len(parts) == 1:
+            index, data = parts[0]
+            local = tuple(
+                slice(reg.start - blk.start, reg.stop - blk.start) if reg.stop is not None else slice(None)
+                for reg, blk in zip(region, index, strict=True)
+            )
+            return data[local]  # type: ignore[no-any-return]
+        shape = tuple(
+            reg.stop - reg.start if reg.stop is not None else n_ax
+            for reg, n_ax in zip(region, spec.variable.shape, strict=True)
+        )
+        out = np.empty(shape, dtype=parts[0][1].dtype)
+        for index, data in parts:
+            dst, src = [], []
+            for reg, blk in zip(region, index, strict=True):
+                if reg.stop is None:
+                    dst.append(slice(None))
+                    src.append(slice(None))
+                    continue
+                lo, hi = max(reg.start, blk.start), min(reg.stop, blk.stop)
+                dst.append(slice(lo - reg.start, hi - reg.start))
+                src.append(slice(lo - blk.start, hi - blk.start))
+            out[tuple(dst)] = data[tuple(src)]
+        return out

@@ -1,0 +1,398 @@
+"""``stitch``: per-chip predictions back into one georeferenced DataArray (the inverse of ``chip``).
+
+Each prediction is an array or tensor ``[..., h, w]`` (leading dimensions such
+as classes or bands are kept) paired with where it lies: the chip it was
+computed from (an xarray chip from ``chip``) or its
+:class:`~terrapipe.core.sample.GeoMeta` (from ``chip(output="numpy")`` or a
+``Sample``). Predictions are placed on the grid of ``template`` (a DataArray,
+or an odc-geo ``GeoBox``) and overlaps are resolved by:
+
+- ``"mean"``: the average of every prediction covering the pixel (kept as a
+  running mean, so identical values come back exactly);
+- ``"center"``: the value from the prediction whose window centre is nearest
+  to the pixel (ties go to the window with the smaller ``(row, col)``
+  origin, so the result does not depend on the order of predictions).
+
+Parts of a window outside the template (padded chips) are ignored; pixels no
+prediction covers get ``fill_value``. The result carries the template's
+coordinates and CRS, so ``out.rio.to_raster("pred.tif", driver="COG")``
+writes a Cloud-Optimized GeoTIFF.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> import terrapipe as tp
+>>> import terrapipe.chip
+>>> image = xr.DataArray(np.arange(50.0).reshape(5, 10), dims=("y", "x"),
+...                      coords={"y": np.arange(5.0), "x": np.arange(10.0)})
+>>> chips = tp.from_items([image]).chip({"y": 3, "x": 4}, overlap={"x": 1}, boundary="shift")
+>>> out = stitch(((c.values, c) for c in chips), template=image)
+>>> bool(out.equals(image))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+
+from terrapipe.chip.build import grid_transform
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
+
+__all__ = ["stitch"]
+
+Overlap = Literal["mean", "center"]
+_X_NAMES = ("x", "lon", "longitude")
+_Y_NAMES = ("y", "lat", "latitude")
+_TOLERANCE = 1e-3  # of a pixel
+
+
+@lru_cache(maxsize=64)
+def _same_crs(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    from pyproj import CRS
+
+    try:
+        return bool(CRS.from_user_input(a) == CRS.from_user_input(b))
+    except Exception:  # an unparsable CRS cannot be shown to match
+        return False
+
+
+class _Grid:
+    """The template's grid: spatial dims, shape, transform, CRS and output coordinates."""
+
+    def __init__(self, template: Any) -> None:
+        if isinstance(template, xr.DataArray | xr.Dataset):
+            self._from_xarray(template)
+        elif hasattr(template, "affine") and hasattr(template, "shape") and hasattr(template, "crs"):
+            self._from_geobox(template)
+        else:
+            msg = f"template must be an xarray DataArray/Dataset or an odc-geo GeoBox, got {type(template).__name__}"
+            raise InvalidArgumentError(msg)
+
+    def _from_xarray(self, template: xr.DataArray | xr.Dataset) -> None:
+        import rioxarray  # noqa: F401
+
+        y_dim: Hashable | None = next((d for d in _Y_NAMES if d in template.dims), None)
+        x_dim: Hashable | None = next((d for d in _X_NAMES if d in template.dims), None)
+        if isinstance(template, xr.DataArray) and (x_dim is None or y_dim is None):
+            if template.ndim < 2:
+                raise InvalidArgumentError(f"template needs two spatial dimensions, got {template.dims!r}")
+            y_dim, x_dim = template.dims[-2], template.dims[-1]
+        if x_dim is None or y_dim is None:
+            raise InvalidArgumentError(f"template has no x/y dimensions: {tuple(template.dims)!r}")
+        self.y_dim: Hashable = y_dim
+        self.x_dim: Hashable = x_dim
+        self.shape = (int(template.sizes[y_dim]), int(template.sizes[x_dim]))
+        self.template: xr.DataArray | xr.Dataset | None = template
+        try:
+            crs = template.rio.crs
+        except Exception:  # odd inputs: treat as having no CRS
+            crs = None
+        self.crs = (
+            "" if crs is None else (":".join(crs.to_authority()) if crs.to_authority() else crs.to_wkt())
+        )
+        try:
+            self.transform: Affine | None = grid_transform(template, x_dim, y_dim)
+        except (TypeError, ValueError):  # non-numeric coordinates: coordinate matching only
+            self.transform = None
+        self.coords = {
+            name: coord for name, coord in template.coords.items() if set(coord.dims) <= {x_dim, y_dim}
+        }
+        self.lead_template = template if isinstance(template, xr.DataArray) else None
+
+    def _from_geobox(self, gbox: Any) -> None:
+        from odc.geo.xr import xr_coords
+
+        self.y_dim, self.x_dim = "y", "x"
+        self.shape = (int(gbox.shape[0]), int(gbox.shape[1]))
+        self.template = None
+        crs = gbox.crs
+        self.crs = "" if crs is None else str(crs)
+        self.transform = gbox.affine
+        self.coords = dict(xr_coords(gbox, crs_coord_name="spatial_ref"))
+        if "longitude" in self.coords or "latitude" in self.coords:
+            self.y_dim, self.x_dim = "latitude", "longitude"
+        self.lead_template = None
+
+    def origin_from_meta(self, meta: Mapping[str, Any]) -> tuple[int, int]:
+        """Row and column of a GeoMeta's window on this grid."""
+        crs = str(meta.get("crs") or "")
+        if crs and self.crs and not _same_crs(crs, self.crs):
+            raise GridMismatchError(
+                f"a prediction is in CRS {crs!r} but the template is in {self.crs!r}; reproject first"
+            )
+        if self.transform is None:
+            raise GridMismatchError(
+                "the template has no transform to place GeoMeta predictions; pass chips instead"
+            )
+        a, b, c, d, e, f = (float(v) for v in meta["transform"])
+        t = self.transform
+        if not np.allclose((a, b, d, e), (t.a, t.b, t.d, t.e), rtol=1e-9, atol=1e-12):
+            msg = (
+                f"a prediction's pixel size {(a, e)!r} differs from the template's {(t.a, t.e)!r}; stitch places "
+                "predictions on the template grid without resampling"
+            )
+            raise GridMismatchError(msg)
+        col, row = ~t @ (c, f)
+        return _whole(row, "row"), _whole(col, "column")
+
+    def origin_from_chip(self, chip: xr.DataArray | xr.Dataset) -> tuple[int, int]:
+        """Row and column of an xarray chip's first pixel on this grid."""
+        out = []
+        for dim in (self.y_dim, self.x_dim):
+            if dim not in chip.dims:
+                raise GridMismatchError(
+                    f"a chip lacks the template's dimension {dim!r} (it has {tuple(chip.dims)!r})"
+                )
+            if dim in chip.coords and self.template is not None and dim in self.template.coords:
+                ref = np.asarray(self.template[dim].values)
+                first = np.asarray(chip[dim].values[:1])
+                if ref.size >= 2 and first.size:
+                    step = ref[1] - ref[0]
+                    out.append(_whole((first[0] - ref[0]) / step, str(dim)))
+                    continue
+                if first.size:
+                    out.append(int(np.flatnonzero(ref == first[0])[0]) if (ref == first[0]).any() else 0)
+                    continue
+            if dim in chip.coords and self.transform is not None and self.template is None:
+                return self._origin_from_coords(chip)
+            raise GridMismatchError(
+                f"cannot place a chip without coordinates along {dim!r}; pass its GeoMeta instead"
+            )
+        return out[0], out[1]
+
+    def _origin_from_coords(self, chip: xr.DataArray | xr.Dataset) -> tuple[int, int]:
+        t = self.transform
+        assert t is not None
+        x0 = float(chip[self.x_dim].values[0])
+        y0 = float(chip[self.y_dim].values[0])
+        col, row = ~t @ (x0, y0)
+        return _whole(row - 0.5, "row"), _whole(col - 0.5, "column")
+
+
+def _whole(value: float, what: str) -> int:
+    near = round(float(value))
+    if abs(value - near) > _TOLERANCE:
+        raise GridMismatchError(
+            f"a prediction's {what} offset {value!r} is not a whole pixel of the template grid; "
+            "predictions must lie on the template's pixels"
+        )
+    return int(near)
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    elif isinstance(value, xr.DataArray):
+        value = value.values
+    return np.asarray(value)
+
+
+def _pairs(predictions: Iterable[Any]) -> Iterable[tuple[np.ndarray, Any]]:
+    """Unpack ``(prediction, meta)`` pairs; batched predictions with a list of metas are split."""
+    for entry in predictions:
+        if isinstance(entry, Mapping) and "meta" in entry:
+            key = next((k for k in ("prediction", "image", "mask") if k in entry), None)
+            if key is None:
+                raise InvalidArgumentError(
+                    "a Sample given to stitch needs a 'prediction', 'image' or 'mask' entry"
+                )
+            pred, meta = entry[key], entry["meta"]
+        else:
+            try:
+                pred, meta = entry
+            except (TypeError, ValueError) as err:
+                msg = f"stitch takes (prediction, meta) pairs, got {type(entry).__name__}"
+                raise InvalidArgumentError(msg) from err
+        array = _as_numpy(pred)
+        if isinstance(meta, list | tuple) and not isinstance(meta, str) and meta and not _is_number(meta[0]):
+            if array.shape[0] != len(meta):
+                raise InvalidArgumentError(
+                    f"a batch of {array.shape[0]} predictions came with {len(meta)} metadata entries"
+                )
+            yield from zip(array, meta, strict=True)
+        else:
+            yield array, meta
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number)
+
+
+def stitch(
+    predictions: Iterable[Any],
+    template: Any,
+    *,
+    overlap: Overlap = "mean",
+    fill_value: float | None = None,
+    dtype: Any = None,
+    name: Hashable | None = None,
+) -> xr.DataArray:
+    """Place per-chip predictions on the template's grid (see the module doc).
+
+    Parameters
+    ----------
+    predictions
+        ``(prediction, meta)`` pairs: ``prediction`` a numpy array or torch
+        tensor ``[..., h, w]`` (or a batch ``[n, ..., h, w]`` with a list of ``n``
+        metas); ``meta`` the xarray chip or its ``GeoMeta``. ``Sample`` dicts
+        with ``"prediction"``/``"image"``/``"mask"`` and ``"meta"`` work too.
+    template
+        The grid to fill: the chipped DataArray (or any DataArray/Dataset on
+        that grid) or an odc-geo ``GeoBox``.
+    overlap
+        ``"mean"`` or ``"center"``.
+    fill_value
+        Value of pixels no prediction covers; default NaN for float results
+        and 0 for integer ones.
+    dtype
+        Result dtype; default the predictions' dtype for ``"center"`` and a
+        float type for ``"mean"`` (float32 for 8/16-bit integers and float32
+        predictions, float64 otherwise).
+    name
+        Name of the result (default the template's name).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``(*leading, y, x)`` on the template grid, with its CRS. Leading
+        dimensions take the template's names and coordinates when their
+        sizes match, else ``band`` (one) or ``dim_0, dim_1, ...``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an unknown ``overlap``, no predictions, or inconsistent shapes.
+    GridMismatchError
+        When a prediction is in another CRS or resolution, or not aligned
+        with the template's pixels.
+    """
+    if overlap not in ("mean", "center"):
+        raise InvalidArgumentError(f"overlap must be 'mean' or 'center', got {overlap!r}")
+    grid = _Grid(template)
+    height, width = grid.shape
+    acc: np.ndarray | None = None
+    count: np.ndarray | None = None
+    best: np.ndarray | None = None
+    best_rank: np.ndarray | None = None
+    lead: tuple[int, ...] = ()
+    for pred, meta in _pairs(predictions):
+        if pred.ndim < 2:
+            raise InvalidArgumentError(
+                f"a prediction must be at least 2-D [..., h, w], got shape {pred.shape}"
+            )
+        if acc is None:
+            lead = pred.shape[:-2]
+            out_dtype = np.dtype(dtype) if dtype is not None else _default_dtype(pred.dtype, overlap)
+            acc = np.zeros((*lead, height, width), dtype=out_dtype)
+            if overlap == "mean":
+                count = np.zeros((height, width), dtype=np.int32)
+            else:
+                best = np.full((height, width), np.iinfo(np.int64).max, dtype=np.int64)
+                best_rank = np.zeros((height, width), dtype=np.int64)
+        elif pred.shape[:-2] != lead:
+            raise InvalidArgumentError(
+                f"predictions have different leading shapes: {lead} and {pred.shape[:-2]}"
+            )
+        if isinstance(meta, xr.DataArray | xr.Dataset):
+            row, col = grid.origin_from_chip(meta)
+        elif isinstance(meta, Mapping) and "transform" in meta:
+            row, col = grid.origin_from_meta(meta)
+        else:
+            raise InvalidArgumentError(
+                f"a prediction's meta must be an xarray chip or a GeoMeta, got {type(meta).__name__}"
+            )
+        h, w = pred.shape[-2:]
+        r0, r1 = max(row, 0), min(row + h, height)
+        c0, c1 = max(col, 0), min(col + w, width)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        part = pred[..., r0 - row : r1 - row, c0 - col : c1 - col]
+        target = acc[..., r0:r1, c0:c1]
+        if overlap == "mean":
+            assert count is not None
+            n = count[r0:r1, c0:c1]
+            n += 1
+            target += (part - target) / n
+        else:
+            assert best is not None
+            assert best_rank is not None
+            rows = np.arange(r0, r1, dtype=np.int64) - row
+            cols = np.arange(c0, c1, dtype=np.int64) - col
+            # squared distance to the window centre, doubled to stay in integers
+            dist = (2 * rows + 1 - h)[:, None] ** 2 + (2 * cols + 1 - w)[None, :] ** 2
+            rank = row * (1 << 31) + col  # ties go to the smaller (row, col) origin
+            held, held_rank = best[r0:r1, c0:c1], best_rank[r0:r1, c0:c1]
+            take = (dist < held) | ((dist == held) & (rank < held_rank))
+            held[take] = dist[take]
+            held_rank[take] = rank
+            target[..., take] = part[..., take]
+    if acc is None:
+        raise InvalidArgumentError("stitch got no predictions")
+    limit = np.iinfo(np.int64).max
+    if count is not None:
+        covered = np.asarray(count > 0)
+    else:
+        assert best is not None
+        covered = np.asarray(best < limit)
+    fill = fill_value
+    if fill is None:
+        fill = float("nan") if np.issubdtype(acc.dtype, np.inexact) else 0
+    if not covered.all():
+        if isinstance(fill, float) and np.isnan(fill) and not np.issubdtype(acc.dtype, np.inexact):
+            raise InvalidArgumentError(
+                f"cannot fill uncovered pixels of a {acc.dtype} result with NaN; pass fill_value="
+            )
+        acc[..., ~covered] = fill
+    return _wrap(acc, grid, lead, name, fill)
+
+
+def _default_dtype(pred: np.dtype[Any], overlap: Overlap) -> np.dtype[Any]:
+    if overlap == "center":
+        return pred
+    if pred == np.float32 or (np.issubdtype(pred, np.integer) and pred.itemsize <= 2) or pred == np.bool_:
+        return np.dtype(np.float32)
+    if np.issubdtype(pred, np.complexfloating):
+        return pred
+    return np.dtype(np.float64)
+
+
+def _wrap(
+    data: np.ndarray, grid: _Grid, lead: Sequence[int], name: Hashable | None, fill: Any
+) -> xr.DataArray:
+    import rioxarray  # noqa: F401
+
+    coords: dict[Hashable, Any] = dict(grid.coords)
+    lead_dims: list[Hashable]
+    template = grid.lead_template
+    spatial = {grid.y_dim, grid.x_dim}
+    template_lead = [d for d in template.dims if d not in spatial] if template is not None else []
+    if template is not None and tuple(int(template.sizes[d]) for d in template_lead) == tuple(lead):
+        lead_dims = list(template_lead)
+        for cname, coord in template.coords.items():
+            if set(coord.dims) <= set(lead_dims) | spatial:
+                coords[cname] = coord
+    elif len(lead) == 1:
+        lead_dims = ["band"]
+    else:
+        lead_dims = [f"dim_{i}" for i in range(len(lead))]
+    out = xr.DataArray(
+        data,
+        dims=(*lead_dims, grid.y_dim, grid.x_dim),
+        coords=coords,
+        name=name if name is not None else (template.name if template is not None else None),
+    )
+    if grid.crs:
+        out = out.rio.write_crs(grid.crs)
+        if grid.transform is not None:
+            out = out.rio.write_transform(grid.transform)
+    if not (isinstance(fill, float) and np.isnan(fill) and not np.issubdtype(data.dtype, np.inexact)):
+        out = out.rio.write_nodata(fill, encoded=False)
+    return out

@@ -1,0 +1,167 @@
+"""``clip_vector``: attach to each chip the vector features that intersect it, clipped, in its CRS.
+
+For every chip, :class:`ClipVector` queries the layer (reprojected once per
+CRS, spatially indexed: :class:`~terrapipe.fuse.vector_index.VectorIndex`),
+intersects each hit with the chip's footprint, and attaches the result as a
+GeoDataFrame to the chip (``ds.attrs["vectors"][name]``, read it with
+:func:`~terrapipe.fuse.carrier.chip_vectors`). ``to_tensor(boxes=name)``
+turns them into pixel boxes and labels.
+
+- A clipped polygon keeps only its polygonal parts (a polygon touching the
+  chip's edge does not gain a sliver line); lines keep their line parts.
+- Features that only touch the chip's edge (an empty or lower-dimensional
+  intersection) are left out.
+- The original index is kept, so a clipped feature can be traced back.
+- A chip that no feature touches gets an empty GeoDataFrame.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr, geopandas as gpd
+>>> from shapely.geometry import box
+>>> chip = xr.DataArray(np.zeros((1, 4, 4)), dims=("band", "y", "x"),
+...                     coords={"y": [35.0, 25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]}).rio.write_crs("EPSG:32631")
+>>> houses = gpd.GeoDataFrame({"kind": [1, 2]}, geometry=[box(30, 30, 50, 50), box(60, 60, 70, 70)],
+...                           crs="EPSG:32631")
+>>> import terrapipe as tp
+>>> import terrapipe.fuse
+>>> ds = next(iter(tp.from_items([chip]).clip_vector(houses, name="houses")))
+>>> clipped = tp.fuse.chip_vectors(ds, "houses")
+>>> list(clipped["kind"]), clipped.geometry.iloc[0].bounds
+([1], (30.0, 30.0, 40.0, 40.0))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from odc.geo.geobox import GeoBox
+
+from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.fuse.carrier import as_dataset, check_name, with_vectors
+from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
+from terrapipe.fuse.vector_index import VectorIndex
+
+__all__ = ["ClipVector", "clip_features"]
+
+
+def _keep_dimension(clipped: Any, dims: np.ndarray) -> Any:
+    """Keep, in each clipped geometry, only the parts of its feature's dimension."""
+    import shapely
+
+    out = np.array(clipped, dtype=object)
+    mixed = shapely.get_type_id(out) == shapely.GeometryType.GEOMETRYCOLLECTION
+    for i in np.flatnonzero(mixed):
+        parts = shapely.get_parts(out[i])
+        keep = parts[shapely.get_dimensions(parts) == dims[i]]
+        out[i] = shapely.union_all(keep) if len(keep) else shapely.GeometryCollection()
+    return out
+
+
+def clip_features(frame: Any, grid: GeoBox) -> Any:
+    """Clip features (already in the grid's CRS) to the grid's footprint.
+
+    Parameters
+    ----------
+    frame
+        A GeoDataFrame in the grid's CRS (typically the features whose
+        bounds intersect the grid).
+    grid
+        The chip's grid.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The features whose intersection with the footprint has their own
+        dimension, with their geometries clipped; the index is kept.
+    """
+    import shapely
+
+    if len(frame) == 0:
+        return frame.copy()
+    footprint = shapely.box(*grid_bounds(grid.affine, grid.shape.yx)) if grid.affine.is_rectilinear else None
+    if footprint is None:
+        footprint = shapely.Polygon(
+            [
+                grid.affine @ corner
+                for corner in ((0, 0), (grid.shape.x, 0), (grid.shape.x, grid.shape.y), (0, grid.shape.y))
+            ]
+        )
+    geoms = frame.geometry.to_numpy()
+    dims = shapely.get_dimensions(geoms)
+    clipped = _keep_dimension(shapely.intersection(geoms, footprint), dims)
+    keep = ~shapely.is_empty(clipped) & (shapely.get_dimensions(clipped) == dims)
+    out = frame.iloc[np.flatnonzero(keep)].copy()
+    out[frame.geometry.name] = clipped[keep]
+    return out
+
+
+@register("clip_vector")
+class ClipVector(Stage[xr.Dataset]):
+    """Attach to every chip of ``source`` the features of a layer that intersect it, clipped.
+
+    Parameters
+    ----------
+    source
+        A pipe of xarray chips (DataArray or Dataset) with a CRS.
+    vector
+        A GeoDataFrame with a CRS, or a vector file path or URL (read once,
+        when the stage is built).
+    name
+        Name of the layer on the chip (``"features"``).
+    columns
+        Attribute columns to keep (default all).
+
+    Yields
+    ------
+    xarray.Dataset
+        The chip as a Dataset, with the clipped GeoDataFrame (chip CRS) in
+        ``attrs["vectors"][name]``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a layer without CRS, an unknown column, a chip without CRS, or a
+        name the chip already carries.
+
+    Notes
+    -----
+    The layer is reprojected once per CRS (``stage.index.reprojections``).
+    The stage holds no position: resuming its source resumes it.
+    """
+
+    stateless = True
+
+    def __init__(
+        self,
+        source: IterDataPipe[Any],
+        vector: Any,
+        *,
+        name: str = "features",
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.name = check_name(name, what="clip_vector")
+        self.index = VectorIndex(vector, what="clip_vector", columns=columns)
+
+    def clip(self, grid: GeoBox) -> Any:
+        """Return the clipped features of one grid."""
+        hits = self.index.query(grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs))
+        return clip_features(hits, grid)
+
+    def __iter__(self) -> Iterator[xr.Dataset]:
+        for element in self.source:
+            started = time.perf_counter()
+            ds = as_dataset(element)
+            out = with_vectors(ds, self.name, self.clip(grid_of(ds)))
+            self.stats.seconds += time.perf_counter() - started
+            self.stats.elements += 1
+            yield out
+
+    def __len__(self) -> int:
+        source: Any = self.source
+        return len(source)

@@ -1,0 +1,295 @@
+"""The grid of a chip (crs + transform + shape) as an odc-geo ``GeoBox``, and grid comparisons.
+
+Pure functions: they read coordinates and attributes, never pixels. A chip's
+transform is derived from its ``x``/``y`` coordinates (pixel centres), which
+stay right after ``isel``; the pixel size of a dimension of length 1 comes
+from rioxarray's cached ``GeoTransform``.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr, rioxarray
+>>> chip = xr.DataArray(np.zeros((1, 2, 3)), dims=("band", "y", "x"),
+...                     coords={"y": [95.0, 85.0], "x": [5.0, 15.0, 25.0]}).rio.write_crs("EPSG:32631")
+>>> grid = grid_of(chip)
+>>> grid.shape.yx, tuple(grid.affine)[:6], crs_text(grid.crs)
+((2, 3), (10.0, 0.0, 0.0, 0.0, -10.0, 100.0), 'EPSG:32631')
+>>> grid_bounds(grid.affine, (2, 3))
+(0.0, 80.0, 30.0, 100.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+from odc.geo.geobox import GeoBox
+
+from terrapipe.core.errors import InvalidArgumentError
+
+__all__ = [
+    "X_NAMES",
+    "Y_NAMES",
+    "crs_text",
+    "describe_grid",
+    "grid_bounds",
+    "grid_mismatch",
+    "grid_of",
+    "spatial_dims",
+    "transform_of",
+]
+
+#: Names of the x and y dimensions, in the order they are looked for.
+X_NAMES = ("x", "lon", "longitude")
+Y_NAMES = ("y", "lat", "latitude")
+
+
+@lru_cache(maxsize=256)
+def _crs_text_of(text: str) -> str:
+    from pyproj import CRS
+
+    crs = CRS.from_user_input(text)
+    authority = crs.to_authority()
+    return f"{authority[0]}:{authority[1]}" if authority else crs.to_wkt()
+
+
+def crs_text(crs: Any) -> str:
+    """Return a CRS as ``"AUTHORITY:CODE"`` when it has one, else as WKT.
+
+    Parameters
+    ----------
+    crs
+        Anything pyproj understands (a rasterio, odc-geo or pyproj CRS, a
+        string, an EPSG int).
+
+    Returns
+    -------
+    str
+        E.g. ``"EPSG:32631"``; results are cached per input text.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For ``None`` or something that is not a CRS.
+
+    Examples
+    --------
+    >>> crs_text(4326), crs_text("+proj=utm +zone=31 +datum=WGS84 +units=m +no_defs")
+    ('EPSG:4326', 'EPSG:32631')
+    """
+    if crs is None:
+        raise InvalidArgumentError("no CRS given (None)")
+    if isinstance(crs, int) and not isinstance(crs, bool):
+        text = f"EPSG:{crs}"
+    elif isinstance(crs, str):
+        text = crs
+    elif hasattr(crs, "to_wkt"):
+        text = crs.to_wkt()
+    else:
+        text = str(crs)
+    try:
+        return _crs_text_of(text)
+    except Exception as err:  # pyproj raises CRSError and friends
+        raise InvalidArgumentError(f"not a usable CRS: {crs!r} ({err})") from err
+
+
+def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
+    """Return the names of the ``(y, x)`` dimensions of a chip.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When it has no x/y (lat/lon) dimensions.
+
+    Examples
+    --------
+    >>> spatial_dims(xr.DataArray(np.zeros((2, 2)), dims=("lat", "lon")))
+    ('lat', 'lon')
+    """
+    y_dim = next((d for d in Y_NAMES if d in obj.dims), None)
+    x_dim = next((d for d in X_NAMES if d in obj.dims), None)
+    if y_dim is None or x_dim is None:
+        msg = f"a chip needs y and x dimensions (or lat/lon), got dims {tuple(obj.dims)!r}"
+        raise InvalidArgumentError(msg)
+    return y_dim, x_dim
+
+
+def _cached_transform(obj: xr.DataArray | xr.Dataset) -> Affine | None:
+    name = obj.encoding.get("grid_mapping", "spatial_ref")
+    if isinstance(obj, xr.Dataset) and name not in obj.coords:
+        for var in obj.data_vars.values():
+            name = var.encoding.get("grid_mapping", name)
+    if name not in obj.coords:
+        return None
+    text = obj.coords[name].attrs.get("GeoTransform")
+    if not text:
+        return None
+    try:
+        c, a, b, f, d, e = (float(v) for v in str(text).split())
+    except ValueError:
+        return None
+    return Affine(a, b, c, d, e, f)
+
+
+def transform_of(obj: xr.DataArray | xr.Dataset) -> Affine:
+    """Return the affine transform of a chip (pixel ``(col, row)`` to map ``(x, y)``).
+
+    Derived from the x/y coordinates (pixel centres); a rotated grid, or a
+    chip without coordinates, uses rioxarray's cached ``GeoTransform``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When neither coordinates nor a cached transform say where the chip is.
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 1)), dims=("y", "x"), coords={"y": [15.0, 5.0], "x": [5.0]})
+    >>> transform_of(da.rio.write_transform(Affine(10, 0, 0, 0, -10, 20)))[:6]
+    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
+    """
+    y_dim, x_dim = spatial_dims(obj)
+    cached = _cached_transform(obj)
+    if cached is not None and not cached.is_rectilinear:
+        return cached
+    if x_dim not in obj.coords or y_dim not in obj.coords:
+        if cached is None:
+            msg = f"a chip without {x_dim!r}/{y_dim!r} coordinates has no transform; write one with rio.write_transform"
+            raise InvalidArgumentError(msg)
+        return cached
+    xs = np.asarray(obj[x_dim].values, dtype=np.float64)
+    ys = np.asarray(obj[y_dim].values, dtype=np.float64)
+    if xs.size == 0 or ys.size == 0:
+        raise InvalidArgumentError(f"a chip of shape {dict(obj.sizes)!r} is empty; it has no grid")
+    a = float(xs[1] - xs[0]) if xs.size > 1 else (cached.a if cached is not None else None)
+    e = float(ys[1] - ys[0]) if ys.size > 1 else (cached.e if cached is not None else None)
+    if a is None or e is None:
+        msg = "a chip one pixel wide or high needs rioxarray's GeoTransform to know its pixel size"
+        raise InvalidArgumentError(msg)
+    derived = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
+    if cached is not None:
+        # A window of the file the GeoTransform describes: keep the file's exact numbers
+        # (pixel sizes taken from coordinate differences carry rounding errors).
+        col, row = ~cached @ (derived.c, derived.f)
+        near_col, near_row = round(col), round(row)
+        same_size = np.isclose(cached.a, a, rtol=1e-9, atol=0) and np.isclose(cached.e, e, rtol=1e-9, atol=0)
+        if same_size and abs(col - near_col) < 1e-6 and abs(row - near_row) < 1e-6:
+            return cached @ Affine.translation(near_col, near_row)
+    return derived
+
+
+def _crs_of(obj: xr.DataArray | xr.Dataset) -> Any:
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    if isinstance(obj, xr.Dataset):
+        for var in obj.data_vars.values():
+            crs = var.rio.crs
+            if crs is not None:
+                return crs
+    return obj.rio.crs
+
+
+def grid_of(obj: xr.DataArray | xr.Dataset) -> GeoBox:
+    """Return the grid of an xarray chip as an odc-geo ``GeoBox`` (crs + affine + shape).
+
+    Parameters
+    ----------
+    obj
+        A DataArray or Dataset with x/y dimensions and a CRS (rioxarray's
+        ``spatial_ref`` coordinate, as ``open_raster`` and ``chip`` write it).
+
+    Returns
+    -------
+    odc.geo.geobox.GeoBox
+        The grid.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an object without CRS or without x/y dimensions and coordinates.
+    """
+    if not isinstance(obj, xr.DataArray | xr.Dataset):
+        raise InvalidArgumentError(
+            f"expected an xarray chip (DataArray or Dataset), got {type(obj).__name__}"
+        )
+    y_dim, x_dim = spatial_dims(obj)
+    crs = _crs_of(obj)
+    if crs is None:
+        msg = (
+            f"the chip (dims {tuple(obj.dims)!r}, source {obj.encoding.get('source', '?')!r}) has no CRS; "
+            "set one with chip.rio.write_crs('EPSG:...')"
+        )
+        raise InvalidArgumentError(msg)
+    shape = (int(obj.sizes[y_dim]), int(obj.sizes[x_dim]))
+    return GeoBox(shape, transform_of(obj), crs_text(crs))
+
+
+def grid_bounds(
+    transform: Affine | Sequence[float], shape: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """Return ``(left, bottom, right, top)`` of a grid, for any affine transform.
+
+    Examples
+    --------
+    >>> grid_bounds((10, 0, 100, 0, 10, 200), (2, 3))
+    (100.0, 200.0, 130.0, 220.0)
+    """
+    a, b, c, d, e, f = (float(v) for v in tuple(transform)[:6])
+    height, width = shape
+    corners = ((0, 0), (width, 0), (0, height), (width, height))
+    xs = [a * col + b * row + c for col, row in corners]
+    ys = [d * col + e * row + f for col, row in corners]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def describe_grid(grid: GeoBox) -> str:
+    """Describe a grid in one line, for error messages.
+
+    Examples
+    --------
+    >>> describe_grid(GeoBox((2, 3), Affine(10, 0, 0, 0, -10, 20), "EPSG:32631"))
+    'EPSG:32631 shape (2, 3) transform (10, 0, 0, 0, -10, 20)'
+    """
+    coeffs = ", ".join(f"{v:.10g}" for v in tuple(grid.affine)[:6])
+    return f"{crs_text(grid.crs)} shape {tuple(grid.shape.yx)} transform ({coeffs})"
+
+
+def grid_mismatch(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> str | None:
+    """Say how two grids differ, or return ``None`` when they agree.
+
+    Parameters
+    ----------
+    a, b
+        The grids.
+    tolerance
+        How far the grids' corners may lie apart, as a fraction of ``a``'s pixel size.
+
+    Returns
+    -------
+    str or None
+        ``"crs"``, ``"shape"`` or ``"transform"`` with the values, or ``None``.
+
+    Examples
+    --------
+    >>> g = GeoBox((2, 3), Affine(10, 0, 0, 0, -10, 20), "EPSG:32631")
+    >>> grid_mismatch(g, GeoBox((2, 3), Affine(10, 0, 0.001, 0, -10, 20), "EPSG:32631")) is None
+    True
+    >>> grid_mismatch(g, GeoBox((2, 3), Affine(10, 0, 5, 0, -10, 20), "EPSG:32631"))
+    'transform differs: corners up to 5 map units apart (tolerance 0.01)'
+    """
+    if crs_text(a.crs) != crs_text(b.crs):
+        return f"crs differs ({crs_text(a.crs)} vs {crs_text(b.crs)})"
+    if tuple(a.shape.yx) != tuple(b.shape.yx):
+        return f"shape differs ({tuple(a.shape.yx)} vs {tuple(b.shape.yx)})"
+    pixel = max(abs(a.affine.a), abs(a.affine.b), abs(a.affine.d), abs(a.affine.e))
+    height, width = a.shape.yx
+    corners = ((0, 0), (width, 0), (0, height), (width, height))
+    diff = max(float(np.hypot(*np.subtract(a.affine @ corner, b.affine @ corner))) for corner in corners)
+    if diff > tolerance * pixel:
+        return (
+            f"transform differs: corners up to {diff:.6g} map units apart (tolerance {tolerance * pixel:.6g})"
+        )
+    return None

@@ -1,0 +1,266 @@
+"""``rasterize``: burn vector features onto each chip's grid (``rasterio.features.rasterize``).
+
+For every chip, :class:`Rasterize` takes the features that intersect the
+chip (spatial-index query on a copy of the layer reprojected once per CRS,
+see :class:`~terrapipe.fuse.vector_index.VectorIndex`) and burns them with
+``rasterio.features.rasterize`` onto the chip's transform and shape. The
+result equals rasterizing the whole layer on that grid.
+
+- Points burn the pixel they fall in, lines the pixels they cross
+  (Bresenham), polygons the pixels whose centre is inside (or every pixel
+  they touch with ``all_touched=True``). Multi-part geometries and
+  GeometryCollections burn every part.
+- ``merge="replace"``: a later feature overwrites an earlier one (the
+  layer's row order); ``merge="add"``: values are summed onto ``fill``
+  (parts of one GeometryCollection that overlap count once each).
+- A chip that no feature touches (outside the layer's extent, or an empty
+  layer) gets a mask full of ``fill``: that is a result, not an error.
+- A layer without CRS is refused (``InvalidArgumentError``): there is no
+  way to know where its coordinates lie.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr, geopandas as gpd
+>>> from shapely.geometry import box
+>>> chip = xr.DataArray(np.zeros((1, 4, 4)), dims=("band", "y", "x"),
+...                     coords={"y": [35.0, 25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]}).rio.write_crs("EPSG:32631")
+>>> fields = gpd.GeoDataFrame({"class": [3, 5]}, geometry=[box(0, 0, 20, 20), box(20, 20, 40, 40)], crs="EPSG:32631")
+>>> import terrapipe as tp
+>>> import terrapipe.fuse
+>>> ds = next(iter(tp.from_items([chip]).rasterize(fields, column="class")))
+>>> ds["mask"].values
+array([[0, 0, 5, 5],
+       [0, 0, 5, 5],
+       [3, 3, 0, 0],
+       [3, 3, 0, 0]], dtype=int32)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from rasterio.enums import MergeAlg
+from rasterio.features import rasterize as rio_rasterize
+
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
+from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
+from terrapipe.fuse.vector_index import VectorIndex
+
+__all__ = ["Merge", "Rasterize", "rasterize_features"]
+
+Merge = Literal["replace", "add"]
+_MERGE = {"replace": MergeAlg.replace, "add": MergeAlg.add}
+_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint64", "float32", "float64")
+
+
+def _check_dtype(dtype: Any) -> np.dtype[Any]:
+    try:
+        value: np.dtype[Any] = np.dtype(dtype)
+    except TypeError as err:
+        raise InvalidArgumentError(f"dtype must be one of {_DTYPES}, got {dtype!r}") from err
+    if value.name not in _DTYPES:
+        raise InvalidArgumentError(f"rasterize cannot burn dtype {value.name!r}; use one of {_DTYPES}")
+    return value
+
+
+def _fits(values: np.ndarray, dtype: np.dtype[Any]) -> bool:
+    """Whether every value can be stored in ``dtype`` exactly (integers) or at all (floats)."""
+    if values.size == 0 or dtype.kind == "f":
+        return True
+    if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+        return False
+    info = np.iinfo(dtype)
+    return bool(values.min() >= info.min and values.max() <= info.max)
+
+
+def _burn_values(
+    frame: Any, column: str | None, dtype: Any, what: str
+) -> tuple[np.ndarray | None, np.dtype[Any]]:
+    """Validate the value column; return its values (None: burn 1) and the mask dtype."""
+    if column is None:
+        return None, _check_dtype(dtype if dtype is not None else "uint8")
+    if column not in frame.columns or column == frame.geometry.name:
+        msg = f"{what}: no value column {column!r} (columns: {[str(c) for c in frame.columns if c != frame.geometry.name]})"
+        raise InvalidArgumentError(msg)
+    values = frame[column].to_numpy()
+    if values.dtype == bool:
+        values = values.astype(np.uint8)
+    if values.dtype.kind not in "iuf":
+        raise InvalidArgumentError(f"{what}: column {column!r} must be numeric to burn, it is {values.dtype}")
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        n = int(np.isnan(values).sum())
+        raise InvalidArgumentError(
+            f"{what}: column {column!r} has {n} missing values; fill or drop them first"
+        )
+    if dtype is None:
+        if values.dtype.kind == "f":
+            dtype = "float32"
+        else:
+            dtype = "int32" if _fits(values, np.dtype("int32")) else "int64"
+    mask_dtype = _check_dtype(dtype)
+    if not _fits(values, mask_dtype):
+        low, high = values.min(), values.max()
+        raise InvalidArgumentError(
+            f"{what}: values of {column!r} ({low}..{high}) do not fit dtype {mask_dtype.name}"
+        )
+    return values, mask_dtype
+
+
+def rasterize_features(
+    geometries: Any,
+    values: np.ndarray | None,
+    grid: GeoBox,
+    *,
+    fill: float | int = 0,
+    all_touched: bool = False,
+    merge: Merge = "replace",
+    dtype: Any = "uint8",
+) -> np.ndarray:
+    """Burn geometries (already in the grid's CRS) onto ``grid``.
+
+    Parameters
+    ----------
+    geometries
+        Shapely geometries (a GeoSeries or sequence), in the grid's CRS.
+    values
+        One value per geometry, or ``None`` to burn 1.
+    grid
+        The target grid.
+    fill, all_touched, merge, dtype
+        As in :class:`Rasterize`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width)``.
+    """
+    height, width = grid.shape.yx
+    geoms = list(geometries)
+    if not geoms:
+        return np.full((height, width), fill, dtype=dtype)
+    burn = values if values is not None else np.ones(len(geoms), dtype=np.uint8)
+    shapes = zip(geoms, burn.tolist(), strict=True)
+    burnt: np.ndarray = rio_rasterize(
+        shapes,
+        out_shape=(height, width),
+        transform=grid.affine,
+        fill=fill,
+        all_touched=all_touched,
+        merge_alg=_MERGE[merge],
+        dtype=dtype,
+    )
+    return burnt
+
+
+@register("rasterize")
+class Rasterize(Stage[xr.Dataset]):
+    """Add a raster burnt from vector features to every chip of ``source``.
+
+    Parameters
+    ----------
+    source
+        A pipe of xarray chips (DataArray or Dataset) with a CRS.
+    vector
+        A GeoDataFrame with a CRS, or a vector file path or URL (read once,
+        when the stage is built).
+    column
+        Numeric column whose values are burnt; ``None`` burns 1.
+    all_touched
+        Burn every pixel a polygon touches, not only those whose centre it covers.
+    merge
+        ``"replace"`` (later features win) or ``"add"`` (values are summed).
+    fill
+        Value of pixels no feature covers.
+    dtype
+        Mask dtype; default ``uint8`` without a column, ``int32`` (``int64``
+        if needed) for an integer column, ``float32`` for a float column.
+    name
+        Name of the new variable (``"mask"``).
+
+    Yields
+    ------
+    xarray.Dataset
+        The chip as a Dataset plus ``name``: ``(y, x)`` of ``dtype`` with
+        ``attrs["_FillValue"] = fill``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a layer without CRS, an unknown or non-numeric column, values
+        that do not fit ``dtype``, a chip without CRS or a taken name.
+
+    Notes
+    -----
+    The layer is reprojected once per CRS the chips come in
+    (``stage.index.reprojections`` counts it) and queried with its spatial
+    index per chip. The stage holds no position: resuming its source resumes it.
+    """
+
+    stateless = True
+
+    def __init__(
+        self,
+        source: IterDataPipe[Any],
+        vector: Any,
+        *,
+        column: str | None = None,
+        all_touched: bool = False,
+        merge: Merge = "replace",
+        fill: float | int = 0,
+        dtype: Any = None,
+        name: str = "mask",
+    ) -> None:
+        super().__init__()
+        if merge not in _MERGE:
+            raise InvalidArgumentError(f"merge must be 'replace' or 'add', got {merge!r}")
+        self.source = source
+        self.name = check_name(name, what="rasterize")
+        self.index = VectorIndex(vector, what="rasterize")
+        self.column = column
+        _, self.dtype = _burn_values(self.index.frame, column, dtype, "rasterize")
+        if not _fits(np.asarray([fill]), self.dtype):
+            raise InvalidArgumentError(f"rasterize: fill={fill!r} does not fit dtype {self.dtype.name}")
+        self.all_touched = bool(all_touched)
+        self.merge: Merge = merge
+        self.fill = fill
+        origin = self.index.frame.attrs.get("source")
+        self._encoding = {"source": str(origin)} if origin else {}
+
+    def burn(self, grid: GeoBox) -> np.ndarray:
+        """Return the mask of one grid (the features intersecting it, burnt)."""
+        hits = self.index.query(grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs))
+        values = None
+        if self.column is not None:
+            values = hits[self.column].to_numpy()
+            if values.dtype == bool:
+                values = values.astype(np.uint8)
+        return rasterize_features(
+            hits.geometry,
+            values,
+            grid,
+            fill=self.fill,
+            all_touched=self.all_touched,
+            merge=self.merge,
+            dtype=self.dtype,
+        )
+
+    def __iter__(self) -> Iterator[xr.Dataset]:
+        for element in self.source:
+            started = time.perf_counter()
+            ds = as_dataset(element)
+            mask = self.burn(grid_of(ds))
+            out = add_raster(ds, self.name, mask, attrs={"_FillValue": self.fill}, encoding=self._encoding)
+            self.stats.seconds += time.perf_counter() - started
+            self.stats.elements += 1
+            yield out
+
+    def __len__(self) -> int:
+        source: Any = self.source
+        return len(source)

@@ -1,0 +1,142 @@
+"""A vector layer prepared for per-chip queries: reprojected once per CRS, spatially indexed.
+
+``rasterize`` and ``clip_vector`` meet chips in one or a few CRSs (the UTM
+zones of the scenes). Reprojecting the whole frame for every chip would
+cost ``chips x features``; :class:`VectorIndex` reprojects it the first time
+a CRS is met, keeps that copy with its spatial index, and answers each chip
+with the features whose geometry intersects the chip's bounds.
+
+Examples
+--------
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point
+>>> frame = gpd.GeoDataFrame({"v": [1, 2]}, geometry=[Point(5.0, 45.0), Point(7.0, 45.0)], crs="EPSG:4326")
+>>> index = VectorIndex(frame, what="rasterize")
+>>> hits = index.query((600000, 4900000, 800000, 5100000), "EPSG:32631")
+>>> list(hits["v"]), index.reprojections
+([1], 1)
+>>> _ = index.query((0, 0, 1, 1), "EPSG:32631"); index.reprojections
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.optional import require
+from terrapipe.fuse.grid import crs_text
+
+__all__ = ["VectorIndex"]
+
+#: How many reprojected copies one index keeps (least recently used are dropped).
+MAX_CRS = 8
+
+
+def _load(vector: Any, what: str) -> Any:
+    gpd = require("geopandas", feature=what)
+    if isinstance(vector, gpd.GeoDataFrame):
+        return vector
+    if isinstance(vector, gpd.GeoSeries):
+        return gpd.GeoDataFrame(geometry=vector)
+    from terrapipe.io.vector import open_vector
+
+    if isinstance(vector, str) or hasattr(vector, "__fspath__") or hasattr(vector, "href"):
+        return open_vector(vector)
+    msg = f"{what} takes a GeoDataFrame, GeoSeries or a vector file path, got {type(vector).__name__}"
+    raise InvalidArgumentError(msg)
+
+
+class VectorIndex:
+    """Features of one layer, reprojected on demand and queried by chip bounds.
+
+    Parameters
+    ----------
+    vector
+        A GeoDataFrame / GeoSeries with a CRS, or a vector file path or URL
+        (read once with :func:`~terrapipe.io.open_vector`).
+    what
+        The stage using it, for messages.
+    columns
+        Attribute columns to keep (default all).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a frame without CRS, an unknown column or something that is not
+        a vector layer.
+
+    Notes
+    -----
+    Features with a missing (``None``) or empty geometry are dropped at
+    construction (``dropped`` counts them): they cover no pixel and have no
+    box. The reprojected copies are not pickled: each DataLoader worker
+    builds its own the first time it meets a CRS.
+    """
+
+    def __init__(self, vector: Any, *, what: str, columns: Sequence[str] | None = None) -> None:
+        frame = _load(vector, what)
+        if frame.crs is None:
+            source = frame.attrs.get("source", "the GeoDataFrame")
+            msg = (
+                f"{what}: {source} has no CRS, so it cannot be placed on a chip's grid; "
+                "set the one its coordinates are in with frame.set_crs('EPSG:...')"
+            )
+            raise InvalidArgumentError(msg)
+        if columns is not None:
+            missing = [c for c in columns if c not in frame.columns]
+            if missing:
+                msg = f"{what}: no column {missing} in the vector layer (columns: {[str(c) for c in frame.columns]})"
+                raise InvalidArgumentError(msg)
+            frame = frame[[*columns, frame.geometry.name]]
+        keep = ~(frame.geometry.isna() | frame.geometry.is_empty)
+        self.dropped = int((~keep).sum())
+        self.frame = frame[keep.to_numpy()] if self.dropped else frame
+        self.what = what
+        self.crs = crs_text(frame.crs)
+        self.reprojections = 0
+        self._by_crs: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_by_crs"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def in_crs(self, crs: str) -> Any:
+        """Return the features in ``crs`` (reprojected the first time), spatial index built."""
+        frame = self._by_crs.pop(crs, None)
+        if frame is None:
+            if crs == self.crs:
+                frame = self.frame
+            else:
+                frame = self.frame.to_crs(crs)
+                self.reprojections += 1
+            frame.sindex  # noqa: B018  (build the index once, here)
+        self._by_crs[crs] = frame
+        while len(self._by_crs) > MAX_CRS:
+            self._by_crs.pop(next(iter(self._by_crs)))
+        return frame
+
+    def query(self, bounds: Sequence[float], crs: str) -> Any:
+        """Return the features (in ``crs``, original order) that intersect ``bounds``.
+
+        Parameters
+        ----------
+        bounds
+            ``(left, bottom, right, top)`` in ``crs``.
+        crs
+            The chip's CRS as :func:`~terrapipe.fuse.grid.crs_text` gives it.
+        """
+        import shapely
+
+        frame = self.in_crs(crs)
+        if len(frame) == 0:
+            return frame
+        hits = frame.sindex.query(shapely.box(*bounds), predicate="intersects")
+        return frame.iloc[np.sort(hits)]

@@ -1,0 +1,312 @@
+"""``zip_grids``: zip several chip pipes into one chip, checking that their grids agree.
+
+Modalities chipped by separate pipes (two dates of a scene, an image and a
+pre-aligned label raster) come together element by element. For each step
+:class:`ZipGrids` takes one element of every pipe and checks that they lie on
+the same grid: same CRS, same shape, and transforms whose corners agree
+within ``tolerance`` pixels. Then:
+
+- xarray chips are merged into one ``xr.Dataset`` (the carrier of
+  :mod:`terrapipe.fuse`): a DataArray becomes the variable named by
+  ``names`` (the first pipe's defaults to ``"image"``; the others' one band
+  is squeezed, several get a ``"<name>_band"`` dimension); a Dataset's
+  variables and vector layers are added as they are, except that a
+  dimension clashing with the first's (another size or other coordinate
+  values, e.g. ``band``) is renamed ``"<variable>_<dim>"``. All variables take
+  the first element's spatial coordinates;
+- :class:`~terrapipe.core.sample.Sample` dicts (from ``to_tensor``) are
+  merged into one Sample: keys and ``variables`` are combined (a key held by
+  two samples is an error), ``meta`` is the first's with every
+  ``source_ids``.
+
+Grids that differ raise :class:`~terrapipe.core.errors.GridMismatchError`
+naming both; pipes of different lengths raise
+:class:`~terrapipe.core.errors.InvalidArgumentError` when the shorter ends
+(nothing is dropped silently).
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> def chip(value, x0=0.0):
+...     return xr.DataArray(np.full((2, 2, 2), value), dims=("band", "y", "x"),
+...                         coords={"y": [15.0, 5.0], "x": [x0 + 5, x0 + 15]}).rio.write_crs("EPSG:32631")
+>>> import terrapipe as tp
+>>> import terrapipe.fuse
+>>> before, after = tp.from_items([chip(1.0)]), tp.from_items([chip(2.0)])
+>>> ds = next(iter(before.zip_grids(after, names=["before", "after"])))
+>>> {k: v.dims for k, v in ds.data_vars.items()}
+{'before': ('band', 'y', 'x'), 'after': ('after_band', 'y', 'x')}
+>>> next(iter(before.zip_grids(tp.from_items([chip(2.0, x0=50.0)]))))
+Traceback (most recent call last):
+...
+terrapipe.core.errors.GridMismatchError: zip_grids: element 0 of pipe 1 is not on the grid of pipe 0: transform differs: ...
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
+from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.sample import GeoMeta
+from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR, add_raster, check_name
+from terrapipe.fuse.grid import describe_grid, grid_mismatch, grid_of, spatial_dims
+
+__all__ = ["ZipGrids", "check_same_grid", "merge_chips", "merge_samples"]
+
+_SAMPLE_KEYS = ("image", "mask", "boxes", "labels")
+
+
+def check_same_grid(*chips: Any, tolerance: float = 1e-3, names: Sequence[str] | None = None) -> None:
+    """Raise :class:`GridMismatchError` unless every chip lies on the first one's grid.
+
+    Parameters
+    ----------
+    *chips
+        xarray chips, odc-geo ``GeoBox`` es or ``GeoMeta`` dicts.
+    tolerance
+        How far grid corners may lie apart, in pixels.
+    names
+        Names of the chips for the message (default ``"chip 0"``, ...).
+
+    Raises
+    ------
+    GridMismatchError
+        Naming both grids and how they differ.
+
+    Examples
+    --------
+    >>> from terrapipe.core.sample import geo_meta
+    >>> a = geo_meta("EPSG:32631", (10, 0, 0, 0, -10, 100), (4, 4))
+    >>> check_same_grid(a, geo_meta("EPSG:32631", (10, 0, 0, 0, -10, 100), (4, 4)))
+    >>> check_same_grid(a, geo_meta("EPSG:32632", (10, 0, 0, 0, -10, 100), (4, 4)), names=["s2", "dem"])
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.GridMismatchError: dem is not on the grid of s2: crs differs (EPSG:32631 vs EPSG:32632); s2: EPSG:32631 shape (4, 4) transform (10, 0, 0, 0, -10, 100), dem: EPSG:32632 shape (4, 4) transform (10, 0, 0, 0, -10, 100); bring them onto one grid first (align_to, or chip both on the same grid)
+    """
+    labels = list(names) if names is not None else [f"chip {i}" for i in range(len(chips))]
+    grids = [_grid(c) for c in chips]
+    for label, grid in zip(labels[1:], grids[1:], strict=False):
+        reason = grid_mismatch(grids[0], grid, tolerance=tolerance)
+        if reason is not None:
+            msg = (
+                f"{label} is not on the grid of {labels[0]}: {reason}; {labels[0]}: {describe_grid(grids[0])}, "
+                f"{label}: {describe_grid(grid)}; bring them onto one grid first (align_to, or chip both on the same grid)"
+            )
+            raise GridMismatchError(msg)
+
+
+def _grid(chip: Any) -> Any:
+    from odc.geo.geobox import GeoBox
+
+    if isinstance(chip, GeoBox):
+        return chip
+    if isinstance(chip, Mapping) and "transform" in chip and "crs" in chip:
+        from affine import Affine
+
+        if not chip["crs"]:
+            raise InvalidArgumentError("a GeoMeta without CRS has no grid to compare")
+        return GeoBox(tuple(chip["shape"]), Affine(*chip["transform"][:6]), chip["crs"])
+    if isinstance(chip, Mapping) and "meta" in chip:
+        return _grid(chip["meta"])
+    return grid_of(chip)
+
+
+def _clashes(ds: xr.Dataset, chip: xr.Dataset, dim: Hashable) -> bool:
+    """Whether ``chip``'s dimension ``dim`` differs from ``ds``'s (size or coordinate values)."""
+    if ds.sizes[dim] != chip.sizes[dim]:
+        return True
+    if dim in ds.coords and dim in chip.coords:
+        return not np.array_equal(ds.coords[dim].values, chip.coords[dim].values)
+    return (dim in ds.coords) != (dim in chip.coords)
+
+
+def merge_chips(chips: Sequence[Any], names: Sequence[str | None]) -> xr.Dataset:
+    """Merge xarray chips on one grid into one Dataset (the grids are not checked here)."""
+    first = chips[0]
+    if isinstance(first, xr.DataArray):
+        ds = first.to_dataset(name=names[0] or IMAGE, promote_attrs=False)
+    else:
+        ds = first
+    vectors = dict(ds.attrs.get(VECTORS_ATTR) or {})
+    y_dim, x_dim = spatial_dims(ds)
+    for chip, name in zip(chips[1:], names[1:], strict=True):
+        if isinstance(chip, xr.DataArray):
+            label = name or (str(chip.name) if chip.name is not None else None)
+            if label is None:
+                raise InvalidArgumentError("zip_grids needs names= for DataArray chips without a name")
+            other_y, other_x = spatial_dims(chip)
+            lead = [d for d in chip.dims if d not in (other_y, other_x)]
+            if len(lead) > 1:
+                msg = f"zip_grids: chip {label!r} has dims {chip.dims!r}; only (band, y, x) or (y, x) can be added"
+                raise InvalidArgumentError(msg)
+            values = chip.transpose(*lead, other_y, other_x).values
+            ds = add_raster(ds, label, values, attrs=chip.attrs)
+            continue
+        other_y, other_x = spatial_dims(chip)
+        for var_name, var in chip.data_vars.items():
+            if var_name in ds.variables:
+                raise InvalidArgumentError(f"zip_grids: two pipes give a variable {var_name!r}; rename one")
+            renames: dict[Hashable, Hashable] = {other_y: y_dim, other_x: x_dim}
+            for dim in var.dims:
+                if dim not in (other_y, other_x) and dim in ds.dims and _clashes(ds, chip, dim):
+                    renames[dim] = f"{var_name}_{dim}"
+            source = var.variable
+            dims = tuple(renames.get(d, d) for d in source.dims)
+            ds = ds.assign({var_name: xr.Variable(dims, source.data, source.attrs, source.encoding)})
+        for layer, frame in (chip.attrs.get(VECTORS_ATTR) or {}).items():
+            if layer in vectors:
+                raise InvalidArgumentError(f"zip_grids: two pipes carry a vector layer {layer!r}; rename one")
+            vectors[layer] = frame
+    if vectors:
+        ds = ds.copy(deep=False)
+        ds.attrs = {**ds.attrs, VECTORS_ATTR: vectors}
+    return ds
+
+
+def merge_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge Samples on one grid into one Sample (the grids are not checked here)."""
+    out: dict[str, Any] = {}
+    variables: dict[str, Any] = {}
+    source_ids: list[str] = []
+    for index, sample in enumerate(samples):
+        for key, value in sample.items():
+            if key == "meta":
+                source_ids.extend(s for s in value.get("source_ids", ()) if s not in source_ids)
+            elif key == "variables":
+                for name, tensor in value.items():
+                    if name in variables:
+                        raise InvalidArgumentError(
+                            f"zip_grids: two samples have variable {name!r}; rename one"
+                        )
+                    variables[name] = tensor
+            elif key in out:
+                msg = f"zip_grids: samples 0..{index} both have {key!r}; convert one modality into variables instead"
+                raise InvalidArgumentError(msg)
+            else:
+                out[key] = value
+    if variables:
+        out["variables"] = variables
+    meta: GeoMeta = dict(samples[0]["meta"])  # type: ignore[assignment]
+    meta["source_ids"] = tuple(source_ids)
+    out["meta"] = meta
+    return out
+
+
+@register("zip_grids")
+class ZipGrids(Stage[Any]):
+    """Zip ``source`` with other pipes of chips on the same grid into one chip per step.
+
+    Parameters
+    ----------
+    source
+        The first pipe: its grid is the reference.
+    *others
+        The other pipes, element for element.
+    names
+        One name per pipe (``None`` entries for Datasets and Samples): the
+        variable a DataArray chip becomes. Default ``"image"`` for the first
+        pipe and the DataArray's own name for the others.
+    tolerance
+        How far grid corners may lie apart, in pixels (default 0.001).
+
+    Yields
+    ------
+    xarray.Dataset or Sample
+        A Dataset when the elements are xarray chips, a Sample when they
+        are Samples.
+
+    Raises
+    ------
+    GridMismatchError
+        When an element's grid differs from the first pipe's.
+    InvalidArgumentError
+        For pipes of different lengths, a name used twice, mixed element
+        kinds or bad arguments.
+
+    Notes
+    -----
+    The stage holds no position: resuming its sources resumes it.
+    """
+
+    stateless = True
+
+    def __init__(
+        self,
+        source: IterDataPipe[Any],
+        *others: IterDataPipe[Any],
+        names: Sequence[str | None] | None = None,
+        tolerance: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        if not others:
+            raise InvalidArgumentError("zip_grids needs at least one other pipe to zip with")
+        for pipe in others:
+            if not isinstance(pipe, IterDataPipe):
+                raise InvalidArgumentError(f"zip_grids takes pipes, got {type(pipe).__name__}")
+        count = 1 + len(others)
+        given = list(names) if names is not None else [None] * count
+        if len(given) != count:
+            raise InvalidArgumentError(f"zip_grids got {len(given)} names for {count} pipes")
+        self.names = [None if n is None else check_name(n, what="zip_grids") for n in given]
+        if not tolerance >= 0:
+            raise InvalidArgumentError(f"tolerance must be >= 0 pixels, got {tolerance!r}")
+        self.source = source
+        self.others = list(others)
+        self.tolerance = float(tolerance)
+
+    def _labels(self) -> list[str]:
+        return [f"pipe {i}" + (f" ({n!r})" if n else "") for i, n in enumerate(self.names)]
+
+    def __iter__(self) -> Iterator[Any]:
+        iterators = [iter(p) for p in (self.source, *self.others)]
+        labels = self._labels()
+        step = 0
+        while True:
+            elements = []
+            ended = []
+            for i, it in enumerate(iterators):
+                try:
+                    elements.append(next(it))
+                except StopIteration:
+                    ended.append(i)
+            if len(ended) == len(iterators):
+                return
+            if ended:
+                msg = (
+                    f"zip_grids: {', '.join(labels[i] for i in ended)} ended after {step} elements while "
+                    f"the others go on; zip pipes of the same length (same chips)"
+                )
+                raise InvalidArgumentError(msg)
+            started = time.perf_counter()
+            grids = [_grid(e) for e in elements]
+            for i in range(1, len(grids)):
+                reason = grid_mismatch(grids[0], grids[i], tolerance=self.tolerance)
+                if reason is not None:
+                    msg = (
+                        f"zip_grids: element {step} of {labels[i]} is not on the grid of {labels[0]}: {reason}; "
+                        f"{labels[0]}: {describe_grid(grids[0])}, {labels[i]}: {describe_grid(grids[i])}"
+                    )
+                    raise GridMismatchError(msg)
+            merged = self._merge(elements)
+            self.stats.seconds += time.perf_counter() - started
+            self.stats.elements += 1
+            step += 1
+            yield merged
+
+    def _merge(self, elements: list[Any]) -> Any:
+        if all(isinstance(e, xr.DataArray | xr.Dataset) for e in elements):
+            return merge_chips(elements, self.names)
+        if all(isinstance(e, Mapping) and "meta" in e for e in elements):
+            return merge_samples(elements)
+        kinds = sorted({type(e).__name__ for e in elements})
+        raise InvalidArgumentError(f"zip_grids zips xarray chips or Samples, not a mix: got {kinds}")
+
+    def __len__(self) -> int:
+        source: Any = self.source
+        return len(source)

@@ -1,0 +1,514 @@
+r"""``tp.load_recipe``: a YAML recipe file to a checked :class:`Recipe` that builds the pipe.
+
+Everything is checked when the file is loaded, before any data is read: the
+schema (:mod:`terrapipe.recipes.schema`), every step's stage name, keys and
+simple types, every ``fn`` (an allowlisted recipe function), every
+``$input``/``$world`` reference and ``${ENV}`` variable. Errors are a
+:class:`~terrapipe.core.errors.RecipeError` naming the file, the line, the
+input and step, and the key.
+
+Examples
+--------
+>>> recipe = load_recipe(text="version: 1\nname: tiny\ninputs:\n  main:\n"
+...                      "    source: {items: [3, 1, 2]}\n    steps: [{header: {limit: 2}}]\n")
+>>> list(recipe.build())
+[3, 1]
+>>> load_recipe(text="version: 1\nname: t\ninputs:\n  main:\n    source: {items: [1]}\n"
+...             "    steps: [{header: {limt: 2}}]\n", path="bad.yaml")
+Traceback (most recent call last):
+...
+terrapipe.core.errors.RecipeError: bad.yaml, line 6: input 'main', step 0 (header): unknown key 'limt'; did you mean 'limit'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from terrapipe.core.errors import RecipeError, TerrapipeError
+from terrapipe.core.optional import require
+from terrapipe.core.pipe import IterDataPipe
+from terrapipe.recipes.functions import recipe_functions
+from terrapipe.recipes.stages import (
+    CALLABLE_PARAMETERS,
+    check_type,
+    describe,
+    ensure_registered,
+    stage_class,
+    stage_names,
+    stage_parameters,
+)
+from terrapipe.recipes.values import ENV_PATTERN, expand_env, is_reference, resolve_path, where
+from terrapipe.recipes.yaml_source import Lines, Path_, load_yaml
+
+__all__ = ["Recipe", "Step", "load_recipe"]
+
+#: Loader settings a recipe cannot set (they take code).
+_LOADER_FORBIDDEN = ("pipe", "collate")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One checked step: stage name, raw keyword arguments, ``*args``, and its place in the file."""
+
+    stage: str
+    kwargs: dict[str, Any]
+    args: list[Any]
+    path: Path_
+
+
+@dataclass
+class Recipe:
+    """A checked recipe: build its pipe with :meth:`build`, its loader with :meth:`loader`.
+
+    Attributes
+    ----------
+    name, description, seed, output
+        From the file.
+    inputs
+        Input name -> (source spec, list of :class:`Step`).
+    loader_settings
+        Keyword arguments of :func:`terrapipe.loader` (``seed`` defaults to the recipe's).
+    file
+        The recipe's path (or ``"<text>"``); relative paths resolve against its folder.
+    """
+
+    name: str
+    description: str
+    seed: int
+    output: str
+    inputs: dict[str, tuple[dict[str, Any], list[Step]]]
+    loader_settings: dict[str, Any]
+    file: str
+    folder: Path
+    lines: Lines = field(repr=False)
+    _secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    # -- building ------------------------------------------------------------------------
+    def build(self, world: Any = None) -> IterDataPipe[Any]:
+        """Build the pipe of the ``output`` input (and the inputs it refers to).
+
+        Parameters
+        ----------
+        world
+            A :class:`~terrapipe.datasets.SampleWorld` or its folder for ``$world``
+            references and ``sample_world`` sources (default: the cached sample world).
+
+        Returns
+        -------
+        IterDataPipe
+            The pipe; nothing is read until it is iterated.
+
+        Raises
+        ------
+        RecipeError
+            If a stage rejects its arguments (names the step and line) or a
+            variable is missing.
+        """
+        return _Builder(self, world).pipe(self.output, ())
+
+    def loader(self, world: Any = None, **overrides: Any) -> Any:
+        """``tp.loader(self.build(), **loader_settings)``, with ``overrides`` on top.
+
+        Returns
+        -------
+        terrapipe.run.PipeLoader
+            The loader.
+        """
+        from terrapipe.run import loader
+
+        settings = {"seed": self.seed, **self.loader_settings, **overrides}
+        return loader(self.build(world), **settings)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every value that came from an environment variable shown as ``${NAME}``."""
+        for value, template in sorted(self._secrets.items(), key=lambda kv: -len(kv[0])):
+            if value:
+                text = text.replace(value, template)
+        return text
+
+
+def load_recipe(path: str | os.PathLike[str] | None = None, *, text: str | None = None) -> Recipe:
+    """Read and check a recipe file.
+
+    Parameters
+    ----------
+    path
+        The YAML file (``.yaml``), or the name of a bundled recipe (see
+        :func:`~terrapipe.recipes.bundled_recipes`).
+    text
+        The YAML text itself (then ``path`` only names it in messages and
+        gives the folder relative paths resolve against).
+
+    Returns
+    -------
+    Recipe
+        The checked recipe.
+
+    Raises
+    ------
+    RecipeError
+        Missing file, bad YAML, schema error, unknown stage, unknown key,
+        wrong type, bad reference or function, missing environment variable.
+    """
+    if text is None:
+        if path is None:
+            raise RecipeError("load_recipe needs a path or text=")
+        file = _find(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as err:
+            msg = f"cannot read recipe {str(path)!r}: {err.strerror or err}; check the path"
+            raise RecipeError(msg) from err
+        name, folder = str(path), file.resolve().parent
+    else:
+        name = str(path) if path is not None else "<text>"
+        folder = Path(path).resolve().parent if path is not None else Path.cwd()
+    ensure_registered()
+    data, lines = load_yaml(text, name)
+    return _check(data, lines, name, folder)
+
+
+def _find(path: str | os.PathLike[str]) -> Path:
+    file = Path(path)
+    if file.exists() or file.suffix:
+        return file
+    from terrapipe.recipes.bundled import bundled_recipes
+
+    return bundled_recipes().get(str(path), file)
+
+
+# -- checking ----------------------------------------------------------------------------
+def _check(data: Any, lines: Lines, file: str, folder: Path) -> Recipe:
+    from terrapipe.recipes.schema import recipe_model
+
+    pydantic = require("pydantic", extra="cli", feature="recipes")
+
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"{file}: a recipe is a mapping with version, name and inputs; got {type(data).__name__}"
+        )
+    try:
+        spec = recipe_model().model_validate(data)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in ("str", "dict[str,any]")))
+        problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        shown = ".".join(str(p) for p in loc) or "recipe"
+        msg = f"{where(file, lines, loc)}: {shown}: {problem}"
+        raise RecipeError(msg) from None
+    recipe = Recipe(
+        name=spec.name,
+        description=spec.description,
+        seed=spec.seed,
+        output=spec.output,
+        inputs={},
+        loader_settings=dict(spec.loader),
+        file=file,
+        folder=folder,
+        lines=lines,
+    )
+    if spec.output not in spec.inputs:
+        raise RecipeError(
+            f"{where(file, lines, ('output',))}: output {spec.output!r} is not an input; inputs: {', '.join(spec.inputs)}"
+        )
+    for input_name, input_spec in spec.inputs.items():
+        source = input_spec.source.model_dump(exclude_none=True)
+        _check_source(recipe, input_name, source)
+        steps = [_check_step(recipe, input_name, i, raw) for i, raw in enumerate(input_spec.steps)]
+        recipe.inputs[input_name] = (source, steps)
+    _check_loader(recipe)
+    _check_cycles(recipe)
+    return recipe
+
+
+def _check_source(recipe: Recipe, input_name: str, source: dict[str, Any]) -> None:
+    path: Path_ = ("inputs", input_name, "source")
+    if "sample_world" in source:
+        _check_world_field(recipe, source["sample_world"], (*path, "sample_world"))
+    elif "search_stac" in source:
+        from terrapipe.stac import search_stac
+
+        params = dict(inspect.signature(search_stac).parameters)
+        _check_kwargs(
+            recipe, source["search_stac"], params, (*path, "search_stac"), "source search_stac", "search_stac"
+        )
+    _walk_values(recipe, source, path)
+
+
+def _check_step(recipe: Recipe, input_name: str, index: int, raw: Any) -> Step:
+    path: Path_ = ("inputs", input_name, "steps", index)
+    label = f"input {input_name!r}, step {index}"
+    if isinstance(raw, str):
+        name, kwargs = raw, {}
+    elif len(raw) == 1:
+        name, kwargs = next(iter(raw.items()))
+        kwargs = {} if kwargs is None else kwargs
+    else:
+        raise RecipeError(
+            f"{where(recipe.file, recipe.lines, path)}: {label}: a step is one stage name with its arguments, got keys {sorted(raw)}"
+        )
+    label = f"{label} ({name})"
+    if stage_class(name) is None:
+        close = difflib.get_close_matches(name, stage_names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; `terrapipe recipes --stages` lists them"
+        raise RecipeError(f"{where(recipe.file, recipe.lines, path)}: {label}: unknown stage {name!r}{hint}")
+    if not isinstance(kwargs, dict):
+        raise RecipeError(
+            f"{where(recipe.file, recipe.lines, path)}: {label}: arguments must be a mapping of key: value, got {kwargs!r}"
+        )
+    params = stage_parameters(name)
+    args = kwargs.pop("args", []) if any(p.kind is p.VAR_POSITIONAL for p in params.values()) else []
+    if not isinstance(args, list):
+        raise RecipeError(
+            f"{where(recipe.file, recipe.lines, (*path, name, 'args'))}: {label}: args must be a list"
+        )
+    _check_kwargs(recipe, kwargs, params, (*path, name), label, name)
+    _walk_values(recipe, args, (*path, name, "args"))
+    return Step(name, kwargs, args, (*path, name))
+
+
+def _check_kwargs(
+    recipe: Recipe,
+    kwargs: dict[str, Any],
+    params: dict[str, inspect.Parameter],
+    path: Path_,
+    label: str,
+    stage: str,
+) -> None:
+    named = {k: p for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    open_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    for key, value in kwargs.items():
+        at = where(recipe.file, recipe.lines, (*path, key))
+        if key not in named:
+            if open_kwargs:
+                continue
+            close = difflib.get_close_matches(key, named, n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; {stage} takes: {', '.join(named) or 'no arguments'}"
+            )
+            raise RecipeError(f"{at}: {label}: unknown key {key!r}{hint}")
+        if key in CALLABLE_PARAMETERS:
+            _check_function(recipe, value, (*path, key), label)
+            continue
+        annotation = named[key].annotation
+        if "Callable" in describe(annotation) or "Modifier" in describe(annotation):
+            raise RecipeError(f"{at}: {label}: {key!r} takes code and cannot be set in a recipe")
+        if not is_reference(value) and not check_type(value, annotation):
+            shown = _shown(value)
+            raise RecipeError(f"{at}: {label}: {key!r} must be {describe(annotation)}, got {shown}")
+    missing = [k for k, p in named.items() if p.default is p.empty and k not in kwargs]
+    if missing:
+        raise RecipeError(
+            f"{where(recipe.file, recipe.lines, path)}: {label}: missing required key {missing[0]!r}"
+        )
+    _walk_values(recipe, kwargs, path)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{text} ({type(value).__name__})"
+
+
+def _check_function(recipe: Recipe, value: Any, path: Path_, label: str) -> None:
+    at = where(recipe.file, recipe.lines, path)
+    known = recipe_functions()
+    if isinstance(value, dict) and len(value) == 1:
+        name, kwargs = next(iter(value.items()))
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise RecipeError(f"{at}: {label}: arguments of function {name!r} must be a mapping")
+    elif isinstance(value, str):
+        name = value
+    else:
+        raise RecipeError(
+            f"{at}: {label}: fn must name a recipe function ({', '.join(sorted(known))}), got {value!r}"
+        )
+    if name not in known:
+        raise RecipeError(
+            f"{at}: {label}: {name!r} is not a recipe function; recipes can only name: {', '.join(sorted(known))}"
+        )
+
+
+def _check_world_field(recipe: Recipe, value: Any, path: Path_) -> None:
+    from terrapipe.datasets import SampleWorld
+
+    fields = [f for f in SampleWorld.__dataclass_fields__ if f not in ("root", "scale", "seed")]
+    if value not in fields:
+        raise RecipeError(
+            f"{where(recipe.file, recipe.lines, path)}: unknown sample-world file {value!r}; one of: {', '.join(fields)}"
+        )
+
+
+def _walk_values(recipe: Recipe, value: Any, path: Path_) -> None:
+    """Check references and environment variables inside a value (raises early)."""
+    if is_reference(value):
+        ((kind, target),) = value.items()
+        if kind == "$world":
+            _check_world_field(recipe, target, path)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _walk_values(recipe, v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _walk_values(recipe, v, (*path, i))
+    elif isinstance(value, str) and ENV_PATTERN.search(value):
+        recipe._secrets[expand_env(value, path, recipe.file, recipe.lines)] = value
+
+
+def _check_loader(recipe: Recipe) -> None:
+    from terrapipe.run import loader
+
+    params = {k: p for k, p in inspect.signature(loader).parameters.items() if k not in _LOADER_FORBIDDEN}
+    for key in recipe.loader_settings:
+        if key in _LOADER_FORBIDDEN:
+            raise RecipeError(
+                f"{where(recipe.file, recipe.lines, ('loader', key))}: loader: {key!r} takes code and cannot be set in a recipe"
+            )
+    _check_kwargs(recipe, recipe.loader_settings, params, ("loader",), "loader", "loader")
+
+
+def _check_cycles(recipe: Recipe) -> None:
+    def visit(name: str, stack: tuple[str, ...], path: Path_) -> None:
+        if name not in recipe.inputs:
+            raise RecipeError(
+                f"{where(recipe.file, recipe.lines, path)}: $input {name!r} is not an input; inputs: {', '.join(recipe.inputs)}"
+            )
+        if name in stack:
+            raise RecipeError(
+                f"{recipe.file}: inputs refer to each other in a cycle: {' -> '.join((*stack, name))}"
+            )
+        source, steps = recipe.inputs[name]
+        found = _input_refs(source, ("inputs", name, "source"))
+        for step in steps:
+            found += _input_refs(step.kwargs, step.path) + _input_refs(step.args, (*step.path, "args"))
+        for target, at in found:
+            visit(target, (*stack, name), at)
+
+    visit(recipe.output, (), ("output",))
+    for name in recipe.inputs:
+        visit(name, (), ("inputs", name))
+
+
+def _input_refs(value: Any, path: Path_) -> list[tuple[str, Path_]]:
+    if is_reference(value):
+        ((kind, target),) = value.items()
+        return [(str(target), path)] if kind == "$input" else []
+    if isinstance(value, dict):
+        return [r for k, v in value.items() for r in _input_refs(v, (*path, k))]
+    if isinstance(value, list):
+        return [r for i, v in enumerate(value) for r in _input_refs(v, (*path, i))]
+    return []
+
+
+# -- building ----------------------------------------------------------------------------
+class _Builder:
+    def __init__(self, recipe: Recipe, world: Any) -> None:
+        self.recipe = recipe
+        self._world_arg = world
+        self._world: Any = None
+        self.built: dict[str, IterDataPipe[Any]] = {}
+
+    def world(self) -> Any:
+        if self._world is None:
+            from terrapipe.datasets import SampleWorld, sample_world
+
+            arg = self._world_arg
+            self._world = arg if isinstance(arg, SampleWorld) else sample_world(arg)
+        return self._world
+
+    def value(self, value: Any, path: Path_) -> Any:
+        recipe = self.recipe
+        if is_reference(value):
+            ((kind, target),) = value.items()
+            if kind == "$input":
+                return self.pipe(str(target), path)
+            return str(getattr(self.world(), str(target)))
+        if isinstance(value, dict):
+            return {k: self.value(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, (*path, i)) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            return resolve_path(expand_env(value, path, recipe.file, recipe.lines), recipe.folder)
+        return value
+
+    def pipe(self, name: str, path: Path_) -> IterDataPipe[Any]:
+        if name in self.built:
+            return self.built[name]
+        source, steps = self.recipe.inputs[name]
+        pipe = self.source(name, source)
+        for step in steps:
+            pipe = self.step(pipe, name, step)
+        self.built[name] = pipe
+        return pipe
+
+    def source(self, name: str, source: dict[str, Any]) -> IterDataPipe[Any]:
+        import terrapipe as tp
+
+        path: Path_ = ("inputs", name, "source")
+        values = self.value(source, path)
+        if "items" in values:
+            return tp.from_items(values["items"])
+        if "sample_world" in values:
+            return tp.from_items([str(getattr(self.world(), values["sample_world"]))])
+        return self.guard(
+            lambda: tp.search_stac(**values["search_stac"]),
+            (*path, "search_stac"),
+            f"input {name!r}, source search_stac",
+        )
+
+    def step(self, pipe: IterDataPipe[Any], input_name: str, step: Step) -> IterDataPipe[Any]:
+        params = stage_parameters(step.stage)
+        kwargs = {
+            k: self.value(v, (*step.path, k)) for k, v in step.kwargs.items() if k not in CALLABLE_PARAMETERS
+        }
+        for key in CALLABLE_PARAMETERS:
+            if key in step.kwargs:
+                kwargs[key] = _function(self.value(step.kwargs[key], (*step.path, key)))
+        for key, value in list(kwargs.items()):
+            if isinstance(value, str) and "torch.dtype" in describe(
+                params[key].annotation if key in params else ""
+            ):
+                kwargs[key] = _torch_dtype(value, self.recipe, (*step.path, key))
+        if "seed" in params and "seed" not in kwargs:
+            kwargs["seed"] = self.recipe.seed
+        args = self.value(step.args, (*step.path, "args"))
+        label = f"input {input_name!r}, step {step.path[3]} ({step.stage})"
+        return self.guard(lambda: getattr(pipe, step.stage)(*args, **kwargs), step.path, label)
+
+    def guard(self, make: Callable[[], IterDataPipe[Any]], path: Path_, label: str) -> IterDataPipe[Any]:
+        try:
+            return make()
+        except RecipeError:
+            raise
+        except (TerrapipeError, TypeError, ValueError) as err:
+            text = self.recipe.scrub(str(err).splitlines()[0] if str(err) else type(err).__name__)
+            msg = f"{where(self.recipe.file, self.recipe.lines, path)}: {label}: {text}"
+            raise RecipeError(msg) from err
+
+
+def _function(value: Any) -> Callable[..., Any]:
+    known = recipe_functions()
+    if isinstance(value, str):
+        return known[value]
+    ((name, kwargs),) = value.items()
+    return functools.partial(known[name], **(kwargs or {}))
+
+
+def _torch_dtype(name: str, recipe: Recipe, path: Path_) -> Any:
+    import torch
+
+    dtype = getattr(torch, name.removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype):
+        raise RecipeError(
+            f"{where(recipe.file, recipe.lines, path)}: {name!r} is not a torch dtype (e.g. float32)"
+        )
+    return dtype

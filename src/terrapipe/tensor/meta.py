@@ -1,0 +1,114 @@
+"""``meta_of``: the :class:`~terrapipe.core.sample.GeoMeta` of an xarray chip.
+
+- ``crs``: ``"EPSG:32631"`` when the CRS has an authority code, else WKT;
+- ``transform``: derived from the ``x``/``y`` coordinates (pixel centres);
+- ``shape``, ``bounds``: of the ``y``/``x`` grid;
+- ``time``: the ``time`` coordinate as ISO 8601 (a string for a scalar, a
+  tuple for a time dimension), else ``None``;
+- ``source_ids``: in order, ``attrs["source_ids"]``, the values of an
+  ``id`` coordinate (STAC item ids of a stack), and each variable's
+  ``encoding["source"]`` (the file or URL it was read from), without repeats.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr
+>>> chip = xr.DataArray(np.zeros((1, 2, 2)), dims=("band", "y", "x"),
+...                     coords={"y": [15.0, 5.0], "x": [5.0, 15.0], "time": np.datetime64("2024-06-19T10:30")},
+...                     ).rio.write_crs("EPSG:32631")
+>>> chip.encoding["source"] = "s2/B04.tif"
+>>> meta = meta_of(chip)
+>>> meta["crs"], meta["transform"], meta["time"], meta["source_ids"]
+('EPSG:32631', (10.0, 0.0, 0.0, 0.0, -10.0, 20.0), '2024-06-19T10:30:00', ('s2/B04.tif',))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from terrapipe.core.sample import GeoMeta, geo_meta
+from terrapipe.fuse.grid import crs_text, grid_of
+
+__all__ = ["iso_times", "meta_of", "source_ids_of"]
+
+
+def iso_times(values: Any) -> str | tuple[str, ...] | None:
+    """Return a time coordinate as ISO 8601 text: a string for a scalar, a tuple for an array.
+
+    Examples
+    --------
+    >>> iso_times(np.array(["2024-04-15", "2024-06-19T10:30:05"], dtype="datetime64[s]"))
+    ('2024-04-15T00:00:00', '2024-06-19T10:30:05')
+    """
+    if values is None:
+        return None
+    array = np.asarray(values)
+
+    def one(value: Any) -> str:
+        if isinstance(value, np.datetime64) or np.issubdtype(np.asarray(value).dtype, np.datetime64):
+            stamp = pd.Timestamp(value)
+            return "NaT" if pd.isna(stamp) else stamp.isoformat()
+        if hasattr(value, "isoformat"):
+            return str(value.isoformat())
+        return str(value)
+
+    if array.ndim == 0:
+        return one(array[()])
+    return tuple(one(v) for v in array.ravel())
+
+
+def source_ids_of(obj: xr.DataArray | xr.Dataset) -> tuple[str, ...]:
+    """Return where a chip came from (see the module doc), without repeats."""
+    found: list[str] = []
+
+    def add(value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, str | bytes):
+            text = value.decode() if isinstance(value, bytes) else value
+            if text and text not in found:
+                found.append(text)
+            return
+        for item in np.asarray(value, dtype=object).ravel():
+            add(item if isinstance(item, str) else str(item))
+
+    add(obj.attrs.get("source_ids"))
+    if "id" in obj.coords:
+        add(obj.coords["id"].values)
+    add(obj.encoding.get("source"))
+    if isinstance(obj, xr.Dataset):
+        for var in obj.data_vars.values():
+            add(var.encoding.get("source"))
+    return tuple(found)
+
+
+def meta_of(obj: xr.DataArray | xr.Dataset) -> GeoMeta:
+    """Return the :class:`~terrapipe.core.sample.GeoMeta` of an xarray chip.
+
+    Parameters
+    ----------
+    obj
+        A chip with x/y dimensions and a CRS.
+
+    Returns
+    -------
+    GeoMeta
+        crs, transform, bounds, shape, time, source ids.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a chip without CRS or x/y dimensions.
+    """
+    grid = grid_of(obj)
+    time = iso_times(obj.coords["time"].values) if "time" in obj.coords else None
+    return geo_meta(
+        crs_text(grid.crs),
+        grid.affine,
+        (int(grid.shape.y), int(grid.shape.x)),
+        time=time,
+        source_ids=source_ids_of(obj),
+    )
