@@ -95,7 +95,7 @@ def build_app() -> Any:
     @_guarded
     def demo(
         root: Path | None = typer.Option(None, help="Where the sample world lives (default: the cache)."),
-        steps: int = typer.Option(100, min=1, help="Training steps of the tiny model."),
+        steps: int = typer.Option(200, min=1, help="Training steps of the tiny model."),
         workers: int = typer.Option(2, min=0, help="Loader worker threads."),
         progress: bool = typer.Option(True, help="Show a progress bar per epoch."),
     ) -> None:

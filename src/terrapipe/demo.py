@@ -3,10 +3,10 @@
 It serves the sample world's STAC API (``rustac serve``), finds the
 Sentinel-2-like scenes with ``search_stac``, stacks each scene into a lazy
 cube (``stack_stac``), cuts 256 x 256 chips reading each COG tile once
-(``chip``), burns the land-cover polygons onto each chip (``rasterize``),
+(``chip``), resamples the DEM onto each chip (``align_to``), burns the land-cover polygons onto each chip (``rasterize``),
 converts to ``Sample`` tensors (``to_tensor``), shuffles and batches them
 through ``tp.loader`` with worker threads, and trains a tiny segmentation
-model on the CPU for a hundred steps, printing the loss as it falls and the
+model on the CPU for a couple of hundred steps, printing the loss as it falls and the
 validation accuracy against the majority-class baseline.
 
 Every step is a terrapipe stage; a richer version (with the DEM as a channel)
@@ -37,6 +37,8 @@ POOL = 4
 #: Per-band reflectance mean and spread over the sample world, for input scaling.
 BAND_MEAN = (0.13, 0.14, 0.14, 0.26)
 BAND_STD = (0.23, 0.23, 0.22, 0.19)
+#: Elevation mean and spread (m) of the sample world's DEM.
+DEM_MEAN, DEM_STD = 1100.0, 550.0
 CLOUDY_SCL = (0, 1, 3, 8, 9, 10, 11)
 
 
@@ -58,28 +60,31 @@ def ignore_unusable(ds: Any) -> Any:
     return ds.assign(mask=(ds["mask"].dims, mask)).drop_vars("scl")
 
 
-def build_pipe(scenes: Sequence[Sequence[Any]], labels: Any, *, shuffle: bool = False) -> Any:
+def build_pipe(scenes: Sequence[Sequence[Any]], labels: Any, dem: Any, *, shuffle: bool = False) -> Any:
     """Build the demo pipeline: scenes (lists of STAC items) to Samples with image and mask.
 
     ``stack_stac`` makes one lazy cube per scene on its native UTM grid,
-    ``chip`` cuts 256 x 256 chips reading each COG tile once, ``rasterize``
-    burns the land-cover polygons onto each chip's grid, ``to_tensor`` makes
-    the Sample (image ``[4, H, W]`` float32 reflectance x 10000, mask ``[H, W]``).
+    ``chip`` cuts 256 x 256 chips reading each COG tile once, ``align_to``
+    resamples the DEM (EPSG:4326, 30 m) onto each chip's grid, ``rasterize``
+    burns the land-cover polygons onto it, ``to_tensor`` makes the Sample
+    (image ``[5, H, W]`` float32: 4 bands as reflectance x 10000, then the
+    elevation in m; mask ``[H, W]``).
     """
     return (
         tp.from_items([list(scene) for scene in scenes])
         .stack_stac(bands=[*BANDS, "scl"], resolution=10)
         .chip({"y": CHIP, "x": CHIP}, shuffle=shuffle, seed=0)
         .map(split_scl)
+        .align_to(dem, name="dem")
         .rasterize(labels, column="class", name="mask")
         .map(ignore_unusable)
-        .to_tensor(dtype=torch.float32)
+        .to_tensor(channels=["dem"], dtype=torch.float32)
     )
 
 
 def _collate(samples: Sequence[Sample]) -> dict[str, Any]:
     return {
-        "image": torch.stack([s["image"] for s in samples]) / 10000.0,
+        "image": torch.stack([s["image"] for s in samples]),
         "mask": torch.stack([s["mask"] for s in samples]),
         "meta": [s["meta"] for s in samples],
     }
@@ -92,8 +97,10 @@ class TinySegmenter(torch.nn.Module):
         super().__init__()
         self.mean: torch.Tensor
         self.std: torch.Tensor
-        self.register_buffer("mean", torch.tensor(BAND_MEAN).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(BAND_STD).view(1, -1, 1, 1))
+        mean = [m * 10000 for m in BAND_MEAN] + [DEM_MEAN]
+        std = [s * 10000 for s in BAND_STD] + [DEM_STD]
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
         self.net = torch.nn.Sequential(
             torch.nn.AvgPool2d(POOL),
             torch.nn.Conv2d(n_bands, 32, 3, padding=1),
@@ -117,7 +124,7 @@ def _coarse(mask: torch.Tensor) -> torch.Tensor:
 def run_demo(
     root: str | Path | None = None,
     *,
-    steps: int = 100,
+    steps: int = 200,
     workers: int = 2,
     batch_size: int = 8,
     progress: bool = False,
@@ -172,18 +179,19 @@ def run_demo(
     train = [scenes[key] for key in sorted(scenes) if key[0] != last_date]
     val = [scenes[key] for key in sorted(scenes) if key[0] == last_date]
     labels = tp.open_vector(world.landcover_fgb)
-    pipe = build_pipe(train, labels, shuffle=True)
+    pipe = build_pipe(train, labels, world.dem, shuffle=True)
     batches = tp.loader(
         pipe, batch_size=batch_size, workers=workers, collate=_collate, drop_last=True, progress=progress
     )
     out(
-        f"pipeline: {len(train)} scenes -> stack_stac -> chip {CHIP}x{CHIP} (shuffled) -> rasterize labels "
+        f"pipeline: {len(train)} scenes -> stack_stac -> chip {CHIP}x{CHIP} (shuffled) -> align_to DEM "
+        f"-> rasterize labels "
         f"-> to_tensor; tp.loader, batches of {batch_size}, {workers} worker threads; "
         f"validation: the {len(val)} scenes of {last_date}"
     )
 
     torch.manual_seed(0)
-    model = TinySegmenter(len(world.BANDS), max(world.CLASS_NAMES) + 1)
+    model = TinySegmenter(len(world.BANDS) + 1, max(world.CLASS_NAMES) + 1)
     optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
     losses: list[float] = []
@@ -206,7 +214,7 @@ def run_demo(
     out(f"trained {step} steps in {seconds:.1f} s ({step / seconds:.1f} batches/s incl. training)")
     out(f"loss {first:.3f} -> {last:.3f}")
 
-    accuracy, baseline, n_val = _evaluate(model, build_pipe(val, labels))
+    accuracy, baseline, n_val = _evaluate(model, build_pipe(val, labels, world.dem))
     out(f"validation pixel accuracy {accuracy:.1%} (majority-class baseline {baseline:.1%})")
     return {
         "items": float(len(items)),
@@ -229,7 +237,7 @@ def _evaluate(model: torch.nn.Module, pipe: Any) -> tuple[float, float, int]:
             chips += 1
             target = _coarse(sample["mask"][None])
             valid = target != IGNORE
-            predicted = model(sample["image"][None] / 10000.0).argmax(1)
+            predicted = model(sample["image"][None]).argmax(1)
             hits += int((predicted == target)[valid].sum())
             total += int(valid.sum())
             counts += torch.bincount(target[valid], minlength=256)
