@@ -33,9 +33,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch.utils.data.datapipes.iter.callable import MapperIterDataPipe
 from torch.utils.data.datapipes.iter.combining import ZipperIterDataPipe
@@ -44,10 +44,10 @@ from torch.utils.data.graph import DataPipeGraph
 
 from terrapipe.core.errors import PipelineStateError
 from terrapipe.core.pipe import IterDataPipe
-from terrapipe.core.state import Stateful
+from terrapipe.core.state import Stateful, expect_keys
 from terrapipe.run.graph_lock import traverse
 
-__all__ = ["STATELESS_TYPES", "ResumePlan", "is_stateless", "resume_plan"]
+__all__ = ["STATELESS_TYPES", "ReadAheadState", "ResumePlan", "is_stateless", "resume_plan"]
 
 #: torch core pipes that hold no position: resuming their sources resumes them.
 STATELESS_TYPES: tuple[type, ...] = (MapperIterDataPipe, FilterIterDataPipe, ZipperIterDataPipe)
@@ -145,3 +145,65 @@ def resume_plan(pipe: IterDataPipe[Any]) -> ResumePlan:
 
     walk(traverse(pipe))
     return ResumePlan(nodes=tuple(nodes), blockers=tuple(blockers))
+
+
+class ReadAheadState:
+    """Saved position of a stage that reads its source ahead of what it yields (``pmap``, ``prefetch``).
+
+    The stage records, with each element it hands out, the frontier states of
+    its source right after that element (``_snapshot``), so its own state is
+    ``{"source": <that snapshot>}``; loading one restores the source and makes
+    the next pass start from it. Subclasses set ``_state_label`` (for messages)
+    and keep ``_snapshot``, ``_loaded`` and ``_in_pass`` up to date in ``__iter__``.
+    """
+
+    _state_label: ClassVar[str]
+    source: IterDataPipe[Any]
+    _snapshot: list[dict[str, Any]] | None
+    _loaded: dict[str, Any] | None
+    _in_pass: bool
+
+    def _reset_read_ahead_state(self) -> None:
+        self._snapshot = None
+        self._loaded = None
+        self._in_pass = False
+
+    def _initial_snapshot(self, plan: ResumePlan | None) -> list[dict[str, Any]] | None:
+        """Return the source position a pass starts from: a loaded state, else the live one."""
+        if self._loaded is not None:
+            loaded, self._loaded = self._loaded["source"], None
+            return list(loaded)
+        return plan.capture() if plan is not None else None
+
+    def can_resume(self) -> bool:
+        """Whether the source's position can be saved."""
+        return resume_plan(self.source).exact
+
+    def _check_resumable(self) -> ResumePlan:
+        plan = resume_plan(self.source)
+        if not plan.exact:
+            msg = (
+                f"{self._state_label} cannot save its position: upstream stages {list(plan.blockers)} "
+                "hold no state"
+            )
+            raise PipelineStateError(msg)
+        return plan
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return ``{"source": [...]}``: the source's position right after the element last yielded."""
+        plan = self._check_resumable()
+        if self._loaded is not None:
+            return dict(self._loaded)
+        if self._in_pass:
+            return {"source": list(self._snapshot or [])}
+        return {"source": plan.capture()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next pass continue after the element the state was saved at."""
+        expect_keys(state, ("source",), owner=type(self).__name__)
+        self._check_resumable().restore(state["source"])
+        self._loaded = {"source": list(state["source"])}
+
+    def __len__(self) -> int:
+        source: Any = self.source
+        return len(source)

@@ -16,15 +16,14 @@ from __future__ import annotations
 import contextvars
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
-from terrapipe.core.state import expect_keys
 from terrapipe.run._describe import describe_element, describe_fn
-from terrapipe.run.pipe_state import ResumePlan, resume_plan
+from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
 __all__ = ["ParallelMapper"]
 
@@ -45,7 +44,7 @@ def _check_positive(name: str, value: Any) -> int:
 
 
 @register("pmap")
-class ParallelMapper(Stage[U]):
+class ParallelMapper(ReadAheadState, Stage[U]):
     """Apply ``fn`` to each element of ``source`` in ``workers`` threads.
 
     The source is read in the consumer's thread, only as far as needed to keep
@@ -86,6 +85,8 @@ class ParallelMapper(Stage[U]):
     ``len()`` is the source's length.
     """
 
+    _state_label = "pmap"
+
     def __init__(
         self,
         source: IterDataPipe[T],
@@ -105,9 +106,7 @@ class ParallelMapper(Stage[U]):
         self.max_in_flight = (
             2 * self.workers if max_in_flight is None else _check_positive("max_in_flight", max_in_flight)
         )
-        self._snapshot: list[dict[str, Any]] | None = None
-        self._loaded: dict[str, Any] | None = None
-        self._in_pass = False
+        self._reset_read_ahead_state()
 
     # -- iteration ------------------------------------------------------
     def __iter__(self) -> Iterator[U]:
@@ -162,44 +161,14 @@ class ParallelMapper(Stage[U]):
                 return entry
         return pending.popleft()  # pragma: no cover - wait() guarantees one is done
 
-    def _initial_snapshot(self, plan: ResumePlan | None) -> list[dict[str, Any]] | None:
-        if self._loaded is not None:
-            loaded, self._loaded = self._loaded["source"], None
-            return list(loaded)
-        return plan.capture() if plan is not None else None
-
     # -- state ----------------------------------------------------------
     def can_resume(self) -> bool:
         """Whether :meth:`state_dict` works: ordered output and a resumable source."""
-        return self.ordered and resume_plan(self.source).exact
+        return self.ordered and super().can_resume()
 
     def _check_resumable(self) -> ResumePlan:
         if not self.ordered:
             raise PipelineStateError(
                 "pmap(ordered=False) yields in completion order and cannot be resumed exactly"
             )
-        plan = resume_plan(self.source)
-        if not plan.exact:
-            msg = f"pmap cannot save its position: upstream stages {list(plan.blockers)} hold no state"
-            raise PipelineStateError(msg)
-        return plan
-
-    def state_dict(self) -> dict[str, Any]:
-        """Return ``{"source": [...]}``: the source's position right after the element last yielded."""
-        plan = self._check_resumable()
-        if self._loaded is not None:
-            return dict(self._loaded)
-        if self._in_pass:
-            return {"source": list(self._snapshot or [])}
-        return {"source": plan.capture()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Make the next pass continue after the element the state was saved at."""
-        expect_keys(state, ("source",), owner=type(self).__name__)
-        plan = self._check_resumable()
-        plan.restore(state["source"])
-        self._loaded = {"source": list(state["source"])}
-
-    def __len__(self) -> int:
-        source: Any = self.source
-        return len(source)
+        return super()._check_resumable()

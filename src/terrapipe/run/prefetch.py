@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
+from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
-from terrapipe.core.state import expect_keys
 from terrapipe.run.errors import WorkerError
-from terrapipe.run.pipe_state import ResumePlan, resume_plan
+from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
 __all__ = ["Prefetcher"]
 
@@ -31,7 +30,7 @@ _ITEM, _END, _ERROR = 0, 1, 2
 
 
 @register("prefetch")
-class Prefetcher(Stage[T]):
+class Prefetcher(ReadAheadState, Stage[T]):
     """Yield the elements of ``source``, read ahead by a background thread.
 
     Parameters
@@ -59,22 +58,19 @@ class Prefetcher(Stage[T]):
     again after a resume. ``len()`` is the source's length.
     """
 
+    _state_label = "prefetch"
+
     def __init__(self, source: IterDataPipe[T], size: int = 2) -> None:
         super().__init__()
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise InvalidArgumentError(f"prefetch size must be a positive int, got {size!r}")
         self.source = source
         self.size = size
-        self._snapshot: list[dict[str, Any]] | None = None
-        self._loaded: dict[str, Any] | None = None
-        self._in_pass = False
+        self._reset_read_ahead_state()
 
     def __iter__(self) -> Iterator[T]:
         plan = resume_plan(self.source)
-        if self._loaded is not None:
-            self._snapshot, self._loaded = list(self._loaded["source"]), None
-        else:
-            self._snapshot = plan.capture()
+        self._snapshot = self._initial_snapshot(plan)
         buffer: queue.Queue[tuple[int, Any, Any]] = queue.Queue(maxsize=self.size)
         stop = threading.Event()
         context = contextvars.copy_context()
@@ -106,37 +102,6 @@ class Prefetcher(Stage[T]):
             self._in_pass = False
             stop.set()
             reader.join()
-
-    # -- state ----------------------------------------------------------
-    def can_resume(self) -> bool:
-        """Whether the source's position can be saved."""
-        return resume_plan(self.source).exact
-
-    def _check_resumable(self) -> ResumePlan:
-        plan = resume_plan(self.source)
-        if not plan.exact:
-            msg = f"prefetch cannot save its position: upstream stages {list(plan.blockers)} hold no state"
-            raise PipelineStateError(msg)
-        return plan
-
-    def state_dict(self) -> dict[str, Any]:
-        """Return ``{"source": [...]}``: the source's position right after the element last yielded."""
-        plan = self._check_resumable()
-        if self._loaded is not None:
-            return dict(self._loaded)
-        if self._in_pass:
-            return {"source": list(self._snapshot or [])}
-        return {"source": plan.capture()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Make the next pass continue after the element the state was saved at."""
-        expect_keys(state, ("source",), owner=type(self).__name__)
-        self._check_resumable().restore(state["source"])
-        self._loaded = {"source": list(state["source"])}
-
-    def __len__(self) -> int:
-        source: Any = self.source
-        return len(source)
 
 
 def _put(
