@@ -407,14 +407,9 @@ class RangeServer:
 
     def stop(self) -> None:
         """Stop the subprocess by pid and wait for it."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        from tests.servers.process import stop_process  # here: this file also runs as a script
+
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
 

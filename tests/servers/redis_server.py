@@ -17,10 +17,8 @@ Run ``python tests/servers/redis_server.py`` to start one by hand; it prints
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -97,14 +95,9 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the server by pid (SIGTERM, then SIGKILL after 10 s) and remove its folder."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        from tests.servers.process import stop_process  # here: this file also runs as a script
+
+        stop_process(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -214,13 +213,9 @@ class FaultProxy:
 
     def stop(self) -> None:
         """Stop the subprocess by pid."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        from tests.servers.process import stop_process  # here: this file also runs as a script
+
+        stop_process(self.process)
         if self.process.stdout is not None:
             self.process.stdout.close()
 

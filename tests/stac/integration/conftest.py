@@ -19,7 +19,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -32,6 +31,7 @@ import pytest
 
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac.server import free_port
+from tests.servers.process import stop_process
 
 
 def _wanted(config: pytest.Config) -> bool:
@@ -177,13 +177,8 @@ def pgstac_api(
             time.sleep(0.2)
         yield url
     finally:
-        if api is not None and api.poll() is None:
-            os.kill(api.pid, signal.SIGTERM)
-            try:
-                api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(api.pid, signal.SIGKILL)
-                api.wait(timeout=15)
+        if api is not None:
+            stop_process(api, timeout=15)
         subprocess.run(
             _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
             stdout=subprocess.DEVNULL,
