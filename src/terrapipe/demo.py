@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 import terrapipe as tp
-from terrapipe.core.sample import Sample
 
 __all__ = ["build_pipe", "ignore_unusable", "run_demo", "split_scl"]
 
@@ -80,14 +79,6 @@ def build_pipe(scenes: Sequence[Sequence[Any]], labels: Any, dem: Any, *, shuffl
         .map(ignore_unusable)
         .to_tensor(channels=["dem"], dtype=torch.float32)
     )
-
-
-def _collate(samples: Sequence[Sample]) -> dict[str, Any]:
-    return {
-        "image": torch.stack([s["image"] for s in samples]),
-        "mask": torch.stack([s["mask"] for s in samples]),
-        "meta": [s["meta"] for s in samples],
-    }
 
 
 class TinySegmenter(torch.nn.Module):
@@ -181,7 +172,7 @@ def run_demo(
     labels = tp.open_vector(world.landcover_fgb)
     pipe = build_pipe(train, labels, world.dem, shuffle=True)
     batches = tp.loader(
-        pipe, batch_size=batch_size, workers=workers, collate=_collate, drop_last=True, progress=progress
+        pipe, batch_size=batch_size, workers=workers, collate=tp.collate, drop_last=True, progress=progress
     )
     out(
         f"pipeline: {len(train)} scenes -> stack_stac -> chip {CHIP}x{CHIP} (shuffled) -> align_to DEM "
