@@ -100,3 +100,28 @@ def test_unknown_length_raises_type_error_like_torch():
         len(pipe)
     with pytest.raises(TypeError):
         len(pipe.header(1))
+
+
+def test_graph_walk_matches_torch_and_needs_no_pickling():
+    from torch.utils.data.graph import traverse_dps
+
+    from terrapipe.core.pipe import pipe_graph
+
+    a, b = tp.from_items([1, 2]), tp.from_items([3, 4])
+    left, right = a.map(str).fork(2)
+    pipe = left.zip(right, b).header(2).demux(2, lambda x: 0)[0]
+
+    def shape(graph):
+        return sorted((type(dp).__name__, shape(sub)) for dp, sub in graph.values())
+
+    assert shape(pipe_graph(pipe)) == shape(traverse_dps(pipe))
+
+
+def test_graph_walk_survives_unpicklable_items_and_large_lists():
+    import threading
+
+    lock = threading.Lock()  # cannot be pickled
+    items = [lock] * 100_000
+    pipe = tp.from_items(items).map(lambda x: x).header(1)
+    assert [type(p).__name__ for p in iter_graph(pipe)] == ["Header", "MapperIterDataPipe", "FromItems"]
+    assert list(pipe) == [lock]

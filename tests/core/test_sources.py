@@ -39,3 +39,13 @@ def test_from_items_resumes_exactly(stop_after):
 def test_from_items_state_is_strict():
     with pytest.raises(tp.PipelineStateError, match="missing keys"):
         tp.from_items([1]).load_state_dict({"epoch": 0})
+
+
+def test_check_resume_compares_arrays_and_xarray_elements():
+    import numpy as np
+    import xarray as xr
+
+    from terrapipe.core.state import check_resume
+
+    items = [{"x": xr.DataArray(np.full((2, 2), i, dtype="f4")), "t": np.arange(i + 1)} for i in range(5)]
+    assert len(check_resume(lambda: tp.from_items(items, shard=False), stop_after=3, epochs=2)) == 10

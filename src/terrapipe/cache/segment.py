@@ -38,12 +38,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torch.utils.data.graph import traverse_dps
-
 from terrapipe.cache.canonical import Json, UnkeyableValueError, canonical
 from terrapipe.cache.point import CachePoint
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.core.pipe import IterDataPipe
+from terrapipe.core.pipe import IterDataPipe, source_pipes
 from terrapipe.core.stats import StageStats
 
 __all__ = ["EXECUTION_ONLY", "Segment", "describe_stage", "find_segment", "segment_config"]
@@ -126,9 +124,7 @@ def _mixing_types() -> tuple[type, ...]:
 
 
 def _parents(dp: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
-    graph = traverse_dps(dp)
-    (_, sub) = next(iter(graph.values()))
-    return [parent for parent, _ in sub.values()]  # type: ignore[misc]
+    return source_pipes(dp)
 
 
 def find_segment(source: IterDataPipe[Any]) -> Segment:

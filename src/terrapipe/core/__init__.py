@@ -27,9 +27,11 @@ from terrapipe.core.pipe import (
     IterDataPipe,
     Stage,
     iter_graph,
+    pipe_graph,
     register,
     registered_names,
     set_epoch,
+    source_pipes,
 )
 from terrapipe.core.sample import GeoMeta, Sample, geo_meta
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range, shard_scope, shared_seed, worker_seed
@@ -75,6 +77,7 @@ __all__ = [
     "geo_meta",
     "handle_error",
     "iter_graph",
+    "pipe_graph",
     "register",
     "registered_names",
     "require",
@@ -83,5 +86,6 @@ __all__ = [
     "shard_range",
     "shard_scope",
     "shared_seed",
+    "source_pipes",
     "worker_seed",
 ]

@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from torch.utils.data import IterDataPipe
 from torch.utils.data.datapipes._decorator import functional_datapipe
 from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
-from torch.utils.data.graph import DataPipeGraph, traverse_dps
+from torch.utils.data.graph import DataPipeGraph
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.stats import StageStats
@@ -53,9 +53,11 @@ __all__ = [
     "ShardMode",
     "Stage",
     "iter_graph",
+    "pipe_graph",
     "register",
     "registered_names",
     "set_epoch",
+    "source_pipes",
 ]
 
 T_co = TypeVar("T_co", covariant=True)
@@ -71,8 +73,10 @@ class _GraphLock:
     installed *on the IterDataPipe class*, for every thread, while it runs: two
     threads walking graphs at once fail ("Attempt to override existing
     reduce_ex_hook"), and a pipe copied by one thread while another walks comes
-    out wrong. Every walk, deep copy or pickling of a pipe from a thread takes
-    :data:`GRAPH_LOCK`.
+    out wrong. terrapipe walks graphs without pickling (:func:`pipe_graph`),
+    but torch's own helpers (``apply_sharding``, the DataLoader's seeding)
+    still use ``traverse_dps``: every call to them, and every deep copy or
+    pickling of a pipe from a thread, takes :data:`GRAPH_LOCK`.
     """
 
     def __init__(self) -> None:
@@ -181,6 +185,8 @@ class Stage(IterDataPipe[T_co]):
     #: Whether this stage holds no position at all (a pure function of its
     #: sources' elements), so resuming needs only its sources' states.
     stateless: ClassVar[bool] = False
+    #: Attributes that hold data, never source pipes (skipped by :func:`source_pipes`).
+    graph_ignore: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self.stats = StageStats(name=type(self).__name__)
@@ -221,6 +227,81 @@ class Stage(IterDataPipe[T_co]):
         raise NotImplementedError
 
 
+#: How deep :func:`source_pipes` looks into containers held by a pipe.
+_CONTAINER_DEPTH = 3
+
+
+def source_pipes(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
+    """Return the pipes that ``pipe`` reads from, in attribute order, without pickling.
+
+    torch's ``traverse_dps`` finds sources by pickling a pipe with a hook,
+    which copies every list and array the pipe holds and fails on elements
+    that cannot be pickled. This walk looks at the pipe's attributes instead,
+    and into the lists, tuples, sets and dict values they hold (three levels
+    deep), which is where torch's and terrapipe's stages keep their sources. A
+    stage can name attributes that never hold pipes in its
+    ``graph_ignore`` class attribute (``from_items`` ignores its items).
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> a, b = tp.from_items([1]), tp.from_items([2])
+    >>> source_pipes(a.zip(b)) == [a, b]
+    True
+    """
+    ignore: frozenset[str] = getattr(type(pipe), "graph_ignore", frozenset())
+    found: list[IterDataPipe[Any]] = []
+    seen: set[int] = set()
+
+    def visit(value: Any, depth: int) -> None:
+        if isinstance(value, IterDataPipe):
+            if id(value) not in seen:
+                seen.add(id(value))
+                found.append(value)
+        elif depth < _CONTAINER_DEPTH and isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                visit(item, depth + 1)
+        elif depth < _CONTAINER_DEPTH and isinstance(value, dict):
+            for item in value.values():
+                visit(item, depth + 1)
+
+    for name, value in vars(pipe).items():
+        if name not in ignore and value is not pipe:
+            visit(value, 0)
+    return found
+
+
+def pipe_graph(pipe: IterDataPipe[Any]) -> DataPipeGraph:
+    """Return the graph ending at ``pipe`` in torch's ``DataPipeGraph`` form, without pickling.
+
+    The graph maps ``id(pipe)`` to ``(pipe, graph of its sources)``, like
+    ``torch.utils.data.graph.traverse_dps``; it is built with
+    :func:`source_pipes`, so it works with unpicklable elements and costs
+    nothing for large in-memory item lists.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> pipe = tp.from_items([1]).header(1)
+    >>> [(type(dp).__name__, len(sub)) for dp, sub in pipe_graph(pipe).values()]
+    [('Header', 1)]
+    """
+    cache: dict[int, DataPipeGraph] = {}
+
+    def build(dp: IterDataPipe[Any], path: frozenset[int]) -> DataPipeGraph:
+        key = id(dp)
+        if key in cache:
+            return {key: (dp, cache[key])}  # type: ignore[dict-item]
+        sub: DataPipeGraph = {}
+        for parent in source_pipes(dp):
+            if id(parent) not in path:  # a pipe that refers back downstream is not its own source
+                sub.update(build(parent, path | {key}))
+        cache[key] = sub
+        return {key: (dp, sub)}  # type: ignore[dict-item]
+
+    return build(pipe, frozenset())
+
+
 def iter_graph(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
     """Return every pipe in the graph ending at ``pipe``, downstream first.
 
@@ -242,9 +323,7 @@ def iter_graph(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
             out.append(dp)  # type: ignore[arg-type]
             walk(sub)
 
-    with GRAPH_LOCK:
-        graph = traverse_dps(pipe)
-    walk(graph)
+    walk(pipe_graph(pipe))
     return out
 
 

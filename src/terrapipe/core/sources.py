@@ -52,6 +52,8 @@ class FromItems(Stage[T]):
 
     can_shard = True
 
+    graph_ignore = frozenset({"items"})
+
     def __init__(self, items: Iterable[T], *, shard: ShardMode = "auto") -> None:
         super().__init__()
         if isinstance(items, Iterator):

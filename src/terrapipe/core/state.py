@@ -29,9 +29,13 @@ from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import torch
+import xarray as xr
+
 from terrapipe.core.errors import PipelineStateError
 
-__all__ = ["Stateful", "check_resume", "expect_keys"]
+__all__ = ["Stateful", "check_resume", "expect_keys", "same_elements"]
 
 
 @runtime_checkable
@@ -67,12 +71,51 @@ def expect_keys(state: Mapping[str, Any], keys: Iterable[str], *, owner: str) ->
         raise PipelineStateError(msg)
 
 
+def same_elements(a: Any, b: Any) -> bool:
+    """Whether two pipe elements are equal, looking inside arrays, tensors and xarray objects.
+
+    ``==`` is ambiguous for numpy arrays and tensors and elementwise for xarray,
+    so element sequences holding them cannot be compared with ``!=``. Arrays
+    are equal when their dtypes, shapes and values are (NaNs equal), xarray
+    objects when ``identical``; dicts, lists and tuples compare item by item.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> same_elements({"x": np.array([1.0, np.nan])}, {"x": np.array([1.0, np.nan])})
+    True
+    >>> same_elements([np.zeros(2)], [np.zeros(3)])
+    False
+    """
+    if isinstance(a, xr.DataArray):
+        return isinstance(b, xr.DataArray) and bool(a.identical(b))
+    if isinstance(a, xr.Dataset):
+        return isinstance(b, xr.Dataset) and bool(a.identical(b))
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and same_elements(a.numpy(force=True), b.numpy(force=True))
+    if isinstance(a, np.ndarray):
+        if not isinstance(b, np.ndarray) or a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_elements(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return (
+            type(a) is type(b)
+            and len(a) == len(b)
+            and all(same_elements(x, y) for x, y in zip(a, b, strict=True))
+        )
+    return bool(a == b)
+
+
 def check_resume(make_pipe: Callable[[], Any], *, stop_after: int, epochs: int = 1) -> list[Any]:
     """Check that a pipe stopped after ``stop_after`` elements resumes exactly.
 
     Runs ``make_pipe()`` uninterrupted for ``epochs`` passes; then runs a fresh
     pipe for ``stop_after`` elements, saves its state, loads it into another
-    fresh pipe and lets that one finish. The two sequences must be equal.
+    fresh pipe and lets that one finish. The two sequences must be equal
+    element by element (:func:`same_elements`, so elements may hold arrays,
+    tensors and xarray objects).
 
     Parameters
     ----------
@@ -116,7 +159,7 @@ def check_resume(make_pipe: Callable[[], Any], *, stop_after: int, epochs: int =
     remaining_passes = epochs - passes_done
     for _ in range(remaining_passes):
         got.extend(second)
-    if got != full:
+    if len(got) != len(full) or not all(same_elements(x, y) for x, y in zip(got, full, strict=True)):
         msg = f"resumed run differs from the uninterrupted one (stop after {stop_after}):\n{got}\n!=\n{full}"
         raise AssertionError(msg)
     return full

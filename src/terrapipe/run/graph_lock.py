@@ -1,9 +1,9 @@
-"""Walk and copy pipe graphs under :data:`terrapipe.core.pipe.GRAPH_LOCK`.
+"""Walk pipe graphs, and copy them under :data:`terrapipe.core.pipe.GRAPH_LOCK`.
 
-torch's ``traverse_dps`` pickles a pipe with a hook installed on the
-IterDataPipe class for every thread while it runs, so loader workers, ``pmap``
-and ``prefetch``, which start passes in several threads, walk and copy pipes
-only under the lock.
+A deep copy goes through ``IterDataPipe.__reduce_ex__``, which torch's
+``traverse_dps`` hooks for every thread while it runs; loader workers, ``pmap``
+and ``prefetch`` start passes in several threads, so they copy pipes only
+under the lock. Walks use the non-pickling :func:`terrapipe.core.pipe.pipe_graph`.
 
 Examples
 --------
@@ -20,9 +20,9 @@ from __future__ import annotations
 import copy
 from typing import Any, TypeVar
 
-from torch.utils.data.graph import DataPipeGraph, traverse_dps
+from torch.utils.data.graph import DataPipeGraph
 
-from terrapipe.core.pipe import GRAPH_LOCK
+from terrapipe.core.pipe import GRAPH_LOCK, pipe_graph
 
 __all__ = ["GRAPH_LOCK", "copy_pipe", "traverse"]
 
@@ -30,9 +30,8 @@ P = TypeVar("P")
 
 
 def traverse(pipe: Any) -> DataPipeGraph:
-    """Return torch's graph of ``pipe`` (``traverse_dps``), walked under :data:`GRAPH_LOCK`."""
-    with GRAPH_LOCK:
-        return traverse_dps(pipe)
+    """Return the graph of ``pipe`` in torch's form (:func:`~terrapipe.core.pipe.pipe_graph`, no pickling)."""
+    return pipe_graph(pipe)
 
 
 def copy_pipe(pipe: P) -> P:
