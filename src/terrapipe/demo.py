@@ -17,7 +17,6 @@ ships as the bundled recipe ``landcover-segmentation``
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -144,12 +143,6 @@ def run_demo(
         ``items``, ``validation_chips``, ``batches_per_s``, ``first_loss``, ``last_loss``,
         ``accuracy``, ``baseline``.
     """
-    # rasterio.features.rasterize, called from several threads at once, warns
-    # spuriously that its in-memory dataset has no geotransform; the masks are
-    # right (checked against serial runs), so the demo silences that warning.
-    from rasterio.errors import NotGeoreferencedWarning
-
-    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
     t0 = time.perf_counter()
     world = tp.datasets.sample_world(root)
     out(f"sample world: {world.root} ({time.perf_counter() - t0:.1f} s)")

@@ -175,3 +175,28 @@ def test_chip_without_crs() -> None:
     chip = _chip().drop_vars("spatial_ref")
     with pytest.raises(InvalidArgumentError, match="has no CRS"):
         next(iter(tp.from_items([chip]).rasterize(_frame([box(0, 0, 1, 1)]))))
+
+
+def test_threads_burn_the_serial_masks_without_spurious_warnings() -> None:
+    # rasterio warns "no geotransform" for about one call in a few thousand when
+    # threads race; the masks must still equal the serial ones, and the stage
+    # keeps that spurious warning away from users.
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    frame = _frame([box(0, 0, 35, 35), box(50, 50, 90, 95)])
+    chips = [_chip() for _ in range(150)]
+    serial = [ds["mask"].values for ds in tp.from_items(chips, shard=False).rasterize(frame, name="mask")]
+
+    def run(_: int) -> list[np.ndarray]:
+        pipe = tp.from_items(chips, shard=False).rasterize(frame, name="mask")
+        return [ds["mask"].values for ds in pipe]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(run, range(4)))
+    assert all(np.array_equal(a, b) for masks in results for a, b in zip(masks, serial, strict=True))
+    assert not [w for w in caught if issubclass(w.category, NotGeoreferencedWarning)]

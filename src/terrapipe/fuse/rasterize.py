@@ -38,6 +38,7 @@ array([[0, 0, 5, 5],
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
 from rasterio.enums import MergeAlg
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize as rio_rasterize
 
 from terrapipe.core.errors import InvalidArgumentError
@@ -58,6 +60,22 @@ __all__ = ["Merge", "Rasterize", "rasterize_features"]
 Merge = Literal["replace", "add"]
 _MERGE = {"replace": MergeAlg.replace, "add": MergeAlg.add}
 _DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint64", "float32", "float64")
+
+
+#: rasterio's ``rasterize`` opens an in-memory dataset on the transform it is
+#: given; called from several threads at once (``pmap``, loader threads) it
+#: warns now and then that this dataset has "no geotransform" although the
+#: burnt array is right (identical to serial runs, tested). The filter ignores
+#: exactly that warning raised from ``rasterio.features``; it is put at
+#: the front of the filters when a pass starts rather than around each call, because
+#: ``warnings.catch_warnings`` is not thread-safe.
+_SPURIOUS_WARNING = ("ignore", "Dataset has no geotransform", NotGeoreferencedWarning, r"rasterio\.features")
+
+
+def _ignore_spurious_warning() -> None:
+    # filterwarnings moves an existing identical filter to the front, so the list does not grow
+    action, message, category, module = _SPURIOUS_WARNING
+    warnings.filterwarnings(action, message=message, category=category, module=module)
 
 
 def _check_dtype(dtype: Any) -> np.dtype[Any]:
@@ -252,6 +270,7 @@ class Rasterize(Stage[xr.Dataset]):
         )
 
     def __iter__(self) -> Iterator[xr.Dataset]:
+        _ignore_spurious_warning()
         for element in self.source:
             started = time.perf_counter()
             ds = as_dataset(element)
