@@ -69,13 +69,14 @@ _DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint
 #: exactly that warning raised from ``rasterio.features``; it is put at
 #: the front of the filters when a pass starts rather than around each call, because
 #: ``warnings.catch_warnings`` is not thread-safe.
-_SPURIOUS_WARNING = ("ignore", "Dataset has no geotransform", NotGeoreferencedWarning, r"rasterio\.features")
+_SPURIOUS_MESSAGE = "Dataset has no geotransform"
 
 
 def _ignore_spurious_warning() -> None:
     # filterwarnings moves an existing identical filter to the front, so the list does not grow
-    action, message, category, module = _SPURIOUS_WARNING
-    warnings.filterwarnings(action, message=message, category=category, module=module)
+    warnings.filterwarnings(
+        "ignore", message=_SPURIOUS_MESSAGE, category=NotGeoreferencedWarning, module=r"rasterio\.features"
+    )
 
 
 def _check_dtype(dtype: Any) -> np.dtype[Any]:
