@@ -13,7 +13,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from terrapipe import cache, chip, datasets, fuse, io, recipes, run, stac, tensor
+from terrapipe import cache, chip, datasets, dist, fuse, io, recipes, run, stac, tensor
 from terrapipe.cache import (
     Cache,
     CachePoint,
@@ -60,6 +60,14 @@ from terrapipe.core import (
     registered_names,
     set_epoch,
     shard_info,
+)
+from terrapipe.dist import (
+    MaterializeError,
+    MaterializeReport,
+    ReadSamples,
+    SampleStore,
+    materialize,
+    read_samples,
 )
 from terrapipe.fuse import (
     AlignTo,
@@ -136,6 +144,8 @@ __all__ = [
     "Header",
     "InvalidArgumentError",
     "ListSTACItems",
+    "MaterializeError",
+    "MaterializeReport",
     "MemoryLRU",
     "MissingDependencyError",
     "Mosaic",
@@ -149,12 +159,14 @@ __all__ = [
     "ReadError",
     "ReadRaster",
     "ReadSTACItem",
+    "ReadSamples",
     "ReadVector",
     "ReadZarr",
     "RecipeError",
     "RedisStore",
     "ResumeWarning",
     "Sample",
+    "SampleStore",
     "SearchSTAC",
     "ShardInfo",
     "ShuffledItems",
@@ -187,6 +199,7 @@ __all__ = [
     "collate",
     "collate_samples",
     "datasets",
+    "dist",
     "from_items",
     "fuse",
     "geo_meta",
@@ -194,6 +207,7 @@ __all__ = [
     "iter_graph",
     "load_recipe",
     "loader",
+    "materialize",
     "mosaic_array",
     "open_raster",
     "open_stac_item",
@@ -202,6 +216,7 @@ __all__ = [
     "open_zarr",
     "pixels_to_boxes",
     "profile",
+    "read_samples",
     "recipes",
     "register",
     "registered_names",
