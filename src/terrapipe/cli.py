@@ -7,8 +7,10 @@ serves its STAC API. Recipes (a YAML file or a bundled recipe's name):
 ``terrapipe preview RECIPE --out chips.png`` (a grid of chips with masks or
 boxes), ``terrapipe bench RECIPE`` (per-stage throughput),
 ``terrapipe graph RECIPE`` (Mermaid diagram) and ``terrapipe recipes`` (the
-bundled ones). Errors print one readable line plus a hint and exit with a
-non-zero code; ``--verbose`` shows the traceback.
+bundled ones). Errors — bad recipes, missing files or extras, bad option
+values, unknown commands, and errors a recipe function raises — print one
+readable line plus a hint and exit with a non-zero code (2 for usage
+errors, 1 otherwise); ``--verbose`` shows the traceback.
 
 The command needs the ``cli`` extra (typer, rich): ``pip install 'terrapipe[cli]'``.
 """
@@ -29,29 +31,48 @@ __all__ = ["build_app", "main"]
 _STATE = {"verbose": False}
 
 
-_HINTS = {
-    "RecipeError": "fix the recipe at the line shown (`terrapipe recipes --stages` lists stages and functions)",
-}
+def _hint(err: BaseException) -> str:
+    """Say what to do about ``err`` (the line after the error)."""
+    name = type(err).__name__
+    text = str(err)
+    if name == "RecipeError" and text.startswith("cannot read recipe"):
+        hint = "give a recipe file (.yaml) or a bundled recipe's name (`terrapipe recipes` lists them)"
+    elif name == "RecipeError":
+        hint = "fix the recipe at the line shown (`terrapipe recipes --stages` lists stages and functions)"
+    elif name == "MissingDependencyError":
+        hint = "install the extra named above"
+    elif name == "ReadError":
+        hint = "check the file or URL named above (and --world, if the recipe uses the sample world)"
+    elif not isinstance(err, TerrapipeError):
+        hint = "this came from a recipe function or a library, not from terrapipe's checks"
+    else:
+        return "run again with --verbose to see the traceback"
+    return f"{hint}; run again with --verbose to see the traceback"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.strip().split("\n")[0].split())
 
 
 def _fail(err: BaseException, code: int) -> None:
     if _STATE["verbose"]:
         traceback.print_exception(err)
     else:
-        line = " ".join(str(err).split("\n")[0].split()) or type(err).__name__
-        print(f"error: {line}", file=sys.stderr)
-        hint = _HINTS.get(type(err).__name__)
-        hint = (
-            f"{hint}; run again with --verbose to see the traceback"
-            if hint
-            else "run again with --verbose to see the traceback"
-        )
-        print(f"hint: {hint}", file=sys.stderr)
+        line = _one_line(str(err))
+        if not isinstance(err, TerrapipeError):
+            line = f"{type(err).__name__}: {line}" if line else type(err).__name__
+        print(f"error: {line or type(err).__name__}", file=sys.stderr)
+        print(f"hint: {_hint(err)}", file=sys.stderr)
     raise SystemExit(code)
 
 
+def _is_click_control(err: BaseException) -> bool:
+    """Whether ``err`` is click's own flow control (``Exit``, ``Abort``, usage errors)."""
+    return any(cls.__module__.split(".")[0] in {"click", "typer"} for cls in type(err).__mro__[:-2])
+
+
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn terrapipe errors into one line + hint and a non-zero exit code."""
+    """Turn errors into one line + hint and a non-zero exit code (``--verbose``: the traceback)."""
     import functools
 
     @functools.wraps(fn)
@@ -62,9 +83,63 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(err, 1)
         except KeyboardInterrupt:  # pragma: no cover - interactive
             raise SystemExit(130) from None
+        except Exception as err:
+            if _is_click_control(err):
+                raise
+            _fail(err, 1)
         return None
 
     return wrapper
+
+
+def _click_of(typer: Any) -> Any:
+    """Return the click module typer uses (typer >= 0.17 vendors it as ``typer._click``)."""
+    vendored = getattr(typer.core, "_click", None)
+    return (
+        vendored if vendored is not None else require("click", extra="cli", feature="the terrapipe command")
+    )
+
+
+def _group_class(typer: Any) -> type:
+    """Make a typer group whose usage errors (bad option values, unknown commands) print one line + hint."""
+    click = _click_of(typer)
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+    class OneLineErrors(typer.core.TyperGroup):  # type: ignore[misc, name-defined]
+        def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+            try:
+                result = super().main(*args, standalone_mode=False, **kwargs)
+            except Exception as err:
+                code = _report_click_error(err, click, no_args, typer)
+            else:
+                if not standalone_mode:
+                    return result
+                code = result if isinstance(result, int) else 0
+            if code:
+                raise SystemExit(code)
+            return None
+
+    return OneLineErrors
+
+
+def _report_click_error(err: Exception, click: Any, no_args: Any, typer: Any) -> int:
+    """Print a click error (usage, unknown command, abort) as one line + hint; return the exit code."""
+    if no_args and isinstance(err, no_args):
+        err.show()
+        return int(err.exit_code)
+    if isinstance(err, click.exceptions.UsageError):
+        command = err.ctx.command_path if err.ctx is not None else "terrapipe"
+        print(f"error: {_one_line(err.format_message())}", file=sys.stderr)
+        print(f"hint: see `{command} --help`", file=sys.stderr)
+        return int(err.exit_code)
+    if isinstance(err, click.exceptions.ClickException):
+        print(f"error: {_one_line(err.format_message())}", file=sys.stderr)
+        print("hint: see `terrapipe --help`", file=sys.stderr)
+        return int(err.exit_code)
+    if isinstance(err, typer.Abort):  # pragma: no cover - interactive (Ctrl-C at a prompt)
+        print("error: aborted", file=sys.stderr)
+        return 1
+    raise err
 
 
 def build_app() -> Any:
@@ -78,6 +153,7 @@ def build_app() -> Any:
     typer = require("typer", feature="the terrapipe command")
 
     app = typer.Typer(
+        cls=_group_class(typer),
         name="terrapipe",
         help="Geospatial data to PyTorch tensors, in small composable stages.",
         no_args_is_help=True,
@@ -224,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app = build_app()
     except MissingDependencyError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"hint: {_hint(err)}", file=sys.stderr)
         raise SystemExit(2) from None
     app(args=argv, prog_name="terrapipe")
 

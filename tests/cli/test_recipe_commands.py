@@ -1,4 +1,4 @@
-"""The recipe commands of ``terrapipe`` through typer's runner, error paths included."""
+"""The recipe commands of ``terrapipe`` through typer's runner (error paths: ``test_errors.py``)."""
 
 from __future__ import annotations
 
@@ -110,83 +110,3 @@ def test_preview_writes_a_png(app: Any, tmp_path: Path, sample_world: Any) -> No
         pixels = image.convert("RGB").getcolors(1 << 20)
     assert pixels is not None
     assert len(pixels) > 1000
-
-
-def error_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
-    def recipe(body: str, name: str) -> str:
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(body, encoding="utf-8")
-        return str(path)
-
-    head = "version: 1\nname: x\ninputs:\n  main:\n    source: {items: [1]}\n"
-    return {
-        "missing file": (["run", str(tmp_path / "nope.yaml")], "cannot read recipe"),
-        "bad yaml": (["run", recipe("version: 1\nname: [x\n", "yaml")], "not valid YAML"),
-        "unknown stage": (
-            ["graph", recipe(head + "    steps: [{nosuch: {}}]\n", "stage")],
-            "unknown stage 'nosuch'",
-        ),
-        "wrong arg": (
-            ["run", recipe(head + "    steps: [{header: {lim: 1}}]\n", "arg")],
-            "unknown key 'lim'",
-        ),
-        "wrong type": (
-            ["bench", recipe(head + "    steps: [{header: {limit: x}}]\n", "type")],
-            "'limit' must be int",
-        ),
-        "env missing": (
-            [
-                "preview",
-                recipe(head.replace("[1]", "['${TP_CLI_UNSET}']"), "env"),
-                "--out",
-                str(tmp_path / "p.png"),
-            ],
-            "TP_CLI_UNSET is not set",
-        ),
-        "not a png": (
-            ["preview", recipe(head, "png"), "--out", str(tmp_path / "p.jpg")],
-            "--out must end in .png",
-        ),
-        "nothing to show": (
-            ["preview", recipe(head, "show"), "--out", str(tmp_path / "p.png")],
-            "preview needs samples",
-        ),
-        "bad stage value": (
-            ["run", recipe(head + "    steps: [{header: {limit: -1}}]\n", "value")],
-            "step 0 (header)",
-        ),
-    }
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "missing file",
-        "bad yaml",
-        "unknown stage",
-        "wrong arg",
-        "wrong type",
-        "env missing",
-        "not a png",
-        "nothing to show",
-        "bad stage value",
-    ],
-)
-def test_errors_are_one_line_and_a_hint(
-    app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
-) -> None:
-    monkeypatch.delenv("TP_CLI_UNSET", raising=False)
-    args, expected = error_cases(tmp_path)[case]
-    result = invoke(app, *args)
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 2, result.output
-    assert lines[0].startswith("error: ")
-    assert expected in lines[0]
-    assert lines[1].startswith("hint: ")
-    assert "--verbose" in lines[1]
-    assert "Traceback" not in result.output
-    verbose = invoke(app, "--verbose", *args)
-    assert verbose.exit_code == 1
-    assert "Traceback (most recent call last)" in verbose.output
-    assert expected in verbose.output

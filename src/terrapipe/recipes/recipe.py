@@ -165,6 +165,14 @@ def load_recipe(path: str | os.PathLike[str] | None = None, *, text: str | None 
             text = file.read_text(encoding="utf-8")
         except OSError as err:
             msg = f"cannot read recipe {str(path)!r}: {err.strerror or err}; check the path"
+            if not file.exists() and not file.suffix:
+                from terrapipe.recipes.bundled import bundled_recipes
+
+                names = ", ".join(bundled_recipes())
+                msg = (
+                    f"cannot read recipe {str(path)!r}: no such file, and no bundled recipe has that"
+                    f" name (bundled: {names}); give a .yaml file or one of those names"
+                )
             raise RecipeError(msg) from err
         name, folder = str(path), file.resolve().parent
     else:
