@@ -124,3 +124,13 @@ def test_check_same_grid_and_bad_arguments() -> None:
     unnamed = xr.DataArray(np.zeros((2, 2)), dims=("y", "x"))
     with pytest.raises(InvalidArgumentError):
         check_same_grid(unnamed, chip)
+
+
+def test_merged_chips_keep_every_inputs_source_ids() -> None:
+    before = make_chip(transform=GRID, shape=(8, 8), bands=1)
+    after = make_chip(transform=GRID, shape=(8, 8), bands=1)
+    before.encoding["source"] = "april-item"
+    after = after.assign_coords(id="june-item")
+    ds = next(iter(tp.from_items([before]).zip_grids(tp.from_items([after]), names=["before", "after"])))
+    sample = tp.tensor.to_sample(ds, image="before", channels=["after"])
+    assert sample["meta"]["source_ids"] == ("april-item", "june-item")

@@ -13,7 +13,8 @@ within ``tolerance`` pixels. Then:
   variables and vector layers are added as they are, except that a
   dimension clashing with the first's (another size or other coordinate
   values, e.g. ``band``) is renamed ``"<variable>_<dim>"``. All variables take
-  the first element's spatial coordinates;
+  the first element's spatial coordinates; ``attrs["source_ids"]`` lists
+  where every input came from;
 - :class:`~terrapipe.core.sample.Sample` dicts (from ``to_tensor``) are
   merged into one Sample: keys and ``variables`` are combined (a key held by
   two samples is an error), ``meta`` is the first's with every
@@ -163,9 +164,15 @@ def merge_chips(chips: Sequence[Any], names: Sequence[str | None]) -> xr.Dataset
             if layer in vectors:
                 raise InvalidArgumentError(f"zip_grids: two pipes carry a vector layer {layer!r}; rename one")
             vectors[layer] = frame
+    from terrapipe.tensor.meta import source_ids_of  # tensor builds on fuse: imported when used
+
+    source_ids: list[str] = []
+    for chip in chips:
+        source_ids.extend(s for s in source_ids_of(chip) if s not in source_ids)
+    ds = ds.copy(deep=False)
+    ds.attrs = {**ds.attrs, "source_ids": tuple(source_ids)}
     if vectors:
-        ds = ds.copy(deep=False)
-        ds.attrs = {**ds.attrs, VECTORS_ATTR: vectors}
+        ds.attrs[VECTORS_ATTR] = vectors
     return ds
 
 
