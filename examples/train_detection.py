@@ -3,15 +3,21 @@
 The pipeline, per 128 x 128 chip of the Sentinel-2-like scenes that holds
 buildings:
 
-1. read the 4 bands (a local stand-in for ``stack_stac(...).chip(...)``, see
-   ``read_window``); ``filter(mostly_valid)`` drops chips that are mostly
-   outside the swath (no data: nothing to see there);
+1. ``search_stac`` on the static catalog, ``stack_stac`` (the 4 bands at
+   10 m on each scene's grid), ``chip(128, max_nodata_fraction=0.1)``:
+   every chip of the grid except those mostly outside the swath (no data:
+   nothing to see there), then ``map(one_date)``: ``(band, y, x)``. For a
+   quick run, ``sample_windows(128, points=...)`` instead cuts windows
+   centred on buildings drawn at random (points in any CRS: they are
+   reprojected to each scene's);
 2. ``clip_vector(buildings, name="buildings")``: the building footprints
    that intersect the chip, clipped to it, in the chip's UTM CRS;
+   ``filter(has_buildings)`` keeps chips with at least 3 of them;
 3. ``to_tensor(boxes="buildings", dtype=torch.float32)``: ``image``
    ``[4, H, W]``, ``boxes`` ``[N, 4]`` (pixel ``xyxy``, y flipped from the
    map), ``labels`` ``[N]``, geo ``meta``;
-4. batches with ``tp.collate(boxes="list")``: boxes stay one tensor per chip.
+4. batches with ``tp.collate(boxes="list")`` (in ``_common.fit``): boxes
+   stay one tensor per chip.
 
 The detector predicts, at full resolution, a heatmap of building centres
 and each building's width and height (CenterNet in miniature). Its pixel
@@ -19,136 +25,62 @@ boxes on the validation chips (the June date; April and August train) go
 back to map coordinates with ``pixels_to_boxes(boxes, meta)`` and are
 matched against the building footprints' map boxes (IoU >= 0.3); the F1
 score is compared with boxes of the mean size thrown at random (as many as
-there are buildings). Run
-``python examples/train_detection.py``: 40 s on 2 busy CPU cores (200
-steps), validation F1 about 0.94 against 0.06.
+there are buildings). Validation always uses every chip of the June grid,
+so quick runs are scored on the same buildings. Run
+``python examples/train_detection.py``: 45 s on 2 busy CPU cores (200
+steps), validation F1 about 0.94 against 0.06. Shared scaffolding (options,
+training loop) is in ``examples/_common.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
+import _common as common
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
 import terrapipe as tp
-import terrapipe.fuse
-import terrapipe.tensor
 
-BANDS = ("blue", "green", "red", "nir")
-BAND_MEAN = (0.13, 0.14, 0.14, 0.26)
-BAND_STD = (0.23, 0.23, 0.22, 0.19)
 #: A prediction matches a building when their boxes overlap by this IoU.
 MATCH_IOU = 0.3
 SCORE = 0.3
 #: Index of the date held out for validation (June: the scene with the most data over the buildings).
 VAL_DATE = 1
-#: Chips with less valid data than this (outside the swath) are dropped.
-MIN_VALID = 0.9
+#: Chips with more no data than this (outside the swath: nothing to see there) are dropped.
+MAX_NODATA = 0.1
+#: Chips with fewer buildings than this are dropped.
+MIN_BUILDINGS = 3
 
 
-# -- reading chips (stand-in for stack_stac + chip) -----------------------------------------
-@dataclass(frozen=True)
-class Window:
-    """One chip to read: a scene's band hrefs and a pixel window on its 10 m grid."""
-
-    item_id: str
-    time: str
-    hrefs: tuple[str, ...]
-    row: int
-    col: int
-    size: int
+# -- pipeline -----------------------------------------------------------------------------
+def has_buildings(ds: xr.Dataset) -> bool:
+    """Whether the chip holds at least ``MIN_BUILDINGS`` (clipped) building footprints."""
+    return len(tp.chip_vectors(ds, "buildings")) >= MIN_BUILDINGS
 
 
-def scene_items(world: Any) -> list[Any]:
-    """The ``demo-s2`` items of the sample world's static STAC catalog, by date then tile."""
-    from terrapipe.core.optional import require
+def build_pipe(items: Sequence[Any], buildings: Any, chip_size: int, *, centres: Any = None) -> Any:
+    """The terrapipe pipeline from STAC items (one scene each) to Samples with boxes.
 
-    pystac = require("pystac", feature="train_detection")
-    catalog = pystac.Catalog.from_file(str(world.catalog))
-    items = [i for i in catalog.get_items(recursive=True) if i.collection_id == world.S2_COLLECTION]
-    return sorted(items, key=lambda i: (i.datetime, i.id))
-
-
-def windows_with_buildings(
-    items: Sequence[Any], buildings: Any, size: int, *, min_buildings: int = 3, limit: int | None = None
-) -> list[Window]:
-    """The ``size`` windows of each item that hold at least ``min_buildings`` buildings."""
-    import shapely
-
-    out = []
-    for item in items:
-        red = {**item.properties, **item.assets["red"].extra_fields}
-        height, width = red["proj:shape"]
-        a, _, c, _, e, f = red["proj:transform"][:6]
-        in_crs = buildings.to_crs(red["proj:code"])
-        hrefs = tuple(item.assets[key].get_absolute_href().removeprefix("file://") for key in BANDS)
-        chosen = []
-        for row in range(0, height - size + 1, size):
-            for col in range(0, width - size + 1, size):
-                x0, y0 = c + col * a, f + row * e
-                footprint = shapely.box(x0, y0 + size * e, x0 + size * a, y0)
-                if len(in_crs.sindex.query(footprint, predicate="intersects")) >= min_buildings:
-                    chosen.append(Window(item.id, item.datetime.isoformat(), hrefs, row, col, size))
-        out.extend(spread(chosen, limit))
-    return out
-
-
-def spread(values: Sequence[Any], limit: int | None) -> list[Any]:
-    """At most ``limit`` of ``values``, evenly spread over the list (all of them for ``None``)."""
-    if limit is None or limit >= len(values):
-        return list(values)
-    picks = np.unique(np.linspace(0, len(values) - 1, limit).round().astype(int))
-    return [values[i] for i in picks]
-
-
-@functools.lru_cache(maxsize=64)
-def _opened(href: str) -> xr.DataArray:
-    return tp.open_raster(href)
-
-
-def read_window(window: Window) -> xr.DataArray:
-    """Read one chip ``(band, y, x)``: what ``stack_stac(...).chip(...)`` will yield."""
-    rows, cols = slice(window.row, window.row + window.size), slice(window.col, window.col + window.size)
-    first = _opened(window.hrefs[0]).isel(y=rows, x=cols)
-    pixels = [first.values[0]] + [_opened(h).isel(y=rows, x=cols).values[0] for h in window.hrefs[1:]]
-    chip = xr.DataArray(
-        np.stack(pixels),
-        dims=("band", "y", "x"),
-        coords={"band": list(BANDS), "y": first.y, "x": first.x, "time": np.datetime64(window.time[:19])},
-        attrs={"_FillValue": 0},
-    )
-    chip = chip.rio.write_crs(first.rio.crs)
-    chip.encoding["source"] = window.item_id
-    return chip
-
-
-def mostly_valid(chip: xr.DataArray) -> bool:
-    """Whether at least ``MIN_VALID`` of the chip's pixels hold data in every band."""
-    return bool((chip.values != 0).all(axis=0).mean() >= MIN_VALID)
-
-
-def build_pipe(buildings: Any, windows: Sequence[Window]) -> Any:
-    """The terrapipe pipeline from windows to Samples with boxes."""
+    ``centres`` (points): windows centred on them (``sample_windows``)
+    instead of every chip of the scenes' grids (``chip``).
+    """
+    cubes = tp.from_items([[item] for item in items]).stack_stac(bands=list(common.BANDS), resolution=10)
+    if centres is None:
+        chips = cubes.chip(chip_size, max_nodata_fraction=MAX_NODATA)
+    else:
+        chips = cubes.sample_windows(chip_size, points=centres, max_nodata_fraction=MAX_NODATA)
     return (
-        tp.from_items(list(windows))
-        .map(read_window)
-        .filter(mostly_valid)
+        chips.map(common.one_date)
         .clip_vector(buildings, name="buildings")
+        .filter(has_buildings)
         .to_tensor(boxes="buildings", dtype=torch.float32)
     )
-
-
-def _identity(sample: Any) -> Any:
-    return sample
 
 
 # -- model --------------------------------------------------------------------------------
@@ -157,8 +89,8 @@ class TinyCenterNet(nn.Module):
 
     def __init__(self, width: int = 16) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor([m * 10000 for m in BAND_MEAN]).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor([s * 10000 for s in BAND_STD]).view(1, -1, 1, 1))
+        self.register_buffer("mean", torch.tensor(common.BAND_MEAN).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(common.BAND_STD).view(1, -1, 1, 1))
         self.body = nn.Sequential(
             nn.Conv2d(4, width, 3, padding=1),
             nn.BatchNorm2d(width),
@@ -222,6 +154,13 @@ def detection_loss(
     n = pos.sum().clamp(min=1)
     l1 = (nn.functional.l1_loss(sizes, size, reduction="none").sum(1) * pos).sum()
     return (focal + 0.1 * l1) / n
+
+
+def centre_loss(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    """The detection loss of ``model`` on a batch of Samples with boxes."""
+    logits, sizes = model(batch["image"])
+    heat, centre, size = targets(batch["boxes"], tuple(batch["image"].shape[-2:]))
+    return detection_loss(logits, sizes, heat, centre, size)
 
 
 def decode(logits: torch.Tensor, sizes: torch.Tensor, score: float = SCORE) -> list[torch.Tensor]:
@@ -288,12 +227,12 @@ def evaluate(model: nn.Module, samples: Sequence[dict[str, Any]], buildings: Any
             frame = by_crs.setdefault(meta["crs"], buildings.to_crs(meta["crs"]))
             truth = truth_map_boxes(frame, meta)
             # boxes round trip: pixel boxes of the Sample back on the map == the footprints' boxes
-            back = tp.fuse.pixels_to_boxes(sample["boxes"].double(), meta).numpy()
+            back = tp.pixels_to_boxes(sample["boxes"].double(), meta).numpy()
             if len(truth):
                 error = np.abs(np.sort(back, axis=0) - np.sort(truth, axis=0)).max()
                 stats["roundtrip_m"] = max(stats["roundtrip_m"], float(error))
             logits, sizes = model(sample["image"][None])
-            predicted = tp.fuse.pixels_to_boxes(decode(logits, sizes)[0], meta).numpy()
+            predicted = tp.pixels_to_boxes(decode(logits, sizes)[0], meta).numpy()
             stats["hits"] += match(predicted, truth)
             stats["pred"] += len(predicted)
             stats["true"] += len(truth)
@@ -306,7 +245,7 @@ def evaluate(model: nn.Module, samples: Sequence[dict[str, Any]], buildings: Any
             )
             corner = rng.uniform(0, [width - mean_px[0], height - mean_px[1]], size=(len(truth), 2))
             random_px = np.concatenate([corner, corner + mean_px], axis=1)
-            stats["random_hits"] += match(tp.fuse.pixels_to_boxes(random_px, meta), truth)
+            stats["random_hits"] += match(tp.pixels_to_boxes(random_px, meta), truth)
     model.train()
     return {
         "f1": f1(stats["hits"], stats["pred"], stats["true"]),
@@ -319,108 +258,47 @@ def evaluate(model: nn.Module, samples: Sequence[dict[str, Any]], buildings: Any
 
 
 # -- main ---------------------------------------------------------------------------------
-def main(
-    steps: int = 200,
-    *,
-    root: str | Path | None = None,
-    chip_size: int = 128,
-    windows_per_scene: int | None = None,
-    batch_size: int = 8,
-    workers: int = 2,
-    seed: int = 0,
-    threads: int | None = 1,
-    out: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Train and validate; return the losses and metrics.
+def main(steps: int = 200, **options: Any) -> dict[str, Any]:
+    """Train on April and August, validate on June; return the losses and metrics.
 
-    Parameters
-    ----------
-    steps
-        Optimiser steps.
-    root
-        Sample-world folder (default: terrapipe's cache folder).
-    chip_size
-        Chip side in pixels.
-    windows_per_scene
-        At most this many chips per scene (``None``: every chip with buildings).
-    batch_size, workers, seed
-        Batch size, DataLoader worker processes for the pipeline, seed.
-    threads
-        torch threads while it runs (``None``: torch's default). The models
-        are tiny; on 2 cores busy with other work, two threads waiting on each
-        other made training 4 to 20 times slower than one.
-    out
-        Where progress goes.
+    ``options``: the other fields of :class:`_common.Options` (``root``,
+    ``chip_size``, ``windows_per_scene`` (training windows centred on
+    random buildings, about that many a scene, instead of every chip; the
+    validation chips stay the same), ``batch_size``, ``workers``, ``seed``,
+    ``threads``, ``out``).
     """
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _run(steps, root, chip_size, windows_per_scene, batch_size, workers, seed, out)
-    finally:
-        torch.set_num_threads(previous)
+    return common.run(train_and_validate, common.Options(steps, chip_size=128), **options)
 
 
-def _run(
-    steps: int,
-    root: str | Path | None,
-    chip_size: int,
-    windows_per_scene: int | None,
-    batch_size: int,
-    workers: int,
-    seed: int,
-    out: Callable[[str], None],
-) -> dict[str, Any]:
+def train_and_validate(opts: common.Options) -> dict[str, Any]:
+    """Build the pipelines, train the model, validate it (see :func:`main`)."""
     started = time.perf_counter()
-    torch.manual_seed(seed)
-    world = tp.datasets.sample_world(root)
+    world = tp.datasets.sample_world(opts.root)
     buildings = tp.open_vector(world.buildings_gpkg, layer=world.BUILDINGS_LAYER)
-    items = scene_items(world)
+    items = common.scene_items(world)
     val_date = world.DATES[VAL_DATE]
-    train_windows = windows_with_buildings(
-        [i for i in items if i.datetime.date() != val_date], buildings, chip_size, limit=windows_per_scene
+    train_items = [i for i in items if i.datetime.date() != val_date]
+    val_items = [i for i in items if i.datetime.date() == val_date]
+    centres = None
+    if opts.windows_per_scene is not None:
+        # a building lies in one tile, seen on both training dates: about windows_per_scene windows a scene
+        n = opts.windows_per_scene * len(world.TILES)
+        centres = buildings.representative_point().sample(n, random_state=opts.seed)
+    train = common.load_samples(
+        build_pipe(train_items, buildings, opts.chip_size, centres=centres), opts.workers
     )
-    val_windows = windows_with_buildings(
-        [i for i in items if i.datetime.date() == val_date], buildings, chip_size, limit=windows_per_scene
-    )
-    # Run the pipeline once through DataLoader workers; keep the samples for the epochs.
-    loader = torch.utils.data.DataLoader(
-        build_pipe(buildings, train_windows), batch_size=None, num_workers=workers, collate_fn=_identity
-    )
-    train = list(loader)
-    val = list(build_pipe(buildings, val_windows))
+    val = list(build_pipe(val_items, buildings, opts.chip_size))
     n_boxes = sum(len(s["boxes"]) for s in train)
-    out(
+    opts.out(
         f"{len(train)} training chips with {n_boxes} building boxes, {len(val)} validation chips ({val_date}); "
         f"pipeline {time.perf_counter() - started:.1f} s"
     )
 
     model = TinyCenterNet()
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    batches = torch.utils.data.DataLoader(
-        train,
-        batch_size=batch_size,
-        shuffle=True,
-        collate_fn=tp.tensor.collate,
-        drop_last=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
+
     before = evaluate(model, val, buildings)
-    losses: list[float] = []
     t0 = time.perf_counter()
-    while len(losses) < steps:
-        for batch in batches:
-            logits, sizes = model(batch["image"])
-            heat, centre, size = targets(batch["boxes"], tuple(batch["image"].shape[-2:]))
-            loss = detection_loss(logits, sizes, heat, centre, size)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(loss.item())
-            if len(losses) == 1 or len(losses) % 25 == 0:
-                out(f"step {len(losses):4d}  loss {losses[-1]:.3f}")
-            if len(losses) >= steps:
-                break
+    losses = common.fit(model, train, centre_loss, opts, collate=functools.partial(tp.collate, boxes="list"))
     metrics = evaluate(model, val, buildings)
     result = {
         "first_loss": float(np.mean(losses[:5])),
@@ -430,22 +308,16 @@ def _run(
         "train_chips": len(train),
         "val_chips": len(val),
         "train_seconds": time.perf_counter() - t0,
-        "seconds": time.perf_counter() - started,
     }
-    out(
+    opts.out(
         f"loss {result['first_loss']:.3f} -> {result['last_loss']:.3f}; validation F1 {result['f1']:.3f} "
         f"(precision {result['precision']:.3f}, recall {result['recall']:.3f}; random boxes "
         f"{result['baseline_f1']:.3f}, untrained {result['untrained_f1']:.3f}) over {int(result['buildings'])} "
-        f"buildings; box round trip within {result['roundtrip_m']:.2g} m; {result['seconds']:.1f} s in all"
+        f"buildings; box round trip within {result['roundtrip_m']:.2g} m; "
+        f"{time.perf_counter() - started:.1f} s in all"
     )
     return result
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--root", default=None)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    main(args.steps, root=args.root, workers=args.workers, threads=args.threads)
+    common.command_line(main, __doc__, steps=200)

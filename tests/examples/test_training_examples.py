@@ -17,6 +17,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _load(name: str) -> ModuleType:
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))  # as when run as a script: the examples import _common
     spec = importlib.util.spec_from_file_location(f"terrapipe_example_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
@@ -53,7 +55,11 @@ def test_segmentation_learns(sample_world) -> None:  # type: ignore[no-untyped-d
 @pytest.mark.slow
 def test_detection_learns_and_boxes_round_trip(sample_world) -> None:  # type: ignore[no-untyped-def]
     example = _load("train_detection")
-    result = example.main(40, root=sample_world.root, batch_size=8, workers=0, threads=1, out=_quiet)
+    # training windows centred on random buildings (sample_windows(points=...)); validation: every June chip
+    result = example.main(
+        40, root=sample_world.root, windows_per_scene=16, batch_size=8, workers=0, threads=1, out=_quiet
+    )
+    assert result["val_chips"] == 14
     assert result["last_loss"] < 0.7 * result["first_loss"]
     assert result["f1"] > max(0.5, result["baseline_f1"] + 0.2), result
     assert result["f1"] > result["untrained_f1"]
@@ -68,12 +74,13 @@ def test_change_detection_learns(sample_world) -> None:  # type: ignore[no-untyp
         30,
         root=sample_world.root,
         chip_size=128,
-        windows_per_scene=6,
+        windows_per_scene=8,
         batch_size=4,
         workers=0,
         threads=1,
         out=_quiet,
     )
+    assert result["train_pairs"] == result["val_pairs"] == 8 * 4  # 8 windows a tile, 4 pairs of dates each
     assert result["changed_share"] > 0.01
     assert result["last_loss"] < 0.5 * result["first_loss"]
     assert result["change_iou"] > 0.5, result
