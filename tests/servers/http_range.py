@@ -15,15 +15,31 @@ HTTP that cloud readers (GDAL's ``/vsicurl/``, zarr stores, fsspec) rely on:
 Tests talk to it through control endpoints (names starting with ``__`` are
 never files):
 
-- ``GET /__stats__``: JSON ``{"total_bytes", "total_requests", "paths":
-  {path: {"requests", "bytes", "statuses"}}, "log": [...]}`` with the body
-  bytes served per path (the last 2000 requests are in ``log``);
+- ``GET /__stats__``: JSON ``{"total_bytes", "total_requests",
+  "faults_served", "paths": {path: {"requests", "bytes", "statuses"}},
+  "log": [...]}`` with the body bytes served per path (the last 2000
+  requests are in ``log``);
 - ``POST /__reset__``: zero the counters;
 - ``POST /__faults__`` with JSON ``{"prefix": "/a.tif", "status": 503,
-  "count": 2, "delay": 0.0, "retry_after": null}``: the next ``count``
-  requests (``null``: all) whose path starts with ``prefix`` wait ``delay``
-  seconds and then get ``status`` (``0`` or ``null``: answer normally after
-  the delay); ``DELETE /__faults__`` removes every fault.
+  "count": 2, "delay": 0.0, "retry_after": null, "kind": "status",
+  "rate": 1.0, "seed": 0}``: the next ``count`` requests (``null``: all)
+  whose path starts with ``prefix`` wait ``delay`` seconds and then, by
+  ``kind``:
+
+  - ``"status"`` (default): get ``status`` (``0`` or ``null``: answer
+    normally after the delay);
+  - ``"drop"``: the connection is closed without an answer;
+  - ``"truncate"``: the answer's headers promise the whole body, half of it
+    is sent, then the connection is closed.
+
+  With ``rate`` below 1 each matching request is hit with that probability
+  only (from a generator seeded with ``seed``, so a run is repeatable);
+  ``count`` then counts the requests hit. ``"cycle": [{"kind", "status",
+  "delay"}, ...]`` makes successive hits take those faults in turn (a mix of
+  faults at one overall rate). ``DELETE /__faults__`` removes
+  every fault. Every request hit is logged with ``"fault": kind``
+  (``"delay"`` for a delayed normal answer) and counted by kind in the
+  stats' ``"faults_served"``.
 
 Run it as ``python tests/servers/http_range.py --root DIR --port 0``: it prints
 ``serving http://127.0.0.1:PORT`` on its first line of output once it listens.
@@ -39,6 +55,7 @@ import html
 import json
 import mimetypes
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -49,7 +66,7 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -100,6 +117,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, size - 1 if end is None else min(end, size - 1)
 
 
+FAULT_KINDS = ("status", "drop", "truncate")
+
+
 @dataclass
 class _Fault:
     prefix: str
@@ -107,6 +127,24 @@ class _Fault:
     count: int | None
     delay: float
     retry_after: float | None
+    kind: str = "status"
+    rate: float = 1.0
+    rng: random.Random = field(default_factory=random.Random)
+    cycle: list[dict[str, Any]] = field(default_factory=list)
+    hits: int = 0
+
+    def next_hit(self) -> _Fault:
+        """This fault, or for a ``cycle`` the next entry of it (status, kind and delay)."""
+        self.hits += 1
+        if not self.cycle:
+            return self
+        entry = self.cycle[(self.hits - 1) % len(self.cycle)]
+        return replace(
+            self,
+            kind=str(entry.get("kind") or "status"),
+            status=int(entry["status"]) if entry.get("status") else None,
+            delay=float(entry.get("delay") or 0.0),
+        )
 
 
 @dataclass
@@ -116,15 +154,33 @@ class _State:
     paths: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_LOG_SIZE))
     faults: list[_Fault] = field(default_factory=list)
+    faults_served: dict[str, int] = field(default_factory=dict)
 
-    def record(self, method: str, path: str, status: int, sent: int, range_header: str | None) -> None:
+    def record(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        sent: int,
+        range_header: str | None,
+        fault: str | None = None,
+    ) -> None:
         with self.lock:
             entry = self.paths.setdefault(path, {"requests": 0, "bytes": 0, "statuses": {}})
             entry["requests"] += 1
             entry["bytes"] += sent
             entry["statuses"][str(status)] = entry["statuses"].get(str(status), 0) + 1
+            if fault is not None:
+                self.faults_served[fault] = self.faults_served.get(fault, 0) + 1
             self.log.append(
-                {"method": method, "path": path, "status": status, "bytes": sent, "range": range_header}
+                {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "bytes": sent,
+                    "range": range_header,
+                    "fault": fault,
+                }
             )
 
     def snapshot(self) -> dict[str, Any]:
@@ -133,6 +189,7 @@ class _State:
             return {
                 "total_bytes": sum(p["bytes"] for p in paths.values()),
                 "total_requests": sum(p["requests"] for p in paths.values()),
+                "faults_served": dict(self.faults_served),
                 "paths": paths,
                 "log": list(self.log),
             }
@@ -141,16 +198,19 @@ class _State:
         with self.lock:
             self.paths.clear()
             self.log.clear()
+            self.faults_served.clear()
 
     def take_fault(self, path: str) -> _Fault | None:
         with self.lock:
             for fault in self.faults:
                 if path.startswith(fault.prefix):
+                    if fault.rate < 1.0 and fault.rng.random() >= fault.rate:
+                        continue
                     if fault.count is not None:
                         fault.count -= 1
                         if fault.count <= 0:
                             self.faults.remove(fault)
-                    return fault
+                    return fault.next_hit()
         return None
 
 
@@ -191,7 +251,14 @@ class _Handler(BaseHTTPRequestHandler):
                     count=int(spec["count"]) if spec.get("count") is not None else None,
                     delay=float(spec.get("delay") or 0.0),
                     retry_after=float(spec["retry_after"]) if spec.get("retry_after") is not None else None,
+                    kind=str(spec.get("kind") or "status"),
+                    rate=float(spec["rate"]) if spec.get("rate") is not None else 1.0,
+                    rng=random.Random(int(spec.get("seed") or 0)),
+                    cycle=[dict(entry) for entry in spec.get("cycle") or []],
                 )
+                kinds = {fault.kind, *(str(e.get("kind") or "status") for e in fault.cycle)}
+                if not kinds <= set(FAULT_KINDS) or not 0.0 < fault.rate <= 1.0:
+                    raise ValueError(f"kind must be one of {FAULT_KINDS} and 0 < rate <= 1")
             except (KeyError, TypeError, ValueError) as err:
                 self._send_json(400, {"error": f"bad fault spec: {err}"})
                 return
@@ -224,7 +291,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._serve(head=False)
 
-    def _status_only(self, status: int, path: str, head: bool, extra: dict[str, str] | None = None) -> None:
+    def _status_only(
+        self,
+        status: int,
+        path: str,
+        head: bool,
+        extra: dict[str, str] | None = None,
+        fault: str | None = None,
+    ) -> None:
         body = b"" if head else f"{status} {HTTPStatus(status).phrase}: {path}\n".encode()
         self.send_response(status)
         for key, value in (extra or {}).items():
@@ -233,7 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.state.record(self.command, path, status, len(body), self.headers.get("Range"))
+        self.state.record(self.command, path, status, len(body), self.headers.get("Range"), fault)
 
     def _resolve(self, path: str) -> Path | None:
         relative = urllib.parse.unquote(path).lstrip("/")
@@ -246,12 +320,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, head: bool) -> None:
         path = urllib.parse.urlsplit(self.path).path
         fault = self.state.take_fault(path)
+        truncate = False
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
-            if fault.status:
+            if fault.kind == "drop":
+                self.close_connection = True
+                self.state.record(self.command, path, 0, 0, self.headers.get("Range"), "drop")
+                return
+            truncate = fault.kind == "truncate"
+            if fault.status and not truncate:
                 extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                self._status_only(fault.status, path, head, extra)
+                self._status_only(fault.status, path, head, extra, fault="status")
                 return
         target = self._resolve(path)
         if target is None or not target.exists():
@@ -260,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
         if target.is_dir():
             self._listing(target, path, head)
             return
-        self._send_file(target, path, head)
+        self._send_file(target, path, head, truncate=truncate, delayed=fault is not None)
 
     def _listing(self, target: Path, path: str, head: bool) -> None:
         base = path if path.endswith("/") else path + "/"
@@ -281,7 +361,9 @@ class _Handler(BaseHTTPRequestHandler):
             sent = len(body)
         self.state.record(self.command, path, 200, sent, self.headers.get("Range"))
 
-    def _send_file(self, target: Path, path: str, head: bool) -> None:
+    def _send_file(
+        self, target: Path, path: str, head: bool, *, truncate: bool = False, delayed: bool = False
+    ) -> None:
         stat = target.stat()
         size = stat.st_size
         range_header = self.headers.get("Range")
@@ -312,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not head and length:
             with target.open("rb") as handle:
                 handle.seek(start)
-                remaining = length
+                remaining = length // 2 if truncate else length
                 while remaining:
                     chunk = handle.read(min(_CHUNK, remaining))
                     if not chunk:
@@ -323,7 +405,11 @@ class _Handler(BaseHTTPRequestHandler):
                         break
                     sent += len(chunk)
                     remaining -= len(chunk)
-        self.state.record(self.command, path, status, sent, range_header)
+        if truncate:
+            self.close_connection = True  # the client sees a body shorter than Content-Length
+            self.wfile.flush()
+        fault = "truncate" if truncate else ("delay" if delayed else None)
+        self.state.record(self.command, path, status, sent, range_header, fault)
 
 
 def make_server(root: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
@@ -390,14 +476,28 @@ class RangeServer:
         count: int | None = None,
         delay: float = 0.0,
         retry_after: float | None = None,
+        kind: str = "status",
+        rate: float = 1.0,
+        seed: int = 0,
+        cycle: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Make requests under ``prefix`` fail with ``status`` (after ``delay`` s)."""
+        """Make requests under ``prefix`` fail with ``status`` (after ``delay`` s).
+
+        ``kind="drop"`` closes the connection unanswered, ``kind="truncate"``
+        sends half the body; ``rate`` < 1 hits that share of the matching
+        requests (seeded by ``seed``); ``cycle`` takes the faults of a list in
+        turn. See the module doc.
+        """
         spec = {
             "prefix": prefix,
             "status": status,
             "count": count,
             "delay": delay,
             "retry_after": retry_after,
+            "kind": kind,
+            "rate": rate,
+            "seed": seed,
+            "cycle": cycle or [],
         }
         self._call("POST", "/__faults__", spec)
 

@@ -5,10 +5,15 @@ rewrites the upstream's address in the answers to its own, so ``next`` links
 come back through it. Tests steer it with control endpoints:
 
 - ``POST /__faults__`` with JSON ``{"prefix": "/search", "status": 500,
-  "count": 2, "delay": 0.0, "retry_after": null, "body": null}``: the next
-  ``count`` requests (``null``: all) whose path starts with ``prefix`` wait
-  ``delay`` seconds, then get ``status`` with ``body`` (and ``Retry-After``);
-  ``status`` ``null`` forwards after the delay. ``DELETE /__faults__`` clears.
+  "count": 2, "delay": 0.0, "retry_after": null, "body": null, "kind":
+  "status", "rate": 1.0, "seed": 0}``: the next ``count`` requests
+  (``null``: all) whose path starts with ``prefix`` wait ``delay`` seconds,
+  then get ``status`` with ``body`` (and ``Retry-After``); ``status``
+  ``null`` forwards after the delay. ``kind`` ``"drop"`` closes the
+  connection without an answer; ``"truncate"`` forwards, but sends only half
+  of the upstream's body (its ``Content-Length`` promises all of it) and
+  closes. With ``rate`` below 1 a matching request is hit with that
+  probability (seeded by ``seed``). ``DELETE /__faults__`` clears.
 - ``GET /__log__``: every request so far: method, path, query, headers, body.
 - ``POST /__reset__``: clear the log.
 
@@ -23,6 +28,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -45,6 +51,9 @@ class _Fault:
     delay: float
     retry_after: float | None
     body: str | None
+    kind: str = "status"
+    rate: float = 1.0
+    rng: random.Random = field(default_factory=random.Random)
 
 
 @dataclass
@@ -59,6 +68,8 @@ class _State:
         with self.lock:
             for fault in self.faults:
                 if path.startswith(fault.prefix):
+                    if fault.rate < 1.0 and fault.rng.random() >= fault.rate:
+                        continue
                     if fault.count is not None:
                         fault.count -= 1
                         if fault.count <= 0:
@@ -74,12 +85,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
-    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, body: bytes, headers: dict[str, str] | None = None, *, truncate: bool = False
+    ) -> None:
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if truncate:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True  # the client sees a body shorter than Content-Length
+            return
         self.wfile.write(body)
 
     def _json(self, status: int, payload: Any) -> None:
@@ -116,6 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
                 delay=float(spec.get("delay") or 0.0),
                 retry_after=spec.get("retry_after"),
                 body=spec.get("body"),
+                kind=spec.get("kind") or "status",
+                rate=float(spec["rate"]) if spec.get("rate") is not None else 1.0,
+                rng=random.Random(int(spec.get("seed") or 0)),
             )
             with self.state.lock:
                 self.state.faults.append(fault)
@@ -141,10 +162,15 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
         fault = self.state.take(parts.path)
+        truncate = False
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
-            if fault.status:
+            if fault.kind == "drop":
+                self.close_connection = True
+                return
+            truncate = fault.kind == "truncate"
+            if fault.status and not truncate:
                 extra = {"Content-Type": "text/plain"}
                 if fault.retry_after is not None:
                     extra["Retry-After"] = f"{fault.retry_after:g}"
@@ -164,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         content = content.replace(self.state.upstream.encode(), self.state.own.encode())
         kept = {k: v for k, v in response.getheaders() if k.lower() in ("content-type",)}
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._reply(response.status, content, kept)
+            self._reply(response.status, content, kept, truncate=truncate)
 
 
 @dataclass
@@ -189,6 +215,9 @@ class FaultProxy:
         delay: float = 0.0,
         retry_after: float | None = None,
         body: str | None = None,
+        kind: str = "status",
+        rate: float = 1.0,
+        seed: int = 0,
     ) -> None:
         """Make the next ``count`` requests under ``prefix`` fail (see the module doc)."""
         spec = {
@@ -198,6 +227,9 @@ class FaultProxy:
             "delay": delay,
             "retry_after": retry_after,
             "body": body,
+            "kind": kind,
+            "rate": rate,
+            "seed": seed,
         }
         self._call("POST", "/__faults__", spec)
 

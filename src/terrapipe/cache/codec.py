@@ -18,7 +18,8 @@ datetime, fixed-width strings; object arrays of strings) and scalars;
 ``torch.dtype``; ``xr.DataArray``/``xr.Dataset``/``xr.Variable`` with
 coordinates, attributes and encoding (so the rioxarray CRS and transform in the
 ``spatial_ref`` coordinate survive; encoding entries that are not plain data,
-such as codec objects, are dropped); ``datetime``/``date``/``time``/
+such as codec objects, are dropped, and credentials in ``encoding["source"]``
+are redacted); ``datetime``/``date``/``time``/
 ``timedelta``, ``pandas.Timestamp``; ``pathlib`` paths; ``affine.Affine``;
 ``pystac.Item``; shapely geometries (WKB); ``pandas``/``geopandas`` frames
 (Parquet/GeoParquet bytes). So :class:`~terrapipe.core.sample.Sample` dicts
@@ -56,6 +57,7 @@ import xarray as xr
 from terrapipe.cache.canonical import Json
 from terrapipe.core.errors import CacheError
 from terrapipe.core.optional import require
+from terrapipe.io.redact import redact_url
 
 __all__ = ["Encoded", "decode_value", "encode_value"]
 
@@ -256,9 +258,15 @@ class _Encoder:
         }
 
     def lenient(self, mapping: Mapping[Any, Any], where: str) -> Json:
-        """Encode the entries of ``encoding`` that are plain data; drop the others."""
+        """Encode the entries of ``encoding`` that are plain data; drop the others.
+
+        ``source`` (the file or URL read) is kept with its credentials redacted:
+        a cache may be shared, and a signed URL's signature must not be stored.
+        """
         keep: dict[str, Json] = {}
         for key, value in mapping.items():
+            if key == "source" and isinstance(value, str):
+                value = redact_url(value)
             trial = _Encoder([])
             try:
                 node = trial.encode(value, where)

@@ -166,7 +166,11 @@ class ZarrStore:
         except zarr.errors.ContainsGroupError:
             pass  # another process created it meanwhile
         except (OSError, zarr.errors.BaseZarrError) as err:
-            raise CacheError(f"cannot create the cache store {self}: {err}") from err
+            msg = (
+                f"cannot create the cache store {self}: {err}; pass a folder that is writable "
+                "(and not a file) or a URL zarr can write to"
+            )
+            raise CacheError(msg) from err
         self._root_ready = True
 
     def _stage(self, key: str, data: bytes, array_name: str) -> list[tuple[str, bytes]]:

@@ -46,11 +46,12 @@ from odc.geo.geobox import GeoBox
 from odc.geo.overlap import compute_reproject_roi
 from rasterio.enums import Resampling
 
-from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import crs_text, grid_of, spatial_dims
+from terrapipe.io.redact import redact_url
 
 __all__ = ["AlignTo", "align_array", "check_resampling", "kernel_margin", "reference_window"]
 
@@ -138,14 +139,13 @@ def _as_reference(reference: Any, bands: Any) -> xr.DataArray:
             raise InvalidArgumentError(
                 "bands= is for a reference path; select bands of a DataArray with .sel"
             )
-        if reference.ndim == 2:
-            reference = reference.expand_dims("band")
-        if reference.ndim != 3:
+        if reference.ndim not in (2, 3):
             msg = f"a reference DataArray must be (y, x) or (band, y, x), got dims {reference.dims!r}"
             raise InvalidArgumentError(msg)
         y_dim, x_dim = spatial_dims(reference)
-        lead = next(d for d in reference.dims if d not in (y_dim, x_dim))
-        ordered: xr.DataArray = reference.transpose(lead, y_dim, x_dim)
+        lead = [d for d in reference.dims if d not in (y_dim, x_dim)]
+        # (y, x) stays 2-D: expand_dims would load a lazily read reference whole into memory.
+        ordered: xr.DataArray = reference.transpose(*lead, y_dim, x_dim)
         return ordered
     from terrapipe.io.raster import open_raster
 
@@ -183,13 +183,27 @@ def _read_aligned(
 ) -> tuple[np.ndarray, int]:
     """Reproject the reference window covering ``chip``; return ``(bands, h, w)`` and bytes read."""
     height, width = chip.shape.yx
-    out = np.full((reference.shape[0], height, width), fill, dtype=dtype)
+    bands = reference.shape[0] if reference.ndim == 3 else 1
+    out = np.full((bands, height, width), fill, dtype=dtype)
     window = reference_window(ref_grid, chip, resampling)
     if window is None:
         return out, 0
     rows, cols = window
-    y_dim, x_dim = reference.dims[1], reference.dims[2]
-    pixels = np.asarray(reference.isel({y_dim: rows, x_dim: cols}).values)
+    y_dim, x_dim = reference.dims[-2], reference.dims[-1]
+    try:
+        pixels = np.asarray(reference.isel({y_dim: rows, x_dim: cols}).values)
+    except TerrapipeError:
+        raise
+    except Exception as err:  # a lazily read reference fails here (corrupt chunk, lost connection)
+        source = redact_url(str(reference.encoding.get("source", reference.name)))
+        msg = (
+            f"align_to: cannot read rows {rows.start}:{rows.stop}, columns {cols.start}:{cols.stop} of the "
+            f"reference {source!r}: {type(err).__name__}: {err}; check that it is readable, "
+            "or pass on_error='skip' to skip the chips that need it"
+        )
+        raise ReadError(msg) from err
+    if pixels.ndim == 2:
+        pixels = pixels[None]
     window_transform = ref_grid.affine @ ref_grid.affine.translation(cols.start, rows.start)
     rasterio.warp.reproject(
         source=pixels,
@@ -270,7 +284,9 @@ def align_array(
 
     coords: dict[Hashable, Any] = dict(xr_coords(grid, crs_coord_name="spatial_ref"))
     coords["band"] = (
-        np.asarray(ref[ref.dims[0]].values) if ref.dims[0] in ref.coords else np.arange(1, len(values) + 1)
+        np.asarray(ref[ref.dims[0]].values)
+        if ref.ndim == 3 and ref.dims[0] in ref.coords
+        else np.arange(1, len(values) + 1)
     )
     da = xr.DataArray(values, dims=("band", *_spatial_names(grid)), coords=coords)
     da.attrs["_FillValue"] = fill

@@ -29,6 +29,7 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.io.redact import redact_url
 
 __all__ = [
     "X_NAMES",
@@ -219,7 +220,8 @@ def grid_of(obj: xr.DataArray | xr.Dataset) -> GeoBox:
     crs = _crs_of(obj)
     if crs is None:
         msg = (
-            f"the chip (dims {tuple(obj.dims)!r}, source {obj.encoding.get('source', '?')!r}) has no CRS; "
+            f"the chip (dims {tuple(obj.dims)!r}, source {redact_url(str(obj.encoding.get('source', '?')))!r}) "
+            "has no CRS; "
             "set one with chip.rio.write_crs('EPSG:...')"
         )
         raise InvalidArgumentError(msg)

@@ -106,7 +106,11 @@ def _burn_values(
     if column is None:
         return None, _check_dtype(dtype if dtype is not None else "uint8")
     if column not in frame.columns or column == frame.geometry.name:
-        msg = f"{what}: no value column {column!r} (columns: {[str(c) for c in frame.columns if c != frame.geometry.name]})"
+        msg = (
+            f"{what}: no value column {column!r} (columns: "
+            f"{[str(c) for c in frame.columns if c != frame.geometry.name]}); pick one of those, "
+            "or column=None to burn 1 where a feature is"
+        )
         raise InvalidArgumentError(msg)
     values = frame[column].to_numpy()
     if values.dtype == bool:

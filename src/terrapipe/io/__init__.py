@@ -3,8 +3,9 @@
 Importing this package registers the functional names ``read_raster``,
 ``read_zarr``, ``open_xarray`` and ``read_vector``, and sets the GDAL defaults
 of :mod:`terrapipe.io.gdal_env` (environment variables, kept where already set)
-and the fork hook of :mod:`terrapipe.io.gdal_fork` (no GDAL HTTP connection is
-shared with a forked DataLoader worker).
+the fork hook of :mod:`terrapipe.io.gdal_fork` (no GDAL HTTP connection is
+shared with a forked DataLoader worker) and the log filter of
+:mod:`terrapipe.io.gdal_log` (URLs in GDAL's log messages are redacted).
 
 Each stage has a plain function for one path that later stages reuse:
 :func:`open_raster`, :func:`open_zarr`, :func:`open_xarray`, :func:`open_vector`.

@@ -34,10 +34,11 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["clear_gdal_http_connections", "install_fork_hook", "loaded_gdal_libraries"]
+__all__ = ["clear_gdal_http_connections", "gdal_functions", "install_fork_hook", "loaded_gdal_libraries"]
 
-_FUNCTIONS: dict[str, Callable[[], None] | None] = {}
+_FUNCTIONS: dict[tuple[str, str], Callable[..., None] | None] = {}
 _LOCK = threading.Lock()
 _INSTALLED = False
 
@@ -60,29 +61,52 @@ def loaded_gdal_libraries() -> list[str]:
     return sorted(paths)
 
 
-def _clear_function(path: str) -> Callable[[], None] | None:
+def _lookup(path: str, name: str, argtypes: tuple[Any, ...]) -> Callable[..., None] | None:
     try:
         library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
-        function = library.VSICurlClearCache
+        function = getattr(library, name)
     except (OSError, AttributeError):
         return None
     function.restype = None
-    function.argtypes = []
+    function.argtypes = list(argtypes)
     return function  # type: ignore[no-any-return]
+
+
+def gdal_functions(name: str, argtypes: tuple[Any, ...] = ()) -> list[Callable[..., None]]:
+    """Return the C function ``name`` (returning ``void``) of every GDAL library loaded in this process.
+
+    Looked up once per library through ``ctypes`` (rasterio and pyogrio do not
+    expose the cache functions); a library without it is left out.
+
+    Parameters
+    ----------
+    name
+        The GDAL function, e.g. ``"VSICurlClearCache"``.
+    argtypes
+        Its ``ctypes`` argument types.
+
+    Returns
+    -------
+    list
+        One callable per library that has the function.
+    """
+    found = []
+    for path in loaded_gdal_libraries():
+        with _LOCK:
+            if (path, name) not in _FUNCTIONS:
+                _FUNCTIONS[(path, name)] = _lookup(path, name, argtypes)
+            function = _FUNCTIONS[(path, name)]
+        if function is not None:
+            found.append(function)
+    return found
 
 
 def clear_gdal_http_connections() -> int:
     """Call ``VSICurlClearCache()`` in every loaded GDAL; return how many were cleared."""
-    cleared = 0
-    for path in loaded_gdal_libraries():
-        with _LOCK:
-            if path not in _FUNCTIONS:
-                _FUNCTIONS[path] = _clear_function(path)
-            function = _FUNCTIONS[path]
-        if function is not None:
-            function()
-            cleared += 1
-    return cleared
+    functions = gdal_functions("VSICurlClearCache")
+    for function in functions:
+        function()
+    return len(functions)
 
 
 def _before_fork() -> None:

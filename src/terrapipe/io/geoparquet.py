@@ -223,6 +223,15 @@ def read_geoparquet(
         )
         wanted = None
         if columns is not None:
+            known = [str(name) for name in parquet.schema_arrow.names if name != info.column]
+            missing = [c for c in columns if c not in known and c != info.column]
+            if missing:
+                raise read_error(
+                    path,
+                    "cannot read vector file",
+                    cause=f"no column named {missing} (columns: {known})",
+                    hint="pick names listed",
+                )
             top_level = [info.column, *[c for c in columns if c != info.column]]
             if info.covering is not None and region is not None:
                 top_level.append(info.covering["xmin"][0])

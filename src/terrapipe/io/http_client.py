@@ -6,8 +6,9 @@ GeoParquet). Standard library only (``http.client``).
 
 - Each thread keeps its own keep-alive connection per host; a forked process
   drops the connections it inherited and opens its own.
-- ``429`` and ``5xx`` answers and dropped connections are retried ``retries``
-  times with exponential back-off; a time-out fails at once.
+- ``429`` and ``5xx`` answers, time-outs, dropped connections and answers
+  cut short are retried ``retries`` times with exponential back-off (every
+  request it sends is a ``GET`` or ``HEAD``: repeating one is harmless).
 - ``404`` is returned (a missing Zarr key is not an error); any other failure
   raises :class:`~terrapipe.core.errors.ReadError` naming the URL.
 
@@ -16,6 +17,8 @@ Examples
 >>> from terrapipe.io.http_client import HTTPOptions, range_header
 >>> HTTPOptions(timeout=5).retries
 3
+>>> HTTPOptions.make(headers={"Authorization": "Bearer abc"})
+HTTPOptions(timeout=30.0, retries=3, retry_delay=0.5, headers={'Authorization': '***'})
 >>> range_header(10, 20), range_header(10, None), range_header(None, 5)
 ('bytes=10-19', 'bytes=10-', 'bytes=-5')
 """
@@ -32,13 +35,14 @@ from dataclasses import dataclass, field
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.io.read_errors import explain
+from terrapipe.io.redact import redact_headers, redact_url
 
 __all__ = ["HTTPOptions", "HTTPResponse", "fetch", "range_header"]
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class HTTPOptions:
     """How requests are made.
 
@@ -47,11 +51,13 @@ class HTTPOptions:
     timeout
         Seconds to wait for a connection or for data.
     retries
-        Retries of a 429/5xx answer or a dropped connection.
+        Retries of a 429/5xx answer, a time-out, a dropped connection or an
+        answer cut short.
     retry_delay
         First back-off in seconds, doubled at each retry.
     headers
-        Extra request headers, as sorted ``(name, value)`` pairs.
+        Extra request headers, as sorted ``(name, value)`` pairs (their values
+        never appear in the repr or in messages).
     """
 
     timeout: float = 30.0
@@ -66,6 +72,13 @@ class HTTPOptions:
                 f"timeout={self.timeout!r}, retries={self.retries!r}, retry_delay={self.retry_delay!r}"
             )
             raise InvalidArgumentError(msg)
+
+    def __repr__(self) -> str:
+        shown = redact_headers(dict(self.headers))
+        return (
+            f"HTTPOptions(timeout={self.timeout!r}, retries={self.retries!r}, "
+            f"retry_delay={self.retry_delay!r}, headers={shown})"
+        )
 
     @classmethod
     def make(
@@ -136,21 +149,23 @@ def fetch(
     Raises
     ------
     ReadError
-        On a time-out, an error status other than 404 (after retries for
-        429/5xx), or a connection that keeps failing.
+        On an error status other than 404 (after retries for 429/5xx), or
+        time-outs and connection failures that outlast the retries.
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidArgumentError(f"expected an http(s):// URL, got {url!r}")
+        raise InvalidArgumentError(f"expected an http(s):// URL, got {redact_url(url)!r}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     key = (parts.scheme, parts.hostname, port, options.timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = dict(options.headers)
     if range_value:
         headers["Range"] = range_value
+    shown = redact_url(url)
     delay = options.retry_delay
     for attempt in range(options.retries + 1):
         last = attempt == options.retries
+        tries = f" (after {attempt + 1} tries)" if attempt else ""
         conn = _CONNECTIONS.get(key)
         try:
             conn.request(method, target, headers=headers)
@@ -160,16 +175,20 @@ def fetch(
                 _CONNECTIONS.drop(key)
         except TimeoutError as err:
             _CONNECTIONS.drop(key)
-            msg = (
-                f"cannot read {url!r}: the server did not answer within {options.timeout:g} s; "
-                "check that it is up, or raise the timeout"
-            )
-            raise ReadError(msg) from err
+            if last:
+                msg = (
+                    f"cannot read {shown!r}: the server did not answer within {options.timeout:g} s{tries}; "
+                    "check that it is up, or raise the timeout"
+                )
+                raise ReadError(msg) from err
+            time.sleep(delay)
+            delay *= 2
+            continue
         except (http.client.HTTPException, OSError) as err:
             _CONNECTIONS.drop(key)
             if last:
                 cause, hint = explain(err)
-                raise ReadError(f"cannot read {url!r}: {cause}; {hint}") from err
+                raise ReadError(f"cannot read {shown!r}: {cause}{tries}; {hint}") from err
             time.sleep(delay)
             delay *= 2
             continue
@@ -182,6 +201,5 @@ def fetch(
             names = {k.lower(): v for k, v in response.getheaders()}
             return HTTPResponse(status=status, headers=names, body=body)
         cause, hint = explain(RuntimeError(f"HTTP status {status}"))
-        tries = f" (after {attempt + 1} tries)" if attempt else ""
-        raise ReadError(f"cannot read {url!r}: {cause}{tries}; {hint}")
+        raise ReadError(f"cannot read {shown!r}: {cause}{tries}; {hint}")
     raise AssertionError("unreachable")  # pragma: no cover

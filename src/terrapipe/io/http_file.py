@@ -21,6 +21,7 @@ from typing import Any
 
 from terrapipe.core.errors import ReadError
 from terrapipe.io.http_client import HTTPOptions, fetch, range_header
+from terrapipe.io.redact import redact_url
 
 __all__ = ["HTTPFile", "open_http"]
 
@@ -52,11 +53,13 @@ class HTTPFile(io.RawIOBase):
     def _fetch_size(self) -> int:
         response = fetch(self.url, self.options, method="HEAD")
         if response.status == 404:
-            raise ReadError(f"cannot open {self.url!r}: HTTP 404 (not found); check the path or URL")
+            raise ReadError(
+                f"cannot open {redact_url(self.url)!r}: HTTP 404 (not found); check the path or URL"
+            )
         length = response.headers.get("content-length")
         if length is None:
             raise ReadError(
-                f"cannot open {self.url!r}: the server sends no Content-Length; cannot read by ranges"
+                f"cannot open {redact_url(self.url)!r}: the server sends no Content-Length; cannot read by ranges"
             )
         return int(length)
 
@@ -91,7 +94,9 @@ class HTTPFile(io.RawIOBase):
             return 0
         response = fetch(self.url, self.options, range_value=range_header(self._pos, self._pos + want))
         if response.status == 404:
-            raise ReadError(f"cannot read {self.url!r}: HTTP 404 (not found); was the file removed?")
+            raise ReadError(
+                f"cannot read {redact_url(self.url)!r}: HTTP 404 (not found); was the file removed?"
+            )
         body = response.body
         if response.status == 200:  # the server ignored Range: cut the part asked for
             body = body[self._pos : self._pos + want]

@@ -31,6 +31,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.io.http_client import HTTPOptions, HTTPResponse, fetch, range_header
+from terrapipe.io.redact import redact_url
 
 __all__ = ["HTTPStore"]
 
@@ -66,9 +67,10 @@ class HTTPStore(Store):
     url
         The store's root URL (``https://host/path/cube.zarr``).
     timeout
-        Seconds to wait for a connection or for data before failing.
+        Seconds to wait for a connection or for data before a try fails.
     retries
-        How many times to retry a 429/5xx answer or a dropped connection.
+        How many times to retry a 429/5xx answer, a time-out, a dropped
+        connection or an answer cut short.
     retry_delay
         First back-off in seconds (doubled at each retry).
     headers
@@ -103,7 +105,7 @@ class HTTPStore(Store):
             raise InvalidArgumentError(f"HTTPStore is read-only, got read_only={read_only!r}")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidArgumentError(f"HTTPStore needs an http(s):// URL, got {url!r}")
+            raise InvalidArgumentError(f"HTTPStore needs an http(s):// URL, got {redact_url(url)!r}")
         super().__init__(read_only=True)
         self.url = url.rstrip("/")
         self.options = HTTPOptions.make(
@@ -117,7 +119,7 @@ class HTTPStore(Store):
         return hash((type(self), self.url))
 
     def __repr__(self) -> str:
-        return f"HTTPStore({self.url!r})"
+        return f"HTTPStore({redact_url(self.url)!r})"
 
     def __str__(self) -> str:
         return self.url

@@ -54,17 +54,16 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
 from rasterio.enums import Interleaving
-from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from xarray.core import indexing
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.io.gdal_fork import install_fork_hook
 from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
-from terrapipe.io.raster_array import RasterArray, RasterSource, acquire
+from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 
@@ -132,12 +131,12 @@ def _resolve_bands(dataset: Any, wanted: tuple[int | str, ...] | None, path: str
 
 
 def _open_checked(source: RasterSource) -> Any:
-    try:
+    def open_() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             return acquire(source)
-    except (RasterioError, OSError) as err:
-        raise read_error(source.path, "cannot open raster", err) from err
+
+    return attempt(source, open_, lambda reason: read_error(source.path, "cannot open raster", reason))
 
 
 def _check_georeferenced(dataset: Any, path: str) -> Affine:
@@ -163,22 +162,32 @@ def _check_georeferenced(dataset: Any, path: str) -> Affine:
     return transform
 
 
-def _verify_last_block(dataset: Any, path: str) -> None:
-    """Read the file's last block: a truncated file fails here rather than mid-epoch."""
-    block_h, block_w = dataset.block_shapes[dataset.count - 1]
-    row = ((dataset.height - 1) // block_h) * block_h
-    col = ((dataset.width - 1) // block_w) * block_w
-    window = Window(col, row, min(block_w, dataset.width - col), min(block_h, dataset.height - row))  # type: ignore[no-untyped-call]
-    try:
+def _verify_last_block(source: RasterSource) -> Any:
+    """Read the file's last block: a truncated file fails here rather than mid-epoch.
+
+    Returns the dataset (opened again if a remote read had to be retried).
+    """
+
+    def read_last_block() -> Any:
+        dataset = acquire(source)
+        block_h, block_w = dataset.block_shapes[dataset.count - 1]
+        row = ((dataset.height - 1) // block_h) * block_h
+        col = ((dataset.width - 1) // block_w) * block_w
+        window = Window(col, row, min(block_w, dataset.width - col), min(block_h, dataset.height - row))  # type: ignore[no-untyped-call]
         dataset.read(dataset.count, window=window)
-    except (RasterioError, OSError) as err:
-        raise read_error(
-            path,
-            "cannot read raster",
-            err,
-            cause=f"its last block (rows {row}+, cols {col}+) cannot be read: truncated or corrupt file",
-            hint="re-create or re-download the file",
-        ) from err
+        return dataset
+
+    def fail(reason: BaseException) -> ReadError:
+        if not reason.__class__.__module__.startswith("rasterio"):  # a network failure GDAL logged
+            return read_error(source.path, "cannot read the last block of raster", reason)
+        cause = "its last block cannot be read: truncated or corrupt file"
+        if is_remote(source.path):  # GDAL cannot tell a cut-short answer from a truncated file
+            cause += " (or the server's answers are cut short)"
+        return read_error(
+            source.path, "cannot read raster", reason, cause=cause, hint="re-create or re-download the file"
+        )
+
+    return attempt(source, read_last_block, fail)
 
 
 def _resolve_chunks(chunks: ChunksLike, preferred: dict[str, int], shape: tuple[int, ...], dtype: Any) -> Any:
@@ -302,7 +311,7 @@ def open_raster(
     transform = _check_georeferenced(dataset, path_text)
     indexes = _resolve_bands(dataset, wanted, path_text)
     if verify:
-        _verify_last_block(dataset, path_text)
+        dataset = _verify_last_block(source)
 
     file_dtype = np.result_type(*[np.dtype(dataset.dtypes[i - 1]) for i in indexes])
     dtype = np.result_type(file_dtype, np.float32) if masked else file_dtype

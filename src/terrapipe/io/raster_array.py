@@ -35,12 +35,14 @@ array([[ 4,  6],
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import rasterio
@@ -50,16 +52,25 @@ from rasterio.windows import Window
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from terrapipe.io.read_errors import read_error
+from terrapipe.core.errors import ReadError
+from terrapipe.io.gdal_cache import forget_remote_file
+from terrapipe.io.gdal_log import gdal_messages
+from terrapipe.io.paths import is_remote
+from terrapipe.io.read_errors import read_error, scrub_chain
+from terrapipe.io.redact import redact_url, secrets_of
 
 __all__ = [
     "MAX_HANDLES_PER_THREAD",
     "RasterArray",
     "RasterSource",
     "acquire",
+    "attempt",
     "close_thread_handles",
+    "forget",
     "open_handle_count",
 ]
+
+T = TypeVar("T")
 
 #: How many datasets one thread keeps open (least recently used are closed).
 MAX_HANDLES_PER_THREAD = 32
@@ -137,6 +148,21 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
     return dataset
 
 
+def forget(source: RasterSource) -> None:
+    """Close this thread's handle of ``source`` and drop what GDAL cached about it, after a failure.
+
+    The next :func:`acquire` opens the file again, and for a remote file GDAL
+    asks the server again instead of repeating a cached failure (see
+    :mod:`terrapipe.io.gdal_cache`).
+    """
+    handles = _HANDLES
+    handles.check_fork()
+    dataset = handles.datasets.pop(source, None)
+    if dataset is not None:
+        dataset.close()
+    forget_remote_file(source.path)
+
+
 def close_thread_handles() -> None:
     """Close every dataset the calling thread has open."""
     handles = _HANDLES
@@ -171,6 +197,100 @@ def _axis_plan(key: Any, size: int) -> tuple[int, int, Any]:
         return 0, 0, idx
     lo = int(idx.min())
     return lo, int(idx.max()) + 1, idx - lo
+
+
+def attempt(
+    source: RasterSource, operation: Callable[[], T], fail: Callable[[BaseException], ReadError]
+) -> T:
+    """Run ``operation`` (an open or a read of ``source``); retry a remote file's network faults.
+
+    GDAL retries HTTP 429 and 5xx answers itself (``GDAL_HTTP_MAX_RETRY``),
+    but not a connection dropped without an answer or an answer cut short
+    (it may even keep a short answer in its cache). For a remote file, such
+    a failure, or one whose reason is unknown, is retried here as many times
+    as GDAL retries (``GDAL_HTTP_MAX_RETRY``, back-off from
+    ``GDAL_HTTP_RETRY_DELAY``, doubled), each time after :func:`forget`, so
+    the next try asks the server again. HTTP errors (GDAL retried them
+    already; a 404 is final) and local files are not retried.
+
+    Parameters
+    ----------
+    source
+        The file.
+    operation
+        What to do; it raises ``RasterioError`` or ``OSError`` when it fails.
+    fail
+        Builds the error to raise from the reason of the last failure.
+
+    Raises
+    ------
+    ReadError
+        ``fail(reason)``, raised from the last failure.
+    """
+    retries, delay = _retry_settings() if is_remote(source.path) else (0, 0.0)
+    for tries in range(retries + 1):
+        with gdal_messages() as messages:
+            try:
+                return operation()
+            except (RasterioError, OSError) as err:
+                failure, reason = err, _reason(err, messages)
+        forget(source)
+        if tries == retries or not _transient(reason):
+            break
+        time.sleep(delay)
+        delay *= 2
+    error = fail(reason)
+    if secrets_of(source.path):  # GDAL's messages in the chain name the URL
+        scrub_chain(failure, source.path)
+    raise error from failure
+
+
+def _retry_settings() -> tuple[int, float]:
+    """``(retries, first delay)`` from GDAL's settings (see :mod:`terrapipe.io.gdal_env`)."""
+    try:
+        retries = max(0, int(os.environ.get("GDAL_HTTP_MAX_RETRY", "3")))
+    except ValueError:
+        retries = 3
+    try:
+        delay = max(0.0, float(os.environ.get("GDAL_HTTP_RETRY_DELAY", "0.5")))
+    except ValueError:
+        delay = 0.5
+    return retries, delay
+
+
+def _transient(reason: BaseException) -> bool:
+    """Whether a failure of a remote file may pass on a new try (not an HTTP error, not a missing file)."""
+    text = str(reason)
+    low = text.lower()
+    if "no such file" in low or "does not exist" in low:
+        return False
+    return _HTTP_ERROR.search(text) is None
+
+
+_HTTP_ERROR = re.compile(r"HTTP (?:response )?(?:code|error code)[:=]? ?[45]\d\d", re.IGNORECASE)
+
+
+def _reason(err: BaseException, messages: list[str]) -> BaseException:
+    """Return the error that explains a failed read: GDAL's last HTTP or network message, if it logged one.
+
+    rasterio's exception only says that the read failed; GDAL logged why
+    just before (``Request for 664-17067 failed with response_code=503``).
+    """
+    for message in reversed(messages):
+        found = _RESPONSE_CODE.search(message)
+        if found is not None:
+            code = int(found.group(1))
+            if code == 0:  # no HTTP answer at all
+                return ConnectionResetError("connection reset: no answer from the server")
+            if code < 300:  # the answer began, then stopped
+                return RuntimeError("transfer closed with outstanding read data remaining")
+            return RuntimeError(f"HTTP response code: {code}")
+        if "curl error" in message.lower():
+            return RuntimeError(message)
+    return err
+
+
+_RESPONSE_CODE = re.compile(r"(?:response_code=|HTTP error code: )(\d+)")
 
 
 class RasterArray(BackendArray):
@@ -239,21 +359,21 @@ class RasterArray(BackendArray):
         return np.asarray(out)
 
     def _read_window(self, bands: list[int], window: Window) -> NDArray[Any]:
-        try:
+        def read() -> Any:
             with self._lock():
-                dataset = acquire(self.source)
-                data = dataset.read(bands, window=window, masked=self.masked)
-        except (RasterioError, OSError) as err:
-            action = (
-                f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
-                f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
-            )
-            raise read_error(self.source.path, action, err) from err
+                return acquire(self.source).read(bands, window=window, masked=self.masked)
+
+        action = (
+            f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
+            f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
+        )
+        data = attempt(self.source, read, lambda reason: read_error(self.source.path, action, reason))
         if self.masked:
             return np.ma.filled(data.astype(self.dtype), np.nan)
         return np.asarray(data)
 
     def __repr__(self) -> str:
         return (
-            f"RasterArray({self.source.path!r}, shape={self.shape}, dtype={self.dtype}, bands={self.bands})"
+            f"RasterArray({redact_url(self.source.path)!r}, shape={self.shape}, dtype={self.dtype}, "
+            f"bands={self.bands})"
         )

@@ -2,7 +2,10 @@
 
 A message names the path, what was being done, the cause in plain words and
 what to do, e.g. ``cannot open raster 'http://h/a.tif': HTTP 404 (not
-found); check the path or URL``.
+found); check the path or URL``. Credentials in the URL (a signed URL's
+signature, a token, a password) are shown as ``***``
+(:mod:`terrapipe.io.redact`), in the message and in the library error it is
+raised from.
 
 Examples
 --------
@@ -15,22 +18,35 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 
 from terrapipe.core.errors import ReadError
+from terrapipe.io.redact import redact_text, redact_url, secrets_of
 
-__all__ = ["explain", "read_error"]
+__all__ = ["explain", "read_error", "scrub_chain"]
 
-_HTTP_CODE = re.compile(r"(?:HTTP (?:response )?(?:code|error|status)[: ]*|\b)([45]\d\d)\b", re.IGNORECASE)
+_HTTP_CODE = re.compile(
+    r"(?:HTTP (?:response |error )?(?:code|error|status)[: =]*|HTTP[: ]+|response_code=|returned error:? |HTTP/\d(?:\.\d)? )"
+    r"([45]\d\d)\b",
+    re.IGNORECASE,
+)  # a status code where a message says it is one (not any number: paths hold numbers too)
 
 
 def explain(err: BaseException) -> tuple[str, str]:
     """Return ``(cause, what to do)`` for a library exception.
 
-    Recognises missing files, HTTP status codes, time-outs and unreadable or
-    corrupt data; anything else keeps the library's own message.
+    Recognises missing files, HTTP status codes, time-outs, dropped
+    connections, cut-short answers, unreadable or corrupt data and invalid
+    JSON metadata; anything else keeps the library's own message. A message
+    that only points at a previous error (rasterio's ``Read failed. See
+    previous exception for details.``) is explained by that error.
     """
     text = str(err).strip() or type(err).__name__
+    previous = err.__cause__ or err.__context__
+    if "see previous exception" in text.lower() and previous is not None:
+        return explain(previous)
     low = text.lower()
     if "timed out" in low or "timeout" in low:
         return (
@@ -53,6 +69,21 @@ def explain(err: BaseException) -> tuple[str, str]:
         )
     if code is not None:
         return f"HTTP {code}", "check the URL and the server"
+    if type(err).__name__ in _DROPPED or any(words in low for words in _DROPPED_TEXT):
+        return (
+            "the connection failed or was closed without an answer",
+            "the read was retried and kept failing; check the server, or retry later",
+        )
+    if type(err).__name__ == "IncompleteRead" or any(words in low for words in _CUT_SHORT_TEXT):
+        return (
+            "the server's answer was cut short (fewer bytes than announced)",
+            "the read was retried and kept failing; check the server or the network, or retry later",
+        )
+    if isinstance(err, json.JSONDecodeError):
+        return (
+            f"its metadata is not valid JSON ({err.msg} at line {err.lineno}), the file is corrupt or truncated",
+            "re-create or re-download it",
+        )
     if "not recognized as" in low or "not a supported file format" in low or "not recognised" in low:
         return (
             "not a format this reader understands (corrupt, truncated or another format)",
@@ -64,6 +95,18 @@ def explain(err: BaseException) -> tuple[str, str]:
             "re-create or re-download the file",
         )
     return text, "check the file"
+
+
+_DROPPED = frozenset(
+    {"RemoteDisconnected", "ConnectionResetError", "BrokenPipeError", "ConnectionAbortedError"}
+)
+_DROPPED_TEXT = (
+    "empty reply from server",
+    "remote end closed connection",
+    "connection reset",
+    "connection aborted",
+)
+_CUT_SHORT_TEXT = ("transfer closed with", "partial file", "incompleteread", "connection broken")
 
 
 def _http_code(text: str) -> int | None:
@@ -82,16 +125,60 @@ def read_error(
     Parameters
     ----------
     path
-        The path or URL as the user gave it.
+        The path or URL as the user gave it (shown with its credentials
+        redacted).
     action
         What failed, e.g. ``"cannot open raster"``.
     err
         The library exception; its cause and hint are used unless given.
+        When ``path`` carries credentials, they are also removed from the
+        text of ``err`` and of the errors it chains to, since it becomes the
+        new error's ``__cause__`` and is printed with it.
     cause, hint
         Override the explanation.
     """
     auto_cause, auto_hint = explain(err) if err is not None else ("", "")
     cause = cause or auto_cause
     hint = hint or auto_hint
-    message = f"{action} {path!r}: {cause}" + (f"; {hint}" if hint else "")
+    message = f"{action} {redact_url(path)!r}: {cause}" + (f"; {hint}" if hint else "")
+    if secrets_of(path):
+        message = redact_text(message, path)
+        if err is not None:
+            scrub_chain(err, path)
     return ReadError(message)
+
+
+def scrub_chain(err: BaseException, path: str) -> None:
+    """Remove ``path``'s credentials from the text of ``err`` and the errors it chains to, in place.
+
+    An error whose text cannot be changed is replaced, in the chain, by a
+    ``RuntimeError`` with its type's name and the redacted text.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        _scrub_one(current, path)
+        following = current.__cause__ or current.__context__
+        if following is not None and _shows_secret(following, path):
+            _scrub_one(following, path)
+            if _shows_secret(following, path):
+                stand_in = RuntimeError(f"{type(following).__name__}: {redact_text(str(following), path)}")
+                current.__cause__, current.__suppress_context__ = stand_in, True
+                following = stand_in
+        current = following
+
+
+def _shows_secret(err: BaseException, path: str) -> bool:
+    text = f"{err} {err!r}"
+    return redact_text(text, path) != text
+
+
+def _scrub_one(err: BaseException, path: str) -> None:
+    with contextlib.suppress(AttributeError, TypeError):  # read-only in some extension types
+        err.args = tuple(redact_text(a, path) if isinstance(a, str) else a for a in err.args)
+    for name in ("errmsg", "filename", "filename2", "strerror", "msg"):
+        value = getattr(err, name, None)
+        if isinstance(value, str):
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(err, name, redact_text(value, path))

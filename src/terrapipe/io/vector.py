@@ -34,18 +34,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.paths import gdal_path, href_of, is_remote
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
+from terrapipe.io.redact import redact_urls, secrets_of
 
 __all__ = ["ReadVector", "is_geoparquet", "open_vector"]
 
@@ -102,16 +105,18 @@ def _read_ogr(
     except TerrapipeError:
         use_arrow = False
     try:
-        return pyogrio.read_dataframe(
-            gdal_path(path),
-            layer=layer,
-            columns=columns,
-            where=where,
-            bbox=bbox,
-            mask=mask,
-            use_arrow=use_arrow,
-        )
+        with _redacted_warnings(path):
+            return pyogrio.read_dataframe(
+                gdal_path(path),
+                layer=layer,
+                columns=columns,
+                where=where,
+                bbox=bbox,
+                mask=mask,
+                use_arrow=use_arrow,
+            )
     except errors.DataLayerError as err:
+        forget_remote_file(path)
         if layer is not None:
             cause = f"no layer {layer!r} ({err})"
             with contextlib.suppress(errors.DataSourceError, OSError):
@@ -119,7 +124,7 @@ def _read_ogr(
             raise read_error(
                 path, "cannot read vector file", err, cause=cause, hint="pick a layer listed"
             ) from err
-        raise read_error(path, "cannot read vector file", err) from err
+        raise read_error(path, "cannot read vector file", err, **_where_hint(where, err)) from err
     except errors.FieldError as err:
         raise read_error(
             path,
@@ -129,7 +134,44 @@ def _read_ogr(
             hint="check the names",
         ) from err
     except (errors.DataSourceError, errors.GeometryError, OSError, ValueError, RuntimeError) as err:
-        raise read_error(path, "cannot read vector file", err) from err
+        forget_remote_file(path)  # else GDAL repeats a failure of this URL without asking again
+        raise read_error(path, "cannot read vector file", err, **_where_hint(where, err)) from err
+
+
+@contextlib.contextmanager
+def _redacted_warnings(path: str) -> Iterator[None]:
+    """Re-emit pyogrio's warnings (GDAL's messages, which name the URL) with ``path``'s credentials redacted.
+
+    Only for a URL that carries credentials: catching warnings changes the
+    process-wide filters, which other threads share.
+    """
+    if not secrets_of(path):
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            kept = list(caught)
+    for record in kept:
+        warnings.warn(redact_urls(str(record.message)), record.category, stacklevel=3)
+
+
+def _where_hint(where: str | None, err: BaseException) -> dict[str, str]:
+    """Return the explanation of an error about the ``where=`` clause (none for other errors)."""
+    if where is None or "sql" not in str(err).lower():
+        return {}
+    return {"cause": f"where={where!r} is not a valid OGR SQL clause", "hint": "fix the where= expression"}
+
+
+def _ogr_columns(path: str, layer: str | int | None) -> list[str]:
+    """Return the attribute columns of a GDAL vector file (empty if they cannot be listed)."""
+    pyogrio = require("pyogrio", feature="read_vector")
+    try:
+        return [str(name) for name in pyogrio.read_info(gdal_path(path), layer=layer)["fields"]]
+    except Exception:  # only used to improve a message
+        return []
 
 
 def open_vector(
@@ -192,12 +234,11 @@ def open_vector(
     else:
         gdf = _read_ogr(text, bbox=box, mask=mask, columns=cols, where=where, layer=layer)
     missing = [c for c in cols or () if c not in gdf.columns]
-    geometry = gdf.geometry.name
     if missing:
         raise read_error(
             text,
             "cannot read vector file",
-            cause=f"no column named {missing} (columns: {[str(c) for c in gdf.columns if c != geometry]})",
+            cause=f"no column named {missing} (columns: {_ogr_columns(text, layer)})",
             hint="pick names listed",
         )
     if gdf.crs is None:

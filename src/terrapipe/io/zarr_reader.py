@@ -240,8 +240,9 @@ def open_zarr(
     timeout
         Seconds an HTTP request may take.
     retries
-        How many times an HTTP request that failed with 429/5xx or a dropped
-        connection is retried (with back-off from 0.5 s).
+        How many times an HTTP request that failed with 429/5xx, a time-out,
+        a dropped connection or an answer cut short is retried (with
+        back-off from 0.5 s).
 
     Returns
     -------

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,44 +68,89 @@ def _field(item: Mapping[str, Any], band: str, key: str) -> Any:
 def asset_crs(item: Mapping[str, Any], band: str) -> CRS | None:
     """CRS of one asset from ``proj:code`` / ``proj:epsg`` / ``proj:wkt2`` / ``proj:projjson``, or ``None``.
 
+    Raises
+    ------
+    StacSearchError
+        For a field that does not describe a CRS, naming the item and asset.
+
     Examples
     --------
     >>> asset_crs({"properties": {"proj:epsg": 4326}, "assets": {"dem": {}}}, "dem")
     CRS('EPSG:4326')
+    >>> asset_crs({"id": "a", "properties": {"proj:epsg": "x"}, "assets": {"dem": {}}}, "dem")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.StacSearchError: STAC item 'a', asset 'dem': proj:epsg 'x' is not valid (ValueError: ...
     """
-    code = _field(item, band, "proj:code")
-    if code:
-        return CRS(str(code))
-    epsg = _field(item, band, "proj:epsg")
-    if epsg:
-        return CRS(f"EPSG:{int(epsg)}")
-    wkt = _field(item, band, "proj:wkt2")
-    if wkt:
-        return CRS(str(wkt))
-    projjson = _field(item, band, "proj:projjson")
-    if projjson:
-        return CRS(json.dumps(projjson))
+    for key, make in _CRS_FIELDS:
+        value = _field(item, band, key)
+        if value:
+            try:
+                return make(value)
+            except (ValueError, TypeError, RuntimeError) as err:  # pyproj's CRSError is a RuntimeError
+                raise _bad_field(item, band, key, value, err) from err
     return None
 
 
+_CRS_FIELDS: tuple[tuple[str, Callable[[Any], CRS]], ...] = (
+    ("proj:code", lambda v: CRS(str(v))),
+    ("proj:epsg", lambda v: CRS(f"EPSG:{int(v)}")),
+    ("proj:wkt2", lambda v: CRS(str(v))),
+    ("proj:projjson", lambda v: CRS(json.dumps(v))),
+)
+
+
+def _bad_field(
+    item: Mapping[str, Any], band: str, key: str, value: Any, err: BaseException
+) -> StacSearchError:
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    return StacSearchError(
+        f"STAC item {_label(item)}, asset {band!r}: {key} {shown} is not valid ({type(err).__name__}: {err}); "
+        "fix the item's projection fields, or pass crs= and resolution= to load it without them"
+    )
+
+
 def asset_geobox(item: Mapping[str, Any], band: str) -> GeoBox | None:
-    """Native grid of one asset from the projection extension, or ``None`` when it is not described."""
+    """Native grid of one asset from the projection extension, or ``None`` when it is not described.
+
+    Raises
+    ------
+    StacSearchError
+        For projection fields that are present but invalid (non-numbers, a
+        shape that is not two positive ints), naming the item and asset.
+    """
     crs = asset_crs(item, band)
     shape = _field(item, band, "proj:shape")
     if crs is None or not shape or len(shape) != 2:
         return None
-    height, width = int(shape[0]), int(shape[1])
+    try:
+        height, width = int(shape[0]), int(shape[1])
+        if height < 1 or width < 1:
+            raise ValueError("the sizes must be >= 1")
+    except (ValueError, TypeError) as err:
+        raise _bad_field(item, band, "proj:shape", shape, err) from err
     transform = _field(item, band, "proj:transform")
     if transform and len(transform) in (6, 9):
-        affine = Affine(*[float(v) for v in transform[:6]])
+        try:
+            affine = Affine(*[float(v) for v in transform[:6]])
+        except (ValueError, TypeError) as err:
+            raise _bad_field(item, band, "proj:transform", transform, err) from err
     else:
         bbox = _field(item, band, "proj:bbox")
         if not bbox or len(bbox) not in (4, 6):
             return None
+        try:
+            values = [float(v) for v in bbox]
+        except (ValueError, TypeError) as err:
+            raise _bad_field(item, band, "proj:bbox", bbox, err) from err
         west, south, east, north = (
-            (bbox[0], bbox[1], bbox[2], bbox[3]) if len(bbox) == 4 else (bbox[0], bbox[1], bbox[3], bbox[4])
+            (values[0], values[1], values[2], values[3])
+            if len(values) == 4
+            else (values[0], values[1], values[3], values[4])
         )
         affine = Affine((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north)
+    if affine.a == 0 or affine.e == 0:
+        raise _bad_field(item, band, "proj:transform", list(affine)[:6], ValueError("a pixel size is 0"))
     return GeoBox((height, width), affine, crs)
 
 

@@ -5,9 +5,9 @@ modifier, time-out, retries, back-off); :class:`JsonClient` sends them with
 ``requests`` (one session per thread and process, never shared across a
 fork) and returns the decoded JSON.
 
-- ``429``, ``5xx``, dropped connections and time-outs are retried at most
-  ``retries`` times, after an exponential back-off with jitter
-  (:func:`retry_delay`); a ``Retry-After`` header is honoured up to
+- ``429``, ``5xx``, dropped connections, answers cut short and time-outs
+  are retried at most ``retries`` times, after an exponential back-off with
+  jitter (:func:`retry_delay`); a ``Retry-After`` header is honoured up to
   ``max_backoff`` seconds.
 - Any other error status fails at once.
 - The final error is the ``error`` class the caller asks for
@@ -319,8 +319,19 @@ class JsonClient:
                 hint = "check that the server is up, or raise timeout="
                 cause: BaseException = err
             except requests.ConnectionError as err:
-                last_problem = "cannot connect"
-                hint = "check that the server is running and the URL is right"
+                if _dropped(err):
+                    last_problem = "the server closed the connection without answering"
+                    hint = "check the server, or try again later"
+                else:
+                    last_problem = "cannot connect"
+                    hint = "check that the server is running and the URL is right"
+                cause = err
+            except (
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as err:
+                last_problem = "the answer was cut short (fewer bytes than announced) or garbled"
+                hint = "check the server or the network, or try again later"
                 cause = err
             except requests.RequestException as err:
                 msg = f"cannot {what} at {shown}: {type(err).__name__}; check the URL and the request options"
@@ -362,6 +373,16 @@ class JsonClient:
         prepared = session.prepare_request(request)
         timeout = (self.options.timeout, self.options.timeout)
         return session.send(prepared, timeout=timeout, allow_redirects=True)
+
+
+def _dropped(err: BaseException) -> bool:
+    """Whether a connection error means the server accepted the connection, then closed it unanswered."""
+    text = str(err).lower()
+    return (
+        "remotedisconnected" in text
+        or "closed connection without response" in text
+        or "reset by peer" in text
+    )
 
 
 def _scrub(err: BaseException) -> BaseException:

@@ -140,6 +140,18 @@ def _problem(record: Any) -> str:
         return "'properties' is not an object"
     if not isinstance(record["assets"], Mapping):
         return "'assets' is not an object"
+    return _geometry_problem(record.get("geometry"))
+
+
+def _geometry_problem(geometry: Any) -> str:
+    """Why ``geometry`` is not a GeoJSON geometry (``""`` if it is one, or ``None``)."""
+    if geometry is None:
+        return ""
+    shapely_geometry = require("shapely.geometry", feature="STAC items")
+    try:
+        shapely_geometry.shape(geometry)
+    except Exception as err:  # shapely raises several kinds for a malformed geometry
+        return f"'geometry' is not a GeoJSON geometry ({type(err).__name__}: {err})"
     return ""
 
 

@@ -159,6 +159,14 @@ def _band_metadata(
         if entry is None or "data_type" not in entry:
             lacking = True
         elif found is None:
+            try:
+                np.dtype(str(entry["data_type"]))
+            except TypeError as err:
+                msg = (
+                    f"STAC item {str(d.get('id'))!r}, asset {key!r}: raster:bands data_type "
+                    f"{entry['data_type']!r} is not a data type; fix the item (e.g. 'uint16', 'float32')"
+                )
+                raise StacSearchError(msg) from err
             found = (str(entry["data_type"]), entry.get("nodata"))
     if found is None:
         return None, None, True
@@ -278,6 +286,7 @@ def stack_items(
     keys = _asset_keys(found, dicts, bands)
     names = list(keys) if bands is None else ([bands] if isinstance(bands, str) else list(bands))
     choice = choose_grid(dicts, keys, crs=crs, resolution=resolution, bbox=bbox, geobox=geobox)
+    _check_cube_size(choice, dicts)
 
     probed: dict[str, tuple[str, float | int | None, tuple[int, int]]] = {}
 
@@ -345,6 +354,8 @@ def stack_items(
         raise
     except ValueError as err:
         raise InvalidArgumentError(f"odc-stac refused the request: {err}") from err
+    # A geographic grid comes back with latitude/longitude dims; the cube is always (time, band, y, x).
+    dataset = dataset.rename({k: v for k, v in (("latitude", "y"), ("longitude", "x")) if k in dataset.dims})
     cube: xr.DataArray = dataset[keys].to_array("band").transpose("time", "band", "y", "x")
     cube = cube.assign_coords(band=np.asarray(names, dtype=object))
     if window is not None:
@@ -384,6 +395,47 @@ def _reference_key(choice: GridChoice, dicts: Sequence[Mapping[str, Any]], keys:
             if box is not None and box.transform == choice.reference.transform:
                 return key
     return keys[0]
+
+
+#: Most pixels (per band and time) a cube may have: a larger one is almost surely a resolution given
+#: in the wrong units, and odc-stac would spend hours planning its tiles.
+MAX_CUBE_PIXELS = 2**45
+
+
+def _check_cube_size(choice: GridChoice, dicts: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a grid of more than :data:`MAX_CUBE_PIXELS` pixels (estimated from the items' bboxes)."""
+    if choice.geobox is not None or not choice.resolution or choice.crs is None:
+        return
+    from odc.geo import geom
+
+    west_south_east_north = choice.bbox
+    if west_south_east_north is None:
+        boxes = [d.get("bbox") for d in dicts]
+        valid = [
+            [float(v) for v in b[:2] + b[-2:]]
+            for b in boxes
+            if isinstance(b, list) and len(b) in (4, 6) and all(isinstance(v, int | float) for v in b)
+        ]
+        if not valid:
+            return
+        west_south_east_north = (
+            min(b[0] for b in valid),
+            min(b[1] for b in valid),
+            max(b[2] for b in valid),
+            max(b[3] for b in valid),
+        )
+    try:
+        extent = geom.box(*west_south_east_north, "EPSG:4326").to_crs(choice.crs).boundingbox
+    except Exception:  # an estimate only: odc-stac reports real problems itself
+        return
+    pixels = (extent.width / choice.resolution) * (extent.height / choice.resolution)
+    if pixels > MAX_CUBE_PIXELS:
+        msg = (
+            f"stack_stac: resolution={choice.resolution!r} in {choice.crs} makes a cube of about "
+            f"{pixels:.1e} pixels per band and time; resolution is in the CRS's units "
+            "(metres for UTM, degrees for EPSG:4326): check it, or pass a smaller bbox="
+        )
+        raise InvalidArgumentError(msg)
 
 
 def _load_grid(

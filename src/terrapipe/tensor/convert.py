@@ -65,12 +65,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.sample import GeoMeta, Sample
 from terrapipe.fuse.boxes import boxes_to_pixels
 from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR
 from terrapipe.fuse.grid import spatial_dims
+from terrapipe.io.redact import redact_url
 from terrapipe.tensor.dtypes import to_torch
 from terrapipe.tensor.meta import meta_of
 
@@ -106,7 +107,17 @@ def _missing(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
 def _spatial_last(var: xr.DataArray | xr.Variable, y_dim: Hashable, x_dim: Hashable) -> np.ndarray:
     dims = [d for d in var.dims if d not in (y_dim, x_dim)]
     ordered = var.transpose(*dims, y_dim, x_dim) if var.dims[-2:] != (y_dim, x_dim) else var
-    return np.asarray(ordered.values)
+    try:
+        return np.asarray(ordered.values)
+    except TerrapipeError:
+        raise
+    except Exception as err:  # a lazily read chip fails here (corrupt chunk, lost connection)
+        source = redact_url(str(var.encoding.get("source", "?")))
+        msg = (
+            f"to_tensor: cannot read the values of a chip of {source!r}: {type(err).__name__}: {err}; "
+            "check that the source is readable (or chip it first: the chipper can skip unreadable blocks)"
+        )
+        raise ReadError(msg) from err
 
 
 class _Converter:

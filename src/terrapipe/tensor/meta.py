@@ -7,7 +7,8 @@
   tuple for a time dimension), else ``None``;
 - ``source_ids``: in order, ``attrs["source_ids"]``, the values of an
   ``id`` coordinate (STAC item ids of a stack), and each variable's
-  ``encoding["source"]`` (the file or URL it was read from), without repeats.
+  ``encoding["source"]`` (the file or URL it was read from, credentials
+  redacted: a sample's metadata is logged and cached), without repeats.
 
 Examples
 --------
@@ -31,6 +32,7 @@ import xarray as xr
 
 from terrapipe.core.sample import GeoMeta, geo_meta
 from terrapipe.fuse.grid import crs_text, grid_of
+from terrapipe.io.redact import redact_url
 
 __all__ = ["iso_times", "meta_of", "source_ids_of"]
 
@@ -68,7 +70,7 @@ def source_ids_of(obj: xr.DataArray | xr.Dataset) -> tuple[str, ...]:
         if value is None:
             return
         if isinstance(value, str | bytes):
-            text = value.decode() if isinstance(value, bytes) else value
+            text = redact_url(value.decode() if isinstance(value, bytes) else value)
             if text and text not in found:
                 found.append(text)
             return
