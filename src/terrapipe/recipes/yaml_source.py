@@ -60,7 +60,14 @@ def load_yaml(text: str, where: str) -> tuple[Any, Lines]:
     if node is None:
         return None, lines
     constructor = yaml.SafeLoader("")
-    return _convert(node, (), lines, constructor, where), lines
+    try:
+        return _convert(node, (), lines, constructor, where), lines
+    except yaml.YAMLError as err:  # e.g. a merge key (<<): recipes are plain data
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        line = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        msg = f"{where}{line}: not a plain-data recipe: {problem}; write the values out instead of merging"
+        raise RecipeError(msg) from err
 
 
 def _convert(node: Any, path: Path_, lines: Lines, constructor: Any, where: str) -> Any:
