@@ -1,40 +1,50 @@
-"""Chipping throughput: terrapipe's ``chip`` / ``slice_with_xbatcher`` against the raw-read floor and xbatcher.
+"""Chipping throughput: terrapipe's ``chip`` / ``slice_with_xbatcher`` against the raw-read floor and its peers.
 
 Builds a Zarr cube (4 bands x N x N uint16, 512 x 512 chunks per band, zstd,
 smooth imagery-like content) and the same pixels as a tiled, compressed
 GeoTIFF (COG layout, 512 x 512 tiles, DEFLATE), then cuts them into 256 x 256
-and 64 x 64 chips converted to torch tensors (``torch.from_numpy``), side by
-side:
+and 64 x 64 chips, each made a torch tensor, side by side:
 
 - ``floor``: zarr-python reads each 512 x 512 block once (all bands) and slices
-  it (for the COG: rasterio reads each tile-aligned 512 x 512 block);
+  it into chips, each made a tensor with ``torch.from_numpy`` (for the COG:
+  rasterio reads each tile-aligned 512 x 512 block) -- the same output work
+  as ``chip``'s consumer, which makes a tensor of every chip's pixels;
 - ``xbatcher``: ``xbatcher.BatchGenerator`` over the lazily opened cube, and its
   torch ``MapDataset`` in a ``DataLoader`` with 2 worker processes;
-- ``chip``: ``tp.from_items([cube]).chip(...)`` (xarray chips, and
-  ``output="numpy"``), alone and in a ``DataLoader`` with 2 workers;
-- ``slice_with_xbatcher``: terrapipe's xbatcher-identical slicer.
+- ``chip``: ``tp.from_items([cube]).chip(...)`` (xarray chips with coordinates
+  and CRS, and ``output="numpy"``), alone and in a ``DataLoader`` with 2 workers;
+- ``slice_with_xbatcher``: terrapipe's xbatcher-identical slicer;
+- ``torchgeo``: a ``RasterDataset`` over the COG with a ``GridGeoSampler`` in a
+  ``DataLoader`` with 2 workers, when torchgeo imports (it needs torchvision,
+  whose PyPI wheels are CUDA builds: install it in a separate environment, see
+  ``--torchgeo-python``); otherwise the reason is printed and it is skipped.
 
 Every contender runs in its own subprocess (so its peak RSS is its own) on a
 warm page cache; slow ones stop after ``--limit`` seconds and their rate is
-measured on what they did. A second ``chip`` run on a cube 4x larger (2N x 2N)
-shows whether peak RSS stays flat. torchgeo is not installed here (it needs
-torchvision, which has no CPU wheel for this torch), so it is not compared.
+measured on what they did. Every contender runs right after its floor, in
+each round: its ratio to the floor comes from that pair of runs, seconds
+apart (the load of a shared machine changes from minute to minute); the
+tables give the median over the rounds and the range. The ratios to xbatcher
+and torchgeo are ratios of those medians.
+A ``chip`` run on a cube 4x larger (2N x 2N) shows whether peak RSS stays flat,
+and a last table counts block re-reads with shuffled, overlapping windows.
 
-Run: ``python benchmarks/bench_chip.py [--size small|medium|full] [--repeat 3] [--markdown out.md]``
-(``full`` = 8192 x 8192, the issue's configuration, about 10 minutes per repeat plus building the
-data once; ``small`` = 2048 for a quick check). The table in ``docs/benchmarks/chip.md`` comes from
-``--size full --repeat 3 --limit 15``.
+Run: ``python benchmarks/bench_chip.py [--size small|medium|full] [--repeat 5] [--markdown out.md]``
+(``full`` = 8192 x 8192, the issue's configuration; ``small`` = 2048 for a quick check). The
+tables in ``docs/benchmarks/chip.md`` come from ``--size full --repeat 5 --limit 8``.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import gc
 import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -158,16 +168,14 @@ def warm(path: Path) -> None:
 
 
 def _timed(chips: Iterator[Any], limit: float) -> tuple[int, float]:
+    """Make a tensor of every chip's pixels (no copy), as a training loop would; count them."""
     import torch
 
     count = 0
     started = time.perf_counter()
     for chip in chips:
-        array = (
-            chip[0] if isinstance(chip, tuple) else (chip if isinstance(chip, torch.Tensor) else chip.values)
-        )
-        if not isinstance(array, torch.Tensor):
-            torch.from_numpy(array)
+        array = chip[0] if isinstance(chip, tuple) else chip.values
+        torch.from_numpy(array)
         count += 1
         if count % 16 == 0 and time.perf_counter() - started > limit:
             break
@@ -189,8 +197,8 @@ def _zarr_floor(path: Path, size: int, limit: float) -> tuple[int, float]:
                 for xx in range(0, BLOCK - size + 1, size):
                     torch.from_numpy(block[:, yy : yy + size, xx : xx + size])
                     count += 1
-        if time.perf_counter() - started > limit:
-            break
+            if time.perf_counter() - started > limit:
+                return count, time.perf_counter() - started
     return count, time.perf_counter() - started
 
 
@@ -210,8 +218,8 @@ def _cog_floor(path: Path, size: int, limit: float) -> tuple[int, float]:
                     for xx in range(0, BLOCK - size + 1, size):
                         torch.from_numpy(block[:, yy : yy + size, xx : xx + size])
                         count += 1
-            if time.perf_counter() - started > limit:
-                break
+                if time.perf_counter() - started > limit:
+                    return count, time.perf_counter() - started
     return count, time.perf_counter() - started
 
 
@@ -219,6 +227,12 @@ def _open_zarr(path: Path) -> Any:
     import xarray as xr
 
     return xr.open_zarr(path, chunks=None, consolidated=False).image
+
+
+def _open_cog(path: Path) -> Any:
+    from terrapipe.io import open_raster
+
+    return open_raster(path)
 
 
 def _xbatcher(path: Path, size: int, limit: float) -> tuple[int, float]:
@@ -237,7 +251,7 @@ def _batched(loader: Any, limit: float) -> tuple[int, float]:
     started = time.perf_counter()
     it = iter(loader)
     for batch in it:
-        count += len(batch)
+        count += len(batch["image"]) if isinstance(batch, dict) else len(batch)
         if time.perf_counter() - started > limit:
             break
     seconds = time.perf_counter() - started
@@ -255,70 +269,78 @@ def _xbatcher_loader(path: Path, size: int, limit: float) -> tuple[int, float]:
     return _batched(DataLoader(MapDataset(gen), batch_size=LOADER_BATCH, num_workers=2), limit)
 
 
-def _chip(path: Path, size: int, limit: float, **options: Any) -> tuple[int, float]:
+def _chip(
+    path: Path, size: int, limit: float, opener: Callable[[Path], Any], **options: Any
+) -> tuple[int, float]:
     import terrapipe as tp
-    import terrapipe.chip
 
-    pipe = tp.from_items([_open_zarr(path)]).chip({"y": size, "x": size}, **options)
+    pipe = tp.from_items([opener(path)]).chip({"y": size, "x": size}, **options)
     return _timed(iter(pipe), limit)
 
 
-def _chip_loader(path: Path, size: int, limit: float) -> tuple[int, float]:
+def _chip_loader(path: Path, size: int, limit: float, opener: Callable[[Path], Any]) -> tuple[int, float]:
     from torch.utils.data import DataLoader
 
     import terrapipe as tp
-    import terrapipe.chip
 
-    pipe = tp.from_items([_open_zarr(path)]).chip({"y": size, "x": size}, output="numpy", workers=1)
+    pipe = tp.from_items([opener(path)]).chip({"y": size, "x": size}, output="numpy", workers=1)
     return _batched(DataLoader(pipe, batch_size=LOADER_BATCH, num_workers=2, collate_fn=_stack), limit)
 
 
 def _stack(items: list[Any]) -> Any:
-    """Stack chip arrays into one batch tensor (a copy, so a batch never drags whole blocks along)."""
-    import torch
+    """Stack chip arrays into one batch tensor: one copy, so a batch never drags whole blocks along.
 
-    return torch.from_numpy(np.stack([array for array, _ in items]))
+    In a worker process the batch is made in shared memory, as torch's default collate does, so
+    that sending it to the main process copies nothing more.
+    """
+    import torch
+    from torch.utils.data import get_worker_info
+
+    arrays = [array for array, _ in items]
+    out = torch.empty((len(arrays), *arrays[0].shape), dtype=torch.from_numpy(arrays[0][:0]).dtype)
+    if get_worker_info() is not None:
+        out.share_memory_()
+    np.stack(arrays, out=out.numpy())
+    return out
 
 
 def _slicer(path: Path, size: int, limit: float) -> tuple[int, float]:
     import terrapipe as tp
-    import terrapipe.chip
 
     pipe = tp.from_items([_open_zarr(path)]).slice_with_xbatcher({"y": size, "x": size})
     return _timed(iter(pipe), limit)
 
 
-def _chip_cog(
-    path: Path, size: int, limit: float, opener: str = "terrapipe", **options: Any
-) -> tuple[int, float]:
-    import terrapipe as tp
-    import terrapipe.chip
+def _torchgeo(path: Path, size: int, limit: float) -> tuple[int, float]:
+    """torchgeo's way: a RasterDataset over the COG, a GridGeoSampler, a DataLoader with 2 workers."""
+    from torch.utils.data import DataLoader
+    from torchgeo.datasets import RasterDataset, stack_samples
+    from torchgeo.samplers import GridGeoSampler, Units
 
-    if opener == "rioxarray":
-        import rioxarray
-
-        cube = rioxarray.open_rasterio(path)
-    else:
-        from terrapipe.io import open_raster
-
-        cube = open_raster(path)
-    pipe = tp.from_items([cube]).chip({"y": size, "x": size}, **options)
-    return _timed(iter(pipe), limit)
+    dataset = RasterDataset(paths=str(path))
+    sampler = GridGeoSampler(dataset, size=size, stride=size, units=Units.PIXELS)
+    loader = DataLoader(
+        dataset, sampler=sampler, batch_size=LOADER_BATCH, num_workers=2, collate_fn=stack_samples
+    )
+    return _batched(loader, limit)
 
 
-CONTENDERS: dict[str, tuple[str, Callable[..., tuple[int, float]]]] = {
+Contender = tuple[str, Callable[..., tuple[int, float]]]
+CONTENDERS: dict[str, Contender] = {
     "floor": ("zarr", _zarr_floor),
     "xbatcher": ("zarr", _xbatcher),
     "xbatcher+DataLoader(2)": ("zarr", _xbatcher_loader),
-    "chip": ("zarr", _chip),
-    "chip numpy": ("zarr", lambda p, s, lim: _chip(p, s, lim, output="numpy")),
-    "chip+DataLoader(2)": ("zarr", _chip_loader),
+    "chip": ("zarr", functools.partial(_chip, opener=_open_zarr)),
+    "chip numpy": ("zarr", functools.partial(_chip, opener=_open_zarr, output="numpy")),
+    "chip+DataLoader(2)": ("zarr", functools.partial(_chip_loader, opener=_open_zarr)),
     "slice_with_xbatcher": ("zarr", _slicer),
     "cog floor": ("cog", _cog_floor),
-    "cog chip": ("cog", _chip_cog),
-    "cog chip numpy": ("cog", lambda p, s, lim: _chip_cog(p, s, lim, output="numpy")),
-    "cog chip rioxarray": ("cog", lambda p, s, lim: _chip_cog(p, s, lim, opener="rioxarray")),
+    "cog chip": ("cog", functools.partial(_chip, opener=_open_cog)),
+    "cog chip numpy": ("cog", functools.partial(_chip, opener=_open_cog, output="numpy")),
+    "cog chip+DataLoader(2)": ("cog", functools.partial(_chip_loader, opener=_open_cog)),
+    "torchgeo+DataLoader(2)": ("cog", _torchgeo),
 }
+PEERS = {"torchgeo+DataLoader(2)"}  # run with --torchgeo-python
 
 
 def _cpu() -> float:
@@ -326,20 +348,35 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def run_worker(name: str, path: Path, size: int, limit: float) -> None:
-    # import everything first: import time is not chipping time
+def _import_for(name: str) -> None:
+    """Import what a contender needs before timing it (import time is not chipping time)."""
+    import torch
+    import torch.utils.data
+
+    if name in PEERS:
+        import torchgeo.datasets
+        import torchgeo.samplers  # noqa: F401
+
+        return
     import rasterio  # noqa: F401
     import rioxarray  # noqa: F401
-    import torch
-    import torch.utils.data  # noqa: F401
     import xarray  # noqa: F401
     import xbatcher
-    import xbatcher.loaders.torch  # noqa: F401
+    import xbatcher.loaders.torch
     import zarr  # noqa: F401
 
     import terrapipe.chip
     import terrapipe.io  # noqa: F401
 
+    del torch, xbatcher
+
+
+def run_worker(name: str, path: Path, size: int, limit: float) -> None:
+    _import_for(name)
+    # Collect what the imports left behind now: the first full collection of a fresh
+    # interpreter (~0.1 s with torch and xarray loaded) would otherwise land in whichever
+    # contender allocates the most objects first.
+    gc.collect()
     _, fn = CONTENDERS[name]
     cpu = _cpu()
     count, seconds = fn(path, size, limit)
@@ -350,16 +387,52 @@ def run_worker(name: str, path: Path, size: int, limit: float) -> None:
     print(json.dumps(result))
 
 
-def measure(name: str, path: Path, size: int, limit: float) -> dict[str, float]:
-    command = [sys.executable, __file__, "--worker", name, "--path", str(path), "--chip", str(size)]
-    command += ["--limit", str(limit)]
+def run_halo(path: Path, size: int, overlap: int, budget_mb: int, shuffle: bool) -> None:
+    """Count the blocks a shuffled/ordered pass with overlapping windows reads (and re-reads)."""
+    import terrapipe as tp
+    import terrapipe.chip
+
+    pipe = tp.from_items([_open_zarr(path)]).chip(
+        {"y": size, "x": size}, overlap=overlap, shuffle=shuffle, block_cache_bytes=budget_mb * 2**20, seed=1
+    )
+    started = time.perf_counter()
+    chips = sum(1 for _ in pipe)
+    seconds = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"chips": chips, "seconds": seconds, "rss_mb": rss, **pipe.counters.as_dict()}))
+
+
+def _subprocess(command: list[str]) -> dict[str, float]:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed:\n{done.stderr[-3000:]}")
     out: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def measure(name: str, path: Path, size: int, limit: float, python: str) -> dict[str, float]:
+    command = [python, __file__, "--worker", name, "--path", str(path), "--chip", str(size)]
+    out = _subprocess([*command, "--limit", str(limit)])
     out["rate"] = out["chips"] / out["seconds"]
     return out
+
+
+def torchgeo_python(requested: str | None) -> tuple[str | None, str]:
+    """The interpreter that has torchgeo (``--torchgeo-python``, ``.bench-venv``, or this one), or why none does."""
+    candidates = [requested] if requested else [str(ROOT / ".bench-venv" / "bin" / "python"), sys.executable]
+    reasons = []
+    for python in candidates:
+        if not Path(python).exists():
+            reasons.append(f"{python}: not found")
+            continue
+        probe = "import torchgeo, torchvision, torch; print(torchgeo.__version__, torchvision.__version__, torch.__version__)"
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return python, done.stdout.strip()
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        reasons.append(f"{python}: {last}")
+    return None, "; ".join(reasons)
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -367,31 +440,58 @@ def measure(name: str, path: Path, size: int, limit: float) -> dict[str, float]:
 
 def machine() -> str:
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {mem_gb:.0f} GiB RAM"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs, {mem_gb:.0f} GiB RAM"
+
+
+def _ratio_cell(values: list[float]) -> str:
+    """Median of the paired ratios, and their range."""
+    if not values:
+        return "-"
+    mid = statistics.median(values)
+    if len(values) == 1 or min(values) == max(values):
+        return f"{mid:.2f}"
+    return f"{mid:.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def _floor_of(name: str) -> str:
+    return "floor" if CONTENDERS[name][0] == "zarr" else "cog floor"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--chips", type=int, nargs="+", default=[256, 64])
-    parser.add_argument("--limit", type=float, default=20.0, help="seconds per contender at most")
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="interleaved runs per contender (the best is reported)"
-    )
+    parser.add_argument("--limit", type=float, default=10.0, help="seconds per contender at most")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; every contender runs once per round")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
+    parser.add_argument(
+        "--torchgeo-python", help="a Python that has torchgeo (default: .bench-venv, then this one)"
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "terrapipe" / "bench-chip",
     )
     parser.add_argument("--no-rss-growth", action="store_true", help="skip the 4x larger cube")
+    parser.add_argument("--no-halo", action="store_true", help="skip the block re-read table")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--halo", help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--chip", type=int, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()  # nox passes the same arguments to every benchmark
     if args.worker:
         run_worker(args.worker, args.path, args.chip, args.limit)
+        return
+    if args.halo:
+        overlap, budget, shuffle = args.halo.split(",")
+        run_halo(args.path, args.chip, int(overlap), int(budget), shuffle == "1")
         return
 
     n = SIZES[args.size]
@@ -402,59 +502,85 @@ def main() -> None:
     for p in (zarr_path, cog_path):
         warm(p)
 
+    contenders = list(args.contenders)
+    peer_python, peer_note = torchgeo_python(args.torchgeo_python)
+    if any(c in PEERS for c in contenders) and peer_python is None:
+        print(f"torchgeo is skipped: it does not import ({peer_note})", flush=True)
+        contenders = [c for c in contenders if c not in PEERS]
+
     lines = [
         f"chipping benchmark, {dt.date.today().isoformat()}, {machine()}",
         f"cube: {BANDS} x {n} x {n} uint16, {BLOCK}² chunks (zarr: zstd, one band per chunk; "
         "COG: DEFLATE + predictor, pixel-interleaved tiles)",
-        f"best of {args.repeat} interleaved runs per contender; load average before: "
-        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}",
-        "",
+        f"{args.repeat} round(s), every contender once per round, at most {args.limit:g} s each; "
+        f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
     ]
+    if peer_python is not None:
+        lines.append(f"torchgeo, torchvision, torch (in {peer_python}): {peer_note}")
+    else:
+        lines.append(f"torchgeo: not run ({peer_note})")
+    lines.append("")
+    # Each contender runs right after its floor (a pair), so that its ratio compares two runs
+    # seconds apart: on a machine shared with other jobs the load changes from minute to minute.
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    pairs: dict[tuple[str, int], list[float]] = {}
+
+    def run_one(name: str, size: int, repeat: int) -> dict[str, float]:
+        path = zarr_path if CONTENDERS[name][0] == "zarr" else cog_path
+        python = peer_python if name in PEERS and peer_python else sys.executable
+        run = measure(name, path, size, args.limit, python)
+        runs.setdefault((name, size), []).append(run)
+        print(
+            f"  round {repeat + 1} {size:>4}² {name:<24} {run['rate']:9.0f} chips/s "
+            f"{1000 * run['cpu'] / max(run['chips'], 1):7.2f} CPU s/1000 chips",
+            flush=True,
+        )
+        return run
+
     for repeat in range(args.repeat):
         for size in args.chips:
-            for name in args.contenders:
-                kind, _ = CONTENDERS[name]
-                path = zarr_path if kind == "zarr" else cog_path
-                run = measure(name, path, size, args.limit)
-                runs.setdefault((name, size), []).append(run)
-                print(
-                    f"  run {repeat + 1} {size:>4}² {name:<24} {run['rate']:9.0f} chips/s "
-                    f"{1000 * run['cpu'] / max(run['chips'], 1):7.2f} CPU s/1000 chips",
-                    flush=True,
-                )
-    results = {
-        key: {
-            "rate": max(r["rate"] for r in group),
-            "cpu": min(r["cpu"] / max(r["chips"], 1) for r in group) * 1000,
-            "rss": max(r["rss_mb"] + r["child_rss_mb"] for r in group),
-        }
-        for key, group in runs.items()
-    }
+            for name in contenders:
+                floor_name = _floor_of(name)
+                if name == floor_name:
+                    if not any(_floor_of(c) == name and c != name for c in contenders):
+                        run_one(name, size, repeat)  # a floor with nothing to pair
+                    continue
+                floor_run = run_one(floor_name, size, repeat)
+                run = run_one(name, size, repeat)
+                pairs.setdefault((name, size), []).append(run["rate"] / floor_run["rate"])
     for size in args.chips:
         lines += [
             f"### {size}² chips from {BLOCK}² blocks",
             "",
-            "| contender | chips/s | x floor | x xbatcher | CPU s / 1000 chips | peak RSS (MB) |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| contender | chips/s | x floor | x xbatcher | x torchgeo | CPU s / 1000 chips | peak RSS (MB) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for name in args.contenders:
-            r = results[(name, size)]
-            floor = results.get(("cog floor" if name.startswith("cog") else "floor", size))
-            xb = results.get(("xbatcher", size))
-            ratio_floor = f"{r['rate'] / floor['rate']:.2f}" if floor else "-"
-            ratio_xb = f"{r['rate'] / xb['rate']:.1f}" if xb and not name.startswith("cog") else "-"
+        for name in contenders:
+            group = runs[(name, size)]
+            to_floor = pairs.get((name, size), [1.0] if name == _floor_of(name) else [])
+            peer = "xbatcher" if CONTENDERS[name][0] == "zarr" else "torchgeo+DataLoader(2)"
+            to_peer = pairs.get((peer, size))
+            rate = statistics.median(r["rate"] for r in group)
+            cpu = statistics.median(1000 * r["cpu"] / max(r["chips"], 1) for r in group)
+            rss = max(r["rss_mb"] + r["child_rss_mb"] for r in group)
+            over_peer = (
+                f"{statistics.median(to_floor) / statistics.median(to_peer):.1f}"
+                if to_peer and to_floor
+                else "-"
+            )
             lines.append(
-                f"| {name} | {r['rate']:,.0f} | {ratio_floor} | {ratio_xb} | {r['cpu']:.2f} | {r['rss']:,.0f} |"
+                f"| {name} | {rate:,.0f} | {_ratio_cell(to_floor)} | "
+                f"{over_peer if peer == 'xbatcher' else '-'} | {over_peer if peer != 'xbatcher' else '-'} | "
+                f"{cpu:.2f} | {rss:,.0f} |"
             )
         lines.append("")
 
-    if not args.no_rss_growth and "chip" in args.contenders:
+    if not args.no_rss_growth and "chip" in contenders:
         big = build_zarr(args.cache_dir / f"cube-{2 * n}.zarr", 2 * n)
         warm(big)
         size = args.chips[0]
-        small_run = measure("chip", zarr_path, size, 1e9)
-        big_run = measure("chip", big, size, 1e9)
+        small_run = measure("chip", zarr_path, size, 1e9, sys.executable)
+        big_run = measure("chip", big, size, 1e9, sys.executable)
         lines += [
             f"### peak RSS of `chip` ({size}² chips, whole cube) when the cube grows 4x",
             "",
@@ -464,6 +590,27 @@ def main() -> None:
             f"| {BANDS} x {2 * n} x {2 * n} | {big_run['chips']:,.0f} | {big_run['rate']:,.0f} | {big_run['rss_mb']:,.0f} |",
             "",
         ]
+
+    if not args.no_halo:
+        size, overlap = args.chips[0], args.chips[0] // 8
+        block_mb = BANDS * BLOCK * BLOCK * 2 / 2**20
+        n_blocks = (n // BLOCK) ** 2
+        lines += [
+            f"### block reads with overlapping windows ({size}² chips, overlap {overlap}: windows cross block "
+            f"borders; {n_blocks} blocks of {block_mb:g} MB)",
+            "",
+            "| block_cache_bytes | shuffle | chips | blocks read | re-reads | peak RSS (MB) |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for budget in (16, 64, 512):
+            for shuffle in (False, True):
+                command = [sys.executable, __file__, "--halo", f"{overlap},{budget},{int(shuffle)}"]
+                out = _subprocess([*command, "--path", str(zarr_path), "--chip", str(size)])
+                lines.append(
+                    f"| {budget} MB | {shuffle} | {out['windows']:,.0f} | {out['blocks_read']:,.0f} | "
+                    f"{out['block_rereads']:,.0f} | {out['rss_mb']:,.0f} |"
+                )
+        lines.append("")
     text = "\n".join(lines)
     print()
     print(text)

@@ -45,6 +45,34 @@ def test_chips_are_identical_to_isel_for_a_dataarray_with_crs(cube):
     assert got == expected
 
 
+def test_chips_own_their_attributes_and_encoding(cube):
+    cube.encoding["dtype"] = "uint16"
+    first, second = list(tp.from_items([cube]).chip({"y": 16, "x": 16}))[:2]
+    first.attrs["note"] = "changed"
+    first.encoding["dtype"] = "float32"
+    assert "note" not in second.attrs
+    assert "note" not in cube.attrs
+    assert second.encoding["dtype"] == cube.encoding["dtype"] == "uint16"
+
+
+@pytest.mark.parametrize("kind", ["DataArray", "Dataset"])
+def test_public_constructors_build_the_same_chips(monkeypatch, kind):
+    import terrapipe.chip.build as build_module
+    from terrapipe.chip.construct import direct_construction_ok
+
+    assert direct_construction_ok()  # the installed xarray takes the direct path
+    base = geo_cube(bands=2, height=24, width=30)
+    obj = base if kind == "DataArray" else base.to_dataset().assign(q=(("y", "x"), np.ones((24, 30))))
+    direct = list(tp.from_items([obj]).chip({"y": 8, "x": 10}, overlap={"x": 2}, boundary="pad", pad_value=0))
+    monkeypatch.setattr(build_module, "direct_construction_ok", lambda: False)
+    public = list(tp.from_items([obj]).chip({"y": 8, "x": 10}, overlap={"x": 2}, boundary="pad", pad_value=0))
+    assert len(direct) == len(public) == 3 * 4
+    for a, b in zip(direct, public, strict=True):
+        xr.testing.assert_identical(a, b)
+        assert a.rio.transform() == b.rio.transform()
+        assert a.rio.crs == b.rio.crs
+
+
 def test_chips_of_a_dataset_keep_every_variable_and_coordinate():
     base = geo_cube(bands=3, height=24, width=30, dtype="float32")
     ds = base.to_dataset()
@@ -279,6 +307,39 @@ def test_a_tight_block_budget_rereads_and_counts_it():
     assert len(chips) == 7 * 7
     assert pipe.counters.block_rereads > 0
     assert sum(backend.reads.values()) == pipe.counters.blocks_read
+
+
+def test_shuffled_overlapping_windows_reread_few_blocks():
+    # 16 x 16 blocks; 10-px windows with stride 6 cross into the next block along both axes
+    data = np.arange(128 * 128, dtype="float64").reshape(128, 128)
+    da, backend = counting_dataarray(data, ("y", "x"), (8, 8))
+    block = 8 * 8 * 8
+    pipe = tp.from_items([da]).chip(
+        {"y": 10, "x": 10}, stride=6, shuffle=True, seed=4, block_cache_bytes=64 * block, workers=0
+    )
+    chips = list(pipe)
+    assert len(chips) == 20 * 20
+    assert len(backend.reads) == 256
+    # tiles of 4 x 4 groups and Belady's rule keep nearly every halo block until its last use
+    # (a plain shuffle of the groups with LRU eviction re-read about 1.6 blocks per block here)
+    assert pipe.counters.block_rereads <= 256 // 10
+    assert pipe.counters.blocks_read == sum(backend.reads.values())
+    starts = sorted(divmod(int(c.values[0, 0]), 128) for c in chips)  # value = row * 128 + column
+    assert starts == sorted((y, x) for y in range(0, 119, 6) for x in range(0, 119, 6))
+
+
+def test_shuffle_without_halos_keeps_a_plain_group_permutation():
+    data = np.arange(32 * 32, dtype="float64").reshape(32, 32)
+    da, _ = counting_dataarray(data, ("y", "x"), (4, 4))
+    orders = []
+    for seed in range(3):
+        pipe = tp.from_items([da]).chip(4, shuffle=True, shuffle_buffer=1, seed=seed, workers=0)
+        # the group (block) of each chip, from its first value = row * 32 + column
+        orders.append([(int(c.values[0, 0]) // 32 // 4, int(c.values[0, 0]) % 32 // 4) for c in pipe])
+    # consecutive groups are not confined to 4 x 4 tiles of groups
+    tiles = {(y // 4, x // 4) for y, x in orders[0][:16]}
+    assert len(tiles) > 1
+    assert orders[0] != orders[1] != orders[2]
 
 
 def test_xbatcher_reads_chunks_many_times_where_chip_reads_them_once():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -163,3 +165,48 @@ def test_planning_a_billion_windows_holds_no_per_window_objects():
     assert starts[0].tolist() == [0, 0]
     assert stops[-1].tolist() == [3_200_000, 3_200_000]
     assert plan.window_starts(np.array([plan.n_windows - 1])).tolist() == [[3_199_900, 3_199_900]]
+
+
+# -- shuffled order by tiles, halos ------------------------------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    tile=st.integers(1, 4),
+    seed=st.integers(0, 1000),
+)
+def test_tiled_permutation_visits_every_cell_once_tile_by_tile(shape, tile, seed):
+    from terrapipe.chip.plan import tiled_permutation
+
+    tiles = [tile] * len(shape)
+    order = tiled_permutation(shape, tiles, np.random.default_rng(seed))
+    n = int(np.prod(shape))
+    assert sorted(order.tolist()) == list(range(n))
+    coords = np.stack(np.unravel_index(order, shape), axis=-1) // tile
+    tile_ids = [tuple(c) for c in coords.tolist()]
+    # each tile's cells are consecutive: once a tile is left, it never comes back
+    finished: set[tuple[int, ...]] = set()
+    for previous, current in itertools.pairwise(tile_ids):
+        if current != previous:
+            finished.add(previous)
+            assert current not in finished
+
+
+def test_tiled_permutation_of_tile_one_is_a_plain_shuffle():
+    from terrapipe.chip.plan import tiled_permutation
+
+    orders = {tuple(tiled_permutation((5, 5), (1, 1), np.random.default_rng(s)).tolist()) for s in range(5)}
+    assert len(orders) == 5
+
+
+def test_crossing_axes_finds_windows_that_reach_into_the_next_block():
+    from terrapipe.chip.plan import crossing_axes
+
+    edges = {"y": block_edges(8, 32), "x": block_edges(8, 32)}
+    aligned = plan_windows({"y": 32, "x": 32}, {"y": 4, "x": 8}, edges=edges)
+    assert crossing_axes(aligned, edges) == (False, False)
+    overlapping = plan_windows({"y": 32, "x": 32}, {"y": 4, "x": 8}, stride={"y": 4, "x": 6}, edges=edges)
+    assert crossing_axes(overlapping, edges) == (False, True)
+    empty = plan_windows({"y": 3, "x": 32}, {"y": 4, "x": 8}, edges=edges)
+    assert crossing_axes(empty, edges) == (False, False)

@@ -87,6 +87,9 @@ def test_direct_reads_match_zarr(tmp_path, fmt, compressor, dtype, endian):
         assert got.dtype == ds.v.dtype
         np.testing.assert_array_equal(got, expected[key])
         np.testing.assert_array_equal(got, ds.v.variable[key].values)
+        buffer = np.full(direct.shape_of(key), 99, dtype=direct.dtype)  # as the reader allocates it
+        assert direct.read(key, buffer) is buffer
+        np.testing.assert_array_equal(buffer, expected[key])
 
 
 def test_big_endian_v2_is_left_to_xarray_and_still_right(tmp_path):

@@ -54,9 +54,11 @@ __all__ = [
     "axis_starts",
     "block_edges",
     "common_edges",
+    "crossing_axes",
     "plan_axis",
     "plan_windows",
     "shard_slice",
+    "tiled_permutation",
 ]
 
 Boundary = Literal["drop", "pad", "shift"]
@@ -428,3 +430,58 @@ def shard_slice(n_items: int, info: ShardInfo, *, rotate: int = 0) -> slice:
     count = info.count
     share = (info.index - rotate) % count
     return slice(share * n_items // count, (share + 1) * n_items // count)
+
+
+def crossing_axes(plan: WindowPlan, edges: Mapping[Hashable, Sequence[int] | IntArray]) -> tuple[bool, ...]:
+    """Return, per axis, whether some group's region reaches past its anchor block (a halo).
+
+    Groups whose windows reach into the next block share that block with the
+    next group: it is read for both, or kept in between.
+
+    Examples
+    --------
+    >>> edges = {"y": [0, 5, 10], "x": [0, 6, 12]}
+    >>> crossing_axes(plan_windows({"y": 10, "x": 12}, {"y": 4, "x": 4}, edges=edges), edges)
+    (True, True)
+    >>> crossing_axes(plan_windows({"y": 10, "x": 12}, {"y": 5, "x": 3}, edges=edges), edges)
+    (False, False)
+    """
+    out = []
+    for axis in plan.axes:
+        if axis.n_windows == 0 or axis.dim not in edges:
+            out.append(False)
+            continue
+        edge_array = np.asarray(edges[axis.dim], dtype=np.int64)
+        anchor = np.searchsorted(edge_array, axis.region_start, side="right") - 1
+        block_stop = edge_array[np.minimum(anchor + 1, edge_array.size - 1)]
+        out.append(bool((axis.region_stop > block_stop).any()))
+    return tuple(out)
+
+
+def tiled_permutation(shape: Sequence[int], tile: Sequence[int], rng: np.random.Generator) -> IntArray:
+    """Return a random order of the cells of a grid that visits it tile by tile.
+
+    The grid (row-major flat cell numbers) is cut into tiles of ``tile``
+    cells per axis; the tiles come in a random order, and the cells of each
+    tile, together, in a random order. A tile of 1 along every axis is a plain
+    random permutation.
+
+    Examples
+    --------
+    >>> order = tiled_permutation((4, 4), (2, 2), np.random.default_rng(0))
+    >>> sorted(order.tolist()) == list(range(16))
+    True
+    >>> tile = lambda cell: (cell // 4 // 2, cell % 4 // 2)  # which 2 x 2 tile a cell is in
+    >>> [len({tile(c) for c in order[i : i + 4].tolist()}) for i in (0, 4, 8, 12)]
+    [1, 1, 1, 1]
+    """
+    n = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    coords = np.unravel_index(np.arange(n, dtype=np.int64), tuple(shape))
+    tiles_shape = tuple(-(-int(s) // max(1, int(t))) for s, t in zip(shape, tile, strict=True))
+    tile_of = np.ravel_multi_index(
+        tuple(c // max(1, int(t)) for c, t in zip(coords, tile, strict=True)), tiles_shape
+    )
+    tile_rank = rng.permutation(int(np.prod(tiles_shape, dtype=np.int64)))
+    return np.lexsort((rng.random(n), tile_rank[tile_of])).astype(np.int64)

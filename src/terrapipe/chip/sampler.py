@@ -43,7 +43,7 @@ import xarray as xr
 from terrapipe.chip.build import ItemCutter, Output, crs_and_transform
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import IntArray, WindowPlan, plan_windows, shard_slice
-from terrapipe.chip.reader import BlockReader
+from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
 from terrapipe.chip.split import SpatialSplit, window_bounds
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
@@ -169,7 +169,7 @@ class WindowSampler(Stage[Any]):
         split: SpatialSplit | None = None,
         subset: str | None = None,
         buffer: int = 256,
-        workers: int = 2,
+        workers: int = DEFAULT_WORKERS,
         block_cache_bytes: int = 512 * 2**20,
         output: Output = "xarray",
         shard: ShardMode = "auto",

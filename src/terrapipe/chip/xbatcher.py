@@ -64,7 +64,7 @@ from terrapipe.chip.build import ItemCutter
 from terrapipe.chip.cursor import ItemCursor
 from terrapipe.chip.layout import describe_arrays
 from terrapipe.chip.plan import IntArray, plan_windows, shard_slice
-from terrapipe.chip.reader import BlockReader
+from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
 from terrapipe.chip.xbatcher_schema import XbatcherSchema
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError, TerrapipeWarning
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
@@ -176,7 +176,7 @@ class XbatcherSlicer(Stage[Any]):
         batch_dims: Mapping[Hashable, int] | None = None,
         concat_input_dims: bool = False,
         preload_batch: bool = True,
-        workers: int = 2,
+        workers: int = DEFAULT_WORKERS,
         block_cache_bytes: int = 512 * 2**20,
         shard: ShardMode = "auto",
         on_error: OnError = "raise",

@@ -122,14 +122,26 @@ class DirectZarrArray:
         array = np.frombuffer(data, dtype=self.stored_dtype, count=n).reshape(self.chunks)
         return array.astype(self.dtype) if self.stored_dtype != self.dtype else array
 
-    def read(self, key: Sequence[slice]) -> np.ndarray:
-        """Return ``variable[key]`` for a key of slices (step 1) in the variable's index space."""
+    def shape_of(self, key: Sequence[slice]) -> tuple[int, ...]:
+        """Shape of ``variable[key]`` (what :meth:`read` returns)."""
+        return tuple(
+            (k.stop if k.stop is not None else n - o) - (k.start or 0)
+            for o, k, n in zip(self.offsets, key, self.shape, strict=True)
+        )
+
+    def read(self, key: Sequence[slice], out: np.ndarray | None = None) -> np.ndarray:
+        """Return ``variable[key]`` for a key of slices (step 1) in the variable's index space.
+
+        ``out``, when given, is a C-contiguous array of :meth:`shape_of` and
+        :attr:`dtype` that receives the values (and is returned).
+        """
         lo = [o + (k.start or 0) for o, k in zip(self.offsets, key, strict=True)]
         hi = [
             o + (k.stop if k.stop is not None else n - o)
             for o, k, n in zip(self.offsets, key, self.shape, strict=True)
         ]
-        out = np.empty([b - a for a, b in zip(lo, hi, strict=True)], dtype=self.dtype)
+        if out is None:
+            out = np.empty([b - a for a, b in zip(lo, hi, strict=True)], dtype=self.dtype)
         ranges = [
             range(a // c, (b - 1) // c + 1) if b > a else range(0)
             for a, b, c in zip(lo, hi, self.chunks, strict=True)
