@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +10,9 @@ import pytest
 import terrapipe as tp
 import terrapipe.dist
 from tests.dist.dist_helpers import small_pipe
-from tests.run.test_run_ddp import free_port
+from tests.servers.ranks import run_ranks
 
 HERE = Path(__file__).parent
-SRC = HERE.parent.parent / "src"
 
 
 @pytest.fixture(scope="module")
@@ -25,31 +20,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("ddp-read")
     store = out / "samples.zarr"
     tp.dist.materialize(small_pipe(37), store, partitions=5, chunk_samples=2)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, str(HERE / "ddp_reader.py")]
-    procs = [
-        subprocess.Popen(
-            [*command, str(rank), "2", str(port), str(store), str(out / f"{rank}.json")],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for rank in range(2)
-    ]
-    logs = []
-    try:
-        for proc in procs:
-            stdout, _ = proc.communicate(timeout=180)
-            logs.append(stdout.decode(errors="replace"))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for proc, log in zip(procs, logs, strict=True):
-        assert proc.returncode == 0, log
-    return [json.loads((out / f"{rank}.json").read_text()) for rank in range(2)]
+    return run_ranks(HERE / "ddp_reader.py", [str(store)], out)
 
 
 def test_ranks_read_every_sample_once(ranks: list[dict[str, Any]]):

@@ -2,60 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
 from collections import Counter as Multiset
 from pathlib import Path
 
 import pytest
 
+from tests.servers.ranks import run_ranks
+
 HERE = Path(__file__).parent
-SRC = HERE.parent.parent / "src"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "ddp_worker.py"),
-                str(rank),
-                "2",
-                str(port),
-                str(out / f"{rank}.json"),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for rank in range(2)
-    ]
-    logs = []
-    try:
-        for proc in procs:
-            stdout, _ = proc.communicate(timeout=120)
-            logs.append(stdout.decode(errors="replace"))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for proc, log in zip(procs, logs, strict=True):
-        assert proc.returncode == 0, log
-    return [json.loads((out / f"{rank}.json").read_text()) for rank in range(2)]
+    return run_ranks(HERE / "ddp_worker.py", [], tmp_path_factory.mktemp("ddp"), timeout=120)
 
 
 @pytest.mark.parametrize("key", ["threads", "inline", "processes"])
