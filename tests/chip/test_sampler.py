@@ -37,11 +37,13 @@ def test_windows_are_spread_by_valid_area_or_weights():
     big = xr.DataArray(np.zeros((40, 40)), dims=("y", "x"))
     small = xr.DataArray(np.ones((12, 12)), dims=("y", "x"))
     tiny = xr.DataArray(np.full((4, 4), 2.0), dims=("y", "x"))  # no room for a window
-    values = [
-        float(c.values[0, 0]) for c in tp.from_items([big, small, tiny]).sample_windows(8, n=400, seed=0)
-    ]
+    with pytest.raises(InvalidArgumentError, match=r"element 2 .* smaller than the window"):
+        list(tp.from_items([big, small, tiny]).sample_windows(8, n=400, seed=0))
+    pipe = tp.from_items([big, small, tiny]).sample_windows(8, n=400, seed=0, on_error="skip")
+    values = [float(c.values[0, 0]) for c in pipe]
     share_small = values.count(1.0) / len(values)
     assert 2.0 not in values
+    assert pipe.stats.skipped == 1  # the tiny raster, counted once per pass
     assert share_small == pytest.approx(25 / (33 * 33 + 25), abs=0.03)
     weighted = [
         float(c.values[0, 0])

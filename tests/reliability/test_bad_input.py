@@ -8,9 +8,6 @@ subclass whose message names the input (``name``) and says what to do
 (:func:`run_isolated`), so that a crash there fails those cases instead of
 killing the test session.
 
-Cases marked ``xfail`` are bugs in layers this suite does not own; their
-reason says what the fix is (``strict``: they fail loudly once fixed).
-
 Run ``python -m tests.reliability.test_bad_input FOLDER CASE_ID...`` to run
 cases the way the subprocess does (one JSON line per event).
 """
@@ -63,7 +60,6 @@ class Case:
     error: type[TerrapipeError]
     hint: str
     isolate: bool = False
-    xfail: str = ""
 
 
 # -- inputs -----------------------------------------------------------------------------------------
@@ -203,21 +199,6 @@ def _edit(dotted: str, value: Any) -> Callable[[dict[str, Any]], None]:
 
 # -- the catalogue ----------------------------------------------------------------------------------
 
-CHIP_FIX = (
-    "chip/chipper.py normalize_windows and Chipper.__init__ check values, not types: a float or str size, "
-    "a str shuffle_buffer end in bare TypeError/ValueError and read_ahead=-1 is accepted; check "
-    "isinstance(v, int) (not bool) first and raise InvalidArgumentError"
-)
-SMALL_FIX = (
-    "chip: a raster smaller than the window (boundary='drop' for chip, 'shift' for sample_windows) yields "
-    "no chip and no count; raise InvalidArgumentError through handle_error, naming the raster's and the "
-    "window's sizes and suggesting boundary='pad' or a smaller window (counted with on_error='skip')"
-)
-ONE_PIXEL_FIX = (
-    "chip/build.py ItemCutter: a grid one pixel high or wide without a GeoTransform gets Affine.identity() "
-    "as its chips' transform, silently; raise InvalidArgumentError suggesting da.rio.write_transform(...)"
-)
-
 
 def _file(folder: Path, name: str, content: bytes | str) -> Path:
     path = folder / name
@@ -312,13 +293,13 @@ CASES: list[Case] = [
     Case("chip-overlap-not-smaller", lambda d: (_later(tp.from_items([_grid()]).chip, 4, overlap=4), "overlap"), InvalidArgumentError, "must be in [0, 4)"),
     Case("chip-dims-not-in-raster", lambda d: (_drain(tp.from_items([_grid()]).chip({"lat": 4, "lon": 4})), "'lat'"), InvalidArgumentError, "which has ('band', 'y', 'x')"),
     Case("chip-element-not-xarray", lambda d: (_drain(tp.from_items(["scene.tif"]).chip(4)), "got str"), InvalidArgumentError, "chip takes xarray"),
-    Case("chip-window-larger-than-raster", lambda d: (_drain(tp.from_items([_grid()]).chip(16)), "16"), InvalidArgumentError, "boundary='pad'", xfail=SMALL_FIX),
-    Case("sample-windows-larger-than-raster", lambda d: (_drain(tp.from_items([_grid()]).sample_windows(16, n=3)), "16"), InvalidArgumentError, "smaller window", xfail=SMALL_FIX),
-    Case("chip-one-pixel-high-without-transform", lambda d: (_drain(tp.from_items([_grid()[:, :1, :]]).chip(1, output="numpy")), "one pixel"), InvalidArgumentError, "write_transform", xfail=ONE_PIXEL_FIX),
-    Case("chip-size-float", lambda d: (_later(tp.from_items([_grid()]).chip, 4.5), "4.5"), InvalidArgumentError, ">= 1", xfail=CHIP_FIX),
-    Case("chip-size-string", lambda d: (_later(tp.from_items([_grid()]).chip, "4"), "'4'"), InvalidArgumentError, ">= 1", xfail=CHIP_FIX),
-    Case("chip-read-ahead-negative", lambda d: (_later(tp.from_items([_grid()]).chip, 4, read_ahead=-1), "read_ahead"), InvalidArgumentError, ">= 0", xfail=CHIP_FIX),
-    Case("chip-shuffle-buffer-string", lambda d: (_later(tp.from_items([_grid()]).chip, 4, shuffle_buffer="10"), "shuffle_buffer"), InvalidArgumentError, ">= 1", xfail=CHIP_FIX),
+    Case("chip-window-larger-than-raster", lambda d: (_drain(tp.from_items([_grid()]).chip(16)), "16"), InvalidArgumentError, "boundary='pad'"),
+    Case("sample-windows-larger-than-raster", lambda d: (_drain(tp.from_items([_grid()]).sample_windows(16, n=3)), "16"), InvalidArgumentError, "smaller window"),
+    Case("chip-one-pixel-high-without-transform", lambda d: (_drain(tp.from_items([_grid()[:, :1, :]]).chip(1, output="numpy")), "one pixel"), InvalidArgumentError, "write_transform"),
+    Case("chip-size-float", lambda d: (_later(tp.from_items([_grid()]).chip, 4.5), "4.5"), InvalidArgumentError, ">= 1"),
+    Case("chip-size-string", lambda d: (_later(tp.from_items([_grid()]).chip, "4"), "'4'"), InvalidArgumentError, ">= 1"),
+    Case("chip-read-ahead-negative", lambda d: (_later(tp.from_items([_grid()]).chip, 4, read_ahead=-1), "read_ahead"), InvalidArgumentError, ">= 0"),
+    Case("chip-shuffle-buffer-string", lambda d: (_later(tp.from_items([_grid()]).chip, 4, shuffle_buffer="10"), "shuffle_buffer"), InvalidArgumentError, ">= 1"),
     # fuse
     Case("rasterize-vector-without-crs", lambda d: (_later(lambda: tp.from_items([_grid()]).rasterize(_frame(crs=None), column="cls")), "no CRS"), InvalidArgumentError, "set_crs"),
     Case("rasterize-unknown-column", lambda d: (_later(lambda: tp.from_items([_grid()]).rasterize(_frame(), column="klass")), "'klass'"), InvalidArgumentError, "pick one of those"),
@@ -432,10 +413,7 @@ def _main(argv: list[str]) -> None:
 
 
 def _param(case: Case) -> Any:
-    marks = [pytest.mark.timeout(CASE_TIMEOUT)]
-    if case.xfail:
-        marks.append(pytest.mark.xfail(strict=True, reason=case.xfail))
-    return pytest.param(case, id=case.id, marks=marks)
+    return pytest.param(case, id=case.id, marks=[pytest.mark.timeout(CASE_TIMEOUT)])
 
 
 @pytest.fixture(scope="module")
@@ -445,7 +423,7 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
 
 
 def test_the_catalogue_is_large_and_spans_every_layer() -> None:
-    assert len([c for c in CASES if not c.xfail]) >= 30
+    assert len(CASES) >= 30
     assert len(_BY_ID) == len(CASES)
     assert {c.error for c in CASES} >= {
         ReadError, InvalidArgumentError, StacSearchError, GridMismatchError, CacheError, RecipeError,

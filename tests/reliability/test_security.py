@@ -308,11 +308,6 @@ def test_a_recipe_written_back_shows_variables_not_their_values(
     assert "${TP_TEST_TOKEN}" in str(recipe.inputs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chip/build.py puts encoding['source'] into the numpy output's GeoMeta source_ids unredacted "
-    "(fix: redact_url(str(source)), as tensor/meta.py does)",
-)
 def test_numpy_chips_carry_no_credentials(tmp_path: Path) -> None:
     path = tmp_path / "local.tif"
     write_cog(path, size=256)

@@ -51,8 +51,9 @@ from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.sample import GeoMeta, geo_meta
+from terrapipe.io.redact import redact_url
 
-__all__ = ["ItemCutter", "Output", "arrays_for", "crs_and_transform", "grid_transform"]
+__all__ = ["ItemCutter", "Output", "arrays_for", "cached_transform", "crs_and_transform", "grid_transform"]
 
 Output = Literal["xarray", "numpy"]
 _X_NAMES = ("x", "lon", "longitude")
@@ -81,7 +82,7 @@ def grid_transform(obj: xr.DataArray | xr.Dataset, x_dim: Hashable, y_dim: Hasha
     >>> tuple(grid_transform(da, "x", "y"))[:6]
     (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
     """
-    cached = _cached_transform(obj)
+    cached = cached_transform(obj)
     if cached is not None and not cached.is_rectilinear:
         return cached
     if x_dim not in obj.coords or y_dim not in obj.coords:
@@ -97,9 +98,22 @@ def grid_transform(obj: xr.DataArray | xr.Dataset, x_dim: Hashable, y_dim: Hasha
     return Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
 
 
-def _cached_transform(obj: xr.DataArray | xr.Dataset) -> Affine | None:
-    """Return the ``GeoTransform`` rioxarray keeps on the grid-mapping coordinate, if any."""
+def cached_transform(obj: xr.DataArray | xr.Dataset) -> Affine | None:
+    """Return the ``GeoTransform`` rioxarray keeps on the grid-mapping coordinate, if any.
+
+    A Dataset's grid mapping may be named by its variables' encoding only.
+
+    Examples
+    --------
+    >>> import rioxarray
+    >>> da = xr.DataArray(np.zeros((2, 2)), dims=("y", "x")).rio.write_transform(Affine(10, 0, 0, 0, -10, 20))
+    >>> tuple(cached_transform(da))[:6]
+    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
+    """
     name = obj.encoding.get("grid_mapping", "spatial_ref")
+    if isinstance(obj, xr.Dataset) and name not in obj.coords:
+        for var in obj.data_vars.values():
+            name = var.encoding.get("grid_mapping", name)
     if name not in obj.coords:
         return None
     text = obj.coords[name].attrs.get("GeoTransform")
@@ -212,8 +226,14 @@ class ItemCutter:
         self.transform = transform
         self._x_axis = self.dims.index(x_dim) if x_dim in self.dims else None
         self._y_axis = self.dims.index(y_dim) if y_dim in self.dims else None
+        if output == "numpy" and transform is None and x_dim in obj.coords and y_dim in obj.coords:
+            msg = (
+                f"chip: an element of sizes {dict(obj.sizes)} is one pixel wide or high and has no GeoTransform, "
+                "so its chips' pixel size is unknown; write one with da.rio.write_transform(...)"
+            )
+            raise InvalidArgumentError(msg)
         source = obj.encoding.get("source")
-        self.source_ids: tuple[str, ...] = (str(source),) if source else ()
+        self.source_ids: tuple[str, ...] = (redact_url(str(source)),) if source else ()
         self.time = _times(obj) if output == "numpy" else None
         self._time_axis = self.dims.index("time") if "time" in self.dims else None
         spatial = tuple(int(obj.sizes[d]) if d is not None else 1 for d in (y_dim, x_dim))

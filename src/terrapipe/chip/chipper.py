@@ -57,6 +57,7 @@ from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
 from terrapipe.core.state import expect_keys
+from terrapipe.io.redact import redact_url
 
 __all__ = ["ChipCounters", "Chipper", "normalize_windows"]
 
@@ -117,38 +118,24 @@ def normalize_windows(
     >>> normalize_windows({"time": 4}, None, {"time": 1})
     ({'time': 4}, {'time': 1})
     """
-    sizes: dict[Hashable, int] = {"y": size, "x": size} if isinstance(size, int) else dict(size)
-    if not sizes or any(
-        isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1 for v in sizes.values()
-    ):
+    sizes = _per_dim("size", size, {"y": None, "x": None})
+    if not sizes or any(not _is_int(v) or v < 1 for v in sizes.values()):
         raise InvalidArgumentError(f"size must map dimension names to window lengths >= 1, got {size!r}")
     if overlap is not None and stride is not None:
         raise InvalidArgumentError(
             f"give overlap or stride, not both (got overlap={overlap!r}, stride={stride!r})"
         )
     strides = dict(sizes)
-    if overlap is not None:
-        overlaps = dict.fromkeys(sizes, overlap) if isinstance(overlap, int) else dict(overlap)
-        for dim, value in overlaps.items():
-            if dim not in sizes:
-                raise InvalidArgumentError(
-                    f"overlap names {dim!r}, which is not a window dimension of {sizes!r}"
-                )
-            if not 0 <= value < sizes[dim]:
-                raise InvalidArgumentError(
-                    f"overlap along {dim!r} must be in [0, {sizes[dim]}), got {value!r}"
-                )
-            strides[dim] = sizes[dim] - int(value)
-    if stride is not None:
-        given = dict.fromkeys(sizes, stride) if isinstance(stride, int) else dict(stride)
-        for dim, value in given.items():
-            if dim not in sizes:
-                raise InvalidArgumentError(
-                    f"stride names {dim!r}, which is not a window dimension of {sizes!r}"
-                )
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise InvalidArgumentError(f"stride along {dim!r} must be an int >= 1, got {value!r}")
-            strides[dim] = int(value)
+    for dim, value in _per_dim("overlap", overlap, sizes).items():
+        if not _is_int(value) or not 0 <= value < sizes[dim]:
+            raise InvalidArgumentError(
+                f"overlap along {dim!r} must be in [0, {sizes[dim]}) (an int), got {value!r}"
+            )
+        strides[dim] = sizes[dim] - int(value)
+    for dim, value in _per_dim("stride", stride, sizes).items():
+        if not _is_int(value) or value < 1:
+            raise InvalidArgumentError(f"stride along {dim!r} must be an int >= 1, got {value!r}")
+        strides[dim] = int(value)
     return {d: int(v) for d, v in sizes.items()}, strides
 
 
@@ -218,8 +205,11 @@ class Chipper(Stage[Any]):
     Raises
     ------
     InvalidArgumentError
-        For bad arguments, an element that is not an xarray object, or a
-        window dimension that the element lacks.
+        For bad arguments, an element that is not an xarray object, a
+        window dimension that the element lacks, an element smaller than the
+        window with ``boundary="drop"``, or a one-pixel grid without a
+        ``GeoTransform`` with ``output="numpy"`` (the element errors follow
+        ``on_error``).
     ReadError
         When a block cannot be read and ``on_error="raise"``.
 
@@ -293,10 +283,12 @@ class Chipper(Stage[Any]):
             raise InvalidArgumentError(f"max_nodata_fraction must be in [0, 1], got {max_nodata_fraction!r}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
-        if block_cache_bytes < 0:
-            raise InvalidArgumentError(f"block_cache_bytes must be >= 0, got {block_cache_bytes!r}")
-        if shuffle_buffer < 1:
-            raise InvalidArgumentError(f"shuffle_buffer must be >= 1, got {shuffle_buffer!r}")
+        if not _is_int(block_cache_bytes) or block_cache_bytes < 0:
+            raise InvalidArgumentError(f"block_cache_bytes must be an int >= 0, got {block_cache_bytes!r}")
+        if not _is_int(shuffle_buffer) or shuffle_buffer < 1:
+            raise InvalidArgumentError(f"shuffle_buffer must be an int >= 1, got {shuffle_buffer!r}")
+        if read_ahead is not None and (not _is_int(read_ahead) or read_ahead < 0):
+            raise InvalidArgumentError(f"read_ahead must be None or an int >= 0, got {read_ahead!r}")
         if output not in ("xarray", "numpy"):
             raise InvalidArgumentError(f"output must be 'xarray' or 'numpy', got {output!r}")
         if (split is None) != (subset is None):
@@ -432,6 +424,13 @@ class Chipper(Stage[Any]):
     ) -> Generator[Any, None, None]:
         plan, arrays, crossing = self._plan(obj)
         if plan.n_windows == 0:
+            sizes = {dim: int(obj.sizes[dim]) for dim in self.size if dim in obj.sizes}
+            err = InvalidArgumentError(
+                f"chip: {_describe(obj)} is smaller than the window (sizes {sizes}, window {self.size}) and "
+                f"boundary={self.boundary!r} yields no chip from it; pass boundary='pad' or a smaller window, "
+                "or on_error='skip' to skip and count such elements"
+            )
+            handle_error(err, on_error=self.on_error, stats=self.stats)
             return
         keep = self._keep_mask(obj, plan)
         groups = self._group_order(plan, crossing, epoch, item, info)
@@ -453,9 +452,13 @@ class Chipper(Stage[Any]):
                 "buffer in this configuration; was the state saved from the same pipeline?"
             )
         todo = groups[first_group:]
-        cutter = ItemCutter(
-            obj, plan, arrays, boundary=self.boundary, pad_value=self.pad_value, output=self.output
-        )
+        try:
+            cutter = ItemCutter(
+                obj, plan, arrays, boundary=self.boundary, pad_value=self.pad_value, output=self.output
+            )
+        except InvalidArgumentError as err:
+            handle_error(err, on_error=self.on_error, stats=self.stats)
+            return
         reader = BlockReader(
             arrays, workers=self.workers, cache_bytes=self.block_cache_bytes, read_ahead=self.read_ahead
         )
@@ -659,10 +662,31 @@ def _kept_per_group(plan: WindowPlan, keep: np.ndarray) -> IntArray:
     return grid.reshape(-1).astype(np.int64)
 
 
+def _per_dim(name: str, value: object, dims: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    """``value`` per dimension: a mapping is checked against ``dims``, anything else applies to all."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        if name == "size" and not _is_int(value):
+            raise InvalidArgumentError(f"size must map dimension names to window lengths >= 1, got {value!r}")
+        return dict.fromkeys(dims, value)
+    if name != "size":
+        for dim in value:
+            if dim not in dims:
+                raise InvalidArgumentError(
+                    f"{name} names {dim!r}, which is not a window dimension of {dict(dims)!r}"
+                )
+    return dict(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
 def _describe(obj: xr.DataArray | xr.Dataset) -> str:
     source = obj.encoding.get("source")
     if source:
-        return repr(str(source))
+        return repr(redact_url(str(source)))
     name = getattr(obj, "name", None)
     kind = type(obj).__name__
     return f"{kind} {name!r} {dict(obj.sizes)}" if name is not None else f"{kind} {dict(obj.sizes)}"

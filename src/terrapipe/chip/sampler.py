@@ -137,7 +137,9 @@ class WindowSampler(Stage[Any]):
     ------
     InvalidArgumentError
         For bad arguments, an element that is not an xarray object, points
-        without a transform, or weights of the wrong length.
+        without a transform, weights of the wrong length, or an element
+        smaller than the window (that one follows ``on_error``: with
+        ``"skip"`` it is counted and gets no windows).
 
     Attributes
     ----------
@@ -227,7 +229,7 @@ class WindowSampler(Stage[Any]):
 
     # -- drawing -------------------------------------------------------------
     def _rasters(self) -> list[_Raster]:
-        rasters = []
+        rasters: list[_Raster] = []
         block_bytes = max(2**16, min(self.block_cache_bytes // 16, 2**23))
         for obj in self.source:
             if not isinstance(obj, xr.DataArray | xr.Dataset):
@@ -240,7 +242,16 @@ class WindowSampler(Stage[Any]):
                 )
             ref = obj.dims if isinstance(obj, xr.DataArray) else _largest_dims(obj)
             dims = [d for d in ref if d in self.size] + [d for d in self.size if d not in ref]
-            rasters.append(_Raster(obj, dims, self.size, block_bytes))
+            raster = _Raster(obj, dims, self.size, block_bytes)
+            if raster.positions == 0:
+                sizes = dict(zip(dims, raster.sizes.tolist(), strict=True))
+                err = InvalidArgumentError(
+                    f"sample_windows: element {len(rasters)} ({type(obj).__name__} of sizes {sizes}) is smaller "
+                    f"than the window {self.size}, so no window fits in it; pass a smaller window, or "
+                    "on_error='skip' to skip and count such elements"
+                )
+                handle_error(err, on_error=self.on_error, stats=self.stats)
+            rasters.append(raster)
         return rasters
 
     def _weights(self, rasters: list[_Raster]) -> np.ndarray:

@@ -28,6 +28,7 @@ import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
 
+from terrapipe.chip.build import cached_transform
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.io.redact import redact_url
 
@@ -118,23 +119,6 @@ def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
     return y_dim, x_dim
 
 
-def _cached_transform(obj: xr.DataArray | xr.Dataset) -> Affine | None:
-    name = obj.encoding.get("grid_mapping", "spatial_ref")
-    if isinstance(obj, xr.Dataset) and name not in obj.coords:
-        for var in obj.data_vars.values():
-            name = var.encoding.get("grid_mapping", name)
-    if name not in obj.coords:
-        return None
-    text = obj.coords[name].attrs.get("GeoTransform")
-    if not text:
-        return None
-    try:
-        c, a, b, f, d, e = (float(v) for v in str(text).split())
-    except ValueError:
-        return None
-    return Affine(a, b, c, d, e, f)
-
-
 def transform_of(obj: xr.DataArray | xr.Dataset) -> Affine:
     """Return the affine transform of a chip (pixel ``(col, row)`` to map ``(x, y)``).
 
@@ -153,7 +137,7 @@ def transform_of(obj: xr.DataArray | xr.Dataset) -> Affine:
     (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
     """
     y_dim, x_dim = spatial_dims(obj)
-    cached = _cached_transform(obj)
+    cached = cached_transform(obj)
     if cached is not None and not cached.is_rectilinear:
         return cached
     if x_dim not in obj.coords or y_dim not in obj.coords:
