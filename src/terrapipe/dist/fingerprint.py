@@ -3,12 +3,24 @@
 A store records the fingerprint of the pipeline that wrote it; resuming a
 materialize with a pipeline whose fingerprint differs would mix samples of
 two pipelines, so it is refused. The fingerprint digests the stages' classes
-in graph order and, for each stage the cache layer can describe
-(:func:`~terrapipe.cache.segment.describe_stage`: options, function bodies,
-input files' sizes and modification times), its configuration; a stage that
-cannot be described (one holding an open backend or an index) counts by its
-class only, so changing its options is not detected (pass ``version=`` to
-say that the configuration changed).
+in graph order and each stage's configuration as the cache layer describes
+it (:func:`~terrapipe.cache.segment.describe_stage`, through
+:func:`~terrapipe.cache.canonical.canonical`): its options, function bodies,
+input files' sizes and modification times, arrays, tables and geometries by
+a digest of their content. Everything in it is plain JSON, so the
+fingerprint is the same in every process (no ``hash()``, no object ids).
+
+A stage whose attributes hold objects with no stable description (an open
+backend, a spatial index, a settings object) describes itself with a
+``cache_config()`` method instead: ``search_stac`` by its backend kind, the
+location it searches (credentials removed: see
+:meth:`~terrapipe.stac.search.SearchSTAC.cache_config`) and its search
+parameters; ``rasterize`` by the content of its vector layer (WKB, CRS and
+burnt values) and its options; ``to_tensor`` by its conversion options.
+Headers, tokens and other credentials never enter the fingerprint, and
+changing them does not change it. A stage that still cannot be described
+counts by its class only, so changing its options is not detected (pass
+``version=`` to say that the configuration changed).
 
 Examples
 --------

@@ -62,8 +62,8 @@ from terrapipe.dist.fingerprint import pipe_fingerprint
 from terrapipe.dist.layout import StoreHeader
 from terrapipe.dist.partition import NOTE_PREFIX, PartitionResult, Verify, write_partition
 from terrapipe.dist.store import SampleStore
-from terrapipe.run.pipe_loader import _can_shard
 from terrapipe.run.progress import ProgressBar
+from terrapipe.run.sharding import can_shard
 
 __all__ = ["MaterializeReport", "materialize"]
 
@@ -389,7 +389,7 @@ def materialize(
         overwrite=overwrite,
     )
     count = header.partitions
-    if count > 1 and not _can_shard(pipe):
+    if count > 1 and not can_shard(pipe):
         raise InvalidArgumentError(
             f"materialize splits the pipe into {count} partitions with its sharding stage, but no stage of "
             f"{type(pipe).__name__} can shard (from_items, chip, sample_windows, ...); every partition would "

@@ -44,7 +44,7 @@ from terrapipe.dist.layout import ChunkRecord, PartitionManifest
 from terrapipe.dist.store import SampleStore
 from terrapipe.run._describe import describe_element
 from terrapipe.run.graph_lock import copy_pipe
-from terrapipe.run.workers import _apply_torch_sharding
+from terrapipe.run.sharding import apply_torch_sharding
 
 __all__ = ["PartitionResult", "Verify", "iter_partition", "write_partition"]
 
@@ -111,7 +111,7 @@ def _samples(pipe: IterDataPipe[Any], index: int, count: int, epoch: int) -> Ite
     """Iterate ``pipe`` itself as shard ``index`` of ``count`` (the scope is entered around each step)."""
     info = ShardInfo(worker_id=index, num_workers=count)
     with shard_scope(info):
-        _apply_torch_sharding(pipe, info)
+        apply_torch_sharding(pipe, info)
         set_epoch(pipe, epoch)
         iterator = iter(pipe)
     try:

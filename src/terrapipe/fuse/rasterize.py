@@ -288,3 +288,55 @@ class Rasterize(Stage[xr.Dataset]):
     def __len__(self) -> int:
         source: Any = self.source
         return len(source)
+
+    def cache_config(self) -> dict[str, Any]:
+        """Describe what the stage burns (for cache keys and pipeline fingerprints).
+
+        :func:`~terrapipe.cache.segment.describe_stage` (and so
+        :func:`~terrapipe.dist.fingerprint.pipe_fingerprint`) uses it in place
+        of the stage's attributes. The layer counts by content, whether it was
+        given as a GeoDataFrame or read from a file: a digest of its
+        geometries' WKB in row order (the order decides ``merge="replace"``),
+        its CRS and the values of ``column``; attribute columns that are not
+        burnt do not count.
+
+        Returns
+        -------
+        dict
+            ``geometry`` (a digest, bytes), ``crs``, ``values`` (array or
+            ``None``) and the options ``column``, ``all_touched``, ``merge``,
+            ``fill``, ``dtype``, ``name``.
+
+        Examples
+        --------
+        >>> import geopandas as gpd, terrapipe as tp
+        >>> from shapely.geometry import box
+        >>> layer = gpd.GeoDataFrame({"v": [1, 2]}, geometry=[box(0, 0, 1, 1), box(1, 1, 2, 2)], crs="EPSG:32631")
+        >>> config = Rasterize(tp.from_items([]), layer, column="v").cache_config()
+        >>> config["values"], config["dtype"], config["fill"]
+        (array([1, 2]), 'int32', 0)
+        >>> moved = layer.set_geometry([box(0, 0, 1, 1), box(1, 1, 3, 3)])
+        >>> Rasterize(tp.from_items([]), moved, column="v").cache_config()["geometry"] == config["geometry"]
+        False
+        """
+        import hashlib
+
+        import shapely
+
+        frame = self.index.frame
+        geometries = np.asarray(frame.geometry.array)
+        digest = hashlib.blake2b(digest_size=16)
+        for start in range(0, len(geometries), 65536):  # bounded memory for large layers
+            digest.update(b"".join(shapely.to_wkb(geometries[start : start + 65536])))
+        values = None if self.column is None else frame[self.column].to_numpy()
+        return {
+            "geometry": digest.digest(),
+            "crs": frame.crs,
+            "values": values,
+            "column": self.column,
+            "all_touched": self.all_touched,
+            "merge": self.merge,
+            "fill": self.fill,
+            "dtype": self.dtype.name,
+            "name": self.name,
+        }

@@ -13,6 +13,7 @@ from terrapipe.run.pmap import ParallelMapper
 from terrapipe.run.prefetch import Prefetcher
 from terrapipe.run.profiler import PipeProfile, StageProfile, profile
 from terrapipe.run.shard_scope import shard_scope
+from terrapipe.run.sharding import apply_torch_sharding, can_shard
 from terrapipe.run.shuffle import ShuffledItems, shuffled_items
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "ShuffledItems",
     "StageProfile",
     "WorkerError",
+    "apply_torch_sharding",
+    "can_shard",
     "collate_samples",
     "loader",
     "move_to",

@@ -18,7 +18,8 @@ from terrapipe.core.shard import ShardInfo, worker_seed
 from terrapipe.core.state import expect_keys
 from terrapipe.run.pipe_state import ResumePlan, resume_plan
 from terrapipe.run.shard_scope import shard_scope
-from terrapipe.run.workers import _apply_torch_sharding, seed_globals
+from terrapipe.run.sharding import apply_torch_sharding
+from terrapipe.run.workers import seed_globals
 
 __all__ = ["InlineShard"]
 
@@ -59,7 +60,7 @@ class InlineShard(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type
         self._done = False
         self._position: dict[str, Any] | None = None
         with shard_scope(info):
-            _apply_torch_sharding(pipe, info)
+            apply_torch_sharding(pipe, info)
 
     def _close_iterator(self) -> None:
         close = getattr(self._iterator, "close", None)

@@ -76,13 +76,12 @@ from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 import torch
-from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
 from torchdata.nodes import BaseNode, Batcher, Mapper, PinMemory
 from torchdata.nodes import Loader as NodesLoader
 from torchdata.nodes import Prefetcher as NodesPrefetcher
 
 from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
-from terrapipe.core.pipe import IterDataPipe, Stage, iter_graph
+from terrapipe.core.pipe import IterDataPipe
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range
 from terrapipe.core.state import expect_keys
 from terrapipe.run.collate import collate_samples
@@ -93,6 +92,7 @@ from terrapipe.run.inline import InlineShard
 from terrapipe.run.merge import ShardMerge
 from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.progress import ProgressBar
+from terrapipe.run.sharding import can_shard
 from terrapipe.run.workers import Method, WorkerPool
 
 __all__ = ["PipeLoader", "loader"]
@@ -109,15 +109,6 @@ def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False)
         extra = " or None" if allow_none else ""
         raise InvalidArgumentError(f"loader {name} must be an int >= {minimum}{extra}, got {value!r}")
     return value
-
-
-def _can_shard(pipe: IterDataPipe[Any]) -> bool:
-    for dp in iter_graph(pipe):
-        if isinstance(dp, ShardingFilterIterDataPipe):
-            return True
-        if isinstance(dp, Stage) and dp.can_shard and dp.shard is not False:
-            return True
-    return False
 
 
 def _find_position(state: Any) -> dict[str, Any] | None:
@@ -196,7 +187,7 @@ class PipeLoader(Generic[T]):
         self.rank, self.world_size = here.rank, here.world_size
         self._shards = max(self.workers, 1)
         self._infos = [ShardInfo(self.rank, self.world_size, i, self._shards) for i in range(self._shards)]
-        if self._shards * self.world_size > 1 and not _can_shard(pipe):
+        if self._shards * self.world_size > 1 and not can_shard(pipe):
             msg = (
                 "the pipe has no stage that shards (from_items, shuffled_items, a chipper, "
                 f"sharding_filter...), so each of the {self._shards} worker(s) on each of the "

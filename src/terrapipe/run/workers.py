@@ -39,17 +39,16 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.multiprocessing as torch_mp
-from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
-from torch.utils.data.graph_settings import apply_sharding
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.core.pipe import IterDataPipe, iter_graph, set_epoch
+from terrapipe.core.pipe import IterDataPipe, set_epoch
 from terrapipe.core.shard import ShardInfo, worker_seed
 from terrapipe.run._describe import describe_element
 from terrapipe.run.errors import WorkerError
 from terrapipe.run.graph_lock import GRAPH_LOCK, copy_pipe
 from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.shard_scope import shard_scope
+from terrapipe.run.sharding import apply_torch_sharding
 
 __all__ = ["END", "ERROR", "ITEM", "Method", "WorkerPool", "seed_globals"]
 
@@ -73,12 +72,6 @@ def seed_globals(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _apply_torch_sharding(pipe: IterDataPipe[Any], info: ShardInfo) -> None:
-    if any(isinstance(dp, ShardingFilterIterDataPipe) for dp in iter_graph(pipe)):
-        with GRAPH_LOCK:
-            apply_sharding(pipe, info.count, info.index)
 
 
 def _error_payload(err: BaseException, method: Method) -> tuple[BaseException | None, str, str]:
@@ -178,7 +171,7 @@ def _worker_main(
     if method == "process":
         torch.set_num_threads(1)
     with shard_scope(info):
-        _apply_torch_sharding(pipe, info)
+        apply_torch_sharding(pipe, info)
         while not stop.is_set():
             try:
                 command = commands.get(timeout=_POLL)

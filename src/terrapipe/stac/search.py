@@ -36,6 +36,7 @@ An empty search is an empty pipe, not an error.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -52,7 +53,7 @@ from terrapipe.stac.http_json import HttpOptions, RequestModifier
 from terrapipe.stac.items import ItemModifier
 from terrapipe.stac.paged_search import PagedSearch
 from terrapipe.stac.query import SearchQuery, make_query
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.redact import is_secret_name, redact_url
 
 __all__ = ["SearchKind", "SearchSTAC", "detect_kind", "open_backend", "search_stac"]
 
@@ -75,6 +76,24 @@ def detect_kind(source: str) -> Literal["api", "static", "geoparquet"]:
     if path.endswith(".json"):
         return "static"
     return "api" if is_http(source) else "static"
+
+
+def _public_url(url: str, params: Mapping[str, str] | None = None) -> str:
+    """``url`` plus ``params`` without credentials: secret query parameters dropped, password masked."""
+    if "://" not in url:  # a local path: '?' and '#' are part of the name
+        return url
+    parts = urllib.parse.urlsplit(url)
+    pairs = [*urllib.parse.parse_qsl(parts.query, keep_blank_values=True), *(params or {}).items()]
+    kept = sorted((k, v) for k, v in pairs if not is_secret_name(k))
+    return redact_url(urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept))))
+
+
+def _callable_name(fn: Any) -> str | None:
+    if fn is None:
+        return None
+    cls = type(fn)
+    module = getattr(fn, "__module__", None) or cls.__module__
+    return f"{module}.{getattr(fn, '__qualname__', cls.__qualname__)}"
 
 
 def open_backend(
@@ -269,6 +288,51 @@ class SearchSTAC(PagedSearch):
     def _prepare(self, element: Any) -> tuple[SearchBackend, SearchQuery, ItemModifier | None]:
         query = make_query(element, defaults=self.defaults, method=self.method)
         return self.backend, query, self.modifier
+
+    def cache_config(self) -> dict[str, Any]:
+        """Describe what decides the items found, without credentials (for cache keys and fingerprints).
+
+        :func:`~terrapipe.cache.segment.describe_stage` (and so
+        :func:`~terrapipe.dist.fingerprint.pipe_fingerprint`) uses it in
+        place of the stage's attributes. It holds the backend kind, where it
+        searches (the URL with its secret query parameters dropped and its
+        password masked; a local catalog or file also counts by size and
+        modification time), the shared search parameters and the item
+        modifier's qualified name. Headers, the request modifier, query
+        parameters that carry credentials, and execution options (``method``,
+        ``limit``, time-outs, retries, ``on_error``) are left out: changing a
+        token does not change the description. Changes a modifier's body makes,
+        or items changing in an API or deeper in a static catalog, are not
+        seen (pass ``version=`` to say so).
+
+        Returns
+        -------
+        dict
+            ``kind``, ``source``, ``defaults`` and ``modifier``.
+
+        Examples
+        --------
+        >>> import terrapipe as tp, terrapipe.stac
+        >>> stage = terrapipe.stac.search_stac("https://me:pw@example.com/stac?token=abc&tier=1",
+        ...                                    headers={"Authorization": "Bearer abc"}, bbox=[0, 0, 1, 1])
+        >>> stage.cache_config()
+        {'kind': 'api', 'source': 'https://me:***@example.com/stac?tier=1', 'defaults': {'bbox': [0, 0, 1, 1]}, 'modifier': None}
+        """
+        backend: Any = self.backend
+        if isinstance(backend, ApiBackend):
+            source = _public_url(backend.url, backend._url_params)
+        elif backend.kind == "static":
+            source = _public_url(backend.root)
+        elif isinstance(backend, GeoParquetBackend):
+            source = _public_url(backend.path)
+        else:
+            source = backend.where
+        return {
+            "kind": backend.kind,
+            "source": source,
+            "defaults": {k: v for k, v in self.defaults.items() if k != "limit"},  # limit: the page size
+            "modifier": _callable_name(self.modifier),
+        }
 
 
 def search_stac(

@@ -472,3 +472,24 @@ class ToTensor(Stage[Sample]):
     def __len__(self) -> int:
         source: Any = self.source
         return len(source)
+
+    def cache_config(self) -> dict[str, Any]:
+        """Describe the conversion options (for cache keys and pipeline fingerprints).
+
+        :func:`~terrapipe.cache.segment.describe_stage` (and so
+        :func:`~terrapipe.dist.fingerprint.pipe_fingerprint`) uses it in place
+        of the stage's attributes: every option of :func:`to_sample` counts.
+
+        Returns
+        -------
+        dict
+            Option name to value.
+
+        Examples
+        --------
+        >>> import terrapipe as tp
+        >>> config = ToTensor(tp.from_items([]), dtype=torch.float32, nodata="fill").cache_config()
+        >>> config["dtype"], config["nodata"], config["mask"]
+        (torch.float32, 'fill', 'mask')
+        """
+        return {name: value for name, value in vars(self.converter).items() if not name.startswith("_")}
