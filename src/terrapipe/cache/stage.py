@@ -74,7 +74,7 @@ Examples
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any, Literal, TypeVar
 
 from terrapipe.cache.canonical import canonical, digest_json
@@ -87,7 +87,7 @@ from terrapipe.cache.store import StoreLike, open_store
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import shard_info
-from terrapipe.core.state import Stateful, expect_keys
+from terrapipe.core.state import ResumesNextPass, Stateful
 
 __all__ = ["POLICIES", "Cache", "Policy"]
 
@@ -100,7 +100,7 @@ _STATE_KEYS = ("epoch", "index", "anchor", "skip")
 
 
 @register("cache")
-class Cache(Stage[T]):
+class Cache(ResumesNextPass, Stage[T]):
     """Serve the output of the stages since the last ``cache_point()`` from a store.
 
     Parameters
@@ -142,6 +142,8 @@ class Cache(Stage[T]):
     config_digest : str
         Digest of the covered stages' configuration (part of every key).
     """
+
+    state_keys = _STATE_KEYS
 
     can_shard = True
 
@@ -324,13 +326,6 @@ class Cache(Stage[T]):
         anchors: Any = self._point.source
         snapshot = anchors.state_dict() if isinstance(anchors, Stateful) else None
         return {"epoch": self._next_epoch, "index": 0, "anchor": snapshot, "skip": 0}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Make the next pass resume at ``state`` (see :meth:`state_dict`)."""
-        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
-        self.set_epoch(int(state["epoch"]))
-        self._resume = dict(state)
-        self._in_pass = False
 
     def __len__(self) -> int:
         return len(self.source)  # type: ignore[arg-type]

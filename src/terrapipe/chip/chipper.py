@@ -56,7 +56,7 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeErro
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
-from terrapipe.core.state import expect_keys
+from terrapipe.core.state import ResumesNextPass
 from terrapipe.io.redact import redact_url
 
 __all__ = ["ChipCounters", "Chipper", "normalize_windows"]
@@ -140,7 +140,7 @@ def normalize_windows(
 
 
 @register("chip")
-class Chipper(Stage[Any]):
+class Chipper(ResumesNextPass, Stage[Any]):
     """Cut each xarray element of ``source`` into chips, reading every storage block once.
 
     Parameters
@@ -244,6 +244,8 @@ class Chipper(Stage[Any]):
     is :class:`~terrapipe.core.state.Stateful`: a resumed pass starts at the
     interrupted group without reading the groups before it.
     """
+
+    state_keys = _STATE_KEYS
 
     can_shard = True
     # torch's iterator hook asks every element whether this is a fork/demux child
@@ -630,13 +632,6 @@ class Chipper(Stage[Any]):
                 "source": self._cursor.snapshot if self._cursor.stateful else None,
             }
         return {"epoch": self._next_epoch, "item": 0, "group": 0, "window": 0, "source": self._cursor.state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Make the next pass resume at ``state`` (see :meth:`state_dict`)."""
-        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
-        self.set_epoch(int(state["epoch"]))
-        self._resume = dict(state)
-        self._in_pass = False
 
     def __len__(self) -> int:
         raise TypeError(f"{type(self).__name__} has no known length: it depends on every element's size")

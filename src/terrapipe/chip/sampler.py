@@ -49,7 +49,7 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeErro
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed
-from terrapipe.core.state import expect_keys
+from terrapipe.core.state import ResumesNextPass
 
 __all__ = ["WindowSampler"]
 
@@ -91,7 +91,7 @@ class _Raster:
 
 
 @register("sample_windows")
-class WindowSampler(Stage[Any]):
+class WindowSampler(ResumesNextPass, Stage[Any]):
     """Yield random windows (or windows centred on points) from the xarray elements of ``source``.
 
     Parameters
@@ -152,6 +152,8 @@ class WindowSampler(Stage[Any]):
     mode. The stage is :class:`~terrapipe.core.state.Stateful` (epoch and
     windows passed); a resumed pass reads only the buffer it stopped in.
     """
+
+    state_keys = _STATE_KEYS
 
     can_shard = True
 
@@ -440,12 +442,8 @@ class WindowSampler(Stage[Any]):
             return {"epoch": self._epoch, "window": self._window}
         return {"epoch": self._next_epoch, "window": 0}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Make the next pass resume at ``state``."""
-        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
-        self.set_epoch(int(state["epoch"]))
-        self._resume = int(state["window"])
-        self._in_pass = False
+    def _resume_point(self, state: Mapping[str, Any]) -> Any:
+        return int(state["window"])
 
     def __len__(self) -> int:
         if self.n is None or self.max_nodata_fraction is not None or self.split is not None:

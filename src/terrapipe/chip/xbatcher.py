@@ -70,7 +70,7 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeErro
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import ShardInfo, shard_info
-from terrapipe.core.state import expect_keys
+from terrapipe.core.state import ResumesNextPass
 
 __all__ = ["XbatcherSlicer", "stack_sample", "to_input_dims"]
 
@@ -119,7 +119,7 @@ def to_input_dims(patch: xr.Dataset, input_dims: Sequence[Hashable]) -> xr.Datas
 
 
 @register("slice_with_xbatcher")
-class XbatcherSlicer(Stage[Any]):
+class XbatcherSlicer(ResumesNextPass, Stage[Any]):
     """Yield xbatcher 0.4.0's batches of each xarray element, reading every block once.
 
     Parameters
@@ -164,6 +164,8 @@ class XbatcherSlicer(Stage[Any]):
     ``len()`` is unknown (``TypeError``). The stage is
     :class:`~terrapipe.core.state.Stateful` (state: epoch, element, batch).
     """
+
+    state_keys = _STATE_KEYS
 
     can_shard = True
 
@@ -342,13 +344,6 @@ class XbatcherSlicer(Stage[Any]):
                 "source": self._cursor.snapshot if self._cursor.stateful else None,
             }
         return {"epoch": self._next_epoch, "item": 0, "batch": 0, "source": self._cursor.state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Make the next pass resume at ``state``."""
-        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
-        self.set_epoch(int(state["epoch"]))
-        self._resume = dict(state)
-        self._in_pass = False
 
     def __len__(self) -> int:
         raise TypeError(f"{type(self).__name__} has no known length: it depends on every element's size")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ import xarray as xr
 
 from terrapipe.core.errors import PipelineStateError
 
-__all__ = ["Stateful", "check_resume", "expect_keys", "same_elements"]
+__all__ = ["ResumesNextPass", "Stateful", "check_resume", "expect_keys", "same_elements"]
 
 
 @runtime_checkable
@@ -69,6 +69,44 @@ def expect_keys(state: Mapping[str, Any], keys: Iterable[str], *, owner: str) ->
             f"{sorted(have - want)}; was it saved from the same pipeline?"
         )
         raise PipelineStateError(msg)
+
+
+class ResumesNextPass:
+    """Mixin for stages whose ``load_state_dict`` keeps the state for their next pass.
+
+    The stage lists its ``state_keys``; loading checks them
+    (:func:`expect_keys`), sets the stage's epoch to the saved one, stores
+    :meth:`_resume_point` in ``self._resume`` for the next ``__iter__`` and
+    marks no pass as running. A stage whose resume point is not the whole
+    state overrides :meth:`_resume_point`.
+
+    Examples
+    --------
+    >>> class Counter(ResumesNextPass):
+    ...     state_keys = ("epoch", "offset")
+    ...     def set_epoch(self, epoch):
+    ...         self.epoch = epoch
+    >>> c = Counter()
+    >>> c.load_state_dict({"epoch": 2, "offset": 5})
+    >>> c.epoch, c._resume, c._in_pass
+    (2, {'epoch': 2, 'offset': 5}, False)
+    """
+
+    state_keys: ClassVar[tuple[str, ...]]
+    _resume: Any
+    _in_pass: bool
+
+    def _resume_point(self, state: Mapping[str, Any]) -> Any:
+        """Return what the next pass resumes from (the whole state by default)."""
+        return dict(state)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Make the next pass resume at ``state`` (see the stage's ``state_dict``)."""
+        expect_keys(state, self.state_keys, owner=type(self).__name__)
+        stage: Any = self  # a Stage: set_epoch is its method
+        stage.set_epoch(int(state["epoch"]))
+        self._resume = self._resume_point(state)
+        self._in_pass = False
 
 
 def same_elements(a: Any, b: Any) -> bool:

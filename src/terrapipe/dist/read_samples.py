@@ -39,7 +39,7 @@ from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range, shared_seed, worker_seed
 from terrapipe.core.sources import FromItems
-from terrapipe.core.state import expect_keys
+from terrapipe.core.state import ResumesNextPass
 from terrapipe.dist.layout import ChunkRecord
 from terrapipe.dist.store import SampleStore
 from terrapipe.run.pmap import ParallelMapper
@@ -72,7 +72,7 @@ class _ChunkLoader:
 
 
 @register("read_samples")
-class ReadSamples(Stage[Any]):
+class ReadSamples(ResumesNextPass, Stage[Any]):
     """Yield the samples of every materialized store in ``source``.
 
     Parameters
@@ -119,6 +119,8 @@ class ReadSamples(Stage[Any]):
     a resumed pass re-reads the chunks of the interrupted buffer and skips
     what was yielded, without reading the chunks before it.
     """
+
+    state_keys = _STATE_KEYS
 
     can_shard = True
 
@@ -253,13 +255,6 @@ class ReadSamples(Stage[Any]):
             "sample": 0,
             "source": self._cursor.state(),
         }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Make the next pass resume at ``state`` (see :meth:`state_dict`)."""
-        expect_keys(state, _STATE_KEYS, owner=type(self).__name__)
-        self.set_epoch(int(state["epoch"]))
-        self._resume = dict(state)
-        self._in_pass = False
 
     def __len__(self) -> int:
         if not isinstance(self.source, FromItems):
