@@ -187,6 +187,10 @@ class Stage(IterDataPipe[T_co]):
     stateless: ClassVar[bool] = False
     #: Attributes that hold data, never source pipes (skipped by :func:`source_pipes`).
     graph_ignore: ClassVar[frozenset[str]] = frozenset()
+    # torch's iterator hook asks at every element whether a pipe is a fork/demux child
+    # (``hasattr``, which goes through IterDataPipe.__getattr__ and raises inside when the
+    # attribute is missing); answering from the class saves microseconds per element per stage.
+    _is_child_datapipe: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.stats = StageStats(name=type(self).__name__)
