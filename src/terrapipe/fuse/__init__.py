@@ -59,7 +59,7 @@ from terrapipe.fuse.clip import ClipVector, clip_features
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_mismatch, grid_of
 from terrapipe.fuse.rasterize import Rasterize, rasterize_features
 from terrapipe.fuse.vector_index import VectorIndex
-from terrapipe.fuse.zip import ZipGrids, check_same_grid, merge_chips, merge_samples
+from terrapipe.fuse.zip import ZipGrids, check_same_grid, chip_times, merge_chips, merge_samples, time_of
 
 __all__ = [
     "AlignTo",
@@ -76,6 +76,7 @@ __all__ = [
     "boxes_to_pixels",
     "check_resampling",
     "check_same_grid",
+    "chip_times",
     "chip_vectors",
     "clip_features",
     "crs_text",
@@ -84,6 +85,7 @@ __all__ = [
     "grid_of",
     "merge_chips",
     "merge_samples",
+    "time_of",
     "pixels_to_boxes",
     "rasterize_features",
     "reference_window",

@@ -4,7 +4,9 @@
 - ``transform``: derived from the ``x``/``y`` coordinates (pixel centres);
 - ``shape``, ``bounds``: of the ``y``/``x`` grid;
 - ``time``: the ``time`` coordinate as ISO 8601 (a string for a scalar, a
-  tuple for a time dimension), else ``None``;
+  tuple for a time dimension), else ``None``; a ``zip_grids`` chip whose
+  variables have times of their own (``"<variable>_time"`` coordinates) gives
+  the tuple of every distinct time (:func:`terrapipe.fuse.zip.chip_times`);
 - ``source_ids``: in order, ``attrs["source_ids"]``, the values of an
   ``id`` coordinate (STAC item ids of a stack), and each variable's
   ``encoding["source"]`` (the file or URL it was read from, credentials
@@ -32,6 +34,7 @@ import xarray as xr
 
 from terrapipe.core.sample import GeoMeta, geo_meta
 from terrapipe.fuse.grid import crs_text, grid_of
+from terrapipe.fuse.zip import chip_times
 from terrapipe.io.redact import redact_url
 
 __all__ = ["iso_times", "meta_of", "source_ids_of"]
@@ -106,7 +109,7 @@ def meta_of(obj: xr.DataArray | xr.Dataset) -> GeoMeta:
         For a chip without CRS or x/y dimensions.
     """
     grid = grid_of(obj)
-    time = iso_times(obj.coords["time"].values) if "time" in obj.coords else None
+    time = chip_times(obj)
     return geo_meta(
         crs_text(grid.crs),
         grid.affine,
