@@ -1,4 +1,4 @@
-"""Fixtures of the io tests: a range server over a session folder, data writers."""
+"""Fixtures of the io tests: the shared range server handed out fresh, data writers."""
 
 from __future__ import annotations
 
@@ -15,29 +15,14 @@ import xarray as xr
 from rasterio.transform import from_origin
 
 import terrapipe.io  # noqa: F401  (registers the reader stages)
-from tests.servers.http_range import RangeServer, start_range_server
-
-
-@pytest.fixture(scope="session")
-def http_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The folder the range server serves; tests write uniquely named files in it."""
-    return tmp_path_factory.mktemp("http-root")
-
-
-@pytest.fixture(scope="session")
-def range_server_session(http_root: Path) -> Iterator[RangeServer]:
-    server = start_range_server(http_root)
-    yield server
-    server.stop()
+from tests.servers.http_range import RangeServer
 
 
 @pytest.fixture
 def server(range_server_session: RangeServer) -> Iterator[RangeServer]:
-    """The session's range server with counters zeroed and no faults."""
-    range_server_session.clear_faults()
-    range_server_session.reset()
-    yield range_server_session
-    range_server_session.clear_faults()
+    """The session's range server (``tests/conftest.py``) with counters zeroed and no faults."""
+    with range_server_session.cleared() as server:
+        yield server
 
 
 def unique(name: str) -> str:

@@ -167,9 +167,9 @@ def test_open_raster_handles_per_thread_are_bounded(tmp_path: Path) -> None:
     thread.join()
 
 
-def test_http_connections_per_thread_are_bounded(server: RangeServer, served: Path) -> None:
-    (served / "blob.bin").write_bytes(bytes(1000))
-    url = server.url_for(served / "blob.bin")
+def test_http_connections_per_thread_are_bounded(server: RangeServer, http_root: Path) -> None:
+    (http_root / "blob.bin").write_bytes(bytes(1000))
+    url = server.url_for(http_root / "blob.bin")
     for start in range(0, 300, 10):
         fetch(url, HTTPOptions(retry_delay=0.01), range_value=f"bytes={start}-{start + 9}")
     assert len([key for key in _CONNECTIONS.pool if key[2] == int(server.url.rsplit(":", 1)[1])]) == 1

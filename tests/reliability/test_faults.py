@@ -71,8 +71,8 @@ def _fast_store(url: str, *, retries: int = 3, timeout: float = 5.0) -> HTTPStor
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_a_transient_fault_on_a_cog_read_is_retried(fault: str, server: RangeServer, served: Path) -> None:
-    path = served / f"{_name('cog')}.tif"
+def test_a_transient_fault_on_a_cog_read_is_retried(fault: str, server: RangeServer, http_root: Path) -> None:
+    path = http_root / f"{_name('cog')}.tif"
     data = write_cog(path, seed=1)
     da = tp.open_raster(server.url_for(path))
     _fault(server, f"/{path.name}", fault, count=1)
@@ -82,9 +82,11 @@ def test_a_transient_fault_on_a_cog_read_is_retried(fault: str, server: RangeSer
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_a_transient_fault_on_a_zarr_chunk_is_retried(fault: str, server: RangeServer, served: Path) -> None:
+def test_a_transient_fault_on_a_zarr_chunk_is_retried(
+    fault: str, server: RangeServer, http_root: Path
+) -> None:
     ds = cube(times=2, size=64)
-    path = write_zarr(served / f"{_name('cube')}.zarr", ds)
+    path = write_zarr(http_root / f"{_name('cube')}.zarr", ds)
     remote = tp.open_zarr(_fast_store(server.url_for(path)), variables="t2m", consolidated=True)
     _fault(server, f"/{path.name}/t2m/c/", fault, count=1)
     np.testing.assert_array_equal(remote.values, ds.t2m.values)
@@ -105,9 +107,9 @@ def test_a_transient_fault_on_a_stac_page_is_retried(
 
 @pytest.mark.parametrize("fault", ["503", "drop"])
 def test_a_persistent_fault_on_a_cog_ends_in_a_read_error(
-    fault: str, server: RangeServer, served: Path
+    fault: str, server: RangeServer, http_root: Path
 ) -> None:
-    path = served / f"{_name('dead')}.tif"
+    path = http_root / f"{_name('dead')}.tif"
     write_cog(path)
     da = tp.open_raster(server.url_for(path))
     _fault(server, f"/{path.name}", fault)
@@ -124,9 +126,9 @@ def test_a_persistent_fault_on_a_cog_ends_in_a_read_error(
 
 
 def test_cog_answers_that_are_always_cut_short_still_give_the_exact_pixels(
-    server: RangeServer, served: Path
+    server: RangeServer, http_root: Path
 ) -> None:
-    path = served / f"{_name('short')}.tif"
+    path = http_root / f"{_name('short')}.tif"
     data = write_cog(path, seed=5)
     da = tp.open_raster(server.url_for(path))
     _fault(server, f"/{path.name}", "truncate")
@@ -136,10 +138,10 @@ def test_cog_answers_that_are_always_cut_short_still_give_the_exact_pixels(
 
 @pytest.mark.parametrize("fault", list(CAUSES))
 def test_a_persistent_fault_on_a_zarr_chunk_ends_in_a_read_error(
-    fault: str, server: RangeServer, served: Path
+    fault: str, server: RangeServer, http_root: Path
 ) -> None:
     ds = cube(times=1, size=32)
-    path = write_zarr(served / f"{_name('cube')}.zarr", ds)
+    path = write_zarr(http_root / f"{_name('cube')}.zarr", ds)
     remote = tp.open_zarr(_fast_store(server.url_for(path), retries=2), variables="t2m", consolidated=True)
     _fault(server, f"/{path.name}/t2m/c/", fault)
     with pytest.raises(ReadError, match=r"t2m/c/0/0/0'.*\(after 3 tries\); .*(retry later|check the server)"):
@@ -148,10 +150,10 @@ def test_a_persistent_fault_on_a_zarr_chunk_ends_in_a_read_error(
 
 
 def test_a_zarr_chunk_slower_than_the_timeout_is_retried_then_named(
-    server: RangeServer, served: Path
+    server: RangeServer, http_root: Path
 ) -> None:
     ds = cube(times=1, size=32)
-    path = write_zarr(served / f"{_name('cube')}.zarr", ds)
+    path = write_zarr(http_root / f"{_name('cube')}.zarr", ds)
     remote = tp.open_zarr(
         _fast_store(server.url_for(path), retries=1, timeout=0.3), variables="t2m", consolidated=True
     )
@@ -178,8 +180,10 @@ def test_a_persistent_fault_on_a_stac_api_ends_in_a_search_error(fault: str, sta
 # -- recovery: a failure is not remembered --------------------------------------------------------------
 
 
-def test_a_cog_that_failed_to_open_opens_once_the_server_recovers(server: RangeServer, served: Path) -> None:
-    path = served / f"{_name('flaky')}.tif"
+def test_a_cog_that_failed_to_open_opens_once_the_server_recovers(
+    server: RangeServer, http_root: Path
+) -> None:
+    path = http_root / f"{_name('flaky')}.tif"
     data = write_cog(path, seed=2)
     for fault in ("503", "drop", "truncate"):
         url = f"{server.url_for(path)}?try={fault}"  # GDAL caches by URL: a fresh one per kind
@@ -190,8 +194,10 @@ def test_a_cog_that_failed_to_open_opens_once_the_server_recovers(server: RangeS
         np.testing.assert_array_equal(tp.open_raster(url).values, data)  # GDAL asks the server again
 
 
-def test_a_cog_read_that_failed_succeeds_once_the_server_recovers(server: RangeServer, served: Path) -> None:
-    path = served / f"{_name('flaky')}.tif"
+def test_a_cog_read_that_failed_succeeds_once_the_server_recovers(
+    server: RangeServer, http_root: Path
+) -> None:
+    path = http_root / f"{_name('flaky')}.tif"
     data = write_cog(path, seed=3)
     da = tp.open_raster(server.url_for(path))
     _fault(server, f"/{path.name}", "503")
@@ -202,12 +208,12 @@ def test_a_cog_read_that_failed_succeeds_once_the_server_recovers(server: RangeS
 
 
 def test_a_vector_that_failed_to_open_opens_once_the_server_recovers(
-    server: RangeServer, served: Path
+    server: RangeServer, http_root: Path
 ) -> None:
     import geopandas as gpd
     from shapely.geometry import box
 
-    path = served / f"{_name('roads')}.fgb"
+    path = http_root / f"{_name('roads')}.fgb"
     gpd.GeoDataFrame({"a": [1, 2]}, geometry=[box(0, 0, 1, 1), box(2, 2, 3, 3)], crs="EPSG:4326").to_file(
         path
     )
@@ -221,8 +227,8 @@ def test_a_vector_that_failed_to_open_opens_once_the_server_recovers(
 # -- on_error="skip" skips and counts ------------------------------------------------------------------
 
 
-def test_skip_counts_files_that_cannot_be_opened(server: RangeServer, served: Path) -> None:
-    paths = [served / f"{_name('s')}.tif" for _ in range(4)]
+def test_skip_counts_files_that_cannot_be_opened(server: RangeServer, http_root: Path) -> None:
+    paths = [http_root / f"{_name('s')}.tif" for _ in range(4)]
     for i, path in enumerate(paths):
         write_cog(path, seed=i, size=64)
     _fault(server, f"/{paths[1].name}", "503")
@@ -235,8 +241,8 @@ def test_skip_counts_files_that_cannot_be_opened(server: RangeServer, served: Pa
     assert paths[3].name in pipe.stats.last_errors[1]
 
 
-def test_skip_counts_the_windows_of_blocks_that_cannot_be_read(server: RangeServer, served: Path) -> None:
-    path = served / f"{_name('mid')}.tif"
+def test_skip_counts_the_windows_of_blocks_that_cannot_be_read(server: RangeServer, http_root: Path) -> None:
+    path = http_root / f"{_name('mid')}.tif"
     data = write_cog(path, seed=4, size=256, block=128)
     da = tp.open_raster(server.url_for(path))
     _fault(server, f"/{path.name}", "503")  # after the open: every block read fails
@@ -259,8 +265,8 @@ ZARR_CHUNK = 16  # 8 x 8 x 8 = 512 chunks: one request each
 
 
 @pytest.fixture
-def long_run_files(served: Path) -> dict[str, Any]:
-    folder = served / _name("long-run")
+def long_run_files(http_root: Path) -> dict[str, Any]:
+    folder = http_root / _name("long-run")
     folder.mkdir()
     cogs = {}
     for i in range(N_COGS):

@@ -184,8 +184,8 @@ def leaks(caplog: pytest.LogCaptureFixture) -> Any:
     return Leaks()
 
 
-def test_a_signed_cog_url_never_leaks(server: RangeServer, served: Path, leaks: Any) -> None:
-    path = served / "signed-scene.tif"
+def test_a_signed_cog_url_never_leaks(server: RangeServer, http_root: Path, leaks: Any) -> None:
+    path = http_root / "signed-scene.tif"
     write_cog(path, size=256)
     url = server.url_for(path) + SIGNED
     for kind, where in (("status", "open"), ("drop", "open"), ("status", "read")):
@@ -215,12 +215,12 @@ def test_a_signed_cog_url_never_leaks(server: RangeServer, served: Path, leaks: 
 
 
 def test_signed_zarr_and_vector_urls_and_headers_never_leak(
-    server: RangeServer, served: Path, leaks: Any
+    server: RangeServer, http_root: Path, leaks: Any
 ) -> None:
     import geopandas as gpd
     from shapely.geometry import box
 
-    zarr_path = write_zarr(served / "signed-cube.zarr", cube(times=1, size=32))
+    zarr_path = write_zarr(http_root / "signed-cube.zarr", cube(times=1, size=32))
     store = HTTPStore(
         server.url_for(zarr_path) + SIGNED,
         retries=1,
@@ -236,7 +236,7 @@ def test_signed_zarr_and_vector_urls_and_headers_never_leak(
         tp.open_zarr(f"{server.url}/missing.zarr{SIGNED}")
     leaks.error(info.value)
 
-    vector = served / "signed-roads.fgb"
+    vector = http_root / "signed-roads.fgb"
     gpd.GeoDataFrame({"a": [1]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326").to_file(vector)
     server.fault(f"/{vector.name}", status=503)
     with warnings.catch_warnings(record=True) as caught:
@@ -266,9 +266,9 @@ def test_stac_credentials_never_reach_logs_or_stats(stac_proxy: FaultProxy, leak
 
 
 def test_cache_keys_and_entries_hold_no_credentials(
-    server: RangeServer, served: Path, tmp_path: Path
+    server: RangeServer, http_root: Path, tmp_path: Path
 ) -> None:
-    path = served / "signed-cached.tif"
+    path = http_root / "signed-cached.tif"
     write_cog(path, size=256)
     url = server.url_for(path) + SIGNED
     store = tp.ZarrStore(tmp_path / "cache.zarr")

@@ -505,6 +505,16 @@ class RangeServer:
         """Remove every fault."""
         self._call("DELETE", "/__faults__")
 
+    @contextlib.contextmanager
+    def cleared(self) -> Iterator[RangeServer]:
+        """Hand the server out with no faults and zeroed counters, and remove its faults after."""
+        self.clear_faults()
+        self.reset()
+        try:
+            yield self
+        finally:
+            self.clear_faults()
+
     def stop(self) -> None:
         """Stop the subprocess by pid and wait for it."""
         from tests.servers.process import stop_process  # here: this file also runs as a script

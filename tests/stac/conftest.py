@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-import terrapipe.stac
 from terrapipe.datasets import SampleWorld
-from terrapipe.stac.server import StacServer, start_stac_server
+from terrapipe.stac.server import StacServer
 from tests.servers.http_range import RangeServer, start_range_server
-from tests.stac.fault_proxy import FaultProxy, start_fault_proxy
+from tests.stac.fault_proxy import FaultProxy
 from tests.stac.stac_helpers import mini_item, write_mini_catalog
 
 pytest.importorskip("pystac")
@@ -38,40 +37,21 @@ def world(sample_world: SampleWorld) -> SampleWorld:
 
 
 @pytest.fixture(scope="session")
-def rustac_server(world: SampleWorld) -> Iterator[StacServer]:
-    """``rustac serve`` on a free loopback port, loaded with the world's collections and items."""
-    try:
-        server = start_stac_server(world, timeout=30)
-    except terrapipe.MissingDependencyError as err:
-        pytest.skip(str(err))
-    try:
-        yield server
-    finally:
-        server.stop()
-        assert server.process.poll() is not None
+def rustac_server(stac_server: StacServer) -> StacServer:
+    """``rustac serve`` with the world's collections and items (shared: ``tests/conftest.py``)."""
+    return stac_server
 
 
 @pytest.fixture(scope="session")
-def stac_api(rustac_server: StacServer) -> str:
+def stac_api(stac_server: StacServer) -> str:
     """URL of the STAC API landing page."""
-    return rustac_server.url
-
-
-@pytest.fixture(scope="session")
-def proxy_session(stac_api: str) -> Iterator[FaultProxy]:
-    proxy = start_fault_proxy(stac_api)
-    try:
-        yield proxy
-    finally:
-        proxy.stop()
+    return stac_server.url
 
 
 @pytest.fixture
-def proxy(proxy_session: FaultProxy) -> Iterator[FaultProxy]:
+def proxy(stac_proxy: FaultProxy) -> FaultProxy:
     """The fault-injecting proxy in front of the STAC API, with no faults and an empty log."""
-    proxy_session.clear()
-    yield proxy_session
-    proxy_session.clear()
+    return stac_proxy
 
 
 @pytest.fixture(scope="session")
@@ -93,10 +73,8 @@ def range_session(mini_catalog: Path) -> Iterator[RangeServer]:
 @pytest.fixture
 def http_files(range_session: RangeServer) -> Iterator[RangeServer]:
     """The range server over the mini catalog's folder, with no faults."""
-    range_session.clear_faults()
-    range_session.reset()
-    yield range_session
-    range_session.clear_faults()
+    with range_session.cleared() as server:
+        yield server
 
 
 @pytest.fixture
