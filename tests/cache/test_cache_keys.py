@@ -300,3 +300,43 @@ def test_check_remote_asks_the_server_for_etag(tmp_path: Path) -> None:
         assert list(pipe) == [len(url)]
         with pytest.raises(ReadError, match="cannot check"):
             element_identity(server.url_for("missing.tif"), check_remote=True)
+
+
+def test_geodataframe_keys_digest_each_geometrys_wkb_in_row_order() -> None:
+    """The vectorised WKB digest gives the key bytes the one-geometry-at-a-time digest gave."""
+    gpd = pytest.importorskip("geopandas")
+    import hashlib
+
+    import shapely
+    from shapely.geometry import GeometryCollection, LineString, MultiPolygon, Point, Polygon, box
+
+    from terrapipe.cache.canonical import wkb_digest
+
+    geoms = [
+        box(0, 0, 1, 1),
+        None,
+        Polygon(),
+        Point(),
+        LineString([(0, 0, 1), (1, 1, 2)]),
+        GeometryCollection([Point(1, 2), LineString([(0, 0), (1, 1)])]),
+        MultiPolygon([box(0, 0, 1, 1), box(2, 2, 3, 3)]),
+        shapely.from_wkt("POINT ZM (1 2 3 4)"),
+        *[Point(i, -i) for i in range(20)],
+    ]
+    frame = gpd.GeoDataFrame({"v": range(len(geoms))}, geometry=geoms, crs="EPSG:32631")
+    one_by_one = hashlib.blake2b(b"".join(b"" if g is None else g.wkb for g in geoms), digest_size=16)
+    assert wkb_digest(frame.geometry) == wkb_digest(geoms) == one_by_one.digest()
+    described = canonical(frame)
+    assert isinstance(described, dict)
+    assert described["frame"][2] == one_by_one.hexdigest()  # type: ignore[index]
+    series = canonical(frame.geometry)
+    assert isinstance(series, dict)
+    assert series["frame"][2] == one_by_one.hexdigest()  # type: ignore[index]
+    assert key(frame) != key(frame.iloc[::-1])
+    assert key(frame) == key(frame.copy())
+    assert wkb_digest([]) == hashlib.blake2b(b"", digest_size=16).digest()
+    assert wkb_digest([None, None]) == wkb_digest([])
+    many = shapely.points(np.arange(70_000.0), np.zeros(70_000))  # more than one block of 65536
+    many[65_535] = None
+    expected = hashlib.blake2b(b"".join(g.wkb for g in many if g is not None), digest_size=16).digest()
+    assert wkb_digest(many) == expected

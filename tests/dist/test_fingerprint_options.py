@@ -1,6 +1,6 @@
-"""The fingerprint sees the options of search_stac, rasterize and to_tensor, never their credentials.
+"""The fingerprint sees the options of search_stac, rasterize, clip_vector and to_tensor, never credentials.
 
-These three stages hold objects with no stable description (a search
+These stages hold objects with no stable description (a search
 backend, a spatial index, a settings object) and describe themselves with
 ``cache_config()``; before, they counted by class only, so a store written
 with other options was resumed as if it were the same pipeline.
@@ -170,8 +170,9 @@ def test_a_layer_read_from_a_file_counts_by_its_content(tmp_path: Path):
     layer().to_file(a)
     layer().to_file(b)
     moved().to_file(c)
-    assert fingerprint_of(lambda: labelled(str(a))) == fingerprint_of(lambda: labelled(str(b)))
-    assert fingerprint_of(lambda: labelled(str(a))) != fingerprint_of(lambda: labelled(str(c)))
+    for make in (labelled, clipped):
+        assert fingerprint_of(lambda m=make: m(str(a))) == fingerprint_of(lambda m=make: m(str(b)))
+        assert fingerprint_of(lambda m=make: m(str(a))) != fingerprint_of(lambda m=make: m(str(c)))
 
 
 TO_TENSOR_CHANGES: dict[str, dict[str, Any]] = {
@@ -284,10 +285,11 @@ import json, sys
 import terrapipe as tp
 from terrapipe.dist.fingerprint import pipe_fingerprint
 from tests.dist.dist_helpers import segmentation_pipe
-from tests.dist.test_fingerprint_options import labelled, search
+from tests.dist.test_fingerprint_options import clipped, labelled, search
 world = tp.datasets.sample_world()
 print(json.dumps([pipe_fingerprint(segmentation_pipe(world)), pipe_fingerprint(labelled()),
-                  pipe_fingerprint(search(bbox=[5.9, 45.7, 6.0, 45.8], datetime="2024-06"))]))
+                  pipe_fingerprint(search(bbox=[5.9, 45.7, 6.0, 45.8], datetime="2024-06")),
+                  pipe_fingerprint(clipped())]))
 """
 
 
@@ -296,6 +298,7 @@ def test_the_fingerprint_is_the_same_in_another_process(sample_world: Any):
         pipe_fingerprint(segmentation_pipe(sample_world)),
         pipe_fingerprint(labelled()),
         pipe_fingerprint(search(bbox=[5.9, 45.7, 6.0, 45.8], datetime="2024-06")),
+        pipe_fingerprint(clipped()),  # the layer's attribute values are digested by pandas, not hash()
     ]
     seed = "7" if os.environ.get("PYTHONHASHSEED") != "7" else "8"  # a salt other than this process's
     env = {
@@ -329,3 +332,95 @@ def test_materialize_refuses_a_store_written_with_other_rasterize_or_to_tensor_o
     ):
         with pytest.raises(tp.PipelineStateError, match="another pipeline configuration"):
             tp.dist.materialize(changed, store)
+
+
+# -- clip_vector ----------------------------------------------------------------------
+def clipped(vector: Any = None, **options: Any) -> Any:
+    """chips -> clip_vector (the layer's features attached to each chip, clipped)."""
+    vector = layer() if vector is None else vector
+    return tp.from_items([chip(), chip(600_040.0)]).clip_vector(vector, **{"name": "fields", **options})
+
+
+CLIP_CHANGES: dict[str, Callable[[], Any]] = {
+    "name": lambda: clipped(name="parcels"),
+    "columns": lambda: clipped(columns=["class"]),
+    "no columns": lambda: clipped(columns=[]),
+    "geometry": lambda: clipped(moved()),
+    "row order": lambda: clipped(reordered()),
+    "values": lambda: clipped(layer().assign(**{"class": [3, 6]})),
+    "other column's values": lambda: clipped(layer().assign(note=["x", "y"])),
+    "dtype": lambda: clipped(layer().astype({"class": "int32"})),
+    "index": lambda: clipped(layer().set_index(np.array([7, 8]))),  # clipped features keep it
+    "crs": lambda: clipped(layer().set_crs("EPSG:32632", allow_override=True)),
+    "a feature less": lambda: clipped(layer().iloc[:1]),
+}
+
+
+def test_clip_vector_is_described_by_its_layer_and_name_not_by_class_only():
+    described = describe_stage(clipped())
+    assert isinstance(described, dict)
+    assert described["stage"] == "terrapipe.fuse.clip.ClipVector"
+    assert sorted(config_of(clipped())) == ["layer", "name"]
+
+
+def test_every_clip_vector_option_and_the_layer_content_change_the_fingerprint():
+    base = fingerprint_of(clipped)
+    prints = {name: fingerprint_of(make) for name, make in CLIP_CHANGES.items()}
+    assert base not in prints.values()
+    assert len(set(prints.values())) == len(prints), prints
+    assert fingerprint_of(clipped) == base
+
+
+def test_the_clipped_layer_counts_by_content_not_by_identity():
+    base = fingerprint_of(clipped)
+    assert fingerprint_of(lambda: clipped(layer().copy())) == base
+    # a feature with no geometry is dropped: it is never attached
+    with_empty = gpd.GeoDataFrame(
+        {"class": [3, 5, 7], "note": ["a", "b", "c"]}, geometry=[*layer().geometry, None], crs="EPSG:32631"
+    )
+    assert fingerprint_of(lambda: clipped(with_empty)) == base
+    # columns that are not kept do not count
+    kept = fingerprint_of(lambda: clipped(columns=["class"]))
+    assert fingerprint_of(lambda: clipped(layer().assign(note=["x", "y"]), columns=["class"])) == kept
+    # read from a file: see test_a_layer_read_from_a_file_counts_by_its_content
+
+
+def test_the_cache_key_of_a_clip_vector_segment_follows_its_layer():
+    def digest(vector: gpd.GeoDataFrame) -> str:
+        pipe = tp.from_items([chip()]).cache_point().clip_vector(vector).cache(tp.MemoryLRU(2**20))
+        return str(pipe.config_digest)
+
+    assert digest(layer()) == digest(layer().copy())
+    assert digest(layer()) != digest(moved())
+    assert digest(layer()) != digest(layer().assign(note=["x", "y"]))
+
+
+# -- more credential parameter names ---------------------------------------------------
+@pytest.mark.parametrize(
+    "name",
+    [
+        "subscription-key",
+        "subscription_key",
+        "api-key",
+        "apikey",
+        "x-api-key",
+        "access_key",
+        "AWSAccessKeyId",
+    ],
+)
+def test_key_parameters_do_not_count_and_are_not_shown(name: str):
+    one = search(source=f"{API}?{name}=s3cr3t-token&tier=1")
+    two = search(source=f"{API}?{name}=0ther-token&tier=1")
+    assert pipe_fingerprint(one) == pipe_fingerprint(two) == pipe_fingerprint(search(source=f"{API}?tier=1"))
+    text = json.dumps(describe_stage(one))
+    assert "s3cr3t-token" not in text
+    assert name not in text
+    assert config_of(one)["source"] == API + "?tier=1"
+
+
+def test_harmless_parameters_that_contain_key_words_still_count():
+    base = fingerprint_of(lambda: search(source=f"{API}?keyword=forest"))
+    assert fingerprint_of(lambda: search(source=f"{API}?keyword=lake")) != base
+    assert config_of(search(source=f"{API}?keyword=forest&sortby=date"))["source"] == (
+        API + "?keyword=forest&sortby=date"
+    )

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.io.redact import is_secret_name, redact_text, redact_urls
 from terrapipe.stac.api import next_token
 from terrapipe.stac.hrefs import join_href
 from terrapipe.stac.http_json import HttpOptions, retry_delay
@@ -137,6 +138,64 @@ def test_redaction_hides_passwords_tokens_and_header_values() -> None:
     options = HttpOptions.make(headers={"Authorization": "Bearer hunter2"})
     assert "hunter2" not in repr(options)
     assert "Authorization" in repr(options)
+
+
+KEY_PARAMETERS = [
+    "subscription-key",  # Planetary Computer
+    "subscription_key",
+    "Ocp-Apim-Subscription-Key",
+    "api-key",
+    "apikey",
+    "API_KEY",
+    "x-api-key",
+    "access_key",
+    "accessKey",
+    "AccountKey",
+    "private_key",
+    "AWSAccessKeyId",  # S3 signature v2, with Signature=
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "X-Goog-Signature",
+    "X-Goog-Credential",
+    "Signature",
+    "key",
+    "pwd",
+    "passphrase",
+    "jwt",
+    "JSESSIONID",
+]
+HARMLESS_PARAMETERS = [
+    "keyword",
+    "keywords",
+    "sortby",
+    "bbox",
+    "collections",
+    "limit",
+    "fields",
+    "bypass",
+    "tier",
+]
+
+
+@pytest.mark.parametrize("name", KEY_PARAMETERS)
+def test_key_and_signature_parameters_are_redacted(name: str) -> None:
+    assert is_secret_name(name)
+    url = f"https://planetarycomputer.example/api/stac/v1/search?collections=s2&{name}=Zs3cr3t&limit=2"
+    shown = redact_url(url)
+    assert "Zs3cr3t" not in shown
+    assert f"{name}=***" in shown
+    assert "collections=s2" in shown
+    assert "limit=2" in shown
+    assert "Zs3cr3t" not in redact_urls(f"GET /search?{name}=Zs3cr3t HTTP/1.1")
+    assert "Zs3cr3t" not in redact_text(f"cannot open {url}", url)
+
+
+@pytest.mark.parametrize("name", HARMLESS_PARAMETERS)
+def test_parameters_that_merely_contain_a_secret_word_are_shown(name: str) -> None:
+    assert not is_secret_name(name)
+    url = f"https://h.example/search?{name}=forest"
+    assert redact_url(url) == url
+    assert redact_urls(f"GET /search?{name}=forest HTTP/1.1") == f"GET /search?{name}=forest HTTP/1.1"
 
 
 def test_retry_delay_grows_is_capped_and_honours_retry_after() -> None:

@@ -16,7 +16,9 @@ backend, a spatial index, a settings object) describes itself with a
 location it searches (credentials removed: see
 :meth:`~terrapipe.stac.search.SearchSTAC.cache_config`) and its search
 parameters; ``rasterize`` by the content of its vector layer (WKB, CRS and
-burnt values) and its options; ``to_tensor`` by its conversion options.
+burnt values) and its options; ``clip_vector`` by its layer's content (WKB,
+CRS, kept columns with their values and row index) and ``name``;
+``to_tensor`` by its conversion options.
 Headers, tokens and other credentials never enter the fingerprint, and
 changing them does not change it. A stage that still cannot be described
 counts by its class only, so changing its options is not detected (pass

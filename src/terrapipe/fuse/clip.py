@@ -148,6 +148,37 @@ class ClipVector(Stage[xr.Dataset]):
         self.name = check_name(name, what="clip_vector")
         self.index = VectorIndex(vector, what="clip_vector", columns=columns)
 
+    def cache_config(self) -> dict[str, Any]:
+        """Describe what the stage attaches (for cache keys and pipeline fingerprints).
+
+        :func:`~terrapipe.cache.segment.describe_stage` (and so
+        :func:`~terrapipe.dist.fingerprint.pipe_fingerprint`) uses it in place
+        of the stage's attributes. The layer counts by content, whether it was
+        given as a GeoDataFrame or read from a file
+        (:meth:`~terrapipe.fuse.vector_index.VectorIndex.cache_config`: WKB in
+        row order, CRS, the kept columns with their values and the row index,
+        which the clipped features keep).
+
+        Returns
+        -------
+        dict
+            ``layer`` (the index's description) and ``name``.
+
+        Examples
+        --------
+        >>> import geopandas as gpd, terrapipe as tp
+        >>> from shapely.geometry import box
+        >>> from terrapipe.cache.canonical import canonical
+        >>> houses = gpd.GeoDataFrame({"kind": [1, 2]}, geometry=[box(0, 0, 1, 1), box(1, 1, 2, 2)], crs="EPSG:32631")
+        >>> config = ClipVector(tp.from_items([]), houses, name="houses").cache_config()
+        >>> sorted(config), config["name"]
+        (['layer', 'name'], 'houses')
+        >>> other = ClipVector(tp.from_items([]), houses, name="houses", columns=[]).cache_config()
+        >>> canonical(other) == canonical(config)
+        False
+        """
+        return {"layer": self.index.cache_config(), "name": self.name}
+
     def clip(self, grid: GeoBox) -> Any:
         """Return the clipped features of one grid."""
         hits = self.index.query(grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs))

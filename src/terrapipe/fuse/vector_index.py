@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from terrapipe.cache.canonical import wkb_digest
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.fuse.grid import crs_text
@@ -107,6 +108,45 @@ class VectorIndex:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def cache_config(self) -> dict[str, Any]:
+        """Describe the layer by its content (for cache keys and pipeline fingerprints).
+
+        :func:`~terrapipe.cache.canonical.canonical` uses it in place of the
+        index's attributes. The layer counts by content, whether it was given
+        as a GeoDataFrame or read from a file: a digest of its geometries' WKB
+        in row order, its CRS, and its attribute columns (the ones kept),
+        their dtypes, values and the row index, digested by
+        :func:`~terrapipe.cache.canonical.canonical`. Features dropped for a
+        missing or empty geometry do not count; the reprojected copies do
+        not either.
+
+        Returns
+        -------
+        dict
+            ``geometry`` (:func:`~terrapipe.cache.canonical.wkb_digest`,
+            bytes), ``crs`` (a pyproj CRS) and ``attributes`` (a pandas
+            DataFrame without the geometry column).
+
+        Examples
+        --------
+        >>> import geopandas as gpd
+        >>> from shapely.geometry import box
+        >>> from terrapipe.cache.canonical import canonical
+        >>> frame = gpd.GeoDataFrame({"v": [1, 2]}, geometry=[box(0, 0, 1, 1), box(1, 1, 2, 2)], crs="EPSG:32631")
+        >>> config = VectorIndex(frame, what="clip_vector").cache_config()
+        >>> sorted(config), list(config["attributes"].columns)
+        (['attributes', 'crs', 'geometry'], ['v'])
+        >>> canonical(config) == canonical(VectorIndex(frame.copy(), what="clip_vector").cache_config())
+        True
+        >>> canonical(config) == canonical(VectorIndex(frame.assign(v=[1, 3]), what="clip_vector").cache_config())
+        False
+        """
+        import pandas as pd  # type: ignore[import-untyped]
+
+        frame = self.frame
+        attributes = pd.DataFrame(frame.drop(columns=[frame.geometry.name]))
+        return {"geometry": wkb_digest(frame.geometry), "crs": frame.crs, "attributes": attributes}
 
     def in_crs(self, crs: str) -> Any:
         """Return the features in ``crs`` (reprojected the first time), spatial index built."""

@@ -2,9 +2,10 @@
 
 Error messages, warnings, stats and reprs of the readers and the STAC stages
 name the file or URL they talk to, never the secrets that come with it:
-passwords in ``user:password@host``, query parameters that carry tokens or
-signatures (``token=``, ``sig=``, ``X-Amz-Signature=``, SAS parameters, ...)
-and request header values. :func:`redact_text` also cleans a library's own
+passwords in ``user:password@host``, query parameters that carry tokens,
+keys or signatures (``token=``, ``sig=``, ``X-Amz-Signature=``,
+``subscription-key=``, ``AWSAccessKeyId=``, SAS parameters, ...) and request
+header values. :func:`redact_text` also cleans a library's own
 message (GDAL names the ``/vsicurl?...`` path it failed on, percent-encoded).
 
 Examples
@@ -36,8 +37,20 @@ __all__ = [
 #: What replaces a secret.
 MASK = "***"
 
-# Query parameter names that carry credentials (case-insensitive, whole name or part of it).
-_SECRET_PARTS = re.compile(r"token|secret|passw|sig|credential|auth|api[-_]?key|^key$|^code$", re.IGNORECASE)
+# Parts of a query parameter name that mark a credential, looked for in the name lowercased with
+# its separators removed ("X-Amz-Security-Token" -> "xamzsecuritytoken"). Compounds written without
+# separators ("apikey", "subscriptionkey") are listed, since a name's words cannot be told apart there.
+_SECRET_PARTS = re.compile(
+    r"token|secret|passw|passphrase|sig|credential|auth|sess(?:ion)?id"
+    r"|(?:api|access|account|subscription|private|shared|master|signing|client)key"
+)
+# Whole names (separators removed) that carry credentials.
+_SECRET_NAMES = frozenset({"key", "code", "pass", "pwd", "jwt", "sas"})
+# Last words of a name that carry credentials ("subscription-key", "AccountKey", "db_pwd");
+# a word that merely contains one ("keyword") does not count.
+_SECRET_LAST_WORDS = frozenset({"key", "pwd", "pass"})
+# The words of a name: split at separators and at camelCase boundaries ("AWSAccessKeyId").
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # Azure SAS fields that, together, make a credential even though they look harmless.
 _SAS_FIELDS = frozenset(
     {"se", "sp", "sv", "sr", "st", "ss", "srt", "skoid", "sktid", "skt", "ske", "sks", "skv"}
@@ -47,12 +60,38 @@ _SAS_FIELDS = frozenset(
 def is_secret_name(name: str) -> bool:
     """Whether a query parameter named ``name`` may carry a credential.
 
+    Case and separators (``-``, ``_``, ``.``, camelCase) do not matter. A
+    name counts when it contains a credential word (``token``, ``secret``,
+    ``password``, ``signature``/``sig``, ``credential``, ``auth``, a session
+    id, ``apikey``, ``accesskey``, ``subscriptionkey``, ...), when its last
+    word is ``key`` (``subscription-key``, ``AccountKey``) or ``pwd``/``pass``,
+    when it is ``key``, ``code``, ``jwt`` or ``sas``, or when it is one of the
+    Azure SAS fields (``se``, ``sp``, ``sv``, ...). A name that merely
+    contains ``key`` in another word (``keyword``) does not.
+
+    Parameters
+    ----------
+    name
+        A query parameter name, decoded.
+
+    Returns
+    -------
+    bool
+        True when its value must not be shown (nor enter a fingerprint).
+
     Examples
     --------
     >>> [is_secret_name(n) for n in ("access_token", "X-Amz-Signature", "se", "bbox", "collections")]
     [True, True, True, False, False]
+    >>> [is_secret_name(n) for n in ("subscription-key", "x-api-key", "AWSAccessKeyId", "keyword", "sortby")]
+    [True, True, True, False, False]
     """
-    return bool(_SECRET_PARTS.search(name)) or name.lower() in _SAS_FIELDS
+    lowered = name.lower()
+    compact = re.sub(r"[^a-z0-9]", "", lowered)
+    if lowered in _SAS_FIELDS or compact in _SECRET_NAMES or _SECRET_PARTS.search(compact):
+        return True
+    words = _WORDS.findall(name)
+    return bool(words) and words[-1].lower() in _SECRET_LAST_WORDS
 
 
 def redact_url(url: str) -> str:
