@@ -122,7 +122,8 @@ class HTTPStore(Store):
         return f"HTTPStore({redact_url(self.url)!r})"
 
     def __str__(self) -> str:
-        return self.url
+        # zarr puts str(store) into its own messages and warnings: never the credentials
+        return redact_url(self.url)
 
     def with_read_only(self, read_only: bool = False) -> HTTPStore:
         """Return a copy; only ``read_only=True`` is possible."""
