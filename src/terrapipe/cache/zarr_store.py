@@ -48,7 +48,6 @@ import re
 import shutil
 import time
 import uuid
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,12 +57,27 @@ import numpy as np
 from terrapipe.cache.entry import CorruptEntryError, entry_digest
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.optional import require
+from terrapipe.core.warning_filters import ignore_once
 
 __all__ = ["ZarrStore"]
 
 _FORMAT = 1
 _TMP = ".tmp"
 _KEY = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,199}$")
+
+
+def _ignore_consolidated_v3_warning(zarr: Any) -> None:
+    """Silence zarr's notice that consolidated metadata is not in the v3 spec yet.
+
+    The entries use it on purpose (it is the commit marker). zarr warns from
+    its own event-loop thread, so only a filter in place for every thread
+    works; ``catch_warnings`` around the call is not thread-safe either.
+    """
+    ignore_once(
+        r"Consolidated metadata is currently not part in the Zarr format 3 specification",
+        zarr.errors.ZarrUserWarning,
+        module=r"zarr\.",
+    )
 
 
 def _check_key(key: str) -> str:
@@ -194,9 +208,8 @@ class ZarrStore:
             staging, name=array_name, data=array, chunks=(chunk,), compressors=codecs, fill_value=0,
             config={"write_empty_chunks": True},
         )  # fmt: skip
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
-            zarr.consolidate_metadata(staging)
+        _ignore_consolidated_v3_warning(zarr)
+        zarr.consolidate_metadata(staging)
 
         async def objects() -> list[tuple[str, bytes]]:
             prototype = buffers.default_buffer_prototype()
@@ -266,10 +279,9 @@ class ZarrStore:
         """Open a committed entry's group (``None`` when absent or not committed)."""
         zarr = require("zarr", feature="ZarrStore")
         store, path = self._store_at(key, read_only=True)
+        _ignore_consolidated_v3_warning(zarr)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
-                group = zarr.open_group(store, path=path, mode="r", use_consolidated=True)
+            group = zarr.open_group(store, path=path, mode="r", use_consolidated=True)
         except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError):
             return None  # absent, or replaced while we read
         except ValueError as err:

@@ -37,8 +37,8 @@ array([[0, 0, 5, 5],
 
 from __future__ import annotations
 
+import threading
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -51,6 +51,7 @@ from rasterio.features import rasterize as rio_rasterize
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.warning_filters import ignore_once
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
 from terrapipe.fuse.vector_index import VectorIndex
@@ -62,21 +63,23 @@ _MERGE = {"replace": MergeAlg.replace, "add": MergeAlg.add}
 _DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint64", "float32", "float64")
 
 
-#: rasterio's ``rasterize`` opens an in-memory dataset on the transform it is
-#: given; called from several threads at once (``pmap``, loader threads) it
-#: warns now and then that this dataset has "no geotransform" although the
-#: burnt array is right (identical to serial runs, tested). The filter ignores
-#: exactly that warning raised from ``rasterio.features``; it is put at
-#: the front of the filters when a pass starts rather than around each call, because
-#: ``warnings.catch_warnings`` is not thread-safe.
+#: rasterio's ``rasterize`` burns into an in-memory dataset (``MemoryDataset``)
+#: whose constructor runs ``warnings.catch_warnings()`` + ``simplefilter("ignore")``.
+#: Two threads interleaving that block (``pmap``, loader threads) let its "no
+#: geotransform" warning through now and then, and can leave an ignore-everything
+#: filter installed for good or throw away the user's filters. The burnt arrays
+#: are right all the same (identical to serial runs, tested). So terrapipe's calls
+#: take turns (:data:`_RASTERIO_RASTERIZE_LOCK`: the call holds the GIL throughout,
+#: so threads lose no parallelism), and a narrow filter, put at the front when a
+#: pass starts, ignores exactly that warning raised from ``rasterio.features`` in
+#: case another thread's ``catch_warnings`` interleaves
+#: (see :mod:`terrapipe.core.warning_filters`).
 _SPURIOUS_MESSAGE = "Dataset has no geotransform"
+_RASTERIO_RASTERIZE_LOCK = threading.Lock()
 
 
 def _ignore_spurious_warning() -> None:
-    # filterwarnings moves an existing identical filter to the front, so the list does not grow
-    warnings.filterwarnings(
-        "ignore", message=_SPURIOUS_MESSAGE, category=NotGeoreferencedWarning, module=r"rasterio\.features"
-    )
+    ignore_once(_SPURIOUS_MESSAGE, NotGeoreferencedWarning, module=r"rasterio\.features")
 
 
 def _check_dtype(dtype: Any) -> np.dtype[Any]:
@@ -170,15 +173,16 @@ def rasterize_features(
         return np.full((height, width), fill, dtype=dtype)
     burn = values if values is not None else np.ones(len(geoms), dtype=np.uint8)
     shapes = zip(geoms, burn.tolist(), strict=True)
-    burnt: np.ndarray = rio_rasterize(
-        shapes,
-        out_shape=(height, width),
-        transform=grid.affine,
-        fill=fill,
-        all_touched=all_touched,
-        merge_alg=_MERGE[merge],
-        dtype=dtype,
-    )
+    with _RASTERIO_RASTERIZE_LOCK:
+        burnt: np.ndarray = rio_rasterize(
+            shapes,
+            out_shape=(height, width),
+            transform=grid.affine,
+            fill=fill,
+            all_touched=all_touched,
+            merge_alg=_MERGE[merge],
+            dtype=dtype,
+        )
     return burnt
 
 
@@ -319,18 +323,12 @@ class Rasterize(Stage[xr.Dataset]):
         >>> Rasterize(tp.from_items([]), moved, column="v").cache_config()["geometry"] == config["geometry"]
         False
         """
-        import hashlib
-
-        import shapely
+        from terrapipe.cache.canonical import wkb_digest
 
         frame = self.index.frame
-        geometries = np.asarray(frame.geometry.array)
-        digest = hashlib.blake2b(digest_size=16)
-        for start in range(0, len(geometries), 65536):  # bounded memory for large layers
-            digest.update(b"".join(shapely.to_wkb(geometries[start : start + 65536])))
         values = None if self.column is None else frame[self.column].to_numpy()
         return {
-            "geometry": digest.digest(),
+            "geometry": wkb_digest(frame.geometry),
             "crs": frame.crs,
             "values": values,
             "column": self.column,

@@ -43,7 +43,6 @@ Examples
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeAlias
@@ -61,6 +60,7 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_fork import install_fork_hook
 from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt
@@ -130,11 +130,16 @@ def _resolve_bands(dataset: Any, wanted: tuple[int | str, ...] | None, path: str
     return indexes
 
 
+#: rasterio warns when it opens a file without geotransform; :func:`_check_georeferenced`
+#: turns that case into a ``ReadError`` that says what to do, so the warning only repeats it.
+#: A narrow filter installed once (``catch_warnings`` around the open is not thread-safe).
+_NO_GEOTRANSFORM = r"Dataset has no geotransform, gcps, or rpcs"
+
+
 def _open_checked(source: RasterSource) -> Any:
     def open_() -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            return acquire(source)
+        ignore_once(_NO_GEOTRANSFORM, rasterio.errors.NotGeoreferencedWarning, module=r"rasterio(\..*)?\Z")
+        return acquire(source)
 
     return attempt(source, open_, lambda reason: read_error(source.path, "cannot open raster", reason))
 

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
@@ -48,7 +50,7 @@ from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.paths import gdal_path, href_of, is_remote
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.redact import redact_urls, secrets_of
+from terrapipe.io.redact import MASK, redact_urls
 
 __all__ = ["ReadVector", "is_geoparquet", "open_vector"]
 
@@ -97,6 +99,7 @@ def _read_ogr(
 ) -> Any:
     pyogrio = require("pyogrio", feature="read_vector")
     errors = require("pyogrio.errors", extra="vector", feature="read_vector")
+    _redact_pyogrio_warnings()
     if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
         raise read_error(path, "cannot open vector file", FileNotFoundError(path))
     use_arrow = True
@@ -105,16 +108,15 @@ def _read_ogr(
     except TerrapipeError:
         use_arrow = False
     try:
-        with _redacted_warnings(path):
-            return pyogrio.read_dataframe(
-                gdal_path(path),
-                layer=layer,
-                columns=columns,
-                where=where,
-                bbox=bbox,
-                mask=mask,
-                use_arrow=use_arrow,
-            )
+        return pyogrio.read_dataframe(
+            gdal_path(path),
+            layer=layer,
+            columns=columns,
+            where=where,
+            bbox=bbox,
+            mask=mask,
+            use_arrow=use_arrow,
+        )
     except errors.DataLayerError as err:
         forget_remote_file(path)
         if layer is not None:
@@ -138,24 +140,56 @@ def _read_ogr(
         raise read_error(path, "cannot read vector file", err, **_where_hint(where, err)) from err
 
 
-@contextlib.contextmanager
-def _redacted_warnings(path: str) -> Iterator[None]:
-    """Re-emit pyogrio's warnings (GDAL's messages, which name the URL) with ``path``'s credentials redacted.
+class _RedactingWarnings:
+    """Stands in for the ``warnings`` module inside pyogrio's modules.
 
-    Only for a URL that carries credentials: catching warnings changes the
-    process-wide filters, which other threads share.
+    pyogrio issues GDAL's warnings, and some of its own, with the file's path
+    in the text (``More than one layer found in '/vsicurl?...url=...'``); for
+    a signed URL that path carries credentials. This ``warn`` redacts them
+    before handing the warning on, in whichever thread it is issued; a text
+    without credentials is passed on unchanged. Everything else is the real
+    module. (It replaces a ``catch_warnings(record=True)`` block around the
+    read, which is not thread-safe: it swapped the process-wide filters and
+    ``showwarning``, and caught other threads' warnings.)
     """
-    if not secrets_of(path):
-        yield
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(warnings, name)
+
+    def warn(
+        self,
+        message: Any,
+        category: type[Warning] | None = None,
+        stacklevel: int = 1,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        text = str(message)
+        cleaned = redact_urls(text)
+        if cleaned.count(MASK) > text.count(MASK):  # something was hidden: issue the redacted text
+            if isinstance(message, Warning):
+                category = type(message)
+            message = cleaned
+        # one frame more: the warning points where pyogrio's warning would have pointed
+        warnings.warn(message, category, stacklevel + 1, *args, **kwargs)
+
+
+_REDACTION_LOCK = threading.Lock()
+_REDACTION_INSTALLED = threading.Event()
+
+
+def _redact_pyogrio_warnings() -> None:
+    """Make pyogrio's warnings redact credentials (once per process, thread-safe)."""
+    if _REDACTION_INSTALLED.is_set():
         return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            kept = list(caught)
-    for record in kept:
-        warnings.warn(redact_urls(str(record.message)), record.category, stacklevel=3)
+    with _REDACTION_LOCK:
+        if _REDACTION_INSTALLED.is_set():
+            return
+        for name, module in list(sys.modules.items()):
+            in_pyogrio = name == "pyogrio" or name.startswith("pyogrio.")
+            if in_pyogrio and getattr(module, "warnings", None) is warnings:
+                module.warnings = _RedactingWarnings()  # type: ignore[attr-defined]
+        _REDACTION_INSTALLED.set()
 
 
 def _where_hint(where: str | None, err: BaseException) -> dict[str, str]:
@@ -168,6 +202,7 @@ def _where_hint(where: str | None, err: BaseException) -> dict[str, str]:
 def _ogr_columns(path: str, layer: str | int | None) -> list[str]:
     """Return the attribute columns of a GDAL vector file (empty if they cannot be listed)."""
     pyogrio = require("pyogrio", feature="read_vector")
+    _redact_pyogrio_warnings()
     try:
         return [str(name) for name in pyogrio.read_info(gdal_path(path), layer=layer)["fields"]]
     except Exception:  # only used to improve a message

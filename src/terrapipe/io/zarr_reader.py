@@ -37,7 +37,6 @@ Examples
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -47,11 +46,16 @@ from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 
 __all__ = ["ReadZarr", "open_zarr"]
+
+#: xarray's warning when ``consolidated=None`` falls back to listing the store
+#: (a narrow filter installed once: ``catch_warnings`` is not thread-safe).
+_NOT_CONSOLIDATED = r"Failed to open Zarr store with consolidated metadata"
 
 
 def _check_variables(variables: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
@@ -97,22 +101,22 @@ def _open(
     kwargs: dict[str, Any] = {}
     if storage_options:
         kwargs["storage_options"] = dict(storage_options)
+    # consolidated=None on a store without consolidated metadata: the fallback to
+    # listing is what the caller asked for. xarray attributes the warning to its
+    # caller (this module), so the filter leaves other callers' warning alone.
+    ignore_once(_NOT_CONSOLIDATED, RuntimeWarning, module=r"terrapipe\.io\.zarr_reader\Z")
     try:
-        with warnings.catch_warnings():
-            # consolidated=None on a store without consolidated metadata: the
-            # fallback to listing is what the caller asked for.
-            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
-            return xr.open_dataset(
-                store,
-                engine="zarr",
-                group=group,
-                consolidated=consolidated,
-                chunks=chunks,
-                cache=cache,
-                decode_times=decode_times,
-                decode_coords="all",
-                **kwargs,
-            )
+        return xr.open_dataset(
+            store,
+            engine="zarr",
+            group=group,
+            consolidated=consolidated,
+            chunks=chunks,
+            cache=cache,
+            decode_times=decode_times,
+            decode_coords="all",
+            **kwargs,
+        )
     except TerrapipeError:
         raise
     except NotImplementedError as err:
