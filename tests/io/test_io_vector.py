@@ -165,3 +165,20 @@ def test_stage_skips_and_counts(vector_files, tmp_path):
     out = list(pipe)
     assert len(out) == 1
     assert pipe.stats.skipped == 2
+
+
+def test_gdal_warnings_of_a_read_in_a_thread_become_python_warnings(tmp_path, capfd) -> None:
+    """GDAL's handlers are per thread: without pyogrio's handler a thread's GDAL warnings go to stderr raw."""
+    import threading
+    import warnings
+
+    path = tmp_path / "points.csv"
+    path.write_text('WKT,a\n"POINT (0 0)",1\n"NOT WKT",2\n')  # GDAL: "Ignoring invalid WKT: NOT WKT"
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thread = threading.Thread(target=open_vector, args=(str(path),))
+        thread.start()
+        thread.join()
+    assert any("Ignoring invalid WKT" in str(w.message) for w in caught)
+    assert "Ignoring invalid WKT" not in capfd.readouterr().err

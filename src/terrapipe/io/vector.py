@@ -178,8 +178,22 @@ _REDACTION_LOCK = threading.Lock()
 _REDACTION_INSTALLED = threading.Event()
 
 
+_THREAD = threading.local()
+
+
 def _redact_pyogrio_warnings() -> None:
-    """Make pyogrio's warnings redact credentials (once per process, thread-safe)."""
+    """Make pyogrio's warnings redact credentials (once per process, thread-safe).
+
+    GDAL's error handlers are per thread and pyogrio installs its own (which
+    turns GDAL's warnings into Python warnings) only in the thread that
+    imported it; elsewhere GDAL prints them to stderr itself, unredacted.
+    So each thread that reads installs pyogrio's handler once too.
+    """
+    if not getattr(_THREAD, "handler", False):
+        register = getattr(sys.modules.get("pyogrio._err"), "_register_error_handler", None)
+        if register is not None:  # pyogrio's own set-up function (private; absent: stderr as before)
+            register()
+        _THREAD.handler = True
     if _REDACTION_INSTALLED.is_set():
         return
     with _REDACTION_LOCK:
