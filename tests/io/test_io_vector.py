@@ -182,3 +182,12 @@ def test_gdal_warnings_of_a_read_in_a_thread_become_python_warnings(tmp_path, ca
         thread.join()
     assert any("Ignoring invalid WKT" in str(w.message) for w in caught)
     assert "Ignoring invalid WKT" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f not in ("zip", "shp")])
+def test_a_signed_url_reads_like_the_local_file(vector_files, server, fmt, recwarn):
+    # a GeoPackage URL with a query string needs GDAL's IMMUTABLE open option
+    path = vector_files["paths"][fmt]
+    remote = open_vector(server.url_for(path) + "?X-Amz-Signature=s3cr3t&token=s3cr3t")
+    assert _ids(remote) == _ids(open_vector(path))
+    assert not [w for w in recwarn if "non conformant" in str(w.message)]

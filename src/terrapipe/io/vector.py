@@ -36,6 +36,7 @@ import contextlib
 import os
 import sys
 import threading
+import urllib.parse
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +45,7 @@ from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
@@ -116,6 +118,7 @@ def _read_ogr(
             bbox=bbox,
             mask=mask,
             use_arrow=use_arrow,
+            **_open_options(path),
         )
     except errors.DataLayerError as err:
         forget_remote_file(path)
@@ -206,6 +209,19 @@ def _redact_pyogrio_warnings() -> None:
         _REDACTION_INSTALLED.set()
 
 
+def _open_options(path: str) -> dict[str, str]:
+    """GDAL open options a file needs: a GeoPackage over HTTP opens as immutable.
+
+    Remote files are read-only anyway; without ``IMMUTABLE`` GDAL's SQLite
+    layer tries to lock (and fails on) a GeoPackage whose name does not end
+    in ``.gpkg``, which is the case of every URL with a query string.
+    """
+    if is_remote(path) and urllib.parse.urlsplit(path).path.lower().endswith(".gpkg"):
+        ignore_once(r"File .* has GPKG application_id, but non conformant file extension", RuntimeWarning)
+        return {"IMMUTABLE": "YES"}
+    return {}
+
+
 def _where_hint(where: str | None, err: BaseException) -> dict[str, str]:
     """Return the explanation of an error about the ``where=`` clause (none for other errors)."""
     if where is None or "sql" not in str(err).lower():
@@ -218,7 +234,8 @@ def _ogr_columns(path: str, layer: str | int | None) -> list[str]:
     pyogrio = require("pyogrio", feature="read_vector")
     _redact_pyogrio_warnings()
     try:
-        return [str(name) for name in pyogrio.read_info(gdal_path(path), layer=layer)["fields"]]
+        info = pyogrio.read_info(gdal_path(path), layer=layer, **_open_options(path))
+        return [str(name) for name in info["fields"]]
     except Exception:  # only used to improve a message
         return []
 
