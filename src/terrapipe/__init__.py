@@ -13,7 +13,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from terrapipe import cache, chip, datasets, dist, fuse, io, recipes, run, stac, tensor
+from terrapipe import cache, chip, datasets, dist, fuse, gpu, io, recipes, run, stac, tensor
 from terrapipe.cache import (
     Cache,
     CachePoint,
@@ -80,6 +80,7 @@ from terrapipe.fuse import (
     chip_vectors,
     pixels_to_boxes,
 )
+from terrapipe.gpu import DeviceMover, PinnedPool, ToDevice, as_tensor, open_zarr_on_device
 from terrapipe.io import (
     OpenXarray,
     ReadRaster,
@@ -136,6 +137,7 @@ __all__ = [
     "CorruptEntryError",
     "Cycler",
     "DeviceError",
+    "DeviceMover",
     "Enumerator",
     "FlatMapper",
     "FromItems",
@@ -151,6 +153,7 @@ __all__ = [
     "Mosaic",
     "OpenXarray",
     "ParallelMapper",
+    "PinnedPool",
     "PipeLoader",
     "PipeProfile",
     "PipelineStateError",
@@ -181,6 +184,7 @@ __all__ = [
     "Stateful",
     "TerrapipeError",
     "TerrapipeWarning",
+    "ToDevice",
     "ToTensor",
     "WindowSampler",
     "WorkerError",
@@ -190,6 +194,7 @@ __all__ = [
     "ZipperLongest",
     "__version__",
     "align_array",
+    "as_tensor",
     "boxes_to_pixels",
     "cache",
     "cache_point",
@@ -203,6 +208,7 @@ __all__ = [
     "from_items",
     "fuse",
     "geo_meta",
+    "gpu",
     "io",
     "iter_graph",
     "load_recipe",
@@ -214,6 +220,7 @@ __all__ = [
     "open_vector",
     "open_xarray",
     "open_zarr",
+    "open_zarr_on_device",
     "pixels_to_boxes",
     "profile",
     "read_samples",

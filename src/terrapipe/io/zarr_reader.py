@@ -299,6 +299,11 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         As in :func:`open_zarr`, the same for every store.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` (skips are counted in ``stats.skipped``).
+    device
+        ``None``/``"cpu"``: host arrays. A CUDA device (``"cuda"``): numeric data
+        variables read their chunks straight into GPU memory as CuPy arrays
+        (:func:`terrapipe.gpu.zarr_gpu.open_zarr_on_device`; needs the ``gpu``
+        extra); ``chunks`` must then be ``None``.
 
     Examples
     --------
@@ -322,8 +327,18 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         timeout: float = 30.0,
         retries: int = 3,
         on_error: OnError = "raise",
+        device: Any = None,
     ) -> None:
+        from terrapipe.gpu.zarr_gpu import check_zarr_device  # here: io/ loads without gpu/
+
         super().__init__(source, on_error=on_error)
+        # Not named after the parameter: where chunks land does not change the
+        # values, so it stays out of cache keys and pipeline fingerprints.
+        self._read_device = check_zarr_device(device)
+        if self._read_device is not None and chunks is not None:
+            raise InvalidArgumentError(
+                f"read_zarr device={device!r} reads without dask: leave chunks=None, got {chunks!r}"
+            )
         self.group = group
         self.variables = _check_variables(variables)
         self.consolidated = consolidated
@@ -336,6 +351,20 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
 
     def open_one(self, element: Any) -> xr.Dataset | xr.DataArray:
         """Open one store with this stage's options."""
+        if self._read_device is not None:
+            from terrapipe.gpu.zarr_gpu import open_zarr_on_device
+
+            return open_zarr_on_device(
+                element,
+                device=self._read_device,
+                group=self.group,
+                variables=self.variables,
+                consolidated=self.consolidated,
+                decode_times=self.decode_times,
+                storage_options=self.storage_options,
+                timeout=self.timeout,
+                retries=self.retries,
+            )
         return open_zarr(
             element,
             group=self.group,

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -74,6 +74,9 @@ from terrapipe.fuse.grid import spatial_dims
 from terrapipe.io.redact import redact_url
 from terrapipe.tensor.dtypes import to_torch
 from terrapipe.tensor.meta import meta_of
+
+if TYPE_CHECKING:
+    from terrapipe.gpu.transfer import DeviceMover
 
 __all__ = ["NodataPolicy", "ToTensor", "to_sample"]
 
@@ -415,6 +418,11 @@ class ToTensor(Stage[Sample]):
         A pipe of xarray chips or ``(array, GeoMeta)`` pairs.
     image, channels, mask, boxes, labels, dtype, mask_dtype, nodata, fill_value
         As in :func:`to_sample`.
+    device
+        Where the tensors go (``"cuda"``, ``"cpu"``); ``None`` (default): they
+        stay on the CPU. Set, each sample is moved like ``to_device(device)``
+        does (pinned staging buffers, asynchronous copies to a GPU; see
+        :mod:`terrapipe.gpu.transfer`), its ``meta`` unchanged.
 
     Yields
     ------
@@ -424,11 +432,15 @@ class ToTensor(Stage[Sample]):
     Raises
     ------
     InvalidArgumentError
-        As :func:`to_sample`, when a chip arrives.
+        As :func:`to_sample`, when a chip arrives; for an unknown ``device``
+        when the stage is built.
+    DeviceError
+        When the stage is built, for a CUDA/MPS ``device`` this machine lacks.
 
     Notes
     -----
-    The stage holds no position: resuming its source resumes it.
+    The stage holds no position: resuming its source resumes it. ``device``
+    is not part of :meth:`cache_config`: moving does not change values.
     """
 
     stateless = True
@@ -446,9 +458,15 @@ class ToTensor(Stage[Sample]):
         mask_dtype: torch.dtype | None = torch.int64,
         nodata: NodataPolicy = "keep",
         fill_value: float = 0.0,
+        device: str | torch.device | None = None,
     ) -> None:
         super().__init__()
         self.source = source
+        self.mover: DeviceMover | None = None
+        if device is not None:
+            from terrapipe.gpu.transfer import DeviceMover  # here: tensor/ must not import gpu/ at load
+
+            self.mover = DeviceMover(device)
         self.converter = _Converter(
             image=image,
             channels=channels,
@@ -465,6 +483,8 @@ class ToTensor(Stage[Sample]):
         for element in self.source:
             started = time.perf_counter()
             sample = self.converter(element)
+            if self.mover is not None:
+                sample = self.mover(sample)
             self.stats.seconds += time.perf_counter() - started
             self.stats.elements += 1
             yield sample
