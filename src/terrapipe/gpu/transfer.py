@@ -40,7 +40,7 @@ import torch
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.gpu.pinned import DEFAULT_MAX_BYTES, PinnedPool
-from terrapipe.run.device import _map_tensors, move_to, resolve_device
+from terrapipe.run.device import map_tensors, move_to, resolve_device
 
 __all__ = ["DeviceMover", "PinMode", "copy_to_cuda"]
 
@@ -152,7 +152,7 @@ class DeviceMover:
         if self._pool is None:
             self._pool = PinnedPool(max_bytes=self.max_pinned_bytes)
         pool = self._pool
-        return _map_tensors(
+        return map_tensors(
             batch,
             lambda t: (
                 copy_to_cuda(t, self.device, pool, non_blocking=self.non_blocking)

@@ -302,7 +302,7 @@ def open_zarr_on_device(
     zarr = require("zarr", feature="read_zarr")
     # open_zarr does the checks, the CF decoding, the CRS and the encoding; its
     # store resolution (HTTP, paths) is reused for the raw open below.
-    from terrapipe.io.zarr_reader import _store_for, open_zarr
+    from terrapipe.io.zarr_reader import open_zarr, zarr_store_for
 
     decoded = open_zarr(
         source,
@@ -314,7 +314,7 @@ def open_zarr_on_device(
         timeout=timeout,
         retries=retries,
     )
-    store, name = _store_for(source, timeout, retries)
+    store, name = zarr_store_for(source, timeout, retries)
     if consolidated is None and isinstance(source, str | os.PathLike) and is_http(as_path_string(source)):
         consolidated = True  # as open_zarr: HTTP cannot list a folder
     kwargs: dict[str, Any] = {"group": group, "consolidated": consolidated}

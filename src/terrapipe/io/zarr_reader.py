@@ -51,7 +51,7 @@ from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 
-__all__ = ["ReadZarr", "open_zarr"]
+__all__ = ["ReadZarr", "open_zarr", "zarr_store_for"]
 
 #: xarray's warning when ``consolidated=None`` falls back to listing the store
 #: (a narrow filter installed once: ``catch_warnings`` is not thread-safe).
@@ -69,8 +69,21 @@ def _check_variables(variables: str | Sequence[str] | None) -> str | tuple[str, 
     return items
 
 
-def _store_for(source: Any, timeout: float, retries: int) -> tuple[Any, str]:
-    """Return ``(what xarray opens, the name to show)``."""
+def zarr_store_for(source: Any, timeout: float, retries: int) -> tuple[Any, str]:
+    """Return ``(what xarray opens, the name to show)`` for a Zarr source.
+
+    An HTTP(S) URL becomes an :class:`~terrapipe.io.http_store.HTTPStore`
+    (bounded retries, credentials kept out of its ``str``/``repr``); a
+    local path or another URL is passed on as text; a zarr ``Store`` or a
+    mapping as it is.
+
+    Raises
+    ------
+    ReadError
+        For a local path that does not exist.
+    InvalidArgumentError
+        For anything else.
+    """
     if isinstance(source, (str, os.PathLike)):
         text = as_path_string(source)
         if is_http(text):
@@ -269,7 +282,7 @@ def open_zarr(
     """
     require("zarr", feature="read_zarr")
     wanted = _check_variables(variables)
-    store, name = _store_for(source, timeout, retries)
+    store, name = zarr_store_for(source, timeout, retries)
     if isinstance(source, (str, os.PathLike)) and is_http(as_path_string(source)) and consolidated is None:
         consolidated = True
     ds = _open(

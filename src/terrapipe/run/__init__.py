@@ -5,7 +5,7 @@ See :mod:`terrapipe.run.pipe_loader` for how the loader parallelises and resumes
 """
 
 from terrapipe.run.collate import collate_samples
-from terrapipe.run.device import move_to, resolve_device
+from terrapipe.run.device import map_tensors, move_to, resolve_device
 from terrapipe.run.errors import ResumeWarning, WorkerError
 from terrapipe.run.pipe_loader import PipeLoader, loader
 from terrapipe.run.pipe_state import ResumePlan, resume_plan
@@ -30,6 +30,7 @@ __all__ = [
     "can_shard",
     "collate_samples",
     "loader",
+    "map_tensors",
     "move_to",
     "profile",
     "resolve_device",

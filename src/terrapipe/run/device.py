@@ -23,7 +23,7 @@ import torch
 
 from terrapipe.core.errors import DeviceError, InvalidArgumentError
 
-__all__ = ["move_to", "pin", "resolve_device"]
+__all__ = ["map_tensors", "move_to", "pin", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -60,23 +60,33 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _map_tensors(batch: Any, fn: Any) -> Any:
+def map_tensors(batch: Any, fn: Any) -> Any:
+    """Apply ``fn`` to every tensor of a nested batch (dicts, named tuples, lists, tuples).
+
+    Anything that is not a tensor or a container of them (metadata, strings,
+    numbers) comes back as it is.
+
+    Examples
+    --------
+    >>> map_tensors({"image": torch.ones(2), "meta": [{"crs": "EPSG:32631"}]}, lambda t: t * 2)
+    {'image': tensor([2., 2.]), 'meta': [{'crs': 'EPSG:32631'}]}
+    """
     if isinstance(batch, torch.Tensor):
         return fn(batch)
     if isinstance(batch, Mapping):
-        return {key: _map_tensors(value, fn) for key, value in batch.items()}
+        return {key: map_tensors(value, fn) for key, value in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(_map_tensors(value, fn) for value in batch))
+        return type(batch)(*(map_tensors(value, fn) for value in batch))
     if isinstance(batch, list | tuple):
-        return type(batch)(_map_tensors(value, fn) for value in batch)
+        return type(batch)(map_tensors(value, fn) for value in batch)
     return batch
 
 
 def move_to(batch: Any, device: torch.device, *, non_blocking: bool = False) -> Any:
     """Return ``batch`` with every tensor (in dicts, lists, tuples) moved to ``device``."""
-    return _map_tensors(batch, lambda t: t.to(device, non_blocking=non_blocking))
+    return map_tensors(batch, lambda t: t.to(device, non_blocking=non_blocking))
 
 
 def pin(batch: Any) -> Any:
     """Return ``batch`` with every CPU tensor in page-locked memory (needs CUDA)."""
-    return _map_tensors(batch, lambda t: t.pin_memory() if t.device.type == "cpu" else t)
+    return map_tensors(batch, lambda t: t.pin_memory() if t.device.type == "cpu" else t)
