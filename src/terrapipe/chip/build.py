@@ -50,7 +50,7 @@ from terrapipe.chip.construct import dataarray_from, dataset_from, direct_constr
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.core.sample import GeoMeta, geo_meta
+from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
 from terrapipe.io.redact import redact_url
 
 __all__ = ["ItemCutter", "Output", "arrays_for", "cached_transform", "crs_and_transform", "grid_transform"]
@@ -587,11 +587,7 @@ def _extend(values: np.ndarray, start: int, window: int, dim: Hashable) -> np.nd
 
 
 def _times(obj: xr.DataArray | xr.Dataset) -> str | tuple[str, ...] | None:
+    """Return the chip's ``time`` as ISO 8601, as ``to_tensor`` writes it (one text for both outputs)."""
     if "time" not in obj.coords:
         return None
-    values = np.atleast_1d(np.asarray(obj.coords["time"].values))
-    if np.issubdtype(values.dtype, np.datetime64):
-        text = [str(v) for v in np.datetime_as_string(values, unit="auto")]
-    else:
-        text = [str(v) for v in values]
-    return text[0] if obj.coords["time"].ndim == 0 else tuple(text)
+    return iso_times(obj.coords["time"].values)

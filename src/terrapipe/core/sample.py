@@ -31,14 +31,16 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
 import torch
 from affine import Affine
 
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["GeoMeta", "Sample", "geo_meta"]
+__all__ = ["GeoMeta", "Sample", "geo_meta", "iso_times"]
 
 
 class GeoMeta(TypedDict):
@@ -126,3 +128,28 @@ def geo_meta(
         time=time,
         source_ids=tuple(str(s) for s in source_ids),
     )
+
+
+def iso_times(values: Any) -> str | tuple[str, ...] | None:
+    """Return a time coordinate as ISO 8601 text: a string for a scalar, a tuple for an array.
+
+    Examples
+    --------
+    >>> iso_times(np.array(["2024-04-15", "2024-06-19T10:30:05"], dtype="datetime64[s]"))
+    ('2024-04-15T00:00:00', '2024-06-19T10:30:05')
+    """
+    if values is None:
+        return None
+    array = np.asarray(values)
+
+    def one(value: Any) -> str:
+        if isinstance(value, np.datetime64) or np.issubdtype(np.asarray(value).dtype, np.datetime64):
+            stamp = pd.Timestamp(value)
+            return "NaT" if pd.isna(stamp) else stamp.isoformat()
+        if hasattr(value, "isoformat"):
+            return str(value.isoformat())
+        return str(value)
+
+    if array.ndim == 0:
+        return one(array[()])
+    return tuple(one(v) for v in array.ravel())

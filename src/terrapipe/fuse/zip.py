@@ -92,7 +92,7 @@ import xarray as xr
 
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
-from terrapipe.core.sample import GeoMeta
+from terrapipe.core.sample import GeoMeta, iso_times
 from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR, add_raster, check_name
 from terrapipe.fuse.grid import describe_grid, grid_mismatch, grid_of, spatial_dims
 
@@ -223,7 +223,7 @@ def chip_times(chip: xr.Dataset | xr.DataArray) -> str | tuple[str, ...] | None:
 
     ``time`` first, then each variable's own ``"<variable>_time"`` (see the
     module doc), without repeating a time already listed: one time is a
-    string (a time axis a tuple, as :func:`~terrapipe.tensor.meta.iso_times`
+    string (a time axis a tuple, as :func:`~terrapipe.core.sample.iso_times`
     gives them), several times are one tuple, no time is ``None``.
 
     Examples
@@ -233,8 +233,6 @@ def chip_times(chip: xr.Dataset | xr.DataArray) -> str | tuple[str, ...] | None:
     >>> chip_times(ds), chip_times(ds[["a"]].drop_vars("b_time"))
     (('2024-04-15T00:00:00', '2024-06-19T00:00:00'), '2024-04-15T00:00:00')
     """
-    from terrapipe.tensor.meta import iso_times  # tensor builds on fuse: imported when used
-
     names: list[Hashable] = [TIME]
     if isinstance(chip, xr.Dataset):
         names.extend(f"{name}_time" for name in chip.data_vars)

@@ -29,40 +29,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from terrapipe.core.sample import GeoMeta, geo_meta
+from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
 from terrapipe.fuse.grid import crs_text, grid_of
 from terrapipe.fuse.zip import chip_times
 from terrapipe.io.redact import redact_url
 
 __all__ = ["iso_times", "meta_of", "source_ids_of"]
-
-
-def iso_times(values: Any) -> str | tuple[str, ...] | None:
-    """Return a time coordinate as ISO 8601 text: a string for a scalar, a tuple for an array.
-
-    Examples
-    --------
-    >>> iso_times(np.array(["2024-04-15", "2024-06-19T10:30:05"], dtype="datetime64[s]"))
-    ('2024-04-15T00:00:00', '2024-06-19T10:30:05')
-    """
-    if values is None:
-        return None
-    array = np.asarray(values)
-
-    def one(value: Any) -> str:
-        if isinstance(value, np.datetime64) or np.issubdtype(np.asarray(value).dtype, np.datetime64):
-            stamp = pd.Timestamp(value)
-            return "NaT" if pd.isna(stamp) else stamp.isoformat()
-        if hasattr(value, "isoformat"):
-            return str(value.isoformat())
-        return str(value)
-
-    if array.ndim == 0:
-        return one(array[()])
-    return tuple(one(v) for v in array.ravel())
 
 
 def source_ids_of(obj: xr.DataArray | xr.Dataset) -> tuple[str, ...]:
