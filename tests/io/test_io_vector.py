@@ -177,7 +177,7 @@ def test_gdal_warnings_of_a_read_in_a_thread_become_python_warnings(tmp_path, ca
     capfd.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        thread = threading.Thread(target=open_vector, args=(str(path),))
+        thread = threading.Thread(target=open_vector, args=(str(path),), kwargs={"crs": "EPSG:4326"})
         thread.start()
         thread.join()
     assert any("Ignoring invalid WKT" in str(w.message) for w in caught)
