@@ -3,7 +3,7 @@
 The threaded test runs the readers that used to wrap their calls in
 ``warnings.catch_warnings`` (raster open of a file without geotransform,
 Zarr open without consolidated metadata, Zarr cache writes and reads,
-rasterize, vector reads) in several threads at once, under the user's own
+rasterize, align_to's warp, vector reads) in several threads at once, under the user's own
 ``simplefilter("error")``, and checks that the filter list ends as it began
 plus the narrow filters only, and that the user's filter still holds.
 """
@@ -156,7 +156,13 @@ def inputs(tmp_path: Path) -> dict[str, Any]:
         dims=("band", "y", "x"),
         coords={"y": [35.0, 25.0, 15.0, 5.0], "x": [5.0, 15.0, 25.0, 35.0]},
     ).rio.write_crs("EPSG:32631")
+    reference = xr.DataArray(  # a finer grid: align_array reprojects (warps) it onto the chip's
+        np.arange(64, dtype="float32").reshape(1, 8, 8),
+        dims=("band", "y", "x"),
+        coords={"y": 37.5 - 5.0 * np.arange(8), "x": 2.5 + 5.0 * np.arange(8)},
+    ).rio.write_crs("EPSG:32631")
     return {
+        "reference": reference,
         "plain": plain,
         "loose": loose,
         "vector": vector,
@@ -177,6 +183,8 @@ def _work(inputs: dict[str, Any], worker: int) -> Callable[[int], None]:
         assert len(tp.open_vector(inputs["vector"])) == 2
         ds = next(iter(tp.from_items([inputs["chip"]], shard=False).rasterize(inputs["frame"], column="cls")))
         assert int(ds["mask"].values.max()) == 2
+        aligned = tp.align_array(inputs["reference"], inputs["chip"], resampling="average")
+        assert aligned.shape[-2:] == (4, 4)
 
     return step
 
@@ -197,6 +205,7 @@ def test_threaded_readers_keep_the_users_filters(inputs: dict[str, Any]) -> None
     _work(inputs, 99)(0)  # once in this thread first: modules that add filters when imported are imported
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the user's own filter, around the whole run
+        warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)  # odc-geo's, not ours
         before = list(warnings.filters)
         threads = [threading.Thread(target=run, args=(w,)) for w in range(6)]
         for thread in threads:

@@ -205,19 +205,57 @@ def _read_aligned(
     if pixels.ndim == 2:
         pixels = pixels[None]
     window_transform = ref_grid.affine @ ref_grid.affine.translation(cols.start, rows.start)
-    rasterio.warp.reproject(
-        source=pixels,
-        destination=out,
-        src_transform=window_transform,
-        src_crs=crs_text(ref_grid.crs),
-        src_nodata=src_nodata,
-        dst_transform=chip.affine,
-        dst_crs=crs_text(chip.crs),
-        dst_nodata=fill,
+    _warp(
+        pixels,
+        out,
+        src=(window_transform, crs_text(ref_grid.crs), src_nodata),
+        dst=(chip.affine, crs_text(chip.crs), fill),
         resampling=resampling,
-        num_threads=1,
     )
     return out, int(pixels.nbytes)
+
+
+def _warp(
+    pixels: np.ndarray,
+    out: np.ndarray,
+    *,
+    src: tuple[Any, str, float | None],
+    dst: tuple[Any, str, float | int],
+    resampling: Resampling,
+) -> None:
+    """``rasterio.warp.reproject(pixels -> out)`` through georeferenced in-memory datasets.
+
+    Given numpy arrays, rasterio wraps them in datasets created inside
+    ``warnings.catch_warnings()``, which swaps the process-wide filter list:
+    threads warping at once could leave an "ignore" filter installed for good
+    (or let the warning out). GDAL MEM datasets opened with their transform
+    and CRS raise no warning, so nothing is swapped; the results and the speed
+    are the same (the warp releases the GIL either way).
+    """
+    (src_transform, src_crs, src_nodata), (dst_transform, dst_crs, dst_nodata) = src, dst
+    bands = list(range(1, pixels.shape[0] + 1))
+    profile = {"driver": "MEM", "count": len(bands)}
+    with (
+        rasterio.open(
+            "", "w+", **profile, width=pixels.shape[2], height=pixels.shape[1], dtype=pixels.dtype,
+            crs=src_crs, transform=src_transform, nodata=src_nodata,
+        ) as source,
+        rasterio.open(
+            "", "w+", **profile, width=out.shape[2], height=out.shape[1], dtype=out.dtype,
+            crs=dst_crs, transform=dst_transform, nodata=dst_nodata,
+        ) as destination,
+    ):  # fmt: skip
+        source.write(pixels)
+        destination.write(out)
+        rasterio.warp.reproject(
+            source=rasterio.band(source, bands),
+            destination=rasterio.band(destination, bands),
+            src_nodata=src_nodata,
+            dst_nodata=dst_nodata,
+            resampling=resampling,
+            num_threads=1,
+        )
+        out[...] = destination.read()
 
 
 def _nodata_of(reference: xr.DataArray) -> float | None:
