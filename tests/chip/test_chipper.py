@@ -547,7 +547,9 @@ def test_stats_count_elements_and_bytes():
     assert pipe.counters.as_dict()["blocks_read"] == 4
 
 
-@pytest.mark.parametrize("time", [np.datetime64("2024-06-01", "ns"), np.datetime64("2024-06-19T10:30:05", "ns")])
+@pytest.mark.parametrize(
+    "time", [np.datetime64("2024-06-01", "ns"), np.datetime64("2024-06-19T10:30:05", "ns")]
+)
 def test_numpy_chips_write_the_same_meta_as_to_tensor(cube, time):
     da = cube.assign_coords(time=time)
     _, meta = next(iter(tp.from_items([da]).chip(8, output="numpy")))
