@@ -1,0 +1,1 @@
+"""STAC items from many providers, stacked by terrapipe and by odc-stac, compared."""
