@@ -13,6 +13,17 @@ refused with a :class:`~terrapipe.core.errors.StacSearchError` rather than
 silently ignored. A URL ending in ``/search`` is used as the endpoint
 directly, without that check.
 
+Credentials stay with the API they were given for: the headers, the request
+modifier and the URL's query parameters (an API key: ``?api_key=...``, or a
+``pystac_client`` session's ``params``) go only to the origin (scheme, host,
+port) of the API's URL. A ``next`` link, a search link or a redirect to
+another origin is followed without them (:mod:`terrapipe.stac.http_json`).
+
+A ``next`` link must be usable: a link with ``rel="next"`` but no string
+``href``, an unknown ``method`` or a ``body`` that is not an object is a
+:class:`~terrapipe.core.errors.StacSearchError`, never a silent end of the
+search; so are ``links`` that are not a list.
+
 Examples
 --------
 >>> next_token({"links": [{"rel": "next", "href": "/search?page=2"}]}, "http://h/search?page=1", None)
@@ -33,11 +44,11 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.stac.backend import Page
-from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.http_json import HttpOptions, JsonClient, origin_of
 from terrapipe.stac.query import SearchQuery, make_query
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.redact import public_url
 
-__all__ = ["ApiBackend", "next_token", "options_from_stac_io"]
+__all__ = ["ApiBackend", "links_of", "next_token", "options_from_stac_io"]
 
 #: Conformance class (pattern on the URI) each API-only parameter needs.
 _CONFORMANCE = {
@@ -48,6 +59,24 @@ _CONFORMANCE = {
     "fields": r"item-search#fields",
 }
 _TOKEN_KEYS = {"method", "href", "body", "headers"}
+
+
+def links_of(document: Mapping[str, Any], where: str) -> list[Mapping[str, Any]]:
+    """Return the links of a STAC document (none when missing); raise when ``links`` is not a list.
+
+    Raises
+    ------
+    StacSearchError
+        If ``links`` is there but not a list.
+    """
+    links = document.get("links")
+    if links is None:
+        return []
+    if not isinstance(links, list):
+        raise StacSearchError(
+            f"the answer of {where} is not valid STAC: 'links' is a {type(links).__name__}, not a list"
+        )
+    return [link for link in links if isinstance(link, Mapping)]
 
 
 def next_token(
@@ -68,21 +97,55 @@ def next_token(
     -------
     dict or None
         ``{"method", "href", "body", "headers"}``.
+
+    Raises
+    ------
+    StacSearchError
+        For a ``next`` link that cannot be followed (no string ``href``, an
+        unknown ``method``, a ``body`` or ``headers`` that are not objects):
+        stopping there would silently drop the pages after it.
     """
-    for link in page.get("links") or []:
-        if not isinstance(link, Mapping) or link.get("rel") != "next" or not link.get("href"):
+    where = public_url(page_href)
+    for link in links_of(page, where):
+        if link.get("rel") != "next":
             continue
+        href = link.get("href")
+        if not isinstance(href, str) or not href.strip():
+            raise StacSearchError(
+                f"the answer of {where} has a 'next' link without an href ({href!r}); the pages after it "
+                "cannot be fetched: report it to the API's maintainers"
+            )
         method = str(link.get("method") or "GET").upper()
-        href = urllib.parse.urljoin(page_href, str(link["href"]))
+        if method not in ("GET", "POST"):
+            raise StacSearchError(
+                f"the 'next' link of {where} asks for method {method[:20]!r}; only GET and POST"
+            )
+        given = link.get("body")
+        if given is not None and not isinstance(given, Mapping):
+            raise StacSearchError(
+                f"the 'next' link of {where} has a body that is a {type(given).__name__}, not an object"
+            )
+        link_headers = link.get("headers")
+        if link_headers is not None and not isinstance(link_headers, Mapping):
+            raise StacSearchError(
+                f"the 'next' link of {where} has headers that are a {type(link_headers).__name__}, not an object"
+            )
+        try:
+            target = urllib.parse.urljoin(page_href, href.strip())
+        except ValueError as err:
+            raise StacSearchError(f"the 'next' link of {where} is not a URL ({err})") from None
+        if not target.lower().startswith(("http://", "https://")):
+            raise StacSearchError(
+                f"the 'next' link of {where} leads to {public_url(target)!r}, which is not an HTTP(S) URL"
+            )
         next_body: dict[str, Any] | None = None
         if method == "POST":
-            given = link.get("body")
             if link.get("merge") and body is not None:
                 next_body = {**dict(body), **dict(given or {})}
             else:
                 next_body = dict(given) if given is not None else (dict(body) if body is not None else None)
-        headers = dict(link["headers"]) if isinstance(link.get("headers"), Mapping) else None
-        return {"method": method, "href": href, "body": next_body, "headers": headers}
+        headers = {str(k): str(v) for k, v in link_headers.items()} if link_headers else None
+        return {"method": method, "href": target, "body": next_body, "headers": headers}
     return None
 
 
@@ -162,14 +225,15 @@ class ApiBackend:
     ) -> None:
         if not url.lower().startswith(("http://", "https://")):
             raise InvalidArgumentError(
-                f"a STAC API URL must start with http:// or https://, got {redact_url(url)!r}"
+                f"a STAC API URL must start with http:// or https://, got {public_url(url)!r}"
             )
-        self.where = redact_url(url)
+        self.where = public_url(url)
         parts = urllib.parse.urlsplit(url)
         # Query parameters of the URL (an API key, a token) go with every request, like url_params.
         given = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         self.url = urllib.parse.urlunsplit(parts._replace(query=""))
-        self.client = JsonClient(options)
+        self.client = JsonClient(options, origin=self.url)
+        self._origin = origin_of(self.url)
         self._url_params = {**given, **dict(url_params or {})}
         self._conformance = conformance
         self._search_href = search_href
@@ -191,8 +255,8 @@ class ApiBackend:
             raise StacSearchError(
                 f"the answer of {self.where} is not a STAC API landing page (a JSON object)"
             )
-        links = [link for link in landing.get("links") or [] if isinstance(link, Mapping)]
-        search = [link for link in links if link.get("rel") == "search" and link.get("href")]
+        links = links_of(landing, self.where)
+        search = [link for link in links if link.get("rel") == "search" and isinstance(link.get("href"), str)]
         if not search:
             msg = (
                 f"{self.where} has no item search (no link with rel='search'); is it a STAC API? For a static "
@@ -208,7 +272,14 @@ class ApiBackend:
         if self._conformance is None:
             conforms = landing.get("conformsTo")
             if conforms is None:
-                link = next((lk for lk in links if lk.get("rel") == "conformance" and lk.get("href")), None)
+                link = next(
+                    (
+                        lk
+                        for lk in links
+                        if lk.get("rel") == "conformance" and isinstance(lk.get("href"), str)
+                    ),
+                    None,
+                )
                 if link is not None:
                     answer = self.client.request(
                         "GET",
@@ -286,10 +357,18 @@ class ApiBackend:
             error=StacSearchError,
             what="search the STAC API",
         )
-        where = redact_url(href)
-        if not isinstance(answer, Mapping) or not isinstance(answer.get("features"), list):
+        where = public_url(href)
+        if not isinstance(answer, Mapping):
             msg = (
-                f"the answer of {where} is not a STAC ItemCollection (no 'features' list); "
+                f"the answer of {where} is not a STAC ItemCollection (a JSON {type(answer).__name__}, "
+                "not an object); check that the URL is a STAC API"
+            )
+            raise StacSearchError(msg)
+        if not isinstance(answer.get("features"), list):
+            given = answer.get("features")
+            kind = "missing" if given is None else f"a {type(given).__name__}"
+            msg = (
+                f"the answer of {where} is not a STAC ItemCollection ('features' is {kind}, not a list); "
                 "check that the URL is a STAC API"
             )
             raise StacSearchError(msg)
@@ -297,12 +376,16 @@ class ApiBackend:
         following = next_token(answer, href, token["body"]) if features else None
         if following is not None and following == token:
             raise StacSearchError(
-                f"the STAC API at {where} answered a 'next' link to the same page; stopping"
+                f"the STAC API at {where} pages in a loop: the 'next' link of a page leads to the same page; "
+                "stopping (report it to the API's maintainers)"
             )
         return Page(features=features, next=following, where=where)
 
     def _with_params(self, href: str) -> str:
-        return _add_params(href, self._url_params) if self._url_params else href
+        """Return ``href`` with the API's URL parameters if it is on the API's origin (they may hold a key)."""
+        if not self._url_params or origin_of(href) != self._origin:
+            return href
+        return _add_params(href, self._url_params)
 
 
 def _add_params(href: str, params: Mapping[str, str]) -> str:
