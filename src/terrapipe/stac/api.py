@@ -188,6 +188,8 @@ def options_from_stac_io(stac_io: Any, base: HttpOptions) -> tuple[HttpOptions, 
         backoff=base.backoff,
         max_backoff=base.max_backoff,
         request_modifier=base.request_modifier or getattr(stac_io, "_req_modifier", None),
+        deadline=base.deadline,
+        max_bytes=base.max_bytes,
     )
     return options, params
 

@@ -13,14 +13,25 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.stac.query import API_ONLY_KEYS, SearchQuery
 
-__all__ = ["OffsetPager", "Page", "SearchBackend", "refuse_api_only"]
+__all__ = [
+    "OffsetPager",
+    "Page",
+    "SearchBackend",
+    "normalise_url",
+    "page_key",
+    "items_key",
+    "refuse_api_only",
+]
 
 
 @dataclass(frozen=True)
@@ -30,7 +41,10 @@ class Page:
     Attributes
     ----------
     features
-        Item dicts, in the order the backend returns them.
+        Item dicts, in the order the backend returns them; a
+        :class:`~terrapipe.core.errors.StacSearchError` in place of an item
+        a file backend could not test against the query (the search stage
+        raises or skips it by ``on_error``).
     next
         Token of the next page, or ``None`` after the last page.
     where
@@ -65,6 +79,68 @@ class SearchBackend(Protocol):
     def fetch(self, token: dict[str, Any], query: SearchQuery) -> Page:
         """Fetch the page of ``token``."""
         ...
+
+
+def normalise_url(url: str) -> str:
+    """Return ``url`` in one spelling per resource: lowercased scheme and host, default port and fragment dropped, query sorted.
+
+    Two links that name the same page or document become equal, so a loop
+    is seen whatever spelling each link uses. A string that is not an
+    HTTP(S) URL comes back unchanged.
+
+    Examples
+    --------
+    >>> normalise_url("HTTP://Example.COM:80/search?page=2&limit=10#x")
+    'http://example.com/search?limit=10&page=2'
+    >>> normalise_url("/data/catalog.json")
+    '/data/catalog.json'
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return url
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != (443 if scheme == "https" else 80):
+        host = f"{host}:{port}"
+    query = urllib.parse.urlencode(sorted(urllib.parse.parse_qsl(parts.query, keep_blank_values=True)))
+    return urllib.parse.urlunsplit((scheme, host, parts.path or "/", query, ""))
+
+
+def _digest(value: Any) -> bytes:
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def page_key(token: Mapping[str, Any]) -> bytes:
+    """Digest of a page token, its ``href`` normalised (:func:`normalise_url`): equal keys, same page.
+
+    Examples
+    --------
+    >>> page_key({"href": "http://H/search?b=1&a=2"}) == page_key({"href": "http://h/search?a=2&b=1"})
+    True
+    """
+    shown = dict(token)
+    if isinstance(shown.get("href"), str):
+        shown["href"] = normalise_url(shown["href"])
+    return _digest(shown)
+
+
+def items_key(features: list[Any]) -> bytes:
+    """Digest of the ``(collection, id)`` of each feature of a page, in order (what a repeated page repeats)."""
+    return _digest(
+        [
+            (feature.get("collection"), feature.get("id"))
+            if isinstance(feature, Mapping)
+            else repr(feature)[:200]
+            for feature in features
+        ]
+    )
 
 
 def refuse_api_only(query: SearchQuery, kind: str, where: str) -> None:

@@ -1,7 +1,7 @@
 """Read one STAC JSON document (item, collection, catalog) from a local path or an HTTP URL.
 
 Local files are read directly; URLs go through :class:`~terrapipe.stac.http_json.JsonClient`
-(time-out, retries, redacted messages).
+(deadline, body cap, retries, credentials kept to their origin, redacted messages).
 
 Examples
 --------
@@ -19,12 +19,13 @@ terrapipe.core.errors.ReadError: cannot read the STAC item at 'missing.json': no
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from terrapipe.core.errors import TerrapipeError
 from terrapipe.stac.hrefs import is_http, local_path
-from terrapipe.stac.http_json import JsonClient
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.http_json import DEFAULT_MAX_BYTES, JsonClient
+from terrapipe.stac.redact import public_url
 
 __all__ = ["read_document"]
 
@@ -57,10 +58,16 @@ def read_document(href: str, *, client: JsonClient, error: type[TerrapipeError],
     if is_http(href):
         return client.request("GET", href, error=error, what=what)
     path = local_path(href)
-    shown = redact_url(href)
+    shown = public_url(href)
     try:
         with open(path, "rb") as handle:
-            content = handle.read()
+            cap = client.options.max_bytes or DEFAULT_MAX_BYTES
+            if os.fstat(handle.fileno()).st_size > cap:
+                raise error(
+                    f"cannot {what} at {shown!r}: the file is larger than the cap of {cap} bytes; "
+                    "raise max_bytes= if it is expected"
+                )
+            content = handle.read(cap + 1)
     except FileNotFoundError:
         raise error(f"cannot {what} at {shown!r}: no such file; check the path") from None
     except IsADirectoryError:
@@ -70,7 +77,12 @@ def read_document(href: str, *, client: JsonClient, error: type[TerrapipeError],
     try:
         return json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        reason = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else "not text"
+        reason = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else "not UTF-8 text"
+        raise error(
+            f"cannot {what} at {shown!r}: not valid JSON ({reason}); fix or re-create the file"
+        ) from None
+    except (RecursionError, ValueError) as err:  # nested too deep; an integer too long to convert
+        reason = "nested too deeply" if isinstance(err, RecursionError) else "a number Python refuses"
         raise error(
             f"cannot {what} at {shown!r}: not valid JSON ({reason}); fix or re-create the file"
         ) from None

@@ -9,7 +9,9 @@ become item dicts (stac-geoparquet's own reader) and are then tested exactly
 with :func:`~terrapipe.stac.query.item_matches` (footprint geometry,
 ``start_datetime``/``end_datetime`` ranges).
 
-A file on an HTTP server is downloaded into memory once per process.
+A file on an HTTP server is downloaded into memory once per process, within
+the deadline and the body cap of the HTTP options (``max_bytes``; 1 GiB by
+default for a file: :data:`~terrapipe.stac.http_json.DEFAULT_MAX_FILE_BYTES`).
 
 Examples
 --------
@@ -33,7 +35,7 @@ from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
 from terrapipe.stac.hrefs import is_http, join_href, local_path
 from terrapipe.stac.http_json import HttpOptions, JsonClient
 from terrapipe.stac.query import SearchQuery, item_matches
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.redact import public_url
 
 __all__ = ["GeoParquetBackend", "pushdown_filter"]
 
@@ -101,8 +103,8 @@ class GeoParquetBackend:
 
     def __init__(self, path: str, *, options: HttpOptions | None = None, page_size: int = _PAGE) -> None:
         self.path = path if is_http(path) else local_path(path)
-        self.where = redact_url(self.path)
-        self.client = JsonClient(options)
+        self.where = public_url(self.path)
+        self.client = JsonClient(options, origin=self.path if is_http(self.path) else None)
         self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
         self._blob: bytes | None = None
 
@@ -169,7 +171,12 @@ class GeoParquetBackend:
                     continue
                 for record in arrow.stac_table_to_items(pa.Table.from_batches([batch])):
                     item = _clean(record, base)
-                    if item_matches(item, query):
+                    try:
+                        matches = item_matches(item, query)
+                    except StacSearchError as err:
+                        yield StacSearchError(f"{err} [in {self.where}]"), None
+                        continue
+                    if matches:
                         yield item, None
         except pa.ArrowException as err:
             msg = f"cannot read the stac-geoparquet file {self.where!r}: {err}; check that it is stac-geoparquet"

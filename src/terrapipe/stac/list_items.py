@@ -15,6 +15,7 @@ not by pystac-client's generator.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
@@ -74,6 +75,10 @@ class ListSTACItems(PagedSearch):
     retries, backoff, max_backoff
         Retries of 429/5xx answers, dropped connections and time-outs (see
         :class:`~terrapipe.stac.search.SearchSTAC`).
+    deadline, max_bytes
+        Overall deadline of one page request and cap of its body (see
+        :class:`~terrapipe.stac.search.SearchSTAC`). The search's headers and
+        parameters go only to the origin of its endpoint.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` for a failing search or a malformed item.
 
@@ -99,11 +104,18 @@ class ListSTACItems(PagedSearch):
         retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
         on_error: OnError = "raise",
     ) -> None:
         super().__init__(source_dp, on_error=on_error)
         self._retry = HttpOptions.make(
-            timeout=timeout or 30.0, retries=retries, backoff=backoff, max_backoff=max_backoff
+            timeout=timeout or 30.0,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            deadline=deadline,
+            max_bytes=max_bytes,
         )
         self._timeout_given = timeout is not None
 
@@ -118,14 +130,7 @@ class ListSTACItems(PagedSearch):
         base = self._retry
         options, params = options_from_stac_io(getattr(element, "_stac_io", None), base)
         if self._timeout_given:
-            options = HttpOptions(
-                headers=options.headers,
-                timeout=base.timeout,
-                retries=options.retries,
-                backoff=options.backoff,
-                max_backoff=options.max_backoff,
-                request_modifier=options.request_modifier,
-            )
+            options = dataclasses.replace(options, timeout=base.timeout)
         method = str(element.method or "POST").upper()
         backend = ApiBackend(
             str(element.url),

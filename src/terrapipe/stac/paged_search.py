@@ -8,6 +8,17 @@ into it) is kept in attributes, never in a generator's frame, so
 resumed pipe fetches the page it stopped in again and goes on from there.
 Subclasses only say how an element becomes a backend and a query
 (:meth:`PagedSearch._prepare`).
+
+Paging is policed: every page token of a query is remembered (a digest of
+its request, the URL normalised by
+:func:`~terrapipe.stac.backend.normalise_url`), and a ``next`` link that
+leads back to a page already read (A -> B -> A, a page naming itself, a POST
+token that cycles) is a :class:`~terrapipe.core.errors.StacSearchError`
+naming the loop, raised before any item is repeated. An API page that
+repeats the items (collection and id, in order) of an earlier page under a
+new token is the same kind of loop. Items whose id comes back on a later,
+different page (an API whose pages shift while they are read) are passed
+on as the API sends them: the stage does not deduplicate.
 """
 
 from __future__ import annotations
@@ -20,10 +31,10 @@ from terrapipe.core.errors import PipelineStateError, StacSearchError, Terrapipe
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage
 from terrapipe.core.state import Stateful, expect_keys
-from terrapipe.stac.backend import SearchBackend
+from terrapipe.stac.backend import SearchBackend, items_key, page_key
 from terrapipe.stac.items import ItemModifier, item_from_dict
 from terrapipe.stac.query import SearchQuery
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.redact import public_url
 
 __all__ = ["PagedSearch"]
 
@@ -108,7 +119,26 @@ class PagedSearch(Stage[Any]):
             self._finish_query()
             handle_error(err, on_error=self.on_error, stats=self.stats)
             return
+        pages_seen: dict[bytes, int] = {}
+        items_seen: dict[bytes, int] = {}
+        number = 0
         while token is not None:
+            number += 1
+            key = page_key(token)
+            if key in pages_seen:
+                href = token.get("href")
+                shown = f" ({public_url(href)})" if isinstance(href, str) else ""
+                problem = (
+                    f"the search at {backend.where} pages in a loop: the 'next' link of page {number - 1} leads "
+                    f"back to page {pages_seen[key]}{shown}; stopped after {count} items, before repeating "
+                    "any (report it to the API's maintainers)"
+                )
+                self._finish_query()
+                handle_error(
+                    _with_query(StacSearchError(problem), query), on_error=self.on_error, stats=self.stats
+                )
+                return
+            pages_seen[key] = number
             started = time.perf_counter()
             received = getattr(getattr(backend, "client", None), "bytes_received", 0)
             try:
@@ -122,6 +152,20 @@ class PagedSearch(Stage[Any]):
                 self.stats.bytes_read += (
                     getattr(getattr(backend, "client", None), "bytes_received", 0) - received
                 )
+            if backend.kind == "api" and page.features:
+                repeated = items_key(page.features)
+                if repeated in items_seen:
+                    problem = (
+                        f"the search at {backend.where} pages in a loop: page {number} ({page.where}) repeats "
+                        f"the items of page {items_seen[repeated]} under another 'next' link; stopped after "
+                        f"{count} items, before repeating any (report it to the API's maintainers)"
+                    )
+                    self._finish_query()
+                    handle_error(
+                        _with_query(StacSearchError(problem), query), on_error=self.on_error, stats=self.stats
+                    )
+                    return
+                items_seen[repeated] = number
             total = len(page.features)
             for i in range(min(offset, total), total):
                 count += 1
@@ -135,10 +179,16 @@ class PagedSearch(Stage[Any]):
                 else:
                     self._page, self._offset, self._count = token, i + 1, count
                 base = page.base_hrefs[i] if page.base_hrefs else None
+                record = page.features[i]
+                if isinstance(record, StacSearchError):  # an item the backend could not evaluate
+                    handle_error(record, on_error=self.on_error, stats=self.stats)
+                    if last:
+                        return
+                    continue
                 try:
                     item = item_from_dict(
-                        page.features[i],
-                        where=redact_url(base) if base else page.where,
+                        record,
+                        where=public_url(base) if base else page.where,
                         href=base,
                         modifier=modifier,
                     )

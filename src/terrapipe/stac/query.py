@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
 
 __all__ = ["API_ONLY_KEYS", "SEARCH_KEYS", "SearchQuery", "item_interval", "item_matches", "make_query"]
@@ -308,7 +308,29 @@ def item_matches(item: Mapping[str, Any], query: SearchQuery) -> bool:
     -------
     bool
         Whether it matches.
+
+    Raises
+    ------
+    StacSearchError
+        If the item cannot be evaluated (a ``properties`` that is not an
+        object, an unreadable date or geometry): the error names the item.
     """
+    try:
+        return _matches(item, query)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as err:
+        problem = f"{type(err).__name__}: {str(err)[:200]}"
+    except Exception as err:  # shapely's own errors (GeometryTypeError, GEOSException)
+        if type(err).__module__.split(".")[0] != "shapely":
+            raise
+        problem = f"{type(err).__name__}: {str(err)[:200]}"
+    ident = item.get("id") if isinstance(item, Mapping) else None
+    raise StacSearchError(
+        f"malformed STAC item {str(ident)[:100]!r}: cannot test it against the query ({problem}); fix the item, "
+        "or skip bad items with on_error='skip'"
+    )
+
+
+def _matches(item: Mapping[str, Any], query: SearchQuery) -> bool:
     if query.ids is not None and item.get("id") not in query.ids:
         return False
     if query.collections is not None and item.get("collection") not in query.collections:

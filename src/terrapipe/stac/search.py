@@ -53,7 +53,7 @@ from terrapipe.stac.http_json import HttpOptions, RequestModifier
 from terrapipe.stac.items import ItemModifier
 from terrapipe.stac.paged_search import PagedSearch
 from terrapipe.stac.query import SearchQuery, make_query
-from terrapipe.stac.redact import is_secret_name, redact_url
+from terrapipe.stac.redact import is_secret_name, public_url, redact_url
 
 __all__ = ["SearchKind", "SearchSTAC", "detect_kind", "open_backend", "search_stac"]
 
@@ -131,7 +131,7 @@ def open_backend(
         link = source.get_search_link()
         if link is None:
             raise StacSearchError(
-                f"the STAC API at {redact_url(str(source.self_href))} has no item search link"
+                f"the STAC API at {public_url(str(source.self_href))} has no item search link"
             )
         client_options, params = options_from_stac_io(getattr(source, "_stac_io", None), options)
         methods = tuple(
@@ -188,14 +188,28 @@ class SearchSTAC(PagedSearch):
         ``"POST"`` (default) or ``"GET"`` for API searches; an API that only
         offers GET is asked with GET.
     headers
-        Extra HTTP headers (e.g. an API key); never shown in messages or reprs.
+        Extra HTTP headers (e.g. an API key); never shown in messages or
+        reprs, and sent only to the origin (scheme, host, port) of ``source``:
+        a ``next`` link, a catalog link or a redirect to another server is
+        followed without them, as are the URL's own query parameters (an
+        ``api_key=``). They never reach asset reads (``stack_stac``).
     modifier
         Called with each ``pystac.Item`` before it is yielded (e.g.
         ``planetary_computer.sign_inplace``); returns the item to use or ``None``.
     request_modifier
-        Called with each ``requests.Request`` before it is sent (signing).
+        Called with each ``requests.Request`` to the origin of ``source``
+        before it is sent (signing); other origins' requests are not passed to it.
     timeout
-        Seconds to wait for a connection and for each read.
+        Seconds to wait for a connection and for each socket read.
+    deadline
+        Seconds one request may take in all (a page, a landing page, a
+        catalog document, a stac-geoparquet download), its retries, back-off,
+        redirects and body included; ``None``: 120 s
+        (:data:`~terrapipe.stac.http_json.DEFAULT_DEADLINE`). A server that
+        trickles its answer fails with a ``StacSearchError`` naming it.
+    max_bytes
+        Largest answer accepted, decompressed, in bytes; ``None``: 64 MiB for
+        a JSON page or document, 1 GiB for a stac-geoparquet file over HTTP.
     retries
         Retries of 429/5xx answers, dropped connections and time-outs, with
         exponential back-off and jitter, honouring ``Retry-After``.
@@ -247,6 +261,8 @@ class SearchSTAC(PagedSearch):
         retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
         on_error: OnError = "raise",
     ) -> None:
         super().__init__(source_dp, on_error=on_error)
@@ -262,6 +278,8 @@ class SearchSTAC(PagedSearch):
             backoff=backoff,
             max_backoff=max_backoff,
             request_modifier=request_modifier,
+            deadline=deadline,
+            max_bytes=max_bytes,
         )
         self.backend, source_modifier = open_backend(source, kind=kind, options=options)
         self.modifier = modifier if modifier is not None else source_modifier
@@ -359,6 +377,8 @@ def search_stac(
     retries: int = 3,
     backoff: float = 0.5,
     max_backoff: float = 30.0,
+    deadline: float | None = None,
+    max_bytes: int | None = None,
     on_error: OnError = "raise",
 ) -> SearchSTAC:
     """Start a pipe of the ``pystac.Item`` s one search finds (see :class:`SearchSTAC`).
@@ -370,7 +390,9 @@ def search_stac(
         (``catalog.json``, path or URL); stac-geoparquet file.
     kind, bbox, intersects, datetime, collections, ids, query, filter, filter_lang, sortby, fields
         See :class:`SearchSTAC`.
-    max_items, limit, method, headers, modifier, request_modifier, timeout, retries, backoff, max_backoff, on_error
+    max_items, limit, method, headers, modifier, request_modifier, timeout, retries, backoff, max_backoff
+        See :class:`SearchSTAC`.
+    deadline, max_bytes, on_error
         See :class:`SearchSTAC`.
 
     Returns
@@ -416,5 +438,7 @@ def search_stac(
         retries=retries,
         backoff=backoff,
         max_backoff=max_backoff,
+        deadline=deadline,
+        max_bytes=max_bytes,
         on_error=on_error,
     )

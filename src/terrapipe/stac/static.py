@@ -9,6 +9,18 @@ the time range, is skipped with all it holds. Items are then tested with
 hrefs resolve against the document they are in, so a catalog served over
 HTTP yields items whose assets are HTTP URLs.
 
+The walk is bounded: a document reached twice (two parents link to it) is
+read and searched once; a ``child`` or ``item`` link that leads back to a
+document above it (a cycle; hrefs compared normalised, local paths with
+symbolic links resolved) is a :class:`~terrapipe.core.errors.StacSearchError`
+naming the link, as is a catalog nested more than :data:`MAX_DEPTH` levels
+deep. A ``child``/``item`` link without a string ``href``, or ``links`` that
+are not a list, is an error too, never a silently smaller search.
+
+Credentials (``headers``, ``request_modifier``) go only to the origin of the
+catalog's root URL: documents it links to on other servers are read without
+them. A local catalog has no origin: its links to servers get none.
+
 Examples
 --------
 >>> from terrapipe.stac.query import make_query
@@ -27,16 +39,19 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from terrapipe.core.errors import StacSearchError
-from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
+from terrapipe.stac.api import links_of
+from terrapipe.stac.backend import OffsetPager, Page, normalise_url, refuse_api_only
 from terrapipe.stac.documents import read_document
 from terrapipe.stac.hrefs import is_http, join_href, local_path
 from terrapipe.stac.http_json import HttpOptions, JsonClient
 from terrapipe.stac.query import SearchQuery, item_matches
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.redact import public_url
 
-__all__ = ["StaticBackend", "collection_may_match"]
+__all__ = ["MAX_DEPTH", "StaticBackend", "collection_may_match"]
 
 _PAGE = 50
+#: Deepest nesting of catalogs and collections walked (a longer chain of ``child`` links is an error).
+MAX_DEPTH = 64
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -106,8 +121,12 @@ class StaticBackend:
 
     def __init__(self, root: str, *, options: HttpOptions | None = None, page_size: int = _PAGE) -> None:
         self.root = _root_document(root)
-        self.where = redact_url(self.root)
-        self.client = JsonClient(options)
+        self.where = public_url(self.root)
+        options = options or HttpOptions()
+        if is_http(self.root):
+            self.client = JsonClient(options, origin=self.root)
+        else:  # a local catalog: its credentials have no server to go to
+            self.client = JsonClient(options.without_credentials())
         self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
 
     def __repr__(self) -> str:
@@ -131,47 +150,86 @@ class StaticBackend:
     def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
         """Yield ``(item dict, item href)`` for every matching item, depth first in link order."""
         root = self._read(self.root, "read the static STAC catalog")
-        yield from self._visit(self.root, root, None, query, {self.root})
+        key = _key(self.root)
+        yield from self._visit(self.root, root, None, query, {key}, (key,))
 
     def _visit(
-        self, href: str, doc: Any, collection: str | None, query: SearchQuery, seen: set[str]
+        self,
+        href: str,
+        doc: Any,
+        collection: str | None,
+        query: SearchQuery,
+        seen: set[str],
+        above: tuple[str, ...],
     ) -> Iterator[tuple[Any, str | None]]:
         kind = doc.get("type") if isinstance(doc, Mapping) else None
         if kind == "Feature":
             yield from self._matching(doc, href, collection, query)
             return
+        where = public_url(href)
         if kind not in ("Catalog", "Collection"):
-            msg = f"{redact_url(href)} is not a STAC catalog, collection or item (type {kind!r}); check the href"
+            shown = kind if isinstance(doc, Mapping) else f"a JSON {type(doc).__name__}"
+            msg = f"{where} is not a STAC catalog, collection or item (type {shown!r}); check the href"
             raise StacSearchError(msg)
         if kind == "Collection":
             if not collection_may_match(doc, query):
                 return
             collection = str(doc.get("id"))
-        for link in doc.get("links") or []:
-            if (
-                not isinstance(link, Mapping)
-                or link.get("rel") not in ("child", "item")
-                or not link.get("href")
-            ):
+        for link in links_of(doc, where):
+            rel = link.get("rel")
+            if rel not in ("child", "item"):
                 continue
-            target = join_href(href, str(link["href"]))
-            if target in seen:
+            given = link.get("href")
+            if not isinstance(given, str) or not given.strip():
+                raise StacSearchError(
+                    f"{where} has a {rel!r} link without an href ({given!r}); fix the catalog"
+                )
+            target = join_href(href, given.strip())
+            key = _key(target)
+            if key in above:
+                msg = (
+                    f"the static catalog {self.where} has links in a cycle: the {rel!r} link of {where} leads "
+                    f"back to {public_url(target)}, which contains it; fix the catalog"
+                )
+                raise StacSearchError(msg)
+            if key in seen:  # reached before through another parent: searched once
                 continue
-            seen.add(target)
-            if link["rel"] == "item":
+            seen.add(key)
+            if rel == "item":
                 item = self._read(target, "read a STAC item of the catalog")
                 yield from self._matching(item, target, collection, query)
             else:
+                if len(above) >= MAX_DEPTH:
+                    msg = (
+                        f"the static catalog {self.where} nests catalogs more than {MAX_DEPTH} levels deep "
+                        f"(at {public_url(target)}); is it generated without end?"
+                    )
+                    raise StacSearchError(msg)
                 child = self._read(target, "read a STAC catalog or collection")
-                yield from self._visit(target, child, collection, query, seen)
+                yield from self._visit(target, child, collection, query, seen, (*above, key))
 
     def _matching(
         self, item: Any, href: str, collection: str | None, query: SearchQuery
     ) -> Iterator[tuple[Any, str | None]]:
         if isinstance(item, Mapping) and item.get("collection") is None and collection is not None:
             item = {**item, "collection": collection}
-        if not isinstance(item, Mapping) or item_matches(item, query):
+        if not isinstance(item, Mapping):
+            yield item, href  # the search stage names it as a malformed item
+            return
+        try:
+            matches = item_matches(item, query)
+        except StacSearchError as err:
+            yield StacSearchError(f"{err} [item at {public_url(href)}]"), href
+            return
+        if matches:
             yield item, href
+
+
+def _key(href: str) -> str:
+    """One spelling per document: a normalised URL, or a local path with symbolic links resolved."""
+    if is_http(href):
+        return normalise_url(href)
+    return os.path.realpath(local_path(href))
 
 
 def _root_document(root: str) -> str:
