@@ -8,6 +8,17 @@ driver so that such a failure becomes a
 (redacted) href, with what to do. It pickles (a dict of hrefs to names), so
 it works with dask's distributed scheduler too.
 
+A failed remote read also makes GDAL forget what it cached about that URL
+(:func:`~terrapipe.io.gdal_cache.forget_remote_file`): GDAL remembers a
+failure, and a second attempt on the same URL would otherwise fail at once
+with "no such file" instead of the true cause.
+
+:class:`BandsParser` tells odc-stac what each loaded band is: which band of
+which asset, its data type and nodata, as :mod:`terrapipe.stac.bands` read
+them from the items (odc-stac's own parsing reads band 1 of a multi-band
+asset described only by ``eo:bands``, and cannot describe bands whose type
+the items do not state).
+
 Examples
 --------
 >>> names = {"http://h/a/B04.tif": ("S2A_1", "red")}
@@ -25,7 +36,10 @@ from terrapipe.core.optional import require
 from terrapipe.stac.hrefs import local_path
 from terrapipe.stac.redact import redact_url
 
-__all__ = ["asset_read_error", "make_naming_driver"]
+__all__ = ["BandsParser", "asset_read_error", "make_naming_driver"]
+
+#: ``(asset key, band index from 1) -> (data type, nodata)`` for every band a load reads.
+BandTable = Mapping[tuple[str, int], tuple[str | None, float | int | None]]
 
 
 def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseException) -> ReadError:
@@ -45,12 +59,46 @@ def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseEx
     ReadError
         Names the item, the asset and the redacted href, with cause and hint.
     """
+    from terrapipe.io.gdal_cache import forget_remote_file
     from terrapipe.io.read_errors import explain
 
+    forget_remote_file(uri)  # GDAL cached the failure: the next try must ask the server again
     found = names.get(uri) or names.get(local_path(uri))
     what = f"asset {found[1]!r} of STAC item {found[0]!r}" if found else "the asset"
     cause, hint = explain(err)
     return ReadError(f"cannot read {what} at {redact_url(uri)!r}: {cause}; {hint}")
+
+
+class BandsParser:
+    """odc-stac's STAC metadata parser, with the bands of a load described by terrapipe.
+
+    Parameters
+    ----------
+    inner
+        odc-stac's ``StacMDParser`` (it still describes every other band,
+        grids and auxiliary data).
+    bands
+        ``(asset, index) -> (dtype, nodata)`` of each band the load reads.
+    """
+
+    def __init__(self, inner: Any, bands: BandTable) -> None:
+        self.inner = inner
+        self.bands = dict(bands)
+
+    def extract(self, md: Any) -> Any:
+        """Return odc's metadata of an item, with :attr:`bands` in place of its own for their assets."""
+        types = require("odc.loader.types", extra="stac", feature="stack_stac")
+        meta = self.inner.extract(md)
+        assets = {asset for asset, _ in self.bands}
+        bands = {key: value for key, value in meta.bands.items() if key[0] not in assets}
+        for (asset, index), (dtype, nodata) in self.bands.items():
+            bands[(asset, index)] = types.RasterBandMetadata(data_type=dtype, nodata=nodata)
+        # No aliases: the load names every band 'asset.N', which must not resolve to anything else.
+        return meta.patch(bands=bands, aliases={})
+
+    def driver_data(self, md: Any, band_key: Any) -> Any:
+        """Return odc's driver data (``None`` for raster bands)."""
+        return self.inner.driver_data(md, band_key)
 
 
 def make_naming_driver(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any) -> Any:

@@ -16,7 +16,9 @@ rules:
    extended to the union of the items' footprints *in pixels*
    (``proj:transform``/``proj:shape``, never lat/lon bounds), or to ``bbox``
    snapped outwards to whole native pixels. That band is then read without
-   resampling.
+   resampling. Items whose grids are offset by a fraction of a pixel (the
+   Planetary Computer's io-lulc tiles) go on the pixel phase most of them
+   share, as odc-stac does; the others are resampled onto it.
 4. Otherwise (another CRS or resolution) odc-stac computes the grid from
    ``crs``, ``resolution`` and ``bbox`` (or the items' footprints); a
    missing ``resolution`` is the native one when the units agree.
@@ -81,15 +83,39 @@ def asset_crs(item: Mapping[str, Any], band: str) -> CRS | None:
     Traceback (most recent call last):
     ...
     terrapipe.core.errors.StacSearchError: STAC item 'a', asset 'dem': proj:epsg 'x' is not valid (ValueError: ...
+    >>> wkt2 = CRS("EPSG:4326").to_wkt()
+    >>> asset_crs({"id": "b", "properties": {"proj:code": "EPSG:32631"}, "assets": {"dem": {"proj:wkt2": wkt2}}}, "dem").epsg
+    4326
     """
-    for key, make in _CRS_FIELDS:
-        value = _field(item, band, key)
-        if value:
-            try:
-                return make(value)
-            except (ValueError, TypeError, RuntimeError) as err:  # pyproj's CRSError is a RuntimeError
-                raise _bad_field(item, band, key, value, err) from err
+    asset = (item.get("assets") or {}).get(band) or {}
+    for scope in (asset, item.get("properties") or {}):  # the asset's own fields win over the item's
+        if not isinstance(scope, Mapping):
+            continue
+        for key, make in _CRS_FIELDS:
+            value = scope.get(key)
+            if value:
+                try:
+                    return _on_earth(make(value))
+                except (
+                    Exception
+                ) as err:  # pyproj raises CRSError (a RuntimeError), ValueError, TypeError, ...
+                    raise _bad_field(item, band, key, value, err) from err
     return None
+
+
+_EARTH_CHECKED: dict[str, bool] = {}
+
+
+def _on_earth(crs: CRS) -> CRS:
+    """Return ``crs`` if it converts to longitude/latitude (what footprints and ``bbox=`` need), else raise.
+
+    A CRS of another celestial body, or an engineering CRS, parses but cannot be placed on the Earth.
+    """
+    text = crs.to_wkt()
+    if text not in _EARTH_CHECKED:
+        crs.transformer_to_crs(CRS("EPSG:4326"))  # raises pyproj's ProjError
+        _EARTH_CHECKED[text] = True
+    return crs
 
 
 _CRS_FIELDS: tuple[tuple[str, Callable[[Any], CRS]], ...] = (
@@ -105,9 +131,14 @@ def _bad_field(
 ) -> StacSearchError:
     shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
     return StacSearchError(
-        f"STAC item {_label(item)}, asset {band!r}: {key} {shown} is not valid ({type(err).__name__}: {err}); "
-        "fix the item's projection fields, or pass crs= and resolution= to load it without them"
+        f"STAC item {_label(item)}, asset {band!r}: {key} {shown} is not valid ({type(err).__name__}: {_brief(err)}); "
+        "fix the item's projection fields (or remove them and pass crs= and resolution=)"
     )
+
+
+def _brief(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def asset_geobox(item: Mapping[str, Any], band: str) -> GeoBox | None:
@@ -228,7 +259,7 @@ def choose_grid(
     ------
     GridMismatchError
         Items in several CRSs without ``crs=``; native grids that disagree
-        (resolutions, pixel phases, rotation) without ``resolution=``.
+        (resolutions, rotation) without ``resolution=``.
     StacSearchError
         Items without projection info when the grid must come from them.
     InvalidArgumentError
@@ -264,7 +295,7 @@ def choose_grid(
                 f"geobox must be an odc.geo.geobox.GeoBox, got {type(geobox).__name__}"
             )
         return GridChoice(geobox=geobox)
-    target = CRS(crs) if crs is not None else None
+    target = _target_crs(crs)
 
     grids: dict[str, list[GeoBox]] = {}
     missing: list[str] = []
@@ -315,6 +346,49 @@ def choose_grid(
     return GridChoice(geobox=None, crs=target, resolution=float(resolution), bbox=box)
 
 
+def _target_crs(crs: Any) -> CRS | None:
+    if crs is None:
+        return None
+    try:
+        return CRS(crs)
+    except Exception as err:  # pyproj's CRSError, odc-geo's ValueError, ...
+        shown = repr(crs) if len(repr(crs)) <= 80 else repr(crs)[:77] + "..."
+        raise InvalidArgumentError(
+            f"crs= {shown} is not a CRS ({type(err).__name__}: {_brief(err)}); pass e.g. 'EPSG:32631'"
+        ) from err
+
+
+#: A pixel phase shared by more than this share of the items anchors a grid of items offset by fractions of a pixel.
+_ANCHOR_SHARE = 0.1
+
+
+def _snapped_choice(boxes: Sequence[GeoBox], bbox: tuple[float, float, float, float] | None) -> GridChoice:
+    """Return the grid of items whose native grids are offset by fractions of a pixel (as odc-stac does).
+
+    The pixel phase (``GeoBox.anchor``) most of the items share (more than
+    :data:`_ANCHOR_SHARE` of them; else pixel edges on multiples of the
+    resolution) at the native resolution, over the union of the items'
+    extents (or ``bbox``). Items on another phase are resampled onto it.
+    """
+    from collections import Counter
+
+    from odc.geo import AnchorEnum
+
+    (best, count), *_ = Counter(box.anchor for box in boxes).most_common(1)
+    anchor = best if count / len(boxes) > _ANCHOR_SHARE else AnchorEnum.EDGE
+    reference = boxes[0]
+    if bbox is None:
+        extent = geom.bbox_union(box.extent.boundingbox for box in boxes)
+        geobox = GeoBox.from_bbox(extent, reference.crs, resolution=reference.resolution, anchor=anchor)
+    else:
+        polygon = geom.box(*bbox, "EPSG:4326")
+        geobox = GeoBox.from_geopolygon(
+            polygon, resolution=reference.resolution, crs=reference.crs, anchor=anchor
+        )
+    on_phase = next((box for box in boxes if box.anchor == geobox.anchor), None)
+    return GridChoice(geobox=geobox, native=on_phase is not None, reference=on_phase)
+
+
 def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
     try:
         values = tuple(float(v) for v in bbox)
@@ -355,6 +429,7 @@ def _native_choice(
         )
     rows: list[int] = []
     cols: list[int] = []
+    offset: str | None = None
     for box, label in zip(boxes, labels, strict=True):
         t = box.transform
         if not (math.isclose(t.a, ref.a) and math.isclose(t.e, ref.e)) or t.b != 0 or t.d != 0:
@@ -366,14 +441,12 @@ def _native_choice(
         col = (t.c - ref.c) / ref.a
         row = (t.f - ref.f) / ref.e
         if abs(col - round(col)) > _PHASE_TOLERANCE or abs(row - round(row)) > _PHASE_TOLERANCE:
-            msg = (
-                f"the items' native grids for asset {band!r} are offset by a fraction of a pixel ({labels[0]} "
-                f"and {label}); pass resolution= to resample them onto one grid"
-            )
-            raise GridMismatchError(msg)
+            offset = label
         height, width = box.shape
         rows += [round(row), round(row) + height]
         cols += [round(col), round(col) + width]
+    if offset is not None:
+        return _snapped_choice(boxes, bbox)
     if bbox is None:
         row0, row1, col0, col1 = min(rows), max(rows), min(cols), max(cols)
         geobox = GeoBox((row1 - row0, col1 - col0), ref @ Affine.translation(col0, row0), reference.crs)

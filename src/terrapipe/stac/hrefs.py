@@ -21,12 +21,26 @@ import posixpath
 import urllib.parse
 from urllib.request import url2pathname
 
-__all__ = ["is_http", "join_href", "local_path"]
+__all__ = ["is_absolute", "is_http", "join_href", "local_path"]
 
 
 def is_http(href: str) -> bool:
     """Whether ``href`` is an ``http://`` or ``https://`` URL."""
     return href.lower().startswith(("http://", "https://"))
+
+
+def is_absolute(href: str) -> bool:
+    """Whether ``href`` is a URL (``https://``, ``s3://``, ``file://``, ...) or an absolute local path.
+
+    Examples
+    --------
+    >>> [is_absolute(h) for h in ("s3://b/a.tif", "file:///a.tif", "/a.tif", "./a.tif", "../a.tif", "a.tif")]
+    [True, True, True, False, False, False]
+    """
+    parts = urllib.parse.urlsplit(href)
+    if parts.scheme and len(parts.scheme) > 1:  # one letter would be a Windows drive
+        return True
+    return os.path.isabs(href)
 
 
 def local_path(href: str) -> str:

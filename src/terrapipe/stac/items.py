@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from terrapipe.core.errors import StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
-from terrapipe.stac.hrefs import join_href
+from terrapipe.stac.hrefs import is_absolute, join_href, local_path
 
-__all__ = ["ItemModifier", "item_from_dict"]
+__all__ = ["ItemModifier", "absolute_item", "item_from_dict"]
 
 #: Called with each ``pystac.Item`` (e.g. ``planetary_computer.sign_inplace``);
 #: returns the item to use, or ``None`` after changing it in place.
@@ -43,6 +43,7 @@ def item_from_dict(
     where: str,
     href: str | None = None,
     modifier: ItemModifier | None = None,
+    hint: str = "fix the item, or skip bad items with on_error='skip'",
 ) -> Any:
     """Build a ``pystac.Item`` from a STAC item dict.
 
@@ -57,6 +58,8 @@ def item_from_dict(
         against it and it becomes the item's self href.
     modifier
         Called with the item (signing, patching); see :data:`ItemModifier`.
+    hint
+        What to do, at the end of an error's message.
 
     Returns
     -------
@@ -74,7 +77,7 @@ def item_from_dict(
     shown = repr(ident) if ident is not None else "(without id)"
     problem = _problem(record)
     if problem:
-        raise StacSearchError(_message(shown, where, problem))
+        raise StacSearchError(_message(shown, where, problem, hint))
     # pystac changes the dict it is given: copy the parts it changes (not the geometry, which is large).
     record = dict(record)
     record["properties"] = dict(record["properties"])
@@ -93,7 +96,7 @@ def item_from_dict(
         item = pystac.Item.from_dict(record, href=href, migrate=migrate, preserve_dict=False)
     except (KeyError, ValueError, TypeError, AttributeError, pystac.STACError) as err:
         reason = f"missing {err}" if isinstance(err, KeyError) else str(err) or type(err).__name__
-        raise StacSearchError(_message(shown, where, reason)) from err
+        raise StacSearchError(_message(shown, where, reason, hint)) from err
     if modifier is not None:
         changed = modifier(item)
         if changed is not None:
@@ -155,5 +158,100 @@ def _geometry_problem(geometry: Any) -> str:
     return ""
 
 
-def _message(shown: str, where: str, reason: str) -> str:
-    return f"malformed STAC item {shown} from {where}: {reason}; fix the item, or skip bad items with on_error='skip'"
+_REASON_CHARS = 200
+
+
+def _message(shown: str, where: str, reason: str, hint: str) -> str:
+    if len(reason) > _REASON_CHARS:  # a library's message may quote the whole item
+        reason = reason[: _REASON_CHARS - 3] + "..."
+    return f"malformed STAC item {shown} from {where}: {reason}; {hint}"
+
+
+def _self_href(record: Mapping[str, Any]) -> str | None:
+    """Return the absolute href of an item dict's ``self`` link, if it has one."""
+    for link in record.get("links") or []:
+        if isinstance(link, Mapping) and link.get("rel") == "self" and isinstance(link.get("href"), str):
+            href = str(link["href"])
+            return href if is_absolute(href) else None
+    return None
+
+
+def absolute_item(element: Any, *, where: str) -> Any:
+    """Return ``element`` (a ``pystac.Item`` or an item dict) as a ``pystac.Item`` whose asset hrefs are absolute.
+
+    Relative asset hrefs (``./B04.tif``, ``../cogs/B04.tif``) are resolved
+    against the item's self link (for a ``pystac.Item``: its self href, set
+    when it was read from a file or URL), never against the working
+    directory; ``file://`` hrefs become paths. A ``pystac.Item`` that
+    needs no change is returned as it is (else a copy: the caller's item is
+    never changed).
+
+    Parameters
+    ----------
+    element
+        A ``pystac.Item``, or a STAC item as decoded JSON (ndjson,
+        stac-geoparquet, ``json.load``).
+    where
+        What it is, for messages (e.g. ``"stack_stac's input (element 3)"``).
+
+    Returns
+    -------
+    pystac.Item
+        The item.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``element`` is neither (the message names its type, never its content).
+    StacSearchError
+        For a dict that is not a STAC item, or a relative asset href with
+        no self link to resolve it against, naming the item and asset.
+
+    Examples
+    --------
+    >>> record = {"type": "Feature", "stac_version": "1.1.0", "id": "a", "geometry": None,
+    ...           "properties": {"datetime": "2024-06-19T10:30:00Z"}, "assets": {"red": {"href": "./B04.tif"}},
+    ...           "links": [{"rel": "self", "href": "https://h/items/a.json"}]}
+    >>> absolute_item(record, where="a list").assets["red"].href
+    'https://h/items/B04.tif'
+    >>> absolute_item("a.json", where="stack_stac's input (element 0)")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: stack_stac's input (element 0) is a str, not a STAC item: pass pystac.Item objects or STAC item dicts (read files with read_stac_item)
+    """
+    pystac = require("pystac", feature="STAC items")
+    if isinstance(element, Mapping):
+        element = item_from_dict(
+            element, where=where, href=_self_href(element), hint="fix the item or leave it out"
+        )
+    if not isinstance(element, pystac.Item):
+        msg = (
+            f"{where} is a {type(element).__name__}, not a STAC item: pass pystac.Item objects or STAC item "
+            "dicts (read files with read_stac_item)"
+        )
+        raise InvalidArgumentError(msg)
+    base = element.get_self_href()
+    changes: dict[str, str] = {}
+    for key, asset in element.assets.items():
+        href = asset.href
+        if not isinstance(href, str) or not href:
+            raise StacSearchError(f"STAC item {element.id!r}, asset {key!r} has no href; fix the item")
+        if is_absolute(href):
+            path = local_path(href)
+            if path != href:
+                changes[key] = path
+            continue
+        if base is None:
+            msg = (
+                f"STAC item {element.id!r}, asset {key!r}: the href {href!r} is relative and the item has no "
+                "self link to resolve it against; read the item from its file or URL (read_stac_item, "
+                "pystac.Item.from_file), add a 'self' link, or make the href absolute"
+            )
+            raise StacSearchError(msg)
+        changes[key] = join_href(base, href)
+    if not changes:
+        return element
+    copied = element.clone()
+    for key, href in changes.items():
+        copied.assets[key].href = href
+    return copied

@@ -39,12 +39,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from terrapipe.core.errors import InvalidArgumentError, ReadError, StacSearchError
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
-from terrapipe.stac.asset_reader import asset_read_error, make_naming_driver
+from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error, make_naming_driver
+from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
 from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
 from terrapipe.stac.hrefs import is_http, local_path
+from terrapipe.stac.items import absolute_item
 
 __all__ = ["StackSTAC", "stack_items"]
 
@@ -55,79 +57,56 @@ _GROUPBY = ("time", "solar_day", "id")
 
 
 def _items(items: Any) -> list[Any]:
+    """Return the input as ``pystac.Item`` s with absolute asset hrefs (dicts accepted; see :func:`absolute_item`)."""
     pystac = require("pystac", feature="stack_stac")
-    if isinstance(items, pystac.Item):
-        return [items]
+    if isinstance(items, pystac.Item | Mapping):
+        items = [items]
+    if isinstance(items, str | bytes):
+        raise InvalidArgumentError(
+            f"stack_stac takes a list of STAC items, got a {type(items).__name__}; read files with read_stac_item"
+        )
     try:
-        out = list(items)
+        elements = list(items)
     except TypeError:
         raise InvalidArgumentError(
-            f"stack_stac takes a list of pystac.Item, got {type(items).__name__}"
+            f"stack_stac takes a list of pystac.Item or STAC item dicts, got {type(items).__name__}"
         ) from None
-    for item in out:
-        if not isinstance(item, pystac.Item):
-            msg = f"stack_stac takes pystac.Item elements, got {type(item).__name__}: {item!r}"
-            raise InvalidArgumentError(msg)
-    return out
+    return [absolute_item(e, where=f"stack_stac's input (element {i})") for i, e in enumerate(elements)]
 
 
-def _asset_keys(
-    items: Sequence[Any], dicts: Sequence[Mapping[str, Any]], bands: Sequence[str] | None
-) -> list[str]:
-    """Check the requested bands against the items' assets (keys, or eo:bands names)."""
+def _raster_assets(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Return the raster assets every item has (the bands of ``bands=None``)."""
+    common = [key for key in dicts[0].get("assets", {}) if all(key in d.get("assets", {}) for d in dicts[1:])]
+    data = [key for key in common if _is_raster(dicts[0]["assets"][key])]
+    if not data:
+        raise InvalidArgumentError("the items share no raster asset; pass bands=[...] with asset keys")
+    return data
+
+
+def _band_refs(dicts: Sequence[Mapping[str, Any]], bands: Sequence[str] | str | None) -> list[BandRef]:
+    """Resolve the requested bands (or every band of the shared raster assets) in the items."""
     if bands is None:
-        common = [
-            key for key in dicts[0].get("assets", {}) if all(key in d.get("assets", {}) for d in dicts[1:])
-        ]
-        data = [key for key in common if _is_raster(dicts[0]["assets"][key])]
-        if not data:
-            raise InvalidArgumentError("the items share no raster asset; pass bands=[...] with asset keys")
-        return data
-    if isinstance(bands, str):
-        bands = [bands]
-    wanted = list(bands)
-    if not wanted or len(set(wanted)) != len(wanted):
-        raise InvalidArgumentError(f"bands must be a non-empty list of distinct asset keys, got {bands!r}")
-    keys: list[str] = []
-    for band in wanted:
-        key = _resolve_band(dicts[0], band)
-        if key is None:
-            available = sorted(dicts[0].get("assets", {}))
-            msg = f"unknown band {band!r} in STAC item {items[0].id!r}: it has the assets {available}; pass some of those"
-            raise InvalidArgumentError(msg)
-        lacking = [str(d.get("id")) for d in dicts if key not in d.get("assets", {})]
-        if lacking:
-            shown = ", ".join(repr(i) for i in lacking[:3]) + (
-                f" and {len(lacking) - 3} more" if len(lacking) > 3 else ""
-            )
-            raise StacSearchError(
-                f"STAC items {shown} have no asset {key!r} (band {band!r}); drop them or the band"
-            )
-        keys.append(key)
-    return keys
-
-
-def _resolve_band(item: Mapping[str, Any], band: str) -> str | None:
-    assets = item.get("assets") or {}
-    if band in assets:
-        return band
-    for key, asset in assets.items():
-        for entry in (asset.get("eo:bands") or []) + (asset.get("bands") or []):
-            if isinstance(entry, Mapping) and band in (
-                entry.get("name"),
-                entry.get("common_name"),
-                entry.get("eo:common_name"),
-            ):
-                return str(key)
-    return None
+        return default_refs(dicts, _raster_assets(dicts))
+    wanted = [bands] if isinstance(bands, str) else list(bands)
+    if not wanted or len(set(wanted)) != len(wanted) or not all(isinstance(b, str) for b in wanted):
+        raise InvalidArgumentError(f"bands must be a non-empty list of distinct band names, got {bands!r}")
+    return band_refs(dicts, wanted)
 
 
 def _is_raster(asset: Mapping[str, Any]) -> bool:
     media = str(asset.get("type") or "")
     roles = asset.get("roles") or []
     return (
-        "image/tiff" in media or "raster:bands" in asset or "eo:bands" in asset
-    ) and "thumbnail" not in roles
+        (
+            "image/tiff" in media
+            or "raster:bands" in asset
+            or "eo:bands" in asset
+            or "bands" in asset
+            or "data_type" in asset
+        )
+        and "thumbnail" not in roles
+        and "overview" not in roles
+    )
 
 
 def _href(asset: Mapping[str, Any]) -> str:
@@ -135,42 +114,41 @@ def _href(asset: Mapping[str, Any]) -> str:
     return href if is_http(href) else local_path(href)
 
 
-def _probe(href: str) -> tuple[str, float | int | None, tuple[int, int]]:
-    """Return the dtype, nodata and tile shape of a raster (reads its header)."""
+def _probe(href: str, names: Mapping[str, tuple[str, str]]) -> tuple[list[str], list[Any], tuple[int, int]]:
+    """Return the dtypes and nodata of every band of a raster, and its tile shape (reads its header)."""
     rasterio = require("rasterio", feature="stack_stac")
     path = href if not is_http(href) else f"/vsicurl/{href}"
     try:
         with rasterio.open(path) as src:
             block = src.block_shapes[0]
-            return str(src.dtypes[0]), src.nodata, (int(block[0]), int(block[1]))
+            return [str(d) for d in src.dtypes], list(src.nodatavals), (int(block[0]), int(block[1]))
     except rasterio.errors.RasterioError as err:
-        raise asset_read_error(href, {}, err) from err
+        raise asset_read_error(href, names, err) from err
 
 
-def _band_metadata(
-    dicts: Sequence[Mapping[str, Any]], key: str
-) -> tuple[str | None, float | int | None, bool]:
-    """Return dtype and nodata of one asset from raster:bands, and whether some item lacks them."""
-    found: tuple[str | None, float | int | None] | None = None
-    lacking = False
-    for d in dicts:
-        bands = d["assets"][key].get("raster:bands") or d["assets"][key].get("bands")
-        entry = bands[0] if isinstance(bands, list) and bands and isinstance(bands[0], Mapping) else None
-        if entry is None or "data_type" not in entry:
-            lacking = True
-        elif found is None:
-            try:
-                np.dtype(str(entry["data_type"]))
-            except TypeError as err:
-                msg = (
-                    f"STAC item {str(d.get('id'))!r}, asset {key!r}: raster:bands data_type "
-                    f"{entry['data_type']!r} is not a data type; fix the item (e.g. 'uint16', 'float32')"
-                )
-                raise StacSearchError(msg) from err
-            found = (str(entry["data_type"]), entry.get("nodata"))
-    if found is None:
-        return None, None, True
-    return found[0], found[1], lacking
+def _band_table(
+    dicts: Sequence[Mapping[str, Any]], refs: Sequence[BandRef]
+) -> list[tuple[str | None, float | int | None, float | None, float | None]]:
+    """Per band: (dtype, nodata, scale, offset) from the items' metadata (dtype ``None``: no item states it).
+
+    The dtype is the common type of what the items state; nodata the first
+    stated; a scale or offset on which the items disagree is NaN.
+    """
+    out = []
+    for ref in refs:
+        infos = [band_info(d, ref) for d in dicts]
+        typed = [info for info in infos if info.dtype is not None]
+        dtype = np.result_type(*[np.dtype(str(i.dtype)) for i in typed]).name if typed else None
+        nodata = typed[0].nodata if typed else next((i.nodata for i in infos if i.nodata is not None), None)
+        out.append((dtype, nodata, _agreed([i.scale for i in infos]), _agreed([i.offset for i in infos])))
+    return out
+
+
+def _agreed(values: Sequence[float | None]) -> float | None:
+    stated = {v for v in values if v is not None}
+    if not stated:
+        return None
+    return stated.pop() if len(stated) == 1 else math.nan
 
 
 def _chunk_size(tile: tuple[int, int]) -> tuple[int, int]:
@@ -283,33 +261,33 @@ def stack_items(
     if chunks is not None and (not isinstance(chunks, Mapping) or set(chunks) - {"x", "y", "time"}):
         raise InvalidArgumentError(f"chunks must be a dict with keys among 'x', 'y', 'time', got {chunks!r}")
     dicts = [item_dict(item) for item in found]
-    keys = _asset_keys(found, dicts, bands)
-    names = list(keys) if bands is None else ([bands] if isinstance(bands, str) else list(bands))
+    refs = _band_refs(dicts, bands)
+    keys = list(dict.fromkeys(ref.asset for ref in refs))
     choice = choose_grid(dicts, keys, crs=crs, resolution=resolution, bbox=bbox, geobox=geobox)
     _check_cube_size(choice, dicts)
+    asset_names = {_href(d["assets"][k]): (str(d.get("id")), k) for d in dicts for k in keys}
+    asset_names.update({str(d["assets"][k].get("href")): (str(d.get("id")), k) for d in dicts for k in keys})
 
-    probed: dict[str, tuple[str, float | int | None, tuple[int, int]]] = {}
+    probed: dict[str, tuple[list[str], list[Any], tuple[int, int]]] = {}
 
-    def probe(key: str) -> tuple[str, float | int | None, tuple[int, int]]:
+    def probe(key: str) -> tuple[list[str], list[Any], tuple[int, int]]:
         if key not in probed:
-            probed[key] = _probe(_href(dicts[0]["assets"][key]))
+            probed[key] = _probe(_href(dicts[0]["assets"][key]), asset_names)
         return probed[key]
 
-    stac_cfg: dict[str, Any] = {}
+    table = _band_table(dicts, refs)
     dtypes: list[str] = []
     nodatas: list[Any] = []
-    for key in keys:
-        band_dtype, band_nodata, lacking = _band_metadata(dicts, key)
-        if band_dtype is None:
-            band_dtype, band_nodata, _ = probe(key)
-        if lacking:
-            stac_cfg.setdefault("*", {"assets": {}})["assets"][key] = {
-                "data_type": band_dtype,
-                "nodata": band_nodata,
-            }
-        dtypes.append(band_dtype)
+    for ref, (band_dtype, band_nodata, _, _) in zip(refs, table, strict=True):
+        if band_dtype is None and dtype is None:  # only the file can tell
+            file_dtypes, file_nodatas, _ = probe(ref.asset)
+            position = min(ref.index, len(file_dtypes)) - 1
+            band_dtype = file_dtypes[position]
+            band_nodata = band_nodata if band_nodata is not None else file_nodatas[position]
+        dtypes.append(band_dtype if band_dtype is not None else np.dtype(dtype).name)
         nodatas.append(band_nodata)
     out_dtype = np.dtype(dtype) if dtype is not None else np.result_type(*[np.dtype(d) for d in dtypes])
+    names = [ref.name for ref in refs]
     if nodata is None and len({_nodata_key(v) for v in nodatas}) > 1:
         msg = (
             f"the bands {names} have different nodata values {nodatas}; pass nodata= to use one for the cube"
@@ -317,7 +295,12 @@ def stack_items(
         raise InvalidArgumentError(msg)
     out_nodata = nodata if nodata is not None else nodatas[0]
 
-    tile = probe(_reference_key(choice, dicts, keys))[2] if chunks is None else None
+    tile: tuple[int, int] | None = None
+    if chunks is None:
+        # The tiles of the reference COG when a header had to be read anyway; else (nothing is opened) the
+        # layout of CHUNK_TARGET blocks on the native grid, whose edges are tile edges for any tile size
+        # dividing it (256, 512, 1024: what COGs use).
+        tile = probe(_reference_key(choice, dicts, keys))[2] if probed else (CHUNK_TARGET, CHUNK_TARGET)
     load_box, window, offsets = _load_grid(choice, tile)
     if tile is not None:
         chunk_y, chunk_x = _chunk_size(tile)
@@ -325,17 +308,17 @@ def stack_items(
     else:
         odc_chunks = {k: int(v) for k, v in (chunks or {}).items()}
 
-    asset_names = {_href(d["assets"][k]): (str(d.get("id")), k) for d in dicts for k in keys}
-    asset_names.update({str(d["assets"][k].get("href")): (str(d.get("id")), k) for d in dicts for k in keys})
+    band_table = {(ref.asset, ref.index): (dt, nd) for ref, dt, nd in zip(refs, dtypes, nodatas, strict=True)}
+    odc_bands = list(dict.fromkeys(ref.key for ref in refs))
     kwargs: dict[str, Any] = {
-        "bands": keys,
+        "bands": odc_bands,
         "groupby": groupby or "id",
         "chunks": odc_chunks,
         "resampling": resampling,
         "dtype": str(out_dtype),
         "pool": pool,
-        "stac_cfg": stac_cfg or None,
         "fail_on_error": True,
+        "driver": _driver(asset_names, band_table),
     }
     if out_nodata is not None:
         kwargs["nodata"] = out_nodata
@@ -345,19 +328,27 @@ def stack_items(
         kwargs.update(crs=choice.crs, resolution=choice.resolution)
         if choice.bbox is not None:
             kwargs["bbox"] = choice.bbox
-    driver = _driver(asset_names, stac_cfg or None)
-    if driver is not None:
-        kwargs["driver"] = driver
     try:
         dataset = odc_stac.load(found, **kwargs)
     except ReadError:
         raise
-    except ValueError as err:
-        raise InvalidArgumentError(f"odc-stac refused the request: {err}") from err
+    except (ValueError, KeyError) as err:
+        raise InvalidArgumentError(f"odc-stac refused the request: {type(err).__name__}: {err}") from err
+    except RuntimeError as err:  # pyproj's ProjError: a grid that cannot be converted
+        if type(err).__module__.startswith("pyproj"):
+            msg = f"stack_stac cannot convert between the items' grids and the output grid ({type(err).__name__}: {err})"
+            raise GridMismatchError(msg) from err
+        raise
     # A geographic grid comes back with latitude/longitude dims; the cube is always (time, band, y, x).
     dataset = dataset.rename({k: v for k, v in (("latitude", "y"), ("longitude", "x")) if k in dataset.dims})
-    cube: xr.DataArray = dataset[keys].to_array("band").transpose("time", "band", "y", "x")
-    cube = cube.assign_coords(band=np.asarray(names, dtype=object))
+    cube: xr.DataArray = xr.concat([dataset[ref.key] for ref in refs], dim="band", coords="minimal")
+    cube = cube.transpose("time", "band", "y", "x").assign_coords(band=np.asarray(names, dtype=object))
+    scales, offsets_ = [row[2] for row in table], [row[3] for row in table]
+    if any(v is not None for v in scales + offsets_):
+        cube = cube.assign_coords(
+            scale=("band", np.asarray([1.0 if v is None else v for v in scales], dtype="float64")),
+            offset=("band", np.asarray([0.0 if v is None else v for v in offsets_], dtype="float64")),
+        )
     if window is not None:
         cube = cube.isel(y=window[0], x=window[1])
     cube.name = "stac"
@@ -471,15 +462,11 @@ def _load_grid(
     return extended, window, offsets
 
 
-def _driver(names: Mapping[str, tuple[str, str]], stac_cfg: Any) -> Any:
-    """Return odc's rasterio driver with asset-naming errors (``None`` if odc's internals moved)."""
-    try:
-        mdtools = require("odc.stac._mdtools", extra="stac", feature="stack_stac")
-        return make_naming_driver(
-            names, md_parser=mdtools.StacMDParser(dict(stac_cfg or {})), aux_reader=mdtools.StacAuxReader()
-        )
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover - depends on odc-stac's version
-        return None
+def _driver(names: Mapping[str, tuple[str, str]], bands: BandTable) -> Any:
+    """Return odc's rasterio driver with asset-naming errors and the bands described by terrapipe."""
+    mdtools = require("odc.stac._mdtools", extra="stac", feature="stack_stac")
+    parser = BandsParser(mdtools.StacMDParser({}), bands)
+    return make_naming_driver(names, md_parser=parser, aux_reader=mdtools.StacAuxReader())
 
 
 @register("stack_stac")
