@@ -45,7 +45,7 @@ import numpy as np
 
 from terrapipe.chip.layout import ArraySpec
 from terrapipe.chip.plan import IntArray
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 
 __all__ = ["DEFAULT_WORKERS", "BlockReader", "read_block"]
 
@@ -68,16 +68,42 @@ def read_block(spec: ArraySpec, key: tuple[slice, ...], out: np.ndarray | None =
     """
     if spec.direct is not None:
         return spec.direct.read(key, out)  # type: ignore[no-any-return]
-    if spec.mode == "dask":
-        part = spec.variable.data[key]
-        compute = getattr(part, "compute", None)
-        if compute is not None:
-            try:
-                return np.asarray(compute(scheduler="synchronous"))
-            except TypeError:  # a chunked array type without dask's scheduler keyword
-                return np.asarray(compute())
-        return np.asarray(part)
-    return np.asarray(spec.variable[key].values)
+    try:
+        if spec.mode == "dask":
+            return _compute(spec.variable.data[key])
+        return np.asarray(spec.variable[key].values)
+    except TerrapipeError:
+        raise
+    except Exception as err:
+        raise _explained(spec.variable, key, err) from err
+
+
+def _compute(part: Any) -> np.ndarray:
+    compute = getattr(part, "compute", None)
+    if compute is not None:
+        try:
+            return np.asarray(compute(scheduler="synchronous"))
+        except TypeError:  # a chunked array type without dask's scheduler keyword
+            return np.asarray(compute())
+    return np.asarray(part)
+
+
+def _explained(variable: Any, key: tuple[slice, ...], err: Exception) -> Exception:
+    """Explain a failed read of a Zarr store (``xr.open_zarr``): name the chunk at fault, or keep ``err``."""
+    try:
+        from terrapipe.io.zarr_chunks import diagnose, store_name, variable_name, zarr_under
+
+        found = zarr_under(variable)
+    except Exception:  # no zarr, or not a dask graph we know
+        return err
+    if found is None:
+        return err
+    array, offsets = found
+    shifted = tuple(
+        slice(o + (k.start or 0), o + (k.stop if k.stop is not None else n - o))
+        for o, k, n in zip(offsets, key, array.shape, strict=True)
+    )
+    return diagnose(array, shifted, err, source=store_name(array), variable=variable_name(array))
 
 
 def block_buffer(spec: ArraySpec, key: tuple[slice, ...]) -> np.ndarray | None:

@@ -18,7 +18,11 @@ and is used for the common, simple layouts only:
 
 Anything else returns ``None`` from :func:`direct_zarr` and is read through
 xarray as usual. Missing chunk files read as the array's fill value, as in
-Zarr. The tests compare every supported layout with zarr-python's reads.
+Zarr. Every chunk must decode to exactly the bytes its metadata implies
+(chunk shape times itemsize), else a :class:`~terrapipe.core.errors.ReadError`
+names the store, variable and chunk key (:mod:`terrapipe.io.zarr_chunks`): a
+store whose ``data_type`` or ``chunk_shape`` was edited never yields values.
+The tests compare every supported layout with zarr-python's reads.
 
 Examples
 --------
@@ -33,7 +37,6 @@ Examples
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Sequence
 from itertools import product
@@ -44,10 +47,16 @@ import numpy as np
 import xarray as xr
 
 from terrapipe.core.optional import require
+from terrapipe.io.zarr_chunks import (
+    check_decoded,
+    chunk_decoder,
+    chunk_error,
+    declared_size,
+    store_name,
+    variable_name,
+)
 
 __all__ = ["DirectZarrArray", "direct_zarr"]
-
-_NATIVE = "<" if sys.byteorder == "little" else ">"
 
 
 class DirectZarrArray:
@@ -70,6 +79,11 @@ class DirectZarrArray:
     offsets
         Where the variable's index 0 lies in the array, per axis (for
         variables that xarray has already sliced lazily).
+    codec_id
+        The numcodecs id of the codec (``"zstd"``, ``"blosc"``...): chunks whose
+        header declares their decoded size are decoded in place.
+    source, variable
+        The store and the variable, as errors name them.
 
     Attributes
     ----------
@@ -87,6 +101,10 @@ class DirectZarrArray:
         fill_value: Any,
         encode_key: Any,
         offsets: Sequence[int],
+        *,
+        codec_id: str | None = None,
+        source: str = "",
+        variable: str = "",
     ) -> None:
         self.folder = folder
         self.shape = tuple(int(n) for n in shape)
@@ -97,12 +115,23 @@ class DirectZarrArray:
         self.fill_value = fill_value
         self.encode_key = encode_key
         self.offsets = tuple(int(o) for o in offsets)
+        self.codec_id = codec_id if codec is not None else None
+        self.source = source or str(folder)
+        self.variable = variable or folder.name
         self.chunks_read = 0
         self._lock = threading.Lock()
 
     def _chunk(self, coords: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray | None:
-        """Decode one chunk (into ``out`` when given and suitable); ``None`` when it has no file."""
-        path = self.folder / self.encode_key(coords)
+        """Decode one chunk (into ``out`` when given and suitable); ``None`` when it has no file.
+
+        The decoded bytes must be exactly what the metadata implies (chunk
+        shape times itemsize), else a :class:`~terrapipe.core.errors.ReadError`
+        (see :mod:`terrapipe.io.zarr_chunks`): a buffer is filled only when the
+        chunk's own header declares that size, and the decompressor verifies
+        the data against it.
+        """
+        key = self.encode_key(coords)
+        path = self.folder / key
         try:
             with open(path, "rb") as fh:
                 raw = fh.read()
@@ -111,14 +140,34 @@ class DirectZarrArray:
         with self._lock:
             self.chunks_read += 1
         n = int(np.prod(self.chunks, dtype=np.int64))
+        expected = n * self.stored_dtype.itemsize
         codec = self.codec() if self.codec is not None else None  # a fresh codec object: no shared state
-        if out is not None and self.stored_dtype == self.dtype and out.flags.c_contiguous:
-            if codec is None:
-                out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
-            else:
-                codec.decode(raw, out=out)
-            return out
-        data = raw if codec is None else codec.decode(raw)
+        try:
+            if (
+                out is not None
+                and self.stored_dtype == self.dtype
+                and out.flags.c_contiguous
+                and out.nbytes == expected
+                and declared_size(self.codec_id, raw) == expected
+            ):
+                if codec is None:
+                    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
+                else:
+                    codec.decode(raw, out=out)
+                return out
+            data = raw if codec is None else codec.decode(raw)
+        except Exception as err:  # a damaged chunk: name it
+            raise chunk_error(self.source, self.variable, key, err=err) from err
+        got = memoryview(data).nbytes
+        check_decoded(
+            got,
+            expected,
+            source=self.source,
+            variable=self.variable,
+            key=key,
+            dtype=self.dtype,
+            chunk_shape=self.chunks,
+        )
         array = np.frombuffer(data, dtype=self.stored_dtype, count=n).reshape(self.chunks)
         return array.astype(self.dtype) if self.stored_dtype != self.dtype else array
 
@@ -206,63 +255,28 @@ def direct_zarr(variable: xr.Variable) -> DirectZarrArray | None:
 
 
 def _direct(array: Any, offsets: list[int], variable: xr.Variable) -> DirectZarrArray | None:
-    numcodecs = require("numcodecs", feature="chip")
-    codecs_module = require("zarr.codecs", feature="chip")
     LocalStore = require("zarr.storage", feature="chip").LocalStore  # noqa: N806
 
     store = array.store
     if type(store) is not LocalStore or array.ndim != variable.ndim:
         return None
-    meta = array.metadata
-    chunks = tuple(int(c) for c in array.chunks)
-    if getattr(array, "shards", None) is not None:
+    decoder = chunk_decoder(array)
+    if decoder is None:
         return None
-    codec: Any = None
-    if meta.zarr_format == 3:
-        if meta.storage_transformers or type(meta.chunk_grid).__name__ != "RegularChunkGrid":
-            return None
-        codecs = list(meta.codecs)
-        if not codecs or type(codecs[0]) is not codecs_module.BytesCodec or len(codecs) > 2:
-            return None
-        dtype = np.dtype(array.dtype)
-        endian = codecs[0].endian
-        if dtype.itemsize > 1:
-            order = ">" if endian is not None and endian.value == "big" else "<"
-            dtype = dtype.newbyteorder(order)
-        if len(codecs) == 2:
-            kind = type(codecs[1])
-            if kind is codecs_module.ZstdCodec:
-                codec = numcodecs.Zstd
-            elif kind is codecs_module.BloscCodec:
-                codec = numcodecs.Blosc
-            elif kind is codecs_module.GzipCodec:
-                codec = numcodecs.GZip
-            else:
-                return None
-    elif meta.zarr_format == 2:
-        if meta.filters or meta.order != "C":
-            return None
-        dtype = np.dtype(meta.to_dict()["dtype"])
-        compressor = meta.compressor
-        if compressor is not None:
-            if not isinstance(compressor, numcodecs.abc.Codec):
-                return None
-            config = compressor.get_config()
-            codec = lambda: numcodecs.get_codec(dict(config))  # noqa: E731
-    else:
-        return None
-    if dtype.kind not in "biufc" or np.dtype(array.dtype).newbyteorder("=") != dtype.newbyteorder("="):
-        return None
+    dtype = decoder.stored_dtype
     if np.dtype(variable.dtype) != dtype.newbyteorder("="):
         return None  # xarray decodes something (bools, masking): keep its path
     folder = Path(store.root) / array.path if array.path else Path(store.root)
     return DirectZarrArray(
         folder,
         array.shape,
-        chunks,
+        tuple(int(c) for c in array.chunks),
         dtype,
-        codec,
+        decoder.make,
         array.fill_value,
-        meta.encode_chunk_key,
+        array.metadata.encode_chunk_key,
         offsets,
+        codec_id=decoder.codec_id,
+        source=store_name(array),
+        variable=variable_name(array),
     )

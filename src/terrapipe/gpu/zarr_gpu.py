@@ -192,7 +192,15 @@ class DeviceZarrArray(BackendArray):  # type: ignore[misc]
     def _read(self, key: tuple[Any, ...]) -> Any:
         prototype, scope = self._prototype_and_scope()
         with scope:  # on a GPU: the target is the current CuPy device, so decoding runs there too
-            values = self.array.get_orthogonal_selection(key, prototype=prototype)
+            try:
+                values = self.array.get_orthogonal_selection(key, prototype=prototype)
+            except TerrapipeError:
+                raise
+            except Exception as err:  # a chunk that breaks its metadata (edited store), a damaged one
+                from terrapipe.io.zarr_chunks import diagnose, store_name, variable_name
+
+                name, variable = store_name(self.array), variable_name(self.array)
+                raise diagnose(self.array, key, err, source=name, variable=variable) from err
             if isinstance(values, np.generic):  # a single element
                 values = np.asarray(values)
             if self.device.type == "cuda":

@@ -121,7 +121,7 @@ def _open(
     try:
         return xr.open_dataset(
             store,
-            engine="zarr",
+            engine=_checked_backend(name),
             group=group,
             consolidated=consolidated,
             chunks=chunks,
@@ -158,6 +158,31 @@ def _open(
                 name, "cannot open Zarr store", err, cause=cause, hint="check the path or URL"
             ) from err
         raise read_error(name, "cannot open Zarr store", err) from err
+
+
+def _checked_backend(name: str) -> type:
+    """Return xarray's Zarr backend, with every variable reading through :class:`~terrapipe.io.zarr_chunks.CheckedZarrArrayWrapper`.
+
+    Installed before xarray adds dask or memory caching, so each of those reads
+    through the check too; ``name`` is the store as errors show it.
+    """
+    import inspect
+
+    from xarray.backends.zarr import ZarrBackendEntrypoint
+
+    from terrapipe.io.zarr_chunks import install_checks
+
+    class CheckedZarrBackend(ZarrBackendEntrypoint):  # type: ignore[misc]
+        open_dataset_parameters = tuple(
+            p for p in inspect.signature(ZarrBackendEntrypoint.open_dataset).parameters if p != "self"
+        )
+
+        def open_dataset(self, filename_or_obj: Any, *args: Any, **kwargs: Any) -> xr.Dataset:
+            ds = super().open_dataset(filename_or_obj, *args, **kwargs)
+            install_checks(ds, name)
+            return ds
+
+    return CheckedZarrBackend
 
 
 def _select(ds: xr.Dataset, variables: str | tuple[str, ...] | None, name: str) -> xr.Dataset | xr.DataArray:
