@@ -99,17 +99,24 @@ def geoparquet_info(schema_metadata: dict[bytes, bytes] | None, name: str) -> Ge
         geo = json.loads(raw)
         column = geo["primary_column"]
         meta = geo["columns"][column]
-    except (ValueError, KeyError, TypeError) as err:
-        cause = f"its 'geo' metadata is malformed ({err})"
+        if not isinstance(column, str) or not isinstance(meta, dict):
+            raise TypeError(f"primary_column {column!r} does not name an object of 'columns'")
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        cause = f"its 'geo' metadata is malformed ({type(err).__name__}: {err})"
         raise read_error(name, "cannot read GeoParquet", err, cause=cause) from err
     covering = None
-    bbox = (meta.get("covering") or {}).get("bbox")
-    if isinstance(bbox, dict) and all(k in bbox for k in ("xmin", "ymin", "xmax", "ymax")):
+    bbox = (meta.get("covering") or {}).get("bbox") if isinstance(meta.get("covering"), dict) else None
+    if isinstance(bbox, dict) and all(_is_field_path(bbox.get(k)) for k in ("xmin", "ymin", "xmax", "ymax")):
         covering = {k: tuple(bbox[k]) for k in ("xmin", "ymin", "xmax", "ymax")}
     crs = meta.get("crs", "OGC:CRS84")  # absent: the default; null: no CRS
     return GeoParquetInfo(
         column=column, encoding=str(meta.get("encoding", "WKB")), crs=crs, covering=covering
     )
+
+
+def _is_field_path(value: Any) -> bool:
+    """Whether ``value`` is a covering field path (``["bbox", "xmin"]``)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(part, str) for part in value)
 
 
 def _path_index(schema: Any) -> dict[tuple[str, ...], int]:
@@ -201,8 +208,21 @@ def read_geoparquet(
         handle = HTTPFile(path, http_options) if is_http(path) else path
         parquet = pq.ParquetFile(handle)
         info = geoparquet_info(parquet.schema_arrow.metadata, path)
+        names = [str(name) for name in parquet.schema_arrow.names]
+        if info.column not in names:
+            raise read_error(
+                path,
+                "cannot read GeoParquet",
+                cause=(
+                    f"its 'geo' metadata names the geometry column {info.column!r}, "
+                    f"which the file does not have (columns: {names})"
+                ),
+                hint="re-write it with geopandas' to_parquet, or read it with pyarrow",
+            )
+        if info.covering is not None and info.covering["xmin"][0] not in names:
+            info.covering = None  # a covering column the file lacks cannot prune anything
         if info.crs is None and crs is not None:
-            info.crs = crs if isinstance(crs, (str, dict)) else str(crs)
+            info.crs = crs
         if info.crs is None:
             raise read_error(
                 path,
@@ -242,12 +262,18 @@ def read_geoparquet(
         bytes_read = sum(parquet.metadata.row_group(g).total_byte_size for g in groups)
     except TerrapipeError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, NotImplementedError) as err:
         raise read_error(path, "cannot read GeoParquet", err) from err
     finally:
         if handle is not None and not isinstance(handle, str):
             handle.close()
-    gdf = _to_geodataframe(gpd, table, info, path)
+    try:
+        gdf = _to_geodataframe(gpd, table, info, path)
+    except TerrapipeError:
+        raise
+    except Exception as err:  # pyproj's CRSError, shapely's GEOSException, Arrow's errors: the file's data
+        cause = f"its geometry column {info.column!r} or CRS cannot be decoded ({type(err).__name__}: {err})"
+        raise read_error(path, "cannot read GeoParquet", err, cause=cause, hint="check the file") from err
     if region is not None:
         gdf = gdf[gdf.geometry.intersects(region)]
     if info.covering is not None and columns is not None and info.covering["xmin"][0] not in columns:

@@ -67,7 +67,7 @@ from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attemp
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 
-__all__ = ["BandsLike", "ChunksLike", "ReadRaster", "open_raster"]
+__all__ = ["BandsLike", "ChunksLike", "ReadRaster", "check_grid_finite", "open_raster"]
 
 install_fork_hook()  # GDAL HTTP connections must not be shared with forked workers
 
@@ -146,6 +146,7 @@ def _open_checked(source: RasterSource) -> Any:
 
 def _check_georeferenced(dataset: Any, path: str) -> Affine:
     transform: Affine = dataset.transform
+    check_grid_finite(transform, int(dataset.width), int(dataset.height), path)
     if dataset.crs is None or transform == Affine.identity():
         gcps, _ = dataset.gcps
         if gcps:
@@ -165,6 +166,41 @@ def _check_georeferenced(dataset: Any, path: str) -> Affine:
             hint="warp it to a north-up grid first (gdalwarp)",
         )
     return transform
+
+
+def check_grid_finite(transform: Affine, width: int, height: int, path: str) -> None:
+    """Refuse a geotransform that would give NaN, infinite or repeated pixel coordinates.
+
+    A GeoTIFF may record NaN or infinity in its tie point or pixel size
+    (GDAL reads them back as they are), a pixel size of zero, or numbers so
+    large that the far edge of the grid overflows. Each would put NaN,
+    infinite or identical coordinates on every chip cut from the raster.
+
+    Raises
+    ------
+    ReadError
+        Naming the file and the bad numbers.
+
+    Examples
+    --------
+    >>> check_grid_finite(Affine(10, 0, 500000, 0, -10, 0), 4, 4, "a.tif")
+    >>> check_grid_finite(Affine(10, 0, float("nan"), 0, -10, 0), 4, 4, "a.tif")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.ReadError: cannot use raster 'a.tif': its geotransform is not finite ...
+    """
+    numbers = tuple(float(v) for v in transform[:6])
+    far = transform * (width, height)
+    hint = "fix its georeferencing (gdal_edit.py -a_ullr / -a_ulurll) or re-create the file"
+    if not all(np.isfinite(numbers)):
+        cause = f"its geotransform is not finite {numbers} (NaN or infinity in its tie point or pixel size)"
+        raise read_error(path, "cannot use raster", cause=cause, hint=hint)
+    if transform.determinant == 0:
+        cause = f"its pixel size is zero {numbers}: its pixels would share coordinates"
+        raise read_error(path, "cannot use raster", cause=cause, hint=hint)
+    if not all(np.isfinite(far)):
+        cause = f"its grid's far corner {tuple(far)} overflows (geotransform {numbers})"
+        raise read_error(path, "cannot use raster", cause=cause, hint=hint)
 
 
 def _verify_last_block(source: RasterSource) -> Any:
@@ -371,11 +407,19 @@ def _attrs(dataset: Any, indexes: list[int]) -> dict[str, Any]:
     units = [dataset.units[i - 1] for i in indexes]
     if any(units):
         attrs["units"] = units[0] if len(set(units)) == 1 else tuple(u or "" for u in units)
-    scales = {dataset.scales[i - 1] for i in indexes}
-    offsets = {dataset.offsets[i - 1] for i in indexes}
-    if scales != {1.0} or offsets != {0.0}:
-        attrs["scale_factor"] = dataset.scales[indexes[0] - 1]
-        attrs["add_offset"] = dataset.offsets[indexes[0] - 1]
+    # rioxarray's convention: one scale_factor / add_offset, or per-band scales / offsets when
+    # the bands read differ (one value for all would silently mis-scale the others).
+    scales = [float(dataset.scales[i - 1]) for i in indexes]
+    offsets = [float(dataset.offsets[i - 1]) for i in indexes]
+    if set(scales) != {1.0} or set(offsets) != {0.0}:
+        if len(set(scales)) > 1:
+            attrs["scales"] = tuple(scales)
+        else:
+            attrs["scale_factor"] = scales[0]
+        if len(set(offsets)) > 1:
+            attrs["offsets"] = tuple(offsets)
+        else:
+            attrs["add_offset"] = offsets[0]
     return attrs
 
 

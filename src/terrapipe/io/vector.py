@@ -49,12 +49,14 @@ from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
-from terrapipe.io.paths import gdal_path, href_of, is_remote
+from terrapipe.io.http_file import HTTPFile
+from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.redact import MASK, redact_urls
+from terrapipe.io.vector_integrity import FlatGeobufLayout, check_vector_file, is_geojson_sequence
 
-__all__ = ["ReadVector", "is_geoparquet", "open_vector"]
+__all__ = ["ReadVector", "check_crs", "is_geoparquet", "open_vector"]
 
 _PARQUET_EXTENSIONS = (".parquet", ".geoparquet", ".pq")
 
@@ -82,6 +84,37 @@ def _check_bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, floa
     return values[0], values[1], values[2], values[3]
 
 
+def check_crs(crs: Any) -> Any:
+    """Return ``crs`` as a pyproj CRS (``None`` stays ``None``); a CRS pyproj cannot parse is an error.
+
+    It is checked whether or not the file has a CRS of its own, so that a
+    mistyped ``crs=`` fails on the first file rather than on the first one
+    without a CRS.
+
+    Examples
+    --------
+    >>> check_crs("EPSG:32631").to_epsg(), check_crs(None)
+    (32631, None)
+    >>> check_crs("EPSG:326310")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: crs='EPSG:326310' is not a CRS pyproj knows ...
+    """
+    if crs is None:
+        return None
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        return CRS.from_user_input(crs)
+    except (CRSError, TypeError, ValueError) as err:
+        msg = (
+            f"crs={crs!r} is not a CRS pyproj knows ({err}); pass an authority code ('EPSG:4326'), "
+            "WKT, PROJJSON or a pyproj.CRS"
+        )
+        raise InvalidArgumentError(msg) from err
+
+
 def _check_columns(columns: Sequence[str] | None) -> list[str] | None:
     if columns is None:
         return None
@@ -98,20 +131,25 @@ def _read_ogr(
     columns: list[str] | None,
     where: str | None,
     layer: str | int | None,
+    http_options: HTTPOptions | None = None,
 ) -> Any:
     pyogrio = require("pyogrio", feature="read_vector")
     errors = require("pyogrio.errors", extra="vector", feature="read_vector")
     _redact_pyogrio_warnings()
     if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
         raise read_error(path, "cannot open vector file", FileNotFoundError(path))
+    layout = _check_structure(path, http_options)
     use_arrow = True
     try:
         require("pyarrow", feature="read_vector")
     except TerrapipeError:
         use_arrow = False
+    name = gdal_path(path)
+    if is_geojson_sequence(path):  # GDAL's GeoJSON driver would read the first record only
+        name = "GeoJSONSeq:" + name
     try:
-        return pyogrio.read_dataframe(
-            gdal_path(path),
+        gdf = pyogrio.read_dataframe(
+            name,
             layer=layer,
             columns=columns,
             where=where,
@@ -138,9 +176,48 @@ def _read_ogr(
             cause=f"bad column or where clause ({err})",
             hint="check the names",
         ) from err
-    except (errors.DataSourceError, errors.GeometryError, OSError, ValueError, RuntimeError) as err:
+    except (
+        errors.DataSourceError,
+        errors.GeometryError,
+        OSError,
+        ValueError,
+        RuntimeError,
+        IndexError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        UnicodeError,
+    ) as err:
         forget_remote_file(path)  # else GDAL repeats a failure of this URL without asking again
         raise read_error(path, "cannot read vector file", err, **_where_hint(where, err)) from err
+    unfiltered = bbox is None and mask is None and where is None
+    if layout is not None and layout.features_count > 0 and unfiltered and len(gdf) != layout.features_count:
+        forget_remote_file(path)
+        raise read_error(
+            path,
+            "cannot read vector file",
+            cause=(
+                f"truncated or damaged FlatGeobuf: its header declares {layout.features_count} features, "
+                f"{len(gdf)} were read"
+            ),
+            hint="re-create or re-download the file",
+        )
+    return gdf
+
+
+def _check_structure(path: str, http_options: HTTPOptions | None) -> FlatGeobufLayout | None:
+    """Check what GDAL would read short without an error (see :mod:`terrapipe.io.vector_integrity`)."""
+
+    def open_remote() -> Any:
+        return HTTPFile(path, http_options)  # a few exact ranges: the preamble, header, one node, one prefix
+
+    try:
+        return check_vector_file(path, opener=open_remote if is_http(path) else None)
+    except TerrapipeError:
+        forget_remote_file(path)
+        raise
+    except OSError as err:
+        raise read_error(path, "cannot read vector file", err) from err
 
 
 class _RedactingWarnings:
@@ -269,7 +346,8 @@ def open_vector(
     layer
         Layer name or index for multi-layer formats (GeoPackage).
     crs
-        The CRS to assume when the file has none (otherwise that is an error).
+        The CRS to assume when the file has none (otherwise that is an
+        error); ignored for a file that has one, but always checked.
     http_options
         Time-out and retries for GeoParquet over HTTP (other formats use the
         GDAL settings of :mod:`terrapipe.io.gdal_env`).
@@ -285,11 +363,13 @@ def open_vector(
         Missing or unreadable file, unknown layer or column, a file without
         CRS (and no ``crs=``), HTTP errors.
     InvalidArgumentError
-        For malformed arguments (a bbox with min > max, bbox with mask, ...).
+        For malformed arguments (a bbox with min > max, bbox with mask, a
+        ``crs=`` pyproj cannot parse, ...).
     """
     text = href_of(path)
     box = _check_bbox(bbox)
     cols = _check_columns(columns)
+    crs = check_crs(crs)
     if box is not None and mask is not None:
         raise InvalidArgumentError("pass bbox or mask, not both")
     if is_geoparquet(text):
@@ -298,7 +378,9 @@ def open_vector(
             raise InvalidArgumentError(msg)
         gdf = read_geoparquet(text, bbox=box, mask=mask, columns=cols, crs=crs, http_options=http_options)
     else:
-        gdf = _read_ogr(text, bbox=box, mask=mask, columns=cols, where=where, layer=layer)
+        gdf = _read_ogr(
+            text, bbox=box, mask=mask, columns=cols, where=where, layer=layer, http_options=http_options
+        )
     missing = [c for c in cols or () if c not in gdf.columns]
     if missing:
         raise read_error(
@@ -362,7 +444,7 @@ class ReadVector(ReaderStage[Any]):
         self.columns = _check_columns(columns)
         self.where = where
         self.layer = layer
-        self.crs = crs
+        self.crs = check_crs(crs)
         self.http_options = http_options
 
     def open_one(self, element: Any) -> Any:

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import xarray as xr
 
 from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, TerrapipeError
@@ -43,7 +44,7 @@ from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.zarr_reader import open_zarr
 
-__all__ = ["OpenXarray", "guess_engine", "open_xarray"]
+__all__ = ["OpenXarray", "check_coordinates_finite", "guess_engine", "open_xarray"]
 
 _NETCDF_ENGINES = ("netcdf4", "h5netcdf", "scipy")
 _INSTALL_HINT = {
@@ -97,6 +98,62 @@ def _check_engine(engine: str) -> None:
         raise MissingDependencyError(f"open_xarray(engine={engine!r}): no such xarray engine here; {hint}")
 
 
+DatasetOrArray = TypeVar("DatasetOrArray", xr.Dataset, xr.DataArray)
+
+#: Dimension coordinates that place data on the map (compared in lower case).
+SPATIAL_COORDS = frozenset({"x", "y", "lon", "lat", "longitude", "latitude", "easting", "northing"})
+
+
+def check_coordinates_finite(obj: DatasetOrArray, href: str) -> DatasetOrArray:
+    """Refuse a Dataset or DataArray whose spatial coordinates or geotransform are not finite.
+
+    A store whose ``x``/``y`` (or ``lon``/``lat``) coordinates hold NaN or
+    infinity, or whose ``spatial_ref`` records a ``GeoTransform`` with them,
+    would give chips with NaN coordinates; the dimension coordinates are in
+    memory once opened, so the check reads nothing.
+
+    Returns
+    -------
+    The object, unchanged.
+
+    Raises
+    ------
+    ReadError
+        Naming the file and the coordinate.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> good = xr.Dataset(coords={"x": [0.5, 1.5], "y": [1.5, 0.5]})
+    >>> check_coordinates_finite(good, "a.zarr") is good
+    True
+    >>> check_coordinates_finite(good.assign_coords(x=[0.5, np.nan]), "a.zarr")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.ReadError: cannot use 'a.zarr': its coordinate 'x' holds 1 NaN or infinite value(s) ...
+    """
+    hint = "fix the coordinates in the store (or drop and re-assign them) before reading it"
+    for name, coord in obj.coords.items():
+        if str(name).lower() not in SPATIAL_COORDS or name not in obj.dims or coord.dtype.kind not in "fiuc":
+            continue
+        values = np.asarray(coord.values)
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            cause = f"its coordinate {name!r} holds {bad} NaN or infinite value(s) of {values.size}"
+            raise read_error(href, "cannot use", cause=cause, hint=hint)
+    for name, coord in obj.coords.items():
+        transform = coord.attrs.get("GeoTransform") if hasattr(coord, "attrs") else None
+        if isinstance(transform, str):
+            try:
+                numbers = [float(v) for v in transform.split()]
+            except ValueError:
+                numbers = [float("nan")]
+            if not all(np.isfinite(numbers)):
+                cause = f"the GeoTransform of its {name!r} coordinate is not finite ({transform!r})"
+                raise read_error(href, "cannot use", cause=cause, hint=hint)
+    return obj
+
+
 def _asset_fields(element: Any) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
     media_type = getattr(element, "media_type", None)
     extra = getattr(element, "extra_fields", None) or {}
@@ -140,7 +197,8 @@ def open_xarray(
     Raises
     ------
     ReadError
-        When the file cannot be read.
+        When the file cannot be read, or its spatial coordinates or
+        geotransform hold NaN or infinity.
     InvalidArgumentError
         When no engine is given and none can be guessed.
     MissingDependencyError
@@ -156,9 +214,12 @@ def open_xarray(
     if engine == "zarr":
         if storage_options and "storage_options" not in kwargs:
             kwargs["storage_options"] = storage_options
-        return open_zarr(href, chunks=chunks, **kwargs)
+        opened: xr.Dataset | xr.DataArray = open_zarr(href, chunks=chunks, **kwargs)
+        if isinstance(opened, xr.DataArray):
+            return check_coordinates_finite(opened, href)
+        return check_coordinates_finite(opened, href)
     if engine == "rasterio":
-        return open_raster(href, chunks=chunks, **kwargs)
+        return open_raster(href, chunks=chunks, **kwargs)  # checks its geotransform itself
     if engine == "netcdf":
         engine = _netcdf_engine()
     _check_engine(engine)
@@ -173,6 +234,7 @@ def open_xarray(
         raise
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise read_error(href, f"cannot open ({engine})", err) from err
+    check_coordinates_finite(ds, href)
     ds.encoding["source"] = href
     for var in ds.variables.values():
         var.encoding["source"] = href

@@ -1,0 +1,411 @@
+"""Structural checks of vector files GDAL would read short without an error.
+
+GDAL stops reading some formats at the first byte it cannot parse and
+returns what it has read so far, with no error: a FlatGeobuf cut in its
+index or features section reads as an empty or shorter layer, a Shapefile
+whose ``.dbf`` is cut reads fewer records, a ``.shp`` cut reads with missing
+geometries, a GeoJSON sequence cut inside its last record drops that record.
+A short read must never pass for a smaller layer, so before GDAL reads such
+a file, :func:`check_vector_file` compares what the file declares with what
+it holds and raises :class:`~terrapipe.core.errors.ReadError` on a mismatch:
+
+- **FlatGeobuf** (`spec <https://flatgeobuf.org>`_): the magic bytes, the
+  header's length and its FlatBuffer table (``features_count``,
+  ``index_node_size``), the packed R-tree's size (computed as the spec's
+  ``calcTreeSize``) against the file size, and the features: with an index,
+  the last leaf's offset points at the last feature, whose length prefix
+  must fit in the file; without one, every length prefix is walked and the
+  count compared with ``features_count`` (``0`` means unknown: the walk must
+  end exactly at the end of the file). :func:`flatgeobuf_layout` returns
+  the numbers, so that a reader can also compare its feature count.
+- **Shapefile** (ESRI white paper, 1998): the file length recorded in the
+  ``.shp`` and ``.shx`` headers against their sizes, every ``.shx`` record
+  against the ``.shp``, and the ``.dbf`` record count times record length
+  against the ``.dbf`` size and the ``.shx`` record count.
+- **GeoJSON sequences** (RFC 8142 and newline-delimited): the last record
+  must be complete JSON. A sequence cut exactly between two records cannot
+  be told from a shorter file (the format records no count).
+
+Remote FlatGeobuf files are checked through HTTP range reads (the header,
+one index node and one length prefix); the walk of a remote file without
+index is not done (it would cost one request per feature), and other remote
+formats are left to GDAL.
+
+Examples
+--------
+>>> import geopandas as gpd
+>>> from shapely.geometry import Point
+>>> gdf = gpd.GeoDataFrame({"v": [1, 2, 3]}, geometry=[Point(i, i) for i in range(3)], crs="EPSG:4326")
+>>> gdf.to_file("three.fgb")
+>>> layout = check_vector_file("three.fgb")
+>>> layout.features_count, layout.index_node_size
+(3, 16)
+>>> data = open("three.fgb", "rb").read()
+>>> _ = open("cut.fgb", "wb").write(data[: len(data) - 10])
+>>> check_vector_file("cut.fgb")
+Traceback (most recent call last):
+...
+terrapipe.core.errors.ReadError: cannot read vector file 'cut.fgb': truncated or damaged FlatGeobuf: ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from typing import IO, Any
+
+from terrapipe.core.errors import ReadError
+from terrapipe.io.read_errors import read_error
+
+__all__ = ["FlatGeobufLayout", "check_vector_file", "flatgeobuf_layout", "is_geojson_sequence"]
+
+_FGB_MAGIC = b"fgb"
+_NODE_ITEM_BYTES = 40  # minX, minY, maxX, maxY (f64) + offset (u64)
+_HINT = "re-create or re-download the file"
+
+#: Extensions GDAL's GeoJSONSeq driver stands for.
+SEQUENCE_EXTENSIONS = (".geojsonl", ".geojsons", ".geojsonseq", ".ndjson", ".jsonl", ".jsons")
+#: How much of a local text file's start is read to tell a sequence from a GeoJSON document.
+_SNIFF_BYTES = 1 << 20
+#: How much of a sequence's end is read to find its last record.
+_TAIL_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class FlatGeobufLayout:
+    """Where a FlatGeobuf's sections lie (bytes from the start of the file).
+
+    Attributes
+    ----------
+    features_count
+        What the header declares (``0``: unknown, written as a stream).
+    index_node_size
+        The packed R-tree's node size (``0``: no index).
+    index_start, features_start
+        Where the index and the features begin.
+    size
+        The file's size.
+    """
+
+    features_count: int
+    index_node_size: int
+    index_start: int
+    features_start: int
+    size: int
+
+
+def _damaged(path: str, what: str, cause: str) -> ReadError:
+    return read_error(
+        path, "cannot read vector file", cause=f"truncated or damaged {what}: {cause}", hint=_HINT
+    )
+
+
+def tree_size(count: int, node_size: int) -> int:
+    """Bytes of a packed Hilbert R-tree of ``count`` items (the spec's ``calcTreeSize``).
+
+    Examples
+    --------
+    >>> tree_size(1, 16), tree_size(16, 16), tree_size(17, 16)
+    (80, 680, 800)
+    """
+    node_size = min(max(node_size, 2), 65535)
+    n = count
+    nodes = n
+    while True:
+        n = -(-n // node_size)
+        nodes += n
+        if n == 1:
+            break
+    return nodes * _NODE_ITEM_BYTES
+
+
+def _table_field(buf: bytes, table: int, field: int, fmt: str, default: int) -> int:
+    """Read scalar field ``field`` of the FlatBuffer table at ``table`` (bounds-checked)."""
+    (soffset,) = struct.unpack_from("<i", buf, table)
+    vtable = table - soffset
+    if not 0 <= vtable <= len(buf) - 4:
+        raise ValueError("vtable outside the header")
+    vtable_size, _ = struct.unpack_from("<HH", buf, vtable)
+    slot = 4 + 2 * field
+    if slot + 2 > vtable_size:
+        return default
+    if vtable + slot + 2 > len(buf):
+        raise ValueError("vtable outside the header")
+    (offset,) = struct.unpack_from("<H", buf, vtable + slot)
+    if offset == 0:
+        return default
+    if table + offset + struct.calcsize(fmt) > len(buf):
+        raise ValueError("field outside the header")
+    (value,) = struct.unpack_from("<" + fmt, buf, table + offset)
+    return int(value)
+
+
+def _read_at(handle: IO[bytes], offset: int, length: int) -> bytes:
+    handle.seek(offset)
+    return handle.read(length)
+
+
+def flatgeobuf_layout(handle: IO[bytes], size: int, path: str) -> FlatGeobufLayout:
+    """Parse a FlatGeobuf's magic bytes and header, check the index fits in the file.
+
+    Parameters
+    ----------
+    handle
+        The file, opened for binary reading and seekable.
+    size
+        The file's size in bytes.
+    path
+        For messages.
+
+    Raises
+    ------
+    ReadError
+        When the header is cut, damaged or inconsistent with the file size.
+    """
+    what = "FlatGeobuf"
+    start = _read_at(handle, 0, 12)
+    if len(start) < 12 or size < 12:
+        raise _damaged(path, what, f"the file has {size} bytes, shorter than its 12-byte preamble")
+    if start[:3] != _FGB_MAGIC or start[4:7] != _FGB_MAGIC:
+        raise _damaged(path, what, "its first bytes are not FlatGeobuf's magic bytes")
+    (header_size,) = struct.unpack_from("<I", start, 8)
+    header_end = 12 + header_size
+    if header_size < 4 or header_end > size:
+        raise _damaged(
+            path, what, f"its header declares {header_size} bytes but the file ends after {size - 12}"
+        )
+    header = _read_at(handle, 12, header_size)
+    if len(header) != header_size:
+        raise _damaged(path, what, "its header could not be read in full")
+    try:
+        (root,) = struct.unpack_from("<I", header, 0)
+        if not 4 <= root <= header_size - 4:
+            raise ValueError("root table outside the header")
+        count = _table_field(header, root, 8, "Q", 0)
+        node_size = _table_field(header, root, 9, "H", 16)
+    except (ValueError, struct.error) as err:
+        raise _damaged(path, what, f"its header is not a valid FlatBuffer ({err})") from err
+    if node_size == 1:
+        raise _damaged(path, what, "its header declares an index node size of 1 (at least 2 is valid)")
+    index_bytes = tree_size(count, node_size) if count > 0 and node_size > 0 else 0
+    features_start = header_end + index_bytes
+    if features_start > size:
+        raise _damaged(
+            path,
+            what,
+            f"its spatial index of {count} features needs {index_bytes} bytes after the header, "
+            f"the file has {size - header_end}",
+        )
+    return FlatGeobufLayout(count, node_size, header_end, features_start, size)
+
+
+def _check_flatgeobuf_features(handle: IO[bytes], layout: FlatGeobufLayout, path: str, walk: bool) -> None:
+    what = "FlatGeobuf"
+    count, start, size = layout.features_count, layout.features_start, layout.size
+    if count > 0 and layout.index_node_size > 0:
+        # Features are stored in the index's leaf order: the last leaf points at the last one.
+        node = _read_at(handle, start - _NODE_ITEM_BYTES, _NODE_ITEM_BYTES)
+        (offset,) = struct.unpack_from("<Q", node, 32)
+        prefix = _read_at(handle, start + offset, 4) if start + offset + 4 <= size else b""
+        if len(prefix) < 4:
+            raise _damaged(
+                path, what, f"the index points at a feature at byte {start + offset}, past the end ({size})"
+            )
+        (length,) = struct.unpack("<I", prefix)
+        end = start + offset + 4 + length
+        if end > size:
+            raise _damaged(path, what, f"its last feature ends at byte {end}, the file at {size}")
+        return
+    if not walk:
+        return
+    if count == 0 and start == size:
+        return  # nothing declared, nothing there (an empty or unknown-count file with no features)
+    reader = handle  # a local file opened buffered: the walk reads it in large blocks
+    reader.seek(start)
+    position, seen = start, 0
+    while position < size and (count == 0 or seen < count):
+        prefix = reader.read(4)
+        if len(prefix) < 4:
+            raise _damaged(path, what, f"feature {seen} is cut in its length prefix at byte {position}")
+        (length,) = struct.unpack("<I", prefix)
+        position += 4 + length
+        if position > size:
+            raise _damaged(path, what, f"feature {seen} ends at byte {position}, the file at {size}")
+        reader.seek(position)
+        seen += 1
+    if count > 0 and seen < count:
+        raise _damaged(path, what, f"its header declares {count} features, the file holds {seen}")
+
+
+def _check_shapefile(path: str) -> None:
+    stem, _ = os.path.splitext(path)
+    shp_size = os.path.getsize(path)
+    with open(path, "rb") as shp:
+        head = shp.read(100)
+    if len(head) < 100:
+        raise _damaged(path, "Shapefile", f"the .shp has {shp_size} bytes, shorter than its 100-byte header")
+    (declared,) = struct.unpack_from(">i", head, 24)
+    if declared * 2 > shp_size:
+        raise _damaged(path, "Shapefile", f"the .shp header declares {declared * 2} bytes, it has {shp_size}")
+    shx_path = _sidecar(stem, ".shx")
+    records = None
+    if shx_path is not None:
+        records = _check_shx(path, shx_path, shp_size)
+    dbf_path = _sidecar(stem, ".dbf")
+    if dbf_path is not None:
+        _check_dbf(path, dbf_path, records)
+
+
+def _sidecar(stem: str, ext: str) -> str | None:
+    for candidate in (stem + ext, stem + ext.upper()):
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def _check_shx(path: str, shx_path: str, shp_size: int) -> int:
+    with open(shx_path, "rb") as shx:
+        data = shx.read()
+    if len(data) < 100:
+        raise _damaged(path, "Shapefile", f"the .shx has {len(data)} bytes, shorter than its 100-byte header")
+    (declared,) = struct.unpack_from(">i", data, 24)
+    if declared * 2 != len(data) or (len(data) - 100) % 8:
+        raise _damaged(
+            path, "Shapefile", f"the .shx header declares {declared * 2} bytes, it has {len(data)}"
+        )
+    records = (len(data) - 100) // 8
+    for i in range(records):
+        offset, length = struct.unpack_from(">ii", data, 100 + 8 * i)
+        end = (offset + 4 + length) * 2
+        if offset < 50 or end > shp_size:
+            raise _damaged(
+                path,
+                "Shapefile",
+                f"record {i} of the .shx ends at byte {end} of the .shp, which has {shp_size}",
+            )
+    return records
+
+
+def _check_dbf(path: str, dbf_path: str, records: int | None) -> None:
+    size = os.path.getsize(dbf_path)
+    with open(dbf_path, "rb") as dbf:
+        head = dbf.read(12)
+    if len(head) < 12:
+        raise _damaged(path, "Shapefile", f"the .dbf has {size} bytes, shorter than its header")
+    count, header_len, record_len = struct.unpack_from("<IHH", head, 4)
+    needed = header_len + count * record_len
+    if needed > size:
+        raise _damaged(
+            path,
+            "Shapefile",
+            f"the .dbf declares {count} records of {record_len} bytes after a {header_len}-byte header "
+            f"({needed} bytes), it has {size}",
+        )
+    if records is not None and count != records:
+        raise _damaged(path, "Shapefile", f"the .dbf holds {count} records, the .shx {records} shapes")
+
+
+def is_geojson_sequence(path: str) -> bool:
+    r"""Whether ``path`` holds a GeoJSON text sequence (RFC 8142 or one feature per line).
+
+    By extension (``.geojsonl``, ``.geojsons``, ``.ndjson``, ...) or, for a
+    local file, by content: a record separator first, or a first line that is
+    a complete GeoJSON object followed by more records. GDAL's GeoJSON driver
+    opens such a file too, and reads only its first record; terrapipe opens it
+    with the GeoJSONSeq driver.
+
+    Examples
+    --------
+    >>> _ = open("two.txt", "w").write('{"type": "Feature", "geometry": null, "properties": {}}\n' * 2)
+    >>> is_geojson_sequence("two.txt"), is_geojson_sequence("https://h/a.geojsonl?sig=1")
+    (True, True)
+    """
+    if path.split("?", 1)[0].lower().endswith(SEQUENCE_EXTENSIONS):
+        return True
+    if "://" in path or path.startswith("/vsi") or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    text = head.lstrip()
+    if text.startswith(b"\x1e"):
+        return True
+    if not text.startswith(b"{"):
+        return False
+    line, newline, rest = text.partition(b"\n")
+    if not newline or not rest.strip():
+        return False
+    try:
+        first = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(first, dict) and first.get("type") not in ("FeatureCollection", None)
+
+
+def _check_sequence(path: str) -> None:
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - _TAIL_BYTES))
+        tail = handle.read()
+    records = [r for r in tail.replace(b"\x1e", b"\n").split(b"\n") if r.strip()]
+    if not records:
+        return
+    last = records[-1]
+    if len(records) == 1 and size > len(tail):
+        return  # one record longer than the tail read: cannot tell here, GDAL parses it
+    try:
+        json.loads(last)
+    except json.JSONDecodeError as err:
+        raise _damaged(path, "GeoJSON sequence", f"its last record is not complete JSON ({err.msg})") from err
+    except ValueError as err:  # not UTF-8
+        raise _damaged(path, "GeoJSON sequence", f"its last record is not valid text ({err})") from err
+
+
+def check_vector_file(path: str, *, opener: Any = None) -> FlatGeobufLayout | None:
+    """Check the structure of a vector file before GDAL reads it (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The path or URL as the user gave it.
+    opener
+        For a remote FlatGeobuf: a callable returning a seekable binary file
+        object with a ``size`` attribute (e.g. an HTTP range reader); ``None``
+        leaves remote files unchecked.
+
+    Returns
+    -------
+    FlatGeobufLayout or None
+        The layout of a FlatGeobuf (to compare the count of features read),
+        ``None`` for other formats.
+
+    Raises
+    ------
+    ReadError
+        When the file is cut short or its declared sizes do not match.
+    """
+    plain = path.split("?", 1)[0].lower()
+    local = "://" not in path and not path.startswith("/vsi")
+    if local and os.path.isfile(path):
+        with open(path, "rb") as handle:
+            magic = handle.read(8)
+        if plain.endswith(".fgb") or (magic[:3] == _FGB_MAGIC and magic[4:7] == _FGB_MAGIC):
+            with open(path, "rb") as handle:
+                layout = flatgeobuf_layout(handle, os.path.getsize(path), path)
+                _check_flatgeobuf_features(handle, layout, path, walk=True)
+            return layout
+        if plain.endswith(".shp"):
+            _check_shapefile(path)
+        elif is_geojson_sequence(path):
+            _check_sequence(path)
+        return None
+    if opener is not None and plain.endswith(".fgb"):
+        handle = opener()
+        try:
+            layout = flatgeobuf_layout(handle, int(handle.size), path)
+            _check_flatgeobuf_features(handle, layout, path, walk=False)
+        finally:
+            handle.close()
+        return layout
+    return None
