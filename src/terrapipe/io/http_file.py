@@ -3,8 +3,13 @@
 :class:`HTTPFile` lets libraries that take a Python file object (scipy's and
 h5netcdf's netCDF readers, pyarrow's Parquet reader) read a remote file
 lazily: each ``read`` becomes one ``Range`` request, through
-:func:`~terrapipe.io.http_client.fetch` (retries, time-outs, fork safety).
-Wrap it in ``io.BufferedReader`` to merge small reads.
+:func:`~terrapipe.io.http_client.fetch` (retries, time-outs, an overall
+deadline per request, fork safety). Every answer is checked: a read returns
+exactly the bytes at the position or raises
+:class:`~terrapipe.core.errors.ReadError` (a ``Content-Range`` for other
+bytes, a body of another length, a total size other than the one the file
+was opened with all are errors). Wrap it in ``io.BufferedReader`` to merge
+small reads.
 
 Examples
 --------
@@ -20,8 +25,8 @@ import os
 from typing import Any
 
 from terrapipe.core.errors import ReadError
-from terrapipe.io.http_client import HTTPOptions, fetch, range_header
-from terrapipe.io.redact import redact_url
+from terrapipe.io.http_client import ByteRange, HTTPOptions, fetch
+from terrapipe.io.redact import public_url
 
 __all__ = ["HTTPFile", "open_http"]
 
@@ -39,7 +44,13 @@ class HTTPFile(io.RawIOBase):
     Raises
     ------
     ReadError
-        When the URL does not exist (404) or the server fails.
+        When the URL does not exist (404), the server fails, or an answer is
+        not the bytes asked for.
+
+    Examples
+    --------
+    >>> HTTPFile.__repr__  # doctest: +ELLIPSIS
+    <function HTTPFile.__repr__ at ...>
     """
 
     def __init__(self, url: str, options: HTTPOptions | None = None) -> None:
@@ -50,16 +61,30 @@ class HTTPFile(io.RawIOBase):
         self.bytes_read = 0
         self._size = self._fetch_size()
 
+    def __repr__(self) -> str:
+        return f"HTTPFile({public_url(self.url)!r}, size={self._size!r})"
+
+    @property
+    def name(self) -> str:
+        """The URL as ``scheme://host/path`` (what ``io.BufferedReader``'s repr shows)."""
+        return public_url(self.url)
+
     def _fetch_size(self) -> int:
+        shown = public_url(self.url)
         response = fetch(self.url, self.options, method="HEAD")
         if response.status == 404:
+            raise ReadError(f"cannot open {shown!r}: HTTP 404 (not found); check the path or URL")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
             raise ReadError(
-                f"cannot open {redact_url(self.url)!r}: HTTP 404 (not found); check the path or URL"
+                f"cannot open {shown!r}: the server sends the file {encoding}-encoded, so its size and "
+                "ranges are not the file's; serve it without Content-Encoding"
             )
-        length = response.headers.get("content-length")
-        if length is None:
+        length = response.headers.get("content-length", "")
+        if not length.strip().isdigit():
             raise ReadError(
-                f"cannot open {redact_url(self.url)!r}: the server sends no Content-Length; cannot read by ranges"
+                f"cannot open {shown!r}: the server sends no valid Content-Length ({length!r}); "
+                "cannot read by ranges"
             )
         return int(length)
 
@@ -92,14 +117,19 @@ class HTTPFile(io.RawIOBase):
         want = min(len(view), self._size - self._pos)
         if want <= 0:
             return 0
-        response = fetch(self.url, self.options, range_value=range_header(self._pos, self._pos + want))
+        response = fetch(
+            self.url,
+            self.options,
+            byte_range=ByteRange(self._pos, self._pos + want),
+            expected_total=self._size,
+        )
         if response.status == 404:
             raise ReadError(
-                f"cannot read {redact_url(self.url)!r}: HTTP 404 (not found); was the file removed?"
+                f"cannot read {public_url(self.url)!r}: HTTP 404 (not found); was the file removed?"
             )
-        body = response.body
-        if response.status == 200:  # the server ignored Range: cut the part asked for
-            body = body[self._pos : self._pos + want]
+        body = response.body  # exactly the bytes asked for (fetch checks the answer)
+        if len(body) != want:  # pragma: no cover - fetch refuses such answers
+            raise ReadError(f"cannot read {public_url(self.url)!r}: got {len(body)} bytes for {want}")
         n = len(body)
         view[:n] = body
         self._pos += n

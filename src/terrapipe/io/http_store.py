@@ -2,8 +2,12 @@
 
 ``read_zarr("https://host/cube.zarr")`` reads through :class:`HTTPStore`:
 one ``GET`` per metadata document or chunk (``Range`` for partial reads),
-with the standard library's ``http.client`` on keep-alive connections that
-each thread keeps for itself.
+through :func:`~terrapipe.io.http_client.fetch`: the standard library's
+``http.client`` on keep-alive connections that each thread keeps for itself,
+with every answer checked (a ranged read returns exactly the bytes asked for,
+and the size of a key must not change between its ranged reads), an overall
+deadline per request, a size cap per answer, and the headers sent to the
+store's own origin only.
 
 Why our own store rather than fsspec's or obstore's: it needs no extra package
 (fsspec's HTTP needs aiohttp), it is fork-safe (fsspec's async filesystems
@@ -30,33 +34,39 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.io.http_client import HTTPOptions, HTTPResponse, fetch, range_header
-from terrapipe.io.redact import redact_url
+from terrapipe.io.http_client import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BODY,
+    ByteRange,
+    HTTPOptions,
+    HTTPResponse,
+    fetch,
+)
+from terrapipe.io.redact import public_url
 
 __all__ = ["HTTPStore"]
 
 
-def _range_value(byte_range: ByteRequest | None) -> str | None:
+#: Keys whose total size the store remembers (to see a file replaced between ranged reads).
+MAX_REMEMBERED_SIZES = 4096
+
+
+def _byte_range(byte_range: ByteRequest | None) -> ByteRange | None:
     if byte_range is None:
         return None
     if isinstance(byte_range, RangeByteRequest):
-        return range_header(byte_range.start, byte_range.end)
+        return ByteRange(byte_range.start, byte_range.end)
     if isinstance(byte_range, OffsetByteRequest):
-        return range_header(byte_range.offset, None)
+        return ByteRange(byte_range.offset, None)
     if isinstance(byte_range, SuffixByteRequest):
-        return range_header(None, byte_range.suffix)
+        return ByteRange(None, byte_range.suffix)
     raise InvalidArgumentError(f"unknown byte range request {byte_range!r}")
 
 
-def _slice_full_body(body: bytes, byte_range: ByteRequest | None) -> bytes:
-    """Cut the asked range out of a whole file (for servers that ignore ``Range``)."""
+def _is_empty(byte_range: ByteRequest | None) -> bool:
     if isinstance(byte_range, RangeByteRequest):
-        return body[byte_range.start : byte_range.end]
-    if isinstance(byte_range, OffsetByteRequest):
-        return body[byte_range.offset :]
-    if isinstance(byte_range, SuffixByteRequest):
-        return body[-byte_range.suffix :] if byte_range.suffix else b""
-    return body
+        return byte_range.end <= byte_range.start
+    return isinstance(byte_range, SuffixByteRequest) and byte_range.suffix == 0
 
 
 class HTTPStore(Store):
@@ -74,7 +84,18 @@ class HTTPStore(Store):
     retry_delay
         First back-off in seconds (doubled at each retry).
     headers
-        Extra request headers (e.g. ``{"Authorization": "Bearer ..."}``).
+        Extra request headers (e.g. ``{"Authorization": "Bearer ..."}``),
+        sent to the store's own origin only (never after a redirect to
+        another scheme, host or port).
+    deadline
+        Seconds one request may take in all (connection, redirects, retries,
+        back-off and the whole answer); default
+        :data:`~terrapipe.io.http_client.DEFAULT_DEADLINE`. Raise it for
+        large chunks over a slow link.
+    max_body
+        Largest answer in bytes, counted after decompression; default
+        :data:`~terrapipe.io.http_client.DEFAULT_MAX_BODY`. A ranged read is
+        capped at the range's length.
 
     Examples
     --------
@@ -84,6 +105,8 @@ class HTTPStore(Store):
     'http://127.0.0.1:8080/cube.zarr/t2m/zarr.json'
     >>> store.read_only, store.supports_listing
     (True, False)
+    >>> HTTPStore("https://h/cube.zarr?token=abc&x=1", headers={"X-Api-Key": "k"})
+    HTTPStore('https://h/cube.zarr')
     """
 
     supports_writes = False
@@ -100,17 +123,25 @@ class HTTPStore(Store):
         retry_delay: float = 0.5,
         headers: Mapping[str, str] | None = None,
         read_only: bool = True,
+        deadline: float = DEFAULT_DEADLINE,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         if not read_only:
             raise InvalidArgumentError(f"HTTPStore is read-only, got read_only={read_only!r}")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidArgumentError(f"HTTPStore needs an http(s):// URL, got {redact_url(url)!r}")
+            raise InvalidArgumentError(f"HTTPStore needs an http(s):// URL, got {public_url(url)!r}")
         super().__init__(read_only=True)
         self.url = url.rstrip("/")
         self.options = HTTPOptions.make(
-            timeout=timeout, retries=retries, retry_delay=retry_delay, headers=headers
+            timeout=timeout,
+            retries=retries,
+            retry_delay=retry_delay,
+            headers=headers,
+            deadline=deadline,
+            max_body=max_body,
         )
+        self._sizes: dict[str, int] = {}
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HTTPStore) and other.url == self.url
@@ -119,11 +150,11 @@ class HTTPStore(Store):
         return hash((type(self), self.url))
 
     def __repr__(self) -> str:
-        return f"HTTPStore({redact_url(self.url)!r})"
+        return f"HTTPStore({public_url(self.url)!r})"
 
     def __str__(self) -> str:
-        # zarr puts str(store) into its own messages and warnings: never the credentials
-        return redact_url(self.url)
+        # zarr puts str(store) into its own messages and warnings: scheme://host/path only
+        return public_url(self.url)
 
     def with_read_only(self, read_only: bool = False) -> HTTPStore:
         """Return a copy; only ``read_only=True`` is possible."""
@@ -135,19 +166,32 @@ class HTTPStore(Store):
             retry_delay=opts.retry_delay,
             headers=dict(opts.headers),
             read_only=read_only,
+            deadline=opts.deadline,
+            max_body=opts.max_body,
         )
 
     def url_for(self, key: str) -> str:
-        """Return the URL of one key of the store."""
-        return f"{self.url}/{urllib.parse.quote(key)}"
+        """Return the URL of one key of the store (a query string of the root URL is kept)."""
+        parts = urllib.parse.urlsplit(self.url)
+        path = f"{parts.path.rstrip('/')}/{urllib.parse.quote(key)}"
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
 
     def request(self, method: str, key: str, byte_range: ByteRequest | None = None) -> HTTPResponse:
-        """Send one blocking request for ``key`` (see :func:`~terrapipe.io.http_client.fetch`)."""
-        response = fetch(self.url_for(key), self.options, method=method, range_value=_range_value(byte_range))
-        if response.status == 200 and byte_range is not None:
-            return HTTPResponse(
-                response.status, response.headers, _slice_full_body(response.body, byte_range)
-            )
+        """Send one blocking request for ``key`` (see :func:`~terrapipe.io.http_client.fetch`).
+
+        The body is exactly the bytes asked for; a ranged read of a key whose
+        total size differs from the one an earlier ranged read saw is a
+        :class:`~terrapipe.core.errors.ReadError` (the key was replaced).
+        """
+        wanted = _byte_range(byte_range)
+        known = self._sizes.get(key) if wanted is not None else None
+        response = fetch(
+            self.url_for(key), self.options, method=method, byte_range=wanted, expected_total=known
+        )
+        if wanted is not None and response.total is not None and known is None:
+            if len(self._sizes) >= MAX_REMEMBERED_SIZES:
+                self._sizes.pop(next(iter(self._sizes)))
+            self._sizes[key] = response.total
         return response
 
     # -- the Store interface ----------------------------------------------------
@@ -158,7 +202,7 @@ class HTTPStore(Store):
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
         """Return the value of ``key`` (or a byte range of it); ``None`` if it does not exist."""
-        if isinstance(byte_range, RangeByteRequest) and byte_range.end <= byte_range.start:
+        if _is_empty(byte_range):
             return prototype.buffer.from_bytes(b"")
         response = await asyncio.to_thread(self.request, "GET", key, byte_range)
         if response.status == 404:
@@ -188,7 +232,8 @@ class HTTPStore(Store):
 
     def _no_listing(self) -> NotImplementedError:
         return NotImplementedError(
-            f"cannot list {self.url!r}: HTTP has no directory listing; open it with consolidated metadata"
+            f"cannot list {public_url(self.url)!r}: HTTP has no directory listing; "
+            "open it with consolidated metadata"
         )
 
     async def list(self) -> AsyncIterator[str]:

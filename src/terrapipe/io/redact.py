@@ -27,6 +27,7 @@ from collections.abc import Mapping
 __all__ = [
     "MASK",
     "is_secret_name",
+    "public_url",
     "redact_headers",
     "redact_text",
     "redact_url",
@@ -131,6 +132,45 @@ def redact_url(url: str) -> str:
         shown = [f"{name}={MASK}" if is_secret_name(name) else f"{name}={value}" for name, value in pairs]
         query = "&".join(shown)
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def public_url(url: str) -> str:
+    """Return ``scheme://host[:port]/path`` of a URL; a local path comes back unchanged.
+
+    What a repr, ``str()`` or error message of the HTTP readers shows of a URL:
+    no user name, password, query string or fragment, whatever their names
+    (an allowlist of the parts, where :func:`redact_url` masks the values of
+    the query parameters it knows to be secret).
+
+    Parameters
+    ----------
+    url
+        A URL or a local path.
+
+    Returns
+    -------
+    str
+        The URL reduced to its scheme, host, port and path.
+
+    Examples
+    --------
+    >>> public_url("https://me:pw@Example.com:8443/cube.zarr/t2m/zarr.json?anything=abc#frag")
+    'https://example.com:8443/cube.zarr/t2m/zarr.json'
+    >>> public_url("/data/cube.zarr")
+    '/data/cube.zarr'
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(unreadable URL)" if "://" in url else url
+    if not parts.scheme or not parts.netloc:
+        return url
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, parts.path, "", ""))
 
 
 def redact_headers(headers: Mapping[str, str] | None) -> dict[str, str]:

@@ -1,0 +1,438 @@
+"""A hostile HTTP server for tests: serves a directory, but breaks the rules on purpose.
+
+The first segment of a request's path picks how it misbehaves; the rest is a
+file under ``--root`` (``GET /shift/cube.zarr/t2m/c/0/0/0``). Behaviours
+(``MODES``):
+
+- ``plain``: a correct server (``Range`` honoured with ``206`` and
+  ``Content-Range``, ``HEAD`` with ``Content-Length``);
+- ``shift``: ``206`` for a *different* range than the one asked for (the next
+  range of the same length, or the previous one at the end of the file), with
+  a ``Content-Range`` that truthfully names it; a range that starts at byte 0
+  (a file's header) is answered correctly, so that a reader gets as far as
+  its data;
+- ``short``: ``206`` whose ``Content-Range`` names the range asked for, but
+  whose body (and ``Content-Length``) is half of it;
+- ``long``: ``206`` whose ``Content-Range`` names the range asked for, but
+  whose body (and ``Content-Length``) carries 16 bytes more;
+- ``nolength``: a body with neither ``Content-Length`` nor chunked encoding
+  (it ends when the connection closes, so a cut cannot be told from the end);
+- ``full``: ignores ``Range`` and answers ``200`` with the whole file (legal);
+- ``drift``: correct ranges, but the total size in ``Content-Range`` (and a
+  ``200``'s length) changes at every request, as if the file were replaced
+  while being read (``HEAD`` gives the real size);
+- ``trickle``: correct headers, then the body one byte every
+  ``--trickle-interval`` seconds (default 1);
+- ``trickle-headers``: the status line and headers themselves one byte at a
+  time;
+- ``gzip``: the whole file, honestly gzip-encoded (``Content-Encoding: gzip``)
+  although the client asked for ``identity``; ``Range`` ignored;
+- ``bomb``: for any path, ``200`` with ``Content-Encoding: gzip`` and a small
+  body (about 250 KB) that inflates to ``--bomb-mib`` MiB of zeros (default 256);
+- ``huge``: for any path, ``200`` with ``Content-Length`` of 4 GiB and zeros
+  until the client goes away;
+- ``endless``: for any path, ``200`` with chunked encoding and zeros until the
+  client goes away;
+- ``redirect-file``: ``302`` to ``file:///etc/passwd``;
+- ``redirect-HOST-PORT``: ``302`` to ``http://HOST:PORT/`` + the rest of the
+  path (``redirect-localhost-8080/plain/a.tif`` → ``http://localhost:8080/plain/a.tif``),
+  no query string.
+
+Every request is recorded (method, path with its query, headers) and served
+at ``GET /__log__`` as JSON; ``POST /__reset__`` empties the record. A slow or
+endless answer stops after ``--max-seconds`` (default 30) or as soon as the
+client stops reading; the whole server exits by itself after ``--lifetime``
+seconds (default 600).
+
+Run as ``python -m tests.servers.hostile_http --root DIR`` from the
+repository root: it prints ``serving http://127.0.0.1:PORT`` once it listens.
+:func:`start_hostile_server` does that in a subprocess and returns a handle
+(:meth:`HostileServer.stop` ends it by pid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import email.utils
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tests.servers.http_range import parse_range
+
+__all__ = ["MODES", "HostileServer", "hostile_server", "start_hostile_server"]
+
+MODES = (
+    "plain",
+    "shift",
+    "short",
+    "long",
+    "nolength",
+    "full",
+    "drift",
+    "trickle",
+    "trickle-headers",
+    "gzip",
+    "bomb",
+    "huge",
+    "endless",
+    "redirect-file",
+    "redirect-HOST-PORT",
+)
+_ZEROS = bytes(64 * 1024)
+_REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class _Settings:
+    root: Path
+    trickle_interval: float = 1.0
+    max_seconds: float = 30.0
+    bomb_mib: int = 256
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "terrapipe-hostile/1"
+    timeout = 10  # a client that stops reading cannot hold a thread for ever
+    settings: _Settings
+    log: list[dict[str, Any]]
+    lock: threading.Lock
+    counter: list[int]
+    bomb: list[bytes]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    # -- helpers --------------------------------------------------------------
+    def _headers_out(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _json(self, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self._headers_out(200, {"Content-Type": "application/json", "Content-Length": str(len(body))})
+        self.wfile.write(body)
+
+    def _text(self, status: int, text: str) -> None:
+        body = b"" if self.command == "HEAD" else text.encode()
+        self._headers_out(status, {"Content-Type": "text/plain", "Content-Length": str(len(body))})
+        self.wfile.write(body)
+
+    def _write(self, data: bytes) -> bool:
+        try:
+            self.wfile.write(data)
+            return True
+        except OSError:  # the client went away: stop
+            self.close_connection = True
+            return False
+
+    def _stream_zeros(self, *, chunked: bool) -> None:
+        end = time.monotonic() + self.settings.max_seconds
+        while time.monotonic() < end:
+            block = b"%x\r\n%s\r\n" % (len(_ZEROS), _ZEROS) if chunked else _ZEROS
+            if not self._write(block):
+                return
+        self.close_connection = True
+
+    def _bomb(self) -> bytes:
+        return self.bomb[0]  # made at start (see main)
+
+    # -- requests ---------------------------------------------------------------
+    def do_POST(self) -> None:
+        """``/__reset__``: empty the request record."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        with self.lock:
+            self.log.clear()
+        self._json({"ok": True})
+
+    def do_HEAD(self) -> None:
+        """Like GET, without a body."""
+        self._serve()
+
+    def do_GET(self) -> None:
+        """Serve ``/__log__`` or a file through a misbehaviour."""
+        if urllib.parse.urlsplit(self.path).path == "/__log__":
+            with self.lock:
+                self._json(list(self.log))
+            return
+        self._serve()
+
+    def _serve(self) -> None:
+        with self.lock:
+            self.log.append({"method": self.command, "path": self.path, "headers": dict(self.headers)})
+            self.counter[0] += 1
+            count = self.counter[0]
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        mode, _, rest = path.lstrip("/").partition("/")
+        if mode == "redirect-file":
+            self._headers_out(302, {"Location": "file:///etc/passwd", "Content-Length": "0"})
+            return
+        if mode.startswith("redirect-"):
+            _, host, port = mode.rsplit("-", 2) if mode.count("-") >= 2 else ("", "", "")
+            self._headers_out(302, {"Location": f"http://{host}:{port}/{rest}", "Content-Length": "0"})
+            return
+        if mode == "bomb":
+            body = self._bomb()
+            self._headers_out(
+                200,
+                {
+                    "Content-Encoding": "gzip",
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(body)),
+                },
+            )
+            if self.command == "GET":
+                self._write(body)
+            return
+        if mode in ("huge", "endless"):
+            chunked = mode == "endless"
+            headers = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(4 * 1024**3)}
+            self._headers_out(200, {"Content-Type": "application/octet-stream", **headers})
+            if self.command == "GET":
+                self._stream_zeros(chunked=chunked)
+            return
+        target = (self.settings.root / rest).resolve()
+        if self.settings.root.resolve() not in target.parents or not target.is_file():
+            self._text(404, f"404 not found: {rest}\n")
+            return
+        if mode not in MODES:
+            self._text(400, f"unknown mode {mode!r}\n")
+            return
+        data = target.read_bytes()
+        self._answer(mode, data, count, email.utils.formatdate(target.stat().st_mtime, usegmt=True))
+
+    def _answer(self, mode: str, data: bytes, count: int, modified: str) -> None:
+        size = len(data)
+        head = self.command == "HEAD"
+        common = {
+            "Accept-Ranges": "bytes",
+            "Last-Modified": modified,
+            "Content-Type": "application/octet-stream",
+        }
+        if mode == "gzip":
+            packed = gzip.compress(data)
+            self._headers_out(200, {**common, "Content-Encoding": "gzip", "Content-Length": str(len(packed))})
+            if not head:
+                self._write(packed)
+            return
+        wanted = None if mode == "full" or head else parse_range(self.headers.get("Range"), size)
+        if wanted == "unsatisfiable":
+            self._headers_out(416, {"Content-Range": f"bytes */{size}", "Content-Length": "0"})
+            return
+        total = size + count if mode == "drift" and not head else size
+        if wanted is None:
+            status, first, last, body = 200, 0, size - 1, data
+            if mode == "drift" and not head:
+                body = data + bytes(count)
+        else:
+            assert not isinstance(wanted, str)
+            status, (first, last) = 206, wanted
+            if mode == "shift" and first > 0:
+                length = last - first + 1
+                first = first + length if last + length < size else max(0, first - length)
+                last = first + length - 1
+            body = data[first : last + 1]
+            if mode == "short":
+                body = body[: max(0, len(body) // 2)]
+            elif mode == "long":
+                body = body + data[last + 1 : last + 17].ljust(16, b"\xff")
+        headers = dict(common)
+        if status == 206:
+            headers["Content-Range"] = f"bytes {first}-{last}/{total}"
+        if mode == "nolength" and not head:
+            headers["Connection"] = "close"
+            self.close_connection = True
+        else:
+            headers["Content-Length"] = str(len(body))
+        if mode == "trickle-headers":
+            self._trickle_headers(status, headers)
+        else:
+            self._headers_out(status, headers)
+        if head:
+            return
+        if mode == "trickle":
+            self._trickle(body)
+        else:
+            self._write(body)
+
+    def _trickle(self, body: bytes) -> None:
+        end = time.monotonic() + self.settings.max_seconds
+        for i in range(len(body)):
+            if time.monotonic() > end or not self._write(body[i : i + 1]):
+                self.close_connection = True
+                return
+            with contextlib.suppress(OSError):
+                self.wfile.flush()
+            time.sleep(self.settings.trickle_interval)
+
+    def _trickle_headers(self, status: int, headers: dict[str, str]) -> None:
+        lines = [f"HTTP/1.1 {status} Whatever"] + [f"{k}: {v}" for k, v in headers.items()]
+        self._trickle(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.close_connection = True
+
+
+def _make_bomb(mib: int) -> bytes:
+    """Gzip data that inflates to ``mib`` MiB of zeros (about 1/1000 of that on the wire)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    block = bytes(1024 * 1024)
+    return b"".join(packer.compress(block) for _ in range(mib)) + packer.flush()
+
+
+def make_server(settings: _Settings, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Build (not start) a hostile server; ``port=0`` picks a free port."""
+    attrs = {"settings": settings, "log": [], "lock": threading.Lock(), "counter": [0], "bomb": []}
+    server = ThreadingHTTPServer((host, port), type("HostileHandler", (_Handler,), attrs))
+    server.daemon_threads = True
+    return server
+
+
+@dataclass
+class HostileServer:
+    """A hostile server running in a subprocess (see :func:`start_hostile_server`).
+
+    Attributes
+    ----------
+    url
+        ``http://127.0.0.1:PORT`` (no trailing slash).
+    root
+        The directory it serves.
+    process
+        The subprocess.
+    """
+
+    url: str
+    root: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    def url_for(self, mode: str, relative: str) -> str:
+        """Return the URL of file ``relative`` (under ``root``) served through ``mode``."""
+        return f"{self.url}/{mode}/{urllib.parse.quote(relative)}"
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received since the last :meth:`reset` (method, path, headers)."""
+        with urllib.request.urlopen(f"{self.url}/__log__", timeout=10) as response:
+            log: list[dict[str, Any]] = json.loads(response.read())
+        return [entry for entry in log if entry["path"] != "/__log__"]
+
+    def reset(self) -> None:
+        """Empty the request record."""
+        request = urllib.request.Request(f"{self.url}/__reset__", data=b"{}", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    def stop(self) -> None:
+        """Stop the subprocess by pid and wait for it."""
+        from tests.servers.process import stop_process
+
+        stop_process(self.process)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_hostile_server(
+    root: str | os.PathLike[str],
+    *,
+    trickle_interval: float = 1.0,
+    max_seconds: float = 30.0,
+    bomb_mib: int = 256,
+    lifetime: float = 600.0,
+) -> HostileServer:
+    """Start the server on a free port in a subprocess; return once it listens.
+
+    Raises
+    ------
+    RuntimeError
+        If it does not start (it is then stopped).
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.servers.hostile_http",
+        "--root",
+        str(root),
+        "--trickle-interval",
+        str(trickle_interval),
+        "--max-seconds",
+        str(max_seconds),
+        "--bomb-mib",
+        str(bomb_mib),
+        "--lifetime",
+        str(lifetime),
+    ]
+    process = subprocess.Popen(cmd, cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    line = process.stdout.readline().decode().strip()
+    if not line.startswith("serving "):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        raise RuntimeError(f"hostile server did not start: {line!r}")
+    return HostileServer(url=line.split()[1], root=Path(root), process=process)
+
+
+@contextlib.contextmanager
+def hostile_server(root: str | os.PathLike[str], **kwargs: Any) -> Iterator[HostileServer]:
+    """Context manager form of :func:`start_hostile_server` (stops it on exit)."""
+    server = start_hostile_server(root, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``--root DIR [--port 0] [--trickle-interval S] [--max-seconds S] [--lifetime S]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--trickle-interval", type=float, default=1.0)
+    parser.add_argument("--max-seconds", type=float, default=30.0)
+    parser.add_argument("--bomb-mib", type=int, default=256)
+    parser.add_argument("--lifetime", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    settings = _Settings(Path(args.root), args.trickle_interval, args.max_seconds, args.bomb_mib)
+    server = make_server(settings, args.host, args.port)
+    server.RequestHandlerClass.bomb.append(_make_bomb(settings.bomb_mib))  # type: ignore[attr-defined]
+    print(f"serving http://{args.host}:{server.server_address[1]}", flush=True)
+
+    def stop(*_: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    threading.Timer(args.lifetime, stop).start()  # never outlives a forgotten test run
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        os._exit(0)  # the lifetime timer thread must not keep the process alive
+
+
+if __name__ == "__main__":
+    main()
