@@ -153,6 +153,8 @@ def test_a_zarr_key_whose_size_changes_between_ranged_reads_is_an_error(hostile:
     get(zstore, "blob.bin", RangeByteRequest(0, 100))  # the first answer gives the size
     with pytest.raises(ReadError, match=r"size changed from \d+ to \d+ bytes between requests"):
         get(zstore, "blob.bin", RangeByteRequest(100, 200))
+    with pytest.raises(ReadError, match=r"size changed from \d+ to \d+ bytes between requests"):
+        get(zstore, "blob.bin")  # a whole read too
 
 
 @pytest.mark.parametrize("mode", ["shift", "short", "long", "nolength"])

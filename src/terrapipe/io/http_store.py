@@ -179,12 +179,12 @@ class HTTPStore(Store):
     def request(self, method: str, key: str, byte_range: ByteRequest | None = None) -> HTTPResponse:
         """Send one blocking request for ``key`` (see :func:`~terrapipe.io.http_client.fetch`).
 
-        The body is exactly the bytes asked for; a ranged read of a key whose
-        total size differs from the one an earlier ranged read saw is a
+        The body is exactly the bytes asked for; a read of a key whose total
+        size differs from the one an earlier ranged read saw is a
         :class:`~terrapipe.core.errors.ReadError` (the key was replaced).
         """
         wanted = _byte_range(byte_range)
-        known = self._sizes.get(key) if wanted is not None else None
+        known = self._sizes.get(key) if method == "GET" else None
         response = fetch(
             self.url_for(key), self.options, method=method, byte_range=wanted, expected_total=known
         )
