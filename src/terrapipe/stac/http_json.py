@@ -116,6 +116,7 @@ _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _BODY_SHOWN = 300
 _ERROR_BODY_READ = 4096
 _CHUNK = 64 * 1024
+_STEP = 2**20
 _BASE_HEADERS = {"Accept": "application/geo+json, application/json", "Accept-Encoding": "gzip, deflate"}
 
 
@@ -501,7 +502,8 @@ class _Body:
         pending = data
         try:
             while pending:
-                self._add(self._z.decompress(pending, self.cap - self.size + 1))
+                # at most _STEP bytes at a time: one step of a bomb never holds much more than the cap
+                self._add(self._z.decompress(pending, min(self.cap - self.size + 1, _STEP)))
                 pending = self._z.unconsumed_tail
         except zlib.error as err:
             raise _FailError(f"the compressed answer is corrupt ({err})", "check the server") from None
