@@ -226,6 +226,10 @@ def _add_recipe_commands(app: Any, typer: Any) -> None:
     world_opt = typer.Option(
         None, "--world", help="Sample world folder for $world references (default: the cached one)."
     )
+    allow_env_opt = typer.Option(
+        [], "--allow-env", help="An environment variable the recipe may use as ${NAME} (repeat for more)."
+    )
+    root_opt = typer.Option(None, "--root", help="The folder the recipe may write in (default: its own).")
 
     @app.command("run")
     @_guarded
@@ -240,12 +244,21 @@ def _add_recipe_commands(app: Any, typer: Any) -> None:
         ),
         world: Path | None = world_opt,
         progress: bool = typer.Option(True, help="Show a progress bar."),
+        allow_env: list[str] = allow_env_opt,
+        root: Path | None = root_opt,
     ) -> None:
         """Run a recipe's loader and print a summary (batches, samples, time, shapes)."""
         from terrapipe.recipes.commands import run_recipe
 
         run_recipe(
-            recipe, limit=limit, batch_size=batch_size, workers=workers, world=world, progress=progress
+            recipe,
+            limit=limit,
+            batch_size=batch_size,
+            workers=workers,
+            world=world,
+            progress=progress,
+            allow_env=allow_env,
+            root=root,
         )
 
     @app.command("preview")
@@ -256,11 +269,13 @@ def _add_recipe_commands(app: Any, typer: Any) -> None:
         n: int = typer.Option(8, "--n", min=1, help="Number of samples."),
         columns: int = typer.Option(4, min=1, help="Chips per row."),
         world: Path | None = world_opt,
+        allow_env: list[str] = allow_env_opt,
+        root: Path | None = root_opt,
     ) -> None:
         """Draw a grid of sample chips with masks or boxes overlaid into a PNG."""
         from terrapipe.recipes.commands import preview_recipe
 
-        preview_recipe(recipe, out=out, n=n, columns=columns, world=world)
+        preview_recipe(recipe, out=out, n=n, columns=columns, world=world, allow_env=allow_env, root=root)
 
     @app.command("bench")
     @_guarded
@@ -268,19 +283,23 @@ def _add_recipe_commands(app: Any, typer: Any) -> None:
         recipe: str = recipe_arg,
         n: int = typer.Option(20, "--n", min=1, help="Samples to pull through the pipe."),
         world: Path | None = world_opt,
+        allow_env: list[str] = allow_env_opt,
+        root: Path | None = root_opt,
     ) -> None:
         """Profile a recipe's pipe: per-stage elements, time and throughput."""
         from terrapipe.recipes.commands import bench_recipe
 
-        bench_recipe(recipe, n=n, world=world)
+        bench_recipe(recipe, n=n, world=world, allow_env=allow_env, root=root)
 
     @app.command("graph")
     @_guarded
-    def graph_cmd(recipe: str = recipe_arg) -> None:
+    def graph_cmd(
+        recipe: str = recipe_arg, allow_env: list[str] = allow_env_opt, root: Path | None = root_opt
+    ) -> None:
         """Print a recipe's pipeline as a Mermaid flowchart."""
         from terrapipe.recipes import load_recipe, mermaid
 
-        print(mermaid(load_recipe(recipe)))
+        print(mermaid(load_recipe(recipe, allow_env=allow_env, root=root)))
 
     @app.command("recipes")
     @_guarded

@@ -70,7 +70,7 @@ def test_env_and_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         source: {items: ["./data/${TP_TEST_NAME}", "../up.tif", "s3://b/${TP_TEST_NAME}", "plain.tif"]}
     """
     (tmp_path / "sub").mkdir()
-    recipe = load_recipe(write(tmp_path / "sub", body))
+    recipe = load_recipe(write(tmp_path / "sub", body), allow_env={"TP_TEST_NAME"})
     assert list(recipe.build()) == [
         str(tmp_path / "sub" / "data" / "file.tif"),
         str(tmp_path / "up.tif"),
@@ -186,7 +186,7 @@ def test_secret_from_env_is_not_echoed_in_stage_errors(
 ) -> None:
     monkeypatch.setenv("TP_TEST_SECRET", "hunter2-token")
     body = 'version: 1\nname: x\ninputs:\n  main:\n    source: {items: [1]}\n    steps:\n      - header: {limit: -1}\n      - map: {fn: {drop_keys: {keys: ["${TP_TEST_SECRET}"]}}}\n'
-    recipe = load_recipe(write(tmp_path, body))
+    recipe = load_recipe(write(tmp_path, body), allow_env={"TP_TEST_SECRET"})
     assert "hunter2" not in repr(recipe)
     with pytest.raises(RecipeError) as info:
         recipe.build()

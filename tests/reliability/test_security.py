@@ -301,7 +301,7 @@ def test_a_recipe_written_back_shows_variables_not_their_values(
     )
     path = tmp_path / "signed.yaml"
     path.write_text(text)
-    recipe = tp.load_recipe(path)
+    recipe = tp.load_recipe(path, allow_env={"TP_TEST_TOKEN"})  # the user's consent (recipe sandbox)
     shown = [repr(recipe), mermaid(recipe), str(recipe.inputs)]
     with pytest.raises(tp.TerrapipeError) as info:
         list(recipe.build())

@@ -8,7 +8,9 @@ and test; they print with rich and raise
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,12 @@ from terrapipe.recipes.stages import ensure_registered
 __all__ = ["bench_recipe", "describe_batch", "list_recipes", "preview_recipe", "run_recipe"]
 
 
-def _load(recipe: str | Path) -> Recipe:
+def _load(
+    recipe: str | Path, allow_env: Iterable[str] = (), root: str | os.PathLike[str] | None = None
+) -> Recipe:
+    """Load a recipe with the user's sandbox settings (``--allow-env``, ``--root``)."""
     ensure_registered()
-    return load_recipe(recipe)
+    return load_recipe(recipe, allow_env=allow_env, root=root)
 
 
 def describe_batch(batch: Any) -> str:
@@ -72,8 +77,13 @@ def run_recipe(
     workers: int | None = None,
     world: Any = None,
     progress: bool = True,
+    allow_env: Iterable[str] = (),
+    root: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run a recipe's loader (at most ``limit`` batches), show a progress bar, print a summary.
+
+    ``allow_env`` and ``root`` go to :func:`~terrapipe.recipes.load_recipe`
+    (the environment variables the recipe may use, the folder it may write in).
 
     Returns
     -------
@@ -83,7 +93,7 @@ def run_recipe(
     rich_console = require("rich.console", extra="cli", feature="terrapipe run")
     rich_progress = require("rich.progress", extra="cli", feature="terrapipe run")
     console = rich_console.Console()
-    loaded = _load(recipe)
+    loaded = _load(recipe, allow_env, root)
     overrides: dict[str, Any] = {}
     if batch_size is not None:
         overrides["batch_size"] = batch_size
@@ -119,9 +129,18 @@ def run_recipe(
 
 
 def preview_recipe(
-    recipe: str | Path, *, out: str | Path, n: int = 8, columns: int = 4, world: Any = None
+    recipe: str | Path,
+    *,
+    out: str | Path,
+    n: int = 8,
+    columns: int = 4,
+    world: Any = None,
+    allow_env: Iterable[str] = (),
+    root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a PNG grid of the first ``n`` samples of a recipe's pipe.
+
+    ``out`` is the user's own choice (not the recipe's), so it may be anywhere.
 
     Returns
     -------
@@ -132,14 +151,21 @@ def preview_recipe(
 
     if not str(out).lower().endswith(".png"):
         raise InvalidArgumentError(f"preview writes a PNG: --out must end in .png, got {str(out)!r}")
-    loaded = _load(recipe)
+    loaded = _load(recipe, allow_env, root)
     samples = list(itertools.islice(loaded.build(world), n))
     path = preview_samples(samples, out, columns=columns, title=loaded.name)
     print(f"wrote {path} ({len(samples)} samples)")
     return path
 
 
-def bench_recipe(recipe: str | Path, *, n: int = 20, world: Any = None) -> Any:
+def bench_recipe(
+    recipe: str | Path,
+    *,
+    n: int = 20,
+    world: Any = None,
+    allow_env: Iterable[str] = (),
+    root: str | os.PathLike[str] | None = None,
+) -> Any:
     """Profile a recipe's pipe (:func:`terrapipe.run.profile`) and print a per-stage table.
 
     Returns
@@ -151,7 +177,7 @@ def bench_recipe(recipe: str | Path, *, n: int = 20, world: Any = None) -> Any:
 
     rich_console = require("rich.console", extra="cli", feature="terrapipe bench")
     rich_table = require("rich.table", extra="cli", feature="terrapipe bench")
-    loaded = _load(recipe)
+    loaded = _load(recipe, allow_env, root)
     report = profile(loaded.build(world), n=n, show=False)
     table = rich_table.Table(title=f"{loaded.name}: {report.elements} samples in {report.wall_seconds:.2f} s")
     for name in ("stage", "elements", "self s", "total s", "elem/s", "bytes read", "skipped"):

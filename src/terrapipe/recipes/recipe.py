@@ -1,9 +1,13 @@
 r"""``tp.load_recipe``: a YAML recipe file to a checked :class:`Recipe` that builds the pipe.
 
 Everything is checked when the file is loaded, before any data is read: the
-schema (:mod:`terrapipe.recipes.schema`), every step's stage name, keys and
-simple types, every ``fn`` (an allowlisted recipe function), every
-``$input``/``$world`` reference and ``${ENV}`` variable. Errors are a
+YAML's size, nesting and alias expansion (:mod:`terrapipe.recipes.yaml_source`),
+the schema (:mod:`terrapipe.recipes.schema`), every step's stage name, keys
+and simple types, every parameter that takes code (only allowlisted recipe
+functions, :func:`terrapipe.recipes.stages.code_slot`), every
+``$input``/``$world`` reference, every ``${ENV}`` variable (only names the
+user allows) and every place the recipe writes to (only inside its root;
+:mod:`terrapipe.recipes.values`). Errors are a
 :class:`~terrapipe.core.errors.RecipeError` naming the file, the line, the
 input and step, and the key.
 
@@ -26,7 +30,8 @@ import difflib
 import functools
 import inspect
 import os
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,16 +41,27 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe
 from terrapipe.recipes.functions import recipe_functions
 from terrapipe.recipes.stages import (
-    CALLABLE_PARAMETERS,
     check_type,
+    code_slot,
     describe,
     ensure_registered,
+    plain_fit,
     stage_class,
+    stage_hints,
     stage_names,
     stage_parameters,
 )
-from terrapipe.recipes.values import ENV_PATTERN, expand_env, is_reference, resolve_path, where
-from terrapipe.recipes.yaml_source import Lines, Path_, load_yaml
+from terrapipe.recipes.values import (
+    READ_MODES,
+    WRITE_PARAMETERS,
+    check_write_path,
+    env_names,
+    expand_env,
+    is_reference,
+    resolve_path,
+    where,
+)
+from terrapipe.recipes.yaml_source import MAX_RECIPE_BYTES, Lines, Path_, check_size, load_yaml
 
 __all__ = ["Recipe", "Step", "load_recipe"]
 
@@ -55,12 +71,18 @@ _LOADER_FORBIDDEN = ("pipe", "collate")
 
 @dataclass(frozen=True)
 class Step:
-    """One checked step: stage name, raw keyword arguments, ``*args``, and its place in the file."""
+    """One checked step: stage name, raw keyword arguments, ``*args``, and its place in the file.
+
+    ``functions`` names the keys that are function slots (their values are
+    allowlisted recipe functions); ``function_args`` says the ``*args`` are.
+    """
 
     stage: str
     kwargs: dict[str, Any]
     args: list[Any]
     path: Path_
+    functions: tuple[str, ...] = ()
+    function_args: bool = False
 
 
 @dataclass
@@ -77,6 +99,12 @@ class Recipe:
         Keyword arguments of :func:`terrapipe.loader` (``seed`` defaults to the recipe's).
     file
         The recipe's path (or ``"<text>"``); relative paths resolve against its folder.
+    folder
+        The folder relative paths resolve against.
+    root
+        The folder the recipe may write in (its folder, or the ``root=`` given).
+    allow_env
+        The environment variables the user allowed the recipe to use.
     """
 
     name: str
@@ -87,6 +115,8 @@ class Recipe:
     loader_settings: dict[str, Any]
     file: str
     folder: Path
+    root: Path
+    allow_env: frozenset[str]
     lines: Lines = field(repr=False)
     _secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -134,8 +164,20 @@ class Recipe:
         return text
 
 
-def load_recipe(path: str | os.PathLike[str] | None = None, *, text: str | None = None) -> Recipe:
+def load_recipe(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    text: str | None = None,
+    allow_env: Iterable[str] = (),
+    root: str | os.PathLike[str] | None = None,
+) -> Recipe:
     """Read and check a recipe file.
+
+    A recipe is untrusted input (someone else may have written it): it can
+    only name registered stages and allowlisted recipe functions, use only
+    the environment variables you allow, write only inside its root, and its
+    YAML is read within fixed bounds. See :mod:`terrapipe.recipes.values`
+    and the "Recipe sandbox" section of ``docs/reliability.md``.
 
     Parameters
     ----------
@@ -145,6 +187,12 @@ def load_recipe(path: str | os.PathLike[str] | None = None, *, text: str | None 
     text
         The YAML text itself (then ``path`` only names it in messages and
         gives the folder relative paths resolve against).
+    allow_env
+        Names of the environment variables the recipe may use as
+        ``${NAME}`` (default: none). Any other ``${NAME}`` is an error.
+    root
+        The folder the recipe may write in (default: the recipe's own folder;
+        the working directory for ``text=`` without ``path``).
 
     Returns
     -------
@@ -154,15 +202,20 @@ def load_recipe(path: str | os.PathLike[str] | None = None, *, text: str | None 
     Raises
     ------
     RecipeError
-        Missing file, bad YAML, schema error, unknown stage, unknown key,
-        wrong type, bad reference or function, missing environment variable.
+        Missing file, bad YAML, a file over the YAML bounds, schema error,
+        unknown stage, unknown key, wrong type, bad reference or function,
+        code given to a parameter, an environment variable not allowed or
+        not set, a write outside the root.
     """
+    if isinstance(allow_env, str):
+        allow_env = [allow_env]
+    allowed = frozenset(allow_env)
     if text is None:
         if path is None:
             raise RecipeError("load_recipe needs a path or text=")
         file = _find(path)
         try:
-            text = file.read_text(encoding="utf-8")
+            text = _read_bounded(file, str(path))
         except OSError as err:
             msg = f"cannot read recipe {str(path)!r}: {err.strerror or err}; check the path"
             if not file.exists() and not file.suffix:
@@ -177,10 +230,29 @@ def load_recipe(path: str | os.PathLike[str] | None = None, *, text: str | None 
         name, folder = str(path), file.resolve().parent
     else:
         name = str(path) if path is not None else "<text>"
-        folder = Path(path).resolve().parent if path is not None else Path.cwd()
+        folder = Path(path).resolve().parent if path is not None else Path.cwd().resolve()
+    base = folder if root is None else Path(os.path.expanduser(os.fspath(root))).resolve()
     ensure_registered()
     data, lines = load_yaml(text, name)
-    return _check(data, lines, name, folder)
+    return _check(data, lines, name, folder, base, allowed)
+
+
+def _read_bounded(file: Path, shown: str) -> str:
+    """Read at most :data:`MAX_RECIPE_BYTES` + 1 bytes of a recipe (never a whole huge or endless file)."""
+    if file.exists() and not file.is_file():
+        raise RecipeError(f"cannot read recipe {shown!r}: not a regular file; give a .yaml file")
+    with file.open("rb") as handle:
+        raw = handle.read(MAX_RECIPE_BYTES + 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if len(raw) > MAX_RECIPE_BYTES:
+            check_size(raw.decode("utf-8", errors="replace"), shown)
+        line = raw[: err.start].count(b"\n") + 1
+        msg = f"{shown}, line {line}: a recipe is UTF-8 text; byte {err.start} is not ({err.reason})"
+        raise RecipeError(msg) from None
+    check_size(text, shown)
+    return text
 
 
 def _find(path: str | os.PathLike[str]) -> Path:
@@ -193,7 +265,7 @@ def _find(path: str | os.PathLike[str]) -> Path:
 
 
 # -- checking ----------------------------------------------------------------------------
-def _check(data: Any, lines: Lines, file: str, folder: Path) -> Recipe:
+def _check(data: Any, lines: Lines, file: str, folder: Path, root: Path, allowed: frozenset[str]) -> Recipe:
     from terrapipe.recipes.schema import recipe_model
 
     pydantic = require("pydantic", extra="cli", feature="recipes")
@@ -220,6 +292,8 @@ def _check(data: Any, lines: Lines, file: str, folder: Path) -> Recipe:
         loader_settings=dict(spec.loader),
         file=file,
         folder=folder,
+        root=root,
+        allow_env=allowed,
         lines=lines,
     )
     if spec.output not in spec.inputs:
@@ -245,7 +319,13 @@ def _check_source(recipe: Recipe, input_name: str, source: dict[str, Any]) -> No
 
         params = dict(inspect.signature(search_stac).parameters)
         _check_kwargs(
-            recipe, source["search_stac"], params, (*path, "search_stac"), "source search_stac", "search_stac"
+            recipe,
+            source["search_stac"],
+            params,
+            (*path, "search_stac"),
+            "source search_stac",
+            "search_stac",
+            _hints(search_stac),
         )
     _walk_values(recipe, source, path)
 
@@ -272,14 +352,30 @@ def _check_step(recipe: Recipe, input_name: str, index: int, raw: Any) -> Step:
             f"{where(recipe.file, recipe.lines, path)}: {label}: arguments must be a mapping of key: value, got {kwargs!r}"
         )
     params = stage_parameters(name)
-    args = kwargs.pop("args", []) if any(p.kind is p.VAR_POSITIONAL for p in params.values()) else []
+    hints = stage_hints(name)
+    var_positional = next((p for p in params.values() if p.kind is p.VAR_POSITIONAL), None)
+    args = kwargs.pop("args", []) if var_positional is not None else []
     if not isinstance(args, list):
         raise RecipeError(
             f"{where(recipe.file, recipe.lines, (*path, name, 'args'))}: {label}: args must be a list"
         )
-    _check_kwargs(recipe, kwargs, params, (*path, name), label, name)
+    functions = _check_kwargs(recipe, kwargs, params, (*path, name), label, name, hints)
+    function_args = False
+    if var_positional is not None:
+        slot = code_slot(var_positional.name, var_positional, hints.get(var_positional.name))
+        for i, arg in enumerate(args):
+            if slot is not None and not is_reference(arg):
+                _check_function(recipe, arg, (*path, name, "args", i), f"{label} args", slot)
+        function_args = slot is not None
     _walk_values(recipe, args, (*path, name, "args"))
-    return Step(name, kwargs, args, (*path, name))
+    return Step(name, kwargs, args, (*path, name), functions, function_args)
+
+
+def _hints(function: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        return {}
 
 
 def _check_kwargs(
@@ -289,14 +385,15 @@ def _check_kwargs(
     path: Path_,
     label: str,
     stage: str,
-) -> None:
+    hints: dict[str, Any],
+) -> tuple[str, ...]:
+    """Check a step's keyword arguments; return the keys that are function slots."""
     named = {k: p for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     open_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    functions: list[str] = []
     for key, value in kwargs.items():
         at = where(recipe.file, recipe.lines, (*path, key))
-        if key not in named:
-            if open_kwargs:
-                continue
+        if key not in named and not open_kwargs:
             close = difflib.get_close_matches(key, named, n=1)
             hint = (
                 f"; did you mean {close[0]!r}?"
@@ -304,12 +401,24 @@ def _check_kwargs(
                 else f"; {stage} takes: {', '.join(named) or 'no arguments'}"
             )
             raise RecipeError(f"{at}: {label}: unknown key {key!r}{hint}")
-        if key in CALLABLE_PARAMETERS:
-            _check_function(recipe, value, (*path, key), label)
+        if key in WRITE_PARAMETERS.get(stage, ()):
+            continue  # a place to write: checked by _check_writes (a folder inside the root)
+        param = named.get(key)
+        hint_type = hints.get(key) if param is not None else None
+        slot = code_slot(key, param, hint_type)
+        if slot == "code":
+            if not (value is None or (hint_type is not None and plain_fit(value, hint_type))):
+                raise RecipeError(f"{at}: {label}: {key!r} takes code and cannot be set in a recipe")
             continue
-        annotation = named[key].annotation
-        if "Callable" in describe(annotation) or "Modifier" in describe(annotation):
-            raise RecipeError(f"{at}: {label}: {key!r} takes code and cannot be set in a recipe")
+        if slot == "function":
+            if value is None and param is not None and param.default is None:
+                continue
+            _check_function(recipe, value, (*path, key), label, slot)
+            functions.append(key)
+            continue
+        if param is None:  # a key passed on to the stage's **kwargs: plain data
+            continue
+        annotation = param.annotation
         if not is_reference(value) and not check_type(value, annotation):
             shown = _shown(value)
             raise RecipeError(f"{at}: {label}: {key!r} must be {describe(annotation)}, got {shown}")
@@ -319,6 +428,26 @@ def _check_kwargs(
             f"{where(recipe.file, recipe.lines, path)}: {label}: missing required key {missing[0]!r}"
         )
     _walk_values(recipe, kwargs, path)
+    _check_writes(recipe, stage, kwargs, path, label)
+    return tuple(functions)
+
+
+def _check_writes(recipe: Recipe, stage: str, kwargs: dict[str, Any], path: Path_, label: str) -> None:
+    """Places a step writes to must lie inside the recipe's root; ``open_files`` only reads."""
+    for key in WRITE_PARAMETERS.get(stage, ()):
+        if key in kwargs:
+            at = where(recipe.file, recipe.lines, (*path, key))
+            value = kwargs[key]
+            if isinstance(value, str):
+                value = expand_env(value, (*path, key), recipe.file, recipe.lines, recipe.allow_env)
+            check_write_path(value, recipe.folder, recipe.root, f"{at}: {label}:", key)
+    if stage == "open_files" and kwargs.get("mode", "r") not in READ_MODES:
+        at = where(recipe.file, recipe.lines, (*path, "mode"))
+        msg = (
+            f"{at}: {label}: mode {kwargs['mode']!r} would write; a recipe opens files only for reading"
+            f" ({', '.join(READ_MODES)})"
+        )
+        raise RecipeError(msg)
 
 
 def _shown(value: Any) -> str:
@@ -326,8 +455,9 @@ def _shown(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
-def _check_function(recipe: Recipe, value: Any, path: Path_, label: str) -> None:
+def _check_function(recipe: Recipe, value: Any, path: Path_, label: str, slot: str = "function") -> None:
     at = where(recipe.file, recipe.lines, path)
+    key = next((p for p in reversed(path) if isinstance(p, str)), "fn")
     known = recipe_functions()
     if isinstance(value, dict) and len(value) == 1:
         name, kwargs = next(iter(value.items()))
@@ -337,7 +467,7 @@ def _check_function(recipe: Recipe, value: Any, path: Path_, label: str) -> None
         name = value
     else:
         raise RecipeError(
-            f"{at}: {label}: fn must name a recipe function ({', '.join(sorted(known))}), got {value!r}"
+            f"{at}: {label}: {key} must name a recipe function ({', '.join(sorted(known))}), got {value!r}"
         )
     if name not in known:
         raise RecipeError(
@@ -368,8 +498,11 @@ def _walk_values(recipe: Recipe, value: Any, path: Path_) -> None:
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _walk_values(recipe, v, (*path, i))
-    elif isinstance(value, str) and ENV_PATTERN.search(value):
-        recipe._secrets[expand_env(value, path, recipe.file, recipe.lines)] = value
+    elif isinstance(value, str) and "${" in value:
+        names = env_names(value, path, recipe.file, recipe.lines)
+        expanded = expand_env(value, path, recipe.file, recipe.lines, recipe.allow_env)
+        if names:
+            recipe._secrets[expanded] = value
 
 
 def _check_loader(recipe: Recipe) -> None:
@@ -381,7 +514,7 @@ def _check_loader(recipe: Recipe) -> None:
             raise RecipeError(
                 f"{where(recipe.file, recipe.lines, ('loader', key))}: loader: {key!r} takes code and cannot be set in a recipe"
             )
-    _check_kwargs(recipe, recipe.loader_settings, params, ("loader",), "loader", "loader")
+    _check_kwargs(recipe, recipe.loader_settings, params, ("loader",), "loader", "loader", _hints(loader))
 
 
 def _check_cycles(recipe: Recipe) -> None:
@@ -445,7 +578,8 @@ class _Builder:
         if isinstance(value, list):
             return [self.value(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str):
-            return resolve_path(expand_env(value, path, recipe.file, recipe.lines), recipe.folder)
+            expanded = expand_env(value, path, recipe.file, recipe.lines, recipe.allow_env)
+            return resolve_path(expanded, recipe.folder)
         return value
 
     def pipe(self, name: str, path: Path_) -> IterDataPipe[Any]:
@@ -475,12 +609,16 @@ class _Builder:
 
     def step(self, pipe: IterDataPipe[Any], input_name: str, step: Step) -> IterDataPipe[Any]:
         params = stage_parameters(step.stage)
+        recipe = self.recipe
         kwargs = {
-            k: self.value(v, (*step.path, k)) for k, v in step.kwargs.items() if k not in CALLABLE_PARAMETERS
+            k: self.value(v, (*step.path, k)) for k, v in step.kwargs.items() if k not in step.functions
         }
-        for key in CALLABLE_PARAMETERS:
-            if key in step.kwargs:
-                kwargs[key] = _function(self.value(step.kwargs[key], (*step.path, key)))
+        for key in step.functions:
+            kwargs[key] = _function(self.value(step.kwargs[key], (*step.path, key)))
+        for key in WRITE_PARAMETERS.get(step.stage, ()):
+            if key in kwargs:  # again when built: a link may have appeared since the recipe was loaded
+                at = f"{where(recipe.file, recipe.lines, (*step.path, key))}: input step ({step.stage}):"
+                kwargs[key] = check_write_path(kwargs[key], recipe.folder, recipe.root, at, key)
         for key, value in list(kwargs.items()):
             if isinstance(value, str) and "torch.dtype" in describe(
                 params[key].annotation if key in params else ""
@@ -489,6 +627,8 @@ class _Builder:
         if "seed" in params and "seed" not in kwargs:
             kwargs["seed"] = self.recipe.seed
         args = self.value(step.args, (*step.path, "args"))
+        if step.function_args:
+            args = [a if isinstance(a, IterDataPipe) else _function(a) for a in args]
         label = f"input {input_name!r}, step {step.path[3]} ({step.stage})"
         return self.guard(lambda: getattr(pipe, step.stage)(*args, **kwargs), step.path, label)
 

@@ -1,10 +1,24 @@
 """Look up the stage a recipe step names and check its keyword arguments.
 
 Only registered functional names (``pipe.<name>(...)``: terrapipe's stages
-and torch's own pipes) can be named; their ``__init__`` signature says which
-keys a step may give. Annotated simple types (``int``, ``float``, ``str``,
-``bool``, sequences, mappings, ``None``) are checked here, so the error can
-name the line; everything else is checked by the stage when it is built.
+and torch's own pipes) can be named; their signature (``__init__``, or
+``__new__`` for torch pipes such as ``fork`` and ``demux`` whose ``__init__``
+is a bare ``*args, **kwargs``) says which keys a step may give. Annotated
+simple types (``int``, ``float``, ``str``, ``bool``, sequences, mappings,
+``None``) are checked here, so the error can name the line; everything else
+is checked by the stage when it is built.
+
+:func:`code_slot` says which parameters take code. It looks at the
+evaluated annotation and the name, so a new stage is covered without a list
+to keep: a parameter whose annotation holds a ``Callable`` anywhere (also
+inside a union, a mapping or ``*args``), or whose name is ``fn``, ends in
+``_fn`` or is one of :data:`FUNCTION_NAMES`, is a *function slot*: a recipe
+may give it only an allowlisted recipe function
+(:mod:`terrapipe.recipes.functions`). A parameter that takes a class, a
+protocol object, an executor or a lock (:data:`CODE_NAMES`, ``type[...]``,
+``Protocol``, ``Executor``, context managers) is a *code slot*: a recipe may
+give it only ``null`` or the plain values its annotation also allows
+(``lock: true``).
 
 Examples
 --------
@@ -17,16 +31,37 @@ Examples
 
 from __future__ import annotations
 
+import collections.abc
+import contextlib
 import inspect
 import re
-from typing import Any
+import typing
+from concurrent.futures import Executor
+from typing import Any, Literal
 
 from terrapipe.core.pipe import IterDataPipe
 
-__all__ = ["CALLABLE_PARAMETERS", "check_type", "stage_class", "stage_names", "stage_parameters"]
+__all__ = [
+    "CODE_NAMES",
+    "FUNCTION_NAMES",
+    "check_type",
+    "code_slot",
+    "stage_class",
+    "stage_hints",
+    "stage_names",
+    "stage_parameters",
+]
 
-#: Parameters that take a function: a recipe gives a registered recipe function name.
-CALLABLE_PARAMETERS = ("fn", "filter_fn")
+#: Parameter names that take a function whatever their annotation (besides ``fn`` and ``*_fn``).
+FUNCTION_NAMES = frozenset(
+    {"key", "sort_key", "collate", "handlers", "conversion", "preprocess", "callback", "transform"}
+)
+#: Parameter names that take code a recipe can never give (objects, classes, hooks).
+CODE_NAMES = frozenset(
+    {"modifier", "request_modifier", "executor", "wrapper_class", "lock", "opener", "loader", "hook"}
+)
+
+SlotKind = Literal["function", "code"]
 
 
 def stage_names() -> list[str]:
@@ -46,15 +81,122 @@ def stage_class(name: str) -> type[Any] | None:
     return cls if isinstance(cls, type) else None
 
 
+def _constructor(cls: type[Any]) -> Any:
+    """``cls.__init__``, or ``cls.__new__`` when ``__init__`` only takes ``*args, **kwargs``."""
+    init: Any = cls.__init__
+    new: Any = cls.__new__
+    kinds = {p.kind for p in list(inspect.signature(init).parameters.values())[1:]}
+    if (
+        kinds <= {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
+        and new is not object.__new__
+    ):
+        return new
+    return init
+
+
 def stage_parameters(name: str) -> dict[str, inspect.Parameter]:
-    """Return the parameters a step of stage ``name`` can set (the source pipe excluded)."""
+    """Return the parameters a step of stage ``name`` can set (the source pipe excluded).
+
+    Examples
+    --------
+    >>> import terrapipe
+    >>> sorted(stage_parameters("fork"))
+    ['buffer_size', 'copy', 'num_instances']
+    """
     cls = stage_class(name)
     if cls is None:
         return {}
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # self
+    params = list(inspect.signature(_constructor(cls)).parameters.values())[1:]  # self / cls
     if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         params = params[1:]  # the source pipe
     return {p.name: p for p in params}
+
+
+def stage_hints(name: str) -> dict[str, Any]:
+    """Return the evaluated annotations of stage ``name``'s parameters (empty where they cannot be evaluated)."""
+    cls = stage_class(name)
+    if cls is None:
+        return {}
+    try:
+        return typing.get_type_hints(_constructor(cls))
+    except Exception:
+        return {}
+
+
+def code_slot(name: str, param: inspect.Parameter | None, hint: Any = None) -> SlotKind | None:
+    """Whether parameter ``name`` takes code: ``"function"``, ``"code"`` or ``None`` (plain data).
+
+    Parameters
+    ----------
+    name
+        The parameter's name (also a key given to a stage's ``**kwargs``).
+    param
+        The parameter, or ``None`` for a key that goes to ``**kwargs``.
+    hint
+        Its evaluated annotation, when known (:func:`stage_hints`).
+
+    Returns
+    -------
+    str or None
+        ``"function"``: only an allowlisted recipe function may be given;
+        ``"code"``: nothing but ``null`` or plain values the annotation also
+        allows; ``None``: plain data.
+
+    Examples
+    --------
+    >>> code_slot("fn", None), code_slot("classifier_fn", None), code_slot("limit", None)
+    ('function', 'function', None)
+    >>> code_slot("wrapper_class", None), code_slot("x", None, type[int])
+    ('code', 'code')
+    """
+    kinds = set(_hint_kinds(hint)) if hint is not None else set()
+    text = describe(param.annotation) if param is not None else ""
+    if name in CODE_NAMES or "code" in kinds or re.search(r"\btype\b|Modifier|Executor|ContextManager", text):
+        return "code"
+    if (
+        name == "fn"
+        or name.endswith("_fn")
+        or name in FUNCTION_NAMES
+        or "function" in kinds
+        or "Callable" in text
+    ):
+        return "function"
+    return None
+
+
+def _hint_kinds(hint: Any) -> list[SlotKind]:
+    """Return the code kinds found anywhere inside an evaluated annotation."""
+    origin = typing.get_origin(hint)
+    if hint is collections.abc.Callable or hint is typing.Callable or origin is collections.abc.Callable:
+        return ["function"]
+    if hint is type or origin is type:
+        return ["code"]
+    if isinstance(hint, type):
+        if getattr(hint, "_is_protocol", False) or issubclass(
+            hint, (Executor, contextlib.AbstractContextManager)
+        ):
+            return ["code"]
+        return []
+    if origin is Literal:
+        return []
+    return [kind for arg in typing.get_args(hint) for kind in _hint_kinds(arg)]
+
+
+def plain_fit(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is ``None`` or a bool/int/float/str that a non-code member of ``hint`` allows.
+
+    Examples
+    --------
+    >>> plain_fit(True, bool | contextlib.AbstractContextManager | None), plain_fit("x", bool | None)
+    (True, False)
+    """
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
+    for member in members:
+        if value is None and member is type(None):
+            return True
+        if isinstance(member, type) and member in (bool, int, float, str) and check_type(value, member):
+            return True
+    return False
 
 
 _SIMPLE: dict[str, tuple[type, ...]] = {
@@ -99,6 +241,9 @@ def check_type(value: Any, annotation: Any) -> bool:
     if isinstance(value, bool) and bool not in allowed:
         return False
     return isinstance(value, tuple(allowed))
+
+
+_UnionType = type(int | None)
 
 
 def describe(annotation: Any) -> str:

@@ -1,12 +1,38 @@
-"""Values in a recipe: ``${ENV}`` variables, relative paths and references.
+"""Values in a recipe: ``${ENV}`` variables, paths, the recipe's root, and references.
 
-Rules (documented for recipe authors):
+A recipe is a file people share, so what its values can reach is fixed here
+(the recipe sandbox, documented in ``docs/reliability.md``):
 
-- ``${NAME}`` anywhere in a string is replaced by the environment variable
-  ``NAME``; a missing variable is a :class:`~terrapipe.core.errors.RecipeError`.
-  Messages never show an expanded value: they show the ``${NAME}`` text.
+- ``${NAME}`` is replaced by the environment variable ``NAME`` **only when
+  the user allows that name** (``load_recipe(path, allow_env={"NAME"})``,
+  ``terrapipe run --allow-env NAME``). A recipe cannot choose to put your
+  environment (a token, ``AWS_SECRET_ACCESS_KEY``, ``HOME``) into a URL, a
+  host, a path, a header or a query it sends somewhere: any ``${NAME}`` the
+  user did not allow is a :class:`~terrapipe.core.errors.RecipeError`
+  naming the variable, the key and the line, raised when the file is loaded.
+  A variable the user allowed may appear in any string value; a value that
+  came from it is shown as ``${NAME}`` in messages, never expanded.
+- Only the form ``${NAME}`` exists (``NAME``: letters, digits, ``_``, not
+  starting with a digit). There are no defaults, no nesting and no escape:
+  ``${X:-default}``, ``${}`` and a lone ``${`` are errors; ``$${X}`` is a
+  ``$`` followed by the variable ``${X}``; ``$X`` is plain text. An
+  environment value is never expanded again (a value holding ``${Y}`` stays
+  as it is).
 - A string that starts with ``./`` or ``../`` (after expansion) is a path
-  relative to the recipe file's folder and becomes absolute.
+  relative to the recipe file's folder and becomes absolute. Other strings
+  are kept (a plain relative name is relative to the working directory).
+  Reading inputs anywhere (absolute paths, ``../``, URLs) is allowed: data
+  often lives elsewhere, and no stage can send what it reads off the
+  machine.
+- **Writing** is confined to the recipe's *root*: its own folder, or the
+  ``root=`` the user gives. A write destination (:data:`WRITE_PARAMETERS`:
+  ``cache: {store: ...}``) resolves any relative path against the recipe's
+  folder, follows symbolic links, and must end inside the root; ``~``,
+  absolute paths outside it, ``..`` that climbs out, links that lead out,
+  and URLs (``s3://``, ``redis://``, ``http://``; a ``file://`` URL is
+  checked as the local path it names) are a ``RecipeError``. Remote stores
+  are set in Python, not in a shared file. ``open_files`` only opens files
+  for reading.
 - ``{"$world": FIELD}`` is the path of a sample-world file
   (:class:`~terrapipe.datasets.SampleWorld` field, e.g. ``dem``,
   ``landcover_fgb``, ``catalog``, ``climate_zarr``).
@@ -17,8 +43,12 @@ Examples
 --------
 >>> import os
 >>> os.environ["TP_DOCTEST_BUCKET"] = "s3://secret"
->>> expand_env("${TP_DOCTEST_BUCKET}/a.tif", ("x",), "r.yaml", {})
+>>> expand_env("${TP_DOCTEST_BUCKET}/a.tif", ("x",), "r.yaml", {}, {"TP_DOCTEST_BUCKET"})
 's3://secret/a.tif'
+>>> expand_env("${TP_DOCTEST_BUCKET}/a.tif", ("x",), "r.yaml", {}, frozenset())
+Traceback (most recent call last):
+...
+terrapipe.core.errors.RecipeError: r.yaml: environment variable TP_DOCTEST_BUCKET is not allowed at x: ...
 >>> is_reference({"$input": "dem"}), is_reference({"a": 1})
 (True, False)
 """
@@ -27,17 +57,35 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
 from terrapipe.core.errors import RecipeError
 from terrapipe.recipes.yaml_source import Lines, Path_
 
-__all__ = ["ENV_PATTERN", "REFERENCE_KEYS", "expand_env", "is_reference", "resolve_path", "where"]
+__all__ = [
+    "ENV_PATTERN",
+    "READ_MODES",
+    "REFERENCE_KEYS",
+    "WRITE_PARAMETERS",
+    "check_write_path",
+    "env_names",
+    "expand_env",
+    "is_reference",
+    "resolve_path",
+    "where",
+]
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_OPENING = re.compile(r"\$\{")
 #: The keys of a one-key mapping that refers to something instead of being data.
 REFERENCE_KEYS = ("$input", "$world")
+#: Stage parameters a recipe gives that name a place terrapipe writes to (checked against the root).
+WRITE_PARAMETERS: dict[str, tuple[str, ...]] = {"cache": ("store",)}
+#: The ``mode`` values ``open_files`` may be given in a recipe (never writing, appending or creating).
+READ_MODES = ("r", "rb", "rt", "br", "tr")
 
 
 def where(file: str, lines: Lines, path: Path_) -> str:
@@ -49,27 +97,68 @@ def where(file: str, lines: Lines, path: Path_) -> str:
     return f"{file}, line {line}" if line is not None else file
 
 
-def expand_env(text: str, path: Path_, file: str, lines: Lines) -> str:
-    """Replace ``${NAME}`` with the environment variable ``NAME``.
+def env_names(text: str, path: Path_, file: str, lines: Lines) -> list[str]:
+    """Return the variables ``${NAME}`` in ``text``, in order.
 
     Raises
     ------
     RecipeError
-        If a variable is not set (names the variable and the line, never a value).
+        For any ``${`` that does not start a ``${NAME}`` (``${X:-d}``, ``${}``, ``${1X}``, ``${X``).
     """
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        value = os.environ.get(name)
-        if value is None:
+    names: list[str] = []
+    for opening in _OPENING.finditer(text):
+        match = ENV_PATTERN.match(text, opening.start())
+        if match is None:
+            shown = text[opening.start() : opening.start() + 24]
             msg = (
-                f"{where(file, lines, path)}: environment variable {name} is not set"
-                f" (used at {_dotted(path)}); set it: export {name}=..."
+                f"{where(file, lines, path)}: {shown!r} at {_dotted(path)} is not a variable: recipes only"
+                " know ${NAME} (no defaults, no nesting, no escapes)"
             )
             raise RecipeError(msg)
-        return value
+        names.append(match.group(1))
+    return names
 
-    return ENV_PATTERN.sub(replace, text)
+
+def expand_env(text: str, path: Path_, file: str, lines: Lines, allowed: Set[str]) -> str:
+    """Replace ``${NAME}`` with the environment variable ``NAME``, for allowed names only.
+
+    Parameters
+    ----------
+    text
+        A string value of the recipe.
+    path, file, lines
+        Where it is (for messages).
+    allowed
+        The variable names the user allowed (``load_recipe(allow_env=...)``).
+
+    Returns
+    -------
+    str
+        The text with every variable replaced (replacements are not expanded again).
+
+    Raises
+    ------
+    RecipeError
+        If a variable is not allowed or not set, or a ``${`` is not a
+        variable (names the variable, the key and the line, never a value).
+    """
+    for name in env_names(text, path, file, lines):
+        if os.environ.get(name) is None:
+            also = "" if name in allowed else f" and allow it (allow_env={{{name!r}}}, --allow-env {name})"
+            msg = (
+                f"{where(file, lines, path)}: environment variable {name} is not set"
+                f" (used at {_dotted(path)}); set it: export {name}=...{also}"
+            )
+            raise RecipeError(msg)
+        if name not in allowed:
+            msg = (
+                f"{where(file, lines, path)}: environment variable {name} is not allowed at {_dotted(path)}:"
+                f" a shared recipe cannot put your environment into what it reads, writes or sends; if"
+                f" you trust this recipe with {name}, allow it: load_recipe(..., allow_env={{{name!r}}})"
+                f" or terrapipe run --allow-env {name}"
+            )
+            raise RecipeError(msg)
+    return ENV_PATTERN.sub(lambda m: os.environ[m.group(1)], text)
 
 
 def resolve_path(text: str, folder: Path) -> str:
@@ -85,6 +174,70 @@ def resolve_path(text: str, folder: Path) -> str:
     if text.startswith(("./", "../")):
         return str((folder / text).resolve())
     return text
+
+
+def check_write_path(value: Any, folder: Path, root: Path, at: str, key: str) -> str:
+    """Resolve a place a recipe writes to and check that it lies inside ``root``.
+
+    Parameters
+    ----------
+    value
+        The value from the recipe (after ``${NAME}`` expansion).
+    folder
+        The recipe's folder: relative paths resolve against it.
+    root
+        The folder writes must stay in (resolved).
+    at, key
+        ``"file, line N"`` and the key's name, for messages.
+
+    Returns
+    -------
+    str
+        The absolute, resolved path.
+
+    Raises
+    ------
+    RecipeError
+        If the value is not a string, is a URL other than ``file://``,
+        starts with ``~``, or resolves (symbolic links followed) outside ``root``.
+
+    Examples
+    --------
+    >>> check_write_path("cache.zarr", Path("/data/r"), Path("/data"), "r.yaml", "store")
+    '/data/r/cache.zarr'
+    >>> check_write_path("../../x", Path("/data/r"), Path("/data/r"), "r.yaml, line 3", "store")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.RecipeError: r.yaml, line 3: store '../../x' is outside the recipe's root /data/r: ...
+    """
+    if not isinstance(value, str) or not value:
+        raise RecipeError(f"{at}: {key} must be a folder (a non-empty string), got {value!r}")
+    text = value
+    scheme = urllib.parse.urlsplit(text).scheme.lower()
+    if scheme == "file":
+        parsed = urllib.parse.urlsplit(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise RecipeError(
+                f"{at}: {key} {value!r} names another host; a recipe writes only under its root"
+            )
+        text = urllib.parse.unquote(parsed.path)
+    elif "://" in text or (len(scheme) > 1 and text.startswith(f"{scheme}:")):
+        msg = (
+            f"{at}: {key} {value!r} is a URL; a recipe writes only to local folders under its root ({root});"
+            " give a remote store in Python (recipe.build().cache(store))"
+        )
+        raise RecipeError(msg)
+    if text.startswith("~"):
+        msg = f"{at}: {key} {value!r} starts with ~ (your home folder); a recipe writes only under its root ({root})"
+        raise RecipeError(msg)
+    resolved = (folder / text).resolve()
+    if not resolved.is_relative_to(root):
+        msg = (
+            f"{at}: {key} {value!r} is outside the recipe's root {root}: a recipe writes only inside its own"
+            " folder; give a path inside it, or pass root= (load_recipe(..., root=...)) to allow a wider folder"
+        )
+        raise RecipeError(msg)
+    return str(resolved)
 
 
 def is_reference(value: Any) -> bool:
