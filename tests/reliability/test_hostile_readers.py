@@ -76,7 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def hostile(world: dict[str, Any]) -> Iterator[HostileServer]:
     """The hostile server over the world's folder (a byte a second when it trickles)."""
     server = start_hostile_server(
-        world["root"], trickle_interval=1.0, max_seconds=15, bomb_mib=256, lifetime=300
+        world["root"], trickle_interval=1.0, max_seconds=15, bomb_mib=256, lifetime=300, tls_trickle=True
     )
     try:
         yield server
@@ -325,6 +325,11 @@ def test_a_trickling_server_cannot_hold_a_zarr_read_past_its_deadline(
 def test_a_trickling_server_cannot_hold_an_http_file_read_past_its_deadline(hostile: HostileServer) -> None:
     handle = HTTPFile(hostile.url_for("trickle", "blob.bin"), fast(deadline=2.0, timeout=1.5))
     _within(3.0, lambda: handle.read(1000), r"deadline of 2 s")
+
+
+def test_a_trickled_tls_handshake_cannot_hold_a_request_past_its_deadline(hostile: HostileServer) -> None:
+    url = f"https://127.0.0.1:{hostile.tls_trickle_port}/cube.zarr/zarr.json"
+    _within(3.0, lambda: fetch(url, fast(deadline=2.0, timeout=1.5)), r"deadline of 2 s")
 
 
 def test_retries_and_back_off_stay_within_the_deadline(server: RangeServer, http_root: Path) -> None:

@@ -38,6 +38,11 @@ file under ``--root`` (``GET /shift/cube.zarr/t2m/c/0/0/0``). Behaviours
   path (``redirect-localhost-8080/plain/a.tif`` → ``http://localhost:8080/plain/a.tif``),
   no query string.
 
+With ``--tls-trickle``, a second port (printed after the URL, as
+``tls-trickle=PORT``) takes TCP connections and answers a TLS client with a
+record header that announces 16 kB, then sends that record one byte every
+``--trickle-interval`` seconds: a TLS handshake that never ends by itself.
+
 Every request is recorded (method, path with its query, headers) and served
 at ``GET /__log__`` as JSON; ``POST /__reset__`` empties the record. A slow or
 endless answer stops after ``--max-seconds`` (default 30) or as soon as the
@@ -59,6 +64,7 @@ import gzip
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -305,6 +311,30 @@ def make_server(settings: _Settings, host: str = "127.0.0.1", port: int = 0) -> 
     return server
 
 
+def _serve_tls_trickle(listener: socket.socket, settings: _Settings) -> None:
+    """Accept connections; on each, send a TLS record header, then its body a byte at a time."""
+
+    def trickle(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            end = time.monotonic() + settings.max_seconds
+            try:
+                conn.recv(4096)  # the ClientHello
+                conn.sendall(b"\x16\x03\x03\x40\x00")  # handshake record of 16384 bytes...
+                while time.monotonic() < end:
+                    conn.sendall(b"\x02")  # ...that comes a byte at a time
+                    time.sleep(settings.trickle_interval)
+            except OSError:
+                return
+
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+
 @dataclass
 class HostileServer:
     """A hostile server running in a subprocess (see :func:`start_hostile_server`).
@@ -322,6 +352,7 @@ class HostileServer:
     url: str
     root: Path
     process: subprocess.Popen[bytes]
+    tls_trickle_port: int | None = None
 
     @property
     def port(self) -> int:
@@ -360,6 +391,7 @@ def start_hostile_server(
     max_seconds: float = 30.0,
     bomb_mib: int = 256,
     lifetime: float = 600.0,
+    tls_trickle: bool = False,
 ) -> HostileServer:
     """Start the server on a free port in a subprocess; return once it listens.
 
@@ -382,6 +414,7 @@ def start_hostile_server(
         str(bomb_mib),
         "--lifetime",
         str(lifetime),
+        *(["--tls-trickle"] if tls_trickle else []),
     ]
     process = subprocess.Popen(cmd, cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
@@ -391,7 +424,10 @@ def start_hostile_server(
             os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         raise RuntimeError(f"hostile server did not start: {line!r}")
-    return HostileServer(url=line.split()[1], root=Path(root), process=process)
+    words = line.split()
+    extra = dict(word.split("=", 1) for word in words[2:])
+    port = int(extra["tls-trickle"]) if "tls-trickle" in extra else None
+    return HostileServer(url=words[1], root=Path(root), process=process, tls_trickle_port=port)
 
 
 @contextlib.contextmanager
@@ -414,11 +450,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-seconds", type=float, default=30.0)
     parser.add_argument("--bomb-mib", type=int, default=256)
     parser.add_argument("--lifetime", type=float, default=600.0)
+    parser.add_argument(
+        "--tls-trickle", action="store_true", help="also listen for TLS clients to trickle to"
+    )
     args = parser.parse_args(argv)
     settings = _Settings(Path(args.root), args.trickle_interval, args.max_seconds, args.bomb_mib)
     server = make_server(settings, args.host, args.port)
     server.RequestHandlerClass.bomb.append(_make_bomb(settings.bomb_mib))  # type: ignore[attr-defined]
-    print(f"serving http://{args.host}:{server.server_address[1]}", flush=True)
+    extra = ""
+    if args.tls_trickle:
+        listener = socket.create_server((args.host, 0))
+        threading.Thread(target=_serve_tls_trickle, args=(listener, settings), daemon=True).start()
+        extra = f" tls-trickle={listener.getsockname()[1]}"
+    print(f"serving http://{args.host}:{server.server_address[1]}{extra}", flush=True)
 
     def stop(*_: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -331,6 +331,8 @@ class _Connection(http.client.HTTPConnection):
 
 
 class _SecureConnection(http.client.HTTPSConnection):
+    # the TLS handshake needs no guard: CPython bounds a whole do_handshake() by the socket's
+    # time-out, which is set from the deadline before connecting
     response_class = _GuardedResponse
 
 
