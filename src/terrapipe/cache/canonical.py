@@ -49,6 +49,7 @@ import inspect
 import json
 import math
 import os
+import stat
 import types
 import urllib.error
 import urllib.parse
@@ -74,6 +75,8 @@ _MAX_DEPTH = 64
 #: Geometries serialised per block by :func:`wkb_digest` (bounds the memory its WKB takes).
 _WKB_BLOCK = 65536
 _HEAD_TIMEOUT = 10.0
+#: Store-level metadata documents of a Zarr store (consolidated metadata lives there).
+_STORE_DOCUMENTS = ("zarr.json", ".zmetadata", ".zgroup", ".zattrs")
 #: Module globals a function reads are part of its description when they are of these types.
 _SIMPLE_GLOBALS = (bool, int, float, str, bytes, type(None), tuple, frozenset, enum.Enum)
 #: Callables implemented in C: described by their qualified name.
@@ -99,6 +102,10 @@ class _Context:
     lenient: bool = False
     depth: int = 0
     active: set[int] = field(default_factory=set)
+    #: Descriptions of the files and folders met so far in this description (each walked once).
+    files: dict[str, Json] = field(default_factory=dict)
+    #: Where given, the remote URLs checked with ``HEAD`` are added to it.
+    urls: list[str] | None = None
 
 
 def digest_bytes(data: bytes | bytearray | memoryview, *, size: int = 16) -> str:
@@ -169,6 +176,7 @@ def canonical(
     where: str = "value",
     stat_files: bool = True,
     check_remote: bool = False,
+    urls: list[str] | None = None,
 ) -> Json:
     """Describe ``value`` as JSON that is the same in every process (see the module doc).
 
@@ -184,6 +192,9 @@ def canonical(
     check_remote
         Add ``ETag``/``Last-Modified``/``Content-Length`` of ``http(s)://`` URLs
         (one ``HEAD`` request each).
+    urls
+        A list the checked URLs are appended to (the cache stage tells GDAL
+        to forget them before it recomputes an entry).
 
     Returns
     -------
@@ -207,7 +218,7 @@ def canonical(
     ...
     terrapipe.cache.canonical.UnkeyableValueError: value: cannot describe a object for a cache key; give it a cache_config() method, or pass version=... (configuration) or key=... (element identity) to the cache
     """
-    return _canon(value, where, _Context(stat_files=stat_files, check_remote=check_remote))
+    return _canon(value, where, _Context(stat_files=stat_files, check_remote=check_remote, urls=urls))
 
 
 def _qualname(obj: Any) -> str:
@@ -313,10 +324,18 @@ def _canon_str(text: str, ctx: _Context) -> Json:
         path = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
     elif "://" in text:
         if ctx.check_remote and text.split("://", 1)[0].lower() in ("http", "https"):
+            if ctx.urls is not None:
+                ctx.urls.append(text)
             return {"url": [text, _head(text)]}
         return text
-    stat = _stat(path)
-    return text if stat is None else {"file": [text, stat]}
+    found = _stat_once(path, ctx)
+    return text if found is None else {"file": [text, found]}
+
+
+def _stat_once(path: str, ctx: _Context) -> Json:
+    if path not in ctx.files:
+        ctx.files[path] = _stat(path)
+    return ctx.files[path]
 
 
 def _stat(path: str) -> list[Json] | None:
@@ -324,34 +343,115 @@ def _stat(path: str) -> list[Json] | None:
         info = os.stat(path)
     except (OSError, ValueError):
         return None
-    out: list[Json] = [info.st_size, info.st_mtime_ns]
-    if os.path.isdir(path):
-        # A folder's own mtime does not change when a file inside is rewritten;
-        # add the metadata documents of Zarr stores (the common folder input).
-        for name in ("zarr.json", ".zmetadata", ".zarray", ".zgroup", ".zattrs"):
-            sub = _stat_file(os.path.join(path, name))
-            if sub is not None:
-                out.extend(sub)
-    return out
+    if not stat.S_ISDIR(info.st_mode):
+        return _file_stat(info)
+    # A folder's own mtime does not change when a file inside is rewritten
+    # (a Zarr chunk by to_zarr(region=...)): describe every file in it.
+    return ["tree", *_tree(path)]
 
 
-def _stat_file(path: str) -> list[Json] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return [info.st_size, info.st_mtime_ns]
+def _file_stat(info: os.stat_result) -> list[Json]:
+    """Size, modification time (ns) and inode: a rewrite or a replacement changes one of them."""
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
+
+
+def _tree(root: str) -> list[Json]:
+    """Describe every file under a folder: ``[files, bytes, digest of (path, size, mtime_ns, inode)]``.
+
+    One ``stat`` per file (about a microsecond each; a 4096-chunk Zarr store
+    takes a few milliseconds). Symbolic links to folders are described by
+    their own entry, not followed (no cycles).
+    """
+    rows: list[tuple[str, int, int, int]] = []
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        try:
+            with os.scandir(os.path.join(root, rel) if rel else root) as entries:
+                for entry in entries:
+                    name = f"{rel}/{entry.name}" if rel else entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(name)
+                            continue
+                        info = entry.stat(follow_symlinks=True)
+                    except OSError:
+                        rows.append((name, -1, -1, -1))  # vanished or unreadable: still part of the listing
+                        continue
+                    rows.append((name, info.st_size, info.st_mtime_ns, info.st_ino))
+        except OSError:
+            rows.append((rel or ".", -1, -1, -1))
+    rows.sort()
+    digest = hashlib.blake2b(digest_size=16)
+    total = 0
+    for name, size, mtime, inode in rows:
+        digest.update(f"{name}\0{size}\0{mtime}\0{inode}\n".encode("utf-8", "surrogateescape"))
+        total += max(size, 0)
+    return [len(rows), total, digest.hexdigest()]
 
 
 def _head(url: str) -> Json:
-    request = urllib.request.Request(url, method="HEAD")
+    """Describe the version of a remote file: ``[ETag, Last-Modified, size]`` from a ``HEAD`` request.
+
+    A server that refuses ``HEAD`` (405, 501) is asked for its first byte
+    instead. A URL that names no file (404/403) but is a Zarr store over HTTP
+    is described by its metadata documents (``zarr.json``, ``.zmetadata``):
+    HTTP cannot list a store's chunks, so a chunk rewritten in place without
+    a metadata change is not seen there (pass ``version=``).
+    """
+    from terrapipe.io.redact import redact_url
+
     try:
+        version = _version_of(url)
+        if version[0] is None and version[1] is None:  # no ETag, no date: a folder listing, maybe
+            return _zarr_documents(url) or version
+        return version
+    except urllib.error.HTTPError as err:
+        documents = _zarr_documents(url) if err.code in (403, 404) else None
+        if documents:
+            return documents
+        failure: Exception = err
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        failure = err
+    msg = (
+        f"cannot check {redact_url(url)} for changes (HEAD request failed: {type(failure).__name__}"
+        f"{': HTTP ' + str(failure.code) if isinstance(failure, urllib.error.HTTPError) else ''}); "
+        "check the URL, or pass check_remote=False (then a file changed on the server is not seen: "
+        "change version= when it does)"
+    )
+    raise ReadError(msg) from failure
+
+
+def _zarr_documents(url: str) -> Json:
+    """Describe a Zarr store over HTTP by its metadata documents (``None`` when it has none)."""
+    documents: list[Json] = []
+    for name in ("zarr.json", ".zmetadata"):
+        try:
+            documents.append([name, _version_of(_child_url(url, name))])
+        except (urllib.error.URLError, OSError, ValueError):
+            continue
+    return {"zarr_documents": documents} if documents else None
+
+
+def _child_url(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
+
+
+def _version_of(url: str) -> list[Json]:
+    try:
+        request = urllib.request.Request(url, method="HEAD")
         with urllib.request.urlopen(request, timeout=_HEAD_TIMEOUT) as response:
             headers = response.headers
             return [headers.get("ETag"), headers.get("Last-Modified"), headers.get("Content-Length")]
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        msg = f"cannot check {url} for changes (HEAD request failed: {err}); check the URL, or drop check_remote=True"
-        raise ReadError(msg) from err
+    except urllib.error.HTTPError as err:
+        if err.code not in (405, 501):
+            raise
+    request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+    with urllib.request.urlopen(request, timeout=_HEAD_TIMEOUT) as response:
+        headers = response.headers
+        total = (headers.get("Content-Range") or "").rpartition("/")[2] or headers.get("Content-Length")
+        return [headers.get("ETag"), headers.get("Last-Modified"), total]
 
 
 # -- arrays -----------------------------------------------------------------
@@ -406,14 +506,59 @@ def _canon_dataarray(da: xr.DataArray, where: str, ctx: _Context) -> Json:
 def _canon_variable_data(
     var: xr.Variable, encoding: Mapping[str, Any] | None, where: str, ctx: _Context
 ) -> Json:
-    """Digest an in-memory variable; describe a lazy one by its dask name or its source."""
-    chunks = getattr(var.data, "name", None) if var.chunks is not None else None
-    if chunks is not None:
-        return {"dask": str(chunks)}
-    if not var._in_memory and encoding is not None and encoding.get("source"):
-        lenient = _Context(ctx.stat_files, ctx.check_remote, lenient=True, depth=ctx.depth, active=ctx.active)
-        return {"lazy": _canon_lenient(dict(encoding), where, lenient)}
+    """Digest an in-memory variable; describe a lazy or dask one by what it reads.
+
+    - a Zarr array on a local store (``xr.open_zarr``, lazily or through its
+      dask graph): the store's files (:func:`_tree`), the array's path, shape
+      and the offsets of a lazy slice;
+    - ``encoding["source"]`` (what terrapipe's readers record): that file or
+      folder, checked like any path, with the encoding;
+    - a dask array: its graph name (dask's token) as well;
+    - anything else lazy: a digest of its values (read once per key).
+    """
+    store = _zarr_identity(var, ctx)
+    source = None
+    if encoding is not None and encoding.get("source"):
+        lenient = dataclasses.replace(ctx, lenient=True)
+        source = _canon_lenient(dict(encoding), where, lenient)
+    if var.chunks is not None:
+        name = getattr(var.data, "name", None)
+        if name is not None:
+            return {"dask": [str(name), store, source]}
+    if not var._in_memory and (store is not None or source is not None):
+        return {"lazy": [store, source]}
     return _canon_ndarray(np.asarray(var.values), where, ctx)
+
+
+def _zarr_identity(var: xr.Variable, ctx: _Context) -> Json:
+    """Describe the local Zarr array a lazy or dask variable reads (``None``: not one)."""
+    if var._in_memory:
+        return None
+    try:
+        from terrapipe.io.zarr_chunks import zarr_under
+
+        found = zarr_under(var)
+    except Exception:  # no zarr installed, or wrappers we do not know
+        return None
+    if found is None:
+        return None
+    array, offsets = found
+    root = getattr(array.store, "root", None)
+    if root is None:
+        return None  # not a local folder: described by its values or its source
+    root = os.fspath(root)
+    folder = os.path.join(root, array.path) if array.path else root
+    documents = [_stat_once(os.path.join(root, name), ctx) for name in _STORE_DOCUMENTS]
+    return {
+        "zarr": [
+            root,
+            str(array.path),
+            list(array.shape),
+            list[Json](offsets),
+            _stat_once(folder, ctx),
+            documents,
+        ]
+    }
 
 
 def _canon_lenient(mapping: Mapping[str, Any], where: str, ctx: _Context) -> Json:
@@ -455,7 +600,10 @@ def _canon_stac_item(item: Any, where: str, ctx: _Context) -> Json:
     body = item.to_dict(include_self_link=False, transform_hrefs=False)
     body.pop("links", None)
     assets = {key: asset.get_absolute_href() or asset.href for key, asset in item.assets.items()}
-    return {"stac_item": [_canon(body, where, ctx), _canon(assets, f"{where}.assets", ctx)]}
+    # URLs in the item's JSON (extension schemas, asset hrefs again) are metadata: only the assets' files
+    # are checked on their servers.
+    metadata = dataclasses.replace(ctx, check_remote=False)
+    return {"stac_item": [_canon(body, where, metadata), _canon(assets, f"{where}.assets", ctx)]}
 
 
 def _canon_frame(frame: Any, where: str) -> Json:

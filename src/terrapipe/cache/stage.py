@@ -16,12 +16,14 @@ it and itself::
 
 For each element reaching the point (a path, a STAC item, a window
 description...) the cache computes a **key**: the element's identity
-(:func:`~terrapipe.cache.keys.element_identity`: the string plus file size and
-mtime, the item's JSON and asset files, array contents...; or ``key(element)``)
+(:func:`~terrapipe.cache.keys.element_identity`: the string plus file size,
+mtime and inode, every file of a folder such as a Zarr store, the ETag of a
+URL, the item's JSON and asset files, array contents...; or ``key(element)``)
 mixed with a digest of the covered stages' configuration (their classes and
 options, functions by bytecode; see :mod:`terrapipe.cache.segment`) and
-``version``. Change a parameter, a function body, or a file upstream, and the
-old entries are simply not hit.
+``version``. Change a parameter, a function body, or a file upstream (one
+chunk of a Zarr store), and the old entries are simply not hit; what a key
+cannot see is listed in :mod:`terrapipe.cache.keys`.
 
 - **Hit**: the entry holds every element the covered stages yielded for that
   input (zero, one or many); they are replayed in order, and the covered
@@ -123,8 +125,10 @@ class Cache(ResumesNextPass, Stage[T]):
     policy
         ``"read-write"``, ``"read-only"`` or ``"refresh"`` (see the module doc).
     check_remote
-        Check ``http(s)`` inputs for changes with a ``HEAD`` request (ETag)
-        every time they are keyed.
+        Check ``http(s)`` inputs for changes with a ``HEAD`` request (ETag,
+        Last-Modified, size) every time they are keyed (default). ``False``
+        keys a URL by its text alone: a file changed on the server is then
+        served stale until ``version`` changes.
     shard
         ``"auto"``: split the inputs across workers and ranks unless a stage
         downstream does; ``False``: every worker sees every input.
@@ -155,7 +159,7 @@ class Cache(ResumesNextPass, Stage[T]):
         key: Callable[[Any], Any] | None = None,
         version: str | None = None,
         policy: Policy = "read-write",
-        check_remote: bool = False,
+        check_remote: bool = True,
         shard: ShardMode = "auto",
     ) -> None:
         super().__init__()
@@ -191,11 +195,16 @@ class Cache(ResumesNextPass, Stage[T]):
     # -- keys -----------------------------------------------------------------
     def key_of(self, element: Any) -> str:
         """Return the store key of an element at the cache point."""
+        return self._key_and_urls(element)[0]
+
+    def _key_and_urls(self, element: Any) -> tuple[str, list[str]]:
+        urls: list[str] = []
         if self.key is not None:
-            identity = canonical(self.key(element), where="key(element)", check_remote=self.check_remote)
+            value, where = self.key(element), "key(element)"
         else:
-            identity = canonical(element, where="element", check_remote=self.check_remote)
-        return entry_key(identity, self.config_digest)
+            value, where = element, "element"
+        identity = canonical(value, where=where, check_remote=self.check_remote, urls=urls)
+        return entry_key(identity, self.config_digest), urls
 
     # -- iteration ------------------------------------------------------------
     def __iter__(self) -> Iterator[T]:
@@ -250,7 +259,7 @@ class Cache(ResumesNextPass, Stage[T]):
 
     def _serve(self, anchor: Any, epoch: int) -> Iterator[T]:
         started = time.perf_counter()
-        key = self.key_of(anchor)
+        key, urls = self._key_and_urls(anchor)
         if self.policy != "refresh":
             elements = self._lookup(key)
             if elements is not None:
@@ -258,6 +267,11 @@ class Cache(ResumesNextPass, Stage[T]):
                 yield from elements
                 return
         self.stats.misses += 1
+        if urls:  # a changed remote file: GDAL must not answer from what it cached of the old one
+            from terrapipe.io.gdal_cache import forget_remote_file
+
+            for url in urls:
+                forget_remote_file(url)
         self.stats.seconds += time.perf_counter() - started
         yield from self._compute(anchor, key, epoch)
 
