@@ -241,10 +241,15 @@ def gdal_fast(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("gdal_fast")
-@pytest.mark.parametrize(("mode", "name"), [("short", "a"), ("long", "b"), ("full", "c")])
+@pytest.mark.parametrize(
+    ("mode", "name"),
+    [("short", "a"), ("long", "b"), ("full", "c"), ("bomb", "a"), ("huge", "a"), ("endless", "a")],
+)
 def test_gdal_refuses_cut_overlong_and_unranged_answers(mode: str, name: str, hostile: HostileServer) -> None:
+    start = time.monotonic()
     with pytest.raises(ReadError, match=f"{mode}/{name}.tif"):
         tp.open_raster(hostile.url_for(mode, f"{name}.tif")).values  # noqa: B018
+    assert time.monotonic() - start < 10  # a bomb or an endless body is not read to its end
 
 
 @pytest.mark.usefixtures("gdal_fast")
