@@ -17,6 +17,7 @@ file under ``--root`` (``GET /shift/cube.zarr/t2m/c/0/0/0``). Behaviours
   whose body (and ``Content-Length``) carries 16 bytes more;
 - ``nolength``: a body with neither ``Content-Length`` nor chunked encoding
   (it ends when the connection closes, so a cut cannot be told from the end);
+- ``badlength``: like ``nolength``, but with ``Content-Length: -1``;
 - ``full``: ignores ``Range`` and answers ``200`` with the whole file (legal);
 - ``drift``: correct ranges, but the total size in ``Content-Range`` (and a
   ``200``'s length) changes at every request, as if the file were replaced
@@ -88,6 +89,7 @@ MODES = (
     "short",
     "long",
     "nolength",
+    "badlength",
     "full",
     "drift",
     "trickle",
@@ -264,9 +266,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(common)
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{last}/{total}"
-        if mode == "nolength" and not head:
+        if mode in ("nolength", "badlength") and not head:
             headers["Connection"] = "close"
             self.close_connection = True
+            if mode == "badlength":
+                headers["Content-Length"] = "-1"
         else:
             headers["Content-Length"] = str(len(body))
         if mode == "trickle-headers":

@@ -498,16 +498,14 @@ def _check_complete(promised: int | None, got: int) -> None:
 
 
 def _header_length(response: http.client.HTTPResponse) -> int | None:
-    value = response.getheader("content-length")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+    """Return the ``Content-Length`` as sent, where it is one plain number (else ``None``)."""
+    value = (response.getheader("content-length") or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _ends_knowably(response: http.client.HTTPResponse) -> bool:
-    """Whether a cut can be told from the end: ``Content-Length`` or chunked encoding."""
-    return bool(response.chunked) or _header_length(response) is not None
+    """Whether a cut can be told from the end: a valid ``Content-Length``, or chunked encoding."""
+    return bool(response.chunked) or (response.length is not None and _header_length(response) is not None)
 
 
 def _encoding(response: http.client.HTTPResponse) -> str:
@@ -531,7 +529,7 @@ def _read_ranged(
         )
     if not _ends_knowably(response):
         raise _RefusedError(
-            "its answer has neither Content-Length nor chunked encoding: a cut cannot be told from the end"
+            "its answer has no valid Content-Length and no chunked encoding: a cut cannot be told from the end"
         )
     if response.status == 200:
         length = _header_length(response)
@@ -588,7 +586,7 @@ def _read_whole(response: http.client.HTTPResponse, options: HTTPOptions, guard:
         raise _RefusedError("it answered a request for the whole file with 206 (a part of it)")
     if not _ends_knowably(response):
         raise _RefusedError(
-            "its answer has neither Content-Length nor chunked encoding: a cut cannot be told from the end"
+            "its answer has no valid Content-Length and no chunked encoding: a cut cannot be told from the end"
         )
     encoding = _encoding(response)
     if encoding in ("gzip", "x-gzip", "deflate"):
