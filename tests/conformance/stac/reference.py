@@ -2,7 +2,7 @@
 
 Nothing here reads a pixel or touches the network: :func:`no_network` makes
 any attempt to open a remote href (or to connect a socket off this machine)
-fail the test at once, with :class:`NetworkTouched`.
+fail the test at once, with :class:`NetworkTouchedError`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.conformance.stac import corpus
 from tests.conformance.stac.corpus import Group
 
 
-class NetworkTouched(AssertionError):
+class NetworkTouchedError(AssertionError):
     """A lazy load tried to open a remote file or connect off this machine."""
 
 
@@ -28,14 +28,16 @@ def _is_remote(path: Any) -> bool:
 
 
 def no_network(monkeypatch: Any) -> None:
-    """Make opening a remote raster or connecting a non-loopback socket raise :class:`NetworkTouched`."""
+    """Make opening a remote raster or connecting a non-loopback socket raise :class:`NetworkTouchedError`."""
     import rasterio
 
     real_open = rasterio.open
 
     def guarded_open(path: Any, *args: Any, **kwargs: Any) -> Any:
         if _is_remote(path):
-            raise NetworkTouched(f"a lazy load opened {path!r}: it must build the cube from the STAC metadata")
+            raise NetworkTouchedError(
+                f"a lazy load opened {path!r}: it must build the cube from the STAC metadata"
+            )
         return real_open(path, *args, **kwargs)
 
     real_connect = socket.socket.connect
@@ -43,7 +45,7 @@ def no_network(monkeypatch: Any) -> None:
     def guarded_connect(self: socket.socket, address: Any) -> Any:
         host = address[0] if isinstance(address, tuple) else str(address)
         if host not in ("127.0.0.1", "::1", "localhost") and self.family != socket.AF_UNIX:
-            raise NetworkTouched(f"a lazy load connected to {address!r}")
+            raise NetworkTouchedError(f"a lazy load connected to {address!r}")
         return real_connect(self, address)
 
     monkeypatch.setattr(rasterio, "open", guarded_open)
@@ -96,7 +98,9 @@ def odc_cube(group: Group, **extra: Any) -> Any:
     options = dict(group.options)
     if group.odc == "spec-grid" and "bbox" not in extra:
         options["geobox"] = spec_geobox(group)
-    return odc.stac.load(group.items(), bands=list(group.bands), chunks={}, groupby="time", **options, **extra)
+    return odc.stac.load(
+        group.items(), bands=list(group.bands), chunks={}, groupby="time", **options, **extra
+    )
 
 
 def spec_crs(group: Group) -> Any:

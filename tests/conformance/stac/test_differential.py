@@ -25,7 +25,25 @@ pytest.importorskip("odc.stac")
 _CACHE: dict[tuple[str, str], reference.Built] = {}
 
 #: (check, group id) -> the finding it shows (see /tmp/conformance_findings.md and docs/conformance.md).
-KNOWN: dict[tuple[str, str], str] = {}
+KNOWN: dict[tuple[str, str], str] = {
+    ("*", "usgs-landsat-c2l2-sr-antarctic"): "a STAC 1.0.0-beta.2 item whose asset eo:bands are indices into "
+    "the item's eo:bands raises a bare AttributeError ('int' object has no attribute 'get')",
+    (
+        "grid",
+        "pc-io-lulc",
+    ): "tiles offset by 0.41 pixel: the cube's x origin 132635.15 is on neither item's pixel "
+    "lattice (the first item's is 186554.85, so 132634.85 was expected): every pixel is resampled",
+    (
+        "band_mapping",
+        "stac-1.0-extended-item",
+    ): "'red' is in assets 'analytic' (band 3) and 'visual' (band 1): "
+    "terrapipe reads visual.1, odc-stac's rule (first asset in the item's order) reads analytic.3",
+    (
+        "band_mapping",
+        "stac-1.1-extended-item",
+    ): "'red' is in assets 'analytic' (band 3) and 'visual' (band 1): "
+    "terrapipe reads visual.1, odc-stac's rule (first asset in the item's order) reads analytic.3",
+}
 
 
 def _params(check: str, groups: tuple[Group, ...] = GROUPS) -> list[Any]:
@@ -49,9 +67,9 @@ def _geobox(cube: Any) -> Any:
 def _assert_same_grid(got: Any, want: Any, what: str) -> None:
     assert got.crs == want.crs, f"{what}: CRS {got.crs} != {want.crs}"
     assert tuple(got.shape) == tuple(want.shape), f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"
-    assert np.allclose(list(got.transform)[:6], list(want.transform)[:6], rtol=0, atol=1e-6 * abs(want.transform.a)), (
-        f"{what}: transform {got.transform} != {want.transform}"
-    )
+    assert np.allclose(
+        list(got.transform)[:6], list(want.transform)[:6], rtol=0, atol=1e-6 * abs(want.transform.a)
+    ), f"{what}: transform {got.transform} != {want.transform}"
 
 
 # --- grid ---------------------------------------------------------------------------------------
@@ -64,7 +82,8 @@ def test_crs(group: Group) -> None:
     built = reference.build(group, _CACHE)
     want = built.ref.odc.crs if built.ref is not None else reference.spec_crs(group)
     assert built.tp.odc.crs == want
-    assert built.tp.rio.crs is not None and CRS(built.tp.rio.crs.to_wkt()) == want
+    assert built.tp.rio.crs is not None
+    assert CRS(built.tp.rio.crs.to_wkt()) == want
 
 
 @pytest.mark.parametrize("group", _params("grid"))
@@ -81,10 +100,12 @@ def test_grid(group: Group) -> None:
     if built.ref is None:
         return
     ref = _geobox(built.ref)
-    assert math.isclose(got.transform.a, ref.transform.a) and math.isclose(got.transform.e, ref.transform.e)
+    assert math.isclose(got.transform.a, ref.transform.a)
+    assert math.isclose(got.transform.e, ref.transform.e)
     col = (ref.transform.c - got.transform.c) / got.transform.a
     row = (ref.transform.f - got.transform.f) / got.transform.e
-    assert abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6, "odc-stac's pixels are on another phase"
+    assert abs(col - round(col)) < 1e-4, "odc-stac's pixels are on another phase (x)"
+    assert abs(row - round(row)) < 1e-4, "odc-stac's pixels are on another phase (y)"
 
 
 @pytest.mark.parametrize("group", _params("grid_bbox"))
@@ -94,7 +115,9 @@ def test_grid_bbox(group: Group) -> None:
     if built.ref is not None:
         _assert_same_grid(_geobox(built.tp), _geobox(built.ref), f"bbox={built.bbox}")
     if group.native():
-        _assert_same_grid(_geobox(built.tp), reference.spec_bbox_geobox(group, built.bbox), f"bbox={built.bbox}")
+        _assert_same_grid(
+            _geobox(built.tp), reference.spec_bbox_geobox(group, built.bbox), f"bbox={built.bbox}"
+        )
 
 
 @pytest.mark.parametrize("group", _params("coords"))
@@ -103,8 +126,12 @@ def test_coords(group: Group) -> None:
     built = reference.build(group, _CACHE)
     t = _geobox(built.tp).transform
     x, y = built.tp.x.values, built.tp.y.values
-    assert np.allclose(x[[0, -1]], t.c + t.a * (np.array([0, len(x) - 1]) + 0.5), rtol=0, atol=1e-6 * abs(t.a))
-    assert np.allclose(y[[0, -1]], t.f + t.e * (np.array([0, len(y) - 1]) + 0.5), rtol=0, atol=1e-6 * abs(t.e))
+    assert np.allclose(
+        x[[0, -1]], t.c + t.a * (np.array([0, len(x) - 1]) + 0.5), rtol=0, atol=1e-6 * abs(t.a)
+    )
+    assert np.allclose(
+        y[[0, -1]], t.f + t.e * (np.array([0, len(y) - 1]) + 0.5), rtol=0, atol=1e-6 * abs(t.e)
+    )
     small = reference.build(group, _CACHE, kind="bbox")
     if small.ref is not None:
         ref_x, ref_y = _xy(small.ref)
@@ -127,7 +154,9 @@ def test_shape(group: Group) -> None:
         ref_x, ref_y = _xy(small.ref)
         assert (small.tp.sizes["y"], small.tp.sizes["x"]) == (len(ref_y), len(ref_x))
     else:
-        assert (small.tp.sizes["y"], small.tp.sizes["x"]) == tuple(reference.spec_bbox_geobox(group, small.bbox).shape)
+        assert (small.tp.sizes["y"], small.tp.sizes["x"]) == tuple(
+            reference.spec_bbox_geobox(group, small.bbox).shape
+        )
 
 
 # --- bands ----------------------------------------------------------------------------------------
@@ -150,7 +179,9 @@ def test_band_mapping(group: Group) -> None:
         want = reference.spec_sources(group, band)
         assert got == want, f"band {band!r}: terrapipe reads {sorted(got)}, the items say {sorted(want)}"
         if built.ref is not None:
-            assert reference.raster_sources(built.ref[band]) == want, f"odc-stac reads another raster for {band!r}"
+            assert reference.raster_sources(built.ref[band]) == want, (
+                f"odc-stac reads another raster for {band!r}"
+            )
 
 
 # --- time, dtype, nodata, scale/offset --------------------------------------------------------------
@@ -225,7 +256,9 @@ def test_plain_dicts(group: Group) -> None:
     assert cube.dtype == built.tp.dtype
     assert reference.same_nodata(cube.attrs.get("nodata"), built.tp.attrs.get("nodata"))
     for band in group.bands:
-        assert reference.raster_sources(cube.sel(band=band)) == reference.raster_sources(built.tp.sel(band=band))
+        assert reference.raster_sources(cube.sel(band=band)) == reference.raster_sources(
+            built.tp.sel(band=band)
+        )
 
 
 def _xy(dataset: Any) -> tuple[Any, Any]:
