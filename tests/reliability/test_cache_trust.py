@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -26,8 +27,9 @@ import pytest
 import xarray as xr
 
 import terrapipe as tp
-from terrapipe.cache import MemoryLRU
+from terrapipe.cache import MemoryLRU, ZarrStore
 from terrapipe.cache.keys import element_identity
+from terrapipe.core.errors import CacheError
 from tests.reliability.data import write_cog
 
 zarr = pytest.importorskip("zarr")
@@ -231,3 +233,121 @@ def test_a_zarr_store_over_http_is_keyed_by_its_metadata_documents(server, http_
     assert element_identity(url, check_remote=True) != before
     assert meta.is_file()
     shutil.rmtree(path)
+
+
+# -- entries validated before they are read -------------------------------------------------------
+def squares(store: object) -> tuple[list[list[float]], object]:
+    pipe = tp.from_items([1, 2]).cache_point().map(lambda x: np.full(1000, x, dtype="float64")).cache(store)
+    return [a.tolist() for a in pipe], pipe.stats
+
+
+def edit_entry(root: Path, key: str, change) -> None:
+    """Apply ``change(array_metadata, group_attributes)`` to an entry's documents (both copies)."""
+    group_doc = root / key / "zarr.json"
+    group = json.loads(group_doc.read_text())
+    array_doc = root / key / "data" / "zarr.json"
+    array = json.loads(array_doc.read_text())
+    change(array, group["attributes"])
+    change(group["consolidated_metadata"]["metadata"]["data"], {})
+    group_doc.write_text(json.dumps(group))
+    array_doc.write_text(json.dumps(array))
+
+
+def huge_shape(array: dict, attrs: dict) -> None:
+    array["shape"] = [50_000_000]  # fits in memory; 50 million one-byte chunks
+    array["chunk_grid"]["configuration"]["chunk_shape"] = [1]
+
+
+def huge_shape_and_size(array: dict, attrs: dict) -> None:
+    huge_shape(array, attrs)
+    if attrs:
+        attrs["nbytes"] = 50_000_000
+
+
+def other_dtype(array: dict, attrs: dict) -> None:
+    array["data_type"] = "uint16"
+
+
+def smaller_size(array: dict, attrs: dict) -> None:
+    array["shape"] = [array["shape"][0] - 8]
+    if attrs:
+        attrs["nbytes"] -= 8
+
+
+@pytest.mark.parametrize("change", [huge_shape, huge_shape_and_size, other_dtype, smaller_size])
+def test_an_entry_with_edited_metadata_is_a_corrupt_miss_in_bounded_time(tmp_path, change):
+    root = tmp_path / "cache.zarr"
+    expected, _ = squares(ZarrStore(root))
+    keys = sorted(ZarrStore(root).keys())
+    assert len(keys) == 2
+    for key in keys:
+        edit_entry(root, key, change)
+    started = time.perf_counter()
+    again, stats = squares(ZarrStore(root))
+    assert time.perf_counter() - started < 10  # walking 50 million missing chunks takes hours
+    assert again == expected
+    assert (stats.corrupt, stats.misses, stats.writes) == (2, 2, 2)
+    third, stats = squares(ZarrStore(root))  # recomputed entries overwrote the edited ones
+    assert (third, stats.hits, stats.corrupt) == (expected, 2, 0)
+
+
+def test_an_entry_missing_a_chunk_or_with_another_checksum_is_corrupt(tmp_path):
+    root = tmp_path / "cache.zarr"
+    store = ZarrStore(root, chunk_bytes=1024)
+    store.put("k1", bytes(range(256)) * 20)
+    store.put("k2", bytes(range(256)) * 20)
+    (root / "k1" / "data" / "c" / "2").unlink()
+    edit_entry(root, "k2", lambda array, attrs: attrs.update(checksum="00000000") if attrs else None)
+    for key in ("k1", "k2"):
+        with pytest.raises(CacheError, match=f"cache entry {key} in .* is corrupt"):
+            store.get(key)
+
+
+# -- a failed write leaves nothing ----------------------------------------------------------------
+def test_a_full_disk_while_writing_an_entry_leaves_nothing_and_says_so(tmp_path, monkeypatch):
+    root = tmp_path / "cache.zarr"
+    real_write = Path.write_bytes
+    calls = []
+
+    def write_until_full(self: Path, data: bytes) -> int:
+        calls.append(self)
+        if len(calls) >= 2:  # the second object: half of it, then the disk is full
+            real_write(self, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_until_full)
+    with pytest.raises(CacheError) as info:
+        squares(ZarrStore(root))
+    text = str(info.value)
+    assert "disk is full" in text
+    assert str(root) in text
+    monkeypatch.setattr(Path, "write_bytes", real_write)
+    leftovers = [p for p in (root / ".tmp").iterdir() if p.name != "zarr.json"]
+    assert leftovers == []
+    assert sorted(ZarrStore(root).keys()) == []
+    again, stats = squares(ZarrStore(root))  # with space again, entries are written
+    assert stats.writes == 2
+    assert again == [[1.0] * 1000, [2.0] * 1000]
+
+
+def test_a_failed_upload_to_an_object_store_leaves_no_array_behind(tmp_path):
+    from zarr.storage import MemoryStore
+
+    backing = MemoryStore()
+    store = ZarrStore(backing)
+    store.put("k0", b"first version")
+    real_set = backing.set
+
+    async def full(key, value):
+        if key.endswith("/zarr.json") and key.count("/") == 1:  # the entry's commit: the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        await real_set(key, value)
+
+    backing.set = full
+    with pytest.raises(CacheError, match="disk is full"):
+        store.put("k0", b"second version")
+    backing.set = real_set
+    names = sorted({k.split("/")[1] for k in backing._store_dict if k.startswith("k0/") and k.count("/") > 1})
+    assert len(names) == 1  # only the committed entry's array
+    assert store.get("k0") == b"first version"

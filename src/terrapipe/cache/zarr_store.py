@@ -43,6 +43,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -78,6 +79,15 @@ def _ignore_consolidated_v3_warning(zarr: Any) -> None:
         zarr.errors.ZarrUserWarning,
         module=r"zarr\.",
     )
+
+
+def _why(err: OSError) -> str:
+    """Say what a failed write means, in words."""
+    if err.errno == errno.ENOSPC:
+        return f"the disk is full ({err.strerror or err}); free space, or put the cache on another disk"
+    if err.errno == errno.EDQUOT:
+        return f"the disk quota is exceeded ({err.strerror or err}); free space, or put the cache elsewhere"
+    return str(err)
 
 
 def _check_key(key: str) -> str:
@@ -225,7 +235,14 @@ class ZarrStore:
 
     # -- protocol -------------------------------------------------------------
     def put(self, key: str, data: bytes) -> bool:
-        """Write an entry atomically (replacing any entry under ``key``); always ``True``."""
+        """Write an entry atomically (replacing any entry under ``key``); always ``True``.
+
+        Raises
+        ------
+        CacheError
+            When the entry cannot be written (disk full, permission denied,
+            an unreachable store); nothing of it is left behind.
+        """
         _check_key(key)
         self._ensure_root()
         try:
@@ -234,16 +251,20 @@ class ZarrStore:
             else:
                 self._put_url(key, bytes(data))
         except OSError as err:
-            raise CacheError(f"cannot write cache entry {key} to {self}: {err}") from err
+            raise CacheError(f"cannot write cache entry {key} to {self}: {_why(err)}") from err
         return True
 
     def _put_local(self, key: str, data: bytes) -> None:
         assert self.path is not None
         tmp = self.path / _TMP / f"{key}.{uuid.uuid4().hex}"
-        for name, value in self._stage(key, data, "data"):
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(value)
+        try:
+            for name, value in self._stage(key, data, "data"):
+                target = tmp / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(value)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a half-written entry (a full disk): leave nothing
+            raise
         final = self.path / key
         try:
             os.rename(tmp, final)
@@ -271,7 +292,12 @@ class ZarrStore:
             for name_in_entry, value in objects:  # the group document (the commit) comes last
                 await target.set(f"{path}/{name_in_entry}", prototype.buffer.from_bytes(value))
 
-        self._sync(upload())
+        try:
+            self._sync(upload())
+        except BaseException:
+            with contextlib.suppress(Exception):  # the group document was not written: remove the new array
+                self._sync(target.delete_dir(f"{path}/{name}"))
+            raise
         if previous is not None and previous != name:
             self._sync(target.delete_dir(f"{path}/{previous}"))
 
@@ -303,10 +329,19 @@ class ZarrStore:
     def get(self, key: str) -> bytes | None:
         """Return a committed entry's bytes, or ``None``.
 
+        The entry is validated before its data is read: its array must be 1-D
+        ``uint8`` of the recorded ``nbytes``, and the store must hold exactly
+        the chunks that size implies (an entry whose metadata was edited to
+        claim a huge shape would otherwise have zarr read millions of missing
+        chunks as fill values); after reading, the data's checksum must be the
+        recorded one.
+
         Raises
         ------
         CorruptEntryError
-            When its metadata or chunks cannot be decoded or its size is wrong.
+            When its metadata or chunks cannot be decoded, or fail the checks
+            above (the cache stage counts it in ``stats.corrupt``, recomputes
+            and overwrites it).
         CacheError
             When the store cannot be read (permissions, network).
         """
@@ -319,7 +354,10 @@ class ZarrStore:
             if group is None:
                 return None
             attrs = group.attrs.asdict()
-            data = np.asarray(group[str(attrs["array"])][...])
+            array = self._checked_array(key, group, attrs)
+            data = np.asarray(array[...])
+        except CorruptEntryError:
+            raise
         except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError):
             return None  # replaced while we read
         except OSError as err:
@@ -328,7 +366,57 @@ class ZarrStore:
             raise CorruptEntryError(f"cache entry {key} in {self} is corrupt: {err!r}") from err
         if data.dtype != np.uint8 or data.ndim != 1 or data.size != attrs["nbytes"]:
             raise CorruptEntryError(f"cache entry {key} in {self} is corrupt: wrong size or dtype")
-        return data.tobytes()
+        blob = data.tobytes()
+        if attrs.get("checksum") != entry_digest(blob):
+            raise CorruptEntryError(
+                f"cache entry {key} in {self} is corrupt: its checksum is not the recorded one"
+            )
+        return blob
+
+    def _checked_array(self, key: str, group: Any, attrs: Mapping[str, Any]) -> Any:
+        """Open an entry's data array after checking its metadata against the recorded size and chunks."""
+
+        def corrupt(why: str) -> CorruptEntryError:
+            return CorruptEntryError(f"cache entry {key} in {self} is corrupt: {why}")
+
+        nbytes, name = attrs.get("nbytes"), attrs.get("array")
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+            raise corrupt(f"recorded size {nbytes!r} is not a byte count")
+        if not isinstance(name, str) or not _KEY.match(name):
+            raise corrupt(f"recorded array name {name!r} is not valid")
+        array = group[name]
+        chunks = tuple(array.chunks)
+        if np.dtype(array.dtype) != np.uint8 or tuple(array.shape) != (nbytes,) or len(chunks) != 1:
+            raise corrupt(
+                f"its array claims shape {tuple(array.shape)} of {array.dtype}, but the entry records "
+                f"{nbytes} bytes"
+            )
+        if chunks[0] < 1 or getattr(array, "shards", None) is not None:
+            raise corrupt(f"its array has chunks {chunks} (written: one plain chunk grid)")
+        expected = -(-nbytes // chunks[0])
+        present = self._count_chunks(key, name)
+        if present != expected:
+            raise corrupt(
+                f"{nbytes} bytes in chunks of {chunks[0]} need {expected} chunks, the store holds {present}"
+            )
+        return array
+
+    def _count_chunks(self, key: str, name: str) -> int:
+        """How many chunk objects an entry's array has in the store (a listing: bounded by what is there)."""
+        if self.path is not None:
+            folder = self.path / key / name / "c"
+            try:
+                with os.scandir(folder) as entries:
+                    return sum(1 for _ in entries)
+            except FileNotFoundError:
+                return 0
+        store, path = self._store_at(key, read_only=True)
+
+        async def listing() -> int:
+            return sum([1 async for _ in store.list_prefix(f"{path}/{name}/c/")])
+
+        count: int = self._sync(listing())
+        return count
 
     def delete(self, key: str) -> None:
         """Remove an entry if present."""
