@@ -103,9 +103,7 @@ ENV_PLACES = {
         "headers.Authorization",
     ),
     "storage credential": (
-        _steps(
-            "read_zarr: {storage_options: {secret: '${TP_SANDBOX_SECRET}', endpoint_url: 'https://evil'}}"
-        ),
+        _steps("read_zarr: {storage_options: {secret: '${TP_SANDBOX_SECRET}', anon: false}}"),
         7,
         "storage_options.secret",
     ),
@@ -204,6 +202,24 @@ def test_a_missing_variable_names_itself_and_how_to_allow_it(
     monkeypatch.delenv("TP_SANDBOX_UNSET", raising=False)
     path = _write(tmp_path, HEAD + "    source: {items: ['${TP_SANDBOX_UNSET}']}\n")
     with pytest.raises(RecipeError, match=r"TP_SANDBOX_UNSET is not set .*--allow-env TP_SANDBOX_UNSET"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "read_zarr: {storage_options: {endpoint_url: 'https://evil.example'}}",
+        "read_zarr: {storage_options: {client_kwargs: {endpoint_url: 'https://evil.example'}}}",
+        "read_zarr: {storage_options: {config_kwargs: {proxies: {https: 'http://evil.example'}}}}",
+        "read_zarr: {storage_options: {account_host: evil.example}}",
+        "read_samples: {storage_options: {ENDPOINT: 'https://evil.example'}}",
+        "open_xarray: {storage_options: {endpoint: 'https://evil.example'}}",
+        "open_xarray: {backend_kwargs: {storage_options: {base_url: 'https://evil.example'}}}",
+    ],
+)
+def test_storage_options_cannot_send_ambient_credentials_elsewhere(step: str, tmp_path: Path) -> None:
+    path = _write(tmp_path, _steps(step))
+    with pytest.raises(RecipeError, match=r"line \d+: .*storage option '\w+' would send requests"):
         load_recipe(path)
 
 
@@ -320,10 +336,12 @@ def test_text_recipes_write_under_the_working_directory(
 def test_an_allowed_variable_cannot_carry_a_store_out_of_the_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TP_SANDBOX_DIR", "../../elsewhere")
+    monkeypatch.setenv("TP_SANDBOX_DIR", "../../elsewhere-s3cr3t")
     path = _write(tmp_path / "a" / "b", _steps("cache: {store: '${TP_SANDBOX_DIR}/c.zarr'}"))
-    with pytest.raises(RecipeError, match="outside the recipe's root"):
+    with pytest.raises(RecipeError, match="outside the recipe's root") as info:
         load_recipe(path, allow_env={"TP_SANDBOX_DIR"})
+    assert "${TP_SANDBOX_DIR}/c.zarr" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
 
 
 @pytest.mark.parametrize("mode", ["w", "wb", "a", "ab", "x", "r+", "rb+", "w+"])
@@ -469,8 +487,15 @@ def test_every_callable_parameter_of_every_stage_takes_only_allowlisted_function
         ("map: {fn: null}", "fn must name a recipe function"),
         ("filter: {filter_fn: [nonempty]}", "filter_fn must name a recipe function"),
         ("batch: {batch_size: 2, wrapper_class: builtins.dict}", "'wrapper_class' takes code"),
-        ("pmap: {fn: scale, executor: os.system}", "'executor' takes code"),
-        ("pmap: {fn: scale, executor: {submit: os.system}}", "'executor' takes code"),
+        ("pmap: {fn: nonempty, executor: os.system}", "'executor' takes code"),
+        ("pmap: {fn: nonempty, executor: {submit: os.system}}", "'executor' takes code"),
+        (
+            "map: {fn: {scale: {factor: 2, __class__: os.system}}}",
+            "function 'scale' has no argument '__class__'",
+        ),
+        ("map: {fn: {scale: {factor: os.system}}}", "function 'scale': 'factor' must be float"),
+        ("map: {fn: scale}", "function 'scale' needs 'factor'"),
+        ("map: {fn: {scale: [os.system]}}", "arguments of function 'scale' must be a mapping"),
         ("read_raster: {lock: os.system}", "'lock' takes code"),
         ("search_stac: {source: x, modifier: os.system}", "'modifier' takes code"),
         ("search_stac: {source: x, request_modifier: os.system}", "'request_modifier' takes code"),
@@ -599,6 +624,12 @@ def _measure(call: typing.Callable[[], object]) -> tuple[float, int]:
         ("aliases nest deep", "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 80)), "nest more than"),
         ("huge scalar", "x: '" + "y" * (MAX_RECIPE_BYTES + 10) + "'\n", "over the limit"),
         ("many values", "x: [" + "0," * 60_000 + "0]\n", f"more than {MAX_NODES:,} values"),
+        (
+            "long string repeated",
+            "s: &s '" + "y" * 100_000 + "'\nb: [" + "*s," * 19 + "*s]\n",
+            "characters (MAX_TEXT)",
+        ),
+        ("integer of 5,000 digits", "x: " + "1" * 5000 + "\n", "cannot read value"),
         ("many keys", "x: {" + ", ".join(f"k{_short(i)}: 0" for i in range(28_000)) + "}\n", "more than"),
     ],
 )

@@ -52,6 +52,7 @@ from terrapipe.recipes.stages import (
     stage_parameters,
 )
 from terrapipe.recipes.values import (
+    ENDPOINT_KEYS,
     READ_MODES,
     WRITE_PARAMETERS,
     check_write_path,
@@ -365,7 +366,7 @@ def _check_step(recipe: Recipe, input_name: str, index: int, raw: Any) -> Step:
         slot = code_slot(var_positional.name, var_positional, hints.get(var_positional.name))
         for i, arg in enumerate(args):
             if slot is not None and not is_reference(arg):
-                _check_function(recipe, arg, (*path, name, "args", i), f"{label} args", slot)
+                _check_function(recipe, arg, (*path, name, "args", i), f"{label} args")
         function_args = slot is not None
     _walk_values(recipe, args, (*path, name, "args"))
     return Step(name, kwargs, args, (*path, name), functions, function_args)
@@ -413,7 +414,7 @@ def _check_kwargs(
         if slot == "function":
             if value is None and param is not None and param.default is None:
                 continue
-            _check_function(recipe, value, (*path, key), label, slot)
+            _check_function(recipe, value, (*path, key), label)
             functions.append(key)
             continue
         if param is None:  # a key passed on to the stage's **kwargs: plain data
@@ -429,7 +430,28 @@ def _check_kwargs(
         )
     _walk_values(recipe, kwargs, path)
     _check_writes(recipe, stage, kwargs, path, label)
+    _check_storage_options(recipe, kwargs, path, label, inside=False)
     return tuple(functions)
+
+
+def _check_storage_options(recipe: Recipe, value: Any, path: Path_, label: str, *, inside: bool) -> None:
+    """Storage options in a recipe cannot send requests elsewhere (your ambient credentials go with them)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if inside and ENDPOINT_KEYS.search(str(key)):
+                at = where(recipe.file, recipe.lines, (*path, key))
+                msg = (
+                    f"{at}: {label}: storage option {key!r} would send requests (with your cloud credentials)"
+                    " to a host the recipe chose; a recipe cannot set endpoints: configure them in your own"
+                    " environment (e.g. AWS_ENDPOINT_URL) or in Python"
+                )
+                raise RecipeError(msg)
+            _check_storage_options(
+                recipe, item, (*path, key), label, inside=inside or key == "storage_options"
+            )
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_storage_options(recipe, item, (*path, i), label, inside=inside)
 
 
 def _check_writes(recipe: Recipe, stage: str, kwargs: dict[str, Any], path: Path_, label: str) -> None:
@@ -440,7 +462,7 @@ def _check_writes(recipe: Recipe, stage: str, kwargs: dict[str, Any], path: Path
             value = kwargs[key]
             if isinstance(value, str):
                 value = expand_env(value, (*path, key), recipe.file, recipe.lines, recipe.allow_env)
-            check_write_path(value, recipe.folder, recipe.root, f"{at}: {label}:", key)
+            check_write_path(value, recipe.folder, recipe.root, f"{at}: {label}:", key, kwargs[key])
     if stage == "open_files" and kwargs.get("mode", "r") not in READ_MODES:
         at = where(recipe.file, recipe.lines, (*path, "mode"))
         msg = (
@@ -455,10 +477,12 @@ def _shown(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
-def _check_function(recipe: Recipe, value: Any, path: Path_, label: str, slot: str = "function") -> None:
+def _check_function(recipe: Recipe, value: Any, path: Path_, label: str) -> None:
+    """Check a function slot: an allowlisted name, or ``{name: {keyword: value}}`` with its keywords."""
     at = where(recipe.file, recipe.lines, path)
     key = next((p for p in reversed(path) if isinstance(p, str)), "fn")
     known = recipe_functions()
+    kwargs: Any = None
     if isinstance(value, dict) and len(value) == 1:
         name, kwargs = next(iter(value.items()))
         if kwargs is not None and not isinstance(kwargs, dict):
@@ -473,6 +497,24 @@ def _check_function(recipe: Recipe, value: Any, path: Path_, label: str, slot: s
         raise RecipeError(
             f"{at}: {label}: {name!r} is not a recipe function; recipes can only name: {', '.join(sorted(known))}"
         )
+    params = list(inspect.signature(known[name]).parameters.values())[1:]  # the element
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    named = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for keyword, given in (kwargs or {}).items():
+        if keyword not in named:
+            close = difflib.get_close_matches(keyword, named, n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?" if close else f"; it takes: {', '.join(named) or 'nothing'}"
+            )
+            raise RecipeError(f"{at}: {label}: function {name!r} has no argument {keyword!r}{hint}")
+        annotation = named[keyword].annotation
+        if not is_reference(given) and not check_type(given, annotation):
+            msg = f"{at}: {label}: function {name!r}: {keyword!r} must be {describe(annotation)}, got {_shown(given)}"
+            raise RecipeError(msg)
+    missing = [k for k, p in named.items() if p.default is p.empty and k not in (kwargs or {})]
+    if missing:
+        raise RecipeError(f"{at}: {label}: function {name!r} needs {missing[0]!r}")
 
 
 def _check_world_field(recipe: Recipe, value: Any, path: Path_) -> None:
@@ -610,6 +652,7 @@ class _Builder:
     def step(self, pipe: IterDataPipe[Any], input_name: str, step: Step) -> IterDataPipe[Any]:
         params = stage_parameters(step.stage)
         recipe = self.recipe
+        label = f"input {input_name!r}, step {step.path[3]} ({step.stage})"
         kwargs = {
             k: self.value(v, (*step.path, k)) for k, v in step.kwargs.items() if k not in step.functions
         }
@@ -617,8 +660,10 @@ class _Builder:
             kwargs[key] = _function(self.value(step.kwargs[key], (*step.path, key)))
         for key in WRITE_PARAMETERS.get(step.stage, ()):
             if key in kwargs:  # again when built: a link may have appeared since the recipe was loaded
-                at = f"{where(recipe.file, recipe.lines, (*step.path, key))}: input step ({step.stage}):"
-                kwargs[key] = check_write_path(kwargs[key], recipe.folder, recipe.root, at, key)
+                at = f"{where(recipe.file, recipe.lines, (*step.path, key))}: {label}:"
+                kwargs[key] = check_write_path(
+                    kwargs[key], recipe.folder, recipe.root, at, key, step.kwargs[key]
+                )
         for key, value in list(kwargs.items()):
             if isinstance(value, str) and "torch.dtype" in describe(
                 params[key].annotation if key in params else ""
@@ -629,7 +674,6 @@ class _Builder:
         args = self.value(step.args, (*step.path, "args"))
         if step.function_args:
             args = [a if isinstance(a, IterDataPipe) else _function(a) for a in args]
-        label = f"input {input_name!r}, step {step.path[3]} ({step.stage})"
         return self.guard(lambda: getattr(pipe, step.stage)(*args, **kwargs), step.path, label)
 
     def guard(self, make: Callable[[], IterDataPipe[Any]], path: Path_, label: str) -> IterDataPipe[Any]:

@@ -33,6 +33,12 @@ A recipe is a file people share, so what its values can reach is fixed here
   checked as the local path it names) are a ``RecipeError``. Remote stores
   are set in Python, not in a shared file. ``open_files`` only opens files
   for reading.
+- ``storage_options`` (``read_zarr``, ``read_samples``, or passed on by
+  ``open_xarray``) cannot name an endpoint, host, URL or proxy
+  (:data:`ENDPOINT_KEYS`): the cloud libraries send your ambient
+  credentials (AWS profile, Google token) with each request, so a recipe
+  that chose the endpoint would receive them. Set endpoints in your own
+  environment or in Python.
 - ``{"$world": FIELD}`` is the path of a sample-world file
   (:class:`~terrapipe.datasets.SampleWorld` field, e.g. ``dem``,
   ``landcover_fgb``, ``catalog``, ``climate_zarr``).
@@ -66,6 +72,7 @@ from terrapipe.core.errors import RecipeError
 from terrapipe.recipes.yaml_source import Lines, Path_
 
 __all__ = [
+    "ENDPOINT_KEYS",
     "ENV_PATTERN",
     "READ_MODES",
     "REFERENCE_KEYS",
@@ -84,6 +91,8 @@ _OPENING = re.compile(r"\$\{")
 REFERENCE_KEYS = ("$input", "$world")
 #: Stage parameters a recipe gives that name a place terrapipe writes to (checked against the root).
 WRITE_PARAMETERS: dict[str, tuple[str, ...]] = {"cache": ("store",)}
+#: Keys of ``storage_options`` that would point requests (and your ambient cloud credentials) elsewhere.
+ENDPOINT_KEYS = re.compile(r"endpoint|host|url|prox|domain|server|address|socket", re.IGNORECASE)
 #: The ``mode`` values ``open_files`` may be given in a recipe (never writing, appending or creating).
 READ_MODES = ("r", "rb", "rt", "br", "tr")
 
@@ -176,7 +185,7 @@ def resolve_path(text: str, folder: Path) -> str:
     return text
 
 
-def check_write_path(value: Any, folder: Path, root: Path, at: str, key: str) -> str:
+def check_write_path(value: Any, folder: Path, root: Path, at: str, key: str, shown: Any = None) -> str:
     """Resolve a place a recipe writes to and check that it lies inside ``root``.
 
     Parameters
@@ -189,6 +198,9 @@ def check_write_path(value: Any, folder: Path, root: Path, at: str, key: str) ->
         The folder writes must stay in (resolved).
     at, key
         ``"file, line N"`` and the key's name, for messages.
+    shown
+        The value as written in the recipe (``${NAME}`` unexpanded), for
+        messages; default ``value``.
 
     Returns
     -------
@@ -212,28 +224,29 @@ def check_write_path(value: Any, folder: Path, root: Path, at: str, key: str) ->
     """
     if not isinstance(value, str) or not value:
         raise RecipeError(f"{at}: {key} must be a folder (a non-empty string), got {value!r}")
+    value_shown = value if shown is None else shown
     text = value
     scheme = urllib.parse.urlsplit(text).scheme.lower()
     if scheme == "file":
         parsed = urllib.parse.urlsplit(text)
         if parsed.netloc not in ("", "localhost"):
             raise RecipeError(
-                f"{at}: {key} {value!r} names another host; a recipe writes only under its root"
+                f"{at}: {key} {value_shown!r} names another host; a recipe writes only under its root"
             )
         text = urllib.parse.unquote(parsed.path)
     elif "://" in text or (len(scheme) > 1 and text.startswith(f"{scheme}:")):
         msg = (
-            f"{at}: {key} {value!r} is a URL; a recipe writes only to local folders under its root ({root});"
+            f"{at}: {key} {value_shown!r} is a URL; a recipe writes only to local folders under its root ({root});"
             " give a remote store in Python (recipe.build().cache(store))"
         )
         raise RecipeError(msg)
     if text.startswith("~"):
-        msg = f"{at}: {key} {value!r} starts with ~ (your home folder); a recipe writes only under its root ({root})"
+        msg = f"{at}: {key} {value_shown!r} starts with ~ (your home folder); a recipe writes only under its root ({root})"
         raise RecipeError(msg)
     resolved = (folder / text).resolve()
     if not resolved.is_relative_to(root):
         msg = (
-            f"{at}: {key} {value!r} is outside the recipe's root {root}: a recipe writes only inside its own"
+            f"{at}: {key} {value_shown!r} is outside the recipe's root {root}: a recipe writes only inside its own"
             " folder; give a path inside it, or pass root= (load_recipe(..., root=...)) to allow a wider folder"
         )
         raise RecipeError(msg)

@@ -7,9 +7,10 @@ mapping keys and list indices.
 
 A recipe is a file someone else may have written, so reading it is bounded
 before any of it is built: at most :data:`MAX_RECIPE_BYTES` of text, nesting
-at most :data:`MAX_DEPTH` deep and at most :data:`MAX_NODES` values once
-anchors and aliases are expanded (a "billion laughs" file of a few hundred
-bytes would otherwise grow to gigabytes). An alias of an anchor that contains
+at most :data:`MAX_DEPTH` deep, at most :data:`MAX_NODES` values and keys
+and :data:`MAX_TEXT` characters of scalars once anchors and aliases are
+expanded (a "billion laughs" file of a few hundred bytes would otherwise grow
+to gigabytes). An alias of an anchor that contains
 it (a self-referencing anchor) is refused. Each of these is a
 :class:`~terrapipe.core.errors.RecipeError` naming the file and line, raised
 in bounded time and memory. Nesting is checked on the event stream, before
@@ -34,7 +35,16 @@ from typing import Any
 from terrapipe.core.errors import RecipeError
 from terrapipe.core.optional import require
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_RECIPE_BYTES", "Lines", "Path_", "load_yaml"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_RECIPE_BYTES",
+    "MAX_TEXT",
+    "Lines",
+    "Path_",
+    "check_size",
+    "load_yaml",
+]
 
 #: A value's place in the document: mapping keys and list indices.
 Path_ = tuple[str | int, ...]
@@ -47,6 +57,8 @@ MAX_RECIPE_BYTES = 256 * 1024
 MAX_DEPTH = 64
 #: Most values and keys (mappings, lists, scalars) in the document once aliases are expanded.
 MAX_NODES = 50_000
+#: Most characters in all scalars once aliases are expanded (an anchored long string repeated by aliases).
+MAX_TEXT = 4 * MAX_RECIPE_BYTES
 
 
 def load_yaml(text: str, where: str) -> tuple[Any, Lines]:
@@ -157,6 +169,7 @@ class _Walker:
         self.yaml = yaml
         self.constructor = yaml.SafeLoader("")
         self.nodes = 0
+        self.text = 0
         self.active: set[int] = set()  # the nodes being converted: an alias to one is a cycle
 
     def at(self, node: Any) -> str:
@@ -191,10 +204,24 @@ class _Walker:
                 return [self.convert(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
             finally:
                 self.active.discard(id(node))
+        self.text += len(node.value)
+        if self.text > MAX_TEXT:
+            msg = (
+                f"{self.at(node)}: the recipe's text expands to more than {MAX_TEXT:,} characters (MAX_TEXT);"
+                " anchors and aliases (&a, *a) repeat values: write a short recipe"
+            )
+            raise RecipeError(msg)
+        return self.scalar(node)
+
+    def scalar(self, node: Any) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as err:
-            msg = f"{self.where}, line {self.lines[path]}: cannot read value: {err}"
+        except self.yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            msg = f"{self.at(node)}: cannot read value: {problem}"
+            raise RecipeError(msg) from err
+        except (ValueError, OverflowError) as err:  # e.g. an integer of more than 4,300 digits
+            msg = f"{self.at(node)}: cannot read value {node.value[:40]!r}...: {str(err).splitlines()[0]}"
             raise RecipeError(msg) from err
 
     def mapping(self, node: Any, path: Path_, depth: int) -> dict[str, Any]:
@@ -204,7 +231,7 @@ class _Walker:
                 kind = type(key_node).__name__.removesuffix("Node").lower()
                 msg = f"{self.at(key_node)}: keys must be strings, got a {kind}"
                 raise RecipeError(msg)
-            key = self.constructor.construct_object(key_node, deep=True)
+            key = self.scalar(key_node)
             if not isinstance(key, str):
                 msg = f"{self.at(key_node)}: keys must be strings, got {key!r}"
                 raise RecipeError(msg)
