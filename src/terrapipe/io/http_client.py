@@ -288,12 +288,16 @@ class _GuardedRaw(io.RawIOBase):
         self._sock = sock
         self._raw = sock.makefile("rb", buffering=0)  # takes part in the socket's reference count
         self._guard = guard
+        self._timeout: float | None = None  # as last set on the socket (setting it costs system calls)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(self._guard.wait())
+        wait = self._guard.wait()
+        if wait != self._timeout:
+            self._sock.settimeout(wait)
+            self._timeout = wait
         try:
             n: int | None = self._raw.readinto(buffer)
         except TimeoutError:
@@ -395,9 +399,13 @@ def range_header(start: int | None, stop: int | None) -> str:
 
 # -- reading answers ------------------------------------------------------------------------------
 def _too_large(cap: int, what: str) -> _RefusedError:
-    return _RefusedError(
-        f"the answer is larger than {what} of {cap} bytes (decompressed size counted); "
+    hint = (
         "raise max_body= (HTTPOptions, HTTPStore) if the file really is that large"
+        if "max_body" in what
+        else "the server sends more than it was asked for"
+    )
+    return _RefusedError(
+        f"the answer is larger than {what} of {cap} bytes (decompressed size counted); {hint}"
     )
 
 
@@ -406,6 +414,10 @@ def _read_capped(response: http.client.HTTPResponse, cap: int, guard: _Guard, wh
     promised = response.length
     if promised is not None and promised > cap:
         raise _too_large(cap, what)
+    if promised is not None:
+        # one read into one buffer of the announced size (IncompleteRead if cut short); every
+        # wait for the network inside it is bounded by the deadline (_GuardedRaw)
+        return response.read()
     body = bytearray()
     while True:
         guard.check()
