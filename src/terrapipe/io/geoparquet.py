@@ -202,6 +202,8 @@ def read_geoparquet(
     shapely = require("shapely", feature="read_vector (GeoParquet)")
     if bbox is not None and mask is not None:
         raise InvalidArgumentError("pass bbox or mask, not both")
+    if mask is not None and not isinstance(mask, shapely.Geometry):
+        raise InvalidArgumentError(f"mask must be a shapely geometry, got {type(mask).__name__}")
     handle: Any = None
     try:
         # Unbuffered: pyarrow asks for exact ranges (footer, column chunks) and coalesces them.
@@ -252,7 +254,7 @@ def read_geoparquet(
                     cause=f"no column named {missing} (columns: {known})",
                     hint="pick names listed",
                 )
-            top_level = [info.column, *[c for c in columns if c != info.column]]
+            top_level = [*[c for c in columns if c != info.column], info.column]
             if info.covering is not None and region is not None:
                 top_level.append(info.covering["xmin"][0])
             wanted = list(dict.fromkeys(top_level))
@@ -276,7 +278,8 @@ def read_geoparquet(
         raise read_error(path, "cannot read GeoParquet", err, cause=cause, hint="check the file") from err
     if region is not None:
         gdf = gdf[gdf.geometry.intersects(region)]
-    if info.covering is not None and columns is not None and info.covering["xmin"][0] not in columns:
+    if info.covering is not None and info.covering["xmin"][0] not in (columns or ()):
+        # the covering column is the file's index, not an attribute (geopandas and GDAL hide it too)
         gdf = gdf.drop(columns=[info.covering["xmin"][0]], errors="ignore")
     gdf = gdf.reset_index(drop=True) if region is not None else gdf
     gdf.attrs.update(
@@ -298,11 +301,35 @@ def _to_geodataframe(gpd: Any, table: Any, info: GeoParquetInfo, path: str) -> A
         frame = table.drop_columns([info.column]).to_pandas()
         geometry = gpd.GeoSeries.from_wkb(table.column(info.column).to_numpy(zero_copy_only=False), crs=crs)
         geometry.index = frame.index
-        gdf = gpd.GeoDataFrame(frame, geometry=geometry, crs=crs)
-        return gdf.rename_geometry(info.column) if info.column != "geometry" else gdf
-    try:  # GeoArrow encodings: the fields carry their extension type
-        gdf = gpd.GeoDataFrame.from_arrow(table, geometry=info.column)
+        frame.insert(table.schema.get_field_index(info.column), info.column, geometry)  # the file's order
+        return gpd.GeoDataFrame(frame, geometry=info.column, crs=crs)
+    try:  # GeoArrow encodings: the field says which, as Arrow's extension name, for from_arrow
+        gdf = gpd.GeoDataFrame.from_arrow(_with_geoarrow_name(table, info), geometry=info.column)
     except (ValueError, TypeError) as err:
         cause = f"geometry encoding {info.encoding!r} could not be decoded ({err})"
         raise read_error(path, "cannot read GeoParquet", err, cause=cause) from err
     return gdf.set_crs(crs, allow_override=True)
+
+
+_GEOARROW = frozenset({"point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon"})
+
+
+def _with_geoarrow_name(table: Any, info: GeoParquetInfo) -> Any:
+    """Name the geometry field's GeoArrow type where the file left it to the ``geo`` metadata.
+
+    GeoParquet 1.1's native encodings (``"point"``, ``"polygon"``, ...) are
+    plain Arrow structs and lists in the file; the encoding is stated only
+    in the ``geo`` metadata. ``GeoDataFrame.from_arrow`` finds geometry by
+    the field's ``ARROW:extension:name``, so it is added here.
+    """
+    encoding = info.encoding.lower()
+    index = table.schema.get_field_index(info.column)
+    if encoding not in _GEOARROW or index < 0:
+        return table
+    field = table.schema.field(index)
+    metadata = dict(field.metadata or {})
+    if b"ARROW:extension:name" in metadata:
+        return table
+    metadata[b"ARROW:extension:name"] = f"geoarrow.{encoding}".encode()
+    schema = table.schema.set(index, field.with_metadata(metadata))
+    return table.cast(schema)

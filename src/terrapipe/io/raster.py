@@ -152,6 +152,9 @@ def _check_georeferenced(dataset: Any, path: str) -> Affine:
         if gcps:
             cause = "it is georeferenced by ground control points only"
             hint = "warp it to a grid first (gdalwarp), then read the warped file"
+        elif getattr(dataset, "rpcs", None):
+            cause = "it is georeferenced by rational polynomial coefficients (RPCs) only"
+            hint = "orthorectify it to a grid first (gdalwarp -rpc), then read the warped file"
         else:
             cause = "it has no georeferencing (no CRS or no geotransform)"
             hint = (

@@ -33,6 +33,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -135,6 +136,7 @@ def _read_ogr(
 ) -> Any:
     pyogrio = require("pyogrio", feature="read_vector")
     errors = require("pyogrio.errors", extra="vector", feature="read_vector")
+    shapely_errors = require("shapely.errors", feature="read_vector")
     _redact_pyogrio_warnings()
     if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
         raise read_error(path, "cannot open vector file", FileNotFoundError(path))
@@ -148,16 +150,24 @@ def _read_ogr(
     if is_geojson_sequence(path):  # GDAL's GeoJSON driver would read the first record only
         name = "GeoJSONSeq:" + name
     try:
-        gdf = pyogrio.read_dataframe(
+        read = functools.partial(
+            pyogrio.read_dataframe,
             name,
             layer=layer,
             columns=columns,
             where=where,
             bbox=bbox,
             mask=mask,
-            use_arrow=use_arrow,
             **_open_options(path),
         )
+        try:
+            gdf = read(use_arrow=use_arrow)
+        except (NotImplementedError, shapely_errors.GEOSException):
+            if not use_arrow:
+                raise
+            # GDAL's Arrow stream has no curved geometries and sends a null geometry as broken
+            # WKB; pyogrio's feature-by-feature reader handles both (linearised curves, None).
+            gdf = read(use_arrow=False)
     except errors.DataLayerError as err:
         forget_remote_file(path)
         if layer is not None:
@@ -187,6 +197,8 @@ def _read_ogr(
         TypeError,
         OverflowError,
         UnicodeError,
+        NotImplementedError,
+        shapely_errors.GEOSException,
     ) as err:
         forget_remote_file(path)  # else GDAL repeats a failure of this URL without asking again
         raise read_error(path, "cannot read vector file", err, **_where_hint(where, err)) from err
@@ -306,6 +318,24 @@ def _where_hint(where: str | None, err: BaseException) -> dict[str, str]:
     return {"cause": f"where={where!r} is not a valid OGR SQL clause", "hint": "fix the where= expression"}
 
 
+def _geometry_layers(path: str) -> list[str]:
+    """Return the layers of a GDAL vector file that have geometries (empty if they cannot be listed)."""
+    pyogrio = require("pyogrio", feature="read_vector")
+    try:
+        return [str(name) for name, kind in pyogrio.list_layers(gdal_path(path)) if kind is not None]
+    except Exception:  # only used to improve a message
+        return []
+
+
+def _check_mask(mask: Any) -> Any:
+    if mask is None:
+        return None
+    shapely = require("shapely", feature="read_vector")
+    if not isinstance(mask, shapely.Geometry) or mask.is_empty:
+        raise InvalidArgumentError(f"mask must be a non-empty shapely geometry, got {type(mask).__name__}")
+    return mask
+
+
 def _ogr_columns(path: str, layer: str | int | None) -> list[str]:
     """Return the attribute columns of a GDAL vector file (empty if they cannot be listed)."""
     pyogrio = require("pyogrio", feature="read_vector")
@@ -370,6 +400,7 @@ def open_vector(
     box = _check_bbox(bbox)
     cols = _check_columns(columns)
     crs = check_crs(crs)
+    mask = _check_mask(mask)
     if box is not None and mask is not None:
         raise InvalidArgumentError("pass bbox or mask, not both")
     if is_geoparquet(text):
@@ -380,6 +411,13 @@ def open_vector(
     else:
         gdf = _read_ogr(
             text, bbox=box, mask=mask, columns=cols, where=where, layer=layer, http_options=http_options
+        )
+    if not isinstance(gdf, require("geopandas", feature="read_vector").GeoDataFrame):
+        raise read_error(
+            text,
+            "cannot read vector file",
+            cause=f"layer {layer if layer is not None else 'read by default'!r} has no geometry column",
+            hint=f"pick a layer with geometries (layers: {_geometry_layers(text)})",
         )
     missing = [c for c in cols or () if c not in gdf.columns]
     if missing:
@@ -440,7 +478,7 @@ class ReadVector(ReaderStage[Any]):
         self.bbox = _check_bbox(bbox)
         if self.bbox is not None and mask is not None:
             raise InvalidArgumentError("pass bbox or mask, not both")
-        self.mask = mask
+        self.mask = _check_mask(mask)
         self.columns = _check_columns(columns)
         self.where = where
         self.layer = layer

@@ -15,13 +15,17 @@ it holds and raises :class:`~terrapipe.core.errors.ReadError` on a mismatch:
   ``calcTreeSize``) against the file size, and the features: with an index,
   the last leaf's offset points at the last feature, whose length prefix
   must fit in the file; without one, every length prefix is walked and the
-  count compared with ``features_count`` (``0`` means unknown: the walk must
-  end exactly at the end of the file). :func:`flatgeobuf_layout` returns
+  walk must end exactly at the end of the file after ``features_count``
+  features (``0`` means unknown: any whole number of features; a cut exactly
+  between two features of such a file cannot be told from a shorter file). :func:`flatgeobuf_layout` returns
   the numbers, so that a reader can also compare its feature count.
 - **Shapefile** (ESRI white paper, 1998): the file length recorded in the
   ``.shp`` and ``.shx`` headers against their sizes, every ``.shx`` record
   against the ``.shp``, and the ``.dbf`` record count times record length
   against the ``.dbf`` size and the ``.shx`` record count.
+- **GeoPackage** (SQLite file format): the page count the database header
+  records times the page size, against the file size (a cut that removes
+  only free pages at the end would otherwise read as a whole file).
 - **GeoJSON sequences** (RFC 8142 and newline-delimited): the last record
   must be complete JSON. A sequence cut exactly between two records cannot
   be told from a shorter file (the format records no count).
@@ -237,6 +241,10 @@ def _check_flatgeobuf_features(handle: IO[bytes], layout: FlatGeobufLayout, path
         seen += 1
     if count > 0 and seen < count:
         raise _damaged(path, what, f"its header declares {count} features, the file holds {seen}")
+    if position != size:
+        raise _damaged(
+            path, what, f"its header declares {count} features, which end at byte {position} of {size}"
+        )
 
 
 def _check_shapefile(path: str) -> None:
@@ -307,6 +315,38 @@ def _check_dbf(path: str, dbf_path: str, records: int | None) -> None:
         raise _damaged(path, "Shapefile", f"the .dbf holds {count} records, the .shx {records} shapes")
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_sqlite(path: str) -> None:
+    """Compare a GeoPackage's (SQLite's) recorded page count with its size.
+
+    The database header records the page size (offset 16) and, valid when
+    its "version-valid-for" number equals the change counter, the number of
+    pages (offset 28). A file shorter than that is cut. With a ``-wal``
+    file beside it the main file may lag behind; it is then left to SQLite.
+    """
+    if os.path.exists(path + "-wal"):
+        return
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(100)
+    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+        return  # not SQLite or cut inside its header: GDAL fails to open it
+    (page_size,) = struct.unpack_from(">H", head, 16)
+    page_size = 65536 if page_size == 1 else page_size
+    (change_counter,) = struct.unpack_from(">I", head, 24)
+    (pages,) = struct.unpack_from(">I", head, 28)
+    (valid_for,) = struct.unpack_from(">I", head, 92)
+    if pages and valid_for == change_counter and pages * page_size > size:
+        raise _damaged(
+            path,
+            "GeoPackage",
+            f"its SQLite header records {pages} pages of {page_size} bytes ({pages * page_size}), "
+            f"the file has {size}",
+        )
+
+
 def is_geojson_sequence(path: str) -> bool:
     r"""Whether ``path`` holds a GeoJSON text sequence (RFC 8142 or one feature per line).
 
@@ -348,7 +388,8 @@ def _check_sequence(path: str) -> None:
     with open(path, "rb") as handle:
         handle.seek(max(0, size - _TAIL_BYTES))
         tail = handle.read()
-    records = [r for r in tail.replace(b"\x1e", b"\n").split(b"\n") if r.strip()]
+    separator = b"\x1e" if b"\x1e" in tail else b"\n"  # RFC 8142 records may span lines
+    records = [r for r in tail.split(separator) if r.strip()]
     if not records:
         return
     last = records[-1]
@@ -395,7 +436,9 @@ def check_vector_file(path: str, *, opener: Any = None) -> FlatGeobufLayout | No
                 layout = flatgeobuf_layout(handle, os.path.getsize(path), path)
                 _check_flatgeobuf_features(handle, layout, path, walk=True)
             return layout
-        if plain.endswith(".shp"):
+        if magic.startswith(_SQLITE_MAGIC[:8]):
+            _check_sqlite(path)
+        elif plain.endswith(".shp"):
             _check_shapefile(path)
         elif is_geojson_sequence(path):
             _check_sequence(path)
