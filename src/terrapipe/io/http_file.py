@@ -39,18 +39,14 @@ class HTTPFile(io.RawIOBase):
     url
         The file's ``http(s)://`` URL.
     options
-        Time-out, retries and headers.
+        Time-out, deadline (per read), retries and headers (sent to the URL's
+        own origin only).
 
     Raises
     ------
     ReadError
         When the URL does not exist (404), the server fails, or an answer is
         not the bytes asked for.
-
-    Examples
-    --------
-    >>> HTTPFile.__repr__  # doctest: +ELLIPSIS
-    <function HTTPFile.__repr__ at ...>
     """
 
     def __init__(self, url: str, options: HTTPOptions | None = None) -> None:
