@@ -207,7 +207,11 @@ def list_recipes(*, stages: bool = False) -> None:
 
         ensure_registered()
         console.print("stages: " + ", ".join(stage_names()), highlight=False)
-        console.print("functions (fn / filter_fn): " + ", ".join(sorted(recipe_functions())), highlight=False)
+        console.print(
+            "functions (fn, filter_fn, any *_fn or Callable parameter): "
+            + ", ".join(sorted(recipe_functions())),
+            highlight=False,
+        )
         return
     from terrapipe.recipes.bundled import bundled_recipes
 

@@ -1,10 +1,15 @@
-"""The functions a recipe may name as ``fn`` of ``map``, ``flatmap``, ``pmap`` or ``filter_fn`` of ``filter``: an allowlist.
+"""The functions a recipe may name wherever a stage takes a function: an allowlist.
 
-A recipe is data: it can never import or evaluate code. Steps whose stage
-takes a function (``map: {fn: normalize, ...}``) name one of the functions
-registered here with :func:`recipe_function`; extra keys become keyword
-arguments (``functools.partial``). Anything else is a
-:class:`~terrapipe.core.errors.RecipeError`.
+A recipe is data: it can never import or evaluate code. Every parameter
+that takes a function (``fn`` of ``map``, ``flatmap``, ``pmap``;
+``filter_fn`` of ``filter``; ``classifier_fn`` of ``demux``; ``key`` of
+``cache``; any parameter annotated ``Callable`` or named ``*_fn``, see
+:func:`terrapipe.recipes.stages.code_slot`) names one of the functions
+registered here with :func:`recipe_function`, e.g. ``map: {fn: normalize}``
+or ``map: {fn: {scale: {factor: 0.0001}}}``: the keys become keyword
+arguments (``functools.partial``), checked against the function's signature
+when the recipe is loaded. Anything else (a dotted path, a module name, an
+unknown string) is a :class:`~terrapipe.core.errors.RecipeError`.
 
 Examples
 --------
