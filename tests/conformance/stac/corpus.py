@@ -53,6 +53,11 @@ def sources() -> list[dict[str, Any]]:
     return entries
 
 
+def is_raster_file(path: str) -> bool:
+    """Whether a corpus file is a raster that an item points at (not an item document)."""
+    return path.lower().endswith((".tif", ".tiff"))
+
+
 def read_file(path: str) -> list[dict[str, Any]]:
     """Return the item dicts of one corpus file (a Feature, a FeatureCollection, a list, or ndjson)."""
     text = (DATA / path).read_text()

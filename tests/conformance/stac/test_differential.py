@@ -275,3 +275,23 @@ def _spec_times(group: Group) -> list[Any]:
         text = props.get("datetime") or props.get("start_datetime")
         out.add(np.datetime64(str(text).replace("Z", ""), "ms"))
     return sorted(out)
+
+
+@pytest.mark.parametrize("group", _params("stage"))
+def test_stack_stac_stage(group: Group) -> None:
+    """The ``stack_stac`` stage gives the cube ``stack_items`` gives, for a list element and for single items."""
+    from torch.utils.data.datapipes.iter import IterableWrapper
+
+    from terrapipe.stac.stack import StackSTAC
+
+    built = reference.build(group, _CACHE)
+    options = dict(group.options)
+    for source in ([group.items()], group.items()):
+        cubes = list(StackSTAC(IterableWrapper(source), bands=list(group.bands), chunks={}, **options))
+        assert len(cubes) == 1
+        cube = cubes[0]
+        _assert_same_grid(_geobox(cube), _geobox(built.tp), "stage vs stack_items")
+        assert list(cube.band.values) == list(built.tp.band.values)
+        assert list(cube.time.values) == list(built.tp.time.values)
+        assert cube.dtype == built.tp.dtype
+        assert reference.same_nodata(cube.attrs.get("nodata"), built.tp.attrs.get("nodata"))
