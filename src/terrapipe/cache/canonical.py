@@ -75,8 +75,6 @@ _MAX_DEPTH = 64
 #: Geometries serialised per block by :func:`wkb_digest` (bounds the memory its WKB takes).
 _WKB_BLOCK = 65536
 _HEAD_TIMEOUT = 10.0
-#: Store-level metadata documents of a Zarr store (consolidated metadata lives there).
-_STORE_DOCUMENTS = ("zarr.json", ".zmetadata", ".zgroup", ".zattrs")
 #: Module globals a function reads are part of its description when they are of these types.
 _SIMPLE_GLOBALS = (bool, int, float, str, bytes, type(None), tuple, frozenset, enum.Enum)
 #: Callables implemented in C: described by their qualified name.
@@ -285,7 +283,8 @@ def _canon_object(value: Any, where: str, ctx: _Context) -> Json:
         return special
     if isinstance(value, Mapping):
         pairs = [
-            [_canon(k, f"{where} key", ctx), _canon(v, f"{where}[{k!r}]", ctx)] for k, v in value.items()
+            [_canon(k, f"{where} key", _names(ctx)), _canon(v, f"{where}[{k!r}]", ctx)]
+            for k, v in value.items()
         ]
         return {"dict": sorted(pairs, key=_sort_key)}
     if isinstance(value, list):
@@ -468,39 +467,56 @@ def _canon_tensor(tensor: torch.Tensor) -> Json:
     return {"tensor": [str(tensor.dtype), list(tensor.shape), digest_bytes(raw.data)]}
 
 
+def _tagged(mapping: Mapping[str, Json]) -> Json:
+    """Write a dict of descriptions (already JSON) in the ``{"dict": ...}`` form, without describing it again."""
+    return {"dict": sorted(([key, value] for key, value in mapping.items()), key=_sort_key)}
+
+
+def _names(ctx: _Context) -> _Context:
+    """Return the context for names (dict keys, variable names): plain strings, never files."""
+    return ctx if not ctx.stat_files else dataclasses.replace(ctx, stat_files=False, check_remote=False)
+
+
 def _canon_xarray(obj: xr.DataArray | xr.Dataset | xr.Variable, where: str, ctx: _Context) -> Json:
     if isinstance(obj, xr.Variable):
         return {"variable": [list(map(str, obj.dims)), _canon_variable_data(obj, None, where, ctx)]}
-    coords = {str(name): _canon_coord(obj, str(name), where, ctx) for name in obj.coords}
+    coords = _tagged({str(name): _canon_coord(obj, str(name), where, ctx) for name in obj.coords})
     attrs = _canon(dict(obj.attrs), f"{where}.attrs", ctx)
     if isinstance(obj, xr.Dataset):
-        data_vars = {
-            str(name): _canon_dataarray(var, f"{where}[{name!r}]", ctx) for name, var in obj.data_vars.items()
-        }
-        return {"dataset": _canon({"vars": data_vars, "coords": coords, "attrs": attrs}, where, ctx)}
+        data_vars = _tagged(
+            {
+                str(name): _canon_dataarray(var, f"{where}[{name!r}]", ctx)
+                for name, var in obj.data_vars.items()
+            }
+        )
+        return {"dataset": _tagged({"vars": data_vars, "coords": coords, "attrs": attrs})}
     body = _canon_dataarray(obj, where, ctx)
-    return {"dataarray": _canon({"var": body, "coords": coords, "attrs": attrs}, where, ctx)}
+    return {"dataarray": _tagged({"var": body, "coords": coords, "attrs": attrs})}
 
 
 def _canon_coord(obj: xr.DataArray | xr.Dataset, name: str, where: str, ctx: _Context) -> Json:
     coord = obj.coords[name].variable
-    return {
-        "dims": list(map(str, coord.dims)),
-        "data": _canon_variable_data(coord, None, f"{where}.coords[{name!r}]", ctx),
-        "attrs": _canon(dict(coord.attrs), where, ctx),
-    }
+    return _tagged(
+        {
+            "dims": list[Json](map(str, coord.dims)),
+            "data": _canon_variable_data(coord, None, f"{where}.coords[{name!r}]", ctx),
+            "attrs": _canon(dict(coord.attrs), where, ctx),
+        }
+    )
 
 
 def _canon_dataarray(da: xr.DataArray, where: str, ctx: _Context) -> Json:
     var = da.variable
-    return {
-        "name": _canon(da.name, where, ctx),
-        "dims": list(map(str, var.dims)),
-        "dtype": var.dtype.str,
-        "shape": list(var.shape),
-        "attrs": _canon(dict(var.attrs), where, ctx),
-        "data": _canon_variable_data(var, da.encoding, where, ctx),
-    }
+    return _tagged(
+        {
+            "name": _canon(da.name, where, _names(ctx)),
+            "dims": list[Json](map(str, var.dims)),
+            "dtype": var.dtype.str,
+            "shape": list[Json](var.shape),
+            "attrs": _canon(dict(var.attrs), where, ctx),
+            "data": _canon_variable_data(var, da.encoding, where, ctx),
+        }
+    )
 
 
 def _canon_variable_data(
@@ -547,18 +563,9 @@ def _zarr_identity(var: xr.Variable, ctx: _Context) -> Json:
     if root is None:
         return None  # not a local folder: described by its values or its source
     root = os.fspath(root)
-    folder = os.path.join(root, array.path) if array.path else root
-    documents = [_stat_once(os.path.join(root, name), ctx) for name in _STORE_DOCUMENTS]
-    return {
-        "zarr": [
-            root,
-            str(array.path),
-            list(array.shape),
-            list[Json](offsets),
-            _stat_once(folder, ctx),
-            documents,
-        ]
-    }
+    # The whole store's files (its metadata documents included), walked once per description
+    # however many of its variables the element holds (read_zarr's encoding["source"] is the same folder).
+    return {"zarr": [root, str(array.path), list(array.shape), list[Json](offsets), _stat_once(root, ctx)]}
 
 
 def _canon_lenient(mapping: Mapping[str, Any], where: str, ctx: _Context) -> Json:
