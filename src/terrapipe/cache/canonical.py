@@ -6,13 +6,18 @@ and must change when anything that shapes the cached output changes. Python's
 neither can be used. :func:`canonical` turns a value into plain JSON instead:
 
 - JSON scalars stay as they are (non-finite floats are tagged);
-- a string or path naming an existing local file or folder also carries the
-  file's size and modification time, so editing the file changes the key;
-  with ``check_remote=True`` an ``http(s)://`` URL carries its ``ETag``,
-  ``Last-Modified`` and ``Content-Length`` from a ``HEAD`` request;
+- a string or path naming an existing local file also carries the file's
+  size, modification time (ns) and inode; one naming a folder (a Zarr store)
+  carries a digest of every file in it (path, size, mtime, inode), so
+  rewriting one chunk changes the key; with ``check_remote=True`` an
+  ``http(s)://`` URL carries its ``ETag``, ``Last-Modified`` and size (a
+  ``HEAD`` request; a Zarr store over HTTP: its metadata documents'). What
+  these cannot see is listed in :mod:`terrapipe.cache.keys`;
 - arrays and tensors become dtype + shape + a BLAKE2b digest of their bytes;
 - xarray objects become dims, coords, attrs and their data's digest (for a
-  lazily loaded array, its source file and the coordinates of the selection);
+  lazily loaded or dask-backed array on a local Zarr store: the store's files
+  and the array's path, shape and slice; for one with ``encoding["source"]``:
+  that file or folder, as above);
 - functions become their qualified name, a digest of their bytecode and
   constants, their defaults, the values of their closure cells and the simple
   module globals they read (so editing a lambda's body or a constant it uses

@@ -32,8 +32,11 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
   point, runs the covered stages for it, yields what they yield, and, if the
   pass completed and no covered stage skipped an element, writes the entry.
   A pass stopped early (a ``header`` downstream) writes nothing.
-- Entries are checksummed; a damaged one is counted in ``stats.corrupt``,
-  recomputed and overwritten, never returned. Elements are stored as JSON
+- Entries are checksummed, and a store validates an entry's metadata
+  before reading it (a :class:`~terrapipe.cache.zarr_store.ZarrStore`
+  entry's shape, dtype and chunks against its recorded size); a damaged or
+  edited one is counted in ``stats.corrupt``, recomputed and overwritten,
+  never returned. Elements are stored as JSON
   plus raw bytes (:mod:`terrapipe.cache.codec`), never pickled.
 - The covered stages must treat each element on its own (a plain chain, no
   shuffle/batch/zip...; checked when the cache is built) and be
@@ -54,8 +57,9 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
 Stores: :class:`~terrapipe.cache.memory.MemoryLRU`,
 :class:`~terrapipe.cache.zarr_store.ZarrStore` (a folder or fsspec URL),
 :class:`~terrapipe.cache.redis_store.RedisStore` (a ``redis://`` URL). A
-store failure other than a damaged entry (server down, permission denied)
-raises :class:`~terrapipe.core.errors.CacheError`.
+store failure other than a damaged entry (server down, permission denied,
+disk full) raises :class:`~terrapipe.core.errors.CacheError`; a failed write
+leaves nothing of the entry behind.
 
 Examples
 --------

@@ -23,9 +23,19 @@ as valid:
   leaves the previous entry (or none) in place, plus an unreferenced array.
   Two writers of the same entry never touch each other's objects.
 
-Reading an entry whose chunks or metadata fail to decode raises
-:class:`~terrapipe.cache.entry.CorruptEntryError` (the cache stage recomputes
-it); an unreachable store raises :class:`~terrapipe.core.errors.CacheError`.
+A write that fails (a full disk, a refused upload) removes what it wrote
+(the temporary folder; in an object store, the array uploaded before the
+commit) and raises :class:`~terrapipe.core.errors.CacheError`.
+
+An entry is validated before its data is read: its array must be 1-D
+``uint8`` of the recorded ``nbytes``, with exactly the chunks that size
+implies present in the store (an entry edited to claim a huge shape would
+otherwise have zarr read millions of missing chunks as fill values), and the
+data read must carry the recorded checksum. An entry that fails, or whose
+chunks or metadata fail to decode, raises
+:class:`~terrapipe.cache.entry.CorruptEntryError` (the cache stage counts it,
+recomputes and overwrites it); an unreachable store raises
+:class:`~terrapipe.core.errors.CacheError`.
 
 Examples
 --------
