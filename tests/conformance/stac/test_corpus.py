@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -65,10 +64,6 @@ def test_every_group_reads_corpus_items() -> None:
         for record in group.records():
             for band in group.bands:
                 corpus.resolve_band(record, band)
-
-
-def test_sources_json_is_sorted_by_nothing_but_valid() -> None:
-    json.loads((DATA / "sources.json").read_text())
 
 
 # --- where odc-stac is wrong, and terrapipe is not -----------------------------------------------------
