@@ -679,6 +679,21 @@ def test_a_file_that_is_not_utf8_is_a_recipe_error(tmp_path: Path) -> None:
         load_recipe(path)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x: !!python/object:os.system {a: 1}\n",
+        "x: !!python/object/apply:os.system [echo]\n",
+        "x: !!set {a, b}\n",
+        "x: !custom [1]\n",
+    ],
+)
+def test_tags_on_mappings_and_lists_are_refused(body: str, tmp_path: Path) -> None:
+    path = _write(tmp_path, HEAD + "    source: {items: [1]}\n" + body)
+    with pytest.raises(RecipeError, match=r"line 6: tag '.*' is not plain data"):
+        load_recipe(path)
+
+
 @pytest.mark.parametrize("body", ["? [1]\n: 2\n", "? {a: 1}\n: 2\n", "x: &k a\n*k : 1\n", "1: 2\n", "~: 1\n"])
 def test_keys_are_plain_strings(body: str, tmp_path: Path) -> None:
     path = _write(tmp_path, HEAD + "    source: {items: [1]}\n" + body)

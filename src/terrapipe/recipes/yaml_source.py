@@ -159,6 +159,10 @@ def _check_depth(text: str, where: str) -> dict[tuple[int, int], str]:
     return anchors
 
 
+#: The tags a mapping or list may carry (the implicit ones): any other (``!!python/...``, ``!!set``) is refused.
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 class _Walker:
     """Node tree to plain data, counting every value as aliases expand it."""
 
@@ -196,6 +200,9 @@ class _Walker:
                 anchor = self.anchors.get((node.start_mark.line, node.start_mark.column))
                 shown = f"anchor {anchor!r}" if anchor else "an anchor"
                 msg = f"{self.at(node)}: {shown} refers to itself (an alias inside its own anchor); write the value out"
+                raise RecipeError(msg)
+            if node.tag not in _PLAIN_TAGS:
+                msg = f"{self.at(node)}: tag {node.tag!r} is not plain data; recipes are plain mappings and lists"
                 raise RecipeError(msg)
             self.active.add(id(node))
             try:
