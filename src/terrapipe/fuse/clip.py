@@ -40,6 +40,7 @@ import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
+from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import as_dataset, check_name, with_vectors
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
@@ -77,8 +78,15 @@ def clip_features(frame: Any, grid: GeoBox) -> Any:
     geopandas.GeoDataFrame
         The features whose intersection with the footprint has their own
         dimension, with their geometries clipped; the index is kept.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When GEOS cannot intersect invalid geometries (a self-intersecting
+        polygon may or may not fail): the message names them by index.
     """
     import shapely
+    import shapely.errors
 
     if len(frame) == 0:
         return frame.copy()
@@ -92,7 +100,16 @@ def clip_features(frame: Any, grid: GeoBox) -> Any:
         )
     geoms = frame.geometry.to_numpy()
     dims = shapely.get_dimensions(geoms)
-    clipped = _keep_dimension(shapely.intersection(geoms, footprint), dims)
+    try:
+        clipped = _keep_dimension(shapely.intersection(geoms, footprint), dims)
+    except shapely.errors.GEOSException as err:
+        invalid = [str(i) for i in frame.index[~shapely.is_valid(geoms)][:10]]
+        msg = (
+            f"clip_vector: features {invalid or '?'} (index) of the vector layer are invalid geometries "
+            f"that GEOS cannot intersect with the chip ({err}); repair the layer first "
+            "(frame.geometry = frame.make_valid()) or drop them"
+        )
+        raise InvalidArgumentError(msg) from err
     keep = ~shapely.is_empty(clipped) & (shapely.get_dimensions(clipped) == dims)
     out = frame.iloc[np.flatnonzero(keep)].copy()
     out[frame.geometry.name] = clipped[keep]
@@ -124,8 +141,9 @@ class ClipVector(Stage[xr.Dataset]):
     Raises
     ------
     InvalidArgumentError
-        For a layer without CRS, an unknown column, a chip without CRS, or a
-        name the chip already carries.
+        For a layer without CRS, an unknown column, a chip without CRS, a
+        name the chip already carries, or invalid geometries GEOS cannot
+        intersect with a chip (named by their index).
 
     Notes
     -----

@@ -385,7 +385,11 @@ def open_raster(
         da.rio.write_nodata(nodata, encoded=masked, inplace=True)
     if chunks is not None:
         require("dask.array", extra="dask", feature="read_raster(chunks=...)")
-        da = da.chunk(_resolve_chunks(chunks, preferred, shape, dtype))
+        try:
+            da = da.chunk(_resolve_chunks(chunks, preferred, shape, dtype))
+        except (ValueError, TypeError, KeyError) as err:
+            msg = f"chunks={chunks!r} cannot chunk {path_text!r} ({err}); pass True, 'auto', an int or {{dim: size}}"
+            raise InvalidArgumentError(msg) from err
     da.encoding.update(
         {
             "source": path_text,

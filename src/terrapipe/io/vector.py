@@ -140,7 +140,8 @@ def _read_ogr(
     _redact_pyogrio_warnings()
     if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
         raise read_error(path, "cannot open vector file", FileNotFoundError(path))
-    layout = _check_structure(path, http_options)
+    unfiltered = bbox is None and mask is None and where is None
+    layout = _check_structure(path, http_options, filtered=not unfiltered)
     use_arrow = True
     try:
         require("pyarrow", feature="read_vector")
@@ -202,7 +203,6 @@ def _read_ogr(
     ) as err:
         forget_remote_file(path)  # else GDAL repeats a failure of this URL without asking again
         raise read_error(path, "cannot read vector file", err, **_where_hint(where, err)) from err
-    unfiltered = bbox is None and mask is None and where is None
     if layout is not None and layout.features_count > 0 and unfiltered and len(gdf) != layout.features_count:
         forget_remote_file(path)
         raise read_error(
@@ -217,14 +217,16 @@ def _read_ogr(
     return gdf
 
 
-def _check_structure(path: str, http_options: HTTPOptions | None) -> FlatGeobufLayout | None:
+def _check_structure(
+    path: str, http_options: HTTPOptions | None, *, filtered: bool
+) -> FlatGeobufLayout | None:
     """Check what GDAL would read short without an error (see :mod:`terrapipe.io.vector_integrity`)."""
 
     def open_remote() -> Any:
         return HTTPFile(path, http_options)  # a few exact ranges: the preamble, header, one node, one prefix
 
     try:
-        return check_vector_file(path, opener=open_remote if is_http(path) else None)
+        return check_vector_file(path, opener=open_remote if is_http(path) else None, filtered=filtered)
     except TerrapipeError:
         forget_remote_file(path)
         raise

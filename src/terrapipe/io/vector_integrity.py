@@ -31,9 +31,10 @@ it holds and raises :class:`~terrapipe.core.errors.ReadError` on a mismatch:
   be told from a shorter file (the format records no count).
 
 Remote FlatGeobuf files are checked through HTTP range reads (the header,
-one index node and one length prefix); the walk of a remote file without
-index is not done (it would cost one request per feature), and other remote
-formats are left to GDAL.
+one index node and one length prefix); a remote file without index is
+walked only when the read is filtered or its count is unknown (otherwise the
+count read is compared with the header's); other remote formats are left to
+GDAL.
 
 Examples
 --------
@@ -54,6 +55,7 @@ terrapipe.core.errors.ReadError: cannot read vector file 'cut.fgb': truncated or
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -73,6 +75,8 @@ _HINT = "re-create or re-download the file"
 SEQUENCE_EXTENSIONS = (".geojsonl", ".geojsons", ".geojsonseq", ".ndjson", ".jsonl", ".jsons")
 #: How much of a local text file's start is read to tell a sequence from a GeoJSON document.
 _SNIFF_BYTES = 1 << 20
+#: The read size when a remote FlatGeobuf's features are walked.
+_REMOTE_WALK_BUFFER = 4 << 20
 #: How much of a sequence's end is read to find its last record.
 _TAIL_BYTES = 4 << 20
 
@@ -403,7 +407,7 @@ def _check_sequence(path: str) -> None:
         raise _damaged(path, "GeoJSON sequence", f"its last record is not valid text ({err})") from err
 
 
-def check_vector_file(path: str, *, opener: Any = None) -> FlatGeobufLayout | None:
+def check_vector_file(path: str, *, opener: Any = None, filtered: bool = False) -> FlatGeobufLayout | None:
     """Check the structure of a vector file before GDAL reads it (see the module docstring).
 
     Parameters
@@ -414,6 +418,12 @@ def check_vector_file(path: str, *, opener: Any = None) -> FlatGeobufLayout | No
         For a remote FlatGeobuf: a callable returning a seekable binary file
         object with a ``size`` attribute (e.g. an HTTP range reader); ``None``
         leaves remote files unchecked.
+    filtered
+        Whether the read will be filtered (bbox, mask, where), so that the
+        count of features read cannot be compared with the header's. A remote
+        FlatGeobuf without index is then walked (through a buffered reader:
+        one large range request per 4 MiB; GDAL reads the whole file anyway),
+        as is one whose header leaves the count unknown.
 
     Returns
     -------
@@ -447,7 +457,9 @@ def check_vector_file(path: str, *, opener: Any = None) -> FlatGeobufLayout | No
         handle = opener()
         try:
             layout = flatgeobuf_layout(handle, int(handle.size), path)
-            _check_flatgeobuf_features(handle, layout, path, walk=False)
+            walk = layout.index_node_size == 0 and (filtered or layout.features_count == 0)
+            reader = io.BufferedReader(handle, buffer_size=_REMOTE_WALK_BUFFER) if walk else handle
+            _check_flatgeobuf_features(reader, layout, path, walk=walk)
         finally:
             handle.close()
         return layout

@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -154,6 +155,18 @@ def check_coordinates_finite(obj: DatasetOrArray, href: str) -> DatasetOrArray:
     return obj
 
 
+def _check_keywords(reader: Any, engine: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse keywords ``reader`` does not take (else a bare ``TypeError`` from inside the call)."""
+    parameters = inspect.signature(reader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        known = sorted(name for name in parameters if name not in ("path", "source", "chunks"))
+        msg = f"open_xarray(engine={engine!r}) does not take {unknown}; it takes {known}"
+        raise InvalidArgumentError(msg)
+
+
 def _asset_fields(element: Any) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
     media_type = getattr(element, "media_type", None)
     extra = getattr(element, "extra_fields", None) or {}
@@ -214,11 +227,13 @@ def open_xarray(
     if engine == "zarr":
         if storage_options and "storage_options" not in kwargs:
             kwargs["storage_options"] = storage_options
+        _check_keywords(open_zarr, engine, kwargs)
         opened: xr.Dataset | xr.DataArray = open_zarr(href, chunks=chunks, **kwargs)
         if isinstance(opened, xr.DataArray):
             return check_coordinates_finite(opened, href)
         return check_coordinates_finite(opened, href)
     if engine == "rasterio":
+        _check_keywords(open_raster, engine, kwargs)
         return open_raster(href, chunks=chunks, **kwargs)  # checks its geotransform itself
     if engine == "netcdf":
         engine = _netcdf_engine()
