@@ -67,7 +67,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             encoding={"t2m": {"chunks": (1, 16, 16), "shards": (1, 32, 32)}},
         )
     pixels = {
-        name: write_cog(root / f"{name}.tif", size=512, block=256, seed=i) for i, name in enumerate("abcdefg")
+        name: write_cog(root / f"{name}.tif", size=512, block=256, seed=i)
+        for i, name in enumerate("abcdefgh")
     }
     return {"root": root, "blob": blob, "t2m": ds.t2m.values, "pixels": pixels}
 
@@ -294,6 +295,42 @@ def test_gdal_http_timeout_bounds_a_whole_cog_request_against_a_trickle(
     with pytest.raises(ReadError, match=r"trickle/d\.tif"):
         tp.open_raster(hostile.url_for("trickle", "d.tif")).values  # noqa: B018
     assert time.monotonic() - start < 8  # a request or two of 2 s each, not the 512 kB at a byte a second
+
+
+def _gdal_through_a_redirect(hostile: HostileServer, name: str, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Read a COG through a redirect to another host with GDAL_HTTP_HEADERS set; the requests moved there."""
+    monkeypatch.setenv("GDAL_HTTP_HEADERS", f"X-Api-Key: {SECRET}\r\nAuthorization: Bearer {SECRET}")
+    hostile.reset()
+    url = f"{hostile.url}/redirect-localhost-{hostile.port}/plain/{name}.tif?token={SECRET}"
+    assert tp.open_raster(url).values.shape == (1, 512, 512)
+    moved = _sent(hostile, "localhost")
+    assert moved
+    return moved
+
+
+@pytest.mark.usefixtures("gdal_fast")
+def test_gdal_drops_authorization_and_the_query_on_a_redirect_to_another_host(
+    hostile: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for request in _gdal_through_a_redirect(hostile, "g", monkeypatch):
+        assert "Authorization" not in request["headers"]
+        assert SECRET not in request["path"]
+
+
+@pytest.mark.usefixtures("gdal_fast")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "documented limit (docs/reliability.md, 'Network reads'): curl, under GDAL, sends the headers of "
+        "GDAL_HTTP_HEADERS other than Authorization to the host a redirect leads to"
+    ),
+)
+def test_gdal_sends_no_custom_header_to_another_host(
+    hostile: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for request in _gdal_through_a_redirect(hostile, "h", monkeypatch):
+        assert "X-Api-Key" not in request["headers"]
 
 
 # -- 3. an overall deadline ------------------------------------------------------------------------
