@@ -501,6 +501,8 @@ def test_every_callable_parameter_of_every_stage_takes_only_allowlisted_function
         ("search_stac: {source: x, request_modifier: os.system}", "'request_modifier' takes code"),
         ("cache: {store: c.zarr, key: os.system}", "'os.system' is not a recipe function"),
         ("routed_decode: {args: [os.system]}", "'os.system' is not a recipe function"),
+        ("sample_windows: {size: 4, weights: [os.system]}", "weights must name a recipe function"),
+        ("sample_windows: {size: 4, weights: os.system}", "'os.system' is not a recipe function"),
     ],
 )
 def test_code_through_any_door_is_refused(step: str, expected: str, tmp_path: Path) -> None:
@@ -508,6 +510,21 @@ def test_code_through_any_door_is_refused(step: str, expected: str, tmp_path: Pa
     with pytest.raises(RecipeError, match="line 7") as info:
         load_recipe(path).build()
     assert expected in str(info.value)
+
+
+def test_plain_data_still_fits_parameters_that_also_take_code(tmp_path: Path) -> None:
+    body = _steps(
+        "sample_windows: {size: 4, n: 2, weights: [1.0, 2]}",
+        "to_tensor: {device: cpu}",
+        "to_device: {device: cpu}",
+        "cache_point",
+        DROP_A,
+        "cache: {store: c.zarr, key: null}",
+        source="{items: []}",
+    )
+    recipe = load_recipe(_write(tmp_path, body))
+    assert recipe.inputs["main"][1][0].functions == ()
+    recipe.build()
 
 
 def test_allowlisted_functions_work_in_every_kind_of_slot(tmp_path: Path) -> None:

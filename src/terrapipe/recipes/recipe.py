@@ -412,6 +412,8 @@ def _check_kwargs(
                 raise RecipeError(f"{at}: {label}: {key!r} takes code and cannot be set in a recipe")
             continue
         if slot == "function":
+            if hint_type is not None and plain_fit(value, hint_type):
+                continue  # data the parameter also takes (weights: [1, 2], key: null)
             if value is None and param is not None and param.default is None:
                 continue
             _check_function(recipe, value, (*path, key), label)

@@ -172,8 +172,9 @@ def _hint_kinds(hint: Any) -> list[SlotKind]:
     if hint is type or origin is type:
         return ["code"]
     if isinstance(hint, type):
-        if getattr(hint, "_is_protocol", False) or issubclass(
-            hint, (Executor, contextlib.AbstractContextManager)
+        # the classes themselves, not ABC look-alikes (torch.device has __enter__ but is a plain value)
+        if getattr(hint, "_is_protocol", False) or any(
+            base in (Executor, contextlib.AbstractContextManager) for base in hint.__mro__
         ):
             return ["code"]
         return []
@@ -183,18 +184,36 @@ def _hint_kinds(hint: Any) -> list[SlotKind]:
 
 
 def plain_fit(value: Any, hint: Any) -> bool:
-    """Whether ``value`` is ``None`` or a bool/int/float/str that a non-code member of ``hint`` allows.
+    """Whether ``value`` is plain data that a member of ``hint`` holding no code allows.
+
+    ``None``, a bool/int/float/str of that type, a list for a sequence of
+    simple values (each checked), or a mapping for a mapping of data.
 
     Examples
     --------
     >>> plain_fit(True, bool | contextlib.AbstractContextManager | None), plain_fit("x", bool | None)
     (True, False)
+    >>> weights = collections.abc.Sequence[float] | collections.abc.Callable[[Any], float] | None
+    >>> plain_fit([1, 2.5], weights), plain_fit(["os.system"], weights), plain_fit("os.system", weights)
+    (True, False, False)
     """
     members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) else (hint,)
     for member in members:
+        if _hint_kinds(member):
+            continue
+        origin = typing.get_origin(member) or member
         if value is None and member is type(None):
             return True
         if isinstance(member, type) and member in (bool, int, float, str) and check_type(value, member):
+            return True
+        if isinstance(value, list) and origin in (list, tuple, collections.abc.Sequence):
+            (item, *_) = typing.get_args(member) or (Any,)
+            if item in (bool, int, float, str):
+                if all(check_type(v, item) for v in value):
+                    return True
+            else:
+                return True
+        if isinstance(value, dict) and origin in (dict, collections.abc.Mapping):
             return True
     return False
 
