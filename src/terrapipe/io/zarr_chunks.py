@@ -68,8 +68,9 @@ _ZSTD_MAGIC = 0xFD2FB528
 #: Chunks :func:`diagnose` examines at most (the read that failed touched them anyway).
 _MAX_DIAGNOSED = 4096
 _HINT = (
-    "the store's metadata (zarr.json / .zarray: data_type, chunk_shape) does not match its chunks, "
-    "it was edited or the chunk is corrupt; re-create the store, or restore its metadata"
+    "its chunks do not match the store's metadata (zarr.json / .zarray: data_type, chunk_shape), which was "
+    "edited, or the chunk is corrupt; check that the source is readable, re-create the store or restore its "
+    "metadata, or pass on_error='skip' to skip what reads it"
 )
 
 
