@@ -235,6 +235,15 @@ def test_fetch_checks_the_total_it_is_told(hostile: HostileServer, world: dict[s
         fetch(hostile.url_for("full", "blob.bin"), fast(), byte_range=ByteRange(10, 20), expected_total=5)
 
 
+def test_an_answer_sent_before_it_was_asked_for_is_never_read_as_the_next_one(
+    hostile: HostileServer, world: dict[str, Any]
+) -> None:
+    url = hostile.url_for("forge", "blob.bin")  # each answer is followed by a forged one for the next range
+    assert fetch(url, fast(), byte_range=ByteRange(1000, 1100)).body == world["blob"][1000:1100]
+    time.sleep(0.2)  # the forged answer has arrived
+    assert fetch(url, fast(), byte_range=ByteRange(1100, 1200)).body == world["blob"][1100:1200]
+
+
 # -- 2. COGs through GDAL -------------------------------------------------------------------------
 @pytest.fixture
 def gdal_fast(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,9 @@ file under ``--root`` (``GET /shift/cube.zarr/t2m/c/0/0/0``). Behaviours
 - ``nolength``: a body with neither ``Content-Length`` nor chunked encoding
   (it ends when the connection closes, so a cut cannot be told from the end);
 - ``badlength``: like ``nolength``, but with ``Content-Length: -1``;
+- ``forge``: a correct ``206``, followed on the same connection, unasked, by
+  a second, forged ``206`` for the next range of the same length (bytes
+  ``0xEE``), as if it answered the client's next request;
 - ``full``: ignores ``Range`` and answers ``200`` with the whole file (legal);
 - ``drift``: correct ranges, but the total size in ``Content-Range`` (and a
   ``200``'s length) changes at every request, as if the file were replaced
@@ -90,6 +93,7 @@ MODES = (
     "long",
     "nolength",
     "badlength",
+    "forge",
     "full",
     "drift",
     "trickle",
@@ -283,6 +287,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._trickle(body)
         else:
             self._write(body)
+        if mode == "forge" and status == 206:
+            self._forge(last + 1, last - first + 1, total)
+
+    def _forge(self, first: int, length: int, total: int) -> None:
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+        time.sleep(0.05)  # after the real answer has gone, as a separate segment
+        last = min(first + length, total) - 1
+        fake = (
+            f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {first}-{last}/{total}\r\n"
+            f"Content-Length: {last - first + 1}\r\n\r\n"
+        ).encode() + b"\xee" * (last - first + 1)
+        self._write(fake)
 
     def _trickle(self, body: bytes) -> None:
         end = time.monotonic() + self.settings.max_seconds

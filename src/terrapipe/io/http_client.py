@@ -375,7 +375,14 @@ class _Connections(threading.local):
 
 
 def _has_unasked_bytes(sock: Any) -> bool:
-    """Whether an idle kept-alive socket is readable (closed by the server, or stray bytes)."""
+    """Whether an idle kept-alive socket is readable (closed by the server, or stray bytes).
+
+    Bytes a server sends before it is asked must never be read as the next
+    answer (a second, forged answer appended to the first).
+    """
+    pending = getattr(sock, "pending", None)  # bytes TLS has decrypted but nobody read
+    if callable(pending) and pending():
+        return True
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
