@@ -255,4 +255,4 @@ class HTTPStore(Store):
         return dict(self.__dict__)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"_sizes": {}, **state})  # a store pickled before sizes were kept
