@@ -11,6 +11,7 @@ Everything here is pure: no network, no pixels.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -59,7 +60,19 @@ def is_raster_file(path: str) -> bool:
 
 
 def read_file(path: str) -> list[dict[str, Any]]:
-    """Return the item dicts of one corpus file (a Feature, a FeatureCollection, a list, or ndjson)."""
+    """Return the item dicts of one corpus file (a Feature, a FeatureCollection, a list, or ndjson).
+
+    The dicts are shared between callers (parsed once): do not change them.
+    """
+    return list(_read_file(path))
+
+
+@cache
+def _read_file(path: str) -> tuple[dict[str, Any], ...]:
+    return tuple(_parse_file(path))
+
+
+def _parse_file(path: str) -> list[dict[str, Any]]:
     text = (DATA / path).read_text()
     if path.endswith(".ndjson"):
         return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -83,15 +96,23 @@ def self_href(record: Mapping[str, Any], path: str) -> str:
 
 
 def pystac_items(path: str, ids: Sequence[str] | None = None) -> list[Any]:
-    """Read a corpus file as ``pystac.Item`` s, as ``pystac.Item.from_file`` would (migrated, self href set)."""
+    """Read a corpus file as ``pystac.Item`` s, as ``pystac.Item.from_file`` would (migrated, self href set).
+
+    The items are shared between callers (parsed once): do not change them.
+    """
+    return list(_pystac_items(path, None if ids is None else tuple(ids)))
+
+
+@cache
+def _pystac_items(path: str, ids: tuple[str, ...] | None) -> tuple[Any, ...]:
     import pystac
 
     out = []
     for record in read_file(path):
         if ids is not None and record["id"] not in ids:
             continue
-        out.append(pystac.Item.from_dict(record, href=self_href(record, path), migrate=True))
-    return out
+        out.append(pystac.Item.from_dict(copy.deepcopy(record), href=self_href(record, path), migrate=True))
+    return tuple(out)
 
 
 # --- what an item is (for the coverage table) -------------------------------------------------
@@ -589,7 +610,8 @@ GROUPS: tuple[Group, ...] = (
         ("red", "nir"),
         options={"dtype": "uint16", "nodata": 0},
         note="the STAC 1.1 spec's extended item: 'bands' (with eo:common_name) on a 4-band asset",
-        odc=ODC_EO_BANDS,
+        odc="broken: odc-stac 0.5.3 does not read band names from STAC 1.1 'bands' (eo:common_name): "
+        "ValueError 'No such band/alias: red'",
     ),
 )
 
@@ -623,6 +645,7 @@ def resolve_band(record: Mapping[str, Any], band: str) -> tuple[str, int]:
     assets = record.get("assets") or {}
     if band in assets:
         return band, 0
+    found: list[tuple[int, str, int]] = []
     for key, asset in assets.items():
         listed = asset.get("eo:bands") or asset.get("bands") or []
         for index, entry in enumerate(listed):
@@ -631,8 +654,14 @@ def resolve_band(record: Mapping[str, Any], band: str) -> tuple[str, int]:
                 entry.get("common_name"),
                 entry.get("eo:common_name"),
             ):
-                return str(key), index
-    raise KeyError(f"item {record.get('id')!r} has no band {band!r}")
+                found.append((len(listed), str(key), index))
+    if not found:
+        raise KeyError(f"item {record.get('id')!r} has no band {band!r}")
+    # A name in several assets (Earth Search's B04 and visual both list 'red'): the asset with the
+    # fewest bands, as odc-stac picks (a one-band data asset before a three-band preview).
+    fewest = min(count for count, _, _ in found)
+    _, key, index = next(f for f in found if f[0] == fewest)
+    return key, index
 
 
 def band_entry(record: Mapping[str, Any], band: str) -> dict[str, Any]:
