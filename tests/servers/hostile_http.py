@@ -37,7 +37,8 @@ file under ``--root`` (``GET /shift/cube.zarr/t2m/c/0/0/0``). Behaviours
   until the client goes away;
 - ``endless``: for any path, ``200`` with chunked encoding and zeros until the
   client goes away;
-- ``redirect-file``: ``302`` to ``file:///etc/passwd``;
+- ``redirect-file``: ``302`` to ``file:///etc/passwd``; ``redirect-nohost``:
+  ``302`` to ``http://:8080/x``;
 - ``redirect-HOST-PORT``: ``302`` to ``http://HOST:PORT/`` + the rest of the
   path (``redirect-localhost-8080/plain/a.tif`` → ``http://localhost:8080/plain/a.tif``),
   no query string.
@@ -103,6 +104,7 @@ MODES = (
     "huge",
     "endless",
     "redirect-file",
+    "redirect-nohost",
     "redirect-HOST-PORT",
 )
 _ZEROS = bytes(64 * 1024)
@@ -195,8 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
             count = self.counter[0]
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         mode, _, rest = path.lstrip("/").partition("/")
-        if mode == "redirect-file":
-            self._headers_out(302, {"Location": "file:///etc/passwd", "Content-Length": "0"})
+        if mode in ("redirect-file", "redirect-nohost"):
+            where = "file:///etc/passwd" if mode == "redirect-file" else "http://:8080/x"
+            self._headers_out(302, {"Location": where, "Content-Length": "0"})
             return
         if mode.startswith("redirect-"):
             _, host, port = mode.rsplit("-", 2) if mode.count("-") >= 2 else ("", "", "")

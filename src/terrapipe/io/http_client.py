@@ -695,8 +695,12 @@ def _handle(
         if not location:
             raise _RefusedError(f"HTTP {status} (a redirect) without a Location")
         nxt = urllib.parse.urljoin(url, location.strip())
-        if urllib.parse.urlsplit(nxt).scheme.lower() not in ("http", "https"):
-            raise _RefusedError(f"HTTP {status} redirects to a URL that is not http(s) ({public_url(nxt)!r})")
+        try:
+            _split(nxt)
+        except InvalidArgumentError as err:
+            raise _RefusedError(
+                f"HTTP {status} redirects to a URL that is not a usable http(s) URL ({public_url(nxt)!r})"
+            ) from err
         return nxt
     if status == 404:
         _discard(response)
