@@ -8,6 +8,9 @@ driver so that such a failure becomes a
 (redacted) href, with what to do. It pickles (a dict of hrefs to names), so
 it works with dask's distributed scheduler too.
 
+Reads follow terrapipe's GDAL retry policy (:mod:`terrapipe.io.gdal_env`:
+3 retries) where nothing else configured GDAL (odc-stac's own default, 10
+retries with a doubling delay, waits 8 minutes on a server that is down).
 A failed remote read also makes GDAL forget what it cached about that URL
 (:func:`~terrapipe.io.gdal_cache.forget_remote_file`): GDAL remembers a
 failure, and a second attempt on the same URL would otherwise fail at once
@@ -122,6 +125,7 @@ def make_naming_driver(names: Mapping[str, tuple[str, str]], md_parser: Any, aux
 
 
 _CLASSES: dict[str, type] = {}
+_RETRY_KEYS = ("GDAL_HTTP_MAX_RETRY", "GDAL_HTTP_RETRY_DELAY")
 
 
 def _driver_class(rio: Any) -> type:
@@ -153,6 +157,17 @@ def _driver_class(rio: Any) -> type:
 
         def open(self, src: Any, ctx: Any) -> Any:
             return NamingRioReader(src, ctx, self._names)
+
+        def capture_env(self) -> dict[str, Any]:
+            env: dict[str, Any] = super().capture_env()
+            if env == dict(getattr(rio, "GDAL_CLOUD_DEFAULTS", {})):
+                # odc's defaults (10 retries, doubling from 0.5 s: 8 minutes on a dead server) where
+                # nobody configured GDAL: terrapipe's retry policy instead (terrapipe.io.gdal_env).
+                from terrapipe.io.gdal_env import gdal_options
+
+                policy = gdal_options()
+                env.update({key: policy[key] for key in _RETRY_KEYS})
+            return env
 
         def __reduce__(self) -> Any:
             return (_rebuild, (self._names, self._md_parser, self._aux_reader))

@@ -14,12 +14,26 @@ read lazily with dask). What terrapipe adds on top:
   resampling (values equal a direct rasterio read); mixed CRSs without
   ``crs=`` raise :class:`~terrapipe.core.errors.GridMismatchError` (see
   :mod:`terrapipe.stac.grid` for every rule);
-- **dtype and nodata kept**: from ``raster:bands``, else from the COG header
-  (odc-stac alone would load such assets as ``float32`` without nodata);
+- **the right band of multi-band assets**: a name from an asset's
+  ``eo:bands`` or STAC 1.1 ``bands`` (or ``asset.N``) reads that band of
+  the file (rules: :mod:`terrapipe.stac.bands`); several bands of one asset
+  can be loaded;
+- **dtype and nodata kept**: from STAC 1.1 ``bands``/asset ``data_type`` and
+  ``nodata``, ``raster:bands`` or the item, else from the COG header (odc-stac
+  alone would load such assets as ``float32`` without nodata). When the
+  metadata (or ``dtype=``) states them, building the cube opens no file;
+- **scale and offset kept as metadata** (pixels stay raw): the ``scale`` and
+  ``offset`` coordinates along ``band`` and ``attrs["scales"]``/
+  ``attrs["offsets"]`` (as rasterio's ``DatasetReader.scales``), when an
+  item states them; NaN where the items disagree;
+- **items as dicts or ``pystac.Item`` s**, with relative asset hrefs resolved
+  against the item's self link (never the working directory);
 - **chunks aligned to the COG tiles**: dask chunks are whole tiles (about
-  1024 pixels, a multiple of the tile size read from the first asset), and a
+  1024 pixels: a multiple of the tile size read from the first asset when
+  its header must be read anyway, else 1024-pixel blocks of the native grid,
+  whose edges are tile edges for 256, 512 and 1024-pixel tiles), and a
   cube cut by ``bbox=`` starts with partial chunks so that every later chunk
-  edge is a tile edge; ``encoding["preferred_chunks"]`` records the tile
+  edge is a tile edge; ``encoding["preferred_chunks"]`` records that
   layout for the chip stages;
 - **errors that name the asset**: a COG that fails when the cube is computed
   (HTTP 404, truncated file) raises :class:`~terrapipe.core.errors.ReadError`
@@ -192,10 +206,12 @@ def stack_items(
     Parameters
     ----------
     items
-        ``pystac.Item`` s (a list, an ``ItemCollection``, any iterable).
+        ``pystac.Item`` s or STAC item dicts (a list, an ``ItemCollection``,
+        any iterable).
     bands
-        Asset keys (or ``eo:bands`` names) to load, in order; ``None``: the
-        raster assets every item has.
+        Band names to load, in order: asset keys, ``eo:bands``/``bands``
+        names or common names, or ``asset.N`` (band ``N`` of a multi-band
+        asset); ``None``: every band of the raster assets every item has.
     crs
         Output CRS; ``None``: the items' own (they must share one).
     resolution
@@ -236,9 +252,9 @@ def stack_items(
         Items without projection info (when the grid must come from them) or
         without a requested asset.
     ReadError
-        If the first asset cannot be opened to read its tiling (when
-        ``chunks`` is not given); later, when computing, for any asset that
-        cannot be read.
+        If the first asset must be opened (the metadata does not state its
+        data type) and cannot be; later, when computing, for any asset that
+        cannot be read (naming the item, the asset and the href).
 
     Examples
     --------
@@ -343,16 +359,20 @@ def stack_items(
     dataset = dataset.rename({k: v for k, v in (("latitude", "y"), ("longitude", "x")) if k in dataset.dims})
     cube: xr.DataArray = xr.concat([dataset[ref.key] for ref in refs], dim="band", coords="minimal")
     cube = cube.transpose("time", "band", "y", "x").assign_coords(band=np.asarray(names, dtype=object))
-    scales, offsets_ = [row[2] for row in table], [row[3] for row in table]
-    if any(v is not None for v in scales + offsets_):
+    scales = [1.0 if row[2] is None else row[2] for row in table]
+    offsets_ = [0.0 if row[3] is None else row[3] for row in table]
+    scaled = any(row[2] is not None or row[3] is not None for row in table)
+    if scaled:  # per band coordinates (they follow band selections), as rasterio's scales/offsets
         cube = cube.assign_coords(
-            scale=("band", np.asarray([1.0 if v is None else v for v in scales], dtype="float64")),
-            offset=("band", np.asarray([0.0 if v is None else v for v in offsets_], dtype="float64")),
+            scale=("band", np.asarray(scales, dtype="float64")),
+            offset=("band", np.asarray(offsets_, dtype="float64")),
         )
     if window is not None:
         cube = cube.isel(y=window[0], x=window[1])
     cube.name = "stac"
     cube.attrs = {"nodata": out_nodata} if out_nodata is not None else {}
+    if scaled:
+        cube.attrs.update(scales=tuple(scales), offsets=tuple(offsets_))
     cube.encoding["stac_item_ids"] = [str(d.get("id")) for d in dicts]
     cube.encoding["source"] = _source_label(dicts)
     if offsets is not None and tile is not None:
