@@ -379,6 +379,23 @@ def test_a_next_link_to_another_origin_gets_no_credentials(api: HostileServer, o
         assert f"api_key={SECRET}" in entry["query"]
 
 
+def test_a_pystac_client_sessions_credentials_stay_with_its_api(
+    api: HostileServer, other: HostileServer
+) -> None:
+    from pystac_client import ItemSearch
+    from pystac_client.stac_api_io import StacApiIO
+
+    api.route({"/search": page(["a"], {"href": f"{other.url}/page/2"})})
+    other.route({"/page/2": page(["b"])})
+    stac_io = StacApiIO(headers=HEADERS, parameters={"subscription-key": SECRET})
+    search = ItemSearch(f"{api.url}/search", stac_io=stac_io)
+    got, err = collect(tp.from_items([search]).list_stac_items(retries=0))
+    assert err is None
+    assert got == ["a", "b"]
+    assert _leaked(other) == []
+    assert f"subscription-key={SECRET}" in api.log()[0]["query"]
+
+
 @pytest.mark.parametrize("status", [302, 307, 308])
 def test_a_redirect_to_another_origin_gets_no_credentials(
     api: HostileServer, other: HostileServer, status: int

@@ -422,14 +422,22 @@ def _pool_classes() -> dict[str, Any]:
 def _new_session() -> Any:
     requests = require("requests", extra="stac", feature="STAC over HTTP")
 
+    urllib3 = require("urllib3", extra="stac", feature="STAC over HTTP")
+    plain = {"http": urllib3.HTTPConnectionPool, "https": urllib3.HTTPSConnectionPool}
+
+    def track(manager: Any) -> None:
+        # only urllib3's own pools are swapped: a SOCKS proxy's pools keep their classes (and no watchdog)
+        if all(manager.pool_classes_by_scheme.get(k) is v for k, v in plain.items()):
+            manager.pool_classes_by_scheme = _pool_classes()
+
     class Adapter(requests.adapters.HTTPAdapter):  # type: ignore[misc, name-defined]
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = _pool_classes()
+            track(self.poolmanager)
 
         def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
             manager = super().proxy_manager_for(*args, **kwargs)
-            manager.pool_classes_by_scheme = _pool_classes()
+            track(manager)
             return manager
 
     session = requests.Session()
