@@ -307,10 +307,9 @@ class Group:
     note
         What this group is there for.
     odc
-        ``"auto"``: odc-stac is the reference; ``"spec-grid"``: odc-stac's
-        automatic extent is wrong here, so it gets the native grid as
-        ``geobox=``; ``"broken: why"``: odc-stac cannot load these items, so
-        every check compares with what the STAC metadata says.
+        ``"auto"``: odc-stac is the reference; ``"broken: why"``: odc-stac
+        cannot load these items, so every check compares with what the STAC
+        metadata says.
     """
 
     id: str
@@ -426,10 +425,8 @@ GROUPS: tuple[Group, ...] = (
         (f"{PC}/io-lulc-annual-v02/io-lulc-annual-v02-pc.json",),
         ("data",),
         options={"dtype": "uint8"},
-        note="UTM 60 tiles whose footprints cross the antimeridian; datetime null with start/end; "
-        "raster:bands has nodata but no data_type: dtype given; odc-stac's automatic grid for these items "
-        "failed allocating 1.2e9 coordinates in our runs, so it is given the native grid",
-        odc="spec-grid",
+        note="UTM 60 tiles whose footprints cross the antimeridian (bbox -180 to 180), from the equator to "
+        "72 N; datetime null with start/end; raster:bands has nodata but no data_type: dtype given",
     ),
     Group(
         "pc-io-lulc",

@@ -64,16 +64,23 @@ class Built:
 
 
 def default_bbox(group: Group) -> tuple[float, float, float, float]:
-    """A small lon/lat box at the centre of the first item's bbox (or the group's own)."""
+    """A small lon/lat box at the centre of the first item (or the group's own box).
+
+    The centre comes from the native grid where there is one: the lon/lat
+    ``bbox`` of a tile across the antimeridian spans -180 to 180, whose middle
+    is on the other side of the Earth.
+    """
     if group.bbox is not None:
         return group.bbox
-    box = group.records()[0]["bbox"]
+    record = group.records()[0]
+    if group.native():
+        centre = spec_geobox_of(group, [record]).extent.centroid.to_crs("EPSG:4326")
+        lon, lat = centre.coords[0]
+        return (lon - 0.02, lat - 0.02, lon + 0.02, lat + 0.02)
+    box = record["bbox"]
     half = len(box) // 2
     west, south, east, north = box[0], box[1], box[half], box[half + 1]
-    if west > east:  # crosses the antimeridian
-        east += 360
     lon, lat = (west + east) / 2, (south + north) / 2
-    lon = lon - 360 if lon > 180 else lon
     dx, dy = min(0.02, (east - west) / 4), min(0.02, (north - south) / 4)
     return (lon - dx, lat - dy, lon + dx, lat + dy)
 
@@ -89,15 +96,11 @@ def odc_cube(group: Group, **extra: Any) -> Any:
     """odc-stac's lazy dataset of the group (same bands and options).
 
     Without ``crs``/``resolution`` odc-stac picks the items' own CRS, finest
-    resolution and pixel phase. Where its extent from the footprints is known
-    to be wrong (``group.odc == "spec-grid"``), it is given the grid the
-    projection extension defines instead.
+    resolution and pixel phase, and the extent of their footprints.
     """
     import odc.stac
 
     options = dict(group.options)
-    if group.odc == "spec-grid" and "bbox" not in extra:
-        options["geobox"] = spec_geobox(group)
     return odc.stac.load(
         group.items(), bands=list(group.bands), chunks={}, groupby="time", **options, **extra
     )
@@ -134,10 +137,14 @@ def finest_band(group: Group) -> str:
 
 def spec_geobox(group: Group) -> Any:
     """The native grid of the group by the projection extension (union of ``proj:transform``/``proj:shape``)."""
+    return spec_geobox_of(group, group.records())
+
+
+def spec_geobox_of(group: Group, records: list[dict[str, Any]]) -> Any:
+    """The union of the native grids of ``records`` for the group's finest band."""
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
-    records = group.records()
     transform, shape = corpus.native_union(records, corpus.resolve_band(records[0], finest_band(group))[0])
     return GeoBox(shape, Affine(*transform), spec_crs(group))
 
