@@ -29,14 +29,14 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import open_http
 from terrapipe.io.paths import href_of, is_http
@@ -97,62 +97,6 @@ def _check_engine(engine: str) -> None:
     if engine not in xr.backends.list_engines():
         hint = _INSTALL_HINT.get(engine, f"install the package that provides the xarray engine {engine!r}")
         raise MissingDependencyError(f"open_xarray(engine={engine!r}): no such xarray engine here; {hint}")
-
-
-DatasetOrArray = TypeVar("DatasetOrArray", xr.Dataset, xr.DataArray)
-
-#: Dimension coordinates that place data on the map (compared in lower case).
-SPATIAL_COORDS = frozenset({"x", "y", "lon", "lat", "longitude", "latitude", "easting", "northing"})
-
-
-def check_coordinates_finite(obj: DatasetOrArray, href: str) -> DatasetOrArray:
-    """Refuse a Dataset or DataArray whose spatial coordinates or geotransform are not finite.
-
-    A store whose ``x``/``y`` (or ``lon``/``lat``) coordinates hold NaN or
-    infinity, or whose ``spatial_ref`` records a ``GeoTransform`` with them,
-    would give chips with NaN coordinates; the dimension coordinates are in
-    memory once opened, so the check reads nothing.
-
-    Returns
-    -------
-    The object, unchanged.
-
-    Raises
-    ------
-    ReadError
-        Naming the file and the coordinate.
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> good = xr.Dataset(coords={"x": [0.5, 1.5], "y": [1.5, 0.5]})
-    >>> check_coordinates_finite(good, "a.zarr") is good
-    True
-    >>> check_coordinates_finite(good.assign_coords(x=[0.5, np.nan]), "a.zarr")
-    Traceback (most recent call last):
-    ...
-    terrapipe.core.errors.ReadError: cannot use 'a.zarr': its coordinate 'x' holds 1 NaN or infinite value(s) ...
-    """
-    hint = "fix the coordinates in the store (or drop and re-assign them) before reading it"
-    for name, coord in obj.coords.items():
-        if str(name).lower() not in SPATIAL_COORDS or name not in obj.dims or coord.dtype.kind not in "fiuc":
-            continue
-        values = np.asarray(coord.values)
-        bad = int(np.count_nonzero(~np.isfinite(values)))
-        if bad:
-            cause = f"its coordinate {name!r} holds {bad} NaN or infinite value(s) of {values.size}"
-            raise read_error(href, "cannot use", cause=cause, hint=hint)
-    for name, coord in obj.coords.items():
-        transform = coord.attrs.get("GeoTransform") if hasattr(coord, "attrs") else None
-        if isinstance(transform, str):
-            try:
-                numbers = [float(v) for v in transform.split()]
-            except ValueError:
-                numbers = [float("nan")]
-            if not all(np.isfinite(numbers)):
-                cause = f"the GeoTransform of its {name!r} coordinate is not finite ({transform!r})"
-                raise read_error(href, "cannot use", cause=cause, hint=hint)
-    return obj
 
 
 def _check_keywords(reader: Any, engine: str, kwargs: Mapping[str, Any]) -> None:
