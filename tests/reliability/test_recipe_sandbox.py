@@ -623,9 +623,8 @@ def _measure(call: typing.Callable[[], object]) -> tuple[float, int]:
 @pytest.mark.parametrize(
     ("name", "body", "expected"),
     [
-        # libyaml (CSafeLoader) stops deep flow nesting itself at 1,000 levels; the pure-Python parser at ours
-        ("flow nesting", "x: " + "[" * 10_000 + "]" * 10_000 + "\n", "nest"),
-        ("flow nesting, unclosed", "x: " + "{a: " * 10_000 + "\n", "nest"),
+        ("flow nesting", "x: " + "[" * 10_000 + "]" * 10_000 + "\n", f"nest more than {MAX_DEPTH} deep"),
+        ("flow nesting, unclosed", "x: " + "{a: " * 10_000 + "\n", f"nest more than {MAX_DEPTH} deep"),
         ("flow nesting, 100", "x: " + "[" * 100 + "]" * 100 + "\n", f"nest more than {MAX_DEPTH} deep"),
         ("block lists", "x:\n" + "- " * 10_000 + "1\n", f"nest more than {MAX_DEPTH} deep"),
         (
@@ -687,6 +686,30 @@ def test_a_huge_or_endless_file_is_not_read_whole(tmp_path: Path) -> None:
             load_recipe(Path("/dev/zero"))
     with pytest.raises(RecipeError, match="not a regular file"):
         load_recipe(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"path": 3},
+        {"path": b"r.yaml"},
+        {"path": ["r.yaml"]},
+        {"text": b"version: 1"},
+        {"path": "climate-forecasting", "allow_env": 3},
+        {"path": "climate-forecasting", "allow_env": ["NOT A NAME"]},
+        {"path": "climate-forecasting", "allow_env": [None]},
+        {"path": "climate-forecasting", "root": 3},
+    ],
+)
+def test_load_recipe_checks_its_own_arguments(kwargs: dict[str, object]) -> None:
+    with pytest.raises(RecipeError, match="load_recipe: "):
+        load_recipe(**kwargs)  # type: ignore[arg-type]
+
+
+def test_an_unclosed_bracket_names_the_line_it_opened(tmp_path: Path) -> None:
+    path = _write(tmp_path, HEAD + "    source: {items: [1, 2}\n    steps: []\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml, line 5: not valid YAML"):
+        load_recipe(path)
 
 
 def test_a_file_that_is_not_utf8_is_a_recipe_error(tmp_path: Path) -> None:

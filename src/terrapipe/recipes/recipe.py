@@ -53,6 +53,7 @@ from terrapipe.recipes.stages import (
 )
 from terrapipe.recipes.values import (
     ENDPOINT_KEYS,
+    ENV_PATTERN,
     READ_MODES,
     WRITE_PARAMETERS,
     check_write_path,
@@ -208,9 +209,7 @@ def load_recipe(
         code given to a parameter, an environment variable not allowed or
         not set, a write outside the root.
     """
-    if isinstance(allow_env, str):
-        allow_env = [allow_env]
-    allowed = frozenset(allow_env)
+    allowed = _check_arguments(path, text, allow_env, root)
     if text is None:
         if path is None:
             raise RecipeError("load_recipe needs a path or text=")
@@ -236,6 +235,26 @@ def load_recipe(
     ensure_registered()
     data, lines = load_yaml(text, name)
     return _check(data, lines, name, folder, base, allowed)
+
+
+def _check_arguments(path: Any, text: Any, allow_env: Any, root: Any) -> frozenset[str]:
+    """Check ``load_recipe``'s own arguments; return the allowed variable names."""
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise RecipeError(
+            f"load_recipe: path must be a file path or a bundled recipe's name, got {_shown(path)}"
+        )
+    if text is not None and not isinstance(text, str):
+        raise RecipeError(f"load_recipe: text= must be the YAML text (str), got {type(text).__name__}")
+    if root is not None and not isinstance(root, str | os.PathLike):
+        raise RecipeError(f"load_recipe: root= must be a folder path, got a {type(root).__name__}")
+    names = [allow_env] if isinstance(allow_env, str) else allow_env
+    if not isinstance(names, Iterable) or isinstance(names, bytes | dict):
+        raise RecipeError(f"load_recipe: allow_env= must be variable names, got a {type(allow_env).__name__}")
+    names = list(names)
+    bad = [n for n in names if not isinstance(n, str) or not ENV_PATTERN.fullmatch(f"${{{n}}}")]
+    if bad:
+        raise RecipeError(f"load_recipe: allow_env= takes variable names such as 'PC_TOKEN', got {bad[0]!r}")
+    return frozenset(names)
 
 
 def _read_bounded(file: Path, shown: str) -> str:

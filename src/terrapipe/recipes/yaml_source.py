@@ -87,8 +87,14 @@ def load_yaml(text: str, where: str) -> tuple[Any, Lines]:
     yaml = require("yaml", extra="cli", feature="recipes")
     check_size(text, where)
     try:
-        anchors = _check_depth(text, where)
-        node = yaml.compose(text, Loader=_loader(yaml))
+        try:
+            anchors = _check_depth(text, where, _loader(yaml))
+            node = yaml.compose(text, Loader=_loader(yaml))
+        except yaml.YAMLError:
+            # libyaml's messages point at the end of an unclosed bracket: PyYAML's name where it opened
+            # (the depth check comes first, so the pure-Python composer never recurses deeply)
+            anchors = _check_depth(text, where, yaml.SafeLoader)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
@@ -132,7 +138,7 @@ def check_size(text: str, where: str) -> None:
         raise RecipeError(msg)
 
 
-def _check_depth(text: str, where: str) -> dict[tuple[int, int], str]:
+def _check_depth(text: str, where: str, loader: Any) -> dict[tuple[int, int], str]:
     """Walk the event stream (no recursion), refuse nesting deeper than :data:`MAX_DEPTH`.
 
     Returns
@@ -143,7 +149,7 @@ def _check_depth(text: str, where: str) -> dict[tuple[int, int], str]:
     yaml = require("yaml", extra="cli", feature="recipes")
     depth = 0
     anchors: dict[tuple[int, int], str] = {}
-    for event in yaml.parse(text, Loader=_loader(yaml)):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             if event.anchor is not None:
                 anchors[(event.start_mark.line, event.start_mark.column)] = event.anchor
