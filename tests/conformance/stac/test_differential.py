@@ -27,8 +27,6 @@ _CACHE: dict[tuple[str, str], reference.Built] = {}
 
 #: (check, group id) -> the finding it shows (see /tmp/conformance_findings.md and docs/conformance.md).
 KNOWN: dict[tuple[str, str], str] = {
-    ("*", "usgs-landsat-c2l2-sr-antarctic"): "a STAC 1.0.0-beta.2 item whose asset eo:bands are indices into "
-    "the item's eo:bands raises a bare AttributeError ('int' object has no attribute 'get')",
     (
         "grid",
         "pc-io-lulc",
