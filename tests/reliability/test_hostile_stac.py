@@ -331,6 +331,30 @@ def test_deflate_bombs_stop_at_the_cap(api: HostileServer, wbits: int) -> None:
     assert got == []
 
 
+def test_a_local_document_over_the_cap_is_named(tmp_path: Path) -> None:
+    catalog = _catalog([]) | {"description": " " * (2 * _MIB)}
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    _, err = collect(tp.search_stac(tmp_path / "catalog.json", max_bytes=_MIB))
+    assert isinstance(err, StacSearchError)
+    assert "larger than the cap" in str(err)
+    got, err = collect(tp.search_stac(tmp_path / "catalog.json"))
+    assert err is None
+    assert got == []
+
+
+def test_gzip_members_and_padding_decode_whole(api: HostileServer) -> None:
+    import gzip
+
+    text = json.dumps(page(["a", "b"])["json"]).encode()
+    blob = gzip.compress(text[:40]) + gzip.compress(text[40:]) + b"\0" * 8  # two members, then padding
+    api.route(
+        {"/search": {"base64": base64.b64encode(blob).decode(), "headers": {"Content-Encoding": "gzip"}}}
+    )
+    got, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
+    assert err is None
+    assert got == ["a", "b"]
+
+
 def test_an_unasked_content_encoding_is_named(api: HostileServer) -> None:
     api.route({"/search": page(["a"]) | {"headers": {"Content-Encoding": "br"}}})
     _, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
@@ -394,6 +418,19 @@ def test_a_pystac_client_sessions_credentials_stay_with_its_api(
     assert got == ["a", "b"]
     assert _leaked(other) == []
     assert f"subscription-key={SECRET}" in api.log()[0]["query"]
+
+
+def test_a_search_link_to_another_origin_gets_no_credentials(
+    api: HostileServer, other: HostileServer
+) -> None:
+    links = [{"rel": "search", "href": f"{other.url}/search", "method": "POST"}]
+    api.route({"/": {"json": {"type": "Catalog", "id": "x", "conformsTo": [], "links": links}}})
+    other.route({"/search": page(["a"])})
+    got, err = collect(tp.search_stac(f"{api.url}/?api_key={SECRET}", headers=HEADERS, **FAST))
+    assert err is None
+    assert got == ["a"]
+    assert _leaked(other) == []
+    assert api.log()[0]["headers"]["x-api-key"] == SECRET
 
 
 @pytest.mark.parametrize("status", [302, 307, 308])

@@ -499,6 +499,8 @@ class _Body:
         self.cap = cap
         self.size = 0
         self._parts: list[bytes] = []
+        self._members = 1
+        self._trailing = False
 
     def feed(self, data: bytes) -> None:
         if self._deflate and self._z is None:  # zlib-wrapped or raw deflate: servers send both
@@ -508,16 +510,24 @@ class _Body:
             self._add(data)
             return
         pending = data
-        try:
-            while pending:
+        while pending:
+            if self._z.eof:
+                if self._deflate or self._trailing:
+                    return  # bytes after the end of the stream are ignored (as gzip(1) and urllib3 do)
+                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another gzip member follows
+                self._members += 1
+            try:
                 # at most _STEP bytes at a time: one step of a bomb never holds much more than the cap
                 self._add(self._z.decompress(pending, min(self.cap - self.size + 1, _STEP)))
-                pending = self._z.unconsumed_tail
-        except zlib.error as err:
-            raise _FailError(f"the compressed answer is corrupt ({err})", "check the server") from None
+            except zlib.error as err:
+                if self._members > 1:  # padding after the last member, not a member
+                    self._trailing = True
+                    return
+                raise _FailError(f"the compressed answer is corrupt ({err})", "check the server") from None
+            pending = self._z.unconsumed_tail or (self._z.unused_data if self._z.eof else b"")
 
     def finish(self) -> bytes:
-        if self._z is not None:
+        if self._z is not None and not self._trailing:
             try:
                 self._add(self._z.flush())
             except zlib.error as err:
