@@ -19,9 +19,10 @@ variable, the chunk key and the two sizes:
   ``ValueError``; :class:`CheckedZarrArrayWrapper` turns that into the same
   ``ReadError``, finding the chunk at fault (:func:`diagnose`).
 
-A ``chunk_shape`` edited to another shape with the same number of elements
-(32 by 32 to 16 by 64) cannot be told from the bytes: the values are then the
-metadata's reading of them, as in any Zarr reader.
+Edits that keep every chunk's byte size cannot be told from the bytes: a
+``chunk_shape`` with the same number of elements (32 by 32 to 16 by 64),
+another ``endian``, a dtype of the same width (float32 to int32); the values
+are then the metadata's reading of them, as in any Zarr reader.
 
 Examples
 --------
