@@ -706,6 +706,22 @@ def test_load_recipe_checks_its_own_arguments(kwargs: dict[str, object]) -> None
         load_recipe(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        ("batch: {batch_size: -1}", "Batch size is required to be larger than 0! (AssertionError)"),
+        ("shuffle: {buffer_size: -1}", "buffer_size should be larger than 0 (AssertionError)"),
+    ],
+)
+def test_a_stage_refusing_its_recipe_values_is_a_recipe_error(
+    step: str, expected: str, tmp_path: Path
+) -> None:
+    path = _write(tmp_path, _steps(step))
+    with pytest.raises(RecipeError, match="line 7: ") as info:
+        load_recipe(path).build()
+    assert expected in str(info.value)
+
+
 def test_an_unclosed_bracket_names_the_line_it_opened(tmp_path: Path) -> None:
     path = _write(tmp_path, HEAD + "    source: {items: [1, 2}\n    steps: []\n")
     with pytest.raises(RecipeError, match=r"r\.yaml, line 5: not valid YAML"):

@@ -702,8 +702,10 @@ class _Builder:
             return make()
         except RecipeError:
             raise
-        except (TerrapipeError, TypeError, ValueError) as err:
+        except Exception as err:  # building takes only the recipe's values: any failure is the recipe's
             text = self.recipe.scrub(str(err).splitlines()[0] if str(err) else type(err).__name__)
+            if not isinstance(err, TerrapipeError | TypeError | ValueError):  # e.g. torch's asserts
+                text = f"{text} ({type(err).__name__})"
             msg = f"{where(self.recipe.file, self.recipe.lines, path)}: {label}: {text}"
             raise RecipeError(msg) from err
 
