@@ -104,3 +104,70 @@ def test_missing_raster_names_item_and_asset(elsewhere: Path) -> None:
     assert "dataset_geo" in message
     assert "'data'" in message
     assert "missing.tif" in message
+
+
+# --- a real multi-band item, with a raster made for it ------------------------------------------------
+
+PSSCENE = "planet/psscene/optional-epsg.json"
+
+
+@pytest.fixture
+def psscene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Planet's PSScene item (unchanged) next to a 4-band raster written to its metadata (values: band * 60 + row)."""
+    from affine import Affine
+
+    item_path = tmp_path / "scene" / Path(PSSCENE).name
+    item_path.parent.mkdir()
+    item_path.write_text((corpus.DATA / PSSCENE).read_text())
+    asset = json.loads(item_path.read_text())["assets"]["visual"]
+    height, width = asset["proj:shape"]
+    rows = np.arange(height, dtype="uint8")[:, None] % 50
+    data = np.stack([np.broadcast_to(rows + 60 * band, (height, width)) for band in range(4)]).astype("uint8")
+    profile = {
+        "driver": "GTiff",
+        "count": 4,
+        "height": height,
+        "width": width,
+        "dtype": "uint8",
+        "crs": asset["proj:code"],
+        "transform": Affine(*asset["proj:transform"][:6]),
+        "tiled": True,
+        "blockxsize": 128,
+        "blockysize": 128,
+    }
+    with rasterio.open(item_path.parent / Path(asset["href"]).name, "w", **profile) as dst:
+        dst.write(data)
+    monkeypatch.chdir(tmp_path)  # not the item's folder: './...' must be resolved against the item
+    return item_path
+
+
+@pytest.mark.parametrize(
+    ("bands", "indexes"),
+    [(["red", "green", "blue"], [1, 2, 3]), (["blue", "red"], [3, 1]), (["Alpha"], [4]), (["visual.2"], [2])],
+    ids=["rgb", "blue-red", "alpha-by-name", "asset.N"],
+)
+def test_multiband_asset_pixels(psscene: Path, bands: list[str], indexes: list[int]) -> None:
+    """Each band of PSScene's 4-band ``visual`` asset holds the pixels of its ``eo:bands`` position (issue #17)."""
+    import pystac
+
+    from terrapipe.stac.stack import stack_items
+
+    item = pystac.Item.from_file(str(psscene))
+    cube = stack_items([item], bands=bands, nodata=0)
+    href = item.assets["visual"].get_absolute_href()
+    with rasterio.open(href) as src:
+        want = src.read(indexes)
+    np.testing.assert_array_equal(cube.isel(time=0).values, want)
+
+
+def test_multiband_asset_pixels_equal_odc_stac(psscene: Path) -> None:
+    import odc.stac
+    import pystac
+
+    from terrapipe.stac.stack import stack_items
+
+    items = [pystac.Item.from_file(str(psscene))]
+    cube = stack_items(items, bands=["blue", "green"], chunks={})
+    ref = odc.stac.load(items, bands=["blue", "green"], geobox=cube.odc.geobox, chunks={})
+    for band in ("blue", "green"):
+        np.testing.assert_array_equal(cube.sel(band=band).values, ref[band].values)
