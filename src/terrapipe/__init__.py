@@ -28,6 +28,7 @@ from terrapipe.cache import (
 from terrapipe.chip import ChipCounters, Chipper, SpatialSplit, WindowSampler, XbatcherSlicer, stitch
 from terrapipe.core import (
     CacheError,
+    ConcurrentIterationError,
     Cycler,
     DeviceError,
     Enumerator,
@@ -45,6 +46,7 @@ from terrapipe.core import (
     Sample,
     ShardInfo,
     SkippedElementWarning,
+    SkipsInEpochWarning,
     StacSearchError,
     Stage,
     StageStats,
@@ -134,6 +136,7 @@ __all__ = [
     "ChipCounters",
     "Chipper",
     "ClipVector",
+    "ConcurrentIterationError",
     "CorruptEntryError",
     "Cycler",
     "DeviceError",
@@ -174,6 +177,7 @@ __all__ = [
     "ShardInfo",
     "ShuffledItems",
     "SkippedElementWarning",
+    "SkipsInEpochWarning",
     "SpatialSplit",
     "StacSearchError",
     "StacServer",

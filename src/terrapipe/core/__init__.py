@@ -4,6 +4,7 @@ from terrapipe.core.cycle import Cycler
 from terrapipe.core.enumerate import Enumerator
 from terrapipe.core.errors import (
     CacheError,
+    ConcurrentIterationError,
     DeviceError,
     GridMismatchError,
     InvalidArgumentError,
@@ -13,6 +14,7 @@ from terrapipe.core.errors import (
     RecipeError,
     ResumeWarning,
     SkippedElementWarning,
+    SkipsInEpochWarning,
     StacSearchError,
     TerrapipeError,
     TerrapipeWarning,
@@ -42,6 +44,7 @@ from terrapipe.core.zip_longest import ZipperLongest
 
 __all__ = [
     "CacheError",
+    "ConcurrentIterationError",
     "Cycler",
     "DeviceError",
     "Enumerator",
@@ -62,6 +65,7 @@ __all__ = [
     "Sample",
     "ShardInfo",
     "SkippedElementWarning",
+    "SkipsInEpochWarning",
     "StacSearchError",
     "Stage",
     "StageStats",

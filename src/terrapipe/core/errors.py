@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "CacheError",
+    "ConcurrentIterationError",
     "DeviceError",
     "GridMismatchError",
     "InvalidArgumentError",
@@ -28,6 +29,7 @@ __all__ = [
     "RecipeError",
     "ResumeWarning",
     "SkippedElementWarning",
+    "SkipsInEpochWarning",
     "StacSearchError",
     "TerrapipeError",
     "TerrapipeWarning",
@@ -76,7 +78,18 @@ class DeviceError(TerrapipeError, RuntimeError):
 
 
 class PipelineStateError(TerrapipeError, ValueError):
-    """A saved pipeline state does not fit the pipeline it is loaded into."""
+    """A pipe's state does not allow what was asked: a saved state that does not fit, two passes at once."""
+
+
+class ConcurrentIterationError(PipelineStateError, RuntimeError):
+    """A stage was iterated while another pass over it was running.
+
+    A pipe runs one pass at a time. A second pass started from another thread
+    is refused at once (the running pass is not disturbed); a second pass
+    started in the same thread replaces the first, whose iterator raises this
+    at its next element (torch's single-iterator rule). It is also a
+    ``RuntimeError``, the class torch raises for an invalidated iterator.
+    """
 
 
 class WorkerError(TerrapipeError, RuntimeError):
@@ -89,6 +102,10 @@ class TerrapipeWarning(UserWarning):
 
 class SkippedElementWarning(TerrapipeWarning):
     """An element failed and was skipped because the stage runs with ``on_error="warn"``."""
+
+
+class SkipsInEpochWarning(TerrapipeWarning):
+    """``tp.loader`` finished an epoch in which stages skipped elements (``on_error="skip"`` or ``"warn"``)."""
 
 
 class ResumeWarning(TerrapipeWarning):

@@ -50,6 +50,15 @@ class FlatMapper(Stage[T]):
     def __iter__(self) -> Iterator[T]:
         for element in self.source:
             items = element if self.fn is None else self.fn(element)
+            if not isinstance(items, Iterable):
+                what = (
+                    "element" if self.fn is None else f"result of {getattr(self.fn, '__name__', self.fn)!r}"
+                )
+                msg = (
+                    f"flatmap: the {what} is a {type(items).__name__}, not an iterable to flatten; "
+                    "return a list (or pass fn= that turns each element into one)"
+                )
+                raise InvalidArgumentError(msg)
             for item in items:
                 self.stats.elements += 1
                 yield item

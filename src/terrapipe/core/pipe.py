@@ -21,6 +21,28 @@ iteration starts and tells the ones upstream to pass everything through). A
 torch ``sharding_filter`` upstream takes precedence; do not put one downstream
 of a terrapipe stage that shards.
 
+One pass at a time
+------------------
+A stage runs one pass at a time: its per-pass state lives in attributes, and
+torch allows one iterator per pipe. Every :class:`Stage` checks this when a
+pass starts (at the first ``next()``):
+
+- a pass started from another thread while one is running is refused at once
+  with :class:`~terrapipe.core.errors.ConcurrentIterationError`, before it
+  reads anything; the running pass goes on undisturbed (a pass whose thread
+  has ended counts as abandoned);
+- a pass started in the thread that runs the current one replaces it (torch's
+  rule): the old iterator raises ``ConcurrentIterationError`` at its next
+  element, never an element twice. Two branches reading one stage (a source
+  shared by ``zip``-ped branches) therefore fail; use ``.fork()``.
+
+:func:`check_not_iterated_elsewhere` refuses to copy a pipe that another
+thread is iterating (``tp.loader`` copies pipes for its workers). torch's own
+pipes (``map``, ``filter``, ``batch``...) keep only torch's rule: when one of
+them is the last stage, a second thread's ``iter()`` still invalidates the
+first thread's iterator (torch's ``RuntimeError``), while the second thread is
+refused at the first terrapipe stage it reaches.
+
 Examples
 --------
 >>> import terrapipe as tp
@@ -33,8 +55,11 @@ Examples
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, Literal, TypeVar
@@ -44,7 +69,7 @@ from torch.utils.data.datapipes._decorator import functional_datapipe
 from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
 from torch.utils.data.graph import DataPipeGraph
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import ConcurrentIterationError, InvalidArgumentError, TerrapipeError
 from terrapipe.core.stats import StageStats
 
 __all__ = [
@@ -52,7 +77,9 @@ __all__ = [
     "IterDataPipe",
     "ShardMode",
     "Stage",
+    "check_not_iterated_elsewhere",
     "iter_graph",
+    "pass_context",
     "pipe_graph",
     "register",
     "registered_names",
@@ -108,6 +135,158 @@ os.register_at_fork(
     after_in_parent=GRAPH_LOCK._after_fork_in_parent,
     after_in_child=GRAPH_LOCK._after_fork_in_child,
 )
+
+
+class _Passes:
+    """Which thread runs the current pass of each stage (weakly keyed: copies and pickles never see it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: weakref.WeakKeyDictionary[Any, _Pass] = weakref.WeakKeyDictionary()
+
+    def _after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+
+
+class _Pass:
+    """One pass over a stage, started by ``thread``."""
+
+    __slots__ = ("thread",)
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+
+
+_PASSES = _Passes()
+os.register_at_fork(after_in_child=_PASSES._after_fork_in_child)
+
+#: The thread on whose behalf passes started in this context run (a stage's helper threads).
+_OWNER: contextvars.ContextVar[threading.Thread | None] = contextvars.ContextVar(
+    "terrapipe_pass_owner", default=None
+)
+
+
+def _current_owner() -> threading.Thread:
+    owner = _OWNER.get()
+    return owner if owner is not None else threading.current_thread()
+
+
+def pass_context() -> contextvars.Context:
+    """Return a copy of the current context in which passes belong to the calling thread.
+
+    A stage that reads its source in a helper thread (``prefetch``) runs the
+    helper in this context: the source's pass then belongs to the thread that
+    runs the stage's own pass, so that thread may copy the pipe or restart it.
+
+    Examples
+    --------
+    >>> import threading
+    >>> pass_context().run(_current_owner) is threading.current_thread()
+    True
+    """
+    context = contextvars.copy_context()
+    context.run(_OWNER.set, _current_owner())
+    return context
+
+
+def _stage_name(pipe: Any) -> str:
+    name = getattr(getattr(pipe, "stats", None), "name", None)
+    return name if isinstance(name, str) else type(pipe).__name__
+
+
+def _other_thread_pass(pipe: Any, me: threading.Thread) -> _Pass | None:
+    running = _PASSES.running.get(pipe)
+    if running is not None and running.thread is not me and running.thread.is_alive():
+        return running
+    return None
+
+
+def _begin_pass(pipe: Any) -> _Pass:
+    me = _current_owner()
+    with _PASSES.lock:
+        running = _other_thread_pass(pipe, me)
+        if running is not None:
+            msg = (
+                f"{_stage_name(pipe)} is already being iterated by thread {running.thread.name!r}; a pipe "
+                "runs one pass at a time, so this pass is refused before reading anything. Iterate it from "
+                "one thread, give each thread its own pipe (build it again), or use "
+                "tp.loader(pipe, workers=n), which gives each worker its own copy"
+            )
+            raise ConcurrentIterationError(msg)
+        mine = _Pass(me)
+        _PASSES.running[pipe] = mine
+        return mine
+
+
+def _end_pass(pipe: Any, mine: _Pass) -> None:
+    with _PASSES.lock:
+        if _PASSES.running.get(pipe) is mine:
+            del _PASSES.running[pipe]
+
+
+def _superseded(pipe: Any, mine: _Pass) -> bool:
+    with _PASSES.lock:
+        return _PASSES.running.get(pipe) is not mine
+
+
+def _one_pass_at_a_time(iter_fn: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Iterator[Any]]:
+    """Wrap a stage's (torch-hooked) ``__iter__`` with the one-pass check (see the module doc)."""
+
+    @functools.wraps(iter_fn)
+    def guarded(self: Any) -> Iterator[Any]:
+        mine = _begin_pass(self)
+        try:
+            yield from iter_fn(self)
+        except RuntimeError as err:
+            if isinstance(err, TerrapipeError) or not _superseded(self, mine):
+                raise
+            msg = (
+                f"{_stage_name(self)} was iterated again while this pass over it was running, so this "
+                "iterator stopped (one pass at a time). To read one stage from two branches use .fork(); "
+                "to restart a pipe, drop the old iterator"
+            )
+            raise ConcurrentIterationError(msg) from err
+        finally:
+            _end_pass(self, mine)
+
+    guarded._terrapipe_one_pass = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def check_not_iterated_elsewhere(pipe: IterDataPipe[Any], action: str) -> None:
+    """Raise if another live thread is running a pass over any stage of ``pipe``.
+
+    Copying or pickling a pipe while another thread iterates it would catch
+    its stages mid-pass; ``tp.loader`` (which copies the pipe for its workers)
+    calls this first.
+
+    Parameters
+    ----------
+    pipe
+        The pipe about to be copied.
+    action
+        What is about to happen, for the message (e.g. ``"tp.loader cannot copy the pipe"``).
+
+    Raises
+    ------
+    ConcurrentIterationError
+        Naming the stage and the thread iterating it.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> check_not_iterated_elsewhere(tp.from_items([1]), "copy")
+    """
+    me = _current_owner()
+    for dp in iter_graph(pipe):
+        with _PASSES.lock:
+            running = _other_thread_pass(dp, me)
+        if running is not None:
+            msg = (
+                f"{action}: its stage {_stage_name(dp)} is being iterated by thread {running.thread.name!r} "
+                "right now; finish or close that iteration first, or build a second pipe"
+            )
+            raise ConcurrentIterationError(msg)
 
 
 def register(name: str) -> Callable[[S], S]:
@@ -192,6 +371,12 @@ class Stage(IterDataPipe[T_co]):
     # attribute is missing); answering from the class saves microseconds per element per stage.
     _is_child_datapipe: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__iter__")
+        if own is not None and not getattr(own, "_terrapipe_one_pass", False):
+            cls.__iter__ = _one_pass_at_a_time(own)  # type: ignore[method-assign]
+
     def __init__(self) -> None:
         self.stats = StageStats(name=type(self).__name__)
         self._next_epoch = 0
@@ -201,7 +386,7 @@ class Stage(IterDataPipe[T_co]):
     # -- epochs ---------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that the next pass over this stage uses."""
-        if epoch < 0:
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise InvalidArgumentError(f"epoch must be >= 0, got {epoch!r}")
         self._next_epoch = int(epoch)
 
@@ -316,6 +501,7 @@ def iter_graph(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
     >>> [type(p).__name__ for p in iter_graph(pipe)]
     ['Header', 'MapperIterDataPipe', 'FromItems']
     """
+    _check_pipe(pipe, "iter_graph")
     seen: set[int] = set()
     out: list[IterDataPipe[Any]] = []
 
@@ -329,6 +515,11 @@ def iter_graph(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
 
     walk(pipe_graph(pipe))
     return out
+
+
+def _check_pipe(pipe: Any, what: str) -> None:
+    if not isinstance(pipe, IterDataPipe):
+        raise InvalidArgumentError(f"{what} needs a pipe (an IterDataPipe), got {type(pipe).__name__}")
 
 
 def set_epoch(pipe: IterDataPipe[Any], epoch: int) -> None:
@@ -345,6 +536,9 @@ def set_epoch(pipe: IterDataPipe[Any], epoch: int) -> None:
     >>> pipe._next_epoch
     3
     """
+    _check_pipe(pipe, "set_epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise InvalidArgumentError(f"set_epoch needs an epoch that is an int >= 0, got {epoch!r}")
     for dp in iter_graph(pipe):
         method = getattr(type(dp), "set_epoch", None)
         if method is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from terrapipe.core.checks import check_iterable
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import ShardMode, Stage
 from terrapipe.core.shard import shard_info, shard_range
@@ -62,6 +63,7 @@ class FromItems(Stage[T]):
                 "every epoch; pass a list or tuple instead"
             )
             raise InvalidArgumentError(msg)
+        check_iterable(items, "from_items items")
         self.items: Sequence[T] = items if isinstance(items, Sequence) else list(items)
         self.shard = shard
         self._epoch = 0

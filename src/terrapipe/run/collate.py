@@ -71,6 +71,8 @@ def collate_samples(batch: Sequence[Any]) -> Any:
     >>> collate_samples([(1, "a"), (2, "b")])
     (tensor([1, 2]), ['a', 'b'])
     """
+    if isinstance(batch, str | bytes) or not isinstance(batch, Sequence):
+        raise InvalidArgumentError(f"collate_samples needs a list of samples, got {type(batch).__name__}")
     if len(batch) == 0:
         raise InvalidArgumentError("collate_samples got an empty batch")
     values = list(batch)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from torch.utils.data.graph import DataPipeGraph
 
-from terrapipe.core.pipe import GRAPH_LOCK, pipe_graph
+from terrapipe.core.pipe import GRAPH_LOCK, check_not_iterated_elsewhere, pipe_graph
 
 __all__ = ["GRAPH_LOCK", "copy_pipe", "traverse"]
 
@@ -35,6 +35,13 @@ def traverse(pipe: Any) -> DataPipeGraph:
 
 
 def copy_pipe(pipe: P) -> P:
-    """Deep-copy a pipe under :data:`GRAPH_LOCK`."""
+    """Deep-copy a pipe under :data:`GRAPH_LOCK`.
+
+    Raises
+    ------
+    ConcurrentIterationError
+        If another thread is iterating the pipe: a copy would catch its stages mid-pass.
+    """
     with GRAPH_LOCK:
+        check_not_iterated_elsewhere(pipe, f"cannot copy the pipe ending at {type(pipe).__name__}")  # type: ignore[arg-type]
         return copy.deepcopy(pipe)

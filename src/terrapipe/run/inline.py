@@ -16,6 +16,7 @@ from terrapipe.core.errors import PipelineStateError
 from terrapipe.core.pipe import IterDataPipe, set_epoch
 from terrapipe.core.shard import ShardInfo, worker_seed
 from terrapipe.core.state import expect_keys
+from terrapipe.run.loader_stats import LoaderStats, StatsReporter
 from terrapipe.run.pipe_state import ResumePlan, resume_plan
 from terrapipe.run.shard_scope import shard_scope
 from terrapipe.run.sharding import apply_torch_sharding
@@ -39,13 +40,22 @@ class InlineShard(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type
         See :class:`~terrapipe.run.merge.ShardMerge`.
     seed
         Seeds the global random generators at the start of every pass.
+    stats
+        Takes the counters of the pipe's stages (skips) as the pass goes.
     """
 
     def __init__(
-        self, pipe: IterDataPipe[Any], info: ShardInfo, layout: Mapping[str, int], seed: int | None
+        self,
+        pipe: IterDataPipe[Any],
+        info: ShardInfo,
+        layout: Mapping[str, int],
+        seed: int | None,
+        stats: LoaderStats | None = None,
     ) -> None:
         super().__init__()
         self.pipe = pipe
+        self.stats = stats
+        self._reporter = StatsReporter(pipe)
         self.info = info
         self.layout = dict(layout)
         self.seed = seed
@@ -123,12 +133,19 @@ class InlineShard(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type
                 self._done = True
                 self._position = {"yielded": yielded, "pipe": self._plan.capture()}
                 self._iterator = None
+                self._report(force=True)
                 raise
             except Exception as err:
                 self.error = err
+                self._report(force=True)
                 raise
             self._position = {"yielded": yielded + 1, "pipe": self._plan.capture()}
+            self._report(force=False)
             return element
+
+    def _report(self, *, force: bool) -> None:
+        if self.stats is not None:
+            self.stats.update(0, self._reporter.poll(force=force))
 
     def get_state(self) -> dict[str, Any]:
         """Return the position after the last element returned."""

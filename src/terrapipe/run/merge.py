@@ -20,6 +20,7 @@ from torchdata.nodes import BaseNode
 from terrapipe.core.errors import PipelineStateError
 from terrapipe.core.state import expect_keys
 from terrapipe.run.errors import WorkerError
+from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.workers import END, ERROR, WorkerPool
 
 __all__ = ["ShardMerge"]
@@ -35,6 +36,8 @@ class ShardMerge(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type 
     layout
         Describes the sharding (workers, rank, world size); a state saved
         under another layout is refused.
+    stats
+        Takes the stage counters the workers send with their messages.
 
     Attributes
     ----------
@@ -50,9 +53,10 @@ class ShardMerge(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type 
 
     KEYS = ("epoch", "turn", "done", "positions", "layout")
 
-    def __init__(self, pool: WorkerPool, layout: Mapping[str, int]) -> None:
+    def __init__(self, pool: WorkerPool, layout: Mapping[str, int], stats: LoaderStats | None = None) -> None:
         super().__init__()
         self.pool = pool
+        self.stats = stats
         self.layout = dict(layout)
         self.planned_epoch = 0
         self.resume_from: dict[str, Any] | None = None
@@ -107,7 +111,9 @@ class ShardMerge(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type 
                     raise
                 if message is None:
                     raise StopIteration  # abandoned by reset()
-                _, kind, payload, position = message
+                _, kind, payload, position, report = message
+                if self.stats is not None:
+                    self.stats.update(index, report)
                 if kind == ERROR:
                     self.error = _reraisable(payload, index, self.pool.method)
                     raise self.error

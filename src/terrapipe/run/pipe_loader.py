@@ -41,6 +41,14 @@ Epochs: each ``iter()`` runs the next epoch (0, 1, 2, ...) unless
 (:func:`~terrapipe.core.pipe.set_epoch`), so seeded shuffles reshuffle per
 epoch, identically on every worker and rank.
 
+Skips: the stages run in the workers' copies of the pipe, so the copies
+count what ``on_error="skip"`` drops; the workers send those counters back
+with their elements (:mod:`~terrapipe.run.loader_stats`). They are added to
+the stages of the pipe given to the loader (``stage.stats.skipped``), summed
+in :attr:`PipeLoader.stats`, :attr:`PipeLoader.skipped` and
+:meth:`PipeLoader.summary`, and every epoch that skipped elements ends with a
+:class:`~terrapipe.core.errors.SkipsInEpochWarning`.
+
 Memory: every buffer is bounded. At most ``workers * (buffer + 1)`` elements
 wait in or for the worker queues, ``prefetch`` batches in the prefetcher, one
 batch in the batcher and one in the consumer's hands (:attr:`PipeLoader.max_elements_ahead`).
@@ -80,15 +88,17 @@ from torchdata.nodes import BaseNode, Batcher, Mapper, PinMemory
 from torchdata.nodes import Loader as NodesLoader
 from torchdata.nodes import Prefetcher as NodesPrefetcher
 
-from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
-from terrapipe.core.pipe import IterDataPipe
+from terrapipe.core.errors import InvalidArgumentError, PipelineStateError, SkipsInEpochWarning
+from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range
 from terrapipe.core.state import expect_keys
+from terrapipe.core.stats import StageStats
 from terrapipe.run.collate import collate_samples
 from terrapipe.run.device import move_to, pin, resolve_device
 from terrapipe.run.errors import ResumeWarning
 from terrapipe.run.graph_lock import copy_pipe
 from terrapipe.run.inline import InlineShard
+from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.merge import ShardMerge
 from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.progress import ProgressBar
@@ -183,6 +193,7 @@ class PipeLoader(Generic[T]):
             collate if collate is not None else (collate_samples if batch_size is not None else None)
         )
 
+        check_not_iterated_elsewhere(pipe, "tp.loader cannot take a copy of the pipe for its workers")
         here = shard_info()
         self.rank, self.world_size = here.rank, here.world_size
         self._shards = max(self.workers, 1)
@@ -200,9 +211,10 @@ class PipeLoader(Generic[T]):
         self._blockers = plan.blockers
         self.layout = {"shards_per_rank": self._shards, "rank": self.rank, "world_size": self.world_size}
 
+        self._stats = LoaderStats(pipe, self._shards)
         self._source: ShardMerge | InlineShard
         if self.workers == 0:
-            self._source = InlineShard(copy_pipe(pipe), self._infos[0], self.layout, seed)
+            self._source = InlineShard(copy_pipe(pipe), self._infos[0], self.layout, seed, self._stats)
         else:
             pool = WorkerPool(
                 pipe,
@@ -213,7 +225,7 @@ class PipeLoader(Generic[T]):
                 seed=seed,
                 timeout=timeout,
             )
-            self._source = ShardMerge(pool, self.layout)
+            self._source = ShardMerge(pool, self.layout, self._stats)
         node: BaseNode[Any] = self._source
         if self.batch_size is not None:
             node = Batcher(node, self.batch_size, drop_last=self.drop_last)
@@ -262,6 +274,47 @@ class PipeLoader(Generic[T]):
         if self.even and self.world_size > 1:
             return min(on_rank(r) for r in range(self.world_size))
         return on_rank(self.rank)
+
+    # -- counters ---------------------------------------------------------
+    @property
+    def stats(self) -> list[StageStats]:
+        """The counters of the pipe's stages summed over every worker and pass of this loader.
+
+        One :class:`~terrapipe.core.stats.StageStats` per stage that keeps
+        counters, downstream first (torch's own pipes keep none). The same
+        counts are added to the stages of the pipe given to the loader.
+        Workers report when their skips change and with the end of each
+        pass, so the counts are exact at the end of an epoch.
+        """
+        return self._stats.stages()
+
+    @property
+    def skipped(self) -> int:
+        """Elements skipped on error (``on_error="skip"`` or ``"warn"``) over all workers and passes."""
+        return self._stats.skipped
+
+    def summary(self) -> dict[str, Any]:
+        """Return ``{"epoch", "skipped", "stages": [StageStats.as_dict() + "last_errors"]}``."""
+        stats = self._stats.stages()
+        stages = [{**s.as_dict(), "last_errors": list(s.last_errors)} for s in stats]
+        return {"epoch": self._epoch, "skipped": sum(s.skipped for s in stats), "stages": stages}
+
+    def _warn_skips(self, epoch: int, before: list[StageStats]) -> None:
+        after = self._stats.stages()
+        counts = [(a.name, a.skipped - b.skipped, a.last_errors) for a, b in zip(after, before, strict=True)]
+        counts = [c for c in counts if c[1]]
+        if not counts:
+            return
+        total = sum(c[1] for c in counts)
+        where = ", ".join(f"{name}: {n}" for name, n, _ in counts)
+        last = counts[0][2][-1] if counts[0][2] else "?"
+        warnings.warn(
+            f"epoch {epoch}: {total} element(s) skipped on error ({where}); last error: {last}. "
+            "loader.summary() and each stage's stats hold the counts and messages; on_error='raise' "
+            "stops at the first error instead",
+            SkipsInEpochWarning,
+            stacklevel=3,
+        )
 
     # -- epochs and state -------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -349,6 +402,7 @@ class PipeLoader(Generic[T]):
             total = None
         bar = ProgressBar(total, f"epoch {self._epoch}", disable=not self.progress)
         agree = self.even and self.world_size > 1
+        epoch, before = self._epoch, self._stats.stages()
         try:
             while True:
                 if self._token is not token:
@@ -374,6 +428,7 @@ class PipeLoader(Generic[T]):
                 bar.advance()
                 yield batch
             self._in_pass = False
+            self._warn_skips(epoch, before)
         finally:
             bar.close()
 

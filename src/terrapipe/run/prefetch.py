@@ -10,14 +10,14 @@ Examples
 
 from __future__ import annotations
 
-import contextvars
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.pipe import IterDataPipe, Stage, pass_context, register
 from terrapipe.run.errors import WorkerError
 from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
@@ -27,6 +27,11 @@ T = TypeVar("T")
 
 _POLL = 0.05
 _ITEM, _END, _ERROR = 0, 1, 2
+
+#: The reading thread of each prefetcher's current pass (kept off the instance: copies never see it).
+_READERS: weakref.WeakKeyDictionary[Any, tuple[threading.Thread, threading.Event]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @register("prefetch")
@@ -69,17 +74,24 @@ class Prefetcher(ReadAheadState, Stage[T]):
         self._reset_read_ahead_state()
 
     def __iter__(self) -> Iterator[T]:
+        # A new pass replaces one still open in this thread: stop the old reading thread first, so that
+        # the source's old pass ends before the new reader starts one (a pipe runs one pass at a time).
+        previous = _READERS.pop(self, None)
+        if previous is not None:
+            previous[1].set()
+            previous[0].join()
         plan = resume_plan(self.source)
         self._snapshot = self._initial_snapshot(plan)
         buffer: queue.Queue[tuple[int, Any, Any]] = queue.Queue(maxsize=self.size)
         stop = threading.Event()
-        context = contextvars.copy_context()
+        context = pass_context()  # the source's pass belongs to the thread running this one
         reader = threading.Thread(
             target=context.run,
             args=(_read_ahead, self.source, plan, buffer, stop),
             name="terrapipe-prefetch",
             daemon=True,
         )
+        _READERS[self] = (reader, stop)
         reader.start()
         self._in_pass = True
         try:
@@ -102,6 +114,8 @@ class Prefetcher(ReadAheadState, Stage[T]):
             self._in_pass = False
             stop.set()
             reader.join()
+            if _READERS.get(self, (None,))[0] is reader:
+                del _READERS[self]
 
 
 def _put(

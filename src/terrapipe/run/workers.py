@@ -10,10 +10,11 @@ workers of all ranks together see every element exactly once.
 For each pass the parent sends ``(generation, epoch, position)``; the worker
 sets the epoch on its copy, restores the position (or, for pipes that cannot
 save one, re-runs and skips what was delivered), then puts
-``(generation, kind, payload, position)`` messages into a bounded queue:
+``(generation, kind, payload, position, stats)`` messages into a bounded queue:
 every element travels with the position of the shard right after it
 (``{"yielded": n, "pipe": [stage states] | None}``), captured by the thread
-that drives the copy. A new generation abandons the running pass; messages of
+that drives the copy, and, when they changed, the counters of the copy's
+stages (:mod:`~terrapipe.run.loader_stats`: skips reach the user). A new generation abandons the running pass; messages of
 older generations are dropped by :meth:`WorkerPool.receive`.
 
 Processes pickle each message themselves before queueing it, so an element
@@ -40,12 +41,13 @@ import numpy as np
 import torch
 import torch.multiprocessing as torch_mp
 
-from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.core.pipe import IterDataPipe, set_epoch
+from terrapipe.core.errors import ConcurrentIterationError, InvalidArgumentError
+from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere, set_epoch
 from terrapipe.core.shard import ShardInfo, worker_seed
 from terrapipe.run._describe import describe_element
 from terrapipe.run.errors import WorkerError
 from terrapipe.run.graph_lock import GRAPH_LOCK, copy_pipe
+from terrapipe.run.loader_stats import StatsReporter
 from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.shard_scope import shard_scope
 from terrapipe.run.sharding import apply_torch_sharding
@@ -56,8 +58,8 @@ Method = Literal["thread", "process"]
 ITEM, END, ERROR = 0, 1, 2
 _POLL = 0.05
 
-# (generation, kind, payload, position)
-Message = tuple[int, int, Any, Any]
+# (generation, kind, payload, position, stats report or None)
+Message = tuple[int, int, Any, Any, Any]
 
 
 @dataclass
@@ -88,14 +90,14 @@ def _encode_process(message: Message) -> bytes:
     try:
         return bytes(ForkingPickler.dumps(message))
     except Exception as err:
-        generation, kind, payload, _ = message
+        generation, kind, payload, _, report = message
         what = describe_element(payload) if kind == ITEM else "its result"
         wrapped = WorkerError(
             f"a loader worker process cannot send {what} to the main process ({type(err).__name__}: {err}); "
             "with method='process' elements must pickle (tensors, arrays, dicts of them): convert them "
             "earlier in the pipe or use method='thread'"
         )
-        return bytes(ForkingPickler.dumps((generation, ERROR, (wrapped, str(wrapped), ""), None)))
+        return bytes(ForkingPickler.dumps((generation, ERROR, (wrapped, str(wrapped), ""), None, report)))
 
 
 def _send(results: Any, data: Any, alive: Callable[[], bool]) -> bool:
@@ -117,6 +119,7 @@ def _run_pass(
     results: Any,
     generation: Any,
     stop: Any,
+    reporter: StatsReporter,
 ) -> None:
     gen, epoch, position = command
     encode: Callable[[Message], Any] = _encode_process if method == "process" else (lambda message: message)
@@ -145,12 +148,14 @@ def _run_pass(
                 skip -= 1
                 continue
             yielded += 1
-            message = (gen, ITEM, element, {"yielded": yielded, "pipe": plan.capture()})
+            message = (gen, ITEM, element, {"yielded": yielded, "pipe": plan.capture()}, reporter.poll())
             if not _send(results, encode(message), alive):
                 return
-        _send(results, encode((gen, END, None, {"yielded": yielded, "pipe": plan.capture()})), alive)
+        end = (gen, END, None, {"yielded": yielded, "pipe": plan.capture()}, reporter.poll(force=True))
+        _send(results, encode(end), alive)
     except Exception as err:
-        _send(results, encode((gen, ERROR, _error_payload(err, method), None)), alive)
+        report = reporter.poll(force=True)
+        _send(results, encode((gen, ERROR, _error_payload(err, method), None, report)), alive)
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
@@ -172,6 +177,7 @@ def _worker_main(
         torch.set_num_threads(1)
     with shard_scope(info):
         apply_torch_sharding(pipe, info)
+        reporter = StatsReporter(pipe)
         while not stop.is_set():
             try:
                 command = commands.get(timeout=_POLL)
@@ -181,7 +187,7 @@ def _worker_main(
                 continue
             if command is None:
                 break
-            _run_pass(pipe, info, method, seed, command, results, generation, stop)
+            _run_pass(pipe, info, method, seed, command, results, generation, stop, reporter)
     if method == "process":
         results.cancel_join_thread()
 
@@ -272,6 +278,8 @@ class WorkerPool:
         for index, info in enumerate(self.infos):
             try:
                 pipe = copy_pipe(self.pipe)
+            except ConcurrentIterationError:
+                raise
             except Exception as err:
                 msg = (
                     f"the loader cannot copy the pipe for its worker threads ({type(err).__name__}: {err}); "
@@ -292,6 +300,9 @@ class WorkerPool:
             worker.start()
 
     def _start_processes(self) -> None:
+        check_not_iterated_elsewhere(
+            self.pipe, "the loader cannot start worker processes with a copy of the pipe"
+        )
         ctx: Any = torch_mp.get_context(self.context)
         self._generation, self._stop = ctx.Value("q", 0), ctx.Event()
         for index, info in enumerate(self.infos):
