@@ -299,10 +299,7 @@ def _check_one(array: Any, coords: tuple[int, ...], source: str, variable: str) 
     key = array.metadata.encode_chunk_key(coords)
     decoder = chunk_decoder(array)
     if decoder is not None:
-        try:
-            raw = _raw_chunk(array, key)
-        except Exception as err:  # the store itself failed: let zarr's error speak
-            return chunk_error(source, variable, key, err=err)
+        raw = _raw_chunk(array, key)  # the store itself failing ends the diagnosis: the read's error speaks
         if raw is None:
             return None  # missing: the fill value
         chunks = tuple(int(c) for c in array.chunks)
@@ -345,7 +342,8 @@ def diagnose(array: Any, key: Any, err: BaseException, *, source: str, variable:
     -------
     ReadError
         Naming the chunk key and the mismatch, where one chunk is at fault;
-        else naming the store and variable with zarr-python's message.
+        else naming the store and variable with the read's own error
+        explained (a network failure, a missing file...).
     """
     try:
         grid = _chunk_grid(array)
@@ -356,8 +354,7 @@ def diagnose(array: Any, key: Any, err: BaseException, *, source: str, variable:
                 return found
     except Exception:  # diagnosis is best effort: fall back to the read's own error
         pass
-    action = f"cannot read variable {variable!r} of Zarr store"
-    return read_error(source, action, err, cause=f"{type(err).__name__}: {err}", hint=_HINT)
+    return read_error(source, f"cannot read variable {variable!r} of Zarr store", err)
 
 
 def store_name(array: Any) -> str:
