@@ -48,7 +48,11 @@ is listed below, with ``version=`` (or ``key=``) as the way out.
 - dask arrays built from anything other than a local Zarr store or an
   ``encoding["source"]``: keyed by the graph name dask gives them;
 - anything a covered stage reads that the element does not name (a file
-  opened inside a ``map`` function): describe it with ``version=``.
+  opened inside a ``map`` function): describe it with ``version=``;
+- files named in a covered stage's options (a vector layer for
+  ``clip_vector``) are described once, when the cache is built: a local one
+  by size, mtime and inode, a remote one by its URL only; a change during
+  the life of the pipe is seen when the pipe is built again.
 
 Keys also depend on where the data lives: a copy of a folder on another
 machine (other inodes) gets its own entries; pass ``key=`` to share entries
