@@ -43,8 +43,8 @@ is listed below, with ``version=`` (or ``key=``) as the way out.
   ``Content-Length``; a Zarr store over HTTP whose chunk is rewritten without
   its metadata documents changing (HTTP cannot list chunks);
 - a local file rewritten in place with the same size within the
-  filesystem's timestamp resolution (nanoseconds on ext4/xfs/tmpfs; 2 s on
-  FAT) while keeping its inode;
+  filesystem's timestamp resolution (a clock tick, 1 to 10 ms, on Linux
+  before 6.13's multigrain timestamps; 2 s on FAT) while keeping its inode;
 - dask arrays built from anything other than a local Zarr store or an
   ``encoding["source"]``: keyed by the graph name dask gives them;
 - anything a covered stage reads that the element does not name (a file
