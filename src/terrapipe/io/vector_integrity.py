@@ -30,7 +30,8 @@ it holds and raises :class:`~terrapipe.core.errors.ReadError` on a mismatch:
   must be complete JSON. A sequence cut exactly between two records cannot
   be told from a shorter file (the format records no count).
 
-Remote FlatGeobuf files are checked through HTTP range reads (the header,
+The same checks apply to the Shapefiles and FlatGeobufs inside a local zip
+file (``a.zip``, ``/vsizip/a.zip/a.shp``). Remote FlatGeobuf files are checked through HTTP range reads (the header,
 one index node and one length prefix); a remote file without index is
 walked only when the read is filtered or its count is unknown (otherwise the
 count read is compared with the header's); other remote formats are left to
@@ -59,6 +60,7 @@ import io
 import json
 import os
 import struct
+import zipfile
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -251,41 +253,78 @@ def _check_flatgeobuf_features(handle: IO[bytes], layout: FlatGeobufLayout, path
         )
 
 
-def _check_shapefile(path: str) -> None:
-    stem, _ = os.path.splitext(path)
-    shp_size = os.path.getsize(path)
-    with open(path, "rb") as shp:
+class _LocalFiles:
+    """The local file system, as :func:`_check_shapefile` and the FlatGeobuf checks see it."""
+
+    def exists(self, name: str) -> bool:
+        return os.path.isfile(name)
+
+    def size(self, name: str) -> int:
+        return os.path.getsize(name)
+
+    def open(self, name: str) -> IO[bytes]:
+        return open(name, "rb")
+
+
+class _ZipFiles:
+    """The members of a local zip file (GDAL's ``/vsizip/``), with the same three methods."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive = archive
+        self.infos = {info.filename: info for info in archive.infolist()}
+
+    def exists(self, name: str) -> bool:
+        return name in self.infos
+
+    def size(self, name: str) -> int:
+        return int(self.infos[name].file_size)
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.archive.open(name)
+
+
+_Files = _LocalFiles | _ZipFiles
+
+
+def _check_shapefile(files: _Files, name: str, shown: str) -> None:
+    stem, _ = os.path.splitext(name)
+    shp_size = files.size(name)
+    with files.open(name) as shp:
         head = shp.read(100)
     if len(head) < 100:
-        raise _damaged(path, "Shapefile", f"the .shp has {shp_size} bytes, shorter than its 100-byte header")
+        raise _damaged(shown, "Shapefile", f"the .shp has {shp_size} bytes, shorter than its 100-byte header")
     (declared,) = struct.unpack_from(">i", head, 24)
     if declared * 2 > shp_size:
-        raise _damaged(path, "Shapefile", f"the .shp header declares {declared * 2} bytes, it has {shp_size}")
-    shx_path = _sidecar(stem, ".shx")
+        raise _damaged(
+            shown, "Shapefile", f"the .shp header declares {declared * 2} bytes, it has {shp_size}"
+        )
+    shx_name = _sidecar(files, stem, ".shx")
     records = None
-    if shx_path is not None:
-        records = _check_shx(path, shx_path, shp_size)
-    dbf_path = _sidecar(stem, ".dbf")
-    if dbf_path is not None:
-        _check_dbf(path, dbf_path, records)
+    if shx_name is not None:
+        records = _check_shx(files, shx_name, shown, shp_size)
+    dbf_name = _sidecar(files, stem, ".dbf")
+    if dbf_name is not None:
+        _check_dbf(files, dbf_name, shown, records)
 
 
-def _sidecar(stem: str, ext: str) -> str | None:
+def _sidecar(files: _Files, stem: str, ext: str) -> str | None:
     for candidate in (stem + ext, stem + ext.upper()):
-        if os.path.exists(candidate):
+        if files.exists(candidate):
             return candidate
     return None
 
 
-def _check_shx(path: str, shx_path: str, shp_size: int) -> int:
-    with open(shx_path, "rb") as shx:
+def _check_shx(files: _Files, shx_name: str, shown: str, shp_size: int) -> int:
+    with files.open(shx_name) as shx:
         data = shx.read()
     if len(data) < 100:
-        raise _damaged(path, "Shapefile", f"the .shx has {len(data)} bytes, shorter than its 100-byte header")
+        raise _damaged(
+            shown, "Shapefile", f"the .shx has {len(data)} bytes, shorter than its 100-byte header"
+        )
     (declared,) = struct.unpack_from(">i", data, 24)
     if declared * 2 != len(data) or (len(data) - 100) % 8:
         raise _damaged(
-            path, "Shapefile", f"the .shx header declares {declared * 2} bytes, it has {len(data)}"
+            shown, "Shapefile", f"the .shx header declares {declared * 2} bytes, it has {len(data)}"
         )
     records = (len(data) - 100) // 8
     for i in range(records):
@@ -293,30 +332,75 @@ def _check_shx(path: str, shx_path: str, shp_size: int) -> int:
         end = (offset + 4 + length) * 2
         if offset < 50 or end > shp_size:
             raise _damaged(
-                path,
+                shown,
                 "Shapefile",
                 f"record {i} of the .shx ends at byte {end} of the .shp, which has {shp_size}",
             )
     return records
 
 
-def _check_dbf(path: str, dbf_path: str, records: int | None) -> None:
-    size = os.path.getsize(dbf_path)
-    with open(dbf_path, "rb") as dbf:
+def _check_dbf(files: _Files, dbf_name: str, shown: str, records: int | None) -> None:
+    size = files.size(dbf_name)
+    with files.open(dbf_name) as dbf:
         head = dbf.read(12)
     if len(head) < 12:
-        raise _damaged(path, "Shapefile", f"the .dbf has {size} bytes, shorter than its header")
+        raise _damaged(shown, "Shapefile", f"the .dbf has {size} bytes, shorter than its header")
     count, header_len, record_len = struct.unpack_from("<IHH", head, 4)
     needed = header_len + count * record_len
     if needed > size:
         raise _damaged(
-            path,
+            shown,
             "Shapefile",
             f"the .dbf declares {count} records of {record_len} bytes after a {header_len}-byte header "
             f"({needed} bytes), it has {size}",
         )
     if records is not None and count != records:
-        raise _damaged(path, "Shapefile", f"the .dbf holds {count} records, the .shx {records} shapes")
+        raise _damaged(shown, "Shapefile", f"the .dbf holds {count} records, the .shx {records} shapes")
+
+
+def _check_flatgeobuf(files: _Files, name: str, shown: str) -> FlatGeobufLayout:
+    with files.open(name) as handle:
+        layout = flatgeobuf_layout(handle, files.size(name), shown)
+        _check_flatgeobuf_features(handle, layout, shown, walk=True)
+    return layout
+
+
+def _zip_target(path: str) -> tuple[str, str | None] | None:
+    """``(local zip file, member or None)`` for ``a.zip`` and ``/vsizip/a.zip/member`` paths."""
+    if path.startswith("/vsizip/"):
+        rest = path[len("/vsizip/") :]
+        at = rest.lower().find(".zip/")
+        archive, member = (rest[: at + 4], rest[at + 5 :] or None) if at >= 0 else (rest, None)
+    elif path.lower().endswith(".zip"):
+        archive, member = path, None
+    else:
+        return None
+    if archive.startswith("/vsi") or "://" in archive or not os.path.isfile(archive):
+        return None
+    return archive, member
+
+
+def _check_zip(archive: str, member: str | None, shown: str) -> FlatGeobufLayout | None:
+    """Check the Shapefiles and FlatGeobufs in a local zip file (or the one member named)."""
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            files = _ZipFiles(opened)
+            names = [member] if member is not None else list(files.infos)
+            layout = None
+            for name in names:
+                if not files.exists(name):
+                    continue  # GDAL says the member is missing
+                low = name.lower()
+                if low.endswith(".shp"):
+                    _check_shapefile(files, name, shown)
+                elif low.endswith(".fgb"):
+                    found = _check_flatgeobuf(files, name, shown)
+                    layout = found if member is not None else None  # a count to compare: one layer only
+            return layout
+    except zipfile.BadZipFile as err:
+        if "CRC" in str(err) or "Bad magic" in str(err):
+            raise _damaged(shown, "zip file", f"a member is damaged ({err})") from err
+        return None  # not a zip GDAL can read either: its own error names it
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -442,17 +526,19 @@ def check_vector_file(path: str, *, opener: Any = None, filtered: bool = False) 
         with open(path, "rb") as handle:
             magic = handle.read(8)
         if plain.endswith(".fgb") or (magic[:3] == _FGB_MAGIC and magic[4:7] == _FGB_MAGIC):
-            with open(path, "rb") as handle:
-                layout = flatgeobuf_layout(handle, os.path.getsize(path), path)
-                _check_flatgeobuf_features(handle, layout, path, walk=True)
-            return layout
+            return _check_flatgeobuf(_LocalFiles(), path, path)
         if magic.startswith(_SQLITE_MAGIC[:8]):
             _check_sqlite(path)
+        elif plain.endswith(".zip"):
+            return _check_zip(path, None, path)
         elif plain.endswith(".shp"):
-            _check_shapefile(path)
+            _check_shapefile(_LocalFiles(), path, path)
         elif is_geojson_sequence(path):
             _check_sequence(path)
         return None
+    zipped = _zip_target(path)
+    if zipped is not None:
+        return _check_zip(zipped[0], zipped[1], path)
     if opener is not None and plain.endswith(".fgb"):
         handle = opener()
         try:

@@ -248,3 +248,37 @@ def test_geojson_sequence_cut_inside_a_record_is_a_read_error(tmp_path, name):
             boundaries += 1
             assert got == whole, (n, got)
     assert boundaries > 0
+
+
+@pytest.mark.parametrize("part", [".shp", ".dbf"])
+@pytest.mark.parametrize("form", ["a.zip", "/vsizip/a.zip/c.shp"])
+def test_a_cut_shapefile_inside_a_zip_is_a_read_error(tmp_path, part, form):
+    import zipfile
+
+    for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+        shutil.copy(DATA / f"fiona/coutwildrnp{ext}", tmp_path / f"c{ext}")
+    data = (tmp_path / f"c{part}").read_bytes()
+    path = str(tmp_path / form) if form.endswith(".zip") else f"/vsizip/{tmp_path}/a.zip/c.shp"
+    for n in (len(data) // 3, len(data) - 7):
+        (tmp_path / f"c{part}").write_bytes(data[:n])
+        with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+            for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+                archive.write(tmp_path / f"c{ext}", f"c{ext}")
+        with pytest.raises(tp.ReadError, match="truncated or damaged Shapefile"):
+            tp.open_vector(path)
+    (tmp_path / f"c{part}").write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:
+        for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+            archive.write(tmp_path / f"c{ext}", f"c{ext}")
+    assert len(tp.open_vector(path)) == 67
+
+
+def test_a_cut_flatgeobuf_inside_a_zip_is_a_read_error(tmp_path):
+    import zipfile
+
+    data = (DATA / "flatgeobuf/poly00.fgb").read_bytes()
+    for n in range(0, len(data), 97):
+        with zipfile.ZipFile(tmp_path / "p.zip", "w") as archive:
+            archive.writestr("p.fgb", data[:n])
+        assert _outcome(f"/vsizip/{tmp_path}/p.zip/p.fgb") == "ReadError", n
+        assert _outcome(tmp_path / "p.zip") == "ReadError", n
