@@ -53,9 +53,7 @@ __all__ = [
 ]
 
 #: Parameter names that take a function whatever their annotation (besides ``fn`` and ``*_fn``).
-FUNCTION_NAMES = frozenset(
-    {"key", "sort_key", "collate", "handlers", "conversion", "preprocess", "callback", "transform"}
-)
+FUNCTION_NAMES = frozenset({"key", "sort_key", "collate", "handlers", "conversion", "preprocess", "callback"})
 #: Parameter names that take code a recipe can never give (objects, classes, hooks).
 CODE_NAMES = frozenset(
     {"modifier", "request_modifier", "executor", "wrapper_class", "lock", "opener", "loader", "hook"}
