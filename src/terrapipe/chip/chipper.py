@@ -52,6 +52,7 @@ from terrapipe.chip.plan import (
 )
 from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
 from terrapipe.chip.split import SpatialSplit, window_bounds
+from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
@@ -277,8 +278,13 @@ class Chipper(ResumesNextPass, Stage[Any]):
         self.size, self.stride = normalize_windows(size, overlap, stride)
         if boundary not in BOUNDARIES:
             raise InvalidArgumentError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-        if max_nodata_fraction is not None and not 0 <= max_nodata_fraction <= 1:
-            raise InvalidArgumentError(f"max_nodata_fraction must be in [0, 1], got {max_nodata_fraction!r}")
+        if max_nodata_fraction is not None:
+            check_number(max_nodata_fraction, "max_nodata_fraction", minimum=0, maximum=1)
+        if pad_value is not None:
+            check_number(pad_value, "pad_value", finite=False)
+        if nodata is not None:
+            check_number(nodata, "nodata", finite=False)
+        check_int(seed, "chip seed", minimum=0)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
         if not _is_int(block_cache_bytes) or block_cache_bytes < 0:

@@ -45,6 +45,7 @@ from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import IntArray, WindowPlan, plan_windows, shard_slice
 from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
 from terrapipe.chip.split import SpatialSplit, window_bounds
+from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
@@ -52,6 +53,9 @@ from terrapipe.core.shard import ShardInfo, shard_info, shared_seed
 from terrapipe.core.state import ResumesNextPass
 
 __all__ = ["WindowSampler"]
+
+#: Most windows ``sample_windows(n=)`` plans per epoch (they are planned up front).
+MAX_WINDOWS = 100_000_000
 
 _STATE_KEYS = ("epoch", "window")
 Weights = Sequence[float] | Callable[[Any], float] | None
@@ -187,16 +191,32 @@ class WindowSampler(ResumesNextPass, Stage[Any]):
             raise InvalidArgumentError(
                 "give n= (random windows) or points= (windows on points), not both or neither"
             )
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            raise InvalidArgumentError(f"n must be an int >= 0, got {n!r}")
+        if n is not None:
+            # every window of an epoch is planned up front (8 bytes per dimension and window)
+            check_int(n, "sample_windows n", minimum=0, maximum=MAX_WINDOWS)
+        if (
+            points is not None
+            and getattr(points, "geometry", None) is None
+            and type(points).__name__ != "GeoSeries"
+        ):
+            _points_xy(points, "")  # an array of [x, y] pairs, checked now rather than mid-pass
+        if weights is not None and not callable(weights):
+            try:
+                np.asarray(list(weights), dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                msg = f"weights must be a sequence of numbers, a function of the element, or None; got {weights!r}"
+                raise InvalidArgumentError(msg) from err
         if boundary not in ("shift", "drop"):
             raise InvalidArgumentError(
                 f"boundary must be 'shift' or 'drop' for sample_windows, got {boundary!r}"
             )
-        if max_nodata_fraction is not None and not 0 <= max_nodata_fraction <= 1:
-            raise InvalidArgumentError(f"max_nodata_fraction must be in [0, 1], got {max_nodata_fraction!r}")
-        if buffer < 1:
-            raise InvalidArgumentError(f"buffer must be >= 1, got {buffer!r}")
+        if max_nodata_fraction is not None:
+            check_number(max_nodata_fraction, "max_nodata_fraction", minimum=0, maximum=1)
+        if nodata is not None:
+            check_number(nodata, "nodata", finite=False)
+        check_int(buffer, "sample_windows buffer", minimum=1)
+        check_int(seed, "sample_windows seed", minimum=0)
+        check_int(block_cache_bytes, "block_cache_bytes", minimum=0)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
         if output not in ("xarray", "numpy"):
@@ -260,7 +280,10 @@ class WindowSampler(ResumesNextPass, Stage[Any]):
         if self.weights is None:
             w = np.array([r.positions for r in rasters], dtype=np.float64)
         elif callable(self.weights):
-            w = np.array([float(self.weights(r.obj)) for r in rasters], dtype=np.float64)
+            try:
+                w = np.array([float(self.weights(r.obj)) for r in rasters], dtype=np.float64)
+            except (TypeError, ValueError) as err:
+                raise InvalidArgumentError(f"the weights function must return a number ({err})") from err
         else:
             w = np.asarray(list(self.weights), dtype=np.float64)
             if w.size != len(rasters):
@@ -466,7 +489,11 @@ def _points_xy(points: Any, crs: str) -> np.ndarray:
         if crs and series.crs is not None:
             series = series.to_crs(crs)
         return np.stack([series.x.to_numpy(), series.y.to_numpy()], axis=-1).astype(np.float64)
-    xy = np.asarray(points, dtype=np.float64)
+    try:
+        xy = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        msg = f"points must be a GeoDataFrame, a GeoSeries or an [n, 2] array of x/y, got {type(points).__name__}"
+        raise InvalidArgumentError(msg) from err
     if xy.size == 0:
         return xy.reshape(0, 2)
     if xy.ndim != 2 or xy.shape[1] != 2:

@@ -197,6 +197,10 @@ def _as_numpy(value: Any) -> np.ndarray:
 
 def _pairs(predictions: Iterable[Any]) -> Iterable[tuple[np.ndarray, Any]]:
     """Unpack ``(prediction, meta)`` pairs; batched predictions with a list of metas are split."""
+    if isinstance(predictions, str | bytes) or not isinstance(predictions, Iterable):
+        raise InvalidArgumentError(
+            f"stitch takes an iterable of (prediction, meta) pairs or Samples, got a {type(predictions).__name__}"
+        )
     for entry in predictions:
         if isinstance(entry, Mapping) and "meta" in entry:
             key = next((k for k in ("prediction", "image", "mask") if k in entry), None)

@@ -66,6 +66,7 @@ from terrapipe.chip.layout import describe_arrays
 from terrapipe.chip.plan import IntArray, plan_windows, shard_slice
 from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
 from terrapipe.chip.xbatcher_schema import XbatcherSchema
+from terrapipe.core.checks import check_int, check_mapping
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError, TerrapipeWarning
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
@@ -192,12 +193,14 @@ class XbatcherSlicer(ResumesNextPass, Stage[Any]):
             raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
         self.source = source
         self.input_dims = dict(input_dims)
-        self.input_overlap = dict(input_overlap or {})
-        self.batch_dims = dict(batch_dims or {})
+        self.input_overlap = dict(
+            check_mapping(input_overlap if input_overlap is not None else {}, "input_overlap")
+        )
+        self.batch_dims = dict(check_mapping(batch_dims if batch_dims is not None else {}, "batch_dims"))
         self.concat_input_dims = bool(concat_input_dims)
         self.preload_batch = bool(preload_batch)
         self.workers = workers
-        self.block_cache_bytes = int(block_cache_bytes)
+        self.block_cache_bytes = check_int(block_cache_bytes, "block_cache_bytes", minimum=0)
         self.shard = shard
         self.on_error = check_on_error(on_error)
         duplicates = [d for d in self.batch_dims if d in self.input_dims]

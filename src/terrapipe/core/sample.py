@@ -109,10 +109,16 @@ def geo_meta(
     InvalidArgumentError
         For a transform that is not six numbers or a negative shape.
     """
-    coeffs = tuple(float(v) for v in tuple(transform)[:6])
+    try:
+        coeffs = tuple(float(v) for v in tuple(transform)[:6])
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"transform must be an Affine or 6 numbers, got {transform!r}") from err
     if len(coeffs) != 6:
         raise InvalidArgumentError(f"transform must have 6 coefficients, got {transform!r}")
-    height, width = (int(v) for v in shape)
+    try:
+        height, width = (int(v) for v in shape)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"shape must be (height, width) as two ints, got {shape!r}") from err
     if height < 0 or width < 0:
         raise InvalidArgumentError(f"shape must be non-negative, got {shape!r}")
     a, b, c, d, e, f = coeffs

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from terrapipe.chip.cursor import ItemCursor
+from terrapipe.core.checks import check_mapping
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
@@ -141,12 +142,16 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
         self.source = source
         self.shuffled = bool(shuffle)
         self.shuffle_chunks = _check_int("shuffle_chunks", shuffle_chunks, 1)
-        self.seed = int(seed)
+        self.seed = _check_int("seed", seed, 0)
         self.workers = _check_int("workers", workers, 0)
         self.read_ahead = (
             max(1, 2 * self.workers) if read_ahead is None else _check_int("read_ahead", read_ahead, 1)
         )
-        self.storage_options = dict(storage_options or {})
+        self.storage_options = dict(
+            check_mapping(
+                storage_options if storage_options is not None else {}, "read_samples storage_options"
+            )
+        )
         self.shard = shard
         self.on_error = check_on_error(on_error)
         self._cursor = ItemCursor(source)

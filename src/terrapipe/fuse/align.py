@@ -46,6 +46,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.overlap import compute_reproject_roi
 from rasterio.enums import Resampling
 
+from terrapipe.core.checks import check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
@@ -165,9 +166,20 @@ def _default_name(reference: Any) -> str:
     return stem
 
 
+def _out_dtype(dtype: Any, default: Any) -> np.dtype[Any]:
+    try:
+        out: np.dtype[Any] = np.dtype(dtype) if dtype is not None else np.dtype(default)
+    except TypeError as err:
+        raise InvalidArgumentError(f"dtype must be a numpy dtype, got {dtype!r}") from err
+    if out.kind not in "biuf":
+        raise InvalidArgumentError(f"dtype must be a numeric (bool, int or float) dtype, got {dtype!r}")
+    return out
+
+
 def _fill_for(dtype: np.dtype[Any], nodata: float | None) -> float | int:
     if nodata is not None:
-        return nodata
+        value = check_number(nodata, "nodata", finite=False)
+        return int(value) if dtype.kind in "biu" and value.is_integer() else value
     return float("nan") if np.issubdtype(dtype, np.floating) else 0
 
 
@@ -312,7 +324,7 @@ def align_array(
     ref = _as_reference(reference, bands)
     ref_grid = grid_of(ref)
     grid = like if isinstance(like, GeoBox) else grid_of(like)
-    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(ref.dtype)
+    out_dtype = _out_dtype(dtype, ref.dtype)
     src_nodata = _nodata_of(ref)
     fill = _fill_for(out_dtype, nodata if nodata is not None else src_nodata)
     values, _ = _read_aligned(
@@ -409,10 +421,7 @@ class AlignTo(Stage[xr.Dataset]):
         self.on_error = check_on_error(on_error)
         self.reference = _as_reference(reference, bands)
         self.reference_grid = grid_of(self.reference)
-        try:
-            self.dtype = np.dtype(dtype) if dtype is not None else np.dtype(self.reference.dtype)
-        except TypeError as err:
-            raise InvalidArgumentError(f"dtype must be a numpy dtype, got {dtype!r}") from err
+        self.dtype = _out_dtype(dtype, self.reference.dtype)
         self.src_nodata = _nodata_of(self.reference)
         self.fill = _fill_for(self.dtype, nodata if nodata is not None else self.src_nodata)
         origin = self.reference.encoding.get("source")

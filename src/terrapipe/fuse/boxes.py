@@ -89,7 +89,16 @@ def _corners_through(boxes: np.ndarray, transform: Affine) -> np.ndarray:
 
 def _apply(boxes: B, transform: Affine, what: str) -> B:
     torch_input = hasattr(boxes, "detach") and hasattr(boxes, "device")
-    array = boxes.detach().cpu().numpy() if torch_input else np.asarray(boxes)  # type: ignore[attr-defined]
+    if hasattr(boxes, "data_vars") or isinstance(boxes, Mapping | str | bytes):
+        raise InvalidArgumentError(
+            f"{what} takes boxes as an array of shape (..., 4), got a {type(boxes).__name__}"
+        )
+    try:
+        array = boxes.detach().cpu().numpy() if torch_input else np.asarray(boxes)  # type: ignore[attr-defined]
+    except ValueError as err:  # ragged nested lists
+        raise InvalidArgumentError(
+            f"{what} takes boxes of shape (..., 4), got ragged {type(boxes).__name__}"
+        ) from err
     if array.shape[-1:] != (4,):
         raise InvalidArgumentError(f"{what} takes boxes of shape (..., 4), got {array.shape}")
     flat = array.reshape(-1, 4).astype(np.float64)

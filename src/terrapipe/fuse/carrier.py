@@ -203,6 +203,10 @@ def chip_vectors(ds: xr.Dataset | xr.DataArray, name: str | None = None) -> Any:
     InvalidArgumentError
         When there is no such layer (or several and no ``name``).
     """
+    if not isinstance(ds, xr.Dataset | xr.DataArray):
+        raise InvalidArgumentError(
+            f"chip_vectors takes a chip (an xarray Dataset or DataArray), got {type(ds).__name__}"
+        )
     layers: Mapping[str, Any] = ds.attrs.get(VECTORS_ATTR) or {}
     if name is None:
         if len(layers) != 1:

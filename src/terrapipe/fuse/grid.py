@@ -155,6 +155,12 @@ def transform_of(obj: xr.DataArray | xr.Dataset) -> Affine:
         msg = "a chip one pixel wide or high needs rioxarray's GeoTransform to know its pixel size"
         raise InvalidArgumentError(msg)
     derived = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()) or not np.isfinite(tuple(derived)[:6]).all():
+        msg = (
+            f"the chip's {x_dim!r}/{y_dim!r} coordinates are not all finite (NaN or inf), so it has no grid; "
+            "check how the chip was made (its source's georeferencing)"
+        )
+        raise InvalidArgumentError(msg)
     if cached is not None:
         # A window of the file the GeoTransform describes: keep the file's exact numbers
         # (pixel sizes taken from coordinate differences carry rounding errors).

@@ -49,6 +49,7 @@ from rasterio.enums import MergeAlg
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize as rio_rasterize
 
+from terrapipe.core.checks import check_number
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.warning_filters import ignore_once
@@ -108,6 +109,8 @@ def _burn_values(
     """Validate the value column; return its values (None: burn 1) and the mask dtype."""
     if column is None:
         return None, _check_dtype(dtype if dtype is not None else "uint8")
+    if not isinstance(column, str):
+        raise InvalidArgumentError(f"{what}: column must be a column name (a str) or None, got {column!r}")
     if column not in frame.columns or column == frame.geometry.name:
         msg = (
             f"{what}: no value column {column!r} (columns: "
@@ -245,13 +248,14 @@ class Rasterize(Stage[xr.Dataset]):
         name: str = "mask",
     ) -> None:
         super().__init__()
-        if merge not in _MERGE:
+        if not isinstance(merge, str) or merge not in _MERGE:
             raise InvalidArgumentError(f"merge must be 'replace' or 'add', got {merge!r}")
         self.source = source
         self.name = check_name(name, what="rasterize")
         self.index = VectorIndex(vector, what="rasterize")
         self.column = column
         _, self.dtype = _burn_values(self.index.frame, column, dtype, "rasterize")
+        check_number(fill, "rasterize fill", finite=False)
         if not _fits(np.asarray([fill]), self.dtype):
             raise InvalidArgumentError(f"rasterize: fill={fill!r} does not fit dtype {self.dtype.name}")
         self.all_touched = bool(all_touched)

@@ -34,7 +34,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -112,9 +112,16 @@ def collate(samples: Sequence[Mapping[str, Any]], *, boxes: BoxMode = "list") ->
     """
     if boxes not in ("list", "pad"):
         raise InvalidArgumentError(f"boxes must be 'list' or 'pad', got {boxes!r}")
+    if isinstance(samples, str | bytes | Mapping) or not isinstance(samples, Iterable):
+        raise InvalidArgumentError(f"collate takes a list of Samples (dicts), got a {type(samples).__name__}")
     items = list(samples)
     if not items:
         raise InvalidArgumentError("collate got an empty batch")
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise InvalidArgumentError(
+                f"collate takes Samples (dicts), sample {i} is a {type(item).__name__}"
+            )
     keys = list(items[0].keys())
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):

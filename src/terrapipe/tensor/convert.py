@@ -65,6 +65,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from terrapipe.core.checks import check_name, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.sample import GeoMeta, Sample
@@ -143,12 +144,22 @@ class _Converter:
             raise InvalidArgumentError(f"nodata must be one of {_POLICIES}, got {nodata!r}")
         if isinstance(channels, str):
             channels = [channels]
+        check_name(image, "to_tensor image")
+        if not isinstance(channels, list | tuple) or not all(isinstance(c, str) and c for c in channels):
+            raise InvalidArgumentError(f"channels must be a list of variable names, got {channels!r}")
+        for what, value in (("mask", mask), ("labels", labels)):
+            if value is not None:
+                check_name(value, f"to_tensor {what}")
+        check_number(fill_value, "to_tensor fill_value", finite=False)
         if dtype is not None and not isinstance(dtype, torch.dtype):
             raise InvalidArgumentError(f"dtype must be a torch dtype (torch.float32), got {dtype!r}")
         if mask_dtype is not None and not isinstance(mask_dtype, torch.dtype):
             raise InvalidArgumentError(f"mask_dtype must be a torch dtype, got {mask_dtype!r}")
         if boxes is True:
             raise InvalidArgumentError("boxes must be a vector layer name, None (the only layer) or False")
+        if boxes is not None and boxes is not False and not isinstance(boxes, str):
+            msg = f"boxes must be a vector layer name, None (the only layer) or False, got {boxes!r}"
+            raise InvalidArgumentError(msg)
         self.image = image
         self.channels = list(channels)
         self.mask = mask
@@ -328,6 +339,12 @@ class _Converter:
 
     def __call__(self, element: Any) -> Sample:
         if isinstance(element, xr.DataArray):
+            if self.image in element.coords:
+                msg = (
+                    f"to_tensor: image={self.image!r} is also the name of a coordinate of the chip "
+                    f"({list(element.coords)}); pick another name for the image"
+                )
+                raise InvalidArgumentError(msg)
             return self.dataset(element.to_dataset(name=self.image, promote_attrs=False))
         if isinstance(element, xr.Dataset):
             return self.dataset(element)

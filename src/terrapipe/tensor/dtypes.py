@@ -29,6 +29,7 @@ tensor([1., 2.])
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -104,7 +105,15 @@ def to_torch(array: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     InvalidArgumentError
         For dtypes without tensors, or ``uint64`` values beyond ``int64``.
     """
-    values = np.asarray(array)
+    if hasattr(array, "data_vars") or isinstance(array, Mapping):
+        msg = f"as_tensor takes one array, got a {type(array).__name__}; pick a variable (ds['name']) first"
+        raise InvalidArgumentError(msg)
+    try:
+        values = np.asarray(array)
+    except ValueError as err:  # ragged nested lists
+        raise InvalidArgumentError(
+            f"as_tensor takes a rectangular array, got a ragged {type(array).__name__}"
+        ) from err
     target_torch = dtype if dtype is not None else torch_dtype_of(values.dtype)
     if (
         values.dtype == np.dtype("uint64")

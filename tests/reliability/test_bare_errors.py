@@ -1,0 +1,444 @@
+"""No bare third-party exception reaches the user from a stage or a one-shot function.
+
+Every functional name terrapipe registers, and every public function of
+``terrapipe.__all__``, is fed hostile but plausible input: wrong types, None,
+empty and zero-size arrays, arrays without a CRS, NaN coordinates, 1-D data
+where a grid goes, huge sizes, strings where numbers go. Whatever is raised
+must be a :class:`~terrapipe.core.errors.TerrapipeError` (most of which are
+also the built-in a caller expects: ``InvalidArgumentError`` is a
+``ValueError``). Python's own ``TypeError`` for a call that does not bind to
+the signature is not tested (such calls are skipped).
+
+New stages are covered automatically: the registry and ``__all__`` are
+enumerated, and a stage with a required argument this file does not know
+fails :func:`test_every_stage_has_plausible_arguments`. Cases that still
+escape bare in modules other owners are fixing are marked ``xfail``
+with where they are raised (an XPASS means one was fixed: remove its entry).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import xarray as xr
+from shapely.geometry import box
+
+import terrapipe as tp
+from terrapipe.core.errors import TerrapipeError
+from terrapipe.core.pipe import IterDataPipe
+
+#: How many elements of a stage's output are pulled (the input holds one element).
+TAKE = 3
+
+#: Names never fed hostile input here: they start servers or need the network or a GPU.
+EXCLUDED = {"serve_stac", "StacServer", "open_zarr_on_device", "to_device", "ToDevice", "search_stac"}
+
+
+def _grid(ny: int = 8, nx: int = 8, *, crs: str | None = "EPSG:32631") -> xr.DataArray:
+    data = np.arange(ny * nx, dtype="float32").reshape(1, ny, nx)
+    da = xr.DataArray(
+        data,
+        dims=("band", "y", "x"),
+        coords={"band": [1], "y": 100.0 - 10 * (np.arange(ny) + 0.5), "x": 10 * (np.arange(nx) + 0.5)},
+        name="image",
+    )
+    return da.rio.write_crs(crs) if crs else da
+
+
+def _nan_coords() -> xr.DataArray:
+    da = _grid()
+    return da.assign_coords(x=np.full(8, np.nan))
+
+
+def _vectors(*, crs: str | None = "EPSG:32631") -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"class": [1, 2]}, geometry=[box(0, 0, 40, 40), box(40, 40, 80, 80)], crs=crs)
+
+
+#: Hostile elements fed through ``tp.from_items([element])`` (and as the first argument of functions).
+ELEMENTS: dict[str, Callable[[], Any]] = {
+    "none": lambda: None,
+    "int": lambda: 42,
+    "nan": lambda: math.nan,
+    "text": lambda: "not a thing at all",
+    "missing-path": lambda: "/nonexistent/terrapipe/x.tif",
+    "bytes": lambda: b"\x00\x01garbage",
+    "empty-dict": dict,
+    "empty-list": list,
+    "empty-array": lambda: np.zeros((0,), dtype="float32"),
+    "plain-array": lambda: np.zeros((2, 3), dtype="float32"),
+    "no-crs": lambda: _grid(crs=None),
+    "nan-coords": _nan_coords,
+    "one-dim": lambda: xr.DataArray(np.arange(5.0), dims=("t",)),
+    "zero-size": lambda: _grid().isel(x=slice(0, 0)),
+    "dataset-no-vars": lambda: xr.Dataset(),
+    "vectors-no-crs": lambda: _vectors(crs=None),
+    "object": lambda: object(),
+}
+
+#: Plausible values for required arguments, by parameter name.
+REQUIRED: dict[str, Callable[[], Any]] = {
+    "reference": _grid,
+    "store": lambda: tp.MemoryLRU(10**7),
+    "size": lambda: {"y": 4, "x": 4},
+    "vector": _vectors,
+    "limit": lambda: 2,
+    "fn": lambda: repr,
+    "input_dims": lambda: {"y": 4, "x": 4},
+    "device": lambda: "cpu",
+    "seed": lambda: 0,
+    "transform": lambda: (10.0, 0.0, 0.0, 0.0, -10.0, 100.0),
+    "shape": lambda: (8, 8),
+    "like": _grid,
+    "template": _grid,
+    "crs": lambda: "EPSG:32631",
+}
+
+#: Options some stages need beyond their required arguments (one of two must be given).
+EXTRA: dict[str, dict[str, Any]] = {"sample_windows": {"n": 2}}
+#: Options cleared while a given option is tried (they exclude each other).
+EXCLUSIVE: dict[tuple[str, str], str] = {("sample_windows", "points"): "n"}
+
+#: Hostile argument values tried in each parameter of each stage.
+ARGUMENTS: dict[str, Any] = {
+    "none": None,
+    "text": "x",
+    "negative": -1,
+    "zero": 0,
+    "huge": 10**15,
+    "nan": math.nan,
+    "empty-list": [],
+    "empty-dict": {},
+    "bool": True,
+}
+
+
+def _stage_classes() -> dict[str, type]:
+    out: dict[str, type] = {}
+    for name in tp.registered_names():
+        cls = IterDataPipe.functions[name]
+        target = getattr(cls, "keywords", {}).get("cls_to_register") or (
+            cls.args[0] if getattr(cls, "args", None) else cls
+        )
+        if getattr(target, "__module__", "").startswith("terrapipe") and name not in EXCLUDED:
+            out[name] = target
+    return out
+
+
+STAGES = _stage_classes()
+
+
+def _required(cls: type) -> dict[str, Any]:
+    params = list(inspect.signature(cls).parameters.values())[1:]
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {
+        p.name: REQUIRED[p.name]() for p in params if p.default is inspect.Parameter.empty and p.kind in kinds
+    }
+
+
+def _bare(call: Callable[[], Any]) -> BaseException | None:
+    """Run ``call``; return the exception if it is not a TerrapipeError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = call()
+            if isinstance(result, IterDataPipe):
+                for _ in itertools.islice(result, TAKE):
+                    pass
+    except TerrapipeError:
+        return None
+    except Exception as err:
+        return err
+    return None
+
+
+def _explain(err: BaseException) -> str:
+    return f"bare {type(err).__module__}.{type(err).__name__}: {str(err)[:300]}"
+
+
+#: (stage or function, case) that still escape bare, in files other engineers own (stac/, io/,
+#: cache/, recipes/, fuse/vector_index.py): where the bare exception is raised. Remove an entry
+#: when it is fixed (it then shows as XPASS).
+KNOWN: dict[tuple[str, str], str] = {
+    ("argument:clip_vector", "columns=negative"): "fuse/vector_index.py:91: TypeError",
+    ("argument:clip_vector", "columns=zero"): "fuse/vector_index.py:91: TypeError",
+    ("argument:clip_vector", "columns=huge"): "fuse/vector_index.py:91: TypeError",
+    ("argument:clip_vector", "columns=nan"): "fuse/vector_index.py:91: TypeError",
+    ("argument:clip_vector", "columns=bool"): "fuse/vector_index.py:91: TypeError",
+    ("argument:read_raster", "bands=nan"): "io/raster.py:85: TypeError",
+    ("argument:read_raster", "open_options=text"): "io/raster.py:477: ValueError",
+    ("argument:read_raster", "open_options=negative"): "io/raster.py:477: TypeError",
+    ("argument:read_raster", "open_options=huge"): "io/raster.py:477: TypeError",
+    ("argument:read_raster", "open_options=nan"): "io/raster.py:477: TypeError",
+    ("argument:read_raster", "open_options=bool"): "io/raster.py:477: TypeError",
+    ("argument:read_vector", "columns=negative"): "io/vector.py:122: TypeError",
+    ("argument:read_vector", "columns=zero"): "io/vector.py:122: TypeError",
+    ("argument:read_vector", "columns=huge"): "io/vector.py:122: TypeError",
+    ("argument:read_vector", "columns=nan"): "io/vector.py:122: TypeError",
+    ("argument:read_vector", "columns=bool"): "io/vector.py:122: TypeError",
+    ("argument:read_zarr", "variables=negative"): "io/zarr_reader.py:64: TypeError",
+    ("argument:read_zarr", "variables=zero"): "io/zarr_reader.py:64: TypeError",
+    ("argument:read_zarr", "variables=huge"): "io/zarr_reader.py:64: TypeError",
+    ("argument:read_zarr", "variables=nan"): "io/zarr_reader.py:64: TypeError",
+    ("argument:read_zarr", "variables=bool"): "io/zarr_reader.py:64: TypeError",
+    ("argument:read_zarr", "storage_options=text"): "io/zarr_reader.py:386: ValueError",
+    ("argument:read_zarr", "storage_options=negative"): "io/zarr_reader.py:386: TypeError",
+    ("argument:read_zarr", "storage_options=huge"): "io/zarr_reader.py:386: TypeError",
+    ("argument:read_zarr", "storage_options=nan"): "io/zarr_reader.py:386: TypeError",
+    ("argument:read_zarr", "storage_options=bool"): "io/zarr_reader.py:386: TypeError",
+    ("function:cache_point", "none"): "cache/point.py:79: TypeError",
+    ("function:cache_point", "int"): "cache/point.py:79: TypeError",
+    ("function:cache_point", "nan"): "cache/point.py:79: TypeError",
+    ("function:cache_point", "object"): "cache/point.py:79: TypeError",
+    ("function:mosaic_array", "none"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "int"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "nan"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "text"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "missing-path"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "bytes"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "empty-dict"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "empty-list"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "empty-array"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "plain-array"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "vectors-no-crs"): "stac/mosaic.py:85: AttributeError",
+    ("function:mosaic_array", "object"): "stac/mosaic.py:85: AttributeError",
+}
+
+
+def _param(kind: str, name: str, case: str) -> Any:
+    reason = KNOWN.get((f"{kind}:{name}", case))
+    marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
+    return pytest.param(name, case, id=f"{kind}:{name}:{case}", marks=marks)
+
+
+def test_every_stage_has_plausible_arguments() -> None:
+    missing = {
+        name: p.name
+        for name, cls in STAGES.items()
+        for p in list(inspect.signature(cls).parameters.values())[1:]
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and p.name not in REQUIRED
+    }
+    assert not missing, f"add plausible values to REQUIRED for {missing}"
+    assert len(STAGES) >= 20
+
+
+@pytest.mark.parametrize(
+    ("name", "case"), [_param("element", n, c) for n in sorted(STAGES) for c in ELEMENTS]
+)
+def test_stage_elements(name: str, case: str) -> None:
+    kwargs = {**_required(STAGES[name]), **EXTRA.get(name, {})}
+    err = _bare(lambda: getattr(tp.from_items([ELEMENTS[case]()]), name)(**kwargs))
+    assert err is None, _explain(err)
+
+
+def _argument_cases() -> list[Any]:
+    out = []
+    for name, cls in sorted(STAGES.items()):
+        for p in list(inspect.signature(cls).parameters.values())[1:]:
+            if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            if p.name in ("source", "source_dp", "on_error", "shard"):
+                continue
+            for case in ARGUMENTS:
+                out.append(_param("argument", name, f"{p.name}={case}"))
+    return out
+
+
+@pytest.mark.parametrize(("name", "case"), _argument_cases())
+def test_stage_arguments(name: str, case: str) -> None:
+    param, value_name = case.split("=")
+    kwargs = {**_required(STAGES[name]), **EXTRA.get(name, {})}
+    kwargs[param] = ARGUMENTS[value_name]
+    if (name, param) in EXCLUSIVE:
+        kwargs.pop(EXCLUSIVE[name, param], None)
+    source = tp.from_items([_grid(16, 16)])
+    err = _bare(lambda: getattr(source, name)(**kwargs))
+    assert err is None, _explain(err)
+
+
+def _functions() -> dict[str, Callable[..., Any]]:
+    out = {}
+    for name in tp.__all__:
+        value = getattr(tp, name)
+        if (
+            inspect.isfunction(value)
+            and name not in EXCLUDED
+            and name not in ("register", "registered_names")
+        ):
+            out[name] = value
+    return out
+
+
+FUNCTIONS = _functions()
+
+
+def _call_first(fn: Callable[..., Any], first: Any) -> Callable[[], Any]:
+    """Call ``fn`` with ``first`` as its first argument and plausible values for its other required ones."""
+    params = list(inspect.signature(fn).parameters.values())
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for index, p in enumerate(params):
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            if index == 0:
+                args.append(first)
+            continue
+        if p.default is not inspect.Parameter.empty or p.kind is inspect.Parameter.VAR_KEYWORD:
+            continue
+        value = first if index == 0 else REQUIRED.get(p.name, _grid)()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY:
+            kwargs[p.name] = value
+        else:
+            args.append(value)
+    if not args and params and params[0].kind is not inspect.Parameter.KEYWORD_ONLY:
+        args = [first]
+    return lambda: fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "case"), [_param("function", n, c) for n in sorted(FUNCTIONS) for c in ELEMENTS]
+)
+def test_function_first_argument(name: str, case: str) -> None:
+    fn = FUNCTIONS[name]
+    err = _bare(_call_first(fn, ELEMENTS[case]()))
+    assert err is None, _explain(err)
+
+
+def _time_cube() -> xr.DataArray:
+    g = _grid(16, 16)
+    times = np.array(["2024-01-01", "2024-01-02"], dtype="datetime64[ns]")
+    return xr.concat([g, g], dim="time").assign_coords(time=times)
+
+
+g = _grid(16, 16)
+time_cube = _time_cube()
+
+#: Hostile combinations a generic sweep does not make: dimensions that do not match, grids without
+#: CRS or with NaN coordinates on either side of a fuse, sizes beyond the data, ragged arrays, ...
+SCENARIOS: dict[str, Callable[[], Any]] = {
+    "chip-size-unknown-dim": lambda: tp.from_items([g]).chip({"z": 4}),
+    "chip-size-too-big": lambda: tp.from_items([g]).chip({"y": 10**9, "x": 10**9}),
+    "chip-size-zero": lambda: tp.from_items([g]).chip({"y": 0, "x": 4}),
+    "chip-size-float": lambda: tp.from_items([g]).chip({"y": 4.5, "x": 4}),
+    "chip-size-str": lambda: tp.from_items([g]).chip("4"),
+    "chip-overlap-ge-size": lambda: tp.from_items([g]).chip({"y": 4, "x": 4}, overlap={"y": 4, "x": 4}),
+    "chip-no-crs": lambda: tp.from_items([_grid(16, 16, crs=None)]).chip({"y": 4, "x": 4}),
+    "chip-nan-coords": lambda: tp.from_items([_nan_coords()]).chip({"y": 4, "x": 4}),
+    "chip-numpy-out-no-crs": lambda: tp.from_items([_grid(16, 16, crs=None)]).chip(
+        {"y": 4, "x": 4}, output="numpy"
+    ),
+    "sample-nocrs": lambda: tp.from_items([_grid(16, 16, crs=None)]).sample_windows({"y": 4, "x": 4}, n=3),
+    "sample-nan": lambda: tp.from_items([_nan_coords()]).sample_windows({"y": 4, "x": 4}, n=3),
+    "sample-points-far": lambda: tp.from_items([g]).sample_windows(
+        {"y": 4, "x": 4}, points=np.array([[1e12, 1e12]])
+    ),
+    "sample-points-nan": lambda: tp.from_items([g]).sample_windows(
+        {"y": 4, "x": 4}, points=np.array([[np.nan, 1.0]])
+    ),
+    "sample-points-1d": lambda: tp.from_items([g]).sample_windows(
+        {"y": 4, "x": 4}, points=np.array([1.0, 2.0, 3.0])
+    ),
+    "xb-unknown-dim": lambda: tp.from_items([g]).slice_with_xbatcher({"z": 4}),
+    "xb-too-big": lambda: tp.from_items([g]).slice_with_xbatcher({"y": 10**6, "x": 4}),
+    "xb-nan": lambda: tp.from_items([_nan_coords()]).slice_with_xbatcher({"y": 4, "x": 4}),
+    "align-ref-nocrs": lambda: tp.from_items([g]).align_to(_grid(crs=None)),
+    "align-chip-nocrs": lambda: tp.from_items([_grid(crs=None)]).align_to(g),
+    "align-ref-nan": lambda: tp.from_items([g]).align_to(_nan_coords()),
+    "align-ref-1d": lambda: tp.from_items([g]).align_to(xr.DataArray(np.arange(3.0), dims=("t",))),
+    "align-ref-empty": lambda: tp.from_items([g]).align_to(g.isel(x=slice(0, 0))),
+    "align-time-cube": lambda: tp.from_items([time_cube]).align_to(g),
+    "align-ref-time-cube": lambda: tp.from_items([g]).align_to(time_cube),
+    "align-other-crs": lambda: tp.from_items([g]).align_to(_grid().rio.write_crs("EPSG:4326")),
+    "align-bogus-crs": lambda: tp.from_items([g]).align_to(
+        _grid().rio.write_crs("EPSG:3857").assign_coords(x=np.arange(8) * 1e9)
+    ),
+    "rasterize-vec-nocrs": lambda: tp.from_items([g]).rasterize(_vectors(crs=None)),
+    "rasterize-chip-nocrs": lambda: tp.from_items([_grid(crs=None)]).rasterize(_vectors()),
+    "rasterize-empty-vec": lambda: tp.from_items([g]).rasterize(_vectors().iloc[:0]),
+    "rasterize-nan-coords": lambda: tp.from_items([_nan_coords()]).rasterize(_vectors()),
+    "rasterize-column-str-values": lambda: tp.from_items([g]).rasterize(
+        _vectors().assign(name=["a", "b"]), column="name"
+    ),
+    "rasterize-column-nan": lambda: tp.from_items([g]).rasterize(
+        _vectors().assign(v=[np.nan, 1.0]), column="v", dtype="uint8"
+    ),
+    "rasterize-time-cube": lambda: tp.from_items([time_cube]).rasterize(_vectors()),
+    "clip-vec-nocrs": lambda: tp.from_items([g]).clip_vector(_vectors(crs=None)),
+    "clip-chip-nocrs": lambda: tp.from_items([_grid(crs=None)]).clip_vector(_vectors()),
+    "zip-grids-mismatch": lambda: tp.from_items([g]).zip_grids(tp.from_items([_grid(8, 8)])),
+    "zip-grids-nocrs": lambda: tp.from_items([g]).zip_grids(tp.from_items([_grid(16, 16, crs=None)])),
+    "zip-grids-non-pipe": lambda: tp.from_items([g]).zip_grids([g]),
+    "zip-grids-names-wrong-len": lambda: tp.from_items([g]).zip_grids(tp.from_items([g]), names=["a"]),
+    "zip-grids-1d": lambda: tp.from_items([xr.DataArray(np.arange(3.0), dims=("t",))]).zip_grids(
+        tp.from_items([g])
+    ),
+    "check-same-grid-mismatch": lambda: tp.check_same_grid(g, _grid(8, 8)),
+    "check-same-grid-nocrs": lambda: tp.check_same_grid(g, _grid(16, 16, crs=None)),
+    "check-same-grid-str": lambda: tp.check_same_grid(g, "x"),
+    "to-tensor-time-cube": lambda: tp.from_items([time_cube]).to_tensor(),
+    "to-tensor-strings": lambda: tp.from_items(
+        [xr.DataArray(np.array([["a"]]), dims=("y", "x"))]
+    ).to_tensor(),
+    "to-tensor-object": lambda: tp.from_items(
+        [xr.DataArray(np.array([[object()]]), dims=("y", "x"))]
+    ).to_tensor(),
+    "to-tensor-complex": lambda: tp.from_items([g.astype("complex64")]).to_tensor(),
+    "to-tensor-dt": lambda: tp.from_items(
+        [xr.DataArray(np.array([["2024-01-01"]], dtype="datetime64[ns]"), dims=("y", "x"))]
+    ).to_tensor(),
+    "to-tensor-uint64-big": lambda: tp.from_items([g.astype("uint64") + np.uint64(2**63)]).to_tensor(),
+    "as-tensor-str": lambda: tp.as_tensor(np.array(["a"])),
+    "as-tensor-object": lambda: tp.as_tensor(np.array([object()])),
+    "as-tensor-ragged": lambda: tp.as_tensor([[1], [1, 2]]),
+    "collate-mixed-shapes": lambda: tp.collate([tp.to_sample(g), tp.to_sample(_grid(8, 8))]),
+    "collate-samples-mixed": lambda: tp.collate_samples([np.zeros(2), np.zeros(3)]),
+    "collate-samples-mixed-types": lambda: tp.collate_samples([np.zeros(2), "a"]),
+    "stitch-empty": lambda: tp.stitch([], g),
+    "stitch-bad-pair": lambda: tp.stitch([(np.zeros((4, 4)), {})], g),
+    "stitch-template-nocrs": lambda: tp.stitch([tp.to_sample(g)], _grid(crs=None)),
+    "stitch-template-1d": lambda: tp.stitch([tp.to_sample(g)], xr.DataArray(np.arange(3.0), dims=("t",))),
+    "stitch-wrong-shape": lambda: tp.stitch([(np.zeros((3, 3)), tp.to_sample(g)["meta"])], g),
+    "boxes-nan-transform": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), (np.nan, 0, 0, 0, 1, 0)),
+    "boxes-singular": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), (0, 0, 0, 0, 0, 0)),
+    "boxes-short-transform": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), (1, 2)),
+    "boxes-str-transform": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), "x"),
+    "boxes-ragged": lambda: tp.pixels_to_boxes([[1, 2, 3, 4], [1, 2]], (1, 0, 0, 0, -1, 0)),
+    "geo-meta-bad-crs": lambda: tp.geo_meta("not a crs", (1, 0, 0, 0, -1, 0), (2, 2)),
+    "geo-meta-nan-transform": lambda: tp.geo_meta("EPSG:4326", (np.nan, 0, 0, 0, -1, 0), (2, 2)),
+    "geo-meta-bad-shape": lambda: tp.geo_meta("EPSG:4326", (1, 0, 0, 0, -1, 0), (-2, "a")),
+    "chip-vectors-no-layer": lambda: tp.chip_vectors(g.to_dataset(), name="x"),
+    "header-neg": lambda: tp.from_items([1]).header(-1),
+    "header-str": lambda: tp.from_items([1]).header("2"),
+    "cycle-neg": lambda: tp.from_items([1]).cycle(-1),
+    "cycle-str": lambda: tp.from_items([1]).cycle("2"),
+    "enumerate-str": lambda: tp.from_items([1]).enumerate(start="a"),
+    "zip-longest-nonpipe": lambda: tp.from_items([1]).zip_longest([1]),
+    "loader-bad-batch": lambda: list(tp.loader(tp.from_items([1]), batch_size="2")),
+    "loader-mixed": lambda: list(tp.loader(tp.from_items([np.zeros(2), np.zeros(3)]), batch_size=2)),
+    "loader-dicts-mixed-keys": lambda: list(tp.loader(tp.from_items([{"a": 1}, {"b": 2}]), batch_size=2)),
+    "loader-strings": lambda: list(tp.loader(tp.from_items(["a", "b"]), batch_size=2)),
+    "loader-none": lambda: list(tp.loader(tp.from_items([None, None]), batch_size=2)),
+    "pmap-nonfn": lambda: tp.from_items([1]).pmap(3),
+    "prefetch-str": lambda: tp.from_items([1]).prefetch("2"),
+    "profile-nonpipe": lambda: tp.profile([1, 2], show=False),
+    "profile-n-str": lambda: tp.profile(tp.from_items([1]), n="2", show=False),
+    "set-epoch-str": lambda: tp.set_epoch(tp.from_items([1]), "2"),
+    "materialize-nonpipe": lambda: tp.materialize([1], "/tmp/tp18mat"),
+    "read-samples-missing": lambda: tp.read_samples("/nonexistent/store"),
+    "read-samples-int": lambda: tp.read_samples(5),
+    "shard-info": lambda: tp.shard_info(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario(name: str) -> None:
+    err = _bare(SCENARIOS[name])
+    assert err is None, _explain(err)
