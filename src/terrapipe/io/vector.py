@@ -55,7 +55,12 @@ from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.redact import MASK, redact_urls
-from terrapipe.io.vector_integrity import FlatGeobufLayout, check_vector_file, is_geojson_sequence
+from terrapipe.io.vector_integrity import (
+    FlatGeobufLayout,
+    check_sequence,
+    check_vector_file,
+    is_geojson_sequence,
+)
 
 __all__ = ["ReadVector", "check_crs", "is_geoparquet", "open_vector"]
 
@@ -141,14 +146,14 @@ def _read_ogr(
     if "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
         raise read_error(path, "cannot open vector file", FileNotFoundError(path))
     unfiltered = bbox is None and mask is None and where is None
-    layout = _check_structure(path, http_options, filtered=not unfiltered)
+    layout, sequence = _check_structure(path, http_options, filtered=not unfiltered)
     use_arrow = True
     try:
         require("pyarrow", feature="read_vector")
     except TerrapipeError:
         use_arrow = False
     name = gdal_path(path)
-    if is_geojson_sequence(path):  # GDAL's GeoJSON driver would read the first record only
+    if sequence:  # GDAL's GeoJSON driver would read the first record only
         name = "GeoJSONSeq:" + name
     try:
         read = functools.partial(
@@ -219,14 +224,23 @@ def _read_ogr(
 
 def _check_structure(
     path: str, http_options: HTTPOptions | None, *, filtered: bool
-) -> FlatGeobufLayout | None:
-    """Check what GDAL would read short without an error (see :mod:`terrapipe.io.vector_integrity`)."""
+) -> tuple[FlatGeobufLayout | None, bool]:
+    """Check what GDAL would read short without an error (see :mod:`terrapipe.io.vector_integrity`).
+
+    Returns the layout of a FlatGeobuf (``None`` for other formats) and
+    whether the file is a GeoJSON sequence.
+    """
 
     def open_remote() -> Any:
         return HTTPFile(path, http_options)  # a few exact ranges: the preamble, header, one node, one prefix
 
+    opener = open_remote if is_http(path) else None
     try:
-        return check_vector_file(path, opener=open_remote if is_http(path) else None, filtered=filtered)
+        layout = check_vector_file(path, opener=opener, filtered=filtered)
+        sequence = layout is None and is_geojson_sequence(path, opener)
+        if sequence and opener is not None:
+            check_sequence(path, opener)  # a local one was checked by check_vector_file
+        return layout, sequence
     except TerrapipeError:
         forget_remote_file(path)
         raise

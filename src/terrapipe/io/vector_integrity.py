@@ -67,7 +67,13 @@ from typing import IO, Any
 from terrapipe.core.errors import ReadError
 from terrapipe.io.read_errors import read_error
 
-__all__ = ["FlatGeobufLayout", "check_vector_file", "flatgeobuf_layout", "is_geojson_sequence"]
+__all__ = [
+    "FlatGeobufLayout",
+    "check_sequence",
+    "check_vector_file",
+    "flatgeobuf_layout",
+    "is_geojson_sequence",
+]
 
 _FGB_MAGIC = b"fgb"
 _NODE_ITEM_BYTES = 40  # minX, minY, maxX, maxY (f64) + offset (u64)
@@ -79,6 +85,12 @@ SEQUENCE_EXTENSIONS = (".geojsonl", ".geojsons", ".geojsonseq", ".ndjson", ".jso
 _SNIFF_BYTES = 1 << 20
 #: The read size when a remote FlatGeobuf's features are walked.
 _REMOTE_WALK_BUFFER = 4 << 20
+#: How much of a remote file's start is read to tell a sequence from a GeoJSON document.
+_REMOTE_SNIFF_BYTES = 1 << 16
+#: Remote names that may hide a GeoJSON sequence.
+_MAYBE_JSON = (".json", ".geojson", ".txt", ".seq", ".jsonseq")
+#: Extensions of formats that are not JSON text (not sniffed).
+_NOT_JSON = (".fgb", ".gpkg", ".shp", ".shx", ".dbf", ".zip", ".gdb", ".sqlite", ".parquet", ".pbf", ".tif")
 #: How much of a sequence's end is read to find its last record.
 _TAIL_BYTES = 4 << 20
 
@@ -435,14 +447,17 @@ def _check_sqlite(path: str) -> None:
         )
 
 
-def is_geojson_sequence(path: str) -> bool:
+def is_geojson_sequence(path: str, opener: Any = None) -> bool:
     r"""Whether ``path`` holds a GeoJSON text sequence (RFC 8142 or one feature per line).
 
-    By extension (``.geojsonl``, ``.geojsons``, ``.ndjson``, ...) or, for a
-    local file, by content: a record separator first, or a first line that is
-    a complete GeoJSON object followed by more records. GDAL's GeoJSON driver
-    opens such a file too, and reads only its first record; terrapipe opens it
-    with the GeoJSONSeq driver.
+    By extension (``.geojsonl``, ``.geojsons``, ``.ndjson``, ...) or by
+    content: a record separator first, or a first line that is a complete
+    GeoJSON object followed by more records. A local file's first MiB is
+    read; a remote one named like JSON or text (``.json``, ``.geojson``,
+    ``.txt``, ``.seq``) is sniffed with one 64 KiB range request through
+    ``opener`` (see :func:`check_vector_file`). GDAL's GeoJSON driver opens a
+    sequence too, and reads only its first record; terrapipe opens it with the
+    GeoJSONSeq driver.
 
     Examples
     --------
@@ -450,12 +465,26 @@ def is_geojson_sequence(path: str) -> bool:
     >>> is_geojson_sequence("two.txt"), is_geojson_sequence("https://h/a.geojsonl?sig=1")
     (True, True)
     """
-    if path.split("?", 1)[0].lower().endswith(SEQUENCE_EXTENSIONS):
+    plain = path.split("?", 1)[0].lower()
+    if plain.endswith(SEQUENCE_EXTENSIONS):
         return True
-    if "://" in path or path.startswith("/vsi") or not os.path.isfile(path):
+    if plain.endswith(_NOT_JSON):
         return False
-    with open(path, "rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
+    if "://" not in path and not path.startswith("/vsi"):
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as handle:
+            return _looks_like_sequence(handle.read(_SNIFF_BYTES))
+    if opener is None or not plain.endswith(_MAYBE_JSON):
+        return False
+    handle = opener()
+    try:
+        return _looks_like_sequence(handle.read(min(_REMOTE_SNIFF_BYTES, int(handle.size))))
+    finally:
+        handle.close()
+
+
+def _looks_like_sequence(head: bytes) -> bool:
     text = head.lstrip()
     if text.startswith(b"\x1e"):
         return True
@@ -471,11 +500,33 @@ def is_geojson_sequence(path: str) -> bool:
     return isinstance(first, dict) and first.get("type") not in ("FeatureCollection", None)
 
 
-def _check_sequence(path: str) -> None:
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        handle.seek(max(0, size - _TAIL_BYTES))
-        tail = handle.read()
+def check_sequence(path: str, opener: Any = None) -> None:
+    """Check that a GeoJSON sequence's last record is whole JSON (local, or remote through ``opener``).
+
+    Raises
+    ------
+    ReadError
+        When the last record is cut.
+    """
+    if "://" not in path and not path.startswith("/vsi"):
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            handle.seek(max(0, size - _TAIL_BYTES))
+            tail = handle.read()
+    elif opener is not None:
+        handle = opener()
+        try:
+            size = int(handle.size)
+            handle.seek(max(0, size - _TAIL_BYTES))
+            tail = handle.read(min(size, _TAIL_BYTES))
+        finally:
+            handle.close()
+    else:
+        return
+    _check_sequence_tail(tail, size, path)
+
+
+def _check_sequence_tail(tail: bytes, size: int, path: str) -> None:
     separator = b"\x1e" if b"\x1e" in tail else b"\n"  # RFC 8142 records may span lines
     records = [r for r in tail.split(separator) if r.strip()]
     if not records:
@@ -534,7 +585,7 @@ def check_vector_file(path: str, *, opener: Any = None, filtered: bool = False) 
         elif plain.endswith(".shp"):
             _check_shapefile(_LocalFiles(), path, path)
         elif is_geojson_sequence(path):
-            _check_sequence(path)
+            check_sequence(path)
         return None
     zipped = _zip_target(path)
     if zipped is not None:

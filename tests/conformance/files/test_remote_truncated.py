@@ -81,3 +81,15 @@ def test_remote_flatgeobuf_without_index_cut_between_features(server, http_root,
         tp.open_vector(url, bbox=(-180, -90, 180, 90))
     with pytest.raises(tp.ReadError, match="declares 179 features, the file holds 1"):
         tp.open_vector(url, where="name = 'France'")
+
+
+@pytest.mark.parametrize("suffix", [".seq", ".geojsonl", ".json"])
+def test_remote_geojson_sequences_are_read_whole_or_refused(server, http_root, suffix):
+    data = (DATA / "fiona/trio.seq").read_bytes()  # three features, one per line
+    whole = http_root / f"trio-{uuid.uuid4().hex[:8]}{suffix}"
+    whole.write_bytes(data)
+    assert len(tp.open_vector(server.url_for(whole))) == 3  # GDAL's GeoJSON driver alone reads 1
+    cut = http_root / f"cut-{uuid.uuid4().hex[:8]}{suffix}"
+    cut.write_bytes(data[: len(data) - 30])
+    with pytest.raises(tp.ReadError, match="truncated or damaged GeoJSON sequence"):
+        tp.open_vector(server.url_for(cut))
