@@ -456,10 +456,13 @@ def test_scale_and_offset_per_band_and_where_items_disagree(tmp_path: Path, open
 # --- 3. tiles offset by a fraction of a pixel -----------------------------------------------------------
 
 
-def io_lulc(tmp_path: Path) -> list[Any]:
+LULC_ORIGINS = ((600000.0, 5000640.0), (600643.3, 5000636.3), (599000.25, 5001000.5))
+
+
+def io_lulc(tmp_path: Path, origins: tuple[tuple[float, float], ...] = LULC_ORIGINS) -> list[Any]:
     """Planetary Computer io-lulc-annual-v02-like tiles: uint8, nodata 0, origins off by fractions of a pixel."""
     items = []
-    for i, (x0, y0) in enumerate([(600000.0, 5000640.0), (600643.3, 5000636.3), (599000.25, 5001000.5)]):
+    for i, (x0, y0) in enumerate(origins):
         path = tmp_path / f"lulc{i}.tif"
         write_tif(path, 1, dtype="uint8", origin=(x0, y0), seed=i)
         asset = {
@@ -505,6 +508,35 @@ def test_tiles_offset_by_a_fraction_of_a_pixel_load_like_odc_stac(
     np.testing.assert_array_equal(
         first.values[row : row + SIZE, col : col + SIZE], read_band(items[0].assets["data"].href, 1)
     )
+
+
+def test_offset_tiles_go_on_the_first_item_s_lattice_where_odc_stac_misses_it(tmp_path: Path) -> None:
+    """Deviation: odc-geo 0.5.3's anchor round trip moves the x lattice (0.485 px phase comes back as 0.515).
+
+    The corpus' io-lulc tiles (60U-2020 at x0 186554.85 and 60N-2020) show it: odc-stac's cube starts at
+    ...5.15 m, on neither tile's lattice, so it resamples every pixel; terrapipe keeps the first tile's.
+    """
+    origins = ((186554.85147020232, 5000644.68704876), (186640.77068444708, 5000304.30069220219))
+    items = io_lulc(tmp_path, origins)
+    ours = stack_items(items, bands=["data"], groupby="id")
+    transform = ours.rio.transform()
+    assert (transform.c - origins[0][0]) / 10 == pytest.approx(
+        round((transform.c - origins[0][0]) / 10), abs=1e-9
+    )
+    assert (transform.f - origins[0][1]) / 10 == pytest.approx(
+        round((transform.f - origins[0][1]) / 10), abs=1e-9
+    )
+    col = round((origins[0][0] - transform.c) / 10)
+    row = round((transform.f - origins[0][1]) / 10)
+    np.testing.assert_array_equal(
+        ours.isel(time=0, band=0).values[row : row + SIZE, col : col + SIZE],
+        read_band(items[0].assets["data"].href, 1),
+    )
+    theirs = odc_stac.load(items, bands=["data"], chunks={}, groupby="id")
+    np.testing.assert_array_equal(ours.y.values, theirs.y.values)
+    assert theirs.odc.geobox.transform.c % 10 == pytest.approx(5.1485, abs=1e-3)  # odc-stac: neither lattice
+    bbox = stack_items(items[:1], bands=["data"], bbox=(-7.41, 45.1, -7.40, 45.11), dtype="uint8", chunks={})
+    assert (bbox.rio.transform().c - origins[0][0]) % 10 == pytest.approx(0, abs=1e-6)  # a bbox too
 
 
 def test_offset_tiles_with_a_bbox_load_like_odc_stac(tmp_path: Path) -> None:

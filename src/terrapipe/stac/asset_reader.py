@@ -73,13 +73,18 @@ def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseEx
 
 
 class BandsParser:
-    """odc-stac's STAC metadata parser, with the bands of a load described by terrapipe.
+    """odc-stac's STAC metadata parser for a load whose bands terrapipe has described.
+
+    odc-stac's own parser is not asked about the items' bands at all: it
+    reads ``eo:bands`` through pystac, which fails on the band lists of
+    older items (STAC 1.0.0-beta.2 assets list *indices* into the item's
+    ``eo:bands``), and it describes only band 1 of an asset whose bands
+    only ``eo:bands`` lists.
 
     Parameters
     ----------
     inner
-        odc-stac's ``StacMDParser`` (it still describes every other band,
-        grids and auxiliary data).
+        odc-stac's ``StacMDParser`` (for the driver data of each band).
     bands
         ``(asset, index) -> (dtype, nodata)`` of each band the load reads.
     """
@@ -89,15 +94,13 @@ class BandsParser:
         self.bands = dict(bands)
 
     def extract(self, md: Any) -> Any:
-        """Return odc's metadata of an item, with :attr:`bands` in place of its own for their assets."""
+        """Return the metadata of an item: exactly :attr:`bands`, no aliases (the load names them ``asset.N``)."""
         types = require("odc.loader.types", extra="stac", feature="stack_stac")
-        meta = self.inner.extract(md)
-        assets = {asset for asset, _ in self.bands}
-        bands = {key: value for key, value in meta.bands.items() if key[0] not in assets}
-        for (asset, index), (dtype, nodata) in self.bands.items():
-            bands[(asset, index)] = types.RasterBandMetadata(data_type=dtype, nodata=nodata)
-        # No aliases: the load names every band 'asset.N', which must not resolve to anything else.
-        return meta.patch(bands=bands, aliases={})
+        bands = {
+            (asset, index): types.RasterBandMetadata(data_type=dtype, nodata=nodata)
+            for (asset, index), (dtype, nodata) in self.bands.items()
+        }
+        return types.RasterGroupMetadata(bands=bands, aliases={})
 
     def driver_data(self, md: Any, band_key: Any) -> Any:
         """Return odc's driver data (``None`` for raster bands)."""

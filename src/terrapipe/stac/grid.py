@@ -360,33 +360,67 @@ def _target_crs(crs: Any) -> CRS | None:
 
 #: A pixel phase shared by more than this share of the items anchors a grid of items offset by fractions of a pixel.
 _ANCHOR_SHARE = 0.1
+_PHASE_DIGITS = 6
+
+
+def _phase(box: GeoBox) -> tuple[float, float]:
+    """Return where a grid's pixel edges fall, as fractions of a pixel: ``(x0 / xres) % 1, (y0 / yres) % 1``."""
+    t = box.transform
+    return (round((t.c / t.a) % 1.0, _PHASE_DIGITS) % 1.0, round((t.f / t.e) % 1.0, _PHASE_DIGITS) % 1.0)
+
+
+def _lattice_anchor(box: GeoBox) -> Any:
+    """Return the anchor that makes odc-geo's ``GeoBox.from_bbox``/``from_geopolygon`` snap onto ``box``'s pixel lattice.
+
+    Not ``box.anchor``: odc-geo 0.5.3 reports the x anchor as ``(-x0 / xres) % 1``
+    but snaps x edges to ``anchor * xres`` (its y axis agrees), so a grid made
+    with ``anchor=box.anchor`` is on another lattice unless the phase is 0 or
+    half a pixel: a lattice at 186554.85 m comes back at ...5.15 m, and every
+    pixel of the cube is resampled. That is what odc-stac does (a documented
+    deviation); this anchor keeps the lattice.
+    """
+    from odc.geo import xy_
+
+    t = box.transform
+    return xy_((t.c / abs(t.a)) % 1.0, (t.f / abs(t.e)) % 1.0)
+
+
+def _snapped_box(area: Any, like: GeoBox) -> GeoBox:
+    """Return the grid on ``like``'s pixel lattice (CRS, pixel size, edges) covering ``area``, snapped outwards.
+
+    ``area`` is a bounding box in ``like``'s CRS, or a geometry (e.g. a
+    lon/lat box, projected as odc-stac projects it).
+    """
+    anchor = _lattice_anchor(like)
+    if isinstance(area, geom.Geometry):
+        return GeoBox.from_geopolygon(area, resolution=like.resolution, crs=like.crs, anchor=anchor)
+    return GeoBox.from_bbox(area, like.crs, resolution=like.resolution, anchor=anchor)
 
 
 def _snapped_choice(boxes: Sequence[GeoBox], bbox: tuple[float, float, float, float] | None) -> GridChoice:
-    """Return the grid of items whose native grids are offset by fractions of a pixel (as odc-stac does).
+    """Return the grid of items whose native grids are offset by fractions of a pixel (as odc-stac decides it).
 
-    The pixel phase (``GeoBox.anchor``) most of the items share (more than
-    :data:`_ANCHOR_SHARE` of them; else pixel edges on multiples of the
+    The pixel phase most of the items share (more than :data:`_ANCHOR_SHARE`
+    of them, the first item's on a tie; else pixel edges on multiples of the
     resolution) at the native resolution, over the union of the items'
     extents (or ``bbox``). Items on another phase are resampled onto it.
     """
     from collections import Counter
 
-    from odc.geo import AnchorEnum
-
-    (best, count), *_ = Counter(box.anchor for box in boxes).most_common(1)
-    anchor = best if count / len(boxes) > _ANCHOR_SHARE else AnchorEnum.EDGE
-    reference = boxes[0]
-    if bbox is None:
-        extent = geom.bbox_union(box.extent.boundingbox for box in boxes)
-        geobox = GeoBox.from_bbox(extent, reference.crs, resolution=reference.resolution, anchor=anchor)
-    else:
-        polygon = geom.box(*bbox, "EPSG:4326")
-        geobox = GeoBox.from_geopolygon(
-            polygon, resolution=reference.resolution, crs=reference.crs, anchor=anchor
-        )
-    on_phase = next((box for box in boxes if box.anchor == geobox.anchor), None)
-    return GridChoice(geobox=geobox, native=on_phase is not None, reference=on_phase)
+    (best, count), *_ = Counter(_phase(box) for box in boxes).most_common(1)
+    on_phase = (
+        next((box for box in boxes if _phase(box) == best), None)
+        if count / len(boxes) > _ANCHOR_SHARE
+        else None
+    )
+    t = boxes[0].transform
+    lattice = on_phase or GeoBox((1, 1), Affine(t.a, 0.0, 0.0, 0.0, t.e, 0.0), boxes[0].crs)
+    area = (
+        geom.bbox_union(box.extent.boundingbox for box in boxes)
+        if bbox is None
+        else geom.box(*bbox, "EPSG:4326")
+    )
+    return GridChoice(geobox=_snapped_box(area, lattice), native=on_phase is not None, reference=on_phase)
 
 
 def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
@@ -451,10 +485,7 @@ def _native_choice(
         row0, row1, col0, col1 = min(rows), max(rows), min(cols), max(cols)
         geobox = GeoBox((row1 - row0, col1 - col0), ref @ Affine.translation(col0, row0), reference.crs)
     else:
-        # odc-geo's own snapping, anchored on the native pixel phase: the same grid odc-stac makes
-        # for bbox=, crs= and the native resolution.
-        polygon = geom.box(*bbox, "EPSG:4326")
-        geobox = GeoBox.from_geopolygon(
-            polygon, resolution=reference.resolution, crs=reference.crs, anchor=reference.anchor
-        )
+        # bbox snapped outwards onto the native pixel lattice (the grid odc-stac makes for bbox=, crs= and
+        # the native resolution, where odc-geo's anchor round trip is right: see _snapped_box)
+        geobox = _snapped_box(geom.box(*bbox, "EPSG:4326"), reference)
     return GridChoice(geobox=geobox, native=True, reference=reference)
