@@ -504,11 +504,12 @@ GROUPS: tuple[Group, ...] = (
         options={"dtype": "uint16", "nodata": 0},
     ),
     Group(
-        "usgs-landsat-c2l2-sr-antarctic",
+        "odc-landsat-small-non-square",
         ("usgs/landsat-c2l2-sr/LC08_L2SR_081119_20200101_20200823_02_T2.json",),
         ("SR_B4.TIF",),
         options={"dtype": "uint16", "nodata": 0},
-        note="Antarctic polar stereographic (EPSG:3031), STAC 1.0.0-beta.2",
+        note="Antarctic polar stereographic (EPSG:3031), STAC 1.0.0-beta.2; odc-stac's test edit of a USGS item "
+        "(200 x 200 pixels of 1164.15 x 1150.65 m: non-square)",
         odc="broken: pystac's eo extension raises AttributeError on the 1.0.0-beta.2 asset eo:bands "
         "(indices into the item's eo:bands) when odc-stac parses the item",
     ),

@@ -150,14 +150,28 @@ def spec_geobox_of(group: Group, records: list[dict[str, Any]]) -> Any:
 
 
 def spec_bbox_geobox(group: Group, bbox: tuple[float, float, float, float]) -> Any:
-    """The grid of ``bbox`` on the native pixels: odc-geo's snapping with the native pixel phase."""
+    """The grid of ``bbox`` on the native pixels: the box in the native CRS, snapped outwards to whole pixels.
+
+    Written out here rather than taken from odc-geo: ``GeoBox.from_geopolygon``
+    with the native anchor put the grid of non-square pixels (1164.15 x
+    1150.65 m, group ``odc-landsat-small-non-square``) 0.535 pixel off the
+    native lattice.
+    """
+    import math
+
+    from affine import Affine
     from odc.geo import geom
     from odc.geo.geobox import GeoBox
 
     native = spec_geobox(group)
-    return GeoBox.from_geopolygon(
-        geom.box(*bbox, "EPSG:4326"), resolution=native.resolution, crs=native.crs, anchor=native.anchor
-    )
+    t = native.transform
+    box = geom.box(*bbox, "EPSG:4326").to_crs(native.crs).boundingbox
+    eps = 1e-6
+    col0 = math.floor((box.left - t.c) / t.a + eps)
+    col1 = math.ceil((box.right - t.c) / t.a - eps)
+    row0 = math.floor((box.top - t.f) / t.e + eps)
+    row1 = math.ceil((box.bottom - t.f) / t.e - eps)
+    return GeoBox((row1 - row0, col1 - col0), t * Affine.translation(col0, row0), native.crs)
 
 
 def spec_sources(group: Group, band: str) -> set[tuple[str, int]]:
