@@ -434,6 +434,17 @@ def test_the_header_is_read_for_the_type_when_the_metadata_is_silent(tmp_path: P
     assert cube.encoding["preferred_chunks"]["x"] == (32, 32)  # the header was read: the real tiles
 
 
+def test_a_band_the_file_does_not_have_is_named(tmp_path: Path) -> None:
+    write_tif(tmp_path / "three.tif", 3)  # the item says four bands
+    with pytest.raises(
+        StacSearchError, match=r"band 'nir' is band 4 of asset 'data', but the file .* has 3 band"
+    ):
+        stack_items([nicfi(str(tmp_path / "three.tif"))], bands=["nir"])
+    cube = stack_items([nicfi(str(tmp_path / "three.tif"), raster=True)], bands=["nir"])  # nothing opened yet
+    with pytest.raises(ReadError, match=r"asset 'data' of STAC item"):
+        cube.compute()
+
+
 def test_scale_and_offset_per_band_and_where_items_disagree(tmp_path: Path, opens: list[str]) -> None:
     hrefs = {"red": str(tmp_path / "r.tif"), "nir08": str(tmp_path / "n.tif")}
     cube = stack_items([landsat(hrefs)], bands=["nir08", "SR_B4"], chunks={"x": 32, "y": 32})
@@ -677,6 +688,30 @@ def test_item_dicts_give_the_cube_pystac_items_give(tmp_path: Path) -> None:
     np.testing.assert_array_equal(from_dict.values, from_item.values)
     assert stack_items(record, bands=["red"]).sizes["time"] == 1  # one dict alone is one item
     assert record == nicfi(str(tmp_path / "quad.tif"))  # the dict is not changed
+
+
+def test_the_stage_collects_item_dicts_like_items(tmp_path: Path) -> None:
+    import terrapipe as tp
+
+    data = write_tif(tmp_path / "quad.tif", 4)
+    lines = [nicfi(str(tmp_path / "quad.tif"), ident=f"q{i}") for i in range(3)]
+    for line in lines:
+        line["properties"]["datetime"] = f"2024-06-0{int(line['id'][1]) + 1}T10:30:00Z"
+    (cube,) = list(tp.from_items(lines).stack_stac(bands=["red"]))  # one cube of all of them, as for items
+    assert cube.sizes["time"] == 3
+    np.testing.assert_array_equal(cube.isel(time=2, band=0).values, data[2])
+    assert [c.sizes["time"] for c in tp.from_items([lines[:2], lines[2]]).stack_stac(bands=["red"])] == [2, 1]
+
+
+def test_read_stac_item_refuses_an_item_briefly(tmp_path: Path) -> None:
+    import terrapipe as tp
+
+    record = nicfi(str(tmp_path / "quad.tif"))
+    with pytest.raises(
+        InvalidArgumentError, match=r"got dict; items already read go straight to stack_stac"
+    ) as info:
+        list(tp.from_items([record]).read_stac_item())
+    assert "45.0" not in str(info.value)
 
 
 def test_a_bad_element_is_named_briefly_never_printed_whole(tmp_path: Path) -> None:

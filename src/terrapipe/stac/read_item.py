@@ -38,8 +38,10 @@ def _href(value: Any) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
+        shown = f": {value!r}" if len(repr(value)) <= 80 else ""  # never a whole item (geometry included)
         raise InvalidArgumentError(
-            f"read_stac_item takes item hrefs (paths or URLs), got {type(value).__name__}: {value!r}"
+            f"read_stac_item takes item hrefs (paths or URLs), got {type(value).__name__}{shown}; "
+            "items already read go straight to stack_stac"
         )
     return value if is_http(value) else os.path.abspath(local_path(value))
 

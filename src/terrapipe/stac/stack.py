@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error, make_naming_driver
@@ -61,6 +61,7 @@ from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
 from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
 from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.items import absolute_item
+from terrapipe.stac.redact import redact_url
 
 __all__ = ["StackSTAC", "stack_items"]
 
@@ -297,7 +298,14 @@ def stack_items(
     for ref, (band_dtype, band_nodata, _, _) in zip(refs, table, strict=True):
         if band_dtype is None and dtype is None:  # only the file can tell
             file_dtypes, file_nodatas, _ = probe(ref.asset)
-            position = min(ref.index, len(file_dtypes)) - 1
+            if ref.index > len(file_dtypes):
+                href = redact_url(_href(dicts[0]["assets"][ref.asset]))
+                msg = (
+                    f"band {ref.name!r} is band {ref.index} of asset {ref.asset!r}, but the file of STAC item "
+                    f"{str(dicts[0].get('id'))!r} ({href}) has {len(file_dtypes)} band(s); fix the item's band list"
+                )
+                raise StacSearchError(msg)
+            position = ref.index - 1
             band_dtype = file_dtypes[position]
             band_nodata = band_nodata if band_nodata is not None else file_nodatas[position]
         dtypes.append(band_dtype if band_dtype is not None else np.dtype(dtype).name)
@@ -497,7 +505,8 @@ class StackSTAC(Stage[xr.DataArray]):
 
     - lists of items (or ``pystac.ItemCollection``): one cube per element, as
       zen3geo's ``stack_stac_items``; an empty list gives no cube; or
-    - single ``pystac.Item`` s (e.g. straight from ``search_stac``): they are
+    - single items, ``pystac.Item`` s or item dicts (e.g. straight from
+      ``search_stac``, or lines of an ndjson file): they are
       collected until the source ends, or a list element comes, and stacked
       into one cube. ``tp.search_stac(...).stack_stac(...)`` is thus one cube
       of everything the search found (nothing if it found nothing).
@@ -559,8 +568,8 @@ class StackSTAC(Stage[xr.DataArray]):
         pystac = require("pystac", feature="stack_stac")
         pending: list[Any] = []
         for element in self.source_dp:
-            if isinstance(element, pystac.Item):
-                pending.append(element)
+            if isinstance(element, pystac.Item) or (isinstance(element, Mapping) and "assets" in element):
+                pending.append(element)  # one item (a pystac.Item or an item dict, e.g. from ndjson)
                 continue
             if pending:
                 yield self._stack(pending)
