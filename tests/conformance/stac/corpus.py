@@ -595,6 +595,39 @@ GROUPS: tuple[Group, ...] = (
         note="proj:epsg 3857 without proj:transform/shape",
     ),
     Group(
+        "modis-09A1-wkt2",
+        (
+            "nasa-modis/modis-09A1-061/MOD09A1.A2022033.h19v10.061.json",
+            "nasa-modis/modis-09A1-061/MYD09A1.A2022025.h09v08.061.json",
+        ),
+        ("red", "nir08"),
+        note="sinusoidal grid given only as proj:wkt2 (proj:epsg null); two tiles 10 apart; datetime null with "
+        "start/end; 'red' is in the 13-band 'hdf' asset and in 'sur_refl_b01'; raster:bands scale 0.0001",
+    ),
+    Group(
+        "modis-13Q1-250m",
+        (
+            "nasa-modis/modis-13Q1-061/MOD13Q1.A2022017.h12v11.061.json",
+            "nasa-modis/modis-13Q1-061/MYD13Q1.A2022009.h09v06.061.json",
+        ),
+        ("250m_16_days_NDVI", "250m_16_days_EVI"),
+        note="proj:wkt2, 231.66 m pixels, int16 with scale",
+    ),
+    Group(
+        "modis-11A2-north-pole-row",
+        ("nasa-modis/modis-11A2-061/MYD11A2.A2022025.h17v00.061.json",),
+        ("Clear_sky_days",),
+        options={"nodata": 0},
+        note="tile h17v00 (80-90 N, bbox -180 to 0), uint8",
+    ),
+    Group(
+        "modis-10A1-snow",
+        ("nasa-modis/modis-10A1-061/MOD10A1.A2022040.h11v05.061.json",),
+        ("NDSI_Snow_Cover",),
+        options={"nodata": 255},
+        note="proj:wkt2, uint8 snow cover",
+    ),
+    Group(
         "stac-1.0-extended-item",
         ("stac-spec-examples/v1.0.0/extended-item.json",),
         ("red", "nir"),
