@@ -339,7 +339,8 @@ PC = "planetary-computer"
 #: odc-stac 0.5.3 knows only the first band of an asset that lists several eo:bands but no raster:bands.
 ODC_EO_BANDS = (
     "broken: odc-stac 0.5.3 raises KeyError (asset, n) for band n > 1 of an asset that lists several "
-    "eo:bands (or 1.1 bands) but no raster:bands"
+    "eo:bands (or 1.1 bands) but no raster:bands; the eo extension lists one eo:bands entry per band of the "
+    "file, in order (https://github.com/stac-extensions/eo/tree/v1.1.0#eobands)"
 )
 E84 = "earth-search"
 
@@ -642,7 +643,8 @@ GROUPS: tuple[Group, ...] = (
         options={"dtype": "uint16", "nodata": 0},
         note="the STAC 1.1 spec's extended item: 'bands' (with eo:common_name) on a 4-band asset",
         odc="broken: odc-stac 0.5.3 does not read band names from STAC 1.1 'bands' (eo:common_name): "
-        "ValueError 'No such band/alias: red'",
+        "ValueError 'No such band/alias: red'; STAC 1.1 common metadata puts band names there "
+        "(https://github.com/radiantearth/stac-spec/blob/v1.1.0/commons/common-metadata.md#bands)",
     ),
 )
 
