@@ -320,6 +320,38 @@ def open_raster(
     ...
     terrapipe.core.errors.ReadError: cannot open raster 'missing.tif': no such file or directory; ...
     """
+    try:
+        return _open_raster(
+            path,
+            bands=bands,
+            overview_level=overview_level,
+            chunks=chunks,
+            masked=masked,
+            lock=lock,
+            cache=cache,
+            verify=verify,
+            open_options=open_options,
+        )
+    except (
+        UnicodeError
+    ) as err:  # GDAL hands rasterio bytes that are not text (CRS, GCPs, tags): a damaged file
+        cause = f"its metadata (CRS, GCPs, tags, band descriptions) is not valid text ({err})"
+        hint = "re-create or re-download the file"
+        raise read_error(href_of(path), "cannot read raster", err, cause=cause, hint=hint) from err
+
+
+def _open_raster(
+    path: PathOrURL,
+    *,
+    bands: BandsLike = None,
+    overview_level: int | None = None,
+    chunks: ChunksLike = None,
+    masked: bool = False,
+    lock: LockLike = None,
+    cache: bool = False,
+    verify: bool = True,
+    open_options: Mapping[str, Any] | None = None,
+) -> xr.DataArray:
     path_text = href_of(path)
     wanted = _check_bands(bands)
     level = _check_overview_level(overview_level)

@@ -232,7 +232,7 @@ def attempt(
         with gdal_messages() as messages:
             try:
                 return operation()
-            except (RasterioError, OSError) as err:
+            except (RasterioError, OSError, UnicodeError) as err:  # UnicodeError: a damaged CRS or tag text
                 failure, reason = err, _reason(err, messages)
         forget(source)
         if tries == retries or not _transient(reason):
