@@ -15,6 +15,13 @@
 Every result has its CRS; a file without one is a ``ReadError`` unless
 ``crs=`` says what to assume.
 
+A file cut short is a ``ReadError``, never a shorter layer: GDAL returns what
+it parsed before the first bad byte of FlatGeobuf, Shapefile, GeoPackage and
+GeoJSON-sequence files, so their structure is checked first
+(:mod:`terrapipe.io.vector_integrity`). GeoJSON sequences (one feature per
+line, or RFC 8142) open with GDAL's GeoJSONSeq driver: its GeoJSON driver
+reads only their first record.
+
 Examples
 --------
 >>> import geopandas as gpd
