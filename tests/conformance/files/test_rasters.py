@@ -140,3 +140,15 @@ def test_scale_and_offset_are_kept_per_band(tmp_path):
     assert second.attrs["add_offset"] == -1.0
     with rasterio.open(path) as ref:
         _same(both.values, ref.read())
+
+
+@pytest.mark.parametrize("name", RASTERS)
+def test_read_raster_stage_with_dask_chunks_equals_rasterio(name):
+    path = DATA / name
+    (da,) = list(tp.from_items([str(path)]).read_raster(chunks=True))
+    with _reference(path) as ref:
+        assert da.chunks is not None
+        _same(da.values, ref.read())
+        window = _windows(ref.height, ref.width)[1]
+        rows, cols = window.toslices()
+        _same(da.isel(y=rows, x=cols).values, ref.read(window=window))

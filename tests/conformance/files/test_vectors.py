@@ -161,3 +161,13 @@ def test_layers_of_a_multi_layer_file_equal_pyogrio():
 def test_unsupported_vectors_are_named_errors(name, kwargs, message):
     with pytest.raises(tp.ReadError, match=message):
         tp.open_vector(DATA / name, **kwargs)
+
+
+def test_read_vector_stage_equals_open_vector():
+    cases = [
+        (DATA / name, kwargs) for name, kwargs, _ in VECTORS if "layer" not in kwargs and "crs" not in kwargs
+    ]
+    got = list(tp.from_items([str(path) for path, _ in cases]).read_vector())
+    assert len(got) == len(cases)
+    for frame, (path, kwargs) in zip(got, cases, strict=True):
+        assert_same_frame(frame, tp.open_vector(path, **kwargs))
