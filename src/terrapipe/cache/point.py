@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
-from terrapipe.core.errors import PipelineStateError
+from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.state import Stateful, expect_keys
 
@@ -51,6 +51,12 @@ class CachePoint(Stage[T]):
 
     def __init__(self, source: IterDataPipe[T]) -> None:
         super().__init__()
+        if not isinstance(source, IterDataPipe):
+            msg = (
+                f"cache_point takes a pipe, got {type(source).__name__}: {source!r:.80}; "
+                "use tp.from_items([...]).cache_point()"
+            )
+            raise InvalidArgumentError(msg)
         self.source = source
         self._fed: list[T] | None = None
         self._driven = False

@@ -61,12 +61,25 @@ _NOT_CONSOLIDATED = r"Failed to open Zarr store with consolidated metadata"
 def _check_variables(variables: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
     if variables is None or isinstance(variables, str):
         return variables
+    if not isinstance(variables, Sequence | set | frozenset):
+        raise InvalidArgumentError(
+            f"variables must be a name or a non-empty list of names, got {type(variables).__name__}: {variables!r}"
+        )
     items = tuple(variables)
     if not items or not all(isinstance(v, str) for v in items):
         raise InvalidArgumentError(
             f"variables must be a name or a non-empty list of names, got {variables!r}"
         )
     return items
+
+
+def _check_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        msg = f"storage_options must be a mapping (fsspec options) or None, got {type(options).__name__}: {options!r}"
+        raise InvalidArgumentError(msg)
+    return dict(options)
 
 
 def zarr_store_for(source: Any, timeout: float, retries: int) -> tuple[Any, str]:
@@ -307,6 +320,7 @@ def open_zarr(
     """
     require("zarr", feature="read_zarr")
     wanted = _check_variables(variables)
+    storage_options = _check_storage_options(storage_options)
     store, name = zarr_store_for(source, timeout, retries)
     if isinstance(source, (str, os.PathLike)) and is_http(as_path_string(source)) and consolidated is None:
         consolidated = True
@@ -383,7 +397,7 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         self.chunks = chunks
         self.cache = cache
         self.decode_times = decode_times
-        self.storage_options = dict(storage_options or {})
+        self.storage_options = _check_storage_options(storage_options)
         self.timeout = timeout
         self.retries = retries
 
