@@ -152,10 +152,10 @@ def spec_geobox_of(group: Group, records: list[dict[str, Any]]) -> Any:
 def spec_bbox_geobox(group: Group, bbox: tuple[float, float, float, float]) -> Any:
     """The grid of ``bbox`` on the native pixels: the box in the native CRS, snapped outwards to whole pixels.
 
-    Written out here rather than taken from odc-geo: ``GeoBox.from_geopolygon``
-    with the native anchor put the grid of non-square pixels (1164.15 x
-    1150.65 m, group ``odc-landsat-small-non-square``) 0.535 pixel off the
-    native lattice.
+    Written out here rather than taken from odc-geo, whose ``GeoBox.anchor``
+    mirrors the x phase (see ``ODC_X_ANCHOR_OFF`` in ``test_differential.py``):
+    with it the grid lands off the native lattice wherever the x phase is
+    neither 0 nor half a pixel.
     """
     import math
 
