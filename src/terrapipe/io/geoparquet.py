@@ -44,7 +44,7 @@ from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.paths import is_http
 from terrapipe.io.read_errors import read_error
 
-__all__ = ["GeoParquetInfo", "geoparquet_info", "read_geoparquet", "row_groups_for_bbox"]
+__all__ = ["GeoParquetInfo", "geoarrow_info", "geoparquet_info", "read_geoparquet", "row_groups_for_bbox"]
 
 Bounds = tuple[float, float, float, float]
 
@@ -112,6 +112,42 @@ def geoparquet_info(schema_metadata: dict[bytes, bytes] | None, name: str) -> Ge
     return GeoParquetInfo(
         column=column, encoding=str(meta.get("encoding", "WKB")), crs=crs, covering=covering
     )
+
+
+def geoarrow_info(schema: Any) -> GeoParquetInfo | None:
+    """Describe a file without ``geo`` metadata whose geometry column says it is one, GeoArrow's way.
+
+    Parquet's own ``GEOMETRY`` logical type (and files written by GeoArrow
+    tools) reach Arrow as a field whose metadata names a ``geoarrow.*``
+    extension, with the CRS in the extension metadata. The first such field
+    is the geometry; a CRS it does not record is none (``crs=`` then says
+    what to assume). Files with ``geo`` metadata are described by it.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> field = pa.field("geom", pa.binary(), metadata={b"ARROW:extension:name": b"geoarrow.wkb",
+    ...                                                  b"ARROW:extension:metadata": b'{"crs": "EPSG:32631"}'})
+    >>> info = geoarrow_info(pa.schema([pa.field("id", pa.int64()), field]))
+    >>> info.column, info.encoding, info.crs
+    ('geom', 'WKB', 'EPSG:32631')
+    """
+    if b"geo" in (schema.metadata or {}):
+        return None
+    for field in schema:
+        metadata = field.metadata or {}
+        extension = metadata.get(b"ARROW:extension:name", b"").decode("utf-8", "replace")
+        if not extension.startswith("geoarrow."):
+            continue
+        kind = extension[len("geoarrow.") :]
+        try:
+            details = json.loads(metadata.get(b"ARROW:extension:metadata") or b"{}")
+        except ValueError:
+            details = {}
+        crs = details.get("crs") if isinstance(details, dict) else None
+        encoding = "WKB" if kind == "wkb" else kind
+        return GeoParquetInfo(column=str(field.name), encoding=encoding, crs=crs, covering=None)
+    return None
 
 
 def _is_field_path(value: Any) -> bool:
@@ -209,7 +245,7 @@ def read_geoparquet(
         # Unbuffered: pyarrow asks for exact ranges (footer, column chunks) and coalesces them.
         handle = HTTPFile(path, http_options) if is_http(path) else path
         parquet = pq.ParquetFile(handle)
-        info = geoparquet_info(parquet.schema_arrow.metadata, path)
+        info = geoarrow_info(parquet.schema_arrow) or geoparquet_info(parquet.schema_arrow.metadata, path)
         names = [str(name) for name in parquet.schema_arrow.names]
         if info.column not in names:
             raise read_error(

@@ -171,3 +171,21 @@ def test_read_vector_stage_equals_open_vector():
     assert len(got) == len(cases)
     for frame, (path, kwargs) in zip(got, cases, strict=True):
         assert_same_frame(frame, tp.open_vector(path, **kwargs))
+
+
+def test_parquet_geometry_type_without_geo_metadata(tmp_path):
+    # GeoParquet 2.0 leans on Parquet's own GEOMETRY type; a file without the 'geo' key (written
+    # here from the spec's 2.0 example) is read from the geometry field's GeoArrow metadata.
+    import pyarrow.parquet as pq
+
+    source = DATA / "geoparquet/example-2.0-dev.parquet"
+    table = pq.read_table(source)
+    assert table.schema.field("geometry").metadata[b"ARROW:extension:name"] == b"geoarrow.wkb"
+    bare = table.replace_schema_metadata({k: v for k, v in table.schema.metadata.items() if k != b"geo"})
+    path = tmp_path / "no-geo-key.parquet"
+    pq.write_table(bare, path)
+    assert_same_frame(tp.open_vector(path), gpd.read_parquet(source))
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(bare.drop_columns(["geometry"]), plain)
+    with pytest.raises(tp.ReadError, match="no 'geo' metadata"):
+        tp.open_vector(plain)
