@@ -26,7 +26,7 @@ from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
-from terrapipe.stac.hrefs import is_absolute, join_href, local_path
+from terrapipe.stac.hrefs import is_absolute, join_href
 
 __all__ = ["ItemModifier", "absolute_item", "item_from_dict"]
 
@@ -85,8 +85,8 @@ def item_from_dict(
     for key, asset in record["assets"].items():
         if isinstance(asset, Mapping):
             asset = dict(asset)
-            if href is not None and isinstance(asset.get("href"), str):
-                asset["href"] = join_href(href, asset["href"])
+            if href is not None and isinstance(asset.get("href"), str) and not is_absolute(asset["href"]):
+                asset["href"] = join_href(href, asset["href"])  # URLs and absolute paths stay as they are
         assets[key] = asset
     record["assets"] = assets
     links = [dict(link) for link in record.get("links") or [] if isinstance(link, Mapping)]
@@ -182,9 +182,9 @@ def absolute_item(element: Any, *, where: str) -> Any:
     Relative asset hrefs (``./B04.tif``, ``../cogs/B04.tif``) are resolved
     against the item's self link (for a ``pystac.Item``: its self href, set
     when it was read from a file or URL), never against the working
-    directory; ``file://`` hrefs become paths. A ``pystac.Item`` that
-    needs no change is returned as it is (else a copy: the caller's item is
-    never changed).
+    directory, as pystac resolves them (and odc-stac reads them). A
+    ``pystac.Item`` that needs no change is returned as it is (else a copy:
+    the caller's item is never changed).
 
     Parameters
     ----------
@@ -230,25 +230,25 @@ def absolute_item(element: Any, *, where: str) -> Any:
             "dicts (read files with read_stac_item)"
         )
         raise InvalidArgumentError(msg)
-    base = element.get_self_href()
     changes: dict[str, str] = {}
     for key, asset in element.assets.items():
         href = asset.href
         if not isinstance(href, str) or not href:
             raise StacSearchError(f"STAC item {element.id!r}, asset {key!r} has no href; fix the item")
-        if is_absolute(href):
-            path = local_path(href)
-            if path != href:
-                changes[key] = path
-            continue
-        if base is None:
+        # pystac's resolution, which odc-stac reads with: against the self href, RFC 3986 (a path such as
+        # '/data/a.tif' in an item served over HTTP is a path on that host)
+        resolved = (
+            href if is_absolute(href) and element.get_self_href() is None else asset.get_absolute_href()
+        )
+        if resolved is None:
             msg = (
                 f"STAC item {element.id!r}, asset {key!r}: the href {href!r} is relative and the item has no "
                 "self link to resolve it against; read the item from its file or URL (read_stac_item, "
                 "pystac.Item.from_file), add a 'self' link, or make the href absolute"
             )
             raise StacSearchError(msg)
-        changes[key] = join_href(base, href)
+        if resolved != href:
+            changes[key] = resolved
     if not changes:
         return element
     copied = element.clone()
