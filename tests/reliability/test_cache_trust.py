@@ -144,6 +144,33 @@ def test_a_file_replaced_with_its_old_mtime_changes_the_key(tmp_path):
     assert element_identity(str(path)) != before
 
 
+def test_a_miss_after_a_same_size_same_mtime_replacement_reads_the_new_pixels(tmp_path):
+    """read_raster's open-handle cache must not serve the replaced file to the recomputation."""
+    path = tmp_path / "scene.tif"
+    write_cog(path, seed=1)
+    store = MemoryLRU(2**24)
+
+    def run() -> tuple[list[float], object]:
+        pipe = (
+            tp.from_items([str(path)])
+            .cache_point()
+            .read_raster()
+            .map(lambda da: float(da.sum()))
+            .cache(store)
+        )
+        return list(pipe), pipe.stats
+
+    run()
+    old = os.stat(path)
+    replacement = tmp_path / "scene.new.tif"
+    expected = float(write_cog(replacement, seed=2).sum())
+    os.utime(replacement, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(replacement, path)
+    fresh, stats = run()
+    assert stats.misses == 1
+    assert fresh == [expected]
+
+
 def test_a_numpy_array_changed_in_place_changes_the_key():
     array = np.zeros((4, 4), dtype="float32")
     store = MemoryLRU(2**20)

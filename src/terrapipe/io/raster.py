@@ -362,7 +362,7 @@ def _open_raster(
     stamp = None
     if not is_remote(path_text) and os.path.exists(local):
         info = os.stat(local)
-        stamp = (info.st_mtime_ns, info.st_size)
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)  # a replacement keeping size and mtime: inode
     base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp)
     dataset = _open_checked(base)
     if level is not None:

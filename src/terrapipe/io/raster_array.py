@@ -93,15 +93,16 @@ class RasterSource:
     options
         Extra ``rasterio.open`` keywords (GDAL open options) as sorted pairs.
     stamp
-        ``(mtime_ns, size)`` of a local file when it was opened, so that a file
-        rewritten in place gets a fresh handle instead of a stale cached one.
+        ``(mtime_ns, size, inode)`` of a local file when it was opened, so that a
+        file rewritten in place, or replaced by another of the same size and
+        mtime (``cp -p``), gets a fresh handle instead of a stale cached one.
     """
 
     path: str
     gdal_path: str
     overview_level: int | None = None
     options: tuple[tuple[str, Hashable], ...] = ()
-    stamp: tuple[int, int] | None = None
+    stamp: tuple[int, ...] | None = None
 
     def open(self) -> rasterio.io.DatasetReader:
         """Open a new dataset (callers normally use :func:`acquire`)."""
