@@ -105,8 +105,12 @@ def test_branches_sharing_a_source_in_two_threads() -> None:
     assert list(right) == list(enumerate(range(N)))
 
 
+def double(x: int) -> int:
+    return 2 * x
+
+
 def test_torch_map_on_top_refuses_the_second_thread_and_never_duplicates() -> None:
-    pipe = tp.from_items(range(N)).map(lambda x: x * 2)
+    pipe = tp.from_items(range(N)).map(double)
     with Gate(pipe) as first:
         result, err = in_thread(lambda: list(pipe))
     assert isinstance(err, ConcurrentIterationError), err
@@ -144,6 +148,19 @@ def test_loader_made_before_another_thread_starts_iterating(workers: int, method
         assert first.seen == list(range(N))
     finally:
         batches.close()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_loader_iterated_from_two_threads(workers: int) -> None:
+    # before: both threads got batches, one of them twice, then PipelineStateError in one thread
+    with tp.loader(tp.from_items(range(N)), workers=workers) as batches:
+        with Gate(batches) as first:
+            result, err = in_thread(lambda: list(batches))
+        assert isinstance(err, ConcurrentIterationError), err
+        assert result is None
+        assert first.error is None
+        assert first.seen == list(range(N))
+        assert list(batches) == list(range(N))  # the next epoch, from any thread
 
 
 def test_a_second_iter_in_the_same_thread_replaces_the_first() -> None:

@@ -79,6 +79,7 @@ import copy
 import math
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -88,7 +89,12 @@ from torchdata.nodes import BaseNode, Batcher, Mapper, PinMemory
 from torchdata.nodes import Loader as NodesLoader
 from torchdata.nodes import Prefetcher as NodesPrefetcher
 
-from terrapipe.core.errors import InvalidArgumentError, PipelineStateError, SkipsInEpochWarning
+from terrapipe.core.errors import (
+    ConcurrentIterationError,
+    InvalidArgumentError,
+    PipelineStateError,
+    SkipsInEpochWarning,
+)
 from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range
 from terrapipe.core.state import expect_keys
@@ -243,6 +249,8 @@ class PipeLoader(Generic[T]):
         self._pending: dict[str, Any] | None = None
         self._token: object | None = None
         self._lock = threading.Lock()
+        # the thread that started the current pass, and that pass's iterator (alive until it ends)
+        self._owner: tuple[threading.Thread, weakref.ref[Iterator[Any]]] | None = None
 
     # -- sizes ----------------------------------------------------------
     @property
@@ -378,8 +386,16 @@ class PipeLoader(Generic[T]):
 
     # -- iteration --------------------------------------------------------
     def __iter__(self) -> Iterator[T]:
-        """Run one epoch (or the rest of a loaded one)."""
+        """Run one epoch (or the rest of a loaded one).
+
+        Raises
+        ------
+        ConcurrentIterationError
+            When another thread's pass over this loader is still running (one
+            pass at a time; a new pass from the same thread replaces the old one).
+        """
         with self._lock:
+            self._refuse_other_thread()
             pending, self._pending = self._pending, None
             position = None if pending is None else pending["position"]
             epoch = self._next_epoch if pending is None else int(pending["epoch"])
@@ -392,7 +408,23 @@ class PipeLoader(Generic[T]):
             self._epoch = self._source.epoch
             self._next_epoch = self._epoch + 1
             self._in_pass = True
-        return self._run(iterator, token)
+            run = self._run(iterator, token)
+            self._owner = (threading.current_thread(), weakref.ref(run))
+        return run
+
+    def _refuse_other_thread(self) -> None:
+        if self._owner is None:
+            return
+        thread, ref = self._owner
+        running = ref()
+        alive = running is not None and getattr(running, "gi_frame", None) is not None
+        if alive and thread is not threading.current_thread() and thread.is_alive():
+            msg = (
+                f"this loader is already being iterated by thread {thread.name!r}; a loader runs one pass "
+                "at a time, so this pass is refused before it starts. Iterate it from one thread, or "
+                "build one loader per thread"
+            )
+            raise ConcurrentIterationError(msg)
 
     def _run(self, iterator: Iterator[T], token: object) -> Iterator[T]:
         total: int | None
