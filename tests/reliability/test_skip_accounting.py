@@ -114,3 +114,19 @@ def test_counts_survive_a_pass_abandoned_mid_epoch(paths: list[str]) -> None:
             list(batches)  # the next epoch, whole
         assert batches.skipped >= BAD
         assert pipe.stats.skipped == batches.skipped
+
+
+def as_sample(da: object) -> dict[str, np.ndarray]:
+    return {"value": np.asarray(np.asarray(da).sum(), dtype="float64")}
+
+
+def test_materialize_reports_the_skips_of_its_partitions(paths: list[str], tmp_path: Path) -> None:
+    pytest.importorskip("cloudpickle")
+    pipe = make_pipe(paths)
+    with pytest.warns(SkipsInEpochWarning, match=rf"materialize: {BAD} element\(s\) skipped"):
+        report = tp.materialize(pipe.map(as_sample), str(tmp_path / "store"), partitions=3)
+    assert report.samples == GOOD
+    assert report.elements_skipped == BAD
+    assert sum(r.elements_skipped for r in report.results) == BAD
+    assert pipe.stats.skipped == BAD
+    assert f"{BAD} element(s) skipped on error" in str(report)

@@ -105,7 +105,10 @@ class SkippedElementWarning(TerrapipeWarning):
 
 
 class SkipsInEpochWarning(TerrapipeWarning):
-    """``tp.loader`` finished an epoch in which stages skipped elements (``on_error="skip"`` or ``"warn"``)."""
+    """A pass ended in which stages skipped elements (``on_error="skip"`` or ``"warn"``).
+
+    Emitted at the end of each ``tp.loader`` epoch and each ``materialize`` run that skipped any.
+    """
 
 
 class ResumeWarning(TerrapipeWarning):

@@ -50,11 +50,12 @@ from __future__ import annotations
 
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
+from terrapipe.core.errors import InvalidArgumentError, PipelineStateError, SkipsInEpochWarning
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import GRAPH_LOCK, IterDataPipe, iter_graph
 from terrapipe.dist.errors import MaterializeError
@@ -62,6 +63,7 @@ from terrapipe.dist.fingerprint import pipe_fingerprint
 from terrapipe.dist.layout import StoreHeader
 from terrapipe.dist.partition import NOTE_PREFIX, PartitionResult, Verify, write_partition
 from terrapipe.dist.store import SampleStore
+from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.progress import ProgressBar
 from terrapipe.run.sharding import can_shard
 
@@ -106,6 +108,11 @@ class MaterializeReport:
         return [r.partition for r in self.results if r.skipped]
 
     @property
+    def elements_skipped(self) -> int:
+        """Elements the pipe's stages skipped on error in the partitions this run wrote."""
+        return sum(r.elements_skipped for r in self.results)
+
+    @property
     def samples(self) -> int:
         """Samples in the store."""
         return sum(r.samples for r in self.results)
@@ -126,6 +133,7 @@ class MaterializeReport:
             f"{self.samples} samples in {self.partitions} partitions of {self.store} "
             f"({len(self.written)} written, {len(self.skipped)} kept, {self.nbytes / 2**20:.1f} MiB) "
             f"in {self.seconds:.1f} s ({self.samples_per_second:.1f} samples/s)"
+            + (f"; {self.elements_skipped} element(s) skipped on error" if self.elements_skipped else "")
         )
 
 
@@ -409,8 +417,11 @@ def materialize(
     results: dict[int, PartitionResult] = {}
     bar = ProgressBar(count, "materialize", disable=progress is not True)
 
+    totals = LoaderStats(pipe, count)
+
     def done(result: PartitionResult) -> None:
         results[result.partition] = result
+        totals.update(result.partition, result.stats)
         bar.advance()
         if callable(progress):
             progress(result)
@@ -427,6 +438,16 @@ def materialize(
     manifests = [results[i].manifest for i in range(count)]
     samples.write_index(manifests)
     cleaned = samples.clean(manifests)
+    skipped = [s for s in totals.stages() if s.skipped]
+    if skipped:
+        where = ", ".join(f"{s.name}: {s.skipped}" for s in skipped)
+        last = skipped[0].last_errors[-1] if skipped[0].last_errors else "?"
+        warnings.warn(
+            f"materialize: {sum(s.skipped for s in skipped)} element(s) skipped on error ({where}); "
+            f"last error: {last}. The report's results and the pipe's stages' stats hold the counts",
+            SkipsInEpochWarning,
+            stacklevel=2,
+        )
     return MaterializeReport(
         store=samples,
         partitions=count,

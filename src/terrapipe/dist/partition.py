@@ -44,6 +44,7 @@ from terrapipe.dist.layout import ChunkRecord, PartitionManifest
 from terrapipe.dist.store import SampleStore
 from terrapipe.run._describe import describe_element
 from terrapipe.run.graph_lock import copy_pipe
+from terrapipe.run.loader_stats import Report, StatsReporter
 from terrapipe.run.sharding import apply_torch_sharding
 
 __all__ = ["PartitionResult", "Verify", "iter_partition", "write_partition"]
@@ -75,6 +76,10 @@ class PartitionResult:
         ``host:pid`` of the process that ran the task.
     rewritten
         Why an earlier copy in the store was not kept (``None`` if there was none).
+    stats
+        The counters of the task's copy of the pipe (elements skipped on
+        error among them), as :mod:`~terrapipe.run.loader_stats` reports them;
+        ``None`` for a kept partition.
     """
 
     partition: int
@@ -83,6 +88,12 @@ class PartitionResult:
     skipped: bool
     worker: str
     rewritten: str | None = None
+    stats: Report | None = None
+
+    @property
+    def elements_skipped(self) -> int:
+        """Elements the task's stages skipped on error (``on_error="skip"`` or ``"warn"``)."""
+        return 0 if self.stats is None else sum(counters[1] for counters in self.stats[1])
 
     @property
     def samples(self) -> int:
@@ -254,6 +265,7 @@ def write_partition(
 
     cloudpickle = require("cloudpickle", extra="dask", feature="materialize")
     copy: IterDataPipe[Any] = cloudpickle.loads(pipe)
+    reporter = StatsReporter(copy)
     attempt = uuid.uuid4().hex[:12]
     records: list[ChunkRecord] = []
     pending: list[Encoded] = []
@@ -298,5 +310,11 @@ def write_partition(
     )
     store.write_manifest(manifest)
     return PartitionResult(
-        index, manifest, seconds, skipped=False, worker=manifest.worker, rewritten=rewritten
+        index,
+        manifest,
+        seconds,
+        skipped=False,
+        worker=manifest.worker,
+        rewritten=rewritten,
+        stats=reporter.poll(force=True),
     )
