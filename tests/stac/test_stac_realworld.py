@@ -354,6 +354,8 @@ def test_items_that_disagree_on_a_band_s_place_are_refused(tmp_path: Path) -> No
     second["assets"]["data"]["eo:bands"] = list(reversed(second["assets"]["data"]["eo:bands"]))
     with pytest.raises(StacSearchError, match=r"band 'red' is data.3 in STAC item 'a' but data.2 in 'b'"):
         stack_items([first, second], bands=["red"])
+    with pytest.raises(StacSearchError, match=r"band 'Blue' is data.1 in STAC item 'a' but data.4 in 'b'"):
+        stack_items([first, second])  # bands=None names the bands after the first item
 
 
 # --- 2. STAC 1.1 common metadata: the cube is built from it --------------------------------------------

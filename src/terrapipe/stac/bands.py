@@ -290,12 +290,27 @@ def default_refs(items: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> lis
                 names[index] = name
         planned += [BandRef(names.get(i, f"{key}.{i}"), key, i, count) for i in range(1, count + 1)]
     taken = [ref.name for ref in planned]
-    return [
+    refs = [
         ref
         if ref.count == 1 or (taken.count(ref.name) == 1 and ref.name not in assets)
         else BandRef(ref.key, ref.asset, ref.index, ref.count)
         for ref in planned
     ]
+    for ref in refs:  # a band named after the first item must be the same band in every item
+        if ref.name not in (ref.key, ref.asset):
+            for other in items[1:]:
+                try:
+                    found = resolve_band(other, ref.name)
+                except InvalidArgumentError:
+                    found = None
+                if found != (ref.asset, ref.index):
+                    shown = f"{found[0]}.{found[1]}" if found else "no band"
+                    msg = (
+                        f"band {ref.name!r} is {ref.key} in STAC item {_label(first)} but {shown} in "
+                        f"{_label(other)}: a cube needs one layout; stack them separately or pass bands="
+                    )
+                    raise StacSearchError(msg)
+    return refs
 
 
 def _entry(entries: Any, index: int) -> Mapping[str, Any]:
