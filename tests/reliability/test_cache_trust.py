@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import shutil
@@ -260,6 +261,31 @@ def test_a_zarr_store_over_http_is_keyed_by_its_metadata_documents(server, http_
     assert element_identity(url, check_remote=True) != before
     assert meta.is_file()
     shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("mode", ["trickle-headers", "trickle"])
+def test_the_change_check_of_a_slow_server_ends_at_its_deadline(tmp_path, monkeypatch, mode):
+    """A server that answers a byte a second cannot hold the key's HEAD (nor its fallbacks) longer."""
+    from tests.servers.hostile_http import start_hostile_server
+
+    canonical = importlib.import_module(
+        "terrapipe.cache.canonical"
+    )  # the package exports a function of that name
+
+    (tmp_path / "slow.tif").write_bytes(b"x" * 4096)
+    monkeypatch.setattr(canonical, "_HEAD_DEADLINE", 2.0)
+    server = start_hostile_server(tmp_path, trickle_interval=1.0, max_seconds=20, lifetime=60)
+    try:
+        url = f"{server.url}/{mode}/slow.tif"
+        start = time.monotonic()
+        if mode == "trickle":  # headers come at once: the HEAD answers, no body is read
+            assert element_identity(url, check_remote=True)
+        else:
+            with pytest.raises(tp.ReadError, match="deadline"):
+                element_identity(url, check_remote=True)
+        assert time.monotonic() - start < 6.0
+    finally:
+        server.stop()
 
 
 # -- entries validated before they are read -------------------------------------------------------

@@ -55,8 +55,8 @@ import json
 import math
 import os
 import stat
+import time
 import types
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Set
@@ -80,6 +80,8 @@ _MAX_DEPTH = 64
 #: Geometries serialised per block by :func:`wkb_digest` (bounds the memory its WKB takes).
 _WKB_BLOCK = 65536
 _HEAD_TIMEOUT = 10.0
+#: Seconds one change check of a remote URL may take in all (HEAD, first byte, Zarr documents).
+_HEAD_DEADLINE = 20.0
 #: Module globals a function reads are part of its description when they are of these types.
 _SIMPLE_GLOBALS = (bool, int, float, str, bytes, type(None), tuple, frozenset, enum.Enum)
 #: Callables implemented in C: described by their qualified name.
@@ -397,42 +399,49 @@ def _tree(root: str) -> list[Json]:
 def _head(url: str) -> Json:
     """Describe the version of a remote file: ``[ETag, Last-Modified, size]`` from a ``HEAD`` request.
 
-    A server that refuses ``HEAD`` (405, 501) is asked for its first byte
-    instead. A URL that names no file (404/403) but is a Zarr store over HTTP
-    is described by its metadata documents (``zarr.json``, ``.zmetadata``):
-    HTTP cannot list a store's chunks, so a chunk rewritten in place without
-    a metadata change is not seen there (pass ``version=``).
+    A server that refuses ``HEAD`` (405, 501, a URL signed for ``GET`` only) is
+    asked for its first byte instead. A URL that names no file (404/403) but
+    is a Zarr store over HTTP is described by its metadata documents
+    (``zarr.json``, ``.zmetadata``): HTTP cannot list a store's chunks, so a
+    chunk rewritten in place without a metadata change is not seen there
+    (pass ``version=``). The requests go through the readers' HTTP client, so
+    they are bounded like every read: an overall deadline
+    (:data:`_HEAD_DEADLINE`), a size cap, checked ranges, no credentials
+    carried to another host on a redirect.
     """
     from terrapipe.io.redact import redact_url
 
+    until = time.monotonic() + _HEAD_DEADLINE
     try:
-        version = _version_of(url)
-        if version[0] is None and version[1] is None:  # no ETag, no date: a folder listing, maybe
-            return _zarr_documents(url) or version
-        return version
-    except urllib.error.HTTPError as err:
-        documents = _zarr_documents(url) if err.code in (403, 404) else None
+        version = _version_of(url, until)
+    except (ReadError, _MissingError) as err:
+        documents = _zarr_documents(url, until)
         if documents:
             return documents
         failure: Exception = err
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        failure = err
+    else:
+        if version[0] is None and version[1] is None:  # no ETag, no date: a folder listing, maybe
+            return _zarr_documents(url, until) or version
+        return version
     msg = (
-        f"cannot check {redact_url(url)} for changes (HEAD request failed: {type(failure).__name__}"
-        f"{': HTTP ' + str(failure.code) if isinstance(failure, urllib.error.HTTPError) else ''}); "
+        f"cannot check {redact_url(url)} for changes (HEAD request failed: {failure}); "
         "check the URL, or pass check_remote=False (then a file changed on the server is not seen: "
         "change version= when it does)"
     )
     raise ReadError(msg) from failure
 
 
-def _zarr_documents(url: str) -> Json:
+class _MissingError(Exception):
+    """The server says the URL names no file (HTTP 404)."""
+
+
+def _zarr_documents(url: str, until: float) -> Json:
     """Describe a Zarr store over HTTP by its metadata documents (``None`` when it has none)."""
     documents: list[Json] = []
     for name in ("zarr.json", ".zmetadata"):
         try:
-            documents.append([name, _version_of(_child_url(url, name))])
-        except (urllib.error.URLError, OSError, ValueError):
+            documents.append([name, _version_of(_child_url(url, name), until)])
+        except (ReadError, _MissingError):
             continue
     return {"zarr_documents": documents} if documents else None
 
@@ -442,20 +451,30 @@ def _child_url(url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + name))
 
 
-def _version_of(url: str) -> list[Json]:
+def _version_of(url: str, until: float) -> list[Json]:
+    """``[ETag, Last-Modified, size]`` of one URL; every request within the one deadline ``until``."""
+    from terrapipe.io.http_client import ByteRange, HTTPOptions, fetch
+
+    def options() -> HTTPOptions:
+        left = until - time.monotonic()
+        if left <= 0:
+            raise ReadError(
+                f"no answer within the change check's deadline of {_HEAD_DEADLINE:g} s "
+                "(terrapipe.cache.canonical._HEAD_DEADLINE)"
+            )
+        return HTTPOptions(timeout=min(_HEAD_TIMEOUT, left), retries=1, deadline=left)
+
     try:
-        request = urllib.request.Request(url, method="HEAD")
-        with urllib.request.urlopen(request, timeout=_HEAD_TIMEOUT) as response:
-            headers = response.headers
-            return [headers.get("ETag"), headers.get("Last-Modified"), headers.get("Content-Length")]
-    except urllib.error.HTTPError as err:
-        if err.code not in (405, 501):
+        response = fetch(url, options(), method="HEAD")
+        size = response.headers.get("content-length")
+    except ReadError as err:  # HEAD refused (405/501, a GET-only signed URL): ask for the first byte
+        if "deadline" in str(err):
             raise
-    request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
-    with urllib.request.urlopen(request, timeout=_HEAD_TIMEOUT) as response:
-        headers = response.headers
-        total = (headers.get("Content-Range") or "").rpartition("/")[2] or headers.get("Content-Length")
-        return [headers.get("ETag"), headers.get("Last-Modified"), total]
+        response = fetch(url, options(), byte_range=ByteRange(0, 1))
+        size = None if response.total is None else str(response.total)
+    if response.status == 404:
+        raise _MissingError("HTTP 404: no such file")
+    return [response.headers.get("etag"), response.headers.get("last-modified"), size]
 
 
 # -- arrays -----------------------------------------------------------------
