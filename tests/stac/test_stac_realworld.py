@@ -433,6 +433,7 @@ def test_the_header_is_read_for_the_type_when_the_metadata_is_silent(tmp_path: P
     cube = stack_items([nicfi(str(tmp_path / "quad.tif"))], bands=["nir"])
     assert cube.dtype == np.int16
     assert cube.attrs["nodata"] == -5
+    assert isinstance(cube.attrs["nodata"], int)
     assert cube.encoding["preferred_chunks"]["x"] == (32, 32)  # the header was read: the real tiles
 
 

@@ -307,7 +307,9 @@ def stack_items(
                 raise StacSearchError(msg)
             position = ref.index - 1
             band_dtype = file_dtypes[position]
-            band_nodata = band_nodata if band_nodata is not None else file_nodatas[position]
+            band_nodata = (
+                band_nodata if band_nodata is not None else _as_pixel(file_nodatas[position], band_dtype)
+            )
         dtypes.append(band_dtype if band_dtype is not None else np.dtype(dtype).name)
         nodatas.append(band_nodata)
     out_dtype = np.dtype(dtype) if dtype is not None else np.result_type(*[np.dtype(d) for d in dtypes])
@@ -391,6 +393,13 @@ def stack_items(
             "x": _lengths(offsets[1], cube.sizes["x"], tile[1]),
         }
     return cube
+
+
+def _as_pixel(value: Any, dtype: str) -> Any:
+    """Return a header's nodata (a float in rasterio) as an int for an integer band (``0.0`` -> ``0``)."""
+    if isinstance(value, float) and value.is_integer() and np.issubdtype(np.dtype(dtype), np.integer):
+        return int(value)
+    return value
 
 
 def _nodata_key(value: Any) -> Any:
