@@ -684,6 +684,37 @@ def test_a_failed_url_fails_the_same_way_twice_and_recovers(
         np.testing.assert_array_equal(cube.isel(time=0, band=0).values, data[2])
 
 
+def test_a_signed_url_s_error_names_the_asset_not_the_signature(
+    range_server_session: RangeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with range_server_session.cleared() as server:
+        href = f"{server.url}/realworld-none/quad.tif?se=2030-01-01&sig=TOPSECRETSIGNATURE"
+        cube = stack_items(
+            [nicfi(href, ident="signed-1", raster=True)], bands=["red"], chunks={"x": 64, "y": 64}
+        )
+        with pytest.raises(ReadError, match=r"asset 'data' of STAC item 'signed-1' at .*HTTP 404") as info:
+            cube.compute()
+    assert "TOPSECRETSIGNATURE" not in str(info.value)
+    assert "TOPSECRETSIGNATURE" not in repr(info.value.__cause__)
+    assert "realworld-none/quad.tif" in caplog.text  # odc-stac logged the failure, redacted
+    assert "TOPSECRETSIGNATURE" not in caplog.text
+
+
+def test_a_read_that_fails_after_the_header_says_why(
+    http_root: Path, range_server_session: RangeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rasterio only says 'Read failed' (GDAL: 'TIFFReadEncodedTile() failed'): the cause is GDAL's HTTP status."""
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
+    path = http_root / "realworld-after-header" / "quad.tif"
+    write_tif(path, 4)
+    with range_server_session.cleared() as server:
+        record = nicfi(server.url_for(path), ident="quad-2")  # no data_type: the header is read now
+        cube = stack_items([record], bands=["red"], chunks={"x": 64, "y": 64})
+        server.fault("/realworld-after-header/", status=503)
+        with pytest.raises(ReadError, match=r"asset 'data' of STAC item 'quad-2' .*HTTP 503"):
+            cube.compute()
+
+
 # --- 6. plain item dicts ----------------------------------------------------------------------------------
 
 

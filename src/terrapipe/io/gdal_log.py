@@ -50,6 +50,7 @@ REDACTED_LOGGERS = (
     "rasterio.io",
     "rasterio.session",
     "urllib3.connectionpool",
+    "odc.loader._rio",  # odc-stac logs each failed read with its URL ("Failed to load https://...?sig=...")
 )
 #: Most messages kept per read (the last ones matter).
 MAX_MESSAGES = 50

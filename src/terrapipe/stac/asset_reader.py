@@ -144,12 +144,24 @@ def _driver_class(rio: Any) -> type:
             self._names = names
 
         def read(self, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return super().read(*args, **kwargs)
-            except ReadError:
-                raise
-            except Exception as err:
-                raise asset_read_error(str(self._src.uri), self._names, err) from err
+            from terrapipe.io.gdal_log import gdal_messages
+            from terrapipe.io.raster_array import _reason  # GDAL's logged HTTP status behind "Read failed"
+            from terrapipe.io.read_errors import scrub_chain
+            from terrapipe.io.redact import secrets_of
+
+            uri = str(self._src.uri)
+            with gdal_messages() as messages:
+                try:
+                    return super().read(*args, **kwargs)
+                except ReadError:
+                    raise
+                except Exception as err:
+                    failure, reason = err, _reason(err, messages)
+            if reason is failure:
+                reason = _diagnose(uri, failure)
+            if secrets_of(uri):  # GDAL's messages in the chain name the URL
+                scrub_chain(failure, uri)
+            raise asset_read_error(uri, self._names, reason) from failure
 
     class NamingRioDriver(rio.RioDriver):  # type: ignore[misc,name-defined]
         """odc's rasterio driver with :class:`NamingRioReader`."""
@@ -177,6 +189,27 @@ def _driver_class(rio: Any) -> type:
 
     _CLASSES["driver"] = NamingRioDriver
     return NamingRioDriver
+
+
+def _diagnose(uri: str, err: BaseException) -> BaseException:
+    """Return why a remote read failed: the error of opening ``uri`` afresh, else ``err``.
+
+    A block read that fails on an HTTP error only says ``Read failed`` /
+    ``TIFFReadEncodedTile() failed`` (GDAL logs the status at debug level),
+    which reads as a corrupt file. After GDAL forgets the URL, one open asks
+    the server again: a server that is failing says so (``HTTP response code:
+    503``). Only on failure, and only for remote files.
+    """
+    from terrapipe.io.gdal_cache import forget_remote_file
+
+    if not forget_remote_file(uri):
+        return err
+    rasterio = require("rasterio", feature="stack_stac")
+    try:
+        with rasterio.open(uri):
+            return err
+    except Exception as opened:  # the server's own answer
+        return opened
 
 
 def _rebuild(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any) -> Any:
