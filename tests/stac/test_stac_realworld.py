@@ -568,6 +568,10 @@ def test_different_pixel_sizes_still_need_a_resolution(tmp_path: Path) -> None:
     coarse.properties["proj:transform"] = [20.0, 0.0, 600640.0, 0.0, -20.0, 5000640.0]
     with pytest.raises(GridMismatchError, match="pass resolution="):
         stack_items([items[0], coarse], bands=["data"])
+    cube = stack_items([items[0], coarse], bands=["data"], resolution=10)  # the advice works, native or not
+    assert cube.rio.resolution() == (10.0, -10.0)
+    theirs = odc_stac.load([items[0], coarse], bands=["data"], chunks={}, resolution=10, crs="EPSG:32631")
+    assert cube.odc.geobox == theirs.odc.geobox
 
 
 # --- 4. relative asset hrefs ------------------------------------------------------------------------------

@@ -336,8 +336,13 @@ def choose_grid(
     if same_crs and not missing and grids:
         reference_band = min(bands, key=lambda b: _pixel_size(grids[b][0]))
         reference = grids[reference_band][0]
-        if resolution is None or math.isclose(resolution, _pixel_size(reference)):
+        if resolution is None:
             return _native_choice(grids[reference_band], items, reference_band, box)
+        if math.isclose(resolution, _pixel_size(reference)):
+            try:
+                return _native_choice(grids[reference_band], items, reference_band, box)
+            except GridMismatchError:  # grids the native path cannot join: resample at the resolution asked
+                pass
 
     if target is None:
         target = native_crs
