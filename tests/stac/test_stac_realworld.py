@@ -735,6 +735,8 @@ def test_item_dicts_give_the_cube_pystac_items_give(tmp_path: Path) -> None:
     assert from_dict.odc.geobox == from_item.odc.geobox
     np.testing.assert_array_equal(from_dict.values, from_item.values)
     assert stack_items(record, bands=["red"]).sizes["time"] == 1  # one dict alone is one item
+    collection = {"type": "FeatureCollection", "features": [record], "links": []}  # a search page as JSON
+    np.testing.assert_array_equal(stack_items(collection, bands=["red", "nir"]).values, from_item.values)
     assert record == nicfi(str(tmp_path / "quad.tif"))  # the dict is not changed
 
 

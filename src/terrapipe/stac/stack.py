@@ -74,6 +74,8 @@ _GROUPBY = ("time", "solar_day", "id")
 def _items(items: Any) -> list[Any]:
     """Return the input as ``pystac.Item`` s with absolute asset hrefs (dicts accepted; see :func:`absolute_item`)."""
     pystac = require("pystac", feature="stack_stac")
+    if isinstance(items, Mapping) and items.get("type") == "FeatureCollection":
+        items = items.get("features") or []  # an ItemCollection as decoded JSON (a search page, a file)
     if isinstance(items, pystac.Item | Mapping):
         items = [items]
     if isinstance(items, str | bytes):
