@@ -17,6 +17,7 @@ from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.raster import ReadRaster, open_raster
 from terrapipe.io.raster_array import RasterArray, RasterSource, close_thread_handles
+from terrapipe.io.storage import Storage
 from terrapipe.io.vector import ReadVector, open_vector
 from terrapipe.io.xarray_open import OpenXarray, open_xarray
 from terrapipe.io.zarr_reader import ReadZarr, open_zarr
@@ -30,6 +31,7 @@ __all__ = [
     "ReadRaster",
     "ReadVector",
     "ReadZarr",
+    "Storage",
     "apply_gdal_defaults",
     "clear_gdal_http_connections",
     "close_thread_handles",

@@ -1,6 +1,8 @@
-"""Read one STAC JSON document (item, collection, catalog) from a local path or an HTTP URL.
+"""Read one STAC JSON document (item, collection, catalog) from a local path, a bucket or an HTTP URL.
 
-Local files are read directly; URLs go through :class:`~terrapipe.stac.http_json.JsonClient`
+Local files are read directly; objects in buckets (``s3://``, ``az://``,
+``abfs://``, ``gs://``) through the byte layer :mod:`terrapipe.io.object_store`
+configured by a :class:`~terrapipe.io.storage.Storage`; HTTP URLs go through :class:`~terrapipe.stac.http_json.JsonClient`
 (deadline, body cap, retries, credentials kept to their origin, redacted messages).
 
 Examples
@@ -22,7 +24,10 @@ import json
 import os
 from typing import Any
 
-from terrapipe.core.errors import TerrapipeError
+from terrapipe.core.errors import ReadError, TerrapipeError
+from terrapipe.io.object_store import get as get_object
+from terrapipe.io.object_store import is_object_url
+from terrapipe.io.storage import Storage
 from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.http_json import DEFAULT_MAX_BYTES, JsonClient
 from terrapipe.stac.redact import public_url
@@ -30,19 +35,28 @@ from terrapipe.stac.redact import public_url
 __all__ = ["read_document"]
 
 
-def read_document(href: str, *, client: JsonClient, error: type[TerrapipeError], what: str) -> Any:
+def read_document(
+    href: str,
+    *,
+    client: JsonClient,
+    error: type[TerrapipeError],
+    what: str,
+    storage: Storage | None = None,
+) -> Any:
     """Return the decoded JSON at ``href``.
 
     Parameters
     ----------
     href
-        Local path, ``file://`` URI or ``http(s)://`` URL.
+        Local path, ``file://`` URI, object URL (``s3://``, ``az://``, ``gs://``) or ``http(s)://`` URL.
     client
         The HTTP client for URLs.
     error
         The exception class raised on failure.
     what
         What is being done, for messages (``"read the STAC item"``).
+    storage
+        How to reach buckets (default ``Storage.from_env()``); HTTP URLs do not use it.
 
     Returns
     -------
@@ -57,8 +71,15 @@ def read_document(href: str, *, client: JsonClient, error: type[TerrapipeError],
     """
     if is_http(href):
         return client.request("GET", href, error=error, what=what)
-    path = local_path(href)
     shown = public_url(href)
+    if is_object_url(href):
+        cap = client.options.max_bytes or DEFAULT_MAX_BYTES
+        try:
+            content = get_object(href, storage, max_bytes=cap, deadline=client.options.deadline)
+        except ReadError as err:
+            raise error(f"cannot {what}: {err}") from None
+        return _decode(content, shown, error, what)
+    path = local_path(href)
     try:
         with open(path, "rb") as handle:
             cap = client.options.max_bytes or DEFAULT_MAX_BYTES
@@ -74,6 +95,11 @@ def read_document(href: str, *, client: JsonClient, error: type[TerrapipeError],
         raise error(f"cannot {what} at {shown!r}: it is a folder; give the JSON file inside it") from None
     except OSError as err:
         raise error(f"cannot {what} at {shown!r}: {err.strerror or err}; check the file") from err
+    return _decode(content, shown, error, what)
+
+
+def _decode(content: bytes, shown: str, error: type[TerrapipeError], what: str) -> Any:
+    """Return the JSON in ``content`` or raise ``error`` naming ``shown``."""
     try:
         return json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -9,8 +9,12 @@ become item dicts (stac-geoparquet's own reader) and are then tested exactly
 with :func:`~terrapipe.stac.query.item_matches` (footprint geometry,
 ``start_datetime``/``end_datetime`` ranges).
 
-A file on an HTTP server is downloaded into memory once per process, within
-the deadline and the body cap of the HTTP options (``max_bytes``; 1 GiB by
+A file in a bucket (``s3://``, ``az://``, ``abfs://``, ``gs://``) is read
+through :mod:`terrapipe.io.object_store` with the search's
+:class:`~terrapipe.io.storage.Storage`, and its relative asset hrefs resolve
+within the bucket. A file on an HTTP server or in a bucket is downloaded
+into memory once per process, within the deadline and the body cap of the
+HTTP options (``max_bytes``; 1 GiB by
 default for a file: :data:`~terrapipe.stac.http_json.DEFAULT_MAX_FILE_BYTES`).
 
 Examples
@@ -29,11 +33,14 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from terrapipe.core.errors import StacSearchError
+from terrapipe.core.errors import ReadError, StacSearchError
 from terrapipe.core.optional import require
+from terrapipe.io.object_store import get as get_object
+from terrapipe.io.object_store import is_object_url, join_url
+from terrapipe.io.storage import Storage
 from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
 from terrapipe.stac.hrefs import is_http, join_href, local_path
-from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.http_json import DEFAULT_MAX_FILE_BYTES, HttpOptions, JsonClient
 from terrapipe.stac.query import SearchQuery, item_matches
 from terrapipe.stac.redact import public_url
 
@@ -97,12 +104,22 @@ class GeoParquetBackend:
         HTTP options for a file on a server.
     page_size
         Rows per page (the unit of saved positions) when the query has no ``limit``.
+    storage
+        How to reach a file in a bucket (default ``Storage.from_env()``, read when needed).
     """
 
     kind = "geoparquet"
 
-    def __init__(self, path: str, *, options: HttpOptions | None = None, page_size: int = _PAGE) -> None:
-        self.path = path if is_http(path) else local_path(path)
+    def __init__(
+        self,
+        path: str,
+        *,
+        options: HttpOptions | None = None,
+        page_size: int = _PAGE,
+        storage: Storage | None = None,
+    ) -> None:
+        self.storage = storage
+        self.path = path if is_http(path) or is_object_url(path) else local_path(path)
         self.where = public_url(self.path)
         self.client = JsonClient(options, origin=self.path if is_http(self.path) else None)
         self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
@@ -132,11 +149,9 @@ class GeoParquetBackend:
         pa_dataset = require("pyarrow.dataset", extra="stac", feature="stac-geoparquet search")
         pa = require("pyarrow", extra="stac", feature="stac-geoparquet search")
         try:
-            if is_http(self.path):
+            if is_http(self.path) or is_object_url(self.path):
                 if self._blob is None:
-                    self._blob = self.client.request_bytes(
-                        self.path, error=StacSearchError, what="download the stac-geoparquet file"
-                    )
+                    self._blob = self._download()
                 file_format = pa_dataset.ParquetFileFormat()
                 fragment = file_format.make_fragment(pa.BufferReader(self._blob))
                 return pa_dataset.FileSystemDataset([fragment], fragment.physical_schema, file_format)
@@ -149,6 +164,20 @@ class GeoParquetBackend:
                 f"cannot read the stac-geoparquet file {self.where!r}: {err}; check that it is a Parquet file"
             )
             raise StacSearchError(msg) from err
+
+    def _download(self) -> bytes:
+        """Return the bytes of a file on an HTTP server or in a bucket, within the cap and the deadline."""
+        if is_http(self.path):
+            data: bytes = self.client.request_bytes(
+                self.path, error=StacSearchError, what="download the stac-geoparquet file"
+            )
+            return data
+        options = self.client.options
+        cap = options.max_bytes or DEFAULT_MAX_FILE_BYTES
+        try:
+            return get_object(self.path, self.storage, max_bytes=cap, deadline=options.deadline)
+        except ReadError as err:
+            raise StacSearchError(f"cannot download the stac-geoparquet file: {err}") from None
 
     def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
         arrow = require("stac_geoparquet.arrow", feature="stac-geoparquet search")
@@ -204,7 +233,8 @@ def _clean(record: Mapping[str, Any], base: str) -> dict[str, Any]:
         if asset is None:
             continue
         if isinstance(asset, Mapping) and isinstance(asset.get("href"), str):
-            asset = {**asset, "href": join_href(base, asset["href"])}
+            href = asset["href"]
+            asset = {**asset, "href": join_url(base, href) if is_object_url(base) else join_href(base, href)}
         assets[key] = asset
     item["assets"] = assets
     return item

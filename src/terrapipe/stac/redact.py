@@ -17,38 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import urllib.parse
-
-from terrapipe.io.redact import MASK, is_secret_name, redact_headers, redact_text, redact_url
+from terrapipe.io.redact import MASK, is_secret_name, public_url, redact_headers, redact_text, redact_url
 
 __all__ = ["MASK", "is_secret_name", "public_url", "redact_headers", "redact_text", "redact_url"]
-
-
-def public_url(url: str) -> str:
-    """Return ``scheme://host[:port]/path`` of a URL; a local path comes back unchanged.
-
-    What an error message, warning or repr may show of a URL: no user name,
-    password, query string or fragment, whatever their names.
-
-    Parameters
-    ----------
-    url
-        A URL or a local path.
-
-    Returns
-    -------
-    str
-        The URL reduced to its scheme, host, port and path.
-    """
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "(unreadable URL)" if "://" in url else url
-    if not parts.scheme or not parts.netloc:
-        return url
-    host = (parts.hostname or "").lower()
-    if ":" in host:  # an IPv6 address
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, parts.path, "", ""))

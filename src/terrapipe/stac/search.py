@@ -23,6 +23,12 @@ path/URL ending in ``.json``, or a folder  ``static``      walk the catalog, fil
 path/URL ending in ``.parquet``            ``geoparquet``  scan with the filter pushed down
 ========================================  ==============  ==========================================
 
+Paths may be local, ``file://``, ``http(s)://`` or in a bucket (``s3://``,
+``az://``, ``abfs://``, ``gs://``): a bucket is reached with ``storage=``, a
+:class:`~terrapipe.io.storage.Storage` (``Storage.from_env()`` when not
+given); HTTP sources keep the hardened JSON client (``headers``, time-outs,
+retries). A bucket "folder" means its ``catalog.json``.
+
 Items come out as ``pystac.Item`` one page at a time: nothing is requested
 before the first item is asked for, and a pipe stopped after a few items has
 fetched only the pages they came from. The stage is
@@ -45,6 +51,8 @@ from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.sources import from_items
+from terrapipe.io.object_store import is_object_url
+from terrapipe.io.storage import Storage
 from terrapipe.stac.api import ApiBackend, options_from_stac_io
 from terrapipe.stac.backend import SearchBackend
 from terrapipe.stac.geoparquet import GeoParquetBackend
@@ -67,8 +75,8 @@ def detect_kind(source: str) -> Literal["api", "static", "geoparquet"]:
     Examples
     --------
     >>> [detect_kind(s) for s in ("http://127.0.0.1:7822", "https://h/stac/catalog.json",
-    ...                           "/data/items.parquet", "/data/stac")]
-    ['api', 'static', 'geoparquet', 'static']
+    ...                           "/data/items.parquet", "/data/stac", "s3://bucket/stac/")]
+    ['api', 'static', 'geoparquet', 'static', 'static']
     """
     path = source.split("?", 1)[0].split("#", 1)[0].lower()
     if path.endswith((".parquet", ".geoparquet", ".pq")):
@@ -97,7 +105,11 @@ def _callable_name(fn: Any) -> str | None:
 
 
 def open_backend(
-    source: Any, *, kind: SearchKind = "auto", options: HttpOptions | None = None
+    source: Any,
+    *,
+    kind: SearchKind = "auto",
+    options: HttpOptions | None = None,
+    storage: Storage | None = None,
 ) -> tuple[SearchBackend, ItemModifier | None]:
     """Build the backend that searches ``source``.
 
@@ -109,6 +121,8 @@ def open_backend(
         ``"auto"`` (from the source), ``"api"``, ``"static"`` or ``"geoparquet"``.
     options
         HTTP options.
+    storage
+        How to reach a catalog or file in a bucket (``s3://``, ``az://``, ``gs://``).
 
     Returns
     -------
@@ -155,13 +169,20 @@ def open_backend(
         )
         raise InvalidArgumentError(msg)
     chosen = detect_kind(source) if kind == "auto" else kind
+    if chosen == "api" and is_object_url(source):
+        raise InvalidArgumentError(
+            f"{public_url(source)} is in a bucket: a STAC API is served over HTTP; give a static catalog "
+            "(catalog.json) or a stac-geoparquet file there, or kind='static'/'geoparquet'"
+        )
     if chosen == "api":
         return ApiBackend(source, options=options), None
+    if storage is not None and not isinstance(storage, Storage):
+        raise InvalidArgumentError(f"storage must be a terrapipe Storage, got {type(storage).__name__}")
     if chosen == "geoparquet":
-        return GeoParquetBackend(source, options=options), None
+        return GeoParquetBackend(source, options=options, storage=storage), None
     from terrapipe.stac.static import StaticBackend
 
-    return StaticBackend(source, options=options), None
+    return StaticBackend(source, options=options, storage=storage), None
 
 
 @register("search_stac")
@@ -219,6 +240,11 @@ class SearchSTAC(PagedSearch):
         ``"raise"``: a failing query or malformed item raises
         :class:`~terrapipe.core.errors.StacSearchError`; ``"skip"`` / ``"warn"``:
         it is counted in ``stats`` (and warned about) and the search goes on.
+    storage
+        How to reach a catalog or stac-geoparquet file in a bucket (``s3://``,
+        ``az://``, ``abfs://``, ``gs://``): a :class:`~terrapipe.io.storage.Storage`;
+        ``None`` reads ``Storage.from_env()`` when a bucket is first read. Not
+        used for HTTP sources and never sent to an HTTP server.
 
     Raises
     ------
@@ -264,6 +290,7 @@ class SearchSTAC(PagedSearch):
         deadline: float | None = None,
         max_bytes: int | None = None,
         on_error: OnError = "raise",
+        storage: Storage | None = None,
     ) -> None:
         super().__init__(source_dp, on_error=on_error)
         if method not in ("POST", "GET"):
@@ -281,7 +308,7 @@ class SearchSTAC(PagedSearch):
             deadline=deadline,
             max_bytes=max_bytes,
         )
-        self.backend, source_modifier = open_backend(source, kind=kind, options=options)
+        self.backend, source_modifier = open_backend(source, kind=kind, options=options, storage=storage)
         self.modifier = modifier if modifier is not None else source_modifier
         given = {
             "bbox": bbox,
@@ -380,6 +407,7 @@ def search_stac(
     deadline: float | None = None,
     max_bytes: int | None = None,
     on_error: OnError = "raise",
+    storage: Storage | None = None,
 ) -> SearchSTAC:
     """Start a pipe of the ``pystac.Item`` s one search finds (see :class:`SearchSTAC`).
 
@@ -392,7 +420,7 @@ def search_stac(
         See :class:`SearchSTAC`.
     max_items, limit, method, headers, modifier, request_modifier, timeout, retries, backoff, max_backoff
         See :class:`SearchSTAC`.
-    deadline, max_bytes, on_error
+    deadline, max_bytes, on_error, storage
         See :class:`SearchSTAC`.
 
     Returns
@@ -441,4 +469,5 @@ def search_stac(
         deadline=deadline,
         max_bytes=max_bytes,
         on_error=on_error,
+        storage=storage,
     )

@@ -1,4 +1,4 @@
-"""Search a static STAC catalog (local folder or HTTP) on the client, walking it lazily.
+"""Search a static STAC catalog (local folder, bucket or HTTP) on the client, walking it lazily.
 
 The walk starts at a ``catalog.json`` or ``collection.json`` and follows
 ``child`` and ``item`` links in their order, reading one document at a
@@ -7,7 +7,11 @@ whose id is not in ``collections``, or whose extent misses the ``bbox`` or
 the time range, is skipped with all it holds. Items are then tested with
 :func:`~terrapipe.stac.query.item_matches` (STAC API semantics). Relative
 hrefs resolve against the document they are in, so a catalog served over
-HTTP yields items whose assets are HTTP URLs.
+HTTP yields items whose assets are HTTP URLs, and a catalog in a bucket
+(``s3://``, ``az://``, ``abfs://``, ``gs://``; read through
+:mod:`terrapipe.io.object_store` with the search's
+:class:`~terrapipe.io.storage.Storage`) yields links and relative asset hrefs
+resolved within that bucket (``..`` never climbs out of it).
 
 The walk is bounded: a document reached twice (two parents link to it) is
 read and searched once; a ``child`` or ``item`` link that leads back to a
@@ -19,7 +23,9 @@ are not a list, is an error too, never a silently smaller search.
 
 Credentials (``headers``, ``request_modifier``) go only to the origin of the
 catalog's root URL: documents it links to on other servers are read without
-them. A local catalog has no origin: its links to servers get none.
+them. A local catalog has no origin: its links to servers get none. The
+``storage`` configuration is used for bucket URLs only, never sent to an
+HTTP server.
 
 Examples
 --------
@@ -35,10 +41,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import posixpath
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from terrapipe.core.errors import StacSearchError
+from terrapipe.io.object_store import is_object_url, join_url
+from terrapipe.io.storage import Storage
 from terrapipe.stac.api import links_of
 from terrapipe.stac.backend import OffsetPager, Page, normalise_url, refuse_api_only
 from terrapipe.stac.documents import read_document
@@ -115,11 +125,21 @@ class StaticBackend:
         HTTP options for a catalog served over HTTP.
     page_size
         Items per page (the unit of saved positions) when the query has no ``limit``.
+    storage
+        How to reach a catalog in a bucket (default ``Storage.from_env()``, read when needed).
     """
 
     kind = "static"
 
-    def __init__(self, root: str, *, options: HttpOptions | None = None, page_size: int = _PAGE) -> None:
+    def __init__(
+        self,
+        root: str,
+        *,
+        options: HttpOptions | None = None,
+        page_size: int = _PAGE,
+        storage: Storage | None = None,
+    ) -> None:
+        self.storage = storage
         self.root = _root_document(root)
         self.where = public_url(self.root)
         options = options or HttpOptions()
@@ -145,7 +165,7 @@ class StaticBackend:
         return self._pager.fetch(token, query)
 
     def _read(self, href: str, what: str) -> Any:
-        return read_document(href, client=self.client, error=StacSearchError, what=what)
+        return read_document(href, client=self.client, error=StacSearchError, what=what, storage=self.storage)
 
     def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
         """Yield ``(item dict, item href)`` for every matching item, depth first in link order."""
@@ -184,7 +204,7 @@ class StaticBackend:
                 raise StacSearchError(
                     f"{where} has a {rel!r} link without an href ({given!r}); fix the catalog"
                 )
-            target = join_href(href, given.strip())
+            target = _join(href, given.strip())
             key = _key(target)
             if key in above:
                 msg = (
@@ -213,6 +233,8 @@ class StaticBackend:
     ) -> Iterator[tuple[Any, str | None]]:
         if isinstance(item, Mapping) and item.get("collection") is None and collection is not None:
             item = {**item, "collection": collection}
+        if isinstance(item, Mapping) and is_object_url(href):
+            item = _absolute_assets(item, href)
         if not isinstance(item, Mapping):
             yield item, href  # the search stage names it as a malformed item
             return
@@ -225,8 +247,31 @@ class StaticBackend:
             yield item, href
 
 
+def _join(base: str, href: str) -> str:
+    """Resolve a link's ``href`` against ``base``: within the bucket for a bucket catalog."""
+    if is_object_url(base):
+        return join_url(base, href)
+    return join_href(base, href)
+
+
+def _absolute_assets(item: Mapping[str, Any], href: str) -> Mapping[str, Any]:
+    """Resolve the relative asset hrefs of an item read from a bucket against the item's URL."""
+    assets = item.get("assets")
+    if not isinstance(assets, Mapping):
+        return item
+    resolved = {}
+    for key, asset in assets.items():
+        if isinstance(asset, Mapping) and isinstance(asset.get("href"), str) and asset["href"].strip():
+            asset = {**asset, "href": join_url(href, asset["href"].strip())}
+        resolved[key] = asset
+    return {**item, "assets": resolved}
+
+
 def _key(href: str) -> str:
     """One spelling per document: a normalised URL, or a local path with symbolic links resolved."""
+    if is_object_url(href):
+        parts = urllib.parse.urlsplit(href)
+        return f"{parts.scheme.lower()}://{parts.netloc}{posixpath.normpath('/' + parts.path.lstrip('/'))}"
     if is_http(href):
         return normalise_url(href)
     return os.path.realpath(local_path(href))
@@ -236,6 +281,8 @@ def _root_document(root: str) -> str:
     """Return the catalog document of ``root`` (a folder gets its catalog.json or collection.json)."""
     if is_http(root):
         return root
+    if is_object_url(root):  # a bucket "folder" means its catalog.json
+        return root if root.lower().endswith(".json") else root.rstrip("/") + "/catalog.json"
     path = local_path(root)
     if os.path.isdir(path):
         for name in ("catalog.json", "collection.json"):
