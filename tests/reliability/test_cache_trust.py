@@ -232,11 +232,6 @@ def test_a_file_changed_on_an_http_server_changes_the_key_by_default(server, htt
     assert stats.misses == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_raster keeps remote datasets open per thread (io/raster_array.py: no stamp for URLs), "
-    "so a miss recomputes from the old file's cached blocks",
-)
 def test_a_miss_after_an_http_change_reads_the_new_pixels(server, http_root):
     path = http_root / "trust-replaced-pixels.tif"
     write_cog(path, seed=6)

@@ -271,11 +271,11 @@ class Cache(ResumesNextPass, Stage[T]):
                 yield from elements
                 return
         self.stats.misses += 1
-        if urls:  # a changed remote file: GDAL must not answer from what it cached of the old one
-            from terrapipe.io.gdal_cache import forget_remote_file
+        if urls:  # a changed remote file: neither GDAL's cache nor an open handle may answer for the old one
+            from terrapipe.io.raster_array import forget_remote
 
             for url in urls:
-                forget_remote_file(url)
+                forget_remote(url)
         self.stats.seconds += time.perf_counter() - started
         yield from self._compute(anchor, key, epoch)
 

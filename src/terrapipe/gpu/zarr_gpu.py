@@ -268,6 +268,8 @@ def open_zarr_on_device(
     storage_options: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
     retries: int = 3,
+    deadline: float = 120.0,
+    max_body: int = 256 * 1024 * 1024,
 ) -> xr.Dataset | xr.DataArray:
     """Open a Zarr store lazily with data variables that read into ``device`` memory.
 
@@ -282,7 +284,7 @@ def open_zarr_on_device(
     gds
         ``"auto"``: read local stores with ``kvikio.zarr.GDSStore`` where
         kvikio is installed; ``True``: require it; ``False``: never.
-    group, variables, consolidated, decode_times, storage_options, timeout, retries
+    group, variables, consolidated, decode_times, storage_options, timeout, retries, deadline, max_body
         As in :func:`~terrapipe.io.zarr_reader.open_zarr`.
 
     Returns
@@ -321,8 +323,10 @@ def open_zarr_on_device(
         storage_options=storage_options,
         timeout=timeout,
         retries=retries,
+        deadline=deadline,
+        max_body=max_body,
     )
-    store, name = zarr_store_for(source, timeout, retries)
+    store, name = zarr_store_for(source, timeout, retries, deadline=deadline, max_body=max_body)
     if consolidated is None and isinstance(source, str | os.PathLike) and is_http(as_path_string(source)):
         consolidated = True  # as open_zarr: HTTP cannot list a folder
     kwargs: dict[str, Any] = {"group": group, "consolidated": consolidated}

@@ -19,6 +19,14 @@ hold the window). It carries what later stages need:
 Pixels are read through :class:`~terrapipe.io.raster_array.RasterArray`: per
 thread handles, no global lock, reopened after fork, picklable.
 
+A changed file: a local one is reopened when its mtime, size or inode
+changes. A remote one is not asked again at each open: in one process, a
+re-run of ``open_raster(url)`` after the server's file changed reads the old
+file (this thread's open dataset and GDAL's ``/vsicurl/`` cache of its size
+and blocks answer) until :func:`~terrapipe.io.raster_array.forget_remote` is
+called for the URL, which the cache does when its change check (ETag,
+Last-Modified, size) reports a change.
+
 Examples
 --------
 >>> import numpy as np, rasterio
@@ -193,7 +201,11 @@ def check_grid_finite(transform: Affine, width: int, height: int, path: str) -> 
     terrapipe.core.errors.ReadError: cannot use raster 'a.tif': its geotransform is not finite ...
     """
     numbers = tuple(float(v) for v in transform[:6])
-    far = transform * (width, height)
+    a, b, c, d, e, f = numbers
+    far = (
+        a * width + b * height + c,
+        d * width + e * height + f,
+    )  # affine 3 deprecates ``transform * (w, h)``
     hint = "fix its georeferencing (gdal_edit.py -a_ullr / -a_ulurll) or re-create the file"
     if not all(np.isfinite(numbers)):
         cause = f"its geotransform is not finite {numbers} (NaN or infinity in its tie point or pixel size)"

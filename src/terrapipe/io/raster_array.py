@@ -12,6 +12,13 @@ keeps up to :data:`MAX_HANDLES_PER_THREAD` of them, and reads without a lock.
 After a fork the child drops the handles it inherited (their file offsets and
 HTTP connections belong to the parent) and opens new ones.
 
+A local file's handle is keyed by its stamp (mtime, size, inode), so a file
+changed on disk is opened again. A remote file has no such stamp (asking the
+server at each open or read would cost a request): its handles, in every
+thread, are dropped at their next use after :func:`forget_remote` (the cache
+calls it when a remote input's change check reports a change, before it
+recomputes), which also makes GDAL forget what it cached of the URL.
+
 Why not rioxarray's backend: its default lock is one process-wide lock, so
 parallel reads (several threads, several files, HTTP) run one at a time; with
 ``lock=False`` it reopens the file for every read; and xarray's
@@ -55,7 +62,7 @@ from xarray.core import indexing
 from terrapipe.core.errors import ReadError
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.gdal_log import gdal_messages
-from terrapipe.io.paths import is_remote
+from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain
 from terrapipe.io.redact import redact_url, secrets_of
 
@@ -67,6 +74,7 @@ __all__ = [
     "attempt",
     "close_thread_handles",
     "forget",
+    "forget_remote",
     "open_handle_count",
 ]
 
@@ -76,6 +84,11 @@ T = TypeVar("T")
 MAX_HANDLES_PER_THREAD = 32
 
 _PROCESS_LOCK = threading.Lock()
+
+#: How many times each remote file (by its GDAL name) was forgotten with :func:`forget_remote`;
+#: a handle opened under an older count is stale. One entry per URL that changed or failed.
+_GENERATIONS: dict[str, int] = {}
+_GENERATIONS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,8 @@ class RasterSource:
 class _ThreadHandles(threading.local):
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.datasets: OrderedDict[RasterSource, rasterio.io.DatasetReader] = OrderedDict()
+        # source -> (dataset, the source's forget_remote count when it was opened)
+        self.datasets: OrderedDict[RasterSource, tuple[rasterio.io.DatasetReader, int]] = OrderedDict()
 
     def check_fork(self) -> None:
         if self.pid != os.getpid():
@@ -130,6 +144,9 @@ _HANDLES = _ThreadHandles()
 def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
     """Return this thread's open dataset for ``source``, opening it if needed.
 
+    A handle of a remote file opened before :func:`forget_remote` forgot that
+    file is closed and the file opened again.
+
     Raises
     ------
     rasterio.errors.RasterioError
@@ -137,14 +154,19 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
     """
     handles = _HANDLES
     handles.check_fork()
-    dataset = handles.datasets.get(source)
-    if dataset is not None and not dataset.closed:
-        handles.datasets.move_to_end(source)
-        return dataset
+    generation = _GENERATIONS.get(source.gdal_path, 0)
+    held = handles.datasets.get(source)
+    if held is not None:
+        dataset, opened_at = held
+        if not dataset.closed and opened_at == generation:
+            handles.datasets.move_to_end(source)
+            return dataset
+        del handles.datasets[source]
+        dataset.close()
     dataset = source.open()
-    handles.datasets[source] = dataset
+    handles.datasets[source] = (dataset, generation)
     while len(handles.datasets) > MAX_HANDLES_PER_THREAD:
-        _, oldest = handles.datasets.popitem(last=False)
+        _, (oldest, _) = handles.datasets.popitem(last=False)
         oldest.close()
     return dataset
 
@@ -158,10 +180,41 @@ def forget(source: RasterSource) -> None:
     """
     handles = _HANDLES
     handles.check_fork()
-    dataset = handles.datasets.pop(source, None)
-    if dataset is not None:
-        dataset.close()
+    held = handles.datasets.pop(source, None)
+    if held is not None:
+        held[0].close()
     forget_remote_file(source.path)
+
+
+def forget_remote(path: str) -> None:
+    """Forget everything this process holds of the remote file ``path``: open handles and GDAL's cache.
+
+    Call it when the file is known to have changed on the server (the cache
+    does, before it recomputes an entry whose remote input's ETag,
+    Last-Modified or size changed). Every thread's open dataset of ``path``
+    (any overview, any open options) is closed and opened again at its next
+    use, so it reads the new file's header and blocks, not the old ones it
+    cached; GDAL's ``/vsicurl/`` cache of the URL (size, downloaded ranges)
+    is dropped too (:func:`~terrapipe.io.gdal_cache.forget_remote_file`).
+    Costs no request; local paths are ignored (their handles follow the
+    file's stamp).
+
+    Parameters
+    ----------
+    path
+        The URL (or remote GDAL path) as given to ``open_raster``/``read_raster``.
+
+    Examples
+    --------
+    >>> forget_remote("https://example.com/a.tif")
+    >>> forget_remote("local.tif")  # nothing to do
+    """
+    if not is_remote(path):
+        return
+    name = gdal_path(path)
+    with _GENERATIONS_LOCK:
+        _GENERATIONS[name] = _GENERATIONS.get(name, 0) + 1
+    forget_remote_file(path)
 
 
 def close_thread_handles() -> None:
@@ -169,7 +222,7 @@ def close_thread_handles() -> None:
     handles = _HANDLES
     handles.check_fork()
     while handles.datasets:
-        _, dataset = handles.datasets.popitem()
+        _, (dataset, _) = handles.datasets.popitem()
         dataset.close()
 
 

@@ -11,7 +11,15 @@ rioxarray way (``ds.rio.crs``).
 
 HTTP(S) URLs are read with :class:`~terrapipe.io.http_store.HTTPStore`
 (standard library, fork-safe); they need consolidated metadata, since HTTP
-cannot list a folder. Other URLs (``s3://``, ``gs://``) go to zarr/fsspec with
+cannot list a folder. Each HTTP request has an overall ``deadline`` (default
+120 s: connection, retries and the whole answer, so a server trickling bytes
+cannot hold a read) and a ``max_body`` cap on its answer (default 256 MiB,
+counted after decompression).
+
+The spatial coordinates of what is opened (``x``/``y``, ``lon``/``lat``, and
+a ``spatial_ref`` ``GeoTransform``) must be finite: NaN or infinity there is a
+:class:`~terrapipe.core.errors.ReadError` naming the store (they are in
+memory once opened; no data is read for the check). Other URLs (``s3://``, ``gs://``) go to zarr/fsspec with
 ``storage_options``.
 
 Needs the ``zarr`` extra (``pip install 'terrapipe[zarr]'``).
@@ -47,6 +55,8 @@ from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.warning_filters import ignore_once
+from terrapipe.io.finite_coords import check_coordinates_finite
+from terrapipe.io.http_client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
 from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
@@ -82,13 +92,21 @@ def _check_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(options)
 
 
-def zarr_store_for(source: Any, timeout: float, retries: int) -> tuple[Any, str]:
+def zarr_store_for(
+    source: Any,
+    timeout: float,
+    retries: int,
+    *,
+    deadline: float = DEFAULT_DEADLINE,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> tuple[Any, str]:
     """Return ``(what xarray opens, the name to show)`` for a Zarr source.
 
     An HTTP(S) URL becomes an :class:`~terrapipe.io.http_store.HTTPStore`
-    (bounded retries, credentials kept out of its ``str``/``repr``); a
-    local path or another URL is passed on as text; a zarr ``Store`` or a
-    mapping as it is.
+    (bounded retries, each request under ``deadline`` seconds in all and its
+    answer under ``max_body`` bytes, credentials kept out of its
+    ``str``/``repr``); a local path or another URL is passed on as text; a
+    zarr ``Store`` or a mapping as it is.
 
     Raises
     ------
@@ -102,7 +120,8 @@ def zarr_store_for(source: Any, timeout: float, retries: int) -> tuple[Any, str]
         if is_http(text):
             from terrapipe.io.http_store import HTTPStore
 
-            return HTTPStore(text, timeout=timeout, retries=retries), text
+            store = HTTPStore(text, timeout=timeout, retries=retries, deadline=deadline, max_body=max_body)
+            return store, text
         if "://" not in text and not os.path.exists(text):
             raise read_error(text, "cannot open Zarr store", FileNotFoundError(text))
         return text, text
@@ -266,6 +285,8 @@ def open_zarr(
     storage_options: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
     retries: int = 3,
+    deadline: float = DEFAULT_DEADLINE,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> xr.Dataset | xr.DataArray:
     """Open one Zarr store lazily.
 
@@ -293,11 +314,22 @@ def open_zarr(
     storage_options
         For fsspec URLs (``s3://...``).
     timeout
-        Seconds an HTTP request may take.
+        Seconds an HTTP request may wait for a connection or for data (each
+        wait, not the whole request: see ``deadline``).
     retries
         How many times an HTTP request that failed with 429/5xx, a time-out,
         a dropped connection or an answer cut short is retried (with
         back-off from 0.5 s).
+    deadline
+        Seconds one HTTP request may take in all: connection, redirects,
+        retries, back-off and the whole answer (default
+        :data:`~terrapipe.io.http_client.DEFAULT_DEADLINE`, 120 s). On expiry
+        a ``ReadError`` naming the deadline. Raise it for large chunks over a
+        slow link.
+    max_body
+        Largest HTTP answer in bytes, counted after decompression (default
+        :data:`~terrapipe.io.http_client.DEFAULT_MAX_BODY`, 256 MiB); a larger
+        one is a ``ReadError``. A ranged read is capped at the range's length.
 
     Returns
     -------
@@ -309,7 +341,8 @@ def open_zarr(
     ------
     ReadError
         Missing store or group, a variable it does not have, no consolidated
-        metadata over HTTP, HTTP errors and time-outs.
+        metadata over HTTP, HTTP errors, time-outs, an expired ``deadline``,
+        an answer over ``max_body``, and NaN or infinite spatial coordinates.
 
     Examples
     --------
@@ -321,7 +354,7 @@ def open_zarr(
     require("zarr", feature="read_zarr")
     wanted = _check_variables(variables)
     storage_options = _check_storage_options(storage_options)
-    store, name = zarr_store_for(source, timeout, retries)
+    store, name = zarr_store_for(source, timeout, retries, deadline=deadline, max_body=max_body)
     if isinstance(source, (str, os.PathLike)) and is_http(as_path_string(source)) and consolidated is None:
         consolidated = True
     ds = _open(
@@ -336,6 +369,8 @@ def open_zarr(
     )
     _record_encoding(ds, name)
     ds = _write_crs(ds)
+    # Coordinates only: dimension coordinates are in memory once opened.
+    check_coordinates_finite(ds, name)
     return _select(ds, wanted, name)
 
 
@@ -349,6 +384,9 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         A pipe of paths, URLs or stores.
     group, variables, consolidated, chunks, cache, decode_times, storage_options, timeout, retries
         As in :func:`open_zarr`, the same for every store.
+    deadline, max_body
+        As in :func:`open_zarr`: the overall seconds one HTTP request may take
+        (default 120) and the largest answer in bytes (default 256 MiB).
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` (skips are counted in ``stats.skipped``).
     device
@@ -378,6 +416,8 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         storage_options: Mapping[str, Any] | None = None,
         timeout: float = 30.0,
         retries: int = 3,
+        deadline: float = DEFAULT_DEADLINE,
+        max_body: int = DEFAULT_MAX_BODY,
         on_error: OnError = "raise",
         device: Any = None,
     ) -> None:
@@ -400,6 +440,9 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         self.storage_options = _check_storage_options(storage_options)
         self.timeout = timeout
         self.retries = retries
+        # Limits of each HTTP request: they bound the wait, never the values, so
+        # (like timeout) they stay out of cache keys and pipeline fingerprints.
+        self._http_limits = (float(deadline), int(max_body))
 
     def open_one(self, element: Any) -> xr.Dataset | xr.DataArray:
         """Open one store with this stage's options."""
@@ -416,6 +459,8 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
                 storage_options=self.storage_options,
                 timeout=self.timeout,
                 retries=self.retries,
+                deadline=self._http_limits[0],
+                max_body=self._http_limits[1],
             )
         return open_zarr(
             element,
@@ -428,4 +473,6 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
             storage_options=self.storage_options,
             timeout=self.timeout,
             retries=self.retries,
+            deadline=self._http_limits[0],
+            max_body=self._http_limits[1],
         )
