@@ -40,15 +40,22 @@ class Bucket:
     storage: Storage
     root: str  # e.g. s3://private
 
+    def put(self, key: str, data: bytes) -> None:
+        """Write an object (the GCS emulator through its own upload API: it checks no credentials)."""
+        if self.server.kind == "gcs":
+            gcs_upload(self.server, key, data)
+        else:
+            obs.put(self.storage.store_for(f"{self.root}/"), key, data)
+
 
 def _loopback(endpoint: str) -> None:
     assert endpoint.startswith("http://127.0.0.1:"), endpoint  # never a real cloud
 
 
-def _upload_tree(bucket: Bucket, folder: Path, prefix: str, write) -> None:  # type: ignore[no-untyped-def]
+def _upload_tree(bucket: Bucket, folder: Path, prefix: str) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            write(f"{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+            bucket.put(f"{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +70,7 @@ def s3_bucket(stac_folder: Path) -> Iterator[Bucket]:
         _loopback(server.endpoint)
         storage = Storage(s3_endpoint=server.endpoint, key_id=S3_KEY_ID, secret=S3_SECRET, region="us-east-1")
         bucket = Bucket(server, storage, "s3://private")
-        store = storage.store_for("s3://private/")
-        _upload_tree(bucket, stac_folder, "stac", lambda key, data: obs.put(store, key, data))
+        _upload_tree(bucket, stac_folder, "stac")
         yield bucket
     finally:
         server.stop()
@@ -80,8 +86,7 @@ def azure_bucket(stac_folder: Path) -> Iterator[Bucket]:
             azure_endpoint=server.endpoint, account_name=AZURITE_ACCOUNT, account_key=AZURITE_KEY
         )
         bucket = Bucket(server, storage, "az://data")
-        store = storage.store_for("az://data/")
-        _upload_tree(bucket, stac_folder, "stac", lambda key, data: obs.put(store, key, data))
+        _upload_tree(bucket, stac_folder, "stac")
         yield bucket
     finally:
         server.stop()
@@ -94,7 +99,7 @@ def gcs_bucket(stac_folder: Path) -> Iterator[Bucket]:
         _loopback(server.endpoint)
         storage = Storage(gcs_endpoint=server.endpoint, anonymous=True)  # the emulator checks no credentials
         bucket = Bucket(server, storage, "gs://gcs-bucket")
-        _upload_tree(bucket, stac_folder, "stac", lambda key, data: gcs_upload(server, key, data))
+        _upload_tree(bucket, stac_folder, "stac")
         yield bucket
     finally:
         server.stop()

@@ -103,32 +103,53 @@ def test_sas_token_azure_read(azure_bucket: Bucket, stac_folder: Path) -> None:
     assert sig not in str(info.value)
 
 
-def test_cog_in_s3_through_gdal_options(s3_bucket: Bucket, tmp_path: Path) -> None:
-    """rasterio.open('/vsis3/...') under Storage.rasterio_env (rasterio.Env of gdal_options) reads the local file's pixels."""
+@pytest.fixture(scope="module")
+def cog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     from rasterio.transform import from_origin
 
-    path = tmp_path / "cog.tif"
+    path = tmp_path_factory.mktemp("cog") / "cog.tif"
     data = (np.arange(256 * 256, dtype=np.uint16).reshape(256, 256) * 7) % 65521
     profile = {"driver": "COG", "width": 256, "height": 256, "count": 1, "dtype": "uint16",
                "crs": "EPSG:32631", "transform": from_origin(600000, 5000000, 10, 10), "blocksize": 128}  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data, 1)
-    obs.put(s3_bucket.storage.store_for("s3://private/"), "cogs/cog.tif", path.read_bytes())
-    url = "s3://private/cogs/cog.tif"
-    with (
-        s3_bucket.storage.rasterio_env(url),
-        rasterio.open("/vsis3/private/cogs/cog.tif") as src,
-    ):
+    return path, data
+
+
+VSI = {"s3": "/vsis3", "azure": "/vsiaz", "gcs": "/vsigs"}
+
+
+def test_cog_in_bucket_through_gdal_options(bucket: Bucket, cog: tuple[Path, np.ndarray]) -> None:
+    """rasterio.open('/vsis3|vsiaz|vsigs/...') under Storage.rasterio_env reads the local file's pixels."""
+    path, data = cog
+    bucket.put("cogs/cog.tif", path.read_bytes())
+    url = f"{bucket.root}/cogs/cog.tif"
+    name = f"{VSI[bucket.server.kind]}/{url.split('://', 1)[1]}"
+    with bucket.storage.rasterio_env(url), rasterio.open(name) as src:
         remote = src.read(1)
         window = src.read(1, window=((64, 192), (32, 160)))
-    with rasterio.open(path) as src:
-        local = src.read(1)
-    np.testing.assert_array_equal(remote, local)
-    np.testing.assert_array_equal(window, local[64:192, 32:160])
-    obs.put(s3_bucket.storage.store_for("s3://private/"), "cogs/other.tif", path.read_bytes())
-    wrong = s3_bucket.storage.with_options(secret="nope-nope")  # a path GDAL has not cached
+    np.testing.assert_array_equal(remote, data)
+    np.testing.assert_array_equal(window, data[64:192, 32:160])
+
+
+def test_cog_with_sas_through_gdal_options(azure_bucket: Bucket, cog: tuple[Path, np.ndarray]) -> None:
+    path, data = cog
+    azure_bucket.put("cogs/sas.tif", path.read_bytes())
+    storage = Storage(
+        azure_endpoint=azure_bucket.server.endpoint,
+        account_name=AZURITE_ACCOUNT,
+        sas_token=azure_account_sas("rl"),
+    )
+    with storage.rasterio_env("az://data/cogs/sas.tif"), rasterio.open("/vsiaz/data/cogs/sas.tif") as src:
+        np.testing.assert_array_equal(src.read(1), data)
+
+
+def test_cog_with_wrong_s3_secret_fails_in_gdal(s3_bucket: Bucket, cog: tuple[Path, np.ndarray]) -> None:
+    path, _ = cog
+    s3_bucket.put("cogs/other.tif", path.read_bytes())  # a path GDAL has not cached
+    wrong = s3_bucket.storage.with_options(secret="nope-nope")
     with (
-        wrong.rasterio_env(url),
+        wrong.rasterio_env("s3://private/cogs/other.tif"),
         pytest.raises(rasterio.errors.RasterioIOError),
         rasterio.open("/vsis3/private/cogs/other.tif"),
     ):

@@ -44,11 +44,13 @@ b'234'
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import datetime as dt
 import os
 import posixpath
 import re
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Coroutine
@@ -66,6 +68,11 @@ __all__ = ["ObjectInfo", "OBJECT_SCHEMES", "get", "head", "is_object_url", "join
 OBJECT_SCHEMES = ("s3", "s3a", "az", "azure", "abfs", "abfss", "gs", "gcs")
 
 _T = TypeVar("_T")
+# Stores made per (Storage, bucket): equal Storages (credentials included) share one store and its
+# connection pool; at most _MAX_STORES are kept.
+_STORES: collections.OrderedDict[tuple[Storage, str], Any] = collections.OrderedDict()
+_STORES_LOCK = threading.Lock()
+_MAX_STORES = 64
 _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([A-Za-z]{1,64})</Code>")
 
@@ -133,7 +140,7 @@ def _locate(url: str, storage: Storage) -> tuple[Any, str]:
         if cloud == "file":
             text = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
         path = os.path.abspath(os.path.expanduser(text))
-        return storage.store_for(path), path.lstrip("/")
+        return _cached_store(storage, "/", "/"), path.lstrip("/")
     if cloud == "http":  # the whole URL (a presigned or SAS query included) is the store; the key is empty
         stores = require("obstore.store", extra="cloud", feature="object storage")
         options: dict[str, Any] = {
@@ -142,8 +149,31 @@ def _locate(url: str, storage: Storage) -> tuple[Any, str]:
         }
         retry = {"max_retries": storage.retries}
         return stores.HTTPStore.from_url(text, client_options=options, retry_config=retry), ""
-    _, key, _ = split_url(text)
-    return storage.store_for(text), key
+    bucket, key, account = split_url(text)
+    scheme = text.split("://", 1)[0].lower()
+    root = f"{scheme}://{bucket}@{account}/" if account else f"{scheme}://{bucket}/"
+    return _cached_store(storage, root, root), key
+
+
+def _cached_store(storage: Storage, root: str, url: str) -> Any:
+    """Return the store of ``root`` for ``storage``, made once (a new store opens new connections)."""
+    key = (storage, root)
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is not None:
+            _STORES.move_to_end(key)
+            return store
+    if root.startswith("/") or "@" not in root:
+        store = storage.store_for(url)
+    else:  # abfs://container@account/: rebuild the URL store_for understands
+        scheme, rest = root.split("://", 1)
+        container, account = rest.rstrip("/").split("@", 1)
+        store = storage.store_for(f"{scheme}://{container}@{account}.dfs.core.windows.net/")
+    with _STORES_LOCK:
+        _STORES[key] = store
+        while len(_STORES) > _MAX_STORES:
+            _STORES.popitem(last=False)
+    return store
 
 
 def _run(coro: Coroutine[Any, Any, _T], deadline: float | None) -> _T:
@@ -274,8 +304,23 @@ def get(
             raise ReadError(f"cannot read {where!r}: got {len(data)} bytes of {expected}; read again")
         return data
 
+    def read_now() -> bytes:  # no deadline: the blocking calls, no event loop to set up
+        if range is not None:
+            return bytes(obs.get_range(store, key, start=start, end=end))
+        result = obs.get(store, key)
+        expected = int(result.meta["size"])
+        if cap is not None and expected > cap:
+            raise ReadError(
+                f"cannot read {where!r}: the object is {expected} bytes, over the cap of {cap}; "
+                "raise max_bytes if it is expected"
+            )
+        data = bytes(result.bytes())
+        if len(data) != expected:
+            raise ReadError(f"cannot read {where!r}: got {len(data)} bytes of {expected}; read again")
+        return data
+
     try:
-        data = _run(read(), limit)
+        data = read_now() if limit is None else _run(read(), limit)
     except ReadError:
         raise
     except InvalidArgumentError:
@@ -306,11 +351,12 @@ def head(url: str, storage: Storage | None = None) -> ObjectInfo:
     obs = _obstore()
     config = _storage(storage)
     store, key = _locate(url, config)
+
     async def look() -> Any:
         return await obs.head_async(store, key)
 
     try:
-        meta = _run(look(), config.deadline)
+        meta = obs.head(store, key) if config.deadline is None else _run(look(), config.deadline)
     except Exception as err:
         raise _error(err, url, config, "look up") from None
     return ObjectInfo(size=int(meta["size"]), etag=meta.get("e_tag"), last_modified=meta.get("last_modified"))

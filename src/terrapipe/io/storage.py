@@ -39,7 +39,7 @@ import datetime as dt
 import os
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
@@ -172,13 +172,13 @@ class Storage:
     region: str | None = None
     anonymous: bool = False
     key_id: str | None = None
-    secret: str | None = field(default=None, compare=False)
-    session_token: str | None = field(default=None, compare=False)
+    secret: str | None = None
+    session_token: str | None = None
     account_name: str | None = None
-    account_key: str | None = field(default=None, compare=False)
-    sas_token: str | None = field(default=None, compare=False)
+    account_key: str | None = None
+    sas_token: str | None = None
     gcs_credentials: str | None = None
-    gcs_token: str | None = field(default=None, compare=False)
+    gcs_token: str | None = None
     timeout: float = 30.0
     deadline: float | None = None
     retries: int = 3
