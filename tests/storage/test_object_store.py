@@ -27,6 +27,16 @@ def test_ranged_get_returns_exactly_the_range(bucket: Bucket, stac_folder: Path)
         assert object_store.size(url, bucket.storage) == len(whole)
 
 
+def test_many_ranges_come_back_exact(bucket: Bucket, stac_folder: Path) -> None:
+    url = f"{bucket.root}/stac/items.parquet"
+    whole = (stac_folder / "items.parquet").read_bytes()
+    ranges = [(0, 4), (100, 164), (110, 120), (len(whole) - 8, len(whole))]
+    assert object_store.get_ranges(url, ranges, bucket.storage) == [whole[a:b] for a, b in ranges]
+    assert object_store.get_ranges(url, ranges, bucket.storage.with_options(deadline=10)) == [
+        whole[a:b] for a, b in ranges
+    ]
+
+
 def test_range_past_the_end_is_an_error(bucket: Bucket, stac_folder: Path) -> None:
     url = f"{bucket.root}/stac/catalog.json"
     n = len((stac_folder / "catalog.json").read_bytes())

@@ -69,3 +69,77 @@ def test_search_repr_and_config_hide_storage_secret(s3_bucket: Bucket) -> None:
     shown = repr(stage) + repr(stage.cache_config())
     assert s3_bucket.storage.secret not in shown
     assert "s3://private/stac/catalog.json" in shown
+
+
+def _doc(kind: str, ident: str, links: list[dict[str, str]], **extra: object) -> bytes:
+    import json
+
+    base: dict[str, object] = {"type": kind, "id": ident, "stac_version": "1.1.0", "links": links}
+    if kind != "Feature":
+        base["description"] = ident
+    if kind == "Collection":
+        base.update(license="CC0-1.0", extent={"spatial": {"bbox": [[0, 0, 1, 1]]},
+                                              "temporal": {"interval": [[None, None]]}})  # fmt: skip
+    base.update(extra)
+    return json.dumps(base).encode()
+
+
+def _item(ident: str, asset_href: str) -> bytes:
+    return _doc(
+        "Feature",
+        ident,
+        [],
+        geometry={"type": "Point", "coordinates": [0.5, 0.5]},
+        bbox=[0.5, 0.5, 0.5, 0.5],
+        properties={"datetime": "2024-01-01T00:00:00Z"},
+        assets={"data": {"href": asset_href, "type": "image/tiff"}},
+    )
+
+
+def test_relative_links_resolve_within_the_bucket(bucket: Bucket) -> None:
+    """child/item links with ./ and ../ and relative asset hrefs, all inside one bucket prefix."""
+    p = "rel"
+    bucket.put(
+        f"{p}/cat/catalog.json", _doc("Catalog", "root", [{"rel": "child", "href": "./col/collection.json"}])
+    )
+    bucket.put(
+        f"{p}/cat/col/collection.json",
+        _doc("Collection", "col", [{"rel": "item", "href": "../items/a/a.json"},
+                                   {"rel": "item", "href": "./b.json"}]),
+    )  # fmt: skip
+    bucket.put(f"{p}/cat/items/a/a.json", _item("a", "./a.tif"))
+    bucket.put(f"{p}/cat/col/b.json", _item("b", "../../data/b.tif"))
+    found = {i.id: i for i in tp.search_stac(f"{bucket.root}/{p}/cat/catalog.json", storage=bucket.storage)}
+    assert sorted(found) == ["a", "b"]
+    assert found["a"].assets["data"].href == f"{bucket.root}/{p}/cat/items/a/a.tif"
+    assert found["b"].assets["data"].href == f"{bucket.root}/{p}/data/b.tif"
+    assert found["a"].collection_id == "col"
+
+
+def test_links_never_climb_out_of_the_bucket(s3_bucket: Bucket) -> None:
+    s3_bucket.put("deep/catalog.json", _doc("Catalog", "r", [{"rel": "item", "href": "../../../../x.json"}]))
+    s3_bucket.put("x.json", _item("x", "x.tif"))
+    found = list(tp.search_stac("s3://private/deep/catalog.json", storage=s3_bucket.storage))
+    assert [i.id for i in found] == ["x"]
+    assert found[0].assets["data"].href == "s3://private/x.tif"
+
+
+def test_cycle_in_bucket_catalog_is_named(s3_bucket: Bucket) -> None:
+    s3_bucket.put("loop/catalog.json", _doc("Catalog", "r", [{"rel": "child", "href": "./sub/catalog.json"}]))
+    s3_bucket.put(
+        "loop/sub/catalog.json", _doc("Catalog", "s", [{"rel": "child", "href": "../catalog.json"}])
+    )
+    with pytest.raises(StacSearchError, match="cycle"):
+        list(tp.search_stac("s3://private/loop/catalog.json", storage=s3_bucket.storage))
+
+
+def test_document_cap_applies_in_buckets(s3_bucket: Bucket) -> None:
+    with pytest.raises(StacSearchError, match="over the cap of 100"):
+        list(tp.search_stac("s3://private/stac/catalog.json", storage=s3_bucket.storage, max_bytes=100))
+    with pytest.raises(StacSearchError, match="over the cap of 100"):
+        list(tp.search_stac("s3://private/stac/items.parquet", storage=s3_bucket.storage, max_bytes=100))
+
+
+def test_storage_must_be_a_storage() -> None:
+    with pytest.raises(InvalidArgumentError, match="Storage"):
+        tp.search_stac("s3://b/catalog.json", storage={"key": "x"})  # type: ignore[arg-type]

@@ -19,15 +19,29 @@ with fewer bytes, is an error, never silently wrong data).
 
 Why obstore
 -----------
-obstore (Rust ``object_store`` under a thin Python layer) speaks S3, Azure,
-GCS, HTTP and local files with one API, signs requests itself, retries with
-back-off, is what zarr 3's ``ObjectStore`` uses, and has no Python
-dependencies. Measured on this machine (2 shared cores) against a local
-``rclone serve s3`` through the test fixture's proxy: 200 ranged reads of
-64 KiB, one at a time, took about 0.5 s with obstore (about 2.5 ms each);
-s3fs is not installed in our environments (it needs aiobotocore and pins
-botocore), so the comparison with fsspec was not run -- see
-``docs/storage.md`` for the numbers and how to repeat them.
+obstore (the Rust ``object_store`` crate under a thin Python layer) speaks
+S3, Azure, GCS, HTTP and local files with one API, signs requests itself,
+retries with back-off, is what zarr 3's ``ObjectStore`` uses, and has no
+Python dependencies (s3fs brings aiobotocore, aiohttp and a pinned botocore).
+Measured with ``tests/storage/bench_byte_layer.py`` on the 2-core shared
+development machine: 200 ranged reads of 64 KiB from a 32 MiB object on a
+local ``rclone serve s3`` (through the fixture's proxy, which serialises
+little but adds a hop):
+
+==========================================================  =========
+client                                                      seconds
+==========================================================  =========
+:func:`get` (obstore), one at a time                        0.60
+obstore ``get_range``, one at a time                        0.49
+obstore ``get_ranges`` (:func:`get_ranges`), all at once    0.08
+s3fs 2026.9 ``cat_file``, one at a time                     0.82
+s3fs ``cat_ranges``, all at once                            1.04
+==========================================================  =========
+
+A loopback server has no latency, so this measures client overhead only; the
+latency benchmark (30 ms per request) of issue #19 is still to do. The first
+version of :func:`get` made a new store per call and took 31 s for the same
+200 reads: stores are now kept per ``(Storage, bucket)``.
 
 Examples
 --------
@@ -62,7 +76,17 @@ from terrapipe.core.optional import require
 from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of, split_url
 
-__all__ = ["ObjectInfo", "OBJECT_SCHEMES", "get", "head", "is_object_url", "join_url", "list_objects", "size"]
+__all__ = [
+    "ObjectInfo",
+    "OBJECT_SCHEMES",
+    "get",
+    "get_ranges",
+    "head",
+    "is_object_url",
+    "join_url",
+    "list_objects",
+    "size",
+]
 
 #: URL schemes of object stores (read through obstore; everything else is HTTP or local).
 OBJECT_SCHEMES = ("s3", "s3a", "az", "azure", "abfs", "abfss", "gs", "gcs")
@@ -338,6 +362,56 @@ def get(
             "(past the end of the object?)"
         )
     return data
+
+
+def get_ranges(
+    url: str,
+    ranges: list[tuple[int, int]],
+    storage: Storage | None = None,
+    *,
+    deadline: float | None = None,
+) -> list[bytes]:
+    """Return the bytes of several ``(start, end)`` ranges of ``url`` (end exclusive), in their order.
+
+    The requests run concurrently and nearby ranges are merged into one
+    request (obstore's ``get_ranges``); each answer is checked to be exactly
+    its range.
+
+    Raises
+    ------
+    ReadError
+        As :func:`get`, or when a range comes back short (past the end of the object).
+    """
+    obs = _obstore()
+    config = _storage(storage)
+    limit = deadline if deadline is not None else config.deadline
+    where = public_url(url)
+    for start, end in ranges:
+        if start < 0 or end <= start:
+            raise InvalidArgumentError(
+                f"ranges must be (start, end) with 0 <= start < end, got {(start, end)!r}"
+            )
+    if not ranges:
+        return []
+    store, key = _locate(url, config)
+    starts = [int(r[0]) for r in ranges]
+    ends = [int(r[1]) for r in ranges]
+
+    async def read() -> list[Any]:
+        return list(await obs.get_ranges_async(store, key, starts=starts, ends=ends))
+
+    try:
+        parts = obs.get_ranges(store, key, starts=starts, ends=ends) if limit is None else _run(read(), limit)
+    except Exception as err:
+        raise _error(err, url, config, "read") from None
+    out = [bytes(p) for p in parts]
+    for (start, end), data in zip(ranges, out, strict=True):
+        if len(data) != end - start:
+            raise ReadError(
+                f"cannot read bytes {start}-{end} of {where!r}: got {len(data)} bytes, not {end - start} "
+                "(past the end of the object?)"
+            )
+    return out
 
 
 def head(url: str, storage: Storage | None = None) -> ObjectInfo:

@@ -160,7 +160,8 @@ class Storage:
     retries
         Retries of a failed request (connection errors, 5xx, 429).
     concurrency
-        Requests in flight at once for one reader.
+        Requests in flight at once for one reader; the byte layer keeps this
+        many idle connections per host (the readers are not wired to it yet).
     max_bytes
         Refuse a whole-object read larger than this (``None``: no cap).
     """
@@ -526,6 +527,7 @@ class Storage:
         store = require("obstore.store", extra="cloud", feature="object storage")
         cloud = cloud_of(url)
         client: dict[str, Any] = {
+            "pool_max_idle_per_host": str(self.concurrency),
             "timeout": dt.timedelta(seconds=self.timeout),
             "connect_timeout": dt.timedelta(seconds=min(self.timeout, 10.0)),
         }
