@@ -69,6 +69,11 @@ def test_search_repr_and_config_hide_storage_secret(s3_bucket: Bucket) -> None:
     shown = repr(stage) + repr(stage.cache_config())
     assert s3_bucket.storage.secret not in shown
     assert "s3://private/stac/catalog.json" in shown
+    assert stage.cache_config()["endpoint"] == s3_bucket.server.endpoint
+    other = tp.search_stac(
+        "s3://private/stac/catalog.json", storage=s3_bucket.storage.with_options(secret="x")
+    )
+    assert other.cache_config() == stage.cache_config()  # a credential is not part of the description
 
 
 def _doc(kind: str, ident: str, links: list[dict[str, str]], **extra: object) -> bytes:

@@ -71,7 +71,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from terrapipe.core.errors import InvalidArgumentError, ReadError
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of, split_url
@@ -94,7 +94,7 @@ OBJECT_SCHEMES = ("s3", "s3a", "az", "azure", "abfs", "abfss", "gs", "gcs")
 _T = TypeVar("_T")
 # Stores made per (Storage, bucket): equal Storages (credentials included) share one store and its
 # connection pool; at most _MAX_STORES are kept.
-_STORES: collections.OrderedDict[tuple[Storage, str], Any] = collections.OrderedDict()
+_STORES: collections.OrderedDict[tuple[Storage, str, int], Any] = collections.OrderedDict()
 _STORES_LOCK = threading.Lock()
 _MAX_STORES = 64
 _STATUS = re.compile(r"status code: (\d{3})")
@@ -172,7 +172,12 @@ def _locate(url: str, storage: Storage) -> tuple[Any, str]:
             "timeout": dt.timedelta(seconds=storage.timeout),
         }
         retry = {"max_retries": storage.retries}
-        return stores.HTTPStore.from_url(text, client_options=options, retry_config=retry), ""
+        try:
+            return stores.HTTPStore.from_url(text, client_options=options, retry_config=retry), ""
+        except Exception as err:  # an unreadable URL; obstore's text would echo its query
+            raise InvalidArgumentError(
+                f"cannot read {public_url(text)!r}: not a URL obstore can reach ({type(err).__name__})"
+            ) from None
     bucket, key, account = split_url(text)
     scheme = text.split("://", 1)[0].lower()
     root = f"{scheme}://{bucket}@{account}/" if account else f"{scheme}://{bucket}/"
@@ -181,18 +186,30 @@ def _locate(url: str, storage: Storage) -> tuple[Any, str]:
 
 def _cached_store(storage: Storage, root: str, url: str) -> Any:
     """Return the store of ``root`` for ``storage``, made once (a new store opens new connections)."""
-    key = (storage, root)
+    key = (
+        storage,
+        root,
+        os.getpid(),
+    )  # a forked worker makes its own: a client's threads do not survive fork
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is not None:
             _STORES.move_to_end(key)
             return store
     if root.startswith("/") or "@" not in root:
-        store = storage.store_for(url)
+        target = url
     else:  # abfs://container@account/: rebuild the URL store_for understands
         scheme, rest = root.split("://", 1)
         container, account = rest.rstrip("/").split("@", 1)
-        store = storage.store_for(f"{scheme}://{container}@{account}.dfs.core.windows.net/")
+        target = f"{scheme}://{container}@{account}.dfs.core.windows.net/"
+    try:
+        store = storage.store_for(target)
+    except TerrapipeError:
+        raise
+    except Exception as err:  # obstore refuses the configuration; its text may echo a value
+        raise InvalidArgumentError(
+            f"cannot set up the store for {public_url(root)!r} ({type(err).__name__}); check the fields of tp.Storage"
+        ) from None
     with _STORES_LOCK:
         _STORES[key] = store
         while len(_STORES) > _MAX_STORES:

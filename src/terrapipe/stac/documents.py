@@ -29,7 +29,7 @@ from terrapipe.io.object_store import get as get_object
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.hrefs import is_http, local_path
-from terrapipe.stac.http_json import DEFAULT_MAX_BYTES, JsonClient
+from terrapipe.stac.http_json import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, JsonClient
 from terrapipe.stac.redact import public_url
 
 __all__ = ["read_document"]
@@ -75,7 +75,8 @@ def read_document(
     if is_object_url(href):
         cap = client.options.max_bytes or DEFAULT_MAX_BYTES
         try:
-            content = get_object(href, storage, max_bytes=cap, deadline=client.options.deadline)
+            deadline = client.options.deadline or DEFAULT_DEADLINE  # the JSON client's deadline rule
+            content = get_object(href, storage, max_bytes=cap, deadline=deadline)
         except ReadError as err:
             raise error(f"cannot {what}: {err}") from None
         return _decode(content, shown, error, what)

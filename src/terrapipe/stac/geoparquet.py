@@ -40,7 +40,7 @@ from terrapipe.io.object_store import is_object_url, join_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
 from terrapipe.stac.hrefs import is_http, join_href, local_path
-from terrapipe.stac.http_json import DEFAULT_MAX_FILE_BYTES, HttpOptions, JsonClient
+from terrapipe.stac.http_json import DEFAULT_DEADLINE, DEFAULT_MAX_FILE_BYTES, HttpOptions, JsonClient
 from terrapipe.stac.query import SearchQuery, item_matches
 from terrapipe.stac.redact import public_url
 
@@ -175,7 +175,8 @@ class GeoParquetBackend:
         options = self.client.options
         cap = options.max_bytes or DEFAULT_MAX_FILE_BYTES
         try:
-            return get_object(self.path, self.storage, max_bytes=cap, deadline=options.deadline)
+            deadline = options.deadline or DEFAULT_DEADLINE  # the JSON client's deadline rule
+            return get_object(self.path, self.storage, max_bytes=cap, deadline=deadline)
         except ReadError as err:
             raise StacSearchError(f"cannot download the stac-geoparquet file: {err}") from None
 

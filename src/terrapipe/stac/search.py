@@ -52,7 +52,7 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.sources import from_items
 from terrapipe.io.object_store import is_object_url
-from terrapipe.io.storage import Storage
+from terrapipe.io.storage import Storage, cloud_of
 from terrapipe.stac.api import ApiBackend, options_from_stac_io
 from terrapipe.stac.backend import SearchBackend
 from terrapipe.stac.geoparquet import GeoParquetBackend
@@ -348,7 +348,8 @@ class SearchSTAC(PagedSearch):
         ``limit``, time-outs, retries, ``on_error``) are left out: changing a
         token does not change the description. Changes a modifier's body makes,
         or items changing in an API or deeper in a static catalog, are not
-        seen (pass ``version=`` to say so).
+        seen (pass ``version=`` to say so). A catalog or file in a bucket also
+        counts by the endpoint of its store (never its credentials).
 
         Returns
         -------
@@ -372,12 +373,17 @@ class SearchSTAC(PagedSearch):
             source = _public_url(backend.path)
         else:
             source = backend.where
-        return {
+        config = {
             "kind": backend.kind,
             "source": source,
             "defaults": {k: v for k, v in self.defaults.items() if k != "limit"},  # limit: the page size
             "modifier": _callable_name(self.modifier),
         }
+        if is_object_url(source):  # the same bucket name on another server is another catalog
+            storage = getattr(backend, "storage", None) or Storage.from_env()
+            endpoint = storage.endpoint_for(cloud_of(source))
+            config["endpoint"] = public_url(endpoint) if endpoint else None
+        return config
 
 
 def search_stac(
