@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -444,8 +445,201 @@ def test_a_band_the_file_does_not_have_is_named(tmp_path: Path) -> None:
     ):
         stack_items([nicfi(str(tmp_path / "three.tif"))], bands=["nir"])
     cube = stack_items([nicfi(str(tmp_path / "three.tif"), raster=True)], bands=["nir"])  # nothing opened yet
-    with pytest.raises(ReadError, match=r"asset 'data' of STAC item"):
+    with pytest.raises(ReadError, match=r"cannot read band 4 of asset 'data' of STAC item .*has 3 band"):
         cube.compute()
+
+
+# --- 1b. metadata that states another type or nodata than the file's ------------------------------------
+
+
+def write_values(
+    path: Path, values: list[float], *, dtype: str, nodata: float | None, count: int = 4
+) -> np.ndarray:
+    """A tiled GeoTIFF on :func:`grid` whose every band repeats ``values`` (16 of them) over 64 x 64 pixels."""
+    pixels = np.tile(np.asarray(values, dtype=dtype).reshape(4, 4), (SIZE // 4, SIZE // 4))
+    profile = {
+        "driver": "GTiff",
+        "height": SIZE,
+        "width": SIZE,
+        "count": count,
+        "dtype": dtype,
+        "crs": "EPSG:32631",
+        "transform": from_origin(600000.0, 5000640.0, 10.0, 10.0),
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 32,
+        "blockysize": 32,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.stack([pixels] * count))
+    return pixels
+
+
+def stated(
+    href: str, dtype: str | None, nodata: Any, ident: str = "stated-1", day: int = 1
+) -> dict[str, Any]:
+    """A PSScene item whose asset states ``dtype``/``nodata`` (``None``: not stated) whatever its file holds."""
+    item = psscene(href, ident=ident)
+    asset = item["assets"]["ortho_analytic_4b"]
+    del asset["data_type"], asset["nodata"]
+    if dtype is not None:
+        asset["data_type"] = dtype
+    if nodata is not None:
+        asset["nodata"] = nodata
+    item["properties"]["datetime"] = f"2024-06-{day:02d}T10:00:00Z"
+    return item
+
+
+VALUES = [3.0, 250.0, 7.0, 1.0] * 4
+
+
+@pytest.mark.parametrize(
+    ("real", "declared", "values"),
+    [
+        ("float32", "uint8", [0.5, 300.7, -3.0, 1.0] * 4),  # fractions truncated, 300 clipped, -3 clipped
+        ("int16", "uint16", [-1.0, -200.0, 5.0, 1.0] * 4),  # negatives would wrap or clip
+        ("uint16", "uint8", [1000.0, 2.0, 3.0, 4.0] * 4),  # 1000 does not fit
+        ("int32", "int16", [70000.0, 2.0, 3.0, 4.0] * 4),
+        ("float64", "float32", [1e300, 2.0, 3.0, 4.0] * 4),
+        ("uint16", "int16", [40000.0, 2.0, 3.0, 4.0] * 4),
+    ],
+)
+def test_a_file_whose_type_the_stated_type_cannot_hold_is_a_named_error(
+    tmp_path: Path, real: str, declared: str, values: list[float]
+) -> None:
+    """The cube is built from the metadata; the read finds the file's own type and refuses a lossy cast."""
+    path = tmp_path / "lies.tif"
+    write_values(path, values, dtype=real, nodata=None)
+    cube = stack_items([stated(str(path), declared, 0)], bands=["red"])
+    assert cube.dtype == np.dtype(declared)  # built without opening the file
+    with pytest.raises(ReadError) as info:
+        cube.compute()
+    text = str(info.value)
+    for part in ("asset 'ortho_analytic_4b'", "STAC item 'stated-1'", "lies.tif", real, declared, "dtype="):
+        assert part in text, (part, text)
+    # dtype= the file's own type reads it exactly
+    exact = stack_items([stated(str(path), declared, 0)], bands=["red"], dtype=real).isel(time=0, band=0)
+    np.testing.assert_array_equal(exact.values, read_band(path, 3))
+
+
+def test_a_later_item_s_file_of_another_type_than_the_first_s_header_is_refused(tmp_path: Path) -> None:
+    """Without a stated type the cube takes the first item's header; a later file of a wider type fails, named."""
+    write_values(tmp_path / "a.tif", VALUES, dtype="uint8", nodata=0)
+    write_values(tmp_path / "b.tif", [-5.0, 2.0, 3.0, 4.0] * 4, dtype="int16", nodata=0)
+    items = [
+        stated(str(tmp_path / "a.tif"), None, None),
+        stated(str(tmp_path / "b.tif"), None, None, "stated-2", 2),
+    ]
+    cube = stack_items(items, bands=["red"])
+    assert cube.dtype == np.uint8
+    with pytest.raises(ReadError, match=r"STAC item 'stated-2'.*b\.tif.*int16 but the cube expects uint8"):
+        cube.compute()
+
+
+@pytest.mark.parametrize(
+    ("real", "declared"), [("uint8", "uint16"), ("int16", "float32"), ("uint16", "int32")]
+)
+def test_a_file_of_a_narrower_type_reads_exactly(tmp_path: Path, real: str, declared: str) -> None:
+    path = tmp_path / "narrow.tif"
+    write_values(path, VALUES, dtype=real, nodata=0)
+    cube = stack_items([stated(str(path), declared, 0)], bands=["red"])
+    assert cube.dtype == np.dtype(declared)
+    np.testing.assert_array_equal(cube.isel(time=0, band=0).values, read_band(path, 3).astype(declared))
+
+
+def test_an_explicit_dtype_casts_on_purpose_with_nodata_mapped(tmp_path: Path) -> None:
+    """dtype= is a cast the user chose: values round and saturate (as GDAL's), nodata and NaN become nodata=."""
+    path = tmp_path / "float.tif"
+    file = write_values(path, [-9999.0, np.nan, 7.6, 300.2] * 4, dtype="float32", nodata=-9999)
+    cube = stack_items([stated(str(path), "float32", -9999)], bands=["red"], dtype="uint8", nodata=255)
+    assert (cube.dtype, cube.attrs["nodata"]) == (np.uint8, 255)
+    pixels = cube.isel(time=0, band=0).values
+    np.testing.assert_array_equal(pixels[0, :4], [255, 255, 8, 255])
+    assert (pixels[(file == -9999) | np.isnan(file)] == 255).all()
+    # a stated nodata the chosen type cannot hold: named before anything is read
+    with pytest.raises(InvalidArgumentError, match=r"\(-9999\) is not a value of the cube's dtype uint8"):
+        stack_items([stated(str(path), "float32", -9999)], bands=["red"], dtype="uint8")
+    with pytest.raises(
+        InvalidArgumentError, match=r"nodata= \(-1\) is not a value of the cube's dtype uint16"
+    ):
+        stack_items([stated(str(path), "float32", -9999)], bands=["red"], dtype="uint16", nodata=-1)
+    # NaN pixels cast to an integer cube without nodata would be zeros that look valid
+    write_values(tmp_path / "nan.tif", [np.nan, 3.0, 4.0, 5.0] * 4, dtype="float32", nodata=None)
+    cube = stack_items([stated(str(tmp_path / "nan.tif"), "float32", None)], bands=["red"], dtype="int16")
+    with pytest.raises(ReadError, match=r"STAC item 'stated-1'.*NaN \(missing\) pixels.*pass nodata="):
+        cube.compute()
+
+
+def test_a_file_nodata_other_than_the_stated_one_never_comes_out_as_valid_data(tmp_path: Path) -> None:
+    """The file's nodata pixels become the stated nodata (as odc-stac's reader does); pixels equal to the
+    stated value are nodata too, as the metadata says. Never are the file's nodata pixels valid values."""
+    path = tmp_path / "nd255.tif"
+    file = write_values(path, [255.0, 0.0, 7.0, 1.0] * 4, dtype="uint8", nodata=255)
+    cube = stack_items([stated(str(path), "uint8", 0)], bands=["red"])
+    pixels = cube.isel(time=0, band=0).values
+    assert cube.attrs["nodata"] == 0
+    assert (pixels[file == 255] == 0).all()
+    np.testing.assert_array_equal(pixels[(file != 255)], file[file != 255])
+    # odc-stac gives the same pixels (a one-band asset it can read)
+    odc = odc_stac.load([pystac.Item.from_dict(one_band(str(path)))], bands=["red"], chunks={})
+    np.testing.assert_array_equal(odc["red"].isel(time=0).values[file == 255], 0)
+
+
+def one_band(href: str) -> dict[str, Any]:
+    """A one-asset, one-band item (``raster:bands`` uint8, nodata 0) that odc-stac reads as we do."""
+    return feature(
+        "one-band",
+        {
+            "red": {
+                "href": href,
+                "type": "image/tiff; application=geotiff",
+                "roles": ["data"],
+                "raster:bands": [{"data_type": "uint8", "nodata": 0}],
+            }
+        },
+        {
+            "proj:epsg": 32631,
+            "proj:shape": [SIZE, SIZE],
+            "proj:transform": [10.0, 0.0, 600000.0, 0.0, -10.0, 5000640.0],
+        },
+        extensions=(
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/projection/v1.0.0/schema.json",
+        ),
+    )
+
+
+@pytest.mark.parametrize(("dtype", "nodata"), [("uint8", 255), ("int16", -9999), ("uint16", 0)])
+def test_a_file_nodata_the_items_do_not_state_is_a_named_error_for_integer_cubes(
+    tmp_path: Path, dtype: str, nodata: int
+) -> None:
+    """Stated type, no stated nodata: the cube has no nodata, and the file's nodata pixels would look valid."""
+    path = tmp_path / "silent.tif"
+    file = write_values(path, [float(nodata), 2.0, 3.0, 4.0] * 4, dtype=dtype, nodata=nodata)
+    cube = stack_items([stated(str(path), dtype, None)], bands=["red"])
+    assert "nodata" not in cube.attrs
+    with pytest.raises(
+        ReadError, match=rf"STAC item 'stated-1'.*marks nodata={nodata} .*pass nodata={nodata}"
+    ):
+        cube.compute()
+    fixed = stack_items([stated(str(path), dtype, None)], bands=["red"], nodata=nodata).isel(time=0, band=0)
+    np.testing.assert_array_equal(fixed.values, file)
+    as_float = stack_items([stated(str(path), dtype, None)], bands=["red"], dtype="float32").isel(
+        time=0, band=0
+    )
+    assert np.isnan(as_float.values[file == nodata]).all()  # a float cube marks them NaN
+
+
+def test_the_naming_driver_pickles_with_its_cast_choice() -> None:
+    import pickle
+
+    from terrapipe.stac.stack import _driver
+
+    for cast in (False, True):
+        driver = pickle.loads(
+            pickle.dumps(_driver({"/x.tif": ("i", "a")}, {("a", 1): ("uint8", 0)}, cast=cast))
+        )
+        assert driver._cast is cast
 
 
 def test_scale_and_offset_per_band_and_where_items_disagree(tmp_path: Path, opens: list[str]) -> None:
@@ -700,7 +894,14 @@ def test_a_signed_url_s_error_names_the_asset_not_the_signature(
             cube.compute()
     assert "TOPSECRETSIGNATURE" not in str(info.value)
     assert "TOPSECRETSIGNATURE" not in repr(info.value.__cause__)
-    assert "realworld-none/quad.tif" in caplog.text  # odc-stac logged the failure, redacted
+    assert "TOPSECRETSIGNATURE" not in caplog.text
+    # The read fails at its header check now, before odc-stac's reader; where odc-stac's reader fails, it
+    # logs "Failed to load <url>": that record is redacted too.
+    caplog.clear()
+    logging.getLogger("odc.loader._rio").error(
+        "Failed to load %s:%d due to rasterio error: '%s'", href, 3, "x"
+    )
+    assert "realworld-none/quad.tif" in caplog.text
     assert "TOPSECRETSIGNATURE" not in caplog.text
 
 

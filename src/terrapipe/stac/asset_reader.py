@@ -11,6 +11,17 @@ it works with dask's distributed scheduler too.
 Reads follow terrapipe's GDAL retry policy (:mod:`terrapipe.io.gdal_env`:
 3 retries) where nothing else configured GDAL (odc-stac's own default, 10
 retries with a doubling delay, waits 8 minutes on a server that is down).
+Each read compares the file with what the cube declared (the cube was
+built from the items' metadata, without opening files): a file whose band
+type the declared type cannot hold (``float32`` stated as ``uint8``,
+``int16`` as ``uint16``), that lacks the band asked for, or that marks
+nodata pixels an integer cube without nodata would show as valid data,
+raises :class:`~terrapipe.core.errors.ReadError` naming the item, the
+asset, the href, the stated and the real values and what to do. An
+explicit ``dtype=`` is an intentional cast: the file is read in its own
+type, its nodata pixels become the cube's nodata and the values are cast
+(rounded, saturating integer casts, as GDAL's).
+
 A failed remote read also makes GDAL forget what it cached about that URL
 (:func:`~terrapipe.io.gdal_cache.forget_remote_file`): GDAL remembers a
 failure, and a second attempt on the same URL would otherwise fail at once
@@ -32,14 +43,17 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
 from terrapipe.stac.hrefs import local_path
 from terrapipe.stac.redact import redact_url
 
-__all__ = ["BandsParser", "asset_read_error", "make_naming_driver"]
+__all__ = ["BandsParser", "asset_read_error", "cast_pixels", "check_band", "make_naming_driver"]
 
 #: ``(asset key, band index from 1) -> (data type, nodata)`` for every band a load reads.
 BandTable = Mapping[tuple[str, int], tuple[str | None, float | int | None]]
@@ -70,6 +84,104 @@ def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseEx
     what = f"asset {found[1]!r} of STAC item {found[0]!r}" if found else "the asset"
     cause, hint = explain(err)
     return ReadError(f"cannot read {what} at {redact_url(uri)!r}: {cause}; {hint}")
+
+
+def check_band(
+    uri: str,
+    names: Mapping[str, tuple[str, str]],
+    band: int,
+    dtypes: list[str],
+    nodatas: list[Any],
+    cfg: Any,
+    *,
+    cast: bool,
+) -> tuple[Any, Any] | None:
+    """Compare band ``band`` of a file (its ``dtypes``/``nodatas``) with the cube's load parameters ``cfg``.
+
+    Returns
+    -------
+    tuple or None
+        ``None`` when odc can read the band as declared; else (an explicit
+        ``dtype=`` the file's type does not fit) the load parameters that
+        read it in the file's own type, and the file's nodata, for
+        :func:`cast_pixels`.
+
+    Raises
+    ------
+    ReadError
+        The file lacks the band; its type does not fit the declared one
+        (without ``dtype=``); or it marks nodata pixels that an integer
+        cube without nodata would show as valid data.
+    """
+    where = _where(uri, names)
+    if not 1 <= band <= len(dtypes):
+        msg = f"cannot read band {band} of {where}: the file has {len(dtypes)} band(s); fix the item's band list"
+        raise ReadError(msg)
+    real = np.dtype(dtypes[band - 1])
+    out = np.dtype(cfg.dtype) if cfg.dtype is not None else real
+    file_nodata = nodatas[band - 1]
+    if file_nodata is not None and cfg.fill_value is None and out.kind in "iub":
+        msg = (
+            f"{where} marks nodata={_shown(file_nodata, real)} in band {band}, but the items state no "
+            "nodata: its nodata pixels would look like valid data in the cube; fix the item's nodata "
+            f"(raster:bands or bands) or pass nodata={_shown(file_nodata, real)}"
+        )
+        raise ReadError(msg)
+    if np.can_cast(real, out, "safe"):
+        return None
+    stated = getattr(getattr(cfg, "meta", None), "data_type", None) or out.name
+    if not cast:
+        msg = (
+            f"{where}: band {band} is {real.name} but the cube expects {stated} (from the items' metadata, "
+            f"or the first item's file): a {out.name} cube cannot hold every {real.name} value; fix the "
+            f"item's data_type, or pass dtype={real.name!r} (or dtype={out.name!r} to cast on purpose)"
+        )
+        raise ReadError(msg)
+    raw_cfg = replace(cfg, dtype=real.name, fill_value=None)
+    return raw_cfg, file_nodata
+
+
+def cast_pixels(raw: np.ndarray, out: np.dtype, file_nodata: Any, fill_value: Any) -> np.ndarray:
+    """Cast pixels read in their file's type to ``out``: nodata (and NaN) pixels become ``fill_value``.
+
+    Integer targets round and saturate (as GDAL's casts); without a
+    ``fill_value`` a float target marks missing pixels NaN (the reader
+    refuses an integer target without nodata where pixels are missing).
+
+    Examples
+    --------
+    >>> cast_pixels(np.array([-9999.0, 300.7, -3.0, np.nan, 7.4], "float32"), np.dtype("uint8"), -9999.0, 255)
+    array([255, 255,   0, 255,   7], dtype=uint8)
+    """
+    missing = np.isnan(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, dtype=bool)
+    if file_nodata is not None and not (isinstance(file_nodata, float) and np.isnan(file_nodata)):
+        missing |= raw == file_nodata
+    values = raw
+    if out.kind in "iu":
+        info = np.iinfo(out)
+        values = np.clip(np.where(missing, 0, raw), info.min, info.max)
+        if raw.dtype.kind == "f":
+            values = np.rint(values)
+    pixels = values.astype(out)
+    if fill_value is not None:
+        pixels[missing] = out.type(fill_value)
+    elif out.kind == "f":
+        pixels[missing] = np.nan
+    return pixels
+
+
+def _where(uri: str, names: Mapping[str, tuple[str, str]]) -> str:
+    """``asset 'red' of STAC item 'S2A_1' at 'http://h/a/B04.tif'`` (the href redacted)."""
+    found = names.get(uri) or names.get(local_path(uri))
+    what = f"asset {found[1]!r} of STAC item {found[0]!r}" if found else "the asset"
+    return f"{what} at {redact_url(uri)!r}"
+
+
+def _shown(value: Any, dtype: np.dtype) -> Any:
+    """Return a header's nodata as the user would write it (``0`` for an integer band, not ``0.0``)."""
+    if isinstance(value, float) and value.is_integer() and dtype.kind in "iu":
+        return int(value)
+    return value
 
 
 class BandsParser:
@@ -107,7 +219,9 @@ class BandsParser:
         return self.inner.driver_data(md, band_key)
 
 
-def make_naming_driver(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any) -> Any:
+def make_naming_driver(
+    names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any, *, cast: bool = False
+) -> Any:
     """Return an odc-loader rasterio driver whose reads raise :class:`ReadError` naming the asset.
 
     Parameters
@@ -117,6 +231,9 @@ def make_naming_driver(names: Mapping[str, tuple[str, str]], md_parser: Any, aux
     md_parser, aux_reader
         odc-stac's STAC metadata parser and auxiliary reader (as odc-stac
         builds them for its default driver).
+    cast
+        Whether the user asked for the output type (``dtype=``): a file type
+        the output cannot hold is then cast, not refused.
 
     Returns
     -------
@@ -124,7 +241,7 @@ def make_naming_driver(names: Mapping[str, tuple[str, str]], md_parser: Any, aux
         The driver (pass it as ``driver=`` to ``odc.stac.load``).
     """
     rio = require("odc.loader._rio", extra="stac", feature="stack_stac")
-    return _driver_class(rio)(dict(names), md_parser=md_parser, aux_reader=aux_reader)
+    return _driver_class(rio)(dict(names), cast, md_parser=md_parser, aux_reader=aux_reader)
 
 
 _CLASSES: dict[str, type] = {}
@@ -139,9 +256,36 @@ def _driver_class(rio: Any) -> type:
     class NamingRioReader(rio.RioReader):  # type: ignore[misc,name-defined]
         """odc's reader; a failure names the item and asset."""
 
-        def __init__(self, src: Any, ctx: Any, names: Mapping[str, tuple[str, str]]) -> None:
+        def __init__(self, src: Any, ctx: Any, names: Mapping[str, tuple[str, str]], cast: bool) -> None:
             super().__init__(src, ctx)
             self._names = names
+            self._cast = cast
+
+        def _checked_read(
+            self, uri: str, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None
+        ) -> Any:
+            """Read after comparing the file's band with the cube's declaration (see the module doc)."""
+            rasterio = require("rasterio", feature="stack_stac")
+            with rasterio.open(uri, "r", sharing=False) as header:
+                dtypes, nodatas = list(header.dtypes), list(header.nodatavals)
+            band = int(self._src.band)
+            check = check_band(uri, self._names, band, dtypes, nodatas, cfg, cast=self._cast)
+            if check is None:
+                return super().read(cfg, dst_geobox, dst=dst, selection=selection)
+            raw_cfg, file_nodata = check
+            roi, raw = super().read(raw_cfg, dst_geobox, selection=selection)
+            out = np.dtype(cfg.dtype)
+            if cfg.fill_value is None and out.kind in "iub" and raw.dtype.kind == "f" and np.isnan(raw).any():
+                msg = (
+                    f"{_where(uri, self._names)}: band {band} has NaN (missing) pixels, which dtype={out.name!r} "
+                    "cannot hold, and the cube has no nodata; pass nodata= a value of that type"
+                )
+                raise ReadError(msg)
+            pixels = cast_pixels(raw, out, file_nodata, cfg.fill_value)
+            if dst is None:
+                return roi, pixels
+            dst[(..., *roi)] = pixels
+            return roi, dst[(..., *roi)]
 
         def read(self, *args: Any, **kwargs: Any) -> Any:
             from terrapipe.io.gdal_log import gdal_messages
@@ -152,7 +296,7 @@ def _driver_class(rio: Any) -> type:
             uri = str(self._src.uri)
             with gdal_messages() as messages:
                 try:
-                    return super().read(*args, **kwargs)
+                    return self._checked_read(uri, *args, **kwargs)
                 except ReadError:
                     raise
                 except Exception as err:
@@ -166,12 +310,13 @@ def _driver_class(rio: Any) -> type:
     class NamingRioDriver(rio.RioDriver):  # type: ignore[misc,name-defined]
         """odc's rasterio driver with :class:`NamingRioReader`."""
 
-        def __init__(self, names: Mapping[str, tuple[str, str]], **kwargs: Any) -> None:
+        def __init__(self, names: Mapping[str, tuple[str, str]], cast: bool, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._names = names
+            self._cast = cast
 
         def open(self, src: Any, ctx: Any) -> Any:
-            return NamingRioReader(src, ctx, self._names)
+            return NamingRioReader(src, ctx, self._names, self._cast)
 
         def capture_env(self) -> dict[str, Any]:
             env: dict[str, Any] = super().capture_env()
@@ -185,7 +330,7 @@ def _driver_class(rio: Any) -> type:
             return env
 
         def __reduce__(self) -> Any:
-            return (_rebuild, (self._names, self._md_parser, self._aux_reader))
+            return (_rebuild, (self._names, self._md_parser, self._aux_reader, self._cast))
 
     _CLASSES["driver"] = NamingRioDriver
     return NamingRioDriver
@@ -212,5 +357,5 @@ def _diagnose(uri: str, err: BaseException) -> BaseException:
         return opened
 
 
-def _rebuild(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any) -> Any:
-    return make_naming_driver(names, md_parser, aux_reader)
+def _rebuild(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any, cast: bool) -> Any:
+    return make_naming_driver(names, md_parser, aux_reader, cast=cast)

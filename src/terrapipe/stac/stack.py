@@ -322,6 +322,13 @@ def stack_items(
         )
         raise InvalidArgumentError(msg)
     out_nodata = nodata if nodata is not None else nodatas[0]
+    if out_nodata is not None and not _fits(out_nodata, out_dtype):
+        where = "nodata=" if nodata is not None else f"the nodata the items state for {names}"
+        msg = (
+            f"{where} ({out_nodata!r}) is not a value of the cube's dtype {out_dtype.name}; "
+            f"pass nodata= a {out_dtype.name} value (or a dtype= that holds {out_nodata!r})"
+        )
+        raise InvalidArgumentError(msg)
 
     tile: tuple[int, int] | None = None
     if chunks is None:
@@ -346,7 +353,7 @@ def stack_items(
         "dtype": str(out_dtype),
         "pool": pool,
         "fail_on_error": True,
-        "driver": _driver(asset_names, band_table),
+        "driver": _driver(asset_names, band_table, cast=dtype is not None),
     }
     if out_nodata is not None:
         kwargs["nodata"] = out_nodata
@@ -402,6 +409,28 @@ def _as_pixel(value: Any, dtype: str) -> Any:
     if isinstance(value, float) and value.is_integer() and np.issubdtype(np.dtype(dtype), np.integer):
         return int(value)
     return value
+
+
+def _fits(value: Any, dtype: np.dtype[Any]) -> bool:
+    """Whether ``value`` is a value of ``dtype`` (NaN and fractions only for floats).
+
+    Examples
+    --------
+    >>> _fits(-9999, np.dtype("uint8")), _fits(255, np.dtype("uint8")), _fits(float("nan"), np.dtype("int16"))
+    (False, True, False)
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    if dtype.kind == "f":
+        return True
+    if dtype.kind == "b":
+        return number in (0.0, 1.0)
+    if dtype.kind not in "iu" or not number.is_integer():
+        return False
+    info = np.iinfo(dtype)
+    return bool(info.min <= number <= info.max)
 
 
 def _nodata_key(value: Any) -> Any:
@@ -501,11 +530,14 @@ def _load_grid(
     return extended, window, offsets
 
 
-def _driver(names: Mapping[str, tuple[str, str]], bands: BandTable) -> Any:
-    """Return odc's rasterio driver with asset-naming errors and the bands described by terrapipe."""
+def _driver(names: Mapping[str, tuple[str, str]], bands: BandTable, *, cast: bool) -> Any:
+    """Return odc's rasterio driver with asset-naming errors and the bands described by terrapipe.
+
+    ``cast``: the user chose the output type (``dtype=``), so a file whose type it cannot hold is cast.
+    """
     mdtools = require("odc.stac._mdtools", extra="stac", feature="stack_stac")
     parser = BandsParser(mdtools.StacMDParser({}), bands)
-    return make_naming_driver(names, md_parser=parser, aux_reader=mdtools.StacAuxReader())
+    return make_naming_driver(names, md_parser=parser, aux_reader=mdtools.StacAuxReader(), cast=cast)
 
 
 @register("stack_stac")
