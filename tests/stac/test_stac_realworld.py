@@ -882,6 +882,22 @@ def test_a_failed_url_fails_the_same_way_twice_and_recovers(
         np.testing.assert_array_equal(cube.isel(time=0, band=0).values, data[2])
 
 
+def test_reads_retry_3_times_not_odc_stac_s_10_where_gdal_is_not_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """odc-stac's default (10 retries doubling from 0.5 s) waits about 8 minutes on a dead server."""
+    from odc.loader._rio import GDAL_CLOUD_DEFAULTS
+
+    from terrapipe.stac.stack import _driver
+
+    for key in ("GDAL_HTTP_MAX_RETRY", "GDAL_HTTP_RETRY_DELAY"):
+        monkeypatch.delenv(key, raising=False)
+    assert GDAL_CLOUD_DEFAULTS["GDAL_HTTP_MAX_RETRY"] == "10"
+    env = _driver({}, {}, cast=False).capture_env()
+    assert (env["GDAL_HTTP_MAX_RETRY"], env["GDAL_HTTP_RETRY_DELAY"]) == ("3", "0.5")
+    assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == GDAL_CLOUD_DEFAULTS["GDAL_DISABLE_READDIR_ON_OPEN"]
+
+
 def test_a_signed_url_s_error_names_the_asset_not_the_signature(
     range_server_session: RangeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
