@@ -104,6 +104,30 @@ def test_an_answer_over_read_zarrs_max_body_is_a_read_error(hostile: HostileServ
     assert open_zarr(url, max_body=1 << 20, variables="t2m").shape == (2, 32, 32)
 
 
+BAD_LIMITS = [
+    {"deadline": 0},
+    {"deadline": -1.0},
+    {"deadline": float("nan")},
+    {"deadline": float("inf")},
+    {"deadline": None},
+    {"deadline": "2"},
+    {"deadline": True},
+    {"max_body": 0},
+    {"max_body": 1.5},
+    {"max_body": float("nan")},
+    {"max_body": None},
+    {"max_body": [1]},
+]
+
+
+@pytest.mark.parametrize("limits", BAD_LIMITS, ids=repr)
+def test_a_bad_deadline_or_cap_is_an_invalid_argument(limits: dict[str, Any]) -> None:
+    with pytest.raises(tp.InvalidArgumentError, match="must be a"):
+        open_zarr("http://127.0.0.1:9/cube.zarr", **limits)
+    with pytest.raises(tp.InvalidArgumentError, match="must be a"):
+        tp.from_items(["a.zarr"]).read_zarr(**limits)
+
+
 def test_the_limits_stay_out_of_the_stages_cache_identity(hostile: HostileServer) -> None:
     from terrapipe.cache.segment import describe_stage
 

@@ -44,6 +44,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
@@ -90,6 +92,23 @@ def _check_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         msg = f"storage_options must be a mapping (fsspec options) or None, got {type(options).__name__}: {options!r}"
         raise InvalidArgumentError(msg)
     return dict(options)
+
+
+def _check_http_limits(deadline: Any, max_body: Any) -> tuple[float, int]:
+    """Return ``(deadline, max_body)`` as numbers, or refuse what is not a positive finite number."""
+
+    def positive(name: str, value: Any) -> float:
+        number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+        if not (math.isfinite(number) and number > 0):
+            msg = f"{name} must be a positive finite number, got {type(value).__name__}: {value!r}"
+            raise InvalidArgumentError(msg)
+        return number
+
+    checked_deadline = positive("deadline (seconds)", deadline)
+    checked_body = positive("max_body (bytes)", max_body)
+    if not checked_body.is_integer():
+        raise InvalidArgumentError(f"max_body (bytes) must be a whole number, got {max_body!r}")
+    return checked_deadline, int(checked_body)
 
 
 def zarr_store_for(
@@ -354,6 +373,7 @@ def open_zarr(
     require("zarr", feature="read_zarr")
     wanted = _check_variables(variables)
     storage_options = _check_storage_options(storage_options)
+    deadline, max_body = _check_http_limits(deadline, max_body)
     store, name = zarr_store_for(source, timeout, retries, deadline=deadline, max_body=max_body)
     if isinstance(source, (str, os.PathLike)) and is_http(as_path_string(source)) and consolidated is None:
         consolidated = True
@@ -442,7 +462,7 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         self.retries = retries
         # Limits of each HTTP request: they bound the wait, never the values, so
         # (like timeout) they stay out of cache keys and pipeline fingerprints.
-        self._http_limits = (float(deadline), int(max_body))
+        self._http_limits = _check_http_limits(deadline, max_body)
 
     def open_one(self, element: Any) -> xr.Dataset | xr.DataArray:
         """Open one store with this stage's options."""
