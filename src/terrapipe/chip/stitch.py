@@ -42,6 +42,7 @@ import xarray as xr
 from affine import Affine
 
 from terrapipe.chip.build import grid_transform
+from terrapipe.core.checks import check_number, check_numeric_dtype
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 
 __all__ = ["stitch"]
@@ -278,8 +279,12 @@ def stitch(
         When a prediction is in another CRS or resolution, or not aligned
         with the template's pixels.
     """
-    if overlap not in ("mean", "center"):
+    if not isinstance(overlap, str) or overlap not in ("mean", "center"):
         raise InvalidArgumentError(f"overlap must be 'mean' or 'center', got {overlap!r}")
+    if dtype is not None:
+        dtype = check_numeric_dtype(dtype, "stitch dtype")
+    if fill_value is not None:
+        check_number(fill_value, "stitch fill_value", finite=False)
     grid = _Grid(template)
     height, width = grid.shape
     acc: np.ndarray | None = None

@@ -22,6 +22,8 @@ import math
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "check_name",
     "check_names",
     "check_number",
+    "check_numeric_dtype",
 ]
 
 
@@ -75,6 +78,25 @@ def check_number(
     if maximum is not None and number > maximum:
         raise InvalidArgumentError(f"{what} must be <= {maximum}, got {value!r}")
     return number
+
+
+def check_numeric_dtype(value: Any, what: str) -> np.dtype[Any]:
+    """Return ``value`` as a numpy dtype if it names a bool, int or float dtype; else raise.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``what`` and the value.
+    """
+    try:
+        dtype: np.dtype[Any] = np.dtype(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(
+            f"{what} must be a numpy dtype ('float32', np.uint8), got {value!r}"
+        ) from err
+    if isinstance(value, bool | int | float) or dtype.kind not in "biuf":
+        raise InvalidArgumentError(f"{what} must be a bool, int or float dtype, got {value!r}")
+    return dtype
 
 
 def check_mapping(value: Any, what: str) -> Mapping[Any, Any]:

@@ -207,6 +207,8 @@ def chip_vectors(ds: xr.Dataset | xr.DataArray, name: str | None = None) -> Any:
         raise InvalidArgumentError(
             f"chip_vectors takes a chip (an xarray Dataset or DataArray), got {type(ds).__name__}"
         )
+    if name is not None and not isinstance(name, str):
+        raise InvalidArgumentError(f"chip_vectors name must be a layer name (a str) or None, got {name!r}")
     layers: Mapping[str, Any] = ds.attrs.get(VECTORS_ATTR) or {}
     if name is None:
         if len(layers) != 1:

@@ -128,6 +128,12 @@ def check_same_grid(*chips: Any, tolerance: float = 1e-3, names: Sequence[str] |
     ...
     terrapipe.core.errors.GridMismatchError: dem is not on the grid of s2: crs differs (EPSG:32631 vs EPSG:32632); s2: EPSG:32631 shape (4, 4) transform (10, 0, 0, 0, -10, 100), dem: EPSG:32632 shape (4, 4) transform (10, 0, 0, 0, -10, 100); bring them onto one grid first (align_to, or chip both on the same grid)
     """
+    if names is not None and (
+        isinstance(names, str)
+        or not isinstance(names, list | tuple)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise InvalidArgumentError(f"check_same_grid names must be a list of str or None, got {names!r}")
     labels = list(names) if names is not None else [f"chip {i}" for i in range(len(chips))]
     grids = [_grid(c) for c in chips]
     for label, grid in zip(labels[1:], grids[1:], strict=False):

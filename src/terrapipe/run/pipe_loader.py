@@ -117,6 +117,9 @@ T = TypeVar("T")
 
 _MERGE_KEYS = frozenset(ShardMerge.KEYS)
 
+#: Most workers a loader starts (each is a thread or a process with its own copy of the pipe).
+MAX_WORKERS = 1024
+
 
 def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False) -> Any:
     if value is None and allow_none:
@@ -173,6 +176,11 @@ class PipeLoader(Generic[T]):
             raise InvalidArgumentError(msg)
         self.batch_size: int | None = _check_int("batch_size", batch_size, minimum=1, allow_none=True)
         self.workers: int = _check_int("workers", workers, minimum=0)
+        if self.workers > MAX_WORKERS:
+            msg = (
+                f"loader workers must be at most {MAX_WORKERS} (one thread or process each), got {workers!r}"
+            )
+            raise InvalidArgumentError(msg)
         self.prefetch: int = _check_int("prefetch", prefetch, minimum=0)
         self.buffer: int = _check_int("buffer", buffer, minimum=1)
         if method not in ("thread", "process"):

@@ -185,6 +185,8 @@ def profile(
         raise InvalidArgumentError(f"profile n must be a positive int, got {n!r}")
     if not isinstance(pipe, IterDataPipe):
         raise InvalidArgumentError(f"profile needs a pipe (an IterDataPipe), got {type(pipe).__name__}")
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise InvalidArgumentError(f"profile file must be a text file (with .write) or None, got {file!r}")
     root = copy_pipe(pipe)
     nodes = iter_graph(root)
     for node in nodes:

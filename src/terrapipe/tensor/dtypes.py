@@ -108,6 +108,10 @@ def to_torch(array: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     if hasattr(array, "data_vars") or isinstance(array, Mapping):
         msg = f"as_tensor takes one array, got a {type(array).__name__}; pick a variable (ds['name']) first"
         raise InvalidArgumentError(msg)
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise InvalidArgumentError(
+            f"as_tensor dtype must be a torch dtype (torch.float32) or None, got {dtype!r}"
+        )
     try:
         values = np.asarray(array)
     except ValueError as err:  # ragged nested lists
