@@ -18,11 +18,12 @@ with where they are raised (an XPASS means one was fixed: remove its entry).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import geopandas as gpd
@@ -143,10 +144,34 @@ def _required(cls: type) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _memory_cap(extra: int = 4 * 2**30) -> Iterator[None]:
+    """Cap this process's address space at its current size plus ``extra`` (Linux), for "huge" inputs.
+
+    A stage that allocates by a hostile size then fails with ``MemoryError`` (a bare error the
+    test reports) instead of the machine killing the test run for memory.
+    """
+    try:
+        import resource
+
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, StopIteration):
+        yield
+        return
+    cap = size + extra if hard == resource.RLIM_INFINITY else min(size + extra, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def _bare(call: Callable[[], Any]) -> BaseException | None:
     """Run ``call``; return the exception if it is not a TerrapipeError."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _memory_cap():
             warnings.simplefilter("ignore")
             result = call()
             if isinstance(result, IterDataPipe):
