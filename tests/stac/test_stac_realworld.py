@@ -550,12 +550,18 @@ def test_a_file_of_a_narrower_type_reads_exactly(tmp_path: Path, real: str, decl
 def test_an_explicit_dtype_casts_on_purpose_with_nodata_mapped(tmp_path: Path) -> None:
     """dtype= is a cast the user chose: values round and saturate (as GDAL's), nodata and NaN become nodata=."""
     path = tmp_path / "float.tif"
-    file = write_values(path, [-9999.0, np.nan, 7.6, 300.2] * 4, dtype="float32", nodata=-9999)
+    file = write_values(
+        path, [-9999.0, np.nan, 2.5, 300.2, 7.6, 0.5, -3.0, 1.0] * 2, dtype="float32", nodata=-9999
+    )
     cube = stack_items([stated(str(path), "float32", -9999)], bands=["red"], dtype="uint8", nodata=255)
     assert (cube.dtype, cube.attrs["nodata"]) == (np.uint8, 255)
     pixels = cube.isel(time=0, band=0).values
-    np.testing.assert_array_equal(pixels[0, :4], [255, 255, 8, 255])
-    assert (pixels[(file == -9999) | np.isnan(file)] == 255).all()
+    np.testing.assert_array_equal(pixels[:2, :4], [[255, 255, 3, 255], [8, 1, 0, 1]])
+    missing = (file == -9999) | np.isnan(file)
+    assert (pixels[missing] == 255).all()
+    with rasterio.open(path) as src:  # valid pixels: as GDAL casts them (halves away from zero, saturating)
+        gdal = src.read(3, out=np.empty(file.shape, "uint8"))
+    np.testing.assert_array_equal(pixels[~missing], gdal[~missing])
     # a stated nodata the chosen type cannot hold: named before anything is read
     with pytest.raises(InvalidArgumentError, match=r"\(-9999\) is not a value of the cube's dtype uint8"):
         stack_items([stated(str(path), "float32", -9999)], bands=["red"], dtype="uint8")

@@ -150,8 +150,10 @@ def cast_pixels(raw: np.ndarray, out: np.dtype, file_nodata: Any, fill_value: An
 
     Examples
     --------
-    >>> cast_pixels(np.array([-9999.0, 300.7, -3.0, np.nan, 7.4], "float32"), np.dtype("uint8"), -9999.0, 255)
-    array([255, 255,   0, 255,   7], dtype=uint8)
+    >>> cast_pixels(np.array([-9999.0, 300.7, -3.0, np.nan, 7.4, 2.5], "float32"), np.dtype("uint8"), -9999.0, 255)
+    array([255, 255,   0, 255,   7,   3], dtype=uint8)
+    >>> cast_pixels(np.array([-2.5, 0.5, 40000.0], "float64"), np.dtype("int16"), None, None)
+    array([   -3,     1, 32767], dtype=int16)
     """
     missing = np.isnan(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, dtype=bool)
     if file_nodata is not None and not (isinstance(file_nodata, float) and np.isnan(file_nodata)):
@@ -160,8 +162,8 @@ def cast_pixels(raw: np.ndarray, out: np.dtype, file_nodata: Any, fill_value: An
     if out.kind in "iu":
         info = np.iinfo(out)
         values = np.clip(np.where(missing, 0, raw), info.min, info.max)
-        if raw.dtype.kind == "f":
-            values = np.rint(values)
+        if raw.dtype.kind == "f":  # halves away from zero, as GDAL rounds (np.rint rounds them to even)
+            values = np.sign(values) * np.floor(np.abs(values) + 0.5)
     pixels = values.astype(out)
     if fill_value is not None:
         pixels[missing] = out.type(fill_value)

@@ -22,6 +22,10 @@ read lazily with dask). What terrapipe adds on top:
   ``nodata``, ``raster:bands`` or the item, else from the COG header (odc-stac
   alone would load such assets as ``float32`` without nodata). When the
   metadata (or ``dtype=``) states them, building the cube opens no file;
+  each read then checks the file against them (a type the stated one cannot
+  hold, nodata pixels an integer cube without nodata would show as valid:
+  :class:`~terrapipe.core.errors.ReadError`; see
+  :mod:`terrapipe.stac.asset_reader`);
 - **scale and offset kept as metadata** (pixels stay raw): the ``scale`` and
   ``offset`` coordinates along ``band`` and ``attrs["scales"]``/
   ``attrs["offsets"]`` (as rasterio's ``DatasetReader.scales``), when an
