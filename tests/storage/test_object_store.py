@@ -164,3 +164,53 @@ def test_cog_with_wrong_s3_secret_fails_in_gdal(s3_bucket: Bucket, cog: tuple[Pa
         rasterio.open("/vsis3/private/cogs/other.tif"),
     ):
         pass
+
+
+def test_missing_bucket_is_named(s3_bucket: Bucket) -> None:
+    with pytest.raises(ReadError, match=r"no such object \(HTTP 404, NoSuchBucket\)"):
+        object_store.get("s3://no-such-bucket/a.json", s3_bucket.storage)
+
+
+def test_expired_presigned_url_is_access_denied(s3_bucket: Bucket) -> None:
+    import time
+
+    store = s3_bucket.storage.store_for("s3://private/")
+    url = obs.sign(store, "GET", "stac/catalog.json", dt.timedelta(seconds=1))
+    time.sleep(2.1)
+    with pytest.raises(ReadError, match="access denied") as info:
+        object_store.get(url)
+    assert "X-Amz" not in str(info.value)
+
+
+def test_abfs_url_names_its_account(azure_bucket: Bucket, stac_folder: Path) -> None:
+    storage = Storage(
+        azure_endpoint=azure_bucket.server.endpoint, account_key=azure_bucket.storage.account_key
+    )
+    url = f"abfs://data@{AZURITE_ACCOUNT}.dfs.core.windows.net/stac/catalog.json"
+    assert object_store.get(url, storage) == (stac_folder / "catalog.json").read_bytes()
+
+
+def _child_read(url: str, storage: Storage, queue) -> None:  # type: ignore[no-untyped-def]
+    try:
+        queue.put(len(object_store.get(url, storage)))
+    except BaseException as err:  # report, never hang the parent
+        queue.put(f"{type(err).__name__}: {err}")
+
+
+def test_forked_worker_gets_a_named_error_not_a_hang(s3_bucket: Bucket) -> None:
+    """obstore is not fork-safe: a child forked after the parent used it must fail fast, by name."""
+    import multiprocessing
+
+    url = "s3://private/stac/catalog.json"
+    object_store.get(url, s3_bucket.storage)  # the parent has now used obstore
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_read, args=(url, s3_bucket.storage, queue))
+    child.start()
+    child.join(20)
+    if child.exitcode is None:  # pragma: no cover - the bug this guards against
+        child.kill()
+        pytest.fail("the forked child hung on its read")
+    message = queue.get(timeout=5)
+    assert message.startswith("WorkerError:"), message
+    assert "multiprocessing_context='forkserver'" in message

@@ -13,6 +13,12 @@ configuring :class:`~terrapipe.io.storage.Storage`. The library's own
 exception is not chained: its text holds the full request URL (a
 presigned signature, a SAS token).
 
+obstore is not fork-safe (its tokio runtime's threads are not copied into a
+forked child, so a read there hangs): in a process forked after this process
+used the byte layer, every call raises a
+:class:`~terrapipe.core.errors.WorkerError` saying to start workers with
+``multiprocessing_context="forkserver"`` or ``"spawn"``.
+
 A ranged read is checked: it returns exactly the bytes asked for, or a
 ``ReadError`` (a server that answers a range with the whole object, or
 with fewer bytes, is an error, never silently wrong data).
@@ -71,7 +77,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError, WorkerError
 from terrapipe.core.optional import require
 from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of, split_url
@@ -97,8 +103,27 @@ _T = TypeVar("_T")
 _STORES: collections.OrderedDict[tuple[Storage, str, int], Any] = collections.OrderedDict()
 _STORES_LOCK = threading.Lock()
 _MAX_STORES = 64
+# The process that first used obstore here: its runtime's threads exist only there (see _obstore).
+_USED_IN_PID: int | None = None
 _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([A-Za-z]{1,64})</Code>")
+# Error codes (S3, Azure, GCS XML) that mean the credentials or the signature were refused, whatever
+# the status a server sends with them (an expired presigned URL: 403 on AWS, 400 on some servers).
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+        "AuthorizationPermissionMismatch",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "NoAuthenticationInformation",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -249,7 +274,11 @@ def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadErr
             "raise Storage(deadline=...) or check the server"
         )
     status_code = int(status.group(1)) if status else None
-    denied = name in ("PermissionDeniedError", "UnauthenticatedError") or status_code in (401, 403)
+    denied = (
+        name in ("PermissionDeniedError", "UnauthenticatedError")
+        or status_code in (401, 403)
+        or (code is not None and code.group(1) in _DENIED_CODES)
+    )
     if storage.anonymous and status_code == 400 and cloud == "s3":
         denied = True  # some S3 servers answer an unsigned request to a private bucket with 400
     if denied:
@@ -276,7 +305,21 @@ def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadErr
 
 
 def _obstore() -> Any:
-    return require("obstore", extra="cloud", feature="object storage")
+    """Return the obstore module, refusing to run in a process forked after it was used (it would hang)."""
+    global _USED_IN_PID
+    module = require("obstore", extra="cloud", feature="object storage")
+    pid = os.getpid()
+    with _STORES_LOCK:
+        if _USED_IN_PID is None:
+            _USED_IN_PID = pid
+        elif pid != _USED_IN_PID:
+            raise WorkerError(
+                f"cannot read from object storage in process {pid}: it was forked from process {_USED_IN_PID} "
+                "after that process had used the object store, and obstore's I/O threads do not survive a fork "
+                "(the read would hang); start loader workers with multiprocessing_context='forkserver' or "
+                "'spawn', or read no bucket in the main process before the workers start"
+            )
+    return module
 
 
 def get(
