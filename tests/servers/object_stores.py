@@ -48,10 +48,12 @@ from typing import Any
 from tests.servers.process import stop_process
 
 __all__ = [
+    "ALLOW_SKIP_ENV",
     "AZURITE_ACCOUNT",
     "AZURITE_KEY",
     "ConformingProxy",
     "Server",
+    "ServerMissingError",
     "azure_account_sas",
     "create_container",
     "gcs_upload",
@@ -60,6 +62,7 @@ __all__ = [
     "start_s3_server",
 ]
 
+ALLOW_SKIP_ENV = "TERRAPIPE_ALLOW_SKIP_SERVERS"
 AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 S3_KEY_ID = "terrapipe-test-key"
@@ -188,10 +191,14 @@ class Server:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+class ServerMissingError(RuntimeError):
+    """A server's program is not installed (the message says how to install it)."""
+
+
 def _binary(name: str, hint: str) -> str:
     found = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
     if not found:
-        raise RuntimeError(f"{name} is not installed; {hint}")
+        raise ServerMissingError(f"{name} is not installed; {hint}")
     return found
 
 
