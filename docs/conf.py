@@ -41,6 +41,7 @@ napoleon_google_docstring = False
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 myst_enable_extensions = ["colon_fence"]
+myst_heading_anchors = 3  # "page.md#a-heading" links (conformance.md links into reliability.md)
 nb_execution_mode = "cache"
 nb_execution_timeout = 300
 nb_execution_raise_on_error = True
