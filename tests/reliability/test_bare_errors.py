@@ -11,9 +11,9 @@ the signature is not tested (such calls are skipped).
 
 New stages are covered automatically: the registry and ``__all__`` are
 enumerated, and a stage with a required argument this file does not know
-fails :func:`test_every_stage_has_plausible_arguments`. Cases that still
-escape bare in modules other owners are fixing are marked ``xfail``
-with where they are raised (an XPASS means one was fixed: remove its entry).
+fails :func:`test_every_stage_has_plausible_arguments`. A case that still
+escapes bare would be listed in ``KNOWN`` as a strict ``xfail`` with where it
+is raised (a fix then fails the run until its entry is removed); none is.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import contextlib
 import inspect
 import itertools
 import math
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -188,73 +189,14 @@ def _explain(err: BaseException) -> str:
     return f"bare {type(err).__module__}.{type(err).__name__}: {str(err)[:300]}"
 
 
-#: (stage or function, case) that still escape bare, in files other engineers own (stac/, io/,
-#: cache/, recipes/, fuse/vector_index.py): where the bare exception is raised. Remove an entry
-#: when it is fixed (it then shows as XPASS).
-KNOWN: dict[tuple[str, str], str] = {
-    ("argument:read_zarr", "deadline=none"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "deadline=text"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "deadline=empty-list"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "deadline=empty-dict"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "max_body=none"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "max_body=text"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "max_body=nan"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "max_body=empty-list"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("argument:read_zarr", "max_body=empty-dict"): "io/zarr_reader.py (new option): TypeError/ValueError",
-    ("option:as_tensor", "dtype=text"): "gpu/dlpack.py as_tensor: RuntimeError/TypeError from torch",
-    ("option:as_tensor", "dtype=negative"): "gpu/dlpack.py as_tensor: RuntimeError/TypeError from torch",
-    ("option:as_tensor", "dtype=zero"): "gpu/dlpack.py as_tensor: RuntimeError/TypeError from torch",
-    ("option:as_tensor", "dtype=huge"): "gpu/dlpack.py as_tensor: RuntimeError/TypeError from torch",
-    ("option:as_tensor", "dtype=empty-list"): "gpu/dlpack.py as_tensor: RuntimeError/TypeError from torch",
-    ("option:as_tensor", "dtype=empty-dict"): "gpu/dlpack.py as_tensor: RuntimeError/TypeError from torch",
-    ("argument:clip_vector", "columns=negative"): "fuse/vector_index.py:91: TypeError",
-    ("argument:clip_vector", "columns=zero"): "fuse/vector_index.py:91: TypeError",
-    ("argument:clip_vector", "columns=huge"): "fuse/vector_index.py:91: TypeError",
-    ("argument:clip_vector", "columns=nan"): "fuse/vector_index.py:91: TypeError",
-    ("argument:clip_vector", "columns=bool"): "fuse/vector_index.py:91: TypeError",
-    ("argument:read_raster", "bands=nan"): "io/raster.py:85: TypeError",
-    ("argument:read_raster", "open_options=text"): "io/raster.py:477: ValueError",
-    ("argument:read_raster", "open_options=negative"): "io/raster.py:477: TypeError",
-    ("argument:read_raster", "open_options=huge"): "io/raster.py:477: TypeError",
-    ("argument:read_raster", "open_options=nan"): "io/raster.py:477: TypeError",
-    ("argument:read_raster", "open_options=bool"): "io/raster.py:477: TypeError",
-    ("argument:read_vector", "columns=negative"): "io/vector.py:122: TypeError",
-    ("argument:read_vector", "columns=zero"): "io/vector.py:122: TypeError",
-    ("argument:read_vector", "columns=huge"): "io/vector.py:122: TypeError",
-    ("argument:read_vector", "columns=nan"): "io/vector.py:122: TypeError",
-    ("argument:read_vector", "columns=bool"): "io/vector.py:122: TypeError",
-    ("argument:read_zarr", "variables=negative"): "io/zarr_reader.py:64: TypeError",
-    ("argument:read_zarr", "variables=zero"): "io/zarr_reader.py:64: TypeError",
-    ("argument:read_zarr", "variables=huge"): "io/zarr_reader.py:64: TypeError",
-    ("argument:read_zarr", "variables=nan"): "io/zarr_reader.py:64: TypeError",
-    ("argument:read_zarr", "variables=bool"): "io/zarr_reader.py:64: TypeError",
-    ("argument:read_zarr", "storage_options=text"): "io/zarr_reader.py:386: ValueError",
-    ("argument:read_zarr", "storage_options=negative"): "io/zarr_reader.py:386: TypeError",
-    ("argument:read_zarr", "storage_options=huge"): "io/zarr_reader.py:386: TypeError",
-    ("argument:read_zarr", "storage_options=nan"): "io/zarr_reader.py:386: TypeError",
-    ("argument:read_zarr", "storage_options=bool"): "io/zarr_reader.py:386: TypeError",
-    ("function:cache_point", "none"): "cache/point.py:79: TypeError",
-    ("function:cache_point", "int"): "cache/point.py:79: TypeError",
-    ("function:cache_point", "nan"): "cache/point.py:79: TypeError",
-    ("function:cache_point", "object"): "cache/point.py:79: TypeError",
-    ("function:mosaic_array", "none"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "int"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "nan"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "text"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "missing-path"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "bytes"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "empty-dict"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "empty-list"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "empty-array"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "plain-array"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "vectors-no-crs"): "stac/mosaic.py:85: AttributeError",
-    ("function:mosaic_array", "object"): "stac/mosaic.py:85: AttributeError",
-}
+#: (stage or function, case) that still escape bare: where the bare exception is raised. Each is a
+#: strict xfail, so that a fix shows as a failure until its entry is removed. Empty: none is known.
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _param(kind: str, name: str, case: str) -> Any:
     reason = KNOWN.get((f"{kind}:{name}", case))
-    marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
     return pytest.param(name, case, id=f"{kind}:{name}:{case}", marks=marks)
 
 
@@ -541,3 +483,196 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
 def test_scenario(name: str) -> None:
     err = _bare(SCENARIOS[name])
     assert err is None, _explain(err)
+
+
+# --- Option checks of the stages whose cases were listed in KNOWN: each bad value is an
+# InvalidArgumentError naming the option and the value, raised when the stage is built (or before
+# the file is opened), not a bare TypeError/ValueError/RuntimeError at the first element.
+
+#: (stage, option, bad value, text the message must hold).
+BAD_OPTIONS: list[tuple[str, str, Any, str]] = [
+    ("read_raster", "bands", math.nan, "bands"),
+    ("read_raster", "bands", 1.0, "bands"),
+    ("read_raster", "bands", b"\x01\x02", "bands"),  # list(bytes) would be bands 1 and 2
+    ("read_raster", "bands", {"red": 1}, "bands"),
+    ("read_raster", "bands", np.array([[1]]), "bands"),
+    ("read_raster", "open_options", "x", "open_options"),
+    ("read_raster", "open_options", 5, "open_options"),
+    ("read_raster", "open_options", ["NUM_THREADS"], "open_options"),
+    ("read_raster", "open_options", {1: "x"}, "open_options keys"),
+    ("read_raster", "open_options", {"NUM_THREADS": [2]}, "open_options['NUM_THREADS']"),
+    ("read_raster", "open_options", {"sharing": True}, "'sharing'"),
+    ("read_raster", "open_options", {"overview_level": 0}, "'overview_level'"),
+    ("read_raster", "chunks", "x", "chunks"),
+    ("read_raster", "chunks", 0, "chunks"),
+    ("read_raster", "chunks", math.nan, "chunks"),
+    ("read_raster", "chunks", {"x": "big"}, "chunks"),
+    ("read_raster", "chunks", [], "chunks"),
+    ("read_raster", "masked", "false", "masked"),
+    ("read_raster", "cache", 1, "cache"),
+    ("read_raster", "verify", None, "verify"),
+    ("read_raster", "lock", "x", "lock"),
+    ("read_vector", "columns", 5, "columns"),
+    ("read_vector", "columns", "kind", "['kind']"),
+    ("read_vector", "columns", [1], "columns"),
+    ("read_vector", "columns", ["kind", None], "columns"),
+    ("read_vector", "columns", {"kind": 1}, "columns"),
+    ("read_vector", "where", 5, "where"),
+    ("read_vector", "where", " ", "where"),
+    ("read_vector", "layer", -1, "layer"),
+    ("read_vector", "layer", 1.5, "layer"),
+    ("read_vector", "layer", True, "layer"),
+    ("read_vector", "layer", "", "layer"),
+    ("read_vector", "http_options", {"timeout": 1}, "http_options"),
+    ("clip_vector", "columns", 5, "clip_vector columns"),
+    ("clip_vector", "columns", "class", "['class']"),
+    ("clip_vector", "columns", [1], "clip_vector columns"),
+    ("clip_vector", "columns", math.nan, "clip_vector columns"),
+    ("mosaic", "dim", 5, "mosaic dim"),
+    ("mosaic", "dim", ["time"], "mosaic dim"),
+    ("to_tensor", "dtype", "float32", "dtype"),
+    ("to_tensor", "mask_dtype", np.int64, "mask_dtype"),
+]
+
+
+def _build(stage: str, option: str, value: Any) -> Any:
+    source = tp.from_items(["/nonexistent/terrapipe/x.tif"])
+    args = (_vectors(),) if stage == "clip_vector" else ()
+    return getattr(source, stage)(*args, **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("stage", "option", "value", "text"),
+    BAD_OPTIONS,
+    ids=[f"{s}:{o}={v!r}"[:60] for s, o, v, _ in BAD_OPTIONS],
+)
+def test_bad_option_is_named_when_the_stage_is_built(stage: str, option: str, value: Any, text: str) -> None:
+    from terrapipe.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=re.escape(text)) as info:
+        _build(stage, option, value)
+    assert repr(value)[:20] in str(info.value) or type(value).__name__ in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("stage", "option", "value", "text"),
+    [c for c in BAD_OPTIONS if c[0] in ("read_raster", "read_vector")],
+    ids=[f"{s}:{o}={v!r}"[:60] for s, o, v, _ in BAD_OPTIONS if s in ("read_raster", "read_vector")],
+)
+def test_bad_option_of_open_function_before_the_file_is_read(
+    stage: str, option: str, value: Any, text: str
+) -> None:
+    """``open_raster`` / ``open_vector`` check their options before opening: not a ReadError for a missing file."""
+    from terrapipe.core.errors import InvalidArgumentError
+    from terrapipe.io import open_raster, open_vector
+
+    fn = open_raster if stage == "read_raster" else open_vector
+    with pytest.raises(InvalidArgumentError, match=re.escape(text)):
+        fn("/nonexistent/terrapipe/x.tif", **{option: value})
+
+
+def test_good_raster_options_still_read(tmp_path: Any) -> None:
+    import threading
+
+    from tests.reliability.data import write_cog
+
+    path = tmp_path / "two-bands.tif"
+    values = write_cog(path, size=32, block=16, count=2)
+    cases: list[tuple[dict[str, Any], np.ndarray]] = [
+        ({"bands": np.array([2, 1])}, values[[1, 0]]),
+        ({"bands": range(1, 3)}, values),
+        ({"bands": np.int64(2)}, values[1:2]),
+        ({"bands": (2,)}, values[1:2]),
+        ({"open_options": {"NUM_THREADS": "1"}}, values),
+        ({"chunks": {"x": -1, "y": 16}}, values),
+        ({"chunks": 16}, values),
+        ({"chunks": True}, values),
+        ({"masked": np.bool_(False), "cache": np.bool_(True), "verify": False}, values),
+        ({"lock": threading.Lock()}, values),
+        ({"lock": True}, values),
+    ]
+    for kwargs, expected in cases:
+        (da,) = list(tp.from_items([str(path)]).read_raster(**kwargs))
+        np.testing.assert_array_equal(da.values, expected, err_msg=str(kwargs))
+
+
+def test_clip_vector_columns_checked_before_reading_and_geometry_kept_once() -> None:
+    from terrapipe.core.errors import InvalidArgumentError
+
+    # a missing file is not read when columns are wrong: the columns error comes first
+    with pytest.raises(InvalidArgumentError, match="clip_vector columns"):
+        tp.from_items([]).clip_vector("/nonexistent/terrapipe/layer.fgb", columns=5)
+    stage = tp.from_items([_grid(16, 16)]).clip_vector(_vectors(), columns=["class", "geometry", "class"])
+    (out,) = list(stage)
+    frame = out.attrs["vectors"]["features"]
+    assert list(frame.columns) == ["class", "geometry"]
+    assert sorted(frame["class"]) == [1, 2]
+
+
+@pytest.mark.parametrize("cube", [None, 42, "cube", np.zeros((2, 2)), xr.Dataset(), _vectors()])
+def test_mosaic_array_takes_a_dataarray(cube: Any) -> None:
+    from terrapipe.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=f"got {type(cube).__name__}"):
+        tp.mosaic_array(cube)
+
+
+def test_mosaic_array_of_a_dataset_says_how_to_make_a_cube() -> None:
+    from terrapipe.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=r"ds\['name'\]"):
+        tp.mosaic_array(_time_cube().to_dataset())
+    with pytest.raises(InvalidArgumentError, match="mosaic dim"):
+        tp.mosaic_array(_time_cube(), dim=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["first", "last", "max", "min", "median", "mean"])
+@pytest.mark.parametrize(
+    ("values", "text"),
+    [
+        (np.array([["a", "b"], ["c", "d"]]), "dtype <U1"),
+        (np.array([[1, 2], [3, 4]], dtype="datetime64[ns]"), "dtype datetime64"),
+        (np.array([[object(), 1], [2, 3]], dtype=object), "dtype object"),
+        (np.array([[1 + 1j, 2], [3, 4]]), "dtype complex128"),  # mean/median used to drop the imaginary part
+        (np.zeros((0, 2)), "no time step"),
+    ],
+    ids=["str", "datetime", "object", "complex", "no-step"],
+)
+def test_mosaic_array_refuses_cubes_it_has_no_rule_for(values: np.ndarray, text: str, method: str) -> None:
+    from terrapipe.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=text):
+        tp.mosaic_array(xr.DataArray(values, dims=("time", "x")), method=method)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["first", "last", "max", "min", "median", "mean"])
+def test_mosaic_array_of_bools_still_works(method: str) -> None:
+    cube = xr.DataArray(np.array([[False, True], [True, True]]), dims=("time", "x"))
+    assert tp.mosaic_array(cube, method=method).dtype == bool  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", ["x", "float32", np.float32, np.dtype("int64"), 0, -1, [], {}, float])
+@pytest.mark.parametrize(
+    "array",
+    [
+        lambda: np.zeros(2, "float32"),  # DLPack path
+        lambda: np.zeros(2, ">f4"),  # to_torch path (non-native byte order)
+        lambda: [1.0, 2.0],  # to_torch path (a list)
+        lambda: __import__("torch").zeros(2),  # a tensor
+        lambda: xr.DataArray(np.zeros(2, "float32"), dims=("x",)),
+    ],
+    ids=["numpy", "big-endian", "list", "tensor", "dataarray"],
+)
+def test_as_tensor_dtype_must_be_a_torch_dtype(array: Callable[[], Any], dtype: Any) -> None:
+    from terrapipe.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="as_tensor dtype must be a torch dtype"):
+        tp.as_tensor(array(), dtype=dtype)
+
+
+def test_as_tensor_torch_dtype_still_converts() -> None:
+    import torch
+
+    assert tp.as_tensor(np.zeros(2, "float32"), dtype=torch.float64).dtype == torch.float64
+    assert tp.as_tensor([1, 2], dtype=torch.int16).dtype == torch.int16
+    assert tp.as_tensor(np.zeros(2, "float32"), dtype=None).dtype == torch.float32

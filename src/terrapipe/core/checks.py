@@ -27,6 +27,8 @@ import numpy as np
 from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = [
+    "check_bool",
+    "check_column_names",
     "check_int",
     "check_iterable",
     "check_mapping",
@@ -34,6 +36,7 @@ __all__ = [
     "check_names",
     "check_number",
     "check_numeric_dtype",
+    "check_scalar_options",
 ]
 
 
@@ -155,3 +158,99 @@ def check_iterable(value: Any, what: str) -> Iterable[Any]:
             f"{what} must be an iterable (a list, a range...), got {type(value).__name__}"
         )
     return value
+
+
+def check_bool(value: Any, what: str) -> bool:
+    """Return ``value`` as a bool if it is one (a Python or numpy bool); else raise.
+
+    A string such as ``"false"`` is truthy in Python: it is refused rather
+    than read as ``True``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``what`` and the value.
+
+    Examples
+    --------
+    >>> check_bool(np.bool_(True), "masked")
+    True
+    >>> check_bool("false", "masked")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: masked must be True or False, got 'false'
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidArgumentError(f"{what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_column_names(value: Any, what: str) -> list[str]:
+    """Return a list or tuple of non-empty str (attribute column names) as a list; else raise.
+
+    A single str is refused, not split into letters: a list holds one name
+    as ``["name"]``. An empty list is allowed (no attribute column).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``what`` and the value.
+
+    Examples
+    --------
+    >>> check_column_names(("kind", "height"), "columns")
+    ['kind', 'height']
+    >>> check_column_names("kind", "columns")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: columns must be a list of column names, got 'kind'; \
+write ['kind'] for one column
+    """
+    if isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{what} must be a list of column names, got {value!r}; write [{value!r}] for one column"
+        )
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidArgumentError(f"{what} must be a list of column names (str), got {value!r}")
+    return list(value)
+
+
+def check_scalar_options(value: Any, what: str, *, reserved: Iterable[str] = ()) -> dict[str, Any]:
+    """Return a mapping of str keys to str, int, float or bool values as a dict; else raise.
+
+    For option mappings handed on as keywords (GDAL open options): a key
+    in ``reserved`` is one terrapipe sets itself and is refused, so that it
+    is not a bare ``TypeError`` (a keyword given twice) at the first read.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``what`` and the value, key or reserved key.
+
+    Examples
+    --------
+    >>> check_scalar_options({"num_threads": "ALL_CPUS"}, "open_options")
+    {'num_threads': 'ALL_CPUS'}
+    >>> check_scalar_options({"sharing": True}, "open_options", reserved=("sharing",))
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: open_options must not set 'sharing' (terrapipe sets it), ...
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"{what} must be a mapping of option names to values (a dict), got {value!r}"
+        )
+    taken = set(reserved)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(f"{what} keys must be non-empty str, got {key!r} in {value!r}")
+        if key in taken:
+            raise InvalidArgumentError(f"{what} must not set {key!r} (terrapipe sets it), got {value!r}")
+        if not isinstance(item, str | int | float | bool | np.bool_ | np.number):
+            raise InvalidArgumentError(
+                f"{what}[{key!r}] must be a str, int, float or bool, got {type(item).__name__} {item!r} "
+                f"in {value!r}"
+            )
+        out[key] = item
+    return out

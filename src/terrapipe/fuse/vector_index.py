@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from terrapipe.cache.canonical import wkb_digest
+from terrapipe.core.checks import check_column_names
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.fuse.grid import crs_text
@@ -79,6 +80,8 @@ class VectorIndex:
     """
 
     def __init__(self, vector: Any, *, what: str, columns: Sequence[str] | None = None) -> None:
+        if columns is not None:  # before a file is read
+            columns = check_column_names(columns, f"{what} columns")
         frame = _load(vector, what)
         if frame.crs is None:
             source = frame.attrs.get("source", "the GeoDataFrame")
@@ -92,7 +95,8 @@ class VectorIndex:
             if missing:
                 msg = f"{what}: no column {missing} in the vector layer (columns: {[str(c) for c in frame.columns]})"
                 raise InvalidArgumentError(msg)
-            frame = frame[[*columns, frame.geometry.name]]
+            geometry = frame.geometry.name  # always kept; naming it too would repeat the column
+            frame = frame[[*dict.fromkeys(c for c in columns if c != geometry), geometry]]
         keep = ~(frame.geometry.isna() | frame.geometry.is_empty)
         self.dropped = int((~keep).sum())
         self.frame = frame[keep.to_numpy()] if self.dropped else frame

@@ -48,7 +48,7 @@ import xarray as xr
 from torch.utils.dlpack import from_dlpack
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.tensor.dtypes import to_torch
+from terrapipe.tensor.dtypes import check_torch_dtype, to_torch
 
 __all__ = ["as_tensor", "shares_memory"]
 
@@ -96,7 +96,8 @@ def as_tensor(array: Any, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     Raises
     ------
     InvalidArgumentError
-        For dtypes tensors cannot hold, or ``uint64`` values beyond ``int64``.
+        For dtypes tensors cannot hold, ``uint64`` values beyond ``int64``, or
+        a ``dtype`` that is not a torch dtype.
 
     Examples
     --------
@@ -105,6 +106,7 @@ def as_tensor(array: Any, *, dtype: torch.dtype | None = None) -> torch.Tensor:
     >>> shares_memory(as_tensor(chip), chip.data)
     True
     """
+    dtype = check_torch_dtype(dtype, "as_tensor dtype")
     if isinstance(array, xr.DataArray | xr.Variable):
         array = array.data
     if isinstance(array, torch.Tensor):

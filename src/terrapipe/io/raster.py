@@ -64,6 +64,7 @@ from rasterio.enums import Interleaving
 from rasterio.windows import Window
 from xarray.core import indexing
 
+from terrapipe.core.checks import check_bool, check_scalar_options
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -90,7 +91,14 @@ LockLike: TypeAlias = bool | AbstractContextManager[Any] | None
 def _check_bands(bands: BandsLike) -> tuple[int | str, ...] | None:
     if bands is None:
         return None
-    items = [bands] if isinstance(bands, (int, str)) else list(bands)
+    if isinstance(bands, (int, str, np.integer)):
+        items: list[Any] = [bands]
+    elif isinstance(bands, (list, tuple, range, np.ndarray)) and np.ndim(bands) == 1:
+        items = list(bands)
+    else:
+        raise InvalidArgumentError(
+            f"bands must be a 1-based int, a band name, or a list of them (None: every band), got {bands!r}"
+        )
     if not items:
         raise InvalidArgumentError("bands must not be empty; pass None to read every band")
     for band in items:
@@ -99,6 +107,46 @@ def _check_bands(bands: BandsLike) -> tuple[int | str, ...] | None:
         if not isinstance(band, str) and band < 1:
             raise InvalidArgumentError(f"band indexes are 1-based (like rasterio), got {band!r}")
     return tuple(b if isinstance(b, str) else int(b) for b in items)
+
+
+#: ``rasterio.open`` keywords terrapipe sets itself: not open options.
+_RESERVED_OPEN_OPTIONS = ("fp", "mode", "sharing", "overview_level")
+
+
+def _check_open_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    return check_scalar_options(options, "open_options", reserved=_RESERVED_OPEN_OPTIONS)
+
+
+def _check_chunks(chunks: ChunksLike) -> ChunksLike:
+    """Refuse chunks of a type dask never takes, before any file is opened (sizes are dask's to judge)."""
+
+    def size(value: Any) -> bool:  # a chunk size: an int > 0, or -1 for the whole dimension
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            return False
+        return bool(value > 0 or value == -1)
+
+    if chunks is None or isinstance(chunks, bool) or (isinstance(chunks, str) and chunks == "auto"):
+        return chunks
+    if size(chunks):
+        return int(chunks)  # type: ignore[arg-type]
+    if isinstance(chunks, tuple) and chunks and all(size(c) for c in chunks):
+        return chunks
+    if isinstance(chunks, Mapping) and all(
+        isinstance(k, str) and (v is None or (isinstance(v, str) and v == "auto") or size(v))
+        for k, v in chunks.items()
+    ):
+        return chunks
+    raise InvalidArgumentError(
+        f"chunks must be None, True, 'auto', an int > 0, a tuple of them or a {{dim: size}} dict, got {chunks!r}"
+    )
+
+
+def _check_lock(lock: LockLike) -> LockLike:
+    if lock is None or isinstance(lock, bool) or (hasattr(lock, "__enter__") and hasattr(lock, "__exit__")):
+        return lock
+    raise InvalidArgumentError(f"lock must be None, True, False or a lock (threading.Lock()), got {lock!r}")
 
 
 def _check_overview_level(level: int | None) -> int | None:
@@ -367,9 +415,14 @@ def _open_raster(
     path_text = href_of(path)
     wanted = _check_bands(bands)
     level = _check_overview_level(overview_level)
+    chunks = _check_chunks(chunks)
+    lock = _check_lock(lock)
+    masked = check_bool(masked, "masked")
+    cache = check_bool(cache, "cache")
+    verify = check_bool(verify, "verify")
     if chunks is False:
         chunks = None
-    options = tuple(sorted((str(k), v) for k, v in (open_options or {}).items()))
+    options = tuple(sorted(_check_open_options(open_options).items()))
     local = gdal_path(path_text)
     stamp = None
     if not is_remote(path_text) and os.path.exists(local):
@@ -513,12 +566,12 @@ class ReadRaster(ReaderStage[xr.DataArray]):
         super().__init__(source, on_error=on_error)
         self.bands = _check_bands(bands)
         self.overview_level = _check_overview_level(overview_level)
-        self.chunks = chunks
-        self.masked = masked
-        self.lock = lock
-        self.cache = cache
-        self.verify = verify
-        self.open_options = dict(open_options or {})
+        self.chunks = _check_chunks(chunks)
+        self.masked = check_bool(masked, "masked")
+        self.lock = _check_lock(lock)
+        self.cache = check_bool(cache, "cache")
+        self.verify = check_bool(verify, "verify")
+        self.open_options = _check_open_options(open_options)
 
     def open_one(self, element: Any) -> xr.DataArray:
         """Open one raster with this stage's options."""

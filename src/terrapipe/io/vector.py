@@ -49,6 +49,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from terrapipe.core.checks import check_column_names, check_int
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -129,11 +130,33 @@ def check_crs(crs: Any) -> Any:
 
 
 def _check_columns(columns: Sequence[str] | None) -> list[str] | None:
-    if columns is None:
+    return None if columns is None else check_column_names(columns, "columns")
+
+
+def _check_where(where: str | None) -> str | None:
+    if where is None:
         return None
-    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
-        raise InvalidArgumentError(f"columns must be a list of names, got {columns!r}")
-    return list(columns)
+    if not isinstance(where, str) or not where.strip():
+        raise InvalidArgumentError(
+            f"where must be an OGR SQL WHERE clause (a str such as \"kind = 'road'\") or None, got {where!r}"
+        )
+    return where
+
+
+def _check_layer(layer: str | int | None) -> str | int | None:
+    if layer is None:
+        return None
+    if isinstance(layer, str) and layer:
+        return layer
+    return check_int(layer, "layer (a layer name or 0-based index)", minimum=0)
+
+
+def _check_http_options(options: HTTPOptions | None) -> HTTPOptions | None:
+    if options is not None and not isinstance(options, HTTPOptions):
+        raise InvalidArgumentError(
+            f"http_options must be a terrapipe.io.HTTPOptions or None, got {type(options).__name__} {options!r}"
+        )
+    return options
 
 
 def _read_ogr(
@@ -424,6 +447,9 @@ def open_vector(
     cols = _check_columns(columns)
     crs = check_crs(crs)
     mask = _check_mask(mask)
+    where = _check_where(where)
+    layer = _check_layer(layer)
+    http_options = _check_http_options(http_options)
     if box is not None and mask is not None:
         raise InvalidArgumentError("pass bbox or mask, not both")
     if is_geoparquet(text):
@@ -503,10 +529,10 @@ class ReadVector(ReaderStage[Any]):
             raise InvalidArgumentError("pass bbox or mask, not both")
         self.mask = _check_mask(mask)
         self.columns = _check_columns(columns)
-        self.where = where
-        self.layer = layer
+        self.where = _check_where(where)
+        self.layer = _check_layer(layer)
         self.crs = check_crs(crs)
-        self.http_options = http_options
+        self.http_options = _check_http_options(http_options)
 
     def open_one(self, element: Any) -> Any:
         """Read one file with this stage's options."""

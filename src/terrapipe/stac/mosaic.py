@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from terrapipe.core.checks import check_name
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 
@@ -78,12 +79,32 @@ def mosaic_array(cube: xr.DataArray, *, dim: str = "time", method: MosaicMethod 
     Raises
     ------
     InvalidArgumentError
-        For an unknown method or a dimension the cube does not have.
+        For a cube that is not a DataArray or not of a bool, int or float
+        dtype, an unknown method, or a dimension the cube does not have or
+        that has length 0.
     """
+    if not isinstance(cube, xr.DataArray):
+        hint = (
+            "; pick a variable (ds['name']) or stack them (ds.to_dataarray('band'))"
+            if isinstance(cube, xr.Dataset)
+            else ""
+        )
+        raise InvalidArgumentError(f"mosaic takes an xarray.DataArray cube, got {type(cube).__name__}{hint}")
+    dim = check_name(dim, "mosaic dim")
     if method not in METHODS:
         raise InvalidArgumentError(f"mosaic method must be one of {METHODS}, got {method!r}")
     if dim not in cube.dims:
         raise InvalidArgumentError(f"cannot mosaic along {dim!r}: the cube has dims {cube.dims}")
+    if cube.sizes[dim] == 0:
+        raise InvalidArgumentError(
+            f"cannot mosaic along {dim!r}: the cube has no {dim} step (sizes {dict(cube.sizes)}); "
+            "check that the search or stack found items"
+        )
+    if cube.dtype.kind not in "biuf":
+        raise InvalidArgumentError(
+            f"cannot mosaic a cube of dtype {cube.dtype}: mosaic takes bool, int or float values "
+            "(complex, datetime, string and object cubes have no nodata rule); convert it first"
+        )
     nodata = _nodata(cube)
     is_float = np.issubdtype(cube.dtype, np.floating)
     fill = nodata if nodata is not None else (np.nan if is_float else 0)
@@ -170,7 +191,7 @@ class Mosaic(Stage[xr.DataArray]):
         if method not in METHODS:
             raise InvalidArgumentError(f"mosaic method must be one of {METHODS}, got {method!r}")
         self.source_dp = source_dp
-        self.dim = dim
+        self.dim = check_name(dim, "mosaic dim")
         self.method: MosaicMethod = method
 
     def __iter__(self) -> Iterator[xr.DataArray]:

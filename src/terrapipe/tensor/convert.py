@@ -73,7 +73,7 @@ from terrapipe.fuse.boxes import boxes_to_pixels
 from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR
 from terrapipe.fuse.grid import spatial_dims
 from terrapipe.io.redact import redact_url
-from terrapipe.tensor.dtypes import to_torch
+from terrapipe.tensor.dtypes import check_torch_dtype, to_torch
 from terrapipe.tensor.meta import meta_of
 
 if TYPE_CHECKING:
@@ -151,10 +151,8 @@ class _Converter:
             if value is not None:
                 check_name(value, f"to_tensor {what}")
         check_number(fill_value, "to_tensor fill_value", finite=False)
-        if dtype is not None and not isinstance(dtype, torch.dtype):
-            raise InvalidArgumentError(f"dtype must be a torch dtype (torch.float32), got {dtype!r}")
-        if mask_dtype is not None and not isinstance(mask_dtype, torch.dtype):
-            raise InvalidArgumentError(f"mask_dtype must be a torch dtype, got {mask_dtype!r}")
+        check_torch_dtype(dtype, "dtype")
+        check_torch_dtype(mask_dtype, "mask_dtype")
         if boxes is True:
             raise InvalidArgumentError("boxes must be a vector layer name, None (the only layer) or False")
         if boxes is not None and boxes is not False and not isinstance(boxes, str):

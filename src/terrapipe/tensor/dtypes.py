@@ -37,7 +37,7 @@ import torch
 
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["NUMPY_OF", "WIDENED", "to_torch", "torch_dtype_of"]
+__all__ = ["NUMPY_OF", "WIDENED", "check_torch_dtype", "to_torch", "torch_dtype_of"]
 
 #: numpy dtype of each torch dtype that has one.
 NUMPY_OF: dict[torch.dtype, np.dtype[Any]] = {
@@ -60,6 +60,31 @@ WIDENED: dict[np.dtype[Any], np.dtype[Any]] = {
     np.dtype("uint32"): np.dtype("int64"),
     np.dtype("uint64"): np.dtype("int64"),
 }
+
+
+def check_torch_dtype(value: Any, what: str) -> torch.dtype | None:
+    """Return ``value`` if it is a torch dtype or ``None``; else raise, naming ``what``.
+
+    Strings and numpy dtypes are refused rather than guessed at (``"float"``
+    would be float64 to numpy and float32 to torch).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``what`` and the value.
+
+    Examples
+    --------
+    >>> check_torch_dtype(torch.float32, "dtype")
+    torch.float32
+    >>> check_torch_dtype("float32", "dtype")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: dtype must be a torch dtype (torch.float32) or None, got 'float32'
+    """
+    if value is not None and not isinstance(value, torch.dtype):
+        raise InvalidArgumentError(f"{what} must be a torch dtype (torch.float32) or None, got {value!r}")
+    return value
 
 
 def torch_dtype_of(dtype: Any) -> torch.dtype:
@@ -108,10 +133,7 @@ def to_torch(array: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     if hasattr(array, "data_vars") or isinstance(array, Mapping):
         msg = f"as_tensor takes one array, got a {type(array).__name__}; pick a variable (ds['name']) first"
         raise InvalidArgumentError(msg)
-    if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise InvalidArgumentError(
-            f"as_tensor dtype must be a torch dtype (torch.float32) or None, got {dtype!r}"
-        )
+    dtype = check_torch_dtype(dtype, "as_tensor dtype")
     try:
         values = np.asarray(array)
     except ValueError as err:  # ragged nested lists
