@@ -65,6 +65,10 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "a function of no arguments: one value",
         "test_memoized_grids_are_bounded",
     ),
+    ("io/object_store.py", "OrderedDict("): (
+        "64 object stores (one per Storage and bucket, least recently used dropped)",
+        "tests/storage/test_byte_layer_local.py::test_stores_kept_for_reuse_are_bounded",
+    ),
     ("gpu/pinned.py", "OrderedDict("): (
         "PinnedPool(max_bytes=256 MiB, max_buffers=32) pinned host buffers",
         "tests/gpu/test_pinned.py::test_byte_bound_evicts_free_buffers_least_recently_released_first",

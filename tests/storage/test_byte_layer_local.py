@@ -77,3 +77,15 @@ def test_join_url_stays_in_the_bucket() -> None:
     assert join_url("s3://b/a/catalog.json", "/root.json") == "s3://b/root.json"
     assert join_url("az://c/a/b/c.json", "./d/e.json") == "az://c/a/b/d/e.json"
     assert join_url("gs://b/a/c.json", "s3://other/x.json") == "s3://other/x.json"
+
+
+def test_stores_kept_for_reuse_are_bounded() -> None:
+    """One store (and its connection pool) per (Storage, bucket) is kept, at most _MAX_STORES of them."""
+    storage = Storage(endpoint="http://127.0.0.1:9", region="us-east-1", anonymous=True)
+    object_store._STORES.clear()
+    first, _ = object_store._locate("s3://bucket-0/a.json", storage)
+    assert object_store._locate("s3://bucket-0/b.json", storage)[0] is first  # reused
+    for i in range(object_store._MAX_STORES + 8):
+        object_store._locate(f"s3://bucket-{i}/a.json", storage)
+    assert len(object_store._STORES) == object_store._MAX_STORES
+    assert object_store._locate("s3://bucket-0/a.json", storage)[0] is not first  # the oldest went
