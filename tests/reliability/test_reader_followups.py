@@ -274,3 +274,23 @@ def test_the_coordinate_check_reads_no_data(tmp_path: Path) -> None:
 def test_finite_coordinates_still_read(tmp_path: Path) -> None:
     url = _write(_grid(), tmp_path / "fine.zarr")
     assert float(open_zarr(url, variables="v").sum()) == float(np.arange(16).sum())
+
+
+def test_a_bucket_zarr_without_its_fsspec_package_names_what_to_install(monkeypatch):
+    """fsspec's bare ImportError ('Install s3fs to access S3') becomes a MissingDependencyError."""
+    import builtins
+
+    from terrapipe.core.errors import MissingDependencyError
+
+    real_import = builtins.__import__
+
+    def no_s3fs(name, *args, **kwargs):
+        if name == "s3fs" or name.startswith("s3fs."):
+            raise ImportError("No module named 's3fs'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_s3fs)
+    pipe = tp.from_items(["s3://bucket/cube.zarr"]).read_zarr(storage_options={"secret": "TOPSECRET"})
+    with pytest.raises(MissingDependencyError, match="s3fs") as info:
+        list(pipe)
+    assert "TOPSECRET" not in str(info.value)

@@ -52,7 +52,7 @@ from typing import Any
 
 import xarray as xr
 
-from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
@@ -62,6 +62,7 @@ from terrapipe.io.http_client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
 from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
+from terrapipe.io.redact import public_url
 
 __all__ = ["ReadZarr", "open_zarr", "zarr_store_for"]
 
@@ -183,6 +184,13 @@ def _open(
         )
     except TerrapipeError:
         raise
+    except ImportError as err:  # fsspec names the package its protocol needs ("Install s3fs to access S3")
+        msg = (
+            f"cannot open Zarr store {public_url(name)!r}: {err}; install the package it names "
+            "(s3fs for s3://, adlfs for az://, gcsfs for gs://), or read the store through a zarr "
+            "ObjectStore made with terrapipe's byte layer (pip install 'terrapipe[cloud]')"
+        )
+        raise MissingDependencyError(msg) from err
     except NotImplementedError as err:
         raise read_error(
             name,
