@@ -13,6 +13,8 @@ Examples
 '/vsizip/data/roads.zip/roads.shp'
 >>> source_name("/vsicurl?empty_dir=yes&url=http%3A%2F%2Fh%2Fa.tif")
 'http://h/a.tif'
+>>> gdal_path("s3://bucket/a/b.tif"), gdal_path("abfs://data@acc.dfs.core.windows.net/x.tif")
+('/vsis3/bucket/a/b.tif', '/vsiaz/data/x.tif')
 """
 
 from __future__ import annotations
@@ -30,7 +32,32 @@ __all__ = ["PathOrURL", "as_path_string", "gdal_path", "href_of", "is_http", "is
 #: A local path or a URL (``http(s)://``, ``s3://``, ``/vsicurl/...``).
 PathOrURL: TypeAlias = str | os.PathLike[str]
 
-_REMOTE_SCHEMES = ("http", "https", "s3", "gs", "gcs", "az", "abfs", "abfss", "oss", "swift", "ftp")
+_REMOTE_SCHEMES = (
+    "http",
+    "https",
+    "s3",
+    "s3a",
+    "azure",
+    "gs",
+    "gcs",
+    "az",
+    "abfs",
+    "abfss",
+    "oss",
+    "swift",
+    "ftp",
+)
+#: Object-store URL schemes and the GDAL virtual file system that reads them.
+_VSI_OF_SCHEME = {
+    "s3": "/vsis3/",
+    "s3a": "/vsis3/",
+    "gs": "/vsigs/",
+    "gcs": "/vsigs/",
+    "az": "/vsiaz/",
+    "azure": "/vsiaz/",
+    "abfs": "/vsiaz/",
+    "abfss": "/vsiaz/",
+}
 _REMOTE_VSI = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsiwebhdfs")
 
 
@@ -116,13 +143,23 @@ def gdal_path(path: PathOrURL) -> str:
     """Return the name GDAL/rasterio should open for ``path``.
 
     HTTP(S) URLs become ``/vsicurl?empty_dir=yes&url=...`` (no directory
-    listing, no side-car probing: see :mod:`terrapipe.io.gdal_env`); GDAL
-    ``/vsi...`` paths and other URLs (``s3://``, ``zip://``) pass through for
-    rasterio to map; local paths get ``~`` expanded.
+    listing, no side-car probing: see :mod:`terrapipe.io.gdal_env`);
+    object-store URLs become GDAL paths: ``s3://bucket/key`` ``/vsis3/bucket/key``,
+    ``gs://`` ``/vsigs/``, ``az://container/key`` and
+    ``abfs://container@account.dfs.core.windows.net/key`` ``/vsiaz/container/key``
+    (the account comes from the GDAL options, see
+    :meth:`terrapipe.io.storage.Storage.gdal_options`). GDAL ``/vsi...`` paths
+    and other URLs (``zip://``) pass through for rasterio to map; local paths
+    get ``~`` expanded.
     """
     text = os.fspath(path)
     if is_http(text):
         return "/vsicurl?" + urllib.parse.urlencode({**REMOTE_URL_OPTIONS, "url": text})
+    vsi = _VSI_OF_SCHEME.get(_scheme(text))
+    if vsi is not None:
+        parts = urllib.parse.urlsplit(text)
+        bucket = parts.netloc.split("@", 1)[0]  # abfs://container@account.dfs.core.windows.net
+        return vsi + bucket + parts.path
     if text.startswith("/vsi") or "://" in text:
         return text
     return os.path.abspath(Path(text).expanduser())

@@ -75,6 +75,8 @@ from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
+from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage
 
 __all__ = ["BandsLike", "ChunksLike", "ReadRaster", "check_grid_finite", "open_raster"]
 
@@ -141,6 +143,34 @@ def _check_chunks(chunks: ChunksLike) -> ChunksLike:
     raise InvalidArgumentError(
         f"chunks must be None, True, 'auto', an int > 0, a tuple of them or a {{dim: size}} dict, got {chunks!r}"
     )
+
+
+def _check_storage(storage: Storage | None) -> Storage | None:
+    if storage is None or isinstance(storage, Storage):
+        return storage
+    raise InvalidArgumentError(
+        f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
+        "(build one with tp.Storage(...) or tp.Storage.from_env())"
+    )
+
+
+def storage_config(storage: Storage | None) -> dict[str, Any] | None:
+    """Describe ``storage`` for a cache key: what says where data is, never a credential or a setting.
+
+    The endpoints (``scheme://host/path``), region, Azure account and whether
+    requests are anonymous. Credentials, time-outs and retries do not change
+    what is read, so they are left out (a new key or token keeps the cache).
+    """
+    if storage is None:
+        return None
+    return {
+        "endpoints": {
+            c: public_url(e) if (e := storage.endpoint_for(c)) else None for c in ("s3", "azure", "gcs")
+        },
+        "region": storage.region,
+        "account_name": storage.account_name,
+        "anonymous": storage.anonymous,
+    }
 
 
 def _check_lock(lock: LockLike) -> LockLike:
@@ -317,6 +347,7 @@ def open_raster(
     cache: bool = False,
     verify: bool = True,
     open_options: Mapping[str, Any] | None = None,
+    storage: Storage | None = None,
 ) -> xr.DataArray:
     """Open one raster lazily as a ``(band, y, x)`` DataArray.
 
@@ -326,6 +357,8 @@ def open_raster(
         Local path, ``http(s)://`` URL (read with GDAL's ``/vsicurl/`` and the
         settings of :mod:`terrapipe.io.gdal_env`), another URL rasterio knows
         (``s3://``, ``zip://``), a GDAL ``/vsi...`` path, or a STAC asset.
+        ``s3://``, ``gs://``, ``az://`` and ``abfs://`` URLs are read with
+        GDAL's ``/vsis3/``, ``/vsigs/`` and ``/vsiaz/``.
     bands
         1-based band indexes or band descriptions (``"red"``); ``None``: all.
     overview_level
@@ -350,6 +383,12 @@ def open_raster(
         fails here with a ``ReadError`` (one small read; ``False`` skips it).
     open_options
         Extra keywords for ``rasterio.open`` (GDAL open options).
+    storage
+        Where the file lives and how to reach it (:class:`terrapipe.Storage`:
+        endpoint, credentials, time-outs, retries). Every open and read, in
+        every thread, happens inside ``storage.rasterio_env(url)`` (GDAL
+        options for that open only, never ``os.environ``). ``None``: GDAL's
+        process-wide configuration (its environment variables).
 
     Returns
     -------
@@ -391,6 +430,7 @@ def open_raster(
             cache=cache,
             verify=verify,
             open_options=open_options,
+            storage=storage,
         )
     except (
         UnicodeError
@@ -411,8 +451,10 @@ def _open_raster(
     cache: bool = False,
     verify: bool = True,
     open_options: Mapping[str, Any] | None = None,
+    storage: Storage | None = None,
 ) -> xr.DataArray:
     path_text = href_of(path)
+    storage = _check_storage(storage)
     wanted = _check_bands(bands)
     level = _check_overview_level(overview_level)
     chunks = _check_chunks(chunks)
@@ -428,7 +470,7 @@ def _open_raster(
     if not is_remote(path_text) and os.path.exists(local):
         info = os.stat(local)
         stamp = (info.st_mtime_ns, info.st_size, info.st_ino)  # a replacement keeping size and mtime: inode
-    base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp)
+    base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
     dataset = _open_checked(base)
     if level is not None:
         available = len(dataset.overviews(1))
@@ -443,7 +485,12 @@ def _open_raster(
             )
         overviews = list(dataset.overviews(1))
         source = RasterSource(
-            path=path_text, gdal_path=base.gdal_path, overview_level=level, options=options, stamp=stamp
+            path=path_text,
+            gdal_path=base.gdal_path,
+            overview_level=level,
+            options=options,
+            stamp=stamp,
+            storage=storage,
         )
         dataset = _open_checked(source)
     else:
@@ -535,7 +582,7 @@ class ReadRaster(ReaderStage[xr.DataArray]):
     ----------
     source
         A pipe of paths, URLs or STAC assets.
-    bands, overview_level, chunks, masked, lock, cache, verify, open_options
+    bands, overview_level, chunks, masked, lock, cache, verify, open_options, storage
         As in :func:`open_raster`, the same for every file.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"``: what a ``ReadError`` does
@@ -561,6 +608,7 @@ class ReadRaster(ReaderStage[xr.DataArray]):
         cache: bool = False,
         verify: bool = True,
         open_options: Mapping[str, Any] | None = None,
+        storage: Storage | None = None,
         on_error: OnError = "raise",
     ) -> None:
         super().__init__(source, on_error=on_error)
@@ -572,6 +620,15 @@ class ReadRaster(ReaderStage[xr.DataArray]):
         self.cache = check_bool(cache, "cache")
         self.verify = check_bool(verify, "verify")
         self.open_options = _check_open_options(open_options)
+        # Kept out of the cache description (it holds credentials): ``storage_location`` stands for it.
+        self._storage_obj = _check_storage(storage)
+        if self._storage_obj is not None:  # no storage: the description is what it was before
+            self.storage_location = storage_config(self._storage_obj)
+
+    @property
+    def storage(self) -> Storage | None:
+        """The :class:`~terrapipe.io.storage.Storage` files are read through (``None``: GDAL's environment)."""
+        return self._storage_obj
 
     def open_one(self, element: Any) -> xr.DataArray:
         """Open one raster with this stage's options."""
@@ -585,4 +642,5 @@ class ReadRaster(ReaderStage[xr.DataArray]):
             cache=self.cache,
             verify=self.verify,
             open_options=self.open_options,
+            storage=self.storage,
         )

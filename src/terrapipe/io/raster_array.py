@@ -19,6 +19,14 @@ thread, are dropped at their next use after :func:`forget_remote` (the cache
 calls it when a remote input's change check reports a change, before it
 recomputes), which also makes GDAL forget what it cached of the URL.
 
+A source read through a :class:`~terrapipe.io.storage.Storage` opens and reads
+inside ``storage.rasterio_env(url)`` (thread-local GDAL options, never
+``os.environ``), in whichever thread opens it, each time it is opened. The
+storage is part of the handle's key, so two storages never share a handle;
+when a URL is opened with another storage than the one that last opened it,
+GDAL's cache of that URL (size, downloaded blocks) is dropped first, so that
+one storage's credentials never answer for another's.
+
 Why not rioxarray's backend: its default lock is one process-wide lock, so
 parallel reads (several threads, several files, HTTP) run one at a time; with
 ``lock=False`` it reopens the file for every read; and xarray's
@@ -65,6 +73,7 @@ from terrapipe.io.gdal_log import gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain
 from terrapipe.io.redact import redact_url, secrets_of
+from terrapipe.io.storage import Storage
 
 __all__ = [
     "MAX_HANDLES_PER_THREAD",
@@ -109,6 +118,10 @@ class RasterSource:
         ``(mtime_ns, size, inode)`` of a local file when it was opened, so that a
         file rewritten in place, or replaced by another of the same size and
         mtime (``cp -p``), gets a fresh handle instead of a stale cached one.
+    storage
+        Where the file lives and how to reach it (``None``: GDAL's process-wide
+        configuration, as before). Every open and read enters
+        ``storage.rasterio_env(path)``; its ``repr`` shows no credential.
     """
 
     path: str
@@ -116,13 +129,52 @@ class RasterSource:
     overview_level: int | None = None
     options: tuple[tuple[str, Hashable], ...] = ()
     stamp: tuple[int, ...] | None = None
+    storage: Storage | None = None
+
+    def env(self) -> AbstractContextManager[Any]:
+        """Return the GDAL environment to open and read in: ``storage.rasterio_env(url)``, or none."""
+        if self.storage is None:
+            return nullcontext()
+        return self.storage.rasterio_env(_storage_url(self.path))
 
     def open(self) -> rasterio.io.DatasetReader:
         """Open a new dataset (callers normally use :func:`acquire`)."""
         kwargs: dict[str, Any] = dict(self.options)
         if self.overview_level is not None:
             kwargs["overview_level"] = self.overview_level
-        return rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+        with self.env():
+            return rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+
+
+#: GDAL object-store paths and the URL scheme :meth:`Storage.gdal_options` translates for them.
+_SCHEME_OF_VSI = {"/vsis3/": "s3://", "/vsigs/": "gs://", "/vsiaz/": "az://", "/vsiadls/": "abfs://"}
+
+
+def _storage_url(path: str) -> str:
+    """Return the URL a storage translates for ``path`` (``/vsis3/b/k`` is ``s3://b/k``)."""
+    for prefix, scheme in _SCHEME_OF_VSI.items():
+        if path.startswith(prefix):
+            return scheme + path[len(prefix) :]
+    return path
+
+
+#: Which storage (``None``: none) last opened each remote GDAL path; GDAL's cache of a path is
+#: dropped before another storage opens it (one entry per remote path opened with a storage).
+_LAST_STORAGE: dict[str, Storage | None] = {}
+_LAST_STORAGE_LOCK = threading.Lock()
+
+
+def _switch_storage(source: RasterSource) -> None:
+    """Drop GDAL's cache of a remote file before it is opened with another storage than last time."""
+    if not is_remote(source.path):
+        return
+    with _LAST_STORAGE_LOCK:
+        if source.storage is None and source.gdal_path not in _LAST_STORAGE:
+            return  # never opened with a storage: today's behaviour, no bookkeeping
+        changed = _LAST_STORAGE.get(source.gdal_path) != source.storage
+        _LAST_STORAGE[source.gdal_path] = source.storage
+    if changed:
+        forget_remote_file(source.path)
 
 
 class _ThreadHandles(threading.local):
@@ -163,6 +215,7 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
             return dataset
         del handles.datasets[source]
         dataset.close()
+    _switch_storage(source)
     dataset = source.open()
     handles.datasets[source] = (dataset, generation)
     while len(handles.datasets) > MAX_HANDLES_PER_THREAD:
@@ -281,11 +334,17 @@ def attempt(
     ReadError
         ``fail(reason)``, raised from the last failure.
     """
-    retries, delay = _retry_settings() if is_remote(source.path) else (0, 0.0)
+    if not is_remote(source.path):
+        retries, delay = 0, 0.0
+    elif source.storage is not None:
+        retries, delay = source.storage.retries, 0.5
+    else:
+        retries, delay = _retry_settings()
     for tries in range(retries + 1):
         with gdal_messages() as messages:
             try:
-                return operation()
+                with source.env():
+                    return operation()
             except (RasterioError, OSError, UnicodeError) as err:  # UnicodeError: a damaged CRS or tag text
                 failure, reason = err, _reason(err, messages)
         forget(source)
