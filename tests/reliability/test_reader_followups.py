@@ -189,8 +189,12 @@ def test_reads_and_reopens_of_an_unchanged_url_add_no_request(server: RangeServe
     da = tp.open_raster(url)
     da.values  # noqa: B018  (header and blocks fetched)
     name = "/" + path.relative_to(http_root).as_posix()
+    assert server.stats()["paths"][name]["requests"] > 0
+    # one warm-up round: in the full suite GDAL's process-wide caches, full of earlier tests'
+    # blocks, once asked for one range again (4 requests where 3 were expected, in CI only)
+    da.values  # noqa: B018
+    tp.open_raster(url).values  # noqa: B018
     before = server.stats()["paths"][name]["requests"]
-    assert before > 0
     for _ in range(3):
         da.values  # noqa: B018
         tp.open_raster(url).values  # noqa: B018
