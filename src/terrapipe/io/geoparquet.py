@@ -14,8 +14,10 @@ without reading its data. :func:`read_geoparquet`:
    rows whose covering box intersects the bbox and whose geometry intersects
    the bbox (or ``mask``).
 
-Works on local paths and on ``http(s)://`` URLs (footer and row groups by
-range requests, see :mod:`terrapipe.io.http_file`). The pyogrio wheel has no
+Works on local paths, ``http(s)://`` URLs (footer and row groups by range
+requests, see :mod:`terrapipe.io.http_file`) and, through the byte layer
+(:mod:`terrapipe.io.object_file`), on ``s3://``, ``gs://``, ``az://``/``abfs://``
+and presigned or SAS URLs (``storage=``). The pyogrio wheel has no
 Parquet driver, hence this module.
 
 Examples
@@ -41,8 +43,11 @@ from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import HTTPFile
+from terrapipe.io.object_file import ObjectFile
+from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import is_http
 from terrapipe.io.read_errors import read_error
+from terrapipe.io.storage import Storage
 
 __all__ = ["GeoParquetInfo", "geoarrow_info", "geoparquet_info", "read_geoparquet", "row_groups_for_bbox"]
 
@@ -201,13 +206,15 @@ def read_geoparquet(
     columns: Sequence[str] | None = None,
     crs: Any = None,
     http_options: HTTPOptions | None = None,
+    storage: Storage | None = None,
 ) -> Any:
-    """Read a GeoParquet file (local or HTTP) into a GeoDataFrame, pruned by ``bbox``/``mask``.
+    """Read a GeoParquet file (local, HTTP or object storage) into a GeoDataFrame, pruned by ``bbox``/``mask``.
 
     Parameters
     ----------
     path
-        Local path or ``http(s)://`` URL.
+        Local path, ``http(s)://`` URL (presigned and SAS included) or object
+        URL (``s3://``, ``gs://``, ``az://``, ``abfs://``).
     bbox
         ``(xmin, ymin, xmax, ymax)`` in the file's CRS: only rows whose
         geometry intersects it are returned, and row groups that cannot hold
@@ -220,7 +227,12 @@ def read_geoparquet(
     crs
         The CRS to assume when the file records none (otherwise an error).
     http_options
-        Time-out and retries for URLs.
+        Time-out and retries for plain HTTP URLs read without ``storage``.
+    storage
+        Object-storage configuration (:class:`terrapipe.Storage`): with it, or
+        for an object URL (then ``Storage.from_env()``), the file is read
+        through the byte layer (:class:`~terrapipe.io.object_file.ObjectFile`):
+        ranged GETs only, no HEAD for an HTTP(S) URL, so a GET-presigned URL works.
 
     Returns
     -------
@@ -243,7 +255,12 @@ def read_geoparquet(
     handle: Any = None
     try:
         # Unbuffered: pyarrow asks for exact ranges (footer, column chunks) and coalesces them.
-        handle = HTTPFile(path, http_options) if is_http(path) else path
+        if storage is not None or is_object_url(path):
+            handle = ObjectFile(path, storage)
+        elif is_http(path):
+            handle = HTTPFile(path, http_options)
+        else:
+            handle = path
         parquet = pq.ParquetFile(handle)
         info = geoarrow_info(parquet.schema_arrow) or geoparquet_info(parquet.schema_arrow.metadata, path)
         names = [str(name) for name in parquet.schema_arrow.names]

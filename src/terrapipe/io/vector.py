@@ -63,6 +63,7 @@ from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.redact import MASK, redact_urls
+from terrapipe.io.storage import Storage
 from terrapipe.io.vector_integrity import (
     FlatGeobufLayout,
     check_sequence,
@@ -403,6 +404,7 @@ def open_vector(
     layer: str | int | None = None,
     crs: Any = None,
     http_options: HTTPOptions | None = None,
+    storage: Storage | None = None,
 ) -> Any:
     """Read one vector file or URL into a GeoDataFrame.
 
@@ -427,6 +429,10 @@ def open_vector(
     http_options
         Time-out and retries for GeoParquet over HTTP (other formats use the
         GDAL settings of :mod:`terrapipe.io.gdal_env`).
+    storage
+        Object-storage configuration (:class:`terrapipe.Storage`) for GeoParquet:
+        ``s3://``, ``gs://``, ``az://``/``abfs://`` and presigned or SAS URLs
+        are read through the byte layer (see :func:`~terrapipe.io.geoparquet.read_geoparquet`).
 
     Returns
     -------
@@ -456,7 +462,9 @@ def open_vector(
         if where is not None or layer is not None:
             msg = f"where= and layer= are for GDAL formats; GeoParquet {text!r} takes bbox, mask and columns"
             raise InvalidArgumentError(msg)
-        gdf = read_geoparquet(text, bbox=box, mask=mask, columns=cols, crs=crs, http_options=http_options)
+        gdf = read_geoparquet(
+            text, bbox=box, mask=mask, columns=cols, crs=crs, http_options=http_options, storage=storage
+        )
     else:
         gdf = _read_ogr(
             text, bbox=box, mask=mask, columns=cols, where=where, layer=layer, http_options=http_options
@@ -499,7 +507,7 @@ class ReadVector(ReaderStage[Any]):
     ----------
     source
         A pipe of paths, URLs or STAC assets.
-    bbox, mask, columns, where, layer, crs, http_options
+    bbox, mask, columns, where, layer, crs, http_options, storage
         As in :func:`open_vector`, the same for every file.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` (skips are counted in ``stats.skipped``).
@@ -521,6 +529,7 @@ class ReadVector(ReaderStage[Any]):
         layer: str | int | None = None,
         crs: Any = None,
         http_options: HTTPOptions | None = None,
+        storage: Storage | None = None,
         on_error: OnError = "raise",
     ) -> None:
         super().__init__(source, on_error=on_error)
@@ -533,6 +542,7 @@ class ReadVector(ReaderStage[Any]):
         self.layer = _check_layer(layer)
         self.crs = check_crs(crs)
         self.http_options = _check_http_options(http_options)
+        self.storage = storage
 
     def open_one(self, element: Any) -> Any:
         """Read one file with this stage's options."""
@@ -545,6 +555,7 @@ class ReadVector(ReaderStage[Any]):
             layer=self.layer,
             crs=self.crs,
             http_options=self.http_options,
+            storage=self.storage,
         )
         self.stats.bytes_read += int(gdf.attrs.get("bytes_read", 0))
         return gdf

@@ -1,0 +1,162 @@
+"""A read-only, seekable file object over the byte layer (:mod:`terrapipe.io.object_store`).
+
+Readers that take a file object (``pyarrow.parquet.ParquetFile``) read
+``s3://``, ``gs://``, ``az://``/``abfs://`` and presigned or SAS ``https://``
+URLs through it: each ``read`` is one ranged GET. An HTTP(S) URL may be
+signed for GET only (a HEAD is refused with 403), and some servers answer no
+HEAD (the GCS emulator), so the size comes from a first ranged GET of the last
+bytes (``Range: bytes=-N``), whose answer states the total, and those bytes (a
+Parquet footer) are kept. Azure Blob takes no suffix range: there the size
+comes from one HEAD (:func:`~terrapipe.io.object_store.size`).
+
+Examples
+--------
+>>> with open("blob.bin", "wb") as f:
+...     _ = f.write(b"0123456789")
+>>> with ObjectFile("blob.bin") as f:
+...     _ = f.seek(-4, 2)
+...     f.read(), f.size
+(b'6789', 10)
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any
+
+from terrapipe.core.errors import ReadError
+from terrapipe.io import object_store
+from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage, cloud_of
+
+__all__ = ["ObjectFile"]
+
+# The last bytes fetched first for an HTTP(S) URL: they give the size and hold a Parquet footer.
+TAIL_BYTES = 64 * 1024
+
+
+class ObjectFile(io.RawIOBase):
+    """A read-only file over ``url`` whose reads are ranged GETs through the byte layer.
+
+    Parameters
+    ----------
+    url
+        Object URL (``s3://``, ``gs://``, ``az://``, ``abfs://``), HTTP(S)
+        URL (presigned and SAS included) or local path.
+    storage
+        Configuration (default ``Storage.from_env()``).
+
+    Raises
+    ------
+    ReadError
+        No such object, access denied, a time-out (named ``scheme://host/path``).
+    """
+
+    def __init__(self, url: str, storage: Storage | None = None) -> None:
+        super().__init__()
+        self.url = url
+        self.storage = storage
+        self._pos = 0
+        self._lock = threading.Lock()
+        self._tail_start = 0
+        self._tail = b""
+        if cloud_of(url) == "azure":  # Azure Blob takes no suffix range: one HEAD
+            self.size = object_store.size(url, storage)
+        else:
+            self.size = self._size_from_tail()
+
+    def __repr__(self) -> str:  # the URL without its query: a presigned URL's signature is a secret
+        return f"ObjectFile({public_url(self.url)!r})"
+
+    def _size_from_tail(self) -> int:
+        """GET the last :data:`TAIL_BYTES` (no HEAD): keep them and return the total the answer states."""
+        obs = object_store._obstore()
+        config = object_store._storage(self.storage)
+        store, key = object_store._locate(self.url, config)
+
+        def fetch(options: Any) -> tuple[int, int, bytes]:
+            async def read() -> tuple[int, int, bytes]:
+                result = await obs.get_async(store, key, options=options)
+                return int(result.meta["size"]), int(result.range[0]), bytes(await result.bytes_async())
+
+            def read_now() -> tuple[int, int, bytes]:
+                result = obs.get(store, key, options=options)
+                return int(result.meta["size"]), int(result.range[0]), bytes(result.bytes())
+
+            return read_now() if config.deadline is None else object_store._run(read(), config.deadline)
+
+        try:
+            try:
+                total, start, data = fetch({"range": {"suffix": TAIL_BYTES}})
+            except Exception:
+                # the suffix refused: some S3 servers answer 416 for an object shorter than it, the GCS
+                # emulator and Azure ignore suffix ranges; the answer for the first byte states the total
+                # (and a refused or missing object fails here again, with its own error)
+                total, start, data = fetch({"range": (0, 1)})
+                if total > 1:
+                    data = b""  # read again when asked; only the size is wanted here
+        except Exception as err:  # obstore's errors: named, without the signed URL
+            raise object_store._error(err, self.url, config, "read") from None
+        if data and start + len(data) != total:
+            raise ReadError(
+                f"cannot read {public_url(self.url)!r}: asked for its last bytes, got bytes {start}-"
+                f"{start + len(data)} of {total}; the server does not answer range requests correctly"
+            )
+        self._tail_start, self._tail = start, data
+        return total
+
+    def readable(self) -> bool:
+        """Return True: the object can be read."""
+        return True
+
+    def seekable(self) -> bool:
+        """Return True: reads are ranged GETs at any offset."""
+        return True
+
+    def tell(self) -> int:
+        """Return the position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` (from the start, the position or the end) and return the position."""
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self.size + offset
+        else:
+            raise ValueError(f"whence must be 0, 1 or 2, got {whence!r}")
+        if pos < 0:
+            raise ValueError(f"cannot seek to {pos}: before the start of the object")
+        self._pos = pos
+        return pos
+
+    def read_at(self, nbytes: int, offset: int) -> bytes:
+        """Return up to ``nbytes`` bytes from ``offset`` (one ranged GET, or none from the kept tail)."""
+        end = min(self.size, offset + max(0, nbytes))
+        if offset >= end:
+            return b""
+        if self._tail and offset >= self._tail_start:
+            return self._tail[offset - self._tail_start : end - self._tail_start]
+        return object_store.get(self.url, self.storage, range=(offset, end))
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all the rest when negative) from the position."""
+        with self._lock:
+            nbytes = self.size - self._pos if size is None or size < 0 else size
+            data = self.read_at(nbytes, self._pos)
+            self._pos += len(data)
+            return data
+
+    def readall(self) -> bytes:
+        """Read the rest of the object."""
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into ``buffer``; return the number of bytes read."""
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
