@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
+from terrapipe.io.paths import origin_of
 from terrapipe.io.read_errors import explain
 from terrapipe.io.redact import public_url, redact_headers
 
@@ -624,9 +625,11 @@ def _discard(response: http.client.HTTPResponse) -> None:
 
 
 # -- one request ----------------------------------------------------------------------------------
-def _origin(parts: urllib.parse.SplitResult) -> _Key:
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+def _checked_origin(url: str) -> _Key:
+    """Return the origin of a URL :func:`_split` accepted (an HTTP(S) URL with a host)."""
+    origin = origin_of(url)
+    assert origin is not None, "_split accepted a URL without an origin"
+    return origin
 
 
 def _split(url: str) -> urllib.parse.SplitResult:
@@ -649,11 +652,11 @@ def _once(
     guard: _Guard,
 ) -> HTTPResponse:
     """One try: send, follow redirects (credentials only to their origin), check and read the answer."""
-    home = _origin(_split(url))
+    home = _checked_origin(url)
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         parts = _split(current)
-        key = _origin(parts)
+        key = _checked_origin(current)
         headers = dict(options.headers) if key == home else {}
         if wanted is not None:
             headers["Range"] = wanted.header()

@@ -27,10 +27,48 @@ from typing import TypeAlias
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.io.gdal_env import REMOTE_URL_OPTIONS
 
-__all__ = ["PathOrURL", "as_path_string", "gdal_path", "href_of", "is_http", "is_remote", "source_name"]
+__all__ = [
+    "Origin",
+    "PathOrURL",
+    "as_path_string",
+    "gdal_path",
+    "href_of",
+    "is_http",
+    "is_remote",
+    "origin_of",
+    "source_name",
+]
 
 #: A local path or a URL (``http(s)://``, ``s3://``, ``/vsicurl/...``).
 PathOrURL: TypeAlias = str | os.PathLike[str]
+#: Where credentials may go: ``(scheme, host, port)`` of an HTTP(S) URL, lower-cased, default port filled.
+Origin: TypeAlias = tuple[str, str, int]
+
+
+def origin_of(url: str) -> Origin | None:
+    """Return the origin ``(scheme, host, port)`` of an HTTP(S) URL, or ``None`` for anything else.
+
+    The one rule for "same origin" of both HTTP clients (the readers' and the
+    STAC stages'): headers and query credentials given for one origin are
+    never sent to another.
+
+    Examples
+    --------
+    >>> origin_of("https://Example.com/stac/search?page=2"), origin_of("/data/catalog.json")
+    (('https', 'example.com', 443), None)
+    >>> origin_of("http://127.0.0.1:8080/a") == origin_of("HTTP://127.0.0.1:8080/b")
+    True
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
 
 _REMOTE_SCHEMES = (
     "http",

@@ -43,8 +43,9 @@ from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
+from terrapipe.io.paths import origin_of
 from terrapipe.stac.backend import Page
-from terrapipe.stac.http_json import HttpOptions, JsonClient, origin_of
+from terrapipe.stac.http_json import HttpOptions, JsonClient
 from terrapipe.stac.query import SearchQuery, make_query
 from terrapipe.stac.redact import public_url
 

@@ -55,8 +55,6 @@ HttpOptions(headers={'Authorization': '***'}, timeout=5.0, retries=3, backoff=0.
 0.5
 >>> retry_delay(3, backoff=0.5, max_backoff=30.0, jitter=0.0, retry_after=10.0)
 10.0
->>> origin_of("https://Example.com/stac/search?page=2"), origin_of("/data/catalog.json")
-(('https', 'example.com', 443), None)
 """
 
 from __future__ import annotations
@@ -79,6 +77,7 @@ from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.optional import require
+from terrapipe.io.paths import Origin, origin_of
 from terrapipe.io.redact import redact_urls, secrets_of
 from terrapipe.stac.redact import MASK, public_url, redact_headers
 
@@ -89,9 +88,7 @@ __all__ = [
     "MAX_REDIRECTS",
     "HttpOptions",
     "JsonClient",
-    "Origin",
     "RequestModifier",
-    "origin_of",
     "retry_delay",
 ]
 
@@ -100,7 +97,6 @@ __all__ = [
 RequestModifier = Callable[[Any], Any]
 
 #: ``(scheme, host, port)`` of a URL, lowercased, the port filled in.
-Origin = tuple[str, str, int]
 
 #: Seconds one operation (a page or document, retries included) may take, by default.
 DEFAULT_DEADLINE = 120.0
@@ -118,19 +114,6 @@ _ERROR_BODY_READ = 4096
 _CHUNK = 64 * 1024
 _STEP = 2**20
 _BASE_HEADERS = {"Accept": "application/geo+json, application/json", "Accept-Encoding": "gzip, deflate"}
-
-
-def origin_of(url: str) -> Origin | None:
-    """Return the origin ``(scheme, host, port)`` of an HTTP(S) URL, or ``None`` for anything else."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
 
 
 def _origin_text(origin: Origin | None) -> str:
