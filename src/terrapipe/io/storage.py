@@ -38,8 +38,8 @@ import contextlib
 import datetime as dt
 import os
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
@@ -164,6 +164,20 @@ class Storage:
         many idle connections per host (the readers are not wired to it yet).
     max_bytes
         Refuse a whole-object read larger than this (``None``: no cap).
+    backoff, max_backoff
+        Seconds before the first retry, doubled on each further one up to
+        ``max_backoff`` (a server's ``Retry-After`` is honoured up to ``max_backoff``).
+    headers
+        Extra HTTP headers sent with every request to the origin of the URL
+        being read (``(("Authorization", "Bearer ..."),)``); never sent to
+        another host after a redirect. Only their names are ever shown.
+    request_modifier
+        A request signing hook: called with each outgoing STAC request
+        (``requests.PreparedRequest``) before it is sent; returns the request
+        to send, or ``None`` after changing it in place.
+    requester_pays
+        Send the requester-pays flag (S3 ``x-amz-request-payer``, GDAL
+        ``AWS_REQUEST_PAYER``): the reader's account pays for the transfer.
     """
 
     endpoint: str | None = None
@@ -185,9 +199,33 @@ class Storage:
     retries: int = 3
     concurrency: int = 16
     max_bytes: int | None = None
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    headers: tuple[tuple[str, str], ...] = ()
+    request_modifier: Callable[[Any], Any] | None = field(default=None, compare=False)
+    requester_pays: bool = False
 
     def __post_init__(self) -> None:
         _seconds(self.timeout, "timeout")
+        for name in ("backoff", "max_backoff"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise InvalidArgumentError(
+                    f"Storage({name}=...) must be a number of seconds >= 0, got {value!r}"
+                )
+        if isinstance(self.headers, Mapping):  # a dict is the natural spelling; keep it hashable
+            object.__setattr__(self, "headers", tuple(self.headers.items()))
+        if not isinstance(self.headers, tuple) or not all(
+            isinstance(h, tuple) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in self.headers
+        ):
+            raise InvalidArgumentError(
+                "Storage(headers=...) must be a mapping or pairs of strings, got a "
+                f"{type(self.headers).__name__} (values not shown)"
+            )
+        if self.request_modifier is not None and not callable(self.request_modifier):
+            raise InvalidArgumentError(
+                f"Storage(request_modifier=...) must be callable, got {type(self.request_modifier).__name__}"
+            )
         _seconds(self.deadline, "deadline")
         if not isinstance(self.retries, int) or isinstance(self.retries, bool) or self.retries < 0:
             raise InvalidArgumentError(f"Storage(retries=...) must be an integer >= 0, got {self.retries!r}")
@@ -255,6 +293,12 @@ class Storage:
             "concurrency": self.concurrency,
             "max_bytes": self.max_bytes,
         }
+        if self.headers:
+            shown["headers"] = sorted({name for name, _ in self.headers})
+        if self.request_modifier is not None:
+            shown["request_modifier"] = "set"
+        if self.requester_pays:
+            shown["requester_pays"] = True
         return "Storage(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     __str__ = __repr__
@@ -364,9 +408,11 @@ class Storage:
             "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
             "GDAL_HTTP_TIMEOUT": str(max(1, round(self.timeout))),
             "GDAL_HTTP_MAX_RETRY": str(self.retries),
-            "GDAL_HTTP_RETRY_DELAY": "0.5",
+            "GDAL_HTTP_RETRY_DELAY": str(self.backoff),
         }
         if cloud == "s3":
+            if self.requester_pays:
+                opts["AWS_REQUEST_PAYER"] = "requester"
             endpoint = self.endpoint_for("s3")
             if endpoint:
                 parts = urllib.parse.urlsplit(endpoint)
@@ -475,6 +521,8 @@ class Storage:
                 client["region_name"] = self.region
             if client:
                 opts["client_kwargs"] = client
+            if self.requester_pays:
+                opts["requester_pays"] = True
         elif cloud == "azure":
             account = self._azure_account(url)
             if account:
@@ -533,7 +581,10 @@ class Storage:
         }
         retry: dict[str, Any] = {
             "max_retries": self.retries,
-            "backoff": {"init_backoff": dt.timedelta(seconds=0.1), "max_backoff": dt.timedelta(seconds=5)},
+            "backoff": {
+                "init_backoff": dt.timedelta(seconds=self.backoff),
+                "max_backoff": dt.timedelta(seconds=self.max_backoff),
+            },
             "retry_timeout": dt.timedelta(seconds=self.deadline or 180.0),
         }
         if cloud in ("local", "file"):
@@ -553,6 +604,8 @@ class Storage:
             if endpoint:
                 config["endpoint"] = endpoint
                 config["virtual_hosted_style_request"] = False
+            if self.requester_pays:
+                config["request_payer"] = True
             if self.anonymous:
                 config["skip_signature"] = True
             else:
