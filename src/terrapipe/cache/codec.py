@@ -42,6 +42,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import math
@@ -55,11 +56,12 @@ import torch
 import xarray as xr
 
 from terrapipe.cache.canonical import Json
+from terrapipe.chip.construct import dataarray_from, dataset_from
 from terrapipe.core.errors import CacheError
 from terrapipe.core.optional import require
 from terrapipe.io.redact import redact_url
 
-__all__ = ["Encoded", "decode_value", "encode_value"]
+__all__ = ["Encoded", "decode_value", "encode_value", "fast_construction_ok"]
 
 _TAG = "$"
 _TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -83,6 +85,10 @@ _TORCH_DTYPES: dict[str, torch.dtype] = {
     )
 }
 _NUMPY_KINDS = frozenset("biufcmMSU")
+#: JSON scalars: a node that is one is its own value.
+_PLAIN = frozenset({str, int, float, bool})
+#: Coordinates up to this many values share one pandas index across the elements of an entry.
+_SHARED_INDEX_SIZE = 4096
 
 
 @dataclass
@@ -132,18 +138,39 @@ def encode_value(value: Any, *, where: str = "element") -> Encoded:
     return Encoded(node, buffers)
 
 
-def decode_value(node: Json, buffers: Sequence[memoryview]) -> Any:
+def decode_value(
+    node: Json,
+    buffers: Sequence[memoryview],
+    *,
+    owned: bool = True,
+    indexes: dict[Any, Any] | None = None,
+) -> Any:
     """Rebuild an element from its node and buffers (inverse of :func:`encode_value`).
 
-    Arrays and tensors share the memory of ``buffers`` (pass writable ones to
-    get writable arrays).
+    Parameters
+    ----------
+    node, buffers
+        What :func:`encode_value` made (the buffers as memoryviews).
+    owned
+        ``True``: the caller hands the buffers over; arrays and tensors share
+        their memory (pass writable ones to get writable arrays).
+        ``False``: the buffers stay someone else's (a store's bytes): arrays
+        that were read-only when encoded (chips are views of a block) share
+        them when they are read-only, everything else is copied, so nothing
+        decoded can change them.
+    indexes
+        A dict shared by the elements of one entry: a coordinate that
+        several of them hold with the same values (a ``band`` axis) gets one
+        pandas index, as ``isel`` shares it.
+
+    Arrays encoded read-only come back read-only, writable ones writable.
 
     Raises
     ------
     ValueError
         For a node that is not one :func:`encode_value` writes.
     """
-    return _Decoder(buffers).decode(node)
+    return _Decoder(buffers, owned=owned, indexes=indexes).decode(node)
 
 
 def _unsupported(value: Any, where: str, detail: str = "") -> CacheError:
@@ -239,7 +266,15 @@ class _Encoder:
         if array.dtype.kind not in _NUMPY_KINDS or array.dtype.fields is not None:
             raise _unsupported(array, where, f"dtype {array.dtype}")
         data = np.ascontiguousarray(array).tobytes()
-        return {_TAG: "ndarray", "dtype": array.dtype.str, "shape": list(array.shape), "b": self.add(data)}
+        node: dict[str, Json] = {
+            _TAG: "ndarray",
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+            "b": self.add(data),
+        }
+        if not array.flags.writeable:
+            node["ro"] = True  # a read-only view (a chip of a block): decoded as one, without a copy
+        return node
 
     def tensor(self, tensor: torch.Tensor, where: str) -> Json:
         if tensor.layout != torch.strided or tensor.is_quantized or str(tensor.dtype) not in _TORCH_DTYPES:
@@ -304,27 +339,32 @@ class _Encoder:
 
 
 class _Decoder:
-    def __init__(self, buffers: Sequence[memoryview]) -> None:
+    def __init__(
+        self, buffers: Sequence[memoryview], *, owned: bool = True, indexes: dict[Any, Any] | None = None
+    ) -> None:
         self.buffers = buffers
+        self.owned = owned
+        self.indexes: dict[Any, Any] = {} if indexes is None else indexes
+        self.fast = fast_construction_ok()
 
     def decode(self, node: Json) -> Any:
-        if node is None or isinstance(node, bool | int | float | str):
+        if node is None or type(node) in _PLAIN:
             return node
         if isinstance(node, list):
-            return [self.decode(v) for v in node]
+            return [v if type(v) in _PLAIN else self.decode(v) for v in node]
         if not isinstance(node, dict):
             raise ValueError(f"not a cache node: {type(node).__name__}")
         tag = node[_TAG]
         if tag == "tuple":
-            return tuple(self.decode(v) for v in _list(node["v"]))
+            return tuple([v if type(v) in _PLAIN else self.decode(v) for v in _list(node["v"])])
         if tag == "dict":
-            return dict(
-                zip(
-                    (self.decode(k) for k in _list(node["k"])),
-                    (self.decode(v) for v in _list(node["v"])),
-                    strict=True,
-                )
-            )
+            keys, values = _list(node["k"]), _list(node["v"])
+            if len(keys) != len(values):
+                raise ValueError("a dict node has as many keys as values")
+            return {
+                (k if type(k) in _PLAIN else self.decode(k)): (v if type(v) in _PLAIN else self.decode(v))
+                for k, v in zip(keys, values, strict=True)
+            }
         if tag == "float":
             return float(_str(node["v"]))
         if tag == "ndarray":
@@ -386,7 +426,13 @@ class _Decoder:
         count = math.prod(shape)
         if len(data) != count * dtype.itemsize:
             raise ValueError("array buffer has the wrong size")
-        return np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+        array = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+        readonly = node.get("ro") is True
+        if not self.owned and not (readonly and data.readonly):
+            array = array.copy()  # the store's bytes: never handed out writable, nor aliased if writable
+        if readonly:
+            array.flags.writeable = False
+        return array
 
     def tensor(self, node: dict[str, Json]) -> torch.Tensor:
         dtype = _TORCH_DTYPES[_str(node["dtype"])]
@@ -397,6 +443,8 @@ class _Decoder:
             raise ValueError("tensor buffer has the wrong size")
         if count == 0:
             return torch.empty(shape, dtype=dtype)
+        if not self.owned:  # torch has no read-only tensors: a tensor never shares a store's bytes
+            return torch.from_numpy(np.frombuffer(data, dtype=np.uint8).copy()).view(dtype).reshape(shape)
         return torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
 
     def variable(self, node: Json) -> xr.Variable:
@@ -405,10 +453,36 @@ class _Decoder:
         data = self.decode(node["data"])
         attrs = self.decode(node["attrs"])
         encoding = self.decode(node["encoding"])
-        return xr.Variable([str(d) for d in _list(node["dims"])], data, attrs=attrs, encoding=encoding)
+        dims = tuple(str(d) for d in _list(node["dims"]))
+        if not isinstance(data, np.ndarray) or data.ndim != len(dims):
+            raise ValueError("variable data does not match its dimensions")
+        if self.fast:  # the data is what a Variable held: xarray's checks would change nothing
+            return xr.Variable(dims, data, attrs=attrs, encoding=encoding, fastpath=True)
+        return xr.Variable(dims, data, attrs=attrs, encoding=encoding)
 
     def coords(self, node: Json) -> dict[str, xr.Variable]:
         return {_str(pair[0]): self.variable(pair[1]) for pair in _pairs(node)}
+
+    def indexed(self, coords: dict[str, xr.Variable]) -> tuple[dict[Any, xr.Variable], dict[Any, Any]]:
+        """Give each dimension coordinate its default pandas index, as xarray's constructors do."""
+        from xarray.core.indexes import PandasIndex
+
+        variables: dict[Any, xr.Variable] = {}
+        indexes: dict[Any, Any] = {}
+        for name, var in coords.items():
+            if var.dims != (name,):
+                variables[name] = var
+                continue
+            data = var.data
+            memo = (name, data.dtype.str, data.tobytes()) if data.size <= _SHARED_INDEX_SIZE else None
+            index = None if memo is None else self.indexes.get(memo)
+            if index is None:
+                index = PandasIndex.from_variables({name: var}, options={})
+                if memo is not None:
+                    self.indexes[memo] = index
+            indexes[name] = index
+            variables[name] = index.create_variables({name: var})[name]
+        return variables, indexes
 
     def xarray(self, node: dict[str, Json]) -> Any:
         tag = node[_TAG]
@@ -417,13 +491,93 @@ class _Decoder:
         coords = self.coords(node["coords"])
         if tag == "dataarray":
             var = self.variable(node["var"])
-            da = xr.DataArray(
-                var.data, dims=var.dims, coords=coords, attrs=var.attrs, name=self.decode(node["name"])
-            )
+            name = self.decode(node["name"])
+            if self.fast:
+                encoding, var.encoding = var.encoding, {}
+                variables, indexes = self.indexed(coords)
+                da = dataarray_from(var, variables, name, indexes)
+                da.encoding = dict(encoding)
+                return da
+            da = xr.DataArray(var.data, dims=var.dims, coords=coords, attrs=var.attrs, name=name)
             da.encoding = dict(var.encoding)
             return da
         data_vars = {_str(pair[0]): self.variable(pair[1]) for pair in _pairs(node["vars"])}
-        return xr.Dataset(data_vars, coords=coords, attrs=self.decode(node["attrs"]))
+        attrs = self.decode(node["attrs"])
+        if self.fast:
+            coord_vars, indexes = self.indexed(coords)
+            everything: dict[Any, xr.Variable] = {**data_vars, **coord_vars}
+            sizes: dict[Any, int] = {}
+            for var in everything.values():
+                for dim, size in zip(var.dims, var.shape, strict=True):
+                    if sizes.setdefault(dim, size) != size:
+                        raise ValueError(f"dimension {dim!r} has sizes {sizes[dim]} and {size}")
+            return dataset_from(everything, set(coord_vars), sizes, attrs, indexes, None)
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+@functools.cache
+def fast_construction_ok() -> bool:
+    """Whether decoding may build xarray objects directly (checked once per process).
+
+    The direct path (``fastpath`` variables, default indexes made here,
+    :func:`terrapipe.chip.construct.dataarray_from`/``dataset_from``) skips
+    checks that cannot fail for what :func:`encode_value` wrote. It is used
+    only when, on a small example with a non-index coordinate, attributes,
+    encodings, a shared axis and a Dataset, it builds objects identical to
+    the public constructors' (xarray's internals may change).
+    """
+    from terrapipe.chip.construct import direct_construction_ok
+
+    if not direct_construction_ok():
+        return False
+    da = xr.DataArray(
+        np.arange(6, dtype="uint16").reshape(1, 2, 3),
+        dims=("band", "y", "x"),
+        coords={
+            "band": ["red"],
+            "y": np.array([20.0, 10.0]),
+            "x": np.array([1, 2, 3]),
+            "spatial_ref": np.array(0),
+            "lat": ("y", np.array([5.0, 6.0])),
+        },
+        name="image",
+        attrs={"nodata": 0},
+    )
+    da.x.attrs["units"] = "m"
+    da.encoding["dtype"] = "uint16"
+    da.y.encoding["units"] = "m"
+    ds = da.to_dataset().assign(mask=da.isel(band=0) > 2)
+    ds.attrs["title"] = "t"
+    try:
+        for value in (da, ds):
+            encoded = encode_value(value)
+            views = [memoryview(bytearray(b)) for b in encoded.buffers]
+            fast = _Decoder(views).decode(encoded.node)
+            slow = _Decoder(views)
+            slow.fast = False
+            slow_value = slow.decode(encoded.node)
+            xr.testing.assert_identical(fast, slow_value)
+            if fast.encoding != slow_value.encoding or not _same_parts(fast, slow_value):
+                return False
+        return True
+    except Exception:  # any change in xarray's internals: the public constructors
+        return False
+
+
+def _same_parts(a: xr.DataArray | xr.Dataset, b: xr.DataArray | xr.Dataset) -> bool:
+    """Whether two xarray objects have the same variables (order, type, encoding) and index types."""
+
+    def parts(obj: xr.DataArray | xr.Dataset) -> dict[Any, xr.Variable]:
+        if isinstance(obj, xr.Dataset):
+            return dict(obj.variables)
+        return {**obj.coords.variables, None: obj.variable}
+
+    pa, pb = parts(a), parts(b)
+    if list(pa) != list(pb) or {n: type(i) for n, i in a.xindexes.items()} != {
+        n: type(i) for n, i in b.xindexes.items()
+    }:
+        return False
+    return all(type(pa[n]) is type(pb[n]) and pa[n].encoding == pb[n].encoding for n in pb)
 
 
 def _str(node: Json) -> str:

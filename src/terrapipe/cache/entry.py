@@ -111,11 +111,15 @@ def entry_digest(data: bytes | bytearray | memoryview) -> str:
     return bytes(memoryview(data)[-_DIGEST:]).hex()
 
 
-def unpack_entry(data: bytes | bytearray | memoryview, key: str) -> list[Any]:
+def unpack_entry(data: bytes | bytearray | memoryview, key: str, *, owned: bool = False) -> list[Any]:
     """Verify an entry and decode its elements.
 
-    The arrays and tensors returned are writable and share one fresh buffer
-    (the stored bytes are never aliased).
+    Nothing returned can change the stored bytes: writable arrays and
+    tensors are copies; arrays that were read-only when encoded (chips are
+    read-only views of their block) come back read-only, as views of
+    ``data`` when it is immutable (``bytes``), so a hit does not copy them.
+    With ``owned=True`` the caller hands a writable ``data`` over (a buffer
+    just read from disk) and everything decoded shares it.
 
     Parameters
     ----------
@@ -123,6 +127,8 @@ def unpack_entry(data: bytes | bytearray | memoryview, key: str) -> list[Any]:
         The entry's bytes.
     key
         The key it was read under.
+    owned
+        Whether ``data`` is the caller's to give away (see above).
 
     Returns
     -------
@@ -148,18 +154,23 @@ def unpack_entry(data: bytes | bytearray | memoryview, key: str) -> list[Any]:
         if header["format"] != _FORMAT or header["key"] != key:
             raise ValueError(f"entry written for key {header['key']!r} in format {header['format']!r}")
         start = _PREFIX + size + _pad(_PREFIX + size)
-        payload = bytearray(view[start:-_DIGEST])
+        payload = view[start:-_DIGEST]
         if len(payload) != header["payload"]:
             raise ValueError("payload size does not match the header")
-        whole = memoryview(payload)
+        handed_over = owned and not view.readonly
+        indexes: dict[Any, Any] = {}  # one pandas index per distinct small coordinate of the entry
         out = []
         for element in header["elements"]:
             buffers = []
             for offset, nbytes in element["buffers"]:
-                if not (offset >= 0 and nbytes >= 0 and offset + nbytes <= len(payload)):
+                if not (
+                    isinstance(offset, int)
+                    and isinstance(nbytes, int)
+                    and 0 <= offset <= offset + nbytes <= len(payload)
+                ):
                     raise ValueError("buffer outside the payload")
-                buffers.append(whole[offset : offset + nbytes])
-            out.append(decode_value(element["node"], buffers))
+                buffers.append(payload[offset : offset + nbytes])
+            out.append(decode_value(element["node"], buffers, owned=handed_over, indexes=indexes))
         return out
     except (ValueError, KeyError, TypeError, IndexError, struct.error) as err:
         raise CorruptEntryError(f"cache entry {key} is corrupt: {err}") from err

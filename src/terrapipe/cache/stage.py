@@ -280,11 +280,16 @@ class Cache(ResumesNextPass, Stage[T]):
         yield from self._compute(anchor, key, epoch)
 
     def _lookup(self, key: str) -> list[T] | None:
+        get_buffer = getattr(self.store, "get_buffer", None)
         try:
-            blob = self.store.get(key)
+            if callable(get_buffer):  # a fresh buffer that is ours: decoded arrays share it, no copy
+                blob: Any = get_buffer(key)
+                owned = True
+            else:  # the store's bytes (a memory cache's own): read-only chips share them, the rest is copied
+                blob, owned = self.store.get(key), False
             if blob is None:
                 return None
-            elements: list[T] = unpack_entry(blob, key)
+            elements: list[T] = unpack_entry(blob, key, owned=owned)
         except CorruptEntryError:
             self.stats.corrupt += 1
             return None
