@@ -13,6 +13,10 @@ transform coefficients...). Here:
 - dicts (``variables``) and tuples are collated key by key, position by position;
 - anything else (strings, ``None``, objects) becomes a list.
 
+In a loader worker process the stacked tensors are allocated in shared
+memory (:mod:`~terrapipe.run.shared_memory`), so the batch crosses to the
+main process without being copied.
+
 Examples
 --------
 >>> import torch
@@ -34,6 +38,7 @@ import numpy as np
 import torch
 
 from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.run.shared_memory import collating_into_shared_memory, empty_shared
 
 __all__ = ["collate_samples"]
 
@@ -44,6 +49,13 @@ LIST_KEYS = frozenset({"meta"})
 def _stack(values: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
     first = values[0]
     if all(v.shape == first.shape and v.dtype == first.dtype for v in values):
+        if (
+            collating_into_shared_memory()
+            and first.device.type == "cpu"
+            and not any(v.requires_grad for v in values)
+        ):
+            # in a loader worker process: the batch then crosses to the main process without a copy
+            return torch.stack(values, out=empty_shared((len(values), *first.shape), first.dtype))
         return torch.stack(values)
     return values
 

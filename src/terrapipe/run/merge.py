@@ -7,12 +7,24 @@ worker is faster, so it is the same on every run with the same seed and
 epoch, and a run resumed from :meth:`ShardMerge.get_state` continues in the
 same order: the state is the epoch, whose turn it is, which shards ended and
 each shard's position after the last element taken from it.
+
+When the workers batch their own shards (process workers with a batch size,
+see :mod:`terrapipe.run.workers`), the merge yields batches: first the
+workers' batches, round robin; a shard whose next message is a tail element
+(the fewer than ``batch_size`` elements left at its end) drops out of that
+turn, its element held but not yet taken. Once every shard has ended or
+reached its tail, the tails are taken element by element, round robin from
+shard 0, and collated here into batches (the last one short, or dropped
+with ``drop_last``). So an epoch has ``ceil(n / batch_size)`` batches (or
+``n // batch_size``) as with threads, though the elements of a batch come
+from one shard. A tail element taken carries ``"tail": True`` in its shard's
+position, which is how a resumed merge knows it was taking tails.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torchdata.nodes import BaseNode
@@ -21,7 +33,7 @@ from terrapipe.core.errors import PipelineStateError
 from terrapipe.core.state import expect_keys
 from terrapipe.run.errors import WorkerError
 from terrapipe.run.loader_stats import LoaderStats
-from terrapipe.run.workers import END, ERROR, WorkerPool
+from terrapipe.run.workers import BATCH, END, ERROR, ITEM, Message, WorkerPool
 
 __all__ = ["ShardMerge"]
 
@@ -38,6 +50,8 @@ class ShardMerge(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type 
         under another layout is refused.
     stats
         Takes the stage counters the workers send with their messages.
+    drop_last
+        With workers that batch: drop the last batch of the tails when it is short.
 
     Attributes
     ----------
@@ -53,9 +67,21 @@ class ShardMerge(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type 
 
     KEYS = ("epoch", "turn", "done", "positions", "layout")
 
-    def __init__(self, pool: WorkerPool, layout: Mapping[str, int], stats: LoaderStats | None = None) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        layout: Mapping[str, int],
+        stats: LoaderStats | None = None,
+        *,
+        drop_last: bool = False,
+    ) -> None:
         super().__init__()
         self.pool = pool
+        self.drop_last = drop_last
+        # set when the workers batch: (batch_size, collate)
+        self._batching: tuple[int, Callable[[list[Any]], Any]] | None = pool.batching
+        self._held: list[Message | None] = [None] * pool.size
+        self._tailing = [False] * pool.size
         self.stats = stats
         self.layout = dict(layout)
         self.planned_epoch = 0
@@ -91,11 +117,17 @@ class ShardMerge(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type 
                 self.epoch, self._turn = int(initial_state["epoch"]), int(initial_state["turn"])
                 self._done = [bool(d) for d in initial_state["done"]]
                 self._positions = list(initial_state["positions"])
+            self._held = [None] * size
+            # taking tails (some tail element was taken): every shard not done is in its tail
+            in_tails = any(bool(p and p.get("tail")) for p in self._positions)
+            self._tailing = [in_tails and not d for d in self._done]
             self.error = None
             self.pool.start_pass(self._generation, self.epoch, self._positions, self._done)
 
     def next(self) -> Any:
-        """Return the next element in turn; ``StopIteration`` when every shard ended."""
+        """Return the next element (or batch) in turn; ``StopIteration`` when every shard ended."""
+        if self._batching is not None:
+            return self._next_batch()
         generation = self._generation
         size = self.pool.size
         with self._lock:
@@ -124,6 +156,71 @@ class ShardMerge(BaseNode[Any]):  # type: ignore[misc]  # torchdata has no type 
                     continue
                 return payload
             raise StopIteration
+
+    def _receive(self, index: int, generation: int) -> Message:
+        held, self._held[index] = self._held[index], None
+        if held is not None:
+            return held
+        try:
+            message = self.pool.receive(index, generation, lambda: self._generation != generation)
+        except Exception as err:
+            self.error = err
+            raise
+        if message is None:
+            raise StopIteration  # abandoned by reset()
+        if self.stats is not None:
+            self.stats.update(index, message[4])
+        if message[1] == ERROR:
+            self.error = _reraisable(message[2], index, self.pool.method)
+            raise self.error
+        return message
+
+    def _next_batch(self) -> Any:
+        """Return the next batch: the workers' own batches in turn, then batches of their tails."""
+        assert self._batching is not None
+        batch_size, collate = self._batching
+        generation = self._generation
+        size = self.pool.size
+        with self._lock:
+            # the workers' batches, round robin over the shards not done and not in their tail
+            while not all(d or t for d, t in zip(self._done, self._tailing, strict=True)):
+                index = self._turn
+                if self._done[index] or self._tailing[index]:
+                    self._turn = (index + 1) % size
+                    continue
+                message = self._receive(index, generation)
+                _, kind, payload, position, _ = message
+                self._turn = (index + 1) % size
+                if kind == ITEM:  # the shard's tail starts: hold the element, take it with the tails
+                    self._held[index], self._tailing[index] = message, True
+                    continue
+                self._positions[index] = position
+                if kind == END:
+                    self._done[index] = True
+                    continue
+                return payload
+            # the tails, element by element, round robin from shard 0, batched and collated here
+            if not any(p and p.get("tail") for p in self._positions):
+                self._turn = 0
+            elements: list[Any] = []
+            while len(elements) < batch_size and not all(self._done):
+                index = self._turn
+                if self._done[index]:
+                    self._turn = (index + 1) % size
+                    continue
+                _, kind, payload, position, _ = self._receive(index, generation)
+                if kind == BATCH:
+                    msg = f"loader worker {index} sent a batch after its tail (kind {kind}); this is a bug"
+                    raise PipelineStateError(msg)
+                self._positions[index] = position
+                self._turn = (index + 1) % size
+                if kind == END:
+                    self._done[index] = True
+                    continue
+                elements.append(payload)
+            if not elements or (self.drop_last and len(elements) < batch_size):
+                raise StopIteration
+            return collate(elements)
 
     def get_state(self) -> dict[str, Any]:
         """Return the position after the last element returned (see the module docs)."""

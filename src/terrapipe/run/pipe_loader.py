@@ -35,6 +35,17 @@ whole pipes and checkpoints at the level of the pipe's stateful stages:
    ``Prefetcher`` follow, and ``torchdata.nodes.Loader`` drives them. Each
    prefetching node snapshots the state of its source with every element, so
    the state stays "after the last batch handed out" through every buffer.
+5. **Process workers batch their own shards.** With ``method="process"``
+   and a ``batch_size``, each worker batches and collates its shard itself,
+   into shared memory, as torch's ``DataLoader`` workers do: a batch crosses
+   processes once, with no copy, instead of each sample being pickled, copied
+   and stacked again here. The merge then takes whole batches in turn and
+   batches the shards' leftover tails itself (:mod:`~terrapipe.run.merge`):
+   the number of batches is the same as with threads, but a batch holds
+   consecutive elements of one shard, so batches differ from a thread
+   loader's (they are as deterministic, and a state saved by one kind of
+   loader is refused by the other mid-epoch). The collate runs in the
+   workers, so with ``"spawn"`` or ``"forkserver"`` it must pickle.
 
 Epochs: each ``iter()`` runs the next epoch (0, 1, 2, ...) unless
 :meth:`PipeLoader.set_epoch` chose one; the epoch is set on every stage
@@ -224,6 +235,10 @@ class PipeLoader(Generic[T]):
         self.exact_resume = plan.exact
         self._blockers = plan.blockers
         self.layout = {"shards_per_rank": self._shards, "rank": self.rank, "world_size": self.world_size}
+        # process workers batch and collate their own shards (one shared-memory crossing per batch)
+        self._batch_in_workers = self.workers > 0 and method == "process" and self.batch_size is not None
+        if self._batch_in_workers:
+            self.layout["batches_in_workers"] = int(self.batch_size or 0)
 
         self._stats = LoaderStats(pipe, self._shards)
         self._source: ShardMerge | InlineShard
@@ -238,12 +253,14 @@ class PipeLoader(Generic[T]):
                 buffer=self.buffer,
                 seed=seed,
                 timeout=timeout,
+                batch_size=self.batch_size if self._batch_in_workers else None,
+                collate=self.collate if self._batch_in_workers else None,
             )
-            self._source = ShardMerge(pool, self.layout, self._stats)
+            self._source = ShardMerge(pool, self.layout, self._stats, drop_last=self.drop_last)
         node: BaseNode[Any] = self._source
-        if self.batch_size is not None:
+        if self.batch_size is not None and not self._batch_in_workers:
             node = Batcher(node, self.batch_size, drop_last=self.drop_last)
-        if self.collate is not None:
+        if self.collate is not None and not self._batch_in_workers:
             node = Mapper(node, self.collate)
         if self.pin_memory:
             node = PinMemory(node) if self.prefetch else Mapper(node, pin)
@@ -266,6 +283,8 @@ class PipeLoader(Generic[T]):
         """Most elements read by the workers and not yet handed to the consumer (see the module docs)."""
         batch = self.batch_size or 1
         waiting = self._shards * (self.buffer + 1) if self.workers else 1
+        if self._batch_in_workers:  # workers queue batches; the merge holds a tail element per shard
+            waiting = self._shards * ((self.buffer + 1) * batch + 1)
         return waiting + (self.prefetch + 2) * batch
 
     def _batches(self, n_elements: int) -> int:
@@ -535,8 +554,10 @@ def loader(
         (or the caller's thread with ``prefetch=0``).
     method
         ``"thread"`` (default: I/O releases the GIL) or ``"process"`` (for
-        pure-Python work; the pipe must pickle with the start method chosen,
-        and elements travel through shared memory).
+        pure-Python work; the pipe must pickle with the start method chosen).
+        Process workers with a ``batch_size`` batch and collate their own
+        shards and send each batch once, through shared memory (see the
+        module docs: batches then hold consecutive elements of one shard).
     prefetch
         Batches prepared ahead in a background thread (0: none).
     pin_memory

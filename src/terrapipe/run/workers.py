@@ -20,6 +20,19 @@ older generations are dropped by :meth:`WorkerPool.receive`.
 Processes pickle each message themselves before queueing it, so an element
 that cannot be sent fails with a clear error instead of disappearing in the
 queue's feeder thread; tensors travel through shared memory.
+
+Batches in worker processes: given a batch size and a collate, a process
+worker batches its own shard and collates each batch itself, into shared
+memory (:mod:`~terrapipe.run.shared_memory`), and sends one
+``BATCH`` message per batch with the position after its last element: a
+batch crosses processes once, as a few file descriptors, instead of every
+sample being pickled and copied, then stacked again in the main process
+(measured: the main process spent 3.5 ms of CPU per 256² sample doing that,
+half of it stacking freshly mapped shared pages). The fewer than
+``batch_size`` elements left at the end of a shard (its *tail*) are sent one
+by one as ``ITEM`` messages whose position is marked ``"tail": True``;
+:class:`~terrapipe.run.merge.ShardMerge` batches the tails of all shards
+together, so an epoch has as many batches as with threads.
 """
 
 from __future__ import annotations
@@ -51,11 +64,12 @@ from terrapipe.run.loader_stats import StatsReporter
 from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.shard_scope import shard_scope
 from terrapipe.run.sharding import apply_torch_sharding
+from terrapipe.run.shared_memory import collate_into_shared_memory
 
-__all__ = ["END", "ERROR", "ITEM", "Method", "WorkerPool", "seed_globals"]
+__all__ = ["BATCH", "END", "ERROR", "ITEM", "Method", "WorkerPool", "seed_globals"]
 
 Method = Literal["thread", "process"]
-ITEM, END, ERROR = 0, 1, 2
+ITEM, END, ERROR, BATCH = 0, 1, 2, 3
 _POLL = 0.05
 
 # (generation, kind, payload, position, stats report or None)
@@ -91,11 +105,11 @@ def _encode_process(message: Message) -> bytes:
         return bytes(ForkingPickler.dumps(message))
     except Exception as err:
         generation, kind, payload, _, report = message
-        what = describe_element(payload) if kind == ITEM else "its result"
+        what = {ITEM: describe_element(payload), BATCH: "a collated batch"}.get(kind, "its result")
         wrapped = WorkerError(
             f"a loader worker process cannot send {what} to the main process ({type(err).__name__}: {err}); "
-            "with method='process' elements must pickle (tensors, arrays, dicts of them): convert them "
-            "earlier in the pipe or use method='thread'"
+            "with method='process' elements and batches must pickle (tensors, arrays, dicts of them): "
+            "convert them earlier in the pipe or use method='thread'"
         )
         return bytes(ForkingPickler.dumps((generation, ERROR, (wrapped, str(wrapped), ""), None, report)))
 
@@ -120,6 +134,7 @@ def _run_pass(
     generation: Any,
     stop: Any,
     reporter: StatsReporter,
+    batching: tuple[int, Callable[[list[Any]], Any]] | None = None,
 ) -> None:
     gen, epoch, position = command
     encode: Callable[[Message], Any] = _encode_process if method == "process" else (lambda message: message)
@@ -143,13 +158,26 @@ def _run_pass(
         if seed is not None and method == "process":
             seed_globals(worker_seed(seed, epoch=epoch, info=info))
         iterator = iter(pipe)
+        pending: list[tuple[Any, dict[str, Any]]] = []
         for element in iterator:
             if skip:
                 skip -= 1
                 continue
             yielded += 1
-            message = (gen, ITEM, element, {"yielded": yielded, "pipe": plan.capture()}, reporter.poll())
+            here = {"yielded": yielded, "pipe": plan.capture()}
+            if batching is None:
+                message: Message = (gen, ITEM, element, here, reporter.poll())
+            else:
+                pending.append((element, here))
+                if len(pending) < batching[0]:
+                    continue
+                message = (gen, BATCH, _collate(batching[1], pending, info), here, reporter.poll())
+                pending = []
             if not _send(results, encode(message), alive):
+                return
+        for element, here in pending:  # the shard's tail, fewer than batch_size: the merge batches tails
+            tail = (gen, ITEM, element, {**here, "tail": True}, reporter.poll())
+            if not _send(results, encode(tail), alive):
                 return
         end = (gen, END, None, {"yielded": yielded, "pipe": plan.capture()}, reporter.poll(force=True))
         _send(results, encode(end), alive)
@@ -162,6 +190,20 @@ def _run_pass(
             close()
 
 
+def _collate(
+    collate: Callable[[list[Any]], Any], pending: list[tuple[Any, dict[str, Any]]], info: ShardInfo
+) -> Any:
+    try:
+        return collate([element for element, _ in pending])
+    except Exception as err:
+        first = int(pending[0][1]["yielded"])
+        err.add_note(
+            f"while collating elements {first}..{first + len(pending) - 1} of shard {info.worker_id} "
+            f"in its loader worker process (first element: {describe_element(pending[0][0])})"
+        )
+        raise
+
+
 def _worker_main(
     pipe: IterDataPipe[Any],
     info: ShardInfo,
@@ -171,11 +213,13 @@ def _worker_main(
     results: Any,
     generation: Any,
     stop: Any,
+    batching: tuple[int, Callable[[list[Any]], Any]] | None = None,
 ) -> None:
     parent = os.getppid()
     if method == "process":
         torch.set_num_threads(1)
-    with shard_scope(info):
+    shared = collate_into_shared_memory() if method == "process" else contextlib.nullcontext()
+    with shard_scope(info), shared:
         apply_torch_sharding(pipe, info)
         reporter = StatsReporter(pipe)
         while not stop.is_set():
@@ -187,7 +231,7 @@ def _worker_main(
                 continue
             if command is None:
                 break
-            _run_pass(pipe, info, method, seed, command, results, generation, stop, reporter)
+            _run_pass(pipe, info, method, seed, command, results, generation, stop, reporter, batching)
     if method == "process":
         results.cancel_join_thread()
 
@@ -229,6 +273,10 @@ class WorkerPool:
         Seeds the global random generators of process workers every pass.
     timeout
         Seconds to wait for one element of a worker before giving up; ``None``: no limit.
+    batch_size, collate
+        With ``method="process"``, each worker batches its shard and collates
+        the batches itself (see the module docs); ``None``: workers send
+        elements.
     """
 
     def __init__(
@@ -241,8 +289,13 @@ class WorkerPool:
         buffer: int = 2,
         seed: int | None = None,
         timeout: float | None = None,
+        batch_size: int | None = None,
+        collate: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         self.pipe = pipe
+        self.batching: tuple[int, Callable[[list[Any]], Any]] | None = None
+        if method == "process" and batch_size is not None and collate is not None:
+            self.batching = (batch_size, collate)
         self.infos = list(infos)
         self.method = method
         self.context = context
@@ -309,7 +362,17 @@ class WorkerPool:
             commands, results = ctx.Queue(), ctx.Queue(maxsize=self.buffer)
             worker = ctx.Process(
                 target=_worker_main,
-                args=(self.pipe, info, "process", self.seed, commands, results, self._generation, self._stop),
+                args=(
+                    self.pipe,
+                    info,
+                    "process",
+                    self.seed,
+                    commands,
+                    results,
+                    self._generation,
+                    self._stop,
+                    self.batching,
+                ),
                 name=f"terrapipe-loader-{index}",
                 daemon=True,
             )
@@ -322,8 +385,9 @@ class WorkerPool:
                 self.close()
                 msg = (
                     f"cannot start loader worker processes with the {self.context or 'default'!r} start "
-                    f"method ({type(err).__name__}: {err}); the pipe must pickle (use functions defined at "
-                    "module level, not lambdas or local functions) or use method='thread'"
+                    f"method ({type(err).__name__}: {err}); the pipe (and the collate) must pickle (use "
+                    "functions defined at module level, not lambdas or local functions) or use "
+                    "method='thread'"
                 )
                 raise InvalidArgumentError(msg) from err
             self._workers.append(worker)
@@ -356,11 +420,26 @@ class WorkerPool:
         if self._generation is not None:
             self._generation.value = generation
 
-    def _decode(self, data: Any) -> Message:
-        if self.method == "process":
+    def _decode(self, data: Any, index: int) -> Message:
+        if self.method != "process":
+            return data  # type: ignore[no-any-return]
+        try:
             message: Message = ForkingPickler.loads(data)
-            return message
-        return data  # type: ignore[no-any-return]
+        except Exception as err:
+            # tensors come as file descriptors handed over by the worker: a worker that died after
+            # queueing a message can no longer hand them over (ConnectionResetError, EOFError...)
+            worker = self._workers[index] if index < len(self._workers) else None
+            if worker is not None:
+                worker.join(timeout=1.0)
+            code = getattr(worker, "exitcode", None)
+            state = f"stopped unexpectedly with exit code {code}" if code is not None else "failed"
+            msg = (
+                f"loader worker {index} (process) {state} before the main process received what it had "
+                f"sent ({type(err).__name__}: {err}); if it was killed for memory, lower workers, "
+                "prefetch or batch_size"
+            )
+            raise WorkerError(msg) from err
+        return message
 
     def receive(self, index: int, generation: int, cancelled: Callable[[], bool]) -> Message | None:
         """Wait for the next message of worker ``index`` in pass ``generation``.
@@ -376,7 +455,7 @@ class WorkerPool:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
             try:
-                message = self._decode(results.get(timeout=_POLL))
+                message = self._decode(results.get(timeout=_POLL), index)
             except queue.Empty:
                 if cancelled():
                     return None
@@ -384,7 +463,7 @@ class WorkerPool:
                     raise WorkerError("the loader was closed while a pass was running") from None
                 if not worker.is_alive():
                     try:
-                        message = self._decode(results.get(timeout=_POLL))
+                        message = self._decode(results.get(timeout=_POLL), index)
                     except queue.Empty:
                         code = getattr(worker, "exitcode", None)
                         detail = f" with exit code {code}" if code is not None else ""
