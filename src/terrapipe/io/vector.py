@@ -11,6 +11,15 @@
   ``/vsizip/a.zip/a.shp``; remote ones as ``/vsizip//vsicurl/https://.../a.zip``.
 - GeoParquet (``.parquet``, ``.geoparquet``) goes through pyarrow with bbox
   pushdown on the bbox covering column (see :mod:`terrapipe.io.geoparquet`).
+- Files on buckets (``s3://``, ``gs://``, ``az://``/``abfs://``) and, with
+  ``storage=``, presigned or SAS ``https://`` URLs are read through the byte
+  layer, configured per call by ``storage=`` (:class:`terrapipe.Storage`).
+  pyogrio's GDAL is not rasterio's, so a ``rasterio.Env`` does not configure
+  it, and pyogrio can only set GDAL options process-wide; so GDAL formats are
+  read by GDAL from a private local copy fetched through the byte layer (a
+  FlatGeobuf with ``bbox``/``mask``: only its header, the index nodes the box
+  reaches and the features they point at, by ranged reads), and no GDAL
+  configuration is ever set (:mod:`terrapipe.io.vector_objects`).
 
 Every result has its CRS; a file without one is a ``ReadError`` unless
 ``crs=`` says what to assume.
@@ -43,6 +52,7 @@ import contextlib
 import functools
 import os
 import sys
+import tempfile
 import threading
 import urllib.parse
 import warnings
@@ -50,7 +60,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from terrapipe.core.checks import check_column_names, check_int
-from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
@@ -59,10 +69,11 @@ from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import HTTPFile
+from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.redact import MASK, redact_urls
+from terrapipe.io.redact import MASK, public_url, redact_urls
 from terrapipe.io.storage import Storage
 from terrapipe.io.vector_integrity import (
     FlatGeobufLayout,
@@ -70,6 +81,7 @@ from terrapipe.io.vector_integrity import (
     check_vector_file,
     is_geojson_sequence,
 )
+from terrapipe.io.vector_objects import fetch_vector
 
 __all__ = ["ReadVector", "check_crs", "is_geoparquet", "open_vector"]
 
@@ -158,6 +170,15 @@ def _check_http_options(options: HTTPOptions | None) -> HTTPOptions | None:
             f"http_options must be a terrapipe.io.HTTPOptions or None, got {type(options).__name__} {options!r}"
         )
     return options
+
+
+def _check_storage(storage: Storage | None) -> Storage | None:
+    if storage is None or isinstance(storage, Storage):
+        return storage
+    raise InvalidArgumentError(
+        f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
+        "(build one with tp.Storage(...) or tp.Storage.from_env())"
+    )
 
 
 def _read_ogr(
@@ -394,6 +415,56 @@ def _ogr_columns(path: str, layer: str | int | None) -> list[str]:
         return []
 
 
+def _check_frame(gdf: Any, path: str, cols: list[str] | None, layer: str | int | None) -> None:
+    """Refuse a layer without geometry, or without a column asked for (naming what there is)."""
+    if not isinstance(gdf, require("geopandas", feature="read_vector").GeoDataFrame):
+        raise read_error(
+            path,
+            "cannot read vector file",
+            cause=f"layer {layer if layer is not None else 'read by default'!r} has no geometry column",
+            hint=f"pick a layer with geometries (layers: {_geometry_layers(path)})",
+        )
+    missing = [c for c in cols or () if c not in gdf.columns]
+    if missing:
+        raise read_error(
+            path,
+            "cannot read vector file",
+            cause=f"no column named {missing} (columns: {_ogr_columns(path, layer)})",
+            hint="pick names listed",
+        )
+
+
+def _through_byte_layer(path: str, storage: Storage | None) -> bool:
+    """Whether a GDAL vector file is fetched through the byte layer: buckets, and HTTP(S) with ``storage=``."""
+    return is_object_url(path) or (storage is not None and is_http(path))
+
+
+def _read_ogr_from_store(
+    url: str,
+    storage: Storage | None,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    mask: Any,
+    columns: list[str] | None,
+    where: str | None,
+    layer: str | int | None,
+) -> Any:
+    """Read a GDAL vector file on a bucket from a private local copy (see :mod:`terrapipe.io.vector_objects`).
+
+    Errors of the local read name ``scheme://host/path`` of ``url``, never the copy.
+    """
+    shown = public_url(url)
+    query_box = bbox if bbox is not None else (tuple(mask.bounds) if mask is not None else None)
+    with tempfile.TemporaryDirectory(prefix="terrapipe-vector-") as folder:
+        local = fetch_vector(url, storage, folder=folder, bbox=query_box)
+        try:
+            gdf = _read_ogr(local, bbox=bbox, mask=mask, columns=columns, where=where, layer=layer)
+            _check_frame(gdf, local, columns, layer)
+        except ReadError as err:
+            raise ReadError(str(err).replace(local, shown)) from err
+    return gdf
+
+
 def open_vector(
     path: Any,
     *,
@@ -430,9 +501,14 @@ def open_vector(
         Time-out and retries for GeoParquet over HTTP (other formats use the
         GDAL settings of :mod:`terrapipe.io.gdal_env`).
     storage
-        Object-storage configuration (:class:`terrapipe.Storage`) for GeoParquet:
-        ``s3://``, ``gs://``, ``az://``/``abfs://`` and presigned or SAS URLs
-        are read through the byte layer (see :func:`~terrapipe.io.geoparquet.read_geoparquet`).
+        How to reach ``s3://``, ``gs://``, ``az://``/``abfs://`` and presigned
+        or SAS ``https://`` URLs (:class:`terrapipe.Storage`; default
+        ``tp.Storage.from_env()`` for bucket URLs): they are read through the
+        byte layer, GeoParquet by ranged reads
+        (:func:`~terrapipe.io.geoparquet.read_geoparquet`), GDAL formats from a
+        private local copy, a FlatGeobuf with ``bbox``/``mask`` by ranged reads
+        of its index and the features it points at
+        (:mod:`terrapipe.io.vector_objects`). No GDAL configuration is set.
 
     Returns
     -------
@@ -456,6 +532,7 @@ def open_vector(
     where = _check_where(where)
     layer = _check_layer(layer)
     http_options = _check_http_options(http_options)
+    storage = _check_storage(storage)
     if box is not None and mask is not None:
         raise InvalidArgumentError("pass bbox or mask, not both")
     if is_geoparquet(text):
@@ -465,25 +542,14 @@ def open_vector(
         gdf = read_geoparquet(
             text, bbox=box, mask=mask, columns=cols, crs=crs, http_options=http_options, storage=storage
         )
+        _check_frame(gdf, text, cols, layer)
+    elif _through_byte_layer(text, storage):
+        gdf = _read_ogr_from_store(text, storage, bbox=box, mask=mask, columns=cols, where=where, layer=layer)
     else:
         gdf = _read_ogr(
             text, bbox=box, mask=mask, columns=cols, where=where, layer=layer, http_options=http_options
         )
-    if not isinstance(gdf, require("geopandas", feature="read_vector").GeoDataFrame):
-        raise read_error(
-            text,
-            "cannot read vector file",
-            cause=f"layer {layer if layer is not None else 'read by default'!r} has no geometry column",
-            hint=f"pick a layer with geometries (layers: {_geometry_layers(text)})",
-        )
-    missing = [c for c in cols or () if c not in gdf.columns]
-    if missing:
-        raise read_error(
-            text,
-            "cannot read vector file",
-            cause=f"no column named {missing} (columns: {_ogr_columns(text, layer)})",
-            hint="pick names listed",
-        )
+        _check_frame(gdf, text, cols, layer)
     if gdf.crs is None:
         if crs is None:
             raise read_error(
@@ -542,7 +608,17 @@ class ReadVector(ReaderStage[Any]):
         self.layer = _check_layer(layer)
         self.crs = check_crs(crs)
         self.http_options = _check_http_options(http_options)
-        self.storage = storage
+        # Kept out of the cache description (it holds credentials): ``storage_location`` stands for it.
+        self._storage_obj = _check_storage(storage)
+        if self._storage_obj is not None:
+            from terrapipe.io.raster import storage_config
+
+            self.storage_location = storage_config(self._storage_obj)
+
+    @property
+    def storage(self) -> Storage | None:
+        """The :class:`~terrapipe.io.storage.Storage` files are read through (``None``: from the environment)."""
+        return self._storage_obj
 
     def open_one(self, element: Any) -> Any:
         """Read one file with this stage's options."""

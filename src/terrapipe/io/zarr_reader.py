@@ -9,18 +9,42 @@ and the store in ``encoding["source"]``. The CRS, where the store records one
 (a CF ``grid_mapping`` variable or a ``spatial_ref`` coordinate), is set the
 rioxarray way (``ds.rio.crs``).
 
-HTTP(S) URLs are read with :class:`~terrapipe.io.http_store.HTTPStore`
-(standard library, fork-safe); they need consolidated metadata, since HTTP
-cannot list a folder. Each HTTP request has an overall ``deadline`` (default
-120 s: connection, retries and the whole answer, so a server trickling bytes
-cannot hold a read) and a ``max_body`` cap on its answer (default 256 MiB,
-counted after decompression).
+Where the store lives decides how it is read:
+
+* ``s3://``, ``gs://``, ``az://``/``abfs://`` URLs, ``http(s)://`` URLs given
+  with ``storage=`` and Azure SAS URLs: zarr 3's ``zarr.storage.ObjectStore``
+  on an obstore store made by :meth:`tp.Storage.store_for
+  <terrapipe.io.storage.Storage.store_for>` (:mod:`terrapipe.io.zarr_object_store`),
+  configured by ``storage=`` (default ``tp.Storage.from_env()``). This is the
+  preferred way: the byte layer of every other reader, one configuration, no
+  s3fs/adlfs/gcsfs needed. Zarr v2 and v3, consolidated or not (listing a
+  bucket replaces consolidated metadata; an HTTP server cannot list, so over
+  HTTP the store must be consolidated). Failures are
+  :class:`~terrapipe.core.errors.ReadError` naming ``scheme://host/path``
+  (access denied, no such bucket, a time-out), never the credentials.
+* ``storage_options=`` (fsspec's own options) or a URL obstore has no store
+  for (``memory://``, ``zip::...``, ``reference://``): zarr's
+  ``FsspecStore``, for what obstore cannot serve. Not with ``storage=``.
+* ``http(s)://`` URLs without ``storage=``: :class:`~terrapipe.io.http_store.HTTPStore`
+  (consolidated metadata only). Each HTTP request has an overall ``deadline``
+  (default 120 s: connection, retries and the whole answer, so a server
+  trickling bytes cannot hold a read) and a ``max_body`` cap on its answer
+  (default 256 MiB, counted after decompression).
+* A presigned S3 or GCS URL signs one object, and a Zarr store is many: it
+  is refused with an :class:`~terrapipe.core.errors.InvalidArgumentError`
+  saying to pass credentials with ``storage=`` instead.
+
+Neither ``storage`` nor ``storage_options`` ever appears in the stage's
+``repr`` or in the message torch adds to an error raised through it
+("This exception is thrown by __iter__ of ReadZarr(...)"): the stage keeps
+them under private names and shows ``storage`` through
+:class:`~terrapipe.io.storage.Storage`'s own ``repr`` (endpoints and which
+kinds of credential are set, never their values).
 
 The spatial coordinates of what is opened (``x``/``y``, ``lon``/``lat``, and
 a ``spatial_ref`` ``GeoTransform``) must be finite: NaN or infinity there is a
 :class:`~terrapipe.core.errors.ReadError` naming the store (they are in
-memory once opened; no data is read for the check). Other URLs (``s3://``, ``gs://``) go to zarr/fsspec with
-``storage_options``.
+memory once opened; no data is read for the check).
 
 Needs the ``zarr`` extra (``pip install 'terrapipe[zarr]'``).
 
@@ -63,6 +87,7 @@ from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage
 
 __all__ = ["ReadZarr", "open_zarr", "zarr_store_for"]
 
@@ -89,10 +114,23 @@ def _check_variables(variables: str | Sequence[str] | None) -> str | tuple[str, 
 def _check_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     if options is None:
         return {}
-    if not isinstance(options, Mapping):
-        msg = f"storage_options must be a mapping (fsspec options) or None, got {type(options).__name__}: {options!r}"
+    if not isinstance(options, Mapping):  # the value is not shown: it may hold a secret
+        msg = f"storage_options must be a mapping (fsspec options) or None, got a {type(options).__name__}"
         raise InvalidArgumentError(msg)
     return dict(options)
+
+
+def _check_storage(storage: Storage | None, storage_options: Mapping[str, Any] | None) -> Storage | None:
+    if storage is not None and not isinstance(storage, Storage):
+        raise InvalidArgumentError(
+            f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
+            "(build one with tp.Storage(...) or tp.Storage.from_env())"
+        )
+    if storage is not None and storage_options:
+        raise InvalidArgumentError(
+            "pass storage= (tp.Storage, read through obstore) or storage_options= (fsspec's options), not both"
+        )
+    return storage
 
 
 def _check_http_limits(deadline: Any, max_body: Any) -> tuple[float, int]:
@@ -119,14 +157,22 @@ def zarr_store_for(
     *,
     deadline: float = DEFAULT_DEADLINE,
     max_body: int = DEFAULT_MAX_BODY,
+    storage: Storage | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[Any, str]:
     """Return ``(what xarray opens, the name to show)`` for a Zarr source.
 
-    An HTTP(S) URL becomes an :class:`~terrapipe.io.http_store.HTTPStore`
-    (bounded retries, each request under ``deadline`` seconds in all and its
-    answer under ``max_body`` bytes, credentials kept out of its
-    ``str``/``repr``); a local path or another URL is passed on as text; a
-    zarr ``Store`` or a mapping as it is.
+    An object-store URL (``s3://``, ``gs://``, ``az://``, ``abfs://``), an
+    HTTP(S) URL with ``storage`` or an Azure SAS URL becomes a zarr
+    ``ObjectStore`` on obstore (:func:`~terrapipe.io.zarr_object_store.zarr_object_store`,
+    each request under ``storage.deadline`` or else ``deadline`` seconds, a
+    whole object under ``storage.max_bytes`` or else ``max_body`` bytes),
+    unless ``storage_options`` (fsspec) are given. Another HTTP(S) URL
+    becomes an :class:`~terrapipe.io.http_store.HTTPStore` (bounded retries,
+    each request under ``deadline`` seconds in all and its answer under
+    ``max_body`` bytes, credentials kept out of its ``str``/``repr``); a local
+    path or another URL is passed on as text; a zarr ``Store`` or a mapping
+    as it is.
 
     Raises
     ------
@@ -137,6 +183,17 @@ def zarr_store_for(
     """
     if isinstance(source, (str, os.PathLike)):
         text = as_path_string(source)
+        from terrapipe.io.zarr_object_store import served_by_obstore, zarr_object_store
+
+        if not storage_options and served_by_obstore(text, storage):
+            config = storage if storage is not None else Storage.from_env()
+            store = zarr_object_store(
+                text,
+                config,
+                deadline=config.deadline if config.deadline is not None else deadline,
+                max_bytes=config.max_bytes if config.max_bytes is not None else max_body,
+            )
+            return store, text
         if is_http(text):
             from terrapipe.io.http_store import HTTPStore
 
@@ -150,6 +207,14 @@ def zarr_store_for(
         return source, str(source)
     msg = f"read_zarr takes a path, URL, zarr Store or mapping, got {type(source).__name__}: {source!r}"
     raise InvalidArgumentError(msg)
+
+
+def _cannot_list(store: Any, source: Any) -> bool:
+    """Whether the store is an HTTP server (it cannot list a folder: consolidated metadata is needed)."""
+    if not is_http(as_path_string(source)):
+        return False
+    inner = getattr(store, "store", None)  # a zarr ObjectStore: over Azure (a SAS URL) it can list
+    return inner is None or type(inner).__name__ == "HTTPStore"
 
 
 def _open(
@@ -270,6 +335,26 @@ def _record_encoding(ds: xr.Dataset, name: str) -> None:
     ds.encoding["source"] = name
 
 
+#: fsspec options that say where data is (shown in cache descriptions); every other key may be a secret.
+_LOCATION_KEYS = ("anon", "endpoint_url", "region_name", "account_name", "requester_pays", "project")
+
+
+def _storage_location(storage: Storage | None, fsspec_options: Mapping[str, Any]) -> dict[str, Any]:
+    """Describe where a stage reads from, for cache keys: endpoints, region, account; no credential."""
+    from terrapipe.io.raster import storage_config
+
+    if storage is not None:
+        return {"storage": storage_config(storage)}
+    found: dict[str, Any] = {}
+    for scope in (fsspec_options, fsspec_options.get("client_kwargs") or {}):
+        if isinstance(scope, Mapping):
+            for key in _LOCATION_KEYS:
+                value = scope.get(key)
+                if isinstance(value, str | bool | int | float):
+                    found[key] = public_url(value) if isinstance(value, str) and "://" in value else value
+    return {"fsspec": dict(sorted(found.items()))}
+
+
 _GRID_MAPPING_KEYS = ("crs_wkt", "spatial_ref", "grid_mapping_name")
 
 
@@ -314,14 +399,16 @@ def open_zarr(
     retries: int = 3,
     deadline: float = DEFAULT_DEADLINE,
     max_body: int = DEFAULT_MAX_BODY,
+    storage: Storage | None = None,
 ) -> xr.Dataset | xr.DataArray:
     """Open one Zarr store lazily.
 
     Parameters
     ----------
     source
-        Local path, ``http(s)://`` URL, another fsspec URL (``s3://``), a zarr
-        ``Store`` or a mapping.
+        Local path, ``s3://``, ``gs://``, ``az://``/``abfs://`` or
+        ``http(s)://`` URL (public, or an Azure SAS URL), another fsspec URL,
+        a zarr ``Store`` or a mapping.
     group
         The group to open (``None``: the root).
     variables
@@ -339,7 +426,8 @@ def open_zarr(
     decode_times
         Decode CF times.
     storage_options
-        For fsspec URLs (``s3://...``).
+        fsspec's options: the store is then read with zarr's ``FsspecStore``
+        (s3fs, adlfs or gcsfs must be installed). Not with ``storage``.
     timeout
         Seconds an HTTP request may wait for a connection or for data (each
         wait, not the whole request: see ``deadline``).
@@ -357,6 +445,11 @@ def open_zarr(
         Largest HTTP answer in bytes, counted after decompression (default
         :data:`~terrapipe.io.http_client.DEFAULT_MAX_BODY`, 256 MiB); a larger
         one is a ``ReadError``. A ranged read is capped at the range's length.
+    storage
+        How to reach object storage and HTTP servers (:class:`terrapipe.Storage`:
+        endpoints, credentials or anonymous, time-outs, retries); default
+        ``tp.Storage.from_env()`` for bucket URLs. Its ``deadline`` and
+        ``max_bytes``, where set, replace ``deadline`` and ``max_body``.
 
     Returns
     -------
@@ -381,9 +474,18 @@ def open_zarr(
     require("zarr", feature="read_zarr")
     wanted = _check_variables(variables)
     storage_options = _check_storage_options(storage_options)
+    storage = _check_storage(storage, storage_options)
     deadline, max_body = _check_http_limits(deadline, max_body)
-    store, name = zarr_store_for(source, timeout, retries, deadline=deadline, max_body=max_body)
-    if isinstance(source, (str, os.PathLike)) and is_http(as_path_string(source)) and consolidated is None:
+    store, name = zarr_store_for(
+        source,
+        timeout,
+        retries,
+        deadline=deadline,
+        max_body=max_body,
+        storage=storage,
+        storage_options=storage_options,
+    )
+    if consolidated is None and isinstance(source, (str, os.PathLike)) and _cannot_list(store, source):
         consolidated = True
     ds = _open(
         store,
@@ -393,7 +495,7 @@ def open_zarr(
         chunks=chunks,
         cache=cache,
         decode_times=decode_times,
-        storage_options=storage_options,
+        storage_options=storage_options if isinstance(store, str) else None,
     )
     _record_encoding(ds, name)
     ds = _write_crs(ds)
@@ -410,8 +512,13 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
     ----------
     source
         A pipe of paths, URLs or stores.
-    group, variables, consolidated, chunks, cache, decode_times, storage_options, timeout, retries
-        As in :func:`open_zarr`, the same for every store.
+    group, variables, consolidated, chunks, cache, decode_times, storage_options, timeout, retries, storage
+        As in :func:`open_zarr`, the same for every store. ``storage`` and
+        ``storage_options`` are kept out of the stage's ``repr`` and of the
+        text torch adds to errors raised through it (``storage`` shows as
+        :class:`~terrapipe.io.storage.Storage`'s ``repr``: no credential),
+        and out of cache keys (``storage_location`` stands for them: the
+        endpoints, region, account and anonymity, no credential).
     deadline, max_body
         As in :func:`open_zarr`: the overall seconds one HTTP request may take
         (default 120) and the largest answer in bytes (default 256 MiB).
@@ -448,6 +555,7 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         max_body: int = DEFAULT_MAX_BODY,
         on_error: OnError = "raise",
         device: Any = None,
+        storage: Storage | None = None,
     ) -> None:
         from terrapipe.gpu.zarr_gpu import check_zarr_device  # here: io/ loads without gpu/
 
@@ -465,18 +573,38 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         self.chunks = chunks
         self.cache = cache
         self.decode_times = decode_times
-        self.storage_options = _check_storage_options(storage_options)
+        # Private names: torch shows the attributes named after parameters in the text it adds to
+        # every error ("thrown by __iter__ of ReadZarr(...)"), and the cache describes them.
+        self._fsspec_options = _check_storage_options(storage_options)
+        self._storage_obj = _check_storage(storage, self._fsspec_options)
+        if self._storage_obj is not None or self._fsspec_options:
+            self.storage_location = _storage_location(self._storage_obj, self._fsspec_options)
         self.timeout = timeout
         self.retries = retries
         # Limits of each HTTP request: they bound the wait, never the values, so
         # (like timeout) they stay out of cache keys and pipeline fingerprints.
         self._http_limits = _check_http_limits(deadline, max_body)
 
+    @property
+    def storage(self) -> Storage | None:
+        """The :class:`~terrapipe.io.storage.Storage` stores are read through (``None``: from the environment)."""
+        return self._storage_obj
+
     def open_one(self, element: Any) -> xr.Dataset | xr.DataArray:
         """Open one store with this stage's options."""
         if self._read_device is not None:
             from terrapipe.gpu.zarr_gpu import open_zarr_on_device
 
+            if isinstance(element, (str, os.PathLike)) and self._storage_obj is not None:
+                # the device reader takes a zarr store: hand it the one storage= configures
+                element, _ = zarr_store_for(
+                    element,
+                    self.timeout,
+                    self.retries,
+                    deadline=self._http_limits[0],
+                    max_body=self._http_limits[1],
+                    storage=self._storage_obj,
+                )
             return open_zarr_on_device(
                 element,
                 device=self._read_device,
@@ -484,7 +612,7 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
                 variables=self.variables,
                 consolidated=self.consolidated,
                 decode_times=self.decode_times,
-                storage_options=self.storage_options,
+                storage_options=self._fsspec_options,
                 timeout=self.timeout,
                 retries=self.retries,
                 deadline=self._http_limits[0],
@@ -498,9 +626,10 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
             chunks=self.chunks,
             cache=self.cache,
             decode_times=self.decode_times,
-            storage_options=self.storage_options,
+            storage_options=self._fsspec_options,
             timeout=self.timeout,
             retries=self.retries,
             deadline=self._http_limits[0],
             max_body=self._http_limits[1],
+            storage=self._storage_obj,
         )
