@@ -20,14 +20,21 @@ import pytest
 
 import terrapipe as tp
 from terrapipe.core.errors import StacSearchError
-from terrapipe.stac.http_json import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, HttpOptions
+from terrapipe.stac.http_json import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, deadline_of
 from tests.servers.hostile_stac import HostileServer, start_hostile_server
 
 pytest.importorskip("pystac")
 pytest.importorskip("pystac_client")
 
 SECRET = "Zk3y-h0stile-s3cr3t"
-FAST: dict[str, Any] = {"retries": 0, "timeout": 5.0}
+
+
+def net(**fields: Any) -> tp.Storage:
+    """The transport of these tests: no retries, 5 s per read, and ``fields``."""
+    return tp.Storage(**{"retries": 0, "timeout": 5.0, **fields})
+
+
+FAST: dict[str, Any] = {"storage": net()}
 _MIB = 2**20
 
 
@@ -107,7 +114,7 @@ def test_a_trickling_api_meets_the_deadline(api: HostileServer, where: str) -> N
     }
     api.route({"/search": slow})
     started = time.monotonic()
-    got, err = collect(tp.search_stac(f"{api.url}/search", deadline=1.5, timeout=5.0, retries=0))
+    got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(deadline=1.5)))
     elapsed = time.monotonic() - started
     assert isinstance(err, StacSearchError), err
     assert got == []
@@ -121,7 +128,9 @@ def test_a_trickling_api_meets_the_deadline(api: HostileServer, where: str) -> N
 def test_the_deadline_covers_retries_and_retry_after(api: HostileServer) -> None:
     api.route({"/search": {"status": 503, "text": "busy", "headers": {"Retry-After": "20"}}})
     started = time.monotonic()
-    _got, err = collect(tp.search_stac(f"{api.url}/search", deadline=1.0, retries=5, max_backoff=60))
+    _got, err = collect(
+        tp.search_stac(f"{api.url}/search", storage=net(deadline=1.0, retries=5, max_backoff=60))
+    )
     assert isinstance(err, StacSearchError)
     assert time.monotonic() - started < 8.0
     assert "deadline of 1 s" in str(err)
@@ -132,14 +141,14 @@ def test_a_trickling_static_catalog_meets_the_deadline(api: HostileServer) -> No
     catalog = {"type": "Catalog", "id": "x", "description": "d", "stac_version": "1.1.0", "links": []}
     api.route({"/catalog.json": {"json": catalog, "trickle": 0.1, "trickle_limit": 20}})
     started = time.monotonic()
-    _got, err = collect(tp.search_stac(f"{api.url}/catalog.json", deadline=1.0, timeout=5.0, retries=0))
+    _got, err = collect(tp.search_stac(f"{api.url}/catalog.json", storage=net(deadline=1.0)))
     assert isinstance(err, StacSearchError)
     assert "deadline of 1 s" in str(err)
     assert time.monotonic() - started < 8.0
 
 
 def test_the_deadline_has_a_documented_default() -> None:
-    assert HttpOptions().deadline == DEFAULT_DEADLINE == 120.0
+    assert deadline_of(tp.Storage()) == DEFAULT_DEADLINE == 120.0
     assert DEFAULT_MAX_BYTES == 64 * _MIB
     doc = Path(__file__).parents[2] / "docs" / "reliability.md"
     assert "120 s" in doc.read_text()
@@ -309,10 +318,10 @@ def test_huge_pages_and_gzip_bombs_stop_at_the_cap(api: HostileServer, spec: dic
 
 def test_the_cap_can_be_raised_and_lowered(api: HostileServer) -> None:
     api.route({"/search": {"big_mib": 2, "chunked": True}})
-    got, err = collect(tp.search_stac(f"{api.url}/search", max_bytes=_MIB, **FAST))
+    got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(max_bytes=_MIB)))
     assert isinstance(err, StacSearchError)
     assert "cap of 1 MiB" in str(err)
-    got, err = collect(tp.search_stac(f"{api.url}/search", max_bytes=4 * _MIB, **FAST))
+    got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(max_bytes=4 * _MIB)))
     assert err is None
     assert got == []
 
@@ -323,7 +332,7 @@ def test_deflate_bombs_stop_at_the_cap(api: HostileServer, wbits: int) -> None:
     blob = packer.compress(b'{"features": [' + b" " * (8 * _MIB)) + packer.compress(b"]}") + packer.flush()
     spec = {"base64": base64.b64encode(blob).decode(), "headers": {"Content-Encoding": "deflate"}}
     api.route({"/search": spec})
-    got, err = collect(tp.search_stac(f"{api.url}/search", max_bytes=_MIB, **FAST))
+    got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(max_bytes=_MIB)))
     assert isinstance(err, StacSearchError)
     assert "cap of 1 MiB" in str(err)
     got, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
@@ -334,7 +343,7 @@ def test_deflate_bombs_stop_at_the_cap(api: HostileServer, wbits: int) -> None:
 def test_a_local_document_over_the_cap_is_named(tmp_path: Path) -> None:
     catalog = _catalog([]) | {"description": " " * (2 * _MIB)}
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    _, err = collect(tp.search_stac(tmp_path / "catalog.json", max_bytes=_MIB))
+    _, err = collect(tp.search_stac(tmp_path / "catalog.json", storage=tp.Storage(max_bytes=_MIB)))
     assert isinstance(err, StacSearchError)
     assert "larger than the cap" in str(err)
     got, err = collect(tp.search_stac(tmp_path / "catalog.json"))
@@ -364,10 +373,10 @@ def test_an_unasked_content_encoding_is_named(api: HostileServer) -> None:
 
 def test_static_documents_and_geoparquet_downloads_are_capped(api: HostileServer) -> None:
     api.route({"/catalog.json": {"gzip_bomb_mib": 32}, "/items.parquet": {"big_mib": 3, "chunked": True}})
-    _, err = collect(tp.search_stac(f"{api.url}/catalog.json", max_bytes=_MIB, **FAST))
+    _, err = collect(tp.search_stac(f"{api.url}/catalog.json", storage=net(max_bytes=_MIB)))
     assert isinstance(err, StacSearchError)
     assert "cap of 1 MiB" in str(err)
-    _, err = collect(tp.search_stac(f"{api.url}/items.parquet", max_bytes=_MIB, **FAST))
+    _, err = collect(tp.search_stac(f"{api.url}/items.parquet", storage=net(max_bytes=_MIB)))
     assert isinstance(err, StacSearchError)
     assert "cap of 1 MiB" in str(err)
 
@@ -391,7 +400,7 @@ def test_a_next_link_to_another_origin_gets_no_credentials(api: HostileServer, o
         request.headers["X-Signed"] = SECRET
 
     url = f"{api.url}/search?api_key={SECRET}"
-    got, err = collect(tp.search_stac(url, headers=HEADERS, request_modifier=modifier, **FAST))
+    got, err = collect(tp.search_stac(url, storage=net(headers=HEADERS, request_modifier=modifier)))
     assert err is None
     assert got == ["a", "b", "c"]
     assert _leaked(other) == []
@@ -413,7 +422,7 @@ def test_a_pystac_client_sessions_credentials_stay_with_its_api(
     other.route({"/page/2": page(["b"])})
     stac_io = StacApiIO(headers=HEADERS, parameters={"subscription-key": SECRET})
     search = ItemSearch(f"{api.url}/search", stac_io=stac_io)
-    got, err = collect(tp.from_items([search]).list_stac_items(retries=0))
+    got, err = collect(tp.from_items([search]).list_stac_items(storage=net()))
     assert err is None
     assert got == ["a", "b"]
     assert _leaked(other) == []
@@ -426,7 +435,7 @@ def test_a_search_link_to_another_origin_gets_no_credentials(
     links = [{"rel": "search", "href": f"{other.url}/search", "method": "POST"}]
     api.route({"/": {"json": {"type": "Catalog", "id": "x", "conformsTo": [], "links": links}}})
     other.route({"/search": page(["a"])})
-    got, err = collect(tp.search_stac(f"{api.url}/?api_key={SECRET}", headers=HEADERS, **FAST))
+    got, err = collect(tp.search_stac(f"{api.url}/?api_key={SECRET}", storage=net(headers=HEADERS)))
     assert err is None
     assert got == ["a"]
     assert _leaked(other) == []
@@ -439,14 +448,14 @@ def test_a_redirect_to_another_origin_gets_no_credentials(
 ) -> None:
     api.route({"/search": {"status": status, "location": f"{other.url}/search", "text": ""}})
     other.route({"/search": page(["a"])})
-    got, err = collect(tp.search_stac(f"{api.url}/search?token={SECRET}", headers=HEADERS, **FAST))
+    got, err = collect(tp.search_stac(f"{api.url}/search?token={SECRET}", storage=net(headers=HEADERS)))
     assert err is None
     assert got == ["a"]
     assert _leaked(other) == []
     assert [e["method"] for e in other.log()] == (["GET"] if status == 302 else ["POST"])
     # a redirect within the origin keeps them
     api.route({"/search": {"status": status, "location": "/moved"}, "/moved": page(["b"])})
-    got, _ = collect(tp.search_stac(f"{api.url}/search", headers=HEADERS, **FAST))
+    got, _ = collect(tp.search_stac(f"{api.url}/search", storage=net(headers=HEADERS)))
     assert got == ["b"]
     assert api.log()[-1]["path"] == "/moved"
     assert api.log()[-1]["headers"]["x-api-key"] == SECRET
@@ -470,7 +479,7 @@ def test_static_catalog_links_to_another_origin_get_no_credentials(
             "/sub/b.json": {"json": item("b")},
         }
     )
-    got, err = collect(tp.search_stac(f"{api.url}/catalog.json", headers=HEADERS, **FAST))
+    got, err = collect(tp.search_stac(f"{api.url}/catalog.json", storage=net(headers=HEADERS)))
     assert err is None
     assert got == ["a", "b"]
     assert _leaked(other) == []
@@ -480,7 +489,7 @@ def test_static_catalog_links_to_another_origin_get_no_credentials(
 def test_access_denied_elsewhere_says_why(api: HostileServer, other: HostileServer) -> None:
     api.route({"/search": page(["a"], {"href": f"{other.url}/page/2"})})
     other.route({"/page/2": {"status": 401, "text": "who are you?"}})
-    got, err = collect(tp.search_stac(f"{api.url}/search", headers=HEADERS, **FAST))
+    got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(headers=HEADERS)))
     assert got == ["a"]
     assert isinstance(err, StacSearchError)
     assert "never sent to" in str(err)
@@ -499,7 +508,7 @@ def test_search_credentials_never_reach_asset_reads(
     record["assets"]["red"]["href"] = f"{other.url}/files/red.tif"
     api.route({"/search": {"json": {"type": "FeatureCollection", "features": [record], "links": []}}})
     url = f"{api.url}/search?api_key={SECRET}"
-    (cube,) = tp.search_stac(url, headers=HEADERS, **FAST).stack_stac(bands=["red"])
+    (cube,) = tp.search_stac(url, storage=net(headers=HEADERS)).stack_stac(bands=["red"])
     values = cube.values
     with rasterio.open(root / "red.tif") as src:
         assert int(values.max()) == int(src.read(1).max())
@@ -511,7 +520,7 @@ def test_search_credentials_never_reach_asset_reads(
 def test_errors_show_scheme_host_path_and_never_echoed_secrets(api: HostileServer) -> None:
     api.route({"/search": {"status": 400, "text": f"bad key {SECRET} (api_key={SECRET}, Bearer {SECRET})"}})
     _got, err = collect(
-        tp.search_stac(f"{api.url}/search?api_key={SECRET}&tier=gold", headers=HEADERS, **FAST)
+        tp.search_stac(f"{api.url}/search?api_key={SECRET}&tier=gold", storage=net(headers=HEADERS))
     )
     assert isinstance(err, StacSearchError)
     text = str(err) + repr(err.__cause__)

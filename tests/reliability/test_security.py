@@ -197,7 +197,8 @@ def test_a_signed_cog_url_never_leaks(server: RangeServer, http_root: Path, leak
         with pytest.raises(ReadError) as info:
             call()
         server.clear_faults()
-        assert "X-Amz-Signature=***" in str(info.value)
+        assert "X-Amz-Signature" not in str(info.value)  # scheme://host/path only (an allowlist)
+        assert path.name in str(info.value)
         leaks.error(info.value)
     missing = f"{server.url}/missing.tif{SIGNED}"
     pipe = tp.from_items([missing, missing]).read_raster(on_error="skip")
@@ -210,7 +211,7 @@ def test_a_signed_cog_url_never_leaks(server: RangeServer, http_root: Path, leak
     leaks.add(repr(good), repr(good.variable._data))
     sample = next(iter(tp.from_items([good]).chip(128).to_tensor()))
     leaks.add(sample["meta"])
-    assert "X-Amz-Signature=***" in sample["meta"]["source_ids"][0]
+    assert sample["meta"]["source_ids"][0] == server.url_for(path)
     leaks.check()
 
 
@@ -257,13 +258,12 @@ def test_stac_credentials_never_reach_logs_or_stats(stac_proxy: FaultProxy, leak
     stac_proxy.fault("/search", status=500)
     url = f"{stac_proxy.url}/?token={SECRET}"
     queries = tp.from_items([{"collections": ["demo-s2"]}])
-    pipe = queries.search_stac(
-        url, headers={"Authorization": f"Bearer {SECRET}"}, on_error="skip", retries=1, backoff=0.01
-    )
+    storage = tp.Storage(headers={"Authorization": f"Bearer {SECRET}"}, retries=1, backoff=0.01)
+    pipe = queries.search_stac(url, storage=storage, on_error="skip")
     assert list(pipe) == []
     leaks.add(*pipe.stats.last_errors, repr(pipe), pipe.state_dict())
     with pytest.raises(StacSearchError) as info:
-        list(tp.search_stac(url, headers={"X-Api-Key": SECRET}, retries=0))
+        list(tp.search_stac(url, storage=tp.Storage(headers={"X-Api-Key": SECRET}, retries=0)))
     leaks.error(info.value)
     leaks.check()
 

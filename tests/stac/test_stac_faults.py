@@ -17,7 +17,8 @@ from terrapipe.stac.server import free_port
 from tests.stac.fault_proxy import FaultProxy
 from tests.stac.stac_helpers import ids, mini_item
 
-FAST = {"timeout": 2.0, "retries": 2, "backoff": 0.01, "max_backoff": 0.05}
+NET = tp.Storage(timeout=2.0, retries=2, backoff=0.01, max_backoff=0.05)
+FAST = {"storage": NET}
 SECRET = "s3cr3t-value"
 
 
@@ -57,9 +58,7 @@ def test_retry_after_is_honoured(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=503, count=1, retry_after=0.3)
     started = time.monotonic()
     list(
-        search_stac(
-            proxy.url, collections=["demo-dem"], timeout=2.0, retries=1, backoff=0.01, max_backoff=1.0
-        )
+        search_stac(proxy.url, collections=["demo-dem"], storage=NET.with_options(retries=1, max_backoff=1.0))
     )
     assert time.monotonic() - started >= 0.3
 
@@ -82,7 +81,7 @@ def test_a_slow_api_times_out(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=None, delay=1.0)
     started = time.monotonic()
     with pytest.raises(StacSearchError, match=r"no answer within 0\.2 s") as info:
-        list(search_stac(proxy.url, timeout=0.2, retries=1, backoff=0.01))
+        list(search_stac(proxy.url, storage=tp.Storage(timeout=0.2, retries=1, backoff=0.01)))
     assert proxy.url in str(info.value)
     assert time.monotonic() - started < 3
 
@@ -109,7 +108,7 @@ def test_a_landing_page_without_search(proxy: FaultProxy) -> None:
 def test_credentials_never_appear_in_errors_or_reprs(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=500)
     url = f"{proxy.url}/?token={SECRET}"
-    pipe = search_stac(url, headers={"Authorization": f"Bearer {SECRET}"}, **FAST)
+    pipe = search_stac(url, storage=NET.with_options(headers={"Authorization": f"Bearer {SECRET}"}))
     with pytest.raises(StacSearchError) as info:
         list(pipe)
     text = str(info.value) + repr(info.value.__cause__) + repr(pipe) + str(pipe.state_dict())

@@ -160,8 +160,7 @@ def test_headers_and_modifiers_are_applied(proxy: FaultProxy) -> None:
         search_stac(
             proxy.url,
             collections=["demo-dem"],
-            headers={"Authorization": "Bearer s3cr3t"},
-            request_modifier=sign_request,
+            storage=tp.Storage(headers={"Authorization": "Bearer s3cr3t"}, request_modifier=sign_request),
             modifier=sign_item,
         )
     )

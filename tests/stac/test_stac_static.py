@@ -135,7 +135,7 @@ def test_read_stac_item_local_and_http(mini_catalog: Path, http_files: RangeServ
 def test_read_stac_item_errors(mini_catalog: Path, http_files: RangeServer, tmp_path: Path) -> None:
     missing = f"{http_files.url}/mini/nope/nope.json"
     with pytest.raises(ReadError, match="HTTP 404") as info:
-        list(tp.from_items([missing]).read_stac_item(retries=0))
+        list(tp.from_items([missing]).read_stac_item(storage=tp.Storage(retries=0)))
     assert missing in str(info.value)
     not_item = tmp_path / "collection.json"
     not_item.write_text(json.dumps({"type": "Collection", "id": "c"}))

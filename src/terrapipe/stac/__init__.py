@@ -4,6 +4,9 @@ Importing this package registers the functional names ``search_stac``,
 ``list_stac_items``, ``read_stac_item``, ``stack_stac`` and ``mosaic``. The
 libraries they use (pystac, pystac-client, odc-stac, stac-geoparquet,
 requests) are imported only when a stage runs (``pip install 'terrapipe[stac]'``).
+How every stage reaches its sources (buckets, HTTP headers, time-outs,
+retries, deadline, body cap) is one :class:`~terrapipe.io.storage.Storage`,
+``storage=`` (``HttpOptions`` and the loose keywords are deprecated).
 
 - :func:`search_stac` / :class:`SearchSTAC`: items from a STAC API, a static
   catalog or a stac-geoparquet file; lazy, page by page, resumable, with
@@ -27,7 +30,7 @@ Examples
 [('band', 'y', 'x')]
 """
 
-from terrapipe.stac.http_json import HttpOptions
+from terrapipe.stac.deprecated import HttpOptions  # deprecated: tp.Storage
 from terrapipe.stac.list_items import ListSTACItems
 from terrapipe.stac.mosaic import Mosaic, mosaic_array
 from terrapipe.stac.read_item import ReadSTACItem, open_stac_item

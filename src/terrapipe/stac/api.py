@@ -17,7 +17,8 @@ Credentials stay with the API they were given for: the headers, the request
 modifier and the URL's query parameters (an API key: ``?api_key=...``, or a
 ``pystac_client`` session's ``params``) go only to the origin (scheme, host,
 port) of the API's URL. A ``next`` link, a search link or a redirect to
-another origin is followed without them (:mod:`terrapipe.stac.http_json`).
+another origin is followed without them (:mod:`terrapipe.stac.http_json`). How requests are
+made (time-outs, retries, deadline, body cap, credentials) is a :class:`~terrapipe.io.storage.Storage`.
 
 A ``next`` link must be usable: a link with ``rel="next"`` but no string
 ``href``, an unknown ``method`` or a ``body`` that is not an object is a
@@ -44,8 +45,10 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.io.paths import origin_of
+from terrapipe.io.storage import Storage
 from terrapipe.stac.backend import Page
-from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.deprecated import as_storage, renamed_options
+from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.query import SearchQuery, make_query
 from terrapipe.stac.redact import public_url
 
@@ -150,24 +153,24 @@ def next_token(
     return None
 
 
-def options_from_stac_io(stac_io: Any, base: HttpOptions) -> tuple[HttpOptions, dict[str, str]]:
-    """HTTP options and URL parameters of a pystac-client ``StacApiIO``, with ``base``'s on top.
+def options_from_stac_io(stac_io: Any, base: Storage) -> tuple[Storage, dict[str, str]]:
+    """Return the ``Storage`` and URL parameters of a pystac-client ``StacApiIO``, with ``base``'s on top.
 
     Takes the session's headers (other than requests' defaults), its query
     parameters, its request modifier and time-out (``base``'s where it has
-    none); retries and back-off come from ``base``.
+    none or ``base`` sets them); retries, back-off, deadline and body cap come from ``base``.
 
     Parameters
     ----------
     stac_io
         ``Client._stac_io`` / ``ItemSearch._stac_io`` (or ``None``).
     base
-        The options given to the stage.
+        The storage given to the stage.
 
     Returns
     -------
     tuple
-        The options and the URL parameters to add to every request.
+        The storage and the URL parameters to add to every request.
     """
     requests = require("requests", extra="stac", feature="STAC API search")
     session = getattr(stac_io, "session", None)
@@ -182,17 +185,12 @@ def options_from_stac_io(stac_io: Any, base: HttpOptions) -> tuple[HttpOptions, 
     if isinstance(timeout, tuple):
         numbers = [float(t) for t in timeout if t is not None]
         timeout = max(numbers) if numbers else None
-    options = HttpOptions.make(
-        headers=headers,
-        timeout=float(timeout) if timeout else base.timeout,
-        retries=base.retries,
-        backoff=base.backoff,
-        max_backoff=base.max_backoff,
+    storage = base.with_options(
+        headers=tuple(headers.items()),
+        timeout=float(timeout) if timeout and base.timeout == Storage.timeout else base.timeout,
         request_modifier=base.request_modifier or getattr(stac_io, "_req_modifier", None),
-        deadline=base.deadline,
-        max_bytes=base.max_bytes,
     )
-    return options, params
+    return storage, params
 
 
 class ApiBackend:
@@ -202,8 +200,9 @@ class ApiBackend:
     ----------
     url
         Landing page of the API, or its ``/search`` endpoint.
-    options
-        HTTP options (headers, time-out, retries, request modifier).
+    storage
+        How requests are made (headers, time-out, retries, deadline, body
+        cap, request modifier); ``options=`` is its deprecated name.
     url_params
         Query parameters added to every request (e.g. a subscription key),
         as are those of ``url`` itself; kept out of saved states.
@@ -220,12 +219,14 @@ class ApiBackend:
         self,
         url: str,
         *,
-        options: HttpOptions | None = None,
+        storage: Storage | None = None,
         url_params: Mapping[str, str] | None = None,
         conformance: list[str] | None = None,
         search_href: str | None = None,
         search_methods: tuple[str, ...] | None = None,
+        options: Storage | None = None,
     ) -> None:
+        storage = as_storage(renamed_options("ApiBackend", storage, options))
         if not url.lower().startswith(("http://", "https://")):
             raise InvalidArgumentError(
                 f"a STAC API URL must start with http:// or https://, got {public_url(url)!r}"
@@ -235,7 +236,7 @@ class ApiBackend:
         # Query parameters of the URL (an API key, a token) go with every request, like url_params.
         given = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         self.url = urllib.parse.urlunsplit(parts._replace(query=""))
-        self.client = JsonClient(options, origin=self.url)
+        self.client = JsonClient(storage, origin=self.url)
         self._origin = origin_of(self.url)
         self._url_params = {**given, **dict(url_params or {})}
         self._conformance = conformance

@@ -2,8 +2,10 @@
 
 Local files are read directly; objects in buckets (``s3://``, ``az://``,
 ``abfs://``, ``gs://``) through the byte layer :mod:`terrapipe.io.object_store`
-configured by a :class:`~terrapipe.io.storage.Storage`; HTTP URLs go through :class:`~terrapipe.stac.http_json.JsonClient`
-(deadline, body cap, retries, credentials kept to their origin, redacted messages).
+and HTTP URLs through :class:`~terrapipe.stac.http_json.JsonClient`, both configured by one
+:class:`~terrapipe.io.storage.Storage` (deadline, body cap, retries; HTTP credentials kept to their
+origin; messages naming ``scheme://host/path``). The deadline and the cap are the STAC ones
+(``Storage.deadline`` or 120 s; ``Storage.max_bytes`` or 64 MiB) wherever the document is.
 
 Examples
 --------
@@ -29,7 +31,7 @@ from terrapipe.io.object_store import get as get_object
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.hrefs import is_http, local_path
-from terrapipe.stac.http_json import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, JsonClient
+from terrapipe.stac.http_json import DEFAULT_MAX_BYTES, JsonClient, deadline_of
 from terrapipe.stac.redact import public_url
 
 __all__ = ["read_document"]
@@ -50,13 +52,13 @@ def read_document(
     href
         Local path, ``file://`` URI, object URL (``s3://``, ``az://``, ``gs://``) or ``http(s)://`` URL.
     client
-        The HTTP client for URLs.
+        The HTTP client for URLs; its ``storage`` gives the deadline and the cap everywhere.
     error
         The exception class raised on failure.
     what
         What is being done, for messages (``"read the STAC item"``).
     storage
-        How to reach buckets (default ``Storage.from_env()``); HTTP URLs do not use it.
+        How to reach buckets (default ``Storage.from_env()``).
 
     Returns
     -------
@@ -73,17 +75,16 @@ def read_document(
         return client.request("GET", href, error=error, what=what)
     shown = public_url(href)
     if is_object_url(href):
-        cap = client.options.max_bytes or DEFAULT_MAX_BYTES
+        cap = client.storage.max_bytes or DEFAULT_MAX_BYTES
         try:
-            deadline = client.options.deadline or DEFAULT_DEADLINE  # the JSON client's deadline rule
-            content = get_object(href, storage, max_bytes=cap, deadline=deadline)
+            content = get_object(href, storage, max_bytes=cap, deadline=deadline_of(client.storage))
         except ReadError as err:
             raise error(f"cannot {what}: {err}") from None
         return _decode(content, shown, error, what)
     path = local_path(href)
     try:
         with open(path, "rb") as handle:
-            cap = client.options.max_bytes or DEFAULT_MAX_BYTES
+            cap = client.storage.max_bytes or DEFAULT_MAX_BYTES
             if os.fstat(handle.fileno()).st_size > cap:
                 raise error(
                     f"cannot {what} at {shown!r}: the file is larger than the cap of {cap} bytes; "

@@ -14,8 +14,8 @@ through :mod:`terrapipe.io.object_store` with the search's
 :class:`~terrapipe.io.storage.Storage`, and its relative asset hrefs resolve
 within the bucket. A file on an HTTP server or in a bucket is downloaded
 into memory once per process, within the deadline and the body cap of the
-HTTP options (``max_bytes``; 1 GiB by
-default for a file: :data:`~terrapipe.stac.http_json.DEFAULT_MAX_FILE_BYTES`).
+storage (``Storage.max_bytes``; 1 GiB by default for a file:
+:data:`~terrapipe.stac.http_json.DEFAULT_MAX_FILE_BYTES`).
 
 Examples
 --------
@@ -39,8 +39,9 @@ from terrapipe.io.object_store import get as get_object
 from terrapipe.io.object_store import is_object_url, join_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
+from terrapipe.stac.deprecated import renamed_options
 from terrapipe.stac.hrefs import is_http, join_href, local_path
-from terrapipe.stac.http_json import DEFAULT_DEADLINE, DEFAULT_MAX_FILE_BYTES, HttpOptions, JsonClient
+from terrapipe.stac.http_json import DEFAULT_MAX_FILE_BYTES, JsonClient, deadline_of
 from terrapipe.stac.query import SearchQuery, item_matches
 from terrapipe.stac.redact import public_url
 
@@ -99,13 +100,13 @@ class GeoParquetBackend:
     Parameters
     ----------
     path
-        Local path, ``file://`` URI or HTTP URL of the file.
-    options
-        HTTP options for a file on a server.
+        Local path, ``file://`` URI, bucket URL or HTTP URL of the file.
+    storage
+        How to reach the file: a bucket (default ``Storage.from_env()``, read
+        when needed) or an HTTP server (default ``Storage()``); ``options=`` is
+        its deprecated name.
     page_size
         Rows per page (the unit of saved positions) when the query has no ``limit``.
-    storage
-        How to reach a file in a bucket (default ``Storage.from_env()``, read when needed).
     """
 
     kind = "geoparquet"
@@ -114,14 +115,14 @@ class GeoParquetBackend:
         self,
         path: str,
         *,
-        options: HttpOptions | None = None,
-        page_size: int = _PAGE,
         storage: Storage | None = None,
+        page_size: int = _PAGE,
+        options: Storage | None = None,
     ) -> None:
-        self.storage = storage
+        self.storage = storage = renamed_options("GeoParquetBackend", storage, options)
         self.path = path if is_http(path) or is_object_url(path) else local_path(path)
         self.where = public_url(self.path)
-        self.client = JsonClient(options, origin=self.path if is_http(self.path) else None)
+        self.client = JsonClient(storage, origin=self.path if is_http(self.path) else None)
         self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
         self._blob: bytes | None = None
 
@@ -172,11 +173,11 @@ class GeoParquetBackend:
                 self.path, error=StacSearchError, what="download the stac-geoparquet file"
             )
             return data
-        options = self.client.options
-        cap = options.max_bytes or DEFAULT_MAX_FILE_BYTES
+        cap = self.client.storage.max_bytes or DEFAULT_MAX_FILE_BYTES
         try:
-            deadline = options.deadline or DEFAULT_DEADLINE  # the JSON client's deadline rule
-            return get_object(self.path, self.storage, max_bytes=cap, deadline=deadline)
+            return get_object(
+                self.path, self.storage, max_bytes=cap, deadline=deadline_of(self.client.storage)
+            )
         except ReadError as err:
             raise StacSearchError(f"cannot download the stac-geoparquet file: {err}") from None
 

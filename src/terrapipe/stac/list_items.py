@@ -15,16 +15,16 @@ not by pystac-client's generator.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.io.storage import Storage
 from terrapipe.stac.api import ApiBackend, options_from_stac_io
 from terrapipe.stac.backend import SearchBackend
-from terrapipe.stac.http_json import HttpOptions
+from terrapipe.stac.deprecated import with_keywords
 from terrapipe.stac.items import ItemModifier
 from terrapipe.stac.paged_search import PagedSearch
 from terrapipe.stac.query import SearchQuery
@@ -69,18 +69,16 @@ class ListSTACItems(PagedSearch):
     ----------
     source_dp
         Pipe of ``pystac_client.ItemSearch`` (e.g. from ``Client.search(...)``).
-    timeout
-        Seconds to wait for a connection and each read; ``None`` takes the
-        search's ``StacApiIO`` time-out, else 30.
-    retries, backoff, max_backoff
-        Retries of 429/5xx answers, dropped connections and time-outs (see
-        :class:`~terrapipe.stac.search.SearchSTAC`).
-    deadline, max_bytes
-        Overall deadline of one page request and cap of its body (see
-        :class:`~terrapipe.stac.search.SearchSTAC`). The search's headers and
-        parameters go only to the origin of its endpoint.
+    storage
+        How pages are requested (retries, back-off, deadline, body cap; see
+        :class:`~terrapipe.stac.search.SearchSTAC`). Headers, parameters,
+        request modifier and time-out of the search's ``StacApiIO`` are added
+        (its time-out unless ``storage`` sets another than the default); they
+        go only to the origin of its endpoint.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` for a failing search or a malformed item.
+    timeout, retries, backoff, max_backoff, deadline, max_bytes
+        Deprecated: the fields of ``storage`` (a ``DeprecationWarning`` names each).
 
     Raises
     ------
@@ -100,24 +98,20 @@ class ListSTACItems(PagedSearch):
         self,
         source_dp: IterDataPipe[Any],
         *,
+        storage: Storage | None = None,
+        on_error: OnError = "raise",
         timeout: float | None = None,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
+        retries: int | None = None,
+        backoff: float | None = None,
+        max_backoff: float | None = None,
         deadline: float | None = None,
         max_bytes: int | None = None,
-        on_error: OnError = "raise",
     ) -> None:
         super().__init__(source_dp, on_error=on_error)
-        self._retry = HttpOptions.make(
-            timeout=timeout or 30.0,
-            retries=retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            deadline=deadline,
-            max_bytes=max_bytes,
+        given = {"timeout": timeout, "retries": retries, "backoff": backoff, "max_backoff": max_backoff}
+        self.storage = with_keywords(
+            "list_stac_items", storage, {**given, "deadline": deadline, "max_bytes": max_bytes}
         )
-        self._timeout_given = timeout is not None
 
     def _prepare(self, element: Any) -> tuple[SearchBackend, SearchQuery, ItemModifier | None]:
         client_module = require("pystac_client", feature="list_stac_items")
@@ -127,14 +121,11 @@ class ListSTACItems(PagedSearch):
                 f"{type(element).__name__}; for query dicts use search_stac"
             )
             raise InvalidArgumentError(msg)
-        base = self._retry
-        options, params = options_from_stac_io(getattr(element, "_stac_io", None), base)
-        if self._timeout_given:
-            options = dataclasses.replace(options, timeout=base.timeout)
+        storage, params = options_from_stac_io(getattr(element, "_stac_io", None), self.storage or Storage())
         method = str(element.method or "POST").upper()
         backend = ApiBackend(
             str(element.url),
-            options=options,
+            storage=storage,
             url_params=params,
             conformance=[],
             search_href=str(element.url),

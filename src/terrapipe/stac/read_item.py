@@ -1,11 +1,13 @@
-"""``read_stac_item``: STAC item JSON files (local or HTTP) to ``pystac.Item``.
+"""``read_stac_item``: STAC item JSON files (local, in a bucket or over HTTP) to ``pystac.Item``.
 
 :func:`open_stac_item` reads one; the :class:`ReadSTACItem` stage reads a
 pipe of hrefs. A file that cannot be read (missing, HTTP 404, time-out after
 retries) raises :class:`~terrapipe.core.errors.ReadError`; a document that
 is not a valid item raises :class:`~terrapipe.core.errors.StacSearchError`.
 Both name the href. Relative asset hrefs are resolved against the item's own
-href, so an item read over HTTP points at its assets over HTTP.
+href, so an item read over HTTP points at its assets over HTTP. How files
+are reached (bucket credentials, HTTP headers, time-outs, retries, deadline,
+body cap) is one :class:`~terrapipe.io.storage.Storage`, ``storage=``.
 
 Examples
 --------
@@ -25,11 +27,14 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.io.object_store import is_object_url
+from terrapipe.io.storage import Storage
+from terrapipe.stac.deprecated import with_keywords
 from terrapipe.stac.documents import read_document
 from terrapipe.stac.hrefs import is_http, local_path
-from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.items import ItemModifier, item_from_dict
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.redact import public_url
 
 __all__ = ["ReadSTACItem", "open_stac_item"]
 
@@ -43,7 +48,7 @@ def _href(value: Any) -> str:
             f"read_stac_item takes item hrefs (paths or URLs), got {type(value).__name__}{shown}; "
             "items already read go straight to stack_stac"
         )
-    return value if is_http(value) else os.path.abspath(local_path(value))
+    return value if is_http(value) or is_object_url(value) else os.path.abspath(local_path(value))
 
 
 def open_stac_item(
@@ -51,17 +56,21 @@ def open_stac_item(
     *,
     client: JsonClient | None = None,
     modifier: ItemModifier | None = None,
+    storage: Storage | None = None,
 ) -> Any:
     """Read one STAC item.
 
     Parameters
     ----------
     href
-        Local path, ``file://`` URI or ``http(s)://`` URL of the item JSON.
+        Local path, ``file://`` URI, bucket URL or ``http(s)://`` URL of the item JSON.
     client
-        HTTP client (headers, time-out, retries); a default one when omitted.
+        The HTTP client to reuse (its storage is used); one for ``storage`` when omitted.
     modifier
         Called with the item (signing); returns the item to use or ``None``.
+    storage
+        How to reach the file (default: ``Storage.from_env()`` for a bucket,
+        ``Storage()`` over HTTP).
 
     Returns
     -------
@@ -76,8 +85,9 @@ def open_stac_item(
         If it is not a valid STAC item.
     """
     text = _href(href)
-    record = read_document(text, client=client or JsonClient(), error=ReadError, what="read the STAC item")
-    return item_from_dict(record, where=redact_url(text), href=text, modifier=modifier)
+    client = client or JsonClient(storage)  # no origin: credentials go to the href's own
+    record = read_document(text, client=client, error=ReadError, what="read the STAC item", storage=storage)
+    return item_from_dict(record, where=public_url(text), href=text, modifier=modifier)
 
 
 @register("read_stac_item")
@@ -87,15 +97,17 @@ class ReadSTACItem(Stage[Any]):
     Parameters
     ----------
     source_dp
-        Pipe of item hrefs (paths, ``file://`` URIs, URLs).
-    headers
-        Extra HTTP headers (never shown in messages or reprs).
+        Pipe of item hrefs (paths, ``file://`` URIs, bucket or HTTP URLs).
+    storage
+        How files are reached (see :func:`open_stac_item`). Its ``headers`` and
+        ``request_modifier`` go to the origin of each href only (never after a
+        redirect elsewhere).
     modifier
         Called with each item before it is yielded.
-    timeout, retries, backoff, max_backoff
-        HTTP time-out and retry policy (see :class:`~terrapipe.stac.search.SearchSTAC`).
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` for an item that cannot be read.
+    headers, timeout, retries, backoff, max_backoff
+        Deprecated: the fields of ``storage`` (a ``DeprecationWarning`` names each).
 
     Raises
     ------
@@ -114,13 +126,14 @@ class ReadSTACItem(Stage[Any]):
         self,
         source_dp: IterDataPipe[Any],
         *,
-        headers: Mapping[str, str] | None = None,
+        storage: Storage | None = None,
         modifier: ItemModifier | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
         on_error: OnError = "raise",
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        max_backoff: float | None = None,
     ) -> None:
         super().__init__()
         self.source_dp = source_dp
@@ -128,17 +141,15 @@ class ReadSTACItem(Stage[Any]):
         if modifier is not None and not callable(modifier):
             raise InvalidArgumentError(f"modifier must be callable, got {modifier!r}")
         self.modifier = modifier
-        self._client = JsonClient(
-            HttpOptions.make(
-                headers=headers, timeout=timeout, retries=retries, backoff=backoff, max_backoff=max_backoff
-            )
-        )
+        given = {"headers": headers, "timeout": timeout, "retries": retries, "backoff": backoff}
+        self.storage = with_keywords("read_stac_item", storage, {**given, "max_backoff": max_backoff})
+        self._client = JsonClient(self.storage)  # no origin: credentials go to each href's own
 
     def __iter__(self) -> Iterator[Any]:
         for href in self.source_dp:
             received = self._client.bytes_received
             try:
-                item = open_stac_item(href, client=self._client, modifier=self.modifier)
+                item = open_stac_item(href, client=self._client, modifier=self.modifier, storage=self.storage)
             except TerrapipeError as err:
                 handle_error(err, on_error=self.on_error, stats=self.stats)
                 continue

@@ -1,14 +1,11 @@
 """Keep credentials out of the STAC stages' messages (the helpers live in :mod:`terrapipe.io.redact`).
 
-They are shared with the readers, whose messages name URLs too. Errors,
-warnings and reprs of the STAC stages name a URL by :func:`public_url`:
+Errors, warnings and reprs of the STAC stages name a URL by :func:`public_url`:
 ``scheme://host[:port]/path`` only, without user, password, query string or
 fragment (a search's parameters are named separately, from the query).
 
 Examples
 --------
->>> redact_url("https://example.com/search?collections=s2&token=abc")
-'https://example.com/search?collections=s2&token=***'
 >>> public_url("https://me:pw@Example.com:8443/stac/search?collections=s2&token=abc#frag")
 'https://example.com:8443/stac/search'
 >>> public_url("/data/catalog.json")
@@ -17,6 +14,6 @@ Examples
 
 from __future__ import annotations
 
-from terrapipe.io.redact import MASK, is_secret_name, public_url, redact_headers, redact_text, redact_url
+from terrapipe.io.redact import MASK, public_url, redact_headers, redact_text, redact_url
 
-__all__ = ["MASK", "is_secret_name", "public_url", "redact_headers", "redact_text", "redact_url"]
+__all__ = ["MASK", "public_url", "redact_headers", "redact_text", "redact_url"]

@@ -24,10 +24,14 @@ path/URL ending in ``.parquet``            ``geoparquet``  scan with the filter 
 ========================================  ==============  ==========================================
 
 Paths may be local, ``file://``, ``http(s)://`` or in a bucket (``s3://``,
-``az://``, ``abfs://``, ``gs://``): a bucket is reached with ``storage=``, a
-:class:`~terrapipe.io.storage.Storage` (``Storage.from_env()`` when not
-given); HTTP sources keep the hardened JSON client (``headers``, time-outs,
-retries). A bucket "folder" means its ``catalog.json``.
+``az://``, ``abfs://``, ``gs://``; a bucket "folder" means its ``catalog.json``).
+How they are reached is one :class:`~terrapipe.io.storage.Storage`,
+``storage=``: bucket endpoints and credentials (``Storage.from_env()`` when
+not given), and for every source the HTTP headers, request modifier,
+time-out, retries, back-off, deadline (``None``: 120 s) and body cap
+(:mod:`terrapipe.stac.http_json`). The old loose keywords (``headers=``,
+``timeout=``, ...) still work for one release and warn
+(:mod:`terrapipe.stac.deprecated`).
 
 Items come out as ``pystac.Item`` one page at a time: nothing is requested
 before the first item is asked for, and a pipe stopped after a few items has
@@ -42,6 +46,7 @@ An empty search is an empty pipe, not an error.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -55,13 +60,14 @@ from terrapipe.io.object_store import is_object_url
 from terrapipe.io.storage import Storage, cloud_of
 from terrapipe.stac.api import ApiBackend, options_from_stac_io
 from terrapipe.stac.backend import SearchBackend
+from terrapipe.stac.deprecated import as_storage, renamed_options, with_keywords
 from terrapipe.stac.geoparquet import GeoParquetBackend
 from terrapipe.stac.hrefs import is_http
-from terrapipe.stac.http_json import HttpOptions, RequestModifier
+from terrapipe.stac.http_json import RequestModifier
 from terrapipe.stac.items import ItemModifier
 from terrapipe.stac.paged_search import PagedSearch
 from terrapipe.stac.query import SearchQuery, make_query
-from terrapipe.stac.redact import is_secret_name, public_url, redact_url
+from terrapipe.stac.redact import public_url
 
 __all__ = ["SearchKind", "SearchSTAC", "detect_kind", "open_backend", "search_stac"]
 
@@ -86,14 +92,47 @@ def detect_kind(source: str) -> Literal["api", "static", "geoparquet"]:
     return "api" if is_http(source) else "static"
 
 
-def _public_url(url: str, params: Mapping[str, str] | None = None) -> str:
-    """``url`` plus ``params`` without credentials: secret query parameters dropped, password masked."""
+# Query parameter names that carry credentials, not a choice of data: a fingerprint leaves them out
+# so that a rotated token keeps it (messages show no query string at all: io.redact's allowlist).
+_CREDENTIAL_PARTS = re.compile(
+    r"token|secret|passw|passphrase|sig|credential|auth|sess(?:ion)?id"
+    r"|(?:api|access|account|subscription|private|shared|master|signing|client)key"
+)
+_CREDENTIAL_NAMES = frozenset(
+    {"key", "code", "pass", "pwd", "jwt", "sas", "se", "sp", "sv", "sr", "st", "ss", "srt"}
+)
+
+
+def _is_credential(name: str) -> bool:
+    """Whether a query parameter named ``name`` holds a credential (for fingerprints only).
+
+    Examples
+    --------
+    >>> [_is_credential(n) for n in ("subscription-key", "X-Amz-Signature", "AWSAccessKeyId", "tier", "keyword")]
+    [True, True, True, False, False]
+    """
+    compact = re.sub(r"[^a-z0-9]", "", name.lower())
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", name)
+    last = words[-1].lower() if words else ""
+    return (
+        compact in _CREDENTIAL_NAMES
+        or bool(_CREDENTIAL_PARTS.search(compact))
+        or last in ("key", "pwd", "pass")
+    )
+
+
+def _described_url(url: str, params: Mapping[str, str] | None = None) -> str:
+    """``scheme://host/path`` of ``url`` with its (and ``params``') query parameters that are not credentials."""
     if "://" not in url:  # a local path: '?' and '#' are part of the name
         return url
     parts = urllib.parse.urlsplit(url)
     pairs = [*urllib.parse.parse_qsl(parts.query, keep_blank_values=True), *(params or {}).items()]
-    kept = sorted((k, v) for k, v in pairs if not is_secret_name(k))
-    return redact_url(urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept))))
+    kept = urllib.parse.urlencode(sorted((k, v) for k, v in pairs if not _is_credential(k)))
+    return public_url(url) + (f"?{kept}" if kept else "")
+
+
+def _in_bucket(source: Any) -> bool:
+    return isinstance(source, str | os.PathLike) and is_object_url(os.fspath(source))
 
 
 def _callable_name(fn: Any) -> str | None:
@@ -108,8 +147,8 @@ def open_backend(
     source: Any,
     *,
     kind: SearchKind = "auto",
-    options: HttpOptions | None = None,
     storage: Storage | None = None,
+    options: Storage | None = None,
 ) -> tuple[SearchBackend, ItemModifier | None]:
     """Build the backend that searches ``source``.
 
@@ -119,10 +158,9 @@ def open_backend(
         A pystac-client ``Client``, or a path/URL (see the module doc).
     kind
         ``"auto"`` (from the source), ``"api"``, ``"static"`` or ``"geoparquet"``.
-    options
-        HTTP options.
     storage
-        How to reach a catalog or file in a bucket (``s3://``, ``az://``, ``gs://``).
+        How to reach the source (buckets: ``Storage.from_env()`` when ``None``);
+        ``options=`` is its deprecated name.
 
     Returns
     -------
@@ -137,7 +175,9 @@ def open_backend(
     """
     if kind not in _KINDS:
         raise InvalidArgumentError(f"kind must be one of {_KINDS}, got {kind!r}")
-    options = options or HttpOptions()
+    storage = renamed_options("open_backend", storage, options)
+    if storage is not None:
+        as_storage(storage)
     client_module = require("pystac_client", feature="search_stac")
     if isinstance(source, client_module.Client):
         if kind not in ("auto", "api"):
@@ -147,13 +187,13 @@ def open_backend(
             raise StacSearchError(
                 f"the STAC API at {public_url(str(source.self_href))} has no item search link"
             )
-        client_options, params = options_from_stac_io(getattr(source, "_stac_io", None), options)
+        client_storage, params = options_from_stac_io(getattr(source, "_stac_io", None), as_storage(storage))
         methods = tuple(
             str(lk.extra_fields.get("method") or "GET").upper() for lk in source.get_links("search")
         )
         backend: SearchBackend = ApiBackend(
             str(source.self_href or link.href),
-            options=client_options,
+            storage=client_storage,
             url_params=params,
             conformance=list(source.get_conforms_to()),
             search_href=str(link.href),
@@ -175,14 +215,12 @@ def open_backend(
             "(catalog.json) or a stac-geoparquet file there, or kind='static'/'geoparquet'"
         )
     if chosen == "api":
-        return ApiBackend(source, options=options), None
-    if storage is not None and not isinstance(storage, Storage):
-        raise InvalidArgumentError(f"storage must be a terrapipe Storage, got {type(storage).__name__}")
+        return ApiBackend(source, storage=storage), None
     if chosen == "geoparquet":
-        return GeoParquetBackend(source, options=options, storage=storage), None
+        return GeoParquetBackend(source, storage=storage), None
     from terrapipe.stac.static import StaticBackend
 
-    return StaticBackend(source, options=options, storage=storage), None
+    return StaticBackend(source, storage=storage), None
 
 
 @register("search_stac")
@@ -208,43 +246,38 @@ class SearchSTAC(PagedSearch):
     method
         ``"POST"`` (default) or ``"GET"`` for API searches; an API that only
         offers GET is asked with GET.
-    headers
-        Extra HTTP headers (e.g. an API key); never shown in messages or
-        reprs, and sent only to the origin (scheme, host, port) of ``source``:
-        a ``next`` link, a catalog link or a redirect to another server is
-        followed without them, as are the URL's own query parameters (an
-        ``api_key=``). They never reach asset reads (``stack_stac``).
     modifier
         Called with each ``pystac.Item`` before it is yielded (e.g.
         ``planetary_computer.sign_inplace``); returns the item to use or ``None``.
-    request_modifier
-        Called with each ``requests.Request`` to the origin of ``source``
-        before it is sent (signing); other origins' requests are not passed to it.
-    timeout
-        Seconds to wait for a connection and for each socket read.
-    deadline
-        Seconds one request may take in all (a page, a landing page, a
-        catalog document, a stac-geoparquet download), its retries, back-off,
-        redirects and body included; ``None``: 120 s
-        (:data:`~terrapipe.stac.http_json.DEFAULT_DEADLINE`). A server that
-        trickles its answer fails with a ``StacSearchError`` naming it.
-    max_bytes
-        Largest answer accepted, decompressed, in bytes; ``None``: 64 MiB for
-        a JSON page or document, 1 GiB for a stac-geoparquet file over HTTP.
-    retries
-        Retries of 429/5xx answers, dropped connections and time-outs, with
-        exponential back-off and jitter, honouring ``Retry-After``.
-    backoff, max_backoff
-        First and largest delay between retries, in seconds.
     on_error
         ``"raise"``: a failing query or malformed item raises
         :class:`~terrapipe.core.errors.StacSearchError`; ``"skip"`` / ``"warn"``:
         it is counted in ``stats`` (and warned about) and the search goes on.
     storage
-        How to reach a catalog or stac-geoparquet file in a bucket (``s3://``,
-        ``az://``, ``abfs://``, ``gs://``): a :class:`~terrapipe.io.storage.Storage`;
-        ``None`` reads ``Storage.from_env()`` when a bucket is first read. Not
-        used for HTTP sources and never sent to an HTTP server.
+        How the source is reached, a :class:`~terrapipe.io.storage.Storage`:
+
+        - ``headers`` (an API key) and ``request_modifier`` (called with each
+          ``requests.Request`` before it is sent: signing) go only to the
+          origin (scheme, host, port) of ``source``, as do the URL's own query
+          parameters (an ``api_key=``): a ``next`` link, a catalog link or a
+          redirect to another server is followed without them. Never shown,
+          never sent to asset reads (``stack_stac``).
+        - ``timeout``: seconds for a connection and for each socket read;
+          ``retries``, ``backoff``, ``max_backoff``: retries of 429/5xx
+          answers, dropped connections and time-outs, with exponential
+          back-off and jitter, honouring ``Retry-After``.
+        - ``deadline``: seconds one request may take in all (a page, a landing
+          page, a catalog document, a stac-geoparquet download), retries,
+          back-off, redirects and body included; ``None``: 120 s
+          (:data:`~terrapipe.stac.http_json.DEFAULT_DEADLINE`).
+        - ``max_bytes``: largest answer accepted, decompressed; ``None``: 64 MiB
+          for a JSON page or document, 1 GiB for a stac-geoparquet file.
+        - endpoints and credentials of buckets (``s3://``, ``az://``,
+          ``abfs://``, ``gs://``); ``None`` reads ``Storage.from_env()`` when a
+          bucket is first read (never sent to an HTTP server).
+    headers, request_modifier, timeout, retries, backoff, max_backoff, deadline, max_bytes
+        Deprecated (one release): the fields of ``storage`` of the same names;
+        each one given warns (``DeprecationWarning``) and is put on ``storage``.
 
     Raises
     ------
@@ -280,17 +313,17 @@ class SearchSTAC(PagedSearch):
         max_items: int | None = None,
         limit: int | None = None,
         method: Literal["POST", "GET"] = "POST",
-        headers: Mapping[str, str] | None = None,
         modifier: ItemModifier | None = None,
-        request_modifier: RequestModifier | None = None,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        deadline: float | None = None,
-        max_bytes: int | None = None,
         on_error: OnError = "raise",
         storage: Storage | None = None,
+        headers: Mapping[str, str] | None = None,
+        request_modifier: RequestModifier | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        max_backoff: float | None = None,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         super().__init__(source_dp, on_error=on_error)
         if method not in ("POST", "GET"):
@@ -298,17 +331,13 @@ class SearchSTAC(PagedSearch):
         if modifier is not None and not callable(modifier):
             raise InvalidArgumentError(f"modifier must be callable, got {modifier!r}")
         self.method: Literal["POST", "GET"] = method
-        options = HttpOptions.make(
-            headers=headers,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            request_modifier=request_modifier,
-            deadline=deadline,
-            max_bytes=max_bytes,
-        )
-        self.backend, source_modifier = open_backend(source, kind=kind, options=options, storage=storage)
+        loose = {"headers": headers, "request_modifier": request_modifier, "timeout": timeout}
+        loose.update(retries=retries, backoff=backoff, max_backoff=max_backoff, deadline=deadline)
+        loose["max_bytes"] = max_bytes
+        if storage is None and any(v is not None for v in loose.values()) and _in_bucket(source):
+            storage = Storage.from_env()  # the environment's credentials, with the keywords on top
+        storage = with_keywords("search_stac", storage, loose)
+        self.backend, source_modifier = open_backend(source, kind=kind, storage=storage)
         self.modifier = modifier if modifier is not None else source_modifier
         given = {
             "bbox": bbox,
@@ -340,8 +369,8 @@ class SearchSTAC(PagedSearch):
         :func:`~terrapipe.cache.segment.describe_stage` (and so
         :func:`~terrapipe.dist.fingerprint.pipe_fingerprint`) uses it in
         place of the stage's attributes. It holds the backend kind, where it
-        searches (the URL with its secret query parameters dropped and its
-        password masked; a local catalog or file also counts by size and
+        searches (``scheme://host/path`` and the query parameters that are
+        not credentials; a local catalog or file also counts by size and
         modification time), the shared search parameters and the item
         modifier's qualified name. Headers, the request modifier, query
         parameters that carry credentials, and execution options (``method``,
@@ -359,18 +388,19 @@ class SearchSTAC(PagedSearch):
         Examples
         --------
         >>> import terrapipe as tp, terrapipe.stac
+        >>> storage = tp.Storage(headers={"Authorization": "Bearer abc"})
         >>> stage = terrapipe.stac.search_stac("https://me:pw@example.com/stac?token=abc&tier=1",
-        ...                                    headers={"Authorization": "Bearer abc"}, bbox=[0, 0, 1, 1])
+        ...                                    storage=storage, bbox=[0, 0, 1, 1])
         >>> stage.cache_config()
-        {'kind': 'api', 'source': 'https://me:***@example.com/stac?tier=1', 'defaults': {'bbox': [0, 0, 1, 1]}, 'modifier': None}
+        {'kind': 'api', 'source': 'https://example.com/stac?tier=1', 'defaults': {'bbox': [0, 0, 1, 1]}, 'modifier': None}
         """
         backend: Any = self.backend
         if isinstance(backend, ApiBackend):
-            source = _public_url(backend.url, backend._url_params)
+            source = _described_url(backend.url, backend._url_params)
         elif backend.kind == "static":
-            source = _public_url(backend.root)
+            source = _described_url(backend.root)
         elif isinstance(backend, GeoParquetBackend):
-            source = _public_url(backend.path)
+            source = _described_url(backend.path)
         else:
             source = backend.where
         config = {
@@ -403,17 +433,17 @@ def search_stac(
     max_items: int | None = None,
     limit: int | None = None,
     method: Literal["POST", "GET"] = "POST",
-    headers: Mapping[str, str] | None = None,
     modifier: ItemModifier | None = None,
-    request_modifier: RequestModifier | None = None,
-    timeout: float = 30.0,
-    retries: int = 3,
-    backoff: float = 0.5,
-    max_backoff: float = 30.0,
-    deadline: float | None = None,
-    max_bytes: int | None = None,
     on_error: OnError = "raise",
     storage: Storage | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_modifier: RequestModifier | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    backoff: float | None = None,
+    max_backoff: float | None = None,
+    deadline: float | None = None,
+    max_bytes: int | None = None,
 ) -> SearchSTAC:
     """Start a pipe of the ``pystac.Item`` s one search finds (see :class:`SearchSTAC`).
 
@@ -424,10 +454,10 @@ def search_stac(
         (``catalog.json``, path or URL); stac-geoparquet file.
     kind, bbox, intersects, datetime, collections, ids, query, filter, filter_lang, sortby, fields
         See :class:`SearchSTAC`.
-    max_items, limit, method, headers, modifier, request_modifier, timeout, retries, backoff, max_backoff
+    max_items, limit, method, modifier, on_error, storage
         See :class:`SearchSTAC`.
-    deadline, max_bytes, on_error, storage
-        See :class:`SearchSTAC`.
+    headers, request_modifier, timeout, retries, backoff, max_backoff, deadline, max_bytes
+        Deprecated: the fields of ``storage`` (see :class:`SearchSTAC`).
 
     Returns
     -------
@@ -465,8 +495,9 @@ def search_stac(
         max_items=max_items,
         limit=limit,
         method=method,
-        headers=headers,
         modifier=modifier,
+        on_error=on_error,
+        headers=headers,
         request_modifier=request_modifier,
         timeout=timeout,
         retries=retries,
@@ -474,6 +505,5 @@ def search_stac(
         max_backoff=max_backoff,
         deadline=deadline,
         max_bytes=max_bytes,
-        on_error=on_error,
         storage=storage,
     )

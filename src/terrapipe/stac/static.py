@@ -21,11 +21,12 @@ naming the link, as is a catalog nested more than :data:`MAX_DEPTH` levels
 deep. A ``child``/``item`` link without a string ``href``, or ``links`` that
 are not a list, is an error too, never a silently smaller search.
 
-Credentials (``headers``, ``request_modifier``) go only to the origin of the
-catalog's root URL: documents it links to on other servers are read without
-them. A local catalog has no origin: its links to servers get none. The
-``storage`` configuration is used for bucket URLs only, never sent to an
-HTTP server.
+One :class:`~terrapipe.io.storage.Storage` configures it: buckets are read
+with it (``Storage.from_env()`` when none is given), HTTP documents with its
+time-outs, retries, deadline and body cap. Its HTTP credentials
+(``headers``, ``request_modifier``) go only to the origin of the catalog's
+root URL: documents it links to on other servers are read without them. A
+local catalog has no origin: its links to servers get none.
 
 Examples
 --------
@@ -51,9 +52,10 @@ from terrapipe.io.object_store import is_object_url, join_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.api import links_of
 from terrapipe.stac.backend import OffsetPager, Page, normalise_url, refuse_api_only
+from terrapipe.stac.deprecated import renamed_options
 from terrapipe.stac.documents import read_document
 from terrapipe.stac.hrefs import is_http, join_href, local_path
-from terrapipe.stac.http_json import HttpOptions, JsonClient
+from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.query import SearchQuery, item_matches
 from terrapipe.stac.redact import public_url
 
@@ -121,12 +123,12 @@ class StaticBackend:
     root
         Path or URL of a ``catalog.json`` / ``collection.json`` (a local folder
         holding one works too).
-    options
-        HTTP options for a catalog served over HTTP.
+    storage
+        How to reach the catalog: a bucket (default ``Storage.from_env()``, read
+        when needed) or an HTTP server (default ``Storage()``); ``options=`` is
+        its deprecated name.
     page_size
         Items per page (the unit of saved positions) when the query has no ``limit``.
-    storage
-        How to reach a catalog in a bucket (default ``Storage.from_env()``, read when needed).
     """
 
     kind = "static"
@@ -135,18 +137,16 @@ class StaticBackend:
         self,
         root: str,
         *,
-        options: HttpOptions | None = None,
-        page_size: int = _PAGE,
         storage: Storage | None = None,
+        page_size: int = _PAGE,
+        options: Storage | None = None,
     ) -> None:
-        self.storage = storage
+        self.storage = storage = renamed_options("StaticBackend", storage, options)
         self.root = _root_document(root)
         self.where = public_url(self.root)
-        options = options or HttpOptions()
-        if is_http(self.root):
-            self.client = JsonClient(options, origin=self.root)
-        else:  # a local catalog: its credentials have no server to go to
-            self.client = JsonClient(options.without_credentials())
+        client = JsonClient(storage, origin=self.root if is_http(self.root) else None)
+        # a catalog not on a server: its credentials have no server to go to
+        self.client = client if is_http(self.root) else client.without_credentials()
         self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
 
     def __repr__(self) -> str:
