@@ -261,4 +261,6 @@ def test_signed_vector_urls_are_redacted_from_warnings_in_threads(
         worker.start()
         worker.join(timeout=30)
     assert len(texts) == 2
-    assert all(SECRET not in text and "X-Amz-Signature" not in text and "***" in text for text in texts), texts
+    assert all(SECRET not in text and "X-Amz-Signature" not in text and "***" in text for text in texts), (
+        texts
+    )

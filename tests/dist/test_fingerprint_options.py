@@ -59,7 +59,9 @@ def labelled(vector: Any = None, *, rasterize: dict[str, Any] | None = None, **t
 def search(**options: Any) -> Any:
     """A STAC API search (built offline)."""
     source = options.pop("source", API)
-    transport = {k: options.pop(k) for k in ("headers", "request_modifier", "timeout", "retries") if k in options}
+    transport = {
+        k: options.pop(k) for k in ("headers", "request_modifier", "timeout", "retries") if k in options
+    }
     if transport:  # how requests are made is a tp.Storage
         options["storage"] = tp.Storage(**transport)
     return tp.search_stac(source, **{"collections": ["demo-s2"], **options})

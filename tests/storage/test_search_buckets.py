@@ -140,9 +140,17 @@ def test_cycle_in_bucket_catalog_is_named(s3_bucket: Bucket) -> None:
 
 def test_document_cap_applies_in_buckets(s3_bucket: Bucket) -> None:
     with pytest.raises(StacSearchError, match="over the cap of 100"):
-        list(tp.search_stac("s3://private/stac/catalog.json", storage=s3_bucket.storage.with_options(max_bytes=100)))
+        list(
+            tp.search_stac(
+                "s3://private/stac/catalog.json", storage=s3_bucket.storage.with_options(max_bytes=100)
+            )
+        )
     with pytest.raises(StacSearchError, match="over the cap of 100"):
-        list(tp.search_stac("s3://private/stac/items.parquet", storage=s3_bucket.storage.with_options(max_bytes=100)))
+        list(
+            tp.search_stac(
+                "s3://private/stac/items.parquet", storage=s3_bucket.storage.with_options(max_bytes=100)
+            )
+        )
 
 
 def test_storage_must_be_a_storage() -> None:

@@ -172,9 +172,10 @@ class Storage:
         being read (``(("Authorization", "Bearer ..."),)``); never sent to
         another host after a redirect. Only their names are ever shown.
     request_modifier
-        A request signing hook: called with each outgoing STAC request
-        (``requests.PreparedRequest``) before it is sent; returns the request
-        to send, or ``None`` after changing it in place.
+        A request signing hook: called with each outgoing STAC request to
+        the origin the credentials are for (a ``requests.Request``, as
+        pystac-client's ``request_modifier``) before it is sent; returns the
+        request to send, or ``None`` after changing it in place.
     requester_pays
         Send the requester-pays flag (S3 ``x-amz-request-payer``, GDAL
         ``AWS_REQUEST_PAYER``): the reader's account pays for the transfer.
