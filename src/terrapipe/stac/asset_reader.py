@@ -43,17 +43,30 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
 from terrapipe.stac.hrefs import local_path
-from terrapipe.stac.redact import redact_url
+from terrapipe.stac.redact import public_url
 
-__all__ = ["BandsParser", "asset_read_error", "cast_pixels", "check_band", "make_naming_driver"]
+if TYPE_CHECKING:
+    from terrapipe.io.storage import Storage
+
+__all__ = [
+    "BandsParser",
+    "asset_read_error",
+    "cast_pixels",
+    "cast_read",
+    "check_band",
+    "href_of_gdal",
+    "make_naming_driver",
+    "naming_reader",
+]
 
 #: ``(asset key, band index from 1) -> (data type, nodata)`` for every band a load reads.
 BandTable = Mapping[tuple[str, int], tuple[str | None, float | int | None]]
@@ -80,10 +93,8 @@ def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseEx
     from terrapipe.io.read_errors import explain
 
     forget_remote_file(uri)  # GDAL cached the failure: the next try must ask the server again
-    found = names.get(uri) or names.get(local_path(uri))
-    what = f"asset {found[1]!r} of STAC item {found[0]!r}" if found else "the asset"
     cause, hint = explain(err)
-    return ReadError(f"cannot read {what} at {redact_url(uri)!r}: {cause}; {hint}")
+    return ReadError(f"cannot read {_where(uri, names)}: {cause}; {hint}")
 
 
 def check_band(
@@ -173,10 +184,49 @@ def cast_pixels(raw: np.ndarray, out: np.dtype, file_nodata: Any, fill_value: An
 
 
 def _where(uri: str, names: Mapping[str, tuple[str, str]]) -> str:
-    """``asset 'red' of STAC item 'S2A_1' at 'http://h/a/B04.tif'`` (the href redacted)."""
-    found = names.get(uri) or names.get(local_path(uri))
+    """``asset 'red' of STAC item 'S2A_1' at 'http://h/a/B04.tif'`` (``scheme://host/path`` only).
+
+    ``uri`` is the href, or the GDAL name it was opened by (``/vsis3/b/k``
+    is shown as ``s3://b/k``, ``/vsicurl?...url=`` as the URL).
+    """
+    href = href_of_gdal(uri)
+    found = names.get(uri) or names.get(href) or names.get(local_path(uri))
     what = f"asset {found[1]!r} of STAC item {found[0]!r}" if found else "the asset"
-    return f"{what} at {redact_url(uri)!r}"
+    return f"{what} at {public_url(href)!r}"
+
+
+def href_of_gdal(uri: str) -> str:
+    """Return the URL behind a GDAL name (``/vsis3/b/k`` -> ``s3://b/k``); anything else unchanged.
+
+    Examples
+    --------
+    >>> href_of_gdal("/vsis3/bucket/a.tif"), href_of_gdal("/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.tif")
+    ('s3://bucket/a.tif', 'https://h/a.tif')
+    """
+    from terrapipe.io.paths import source_name
+    from terrapipe.io.raster_array import _storage_url
+
+    return _storage_url(source_name(uri))
+
+
+def cast_read(
+    raw: np.ndarray, cfg: Any, file_nodata: Any, uri: str, names: Mapping[str, tuple[str, str]], band: int
+) -> np.ndarray:
+    """Cast pixels read in their file's own type to the cube's (``dtype=`` given: see :func:`check_band`).
+
+    Raises
+    ------
+    ReadError
+        NaN (missing) pixels that an integer cube without nodata cannot hold.
+    """
+    out = np.dtype(cfg.dtype)
+    if cfg.fill_value is None and out.kind in "iub" and raw.dtype.kind == "f" and np.isnan(raw).any():
+        msg = (
+            f"{_where(uri, names)}: band {band} has NaN (missing) pixels, which dtype={out.name!r} "
+            "cannot hold, and the cube has no nodata; pass nodata= a value of that type"
+        )
+        raise ReadError(msg)
+    return cast_pixels(raw, out, file_nodata, cfg.fill_value)
 
 
 def _shown(value: Any, dtype: np.dtype) -> Any:
@@ -222,7 +272,12 @@ class BandsParser:
 
 
 def make_naming_driver(
-    names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any, *, cast: bool = False
+    names: Mapping[str, tuple[str, str]],
+    md_parser: Any,
+    aux_reader: Any,
+    *,
+    cast: bool = False,
+    storage: Storage | None = None,
 ) -> Any:
     """Return an odc-loader rasterio driver whose reads raise :class:`ReadError` naming the asset.
 
@@ -236,6 +291,11 @@ def make_naming_driver(
     cast
         Whether the user asked for the output type (``dtype=``): a file type
         the output cannot hold is then cast, not refused.
+    storage
+        Where the files live (:class:`terrapipe.Storage`): every open and read
+        happens inside ``storage.rasterio_env(url)``, and GDAL's cache of a
+        URL is dropped before it is read through another storage than last
+        time. ``None``: GDAL's own configuration.
 
     Returns
     -------
@@ -243,7 +303,19 @@ def make_naming_driver(
         The driver (pass it as ``driver=`` to ``odc.stac.load``).
     """
     rio = require("odc.loader._rio", extra="stac", feature="stack_stac")
-    return _driver_class(rio)(dict(names), cast, md_parser=md_parser, aux_reader=aux_reader)
+    return _driver_class(rio)(dict(names), cast, storage, md_parser=md_parser, aux_reader=aux_reader)
+
+
+def naming_reader(
+    source: Any, names: Mapping[str, tuple[str, str]], *, cast: bool, storage: Storage | None
+) -> Any:
+    """Return odc's rasterio reader of one band (``source``: odc's ``RasterSource``) with terrapipe's checks.
+
+    For files :mod:`terrapipe.stac.native_read` cannot paste (they need resampling).
+    """
+    rio = require("odc.loader._rio", extra="stac", feature="stack_stac")
+    _driver_class(rio)
+    return _CLASSES["reader"](source, rio.LocalContext(), dict(names), cast, storage)
 
 
 _CLASSES: dict[str, type] = {}
@@ -258,10 +330,18 @@ def _driver_class(rio: Any) -> type:
     class NamingRioReader(rio.RioReader):  # type: ignore[misc,name-defined]
         """odc's reader; a failure names the item and asset."""
 
-        def __init__(self, src: Any, ctx: Any, names: Mapping[str, tuple[str, str]], cast: bool) -> None:
+        def __init__(
+            self,
+            src: Any,
+            ctx: Any,
+            names: Mapping[str, tuple[str, str]],
+            cast: bool,
+            storage: Storage | None = None,
+        ) -> None:
             super().__init__(src, ctx)
             self._names = names
             self._cast = cast
+            self._storage = storage
 
         def _checked_read(
             self, uri: str, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None
@@ -279,14 +359,7 @@ def _driver_class(rio: Any) -> type:
                 return super().read(cfg, dst_geobox, dst=dst, selection=selection)
             raw_cfg, file_nodata = check
             roi, raw = super().read(raw_cfg, dst_geobox, selection=selection)
-            out = np.dtype(cfg.dtype)
-            if cfg.fill_value is None and out.kind in "iub" and raw.dtype.kind == "f" and np.isnan(raw).any():
-                msg = (
-                    f"{_where(uri, self._names)}: band {band} has NaN (missing) pixels, which dtype={out.name!r} "
-                    "cannot hold, and the cube has no nodata; pass nodata= a value of that type"
-                )
-                raise ReadError(msg)
-            pixels = cast_pixels(raw, out, file_nodata, cfg.fill_value)
+            pixels = cast_read(raw, cfg, file_nodata, uri, self._names, band)
             if dst is None:
                 return roi, pixels
             dst[(..., *roi)] = pixels
@@ -301,13 +374,15 @@ def _driver_class(rio: Any) -> type:
             uri = str(self._src.uri)
             with gdal_messages() as messages:
                 try:
-                    return self._checked_read(uri, *args, **kwargs)
+                    with _storage_env(self._storage, uri):
+                        return self._checked_read(uri, *args, **kwargs)
                 except ReadError:
                     raise
                 except Exception as err:
                     failure, reason = err, _reason(err, messages)
             if reason is failure:
-                reason = _diagnose(uri, failure)
+                with _storage_env(self._storage, uri):
+                    reason = _diagnose(uri, failure)
             if secrets_of(uri):  # GDAL's messages in the chain name the URL
                 scrub_chain(failure, uri)
             raise asset_read_error(uri, self._names, reason) from failure
@@ -315,13 +390,16 @@ def _driver_class(rio: Any) -> type:
     class NamingRioDriver(rio.RioDriver):  # type: ignore[misc,name-defined]
         """odc's rasterio driver with :class:`NamingRioReader`."""
 
-        def __init__(self, names: Mapping[str, tuple[str, str]], cast: bool, **kwargs: Any) -> None:
+        def __init__(
+            self, names: Mapping[str, tuple[str, str]], cast: bool, storage: Storage | None, **kwargs: Any
+        ) -> None:
             super().__init__(**kwargs)
             self._names = names
             self._cast = cast
+            self._storage = storage
 
         def open(self, src: Any, ctx: Any) -> Any:
-            return NamingRioReader(src, ctx, self._names, self._cast)
+            return NamingRioReader(src, ctx, self._names, self._cast, self._storage)
 
         def capture_env(self) -> dict[str, Any]:
             env: dict[str, Any] = super().capture_env()
@@ -335,9 +413,10 @@ def _driver_class(rio: Any) -> type:
             return env
 
         def __reduce__(self) -> Any:
-            return (_rebuild, (self._names, self._md_parser, self._aux_reader, self._cast))
+            return (_rebuild, (self._names, self._md_parser, self._aux_reader, self._cast, self._storage))
 
     _CLASSES["driver"] = NamingRioDriver
+    _CLASSES["reader"] = NamingRioReader
     return NamingRioDriver
 
 
@@ -362,5 +441,22 @@ def _diagnose(uri: str, err: BaseException) -> BaseException:
         return opened
 
 
-def _rebuild(names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any, cast: bool) -> Any:
-    return make_naming_driver(names, md_parser, aux_reader, cast=cast)
+def _rebuild(
+    names: Mapping[str, tuple[str, str]], md_parser: Any, aux_reader: Any, cast: bool, storage: Storage | None
+) -> Any:
+    return make_naming_driver(names, md_parser, aux_reader, cast=cast, storage=storage)
+
+
+def _storage_env(storage: Storage | None, uri: str) -> AbstractContextManager[Any]:
+    """``storage.rasterio_env(url)`` for a read of ``uri`` (a GDAL name or URL); nothing without a storage.
+
+    Before a remote file is read through another storage than last time,
+    GDAL's cache of it is dropped (one storage's blocks never answer another's).
+    """
+    if storage is None:
+        return nullcontext()
+    from terrapipe.io.raster_array import RasterSource, _switch_storage
+
+    href = href_of_gdal(uri)
+    _switch_storage(RasterSource(path=href, gdal_path=uri, storage=storage))
+    return storage.rasterio_env(href)

@@ -60,6 +60,7 @@ import xarray as xr
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error, make_naming_driver
 from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
 from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
@@ -135,16 +136,33 @@ def _href(asset: Mapping[str, Any]) -> str:
     return href if is_http(href) else local_path(href)
 
 
-def _probe(href: str, names: Mapping[str, tuple[str, str]]) -> tuple[list[str], list[Any], tuple[int, int]]:
-    """Return the dtypes and nodata of every band of a raster, and its tile shape (reads its header)."""
-    rasterio = require("rasterio", feature="stack_stac")
-    path = href if not is_http(href) else f"/vsicurl/{href}"
-    try:
-        with rasterio.open(path) as src:
-            block = src.block_shapes[0]
-            return [str(d) for d in src.dtypes], list(src.nodatavals), (int(block[0]), int(block[1]))
-    except rasterio.errors.RasterioError as err:
-        raise asset_read_error(href, names, err) from err
+def _probe(
+    href: str, names: Mapping[str, tuple[str, str]], storage: Storage | None
+) -> tuple[list[str], list[Any], tuple[int, int]]:
+    """Return the dtypes and nodata of every band of a raster, and its tile shape (reads its header).
+
+    Opened as the chunk reads open it (this thread's cached handle, inside the storage's environment).
+    """
+    from terrapipe.io.raster_array import acquire, attempt
+    from terrapipe.stac.native_read import asset_band
+
+    source = asset_band(href, 1, storage, None).source
+
+    def header() -> tuple[list[str], list[Any], tuple[int, int]]:
+        src = acquire(source)
+        block = src.block_shapes[0]
+        return [str(d) for d in src.dtypes], list(src.nodatavals), (int(block[0]), int(block[1]))
+
+    return attempt(source, header, lambda reason: asset_read_error(href, names, reason))
+
+
+def _check_storage(storage: Any) -> Storage | None:
+    if storage is None or isinstance(storage, Storage):
+        return storage
+    raise InvalidArgumentError(
+        f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
+        "(build one with tp.Storage(...) or tp.Storage.from_env())"
+    )
 
 
 def _band_table(
@@ -207,6 +225,7 @@ def stack_items(
     nodata: float | int | None = None,
     resampling: str = "nearest",
     pool: int | None = None,
+    storage: Storage | None = None,
 ) -> xr.DataArray:
     """Stack STAC items into one lazy ``(time, band, y, x)`` cube (see the module doc).
 
@@ -243,6 +262,14 @@ def stack_items(
         where the output grid is not the native one).
     pool
         Threads that read chunks when the cube is computed (odc-stac's ``pool``).
+    storage
+        Where the assets live and how to reach them (:class:`terrapipe.Storage`:
+        endpoints, credentials, SAS, time-outs, retries), for ``s3://``,
+        ``gs://``, ``az://``, ``abfs://`` and ``https://`` hrefs (presigned and
+        SAS URLs work without one). Every open and read of an asset, in
+        every thread, happens inside ``storage.rasterio_env(href)`` (GDAL
+        options for that open only, never ``os.environ``). ``None``: GDAL's
+        process-wide configuration.
 
     Returns
     -------
@@ -274,6 +301,7 @@ def stack_items(
     """
     odc_stac = require("odc.stac", feature="stack_stac")
     require("dask.array", extra="dask", feature="stack_stac")
+    storage = _check_storage(storage)
     found = _items(items)
     if not found:
         raise InvalidArgumentError(
@@ -295,7 +323,7 @@ def stack_items(
 
     def probe(key: str) -> tuple[list[str], list[Any], tuple[int, int]]:
         if key not in probed:
-            probed[key] = _probe(_href(dicts[0]["assets"][key]), asset_names)
+            probed[key] = _probe(_href(dicts[0]["assets"][key]), asset_names, storage)
         return probed[key]
 
     table = _band_table(dicts, refs)
@@ -348,40 +376,41 @@ def stack_items(
         odc_chunks = {k: int(v) for k, v in (chunks or {}).items()}
 
     band_table = {(ref.asset, ref.index): (dt, nd) for ref, dt, nd in zip(refs, dtypes, nodatas, strict=True)}
-    odc_bands = list(dict.fromkeys(ref.key for ref in refs))
-    kwargs: dict[str, Any] = {
-        "bands": odc_bands,
-        "groupby": groupby or "id",
-        "chunks": odc_chunks,
-        "resampling": resampling,
-        "dtype": str(out_dtype),
-        "pool": pool,
-        "fail_on_error": True,
-        "driver": _driver(asset_names, band_table, cast=dtype is not None),
-    }
-    if out_nodata is not None:
-        kwargs["nodata"] = out_nodata
-    if load_box is not None:
-        kwargs["geobox"] = load_box
+    if choice.native and load_box is not None:
+        cube = _native_cube(
+            found,
+            dicts,
+            refs,
+            load_box,
+            odc_chunks,
+            band_table,
+            out_dtype=out_dtype,
+            out_nodata=out_nodata,
+            groupby=groupby or "id",
+            resampling=resampling,
+            cast=dtype is not None,
+            names=asset_names,
+            storage=storage,
+        )
     else:
-        kwargs.update(crs=choice.crs, resolution=choice.resolution)
-        if choice.bbox is not None:
-            kwargs["bbox"] = choice.bbox
-    try:
-        dataset = odc_stac.load(found, **kwargs)
-    except ReadError:
-        raise
-    except (ValueError, KeyError) as err:
-        raise InvalidArgumentError(f"odc-stac refused the request: {type(err).__name__}: {err}") from err
-    except RuntimeError as err:  # pyproj's ProjError: a grid that cannot be converted
-        if type(err).__module__.startswith("pyproj"):
-            msg = f"stack_stac cannot convert between the items' grids and the output grid ({type(err).__name__}: {err})"
-            raise GridMismatchError(msg) from err
-        raise
-    # A geographic grid comes back with latitude/longitude dims; the cube is always (time, band, y, x).
-    dataset = dataset.rename({k: v for k, v in (("latitude", "y"), ("longitude", "x")) if k in dataset.dims})
-    cube: xr.DataArray = xr.concat([dataset[ref.key] for ref in refs], dim="band", coords="minimal")
-    cube = cube.transpose("time", "band", "y", "x").assign_coords(band=np.asarray(names, dtype=object))
+        cube = _odc_cube(
+            odc_stac,
+            found,
+            refs,
+            choice,
+            load_box,
+            odc_chunks,
+            band_table,
+            out_dtype=out_dtype,
+            out_nodata=out_nodata,
+            groupby=groupby or "id",
+            resampling=resampling,
+            pool=pool,
+            cast=dtype is not None,
+            names=asset_names,
+            storage=storage,
+        )
+    cube = cube.assign_coords(band=np.asarray(names, dtype=object))
     scales = [1.0 if row[2] is None else row[2] for row in table]
     offsets_ = [0.0 if row[3] is None else row[3] for row in table]
     scaled = any(row[2] is not None or row[3] is not None for row in table)
@@ -398,6 +427,7 @@ def stack_items(
         cube.attrs.update(scales=tuple(scales), offsets=tuple(offsets_))
     cube.encoding["stac_item_ids"] = [str(d.get("id")) for d in dicts]
     cube.encoding["source"] = _source_label(dicts)
+    cube.encoding["remote"] = _remote(dicts, refs)  # chip keeps more reads in flight for remote blocks
     if offsets is not None and tile is not None:
         cube.encoding["preferred_chunks"] = {
             "time": 1,
@@ -441,6 +471,15 @@ def _nodata_key(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return "nan"
     return value
+
+
+def _remote(dicts: Sequence[Mapping[str, Any]], refs: Sequence[BandRef]) -> bool:
+    """Whether any asset the cube reads is remote (a URL or GDAL network path; see ``chip.reader``)."""
+    from terrapipe.io.paths import is_remote
+
+    keys = {ref.asset for ref in refs}
+    hrefs = [str((d.get("assets") or {}).get(k, {}).get("href", "")) for d in dicts for k in keys]
+    return any(href and is_remote(href) for href in hrefs)
 
 
 def _source_label(dicts: Sequence[Mapping[str, Any]]) -> str:
@@ -534,14 +573,205 @@ def _load_grid(
     return extended, window, offsets
 
 
-def _driver(names: Mapping[str, tuple[str, str]], bands: BandTable, *, cast: bool) -> Any:
+def _driver(
+    names: Mapping[str, tuple[str, str]], bands: BandTable, *, cast: bool, storage: Storage | None = None
+) -> Any:
     """Return odc's rasterio driver with asset-naming errors and the bands described by terrapipe.
 
     ``cast``: the user chose the output type (``dtype=``), so a file whose type it cannot hold is cast.
+    ``storage``: every open and read happens inside ``storage.rasterio_env(href)``.
     """
     mdtools = require("odc.stac._mdtools", extra="stac", feature="stack_stac")
     parser = BandsParser(mdtools.StacMDParser({}), bands)
-    return make_naming_driver(names, md_parser=parser, aux_reader=mdtools.StacAuxReader(), cast=cast)
+    return make_naming_driver(
+        names, md_parser=parser, aux_reader=mdtools.StacAuxReader(), cast=cast, storage=storage
+    )
+
+
+def _odc_cube(
+    odc_stac: Any,
+    found: Sequence[Any],
+    refs: Sequence[BandRef],
+    choice: GridChoice,
+    load_box: Any,
+    chunks: Mapping[str, int],
+    band_table: BandTable,
+    *,
+    out_dtype: np.dtype[Any],
+    out_nodata: Any,
+    groupby: str,
+    resampling: str,
+    pool: int | None,
+    cast: bool,
+    names: dict[str, tuple[str, str]],
+    storage: Storage | None,
+) -> xr.DataArray:
+    """Return the cube through ``odc.stac.load`` (a grid other than the items' own: odc-stac resamples)."""
+    kwargs: dict[str, Any] = {
+        "bands": list(dict.fromkeys(ref.key for ref in refs)),
+        "groupby": groupby,
+        "chunks": dict(chunks),
+        "resampling": resampling,
+        "dtype": str(out_dtype),
+        "pool": pool,
+        "fail_on_error": True,
+    }
+    if storage is not None:  # GDAL names (/vsis3/, /vsiaz/, /vsicurl?...) opened inside the storage's env
+        from terrapipe.io.paths import gdal_path
+
+        names.update({gdal_path(href): name for href, name in list(names.items())})
+        kwargs["patch_url"] = gdal_path
+    kwargs["driver"] = _driver(names, band_table, cast=cast, storage=storage)
+    if out_nodata is not None:
+        kwargs["nodata"] = out_nodata
+    if load_box is not None:
+        kwargs["geobox"] = load_box
+    else:
+        kwargs.update(crs=choice.crs, resolution=choice.resolution)
+        if choice.bbox is not None:
+            kwargs["bbox"] = choice.bbox
+    try:
+        dataset = odc_stac.load(found, **kwargs)
+    except ReadError:
+        raise
+    except (ValueError, KeyError) as err:
+        raise InvalidArgumentError(f"odc-stac refused the request: {type(err).__name__}: {err}") from err
+    except RuntimeError as err:  # pyproj's ProjError: a grid that cannot be converted
+        if type(err).__module__.startswith("pyproj"):
+            msg = f"stack_stac cannot convert between the items' grids and the output grid ({type(err).__name__}: {err})"
+            raise GridMismatchError(msg) from err
+        raise
+    # A geographic grid comes back with latitude/longitude dims; the cube is always (time, band, y, x).
+    dataset = dataset.rename({k: v for k, v in (("latitude", "y"), ("longitude", "x")) if k in dataset.dims})
+    cube: xr.DataArray = xr.concat([dataset[ref.key] for ref in refs], dim="band", coords="minimal")
+    return cube.transpose("time", "band", "y", "x")
+
+
+def _native_cube(
+    found: Sequence[Any],
+    dicts: Sequence[Mapping[str, Any]],
+    refs: Sequence[BandRef],
+    load_box: Any,
+    chunks: Mapping[str, int],
+    band_table: BandTable,
+    *,
+    out_dtype: np.dtype[Any],
+    out_nodata: Any,
+    groupby: str,
+    resampling: str,
+    cast: bool,
+    names: Mapping[str, tuple[str, str]],
+    storage: Storage | None,
+) -> xr.DataArray:
+    """Return the cube on the items' own grid, read by :mod:`terrapipe.stac.native_read` (what odc-stac would give)."""
+    from dask.base import tokenize
+    from odc.geo.xr import xr_coords
+    from odc.loader import RasterBandMetadata, RasterLoadParams, resolve_chunk_shape
+
+    from terrapipe.io.raster import storage_config
+    from terrapipe.stac.native_read import NativePlan, asset_band, native_array
+
+    groups = _group_items(found, groupby, load_box)
+    cfgs = tuple(
+        RasterLoadParams(
+            dtype=str(out_dtype),
+            fill_value=out_nodata,
+            resampling=resampling,
+            fail_on_error=True,
+            meta=RasterBandMetadata(
+                data_type=band_table[(ref.asset, ref.index)][0], nodata=band_table[(ref.asset, ref.index)][1]
+            ),
+        )
+        for ref in refs
+    )
+    assets: dict[tuple[int, str, int], Any] = {}
+
+    def asset(index: int, ref: BandRef) -> Any:
+        key = (index, ref.asset, ref.index)
+        if key not in assets:
+            href = _href(dicts[index]["assets"][ref.asset])
+            assets[key] = asset_band(href, ref.index, storage, _rect(dicts[index], ref.asset, load_box))
+        return assets[key]
+
+    slots = tuple(tuple(tuple(asset(i, ref) for i in group) for ref in refs) for group in groups)
+    plan = NativePlan(geobox=load_box, cfgs=cfgs, slots=slots, names=dict(names), cast=cast)
+    shape = resolve_chunk_shape(len(groups), load_box, dict(chunks), dtype=out_dtype)
+    token = tokenize(
+        [[[(a.source.path, a.source.stamp, a.band) for a in band] for band in slot] for slot in slots],
+        load_box.crs.to_wkt(),
+        tuple(load_box.transform)[:6],
+        tuple(load_box.shape),
+        [(c.dtype, c.fill_value, c.resampling) for c in cfgs],
+        [band_table[(ref.asset, ref.index)] for ref in refs],
+        cast,
+        storage_config(storage),
+        shape,
+    )
+    data = native_array(plan, (int(shape[0]), int(shape[1]), int(shape[2])), token)
+    coords: dict[Any, Any] = dict(xr_coords(load_box))
+    renamed = {"latitude": "y", "longitude": "x"}
+    spatial = {}
+    for name, coord in coords.items():
+        coord = coord.rename({d: renamed.get(str(d), d) for d in coord.dims})
+        spatial[renamed.get(str(name), name)] = coord
+    times = [_nominal(found[group[0]]).replace(tzinfo=None) for group in groups]
+    spatial["time"] = xr.DataArray(np.asarray(times, dtype="datetime64[ns]"), dims=("time",))
+    return xr.DataArray(data, dims=("time", "band", "y", "x"), coords=spatial)
+
+
+def _nominal(item: Any) -> Any:
+    """Return an item's timestamp as odc-stac takes it: ``datetime``, else ``start_datetime``, else ``end_datetime``."""
+    for value in (item.datetime, item.common_metadata.start_datetime, item.common_metadata.end_datetime):
+        if value is not None:
+            return value
+    raise InvalidArgumentError(
+        f"STAC item {item.id!r} has no datetime, start_datetime or end_datetime; fix the item"
+    )
+
+
+def _group_items(found: Sequence[Any], groupby: str, load_box: Any) -> list[list[int]]:
+    """Group items into time slots as odc-stac does: sorted by (group, time, id), the group's first time."""
+    import datetime as dt
+
+    times = [_nominal(item) for item in found]
+    if groupby == "time":
+        keys: list[Any] = times
+    elif groupby == "solar_day":
+        ((lon, _),) = load_box.extent.centroid.to_crs("epsg:4326").points
+        offset = dt.timedelta(seconds=int(lon / 15) * 3600)
+        keys = [(t + offset).date() for t in times]
+    else:  # "id": one slot per item, in the given order
+        keys = list(range(len(found)))
+    order = sorted(range(len(found)), key=lambda i: (keys[i], times[i], found[i].id))
+    groups: list[list[int]] = []
+    for index in order:
+        if groups and keys[groups[-1][0]] == keys[index]:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def _rect(item: Mapping[str, Any], key: str, load_box: Any) -> tuple[int, int, int, int] | None:
+    """``(row0, row1, col0, col1)`` of an asset on the load grid, from its projection fields (``None``: unknown)."""
+    from terrapipe.stac.grid import asset_geobox
+
+    box = asset_geobox(item, key)
+    if box is None or box.crs != load_box.crs:
+        return None
+    t, g = box.transform, load_box.transform
+    height, width = box.shape
+    xs = ((t.c - g.c) / g.a, (t.c + t.a * width - g.c) / g.a)
+    ys = ((t.f - g.f) / g.e, (t.f + t.e * height - g.f) / g.e)
+    if not all(math.isfinite(v) for v in xs + ys):
+        return None
+    slack = 1e-6
+    return (
+        math.floor(min(ys) + slack),
+        math.ceil(max(ys) - slack),
+        math.floor(min(xs) + slack),
+        math.ceil(max(xs) - slack),
+    )
 
 
 @register("stack_stac")
@@ -562,8 +792,10 @@ class StackSTAC(Stage[xr.DataArray]):
     ----------
     source_dp
         Pipe of item lists or items.
-    bands, crs, resolution, bbox, geobox, groupby, chunks, dtype, nodata, resampling, pool
-        See :func:`stack_items`.
+    bands, crs, resolution, bbox, geobox, groupby, chunks, dtype, nodata, resampling, pool, storage
+        See :func:`stack_items`. The stage's cache description holds the
+        storage's location (``storage_location``: endpoints, region, account,
+        anonymous), never its credentials.
 
     Raises
     ------
@@ -592,6 +824,7 @@ class StackSTAC(Stage[xr.DataArray]):
         nodata: float | int | None = None,
         resampling: str = "nearest",
         pool: int | None = None,
+        storage: Storage | None = None,
     ) -> None:
         super().__init__()
         self.source_dp = source_dp
@@ -610,6 +843,17 @@ class StackSTAC(Stage[xr.DataArray]):
             "resampling": resampling,
             "pool": pool,
         }
+        # Kept out of the cache description (it holds credentials): ``storage_location`` stands for it.
+        self._storage_obj = _check_storage(storage)
+        if self._storage_obj is not None:  # no storage: the description is what it was before
+            from terrapipe.io.raster import storage_config
+
+            self.storage_location = storage_config(self._storage_obj)
+
+    @property
+    def storage(self) -> Storage | None:
+        """The :class:`~terrapipe.io.storage.Storage` assets are read through (``None``: GDAL's environment)."""
+        return self._storage_obj
 
     def __iter__(self) -> Iterator[xr.DataArray]:
         pystac = require("pystac", feature="stack_stac")
@@ -628,6 +872,6 @@ class StackSTAC(Stage[xr.DataArray]):
             yield self._stack(pending)
 
     def _stack(self, items: list[Any]) -> xr.DataArray:
-        cube = stack_items(items, **self.options)
+        cube = stack_items(items, **self.options, storage=self._storage_obj)
         self.stats.elements += 1
         return cube

@@ -226,6 +226,10 @@ def raster_sources(array: Any) -> set[tuple[str, int]]:
     def walk(value: Any, depth: int = 0) -> None:
         if depth > 8:
             return
+        native = _native_sources(value)
+        if native is not None:
+            found.update(native)
+            return
         if isinstance(value, RasterSource):
             found.add((str(value.uri), int(value.band)))
         elif isinstance(value, list | tuple | set):
@@ -243,6 +247,24 @@ def raster_sources(array: Any) -> set[tuple[str, int]]:
     for key in needed:
         walk(graph[key])
     return found
+
+
+def _native_sources(value: Any) -> set[tuple[str, int]] | None:
+    """``(href, band)`` a task of terrapipe's native reader reads (``read_chunk(plan, times, band, rows, cols)``)."""
+    from terrapipe.stac.native_read import NativePlan, chunk_sources, read_chunk
+
+    func = getattr(value, "func", None)
+    args = getattr(value, "args", None)
+    if func is None and isinstance(value, tuple) and value and callable(value[0]):
+        func, args = value[0], value[1:]
+    if func is not read_chunk or not args or not isinstance(args[0], NativePlan):
+        return None
+    plan, times, band, rows, cols = (getattr(a, "value", a) for a in args)
+    return {
+        (asset.source.path, asset.band)
+        for t in range(times[0], times[1])
+        for asset in chunk_sources(plan.slots[t][band], rows, cols)
+    }
 
 
 def _dependencies(value: Any, graph: dict[Any, Any], depth: int = 0) -> list[Any]:
