@@ -11,6 +11,7 @@ import base64
 import json
 import time
 import tracemalloc
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -528,6 +529,22 @@ def test_errors_show_scheme_host_path_and_never_echoed_secrets(api: HostileServe
     assert f"{api.url}/search:" in text
     assert "tier=gold" not in text.split("[query:")[0]
     assert "HTTP 400" in text
+
+
+def test_a_sas_signed_catalog_error_shows_its_path_and_garbles_nothing(api: HostileServer) -> None:
+    signature = "k3yS1gnedValue%2Bxyz%3D"
+    url = f"{api.url}/stac/catalog.json?sv=2023-11-03&sp=r&sr=b&se=2030-01-01&sig={signature}"
+    echoed = f"AuthenticationFailed: sig={urllib.parse.unquote(signature)} for sp=r sr=b"
+    api.route({"/stac/catalog.json": {"status": 403, "text": echoed}})
+    _, err = collect(tp.search_stac(url, **FAST))
+    assert isinstance(err, StacSearchError)
+    message = str(err)
+    assert f"{api.url}/stac/catalog.json:" in message
+    assert "k3yS1gnedValue" not in message
+    assert "sv=" not in message
+    assert "?" not in message
+    assert "for sp=r sr=b" in message  # short values are never masked on their own
+    assert "access denied; check the credentials" in message  # no letter of the message masked
 
 
 # -- 6. malformed answers are named errors ---------------------------------------------------------------------

@@ -48,6 +48,7 @@ __all__ = [
 
 #: What replaces a secret value.
 MASK = "***"
+_PATH_PARAMETER = re.compile(r";[^/;=]*=[^/]*")
 #: Shortest value masked on its own in a text (shorter ones would garble it; their URLs are cut whole).
 MIN_SECRET = 6
 
@@ -63,13 +64,16 @@ def public_url(url: str) -> str:
     Returns
     -------
     str
-        The URL reduced to its scheme, host, port and path (``"(unreadable URL)"``
+        The URL reduced to its scheme, host, port and path, less the
+        ``;name=value`` parameters of its segments (``"(unreadable URL)"``
         for a URL that cannot be parsed).
 
     Examples
     --------
     >>> public_url("s3://bucket/a.tif?X-Amz-Signature=abc")
     's3://bucket/a.tif'
+    >>> public_url("https://h/app;jsessionid=0A1B2C/items/a.json")
+    'https://h/app/items/a.json'
     >>> public_url("/data/cube.zarr")
     '/data/cube.zarr'
     """
@@ -84,7 +88,8 @@ def public_url(url: str) -> str:
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port is not None else host
-    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, parts.path, "", ""))
+    path = _PATH_PARAMETER.sub("", parts.path)  # ";jsessionid=..." in a path segment
+    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
 
 
 #: The same as :func:`public_url` (kept for the modules that call it by this name).
@@ -103,7 +108,7 @@ def redact_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def secrets_of(url: str) -> list[str]:
-    """Return what a URL carries beyond ``scheme://host/path``: its password and every query value, as written.
+    """Return what a URL carries beyond ``scheme://host/path``: password, query and path parameter values, as written.
 
     Examples
     --------
@@ -123,6 +128,7 @@ def secrets_of(url: str) -> list[str]:
     if ":" in userinfo:
         found.append(userinfo.split(":", 1)[1])
     found.extend(value for pair in parts.query.split("&") if (value := pair.partition("=")[2]))
+    found.extend(match.group(0).partition("=")[2] for match in _PATH_PARAMETER.finditer(parts.path))
     return found
 
 
@@ -130,7 +136,15 @@ def _forms(text: str) -> set[str]:
     """``text`` as written, decoded, and percent-encoded (once and twice, as GDAL writes a URL in a path)."""
     decoded = urllib.parse.unquote_plus(text)
     once = urllib.parse.quote(text, safe="")
-    return {text, decoded, once, urllib.parse.quote(decoded, safe=""), urllib.parse.quote_plus(decoded)}
+    twice = urllib.parse.quote(once, safe="")
+    return {
+        text,
+        decoded,
+        once,
+        twice,
+        urllib.parse.quote(decoded, safe=""),
+        urllib.parse.quote_plus(decoded),
+    }
 
 
 def redact_text(text: str, *urls: str, values: Iterable[str] = ()) -> str:
