@@ -182,6 +182,7 @@ def canonical(
     stat_files: bool = True,
     check_remote: bool = False,
     urls: list[str] | None = None,
+    files: dict[str, Json] | None = None,
 ) -> Json:
     """Describe ``value`` as JSON that is the same in every process (see the module doc).
 
@@ -200,6 +201,12 @@ def canonical(
     urls
         A list the checked URLs are appended to (the cache stage tells GDAL
         to forget them before it recomputes an entry).
+    files
+        Descriptions of local files and folders already made, by path; the
+        ones made here are added. The cache stage passes one per pass, so a
+        Zarr store that many elements name (every chip of a scene) is walked
+        once per epoch, not once per element. Remote URLs are never kept in
+        it: they are checked each time.
 
     Returns
     -------
@@ -223,7 +230,10 @@ def canonical(
     ...
     terrapipe.cache.canonical.UnkeyableValueError: value: cannot describe a object for a cache key; give it a cache_config() method, or pass version=... (configuration) or key=... (element identity) to the cache
     """
-    return _canon(value, where, _Context(stat_files=stat_files, check_remote=check_remote, urls=urls))
+    context = _Context(stat_files=stat_files, check_remote=check_remote, urls=urls)
+    if files is not None:
+        context.files = files
+    return _canon(value, where, context)
 
 
 def _qualname(obj: Any) -> str:
@@ -453,16 +463,17 @@ def _child_url(url: str, name: str) -> str:
 
 def _version_of(url: str, until: float) -> list[Json]:
     """``[ETag, Last-Modified, size]`` of one URL; every request within the one deadline ``until``."""
-    from terrapipe.io.http_client import ByteRange, HTTPOptions, fetch
+    from terrapipe.io.http_client import ByteRange, fetch
+    from terrapipe.io.storage import Storage
 
-    def options() -> HTTPOptions:
+    def options() -> Storage:
         left = until - time.monotonic()
         if left <= 0:
             raise ReadError(
                 f"no answer within the change check's deadline of {_HEAD_DEADLINE:g} s "
                 "(terrapipe.cache.canonical._HEAD_DEADLINE)"
             )
-        return HTTPOptions(timeout=min(_HEAD_TIMEOUT, left), retries=1, deadline=left)
+        return Storage(timeout=min(_HEAD_TIMEOUT, left), retries=1, deadline=left)
 
     try:
         response = fetch(url, options(), method="HEAD")

@@ -195,6 +195,8 @@ class Cache(ResumesNextPass, Stage[T]):
         self._index = 0
         self._snapshot: Any = None
         self._yielded = 0
+        #: Local files and folders described in this pass (one walk of a Zarr store per epoch; see _serve).
+        self._files: dict[str, Any] | None = None
 
     # -- keys -----------------------------------------------------------------
     def key_of(self, element: Any) -> str:
@@ -207,7 +209,7 @@ class Cache(ResumesNextPass, Stage[T]):
             value, where = self.key(element), "key(element)"
         else:
             value, where = element, "element"
-        identity = canonical(value, where=where, check_remote=self.check_remote, urls=urls)
+        identity = canonical(value, where=where, check_remote=self.check_remote, urls=urls, files=self._files)
         return entry_key(identity, self.config_digest), urls
 
     # -- iteration ------------------------------------------------------------
@@ -238,6 +240,7 @@ class Cache(ResumesNextPass, Stage[T]):
             skip,
         )
         iterator = iter(anchors)
+        self._files = {}
         try:
             while True:
                 snapshot = pending if pending is not None else (anchors.state_dict() if stateful else None)
@@ -260,6 +263,7 @@ class Cache(ResumesNextPass, Stage[T]):
                 skip = 0
         finally:
             self._in_pass = False
+            self._files = None
 
     def _serve(self, anchor: Any, epoch: int) -> Iterator[T]:
         started = time.perf_counter()

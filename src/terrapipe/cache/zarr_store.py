@@ -70,6 +70,8 @@ from terrapipe.cache.entry import CorruptEntryError, entry_digest
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.core.warning_filters import ignore_once
+from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage, split_url
 
 __all__ = ["ZarrStore"]
 
@@ -99,6 +101,74 @@ def _why(err: OSError) -> str:
     if err.errno == errno.EDQUOT:
         return f"the disk quota is exceeded ({err.strerror or err}); free space, or put the cache elsewhere"
     return str(err)
+
+
+#: URL schemes a ``storage=`` store may have: the buckets :meth:`Storage.store_for` serves.
+_BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss")
+
+
+def _check_storage(
+    storage: Any, url: str | None, storage_options: Mapping[str, Any] | None
+) -> Storage | None:
+    """Check ``storage=``: a :class:`Storage`, for a bucket URL, not together with ``storage_options``."""
+    if storage is None:
+        return None
+    if not isinstance(storage, Storage):
+        raise InvalidArgumentError(
+            f"storage must be a terrapipe Storage (tp.Storage), got {type(storage).__name__}"
+        )
+    if storage_options:
+        raise InvalidArgumentError(
+            "give ZarrStore either storage= (tp.Storage: the byte layer) or storage_options= (fsspec), not both"
+        )
+    if url is None or url.split("://", 1)[0].lower() not in _BUCKET_SCHEMES:
+        shown = public_url(url) if url else "a local folder or a zarr store object"
+        raise InvalidArgumentError(
+            f"ZarrStore storage= is for bucket URLs (s3://, gs://, az://, abfs://), got {shown!r}; a local "
+            "folder needs no storage"
+        )
+    split_url(url)  # names a bucket
+    return storage
+
+
+def _from_byte_layer(err: BaseException) -> bool:
+    """Whether an exception comes from obstore (the byte layer) or is a time-out of it."""
+    return type(err).__module__.startswith("obstore") or isinstance(err, TimeoutError)
+
+
+def _remote_why(err: BaseException) -> str:
+    """Say what a byte-layer failure means without its text (which holds request URLs)."""
+    name = type(err).__name__
+    text = str(err)
+    status = re.search(r"\b(40[0-9]|41[0-9]|5[0-9][0-9])\b", text)
+    denied = name in ("PermissionDeniedError", "UnauthenticatedError") or (
+        status is not None and status.group(1) in ("401", "403")
+    )
+    if not denied:
+        denied = any(code in text for code in _DENIED_CODES)
+    if denied:
+        return (
+            f"access denied ({name}); check the credentials of tp.Storage (key_id/secret, account_key or "
+            "sas_token, gcs_credentials or gcs_token) and that they may write this bucket"
+        )
+    if isinstance(err, TimeoutError):
+        return "no answer in time; check the endpoint of tp.Storage, or raise its timeout/deadline"
+    if name == "NotFoundError" or (status is not None and status.group(1) == "404"):
+        return f"no such bucket or container ({name}); check the URL and the endpoint of tp.Storage"
+    detail = f", HTTP {status.group(1)}" if status else ""
+    return f"{name}{detail}; check the endpoint of tp.Storage and the network"
+
+
+#: Error codes of object stores that mean the credentials were refused.
+_DENIED_CODES = (
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "ExpiredToken",
+    "InvalidToken",
+)
 
 
 def _plain_layout(meta: Any, nbytes: int) -> bool:
@@ -165,6 +235,7 @@ class ZarrStore:
         compress: bool = False,
         chunk_bytes: int = 8 * 2**20,
         storage_options: Mapping[str, Any] | None = None,
+        storage: Storage | None = None,
     ) -> None:
         if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
             raise InvalidArgumentError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
@@ -178,6 +249,12 @@ class ZarrStore:
         else:
             msg = f"ZarrStore needs a folder, a URL or a zarr store object, got {location!r}"
             raise InvalidArgumentError(msg)
+        self.storage = _check_storage(storage, self.url, storage_options)
+        #: Folder of the store inside its bucket (``storage=`` only).
+        self._prefix = ""
+        if self.storage is not None:
+            assert self.url is not None
+            self._prefix = split_url(self.url)[1].strip("/")
         self.compress = bool(compress)
         self.chunk_bytes = chunk_bytes
         self.storage_options = dict(storage_options or {})
@@ -186,7 +263,9 @@ class ZarrStore:
         self._root_ready = False
 
     def __repr__(self) -> str:
-        where = self.zarr_store if self.zarr_store is not None else self.url or str(self.path)
+        if self.url is not None:
+            return f"ZarrStore({public_url(self.url)!r})"
+        where = self.zarr_store if self.zarr_store is not None else str(self.path)
         return f"ZarrStore({where!r})"
 
     def __getstate__(self) -> dict[str, Any]:
@@ -203,6 +282,15 @@ class ZarrStore:
             return storage.LocalStore(root, read_only=read_only), ""
         if self.zarr_store is not None:
             return self.zarr_store, "" if key is None else key
+        if self.storage is not None:
+            if self._remote is None or self._pid != os.getpid():  # obstore's clients do not survive fork
+                assert self.url is not None
+                zarr_storage = require("zarr.storage", feature="ZarrStore")
+                with self._remote_errors("open"):
+                    self._remote = zarr_storage.ObjectStore(self.storage.store_for(self.url))
+                self._pid = os.getpid()
+            inside = "/".join(part for part in (self._prefix, key) if part)
+            return self._remote, inside
         if self._remote is None or self._pid != os.getpid():
             storage = require("zarr.storage", feature="ZarrStore")
             options = dict(self.storage_options)
@@ -215,13 +303,30 @@ class ZarrStore:
             self._pid = os.getpid()
         return self._remote, "" if key is None else key
 
+    @contextlib.contextmanager
+    def _remote_errors(self, what: str) -> Iterator[None]:
+        """Turn the byte layer's errors into a :class:`CacheError` naming ``scheme://host/path`` only.
+
+        obstore's own text is dropped (it holds request URLs, a SAS token
+        among them); its class and the HTTP status say what happened.
+        """
+        try:
+            yield
+        except (CacheError, InvalidArgumentError):
+            raise
+        except Exception as err:
+            if self.storage is None or not _from_byte_layer(err):
+                raise
+            raise CacheError(f"cannot {what} the cache store {self}: {_remote_why(err)}") from None
+
     def _ensure_root(self) -> None:
         if self._root_ready:
             return
         zarr = require("zarr", feature="ZarrStore")
         store, path = self._store_at(None, read_only=False)
         try:
-            zarr.open_group(store, path=path, mode="a", attributes={"terrapipe_cache": _FORMAT})
+            with self._remote_errors("create"):
+                zarr.open_group(store, path=path, mode="a", attributes={"terrapipe_cache": _FORMAT})
             if self.path is not None:  # the temporary folder is a group too, so the hierarchy stays valid
                 zarr.open_group(store, path=_TMP, mode="a")
         except zarr.errors.ContainsGroupError:
@@ -286,7 +391,8 @@ class ZarrStore:
             if self.path is not None:
                 self._put_local(key, bytes(data))
             else:
-                self._put_url(key, bytes(data))
+                with self._remote_errors(f"write cache entry {key} to"):
+                    self._put_url(key, bytes(data))
         except OSError as err:
             raise CacheError(f"cannot write cache entry {key} to {self}: {_why(err)}") from err
         return True
@@ -359,7 +465,9 @@ class ZarrStore:
     def _committed_array(self, key: str) -> str | None:
         try:
             group = self._open_entry(key)
-        except Exception:  # a damaged entry: it is being replaced anyway
+        except Exception as err:  # a damaged entry: it is being replaced anyway
+            if self.storage is not None and _from_byte_layer(err):
+                raise
             return None
         return None if group is None else str(group.attrs["array"])
 
@@ -405,7 +513,8 @@ class ZarrStore:
             fast = self._read_local(key, document)
             if fast is not None:
                 return fast
-        return self._get_with_zarr(key)
+        with self._remote_errors(f"read cache entry {key} from"):
+            return self._get_with_zarr(key)
 
     def _read_local(self, key: str, document: bytes) -> memoryview | None:
         """Read an uncompressed local entry from its chunk files (``None``: not that layout, use zarr)."""
@@ -460,13 +569,15 @@ class ZarrStore:
             attrs = group.attrs.asdict()
             array = self._checked_array(key, group, attrs)
             data = np.asarray(array[...])
-        except CorruptEntryError:
+        except CacheError:  # a damaged entry, or the byte layer refused (named already)
             raise
         except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError):
             return None  # replaced while we read
         except OSError as err:
             raise CacheError(f"cannot read cache entry {key} from {self}: {err}") from err
         except Exception as err:  # codec and metadata errors of any kind
+            if self.storage is not None and _from_byte_layer(err):
+                raise  # access denied, no bucket, a time-out: not a damaged entry
             raise CorruptEntryError(f"cache entry {key} in {self} is corrupt: {err!r}") from err
         if data.dtype != np.uint8 or data.ndim != 1 or data.size != attrs["nbytes"]:
             raise CorruptEntryError(f"cache entry {key} in {self} is corrupt: wrong size or dtype")
@@ -522,7 +633,8 @@ class ZarrStore:
         async def listing() -> int:
             return sum([1 async for _ in store.list_prefix(f"{path}/{name}/c/")])
 
-        count: int = self._sync(listing())
+        with self._remote_errors(f"list the chunks of cache entry {key} in"):
+            count: int = self._sync(listing())
         return count
 
     def delete(self, key: str) -> None:
@@ -537,8 +649,9 @@ class ZarrStore:
             shutil.rmtree(trash, ignore_errors=True)
             return
         store, path = self._store_at(key, read_only=False)
-        self._sync(store.delete(f"{path}/zarr.json"))  # un-commit first
-        self._sync(store.delete_dir(path))
+        with self._remote_errors(f"delete cache entry {key} in"):
+            self._sync(store.delete(f"{path}/zarr.json"))  # un-commit first
+            self._sync(store.delete_dir(path))
 
     def keys(self) -> Iterator[str]:
         """Yield the keys of committed entries (in no particular order)."""
@@ -549,12 +662,14 @@ class ZarrStore:
                 if not child.name.startswith(".") and (child / "zarr.json").is_file():
                     yield child.name
             return
-        store, _ = self._store_at(None, read_only=True)
+        store, root = self._store_at(None, read_only=True)
 
         async def listing() -> list[str]:
-            return [name async for name in store.list_dir("")]
+            return [name async for name in store.list_dir(root)]
 
-        for name in sorted(self._sync(listing())):
+        with self._remote_errors("list"):
+            names = sorted(self._sync(listing()))
+        for name in names:
             if name != "zarr.json" and not name.startswith(".") and name in self:
                 yield name
 
@@ -563,7 +678,8 @@ class ZarrStore:
             return False
         if self.path is not None:
             return (self.path / key / "zarr.json").is_file()
-        return self._committed_array(key) is not None
+        with self._remote_errors(f"look up cache entry {key} in"):
+            return self._committed_array(key) is not None
 
     def clear(self) -> None:
         """Remove every entry (and leftover temporary folders)."""
