@@ -239,3 +239,168 @@ def test_bad_options(tile0: list[Any]) -> None:
         stack_items(tile0, bands=["red"], bbox=BBOX, geobox=stack_items(tile0, bands=["red"]).odc.geobox)
     with pytest.raises(StacSearchError, match=r"malformed STAC item .*element 0"):
         stack_items([json.loads("{}")], bands=["red"])
+
+
+# --- the native reader (stac/native_read.py) against odc-stac, pixel for pixel -------------------------
+
+_RASTER_EXT = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+_PROJ_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+
+
+def _cog(path: Path, data: np.ndarray, transform: Any, *, nodata: Any, crs: str = "EPSG:32631") -> str:
+    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+               "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata,
+               "tiled": True, "blockxsize": 32, "blockysize": 32}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return str(path)
+
+
+def _item(
+    ident: str,
+    href: str,
+    shape: tuple[int, int],
+    origin: tuple[float, float],
+    *,
+    when: str = "2024-06-01T10:30:00Z",
+    dtype: str = "uint16",
+    nodata: Any = 0,
+    res: float = 10.0,
+) -> dict[str, Any]:
+    from odc.geo import geom
+
+    west, north = origin
+    footprint = geom.box(west, north - res * shape[0], west + res * shape[1], north, "EPSG:32631").to_crs(
+        "EPSG:4326"
+    )
+    band: dict[str, Any] = {"data_type": dtype}
+    if nodata is not None:
+        band["nodata"] = nodata
+    return {
+        "type": "Feature", "stac_version": "1.1.0", "stac_extensions": [_PROJ_EXT, _RASTER_EXT], "id": ident,
+        "geometry": footprint.json, "bbox": list(footprint.boundingbox),
+        "properties": {"datetime": when, "proj:code": "EPSG:32631", "proj:shape": list(shape),
+                       "proj:transform": [res, 0.0, west, 0.0, -res, north]},
+        "links": [], "collection": "c",
+        "assets": {"data": {"href": href, "type": "image/tiff; application=geotiff", "roles": ["data"],
+                            "raster:bands": [band]}},
+    }  # fmt: skip
+
+
+def _odc_same_grid(items: list[Any], cube: Any, **options: Any) -> np.ndarray:
+    """odc-stac's load of ``items`` on the cube's grid, as ``(time, band, y, x)`` values."""
+    ds = odc_stac.load(items, bands=["data"], geobox=cube.odc.geobox, **options)
+    return ds["data"].values[:, None]
+
+
+def _scenes(tmp_path: Path, dtype: str = "uint16", nodata: Any = 0) -> list[dict[str, Any]]:
+    """Four overlapping scenes (two share a timestamp) on one 10 m lattice, with nodata holes."""
+    rng = np.random.default_rng(7)
+    out = []
+    spots = [((70, 90), (600000, 5000000)), ((80, 60), (600300, 4999600)), ((50, 50), (599900, 5000200)),
+             ((64, 96), (600100, 4999900))]  # fmt: skip
+    for i, (shape, origin) in enumerate(spots):
+        data = rng.integers(1, 1000, size=shape).astype(dtype)
+        if nodata is not None:
+            data[5:15, 7:30] = nodata  # a hole the next scene fills
+        if np.dtype(dtype).kind == "f":
+            data[20:25, 2:9] = np.nan
+        href = _cog(
+            tmp_path / f"s{i}.tif", data, rasterio.transform.from_origin(*origin, 10, 10), nodata=nodata
+        )
+        when = "2024-06-01T10:30:00Z" if i < 2 else f"2024-06-0{i}T10:30:00Z"
+        out.append(_item(f"scene-{i}", href, shape, origin, when=when, dtype=dtype, nodata=nodata))
+    return out
+
+
+@pytest.mark.parametrize("chunks", [None, {"x": 48, "y": 40}, {"x": 1000, "y": 7}])
+@pytest.mark.parametrize("groupby", ["time", "id", "solar_day"])
+def test_native_reader_fuses_overlapping_scenes_as_odc_stac(
+    tmp_path: Path, chunks: Any, groupby: str
+) -> None:
+    items = [pystac.Item.from_dict(d) for d in _scenes(tmp_path)]
+    cube = stack_items(items, bands=["data"], chunks=chunks, groupby=groupby)
+    want = _odc_same_grid(items, cube, groupby=groupby, chunks=chunks or {})
+    np.testing.assert_array_equal(cube.values, want)
+    theirs = odc_stac.load(items, bands=["data"], geobox=cube.odc.geobox, groupby=groupby, chunks={})
+    np.testing.assert_array_equal(cube.time.values, theirs.time.values)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata"), [("float32", -9999.0), ("float32", None), ("int16", -1), ("uint8", None)]
+)
+def test_native_reader_nodata_and_fill_as_odc_stac(tmp_path: Path, dtype: str, nodata: Any) -> None:
+    items = [pystac.Item.from_dict(d) for d in _scenes(tmp_path, dtype=dtype, nodata=nodata)]
+    cube = stack_items(items, bands=["data"], chunks={"x": 50, "y": 50})
+    want = _odc_same_grid(items, cube, chunks={"x": 50, "y": 50})
+    np.testing.assert_array_equal(cube.values, want)
+
+
+def test_native_reader_casts_with_dtype_as_the_odc_path(tmp_path: Path) -> None:
+    """dtype= narrower than the files: cast on purpose, nodata mapped (asset_reader.cast_pixels)."""
+    items = _scenes(tmp_path, dtype="float32", nodata=-9999.0)
+    cube = stack_items(items, bands=["data"], dtype="uint8", nodata=255, chunks={"x": 40, "y": 40})
+    # The same cube through odc-stac's reader (the resampling path) on the same grid.
+    box = cube.odc.geobox
+    odc_cube = stack_items(
+        items, bands=["data"], dtype="uint8", nodata=255, geobox=box, chunks={"x": 40, "y": 40}
+    )
+    np.testing.assert_array_equal(cube.values, odc_cube.values)
+    assert cube.dtype == np.uint8
+    assert (cube.values == 255).any()
+
+
+@pytest.mark.parametrize(
+    ("shift", "res"), [((0.5, 0.0), 10.0), ((0.0, 0.25), 10.0), ((0.0, 0.0), 20.0), ((3.0, -2.0), 10.0)]
+)
+def test_a_file_off_its_item_s_grid_is_read_as_odc_stac_reads_it(
+    tmp_path: Path, shift: tuple[float, float], res: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The item says one grid, the file has another (a fraction of a pixel off, another pixel size, whole pixels off)."""
+    from terrapipe.stac import native_read
+
+    resampled: list[str] = []
+    original = native_read._resampled
+
+    def spy(plan: Any, asset: Any, *args: Any) -> Any:
+        resampled.append(asset.source.path)
+        return original(plan, asset, *args)
+
+    monkeypatch.setattr(native_read, "_resampled", spy)
+    items = _scenes(tmp_path)
+    data = np.arange(1, 40 * 30 + 1, dtype="uint16").reshape(40, 30)
+    real = rasterio.transform.from_origin(600000 + shift[0] * 10, 5000000 + shift[1] * 10, res, res)
+    items[0]["assets"]["data"]["href"] = _cog(tmp_path / "odd.tif", data, real, nodata=0)
+    items[0]["properties"]["proj:shape"] = [70, 90]  # what the item claims (its scene's grid)
+    cube = stack_items(items, bands=["data"], chunks={"x": 32, "y": 32})
+    want = _odc_same_grid([pystac.Item.from_dict(d) for d in items], cube, chunks={"x": 32, "y": 32})
+    np.testing.assert_array_equal(cube.values, want)
+    whole = shift[0].is_integer() and shift[1].is_integer() and res == 10.0
+    assert set(resampled) == (set() if whole else {str(tmp_path / "odd.tif")})
+
+
+def test_native_reader_reads_a_file_rewritten_in_place(tmp_path: Path) -> None:
+    """A local file rewritten between two cubes is read anew (its handle is keyed by its stamp)."""
+    items = _scenes(tmp_path)[:1]
+    first = stack_items(items, bands=["data"]).values
+    path = items[0]["assets"]["data"]["href"]
+    with rasterio.open(path) as src:
+        data = src.read(1)
+    _cog(
+        Path(path),
+        (data + 1).astype("uint16"),
+        rasterio.transform.from_origin(600000, 5000000, 10, 10),
+        nodata=0,
+    )
+    second = stack_items(items, bands=["data"]).values
+    np.testing.assert_array_equal(second, first + 1)
+
+
+def test_native_cube_is_one_task_per_chunk_and_has_odc_stac_s_coords(tile0: list[Any]) -> None:
+    cube = stack_items(tile0, bands=["red", "nir"], chunks={"x": 512, "y": 512})
+    assert len(dict(cube.data.__dask_graph__())) == 3 * 2 * 2 * 2
+    theirs = odc_stac.load(tile0, bands=["red"], chunks={"x": 512, "y": 512})
+    for name in ("x", "y", "time", "spatial_ref"):
+        assert cube[name].identical(theirs[name]), name
+    again = stack_items(tile0, bands=["red", "nir"], chunks={"x": 512, "y": 512})
+    assert again.data.name == cube.data.name  # the same cube, the same graph name
