@@ -22,8 +22,7 @@ old                      new
 
 Examples
 --------
->>> import sys
-import warnings
+>>> import warnings
 >>> with warnings.catch_warnings(record=True) as seen:
 ...     warnings.simplefilter("always")
 ...     storage = with_keywords("search_stac", None, {"timeout": 5, "retries": None})
