@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Hashable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from itertools import product
 from typing import Any
@@ -170,8 +171,9 @@ class Chipper(ResumesNextPass, Stage[Any]):
         Drop windows whose share of nodata values (NaN, nodata, padding)
         exceeds this; they are counted in ``counters.dropped_nodata``.
     workers
-        Reader threads (0: read in the calling thread); default
-        :data:`~terrapipe.chip.reader.DEFAULT_WORKERS` (4).
+        Reader threads (0: read in the calling thread); default ``None``:
+        chosen by the source, :data:`~terrapipe.chip.reader.DEFAULT_WORKERS`
+        (4) for local data, more for remote data (see :mod:`terrapipe.chip.reader`).
     block_cache_bytes
         Budget for blocks read ahead or kept for a later group (halo blocks).
     read_ahead
@@ -261,7 +263,7 @@ class Chipper(ResumesNextPass, Stage[Any]):
         pad_value: float | None = None,
         nodata: float | None = None,
         max_nodata_fraction: float | None = None,
-        workers: int = DEFAULT_WORKERS,
+        workers: int | None = None,
         block_cache_bytes: int = 512 * 2**20,
         read_ahead: int | None = None,
         shuffle: bool = False,
@@ -285,8 +287,8 @@ class Chipper(ResumesNextPass, Stage[Any]):
         if nodata is not None:
             check_number(nodata, "nodata", finite=False)
         check_int(seed, "chip seed", minimum=0)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise InvalidArgumentError(f"workers must be None or an int >= 0, got {workers!r}")
         if not _is_int(block_cache_bytes) or block_cache_bytes < 0:
             raise InvalidArgumentError(f"block_cache_bytes must be an int >= 0, got {block_cache_bytes!r}")
         if not _is_int(shuffle_buffer) or shuffle_buffer < 1:
@@ -399,21 +401,31 @@ class Chipper(ResumesNextPass, Stage[Any]):
         self._item, self._group, self._window = start_item, 0, 0
         self._in_pass = True
         clock = time.perf_counter()
-        for item, obj in self._cursor.items(start=start_item, snapshot=resume["source"] if resume else None):
-            self._item = item
-            first_group = int(resume["group"]) if resume and item == start_item else 0
-            skip_windows = int(resume["window"]) if resume and item == start_item else 0
-            self._group, self._window = first_group, skip_windows
-            chips = self._chip_item(obj, epoch, item, info, first_group, skip_windows)
-            try:
-                for chip in chips:
-                    self.stats.seconds += time.perf_counter() - clock
-                    yield chip
-                    clock = time.perf_counter()
-            finally:
-                chips.close()
-            self._group, self._window = 0, 0
-            self._item = item + 1
+        # One pool of reader threads for the whole pass: starting threads per element cost
+        # more than decoding a small scene (see docs/benchmarks/chip.md, many small scenes).
+        threads = DEFAULT_WORKERS if self.workers is None else self.workers  # remote: see chip.reader
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="terrapipe-chip") if threads else None
+        try:
+            for item, obj in self._cursor.items(
+                start=start_item, snapshot=resume["source"] if resume else None
+            ):
+                self._item = item
+                first_group = int(resume["group"]) if resume and item == start_item else 0
+                skip_windows = int(resume["window"]) if resume and item == start_item else 0
+                self._group, self._window = first_group, skip_windows
+                chips = self._chip_item(obj, epoch, item, info, first_group, skip_windows, pool)
+                try:
+                    for chip in chips:
+                        self.stats.seconds += time.perf_counter() - clock
+                        yield chip
+                        clock = time.perf_counter()
+                finally:
+                    chips.close()
+                self._group, self._window = 0, 0
+                self._item = item + 1
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         self.stats.seconds += time.perf_counter() - clock
         self._in_pass = False
 
@@ -425,6 +437,7 @@ class Chipper(ResumesNextPass, Stage[Any]):
         info: ShardInfo,
         first_group: int,
         skip_windows: int,
+        pool: ThreadPoolExecutor | None = None,
     ) -> Generator[Any, None, None]:
         plan, arrays, crossing = self._plan(obj)
         if plan.n_windows == 0:
@@ -464,7 +477,11 @@ class Chipper(ResumesNextPass, Stage[Any]):
             handle_error(err, on_error=self.on_error, stats=self.stats)
             return
         reader = BlockReader(
-            arrays, workers=self.workers, cache_bytes=self.block_cache_bytes, read_ahead=self.read_ahead
+            arrays,
+            workers=self.workers,
+            cache_bytes=self.block_cache_bytes,
+            read_ahead=self.read_ahead,
+            executor=pool,
         )
         starts, stops = plan.group_regions(todo)
         served = reader.regions(starts, stops)

@@ -37,9 +37,11 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from terrapipe.chip.dask_source import dask_blocks, plain_source
 from terrapipe.chip.plan import IntArray, block_edges, common_edges
 from terrapipe.chip.zarr_direct import direct_zarr
 from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.io.redact import redact_url
 
 __all__ = [
     "ArraySpec",
@@ -236,8 +238,17 @@ def describe_arrays(
     for name, var, is_coord in candidates:
         if not dim_set.intersection(var.dims):
             continue
-        known = storage_edges(var)
         mode = read_mode(var)
+        direct: Any = None
+        if mode == "dask":
+            # A plain store read is read from the store (as with chunks=None); any other graph
+            # has its chunks computed per block from its own graph (see chip.dask_source).
+            plain = plain_source(var)
+            if plain is not None:
+                var, mode = plain, read_mode(plain)
+            else:
+                direct = dask_blocks(var, _source_of(var))
+        known = storage_edges(var)
         axes = tuple(var.dims.index(d) if d in var.dims else None for d in dims)
         edges: list[IntArray | None] = []
         for dim, axis in zip(dims, axes, strict=True):
@@ -248,7 +259,8 @@ def describe_arrays(
             else:
                 edges.append(None)  # filled below once the grouping edges are known
         value = nodata if (nodata is not None and not is_coord) else nodata_of(var)
-        direct = direct_zarr(var) if mode == "lazy" else None
+        if mode == "lazy":
+            direct = direct_zarr(var)
         arrays.append(ArraySpec(name, var, is_coord, axes, tuple(edges), mode, value, direct))
     grouping = _grouping_edges(obj, dims, arrays, window=window, stride=stride, block_bytes=block_bytes)
     for spec in arrays:
@@ -257,6 +269,12 @@ def describe_arrays(
             for dim, axis, e in zip(dims, spec.axes, spec.edges, strict=True)
         )
     return arrays, grouping
+
+
+def _source_of(variable: xr.Variable) -> str:
+    """Return the store a variable comes from, as errors show it (``scheme://host/path``), or ``""``."""
+    source = variable.encoding.get("source")
+    return repr(redact_url(str(source))) if source else ""
 
 
 def _grouping_edges(

@@ -18,6 +18,32 @@ whole storage blocks on a thread pool and assembles regions from them:
 With the default budget and the chipper's row-major group order, halo blocks
 live for about one row of blocks, so every block is read exactly once.
 
+How many reads are in flight adapts to where the blocks come from, unless
+``workers=`` is given:
+
+- **local** files, dask graphs over local files and arrays in memory:
+  :data:`DEFAULT_WORKERS` threads and ``2 * workers`` regions of read-ahead
+  (reads there are decode-bound);
+- **remote** sources (``http(s)://``, ``s3://``, ``gs://``, ``az://``,
+  ``/vsicurl/``... see :func:`remote_concurrency`): reads are latency-bound,
+  so the reader keeps the source's :attr:`Storage.concurrency
+  <terrapipe.io.storage.Storage.concurrency>` requests in flight (16 by
+  default), on its own threads, reading as many regions ahead as that takes,
+  and splits a block that spans several storage chunks along the axes the
+  windows do not cut (the bands of a ``stack_stac`` cube, ...) into one read
+  per chunk.
+
+Either way the blocks read ahead of the region being served are bounded in
+bytes (``max_inflight_bytes``, :data:`DEFAULT_INFLIGHT_BYTES`), not only in
+count, so memory stays flat whatever the block size or the concurrency; the
+bound is exceeded only by a single region that is larger than it (it is read
+anyway, alone). :attr:`BlockReader.peak_inflight_bytes` records the peak.
+
+Threads rather than ``asyncio``: GDAL (COG reads) and the Zarr stores we read
+through are blocking libraries that release the GIL, and a thread per request
+in flight kept the link as busy as a hand-written 16-thread reader in
+``benchmarks/bench_latency.py`` (see ``docs/benchmarks/latency.md``).
+
 Examples
 --------
 >>> import numpy as np, xarray as xr
@@ -37,17 +63,26 @@ Examples
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from itertools import pairwise, product
 from typing import Any
 
 import numpy as np
 
 from terrapipe.chip.layout import ArraySpec
 from terrapipe.chip.plan import IntArray
-from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 
-__all__ = ["DEFAULT_WORKERS", "BlockReader", "read_block"]
+__all__ = [
+    "DEFAULT_INFLIGHT_BYTES",
+    "DEFAULT_WORKERS",
+    "BlockReader",
+    "read_block",
+    "reader_threads",
+    "remote_concurrency",
+]
 
 BlockKey = tuple[int, int]  # (array number, flat block number)
 
@@ -57,8 +92,102 @@ DEFAULT_WORKERS = 4
 Reads are decode-bound and release the GIL. Four threads keep two cores
 decoding while the calling thread cuts chips, and keep the stage's share of
 the CPU when other processes compete for it (zarr-python decodes up to ten
-chunks at once, on ``min(32, cores + 4)`` threads).
+chunks at once, on ``min(32, cores + 4)`` threads). Remote sources get more
+(see the module doc and :func:`reader_threads`).
 """
+
+DEFAULT_INFLIGHT_BYTES = 256 * 2**20
+"""Most decoded bytes of blocks read ahead of the region being served (a reader's default).
+
+Enough for 16 requests in flight of blocks up to 16 MiB; smaller than the
+default block cache (512 MiB), which also holds the blocks kept for later regions.
+"""
+
+
+def _default_concurrency() -> int:
+    """``Storage().concurrency``: requests in flight to one remote source by default (16)."""
+    from terrapipe.io.storage import Storage
+
+    return int(Storage().concurrency)
+
+
+def _backend_source(variable: Any) -> Any:
+    """Return what a lazily indexed variable reads from, where it knows its source (``RasterArray``), else ``None``."""
+    data = getattr(variable, "_data", None)
+    for _ in range(16):  # xarray's wrappers (copy-on-write, memory cache, lazy indexing) hold ``.array``
+        if data is None:
+            return None
+        source = getattr(data, "source", None)
+        if source is not None and hasattr(source, "path"):
+            return source
+        data = getattr(data, "array", None)
+    return None
+
+
+def remote_concurrency(spec: ArraySpec) -> int | None:
+    """Return the requests to keep in flight for an array read from a remote source, or ``None`` if local.
+
+    An array is remote when its ``encoding["source"]`` (set by ``read_raster``,
+    ``read_zarr``) is a URL or GDAL network path
+    (:func:`~terrapipe.io.paths.is_remote`), when its backend reads a remote
+    path (``read_raster``'s reader), or when its producer set
+    ``encoding["remote"] = True`` (``stack_stac`` over remote hrefs). The
+    concurrency is the source's :class:`~terrapipe.io.storage.Storage`'s
+    ``concurrency`` where the backend has one, else ``Storage().concurrency``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from terrapipe.chip.layout import describe_arrays
+    >>> da = xr.DataArray(np.zeros((4, 4)), dims=("y", "x"))
+    >>> da.encoding["source"] = "https://example.com/a.tif"
+    >>> (spec,), _ = describe_arrays(da, ("y", "x"), window={"y": 2, "x": 2}, stride={"y": 2, "x": 2}, block_bytes=64)
+    >>> remote_concurrency(spec) is None  # in memory: nothing is read
+    True
+    >>> spec.mode = "lazy"
+    >>> remote_concurrency(spec)
+    16
+    """
+    from terrapipe.io.paths import is_remote
+
+    if spec.mode == "memory":
+        return None
+    backend = _backend_source(spec.variable)
+    storage = getattr(backend, "storage", None) if backend is not None else None
+    remote = backend is not None and _is_remote_path(getattr(backend, "path", None), is_remote)
+    encoding = spec.variable.encoding
+    remote = remote or _is_remote_path(encoding.get("source"), is_remote) or encoding.get("remote") is True
+    if not remote:
+        return None
+    concurrency = getattr(storage, "concurrency", None)
+    return int(concurrency) if isinstance(concurrency, int) and concurrency > 0 else _default_concurrency()
+
+
+def _is_remote_path(path: Any, is_remote: Any) -> bool:
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    try:
+        return bool(is_remote(path))
+    except (TypeError, ValueError):
+        return False
+
+
+def reader_threads(arrays: Sequence[ArraySpec], workers: int | None = None) -> tuple[int, bool]:
+    """Return ``(threads, remote)``: the reader threads for ``arrays`` and whether any is read remotely.
+
+    ``workers`` given: that many threads. ``None`` (the stages' default): the
+    largest :func:`remote_concurrency` of the arrays, else
+    :data:`DEFAULT_WORKERS`.
+
+    Examples
+    --------
+    >>> reader_threads([]), reader_threads([], workers=2)
+    ((4, False), (2, False))
+    """
+    found = [c for c in (remote_concurrency(spec) for spec in arrays) if c is not None]
+    if workers is not None:
+        return workers, bool(found)
+    return (max(found), True) if found else (DEFAULT_WORKERS, False)
 
 
 def read_block(spec: ArraySpec, key: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
@@ -139,6 +268,61 @@ class _Inline:
         return False
 
 
+def _shape(spec: ArraySpec, index: Sequence[slice]) -> tuple[int, ...]:
+    return tuple(
+        s.stop - s.start if isinstance(s, slice) and s.stop is not None else n_ax
+        for s, n_ax in zip(index, spec.variable.shape, strict=True)
+    )
+
+
+def _parts(
+    index: tuple[slice, ...], split: Sequence[tuple[int, IntArray]]
+) -> list[tuple[tuple[slice, ...], tuple[slice, ...]]]:
+    """Split a block's key at the storage chunks of axes it spans whole: ``[(part key, where in the block)]``."""
+    if not split:
+        return [(index, tuple(slice(None) for _ in index))]
+    choices = [
+        [(slice(int(lo), int(hi)), axis) for lo, hi in pairwise(edges.tolist())] for axis, edges in split
+    ]
+    out = []
+    for combo in product(*choices):
+        key, dst = list(index), [slice(None)] * len(index)
+        for part, axis in combo:
+            key[axis] = dst[axis] = part  # the axis is whole in the block: block and array agree
+        out.append((tuple(key), tuple(dst)))
+    return out
+
+
+def _read_part(spec: ArraySpec, key: tuple[slice, ...], buffer: np.ndarray, dst: tuple[slice, ...]) -> None:
+    """Read one storage chunk's share of a block into the block's buffer (on a reader thread)."""
+    part = read_block(spec, key)
+    target = buffer[dst]
+    if part.shape != target.shape or not np.can_cast(part.dtype, target.dtype, casting="safe"):
+        msg = (
+            f"reading {spec.name!r}[{key}] gave {part.dtype}{list(part.shape)}, "
+            f"not the {target.dtype}{list(target.shape)} its layout implies"
+        )
+        raise ReadError(msg)
+    np.copyto(target, part, casting="safe")
+
+
+class _Joined:
+    """A block read as several parts at once: a future of the block's buffer, full once every part is."""
+
+    def __init__(self, futures: list[Any], buffer: np.ndarray) -> None:
+        self._futures = futures
+        self._buffer = buffer
+
+    def result(self) -> np.ndarray:
+        for future in self._futures:
+            future.result()
+        return self._buffer
+
+    def cancel(self) -> bool:
+        cancelled = [future.cancel() for future in self._futures]  # every one, no short cut
+        return all(cancelled)
+
+
 class BlockReader:
     """Serve an ordered list of regions from whole blocks read once (see the module doc).
 
@@ -147,12 +331,25 @@ class BlockReader:
     arrays
         The arrays to read (from :func:`~terrapipe.chip.layout.describe_arrays`).
     workers
-        Reader threads; 0 reads in the calling thread (default :data:`DEFAULT_WORKERS`).
+        Reader threads; 0 reads in the calling thread. ``None`` (default):
+        chosen by the source (:func:`reader_threads`): :data:`DEFAULT_WORKERS`
+        for local data, the storage's concurrency (16) for remote data.
     cache_bytes
         Budget for blocks read ahead or kept for a later region.
     read_ahead
         How many regions beyond the current one may have their blocks read
-        (default ``2 * workers``, at least 1).
+        (default ``2 * workers``, at least 1; for remote data with
+        ``workers=None``: as many as keep ``2 * threads`` block reads queued).
+    executor
+        Threads to read on instead of a pool of ``workers`` threads made for
+        each :meth:`regions` call (a stage reading many small elements shares
+        one pool across them); the reader does not shut it down. Not used
+        for remote data with ``workers=None``: the reader then reads on a
+        pool of its own, as many threads as requests it keeps in flight.
+    max_inflight_bytes
+        Most decoded bytes of blocks read ahead of the region being served
+        (default ``min(DEFAULT_INFLIGHT_BYTES, cache_bytes)``); a single
+        region larger than that is still read.
 
     Attributes
     ----------
@@ -163,25 +360,51 @@ class BlockReader:
         the budget or by an error).
     bytes_read
         Decoded (in-memory) bytes of the blocks read.
+    remote
+        Whether any array is read from a remote source (:func:`remote_concurrency`).
+    peak_inflight_bytes
+        The most decoded bytes of blocks that were being read, or read and
+        waiting for their first region, at any time so far.
     """
 
     def __init__(
         self,
         arrays: Sequence[ArraySpec],
         *,
-        workers: int = DEFAULT_WORKERS,
+        workers: int | None = None,
         cache_bytes: int = 512 * 2**20,
         read_ahead: int | None = None,
+        executor: Executor | None = None,
+        max_inflight_bytes: int | None = None,
     ) -> None:
-        if workers < 0:
-            raise InvalidArgumentError(f"workers must be >= 0, got {workers!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise InvalidArgumentError(f"workers must be None or an int >= 0, got {workers!r}")
+        if max_inflight_bytes is not None and (
+            isinstance(max_inflight_bytes, bool)
+            or not isinstance(max_inflight_bytes, int)
+            or max_inflight_bytes < 0
+        ):
+            raise InvalidArgumentError(
+                f"max_inflight_bytes must be None or an int >= 0, got {max_inflight_bytes!r}"
+            )
         self.arrays = list(arrays)
-        self.workers = workers
+        self.workers, self.remote = reader_threads(self.arrays, workers)
+        # Remote data with the default settings: latency-bound reads, on threads of our own, as
+        # many regions ahead as keep the pool busy (the bytes in flight bound them).
+        self._latency_bound = workers is None and self.remote and self.workers > 0
         self.cache_bytes = cache_bytes
-        self.read_ahead = max(1, 2 * workers) if read_ahead is None else max(0, read_ahead)
+        if read_ahead is not None:
+            self.read_ahead: int | None = max(0, read_ahead)
+        else:
+            self.read_ahead = None if self._latency_bound else max(1, 2 * self.workers)
+        self.max_inflight_bytes = (
+            min(DEFAULT_INFLIGHT_BYTES, cache_bytes) if max_inflight_bytes is None else max_inflight_bytes
+        )
+        self.executor = None if self._latency_bound else executor
         self.blocks_read = 0
         self.rereads = 0
         self.bytes_read = 0
+        self.peak_inflight_bytes = 0
 
     # -- planning -------------------------------------------------------
     def _block_boxes(self, spec: ArraySpec, starts: IntArray, stops: IntArray) -> tuple[IntArray, IntArray]:
@@ -250,7 +473,14 @@ class BlockReader:
         farthest: list[tuple[int, BlockKey]] = []  # heap of (-next use, block); stale entries skipped
         seen: set[BlockKey] = set()
         held = 0
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="terrapipe-chip") if self.workers else None
+        pending: dict[BlockKey, int] = {}  # blocks read for a region not served yet: their bytes
+        inflight = 0
+        nbytes_of: dict[BlockKey, int] = {}
+        splits = (
+            {i: self._split_axes(self.arrays[i]) for i in blocked} if self.remote and self.workers > 1 else {}
+        )
+        own = self.executor is None and self.workers > 0
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="terrapipe-chip") if own else self.executor
         submitted = 0
 
         def blocks_of(r: int) -> Iterator[BlockKey]:
@@ -259,8 +489,14 @@ class BlockReader:
                 for b in flat[offsets[r] : offsets[r + 1]]:
                     yield (i, int(b))
 
+        def block_nbytes(key: BlockKey) -> int:
+            if key not in nbytes_of:
+                spec = self.arrays[key[0]]
+                nbytes_of[key] = self._nbytes(spec, self._block_slices(spec, grids[key[0]], key[1]))
+            return nbytes_of[key]
+
         def submit(r: int) -> None:
-            nonlocal held
+            nonlocal held, inflight
             for key in blocks_of(r):
                 pins[key] = pins.get(key, 0) + 1
                 if key in cache:
@@ -272,18 +508,19 @@ class BlockReader:
                     self.rereads += 1
                 seen.add(key)
                 self.blocks_read += 1
-                nbytes = spec.itemsize * int(
-                    np.prod(
-                        [
-                            s.stop - s.start if isinstance(s, slice) and s.stop is not None else n_ax
-                            for s, n_ax in zip(index, spec.variable.shape, strict=True)
-                        ],
-                        dtype=np.int64,
-                    )
-                )
+                nbytes = block_nbytes(key)
                 sizes[key] = nbytes
                 held += nbytes
                 self.bytes_read += nbytes
+                pending[key] = nbytes
+                inflight += nbytes
+                self.peak_inflight_bytes = max(self.peak_inflight_bytes, inflight)
+                parts = _parts(index, splits.get(key[0], ()))
+                if pool is not None and len(parts) > 1:
+                    buffer = np.empty(_shape(spec, index), dtype=spec.variable.dtype)
+                    futures = [pool.submit(_read_part, spec, part, buffer, dst) for part, dst in parts]
+                    cache[key] = _Joined(futures, buffer)
+                    continue
                 out = block_buffer(spec, index)
                 cache[key] = (
                     pool.submit(read_block, spec, index, out)
@@ -291,9 +528,19 @@ class BlockReader:
                     else _Inline(read_block, spec, index, out)
                 )
 
+        def ahead_ok(r: int) -> bool:
+            """Whether region ``r`` (ahead of the one served) may have its blocks read now."""
+            if held >= self.cache_bytes:
+                return False
+            if self._latency_bound and len(pending) >= 2 * self.workers:
+                return False
+            extra = sum(block_nbytes(key) for key in blocks_of(r) if key not in cache)
+            return inflight + extra <= self.max_inflight_bytes
+
         def release(r: int) -> None:
-            nonlocal held
+            nonlocal held, inflight
             for key in blocks_of(r):
+                inflight -= pending.pop(key, 0)
                 pins[key] -= 1
                 done = served_uses[key] = served_uses[key] + 1
                 if done == uses[key].size:
@@ -317,7 +564,8 @@ class BlockReader:
         try:
             for r in range(n):
                 while submitted < n and (
-                    submitted <= r or (submitted - r <= self.read_ahead and held < self.cache_bytes)
+                    submitted <= r
+                    or ((self.read_ahead is None or submitted - r <= self.read_ahead) and ahead_ok(submitted))
                 ):
                     submit(submitted)
                     submitted += 1
@@ -335,8 +583,26 @@ class BlockReader:
         finally:
             for future in cache.values():
                 future.cancel()
-            if pool is not None:
+            if own and pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _nbytes(spec: ArraySpec, index: tuple[slice, ...]) -> int:
+        return spec.itemsize * int(np.prod(_shape(spec, index), dtype=np.int64))
+
+    @staticmethod
+    def _split_axes(spec: ArraySpec) -> list[tuple[int, IntArray]]:
+        """Return the axes the windows do not cut with several storage chunks, and their chunk edges."""
+        if spec.mode == "memory":
+            return []
+        from terrapipe.chip.layout import storage_edges
+
+        edges = storage_edges(spec.variable)
+        out = []
+        for axis, dim in enumerate(spec.variable.dims):
+            if axis not in spec.axes and dim in edges and edges[dim].size > 2:
+                out.append((axis, edges[dim]))
+        return out
 
     @staticmethod
     def _block_slices(spec: ArraySpec, grid: tuple[int, ...], flat: int) -> tuple[slice, ...]:
