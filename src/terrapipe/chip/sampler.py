@@ -43,7 +43,7 @@ import xarray as xr
 from terrapipe.chip.build import ItemCutter, Output, crs_and_transform
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import IntArray, WindowPlan, plan_windows, shard_slice
-from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
+from terrapipe.chip.reader import BlockReader
 from terrapipe.chip.split import SpatialSplit, window_bounds
 from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
@@ -129,7 +129,8 @@ class WindowSampler(ResumesNextPass, Stage[Any]):
     buffer
         Windows read together (their blocks are read once).
     workers, block_cache_bytes
-        Reader threads and block budget.
+        Reader threads (``None``: chosen by the source, as in
+        :class:`~terrapipe.chip.chipper.Chipper`) and block budget.
     output
         ``"xarray"`` or ``"numpy"`` (see :class:`~terrapipe.chip.chipper.Chipper`).
     shard
@@ -177,7 +178,7 @@ class WindowSampler(ResumesNextPass, Stage[Any]):
         split: SpatialSplit | None = None,
         subset: str | None = None,
         buffer: int = 256,
-        workers: int = DEFAULT_WORKERS,
+        workers: int | None = None,
         block_cache_bytes: int = 512 * 2**20,
         output: Output = "xarray",
         shard: ShardMode = "auto",
@@ -217,8 +218,8 @@ class WindowSampler(ResumesNextPass, Stage[Any]):
         check_int(buffer, "sample_windows buffer", minimum=1)
         check_int(seed, "sample_windows seed", minimum=0)
         check_int(block_cache_bytes, "block_cache_bytes", minimum=0)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise InvalidArgumentError(f"workers must be None or an int >= 0, got {workers!r}")
         if output not in ("xarray", "numpy"):
             raise InvalidArgumentError(f"output must be 'xarray' or 'numpy', got {output!r}")
         if (split is None) != (subset is None):

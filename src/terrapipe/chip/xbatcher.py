@@ -64,7 +64,7 @@ from terrapipe.chip.build import ItemCutter
 from terrapipe.chip.cursor import ItemCursor
 from terrapipe.chip.layout import describe_arrays
 from terrapipe.chip.plan import IntArray, plan_windows, shard_slice
-from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
+from terrapipe.chip.reader import BlockReader
 from terrapipe.chip.xbatcher_schema import XbatcherSchema
 from terrapipe.core.checks import check_int, check_mapping
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError, TerrapipeWarning
@@ -179,7 +179,7 @@ class XbatcherSlicer(ResumesNextPass, Stage[Any]):
         batch_dims: Mapping[Hashable, int] | None = None,
         concat_input_dims: bool = False,
         preload_batch: bool = True,
-        workers: int = DEFAULT_WORKERS,
+        workers: int | None = None,
         block_cache_bytes: int = 512 * 2**20,
         shard: ShardMode = "auto",
         on_error: OnError = "raise",
@@ -189,8 +189,8 @@ class XbatcherSlicer(ResumesNextPass, Stage[Any]):
             raise InvalidArgumentError(
                 f"input_dims must be a non-empty mapping of dimension lengths, got {input_dims!r}"
             )
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise InvalidArgumentError(f"workers must be an int >= 0, got {workers!r}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise InvalidArgumentError(f"workers must be None or an int >= 0, got {workers!r}")
         self.source = source
         self.input_dims = dict(input_dims)
         self.input_overlap = dict(
