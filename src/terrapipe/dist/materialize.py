@@ -63,6 +63,7 @@ from terrapipe.dist.fingerprint import pipe_fingerprint
 from terrapipe.dist.layout import StoreHeader
 from terrapipe.dist.partition import NOTE_PREFIX, PartitionResult, Verify, write_partition
 from terrapipe.dist.store import SampleStore
+from terrapipe.io.storage import Storage
 from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.progress import ProgressBar
 from terrapipe.run.sharding import can_shard
@@ -306,6 +307,7 @@ def materialize(
     version: str | None = None,
     compress: bool = False,
     storage_options: Mapping[str, Any] | None = None,
+    storage: Storage | None = None,
 ) -> MaterializeReport:
     """Run ``pipe`` in partitions on a Dask cluster and write its samples to a Zarr store.
 
@@ -316,7 +318,7 @@ def materialize(
         files are not) and, for more than one partition, contain a stage that
         shards (``from_items``, ``chip``, ``sample_windows``, ...).
     store
-        Where to write: a folder, an fsspec URL (``s3://bucket/run.zarr``), a
+        Where to write: a folder, a bucket URL (``s3://bucket/run.zarr``), an fsspec URL, a
         :class:`~terrapipe.cache.zarr_store.ZarrStore` (for obstore), or a
         :class:`~terrapipe.dist.store.SampleStore`. Every worker must reach it.
     client
@@ -351,6 +353,12 @@ def materialize(
     compress, storage_options
         Zstandard compression of chunks and fsspec options, for a store given
         as a folder or URL.
+    storage
+        How to reach a bucket store (:class:`terrapipe.Storage`): a store at
+        ``s3://``, ``gs://``, ``az://`` or ``abfs://`` is written through the
+        byte layer (obstore; default ``tp.Storage.from_env()`` when no
+        ``storage_options`` are given). Read it back with
+        ``read_samples(url, storage=...)``.
 
     Returns
     -------
@@ -384,7 +392,7 @@ def materialize(
     samples = (
         store
         if isinstance(store, SampleStore)
-        else SampleStore(store, compress=compress, storage_options=storage_options)
+        else SampleStore(store, compress=compress, storage_options=storage_options, storage=storage)
     )
     threads = _client_threads(client) if client is not None else 2
     header = _open_header(

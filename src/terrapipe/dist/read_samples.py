@@ -43,6 +43,7 @@ from terrapipe.core.sources import FromItems
 from terrapipe.core.state import ResumesNextPass
 from terrapipe.dist.layout import ChunkRecord
 from terrapipe.dist.store import SampleStore
+from terrapipe.io.storage import Storage
 from terrapipe.run.pmap import ParallelMapper
 
 __all__ = ["ReadSamples", "read_samples"]
@@ -94,7 +95,12 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
     read_ahead
         Most chunks being read or read and waiting (default ``2 * workers``).
     storage_options
-        fsspec options for stores given as URLs.
+        fsspec options for stores given as URLs (read with zarr's ``FsspecStore``).
+    storage
+        How to reach stores on buckets (:class:`terrapipe.Storage`): read
+        through the byte layer (default ``tp.Storage.from_env()`` for a bucket
+        URL without ``storage_options``). Neither shows in the stage's
+        ``repr`` or in the text torch adds to errors raised through it.
     shard
         ``"auto"``: split the chunks across DataLoader workers and DDP ranks;
         ``False``: every worker reads everything.
@@ -137,6 +143,7 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
         storage_options: Mapping[str, Any] | None = None,
         shard: ShardMode = "auto",
         on_error: OnError = "raise",
+        storage: Storage | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -147,11 +154,27 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
         self.read_ahead = (
             max(1, 2 * self.workers) if read_ahead is None else _check_int("read_ahead", read_ahead, 1)
         )
-        self.storage_options = dict(
+        # Private names: torch shows attributes named after parameters in the text it adds to every
+        # error, and they may hold credentials; ``storage_location`` (endpoints, no credential) stands
+        # for them in descriptions.
+        self._fsspec_options = dict(
             check_mapping(
                 storage_options if storage_options is not None else {}, "read_samples storage_options"
             )
         )
+        if storage is not None and not isinstance(storage, Storage):
+            raise InvalidArgumentError(
+                f"storage must be None or a terrapipe.Storage, got {type(storage).__name__}"
+            )
+        if storage is not None and self._fsspec_options:
+            raise InvalidArgumentError(
+                "pass storage= (tp.Storage, the byte layer) or storage_options= (fsspec's options), not both"
+            )
+        self._storage_obj = storage
+        if storage is not None or self._fsspec_options:
+            from terrapipe.io.zarr_reader import _storage_location
+
+            self.storage_location = _storage_location(storage, self._fsspec_options)
         self.shard = shard
         self.on_error = check_on_error(on_error)
         self._cursor = ItemCursor(source)
@@ -162,7 +185,12 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
 
     # -- planning -----------------------------------------------------------
     def _open(self, location: Any) -> SampleStore:
-        return SampleStore.open(location, storage_options=self.storage_options)
+        return SampleStore.open(location, storage_options=self._fsspec_options, storage=self._storage_obj)
+
+    @property
+    def storage(self) -> Storage | None:
+        """The :class:`~terrapipe.io.storage.Storage` bucket stores are read through."""
+        return self._storage_obj
 
     def _buffers(self, store: SampleStore, epoch: int, item: int, info: ShardInfo) -> list[list[ChunkRecord]]:
         """Return this shard's chunks, grouped into the buffers whose samples are mixed."""
@@ -280,6 +308,7 @@ def read_samples(
     storage_options: Mapping[str, Any] | None = None,
     shard: ShardMode = "auto",
     on_error: OnError = "raise",
+    storage: Storage | None = None,
 ) -> ReadSamples:
     """Read the samples of one materialized store (see :class:`ReadSamples` for the options).
 
@@ -301,4 +330,5 @@ def read_samples(
         storage_options=storage_options,
         shard=shard,
         on_error=on_error,
+        storage=storage,
     )

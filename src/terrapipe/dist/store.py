@@ -1,8 +1,11 @@
 """``SampleStore``: read and write a materialized sample store (header, manifests, chunks).
 
 The entries live in a :class:`~terrapipe.cache.zarr_store.ZarrStore`, so a
-store is a local folder, any fsspec URL (``s3://``, ``gs://``, ``memory://``,
-``file://``...) or a zarr v3 store object (obstore's ``ObjectStore``), and
+store is a local folder, a bucket URL (``s3://``, ``gs://``, ``az://``,
+``abfs://``: through the byte layer, configured by ``storage=``
+(:class:`terrapipe.Storage`, default ``tp.Storage.from_env()``)), any other
+fsspec URL (``memory://``, ``file://``..., or a bucket with fsspec's
+``storage_options=``) or a zarr v3 store object, and
 every entry is written atomically (a local rename, or the entry's group
 document uploaded last). Samples are encoded with the cache's never-pickle
 codec (:mod:`terrapipe.cache.codec`): tensors, arrays, xarray chips with their
@@ -24,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -43,8 +47,42 @@ from terrapipe.dist.layout import (
     manifest_key,
     partition_of,
 )
+from terrapipe.io.object_store import is_object_url
+from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage
+from terrapipe.io.zarr_object_store import zarr_object_store
 
 __all__ = ["SampleStore"]
+
+
+def _entries(
+    location: Any, compress: bool, storage_options: Mapping[str, Any] | None, storage: Storage | None
+) -> ZarrStore:
+    """Return the :class:`ZarrStore` of a folder or URL (a bucket: the byte layer, unless fsspec options are given)."""
+    if storage is not None and not isinstance(storage, Storage):
+        raise InvalidArgumentError(
+            f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
+            "(build one with tp.Storage(...) or tp.Storage.from_env())"
+        )
+    if storage is not None and storage_options:
+        raise InvalidArgumentError(
+            "pass storage= (tp.Storage, the byte layer) or storage_options= (fsspec's options), not both"
+        )
+    text = os.fspath(location) if isinstance(location, str | os.PathLike) else None
+    if text is None or not is_object_url(text) or storage_options:
+        if storage is not None and text is not None and "://" not in text:
+            storage = None  # a local folder needs none
+        if storage is not None:
+            raise InvalidArgumentError(
+                f"storage= is for bucket URLs (s3://, gs://, az://, abfs://), got {public_url(str(location))!r}"
+            )
+        return ZarrStore(location, compress=compress, storage_options=storage_options)
+    config = storage if storage is not None else Storage.from_env()
+    if "storage" in inspect.signature(ZarrStore).parameters:
+        options: dict[str, Any] = {"storage": config}  # (a ZarrStore without it: the branch below)
+        return ZarrStore(text, compress=compress, **options)
+    # a ZarrStore without storage=: hand it the zarr store the byte layer makes
+    return ZarrStore(zarr_object_store(text, config, read_only=False), compress=compress)
 
 
 class SampleStore:
@@ -58,7 +96,14 @@ class SampleStore:
     compress
         Zstandard-compress the chunks (when the location is not a ``ZarrStore``).
     storage_options
-        fsspec options for a URL (credentials, endpoint).
+        fsspec options for a URL (credentials, endpoint): the store is then
+        written and read with zarr's ``FsspecStore``. Not with ``storage``.
+    storage
+        How to reach a bucket (:class:`terrapipe.Storage`): ``s3://``,
+        ``gs://``, ``az://``/``abfs://`` URLs are written and read through
+        the byte layer (obstore, no s3fs/adlfs/gcsfs needed); default
+        ``tp.Storage.from_env()`` for a bucket URL given without
+        ``storage_options``.
 
     Notes
     -----
@@ -71,21 +116,27 @@ class SampleStore:
         *,
         compress: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        storage: Storage | None = None,
     ) -> None:
         if isinstance(location, SampleStore):
             raise InvalidArgumentError("use SampleStore.open(store) to reuse a SampleStore")
-        self.entries = (
-            location
-            if isinstance(location, ZarrStore)
-            else ZarrStore(location, compress=compress, storage_options=storage_options)
-        )
+        if isinstance(location, ZarrStore):
+            self.entries = location
+        else:
+            self.entries = _entries(location, compress, storage_options, storage)
 
     @classmethod
-    def open(cls, location: Any, *, storage_options: Mapping[str, Any] | None = None) -> SampleStore:
+    def open(
+        cls,
+        location: Any,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        storage: Storage | None = None,
+    ) -> SampleStore:
         """Return ``location`` if it is a ``SampleStore``, else a new one on it."""
         if isinstance(location, SampleStore):
             return location
-        return cls(location, storage_options=storage_options)
+        return cls(location, storage_options=storage_options, storage=storage)
 
     def __repr__(self) -> str:
         return f"SampleStore({self.where!r})"

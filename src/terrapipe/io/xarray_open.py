@@ -43,11 +43,14 @@ from terrapipe.io.paths import href_of, is_http
 from terrapipe.io.raster import open_raster
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
+from terrapipe.io.storage import Storage
 from terrapipe.io.zarr_reader import open_zarr
 
 __all__ = ["OpenXarray", "check_coordinates_finite", "guess_engine", "open_xarray"]
 
 _NETCDF_ENGINES = ("netcdf4", "h5netcdf", "scipy")
+#: Keywords kept out of what the stage shows and describes (they may hold credentials).
+_SECRET_KWARGS = ("storage", "storage_options", "backend_kwargs")
 _INSTALL_HINT = {
     "netcdf4": "pip install netCDF4",
     "h5netcdf": "pip install h5netcdf",
@@ -212,7 +215,10 @@ class OpenXarray(ReaderStage[xr.Dataset | xr.DataArray]):
     source
         A pipe of paths, URLs or ``pystac.Asset`` objects.
     engine, chunks, http_options, **open_kwargs
-        As in :func:`open_xarray`.
+        As in :func:`open_xarray` (``storage=`` reaches ``open_zarr`` and
+        ``open_raster``). ``storage``, ``storage_options`` and
+        ``backend_kwargs`` never show in the stage's ``repr`` or in the text
+        torch adds to errors raised through it.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` (skips are counted in ``stats.skipped``).
 
@@ -240,7 +246,16 @@ class OpenXarray(ReaderStage[xr.Dataset | xr.DataArray]):
         self.engine = engine
         self.chunks = chunks
         self.http_options = http_options
-        self.open_kwargs: Mapping[str, Any] = dict(open_kwargs)
+        # Not named after the parameter: torch shows attributes named after parameters in the text it
+        # adds to every error, and storage_options/storage may hold secrets. ``reader_options`` (what
+        # cache keys describe) holds the rest, and where ``storage`` points.
+        self._reader_kwargs: Mapping[str, Any] = dict(open_kwargs)
+        self.reader_options = {k: v for k, v in open_kwargs.items() if k not in _SECRET_KWARGS}
+        storage = open_kwargs.get("storage")
+        if isinstance(storage, Storage):
+            from terrapipe.io.raster import storage_config
+
+            self.reader_options["storage"] = storage_config(storage)
 
     def open_one(self, element: Any) -> xr.Dataset | xr.DataArray:
         """Open one element with this stage's options."""
@@ -249,5 +264,5 @@ class OpenXarray(ReaderStage[xr.Dataset | xr.DataArray]):
             engine=self.engine,
             chunks=self.chunks,
             http_options=self.http_options,
-            **self.open_kwargs,
+            **self._reader_kwargs,
         )

@@ -67,6 +67,8 @@ from terrapipe.recipes.yaml_source import MAX_RECIPE_BYTES, Lines, Path_, check_
 
 __all__ = ["Recipe", "Step", "load_recipe"]
 
+#: Stages that pass ``storage=`` on to a reader through their ``**kwargs``.
+_STORAGE_BY_KWARGS = ("open_xarray",)
 #: Loader settings a recipe cannot set (they take code).
 _LOADER_FORBIDDEN = ("pipe", "collate")
 
@@ -121,6 +123,19 @@ class Recipe:
     allow_env: frozenset[str]
     lines: Lines = field(repr=False)
     _secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    storage_spec: dict[str, Any] | None = field(default=None, repr=False)
+
+    def storage(self) -> Any:
+        """Return the :class:`terrapipe.Storage` of the recipe's ``storage:`` section (``None`` without one).
+
+        Environment references are read now, so a changed variable is seen
+        (see :mod:`terrapipe.recipes.storage_section`).
+        """
+        if self.storage_spec is None:
+            return None
+        from terrapipe.recipes.storage_section import build_storage
+
+        return build_storage(self.storage_spec, self.file, self.lines, self.allow_env, self._secrets)
 
     # -- building ------------------------------------------------------------------------
     def build(self, world: Any = None) -> IterDataPipe[Any]:
@@ -316,6 +331,10 @@ def _check(data: Any, lines: Lines, file: str, folder: Path, root: Path, allowed
         allow_env=allowed,
         lines=lines,
     )
+    if spec.storage is not None:
+        from terrapipe.recipes.storage_section import check_storage_section
+
+        recipe.storage_spec = check_storage_section(spec.storage, file, lines, allowed, recipe._secrets)
     if spec.output not in spec.inputs:
         raise RecipeError(
             f"{where(file, lines, ('output',))}: output {spec.output!r} is not an input; inputs: {', '.join(spec.inputs)}"
@@ -421,6 +440,11 @@ def _check_kwargs(
                 else f"; {stage} takes: {', '.join(named) or 'no arguments'}"
             )
             raise RecipeError(f"{at}: {label}: unknown key {key!r}{hint}")
+        if key == "storage":
+            raise RecipeError(
+                f"{at}: {label}: storage is set once for the whole recipe, in its top-level storage: "
+                "section (endpoints, region, credentials as ${VARIABLE} references)"
+            )
         if key in WRITE_PARAMETERS.get(stage, ()):
             continue  # a place to write: checked by _check_writes (a folder inside the root)
         param = named.get(key)
@@ -620,6 +644,16 @@ class _Builder:
         self._world_arg = world
         self._world: Any = None
         self.built: dict[str, IterDataPipe[Any]] = {}
+        self._storage = recipe.storage()
+
+    def with_storage(self, kwargs: dict[str, Any], params: Any) -> dict[str, Any]:
+        """Add the recipe's storage where the stage takes ``storage=`` (not over fsspec's ``storage_options``)."""
+        if self._storage is None or "storage" in kwargs or kwargs.get("storage_options"):
+            return kwargs
+        takes = "storage" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if takes:
+            kwargs["storage"] = self._storage
+        return kwargs
 
     def world(self) -> Any:
         if self._world is None:
@@ -664,8 +698,13 @@ class _Builder:
             return tp.from_items(values["items"])
         if "sample_world" in values:
             return tp.from_items([str(getattr(self.world(), values["sample_world"]))])
+        search_kwargs = self.with_storage(
+            dict(values["search_stac"]), dict(inspect.signature(tp.search_stac).parameters)
+        )
+        if "storage" in search_kwargs and "storage" not in inspect.signature(tp.search_stac).parameters:
+            search_kwargs.pop("storage")  # a search_stac without storage= (its owner is adding it)
         return self.guard(
-            lambda: tp.search_stac(**values["search_stac"]),
+            lambda: tp.search_stac(**search_kwargs),
             (*path, "search_stac"),
             f"input {name!r}, source search_stac",
         )
@@ -692,6 +731,8 @@ class _Builder:
                 kwargs[key] = _torch_dtype(value, self.recipe, (*step.path, key))
         if "seed" in params and "seed" not in kwargs:
             kwargs["seed"] = self.recipe.seed
+        if "storage" in params or step.stage in _STORAGE_BY_KWARGS:
+            kwargs = self.with_storage(kwargs, params)
         args = self.value(step.args, (*step.path, "args"))
         if step.function_args:
             args = [a if isinstance(a, IterDataPipe) else _function(a) for a in args]

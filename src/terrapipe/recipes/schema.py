@@ -16,6 +16,10 @@
           - align_to: {reference: {$world: dem}, name: dem}
           - map: {fn: {scale: {factor: 0.0001}}}   # fn: a registered recipe function only
     loader: {batch_size: 4, workers: 2}
+    storage:                         # one tp.Storage for every stage that reads (see storage_section)
+      region: eu-west-1
+      key_id: ${MY_KEY_ID}           # credentials: only references to environment variables
+      secret: ${env:MY_SECRET}
 
 A source is exactly one of ``items: [...]`` (``tp.from_items``),
 ``search_stac: {source: ..., ...}`` (``tp.search_stac``) or
@@ -72,6 +76,7 @@ def recipe_model() -> Any:
         output: str = "main"
         inputs: dict[str, InputSpec] = Field(min_length=1)
         loader: dict[str, Any] = Field(default_factory=dict)
+        storage: dict[str, Any] | None = None  # checked by terrapipe.recipes.storage_section
 
     _MODEL = RecipeSpec
     return _MODEL
