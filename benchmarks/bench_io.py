@@ -5,9 +5,12 @@ range server, and reads random 256 x 256 windows through
 ``terrapipe.io.open_raster`` (lazy DataArray, per-thread handles) and, as the
 floor, through ``rasterio`` directly. Prints windows/s, the ratio to the
 rasterio local floor, and the bytes fetched per window over HTTP (counted by
-the server). Each HTTP run uses a new URL, so GDAL's cache starts empty.
+the server). Every run opens new datasets, so GDAL's cache starts empty for
+the floor and for terrapipe alike, and each HTTP run uses a new URL. The
+readers take turns within each round (``--rounds``, medians shown), so load
+from elsewhere on the machine hits them alike.
 
-Run: ``python benchmarks/bench_io.py [--windows 300] [--size 4096] [--threads 1 4]``
+Run: ``python benchmarks/bench_io.py [--windows 300] [--size 4096] [--threads 1 4] [--rounds 5]``
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import argparse
 import datetime as dt
 import os
 import platform
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from tests.servers.http_range import start_range_server  # noqa: E402
 
 from terrapipe.io import open_raster  # noqa: E402
+from terrapipe.io.raster_array import close_thread_handles  # noqa: E402
 
 
 def write_cog(path: Path, size: int, bands: int) -> None:
@@ -63,6 +69,7 @@ def windows(n: int, size: int, win: int, seed: int = 1) -> list[tuple[int, int]]
 
 
 def run(read_one, picks: list[tuple[int, int]], threads: int) -> float:
+    """Seconds to read every pick, in this thread (``threads == 1``) or in a new pool of ``threads``."""
     started = time.perf_counter()
     if threads == 1:
         for pick in picks:
@@ -73,6 +80,35 @@ def run(read_one, picks: list[tuple[int, int]], threads: int) -> float:
     return time.perf_counter() - started
 
 
+def rasterio_run(path: Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
+    """The floor: one new dataset per thread (cold GDAL cache), plain window reads."""
+    handles: dict[int, rasterio.DatasetReader] = {}
+
+    def read(pick: tuple[int, int]) -> None:
+        key = threading.get_ident()
+        if key not in handles:
+            handles[key] = rasterio.open(path)
+        handles[key].read(window=Window(pick[1], pick[0], win, win))
+
+    try:
+        return run(read, picks, threads)
+    finally:
+        for ds in handles.values():
+            ds.close()
+
+
+def terrapipe_run(url: str | Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
+    """``open_raster`` then ``isel(...).values`` per window; new handles (cold GDAL cache) each run."""
+    da = open_raster(url)
+    close_thread_handles()  # the open's handle: reads start cold, as the floor's do
+    try:
+        return run(
+            lambda p: da.isel(y=slice(p[0], p[0] + win), x=slice(p[1], p[1] + win)).values, picks, threads
+        )
+    finally:
+        close_thread_handles()  # pool threads' handles close when their threads end
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=300)
@@ -80,8 +116,10 @@ def main() -> None:
     parser.add_argument("--bands", type=int, default=2)
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are shown)")
     args = parser.parse_args()
 
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.tif"
         write_cog(path, args.size, args.bands)
@@ -89,57 +127,41 @@ def main() -> None:
         server = start_range_server(tmp)
         win = args.window
         picks = windows(args.windows, args.size, win)
-        rows: list[tuple[str, int, float, float | None]] = []
+        seconds: dict[tuple[str, int], list[float]] = {}
+        fetched: dict[int, list[float]] = {}
         try:
-            for threads in args.threads:
-                # rasterio floor: one dataset per thread, plain window reads.
-                local_handles: dict[int, rasterio.DatasetReader] = {}
-
-                def rasterio_read(pick: tuple[int, int], handles: dict = local_handles) -> None:  # type: ignore[type-arg]
-                    import threading
-
-                    key = threading.get_ident()
-                    if key not in handles:
-                        handles[key] = rasterio.open(path)
-                    handles[key].read(window=Window(pick[1], pick[0], win, win))
-
-                seconds = run(rasterio_read, picks, threads)
-                for ds in local_handles.values():
-                    ds.close()
-                rows.append(("rasterio local (floor)", threads, seconds, None))
-
-                local = open_raster(path)
-                seconds = run(
-                    lambda p, da=local: da.isel(y=slice(p[0], p[0] + win), x=slice(p[1], p[1] + win)).values,
-                    picks,
-                    threads,
-                )
-                rows.append(("terrapipe local", threads, seconds, None))
-
-                url = f"{server.url_for(path)}?run={threads}"
-                remote = open_raster(url)
-                server.reset()
-                seconds = run(
-                    lambda p, da=remote: da.isel(y=slice(p[0], p[0] + win), x=slice(p[1], p[1] + win)).values,
-                    picks,
-                    threads,
-                )
-                rows.append(("terrapipe HTTP", threads, seconds, server.bytes_served() / len(picks)))
+            for round_ in range(args.rounds):
+                for threads in args.threads:
+                    # the three readers one after the other, in every round: load hits them alike
+                    floor = rasterio_run(path, picks, win, threads)
+                    seconds.setdefault(("rasterio local (floor)", threads), []).append(floor)
+                    local = terrapipe_run(path, picks, win, threads)
+                    seconds.setdefault(("terrapipe local", threads), []).append(local)
+                    server.reset()
+                    remote = terrapipe_run(
+                        f"{server.url_for(path)}?run={threads}-{round_}", picks, win, threads
+                    )
+                    seconds.setdefault(("terrapipe HTTP", threads), []).append(remote)
+                    fetched.setdefault(threads, []).append(server.bytes_served() / len(picks))
         finally:
             server.stop()
 
-    floor = {t: s for name, t, s, _ in rows if name.startswith("rasterio")}
     print(f"# bench_io: {args.windows} random {win}x{win} windows, {args.bands} x uint16, COG {args.size}^2")
     print(
         f"# {dt.datetime.now().isoformat(timespec='seconds')}  {platform.platform()}  "
         f"python {platform.python_version()}  cpus {os.cpu_count()}  GDAL {rasterio.__gdal_version__}  "
         f"file {file_size / 1e6:.1f} MB"
     )
+    print(f"# load average before: {load}; after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(
+        f"# medians of {args.rounds} interleaved rounds; ratio: median of the per-round ratios to the floor"
+    )
     print(f"{'reader':<24}{'threads':>8}{'windows/s':>12}{'vs floor':>10}{'KB fetched/window':>20}")
-    for name, threads, seconds, fetched in rows:
-        rate = len(picks) / seconds
-        ratio = floor[threads] / seconds
-        kb = f"{fetched / 1024:.1f}" if fetched is not None else "-"
+    for (name, threads), times in seconds.items():
+        floors = seconds[("rasterio local (floor)", threads)]
+        rate = len(picks) / statistics.median(times)
+        ratio = statistics.median(f / t for f, t in zip(floors, times, strict=True))
+        kb = f"{statistics.median(fetched[threads]) / 1024:.1f}" if name.endswith("HTTP") else "-"
         print(f"{name:<24}{threads:>8}{rate:>12.1f}{ratio:>10.2f}{kb:>20}")
 
 

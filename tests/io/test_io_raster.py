@@ -55,6 +55,43 @@ def test_window_reads_match_rasterio(cog_factory):
     assert da[:, 10:10, :].values.shape == (3, 0, 640)
 
 
+@pytest.mark.parametrize(
+    ("options", "pick"),
+    [
+        ({}, [0, 1, 2]),
+        ({"bands": [3, 1]}, [2, 0]),
+        ({"masked": True}, [0, 1, 2]),
+        ({"lock": True}, [0, 1, 2]),
+    ],
+)
+def test_plain_windows_equal_the_file_and_the_general_path(cog_factory, options, pick):
+    # a window of whole bands is read straight (no xarray indexing adapter): same pixels, same metadata
+    path, data = cog_factory(count=3)
+    expected = data[pick].astype("float32") if options.get("masked") else data[pick]
+    if options.get("masked"):
+        expected[expected == 0] = np.nan
+    da = open_raster(path, **options)
+    backend = da.variable._data.array.array
+    windows = [
+        (slice(37, 237), slice(100, 356)),
+        (slice(0, 2), slice(0, 5)),
+        (slice(-50, None), slice(None, 20)),
+        (slice(500, 900), slice(630, 700)),  # past the edge: clipped, as numpy does
+        (slice(None), slice(None)),
+    ]
+    for ys, xs in windows:
+        got = da.isel(y=ys, x=xs)
+        np.testing.assert_array_equal(got.values, expected[:, ys, xs])
+        general = backend._read((slice(None), ys, xs))  # the explicit-indexing path
+        np.testing.assert_array_equal(got.values, general)
+        assert got.dtype == da.dtype
+        np.testing.assert_array_equal(got.x, da.x.values[xs])
+        np.testing.assert_array_equal(got.y, da.y.values[ys])
+        assert got.rio.transform() == da.isel(y=ys, x=xs).rio.transform()
+        assert got.attrs == da.attrs
+        assert got.encoding == da.encoding
+
+
 def test_bands_by_index_and_name(cog_factory):
     path, data = cog_factory(descriptions=("red", "green", "nir"))
     np.testing.assert_array_equal(open_raster(path, bands=[3, 1]).values, data[[2, 0]])

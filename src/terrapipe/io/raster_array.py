@@ -94,6 +94,9 @@ MAX_HANDLES_PER_THREAD = 32
 
 _PROCESS_LOCK = threading.Lock()
 
+#: The key of an axis taken whole.
+_ALL = slice(None)
+
 #: How many times each remote file (by its GDAL name) was forgotten with :func:`forget_remote`;
 #: a handle opened under an older count is stale. One entry per URL that changed or failed.
 _GENERATIONS: dict[str, int] = {}
@@ -335,8 +338,8 @@ def attempt(
         ``fail(reason)``, raised from the last failure.
     """
     if not is_remote(source.path):
-        retries, delay = 0, 0.0
-    elif source.storage is not None:
+        return _attempt_local(source, operation, fail)
+    if source.storage is not None:
         retries, delay = source.storage.retries, 0.5
     else:
         retries, delay = _retry_settings()
@@ -356,6 +359,21 @@ def attempt(
     if secrets_of(source.path):  # GDAL's messages in the chain name the URL
         scrub_chain(failure, source.path)
     raise error from failure
+
+
+def _attempt_local(
+    source: RasterSource, operation: Callable[[], T], fail: Callable[[BaseException], ReadError]
+) -> T:
+    """:func:`attempt` for a local file: one try; GDAL's messages explain only network failures."""
+    try:
+        if source.storage is None:
+            return operation()
+        with source.env():
+            return operation()
+    except (RasterioError, OSError, UnicodeError) as err:  # UnicodeError: a damaged CRS or tag text
+        failure = err
+    forget(source)
+    raise fail(failure) from failure
 
 
 def _retry_settings() -> tuple[int, float]:
@@ -443,6 +461,7 @@ class RasterArray(BackendArray):
         self.bands = bands
         self.masked = masked
         self.lock = lock
+        self._local = not is_remote(source.path)
 
     def _lock(self) -> AbstractContextManager[Any]:
         if self.lock is None or self.lock is False:
@@ -452,7 +471,28 @@ class RasterArray(BackendArray):
         return self.lock
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
+        window = self._plain_window(key)
+        if window is not None:  # the common case: a window of whole bands, read straight
+            return self._read_window(list(self.bands), window)
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+
+    def _plain_window(self, key: indexing.ExplicitIndexer) -> Window | None:
+        """Return the window ``key`` asks for if it takes every band and step-1 rows and columns, else None."""
+        if not isinstance(key, indexing.BasicIndexer | indexing.OuterIndexer):
+            return None
+        parts = key.tuple
+        if len(parts) != 3 or type(parts[0]) is not slice or parts[0] != _ALL:
+            return None
+        bounds = []
+        for part, size in zip(parts[1:], self.shape[1:], strict=True):
+            if type(part) is not slice or part.step not in (None, 1):
+                return None
+            start, stop, _ = part.indices(size)
+            if stop <= start:
+                return None
+            bounds.append((start, stop))
+        (y0, y1), (x0, x1) = bounds
+        return Window(x0, y0, x1 - x0, y1 - y0)  # type: ignore[no-untyped-call]
 
     def _read(self, key: tuple[Any, ...]) -> NDArray[Any]:
         band_key, y_key, x_key = key
@@ -473,14 +513,19 @@ class RasterArray(BackendArray):
 
     def _read_window(self, bands: list[int], window: Window) -> NDArray[Any]:
         def read() -> Any:
+            if self.lock is None or self.lock is False:
+                return acquire(self.source).read(bands, window=window, masked=self.masked)
             with self._lock():
                 return acquire(self.source).read(bands, window=window, masked=self.masked)
 
-        action = (
-            f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
-            f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
-        )
-        data = attempt(self.source, read, lambda reason: read_error(self.source.path, action, reason))
+        def fail(reason: BaseException) -> ReadError:
+            action = (
+                f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
+                f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
+            )
+            return read_error(self.source.path, action, reason)
+
+        data = _attempt_local(self.source, read, fail) if self._local else attempt(self.source, read, fail)
         if self.masked:
             return np.ma.filled(data.astype(self.dtype), np.nan)
         return np.asarray(data)
