@@ -59,7 +59,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from terrapipe.core.errors import TerrapipeError
@@ -132,46 +132,55 @@ def retry_delay(
 
 
 # -- the watchdog: an overall deadline for requests whose socket reads each have their own time-out ----
-class _Watchdog(threading.local):
-    """Per thread: the deadline of the request being made, and the connection it uses.
+class _Deadline:
+    """The deadline of one request: when it passes, a timer shuts the request's connection down.
 
-    A socket time-out bounds each read, not a request; when the deadline
-    passes, the timer shuts the socket down, the blocked read returns and
-    :attr:`expired` tells why. Our sessions' connections report themselves
-    here (:func:`_new_session`).
+    A socket time-out bounds each read, not a request; shut down, the blocked
+    read returns and :attr:`expired` tells why. Our sessions' connections
+    attach themselves to the deadline in force in their thread (:func:`_new_session`).
     """
 
-    stop = 0.0
-    expired = False
-    connection: Any = None
-    timer: threading.Timer | None = None
+    __slots__ = ("connection", "expired", "stop")
 
-    @contextlib.contextmanager
-    def guard(self, stop: float) -> Any:
+    def __init__(self, stop: float) -> None:
         self.stop, self.expired, self.connection = stop, False, None
-        self.timer = threading.Timer(max(0.0, stop - time.monotonic()), self._fire, (self.__dict__,))
-        self.timer.daemon = True
-        self.timer.start()
-        try:
-            yield self
-        finally:
-            self.timer.cancel()
-            self.timer = self.connection = None
+
+    def fire(self) -> None:
+        self.expired = True
+        if self.connection is not None:
+            _shut(self.connection)
 
     def attach(self, connection: Any) -> None:
-        if self.timer is not None:
-            self.connection = connection
-            if self.expired:
-                _shut(connection)
-
-    @staticmethod
-    def _fire(state: dict[str, Any]) -> None:  # runs in the timer's thread: the owner's state is passed
-        state["expired"] = True
-        if state.get("connection") is not None:
-            _shut(state["connection"])
+        self.connection = connection
+        if self.expired:
+            _shut(connection)
 
 
-_WATCHDOG = _Watchdog()
+class _InForce(threading.local):
+    deadline: _Deadline | None = None
+
+
+_IN_FORCE = _InForce()
+
+
+@contextlib.contextmanager
+def _within(stop: float) -> Iterator[_Deadline]:
+    """Run a request of this thread under a :class:`_Deadline` ending at ``stop`` (``time.monotonic()``)."""
+    deadline = _Deadline(stop)
+    timer = threading.Timer(max(0.0, stop - time.monotonic()), deadline.fire)
+    timer.daemon = True
+    timer.start()
+    _IN_FORCE.deadline = deadline
+    try:
+        yield deadline
+    finally:
+        timer.cancel()
+        _IN_FORCE.deadline = None
+
+
+def _attach(connection: Any) -> None:
+    if _IN_FORCE.deadline is not None:
+        _IN_FORCE.deadline.attach(connection)
 
 
 def _shut(connection: Any) -> None:
@@ -187,22 +196,31 @@ def _new_session() -> Any:
     def tracked(pool: Any) -> Any:
         class Connection(pool.ConnectionCls):  # type: ignore[misc, name-defined]
             def connect(self) -> None:
-                _WATCHDOG.attach(self)
+                _attach(self)
                 super().connect()
-                _WATCHDOG.attach(self)
+                _attach(self)
 
             def request(self, *args: Any, **kwargs: Any) -> None:
-                _WATCHDOG.attach(self)
+                _attach(self)
                 super().request(*args, **kwargs)
 
         return type(pool.__name__, (pool,), {"ConnectionCls": Connection})
 
-    pools = {"http": tracked(urllib3.HTTPConnectionPool), "https": tracked(urllib3.HTTPSConnectionPool)}
+    plain = {"http": urllib3.HTTPConnectionPool, "https": urllib3.HTTPSConnectionPool}
+    pools = {scheme: tracked(pool) for scheme, pool in plain.items()}
+
+    def track(manager: Any) -> Any:  # a SOCKS proxy's pools keep their own classes (and no watchdog)
+        if all(manager.pool_classes_by_scheme.get(k) is v for k, v in plain.items()):
+            manager.pool_classes_by_scheme = pools
+        return manager
 
     class Adapter(requests.adapters.HTTPAdapter):  # type: ignore[misc, name-defined]
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = pools
+            track(self.poolmanager)
+
+        def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+            return track(super().proxy_manager_for(*args, **kwargs))
 
     session = requests.Session()
     session.mount("http://", Adapter())
@@ -362,7 +380,7 @@ class JsonClient:
                     break
                 time.sleep(delay)
             try:
-                with _WATCHDOG.guard(stop) as watchdog:
+                with _within(stop) as watchdog:
                     return self._attempt(method, url, body, headers, cap, watchdog)
             except _ExpiredError:
                 break
@@ -394,7 +412,7 @@ class JsonClient:
         body: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         cap: int,
-        watchdog: _Watchdog,
+        watchdog: _Deadline,
     ) -> tuple[bytes, str]:
         """One try: send, follow redirects, read the body."""
         opts = self.storage
@@ -430,7 +448,7 @@ class JsonClient:
                     return self._read(response, cap, watchdog), str(
                         response.headers.get("Content-Type") or ""
                     )
-                detail = _excerpt(self._read_some(response))
+                detail = _excerpt(self._read_some(response, watchdog))
                 hint = _HINTS.get(status) or (
                     "the server failed; try again later or simplify the query"
                     if status >= 500
@@ -455,7 +473,7 @@ class JsonClient:
         body: Mapping[str, Any] | None,
         headers: dict[str, str],
         trusted: bool,
-        watchdog: _Watchdog,
+        watchdog: _Deadline,
     ) -> Any:
         requests = require("requests", extra="stac", feature="STAC over HTTP")
         session = self._sessions.get()
@@ -497,7 +515,7 @@ class JsonClient:
             raise _ExpiredError()
         return response
 
-    def _read(self, response: Any, cap: int, watchdog: _Watchdog) -> bytes:
+    def _read(self, response: Any, cap: int, watchdog: _Deadline) -> bytes:
         """Return the whole body, decoded, at most ``cap`` bytes."""
         encoding = str(response.headers.get("Content-Encoding") or "").strip().lower()
         if encoding not in _CODINGS:
@@ -519,7 +537,7 @@ class JsonClient:
                 raise _TooBigError()
             parts.append(chunk)
 
-    def _chunk(self, response: Any, watchdog: _Watchdog, amount: int) -> bytes:
+    def _chunk(self, response: Any, watchdog: _Deadline, amount: int) -> bytes:
         urllib3 = require("urllib3", extra="stac", feature="STAC over HTTP")
         raw = response.raw
         before = raw.tell()
@@ -543,10 +561,10 @@ class JsonClient:
             raise _ExpiredError()
         return chunk
 
-    def _read_some(self, response: Any) -> bytes:
+    def _read_some(self, response: Any, watchdog: _Deadline) -> bytes:
         """Return the start of an error answer's body (for the message)."""
         try:
-            return self._chunk(response, _WATCHDOG, 4096)
+            return self._chunk(response, watchdog, 4096)
         except Exception:  # only a detail of a message
             return b""
 
