@@ -156,7 +156,7 @@ def test_remote_geoparquet_server_error(vector_files, server):
     path = vector_files["paths"]["parquet"]
     server.fault(f"/{vector_files['folder'].name}/{path.name}", status=500)
     with pytest.raises(tp.ReadError, match=r"landcover\.parquet'.*HTTP 500"):
-        open_vector(server.url_for(path), http_options=tp.io.HTTPOptions(retries=0))
+        open_vector(server.url_for(path), http_options=tp.Storage(retries=0))
 
 
 def test_stage_skips_and_counts(vector_files, tmp_path):

@@ -24,9 +24,10 @@ import xarray as xr
 
 import terrapipe as tp
 from terrapipe.core.stats import StageStats
-from terrapipe.io import gdal_log
-from terrapipe.io.http_client import _CONNECTIONS, HTTPOptions, fetch
+from terrapipe.io import gdal_log, object_store
+from terrapipe.io.http_client import fetch
 from terrapipe.io.raster_array import MAX_HANDLES_PER_THREAD, close_thread_handles, open_handle_count
+from terrapipe.io.storage import Storage
 from tests.chip.chip_helpers import counting_dataarray
 from tests.reliability.data import write_cog
 from tests.servers.http_range import RangeServer
@@ -179,8 +180,9 @@ def test_http_connections_per_thread_are_bounded(server: RangeServer, http_root:
     (http_root / "blob.bin").write_bytes(bytes(1000))
     url = server.url_for(http_root / "blob.bin")
     for start in range(0, 300, 10):
-        fetch(url, HTTPOptions(retry_delay=0.01), range_value=f"bytes={start}-{start + 9}")
-    assert len([key for key in _CONNECTIONS.pool if key[2] == int(server.url.rsplit(":", 1)[1])]) == 1
+        fetch(url, Storage(backoff=0.01), range_value=f"bytes={start}-{start + 9}")
+    # one obstore store per origin (and process): one pool of at most Storage.concurrency idle connections
+    assert len([key for key in object_store._STORES if key[1] == server.url]) == 1
 
 
 def test_gdal_messages_kept_per_read_are_bounded() -> None:

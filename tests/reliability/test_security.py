@@ -249,7 +249,7 @@ def test_signed_zarr_and_vector_urls_and_headers_never_leak(
             tp.open_vector(server.url_for(vector) + SIGNED)
     leaks.error(info.value)
     leaks.add(*(w.message for w in caught))
-    options = tp.io.HTTPOptions.make(headers={"Authorization": f"Bearer {SECRET}"})
+    options = tp.Storage(headers={"Authorization": f"Bearer {SECRET}"})
     leaks.add(repr(options), repr(tp.from_items(["a.parquet"]).read_vector(http_options=options)))
     leaks.check()
 

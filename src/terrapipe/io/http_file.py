@@ -1,15 +1,12 @@
-"""A read-only, seekable file over HTTP range requests.
+"""A read-only, seekable file over HTTP(S): each read one checked ranged GET of the byte layer.
 
 :class:`HTTPFile` lets libraries that take a Python file object (scipy's and
-h5netcdf's netCDF readers, pyarrow's Parquet reader) read a remote file
-lazily: each ``read`` becomes one ``Range`` request, through
-:func:`~terrapipe.io.http_client.fetch` (retries, time-outs, an overall
-deadline per request, fork safety). Every answer is checked: a read returns
-exactly the bytes at the position or raises
-:class:`~terrapipe.core.errors.ReadError` (a ``Content-Range`` for other
-bytes, a body of another length, a total size other than the one the file
-was opened with all are errors). Wrap it in ``io.BufferedReader`` to merge
-small reads.
+h5netcdf's netCDF readers, pyarrow's Parquet reader, pyogrio) read a remote
+file lazily through :func:`terrapipe.io.http_reads.read`. The size comes
+from the first GET (of the first byte), never a HEAD (a URL presigned for
+GET refuses it); every read returns exactly the bytes at the position, from
+a file of that size, or raises :class:`~terrapipe.core.errors.ReadError`.
+Wrap it in ``io.BufferedReader`` (:func:`open_http`) to merge small reads.
 
 Examples
 --------
@@ -25,22 +22,23 @@ import os
 from typing import Any
 
 from terrapipe.core.errors import ReadError
-from terrapipe.io.http_client import ByteRange, HTTPOptions, fetch
+from terrapipe.io.http_reads import ByteRange, PastEndError, read
 from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage
 
 __all__ = ["HTTPFile", "open_http"]
 
 
 class HTTPFile(io.RawIOBase):
-    """Read-only raw file whose reads are HTTP range requests.
+    """Read-only raw file whose reads are checked HTTP range requests.
 
     Parameters
     ----------
     url
-        The file's ``http(s)://`` URL.
+        The file's ``http(s)://`` URL (a presigned or SAS query is sent, never shown).
     options
-        Time-out, deadline (per read), retries and headers (sent to the URL's
-        own origin only).
+        A :class:`~terrapipe.io.storage.Storage` (time-out, deadline per read,
+        retries, headers sent to the URL's origin only); default ``Storage.from_env()``.
 
     Raises
     ------
@@ -49,13 +47,27 @@ class HTTPFile(io.RawIOBase):
         not the bytes asked for.
     """
 
-    def __init__(self, url: str, options: HTTPOptions | None = None) -> None:
+    def __init__(self, url: str, options: Storage | None = None) -> None:
         super().__init__()
-        self.url = url
-        self.options = options or HTTPOptions()
+        self.url, self.options = url, options
         self._pos = 0
         self.bytes_read = 0
-        self._size = self._fetch_size()
+        try:
+            first = self._get(ByteRange(0, 1), None, "open")
+        except PastEndError:  # no first byte: an empty file
+            self._size = 0
+            return
+        if first.total is None:
+            raise ReadError(
+                f"cannot open {public_url(url)!r}: the server states no size; cannot read by ranges"
+            )
+        self._size = first.total
+
+    def _get(self, wanted: ByteRange, total: int | None, what: str) -> Any:
+        reply = read(self.url, self.options, byte_range=wanted, expected_total=total)
+        if reply.status == 404:
+            raise ReadError(f"cannot {what} {public_url(self.url)!r}: HTTP 404 (not found); check the URL")
+        return reply
 
     def __repr__(self) -> str:
         return f"HTTPFile({public_url(self.url)!r}, size={self._size!r})"
@@ -64,25 +76,6 @@ class HTTPFile(io.RawIOBase):
     def name(self) -> str:
         """The URL as ``scheme://host/path`` (what ``io.BufferedReader``'s repr shows)."""
         return public_url(self.url)
-
-    def _fetch_size(self) -> int:
-        shown = public_url(self.url)
-        response = fetch(self.url, self.options, method="HEAD")
-        if response.status == 404:
-            raise ReadError(f"cannot open {shown!r}: HTTP 404 (not found); check the path or URL")
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding != "identity":
-            raise ReadError(
-                f"cannot open {shown!r}: the server sends the file {encoding}-encoded, so its size and "
-                "ranges are not the file's; serve it without Content-Encoding"
-            )
-        length = response.headers.get("content-length", "")
-        if not length.strip().isdigit():
-            raise ReadError(
-                f"cannot open {shown!r}: the server sends no valid Content-Length ({length!r}); "
-                "cannot read by ranges"
-            )
-        return int(length)
 
     @property
     def size(self) -> int:
@@ -113,20 +106,8 @@ class HTTPFile(io.RawIOBase):
         want = min(len(view), self._size - self._pos)
         if want <= 0:
             return 0
-        response = fetch(
-            self.url,
-            self.options,
-            byte_range=ByteRange(self._pos, self._pos + want),
-            expected_total=self._size,
-        )
-        if response.status == 404:
-            raise ReadError(
-                f"cannot read {public_url(self.url)!r}: HTTP 404 (not found); was the file removed?"
-            )
-        body = response.body  # exactly the bytes asked for (fetch checks the answer)
-        if len(body) != want:  # pragma: no cover - fetch refuses such answers
-            raise ReadError(f"cannot read {public_url(self.url)!r}: got {len(body)} bytes for {want}")
-        n = len(body)
+        body = self._get(ByteRange(self._pos, self._pos + want), self._size, "read").body
+        n = len(body)  # exactly `want`: the byte layer refuses any other answer
         view[:n] = body
         self._pos += n
         self.bytes_read += n
@@ -142,7 +123,7 @@ class HTTPFile(io.RawIOBase):
 
 
 def open_http(
-    url: str, options: HTTPOptions | None = None, *, buffer_size: int = 256 * 1024
+    url: str, options: Storage | None = None, *, buffer_size: int = 256 * 1024
 ) -> io.BufferedReader:
     """Open ``url`` as a buffered, seekable binary file (reads of ``buffer_size`` at least)."""
     return io.BufferedReader(HTTPFile(url, options), buffer_size=buffer_size)

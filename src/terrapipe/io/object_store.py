@@ -66,7 +66,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import datetime as dt
 import os
 import posixpath
 import re
@@ -190,23 +189,53 @@ def _locate(url: str, storage: Storage) -> tuple[Any, str]:
             text = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
         path = os.path.abspath(os.path.expanduser(text))
         return _cached_store(storage, "/", "/"), path.lstrip("/")
-    if cloud == "http":  # the whole URL (a presigned or SAS query included) is the store; the key is empty
-        stores = require("obstore.store", extra="cloud", feature="object storage")
-        options: dict[str, Any] = {
-            "allow_http": text.lower().startswith("http://"),
-            "timeout": dt.timedelta(seconds=storage.timeout),
-        }
-        retry = {"max_retries": storage.retries}
-        try:
-            return stores.HTTPStore.from_url(text, client_options=options, retry_config=retry), ""
-        except Exception as err:  # an unreadable URL; obstore's text would echo its query
-            raise InvalidArgumentError(
-                f"cannot read {public_url(text)!r}: not a URL obstore can reach ({type(err).__name__})"
-            ) from None
+    if cloud == "http":
+        return http_store(text, storage)
     bucket, key, account = split_url(text)
     scheme = text.split("://", 1)[0].lower()
     root = f"{scheme}://{bucket}@{account}/" if account else f"{scheme}://{bucket}/"
     return _cached_store(storage, root, root), key
+
+
+def http_store(url: str, storage: Storage) -> tuple[Any, str]:
+    """Return the obstore store and key for an ``http(s)://`` URL, kept per (Storage, origin, process).
+
+    A URL with a query (a presigned or SAS URL), or a path obstore would
+    rewrite (``//``, ``.``, ``..``, a trailing ``/``), is its own store with
+    an empty key; any other is a key of its origin's store, so the reads of
+    one server share one connection pool.
+    """
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path
+    odd = "//" in path or path.endswith("/") or any(seg in (".", "..") for seg in path.split("/"))
+    if parts.query or parts.fragment or odd or not path.strip("/"):
+        return _cached_store(storage, url, url), ""
+    origin = f"{parts.scheme.lower()}://{parts.netloc}"
+    return _cached_store(storage, origin, origin), urllib.parse.unquote(path.lstrip("/"))
+
+
+def _http_obstore(url: str, storage: Storage) -> Any:
+    """Return an obstore ``HTTPStore`` of ``url`` (an origin, or a whole URL whose key is empty).
+
+    The client and retry settings are :meth:`Storage.store_for`'s; the
+    storage's ``headers`` are never given to it (reqwest would send them on
+    to another host after a redirect: such reads go through urllib3).
+    """
+    stores = require("obstore.store", extra="cloud", feature="object storage")
+    origin_store = storage.store_for(url)  # settings checked there; its config is reused
+    options = dict(origin_store.client_options or {})
+    options["allow_http"] = url.lower().startswith("http://")
+    return stores.HTTPStore.from_url(url, client_options=options, retry_config=origin_store.retry_config)
+
+
+def obstore_usable() -> bool:
+    """Whether obstore can run in this process: it was not used by a process this one was forked from.
+
+    obstore's runtime and its threads are process-wide and not copied by
+    ``fork``: once a process used it, a forked child's reads hang, with a
+    new store too. Nothing is hooked into ``fork``: the process id is compared.
+    """
+    return _USED_IN_PID is None or os.getpid() == _USED_IN_PID
 
 
 def _cached_store(storage: Storage, root: str, url: str) -> Any:
@@ -228,7 +257,7 @@ def _cached_store(storage: Storage, root: str, url: str) -> Any:
         container, account = rest.rstrip("/").split("@", 1)
         target = f"{scheme}://{container}@{account}.dfs.core.windows.net/"
     try:
-        store = storage.store_for(target)
+        store = _http_obstore(url, storage) if cloud_of(url) == "http" else storage.store_for(target)
     except TerrapipeError:
         raise
     except Exception as err:  # obstore refuses the configuration; its text may echo a value
@@ -322,6 +351,26 @@ def _obstore() -> Any:
     return module
 
 
+def _is_http(url: str) -> bool:
+    return "://" in url and url.split("://", 1)[0].lower() in ("http", "https")
+
+
+def _http_get(
+    url: str, config: Storage, range: tuple[int, int] | None, deadline: float | None, cap: int | None
+) -> bytes:
+    """Read an HTTP(S) URL through the checked reads of :mod:`terrapipe.io.http_reads`."""
+    from terrapipe.io import http_reads
+
+    wanted = None if range is None else http_reads.ByteRange(range[0], range[1])
+    try:
+        reply = http_reads.read(url, config, byte_range=wanted, deadline=deadline, max_body=cap)
+    except http_reads.PastEndError as err:
+        raise ReadError(f"{err} (past the end of the object?)") from None
+    if reply.status == 404:
+        raise ReadError(f"cannot read {public_url(url)!r}: no such object (HTTP 404); check the URL")
+    return reply.body
+
+
 def get(
     url: str,
     storage: Storage | None = None,
@@ -357,7 +406,6 @@ def get(
         No such object, access denied, a time-out, a short or wrong-sized answer,
         or an object over ``max_bytes``.
     """
-    obs = _obstore()
     config = _storage(storage)
     cap = max_bytes if max_bytes is not None else config.max_bytes
     limit = deadline if deadline is not None else config.deadline
@@ -370,6 +418,9 @@ def get(
             raise ReadError(
                 f"cannot read {where!r}: the range of {end - start} bytes is over the cap of {cap}"
             )
+    if _is_http(url):
+        return _http_get(url, config, range, limit, cap)
+    obs = _obstore()
     store, key = _locate(url, config)
 
     async def read() -> bytes:
@@ -442,7 +493,6 @@ def get_ranges(
     ReadError
         As :func:`get`, or when a range comes back short (past the end of the object).
     """
-    obs = _obstore()
     config = _storage(storage)
     limit = deadline if deadline is not None else config.deadline
     where = public_url(url)
@@ -453,6 +503,9 @@ def get_ranges(
             )
     if not ranges:
         return []
+    if _is_http(url):  # one checked request per range (obstore's merged get_ranges checks no body length)
+        return [_http_get(url, config, (int(a), int(b)), limit, None) for a, b in ranges]
+    obs = _obstore()
     store, key = _locate(url, config)
     starts = [int(r[0]) for r in ranges]
     ends = [int(r[1]) for r in ranges]
@@ -462,7 +515,9 @@ def get_ranges(
 
     try:
         parts = obs.get_ranges(store, key, starts=starts, ends=ends) if limit is None else _run(read(), limit)
-    except Exception as err:
+    except BaseException as err:  # a body shorter than its range makes obstore panic (PanicException)
+        if isinstance(err, KeyboardInterrupt | SystemExit):
+            raise
         raise _error(err, url, config, "read") from None
     out = [bytes(p) for p in parts]
     for (start, end), data in zip(ranges, out, strict=True):
@@ -482,8 +537,16 @@ def head(url: str, storage: Storage | None = None) -> ObjectInfo:
     ReadError
         No such object, access denied, a time-out.
     """
-    obs = _obstore()
     config = _storage(storage)
+    if _is_http(url):
+        from terrapipe.io import http_reads
+
+        reply = http_reads.read(url, config, method="HEAD")
+        if reply.status == 404 or reply.total is None:
+            what = "no such object (HTTP 404)" if reply.status == 404 else "the server states no size"
+            raise ReadError(f"cannot look up {public_url(url)!r}: {what}")
+        return ObjectInfo(reply.total, reply.headers.get("etag"), reply.headers.get("last-modified"))
+    obs = _obstore()
     store, key = _locate(url, config)
 
     async def look() -> Any:

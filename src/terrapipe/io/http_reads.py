@@ -1,0 +1,859 @@
+"""Checked HTTP(S) reads for the byte layer: obstore, with what obstore does not check added on top.
+
+:func:`read` and :func:`read_async` return the bytes of an ``http(s)://``
+URL (all of them or one :class:`ByteRange`), configured by one
+:class:`~terrapipe.io.storage.Storage`. The readers (``HTTPStore`` for
+Zarr, ``HTTPFile`` for netCDF, GeoParquet and FlatGeobuf, the cache's
+change check) and :mod:`terrapipe.io.object_store` read HTTP through here.
+
+Transports
+----------
+obstore (``obstore.store.HTTPStore``, one store per ``Storage``, origin and
+process) sends the requests, except where it cannot be trusted to, measured
+by running ``tests/servers/hostile_http.py`` against obstore 0.12.1 directly:
+
+- **headers** (``Storage.headers``): reqwest, under obstore, follows
+  redirects itself and sends every header but ``Authorization``/``Cookie``
+  on to another host (an ``X-Api-Key`` reached ``localhost`` after a
+  redirect from ``127.0.0.1``). Requests with headers go through urllib3,
+  whose redirects are followed with every configured header removed once a
+  hop leaves the origin (scheme, host, port);
+- **a process forked after this one used obstore**: obstore's tokio
+  runtime is process-wide and its threads are not copied by ``fork``, so any
+  read there hangs, with a new store too (measured). Such a process reads
+  HTTP(S) through urllib3 (one pool per process); no fork hook is installed.
+
+What obstore checks itself (so a wrong answer is an error before we see
+it): a ranged request answered ``200`` (``NotSupported``: the whole file is
+then read and cut to the range here, as HTTP allows), a ``206`` whose
+``Content-Range`` names other bytes, an answer without ``Content-Length``
+(chunked bodies are refused), a body cut before its ``Content-Length``,
+bytes sent on an idle kept-alive connection (the forged next answer).
+What it does not check, done here for both transports: a ``206`` body
+longer or shorter than its ``Content-Range`` (obstore returned 2048 bytes
+for 4096 asked, and its ``get_ranges`` panicked), the file's total size
+changing between requests, ``Content-Encoding`` (obstore hands back gzip
+bytes as the file's: refused for a range, inflated within the cap for a
+whole read), any cap on the body (obstore read a 4 GiB answer into
+memory), an overall deadline, ``Retry-After``.
+
+Promises
+--------
+- **Checked ranges**: exactly the bytes asked for, or a
+  :class:`~terrapipe.core.errors.ReadError`; ``expected_total`` refuses an
+  answer for a file of another size (replaced between requests).
+- **One deadline per read** (``Storage.deadline``; ``None``:
+  :data:`DEFAULT_DEADLINE`, the STAC client's rule): connection,
+  redirects, every retry and back-off and every byte. obstore's read is
+  cancelled when it passes; a urllib3 request has its socket shut by a
+  watchdog. ``Storage.timeout`` bounds each try.
+- **A cap** on every body (``Storage.max_bytes``; ``None``:
+  :data:`DEFAULT_MAX_BODY`), decompressed size included; a ranged read is
+  capped at its range.
+- **One retry policy** (the STAC client's, :mod:`terrapipe.stac.http_json`):
+  ``429``, ``5xx``, dropped connections, time-outs and bodies cut short are
+  retried ``Storage.retries`` times, ``backoff`` doubled per retry up to
+  ``max_backoff``, within the deadline. obstore applies it with its own
+  jittered back-off and does not read ``Retry-After``; urllib3 requests
+  honour ``Retry-After`` up to ``max_backoff``.
+- Messages name ``scheme://host/path`` only.
+
+Examples
+--------
+>>> ByteRange(10, 20).header(), ByteRange(None, 5).expected(100)
+('bytes=10-19', (95, 99))
+>>> deadline_of(Storage()), max_body_of(Storage(max_bytes=10))
+(120.0, 10)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import os
+import random
+import re
+import socket
+import threading
+import time
+import urllib.parse
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from terrapipe.core.errors import InvalidArgumentError, ReadError
+from terrapipe.core.optional import require
+from terrapipe.io import object_store
+from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_BODY",
+    "MAX_REDIRECTS",
+    "ByteRange",
+    "Reply",
+    "deadline_of",
+    "max_body_of",
+    "read",
+    "read_async",
+]
+
+#: Seconds one read may take in all when ``Storage.deadline`` is None (the STAC client's default too).
+DEFAULT_DEADLINE = 120.0
+#: Largest body kept when ``Storage.max_bytes`` is None, in bytes, counted after decompression (256 MiB).
+DEFAULT_MAX_BODY = 256 * 1024 * 1024
+#: Redirects followed per request (reqwest's limit, under obstore; urllib3 is given the same).
+MAX_REDIRECTS = 10
+
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_CHUNK = 1024 * 1024
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_OTHER_RANGE = re.compile(r"Requested (\d+)\.\.(\d+), got (\d+)\.\.(\d+)")
+_STATUS = re.compile(r"status code: (\d{3})")
+
+
+def deadline_of(storage: Storage) -> float:
+    """Seconds one read may take: ``storage.deadline``, or :data:`DEFAULT_DEADLINE`."""
+    return float(storage.deadline or DEFAULT_DEADLINE)
+
+
+def max_body_of(storage: Storage) -> int:
+    """Largest body in bytes: ``storage.max_bytes``, or :data:`DEFAULT_MAX_BODY`."""
+    return int(storage.max_bytes or DEFAULT_MAX_BODY)
+
+
+def _retry_delay(attempt: int, storage: Storage, retry_after: float | None = None) -> float:
+    """Return the STAC client's back-off: ``backoff * 2**attempt`` with jitter, ``Retry-After`` first, <= ``max_backoff``."""
+    delay = storage.backoff * (2.0**attempt) * (1.0 - 0.5 * random.random())
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return float(min(delay, storage.max_backoff))
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """A byte range to ask for: ``[start, stop)``, ``start`` to the end, or the last ``stop`` bytes.
+
+    ``ByteRange(10, 20)`` is bytes 10 to 19, ``ByteRange(10, None)`` bytes 10
+    to the end, ``ByteRange(None, 5)`` the last 5 bytes.
+    """
+
+    start: int | None
+    stop: int | None
+
+    def __post_init__(self) -> None:
+        start, stop = self.start, self.stop
+        if start is None and stop is None:
+            raise InvalidArgumentError("a byte range needs a start or a stop")
+        if (start is not None and start < 0) or (stop is not None and stop < 0):
+            raise InvalidArgumentError(f"a byte range cannot be negative, got {self!r}")
+        if start is not None and stop is not None and stop <= start:
+            raise InvalidArgumentError(f"a byte range must not be empty, got {self!r}")
+
+    @classmethod
+    def parse(cls, value: str) -> ByteRange:
+        """Read a ``Range`` header value (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``)."""
+        match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)-(\d*)\s*", value)
+        if match is None or not (match.group(1) or match.group(2)):
+            raise InvalidArgumentError(
+                f"expected one range 'bytes=a-b', 'bytes=a-' or 'bytes=-n', got {value!r}"
+            )
+        first, last = match.group(1), match.group(2)
+        if not first:
+            return cls(None, int(last))
+        return cls(int(first), int(last) + 1 if last else None)
+
+    def header(self) -> str:
+        """Return the ``Range`` header value."""
+        if self.start is None:
+            return f"bytes=-{self.stop}"
+        return f"bytes={self.start}-" + ("" if self.stop is None else str(self.stop - 1))
+
+    def expected(self, total: int) -> tuple[int, int] | None:
+        """``(first, last)`` byte (inclusive) a server must send for a file of ``total`` bytes.
+
+        ``None`` when the range lies wholly past the end (an HTTP 416).
+        """
+        if self.start is None:
+            assert self.stop is not None
+            return (max(0, total - self.stop), total - 1) if total and self.stop else None
+        if self.start >= total:
+            return None
+        last = total - 1 if self.stop is None else min(self.stop, total) - 1
+        return self.start, last
+
+    def obstore_range(self) -> Any:
+        """Return the range as obstore's ``GetOptions["range"]``."""
+        if self.start is None:
+            return {"suffix": self.stop}
+        if self.stop is None:
+            return {"offset": self.start}
+        return (self.start, self.stop)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Status (200, 206 or 404), headers (lower-case names), checked body and the file's total size."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    total: int | None = None
+
+
+class PastEndError(ReadError):
+    """The range asked for lies wholly past the end of the file (HTTP 416)."""
+
+
+# -- failures inside one try ---------------------------------------------------------------------
+class _RefusedError(Exception):
+    """The answer is wrong in a way no retry mends."""
+
+
+class _RetryError(Exception):
+    """A failure worth another try (``retry_after``: the server's wish, in seconds)."""
+
+    def __init__(self, cause: str, retry_after: float | None = None, hint: str = "") -> None:
+        super().__init__(cause)
+        self.retry_after = retry_after
+        self.hint = hint or "check the server, or retry later"
+
+
+class _CutShortError(_RetryError):
+    """The body broke off after the headers came (obstore retried the request, not the body)."""
+
+
+class _ExpiredError(Exception):
+    """The read's deadline passed."""
+
+
+class _DeniedError(Exception):
+    """HTTP 401/403."""
+
+
+# -- the checks, one place for both transports ---------------------------------------------------
+@dataclass
+class _Answer:
+    """What a transport learnt from the headers of a 200 or 206 answer."""
+
+    status: int
+    start: int  # the first byte of the file in the body
+    last: int | None  # the last byte (inclusive) a 206 names
+    total: int | None  # the file's size, where the answer tells it
+    length: int | None  # bytes the body holds, as announced
+    encoding: str
+    headers: dict[str, str]
+
+
+def _size_changed(before: int, now: int) -> str:
+    return (
+        f"the file's size changed from {before} to {now} bytes between requests "
+        "(replaced while being read?); open it again"
+    )
+
+
+def _too_large(cap: int, what: str) -> _RefusedError:
+    return _RefusedError(f"its answer is larger than {what} of {cap} bytes")
+
+
+class _Body:
+    """Check an answer's headers, then collect its body chunk by chunk within the cap (or the range)."""
+
+    def __init__(self, answer: _Answer, want: ByteRange | None, expected_total: int | None, cap: int) -> None:
+        self.answer, self.want, self.cap = answer, want, cap
+        self.expected_total = expected_total
+        self.kept = bytearray()
+        self.seen = 0
+        asked = want.header() if want is not None else ""
+        self.asked = asked
+        enc = answer.encoding
+        if want is not None and enc != "identity":
+            raise _RefusedError(
+                f"it answered a request for {asked} with a {enc}-encoded body (asked for identity): "
+                "its bytes are not the file's bytes"
+            )
+        if want is None and answer.status == 206:
+            raise _RefusedError("it answered a request for the whole file with 206 (a part of it)")
+        if enc not in ("identity", "gzip", "x-gzip", "deflate"):
+            raise _RefusedError(f"it sent the answer {enc}-encoded, which terrapipe cannot decode")
+        self.inflate: Any = None
+        if enc != "identity":
+            self.inflate = zlib.decompressobj(31 if "gzip" in enc else zlib.MAX_WBITS)
+        total = answer.total
+        if answer.status == 206:
+            assert want is not None
+            if total is None:
+                raise _RefusedError(f"its 206 answer to {asked} has no usable Content-Range")
+            if expected_total is not None and total != expected_total:
+                raise _RefusedError(_size_changed(expected_total, total))
+            exp = want.expected(total)
+            got = (answer.start, answer.last)
+            if exp is None or got != exp:
+                want_text = "nothing (past the end)" if exp is None else f"bytes {exp[0]}-{exp[1]}/{total}"
+                raise _RefusedError(
+                    f"it answered {asked} with Content-Range 'bytes {got[0]}-{got[1]}/{total}' instead of "
+                    f"{want_text}: those are other bytes of the file"
+                )
+            self.size = exp[1] - exp[0] + 1
+            if answer.length is not None and answer.length != self.size:
+                raise _RefusedError(self._not_the_range(answer.length, "has Content-Length"))
+        else:
+            length = answer.length if enc == "identity" else None
+            if expected_total is not None and length is not None and length != expected_total:
+                raise _RefusedError(_size_changed(expected_total, length))
+            if want is None and length is not None and length > cap:
+                raise _too_large(cap, "the cap (max_body)")
+
+    def _not_the_range(self, n: int, verb: str) -> str:
+        a = self.answer
+        return (
+            f"its answer to {self.asked} {verb} {n} bytes, not the {self.size} of its Content-Range "
+            f"'bytes {a.start}-{a.last}/{a.total}'"
+        )
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take the next piece of the body; ``False`` once nothing more is needed."""
+        if self.answer.status == 206:
+            self.kept += chunk
+            if len(self.kept) > self.size:
+                raise _RefusedError(self._not_the_range(len(self.kept), "holds at least"))
+            return True
+        if self.inflate is not None:
+            return self._feed_inflated(chunk)
+        want, low = self.want, self.seen
+        self.seen += len(chunk)
+        if want is None:
+            self.kept += chunk
+            if len(self.kept) > self.cap:
+                raise _too_large(self.cap, "the cap (max_body)")
+            return True
+        if want.start is None:  # the last `stop` bytes of a whole-file answer
+            assert want.stop is not None
+            self.kept += chunk
+            del self.kept[: max(0, len(self.kept) - want.stop)]
+            return True
+        first = max(want.start, low)
+        last = self.seen if want.stop is None else min(want.stop, self.seen)
+        if last > first:
+            self.kept += chunk[first - low : last - low]
+        if want.stop is None and len(self.kept) > self.cap:
+            raise _too_large(self.cap, "the cap (max_body)")
+        return want.stop is None or self.seen < want.stop
+
+    def _feed_inflated(self, chunk: bytes) -> bool:
+        data = chunk
+        while data:
+            try:
+                out = self.inflate.decompress(data, min(_CHUNK, self.cap + 1 - len(self.kept)))
+            except zlib.error as err:
+                raise _RefusedError(
+                    f"its {self.answer.encoding}-encoded answer cannot be decoded ({err})"
+                ) from err
+            self.kept += out
+            if len(self.kept) > self.cap:
+                raise _too_large(self.cap, "the cap (max_body)")
+            if self.inflate.eof:
+                data = self.inflate.unused_data
+                if data:
+                    self.inflate = zlib.decompressobj(31)
+            else:
+                data = self.inflate.unconsumed_tail
+        return True
+
+    def reply(self, complete: bool) -> Reply:
+        """Return the checked reply once the body ended (``complete``) or was left (a range cut from a 200)."""
+        a, want = self.answer, self.want
+        if a.status == 206:
+            if len(self.kept) != self.size:
+                raise _RefusedError(self._not_the_range(len(self.kept), "holds"))
+            return Reply(206, a.headers, bytes(self.kept), a.total)
+        if self.inflate is not None and not self.inflate.eof:
+            raise _RetryError(f"its {a.encoding}-encoded answer was cut short")
+        total = (self.seen if complete else a.length) if self.inflate is None else len(self.kept)
+        if self.expected_total is not None and total is not None and total != self.expected_total:
+            raise _RefusedError(_size_changed(self.expected_total, total))
+        if want is not None and total is not None and want.expected(total) is None:
+            raise PastEndError(f"{want.header()} lies past the end of the file ({total} bytes)")
+        return Reply(200, a.headers, bytes(self.kept), total)
+
+
+# -- obstore ---------------------------------------------------------------------------------------
+def _uses_obstore(storage: Storage) -> bool:
+    """Whether obstore may send this request (no headers to keep at home, not a forked child)."""
+    return not storage.headers and object_store.obstore_usable()
+
+
+def _http_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return email.utils.format_datetime(value, usegmt=True)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _meta_headers(meta: Mapping[str, Any], attributes: Mapping[str, Any] | None = None) -> dict[str, str]:
+    headers = {str(k).lower(): str(v) for k, v in (attributes or {}).items()}
+    for name, value in (
+        ("etag", meta.get("e_tag")),
+        ("last-modified", _http_date(meta.get("last_modified"))),
+    ):
+        if value:
+            headers[name] = str(value)
+    return headers
+
+
+def _timed_out(storage: Storage) -> _RetryError:
+    return _RetryError(
+        f"the server did not answer within {storage.timeout:g} s",
+        hint="check that it is up, or raise the timeout: tp.Storage(timeout=...)",
+    )
+
+
+def _is_timeout(text: str) -> bool:
+    return "TimedOut" in text or "kind: Timeout" in text or "timed out" in text.lower()
+
+
+def _obstore_failure(err: BaseException, want: ByteRange | None, storage: Storage) -> Exception:
+    """Turn an obstore error into ours; its text (which holds the whole URL) is never shown."""
+    text = str(err)
+    name = type(err).__name__
+    if name == "PanicException":
+        return _RefusedError("its answer could not be read (obstore failed on it)")
+    match = _OTHER_RANGE.search(text)
+    if match is not None and want is not None:
+        a, b, c, d = (int(x) for x in match.groups())
+        return _RefusedError(
+            f"it answered bytes={a}-{b - 1} with bytes {c}-{d - 1} (its Content-Range): those are other "
+            "bytes of the file"
+        )
+    if "Content-Length Header missing" in text:
+        return _RefusedError(
+            "its answer has no valid Content-Length (a chunked or unbounded body): a cut cannot be told "
+            "from the end"
+        )
+    if "TooManyRedirects" in text or "too many redirects" in text.lower():
+        return _RefusedError(f"more than {MAX_REDIRECTS} redirects")
+    if "builder error" in text:  # the URL asked for was checked: this is where a redirect pointed
+        return _RefusedError("it redirects to a URL that is not a usable http(s) URL")
+    status = _STATUS.search(text)
+    code = int(status.group(1)) if status else None
+    if isinstance(err, FileNotFoundError) or name == "NotFoundError" or code == 404:
+        return FileNotFoundError()
+    if code is not None and 300 <= code < 400:
+        return _RefusedError(f"HTTP {code} redirects to a URL that is not a usable http(s) URL")
+    if code == 416:
+        return PastEndError(f"{want.header() if want else 'the range'} lies past the end of the file")
+    if code in (401, 403) or name in ("PermissionDeniedError", "UnauthenticatedError"):
+        return _DeniedError(f"HTTP {code}" if code else name)
+    if code is not None:
+        return _RetryError(f"HTTP {code}")
+    if _is_timeout(text):
+        return _timed_out(storage)
+    return _RetryError(
+        "the connection failed or the server's answer could not be parsed (a malformed header or length)"
+    )
+
+
+async def _obstore_read(
+    url: str, storage: Storage, method: str, want: ByteRange | None, expected_total: int | None, cap: int
+) -> Reply:
+    """Read with obstore (which retries the requests); a body that breaks off is read again here."""
+    attempt = 0
+    while True:
+        try:
+            return await _obstore_once(url, storage, method, want, expected_total, cap)
+        except _CutShortError:
+            if attempt >= storage.retries:
+                raise _timed_out(storage) from None
+            await asyncio.sleep(_retry_delay(attempt, storage))
+            attempt += 1
+
+
+async def _obstore_once(
+    url: str, storage: Storage, method: str, want: ByteRange | None, expected_total: int | None, cap: int
+) -> Reply:
+    obs = object_store._obstore()
+    store, key = object_store.http_store(url, storage)
+    try:
+        if method == "HEAD":
+            meta = await obs.head_async(store, key)
+            headers = {**_meta_headers(meta), "content-length": str(int(meta["size"]))}
+            return Reply(200, headers, b"", int(meta["size"]))
+        ranged = want is not None
+        try:
+            options = {"range": want.obstore_range()} if want is not None else {}
+            result = await obs.get_async(store, key, options=options)
+        except Exception as err:
+            if want is None or "Range request not supported" not in str(err):
+                raise
+            result = await obs.get_async(store, key)  # a 200 to a ranged request: cut it here
+            ranged = False
+        meta = result.meta
+        first, end = (int(x) for x in result.range)
+        attributes = dict(result.attributes)
+        encoding = str(attributes.get("Content-Encoding", "identity")).strip().lower() or "identity"
+        answer = _Answer(
+            status=206 if ranged else 200,
+            start=first,
+            last=end - 1 if ranged else None,
+            total=int(meta["size"]),
+            length=end - first if ranged else int(meta["size"]),
+            encoding=encoding,
+            headers=_meta_headers(meta, attributes),
+        )
+        body = _Body(answer, want, expected_total, cap)
+        complete = True
+        stream = result.stream(min_chunk_size=_CHUNK).__aiter__()
+        while True:
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as err:  # obstore retried a body cut short itself, not one that timed out
+                if _is_timeout(str(err)):
+                    raise _CutShortError(str(_timed_out(storage))) from None
+                raise _RetryError("the server's answer was cut short, on every try") from None
+            if not body.feed(bytes(chunk)):
+                complete = False
+                break
+        return body.reply(complete)
+    except (_RefusedError, _RetryError, ReadError):
+        raise
+    except BaseException as err:
+        if isinstance(err, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+            raise
+        failure = _obstore_failure(err, want, storage)
+        if isinstance(failure, FileNotFoundError):
+            return Reply(404, {}, b"")
+        raise failure from None
+
+
+# -- urllib3 (headers to keep at home, forked children) --------------------------------------------
+class _Watchdog:
+    """Shut the sockets of one read's requests when its deadline passes (a socket time-out bounds each wait)."""
+
+    def __init__(self, end: float) -> None:
+        self.fired = False
+        self._conns: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, end - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def add(self, conn: Any) -> None:
+        with self._lock:
+            self._conns.append(conn)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for conn in self._conns:
+                sock = getattr(conn, "sock", None)
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+
+_WATCH = threading.local()
+_POOLS: dict[
+    tuple[int, int], Any
+] = {}  # (process id, pool size) -> PoolManager: a forked child makes its own
+_POOLS_LOCK = threading.Lock()
+_MAX_POOLS = 8  # one per pool size (Storage.concurrency) in use
+
+
+def _pool(storage: Storage) -> Any:
+    urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
+    key = (os.getpid(), storage.concurrency)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is not None:
+            return pool
+
+        class Watched:
+            def request(self, *args: Any, **kwargs: Any) -> Any:
+                watch = getattr(_WATCH, "watch", None)
+                if watch is not None:
+                    watch.add(self)
+                return super().request(*args, **kwargs)  # type: ignore[misc]
+
+        conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
+        sconn = type("SConn", (Watched, urllib3.connection.HTTPSConnection), {})
+        manager = urllib3.PoolManager(maxsize=storage.concurrency, block=False)
+        manager.pool_classes_by_scheme = {
+            "http": type("Pool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
+            "https": type("SPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
+        }
+        for stale in [k for k in _POOLS if k[0] != os.getpid()]:
+            del _POOLS[stale]  # the parent's pools, inherited through fork: never used here
+        while len(_POOLS) >= _MAX_POOLS:
+            del _POOLS[next(iter(_POOLS))]
+        _POOLS[key] = manager
+        return manager
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(text)
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _urllib3_once(
+    url: str,
+    storage: Storage,
+    method: str,
+    want: ByteRange | None,
+    expected_total: int | None,
+    cap: int,
+    end: float,
+) -> Reply:
+    urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
+    headers = {**dict(storage.headers), "Accept-Encoding": "identity"}
+    if want is not None:
+        headers["Range"] = want.header()
+    names = frozenset(n.lower() for n, _ in storage.headers) | {
+        "authorization",
+        "cookie",
+        "proxy-authorization",
+    }
+    retries = urllib3.Retry(
+        total=MAX_REDIRECTS, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS,
+        remove_headers_on_redirect=names, raise_on_redirect=True, raise_on_status=False,
+    )  # fmt: skip
+    wait = max(0.001, min(storage.timeout, end - time.monotonic()))
+    try:
+        response = _pool(storage).request(
+            method, url, headers=headers, retries=retries, timeout=urllib3.Timeout(connect=wait, read=wait),
+            preload_content=False, decode_content=False, redirect=True,
+        )  # fmt: skip
+    except urllib3.exceptions.MaxRetryError as err:
+        reason = err.reason
+        if isinstance(reason, urllib3.exceptions.ResponseError) or "redirect" in str(reason).lower():
+            raise _RefusedError(f"more than {MAX_REDIRECTS} redirects") from None
+        raise _RetryError(f"the connection failed ({type(reason).__name__})") from None
+    except urllib3.exceptions.LocationValueError:
+        raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
+    try:
+        return _urllib3_answer(response, method, want, expected_total, cap)
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def _urllib3_answer(
+    response: Any, method: str, want: ByteRange | None, expected_total: int | None, cap: int
+) -> Reply:
+    status = int(response.status)
+    headers = {str(k).lower(): str(v) for k, v in response.headers.items()}
+    if status == 404:
+        return Reply(404, headers, b"")
+    if status == 416:
+        raise PastEndError(f"{want.header() if want else 'the range'} lies past the end of the file")
+    if status in (401, 403):
+        raise _DeniedError(f"HTTP {status}")
+    if 300 <= status < 400:
+        raise _RefusedError(f"HTTP {status} redirects to a URL that is not a usable http(s) URL")
+    if status in _RETRY_STATUS:
+        raise _RetryError(f"HTTP {status}", _retry_after(headers.get("retry-after")))
+    if status not in (200, 206):
+        raise ReadError(f"HTTP {status}")
+    raw_length = headers.get("content-length", "").strip()
+    length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else None
+    if method == "HEAD":
+        return Reply(200, headers, b"", length)
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    if length is None and not chunked:
+        raise _RefusedError(
+            "its answer has no valid Content-Length and no chunked encoding: a cut cannot be told from the end"
+        )
+    answer = _Answer(
+        status, 0, None, length, length, headers.get("content-encoding", "identity").strip().lower(), headers
+    )
+    if status == 206:
+        match = _CONTENT_RANGE.match(headers.get("content-range", ""))
+        if match is None or match.group(3) == "*":
+            raise _RefusedError(
+                f"its 206 answer has no usable Content-Range ({headers.get('content-range')!r})"
+            )
+        answer.start, answer.last, answer.total = (int(x) for x in match.groups())
+    body = _Body(answer, want, expected_total, cap)
+    complete = True
+    try:
+        for chunk in response.stream(_CHUNK, decode_content=False):
+            if not body.feed(chunk):
+                complete = False
+                break
+    except require("urllib3").exceptions.ProtocolError as err:
+        raise _RetryError(f"the server's answer was cut short ({type(err).__name__})") from None
+    return body.reply(complete)
+
+
+def _urllib3_read(
+    url: str,
+    storage: Storage,
+    method: str,
+    want: ByteRange | None,
+    expected_total: int | None,
+    cap: int,
+    end: float,
+) -> Reply:
+    urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
+    attempt = 0
+    while True:
+        watch = _Watchdog(end)
+        _WATCH.watch = watch
+        try:
+            return _urllib3_once(url, storage, method, want, expected_total, cap, end)
+        except _RetryError as err:
+            failure = err
+        except (TimeoutError, urllib3.exceptions.TimeoutError):
+            failure = _timed_out(storage)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            failure = _RetryError(f"the connection failed ({type(err).__name__})")
+        finally:
+            watch.stop()
+            _WATCH.watch = None
+        if watch.fired or time.monotonic() >= end:
+            raise _ExpiredError(str(failure))
+        if attempt >= storage.retries:
+            raise ReadError(f"{failure} (after {attempt + 1} tries); {failure.hint}")
+        delay = _retry_delay(attempt, storage, failure.retry_after)
+        if time.monotonic() + delay >= end:
+            raise _ExpiredError(str(failure))
+        time.sleep(delay)
+        attempt += 1
+
+
+# -- the entry points -------------------------------------------------------------------------------
+def _check_url(url: str) -> None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as err:
+        raise InvalidArgumentError(f"not a valid URL: {public_url(url)!r}") from err
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidArgumentError(f"expected an http(s):// URL, got {public_url(url)!r}")
+
+
+def _deadline_error(shown: str, limit: float, cause: str = "") -> ReadError:
+    before = f" (the last try failed: {cause})" if cause else ""
+    return ReadError(
+        f"cannot read {shown!r}: no complete answer within the deadline of {limit:g} s for the whole request "
+        f"(retries, back-off and redirects included){before}; the server is too slow or sends its answer a "
+        "trickle at a time; if the data is large and the link slow, raise the deadline: "
+        "tp.Storage(deadline=...), or deadline= of read_zarr/HTTPStore"
+    )
+
+
+def _named(err: BaseException, shown: str, storage: Storage) -> ReadError:
+    if isinstance(err, ReadError):
+        return type(err)(f"cannot read {shown!r}: {err}")
+    if isinstance(err, _RefusedError):
+        return ReadError(f"cannot read {shown!r}: {err}; the server's answer cannot be trusted")
+    if isinstance(err, _DeniedError):
+        return ReadError(
+            f"cannot read {shown!r}: access denied ({err}); check the headers of tp.Storage or the URL's "
+            "signature or token (an expired or altered presigned or SAS URL is refused the same way)"
+        )
+    hint = err.hint if isinstance(err, _RetryError) else "check the server, or retry later"
+    return ReadError(f"cannot read {shown!r}: {err} (after {storage.retries + 1} tries); {hint}")
+
+
+def _prepare(
+    url: str, storage: Storage | None, deadline: float | None, max_body: int | None
+) -> tuple[Storage, float, int]:
+    _check_url(url)
+    config = object_store._storage(storage)
+    return config, float(deadline or deadline_of(config)), int(max_body or max_body_of(config))
+
+
+def read(
+    url: str,
+    storage: Storage | None = None,
+    *,
+    method: str = "GET",
+    byte_range: ByteRange | None = None,
+    expected_total: int | None = None,
+    deadline: float | None = None,
+    max_body: int | None = None,
+) -> Reply:
+    """Read ``url`` (all of it, or ``byte_range``), checked; return the reply (200, 206 or 404).
+
+    Parameters
+    ----------
+    url
+        An ``http(s)://`` URL (a presigned or SAS query is sent, never shown).
+    storage
+        Time-out, deadline, cap, retries and headers (default ``Storage.from_env()``).
+    method
+        ``"GET"`` or ``"HEAD"``.
+    byte_range
+        The bytes to read; the body returned is exactly those.
+    expected_total
+        The file's size as known from an earlier request: an answer for a
+        file of another size is refused.
+    deadline, max_body
+        Override ``storage``'s deadline and body cap for this read.
+
+    Raises
+    ------
+    ReadError
+        An error status other than 404 (after retries for 429/5xx), an answer
+        that is not the bytes asked for, a body over the cap, the deadline.
+    """
+    config, limit, cap = _prepare(url, storage, deadline, max_body)
+    shown = public_url(url)
+    try:
+        if _uses_obstore(config):
+            return object_store._run(
+                _obstore_read(url, config, method, byte_range, expected_total, cap), limit
+            )
+        return _urllib3_read(url, config, method, byte_range, expected_total, cap, time.monotonic() + limit)
+    except TimeoutError:
+        raise _deadline_error(shown, limit) from None
+    except _ExpiredError as err:
+        raise _deadline_error(shown, limit, str(err)) from None
+    except (_RefusedError, _RetryError, _DeniedError, ReadError) as err:
+        raise _named(err, shown, config) from None
+
+
+async def read_async(
+    url: str,
+    storage: Storage | None = None,
+    *,
+    method: str = "GET",
+    byte_range: ByteRange | None = None,
+    expected_total: int | None = None,
+    deadline: float | None = None,
+    max_body: int | None = None,
+) -> Reply:
+    """:func:`read` in an event loop (obstore's own futures; urllib3 in a thread)."""
+    config, limit, cap = _prepare(url, storage, deadline, max_body)
+    shown = public_url(url)
+    try:
+        if _uses_obstore(config):
+            coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
+            return await asyncio.wait_for(coro, limit)
+        end = time.monotonic() + limit
+        return await asyncio.to_thread(
+            _urllib3_read, url, config, method, byte_range, expected_total, cap, end
+        )
+    except TimeoutError:
+        raise _deadline_error(shown, limit) from None
+    except _ExpiredError as err:
+        raise _deadline_error(shown, limit, str(err)) from None
+    except (_RefusedError, _RetryError, _DeniedError, ReadError) as err:
+        raise _named(err, shown, config) from None
