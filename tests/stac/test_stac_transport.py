@@ -151,3 +151,25 @@ def test_the_client_pickles_without_its_sessions() -> None:
     again = pickle.loads(pickle.dumps(client))
     assert again.storage == client.storage
     assert again._sessions.session is None
+
+
+def test_a_recipes_storage_section_reaches_search_stac(tmp_path: Path) -> None:
+    from terrapipe.stac.search import SearchSTAC
+
+    recipe = tmp_path / "search.yaml"
+    recipe.write_text(
+        "version: 1\nname: search\nstorage: {timeout: 7, retries: 1, deadline: 9, max_bytes: 5000}\n"
+        "inputs:\n  main:\n    source: {search_stac: {source: 'http://127.0.0.1:9/stac', collections: [s2]}}\n"
+        "output: main\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        pipe = tp.load_recipe(recipe).build()
+    stages, found = [pipe], []
+    while stages:  # the search stage, wherever the recipe put it
+        stage = stages.pop()
+        found += [stage] if isinstance(stage, SearchSTAC) else []
+        stages += [v for v in vars(stage).values() if isinstance(v, tp.core.pipe.IterDataPipe)]
+    (search,) = found
+    storage = search.backend.client.storage
+    assert (storage.timeout, storage.retries, storage.deadline, storage.max_bytes) == (7, 1, 9, 5000)
