@@ -193,6 +193,10 @@ class _Encoder:
         return len(self.buffers) - 1
 
     def encode(self, value: Any, where: str) -> Json:
+        if isinstance(value, np.generic):  # before the plain types: np.float64 is a float, np.str_ a str
+            if value.dtype.kind not in _NUMPY_KINDS:
+                raise _unsupported(value, where, f"dtype {value.dtype}")
+            return {_TAG: "npscalar", "dtype": value.dtype.str, "hex": value.tobytes().hex()}
         if value is None or isinstance(value, bool | str):
             return value  # type: ignore[no-any-return]
         if isinstance(value, int):
@@ -211,10 +215,6 @@ class _Encoder:
             return {_TAG: "bytes", "b": self.add(bytes(value))}
         if isinstance(value, np.ndarray):
             return self.ndarray(value, where)
-        if isinstance(value, np.generic):
-            if value.dtype.kind not in _NUMPY_KINDS:
-                raise _unsupported(value, where, f"dtype {value.dtype}")
-            return {_TAG: "npscalar", "dtype": value.dtype.str, "hex": value.tobytes().hex()}
         if isinstance(value, np.dtype):
             return {_TAG: "dtype", "v": value.str}
         if isinstance(value, torch.Tensor):
@@ -335,6 +335,7 @@ class _Encoder:
             "vars": data_vars,
             "coords": self.coords(ds, where),
             "attrs": self.encode(dict(ds.attrs), f"{where}.attrs"),
+            "encoding": self.lenient(ds.encoding, where),
         }
 
 
@@ -381,7 +382,10 @@ class _Decoder:
         if tag == "bytes":
             return bytes(self.buffer(node["b"]))
         if tag == "npscalar":
-            return np.frombuffer(bytes.fromhex(_str(node["hex"])), dtype=_dtype(node["dtype"]))[0]
+            dtype = _dtype(node["dtype"])
+            if dtype.itemsize == 0:  # np.str_(""), np.bytes_(b"")
+                return np.zeros((), dtype=dtype)[()]
+            return np.frombuffer(bytes.fromhex(_str(node["hex"])), dtype=dtype)[0]
         if tag == "dtype":
             return _dtype(node["v"])
         if tag == "torch_dtype":
@@ -503,6 +507,7 @@ class _Decoder:
             return da
         data_vars = {_str(pair[0]): self.variable(pair[1]) for pair in _pairs(node["vars"])}
         attrs = self.decode(node["attrs"])
+        encoding = self.decode(node["encoding"]) if "encoding" in node else {}  # entries before it: none
         if self.fast:
             coord_vars, indexes = self.indexed(coords)
             everything: dict[Any, xr.Variable] = {**data_vars, **coord_vars}
@@ -511,8 +516,10 @@ class _Decoder:
                 for dim, size in zip(var.dims, var.shape, strict=True):
                     if sizes.setdefault(dim, size) != size:
                         raise ValueError(f"dimension {dim!r} has sizes {sizes[dim]} and {size}")
-            return dataset_from(everything, set(coord_vars), sizes, attrs, indexes, None)
-        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+            return dataset_from(everything, set(coord_vars), sizes, attrs, indexes, dict(encoding) or None)
+        ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+        ds.encoding = dict(encoding)
+        return ds
 
 
 @functools.cache
