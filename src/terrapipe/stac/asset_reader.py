@@ -66,6 +66,7 @@ __all__ = [
     "href_of_gdal",
     "make_naming_driver",
     "naming_reader",
+    "refused_credentials",
 ]
 
 #: ``(asset key, band index from 1) -> (data type, nodata)`` for every band a load reads.
@@ -93,8 +94,40 @@ def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseEx
     from terrapipe.io.read_errors import explain
 
     forget_remote_file(uri)  # GDAL cached the failure: the next try must ask the server again
-    cause, hint = explain(err)
+    cause, hint = explain(refused_credentials(err) or err)
     return ReadError(f"cannot read {_where(uri, names)}: {cause}; {hint}")
+
+
+#: What S3, Azure and GCS answer (GDAL passes their text on) when the credentials or signature are refused.
+_DENIED = (
+    "signature we calculated does not match",
+    "signaturedoesnotmatch",
+    "invalidaccesskeyid",
+    "accessdenied",
+    "access denied",
+    "authenticationfailed",
+    "server failed to authenticate",
+    "authorizationfailure",
+    "authorizationpermissionmismatch",
+    "expiredtoken",
+    "request has expired",
+)
+
+
+def refused_credentials(err: BaseException) -> BaseException | None:
+    """Return an HTTP 403 error for a refused credential, whose text GDAL passes on without the status (else ``None``).
+
+    Examples
+    --------
+    >>> refused_credentials(RuntimeError("The request signature we calculated does not match the signature you provided"))
+    PermissionError('HTTP response code: 403 (the credentials or the signature were refused)')
+    >>> refused_credentials(RuntimeError("HTTP response code: 404")) is None
+    True
+    """
+    text = str(err).lower()
+    if any(words in text for words in _DENIED):
+        return PermissionError("HTTP response code: 403 (the credentials or the signature were refused)")
+    return None
 
 
 def check_band(

@@ -54,7 +54,7 @@ from terrapipe.core.optional import require
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.raster_array import RasterSource, acquire, attempt
 from terrapipe.io.storage import Storage
-from terrapipe.stac.asset_reader import asset_read_error, cast_read, check_band
+from terrapipe.stac.asset_reader import asset_read_error, cast_read, check_band, refused_credentials
 
 __all__ = ["AssetBand", "NativePlan", "asset_band", "chunk_sources", "native_array", "read_chunk"]
 
@@ -291,6 +291,8 @@ def _why(asset: AssetBand, reason: BaseException) -> BaseException:
     the server again and a failing server says so (``HTTP response code: 503``).
     """
     if not is_remote(asset.source.path) or not type(reason).__module__.startswith("rasterio"):
+        return reason
+    if refused_credentials(reason) is not None:
         return reason
     rasterio = require("rasterio", feature="stack_stac")
     try:
