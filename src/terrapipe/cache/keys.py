@@ -11,8 +11,12 @@ is listed below, with ``version=`` (or ``key=``) as the way out.
     changes the time, a replacement by rename the inode);
   - a local **folder** (a Zarr store): every file in it, recursively, by
     relative path, size, modification time (ns) and inode (one ``stat`` per
-    file per key: a few milliseconds for thousands of chunks), so a chunk
+    file: a few milliseconds for thousands of chunks), so a chunk
     rewritten by ``to_zarr(region=...)`` changes the key;
+  - the cache stage describes each file or folder **once per pass** (epoch):
+    the elements of one pass that name it (every chip of a scene, through
+    ``encoding["source"]``) share that description, so a store is not walked
+    once per chip; a change made during a pass is seen from the next pass on;
   - an ``http(s)`` URL with ``check_remote=True`` (the cache's default): the
     server's ``ETag``, ``Last-Modified`` and size (one ``HEAD`` request per
     URL per key); for a Zarr store over HTTP, those of its metadata
