@@ -406,6 +406,12 @@ def _meta_headers(meta: Mapping[str, Any], attributes: Mapping[str, Any] | None 
     return headers
 
 
+def _denied_code(text: str) -> str | None:
+    """Return the S3/Azure/GCS error code of an answer that refused the credentials (an expired URL: 400)."""
+    match = object_store._CODE.search(text)
+    return match.group(1) if match and match.group(1) in object_store._DENIED_CODES else None
+
+
 def _timed_out(storage: Storage) -> _RetryError:
     return _RetryError(
         f"the server did not answer within {storage.timeout:g} s",
@@ -447,10 +453,13 @@ def _obstore_failure(err: BaseException, want: ByteRange | None, storage: Storag
         return _RefusedError(f"HTTP {code} redirects to a URL that is not a usable http(s) URL")
     if code == 416:
         return PastEndError(f"{want.header() if want else 'the range'} lies past the end of the file")
-    if code in (401, 403) or name in ("PermissionDeniedError", "UnauthenticatedError"):
-        return _DeniedError(f"HTTP {code}" if code else name)
-    if code is not None:
+    denied_code = _denied_code(text)
+    if code in (401, 403) or denied_code or name in ("PermissionDeniedError", "UnauthenticatedError"):
+        return _DeniedError(", ".join(x for x in (f"HTTP {code}" if code else name, denied_code) if x))
+    if code is not None and code in _RETRY_STATUS:
         return _RetryError(f"HTTP {code}")
+    if code is not None:
+        return ReadError(f"HTTP {code}; the server refused the request: check the URL")
     if _is_timeout(text):
         return _timed_out(storage)
     return _RetryError(
@@ -669,7 +678,10 @@ def _urllib3_answer(
     if status in _RETRY_STATUS:
         raise _RetryError(f"HTTP {status}", _retry_after(headers.get("retry-after")))
     if status not in (200, 206):
-        raise ReadError(f"HTTP {status}")
+        code = _denied_code(response.read(64 * 1024, decode_content=False).decode("utf-8", "replace"))
+        if code:
+            raise _DeniedError(f"HTTP {status}, {code}")
+        raise ReadError(f"HTTP {status}; the server refused the request: check the URL")
     raw_length = headers.get("content-length", "").strip()
     length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else None
     if method == "HEAD":

@@ -6,7 +6,9 @@ URLs through it: each ``read`` is one ranged GET. An HTTP(S) URL may be
 signed for GET only (a HEAD is refused with 403), and some servers answer no
 HEAD (the GCS emulator), so the size comes from a first ranged GET of the last
 bytes (``Range: bytes=-N``), whose answer states the total, and those bytes (a
-Parquet footer) are kept. Azure Blob takes no suffix range: there the size
+Parquet footer) are kept; HTTP(S) reads go through the checked reads of
+:mod:`terrapipe.io.http_reads` (a read of an object whose size changed since
+the open is refused). Azure Blob takes no suffix range: there the size
 comes from one HEAD (:func:`~terrapipe.io.object_store.size`).
 
 Examples
@@ -26,7 +28,7 @@ import threading
 from typing import Any
 
 from terrapipe.core.errors import ReadError
-from terrapipe.io import object_store
+from terrapipe.io import http_reads, object_store
 from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of
 
@@ -69,8 +71,28 @@ class ObjectFile(io.RawIOBase):
     def __repr__(self) -> str:  # the URL without its query: a presigned URL's signature is a secret
         return f"ObjectFile({public_url(self.url)!r})"
 
+    def _http_tail(self) -> int:
+        """GET the last :data:`TAIL_BYTES` of an HTTP(S) URL through the checked reads; return the total."""
+        suffix = True
+        try:
+            reply = http_reads.read(self.url, self.storage, byte_range=http_reads.ByteRange(None, TAIL_BYTES))
+        except ReadError as err:  # suffix ranges refused: 416 when longer than the object (rclone),
+            if "deadline" in str(err):  # the connection dropped (Azurite); the first byte states the size
+                raise
+            suffix = False
+            reply = http_reads.read(self.url, self.storage, byte_range=http_reads.ByteRange(0, 1))
+        if reply.status == 404:
+            raise ReadError(f"cannot read {public_url(self.url)!r}: no such object (HTTP 404); check the URL")
+        if reply.total is None:
+            raise ReadError(f"cannot read {public_url(self.url)!r}: the server states no size")
+        if suffix:  # the last bytes: kept (a Parquet footer)
+            self._tail_start, self._tail = reply.total - len(reply.body), reply.body
+        return reply.total
+
     def _size_from_tail(self) -> int:
         """GET the last :data:`TAIL_BYTES` (no HEAD): keep them and return the total the answer states."""
+        if cloud_of(self.url) == "http":
+            return self._http_tail()
         obs = object_store._obstore()
         config = object_store._storage(self.storage)
         store, key = object_store._locate(self.url, config)
@@ -140,6 +162,14 @@ class ObjectFile(io.RawIOBase):
             return b""
         if self._tail and offset >= self._tail_start:
             return self._tail[offset - self._tail_start : end - self._tail_start]
+        if cloud_of(self.url) == "http":  # checked, and refused if the object's size changed since the open
+            wanted = http_reads.ByteRange(offset, end)
+            reply = http_reads.read(self.url, self.storage, byte_range=wanted, expected_total=self.size)
+            if reply.status == 404:
+                raise ReadError(
+                    f"cannot read {public_url(self.url)!r}: no such object (HTTP 404); was it removed?"
+                )
+            return reply.body
         return object_store.get(self.url, self.storage, range=(offset, end))
 
     def read(self, size: int | None = -1) -> bytes:
