@@ -170,12 +170,12 @@ def _within(stop: float) -> Iterator[_Deadline]:
     timer = threading.Timer(max(0.0, stop - time.monotonic()), deadline.fire)
     timer.daemon = True
     timer.start()
-    _IN_FORCE.deadline = deadline
+    previous, _IN_FORCE.deadline = _IN_FORCE.deadline, deadline  # a request made inside a modifier nests
     try:
         yield deadline
     finally:
         timer.cancel()
-        _IN_FORCE.deadline = None
+        _IN_FORCE.deadline = previous
 
 
 def _attach(connection: Any) -> None:
