@@ -487,9 +487,12 @@ def open_zarr(
     )
     if consolidated is None and isinstance(source, (str, os.PathLike)) and _cannot_list(store, source):
         consolidated = True
+    # Messages show an HTTP(S) URL as scheme://host/path: a SAS or signed query stays out of them
+    # (masking its short values in the text garbled the message); the encoding keeps the URL to reopen.
+    shown = public_url(name) if is_http(name) else name
     ds = _open(
         store,
-        name,
+        shown,
         group=group,
         consolidated=consolidated,
         chunks=chunks,
@@ -500,8 +503,8 @@ def open_zarr(
     _record_encoding(ds, name)
     ds = _write_crs(ds)
     # Coordinates only: dimension coordinates are in memory once opened.
-    check_coordinates_finite(ds, name)
-    return _select(ds, wanted, name)
+    check_coordinates_finite(ds, shown)
+    return _select(ds, wanted, shown)
 
 
 @register("read_zarr")
