@@ -238,3 +238,36 @@ def test_a_zarr_store_named_by_every_chip_is_walked_once_per_pass(
     list(pipe)
     assert walks == [str(path)] * 2  # and again in the next pass: a change between passes is seen
     assert pipe.stats.hits == len(chips)
+
+
+def test_memory_entries_are_checked_once_when_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    entry_module = importlib.import_module("terrapipe.cache.entry")
+    calls: list[int] = []
+
+    class CountingZlib:
+        @staticmethod
+        def crc32(data: Any, value: int = 0) -> int:
+            calls.append(len(memoryview(data)))
+            return zlib.crc32(data, value)
+
+    monkeypatch.setattr(entry_module, "zlib", CountingZlib)
+    store = MemoryLRU(2**24)
+    pipe = tp.from_items([1, 2]).cache_point().map(lambda x: np.full(1000, x)).cache(store)
+    list(pipe)
+    written = len(calls)  # packing and the check when stored
+    assert written >= 2
+    for _ in range(3):
+        assert [a[0] for a in pipe] == [1, 2]
+    assert len(calls) == written  # hits: no checksum of every byte again
+    assert pipe.stats.hits == 6
+    key = next(iter(store.keys()))
+    entry, intact = store.get_checked(key) or (b"", False)
+    assert intact
+    damaged = bytearray(entry)
+    damaged[-10] ^= 1
+    store.put(key, bytes(damaged))  # bytes put from elsewhere: checked when stored, found damaged
+    assert store.get_checked(key) == (bytes(damaged), False)
+    assert [a[0] for a in pipe] == [1, 2]
+    assert pipe.stats.corrupt == 1

@@ -49,7 +49,7 @@ from typing import Any
 from terrapipe.cache.codec import Encoded, decode_value
 from terrapipe.core.errors import CacheError
 
-__all__ = ["MAGIC", "CorruptEntryError", "entry_digest", "pack_entry", "unpack_entry"]
+__all__ = ["MAGIC", "CorruptEntryError", "entry_digest", "entry_intact", "pack_entry", "unpack_entry"]
 
 #: First bytes of every entry; the last byte is the format version.
 MAGIC = b"TPCACHE1"
@@ -111,7 +111,18 @@ def entry_digest(data: bytes | bytearray | memoryview) -> str:
     return bytes(memoryview(data)[-_DIGEST:]).hex()
 
 
-def unpack_entry(data: bytes | bytearray | memoryview, key: str, *, owned: bool = False) -> list[Any]:
+def entry_intact(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` is an entry whose checksum matches its bytes (nothing else is checked)."""
+    view = memoryview(data).cast("B")
+    if len(view) < _PREFIX + _DIGEST or bytes(view[: len(MAGIC)]) != MAGIC:
+        return False
+    (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
+    return bool(zlib.crc32(view[:-_DIGEST]) == stored)
+
+
+def unpack_entry(
+    data: bytes | bytearray | memoryview, key: str, *, owned: bool = False, checked: bool = False
+) -> list[Any]:
     """Verify an entry and decode its elements.
 
     Nothing returned can change the stored bytes: writable arrays and
@@ -129,6 +140,10 @@ def unpack_entry(data: bytes | bytearray | memoryview, key: str, *, owned: bool 
         The key it was read under.
     owned
         Whether ``data`` is the caller's to give away (see above).
+    checked
+        ``data`` is immutable and :func:`entry_intact` said so already (a
+        memory cache checks each entry once, when it is stored): the
+        checksum is not computed again. The header is checked as always.
 
     Returns
     -------
@@ -146,7 +161,7 @@ def unpack_entry(data: bytes | bytearray | memoryview, key: str, *, owned: bool 
             f"cache entry {key} is corrupt: not a terrapipe cache entry (bad magic or size)"
         )
     (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
-    if zlib.crc32(view[:-_DIGEST]) != stored:
+    if not (checked and view.readonly) and zlib.crc32(view[:-_DIGEST]) != stored:
         raise CorruptEntryError(f"cache entry {key} is corrupt: checksum mismatch")
     try:
         (size,) = struct.unpack_from("<Q", view, len(MAGIC))

@@ -1,8 +1,11 @@
 """``MemoryLRU``: an in-process cache backend with a byte budget.
 
 Entries are the encoded bytes (never the live objects), so a hit always
-returns fresh arrays and a stage downstream that changes an element in place
-cannot change the cache. The budget counts what the entries really occupy:
+returns fresh arrays (or read-only views, for arrays that were read-only)
+and a stage downstream that changes an element in place cannot change the
+cache. The checksum of an entry is checked once, when it is stored
+(:meth:`MemoryLRU.get_checked` says whether it passed): its bytes are an
+immutable ``bytes`` object, so a hit need not check every byte again. The budget counts what the entries really occupy:
 the bytes objects, their keys and the bookkeeping of each entry; the least
 recently used entries are evicted until the total fits.
 
@@ -36,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
+from terrapipe.cache.entry import entry_intact
 from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = ["MemoryLRU"]
@@ -73,6 +77,7 @@ class MemoryLRU:
         self.evicted = 0
         self.refused = 0
         self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._intact: set[str] = set()  # keys whose bytes passed the entry checksum when stored
         self._nbytes = 0
         self._lock = threading.Lock()
 
@@ -94,6 +99,15 @@ class MemoryLRU:
                 self._entries.move_to_end(key)
             return data
 
+    def get_checked(self, key: str) -> tuple[bytes, bool] | None:
+        """Return ``(entry, intact)``, or ``None``; ``intact``: its checksum passed when it was stored."""
+        with self._lock:
+            data = self._entries.get(key)
+            if data is None:
+                return None
+            self._entries.move_to_end(key)
+            return data, key in self._intact
+
     def put(self, key: str, data: bytes) -> bool:
         """Store an entry, evicting the least recently used ones to fit the budget.
 
@@ -101,21 +115,26 @@ class MemoryLRU:
         """
         data = data if type(data) is bytes else bytes(data)
         cost = self.cost(key, data)
+        intact = cost <= self.max_bytes and entry_intact(data)
         with self._lock:
             self._remove(key)
             if cost > self.max_bytes:
                 self.refused += 1
                 return False
             self._entries[key] = data
+            if intact:
+                self._intact.add(key)
             self._nbytes += cost
             while self._nbytes > self.max_bytes:
                 old_key, old = self._entries.popitem(last=False)
+                self._intact.discard(old_key)
                 self._nbytes -= self.cost(old_key, old)
                 self.evicted += 1
         return True
 
     def _remove(self, key: str) -> None:
         old = self._entries.pop(key, None)
+        self._intact.discard(key)
         if old is not None:
             self._nbytes -= self.cost(key, old)
 
@@ -134,6 +153,7 @@ class MemoryLRU:
         """Remove every entry."""
         with self._lock:
             self._entries.clear()
+            self._intact.clear()
             self._nbytes = 0
 
     def __contains__(self, key: object) -> bool:

@@ -285,15 +285,21 @@ class Cache(ResumesNextPass, Stage[T]):
 
     def _lookup(self, key: str) -> list[T] | None:
         get_buffer = getattr(self.store, "get_buffer", None)
+        get_checked = getattr(self.store, "get_checked", None)
+        checked = False
         try:
             if callable(get_buffer):  # a fresh buffer that is ours: decoded arrays share it, no copy
                 blob: Any = get_buffer(key)
                 owned = True
-            else:  # the store's bytes (a memory cache's own): read-only chips share them, the rest is copied
+            elif callable(get_checked):  # a memory cache: immutable bytes, checksum checked when stored
+                found = get_checked(key)
+                blob, checked = (None, False) if found is None else found
+                owned = False
+            else:  # the store's bytes: read-only chips share them, the rest is copied
                 blob, owned = self.store.get(key), False
             if blob is None:
                 return None
-            elements: list[T] = unpack_entry(blob, key, owned=owned)
+            elements: list[T] = unpack_entry(blob, key, owned=owned, checked=checked)
         except CorruptEntryError:
             self.stats.corrupt += 1
             return None
