@@ -71,6 +71,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import heapq
 import os
 import random
 import re
@@ -79,7 +80,7 @@ import threading
 import time
 import urllib.parse
 import zlib
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -542,46 +543,102 @@ async def _obstore_once(
 
 
 # -- urllib3 (headers to keep at home, forked children) --------------------------------------------
+class _Deadlines:
+    """One process's watch over its reads' deadlines: a heap and a thread, made on first use.
+
+    Kept per process id and never taken over from a parent (whose lock a
+    fork may have copied while held): a forked child makes its own.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.heap: list[tuple[float, int, _Watchdog]] = []
+        self.wake = threading.Condition(threading.Lock())
+        threading.Thread(target=self._watch, name="terrapipe-http-deadlines", daemon=True).start()
+
+    def add(self, end: float, watch: _Watchdog) -> None:
+        with self.wake:
+            heapq.heappush(self.heap, (end, id(watch), watch))
+            self.wake.notify()
+
+    def _watch(self) -> None:
+        while True:
+            with self.wake:
+                while self.heap and self.heap[0][2].done:
+                    heapq.heappop(self.heap)
+                if not self.heap:
+                    self.wake.wait()
+                    continue
+                delay = self.heap[0][0] - time.monotonic()
+                if delay > 0:
+                    self.wake.wait(delay)
+                    continue
+                watch = heapq.heappop(self.heap)[2]
+            watch.fire()
+
+
+_DEADLINES: list[_Deadlines] = []
+
+
+def _deadlines() -> _Deadlines:
+    if not _DEADLINES or _DEADLINES[0].pid != os.getpid():
+        _DEADLINES[:] = [_Deadlines()]  # the first reads of a process may race here: each watch works
+    return _DEADLINES[0]
+
+
 class _Watchdog:
-    """Shut the sockets of one read's requests when its deadline passes (a socket time-out bounds each wait)."""
+    """Shut the sockets of one read's requests when its deadline passes (a socket time-out bounds each wait).
+
+    One thread per process watches every read's deadline (:class:`_Deadlines`):
+    a timer thread per request cost 0.7 ms a read.
+    """
 
     def __init__(self, end: float) -> None:
         self.fired = False
+        self.done = False
         self._conns: list[Any] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, end - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _deadlines().add(end, self)
 
     def add(self, conn: Any) -> None:
         with self._lock:
             self._conns.append(conn)
+            if self.fired:
+                _shut(conn)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
-            self.fired = True
-            for conn in self._conns:
-                sock = getattr(conn, "sock", None)
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
+            if not self.done:
+                self.fired = True
+                for conn in self._conns:
+                    _shut(conn)
 
     def stop(self) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self.done = True
+
+
+def _shut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 _WATCH = threading.local()
 _POOLS: dict[
     tuple[int, int], Any
 ] = {}  # (process id, pool size) -> PoolManager: a forked child makes its own
-_POOLS_LOCK = threading.Lock()
+_POOLS_LOCK: list[tuple[int, threading.Lock]] = []  # per process: a fork may copy a lock while held
 _MAX_POOLS = 8  # one per pool size (Storage.concurrency) in use
 
 
 def _pool(storage: Storage) -> Any:
     urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
     key = (os.getpid(), storage.concurrency)
-    with _POOLS_LOCK:
+    if not _POOLS_LOCK or _POOLS_LOCK[0][0] != key[0]:
+        _POOLS_LOCK[:] = [(key[0], threading.Lock())]
+    with _POOLS_LOCK[0][1]:
         pool = _POOLS.get(key)
         if pool is not None:
             return pool
@@ -749,6 +806,38 @@ def _urllib3_read(
         attempt += 1
 
 
+# -- one event loop per process for the blocking calls ---------------------------------------------
+_LOOP: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _loop() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    """Return the event loop that runs :func:`read`'s obstore futures, in a daemon thread of this process.
+
+    Made on first use and per process id (a forked child makes its own; no
+    fork hook). One loop for every blocking read: ``asyncio.run`` per read
+    cost 3 ms a read (measured by ``benchmarks/bench_http_reads.py``).
+    """
+    global _LOOP, _LOOP_LOCK
+    if _LOOP is not None and _LOOP[0] != os.getpid():
+        _LOOP, _LOOP_LOCK = None, threading.Lock()  # a forked child: the parent's lock may be held
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="terrapipe-http-reads", daemon=True)
+            thread.start()
+            _LOOP = (os.getpid(), loop, thread)
+        return _LOOP[1], _LOOP[2]
+
+
+def _run(coro: Coroutine[Any, Any, Reply], limit: float) -> Reply:
+    """Run ``coro`` on the reads' loop within ``limit`` seconds and return its result."""
+    loop, thread = _loop()
+    if threading.current_thread() is thread:  # pragma: no cover - a read from inside a read
+        return object_store._run(coro, limit)
+    return asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, limit), loop).result()
+
+
 # -- the entry points -------------------------------------------------------------------------------
 def _check_url(url: str) -> None:
     try:
@@ -830,9 +919,7 @@ def read(
     shown = public_url(url)
     try:
         if _uses_obstore(config):
-            return object_store._run(
-                _obstore_read(url, config, method, byte_range, expected_total, cap), limit
-            )
+            return _run(_obstore_read(url, config, method, byte_range, expected_total, cap), limit)
         return _urllib3_read(url, config, method, byte_range, expected_total, cap, time.monotonic() + limit)
     except TimeoutError:
         raise _deadline_error(shown, limit) from None
