@@ -155,6 +155,88 @@ def build_cog(path: Path, zarr_path: Path, n: int) -> Path:
     return path
 
 
+def build_band_cogs(folder: Path, zarr_path: Path, n: int) -> Path:
+    """The cube as one STAC item of four single-band COGs (512² tiles, DEFLATE): what ``stack_stac`` reads."""
+    import rasterio
+    import zarr
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    item_path = folder / "item.json"
+    if item_path.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    image = zarr.open_array(zarr_path / "image", mode="r")
+    profile = {
+        "driver": "GTiff",
+        "width": n,
+        "height": n,
+        "count": 1,
+        "dtype": "uint16",
+        "crs": "EPSG:32631",
+        "transform": from_origin(500_000, 5_000_000, 10, 10),
+        "tiled": True,
+        "blockxsize": BLOCK,
+        "blockysize": BLOCK,
+        "compress": "deflate",
+        "predictor": 2,
+    }
+    assets = {}
+    for band in range(BANDS):
+        path = folder / f"b{band + 1}.tif"
+        with rasterio.open(path, "w", **profile) as dst:
+            for y in range(0, n, BLOCK):
+                dst.write(image[band, y : y + BLOCK, :], 1, window=Window(0, y, n, BLOCK))
+        assets[f"b{band + 1}"] = {
+            "href": str(path),
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+        }
+    left, top, right, bottom = 500_000.0, 5_000_000.0, 500_000.0 + 10 * n, 5_000_000.0 - 10 * n
+    to_lonlat = Transformer.from_crs("EPSG:32631", "EPSG:4326", always_xy=True)
+    corners = [
+        to_lonlat.transform(x, y) for x, y in ((left, bottom), (right, bottom), (right, top), (left, top))
+    ]
+    lons, lats = [c[0] for c in corners], [c[1] for c in corners]
+    item = {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
+        "id": f"bench-{n}",
+        "bbox": [min(lons), min(lats), max(lons), max(lats)],
+        "geometry": {"type": "Polygon", "coordinates": [[*corners, corners[0]]]},
+        "properties": {
+            "datetime": "2024-06-01T10:00:00Z",
+            "proj:code": "EPSG:32631",
+            "proj:shape": [n, n],
+            "proj:transform": [10.0, 0.0, left, 0.0, -10.0, top],
+        },
+        "links": [],
+        "assets": assets,
+    }
+    item_path.write_text(json.dumps(item))
+    return folder
+
+
+SCENES = 64
+SCENE_SIZE = 1024
+
+
+def build_scenes(folder: Path) -> Path:
+    """64 Zarr stores of 4 x 1024 x 1024 (copies of one): a catalog of small scenes."""
+    import shutil
+
+    if (folder / f"s{SCENES - 1}.zarr" / "zarr.json").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    first = build_zarr(folder / "s0.zarr", SCENE_SIZE)
+    for k in range(1, SCENES):
+        if not (folder / f"s{k}.zarr").exists():
+            shutil.copytree(first, folder / f"s{k}.zarr")
+    return folder
+
+
 def warm(path: Path) -> None:
     """Read every file once so that all contenders see a warm page cache."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
@@ -202,6 +284,79 @@ def _zarr_floor(path: Path, size: int, limit: float) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
+def _raw_floor(path: Path, size: int, limit: float) -> tuple[int, float]:
+    """Raw decode: each chunk file of a 512² block (all bands) read and decoded with numcodecs, in order."""
+    started = time.perf_counter()
+    count = _raw_chips(path, size, started, limit)
+    return count, time.perf_counter() - started
+
+
+def _raw_chips(path: Path, size: int, started: float, limit: float) -> int:
+    """Decode the chunk files of ``path`` block by block and make every chip a tensor; return the chips made."""
+    import numcodecs
+    import torch
+    import zarr
+
+    image = zarr.open_array(path / "image", mode="r")
+    bands, n, _ = image.shape
+    codec = numcodecs.Zstd()
+    folder = path / "image" / "c"
+    count = 0
+    for y in range(0, n, BLOCK):
+        for x in range(0, n, BLOCK):
+            block = np.empty((bands, BLOCK, BLOCK), dtype=np.uint16)
+            for b in range(bands):
+                with open(folder / str(b) / str(y // BLOCK) / str(x // BLOCK), "rb") as fh:
+                    codec.decode(fh.read(), out=block[b])
+            for yy in range(0, BLOCK - size + 1, size):
+                for xx in range(0, BLOCK - size + 1, size):
+                    torch.from_numpy(block[:, yy : yy + size, xx : xx + size])
+                    count += 1
+            if time.perf_counter() - started > limit:
+                return count
+    return count
+
+
+def _scenes_floor(path: Path, size: int, limit: float) -> tuple[int, float]:
+    """Raw decode of every scene's chunk files, scene after scene."""
+    started = time.perf_counter()
+    count = 0
+    for k in range(SCENES):
+        count += _raw_chips(path / f"s{k}.zarr", size, started, limit)
+        if time.perf_counter() - started > limit:
+            break
+    return count, time.perf_counter() - started
+
+
+def _stac_floor(path: Path, size: int, limit: float) -> tuple[int, float]:
+    """rasterio reads each 512² tile of the four band COGs (all bands of a block), one after another."""
+    import rasterio
+    import torch
+    from rasterio.windows import Window
+
+    files = sorted(path.glob("b*.tif"))
+    count = 0
+    started = time.perf_counter()
+    handles = [rasterio.open(f) for f in files]
+    try:
+        n = handles[0].height
+        for y in range(0, n, BLOCK):
+            for x in range(0, n, BLOCK):
+                block = np.empty((len(handles), BLOCK, BLOCK), dtype=np.uint16)
+                for b, src in enumerate(handles):
+                    src.read(1, window=Window(x, y, BLOCK, BLOCK), out=block[b])
+                for yy in range(0, BLOCK - size + 1, size):
+                    for xx in range(0, BLOCK - size + 1, size):
+                        torch.from_numpy(block[:, yy : yy + size, xx : xx + size])
+                        count += 1
+                if time.perf_counter() - started > limit:
+                    return count, time.perf_counter() - started
+    finally:
+        for src in handles:
+            src.close()
+    return count, time.perf_counter() - started
+
+
 def _cog_floor(path: Path, size: int, limit: float) -> tuple[int, float]:
     import rasterio
     import torch
@@ -227,6 +382,61 @@ def _open_zarr(path: Path) -> Any:
     import xarray as xr
 
     return xr.open_zarr(path, chunks=None, consolidated=False).image
+
+
+def _open_dask(path: Path) -> Any:
+    import xarray as xr
+
+    return xr.open_zarr(path, consolidated=False).image  # dask chunks: what xarray's tutorials show
+
+
+def _open_tp(path: Path) -> Any:
+    import terrapipe as tp
+
+    return tp.open_zarr(path, variables="image")
+
+
+def _open_numpy(path: Path) -> Any:
+    return _open_zarr(path).load()
+
+
+def _open_stack(path: Path) -> Any:
+    import terrapipe as tp
+
+    return tp.stack_items([json.loads((path / "item.json").read_text())])
+
+
+def _odc_xbatcher(path: Path, size: int, limit: float) -> tuple[int, float]:
+    """odc-stac loads the item lazily (dask, 1024² chunks); xbatcher cuts patches from it."""
+    import odc.stac
+    import pystac
+    import xbatcher
+
+    item = pystac.Item.from_dict(json.loads((path / "item.json").read_text()))
+    cube = odc.stac.load([item], chunks={"x": 1024, "y": 1024}).to_array("band").isel(time=0)
+    gen = xbatcher.BatchGenerator(cube, {"y": size, "x": size})
+    return _timed((gen[i] for i in range(len(gen))), limit)
+
+
+def _scene_paths(path: Path) -> list[Path]:
+    return [path / f"s{k}.zarr" for k in range(SCENES)]
+
+
+def _scenes_chip(path: Path, size: int, limit: float, opener: Callable[[Path], Any]) -> tuple[int, float]:
+    """Every scene opened first (a catalog's lazy arrays), then one ``chip`` pass over all of them."""
+    import terrapipe as tp
+
+    scenes = [opener(p) for p in _scene_paths(path)]
+    pipe = tp.from_items(scenes).chip({"y": size, "x": size})
+    return _timed(iter(pipe), limit)
+
+
+def _scenes_read_chip(path: Path, size: int, limit: float) -> tuple[int, float]:
+    """Opening counted too: ``read_zarr`` opens each scene inside the pass."""
+    import terrapipe as tp
+
+    pipe = tp.from_items([str(p) for p in _scene_paths(path)]).read_zarr(variables="image")
+    return _timed(iter(pipe.chip({"y": size, "x": size})), limit)
 
 
 def _open_cog(path: Path) -> Any:
@@ -327,11 +537,15 @@ def _torchgeo(path: Path, size: int, limit: float) -> tuple[int, float]:
 
 Contender = tuple[str, Callable[..., tuple[int, float]]]
 CONTENDERS: dict[str, Contender] = {
-    "floor": ("zarr", _zarr_floor),
+    "floor": ("zarr", _raw_floor),
+    "zarr-python floor": ("zarr", _zarr_floor),
     "xbatcher": ("zarr", _xbatcher),
     "xbatcher+DataLoader(2)": ("zarr", _xbatcher_loader),
     "chip": ("zarr", functools.partial(_chip, opener=_open_zarr)),
     "chip numpy": ("zarr", functools.partial(_chip, opener=_open_zarr, output="numpy")),
+    "chip tp.open_zarr": ("zarr", functools.partial(_chip, opener=_open_tp)),
+    "chip dask": ("zarr", functools.partial(_chip, opener=_open_dask)),
+    "chip numpy-backed": ("zarr", functools.partial(_chip, opener=_open_numpy)),
     "chip+DataLoader(2)": ("zarr", functools.partial(_chip_loader, opener=_open_zarr)),
     "slice_with_xbatcher": ("zarr", _slicer),
     "cog floor": ("cog", _cog_floor),
@@ -339,7 +553,17 @@ CONTENDERS: dict[str, Contender] = {
     "cog chip numpy": ("cog", functools.partial(_chip, opener=_open_cog, output="numpy")),
     "cog chip+DataLoader(2)": ("cog", functools.partial(_chip_loader, opener=_open_cog)),
     "torchgeo+DataLoader(2)": ("cog", _torchgeo),
+    "stac floor": ("stac", _stac_floor),
+    "stack_stac chip": ("stac", functools.partial(_chip, opener=_open_stack)),
+    "odc-stac+xbatcher": ("stac", _odc_xbatcher),
+    "scenes floor": ("scenes", _scenes_floor),
+    "scenes chip": ("scenes", functools.partial(_scenes_chip, opener=_open_tp)),
+    "scenes chip lazy": ("scenes", functools.partial(_scenes_chip, opener=_open_zarr)),
+    "scenes chip dask": ("scenes", functools.partial(_scenes_chip, opener=_open_dask)),
+    "scenes read_zarr+chip": ("scenes", _scenes_read_chip),
 }
+FLOORS = {"zarr": "floor", "cog": "cog floor", "stac": "stac floor", "scenes": "scenes floor"}
+PEER_OF = {"zarr": "xbatcher", "cog": "torchgeo+DataLoader(2)", "stac": "odc-stac+xbatcher"}
 PEERS = {"torchgeo+DataLoader(2)"}  # run with --torchgeo-python
 
 
@@ -460,7 +684,7 @@ def _ratio_cell(values: list[float]) -> str:
 
 
 def _floor_of(name: str) -> str:
-    return "floor" if CONTENDERS[name][0] == "zarr" else "cog floor"
+    return FLOORS[CONTENDERS[name][0]]
 
 
 def main() -> None:
@@ -497,12 +721,19 @@ def main() -> None:
     n = SIZES[args.size]
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     print(f"building data under {args.cache_dir} (cached between runs) ...", flush=True)
+    contenders = list(args.contenders)
+    kinds = {CONTENDERS[c][0] for c in contenders}
     zarr_path = build_zarr(args.cache_dir / f"cube-{n}.zarr", n)
-    cog_path = build_cog(args.cache_dir / f"cube-{n}.tif", zarr_path, n)
-    for p in (zarr_path, cog_path):
+    paths = {"zarr": zarr_path}
+    if "cog" in kinds:
+        paths["cog"] = build_cog(args.cache_dir / f"cube-{n}.tif", zarr_path, n)
+    if "stac" in kinds:
+        paths["stac"] = build_band_cogs(args.cache_dir / f"bands-{n}", zarr_path, n)
+    if "scenes" in kinds:
+        paths["scenes"] = build_scenes(args.cache_dir / f"scenes-{SCENES}x{SCENE_SIZE}")
+    for p in paths.values():
         warm(p)
 
-    contenders = list(args.contenders)
     peer_python, peer_note = torchgeo_python(args.torchgeo_python)
     if any(c in PEERS for c in contenders) and peer_python is None:
         print(f"torchgeo is skipped: it does not import ({peer_note})", flush=True)
@@ -511,7 +742,8 @@ def main() -> None:
     lines = [
         f"chipping benchmark, {dt.date.today().isoformat()}, {machine()}",
         f"cube: {BANDS} x {n} x {n} uint16, {BLOCK}² chunks (zarr: zstd, one band per chunk; "
-        "COG: DEFLATE + predictor, pixel-interleaved tiles)",
+        "COG: DEFLATE + predictor, pixel-interleaved tiles; stack_stac: one item of four one-band COGs, "
+        f"{BLOCK}² tiles); scenes: {SCENES} Zarr stores of {BANDS} x {SCENE_SIZE} x {SCENE_SIZE}",
         f"{args.repeat} round(s), every contender once per round, at most {args.limit:g} s each; "
         f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
     ]
@@ -526,7 +758,7 @@ def main() -> None:
     pairs: dict[tuple[str, int], list[float]] = {}
 
     def run_one(name: str, size: int, repeat: int) -> dict[str, float]:
-        path = zarr_path if CONTENDERS[name][0] == "zarr" else cog_path
+        path = paths[CONTENDERS[name][0]]
         python = peer_python if name in PEERS and peer_python else sys.executable
         run = measure(name, path, size, args.limit, python)
         runs.setdefault((name, size), []).append(run)
@@ -552,26 +784,24 @@ def main() -> None:
         lines += [
             f"### {size}² chips from {BLOCK}² blocks",
             "",
-            "| contender | chips/s | x floor | x xbatcher | x torchgeo | CPU s / 1000 chips | peak RSS (MB) |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| contender | chips/s | x floor | x peer (which) | CPU s / 1000 chips | peak RSS (MB) |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for name in contenders:
             group = runs[(name, size)]
             to_floor = pairs.get((name, size), [1.0] if name == _floor_of(name) else [])
-            peer = "xbatcher" if CONTENDERS[name][0] == "zarr" else "torchgeo+DataLoader(2)"
-            to_peer = pairs.get((peer, size))
+            peer = PEER_OF.get(CONTENDERS[name][0], "")
+            to_peer = pairs.get((peer, size)) if name != peer else None
             rate = statistics.median(r["rate"] for r in group)
             cpu = statistics.median(1000 * r["cpu"] / max(r["chips"], 1) for r in group)
             rss = max(r["rss_mb"] + r["child_rss_mb"] for r in group)
             over_peer = (
-                f"{statistics.median(to_floor) / statistics.median(to_peer):.1f}"
+                f"{statistics.median(to_floor) / statistics.median(to_peer):.1f} ({peer})"
                 if to_peer and to_floor
                 else "-"
             )
             lines.append(
-                f"| {name} | {rate:,.0f} | {_ratio_cell(to_floor)} | "
-                f"{over_peer if peer == 'xbatcher' else '-'} | {over_peer if peer != 'xbatcher' else '-'} | "
-                f"{cpu:.2f} | {rss:,.0f} |"
+                f"| {name} | {rate:,.0f} | {_ratio_cell(to_floor)} | {over_peer} | {cpu:.2f} | {rss:,.0f} |"
             )
         lines.append("")
 
@@ -579,17 +809,20 @@ def main() -> None:
         big = build_zarr(args.cache_dir / f"cube-{2 * n}.zarr", 2 * n)
         warm(big)
         size = args.chips[0]
-        small_run = measure("chip", zarr_path, size, 1e9, sys.executable)
-        big_run = measure("chip", big, size, 1e9, sys.executable)
         lines += [
             f"### peak RSS of `chip` ({size}² chips, whole cube) when the cube grows 4x",
             "",
-            "| cube | chips | chips/s | peak RSS (MB) |",
-            "|---|---:|---:|---:|",
-            f"| {BANDS} x {n} x {n} | {small_run['chips']:,.0f} | {small_run['rate']:,.0f} | {small_run['rss_mb']:,.0f} |",
-            f"| {BANDS} x {2 * n} x {2 * n} | {big_run['chips']:,.0f} | {big_run['rate']:,.0f} | {big_run['rss_mb']:,.0f} |",
-            "",
+            "| input | cube | chips | chips/s | peak RSS (MB) |",
+            "|---|---|---:|---:|---:|",
         ]
+        for name in ("chip", "chip dask", "chip tp.open_zarr"):
+            for side, path in ((n, zarr_path), (2 * n, big)):
+                run = measure(name, path, size, 1e9, sys.executable)
+                lines.append(
+                    f"| {name} | {BANDS} x {side} x {side} | {run['chips']:,.0f} | {run['rate']:,.0f} | "
+                    f"{run['rss_mb']:,.0f} |"
+                )
+        lines.append("")
 
     if not args.no_halo:
         size, overlap = args.chips[0], args.chips[0] // 8

@@ -520,7 +520,9 @@ class Chipper(ResumesNextPass, Stage[Any]):
             self.counters.block_rereads += reader.rereads
             self.stats.bytes_read += reader.bytes_read
 
-    def _next_region(self, served: Iterator[Any], group: int, obj_desc: str) -> list[np.ndarray] | None:
+    def _next_region(
+        self, served: Iterator[Any], group: int, obj: xr.DataArray | xr.Dataset
+    ) -> list[np.ndarray] | None:
         regions, err = next(served)
         self.counters.groups += 1
         if err is None:
@@ -529,7 +531,7 @@ class Chipper(ResumesNextPass, Stage[Any]):
             handle_error(err, on_error=self.on_error, stats=self.stats)
             return None
         wrapped = ReadError(
-            f"chip: cannot read the blocks of window group {group} of {obj_desc}: {type(err).__name__}: {err}; "
+            f"chip: cannot read the blocks of window group {group} of {_describe(obj)}: {type(err).__name__}: {err}; "
             "check that the source is readable, or pass on_error='skip' to skip its windows"
         )
         if self.on_error == "raise":
@@ -569,7 +571,7 @@ class Chipper(ResumesNextPass, Stage[Any]):
         keep: np.ndarray | None,
         skip: int,
     ) -> Iterator[Any]:
-        regions = self._next_region(served, group, _describe(cutter.obj))
+        regions = self._next_region(served, group, cutter.obj)
         if regions is None:
             return
         regions = cutter.prepare(regions)
@@ -605,11 +607,10 @@ class Chipper(ResumesNextPass, Stage[Any]):
         info: ShardInfo,
         skip: int,
     ) -> Iterator[Any]:
-        desc = _describe(cutter.obj)
         regions: list[list[np.ndarray] | None] = []
         entries: list[tuple[int, tuple[int, ...]]] = []
         for local, g in enumerate(groups.tolist()):
-            served_region = self._next_region(served, g, desc)
+            served_region = self._next_region(served, g, cutter.obj)
             regions.append(None if served_region is None else cutter.prepare(served_region))
             if served_region is not None:
                 entries.extend((local, start) for start in self._window_starts(plan, g, keep))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -157,8 +157,12 @@ class ArraySpec:
     nodata
         The value marking missing pixels, or ``None``.
     direct
-        A fast chunk decoder for local Zarr arrays
-        (:func:`~terrapipe.chip.zarr_direct.direct_zarr`), or ``None``.
+        A fast block reader: the chunk decoder of local Zarr arrays
+        (:func:`~terrapipe.chip.zarr_direct.direct_zarr`), the chunk reader of
+        dask graphs that are not plain reads
+        (:class:`~terrapipe.chip.dask_source.DaskBlocks`), or ``None``.
+    known
+        The block edges known from the storage layout (:func:`storage_edges`).
     """
 
     name: Hashable
@@ -169,6 +173,7 @@ class ArraySpec:
     mode: ReadMode
     nodata: float | int | None
     direct: Any = None
+    known: dict[Hashable, IntArray] = field(default_factory=dict)
 
     @property
     def itemsize(self) -> int:
@@ -261,7 +266,7 @@ def describe_arrays(
         value = nodata if (nodata is not None and not is_coord) else nodata_of(var)
         if mode == "lazy":
             direct = direct_zarr(var)
-        arrays.append(ArraySpec(name, var, is_coord, axes, tuple(edges), mode, value, direct))
+        arrays.append(ArraySpec(name, var, is_coord, axes, tuple(edges), mode, value, direct, known))
     grouping = _grouping_edges(obj, dims, arrays, window=window, stride=stride, block_bytes=block_bytes)
     for spec in arrays:
         spec.edges = tuple(
@@ -294,8 +299,8 @@ def _grouping_edges(
     for dim in dims:
         for spec in ranked:
             axis = spec.axes[list(dims).index(dim)]
-            if axis is not None and spec.mode != "memory" and dim in storage_edges(spec.variable):
-                out[dim] = storage_edges(spec.variable)[dim]
+            if axis is not None and spec.mode != "memory" and dim in spec.known:
+                out[dim] = spec.known[dim]
                 break
     if len(out) == len(dims):
         return out

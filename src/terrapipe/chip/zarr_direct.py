@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from itertools import product
@@ -120,6 +121,12 @@ class DirectZarrArray:
         self.variable = variable or folder.name
         self.chunks_read = 0
         self._lock = threading.Lock()
+        # Per chunk, only the decoding should cost: the path prefix, sizes and codecs are made once
+        # (one codec per reader thread: a codec object is not shared between threads).
+        self._prefix = os.path.join(str(folder), "")
+        self._n = int(np.prod(self.chunks, dtype=np.int64))
+        self._expected = self._n * self.stored_dtype.itemsize
+        self._codecs = threading.local()
 
     def _chunk(self, coords: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray | None:
         """Decode one chunk (into ``out`` when given and suitable); ``None`` when it has no file.
@@ -131,17 +138,15 @@ class DirectZarrArray:
         the data against it.
         """
         key = self.encode_key(coords)
-        path = self.folder / key
         try:
-            with open(path, "rb") as fh:
+            with open(self._prefix + key, "rb") as fh:
                 raw = fh.read()
         except FileNotFoundError:
             return None
         with self._lock:
             self.chunks_read += 1
-        n = int(np.prod(self.chunks, dtype=np.int64))
-        expected = n * self.stored_dtype.itemsize
-        codec = self.codec() if self.codec is not None else None  # a fresh codec object: no shared state
+        n, expected = self._n, self._expected
+        codec = self._codec()
         try:
             if (
                 out is not None
@@ -170,6 +175,15 @@ class DirectZarrArray:
         )
         array = np.frombuffer(data, dtype=self.stored_dtype, count=n).reshape(self.chunks)
         return array.astype(self.dtype) if self.stored_dtype != self.dtype else array
+
+    def _codec(self) -> Any:
+        """Return the calling thread's codec object (``None`` when chunks are not compressed)."""
+        if self.codec is None:
+            return None
+        codec = getattr(self._codecs, "codec", None)
+        if codec is None:
+            codec = self._codecs.codec = self.codec()
+        return codec
 
     def shape_of(self, key: Sequence[slice]) -> tuple[int, ...]:
         """Shape of ``variable[key]`` (what :meth:`read` returns)."""
