@@ -23,6 +23,21 @@ as valid:
   leaves the previous entry (or none) in place, plus an unreferenced array.
   Two writers of the same entry never touch each other's objects.
 
+Buckets through the byte layer: ``ZarrStore("s3://bucket/caches/run1.zarr",
+storage=tp.Storage(...))`` (also ``gs://``, ``az://``, ``abfs://``) writes
+through zarr 3's ``ObjectStore`` over :meth:`Storage.store_for
+<terrapipe.io.storage.Storage.store_for>` (obstore: one configuration of
+endpoints, credentials, time-outs and retries), entries under the URL's
+folder. A refused credential, a missing bucket or a time-out is a
+:class:`~terrapipe.core.errors.CacheError` naming ``scheme://host/path`` and
+what happened (never obstore's text, which holds request URLs). Without
+``storage=``, URLs go to fsspec with ``storage_options``.
+
+Hits: an entry in a local folder written without compression (the default)
+is read straight from its chunk files into one buffer that the hit owns
+(:meth:`ZarrStore.get_buffer`), so its arrays are decoded in place with no
+copy; zarr reads every other entry.
+
 A write that fails (a full disk, a refused upload) removes what it wrote
 (the temporary folder; in an object store, the array uploaded before the
 commit) and raises :class:`~terrapipe.core.errors.CacheError`.
@@ -221,11 +236,16 @@ class ZarrStore:
         Chunk size of each entry's ``data`` array.
     storage_options
         Options for the fsspec filesystem of a URL (credentials, endpoint).
+    storage
+        A :class:`~terrapipe.io.storage.Storage` for a bucket URL
+        (``s3://``, ``gs://``, ``az://``, ``abfs://``): the entries go through
+        the byte layer (zarr's ``ObjectStore`` over obstore) instead of fsspec.
 
     Raises
     ------
     InvalidArgumentError
-        For a bad ``chunk_bytes``.
+        For a bad ``chunk_bytes``; ``storage`` that is not a ``tp.Storage``,
+        given for a folder, or together with ``storage_options``.
     """
 
     def __init__(
