@@ -245,3 +245,40 @@ def test_materialize_to_a_bucket_with_a_wrong_key_is_named(s3_bucket: Bucket) ->
     text = "".join(traceback.format_exception(info.value))
     assert SECRET not in text
     assert "s3://private/runs/denied.zarr" in text
+
+
+def test_a_recipe_storage_section_opens_a_bucket_zarr(
+    s3_bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import textwrap
+
+    from terrapipe.recipes import load_recipe
+    from tests.servers.object_stores import S3_KEY_ID
+
+    cube = xr.Dataset({"t": (("y", "x"), np.arange(6.0).reshape(2, 3))})
+    folder = tmp_path / "c.zarr"
+    cube.to_zarr(folder, zarr_format=3, consolidated=False)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            s3_bucket.put(f"recipe/c.zarr/{path.relative_to(folder).as_posix()}", path.read_bytes())
+    monkeypatch.setenv("TP_S3_KEY", S3_KEY_ID)
+    monkeypatch.setenv("TP_S3_SECRET", S3_SECRET)
+    monkeypatch.setenv("TP_S3_ENDPOINT", s3_bucket.server.endpoint)
+    text = textwrap.dedent(
+        """
+        version: 1
+        name: bucket-zarr
+        inputs:
+          main:
+            source: {items: ["s3://private/recipe/c.zarr"]}
+            steps: [{read_zarr: {variables: t}}]
+        storage:
+          s3_endpoint: ${TP_S3_ENDPOINT}
+          region: us-east-1
+          key_id: ${TP_S3_KEY}
+          secret: ${env:TP_S3_SECRET}
+        """
+    ).lstrip()
+    recipe = load_recipe(text=text, allow_env={"TP_S3_KEY", "TP_S3_SECRET", "TP_S3_ENDPOINT"})
+    (da,) = list(recipe.build())
+    np.testing.assert_array_equal(da.values, cube.t.values)
