@@ -234,3 +234,71 @@ def test_reader_threads_are_started_once_per_pass_not_per_element():
     assert len(seen) == 12 * 4
     assert len({id(t) for t in seen}) <= 2
     assert threading.main_thread() not in seen
+
+
+def _band_cogs(folder: Any, data: np.ndarray) -> dict[str, Any]:
+    """One STAC item of one-band tiled COGs (32² tiles) holding ``data`` (band, y, x)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    bands, height, width = data.shape
+    assets = {}
+    for b in range(bands):
+        path = folder / f"b{b}.tif"
+        profile = {
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "count": 1,
+            "dtype": str(data.dtype),
+            "crs": "EPSG:32631",
+            "transform": from_origin(500_000, 5_000_000, 10, 10),
+            "tiled": True,
+            "blockxsize": 32,
+            "blockysize": 32,
+            "compress": "deflate",
+        }
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data[b], 1)
+        assets[f"b{b}"] = {"href": str(path), "type": "image/tiff; application=geotiff", "roles": ["data"]}
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
+        "id": "chip-test",
+        "bbox": [3.0, 45.0, 3.1, 45.1],
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[3.0, 45.0], [3.1, 45.0], [3.1, 45.1], [3.0, 45.1], [3.0, 45.0]]],
+        },
+        "properties": {
+            "datetime": "2024-06-01T10:00:00Z",
+            "proj:code": "EPSG:32631",
+            "proj:shape": [height, width],
+            "proj:transform": [10.0, 0.0, 500_000.0, 0.0, -10.0, 5_000_000.0],
+        },
+        "links": [],
+        "assets": assets,
+    }
+
+
+def test_stack_stac_cubes_give_the_numpy_reference_chips(tmp_path):
+    pytest.importorskip("odc.stac")
+    data = (np.arange(3 * 96 * 80) % 4093).reshape(3, 96, 80).astype("uint16")
+    item = _band_cogs(tmp_path, data)
+    cube = tp.stack_items([item])
+    assert cube.chunks is not None
+    np.testing.assert_array_equal(cube.values[0], data)  # the cube is the files' pixels
+    arrays, _ = describe_arrays(cube, ("y", "x"), window=WINDOW, stride=WINDOW, block_bytes=2**20)
+    assert arrays[0].mode == "dask"
+    assert isinstance(arrays[0].direct, DaskBlocks)
+    expected = cube.compute()
+    for options in ({}, {"overlap": 4}, {"shuffle": True, "seed": 3}):
+        chips = list(tp.from_items([cube]).chip(WINDOW, **options))
+        starts = _windows(chips, expected)
+        assert len(starts) == len(set(starts))
+        step = WINDOW["y"] - options.get("overlap", 0), WINDOW["x"] - options.get("overlap", 0)
+        assert len(starts) == len(range(0, 96 - 20 + 1, step[0])) * len(range(0, 80 - 16 + 1, step[1]))
+        for chip, (y, x) in zip(chips, starts, strict=True):
+            want = expected.isel(y=slice(y, y + WINDOW["y"]), x=slice(x, x + WINDOW["x"]))
+            xr.testing.assert_identical(chip, want)
