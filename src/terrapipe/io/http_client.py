@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terrapipe.io.http_reads import DEFAULT_DEADLINE, DEFAULT_MAX_BODY, MAX_REDIRECTS, ByteRange, Reply, read
 from terrapipe.io.storage import Storage
@@ -41,13 +41,17 @@ __all__ = [
 HTTPResponse = Reply
 
 
+if TYPE_CHECKING:  # to a type checker the old name is the new class: annotations keep meaning it
+    HTTPOptions = Storage
+
+
 class _StorageAlias(type):
     def __instancecheck__(cls, obj: Any) -> bool:
         """Count every Storage as an HTTPOptions."""
         return isinstance(obj, Storage)
 
 
-class HTTPOptions(metaclass=_StorageAlias):
+class _HTTPOptions(metaclass=_StorageAlias):
     """Deprecated: build a :class:`~terrapipe.io.storage.Storage` (``tp.Storage``) instead.
 
     ``HTTPOptions(timeout, retries, retry_delay, headers, deadline, max_body)``
@@ -83,6 +87,11 @@ class HTTPOptions(metaclass=_StorageAlias):
             stacklevel=2,
         )
         return _storage_of(**kwargs)
+
+
+if not TYPE_CHECKING:
+    HTTPOptions = _HTTPOptions
+    HTTPOptions.__name__ = HTTPOptions.__qualname__ = "HTTPOptions"
 
 
 def _storage_of(

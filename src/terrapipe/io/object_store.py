@@ -13,11 +13,18 @@ configuring :class:`~terrapipe.io.storage.Storage`. The library's own
 exception is not chained: its text holds the full request URL (a
 presigned signature, a SAS token).
 
-obstore is not fork-safe (its tokio runtime's threads are not copied into a
-forked child, so a read there hangs): in a process forked after this process
-used the byte layer, every call raises a
-:class:`~terrapipe.core.errors.WorkerError` saying to start workers with
-``multiprocessing_context="forkserver"`` or ``"spawn"``.
+``http(s)://`` URLs are read through :mod:`terrapipe.io.http_reads`, which
+checks every answer (range, size, encoding, cap, deadline) on top of obstore
+and keeps headers at their origin.
+
+obstore is not fork-safe: its tokio runtime is process-wide and its threads
+are not copied into a forked child, so a read there hangs -- measured with
+obstore 0.12.1, with a store made in the child too, so keeping stores per
+process id (as :func:`_cached_store` does) is not enough. In a process forked
+after this one used obstore (told by comparing process ids; no fork hook is
+installed), HTTP(S) reads go through urllib3 (:mod:`terrapipe.io.http_reads`),
+and bucket reads raise a :class:`~terrapipe.core.errors.WorkerError` saying
+to start workers with ``multiprocessing_context="forkserver"`` or ``"spawn"``.
 
 A ranged read is checked: it returns exactly the bytes asked for, or a
 ``ReadError`` (a server that answers a range with the whole object, or
