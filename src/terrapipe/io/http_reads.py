@@ -87,6 +87,7 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
 from terrapipe.io import object_store
+from terrapipe.io.read_errors import explain
 from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
@@ -413,6 +414,12 @@ def _denied_code(text: str) -> str | None:
     return match.group(1) if match and match.group(1) in object_store._DENIED_CODES else None
 
 
+def _status_error(status: int, retry_after: float | None = None) -> _RetryError:
+    """Return a 429 or 5xx failure (retried), worded as every reader words it (``read_errors.explain``)."""
+    cause, hint = explain(RuntimeError(f"HTTP status {status}"))
+    return _RetryError(cause, retry_after, hint=hint)
+
+
 def _timed_out(storage: Storage) -> _RetryError:
     return _RetryError(
         f"the server did not answer within {storage.timeout:g} s",
@@ -458,9 +465,9 @@ def _obstore_failure(err: BaseException, want: ByteRange | None, storage: Storag
     if code in (401, 403) or denied_code or name in ("PermissionDeniedError", "UnauthenticatedError"):
         return _DeniedError(", ".join(x for x in (f"HTTP {code}" if code else name, denied_code) if x))
     if code is not None and code in _RETRY_STATUS:
-        return _RetryError(f"HTTP {code}")
+        return _status_error(code)
     if code is not None:
-        return ReadError(f"HTTP {code}; the server refused the request: check the URL")
+        return ReadError("; ".join(explain(RuntimeError(f"HTTP status {code}"))))
     if _is_timeout(text):
         return _timed_out(storage)
     return _RetryError(
@@ -733,12 +740,12 @@ def _urllib3_answer(
     if 300 <= status < 400:
         raise _RefusedError(f"HTTP {status} redirects to a URL that is not a usable http(s) URL")
     if status in _RETRY_STATUS:
-        raise _RetryError(f"HTTP {status}", _retry_after(headers.get("retry-after")))
+        raise _status_error(status, _retry_after(headers.get("retry-after")))
     if status not in (200, 206):
         code = _denied_code(response.read(64 * 1024, decode_content=False).decode("utf-8", "replace"))
         if code:
             raise _DeniedError(f"HTTP {status}, {code}")
-        raise ReadError(f"HTTP {status}; the server refused the request: check the URL")
+        raise ReadError("; ".join(explain(RuntimeError(f"HTTP status {status}"))))
     raw_length = headers.get("content-length", "").strip()
     length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else None
     if method == "HEAD":
