@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -244,7 +245,7 @@ def _read_one(
             )
         except ReadError as err:  # not a read failure: handed back, raised below (no retry)
             return err
-        shift = _shift(handle, plan.geobox, _grid_crs(plan))
+        shift = _handle_shift(plan, handle)
         if shift is None:
             return "resample"
         src_nodata = handle.nodatavals[asset.band - 1]
@@ -300,6 +301,22 @@ def _why(asset: AssetBand, reason: BaseException) -> BaseException:
             return reason
     except Exception as opened:  # the server's own answer
         return opened
+
+
+def _handle_shift(plan: NativePlan, handle: Any) -> tuple[int, int] | None:
+    """:func:`_shift` of a handle, worked out once per open handle (comparing two CRSs costs ~80 us)."""
+    shifts: dict[int, tuple[Any, tuple[int, int] | None]] | None = plan.__dict__.get("_shifts")
+    if shifts is None:
+        shifts = {}
+        object.__setattr__(plan, "_shifts", shifts)
+    held = shifts.get(id(handle))
+    if held is not None and held[0]() is handle:
+        return held[1]  # type: ignore[no-any-return]
+    shift = _shift(handle, plan.geobox, _grid_crs(plan))
+    if len(shifts) > 4096:  # handles come and go (closed, other threads): keep the map small
+        shifts.clear()
+    shifts[id(handle)] = (weakref.ref(handle), shift)
+    return shift
 
 
 def _grid_crs(plan: NativePlan) -> Any:
