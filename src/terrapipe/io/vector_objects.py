@@ -13,7 +13,9 @@ bucket here: :func:`fetch_vector` brings the bytes through the byte layer
 folder, and GDAL reads that local copy:
 
 * a FlatGeobuf read with a ``bbox`` (or a ``mask``, by its bounds) is fetched
-  by ranged reads: the header, the nodes of its packed Hilbert R-tree that
+  by ranged reads: its size (learnt without a HEAD, which a presigned URL
+  refuses: the byte layer's first GET of the last 64 KiB; on Azure a HEAD),
+  the first 8 KiB (the header), the nodes of its packed Hilbert R-tree that
   the box reaches (level by level, one concurrent batch of ranges per level)
   and the features those nodes point at. They are written as a smaller
   FlatGeobuf with the same header (its feature count changed) and a new
@@ -51,6 +53,7 @@ import posixpath
 import struct
 import urllib.parse
 from collections.abc import Sequence
+from typing import Any
 
 from terrapipe.core.errors import ReadError
 from terrapipe.io import object_store
@@ -63,6 +66,8 @@ __all__ = ["fetch_vector", "flatgeobuf_subset", "level_bounds"]
 
 _NODE = 40  # minX, minY, maxX, maxY (f64) + offset (u64)
 _MAGIC_AND_SIZE = 12
+#: Bytes read first: the preamble and, mostly, the whole header.
+_FIRST_BYTES = 8192
 #: Side files of a Shapefile: the first two are required by GDAL, the others optional.
 _SHAPEFILE_SIDES = (".shx", ".dbf", ".prj", ".cpg", ".qix")
 
@@ -123,12 +128,15 @@ def flatgeobuf_subset(url: str, box: Sequence[float], storage: Storage | None = 
         No such object, access denied, a damaged header or index.
     """
     shown = public_url(url)
-    handle = ObjectFile(url, storage)
+    handle = ObjectFile(url, storage)  # its size without a HEAD (a GET of the last bytes; Azure: a HEAD)
     try:
-        layout = flatgeobuf_layout(handle, handle.size, shown)  # type: ignore[arg-type]
+        first = handle.read_at(min(handle.size, _FIRST_BYTES), 0)  # the header, in one request mostly
+        (header_size,) = struct.unpack_from("<I", first, 8) if len(first) >= _MAGIC_AND_SIZE else (0,)
+        source: Any = io.BytesIO(first) if _MAGIC_AND_SIZE + header_size <= len(first) else handle
+        layout = flatgeobuf_layout(source, handle.size, shown)
         if layout.index_node_size == 0 or layout.features_count == 0:
             return None
-        head = handle.read_at(layout.index_start, 0)
+        head = first[: layout.index_start] if source is not handle else handle.read_at(layout.index_start, 0)
     finally:
         handle.close()
     count, node_size = layout.features_count, layout.index_node_size
