@@ -46,6 +46,12 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
   upstream does); the covered stages never split an input's outputs, so an
   entry always holds all of them. Workers that compute the same entry at once
   write identical bytes; each store's writes are atomic.
+- Hits cost less than recomputing: keys are computed from the element at
+  the point (a path: its files are walked once per pass), entries are
+  decoded without xarray's checks (see :mod:`terrapipe.cache.codec`), a
+  memory entry's checksum is checked once when stored, read-only chips
+  share the entry's bytes and a local Zarr entry is read into a buffer the
+  hit owns (``benchmarks/bench_cache.py`` measures hits against recomputing).
 - Order: the same as without the cache. Stats count entries (``hits``,
   ``misses``, ``corrupt``, ``writes``, ``not_written``, ``evicted``) and
   elements (``elements``).
@@ -55,7 +61,8 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
   were yielded; a resumed pass serves the rest of that entry.
 
 Stores: :class:`~terrapipe.cache.memory.MemoryLRU`,
-:class:`~terrapipe.cache.zarr_store.ZarrStore` (a folder or fsspec URL),
+:class:`~terrapipe.cache.zarr_store.ZarrStore` (a folder, a fsspec URL, or
+a bucket URL with ``storage=tp.Storage(...)`` through the byte layer),
 :class:`~terrapipe.cache.redis_store.RedisStore` (a ``redis://`` URL). A
 store failure other than a damaged entry (server down, permission denied,
 disk full) raises :class:`~terrapipe.core.errors.CacheError`; a failed write
