@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``bench``, ``integration``."""
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``bench``, ``integration``, ``frameworks``."""
 
 from __future__ import annotations
 
@@ -73,3 +73,15 @@ def integration(session: nox.Session) -> None:
     env = {"PGSTAC_VENV": str(Path(session.cache_dir) / "pgstac-venv"), "TERRAPIPE_INTEGRATION": "1"}
     session.run("bash", "tests/stac/integration/setup_pgstac.sh", external=True, env=env)
     session.run("pytest", "-m", "integration", "tests", *session.posargs, env=env)
+
+
+@nox.session(python="3.11")
+def frameworks(session: nox.Session) -> None:
+    """The Keras, TensorFlow (CPU) and JAX (CPU) adapters' tests and tutorial (heavy wheels, kept out of ``tests``).
+
+    ``TERRAPIPE_FRAMEWORKS=1`` turns the adapters tests' skip on a missing
+    framework into a failure, so this session cannot pass without them.
+    """
+    _install(session, "all,test,frameworks")
+    env = {"TERRAPIPE_FRAMEWORKS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+    session.run("pytest", "tests/adapters", "-p", "no:cacheprovider", *session.posargs, env=env)
