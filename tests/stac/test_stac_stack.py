@@ -217,6 +217,23 @@ def test_cube_from_an_http_catalog_equals_the_local_one(make_catalog: Any) -> No
     assert local.encoding["preferred_chunks"]["x"] == (2 * MINI_TILE,)  # one block: nothing opened
 
 
+def test_remote_assets_get_512_pixel_chunks_local_ones_1024(tile0: list[Any]) -> None:
+    """More, smaller reads in flight over the network (see stack.REMOTE_CHUNK_TARGET); nothing is opened."""
+    remote = []
+    for item in tile0:
+        record = item.to_dict(include_self_link=False)
+        for asset in record["assets"].values():
+            asset["href"] = "https://example.invalid/" + asset["href"].rsplit("/", 2)[-2] + ".tif"
+        remote.append(record)
+    cube = stack_items(remote, bands=["red"])
+    assert cube.chunks is not None
+    assert cube.chunks[2] == (512, 512)
+    assert cube.encoding["preferred_chunks"]["y"] == (512, 512)
+    local = stack_items(tile0, bands=["red"])
+    assert local.chunks is not None
+    assert local.chunks[2] == (1024,)
+
+
 def test_stack_stac_stage_forms(tile0: list[Any], stac_api: str) -> None:
     cubes = list(tp.from_items([tile0[:1], [], tile0]).stack_stac(bands=["red"]))
     assert [c.sizes["time"] for c in cubes] == [1, 3]

@@ -33,12 +33,20 @@ read lazily with dask). What terrapipe adds on top:
 - **items as dicts or ``pystac.Item`` s**, with relative asset hrefs resolved
   against the item's self link (never the working directory);
 - **chunks aligned to the COG tiles**: dask chunks are whole tiles (about
-  1024 pixels: a multiple of the tile size read from the first asset when
-  its header must be read anyway, else 1024-pixel blocks of the native grid,
-  whose edges are tile edges for 256, 512 and 1024-pixel tiles), and a
+  1024 pixels, 512 for assets read over the network: a multiple of the tile
+  size read from the first asset when its header must be read anyway, else
+  blocks of that size on the native grid, whose edges are tile edges for
+  256 and 512-pixel tiles, and 1024 for local files), and a
   cube cut by ``bbox=`` starts with partial chunks so that every later chunk
   edge is a tile edge; ``encoding["preferred_chunks"]`` records that
   layout for the chip stages;
+- **reads without odc-stac on the native grid**: a cube on the items' own
+  grid is read by :mod:`terrapipe.stac.native_read` (one task per chunk,
+  cached handles, each file read straight into the chunk; the same pixels
+  as odc-stac); other grids go through ``odc.stac.load``;
+- **any store**: ``storage=`` (:class:`terrapipe.Storage`) reads assets at
+  ``s3://``, ``gs://``, ``az://``, ``abfs://`` and ``https://`` with every
+  open and read inside ``storage.rasterio_env(href)``;
 - **errors that name the asset**: a COG that fails when the cube is computed
   (HTTP 404, truncated file) raises :class:`~terrapipe.core.errors.ReadError`
   naming the item, the asset and the href.
@@ -60,6 +68,7 @@ import xarray as xr
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.io.paths import is_remote
 from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error, make_naming_driver
 from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
@@ -72,6 +81,11 @@ __all__ = ["StackSTAC", "stack_items"]
 
 #: Chunks are the largest multiple of the COG tile size not above this many pixels (or one tile).
 CHUNK_TARGET = 1024
+#: The same for assets read over the network (``https://``, ``s3://``, ...): smaller chunks keep more
+#: requests in flight when a chip stage reads a cube block by block. Measured on the README flow (sample
+#: world scale=2 over HTTP on 127.0.0.1, 256-pixel tiles, 2 loader threads): 512-pixel chunks 5.1 s,
+#: 1024 8.9 s, 256 slower than 512; on local files 1024 is the faster one (into memory: 0.33 s vs 0.42 s).
+REMOTE_CHUNK_TARGET = 512
 _DEFAULT_TILE = 256
 _GROUPBY = ("time", "solar_day", "id")
 
@@ -190,8 +204,15 @@ def _agreed(values: Sequence[float | None]) -> float | None:
     return stated.pop() if len(stated) == 1 else math.nan
 
 
-def _chunk_size(tile: tuple[int, int]) -> tuple[int, int]:
-    return tuple(t * max(1, CHUNK_TARGET // t) if t < CHUNK_TARGET else t for t in tile)  # type: ignore[return-value]
+def _chunk_size(tile: tuple[int, int], target: int = CHUNK_TARGET) -> tuple[int, int]:
+    """Return the chunk shape: the largest multiple of the tile not above ``target`` pixels (or one tile).
+
+    Examples
+    --------
+    >>> _chunk_size((256, 256)), _chunk_size((256, 256), 512), _chunk_size((2048, 2048))
+    ((1024, 1024), (512, 512), (2048, 2048))
+    """
+    return tuple(t * max(1, target // t) if t < target else t for t in tile)  # type: ignore[return-value]
 
 
 def _lengths(offset: int, size: int, step: int) -> tuple[int, ...]:
@@ -252,7 +273,7 @@ def stack_items(
         ``"id"`` (one slice per item). Fusing keeps the first valid pixel.
     chunks
         Dask chunks, e.g. ``{"x": 512, "y": 512}``; ``None``: whole COG tiles
-        of about 1024 pixels, aligned to the tile grid.
+        of about 1024 pixels (512 for remote assets), aligned to the tile grid.
     dtype
         Output dtype; ``None``: the assets' own (a common type for several bands).
     nodata
@@ -363,14 +384,16 @@ def stack_items(
         raise InvalidArgumentError(msg)
 
     tile: tuple[int, int] | None = None
+    remote = any(is_remote(_href(d["assets"][k])) for d in dicts for k in keys)
+    target = REMOTE_CHUNK_TARGET if remote else CHUNK_TARGET
     if chunks is None:
         # The tiles of the reference COG when a header had to be read anyway; else (nothing is opened) the
         # layout of CHUNK_TARGET blocks on the native grid, whose edges are tile edges for any tile size
         # dividing it (256, 512, 1024: what COGs use).
-        tile = probe(_reference_key(choice, dicts, keys))[2] if probed else (CHUNK_TARGET, CHUNK_TARGET)
+        tile = probe(_reference_key(choice, dicts, keys))[2] if probed else (target, target)
     load_box, window, offsets = _load_grid(choice, tile)
     if tile is not None:
-        chunk_y, chunk_x = _chunk_size(tile)
+        chunk_y, chunk_x = _chunk_size(tile, target)
         odc_chunks: dict[str, int] = {"y": chunk_y, "x": chunk_x}
     else:
         odc_chunks = {k: int(v) for k, v in (chunks or {}).items()}
