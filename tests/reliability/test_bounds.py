@@ -179,10 +179,14 @@ def test_open_raster_handles_per_thread_are_bounded(tmp_path: Path) -> None:
 def test_http_connections_per_thread_are_bounded(server: RangeServer, http_root: Path) -> None:
     (http_root / "blob.bin").write_bytes(bytes(1000))
     url = server.url_for(http_root / "blob.bin")
+    storage = Storage(backoff=0.01, timeout=17.0)
     for start in range(0, 300, 10):
-        fetch(url, Storage(backoff=0.01), range_value=f"bytes={start}-{start + 9}")
-    # one obstore store per origin (and process): one pool of at most Storage.concurrency idle connections
-    assert len([key for key in object_store._STORES if key[1] == server.url]) == 1
+        fetch(
+            url, storage.with_options(deadline=30.0 - start / 100), range_value=f"bytes={start}-{start + 9}"
+        )
+    # one obstore store per origin, process and client settings (whatever each read's deadline):
+    # one pool of at most Storage.concurrency idle connections
+    assert len([key for key in object_store._STORES if key[1] == server.url and key[0].timeout == 17.0]) == 1
 
 
 def test_gdal_messages_kept_per_read_are_bounded() -> None:

@@ -73,6 +73,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import os
 import posixpath
 import re
@@ -212,6 +213,8 @@ def http_store(url: str, storage: Storage) -> tuple[Any, str]:
     an empty key; any other is a key of its origin's store, so the reads of
     one server share one connection pool.
     """
+    # the read's deadline and cap are applied on top (http_reads), not by the client: one store for all
+    storage = dataclasses.replace(storage, deadline=None, max_bytes=None)
     parts = urllib.parse.urlsplit(url)
     path = parts.path
     odd = "//" in path or path.endswith("/") or any(seg in (".", "..") for seg in path.split("/"))
