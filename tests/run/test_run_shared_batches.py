@@ -163,6 +163,21 @@ def test_state_of_a_thread_loader_is_refused_mid_epoch():
         processes.load_state_dict(state)
 
 
+@pytest.mark.parametrize("other", [{"workers": 0}, {"workers": 1}])
+def test_one_worker_process_states_move_to_and_from_other_loaders(other):
+    first, second = {"workers": 1, "method": "process"}, other
+    make = lambda: shuffled_items(range(11), seed=2)  # noqa: E731
+    expected = run_epochs(make, 1, batch_size=3, workers=0)
+    for a, b in ((first, second), (second, first)):
+        with loader(make(), batch_size=3, **a) as one:
+            it = iter(one)
+            head = [next(it).tolist() for _ in range(2)]
+            state = one.state_dict()
+        with loader(make(), batch_size=3, **b) as other:
+            other.load_state_dict(state)
+            assert head + [x.tolist() for x in other] == expected
+
+
 def test_collate_error_names_the_worker_and_the_elements():
     with (
         loader(

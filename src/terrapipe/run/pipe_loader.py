@@ -42,9 +42,10 @@ whole pipes and checkpoints at the level of the pipe's stateful stages:
    and stacked again here. The merge then takes whole batches in turn and
    batches the shards' leftover tails itself (:mod:`~terrapipe.run.merge`):
    the number of batches is the same as with threads, but a batch holds
-   consecutive elements of one shard, so batches differ from a thread
-   loader's (they are as deterministic, and a state saved by one kind of
-   loader is refused by the other mid-epoch). The collate runs in the
+   consecutive elements of one shard, so with several workers batches
+   differ from a thread loader's (they are as deterministic, and a state
+   saved by one kind of loader is refused by the other mid-epoch; with one
+   worker they are the same and states move freely). The collate runs in the
    workers, so with ``"spawn"`` or ``"forkserver"`` it must pickle.
 
 Epochs: each ``iter()`` runs the next epoch (0, 1, 2, ...) unless
@@ -237,7 +238,7 @@ class PipeLoader(Generic[T]):
         self.layout = {"shards_per_rank": self._shards, "rank": self.rank, "world_size": self.world_size}
         # process workers batch and collate their own shards (one shared-memory crossing per batch)
         self._batch_in_workers = self.workers > 0 and method == "process" and self.batch_size is not None
-        if self._batch_in_workers:
+        if self._batch_in_workers and self._shards > 1:  # one shard: the same batches either way
             self.layout["batches_in_workers"] = int(self.batch_size or 0)
 
         self._stats = LoaderStats(pipe, self._shards)
