@@ -22,7 +22,7 @@ Examples
 from terrapipe.cache.canonical import UnkeyableValueError, canonical
 from terrapipe.cache.codec import decode_value, encode_value
 from terrapipe.cache.entry import CorruptEntryError, pack_entry, unpack_entry
-from terrapipe.cache.keys import element_identity, entry_key
+from terrapipe.cache.keys import element_identity, entry_key, source_window_key
 from terrapipe.cache.memory import MemoryLRU
 from terrapipe.cache.point import CachePoint, cache_point
 from terrapipe.cache.redis_store import RedisStore
@@ -53,5 +53,6 @@ __all__ = [
     "find_segment",
     "open_store",
     "pack_entry",
+    "source_window_key",
     "unpack_entry",
 ]
