@@ -159,6 +159,7 @@ def _dataset_class() -> Any:
             """Stop the loader's workers."""
             self.stream.close()
 
+    KerasDataset.__qualname__ = "KerasDataset"
     _CLASS = KerasDataset
     return _CLASS
 

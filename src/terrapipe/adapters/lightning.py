@@ -294,7 +294,7 @@ def _data_module_class() -> Any:
             return self._loader("predict")
 
         def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-            trainer = getattr(self, "_trainer", None)
+            trainer = self.trainer
             if trainer is not None and trainer.training and "train" in self.loaders:
                 self.loaders["train"].given()
             return batch
@@ -320,6 +320,7 @@ def _data_module_class() -> Any:
             for tracked in self.loaders.values():
                 tracked.loader.close()
 
+    DataModule.__qualname__ = "DataModule"  # Lightning files its state under the class's qualname
     _CLASS = DataModule
     return _CLASS
 
