@@ -95,7 +95,8 @@ def test_the_split_cuts_disjoint_non_empty_subsets_of_the_recipes_windows(
         tuple(x["meta"]["bounds"]) for x in tp.load_recipe("landcover-segmentation").build(sample_world)
     ]
     subsets = [set(w) for w in windows.values()]
-    assert all(subsets) and all(len(set(w)) == len(w) for w in windows.values())
+    assert all(subsets)
+    assert all(len(set(w)) == len(w) for w in windows.values())
     assert sum(len(s) for s in subsets) <= len(everything)
     assert set().union(*subsets) <= set(everything)
     for i, a in enumerate(subsets):
@@ -109,8 +110,10 @@ def test_fast_dev_run_on_the_sample_world(tmp_path: Path, sample_world: Any) -> 
     run = trainer(tmp_path, fast_dev_run=True)
     run.fit(model, datamodule=data)
     run.test(model, datamodule=data)
-    assert len(model.losses) == 1 and np.isfinite(model.losses[0])
-    assert model.seen["val"] and model.seen["test"]
+    assert len(model.losses) == 1
+    assert np.isfinite(model.losses[0])
+    assert model.seen["val"]
+    assert model.seen["test"]
     assert isinstance(data.train_dataloader().loader, tp.PipeLoader)
 
 
@@ -166,11 +169,11 @@ def test_a_checkpoint_mid_epoch_resumes_with_the_next_batch(
 
 
 def test_a_recipe_without_a_split_is_refused_or_takes_one(tmp_path: Path, sample_world: Any) -> None:
-    DataModule = tp.adapters.DataModule
+    data_module = tp.adapters.DataModule
     plain = bundled_recipes()["landcover-segmentation"]
     with pytest.raises(tp.RecipeError, match="has no split"):
-        DataModule.from_recipe(plain)
-    data = DataModule.from_recipe(
+        data_module.from_recipe(plain)
+    data = data_module.from_recipe(
         plain,
         split={"fractions": {"train": 0.5, "val": 0.5}, "cell_size": 2560},
         world=sample_world,
@@ -179,6 +182,6 @@ def test_a_recipe_without_a_split_is_refused_or_takes_one(tmp_path: Path, sample
     assert sorted(data.pipes) == ["train", "val"]
     assert len(list(data.val_dataloader())) >= 1
     with pytest.raises(tp.InvalidArgumentError, match="fractions"):
-        DataModule.from_recipe(plain, split={"cell_size": 10})
+        data_module.from_recipe(plain, split={"cell_size": 10})
     with pytest.raises(tp.RecipeError, match="no step takes split"):
-        DataModule.from_recipe(bundled_recipes()["climate-forecasting"])
+        data_module.from_recipe(bundled_recipes()["climate-forecasting"])
