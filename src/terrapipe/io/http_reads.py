@@ -813,36 +813,40 @@ def _urllib3_read(
         attempt += 1
 
 
-# -- one event loop per process for the blocking calls ---------------------------------------------
-_LOOP: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
-_LOOP_LOCK = threading.Lock()
+# -- an event loop per thread for the blocking calls -----------------------------------------------
+class _Loop:
+    """One thread's event loop for :func:`read`'s obstore futures, closed with the thread."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self.loop.close()
 
 
-def _loop() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
-    """Return the event loop that runs :func:`read`'s obstore futures, in a daemon thread of this process.
-
-    Made on first use and per process id (a forked child makes its own; no
-    fork hook). One loop for every blocking read: ``asyncio.run`` per read
-    cost 3 ms a read (measured by ``benchmarks/bench_http_reads.py``).
-    """
-    global _LOOP, _LOOP_LOCK
-    if _LOOP is not None and _LOOP[0] != os.getpid():
-        _LOOP, _LOOP_LOCK = None, threading.Lock()  # a forked child: the parent's lock may be held
-    with _LOOP_LOCK:
-        if _LOOP is None or _LOOP[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="terrapipe-http-reads", daemon=True)
-            thread.start()
-            _LOOP = (os.getpid(), loop, thread)
-        return _LOOP[1], _LOOP[2]
+_LOOPS = threading.local()
 
 
 def _run(coro: Coroutine[Any, Any, Reply], limit: float) -> Reply:
-    """Run ``coro`` on the reads' loop within ``limit`` seconds and return its result."""
-    loop, thread = _loop()
-    if threading.current_thread() is thread:  # pragma: no cover - a read from inside a read
+    """Run ``coro`` within ``limit`` seconds on this thread's loop and return its result.
+
+    Measured by ``benchmarks/bench_http_reads.py``: ``asyncio.run`` per read
+    cost 3 ms a read, a hop to one shared loop thread 1 ms on a loaded machine.
+    Called from a running event loop (a notebook), it runs beside it.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
         return object_store._run(coro, limit)
-    return asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, limit), loop).result()
+    state: _Loop | None = getattr(_LOOPS, "state", None)
+    if state is None or state.pid != os.getpid():  # first read of this thread, or a forked child
+        state = _LOOPS.state = _Loop()
+    return state.loop.run_until_complete(asyncio.wait_for(coro, limit))
 
 
 # -- the entry points -------------------------------------------------------------------------------
