@@ -37,6 +37,14 @@ bytes as the file's: refused for a range, inflated within the cap for a
 whole read), any cap on the body (obstore read a 4 GiB answer into
 memory), an overall deadline, ``Retry-After``.
 
+Measured (``benchmarks/bench_http_reads.py``: 200 ranged reads of 64 KiB
+from ``tests/servers/http_range.py`` on 127.0.0.1, medians of 7 interleaved
+rounds on the shared 2-core machine at load 9.8): raw ``obstore.get_range``
+0.086 s, raw urllib3 0.40 s; :func:`read` over obstore 0.25 s, over urllib3
+0.15 s; :func:`read_async` with 16 in flight 0.13 s; the hand-written
+``http.client`` reader this replaced 0.18 s. fsspec's HTTP filesystem needs
+aiohttp, which no extra installs, so it was not a candidate for HTTP.
+
 Promises
 --------
 - **Checked ranges**: exactly the bytes asked for, or a
