@@ -413,11 +413,55 @@ def test_native_reader_reads_a_file_rewritten_in_place(tmp_path: Path) -> None:
     np.testing.assert_array_equal(second, first + 1)
 
 
-def test_native_cube_is_one_task_per_chunk_and_has_odc_stac_s_coords(tile0: list[Any]) -> None:
+def test_native_cube_is_one_read_per_chunk_and_has_odc_stac_s_coords(tile0: list[Any]) -> None:
     cube = stack_items(tile0, bands=["red", "nir"], chunks={"x": 512, "y": 512})
-    assert len(dict(cube.data.__dask_graph__())) == 3 * 2 * 2 * 2
+    assert len(dict(cube.data.__dask_graph__())) == 3 * 2 * 2 * 2 + 1  # one read per chunk, and the reader
     theirs = odc_stac.load(tile0, bands=["red"], chunks={"x": 512, "y": 512})
     for name in ("x", "y", "time", "spatial_ref"):
         assert cube[name].identical(theirs[name]), name
     again = stack_items(tile0, bands=["red", "nir"], chunks={"x": 512, "y": 512})
     assert again.data.name == cube.data.name  # the same cube, the same graph name
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "http"])
+def test_slices_of_a_native_cube_read_only_what_they_select(
+    tmp_path: Path, remote: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask fuses a slice into the read of its chunk: a band, a window, a step, a time read just that."""
+    from terrapipe.stac import native_read
+
+    items = _scenes(tmp_path)
+    for item in items:
+        item["assets"]["nir"] = copy.deepcopy(item["assets"]["data"])
+    full_local = stack_items(items, bands=["data", "nir"], chunks={"x": 64, "y": 64}).values
+    fills: list[tuple[int, int]] = []
+    original = native_read._fill_slot
+
+    def spy(plan: Any, assets: Any, cfg: Any, dst: Any, rows: Any, cols: Any) -> None:
+        fills.append((rows[1] - rows[0], cols[1] - cols[0]))
+        original(plan, assets, cfg, dst, rows, cols)
+
+    monkeypatch.setattr(native_read, "_fill_slot", spy)
+    with range_server(tmp_path) as server:
+        if remote:
+            for item in items:
+                for asset in item["assets"].values():
+                    asset["href"] = server.url_for(Path(asset["href"]))
+        cube = stack_items(items, bands=["data", "nir"], chunks={"x": 64, "y": 64})
+        cases = [
+            ({"band": 1, "time": 0, "y": slice(10, 30), "x": slice(70, 75)}, (1, 1)),
+            ({"band": slice(0, 1), "y": slice(5, 60, 3), "x": -1}, (cube.sizes["time"], 1)),
+            ({"time": -1}, (1, 2)),
+        ]
+        for selection, (times, bands) in cases:  # (time slots, bands) each read covers
+            fills.clear()
+            got = cube.isel(selection).values
+            want = full_local[tuple(selection.get(d, slice(None)) for d in ("time", "band", "y", "x"))]
+            np.testing.assert_array_equal(got, want)
+            assert all(r <= 64 and c <= 64 for r, c in fills)  # never more than a chunk
+            assert len(fills) % (times * bands) == 0
+        fills.clear()
+        np.testing.assert_array_equal(
+            cube.isel(band=1, time=0, y=slice(0, 8), x=slice(0, 8)).values, full_local[0, 1, :8, :8]
+        )
+        assert fills == [(8, 8)]  # one read of just that window

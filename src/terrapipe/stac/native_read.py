@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +59,16 @@ from terrapipe.io.raster_array import RasterSource, acquire, attempt
 from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import asset_read_error, cast_read, check_band, refused_credentials
 
-__all__ = ["AssetBand", "NativePlan", "asset_band", "chunk_sources", "native_array", "read_chunk"]
+__all__ = [
+    "READ_THREADS",
+    "AssetBand",
+    "NativeArray",
+    "NativePlan",
+    "asset_band",
+    "chunk_sources",
+    "native_array",
+    "read_chunk",
+]
 
 #: A file is pasted (read without resampling) when its pixel size equals the cube's and its origin is a
 #: whole number of pixels away, to this many pixels; anything else goes to odc-stac's reader.
@@ -130,6 +141,10 @@ class NativePlan:
         ``href -> (item id, asset key)``, for messages.
     cast
         Whether ``dtype=`` was given (a file type the cube cannot hold is cast).
+    remote
+        Whether files are read over the network (their bands are read at once).
+    bands
+        The cube's band names, in order.
     """
 
     geobox: Any
@@ -137,6 +152,8 @@ class NativePlan:
     slots: tuple[tuple[tuple[AssetBand, ...], ...], ...]
     names: Mapping[str, tuple[str, str]]
     cast: bool
+    remote: bool = False
+    bands: tuple[str, ...] = ()
 
 
 def fill_value(cfg: Any) -> Any:
@@ -401,47 +418,137 @@ def _fill_slot(
 def read_chunk(
     plan: NativePlan, times: tuple[int, int], band: int, rows: tuple[int, int], cols: tuple[int, int]
 ) -> np.ndarray:
-    """Read the chunk ``[times, band, rows, cols]`` of a native cube (a dask task).
+    """Read ``[times, band, rows, cols]`` of a native cube: shape ``(times, 1, rows, cols)``, the cube's dtype."""
+    return NativeArray(plan)[slice(*times), slice(band, band + 1), slice(*rows), slice(*cols)]
 
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(times, 1, rows, cols)``, the cube's dtype.
+
+#: Threads that read the bands and time slots of one remote read at once (latency, not decoding).
+READ_THREADS = 16
+_POOL: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Return this process's read pool (a forked child makes its own: the parent's threads are not in it)."""
+    pid = os.getpid()
+    with _POOL_LOCK:
+        pool = _POOL.get(pid)
+        if pool is None:
+            pool = _POOL[pid] = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="stack_stac-read")
+        return pool
+
+
+def _after_fork_in_child() -> None:
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()  # the parent may have held it while forking
+    _POOL.clear()  # the parent's pool: its threads are not in this process
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class NativeArray:
+    """The ``(time, band, y, x)`` pixels of a native cube, read by slices (what ``da.from_array`` wraps).
+
+    Dask fuses a slice of the cube into the read of its chunk (``getter``),
+    so ``cube.isel(band=0, y=slice(0, 256))`` or a chip stage's block reads
+    just those pixels, not the whole chunk. A read of several bands or time
+    slots of remote files fetches them at once on a small pool
+    (:data:`READ_THREADS`): a chunk of a remote cube holds every band, so a
+    chip's block is one read with its bands in flight together.
+
+    Parameters
+    ----------
+    plan
+        What to read (:class:`NativePlan`).
     """
-    cfg = plan.cfgs[band]
-    out = np.empty((times[1] - times[0], 1, rows[1] - rows[0], cols[1] - cols[0]), dtype=np.dtype(cfg.dtype))
-    for k, t in enumerate(range(times[0], times[1])):
-        _fill_slot(plan, plan.slots[t][band], cfg, out[k, 0], rows, cols)
-    return out
+
+    def __init__(self, plan: NativePlan) -> None:
+        self.plan = plan
+        height, width = plan.geobox.shape
+        self.shape = (len(plan.slots), len(plan.cfgs), int(height), int(width))
+        self.dtype = np.result_type(*[np.dtype(cfg.dtype) for cfg in plan.cfgs])
+        self.ndim = 4
+
+    def __repr__(self) -> str:
+        return f"NativeArray(shape={self.shape}, dtype={self.dtype.name})"
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (4 - len(key))
+        picks = [_axis(k, n) for k, n in zip(key, self.shape, strict=True)]
+        (ts, t_drop), (bs, b_drop) = picks[0], picks[1]
+        ys, xs = picks[2][0], picks[3][0]
+        r0, r1, r_step = ys.start, ys.start + max(0, (len(ys) - 1) * ys.step + 1), ys.step
+        c0, c1, c_step = xs.start, xs.start + max(0, (len(xs) - 1) * xs.step + 1), xs.step
+        out = np.empty((len(ts), len(bs), r1 - r0, c1 - c0), dtype=self.dtype)
+        jobs = [(i, t, j, b) for i, t in enumerate(ts) for j, b in enumerate(bs)]
+        plan = self.plan
+
+        def fill(job: tuple[int, int, int, int]) -> None:
+            i, t, j, b = job
+            _fill_slot(plan, plan.slots[t][b], plan.cfgs[b], out[i, j], (r0, r1), (c0, c1))
+
+        if len(jobs) > 1 and plan.remote and out.size:
+            for _ in _pool().map(fill, jobs):
+                pass
+        else:
+            for job in jobs:
+                fill(job)
+        result = out[:, :, ::r_step, ::c_step] if r_step != 1 or c_step != 1 else out
+        drop = tuple(0 if flag else slice(None) for flag in (t_drop, b_drop, picks[2][1], picks[3][1]))
+        return result[drop] if any(isinstance(d, int) for d in drop) else result
+
+
+def _axis(key: Any, size: int) -> tuple[Any, bool]:
+    """Normalise one basic index to ``(indices as a range, whether the axis is dropped)``.
+
+    Examples
+    --------
+    >>> _axis(slice(2, None), 5), _axis(-1, 5)
+    ((range(2, 5), False), (range(4, 5), True))
+    """
+    if isinstance(key, slice):
+        start, stop, step = key.indices(size)
+        if step < 1:
+            raise IndexError(f"a native cube is read with forward slices, got {key!r}")
+        return range(start, max(start, stop), step), False
+    if isinstance(key, (int, np.integer)):
+        index = int(key) + size if int(key) < 0 else int(key)
+        if not 0 <= index < size:
+            raise IndexError(f"index {int(key)} is out of bounds for an axis of {size}")
+        return range(index, index + 1), True
+    raise IndexError(f"a native cube is read with ints and slices, got {key!r}")
 
 
 def native_array(plan: NativePlan, chunks: tuple[int, int, int], token: str) -> Any:
     """Return the ``(time, band, y, x)`` dask array of ``plan``, chunked ``(time, y, x)`` by ``chunks``.
 
-    ``token`` names the graph (the same cube, the same name).
+    Bands are one chunk each for local files; for remote files one chunk
+    holds every band (read together: see :class:`NativeArray`). ``token``
+    names the graph (the same cube, the same name).
     """
     da = require("dask.array", extra="dask", feature="stack_stac")
-    n_time, n_band = len(plan.slots), len(plan.cfgs)
-    height, width = plan.geobox.shape
+    array = NativeArray(plan)
+    n_time, n_band, height, width = array.shape
     step_t, step_y, step_x = chunks
-    t_edges = _edges(n_time, step_t)
-    y_edges = _edges(height, step_y)
-    x_edges = _edges(width, step_x)
-    name = f"stack_stac-{token}"
-    graph: dict[Any, Any] = {}
-    for ti, t in enumerate(t_edges):
-        for b in range(n_band):
-            for yi, y in enumerate(y_edges):
-                for xi, x in enumerate(x_edges):
-                    graph[(name, ti, b, yi, xi)] = (read_chunk, plan, t, b, y, x)
     sizes = (
-        tuple(e[1] - e[0] for e in t_edges),
-        (1,) * n_band,
-        tuple(e[1] - e[0] for e in y_edges),
-        tuple(e[1] - e[0] for e in x_edges),
+        tuple(e[1] - e[0] for e in _edges(n_time, step_t)),
+        (n_band,) if plan.remote else (1,) * n_band,
+        tuple(e[1] - e[0] for e in _edges(height, step_y)),
+        tuple(e[1] - e[0] for e in _edges(width, step_x)),
     )
-    dtype = np.result_type(*[np.dtype(cfg.dtype) for cfg in plan.cfgs])
-    return da.Array(graph, name, chunks=sizes, dtype=dtype)
+    meta = np.empty((0, 0, 0, 0), dtype=array.dtype)
+    return da.from_array(
+        array,
+        chunks=sizes,
+        name=f"stack_stac-{token}",
+        lock=False,
+        asarray=False,
+        meta=meta,
+        inline_array=False,
+    )
 
 
 def _edges(size: int, step: int) -> list[tuple[int, int]]:

@@ -717,7 +717,16 @@ def _native_cube(
         return assets[key]
 
     slots = tuple(tuple(tuple(asset(i, ref) for i in group) for ref in refs) for group in groups)
-    plan = NativePlan(geobox=load_box, cfgs=cfgs, slots=slots, names=dict(names), cast=cast)
+    remote = any(is_remote(a.source.path) for slot in slots for band in slot for a in band)
+    plan = NativePlan(
+        geobox=load_box,
+        cfgs=cfgs,
+        slots=slots,
+        names=dict(names),
+        cast=cast,
+        remote=remote,
+        bands=tuple(ref.name for ref in refs),
+    )
     shape = resolve_chunk_shape(len(groups), load_box, dict(chunks), dtype=out_dtype)
     token = tokenize(
         [[[(a.source.path, a.source.stamp, a.band) for a in band] for band in slot] for slot in slots],

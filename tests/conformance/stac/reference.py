@@ -221,14 +221,13 @@ def raster_sources(array: Any) -> set[tuple[str, int]]:
             continue
         needed.add(key)
         todo.extend(_dependencies(graph[key], graph))
+    native = _native_sources(array)
+    if native is not None:
+        return native
     found: set[tuple[str, int]] = set()
 
     def walk(value: Any, depth: int = 0) -> None:
         if depth > 8:
-            return
-        native = _native_sources(value)
-        if native is not None:
-            found.update(native)
             return
         if isinstance(value, RasterSource):
             found.add((str(value.uri), int(value.band)))
@@ -249,21 +248,29 @@ def raster_sources(array: Any) -> set[tuple[str, int]]:
     return found
 
 
-def _native_sources(value: Any) -> set[tuple[str, int]] | None:
-    """``(href, band)`` a task of terrapipe's native reader reads (``read_chunk(plan, times, band, rows, cols)``)."""
-    from terrapipe.stac.native_read import NativePlan, chunk_sources, read_chunk
+def _native_sources(array: Any) -> set[tuple[str, int]] | None:
+    """``(href, band)`` terrapipe's native reader reads for ``array`` (a band selection of a native cube).
 
-    func = getattr(value, "func", None)
-    args = getattr(value, "args", None)
-    if func is None and isinstance(value, tuple) and value and callable(value[0]):
-        func, args = value[0], value[1:]
-    if func is not read_chunk or not args or not isinstance(args[0], NativePlan):
+    The cube's dask graph holds one :class:`~terrapipe.stac.native_read.NativeArray`; every time slot
+    of the selected bands is read, each file where its footprint meets the cube.
+    """
+    from terrapipe.stac.native_read import NativeArray, chunk_sources
+
+    found = [
+        getattr(value, "value", value)
+        for value in dict(array.data.__dask_graph__()).values()
+        if isinstance(getattr(value, "value", value), NativeArray)
+    ]
+    if not found:
         return None
-    plan, times, band, rows, cols = (getattr(a, "value", a) for a in args)
+    plan = found[0].plan
+    height, width = plan.geobox.shape
+    wanted = [plan.bands.index(str(name)) for name in np.atleast_1d(array["band"].values)]
     return {
         (asset.source.path, asset.band)
-        for t in range(times[0], times[1])
-        for asset in chunk_sources(plan.slots[t][band], rows, cols)
+        for slot in plan.slots
+        for b in wanted
+        for asset in chunk_sources(slot[b], (0, height), (0, width))
     }
 
 
