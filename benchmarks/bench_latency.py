@@ -29,13 +29,17 @@ other files (a 512 x 512 COG and Zarr store on the same server; for the README
 flow, a search of the API and the flow over the world's local files): imports
 and first-use set-up are not what this measures. In each round every flow runs
 its contenders back to back (``--contenders``: ``peer``; ``ours``, the
-defaults; ``ours16``, ``workers=16``; ``local``, the defaults on the same
+defaults; ``ours16``, ``workers=16``; ``ours4``, ``workers=4``, the default
+before reads adapted to the source; ``local``, the defaults on the same
 files on local disk, where there is no latency to hide); the table gives the
 median seconds over the rounds and the ratio ``peer / this`` (>= 1: faster
 than the peer) of the medians.
 
+``--fetch`` instead compares threads and asyncio (obstore) fetching every
+chunk of the Zarr store, at 16 and 64 requests in flight.
+
 Run: ``python benchmarks/bench_latency.py [--size 4096] [--repeat 3] [--latency 0.03] [--rate 50e6]
-[--markdown out.md]``.
+[--markdown out.md] [--fetch]``.
 """
 
 from __future__ import annotations
@@ -274,11 +278,73 @@ def readme_jobs(api: str) -> list[tuple[str, tuple[int, int, int, int], list[int
     return jobs
 
 
+def bench_fetch(base: str, n: int, repeat: int) -> list[tuple[str, float]]:
+    """Threads or asyncio: GET every chunk of the Zarr store at ``base`` (no decoding), several ways.
+
+    Returns ``(how, median seconds)`` rows.
+    """
+    import asyncio
+    import http.client
+
+    import obstore
+    from obstore.store import HTTPStore
+
+    keys = [f"v/{r}.{c}" for r in range(n // TILE) for c in range(n // TILE)]
+    parts = urllib.parse.urlsplit(base)
+    store = HTTPStore.from_url(base, client_options={"allow_http": True})
+
+    def threads(count: int) -> int:
+        local = threading.local()
+
+        def get(key: str) -> int:
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            conn.request("GET", f"{parts.path}/{key}")
+            return len(conn.getresponse().read())
+
+        with ThreadPoolExecutor(count) as pool:
+            return sum(pool.map(get, keys))
+
+    def obstore_threads(count: int) -> int:
+        with ThreadPoolExecutor(count) as pool:
+            return sum(pool.map(lambda key: len(obstore.get(store, key).bytes()), keys))
+
+    def obstore_async(limit: int) -> int:
+        async def main() -> int:
+            gate = asyncio.Semaphore(limit)
+
+            async def one(key: str) -> int:
+                async with gate:
+                    reply = await obstore.get_async(store, key)
+                    return len(await reply.bytes_async())
+
+            return sum(await asyncio.gather(*(one(key) for key in keys)))
+
+        return asyncio.run(main())
+
+    cases: list[tuple[str, Callable[[], int]]] = [
+        ("http.client, 16 threads (a connection each)", lambda: threads(16)),
+        ("obstore sync get, 16 threads", lambda: obstore_threads(16)),
+        ("obstore get_async, 16 in flight", lambda: obstore_async(16)),
+        ("obstore get_async, 64 in flight", lambda: obstore_async(64)),
+    ]
+    for _, fn in cases:
+        fn()  # warm: connections, the runtime
+    times: dict[str, list[float]] = {how: [] for how, _ in cases}
+    for _ in range(repeat):
+        for how, fn in cases:
+            start = time.perf_counter()
+            fn()
+            times[how].append(time.perf_counter() - start)
+    return [(how, statistics.median(values)) for how, values in times.items()]
+
+
 def run_one(args: argparse.Namespace) -> None:
     """Subprocess entry: run one contender once, print ``{"seconds", "bytes"}``."""
     spec = json.loads(args.run)
     flow, who, url, n = spec["flow"], spec["who"], spec["url"], spec["n"]
-    workers = 16 if who == "ours16" else None
+    workers = {"ours16": 16, "ours4": 4}.get(who)
     fn: Callable[[], int]
     # Warm-up (not timed): imports, GDAL's and the HTTP clients' first-use set-up, on other files
     # than the timed ones (GDAL's /vsicurl/ cache must not answer the timed reads).
@@ -356,8 +422,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.030, help="seconds added per request")
     parser.add_argument("--rate", type=float, default=50e6, help="bytes/s per connection")
     parser.add_argument("--flows", default="raster,zarr,readme,loader")
-    parser.add_argument("--contenders", default="peer,ours,ours16,local")
+    parser.add_argument("--contenders", default="peer,ours,ours16,ours4,local")
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument(
+        "--fetch", action="store_true", help="only compare threads and asyncio fetching chunks"
+    )
     args = parser.parse_args()
     if args.run:
         run_one(args)
@@ -396,6 +465,11 @@ def main() -> None:
                     "zarr": str(folder / paths["zarr"]),
                     "catalog": str(world.catalog),
                 }
+                if args.fetch:
+                    print(f"\nGET every chunk of the {args.size}^2 Zarr store (medians of {args.repeat}):")
+                    for how, seconds in bench_fetch(urls["zarr"], args.size, args.repeat):
+                        print(f"| {how} | {seconds:.3f} |")
+                    return
                 for round_no in range(args.repeat):
                     for flow in flows:
                         for who in contenders:
@@ -421,6 +495,7 @@ def main() -> None:
         "peer": "16-thread hand-written reader",
         "ours": "terrapipe, defaults",
         "ours16": "terrapipe, workers=16",
+        "ours4": "terrapipe, workers=4 (the old default's count)",
         "local": "terrapipe, defaults, files on local disk",
     }
     for flow in flows:
