@@ -66,6 +66,10 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "a function of no arguments: one value",
         "test_memoized_grids_are_bounded",
     ),
+    ("cache/codec.py", "lru_cache"): (
+        "a function of no arguments: one value",
+        "test_memoized_grids_are_bounded",
+    ),
     ("io/object_store.py", "OrderedDict("): (
         "64 object stores (one per Storage and bucket, least recently used dropped)",
         "tests/storage/test_byte_layer_local.py::test_stores_kept_for_reuse_are_bounded",
