@@ -178,6 +178,27 @@ def test_one_worker_process_states_move_to_and_from_other_loaders(other):
             assert head + [x.tolist() for x in other] == expected
 
 
+def sleepy(x: int) -> int:
+    time.sleep(2.0 if x == 6 else 0.15)
+    return x
+
+
+def test_timeout_counts_per_element_made_not_per_batch():
+    # a batch of 4 takes 0.6 s, longer than the timeout, but each element comes within it
+    with loader(
+        tp.from_items(range(6)).map(sleepy), batch_size=4, workers=1, method="process", timeout=0.5
+    ) as b:
+        assert [x.tolist() for x in b] == [[0, 1, 2, 3], [4, 5]]
+    # one element that takes 2 s is a stuck worker
+    with (
+        loader(
+            tp.from_items(range(8)).map(sleepy), batch_size=4, workers=1, method="process", timeout=0.5
+        ) as b,
+        pytest.raises(WorkerError, match=r"sent nothing for 0\.5 s"),
+    ):
+        list(b)
+
+
 def test_collate_error_names_the_worker_and_the_elements():
     with (
         loader(

@@ -586,7 +586,8 @@ def loader(
     timeout
         Seconds to wait for one element from a worker before raising
         :class:`~terrapipe.run.errors.WorkerError`; ``None`` waits as long as
-        the worker is alive.
+        the worker is alive. Process workers that batch are timed per element
+        they make, not per batch they send.
     progress
         Draw a rich progress bar per epoch (needs ``rich``: ``terrapipe[cli]``).
 

@@ -135,6 +135,7 @@ def _run_pass(
     stop: Any,
     reporter: StatsReporter,
     batching: tuple[int, Callable[[list[Any]], Any]] | None = None,
+    progress: Any = None,
 ) -> None:
     gen, epoch, position = command
     encode: Callable[[Message], Any] = _encode_process if method == "process" else (lambda message: message)
@@ -164,6 +165,8 @@ def _run_pass(
                 skip -= 1
                 continue
             yielded += 1
+            if progress is not None:  # the main side's timeout counts from the last element made
+                progress.value += 1
             here = {"yielded": yielded, "pipe": plan.capture()}
             if batching is None:
                 message: Message = (gen, ITEM, element, here, reporter.poll())
@@ -214,6 +217,7 @@ def _worker_main(
     generation: Any,
     stop: Any,
     batching: tuple[int, Callable[[list[Any]], Any]] | None = None,
+    progress: Any = None,
 ) -> None:
     parent = os.getppid()
     if method == "process":
@@ -231,7 +235,9 @@ def _worker_main(
                 continue
             if command is None:
                 break
-            _run_pass(pipe, info, method, seed, command, results, generation, stop, reporter, batching)
+            _run_pass(
+                pipe, info, method, seed, command, results, generation, stop, reporter, batching, progress
+            )
     if method == "process":
         results.cancel_join_thread()
 
@@ -273,6 +279,7 @@ class WorkerPool:
         Seeds the global random generators of process workers every pass.
     timeout
         Seconds to wait for one element of a worker before giving up; ``None``: no limit.
+        A worker that batches counts as waited for from the last element it made.
     batch_size, collate
         With ``method="process"``, each worker batches its shard and collates
         the batches itself (see the module docs); ``None``: workers send
@@ -305,6 +312,7 @@ class WorkerPool:
         self._workers: list[Any] = []
         self._commands: list[Any] = []
         self._results: list[Any] = []
+        self._progress: list[Any] = []  # elements made per worker (processes that batch)
         self._generation: Any = None
         self._stop: Any = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -360,6 +368,8 @@ class WorkerPool:
         self._generation, self._stop = ctx.Value("q", 0), ctx.Event()
         for index, info in enumerate(self.infos):
             commands, results = ctx.Queue(), ctx.Queue(maxsize=self.buffer)
+            progress = ctx.Value("q", 0, lock=False) if self.batching is not None else None
+            self._progress.append(progress)
             worker = ctx.Process(
                 target=_worker_main,
                 args=(
@@ -372,6 +382,7 @@ class WorkerPool:
                     self._generation,
                     self._stop,
                     self.batching,
+                    progress,
                 ),
                 name=f"terrapipe-loader-{index}",
                 daemon=True,
@@ -398,7 +409,7 @@ class WorkerPool:
             self._finalizer()
         elif self._stop is not None:
             _shutdown(self.method, self._stop, self._commands, self._results, self._workers)
-        self._workers, self._commands, self._results = [], [], []
+        self._workers, self._commands, self._results, self._progress = [], [], [], []
         self._finalizer = None
 
     # -- passes ---------------------------------------------------------
@@ -453,6 +464,8 @@ class WorkerPool:
         """
         results, worker = self._results[index], self._workers[index]
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        progress = self._progress[index] if index < len(self._progress) else None
+        made = None if progress is None else progress.value
         while True:
             try:
                 message = self._decode(results.get(timeout=_POLL), index)
@@ -472,6 +485,10 @@ class WorkerPool:
                             "killed for memory, lower workers, prefetch or batch_size"
                         )
                         raise WorkerError(msg) from None
+                elif deadline is not None and progress is not None and progress.value != made:
+                    made = progress.value  # a batching worker made an element: it is not stuck
+                    deadline = time.monotonic() + float(self.timeout or 0)
+                    continue
                 elif deadline is not None and time.monotonic() > deadline:
                     msg = (
                         f"loader worker {index} ({self.method}) sent nothing for {self.timeout} s "
