@@ -9,6 +9,7 @@ segment left in /dev/shm after a normal shutdown or a crashed worker.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import time
@@ -197,6 +198,35 @@ def test_timeout_counts_per_element_made_not_per_batch():
         pytest.raises(WorkerError, match=r"sent nothing for 0\.5 s"),
     ):
         list(b)
+
+
+PRODUCED = multiprocessing.get_context("fork").Value("q", 0)
+
+
+def count_produced(x: int) -> int:
+    with PRODUCED.get_lock():
+        PRODUCED.value += 1
+    return x
+
+
+def test_elements_ahead_of_the_consumer_stay_bounded():
+    PRODUCED.value = 0
+    consumed = 0
+    with loader(
+        tp.from_items(range(150)).map(count_produced),
+        batch_size=4,
+        workers=2,
+        method="process",
+        multiprocessing_context="fork",
+        prefetch=1,
+        buffer=1,
+    ) as batches:
+        bound = batches.max_elements_ahead
+        for batch in batches:
+            consumed += len(batch)
+            time.sleep(0.01)
+            assert PRODUCED.value - consumed <= bound
+    assert consumed == 150
 
 
 def test_collate_error_names_the_worker_and_the_elements():
