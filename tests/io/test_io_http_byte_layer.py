@@ -6,7 +6,8 @@
 - urllib3 reads honour ``Retry-After`` up to ``Storage.max_backoff``;
 - ``HTTPOptions`` is a deprecated alias building the ``tp.Storage`` of the same meaning;
 - ``HTTPFile`` sends no HEAD (a URL presigned for GET refuses one);
-- obstore's HTTP stores are kept per (Storage, origin, process).
+- obstore's HTTP stores are kept per (Storage, origin, process);
+- an honest chunked answer (which obstore refuses) is read, within the cap.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import threading
 import time
 import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +160,40 @@ def test_http_stores_are_kept_per_origin_and_process(hostile: HostileServer) -> 
     assert empty == ""
     origin = hostile.url  # a forked child finds no store of its parent's under its own process id
     assert [k[2] for k in object_store._STORES if k[1] == origin and k[0] == storage] == [os.getpid()]
+
+
+class _Chunked(BaseHTTPRequestHandler):
+    """Answers every GET with BLOB in chunked transfer encoding (no Content-Length), as dynamic servers do."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i in range(0, len(BLOB), 10_000):
+            piece = BLOB[i : i + 10_000]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
+
+@pytest.fixture(scope="module")
+def chunked_url() -> Any:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Chunked)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/blob.bin"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_honest_chunked_answer_is_read_within_the_cap(chunked_url: str) -> None:
+    """obstore refuses a body without Content-Length; the byte layer reads it with urllib3, capped."""
+    assert fetch(chunked_url, Storage()).body == BLOB
+    assert fetch(chunked_url, Storage(), byte_range=ByteRange(500, 1500)).body == BLOB[500:1500]
+    with pytest.raises(ReadError, match=r"larger than the cap \(max_body\) of 1000 bytes"):
+        fetch(chunked_url, Storage(max_bytes=1000))

@@ -18,6 +18,8 @@ by running ``tests/servers/hostile_http.py`` against obstore 0.12.1 directly:
   redirect from ``127.0.0.1``). Requests with headers go through urllib3,
   whose redirects are followed with every configured header removed once a
   hop leaves the origin (scheme, host, port);
+- **an answer without** ``Content-Length`` (chunked): obstore refuses it;
+  urllib3 reads it again, within the cap and the same deadline;
 - **a process forked after this one used obstore**: obstore's tokio
   runtime is process-wide and its threads are not copied by ``fork``, so any
   read there hangs, with a new store too (measured). Such a process reads
@@ -27,7 +29,7 @@ What obstore checks itself (so a wrong answer is an error before we see
 it): a ranged request answered ``200`` (``NotSupported``: the whole file is
 then read and cut to the range here, as HTTP allows), a ``206`` whose
 ``Content-Range`` names other bytes, an answer without ``Content-Length``
-(chunked bodies are refused), a body cut before its ``Content-Length``,
+(refused, see above), a body cut before its ``Content-Length``,
 bytes sent on an idle kept-alive connection (the forged next answer).
 What it does not check, done here for both transports: a ``206`` body
 longer or shorter than its ``Content-Range`` (obstore returned 2048 bytes
@@ -238,6 +240,10 @@ class _CutShortError(_RetryError):
 
 class _ExpiredError(Exception):
     """The read's deadline passed."""
+
+
+class _NoLengthError(Exception):
+    """obstore refuses a body without ``Content-Length`` (chunked): urllib3 reads it, within the cap."""
 
 
 class _DeniedError(Exception):
@@ -453,10 +459,7 @@ def _obstore_failure(err: BaseException, want: ByteRange | None, storage: Storag
             "bytes of the file"
         )
     if "Content-Length Header missing" in text:
-        return _RefusedError(
-            "its answer has no valid Content-Length (a chunked or unbounded body): a cut cannot be told "
-            "from the end"
-        )
+        return _NoLengthError()
     if "TooManyRedirects" in text or "too many redirects" in text.lower():
         return _RefusedError(f"more than {MAX_REDIRECTS} redirects")
     if "builder error" in text:  # the URL asked for was checked: this is where a redirect pointed
@@ -937,9 +940,13 @@ def read(
     config, limit, cap = _prepare(url, storage, deadline, max_body)
     shown = public_url(url)
     try:
+        end = time.monotonic() + limit
         if _uses_obstore(config):
-            return _run(_obstore_read(url, config, method, byte_range, expected_total, cap), limit)
-        return _urllib3_read(url, config, method, byte_range, expected_total, cap, time.monotonic() + limit)
+            try:
+                return _run(_obstore_read(url, config, method, byte_range, expected_total, cap), limit)
+            except _NoLengthError:
+                pass
+        return _urllib3_read(url, config, method, byte_range, expected_total, cap, end)
     except TimeoutError:
         raise _deadline_error(shown, limit) from None
     except _ExpiredError as err:
@@ -962,10 +969,13 @@ async def read_async(
     config, limit, cap = _prepare(url, storage, deadline, max_body)
     shown = public_url(url)
     try:
+        end = time.monotonic() + limit
         if _uses_obstore(config):
             coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
-            return await asyncio.wait_for(coro, limit)
-        end = time.monotonic() + limit
+            try:
+                return await asyncio.wait_for(coro, limit)
+            except _NoLengthError:
+                pass
         return await asyncio.to_thread(
             _urllib3_read, url, config, method, byte_range, expected_total, cap, end
         )
