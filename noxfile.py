@@ -83,5 +83,11 @@ def frameworks(session: nox.Session) -> None:
     framework into a failure, so this session cannot pass without them.
     """
     _install(session, "all,test,frameworks")
-    env = {"TERRAPIPE_FRAMEWORKS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu"}
+    env = {
+        "TERRAPIPE_FRAMEWORKS": "1",
+        "KERAS_BACKEND": "torch",  # test_keras runs the JAX backend in a subprocess of its own
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",  # two CPU devices: batches really sharded
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     session.run("pytest", "tests/adapters", "-p", "no:cacheprovider", *session.posargs, env=env)

@@ -150,7 +150,11 @@ class TFPipe:
         self.loader = batches
         self.channels_last = channels_last
         self.signature = output_signature(sample, channels_last=channels_last)
-        self.dataset = tf.data.Dataset.from_generator(self._generate, output_signature=self.signature)
+        dataset = tf.data.Dataset.from_generator(self._generate, output_signature=self.signature)
+        options = tf.data.Options()
+        # no prefetch injected behind the generator: the loader's state stays "after the batches tf.data handed on"
+        options.experimental_optimization.inject_prefetch = False
+        self.dataset = dataset.with_options(options)
 
     def _generate(self) -> Iterator[Any]:
         for batch in self.loader:
