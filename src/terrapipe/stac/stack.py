@@ -282,7 +282,8 @@ def stack_items(
         ``"nearest"``, ``"bilinear"``, ``"cubic"``, ``"average"``, ... (used
         where the output grid is not the native one).
     pool
-        Threads that read chunks when the cube is computed (odc-stac's ``pool``).
+        odc-stac's ``pool``, for cubes odc-stac loads (another grid than the
+        items' own); a cube on the native grid is read by dask's scheduler.
     storage
         Where the assets live and how to reach them (:class:`terrapipe.Storage`:
         endpoints, credentials, SAS, time-outs, retries), for ``s3://``,
