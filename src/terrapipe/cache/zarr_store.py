@@ -575,9 +575,7 @@ class ZarrStore:
         except OSError as err:
             raise CacheError(f"cannot read cache entry {key} from {self}: {err}") from err
         if checksum != entry_digest(view):
-            raise CorruptEntryError(
-                f"cache entry {key} in {self} is corrupt: its checksum is not the recorded one"
-            )
+            return None  # damaged, or replaced by another writer while we read: zarr's path reads it again
         return view
 
     def _get_with_zarr(self, key: str) -> memoryview | None:
