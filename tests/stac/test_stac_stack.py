@@ -465,3 +465,13 @@ def test_slices_of_a_native_cube_read_only_what_they_select(
             cube.isel(band=1, time=0, y=slice(0, 8), x=slice(0, 8)).values, full_local[0, 1, :8, :8]
         )
         assert fills == [(8, 8)]  # one read of just that window
+
+
+def test_a_computed_native_cube_still_pickles(tmp_path: Path) -> None:
+    """Its reader's per-process caches (weak references to open handles) are not pickled."""
+    import pickle
+
+    cube = stack_items(_scenes(tmp_path), bands=["data"], chunks={"x": 50, "y": 50})
+    values = cube.values
+    again = pickle.loads(pickle.dumps(cube))
+    np.testing.assert_array_equal(again.values, values)

@@ -155,6 +155,14 @@ class NativePlan:
     remote: bool = False
     bands: tuple[str, ...] = ()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fields only: the per-process caches (``_shifts``: weak references) stay behind."""
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
 
 def fill_value(cfg: Any) -> Any:
     """Return the value of a pixel no file covers: the cube's nodata, else NaN (floats) or 0 (as odc-stac).
