@@ -273,3 +273,27 @@ def test_memory_entries_are_checked_once_when_stored(monkeypatch: pytest.MonkeyP
     assert store.get_checked(key) == (bytes(damaged), False)
     assert [a[0] for a in pipe] == [1, 2]
     assert pipe.stats.corrupt == 1
+
+
+def test_entries_of_key_format_2_are_never_served() -> None:
+    from terrapipe.cache.canonical import digest_json
+    from terrapipe.cache.keys import KEY_FORMAT, element_identity, entry_key
+
+    assert KEY_FORMAT == 3  # entries of format 2 lost a Dataset's encoding and numpy scalar types
+    store = MemoryLRU(2**24)
+    ds = xr.Dataset({"v": ("x", np.arange(3.0))}, attrs={"scale": np.float64(0.5)})
+    ds.encoding["source"] = "scene.zarr"
+    pipe = tp.from_items([1]).cache_point().map(lambda _: ds).cache(store)
+    old_key = digest_json(
+        {"format": 2, "config": pipe.config_digest, "element": element_identity(1)}, size=32
+    )
+    stale = ds.copy()
+    stale.encoding = {}
+    store.put(old_key, pack_entry(old_key, [encode_value(stale)]))  # what the old codec wrote
+    assert pipe.key_of(1) == entry_key(element_identity(1), pipe.config_digest) != old_key
+    (out,) = list(pipe)
+    assert pipe.stats.misses == 1
+    assert out.encoding == {"source": "scene.zarr"}
+    (again,) = list(pipe)
+    assert again.encoding == {"source": "scene.zarr"}
+    assert type(again.attrs["scale"]) is np.float64

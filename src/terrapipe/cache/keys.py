@@ -88,8 +88,10 @@ from terrapipe.cache.canonical import Json, UnkeyableValueError, canonical, dige
 
 __all__ = ["KEY_FORMAT", "element_identity", "entry_key", "source_window_key"]
 
-#: Version of the key derivation; bumping it invalidates every existing entry.
-KEY_FORMAT = 2
+#: Version of the key derivation; bumping it invalidates every existing entry. 3: entries written
+#: before it lost a Dataset's encoding and the type of numpy scalars (np.float64 came back a float),
+#: so they are never served again.
+KEY_FORMAT = 3
 
 
 def element_identity(element: Any, *, check_remote: bool = False) -> Json:
