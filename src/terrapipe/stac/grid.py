@@ -95,12 +95,30 @@ def asset_crs(item: Mapping[str, Any], band: str) -> CRS | None:
             value = scope.get(key)
             if value:
                 try:
-                    return _on_earth(make(value))
+                    return _parsed_crs(key, value, make)
                 except (
                     Exception
                 ) as err:  # pyproj raises CRSError (a RuntimeError), ValueError, TypeError, ...
                     raise _bad_field(item, band, key, value, err) from err
     return None
+
+
+#: CRSs parsed from projection fields, by (field, value): thousands of items share a few CRSs, and
+#: parsing and checking one costs ~0.1 ms (a bounded map: cleared when it grows past this many).
+_PARSED_MAX = 512
+_PARSED: dict[tuple[str, str], CRS] = {}
+
+
+def _parsed_crs(key: str, value: Any, make: Callable[[Any], CRS]) -> CRS:
+    """Return ``make(value)`` checked by :func:`_on_earth`, parsed once per distinct field value."""
+    text = json.dumps(value, sort_keys=True) if isinstance(value, Mapping | list) else repr(value)
+    found = _PARSED.get((key, text))
+    if found is None:
+        found = _on_earth(make(value))
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[(key, text)] = found
+    return found
 
 
 _EARTH_CHECKED: dict[str, bool] = {}
