@@ -282,3 +282,14 @@ def test_a_recipe_storage_section_opens_a_bucket_zarr(
     recipe = load_recipe(text=text, allow_env={"TP_S3_KEY", "TP_S3_SECRET", "TP_S3_ENDPOINT"})
     (da,) = list(recipe.build())
     np.testing.assert_array_equal(da.values, cube.t.values)
+
+
+def test_open_xarray_storage_replaces_an_assets_fsspec_options(
+    s3_bucket: Bucket, cube: tuple[Path, Any]
+) -> None:
+    pystac = pytest.importorskip("pystac")
+    url = _upload(s3_bucket, cube[0], "zarr/asset.zarr")
+    asset = pystac.Asset(href=url, media_type="application/vnd+zarr",
+                         extra_fields={"xarray:storage_options": {"anon": True}})  # fmt: skip
+    ds = tp.open_xarray(asset, storage=s3_bucket.storage, consolidated=False)
+    np.testing.assert_array_equal(ds.t.values, cube[1].t.values)

@@ -11,7 +11,9 @@ engines (``"netcdf"`` = the first of netcdf4 / h5netcdf / scipy installed,
 as a seekable file object reading by HTTP ranges.
 
 A ``pystac.Asset`` may carry the xarray-assets extension fields
-``xarray:open_kwargs`` and ``xarray:storage_options``; explicit keywords win.
+``xarray:open_kwargs`` and ``xarray:storage_options``; explicit keywords win,
+and ``storage=`` (:class:`terrapipe.Storage`) replaces the asset's fsspec
+``storage_options``.
 
 Examples
 --------
@@ -172,7 +174,8 @@ def open_xarray(
         msg = f"open_xarray cannot guess the engine of {href!r} (media type {media_type!r}); pass engine=..."
         raise InvalidArgumentError(msg)
     if engine == "zarr":
-        if storage_options and "storage_options" not in kwargs:
+        # the asset's fsspec options, unless the caller chose how to reach the store (storage=)
+        if storage_options and "storage_options" not in kwargs and kwargs.get("storage") is None:
             kwargs["storage_options"] = storage_options
         _check_keywords(open_zarr, engine, kwargs)
         opened: xr.Dataset | xr.DataArray = open_zarr(href, chunks=chunks, **kwargs)
