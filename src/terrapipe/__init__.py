@@ -82,6 +82,7 @@ from terrapipe.fuse import (
     chip_vectors,
     pixels_to_boxes,
 )
+from terrapipe.fuse.rasterize_points import RasterizePoints
 from terrapipe.gpu import DeviceMover, PinnedPool, ToDevice, as_tensor, open_zarr_on_device
 from terrapipe.io import (
     OpenXarray,
@@ -94,6 +95,7 @@ from terrapipe.io import (
     open_xarray,
     open_zarr,
 )
+from terrapipe.io.point_cloud import PointCloud, ReadPointCloud, open_point_cloud
 from terrapipe.recipes import load_recipe
 from terrapipe.run import (
     ParallelMapper,
@@ -161,9 +163,12 @@ __all__ = [
     "PipeLoader",
     "PipeProfile",
     "PipelineStateError",
+    "PointCloud",
     "Prefetcher",
     "Rasterize",
     "ReadError",
+    "RasterizePoints",
+    "ReadPointCloud",
     "ReadRaster",
     "ReadSTACItem",
     "ReadSamples",
@@ -221,6 +226,7 @@ __all__ = [
     "loader",
     "materialize",
     "mosaic_array",
+    "open_point_cloud",
     "open_raster",
     "open_stac_item",
     "open_vector",

@@ -1,0 +1,341 @@
+"""COPC: read only the octree nodes of a Cloud-Optimized Point Cloud that intersect given bounds.
+
+A COPC file is a LAZ 1.4 file whose points are grouped into the nodes of an
+octree; each node is one independently compressed LAZ chunk. The hierarchy
+(which node lies where, at which byte offset, with how many points) is kept
+in pages of 32-byte entries, a root page and further pages it points to.
+:class:`CopcFile` reads, through the byte layer
+(:func:`terrapipe.io.object_store.get_ranges`, so local paths, ``https://``
+and buckets with one :class:`~terrapipe.io.storage.Storage`):
+
+1. the header and VLRs (two ranged reads: the fixed header, then up to the
+   point data offset);
+2. the root hierarchy page, and further pages only where the query's bounds
+   reach a node that points to one (each page is read once per
+   :class:`CopcFile`, then kept);
+3. the compressed chunks of the nodes whose cube intersects the bounds, in
+   one concurrent ``get_ranges`` call, decompressed with ``lazrs``.
+
+laspy's own ``CopcReader`` does the same over a file object with one
+``seek`` + ``read`` per range and its own HTTP client (``requests``); we
+keep laspy for the header and its point record types, and do the node
+selection ourselves so that every byte goes through the one byte layer, with
+its deadline, retries and checked ranges, and so that the bytes fetched can
+be counted (:attr:`CopcFile.bytes_fetched`).
+
+Everything read is checked: the ``LASF`` signature, the COPC info VLR being
+the first VLR, hierarchy pages whose size is a multiple of 32 bytes, node
+point counts within the header's point count, a page reached twice (a cycle),
+and each chunk decompressing to the number of points its entry states.
+Failures are :class:`~terrapipe.core.errors.ReadError` naming the file.
+
+Examples
+--------
+>>> from terrapipe.io.copc import CopcFile
+>>> copc = CopcFile(copc_path)  # doctest: +SKIP
+>>> record = copc.query((637000.0, 849000.0, 637500.0, 849500.0))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from terrapipe.core.errors import InvalidArgumentError, ReadError
+from terrapipe.core.optional import require
+from terrapipe.io import object_store
+from terrapipe.io.redact import public_url
+from terrapipe.io.storage import Storage
+
+__all__ = ["CopcFile", "CopcNode", "read_las_header", "LAS_HEADER_SIZE"]
+
+#: Bytes of the fixed part of a LAS 1.4 header (1.0-1.3 headers are shorter; reading 375 is safe
+#: for any real file, whose VLRs or points follow).
+LAS_HEADER_SIZE = 375
+_ENTRY = np.dtype(
+    [
+        ("level", "<i4"),
+        ("x", "<i4"),
+        ("y", "<i4"),
+        ("z", "<i4"),
+        ("offset", "<u8"),
+        ("byte_size", "<i4"),
+        ("point_count", "<i4"),
+    ]
+)
+_MAX_LEVEL = 30
+_MAX_VLR_BYTES = 64 * 1024 * 1024
+_MAX_PAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CopcNode:
+    """One octree node with points: its key, where its chunk lies, how many points it holds."""
+
+    level: int
+    x: int
+    y: int
+    z: int
+    offset: int
+    byte_size: int
+    point_count: int
+
+
+def read_las_header(url: str, storage: Storage | None, *, counter: list[int] | None = None) -> Any:
+    """Read a LAS/LAZ header with its VLRs (not the EVLRs) through the byte layer.
+
+    Parameters
+    ----------
+    url
+        Local path, ``https://`` or bucket URL.
+    storage
+        Configuration (default ``Storage.from_env()``).
+    counter
+        A one-element list to which the bytes fetched are added.
+
+    Returns
+    -------
+    laspy.LasHeader
+
+    Raises
+    ------
+    ReadError
+        Not a LAS/LAZ file (no ``LASF`` signature), a header cut short or unreadable.
+    """
+    laspy = require("laspy", extra="pointcloud", feature="read_point_cloud")
+    where = public_url(url)
+    try:
+        head = object_store.get(url, storage, range=(0, LAS_HEADER_SIZE))
+    except ReadError:  # shorter than 375 bytes (an old header with no points), or really unreadable
+        head = object_store.get(url, storage, max_bytes=LAS_HEADER_SIZE)
+    if counter is not None:
+        counter[0] += len(head)
+    if len(head) < 227:  # the LAS 1.0 header size: anything shorter is no LAS file
+        raise ReadError(f"cannot read {where!r}: {len(head)} bytes is too short for a LAS/LAZ file")
+    if head[:4] != b"LASF":
+        raise ReadError(f"cannot read {where!r}: no LASF signature, not a LAS/LAZ file")
+    header_size = struct.unpack_from("<H", head, 94)[0]
+    point_offset = struct.unpack_from("<I", head, 96)[0]
+    if header_size < 227 or point_offset < header_size:
+        raise ReadError(
+            f"cannot read {where!r}: the header states a header of {header_size} bytes and points at "
+            f"byte {point_offset}; the file is damaged"
+        )
+    if point_offset - header_size > _MAX_VLR_BYTES:
+        raise ReadError(f"cannot read {where!r}: {point_offset - header_size} bytes of VLRs, over the cap")
+    data = (
+        head
+        if point_offset <= len(head)
+        else head + object_store.get(url, storage, range=(len(head), point_offset))
+    )
+    if counter is not None and point_offset > len(head):
+        counter[0] += point_offset - len(head)
+    try:
+        return laspy.LasHeader.read_from(io.BytesIO(data[:point_offset]))
+    except Exception as err:  # laspy's errors: damaged header or VLRs
+        raise ReadError(f"cannot read the LAS header of {where!r}: {err}; the file is damaged") from err
+
+
+class CopcFile:
+    """A COPC file opened for spatial queries through the byte layer.
+
+    Parameters
+    ----------
+    url
+        Local path, ``https://`` URL or bucket URL of a ``.copc.laz`` file.
+    storage
+        Configuration (default ``Storage.from_env()``).
+    header
+        Its header, when already read (:func:`read_las_header`).
+
+    Attributes
+    ----------
+    header
+        The ``laspy.LasHeader`` (scales, offsets, point format, CRS VLRs).
+    bytes_fetched
+        Bytes read so far (header, hierarchy pages, point chunks).
+    requests
+        Ranged reads made so far.
+
+    Raises
+    ------
+    ReadError
+        Not a COPC file, or a damaged header or root hierarchy page.
+    """
+
+    def __init__(self, url: str, storage: Storage | None = None, *, header: Any = None) -> None:
+        self.url = url
+        self.where = public_url(url)
+        self.storage = storage
+        self._lock = threading.Lock()
+        counter = [0]
+        self.header = header if header is not None else read_las_header(url, storage, counter=counter)
+        self.bytes_fetched = counter[0]
+        self.requests = 0 if header is not None else 2
+        vlrs = list(self.header.vlrs)
+        info = vlrs[0] if vlrs else None
+        if info is None or type(info).__name__ != "CopcInfoVlr":
+            raise ReadError(f"cannot read {self.where!r} as COPC: its first VLR is not the COPC info VLR")
+        self.center = np.asarray(info.center, dtype=np.float64)
+        self.halfsize = float(info.halfsize)
+        if not (np.all(np.isfinite(self.center)) and np.isfinite(self.halfsize) and self.halfsize > 0):
+            raise ReadError(f"cannot read {self.where!r}: the COPC octree's cube is not finite")
+        laz = [v for v in vlrs if type(v).__name__ == "LasZipVlr"]
+        if not laz:
+            raise ReadError(f"cannot read {self.where!r}: a COPC file without its LASzip VLR")
+        self._laszip = bytes(laz[0].record_data)
+        self._entries: dict[tuple[int, int, int, int], tuple[int, int, int]] = {}
+        self._pages_read: set[int] = set()
+        self._read_page(int(info.hierarchy_root_offset), int(info.hierarchy_root_size))
+
+    def __repr__(self) -> str:
+        return f"CopcFile({self.where!r})"
+
+    def _fetch(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        try:
+            parts = object_store.get_ranges(self.url, ranges, self.storage)
+        except ReadError as err:  # a range past the end of a cut file reads as a generic failure: say so
+            end = max(b for _, b in ranges)
+            try:
+                total = object_store.size(self.url, self.storage)
+            except ReadError:
+                raise err from None
+            if end > total:
+                raise ReadError(
+                    f"cannot read {self.where!r}: the COPC hierarchy points at bytes up to {end} of a "
+                    f"{total}-byte file; the file is cut or damaged"
+                ) from None
+            raise
+        with self._lock:
+            self.bytes_fetched += sum(len(p) for p in parts)
+            self.requests += len(parts)
+        return parts
+
+    def _read_page(self, offset: int, size: int) -> None:
+        if size <= 0 or size % _ENTRY.itemsize or size > _MAX_PAGE_BYTES:
+            raise ReadError(
+                f"cannot read {self.where!r}: a COPC hierarchy page of {size} bytes (not a positive "
+                "multiple of 32); the file is damaged"
+            )
+        with self._lock:
+            if offset in self._pages_read:
+                raise ReadError(
+                    f"cannot read {self.where!r}: the COPC hierarchy reaches a page twice (a cycle)"
+                )
+            self._pages_read.add(offset)
+        (data,) = self._fetch([(offset, offset + size)])
+        page = np.frombuffer(data, dtype=_ENTRY)
+        limit = int(self.header.point_count)
+        bad = (page["level"] < 0) | (page["level"] > _MAX_LEVEL) | (page["point_count"] < -1)
+        bad |= page["point_count"] > limit
+        bad |= (page["byte_size"] < 0) | ((page["point_count"] != 0) & (page["byte_size"] == 0))
+        if bad.any():
+            raise ReadError(
+                f"cannot read {self.where!r}: a COPC hierarchy entry is out of range (level, point count "
+                f"over the header's {limit}, or size); the file is damaged"
+            )
+        with self._lock:
+            for row in page:
+                key = (int(row["level"]), int(row["x"]), int(row["y"]), int(row["z"]))
+                self._entries[key] = (int(row["offset"]), int(row["byte_size"]), int(row["point_count"]))
+
+    def _cube(self, level: int, x: int, y: int) -> tuple[float, float, float, float]:
+        side = 2.0 * self.halfsize / (1 << level)
+        minx = self.center[0] - self.halfsize + x * side
+        miny = self.center[1] - self.halfsize + y * side
+        return (minx, miny, minx + side, miny + side)
+
+    def nodes(self, bounds: Sequence[float] | None = None) -> list[CopcNode]:
+        """Return the nodes with points whose cube intersects ``bounds`` (``(minx, miny, maxx, maxy)``).
+
+        Hierarchy pages are read (once) only where the walk reaches them.
+        ``bounds=None`` returns every node.
+        """
+        box = None if bounds is None else _check_bounds(bounds)
+        found: list[CopcNode] = []
+        todo = [(0, 0, 0, 0)]
+        while todo:
+            key = todo.pop()
+            if box is not None:
+                cube = self._cube(key[0], key[1], key[2])
+                if cube[0] > box[2] or cube[2] < box[0] or cube[1] > box[3] or cube[3] < box[1]:
+                    continue
+            with self._lock:
+                entry = self._entries.get(key)
+            if entry is None:
+                continue
+            offset, size, count = entry
+            if count == -1:
+                self._read_page(offset, size)
+                todo.append(key)
+                continue
+            if count > 0:
+                found.append(CopcNode(*key, offset=offset, byte_size=size, point_count=count))
+            if key[0] < _MAX_LEVEL:
+                level, x, y, z = key
+                for dx in (0, 1):
+                    for dy in (0, 1):
+                        for dz in (0, 1):
+                            todo.append((level + 1, 2 * x + dx, 2 * y + dy, 2 * z + dz))
+        return found
+
+    def read_nodes(self, nodes: Sequence[CopcNode]) -> Any:
+        """Fetch and decompress ``nodes``; return a ``laspy.ScaleAwarePointRecord`` of their points."""
+        laspy = require("laspy", extra="pointcloud", feature="read_point_cloud")
+        lazrs = require("lazrs", extra="pointcloud", feature="read_point_cloud")
+        fmt = self.header.point_format
+        if not nodes:
+            return laspy.ScaleAwarePointRecord.zeros(0, header=self.header)
+        ordered = sorted(nodes, key=lambda n: n.offset)
+        total = sum(n.point_count for n in ordered)
+        if total > int(self.header.point_count):
+            raise ReadError(
+                f"cannot read {self.where!r}: its nodes hold {total} points, more than the header's "
+                f"{int(self.header.point_count)}; the file is damaged"
+            )
+        parts = self._fetch([(n.offset, n.offset + n.byte_size) for n in ordered])
+        compressed = b"".join(parts)
+        out = np.zeros(total * fmt.size, dtype=np.uint8)
+        table = [(n.point_count, n.byte_size) for n in ordered]
+        selection = laspy.DecompressionSelection.all().to_lazrs()
+        try:
+            lazrs.decompress_points_with_chunk_table(compressed, self._laszip, out, table, selection)
+        except Exception as err:  # lazrs raises its own errors on damaged chunks
+            raise ReadError(
+                f"cannot decompress COPC nodes of {self.where!r}: {err}; the file is damaged or cut"
+            ) from err
+        packed = laspy.PackedPointRecord.from_buffer(out, fmt)
+        return laspy.ScaleAwarePointRecord(packed.array, fmt, self.header.scales, self.header.offsets)
+
+    def query(self, bounds: Sequence[float] | None = None) -> Any:
+        """Return the points inside ``bounds`` (edges included), reading only the nodes that reach it.
+
+        Returns
+        -------
+        laspy.ScaleAwarePointRecord
+        """
+        record = self.read_nodes(self.nodes(bounds))
+        if bounds is None or len(record) == 0:
+            return record
+        box = _check_bounds(bounds)
+        x = np.asarray(record.x)
+        y = np.asarray(record.y)
+        keep = (x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])
+        record.array = record.array[keep].copy()
+        return record
+
+
+def _check_bounds(bounds: Sequence[float]) -> tuple[float, float, float, float]:
+    try:
+        box = tuple(float(v) for v in bounds)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"bounds must be (minx, miny, maxx, maxy), got {bounds!r}") from err
+    if len(box) != 4 or not all(np.isfinite(box)) or box[0] > box[2] or box[1] > box[3]:
+        raise InvalidArgumentError(f"bounds must be finite (minx, miny, maxx, maxy), got {bounds!r}")
+    return (box[0], box[1], box[2], box[3])
