@@ -293,3 +293,33 @@ def test_open_xarray_storage_replaces_an_assets_fsspec_options(
                          extra_fields={"xarray:storage_options": {"anon": True}})  # fmt: skip
     ds = tp.open_xarray(asset, storage=s3_bucket.storage, consolidated=False)
     np.testing.assert_array_equal(ds.t.values, cube[1].t.values)
+
+
+def _read_in_child(da: Any, queue: Any) -> None:
+    try:
+        queue.put(("read", float(da.sum())))
+    except TerrapipeError as err:
+        queue.put((type(err).__name__, str(err)))
+
+
+def test_a_bucket_zarr_read_in_a_forked_child_is_a_worker_error(
+    s3_bucket: Bucket, cube: tuple[Path, Any]
+) -> None:
+    """obstore's I/O threads do not survive fork: the read must fail by name, not hang."""
+    import multiprocessing
+
+    url = _upload(s3_bucket, cube[0], "zarr/forked.zarr")
+    da = open_zarr(url, variables="t", storage=s3_bucket.storage)
+    assert float(da.sum()) == float(cube[1].t.sum())  # the parent has used obstore
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_read_in_child, args=(da, queue))
+    child.start()
+    child.join(30)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail("the read in a forked child hung")
+    kind, text = queue.get(timeout=5)
+    assert kind == "WorkerError", text
+    assert "forkserver" in text

@@ -44,7 +44,12 @@ What the wrapper adds to zarr's ``ObjectStore``
   included);
 * a whole-object read larger than ``max_bytes`` is refused before its body
   is read;
-* ``str``/``repr`` show ``scheme://host/path`` and nothing else.
+* ``str``/``repr`` show ``scheme://host/path`` and nothing else;
+* obstore is not fork-safe (its I/O threads are not copied into a forked
+  child): in a process forked after this one used the byte layer, every
+  request is a :class:`~terrapipe.core.errors.WorkerError` saying to start
+  workers with ``"forkserver"`` or ``"spawn"``, never a hang (the byte layer's
+  own check, :mod:`terrapipe.io.object_store`).
 
 Examples
 --------
@@ -60,6 +65,7 @@ ObjectStore('local-cube.zarr')
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Iterable
@@ -246,6 +252,7 @@ def zarr_object_store(
         For a presigned URL (it signs one object), or an unreadable URL.
     """
     require("zarr", extra="zarr", feature="Zarr on object storage")
+    object_store._obstore()  # the byte layer's fork check: this process now uses obstore
     config = object_store._storage(storage)
     text = os.fspath(url)
     obstore_store, _ = _prefixed_store(text, config, read_only=read_only)
@@ -321,6 +328,12 @@ def _store_class() -> type:
 
         async def _bounded(self, awaitable: Awaitable[_T], key: str = "", what: str = "read") -> _T:
             try:
+                object_store._obstore()  # in a process forked after obstore was used: a WorkerError, not a hang
+            except TerrapipeError:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                raise
+            try:
                 if self._deadline is None:
                     return await awaitable
                 return await asyncio.wait_for(awaitable, self._deadline)
@@ -380,6 +393,7 @@ def _store_class() -> type:
             await self._bounded(super().delete(key), key, "delete")
 
         async def _checked_listing(self, listing: AsyncIterator[str], prefix: str) -> AsyncIterator[str]:
+            object_store._obstore()  # the fork check, as above
             try:
                 async for name in listing:
                     yield name
