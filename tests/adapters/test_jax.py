@@ -13,6 +13,7 @@ os.environ.setdefault(
 )  # two CPU devices, before JAX starts
 
 import terrapipe as tp
+from terrapipe import adapters
 from tests.adapters.common import N_CLASSES, need
 
 jax = need("jax")
@@ -20,7 +21,7 @@ jax = need("jax")
 
 def test_batches_are_sharded_over_the_local_devices_with_meta_beside(samples: list[dict[str, Any]]) -> None:
     devices = jax.local_devices()
-    batches = tp.adapters.jax_batches(tp.from_items(samples[:10]), batch_size=4, workers=2)
+    batches = adapters.jax_batches(tp.from_items(samples[:10]), batch_size=4, workers=2)
     got = list(batches)
     assert [b["image"].shape for b in got] == [(4, 5, 128, 128), (4, 5, 128, 128), (2, 5, 128, 128)]
     first = got[0]["image"]
@@ -38,7 +39,7 @@ def test_batches_are_sharded_over_the_local_devices_with_meta_beside(samples: li
 
 def test_a_batch_that_does_not_divide_goes_whole_to_one_device(samples: list[dict[str, Any]]) -> None:
     n = len(jax.local_devices())
-    batches = tp.adapters.jax_batches(tp.from_items(samples[: n + 1]), batch_size=n + 1)
+    batches = adapters.jax_batches(tp.from_items(samples[: n + 1]), batch_size=n + 1)
     (batch,) = list(batches)
     assert batch["image"].shape[0] == n + 1  # not padded, not dropped
     if n > 1:
@@ -49,7 +50,7 @@ def test_a_batch_that_does_not_divide_goes_whole_to_one_device(samples: list[dic
 def test_hosts_share_the_samples_exactly_once(samples: list[dict[str, Any]]) -> None:
     seen = []
     for rank in range(3):
-        with tp.adapters.jax_batches(
+        with adapters.jax_batches(
             tp.from_items(samples[:20]), batch_size=4, rank=rank, world_size=3, workers=2
         ).loader as batches:
             seen += [m["bounds"] for b in batches for m in b["meta"]]
@@ -57,7 +58,7 @@ def test_hosts_share_the_samples_exactly_once(samples: list[dict[str, Any]]) -> 
 
 
 def test_a_training_loop_lowers_the_loss(samples: list[dict[str, Any]]) -> None:
-    batches = tp.adapters.jax_batches(
+    batches = adapters.jax_batches(
         tp.from_items(samples), batch_size=8, channels_last=True, drop_last=True, workers=2
     )
     params = {"w": jax.numpy.zeros((5, N_CLASSES)), "b": jax.numpy.zeros(N_CLASSES)}
@@ -86,7 +87,7 @@ def test_a_training_loop_lowers_the_loss(samples: list[dict[str, Any]]) -> None:
 
 def test_state_dict_resumes_with_the_next_batch(samples: list[dict[str, Any]]) -> None:
     def make() -> Any:
-        return tp.adapters.jax_batches(tp.shuffled_items(samples, seed=0), batch_size=4, workers=2)
+        return adapters.jax_batches(tp.shuffled_items(samples, seed=0), batch_size=4, workers=2)
 
     def bounds(batch: Any) -> list[Any]:
         return [m["bounds"] for m in batch["meta"]]
@@ -106,4 +107,4 @@ def test_state_dict_resumes_with_the_next_batch(samples: list[dict[str, Any]]) -
 
 def test_no_devices_is_refused(samples: list[dict[str, Any]]) -> None:
     with pytest.raises(tp.InvalidArgumentError, match="device"):
-        tp.adapters.jax_batches(tp.from_items(samples[:2]), batch_size=2, devices=[])
+        adapters.jax_batches(tp.from_items(samples[:2]), batch_size=2, devices=[])

@@ -16,6 +16,7 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before Keras is first imported
 
 import terrapipe as tp
+from terrapipe import adapters
 from tests.adapters.common import need
 from tests.adapters.keras_task import train
 
@@ -61,7 +62,7 @@ def test_predict_rows_map_back_to_their_meta(samples: list[dict[str, Any]]) -> N
     model, data, _ = train(samples, epochs=1)
     data.close()
     pipe = tp.from_items(samples)
-    inputs_only = tp.adapters.keras_dataset(pipe, batch_size=8, inputs="image", workers=2)
+    inputs_only = adapters.keras_dataset(pipe, batch_size=8, inputs="image", workers=2)
     predictions = model.predict(inputs_only, verbose=0)
     assert predictions.shape == (64, 128, 128, 7)
     order = bounds(inputs_only.batch_meta)
@@ -76,7 +77,7 @@ def test_predict_rows_map_back_to_their_meta(samples: list[dict[str, Any]]) -> N
 def test_ranks_share_the_batches_exactly_once(samples: list[dict[str, Any]], workers: int) -> None:
     seen = []
     for rank in range(2):
-        data = tp.adapters.keras_dataset(
+        data = adapters.keras_dataset(
             tp.from_items(samples[:20]),
             batch_size=3,
             targets="mask",
@@ -93,9 +94,7 @@ def test_ranks_share_the_batches_exactly_once(samples: list[dict[str, Any]], wor
 
 def test_state_dict_resumes_with_the_next_batch() -> None:
     def make() -> Any:
-        return tp.adapters.keras_dataset(
-            tp.shuffled_items(range(50), seed=0), batch_size=4, workers=2, steps=5
-        )
+        return adapters.keras_dataset(tp.shuffled_items(range(50), seed=0), batch_size=4, workers=2, steps=5)
 
     data = make()
 
@@ -114,13 +113,13 @@ def test_state_dict_resumes_with_the_next_batch() -> None:
 
 
 def test_getitem_returns_keras_tuples_in_channels_last(samples: list[dict[str, Any]]) -> None:
-    data = tp.adapters.keras_dataset(tp.from_items(samples[:4]), batch_size=2, targets="mask", weights=None)
+    data = adapters.keras_dataset(tp.from_items(samples[:4]), batch_size=2, targets="mask", weights=None)
     x, y = data[0]
     assert x.shape == (2, 128, 128, 5)
     assert y.shape == (2, 128, 128)
     assert x.dtype == np.float32
     data.close()
-    first = tp.adapters.keras_dataset(tp.from_items(samples[:4]), batch_size=2, channels_last=False)
+    first = adapters.keras_dataset(tp.from_items(samples[:4]), batch_size=2, channels_last=False)
     (x,) = first[0]
     assert x.shape == (2, 5, 128, 128)
     first.close()
@@ -129,14 +128,14 @@ def test_getitem_returns_keras_tuples_in_channels_last(samples: list[dict[str, A
 def test_bad_settings_are_refused(samples: list[dict[str, Any]]) -> None:
     pipe = tp.from_items(samples[:2])
     with pytest.raises(tp.InvalidArgumentError, match="process workers"):
-        tp.adapters.keras_dataset(pipe, batch_size=1, use_multiprocessing=True)
+        adapters.keras_dataset(pipe, batch_size=1, use_multiprocessing=True)
     with pytest.raises(tp.InvalidArgumentError, match="batch_size"):
-        tp.adapters.keras_dataset(pipe)
+        adapters.keras_dataset(pipe)
     with pytest.raises(tp.InvalidArgumentError, match="steps"):
-        tp.adapters.keras_dataset(pipe, batch_size=1, steps=0)
+        adapters.keras_dataset(pipe, batch_size=1, steps=0)
     with pytest.raises(tp.InvalidArgumentError, match="no batch"):
-        tp.adapters.keras_dataset(tp.from_items([]), batch_size=1)
-    data = tp.adapters.keras_dataset(pipe, batch_size=1, targets="labels")
+        adapters.keras_dataset(tp.from_items([]), batch_size=1)
+    data = adapters.keras_dataset(pipe, batch_size=1, targets="labels")
     with pytest.raises(tp.InvalidArgumentError, match="labels"):
         data[0]
     data.close()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import terrapipe as tp
+from terrapipe import adapters
 from terrapipe.recipes import bundled_recipes
 from tests.adapters.common import MEAN, N_CLASSES, STD, need
 
@@ -105,7 +106,7 @@ def test_the_split_cuts_disjoint_non_empty_subsets_of_the_recipes_windows(
 
 
 def test_fast_dev_run_on_the_sample_world(tmp_path: Path, sample_world: Any) -> None:
-    data = tp.adapters.DataModule.from_recipe(split_recipe(tmp_path), world=sample_world)
+    data = adapters.DataModule.from_recipe(split_recipe(tmp_path), world=sample_world)
     model = PixelClassifier()
     run = trainer(tmp_path, fast_dev_run=True)
     run.fit(model, datamodule=data)
@@ -120,7 +121,7 @@ def test_fast_dev_run_on_the_sample_world(tmp_path: Path, sample_world: Any) -> 
 def test_training_lowers_the_loss_and_each_loader_reads_its_subset_once_per_epoch(
     tmp_path: Path, sample_world: Any, windows: dict[str, list[Any]]
 ) -> None:
-    data = tp.adapters.DataModule.from_recipe(split_recipe(tmp_path), world=sample_world)
+    data = adapters.DataModule.from_recipe(split_recipe(tmp_path), world=sample_world)
     model = PixelClassifier()
     run = trainer(tmp_path, max_epochs=3, num_sanity_val_steps=0)
     run.fit(model, datamodule=data)
@@ -140,7 +141,7 @@ def test_a_checkpoint_mid_epoch_resumes_with_the_next_batch(
     tmp_path: Path, sample_world: Any, windows: dict[str, list[Any]]
 ) -> None:
     recipe = split_recipe(tmp_path)
-    data = tp.adapters.DataModule.from_recipe(recipe, world=sample_world)
+    data = adapters.DataModule.from_recipe(recipe, world=sample_world)
     model = PixelClassifier()
     every_2 = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1
@@ -159,7 +160,7 @@ def test_a_checkpoint_mid_epoch_resumes_with_the_next_batch(
     saved = torch.load(checkpoint, weights_only=False)["DataModule"]["train"]
     assert saved["position"] is not None  # mid-epoch: after the second batch, not the third fetched ahead
 
-    resumed_data = tp.adapters.DataModule.from_recipe(recipe, world=sample_world)
+    resumed_data = adapters.DataModule.from_recipe(recipe, world=sample_world)
     resumed = PixelClassifier()
     again = trainer(tmp_path, max_epochs=1, num_sanity_val_steps=0, limit_val_batches=0)
     again.fit(resumed, datamodule=resumed_data, ckpt_path=checkpoint)
@@ -169,7 +170,7 @@ def test_a_checkpoint_mid_epoch_resumes_with_the_next_batch(
 
 
 def test_a_recipe_without_a_split_is_refused_or_takes_one(tmp_path: Path, sample_world: Any) -> None:
-    data_module = tp.adapters.DataModule
+    data_module = adapters.DataModule
     plain = bundled_recipes()["landcover-segmentation"]
     with pytest.raises(tp.RecipeError, match="has no split"):
         data_module.from_recipe(plain)

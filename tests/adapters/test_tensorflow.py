@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import terrapipe as tp
+from terrapipe import adapters
 from terrapipe.adapters import decode_meta
 from tests.adapters.common import N_CLASSES, need
 
@@ -15,19 +16,19 @@ tf = need("tensorflow")
 
 
 def test_the_signature_comes_from_one_sample(samples: list[dict[str, Any]]) -> None:
-    spec = tp.adapters.output_signature(samples[0])
+    spec = adapters.output_signature(samples[0])
     assert spec["image"] == tf.TensorSpec((None, 5, 128, 128), tf.float32, name="image")
     assert spec["mask"] == tf.TensorSpec((None, 128, 128), tf.int64, name="mask")
     assert spec["meta"] == tf.TensorSpec((None,), tf.string, name="meta")
-    last = tp.adapters.output_signature(samples[0], channels_last=True)
+    last = adapters.output_signature(samples[0], channels_last=True)
     assert last["image"].shape.as_list() == [None, 128, 128, 5]
-    nested = tp.adapters.output_signature({"variables": {"t2m": samples[0]["image"][0]}, "label": 3})
+    nested = adapters.output_signature({"variables": {"t2m": samples[0]["image"][0]}, "label": 3})
     assert nested["variables"]["t2m"].shape.as_list() == [None, 128, 128]
     assert nested["label"] == tf.TensorSpec((None,), tf.int64, name="label")
 
 
 def test_the_dataset_yields_every_sample_once_with_its_meta(samples: list[dict[str, Any]]) -> None:
-    dataset = tp.adapters.tf_dataset(tp.from_items(samples), batch_size=8, workers=2)
+    dataset = adapters.tf_dataset(tp.from_items(samples), batch_size=8, workers=2)
     assert dataset.element_spec["image"].shape.as_list() == [
         None,
         5,
@@ -42,14 +43,14 @@ def test_the_dataset_yields_every_sample_once_with_its_meta(samples: list[dict[s
             images[meta["bounds"]] = image
     assert sorted(m["bounds"] for m in metas) == sorted(s["meta"]["bounds"] for s in samples)
     for sample in samples:
-        assert decode_meta(tp.adapters.encode_meta(sample["meta"])) == sample["meta"]
+        assert decode_meta(adapters.encode_meta(sample["meta"])) == sample["meta"]
         np.testing.assert_array_equal(images[sample["meta"]["bounds"]], sample["image"].numpy())
 
 
 def test_ranks_share_the_samples_exactly_once(samples: list[dict[str, Any]]) -> None:
     seen = []
     for rank in range(3):
-        dataset = tp.adapters.tf_dataset(
+        dataset = adapters.tf_dataset(
             tp.from_items(samples[:20]), batch_size=4, rank=rank, world_size=3, sample=samples[0]
         )
         seen += [decode_meta(t)["bounds"] for b in dataset for t in b["meta"].numpy()]
@@ -57,9 +58,7 @@ def test_ranks_share_the_samples_exactly_once(samples: list[dict[str, Any]]) -> 
 
 
 def test_a_training_loop_lowers_the_loss(samples: list[dict[str, Any]]) -> None:
-    made = tp.adapters.tf_dataset(
-        tp.from_items(samples), batch_size=8, channels_last=True, keep=True, workers=2
-    )
+    made = adapters.tf_dataset(tp.from_items(samples), batch_size=8, channels_last=True, keep=True, workers=2)
     weights = tf.Variable(tf.zeros((5, N_CLASSES)))
     bias = tf.Variable(tf.zeros((N_CLASSES,)))
 
@@ -81,7 +80,7 @@ def test_a_training_loop_lowers_the_loss(samples: list[dict[str, Any]]) -> None:
 
 def test_state_dict_resumes_after_the_batches_handed_to_tf_data(samples: list[dict[str, Any]]) -> None:
     def make() -> Any:
-        return tp.adapters.tf_dataset(
+        return adapters.tf_dataset(
             tp.shuffled_items(samples, seed=0), batch_size=4, workers=2, keep=True, sample=samples[0]
         )
 
@@ -105,14 +104,14 @@ def test_values_without_a_fixed_spec_are_refused(samples: list[dict[str, Any]]) 
     import torch
 
     boxes = [{"boxes": torch.zeros(n, 4), "meta": samples[0]["meta"]} for n in (1, 2)]
-    dataset = tp.adapters.tf_dataset(tp.from_items(boxes), batch_size=2)
+    dataset = adapters.tf_dataset(tp.from_items(boxes), batch_size=2)
     with pytest.raises(Exception, match="pad it in the pipe"):
         list(dataset)
     with pytest.raises(tp.InvalidArgumentError, match="no fixed TensorSpec"):
-        tp.adapters.output_signature({"name": "x"})
+        adapters.output_signature({"name": "x"})
     with pytest.raises(tp.InvalidArgumentError, match="sample dict"):
-        tp.adapters.output_signature(3)  # type: ignore[arg-type]
+        adapters.output_signature(3)  # type: ignore[arg-type]
     with pytest.raises(tp.InvalidArgumentError, match="no sample"):
-        tp.adapters.tf_dataset(tp.from_items([]), batch_size=2)
+        adapters.tf_dataset(tp.from_items([]), batch_size=2)
     with pytest.raises(tp.InvalidArgumentError, match="batch_size"):
-        tp.adapters.tf_dataset(tp.from_items(samples))
+        adapters.tf_dataset(tp.from_items(samples))
