@@ -55,10 +55,10 @@ Examples
 --------
 >>> import numpy as np, xarray as xr
 >>> store = zarr_object_store("local-cube.zarr", read_only=False)
->>> _ = xr.Dataset({"v": ("x", np.arange(3.0))}).to_zarr(store, zarr_format=3)
+>>> _ = xr.Dataset({"v": ("x", np.arange(3.0))}).to_zarr(store, zarr_format=3, consolidated=False)
 >>> store
 ObjectStore('local-cube.zarr')
->>> xr.open_zarr(zarr_object_store("local-cube.zarr"), chunks=None).v.values.tolist()
+>>> xr.open_zarr(zarr_object_store("local-cube.zarr"), chunks=None, consolidated=False).v.values.tolist()
 [0.0, 1.0, 2.0]
 """
 
