@@ -274,10 +274,12 @@ class RasterizePoints(Stage[xr.Dataset]):
                     f"rasterize_points takes a path, URL or PointCloud, got {points!r}"
                 )
             self.where = public_url(url)
-            header = read_las_header(url, storage)
+            counter = [0]
+            header = read_las_header(url, storage, counter=counter)
             self.crs, self.crs_wkt = _crs_of(header, crs, self.where)
             if is_copc(header):
                 self._copc = CopcFile(url, storage, header=header)
+                self._copc.bytes_fetched += counter[0]
             else:
                 self._cloud = open_point_cloud(
                     url, crs=crs, fields=self.fields, storage=storage, max_bytes=max_bytes
