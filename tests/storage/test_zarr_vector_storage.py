@@ -323,3 +323,20 @@ def test_a_bucket_zarr_read_in_a_forked_child_is_a_worker_error(
     kind, text = queue.get(timeout=5)
     assert kind == "WorkerError", text
     assert "forkserver" in text
+
+
+def test_open_xarray_netcdf_on_a_bucket_and_storage_on_a_local_file(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    data = xr.Dataset({"sst": ("x", np.arange(5.0))})
+    path = tmp_path / "sst.nc"
+    data.to_netcdf(path, engine="scipy")
+    s3_bucket.put("nc/sst.nc", path.read_bytes())
+    remote = tp.open_xarray("s3://private/nc/sst.nc", engine="scipy", storage=s3_bucket.storage)
+    np.testing.assert_array_equal(remote.sst.values, data.sst.values)
+    local = tp.open_xarray(str(path), storage=s3_bucket.storage)  # a recipe's storage reaches every step
+    np.testing.assert_array_equal(local.sst.values, data.sst.values)
+    with pytest.raises(ReadError, match="access denied"):
+        tp.open_xarray(
+            "s3://private/nc/sst.nc", engine="scipy", storage=s3_bucket.storage.with_options(secret=SECRET)
+        )

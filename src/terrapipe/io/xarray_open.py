@@ -8,7 +8,10 @@ add something: ``"zarr"`` to :func:`~terrapipe.io.zarr_reader.open_zarr`
 engines (``"netcdf"`` = the first of netcdf4 / h5netcdf / scipy installed,
 ``"kvikio"`` for GPU reads, any backend xarray knows) go to
 ``xarray.open_dataset``; an ``http(s)://`` file is then handed to the engine
-as a seekable file object reading by HTTP ranges.
+as a seekable file object reading by HTTP ranges, and a file on a bucket
+(``s3://``, ``gs://``, ``az://``, ``abfs://``, or ``http(s)://`` with
+``storage=``) as one reading by ranges through the byte layer
+(:class:`~terrapipe.io.object_file.ObjectFile`, configured by ``storage=``).
 
 A ``pystac.Asset`` may carry the xarray-assets extension fields
 ``xarray:open_kwargs`` and ``xarray:storage_options``; explicit keywords win,
@@ -41,6 +44,8 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import open_http
+from terrapipe.io.object_file import ObjectFile
+from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import href_of, is_http
 from terrapipe.io.raster import open_raster
 from terrapipe.io.read_errors import read_error
@@ -188,8 +193,16 @@ def open_xarray(
     if engine == "netcdf":
         engine = _netcdf_engine()
     _check_engine(engine)
+    storage = kwargs.pop("storage", None)  # not an xarray keyword: it says how to reach the file
+    if storage is not None and not isinstance(storage, Storage):
+        raise InvalidArgumentError(
+            f"storage must be None or a terrapipe.Storage, got {type(storage).__name__}"
+        )
     target: Any = href
-    if is_http(href) and engine in ("scipy", "h5netcdf"):
+    through_byte_layer = is_object_url(href) or (storage is not None and is_http(href))
+    if through_byte_layer and engine in ("scipy", "h5netcdf"):
+        target = ObjectFile(href, storage)  # ranged reads through the byte layer, configured by storage
+    elif is_http(href) and engine in ("scipy", "h5netcdf"):
         target = open_http(href, http_options)
     elif "://" not in href and not os.path.exists(href):
         raise read_error(href, f"cannot open ({engine})", FileNotFoundError(href))
