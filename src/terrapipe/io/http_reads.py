@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import email.utils
 import heapq
 import os
@@ -403,7 +404,15 @@ def _uses_obstore(storage: Storage) -> bool:
 
 
 def _http_date(value: Any) -> str | None:
+    """``Last-Modified`` for obstore's ``last_modified``; ``None`` for none.
+
+    obstore fills in the Unix epoch when the server sent no ``Last-Modified``;
+    a real file is never dated 1970-01-01T00:00:00Z, so the epoch is "no date"
+    (the cache's change check tells a file without ETag or date from a Zarr folder).
+    """
     if value is None:
+        return None
+    if isinstance(value, dt.datetime) and value.timestamp() == 0:
         return None
     try:
         return email.utils.format_datetime(value, usegmt=True)
