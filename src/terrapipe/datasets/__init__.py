@@ -32,6 +32,7 @@ from terrapipe.datasets.climate import CLIMATE_VARIABLES
 from terrapipe.datasets.grid import TILE_CRS, dem_geobox, region_bbox, scl_geobox, tile_geobox
 from terrapipe.datasets.landcover import CLASS_NAMES
 from terrapipe.datasets.layout import SEED, SampleWorld
+from terrapipe.datasets.lidar import LIDAR_BOUNDS, LIDAR_CRS, sample_point_cloud
 from terrapipe.datasets.scenes import S2_BANDS, S2_DATES, S2_TILES, SCL_CLASSES, acquisitions
 from terrapipe.datasets.vectors import BUILDINGS_LAYER
 from terrapipe.datasets.world import VERSION, build_sample_world, default_root, sample_world
@@ -40,6 +41,8 @@ __all__ = [
     "BUILDINGS_LAYER",
     "CLASS_NAMES",
     "CLIMATE_VARIABLES",
+    "LIDAR_BOUNDS",
+    "LIDAR_CRS",
     "S2_BANDS",
     "S2_DATES",
     "S2_TILES",
@@ -53,6 +56,7 @@ __all__ = [
     "default_root",
     "dem_geobox",
     "region_bbox",
+    "sample_point_cloud",
     "sample_world",
     "scl_geobox",
     "tile_geobox",
