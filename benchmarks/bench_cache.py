@@ -10,7 +10,10 @@ into 256 x 256 chips (512 KiB each) by::
 - ``recompute``: the same pipe without the cache (read_zarr decodes the zstd
   chunks, chip cuts them): what a hit must beat;
 - a **hit** per store: the entry (every chip of the cube) is read and decoded
-  into the same xarray chips (values, coordinates, CRS, attributes);
+  into the same xarray chips (values, coordinates, CRS, attributes); the Zarr
+  folder and Redis rows with their default codec (Blosc LZ4, byte shuffle,
+  decoded straight into the hit's buffer), with ``compress=True`` (Zarr: Blosc
+  zstd level 1) and uncompressed (``compress=False``);
 - the key of each hit is computed as the cache computes it: the path, plus
   one walk of the store's files (size, mtime, inode per chunk) per epoch.
 
@@ -91,19 +94,29 @@ def machine() -> str:
 def stores(tmp: Path, redis_url: str | None, entry_bytes: int) -> list[tuple[str, CacheStore]]:
     out: list[tuple[str, CacheStore]] = [
         ("memory (MemoryLRU)", MemoryLRU(max_bytes=4 * entry_bytes)),
-        ("Zarr folder", ZarrStore(tmp / "cache.zarr")),
-        ("Zarr folder, zstd", ZarrStore(tmp / "cache-zstd.zarr", compress=True)),
+        ("Zarr folder (default: Blosc LZ4)", ZarrStore(tmp / "cache.zarr")),
+        ("Zarr folder, compress=True (Blosc zstd 1)", ZarrStore(tmp / "cache-zstd.zarr", compress=True)),
+        ("Zarr folder, compress=False", ZarrStore(tmp / "cache-plain.zarr", compress=False)),
     ]
     if redis_url is not None:
-        out.append(("Redis", RedisStore(redis_url, prefix="bench:", max_entry_bytes=4 * entry_bytes)))
+        limit = 4 * entry_bytes
+        out.append(
+            ("Redis (default: Blosc LZ4)", RedisStore(redis_url, prefix="bench:", max_entry_bytes=limit))
+        )
         socket = tmp / "redis.sock"
         if socket.exists():
             out.append(
                 (
-                    "Redis, unix socket",
-                    RedisStore(f"unix://{socket}", prefix="bench-unix:", max_entry_bytes=4 * entry_bytes),
+                    "Redis, unix socket (Blosc LZ4)",
+                    RedisStore(f"unix://{socket}", prefix="bench-unix:", max_entry_bytes=limit),
                 )
             )
+        out.append(
+            (
+                "Redis, compress=False",
+                RedisStore(redis_url, prefix="bench-plain:", max_entry_bytes=limit, compress=False),
+            )
+        )
     return out
 
 

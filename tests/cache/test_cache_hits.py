@@ -279,7 +279,7 @@ def test_entries_of_key_format_2_are_never_served() -> None:
     from terrapipe.cache.canonical import digest_json
     from terrapipe.cache.keys import KEY_FORMAT, element_identity, entry_key
 
-    assert KEY_FORMAT == 3  # entries of format 2 lost a Dataset's encoding and numpy scalar types
+    assert KEY_FORMAT == 4  # entries of format 2 lost a Dataset's encoding and numpy scalar types
     store = MemoryLRU(2**24)
     ds = xr.Dataset({"v": ("x", np.arange(3.0))}, attrs={"scale": np.float64(0.5)})
     ds.encoding["source"] = "scene.zarr"

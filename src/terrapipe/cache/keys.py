@@ -90,8 +90,9 @@ __all__ = ["KEY_FORMAT", "element_identity", "entry_key", "source_window_key"]
 
 #: Version of the key derivation; bumping it invalidates every existing entry. 3: entries written
 #: before it lost a Dataset's encoding and the type of numpy scalars (np.float64 came back a float),
-#: so they are never served again.
-KEY_FORMAT = 3
+#: so they are never served again. 4: ZarrStore and RedisStore store entries Blosc-compressed by
+#: default (another layout of the stored bytes); entries of the old layouts are never looked up.
+KEY_FORMAT = 4
 
 
 def element_identity(element: Any, *, check_remote: bool = False) -> Json:

@@ -1,0 +1,250 @@
+"""Compressed entries (#20): Blosc frames in ZarrStore and RedisStore decoded straight into the hit's buffer.
+
+Hits equal misses for every layout (Zarr folder and URL, Redis; LZ4, zstd,
+uncompressed); a damaged compressed entry is a corrupt miss, never a wrong
+hit; values of the other layout and entries of the previous key format are
+never served.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import terrapipe as tp
+from terrapipe.cache import CacheStore, CorruptEntryError, RedisStore, ZarrStore
+from terrapipe.cache import frames as frames_module
+from terrapipe.cache.codec import encode_value
+from terrapipe.cache.entry import pack_entry, unpack_entry
+from terrapipe.cache.frames import FRAME_MAGIC, compress_entry, decompress_entry
+from terrapipe.core.errors import InvalidArgumentError
+from tests.cache.test_cache_hits import cube, same
+
+zarr = pytest.importorskip("zarr")
+pytest.importorskip("numcodecs")
+
+LAYOUTS = [
+    ("zarr", "lz4"),
+    ("zarr", "zstd"),
+    ("zarr", False),
+    ("zarr-url", "lz4"),
+    ("redis", "lz4"),
+    ("redis", "zstd"),
+    ("redis", False),
+]
+
+
+def make(kind: str, codec: Any, tmp_path: Path, request: pytest.FixtureRequest) -> CacheStore:
+    if kind == "redis":
+        url = request.getfixturevalue("redis_server").url
+        return RedisStore(url, prefix=f"compressed-{codec}-{tmp_path.name}:", compress=codec)
+    root = tmp_path / f"cache-{codec}.zarr"
+    return ZarrStore(root if kind == "zarr" else f"file://{root}", compress=codec)
+
+
+def chips_pipe(path: Path, store: CacheStore | None) -> Any:
+    pipe = tp.from_items([str(path)])
+    pipe = pipe.cache_point() if store is not None else pipe
+    pipe = pipe.read_zarr(variables="image").chip({"y": 32, "x": 16})
+    return pipe.cache(store) if store is not None else pipe
+
+
+@pytest.mark.parametrize(("kind", "codec"), LAYOUTS)
+@pytest.mark.parametrize(("dtype", "nodata"), [("uint16", 0), ("float32", np.nan), ("int8", -128)])
+def test_hits_equal_misses_for_every_layout(
+    kind: str,
+    codec: Any,
+    dtype: str,
+    nodata: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = cube(tmp_path / "cube.zarr", dtype, nodata=nodata)
+    expected = list(chips_pipe(path, None))
+    store = make(kind, codec, tmp_path, request)
+    pipe = chips_pipe(path, store)
+    first = list(pipe)
+    if kind == "zarr":  # a local entry is read by the direct path, never by zarr
+
+        def no_zarr(self: Any, key: str) -> None:
+            raise AssertionError("a local entry went through zarr")
+
+        monkeypatch.setattr(ZarrStore, "_get_with_zarr", no_zarr)
+    hits = list(pipe)
+    assert (pipe.stats.hits, pipe.stats.misses, pipe.stats.corrupt) == (1, 1, 0)
+    assert len(hits) == len(first) == len(expected) == 6
+    for a, b, c in zip(expected, first, hits, strict=True):
+        same(a, b)
+        same(a, c)
+    if isinstance(store, RedisStore):
+        store.clear()
+
+
+def test_zarr_entries_are_blosc_chunks_by_default(tmp_path: Path) -> None:
+    imagery = np.random.default_rng(1).normal(3000, 30, 2**18).astype("uint16")
+    entry = pack_entry("k", [encode_value(imagery)])
+    for codec, cname in (("lz4", "lz4"), (True, "zstd"), ("zstd", "zstd")):
+        store = (
+            ZarrStore(tmp_path / f"c-{codec}.zarr")
+            if codec == "lz4"
+            else ZarrStore(tmp_path / f"c-{codec}.zarr", compress=codec)
+        )
+        store.put("k", entry)
+        meta = json.loads((tmp_path / f"c-{codec}.zarr" / "k" / "data" / "zarr.json").read_bytes())
+        (blosc,) = [c for c in meta["codecs"] if c["name"] == "blosc"]
+        assert blosc["configuration"]["cname"] == cname
+        assert blosc["configuration"]["shuffle"] == "shuffle"
+        stored = sum(p.stat().st_size for p in (tmp_path / f"c-{codec}.zarr" / "k" / "data" / "c").iterdir())
+        assert stored < 0.75 * len(entry)  # byte shuffle: the high bytes of imagery compress
+        assert store.get("k") == entry
+    plain = ZarrStore(tmp_path / "plain.zarr", compress=False)
+    plain.put("k", entry)
+    meta = json.loads((tmp_path / "plain.zarr" / "k" / "data" / "zarr.json").read_bytes())
+    assert [c["name"] for c in meta["codecs"]] == ["bytes"]
+    with pytest.raises(InvalidArgumentError, match="cache codec"):
+        ZarrStore(tmp_path / "x.zarr", compress="gzip")
+    with pytest.raises(InvalidArgumentError, match="cache codec"):
+        RedisStore(compress="snappy")
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 64, 1000, 1001, 3 * 1000, 3 * 1000 + 1])
+def test_framed_values_round_trip(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frames_module, "FRAME_BYTES", 1000)  # several frames, a short last one
+    data = np.random.default_rng(size).integers(0, 2**12, size, dtype="uint16").astype("uint8").tobytes()
+    for codec in ("lz4", "zstd"):
+        value = compress_entry(data, codec)
+        out = decompress_entry(value, "k")
+        assert bytes(out) == data
+        assert not out.readonly
+
+
+def damaged_values(value: bytes) -> list[tuple[str, bytes]]:
+    """Ways a framed value can be damaged: every region of it."""
+    head = len(FRAME_MAGIC) + 12 + 8 * struct.unpack_from("<I", value, len(FRAME_MAGIC) + 8)[0]
+    out = []
+    for name, where in (
+        ("magic", 0),
+        ("size", len(FRAME_MAGIC)),
+        ("count", len(FRAME_MAGIC) + 8),
+        ("table", len(FRAME_MAGIC) + 12),
+        ("blosc header", head + 4),
+        ("blosc cbytes", head + 12),
+        ("frame", head + 40),
+        ("frame middle", (head + len(value)) // 2),
+        ("last byte", len(value) - 1),
+    ):
+        damaged = bytearray(value)
+        damaged[where] ^= 0x5A
+        out.append((name, bytes(damaged)))
+    out += [("truncated", value[:-1]), ("extended", value + b"\0"), ("empty", b""), ("raw", value[head:])]
+    return out
+
+
+def test_damaged_framed_values_are_never_decoded_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frames_module, "FRAME_BYTES", 4096)
+    data = np.random.default_rng(2).normal(3000, 100, 6000).astype("uint16")
+    entry = pack_entry("k", [encode_value(data)])
+    for name, damaged in damaged_values(compress_entry(entry, "lz4")):
+        with pytest.raises(
+            CorruptEntryError
+        ):  # the frames refuse it, or the entry's CRC of the decoded bytes
+            unpack_entry(decompress_entry(damaged, "k"), "k", owned=True)
+        assert name
+
+
+def test_redis_values_of_the_other_layout_or_damaged_are_corrupt_misses(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    path = cube(tmp_path / "cube.zarr", "uint16", nodata=0)
+    expected = list(chips_pipe(path, None))
+    compressed = RedisStore(redis_server.url, prefix="layout-lz4:")
+    plain = RedisStore(redis_server.url, prefix="layout-plain:", compress=False)
+    try:
+        for store, other in ((compressed, plain), (plain, compressed)):
+            pipe = chips_pipe(path, store)
+            list(pipe)
+            (key,) = list(store.keys())
+            entry = store.get(key)
+            assert entry is not None
+            writer = RedisStore(redis_server.url, prefix=store.prefix, compress=other.codec or False)
+            writer.put(key, entry)  # a valid entry in the other layout: never served as it is
+            out = list(pipe)
+            assert (pipe.stats.corrupt, pipe.stats.misses) == (1, 2)
+            for a, b in zip(expected, out, strict=True):
+                same(a, b)
+        value = compressed.client.get(compressed.prefix + key)
+        for name, damaged in damaged_values(value):
+            compressed.client.set(compressed.prefix + key, damaged)
+            pipe = chips_pipe(path, compressed)
+            out = list(pipe)
+            assert (pipe.stats.corrupt, pipe.stats.hits) == (1, 0), name
+            for a, b in zip(expected, out, strict=True):
+                same(a, b)
+            assert compressed.client.get(compressed.prefix + key) != damaged  # overwritten
+    finally:
+        compressed.clear()
+        plain.clear()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "extend", "header size", "swap chunks"])
+def test_damaged_blosc_chunks_of_a_zarr_entry_are_corrupt_misses(tmp_path: Path, damage: str) -> None:
+    path = cube(tmp_path / "cube.zarr", "uint16", nodata=0)
+    expected = list(chips_pipe(path, None))
+    store = ZarrStore(tmp_path / "cache.zarr", chunk_bytes=4096)
+    pipe = chips_pipe(path, store)
+    list(pipe)
+    (key,) = list(store.keys())
+    chunks = tmp_path / "cache.zarr" / key / "data" / "c"
+    first, second = chunks / "1", chunks / "2"
+    blob = bytearray(first.read_bytes())
+    if damage == "flip":
+        blob[len(blob) // 2] ^= 0x10
+    elif damage == "truncate":
+        blob = blob[:-3]
+    elif damage == "extend":
+        blob += b"\0\0"
+    elif damage == "header size":
+        struct.pack_into("<I", blob, 4, struct.unpack_from("<I", blob, 4)[0] - 2)
+    else:
+        blob = bytearray(second.read_bytes())
+        second.write_bytes(first.read_bytes())
+    first.write_bytes(bytes(blob))
+    out = list(pipe)
+    for a, b in zip(expected, out, strict=True):
+        same(a, b)
+    if damage == "extend":  # bytes after a Blosc buffer are not read (zarr's path decodes it; the CRC passes)
+        assert (pipe.stats.corrupt, pipe.stats.hits) == (0, 1)
+    else:
+        assert (pipe.stats.corrupt, pipe.stats.hits) == (1, 0)
+    hits = pipe.stats.hits
+    again = list(pipe)  # the entry was overwritten (or intact): a hit again
+    assert pipe.stats.hits == hits + 1
+    for a, b in zip(expected, again, strict=True):
+        same(a, b)
+
+
+@pytest.mark.parametrize("kind", ["zarr", "redis"])
+def test_entries_of_key_format_3_are_never_looked_up(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from terrapipe.cache.canonical import digest_json
+    from terrapipe.cache.keys import KEY_FORMAT, element_identity
+
+    assert KEY_FORMAT == 4  # 3: entries stored uncompressed
+    store = make(kind, False, tmp_path, request)
+    pipe = tp.from_items([1]).cache_point().map(lambda x: np.arange(3) * x).cache(store)
+    old_key = digest_json(
+        {"format": 3, "config": pipe.config_digest, "element": element_identity(1)}, size=32
+    )
+    store.put(old_key, pack_entry(old_key, [encode_value(np.arange(3) * 7)]))  # a stale old-layout entry
+    (out,) = list(pipe)
+    assert (pipe.stats.misses, pipe.stats.hits) == (1, 0)
+    assert out.tolist() == [0, 1, 2]
+    if isinstance(store, RedisStore):
+        store.clear()
