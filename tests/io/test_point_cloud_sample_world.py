@@ -47,3 +47,21 @@ def test_sample_point_cloud_agrees_with_the_world(sample_world) -> None:  # type
             np.testing.assert_allclose(above, height, atol=0.3)  # plus 5 cm noise and 1 cm scale
             checked += 1
     assert checked >= 5
+
+
+def test_sample_world_copc_has_the_same_points_and_laspy_reads_it(sample_world) -> None:  # type: ignore[no-untyped-def]
+    laspy = pytest.importorskip("laspy")
+    laz = sample_point_cloud(sample_world)
+    copc = sample_point_cloud(sample_world, copc=True)
+    ours = tp.open_point_cloud(str(copc))
+    assert ours.copc
+    reference = laspy.read(laz)
+    with laspy.CopcReader.open(str(copc)) as reader:
+        theirs = reader.query()
+        box = (726900.0, 5072700.0, 727100.0, 5072900.0)
+        small = reader.query(laspy.copc.Bounds(mins=np.array(box[:2]), maxs=np.array(box[2:])))
+    np.testing.assert_array_equal(np.sort(theirs.array), np.sort(reference.points.array))
+    np.testing.assert_array_equal(np.sort(ours.xyz, axis=0), np.sort(np.asarray(reference.xyz), axis=0))
+    part = tp.open_point_cloud(str(copc), bounds=box)
+    assert 0 < len(part) == len(small)
+    assert part.bytes_fetched < 0.5 * copc.stat().st_size

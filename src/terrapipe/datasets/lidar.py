@@ -120,18 +120,21 @@ def _write(world: SampleWorld, path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def sample_point_cloud(world: SampleWorld) -> Path:
-    """Return the path of the world's lidar point cloud (LAZ), writing it on first call.
+def sample_point_cloud(world: SampleWorld, *, copc: bool = False) -> Path:
+    """Return the path of the world's lidar point cloud (LAZ or COPC), writing it on first call.
 
     Parameters
     ----------
     world
         A built sample world (:func:`~terrapipe.datasets.sample_world`).
+    copc
+        The same points as a COPC file (octree nodes of up to 4096 points,
+        :func:`~terrapipe.datasets.copc_writer.write_copc`).
 
     Returns
     -------
     pathlib.Path
-        ``<world root>/lidar/tile0.laz``.
+        ``<world root>/lidar/tile0-v1-s<seed>.laz`` (``.copc.laz`` with ``copc=True``).
 
     Raises
     ------
@@ -141,4 +144,12 @@ def sample_point_cloud(world: SampleWorld) -> Path:
     path = Path(world.root) / "lidar" / f"tile0-v1-s{world.seed}.laz"
     if not path.exists():
         _write(world, path)
-    return path
+    if not copc:
+        return path
+    target = path.with_name(f"tile0-v1-s{world.seed}.copc.laz")
+    if not target.exists():
+        laspy = require("laspy", extra="pointcloud", feature="sample_point_cloud")
+        from terrapipe.datasets.copc_writer import write_copc
+
+        write_copc(laspy.read(path), target, seed=world.seed)
+    return target
