@@ -186,3 +186,22 @@ def test_a_recipe_without_a_split_is_refused_or_takes_one(tmp_path: Path, sample
         data_module.from_recipe(plain, split={"cell_size": 10})
     with pytest.raises(tp.RecipeError, match="no step takes split"):
         data_module.from_recipe(bundled_recipes()["climate-forecasting"])
+
+
+def test_the_states_kept_ahead_of_the_model_are_bounded_by_the_batches_fetched_ahead() -> None:
+    """TrackedLoader keeps one state per batch fetched but not yet given to the model."""
+    from terrapipe.adapters.lightning import TrackedLoader
+
+    tracked = TrackedLoader(tp.loader(tp.from_items(list(range(40))), batch_size=2))
+    most = 0
+    pending: list[Any] = []
+    for batch in tracked:
+        pending.append(batch)
+        if len(pending) > 1:  # the model gets each batch one fetch later, as Lightning's prefetch does
+            pending.pop(0)
+            tracked.given()
+        most = max(most, len(tracked._ahead))
+    assert most <= 2
+    tracked.given()
+    assert len(tracked._ahead) == 0
+    assert tracked.state_dict()["position"] is None or tracked.state_dict() == tracked.loader.state_dict()
