@@ -29,6 +29,7 @@ __all__ = [
     "RecipeError",
     "ResumeWarning",
     "SkippedElementWarning",
+    "TerrapipeDeprecationWarning",
     "SkipsInEpochWarning",
     "StacSearchError",
     "TerrapipeError",
@@ -98,6 +99,14 @@ class WorkerError(TerrapipeError, RuntimeError):
 
 class TerrapipeWarning(UserWarning):
     """Base class of every warning terrapipe emits."""
+
+
+class TerrapipeDeprecationWarning(DeprecationWarning):
+    """A name or parameter that still works for one release; the message says what replaces it.
+
+    Our test suite turns it into an error, so terrapipe's own code never uses
+    what it deprecates.
+    """
 
 
 class SkippedElementWarning(TerrapipeWarning):

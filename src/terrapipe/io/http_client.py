@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from terrapipe.core.errors import TerrapipeDeprecationWarning
 from terrapipe.io.http_reads import DEFAULT_DEADLINE, DEFAULT_MAX_BODY, MAX_REDIRECTS, ByteRange, Reply, read
 from terrapipe.io.storage import Storage
 
@@ -73,7 +74,7 @@ class _HTTPOptions(metaclass=_StorageAlias):
         warnings.warn(
             "terrapipe.io.HTTPOptions is deprecated: pass a tp.Storage(timeout=..., retries=..., "
             "backoff=..., headers=..., deadline=..., max_bytes=...) instead",
-            DeprecationWarning,
+            TerrapipeDeprecationWarning,
             stacklevel=2,
         )
         return _storage_of(timeout, retries, retry_delay, headers, deadline, max_body)
@@ -83,7 +84,7 @@ class _HTTPOptions(metaclass=_StorageAlias):
         """Build a Storage from the same keywords (``headers`` as a mapping); deprecated, as the class."""
         warnings.warn(
             "terrapipe.io.HTTPOptions.make is deprecated: pass a tp.Storage instead",
-            DeprecationWarning,
+            TerrapipeDeprecationWarning,
             stacklevel=2,
         )
         return _storage_of(**kwargs)

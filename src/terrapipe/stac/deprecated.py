@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import InvalidArgumentError, TerrapipeDeprecationWarning
 from terrapipe.io.storage import Storage
 
 __all__ = ["TRANSPORT_KEYWORDS", "HttpOptions", "as_storage", "renamed_options", "with_keywords"]
@@ -70,7 +70,7 @@ class HttpOptions(Storage):
         warnings.warn(
             "HttpOptions is deprecated; use tp.Storage(headers=..., timeout=..., retries=..., backoff=..., "
             "max_backoff=..., request_modifier=..., deadline=..., max_bytes=...) and pass it as storage=",
-            DeprecationWarning,
+            TerrapipeDeprecationWarning,
             stacklevel=_outside(),
         )
         super().__post_init__()
@@ -141,7 +141,7 @@ def with_keywords(owner: str, storage: Storage | None, given: Mapping[str, Any])
     for name in changes:
         warnings.warn(
             f"{owner}({name}=...) is deprecated; pass storage=tp.Storage({name}=...) instead",
-            DeprecationWarning,
+            TerrapipeDeprecationWarning,
             stacklevel=_outside(),
         )
     if isinstance(changes.get("headers"), Mapping):
@@ -162,7 +162,7 @@ def renamed_options(owner: str, storage: Storage | None, options: Storage | None
         return storage
     warnings.warn(
         f"{owner}(options=...) is deprecated; pass storage=tp.Storage(...)",
-        DeprecationWarning,
+        TerrapipeDeprecationWarning,
         stacklevel=_outside(),
     )
     return as_storage(options) if storage is None else storage
