@@ -248,3 +248,75 @@ def test_entries_of_key_format_3_are_never_looked_up(
     assert out.tolist() == [0, 1, 2]
     if isinstance(store, RedisStore):
         store.clear()
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Any:
+    """A redis-server of this test's own, with a unix socket; a password is set once it runs."""
+    from tests.servers.redis_server import find_redis_server, start_redis_server
+
+    if find_redis_server() is None:
+        pytest.skip("redis-server is not installed")
+    socket_path = tmp_path / "r.sock"
+    server = start_redis_server(extra_args=("--unixsocket", str(socket_path), "--unixsocketperm", "700"))
+    yield server, socket_path
+    server.stop()
+
+
+def test_the_socket_reader_authenticates_selects_and_recovers(private_server: Any) -> None:
+    import redis
+
+    from terrapipe.cache.redis_wire import RedisReader
+    from terrapipe.core.errors import CacheError
+
+    server, socket_path = private_server
+    redis.Redis(port=server.port).config_set("requirepass", "s3cret-pw")
+    data = np.random.default_rng(3).normal(3000, 30, 300_000).astype("uint16")
+    entry = pack_entry("k", [encode_value(data)])
+    for url in (f"redis://:s3cret-pw@127.0.0.1:{server.port}/3", f"unix://:s3cret-pw@{socket_path}?db=3"):
+        store = RedisStore(url, prefix="wire:")
+        store.put("k", entry)
+        assert redis.Redis(port=server.port, password="s3cret-pw", db=3).exists("wire:k")  # db 3, not 0
+        buffer = store.get_buffer("k")
+        assert isinstance(store._reader, RedisReader)  # the socket reader served it
+        assert buffer is not None
+        assert not buffer.readonly
+        assert bytes(buffer) == entry
+        assert store.get_buffer("missing") is None
+        good = store.client.get("wire:k")
+        store.client.set("wire:k", good[:-7] + bytes(7))  # damaged mid-value: the reader drops the connection
+        with pytest.raises(CorruptEntryError):
+            unpack_entry(store.get_buffer("k") or b"", "k", owned=True)
+        store.client.set("wire:k", b"TPCACHE1" + bytes(100))  # not framed
+        with pytest.raises(CorruptEntryError):
+            store.get_buffer("k")
+        store.client.set("wire:k", good)
+        assert bytes(store.get_buffer("k") or b"") == entry  # the next read is in step with the server
+        limited = RedisStore(url, prefix="wire:", max_entry_bytes=1000)
+        with pytest.raises(CorruptEntryError, match="max_entry_bytes"):
+            limited.get_buffer("k")  # announced above the limit: nothing allocated
+        wrong = RedisStore(url.replace("s3cret-pw", "wrong-pw"), prefix="wire:")
+        with pytest.raises(CacheError) as info:
+            wrong.get_buffer("k")
+        assert "pw" not in str(info.value)  # no password in the message
+
+
+def test_the_socket_reader_serves_threads_each_their_own_connection(redis_server: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = RedisStore(redis_server.url, prefix="wire-threads:")
+    entries = {
+        f"k{i}": pack_entry(f"k{i}", [encode_value(np.full(200_000 + i, i, dtype="uint16"))])
+        for i in range(6)
+    }
+    try:
+        for key, entry in entries.items():
+            store.put(key, entry)
+
+        def read(key: str) -> bool:
+            return all(bytes(store.get_buffer(key) or b"") == entries[key] for _ in range(5))
+
+        with ThreadPoolExecutor(4) as pool:
+            assert all(pool.map(read, list(entries) * 2))
+    finally:
+        store.clear()

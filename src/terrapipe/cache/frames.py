@@ -55,6 +55,7 @@ __all__ = [
     "FRAME_MAGIC",
     "TYPESIZE",
     "blosc_frame",
+    "check_announced",
     "check_codec",
     "compress_entry",
     "decode_frame_into",
@@ -117,6 +118,15 @@ def decode_frame_into(frame: bytes | bytearray | memoryview, out: memoryview, ke
         raise CorruptEntryError(f"cache entry {key} is corrupt: a compressed frame does not decode") from err
 
 
+def check_announced(nbytes: int, max_bytes: int | None, key: str) -> None:
+    """Raise :class:`CorruptEntryError` when a value announces an entry above ``max_bytes``."""
+    if max_bytes is not None and nbytes > max_bytes:
+        raise CorruptEntryError(
+            f"cache entry {key} is corrupt: it announces {nbytes} bytes, more than the {max_bytes} the store "
+            "takes (max_entry_bytes)"
+        )
+
+
 def compress_entry(data: bytes | bytearray | memoryview, codec: str = "lz4") -> bytes:
     """Return ``data`` as a framed value (see the module doc)."""
     view = memoryview(data).cast("B")
@@ -126,8 +136,13 @@ def compress_entry(data: bytes | bytearray | memoryview, codec: str = "lz4") -> 
     return b"".join([head, sizes, *frames])
 
 
-def decompress_entry(value: bytes | bytearray | memoryview, key: str) -> memoryview:
+def decompress_entry(
+    value: bytes | bytearray | memoryview, key: str, *, max_bytes: int | None = None
+) -> memoryview:
     """Decode a framed value into a new writable buffer the caller owns.
+
+    ``max_bytes``: a value announcing a larger entry is corrupt (nothing is
+    allocated for it).
 
     Raises
     ------
@@ -141,6 +156,7 @@ def decompress_entry(value: bytes | bytearray | memoryview, key: str) -> memoryv
     if len(src) < prefix or bytes(src[: len(FRAME_MAGIC)]) != FRAME_MAGIC:
         raise CorruptEntryError(f"cache entry {key} is corrupt: not a compressed terrapipe cache entry")
     nbytes, count = struct.unpack_from("<QI", src, len(FRAME_MAGIC))
+    check_announced(nbytes, max_bytes, key)
     if count != -(-nbytes // FRAME_BYTES) or len(src) < prefix + 8 * count:
         raise CorruptEntryError(f"cache entry {key} is corrupt: its frame table does not match its size")
     sizes = struct.unpack_from(f"<{count}Q", src, prefix)

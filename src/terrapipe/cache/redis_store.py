@@ -6,7 +6,10 @@ optionally with a time to live. By default the value is the entry
 compressed in Blosc LZ4 frames (:func:`~terrapipe.cache.frames.compress_entry`;
 about 0.6 of the size of uint16 imagery): a hit moves fewer bytes through
 the server and the socket, and decodes them straight into a buffer it owns
-(:meth:`RedisStore.get_buffer`), which the hit's arrays then share. The
+(:meth:`RedisStore.get_buffer`), which the hit's arrays then share; over
+``redis://`` and ``unix://`` a reader of its own takes the value off the
+socket frame by frame and decodes each while the next arrives
+(:mod:`terrapipe.cache.redis_wire`). The
 checksum is the entry's own, verified on the decoded bytes; a value that is
 not a framed value of the codec's layout, or does not decode, is a corrupt
 entry (recomputed and overwritten). Entries larger than ``max_entry_bytes``
@@ -33,6 +36,7 @@ from typing import Any
 
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, check_codec, compress_entry, decompress_entry
+from terrapipe.cache.redis_wire import RedisReader, supported
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.optional import require
 
@@ -98,6 +102,7 @@ class RedisStore:
         self.timeout = float(timeout)
         self.refused = 0
         self._client: Any = None
+        self._reader: RedisReader | None = None
         self._pid = -1
 
     def __repr__(self) -> str:
@@ -106,7 +111,7 @@ class RedisStore:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_client=None, _pid=-1)
+        state.update(_client=None, _pid=-1, _reader=None)
         return state
 
     @property
@@ -154,6 +159,10 @@ class RedisStore:
         CorruptEntryError
             For a value that does not decode (see the module doc).
         """
+        if self.codec is not None and supported(self.url):
+            if self._reader is None:
+                self._reader = RedisReader(self.url, timeout=self.timeout)
+            return self._reader.get((self.prefix + key).encode(), key, max_bytes=self.max_entry_bytes)
         data = self._call(f"read cache entry {key}", "get", self.prefix + key)
         if data is None:
             return None
@@ -161,7 +170,7 @@ class RedisStore:
             if bytes(data[: len(FRAME_MAGIC)]) == FRAME_MAGIC:
                 raise CorruptEntryError(f"cache entry {key} is corrupt: compressed, this store is not")
             return memoryview(data)
-        return decompress_entry(data, key)
+        return decompress_entry(data, key, max_bytes=self.max_entry_bytes)
 
     def put(self, key: str, data: bytes) -> bool:
         """Store an entry with one ``SET`` (compressed: see the module doc).

@@ -1,0 +1,218 @@
+"""A Redis ``GET`` of a compressed entry, read off the socket into the hit's buffer as it arrives.
+
+redis-py (with hiredis) reads a large value into a buffer it grows, then
+copies it into a ``bytes`` object, and only then can the hit decode it. This
+reader, on a connection of its own (one per process and thread, ``redis://``
+and ``unix://`` URLs; TLS stays with redis-py), speaks the two RESP replies a
+``GET`` can give: it reads the value's frame table, then each Blosc frame with
+``recv_into`` into one scratch buffer and decodes it straight into the
+entry's buffer while the server is still sending the next one
+(:mod:`terrapipe.cache.frames`). The frame table is checked as
+:func:`~terrapipe.cache.frames.decompress_entry` checks it; on anything
+wrong, the connection is closed (never left mid-reply) and the entry is
+corrupt.
+
+Examples
+--------
+>>> reader = RedisReader("redis://127.0.0.1:6379/0", timeout=5.0)
+>>> reader
+RedisReader('redis://127.0.0.1:6379/0')
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from typing import Any
+
+import numpy as np
+
+from terrapipe.cache.entry import CorruptEntryError
+from terrapipe.cache.frames import FRAME_MAGIC, decode_frame_into
+from terrapipe.core.errors import CacheError
+from terrapipe.io.redact import public_url
+
+__all__ = ["RedisReader", "supported"]
+
+_BLOSC_OVERHEAD = 16
+_LINE_MAX = 1 << 16
+
+
+def supported(url: str) -> bool:
+    """Whether :class:`RedisReader` serves ``url`` (``redis://`` and ``unix://``; not TLS)."""
+    return url.split("://", 1)[0].lower() in ("redis", "unix")
+
+
+class _Wire:
+    """A socket with the bytes read ahead of a reply line."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending = bytearray()
+
+    def line(self) -> bytes:
+        while (end := self.pending.find(b"\r\n")) < 0:
+            if len(self.pending) > _LINE_MAX:
+                raise ConnectionError("a reply line is too long")
+            chunk = self.sock.recv(_LINE_MAX)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self.pending += chunk
+        out = bytes(self.pending[:end])
+        del self.pending[: end + 2]
+        return out
+
+    def read_into(self, view: memoryview) -> None:
+        n = min(len(view), len(self.pending))
+        view[:n] = self.pending[:n]
+        del self.pending[:n]
+        while n < len(view):
+            got = self.sock.recv_into(view[n:])
+            if not got:
+                raise ConnectionError("the server closed the connection")
+            n += got
+
+    def send(self, *args: bytes) -> None:
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            parts += [b"$%d\r\n" % len(arg), arg, b"\r\n"]
+        self.sock.sendall(b"".join(parts))
+
+
+class RedisReader:
+    """Reads compressed entries with ``GET`` (see the module doc).
+
+    Parameters
+    ----------
+    url
+        ``redis://[[user]:password@]host:port/db`` or ``unix:///path.sock[?db=N]``.
+    timeout
+        Seconds to connect and to wait for each read.
+    """
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"RedisReader({public_url(self.url)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self.url, "timeout": self.timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], timeout=state["timeout"])  # type: ignore[misc]
+
+    def _wire(self) -> _Wire:
+        wire: _Wire | None = getattr(self._local, "wire", None)
+        if wire is not None and getattr(self._local, "pid", -1) == os.getpid():
+            return wire
+        from redis.connection import parse_url
+
+        options = parse_url(self.url)  # type: ignore[no-untyped-call]
+        if "path" in options:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = options["path"]
+        else:
+            sock = socket.socket(socket.AF_INET6 if ":" in options["host"] else socket.AF_INET)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            address = (options["host"], options["port"])
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(address)
+            wire = _Wire(sock)
+            if options.get("password"):
+                user = [options["username"].encode()] if options.get("username") else []
+                wire.send(b"AUTH", *user, options["password"].encode())
+                self._ok(wire, "AUTH")
+            if options.get("db"):
+                wire.send(b"SELECT", str(options["db"]).encode())
+                self._ok(wire, "SELECT")
+        except BaseException:
+            sock.close()
+            raise
+        self._local.wire, self._local.pid = wire, os.getpid()
+        return wire
+
+    @staticmethod
+    def _ok(wire: _Wire, what: str) -> None:
+        reply = wire.line()
+        if not reply.startswith(b"+"):
+            raise ConnectionError(f"{what} refused: {reply[:200].decode(errors='replace')}")
+
+    def close(self) -> None:
+        """Close this thread's connection (the next read opens another)."""
+        wire: _Wire | None = getattr(self._local, "wire", None)
+        self._local.wire = None
+        if wire is not None and getattr(self._local, "pid", -1) == os.getpid():
+            wire.sock.close()
+
+    def get(self, name: bytes, key: str, *, max_bytes: int | None = None) -> memoryview | None:
+        """``GET name`` and decode the framed value into a new buffer the caller owns (``None``: no entry).
+
+        ``max_bytes``: a value announcing a larger entry is corrupt.
+
+        Raises
+        ------
+        CorruptEntryError
+            For a value that is not a framed value or does not decode.
+        CacheError
+            When the server cannot be reached or answers with an error.
+        """
+        try:
+            wire = self._wire()
+            wire.send(b"GET", name)
+            head = wire.line()
+            if head.startswith(b"-"):
+                raise ConnectionError(head[1:200].decode(errors="replace"))
+            if not head.startswith(b"$"):
+                raise ConnectionError("not a reply to GET")
+            size = int(head[1:])
+            if size < 0:
+                return None
+            out = self._frames(wire, size, key, max_bytes)
+            if wire.line() != b"":
+                raise ConnectionError("the reply does not end where it says")
+            return out
+        except CorruptEntryError:
+            self.close()  # never left mid-reply
+            raise
+        except (OSError, ConnectionError, ValueError) as err:
+            self.close()
+            msg = (
+                f"cannot read cache entry {key} at {public_url(self.url)}: {err}; check that the Redis server "
+                "runs and the URL is right"
+            )
+            raise CacheError(msg) from err
+
+    @staticmethod
+    def _frames(wire: _Wire, size: int, key: str, max_bytes: int | None) -> memoryview:
+        from terrapipe.cache import frames
+
+        prefix = len(FRAME_MAGIC) + 12
+        if size < prefix:
+            raise CorruptEntryError(f"cache entry {key} is corrupt: not a compressed terrapipe cache entry")
+        head = memoryview(bytearray(prefix))
+        wire.read_into(head)
+        if bytes(head[: len(FRAME_MAGIC)]) != FRAME_MAGIC:
+            raise CorruptEntryError(f"cache entry {key} is corrupt: not a compressed terrapipe cache entry")
+        nbytes, count = struct.unpack_from("<QI", head, len(FRAME_MAGIC))
+        frames.check_announced(nbytes, max_bytes, key)
+        step = frames.FRAME_BYTES
+        if count != -(-nbytes // step) or size < prefix + 8 * count:
+            raise CorruptEntryError(f"cache entry {key} is corrupt: its frame table does not match its size")
+        table = memoryview(bytearray(8 * count))
+        wire.read_into(table)
+        sizes = struct.unpack(f"<{count}Q", table)
+        if prefix + 8 * count + sum(sizes) != size or any(s > step + _BLOSC_OVERHEAD for s in sizes):
+            raise CorruptEntryError(f"cache entry {key} is corrupt: frame sizes do not match the value")
+        out = np.empty(nbytes, dtype=np.uint8).data.cast("B")  # not zeroed: every frame fills its part
+        scratch = memoryview(bytearray(max(sizes, default=0)))
+        for i, frame_size in enumerate(sizes):
+            frame = scratch[:frame_size]
+            wire.read_into(frame)
+            decode_frame_into(frame, out[i * step : min(nbytes, (i + 1) * step)], key)
+        return out
