@@ -189,3 +189,20 @@ def test_bad_arguments() -> None:
         open_point_cloud(str(DATA / "autzen.las"), bounds=(1, 2, 0, 3))
     with pytest.raises(InvalidArgumentError, match="red"):
         open_point_cloud(str(DATA / "autzen.las"), fields=("red",))  # point format 1 has no colour
+
+
+def test_copc_nodes_are_fetched_once_then_served_from_the_bounded_cache() -> None:
+    path = str(DATA / "simple_with_page.copc.laz")
+    copc = CopcFile(path)
+    first = copc.query(BOX)
+    after_first = copc.bytes_fetched
+    again = copc.query(BOX)
+    assert copc.bytes_fetched == after_first  # every node of the box came from the cache
+    assert copc.cache_hits == len(copc.nodes(BOX)) > 0
+    np.testing.assert_array_equal(first.array, again.array)
+    uncached = CopcFile(path, cache_bytes=0)
+    uncached.query(BOX)
+    fetched = uncached.bytes_fetched
+    np.testing.assert_array_equal(uncached.query(BOX).array, first.array)
+    assert uncached.bytes_fetched > fetched
+    assert uncached.cache_hits == 0

@@ -14,7 +14,9 @@ and buckets with one :class:`~terrapipe.io.storage.Storage`):
    reach a node that points to one (each page is read once per
    :class:`CopcFile`, then kept);
 3. the compressed chunks of the nodes whose cube intersects the bounds, in
-   one concurrent ``get_ranges`` call, decompressed with ``lazrs``.
+   one concurrent ``get_ranges`` call, decompressed with ``lazrs``; decompressed
+   nodes are kept (bounded in bytes) for the next query, so the coarse levels
+   every chip reaches are fetched once.
 
 laspy's own ``CopcReader`` does the same over a file object with one
 ``seek`` + ``read`` per range and its own HTTP client (``requests``); we
@@ -38,6 +40,7 @@ Examples
 
 from __future__ import annotations
 
+import collections
 import io
 import struct
 import threading
@@ -72,6 +75,8 @@ _ENTRY = np.dtype(
 _MAX_LEVEL = 30
 _MAX_VLR_BYTES = 64 * 1024 * 1024
 _MAX_PAGE_BYTES = 64 * 1024 * 1024
+#: Default bound of a :class:`CopcFile`'s cache of decompressed nodes.
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,10 @@ class CopcFile:
         Configuration (default ``Storage.from_env()``).
     header
         Its header, when already read (:func:`read_las_header`).
+    cache_bytes
+        Decompressed nodes kept for later queries, at most this many bytes
+        (least recently used dropped first; ``0``: none). The coarse levels of
+        the octree reach every chip, so chips after the first read them from here.
 
     Attributes
     ----------
@@ -162,6 +171,8 @@ class CopcFile:
         Bytes read so far (header, hierarchy pages, point chunks).
     requests
         Ranged reads made so far.
+    cache_hits
+        Nodes served from the cache of decompressed nodes.
 
     Raises
     ------
@@ -169,7 +180,14 @@ class CopcFile:
         Not a COPC file, or a damaged header or root hierarchy page.
     """
 
-    def __init__(self, url: str, storage: Storage | None = None, *, header: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        storage: Storage | None = None,
+        *,
+        header: Any = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
         self.url = url
         self.where = public_url(url)
         self.storage = storage
@@ -192,6 +210,10 @@ class CopcFile:
         self._laszip = bytes(laz[0].record_data)
         self._entries: dict[tuple[int, int, int, int], tuple[int, int, int]] = {}
         self._pages_read: set[int] = set()
+        self.cache_bytes = int(cache_bytes)
+        self.cache_hits = 0
+        self._nodes_cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._cached_bytes = 0
         self._read_page(int(info.hierarchy_root_offset), int(info.hierarchy_root_size))
 
     def __repr__(self) -> str:
@@ -299,18 +321,37 @@ class CopcFile:
                 f"cannot read {self.where!r}: its nodes hold {total} points, more than the header's "
                 f"{int(self.header.point_count)}; the file is damaged"
             )
-        parts = self._fetch([(n.offset, n.offset + n.byte_size) for n in ordered])
-        compressed = b"".join(parts)
-        out = np.zeros(total * fmt.size, dtype=np.uint8)
-        table = [(n.point_count, n.byte_size) for n in ordered]
-        selection = laspy.DecompressionSelection.all().to_lazrs()
-        try:
-            lazrs.decompress_points_with_chunk_table(compressed, self._laszip, out, table, selection)
-        except Exception as err:  # lazrs raises its own errors on damaged chunks
-            raise ReadError(
-                f"cannot decompress COPC nodes of {self.where!r}: {err}; the file is damaged or cut"
-            ) from err
-        packed = laspy.PackedPointRecord.from_buffer(out, fmt)
+        with self._lock:
+            cached = {n.offset: self._nodes_cache[n.offset] for n in ordered if n.offset in self._nodes_cache}
+            for offset in cached:
+                self._nodes_cache.move_to_end(offset)
+                self.cache_hits += 1
+        missing = [n for n in ordered if n.offset not in cached]
+        if missing:
+            parts = self._fetch([(n.offset, n.offset + n.byte_size) for n in missing])
+            out = np.zeros(sum(n.point_count for n in missing) * fmt.size, dtype=np.uint8)
+            table = [(n.point_count, n.byte_size) for n in missing]
+            selection = laspy.DecompressionSelection.all().to_lazrs()
+            try:
+                lazrs.decompress_points_with_chunk_table(b"".join(parts), self._laszip, out, table, selection)
+            except Exception as err:  # lazrs raises its own errors on damaged chunks
+                raise ReadError(
+                    f"cannot decompress COPC nodes of {self.where!r}: {err}; the file is damaged or cut"
+                ) from err
+            start = 0
+            with self._lock:
+                for node in missing:
+                    end = start + node.point_count * fmt.size
+                    cached[node.offset] = out[start:end]
+                    start = end
+                    if node.point_count * fmt.size <= self.cache_bytes:
+                        self._nodes_cache[node.offset] = cached[node.offset]
+                        self._cached_bytes += node.point_count * fmt.size
+                while self._cached_bytes > self.cache_bytes and self._nodes_cache:
+                    _, dropped = self._nodes_cache.popitem(last=False)
+                    self._cached_bytes -= len(dropped)
+        buffer = np.concatenate([cached[n.offset] for n in ordered])
+        packed = laspy.PackedPointRecord.from_buffer(buffer, fmt)
         return laspy.ScaleAwarePointRecord(packed.array, fmt, self.header.scales, self.header.offsets)
 
     def query(self, bounds: Sequence[float] | None = None) -> Any:
