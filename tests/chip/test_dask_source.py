@@ -302,3 +302,25 @@ def test_stack_stac_cubes_give_the_numpy_reference_chips(tmp_path):
         for chip, (y, x) in zip(chips, starts, strict=True):
             want = expected.isel(y=slice(y, y + WINDOW["y"]), x=slice(x, x + WINDOW["x"]))
             xr.testing.assert_identical(chip, want)
+
+
+def test_cf_decoded_dask_reads_are_read_through_xarrays_decoding(tmp_path):
+    """Masked and scaled variables: the store read keeps xarray's decoding (no direct decoder), same pixels."""
+    values = 10.0 + 0.5 * (np.arange(2 * 64 * 48) % 500).reshape(2, 64, 48)
+    values[0, :5, :7] = np.nan  # stored as the fill value
+    cube = xr.DataArray(
+        values, dims=("band", "y", "x"), coords={"y": np.arange(64.0), "x": np.arange(48.0)}, name="v"
+    )
+    cube.encoding.update({"_FillValue": -1, "scale_factor": 0.5, "add_offset": 10.0, "dtype": "int16"})
+    cube.to_dataset().chunk({"y": 32, "x": 16}).to_zarr(tmp_path / "cf.zarr", consolidated=False)
+    lazy = xr.open_zarr(tmp_path / "cf.zarr", chunks=None, consolidated=False).v
+    obj = xr.open_zarr(tmp_path / "cf.zarr", consolidated=False).v
+    assert obj.dtype.kind == "f"
+    plain = plain_source(obj.variable)
+    assert plain is not None
+    arrays, _ = describe_arrays(obj, ("y", "x"), window=WINDOW, stride=WINDOW, block_bytes=2**20)
+    assert arrays[0].mode == "lazy"
+    assert arrays[0].direct is None  # the raw int16 chunks are not the float values
+    expected = lazy.load()
+    assert np.isnan(expected.values[0, 0, 0])
+    _check_chips(obj, expected)
