@@ -138,3 +138,67 @@ def test_headers_show_names_only() -> None:
         "Authorization": MASK,
         "X-Api-Key": MASK,
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("abfs://data@acct.dfs.core.windows.net/matrix/a.tif", "abfs://data@acct.dfs.core.windows.net/matrix/a.tif"),
+        ("ABFSS://Data@Acct.DFS.core.windows.net/a b/c%20d@e.tif", "abfss://Data@acct.dfs.core.windows.net/a b/c%20d@e.tif"),
+        ("wasbs://c@acct.blob.core.windows.net/k.tif?sv=2024&sig=s1gnatureXYZ", "wasbs://c@acct.blob.core.windows.net/k.tif"),
+        ("abfs://fs@ws.dfs.fabric.microsoft.com/Files/x.zarr", "abfs://fs@ws.dfs.fabric.microsoft.com/Files/x.zarr"),
+    ],
+)  # fmt: skip
+def test_an_azure_container_at_account_is_shown(url: str, expected: str) -> None:
+    """``container@account`` names where the data is (not a credential): messages keep it."""
+    assert public_url(url) == expected
+    assert secrets_of(url) == ([] if "?" not in url else ["2024", "s1gnatureXYZ"])
+    message = f"cannot read {url}: 403 access denied."
+    cut = expected if "?" not in url else f"{expected}?{MASK}"
+    for shown in (redact_urls(message), redact_text(message, url)):  # (a scheme or host's case may stay)
+        assert shown.lower() == f"cannot read {cut}: 403 access denied.".lower(), shown
+        assert "@" in shown.split("://")[1], shown  # the container is shown
+        assert shown.startswith(f"cannot read {url.split('/')[0]}"), shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "abfs://user:pa55w0rd-XYZ@acct.dfs.core.windows.net/a.tif",
+        "https://user:pa55w0rd-XYZ@acct.blob.core.windows.net/c/a.tif",
+        "http://user:pa55w0rd-XYZ@127.0.0.1:9000/bucket/a@b.tif",
+        "s3://AKIAEXAMPLE:pa55w0rd-XYZ@bucket/a@b.tif",
+        "gs://user:pa55w0rd-XYZ@bucket/a.tif",
+    ],
+)
+def test_a_user_and_password_are_always_cut(url: str) -> None:
+    """A real ``user:password@`` is cut on every scheme, Azure's container form included."""
+    shown = public_url(url)
+    assert not any(word in shown for word in ("pa55w0rd", "user", "AKIA")), shown
+    assert shown.endswith(urllib.parse.urlsplit(url).path)
+    for text in (redact_urls(f"denied: {url}."), redact_text(f"denied: {url} (pa55w0rd-XYZ)", url)):
+        assert not any(word in text for word in ("pa55w0rd", "AKIA")), text
+        assert text.startswith(f"denied: {shown}?{MASK}"), text
+
+
+ODD_KEYS = ["my file.tif", "a%20b%2Fc.tif", "user@example.com/scene.tif", "a@b:c/x y@z.tif", "100%.tif"]
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+@pytest.mark.parametrize(
+    "base", ["s3://bucket", "gs://bucket", "az://container", "abfs://c@acct.dfs.core.windows.net"]
+)
+def test_odd_keys_are_shown_as_written_and_their_signature_cut(base: str, key: str) -> None:
+    """Spaces, %-escapes and ``@`` in a key are part of the path: kept; a query after it is cut."""
+    url = f"{base}/{key}"
+    assert public_url(url) == url
+    assert secrets_of(url) == []
+    signed = f"{url}?X-Amz-Signature=0123456789abcdef&sig=s1gnatureXYZ"
+    assert public_url(signed) == url
+    for text in (
+        redact_text(f"cannot read {signed}: 403", signed),
+        redact_urls(f"cannot read {signed}: 403"),
+    ):
+        assert not any(word in text for word in ("0123456789abcdef", "s1gnatureXYZ")), text
+        assert text.endswith(": 403"), text
+    assert redact_text(f"cannot read {signed}: 403", signed) == f"cannot read {url}?{MASK}: 403"

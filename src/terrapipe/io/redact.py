@@ -6,7 +6,10 @@ name, password, query string or fragment is ever shown, whatever the
 parameters are called: a presigned S3 URL, an Azure SAS URL and an API key
 in ``?subscription-key=`` are all cut the same way, so there is no list of
 secret parameter names to keep up to date. Header values are never shown
-(:func:`redact_headers`).
+(:func:`redact_headers`). The one ``name@`` kept is an Azure Data Lake or
+WASB URL's container (``abfs://container@account.dfs.core.windows.net/path``):
+it names where the data is, not who reads it (a ``name:password@`` is cut
+there too).
 
 Texts written by others (GDAL, pyogrio, an error page a server sent back)
 are cleaned by :func:`redact_text`: every URL in them, plain or
@@ -76,6 +79,8 @@ def public_url(url: str) -> str:
     'https://h/app/items/a.json'
     >>> public_url("/data/cube.zarr")
     '/data/cube.zarr'
+    >>> public_url("abfs://data@Acct.dfs.core.windows.net/matrix/a.tif")
+    'abfs://data@acct.dfs.core.windows.net/matrix/a.tif'
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -88,8 +93,23 @@ def public_url(url: str) -> str:
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port is not None else host
+    container = _container_of(parts)
+    if container:
+        netloc = f"{container}@{netloc}"
     path = _PATH_PARAMETER.sub("", parts.path)  # ";jsessionid=..." in a path segment
     return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
+
+
+#: Schemes whose ``name@`` names a container (``abfs://container@account.dfs.core.windows.net/path``).
+_CONTAINER_SCHEMES = frozenset({"abfs", "abfss", "wasb", "wasbs"})
+
+
+def _container_of(parts: urllib.parse.SplitResult) -> str:
+    """Return the container of an Azure ``container@account`` URL ("" for others and a ``user:password@``)."""
+    if parts.scheme.lower() not in _CONTAINER_SCHEMES or "@" not in parts.netloc:
+        return ""
+    userinfo = parts.netloc.rpartition("@")[0]
+    return "" if ":" in userinfo else userinfo
 
 
 #: The same as :func:`public_url` (kept for the modules that call it by this name).
@@ -191,21 +211,22 @@ def redact_text(text: str, *urls: str, values: Iterable[str] = ()) -> str:
 
 
 _URL = re.compile(
-    r"(?:https?|s3a?|gcs|gs|azure|az|abfss?)://[^\s'\"<>]+|(?:https?|s3|gs|az)%3A%2F%2F[^\s'\"<>&]+",
+    r"(?:https?|s3a?|gcs|gs|azure|az|abfss?|wasbs?)://[^\s'\"<>]+|(?:https?|s3|gs|az)%3A%2F%2F[^\s'\"<>&]+",
     re.IGNORECASE,
 )
-# A query string without its URL (a request line "GET /a.tif?token=... HTTP/1.1"); GDAL's
+# A query string without its URL (a request line "GET /a.tif?token=... HTTP/1.1", the rest of a URL
+# whose key has a space: "s3://b/my file.tif?sig=..."), less the punctuation after it; GDAL's
 # "/vsicurl?list_dir=no&url=<URL>" keeps its options (the URL in them is cut by _URL).
 _QUERY = re.compile(
-    r"(?<!vsicurl)(?<!vsicurl_streaming)\?[A-Za-z0-9_.%-]+=(?!(?:https?|s3a?|gcs|gs|azure|az|abfss?|file)(?::|%3A))[^\s'\"<>#]*",
+    r"(?<!vsicurl)(?<!vsicurl_streaming)\?[A-Za-z0-9_.%-]+=(?!(?:https?|s3a?|gcs|gs|azure|az|abfss?|wasbs?|file)(?::|%3A))[^\s'\"<>#]*?(?=[.,;:)]*(?:[\s'\"<>#]|$))",
     re.IGNORECASE,
 )
 
 
 def _cut(url: str) -> str:
     """:func:`public_url`, marked ``?***`` when something (query, user, fragment) was cut."""
-    public = public_url(url)
-    return url if public == url else f"{public}?{MASK}"
+    public = public_url(url)  # the same letters but for the case of scheme and host: nothing was cut
+    return url if public.lower() == url.lower() else f"{public}?{MASK}"
 
 
 def redact_urls(text: str) -> str:
