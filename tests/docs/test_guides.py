@@ -17,6 +17,7 @@ TUTORIALS = [
     "object-detection-boxes",
     "stacking",
     "multi-resolution",
+    "lidar-imagery",
 ]
 
 #: Every functional name zen3geo registered (v0.6.2, plus read_from_laspy and rasterize_with_rasterio from its main branch).
