@@ -25,7 +25,7 @@ DATA = Path(__file__).parents[1] / "conformance" / "files" / "data" / "laspy"
 BOX = (636000.0, 849000.0, 636600.0, 849600.0)
 
 
-def test_copc_and_laz_from_a_bucket_equal_local(bucket: Bucket) -> None:
+def test_copc_and_laz_from_a_bucket_equal_local(bucket: Bucket) -> None:  # noqa: F811  (the fixture)
     for name in ("simple_with_page.copc.laz", "1_4_w_evlr.laz"):
         bucket.put(f"lidar/{name}", (DATA / name).read_bytes())
     url = f"{bucket.root}/lidar/simple_with_page.copc.laz"
@@ -42,6 +42,6 @@ def test_copc_and_laz_from_a_bucket_equal_local(bucket: Bucket) -> None:
     np.testing.assert_array_equal(laz[0].xyz, tp.open_point_cloud(str(DATA / "1_4_w_evlr.laz")).xyz)
 
 
-def test_missing_object_is_a_named_read_error(s3_bucket: Bucket) -> None:
+def test_missing_object_is_a_named_read_error(s3_bucket: Bucket) -> None:  # noqa: F811  (the fixture)
     with pytest.raises(tp.ReadError, match=r"s3://private/lidar/none\.copc\.laz"):
         tp.open_point_cloud("s3://private/lidar/none.copc.laz", storage=s3_bucket.storage)
