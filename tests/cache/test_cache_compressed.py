@@ -320,3 +320,15 @@ def test_the_socket_reader_serves_threads_each_their_own_connection(redis_server
             assert all(pool.map(read, list(entries) * 2))
     finally:
         store.clear()
+
+
+def test_the_entry_checksum_is_zlib_crc32_whichever_implementation_computes_it() -> None:
+    import zlib
+
+    from terrapipe.cache import entry as entry_module
+
+    data = np.random.default_rng(4).integers(0, 255, 100_003, dtype=np.uint8).tobytes()
+    assert entry_module._crc32(data) == zlib.crc32(data)
+    assert entry_module._crc32(data[7:], entry_module._crc32(data[:7])) == zlib.crc32(data)
+    isal = pytest.importorskip("isal.isal_zlib")  # in the cache extra: ISA-L's, about four times zlib's speed
+    assert entry_module._crc32 is isal.crc32

@@ -21,7 +21,9 @@ by the store), not against a hostile writer, who could recompute it; what
 keeps a hostile entry harmless is that decoding never runs code (see
 :mod:`terrapipe.cache.codec`). CRC-32 detects every burst error up to 32 bits
 and all but one in four billion other corruptions, at several times the speed
-of a cryptographic hash (the hit path of a memory cache checks every byte).
+of a cryptographic hash. With ``isal`` installed (the ``cache`` extra), the
+CRC is ISA-L's, the same CRC-32 at about four times zlib's speed (a hit from
+a Zarr folder or Redis checks every byte of the entry).
 
 Examples
 --------
@@ -42,12 +44,16 @@ from __future__ import annotations
 
 import json
 import struct
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 from terrapipe.cache.codec import Encoded, decode_value
 from terrapipe.core.errors import CacheError
+
+try:  # ISA-L's CRC-32: the same checksum as zlib's, several times faster
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover - isal is in the cache extra
+    from zlib import crc32 as _crc32
 
 __all__ = ["MAGIC", "CorruptEntryError", "entry_digest", "entry_intact", "pack_entry", "unpack_entry"]
 
@@ -101,7 +107,7 @@ def pack_entry(key: str, elements: Sequence[Encoded]) -> bytes:
                 parts.append(bytes(_pad(len(buf))))
     crc = 0
     for part in parts:
-        crc = zlib.crc32(part, crc)
+        crc = _crc32(part, crc)
     parts.append(struct.pack("<I", crc))
     return b"".join(parts)
 
@@ -117,7 +123,7 @@ def entry_intact(data: bytes | bytearray | memoryview) -> bool:
     if len(view) < _PREFIX + _DIGEST or bytes(view[: len(MAGIC)]) != MAGIC:
         return False
     (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
-    return bool(zlib.crc32(view[:-_DIGEST]) == stored)
+    return bool(_crc32(view[:-_DIGEST]) == stored)
 
 
 def unpack_entry(
@@ -161,7 +167,7 @@ def unpack_entry(
             f"cache entry {key} is corrupt: not a terrapipe cache entry (bad magic or size)"
         )
     (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
-    if not (checked and view.readonly) and zlib.crc32(view[:-_DIGEST]) != stored:
+    if not (checked and view.readonly) and _crc32(view[:-_DIGEST]) != stored:
         raise CorruptEntryError(f"cache entry {key} is corrupt: checksum mismatch")
     try:
         (size,) = struct.unpack_from("<Q", view, len(MAGIC))
