@@ -31,7 +31,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 import terrapipe as tp
-from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
+from terrapipe.core.errors import InvalidArgumentError, StacSearchError, TerrapipeError
 from terrapipe.io.raster import open_raster
 from terrapipe.io.redact import public_url
 from terrapipe.io.storage import AZURITE_ACCOUNT, Storage
@@ -80,7 +80,10 @@ _PRESIGNED_ZARR = (
     "a presigned URL signs one object and a Zarr store is many: refused with InvalidArgumentError "
     "(give storage= with credentials, or an Azure container SAS)"
 )
-_PRESIGNED_CATALOG = "a presigned URL signs one object: the catalog's relative links name other objects, which it does not sign"
+_PRESIGNED_CATALOG = (
+    "a presigned URL signs one object: the catalog's relative links name other objects, which it does not "
+    "sign; the StacSearchError says to give the s3:// URL with credentials in storage="
+)
 _GCS_NO_AUTH = "the GCS emulator checks no credentials: a wrong key cannot be refused there"
 #: (format, store, access) -> why the cell cannot work (strict xfail); see docs/storage.md
 XFAIL: dict[tuple[str, str, str], tuple[str, type[BaseException] | None]] = {}
@@ -91,12 +94,7 @@ for _fmt in FORMATS:
     if _fmt.startswith("zarr"):  # (a wrong or missing one is refused by the same error: a named one)
         XFAIL[(_fmt, "https-presigned", "good")] = (_PRESIGNED_ZARR, InvalidArgumentError)
     XFAIL[(_fmt, "gs", "wrong-key")] = (_GCS_NO_AUTH, None)
-XFAIL[("stac-catalog", "https-presigned", "good")] = (_PRESIGNED_CATALOG, None)
-XFAIL[("stac-catalog", "https-sas", "good")] = (
-    "search_stac does not yet carry a SAS URL's query to the catalog's relative links (a container SAS "
-    "signs them all); they are read unsigned and refused (stac/static.py, engineer B)",
-    None,
-)
+XFAIL[("stac-catalog", "https-presigned", "good")] = (_PRESIGNED_CATALOG, StacSearchError)
 
 
 def _cells() -> Iterator[Any]:
@@ -269,11 +267,11 @@ def test_matrix(matrix: Matrix, fmt: str, store: str, access: str) -> None:
         _read(fmt, url, storage)
     message = str(info.value)
     parts = urllib.parse.urlsplit(url)
-    # scheme://host/path: a catalog names the document it read (a folder of the URL's); the container of
-    # an abfs:// URL (container@account) is not shown by the redaction rule, its path is
+    # scheme://host/path: a catalog names the document it read (a folder of the URL's); an abfs:// URL
+    # shows its container@account (a container is not a credential)
     path = parts.path.rsplit("/", 1)[0] if fmt.startswith("stac") else parts.path
     assert (url if store == "local" else path) in message, message
-    if store not in ("local", "abfs"):
+    if store != "local":
         assert public_url(url).split(parts.path, 1)[0] in message, message
     presigned_zarr = fmt.startswith("zarr") and store == "https-presigned"  # refused before any request
     if access == "wrong-key" and not presigned_zarr:  # the byte layer's words, or the server's (GDAL)

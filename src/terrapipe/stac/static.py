@@ -26,7 +26,12 @@ with it (``Storage.from_env()`` when none is given), HTTP documents with its
 time-outs, retries, deadline and body cap. Its HTTP credentials
 (``headers``, ``request_modifier``) go only to the origin of the catalog's
 root URL: documents it links to on other servers are read without them. A
-local catalog has no origin: its links to servers get none.
+local catalog has no origin: its links to servers get none. A root URL with
+an Azure SAS (``?sv=...&sig=...``, a container or account SAS) lends it to the
+links in the same container on the same origin, and to no other
+(:mod:`terrapipe.stac.signed_links`); a root presigned for one object (S3,
+GCS, a blob SAS) signs nothing else, and a refused link says to give the
+bucket URL with credentials in ``storage=`` instead.
 
 Examples
 --------
@@ -58,6 +63,7 @@ from terrapipe.stac.hrefs import is_http, join_href, local_path
 from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.query import SearchQuery, item_matches
 from terrapipe.stac.redact import public_url
+from terrapipe.stac.signed_links import SignedRoot
 
 __all__ = ["MAX_DEPTH", "StaticBackend", "collection_may_match"]
 
@@ -142,7 +148,8 @@ class StaticBackend:
         options: Storage | None = None,
     ) -> None:
         self.storage = storage = renamed_options("StaticBackend", storage, options)
-        self.root = _root_document(root)
+        self._signed = SignedRoot.of(_root_document(root))
+        self.root = self._signed.unsigned
         self.where = public_url(self.root)
         client = JsonClient(storage, origin=self.root if is_http(self.root) else None)
         # a catalog not on a server: its credentials have no server to go to
@@ -165,7 +172,18 @@ class StaticBackend:
         return self._pager.fetch(token, query)
 
     def _read(self, href: str, what: str) -> Any:
-        return read_document(href, client=self.client, error=StacSearchError, what=what, storage=self.storage)
+        try:
+            return read_document(
+                self._signed.sign(href),
+                client=self.client,
+                error=StacSearchError,
+                what=what,
+                storage=self.storage,
+            )
+        except StacSearchError as err:
+            if self._signed.hint is None or href == self.root:
+                raise
+            raise StacSearchError(f"{err} ({self._signed.hint})") from None
 
     def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
         """Yield ``(item dict, item href)`` for every matching item, depth first in link order."""
