@@ -206,3 +206,47 @@ def test_copc_nodes_are_fetched_once_then_served_from_the_bounded_cache() -> Non
     np.testing.assert_array_equal(uncached.query(BOX).array, first.array)
     assert uncached.bytes_fetched > fetched
     assert uncached.cache_hits == 0
+
+
+@pytest.mark.parametrize("kind", ["truncate", "status"])
+def test_copc_nodes_cut_or_refused_by_the_server_are_a_read_error(
+    kind: str, server: RangeServer, http_root: Path
+) -> None:
+    name = f"pc-hostile-{kind}.copc.laz"
+    shutil.copy(DATA / "simple_with_page.copc.laz", http_root / name)
+    url = server.url_for(http_root / name)
+    copc = CopcFile(url, tp.Storage(retries=0))  # header and root page read honestly
+    server.fault(f"/{name}", kind=kind, status=503)
+    with pytest.raises(ReadError, match=rf"http://127\.0\.0\.1:\d+/{name}"):
+        copc.query(BOX)
+    server.clear_faults()
+    assert len(copc.query(BOX)) > 0  # nothing half-read was kept
+
+
+def test_copc_page_read_once_across_queries_and_a_page_that_never_resolves_is_refused(tmp_path: Path) -> None:
+    path = DATA / "simple_with_page.copc.laz"
+    copc = CopcFile(str(path))
+    assert len(copc.query(None)) == 1065
+    fetched = copc.bytes_fetched
+    assert len(copc.query(None)) == 1065  # the second walk reads neither the page nor any node again
+    assert copc.bytes_fetched == fetched
+    # the page's entry for its own root node renamed: the node pointing at the page never resolves
+    data = bytearray(path.read_bytes())
+    info = copc.header.vlrs[0]
+    assert copc._entries[(2, 0, 0, 0)][2] > 0  # resolved by the page in the honest file
+    page_offset = next(o for o in copc._pages_read if o != int(info.hierarchy_root_offset))
+    page = np.frombuffer(bytes(data[page_offset : page_offset + 160]), dtype=copc_entry_dtype()).copy()
+    own = (page["level"] == 2) & (page["x"] == 0) & (page["y"] == 0) & (page["z"] == 0)
+    page["x"][own] = 3
+    page["z"][own] = 3
+    data[page_offset : page_offset + 160] = page.tobytes()
+    bad = tmp_path / "page-cycle.copc.laz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ReadError, match=r"page-cycle\.copc\.laz.*page twice"):
+        open_point_cloud(str(bad))
+
+
+def copc_entry_dtype() -> np.dtype:  # type: ignore[type-arg]
+    from terrapipe.io.copc import _ENTRY
+
+    return _ENTRY

@@ -246,11 +246,10 @@ class CopcFile:
                 "multiple of 32); the file is damaged"
             )
         with self._lock:
-            if offset in self._pages_read:
+            if offset in self._pages_read:  # read, and its entries did not resolve the node pointing to it
                 raise ReadError(
                     f"cannot read {self.where!r}: the COPC hierarchy reaches a page twice (a cycle)"
                 )
-            self._pages_read.add(offset)
         (data,) = self._fetch([(offset, offset + size)])
         page = np.frombuffer(data, dtype=_ENTRY)
         limit = int(self.header.point_count)
@@ -263,6 +262,7 @@ class CopcFile:
                 f"over the header's {limit}, or size); the file is damaged"
             )
         with self._lock:
+            self._pages_read.add(offset)  # only once read: a failed read may be tried again
             for row in page:
                 key = (int(row["level"]), int(row["x"]), int(row["y"]), int(row["z"]))
                 self._entries[key] = (int(row["offset"]), int(row["byte_size"]), int(row["point_count"]))
