@@ -201,3 +201,15 @@ def test_bad_options() -> None:
     )
     with pytest.raises(InvalidArgumentError, match="lidar_max_z"):
         next(iter(tp.from_items([ds]).rasterize_points(str(DATA / "simple.copc.laz"))))
+
+
+def test_stage_pickles_for_process_workers() -> None:
+    import pickle
+
+    chip = _chip(636000.0, 851000.0, 100.0, 8, 8)
+    stage = tp.from_items([chip]).rasterize_points(str(DATA / "simple.copc.laz"), max_points=64)
+    want = next(iter(stage))
+    copy = pickle.loads(pickle.dumps(stage))
+    got = next(iter(copy))
+    np.testing.assert_array_equal(got["lidar_count"].values, want["lidar_count"].values)
+    np.testing.assert_array_equal(got["lidar_points"].values, want["lidar_points"].values)

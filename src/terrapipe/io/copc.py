@@ -219,6 +219,18 @@ class CopcFile:
     def __repr__(self) -> str:
         return f"CopcFile({self.where!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the lock and the cache of decompressed nodes (process workers rebuild it)."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        state["_nodes_cache"] = collections.OrderedDict()
+        state["_cached_bytes"] = 0
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _fetch(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         try:
             parts = object_store.get_ranges(self.url, ranges, self.storage)
