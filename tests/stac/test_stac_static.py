@@ -111,7 +111,7 @@ def test_geoparquet_items(world: SampleWorld) -> None:
     first = items[0]
     assert "data" not in first.assets  # the DEM's asset column is null for S2 rows: dropped
     assert first.properties["proj:code"] == "EPSG:32631"
-    assert Path(first.assets["red"].href) == world.cog("red", date=0, tile=0)
+    assert first.assets["red"].href == world.cog("red", date=0, tile=0).as_uri()  # as written
     for stop in range(0, 8, 3):
         check_resume(lambda: IdsOf(search_stac(world.items_parquet, limit=3)), stop_after=stop)
 
@@ -119,6 +119,43 @@ def test_geoparquet_items(world: SampleWorld) -> None:
 def test_geoparquet_over_http(world: SampleWorld, world_http: RangeServer) -> None:
     url = world_http.url_for(world.items_parquet)
     assert ids(search_stac(url, datetime="2024-04")) == list(world.s2_item_ids[:2])
+
+
+def test_geoparquet_asset_hrefs_come_back_as_written_wherever_the_file_is(tmp_path: Path) -> None:
+    """Absolute hrefs (file:// URIs included) are kept as stored; relative ones resolve against the file."""
+    arrow = pytest.importorskip("stac_geoparquet.arrow")
+    written = {
+        "uri": "file:///data/scenes/a%20b/B04.tif",
+        "path": "/data/scenes/B03.tif",
+        "https": "https://h.example/cogs/B02.tif?x=1",
+        "s3": "s3://bucket/key with space/B08.tif",
+        "relative": "cogs/SCL.tif",
+        "parent": "../cogs/AOT.tif",
+    }
+    item = {
+        "type": "Feature", "stac_version": "1.0.0", "id": "a", "bbox": [0, 0, 1, 1],
+        "geometry": {"type": "Point", "coordinates": [0.5, 0.5]},
+        "properties": {"datetime": "2024-06-01T00:00:00Z"}, "links": [],
+        "assets": {name: {"href": href} for name, href in written.items()},
+    }  # fmt: skip
+    folder = tmp_path / "stac"
+    folder.mkdir()
+    path = folder / "items.parquet"
+    arrow.to_parquet(arrow.parse_stac_items_to_arrow([item]), path)
+    stored = next(iter(arrow.stac_table_to_items(pq.read_table(path))))["assets"]
+    assert {name: asset["href"] for name, asset in stored.items()} == written  # stac-geoparquet's own read
+    server = start_range_server(tmp_path)
+    try:
+        local = {k: a.href for k, a in next(iter(search_stac(path))).assets.items()}
+        remote = {k: a.href for k, a in next(iter(search_stac(server.url_for(path)))).assets.items()}
+    finally:
+        server.stop()
+    absolute = {k: v for k, v in written.items() if k not in ("relative", "parent")}
+    assert {k: local[k] for k in absolute} == {k: remote[k] for k in absolute} == absolute
+    assert local["relative"] == str(folder / "cogs" / "SCL.tif")
+    assert local["parent"] == str(tmp_path / "cogs" / "AOT.tif")
+    assert remote["relative"] == f"{server.url}/stac/cogs/SCL.tif"
+    assert remote["parent"] == f"{server.url}/cogs/AOT.tif"
 
 
 def test_read_stac_item_local_and_http(mini_catalog: Path, http_files: RangeServer) -> None:

@@ -12,7 +12,8 @@ with :func:`~terrapipe.stac.query.item_matches` (footprint geometry,
 A file in a bucket (``s3://``, ``az://``, ``abfs://``, ``gs://``) is read
 through :mod:`terrapipe.io.object_store` with the search's
 :class:`~terrapipe.io.storage.Storage`, and its relative asset hrefs resolve
-within the bucket. A file on an HTTP server or in a bucket is downloaded
+within the bucket. Absolute asset hrefs (``file://`` URIs included) come back
+as the file stored them, from a local file, a bucket or a server alike. A file on an HTTP server or in a bucket is downloaded
 into memory once per process, within the deadline and the body cap of the
 storage (``Storage.max_bytes``; 1 GiB by default for a file:
 :data:`~terrapipe.stac.http_json.DEFAULT_MAX_FILE_BYTES`).
@@ -40,7 +41,7 @@ from terrapipe.io.object_store import is_object_url, join_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.backend import OffsetPager, Page, refuse_api_only
 from terrapipe.stac.deprecated import renamed_options
-from terrapipe.stac.hrefs import is_http, join_href, local_path
+from terrapipe.stac.hrefs import is_absolute, is_http, join_href, local_path
 from terrapipe.stac.http_json import DEFAULT_MAX_FILE_BYTES, JsonClient, deadline_of
 from terrapipe.stac.query import SearchQuery, item_matches
 from terrapipe.stac.redact import public_url
@@ -219,7 +220,10 @@ def _clean(record: Mapping[str, Any], base: str) -> dict[str, Any]:
 
     Drops the nulls a table adds for properties and assets that other rows
     have (``datetime`` stays), writes times as strings and resolves relative
-    asset hrefs against the file's location.
+    asset hrefs against the file's location. An absolute href (a URL of any
+    scheme, ``file://`` included, or an absolute path) is kept as the file
+    stored it, wherever the file is read from: the items a search gives
+    are the items that were written, as stac-geoparquet reads them back.
     """
     item = dict(record)
     properties = {}
@@ -234,7 +238,11 @@ def _clean(record: Mapping[str, Any], base: str) -> dict[str, Any]:
     for key, asset in (item.get("assets") or {}).items():
         if asset is None:
             continue
-        if isinstance(asset, Mapping) and isinstance(asset.get("href"), str):
+        if (
+            isinstance(asset, Mapping)
+            and isinstance(asset.get("href"), str)
+            and not is_absolute(asset["href"])
+        ):
             href = asset["href"]
             asset = {**asset, "href": join_url(base, href) if is_object_url(base) else join_href(base, href)}
         assets[key] = asset
