@@ -213,3 +213,23 @@ def test_stage_pickles_for_process_workers() -> None:
     got = next(iter(copy))
     np.testing.assert_array_equal(got["lidar_count"].values, want["lidar_count"].values)
     np.testing.assert_array_equal(got["lidar_points"].values, want["lidar_points"].values)
+
+
+def test_cache_key_follows_the_file(tmp_path: Path) -> None:
+    import os
+
+    from terrapipe.cache.segment import describe_stage
+
+    path = tmp_path / "cloud.copc.laz"
+    shutil.copy(DATA / "simple.copc.laz", path)
+    first = describe_stage(tp.from_items([]).rasterize_points(str(path)))
+    assert describe_stage(tp.from_items([]).rasterize_points(str(path))) == first
+    assert describe_stage(tp.from_items([]).rasterize_points(str(path), classes=[2])) != first
+    shutil.copy(DATA / "simple_with_page.copc.laz", path)  # same points, another file
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    assert describe_stage(tp.from_items([]).rasterize_points(str(path))) != first
+    cloud = tp.open_point_cloud(str(DATA / "autzen.las"))
+    moved = cloud.select(np.arange(len(cloud) - 1))
+    assert describe_stage(tp.from_items([]).rasterize_points(cloud)) != describe_stage(
+        tp.from_items([]).rasterize_points(moved)
+    )

@@ -55,7 +55,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import grid_bounds, grid_of
@@ -264,6 +264,8 @@ class RasterizePoints(Stage[xr.Dataset]):
         self.storage = storage
         self._copc: CopcFile | None = None
         self._cloud: PointCloud | None = None
+        self._url = ""
+        self._from_file = not isinstance(points, PointCloud)
         if isinstance(points, PointCloud):
             self._cloud = points
             self.crs, self.crs_wkt, self.where = points.crs, points.crs_wkt, points.source
@@ -274,6 +276,7 @@ class RasterizePoints(Stage[xr.Dataset]):
                     f"rasterize_points takes a path, URL or PointCloud, got {points!r}"
                 )
             self.where = public_url(url)
+            self._url = url
             counter = [0]
             header = read_las_header(url, storage, counter=counter)
             self.crs, self.crs_wkt = _crs_of(header, crs, self.where)
@@ -407,3 +410,50 @@ class RasterizePoints(Stage[xr.Dataset]):
     def __len__(self) -> int:
         source: Any = self.source
         return len(source)
+
+    def cache_config(self) -> dict[str, Any]:
+        """Describe what the stage adds (for cache keys and pipeline fingerprints).
+
+        The points count by content: a :class:`~terrapipe.io.point_cloud.PointCloud`
+        by a digest of its coordinates and fields; a file by its size and version
+        stamps (ETag, last modified: a HEAD, or the local file's) plus a digest of
+        its header, so a rewritten file changes the key.
+
+        Examples
+        --------
+        >>> import terrapipe as tp
+        >>> cloud = tp.PointCloud(np.zeros((1, 3)), {}, CRS.from_epsg(32631), "", (1.0,) * 3, (0.0,) * 3,
+        ...                       (0.0, 0.0, 0.0, 0.0), "x.las")
+        >>> config = RasterizePoints(tp.from_items([]), cloud).cache_config()
+        >>> config["statistics"], config["prefix"]
+        (['max_z', 'min_z', 'mean_z', 'count'], 'lidar')
+        """
+        from terrapipe.io import object_store
+
+        digest = hashlib.blake2b(digest_size=16)
+        if self._cloud is not None and self._copc is None and not self._from_file:
+            digest.update(np.ascontiguousarray(self._cloud.xyz).tobytes())
+            for name in sorted(self._cloud.fields):
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(self._cloud.fields[name]).tobytes())
+            identity: Any = {"points": digest.hexdigest()}
+        else:
+            try:
+                info = object_store.head(self._url, self.storage)
+                stamp = [info.size, info.etag, str(info.last_modified)]
+            except TerrapipeError:  # a GET-only presigned URL: the header alone
+                stamp = None
+            header = read_las_header(self._url, self.storage)
+            for value in (header.point_count, header.mins, header.maxs, header.scales, header.offsets):
+                digest.update(np.asarray(value, dtype=np.float64).tobytes())
+            identity = {"source": self.where, "stamp": stamp, "header": digest.hexdigest()}
+        return {
+            **identity,
+            "crs": self.crs_wkt,
+            "statistics": list(self.statistics),
+            "classes": None if self.classes is None else list(self.classes),
+            "max_points": self.max_points,
+            "fields": list(self.fields),
+            "prefix": self.prefix,
+            "seed": self.seed,
+        }
