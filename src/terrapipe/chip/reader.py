@@ -30,8 +30,8 @@ How many reads are in flight adapts to where the blocks come from, unless
   <terrapipe.io.storage.Storage.concurrency>` requests in flight (16 by
   default), on its own threads, reading as many regions ahead as that takes,
   and splits a block that spans several storage chunks along the axes the
-  windows do not cut (the bands of a ``stack_stac`` cube, ...) into one read
-  per chunk.
+  windows do not cut (the bands of a band-interleaved COG, the time steps of
+  a cube, ...) into one read per chunk.
 
 Either way the blocks read ahead of the region being served are bounded in
 bytes (``max_inflight_bytes``, :data:`DEFAULT_INFLIGHT_BYTES`), not only in
