@@ -250,3 +250,13 @@ def copc_entry_dtype() -> np.dtype:  # type: ignore[type-arg]
     from terrapipe.io.copc import _ENTRY
 
     return _ENTRY
+
+
+def test_copc_node_cache_stays_within_cache_bytes() -> None:
+    path = str(DATA / "simple.copc.laz")
+    record_size = CopcFile(path).header.point_format.size
+    bound = 40 * record_size  # room for about two nodes of ~16 points
+    copc = CopcFile(path, cache_bytes=bound)
+    assert len(copc.query(None)) == 1065
+    assert 0 < copc._cached_bytes <= bound
+    assert sum(len(v) for v in copc._nodes_cache.values()) == copc._cached_bytes

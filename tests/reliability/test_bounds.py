@@ -36,6 +36,10 @@ SRC = Path(tp.__file__).resolve().parent
 
 #: (file, construct) -> (bound, the test that checks it).
 BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("io/copc.py", "OrderedDict("): (
+        "CopcFile(cache_bytes=64 MiB): decompressed COPC nodes, least recently used dropped first",
+        "tests/io/test_point_cloud.py::test_copc_node_cache_stays_within_cache_bytes",
+    ),
     ("run/prefetch.py", "Queue("): (
         "prefetch(size): at most size + 1 elements read ahead",
         "tests/run/test_run_prefetch.py::test_prefetch_reads_ahead_within_its_bound",
