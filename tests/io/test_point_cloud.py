@@ -182,6 +182,9 @@ def test_copc_header_lying_about_point_count_is_a_read_error(tmp_path: Path) -> 
     liar.write_bytes(_patch_count(data, 100))  # nodes hold 1065
     with pytest.raises(ReadError, match=r"liar\.copc\.laz.*more than the header"):
         open_point_cloud(str(liar))
+    liar.write_bytes(_patch_count(data, 1565))  # more than the nodes hold
+    with pytest.raises(ReadError, match=r"liar\.copc\.laz.*states 1565 points but its COPC nodes hold 1065"):
+        open_point_cloud(str(liar))
 
 
 def test_bad_arguments() -> None:

@@ -279,6 +279,11 @@ def open_point_cloud(
         copc = CopcFile(url, storage, header=header)
         copc.bytes_fetched += counter[0]
         record = copc.query(box)
+        if box is None and len(record) != int(header.point_count):
+            raise ReadError(
+                f"cannot read {where!r}: its header states {int(header.point_count)} points but its COPC "
+                f"nodes hold {len(record)} (the header or the hierarchy is wrong)"
+            )
         fetched, copc_flag = copc.bytes_fetched, True
     else:
         header, record, size = _read_whole(url, storage, max_bytes, where)
