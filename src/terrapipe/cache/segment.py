@@ -41,7 +41,7 @@ from typing import Any
 from terrapipe.cache.canonical import Json, UnkeyableValueError, canonical
 from terrapipe.cache.point import CachePoint
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.core.pipe import IterDataPipe, source_pipes
+from terrapipe.core.pipe import TORCH_MIXING_TYPES, IterDataPipe, source_pipes
 from terrapipe.core.stats import StageStats
 
 __all__ = ["EXECUTION_ONLY", "Segment", "describe_stage", "find_segment", "segment_config"]
@@ -85,42 +85,12 @@ class Segment:
 
 @functools.cache
 def _mixing_types() -> tuple[type, ...]:
-    from torch.utils.data.datapipes.iter import (
-        Batcher,
-        Concater,
-        Demultiplexer,
-        Forker,
-        Grouper,
-        Multiplexer,
-        Sampler,
-        ShardingFilter,
-        Shuffler,
-        Zipper,
-    )
-    from torch.utils.data.datapipes.iter.combining import _ChildDataPipe
-
     from terrapipe.core.cycle import Cycler
     from terrapipe.core.enumerate import Enumerator
     from terrapipe.core.header import Header
     from terrapipe.core.zip_longest import ZipperLongest
 
-    return (
-        Batcher,
-        Concater,
-        Demultiplexer,
-        Forker,
-        Grouper,
-        Multiplexer,
-        Sampler,
-        ShardingFilter,
-        Shuffler,
-        Zipper,
-        _ChildDataPipe,
-        Cycler,
-        Enumerator,
-        Header,
-        ZipperLongest,
-    )
+    return (*TORCH_MIXING_TYPES, Cycler, Enumerator, Header, ZipperLongest)
 
 
 def _parents(dp: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:

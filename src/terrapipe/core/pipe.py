@@ -43,6 +43,34 @@ them is the last stage, a second thread's ``iter()`` still invalidates the
 first thread's iterator (torch's ``RuntimeError``), while the second thread is
 refused at the first terrapipe stage it reaches.
 
+torch's internals
+-----------------
+This is the one module that touches torch's DataPipe machinery; the rest of
+terrapipe goes through the names below. Each access is checked by a test in
+``tests/core/test_pipe_internals.py`` that fails when a torch release changes
+it, and an import that a torch release drops raises
+:class:`~terrapipe.core.errors.MissingDependencyError` naming it (checked with
+torch 2.4 to 2.13, :data:`TORCH_CHECKED`):
+
+- ``IterDataPipe`` and ``functional_datapipe`` (public, ``torch.utils.data``);
+  ``IterDataPipe.functions``, the registry of functional names, and the
+  ``functools.partial(class_function, cls, ...)`` torch stores there
+  (:func:`register`, :func:`registered_names`, :func:`registered_class`);
+- the classes of torch core's pipes, from ``torch.utils.data.datapipes.iter``
+  (:data:`TORCH_STATELESS_TYPES`, :data:`TORCH_MIXING_TYPES`,
+  :func:`is_sharding_filter`), and the private ``_ChildDataPipe`` of
+  ``fork``/``demux`` outputs (in :data:`TORCH_MIXING_TYPES`);
+- ``torch.utils.data.graph_settings.apply_sharding``
+  (:func:`shard_torch_filters`) and the ``{id: (pipe, sources)}`` form of
+  ``torch.utils.data.graph.DataPipeGraph`` (:data:`PipeGraph`);
+- torch's iterator hook: the private ``_is_child_datapipe`` attribute it asks
+  every pipe for (answered from :class:`Stage`'s class), and the
+  ``RuntimeError`` it raises in an iterator that a newer ``iter()`` of the same
+  pipe invalidated (turned into ``ConcurrentIterationError``).
+
+Other libraries' private names (and torch's outside the DataPipe machinery)
+are reached from :mod:`terrapipe._compat` only.
+
 Examples
 --------
 >>> import terrapipe as tp
@@ -62,28 +90,72 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
-from torch.utils.data import IterDataPipe
-from torch.utils.data.datapipes._decorator import functional_datapipe
-from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
-from torch.utils.data.graph import DataPipeGraph
+import torch
+from torch.utils.data import IterDataPipe, functional_datapipe
 
-from terrapipe.core.errors import ConcurrentIterationError, InvalidArgumentError, TerrapipeError
+from terrapipe.core.errors import (
+    ConcurrentIterationError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    TerrapipeError,
+)
 from terrapipe.core.stats import StageStats
+
+#: The torch releases whose DataPipe machinery this module was checked against (lowest, highest).
+TORCH_CHECKED = ("2.4", "2.13")
+
+
+def _torch_changed(what: str) -> str:
+    return (
+        f"torch {torch.__version__} has no {what}, which terrapipe's pipe model uses (checked with torch "
+        f"{TORCH_CHECKED[0]} to {TORCH_CHECKED[1]}); install a torch in that range, or a terrapipe release "
+        "that supports this torch"
+    )
+
+
+try:
+    from torch.utils.data.datapipes.iter import (
+        Batcher,
+        Concater,
+        Demultiplexer,
+        Filter,
+        Forker,
+        Grouper,
+        Mapper,
+        Multiplexer,
+        Sampler,
+        ShardingFilter,
+        Shuffler,
+        Zipper,
+    )
+    from torch.utils.data.datapipes.iter.combining import _ChildDataPipe
+    from torch.utils.data.graph_settings import apply_sharding
+except ImportError as _err:  # pragma: no cover - only with a torch that moved them
+    raise MissingDependencyError(_torch_changed(f"{_err.name or 'name'} ({_err})")) from _err
+if not isinstance(getattr(IterDataPipe, "functions", None), dict):  # pragma: no cover - same
+    raise MissingDependencyError(_torch_changed("IterDataPipe.functions (the registry of functional names)"))
 
 __all__ = [
     "GRAPH_LOCK",
+    "TORCH_CHECKED",
+    "TORCH_MIXING_TYPES",
+    "TORCH_STATELESS_TYPES",
     "IterDataPipe",
+    "PipeGraph",
     "ShardMode",
     "Stage",
     "check_not_iterated_elsewhere",
+    "is_sharding_filter",
     "iter_graph",
     "pass_context",
     "pipe_graph",
     "register",
+    "registered_class",
     "registered_names",
     "set_epoch",
+    "shard_torch_filters",
     "source_pipes",
 ]
 
@@ -91,6 +163,30 @@ T_co = TypeVar("T_co", covariant=True)
 S = TypeVar("S", bound=type[IterDataPipe[Any]])
 
 ShardMode = Literal["auto"] | bool
+
+#: A pipe graph in torch's ``DataPipeGraph`` form: ``{id(pipe): (pipe, graph of its sources)}``.
+PipeGraph: TypeAlias = dict[int, tuple[IterDataPipe[Any], "PipeGraph"]]
+
+#: torch core pipes that hold no position (``map``, ``filter``, ``zip``): element(s) in, element out in
+#: lockstep, so resuming their sources resumes them.
+TORCH_STATELESS_TYPES: tuple[type[IterDataPipe[Any]], ...] = (Mapper, Filter, Zipper)
+
+#: torch core pipes whose output for one element depends on other elements, or that split or join
+#: streams: ``batch``, ``concat``, ``demux``, ``fork`` (and the outputs of both, torch's private
+#: ``_ChildDataPipe``), ``groupby``, ``mux``, ``sampler``, ``sharding_filter``, ``shuffle``, ``zip``.
+TORCH_MIXING_TYPES: tuple[type[IterDataPipe[Any]], ...] = (
+    Batcher,
+    Concater,
+    Demultiplexer,
+    Forker,
+    Grouper,
+    Multiplexer,
+    Sampler,
+    ShardingFilter,
+    Shuffler,
+    Zipper,
+    _ChildDataPipe,
+)
 
 
 class _GraphLock:
@@ -333,6 +429,29 @@ def register(name: str) -> Callable[[S], S]:
     return decorate
 
 
+def registered_class(name: str) -> type[Any] | None:
+    """Return the pipe class registered under a functional name, or ``None``.
+
+    torch keeps ``functools.partial(class_function, cls, ...)`` in
+    ``IterDataPipe.functions``; this reads the class back from it. Names
+    starting with ``_`` (torch's private ones) are never returned.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> registered_class("header") is tp.Header, registered_class("no_such_stage")
+    (True, None)
+    """
+    if name.startswith("_"):
+        return None
+    function = IterDataPipe.functions.get(name)
+    if function is None:
+        return None
+    args = getattr(function, "args", ())
+    cls = args[0] if args else function
+    return cls if isinstance(cls, type) else None
+
+
 def registered_names() -> list[str]:
     """Return every functional name any pipe answers to, sorted.
 
@@ -405,7 +524,7 @@ class Stage(IterDataPipe[T_co]):
         if not self.can_shard or self.shard is False or self._shard_superseded:
             return False
         upstream = [dp for dp in iter_graph(self) if dp is not self]
-        if any(isinstance(dp, ShardingFilterIterDataPipe) for dp in upstream):
+        if any(is_sharding_filter(dp) for dp in upstream):
             return False
         for dp in upstream:
             if isinstance(dp, Stage) and dp.can_shard:
@@ -460,7 +579,7 @@ def source_pipes(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
     return found
 
 
-def pipe_graph(pipe: IterDataPipe[Any]) -> DataPipeGraph:
+def pipe_graph(pipe: IterDataPipe[Any]) -> PipeGraph:
     """Return the graph ending at ``pipe`` in torch's ``DataPipeGraph`` form, without pickling.
 
     The graph maps ``id(pipe)`` to ``(pipe, graph of its sources)``, like
@@ -475,13 +594,13 @@ def pipe_graph(pipe: IterDataPipe[Any]) -> DataPipeGraph:
     >>> [(type(dp).__name__, len(sub)) for dp, sub in pipe_graph(pipe).values()]
     [('Header', 1)]
     """
-    cache: dict[int, DataPipeGraph] = {}
+    cache: dict[int, PipeGraph] = {}
 
-    def build(dp: IterDataPipe[Any], path: frozenset[int]) -> DataPipeGraph:
+    def build(dp: IterDataPipe[Any], path: frozenset[int]) -> PipeGraph:
         key = id(dp)
         if key in cache:
             return {key: (dp, cache[key])}  # type: ignore[dict-item]
-        sub: DataPipeGraph = {}
+        sub: PipeGraph = {}
         for parent in source_pipes(dp):
             if id(parent) not in path:  # a pipe that refers back downstream is not its own source
                 sub.update(build(parent, path | {key}))
@@ -505,7 +624,7 @@ def iter_graph(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
     seen: set[int] = set()
     out: list[IterDataPipe[Any]] = []
 
-    def walk(graph: DataPipeGraph) -> None:
+    def walk(graph: PipeGraph) -> None:
         for key, (dp, sub) in graph.items():
             if key in seen:
                 continue
@@ -520,6 +639,38 @@ def iter_graph(pipe: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:
 def _check_pipe(pipe: Any, what: str) -> None:
     if not isinstance(pipe, IterDataPipe):
         raise InvalidArgumentError(f"{what} needs a pipe (an IterDataPipe), got {type(pipe).__name__}")
+
+
+def is_sharding_filter(pipe: Any) -> bool:
+    """Whether ``pipe`` is a torch ``sharding_filter``.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> is_sharding_filter(tp.from_items([1]).sharding_filter()), is_sharding_filter(tp.from_items([1]))
+    (True, False)
+    """
+    return isinstance(pipe, ShardingFilter)
+
+
+def shard_torch_filters(pipe: IterDataPipe[Any], count: int, index: int) -> None:
+    """Make every torch ``sharding_filter`` in ``pipe`` keep shard ``index`` of ``count``.
+
+    This is torch's ``apply_sharding``, called under :data:`GRAPH_LOCK` (it
+    walks the graph with ``traverse_dps``) and only when the graph holds a
+    ``sharding_filter``; the graph is changed in place.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> pipe = tp.from_items(range(5), shard=False).sharding_filter()
+    >>> shard_torch_filters(pipe, 2, 1)
+    >>> list(pipe)
+    [1, 3]
+    """
+    if any(is_sharding_filter(dp) for dp in iter_graph(pipe)):
+        with GRAPH_LOCK:
+            apply_sharding(pipe, count, index)
 
 
 def set_epoch(pipe: IterDataPipe[Any], epoch: int) -> None:

@@ -39,7 +39,7 @@ import typing
 from concurrent.futures import Executor
 from typing import Any, Literal
 
-from terrapipe.core.pipe import IterDataPipe
+from terrapipe.core.pipe import registered_class, registered_names
 
 __all__ = [
     "CODE_NAMES",
@@ -64,19 +64,12 @@ SlotKind = Literal["function", "code"]
 
 def stage_names() -> list[str]:
     """Every functional name a recipe step may use (private torch names excluded)."""
-    return sorted(name for name in IterDataPipe.functions if not name.startswith("_"))
+    return registered_names()
 
 
 def stage_class(name: str) -> type[Any] | None:
     """Return the pipe class registered under ``name``, or ``None``."""
-    if name.startswith("_"):
-        return None
-    function = IterDataPipe.functions.get(name)
-    if function is None:
-        return None
-    args = getattr(function, "args", ())
-    cls = args[0] if args else function
-    return cls if isinstance(cls, type) else None
+    return registered_class(name)
 
 
 def _constructor(cls: type[Any]) -> Any:

@@ -20,16 +20,14 @@ from __future__ import annotations
 import copy
 from typing import Any, TypeVar
 
-from torch.utils.data.graph import DataPipeGraph
-
-from terrapipe.core.pipe import GRAPH_LOCK, check_not_iterated_elsewhere, pipe_graph
+from terrapipe.core.pipe import GRAPH_LOCK, PipeGraph, check_not_iterated_elsewhere, pipe_graph
 
 __all__ = ["GRAPH_LOCK", "copy_pipe", "traverse"]
 
 P = TypeVar("P")
 
 
-def traverse(pipe: Any) -> DataPipeGraph:
+def traverse(pipe: Any) -> PipeGraph:
     """Return the graph of ``pipe`` in torch's form (:func:`~terrapipe.core.pipe.pipe_graph`, no pickling)."""
     return pipe_graph(pipe)
 

@@ -37,20 +37,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from torch.utils.data.datapipes.iter.callable import MapperIterDataPipe
-from torch.utils.data.datapipes.iter.combining import ZipperIterDataPipe
-from torch.utils.data.datapipes.iter.selecting import FilterIterDataPipe
-from torch.utils.data.graph import DataPipeGraph
-
 from terrapipe.core.errors import PipelineStateError
-from terrapipe.core.pipe import IterDataPipe
+from terrapipe.core.pipe import TORCH_STATELESS_TYPES, IterDataPipe, PipeGraph
 from terrapipe.core.state import Stateful, expect_keys
 from terrapipe.run.graph_lock import traverse
 
 __all__ = ["STATELESS_TYPES", "ReadAheadState", "ResumePlan", "is_stateless", "resume_plan"]
 
 #: torch core pipes that hold no position: resuming their sources resumes them.
-STATELESS_TYPES: tuple[type, ...] = (MapperIterDataPipe, FilterIterDataPipe, ZipperIterDataPipe)
+STATELESS_TYPES: tuple[type, ...] = TORCH_STATELESS_TYPES
 
 
 def is_stateless(pipe: IterDataPipe[Any]) -> bool:
@@ -129,7 +124,7 @@ def resume_plan(pipe: IterDataPipe[Any]) -> ResumePlan:
     blockers: list[str] = []
     seen: set[int] = set()
 
-    def walk(graph: DataPipeGraph) -> None:
+    def walk(graph: PipeGraph) -> None:
         for key, (dp, sub) in graph.items():
             if key in seen:
                 continue

@@ -4,7 +4,7 @@ A pipe is split among loader workers, DDP ranks and materialize partitions
 by its own sharding stages: terrapipe's shard-capable stages (``from_items``,
 a chipper, ``sample_windows``...) ask :func:`~terrapipe.core.shard.shard_info`
 which shard they are in, while torch's ``sharding_filter`` must be told
-(``torch.utils.data.graph_settings.apply_sharding``). Whoever runs a copy of
+(:func:`~terrapipe.core.pipe.shard_torch_filters`). Whoever runs a copy of
 a pipe as one shard (a loader worker, :class:`~terrapipe.run.inline.InlineShard`,
 a materialize partition) calls :func:`apply_torch_sharding` on it first;
 :func:`can_shard` says whether splitting it can work at all.
@@ -25,10 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch.utils.data.datapipes.iter.sharding import ShardingFilterIterDataPipe
-from torch.utils.data.graph_settings import apply_sharding
-
-from terrapipe.core.pipe import GRAPH_LOCK, IterDataPipe, Stage, iter_graph
+from terrapipe.core.pipe import IterDataPipe, Stage, is_sharding_filter, iter_graph, shard_torch_filters
 from terrapipe.core.shard import ShardInfo
 
 __all__ = ["apply_torch_sharding", "can_shard"]
@@ -60,7 +57,7 @@ def can_shard(pipe: IterDataPipe[Any]) -> bool:
     True
     """
     for dp in iter_graph(pipe):
-        if isinstance(dp, ShardingFilterIterDataPipe):
+        if is_sharding_filter(dp):
             return True
         if isinstance(dp, Stage) and dp.can_shard and dp.shard is not False:
             return True
@@ -92,6 +89,4 @@ def apply_torch_sharding(pipe: IterDataPipe[Any], info: ShardInfo) -> None:
     >>> list(pipe)
     [1, 3]
     """
-    if any(isinstance(dp, ShardingFilterIterDataPipe) for dp in iter_graph(pipe)):
-        with GRAPH_LOCK:
-            apply_sharding(pipe, info.count, info.index)
+    shard_torch_filters(pipe, info.count, info.index)

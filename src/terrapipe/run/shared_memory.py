@@ -16,8 +16,9 @@ or mapping, so a worker that crashes leaves nothing behind.
 
 ``torch.UntypedStorage._new_shared`` (what torch's own ``default_collate``
 uses in workers) allocates shared memory without a copy; it is private, so
-it is reached here only, and :func:`empty_shared` falls back to the public
-``Tensor.share_memory_()`` (one extra copy) when a torch release drops it.
+it is reached through :func:`terrapipe._compat.new_shared_storage` only, and
+:func:`empty_shared` falls back to the public ``Tensor.share_memory_()`` (one
+extra copy) when a torch release drops it.
 
 Examples
 --------
@@ -41,6 +42,8 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from terrapipe._compat import has_new_shared_storage, new_shared_storage
+
 __all__ = ["collate_into_shared_memory", "collating_into_shared_memory", "empty_shared", "has_new_shared"]
 
 _SHARED: contextvars.ContextVar[bool] = contextvars.ContextVar("terrapipe_collate_shared", default=False)
@@ -48,7 +51,7 @@ _SHARED: contextvars.ContextVar[bool] = contextvars.ContextVar("terrapipe_collat
 
 def has_new_shared() -> bool:
     """Whether this torch has the private ``UntypedStorage._new_shared`` (allocation without a copy)."""
-    return callable(getattr(torch.UntypedStorage, "_new_shared", None))
+    return has_new_shared_storage()
 
 
 def empty_shared(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
@@ -72,11 +75,11 @@ def empty_shared(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     True
     """
     size = tuple(int(n) for n in shape)
-    if not has_new_shared():  # pragma: no cover - only if torch drops the private name
+    nbytes = max(math.prod(size), 1) * torch.empty((), dtype=dtype).element_size()
+    storage = new_shared_storage(nbytes)
+    if storage is None:  # a torch without UntypedStorage._new_shared (tests/test_compat.py)
         shared: torch.Tensor = torch.empty(size, dtype=dtype).share_memory_()  # type: ignore[no-untyped-call]
         return shared
-    nbytes = max(math.prod(size), 1) * torch.empty((), dtype=dtype).element_size()
-    storage: torch.UntypedStorage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
     strides = [1] * len(size)
     for axis in range(len(size) - 2, -1, -1):
         strides[axis] = strides[axis + 1] * max(size[axis + 1], 1)
