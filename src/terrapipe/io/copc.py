@@ -33,9 +33,11 @@ Failures are :class:`~terrapipe.core.errors.ReadError` naming the file.
 
 Examples
 --------
->>> from terrapipe.io.copc import CopcFile
->>> copc = CopcFile(copc_path)  # doctest: +SKIP
->>> record = copc.query((637000.0, 849000.0, 637500.0, 849500.0))  # doctest: +SKIP
+>>> import terrapipe as tp
+>>> copc = CopcFile(str(tp.datasets.sample_point_cloud(tp.datasets.sample_world(), copc=True)))
+>>> nodes = copc.nodes((726800, 5073520, 727120, 5073840))
+>>> len(nodes) < len(copc.nodes()), len(copc.query((726800, 5073520, 727120, 5073840))) > 0
+(True, True)
 """
 
 from __future__ import annotations

@@ -22,9 +22,10 @@ given: points without a CRS cannot be put on a chip's grid.
 Examples
 --------
 >>> import terrapipe as tp
->>> cloud = tp.open_point_cloud(las_path)  # doctest: +SKIP
->>> cloud.xyz.shape, cloud.crs.to_epsg()  # doctest: +SKIP
-((106, 3), 2994)
+>>> path = tp.datasets.sample_point_cloud(tp.datasets.sample_world(), copc=True)
+>>> cloud = tp.open_point_cloud(str(path), bounds=(726800, 5073520, 727120, 5073840))
+>>> cloud.copc, cloud.crs.to_epsg(), cloud.xyz.shape[1], sorted(cloud.fields)[:2]
+(True, 32631, 3, ['classification', 'intensity'])
 """
 
 from __future__ import annotations
