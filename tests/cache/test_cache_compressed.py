@@ -29,10 +29,11 @@ zarr = pytest.importorskip("zarr")
 pytest.importorskip("numcodecs")
 
 LAYOUTS = [
+    ("zarr", None),
     ("zarr", "lz4"),
     ("zarr", "zstd"),
     ("zarr", False),
-    ("zarr-url", "lz4"),
+    ("zarr-url", None),
     ("redis", "lz4"),
     ("redis", "zstd"),
     ("redis", False),
@@ -86,23 +87,27 @@ def test_hits_equal_misses_for_every_layout(
         store.clear()
 
 
-def test_zarr_entries_are_blosc_chunks_by_default(tmp_path: Path) -> None:
+def test_zarr_entries_are_blosc_chunks_at_urls_and_plain_in_folders_by_default(tmp_path: Path) -> None:
     imagery = np.random.default_rng(1).normal(3000, 30, 2**18).astype("uint16")
     entry = pack_entry("k", [encode_value(imagery)])
-    for codec, cname in (("lz4", "lz4"), (True, "zstd"), ("zstd", "zstd")):
-        store = (
-            ZarrStore(tmp_path / f"c-{codec}.zarr")
-            if codec == "lz4"
-            else ZarrStore(tmp_path / f"c-{codec}.zarr", compress=codec)
-        )
+    for codec, cname in ((None, "lz4"), ("lz4", "lz4"), (True, "zstd"), ("zstd", "zstd")):
+        root = tmp_path / f"c-{codec}.zarr"
+        store = ZarrStore(f"file://{root}") if codec is None else ZarrStore(root, compress=codec)
         store.put("k", entry)
-        meta = json.loads((tmp_path / f"c-{codec}.zarr" / "k" / "data" / "zarr.json").read_bytes())
+        array = json.loads((root / "k" / "zarr.json").read_bytes())["attributes"][
+            "array"
+        ]  # data-<id> at a URL
+        meta = json.loads((root / "k" / array / "zarr.json").read_bytes())
         (blosc,) = [c for c in meta["codecs"] if c["name"] == "blosc"]
         assert blosc["configuration"]["cname"] == cname
         assert blosc["configuration"]["shuffle"] == "shuffle"
-        stored = sum(p.stat().st_size for p in (tmp_path / f"c-{codec}.zarr" / "k" / "data" / "c").iterdir())
+        stored = sum(p.stat().st_size for p in (root / "k" / array / "c").iterdir())
         assert stored < 0.75 * len(entry)  # byte shuffle: the high bytes of imagery compress
         assert store.get("k") == entry
+    folder = ZarrStore(tmp_path / "default.zarr")  # a local folder: plain, the fastest hit measured
+    folder.put("k", entry)
+    meta = json.loads((tmp_path / "default.zarr" / "k" / "data" / "zarr.json").read_bytes())
+    assert [c["name"] for c in meta["codecs"]] == ["bytes"]
     plain = ZarrStore(tmp_path / "plain.zarr", compress=False)
     plain.put("k", entry)
     meta = json.loads((tmp_path / "plain.zarr" / "k" / "data" / "zarr.json").read_bytes())
@@ -196,7 +201,7 @@ def test_redis_values_of_the_other_layout_or_damaged_are_corrupt_misses(
 def test_damaged_blosc_chunks_of_a_zarr_entry_are_corrupt_misses(tmp_path: Path, damage: str) -> None:
     path = cube(tmp_path / "cube.zarr", "uint16", nodata=0)
     expected = list(chips_pipe(path, None))
-    store = ZarrStore(tmp_path / "cache.zarr", chunk_bytes=4096)
+    store = ZarrStore(tmp_path / "cache.zarr", chunk_bytes=4096, compress="lz4")
     pipe = chips_pipe(path, store)
     list(pipe)
     (key,) = list(store.keys())

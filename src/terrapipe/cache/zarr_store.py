@@ -2,7 +2,7 @@
 
 Layout: the store's location is a Zarr group; each entry is a child group
 named by its key, holding one ``uint8`` array (the entry's bytes, in chunks
-of ``chunk_bytes``, Blosc-compressed by default, see ``compress``) and the attributes
+of ``chunk_bytes``, Blosc-compressed at URLs by default, see ``compress``) and the attributes
 ``terrapipe_cache`` (format), ``key``, ``array`` (the array's name: ``data``
 in a local store), ``nbytes`` and ``checksum``, with consolidated metadata.
 
@@ -34,12 +34,12 @@ what happened (never obstore's text, which holds request URLs). Without
 ``storage=``, URLs go to fsspec with ``storage_options``.
 
 Hits: an entry in a local folder is read straight from its chunk files into
-one buffer that the hit owns (:meth:`ZarrStore.get_buffer`), each Blosc
-chunk decoded into its part of it (plain chunks read into it), so its arrays
-are decoded in place with no copy; zarr reads every other entry. The
-default codec (Blosc LZ4, byte shuffle) makes an entry of uint16 imagery
-about 0.6 of its size, so a hit reads less than the entry and decodes it at
-GB/s.
+one buffer that the hit owns (:meth:`ZarrStore.get_buffer`), plain chunks
+read into it and Blosc chunks (``compress="lz4"`` or ``"zstd"``) decoded
+into their part of it, so its arrays are decoded in place with no copy;
+zarr reads every other entry. Local entries are stored plain by default
+(the fastest hit from the page cache), entries at a URL with Blosc LZ4 and
+byte shuffle (about 0.6 of the size of uint16 imagery, decoded at GB/s).
 
 A write that fails (a full disk, a refused upload) removes what it wrote
 (the temporary folder; in an object store, the array uploaded before the
@@ -247,11 +247,14 @@ class ZarrStore:
         (``zarr.storage.ObjectStore(obstore.store.S3Store(...))`` for
         obstore, ``zarr.storage.FsspecStore``, ...), used as is.
     compress
-        Codec of each entry's chunks: ``"lz4"`` (the default: Blosc LZ4 with
-        byte shuffle, about 0.6 of the size of uint16 imagery, decoded at
-        GB/s), ``"zstd"`` or ``True`` (Blosc Zstandard level 1: a little
-        smaller, slower), ``False`` (stored as they are). See
-        :mod:`terrapipe.cache.frames`.
+        Codec of each entry's chunks: ``"lz4"`` (Blosc LZ4 with byte
+        shuffle, about 0.6 of the size of uint16 imagery, decoded at GB/s),
+        ``"zstd"`` or ``True`` (Blosc Zstandard level 1: a little smaller,
+        slower), ``False`` (stored as they are). ``None`` (the default):
+        ``False`` for a local folder (a hit from the page cache was fastest
+        plain: 1.96x recomputing vs 1.58x with LZ4, ``bench_cache.py``),
+        ``"lz4"`` for a URL or a store object (fewer bytes over the network).
+        See :mod:`terrapipe.cache.frames`.
     chunk_bytes
         Chunk size of each entry's ``data`` array.
     storage_options
@@ -272,7 +275,7 @@ class ZarrStore:
         self,
         location: str | os.PathLike[str] | Any,
         *,
-        compress: bool | str = "lz4",
+        compress: bool | str | None = None,
         chunk_bytes: int = 8 * 2**20,
         storage_options: Mapping[str, Any] | None = None,
         storage: Storage | None = None,
@@ -295,6 +298,8 @@ class ZarrStore:
         if self.storage is not None:
             assert self.url is not None
             self._prefix = split_url(self.url)[1].strip("/")
+        if compress is None:  # measured: a local hit is fastest plain, bytes over a network cost more
+            compress = False if self.path is not None else "lz4"
         if compress is True:
             compress = "zstd"
         #: Codec of the chunks (``None``: stored as they are).
