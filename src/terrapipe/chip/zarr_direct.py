@@ -37,12 +37,14 @@ Examples
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -57,7 +59,9 @@ from terrapipe.io.zarr_chunks import (
     variable_name,
 )
 
-__all__ = ["DirectZarrArray", "direct_zarr"]
+__all__ = ["DirectZarrArray", "direct_zarr", "remote_fetcher"]
+
+_T = TypeVar("_T")
 
 
 class DirectZarrArray:
@@ -85,6 +89,10 @@ class DirectZarrArray:
         header declares their decoded size are decoded in place.
     source, variable
         The store and the variable, as errors name them.
+    fetch
+        For a remote store: returns a chunk's stored bytes from its key, or
+        ``None`` when the store has no such object (the fill value, as in
+        Zarr); any other failure raises. ``None``: chunk files under ``folder``.
 
     Attributes
     ----------
@@ -106,8 +114,10 @@ class DirectZarrArray:
         codec_id: str | None = None,
         source: str = "",
         variable: str = "",
+        fetch: Callable[[str], bytes | None] | None = None,
     ) -> None:
         self.folder = folder
+        self.fetch = fetch
         self.shape = tuple(int(n) for n in shape)
         self.chunks = tuple(int(c) for c in chunks)
         self.stored_dtype = stored_dtype
@@ -138,10 +148,8 @@ class DirectZarrArray:
         the data against it.
         """
         key = self.encode_key(coords)
-        try:
-            with open(self._prefix + key, "rb") as fh:
-                raw = fh.read()
-        except FileNotFoundError:
+        raw = self._read_file(key) if self.fetch is None else self.fetch(key)
+        if raw is None:
             return None
         with self._lock:
             self.chunks_read += 1
@@ -175,6 +183,14 @@ class DirectZarrArray:
         )
         array = np.frombuffer(data, dtype=self.stored_dtype, count=n).reshape(self.chunks)
         return array.astype(self.dtype) if self.stored_dtype != self.dtype else array
+
+    def _read_file(self, key: str) -> bytes | None:
+        """Return the bytes of a local chunk file, or ``None`` when it has none."""
+        try:
+            with open(self._prefix + key, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
 
     def _codec(self) -> Any:
         """Return the calling thread's codec object (``None`` when chunks are not compressed)."""
@@ -272,15 +288,23 @@ def _direct(array: Any, offsets: list[int], variable: xr.Variable) -> DirectZarr
     LocalStore = require("zarr.storage", feature="chip").LocalStore  # noqa: N806
 
     store = array.store
-    if type(store) is not LocalStore or array.ndim != variable.ndim:
+    if array.ndim != variable.ndim:
         return None
+    fetch: Callable[[str], bytes | None] | None = None
+    if type(store) is not LocalStore:
+        fetch = remote_fetcher(store, array.path)
+        if fetch is None:
+            return None
     decoder = chunk_decoder(array)
     if decoder is None:
         return None
     dtype = decoder.stored_dtype
     if np.dtype(variable.dtype) != dtype.newbyteorder("="):
         return None  # xarray decodes something (bools, masking): keep its path
-    folder = Path(store.root) / array.path if array.path else Path(store.root)
+    if fetch is None:
+        folder = Path(store.root) / array.path if array.path else Path(store.root)
+    else:
+        folder = Path(array.path or ".")
     return DirectZarrArray(
         folder,
         array.shape,
@@ -293,4 +317,83 @@ def _direct(array: Any, offsets: list[int], variable: xr.Variable) -> DirectZarr
         codec_id=decoder.codec_id,
         source=store_name(array),
         variable=variable_name(array),
+        fetch=fetch,
     )
+
+
+def remote_fetcher(store: Any, path: str) -> Callable[[str], bytes | None] | None:
+    """Return a function reading one chunk of the array at ``path`` of a remote zarr ``store``, or ``None``.
+
+    Two stores qualify, both terrapipe's own on the byte layer (what
+    ``read_zarr`` opens for a URL):
+
+    - :class:`~terrapipe.io.http_store.HTTPStore` (``http(s)://`` without
+      ``storage=``): each chunk is one :func:`terrapipe.io.http_reads.read`
+      of the chunk's URL with the store's :class:`~terrapipe.io.storage.Storage`
+      (its checks, deadline, cap, retries and headers);
+    - the checked zarr ``ObjectStore`` of
+      :func:`~terrapipe.io.zarr_object_store.zarr_object_store` (buckets, and
+      ``http(s)://`` with ``storage=``): each chunk is the store's own checked
+      ``get`` (deadline, cap, errors named), run on the calling thread.
+
+    The function returns ``None`` exactly where zarr-python reads the fill
+    value: the server answers 404 / the object store has no such key. Any
+    other answer (403, 500 after the retries, a time-out, a body cut short)
+    is a :class:`~terrapipe.core.errors.ReadError` naming the chunk's
+    ``scheme://host/path``. Any other store (fsspec, memory, a mapping)
+    returns ``None``: it is read through zarr.
+
+    Examples
+    --------
+    >>> from terrapipe.io.http_store import HTTPStore
+    >>> remote_fetcher(HTTPStore("http://127.0.0.1:9/cube.zarr"), "v") is not None
+    True
+    >>> remote_fetcher({}, "v") is None
+    True
+    """
+    from terrapipe.io import zarr_object_store
+    from terrapipe.io.http_store import HTTPStore
+
+    prefix = f"{path.strip('/')}/" if path and path.strip("/") else ""
+    if type(store) is HTTPStore:
+        return _http_fetcher(store, prefix)
+    if type(store).__name__ == "CheckedObjectStore" and type(store) is zarr_object_store.CheckedObjectStore:
+        return _object_fetcher(store, prefix)
+    return None
+
+
+def _http_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
+    from terrapipe.io.http_reads import read
+
+    storage = store.storage
+    url_for = store.url_for
+
+    def fetch(key: str) -> bytes | None:
+        reply = read(url_for(prefix + key), storage)
+        if reply.status == 404:  # no such chunk: the fill value, as HTTPStore tells zarr
+            return None
+        return bytes(reply.body)
+
+    return fetch
+
+
+def _object_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
+    prototype = require("zarr.core.buffer", feature="chip").default_buffer_prototype()
+
+    def fetch(key: str) -> bytes | None:
+        # The store's own checked get (None only for a missing key), on this reader thread's own
+        # event loop: never on zarr's one loop thread, which would serialise every chunk.
+        found = _run(store.get(prefix + key, prototype))
+        return None if found is None else bytes(found.to_bytes())
+
+    return fetch
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` on a fresh event loop of the calling thread (beside one that is running here, if any)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook's loop: run it beside
+        return pool.submit(asyncio.run, coro).result()
