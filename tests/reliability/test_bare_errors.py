@@ -25,6 +25,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -101,6 +102,8 @@ REQUIRED: dict[str, Callable[[], Any]] = {
     "like": _grid,
     "template": _grid,
     "crs": lambda: "EPSG:32631",
+    # rasterize_points: a small real LAS file (laspy's test data, tests/conformance/files/data/SOURCES.md)
+    "points": lambda: str(Path(__file__).parents[1] / "conformance/files/data/laspy/simple.las"),
 }
 
 #: Options some stages need beyond their required arguments (one of two must be given).

@@ -55,6 +55,7 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
 
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
@@ -66,6 +67,7 @@ from terrapipe.io.point_cloud import (
     PointCloud,
     _crs_of,
     _record_to_cloud,
+    check_fields,
     is_copc,
     open_point_cloud,
 )
@@ -81,8 +83,13 @@ STATISTICS = ("max_z", "min_z", "mean_z", "count", "mean_intensity")
 def _check_statistics(statistics: Sequence[str]) -> tuple[str, ...]:
     if isinstance(statistics, str):
         statistics = (statistics,)
+    if not isinstance(statistics, list | tuple) or not statistics:
+        raise InvalidArgumentError(
+            f"rasterize_points: statistics must be a name or a non-empty list of names of {STATISTICS}, "
+            f"got {statistics!r}"
+        )
     out = tuple(statistics)
-    unknown = [s for s in out if s not in STATISTICS]
+    unknown = [s for s in out if not isinstance(s, str) or s not in STATISTICS]
     if unknown or len(set(out)) != len(out):
         raise InvalidArgumentError(
             f"rasterize_points: statistics must be distinct names of {STATISTICS}, got {out}"
@@ -247,20 +254,26 @@ class RasterizePoints(Stage[xr.Dataset]):
         super().__init__()
         self.source = source
         self.statistics = _check_statistics(statistics)
-        self.classes = None if classes is None else tuple(int(c) for c in classes)
-        if max_points is not None and (isinstance(max_points, bool) or int(max_points) < 1):
+        if classes is not None and (
+            not isinstance(classes, list | tuple)
+            or not classes
+            or not all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in classes)
+        ):
             raise InvalidArgumentError(
-                f"rasterize_points: max_points must be a positive integer, got {max_points!r}"
+                f"rasterize_points: classes must be a non-empty list of integer class codes, got {classes!r}"
             )
-        self.max_points = None if max_points is None else int(max_points)
-        self.fields = tuple(fields)
+        self.classes = None if classes is None else tuple(int(c) for c in classes)
+        self.max_points = (
+            None if max_points is None else check_int(max_points, "rasterize_points: max_points", minimum=1)
+        )
+        self.fields = check_fields(fields, "rasterize_points")
         for needed, stat in (("intensity", "mean_intensity"),):
             if stat in self.statistics and needed not in self.fields:
                 self.fields += (needed,)
         if self.classes and "classification" not in self.fields:
             self.fields += ("classification",)
         self.prefix = check_name(prefix, what="rasterize_points")
-        self.seed = int(seed)
+        self.seed = check_int(seed, "rasterize_points: seed", minimum=0)
         self.storage = storage
         self._copc: CopcFile | None = None
         self._cloud: PointCloud | None = None

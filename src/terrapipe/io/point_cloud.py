@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from pyproj import CRS
 
+from terrapipe.core.checks import check_int, check_names
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -222,6 +223,20 @@ def _read_whole(url: str, storage: Storage | None, max_bytes: int, where: str) -
     return header, record, len(data)
 
 
+def check_fields(fields: Any, what: str = "read_point_cloud") -> tuple[str, ...]:
+    """Return point field names as a non-empty tuple of strings; else an :class:`InvalidArgumentError`.
+
+    Examples
+    --------
+    >>> check_fields("intensity")
+    ('intensity',)
+    """
+    names = check_names(fields, f"{what}: fields")
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise InvalidArgumentError(f"{what}: fields must name point attributes (strings), got {fields!r}")
+    return tuple(str(name) for name in names)
+
+
 def open_point_cloud(
     url: str,
     *,
@@ -272,6 +287,8 @@ def open_point_cloud(
     if not isinstance(url, str) or not url:
         raise InvalidArgumentError(f"read_point_cloud takes a path or URL, got {url!r}")
     box = None if bounds is None else _check_bounds(bounds)
+    fields = check_fields(fields)
+    max_bytes = check_int(max_bytes, "read_point_cloud: max_bytes", minimum=1)
     where = public_url(url)
     counter = [0]
     header = read_las_header(url, storage, counter=counter)
@@ -345,9 +362,9 @@ class ReadPointCloud(ReaderStage[PointCloud]):
         super().__init__(source, on_error=on_error)
         self.bounds = None if bounds is None else _check_bounds(bounds)
         self.crs = crs
-        self.fields = tuple(fields)
+        self.fields = check_fields(fields)
         self.storage = storage
-        self.max_bytes = int(max_bytes)
+        self.max_bytes = check_int(max_bytes, "read_point_cloud: max_bytes", minimum=1)
 
     def open_one(self, element: Any) -> PointCloud:
         """Read one file."""
