@@ -7,7 +7,14 @@ overhead, not decoding, caps the throughput of any reader built on it.
 — both release the GIL, so the chipper's reader threads decode in parallel —
 and is used for the common, simple layouts only:
 
-- a zarr ``LocalStore`` (a folder on disk);
+- a zarr ``LocalStore`` (a folder on disk), or a remote store that
+  ``read_zarr`` opens on the byte layer (:func:`remote_fetcher`): an
+  ``http(s)://`` store (:class:`~terrapipe.io.http_store.HTTPStore`), or a
+  bucket or ``http(s)://`` store read with ``storage=`` (the checked zarr
+  ``ObjectStore`` of :mod:`terrapipe.io.zarr_object_store`); each chunk
+  object is fetched through the byte layer (its checks, deadline, cap,
+  retries and :class:`~terrapipe.io.storage.Storage`) on the calling reader
+  thread, never on zarr-python's one event-loop thread;
 - Zarr v3 with the codecs ``bytes`` (+ one of ``zstd``, ``blosc``, ``gzip``,
   or none), or Zarr v2 with no filters, C order and any numcodecs compressor;
 - a regular chunk grid, a numeric or boolean dtype, no sharding, no storage
@@ -17,8 +24,11 @@ and is used for the common, simple layouts only:
   ``isel``), so no CF decoding (scale/offset, masking) sits in between.
 
 Anything else returns ``None`` from :func:`direct_zarr` and is read through
-xarray as usual. Missing chunk files read as the array's fill value, as in
-Zarr. Every chunk must decode to exactly the bytes its metadata implies
+xarray as usual. Missing chunks (no file; HTTP 404; no such key in the
+bucket) read as the array's fill value, as in Zarr; any other failure of a
+chunk's request (403, 500 after the retries, a time-out, a cut body) is a
+:class:`~terrapipe.core.errors.ReadError` naming the chunk's
+``scheme://host/path``, never the fill value. Every chunk must decode to exactly the bytes its metadata implies
 (chunk shape times itemsize), else a :class:`~terrapipe.core.errors.ReadError`
 names the store, variable and chunk key (:mod:`terrapipe.io.zarr_chunks`): a
 store whose ``data_type`` or ``chunk_shape`` was edited never yields values.
@@ -39,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -65,12 +76,12 @@ _T = TypeVar("_T")
 
 
 class DirectZarrArray:
-    """Read any box of a local Zarr array by decoding whole chunk files (see the module doc).
+    """Read any box of a Zarr array by decoding whole chunks (see the module doc).
 
     Parameters
     ----------
     folder
-        The array's folder on disk.
+        The array's folder on disk (for a remote store: its path in the store, shown only).
     shape, chunks
         Array shape and (regular) chunk shape.
     stored_dtype
@@ -273,7 +284,7 @@ def _unwrap(variable: xr.Variable) -> tuple[Any, list[int]] | None:
 
 
 def direct_zarr(variable: xr.Variable) -> DirectZarrArray | None:
-    """Return a :class:`DirectZarrArray` for a lazily opened local Zarr variable, or ``None`` (see the module doc)."""
+    """Return a :class:`DirectZarrArray` for a lazily opened Zarr variable, or ``None`` (see the module doc)."""
     try:
         found = _unwrap(variable)
         if found is None:
@@ -381,19 +392,45 @@ def _object_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
     prototype = require("zarr.core.buffer", feature="chip").default_buffer_prototype()
 
     def fetch(key: str) -> bytes | None:
-        # The store's own checked get (None only for a missing key), on this reader thread's own
-        # event loop: never on zarr's one loop thread, which would serialise every chunk.
+        # The store's own checked get (None only for a missing key; deadline and cap its own), on
+        # this reader thread's own event loop: never on zarr's one loop thread, which would
+        # serialise every chunk.
         found = _run(store.get(prefix + key, prototype))
         return None if found is None else bytes(found.to_bytes())
 
     return fetch
 
 
+class _Loop:
+    """One reader thread's event loop for the object store's checked ``get``, closed with the thread.
+
+    ``asyncio.run`` per chunk would make (and tear down) a loop per request,
+    milliseconds each on a loaded machine.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self.loop.close()
+
+
+_LOOPS = threading.local()
+
+
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` on a fresh event loop of the calling thread (beside one that is running here, if any)."""
+    """Run ``coro`` on the calling thread's own event loop (beside one that is running here, if any)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook's loop: run it beside
-        return pool.submit(asyncio.run, coro).result()
+        pass
+    else:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook's loop: run it beside
+            return pool.submit(asyncio.run, coro).result()
+    state: _Loop | None = getattr(_LOOPS, "state", None)
+    if state is None or state.pid != os.getpid():  # first chunk of this thread, or a forked child
+        state = _LOOPS.state = _Loop()
+    return state.loop.run_until_complete(coro)
