@@ -19,6 +19,49 @@ Accesses
     the public ``Tensor.share_memory_()`` (one extra copy) when
     :func:`new_shared_storage` returns ``None``. Test:
     ``tests/test_compat.py::test_torch_untyped_storage_new_shared``.
+``xarray.core.indexing`` (xarray 2024.6 to 2026.9)
+    xarray's lazy-indexing classes (``LazilyIndexedArray``,
+    ``ExplicitIndexer``, ``explicit_indexing_adapter``, ...), which xarray's
+    own backend guide uses; :func:`xarray_indexing`. Test:
+    ``test_xarray_indexing``.
+``Variable._data`` (xarray 2024.6 to 2026.9)
+    A variable's wrapped array without loading it (``Variable.data`` loads
+    lazily indexed arrays); :func:`variable_data`. Test:
+    ``test_xarray_variable_data``.
+``xarray.core.variable.calculate_dimensions`` (xarray 2024.6 to 2026.9)
+    The sizes of a set of variables, checked; :func:`calculate_dimensions`.
+    Test: ``test_xarray_calculate_dimensions``.
+``ZarrArrayWrapper._array`` (xarray 2024.6 to 2026.9)
+    The zarr array under xarray's Zarr backend wrapper;
+    :func:`zarr_wrapper_array`. Test: ``test_xarray_zarr_wrapper_array``.
+``zarr.core.sync.sync`` (zarr 3.1)
+    Runs a coroutine on zarr's own event loop (a store's async methods must
+    run there); :func:`zarr_sync`. Test: ``test_zarr_sync``.
+``dask._task_spec`` (dask 2024.12 to 2026.8)
+    The classes of dask's task graph nodes (``Task``, ``Alias``, ``TaskRef``,
+    ``DataNode``, ``GraphNode``); :func:`dask_task_spec`. Test:
+    ``test_dask_task_spec``.
+``odc.stac._mdtools`` (odc-stac 0.3.10 to 0.5) and ``odc.loader._rio`` (odc-loader 0.5 to 0.6)
+    odc's STAC metadata parser and rasterio reader, which ``stack_stac``
+    subclasses; :func:`odc_stac_mdtools`, :func:`odc_loader_rio`. Tests:
+    ``test_odc_stac_mdtools``, ``test_odc_loader_rio``.
+``ItemSearch._max_items`` and ``Client._stac_io`` / ``ItemSearch._stac_io`` (pystac-client 0.8 to 0.9)
+    A search's item cap, and the StacApiIO (headers, parameters, timeout)
+    a client was opened with; :func:`search_max_items`, :func:`stac_io_of`.
+    Tests: ``test_pystac_client_max_items``, ``test_pystac_client_stac_io``.
+``typer._click`` (typer 0.17 to 0.29; older typers use the public ``click``)
+    The click that typer uses (vendored since typer 0.17), whose exception
+    classes the CLI catches; :func:`typer_click`. Test: ``test_typer_click``.
+``pyogrio._err._register_error_handler`` (pyogrio 0.9 to 0.13)
+    Installs pyogrio's GDAL error handler in the calling thread;
+    :func:`register_pyogrio_error_handler`. Test:
+    ``test_pyogrio_register_error_handler``.
+
+Each function imports its library when called, so importing this module
+stays cheap. One that finds its private name gone raises an ``ImportError``
+naming the library's version and the versions checked;
+``tests/test_compat.py::test_no_private_names_of_other_libraries_outside_compat``
+fails when another module reaches a private name of another library.
 
 Examples
 --------
@@ -29,11 +72,88 @@ Examples
 
 from __future__ import annotations
 
+import functools
+import importlib
+from types import ModuleType
 from typing import Any
 
 import torch
 
-__all__ = ["has_new_shared_storage", "new_shared_storage"]
+__all__ = [
+    "CHECKED",
+    "calculate_dimensions",
+    "dask_task_spec",
+    "has_new_shared_storage",
+    "new_shared_storage",
+    "odc_loader_rio",
+    "odc_stac_mdtools",
+    "register_pyogrio_error_handler",
+    "search_max_items",
+    "stac_io_of",
+    "typer_click",
+    "variable_data",
+    "xarray_indexing",
+    "zarr_sync",
+    "zarr_wrapper_array",
+]
+
+#: The versions (major.minor, lowest and highest) each library's private names were checked with.
+CHECKED: dict[str, tuple[str, str]] = {
+    "xarray": ("2024.6", "2026.9"),
+    "zarr": ("3.1", "3.1"),
+    "dask": ("2024.12", "2026.8"),
+    "odc-stac": ("0.3", "0.5"),
+    "odc-loader": ("0.5", "0.6"),
+    "pystac-client": ("0.8", "0.9"),
+    "typer": ("0.17", "0.29"),
+    "pyogrio": ("0.9", "0.13"),
+}
+
+_XARRAY_INDEXING = (
+    "CopyOnWriteArray",
+    "ExplicitIndexer",
+    "ExplicitlyIndexed",
+    "ImplicitToExplicitIndexingAdapter",
+    "IndexingSupport",
+    "LazilyIndexedArray",
+    "MemoryCachedArray",
+    "VectorizedIndexer",
+    "explicit_indexing_adapter",
+)
+
+
+def _moved(distribution: str, what: str) -> ImportError:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version(distribution)
+    except PackageNotFoundError:
+        installed = "unknown"
+    low, high = CHECKED[distribution]
+    return ImportError(
+        f"{distribution} {installed} has no {what} (a private name terrapipe uses; checked with {distribution} "
+        f"{low} to {high}): install a {distribution} in that range, or report it to terrapipe"
+    )
+
+
+def _module(
+    distribution: str, name: str, *, extra: str | None = None, feature: str = "this stage"
+) -> ModuleType:
+    from terrapipe.core.optional import require
+
+    top = name.split(".")[0]
+    require(top if top != "odc" else ".".join(name.split(".")[:2]), extra=extra, feature=feature)
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise _moved(distribution, name) from err
+
+
+def _attribute(obj: Any, name: str, distribution: str, owner: str) -> Any:
+    try:
+        return getattr(obj, name)
+    except AttributeError as err:
+        raise _moved(distribution, f"{owner}.{name}") from err
 
 
 def has_new_shared_storage() -> bool:
@@ -74,3 +194,191 @@ def new_shared_storage(nbytes: int) -> torch.UntypedStorage | None:
         return None
     storage: torch.UntypedStorage = new_shared(nbytes)
     return storage
+
+
+@functools.cache
+def xarray_indexing() -> ModuleType:
+    """Return ``xarray.core.indexing``, checked to hold the lazy-indexing names terrapipe uses.
+
+    Examples
+    --------
+    >>> xarray_indexing().LazilyIndexedArray.__name__
+    'LazilyIndexedArray'
+    """
+    module = _module("xarray", "xarray.core.indexing")
+    for name in _XARRAY_INDEXING:
+        _attribute(module, name, "xarray", "xarray.core.indexing")
+    return module
+
+
+def variable_data(variable: Any) -> Any:
+    """Return the array an xarray ``Variable`` wraps (``Variable._data``), without loading it.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> data = np.zeros(3)
+    >>> variable_data(xr.Variable("x", data)) is data
+    True
+    """
+    return _attribute(variable, "_data", "xarray", "Variable")
+
+
+def calculate_dimensions(variables: Any) -> dict[Any, int]:
+    """Return the dimension sizes of a mapping of xarray variables (``xarray.core.variable.calculate_dimensions``).
+
+    Raises ``ValueError`` (xarray's) where two variables disagree on a size.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> dict(calculate_dimensions({"a": xr.Variable(("y", "x"), np.zeros((2, 3)))}))
+    {'y': 2, 'x': 3}
+    """
+    module = _module("xarray", "xarray.core.variable")
+    function = _attribute(module, "calculate_dimensions", "xarray", "xarray.core.variable")
+    sizes: dict[Any, int] = function(variables)
+    return sizes
+
+
+def zarr_wrapper_array(wrapper: Any) -> Any:
+    """Return the zarr array under xarray's ``ZarrArrayWrapper`` (its ``_array``).
+
+    Examples
+    --------
+    >>> import zarr
+    >>> from xarray.backends.zarr import ZarrArrayWrapper
+    >>> array = zarr.create_array(zarr.storage.MemoryStore(), shape=(2,), dtype="u1")
+    >>> zarr_wrapper_array(ZarrArrayWrapper(array)) is array
+    True
+    """
+    return _attribute(wrapper, "_array", "xarray", "ZarrArrayWrapper")
+
+
+def zarr_sync(coroutine: Any) -> Any:
+    """Run ``coroutine`` on zarr's event loop and return its result (``zarr.core.sync.sync``).
+
+    Examples
+    --------
+    >>> async def three():
+    ...     return 3
+    >>> zarr_sync(three())
+    3
+    """
+    return _zarr_sync_function()(coroutine)
+
+
+@functools.cache
+def _zarr_sync_function() -> Any:
+    module = _module("zarr", "zarr.core.sync", extra="zarr", feature="Zarr reads")
+    return _attribute(module, "sync", "zarr", "zarr.core.sync")
+
+
+@functools.cache
+def dask_task_spec() -> ModuleType:
+    """Return ``dask._task_spec``, checked to hold the graph node classes terrapipe reads.
+
+    Examples
+    --------
+    >>> dask_task_spec().Task.__name__
+    'Task'
+    """
+    module = _module("dask", "dask._task_spec", extra="dask", feature="dask-backed chips")
+    for name in ("Alias", "DataNode", "GraphNode", "Task", "TaskRef"):
+        _attribute(module, name, "dask", "dask._task_spec")
+    return module
+
+
+@functools.cache
+def odc_stac_mdtools() -> ModuleType:
+    """Return ``odc.stac._mdtools`` (``StacMDParser``, ``StacAuxReader``), which ``stack_stac`` builds on.
+
+    Examples
+    --------
+    >>> odc_stac_mdtools().StacMDParser.__name__
+    'StacMDParser'
+    """
+    module = _module("odc-stac", "odc.stac._mdtools", extra="stac", feature="stack_stac")
+    for name in ("StacMDParser", "StacAuxReader"):
+        _attribute(module, name, "odc-stac", "odc.stac._mdtools")
+    return module
+
+
+@functools.cache
+def odc_loader_rio() -> ModuleType:
+    """Return ``odc.loader._rio`` (``RioReader``, ``RioDriver``, ``LocalContext``), which ``stack_stac`` subclasses.
+
+    Examples
+    --------
+    >>> odc_loader_rio().RioDriver.__name__
+    'RioDriver'
+    """
+    module = _module("odc-loader", "odc.loader._rio", extra="stac", feature="stack_stac")
+    for name in ("RioReader", "RioDriver", "LocalContext"):
+        _attribute(module, name, "odc-loader", "odc.loader._rio")
+    return module
+
+
+def search_max_items(search: Any) -> int | None:
+    """Return the item cap of a ``pystac_client.ItemSearch`` (its ``_max_items``; ``None``: no cap).
+
+    Examples
+    --------
+    >>> from pystac_client import ItemSearch
+    >>> search_max_items(ItemSearch("http://h/search", max_items=3))
+    3
+    """
+    value = _attribute(search, "_max_items", "pystac-client", "ItemSearch")
+    return None if value is None else int(value)
+
+
+def stac_io_of(client: Any) -> Any:
+    """Return the ``StacApiIO`` a pystac-client ``Client`` or ``ItemSearch`` was opened with, or ``None``.
+
+    Examples
+    --------
+    >>> from pystac_client import ItemSearch
+    >>> type(stac_io_of(ItemSearch("http://h/search"))).__name__
+    'StacApiIO'
+    >>> stac_io_of(object()) is None
+    True
+    """
+    return getattr(client, "_stac_io", None)
+
+
+def typer_click() -> ModuleType:
+    """Return the click module typer uses (vendored as ``typer._click`` since typer 0.17, else ``click``).
+
+    Examples
+    --------
+    >>> issubclass(typer_click().exceptions.UsageError, Exception)
+    True
+    """
+    from terrapipe.core.optional import require
+
+    typer = require("typer", extra="cli", feature="the terrapipe command")
+    vendored: ModuleType | None = getattr(typer.core, "_click", None)
+    if vendored is not None:
+        return vendored
+    return require("click", extra="cli", feature="the terrapipe command")
+
+
+def register_pyogrio_error_handler() -> bool:
+    """Install pyogrio's GDAL error handler in this thread (``pyogrio._err._register_error_handler``).
+
+    Returns whether it was installed: ``False`` where pyogrio is not imported
+    yet or lacks the function (GDAL then prints its warnings itself).
+
+    Examples
+    --------
+    >>> import pyogrio
+    >>> register_pyogrio_error_handler()
+    True
+    """
+    import sys
+
+    register = getattr(sys.modules.get("pyogrio._err"), "_register_error_handler", None)
+    if register is None:
+        return False
+    register()
+    return True

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from terrapipe._compat import typer_click
 from terrapipe.core.errors import MissingDependencyError, TerrapipeError
 from terrapipe.core.optional import require
 
@@ -92,17 +93,9 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _click_of(typer: Any) -> Any:
-    """Return the click module typer uses (typer >= 0.17 vendors it as ``typer._click``)."""
-    vendored = getattr(typer.core, "_click", None)
-    return (
-        vendored if vendored is not None else require("click", extra="cli", feature="the terrapipe command")
-    )
-
-
 def _group_class(typer: Any) -> type:
     """Make a typer group whose usage errors (bad option values, unknown commands) print one line + hint."""
-    click = _click_of(typer)
+    click = typer_click()
     no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
     class OneLineErrors(typer.core.TyperGroup):  # type: ignore[misc, name-defined]

@@ -474,7 +474,7 @@ class _Decoder:
 
     def indexed(self, coords: dict[str, xr.Variable]) -> tuple[dict[Any, xr.Variable], dict[Any, Any]]:
         """Give each dimension coordinate its default pandas index, as xarray's constructors do."""
-        from xarray.core.indexes import PandasIndex
+        from xarray.indexes import PandasIndex
 
         variables: dict[Any, xr.Variable] = {}
         indexes: dict[Any, Any] = {}

@@ -392,7 +392,7 @@ class ZarrStore:
         """Build an entry group in memory; return its objects, the group document last."""
         zarr = require("zarr", feature="ZarrStore")
         storage = require("zarr.storage", feature="ZarrStore")
-        buffers = require("zarr.core.buffer", feature="ZarrStore")
+        buffers = require("zarr.buffer", feature="ZarrStore")
         staging = storage.MemoryStore()
         codecs = None
         if self.codec is not None:
@@ -426,8 +426,9 @@ class ZarrStore:
         return result
 
     def _sync(self, coroutine: Any) -> Any:
-        sync = require("zarr.core.sync", feature="ZarrStore").sync
-        return sync(coroutine)
+        from terrapipe._compat import zarr_sync
+
+        return zarr_sync(coroutine)
 
     # -- protocol -------------------------------------------------------------
     def put(self, key: str, data: bytes) -> bool:
@@ -482,7 +483,7 @@ class ZarrStore:
         objects = self._stage(key, data, name)
         previous = self._committed_array(key)
         target, path = self._store_at(key, read_only=False)
-        buffers = require("zarr.core.buffer", feature="ZarrStore")
+        buffers = require("zarr.buffer", feature="ZarrStore")
 
         async def upload() -> None:
             prototype = buffers.default_buffer_prototype()

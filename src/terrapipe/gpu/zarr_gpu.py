@@ -67,13 +67,15 @@ import numpy as np
 import torch
 import xarray as xr
 from xarray.backends import BackendArray
-from xarray.core import indexing
 
+from terrapipe._compat import xarray_indexing
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.gpu.cf_decode import CF_UNSUPPORTED, CFDecode
 from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.run.device import resolve_device
+
+indexing: Any = xarray_indexing()  # xarray's lazy-indexing classes (xarray.core.indexing)
 
 __all__ = ["DeviceZarrArray", "GdsMode", "check_zarr_device", "open_zarr_on_device"]
 
@@ -186,7 +188,7 @@ class DeviceZarrArray(BackendArray):  # type: ignore[misc]
         prototype = None if self.sharded else gpu.buffer_prototype
         return prototype, _cuda_scope(index, process_wide=self.sharded)
 
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
+    def __getitem__(self, key: Any) -> Any:  # an xarray ExplicitIndexer
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
 
     def _read(self, key: tuple[Any, ...]) -> Any:

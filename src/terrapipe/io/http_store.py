@@ -20,8 +20,8 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.io.http_reads import ByteRange, PastEndError, read_async

@@ -45,11 +45,13 @@ from typing import Any
 
 import numpy as np
 from xarray.backends.zarr import ZarrArrayWrapper
-from xarray.core import indexing
 
+from terrapipe._compat import variable_data, xarray_indexing, zarr_sync, zarr_wrapper_array
 from terrapipe.core.errors import ReadError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.io.read_errors import read_error
+
+indexing: Any = xarray_indexing()  # xarray's lazy-indexing classes (xarray.core.indexing)
 
 __all__ = [
     "CheckedZarrArrayWrapper",
@@ -287,10 +289,9 @@ def _every_chunk(shape: Sequence[int], grid: Sequence[int]) -> list[Sequence[int
 
 
 def _raw_chunk(array: Any, key: str) -> bytes | None:
-    sync = require("zarr.core.sync", feature="read_zarr").sync
-    buffers = require("zarr.core.buffer", feature="read_zarr")
+    buffers = require("zarr.buffer", feature="read_zarr")
     path = f"{array.path}/{key}" if array.path else key
-    found = sync(array.store.get(path, prototype=buffers.default_buffer_prototype()))
+    found = zarr_sync(array.store.get(path, prototype=buffers.default_buffer_prototype()))
     return None if found is None else bytes(found.to_bytes())
 
 
@@ -376,7 +377,7 @@ def _walk(value: Any, ndim: int) -> tuple[Any, list[int]] | None:
     while value is not None and id(value) not in seen:
         seen.add(id(value))
         if isinstance(value, ZarrArrayWrapper):
-            return value._array, offsets
+            return zarr_wrapper_array(value), offsets
         key = getattr(value, "key", None)
         if isinstance(key, indexing.ExplicitIndexer):
             parts = key.tuple
@@ -394,7 +395,7 @@ def zarr_under(variable: Any) -> tuple[Any, list[int]] | None:
     ``xr.open_zarr`` builds (one store read, cut into blocks, nothing on top)
     qualify: a block's index plus the offsets is then an index into the array.
     """
-    data = variable._data
+    data = variable_data(variable)
     graph = getattr(data, "__dask_graph__", None)
     if graph is None:
         return _walk(data, variable.ndim)
@@ -465,9 +466,9 @@ def install_checks(ds: Any, source: str) -> None:
     Call it on the Dataset a backend returns, before xarray wraps it in dask.
     """
     for var in ds.variables.values():
-        for holder, attr in _wrappers(var._data):
+        for holder, attr in _wrappers(variable_data(var)):
             wrapper = getattr(holder, attr)
             if type(wrapper) is ZarrArrayWrapper:
-                checked = CheckedZarrArrayWrapper(wrapper._array, source)
+                checked = CheckedZarrArrayWrapper(zarr_wrapper_array(wrapper), source)
                 checked.dtype = wrapper.dtype
                 setattr(holder, attr, checked)

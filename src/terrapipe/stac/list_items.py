@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from terrapipe._compat import search_max_items, stac_io_of
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -48,7 +49,7 @@ def query_of_item_search(search: Any) -> SearchQuery:
     return SearchQuery(
         body=body,
         method="GET" if method == "GET" else "POST",
-        max_items=search._max_items,
+        max_items=search_max_items(search),
         limit=int(limit) if limit is not None else None,
         bbox=None,
         intersects=None,
@@ -121,7 +122,7 @@ class ListSTACItems(PagedSearch):
                 f"{type(element).__name__}; for query dicts use search_stac"
             )
             raise InvalidArgumentError(msg)
-        storage, params = options_from_stac_io(getattr(element, "_stac_io", None), self.storage or Storage())
+        storage, params = options_from_stac_io(stac_io_of(element), self.storage or Storage())
         method = str(element.method or "POST").upper()
         backend = ApiBackend(
             str(element.url),

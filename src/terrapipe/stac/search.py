@@ -51,6 +51,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from terrapipe._compat import stac_io_of
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -187,7 +188,7 @@ def open_backend(
             raise StacSearchError(
                 f"the STAC API at {public_url(str(source.self_href))} has no item search link"
             )
-        client_storage, params = options_from_stac_io(getattr(source, "_stac_io", None), as_storage(storage))
+        client_storage, params = options_from_stac_io(stac_io_of(source), as_storage(storage))
         methods = tuple(
             str(lk.extra_fields.get("method") or "GET").upper() for lk in source.get_links("search")
         )
