@@ -31,7 +31,10 @@ and first-use set-up are not what this measures. In each round every flow runs
 its contenders back to back (``--contenders``: ``peer``; ``ours``, the
 defaults; ``ours16``, ``workers=16``; ``ours4``, ``workers=4``, the default
 before reads adapted to the source; ``local``, the defaults on the same
-files on local disk, where there is no latency to hide); the table gives the
+files on local disk, where there is no latency to hide; for ``zarr`` only,
+``storage``, the defaults with ``storage=tp.Storage()`` (the store read
+through obstore, as a bucket is), and ``open``, only opening the store as
+``read_zarr`` does, no chunk read); the table gives the
 median seconds over the rounds and the ratio ``peer / this`` (>= 1: faster
 than the peer) of the medians.
 
@@ -72,6 +75,7 @@ TILE = 256
 WARM = 512  # side of the files the contenders warm up on
 PEER_THREADS = 16
 README_BANDS = ["red", "green", "blue", "nir"]
+ZARR_ONLY = ("storage", "open")  # contenders of the zarr flow only
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -219,14 +223,30 @@ def ours_raster(url: str, workers: int | None) -> int:
     return sum(int(chip.nbytes) for chip in _arrays(pipe))
 
 
-def ours_zarr(url: str, workers: int | None) -> int:
+def ours_zarr(url: str, workers: int | None, storage: Any = None) -> int:
     import terrapipe as tp
 
     kwargs = {} if workers is None else {"workers": workers}
     pipe = (
-        tp.from_items([url]).read_zarr(variables="v").chip({"y": TILE, "x": TILE}, output="numpy", **kwargs)
+        tp.from_items([url])
+        .read_zarr(variables="v", storage=storage)
+        .chip({"y": TILE, "x": TILE}, output="numpy", **kwargs)
     )
     return sum(int(chip.nbytes) for chip in _arrays(pipe))
+
+
+def ours_zarr_storage(url: str, workers: int | None) -> int:
+    """``ours_zarr`` with ``storage=tp.Storage()``: the store on obstore (as for a bucket), not HTTPStore."""
+    import terrapipe as tp
+
+    return ours_zarr(url, workers, storage=tp.Storage())
+
+
+def open_zarr_only(url: str, workers: int | None) -> int:
+    """Only what ``read_zarr`` does before any chunk is read: open the store (metadata, coordinates)."""
+    import terrapipe as tp
+
+    return int(tp.open_zarr(url, variables="v").nbytes * 0)
 
 
 def _arrays(pipe: Any) -> Any:
@@ -358,7 +378,7 @@ def run_one(args: argparse.Namespace) -> None:
     elif flow == "raster":
         ours_raster(warm["tif"], workers)
     elif flow == "zarr":
-        ours_zarr(warm["zarr"], workers)
+        {"storage": ours_zarr_storage, "open": open_zarr_only}.get(who, ours_zarr)(warm["zarr"], workers)
     else:  # search the API; read the world's local files
         ours_readme(url, workers, catalog=warm["catalog"], loader=loader)
     if who == "peer":
@@ -380,6 +400,8 @@ def run_one(args: argparse.Namespace) -> None:
         fn = lambda: ours_readme(url, workers, loader=loader)  # noqa: E731
     else:
         runner = {"raster": ours_raster, "zarr": ours_zarr}[flow]
+        if flow == "zarr":
+            runner = {"storage": ours_zarr_storage, "open": open_zarr_only}.get(who, ours_zarr)
         fn = lambda: runner(url, workers)  # noqa: E731
     start = time.perf_counter()
     nbytes = fn()
@@ -473,6 +495,8 @@ def main() -> None:
                 for round_no in range(args.repeat):
                     for flow in flows:
                         for who in contenders:
+                            if who in ZARR_ONLY and flow != "zarr":
+                                continue
                             result = _spawn(flow, who, urls[flow], args.size, warm, local)
                             times.setdefault((flow, who), []).append(result["seconds"])
                             print(
@@ -497,10 +521,14 @@ def main() -> None:
         "ours16": "terrapipe, workers=16",
         "ours4": "terrapipe, workers=4 (the old default's count)",
         "local": "terrapipe, defaults, files on local disk",
+        "storage": "terrapipe, defaults, storage=tp.Storage() (obstore, as for a bucket)",
+        "open": "terrapipe, opening the store only (no chunk read)",
     }
     for flow in flows:
         peer = statistics.median(times[(flow, "peer")]) if (flow, "peer") in times else None
         for who in contenders:
+            if (flow, who) not in times:
+                continue
             values = times[(flow, who)]
             med = statistics.median(values)
             ratio = f"{peer / med:.2f}x" if peer is not None else "-"
