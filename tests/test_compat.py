@@ -440,3 +440,57 @@ def test_pending_accesses_are_still_there():
         found = {what for _, what in private_accesses((SRC / name).read_text())}
         stale += [f"{name}: {what}" for what in sorted(allowed - found)]
     assert not stale, "moved to _compat; remove from PENDING:\n" + "\n".join(stale)
+
+
+def test_xarray_direct_construction():
+    import numpy as np
+    import xarray as xr
+
+    _checked("xarray")
+    assert _compat.direct_construction_ok(), (
+        f"xarray {xr.__version__}: the direct constructors build other objects"
+    )
+    base = xr.DataArray(
+        np.arange(6.0).reshape(2, 3),
+        dims=("y", "x"),
+        coords={"y": [10.0, 20.0], "x": [1, 2, 3]},
+        name="v",
+        attrs={"units": "m"},
+    )
+    expected = base.isel(x=slice(1, 3))
+    coords = {
+        name: _compat.variable_like(var, _compat.variable_data(expected.coords[name].variable))
+        for name, var in _compat.variables_of(base).items()
+    }
+    data = _compat.variable_like(base.variable, base.values[:, 1:3])
+    built = _compat.dataarray_from(data, coords, "v", dict(expected.xindexes))
+    xr.testing.assert_identical(built, expected)
+    assert type(built.coords["x"].variable) is xr.IndexVariable
+    assert built.attrs == {"units": "m"}
+    assert built.attrs is not base.attrs
+    ds = expected.to_dataset()
+    rebuilt = _compat.dataset_from(
+        dict(_compat.variables_of(ds)), set(_compat.coord_names_of(ds)), None, None, dict(ds.xindexes), None
+    )
+    xr.testing.assert_identical(rebuilt, ds)
+
+
+def test_xarray_slots():
+    import numpy as np
+    import xarray as xr
+
+    _checked("xarray")
+    da = xr.DataArray(np.zeros(2), dims="x", coords={"x": [0, 1], "t": 5})
+    assert set(_compat.variables_of(da)) == set(da.coords)
+    assert _compat.variables_of(da)["x"] is da.coords["x"].variable
+    ds = xr.Dataset({"v": ("x", np.zeros(2))}, coords={"x": [0, 1]})
+    assert set(_compat.variables_of(ds)) == {"v", "x"}
+    assert _compat.coord_names_of(ds) == {"x"}
+    variable = xr.Variable("x", np.zeros(2))
+    assert _compat.own_attrs(variable) is None
+    assert _compat.own_encoding(variable) is None
+    variable.attrs["a"] = 1
+    variable.encoding["dtype"] = "f4"
+    assert _compat.own_attrs(variable) == {"a": 1}
+    assert _compat.own_encoding(variable) == {"dtype": "f4"}
+    assert _compat.own_attrs(ds) is None
