@@ -1,11 +1,13 @@
 """Readers: rasters (COG/GeoTIFF), Zarr, any xarray engine, vectors; local or over HTTP.
 
 Importing this package registers the functional names ``read_raster``,
-``read_zarr``, ``open_xarray`` and ``read_vector``, and sets the GDAL defaults
-of :mod:`terrapipe.io.gdal_env` (environment variables, kept where already set)
-the fork hook of :mod:`terrapipe.io.gdal_fork` (no GDAL HTTP connection is
-shared with a forked DataLoader worker) and the log filter of
-:mod:`terrapipe.io.gdal_log` (URLs in GDAL's log messages are redacted).
+``read_zarr``, ``open_xarray`` and ``read_vector`` and changes nothing else in
+the process. GDAL's settings (:mod:`terrapipe.io.gdal_env`) are given with each
+open and read; the fork hook of :mod:`terrapipe.io.gdal_fork` (no GDAL HTTP
+connection is shared with a forked DataLoader worker) and the log filter of
+:mod:`terrapipe.io.gdal_log` (URLs in GDAL's log messages are redacted) are
+installed the first time a stage reads through GDAL
+(:func:`terrapipe.io.gdal_setup.ensure_gdal_setup`).
 
 Each stage has a plain function for one path that later stages reuse:
 :func:`open_raster`, :func:`open_zarr`, :func:`open_xarray`, :func:`open_vector`.

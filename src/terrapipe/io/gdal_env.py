@@ -1,35 +1,33 @@
-"""GDAL settings for cloud reads, set in one place.
+"""GDAL settings for cloud reads: given per open, never put into the process environment.
 
-Why environment variables, set once at import
----------------------------------------------
-terrapipe reads rasters lazily: a window is read when a later stage (a
-chipper, a loader thread, a DataLoader worker) touches the pixels, long after
-:func:`~terrapipe.io.raster.open_raster` returned, and in whichever thread
-does it. ``rasterio.Env`` cannot follow the data there: it sets GDAL *global*
-config options while its ``with`` block runs and removes them when the block
-ends, so a block in one thread changes (and on exit removes) the settings that
-every other thread is reading with at that moment.
+Importing terrapipe changes nothing in GDAL's configuration. The defaults of
+:data:`GDAL_DEFAULTS` reach GDAL in two ways, both at the time of a read:
 
-GDAL falls back to the process environment for every config option that was
-not set with ``CPLSetConfigOption`` (``rasterio.Env``). So this module puts its
-defaults into ``os.environ`` with ``setdefault`` when it is first imported
-(``import terrapipe.io`` does it), before any reader thread starts:
+- **Per open and per read** (:data:`PER_OPEN_KEYS`: HTTP time-outs, retries,
+  range merging, HTTP/2): every open and read of a *remote* raster runs inside
+  ``rasterio.Env(**open_options())`` (:func:`gdal_env`, or
+  ``storage.rasterio_env(url)``, which adds the same defaults), in whichever
+  thread reads. A GDAL vector opened over HTTP by pyogrio (whose GDAL a
+  ``rasterio.Env`` does not reach) gets the time-outs and retries in its
+  ``/vsicurl?`` URL instead (:func:`with_http_settings`). Local files are
+  opened without an environment: none of these settings concern them, and a
+  ``rasterio.Env`` costs about 80 µs.
+- **Once per process** (:data:`PROCESS_KEYS`: the size of GDAL's block cache
+  and of the ``/vsicurl/`` range cache, which GDAL has one of per process): set
+  by :func:`apply_process_settings` as GDAL configuration (never
+  ``os.environ``) the first time terrapipe opens a raster
+  (:func:`terrapipe.io.gdal_setup.ensure_gdal_setup`).
 
-- they apply in every thread and at the moment each read happens;
-- forked DataLoader workers inherit them, and spawned workers set them again
-  when they import terrapipe;
-- a value that is already in the environment is kept: set
-  ``GDAL_HTTP_TIMEOUT=60`` in your shell (or ``os.environ`` before importing
-  terrapipe) to override a default; a ``rasterio.Env(...)`` you open around
-  your own code still takes precedence while it is active.
+Your own settings win: a variable set in the environment (``GDAL_HTTP_TIMEOUT=60``
+in the shell, or ``os.environ`` before the first read) or a ``rasterio.Env(...)``
+active around the read with another value is left alone, key by key.
 
 Two settings are only right for remote files and are therefore passed per
 file, in the ``/vsicurl?`` URL that :func:`~terrapipe.io.paths.gdal_path`
-builds, instead of through the environment: ``empty_dir=yes`` (the per-file
-form of ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``: no directory listing and
-no probing of side-car files over HTTP). Set globally it would also hide the
-side-car files of *local* rasters (``.tfw`` world files, ``.ovr`` overviews,
-``.aux.xml``).
+builds: ``empty_dir=yes`` (the per-file form of
+``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``: no directory listing and no probing
+of side-car files over HTTP). Set globally it would also hide the side-car
+files of *local* rasters (``.tfw`` world files, ``.ovr`` overviews, ``.aux.xml``).
 
 Examples
 --------
@@ -38,16 +36,33 @@ Examples
 'YES'
 >>> set(gdal_options()) == set(GDAL_DEFAULTS)
 True
+>>> with_http_settings("/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.fgb").startswith("/vsicurl?empty_dir=yes&")
+True
 """
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["GDAL_DEFAULTS", "REMOTE_URL_OPTIONS", "apply_gdal_defaults", "gdal_options"]
+from terrapipe.core.optional import require
 
-#: Process-wide defaults (environment variables, kept when already set).
+__all__ = [
+    "GDAL_DEFAULTS",
+    "PER_OPEN_KEYS",
+    "PROCESS_KEYS",
+    "REMOTE_URL_OPTIONS",
+    "apply_gdal_defaults",
+    "apply_process_settings",
+    "gdal_env",
+    "gdal_options",
+    "open_options",
+    "with_http_settings",
+]
+
+#: terrapipe's defaults (a value you set in the environment wins, key by key).
 GDAL_DEFAULTS: Mapping[str, str] = {
     # Fetch consecutive tiles of one read in one HTTP range request.
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
@@ -65,20 +80,152 @@ GDAL_DEFAULTS: Mapping[str, str] = {
     "CPL_VSIL_CURL_CACHE_SIZE": str(64 * 1024 * 1024),
 }
 
+#: Settings GDAL keeps one of per process (set once, at the first raster open).
+PROCESS_KEYS = ("GDAL_CACHEMAX", "CPL_VSIL_CURL_CACHE_SIZE")
+#: Settings given with every open and read of a remote file.
+PER_OPEN_KEYS = tuple(key for key in GDAL_DEFAULTS if key not in PROCESS_KEYS)
+
 #: Options put in the ``/vsicurl?`` URL of every remote raster.
 REMOTE_URL_OPTIONS: Mapping[str, str] = {"empty_dir": "yes"}
 
+#: ``/vsicurl?`` URL options (GDAL >= 3.x) standing for the HTTP settings pyogrio's GDAL cannot get otherwise.
+_URL_OPTION_OF_KEY = {
+    "GDAL_HTTP_TIMEOUT": "timeout",
+    "GDAL_HTTP_CONNECTTIMEOUT": "connecttimeout",
+    "GDAL_HTTP_MAX_RETRY": "max_retry",
+    "GDAL_HTTP_RETRY_DELAY": "retry_delay",
+}
+
+
+def gdal_options() -> dict[str, str]:
+    """Return the values in force for the keys of :data:`GDAL_DEFAULTS`: yours from the environment, else ours."""
+    return {key: os.environ.get(key, value) for key, value in GDAL_DEFAULTS.items()}
+
+
+def _configured(key: str) -> str | None:
+    """GDAL's current value of ``key`` in this thread (``rasterio.Env``, global option, environment)."""
+    rasterio_env = require("rasterio.env", feature="reading rasters")
+    value: Any = rasterio_env.get_gdal_config(key, normalize=False)
+    return None if value is None else str(value)
+
+
+def open_options() -> dict[str, str]:
+    """Return the :data:`PER_OPEN_KEYS` defaults nobody else has set in this thread (for ``rasterio.Env``).
+
+    A key whose current GDAL value (environment variable, ``rasterio.Env``)
+    differs from terrapipe's default is left out, so that value applies; a
+    key already at the default is included, so the read keeps it even if an
+    environment opened by another thread ends meanwhile.
+
+    Returns
+    -------
+    dict
+        Option name to value.
+
+    Examples
+    --------
+    >>> import rasterio
+    >>> with rasterio.Env(GDAL_HTTP_TIMEOUT="5"):
+    ...     "GDAL_HTTP_TIMEOUT" in open_options(), open_options()["GDAL_HTTP_MAX_RETRY"]
+    (False, '3')
+    """
+    options = {}
+    for key in PER_OPEN_KEYS:
+        default = GDAL_DEFAULTS[key]
+        current = _configured(key)
+        if current is None or current == default:
+            options[key] = default
+    return options
+
+
+def gdal_env() -> Any:
+    """Return ``rasterio.Env(**open_options())``: the environment to open or read a remote raster in.
+
+    Examples
+    --------
+    >>> from rasterio.env import get_gdal_config
+    >>> with gdal_env():
+    ...     get_gdal_config("GDAL_HTTP_MERGE_CONSECUTIVE_RANGES", normalize=False)
+    'YES'
+    """
+    rasterio = require("rasterio", feature="reading rasters")
+    return rasterio.Env(**open_options())
+
+
+def with_http_settings(name: str) -> str:
+    """Add the HTTP time-outs and retries in force to a ``/vsicurl?`` GDAL name (for pyogrio).
+
+    pyogrio's GDAL is not rasterio's: a ``rasterio.Env`` does not reach it, and
+    pyogrio can only set GDAL options process-wide. GDAL reads
+    ``timeout``, ``connecttimeout``, ``max_retry`` and ``retry_delay`` from
+    the ``/vsicurl?`` URL itself, per file. The values are those of
+    :func:`gdal_options` (your environment variables, else terrapipe's
+    defaults); an option the name already has is kept. Any other name is
+    returned as given.
+
+    Parameters
+    ----------
+    name
+        A GDAL name, as :func:`~terrapipe.io.paths.gdal_path` returns it.
+
+    Returns
+    -------
+    str
+        The name with the options added.
+    """
+    prefix = "/vsicurl?"
+    if not name.startswith(prefix):
+        return name
+    pairs = urllib.parse.parse_qsl(name[len(prefix) :], keep_blank_values=True)
+    present = {key for key, _ in pairs}
+    values = gdal_options()
+    extra = [(opt, values[key]) for key, opt in _URL_OPTION_OF_KEY.items() if opt not in present]
+    url = [pair for pair in pairs if pair[0] == "url"]
+    rest = [pair for pair in pairs if pair[0] != "url"]
+    return prefix + urllib.parse.urlencode(rest + extra + url)
+
+
+def apply_process_settings() -> dict[str, str]:
+    """Set :data:`PROCESS_KEYS` as GDAL configuration where you have not set them (called once per process).
+
+    ``GDAL_CACHEMAX`` (MB) becomes GDAL's block cache size unless the
+    variable is in the environment; ``CPL_VSIL_CURL_CACHE_SIZE`` a global
+    configuration option (GDAL reads it when it first reads over HTTP) unless
+    it is set in the environment or GDAL's configuration. ``os.environ`` is
+    never changed.
+
+    Returns
+    -------
+    dict
+        The keys this call set, with their values.
+    """
+    rasterio_env = require("rasterio.env", feature="reading rasters")
+    done: dict[str, str] = {}
+    for key in PROCESS_KEYS:
+        if key in os.environ:
+            continue
+        if key != "GDAL_CACHEMAX" and _configured(key) is not None:  # rasterio reports the cache size itself
+            continue
+        value = GDAL_DEFAULTS[key]
+        if key == "GDAL_CACHEMAX":
+            rasterio_env.set_gdal_config(key, int(value) * 1024 * 1024)  # rasterio: GDALSetCacheMax64, bytes
+        else:
+            rasterio_env.set_gdal_config(key, value)
+        done[key] = value
+    return done
+
 
 def apply_gdal_defaults(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Put :data:`GDAL_DEFAULTS` into ``os.environ`` where a variable is not set yet.
+    """Put :data:`GDAL_DEFAULTS` into ``os.environ`` where a variable is not set yet (your choice, never ours).
 
-    Called once when this module is imported; calling it again is harmless.
+    terrapipe does not call this: its readers give GDAL the defaults per open
+    (see the module doc). Call it yourself if other code of yours that reads
+    through GDAL should use the same settings; it changes the whole process.
 
     Parameters
     ----------
     overrides
-        Values that replace the defaults *and* any value already in the
-        environment (use sparingly: it changes the whole process).
+        Values that replace the defaults *and* any value already in the environment.
 
     Returns
     -------
@@ -90,11 +237,3 @@ def apply_gdal_defaults(overrides: Mapping[str, str] | None = None) -> dict[str,
     for key, value in (overrides or {}).items():
         os.environ[key] = str(value)
     return gdal_options()
-
-
-def gdal_options() -> dict[str, str]:
-    """Return the environment values in force for the keys of :data:`GDAL_DEFAULTS`."""
-    return {key: os.environ.get(key, value) for key, value in GDAL_DEFAULTS.items()}
-
-
-apply_gdal_defaults()

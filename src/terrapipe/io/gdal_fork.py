@@ -16,8 +16,12 @@ locks are in a consistent state; nothing GDAL-related runs in the child.
 
 ``VSICurlClearCache`` is not exposed by rasterio or pyogrio, so it is called
 through ``ctypes`` on every GDAL library the process has loaded (rasterio and
-pyogrio wheels each bundle one), found in ``/proc/self/maps`` (Linux). Where
+pyogrio wheels each bundle one), found in ``/proc/self/maps`` (Linux), looked
+up with ``RTLD_NOLOAD`` (nothing is loaded), only when a process forks. Where
 that is not available the hook does nothing; ``spawn`` workers are unaffected.
+
+The hook is registered the first time terrapipe reads through GDAL
+(:func:`terrapipe.io.gdal_setup.ensure_gdal_setup`), never on import.
 
 Examples
 --------
@@ -36,7 +40,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["clear_gdal_http_connections", "gdal_functions", "install_fork_hook", "loaded_gdal_libraries"]
+__all__ = [
+    "clear_gdal_http_connections",
+    "gdal_functions",
+    "hook_installed",
+    "install_fork_hook",
+    "loaded_gdal_libraries",
+]
 
 _FUNCTIONS: dict[tuple[str, str], Callable[..., None] | None] = {}
 _LOCK = threading.Lock()
@@ -117,7 +127,7 @@ def _before_fork() -> None:
 
 
 def install_fork_hook() -> None:
-    """Register :func:`clear_gdal_http_connections` to run before every ``os.fork`` (once)."""
+    """Register :func:`clear_gdal_http_connections` to run before every ``os.fork`` (once, thread-safe)."""
     global _INSTALLED
     with _LOCK:
         if _INSTALLED or not hasattr(os, "register_at_fork"):
@@ -126,4 +136,6 @@ def install_fork_hook() -> None:
         _INSTALLED = True
 
 
-install_fork_hook()
+def hook_installed() -> bool:
+    """Whether :func:`install_fork_hook` has registered the hook in this process (or its parent)."""
+    return _INSTALLED

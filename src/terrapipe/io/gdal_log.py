@@ -8,8 +8,9 @@ STAC client) logs every URL it requests at debug level. Two things follow:
   code: 503 - https://host/a.tif?X-Amz-Signature=...``), so a signed URL's
   signature would end up in the logs of a training run. A filter on those
   loggers (:data:`REDACTED_LOGGERS`) redacts every URL in a record
-  (:func:`~terrapipe.io.redact.redact_urls`). It is installed when
-  :mod:`terrapipe.io` is imported.
+  (:func:`~terrapipe.io.redact.redact_urls`). It is added the first time
+  terrapipe reads through GDAL or opens a urllib3 pool
+  (:func:`ensure_log_redaction`), never on import.
 - When a block read fails, rasterio's exception only says ``Read failed``;
   the reason (``response_code=503``) was a log record just before.
   :func:`gdal_messages` keeps the records of the calling thread while a
@@ -21,7 +22,7 @@ Examples
 >>> with gdal_messages() as messages:
 ...     logging.getLogger("rasterio._err").warning("HTTP error code: 503 - https://h/a.tif?sig=abc")
 >>> messages
-['HTTP error code: 503 - https://h/a.tif?sig=***']
+['HTTP error code: 503 - https://h/a.tif?...***']
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from contextlib import contextmanager
 
 from terrapipe.io.redact import redact_urls
 
-__all__ = ["GDAL_LOGGERS", "REDACTED_LOGGERS", "gdal_messages", "install_log_redaction"]
+__all__ = [
+    "GDAL_LOGGERS",
+    "REDACTED_LOGGERS",
+    "ensure_log_redaction",
+    "gdal_messages",
+    "install_log_redaction",
+    "log_redaction_installed",
+]
 
 #: The loggers rasterio sends GDAL's messages to.
 GDAL_LOGGERS = ("rasterio._err", "rasterio._env")
@@ -80,14 +88,33 @@ class _RedactAndKeep(logging.Filter):
 
 
 _FILTER = _RedactAndKeep()
+_LOCK = threading.Lock()
+_INSTALLED = False
 
 
 def install_log_redaction() -> None:
-    """Add the filter to :data:`REDACTED_LOGGERS` (once; called when :mod:`terrapipe.io` is imported)."""
-    for name in REDACTED_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+    """Add the filter to every logger of :data:`REDACTED_LOGGERS` that lacks it (thread-safe).
+
+    Also after a ``logging.config.dictConfig`` that replaced the loggers' filters.
+    """
+    global _INSTALLED
+    with _LOCK:
+        for name in REDACTED_LOGGERS:
+            logger = logging.getLogger(name)
+            if _FILTER not in logger.filters:
+                logger.addFilter(_FILTER)
+        _INSTALLED = True
+
+
+def ensure_log_redaction() -> None:
+    """:func:`install_log_redaction` once per process (the first read or urllib3 pool); cheap afterwards."""
+    if not _INSTALLED:
+        install_log_redaction()
+
+
+def log_redaction_installed() -> bool:
+    """Whether the filter was added in this process (or the parent it was forked from)."""
+    return _INSTALLED
 
 
 @contextmanager
@@ -97,6 +124,9 @@ def gdal_messages() -> Iterator[list[str]]:
     Debug messages are collected too when the logger lets them through; a
     logger set above a message's level drops it before it reaches the filter.
     """
+    from terrapipe.io.gdal_setup import ensure_gdal_setup  # (imports this module)
+
+    ensure_gdal_setup()  # a GDAL read follows: the filter keeps the records; the fork hook, once
     previous = _LOCAL.messages
     collected: list[str] = []
     _LOCAL.messages = collected
@@ -104,6 +134,3 @@ def gdal_messages() -> Iterator[list[str]]:
         yield collected
     finally:
         _LOCAL.messages = previous
-
-
-install_log_redaction()

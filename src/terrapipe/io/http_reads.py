@@ -98,6 +98,7 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
 from terrapipe.io import object_store
+from terrapipe.io.gdal_log import ensure_log_redaction
 from terrapipe.io.read_errors import explain
 from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
@@ -679,6 +680,7 @@ def _pool(storage: Storage) -> Any:
 
         conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
         sconn = type("SConn", (Watched, urllib3.connection.HTTPSConnection), {})
+        ensure_log_redaction()  # urllib3 logs each request line (query included) at debug level
         manager = urllib3.PoolManager(maxsize=storage.concurrency, block=False)
         manager.pool_classes_by_scheme = {
             "http": type("Pool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),

@@ -70,7 +70,6 @@ from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.warning_filters import ignore_once
-from terrapipe.io.gdal_fork import install_fork_hook
 from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt
 from terrapipe.io.read_errors import read_error
@@ -79,8 +78,6 @@ from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["BandsLike", "ChunksLike", "ReadRaster", "check_grid_finite", "open_raster"]
-
-install_fork_hook()  # GDAL HTTP connections must not be shared with forked workers
 
 #: Bands to read: 1-based indexes or band descriptions (``"red"``), one or several.
 BandsLike: TypeAlias = int | str | Sequence[int | str] | None

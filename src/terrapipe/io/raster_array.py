@@ -69,7 +69,9 @@ from xarray.core import indexing
 
 from terrapipe.core.errors import ReadError
 from terrapipe.io.gdal_cache import forget_remote_file
+from terrapipe.io.gdal_env import gdal_env
 from terrapipe.io.gdal_log import gdal_messages
+from terrapipe.io.gdal_setup import ensure_gdal_setup
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain
 from terrapipe.io.redact import redact_url, secrets_of
@@ -135,9 +137,14 @@ class RasterSource:
     storage: Storage | None = None
 
     def env(self) -> AbstractContextManager[Any]:
-        """Return the GDAL environment to open and read in: ``storage.rasterio_env(url)``, or none."""
+        """Return the GDAL environment to open and read in: ``storage.rasterio_env(url)``, GDAL's defaults, or none.
+
+        A remote file without a storage gets terrapipe's per-open defaults
+        (:func:`terrapipe.io.gdal_env.gdal_env`); a local one no environment.
+        """
+        ensure_gdal_setup()  # fork hook, log filter, cache sizes: once per process, at the first read
         if self.storage is None:
-            return nullcontext()
+            return gdal_env() if is_remote(self.path) else nullcontext()
         return self.storage.rasterio_env(_storage_url(self.path))
 
     def open(self) -> rasterio.io.DatasetReader:

@@ -44,6 +44,7 @@ from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
+from terrapipe.io.gdal_env import open_options
 from terrapipe.io.redact import public_url
 
 __all__ = [
@@ -468,7 +469,9 @@ class Storage:
         ``rasterio.Env(**options)`` refuses ``AWS_ACCESS_KEY_ID`` and
         ``AWS_SECRET_ACCESS_KEY`` (it wants a boto3 session), so the keys are
         set with ``rasterio.env.setenv`` inside the new environment: thread-local
-        GDAL options, gone when the block ends, never in ``os.environ``.
+        GDAL options, gone when the block ends, never in ``os.environ``. The
+        defaults of :func:`terrapipe.io.gdal_env.open_options` (range merging,
+        HTTP/2, connect time-out) come with them.
 
         Examples
         --------
@@ -476,7 +479,7 @@ class Storage:
         ...     pass
         """
         rasterio = require("rasterio", feature="reading rasters")
-        options = self.gdal_options(url)
+        options = {**open_options(), **self.gdal_options(url)}
         keys = {
             k: options.pop(k)
             for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

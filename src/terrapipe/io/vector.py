@@ -66,6 +66,8 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_cache import forget_remote_file
+from terrapipe.io.gdal_env import with_http_settings
+from terrapipe.io.gdal_setup import ensure_gdal_setup
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import HTTPFile
@@ -204,7 +206,7 @@ def _read_ogr(
         require("pyarrow", feature="read_vector")
     except TerrapipeError:
         use_arrow = False
-    name = gdal_path(path)
+    name = _ogr_name(path)
     if sequence:  # GDAL's GeoJSON driver would read the first record only
         name = "GeoJSONSeq:" + name
     try:
@@ -231,7 +233,7 @@ def _read_ogr(
         if layer is not None:
             cause = f"no layer {layer!r} ({err})"
             with contextlib.suppress(errors.DataSourceError, OSError):
-                cause += f"; layers: {[str(name) for name, _ in pyogrio.list_layers(gdal_path(path))]}"
+                cause += f"; layers: {[str(name) for name, _ in pyogrio.list_layers(_ogr_name(path))]}"
             raise read_error(
                 path, "cannot read vector file", err, cause=cause, hint="pick a layer listed"
             ) from err
@@ -366,6 +368,15 @@ def _redact_pyogrio_warnings() -> None:
         _REDACTION_INSTALLED.set()
 
 
+def _ogr_name(path: str) -> str:
+    """Return the name pyogrio opens: :func:`gdal_path`, HTTP time-outs and retries in a ``/vsicurl?`` URL.
+
+    Also the first GDAL use of the process: installs terrapipe's fork hook and log filter once.
+    """
+    ensure_gdal_setup()
+    return with_http_settings(gdal_path(path))
+
+
 def _open_options(path: str) -> dict[str, str]:
     """GDAL open options a file needs: a GeoPackage over HTTP opens as immutable.
 
@@ -390,7 +401,7 @@ def _geometry_layers(path: str) -> list[str]:
     """Return the layers of a GDAL vector file that have geometries (empty if they cannot be listed)."""
     pyogrio = require("pyogrio", feature="read_vector")
     try:
-        return [str(name) for name, kind in pyogrio.list_layers(gdal_path(path)) if kind is not None]
+        return [str(name) for name, kind in pyogrio.list_layers(_ogr_name(path)) if kind is not None]
     except Exception:  # only used to improve a message
         return []
 
@@ -409,7 +420,7 @@ def _ogr_columns(path: str, layer: str | int | None) -> list[str]:
     pyogrio = require("pyogrio", feature="read_vector")
     _redact_pyogrio_warnings()
     try:
-        info = pyogrio.read_info(gdal_path(path), layer=layer, **_open_options(path))
+        info = pyogrio.read_info(_ogr_name(path), layer=layer, **_open_options(path))
         return [str(name) for name in info["fields"]]
     except Exception:  # only used to improve a message
         return []

@@ -352,7 +352,14 @@ def naming_reader(
 
 
 _CLASSES: dict[str, type] = {}
-_RETRY_KEYS = ("GDAL_HTTP_MAX_RETRY", "GDAL_HTTP_RETRY_DELAY")
+_RETRY_KEYS = (  # with terrapipe's other per-open GDAL defaults (never in os.environ: terrapipe.io.gdal_env)
+    "GDAL_HTTP_MAX_RETRY",
+    "GDAL_HTTP_RETRY_DELAY",
+    "GDAL_HTTP_TIMEOUT",
+    "GDAL_HTTP_CONNECTTIMEOUT",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES",
+    "GDAL_HTTP_MULTIPLEX",
+)
 
 
 def _driver_class(rio: Any) -> type:

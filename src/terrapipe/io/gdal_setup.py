@@ -1,0 +1,58 @@
+"""What terrapipe changes in the process, done once, when a stage first reads through GDAL.
+
+Importing terrapipe changes nothing in the process. The first open of a
+raster or of a GDAL vector (in each process: a spawned DataLoader worker does
+it again; a forked one inherits it) calls :func:`ensure_gdal_setup`, which,
+once and under a lock:
+
+- registers the fork hook of :mod:`terrapipe.io.gdal_fork` (``os.register_at_fork``:
+  no GDAL HTTP connection is shared with a forked worker);
+- adds the redacting log filter of :mod:`terrapipe.io.gdal_log` to rasterio's,
+  urllib3's and odc-stac's loggers (no signed URL in the logs);
+- sets GDAL's per-process cache sizes (:func:`terrapipe.io.gdal_env.apply_process_settings`),
+  unless you set them.
+
+Nothing else of the process changes: ``os.environ`` is never written, and the
+GDAL libraries are only looked up (``ctypes`` with ``RTLD_NOLOAD``) when a
+process forks or a remote read failed.
+
+Examples
+--------
+>>> ensure_gdal_setup()
+>>> ensure_gdal_setup()  # idempotent
+>>> from terrapipe.io import gdal_fork
+>>> gdal_fork.hook_installed()
+True
+"""
+
+from __future__ import annotations
+
+import threading
+
+from terrapipe.io.gdal_env import apply_process_settings
+from terrapipe.io.gdal_fork import install_fork_hook
+from terrapipe.io.gdal_log import ensure_log_redaction
+
+__all__ = ["ensure_gdal_setup", "gdal_setup_done"]
+
+_LOCK = threading.Lock()
+_DONE = False
+
+
+def ensure_gdal_setup() -> None:
+    """Install the fork hook and the log filter, and set GDAL's cache sizes: once per process, thread-safe."""
+    global _DONE
+    if _DONE:  # the common case: one global read, no lock
+        return
+    with _LOCK:
+        if _DONE:
+            return
+        install_fork_hook()
+        ensure_log_redaction()
+        apply_process_settings()
+        _DONE = True
+
+
+def gdal_setup_done() -> bool:
+    """Whether :func:`ensure_gdal_setup` has run in this process (or in the parent it was forked from)."""
+    return _DONE
