@@ -306,6 +306,10 @@ PRIVATE_ATTRIBUTES = frozenset(
         "_stac_io",
         "_task_spec",
         "_variables",
+        "_in_memory",
+        "_meta",
+        "_req_modifier",
+        "_discover",
     }
 )
 # Modules allowed to reach private names: this layer, torch's DataPipe machinery, and (until their owners move
@@ -314,6 +318,7 @@ EXEMPT = {"_compat.py", "core/pipe.py"}
 PENDING = {
     # chip/*: xarray's direct constructors (chip build and cache decode hot path) and the zarr/dask unwrapping
     "chip/build.py": {
+        "._in_memory",
         "xarray.core.indexes",
         "xarray.core.variable",
         "._coords",
@@ -337,13 +342,15 @@ PENDING = {
         "._coords",
         "._variables",
     },
-    "chip/dask_source.py": {"xarray.core", "dask._task_spec"},
+    "chip/dask_source.py": {"'_meta'", "xarray.core", "dask._task_spec"},
     "chip/reader.py": {"'_data'"},
     "chip/zarr_direct.py": {"xarray.core", "._data", "'zarr.core.buffer'", "._array"},
     "io/raster.py": {"xarray.core"},
     "io/raster_array.py": {"xarray.core"},
     "io/vector.py": {"'pyogrio._err'"},
     "stac/asset_reader.py": {"'odc.loader._rio'"},
+    "stac/items.py": {"'_discover'"},
+    "chip/layout.py": {"._in_memory"},
     "stac/stack.py": {"'odc.stac._mdtools'"},
 }
 
@@ -494,3 +501,58 @@ def test_xarray_slots():
     assert _compat.own_attrs(variable) == {"a": 1}
     assert _compat.own_encoding(variable) == {"dtype": "f4"}
     assert _compat.own_attrs(ds) is None
+
+
+def test_xarray_variable_in_memory(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    _checked("xarray")
+    assert _compat.variable_in_memory(xr.Variable("x", np.zeros(2)))
+    xr.Dataset({"v": ("x", np.arange(3.0))}).to_zarr(tmp_path / "a.zarr", zarr_format=3, consolidated=False)
+    lazy = xr.open_zarr(tmp_path / "a.zarr", chunks=None, consolidated=False)["v"].variable
+    assert not _compat.variable_in_memory(lazy)
+    assert not _compat.variable_in_memory(lazy)  # asking does not load it
+    lazy.load()
+    assert _compat.variable_in_memory(lazy)
+
+
+def test_dask_meta():
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("dask")
+    import dask.array as da
+
+    _checked("dask")
+    meta = _compat.dask_meta(da.ones((4, 4), chunks=2, dtype="f4"))
+    assert type(meta) is np.ndarray
+    assert meta.dtype == np.float32
+    assert meta.size == 0
+    assert _compat.dask_meta(np.zeros(2)) is None
+
+
+def test_pystac_client_request_modifier():
+    import pytest
+
+    pytest.importorskip("pystac_client")
+    from pystac_client.stac_api_io import StacApiIO
+
+    _checked("pystac-client")
+
+    def modifier(request):
+        return request
+
+    assert _compat.stac_io_request_modifier(StacApiIO(request_modifier=modifier)) is modifier
+    assert _compat.stac_io_request_modifier(StacApiIO()) is None
+
+
+def test_pystac_old_extension_ids():
+    import pytest
+
+    pytest.importorskip("pystac")
+    _checked("pystac")
+    ids = _compat.pystac_old_extension_ids()
+    assert ids is not None, "pystac moved EXTENSION_HOOKS._discover/.hooks"
+    assert ids
+    assert all(i.startswith(("https://", "http://")) or "/" not in i for i in ids)

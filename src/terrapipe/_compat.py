@@ -68,6 +68,19 @@ xarray's object slots (xarray 2024.6 to 2026.9): ``Variable._dims/_data/_attrs/_
     public constructors when it returns ``False``). Tests:
     ``test_xarray_direct_construction``, ``test_xarray_slots``.
 
+``Variable._in_memory`` (xarray 2024.6 to 2026.9)
+    Whether a variable's data is already loaded, without loading it;
+    :func:`variable_in_memory`. Test: ``test_xarray_variable_in_memory``.
+``Array._meta`` (dask 2024.12 to 2026.8)
+    The empty array of a dask array's block type (numpy, cupy, ...);
+    :func:`dask_meta`. Test: ``test_dask_meta``.
+``StacApiIO._req_modifier`` (pystac-client 0.8 to 0.9)
+    The request modifier a client was opened with; :func:`stac_io_request_modifier`.
+    Test: ``test_pystac_client_request_modifier``.
+``pystac.EXTENSION_HOOKS._discover`` and ``.hooks`` (pystac 1.10 to 1.15)
+    The extension ids pystac's migration rewrites; :func:`pystac_old_extension_ids`.
+    Test: ``test_pystac_old_extension_ids``.
+
 Each function imports its library when called, so importing this module
 stays cheap. One that finds its private name gone raises an ``ImportError``
 naming the library's version and the versions checked;
@@ -97,6 +110,7 @@ __all__ = [
     "dataarray_from",
     "dataset_from",
     "direct_construction_ok",
+    "dask_meta",
     "dask_task_spec",
     "has_new_shared_storage",
     "new_shared_storage",
@@ -104,11 +118,14 @@ __all__ = [
     "odc_stac_mdtools",
     "own_attrs",
     "own_encoding",
+    "pystac_old_extension_ids",
     "register_pyogrio_error_handler",
     "search_max_items",
     "stac_io_of",
+    "stac_io_request_modifier",
     "typer_click",
     "variable_data",
+    "variable_in_memory",
     "variable_like",
     "variables_of",
     "xarray_indexing",
@@ -124,6 +141,7 @@ CHECKED: dict[str, tuple[str, str]] = {
     "odc-stac": ("0.3", "0.5"),
     "odc-loader": ("0.5", "0.6"),
     "pystac-client": ("0.8", "0.9"),
+    "pystac": ("1.10", "1.15"),
     "typer": ("0.17", "0.29"),
     "pyogrio": ("0.9", "0.13"),
 }
@@ -598,3 +616,60 @@ def direct_construction_ok() -> bool:
         return True
     except Exception:  # any change in xarray's internals: the callers use the public constructors
         return False
+
+
+def variable_in_memory(variable: Any) -> bool:
+    """Return whether an xarray ``Variable``'s data is loaded (``Variable._in_memory``), without loading it.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> variable_in_memory(xr.Variable("x", np.zeros(2)))
+    True
+    """
+    return bool(_attribute(variable, "_in_memory", "xarray", "Variable"))
+
+
+def dask_meta(array: Any) -> Any:
+    """Return a dask array's ``_meta`` (an empty array of its blocks' type), or ``None`` for other arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dask_meta(np.zeros(2)) is None
+    True
+    """
+    return getattr(array, "_meta", None)
+
+
+def stac_io_request_modifier(stac_io: Any) -> Any:
+    """Return the request modifier of a pystac-client ``StacApiIO`` (its ``_req_modifier``), or ``None``.
+
+    Examples
+    --------
+    >>> stac_io_request_modifier(None) is None
+    True
+    """
+    return getattr(stac_io, "_req_modifier", None)
+
+
+def pystac_old_extension_ids() -> frozenset[str] | None:
+    """Return the extension schema ids pystac's migration rewrites, or ``None`` where its hooks moved.
+
+    Reads ``pystac.EXTENSION_HOOKS`` after its private ``_discover()``.
+
+    Examples
+    --------
+    >>> ids = pystac_old_extension_ids()
+    >>> ids is None or all(isinstance(i, str) for i in ids)
+    True
+    """
+    import pystac
+
+    registry = pystac.EXTENSION_HOOKS
+    discover = getattr(registry, "_discover", None)
+    hooks = getattr(registry, "hooks", None)
+    if not callable(discover) or not isinstance(hooks, dict):
+        return None
+    discover()
+    return frozenset(str(old) for hook in hooks.values() for old in getattr(hook, "prev_extension_ids", ()))

@@ -68,6 +68,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from terrapipe._compat import variable_in_memory
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.pipe import IterDataPipe
 
@@ -576,14 +577,14 @@ def _canon_variable_data(
         name = getattr(var.data, "name", None)
         if name is not None:
             return {"dask": [str(name), store, source]}
-    if not var._in_memory and (store is not None or source is not None):
+    if not variable_in_memory(var) and (store is not None or source is not None):
         return {"lazy": [store, source]}
     return _canon_ndarray(np.asarray(var.values), where, ctx)
 
 
 def _zarr_identity(var: xr.Variable, ctx: _Context) -> Json:
     """Describe the local Zarr array a lazy or dask variable reads (``None``: not one)."""
-    if var._in_memory:
+    if variable_in_memory(var):
         return None
     try:
         from terrapipe.io.zarr_chunks import zarr_under

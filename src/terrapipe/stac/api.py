@@ -42,6 +42,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from terrapipe._compat import stac_io_request_modifier
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.io.paths import origin_of
@@ -188,7 +189,7 @@ def options_from_stac_io(stac_io: Any, base: Storage) -> tuple[Storage, dict[str
     storage = base.with_options(
         headers=tuple(headers.items()),
         timeout=float(timeout) if timeout and base.timeout == Storage.timeout else base.timeout,
-        request_modifier=base.request_modifier or getattr(stac_io, "_req_modifier", None),
+        request_modifier=base.request_modifier or stac_io_request_modifier(stac_io),
     )
     return storage, params
 
