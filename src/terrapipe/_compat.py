@@ -147,6 +147,7 @@ CHECKED: dict[str, tuple[str, str]] = {
 }
 
 _XARRAY_INDEXING = (
+    "BasicIndexer",
     "CopyOnWriteArray",
     "ExplicitIndexer",
     "ExplicitlyIndexed",
@@ -154,6 +155,7 @@ _XARRAY_INDEXING = (
     "IndexingSupport",
     "LazilyIndexedArray",
     "MemoryCachedArray",
+    "OuterIndexer",
     "VectorizedIndexer",
     "explicit_indexing_adapter",
 )
