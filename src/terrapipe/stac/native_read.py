@@ -45,7 +45,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +68,7 @@ __all__ = [
     "chunk_sources",
     "native_array",
     "read_chunk",
+    "settled",
 ]
 
 #: A file is pasted (read without resampling) when its pixel size equals the cube's and its origin is a
@@ -142,7 +143,7 @@ class NativePlan:
     cast
         Whether ``dtype=`` was given (a file type the cube cannot hold is cast).
     remote
-        Whether files are read over the network (their bands are read at once).
+        Whether files are read over HTTP(S) (their bands are read at once).
     bands
         The cube's band names, in order.
     """
@@ -299,13 +300,33 @@ def _read_one(
         return roi, target, direct
 
     result = attempt(
-        asset.source, read, lambda reason: asset_read_error(href, plan.names, _why(asset, reason))
+        asset.source,
+        lambda: settled(read, href, plan.names),
+        lambda reason: asset_read_error(href, plan.names, _why(asset, reason)),
     )
     if isinstance(result, ReadError):
         raise result
     if isinstance(result, str):  # not a whole-pixel shift: odc-stac's reader resamples it
         return _resampled(plan, asset, cfg, rows, cols)
     return result  # type: ignore[no-any-return]
+
+
+def settled(operation: Callable[[], Any], href: str, names: Mapping[str, tuple[str, str]]) -> Any:
+    """Run ``operation`` (inside :func:`attempt`), handing back as values the failures no retry mends.
+
+    A :class:`ReadError` (the file is not what the cube declared) and a
+    refused key or signature come back as a ``ReadError`` value for the
+    caller to raise: :func:`attempt` would retry them (with back-off) as
+    network faults.
+    """
+    try:
+        return operation()
+    except ReadError as err:
+        return err
+    except Exception as err:
+        if refused_credentials(err) is None:
+            raise
+        return asset_read_error(href, names, err)
 
 
 def _why(asset: AssetBand, reason: BaseException) -> BaseException:
@@ -461,8 +482,8 @@ class NativeArray:
     Dask fuses a slice of the cube into the read of its chunk (``getter``),
     so ``cube.isel(band=0, y=slice(0, 256))`` or a chip stage's block reads
     just those pixels, not the whole chunk. A read of several bands or time
-    slots of remote files fetches them at once on a small pool
-    (:data:`READ_THREADS`): a chunk of a remote cube holds every band, so a
+    slots of files over HTTP(S) fetches them at once on a small pool
+    (:data:`READ_THREADS`): a chunk of such a cube holds every band, so a
     chip's block is one read with its bands in flight together.
 
     Parameters
@@ -533,8 +554,8 @@ def _axis(key: Any, size: int) -> tuple[Any, bool]:
 def native_array(plan: NativePlan, chunks: tuple[int, int, int], token: str) -> Any:
     """Return the ``(time, band, y, x)`` dask array of ``plan``, chunked ``(time, y, x)`` by ``chunks``.
 
-    Bands are one chunk each for local files; for remote files one chunk
-    holds every band (read together: see :class:`NativeArray`). ``token``
+    Bands are one chunk each, but for files over HTTP(S) one chunk holds
+    every band (read together: see :class:`NativeArray`). ``token``
     names the graph (the same cube, the same name).
     """
     da = require("dask.array", extra="dask", feature="stack_stac")
