@@ -75,6 +75,10 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "tests/adapters/test_lightning.py::"
         "test_the_states_kept_ahead_of_the_model_are_bounded_by_the_batches_fetched_ahead",
     ),
+    ("_compat.py", "lru_cache"): (
+        "functions of no arguments (a module or a flag each): one value",
+        "test_memoized_grids_are_bounded",
+    ),
     ("cache/codec.py", "lru_cache"): (
         "a function of no arguments: one value",
         "test_memoized_grids_are_bounded",
