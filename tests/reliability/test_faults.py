@@ -170,7 +170,9 @@ def test_a_zarr_chunk_slower_than_the_timeout_is_retried_then_named(
 def test_a_persistent_fault_on_a_stac_api_ends_in_a_search_error(fault: str, stac_proxy: FaultProxy) -> None:
     _fault(stac_proxy, "/search", fault)
     started = time.monotonic()
-    with pytest.raises(StacSearchError, match=r"/search: .* \(after 4 attempts\); check (that )?the server") as info:
+    with pytest.raises(
+        StacSearchError, match=r"/search: .* \(after 4 attempts\); check (that )?the server"
+    ) as info:
         list(tp.search_stac(stac_proxy.url, collections=["demo-s2"], **FAST_STAC))
     assert stac_proxy.url in str(info.value)
     assert sum(1 for entry in stac_proxy.log() if entry["path"] == "/search") == 4
