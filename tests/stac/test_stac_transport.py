@@ -173,3 +173,23 @@ def test_a_recipes_storage_section_reaches_search_stac(tmp_path: Path) -> None:
     (search,) = found
     storage = search.backend.client.storage
     assert (storage.timeout, storage.retries, storage.deadline, storage.max_bytes) == (7, 1, 9, 5000)
+
+
+def test_the_first_stac_session_installs_the_url_redacting_log_filter() -> None:
+    """urllib3 logs request lines with their query: a STAC client alone (no GDAL read yet) redacts them."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        from terrapipe.io import gdal_log
+        from terrapipe.stac import http_json
+        assert not gdal_log.log_redaction_installed()
+        http_json._new_session()
+        assert gdal_log.log_redaction_installed()
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().endswith("ok"), done.stderr

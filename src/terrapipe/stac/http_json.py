@@ -64,6 +64,7 @@ from typing import Any
 
 from terrapipe.core.errors import TerrapipeError
 from terrapipe.core.optional import require
+from terrapipe.io.gdal_log import ensure_log_redaction
 from terrapipe.io.paths import Origin, origin_of
 from terrapipe.io.redact import public_url, redact_text
 from terrapipe.io.storage import Storage
@@ -222,6 +223,7 @@ def _new_session() -> Any:
         def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
             return track(super().proxy_manager_for(*args, **kwargs))
 
+    ensure_log_redaction()  # urllib3 logs each request line (query included) at debug level
     session = requests.Session()
     session.mount("http://", Adapter())
     session.mount("https://", Adapter())
