@@ -66,10 +66,6 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "a function of no arguments: one value",
         "test_memoized_grids_are_bounded",
     ),
-    ("chip/construct.py", "lru_cache"): (
-        "a function of no arguments: one value",
-        "test_memoized_grids_are_bounded",
-    ),
     ("adapters/lightning.py", "deque("): (
         "one loader state per batch fetched ahead of the model (Lightning's prefetch: 1-2), cleared each pass",
         "tests/adapters/test_lightning.py::"

@@ -55,8 +55,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from terrapipe._compat import dataarray_from, dataset_from
 from terrapipe.cache.canonical import Json
-from terrapipe.chip.construct import dataarray_from, dataset_from
 from terrapipe.core.errors import CacheError
 from terrapipe.core.optional import require
 from terrapipe.io.redact import redact_url
@@ -532,13 +532,13 @@ def fast_construction_ok() -> bool:
     """Whether decoding may build xarray objects directly (checked once per process).
 
     The direct path (``fastpath`` variables, default indexes made here,
-    :func:`terrapipe.chip.construct.dataarray_from`/``dataset_from``) skips
+    :func:`terrapipe._compat.dataarray_from`/``dataset_from``) skips
     checks that cannot fail for what :func:`encode_value` wrote. It is used
     only when, on a small example with a non-index coordinate, attributes,
     encodings, a shared axis and a Dataset, it builds objects identical to
     the public constructors' (xarray's internals may change).
     """
-    from terrapipe.chip.construct import direct_construction_ok
+    from terrapipe._compat import direct_construction_ok
 
     if not direct_construction_ok():
         return False

@@ -7,7 +7,7 @@ from the region arrays a :class:`~terrapipe.chip.reader.BlockReader` served.
 Building an xarray object costs far more than slicing an array: ``isel`` on
 a DataArray takes about 100 µs and even ``xr.DataArray(..., fastpath=True)``
 about 15 µs, as much as decoding a 64² chip. So chips are assembled directly
-from their parts (:mod:`terrapipe.chip.construct`): a ``Variable`` over a
+from their parts (the direct constructors of :mod:`terrapipe._compat`): a ``Variable`` over a
 view of the region with its own copies of the attributes and encoding, index
 coordinates cached per window start, static coordinates shared with the
 source as ``isel`` shares them, and view keys cached per offset inside the
@@ -46,7 +46,7 @@ from affine import Affine
 from xarray.core.indexes import Index, PandasIndex
 from xarray.core.variable import calculate_dimensions
 
-from terrapipe.chip.construct import dataarray_from, dataset_from, direct_construction_ok, variable_like
+from terrapipe._compat import dataarray_from, dataset_from, direct_construction_ok, variable_like
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
 from terrapipe.core.errors import InvalidArgumentError
@@ -496,7 +496,7 @@ class ItemCutter:
         return variables, indexes, data_name
 
     def _xarray_direct(self, views: Sequence[np.ndarray], start: Sequence[int]) -> Any:
-        """Build the chip from its parts without xarray's validation (see :mod:`terrapipe.chip.construct`)."""
+        """Build the chip from its parts without xarray's validation (see :mod:`terrapipe._compat`)."""
         # static variables are shared by every chip, as ``isel`` shares them with the source
         variables = self._variables_proto.copy()
         indexes = self._static_indexes.copy()

@@ -59,6 +59,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from terrapipe._compat import register_pyogrio_error_handler
 from terrapipe.core.checks import check_column_names, check_int
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError
@@ -352,9 +353,7 @@ def _redact_pyogrio_warnings() -> None:
     So each thread that reads installs pyogrio's handler once too.
     """
     if not getattr(_THREAD, "handler", False):
-        register = getattr(sys.modules.get("pyogrio._err"), "_register_error_handler", None)
-        if register is not None:  # pyogrio's own set-up function (private; absent: stderr as before)
-            register()
+        register_pyogrio_error_handler()  # pyogrio's own set-up (private; absent: stderr as before)
         _THREAD.handler = True
     if _REDACTION_INSTALLED.is_set():
         return

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from terrapipe._compat import odc_loader_rio
 from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
 from terrapipe.stac.hrefs import local_path
@@ -335,7 +336,7 @@ def make_naming_driver(
     odc.loader.RioDriver
         The driver (pass it as ``driver=`` to ``odc.stac.load``).
     """
-    rio = require("odc.loader._rio", extra="stac", feature="stack_stac")
+    rio = odc_loader_rio()
     return _driver_class(rio)(dict(names), cast, storage, md_parser=md_parser, aux_reader=aux_reader)
 
 
@@ -346,7 +347,7 @@ def naming_reader(
 
     For files :mod:`terrapipe.stac.native_read` cannot paste (they need resampling).
     """
-    rio = require("odc.loader._rio", extra="stac", feature="stack_stac")
+    rio = odc_loader_rio()
     _driver_class(rio)
     return _CLASSES["reader"](source, rio.LocalContext(), dict(names), cast, storage)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from terrapipe._compat import pystac_old_extension_ids
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.stac.hrefs import is_absolute, join_href
@@ -119,15 +120,10 @@ def _needs_migration(pystac: Any, record: Mapping[str, Any]) -> bool:
     if record.get("stac_version") != pystac.get_stac_version():
         return True
     if _OLD_EXTENSIONS is None:
-        registry = pystac.EXTENSION_HOOKS
-        discover = getattr(registry, "_discover", None)
-        hooks = getattr(registry, "hooks", None)
-        if not callable(discover) or not isinstance(hooks, dict):  # pragma: no cover - pystac internals moved
+        old = pystac_old_extension_ids()
+        if old is None:  # pragma: no cover - pystac internals moved
             return True
-        discover()
-        _OLD_EXTENSIONS = {
-            str(old) for hook in hooks.values() for old in getattr(hook, "prev_extension_ids", ())
-        }
+        _OLD_EXTENSIONS = set(old)
     return any(uri in _OLD_EXTENSIONS for uri in record.get("stac_extensions") or [])
 
 

@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from terrapipe._compat import odc_stac_mdtools
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
@@ -610,7 +611,7 @@ def _driver(
     ``cast``: the user chose the output type (``dtype=``), so a file whose type it cannot hold is cast.
     ``storage``: every open and read happens inside ``storage.rasterio_env(href)``.
     """
-    mdtools = require("odc.stac._mdtools", extra="stac", feature="stack_stac")
+    mdtools = odc_stac_mdtools()
     parser = BandsParser(mdtools.StacMDParser({}), bands)
     return make_naming_driver(
         names, md_parser=parser, aux_reader=mdtools.StacAuxReader(), cast=cast, storage=storage
