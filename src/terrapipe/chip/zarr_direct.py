@@ -47,12 +47,9 @@ Examples
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import os
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from itertools import product
 from pathlib import Path
 from typing import Any, TypeVar
@@ -389,48 +386,15 @@ def _http_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
 
 
 def _object_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
+    from terrapipe.io.http_reads import run_on_thread_loop
+
     prototype = require("zarr.core.buffer", feature="chip").default_buffer_prototype()
 
     def fetch(key: str) -> bytes | None:
         # The store's own checked get (None only for a missing key; deadline and cap its own), on
         # this reader thread's own event loop: never on zarr's one loop thread, which would
         # serialise every chunk.
-        found = _run(store.get(prefix + key, prototype))
+        found = run_on_thread_loop(store.get(prefix + key, prototype))
         return None if found is None else bytes(found.to_bytes())
 
     return fetch
-
-
-class _Loop:
-    """One reader thread's event loop for the object store's checked ``get``, closed with the thread.
-
-    ``asyncio.run`` per chunk would make (and tear down) a loop per request,
-    milliseconds each on a loaded machine.
-    """
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-
-    def __del__(self) -> None:
-        if self.pid == os.getpid():
-            with contextlib.suppress(Exception):
-                self.loop.close()
-
-
-_LOOPS = threading.local()
-
-
-def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` on the calling thread's own event loop (beside one that is running here, if any)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook's loop: run it beside
-            return pool.submit(asyncio.run, coro).result()
-    state: _Loop | None = getattr(_LOOPS, "state", None)
-    if state is None or state.pid != os.getpid():  # first chunk of this thread, or a forked child
-        state = _LOOPS.state = _Loop()
-    return state.loop.run_until_complete(coro)

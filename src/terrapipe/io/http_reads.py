@@ -93,7 +93,7 @@ import urllib.parse
 import zlib
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
@@ -113,7 +113,10 @@ __all__ = [
     "max_body_of",
     "read",
     "read_async",
+    "run_on_thread_loop",
 ]
+
+_T = TypeVar("_T")
 
 #: Seconds one read may take in all when ``Storage.deadline`` is None (the STAC client's default too).
 DEFAULT_DEADLINE = 120.0
@@ -837,7 +840,7 @@ def _urllib3_read(
 
 # -- an event loop per thread for the blocking calls -----------------------------------------------
 class _Loop:
-    """One thread's event loop for :func:`read`'s obstore futures, closed with the thread."""
+    """One thread's event loop (:func:`run_on_thread_loop`), closed with the thread."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
@@ -852,12 +855,14 @@ class _Loop:
 _LOOPS = threading.local()
 
 
-def _run(coro: Coroutine[Any, Any, Reply], limit: float) -> Reply:
-    """Run ``coro`` within ``limit`` seconds on this thread's loop and return its result.
+def run_on_thread_loop(coro: Coroutine[Any, Any, _T], limit: float | None = None) -> _T:
+    """Run ``coro`` (within ``limit`` seconds, if given) on this thread's own event loop; return its result.
 
-    Measured by ``benchmarks/bench_http_reads.py``: ``asyncio.run`` per read
-    cost 3 ms a read, a hop to one shared loop thread 1 ms on a loaded machine.
-    Called from a running event loop (a notebook), it runs beside it.
+    The loop is made on the thread's first call (anew in a forked child) and
+    closed with the thread. Measured by ``benchmarks/bench_http_reads.py``:
+    ``asyncio.run`` per read cost 3 ms a read, a hop to one shared loop thread
+    1 ms on a loaded machine. Called from a running event loop (a notebook),
+    it runs beside it.
     """
     try:
         asyncio.get_running_loop()
@@ -866,9 +871,9 @@ def _run(coro: Coroutine[Any, Any, Reply], limit: float) -> Reply:
     else:
         return object_store._run(coro, limit)
     state: _Loop | None = getattr(_LOOPS, "state", None)
-    if state is None or state.pid != os.getpid():  # first read of this thread, or a forked child
+    if state is None or state.pid != os.getpid():  # first call of this thread, or a forked child
         state = _LOOPS.state = _Loop()
-    return state.loop.run_until_complete(asyncio.wait_for(coro, limit))
+    return state.loop.run_until_complete(coro if limit is None else asyncio.wait_for(coro, limit))
 
 
 # -- the entry points -------------------------------------------------------------------------------
@@ -954,7 +959,9 @@ def read(
         end = time.monotonic() + limit
         if _uses_obstore(config):
             try:
-                return _run(_obstore_read(url, config, method, byte_range, expected_total, cap), limit)
+                return run_on_thread_loop(
+                    _obstore_read(url, config, method, byte_range, expected_total, cap), limit
+                )
             except _NoLengthError:
                 pass
         return _urllib3_read(url, config, method, byte_range, expected_total, cap, end)
