@@ -533,30 +533,15 @@ def start_range_server(root: str | os.PathLike[str], *, timeout: float = 20.0) -
         If it does not answer within ``timeout`` seconds (it is then stopped).
     """
     cmd = [sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--port", "0"]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    server: RangeServer | None = None
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().decode().strip()
-        if not line.startswith("serving "):
-            raise RuntimeError(f"range server did not start: {line!r}")
-        server = RangeServer(url=line.split()[1], root=Path(root), process=process)
-        while True:
-            try:
-                server.stats()
-                return server
-            except (urllib.error.URLError, ConnectionError, OSError) as err:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"range server at {server.url} does not answer: {err}") from err
-                time.sleep(0.05)
-    except BaseException:
-        if server is not None:
-            server.stop()
-        elif process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        raise
+    from tests.servers.process import start_serving  # here: this file also runs as a script
+
+    return start_serving(
+        cmd,
+        lambda url, process: RangeServer(url=url, root=Path(root), process=process),
+        RangeServer.stats,
+        "range server",
+        timeout,
+    )
 
 
 @contextlib.contextmanager

@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -215,30 +214,15 @@ def start_latency_server(
         "--rate",
         repr(float(rate)),
     ]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    server: LatencyServer | None = None
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().decode().strip()
-        if not line.startswith("serving "):
-            raise RuntimeError(f"latency server did not start: {line!r}")
-        server = LatencyServer(url=line.split()[1], root=Path(root), process=process)
-        while True:
-            try:
-                server.link()
-                return server
-            except (urllib.error.URLError, ConnectionError, OSError) as err:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"latency server at {server.url} does not answer: {err}") from err
-                time.sleep(0.05)
-    except BaseException:
-        if server is not None:
-            server.stop()
-        elif process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        raise
+    from tests.servers.process import start_serving  # here: this file also runs as a script
+
+    return start_serving(
+        cmd,
+        lambda url, process: LatencyServer(url=url, root=Path(root), process=process),
+        LatencyServer.link,
+        "latency server",
+        timeout,
+    )
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Stop a test server's subprocess by pid: SIGTERM, then SIGKILL if it does not exit in time."""
+"""Start a test server's subprocess and wait until it answers; stop it by pid (SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,49 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
+import urllib.error
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+S = TypeVar("S")
+
+
+def start_serving(
+    cmd: list[str],
+    make: Callable[[str, subprocess.Popen[bytes]], S],
+    ping: Callable[[S], Any],
+    what: str,
+    timeout: float,
+) -> S:
+    """Run ``cmd`` (a server that prints ``serving URL`` first), build it with ``make(url, process)``
+    and wait until ``ping(server)`` answers; stop it (by pid) if it does not within ``timeout`` s.
+    """
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    server: S | None = None
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()
+        if not line.startswith("serving "):
+            raise RuntimeError(f"{what} did not start: {line!r}")
+        url = line.split()[1]
+        server = make(url, process)
+        while True:
+            try:
+                ping(server)
+                return server
+            except (urllib.error.URLError, ConnectionError, OSError) as err:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{what} at {url} does not answer: {err}") from err
+                time.sleep(0.05)
+    except BaseException:
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
+        elif process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        raise
 
 
 def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10.0) -> None:
