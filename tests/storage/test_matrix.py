@@ -32,8 +32,8 @@ from rasterio.transform import from_origin
 
 import terrapipe as tp
 from terrapipe.core.errors import InvalidArgumentError, StacSearchError, TerrapipeError
+from terrapipe.core.redact import public_url
 from terrapipe.io.raster import open_raster
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import AZURITE_ACCOUNT, Storage
 from terrapipe.io.vector import open_vector
 from terrapipe.io.zarr_reader import open_zarr

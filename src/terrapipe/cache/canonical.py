@@ -69,6 +69,7 @@ import torch
 import xarray as xr
 
 from terrapipe._compat import variable_in_memory
+from terrapipe.core.digests import digest_bytes, wkb_digest
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.pipe import IterDataPipe
 
@@ -78,8 +79,6 @@ __all__ = ["Json", "UnkeyableValueError", "canonical", "digest_bytes", "digest_j
 Json: TypeAlias = bool | int | float | str | list["Json"] | dict[str, "Json"] | None
 
 _MAX_DEPTH = 64
-#: Geometries serialised per block by :func:`wkb_digest` (bounds the memory its WKB takes).
-_WKB_BLOCK = 65536
 _HEAD_TIMEOUT = 10.0
 #: Seconds one change check of a remote URL may take in all (HEAD, first byte, Zarr documents).
 _HEAD_DEADLINE = 20.0
@@ -112,56 +111,6 @@ class _Context:
     files: dict[str, Json] = field(default_factory=dict)
     #: Where given, the remote URLs checked with ``HEAD`` are added to it.
     urls: list[str] | None = None
-
-
-def digest_bytes(data: bytes | bytearray | memoryview, *, size: int = 16) -> str:
-    """Return the BLAKE2b hex digest of ``data`` (``size`` bytes long).
-
-    Examples
-    --------
-    >>> digest_bytes(b"terrapipe", size=4)
-    '6ad6fa37'
-    """
-    return hashlib.blake2b(data, digest_size=size).hexdigest()
-
-
-def wkb_digest(geometries: Any) -> bytes:
-    """Return the 16-byte BLAKE2b digest of the geometries' WKB, concatenated in their order.
-
-    The WKB is shapely's default (:func:`shapely.to_wkb`, the same bytes as
-    each geometry's ``.wkb``), serialised in blocks with one vectorised call
-    each, so memory stays bounded for large layers. A missing geometry
-    (``None``) adds nothing; an empty one adds its WKB. Row order counts.
-
-    Parameters
-    ----------
-    geometries
-        Shapely geometries: a GeoSeries, a GeometryArray, a sequence or an
-        object array.
-
-    Returns
-    -------
-    bytes
-        The raw digest (``.hex()`` for text).
-
-    Examples
-    --------
-    >>> from shapely.geometry import Point
-    >>> a, b = Point(0, 0), Point(1, 1)
-    >>> wkb_digest([a, b]) == wkb_digest([a, None, b]) != wkb_digest([b, a])
-    True
-    >>> len(wkb_digest([]))
-    16
-    """
-    import shapely
-
-    array = np.asarray(geometries, dtype=object).reshape(-1)
-    digest = hashlib.blake2b(digest_size=16)
-    for start in range(0, len(array), _WKB_BLOCK):
-        block = array[start : start + _WKB_BLOCK]
-        block = block[~shapely.is_missing(block)]
-        digest.update(b"".join(shapely.to_wkb(block)))
-    return digest.digest()
 
 
 def digest_json(value: Json, *, size: int = 32) -> str:
@@ -420,7 +369,7 @@ def _head(url: str) -> Json:
     (:data:`_HEAD_DEADLINE`), a size cap, checked ranges, no credentials
     carried to another host on a redirect.
     """
-    from terrapipe.io.redact import redact_url
+    from terrapipe.core.redact import redact_url
 
     until = time.monotonic() + _HEAD_DEADLINE
     try:

@@ -59,7 +59,7 @@ from terrapipe._compat import dataarray_from, dataset_from
 from terrapipe.cache.canonical import Json
 from terrapipe.core.errors import CacheError
 from terrapipe.core.optional import require
-from terrapipe.io.redact import redact_url
+from terrapipe.core.redact import redact_url
 
 __all__ = ["Encoded", "decode_value", "encode_value", "fast_construction_ok"]
 

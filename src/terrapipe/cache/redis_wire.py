@@ -32,7 +32,7 @@ import numpy as np
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, decode_frame_into
 from terrapipe.core.errors import CacheError
-from terrapipe.io.redact import public_url
+from terrapipe.core.redact import public_url
 
 __all__ = ["RedisReader", "supported"]
 

@@ -88,8 +88,8 @@ from terrapipe.cache.entry import CorruptEntryError, entry_digest
 from terrapipe.cache.frames import CODECS, TYPESIZE, check_codec, decode_frame_into
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage, split_url
 
 __all__ = ["ZarrStore"]

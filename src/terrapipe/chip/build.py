@@ -50,8 +50,8 @@ from terrapipe._compat import dataarray_from, dataset_from, direct_construction_
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
 from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.redact import redact_url
 from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
-from terrapipe.io.redact import redact_url
 
 __all__ = ["ItemCutter", "Output", "arrays_for", "cached_transform", "crs_and_transform", "grid_transform"]
 

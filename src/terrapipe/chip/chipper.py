@@ -57,9 +57,9 @@ from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
+from terrapipe.core.redact import redact_url
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
 from terrapipe.core.state import ResumesNextPass
-from terrapipe.io.redact import redact_url
 
 __all__ = ["ChipCounters", "Chipper", "normalize_windows"]
 

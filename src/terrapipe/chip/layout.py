@@ -41,7 +41,7 @@ from terrapipe.chip.dask_source import dask_blocks, plain_source
 from terrapipe.chip.plan import IntArray, block_edges, common_edges
 from terrapipe.chip.zarr_direct import direct_zarr
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.io.redact import redact_url
+from terrapipe.core.redact import redact_url
 
 __all__ = [
     "ArraySpec",

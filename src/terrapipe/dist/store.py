@@ -36,6 +36,7 @@ from terrapipe.cache.codec import Encoded, encode_value
 from terrapipe.cache.entry import CorruptEntryError, entry_digest, pack_entry, unpack_entry
 from terrapipe.cache.zarr_store import ZarrStore
 from terrapipe.core.errors import CacheError, InvalidArgumentError, ReadError
+from terrapipe.core.redact import public_url
 from terrapipe.dist.layout import (
     HEADER_KEY,
     INDEX_KEY,
@@ -48,7 +49,6 @@ from terrapipe.dist.layout import (
     partition_of,
 )
 from terrapipe.io.object_store import is_object_url
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 from terrapipe.io.zarr_object_store import zarr_object_store
 

@@ -50,9 +50,9 @@ from terrapipe.core.checks import check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.redact import redact_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import crs_text, grid_of, spatial_dims
-from terrapipe.io.redact import redact_url
 
 __all__ = ["AlignTo", "align_array", "check_resampling", "kernel_margin", "reference_window"]
 

@@ -30,7 +30,7 @@ from odc.geo.geobox import GeoBox
 
 from terrapipe.chip.build import cached_transform
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.io.redact import redact_url
+from terrapipe.core.redact import redact_url
 
 __all__ = [
     "X_NAMES",

@@ -58,6 +58,7 @@ from pyproj import CRS, Transformer
 from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.redact import public_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import grid_bounds, grid_of
 from terrapipe.io.copc import CopcFile, read_las_header
@@ -71,7 +72,6 @@ from terrapipe.io.point_cloud import (
     is_copc,
     open_point_cloud,
 )
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["STATISTICS", "RasterizePoints", "rasterize_cloud"]

@@ -54,8 +54,8 @@ import numpy as np
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["CopcFile", "CopcNode", "read_las_header", "LAS_HEADER_SIZE"]

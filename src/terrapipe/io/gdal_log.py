@@ -8,7 +8,7 @@ STAC client) logs every URL it requests at debug level. Two things follow:
   code: 503 - https://host/a.tif?X-Amz-Signature=...``), so a signed URL's
   signature would end up in the logs of a training run. A filter on those
   loggers (:data:`REDACTED_LOGGERS`) redacts every URL in a record
-  (:func:`~terrapipe.io.redact.redact_urls`). It is added the first time
+  (:func:`~terrapipe.core.redact.redact_urls`). It is added the first time
   terrapipe reads through GDAL or opens a urllib3 pool
   (:func:`ensure_log_redaction`), never on import.
 - When a block read fails, rasterio's exception only says ``Read failed``;
@@ -32,7 +32,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from terrapipe.io.redact import redact_urls
+from terrapipe.core.redact import redact_urls
 
 __all__ = [
     "GDAL_LOGGERS",

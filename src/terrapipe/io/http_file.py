@@ -22,8 +22,8 @@ import os
 from typing import Any
 
 from terrapipe.core.errors import ReadError
+from terrapipe.core.redact import public_url
 from terrapipe.io.http_reads import ByteRange, PastEndError, read
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["HTTPFile", "open_http"]

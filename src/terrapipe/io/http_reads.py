@@ -97,10 +97,10 @@ from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
 from terrapipe.io.gdal_log import ensure_log_redaction
 from terrapipe.io.read_errors import explain
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = [

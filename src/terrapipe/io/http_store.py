@@ -24,8 +24,8 @@ from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 
 from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.redact import public_url
 from terrapipe.io.http_reads import ByteRange, PastEndError, read_async
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["HTTPStore"]

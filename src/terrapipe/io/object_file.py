@@ -28,8 +28,8 @@ import threading
 from typing import Any
 
 from terrapipe.core.errors import ReadError
+from terrapipe.core.redact import public_url
 from terrapipe.io import http_reads, object_store
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of
 
 __all__ = ["ObjectFile"]

@@ -86,7 +86,7 @@ from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError, WorkerError
 from terrapipe.core.optional import require
-from terrapipe.io.redact import public_url
+from terrapipe.core.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of, split_url
 
 __all__ = [

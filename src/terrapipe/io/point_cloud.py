@@ -43,10 +43,10 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
 from terrapipe.io.copc import CopcFile, _check_bounds, read_las_header
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["DEFAULT_FIELDS", "PointCloud", "ReadPointCloud", "is_copc", "open_point_cloud", "point_cloud_of"]

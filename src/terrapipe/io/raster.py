@@ -69,12 +69,12 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["BandsLike", "ChunksLike", "ReadRaster", "check_grid_finite", "open_raster"]

@@ -4,7 +4,7 @@ A message names the path, what was being done, the cause in plain words and
 what to do, e.g. ``cannot open raster 'http://h/a.tif': HTTP 404 (not
 found); check the path or URL``. Credentials in the URL (a signed URL's
 signature, a token, a password) are shown as ``***``
-(:mod:`terrapipe.io.redact`), in the message and in the library error it is
+(:mod:`terrapipe.core.redact`), in the message and in the library error it is
 raised from.
 
 Examples
@@ -23,7 +23,7 @@ import json
 import re
 
 from terrapipe.core.errors import ReadError
-from terrapipe.io.redact import redact_text, redact_url, secrets_of
+from terrapipe.core.redact import redact_text, redact_url, secrets_of
 
 __all__ = ["explain", "read_error", "scrub_chain"]
 

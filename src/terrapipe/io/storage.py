@@ -44,8 +44,8 @@ from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.io.gdal_env import open_options
-from terrapipe.io.redact import public_url
 
 __all__ = [
     "AZURITE_ACCOUNT",

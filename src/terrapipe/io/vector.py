@@ -65,6 +65,7 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeErro
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.redact import MASK, public_url, redact_urls
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.gdal_env import with_http_settings
@@ -76,7 +77,6 @@ from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.redact import MASK, public_url, redact_urls
 from terrapipe.io.storage import Storage
 from terrapipe.io.vector_integrity import (
     FlatGeobufLayout,

@@ -56,9 +56,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from terrapipe.core.errors import ReadError
+from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
 from terrapipe.io.object_file import ObjectFile
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 from terrapipe.io.vector_integrity import flatgeobuf_layout
 

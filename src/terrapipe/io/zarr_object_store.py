@@ -73,8 +73,8 @@ from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of, split_url
 
 __all__ = ["OBSTORE_SCHEMES", "is_signed_object_url", "served_by_obstore", "zarr_object_store"]

@@ -80,13 +80,13 @@ from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, 
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
 from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.redact import public_url
 from terrapipe.io.storage import Storage
 
 __all__ = ["ReadZarr", "open_zarr", "zarr_store_for"]

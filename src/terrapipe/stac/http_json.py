@@ -31,7 +31,7 @@ Every request is bounded (the promises of ``docs/reliability.md``):
   never past the deadline. Other error statuses fail at once.
 - **Messages** are the caller's error class (``StacSearchError``,
   ``ReadError``), naming ``scheme://host/path`` only
-  (:func:`~terrapipe.io.redact.public_url`) and what to do; header values,
+  (:func:`~terrapipe.core.redact.public_url`) and what to do; header values,
   query strings and secrets a server echoes back are never shown.
 
 Why not urllib3's ``Retry`` (pystac-client's choice): it sleeps for a
@@ -64,9 +64,9 @@ from typing import Any
 
 from terrapipe.core.errors import TerrapipeError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url, redact_text
 from terrapipe.io.gdal_log import ensure_log_redaction
 from terrapipe.io.paths import Origin, origin_of
-from terrapipe.io.redact import public_url, redact_text
 from terrapipe.io.storage import Storage
 from terrapipe.stac.deprecated import as_storage
 

@@ -1,4 +1,4 @@
-"""Keep credentials out of the STAC stages' messages (the helpers live in :mod:`terrapipe.io.redact`).
+"""Keep credentials out of the STAC stages' messages (the helpers live in :mod:`terrapipe.core.redact`).
 
 Errors, warnings and reprs of the STAC stages name a URL by :func:`public_url`:
 ``scheme://host[:port]/path`` only, without user, password, query string or
@@ -14,6 +14,6 @@ Examples
 
 from __future__ import annotations
 
-from terrapipe.io.redact import MASK, public_url, redact_headers, redact_text, redact_url
+from terrapipe.core.redact import MASK, public_url, redact_headers, redact_text, redact_url
 
 __all__ = ["MASK", "public_url", "redact_headers", "redact_text", "redact_url"]

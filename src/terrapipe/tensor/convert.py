@@ -68,11 +68,11 @@ import xarray as xr
 from terrapipe.core.checks import check_name, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.redact import redact_url
 from terrapipe.core.sample import GeoMeta, Sample
 from terrapipe.fuse.boxes import boxes_to_pixels
 from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR
 from terrapipe.fuse.grid import spatial_dims
-from terrapipe.io.redact import redact_url
 from terrapipe.tensor.dtypes import check_torch_dtype, to_torch
 from terrapipe.tensor.meta import meta_of
 

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from terrapipe.core.redact import redact_url
 from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
 from terrapipe.fuse.grid import crs_text, grid_of
 from terrapipe.fuse.zip import chip_times
-from terrapipe.io.redact import redact_url
 
 __all__ = ["iso_times", "meta_of", "source_ids_of"]
 

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from terrapipe.io.redact import (
+from terrapipe.core.redact import (
     MASK,
     public_url,
     redact_headers,
