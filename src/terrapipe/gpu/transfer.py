@@ -2,9 +2,9 @@
 
 :class:`DeviceMover` is what ``to_device`` and ``to_tensor(device=...)`` call
 on each element. It walks dicts, lists and tuples like
-:func:`terrapipe.run.device.move_to` (everything that is not a tensor, such as
+:func:`terrapipe.core.device.move_to` (everything that is not a tensor, such as
 ``meta``, is kept as it is) and checks the device with
-:func:`terrapipe.run.device.resolve_device`.
+:func:`terrapipe.core.device.resolve_device`.
 
 - **To a CUDA device**, each CPU tensor is copied into a pinned buffer of a
   :class:`~terrapipe.gpu.pinned.PinnedPool` and from there to the GPU with
@@ -38,9 +38,9 @@ from typing import Any, Literal
 
 import torch
 
+from terrapipe.core.device import map_tensors, move_to, resolve_device
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.gpu.pinned import DEFAULT_MAX_BYTES, PinnedPool
-from terrapipe.run.device import map_tensors, move_to, resolve_device
 
 __all__ = ["DeviceMover", "PinMode", "copy_to_cuda"]
 

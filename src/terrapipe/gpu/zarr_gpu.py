@@ -69,11 +69,11 @@ import xarray as xr
 from xarray.backends import BackendArray
 
 from terrapipe._compat import xarray_indexing
+from terrapipe.core.device import resolve_device
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.gpu.cf_decode import CF_UNSUPPORTED, CFDecode
 from terrapipe.io.paths import as_path_string, is_http
-from terrapipe.run.device import resolve_device
 
 indexing: Any = xarray_indexing()  # xarray's lazy-indexing classes (xarray.core.indexing)
 
