@@ -44,7 +44,7 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import TORCH_MIXING_TYPES, IterDataPipe, source_pipes
 from terrapipe.core.stats import StageStats
 
-__all__ = ["EXECUTION_ONLY", "Segment", "describe_stage", "find_segment", "segment_config"]
+__all__ = ["EXECUTION_ONLY", "Segment", "SegmentCover", "describe_stage", "find_segment", "segment_config"]
 
 #: Attribute names that never change what a stage yields, left out of its description.
 EXECUTION_ONLY = frozenset(
@@ -65,6 +65,14 @@ EXECUTION_ONLY = frozenset(
         "counters",
     }
 )
+
+
+class SegmentCover:
+    """Base of the stages that cover a segment (the cache stage): none may cover another.
+
+    :func:`find_segment` stops at one with an error; it lives here, below the
+    cache stage, so that this module never imports the stage's.
+    """
 
 
 @dataclass(frozen=True)
@@ -116,13 +124,11 @@ def find_segment(source: IterDataPipe[Any]) -> Segment:
         When there is no ``cache_point`` upstream, nothing between it and the
         cache, a stage with several sources, or a stage that mixes elements.
     """
-    from terrapipe.cache.stage import Cache
-
     chain: list[IterDataPipe[Any]] = []
     node = source
     while not isinstance(node, CachePoint):
         name = type(node).__name__
-        if isinstance(node, Cache):
+        if isinstance(node, SegmentCover):
             msg = f"a cache cannot cover another cache ({name}); put a cache_point() after the first cache"
             raise InvalidArgumentError(msg)
         if isinstance(node, _mixing_types()) or getattr(type(node), "element_wise", None) is False:

@@ -94,7 +94,7 @@ from terrapipe.cache.canonical import canonical, digest_json
 from terrapipe.cache.codec import Encoded, encode_value
 from terrapipe.cache.entry import CorruptEntryError, pack_entry, unpack_entry
 from terrapipe.cache.keys import entry_key
-from terrapipe.cache.segment import find_segment, segment_config
+from terrapipe.cache.segment import SegmentCover, find_segment, segment_config
 from terrapipe.cache.stats import CacheStats
 from terrapipe.cache.store import StoreLike, open_store
 from terrapipe.core.errors import InvalidArgumentError
@@ -113,7 +113,7 @@ _STATE_KEYS = ("epoch", "index", "anchor", "skip")
 
 
 @register("cache")
-class Cache(ResumesNextPass, Stage[T]):
+class Cache(SegmentCover, ResumesNextPass, Stage[T]):
     """Serve the output of the stages since the last ``cache_point()`` from a store.
 
     Parameters

@@ -327,7 +327,7 @@ class Rasterize(Stage[xr.Dataset]):
         >>> Rasterize(tp.from_items([]), moved, column="v").cache_config()["geometry"] == config["geometry"]
         False
         """
-        from terrapipe.cache.canonical import wkb_digest
+        from terrapipe.core.digests import wkb_digest
 
         frame = self.index.frame
         values = None if self.column is None else frame[self.column].to_numpy()

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from terrapipe.cache.canonical import wkb_digest
 from terrapipe.core.checks import check_column_names
+from terrapipe.core.digests import wkb_digest
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.fuse.grid import crs_text
@@ -128,7 +128,7 @@ class VectorIndex:
         Returns
         -------
         dict
-            ``geometry`` (:func:`~terrapipe.cache.canonical.wkb_digest`,
+            ``geometry`` (:func:`~terrapipe.core.digests.wkb_digest`,
             bytes), ``crs`` (a pyproj CRS) and ``attributes`` (a pandas
             DataFrame without the geometry column).
 
