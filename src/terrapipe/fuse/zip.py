@@ -95,6 +95,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.sample import GeoMeta, iso_times
 from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR, add_raster, check_name
 from terrapipe.fuse.grid import describe_grid, grid_mismatch, grid_of, spatial_dims
+from terrapipe.fuse.provenance import source_ids_of
 
 __all__ = ["ZipGrids", "check_same_grid", "chip_times", "merge_chips", "merge_samples", "time_of"]
 
@@ -387,8 +388,6 @@ def merge_chips(chips: Sequence[Any], names: Sequence[str | None]) -> xr.Dataset
             if layer in vectors:
                 raise InvalidArgumentError(f"zip_grids: two pipes carry a vector layer {layer!r}; rename one")
             vectors[layer] = frame
-    from terrapipe.tensor.meta import source_ids_of  # tensor builds on fuse: imported when used
-
     source_ids: list[str] = []
     for chip in chips:
         source_ids.extend(s for s in source_ids_of(chip) if s not in source_ids)

@@ -26,42 +26,14 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import xarray as xr
 
-from terrapipe.core.redact import redact_url
 from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
 from terrapipe.fuse.grid import crs_text, grid_of
+from terrapipe.fuse.provenance import source_ids_of
 from terrapipe.fuse.zip import chip_times
 
 __all__ = ["iso_times", "meta_of", "source_ids_of"]
-
-
-def source_ids_of(obj: xr.DataArray | xr.Dataset) -> tuple[str, ...]:
-    """Return where a chip came from (see the module doc), without repeats."""
-    found: list[str] = []
-
-    def add(value: Any) -> None:
-        if value is None:
-            return
-        if isinstance(value, str | bytes):
-            text = redact_url(value.decode() if isinstance(value, bytes) else value)
-            if text and text not in found:
-                found.append(text)
-            return
-        for item in np.asarray(value, dtype=object).ravel():
-            add(item if isinstance(item, str) else str(item))
-
-    add(obj.attrs.get("source_ids"))
-    if "id" in obj.coords:
-        add(obj.coords["id"].values)
-    add(obj.encoding.get("source"))
-    if isinstance(obj, xr.Dataset):
-        for var in obj.data_vars.values():
-            add(var.encoding.get("source"))
-    return tuple(found)
 
 
 def meta_of(obj: xr.DataArray | xr.Dataset) -> GeoMeta:
