@@ -690,21 +690,22 @@ class _Builder:
         return pipe
 
     def source(self, name: str, source: dict[str, Any]) -> IterDataPipe[Any]:
-        import terrapipe as tp
+        from terrapipe.core.sources import from_items
+        from terrapipe.stac.search import search_stac
 
         path: Path_ = ("inputs", name, "source")
         values = self.value(source, path)
         if "items" in values:
-            return tp.from_items(values["items"])
+            return from_items(values["items"])
         if "sample_world" in values:
-            return tp.from_items([str(getattr(self.world(), values["sample_world"]))])
+            return from_items([str(getattr(self.world(), values["sample_world"]))])
         search_kwargs = self.with_storage(
-            dict(values["search_stac"]), dict(inspect.signature(tp.search_stac).parameters)
+            dict(values["search_stac"]), dict(inspect.signature(search_stac).parameters)
         )
-        if "storage" in search_kwargs and "storage" not in inspect.signature(tp.search_stac).parameters:
+        if "storage" in search_kwargs and "storage" not in inspect.signature(search_stac).parameters:
             search_kwargs.pop("storage")  # a search_stac without storage= (its owner is adding it)
         return self.guard(
-            lambda: tp.search_stac(**search_kwargs),
+            lambda: search_stac(**search_kwargs),
             (*path, "search_stac"),
             f"input {name!r}, source search_stac",
         )
