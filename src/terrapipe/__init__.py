@@ -63,6 +63,7 @@ from terrapipe.core import (
     set_epoch,
     shard_info,
 )
+from terrapipe.core.renamed import renamed_names
 from terrapipe.dist import (
     MaterializeError,
     MaterializeReport,
@@ -104,7 +105,6 @@ from terrapipe.run import (
     Prefetcher,
     ShuffledItems,
     StageProfile,
-    collate_samples,
     loader,
     profile,
     shuffled_items,
@@ -213,7 +213,6 @@ __all__ = [
     "chip",
     "chip_vectors",
     "collate",
-    "collate_samples",
     "datasets",
     "dist",
     "from_items",
@@ -251,3 +250,5 @@ __all__ = [
     "tensor",
     "to_sample",
 ]
+
+__getattr__ = renamed_names(__name__, {"collate_samples": "terrapipe.collate"})

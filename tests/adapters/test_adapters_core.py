@@ -43,7 +43,7 @@ def test_numpy_batch_shares_cpu_memory_and_keeps_meta() -> None:
     meta = geo_meta(
         "EPSG:32631", (10, 0, 600000, 0, -10, 5100000), (4, 4), time="2024-06-19", source_ids=["x"]
     )
-    batch = tp.collate_samples(
+    batch = tp.collate(
         [{"image": torch.rand(3, 4, 4), "mask": torch.ones(4, 4, dtype=torch.int64), "meta": meta}] * 2
     )
     out = numpy_batch(batch)
@@ -53,7 +53,7 @@ def test_numpy_batch_shares_cpu_memory_and_keeps_meta() -> None:
     assert last["image"].shape == (2, 4, 4, 3)
     np.testing.assert_array_equal(last["image"], np.moveaxis(batch["image"].numpy(), 1, -1))
     assert last["mask"].shape == (2, 4, 4)  # only image has a channel axis
-    ragged = numpy_batch(tp.collate_samples([{"boxes": torch.zeros(n, 4)} for n in (1, 3)]))
+    ragged = numpy_batch(tp.collate([{"boxes": torch.zeros(n, 4)} for n in (1, 3)]))
     assert [b.shape for b in ragged["boxes"]] == [(1, 4), (3, 4)]
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import terrapipe as tp
-from terrapipe.run import collate_samples, loader, shuffled_items
+from terrapipe.run import loader, shuffled_items
+from terrapipe.tensor import collate
 from tests.run.run_helpers import Counter, fail_on_seven, negate
 
 LAYOUTS = [(0, "thread"), (1, "thread"), (3, "thread"), (2, "process")]
@@ -194,4 +195,4 @@ def test_progress_bar_draws(capsys):
 
 def test_collate_samples_rejects_empty_batches():
     with pytest.raises(tp.InvalidArgumentError, match="empty"):
-        collate_samples([])
+        collate([])

@@ -14,8 +14,9 @@ import terrapipe as tp
 import terrapipe.run
 from terrapipe.core.shard import ShardInfo, shard_info
 from terrapipe.core.state import check_resume
-from terrapipe.run import collate_samples, resume_plan, shard_scope, shuffled_items
+from terrapipe.run import resume_plan, shard_scope, shuffled_items
 from terrapipe.run.device import move_to
+from terrapipe.tensor import collate
 from tests.run.run_helpers import negate, repeat_twice
 
 
@@ -83,19 +84,19 @@ def test_shard_scope_is_per_thread_and_nests():
     assert shard_info() == ShardInfo()
 
 
-def test_collate_samples_structures():
+def test_collate_structures():
     Pair = namedtuple("Pair", "x y")
-    batch = collate_samples([Pair(np.zeros(2), 1.5), Pair(np.ones(2), 2.5)])
+    batch = collate([Pair(np.zeros(2), 1.5), Pair(np.ones(2), 2.5)])
     assert isinstance(batch, Pair)
     assert batch.x.shape == (2, 2)
     assert batch.y.dtype == torch.float64
-    mixed = collate_samples(
+    mixed = collate(
         [{"variables": {"t2m": torch.zeros(3)}, "id": "a"}, {"variables": {"t2m": torch.ones(3)}, "id": "b"}]
     )
     assert mixed["variables"]["t2m"].shape == (2, 3)
     assert mixed["id"] == ["a", "b"]
-    assert collate_samples([None, None]) == [None, None]
-    assert collate_samples([1, 2.0]) == [1, 2.0]  # mixed number types stay a list
+    assert collate([None, None]) == [None, None]
+    assert collate([1, 2.0]) == [1, 2.0]  # mixed number types stay a list
 
 
 def test_move_to_keeps_structure():

@@ -21,8 +21,9 @@ import torch
 from torch.utils.data import DataLoader
 
 import terrapipe as tp
-from terrapipe.run import WorkerError, collate_samples, loader, shuffled_items
+from terrapipe.run import WorkerError, loader, shuffled_items
 from terrapipe.run.shared_memory import empty_shared, has_new_shared
+from terrapipe.tensor import collate
 
 SHM = Path("/dev/shm")
 
@@ -73,7 +74,7 @@ def torch_segments(pids) -> set[str]:
 def test_batches_equal_dataloaders_on_the_same_pipe():
     # 2 shards of 24 samples each: every batch is a full batch of one shard, as in DataLoader
     pipe = lambda: tp.from_items(range(48)).map(make_sample)  # noqa: E731
-    torch_loader = DataLoader(pipe(), batch_size=6, num_workers=2, collate_fn=collate_samples)
+    torch_loader = DataLoader(pipe(), batch_size=6, num_workers=2, collate_fn=collate)
     expected = list(torch_loader)
     with loader(pipe(), batch_size=6, workers=2, method="process") as batches:
         got = list(batches)

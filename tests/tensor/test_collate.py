@@ -120,3 +120,103 @@ def test_dataloader_workers_and_stitch_round_trip(scene: Path, boxes: str) -> No
     np.testing.assert_array_equal(out.values, template.values)
     assert out.rio.crs.to_epsg() == 32632
     assert out.rio.transform() == template.rio.transform()
+
+
+# -- one collate: the loader's default is tp.collate, and it behaves like torch's default_collate ----------
+def test_the_loader_default_is_tp_collate_and_refuses_mixed_shapes() -> None:
+    def sample(i: int) -> dict[str, object]:
+        return {"image": torch.zeros(1, 2 + i % 2, 2), "meta": None}
+
+    with tp.loader(tp.from_items(range(4)).map(sample), batch_size=2) as batches:
+        assert batches.collate is tp.collate
+        with pytest.raises(
+            InvalidArgumentError, match=r"'image' has shape \(1, 2, 2\) in sample 0 but \(1, 3, 2\)"
+        ):
+            next(iter(batches))
+    with tp.loader(
+        tp.from_items(range(4)).map(sample),
+        batch_size=2,
+        collate=functools.partial(tp.collate, lists=["image"]),
+    ) as batches:
+        assert [tuple(i.shape) for i in next(iter(batches))["image"]] == [(1, 2, 2), (1, 3, 2)]
+
+
+def test_mismatch_errors_name_the_key_path_samples_shapes_and_remedy() -> None:
+    odd = _sample(1)
+    odd["variables"] = {"dem": torch.rand(5, 5)}
+    with pytest.raises(InvalidArgumentError) as info:
+        collate([_sample(1), _sample(2), odd, odd])
+    message = str(info.value)
+    assert "variables['dem']" in message
+    assert "(4, 4) in sample 0 but (5, 5) in sample 2" in message
+    assert "samples [2, 3]" in message
+    assert "boundary='pad'" in message
+    assert "lists=" in message
+    with pytest.raises(
+        InvalidArgumentError, match=r"'mask' has dtype torch.int64 in sample 0 but torch.float32"
+    ):
+        collate([_sample(1), {**_sample(1), "mask": torch.zeros(4, 4)}])
+    with pytest.raises(
+        InvalidArgumentError, match=r"'image' is a Tensor in sample 0 but a NoneType in sample 1"
+    ):
+        collate([_sample(1), {**_sample(1), "image": None}])
+    with pytest.raises(InvalidArgumentError, match=r"'variables' of sample 1 has keys \['t2m'\]"):
+        collate([_sample(1), {**_sample(1), "variables": {"t2m": torch.rand(4, 4)}}])
+    with pytest.raises(InvalidArgumentError, match="tuple of 2 in sample 0"):
+        collate([(torch.zeros(1), 1), (torch.zeros(1), 1, 2)])
+    with pytest.raises(InvalidArgumentError, match=r"'boxes' of sample 1 is torch.float32 \[N, 5\]"):
+        collate([_sample(1), {**_sample(1), "boxes": torch.zeros(2, 5)}], boxes="pad")
+    with pytest.raises(InvalidArgumentError, match="lists must be a collection"):
+        collate([_sample(1)], lists="image")
+    with pytest.raises(InvalidArgumentError, match="list of samples"):
+        collate({"image": torch.zeros(1)})  # type: ignore[arg-type]
+
+
+def test_numbers_arrays_and_structures_collate_like_default_collate() -> None:
+    batch = collate(
+        [
+            {"index": 0, "weight": 0.5, "flag": True, "array": np.zeros(3), "name": "a", "ids": ["x"]},
+            {"index": 1, "weight": 1.5, "flag": False, "array": np.ones(3), "name": "b", "ids": ["y", "z"]},
+        ]
+    )
+    assert batch["index"].dtype == torch.int64
+    assert batch["index"].tolist() == [0, 1]
+    assert batch["weight"].dtype == torch.float64
+    assert batch["flag"].dtype == torch.bool
+    assert batch["array"].shape == (2, 3)
+    assert batch["array"].dtype == torch.float64
+    assert batch["name"] == ["a", "b"]
+    assert batch["ids"] == [["x"], ["y", "z"]]
+    assert collate([np.array(["a"]), np.array(["bc"])])[1].tolist() == ["bc"]  # strings stay a list
+    assert collate([1, 2.0]) == [1, 2.0]
+
+
+def test_boxes_stay_lists_when_counts_agree_and_pairs_keep_their_rules() -> None:
+    batch = collate([_sample(2), _sample(2)])
+    assert isinstance(batch["boxes"], list)
+    assert isinstance(batch["labels"], list)
+    first, second = collate([(_sample(1), _sample(3)), (_sample(2), _sample(0))], boxes="pad")
+    assert first["boxes"].shape == (2, 2, 4)
+    assert second["boxes_mask"].sum(1).tolist() == [3, 0]
+    assert len(first["meta"]) == 2
+    assert first["image"].shape == (2, 3, 4, 4)
+    named = collate([{**_sample(1), "variables": {"labels": torch.zeros(4, 4)}}] * 2)
+    assert named["variables"]["labels"].shape == (2, 4, 4)  # a variable named labels is a raster
+
+
+def test_stacking_into_an_allocator() -> None:
+    from terrapipe.tensor.collate import stacking_into
+
+    made: list[tuple[int, ...]] = []
+
+    def allocate(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        made.append(tuple(shape))
+        return torch.empty(tuple(shape), dtype=dtype)
+
+    with stacking_into(allocate):
+        batch = collate([_sample(1), _sample(1)])
+    assert (2, 3, 4, 4) in made
+    assert (2, 4, 4) in made
+    assert batch["image"].shape == (2, 3, 4, 4)
+    collate([_sample(1)])
+    assert len(made) == 3  # image, mask, variables['dem']; none outside the context

@@ -1,6 +1,6 @@
 """Batches of the loader as numpy arrays, and geo metadata as strings for graph frameworks.
 
-The loader's batches (:func:`~terrapipe.run.collate_samples`) hold torch
+The loader's batches (:func:`~terrapipe.collate`) hold torch
 tensors stacked along a first batch axis and ``meta`` as a list of
 :class:`~terrapipe.core.sample.GeoMeta`. Keras, TensorFlow and JAX take
 numpy arrays: :func:`numpy_batch` converts the tensors (no copy for CPU

@@ -4,7 +4,7 @@ Importing it registers the functional names ``pmap`` and ``prefetch``.
 See :mod:`terrapipe.run.pipe_loader` for how the loader parallelises and resumes.
 """
 
-from terrapipe.run.collate import collate_samples
+from terrapipe.core.renamed import renamed_names
 from terrapipe.run.device import map_tensors, move_to, resolve_device
 from terrapipe.run.errors import ResumeWarning, WorkerError
 from terrapipe.run.pipe_loader import PipeLoader, loader
@@ -28,7 +28,6 @@ __all__ = [
     "WorkerError",
     "apply_torch_sharding",
     "can_shard",
-    "collate_samples",
     "loader",
     "map_tensors",
     "move_to",
@@ -38,3 +37,5 @@ __all__ = [
     "shard_scope",
     "shuffled_items",
 ]
+
+__getattr__ = renamed_names(__name__, {"collate_samples": "terrapipe.collate"})

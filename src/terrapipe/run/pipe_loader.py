@@ -111,7 +111,6 @@ from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range
 from terrapipe.core.state import expect_keys
 from terrapipe.core.stats import StageStats
-from terrapipe.run.collate import collate_samples
 from terrapipe.run.device import move_to, pin, resolve_device
 from terrapipe.run.errors import ResumeWarning
 from terrapipe.run.graph_lock import copy_pipe
@@ -122,6 +121,7 @@ from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.progress import ProgressBar
 from terrapipe.run.sharding import can_shard
 from terrapipe.run.workers import Method, WorkerPool
+from terrapipe.tensor.collate import collate as collate_tensors
 
 __all__ = ["PipeLoader", "loader"]
 
@@ -216,7 +216,7 @@ class PipeLoader(Generic[T]):
         self.device = None if device is None else resolve_device(device)
         self.pin_memory = bool(pin_memory) and torch.cuda.is_available()
         self.collate = (
-            collate if collate is not None else (collate_samples if batch_size is not None else None)
+            collate if collate is not None else (collate_tensors if batch_size is not None else None)
         )
 
         check_not_iterated_elsewhere(pipe, "tp.loader cannot take a copy of the pipe for its workers")
@@ -546,7 +546,7 @@ def loader(
         Elements per batch; ``None`` yields elements one by one (no collate).
     collate
         Turns a list of elements into a batch; default
-        :func:`~terrapipe.run.collate.collate_samples` (stacks tensors, keeps
+        :func:`~terrapipe.tensor.collate.collate` (stacks tensors, keeps
         ``meta`` as a list). With ``batch_size=None`` it is applied to each
         element when given.
     workers

@@ -6,7 +6,7 @@ torch's pickler moves its storage into shared memory first, which copies
 it; a batch stacked directly into a shared-memory tensor is sent as it is
 (one file descriptor per tensor, no copy), the way torch's ``DataLoader``
 workers collate. :func:`collate_into_shared_memory` marks the thread that
-collates in a worker process; :func:`~terrapipe.run.collate.collate_samples`
+collates in a worker process; :func:`~terrapipe.tensor.collate.collate`
 then stacks into :func:`empty_shared` tensors.
 
 Shared-memory segments are torch's (its ``file_descriptor`` sharing strategy
@@ -43,6 +43,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from terrapipe._compat import has_new_shared_storage, new_shared_storage
+from terrapipe.tensor.collate import stacking_into
 
 __all__ = ["collate_into_shared_memory", "collating_into_shared_memory", "empty_shared", "has_new_shared"]
 
@@ -88,10 +89,11 @@ def empty_shared(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
 
 @contextlib.contextmanager
 def collate_into_shared_memory() -> Iterator[None]:
-    """Make :func:`~terrapipe.run.collate.collate_samples` stack into shared memory in this context."""
+    """Make :func:`~terrapipe.tensor.collate.collate` stack into shared memory in this context."""
     token = _SHARED.set(True)
     try:
-        yield
+        with stacking_into(empty_shared):
+            yield
     finally:
         _SHARED.reset(token)
 

@@ -1,20 +1,36 @@
 r"""``collate``: a batch of :class:`~terrapipe.core.sample.Sample`\ s, geo metadata kept per sample.
 
-Use it as a DataLoader's ``collate_fn`` (``functools.partial(tp.collate,
-boxes="pad")`` for padded boxes; both pickle to worker processes):
+The one collate of terrapipe: ``tp.loader``'s default and a DataLoader's
+``collate_fn`` (``functools.partial(tp.collate, boxes="pad")`` for padded
+boxes; both pickle to worker processes). It does what torch's
+``default_collate`` does, except where geo samples need otherwise:
 
-- ``image``, ``mask`` and each ``variables[name]`` are stacked along a new
-  first dimension; samples whose shapes differ raise an error naming the key
-  (chip with one size, or ``boundary="pad"``);
+- tensors, numpy arrays and numbers are stacked along a new first dimension
+  (Python floats as ``float64``, ints as ``int64``, bools as ``bool``, like
+  ``default_collate``); **tensors that must stack but differ in shape or
+  dtype raise** :class:`~terrapipe.core.errors.InvalidArgumentError` naming
+  the key, the samples and the shapes (batch chips of one size, e.g.
+  ``chip(..., boundary="pad")``, or name the key in ``lists=``);
+- dicts are collated key by key (every sample must have the same keys;
+  ``variables`` too), tuples and namedtuples position by position;
 - ``meta`` becomes a list of the samples' :class:`~terrapipe.core.sample.GeoMeta`,
   each intact (``batch["meta"][i]["crs"]``), which ``stitch`` and
   ``pixels_to_boxes`` take back;
 - ``boxes`` (``[N_i, 4]``) and ``labels`` (``[N_i]``) vary in length:
-  ``boxes="list"`` (default) keeps lists of tensors; ``boxes="pad"`` pads them
-  to ``[B, N_max, 4]`` (with ``0``) and ``[B, N_max]`` (with ``-1``) and adds
-  ``boxes_mask``, a ``bool [B, N_max]`` that is true for real boxes. Labels
-  of one per sample (``[]``) are stacked to ``[B]``;
-- any other key: tensors of one shape are stacked, everything else is a list.
+  ``boxes="list"`` (default) keeps lists of tensors, even when the counts
+  happen to agree; ``boxes="pad"`` pads them to ``[B, N_max, 4]`` (with
+  ``0``) and ``[B, N_max]`` (with ``-1``) and adds ``boxes_mask``, a
+  ``bool [B, N_max]`` that is true for real boxes. Labels of one per sample
+  (``[]``) are stacked to ``[B]``;
+- keys named in ``lists=`` (e.g. a point cloud's ``points``) stay one entry
+  per sample;
+- lists, strings, ``None``, numbers of mixed types and other objects become
+  a list (one entry per sample).
+
+In a loader worker process (:mod:`terrapipe.run.workers`) the stacked
+tensors are allocated by the allocator set with :func:`stacking_into`
+(shared memory there), so the batch crosses to the main process without a
+copy.
 
 Examples
 --------
@@ -30,48 +46,97 @@ Examples
 >>> padded = collate([sample(1), sample(3)], boxes="pad")
 >>> padded["boxes"].shape, padded["labels"][0].tolist(), padded["boxes_mask"].sum(1).tolist()
 (torch.Size([2, 3, 4]), [1, -1, -1], [1, 3])
+>>> collate([(1, "a"), (2, "b")])
+(tensor([1, 2]), ['a', 'b'])
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from numbers import Number
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["BoxMode", "collate"]
+__all__ = ["BoxMode", "collate", "stacking_into"]
 
 BoxMode = Literal["list", "pad"]
-_STACKED = ("image", "mask")
-_VARIABLE_LENGTH = ("boxes", "labels")
+#: Allocates the output of a stack: ``(shape, dtype) -> tensor``.
+Allocator = Callable[[Sequence[int], torch.dtype], torch.Tensor]
+
+#: Keys kept as one entry per sample, never collated.
+_LIST_KEYS = frozenset({"meta"})
+#: Keys whose tensors hold one row per object, so their length varies from sample to sample.
+_PER_OBJECT = ("boxes", "labels")
+_ALLOCATOR: contextvars.ContextVar[Allocator | None] = contextvars.ContextVar(
+    "terrapipe_collate_alloc", default=None
+)
 
 
-def _stack(values: list[Any], key: str) -> torch.Tensor:
-    for i, value in enumerate(values):
-        if not isinstance(value, torch.Tensor):
-            raise InvalidArgumentError(
-                f"collate: {key!r} of sample {i} is a {type(value).__name__}, not a tensor"
-            )
+@contextlib.contextmanager
+def stacking_into(allocator: Allocator | None) -> Iterator[None]:
+    """Make :func:`collate` allocate the tensors it stacks with ``allocator`` in this context.
+
+    Parameters
+    ----------
+    allocator
+        ``(shape, dtype) -> tensor`` on the CPU (e.g. shared memory); ``None``: ``torch.stack``'s own.
+
+    Examples
+    --------
+    >>> import torch
+    >>> with stacking_into(lambda shape, dtype: torch.full(tuple(shape), 7.0, dtype=dtype)):
+    ...     collate([torch.zeros(2), torch.ones(2)]).tolist()
+    [[0.0, 0.0], [1.0, 1.0]]
+    """
+    token = _ALLOCATOR.set(allocator)
+    try:
+        yield
+    finally:
+        _ALLOCATOR.reset(token)
+
+
+def _where(path: str) -> str:
+    return f"{path!r}" if path else "the samples"
+
+
+def _stack(values: list[torch.Tensor], path: str) -> torch.Tensor:
     first = values[0]
+    shape, dtype = first.shape, first.dtype
     for i, value in enumerate(values):
-        if value.shape != first.shape:
-            msg = (
-                f"collate: {key!r} has shape {tuple(first.shape)} in sample 0 but {tuple(value.shape)} in sample {i}; "
-                "batch chips of one size (or chip with boundary='pad')"
+        if value.shape != shape:
+            odd = [j for j, v in enumerate(values) if v.shape != shape]
+            raise InvalidArgumentError(
+                f"collate: {_where(path)} has shape {tuple(shape)} in sample 0 but {tuple(value.shape)} in "
+                f"sample {i} (samples {odd} differ from sample 0); batch chips of one size (a fixed chip "
+                "size, chip(..., boundary='pad')), or keep the key one entry per sample with "
+                "functools.partial(tp.collate, lists=[<key>])"
             )
-            raise InvalidArgumentError(msg)
-    if any(v.dtype != first.dtype for v in values):
-        raise InvalidArgumentError(
-            f"collate: {key!r} has several dtypes {sorted({str(v.dtype) for v in values})}"
-        )
+        if value.dtype != dtype:
+            raise InvalidArgumentError(
+                f"collate: {_where(path)} has dtype {dtype} in sample 0 but {value.dtype} in sample {i}; "
+                "convert every sample alike (to_tensor(dtype=...))"
+            )
+    allocate = _ALLOCATOR.get()
+    if allocate is not None and first.device.type == "cpu" and not any(v.requires_grad for v in values):
+        return torch.stack(values, out=allocate((len(values), *shape), dtype))
     return torch.stack(values)
 
 
-def _pad(values: list[torch.Tensor], fill: float) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max((v.shape[0] for v in values), default=0)
+def _pad(values: list[torch.Tensor], fill: float, path: str) -> tuple[torch.Tensor, torch.Tensor]:
     tail = values[0].shape[1:]
+    for i, value in enumerate(values):
+        if value.shape[1:] != tail or value.dtype != values[0].dtype:
+            raise InvalidArgumentError(
+                f"collate: {path!r} of sample {i} is {value.dtype} [N, {', '.join(map(str, value.shape[1:]))}] "
+                f"but sample 0's is {values[0].dtype} [N, {', '.join(map(str, tail))}]; convert every sample alike"
+            )
+    longest = max(v.shape[0] for v in values)
     out = torch.full((len(values), longest, *tail), fill, dtype=values[0].dtype)
     present = torch.zeros((len(values), longest), dtype=torch.bool)
     for i, value in enumerate(values):
@@ -80,87 +145,115 @@ def _pad(values: list[torch.Tensor], fill: float) -> tuple[torch.Tensor, torch.T
     return out, present
 
 
-def _other(values: list[Any]) -> Any:
-    first = values[0]
-    if isinstance(first, torch.Tensor) and all(
-        isinstance(v, torch.Tensor) and v.shape == first.shape and v.dtype == first.dtype for v in values
-    ):
-        return torch.stack(values)
+def _tensors(values: list[Any], path: str, kind: type) -> list[Any]:
+    for i, value in enumerate(values):
+        if not isinstance(value, kind):
+            raise InvalidArgumentError(
+                f"collate: {_where(path)} is a {kind.__name__} in sample 0 but a {type(value).__name__} in "
+                f"sample {i}; convert every sample alike (or name the key in lists=)"
+            )
     return values
 
 
-def collate(samples: Sequence[Mapping[str, Any]], *, boxes: BoxMode = "list") -> dict[str, Any]:
+def _mapping(
+    values: list[Any], path: str, boxes: BoxMode, lists: Collection[str], sample_keys: bool
+) -> dict[str, Any]:
+    first = values[0]
+    keys = first.keys()
+    for i, value in enumerate(values):
+        if not isinstance(value, Mapping) or value.keys() != keys:
+            got = sorted(map(str, value)) if isinstance(value, Mapping) else type(value).__name__
+            raise InvalidArgumentError(
+                f"collate: {_where(path)} of sample {i} has keys {got} but sample 0's has "
+                f"{sorted(map(str, keys))}; convert every chip alike"
+            )
+    batch: dict[str, Any] = {}
+    for key in keys:
+        column = [v[key] for v in values]
+        where = f"{path}[{key!r}]" if path else str(key)
+        if sample_keys and key in _PER_OBJECT and any(isinstance(c, torch.Tensor) and c.ndim for c in column):
+            _tensors(column, where, torch.Tensor)
+            if boxes == "pad":
+                batch[key], batch["boxes_mask"] = _pad(column, 0.0 if key == "boxes" else -1, where)
+            else:
+                batch[key] = column
+        elif key in _LIST_KEYS or key in lists:
+            batch[key] = column
+        else:
+            batch[key] = _collate(column, where, boxes, lists, sample_keys and key != "variables")
+    return batch
+
+
+def _collate(values: list[Any], path: str, boxes: BoxMode, lists: Collection[str], sample_keys: bool) -> Any:
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        return _stack(_tensors(values, path, torch.Tensor), path)
+    if isinstance(first, np.ndarray) and first.dtype.kind not in "OSUV":
+        return _stack([torch.as_tensor(v) for v in _tensors(values, path, np.ndarray)], path)
+    if isinstance(first, bool | Number) and not isinstance(first, complex):
+        if all(type(v) is type(first) for v in values):
+            return torch.tensor(values, dtype=torch.float64 if isinstance(first, float) else None)
+        return values
+    if isinstance(first, Mapping):
+        return _mapping(values, path, boxes, lists, sample_keys)
+    if isinstance(first, tuple):
+        for i, value in enumerate(values):
+            if not isinstance(value, tuple) or len(value) != len(first):
+                raise InvalidArgumentError(
+                    f"collate: {_where(path)} is a tuple of {len(first)} in sample 0 but "
+                    f"{type(value).__name__} of {len(value) if isinstance(value, tuple) else '?'} in sample {i}"
+                )
+        columns = [
+            _collate([v[j] for v in values], f"{path}[{j}]", boxes, lists, sample_keys)
+            for j in range(len(first))
+        ]
+        return type(first)(*columns) if hasattr(first, "_fields") else tuple(columns)
+    return values
+
+
+def collate(samples: Sequence[Any], *, boxes: BoxMode = "list", lists: Collection[str] = ()) -> Any:
     """Combine samples into one batch (see the module doc for the rules).
 
     Parameters
     ----------
     samples
-        The samples, at least one; every sample must have the same keys.
+        The samples, at least one: Samples (dicts), or any structure of
+        tensors, arrays, numbers, dicts and tuples alike in every sample.
     boxes
         ``"list"`` or ``"pad"``: how variable-length ``boxes``/``labels`` are batched.
+    lists
+        Keys kept as a list of one entry per sample (their shapes may differ),
+        wherever a dict holds them; ``meta`` always is.
 
     Returns
     -------
-    dict
-        The batch.
+    Any
+        The batch: the samples' structure with batched leaves (a dict for Samples).
 
     Raises
     ------
     InvalidArgumentError
         For an empty batch, samples with different keys, or tensors that
-        must stack but differ in shape or dtype.
+        must stack but differ in shape or dtype (naming the key and samples).
+
+    Examples
+    --------
+    >>> import torch
+    >>> collate([{"image": torch.zeros(2, 2)}, {"image": torch.zeros(3, 3)}])
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: collate: 'image' has shape (2, 2) in sample 0 but (3, 3) in sample 1 (samples [1] differ from sample 0); batch chips of one size (a fixed chip size, chip(..., boundary='pad')), or keep the key one entry per sample with functools.partial(tp.collate, lists=[<key>])
+    >>> collate([{"points": torch.zeros(5, 3)}, {"points": torch.zeros(2, 3)}], lists=["points"])["points"][1].shape
+    torch.Size([2, 3])
     """
     if boxes not in ("list", "pad"):
         raise InvalidArgumentError(f"boxes must be 'list' or 'pad', got {boxes!r}")
+    if isinstance(lists, str | bytes) or not isinstance(lists, Iterable):
+        raise InvalidArgumentError(f"lists must be a collection of key names, got {lists!r}")
+    keep = frozenset(lists)
     if isinstance(samples, str | bytes | Mapping) or not isinstance(samples, Iterable):
-        raise InvalidArgumentError(f"collate takes a list of Samples (dicts), got a {type(samples).__name__}")
+        raise InvalidArgumentError(f"collate takes a list of samples, got a {type(samples).__name__}")
     items = list(samples)
     if not items:
         raise InvalidArgumentError("collate got an empty batch")
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise InvalidArgumentError(
-                f"collate takes Samples (dicts), sample {i} is a {type(item).__name__}"
-            )
-    keys = list(items[0].keys())
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise InvalidArgumentError(
-                f"collate takes Samples (dicts), sample {i} is a {type(item).__name__}"
-            )
-        if set(item.keys()) != set(keys):
-            msg = f"collate: sample {i} has keys {sorted(item)} but sample 0 has {sorted(keys)}; convert all chips alike"
-            raise InvalidArgumentError(msg)
-    batch: dict[str, Any] = {}
-    per_box = [
-        k
-        for k in _VARIABLE_LENGTH
-        if k in keys and any(isinstance(v[k], torch.Tensor) and v[k].ndim for v in items)
-    ]
-    for key in keys:
-        values = [item[key] for item in items]
-        if key == "meta":
-            batch[key] = values
-        elif key in _STACKED:
-            batch[key] = _stack(values, key)
-        elif key == "variables":
-            names = list(values[0].keys())
-            for i, value in enumerate(values):
-                if set(value.keys()) != set(names):
-                    msg = (
-                        f"collate: sample {i} has variables {sorted(value)} but sample 0 has {sorted(names)}"
-                    )
-                    raise InvalidArgumentError(msg)
-            batch[key] = {name: _stack([v[name] for v in values], f"variables[{name!r}]") for name in names}
-        elif key in per_box:
-            if boxes == "pad":
-                padded, present = _pad(values, 0.0 if key == "boxes" else -1)
-                batch[key] = padded
-                batch["boxes_mask"] = present
-            else:
-                batch[key] = values
-        elif key == "labels":
-            batch[key] = _stack(values, key)
-        else:
-            batch[key] = _other(values)
-    return batch
+    return _collate(items, "", boxes, keep, True)

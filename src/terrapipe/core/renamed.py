@@ -1,0 +1,87 @@
+"""Old public names kept for one release: a module ``__getattr__`` that warns and returns the new object.
+
+A package whose public names were renamed or moved keeps a table ``old name
+-> new dotted path`` and sets ``__getattr__ = renamed_names(__name__, table)``.
+Reading an old name (``tp.Chipper``, ``from terrapipe import Chipper``)
+imports the new object, warns once per access with
+:class:`~terrapipe.core.errors.TerrapipeDeprecationWarning` naming the
+replacement, and returns it; old names are not in ``__all__`` nor ``dir()``.
+The migration guide (``docs/migration/names.md``) lists every table.
+
+Examples
+--------
+>>> import warnings
+>>> getattr_ = renamed_names("terrapipe.demo_pkg", {"OldError": "terrapipe.core.errors.TerrapipeError"})
+>>> with warnings.catch_warnings(record=True) as seen:
+...     warnings.simplefilter("always")
+...     getattr_("OldError").__name__, str(seen[0].message)
+('TerrapipeError', 'terrapipe.demo_pkg.OldError is deprecated and will be removed in the next release; use terrapipe.core.errors.TerrapipeError')
+>>> getattr_("Missing")
+Traceback (most recent call last):
+...
+AttributeError: module 'terrapipe.demo_pkg' has no attribute 'Missing'
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from terrapipe.core.errors import TerrapipeDeprecationWarning
+
+__all__ = ["renamed_names", "resolve"]
+
+
+def resolve(path: str) -> Any:
+    """Return the object at a dotted path (``"terrapipe.chip.Chip"``): the longest importable module, then attributes.
+
+    Examples
+    --------
+    >>> resolve("terrapipe.core.errors.TerrapipeError").__name__
+    'TerrapipeError'
+    """
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(path)
+
+
+def renamed_names(module: str, table: Mapping[str, str]) -> Callable[[str], Any]:
+    """Return a module ``__getattr__`` serving ``table``'s old names with a deprecation warning.
+
+    Parameters
+    ----------
+    module
+        The module's ``__name__`` (for the messages).
+    table
+        Old attribute name -> dotted path of the object that replaces it.
+
+    Returns
+    -------
+    callable
+        ``__getattr__(name)``: the new object for an old name (warning with
+        :class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`),
+        ``AttributeError`` for any other name.
+    """
+    names = dict(table)
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 - a module __getattr__
+        new = names.get(name)
+        if new is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{module}.{name} is deprecated and will be removed in the next release; use {new}",
+            TerrapipeDeprecationWarning,
+            stacklevel=2,
+        )
+        return resolve(new)
+
+    return __getattr__
