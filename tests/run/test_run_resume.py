@@ -11,7 +11,8 @@ import pytest
 
 import terrapipe as tp
 import terrapipe.run
-from terrapipe.run import ResumeWarning, loader, shuffled_items
+from terrapipe.core.errors import ResumeWarning
+from terrapipe.run import loader, shuffled_items
 from tests.run.run_helpers import negate, repeat_twice
 
 EPOCHS = 3

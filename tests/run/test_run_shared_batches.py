@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import DataLoader
 
 import terrapipe as tp
-from terrapipe.run import WorkerError, loader, shuffled_items
+from terrapipe.core.errors import WorkerError
+from terrapipe.run import loader, shuffled_items
 from terrapipe.run.shared_memory import empty_shared, has_new_shared
 from terrapipe.tensor import collate
 

@@ -8,7 +8,8 @@ import time
 import pytest
 
 import terrapipe as tp
-from terrapipe.run import WorkerError, loader
+from terrapipe.core.errors import WorkerError
+from terrapipe.run import loader
 from tests.run.run_helpers import die_on_three, fail_on_seven, random_tag
 
 

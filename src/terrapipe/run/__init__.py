@@ -5,14 +5,13 @@ See :mod:`terrapipe.run.pipe_loader` for how the loader parallelises and resumes
 """
 
 from terrapipe.core.renamed import renamed_names
+from terrapipe.core.shard import shard_scope
 from terrapipe.run.device import map_tensors, move_to, resolve_device
-from terrapipe.run.errors import ResumeWarning, WorkerError
 from terrapipe.run.pipe_loader import PipeLoader, loader
 from terrapipe.run.pipe_state import ResumePlan, resume_plan
 from terrapipe.run.pmap import ParallelMapper
 from terrapipe.run.prefetch import Prefetcher
 from terrapipe.run.profiler import PipeProfile, StageProfile, profile
-from terrapipe.run.shard_scope import shard_scope
 from terrapipe.run.sharding import apply_torch_sharding, can_shard
 from terrapipe.run.shuffle import ShuffledItems, shuffled_items
 
@@ -22,10 +21,8 @@ __all__ = [
     "PipeProfile",
     "Prefetcher",
     "ResumePlan",
-    "ResumeWarning",
     "ShuffledItems",
     "StageProfile",
-    "WorkerError",
     "apply_torch_sharding",
     "can_shard",
     "loader",
@@ -38,4 +35,11 @@ __all__ = [
     "shuffled_items",
 ]
 
-__getattr__ = renamed_names(__name__, {"collate_samples": "terrapipe.collate"})
+__getattr__ = renamed_names(
+    __name__,
+    {
+        "collate_samples": "terrapipe.collate",
+        "ResumeWarning": "terrapipe.ResumeWarning",
+        "WorkerError": "terrapipe.WorkerError",
+    },
+)

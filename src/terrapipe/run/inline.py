@@ -14,11 +14,10 @@ from torchdata.nodes import BaseNode
 
 from terrapipe.core.errors import PipelineStateError
 from terrapipe.core.pipe import IterDataPipe, set_epoch
-from terrapipe.core.shard import ShardInfo, worker_seed
+from terrapipe.core.shard import ShardInfo, shard_scope, worker_seed
 from terrapipe.core.state import expect_keys
 from terrapipe.run.loader_stats import LoaderStats, StatsReporter
 from terrapipe.run.pipe_state import ResumePlan, resume_plan
-from terrapipe.run.shard_scope import shard_scope
 from terrapipe.run.sharding import apply_torch_sharding
 from terrapipe.run.workers import seed_globals
 

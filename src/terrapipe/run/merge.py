@@ -29,9 +29,8 @@ from typing import Any
 
 from torchdata.nodes import BaseNode
 
-from terrapipe.core.errors import PipelineStateError
+from terrapipe.core.errors import PipelineStateError, WorkerError
 from terrapipe.core.state import expect_keys
-from terrapipe.run.errors import WorkerError
 from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.workers import BATCH, END, ERROR, ITEM, Message, WorkerPool
 

@@ -29,7 +29,7 @@ whole pipes and checkpoints at the level of the pipe's stateful stages:
    Pipes with stages that hold a position they cannot save (``header``,
    ``flatmap``, torch's ``shuffle``...) are resumed by re-running the epoch in
    each shard and skipping what was delivered; this is exact only for
-   deterministic pipes and warns with :class:`~terrapipe.run.errors.ResumeWarning`.
+   deterministic pipes and warns with :class:`~terrapipe.core.errors.ResumeWarning`.
 4. **torchdata.nodes downstream.** The merge is a ``torchdata.nodes.BaseNode``;
    ``Batcher``, a ``Mapper`` for ``collate``, ``PinMemory`` (with CUDA) and
    ``Prefetcher`` follow, and ``torchdata.nodes.Loader`` drives them. Each
@@ -105,6 +105,7 @@ from terrapipe.core.errors import (
     ConcurrentIterationError,
     InvalidArgumentError,
     PipelineStateError,
+    ResumeWarning,
     SkipsInEpochWarning,
 )
 from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere
@@ -112,7 +113,6 @@ from terrapipe.core.shard import ShardInfo, shard_info, shard_range
 from terrapipe.core.state import expect_keys
 from terrapipe.core.stats import StageStats
 from terrapipe.run.device import move_to, pin, resolve_device
-from terrapipe.run.errors import ResumeWarning
 from terrapipe.run.graph_lock import copy_pipe
 from terrapipe.run.inline import InlineShard
 from terrapipe.run.loader_stats import LoaderStats
@@ -585,7 +585,7 @@ def loader(
         ``"forkserver"`` or ``None`` (the platform default).
     timeout
         Seconds to wait for one element from a worker before raising
-        :class:`~terrapipe.run.errors.WorkerError`; ``None`` waits as long as
+        :class:`~terrapipe.core.errors.WorkerError`; ``None`` waits as long as
         the worker is alive. Process workers that batch are timed per element
         they make, not per batch they send.
     progress

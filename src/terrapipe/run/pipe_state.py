@@ -12,7 +12,7 @@ states are the position of the pipe.
 A stage on the way that holds a position but cannot save it (``header``,
 ``flatmap``, a torch ``shuffle``, ``batch``, ...) makes the plan *inexact*:
 callers then resume by re-running the pass and skipping what was delivered
-(see :class:`~terrapipe.run.errors.ResumeWarning`). A stage may also refuse
+(see :class:`~terrapipe.core.errors.ResumeWarning`). A stage may also refuse
 at run time by defining ``can_resume() -> False`` (``pmap(ordered=False)``).
 
 Examples

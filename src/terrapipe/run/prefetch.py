@@ -16,9 +16,8 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import InvalidArgumentError, WorkerError
 from terrapipe.core.pipe import IterDataPipe, Stage, pass_context, register
-from terrapipe.run.errors import WorkerError
 from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
 __all__ = ["Prefetcher"]

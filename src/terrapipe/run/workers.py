@@ -2,7 +2,7 @@
 
 A :class:`WorkerPool` starts ``len(infos)`` persistent workers. Worker ``i``
 holds its own copy of the pipe (a deep copy for threads, a pickled copy for
-processes) and iterates it inside :func:`~terrapipe.run.shard_scope.shard_scope`
+processes) and iterates it inside :func:`~terrapipe.core.shard.shard_scope`
 with its :class:`~terrapipe.core.shard.ShardInfo`, so the pipe's sharding
 stage gives it shard ``rank * workers + i`` of ``world_size * workers``: the
 workers of all ranks together see every element exactly once.
@@ -54,15 +54,13 @@ import numpy as np
 import torch
 import torch.multiprocessing as torch_mp
 
-from terrapipe.core.errors import ConcurrentIterationError, InvalidArgumentError
+from terrapipe.core.errors import ConcurrentIterationError, InvalidArgumentError, WorkerError
 from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere, set_epoch
-from terrapipe.core.shard import ShardInfo, worker_seed
+from terrapipe.core.shard import ShardInfo, shard_scope, worker_seed
 from terrapipe.run._describe import describe_element
-from terrapipe.run.errors import WorkerError
 from terrapipe.run.graph_lock import GRAPH_LOCK, copy_pipe
 from terrapipe.run.loader_stats import StatsReporter
 from terrapipe.run.pipe_state import resume_plan
-from terrapipe.run.shard_scope import shard_scope
 from terrapipe.run.sharding import apply_torch_sharding
 from terrapipe.run.shared_memory import collate_into_shared_memory
 
