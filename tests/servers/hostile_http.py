@@ -440,18 +440,13 @@ def start_hostile_server(
         str(lifetime),
         *(["--tls-trickle"] if tls_trickle else []),
     ]
-    process = subprocess.Popen(cmd, cwd=_REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().strip()
-    if not line.startswith("serving "):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-        raise RuntimeError(f"hostile server did not start: {line!r}")
-    words = line.split()
-    extra = dict(word.split("=", 1) for word in words[2:])
-    port = int(extra["tls-trickle"]) if "tls-trickle" in extra else None
-    return HostileServer(url=words[1], root=Path(root), process=process, tls_trickle_port=port)
+    from tests.servers.process import start_serving
+
+    def make(url: str, process: subprocess.Popen[bytes], **extra: str) -> HostileServer:
+        port = int(extra["tls-trickle"]) if "tls-trickle" in extra else None
+        return HostileServer(url=url, root=Path(root), process=process, tls_trickle_port=port)
+
+    return start_serving(cmd, make, HostileServer.requests, "hostile HTTP server", 20.0, cwd=_REPO)
 
 
 @contextlib.contextmanager

@@ -306,24 +306,9 @@ def start_hostile_server(
     command = [sys.executable, str(Path(__file__).resolve()), "--port", "0"]
     if root is not None:
         command += ["--root", os.fspath(root)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().strip()
-    if not line.startswith("serving "):
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"hostile server did not start: {line!r}")
-    server = HostileServer(url=line.split()[1], process=process)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            server.log()
-            return server
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                server.stop()
-                raise
-            time.sleep(0.05)
+    from tests.servers.process import start_serving  # here: this file also runs as a script
+
+    return start_serving(command, HostileServer, HostileServer.log, "hostile STAC server", timeout)
 
 
 def main() -> None:

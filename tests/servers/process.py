@@ -16,15 +16,18 @@ S = TypeVar("S")
 
 def start_serving(
     cmd: list[str],
-    make: Callable[[str, subprocess.Popen[bytes]], S],
+    make: Callable[..., S],
     ping: Callable[[S], Any],
     what: str,
     timeout: float,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> S:
-    """Run ``cmd`` (a server that prints ``serving URL`` first), build it with ``make(url, process)``
-    and wait until ``ping(server)`` answers; stop it (by pid) if it does not within ``timeout`` s.
+    """Run ``cmd`` (a server that prints ``serving URL [KEY=VALUE ...]`` first, in ``cwd``), build it
+    with ``make(url, process, KEY=VALUE, ...)`` and wait until ``ping(server)`` answers; stop it (by pid)
+    if it does not start, or does not answer within ``timeout`` s.
     """
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     server: S | None = None
     try:
@@ -32,8 +35,8 @@ def start_serving(
         line = process.stdout.readline().decode().strip()
         if not line.startswith("serving "):
             raise RuntimeError(f"{what} did not start: {line!r}")
-        url = line.split()[1]
-        server = make(url, process)
+        url, *words = line.split()[1:]
+        server = make(url, process, **dict(word.split("=", 1) for word in words))
         while True:
             try:
                 ping(server)

@@ -255,23 +255,9 @@ class FaultProxy:
 def start_fault_proxy(upstream: str, *, timeout: float = 20.0) -> FaultProxy:
     """Start the proxy for ``upstream`` on a free port; return once it answers."""
     command = [sys.executable, str(Path(__file__).resolve()), "--upstream", upstream, "--port", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().strip()
-    if not line.startswith("serving "):
-        process.kill()
-        raise RuntimeError(f"fault proxy did not start: {line!r}")
-    proxy = FaultProxy(url=line.split()[1], process=process)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            proxy.log()
-            return proxy
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                proxy.stop()
-                raise
-            time.sleep(0.05)
+    from tests.servers.process import start_serving  # here: this file also runs as a script
+
+    return start_serving(command, FaultProxy, FaultProxy.log, "STAC fault proxy", timeout)
 
 
 def main() -> None:
