@@ -91,7 +91,7 @@ import threading
 import time
 import urllib.parse
 import zlib
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -403,8 +403,8 @@ class _Body:
 
 # -- obstore ---------------------------------------------------------------------------------------
 def _uses_obstore(storage: Storage) -> bool:
-    """Whether obstore may send this request (no headers to keep at home, not a forked child)."""
-    return not storage.headers and object_store.obstore_usable()
+    """Whether obstore may send this request (no headers to keep at home, nothing to sign, not a forked child)."""
+    return not storage.headers and storage.request_modifier is None and object_store.obstore_usable()
 
 
 def _http_date(value: Any) -> str | None:
@@ -722,7 +722,9 @@ def _urllib3_once(
     headers = {**dict(storage.headers), "Accept-Encoding": "identity"}
     if want is not None:
         headers["Range"] = want.header()
-    names = frozenset(n.lower() for n, _ in storage.headers) | {
+    if storage.request_modifier is not None:  # signed anew on every try: a signature may expire
+        url, headers = _signed(url, method, headers, storage.request_modifier)
+    names = frozenset(n.lower() for n in headers) - {"accept-encoding", "range"} | {
         "authorization",
         "cookie",
         "proxy-authorization",
@@ -749,6 +751,29 @@ def _urllib3_once(
     finally:
         response.close()
         response.release_conn()
+
+
+def _signed(
+    url: str, method: str, headers: dict[str, str], modifier: Callable[[Any], Any]
+) -> tuple[str, dict[str, str]]:
+    """Hand one request to ``Storage.request_modifier`` (a ``requests.Request``, as the STAC client does).
+
+    Returns the URL (a query it added included) and the headers to send.
+    """
+    requests = require("requests", extra="stac", feature="Storage(request_modifier=...)")
+    try:
+        request = requests.Request(method, url, headers=dict(headers))
+        prepared = (modifier(request) or request).prepare()
+        signed, sent = str(prepared.url), {str(k): str(v) for k, v in prepared.headers.items()}
+    except Exception as err:  # the hook's own text may hold what it signs with: its type only
+        raise ReadError(
+            f"Storage.request_modifier failed on it ({type(err).__name__}); it is called with a "
+            "requests.Request and returns it, or None after changing it in place"
+        ) from None
+    parts = urllib.parse.urlsplit(signed)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ReadError("Storage.request_modifier made its URL something other than an http(s) URL")
+    return signed, sent
 
 
 def _urllib3_answer(
@@ -818,6 +843,8 @@ def _urllib3_read(
         _WATCH.watch = watch
         try:
             return _urllib3_once(url, storage, method, want, expected_total, cap, end)
+        except ReadError:  # an answer no retry mends (416, 410...): an OSError, but not the network's
+            raise
         except _RetryError as err:
             failure = err
         except (TimeoutError, urllib3.exceptions.TimeoutError):

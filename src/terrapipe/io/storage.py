@@ -173,10 +173,18 @@ class Storage:
         being read (``(("Authorization", "Bearer ..."),)``); never sent to
         another host after a redirect. Only their names are ever shown.
     request_modifier
-        A request signing hook: called with each outgoing STAC request to
-        the origin the credentials are for (a ``requests.Request``, as
-        pystac-client's ``request_modifier``) before it is sent; returns the
-        request to send, or ``None`` after changing it in place.
+        A request signing hook for ``http(s)://`` URLs: called with each
+        outgoing request to the origin the credentials are for (a
+        ``requests.Request``, as pystac-client's ``request_modifier``) before
+        it is sent; returns the request to send, or ``None`` after changing it
+        in place (headers, or a query added to its ``url``). STAC requests and
+        every read of the byte layer (Zarr, vector files by ranges, NetCDF,
+        point clouds, ``HTTPFile``, ``HTTPStore``) are signed, once per try
+        (a retry is signed anew); nothing it adds is shown, nor sent on to
+        another host after a redirect. GDAL calls no Python per request: a
+        COG read through GDAL of an ``http(s)://`` URL with it set is an
+        :class:`~terrapipe.core.errors.InvalidArgumentError`. Bucket URLs
+        (``s3://``...) are signed with the credentials above, not with it.
     requester_pays
         Send the requester-pays flag (S3 ``x-amz-request-payer``, GDAL
         ``AWS_REQUEST_PAYER``): the reader's account pays for the transfer.
@@ -404,8 +412,21 @@ class Storage:
         dict
             Option name to value (strings). ``rasterio.Env`` refuses the AWS
             key options; open through :meth:`rasterio_env`, which sets them.
+
+        Raises
+        ------
+        InvalidArgumentError
+            For an ``http(s)://`` URL when ``request_modifier`` is set (GDAL
+            cannot call it: the read would go unsigned).
         """
         cloud = cloud_of(url)
+        if cloud == "http" and self.request_modifier is not None:
+            raise InvalidArgumentError(
+                f"cannot read {public_url(url)!r} through GDAL with Storage(request_modifier=...): GDAL "
+                "sends its own requests and cannot call a Python hook on each; sign the URL before the read "
+                "(a presigned or SAS href) and pass storage.with_options(request_modifier=None), or read it "
+                "as a bucket URL (s3://, az://, gs://) with the Storage's keys"
+            )
         opts: dict[str, str] = {
             "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
             "GDAL_HTTP_TIMEOUT": str(max(1, round(self.timeout))),
