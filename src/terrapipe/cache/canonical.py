@@ -27,7 +27,7 @@ neither can be used. :func:`canonical` turns a value into plain JSON instead:
 - an object with a ``cache_config()`` method is described by what it returns.
 
 Anything else raises :class:`UnkeyableValueError`, which says where the value
-sits (``Chipper.split``) and how to get past it (``version=`` or ``key=``).
+sits (``Chip.split``) and how to get past it (``version=`` or ``key=``).
 
 Every dict is written as ``{"dict": ...}`` and every other tagged form as a
 one-key object, so two different values never share a description.
@@ -141,7 +141,7 @@ def canonical(
     value
         What to describe.
     where
-        Where the value comes from, for error messages (``"Chipper.size"``).
+        Where the value comes from, for error messages (``"Chip.size"``).
     stat_files
         Add size and modification time of the local files that strings and
         paths name.

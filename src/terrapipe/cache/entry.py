@@ -55,7 +55,15 @@ try:  # ISA-L's CRC-32: the same checksum as zlib's, several times faster
 except ImportError:  # pragma: no cover - isal is in the cache extra
     from zlib import crc32 as _crc32
 
-__all__ = ["MAGIC", "CorruptEntryError", "entry_digest", "entry_intact", "pack_entry", "unpack_entry"]
+__all__ = [
+    "MAGIC",
+    "CorruptEntryError",
+    "crc32",
+    "entry_digest",
+    "entry_intact",
+    "pack_entry",
+    "unpack_entry",
+]
 
 #: First bytes of every entry; the last byte is the format version.
 MAGIC = b"TPCACHE1"
@@ -67,6 +75,11 @@ _PREFIX = len(MAGIC) + 8
 
 class CorruptEntryError(CacheError):
     """A cache entry failed verification (checksum, key, structure); it is recomputed."""
+
+
+def crc32(data: bytes | bytearray | memoryview, value: int = 0) -> int:
+    """Return the CRC-32 entries carry (ISA-L's when installed, else zlib's: the same checksum)."""
+    return int(_crc32(data, value))
 
 
 def _pad(n: int) -> int:
@@ -127,7 +140,12 @@ def entry_intact(data: bytes | bytearray | memoryview) -> bool:
 
 
 def unpack_entry(
-    data: bytes | bytearray | memoryview, key: str, *, owned: bool = False, checked: bool = False
+    data: bytes | bytearray | memoryview,
+    key: str,
+    *,
+    owned: bool = False,
+    checked: bool = False,
+    indexes: dict[Any, Any] | None = None,
 ) -> list[Any]:
     """Verify an entry and decode its elements.
 
@@ -150,6 +168,9 @@ def unpack_entry(
         ``data`` is immutable and :func:`entry_intact` said so already (a
         memory cache checks each entry once, when it is stored): the
         checksum is not computed again. The header is checked as always.
+    indexes
+        A dict shared by the parts of one entry (see
+        :func:`~terrapipe.cache.codec.decode_value`); a new one by default.
 
     Returns
     -------
@@ -179,7 +200,8 @@ def unpack_entry(
         if len(payload) != header["payload"]:
             raise ValueError("payload size does not match the header")
         handed_over = owned and not view.readonly
-        indexes: dict[Any, Any] = {}  # one pandas index per distinct small coordinate of the entry
+        if indexes is None:
+            indexes = {}  # one pandas index per distinct small coordinate of the entry
         out = []
         for element in header["elements"]:
             buffers = []

@@ -25,6 +25,7 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,15 @@ class RedisReader:
         if wire is not None and getattr(self._local, "pid", -1) == os.getpid():
             wire.sock.close()
 
+    def _drop(self, wire: _Wire | None) -> None:
+        """Close ``wire`` (a reply may be left on it), and forget it if it is this thread's."""
+        if wire is None:  # it never connected
+            return
+        sock = wire.sock
+        if getattr(self._local, "wire", None) is wire:
+            self._local.wire = None
+        sock.close()
+
     def get(self, name: bytes, key: str, *, max_bytes: int | None = None) -> memoryview | None:
         """``GET name`` and decode the framed value into a new buffer the caller owns (``None``: no entry).
 
@@ -162,31 +172,67 @@ class RedisReader:
         CacheError
             When the server cannot be reached or answers with an error.
         """
+        values = self.get_many([name], [key], max_bytes=max_bytes)
+        try:
+            return next(values)
+        finally:
+            values.close()
+
+    def get_many(
+        self, names: Sequence[bytes], keys: Sequence[str], *, max_bytes: int | None = None, depth: int = 2
+    ) -> Generator[memoryview | None]:
+        """Yield what :meth:`get` returns for each name, with up to ``depth`` ``GET`` commands in flight.
+
+        The server sends the next value while this one is decoded
+        (pipelining). Stopping early closes the connection (replies are
+        still on their way: never left mid-reply). The iterator may be
+        advanced from another thread than the one that started it, one
+        thread at a time (it keeps the connection it started with).
+
+        Raises
+        ------
+        CorruptEntryError, CacheError
+            As :meth:`get` (the connection is closed).
+        """
+        sent = done = 0
+        wire: _Wire | None = None
         try:
             wire = self._wire()
-            wire.send(b"GET", name)
-            head = wire.line()
-            if head.startswith(b"-"):
-                raise ConnectionError(head[1:200].decode(errors="replace"))
-            if not head.startswith(b"$"):
-                raise ConnectionError("not a reply to GET")
-            size = int(head[1:])
-            if size < 0:
-                return None
-            out = self._frames(wire, size, key, max_bytes)
-            if wire.line() != b"":
-                raise ConnectionError("the reply does not end where it says")
-            return out
+            while done < len(names):
+                while sent < len(names) and sent - done < depth:
+                    wire.send(b"GET", names[sent])
+                    sent += 1
+                value = self._reply(wire, keys[done], max_bytes)
+                done += 1
+                yield value
         except CorruptEntryError:
-            self.close()  # never left mid-reply
+            self._drop(wire)  # never left mid-reply
             raise
         except (OSError, ConnectionError, ValueError) as err:
-            self.close()
+            self._drop(wire)
+            key = keys[done] if done < len(keys) else keys[-1]
             msg = (
                 f"cannot read cache entry {key} at {public_url(self.url)}: {err}; check that the Redis server "
                 "runs and the URL is right"
             )
             raise CacheError(msg) from err
+        finally:
+            if done < sent:  # stopped with replies on their way
+                self._drop(wire)
+
+    def _reply(self, wire: _Wire, key: str, max_bytes: int | None) -> memoryview | None:
+        head = wire.line()
+        if head.startswith(b"-"):
+            raise ConnectionError(head[1:200].decode(errors="replace"))
+        if not head.startswith(b"$"):
+            raise ConnectionError("not a reply to GET")
+        size = int(head[1:])
+        if size < 0:
+            return None
+        out = self._frames(wire, size, key, max_bytes)
+        if wire.line() != b"":
+            raise ConnectionError("the reply does not end where it says")
+        return out
 
     @staticmethod
     def _frames(wire: _Wire, size: int, key: str, max_bytes: int | None) -> memoryview:

@@ -86,14 +86,16 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Literal, TypeVar
 
 from terrapipe.cache.canonical import canonical, digest_json
 from terrapipe.cache.codec import Encoded, encode_value
-from terrapipe.cache.entry import CorruptEntryError, pack_entry, unpack_entry
+from terrapipe.cache.entry import CorruptEntryError, unpack_entry
 from terrapipe.cache.keys import entry_key
+from terrapipe.cache.parts import is_manifest, pack_parts, read_parts, unpack_manifest
 from terrapipe.cache.segment import SegmentCover, find_segment, segment_config
 from terrapipe.cache.stats import CacheStats
 from terrapipe.cache.store import StoreLike, open_store
@@ -275,12 +277,40 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
     def _serve(self, anchor: Any, epoch: int) -> Iterator[T]:
         started = time.perf_counter()
         key, urls = self._key_and_urls(anchor)
+        served = 0
         if self.policy != "refresh":
-            elements = self._lookup(key)
-            if elements is not None:
-                self.stats.seconds += time.perf_counter() - started
-                yield from elements
-                return
+            groups = self._lookup(key)
+            self.stats.seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            if groups is not None:
+                complete = False
+                try:
+                    while True:
+                        begun = time.perf_counter()
+                        try:
+                            elements, nbytes = next(groups)
+                        except StopIteration:
+                            complete = True
+                            break
+                        except CorruptEntryError:  # a part missing or damaged: recompute the rest
+                            self.stats.corrupt += 1
+                            break
+                        finally:
+                            self.stats.seconds += time.perf_counter() - begun
+                        self.stats.bytes_read += nbytes
+                        for element in elements:
+                            served += 1
+                            try:
+                                yield element
+                            except GeneratorExit:  # the consumer stopped: what it took was served
+                                complete = True
+                                raise
+                finally:
+                    groups.close()
+                    if complete:
+                        self.stats.hits += 1
+                if complete:
+                    return
         self.stats.misses += 1
         if urls:  # a changed remote file: neither GDAL's cache nor an open handle may answer for the old one
             from terrapipe.io.raster_array import forget_remote
@@ -288,9 +318,19 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
             for url in urls:
                 forget_remote(url)
         self.stats.seconds += time.perf_counter() - started
-        yield from self._compute(anchor, key, epoch)
+        for element in self._compute(anchor, key, epoch):
+            if served:  # yielded from the entry's first parts already
+                served -= 1
+                continue
+            yield element
 
-    def _lookup(self, key: str) -> list[T] | None:
+    def _lookup(self, key: str) -> Generator[tuple[list[T], int]] | None:
+        """Return the entry's elements part by part, ``(elements, bytes)`` each; ``None`` for a miss.
+
+        An absent or corrupt entry (or manifest, or first part) is a miss; a
+        later part that turns out missing or damaged raises
+        :class:`CorruptEntryError` from the iterator.
+        """
         get_buffer = getattr(self.store, "get_buffer", None)
         get_checked = getattr(self.store, "get_checked", None)
         checked = False
@@ -306,13 +346,16 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
                 blob, owned = self.store.get(key), False
             if blob is None:
                 return None
+            if is_manifest(blob):
+                parts = unpack_manifest(blob, key)
+                groups = read_parts(self.store, parts, read_ahead=callable(get_buffer))
+                first = next(groups)
+                return _chain(first, groups, len(blob))
             elements: list[T] = unpack_entry(blob, key, owned=owned, checked=checked)
         except CorruptEntryError:
             self.stats.corrupt += 1
             return None
-        self.stats.hits += 1
-        self.stats.bytes_read += len(blob)
-        return elements
+        return _single(elements, len(blob))
 
     def _skipped(self) -> int:
         return sum(stage.stats.skipped for stage in self._covered if isinstance(stage, Stage))
@@ -335,15 +378,41 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
         if self.policy == "read-only" or self._skipped() != skipped:
             self.stats.not_written += 1
             return
-        blob = pack_entry(key, encoded)
+        manifest, parts = pack_parts(key, encoded)
         evicted = getattr(self.store, "evicted", 0)
-        if self.store.put(key, blob):
+        if self._put_all(key, manifest, parts):
             self.stats.writes += 1
-            self.stats.bytes_written += len(blob)
+            self.stats.bytes_written += sum(len(blob) for _, blob in parts) + len(manifest or b"")
         else:
             self.stats.not_written += 1
         self.stats.evicted += getattr(self.store, "evicted", 0) - evicted
         self.stats.seconds += time.perf_counter() - started
+
+    def _put_all(self, key: str, manifest: bytes | None, parts: list[tuple[str, bytes]]) -> bool:
+        """Store an entry: one value, or its parts and then its manifest (the commit); ``False``: refused."""
+        if manifest is None:
+            return bool(self.store.put(key, parts[0][1]))
+        if not _fits(self.store, key, manifest, parts):
+            if hasattr(self.store, "refused"):
+                self.store.refused += 1
+            return False
+        written: list[str] = []
+        try:
+            for name, blob in parts:
+                if not self.store.put(name, blob):
+                    break
+                written.append(name)
+            else:
+                if self.store.put(key, manifest):
+                    return True
+        except BaseException:
+            for name in written:  # a failed write leaves nothing of the entry behind
+                with contextlib.suppress(Exception):
+                    self.store.delete(name)
+            raise
+        for name in written:
+            self.store.delete(name)
+        return False
 
     # -- state ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -369,3 +438,33 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
 
     def __len__(self) -> int:
         return len(self.source)  # type: ignore[arg-type]
+
+
+def _single(elements: list[Any], nbytes: int) -> Generator[tuple[list[Any], int]]:
+    """Yield the one part of an entry stored as one value."""
+    yield elements, nbytes
+
+
+def _chain(
+    first: tuple[list[Any], int], rest: Generator[tuple[list[Any], int]], manifest_bytes: int
+) -> Generator[tuple[list[Any], int]]:
+    """Yield the parts of a hit: the first one (read already, counted with the manifest), then the rest."""
+    try:
+        yield first[0], first[1] + manifest_bytes
+        yield from rest
+    finally:
+        rest.close()
+
+
+def _fits(store: Any, key: str, manifest: bytes, parts: list[tuple[str, bytes]]) -> bool:
+    """Whether a store's size limit for one entry takes all of an entry's parts and manifest."""
+    limit = getattr(store, "max_entry_bytes", None)
+    if isinstance(limit, int):
+        return sum(len(blob) for _, blob in parts) <= limit
+    cost = getattr(store, "cost", None)
+    budget = getattr(store, "max_bytes", None)
+    if callable(cost) and isinstance(
+        budget, int
+    ):  # a memory budget: an entry that cannot fit whole is refused
+        return bool(sum(cost(name, blob) for name, blob in [*parts, (key, manifest)]) <= budget)
+    return True
