@@ -40,6 +40,10 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "CopcFile(cache_bytes=64 MiB): decompressed COPC nodes, least recently used dropped first",
         "tests/io/test_point_cloud.py::test_copc_node_cache_stays_within_cache_bytes",
     ),
+    ("chip/chipper.py", "deque("): (
+        "chip: at most ELEMENTS_AHEAD (16) source elements pulled ahead of the one served (remote data)",
+        "tests/chip/test_chipper_read_ahead.py::test_elements_pulled_ahead_are_bounded",
+    ),
     ("run/prefetch.py", "Queue("): (
         "prefetch(size): at most size + 1 elements read ahead",
         "tests/run/test_run_prefetch.py::test_prefetch_reads_ahead_within_its_bound",

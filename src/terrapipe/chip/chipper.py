@@ -29,6 +29,7 @@ True
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Generator, Hashable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -51,7 +52,7 @@ from terrapipe.chip.plan import (
     shard_slice,
     tiled_permutation,
 )
-from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader
+from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader, ReadBudget, RegionStream
 from terrapipe.chip.split import SpatialSplit, window_bounds
 from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
@@ -66,6 +67,8 @@ __all__ = ["ChipCounters", "Chipper", "normalize_windows"]
 _STATE_KEYS = ("epoch", "item", "group", "window", "source")
 SHUFFLE_TILE = 4
 """Groups per side of the tiles that ``shuffle=True`` visits one by one when windows cross block borders."""
+ELEMENTS_AHEAD = 16
+"""Most source elements a chipper pulls ahead of the one it serves, to read them early (remote data)."""
 
 
 @dataclass
@@ -246,6 +249,18 @@ class Chipper(ResumesNextPass, Stage[Any]):
     row-major within a group. ``len()`` is unknown (``TypeError``). The stage
     is :class:`~terrapipe.core.state.Stateful`: a resumed pass starts at the
     interrupted group without reading the groups before it.
+
+    Over remote data read on threads (see :mod:`terrapipe.chip.reader`), the
+    next elements are read ahead: once every region of the current element
+    has its reads started, elements are pulled from the source (at most
+    :data:`ELEMENTS_AHEAD`), planned, and their first blocks read, within the
+    same bounds in bytes and reads in flight, counted over all of them
+    (:class:`~terrapipe.chip.reader.ReadBudget`), so the link does not go idle
+    between elements. Their chips still come after the current element's, and
+    an error of the source or of an element comes in its turn. ``state_dict()``
+    keeps the source's state before the element being chipped (not the last
+    one pulled), so a resume is exact. Local data is read one element at a
+    time, as before; ``read_ahead=0`` turns reading ahead off.
     """
 
     state_keys = _STATE_KEYS
@@ -319,6 +334,8 @@ class Chipper(ResumesNextPass, Stage[Any]):
         self.counters = ChipCounters()
         self._cursor = ItemCursor(source)
         self._resume: dict[str, Any] | None = None
+        self._snapshot: dict[str, Any] | None = None  # the source's state before the element served
+        self._pass: _Pass | None = None
         self._in_pass = False
         self._epoch = 0
         self._item = 0
@@ -399,21 +416,30 @@ class Chipper(ResumesNextPass, Stage[Any]):
         info = shard_info() if self._claim_sharding() else ShardInfo()
         start_item = int(resume["item"]) if resume else 0
         self._item, self._group, self._window = start_item, 0, 0
+        self._snapshot = resume["source"] if resume else None
         self._in_pass = True
         clock = time.perf_counter()
         # One pool of reader threads for the whole pass: starting threads per element cost
         # more than decoding a small scene (see docs/benchmarks/chip.md, many small scenes).
         threads = DEFAULT_WORKERS if self.workers is None else self.workers  # remote: see chip.reader
         pool = ThreadPoolExecutor(threads, thread_name_prefix="terrapipe-chip") if threads else None
+        pulls = self._cursor.with_snapshots(start=start_item, snapshot=resume["source"] if resume else None)
+        ctx = self._pass = _Pass(epoch, info, pool, ReadBudget(), pulls)
         try:
-            for item, obj in self._cursor.items(
-                start=start_item, snapshot=resume["source"] if resume else None
-            ):
-                self._item = item
+            while True:
+                pulled = ctx.ahead.popleft() if ctx.ahead else ctx.pull(ahead=False)
+                if pulled is None:
+                    break
+                if pulled.error is not None:  # the source failed while this element was pulled ahead
+                    raise pulled.error
+                item = self._item = pulled.item
+                self._snapshot = pulled.snapshot
                 first_group = int(resume["group"]) if resume and item == start_item else 0
                 skip_windows = int(resume["window"]) if resume and item == start_item else 0
                 self._group, self._window = first_group, skip_windows
-                chips = self._chip_item(obj, epoch, item, info, first_group, skip_windows, pool)
+                if pulled.work is None:
+                    pulled.work = self._prepare(pulled, ctx, first_group, skip_windows)
+                chips = self._chip_item(pulled.obj, pulled.work, epoch, item, info, first_group, skip_windows)
                 try:
                     for chip in chips:
                         self.stats.seconds += time.perf_counter() - clock
@@ -424,21 +450,20 @@ class Chipper(ResumesNextPass, Stage[Any]):
                 self._group, self._window = 0, 0
                 self._item = item + 1
         finally:
+            self._pass = None
+            for pulled in ctx.ahead:  # read ahead, never served: count what was read
+                if pulled.work is not None:
+                    self._finish(pulled.work)
+            ctx.ahead.clear()
+            ctx.budget.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self.stats.seconds += time.perf_counter() - clock
         self._in_pass = False
 
-    def _chip_item(
-        self,
-        obj: xr.DataArray | xr.Dataset,
-        epoch: int,
-        item: int,
-        info: ShardInfo,
-        first_group: int,
-        skip_windows: int,
-        pool: ThreadPoolExecutor | None = None,
-    ) -> Generator[Any, None, None]:
+    def _prepare(self, pulled: _Pulled, ctx: _Pass, first_group: int, skip_windows: int) -> _Work:
+        """Plan an element's windows and groups, and make the reader of its regions (no read yet)."""
+        obj, item = pulled.obj, pulled.item
         plan, arrays, crossing = self._plan(obj)
         if plan.n_windows == 0:
             sizes = {dim: int(obj.sizes[dim]) for dim in self.size if dim in obj.sizes}
@@ -447,46 +472,100 @@ class Chipper(ResumesNextPass, Stage[Any]):
                 f"boundary={self.boundary!r} yields no chip from it; pass boundary='pad' or a smaller window, "
                 "or on_error='skip' to skip and count such elements"
             )
-            handle_error(err, on_error=self.on_error, stats=self.stats)
-            return
+            return _Work(plan, error=err)
         keep = self._keep_mask(obj, plan)
-        groups = self._group_order(plan, crossing, epoch, item, info)
+        groups = self._group_order(plan, crossing, ctx.epoch, item, ctx.info)
         kept_counts: IntArray | None = None
+        outside = 0
         if keep is not None:
             counts_all = _kept_per_group(plan, keep)
-            self.counters.outside_split += int(
-                plan.group_window_counts(groups).sum() - counts_all[groups].sum()
-            )
+            outside = int(plan.group_window_counts(groups).sum() - counts_all[groups].sum())
             groups = groups[counts_all[groups] > 0]
             kept_counts = counts_all[groups]
         marks = self._batches(plan, groups, kept_counts)
         batch_no = int(np.searchsorted(marks, first_group, side="right") - 1)
+        work = _Work(plan, keep=keep, groups=groups, marks=marks, batch_no=batch_no, outside_split=outside)
         if first_group >= groups.size or marks[batch_no] != first_group:
             if groups.size == 0 and first_group == 0:
-                return
+                return work
             raise InvalidArgumentError(
                 f"cannot resume chip at group {first_group} of element {item}: it is not the start of a group "
                 "buffer in this configuration; was the state saved from the same pipeline?"
             )
-        todo = groups[first_group:]
         try:
-            cutter = ItemCutter(
+            work.cutter = ItemCutter(
                 obj, plan, arrays, boundary=self.boundary, pad_value=self.pad_value, output=self.output
             )
         except InvalidArgumentError as err:
-            handle_error(err, on_error=self.on_error, stats=self.stats)
-            return
+            work.error = err
+            return work
         reader = BlockReader(
             arrays,
             workers=self.workers,
             cache_bytes=self.block_cache_bytes,
             read_ahead=self.read_ahead,
-            executor=pool,
+            executor=ctx.pool,
+            budget=ctx.budget,
         )
-        starts, stops = plan.group_regions(todo)
-        served = reader.regions(starts, stops)
+        work.starts, stops = plan.group_regions(groups[first_group:])
+        work.served = reader.regions(work.starts, stops)
+        return work
+
+    def _read_ahead(self, ctx: _Pass) -> None:
+        """Start the reads of the next elements while the current one's last regions are read or served.
+
+        Called when every region of the current element (remote, read on
+        threads) has its reads started: the elements already pulled ahead get
+        theirs, in order, then further elements are pulled from the source and
+        planned, as long as the shared budget (bytes and reads in flight,
+        blocks held) has room, up to :data:`ELEMENTS_AHEAD` elements. An
+        element's chips still come only after the previous element's; an error
+        of the source, or of planning an element, surfaces when its turn comes.
+        """
+        for pulled in ctx.ahead:
+            if not _reads_ahead(pulled):
+                return
+        while len(ctx.ahead) < ELEMENTS_AHEAD and ctx.budget_room():
+            new = ctx.pull(ahead=True)
+            if new is None:
+                return
+            ctx.ahead.append(new)
+            if new.error is not None:
+                return
+            try:
+                new.work = self._prepare(new, ctx, 0, 0)
+            except Exception:  # planned again, and raised, when its turn comes
+                return
+            if not _reads_ahead(new):
+                return
+
+    def _chip_item(
+        self,
+        obj: xr.DataArray | xr.Dataset,
+        work: _Work,
+        epoch: int,
+        item: int,
+        info: ShardInfo,
+        first_group: int,
+        skip_windows: int,
+    ) -> Generator[Any, None, None]:
+        self.counters.outside_split += work.outside_split
+        if work.error is not None:
+            handle_error(work.error, on_error=self.on_error, stats=self.stats)
+            return
+        served, cutter, plan, groups, marks, starts = (
+            work.served,
+            work.cutter,
+            work.plan,
+            work.groups,
+            work.marks,
+            work.starts,
+        )
+        if served is None or cutter is None or groups is None or marks is None or starts is None:
+            return  # no group of this element in this shard (or the split)
+        keep = work.keep
         try:
-            for b in range(batch_no, marks.size - 1):
+            for b in range(work.batch_no, marks.size - 1):
                 lo, hi = int(marks[b]), int(marks[b + 1])
                 self._group = lo
                 if self.shuffled:
@@ -501,7 +580,7 @@ class Chipper(ResumesNextPass, Stage[Any]):
                         item,
                         b,
                         info,
-                        skip_windows if b == batch_no else 0,
+                        skip_windows if b == work.batch_no else 0,
                     )
                 else:
                     yield from self._emit_group(
@@ -511,19 +590,36 @@ class Chipper(ResumesNextPass, Stage[Any]):
                         served,
                         starts[lo - first_group],
                         keep,
-                        skip_windows if b == batch_no else 0,
+                        skip_windows if b == work.batch_no else 0,
                     )
                 self._window = 0
         finally:
-            served.close()
-            self.counters.blocks_read += reader.blocks_read
-            self.counters.block_rereads += reader.rereads
-            self.stats.bytes_read += reader.bytes_read
+            self._finish(work)
+
+    def _finish(self, work: _Work) -> None:
+        """Close an element's reads and count them."""
+        if work.served is None:
+            return
+        work.served.close()
+        reader = work.served.reader
+        self.counters.blocks_read += reader.blocks_read
+        self.counters.block_rereads += reader.rereads
+        self.stats.bytes_read += reader.bytes_read
+        work.served = None
 
     def _next_region(
-        self, served: Iterator[Any], group: int, obj: xr.DataArray | xr.Dataset
+        self, served: RegionStream, group: int, obj: xr.DataArray | xr.Dataset
     ) -> list[np.ndarray] | None:
+        ctx = self._pass
+        ahead = ctx is not None and served.reader.crosses_elements
+        if ahead:
+            ctx.limits = served.reader  # type: ignore[union-attr]
+            served.fill(serving=True)
+            if served.submitted_all:
+                self._read_ahead(ctx)  # type: ignore[arg-type]
         regions, err = next(served)
+        if ahead and served.submitted_all:
+            self._read_ahead(ctx)  # type: ignore[arg-type]  # the budget this region held is free again
         self.counters.groups += 1
         if err is None:
             return regions  # type: ignore[no-any-return]
@@ -566,7 +662,7 @@ class Chipper(ResumesNextPass, Stage[Any]):
         plan: WindowPlan,
         cutter: ItemCutter,
         group: int,
-        served: Iterator[Any],
+        served: RegionStream,
         region_start: IntArray,
         keep: np.ndarray | None,
         skip: int,
@@ -598,7 +694,7 @@ class Chipper(ResumesNextPass, Stage[Any]):
         plan: WindowPlan,
         cutter: ItemCutter,
         groups: IntArray,
-        served: Iterator[Any],
+        served: RegionStream,
         region_starts: IntArray,
         keep: np.ndarray | None,
         epoch: int,
@@ -649,12 +745,94 @@ class Chipper(ResumesNextPass, Stage[Any]):
                 "item": self._item,
                 "group": self._group,
                 "window": self._window,
-                "source": self._cursor.snapshot if self._cursor.stateful else None,
+                "source": self._snapshot if self._cursor.stateful else None,
             }
         return {"epoch": self._next_epoch, "item": 0, "group": 0, "window": 0, "source": self._cursor.state()}
 
     def __len__(self) -> int:
         raise TypeError(f"{type(self).__name__} has no known length: it depends on every element's size")
+
+
+@dataclass
+class _Work:
+    """An element planned for chipping: its groups in this shard and the reader of their regions."""
+
+    plan: WindowPlan
+    error: TerrapipeError | None = None  # what the element's on_error handles when its turn comes
+    keep: np.ndarray | None = None
+    groups: IntArray | None = None
+    marks: IntArray | None = None
+    batch_no: int = 0
+    outside_split: int = 0
+    cutter: ItemCutter | None = None
+    starts: IntArray | None = None
+    served: RegionStream | None = None
+
+
+@dataclass
+class _Pulled:
+    """A source element, the source's state before it, and its work once planned."""
+
+    item: int
+    obj: Any
+    snapshot: dict[str, Any] | None
+    work: _Work | None = None
+    error: Exception | None = None  # the source raised pulling it (ahead)
+
+
+class _Pass:
+    """What one pass of a chipper holds: its shard, thread pool, shared read budget and elements pulled ahead."""
+
+    def __init__(
+        self,
+        epoch: int,
+        info: ShardInfo,
+        pool: ThreadPoolExecutor | None,
+        budget: ReadBudget,
+        pulls: Iterator[tuple[int, Any, dict[str, Any] | None]],
+    ) -> None:
+        self.epoch = epoch
+        self.info = info
+        self.pool = pool
+        self.budget = budget
+        self.pulls = pulls
+        self.ahead: deque[_Pulled] = deque()  # bounded: ELEMENTS_AHEAD
+        self.exhausted = False
+        self.limits: BlockReader | None = None  # the reader whose limits bound reading ahead
+
+    def pull(self, *, ahead: bool) -> _Pulled | None:
+        """Pull the next element (``None`` at the end); pulled ahead, an error of the source is kept for later."""
+        if self.exhausted:
+            return None
+        try:
+            item, obj, snapshot = next(self.pulls)
+        except StopIteration:
+            self.exhausted = True
+            return None
+        except Exception as err:
+            if not ahead:
+                raise
+            self.exhausted = True  # a source that raised is finished
+            return _Pulled(-1, None, None, error=err)
+        return _Pulled(item, obj, snapshot)
+
+    def budget_room(self) -> bool:
+        """Whether the shared budget has room for another element's reads (by the current reader's limits)."""
+        return self.limits is not None and self.limits.room()
+
+
+def _reads_ahead(pulled: _Pulled) -> bool:
+    """Start the reads of an element pulled ahead that the budget allows; whether all have started."""
+    work = pulled.work
+    if pulled.error is not None or work is None:
+        return False
+    served = work.served
+    if served is None:  # nothing to read in this shard (or an error for its turn): on to the next
+        return True
+    if not served.reader.crosses_elements:
+        return False  # local data: read when its turn comes, as always
+    served.fill()
+    return served.submitted_all
 
 
 def _plan_order(obj: xr.DataArray | xr.Dataset, size: Mapping[Hashable, int]) -> list[Hashable]:

@@ -44,7 +44,7 @@ class ItemCursor:
         return dict(self.source.state_dict()) if self.stateful else None  # type: ignore[attr-defined]
 
     def items(self, *, start: int, snapshot: Mapping[str, Any] | None) -> Iterator[tuple[int, Any]]:
-        """Yield ``(index, element)`` from element ``start`` on.
+        """Yield ``(index, element)`` from element ``start`` on; :attr:`snapshot` is the state before it.
 
         Parameters
         ----------
@@ -54,6 +54,27 @@ class ItemCursor:
             The source state saved before element ``start`` (stateful sources);
             ``None`` replays the source and skips ``start`` elements.
         """
+        for index, element, before in self.with_snapshots(start=start, snapshot=snapshot):
+            self.snapshot = before
+            yield index, element
+
+    def with_snapshots(
+        self, *, start: int, snapshot: Mapping[str, Any] | None
+    ) -> Iterator[tuple[int, Any, dict[str, Any] | None]]:
+        """Yield ``(index, element, state before it)`` from element ``start`` on.
+
+        For a stage that pulls elements ahead of the one it serves: each
+        element carries its own snapshot (``None`` for a source that is not
+        stateful), so the stage saves the one of the element it serves, not
+        the one of the last element pulled. Parameters as in :meth:`items`.
+
+        Examples
+        --------
+        >>> import terrapipe as tp
+        >>> pulled = ItemCursor(tp.from_items(["a", "b"])).with_snapshots(start=0, snapshot=None)
+        >>> list(pulled)
+        [(0, 'a', {'epoch': 0, 'offset': 0}), (1, 'b', {'epoch': 0, 'offset': 1})]
+        """
         if self.stateful and snapshot is not None:
             self.source.load_state_dict(snapshot)  # type: ignore[attr-defined]
             skip = 0
@@ -62,12 +83,11 @@ class ItemCursor:
         it = iter(self.source)
         index = start - skip
         while True:
-            if self.stateful:
-                self.snapshot = dict(self.source.state_dict())  # type: ignore[attr-defined]
+            before = dict(self.source.state_dict()) if self.stateful else None  # type: ignore[attr-defined]
             try:
                 element = next(it)
             except StopIteration:
                 return
             if index >= start:
-                yield index, element
+                yield index, element, before
             index += 1

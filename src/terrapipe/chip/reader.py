@@ -38,6 +38,10 @@ bytes (``max_inflight_bytes``, :data:`DEFAULT_INFLIGHT_BYTES`), not only in
 count, so memory stays flat whatever the block size or the concurrency; the
 bound is exceeded only by a single region that is larger than it (it is read
 anyway, alone). :attr:`BlockReader.peak_inflight_bytes` records the peak.
+Readers given one :class:`ReadBudget` (a chipper's elements, read ahead over
+remote data) count these bounds over all of them together, and
+:meth:`RegionStream.fill` starts an element's reads before its regions are
+asked for.
 
 Threads rather than ``asyncio``: GDAL (COG reads) and the Zarr stores we read
 through are blocking libraries that release the GIL, and a thread per request
@@ -68,7 +72,7 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from itertools import pairwise, product
 from typing import Any
@@ -83,6 +87,8 @@ __all__ = [
     "DEFAULT_INFLIGHT_BYTES",
     "DEFAULT_WORKERS",
     "BlockReader",
+    "ReadBudget",
+    "RegionStream",
     "read_block",
     "reader_threads",
     "remote_concurrency",
@@ -354,6 +360,12 @@ class BlockReader:
         Most decoded bytes of blocks read ahead of the region being served
         (default ``min(DEFAULT_INFLIGHT_BYTES, cache_bytes)``); a single
         region larger than that is still read.
+    budget
+        A :class:`ReadBudget` shared with other readers (those of a stage's
+        next elements, read ahead): the bytes and reads in flight and the
+        blocks held are counted over all of them, and remote data with
+        ``workers=None`` is read on the budget's pool instead of one of the
+        reader's own. Default: a budget of this reader's own.
 
     Attributes
     ----------
@@ -368,7 +380,8 @@ class BlockReader:
         Whether any array is read from a remote source (:func:`remote_concurrency`).
     peak_inflight_bytes
         The most decoded bytes of blocks that were being read, or read and
-        waiting for their first region, at any time so far.
+        waiting for their first region, at any time so far (over every
+        reader of a shared ``budget``).
     """
 
     def __init__(
@@ -380,6 +393,7 @@ class BlockReader:
         read_ahead: int | None = None,
         executor: Executor | None = None,
         max_inflight_bytes: int | None = None,
+        budget: ReadBudget | None = None,
     ) -> None:
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise InvalidArgumentError(f"workers must be None or an int >= 0, got {workers!r}")
@@ -405,6 +419,9 @@ class BlockReader:
             min(DEFAULT_INFLIGHT_BYTES, cache_bytes) if max_inflight_bytes is None else max_inflight_bytes
         )
         self.executor = None if self._latency_bound else executor
+        self.budget = ReadBudget() if budget is None else budget
+        # Remote data, default settings, a shared budget: the budget's pool, reused from element to element.
+        self._pool = self.budget.pool(self.workers) if budget is not None and self._latency_bound else None
         self.blocks_read = 0
         self.rereads = 0
         self.bytes_read = 0
@@ -437,158 +454,36 @@ class BlockReader:
         return flat, offsets
 
     # -- reading --------------------------------------------------------
-    def regions(
-        self, starts: IntArray, stops: IntArray
-    ) -> Generator[tuple[list[np.ndarray] | None, BaseException | None], None, None]:
-        """Yield ``(arrays, None)`` per region, in order, or ``(None, error)`` when a block failed.
+    def regions(self, starts: IntArray, stops: IntArray) -> RegionStream:
+        """Return an iterator of ``(arrays, None)`` per region, in order, or ``(None, error)`` when a block failed.
+
+        The blocks of the first region are read when it is asked for, and
+        those of later regions within the read-ahead horizon with it (see the
+        class doc); :meth:`RegionStream.fill` starts reads before that.
 
         Parameters
         ----------
         starts, stops
             ``[n_regions, n_axes]`` pixel bounds of each region along the plan axes.
         """
-        starts = np.asarray(starts, dtype=np.int64).reshape(
-            -1, len(self.arrays[0].axes) if self.arrays else 0
-        )
-        stops = np.asarray(stops, dtype=np.int64).reshape(starts.shape)
-        n = starts.shape[0]
-        blocked = [i for i, a in enumerate(self.arrays) if a.mode != "memory"]
-        grids: dict[int, tuple[int, ...]] = {}
-        pairs: dict[int, tuple[IntArray, IntArray]] = {}
-        uses: dict[BlockKey, IntArray] = {}  # the regions that need each block, in order
-        for i in blocked:
-            spec = self.arrays[i]
-            grids[i] = tuple(int(e.size - 1) for e in spec.edges if e is not None)
-            lo, hi = self._block_boxes(spec, starts, stops)
-            flat, offsets = self._pairs(lo, hi, grids[i])
-            pairs[i] = (flat, offsets)
-            owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-            by_block = np.lexsort((owner, flat))
-            ids, first = np.unique(flat[by_block], return_index=True)
-            bounds = np.append(first, flat.size).tolist()
-            owners = owner[by_block]
-            uses.update({(i, int(b)): owners[bounds[k] : bounds[k + 1]] for k, b in enumerate(ids.tolist())})
+        return RegionStream(self, starts, stops)
 
-        cache: dict[BlockKey, Any] = {}
-        sizes: dict[BlockKey, int] = {}
-        pins: dict[BlockKey, int] = {}
-        served_uses: dict[BlockKey, int] = dict.fromkeys(uses, 0)
-        kept: dict[BlockKey, int] = {}  # unpinned blocks kept for a later region: their next use
-        farthest: list[tuple[int, BlockKey]] = []  # heap of (-next use, block); stale entries skipped
-        seen: set[BlockKey] = set()
-        held = 0
-        pending: dict[BlockKey, int] = {}  # blocks read for a region not served yet: their bytes
-        inflight = 0
-        nbytes_of: dict[BlockKey, int] = {}
-        splits = (
-            {i: self._split_axes(self.arrays[i]) for i in blocked} if self.remote and self.workers > 1 else {}
-        )
-        own = self.executor is None and self.workers > 0
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="terrapipe-chip") if own else self.executor
-        submitted = 0
+    @property
+    def crosses_elements(self) -> bool:
+        """Whether a stage should start its next element's reads while this reader's last regions are served.
 
-        def blocks_of(r: int) -> Iterator[BlockKey]:
-            for i in blocked:
-                flat, offsets = pairs[i]
-                for b in flat[offsets[r] : offsets[r + 1]]:
-                    yield (i, int(b))
+        True for remote data read on threads (:attr:`remote`, ``workers > 0``)
+        unless ``read_ahead=0``: the link would otherwise go idle between
+        elements (see :mod:`terrapipe.chip.chipper`).
+        """
+        return self.remote and self.workers > 0 and self.read_ahead != 0
 
-        def block_nbytes(key: BlockKey) -> int:
-            if key not in nbytes_of:
-                spec = self.arrays[key[0]]
-                nbytes_of[key] = self._nbytes(spec, self._block_slices(spec, grids[key[0]], key[1]))
-            return nbytes_of[key]
-
-        def submit(r: int) -> None:
-            nonlocal held, inflight
-            for key in blocks_of(r):
-                pins[key] = pins.get(key, 0) + 1
-                if key in cache:
-                    kept.pop(key, None)
-                    continue
-                spec = self.arrays[key[0]]
-                index = self._block_slices(spec, grids[key[0]], key[1])
-                if key in seen:
-                    self.rereads += 1
-                seen.add(key)
-                self.blocks_read += 1
-                nbytes = block_nbytes(key)
-                sizes[key] = nbytes
-                held += nbytes
-                self.bytes_read += nbytes
-                pending[key] = nbytes
-                inflight += nbytes
-                self.peak_inflight_bytes = max(self.peak_inflight_bytes, inflight)
-                parts = _parts(index, splits.get(key[0], ()))
-                if pool is not None and len(parts) > 1:
-                    buffer = np.empty(_shape(spec, index), dtype=spec.variable.dtype)
-                    futures = [pool.submit(_read_part, spec, part, buffer, dst) for part, dst in parts]
-                    cache[key] = _Joined(futures, buffer)
-                    continue
-                out = block_buffer(spec, index)
-                cache[key] = (
-                    pool.submit(read_block, spec, index, out)
-                    if pool
-                    else _Inline(read_block, spec, index, out)
-                )
-
-        def ahead_ok(r: int) -> bool:
-            """Whether region ``r`` (ahead of the one served) may have its blocks read now."""
-            if held >= self.cache_bytes:
-                return False
-            if self._latency_bound and len(pending) >= 2 * self.workers:
-                return False
-            extra = sum(block_nbytes(key) for key in blocks_of(r) if key not in cache)
-            return inflight + extra <= self.max_inflight_bytes
-
-        def release(r: int) -> None:
-            nonlocal held, inflight
-            for key in blocks_of(r):
-                inflight -= pending.pop(key, 0)
-                pins[key] -= 1
-                done = served_uses[key] = served_uses[key] + 1
-                if done == uses[key].size:
-                    del cache[key]
-                    del pins[key]
-                    held -= sizes.pop(key)
-                elif pins[key] == 0:
-                    next_use = int(uses[key][done])
-                    kept[key] = next_use
-                    heapq.heappush(farthest, (-next_use, key))
-            # Over budget: drop the kept block needed last (Belady's rule, the order is known).
-            while held > self.cache_bytes and kept:
-                negative, key = heapq.heappop(farthest)
-                if kept.get(key) != -negative:
-                    continue  # stale: pinned again, or dropped already
-                del kept[key]
-                cache.pop(key).cancel()
-                del pins[key]
-                held -= sizes.pop(key)
-
-        try:
-            for r in range(n):
-                while submitted < n and (
-                    submitted <= r
-                    or ((self.read_ahead is None or submitted - r <= self.read_ahead) and ahead_ok(submitted))
-                ):
-                    submit(submitted)
-                    submitted += 1
-                try:
-                    out = [
-                        self._assemble(i, starts[r], stops[r], cache, grids, pairs, r)
-                        for i in range(len(self.arrays))
-                    ]
-                except Exception as err:  # a failed block fails every region that needs it
-                    release(r)
-                    yield None, err
-                    continue
-                release(r)
-                yield out, None
-        finally:
-            for future in cache.values():
-                future.cancel()
-            if own and pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+    def room(self) -> bool:
+        """Whether the shared budget allows a read ahead now, by this reader's limits."""
+        budget = self.budget
+        if budget.held >= self.cache_bytes or budget.inflight >= self.max_inflight_bytes:
+            return False
+        return not (self._latency_bound and budget.pending >= 2 * self.workers)
 
     @staticmethod
     def _nbytes(spec: ArraySpec, index: tuple[slice, ...]) -> int:
@@ -669,3 +564,268 @@ class BlockReader:
                 src.append(slice(lo - blk.start, hi - blk.start))
             out[tuple(dst)] = data[tuple(src)]
         return out
+
+
+class ReadBudget:
+    """What the block readers of one pass share: the blocks they hold and read ahead, and reader pools.
+
+    A stage that reads ahead across its elements (the chipper over remote
+    data) gives every element's :class:`BlockReader` the same budget, so the
+    bytes and reads in flight are bounded over all of them together. All
+    counting happens in the thread that asks for regions; the pools are
+    shut down by :meth:`close`.
+
+    Attributes
+    ----------
+    inflight
+        Decoded bytes of blocks being read, or read and waiting for their first region.
+    pending
+        Blocks being read, or read and waiting for their first region.
+    held
+        Decoded bytes of the blocks the readers hold (in flight or kept).
+    peak_inflight
+        The most :attr:`inflight` bytes at any time so far.
+
+    Examples
+    --------
+    >>> budget = ReadBudget()
+    >>> budget.inflight, budget.pending, budget.held
+    (0, 0, 0)
+    >>> budget.pool(2) is budget.pool(2)
+    True
+    >>> budget.close()
+    """
+
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.pending = 0
+        self.held = 0
+        self.peak_inflight = 0
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+
+    def add_inflight(self, nbytes: int) -> int:
+        """Count ``nbytes`` more in flight (one block); return the bytes in flight now."""
+        self.inflight += nbytes
+        self.pending += 1
+        self.held += nbytes
+        self.peak_inflight = max(self.peak_inflight, self.inflight)
+        return self.inflight
+
+    def pool(self, threads: int) -> ThreadPoolExecutor:
+        """Return the budget's pool of ``threads`` reader threads (made on first use)."""
+        pool = self._pools.get(threads)
+        if pool is None:
+            pool = self._pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="terrapipe-chip")
+        return pool
+
+    def close(self) -> None:
+        """Shut the pools down (waiting for reads already running)."""
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RegionStream:
+    """The regions of one :meth:`BlockReader.regions` call, served in order (an iterator).
+
+    Each ``next()`` first starts the reads that the read-ahead horizon and the
+    budget allow (:meth:`fill`), then waits for the next region's blocks and
+    yields ``(arrays, None)``, or ``(None, error)`` when one of its blocks
+    failed. :meth:`fill` alone starts reads without serving anything (a stage
+    reading its next element ahead); :meth:`close` cancels what is left.
+    """
+
+    def __init__(self, reader: BlockReader, starts: IntArray, stops: IntArray) -> None:
+        self.reader = reader
+        self.budget = reader.budget
+        starts = np.asarray(starts, dtype=np.int64).reshape(
+            -1, len(reader.arrays[0].axes) if reader.arrays else 0
+        )
+        self.starts = starts
+        self.stops = np.asarray(stops, dtype=np.int64).reshape(starts.shape)
+        self.n = n = starts.shape[0]
+        self.blocked = [i for i, a in enumerate(reader.arrays) if a.mode != "memory"]
+        self.grids: dict[int, tuple[int, ...]] = {}
+        self.pairs: dict[int, tuple[IntArray, IntArray]] = {}
+        self.uses: dict[BlockKey, IntArray] = {}  # the regions that need each block, in order
+        for i in self.blocked:
+            spec = reader.arrays[i]
+            self.grids[i] = tuple(int(e.size - 1) for e in spec.edges if e is not None)
+            lo, hi = reader._block_boxes(spec, starts, self.stops)
+            flat, offsets = reader._pairs(lo, hi, self.grids[i])
+            self.pairs[i] = (flat, offsets)
+            owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+            by_block = np.lexsort((owner, flat))
+            ids, first = np.unique(flat[by_block], return_index=True)
+            bounds = np.append(first, flat.size).tolist()
+            owners = owner[by_block]
+            self.uses.update(
+                {(i, int(b)): owners[bounds[k] : bounds[k + 1]] for k, b in enumerate(ids.tolist())}
+            )
+        self.cache: dict[BlockKey, Any] = {}
+        self.sizes: dict[BlockKey, int] = {}
+        self.pins: dict[BlockKey, int] = {}
+        self.served_uses: dict[BlockKey, int] = dict.fromkeys(self.uses, 0)
+        self.kept: dict[BlockKey, int] = {}  # unpinned blocks kept for a later region: their next use
+        self.farthest: list[tuple[int, BlockKey]] = []  # heap of (-next use, block); stale entries skipped
+        self.seen: set[BlockKey] = set()
+        self.held = 0  # this stream's share of budget.held
+        self.pending: dict[BlockKey, int] = {}  # blocks read for a region not served yet: their bytes
+        self.nbytes_of: dict[BlockKey, int] = {}
+        self.splits = (
+            {i: reader._split_axes(reader.arrays[i]) for i in self.blocked}
+            if reader.remote and reader.workers > 0
+            else {}
+        )
+        self._own_pool = reader.executor is None and reader.workers > 0 and reader._pool is None
+        self.pool: Executor | None = (
+            ThreadPoolExecutor(reader.workers, thread_name_prefix="terrapipe-chip")
+            if self._own_pool
+            else (reader._pool or reader.executor)
+        )
+        self.submitted = 0
+        self.served = 0
+        self.closed = False
+
+    @property
+    def submitted_all(self) -> bool:
+        """Whether every region's blocks have been asked for."""
+        return self.submitted >= self.n
+
+    def __iter__(self) -> RegionStream:
+        return self
+
+    def _blocks_of(self, r: int) -> Iterator[BlockKey]:
+        for i in self.blocked:
+            flat, offsets = self.pairs[i]
+            for b in flat[offsets[r] : offsets[r + 1]]:
+                yield (i, int(b))
+
+    def _block_nbytes(self, key: BlockKey) -> int:
+        if key not in self.nbytes_of:
+            spec = self.reader.arrays[key[0]]
+            index = self.reader._block_slices(spec, self.grids[key[0]], key[1])
+            self.nbytes_of[key] = self.reader._nbytes(spec, index)
+        return self.nbytes_of[key]
+
+    def _submit(self, r: int) -> None:
+        reader, budget, cache, pool = self.reader, self.budget, self.cache, self.pool
+        for key in self._blocks_of(r):
+            self.pins[key] = self.pins.get(key, 0) + 1
+            if key in cache:
+                self.kept.pop(key, None)
+                continue
+            spec = reader.arrays[key[0]]
+            index = reader._block_slices(spec, self.grids[key[0]], key[1])
+            if key in self.seen:
+                reader.rereads += 1
+            self.seen.add(key)
+            reader.blocks_read += 1
+            nbytes = self._block_nbytes(key)
+            self.sizes[key] = nbytes
+            self.held += nbytes
+            reader.bytes_read += nbytes
+            self.pending[key] = nbytes
+            reader.peak_inflight_bytes = max(reader.peak_inflight_bytes, budget.add_inflight(nbytes))
+            parts = _parts(index, self.splits.get(key[0], ()))
+            if pool is not None and len(parts) > 1:
+                buffer = np.empty(_shape(spec, index), dtype=spec.variable.dtype)
+                futures = [pool.submit(_read_part, spec, part, buffer, dst) for part, dst in parts]
+                cache[key] = _Joined(futures, buffer)
+                continue
+            out = block_buffer(spec, index)
+            cache[key] = (
+                pool.submit(read_block, spec, index, out) if pool else _Inline(read_block, spec, index, out)
+            )
+
+    def _ahead_ok(self, r: int) -> bool:
+        """Whether region ``r`` (ahead of the one served) may have its blocks read now."""
+        reader = self.reader
+        if not reader.room():
+            return False
+        extra = sum(self._block_nbytes(key) for key in self._blocks_of(r) if key not in self.cache)
+        return self.budget.inflight + extra <= reader.max_inflight_bytes
+
+    def fill(self, *, serving: bool = False) -> None:
+        """Start the reads the read-ahead horizon and the budget allow (with ``serving``: the next region's too)."""
+        if self.closed:
+            return
+        r, n, horizon = self.served, self.n, self.reader.read_ahead
+        while self.submitted < n and (
+            (serving and self.submitted <= r)
+            or ((horizon is None or self.submitted - r <= horizon) and self._ahead_ok(self.submitted))
+        ):
+            self._submit(self.submitted)
+            self.submitted += 1
+
+    def _release(self, r: int) -> None:
+        budget, reader = self.budget, self.reader
+        for key in self._blocks_of(r):
+            nbytes = self.pending.pop(key, None)
+            if nbytes is not None:
+                budget.inflight -= nbytes
+                budget.pending -= 1
+            self.pins[key] -= 1
+            done = self.served_uses[key] = self.served_uses[key] + 1
+            if done == self.uses[key].size:
+                self._drop(key)
+            elif self.pins[key] == 0:
+                next_use = int(self.uses[key][done])
+                self.kept[key] = next_use
+                heapq.heappush(self.farthest, (-next_use, key))
+        # Over budget: drop the kept block needed last (Belady's rule, the order is known).
+        while self.held > reader.cache_bytes and self.kept:
+            negative, key = heapq.heappop(self.farthest)
+            if self.kept.get(key) != -negative:
+                continue  # stale: pinned again, or dropped already
+            del self.kept[key]
+            self.cache[key].cancel()
+            self._drop(key)
+
+    def _drop(self, key: BlockKey) -> None:
+        del self.cache[key]
+        del self.pins[key]
+        nbytes = self.sizes.pop(key)
+        self.held -= nbytes
+        self.budget.held -= nbytes
+
+    def __next__(self) -> tuple[list[np.ndarray] | None, BaseException | None]:
+        if self.closed or self.served >= self.n:
+            raise StopIteration
+        self.fill(serving=True)
+        r = self.served
+        reader = self.reader
+        try:
+            out = [
+                reader._assemble(i, self.starts[r], self.stops[r], self.cache, self.grids, self.pairs, r)
+                for i in range(len(reader.arrays))
+            ]
+        except Exception as err:  # a failed block fails every region that needs it
+            self._release(r)
+            self.served += 1
+            return None, err
+        self._release(r)
+        self.served += 1
+        return out, None
+
+    def close(self) -> None:
+        """Cancel the reads not started, and give this stream's share of the budget back."""
+        if self.closed:
+            return
+        self.closed = True
+        for future in self.cache.values():
+            future.cancel()
+        budget = self.budget
+        budget.inflight -= sum(self.pending.values())
+        budget.pending -= len(self.pending)
+        budget.held -= self.held
+        self.pending.clear()
+        self.cache.clear()
+        self.held = 0
+        if self._own_pool and self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __del__(self) -> None:
+        # A stream dropped without close() (a generator-like iterator left unfinished).
+        if not getattr(self, "closed", True):
+            self.close()
