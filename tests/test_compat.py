@@ -316,24 +316,8 @@ PRIVATE_ATTRIBUTES = frozenset(
 # them here; each has its _compat function and test already) the accesses below, by module and name.
 EXEMPT = {"_compat.py", "core/pipe.py"}
 PENDING = {
-    # chip/*: xarray's direct constructors (chip build and cache decode hot path) and the zarr/dask unwrapping
-    "chip/build.py": {
-        "._in_memory",
-        "xarray.core.indexes",
-        "xarray.core.variable",
-        "._coords",
-        "._variables",
-        "._coord_names",
-        "._attrs",
-        "._encoding",
-        "._construct_direct",
-    },
-    "chip/dask_source.py": {"'_meta'", "xarray.core", "dask._task_spec"},
-    "chip/reader.py": {"'_data'"},
+    # chip/*: the zarr unwrapping
     "chip/zarr_direct.py": {"xarray.core", "._data", "'zarr.core.buffer'", "._array"},
-    "io/raster.py": {"xarray.core"},
-    "io/raster_array.py": {"xarray.core"},
-    "chip/layout.py": {"._in_memory"},
 }
 
 

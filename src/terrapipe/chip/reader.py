@@ -79,6 +79,7 @@ from typing import Any
 
 import numpy as np
 
+from terrapipe._compat import variable_data
 from terrapipe.chip.layout import ArraySpec
 from terrapipe.chip.plan import IntArray
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
@@ -123,7 +124,7 @@ def _default_concurrency() -> int:
 
 def _backend_source(variable: Any) -> Any:
     """Return what a lazily indexed variable reads from, where it knows its source (``RasterArray``), else ``None``."""
-    data = getattr(variable, "_data", None)
+    data = variable_data(variable)
     for _ in range(16):  # xarray's wrappers (copy-on-write, memory cache, lazy indexing) hold ``.array``
         if data is None:
             return None
