@@ -13,8 +13,12 @@ socket frame by frame and decodes each while the next arrives
 checksum is the entry's own, verified on the decoded bytes; a value that is
 not a framed value of the codec's layout, or does not decode, is a corrupt
 entry (recomputed and overwritten). Entries larger than ``max_entry_bytes``
-(before compression) are refused (counted in ``refused``) rather than sent:
-Redis keeps everything in memory, and its own limit for one value is 512 MiB.
+(before compression; all its parts together for an entry stored as parts,
+:mod:`terrapipe.cache.parts`) are refused (counted in ``refused``) rather
+than sent: Redis keeps everything in memory, and its own limit for one value
+is 512 MiB. The parts of an entry are read with pipelined ``GET`` commands
+(:meth:`RedisStore.get_buffers`): the server sends the next while this one
+is decoded.
 
 The client is created lazily in each process (after a DataLoader worker
 forks, or after unpickling in a ``spawn`` worker), with timeouts, so a dead

@@ -32,6 +32,14 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
   point, runs the covered stages for it, yields what they yield, and, if the
   pass completed and no covered stage skipped an element, writes the entry.
   A pass stopped early (a ``header`` downstream) writes nothing.
+- An entry larger than :data:`~terrapipe.cache.parts.PART_BYTES` (8 MiB:
+  the chips of a large scene) is stored as parts plus a manifest
+  (:mod:`terrapipe.cache.parts`): a hit yields each part's elements as soon
+  as it is decoded (a Zarr or Redis hit reads the next part meanwhile), so
+  its first chips come early and it holds one part at a time; a part found
+  missing (evicted, a crash before the manifest) or damaged makes the cache
+  recompute the entry and yield only the elements not yet yielded. A store's
+  ``keys()`` lists the parts (``<key>.<n>``) besides the entries.
 - Entries are checksummed, and a store validates an entry's metadata
   before reading it (a :class:`~terrapipe.cache.zarr_store.ZarrStore`
   entry's shape, dtype and chunks against its recorded size); a damaged or
@@ -50,8 +58,10 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
   the point (a path: its files are walked once per pass), entries are
   decoded without xarray's checks (see :mod:`terrapipe.cache.codec`), a
   memory entry's checksum is checked once when stored, read-only chips
-  share the entry's bytes and a local Zarr entry is read into a buffer the
-  hit owns (``benchmarks/bench_cache.py`` measures hits against recomputing).
+  share the entry's bytes, a local Zarr entry is read into a buffer the
+  hit owns, and a large entry is read part by part, the next part read
+  while this one is decoded, Redis' ``GET`` commands pipelined
+  (``benchmarks/bench_cache.py`` measures hits against recomputing).
 - Order: the same as without the cache. Stats count entries (``hits``,
   ``misses``, ``corrupt``, ``writes``, ``not_written``, ``evicted``) and
   elements (``elements``).
