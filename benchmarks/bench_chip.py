@@ -403,7 +403,7 @@ def _open_numpy(path: Path) -> Any:
 def _open_stack(path: Path) -> Any:
     import terrapipe as tp
 
-    return tp.stack_items([json.loads((path / "item.json").read_text())])
+    return tp.stac.stack_items([json.loads((path / "item.json").read_text())])
 
 
 def _odc_xbatcher(path: Path, size: int, limit: float) -> tuple[int, float]:

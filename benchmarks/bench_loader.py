@@ -87,7 +87,7 @@ class ReadSegmentationSamples(Stage[dict]):
                 scl = scl_src.read(1, window=Window(col // 2, row // 2, WINDOW // 2, WINDOW // 2))
                 mask = torch.from_numpy(np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1).astype(np.int64))
                 src = handles[f"{scene}/{BANDS[0]}"]
-                meta = tp.geo_meta(
+                meta = tp.core.geo_meta(
                     src.crs.to_string(), src.window_transform(window), (WINDOW, WINDOW), source_ids=(scene,)
                 )
                 self.stats.elements += 1

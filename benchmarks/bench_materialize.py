@@ -148,7 +148,7 @@ def bench_throughput(pipe: Any, tmp: Path, partitions: int, repeat: int) -> None
 def blocks_read(pipe: Any, index: int, count: int) -> int:
     """Storage blocks the chipper reads for partition ``index`` of ``count`` (of a fresh copy)."""
     copy = copy_pipe(pipe)
-    chipper = next(dp for dp in tp.iter_graph(copy) if isinstance(dp, tp.Chipper))
+    chipper = next(dp for dp in tp.core.iter_graph(copy) if isinstance(dp, tp.chip.Chip))
     before = chipper.counters.blocks_read  # counters add up over passes, copies included
     for _ in tp.dist.iter_partition(copy, index, count, copy=False):
         pass

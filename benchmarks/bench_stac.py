@@ -15,7 +15,7 @@ read into memory:
 
 - raw floor: ``rasterio`` reads of the same COGs, one after another;
 - ``odc.stac.load(items, bands, chunks=...)`` then ``.compute()``;
-- ``tp.stack_items(items, bands)`` then ``.compute()`` (odc-stac underneath,
+- ``tp.stac.stack_items(items, bands)`` then ``.compute()`` (odc-stac underneath,
   with the native grid, tile-aligned chunks and asset-naming reads).
 
 Run: ``python benchmarks/bench_stac.py [--items 600] [--repeat 3]``
@@ -204,7 +204,7 @@ def bench_stack(world: Any, repeat: int) -> list[tuple[str, float, float, float]
     mb = nbytes / 1e6
     floor = statistics.median(times["raw"])
     rows = [("rasterio reads (floor)", floor, mb / floor, 1.0)]
-    for how, label in (("odc", "odc.stac.load + compute"), ("ours", "tp.stack_items + compute")):
+    for how, label in (("odc", "odc.stac.load + compute"), ("ours", "tp.stac.stack_items + compute")):
         median = statistics.median(times[how])
         rows.append((label, median, mb / median, floor / median))
     return rows

@@ -3,7 +3,7 @@
 import terrapipe as tp
 
 world = tp.datasets.sample_world()  # offline sample data, built once (~10 s)
-with tp.serve_stac(world) as api:  # a real STAC API (rustac) on 127.0.0.1
+with tp.stac.serve_stac(world) as api:  # a real STAC API (rustac) on 127.0.0.1
     items = list(tp.search_stac(api.url, collections=["demo-s2"], datetime="2024-06"))
 labels = tp.open_vector(world.landcover_fgb)
 pipe = (

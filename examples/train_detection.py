@@ -61,7 +61,7 @@ MIN_BUILDINGS = 3
 # -- pipeline -----------------------------------------------------------------------------
 def has_buildings(ds: xr.Dataset) -> bool:
     """Whether the chip holds at least ``MIN_BUILDINGS`` (clipped) building footprints."""
-    return len(tp.chip_vectors(ds, "buildings")) >= MIN_BUILDINGS
+    return len(tp.fuse.chip_vectors(ds, "buildings")) >= MIN_BUILDINGS
 
 
 def build_pipe(items: Sequence[Any], buildings: Any, chip_size: int, *, centres: Any = None) -> Any:
@@ -227,12 +227,12 @@ def evaluate(model: nn.Module, samples: Sequence[dict[str, Any]], buildings: Any
             frame = by_crs.setdefault(meta["crs"], buildings.to_crs(meta["crs"]))
             truth = truth_map_boxes(frame, meta)
             # boxes round trip: pixel boxes of the Sample back on the map == the footprints' boxes
-            back = tp.pixels_to_boxes(sample["boxes"].double(), meta).numpy()
+            back = tp.fuse.pixels_to_boxes(sample["boxes"].double(), meta).numpy()
             if len(truth):
                 error = np.abs(np.sort(back, axis=0) - np.sort(truth, axis=0)).max()
                 stats["roundtrip_m"] = max(stats["roundtrip_m"], float(error))
             logits, sizes = model(sample["image"][None])
-            predicted = tp.pixels_to_boxes(decode(logits, sizes)[0], meta).numpy()
+            predicted = tp.fuse.pixels_to_boxes(decode(logits, sizes)[0], meta).numpy()
             stats["hits"] += match(predicted, truth)
             stats["pred"] += len(predicted)
             stats["true"] += len(truth)
@@ -245,7 +245,7 @@ def evaluate(model: nn.Module, samples: Sequence[dict[str, Any]], buildings: Any
             )
             corner = rng.uniform(0, [width - mean_px[0], height - mean_px[1]], size=(len(truth), 2))
             random_px = np.concatenate([corner, corner + mean_px], axis=1)
-            stats["random_hits"] += match(tp.pixels_to_boxes(random_px, meta), truth)
+            stats["random_hits"] += match(tp.fuse.pixels_to_boxes(random_px, meta), truth)
     model.train()
     return {
         "f1": f1(stats["hits"], stats["pred"], stats["true"]),

@@ -24,7 +24,7 @@ import pytest
 
 if TYPE_CHECKING:
     from terrapipe.datasets import SampleWorld
-    from terrapipe.stac.server import StacServer
+    from terrapipe.stac.server import STACServer
     from tests.servers.http_range import RangeServer
     from tests.stac.fault_proxy import FaultProxy
 
@@ -56,7 +56,7 @@ def range_server_session(http_root: Path) -> Iterator[RangeServer]:
 
 
 @pytest.fixture(scope="session")
-def stac_server(sample_world: SampleWorld) -> Iterator[StacServer]:
+def stac_server(sample_world: SampleWorld) -> Iterator[STACServer]:
     """``rustac serve`` on a free loopback port, loaded with the world's collections and items."""
     pytest.importorskip("pystac_client")
     import terrapipe
@@ -74,7 +74,7 @@ def stac_server(sample_world: SampleWorld) -> Iterator[StacServer]:
 
 
 @pytest.fixture(scope="session")
-def stac_proxy_session(stac_server: StacServer) -> Iterator[FaultProxy]:
+def stac_proxy_session(stac_server: STACServer) -> Iterator[FaultProxy]:
     from tests.stac.fault_proxy import start_fault_proxy
 
     proxy = start_fault_proxy(stac_server.url)

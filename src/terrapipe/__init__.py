@@ -4,125 +4,86 @@ Importing terrapipe registers every functional name (``pipe.header(...)``,
 ``pipe.chip(...)``, ...). Only the core dependencies are imported here; stages
 that need an extra import it when they run.
 
+The top level holds what a training script needs: the pipe starts and
+runners (:func:`from_items`, :func:`search_stac`, :func:`read_samples`,
+:func:`cache_point`, :func:`loader`, :func:`collate`, :func:`materialize`,
+:func:`load_recipe`, :func:`profile`, :func:`set_epoch`), the element types
+(:class:`Sample`, :class:`GeoMeta`, :class:`Storage`, :class:`Stage`), the
+one-shot readers ``open_*``, and the errors and warnings to catch. Everything
+else lives in its layer's subpackage, always importable as an attribute:
+``tp.chip.Chip``, ``tp.io.ReadRaster``, ``tp.cache.MemoryLRU``.
+
+Naming rule
+-----------
+- A stage's functional name is a verb on the data (``read_raster``,
+  ``chip``, ``align_to``); its class is that name in CamelCase
+  (``ReadRaster``, ``Chip``, ``AlignTo``, ``SampleWindows``,
+  ``SliceWithXbatcher``), abbreviations spelled out (``pmap`` ->
+  ``ParallelMap``).
+- Acronyms keep their case everywhere: ``SearchSTAC``, ``STACServer``,
+  ``STACSearchError``.
+- A function that reads one source and returns an xarray object or an array
+  is ``open_<source>`` (``open_raster``, ``open_zarr``, ``open_stac_item``).
+- A one-shot transform of one array lives in its subpackage as
+  ``<verb>_<what it takes>`` (``tp.stac.stack_items(items)``,
+  ``tp.stac.mosaic_array(cube)``, ``tp.fuse.align_array(array, like)``).
+- Old names keep working for one release and warn with
+  :class:`TerrapipeDeprecationWarning` naming the new one.
+
 Examples
 --------
 >>> import terrapipe as tp
 >>> list(tp.from_items([3, 1, 2]).map(lambda x: x * 2).header(2))
 [6, 2]
+>>> tp.chip.Chip.__name__, len(tp.__all__)
+('Chip', 40)
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from terrapipe import cache, chip, datasets, dist, fuse, gpu, io, recipes, run, stac, tensor
-from terrapipe.cache import (
-    Cache,
-    CachePoint,
-    CacheStats,
-    CacheStore,
-    CorruptEntryError,
-    MemoryLRU,
-    RedisStore,
-    ZarrStore,
-    cache_point,
-)
-from terrapipe.chip import ChipCounters, Chipper, SpatialSplit, WindowSampler, XbatcherSlicer, stitch
-from terrapipe.core import (
+from terrapipe import cache as cache
+from terrapipe import chip as chip
+from terrapipe import core as core
+from terrapipe import datasets as datasets
+from terrapipe import dist as dist
+from terrapipe import fuse as fuse
+from terrapipe import gpu as gpu
+from terrapipe import io as io
+from terrapipe import recipes as recipes
+from terrapipe import run as run
+from terrapipe import stac as stac
+from terrapipe import tensor as tensor
+from terrapipe.cache import cache_point
+from terrapipe.cache.entry import CorruptEntryError
+from terrapipe.core.errors import (
     CacheError,
     ConcurrentIterationError,
-    Cycler,
     DeviceError,
-    Enumerator,
-    FlatMapper,
-    FromItems,
-    GeoMeta,
     GridMismatchError,
-    Header,
     InvalidArgumentError,
     MissingDependencyError,
     PipelineStateError,
     ReadError,
     RecipeError,
     ResumeWarning,
-    Sample,
-    ShardInfo,
     SkippedElementWarning,
     SkipsInEpochWarning,
-    StacSearchError,
-    Stage,
-    StageStats,
-    Stateful,
+    STACSearchError,
+    TerrapipeDeprecationWarning,
     TerrapipeError,
     TerrapipeWarning,
     WorkerError,
-    ZipperLongest,
-    from_items,
-    geo_meta,
-    iter_graph,
-    register,
-    registered_names,
-    set_epoch,
-    shard_info,
 )
+from terrapipe.core.pipe import Stage, set_epoch
 from terrapipe.core.renamed import renamed_names
-from terrapipe.dist import (
-    MaterializeError,
-    MaterializeReport,
-    ReadSamples,
-    SampleStore,
-    materialize,
-    read_samples,
-)
-from terrapipe.fuse import (
-    AlignTo,
-    ClipVector,
-    Rasterize,
-    ZipGrids,
-    align_array,
-    boxes_to_pixels,
-    check_same_grid,
-    chip_vectors,
-    pixels_to_boxes,
-)
-from terrapipe.fuse.rasterize_points import RasterizePoints
-from terrapipe.gpu import DeviceMover, PinnedPool, ToDevice, as_tensor, open_zarr_on_device
-from terrapipe.io import (
-    OpenXarray,
-    ReadRaster,
-    ReadVector,
-    ReadZarr,
-    Storage,
-    open_raster,
-    open_vector,
-    open_xarray,
-    open_zarr,
-)
-from terrapipe.io.point_cloud import PointCloud, ReadPointCloud, open_point_cloud
+from terrapipe.core.sample import GeoMeta, Sample
+from terrapipe.core.sources import from_items
+from terrapipe.dist import MaterializeError, materialize, read_samples
+from terrapipe.io import Storage, open_point_cloud, open_raster, open_vector, open_xarray, open_zarr
 from terrapipe.recipes import load_recipe
-from terrapipe.run import (
-    ParallelMapper,
-    PipeLoader,
-    PipeProfile,
-    Prefetcher,
-    ShuffledItems,
-    StageProfile,
-    loader,
-    profile,
-    shuffled_items,
-)
-from terrapipe.stac import (
-    ListSTACItems,
-    Mosaic,
-    ReadSTACItem,
-    SearchSTAC,
-    StackSTAC,
-    StacServer,
-    mosaic_array,
-    open_stac_item,
-    search_stac,
-    serve_stac,
-    stack_items,
-)
-from terrapipe.tensor import ToTensor, collate, to_sample
+from terrapipe.run import loader, profile
+from terrapipe.stac import open_stac_item, search_stac
+from terrapipe.tensor import collate
 
 try:
     __version__ = version("terrapipe")
@@ -130,125 +91,121 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "AlignTo",
-    "Cache",
     "CacheError",
-    "CachePoint",
-    "CacheStats",
-    "CacheStore",
-    "ChipCounters",
-    "Chipper",
-    "ClipVector",
     "ConcurrentIterationError",
     "CorruptEntryError",
-    "Cycler",
     "DeviceError",
-    "DeviceMover",
-    "Enumerator",
-    "FlatMapper",
-    "FromItems",
     "GeoMeta",
     "GridMismatchError",
-    "Header",
     "InvalidArgumentError",
-    "ListSTACItems",
     "MaterializeError",
-    "MaterializeReport",
-    "MemoryLRU",
     "MissingDependencyError",
-    "Mosaic",
-    "OpenXarray",
-    "ParallelMapper",
-    "PinnedPool",
-    "PipeLoader",
-    "PipeProfile",
     "PipelineStateError",
-    "PointCloud",
-    "Prefetcher",
-    "Rasterize",
     "ReadError",
-    "RasterizePoints",
-    "ReadPointCloud",
-    "ReadRaster",
-    "ReadSTACItem",
-    "ReadSamples",
-    "ReadVector",
-    "ReadZarr",
     "RecipeError",
-    "RedisStore",
     "ResumeWarning",
+    "STACSearchError",
     "Sample",
-    "SampleStore",
-    "SearchSTAC",
-    "ShardInfo",
-    "ShuffledItems",
     "SkippedElementWarning",
     "SkipsInEpochWarning",
-    "SpatialSplit",
-    "StacSearchError",
-    "Storage",
-    "StacServer",
-    "StackSTAC",
     "Stage",
-    "StageProfile",
-    "StageStats",
-    "Stateful",
+    "Storage",
+    "TerrapipeDeprecationWarning",
     "TerrapipeError",
     "TerrapipeWarning",
-    "ToDevice",
-    "ToTensor",
-    "WindowSampler",
     "WorkerError",
-    "XbatcherSlicer",
-    "ZarrStore",
-    "ZipGrids",
-    "ZipperLongest",
     "__version__",
-    "align_array",
-    "as_tensor",
-    "boxes_to_pixels",
-    "cache",
     "cache_point",
-    "check_same_grid",
-    "chip",
-    "chip_vectors",
     "collate",
-    "datasets",
-    "dist",
     "from_items",
-    "fuse",
-    "geo_meta",
-    "gpu",
-    "io",
-    "iter_graph",
     "load_recipe",
     "loader",
     "materialize",
-    "mosaic_array",
     "open_point_cloud",
     "open_raster",
     "open_stac_item",
     "open_vector",
     "open_xarray",
     "open_zarr",
-    "open_zarr_on_device",
-    "pixels_to_boxes",
     "profile",
     "read_samples",
-    "recipes",
-    "register",
-    "registered_names",
-    "run",
     "search_stac",
-    "serve_stac",
     "set_epoch",
-    "shard_info",
-    "shuffled_items",
-    "stac",
-    "stack_items",
-    "stitch",
-    "tensor",
-    "to_sample",
 ]
 
-__getattr__ = renamed_names(__name__, {"collate_samples": "terrapipe.collate"})
+#: Names that left the top level (moved to their subpackage, some renamed), kept for one release.
+_OLD_NAMES = {
+    "AlignTo": "terrapipe.fuse.AlignTo",
+    "Cache": "terrapipe.cache.Cache",
+    "CachePoint": "terrapipe.cache.CachePoint",
+    "CacheStats": "terrapipe.cache.CacheStats",
+    "CacheStore": "terrapipe.cache.CacheStore",
+    "ChipCounters": "terrapipe.chip.ChipCounters",
+    "Chipper": "terrapipe.chip.Chip",
+    "ClipVector": "terrapipe.fuse.ClipVector",
+    "Cycler": "terrapipe.core.Cycle",
+    "DeviceMover": "terrapipe.gpu.DeviceMover",
+    "Enumerator": "terrapipe.core.Enumerate",
+    "FlatMapper": "terrapipe.core.FlatMap",
+    "FromItems": "terrapipe.core.FromItems",
+    "Header": "terrapipe.core.Header",
+    "ListSTACItems": "terrapipe.stac.ListSTACItems",
+    "MaterializeReport": "terrapipe.dist.MaterializeReport",
+    "MemoryLRU": "terrapipe.cache.MemoryLRU",
+    "Mosaic": "terrapipe.stac.Mosaic",
+    "OpenXarray": "terrapipe.io.OpenXarray",
+    "ParallelMapper": "terrapipe.run.ParallelMap",
+    "PinnedPool": "terrapipe.gpu.PinnedPool",
+    "PipeLoader": "terrapipe.run.PipeLoader",
+    "PipeProfile": "terrapipe.run.PipeProfile",
+    "PointCloud": "terrapipe.io.PointCloud",
+    "Prefetcher": "terrapipe.run.Prefetch",
+    "Rasterize": "terrapipe.fuse.Rasterize",
+    "RasterizePoints": "terrapipe.fuse.RasterizePoints",
+    "ReadPointCloud": "terrapipe.io.ReadPointCloud",
+    "ReadRaster": "terrapipe.io.ReadRaster",
+    "ReadSTACItem": "terrapipe.stac.ReadSTACItem",
+    "ReadSamples": "terrapipe.dist.ReadSamples",
+    "ReadVector": "terrapipe.io.ReadVector",
+    "ReadZarr": "terrapipe.io.ReadZarr",
+    "RedisStore": "terrapipe.cache.RedisStore",
+    "SampleStore": "terrapipe.dist.SampleStore",
+    "SearchSTAC": "terrapipe.stac.SearchSTAC",
+    "ShardInfo": "terrapipe.core.ShardInfo",
+    "ShuffledItems": "terrapipe.run.ShuffledItems",
+    "SpatialSplit": "terrapipe.chip.SpatialSplit",
+    "StacSearchError": "terrapipe.STACSearchError",
+    "StacServer": "terrapipe.stac.STACServer",
+    "StackSTAC": "terrapipe.stac.StackSTAC",
+    "StageProfile": "terrapipe.run.StageProfile",
+    "StageStats": "terrapipe.core.StageStats",
+    "Stateful": "terrapipe.core.Stateful",
+    "ToDevice": "terrapipe.gpu.ToDevice",
+    "ToTensor": "terrapipe.tensor.ToTensor",
+    "WindowSampler": "terrapipe.chip.SampleWindows",
+    "XbatcherSlicer": "terrapipe.chip.SliceWithXbatcher",
+    "ZarrStore": "terrapipe.cache.ZarrStore",
+    "ZipGrids": "terrapipe.fuse.ZipGrids",
+    "ZipperLongest": "terrapipe.core.ZipLongest",
+    "align_array": "terrapipe.fuse.align_array",
+    "as_tensor": "terrapipe.gpu.as_tensor",
+    "boxes_to_pixels": "terrapipe.fuse.boxes_to_pixels",
+    "check_same_grid": "terrapipe.fuse.check_same_grid",
+    "chip_vectors": "terrapipe.fuse.chip_vectors",
+    "collate_samples": "terrapipe.collate",
+    "geo_meta": "terrapipe.core.geo_meta",
+    "iter_graph": "terrapipe.core.iter_graph",
+    "mosaic_array": "terrapipe.stac.mosaic_array",
+    "open_zarr_on_device": "terrapipe.gpu.open_zarr_on_device",
+    "pixels_to_boxes": "terrapipe.fuse.pixels_to_boxes",
+    "register": "terrapipe.core.register",
+    "registered_names": "terrapipe.core.registered_names",
+    "serve_stac": "terrapipe.stac.serve_stac",
+    "shard_info": "terrapipe.core.shard_info",
+    "shuffled_items": "terrapipe.run.shuffled_items",
+    "stack_items": "terrapipe.stac.stack_items",
+    "stitch": "terrapipe.chip.stitch",
+    "to_sample": "terrapipe.tensor.to_sample",
+}
+
+__getattr__ = renamed_names(__name__, _OLD_NAMES)

@@ -147,7 +147,7 @@ def run_demo(
     world = tp.datasets.sample_world(root)
     out(f"sample world: {world.root} ({time.perf_counter() - t0:.1f} s)")
 
-    with tp.serve_stac(world) as server:
+    with tp.stac.serve_stac(world) as server:
         out(f"STAC API: rustac serve on the sample world at {server.url}")
         items = sorted(
             tp.search_stac(server.url, collections=["demo-s2"], bbox=world.bbox), key=lambda i: i.id

@@ -112,7 +112,7 @@ def test_build_loader_checks_its_arguments() -> None:
 
 def test_the_stream_runs_pass_after_pass_and_resumes_exactly() -> None:
     def make() -> BatchStream:
-        return BatchStream(build_loader(tp.shuffled_items(range(10), seed=1), batch_size=3, workers=2))
+        return BatchStream(build_loader(tp.run.shuffled_items(range(10), seed=1), batch_size=3, workers=2))
 
     stream = make()
     got = [stream.next().tolist() for _ in range(5)]  # 4 batches per pass: one pass and one batch

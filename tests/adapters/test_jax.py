@@ -87,7 +87,7 @@ def test_a_training_loop_lowers_the_loss(samples: list[dict[str, Any]]) -> None:
 
 def test_state_dict_resumes_with_the_next_batch(samples: list[dict[str, Any]]) -> None:
     def make() -> Any:
-        return adapters.jax_batches(tp.shuffled_items(samples, seed=0), batch_size=4, workers=2)
+        return adapters.jax_batches(tp.run.shuffled_items(samples, seed=0), batch_size=4, workers=2)
 
     def bounds(batch: Any) -> list[Any]:
         return [m["bounds"] for m in batch["meta"]]

@@ -94,7 +94,9 @@ def test_ranks_share_the_batches_exactly_once(samples: list[dict[str, Any]], wor
 
 def test_state_dict_resumes_with_the_next_batch() -> None:
     def make() -> Any:
-        return adapters.keras_dataset(tp.shuffled_items(range(50), seed=0), batch_size=4, workers=2, steps=5)
+        return adapters.keras_dataset(
+            tp.run.shuffled_items(range(50), seed=0), batch_size=4, workers=2, steps=5
+        )
 
     data = make()
 

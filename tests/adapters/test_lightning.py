@@ -81,7 +81,7 @@ def windows(
 ) -> dict[str, list[tuple[float, ...]]]:
     """The bounds of each subset's windows, read straight from the recipe's pipe with split= and subset=."""
     recipe = tp.load_recipe(split_recipe(tmp_path_factory.mktemp("split")))
-    split = tp.SpatialSplit({"train": 0.6, "val": 0.2, "test": 0.2}, cell_size=2560, seed=3)
+    split = tp.chip.SpatialSplit({"train": 0.6, "val": 0.2, "test": 0.2}, cell_size=2560, seed=3)
     from terrapipe.adapters.lightning import recipe_subsets
 
     made, restricted = recipe_subsets(recipe, None)
@@ -115,7 +115,7 @@ def test_fast_dev_run_on_the_sample_world(tmp_path: Path, sample_world: Any) -> 
     assert np.isfinite(model.losses[0])
     assert model.seen["val"]
     assert model.seen["test"]
-    assert isinstance(data.train_dataloader().loader, tp.PipeLoader)
+    assert isinstance(data.train_dataloader().loader, tp.run.PipeLoader)
 
 
 def test_training_lowers_the_loss_and_each_loader_reads_its_subset_once_per_epoch(

@@ -81,7 +81,7 @@ def test_a_training_loop_lowers_the_loss(samples: list[dict[str, Any]]) -> None:
 def test_state_dict_resumes_after_the_batches_handed_to_tf_data(samples: list[dict[str, Any]]) -> None:
     def make() -> Any:
         return adapters.tf_dataset(
-            tp.shuffled_items(samples, seed=0), batch_size=4, workers=2, keep=True, sample=samples[0]
+            tp.run.shuffled_items(samples, seed=0), batch_size=4, workers=2, keep=True, sample=samples[0]
         )
 
     def bounds(batch: Any) -> list[Any]:

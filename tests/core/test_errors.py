@@ -16,7 +16,7 @@ from terrapipe.core.stats import StageStats
         (errors.MissingDependencyError, ImportError),
         (errors.InvalidArgumentError, ValueError),
         (errors.ReadError, OSError),
-        (errors.StacSearchError, RuntimeError),
+        (errors.STACSearchError, RuntimeError),
         (errors.GridMismatchError, ValueError),
         (errors.RecipeError, ValueError),
         (errors.CacheError, RuntimeError),

@@ -48,14 +48,14 @@ class TestZipLongest:
         assert len(pipe) == 3
 
     def test_three_pipes(self):
-        pipe = tp.ZipperLongest(tp.from_items([1]), tp.from_items([]), tp.from_items([5, 6]))
+        pipe = tp.core.ZipLongest(tp.from_items([1]), tp.from_items([]), tp.from_items([5, 6]))
         assert list(pipe) == [(1, None, 5), (None, None, 6)]
 
     def test_needs_two_pipes(self):
         with pytest.raises(tp.InvalidArgumentError):
-            tp.ZipperLongest(tp.from_items([1]))
+            tp.core.ZipLongest(tp.from_items([1]))
         with pytest.raises(tp.InvalidArgumentError, match="pipes only"):
-            tp.ZipperLongest(tp.from_items([1]), [2])
+            tp.core.ZipLongest(tp.from_items([1]), [2])
 
 
 class TestCycle:

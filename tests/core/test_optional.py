@@ -40,7 +40,7 @@ def test_import_terrapipe_with_core_dependencies_only(tmp_path):
     proc = _run(
         """
         import terrapipe as tp
-        assert "header" in tp.registered_names()
+        assert "header" in tp.core.registered_names()
         for mod in ("pystac", "zarr", "geopandas", "redis", "dask", "typer"):
             assert sys.modules.get(mod) is None, mod
         print("ok", len(tp.__all__))

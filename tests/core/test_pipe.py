@@ -12,7 +12,7 @@ from terrapipe.core.pipe import Stage, iter_graph, register, registered_names
 
 def test_functional_and_class_forms_agree():
     functional = tp.from_items(range(6)).header(4)
-    by_class = tp.Header(tp.FromItems(range(6)), 4)
+    by_class = tp.core.Header(tp.core.FromItems(range(6)), 4)
     assert list(functional) == list(by_class) == [0, 1, 2, 3]
 
 

@@ -116,7 +116,7 @@ def test_functional_datapipe_is_public_and_fills_iterdatapipe_functions():
 
 def test_registered_class_of_torch_and_terrapipe_names():
     assert registered_class("map") is TORCH_STATELESS_TYPES[0]
-    assert registered_class("header") is tp.Header
+    assert registered_class("header") is tp.core.Header
     assert registered_class("no_such_name") is None
     private = [name for name in IterDataPipe.functions if name.startswith("_")]
     assert all(registered_class(name) is None for name in private)

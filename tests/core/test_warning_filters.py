@@ -183,7 +183,7 @@ def _work(inputs: dict[str, Any], worker: int) -> Callable[[int], None]:
         assert len(tp.open_vector(inputs["vector"])) == 2
         ds = next(iter(tp.from_items([inputs["chip"]], shard=False).rasterize(inputs["frame"], column="cls")))
         assert int(ds["mask"].values.max()) == 2
-        aligned = tp.align_array(inputs["reference"], inputs["chip"], resampling="average")
+        aligned = tp.fuse.align_array(inputs["reference"], inputs["chip"], resampling="average")
         assert aligned.shape[-2:] == (4, 4)
 
     return step

@@ -95,7 +95,7 @@ def test_a_damaged_chunk_raises_or_is_skipped(tmp_path: Path):
     path = tmp_path / "s.zarr"
     report = tp.dist.materialize(small_pipe(9), path, partitions=3, chunk_samples=2)
     record = report.results[2].manifest.chunks[0]
-    tp.ZarrStore(path).delete(record.key)
+    tp.cache.ZarrStore(path).delete(record.key)
     with pytest.raises(
         tp.ReadError, match=r"is missing; run tp.materialize\(pipe, store\) again to rewrite partition 2"
     ):

@@ -83,7 +83,7 @@ def test_empty_incomplete_and_foreign_stores_are_refused(tmp_path: Path):
     with pytest.raises(tp.ReadError, match="incomplete"):
         list(tp.dist.read_samples(tmp_path / "half.zarr"))
     # a cache store is not a sample store
-    tp.ZarrStore(tmp_path / "cache.zarr").put("samples", b"not an entry")
+    tp.cache.ZarrStore(tmp_path / "cache.zarr").put("samples", b"not an entry")
     with pytest.raises(tp.ReadError, match="not a terrapipe sample store"):
         SampleStore(tmp_path / "cache.zarr").header()
 

@@ -392,7 +392,7 @@ def test_the_clipped_layer_counts_by_content_not_by_identity():
 
 def test_the_cache_key_of_a_clip_vector_segment_follows_its_layer():
     def digest(vector: gpd.GeoDataFrame) -> str:
-        pipe = tp.from_items([chip()]).cache_point().clip_vector(vector).cache(tp.MemoryLRU(2**20))
+        pipe = tp.from_items([chip()]).cache_point().clip_vector(vector).cache(tp.cache.MemoryLRU(2**20))
         return str(pipe.config_digest)
 
     assert digest(layer()) == digest(layer().copy())

@@ -31,7 +31,7 @@ def _package_names() -> list[str]:
     from torch.utils.data import IterDataPipe
 
     names = []
-    for name in tp.registered_names():
+    for name in tp.core.registered_names():
         function = IterDataPipe.functions[name]
         cls = getattr(function, "args", (None,))[0]
         module = getattr(cls, "__module__", "")
@@ -57,7 +57,7 @@ def test_every_functional_name_is_in_the_api_reference() -> None:
 
     for name in ours:  # every row names a registered stage, and the class it names is its stage
         assert name in IterDataPipe.functions, name
-        row = re.search(rf"^\| `{name}` \| {{class}}`(terrapipe\.\w+)`", text, re.M)
+        row = re.search(rf"^\| `{name}` \| {{class}}`(terrapipe\.[\w.]+)`", text, re.M)
         assert row is not None, name
         registered = IterDataPipe.functions[name]
         assert getattr(registered, "args", (None,))[0] is resolve(row.group(1)), (name, row.group(1))

@@ -62,7 +62,7 @@ def test_zen3geo_guide_maps_every_zen3geo_name() -> None:
     text = (DOCS / "migration" / "zen3geo.md").read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| `([a-z_0-9]+)` \| `\w+`[^|]*\| ([^|]+) \|", text, flags=re.M))
     assert sorted(rows) == sorted(ZEN3GEO_NAMES)
-    registered = set(tp.registered_names())
+    registered = set(tp.core.registered_names())
     for old, new in rows.items():
         named = re.findall(r"`([a-z_]+)` \(", new)  # "`read_raster` ({class}...)"
         assert all(n in registered for n in named), (old, named)

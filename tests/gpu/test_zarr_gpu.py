@@ -162,7 +162,7 @@ def test_gds_options(tmp_path):
 
 
 def read_zarr_has_device():
-    return "device" in inspect.signature(tp.ReadZarr.__init__).parameters
+    return "device" in inspect.signature(tp.io.ReadZarr.__init__).parameters
 
 
 @pytest.mark.skipif(not read_zarr_has_device(), reason="read_zarr has no device= yet (see the gpu/ report)")

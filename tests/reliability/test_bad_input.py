@@ -41,7 +41,7 @@ from terrapipe.core.errors import (
     PipelineStateError,
     ReadError,
     RecipeError,
-    StacSearchError,
+    STACSearchError,
     TerrapipeError,
 )
 
@@ -272,19 +272,19 @@ CASES: list[Case] = [
     Case("vector-bad-where", lambda d: (_later(tp.open_vector, _vector(d, "w.fgb"), where="cls ==== 3"), "cls ==== 3"), ReadError, "fix the where="),
     Case("vector-bbox-inverted", lambda d: (_later(tp.open_vector, d / "any.fgb", bbox=(1, 1, 0, 0)), "(1, 1, 0, 0)"), InvalidArgumentError, "min <= max"),
     # stac
-    Case("stac-item-without-properties", lambda d: (_drain(tp.search_stac(_catalog(d, _edit("properties", _DELETE)))), "scene-0"), StacSearchError, "on_error='skip'"),
-    Case("stac-item-garbage-geometry", lambda d: (_drain(tp.search_stac(_catalog(d, _edit("geometry", {"type": "Polygon", "coordinates": "x"})))), "scene-0"), StacSearchError, "on_error='skip'"),
-    Case("stac-item-datetime-not-a-date", lambda d: (_drain(tp.search_stac(_catalog(d, _edit("properties.datetime", "not a date")))), "scene-0"), StacSearchError, "fix the item"),
-    Case("stac-item-negative-proj-shape", lambda d: (_later(tp.stack_items, _items(d, _edit("properties.proj:shape", [-64, 64]))), "scene-0"), StacSearchError, "pass crs= and resolution="),
-    Case("stac-item-unknown-proj-code", lambda d: (_later(tp.stack_items, _items(d, _edit("properties.proj:code", "EPSG:999999"))), "EPSG:999999"), StacSearchError, "fix the item's projection"),
-    Case("stac-item-proj-transform-words", lambda d: (_later(tp.stack_items, _items(d, _edit("properties.proj:transform", list("abcdef")))), "proj:transform"), StacSearchError, "fix the item's projection"),
-    Case("stac-raster-bands-bad-dtype", lambda d: (_later(tp.stack_items, _items(d, _edit("assets.red.raster:bands", [{"data_type": "float128x"}]))), "float128x"), StacSearchError, "fix the item"),
-    Case("stac-items-without-projection", lambda d: (_later(tp.stack_items, _items(d, _no_projection)), "scene-0"), StacSearchError, "pass crs= and resolution="),
-    Case("stac-mixed-crs-without-target", lambda d: (_later(tp.stack_items, _mixed_crs_items(d)), "EPSG:32632"), GridMismatchError, "pass crs="),
-    Case("stac-unknown-band", lambda d: (_later(tp.stack_items, _items(d), bands=["blue"]), "'blue'"), InvalidArgumentError, "pass some of those"),
-    Case("stac-no-items", lambda d: (_later(tp.stack_items, []), "no items"), InvalidArgumentError, "check the search"),
-    Case("stac-resolution-in-wrong-units", lambda d: (_later(tp.stack_items, _items(d), crs="EPSG:32631", resolution=1e-6), "resolution=1e-06"), InvalidArgumentError, "check it"),
-    Case("stac-catalog-not-json", lambda d: (_drain(tp.search_stac(_file(d, "catalog.json", "{not json"))), "catalog.json"), StacSearchError, "not valid JSON"),
+    Case("stac-item-without-properties", lambda d: (_drain(tp.search_stac(_catalog(d, _edit("properties", _DELETE)))), "scene-0"), STACSearchError, "on_error='skip'"),
+    Case("stac-item-garbage-geometry", lambda d: (_drain(tp.search_stac(_catalog(d, _edit("geometry", {"type": "Polygon", "coordinates": "x"})))), "scene-0"), STACSearchError, "on_error='skip'"),
+    Case("stac-item-datetime-not-a-date", lambda d: (_drain(tp.search_stac(_catalog(d, _edit("properties.datetime", "not a date")))), "scene-0"), STACSearchError, "fix the item"),
+    Case("stac-item-negative-proj-shape", lambda d: (_later(tp.stac.stack_items, _items(d, _edit("properties.proj:shape", [-64, 64]))), "scene-0"), STACSearchError, "pass crs= and resolution="),
+    Case("stac-item-unknown-proj-code", lambda d: (_later(tp.stac.stack_items, _items(d, _edit("properties.proj:code", "EPSG:999999"))), "EPSG:999999"), STACSearchError, "fix the item's projection"),
+    Case("stac-item-proj-transform-words", lambda d: (_later(tp.stac.stack_items, _items(d, _edit("properties.proj:transform", list("abcdef")))), "proj:transform"), STACSearchError, "fix the item's projection"),
+    Case("stac-raster-bands-bad-dtype", lambda d: (_later(tp.stac.stack_items, _items(d, _edit("assets.red.raster:bands", [{"data_type": "float128x"}]))), "float128x"), STACSearchError, "fix the item"),
+    Case("stac-items-without-projection", lambda d: (_later(tp.stac.stack_items, _items(d, _no_projection)), "scene-0"), STACSearchError, "pass crs= and resolution="),
+    Case("stac-mixed-crs-without-target", lambda d: (_later(tp.stac.stack_items, _mixed_crs_items(d)), "EPSG:32632"), GridMismatchError, "pass crs="),
+    Case("stac-unknown-band", lambda d: (_later(tp.stac.stack_items, _items(d), bands=["blue"]), "'blue'"), InvalidArgumentError, "pass some of those"),
+    Case("stac-no-items", lambda d: (_later(tp.stac.stack_items, []), "no items"), InvalidArgumentError, "check the search"),
+    Case("stac-resolution-in-wrong-units", lambda d: (_later(tp.stac.stack_items, _items(d), crs="EPSG:32631", resolution=1e-6), "resolution=1e-06"), InvalidArgumentError, "check it"),
+    Case("stac-catalog-not-json", lambda d: (_drain(tp.search_stac(_file(d, "catalog.json", "{not json"))), "catalog.json"), STACSearchError, "not valid JSON"),
     Case("stac-search-bbox-three-numbers", lambda d: (_later(tp.search_stac, "http://127.0.0.1:9/", bbox=[1, 2, 3]), "bbox"), InvalidArgumentError, "4 or 6 values"),
     Case("stac-source-wrong-type", lambda d: (_later(tp.search_stac, 12), "12"), InvalidArgumentError, "needs a STAC API URL"),
     # chip
@@ -303,7 +303,7 @@ CASES: list[Case] = [
     # fuse
     Case("rasterize-vector-without-crs", lambda d: (_later(lambda: tp.from_items([_grid()]).rasterize(_frame(crs=None), column="cls")), "no CRS"), InvalidArgumentError, "set_crs"),
     Case("rasterize-unknown-column", lambda d: (_later(lambda: tp.from_items([_grid()]).rasterize(_frame(), column="klass")), "'klass'"), InvalidArgumentError, "pick one of those"),
-    Case("align-chip-without-crs", lambda d: (_later(tp.align_array, _grid(crs=None), _grid()), "has no CRS"), InvalidArgumentError, "write_crs"),
+    Case("align-chip-without-crs", lambda d: (_later(tp.fuse.align_array, _grid(crs=None), _grid()), "has no CRS"), InvalidArgumentError, "write_crs"),
     Case("zip-grids-mismatch", lambda d: (_drain(tp.from_items([_grid()]).zip_grids(tp.from_items([_grid(size=9)]))), "shape differs"), GridMismatchError, "pipe 1"),
     # tensor
     Case("nan-only-chip-to-tensor", lambda d: (_drain(tp.from_items([_grid(value=np.nan)]).to_tensor(nodata="raise")), "64 missing"), InvalidArgumentError, "nodata='fill'"),
@@ -311,10 +311,10 @@ CASES: list[Case] = [
     Case("to-tensor-wrong-element", lambda d: (_drain(tp.from_items([5]).to_tensor()), "got int"), InvalidArgumentError, "takes xarray chips"),
     Case("to-tensor-dtype-as-string", lambda d: (_later(tp.from_items([_grid()]).to_tensor, dtype="float32"), "'float32'"), InvalidArgumentError, "torch dtype"),
     # cache
-    Case("cache-value-it-cannot-store", lambda d: (_drain(tp.from_items([1]).cache_point().map(_object).cache(tp.MemoryLRU(max_bytes=1000))), "builtins.object"), CacheError, "convert the element"),
-    Case("cache-store-is-a-file", lambda d: (_drain(tp.from_items([1]).cache_point().map(abs).cache(tp.ZarrStore(_file(d, "f.zarr", "x")))), "f.zarr"), CacheError, "not a file"),
+    Case("cache-value-it-cannot-store", lambda d: (_drain(tp.from_items([1]).cache_point().map(_object).cache(tp.cache.MemoryLRU(max_bytes=1000))), "builtins.object"), CacheError, "convert the element"),
+    Case("cache-store-is-a-file", lambda d: (_drain(tp.from_items([1]).cache_point().map(abs).cache(tp.cache.ZarrStore(_file(d, "f.zarr", "x")))), "f.zarr"), CacheError, "not a file"),
     Case("cache-store-wrong-type", lambda d: (_later(tp.from_items([1]).cache_point().cache, 42), "42"), InvalidArgumentError, "a folder or a URL"),
-    Case("memory-cache-zero-bytes", lambda d: (_later(tp.MemoryLRU, max_bytes=0), "max_bytes"), InvalidArgumentError, "positive int"),
+    Case("memory-cache-zero-bytes", lambda d: (_later(tp.cache.MemoryLRU, max_bytes=0), "max_bytes"), InvalidArgumentError, "positive int"),
     # recipes
     Case("recipe-not-yaml", lambda d: (_later(tp.load_recipe, _recipe(d, "a: [1, 2")), "bad-recipe.yaml"), RecipeError, "line 1"),
     Case("recipe-unknown-key", lambda d: (_later(tp.load_recipe, _recipe(d, _RECIPE.replace("STEP", "{header: {limt: 2}}"))), "bad-recipe.yaml"), RecipeError, "did you mean 'limit'"),
@@ -426,7 +426,7 @@ def test_the_catalogue_is_large_and_spans_every_layer() -> None:
     assert len(CASES) >= 30
     assert len(_BY_ID) == len(CASES)
     assert {c.error for c in CASES} >= {
-        ReadError, InvalidArgumentError, StacSearchError, GridMismatchError, CacheError, RecipeError,
+        ReadError, InvalidArgumentError, STACSearchError, GridMismatchError, CacheError, RecipeError,
         PipelineStateError,
     }  # fmt: skip
 

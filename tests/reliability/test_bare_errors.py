@@ -37,12 +37,13 @@ from shapely.geometry import box
 import terrapipe as tp
 from terrapipe.core.errors import TerrapipeError
 from terrapipe.core.pipe import IterDataPipe
+from terrapipe.core.renamed import resolve
 
 #: How many elements of a stage's output are pulled (the input holds one element).
 TAKE = 3
 
 #: Names never fed hostile input here: they start servers or need the network or a GPU.
-EXCLUDED = {"serve_stac", "StacServer", "open_zarr_on_device", "to_device", "ToDevice", "search_stac"}
+EXCLUDED = {"serve_stac", "STACServer", "open_zarr_on_device", "to_device", "ToDevice", "search_stac"}
 
 
 def _grid(ny: int = 8, nx: int = 8, *, crs: str | None = "EPSG:32631") -> xr.DataArray:
@@ -89,7 +90,7 @@ ELEMENTS: dict[str, Callable[[], Any]] = {
 #: Plausible values for required arguments, by parameter name.
 REQUIRED: dict[str, Callable[[], Any]] = {
     "reference": _grid,
-    "store": lambda: tp.MemoryLRU(10**7),
+    "store": lambda: tp.cache.MemoryLRU(10**7),
     "size": lambda: {"y": 4, "x": 4},
     "vector": _vectors,
     "limit": lambda: 2,
@@ -127,7 +128,7 @@ ARGUMENTS: dict[str, Any] = {
 
 def _stage_classes() -> dict[str, type]:
     out: dict[str, type] = {}
-    for name in tp.registered_names():
+    for name in tp.core.registered_names():
         cls = IterDataPipe.functions[name]
         target = getattr(cls, "keywords", {}).get("cls_to_register") or (
             cls.args[0] if getattr(cls, "args", None) else cls
@@ -251,9 +252,12 @@ def test_stage_arguments(name: str, case: str) -> None:
 
 
 def _functions() -> dict[str, Callable[..., Any]]:
+    """The top level's functions, and those that moved from it to their subpackage (under their short name)."""
+    public = {name: f"terrapipe.{name}" for name in tp.__all__}
+    public.update({old: new for old, new in tp._OLD_NAMES.items() if old == new.rpartition(".")[2]})
     out = {}
-    for name in tp.__all__:
-        value = getattr(tp, name)
+    for name, path in public.items():
+        value = resolve(path)
         if (
             inspect.isfunction(value)
             and name not in EXCLUDED
@@ -303,7 +307,7 @@ def test_function_first_argument(name: str, case: str) -> None:
 
 def _plausible_first() -> dict[str, Callable[[], Any]]:
     """A valid first argument for the functions whose options are swept."""
-    sample = lambda: tp.to_sample(_grid(16, 16))  # noqa: E731
+    sample = lambda: tp.tensor.to_sample(_grid(16, 16))  # noqa: E731
     return {
         "loader": lambda: tp.from_items([np.zeros(2, "float32"), np.ones(2, "float32")]),
         "profile": lambda: tp.from_items([1, 2, 3]),
@@ -424,9 +428,9 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
     "zip-grids-1d": lambda: tp.from_items([xr.DataArray(np.arange(3.0), dims=("t",))]).zip_grids(
         tp.from_items([g])
     ),
-    "check-same-grid-mismatch": lambda: tp.check_same_grid(g, _grid(8, 8)),
-    "check-same-grid-nocrs": lambda: tp.check_same_grid(g, _grid(16, 16, crs=None)),
-    "check-same-grid-str": lambda: tp.check_same_grid(g, "x"),
+    "check-same-grid-mismatch": lambda: tp.fuse.check_same_grid(g, _grid(8, 8)),
+    "check-same-grid-nocrs": lambda: tp.fuse.check_same_grid(g, _grid(16, 16, crs=None)),
+    "check-same-grid-str": lambda: tp.fuse.check_same_grid(g, "x"),
     "to-tensor-time-cube": lambda: tp.from_items([time_cube]).to_tensor(),
     "to-tensor-strings": lambda: tp.from_items(
         [xr.DataArray(np.array([["a"]]), dims=("y", "x"))]
@@ -439,26 +443,28 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
         [xr.DataArray(np.array([["2024-01-01"]], dtype="datetime64[ns]"), dims=("y", "x"))]
     ).to_tensor(),
     "to-tensor-uint64-big": lambda: tp.from_items([g.astype("uint64") + np.uint64(2**63)]).to_tensor(),
-    "as-tensor-str": lambda: tp.as_tensor(np.array(["a"])),
-    "as-tensor-object": lambda: tp.as_tensor(np.array([object()])),
-    "as-tensor-ragged": lambda: tp.as_tensor([[1], [1, 2]]),
-    "collate-mixed-shapes": lambda: tp.collate([tp.to_sample(g), tp.to_sample(_grid(8, 8))]),
+    "as-tensor-str": lambda: tp.gpu.as_tensor(np.array(["a"])),
+    "as-tensor-object": lambda: tp.gpu.as_tensor(np.array([object()])),
+    "as-tensor-ragged": lambda: tp.gpu.as_tensor([[1], [1, 2]]),
+    "collate-mixed-shapes": lambda: tp.collate([tp.tensor.to_sample(g), tp.tensor.to_sample(_grid(8, 8))]),
     "collate-samples-mixed": lambda: tp.collate([np.zeros(2), np.zeros(3)]),
     "collate-samples-mixed-types": lambda: tp.collate([np.zeros(2), "a"]),
-    "stitch-empty": lambda: tp.stitch([], g),
-    "stitch-bad-pair": lambda: tp.stitch([(np.zeros((4, 4)), {})], g),
-    "stitch-template-nocrs": lambda: tp.stitch([tp.to_sample(g)], _grid(crs=None)),
-    "stitch-template-1d": lambda: tp.stitch([tp.to_sample(g)], xr.DataArray(np.arange(3.0), dims=("t",))),
-    "stitch-wrong-shape": lambda: tp.stitch([(np.zeros((3, 3)), tp.to_sample(g)["meta"])], g),
-    "boxes-nan-transform": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), (np.nan, 0, 0, 0, 1, 0)),
-    "boxes-singular": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), (0, 0, 0, 0, 0, 0)),
-    "boxes-short-transform": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), (1, 2)),
-    "boxes-str-transform": lambda: tp.boxes_to_pixels(np.zeros((1, 4)), "x"),
-    "boxes-ragged": lambda: tp.pixels_to_boxes([[1, 2, 3, 4], [1, 2]], (1, 0, 0, 0, -1, 0)),
-    "geo-meta-bad-crs": lambda: tp.geo_meta("not a crs", (1, 0, 0, 0, -1, 0), (2, 2)),
-    "geo-meta-nan-transform": lambda: tp.geo_meta("EPSG:4326", (np.nan, 0, 0, 0, -1, 0), (2, 2)),
-    "geo-meta-bad-shape": lambda: tp.geo_meta("EPSG:4326", (1, 0, 0, 0, -1, 0), (-2, "a")),
-    "chip-vectors-no-layer": lambda: tp.chip_vectors(g.to_dataset(), name="x"),
+    "stitch-empty": lambda: tp.chip.stitch([], g),
+    "stitch-bad-pair": lambda: tp.chip.stitch([(np.zeros((4, 4)), {})], g),
+    "stitch-template-nocrs": lambda: tp.chip.stitch([tp.tensor.to_sample(g)], _grid(crs=None)),
+    "stitch-template-1d": lambda: tp.chip.stitch(
+        [tp.tensor.to_sample(g)], xr.DataArray(np.arange(3.0), dims=("t",))
+    ),
+    "stitch-wrong-shape": lambda: tp.chip.stitch([(np.zeros((3, 3)), tp.tensor.to_sample(g)["meta"])], g),
+    "boxes-nan-transform": lambda: tp.fuse.boxes_to_pixels(np.zeros((1, 4)), (np.nan, 0, 0, 0, 1, 0)),
+    "boxes-singular": lambda: tp.fuse.boxes_to_pixels(np.zeros((1, 4)), (0, 0, 0, 0, 0, 0)),
+    "boxes-short-transform": lambda: tp.fuse.boxes_to_pixels(np.zeros((1, 4)), (1, 2)),
+    "boxes-str-transform": lambda: tp.fuse.boxes_to_pixels(np.zeros((1, 4)), "x"),
+    "boxes-ragged": lambda: tp.fuse.pixels_to_boxes([[1, 2, 3, 4], [1, 2]], (1, 0, 0, 0, -1, 0)),
+    "geo-meta-bad-crs": lambda: tp.core.geo_meta("not a crs", (1, 0, 0, 0, -1, 0), (2, 2)),
+    "geo-meta-nan-transform": lambda: tp.core.geo_meta("EPSG:4326", (np.nan, 0, 0, 0, -1, 0), (2, 2)),
+    "geo-meta-bad-shape": lambda: tp.core.geo_meta("EPSG:4326", (1, 0, 0, 0, -1, 0), (-2, "a")),
+    "chip-vectors-no-layer": lambda: tp.fuse.chip_vectors(g.to_dataset(), name="x"),
     "header-neg": lambda: tp.from_items([1]).header(-1),
     "header-str": lambda: tp.from_items([1]).header("2"),
     "cycle-neg": lambda: tp.from_items([1]).cycle(-1),
@@ -478,7 +484,7 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
     "materialize-nonpipe": lambda: tp.materialize([1], "/tmp/tp18mat"),
     "read-samples-missing": lambda: tp.read_samples("/nonexistent/store"),
     "read-samples-int": lambda: tp.read_samples(5),
-    "shard-info": lambda: tp.shard_info(),
+    "shard-info": lambda: tp.core.shard_info(),
 }
 
 
@@ -617,16 +623,16 @@ def test_mosaic_array_takes_a_dataarray(cube: Any) -> None:
     from terrapipe.core.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match=f"got {type(cube).__name__}"):
-        tp.mosaic_array(cube)
+        tp.stac.mosaic_array(cube)
 
 
 def test_mosaic_array_of_a_dataset_says_how_to_make_a_cube() -> None:
     from terrapipe.core.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match=r"ds\['name'\]"):
-        tp.mosaic_array(_time_cube().to_dataset())
+        tp.stac.mosaic_array(_time_cube().to_dataset())
     with pytest.raises(InvalidArgumentError, match="mosaic dim"):
-        tp.mosaic_array(_time_cube(), dim=None)  # type: ignore[arg-type]
+        tp.stac.mosaic_array(_time_cube(), dim=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("method", ["first", "last", "max", "min", "median", "mean"])
@@ -645,13 +651,13 @@ def test_mosaic_array_refuses_cubes_it_has_no_rule_for(values: np.ndarray, text:
     from terrapipe.core.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match=text):
-        tp.mosaic_array(xr.DataArray(values, dims=("time", "x")), method=method)  # type: ignore[arg-type]
+        tp.stac.mosaic_array(xr.DataArray(values, dims=("time", "x")), method=method)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("method", ["first", "last", "max", "min", "median", "mean"])
 def test_mosaic_array_of_bools_still_works(method: str) -> None:
     cube = xr.DataArray(np.array([[False, True], [True, True]]), dims=("time", "x"))
-    assert tp.mosaic_array(cube, method=method).dtype == bool  # type: ignore[arg-type]
+    assert tp.stac.mosaic_array(cube, method=method).dtype == bool  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("dtype", ["x", "float32", np.float32, np.dtype("int64"), 0, -1, [], {}, float])
@@ -670,12 +676,12 @@ def test_as_tensor_dtype_must_be_a_torch_dtype(array: Callable[[], Any], dtype: 
     from terrapipe.core.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match="as_tensor dtype must be a torch dtype"):
-        tp.as_tensor(array(), dtype=dtype)
+        tp.gpu.as_tensor(array(), dtype=dtype)
 
 
 def test_as_tensor_torch_dtype_still_converts() -> None:
     import torch
 
-    assert tp.as_tensor(np.zeros(2, "float32"), dtype=torch.float64).dtype == torch.float64
-    assert tp.as_tensor([1, 2], dtype=torch.int16).dtype == torch.int16
-    assert tp.as_tensor(np.zeros(2, "float32"), dtype=None).dtype == torch.float32
+    assert tp.gpu.as_tensor(np.zeros(2, "float32"), dtype=torch.float64).dtype == torch.float64
+    assert tp.gpu.as_tensor([1, 2], dtype=torch.int16).dtype == torch.int16
+    assert tp.gpu.as_tensor(np.zeros(2, "float32"), dtype=None).dtype == torch.float32

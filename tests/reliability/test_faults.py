@@ -7,7 +7,7 @@ connection, or send half of a body. What terrapipe promises:
 - a transient fault is retried (bounded, with back-off) and the data read is
   exactly the data on the server;
 - a fault that persists ends, after a bounded number of tries and a bounded
-  time, in a ``ReadError`` / ``StacSearchError`` naming the URL, the cause and
+  time, in a ``ReadError`` / ``STACSearchError`` naming the URL, the cause and
   what to do;
 - once the server recovers, the same URL is read again (no failure cached);
 - ``on_error="skip"`` skips and counts;
@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import terrapipe as tp
-from terrapipe.core.errors import ReadError, StacSearchError
+from terrapipe.core.errors import ReadError, STACSearchError
 from terrapipe.io.http_store import HTTPStore
 from tests.reliability.data import ORIGIN, PIXEL, cube, write_cog, write_zarr
 from tests.servers.http_range import RangeServer
@@ -171,7 +171,7 @@ def test_a_persistent_fault_on_a_stac_api_ends_in_a_search_error(fault: str, sta
     _fault(stac_proxy, "/search", fault)
     started = time.monotonic()
     with pytest.raises(
-        StacSearchError, match=r"/search: .* \(after 4 attempts\); check (that )?the server"
+        STACSearchError, match=r"/search: .* \(after 4 attempts\); check (that )?the server"
     ) as info:
         list(tp.search_stac(stac_proxy.url, collections=["demo-s2"], **FAST_STAC))
     assert stac_proxy.url in str(info.value)

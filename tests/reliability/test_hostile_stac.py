@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import terrapipe as tp
-from terrapipe.core.errors import StacSearchError
+from terrapipe.core.errors import STACSearchError
 from terrapipe.stac.http_json import DEFAULT_DEADLINE, DEFAULT_MAX_BYTES, deadline_of
 from tests.servers.hostile_stac import HostileServer, start_hostile_server
 
@@ -117,7 +117,7 @@ def test_a_trickling_api_meets_the_deadline(api: HostileServer, where: str) -> N
     started = time.monotonic()
     got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(deadline=1.5)))
     elapsed = time.monotonic() - started
-    assert isinstance(err, StacSearchError), err
+    assert isinstance(err, STACSearchError), err
     assert got == []
     assert elapsed < 8.0, f"the deadline of 1.5 s took {elapsed:.1f} s"
     message = str(err)
@@ -132,7 +132,7 @@ def test_the_deadline_covers_retries_and_retry_after(api: HostileServer) -> None
     _got, err = collect(
         tp.search_stac(f"{api.url}/search", storage=net(deadline=1.0, retries=5, max_backoff=60))
     )
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert time.monotonic() - started < 8.0
     assert "deadline of 1 s" in str(err)
     assert "HTTP 503" in str(err)
@@ -143,7 +143,7 @@ def test_a_trickling_static_catalog_meets_the_deadline(api: HostileServer) -> No
     api.route({"/catalog.json": {"json": catalog, "trickle": 0.1, "trickle_limit": 20}})
     started = time.monotonic()
     _got, err = collect(tp.search_stac(f"{api.url}/catalog.json", storage=net(deadline=1.0)))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "deadline of 1 s" in str(err)
     assert time.monotonic() - started < 8.0
 
@@ -168,7 +168,7 @@ def test_pages_that_cycle_are_a_named_error_before_any_repeat(api: HostileServer
     )
     got, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
     assert got == ["a", "b", "c"]
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "loop" in str(err)
     assert "page 3 leads back to page 2" in str(err)
     assert len([e for e in api.log() if e["path"] == "/p/2"]) == 1
@@ -187,7 +187,7 @@ def test_a_post_token_that_cycles_is_a_named_error(api: HostileServer) -> None:
     assert next(it).id == "b"
     api.route({"/search": page(["c"], token("t1"))})
     assert next(it).id == "c"
-    with pytest.raises(StacSearchError, match="loop"):
+    with pytest.raises(STACSearchError, match="loop"):
         next(it)
 
 
@@ -195,7 +195,7 @@ def test_a_page_that_names_itself_is_a_named_error(api: HostileServer) -> None:
     api.route({"/search": page(["a"], {"href": "/p/1"}), "/p/1": page(["b"], {"href": "/p/1"})})
     got, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
     assert got == ["a", "b"]
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "loop" in str(err)
 
 
@@ -204,7 +204,7 @@ def test_the_same_items_under_ever_new_tokens_are_a_loop(api: HostileServer) -> 
     api.route({"/search": page(["a", "b"], {"href": "/p/2"})})
     got, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
     assert got == ["a", "b"]
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "repeats the items of page 1" in str(err)
 
 
@@ -241,7 +241,7 @@ def test_a_static_catalog_whose_links_cycle_is_a_named_error(tmp_path: Path) -> 
     )
     (tmp_path / "sub" / "a.json").write_text(json.dumps(item("a")))
     _, err = collect(tp.search_stac(tmp_path / "catalog.json"))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "cycle" in str(err)
     assert "sub/catalog.json" in str(err)
 
@@ -272,14 +272,14 @@ def test_an_http_catalog_cycle_and_an_endless_chain(api: HostileServer) -> None:
             }
         )
         _, err = collect(tp.search_stac(f"{api.url}/catalog.json", **FAST))
-        assert isinstance(err, StacSearchError), err
+        assert isinstance(err, STACSearchError), err
         assert "cycle" in str(err)
     api.route(
         {f"/d/{n}.json": {"json": _catalog([{"rel": "child", "href": f"./{n + 1}.json"}])} for n in range(80)}
     )
     started = time.monotonic()
     _, err = collect(tp.search_stac(f"{api.url}/d/0.json", **FAST))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "levels deep" in str(err)
     assert time.monotonic() - started < 20
 
@@ -309,7 +309,7 @@ def test_huge_pages_and_gzip_bombs_stop_at_the_cap(api: HostileServer, spec: dic
     api.route({"/search": spec})
     started = time.monotonic()
     peak, (_got, err) = _peak_while(lambda: collect(tp.search_stac(f"{api.url}/search", **FAST)))
-    assert isinstance(err, StacSearchError), err
+    assert isinstance(err, STACSearchError), err
     assert "larger than the cap of 64 MiB" in str(err)
     assert "max_bytes=" in str(err)
     assert f"{api.url}/search" in str(err)
@@ -320,7 +320,7 @@ def test_huge_pages_and_gzip_bombs_stop_at_the_cap(api: HostileServer, spec: dic
 def test_the_cap_can_be_raised_and_lowered(api: HostileServer) -> None:
     api.route({"/search": {"big_mib": 2, "chunked": True}})
     got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(max_bytes=_MIB)))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "cap of 1 MiB" in str(err)
     got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(max_bytes=4 * _MIB)))
     assert err is None
@@ -334,7 +334,7 @@ def test_deflate_bombs_stop_at_the_cap(api: HostileServer, wbits: int) -> None:
     spec = {"base64": base64.b64encode(blob).decode(), "headers": {"Content-Encoding": "deflate"}}
     api.route({"/search": spec})
     got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(max_bytes=_MIB)))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "cap of 1 MiB" in str(err)
     got, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
     assert err is None
@@ -345,7 +345,7 @@ def test_a_local_document_over_the_cap_is_named(tmp_path: Path) -> None:
     catalog = _catalog([]) | {"description": " " * (2 * _MIB)}
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
     _, err = collect(tp.search_stac(tmp_path / "catalog.json", storage=tp.Storage(max_bytes=_MIB)))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "larger than the cap" in str(err)
     got, err = collect(tp.search_stac(tmp_path / "catalog.json"))
     assert err is None
@@ -368,17 +368,17 @@ def test_gzip_members_and_padding_decode_whole(api: HostileServer) -> None:
 def test_an_unasked_content_encoding_is_named(api: HostileServer) -> None:
     api.route({"/search": page(["a"]) | {"headers": {"Content-Encoding": "br"}}})
     _, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "Content-Encoding" in str(err)
 
 
 def test_static_documents_and_geoparquet_downloads_are_capped(api: HostileServer) -> None:
     api.route({"/catalog.json": {"gzip_bomb_mib": 32}, "/items.parquet": {"big_mib": 3, "chunked": True}})
     _, err = collect(tp.search_stac(f"{api.url}/catalog.json", storage=net(max_bytes=_MIB)))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "cap of 1 MiB" in str(err)
     _, err = collect(tp.search_stac(f"{api.url}/items.parquet", storage=net(max_bytes=_MIB)))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "cap of 1 MiB" in str(err)
 
 
@@ -465,7 +465,7 @@ def test_a_redirect_to_another_origin_gets_no_credentials(
 def test_a_redirect_loop_is_named(api: HostileServer) -> None:
     api.route({"/search": {"status": 307, "location": "/b"}, "/b": {"status": 307, "location": "/search"}})
     _, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "redirects in a loop" in str(err)
 
 
@@ -492,7 +492,7 @@ def test_access_denied_elsewhere_says_why(api: HostileServer, other: HostileServ
     other.route({"/page/2": {"status": 401, "text": "who are you?"}})
     got, err = collect(tp.search_stac(f"{api.url}/search", storage=net(headers=HEADERS)))
     assert got == ["a"]
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "never sent to" in str(err)
     assert "origin" in str(err)
 
@@ -523,7 +523,7 @@ def test_errors_show_scheme_host_path_and_never_echoed_secrets(api: HostileServe
     _got, err = collect(
         tp.search_stac(f"{api.url}/search?api_key={SECRET}&tier=gold", storage=net(headers=HEADERS))
     )
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     text = str(err) + repr(err.__cause__)
     assert SECRET not in text
     assert f"{api.url}/search:" in text
@@ -537,7 +537,7 @@ def test_a_sas_signed_catalog_error_shows_its_path_and_garbles_nothing(api: Host
     echoed = f"AuthenticationFailed: sig={urllib.parse.unquote(signature)} for sp=r sr=b"
     api.route({"/stac/catalog.json": {"status": 403, "text": echoed}})
     _, err = collect(tp.search_stac(url, **FAST))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     message = str(err)
     assert f"{api.url}/stac/catalog.json:" in message
     assert "k3yS1gnedValue" not in message
@@ -594,14 +594,14 @@ def test_malformed_api_answers_are_named_errors(api: HostileServer, name: str) -
     spec, expected = MALFORMED[name]
     api.route({"/search": spec})
     _, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
-    assert isinstance(err, StacSearchError), repr(err)
+    assert isinstance(err, STACSearchError), repr(err)
     assert expected in str(err)
 
 
 def test_items_that_are_not_objects_are_named_and_skippable(api: HostileServer) -> None:
     api.route({"/search": {"json": {"features": [1, "x", None, item("ok"), {"id": "half"}], "links": []}}})
     _, err = collect(tp.search_stac(f"{api.url}/search", **FAST))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "malformed STAC item" in str(err)
     pipe = tp.search_stac(f"{api.url}/search", on_error="skip", **FAST)
     got, err = collect(pipe)
@@ -613,7 +613,7 @@ def test_items_that_are_not_objects_are_named_and_skippable(api: HostileServer) 
 def test_a_landing_page_whose_links_are_not_a_list(api: HostileServer) -> None:
     api.route({"/": {"json": {"type": "Catalog", "links": 7}}})
     _, err = collect(tp.search_stac(api.url, **FAST))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "'links' is a int" in str(err)
 
 
@@ -627,7 +627,7 @@ def test_malformed_static_catalogs_are_named_errors(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(document))
         _, err = collect(tp.search_stac(path))
-        assert isinstance(err, StacSearchError), (name, err)
+        assert isinstance(err, STACSearchError), (name, err)
         assert expected in str(err), (name, str(err))
     # items whose fields cannot be tested against the query: named, and skippable one by one
     bad = [item("p") | {"properties": "x"}, item("g") | {"geometry": {"type": "Nope"}}, item("ok")]
@@ -637,7 +637,7 @@ def test_malformed_static_catalogs_are_named_errors(tmp_path: Path) -> None:
         links.append({"rel": "item", "href": f"./{record['id']}.json"})
     (tmp_path / "catalog.json").write_text(json.dumps(_catalog(links)))
     _, err = collect(tp.search_stac(tmp_path / "catalog.json", bbox=[5, 44, 7, 46], datetime="2024"))
-    assert isinstance(err, StacSearchError)
+    assert isinstance(err, STACSearchError)
     assert "malformed STAC item 'p'" in str(err)
     pipe = tp.search_stac(tmp_path / "catalog.json", bbox=[5, 44, 7, 46], on_error="skip")
     got, err = collect(pipe)

@@ -161,7 +161,7 @@ def test_stitching_the_shuffled_chips_of_every_shard_gives_back_the_raster(
         )
         return ((chip.values, chip) for chip in chips)
 
-    out = tp.stitch(_all_shards(make, world, workers), template=cube, overlap="mean")
+    out = tp.chip.stitch(_all_shards(make, world, workers), template=cube, overlap="mean")
     np.testing.assert_array_equal(out.values, cube.values)
 
 
@@ -188,16 +188,16 @@ def test_boxes_round_trip_through_the_metadata_of_each_chip(
                 for a, b, c, d in corners
             ]
         )
-        world = tp.pixels_to_boxes(px, meta)
+        world = tp.fuse.pixels_to_boxes(px, meta)
         np.testing.assert_allclose(
-            tp.boxes_to_pixels(world, meta),
+            tp.fuse.boxes_to_pixels(world, meta),
             px,
             rtol=0,
             atol=1e-6 * max(1, abs(origin[0]) / pixel[0], abs(origin[1]) / pixel[1]),
         )
         # the chip's own pixel (r, c) is the source raster's pixel at the same world place
         r, c = window - 1, 0
-        centre = tp.pixels_to_boxes(np.array([[c + 0.25, r + 0.25, c + 0.75, r + 0.75]]), meta)[0]
+        centre = tp.fuse.pixels_to_boxes(np.array([[c + 0.25, r + 0.25, c + 0.75, r + 0.75]]), meta)[0]
         row, col = rasterio.transform.rowcol(
             transform, (centre[0] + centre[2]) / 2, (centre[1] + centre[3]) / 2
         )

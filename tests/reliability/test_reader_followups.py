@@ -58,7 +58,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]
 
 
 def test_the_zarr_readers_take_the_http_clients_default_deadline_and_cap() -> None:
-    for function in (open_zarr, ReadZarr.__init__, tp.open_zarr_on_device):
+    for function in (open_zarr, ReadZarr.__init__, tp.gpu.open_zarr_on_device):
         parameters = inspect.signature(function).parameters
         assert parameters["deadline"].default == DEFAULT_DEADLINE == 120.0
         assert parameters["max_body"].default == DEFAULT_MAX_BODY == 256 * 1024 * 1024

@@ -24,7 +24,7 @@ import pytest
 import terrapipe as tp
 from terrapipe.cache.codec import Encoded
 from terrapipe.cache.entry import pack_entry
-from terrapipe.core.errors import ReadError, RecipeError, StacSearchError
+from terrapipe.core.errors import ReadError, RecipeError, STACSearchError
 from terrapipe.io.http_store import HTTPStore
 from terrapipe.recipes.graph import mermaid
 from tests.reliability.data import cube, write_cog, write_zarr
@@ -134,7 +134,7 @@ def test_the_cache_code_never_unpickles() -> None:
 
 def test_hostile_cache_entries_are_recomputed_and_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    store = tp.MemoryLRU(max_bytes=2**20)
+    store = tp.cache.MemoryLRU(max_bytes=2**20)
 
     def make() -> Any:
         return tp.from_items([1, 2, 3, 4]).cache_point().map(partial(np.full, 3)).cache(store)
@@ -262,7 +262,7 @@ def test_stac_credentials_never_reach_logs_or_stats(stac_proxy: FaultProxy, leak
     pipe = queries.search_stac(url, storage=storage, on_error="skip")
     assert list(pipe) == []
     leaks.add(*pipe.stats.last_errors, repr(pipe), pipe.state_dict())
-    with pytest.raises(StacSearchError) as info:
+    with pytest.raises(STACSearchError) as info:
         list(tp.search_stac(url, storage=tp.Storage(headers={"X-Api-Key": SECRET}, retries=0)))
     leaks.error(info.value)
     leaks.check()
@@ -274,7 +274,7 @@ def test_cache_keys_and_entries_hold_no_credentials(
     path = http_root / "signed-cached.tif"
     write_cog(path, size=256)
     url = server.url_for(path) + SIGNED
-    store = tp.ZarrStore(tmp_path / "cache.zarr")
+    store = tp.cache.ZarrStore(tmp_path / "cache.zarr")
     pipe = tp.from_items([url]).cache_point().read_raster().chip(128).cache(store)
     chips = list(pipe)
     assert len(chips) == 4

@@ -100,7 +100,7 @@ def test_skips_are_counted_per_stage_and_per_worker_that_met_them(paths: list[st
         with pytest.warns(SkipsInEpochWarning, match=rf"ReadRaster: {2 * BAD}\)"):
             assert len(list(batches)) == GOOD * 4
         counts = {s.name: s.skipped for s in batches.stats}
-    assert counts == {"Chipper": 0, "ReadRaster": 2 * BAD, "FromItems": 0}
+    assert counts == {"Chip": 0, "ReadRaster": 2 * BAD, "FromItems": 0}
     assert reader.stats.skipped == 2 * BAD
 
 

@@ -85,7 +85,7 @@ def test_drop_last_drops_the_short_batch():
 
 
 def test_default_collate_stacks_and_keeps_meta():
-    meta = tp.geo_meta("EPSG:32631", (10, 0, 0, 0, -10, 0), (2, 2))
+    meta = tp.core.geo_meta("EPSG:32631", (10, 0, 0, 0, -10, 0), (2, 2))
 
     def sample(i):
         return {"image": torch.full((1, 2, 2), float(i)), "boxes": torch.zeros(i % 2, 4), "meta": meta}

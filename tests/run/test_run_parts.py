@@ -54,11 +54,11 @@ def test_resume_plan_frontier_and_blockers():
     src = tp.from_items(range(4))
     plan = resume_plan(src.map(negate).filter(bool).pmap(negate).prefetch(2))
     assert plan.exact
-    assert [type(n).__name__ for n in plan.nodes] == ["Prefetcher"]
+    assert [type(n).__name__ for n in plan.nodes] == ["Prefetch"]
     zipped = resume_plan(tp.from_items([1]).zip(shuffled_items([2], seed=0)))
     assert [type(n).__name__ for n in zipped.nodes] == ["FromItems", "ShuffledItems"]
     blocked = resume_plan(tp.from_items(range(4)).flatmap(repeat_twice).map(negate))
-    assert blocked.blockers == ("FlatMapper",)
+    assert blocked.blockers == ("FlatMap",)
     assert blocked.capture() is None
     with pytest.raises(tp.PipelineStateError, match="hold no state"):
         blocked.restore([])

@@ -12,7 +12,7 @@ import pytest
 import terrapipe as tp
 import terrapipe.run
 from terrapipe.core.state import check_resume
-from terrapipe.run import ParallelMapper
+from terrapipe.run import ParallelMap
 from terrapipe.run.graph_lock import copy_pipe
 from tests.run.run_helpers import Counter, fail_on_seven, negate, square
 
@@ -99,7 +99,7 @@ def test_pmap_unordered_or_unresumable_source_refuses_state():
 def test_pmap_validates_arguments():
     src = tp.from_items(range(3))
     with pytest.raises(tp.InvalidArgumentError, match="callable"):
-        ParallelMapper(src, 3)
+        ParallelMap(src, 3)
     with pytest.raises(tp.InvalidArgumentError, match="workers"):
         src.pmap(negate, workers=0)
     with pytest.raises(tp.InvalidArgumentError, match="max_in_flight"):

@@ -64,7 +64,7 @@ def test_profile_through_threads():
     report = profile(tp.from_items(range(20)).map(slow).pmap(slow, workers=2).prefetch(2), n=10, show=False)
     assert [s.elements for s in report.stages][-1] == 10
     assert all(s.seconds >= 0 for s in report.stages)
-    assert "Prefetcher" in report.table()
+    assert "Prefetch" in report.table()
 
 
 def test_profile_validates():

@@ -128,7 +128,7 @@ def test_stateless_stages_resume_by_fast_forward_with_a_warning():
         head = [next(it).tolist() for _ in range(2)]
         state = first.state_dict()
     with loader(make(), batch_size=4, workers=2) as second:
-        with pytest.warns(ResumeWarning, match="FlatMapper"):
+        with pytest.warns(ResumeWarning, match="FlatMap"):
             second.load_state_dict(state)
         assert head + [b.tolist() for b in second] == full[0]
 

@@ -30,7 +30,7 @@ SHM = Path("/dev/shm")
 
 
 def make_sample(i: int) -> dict:
-    meta = tp.geo_meta("EPSG:32631", (10.0, 0.0, 600_000.0 + 80 * i, 0.0, -10.0, 5_100_000.0), (8, 8))
+    meta = tp.core.geo_meta("EPSG:32631", (10.0, 0.0, 600_000.0 + 80 * i, 0.0, -10.0, 5_100_000.0), (8, 8))
     return {
         "image": torch.full((3, 8, 8), float(i)),
         "mask": torch.full((8, 8), i, dtype=torch.int64),

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from terrapipe.datasets import SampleWorld
-from terrapipe.stac.server import StacServer
+from terrapipe.stac.server import STACServer
 from tests.servers.http_range import RangeServer, start_range_server
 from tests.stac.fault_proxy import FaultProxy
 from tests.stac.stac_helpers import mini_item, write_mini_catalog
@@ -37,13 +37,13 @@ def world(sample_world: SampleWorld) -> SampleWorld:
 
 
 @pytest.fixture(scope="session")
-def rustac_server(stac_server: StacServer) -> StacServer:
+def rustac_server(stac_server: STACServer) -> STACServer:
     """``rustac serve`` with the world's collections and items (shared: ``tests/conftest.py``)."""
     return stac_server
 
 
 @pytest.fixture(scope="session")
-def stac_api(stac_server: StacServer) -> str:
+def stac_api(stac_server: STACServer) -> str:
     """URL of the STAC API landing page."""
     return stac_server.url
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import terrapipe as tp
-from terrapipe.core.errors import SkippedElementWarning, StacSearchError
+from terrapipe.core.errors import SkippedElementWarning, STACSearchError
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import search_stac
 from terrapipe.stac.server import free_port
@@ -43,7 +43,7 @@ def test_a_failing_second_page_is_retried(proxy: FaultProxy, world: SampleWorld)
 def test_a_429_storm_ends_in_a_named_error_after_bounded_retries(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=429, retry_after=0.02)
     started = time.monotonic()
-    with pytest.raises(StacSearchError) as info:
+    with pytest.raises(STACSearchError) as info:
         list(search_stac(proxy.url, collections=["demo-s2"], **FAST))
     message = str(info.value)
     assert f"{proxy.url}/search" in message
@@ -65,14 +65,14 @@ def test_retry_after_is_honoured(proxy: FaultProxy) -> None:
 
 def test_persistent_server_error_names_url_and_query(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=502, body="upstream exploded")
-    with pytest.raises(StacSearchError, match="HTTP 502 \\(upstream exploded\\)") as info:
+    with pytest.raises(STACSearchError, match="HTTP 502 \\(upstream exploded\\)") as info:
         list(search_stac(proxy.url, collections=["demo-s2"], **FAST))
     assert "collections=" in str(info.value)
 
 
 def test_a_client_error_is_not_retried(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=400, body='{"description": "bad bbox"}')
-    with pytest.raises(StacSearchError, match="HTTP 400"):
+    with pytest.raises(STACSearchError, match="HTTP 400"):
         list(search_stac(proxy.url, **FAST))
     assert _search_requests(proxy) == 1
 
@@ -80,7 +80,7 @@ def test_a_client_error_is_not_retried(proxy: FaultProxy) -> None:
 def test_a_slow_api_times_out(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=None, delay=1.0)
     started = time.monotonic()
-    with pytest.raises(StacSearchError, match=r"no answer within 0\.2 s") as info:
+    with pytest.raises(STACSearchError, match=r"no answer within 0\.2 s") as info:
         list(search_stac(proxy.url, storage=tp.Storage(timeout=0.2, retries=1, backoff=0.01)))
     assert proxy.url in str(info.value)
     assert time.monotonic() - started < 3
@@ -88,20 +88,20 @@ def test_a_slow_api_times_out(proxy: FaultProxy) -> None:
 
 def test_an_unreachable_api_is_named(stac_api: str) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(StacSearchError, match="cannot connect \\(after 3 attempts\\)") as info:
+    with pytest.raises(STACSearchError, match="cannot connect \\(after 3 attempts\\)") as info:
         list(search_stac(url, **FAST))
     assert url in str(info.value)
 
 
 def test_an_answer_that_is_not_json(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=200, body="<html>maintenance</html>")
-    with pytest.raises(StacSearchError, match="not JSON"):
+    with pytest.raises(STACSearchError, match="not JSON"):
         list(search_stac(proxy.url, **FAST))
 
 
 def test_a_landing_page_without_search(proxy: FaultProxy) -> None:
     proxy.fault("/", status=200, body=json.dumps({"type": "Catalog", "links": []}), count=1)
-    with pytest.raises(StacSearchError, match="no item search"):
+    with pytest.raises(STACSearchError, match="no item search"):
         list(search_stac(proxy.url, **FAST))
 
 
@@ -109,7 +109,7 @@ def test_credentials_never_appear_in_errors_or_reprs(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=500)
     url = f"{proxy.url}/?token={SECRET}"
     pipe = search_stac(url, storage=NET.with_options(headers={"Authorization": f"Bearer {SECRET}"}))
-    with pytest.raises(StacSearchError) as info:
+    with pytest.raises(STACSearchError) as info:
         list(pipe)
     text = str(info.value) + repr(info.value.__cause__) + repr(pipe) + str(pipe.state_dict())
     assert SECRET not in text
@@ -140,7 +140,7 @@ def test_malformed_items_raise_or_are_skipped(make_catalog: Any) -> None:
     del record["properties"]
     bad_path.write_text(json.dumps(record))
     with pytest.raises(
-        StacSearchError, match=r"malformed STAC item 'bad' from .*bad\.json: missing 'properties'"
+        STACSearchError, match=r"malformed STAC item 'bad' from .*bad\.json: missing 'properties'"
     ):
         list(search_stac(catalog))
     pipe = search_stac(catalog, on_error="skip")
@@ -149,8 +149,8 @@ def test_malformed_items_raise_or_are_skipped(make_catalog: Any) -> None:
 
 
 def test_a_catalog_that_does_not_exist(tmp_path: Path) -> None:
-    with pytest.raises(StacSearchError, match="no such file"):
+    with pytest.raises(STACSearchError, match="no such file"):
         list(search_stac(tmp_path / "nope" / "catalog.json"))
     (tmp_path / "catalog.json").write_text("{not json")
-    with pytest.raises(StacSearchError, match="not valid JSON"):
+    with pytest.raises(STACSearchError, match="not valid JSON"):
         list(search_stac(tmp_path / "catalog.json"))

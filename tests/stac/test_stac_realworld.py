@@ -24,7 +24,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, STACSearchError
 from terrapipe.stac import stack_items
 from terrapipe.stac.bands import resolve_band
 from terrapipe.stac.items import absolute_item
@@ -353,9 +353,9 @@ def test_items_that_disagree_on_a_band_s_place_are_refused(tmp_path: Path) -> No
     first = nicfi(str(tmp_path / "a.tif"), ident="a")
     second = nicfi(str(tmp_path / "b.tif"), ident="b")
     second["assets"]["data"]["eo:bands"] = list(reversed(second["assets"]["data"]["eo:bands"]))
-    with pytest.raises(StacSearchError, match=r"band 'red' is data.3 in STAC item 'a' but data.2 in 'b'"):
+    with pytest.raises(STACSearchError, match=r"band 'red' is data.3 in STAC item 'a' but data.2 in 'b'"):
         stack_items([first, second], bands=["red"])
-    with pytest.raises(StacSearchError, match=r"band 'Blue' is data.1 in STAC item 'a' but data.4 in 'b'"):
+    with pytest.raises(STACSearchError, match=r"band 'Blue' is data.1 in STAC item 'a' but data.4 in 'b'"):
         stack_items([first, second])  # bands=None names the bands after the first item
 
 
@@ -441,7 +441,7 @@ def test_the_header_is_read_for_the_type_when_the_metadata_is_silent(tmp_path: P
 def test_a_band_the_file_does_not_have_is_named(tmp_path: Path) -> None:
     write_tif(tmp_path / "three.tif", 3)  # the item says four bands
     with pytest.raises(
-        StacSearchError, match=r"band 'nir' is band 4 of asset 'data', but the file .* has 3 band"
+        STACSearchError, match=r"band 'nir' is band 4 of asset 'data', but the file .* has 3 band"
     ):
         stack_items([nicfi(str(tmp_path / "three.tif"))], bands=["nir"])
     cube = stack_items([nicfi(str(tmp_path / "three.tif"), raster=True)], bands=["nir"])  # nothing opened yet
@@ -663,7 +663,7 @@ def test_scale_and_offset_per_band_and_where_items_disagree(tmp_path: Path, open
     assert opens == []
     bad = landsat(hrefs)
     bad["assets"]["red"]["raster:bands"][0]["nodata"] = "none"
-    with pytest.raises(StacSearchError, match=r"asset 'red' \(band 'red'\): nodata 'none' is not valid"):
+    with pytest.raises(STACSearchError, match=r"asset 'red' \(band 'red'\): nodata 'none' is not valid"):
         stack_items([bad], bands=["red"])
 
 
@@ -848,10 +848,10 @@ def test_file_uris_under_an_http_self_link_stay_local(tmp_path: Path) -> None:
 
 def test_a_relative_href_without_a_self_link_is_a_named_error() -> None:
     with pytest.raises(
-        StacSearchError, match=r"STAC item 'a', asset 'data': the href './quad.tif' is relative.*no self link"
+        STACSearchError, match=r"STAC item 'a', asset 'data': the href './quad.tif' is relative.*no self link"
     ):
         stack_items([nicfi("./quad.tif", ident="a")], bands=["red"])
-    with pytest.raises(StacSearchError, match=r"asset 'data': the href 'quad.tif' is relative"):
+    with pytest.raises(STACSearchError, match=r"asset 'data': the href 'quad.tif' is relative"):
         stack_items([pystac.Item.from_dict(nicfi("quad.tif", ident="a"))], bands=["red"])
 
 
@@ -1000,7 +1000,7 @@ def test_a_bad_element_is_named_briefly_never_printed_whole(tmp_path: Path) -> N
         ),
         ({**record, "type": "FeatureCollection"}, r"'type' is 'FeatureCollection'"),
     ):
-        with pytest.raises((InvalidArgumentError, StacSearchError), match=pattern) as info:
+        with pytest.raises((InvalidArgumentError, STACSearchError), match=pattern) as info:
             stack_items([record, bad], bands=["red"])
         assert len(str(info.value)) < 300
         assert "45.0" not in str(info.value)
@@ -1056,7 +1056,7 @@ def test_a_crs_field_that_is_not_a_crs_is_a_named_error(tmp_path: Path, field: s
     record["properties"][field] = value
     for items in ([record], [pystac.Item.from_dict(copy.deepcopy(record))]):
         with pytest.raises(
-            StacSearchError, match=rf"STAC item 'garbled', asset 'data': ({field}|proj:code) .* is not valid"
+            STACSearchError, match=rf"STAC item 'garbled', asset 'data': ({field}|proj:code) .* is not valid"
         ) as info:
             stack_items(items, bands=["red"], chunks={})
         assert len(str(info.value)) < 400

@@ -9,7 +9,7 @@ import pytest
 
 import terrapipe as tp
 import terrapipe.stac
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 from terrapipe.core.state import check_resume
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import search_stac
@@ -116,7 +116,7 @@ def test_parameters_the_api_does_not_declare_are_refused(
     stac_api: str, option: dict[str, Any], name: str
 ) -> None:
     """rustac's memory backend would return nothing for filter/query and ignore sortby: refuse instead."""
-    with pytest.raises(StacSearchError, match=f"does not support \\['{name}'\\]") as info:
+    with pytest.raises(STACSearchError, match=f"does not support \\['{name}'\\]") as info:
         list(search_stac(stac_api, **option))
     assert stac_api in str(info.value)
 

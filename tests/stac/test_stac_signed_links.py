@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import terrapipe as tp
-from terrapipe.core.errors import StacSearchError
+from terrapipe.core.errors import STACSearchError
 from terrapipe.stac.signed_links import SignedRoot
 
 SIG = "S1gnature-Value+42/xyz"
@@ -176,7 +176,7 @@ def test_a_url_signed_for_one_object_signs_nothing_else_and_says_to_use_storage(
     service.documents["/acct/data/stac/catalog.json"] = _catalog(["./same/collection.json"])
     if "sig=" not in query:  # the test server checks "sig": let the root itself through as S3/GCS would
         query += "&sig=" + urllib.parse.quote(SIG, safe="")
-    with pytest.raises(StacSearchError) as info:
+    with pytest.raises(STACSearchError) as info:
         _search(f"{service.url}/acct/data/stac/catalog.json?{query}")
     message = str(info.value)
     assert "storage=" in message, (kind, message)
@@ -189,7 +189,7 @@ def test_a_url_signed_for_one_object_signs_nothing_else_and_says_to_use_storage(
 def test_a_refused_signed_link_names_it_without_the_sas(servers: tuple[Blobs, Blobs]) -> None:
     service, _ = servers
     service.documents["/acct/data/stac/catalog.json"] = _catalog(["./gone/collection.json"])
-    with pytest.raises(StacSearchError) as info:
+    with pytest.raises(STACSearchError) as info:
         _search(f"{service.url}/acct/data/stac/catalog.json?{SAS}")
     message = str(info.value)
     assert f"{service.url}/acct/data/stac/gone/collection.json" in message, message

@@ -14,7 +14,7 @@ from rasterio.windows import Window
 
 import terrapipe as tp
 import terrapipe.stac
-from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, STACSearchError
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import search_stac, stack_items
 from tests.servers.http_range import range_server
@@ -153,7 +153,7 @@ def test_items_without_projection_info(make_catalog: Any) -> None:
     catalog = make_catalog([mini_item("a", 1), mini_item("noproj", 2, proj=False)])
     items = list(search_stac(catalog))
     with pytest.raises(
-        StacSearchError, match=r"without projection info: 'noproj'.*pass crs= and resolution="
+        STACSearchError, match=r"without projection info: 'noproj'.*pass crs= and resolution="
     ):
         stack_items(items, bands=["red"])
     cube = stack_items(items, bands=["red"], crs="EPSG:32631", resolution=10)
@@ -254,7 +254,7 @@ def test_bad_options(tile0: list[Any]) -> None:
         stack_items(tile0, bands=["red"], bbox=(6, 46, 5, 45))
     with pytest.raises(InvalidArgumentError, match="geobox= fixes the grid"):
         stack_items(tile0, bands=["red"], bbox=BBOX, geobox=stack_items(tile0, bands=["red"]).odc.geobox)
-    with pytest.raises(StacSearchError, match=r"malformed STAC item .*element 0"):
+    with pytest.raises(STACSearchError, match=r"malformed STAC item .*element 0"):
         stack_items([json.loads("{}")], bands=["red"])
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import terrapipe as tp
 import terrapipe.stac
-from terrapipe.core.errors import InvalidArgumentError, ReadError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, ReadError, STACSearchError
 from terrapipe.core.state import check_resume
 from terrapipe.datasets import SampleWorld
 from terrapipe.stac import open_stac_item, search_stac
@@ -176,7 +176,7 @@ def test_read_stac_item_errors(mini_catalog: Path, http_files: RangeServer, tmp_
     assert missing in str(info.value)
     not_item = tmp_path / "collection.json"
     not_item.write_text(json.dumps({"type": "Collection", "id": "c"}))
-    with pytest.raises(StacSearchError, match=r"malformed STAC item 'c'.*'type' is 'Collection'"):
+    with pytest.raises(STACSearchError, match=r"malformed STAC item 'c'.*'type' is 'Collection'"):
         open_stac_item(not_item)
     with pytest.raises(ReadError, match="no such file"):
         open_stac_item(tmp_path / "missing.json")
@@ -189,6 +189,6 @@ def test_read_stac_item_errors(mini_catalog: Path, http_files: RangeServer, tmp_
 
 
 def test_modules_register_functional_names() -> None:
-    names = set(tp.registered_names())
+    names = set(tp.core.registered_names())
     assert {"search_stac", "list_stac_items", "read_stac_item", "stack_stac", "mosaic"} <= names
     assert sorted(terrapipe.stac.__all__) == terrapipe.stac.__all__

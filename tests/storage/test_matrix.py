@@ -31,7 +31,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 import terrapipe as tp
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError, TerrapipeError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError, TerrapipeError
 from terrapipe.core.redact import public_url
 from terrapipe.io.raster import open_raster
 from terrapipe.io.storage import AZURITE_ACCOUNT, Storage
@@ -82,7 +82,7 @@ _PRESIGNED_ZARR = (
 )
 _PRESIGNED_CATALOG = (
     "a presigned URL signs one object: the catalog's relative links name other objects, which it does not "
-    "sign; the StacSearchError says to give the s3:// URL with credentials in storage="
+    "sign; the STACSearchError says to give the s3:// URL with credentials in storage="
 )
 _GCS_NO_AUTH = "the GCS emulator checks no credentials: a wrong key cannot be refused there"
 #: (format, store, access) -> why the cell cannot work (strict xfail); see docs/storage.md
@@ -94,7 +94,7 @@ for _fmt in FORMATS:
     if _fmt.startswith("zarr"):  # (a wrong or missing one is refused by the same error: a named one)
         XFAIL[(_fmt, "https-presigned", "good")] = (_PRESIGNED_ZARR, InvalidArgumentError)
     XFAIL[(_fmt, "gs", "wrong-key")] = (_GCS_NO_AUTH, None)
-XFAIL[("stac-catalog", "https-presigned", "good")] = (_PRESIGNED_CATALOG, StacSearchError)
+XFAIL[("stac-catalog", "https-presigned", "good")] = (_PRESIGNED_CATALOG, STACSearchError)
 
 
 def _cells() -> Iterator[Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import terrapipe as tp
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 from tests.storage.conftest import Bucket
 
 pytest.importorskip("pystac")
@@ -45,17 +45,17 @@ def test_geoparquet_in_bucket(bucket: Bucket, sample_world) -> None:  # type: ig
 
 
 def test_missing_catalog_in_bucket_is_named(s3_bucket: Bucket) -> None:
-    with pytest.raises(StacSearchError, match=r"no such object") as info:
+    with pytest.raises(STACSearchError, match=r"no such object") as info:
         list(tp.search_stac("s3://private/nowhere/catalog.json", storage=s3_bucket.storage))
     assert "s3://private/nowhere/catalog.json" in str(info.value)
 
 
 def test_wrong_key_on_bucket_catalog_is_access_denied(s3_bucket: Bucket) -> None:
     wrong = s3_bucket.storage.with_options(secret="wrong-secret-abc")
-    with pytest.raises(StacSearchError, match="access denied") as info:
+    with pytest.raises(STACSearchError, match="access denied") as info:
         list(tp.search_stac("s3://private/stac/catalog.json", storage=wrong))
     assert "wrong-secret-abc" not in str(info.value)
-    with pytest.raises(StacSearchError, match="access denied"):
+    with pytest.raises(STACSearchError, match="access denied"):
         list(tp.search_stac("s3://private/stac/items.parquet", storage=wrong))
 
 
@@ -134,18 +134,18 @@ def test_cycle_in_bucket_catalog_is_named(s3_bucket: Bucket) -> None:
     s3_bucket.put(
         "loop/sub/catalog.json", _doc("Catalog", "s", [{"rel": "child", "href": "../catalog.json"}])
     )
-    with pytest.raises(StacSearchError, match="cycle"):
+    with pytest.raises(STACSearchError, match="cycle"):
         list(tp.search_stac("s3://private/loop/catalog.json", storage=s3_bucket.storage))
 
 
 def test_document_cap_applies_in_buckets(s3_bucket: Bucket) -> None:
-    with pytest.raises(StacSearchError, match="over the cap of 100"):
+    with pytest.raises(STACSearchError, match="over the cap of 100"):
         list(
             tp.search_stac(
                 "s3://private/stac/catalog.json", storage=s3_bucket.storage.with_options(max_bytes=100)
             )
         )
-    with pytest.raises(StacSearchError, match="over the cap of 100"):
+    with pytest.raises(STACSearchError, match="over the cap of 100"):
         list(
             tp.search_stac(
                 "s3://private/stac/items.parquet", storage=s3_bucket.storage.with_options(max_bytes=100)

@@ -93,12 +93,12 @@ class Segment:
 
 @functools.cache
 def _mixing_types() -> tuple[type, ...]:
-    from terrapipe.core.cycle import Cycler
-    from terrapipe.core.enumerate import Enumerator
+    from terrapipe.core.cycle import Cycle
+    from terrapipe.core.enumerate import Enumerate
     from terrapipe.core.header import Header
-    from terrapipe.core.zip_longest import ZipperLongest
+    from terrapipe.core.zip_longest import ZipLongest
 
-    return (*TORCH_MIXING_TYPES, Cycler, Enumerator, Header, ZipperLongest)
+    return (*TORCH_MIXING_TYPES, Cycle, Enumerate, Header, ZipLongest)
 
 
 def _parents(dp: IterDataPipe[Any]) -> list[IterDataPipe[Any]]:

@@ -1,9 +1,19 @@
 """Chipping: window planning, the chunk-aware chipper, the xbatcher-compatible slicer, samplers, splits, stitching."""
 
-from terrapipe.chip.chipper import ChipCounters, Chipper
-from terrapipe.chip.sampler import WindowSampler
+from terrapipe.chip.chipper import Chip, ChipCounters
+from terrapipe.chip.sampler import SampleWindows
 from terrapipe.chip.split import SpatialSplit
 from terrapipe.chip.stitch import stitch
-from terrapipe.chip.xbatcher import XbatcherSlicer
+from terrapipe.chip.xbatcher import SliceWithXbatcher
+from terrapipe.core.renamed import renamed_names
 
-__all__ = ["ChipCounters", "Chipper", "SpatialSplit", "WindowSampler", "XbatcherSlicer", "stitch"]
+__all__ = ["Chip", "ChipCounters", "SampleWindows", "SliceWithXbatcher", "SpatialSplit", "stitch"]
+
+__getattr__ = renamed_names(
+    __name__,
+    {
+        "Chipper": "terrapipe.chip.Chip",
+        "WindowSampler": "terrapipe.chip.SampleWindows",
+        "XbatcherSlicer": "terrapipe.chip.SliceWithXbatcher",
+    },
+)

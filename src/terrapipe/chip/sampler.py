@@ -1,6 +1,6 @@
 """``sample_windows``: random windows over one or many rasters, or windows centred on points.
 
-:class:`WindowSampler` takes every xarray element of its source (lazy rasters
+:class:`SampleWindows` takes every xarray element of its source (lazy rasters
 or cubes) and, each epoch, yields
 
 - ``n`` random windows: a raster is drawn in proportion to ``weights``
@@ -52,7 +52,7 @@ from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed
 from terrapipe.core.state import ResumesNextPass
 
-__all__ = ["WindowSampler"]
+__all__ = ["SampleWindows"]
 
 #: Most windows ``sample_windows(n=)`` plans per epoch (they are planned up front).
 MAX_WINDOWS = 100_000_000
@@ -95,7 +95,7 @@ class _Raster:
 
 
 @register("sample_windows")
-class WindowSampler(ResumesNextPass, Stage[Any]):
+class SampleWindows(ResumesNextPass, Stage[Any]):
     """Yield random windows (or windows centred on points) from the xarray elements of ``source``.
 
     Parameters
@@ -130,9 +130,9 @@ class WindowSampler(ResumesNextPass, Stage[Any]):
         Windows read together (their blocks are read once).
     workers, block_cache_bytes
         Reader threads (``None``: chosen by the source, as in
-        :class:`~terrapipe.chip.chipper.Chipper`) and block budget.
+        :class:`~terrapipe.chip.chipper.Chip`) and block budget.
     output
-        ``"xarray"`` or ``"numpy"`` (see :class:`~terrapipe.chip.chipper.Chipper`).
+        ``"xarray"`` or ``"numpy"`` (see :class:`~terrapipe.chip.chipper.Chip`).
     shard
         ``"auto"``: split the drawn windows across DataLoader workers and DDP ranks.
     on_error

@@ -2,7 +2,7 @@
 
 zen3geo's ``slice_with_xbatcher`` wrapped ``xbatcher.BatchGenerator``, which
 cuts every patch with its own ``isel`` and so reads (and decompresses) a
-storage chunk once for every patch that touches it. :class:`XbatcherSlicer`
+storage chunk once for every patch that touches it. :class:`SliceWithXbatcher`
 yields the same batches — same number, order, dimensions (including the
 ``sample`` stacking and the ``<dim>_input`` / ``input_batch`` names of concat
 mode), coordinates and values — without importing xbatcher: the batch
@@ -73,7 +73,7 @@ from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
 from terrapipe.core.shard import ShardInfo, shard_info
 from terrapipe.core.state import ResumesNextPass
 
-__all__ = ["XbatcherSlicer", "stack_sample", "to_input_dims"]
+__all__ = ["SliceWithXbatcher", "stack_sample", "to_input_dims"]
 
 _STATE_KEYS = ("epoch", "item", "batch", "source")
 _SUFFIX = "_input"
@@ -120,7 +120,7 @@ def to_input_dims(patch: xr.Dataset, input_dims: Sequence[Hashable]) -> xr.Datas
 
 
 @register("slice_with_xbatcher")
-class XbatcherSlicer(ResumesNextPass, Stage[Any]):
+class SliceWithXbatcher(ResumesNextPass, Stage[Any]):
     """Yield xbatcher 0.4.0's batches of each xarray element, reading every block once.
 
     Parameters
@@ -140,7 +140,7 @@ class XbatcherSlicer(ResumesNextPass, Stage[Any]):
     preload_batch
         Accepted for compatibility; batches are always loaded (see the module doc).
     workers, block_cache_bytes
-        Reader threads and block budget (see :class:`~terrapipe.chip.chipper.Chipper`).
+        Reader threads and block budget (see :class:`~terrapipe.chip.chipper.Chip`).
     shard
         ``"auto"``: split the batches across DataLoader workers and DDP ranks
         (contiguous ranges); in a single process the order is xbatcher's.

@@ -1,7 +1,7 @@
 """Core of terrapipe: the pipe model, errors, optional dependencies, sharding, samples."""
 
-from terrapipe.core.cycle import Cycler
-from terrapipe.core.enumerate import Enumerator
+from terrapipe.core.cycle import Cycle
+from terrapipe.core.enumerate import Enumerate
 from terrapipe.core.errors import (
     CacheError,
     ConcurrentIterationError,
@@ -15,12 +15,13 @@ from terrapipe.core.errors import (
     ResumeWarning,
     SkippedElementWarning,
     SkipsInEpochWarning,
-    StacSearchError,
+    STACSearchError,
+    TerrapipeDeprecationWarning,
     TerrapipeError,
     TerrapipeWarning,
     WorkerError,
 )
-from terrapipe.core.flatmap import FlatMapper
+from terrapipe.core.flatmap import FlatMap
 from terrapipe.core.header import Header
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.optional import require
@@ -35,22 +36,23 @@ from terrapipe.core.pipe import (
     set_epoch,
     source_pipes,
 )
+from terrapipe.core.renamed import renamed_names
 from terrapipe.core.sample import GeoMeta, Sample, geo_meta
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range, shard_scope, shared_seed, worker_seed
 from terrapipe.core.sources import FromItems, from_items
 from terrapipe.core.state import Stateful, check_resume, expect_keys
 from terrapipe.core.stats import StageStats
-from terrapipe.core.zip_longest import ZipperLongest
+from terrapipe.core.zip_longest import ZipLongest
 
 __all__ = [
+    "GRAPH_LOCK",
     "CacheError",
     "ConcurrentIterationError",
-    "Cycler",
+    "Cycle",
     "DeviceError",
-    "Enumerator",
-    "FlatMapper",
+    "Enumerate",
+    "FlatMap",
     "FromItems",
-    "GRAPH_LOCK",
     "GeoMeta",
     "GridMismatchError",
     "Header",
@@ -62,18 +64,19 @@ __all__ = [
     "ReadError",
     "RecipeError",
     "ResumeWarning",
+    "STACSearchError",
     "Sample",
     "ShardInfo",
     "SkippedElementWarning",
     "SkipsInEpochWarning",
-    "StacSearchError",
     "Stage",
     "StageStats",
     "Stateful",
+    "TerrapipeDeprecationWarning",
     "TerrapipeError",
     "TerrapipeWarning",
     "WorkerError",
-    "ZipperLongest",
+    "ZipLongest",
     "check_on_error",
     "check_resume",
     "expect_keys",
@@ -93,3 +96,14 @@ __all__ = [
     "source_pipes",
     "worker_seed",
 ]
+
+__getattr__ = renamed_names(
+    __name__,
+    {
+        "Cycler": "terrapipe.core.Cycle",
+        "Enumerator": "terrapipe.core.Enumerate",
+        "FlatMapper": "terrapipe.core.FlatMap",
+        "StacSearchError": "terrapipe.STACSearchError",
+        "ZipperLongest": "terrapipe.core.ZipLongest",
+    },
+)

@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 
-__all__ = ["Cycler"]
+__all__ = ["Cycle"]
 
 T = TypeVar("T")
 
 
 @register("cycle")
-class Cycler(Stage[T]):
+class Cycle(Stage[T]):
     """Iterate ``source`` ``count`` times in a row (``None``: forever).
 
     Each repetition is a new pass over the source, so stages that shuffle

@@ -15,13 +15,13 @@ from typing import Any, TypeVar
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 
-__all__ = ["Enumerator"]
+__all__ = ["Enumerate"]
 
 T = TypeVar("T")
 
 
 @register("enumerate")
-class Enumerator(Stage[tuple[int, T]]):
+class Enumerate(Stage[tuple[int, T]]):
     """Yield ``(index, element)`` pairs, counting from ``start`` in each pass.
 
     Parameters

@@ -17,6 +17,9 @@ Examples
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 __all__ = [
     "CacheError",
     "ConcurrentIterationError",
@@ -28,10 +31,10 @@ __all__ = [
     "ReadError",
     "RecipeError",
     "ResumeWarning",
+    "STACSearchError",
     "SkippedElementWarning",
-    "TerrapipeDeprecationWarning",
     "SkipsInEpochWarning",
-    "StacSearchError",
+    "TerrapipeDeprecationWarning",
     "TerrapipeError",
     "TerrapipeWarning",
     "WorkerError",
@@ -58,7 +61,7 @@ class ReadError(TerrapipeError, OSError):
     """Data could not be read: a missing, truncated or corrupt file, an HTTP failure."""
 
 
-class StacSearchError(TerrapipeError, RuntimeError):
+class STACSearchError(TerrapipeError, RuntimeError):
     """A STAC search or catalog read failed (unreachable API, bad response, bad item)."""
 
 
@@ -122,3 +125,16 @@ class SkipsInEpochWarning(TerrapipeWarning):
 
 class ResumeWarning(TerrapipeWarning):
     """A pipe resumes by re-running and skipping, exact only when the pipe is deterministic."""
+
+
+def __getattr__(name: str) -> Any:
+    """``StacSearchError``, the old name of :class:`STACSearchError`, for one release (with a warning)."""
+    if name == "StacSearchError":
+        warnings.warn(
+            "terrapipe.core.errors.StacSearchError is deprecated and will be removed in the next release; "
+            "use terrapipe.STACSearchError",
+            TerrapipeDeprecationWarning,
+            stacklevel=2,
+        )
+        return STACSearchError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

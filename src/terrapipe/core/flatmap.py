@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 
-__all__ = ["FlatMapper"]
+__all__ = ["FlatMap"]
 
 T = TypeVar("T")
 
 
 @register("flatmap")
-class FlatMapper(Stage[T]):
+class FlatMap(Stage[T]):
     """Yield every item of ``fn(element)`` for each element of ``source``.
 
     Parameters

@@ -4,7 +4,7 @@ Every terrapipe stage is a small :class:`Stage` (an ``IterDataPipe``) registered
 under a functional name with :func:`register`, so both forms work::
 
     tp.from_items([1, 2, 3]).header(2)        # functional form
-    tp.Header(tp.from_items([1, 2, 3]), 2)    # class form
+    tp.core.Header(tp.from_items([1, 2, 3]), 2)    # class form
 
 torch core's own pipes (``map``, ``filter``, ``shuffle``, ``batch``, ``collate``,
 ``zip``, ``fork``, ``mux``, ``demux``, ``sharding_filter``) chain with ours.
@@ -439,7 +439,7 @@ def registered_class(name: str) -> type[Any] | None:
     Examples
     --------
     >>> import terrapipe as tp
-    >>> registered_class("header") is tp.Header, registered_class("no_such_stage")
+    >>> registered_class("header") is tp.core.Header, registered_class("no_such_stage")
     (True, None)
     """
     if name.startswith("_"):

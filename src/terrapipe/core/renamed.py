@@ -8,6 +8,9 @@ imports the new object, warns once per access with
 replacement, and returns it; old names are not in ``__all__`` nor ``dir()``.
 The migration guide (``docs/migration/names.md``) lists every table.
 
+``terrapipe.core.errors`` cannot use it (this module imports the errors),
+so it spells the same ``__getattr__`` out for its one old name.
+
 Examples
 --------
 >>> import warnings

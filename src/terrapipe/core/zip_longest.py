@@ -16,11 +16,11 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 
-__all__ = ["ZipperLongest"]
+__all__ = ["ZipLongest"]
 
 
 @register("zip_longest")
-class ZipperLongest(Stage[tuple[Any, ...]]):
+class ZipLongest(Stage[tuple[Any, ...]]):
     """Yield tuples of one element from each pipe, padding ended pipes with ``fill_value``.
 
     Parameters

@@ -44,7 +44,7 @@ from terrapipe.core.state import ResumesNextPass
 from terrapipe.dist.layout import ChunkRecord
 from terrapipe.dist.store import SampleStore
 from terrapipe.io.storage import Storage
-from terrapipe.run.pmap import ParallelMapper
+from terrapipe.run.pmap import ParallelMap
 
 __all__ = ["ReadSamples", "read_samples"]
 
@@ -207,7 +207,7 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
         load = _ChunkLoader(store)
         if self.workers == 0:
             return map(load, records)
-        pipe = ParallelMapper(
+        pipe = ParallelMap(
             FromItems(records, shard=False), load, workers=self.workers, max_in_flight=self.read_ahead
         )
         return iter(pipe)

@@ -58,15 +58,17 @@ from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR, add_raster, as_dataset, 
 from terrapipe.fuse.clip import ClipVector, clip_features
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_mismatch, grid_of
 from terrapipe.fuse.rasterize import Rasterize, rasterize_features
+from terrapipe.fuse.rasterize_points import RasterizePoints
 from terrapipe.fuse.vector_index import VectorIndex
 from terrapipe.fuse.zip import ZipGrids, check_same_grid, chip_times, merge_chips, merge_samples, time_of
 
 __all__ = [
+    "IMAGE",
+    "VECTORS_ATTR",
     "AlignTo",
     "ClipVector",
-    "IMAGE",
     "Rasterize",
-    "VECTORS_ATTR",
+    "RasterizePoints",
     "VectorIndex",
     "ZipGrids",
     "add_raster",
@@ -85,9 +87,9 @@ __all__ = [
     "grid_of",
     "merge_chips",
     "merge_samples",
-    "time_of",
     "pixels_to_boxes",
     "rasterize_features",
     "reference_window",
+    "time_of",
     "vector_names",
 ]

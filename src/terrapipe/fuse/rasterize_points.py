@@ -435,7 +435,7 @@ class RasterizePoints(Stage[xr.Dataset]):
         Examples
         --------
         >>> import terrapipe as tp
-        >>> cloud = tp.PointCloud(np.zeros((1, 3)), {}, CRS.from_epsg(32631), "", (1.0,) * 3, (0.0,) * 3,
+        >>> cloud = tp.io.PointCloud(np.zeros((1, 3)), {}, CRS.from_epsg(32631), "", (1.0,) * 3, (0.0,) * 3,
         ...                       (0.0, 0.0, 0.0, 0.0), "x.las")
         >>> config = RasterizePoints(tp.from_items([]), cloud).cache_config()
         >>> config["statistics"], config["prefix"]

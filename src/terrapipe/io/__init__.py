@@ -17,6 +17,7 @@ from terrapipe.io.gdal_env import GDAL_DEFAULTS, apply_gdal_defaults, gdal_optio
 from terrapipe.io.gdal_fork import clear_gdal_http_connections
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
+from terrapipe.io.point_cloud import PointCloud, ReadPointCloud, open_point_cloud
 from terrapipe.io.raster import ReadRaster, open_raster
 from terrapipe.io.raster_array import RasterArray, RasterSource, close_thread_handles
 from terrapipe.io.storage import Storage
@@ -28,8 +29,10 @@ __all__ = [
     "GDAL_DEFAULTS",
     "HTTPOptions",
     "OpenXarray",
+    "PointCloud",
     "RasterArray",
     "RasterSource",
+    "ReadPointCloud",
     "ReadRaster",
     "ReadVector",
     "ReadZarr",
@@ -38,6 +41,7 @@ __all__ = [
     "clear_gdal_http_connections",
     "close_thread_handles",
     "gdal_options",
+    "open_point_cloud",
     "open_raster",
     "open_vector",
     "open_xarray",

@@ -9,17 +9,17 @@ from terrapipe.core.shard import shard_scope
 from terrapipe.run.device import map_tensors, move_to, resolve_device
 from terrapipe.run.pipe_loader import PipeLoader, loader
 from terrapipe.run.pipe_state import ResumePlan, resume_plan
-from terrapipe.run.pmap import ParallelMapper
-from terrapipe.run.prefetch import Prefetcher
+from terrapipe.run.pmap import ParallelMap
+from terrapipe.run.prefetch import Prefetch
 from terrapipe.run.profiler import PipeProfile, StageProfile, profile
 from terrapipe.run.sharding import apply_torch_sharding, can_shard
 from terrapipe.run.shuffle import ShuffledItems, shuffled_items
 
 __all__ = [
-    "ParallelMapper",
+    "ParallelMap",
     "PipeLoader",
     "PipeProfile",
-    "Prefetcher",
+    "Prefetch",
     "ResumePlan",
     "ShuffledItems",
     "StageProfile",
@@ -39,6 +39,8 @@ __getattr__ = renamed_names(
     __name__,
     {
         "collate_samples": "terrapipe.collate",
+        "ParallelMapper": "terrapipe.run.ParallelMap",
+        "Prefetcher": "terrapipe.run.Prefetch",
         "ResumeWarning": "terrapipe.ResumeWarning",
         "WorkerError": "terrapipe.WorkerError",
     },

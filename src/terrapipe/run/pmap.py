@@ -34,7 +34,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.run._describe import describe_element, describe_fn
 from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
-__all__ = ["ParallelMapper"]
+__all__ = ["ParallelMap"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -129,7 +129,7 @@ def _check_positive(name: str, value: Any) -> int:
 
 
 @register("pmap")
-class ParallelMapper(ReadAheadState, Stage[U]):
+class ParallelMap(ReadAheadState, Stage[U]):
     """Apply ``fn`` to each element of ``source`` in ``workers`` threads, or on an executor.
 
     The source is read in the consumer's thread, only as far as needed to keep

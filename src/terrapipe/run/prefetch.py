@@ -20,7 +20,7 @@ from terrapipe.core.errors import InvalidArgumentError, WorkerError
 from terrapipe.core.pipe import IterDataPipe, Stage, pass_context, register
 from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
-__all__ = ["Prefetcher"]
+__all__ = ["Prefetch"]
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ _READERS: weakref.WeakKeyDictionary[Any, tuple[threading.Thread, threading.Event
 
 
 @register("prefetch")
-class Prefetcher(ReadAheadState, Stage[T]):
+class Prefetch(ReadAheadState, Stage[T]):
     """Yield the elements of ``source``, read ahead by a background thread.
 
     Parameters

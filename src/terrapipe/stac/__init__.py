@@ -30,12 +30,13 @@ Examples
 [('band', 'y', 'x')]
 """
 
+from terrapipe.core.renamed import renamed_names
 from terrapipe.stac.deprecated import HttpOptions  # deprecated: tp.Storage
 from terrapipe.stac.list_items import ListSTACItems
 from terrapipe.stac.mosaic import Mosaic, mosaic_array
 from terrapipe.stac.read_item import ReadSTACItem, open_stac_item
 from terrapipe.stac.search import SearchSTAC, search_stac
-from terrapipe.stac.server import StacServer, serve_stac, start_stac_server
+from terrapipe.stac.server import STACServer, serve_stac, start_stac_server
 from terrapipe.stac.stack import StackSTAC, stack_items
 
 __all__ = [
@@ -43,8 +44,8 @@ __all__ = [
     "ListSTACItems",
     "Mosaic",
     "ReadSTACItem",
+    "STACServer",
     "SearchSTAC",
-    "StacServer",
     "StackSTAC",
     "mosaic_array",
     "open_stac_item",
@@ -53,3 +54,5 @@ __all__ = [
     "stack_items",
     "start_stac_server",
 ]
+
+__getattr__ = renamed_names(__name__, {"StacServer": "terrapipe.stac.STACServer"})

@@ -9,7 +9,7 @@ each answer's ``next`` link (GET URL, or POST body, ``merge`` and
 Before the first search the landing page is read once (per process) to find
 the search endpoint and the conformance classes; parameters the API does
 not declare support for (``query``, ``filter``, ``sortby``, ``fields``) are
-refused with a :class:`~terrapipe.core.errors.StacSearchError` rather than
+refused with a :class:`~terrapipe.core.errors.STACSearchError` rather than
 silently ignored. A URL ending in ``/search`` is used as the endpoint
 directly, without that check.
 
@@ -22,7 +22,7 @@ made (time-outs, retries, deadline, body cap, credentials) is a :class:`~terrapi
 
 A ``next`` link must be usable: a link with ``rel="next"`` but no string
 ``href``, an unknown ``method`` or a ``body`` that is not an object is a
-:class:`~terrapipe.core.errors.StacSearchError`, never a silent end of the
+:class:`~terrapipe.core.errors.STACSearchError`, never a silent end of the
 search; so are ``links`` that are not a list.
 
 Examples
@@ -43,15 +43,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from terrapipe._compat import stac_io_request_modifier
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.io.paths import origin_of
 from terrapipe.io.storage import Storage
 from terrapipe.stac.backend import Page
 from terrapipe.stac.deprecated import as_storage, renamed_options
 from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.query import SearchQuery, make_query
-from terrapipe.stac.redact import public_url
 
 __all__ = ["ApiBackend", "links_of", "next_token", "options_from_stac_io"]
 
@@ -71,14 +71,14 @@ def links_of(document: Mapping[str, Any], where: str) -> list[Mapping[str, Any]]
 
     Raises
     ------
-    StacSearchError
+    STACSearchError
         If ``links`` is there but not a list.
     """
     links = document.get("links")
     if links is None:
         return []
     if not isinstance(links, list):
-        raise StacSearchError(
+        raise STACSearchError(
             f"the answer of {where} is not valid STAC: 'links' is a {type(links).__name__}, not a list"
         )
     return [link for link in links if isinstance(link, Mapping)]
@@ -105,7 +105,7 @@ def next_token(
 
     Raises
     ------
-    StacSearchError
+    STACSearchError
         For a ``next`` link that cannot be followed (no string ``href``, an
         unknown ``method``, a ``body`` or ``headers`` that are not objects):
         stopping there would silently drop the pages after it.
@@ -116,31 +116,31 @@ def next_token(
             continue
         href = link.get("href")
         if not isinstance(href, str) or not href.strip():
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the answer of {where} has a 'next' link without an href ({href!r}); the pages after it "
                 "cannot be fetched: report it to the API's maintainers"
             )
         method = str(link.get("method") or "GET").upper()
         if method not in ("GET", "POST"):
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the 'next' link of {where} asks for method {method[:20]!r}; only GET and POST"
             )
         given = link.get("body")
         if given is not None and not isinstance(given, Mapping):
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the 'next' link of {where} has a body that is a {type(given).__name__}, not an object"
             )
         link_headers = link.get("headers")
         if link_headers is not None and not isinstance(link_headers, Mapping):
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the 'next' link of {where} has headers that are a {type(link_headers).__name__}, not an object"
             )
         try:
             target = urllib.parse.urljoin(page_href, href.strip())
         except ValueError as err:
-            raise StacSearchError(f"the 'next' link of {where} is not a URL ({err})") from None
+            raise STACSearchError(f"the 'next' link of {where} is not a URL ({err})") from None
         if not target.lower().startswith(("http://", "https://")):
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the 'next' link of {where} leads to {public_url(target)!r}, which is not an HTTP(S) URL"
             )
         next_body: dict[str, Any] | None = None
@@ -254,10 +254,10 @@ class ApiBackend:
         if self._search_href is not None:
             return
         landing = self.client.request(
-            "GET", self._with_params(self.url), error=StacSearchError, what="read the STAC API landing page"
+            "GET", self._with_params(self.url), error=STACSearchError, what="read the STAC API landing page"
         )
         if not isinstance(landing, Mapping):
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the answer of {self.where} is not a STAC API landing page (a JSON object)"
             )
         links = links_of(landing, self.where)
@@ -267,7 +267,7 @@ class ApiBackend:
                 f"{self.where} has no item search (no link with rel='search'); is it a STAC API? For a static "
                 "catalog, give the URL of its catalog.json, or pass kind='static'"
             )
-            raise StacSearchError(msg)
+            raise STACSearchError(msg)
         methods = tuple(str(link.get("method") or "GET").upper() for link in search)
         preferred = next(
             (link for link in search if str(link.get("method") or "GET").upper() == "POST"), search[0]
@@ -289,7 +289,7 @@ class ApiBackend:
                     answer = self.client.request(
                         "GET",
                         self._with_params(urllib.parse.urljoin(self.url, str(link["href"]))),
-                        error=StacSearchError,
+                        error=STACSearchError,
                         what="read the STAC API conformance classes",
                     )
                     conforms = answer.get("conformsTo") if isinstance(answer, Mapping) else None
@@ -300,7 +300,7 @@ class ApiBackend:
 
         Raises
         ------
-        StacSearchError
+        STACSearchError
             If the API is unreachable, has no item search, or does not declare
             the conformance class a parameter needs.
         """
@@ -309,7 +309,7 @@ class ApiBackend:
         if not conformance:  # unknown (endpoint given directly, or not declared): let the API decide
             return
         if not any("item-search" in c for c in conformance):
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the STAC API at {self.where} does not declare item search (conformance 'item-search')"
             )
         missing = [
@@ -323,7 +323,7 @@ class ApiBackend:
                 f"{sorted({_CONFORMANCE[k] for k in missing})}); remove them from the query, or filter the items "
                 "downstream (pipe.filter(...))"
             )
-            raise StacSearchError(msg)
+            raise STACSearchError(msg)
 
     # -- pages -------------------------------------------------------------
     def first(self, query: SearchQuery) -> dict[str, Any]:
@@ -347,7 +347,7 @@ class ApiBackend:
 
         Raises
         ------
-        StacSearchError
+        STACSearchError
             On a failure retries did not cure, or an answer that is not an
             ItemCollection; the message names the (redacted) URL.
         """
@@ -359,7 +359,7 @@ class ApiBackend:
             self._with_params(href),
             body=token["body"],
             headers=token["headers"],
-            error=StacSearchError,
+            error=STACSearchError,
             what="search the STAC API",
         )
         where = public_url(href)
@@ -368,7 +368,7 @@ class ApiBackend:
                 f"the answer of {where} is not a STAC ItemCollection (a JSON {type(answer).__name__}, "
                 "not an object); check that the URL is a STAC API"
             )
-            raise StacSearchError(msg)
+            raise STACSearchError(msg)
         if not isinstance(answer.get("features"), list):
             given = answer.get("features")
             kind = "missing" if given is None else f"a {type(given).__name__}"
@@ -376,7 +376,7 @@ class ApiBackend:
                 f"the answer of {where} is not a STAC ItemCollection ('features' is {kind}, not a list); "
                 "check that the URL is a STAC API"
             )
-            raise StacSearchError(msg)
+            raise STACSearchError(msg)
         features = list(answer["features"])
         # a 'next' link back to this page (or any earlier one) is caught by the search stage's loop check
         following = next_token(answer, href, token["body"]) if features else None

@@ -52,8 +52,8 @@ import numpy as np
 from terrapipe._compat import odc_loader_rio
 from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.stac.hrefs import local_path
-from terrapipe.stac.redact import public_url
 
 if TYPE_CHECKING:
     from terrapipe.io.storage import Storage

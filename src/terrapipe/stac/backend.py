@@ -27,9 +27,9 @@ __all__ = [
     "OffsetPager",
     "Page",
     "SearchBackend",
+    "items_key",
     "normalise_url",
     "page_key",
-    "items_key",
     "refuse_api_only",
 ]
 
@@ -42,7 +42,7 @@ class Page:
     ----------
     features
         Item dicts, in the order the backend returns them; a
-        :class:`~terrapipe.core.errors.StacSearchError` in place of an item
+        :class:`~terrapipe.core.errors.STACSearchError` in place of an item
         a file backend could not test against the query (the search stage
         raises or skips it by ``on_error``).
     next

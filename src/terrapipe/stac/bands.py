@@ -15,7 +15,7 @@ this order:
    ``visual`` preview, as odc-stac does); a tie is an error.
 
 The name must give the same (asset, band) in every item, else the cube
-would mix bands: :class:`~terrapipe.core.errors.StacSearchError`.
+would mix bands: :class:`~terrapipe.core.errors.STACSearchError`.
 
 Each band's ``data_type``, ``nodata``, scale and offset are read from, most
 specific first: its entry in STAC 1.1 ``bands`` (``data_type``, ``nodata``,
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 
 __all__ = ["BandInfo", "BandRef", "band_count", "band_info", "band_refs", "default_refs", "resolve_band"]
 
@@ -242,7 +242,7 @@ def band_refs(items: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[
     ------
     InvalidArgumentError
         For a name the first item cannot resolve (see :func:`resolve_band`).
-    StacSearchError
+    STACSearchError
         If some item lacks the asset, or resolves the name to another band.
     """
     refs: list[BandRef] = []
@@ -253,20 +253,20 @@ def band_refs(items: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[
             shown = ", ".join(lacking[:_SHOWN]) + (
                 f" and {len(lacking) - _SHOWN} more" if len(lacking) > _SHOWN else ""
             )
-            raise StacSearchError(
+            raise STACSearchError(
                 f"STAC items {shown} have no asset {key!r} (band {name!r}); drop them or the band"
             )
         for other in items[1:]:
             try:
                 found = resolve_band(other, name)
             except InvalidArgumentError as err:
-                raise StacSearchError(f"{err} (it is {key}.{index} in STAC item {_label(items[0])})") from err
+                raise STACSearchError(f"{err} (it is {key}.{index} in STAC item {_label(items[0])})") from err
             if found != (key, index):
                 msg = (
                     f"band {name!r} is {key}.{index} in STAC item {_label(items[0])} but {found[0]}.{found[1]} in "
                     f"{_label(other)}: a cube needs one layout; stack them separately or fix the items' band lists"
                 )
-                raise StacSearchError(msg)
+                raise STACSearchError(msg)
         refs.append(BandRef(name, key, index, band_count(items[0], key)))
     return refs
 
@@ -309,7 +309,7 @@ def default_refs(items: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> lis
                         f"band {ref.name!r} is {ref.key} in STAC item {_label(first)} but {shown} in "
                         f"{_label(other)}: a cube needs one layout; stack them separately or pass bands="
                     )
-                    raise StacSearchError(msg)
+                    raise STACSearchError(msg)
     return refs
 
 
@@ -328,7 +328,7 @@ def band_info(item: Mapping[str, Any], ref: BandRef) -> BandInfo:
 
     Raises
     ------
-    StacSearchError
+    STACSearchError
         For a ``data_type`` that is not a data type, a ``nodata`` that is
         not a number, or a scale/offset that is not a number, naming the
         item and asset.
@@ -367,9 +367,9 @@ def band_info(item: Mapping[str, Any], ref: BandRef) -> BandInfo:
     return BandInfo(dtype, nodata, scale, offset)
 
 
-def _bad(item: Mapping[str, Any], ref: BandRef, what: str, value: Any, hint: str) -> StacSearchError:
+def _bad(item: Mapping[str, Any], ref: BandRef, what: str, value: Any, hint: str) -> STACSearchError:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-    return StacSearchError(
+    return STACSearchError(
         f"STAC item {_label(item)}, asset {ref.asset!r} (band {ref.name!r}): {what} {shown} is not valid; {hint}"
     )
 

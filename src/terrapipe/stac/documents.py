@@ -27,12 +27,12 @@ import os
 from typing import Any
 
 from terrapipe.core.errors import ReadError, TerrapipeError
+from terrapipe.core.redact import public_url
 from terrapipe.io.object_store import get as get_object
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.http_json import DEFAULT_MAX_BYTES, JsonClient, deadline_of
-from terrapipe.stac.redact import public_url
 
 __all__ = ["read_document"]
 

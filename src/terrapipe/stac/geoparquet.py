@@ -34,8 +34,9 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from terrapipe.core.errors import ReadError, StacSearchError
+from terrapipe.core.errors import ReadError, STACSearchError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 from terrapipe.io.object_store import get as get_object
 from terrapipe.io.object_store import is_object_url, join_url
 from terrapipe.io.storage import Storage
@@ -44,7 +45,6 @@ from terrapipe.stac.deprecated import renamed_options
 from terrapipe.stac.hrefs import is_absolute, is_http, join_href, local_path
 from terrapipe.stac.http_json import DEFAULT_MAX_FILE_BYTES, JsonClient, deadline_of
 from terrapipe.stac.query import SearchQuery, item_matches
-from terrapipe.stac.redact import public_url
 
 __all__ = ["GeoParquetBackend", "pushdown_filter"]
 
@@ -159,19 +159,19 @@ class GeoParquetBackend:
                 return pa_dataset.FileSystemDataset([fragment], fragment.physical_schema, file_format)
             if not os.path.isfile(self.path):
                 msg = f"cannot read the stac-geoparquet file {self.where!r}: no such file; check the path"
-                raise StacSearchError(msg)
+                raise STACSearchError(msg)
             return pa_dataset.dataset(self.path, format="parquet")
         except (OSError, pa.ArrowException) as err:
             msg = (
                 f"cannot read the stac-geoparquet file {self.where!r}: {err}; check that it is a Parquet file"
             )
-            raise StacSearchError(msg) from err
+            raise STACSearchError(msg) from err
 
     def _download(self) -> bytes:
         """Return the bytes of a file on an HTTP server or in a bucket, within the cap and the deadline."""
         if is_http(self.path):
             data: bytes = self.client.request_bytes(
-                self.path, error=StacSearchError, what="download the stac-geoparquet file"
+                self.path, error=STACSearchError, what="download the stac-geoparquet file"
             )
             return data
         cap = self.client.storage.max_bytes or DEFAULT_MAX_FILE_BYTES
@@ -180,7 +180,7 @@ class GeoParquetBackend:
                 self.path, self.storage, max_bytes=cap, deadline=deadline_of(self.client.storage)
             )
         except ReadError as err:
-            raise StacSearchError(f"cannot download the stac-geoparquet file: {err}") from None
+            raise STACSearchError(f"cannot download the stac-geoparquet file: {err}") from None
 
     def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
         arrow = require("stac_geoparquet.arrow", feature="stac-geoparquet search")
@@ -205,14 +205,14 @@ class GeoParquetBackend:
                     item = _clean(record, base)
                     try:
                         matches = item_matches(item, query)
-                    except StacSearchError as err:
-                        yield StacSearchError(f"{err} [in {self.where}]"), None
+                    except STACSearchError as err:
+                        yield STACSearchError(f"{err} [in {self.where}]"), None
                         continue
                     if matches:
                         yield item, None
         except pa.ArrowException as err:
             msg = f"cannot read the stac-geoparquet file {self.where!r}: {err}; check that it is stac-geoparquet"
-            raise StacSearchError(msg) from err
+            raise STACSearchError(msg) from err
 
 
 def _clean(record: Mapping[str, Any], base: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ rules:
 2. Without ``crs=`` the items must share one CRS, else
    :class:`~terrapipe.core.errors.GridMismatchError` lists the CRSs and
    suggests ``crs=``; items without projection info raise
-   :class:`~terrapipe.core.errors.StacSearchError` naming them.
+   :class:`~terrapipe.core.errors.STACSearchError` naming them.
 3. With no ``resolution=`` (or the native one) and no CRS change, the cube
    is on the items' own pixel grid: the finest requested band's grid,
    extended to the union of the items' footprints *in pixels*
@@ -45,7 +45,7 @@ from odc.geo import geom
 from odc.geo.crs import CRS
 from odc.geo.geobox import GeoBox
 
-from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, STACSearchError
 
 __all__ = ["GridChoice", "asset_crs", "asset_geobox", "choose_grid", "item_dict"]
 
@@ -72,7 +72,7 @@ def asset_crs(item: Mapping[str, Any], band: str) -> CRS | None:
 
     Raises
     ------
-    StacSearchError
+    STACSearchError
         For a field that does not describe a CRS, naming the item and asset.
 
     Examples
@@ -82,7 +82,7 @@ def asset_crs(item: Mapping[str, Any], band: str) -> CRS | None:
     >>> asset_crs({"id": "a", "properties": {"proj:epsg": "x"}, "assets": {"dem": {}}}, "dem")
     Traceback (most recent call last):
     ...
-    terrapipe.core.errors.StacSearchError: STAC item 'a', asset 'dem': proj:epsg 'x' is not valid (ValueError: ...
+    terrapipe.core.errors.STACSearchError: STAC item 'a', asset 'dem': proj:epsg 'x' is not valid (ValueError: ...
     >>> wkt2 = CRS("EPSG:4326").to_wkt()
     >>> asset_crs({"id": "b", "properties": {"proj:code": "EPSG:32631"}, "assets": {"dem": {"proj:wkt2": wkt2}}}, "dem").epsg
     4326
@@ -146,9 +146,9 @@ _CRS_FIELDS: tuple[tuple[str, Callable[[Any], CRS]], ...] = (
 
 def _bad_field(
     item: Mapping[str, Any], band: str, key: str, value: Any, err: BaseException
-) -> StacSearchError:
+) -> STACSearchError:
     shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-    return StacSearchError(
+    return STACSearchError(
         f"STAC item {_label(item)}, asset {band!r}: {key} {shown} is not valid ({type(err).__name__}: {_brief(err)}); "
         "fix the item's projection fields (or remove them and pass crs= and resolution=)"
     )
@@ -164,7 +164,7 @@ def asset_geobox(item: Mapping[str, Any], band: str) -> GeoBox | None:
 
     Raises
     ------
-    StacSearchError
+    STACSearchError
         For projection fields that are present but invalid (non-numbers, a
         shape that is not two positive ints), naming the item and asset.
     """
@@ -278,7 +278,7 @@ def choose_grid(
     GridMismatchError
         Items in several CRSs without ``crs=``; native grids that disagree
         (resolutions, rotation) without ``resolution=``.
-    StacSearchError
+    STACSearchError
         Items without projection info when the grid must come from them.
     InvalidArgumentError
         For a bad ``resolution``/``bbox``, ``bbox`` with ``geobox``, or a CRS
@@ -339,7 +339,7 @@ def choose_grid(
                 f"STAC items without projection info: {_few(missing)}; add proj:code (or proj:epsg), "
                 "proj:transform and proj:shape to them (e.g. with rio-stac), or pass crs= and resolution="
             )
-            raise StacSearchError(msg)
+            raise STACSearchError(msg)
         if len(crss) > 1:
             listing = "; ".join(f"{name} ({len(ids)} items: {_few(ids)})" for name, ids in crss.items())
             first = next(iter(crss))

@@ -29,7 +29,7 @@ Every request is bounded (the promises of ``docs/reliability.md``):
   layer's rule: ``backoff`` doubled per retry, jitter, at most
   ``max_backoff``); ``Retry-After`` is honoured up to ``max_backoff`` and
   never past the deadline. Other error statuses fail at once.
-- **Messages** are the caller's error class (``StacSearchError``,
+- **Messages** are the caller's error class (``STACSearchError``,
   ``ReadError``), naming ``scheme://host/path`` only
   (:func:`~terrapipe.core.redact.public_url`) and what to do; header values,
   query strings and secrets a server echoes back are never shown.

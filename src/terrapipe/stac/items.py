@@ -2,7 +2,7 @@
 
 Every search backend and :func:`~terrapipe.stac.read_item.open_stac_item`
 builds its items here, so a malformed item always fails the same way: a
-:class:`~terrapipe.core.errors.StacSearchError` naming the item and where it
+:class:`~terrapipe.core.errors.STACSearchError` naming the item and where it
 came from.
 
 Examples
@@ -16,7 +16,7 @@ Examples
 >>> item_from_dict({"type": "Feature", "id": "b"}, where="http://127.0.0.1:8080/search")
 Traceback (most recent call last):
 ...
-terrapipe.core.errors.StacSearchError: malformed STAC item 'b' from http://127.0.0.1:8080/search: missing 'properties'; fix the item, or skip bad items with on_error='skip'
+terrapipe.core.errors.STACSearchError: malformed STAC item 'b' from http://127.0.0.1:8080/search: missing 'properties'; fix the item, or skip bad items with on_error='skip'
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from terrapipe._compat import pystac_old_extension_ids
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 from terrapipe.core.optional import require
 from terrapipe.stac.hrefs import is_absolute, join_href
 
@@ -69,7 +69,7 @@ def item_from_dict(
 
     Raises
     ------
-    StacSearchError
+    STACSearchError
         If the record is not a STAC item (not a dict, not a Feature, missing
         ``id``/``properties``/``assets``) or pystac refuses it.
     """
@@ -78,7 +78,7 @@ def item_from_dict(
     shown = repr(ident) if ident is not None else "(without id)"
     problem = _problem(record)
     if problem:
-        raise StacSearchError(_message(shown, where, problem, hint))
+        raise STACSearchError(_message(shown, where, problem, hint))
     # pystac changes the dict it is given: copy the parts it changes (not the geometry, which is large).
     record = dict(record)
     record["properties"] = dict(record["properties"])
@@ -97,13 +97,13 @@ def item_from_dict(
         item = pystac.Item.from_dict(record, href=href, migrate=migrate, preserve_dict=False)
     except (KeyError, ValueError, TypeError, AttributeError, pystac.STACError) as err:
         reason = f"missing {err}" if isinstance(err, KeyError) else str(err) or type(err).__name__
-        raise StacSearchError(_message(shown, where, reason, hint)) from err
+        raise STACSearchError(_message(shown, where, reason, hint)) from err
     if modifier is not None:
         changed = modifier(item)
         if changed is not None:
             if not isinstance(changed, pystac.Item):
                 msg = f"the item modifier returned {type(changed).__name__} for item {shown}; return a pystac.Item or None"
-                raise StacSearchError(msg)
+                raise STACSearchError(msg)
             item = changed
     return item
 
@@ -199,7 +199,7 @@ def absolute_item(element: Any, *, where: str) -> Any:
     ------
     InvalidArgumentError
         If ``element`` is neither (the message names its type, never its content).
-    StacSearchError
+    STACSearchError
         For a dict that is not a STAC item, or a relative asset href with
         no self link to resolve it against, naming the item and asset.
 
@@ -230,7 +230,7 @@ def absolute_item(element: Any, *, where: str) -> Any:
     for key, asset in element.assets.items():
         href = asset.href
         if not isinstance(href, str) or not href:
-            raise StacSearchError(f"STAC item {element.id!r}, asset {key!r} has no href; fix the item")
+            raise STACSearchError(f"STAC item {element.id!r}, asset {key!r} has no href; fix the item")
         # pystac's resolution, which odc-stac reads with: against the self href, RFC 3986 (a path such as
         # '/data/a.tif' in an item served over HTTP is a path on that host)
         resolved = (
@@ -242,7 +242,7 @@ def absolute_item(element: Any, *, where: str) -> Any:
                 "self link to resolve it against; read the item from its file or URL (read_stac_item, "
                 "pystac.Item.from_file), add a 'self' link, or make the href absolute"
             )
-            raise StacSearchError(msg)
+            raise STACSearchError(msg)
         if resolved != href:
             changes[key] = resolved
     if not changes:

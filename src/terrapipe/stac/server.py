@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, STACSearchError
 
 __all__ = [
-    "StacServer",
+    "STACServer",
     "free_port",
     "rustac_executable",
     "serve_hrefs_of",
@@ -123,7 +123,7 @@ def serve_hrefs_of(source: Any) -> list[str]:
 
 
 @dataclass
-class StacServer:
+class STACServer:
     """A running ``rustac serve``.
 
     Attributes
@@ -156,7 +156,7 @@ class StacServer:
             shutil.rmtree(self._owned_log_dir, ignore_errors=True)
             self._owned_log_dir = None
 
-    def __enter__(self) -> StacServer:
+    def __enter__(self) -> STACServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -170,7 +170,7 @@ def start_stac_server(
     host: str = "127.0.0.1",
     timeout: float = 30.0,
     log: str | os.PathLike[str] | None = None,
-) -> StacServer:
+) -> STACServer:
     """Start ``rustac serve`` with ``source``'s collections and items; return once it answers.
 
     Parameters
@@ -188,14 +188,14 @@ def start_stac_server(
 
     Returns
     -------
-    StacServer
-        The running server (call :meth:`StacServer.stop`, or use it as a context manager).
+    STACServer
+        The running server (call :meth:`STACServer.stop`, or use it as a context manager).
 
     Raises
     ------
     MissingDependencyError
         Without the ``rustac`` command.
-    StacSearchError
+    STACSearchError
         If the server exits or does not answer within ``timeout`` (the
         message holds the end of its log).
     """
@@ -216,12 +216,12 @@ def start_stac_server(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    server = StacServer(url=url, process=process, log=log_path, _owned_log_dir=owned)
+    server = STACServer(url=url, process=process, log=log_path, _owned_log_dir=owned)
     deadline = time.monotonic() + timeout
     try:
         while True:
             if process.poll() is not None:
-                raise StacSearchError(
+                raise STACSearchError(
                     f"rustac serve exited with code {process.returncode}: {_tail(log_path)}"
                 )
             try:
@@ -231,7 +231,7 @@ def start_stac_server(
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise StacSearchError(
+                raise STACSearchError(
                     f"rustac serve did not answer at {url} within {timeout:g} s: {_tail(log_path)}"
                 )
             time.sleep(0.05)
@@ -243,7 +243,7 @@ def start_stac_server(
 @contextlib.contextmanager
 def serve_stac(
     source: Any, *, port: int | None = None, host: str = "127.0.0.1", timeout: float = 30.0
-) -> Iterator[StacServer]:
+) -> Iterator[STACServer]:
     """Serve ``source`` over a STAC API while the ``with`` block runs (see :func:`start_stac_server`).
 
     Parameters
@@ -255,7 +255,7 @@ def serve_stac(
 
     Yields
     ------
-    StacServer
+    STACServer
         The server; ``server.url`` is the API's landing page.
     """
     server = start_stac_server(source, port=port, host=host, timeout=timeout)

@@ -6,7 +6,7 @@ read lazily with dask). What terrapipe adds on top:
 
 - **projection v2**: ``proj:code`` (what pystac 1.15 migrates items to) is
   read like ``proj:epsg``; items without projection info fail with a
-  :class:`~terrapipe.core.errors.StacSearchError` naming them unless
+  :class:`~terrapipe.core.errors.STACSearchError` naming them unless
   ``crs=`` and ``resolution=`` are given;
 - **the native grid, exactly**: without ``crs``/``resolution`` the cube is
   on the items' own pixel grid, from ``proj:transform``/``proj:shape`` (no
@@ -66,9 +66,10 @@ import numpy as np
 import xarray as xr
 
 from terrapipe._compat import odc_stac_mdtools
-from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, StacSearchError
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, STACSearchError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.redact import redact_url
 from terrapipe.io.paths import is_remote
 from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error, make_naming_driver
@@ -76,7 +77,6 @@ from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
 from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
 from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.items import absolute_item
-from terrapipe.stac.redact import redact_url
 
 __all__ = ["StackSTAC", "stack_items"]
 
@@ -310,7 +310,7 @@ def stack_items(
         For no items, unknown band names or bad options.
     GridMismatchError
         Mixed CRSs without ``crs=``, native grids that disagree.
-    StacSearchError
+    STACSearchError
         Items without projection info (when the grid must come from them) or
         without a requested asset.
     ReadError
@@ -366,7 +366,7 @@ def stack_items(
                     f"band {ref.name!r} is band {ref.index} of asset {ref.asset!r}, but the file of STAC item "
                     f"{str(dicts[0].get('id'))!r} ({href}) has {len(file_dtypes)} band(s); fix the item's band list"
                 )
-                raise StacSearchError(msg)
+                raise STACSearchError(msg)
             position = ref.index - 1
             band_dtype = file_dtypes[position]
             band_nodata = (
@@ -841,7 +841,7 @@ class StackSTAC(Stage[xr.DataArray]):
 
     Raises
     ------
-    InvalidArgumentError, GridMismatchError, StacSearchError, ReadError
+    InvalidArgumentError, GridMismatchError, STACSearchError, ReadError
         When iterating, as :func:`stack_items` does.
 
     Notes

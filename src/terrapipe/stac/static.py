@@ -16,7 +16,7 @@ resolved within that bucket (``..`` never climbs out of it).
 The walk is bounded: a document reached twice (two parents link to it) is
 read and searched once; a ``child`` or ``item`` link that leads back to a
 document above it (a cycle; hrefs compared normalised, local paths with
-symbolic links resolved) is a :class:`~terrapipe.core.errors.StacSearchError`
+symbolic links resolved) is a :class:`~terrapipe.core.errors.STACSearchError`
 naming the link, as is a catalog nested more than :data:`MAX_DEPTH` levels
 deep. A ``child``/``item`` link without a string ``href``, or ``links`` that
 are not a list, is an error too, never a silently smaller search.
@@ -52,7 +52,8 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from terrapipe.core.errors import StacSearchError
+from terrapipe.core.errors import STACSearchError
+from terrapipe.core.redact import public_url
 from terrapipe.io.object_store import is_object_url, join_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.api import links_of
@@ -62,7 +63,6 @@ from terrapipe.stac.documents import read_document
 from terrapipe.stac.hrefs import is_http, join_href, local_path
 from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.query import SearchQuery, item_matches
-from terrapipe.stac.redact import public_url
 from terrapipe.stac.signed_links import SignedRoot
 
 __all__ = ["MAX_DEPTH", "StaticBackend", "collection_may_match"]
@@ -176,14 +176,14 @@ class StaticBackend:
             return read_document(
                 self._signed.sign(href),
                 client=self.client,
-                error=StacSearchError,
+                error=STACSearchError,
                 what=what,
                 storage=self.storage,
             )
-        except StacSearchError as err:
+        except STACSearchError as err:
             if self._signed.hint is None or href == self.root:
                 raise
-            raise StacSearchError(f"{err} ({self._signed.hint})") from None
+            raise STACSearchError(f"{err} ({self._signed.hint})") from None
 
     def _walk(self, query: SearchQuery) -> Iterator[tuple[Any, str | None]]:
         """Yield ``(item dict, item href)`` for every matching item, depth first in link order."""
@@ -208,7 +208,7 @@ class StaticBackend:
         if kind not in ("Catalog", "Collection"):
             shown = kind if isinstance(doc, Mapping) else f"a JSON {type(doc).__name__}"
             msg = f"{where} is not a STAC catalog, collection or item (type {shown!r}); check the href"
-            raise StacSearchError(msg)
+            raise STACSearchError(msg)
         if kind == "Collection":
             if not collection_may_match(doc, query):
                 return
@@ -219,7 +219,7 @@ class StaticBackend:
                 continue
             given = link.get("href")
             if not isinstance(given, str) or not given.strip():
-                raise StacSearchError(
+                raise STACSearchError(
                     f"{where} has a {rel!r} link without an href ({given!r}); fix the catalog"
                 )
             target = _join(href, given.strip())
@@ -229,7 +229,7 @@ class StaticBackend:
                     f"the static catalog {self.where} has links in a cycle: the {rel!r} link of {where} leads "
                     f"back to {public_url(target)}, which contains it; fix the catalog"
                 )
-                raise StacSearchError(msg)
+                raise STACSearchError(msg)
             if key in seen:  # reached before through another parent: searched once
                 continue
             seen.add(key)
@@ -242,7 +242,7 @@ class StaticBackend:
                         f"the static catalog {self.where} nests catalogs more than {MAX_DEPTH} levels deep "
                         f"(at {public_url(target)}); is it generated without end?"
                     )
-                    raise StacSearchError(msg)
+                    raise STACSearchError(msg)
                 child = self._read(target, "read a STAC catalog or collection")
                 yield from self._visit(target, child, collection, query, seen, (*above, key))
 
@@ -258,8 +258,8 @@ class StaticBackend:
             return
         try:
             matches = item_matches(item, query)
-        except StacSearchError as err:
-            yield StacSearchError(f"{err} [item at {public_url(href)}]"), href
+        except STACSearchError as err:
+            yield STACSearchError(f"{err} [item at {public_url(href)}]"), href
             return
         if matches:
             yield item, href
@@ -307,7 +307,7 @@ def _root_document(root: str) -> str:
             candidate = os.path.join(path, name)
             if os.path.isfile(candidate):
                 return candidate
-        raise StacSearchError(
+        raise STACSearchError(
             f"{path!r} is a folder without catalog.json or collection.json; give the catalog file"
         )
     return path

@@ -81,11 +81,11 @@ def test_malformed_proj_transform_is_refused_by_name() -> None:
     (rasterio's Affine order). Read as such, the first row gives pixels
     357585 m wide and a zero pixel height.
     """
-    from terrapipe.core.errors import StacSearchError
+    from terrapipe.core.errors import STACSearchError
     from terrapipe.stac.stack import stack_items
 
     items = corpus.pystac_items("aws-landsat-pds/landsat-8-l1/LC80140332018166LGN00.json")
-    with pytest.raises(StacSearchError, match="LC80140332018166LGN00"):
+    with pytest.raises(STACSearchError, match="LC80140332018166LGN00"):
         stack_items(items, bands=["red"], chunks={}, dtype="uint16", nodata=0)
 
 
@@ -100,11 +100,11 @@ def test_native_grids_that_differ_are_refused() -> None:
 
 
 def test_items_without_projection_are_refused_by_name() -> None:
-    from terrapipe.core.errors import StacSearchError
+    from terrapipe.core.errors import STACSearchError
     from terrapipe.stac.stack import stack_items
 
     items = corpus.pystac_items("nasa-cmr/HLSL30.v1.5/sample-item-collection.json")[:2]
-    with pytest.raises(StacSearchError, match="without projection info"):
+    with pytest.raises(STACSearchError, match="without projection info"):
         stack_items(items, bands=["B04"], chunks={}, dtype="int16", nodata=-9999)
 
 
