@@ -39,8 +39,8 @@ __all__ = [
     "VECTORS_ATTR",
     "add_raster",
     "as_dataset",
-    "chip_vectors",
     "check_name",
+    "chip_vectors",
     "vector_names",
     "with_vectors",
 ]

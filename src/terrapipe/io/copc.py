@@ -58,7 +58,7 @@ from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
 from terrapipe.io.storage import Storage
 
-__all__ = ["CopcFile", "CopcNode", "read_las_header", "LAS_HEADER_SIZE"]
+__all__ = ["LAS_HEADER_SIZE", "CopcFile", "CopcNode", "read_las_header"]
 
 #: Bytes of the fixed part of a LAS 1.4 header (1.0-1.3 headers are shorter; reading 375 is safe
 #: for any real file, whose VLRs or points follow).
