@@ -91,15 +91,16 @@ import threading
 import time
 import urllib.parse
 import zlib
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
 from terrapipe.io.gdal_log import ensure_log_redaction
+from terrapipe.io.object_store import run_on_thread_loop
 from terrapipe.io.read_errors import explain
 from terrapipe.io.storage import Storage
 
@@ -116,7 +117,6 @@ __all__ = [
     "run_on_thread_loop",
 ]
 
-_T = TypeVar("_T")
 
 #: Seconds one read may take in all when ``Storage.deadline`` is None (the STAC client's default too).
 DEFAULT_DEADLINE = 120.0
@@ -865,44 +865,6 @@ def _urllib3_read(
         attempt += 1
 
 
-# -- an event loop per thread for the blocking calls -----------------------------------------------
-class _Loop:
-    """One thread's event loop (:func:`run_on_thread_loop`), closed with the thread."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-
-    def __del__(self) -> None:
-        if self.pid == os.getpid():
-            with contextlib.suppress(Exception):
-                self.loop.close()
-
-
-_LOOPS = threading.local()
-
-
-def run_on_thread_loop(coro: Coroutine[Any, Any, _T], limit: float | None = None) -> _T:
-    """Run ``coro`` (within ``limit`` seconds, if given) on this thread's own event loop; return its result.
-
-    The loop is made on the thread's first call (anew in a forked child) and
-    closed with the thread. Measured by ``benchmarks/bench_http_reads.py``:
-    ``asyncio.run`` per read cost 3 ms a read, a hop to one shared loop thread
-    1 ms on a loaded machine. Called from a running event loop (a notebook),
-    it runs beside it.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return object_store._run(coro, limit)
-    state: _Loop | None = getattr(_LOOPS, "state", None)
-    if state is None or state.pid != os.getpid():  # first call of this thread, or a forked child
-        state = _LOOPS.state = _Loop()
-    return state.loop.run_until_complete(coro if limit is None else asyncio.wait_for(coro, limit))
-
-
 # -- the entry points -------------------------------------------------------------------------------
 def _check_url(url: str) -> None:
     try:
@@ -914,17 +876,17 @@ def _check_url(url: str) -> None:
         raise InvalidArgumentError(f"expected an http(s):// URL, got {public_url(url)!r}")
 
 
-def _deadline_error(shown: str, limit: float, cause: str = "") -> ReadError:
-    before = f" (the last try failed: {cause})" if cause else ""
-    return ReadError(
-        f"cannot read {shown!r}: no complete answer within the deadline of {limit:g} s for the whole request "
-        f"(retries, back-off and redirects included){before}; the server is too slow or sends its answer a "
-        "trickle at a time; if the data is large and the link slow, raise the deadline: "
-        "tp.Storage(deadline=...), or deadline= of read_zarr/HTTPStore"
-    )
-
-
-def _named(err: BaseException, shown: str, storage: Storage) -> ReadError:
+def _named(err: BaseException, url: str, storage: Storage, limit: float) -> ReadError:
+    """Return the error users see for a failed read: ``scheme://host/path``, what happened, what to do."""
+    shown = public_url(url)
+    if isinstance(err, TimeoutError | _ExpiredError):
+        before = f" (the last try failed: {err})" if isinstance(err, _ExpiredError) and str(err) else ""
+        return ReadError(
+            f"cannot read {shown!r}: no complete answer within the deadline of {limit:g} s for the whole "
+            f"request (retries, back-off and redirects included){before}; the server is too slow or sends its "
+            "answer a trickle at a time; if the data is large and the link slow, raise the deadline: "
+            "tp.Storage(deadline=...), or deadline= of read_zarr/HTTPStore"
+        )
     if isinstance(err, ReadError):
         return type(err)(f"cannot read {shown!r}: {err}")
     if isinstance(err, _RefusedError):
@@ -936,6 +898,10 @@ def _named(err: BaseException, shown: str, storage: Storage) -> ReadError:
         )
     hint = err.hint if isinstance(err, _RetryError) else "check the server, or retry later"
     return ReadError(f"cannot read {shown!r}: {err} (after {storage.retries + 1} tries); {hint}")
+
+
+#: What a read may fail with inside (each named by :func:`_named`; anything else is a bug, raised as is).
+_FAILURES = (TimeoutError, _ExpiredError, _RefusedError, _RetryError, _DeniedError, ReadError)
 
 
 def _prepare(
@@ -981,23 +947,15 @@ def read(
         that is not the bytes asked for, a body over the cap, the deadline.
     """
     config, limit, cap = _prepare(url, storage, deadline, max_body)
-    shown = public_url(url)
+    end = time.monotonic() + limit
     try:
-        end = time.monotonic() + limit
         if _uses_obstore(config):
-            try:
-                return run_on_thread_loop(
-                    _obstore_read(url, config, method, byte_range, expected_total, cap), limit
-                )
-            except _NoLengthError:
-                pass
+            with contextlib.suppress(_NoLengthError):  # chunked: urllib3 reads it
+                coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
+                return run_on_thread_loop(coro, limit)
         return _urllib3_read(url, config, method, byte_range, expected_total, cap, end)
-    except TimeoutError:
-        raise _deadline_error(shown, limit) from None
-    except _ExpiredError as err:
-        raise _deadline_error(shown, limit, str(err)) from None
-    except (_RefusedError, _RetryError, _DeniedError, ReadError) as err:
-        raise _named(err, shown, config) from None
+    except _FAILURES as err:
+        raise _named(err, url, config, limit) from None
 
 
 async def read_async(
@@ -1012,21 +970,13 @@ async def read_async(
 ) -> Reply:
     """:func:`read` in an event loop (obstore's own futures; urllib3 in a thread)."""
     config, limit, cap = _prepare(url, storage, deadline, max_body)
-    shown = public_url(url)
+    end = time.monotonic() + limit
     try:
-        end = time.monotonic() + limit
         if _uses_obstore(config):
-            coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
-            try:
+            with contextlib.suppress(_NoLengthError):  # chunked: urllib3 reads it
+                coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
                 return await asyncio.wait_for(coro, limit)
-            except _NoLengthError:
-                pass
-        return await asyncio.to_thread(
-            _urllib3_read, url, config, method, byte_range, expected_total, cap, end
-        )
-    except TimeoutError:
-        raise _deadline_error(shown, limit) from None
-    except _ExpiredError as err:
-        raise _deadline_error(shown, limit, str(err)) from None
-    except (_RefusedError, _RetryError, _DeniedError, ReadError) as err:
-        raise _named(err, shown, config) from None
+        args = (url, config, method, byte_range, expected_total, cap, end)
+        return await asyncio.to_thread(_urllib3_read, *args)
+    except _FAILURES as err:
+        raise _named(err, url, config, limit) from None

@@ -106,7 +106,8 @@ class ObjectFile(io.RawIOBase):
                 result = obs.get(store, key, options=options)
                 return int(result.meta["size"]), int(result.range[0]), bytes(result.bytes())
 
-            return read_now() if config.deadline is None else object_store._run(read(), config.deadline)
+            limit = config.deadline
+            return read_now() if limit is None else object_store.run_on_thread_loop(read(), limit)
 
         try:
             try:

@@ -25,6 +25,9 @@ after this one used obstore (told by comparing process ids; no fork hook is
 installed), HTTP(S) reads go through urllib3 (:mod:`terrapipe.io.http_reads`),
 and bucket reads raise a :class:`~terrapipe.core.errors.WorkerError` saying
 to start workers with ``multiprocessing_context="forkserver"`` or ``"spawn"``.
+``tp.loader(method="process")`` does that itself: once obstore ran in the
+loader's process, workers that would be forked start from the forkserver
+(:func:`worker_start_method`).
 
 A ranged read is checked: it returns exactly the bytes asked for, or a
 ``ReadError`` (a server that answers a range with the whole object, or
@@ -73,8 +76,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
+import multiprocessing
 import os
+import pickle
 import posixpath
 import re
 import threading
@@ -90,8 +96,8 @@ from terrapipe.core.redact import public_url
 from terrapipe.io.storage import Storage, cloud_of, split_url
 
 __all__ = [
-    "ObjectInfo",
     "OBJECT_SCHEMES",
+    "ObjectInfo",
     "get",
     "get_ranges",
     "head",
@@ -248,6 +254,64 @@ def obstore_usable() -> bool:
     return _USED_IN_PID is None or os.getpid() == _USED_IN_PID
 
 
+class _BucketScan:
+    """A pickle's sink that keeps nothing and tells whether the bytes name a bucket (``s3://``...)."""
+
+    MARKERS = tuple(f"{scheme}://".encode() for scheme in OBJECT_SCHEMES)
+
+    def __init__(self) -> None:
+        self.found = False
+        self.tail = b""
+
+    def write(self, data: bytes) -> int:
+        size = memoryview(data).nbytes
+        if size > 1 << 20:  # an array's buffer, written out of band of the frames: not searched, not copied
+            self.tail = b""
+        elif not self.found:
+            window = self.tail + bytes(data)
+            self.found = any(marker in window for marker in self.MARKERS)
+            self.tail = window[-8:]
+        return size
+
+
+def worker_start_method(default: str, pipe: Any) -> str:
+    """Return the start method for loader worker processes: ``"forkserver"`` for a bucket pipe after obstore ran.
+
+    A child forked after this process used obstore cannot use it (its I/O
+    threads are not copied; a new store hangs too). So when the default
+    start method is ``"fork"``, obstore ran here and ``pipe`` pickles (what
+    ``"forkserver"`` sends its workers) naming a bucket (an ``s3://``,
+    ``gs://``, ``az://``, ``abfs://``... URL: its items, a stage's URL, an
+    opened store), ``tp.loader`` starts the workers from the forkserver, a
+    clean process, preloaded with ``terrapipe`` (``set_forkserver_preload``;
+    no effect once a forkserver runs). As with ``"spawn"``, and Python
+    3.14's default ``"forkserver"``, a script must then start the loader
+    under ``if __name__ == "__main__":``. Any other pipe is forked as before
+    (one whose bucket read comes from elsewhere gets the
+    :class:`~terrapipe.core.errors.WorkerError` that says to pass
+    ``multiprocessing_context="forkserver"``). Nothing is hooked into
+    ``fork``; the first use of obstore is told by the process id. The pipe is
+    pickled into a sink that keeps nothing (no copy of its data).
+
+    Examples
+    --------
+    >>> worker_start_method("spawn", ["s3://bucket/a.tif"])
+    'spawn'
+    """
+    if default != "fork" or os.getpid() != _USED_IN_PID:
+        return default
+    scan = _BucketScan()
+    try:
+        pickle.Pickler(scan, protocol=pickle.HIGHEST_PROTOCOL).dump(pipe)  # arrays as buffers: no copy
+    except Exception:  # lambdas, local functions, open handles: it can only be forked
+        return default
+    if not scan.found:
+        return default
+    # the forkserver imports terrapipe (and torch) once, not each worker (benchmarks/bench_worker_start.py)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["terrapipe"])
+    return "forkserver"
+
+
 def _cached_store(storage: Storage, root: str, url: str) -> Any:
     """Return the store of ``root`` for ``storage``, made once (a new store opens new connections)."""
     key = (
@@ -281,18 +345,44 @@ def _cached_store(storage: Storage, root: str, url: str) -> Any:
     return store
 
 
-def _run(coro: Coroutine[Any, Any, _T], deadline: float | None) -> _T:
-    """Run ``coro`` to its end within ``deadline`` seconds (also when an event loop is running here)."""
+class _Loop:
+    """One thread's event loop (:func:`run_on_thread_loop`), closed with the thread."""
 
-    async def bounded() -> _T:
-        return await asyncio.wait_for(coro, deadline)
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
 
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self.loop.close()
+
+
+_LOOPS = threading.local()
+
+
+def run_on_thread_loop(coro: Coroutine[Any, Any, _T], limit: float | None = None) -> _T:
+    """Run ``coro`` (within ``limit`` seconds, if given) on this thread's own event loop; return its result.
+
+    The loop is made on the thread's first call (anew in a forked child) and
+    closed with the thread. Measured by ``benchmarks/bench_http_reads.py``:
+    ``asyncio.run`` per read cost 3 ms a read (4.3 ms for a 64 KiB local
+    ``get_range``, against 0.23 ms here, at load 11), a hop to one shared loop
+    thread 1 ms on a loaded machine. Called from a running event loop (a
+    notebook), it runs beside it, on a thread of its own.
+    """
+    bounded = coro if limit is None else asyncio.wait_for(coro, limit)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(bounded())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook: run it beside the loop
-        return pool.submit(asyncio.run, bounded()).result()
+        pass
+    else:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook: run it beside the loop
+            return pool.submit(asyncio.run, bounded).result()
+    state: _Loop | None = getattr(_LOOPS, "state", None)
+    if state is None or state.pid != os.getpid():  # first call of this thread, or a forked child
+        state = _LOOPS.state = _Loop()
+    return state.loop.run_until_complete(bounded)
 
 
 def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadError:
@@ -356,7 +446,8 @@ def _obstore() -> Any:
                 f"cannot read from object storage in process {pid}: it was forked from process {_USED_IN_PID} "
                 "after that process had used the object store, and obstore's I/O threads do not survive a fork "
                 "(the read would hang); start loader workers with multiprocessing_context='forkserver' or "
-                "'spawn', or read no bucket in the main process before the workers start"
+                "'spawn' (tp.loader does so itself when the pipe pickles: use functions defined at module "
+                "level, not lambdas), or read no bucket in the main process before the workers start"
             )
     return module
 
@@ -475,7 +566,7 @@ def get(
         return data
 
     try:
-        data = read_now() if limit is None else _run(read(), limit)
+        data = read_now() if limit is None else run_on_thread_loop(read(), limit)
     except ReadError:
         raise
     except InvalidArgumentError:
@@ -536,7 +627,11 @@ def get_ranges(
         return list(await obs.get_ranges_async(store, key, starts=starts, ends=ends))
 
     try:
-        parts = obs.get_ranges(store, key, starts=starts, ends=ends) if limit is None else _run(read(), limit)
+        parts = (
+            obs.get_ranges(store, key, starts=starts, ends=ends)
+            if limit is None
+            else run_on_thread_loop(read(), limit)
+        )
     except BaseException as err:  # a body shorter than its range makes obstore panic (PanicException)
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
@@ -575,7 +670,9 @@ def head(url: str, storage: Storage | None = None) -> ObjectInfo:
         return await obs.head_async(store, key)
 
     try:
-        meta = obs.head(store, key) if config.deadline is None else _run(look(), config.deadline)
+        meta = (
+            obs.head(store, key) if config.deadline is None else run_on_thread_loop(look(), config.deadline)
+        )
     except Exception as err:
         raise _error(err, url, config, "look up") from None
     return ObjectInfo(size=int(meta["size"]), etag=meta.get("e_tag"), last_modified=meta.get("last_modified"))
@@ -629,7 +726,7 @@ def list_objects(prefix: str, storage: Storage | None = None, *, max_items: int 
         return out
 
     try:
-        return sorted(_run(collect(), config.deadline))
+        return sorted(run_on_thread_loop(collect(), config.deadline))
     except ReadError:
         raise
     except Exception as err:

@@ -363,6 +363,11 @@ class WorkerPool:
             self.pipe, "the loader cannot start worker processes with a copy of the pipe"
         )
         ctx: Any = torch_mp.get_context(self.context)
+        if self.context is None:  # obstore ran here: a forked worker could not read a bucket (#19)
+            from terrapipe.io.object_store import worker_start_method
+
+            with GRAPH_LOCK:
+                ctx = torch_mp.get_context(worker_start_method(ctx.get_start_method(), self.pipe))
         self._generation, self._stop = ctx.Value("q", 0), ctx.Event()
         for index, info in enumerate(self.infos):
             commands, results = ctx.Queue(), ctx.Queue(maxsize=self.buffer)
