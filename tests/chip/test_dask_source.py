@@ -53,6 +53,14 @@ PLAIN: dict[str, Callable[[Any], xr.DataArray]] = {
     "xr.open_zarr + isel": lambda p: _dask(p).isel(y=slice(3, 90), x=slice(5, None)),
     "xr.open_zarr + isel inside chunks": lambda p: _dask(p).isel(y=slice(32, 64), x=slice(7, 31)),
     "tp.open_zarr chunks={}": lambda p: tp.open_zarr(p, variables="image", chunks={}),
+    "dask.array.from_zarr": lambda p: _wrapped(p, dask.array.from_zarr(_zarr(p))),
+    "from_array inline_array": lambda p: _wrapped(
+        p, dask.array.from_array(_zarr(p), chunks=(1, 32, 32), inline_array=True)
+    ),
+    "from_array asarray=False": lambda p: _wrapped(
+        p, dask.array.from_array(_zarr(p), chunks=(2, 48, 40), asarray=False)
+    ),
+    "from_zarr + isel": lambda p: _wrapped(p, dask.array.from_zarr(_zarr(p))).isel(y=slice(40, None)),
 }
 NOT_PLAIN: dict[str, Callable[[Any], xr.DataArray]] = {
     "da + 1": lambda p: _dask(p) + 1,
@@ -77,6 +85,11 @@ def _zarr(path: Any) -> Any:
     import zarr
 
     return zarr.open_array(path / "image", mode="r")
+
+
+def _wrapped(path: Any, array: Any) -> xr.DataArray:
+    """A dask array over the store's pixels, as a DataArray with the store's coordinates."""
+    return xr.DataArray(array, dims=("band", "y", "x"), coords=_reference(path).coords, name="image")
 
 
 def _expected(store: Any, name: str, table: dict[str, Callable[[Any], xr.DataArray]]) -> xr.DataArray:
@@ -129,6 +142,36 @@ def test_plain_store_reads_are_read_from_the_store(store, name):
     assert arrays[0].mode == "lazy"
     assert arrays[0].direct is not None  # the direct Zarr decoder, as with chunks=None
     _check_chips(obj, _expected(store, name, PLAIN))
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN))
+def test_plain_reads_are_recognised_without_materialising_from_arrays_layer(store, name, monkeypatch):
+    # from_array's Blockwise layer makes a task object per chunk when it is materialised (15-80 ms for a
+    # 4096² to 8192² cube of 512² chunks, per element): its chunks' boxes come from its slice dependency.
+    from dask.blockwise import Blockwise
+
+    obj = PLAIN[name](store)
+
+    def materialised(self: Any, key: Any) -> Any:
+        raise AssertionError(f"{name}: the layer {self.output!r} was materialised (task {key!r})")
+
+    monkeypatch.setattr(Blockwise, "__getitem__", materialised)
+    plain = plain_source(obj.variable)
+    assert plain is not None, f"{name}: a plain read was not recognised without materialising the graph"
+    monkeypatch.undo()
+    np.testing.assert_array_equal(plain.values, obj.values)
+
+
+def test_a_layer_whose_slices_are_not_the_declared_chunks_is_not_a_plain_read(store):
+    # The same from_array layer under other declared chunks: chunk i no longer reads the box of chunk i.
+    source = dask.array.from_zarr(_zarr(store))
+    relabelled = dask.array.Array(
+        source.dask, source.name, chunks=((1, 1, 1), (40, 24, 32), (32, 32, 16)), dtype=source.dtype
+    )
+    obj = _wrapped(store, relabelled)
+    assert plain_source(obj.variable) is None
+    with pytest.raises(ReadError, match="declares"):
+        list(tp.from_items([obj]).chip(WINDOW))
 
 
 @pytest.mark.parametrize("name", sorted(NOT_PLAIN))
@@ -286,7 +329,7 @@ def test_stack_stac_cubes_give_the_numpy_reference_chips(tmp_path):
     pytest.importorskip("odc.stac")
     data = (np.arange(3 * 96 * 80) % 4093).reshape(3, 96, 80).astype("uint16")
     item = _band_cogs(tmp_path, data)
-    cube = tp.stack_items([item])
+    cube = tp.stac.stack_items([item])
     assert cube.chunks is not None
     np.testing.assert_array_equal(cube.values[0], data)  # the cube is the files' pixels
     arrays, _ = describe_arrays(cube, ("y", "x"), window=WINDOW, stride=WINDOW, block_bytes=2**20)

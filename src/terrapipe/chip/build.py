@@ -43,21 +43,30 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import xarray as xr
 from affine import Affine
-from xarray.core.indexes import Index, PandasIndex
-from xarray.core.variable import calculate_dimensions
+from xarray.indexes import Index, PandasIndex
 
-from terrapipe._compat import dataarray_from, dataset_from, direct_construction_ok, variable_like
+from terrapipe._compat import (
+    calculate_dimensions,
+    coord_names_of,
+    dataarray_from,
+    dataset_from,
+    direct_construction_ok,
+    own_attrs,
+    own_encoding,
+    variable_in_memory,
+    variable_like,
+    variables_of,
+)
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
+from terrapipe.core.coords import transform_from_coords, xy_dims
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
 from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
 
-__all__ = ["ItemCutter", "Output", "arrays_for", "cached_transform", "crs_and_transform", "grid_transform"]
+__all__ = ["ItemCutter", "Output", "arrays_for", "crs_and_transform"]
 
 Output = Literal["xarray", "numpy"]
-_X_NAMES = ("x", "lon", "longitude")
-_Y_NAMES = ("y", "lat", "latitude")
 
 
 def arrays_for(
@@ -69,63 +78,6 @@ def arrays_for(
     return arrays
 
 
-def grid_transform(obj: xr.DataArray | xr.Dataset, x_dim: Hashable, y_dim: Hashable) -> Affine | None:
-    """Return the affine transform of a regular x/y grid from its coordinates (pixel centres).
-
-    Dimensions of length 1 take their pixel size from rioxarray's cached
-    ``GeoTransform``; rotated grids use that transform as a whole. ``None``
-    when there are no coordinates to derive it from.
-
-    Examples
-    --------
-    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"), coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]})
-    >>> tuple(grid_transform(da, "x", "y"))[:6]
-    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
-    """
-    cached = cached_transform(obj)
-    if cached is not None and not cached.is_rectilinear:
-        return cached
-    if x_dim not in obj.coords or y_dim not in obj.coords:
-        return cached
-    xs = np.asarray(obj[x_dim].values, dtype=np.float64)
-    ys = np.asarray(obj[y_dim].values, dtype=np.float64)
-    if xs.ndim != 1 or ys.ndim != 1 or xs.size == 0 or ys.size == 0:
-        return cached
-    a = float(xs[1] - xs[0]) if xs.size > 1 else (cached.a if cached is not None else None)
-    e = float(ys[1] - ys[0]) if ys.size > 1 else (cached.e if cached is not None else None)
-    if a is None or e is None:
-        return None
-    return Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
-
-
-def cached_transform(obj: xr.DataArray | xr.Dataset) -> Affine | None:
-    """Return the ``GeoTransform`` rioxarray keeps on the grid-mapping coordinate, if any.
-
-    A Dataset's grid mapping may be named by its variables' encoding only.
-
-    Examples
-    --------
-    >>> import rioxarray
-    >>> da = xr.DataArray(np.zeros((2, 2)), dims=("y", "x")).rio.write_transform(Affine(10, 0, 0, 0, -10, 20))
-    >>> tuple(cached_transform(da))[:6]
-    (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
-    """
-    name = obj.encoding.get("grid_mapping", "spatial_ref")
-    if isinstance(obj, xr.Dataset) and name not in obj.coords:
-        for var in obj.data_vars.values():
-            name = var.encoding.get("grid_mapping", name)
-    if name not in obj.coords:
-        return None
-    text = obj.coords[name].attrs.get("GeoTransform")
-    if not text:
-        return None
-    try:
-        c, a, b, f, d, e = (float(v) for v in str(text).split())
-    except ValueError:
-        return None
-    return Affine(a, b, c, d, e, f)
-
-
 def crs_and_transform(
     obj: xr.DataArray | xr.Dataset,
 ) -> tuple[str, Affine | None, Hashable | None, Hashable | None]:
@@ -133,12 +85,11 @@ def crs_and_transform(
 
     The CRS comes from rioxarray (``obj.rio.crs``) as an authority code when
     it has one, else WKT. The transform is derived from the x/y coordinates
-    (:func:`grid_transform`); objects without x/y dimensions have none.
+    (:func:`terrapipe.core.coords.transform_from_coords`); objects without x/y dimensions have none.
     """
     import rioxarray  # noqa: F401  (registers .rio)
 
-    x_dim = next((d for d in _X_NAMES if d in obj.dims), None)
-    y_dim = next((d for d in _Y_NAMES if d in obj.dims), None)
+    x_dim, y_dim = xy_dims(obj.dims)
     crs = ""
     try:
         rio_crs = obj.rio.crs
@@ -147,7 +98,7 @@ def crs_and_transform(
     if rio_crs is not None:
         auth = rio_crs.to_authority()
         crs = f"{auth[0]}:{auth[1]}" if auth else rio_crs.to_wkt()
-    transform = grid_transform(obj, x_dim, y_dim) if x_dim is not None and y_dim is not None else None
+    transform = transform_from_coords(obj, x_dim, y_dim) if x_dim is not None and y_dim is not None else None
     return crs, transform, x_dim, y_dim
 
 
@@ -207,13 +158,13 @@ class ItemCutter:
         self._statics = self._static_variables()
         self._static_indexes = {name: idx for name, idx in self._xindexes.items() if name in self._statics}
         self._indexed_axes = [(k, dim) for k, dim in enumerate(self.dims) if dim in self._xindexes]
-        self._coord_order = list(obj._coords) if isinstance(obj, xr.DataArray) else list(obj._variables)
+        self._coord_order = list(variables_of(obj))
         self._fast = self._fast_path_ok()
         self._direct = self._fast and output == "xarray" and direct_construction_ok()
         self._data_template = obj.variable if isinstance(obj, xr.DataArray) else None
         if self._direct:
             self._coordinate_parts()
-        self._ds_names = set(obj._coord_names) if isinstance(obj, xr.Dataset) else set()
+        self._ds_names = set(coord_names_of(obj)) if isinstance(obj, xr.Dataset) else set()
         self._ds_dims: dict[Hashable, int] | None = None
         if not self._fast and self.may_pad and output == "xarray":
             msg = (
@@ -271,13 +222,13 @@ class ItemCutter:
         cut = {spec.name for spec in self.arrays if spec.is_coord}
         out: dict[Hashable, xr.Variable] = {}
         obj = self.obj
-        variables = obj._coords if isinstance(obj, xr.DataArray) else obj._variables
+        variables = variables_of(obj)
         for name, var in variables.items():
             if name in cut or (name in obj.xindexes and set(var.dims) & sized):
                 continue
             if isinstance(obj, xr.Dataset) and name in obj.data_vars and set(var.dims) & sized:
                 continue
-            out[name] = var if var._in_memory else var.compute()
+            out[name] = var if variable_in_memory(var) else var.compute()
         return out
 
     def _coordinate_parts(self) -> None:
@@ -462,7 +413,7 @@ class ItemCutter:
         index = self._xindexes[dim]
         assert isinstance(index, PandasIndex)
         window, size = int(self.window[k]), int(self.sizes[k])
-        coord = self.obj._coords[dim] if isinstance(self.obj, xr.DataArray) else self.obj._variables[dim]
+        coord = variables_of(self.obj)[dim]
         if start + window <= size:
             new_index = index.isel({dim: slice(start, start + window)})
             assert isinstance(new_index, PandasIndex)
@@ -487,7 +438,7 @@ class ItemCutter:
         data_name: Hashable | None = None
         for spec, view in zip(self.arrays, views, strict=True):
             var = spec.variable
-            new = xr.Variable(var.dims, view, var._attrs, var._encoding, fastpath=True)
+            new = xr.Variable(var.dims, view, own_attrs(var), own_encoding(var), fastpath=True)
             if self.is_dataarray and not spec.is_coord:
                 data_name = spec.name
                 variables[_DATA] = new
@@ -513,13 +464,14 @@ class ItemCutter:
         obj = self.obj
         if self._ds_dims is None:
             self._ds_dims = dict(calculate_dimensions(variables))
+        attrs, encoding = own_attrs(obj), own_encoding(obj)
         return dataset_from(
             variables,
             set(self._ds_names),
             dict(self._ds_dims),
-            dict(obj._attrs) if obj._attrs is not None else None,
+            dict(attrs) if attrs is not None else None,
             indexes,
-            dict(obj._encoding) if obj._encoding is not None else None,
+            dict(encoding) if encoding is not None else None,
         )
 
     def _xarray_fast(self, views: Sequence[np.ndarray], start: Sequence[int]) -> Any:
@@ -530,12 +482,14 @@ class ItemCutter:
             coords = {name: variables[name] for name in self._coord_order}
             return xr.DataArray(data, coords=coords, indexes=indexes, name=obj.name, fastpath=True)
         ordered = {name: variables[name] for name in self._coord_order}
-        return xr.Dataset._construct_direct(
+        attrs, encoding = own_attrs(obj), own_encoding(obj)
+        return dataset_from(
             ordered,
-            set(obj._coord_names),
-            attrs=dict(obj.attrs) if obj._attrs is not None else None,
-            indexes=indexes,
-            encoding=dict(obj.encoding) if obj._encoding is not None else None,
+            set(coord_names_of(obj)),
+            None,
+            dict(attrs) if attrs is not None else None,
+            indexes,
+            dict(encoding) if encoding is not None else None,
         )
 
     def _xarray_generic(self, views: Sequence[np.ndarray], start: Sequence[int]) -> Any:

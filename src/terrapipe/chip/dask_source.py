@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from terrapipe._compat import dask_meta, dask_task_spec, xarray_indexing
 from terrapipe.core.errors import ReadError, TerrapipeError
 
 __all__ = ["DaskBlocks", "dask_blocks", "plain_source", "task_spec"]
@@ -68,8 +69,9 @@ def task_spec() -> Any:
     """Return dask's task-specification module, or ``None`` where dask is missing or older than 2025.1."""
     try:
         import dask
-        import dask._task_spec as spec
-    except ImportError:
+
+        spec = dask_task_spec()
+    except ImportError:  # no dask, or its task specification moved (MissingDependencyError is one too)
         return None
     try:
         version = tuple(int(part) for part in str(getattr(dask, "__version__", "0.0")).split(".")[:2])
@@ -98,23 +100,24 @@ def plain_source(variable: xr.Variable) -> xr.Variable | None:
 def _plain_source(variable: xr.Variable) -> xr.Variable | None:
     spec = task_spec()
     array = variable.data
-    if (
-        spec is None
-        or not hasattr(array, "__dask_graph__")
-        or type(getattr(array, "_meta", None)) is not np.ndarray
-    ):
+    if spec is None or not hasattr(array, "__dask_graph__") or type(dask_meta(array)) is not np.ndarray:
         return None
-    chunks = array.chunks
+    chunks = tuple(tuple(lengths) for lengths in array.chunks)
     if any(np.isnan(c) for lengths in chunks for c in lengths):
         return None
     graph = array.__dask_graph__()
     name = array.name
+    readers = _reader_layers(spec, graph)
+    whole = readers.get(name)
+    if whole is not None and _reads_its_own_chunks(whole[1], chunks):
+        # ``from_array``'s own layer: chunk i reads the source's box of chunk i (offset 0)
+        return _as_variable(whole[0], [0] * len(chunks), variable)
     starts = [np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64) for lengths in chunks]
     source: Any = None
     offset: list[int] | None = None
     memo: dict[Hashable, Any] = {}
     for index in product(*(range(len(lengths)) for lengths in chunks)):
-        found = _resolve(spec, graph, (name, *index), memo, 0)
+        found = _resolve(spec, graph, (name, *index), memo, 0, readers)
         if found is None:
             return None
         obj, box = found
@@ -136,32 +139,130 @@ def _plain_source(variable: xr.Variable) -> xr.Variable | None:
     return _as_variable(source, offset, variable)
 
 
+def _reader_layers(spec: Any, graph: Any) -> dict[Hashable, tuple[Any, Any]]:
+    """Return the graph's ``from_array`` layers: layer name -> (backend object, its ``ArraySliceDep``).
+
+    ``dask.array.from_array`` (and ``xr.open_zarr``, ``dask.array.from_zarr``)
+    build one ``Blockwise`` layer whose task is ``getter(source, slices)``, the
+    slices of block ``i`` coming from an ``ArraySliceDep`` indexed like the
+    output. Its chunks' boxes are known from that dependency without
+    materialising the layer (a task object per chunk: 10-50 ms for a few hundred
+    chunks). Anything else about the layer (another function, a lock, more
+    arguments, concatenation, new axes, a subset of blocks) leaves it out, and
+    its chunks are taken apart task by task (:func:`_resolve`).
+    """
+    layers = getattr(graph, "layers", None)
+    if not isinstance(layers, Mapping):
+        return {}
+    from dask.blockwise import Blockwise, blockwise_token
+    from dask.layers import ArraySliceDep
+
+    token: Any = blockwise_token
+    out: dict[Hashable, tuple[Any, Any]] = {}
+    for layer_name, found in layers.items():
+        if type(found) is not Blockwise:
+            continue
+        layer: Any = found
+        if layer.output != layer_name:
+            continue
+        if layer.output_blocks is not None or layer.concatenate or layer.new_axes:
+            continue
+        task = layer.task
+        if type(task) is not spec.Task or not _is_getter(task.func):
+            continue
+        args = tuple(task.args)
+        if len(args) != 2 or not all(
+            type(arg) is spec.TaskRef and arg.key == token(i) for i, arg in enumerate(args)
+        ):
+            continue
+        kwargs = dict(task.kwargs)
+        kwargs.pop("asarray", None)
+        if kwargs.pop("lock", None) or kwargs:
+            continue  # a locked read (dask serialises it): keep dask's way
+        indices = tuple(layer.indices)
+        if len(indices) != 2 or indices[0][1] is not None:
+            continue
+        dep_name, dep_index = indices[1]
+        dep = layer.io_deps.get(dep_name)
+        if type(dep) is not ArraySliceDep or tuple(dep_index) != tuple(layer.output_indices):
+            continue
+        source = _value(spec, graph, indices[0][0])
+        shape = getattr(source, "shape", None)
+        if source is None or shape is None or len(shape) != len(dep.chunks):
+            continue
+        out[layer_name] = (source, dep)
+    return out
+
+
+def _reads_its_own_chunks(dep: Any, chunks: tuple[tuple[int, ...], ...]) -> bool:
+    """Whether an ``ArraySliceDep`` gives block ``i`` of ``chunks`` the box of that block.
+
+    Checked along every axis (each block of an axis, the others at 0) and at
+    the last block: an ``ArraySliceDep`` is a product of per-axis slices.
+    """
+    if tuple(tuple(int(c) for c in lengths) for lengths in dep.chunks) != chunks:
+        return False
+    starts = [np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64).tolist() for lengths in chunks]
+    first = [0] * len(chunks)
+    probes = [
+        (*first[:k], i, *first[k + 1 :]) for k, lengths in enumerate(chunks) for i in range(len(lengths))
+    ]
+    probes.append(tuple(len(lengths) - 1 for lengths in chunks))
+    for index in probes:
+        want = tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, index, strict=True))
+        got = dep[index]
+        if not isinstance(got, tuple) or tuple(got) != want:
+            return False
+    return True
+
+
+def _is_getter(func: Any) -> bool:
+    from dask.array.core import getter, getter_inline, getter_nofancy
+
+    return func in (getter, getter_nofancy, getter_inline)
+
+
 def _resolve(
-    spec: Any, graph: Mapping[Hashable, Any], key: Hashable, memo: dict[Hashable, Any], depth: int
+    spec: Any,
+    graph: Mapping[Hashable, Any],
+    key: Hashable,
+    memo: dict[Hashable, Any],
+    depth: int,
+    readers: Mapping[Hashable, tuple[Any, Any]],
 ) -> tuple[Any, list[tuple[int, int]]] | None:
     """Return the backend object a chunk reads and the box it reads from it, or ``None`` if the task is not a read."""
     if key in memo:
         return memo[key]  # type: ignore[no-any-return]
     if depth > 64:
         return None
-    node = graph[key]
     out: tuple[Any, list[tuple[int, int]]] | None = None
-    if isinstance(node, spec.Alias):
-        out = _resolve(spec, graph, node.target, memo, depth + 1)
-    elif isinstance(node, spec.Task):
-        out = _resolve_task(spec, graph, node, memo, depth)
+    reader = readers.get(key[0]) if isinstance(key, tuple) and key else None
+    if reader is not None:
+        source, dep = reader
+        box = _box(dep[key[1:]], tuple(int(n) for n in source.shape))  # type: ignore[index]
+        out = None if box is None else (source, box)
+    else:
+        node = graph[key]
+        if isinstance(node, spec.Alias):
+            out = _resolve(spec, graph, node.target, memo, depth + 1, readers)
+        elif isinstance(node, spec.Task):
+            out = _resolve_task(spec, graph, node, memo, depth, readers)
     memo[key] = out
     return out
 
 
 def _resolve_task(
-    spec: Any, graph: Mapping[Hashable, Any], task: Any, memo: dict[Hashable, Any], depth: int
+    spec: Any,
+    graph: Mapping[Hashable, Any],
+    task: Any,
+    memo: dict[Hashable, Any],
+    depth: int,
+    readers: Mapping[Hashable, tuple[Any, Any]],
 ) -> tuple[Any, list[tuple[int, int]]] | None:
     from dask.array.chunk import getitem as chunk_getitem
-    from dask.array.core import getter, getter_inline, getter_nofancy
 
     func, args, kwargs = task.func, tuple(task.args), dict(task.kwargs)
-    if func in (getter, getter_nofancy, getter_inline):
+    if _is_getter(func):
         if len(args) < 2 or len(args) > 4:
             return None
         lock = args[3] if len(args) > 3 else kwargs.pop("lock", None)
@@ -179,7 +280,7 @@ def _resolve_task(
         ref = args[0]
         if not isinstance(ref, spec.TaskRef):
             return None
-        inner = _resolve(spec, graph, ref.key, memo, depth + 1)
+        inner = _resolve(spec, graph, ref.key, memo, depth + 1, readers)
         if inner is None:
             return None
         source, outer = inner
@@ -215,7 +316,7 @@ def _box(index: Any, shape: tuple[int, ...]) -> list[tuple[int, int]] | None:
 
 
 def _as_variable(source: Any, offset: Sequence[int], variable: xr.Variable) -> xr.Variable | None:
-    from xarray.core import indexing
+    indexing = xarray_indexing()
 
     box = tuple(slice(o, o + n) for o, n in zip(offset, variable.shape, strict=True))
     if isinstance(source, indexing.ImplicitToExplicitIndexingAdapter):

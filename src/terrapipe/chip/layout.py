@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from terrapipe._compat import variable_in_memory
 from terrapipe.chip.dask_source import dask_blocks, plain_source
 from terrapipe.chip.plan import IntArray, block_edges, common_edges
 from terrapipe.chip.zarr_direct import direct_zarr
@@ -60,7 +61,7 @@ def read_mode(variable: xr.Variable) -> ReadMode:
     """Return how a variable's data is read: already in ``memory``, a ``dask`` array, or ``lazy`` backend."""
     if variable.chunks is not None:
         return "dask"
-    if variable._in_memory:
+    if variable_in_memory(variable):
         return "memory"
     return "lazy"
 

@@ -41,15 +41,13 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
-from terrapipe.chip.build import grid_transform
 from terrapipe.core.checks import check_number, check_numeric_dtype
+from terrapipe.core.coords import transform_from_coords, xy_dims
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 
 __all__ = ["stitch"]
 
 Overlap = Literal["mean", "center"]
-_X_NAMES = ("x", "lon", "longitude")
-_Y_NAMES = ("y", "lat", "latitude")
 _TOLERANCE = 1e-3  # of a pixel
 
 
@@ -80,8 +78,7 @@ class _Grid:
     def _from_xarray(self, template: xr.DataArray | xr.Dataset) -> None:
         import rioxarray  # noqa: F401
 
-        y_dim: Hashable | None = next((d for d in _Y_NAMES if d in template.dims), None)
-        x_dim: Hashable | None = next((d for d in _X_NAMES if d in template.dims), None)
+        x_dim, y_dim = xy_dims(template.dims)
         if isinstance(template, xr.DataArray) and (x_dim is None or y_dim is None):
             if template.ndim < 2:
                 raise InvalidArgumentError(f"template needs two spatial dimensions, got {template.dims!r}")
@@ -100,7 +97,7 @@ class _Grid:
             "" if crs is None else (":".join(crs.to_authority()) if crs.to_authority() else crs.to_wkt())
         )
         try:
-            self.transform: Affine | None = grid_transform(template, x_dim, y_dim)
+            self.transform: Affine | None = transform_from_coords(template, x_dim, y_dim)
         except (TypeError, ValueError):  # non-numeric coordinates: coordinate matching only
             self.transform = None
         self.coords = {

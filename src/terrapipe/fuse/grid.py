@@ -28,13 +28,11 @@ import xarray as xr
 from affine import Affine
 from odc.geo.geobox import GeoBox
 
-from terrapipe.chip.build import cached_transform
+from terrapipe.core.coords import transform_from_coords, xy_dims
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
 
 __all__ = [
-    "X_NAMES",
-    "Y_NAMES",
     "crs_text",
     "describe_grid",
     "grid_bounds",
@@ -43,10 +41,6 @@ __all__ = [
     "spatial_dims",
     "transform_of",
 ]
-
-#: Names of the x and y dimensions, in the order they are looked for.
-X_NAMES = ("x", "lon", "longitude")
-Y_NAMES = ("y", "lat", "latitude")
 
 
 @lru_cache(maxsize=256)
@@ -111,8 +105,7 @@ def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
     >>> spatial_dims(xr.DataArray(np.zeros((2, 2)), dims=("lat", "lon")))
     ('lat', 'lon')
     """
-    y_dim = next((d for d in Y_NAMES if d in obj.dims), None)
-    x_dim = next((d for d in X_NAMES if d in obj.dims), None)
+    x_dim, y_dim = xy_dims(obj.dims)
     if y_dim is None or x_dim is None:
         msg = f"a chip needs y and x dimensions (or lat/lon), got dims {tuple(obj.dims)!r}"
         raise InvalidArgumentError(msg)
@@ -123,12 +116,16 @@ def transform_of(obj: xr.DataArray | xr.Dataset) -> Affine:
     """Return the affine transform of a chip (pixel ``(col, row)`` to map ``(x, y)``).
 
     Derived from the x/y coordinates (pixel centres); a rotated grid, or a
-    chip without coordinates, uses rioxarray's cached ``GeoTransform``.
+    chip without coordinates, uses rioxarray's cached ``GeoTransform``; where
+    the coordinates are a window of that transform's grid, its exact numbers
+    are kept (:func:`terrapipe.core.coords.transform_from_coords` with
+    ``strict=True``).
 
     Raises
     ------
     InvalidArgumentError
-        When neither coordinates nor a cached transform say where the chip is.
+        When neither coordinates nor a cached transform say where the chip
+        is, or its coordinates are not finite.
 
     Examples
     --------
@@ -137,39 +134,7 @@ def transform_of(obj: xr.DataArray | xr.Dataset) -> Affine:
     (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
     """
     y_dim, x_dim = spatial_dims(obj)
-    cached = cached_transform(obj)
-    if cached is not None and not cached.is_rectilinear:
-        return cached
-    if x_dim not in obj.coords or y_dim not in obj.coords:
-        if cached is None:
-            msg = f"a chip without {x_dim!r}/{y_dim!r} coordinates has no transform; write one with rio.write_transform"
-            raise InvalidArgumentError(msg)
-        return cached
-    xs = np.asarray(obj[x_dim].values, dtype=np.float64)
-    ys = np.asarray(obj[y_dim].values, dtype=np.float64)
-    if xs.size == 0 or ys.size == 0:
-        raise InvalidArgumentError(f"a chip of shape {dict(obj.sizes)!r} is empty; it has no grid")
-    a = float(xs[1] - xs[0]) if xs.size > 1 else (cached.a if cached is not None else None)
-    e = float(ys[1] - ys[0]) if ys.size > 1 else (cached.e if cached is not None else None)
-    if a is None or e is None:
-        msg = "a chip one pixel wide or high needs rioxarray's GeoTransform to know its pixel size"
-        raise InvalidArgumentError(msg)
-    derived = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
-    if not (np.isfinite(xs).all() and np.isfinite(ys).all()) or not np.isfinite(tuple(derived)[:6]).all():
-        msg = (
-            f"the chip's {x_dim!r}/{y_dim!r} coordinates are not all finite (NaN or inf), so it has no grid; "
-            "check how the chip was made (its source's georeferencing)"
-        )
-        raise InvalidArgumentError(msg)
-    if cached is not None:
-        # A window of the file the GeoTransform describes: keep the file's exact numbers
-        # (pixel sizes taken from coordinate differences carry rounding errors).
-        col, row = ~cached @ (derived.c, derived.f)
-        near_col, near_row = round(col), round(row)
-        same_size = np.isclose(cached.a, a, rtol=1e-9, atol=0) and np.isclose(cached.e, e, rtol=1e-9, atol=0)
-        if same_size and abs(col - near_col) < 1e-6 and abs(row - near_row) < 1e-6:
-            return cached @ Affine.translation(near_col, near_row)
-    return derived
+    return transform_from_coords(obj, x_dim, y_dim, strict=True)
 
 
 def _crs_of(obj: xr.DataArray | xr.Dataset) -> Any:

@@ -62,8 +62,8 @@ import xarray as xr
 from affine import Affine
 from rasterio.enums import Interleaving
 from rasterio.windows import Window
-from xarray.core import indexing
 
+from terrapipe._compat import xarray_indexing
 from terrapipe.core.checks import check_bool, check_scalar_options
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
@@ -509,10 +509,11 @@ def _open_raster(
     backend = RasterArray(
         source, shape=shape, dtype=np.dtype(dtype), bands=tuple(indexes), masked=masked, lock=lock
     )
+    indexing = xarray_indexing()
     lazy: Any = indexing.LazilyIndexedArray(backend)
     data: Any = indexing.CopyOnWriteArray(lazy)
     if cache and chunks is None:
-        data = indexing.MemoryCachedArray(data)  # type: ignore[no-untyped-call]
+        data = indexing.MemoryCachedArray(data)
     coords = {
         "band": np.asarray(indexes, dtype=np.int64),
         "y": transform.f + (np.arange(height) + 0.5) * transform.e,

@@ -65,8 +65,8 @@ from numpy.typing import NDArray
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from xarray.backends import BackendArray
-from xarray.core import indexing
 
+from terrapipe._compat import xarray_indexing
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import redact_url, secrets_of
 from terrapipe.io.gdal_cache import forget_remote_file
@@ -477,14 +477,16 @@ class RasterArray(BackendArray):
             return _PROCESS_LOCK
         return self.lock
 
-    def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
+    def __getitem__(self, key: Any) -> Any:
         window = self._plain_window(key)
         if window is not None:  # the common case: a window of whole bands, read straight
             return self._read_window(list(self.bands), window)
+        indexing = xarray_indexing()
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
 
-    def _plain_window(self, key: indexing.ExplicitIndexer) -> Window | None:
-        """Return the window ``key`` asks for if it takes every band and step-1 rows and columns, else None."""
+    def _plain_window(self, key: Any) -> Window | None:
+        """Return the window ``key`` (xarray's indexer) asks for if it takes every band and step-1 rows/columns, else None."""
+        indexing = xarray_indexing()
         if not isinstance(key, indexing.BasicIndexer | indexing.OuterIndexer):
             return None
         parts = key.tuple
