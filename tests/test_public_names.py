@@ -95,12 +95,16 @@ RENAMED_CLASSES = [
 ]
 
 #: Re-export shims deleted (#21): importing them fails.
-DELETED = ["terrapipe.run.errors", "terrapipe.run.shard_scope", "terrapipe.run.collate"]
+DELETED = [
+    "terrapipe.run.collate",
+    "terrapipe.run.device",
+    "terrapipe.run.errors",
+    "terrapipe.run.shard_scope",
+]
 
 #: Modules that only re-export (imports + ``__all__``) still waiting for their importers' owners.
 PENDING_SHIMS = {
     "terrapipe/stac/redact.py",  # stac/paged_search.py and read_item.py still import it (uncommitted work)
-    "terrapipe/run/device.py",  # H moves its helpers down a layer (#21 item 6); its importers follow
 }
 
 

@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader
 
 import terrapipe as tp
 import terrapipe.run
+from terrapipe.core.device import move_to
 from terrapipe.core.shard import ShardInfo, shard_info
 from terrapipe.core.state import check_resume
 from terrapipe.run import resume_plan, shard_scope, shuffled_items
-from terrapipe.run.device import move_to
 from terrapipe.tensor import collate
 from tests.run.run_helpers import negate, repeat_twice
 

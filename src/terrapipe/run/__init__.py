@@ -4,9 +4,9 @@ Importing it registers the functional names ``pmap`` and ``prefetch``.
 See :mod:`terrapipe.run.pipe_loader` for how the loader parallelises and resumes.
 """
 
+from terrapipe.core.device import map_tensors, move_to, resolve_device
 from terrapipe.core.renamed import renamed_names
 from terrapipe.core.shard import shard_scope
-from terrapipe.run.device import map_tensors, move_to, resolve_device
 from terrapipe.run.pipe_loader import PipeLoader, loader
 from terrapipe.run.pipe_state import ResumePlan, resume_plan
 from terrapipe.run.pmap import ParallelMap

@@ -101,6 +101,7 @@ from torchdata.nodes import BaseNode, Batcher, Mapper, PinMemory
 from torchdata.nodes import Loader as NodesLoader
 from torchdata.nodes import Prefetcher as NodesPrefetcher
 
+from terrapipe.core.device import move_to, pin, resolve_device
 from terrapipe.core.errors import (
     ConcurrentIterationError,
     InvalidArgumentError,
@@ -112,7 +113,6 @@ from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere
 from terrapipe.core.shard import ShardInfo, shard_info, shard_range
 from terrapipe.core.state import expect_keys
 from terrapipe.core.stats import StageStats
-from terrapipe.run.device import move_to, pin, resolve_device
 from terrapipe.run.graph_lock import copy_pipe
 from terrapipe.run.inline import InlineShard
 from terrapipe.run.loader_stats import LoaderStats
