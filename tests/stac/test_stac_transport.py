@@ -159,7 +159,7 @@ def test_a_recipes_storage_section_reaches_search_stac(tmp_path: Path) -> None:
     recipe = tmp_path / "search.yaml"
     recipe.write_text(
         "version: 1\nname: search\nstorage: {timeout: 7, retries: 1, deadline: 9, max_bytes: 5000}\n"
-        "inputs:\n  main:\n    source: {search_stac: {source: 'http://127.0.0.1:9/stac', collections: [s2]}}\n"
+        "inputs:\n  main:\n    source: {search_stac: {catalog: 'http://127.0.0.1:9/stac', collections: [s2]}}\n"
         "output: main\n"
     )
     with warnings.catch_warnings():

@@ -24,7 +24,7 @@ STORAGE = Storage(
     key_id="AKID", secret=SECRET, account_key=SECRET, sas_token=f"sig={SECRET}", gcs_token=SECRET
 )
 #: Arguments a stage needs besides its source pipe.
-EXTRA: dict[str, dict[str, Any]] = {"search_stac": {"source": "s3://bucket/stac/catalog.json"}}
+EXTRA: dict[str, dict[str, Any]] = {"search_stac": {"catalog": "s3://bucket/stac/catalog.json"}}
 OPTIONS = {"key": "AKID", "secret": SECRET, "account_key": SECRET, "client_kwargs": {"token": SECRET}}
 
 

@@ -31,12 +31,13 @@ import functools
 import inspect
 import os
 import typing
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terrapipe.core.errors import RecipeError, TerrapipeError
+from terrapipe.core.errors import RecipeError, TerrapipeDeprecationWarning, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe
 from terrapipe.recipes.functions import recipe_functions
@@ -354,17 +355,19 @@ def _check_source(recipe: Recipe, input_name: str, source: dict[str, Any]) -> No
     if "sample_world" in source:
         _check_world_field(recipe, source["sample_world"], (*path, "sample_world"))
     elif "search_stac" in source:
-        from terrapipe.stac import search_stac
-
-        params = dict(inspect.signature(search_stac).parameters)
+        params, hints = _search_parameters()
+        search = source["search_stac"]
+        if isinstance(search, dict) and "source" in search:
+            at = where(recipe.file, recipe.lines, (*path, "search_stac", "source"))
+            if "catalog" in search:
+                raise RecipeError(f"{at}: source search_stac: give catalog: only (source: is its old name)")
+            warnings.warn(
+                f"{at}: search_stac's source: is deprecated; its new name is catalog:",
+                TerrapipeDeprecationWarning,
+                stacklevel=2,
+            )
         _check_kwargs(
-            recipe,
-            source["search_stac"],
-            params,
-            (*path, "search_stac"),
-            "source search_stac",
-            "search_stac",
-            _hints(search_stac),
+            recipe, search, params, (*path, "search_stac"), "source search_stac", "search_stac", hints
         )
     _walk_values(recipe, source, path)
 
@@ -408,6 +411,41 @@ def _check_step(recipe: Recipe, input_name: str, index: int, raw: Any) -> Step:
         function_args = slot is not None
     _walk_values(recipe, args, (*path, name, "args"))
     return Step(name, kwargs, args, (*path, name), functions, function_args)
+
+
+def _search_parameters() -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
+    """Return the keywords a recipe's ``search_stac:`` source takes and their types.
+
+    ``search_stac``'s own parameters (``stac_query`` aside: a recipe gives the
+    search parameters by name), one per field of ``STACQuery``, and the
+    deprecated ones it still takes (``source``, the transport keywords).
+    """
+    from terrapipe.stac.query import STACQuery
+    from terrapipe.stac.search import search_stac
+
+    params = {
+        name: p
+        for name, p in inspect.signature(search_stac).parameters.items()
+        if p.kind is not p.VAR_KEYWORD and name != "stac_query"
+    }
+    hints = {**_hints(STACQuery), **_DEPRECATED_SEARCH_HINTS, **_hints(search_stac)}
+    for name in [*_hints(STACQuery), *_DEPRECATED_SEARCH_HINTS]:
+        params[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+    return params, hints
+
+
+#: search_stac's deprecated keywords a recipe may still give (one release), with their old types.
+_DEPRECATED_SEARCH_HINTS: dict[str, Any] = {
+    "source": Any,
+    "headers": dict[str, str] | None,
+    "request_modifier": Callable[..., Any] | None,
+    "timeout": float | None,
+    "retries": int | None,
+    "backoff": float | None,
+    "max_backoff": float | None,
+    "deadline": float | None,
+    "max_bytes": int | None,
+}
 
 
 def _hints(function: Any) -> dict[str, Any]:
@@ -699,11 +737,9 @@ class _Builder:
             return from_items(values["items"])
         if "sample_world" in values:
             return from_items([str(getattr(self.world(), values["sample_world"]))])
-        search_kwargs = self.with_storage(
-            dict(values["search_stac"]), dict(inspect.signature(search_stac).parameters)
-        )
-        if "storage" in search_kwargs and "storage" not in inspect.signature(search_stac).parameters:
-            search_kwargs.pop("storage")  # a search_stac without storage= (its owner is adding it)
+        search_kwargs = self.with_storage(dict(values["search_stac"]), _search_parameters()[0])
+        if "source" in search_kwargs:  # its old name (the load warned)
+            search_kwargs["catalog"] = search_kwargs.pop("source")
         return self.guard(
             lambda: search_stac(**search_kwargs),
             (*path, "search_stac"),

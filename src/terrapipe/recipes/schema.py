@@ -9,7 +9,7 @@
     output: main                     # the input whose pipe build() returns (default "main")
     inputs:
       main:
-        source: {search_stac: {source: {$world: catalog}, collections: [demo-s2]}}
+        source: {search_stac: {catalog: {$world: catalog}, collections: [demo-s2]}}
         steps:                       # applied in order: pipe = getattr(pipe, name)(**kwargs)
           - stack_stac: {bands: [red, green, blue], resolution: 10}
           - chip: {size: 128}
@@ -22,7 +22,8 @@
       secret: ${env:MY_SECRET}
 
 A source is exactly one of ``items: [...]`` (``tp.from_items``),
-``search_stac: {source: ..., ...}`` (``tp.search_stac``) or
+``search_stac: {catalog: ..., ...}`` (``tp.search_stac``; ``source:`` is the
+deprecated name of ``catalog:``) or
 ``sample_world: FIELD`` (the path of a sample-world file, as a one-element
 pipe). A step is ``{stage: {kwargs}}``, ``{stage: null}`` or ``stage``;
 ``args: [...]`` fills a stage's ``*others`` (``zip``, ``zip_grids``).

@@ -27,10 +27,13 @@ from terrapipe.stac.api import ApiBackend, options_from_stac_io
 from terrapipe.stac.backend import SearchBackend
 from terrapipe.stac.deprecated import with_keywords
 from terrapipe.stac.items import ItemModifier
+from terrapipe.stac.keywords import renamed_source, transport_keywords
 from terrapipe.stac.paged_search import PagedSearch
 from terrapipe.stac.query import SearchQuery
 
 __all__ = ["ListSTACItems", "query_of_item_search"]
+
+_TRANSPORT = ("timeout", "retries", "backoff", "max_backoff", "deadline", "max_bytes")
 
 
 def query_of_item_search(search: Any) -> SearchQuery:
@@ -68,7 +71,7 @@ class ListSTACItems(PagedSearch):
 
     Parameters
     ----------
-    source_dp
+    source
         Pipe of ``pystac_client.ItemSearch`` (e.g. from ``Client.search(...)``).
     storage
         How pages are requested (retries, back-off, deadline, body cap; see
@@ -78,14 +81,17 @@ class ListSTACItems(PagedSearch):
         go only to the origin of its endpoint.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` for a failing search or a malformed item.
-    timeout, retries, backoff, max_backoff, deadline, max_bytes
-        Deprecated: the fields of ``storage`` (a ``DeprecationWarning`` names each).
+    **deprecated
+        For one release (each warns with
+        :class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`): ``source_dp=``
+        (now ``source``) and ``timeout``, ``retries``, ``backoff``,
+        ``max_backoff``, ``deadline``, ``max_bytes`` (now fields of ``storage``).
 
     Raises
     ------
     InvalidArgumentError
         When iterating, for an element that is not an ``ItemSearch``.
-    StacSearchError
+    STACSearchError
         When iterating with ``on_error="raise"``: see :class:`~terrapipe.stac.search.SearchSTAC`.
 
     Notes
@@ -97,22 +103,16 @@ class ListSTACItems(PagedSearch):
 
     def __init__(
         self,
-        source_dp: IterDataPipe[Any],
+        source: IterDataPipe[Any] | None = None,
         *,
         storage: Storage | None = None,
         on_error: OnError = "raise",
-        timeout: float | None = None,
-        retries: int | None = None,
-        backoff: float | None = None,
-        max_backoff: float | None = None,
-        deadline: float | None = None,
-        max_bytes: int | None = None,
+        **deprecated: Any,
     ) -> None:
-        super().__init__(source_dp, on_error=on_error)
-        given = {"timeout": timeout, "retries": retries, "backoff": backoff, "max_backoff": max_backoff}
-        self.storage = with_keywords(
-            "list_stac_items", storage, {**given, "deadline": deadline, "max_bytes": max_bytes}
-        )
+        source = renamed_source("list_stac_items", source, deprecated)
+        loose = transport_keywords("list_stac_items", deprecated, _TRANSPORT)
+        super().__init__(source, on_error=on_error)
+        self.storage = with_keywords("list_stac_items", storage, loose)
 
     def _prepare(self, element: Any) -> tuple[SearchBackend, SearchQuery, ItemModifier | None]:
         client_module = require("pystac_client", feature="list_stac_items")

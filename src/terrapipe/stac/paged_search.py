@@ -13,7 +13,7 @@ Paging is policed: every page token of a query is remembered (a digest of
 its request, the URL normalised by
 :func:`~terrapipe.stac.backend.normalise_url`), and a ``next`` link that
 leads back to a page already read (A -> B -> A, a page naming itself, a POST
-token that cycles) is a :class:`~terrapipe.core.errors.StacSearchError`
+token that cycles) is a :class:`~terrapipe.core.errors.STACSearchError`
 naming the loop, raised before any item is repeated. An API page that
 repeats the items (collection and id, in order) of an earlier page under a
 new token is the same kind of loop. Items whose id comes back on a later,
@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from terrapipe.core.errors import PipelineStateError, StacSearchError, TerrapipeError
+from terrapipe.core.errors import PipelineStateError, STACSearchError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage
 from terrapipe.core.state import Stateful, expect_keys
@@ -46,16 +46,16 @@ class PagedSearch(Stage[Any]):
 
     Parameters
     ----------
-    source_dp
+    source
         Pipe of searches (what an element is depends on the subclass).
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` for a failing search or a
         malformed item.
     """
 
-    def __init__(self, source_dp: IterDataPipe[Any], *, on_error: OnError = "raise") -> None:
+    def __init__(self, source: IterDataPipe[Any], *, on_error: OnError = "raise") -> None:
         super().__init__()
-        self.source_dp = source_dp
+        self.source = source
         self.on_error = check_on_error(on_error)
         self._resume: dict[str, Any] | None = None
         self._in_pass = False
@@ -72,19 +72,19 @@ class PagedSearch(Stage[Any]):
     # -- iteration ---------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         resume, self._resume = self._resume, None
-        stateful = isinstance(self.source_dp, Stateful)
+        stateful = isinstance(self.source, Stateful)
         start = int(resume["query"]) if resume else 0
         if resume is not None and stateful and resume["source"] is not None:
-            self.source_dp.load_state_dict(resume["source"])  # type: ignore[attr-defined]
+            self.source.load_state_dict(resume["source"])  # type: ignore[attr-defined]
             index = start
         else:
             index = 0
         position = resume if resume is not None and resume["page"] is not None else None
         self._in_pass = True
         try:
-            it = iter(self.source_dp)
+            it = iter(self.source)
             while True:
-                snapshot = dict(self.source_dp.state_dict()) if stateful else None  # type: ignore[attr-defined]
+                snapshot = dict(self.source.state_dict()) if stateful else None  # type: ignore[attr-defined]
                 try:
                     element = next(it)
                 except StopIteration:
@@ -135,7 +135,7 @@ class PagedSearch(Stage[Any]):
                 )
                 self._finish_query()
                 handle_error(
-                    _with_query(StacSearchError(problem), query), on_error=self.on_error, stats=self.stats
+                    _with_query(STACSearchError(problem), query), on_error=self.on_error, stats=self.stats
                 )
                 return
             pages_seen[key] = number
@@ -162,7 +162,7 @@ class PagedSearch(Stage[Any]):
                     )
                     self._finish_query()
                     handle_error(
-                        _with_query(StacSearchError(problem), query), on_error=self.on_error, stats=self.stats
+                        _with_query(STACSearchError(problem), query), on_error=self.on_error, stats=self.stats
                     )
                     return
                 items_seen[repeated] = number
@@ -180,7 +180,7 @@ class PagedSearch(Stage[Any]):
                     self._page, self._offset, self._count = token, i + 1, count
                 base = page.base_hrefs[i] if page.base_hrefs else None
                 record = page.features[i]
-                if isinstance(record, StacSearchError):  # an item the backend could not evaluate
+                if isinstance(record, STACSearchError):  # an item the backend could not evaluate
                     handle_error(record, on_error=self.on_error, stats=self.stats)
                     if last:
                         return
@@ -192,7 +192,7 @@ class PagedSearch(Stage[Any]):
                         href=base,
                         modifier=modifier,
                     )
-                except StacSearchError as err:
+                except STACSearchError as err:
                     handle_error(err, on_error=self.on_error, stats=self.stats)
                 else:
                     self.stats.elements += 1
@@ -204,9 +204,9 @@ class PagedSearch(Stage[Any]):
 
     def _finish_query(self) -> None:
         """Move the saved position past the current query."""
-        stateful = isinstance(self.source_dp, Stateful)
+        stateful = isinstance(self.source, Stateful)
         self._query_index += 1
-        self._snapshot = dict(self.source_dp.state_dict()) if stateful else None  # type: ignore[attr-defined]
+        self._snapshot = dict(self.source.state_dict()) if stateful else None  # type: ignore[attr-defined]
         self._page, self._offset, self._count = None, 0, 0
 
     # -- state -------------------------------------------------------------
@@ -230,7 +230,7 @@ class PagedSearch(Stage[Any]):
                 "offset": self._offset,
                 "count": self._count,
             }
-        source = dict(self.source_dp.state_dict()) if isinstance(self.source_dp, Stateful) else None
+        source = dict(self.source.state_dict()) if isinstance(self.source, Stateful) else None
         return {"query": 0, "source": source, "page": None, "offset": 0, "count": 0}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

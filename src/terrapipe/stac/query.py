@@ -1,6 +1,7 @@
 """Search parameters: checked and normalised once, for STAC APIs and for client-side filtering.
 
-A query is a plain mapping with the STAC API item-search parameters
+A query is a :class:`STACQuery` (a frozen value, checked when it is made) or
+a plain mapping with the same STAC API item-search parameters
 (:data:`SEARCH_KEYS`). :func:`make_query` normalises it with pystac-client's
 own rules (``bbox`` as 4 numbers, ``datetime="2024-06"`` as the whole month
 in UTC, ``collections="a,b"`` as a tuple, ...) into a :class:`SearchQuery`
@@ -21,15 +22,26 @@ True
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 from terrapipe.core.optional import require
 
-__all__ = ["API_ONLY_KEYS", "SEARCH_KEYS", "SearchQuery", "item_interval", "item_matches", "make_query"]
+__all__ = [
+    "API_ONLY_KEYS",
+    "SEARCH_KEYS",
+    "STACQuery",
+    "SearchQuery",
+    "item_interval",
+    "item_matches",
+    "make_query",
+]
 
 #: Parameters a query may hold.
 SEARCH_KEYS: tuple[str, ...] = (
@@ -50,6 +62,151 @@ SEARCH_KEYS: tuple[str, ...] = (
 API_ONLY_KEYS: tuple[str, ...] = ("query", "filter", "filter_lang", "sortby", "fields")
 
 _PLACEHOLDER_URL = "https://terrapipe.invalid/search"
+
+
+@dataclass(frozen=True, repr=False)
+class STACQuery:
+    """What to search for: the STAC API item-search parameters, checked once.
+
+    The query half of a search; where to search is ``search_stac``'s
+    ``catalog``, how it is reached its ``storage=``
+    (:class:`~terrapipe.io.storage.Storage`). Parameters as in
+    pystac-client's ``Client.search``; ``None`` means not set.
+
+    Parameters
+    ----------
+    bbox
+        ``[west, south, east, north]`` in degrees (6 values: 3-D).
+    intersects
+        A GeoJSON geometry (a mapping, or an object with ``__geo_interface__``).
+    datetime
+        An instant or an interval: ``"2024-06"`` (the whole month, UTC),
+        ``"2024-06-01/2024-06-30"``, ``"2024-06-01/.."``, ``datetime`` objects.
+    collections, ids
+        Ids (a list, or one string; ``"a,b"`` is two).
+    query, filter, filter_lang, sortby, fields
+        The STAC API extensions of those names (need a STAC API that declares
+        them; a static catalog or a stac-geoparquet file refuses them).
+    max_items
+        Stop after this many items (``None``: all).
+    limit
+        Page size asked of the server (``None``: the server's default).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a value pystac-client cannot normalise (a ``bbox`` without 4 or 6
+        numbers, a bad ``datetime``, a negative ``max_items``, ...).
+
+    Notes
+    -----
+    Frozen and hashable (usable as a dict key or in a set); the values are
+    kept as given (copied, so changing the caller's list does not change the
+    query), and two queries are equal when their values are. Its ``repr``
+    shows the parameters that are set, geometries abbreviated; a query holds
+    no credentials (those are ``storage=``'s).
+
+    Examples
+    --------
+    >>> q = STACQuery(collections=["demo-s2"], bbox=[5.9, 45.7, 6.0, 45.8], datetime="2024-06")
+    >>> q
+    STACQuery(bbox=[5.9, 45.7, 6.0, 45.8], datetime='2024-06', collections=['demo-s2'])
+    >>> q.replace(max_items=1).to_dict()["max_items"], len({q, STACQuery(**q.to_dict())})
+    (1, 1)
+    >>> STACQuery(bbox=[1, 2, 3])
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: invalid search parameters {'bbox': [1, 2, 3]}: bbox must have 4 or 6 values, got 3
+    """
+
+    bbox: Any = None
+    intersects: Any = None
+    datetime: Any = None
+    collections: Any = None
+    ids: Any = None
+    query: Any = None
+    filter: Any = None
+    filter_lang: str | None = None
+    sortby: Any = None
+    fields: Any = None
+    max_items: int | None = None
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None and not isinstance(value, str | int | float):
+                try:
+                    value = copy.deepcopy(value)
+                except Exception as err:  # an object that cannot be copied is no search parameter
+                    msg = f"search parameter {field.name}={type(value).__name__} cannot be copied: {err}"
+                    raise InvalidArgumentError(msg) from err
+                object.__setattr__(self, field.name, value)
+        make_query(self.to_dict())  # checked once, here
+
+    @classmethod
+    def of(cls, value: STACQuery | Mapping[str, Any] | None) -> STACQuery:
+        """Return ``value`` as a query: a ``STACQuery`` as it is, a mapping of parameters, ``None`` (no filter).
+
+        Raises
+        ------
+        InvalidArgumentError
+            For another type, an unknown parameter or a bad value.
+
+        Examples
+        --------
+        >>> STACQuery.of({"ids": "a,b", "limit": None})
+        STACQuery(ids='a,b')
+        >>> STACQuery.of({"colections": ["a"]})
+        Traceback (most recent call last):
+        ...
+        terrapipe.core.errors.InvalidArgumentError: unknown STAC search parameters ['colections'] in {'colections': ['a']}; use any of ['bbox', 'intersects', 'datetime', 'collections', 'ids', 'query', 'filter', 'filter_lang', 'sortby', 'fields', 'max_items', 'limit']
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, STACQuery):
+            return value
+        if not isinstance(value, Mapping):
+            msg = (
+                "a STAC search query is a tp.stac.STACQuery or a mapping of search parameters, got "
+                f"{type(value).__name__}: {_short(value)}"
+            )
+            raise InvalidArgumentError(msg)
+        unknown = sorted(str(k) for k in value if k not in SEARCH_KEYS)
+        if unknown:
+            shown = _short(dict(value))
+            msg = f"unknown STAC search parameters {unknown} in {shown}; use any of {list(SEARCH_KEYS)}"
+            raise InvalidArgumentError(msg)
+        return cls(**{str(k): v for k, v in value.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the parameters that are set, in :data:`SEARCH_KEYS` order."""
+        return {k: getattr(self, k) for k in SEARCH_KEYS if getattr(self, k) is not None}
+
+    def replace(self, **changes: Any) -> STACQuery:
+        """Return a copy with ``changes`` (``None`` unsets a parameter)."""
+        return STACQuery.of({**self.to_dict(), **changes})
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+
+    def __repr__(self) -> str:
+        parts = []
+        for key, value in self.to_dict().items():
+            shown = f"<{_geometry_type(value)}>" if key == "intersects" else _short(value)
+            parts.append(f"{key}={shown}")
+        return f"STACQuery({', '.join(parts)})"
+
+
+def _geometry_type(value: Any) -> str:
+    mapping = getattr(value, "__geo_interface__", value)
+    kind = mapping.get("type") if isinstance(mapping, Mapping) else None
+    return str(kind) if kind else "geometry"
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -311,7 +468,7 @@ def item_matches(item: Mapping[str, Any], query: SearchQuery) -> bool:
 
     Raises
     ------
-    StacSearchError
+    STACSearchError
         If the item cannot be evaluated (a ``properties`` that is not an
         object, an unreadable date or geometry): the error names the item.
     """
@@ -324,7 +481,7 @@ def item_matches(item: Mapping[str, Any], query: SearchQuery) -> bool:
             raise
         problem = f"{type(err).__name__}: {str(err)[:200]}"
     ident = item.get("id") if isinstance(item, Mapping) else None
-    raise StacSearchError(
+    raise STACSearchError(
         f"malformed STAC item {str(ident)[:100]!r}: cannot test it against the query ({problem}); fix the item, "
         "or skip bad items with on_error='skip'"
     )

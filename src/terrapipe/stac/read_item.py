@@ -3,7 +3,7 @@
 :func:`open_stac_item` reads one; the :class:`ReadSTACItem` stage reads a
 pipe of hrefs. A file that cannot be read (missing, HTTP 404, time-out after
 retries) raises :class:`~terrapipe.core.errors.ReadError`; a document that
-is not a valid item raises :class:`~terrapipe.core.errors.StacSearchError`.
+is not a valid item raises :class:`~terrapipe.core.errors.STACSearchError`.
 Both name the href. Relative asset hrefs are resolved against the item's own
 href, so an item read over HTTP points at its assets over HTTP. How files
 are reached (bucket credentials, HTTP headers, time-outs, retries, deadline,
@@ -21,7 +21,7 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
@@ -34,9 +34,12 @@ from terrapipe.stac.documents import read_document
 from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.items import ItemModifier, item_from_dict
+from terrapipe.stac.keywords import renamed_source, transport_keywords
 from terrapipe.stac.redact import public_url
 
 __all__ = ["ReadSTACItem", "open_stac_item"]
+
+_TRANSPORT = ("headers", "timeout", "retries", "backoff", "max_backoff")
 
 
 def _href(value: Any) -> str:
@@ -81,7 +84,7 @@ def open_stac_item(
     ------
     ReadError
         If the file cannot be read.
-    StacSearchError
+    STACSearchError
         If it is not a valid STAC item.
     """
     text = _href(href)
@@ -96,7 +99,7 @@ class ReadSTACItem(Stage[Any]):
 
     Parameters
     ----------
-    source_dp
+    source
         Pipe of item hrefs (paths, ``file://`` URIs, bucket or HTTP URLs).
     storage
         How files are reached (see :func:`open_stac_item`). Its ``headers`` and
@@ -106,12 +109,15 @@ class ReadSTACItem(Stage[Any]):
         Called with each item before it is yielded.
     on_error
         ``"raise"``, ``"skip"`` or ``"warn"`` for an item that cannot be read.
-    headers, timeout, retries, backoff, max_backoff
-        Deprecated: the fields of ``storage`` (a ``DeprecationWarning`` names each).
+    **deprecated
+        For one release (each warns with
+        :class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`): ``source_dp=``
+        (now ``source``) and ``headers``, ``timeout``, ``retries``, ``backoff``,
+        ``max_backoff`` (now fields of ``storage``).
 
     Raises
     ------
-    ReadError, StacSearchError
+    ReadError, STACSearchError
         When iterating with ``on_error="raise"`` (see :func:`open_stac_item`).
 
     Notes
@@ -124,29 +130,25 @@ class ReadSTACItem(Stage[Any]):
 
     def __init__(
         self,
-        source_dp: IterDataPipe[Any],
+        source: IterDataPipe[Any] | None = None,
         *,
         storage: Storage | None = None,
         modifier: ItemModifier | None = None,
         on_error: OnError = "raise",
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        retries: int | None = None,
-        backoff: float | None = None,
-        max_backoff: float | None = None,
+        **deprecated: Any,
     ) -> None:
         super().__init__()
-        self.source_dp = source_dp
+        self.source = renamed_source("read_stac_item", source, deprecated)
+        loose = transport_keywords("read_stac_item", deprecated, _TRANSPORT)
         self.on_error = check_on_error(on_error)
         if modifier is not None and not callable(modifier):
             raise InvalidArgumentError(f"modifier must be callable, got {modifier!r}")
         self.modifier = modifier
-        given = {"headers": headers, "timeout": timeout, "retries": retries, "backoff": backoff}
-        self.storage = with_keywords("read_stac_item", storage, {**given, "max_backoff": max_backoff})
+        self.storage = with_keywords("read_stac_item", storage, loose)
         self._client = JsonClient(self.storage)  # no origin: credentials go to each href's own
 
     def __iter__(self) -> Iterator[Any]:
-        for href in self.source_dp:
+        for href in self.source:
             received = self._client.bytes_received
             try:
                 item = open_stac_item(href, client=self._client, modifier=self.modifier, storage=self.storage)
@@ -159,4 +161,4 @@ class ReadSTACItem(Stage[Any]):
             yield item
 
     def __len__(self) -> int:
-        return len(self.source_dp)  # type: ignore[arg-type]
+        return len(self.source)  # type: ignore[arg-type]

@@ -52,23 +52,23 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from terrapipe._compat import stac_io_of
-from terrapipe.core.errors import InvalidArgumentError, StacSearchError
+from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.redact import public_url
 from terrapipe.core.sources import from_items
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.storage import Storage, cloud_of
 from terrapipe.stac.api import ApiBackend, options_from_stac_io
 from terrapipe.stac.backend import SearchBackend
-from terrapipe.stac.deprecated import as_storage, renamed_options, with_keywords
+from terrapipe.stac.deprecated import TRANSPORT_KEYWORDS, as_storage, renamed_options, with_keywords
 from terrapipe.stac.geoparquet import GeoParquetBackend
 from terrapipe.stac.hrefs import is_http
-from terrapipe.stac.http_json import RequestModifier
 from terrapipe.stac.items import ItemModifier
+from terrapipe.stac.keywords import renamed
 from terrapipe.stac.paged_search import PagedSearch
-from terrapipe.stac.query import SearchQuery, make_query
-from terrapipe.stac.redact import public_url
+from terrapipe.stac.query import SEARCH_KEYS, SearchQuery, STACQuery, make_query
 
 __all__ = ["SearchKind", "SearchSTAC", "detect_kind", "open_backend", "search_stac"]
 
@@ -185,7 +185,7 @@ def open_backend(
             raise InvalidArgumentError(f"a pystac_client.Client is a STAC API; kind={kind!r} does not fit it")
         link = source.get_search_link()
         if link is None:
-            raise StacSearchError(
+            raise STACSearchError(
                 f"the STAC API at {public_url(str(source.self_href))} has no item search link"
             )
         client_storage, params = options_from_stac_io(stac_io_of(source), as_storage(storage))
@@ -226,24 +226,24 @@ def open_backend(
 
 @register("search_stac")
 class SearchSTAC(PagedSearch):
-    """Search STAC items for each query dict of the source pipe.
+    """Search STAC items for each query of the source pipe.
 
     Parameters
     ----------
-    source_dp
-        Pipe of query dicts (keys from :data:`~terrapipe.stac.query.SEARCH_KEYS`).
     source
+        Pipe of queries: :class:`~terrapipe.stac.query.STACQuery` or mappings
+        of its parameters (keys from :data:`~terrapipe.stac.query.SEARCH_KEYS`).
+    catalog
         Where to search: a STAC API URL or ``pystac_client.Client``, a static
         catalog (``catalog.json``/``collection.json``, path or URL) or a
         stac-geoparquet file (see the module doc).
+    stac_query
+        Search parameters shared by every query of the pipe (an element's
+        parameters override them): a :class:`~terrapipe.stac.query.STACQuery`
+        or a mapping of its parameters. (``query=`` is the STAC API Query
+        Extension's parameter, one of them.)
     kind
-        Backend: ``"auto"`` (from ``source``), ``"api"``, ``"static"``, ``"geoparquet"``.
-    bbox, intersects, datetime, collections, ids, query, filter, filter_lang, sortby, fields, max_items, limit
-        Search parameters shared by every query (an element's keys override
-        them), as in pystac-client's ``Client.search``. ``max_items`` bounds the
-        items of each query; ``limit`` is the page size asked for.
-        ``query``/``filter``/``sortby``/``fields`` need a STAC API that
-        declares them.
+        Backend: ``"auto"`` (from ``catalog``), ``"api"``, ``"static"``, ``"geoparquet"``.
     method
         ``"POST"`` (default) or ``"GET"`` for API searches; an API that only
         offers GET is asked with GET.
@@ -255,11 +255,11 @@ class SearchSTAC(PagedSearch):
         :class:`~terrapipe.core.errors.StacSearchError`; ``"skip"`` / ``"warn"``:
         it is counted in ``stats`` (and warned about) and the search goes on.
     storage
-        How the source is reached, a :class:`~terrapipe.io.storage.Storage`:
+        How the catalog is reached, a :class:`~terrapipe.io.storage.Storage`:
 
         - ``headers`` (an API key) and ``request_modifier`` (called with each
           ``requests.Request`` before it is sent: signing) go only to the
-          origin (scheme, host, port) of ``source``, as do the URL's own query
+          origin (scheme, host, port) of ``catalog``, as do the URL's own query
           parameters (an ``api_key=``): a ``next`` link, a catalog link or a
           redirect to another server is followed without them. Never shown,
           never sent to asset reads (``stack_stac``).
@@ -276,14 +276,20 @@ class SearchSTAC(PagedSearch):
         - endpoints and credentials of buckets (``s3://``, ``az://``,
           ``abfs://``, ``gs://``); ``None`` reads ``Storage.from_env()`` when a
           bucket is first read (never sent to an HTTP server).
-    headers, request_modifier, timeout, retries, backoff, max_backoff, deadline, max_bytes
-        Deprecated (one release): the fields of ``storage`` of the same names;
-        each one given warns (``DeprecationWarning``) and is put on ``storage``.
+    **params
+        Search parameters by name, a short form of ``stac_query=`` (``collections=[...]``,
+        ``bbox=...``; not the same parameter in both). Deprecated for one release
+        (each warns with :class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`):
+        ``source_dp=`` (now ``source``), ``source=`` naming the catalog (now
+        ``catalog``), and the transport keywords ``headers``, ``request_modifier``,
+        ``timeout``, ``retries``, ``backoff``, ``max_backoff``, ``deadline``,
+        ``max_bytes`` (now fields of ``storage``).
 
     Raises
     ------
     InvalidArgumentError
-        For an unknown ``kind``, a bad option, or (when iterating) a bad query.
+        For an unknown ``kind``, keyword or search parameter, a bad option or
+        query, or (when iterating) a bad query of the pipe.
     StacSearchError
         When iterating with ``on_error="raise"``: unreachable API (after
         retries), 429/5xx storms, time-outs, error answers, a parameter the
@@ -292,75 +298,60 @@ class SearchSTAC(PagedSearch):
     Notes
     -----
     Yields ``pystac.Item``. Not shardable itself: the query pipe shards (each
-    worker runs its own queries). ``len()`` raises ``TypeError``.
+    worker runs its own queries). ``len()`` raises ``TypeError``. ``source``
+    is positional-only, so that ``source=`` can still name the catalog in
+    old code for one release (a pipe given as ``source=`` is taken as the
+    source).
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> from terrapipe.stac.query import STACQuery
+    >>> world = tp.datasets.sample_world()
+    >>> pipe = tp.from_items([{"ids": ["demo-dem-30m"]}, {"datetime": "2024-04"}])
+    >>> items = pipe.search_stac(world.catalog, STACQuery(collections=["demo-dem", "demo-s2"]))
+    >>> [item.id for item in items]
+    ['demo-dem-30m', 'S2B_31TGL_20240415_0_L2A', 'S2B_32TKR_20240415_0_L2A']
     """
 
     def __init__(
         self,
-        source_dp: IterDataPipe[Mapping[str, Any]],
-        source: Any,
+        source: IterDataPipe[STACQuery | Mapping[str, Any]] | None = None,
+        /,
+        catalog: Any = None,
+        stac_query: STACQuery | Mapping[str, Any] | None = None,
         *,
         kind: SearchKind = "auto",
-        bbox: Any = None,
-        intersects: Any = None,
-        datetime: Any = None,
-        collections: Any = None,
-        ids: Any = None,
-        query: Any = None,
-        filter: Any = None,
-        filter_lang: str | None = None,
-        sortby: Any = None,
-        fields: Any = None,
-        max_items: int | None = None,
-        limit: int | None = None,
         method: Literal["POST", "GET"] = "POST",
         modifier: ItemModifier | None = None,
         on_error: OnError = "raise",
         storage: Storage | None = None,
-        headers: Mapping[str, str] | None = None,
-        request_modifier: RequestModifier | None = None,
-        timeout: float | None = None,
-        retries: int | None = None,
-        backoff: float | None = None,
-        max_backoff: float | None = None,
-        deadline: float | None = None,
-        max_bytes: int | None = None,
+        **params: Any,
     ) -> None:
-        super().__init__(source_dp, on_error=on_error)
+        source, catalog, loose, shared = _split_keywords("SearchSTAC", source, catalog, stac_query, params)
+        if source is None:
+            raise InvalidArgumentError("SearchSTAC needs its source pipe of queries (tp.from_items([{...}]))")
+        super().__init__(source, on_error=on_error)
         if method not in ("POST", "GET"):
             raise InvalidArgumentError(f"method must be 'POST' or 'GET', got {method!r}")
         if modifier is not None and not callable(modifier):
             raise InvalidArgumentError(f"modifier must be callable, got {modifier!r}")
         self.method: Literal["POST", "GET"] = method
-        loose = {"headers": headers, "request_modifier": request_modifier, "timeout": timeout}
-        loose.update(retries=retries, backoff=backoff, max_backoff=max_backoff, deadline=deadline)
-        loose["max_bytes"] = max_bytes
-        if storage is None and any(v is not None for v in loose.values()) and _in_bucket(source):
+        if storage is None and loose and _in_bucket(catalog):
             storage = Storage.from_env()  # the environment's credentials, with the keywords on top
         storage = with_keywords("search_stac", storage, loose)
-        self.backend, source_modifier = open_backend(source, kind=kind, storage=storage)
+        self.backend, source_modifier = open_backend(catalog, kind=kind, storage=storage)
         self.modifier = modifier if modifier is not None else source_modifier
-        given = {
-            "bbox": bbox,
-            "intersects": intersects,
-            "datetime": datetime,
-            "collections": collections,
-            "ids": ids,
-            "query": query,
-            "filter": filter,
-            "filter_lang": filter_lang,
-            "sortby": sortby,
-            "fields": fields,
-            "max_items": max_items,
-            "limit": limit,
-        }
-        self.defaults = {k: v for k, v in given.items() if v is not None}
+        self.query = shared
+        self.defaults = shared.to_dict()
         make_query({}, defaults=self.defaults, method=method)  # check the shared parameters now
 
     def __repr__(self) -> str:
         return f"SearchSTAC({self.backend.where!r}, kind={self.backend.kind!r}, defaults={self.defaults!r})"
 
     def _prepare(self, element: Any) -> tuple[SearchBackend, SearchQuery, ItemModifier | None]:
+        if isinstance(element, STACQuery):
+            element = element.to_dict()
         query = make_query(element, defaults=self.defaults, method=self.method)
         return self.backend, query, self.modifier
 
@@ -418,47 +409,33 @@ class SearchSTAC(PagedSearch):
 
 
 def search_stac(
-    source: Any,
+    catalog: Any = None,
+    stac_query: STACQuery | Mapping[str, Any] | None = None,
     *,
     kind: SearchKind = "auto",
-    bbox: Any = None,
-    intersects: Any = None,
-    datetime: Any = None,
-    collections: Any = None,
-    ids: Any = None,
-    query: Any = None,
-    filter: Any = None,
-    filter_lang: str | None = None,
-    sortby: Any = None,
-    fields: Any = None,
-    max_items: int | None = None,
-    limit: int | None = None,
     method: Literal["POST", "GET"] = "POST",
     modifier: ItemModifier | None = None,
     on_error: OnError = "raise",
     storage: Storage | None = None,
-    headers: Mapping[str, str] | None = None,
-    request_modifier: RequestModifier | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    backoff: float | None = None,
-    max_backoff: float | None = None,
-    deadline: float | None = None,
-    max_bytes: int | None = None,
+    **params: Any,
 ) -> SearchSTAC:
-    """Start a pipe of the ``pystac.Item`` s one search finds (see :class:`SearchSTAC`).
+    """Start a pipe of the ``pystac.Item`` s one search finds: the :class:`SearchSTAC` of one query.
 
     Parameters
     ----------
-    source
+    catalog
         STAC API URL or ``pystac_client.Client``; static catalog
         (``catalog.json``, path or URL); stac-geoparquet file.
-    kind, bbox, intersects, datetime, collections, ids, query, filter, filter_lang, sortby, fields
+    stac_query
+        What to search for: a :class:`~terrapipe.stac.query.STACQuery` or a
+        mapping of its parameters (``None``: every item).
+    kind, method, modifier, on_error, storage
         See :class:`SearchSTAC`.
-    max_items, limit, method, modifier, on_error, storage
-        See :class:`SearchSTAC`.
-    headers, request_modifier, timeout, retries, backoff, max_backoff, deadline, max_bytes
-        Deprecated: the fields of ``storage`` (see :class:`SearchSTAC`).
+    **params
+        Search parameters by name (``collections=``, ``bbox=``, ``datetime=``,
+        ...: the fields of :class:`~terrapipe.stac.query.STACQuery`), and the
+        deprecated keywords :class:`SearchSTAC` accepts (``source=`` for the
+        catalog, the transport keywords).
 
     Returns
     -------
@@ -477,34 +454,71 @@ def search_stac(
     >>> items = terrapipe.stac.search_stac(world.catalog, collections=["demo-s2"], datetime="2024-06")
     >>> [item.id for item in items]
     ['S2A_31TGL_20240619_0_L2A', 'S2A_32TKR_20240619_0_L2A']
+    >>> from terrapipe.stac.query import STACQuery
+    >>> june = STACQuery(collections=["demo-s2"], datetime="2024-06", max_items=1)
+    >>> [item.id for item in terrapipe.stac.search_stac(world.catalog, june)]
+    ['S2A_31TGL_20240619_0_L2A']
     """
     queries: IterDataPipe[Mapping[str, Any]] = from_items([{}], shard="auto")
     return SearchSTAC(
         queries,
-        source,
+        catalog,
+        stac_query,
         kind=kind,
-        bbox=bbox,
-        intersects=intersects,
-        datetime=datetime,
-        collections=collections,
-        ids=ids,
-        query=query,
-        filter=filter,
-        filter_lang=filter_lang,
-        sortby=sortby,
-        fields=fields,
-        max_items=max_items,
-        limit=limit,
         method=method,
         modifier=modifier,
         on_error=on_error,
-        headers=headers,
-        request_modifier=request_modifier,
-        timeout=timeout,
-        retries=retries,
-        backoff=backoff,
-        max_backoff=max_backoff,
-        deadline=deadline,
-        max_bytes=max_bytes,
         storage=storage,
+        **params,
     )
+
+
+def _split_keywords(
+    owner: str,
+    source: Any,
+    catalog: Any,
+    stac_query: STACQuery | Mapping[str, Any] | None,
+    params: Mapping[str, Any],
+) -> tuple[Any, Any, dict[str, Any], STACQuery]:
+    """Sort :class:`SearchSTAC`'s keywords: ``(source, catalog, deprecated transport keywords, shared query)``.
+
+    Search parameters go on ``stac_query``; ``source_dp=`` and a ``source=`` that
+    is not a pipe (the catalog, by its old name) are taken with a warning;
+    the transport keywords are returned for :func:`~terrapipe.stac.deprecated.with_keywords`
+    (which warns). Anything else is an :class:`~terrapipe.core.errors.InvalidArgumentError`.
+    """
+    params = dict(params)
+    if "source_dp" in params:
+        renamed(owner, "source_dp", "source")
+        old_pipe = params.pop("source_dp")
+        if source is None:
+            source = old_pipe
+    if "source" in params:
+        given = params.pop("source")
+        if isinstance(given, IterDataPipe) and source is None:
+            source = given  # the new name, as a keyword
+        else:
+            renamed(owner, "source", "catalog")
+            if catalog is None:
+                catalog = given
+    if catalog is None:
+        raise InvalidArgumentError(
+            f"{owner} needs catalog=: a STAC API URL or pystac_client.Client, a static catalog or a "
+            "stac-geoparquet file"
+        )
+    loose = {k: params.pop(k) for k in TRANSPORT_KEYWORDS if k in params}
+    unknown = sorted(k for k in params if k not in SEARCH_KEYS)
+    if unknown:
+        msg = (
+            f"{owner} got unknown keywords {unknown}; search parameters are {list(SEARCH_KEYS)} (or "
+            "stac_query=tp.stac.STACQuery(...)), and how the catalog is reached goes in storage=tp.Storage(...)"
+        )
+        raise InvalidArgumentError(msg)
+    shared = STACQuery.of(stac_query)
+    given_params = {k: v for k, v in params.items() if v is not None}
+    both = sorted(set(given_params) & set(shared.to_dict()))
+    if both:
+        raise InvalidArgumentError(
+            f"{owner}: {both} given both in stac_query= and as keywords; give each once"
+        )
+    return source, catalog, {k: v for k, v in loose.items() if v is not None}, shared.replace(**given_params)
