@@ -333,7 +333,8 @@ def remote_fetcher(store: Any, path: str) -> Callable[[str], bytes | None] | Non
     """Return a function reading one chunk of the array at ``path`` of a remote zarr ``store``, or ``None``.
 
     Two stores qualify, both terrapipe's own on the byte layer (what
-    ``read_zarr`` opens for a URL):
+    ``read_zarr`` opens for a URL, seen through the
+    :class:`~terrapipe.io.zarr_prefetch.PrefetchedStore` it opens them with):
 
     - :class:`~terrapipe.io.http_store.HTTPStore` (``http(s)://`` without
       ``storage=``): each chunk is one :func:`terrapipe.io.http_reads.read`
@@ -363,6 +364,10 @@ def remote_fetcher(store: Any, path: str) -> Callable[[str], bytes | None] | Non
     from terrapipe.io.http_store import HTTPStore
 
     prefix = f"{path.strip('/')}/" if path and path.strip("/") else ""
+    if type(store).__name__ == "PrefetchedStore":  # what read_zarr opened a remote store through
+        from terrapipe.io.zarr_prefetch import PrefetchedStore
+
+        store = store.inner if type(store) is PrefetchedStore else store
     if type(store) is HTTPStore:
         return _http_fetcher(store, prefix)
     if type(store).__name__ == "CheckedObjectStore" and type(store) is zarr_object_store.CheckedObjectStore:

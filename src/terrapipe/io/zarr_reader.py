@@ -284,6 +284,28 @@ def _open(
         raise read_error(name, "cannot open Zarr store", err) from err
 
 
+def _prefetched(store: Any, group: str | None, consolidated: bool | None) -> Any:
+    """Return a store serving what opening reads, fetched in a few concurrent rounds; ``None`` if local.
+
+    For the remote stores :func:`zarr_store_for` makes (HTTP, buckets): the
+    format probes, metadata and index coordinates are requests one after
+    another otherwise (:mod:`terrapipe.io.zarr_prefetch`).
+    """
+    if isinstance(store, str) or not _is_remote_store(store):
+        return None
+    from terrapipe.io.http_reads import run_on_thread_loop
+    from terrapipe.io.zarr_prefetch import prefetch_open
+
+    return run_on_thread_loop(prefetch_open(store, group, consolidated))
+
+
+def _is_remote_store(store: Any) -> bool:
+    from terrapipe.io import zarr_object_store
+    from terrapipe.io.http_store import HTTPStore
+
+    return type(store) is HTTPStore or isinstance(store, zarr_object_store.CheckedObjectStore)
+
+
 def _checked_backend(name: str) -> type:
     """Return xarray's Zarr backend, with every variable reading through :class:`~terrapipe.io.zarr_chunks.CheckedZarrArrayWrapper`.
 
@@ -490,16 +512,21 @@ def open_zarr(
     # Messages show an HTTP(S) URL as scheme://host/path: a SAS or signed query stays out of them
     # (masking its short values in the text garbled the message); the encoding keeps the URL to reopen.
     shown = public_url(name) if is_http(name) else name
-    ds = _open(
-        store,
-        shown,
-        group=group,
-        consolidated=consolidated,
-        chunks=chunks,
-        cache=cache,
-        decode_times=decode_times,
-        storage_options=storage_options if isinstance(store, str) else None,
-    )
+    ahead = _prefetched(store, group, consolidated) if isinstance(source, (str, os.PathLike)) else None
+    try:
+        ds = _open(
+            store if ahead is None else ahead,
+            shown,
+            group=group,
+            consolidated=consolidated,
+            chunks=chunks,
+            cache=cache,
+            decode_times=decode_times,
+            storage_options=storage_options if isinstance(store, str) else None,
+        )
+    finally:
+        if ahead is not None:
+            ahead.release()  # from now on it passes every request to the store
     _record_encoding(ds, name)
     ds = _write_crs(ds)
     # Coordinates only: dimension coordinates are in memory once opened.
