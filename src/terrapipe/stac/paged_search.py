@@ -30,11 +30,11 @@ from typing import Any
 from terrapipe.core.errors import PipelineStateError, STACSearchError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage
+from terrapipe.core.redact import public_url
 from terrapipe.core.state import Stateful, expect_keys
 from terrapipe.stac.backend import SearchBackend, items_key, page_key
 from terrapipe.stac.items import ItemModifier, item_from_dict
 from terrapipe.stac.query import SearchQuery
-from terrapipe.stac.redact import public_url
 
 __all__ = ["PagedSearch"]
 

@@ -27,6 +27,7 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.redact import public_url
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.storage import Storage
 from terrapipe.stac.deprecated import with_keywords
@@ -35,7 +36,6 @@ from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.items import ItemModifier, item_from_dict
 from terrapipe.stac.keywords import renamed_source, transport_keywords
-from terrapipe.stac.redact import public_url
 
 __all__ = ["ReadSTACItem", "open_stac_item"]
 
