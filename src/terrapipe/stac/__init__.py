@@ -10,7 +10,8 @@ retries, deadline, body cap) is one :class:`~terrapipe.io.storage.Storage`,
 
 - :func:`search_stac` / :class:`SearchSTAC`: items from a STAC API, a static
   catalog or a stac-geoparquet file; lazy, page by page, resumable, with
-  bounded retries;
+  bounded retries; what to search is a :class:`STACQuery` (or its parameters
+  by name);
 - :class:`ListSTACItems`: pystac-client ``ItemSearch`` objects in, items out;
 - :func:`open_stac_item` / :class:`ReadSTACItem`: item JSON (path or URL) to ``pystac.Item``;
 - :func:`stack_items` / :class:`StackSTAC`: items to a lazy ``(time, band, y, x)`` cube (odc-stac);
@@ -34,6 +35,7 @@ from terrapipe.core.renamed import renamed_names
 from terrapipe.stac.deprecated import HttpOptions  # deprecated: tp.Storage
 from terrapipe.stac.list_items import ListSTACItems
 from terrapipe.stac.mosaic import Mosaic, mosaic_array
+from terrapipe.stac.query import STACQuery
 from terrapipe.stac.read_item import ReadSTACItem, open_stac_item
 from terrapipe.stac.search import SearchSTAC, search_stac
 from terrapipe.stac.server import STACServer, serve_stac, start_stac_server
@@ -44,6 +46,7 @@ __all__ = [
     "ListSTACItems",
     "Mosaic",
     "ReadSTACItem",
+    "STACQuery",
     "STACServer",
     "SearchSTAC",
     "StackSTAC",
