@@ -315,10 +315,7 @@ PRIVATE_ATTRIBUTES = frozenset(
 # Modules allowed to reach private names: this layer, torch's DataPipe machinery, and (until their owners move
 # them here; each has its _compat function and test already) the accesses below, by module and name.
 EXEMPT = {"_compat.py", "core/pipe.py"}
-PENDING = {
-    # chip/*: the zarr unwrapping
-    "chip/zarr_direct.py": {"xarray.core", "._data", "'zarr.core.buffer'", "._array"},
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def _private_module(name: str) -> bool:

@@ -254,9 +254,11 @@ class DirectZarrArray:
 def _unwrap(variable: xr.Variable) -> tuple[Any, list[int]] | None:
     """Find the zarr array under xarray's lazy wrappers, and the offsets of a lazy slice."""
     from xarray.backends.zarr import ZarrArrayWrapper
-    from xarray.core import indexing
 
-    data: Any = variable._data
+    from terrapipe._compat import variable_data, xarray_indexing, zarr_wrapper_array
+
+    indexing = xarray_indexing()
+    data: Any = variable_data(variable)
     offsets = [0] * variable.ndim
     seen_key = False
     while True:
@@ -275,7 +277,7 @@ def _unwrap(variable: xr.Variable) -> tuple[Any, list[int]] | None:
                 offsets[axis] = int(part.start or 0)
             data = data.array
         elif isinstance(data, ZarrArrayWrapper):
-            return data._array, offsets
+            return zarr_wrapper_array(data), offsets
         else:
             return None
 
@@ -393,7 +395,7 @@ def _http_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
 def _object_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
     from terrapipe.io.http_reads import run_on_thread_loop
 
-    prototype = require("zarr.core.buffer", feature="chip").default_buffer_prototype()
+    prototype = require("zarr.buffer", feature="chip").default_buffer_prototype()
 
     def fetch(key: str) -> bytes | None:
         # The store's own checked get (None only for a missing key; deadline and cap its own), on
