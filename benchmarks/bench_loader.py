@@ -46,7 +46,8 @@ from torch.utils.data import DataLoader
 
 import terrapipe as tp
 from terrapipe.core.pipe import Stage
-from terrapipe.run import collate_samples, loader
+from terrapipe.run import loader
+from terrapipe.tensor import collate
 
 WINDOW = 256
 BANDS = ("B02.tif", "B03.tif", "B04.tif", "B08.tif")
@@ -108,10 +109,10 @@ def direct_batches(pipe: Any, batch_size: int) -> Any:
     for sample in pipe:
         batch.append(sample)
         if len(batch) == batch_size:
-            yield collate_samples(batch)
+            yield collate(batch)
             batch = []
     if batch:
-        yield collate_samples(batch)
+        yield collate(batch)
 
 
 def identity(x: int) -> int:
@@ -211,7 +212,7 @@ def rss_child(root: Path, scale: int, mode: str, batch_size: int, reps: int) -> 
         batches: Any = loader(segmentation_pipe(items), batch_size=batch_size, workers=2, method="process")
     else:
         batches = DataLoader(
-            segmentation_pipe(items), batch_size=batch_size, num_workers=2, collate_fn=collate_samples
+            segmentation_pipe(items), batch_size=batch_size, num_workers=2, collate_fn=collate
         )
     n = count_samples(batches)
     done.set()
@@ -305,7 +306,7 @@ def main() -> None:
         b = args.batch_size
         modes: list[tuple[str, Callable[[], Callable[[], int]]]] = [
             ("direct: for sample in pipe", lambda: lambda: count_samples(make())),
-            ("direct + collate_samples per batch", lambda: lambda: count_samples(direct_batches(make(), b))),
+            ("direct + collate per batch", lambda: lambda: count_samples(direct_batches(make(), b))),
             ("tp.loader workers=0 (prefetch thread)", lambda: loader_run(make, batch_size=b)),
             ("tp.loader workers=1 thread", lambda: loader_run(make, batch_size=b, workers=1)),
             ("tp.loader workers=2 threads", lambda: loader_run(make, batch_size=b, workers=2)),
@@ -320,13 +321,13 @@ def main() -> None:
             (
                 "DataLoader num_workers=1 (fork, persistent)",
                 lambda: dataloader_run(
-                    make, batch_size=b, num_workers=1, collate_fn=collate_samples, persistent_workers=True
+                    make, batch_size=b, num_workers=1, collate_fn=collate, persistent_workers=True
                 ),
             ),
             (
                 "DataLoader num_workers=2 (fork, persistent)",
                 lambda: dataloader_run(
-                    make, batch_size=b, num_workers=2, collate_fn=collate_samples, persistent_workers=True
+                    make, batch_size=b, num_workers=2, collate_fn=collate, persistent_workers=True
                 ),
             ),
         ]

@@ -209,8 +209,8 @@ def test_no_module_only_re_exports() -> None:
     )
 
 
-def test_docs_readme_and_examples_use_no_old_name() -> None:
-    """Doctests and tests run with the warning as an error; prose and examples are checked here."""
+def test_docs_readme_examples_and_benchmarks_use_no_old_name() -> None:
+    """Doctests and tests run with the warning as an error; prose, examples and benchmarks are checked here."""
     import re
 
     root = SRC.parents[1]
@@ -223,14 +223,21 @@ def test_docs_readme_and_examples_use_no_old_name() -> None:
     pattern = re.compile(
         r"(?<![\w.])(" + "|".join(re.escape(d) for d in sorted(dotted, key=len, reverse=True)) + r")\b"
     )
-    files = [root / "README.md", *sorted((root / "examples").glob("*.py"))]
+    files = [
+        root / "README.md",
+        *sorted((root / "examples").glob("*.py")),
+        *sorted((root / "benchmarks").glob("*.py")),
+    ]
     files += [
         p for p in sorted((root / "docs").rglob("*.md")) if "_build" not in p.parts and p.name != "names.md"
+    ]
+    imports = [
+        re.compile(rf"from {re.escape(module)} import (?:.*[ ,(])?({old})\b") for module, old in OLD_NAMES
     ]
     found = [
         f"{path.relative_to(root)}:{n}: {m.group(1)}"
         for path in files
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        for m in pattern.finditer(line)
+        for m in [*pattern.finditer(line), *filter(None, (i.search(line) for i in imports))]
     ]
     assert not found, found
