@@ -635,8 +635,12 @@ def _subprocess(command: list[str]) -> dict[str, float]:
     return out
 
 
-def measure(name: str, path: Path, size: int, limit: float, python: str) -> dict[str, float]:
+def measure(
+    name: str, path: Path, size: int, limit: float, python: str, src: Path | None = None
+) -> dict[str, float]:
     command = [python, __file__, "--worker", name, "--path", str(path), "--chip", str(size)]
+    if src is not None:
+        command += ["--src", str(src)]
     out = _subprocess([*command, "--limit", str(limit)])
     out["rate"] = out["chips"] / out["seconds"]
     return out
@@ -705,11 +709,20 @@ def main() -> None:
     parser.add_argument("--no-rss-growth", action="store_true", help="skip the 4x larger cube")
     parser.add_argument("--no-halo", action="store_true", help="skip the block re-read table")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also run every contender (not the floors) over this copy of src/ (e.g. `git archive <commit> src | "
+        "tar -x -C DIR`, then DIR/src), each right after its own floor run: rows '<name> (baseline)'",
+    )
+    parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--halo", help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--chip", type=int, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()  # nox passes the same arguments to every benchmark
+    if args.src:
+        sys.path.insert(0, str(args.src.resolve()))  # before anything imports terrapipe
     if args.worker:
         run_worker(args.worker, args.path, args.chip, args.limit)
         return
@@ -757,13 +770,14 @@ def main() -> None:
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
     pairs: dict[tuple[str, int], list[float]] = {}
 
-    def run_one(name: str, size: int, repeat: int) -> dict[str, float]:
+    def run_one(name: str, size: int, repeat: int, baseline: bool = False) -> dict[str, float]:
         path = paths[CONTENDERS[name][0]]
         python = peer_python if name in PEERS and peer_python else sys.executable
-        run = measure(name, path, size, args.limit, python)
-        runs.setdefault((name, size), []).append(run)
+        run = measure(name, path, size, args.limit, python, args.baseline_src if baseline else None)
+        label = f"{name} (baseline)" if baseline else name
+        runs.setdefault((label, size), []).append(run)
         print(
-            f"  round {repeat + 1} {size:>4}² {name:<24} {run['rate']:9.0f} chips/s "
+            f"  round {repeat + 1} {size:>4}² {label:<35} {run['rate']:9.0f} chips/s "
             f"{1000 * run['cpu'] / max(run['chips'], 1):7.2f} CPU s/1000 chips",
             flush=True,
         )
@@ -780,6 +794,10 @@ def main() -> None:
                 floor_run = run_one(floor_name, size, repeat)
                 run = run_one(name, size, repeat)
                 pairs.setdefault((name, size), []).append(run["rate"] / floor_run["rate"])
+                if args.baseline_src is not None and name not in PEERS:
+                    floor_run = run_one(floor_name, size, repeat)
+                    run = run_one(name, size, repeat, baseline=True)
+                    pairs.setdefault((f"{name} (baseline)", size), []).append(run["rate"] / floor_run["rate"])
     for size in args.chips:
         lines += [
             f"### {size}² chips from {BLOCK}² blocks",
@@ -788,21 +806,24 @@ def main() -> None:
             "|---|---:|---:|---:|---:|---:|",
         ]
         for name in contenders:
-            group = runs[(name, size)]
-            to_floor = pairs.get((name, size), [1.0] if name == _floor_of(name) else [])
-            peer = PEER_OF.get(CONTENDERS[name][0], "")
-            to_peer = pairs.get((peer, size)) if name != peer else None
-            rate = statistics.median(r["rate"] for r in group)
-            cpu = statistics.median(1000 * r["cpu"] / max(r["chips"], 1) for r in group)
-            rss = max(r["rss_mb"] + r["child_rss_mb"] for r in group)
-            over_peer = (
-                f"{statistics.median(to_floor) / statistics.median(to_peer):.1f} ({peer})"
-                if to_peer and to_floor
-                else "-"
-            )
-            lines.append(
-                f"| {name} | {rate:,.0f} | {_ratio_cell(to_floor)} | {over_peer} | {cpu:.2f} | {rss:,.0f} |"
-            )
+            for label in (name, f"{name} (baseline)"):
+                if (label, size) not in runs:
+                    continue
+                group = runs[(label, size)]
+                to_floor = pairs.get((label, size), [1.0] if label == _floor_of(name) else [])
+                peer = PEER_OF.get(CONTENDERS[name][0], "")
+                to_peer = pairs.get((peer, size)) if name != peer else None
+                rate = statistics.median(r["rate"] for r in group)
+                cpu = statistics.median(1000 * r["cpu"] / max(r["chips"], 1) for r in group)
+                rss = max(r["rss_mb"] + r["child_rss_mb"] for r in group)
+                over_peer = (
+                    f"{statistics.median(to_floor) / statistics.median(to_peer):.1f} ({peer})"
+                    if to_peer and to_floor
+                    else "-"
+                )
+                lines.append(
+                    f"| {label} | {rate:,.0f} | {_ratio_cell(to_floor)} | {over_peer} | {cpu:.2f} | {rss:,.0f} |"
+                )
         lines.append("")
 
     if not args.no_rss_growth and "chip" in contenders:
@@ -844,6 +865,7 @@ def main() -> None:
                     f"{out['block_rereads']:,.0f} | {out['rss_mb']:,.0f} |"
                 )
         lines.append("")
+    lines.append(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     text = "\n".join(lines)
     print()
     print(text)
