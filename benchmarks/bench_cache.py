@@ -19,9 +19,10 @@ into 256 x 256 chips (512 KiB each) by::
 - the key of each hit is computed as the cache computes it: the path, plus
   one walk of the store's files (size, mtime, inode per chunk) per epoch;
 - entries are stored as parts of 8 MiB plus a manifest (``terrapipe.cache.parts``:
-  a hit yields each part's chips as it is decoded, Zarr and Redis read the next
-  part on a thread meanwhile); the rows ``(one value)`` store the same entry as
-  one value, as before parts (``--no-single`` leaves them out).
+  a hit yields each part's chips as it is decoded, Redis sends the next part
+  meanwhile); the rows ``(one value)`` store the same entry as one value, as
+  before parts (``--no-single`` leaves them out); the peak memory of a hit
+  whose chips are dropped as they come is measured for both layouts.
 
 Each round times recompute and one epoch of hits from each store, one after
 the other, the stores' order rotating from round to round (seconds apart: the
@@ -251,6 +252,31 @@ def chip_key_costs(cube: Path) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def hit_peak_memory(cube: Path, tmp: Path) -> list[tuple[str, float]]:
+    """MiB a hit holds at its peak (tracemalloc) when the consumer drops each chip: parts vs one value."""
+    out = []
+    part_bytes = cache_parts.PART_BYTES
+    for label, size in (("parts", part_bytes), ("one value", 2**62)):
+        store = ZarrStore(tmp / f"peak-{size}.zarr")
+        cache_parts.PART_BYTES = size
+        try:
+            list(cached(cube, store))
+        finally:
+            cache_parts.PART_BYTES = part_bytes
+        pipe = cached(cube, store)
+        tracemalloc.start()
+        try:
+            for _ in pipe:
+                pass
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        if pipe.stats.hits != 1:
+            raise RuntimeError(f"peak memory: not a hit: {pipe.stats}")
+        out.append((label, peak / 2**20))
+    return out
+
+
 def lru_memory(cube: Path) -> list[tuple[float, float]]:
     """Memory a MemoryLRU holds (tracemalloc) against its budget, at 10/25/50 % of the entries' size."""
     chips = recompute(cube)[:64]
@@ -330,6 +356,11 @@ def main() -> None:
         table += (
             f"\n\nKeying a chip at a cache point after `chip()`: {default_ms:.2f} ms by default (a digest of "
             f"its pixels), {window_ms:.3f} ms with `key=source_window_key`."
+        )
+        peaks = hit_peak_memory(cube, tmp)
+        table += (
+            "\n\nPeak memory of a Zarr-folder hit whose chips are dropped as they come (tracemalloc): "
+            + ", ".join(f"{label} {mib:.0f} MiB" for label, mib in peaks)
         )
         memory = lru_memory(cube)
         table += "\n\nMemory the LRU holds vs its budget (10 / 25 / 50 % of the entries): " + " / ".join(

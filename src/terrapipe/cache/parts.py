@@ -13,12 +13,13 @@ checksummed, under the key ``<key>.<n>``), and the entry's key holds a small
     checksum                   CRC-32 of everything above (little-endian uint32)
 
 A hit reads the manifest, then each part in turn, and yields a part's
-elements as soon as it is decoded: the first chips come after one part, a
-hit holds one part's bytes at a time besides what the consumer keeps, and a
-store with a network or a disk behind it (:class:`~terrapipe.cache.zarr_store.ZarrStore`,
-:class:`~terrapipe.cache.redis_store.RedisStore`) fetches the next part on a
-thread while this one is decoded. An entry that fits in one part is stored
-as before, one value under its key.
+elements as soon as it is decoded: the first chips come after one part, and
+a hit holds one part's bytes at a time besides what the consumer keeps
+(with one value per entry, a 4096² scene's hit read and decoded 130 MiB
+before its first chip). :class:`~terrapipe.cache.redis_store.RedisStore`
+pipelines the parts' ``GET`` commands, so the server sends the next part
+while this one is decoded. An entry that fits in one part is stored as
+before, one value under its key.
 
 Never wrong, never short:
 
@@ -49,11 +50,9 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import json
 import struct
 from collections.abc import Generator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,10 +241,13 @@ def _blobs(store: Any, parts: Sequence[PartInfo]) -> Generator[tuple[Any, bool, 
             close()
 
 
-def read_parts(
-    store: Any, parts: Sequence[PartInfo], *, read_ahead: bool
-) -> Generator[tuple[list[Any], int]]:
+def read_parts(store: Any, parts: Sequence[PartInfo]) -> Generator[tuple[list[Any], int]]:
     """Yield ``(elements, nbytes)`` of each part in order, each verified (see the module doc).
+
+    Parts are read one after the other on the calling thread (a thread reading
+    the next part meanwhile was measured slower on a loaded 2-core machine:
+    ``docs/benchmarks/layers.md``); Redis sends the next part while this one
+    is decoded (pipelined ``GET`` commands).
 
     Parameters
     ----------
@@ -253,9 +255,6 @@ def read_parts(
         The cache store.
     parts
         What the manifest records.
-    read_ahead
-        Fetch the next part on a thread while this one is decoded (one part
-        ahead at most; for stores whose reads wait on a disk or a socket).
 
     Raises
     ------
@@ -266,16 +265,8 @@ def read_parts(
     """
     indexes: dict[Any, Any] = {}  # one pandas index per distinct small coordinate of the entry
     blobs = _blobs(store, parts)
-    pool = (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="terrapipe-cache-parts") if read_ahead else None
-    )
-    pending: Future[tuple[Any, bool, bool]] | None = None
     try:
-        if pool is not None:  # the blobs are read on the pool's one thread only, one at a time
-            pending = pool.submit(next, blobs)
-        for i, info in enumerate(parts):
-            blob, owned, checked = pending.result() if pending is not None else next(blobs)
-            pending = pool.submit(next, blobs) if pool is not None and i + 1 < len(parts) else None
+        for info, (blob, owned, checked) in zip(parts, blobs, strict=True):
             elements = unpack_entry(blob, info.key, owned=owned, checked=checked, indexes=indexes)
             if len(elements) != info.elements:
                 raise CorruptEntryError(
@@ -284,10 +275,4 @@ def read_parts(
                 )
             yield elements, info.nbytes
     finally:
-        if pool is not None:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    pending.result()  # the generator is not running when it is closed
-            pool.shutdown(wait=False)
         blobs.close()

@@ -35,8 +35,8 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
 - An entry larger than :data:`~terrapipe.cache.parts.PART_BYTES` (8 MiB:
   the chips of a large scene) is stored as parts plus a manifest
   (:mod:`terrapipe.cache.parts`): a hit yields each part's elements as soon
-  as it is decoded (a Zarr or Redis hit reads the next part meanwhile), so
-  its first chips come early and it holds one part at a time; a part found
+  as it is decoded (Redis sends the next part meanwhile), so its first
+  chips come early and it holds one part at a time; a part found
   missing (evicted, a crash before the manifest) or damaged makes the cache
   recompute the entry and yield only the elements not yet yielded. A store's
   ``keys()`` lists the parts (``<key>.<n>``) besides the entries.
@@ -59,8 +59,8 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
   decoded without xarray's checks (see :mod:`terrapipe.cache.codec`), a
   memory entry's checksum is checked once when stored, read-only chips
   share the entry's bytes, a local Zarr entry is read into a buffer the
-  hit owns, and a large entry is read part by part, the next part read
-  while this one is decoded, Redis' ``GET`` commands pipelined
+  hit owns, and a large entry is read part by part, Redis' ``GET``
+  commands pipelined
   (``benchmarks/bench_cache.py`` measures hits against recomputing).
 - Order: the same as without the cache. Stats count entries (``hits``,
   ``misses``, ``corrupt``, ``writes``, ``not_written``, ``evicted``) and
@@ -358,7 +358,7 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
                 return None
             if is_manifest(blob):
                 parts = unpack_manifest(blob, key)
-                groups = read_parts(self.store, parts, read_ahead=callable(get_buffer))
+                groups = read_parts(self.store, parts)
                 first = next(groups)
                 return _chain(first, groups, len(blob))
             elements: list[T] = unpack_entry(blob, key, owned=owned, checked=checked)
