@@ -441,10 +441,27 @@ def _denied_code(text: str) -> str | None:
     return match.group(1) if match and match.group(1) in object_store._DENIED_CODES else None
 
 
-def _status_error(status: int, retry_after: float | None = None) -> _RetryError:
-    """Return a 429 or 5xx failure (retried), worded as every reader words it (``read_errors.explain``)."""
+def _status_failure(
+    status: int, text: str, want: ByteRange | None, retry_after: float | None = None
+) -> Exception:
+    """Return what an answer's error status (not 200, 206 or 404) means, for both transports.
+
+    ``text`` is the answer's body (urllib3) or obstore's error, which holds
+    it: an S3/Azure/GCS code refusing the credentials is access denied,
+    whatever the status (an expired URL: 400 on some servers). 429 and 5xx
+    are retried, worded as every reader words them (``read_errors.explain``).
+    """
+    if 300 <= status < 400:
+        return _RefusedError(f"HTTP {status} redirects to a URL that is not a usable http(s) URL")
+    if status == 416:
+        return PastEndError(f"{want.header() if want else 'the range'} lies past the end of the file")
+    code = _denied_code(text)
+    if status in (401, 403) or code:
+        return _DeniedError(", ".join(x for x in (f"HTTP {status}", code) if x))
     cause, hint = explain(RuntimeError(f"HTTP status {status}"))
-    return _RetryError(cause, retry_after, hint=hint)
+    if status in _RETRY_STATUS:
+        return _RetryError(cause, retry_after, hint=hint)
+    return ReadError(f"{cause}; {hint}")
 
 
 def _timed_out(storage: Storage) -> _RetryError:
@@ -481,17 +498,10 @@ def _obstore_failure(err: BaseException, want: ByteRange | None, storage: Storag
     code = int(status.group(1)) if status else None
     if isinstance(err, FileNotFoundError) or name == "NotFoundError" or code == 404:
         return FileNotFoundError()
-    if code is not None and 300 <= code < 400:
-        return _RefusedError(f"HTTP {code} redirects to a URL that is not a usable http(s) URL")
-    if code == 416:
-        return PastEndError(f"{want.header() if want else 'the range'} lies past the end of the file")
-    denied_code = _denied_code(text)
-    if code in (401, 403) or denied_code or name in ("PermissionDeniedError", "UnauthenticatedError"):
-        return _DeniedError(", ".join(x for x in (f"HTTP {code}" if code else name, denied_code) if x))
-    if code is not None and code in _RETRY_STATUS:
-        return _status_error(code)
     if code is not None:
-        return ReadError("; ".join(explain(RuntimeError(f"HTTP status {code}"))))
+        return _status_failure(code, text, want)
+    if name in ("PermissionDeniedError", "UnauthenticatedError"):
+        return _DeniedError(", ".join(x for x in (name, _denied_code(text)) if x))
     if _is_timeout(text):
         return _timed_out(storage)
     return _RetryError(
@@ -783,19 +793,9 @@ def _urllib3_answer(
     headers = {str(k).lower(): str(v) for k, v in response.headers.items()}
     if status == 404:
         return Reply(404, headers, b"")
-    if status == 416:
-        raise PastEndError(f"{want.header() if want else 'the range'} lies past the end of the file")
-    if status in (401, 403):
-        raise _DeniedError(f"HTTP {status}")
-    if 300 <= status < 400:
-        raise _RefusedError(f"HTTP {status} redirects to a URL that is not a usable http(s) URL")
-    if status in _RETRY_STATUS:
-        raise _status_error(status, _retry_after(headers.get("retry-after")))
     if status not in (200, 206):
-        code = _denied_code(response.read(64 * 1024, decode_content=False).decode("utf-8", "replace"))
-        if code:
-            raise _DeniedError(f"HTTP {status}, {code}")
-        raise ReadError("; ".join(explain(RuntimeError(f"HTTP status {status}"))))
+        text = response.read(64 * 1024, decode_content=False).decode("utf-8", "replace")
+        raise _status_failure(status, text, want, _retry_after(headers.get("retry-after")))
     raw_length = headers.get("content-length", "").strip()
     length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else None
     if method == "HEAD":
