@@ -56,10 +56,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: Imports that make a cycle or break the layering today, each being removed by its owner.
 #: ``(importer, imported): owner and why``. Remove an entry when its import is gone.
 PENDING: dict[tuple[str, str], str] = {
-    (
-        "terrapipe.io.zarr_reader",
-        "terrapipe.gpu.zarr_gpu",
-    ): "A: read_zarr(device=) reaches up into gpu/ (cycle)",
     ("terrapipe.io.gdal_log", "terrapipe.io.gdal_setup"): "C: gdal_log <-> gdal_setup (cycle)",
     ("terrapipe.io.object_store", "terrapipe.io.http_reads"): "D: object_store <-> http_reads (cycle)",
     ("terrapipe.tensor.convert", "terrapipe.gpu.transfer"): "lead: to_tensor(device=) reaches up into gpu/",

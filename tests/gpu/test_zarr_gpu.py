@@ -213,3 +213,49 @@ def test_read_zarr_device_cuda_equals_cpu(tmp_path, cupy):
     (got,) = tp.from_items([tmp_path / "c.zarr"]).read_zarr(device="cuda", variables="t2m")
     (want,) = tp.from_items([tmp_path / "c.zarr"]).read_zarr(variables="t2m")
     np.testing.assert_array_equal(cupy.asnumpy(got.data), want.values)
+
+
+# -- read_zarr(device=) reaches the GPU layer through a registered reader: io/ never imports gpu/ --------
+def test_read_zarr_device_goes_through_the_reader_gpu_registers(tmp_path, monkeypatch):
+    from terrapipe.io import zarr_reader
+
+    reader = zarr_reader._DEVICE_READER["reader"]
+    assert reader.check is check_zarr_device  # registered by importing terrapipe.gpu.zarr_gpu
+    assert reader.open is open_zarr_on_device
+    write_cube(tmp_path / "c.zarr")
+    calls = []
+
+    def fake_open(source, **kwargs):
+        calls.append((source, kwargs["device"]))
+        return open_zarr(source, variables=kwargs["variables"])
+
+    fake = zarr_reader.DeviceReader(check=lambda device: f"dev:{device}", open=fake_open)
+    monkeypatch.setitem(zarr_reader._DEVICE_READER, "reader", fake)
+    got = list(tp.from_items([tmp_path / "c.zarr"]).read_zarr(variables="t2m", device="gpu9"))
+    assert calls == [(tmp_path / "c.zarr", "dev:gpu9")]
+    assert got[0].name == "t2m"
+
+
+def test_read_zarr_device_without_the_gpu_layer_names_it(monkeypatch):
+    from terrapipe.io import zarr_reader
+
+    monkeypatch.delitem(zarr_reader._DEVICE_READER, "reader")
+    with pytest.raises(MissingDependencyError, match=r"import terrapipe\.gpu"):
+        tp.from_items(["c.zarr"]).read_zarr(device="cuda")
+    assert list(tp.from_items([]).read_zarr()) == []  # a host read needs no device reader
+
+
+def test_io_never_imports_gpu():
+    """The import graph (tests/core/test_import_cycles.py): nothing in terrapipe.io imports terrapipe.gpu."""
+    from tests.core.test_import_cycles import import_graph
+
+    graph = import_graph()
+    upward = sorted(
+        (a, b)
+        for a, targets in graph.items()
+        if a.startswith("terrapipe.io")
+        for b in targets
+        if b.startswith("terrapipe.gpu")
+    )
+    assert upward == []
+    assert "terrapipe.io.zarr_reader" in graph["terrapipe.gpu.zarr_gpu"]

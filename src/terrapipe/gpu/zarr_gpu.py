@@ -73,7 +73,9 @@ from terrapipe.core.device import resolve_device
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.gpu.cf_decode import CF_UNSUPPORTED, CFDecode
+from terrapipe.io.http_reads import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
 from terrapipe.io.paths import as_path_string, is_http
+from terrapipe.io.zarr_reader import DeviceReader, open_zarr, register_device_reader, zarr_store_for
 
 indexing: Any = xarray_indexing()  # xarray's lazy-indexing classes (xarray.core.indexing)
 
@@ -270,8 +272,8 @@ def open_zarr_on_device(
     storage_options: Mapping[str, Any] | None = None,
     timeout: float = 30.0,
     retries: int = 3,
-    deadline: float = 120.0,
-    max_body: int = 256 * 1024 * 1024,
+    deadline: float = DEFAULT_DEADLINE,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> xr.Dataset | xr.DataArray:
     """Open a Zarr store lazily with data variables that read into ``device`` memory.
 
@@ -314,8 +316,6 @@ def open_zarr_on_device(
     zarr = require("zarr", feature="read_zarr")
     # open_zarr does the checks, the CF decoding, the CRS and the encoding; its
     # store resolution (HTTP, paths) is reused for the raw open below.
-    from terrapipe.io.zarr_reader import open_zarr, zarr_store_for
-
     decoded = open_zarr(
         source,
         group=group,
@@ -372,3 +372,7 @@ def open_zarr_on_device(
         out[var_name] = moved(var_name, decoded[var_name].variable)
     out.encoding = dict(decoded.encoding)
     return out
+
+
+# read_zarr(device=...) reads through this module; io/ (a lower layer) never imports gpu/.
+register_device_reader(DeviceReader(check=check_zarr_device, open=open_zarr_on_device))

@@ -71,7 +71,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import xarray as xr
@@ -89,11 +90,61 @@ from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.storage import Storage
 
-__all__ = ["ReadZarr", "open_zarr", "zarr_store_for"]
+__all__ = ["DeviceReader", "ReadZarr", "open_zarr", "register_device_reader", "zarr_store_for"]
 
 #: xarray's warning when ``consolidated=None`` falls back to listing the store
 #: (a narrow filter installed once: ``catch_warnings`` is not thread-safe).
 _NOT_CONSOLIDATED = r"Failed to open Zarr store with consolidated metadata"
+
+
+@dataclass(frozen=True)
+class DeviceReader:
+    """How ``read_zarr(device=...)`` reads onto a device (:func:`register_device_reader`).
+
+    Attributes
+    ----------
+    check
+        ``check(device)``: the device to read into, ``None`` for an ordinary
+        host read; raises for a device that cannot be read into.
+    open
+        ``open(source, device=..., group=..., variables=..., consolidated=...,
+        decode_times=..., storage_options=..., timeout=..., retries=...,
+        deadline=..., max_body=...)``: the store opened with its data
+        variables reading into ``device``.
+    """
+
+    check: Callable[[Any], Any]
+    open: Callable[..., xr.Dataset | xr.DataArray]
+
+
+#: The device reader, registered by the GPU layer (``terrapipe.gpu.zarr_gpu``) when it loads; ``io``
+#: never imports ``gpu`` (a layer above it).
+_DEVICE_READER: dict[str, DeviceReader] = {}
+
+
+def register_device_reader(reader: DeviceReader) -> None:
+    """Make ``reader`` the way ``read_zarr(device=...)`` reads onto a device.
+
+    :mod:`terrapipe.gpu.zarr_gpu` registers its reader when it is imported
+    (``import terrapipe`` does); a later call replaces it.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> _DEVICE_READER["reader"].check(None) is None  # terrapipe.gpu's, registered by importing terrapipe
+    True
+    """
+    _DEVICE_READER["reader"] = reader
+
+
+def _device_reader() -> DeviceReader:
+    found = _DEVICE_READER.get("reader")
+    if found is None:
+        raise MissingDependencyError(
+            "read_zarr(device=...) reads through terrapipe.gpu, which is not loaded: import terrapipe.gpu "
+            "(import terrapipe does), or leave device=None"
+        )
+    return found
 
 
 def _check_variables(variables: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
@@ -557,7 +608,8 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
     device
         ``None``/``"cpu"``: host arrays. A CUDA device (``"cuda"``): numeric data
         variables read their chunks straight into GPU memory as CuPy arrays
-        (:func:`terrapipe.gpu.zarr_gpu.open_zarr_on_device`; needs the ``gpu``
+        (:func:`terrapipe.gpu.zarr_gpu.open_zarr_on_device`, the
+        :class:`DeviceReader` the GPU layer registers; needs the ``gpu``
         extra); ``chunks`` must then be ``None``.
 
     Examples
@@ -587,12 +639,10 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         device: Any = None,
         storage: Storage | None = None,
     ) -> None:
-        from terrapipe.gpu.zarr_gpu import check_zarr_device  # here: io/ loads without gpu/
-
         super().__init__(source, on_error=on_error)
         # Not named after the parameter: where chunks land does not change the
         # values, so it stays out of cache keys and pipeline fingerprints.
-        self._read_device = check_zarr_device(device)
+        self._read_device = None if device is None else _device_reader().check(device)
         if self._read_device is not None and chunks is not None:
             raise InvalidArgumentError(
                 f"read_zarr device={device!r} reads without dask: leave chunks=None, got {chunks!r}"
@@ -623,8 +673,6 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
     def open_one(self, element: Any) -> xr.Dataset | xr.DataArray:
         """Open one store with this stage's options."""
         if self._read_device is not None:
-            from terrapipe.gpu.zarr_gpu import open_zarr_on_device
-
             if isinstance(element, (str, os.PathLike)) and self._storage_obj is not None:
                 # the device reader takes a zarr store: hand it the one storage= configures
                 element, _ = zarr_store_for(
@@ -635,7 +683,7 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
                     max_body=self._http_limits[1],
                     storage=self._storage_obj,
                 )
-            return open_zarr_on_device(
+            return _device_reader().open(
                 element,
                 device=self._read_device,
                 group=self.group,
