@@ -2,7 +2,7 @@
 
 xbatcher cuts one patch at a time with ``isel``, so a Zarr chunk is read and
 decompressed again for every patch that touches it (16 times for 128² patches
-of 512² chunks). :class:`Chipper` plans the windows first
+of 512² chunks). :class:`Chip` plans the windows first
 (:mod:`terrapipe.chip.plan`), groups them by the storage block their start
 falls in, reads each group's region once on a thread pool (whole blocks, with
 bounded read-ahead, see :mod:`terrapipe.chip.reader`) and cuts every window of
@@ -62,7 +62,7 @@ from terrapipe.core.redact import redact_url
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
 from terrapipe.core.state import ResumesNextPass
 
-__all__ = ["ChipCounters", "Chipper", "normalize_windows"]
+__all__ = ["Chip", "ChipCounters", "normalize_windows"]
 
 _STATE_KEYS = ("epoch", "item", "group", "window", "source")
 SHUFFLE_TILE = 4
@@ -145,7 +145,7 @@ def normalize_windows(
 
 
 @register("chip")
-class Chipper(ResumesNextPass, Stage[Any]):
+class Chip(ResumesNextPass, Stage[Any]):
     """Cut each xarray element of ``source`` into chips, reading every storage block once.
 
     Parameters
