@@ -244,7 +244,7 @@ def zarr_object_store(
     Returns
     -------
     zarr.storage.ObjectStore
-        The store (see the module doc for what it adds); for an ``http(s)://``
+        The store (see the module doc for what it adds); for reading an ``http(s)://``
         URL whose ``storage`` has ``headers`` or a ``request_modifier``, an
         :class:`~terrapipe.io.http_store.HTTPStore` (the byte layer's checked
         reads, which send the headers to the URL's origin only and sign each request).
@@ -261,7 +261,8 @@ def zarr_object_store(
     obstore_store, _ = _prefixed_store(text, config, read_only=read_only)
     limit = deadline if deadline is not None else config.deadline
     cap = max_bytes if max_bytes is not None else config.max_bytes
-    if cloud_of(text) == "http" and (config.headers or config.request_modifier) and not _azure_sas(text):
+    signed = bool(config.headers or config.request_modifier)
+    if read_only and signed and cloud_of(text) == "http" and not _azure_sas(text):
         from terrapipe.io.http_store import HTTPStore  # obstore would send no header and sign nothing
 
         return HTTPStore(text, storage=config.with_options(deadline=limit, max_bytes=cap))
