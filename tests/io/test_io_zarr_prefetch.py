@@ -148,6 +148,14 @@ def test_listing_store_open_equals_xarray(tmp_path, zarr_format, consolidated):
     assert_same(ours, _xarray(path, bool(consolidated)), plain=True, ordered=bool(consolidated))
 
 
+def test_dask_chunks(http_root, server):
+    pytest.importorskip("dask")
+    path = write(http_root, 3, consolidated=True)
+    ours = tp.open_zarr(f"{server.url}/{path.name}", chunks={})
+    assert ours.v.chunks == tp.open_zarr(path, chunks={}).v.chunks
+    assert_same(ours.compute(), tp.open_zarr(path).compute())
+
+
 def test_sharded_coordinate_is_served_by_ranges_of_the_fetched_shard(http_root, server):
     path = write(http_root, 3, consolidated=True, shards=True)
     ours = tp.open_zarr(f"{server.url}/{path.name}")
