@@ -174,14 +174,15 @@ class Storage:
         another host after a redirect. Only their names are ever shown.
     request_modifier
         A request signing hook for ``http(s)://`` URLs: called with each
-        outgoing request to the origin the credentials are for (a
-        ``requests.Request``, as pystac-client's ``request_modifier``) before
-        it is sent; returns the request to send, or ``None`` after changing it
-        in place (headers, or a query added to its ``url``). STAC requests and
+        outgoing request (a ``requests.Request``, as pystac-client's
+        ``request_modifier``) before it is sent, possibly from several
+        threads at once; returns the request to send, or ``None`` after
+        changing it in place (headers, or a query added to its ``url``).
+        STAC requests to the API or catalog the storage is given for, and
         every read of the byte layer (Zarr, vector files by ranges, NetCDF,
-        point clouds, ``HTTPFile``, ``HTTPStore``) are signed, once per try
-        (a retry is signed anew); nothing it adds is shown, nor sent on to
-        another host after a redirect. GDAL calls no Python per request: a
+        point clouds, ``HTTPFile``, ``HTTPStore``) of the URL being read, are
+        signed, once per try (a retry is signed anew); nothing it adds is
+        shown, nor sent on to another host after a redirect. GDAL calls no Python per request: a
         COG read through GDAL of an ``http(s)://`` URL with it set is an
         :class:`~terrapipe.core.errors.InvalidArgumentError`. Bucket URLs
         (``s3://``...) are signed with the credentials above, not with it.
