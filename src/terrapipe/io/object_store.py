@@ -482,6 +482,13 @@ def _http_get_ranges(
         return list(pool.map(lambda bounds: _http_get(url, config, bounds, deadline, None), ranges))
 
 
+def _whole(data: bytes, expected: int, where: str) -> bytes:
+    """Return ``data``, checked to be all ``expected`` bytes of the object."""
+    if len(data) != expected:
+        raise ReadError(f"cannot read {where!r}: got {len(data)} bytes of {expected}; read again")
+    return data
+
+
 def get(
     url: str,
     storage: Storage | None = None,
@@ -534,36 +541,28 @@ def get(
     obs = _obstore()
     store, key = _locate(url, config)
 
-    async def read() -> bytes:
-        if range is not None:
-            data = await obs.get_range_async(store, key, start=start, end=end)
-            return bytes(data)
-        result = await obs.get_async(store, key)
+    def size_of(result: Any) -> int:  # refused before the body is read
         expected = int(result.meta["size"])
         if cap is not None and expected > cap:
             raise ReadError(
                 f"cannot read {where!r}: the object is {expected} bytes, over the cap of {cap}; "
                 "raise max_bytes if it is expected"
             )
-        data = bytes(await result.bytes_async())
-        if len(data) != expected:
-            raise ReadError(f"cannot read {where!r}: got {len(data)} bytes of {expected}; read again")
-        return data
+        return expected
+
+    async def read() -> bytes:
+        if range is not None:
+            return bytes(await obs.get_range_async(store, key, start=start, end=end))
+        result = await obs.get_async(store, key)
+        expected = size_of(result)
+        return _whole(bytes(await result.bytes_async()), expected, where)
 
     def read_now() -> bytes:  # no deadline: the blocking calls, no event loop to set up
         if range is not None:
             return bytes(obs.get_range(store, key, start=start, end=end))
         result = obs.get(store, key)
-        expected = int(result.meta["size"])
-        if cap is not None and expected > cap:
-            raise ReadError(
-                f"cannot read {where!r}: the object is {expected} bytes, over the cap of {cap}; "
-                "raise max_bytes if it is expected"
-            )
-        data = bytes(result.bytes())
-        if len(data) != expected:
-            raise ReadError(f"cannot read {where!r}: got {len(data)} bytes of {expected}; read again")
-        return data
+        expected = size_of(result)
+        return _whole(bytes(result.bytes()), expected, where)
 
     try:
         data = read_now() if limit is None else run_on_thread_loop(read(), limit)
