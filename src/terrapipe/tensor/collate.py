@@ -73,6 +73,8 @@ Allocator = Callable[[Sequence[int], torch.dtype], torch.Tensor]
 _LIST_KEYS = frozenset({"meta"})
 #: Keys whose tensors hold one row per object, so their length varies from sample to sample.
 _PER_OBJECT = ("boxes", "labels")
+#: ``dict`` first: an isinstance check against the ``Mapping`` ABC is slow, and most samples are dicts.
+_MAPPINGS = (dict, Mapping)
 _ALLOCATOR: contextvars.ContextVar[Allocator | None] = contextvars.ContextVar(
     "terrapipe_collate_alloc", default=None
 )
@@ -105,9 +107,29 @@ def _where(path: str) -> str:
     return f"{path!r}" if path else "the samples"
 
 
-def _stack(values: list[torch.Tensor], path: str) -> torch.Tensor:
+def _stack(values: list[Any], path: str) -> torch.Tensor:
     first = values[0]
-    shape, dtype = first.shape, first.dtype
+    dtype = first.dtype
+    try:  # dtypes here (torch.stack would promote them); types and shapes torch.stack checks
+        for value in values:
+            if value.dtype is not dtype:
+                _refuse(values, path)
+    except AttributeError:
+        _refuse(values, path)
+    allocate = _ALLOCATOR.get()
+    try:
+        if allocate is not None and first.device.type == "cpu" and not any(v.requires_grad for v in values):
+            return torch.stack(values, out=allocate((len(values), *first.shape), dtype))
+        return torch.stack(values)
+    except (RuntimeError, TypeError) as err:
+        _refuse(values, path)
+        raise InvalidArgumentError(f"collate: cannot stack {_where(path)}: {err}") from err
+
+
+def _refuse(values: list[Any], path: str) -> None:
+    """Raise the error that names why ``values`` cannot be stacked (a type, shape or dtype that differs)."""
+    _tensors(values, path, torch.Tensor)
+    shape, dtype = values[0].shape, values[0].dtype
     for i, value in enumerate(values):
         if value.shape != shape:
             odd = [j for j, v in enumerate(values) if v.shape != shape]
@@ -122,10 +144,6 @@ def _stack(values: list[torch.Tensor], path: str) -> torch.Tensor:
                 f"collate: {_where(path)} has dtype {dtype} in sample 0 but {value.dtype} in sample {i}; "
                 "convert every sample alike (to_tensor(dtype=...))"
             )
-    allocate = _ALLOCATOR.get()
-    if allocate is not None and first.device.type == "cpu" and not any(v.requires_grad for v in values):
-        return torch.stack(values, out=allocate((len(values), *shape), dtype))
-    return torch.stack(values)
 
 
 def _pad(values: list[torch.Tensor], fill: float, path: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,21 +173,33 @@ def _tensors(values: list[Any], path: str, kind: type) -> list[Any]:
     return values
 
 
-def _mapping(
-    values: list[Any], path: str, boxes: BoxMode, lists: Collection[str], sample_keys: bool
-) -> dict[str, Any]:
-    first = values[0]
-    keys = first.keys()
+def _keys_differ(values: list[Any], path: str) -> None:
+    """Raise the error that names the first sample whose keys differ from sample 0's."""
+    keys = values[0].keys()
     for i, value in enumerate(values):
-        if not isinstance(value, Mapping) or value.keys() != keys:
+        if not isinstance(value, _MAPPINGS) or value.keys() != keys:
             got = sorted(map(str, value)) if isinstance(value, Mapping) else type(value).__name__
             raise InvalidArgumentError(
                 f"collate: {_where(path)} of sample {i} has keys {got} but sample 0's has "
                 f"{sorted(map(str, keys))}; convert every chip alike"
             )
+
+
+def _mapping(
+    values: list[Any], path: str, boxes: BoxMode, lists: Collection[str], sample_keys: bool
+) -> dict[str, Any]:
+    first = values[0]
+    size = len(first)
+    for value in values:  # same size and (below) every key of sample 0: the same keys
+        if not isinstance(value, _MAPPINGS) or len(value) != size:
+            _keys_differ(values, path)
+    try:
+        columns = {key: [v[key] for v in values] for key in first}
+    except KeyError:
+        _keys_differ(values, path)
+        raise
     batch: dict[str, Any] = {}
-    for key in keys:
-        column = [v[key] for v in values]
+    for key, column in columns.items():
         where = f"{path}[{key!r}]" if path else str(key)
         if sample_keys and key in _PER_OBJECT and any(isinstance(c, torch.Tensor) and c.ndim for c in column):
             _tensors(column, where, torch.Tensor)
@@ -187,15 +217,15 @@ def _mapping(
 def _collate(values: list[Any], path: str, boxes: BoxMode, lists: Collection[str], sample_keys: bool) -> Any:
     first = values[0]
     if isinstance(first, torch.Tensor):
-        return _stack(_tensors(values, path, torch.Tensor), path)
+        return _stack(values, path)
+    if isinstance(first, _MAPPINGS):
+        return _mapping(values, path, boxes, lists, sample_keys)
     if isinstance(first, np.ndarray) and first.dtype.kind not in "OSUV":
         return _stack([torch.as_tensor(v) for v in _tensors(values, path, np.ndarray)], path)
     if isinstance(first, bool | Number) and not isinstance(first, complex):
         if all(type(v) is type(first) for v in values):
             return torch.tensor(values, dtype=torch.float64 if isinstance(first, float) else None)
         return values
-    if isinstance(first, Mapping):
-        return _mapping(values, path, boxes, lists, sample_keys)
     if isinstance(first, tuple):
         for i, value in enumerate(values):
             if not isinstance(value, tuple) or len(value) != len(first):
