@@ -97,6 +97,10 @@ def test_search_stac_takes_a_query_value_a_mapping_or_keywords(world: Any) -> No
 def test_a_parameter_given_twice_or_unknown_is_refused(world: Any) -> None:
     with pytest.raises(InvalidArgumentError, match=r"\['collections'\] given both"):
         search_stac(world.catalog, STACQuery(collections=["a"]), collections=["b"])
+    with pytest.raises(InvalidArgumentError, match=r"\['collections'\] given both"):
+        search_stac(world.catalog, {"collections": ["a"]}, collections=["b"])
+    with pytest.raises(InvalidArgumentError, match="a STAC search query is"):
+        search_stac(world.catalog, ["demo-s2"], ids=["a"])  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="unknown keywords \\['colour'\\]"):
         search_stac(world.catalog, colour="red")
     with pytest.raises(InvalidArgumentError, match="needs catalog="):

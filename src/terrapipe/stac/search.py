@@ -344,7 +344,8 @@ class SearchSTAC(PagedSearch):
         self.modifier = modifier if modifier is not None else source_modifier
         self.query = shared
         self.defaults = shared.to_dict()
-        make_query({}, defaults=self.defaults, method=method)  # check the shared parameters now
+        if method != "POST":  # STACQuery checked them as a POST search
+            make_query({}, defaults=self.defaults, method=method)
 
     def __repr__(self) -> str:
         return f"SearchSTAC({self.backend.where!r}, kind={self.backend.kind!r}, defaults={self.defaults!r})"
@@ -514,11 +515,18 @@ def _split_keywords(
             "stac_query=tp.stac.STACQuery(...)), and how the catalog is reached goes in storage=tp.Storage(...)"
         )
         raise InvalidArgumentError(msg)
-    shared = STACQuery.of(stac_query)
     given_params = {k: v for k, v in params.items() if v is not None}
-    both = sorted(set(given_params) & set(shared.to_dict()))
-    if both:
-        raise InvalidArgumentError(
-            f"{owner}: {both} given both in stac_query= and as keywords; give each once"
-        )
-    return source, catalog, {k: v for k, v in loose.items() if v is not None}, shared.replace(**given_params)
+    loose = {k: v for k, v in loose.items() if v is not None}
+    if isinstance(stac_query, STACQuery) and not given_params:
+        return source, catalog, loose, stac_query  # checked when it was made
+    base = stac_query.to_dict() if isinstance(stac_query, STACQuery) else stac_query
+    if base is None:
+        base = {}
+    if isinstance(base, Mapping):  # anything else: STACQuery.of says what a query is
+        both = sorted(set(given_params) & {k for k, v in base.items() if v is not None})
+        if both:
+            raise InvalidArgumentError(
+                f"{owner}: {both} given both in stac_query= and as keywords; give each once"
+            )
+        base = {**base, **given_params}
+    return source, catalog, loose, STACQuery.of(base)  # checked once, here
