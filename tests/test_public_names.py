@@ -100,12 +100,11 @@ DELETED = [
     "terrapipe.run.device",
     "terrapipe.run.errors",
     "terrapipe.run.shard_scope",
+    "terrapipe.stac.redact",
 ]
 
-#: Modules that only re-export (imports + ``__all__``) still waiting for their importers' owners.
-PENDING_SHIMS = {
-    "terrapipe/stac/redact.py",  # stac/paged_search.py and read_item.py still import it (uncommitted work)
-}
+#: Modules that only re-export (imports + ``__all__``) and are still waiting for their importers.
+PENDING_SHIMS: set[str] = set()
 
 
 def _new(path: str) -> object:
