@@ -252,7 +252,7 @@ class SearchSTAC(PagedSearch):
         ``planetary_computer.sign_inplace``); returns the item to use or ``None``.
     on_error
         ``"raise"``: a failing query or malformed item raises
-        :class:`~terrapipe.core.errors.StacSearchError`; ``"skip"`` / ``"warn"``:
+        :class:`~terrapipe.core.errors.STACSearchError`; ``"skip"`` / ``"warn"``:
         it is counted in ``stats`` (and warned about) and the search goes on.
     storage
         How the catalog is reached, a :class:`~terrapipe.io.storage.Storage`:
@@ -290,7 +290,7 @@ class SearchSTAC(PagedSearch):
     InvalidArgumentError
         For an unknown ``kind``, keyword or search parameter, a bad option or
         query, or (when iterating) a bad query of the pipe.
-    StacSearchError
+    STACSearchError
         When iterating with ``on_error="raise"``: unreachable API (after
         retries), 429/5xx storms, time-outs, error answers, a parameter the
         API does not support, a malformed item. Messages name the URL.
