@@ -240,3 +240,37 @@ def test_docs_readme_examples_and_benchmarks_use_no_old_name() -> None:
         for m in [*pattern.finditer(line), *filter(None, (i.search(line) for i in imports))]
     ]
     assert not found, found
+
+
+def test_renamed_classes_are_not_named_by_their_old_names() -> None:
+    """Code, docstrings, tests and docs say Chip, not Chipper (the rename tables excepted)."""
+    import re
+
+    root = SRC.parents[1]
+    old = sorted(
+        {name for (_, name), new in OLD_NAMES.items() if new.rpartition(".")[2] != name and name[0].isupper()}
+    )
+    word = re.compile(r"\b(" + "|".join(old) + r")\b")
+    tables = {"src/terrapipe/__init__.py", "src/terrapipe/core/__init__.py", "src/terrapipe/chip/__init__.py"}
+    tables |= {
+        "src/terrapipe/run/__init__.py",
+        "src/terrapipe/stac/__init__.py",
+        "src/terrapipe/core/errors.py",
+    }
+    tables |= {"src/terrapipe/core/renamed.py", "tests/test_public_names.py", "docs/migration/names.md"}
+    files = [
+        p
+        for top in ("src", "tests", "docs", "examples", "benchmarks")
+        for p in sorted((root / top).rglob("*"))
+    ]
+    found = []
+    for path in [root / "README.md", *files]:
+        rel = path.relative_to(root).as_posix()
+        if path.suffix not in {".py", ".md", ".yaml", ".yml"} or "_build" in path.parts or rel in tables:
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for m in word.finditer(line):
+                if (m.group(1) == "Prefetcher" and "torchdata" in line) or "NodesPrefetcher" in line:
+                    continue  # torchdata.nodes' own Prefetcher
+                found.append(f"{rel}:{n}: {m.group(1)}")
+    assert not found, found
