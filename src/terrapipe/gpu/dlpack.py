@@ -13,10 +13,10 @@ One copy is made instead, and said here, when:
   C-ordered copy on its device first;
 - a numpy array is **read-only** (chips cut from a shared block are): the
   copy keeps writes to the tensor from changing the other chips, as
-  :func:`~terrapipe.tensor.dtypes.to_torch` does;
+  :func:`~terrapipe.core.dtypes.to_torch` does;
 - the array does not speak DLPack or refuses (no ``__dlpack__``,
   **non-native byte order**, numpy scalars, lists): host data then goes
-  through :func:`~terrapipe.tensor.dtypes.to_torch` (one copy where needed);
+  through :func:`~terrapipe.core.dtypes.to_torch` (one copy where needed);
 - the dtype is **uint16/uint32/uint64**: imported without a copy, then
   widened on its device to ``int32``/``int64``/``int64``, the project's rule
   (torch only stores unsigned types wider than 8 bits); ``uint64`` values above
@@ -47,8 +47,8 @@ import torch
 import xarray as xr
 from torch.utils.dlpack import from_dlpack
 
+from terrapipe.core.dtypes import check_torch_dtype, to_torch
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.tensor.dtypes import check_torch_dtype, to_torch
 
 __all__ = ["as_tensor", "shares_memory"]
 

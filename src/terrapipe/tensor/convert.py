@@ -20,7 +20,7 @@ Mapping
   ``chip(output="numpy")`` give ``image`` / ``variables`` and that meta.
 - ``meta`` is :func:`~terrapipe.tensor.meta.meta_of` the chip.
 
-dtypes and copies follow :func:`~terrapipe.tensor.dtypes.to_torch`: no copy
+dtypes and copies follow :func:`~terrapipe.core.dtypes.to_torch`: no copy
 when the array is C-contiguous, writable and of a torch dtype; ``uint16``
 becomes ``int32`` unless ``dtype=`` says otherwise (e.g. ``torch.float32``).
 
@@ -66,6 +66,7 @@ import torch
 import xarray as xr
 
 from terrapipe.core.checks import check_name, check_number
+from terrapipe.core.dtypes import check_torch_dtype, to_torch
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import redact_url
@@ -73,7 +74,6 @@ from terrapipe.core.sample import GeoMeta, Sample
 from terrapipe.fuse.boxes import boxes_to_pixels
 from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR
 from terrapipe.fuse.grid import spatial_dims
-from terrapipe.tensor.dtypes import check_torch_dtype, to_torch
 from terrapipe.tensor.meta import meta_of
 
 if TYPE_CHECKING:
