@@ -6,16 +6,19 @@ Two forms, one stage (:class:`SearchSTAC`):
 
       tp.search_stac("http://127.0.0.1:7822", collections=["demo-s2"], bbox=aoi, datetime="2024-06")
 
-- the functional form runs one search per element of a pipe of query dicts
-  (zen3geo style); keywords given to the stage apply to every query and the
-  element's own keys override them::
+- the functional form runs one search per element of a pipe of queries
+  (:class:`~terrapipe.stac.query.STACQuery` or dicts, zen3geo style); the
+  parameters given to the stage apply to every query and the element's own
+  override them::
 
       tp.from_items([{"bbox": a}, {"bbox": b}]).search_stac(url, collections=["demo-s2"])
 
-Where it searches (``kind="auto"`` picks from the source):
+What to search is a :class:`~terrapipe.stac.query.STACQuery` (or its
+parameters by name); where, the ``catalog`` (``kind="auto"`` picks the
+backend from it):
 
 ========================================  ==============  ==========================================
-source                                    kind            how
+catalog                                   kind            how
 ========================================  ==============  ==========================================
 ``pystac_client.Client``                  ``api``         its search endpoint, headers, modifier
 ``http(s)://...`` not ending in ``.json``  ``api``         STAC API item search, page by page
@@ -27,7 +30,7 @@ Paths may be local, ``file://``, ``http(s)://`` or in a bucket (``s3://``,
 ``az://``, ``abfs://``, ``gs://``; a bucket "folder" means its ``catalog.json``).
 How they are reached is one :class:`~terrapipe.io.storage.Storage`,
 ``storage=``: bucket endpoints and credentials (``Storage.from_env()`` when
-not given), and for every source the HTTP headers, request modifier,
+not given), and for every catalog the HTTP headers, request modifier,
 time-out, retries, back-off, deadline (``None``: 120 s) and body cap
 (:mod:`terrapipe.stac.http_json`). The old loose keywords (``headers=``,
 ``timeout=``, ...) still work for one release and warn
