@@ -45,7 +45,7 @@ if __package__ in (None, ""):  # run as a script: make ``tests.servers`` importa
 
 from tests.servers.http_range import RangeServer, _Handler, _State
 
-__all__ = ["LatencyServer", "make_latency_server", "start_latency_server", "latency_server"]
+__all__ = ["LatencyServer", "latency_server", "make_latency_server", "start_latency_server"]
 
 DEFAULT_LATENCY = 0.030
 DEFAULT_RATE = 50e6
