@@ -415,7 +415,10 @@ def test_native_reader_reads_a_file_rewritten_in_place(tmp_path: Path) -> None:
 
 def test_native_cube_is_one_read_per_chunk_and_has_odc_stac_s_coords(tile0: list[Any]) -> None:
     cube = stack_items(tile0, bands=["red", "nir"], chunks={"x": 512, "y": 512})
-    assert len(dict(cube.data.__dask_graph__())) == 3 * 2 * 2 * 2 + 1  # one read per chunk, and the reader
+    # one read per chunk (3 times x 2 x 2 blocks, both bands in each), and the reader
+    assert len(dict(cube.data.__dask_graph__())) == 3 * 2 * 2 + 1
+    assert cube.chunks is not None
+    assert cube.chunks[1] == (2,)
     theirs = odc_stac.load(tile0, bands=["red"], chunks={"x": 512, "y": 512})
     for name in ("x", "y", "time", "spatial_ref"):
         assert cube[name].identical(theirs[name]), name
