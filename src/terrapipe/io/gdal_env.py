@@ -24,10 +24,16 @@ active around the read with another value is left alone, key by key.
 
 Two settings are only right for remote files and are therefore passed per
 file, in the ``/vsicurl?`` URL that :func:`~terrapipe.io.paths.gdal_path`
-builds: ``empty_dir=yes`` (the per-file form of
+builds (:func:`remote_url_options`): ``empty_dir=yes`` (the per-file form of
 ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``: no directory listing and no probing
-of side-car files over HTTP). Set globally it would also hide the side-car
-files of *local* rasters (``.tfw`` world files, ``.ovr`` overviews, ``.aux.xml``).
+of side-car files over HTTP; set globally it would also hide the side-car
+files of *local* rasters: ``.tfw`` world files, ``.ovr`` overviews, ``.aux.xml``),
+and, for a URL with a query string only, ``use_head=no`` (the per-file form of
+``CPL_VSIL_CURL_USE_HEAD=NO``: a URL signed for ``GET`` refuses GDAL's ``HEAD``).
+``use_head=no`` saves no request: GDAL then asks for the size with a ``GET``
+whose body it drops (one request either way, the same time on a 30 ms link;
+measured with GDAL 3.10), and over HTTP/1.1 that connection is closed, so a
+plain URL keeps its ``HEAD``.
 
 Examples
 --------
@@ -53,12 +59,14 @@ __all__ = [
     "GDAL_DEFAULTS",
     "PER_OPEN_KEYS",
     "PROCESS_KEYS",
+    "QUERY_URL_OPTIONS",
     "REMOTE_URL_OPTIONS",
     "apply_gdal_defaults",
     "apply_process_settings",
     "gdal_env",
     "gdal_options",
     "open_options",
+    "remote_url_options",
     "with_http_settings",
 ]
 
@@ -87,6 +95,32 @@ PER_OPEN_KEYS = tuple(key for key in GDAL_DEFAULTS if key not in PROCESS_KEYS)
 
 #: Options put in the ``/vsicurl?`` URL of every remote raster.
 REMOTE_URL_OPTIONS: Mapping[str, str] = {"empty_dir": "yes"}
+#: Added for a URL with a query string (a signed or token URL): GDAL asks for the file's size with a
+#: ``GET`` (whose body it drops after the headers) instead of a ``HEAD``, which a URL signed for ``GET``
+#: only refuses with 403 (GDAL does this by itself for AWS's ``X-Amz-Signature`` only).
+QUERY_URL_OPTIONS: Mapping[str, str] = {"use_head": "no"}
+
+
+def remote_url_options(url: str) -> dict[str, str]:
+    """Return the ``/vsicurl?`` options for the HTTP(S) URL ``url`` (:func:`~terrapipe.io.paths.gdal_path` uses them).
+
+    Every URL gets :data:`REMOTE_URL_OPTIONS`; a URL with a query string
+    also gets :data:`QUERY_URL_OPTIONS`. ``CPL_VSIL_CURL_USE_HEAD=NO`` saves
+    no request (measured with GDAL 3.10: the ``HEAD`` becomes a ``GET``), so
+    a plain URL keeps its ``HEAD``, whose connection stays open for the reads.
+
+    Examples
+    --------
+    >>> remote_url_options("https://h/a.tif")
+    {'empty_dir': 'yes'}
+    >>> remote_url_options("https://h/a.tif?X-Goog-Signature=abc")
+    {'empty_dir': 'yes', 'use_head': 'no'}
+    """
+    options = dict(REMOTE_URL_OPTIONS)
+    if urllib.parse.urlsplit(url).query:
+        options.update(QUERY_URL_OPTIONS)
+    return options
+
 
 #: ``/vsicurl?`` URL options (GDAL >= 3.x) standing for the HTTP settings pyogrio's GDAL cannot get otherwise.
 _URL_OPTION_OF_KEY = {

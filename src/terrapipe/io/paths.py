@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.io.gdal_env import REMOTE_URL_OPTIONS
+from terrapipe.io.gdal_env import remote_url_options
 
 __all__ = [
     "Origin",
@@ -181,7 +181,8 @@ def gdal_path(path: PathOrURL) -> str:
     """Return the name GDAL/rasterio should open for ``path``.
 
     HTTP(S) URLs become ``/vsicurl?empty_dir=yes&url=...`` (no directory
-    listing, no side-car probing: see :mod:`terrapipe.io.gdal_env`);
+    listing, no side-car probing; ``use_head=no`` too for a URL with a query
+    string, which may be signed for ``GET`` only: see :mod:`terrapipe.io.gdal_env`);
     object-store URLs become GDAL paths: ``s3://bucket/key`` ``/vsis3/bucket/key``,
     ``gs://`` ``/vsigs/``, ``az://container/key`` and
     ``abfs://container@account.dfs.core.windows.net/key`` ``/vsiaz/container/key``
@@ -192,7 +193,7 @@ def gdal_path(path: PathOrURL) -> str:
     """
     text = os.fspath(path)
     if is_http(text):
-        return "/vsicurl?" + urllib.parse.urlencode({**REMOTE_URL_OPTIONS, "url": text})
+        return "/vsicurl?" + urllib.parse.urlencode({**remote_url_options(text), "url": text})
     vsi = _VSI_OF_SCHEME.get(_scheme(text))
     if vsi is not None:
         parts = urllib.parse.urlsplit(text)

@@ -1,0 +1,68 @@
+"""A range server whose signed URLs refuse ``HEAD``, as a URL signed for ``GET`` only does.
+
+It is :mod:`tests.servers.http_range` (byte ranges, ``/__stats__``), except
+that a request for a file whose query string has a ``sig`` parameter is
+answered ``403 Forbidden`` when it is a ``HEAD`` (a GCS V4 signed URL, an
+Azure SAS or a CDN token signs the method too). Run it as
+``python -m tests.stac.get_only_server --root DIR`` from the repository root;
+:func:`start_get_only_server` does that in a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+
+from tests.servers.http_range import RangeServer, make_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _refusing_head(base: type) -> type:
+    class Handler(base):  # type: ignore[misc, valid-type]
+        def do_HEAD(self) -> None:
+            parts = urllib.parse.urlsplit(self.path)
+            if "sig" in urllib.parse.parse_qs(parts.query):
+                self._status_only(403, parts.path, True)
+                return
+            super().do_HEAD()
+
+    return Handler
+
+
+def start_get_only_server(root: str | Path, *, timeout: float = 20.0) -> RangeServer:
+    """Start the server on a free port in a subprocess; wait until it answers (stop it with ``.stop()``)."""
+    from tests.servers.process import start_serving
+
+    cmd = [sys.executable, "-m", "tests.stac.get_only_server", "--root", str(root)]
+    return start_serving(
+        cmd,
+        lambda url, process: RangeServer(url=url, root=Path(root), process=process),
+        RangeServer.stats,
+        "GET-only server",
+        timeout,
+        cwd=ROOT,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``--root DIR``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--root", required=True)
+    args = parser.parse_args(argv)
+    server = make_server(args.root)
+    server.RequestHandlerClass = _refusing_head(server.RequestHandlerClass)
+    print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
