@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import sys
 import warnings
 from pathlib import Path
 
@@ -274,3 +275,27 @@ def test_renamed_classes_are_not_named_by_their_old_names() -> None:
                     continue  # torchdata.nodes' own Prefetcher
                 found.append(f"{rel}:{n}: {m.group(1)}")
     assert not found, found
+
+
+#: Functional names whose class is not the plain CamelCase of the name (the rule's spelled-out abbreviations).
+SPELLED_OUT = {"pmap": "ParallelMap", "flatmap": "FlatMap"}
+
+
+def test_every_stage_class_is_its_functional_name_in_camel_case() -> None:
+    from torch.utils.data import IterDataPipe
+
+    def camel(name: str) -> str:
+        words = ["STAC" if word == "stac" else word.capitalize() for word in name.split("_")]
+        return "".join(words)
+
+    wrong = {}
+    for name in tp.core.registered_names():
+        registered = IterDataPipe.functions[name]
+        cls = getattr(registered, "args", (None,))[0]
+        module = sys.modules.get(getattr(cls, "__module__", ""))
+        if not cls.__module__.startswith("terrapipe.") or getattr(module, cls.__name__, None) is not cls:
+            continue  # torch's own pipes, a doctest's or a test's class
+        expected = SPELLED_OUT.get(name, camel(name))
+        if cls.__name__ != expected:
+            wrong[name] = (cls.__name__, expected)
+    assert not wrong, f"functional name: (class, class by the naming rule) {wrong}"
