@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import pickle
 import textwrap
 import warnings
 from pathlib import Path
@@ -68,6 +69,7 @@ def test_a_query_is_a_frozen_hashable_value() -> None:
     assert STACQuery.of(None) == STACQuery()
     assert STACQuery.of(q) is q
     assert list(q.to_dict()) == [k for k in SEARCH_KEYS if k in q.to_dict()]
+    assert pickle.loads(pickle.dumps(q)) == q  # goes to loader workers with its stage
 
 
 def test_a_querys_repr_shows_what_is_set_and_abbreviates_geometries() -> None:
