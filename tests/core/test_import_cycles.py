@@ -61,7 +61,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: ``(importer, imported): owner and why``. Remove an entry when its import is gone.
 PENDING: dict[tuple[str, str], str] = {
     ("terrapipe.io.gdal_log", "terrapipe.io.gdal_setup"): "C: gdal_log <-> gdal_setup (cycle)",
-    ("terrapipe.io.object_store", "terrapipe.io.http_reads"): "D: object_store <-> http_reads (cycle)",
 }
 
 

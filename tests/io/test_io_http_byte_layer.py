@@ -26,7 +26,7 @@ import pytest
 
 import terrapipe as tp
 from terrapipe.core.errors import ReadError
-from terrapipe.io import http_reads, object_store
+from terrapipe.io import http_reads, obstore_runtime
 from terrapipe.io.http_client import HTTPOptions, fetch
 from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.http_reads import ByteRange
@@ -53,7 +53,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def _child(url: str, shifted: str, queue: Any) -> None:
     """In the forked child: one good read and one lying server, both through the byte layer."""
     try:
-        assert not object_store.obstore_usable()  # the parent ran obstore: this process must not
+        assert not obstore_runtime.obstore_usable()  # the parent ran obstore: this process must not
         good = fetch(url, Storage(retries=1, backoff=0.01), byte_range=ByteRange(1000, 3000)).body
         try:
             fetch(shifted, Storage(retries=1, backoff=0.01), byte_range=ByteRange(1000, 3000))
@@ -151,15 +151,15 @@ def test_an_http_file_sends_no_head(hostile: HostileServer) -> None:
 
 def test_http_stores_are_kept_per_origin_and_process(hostile: HostileServer) -> None:
     storage = Storage(timeout=7)
-    first, key = object_store.http_store(hostile.url_for("plain", "blob.bin"), storage)
-    again, other = object_store.http_store(hostile.url_for("full", "blob.bin"), storage)
+    first, key = obstore_runtime.http_store(hostile.url_for("plain", "blob.bin"), storage)
+    again, other = obstore_runtime.http_store(hostile.url_for("full", "blob.bin"), storage)
     assert first is again
     assert (key, other) == ("plain/blob.bin", "full/blob.bin")
-    signed, empty = object_store.http_store(hostile.url_for("plain", "blob.bin") + "?sig=x", storage)
+    signed, empty = obstore_runtime.http_store(hostile.url_for("plain", "blob.bin") + "?sig=x", storage)
     assert signed is not first  # a presigned URL is its own store: its query is sent, never a key
     assert empty == ""
     origin = hostile.url  # a forked child finds no store of its parent's under its own process id
-    assert [k[2] for k in object_store._STORES if k[1] == origin and k[0] == storage] == [os.getpid()]
+    assert [k[2] for k in obstore_runtime.STORES if k[1] == origin and k[0] == storage] == [os.getpid()]
 
 
 class _Chunked(BaseHTTPRequestHandler):

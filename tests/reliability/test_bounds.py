@@ -24,7 +24,7 @@ import xarray as xr
 
 import terrapipe as tp
 from terrapipe.core.stats import StageStats
-from terrapipe.io import gdal_log, object_store
+from terrapipe.io import gdal_log, obstore_runtime
 from terrapipe.io.http_client import fetch
 from terrapipe.io.raster_array import MAX_HANDLES_PER_THREAD, close_thread_handles, open_handle_count
 from terrapipe.io.storage import Storage
@@ -83,7 +83,7 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "a function of no arguments: one value",
         "test_memoized_grids_are_bounded",
     ),
-    ("io/object_store.py", "OrderedDict("): (
+    ("io/obstore_runtime.py", "OrderedDict("): (
         "64 object stores (one per Storage and bucket, least recently used dropped)",
         "tests/storage/test_byte_layer_local.py::test_stores_kept_for_reuse_are_bounded",
     ),
@@ -203,7 +203,9 @@ def test_http_connections_per_thread_are_bounded(server: RangeServer, http_root:
         )
     # one obstore store per origin, process and client settings (whatever each read's deadline):
     # one pool of at most Storage.concurrency idle connections
-    assert len([key for key in object_store._STORES if key[1] == server.url and key[0].timeout == 17.0]) == 1
+    assert (
+        len([key for key in obstore_runtime.STORES if key[1] == server.url and key[0].timeout == 17.0]) == 1
+    )
 
 
 def test_gdal_messages_kept_per_read_are_bounded() -> None:

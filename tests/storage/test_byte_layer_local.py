@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
-from terrapipe.io import object_store
+from terrapipe.io import object_store, obstore_runtime
 from terrapipe.io.object_store import join_url
 from terrapipe.io.storage import Storage
 
@@ -80,12 +80,12 @@ def test_join_url_stays_in_the_bucket() -> None:
 
 
 def test_stores_kept_for_reuse_are_bounded() -> None:
-    """One store (and its connection pool) per (Storage, bucket) is kept, at most _MAX_STORES of them."""
+    """One store (and its connection pool) per (Storage, bucket) is kept, at most MAX_STORES of them."""
     storage = Storage(endpoint="http://127.0.0.1:9", region="us-east-1", anonymous=True)
-    object_store._STORES.clear()
+    obstore_runtime.STORES.clear()
     first, _ = object_store._locate("s3://bucket-0/a.json", storage)
     assert object_store._locate("s3://bucket-0/b.json", storage)[0] is first  # reused
-    for i in range(object_store._MAX_STORES + 8):
+    for i in range(obstore_runtime.MAX_STORES + 8):
         object_store._locate(f"s3://bucket-{i}/a.json", storage)
-    assert len(object_store._STORES) == object_store._MAX_STORES
+    assert len(obstore_runtime.STORES) == obstore_runtime.MAX_STORES
     assert object_store._locate("s3://bucket-0/a.json", storage)[0] is not first  # the oldest went

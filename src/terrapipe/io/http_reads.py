@@ -98,9 +98,9 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
-from terrapipe.io import object_store
+from terrapipe.io import obstore_runtime
 from terrapipe.io.gdal_log import ensure_log_redaction
-from terrapipe.io.object_store import run_on_thread_loop
+from terrapipe.io.obstore_runtime import run_on_thread_loop
 from terrapipe.io.read_errors import explain
 from terrapipe.io.storage import Storage
 
@@ -404,7 +404,7 @@ class _Body:
 # -- obstore ---------------------------------------------------------------------------------------
 def _uses_obstore(storage: Storage) -> bool:
     """Whether obstore may send this request (no headers to keep at home, nothing to sign, not a forked child)."""
-    return not storage.headers and storage.request_modifier is None and object_store.obstore_usable()
+    return not storage.headers and storage.request_modifier is None and obstore_runtime.obstore_usable()
 
 
 def _http_date(value: Any) -> str | None:
@@ -437,8 +437,8 @@ def _meta_headers(meta: Mapping[str, Any], attributes: Mapping[str, Any] | None 
 
 def _denied_code(text: str) -> str | None:
     """Return the S3/Azure/GCS error code of an answer that refused the credentials (an expired URL: 400)."""
-    match = object_store._CODE.search(text)
-    return match.group(1) if match and match.group(1) in object_store._DENIED_CODES else None
+    match = obstore_runtime.ERROR_CODE.search(text)
+    return match.group(1) if match and match.group(1) in obstore_runtime.DENIED_CODES else None
 
 
 def _status_failure(
@@ -527,8 +527,8 @@ async def _obstore_read(
 async def _obstore_once(
     url: str, storage: Storage, method: str, want: ByteRange | None, expected_total: int | None, cap: int
 ) -> Reply:
-    obs = object_store._obstore()
-    store, key = object_store.http_store(url, storage)
+    obs = obstore_runtime.load_obstore()
+    store, key = obstore_runtime.http_store(url, storage)
     try:
         if method == "HEAD":
             meta = await obs.head_async(store, key)
@@ -908,7 +908,7 @@ def _prepare(
     url: str, storage: Storage | None, deadline: float | None, max_body: int | None
 ) -> tuple[Storage, float, int]:
     _check_url(url)
-    config = object_store._storage(storage)
+    config = obstore_runtime.storage_or_env(storage)
     return config, float(deadline or deadline_of(config)), int(max_body or max_body_of(config))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import public_url
-from terrapipe.io import http_reads, object_store
+from terrapipe.io import http_reads, object_store, obstore_runtime
 from terrapipe.io.storage import Storage, cloud_of
 
 __all__ = ["ObjectFile"]
@@ -93,8 +93,8 @@ class ObjectFile(io.RawIOBase):
         """GET the last :data:`TAIL_BYTES` (no HEAD): keep them and return the total the answer states."""
         if cloud_of(self.url) == "http":
             return self._http_tail()
-        obs = object_store._obstore()
-        config = object_store._storage(self.storage)
+        obs = obstore_runtime.load_obstore()
+        config = obstore_runtime.storage_or_env(self.storage)
         store, key = object_store._locate(self.url, config)
 
         def fetch(options: Any) -> tuple[int, int, bytes]:
@@ -107,7 +107,7 @@ class ObjectFile(io.RawIOBase):
                 return int(result.meta["size"]), int(result.range[0]), bytes(result.bytes())
 
             limit = config.deadline
-            return read_now() if limit is None else object_store.run_on_thread_loop(read(), limit)
+            return read_now() if limit is None else obstore_runtime.run_on_thread_loop(read(), limit)
 
         try:
             try:

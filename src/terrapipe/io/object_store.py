@@ -20,7 +20,7 @@ and keeps headers at their origin.
 obstore is not fork-safe: its tokio runtime is process-wide and its threads
 are not copied into a forked child, so a read there hangs -- measured with
 obstore 0.12.1, with a store made in the child too, so keeping stores per
-process id (as :func:`_cached_store` does) is not enough. In a process forked
+process id (as :func:`~terrapipe.io.obstore_runtime.cached_store` does) is not enough. In a process forked
 after this one used obstore (told by comparing process ids; no fork hook is
 installed), HTTP(S) reads go through urllib3 (:mod:`terrapipe.io.http_reads`),
 and bucket reads raise a :class:`~terrapipe.core.errors.WorkerError` saying
@@ -74,25 +74,30 @@ b'234'
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
-import contextlib
-import dataclasses
 import multiprocessing
 import os
 import pickle
 import posixpath
 import re
-import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError, WorkerError
-from terrapipe.core.optional import require
+from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.redact import public_url
+from terrapipe.io import http_reads
+from terrapipe.io.obstore_runtime import (
+    DENIED_CODES,
+    ERROR_CODE,
+    cached_store,
+    http_store,
+    load_obstore,
+    run_on_thread_loop,
+    storage_or_env,
+    used_in_pid,
+)
 from terrapipe.io.storage import Storage, cloud_of, split_url
 
 __all__ = [
@@ -110,33 +115,10 @@ __all__ = [
 #: URL schemes of object stores (read through obstore; everything else is HTTP or local).
 OBJECT_SCHEMES = ("s3", "s3a", "az", "azure", "abfs", "abfss", "gs", "gcs")
 
-_T = TypeVar("_T")
-# Stores made per (Storage, bucket): equal Storages (credentials included) share one store and its
-# connection pool; at most _MAX_STORES are kept.
-_STORES: collections.OrderedDict[tuple[Storage, str, int], Any] = collections.OrderedDict()
-_STORES_LOCK = threading.Lock()
-_MAX_STORES = 64
-# The process that first used obstore here: its runtime's threads exist only there (see _obstore).
-_USED_IN_PID: int | None = None
 _STATUS = re.compile(r"status code: (\d{3})")
-_CODE = re.compile(r"<Code>([A-Za-z]{1,64})</Code>")
-# Error codes (S3, Azure, GCS XML) that mean the credentials or the signature were refused, whatever
-# the status a server sends with them (an expired presigned URL: 403 on AWS, 400 on some servers).
-_DENIED_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "AuthenticationFailed",
-        "AuthorizationFailure",
-        "AuthorizationPermissionMismatch",
-        "ExpiredToken",
-        "InvalidAccessKeyId",
-        "InvalidToken",
-        "NoAuthenticationInformation",
-        "SignatureDoesNotMatch",
-        "TokenRefreshRequired",
-    }
-)
+# obstore_runtime's helpers under the names the Zarr store (io/zarr_object_store.py) calls
+_storage = storage_or_env
+_obstore = load_obstore
 
 
 @dataclass(frozen=True)
@@ -186,14 +168,6 @@ def join_url(base: str, href: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, normal, "", ""))
 
 
-def _storage(storage: Storage | None) -> Storage:
-    if storage is None:
-        return Storage.from_env()
-    if not isinstance(storage, Storage):
-        raise InvalidArgumentError(f"storage must be a terrapipe Storage, got {type(storage).__name__}")
-    return storage
-
-
 def _locate(url: str, storage: Storage) -> tuple[Any, str]:
     """Return the store and the key of ``url`` within it."""
     text = os.fspath(url)
@@ -202,56 +176,13 @@ def _locate(url: str, storage: Storage) -> tuple[Any, str]:
         if cloud == "file":
             text = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
         path = os.path.abspath(os.path.expanduser(text))
-        return _cached_store(storage, "/", "/"), path.lstrip("/")
+        return cached_store(storage, "/", "/"), path.lstrip("/")
     if cloud == "http":
         return http_store(text, storage)
     bucket, key, account = split_url(text)
     scheme = text.split("://", 1)[0].lower()
     root = f"{scheme}://{bucket}@{account}/" if account else f"{scheme}://{bucket}/"
-    return _cached_store(storage, root, root), key
-
-
-def http_store(url: str, storage: Storage) -> tuple[Any, str]:
-    """Return the obstore store and key for an ``http(s)://`` URL, kept per (Storage, origin, process).
-
-    A URL with a query (a presigned or SAS URL), or a path obstore would
-    rewrite (``//``, ``.``, ``..``, a trailing ``/``), is its own store with
-    an empty key; any other is a key of its origin's store, so the reads of
-    one server share one connection pool.
-    """
-    # the read's deadline and cap are applied on top (http_reads), not by the client: one store for all
-    storage = dataclasses.replace(storage, deadline=None, max_bytes=None)
-    parts = urllib.parse.urlsplit(url)
-    path = parts.path
-    odd = "//" in path or path.endswith("/") or any(seg in (".", "..") for seg in path.split("/"))
-    if parts.query or parts.fragment or odd or not path.strip("/"):
-        return _cached_store(storage, url, url), ""
-    origin = f"{parts.scheme.lower()}://{parts.netloc}"
-    return _cached_store(storage, origin, origin), urllib.parse.unquote(path.lstrip("/"))
-
-
-def _http_obstore(url: str, storage: Storage) -> Any:
-    """Return an obstore ``HTTPStore`` of ``url`` (an origin, or a whole URL whose key is empty).
-
-    The client and retry settings are :meth:`Storage.store_for`'s; the
-    storage's ``headers`` are never given to it (reqwest would send them on
-    to another host after a redirect: such reads go through urllib3).
-    """
-    stores = require("obstore.store", extra="cloud", feature="object storage")
-    origin_store = storage.store_for(url)  # settings checked there; its config is reused
-    options = dict(origin_store.client_options or {})
-    options["allow_http"] = url.lower().startswith("http://")
-    return stores.HTTPStore.from_url(url, client_options=options, retry_config=origin_store.retry_config)
-
-
-def obstore_usable() -> bool:
-    """Whether obstore can run in this process: it was not used by a process this one was forked from.
-
-    obstore's runtime and its threads are process-wide and not copied by
-    ``fork``: once a process used it, a forked child's reads hang, with a
-    new store too. Nothing is hooked into ``fork``: the process id is compared.
-    """
-    return _USED_IN_PID is None or os.getpid() == _USED_IN_PID
+    return cached_store(storage, root, root), key
 
 
 class _BucketScan:
@@ -298,7 +229,7 @@ def worker_start_method(default: str, pipe: Any) -> str:
     >>> worker_start_method("spawn", ["s3://bucket/a.tif"])
     'spawn'
     """
-    if default != "fork" or os.getpid() != _USED_IN_PID:
+    if default != "fork" or os.getpid() != used_in_pid():
         return default
     scan = _BucketScan()
     try:
@@ -312,85 +243,12 @@ def worker_start_method(default: str, pipe: Any) -> str:
     return "forkserver"
 
 
-def _cached_store(storage: Storage, root: str, url: str) -> Any:
-    """Return the store of ``root`` for ``storage``, made once (a new store opens new connections)."""
-    key = (
-        storage,
-        root,
-        os.getpid(),
-    )  # a forked worker makes its own: a client's threads do not survive fork
-    with _STORES_LOCK:
-        store = _STORES.get(key)
-        if store is not None:
-            _STORES.move_to_end(key)
-            return store
-    if root.startswith("/") or "@" not in root:
-        target = url
-    else:  # abfs://container@account/: rebuild the URL store_for understands
-        scheme, rest = root.split("://", 1)
-        container, account = rest.rstrip("/").split("@", 1)
-        target = f"{scheme}://{container}@{account}.dfs.core.windows.net/"
-    try:
-        store = _http_obstore(url, storage) if cloud_of(url) == "http" else storage.store_for(target)
-    except TerrapipeError:
-        raise
-    except Exception as err:  # obstore refuses the configuration; its text may echo a value
-        raise InvalidArgumentError(
-            f"cannot set up the store for {public_url(root)!r} ({type(err).__name__}); check the fields of tp.Storage"
-        ) from None
-    with _STORES_LOCK:
-        _STORES[key] = store
-        while len(_STORES) > _MAX_STORES:
-            _STORES.popitem(last=False)
-    return store
-
-
-class _Loop:
-    """One thread's event loop (:func:`run_on_thread_loop`), closed with the thread."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-
-    def __del__(self) -> None:
-        if self.pid == os.getpid():
-            with contextlib.suppress(Exception):
-                self.loop.close()
-
-
-_LOOPS = threading.local()
-
-
-def run_on_thread_loop(coro: Coroutine[Any, Any, _T], limit: float | None = None) -> _T:
-    """Run ``coro`` (within ``limit`` seconds, if given) on this thread's own event loop; return its result.
-
-    The loop is made on the thread's first call (anew in a forked child) and
-    closed with the thread. Measured by ``benchmarks/bench_http_reads.py``:
-    ``asyncio.run`` per read cost 3 ms a read (4.3 ms for a 64 KiB local
-    ``get_range``, against 0.23 ms here, at load 11), a hop to one shared loop
-    thread 1 ms on a loaded machine. Called from a running event loop (a
-    notebook), it runs beside it, on a thread of its own.
-    """
-    bounded = coro if limit is None else asyncio.wait_for(coro, limit)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook: run it beside the loop
-            return pool.submit(asyncio.run, bounded).result()
-    state: _Loop | None = getattr(_LOOPS, "state", None)
-    if state is None or state.pid != os.getpid():  # first call of this thread, or a forked child
-        state = _LOOPS.state = _Loop()
-    return state.loop.run_until_complete(bounded)
-
-
 def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadError:
     """Build the :class:`ReadError` for ``err``, naming ``scheme://host/path`` and nothing secret."""
     where = public_url(url)
     text = str(err)
     status = _STATUS.search(text)
-    code = _CODE.search(text)
+    code = ERROR_CODE.search(text)
     detail = ", ".join(
         x for x in (f"HTTP {status.group(1)}" if status else "", code.group(1) if code else "") if x
     )
@@ -406,7 +264,7 @@ def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadErr
     denied = (
         name in ("PermissionDeniedError", "UnauthenticatedError")
         or status_code in (401, 403)
-        or (code is not None and code.group(1) in _DENIED_CODES)
+        or (code is not None and code.group(1) in DENIED_CODES)
     )
     if storage.anonymous and status_code == 400 and cloud == "s3":
         denied = True  # some S3 servers answer an unsigned request to a private bucket with 400
@@ -433,25 +291,6 @@ def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadErr
     )
 
 
-def _obstore() -> Any:
-    """Return the obstore module, refusing to run in a process forked after it was used (it would hang)."""
-    global _USED_IN_PID
-    module = require("obstore", extra="cloud", feature="object storage")
-    pid = os.getpid()
-    with _STORES_LOCK:
-        if _USED_IN_PID is None:
-            _USED_IN_PID = pid
-        elif pid != _USED_IN_PID:
-            raise WorkerError(
-                f"cannot read from object storage in process {pid}: it was forked from process {_USED_IN_PID} "
-                "after that process had used the object store, and obstore's I/O threads do not survive a fork "
-                "(the read would hang); start loader workers with multiprocessing_context='forkserver' or "
-                "'spawn' (tp.loader does so itself when the pipe pickles: use functions defined at module "
-                "level, not lambdas), or read no bucket in the main process before the workers start"
-            )
-    return module
-
-
 def _is_http(url: str) -> bool:
     return "://" in url and url.split("://", 1)[0].lower() in ("http", "https")
 
@@ -460,8 +299,6 @@ def _http_get(
     url: str, config: Storage, range: tuple[int, int] | None, deadline: float | None, cap: int | None
 ) -> bytes:
     """Read an HTTP(S) URL through the checked reads of :mod:`terrapipe.io.http_reads`."""
-    from terrapipe.io import http_reads
-
     wanted = None if range is None else http_reads.ByteRange(range[0], range[1])
     try:
         reply = http_reads.read(url, config, byte_range=wanted, deadline=deadline, max_body=cap)
@@ -524,7 +361,7 @@ def get(
         No such object, access denied, a time-out, a short or wrong-sized answer,
         or an object over ``max_bytes``.
     """
-    config = _storage(storage)
+    config = storage_or_env(storage)
     cap = max_bytes if max_bytes is not None else config.max_bytes
     limit = deadline if deadline is not None else config.deadline
     where = public_url(url)
@@ -538,7 +375,7 @@ def get(
             )
     if _is_http(url):
         return _http_get(url, config, range, limit, cap)
-    obs = _obstore()
+    obs = load_obstore()
     store, key = _locate(url, config)
 
     def size_of(result: Any) -> int:  # refused before the body is read
@@ -603,7 +440,7 @@ def get_ranges(
     ReadError
         As :func:`get`, or when a range comes back short (past the end of the object).
     """
-    config = _storage(storage)
+    config = storage_or_env(storage)
     limit = deadline if deadline is not None else config.deadline
     where = public_url(url)
     for start, end in ranges:
@@ -617,7 +454,7 @@ def get_ranges(
         url
     ):  # one checked request per range, concurrently (obstore's merged get_ranges checks no length)
         return _http_get_ranges(url, config, [(int(a), int(b)) for a, b in ranges], limit)
-    obs = _obstore()
+    obs = load_obstore()
     store, key = _locate(url, config)
     starts = [int(r[0]) for r in ranges]
     ends = [int(r[1]) for r in ranges]
@@ -653,16 +490,14 @@ def head(url: str, storage: Storage | None = None) -> ObjectInfo:
     ReadError
         No such object, access denied, a time-out.
     """
-    config = _storage(storage)
+    config = storage_or_env(storage)
     if _is_http(url):
-        from terrapipe.io import http_reads
-
         reply = http_reads.read(url, config, method="HEAD")
         if reply.status == 404 or reply.total is None:
             what = "no such object (HTTP 404)" if reply.status == 404 else "the server states no size"
             raise ReadError(f"cannot look up {public_url(url)!r}: {what}")
         return ObjectInfo(reply.total, reply.headers.get("etag"), reply.headers.get("last-modified"))
-    obs = _obstore()
+    obs = load_obstore()
     store, key = _locate(url, config)
 
     async def look() -> Any:
@@ -699,8 +534,8 @@ def list_objects(prefix: str, storage: Storage | None = None, *, max_items: int 
     ReadError
         Access denied, no such bucket, a time-out, more than ``max_items`` objects.
     """
-    obs = _obstore()
-    config = _storage(storage)
+    obs = load_obstore()
+    config = storage_or_env(storage)
     if "://" not in prefix or cloud_of(prefix) in ("file", "local"):
         root = os.path.abspath(os.path.expanduser(urllib.request.url2pathname(prefix.split("://", 1)[-1])))
         found: list[str] = []

@@ -1,0 +1,254 @@
+"""obstore in this process: the module (with its fork check), the stores kept for reuse, a loop per thread.
+
+The two halves of the byte layer both stand on this module and on nothing
+of each other's: :mod:`terrapipe.io.http_reads` (checked HTTP(S) reads) and
+:mod:`terrapipe.io.object_store` (buckets, local files, and HTTP(S) through
+``http_reads``). What they share lives here:
+
+- :func:`load_obstore` returns the obstore module, refusing to run in a
+  process forked after obstore was used (its tokio runtime's threads are
+  process-wide and not copied by ``fork``: a read there hangs, with a new
+  store too, measured with obstore 0.12.1); :func:`obstore_usable` asks the
+  same question without raising (HTTP(S) reads then go through urllib3);
+- :func:`cached_store` keeps one store per ``(Storage, root, process)``
+  (:data:`STORES`, at most :data:`MAX_STORES`, least recently used dropped):
+  a new store opens new connections; :func:`http_store` is an ``http(s)://``
+  URL's store and key;
+- :func:`run_on_thread_loop` runs a coroutine on the calling thread's own
+  event loop, within a time limit;
+- :data:`ERROR_CODE` and :data:`DENIED_CODES` read the S3/Azure/GCS error
+  code of an answer that refused the credentials;
+- :func:`storage_or_env` is the ``Storage`` a read uses when given none.
+
+Nothing here runs at import: no store, loop or thread is made until a read asks.
+
+Examples
+--------
+>>> import asyncio
+>>> async def two() -> int:
+...     await asyncio.sleep(0)
+...     return 2
+>>> run_on_thread_loop(two(), limit=5.0)
+2
+>>> sorted(DENIED_CODES)[:2]
+['AccessDenied', 'AllAccessDisabled']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import dataclasses
+import os
+import re
+import threading
+import urllib.parse
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from terrapipe.core.errors import InvalidArgumentError, TerrapipeError, WorkerError
+from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
+from terrapipe.io.storage import Storage, cloud_of
+
+__all__ = [
+    "DENIED_CODES",
+    "ERROR_CODE",
+    "MAX_STORES",
+    "STORES",
+    "cached_store",
+    "http_store",
+    "load_obstore",
+    "obstore_usable",
+    "run_on_thread_loop",
+    "storage_or_env",
+    "used_in_pid",
+]
+
+_T = TypeVar("_T")
+
+#: Stores kept for reuse, per ``(Storage, root, process id)``: equal Storages (credentials included)
+#: share one store and its connection pool; a forked worker makes its own.
+STORES: collections.OrderedDict[tuple[Storage, str, int], Any] = collections.OrderedDict()
+#: At most this many stores are kept (the least recently used is dropped).
+MAX_STORES = 64
+_STORES_LOCK = threading.Lock()
+# The process that first used obstore: its runtime's threads exist only there (see load_obstore).
+_USED_IN_PID: int | None = None
+
+#: The error code in an S3/Azure/GCS XML answer.
+ERROR_CODE = re.compile(r"<Code>([A-Za-z]{1,64})</Code>")
+#: Error codes (S3, Azure, GCS XML) that mean the credentials or the signature were refused, whatever
+#: the status a server sends with them (an expired presigned URL: 403 on AWS, 400 on some servers).
+DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+        "AuthorizationPermissionMismatch",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "NoAuthenticationInformation",
+        "SignatureDoesNotMatch",
+        "TokenRefreshRequired",
+    }
+)
+
+
+def storage_or_env(storage: Storage | None) -> Storage:
+    """Return ``storage``, or ``Storage.from_env()`` for ``None``; refuse anything else.
+
+    Examples
+    --------
+    >>> storage_or_env(Storage(retries=1)).retries
+    1
+    """
+    if storage is None:
+        return Storage.from_env()
+    if not isinstance(storage, Storage):
+        raise InvalidArgumentError(f"storage must be a terrapipe Storage, got {type(storage).__name__}")
+    return storage
+
+
+def used_in_pid() -> int | None:
+    """Return the id of the process that first used obstore here (``None``: not used yet)."""
+    return _USED_IN_PID
+
+
+def obstore_usable() -> bool:
+    """Whether obstore can run in this process: it was not used by a process this one was forked from.
+
+    obstore's runtime and its threads are process-wide and not copied by
+    ``fork``: once a process used it, a forked child's reads hang, with a
+    new store too. Nothing is hooked into ``fork``: the process id is compared.
+    """
+    return _USED_IN_PID is None or os.getpid() == _USED_IN_PID
+
+
+def load_obstore() -> Any:
+    """Return the obstore module, refusing to run in a process forked after it was used (it would hang)."""
+    global _USED_IN_PID
+    module = require("obstore", extra="cloud", feature="object storage")
+    pid = os.getpid()
+    with _STORES_LOCK:
+        if _USED_IN_PID is None:
+            _USED_IN_PID = pid
+        elif pid != _USED_IN_PID:
+            raise WorkerError(
+                f"cannot read from object storage in process {pid}: it was forked from process {_USED_IN_PID} "
+                "after that process had used the object store, and obstore's I/O threads do not survive a fork "
+                "(the read would hang); start loader workers with multiprocessing_context='forkserver' or "
+                "'spawn' (tp.loader does so itself when the pipe pickles: use functions defined at module "
+                "level, not lambdas), or read no bucket in the main process before the workers start"
+            )
+    return module
+
+
+def http_store(url: str, storage: Storage) -> tuple[Any, str]:
+    """Return the obstore store and key for an ``http(s)://`` URL, kept per (Storage, origin, process).
+
+    A URL with a query (a presigned or SAS URL), or a path obstore would
+    rewrite (``//``, ``.``, ``..``, a trailing ``/``), is its own store with
+    an empty key; any other is a key of its origin's store, so the reads of
+    one server share one connection pool.
+    """
+    # the read's deadline and cap are applied on top (http_reads), not by the client: one store for all
+    storage = dataclasses.replace(storage, deadline=None, max_bytes=None)
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path
+    odd = "//" in path or path.endswith("/") or any(seg in (".", "..") for seg in path.split("/"))
+    if parts.query or parts.fragment or odd or not path.strip("/"):
+        return cached_store(storage, url, url), ""
+    origin = f"{parts.scheme.lower()}://{parts.netloc}"
+    return cached_store(storage, origin, origin), urllib.parse.unquote(path.lstrip("/"))
+
+
+def _http_obstore(url: str, storage: Storage) -> Any:
+    """Return an obstore ``HTTPStore`` of ``url`` (an origin, or a whole URL whose key is empty).
+
+    The client and retry settings are :meth:`Storage.store_for`'s; the
+    storage's ``headers`` are never given to it (reqwest would send them on
+    to another host after a redirect: such reads go through urllib3).
+    """
+    stores = require("obstore.store", extra="cloud", feature="object storage")
+    origin_store = storage.store_for(url)  # settings checked there; its config is reused
+    options = dict(origin_store.client_options or {})
+    options["allow_http"] = url.lower().startswith("http://")
+    return stores.HTTPStore.from_url(url, client_options=options, retry_config=origin_store.retry_config)
+
+
+def cached_store(storage: Storage, root: str, url: str) -> Any:
+    """Return the store of ``root`` for ``storage``, made once (a new store opens new connections)."""
+    key = (
+        storage,
+        root,
+        os.getpid(),
+    )  # a forked worker makes its own: a client's threads do not survive fork
+    with _STORES_LOCK:
+        store = STORES.get(key)
+        if store is not None:
+            STORES.move_to_end(key)
+            return store
+    if root.startswith("/") or "@" not in root:
+        target = url
+    else:  # abfs://container@account/: rebuild the URL store_for understands
+        scheme, rest = root.split("://", 1)
+        container, account = rest.rstrip("/").split("@", 1)
+        target = f"{scheme}://{container}@{account}.dfs.core.windows.net/"
+    try:
+        store = _http_obstore(url, storage) if cloud_of(url) == "http" else storage.store_for(target)
+    except TerrapipeError:
+        raise
+    except Exception as err:  # obstore refuses the configuration; its text may echo a value
+        raise InvalidArgumentError(
+            f"cannot set up the store for {public_url(root)!r} ({type(err).__name__}); check the fields of tp.Storage"
+        ) from None
+    with _STORES_LOCK:
+        STORES[key] = store
+        while len(STORES) > MAX_STORES:
+            STORES.popitem(last=False)
+    return store
+
+
+class _Loop:
+    """One thread's event loop (:func:`run_on_thread_loop`), closed with the thread."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self.loop.close()
+
+
+_LOOPS = threading.local()
+
+
+def run_on_thread_loop(coro: Coroutine[Any, Any, _T], limit: float | None = None) -> _T:
+    """Run ``coro`` (within ``limit`` seconds, if given) on this thread's own event loop; return its result.
+
+    The loop is made on the thread's first call (anew in a forked child) and
+    closed with the thread. Measured by ``benchmarks/bench_http_reads.py``:
+    ``asyncio.run`` per read cost 3 ms a read (4.3 ms for a 64 KiB local
+    ``get_range``, against 0.23 ms here, at load 11), a hop to one shared loop
+    thread 1 ms on a loaded machine. Called from a running event loop (a
+    notebook), it runs beside it, on a thread of its own.
+    """
+    bounded = coro if limit is None else asyncio.wait_for(coro, limit)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a notebook: run it beside the loop
+            return pool.submit(asyncio.run, bounded).result()
+    state: _Loop | None = getattr(_LOOPS, "state", None)
+    if state is None or state.pid != os.getpid():  # first call of this thread, or a forked child
+        state = _LOOPS.state = _Loop()
+    return state.loop.run_until_complete(bounded)
