@@ -15,7 +15,11 @@ variables="v").chip(...)``, defaults), ``storage`` (the same with
 (opening the store only), and with ``--before`` the last three again with
 the earlier sources (``ours@before``...).
 
-Run: ``python benchmarks/bench_zarr_open.py --repeat 7 [--before /tmp/before] [--zarr-format 3]``.
+``--open-ab`` times only ``tp.open_zarr`` in one process, with and without the prefetch
+of :mod:`terrapipe.io.zarr_prefetch`, interleaved (at least 15 rounds).
+
+Run: ``python benchmarks/bench_zarr_open.py --repeat 7 [--before /tmp/before] [--zarr-format 3]``
+or ``python benchmarks/bench_zarr_open.py --open-ab``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -57,6 +62,60 @@ def _write_v3(folder: Path, n: int) -> str:
     return "cube3.zarr"
 
 
+def open_ab(folder: Path, zarr_path: str, rounds: int) -> None:
+    """Time ``tp.open_zarr`` alone in this process, with and without the prefetch, interleaved.
+
+    Without the prefetch is the code before it (``zarr_reader._prefetched`` returning ``None``
+    opens the store itself); stores: the benchmark's, and 24 x 1024^2 v2 and v3 stores with a
+    ``time`` coordinate; through ``HTTPStore`` and obstore (``storage=tp.Storage()``).
+    """
+    import pandas as pd
+    import xarray as xr
+    from tests.servers.latency_http import latency_server
+
+    import terrapipe as tp
+    import terrapipe.io.zarr_reader as zarr_reader
+
+    n = 1024
+    cube = xr.Dataset(
+        {"v": (("time", "y", "x"), bl.np.zeros((24, n, n), "uint16"))},
+        coords={"time": pd.date_range("2024-01-01", periods=24, freq="h"), "y": bl.np.arange(n, 0, -1.0),
+                "x": bl.np.arange(n) * 1.0},
+    )  # fmt: skip
+    for fmt in (2, 3):
+        cube.to_zarr(folder / f"time{fmt}.zarr", zarr_format=fmt, compute=False,
+                     encoding={"v": {"chunks": (1, 256, 256)}})  # fmt: skip
+    prefetched = zarr_reader._prefetched
+    stores = {
+        "benchmark's v2 (x, y)": zarr_path,
+        "v2 (time, y, x)": "time2.zarr",
+        "v3 (time, y, x)": "time3.zarr",
+    }
+    print("| store | through | before | now | |\n|---|---|---:|---:|---:|")
+    with latency_server(folder) as server:
+        for through, storage in (("HTTPStore", None), ("obstore", tp.Storage())):
+            for name, path in stores.items():
+                url = f"{server.url}/{path}"
+                tp.open_zarr(url, storage=storage)  # warm-up
+                times: dict[str, list[float]] = {"now": [], "before": []}
+                requests: dict[str, int] = {}
+                for _ in range(rounds):
+                    for mode in times:
+                        zarr_reader._prefetched = prefetched if mode == "now" else (lambda *_: None)  # type: ignore[assignment]
+                        server.reset()
+                        start = time.perf_counter()
+                        tp.open_zarr(url, storage=storage)
+                        times[mode].append(time.perf_counter() - start)
+                        requests[mode] = server.stats()["total_requests"]
+                zarr_reader._prefetched = prefetched
+                now, before = statistics.median(times["now"]), statistics.median(times["before"])
+                print(
+                    f"| {name} | {through} | {before * 1000:.0f} ms ({requests['before']} requests) | "
+                    f"{now * 1000:.0f} ms ({requests['now']}) | {before / now:.1f}x |",
+                    flush=True,
+                )
+
+
 def main() -> None:
     """Run the rounds and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -67,7 +126,17 @@ def main() -> None:
         "--before", help="a copy of an earlier repository (src, benchmarks): its flows are added"
     )
     parser.add_argument("--zarr-format", type=int, default=2, choices=(2, 3), help="the timed store's format")
+    parser.add_argument(
+        "--open-ab", action="store_true", help="only time the open, with and without prefetch"
+    )
     args = parser.parse_args()
+    if args.open_ab:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = bl.make_data(Path(tmp), args.size)
+            print(f"start: {bl.machine()}")
+            open_ab(Path(tmp), paths["zarr"], max(args.repeat, 15))
+            print(f"end:   {bl.machine()}")
+        return
     from tests.servers.latency_http import latency_server
 
     runs: list[tuple[str, str | None]] = [(who, None) for who in args.contenders.split(",")]
