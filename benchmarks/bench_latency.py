@@ -41,8 +41,12 @@ than the peer) of the medians.
 ``--fetch`` instead compares threads and asyncio (obstore) fetching every
 chunk of the Zarr store, at 16 and 64 requests in flight.
 
+``--baseline-src DIR`` also runs every terrapipe contender over another copy
+of ``src/`` right after its own run (rows ``(baseline src)``), so a change is
+measured before and after in one run, under the same load.
+
 Run: ``python benchmarks/bench_latency.py [--size 4096] [--repeat 3] [--latency 0.03] [--rate 50e6]
-[--markdown out.md] [--fetch]``.
+[--markdown out.md] [--fetch] [--baseline-src DIR]``.
 """
 
 from __future__ import annotations
@@ -363,6 +367,8 @@ def bench_fetch(base: str, n: int, repeat: int) -> list[tuple[str, float]]:
 def run_one(args: argparse.Namespace) -> None:
     """Subprocess entry: run one contender once, print ``{"seconds", "bytes"}``."""
     spec = json.loads(args.run)
+    if spec.get("src"):  # --baseline-src: terrapipe from another copy of src/ (imported lazily, below)
+        sys.path.insert(0, str(spec["src"]))
     flow, who, url, n = spec["flow"], spec["who"], spec["url"], spec["n"]
     workers = {"ours16": 16, "ours4": 4}.get(who)
     fn: Callable[[], int]
@@ -409,9 +415,17 @@ def run_one(args: argparse.Namespace) -> None:
 
 
 def _spawn(
-    flow: str, who: str, url: str, n: int, warm: dict[str, str], local: dict[str, str]
+    flow: str,
+    who: str,
+    url: str,
+    n: int,
+    warm: dict[str, str],
+    local: dict[str, str],
+    src: str | None = None,
 ) -> dict[str, Any]:
-    spec = json.dumps({"flow": flow, "who": who, "url": url, "n": n, "warm": warm, "local": local})
+    spec = json.dumps(
+        {"flow": flow, "who": who, "url": url, "n": n, "warm": warm, "local": local, "src": src}
+    )
     out = subprocess.run(
         [sys.executable, __file__, "--run", spec], capture_output=True, text=True, timeout=600, check=False
     )
@@ -446,6 +460,11 @@ def main() -> None:
     parser.add_argument("--flows", default="raster,zarr,readme,loader")
     parser.add_argument("--contenders", default="peer,ours,ours16,ours4,local")
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument(
+        "--baseline-src",
+        help="also run every terrapipe contender over this copy of src/ (e.g. `git archive <commit> | "
+        "tar -x -C DIR`, then DIR/src), right after its own run: rows '<name> (baseline)'",
+    )
     parser.add_argument(
         "--fetch", action="store_true", help="only compare threads and asyncio fetching chunks"
     )
@@ -497,13 +516,17 @@ def main() -> None:
                         for who in contenders:
                             if who in ZARR_ONLY and flow != "zarr":
                                 continue
-                            result = _spawn(flow, who, urls[flow], args.size, warm, local)
-                            times.setdefault((flow, who), []).append(result["seconds"])
-                            print(
-                                f"round {round_no + 1} {flow:7} {who:7} {result['seconds']:7.3f} s "
-                                f"{result['bytes'] / 1e6:8.1f} MB",
-                                flush=True,
-                            )
+                            runs = [(who, None)]
+                            if args.baseline_src and who != "peer":
+                                runs.append((f"{who} (baseline)", args.baseline_src))
+                            for label, src in runs:
+                                result = _spawn(flow, who, urls[flow], args.size, warm, local, src)
+                                times.setdefault((flow, label), []).append(result["seconds"])
+                                print(
+                                    f"round {round_no + 1} {flow:7} {label:7} {result['seconds']:7.3f} s "
+                                    f"{result['bytes'] / 1e6:8.1f} MB",
+                                    flush=True,
+                                )
     after = machine()
     lines = [
         f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC. Machine: {before} (at the start); "
@@ -527,14 +550,16 @@ def main() -> None:
     for flow in flows:
         peer = statistics.median(times[(flow, "peer")]) if (flow, "peer") in times else None
         for who in contenders:
-            if (flow, who) not in times:
-                continue
-            values = times[(flow, who)]
-            med = statistics.median(values)
-            ratio = f"{peer / med:.2f}x" if peer is not None else "-"
-            lines.append(
-                f"| {flow} | {names.get(who, who)} | {med:.3f} | {min(values):.3f}-{max(values):.3f} | {ratio} |"
-            )
+            for label, suffix in ((who, ""), (f"{who} (baseline)", " (baseline src)")):
+                if (flow, label) not in times:
+                    continue
+                values = times[(flow, label)]
+                med = statistics.median(values)
+                ratio = f"{peer / med:.2f}x" if peer is not None else "-"
+                lines.append(
+                    f"| {flow} | {names.get(who, who)}{suffix} | {med:.3f} | "
+                    f"{min(values):.3f}-{max(values):.3f} | {ratio} |"
+                )
     text = "\n".join(lines)
     print("\n" + text)
     if args.markdown:
