@@ -259,3 +259,28 @@ def test_io_never_imports_gpu():
     )
     assert upward == []
     assert "terrapipe.io.zarr_reader" in graph["terrapipe.gpu.zarr_gpu"]
+
+
+def test_remote_store_on_device_twin_equals_open_zarr(tmp_path, http_root, range_server_session):
+    """Over HTTP the device reader's raw opens go through the prefetched store too: same Dataset, fewer requests."""
+    import shutil
+
+    import zarr
+
+    write_cube(tmp_path / "c.zarr")
+    zarr.consolidate_metadata(str(tmp_path / "c.zarr"))
+    name = f"gpu-{tmp_path.name}.zarr"
+    shutil.copytree(tmp_path / "c.zarr", http_root / name)
+    with range_server_session.cleared() as server:
+        got = open_zarr_on_device(f"{server.url}/{name}", device="cpu")
+        paths = server.stats()["paths"]
+    want = open_zarr(tmp_path / "c.zarr")
+    xr.testing.assert_identical(got.drop_encoding(), want.drop_encoding())
+    for var in want.data_vars:
+        np.testing.assert_array_equal(np.asarray(got[var].data), want[var].values)
+    # the metadata and coordinates: once for open_zarr, once for the device reader's two raw opens
+    # (before: the metadata once per open, three times in all)
+    assert paths[f"/{name}/zarr.json"]["requests"] == 2
+    coordinate_chunks = {p: e["requests"] for p, e in paths.items() if p.startswith(f"/{name}/time/")}
+    assert coordinate_chunks
+    assert set(coordinate_chunks.values()) == {2}

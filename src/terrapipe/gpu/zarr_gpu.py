@@ -339,23 +339,30 @@ def open_zarr_on_device(
         chunk_store = _kvikio_store(store, gds) or store
     elif gds is True:
         raise InvalidArgumentError(f"gds=True reads local Zarr folders onto a GPU; {name!r} is not one")
+    # a remote store's metadata and coordinates, fetched at once for both opens below
+    from terrapipe.io.zarr_prefetch import prefetched_store  # imports zarr (an optional extra)
+
+    ahead = prefetched_store(store, group, consolidated) if chunk_store is store else None
     try:
         root = zarr.open_group(
-            chunk_store,
+            chunk_store if ahead is None else ahead,
             mode="r",
             path=group or "",
             use_consolidated=consolidated,
             storage_options=kwargs.get("storage_options"),
         )
+        if consolidated is None:  # say what zarr found, so xarray neither guesses nor warns
+            kwargs["consolidated"] = root.metadata.consolidated_metadata is not None
+        raw = _raw_dataset(store if ahead is None else ahead, name, **kwargs)
     except TerrapipeError:
         raise
     except (OSError, KeyError, ValueError, TypeError, LookupError) as err:
         from terrapipe.io.read_errors import read_error
 
         raise read_error(name, "cannot open Zarr store", err) from err
-    if consolidated is None:  # say what zarr found, so xarray neither guesses nor warns
-        kwargs["consolidated"] = root.metadata.consolidated_metadata is not None
-    raw = _raw_dataset(store, name, **kwargs)
+    finally:
+        if ahead is not None:
+            ahead.release()
 
     def moved(var_name: Any, var: xr.Variable) -> xr.Variable:
         if var.dtype.kind not in "biufc" or var_name not in raw.variables:

@@ -63,7 +63,7 @@ from zarr.storage import WrapperStore
 
 from terrapipe.core.errors import TerrapipeError
 
-__all__ = ["MAX_COORD_BYTES", "MAX_KEYS", "PrefetchedStore", "prefetch_open"]
+__all__ = ["MAX_COORD_BYTES", "MAX_KEYS", "PrefetchedStore", "prefetch_open", "prefetched_store"]
 
 #: Most keys fetched ahead for one open (metadata documents and coordinate chunks).
 MAX_KEYS = 4096
@@ -475,3 +475,26 @@ async def prefetch_open(
                 coords = {}
             fetcher.start(_chunk_keys(coords, prefix))
     return PrefetchedStore(store, await fetcher.finish(), listings)
+
+
+def prefetched_store(store: Any, group: str | None = None, consolidated: bool | None = None) -> Any:
+    """Return :func:`prefetch_open`'s store for a remote store terrapipe made, else ``None``.
+
+    The stores :func:`~terrapipe.io.zarr_reader.zarr_store_for` makes for a URL:
+    :class:`~terrapipe.io.http_store.HTTPStore` and the checked zarr
+    ``ObjectStore`` (buckets, ``http(s)://`` with ``storage=``). Local folders
+    (no round trips to save) and stores given by the caller are ``None``: they
+    are opened as they are. Runs on this thread's event loop.
+
+    Examples
+    --------
+    >>> prefetched_store("cube.zarr") is None
+    True
+    """
+    from terrapipe.io import zarr_object_store
+    from terrapipe.io.http_reads import run_on_thread_loop
+    from terrapipe.io.http_store import HTTPStore
+
+    if type(store) is not HTTPStore and not isinstance(store, zarr_object_store.CheckedObjectStore):
+        return None
+    return run_on_thread_loop(prefetch_open(store, group, consolidated))

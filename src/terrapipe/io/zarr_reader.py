@@ -342,19 +342,11 @@ def _prefetched(store: Any, group: str | None, consolidated: bool | None) -> Any
     format probes, metadata and index coordinates are requests one after
     another otherwise (:mod:`terrapipe.io.zarr_prefetch`).
     """
-    if isinstance(store, str) or not _is_remote_store(store):
+    if isinstance(store, str):
         return None
-    from terrapipe.io.http_reads import run_on_thread_loop
-    from terrapipe.io.zarr_prefetch import prefetch_open
+    from terrapipe.io.zarr_prefetch import prefetched_store
 
-    return run_on_thread_loop(prefetch_open(store, group, consolidated))
-
-
-def _is_remote_store(store: Any) -> bool:
-    from terrapipe.io import zarr_object_store
-    from terrapipe.io.http_store import HTTPStore
-
-    return type(store) is HTTPStore or isinstance(store, zarr_object_store.CheckedObjectStore)
+    return prefetched_store(store, group, consolidated)
 
 
 def _checked_backend(name: str) -> type:
