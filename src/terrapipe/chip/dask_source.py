@@ -17,15 +17,20 @@ and chooses per array:
    where it applies, :mod:`terrapipe.chip.zarr_direct`). Anything else in
    the graph (arithmetic such as ``da + 1``, ``where``, ``rechunk``, a
    concatenation, a lock on the getter, a fancy index, a non-numpy chunk
-   type) is not a plain read, and the array goes to 2.
+   type) is not a plain read, and the array goes to 2. ``from_array``'s own
+   ``Blockwise`` layer is read as a layer (its slices come from an
+   ``ArraySliceDep``, checked against the declared chunks), never
+   materialised into a task per chunk: 0.5 ms instead of 9-30 ms of CPU for
+   a 4096² to 8192² cube of 512² chunks, per element.
 2. :class:`DaskBlocks`: computes the dask chunks a block covers from the
    array's own (optimised once, per element) low-level graph: one
    synchronous scheduler call per block for all its chunks (all bands,
    times...), with only the tasks they need. The values are dask's own.
 
 Both look into dask's task specification (``dask._task_spec``, a private
-module of dask >= 2025.1): this module is the only place that does, it
-checks the version, and any surprise there means "not a plain read" (and
+module of dask >= 2025.1, reached through :func:`terrapipe._compat.dask_task_spec`)
+and its ``Blockwise`` / ``ArraySliceDep`` layers: this module checks the
+version, and any surprise there means "not a plain read" (and
 :func:`dask_blocks` returning ``None``: the generic ``compute`` path).
 ``tests/chip/test_dask_source.py`` fails when dask changes what it builds.
 
