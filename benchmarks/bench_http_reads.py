@@ -3,8 +3,11 @@
 Serves a 32 MiB file with the test range server (``tests/servers/http_range.py``
 on 127.0.0.1) and reads the same 200 random 64 KiB ranges with:
 
-- ``http_reads.read``, obstore transport (what ``HTTPFile`` and ``fetch`` use), one at a time;
-- ``http_reads.read``, urllib3 transport (a request with headers, or a forked process);
+- ``http_reads.read`` as it runs by default (a blocking read: urllib3), one at a time;
+- ``http_reads.read`` forced onto obstore (what every blocking read used before; what one uses
+  with ``pooled=True``, where the environment names a proxy, or where urllib3 is not installed);
+- ``http_reads.read`` with headers (urllib3: the headers stay at their origin);
+- ``http_reads.read``, both transports, from 16 threads at once (chip read-ahead over HTTP Zarr);
 - ``http_reads.read_async``, obstore, 16 in flight (what ``HTTPStore`` does for Zarr);
 - raw ``obstore.get_range`` and raw ``urllib3`` (the floors: no checks);
 - the hand-written ``http.client`` reader that ``io/http_client.py`` was before #19,
@@ -12,9 +15,23 @@ on 127.0.0.1) and reads the same 200 random 64 KiB ranges with:
 
 fsspec's HTTP filesystem needs aiohttp, which no terrapipe extra installs; it is
 listed as not run when aiohttp is missing. The readers take turns within each
-round (``--rounds``, medians shown), so load elsewhere on the machine hits them alike.
+round, in a new order each round (``--rounds``, medians shown), so load elsewhere on the machine hits them alike.
 
-Run: ``python benchmarks/bench_http_reads.py [--reads 200] [--rounds 5] [--old /tmp/old_http_client.py]``
+``--size`` sets the bytes per read (64 KiB; try 4194304 for Zarr-chunk-sized reads).
+``--e2e`` adds whole reads that end in blocking HTTP reads, as terrapipe reads them
+(``default``) and with every blocking read on obstore (``all obstore``: as before urllib3
+took the blocking reads that are not ``pooled``):
+``tp.open_vector(url, bbox=..., storage=tp.Storage())`` of a 40,000-point
+FlatGeobuf (the byte layer: its tail, header, index nodes and features by
+ranges), the same without ``storage`` (``HTTPFile`` checks, GDAL reads), and
+``tp.open_point_cloud`` of laspy's ``simple.copc.laz`` with bounds (COPC nodes
+by ``get_ranges``), and ``read_zarr(url).chip()`` of a 2048² uint16 Zarr in
+512² zstd chunks (each chunk one blocking read on the chipper's reader threads),
+and ``tp.open_xarray(url, engine="scipy").load()`` of a netCDF3 file of 40
+variables (about 50 ranged reads, one after another, through ``HTTPFile``).
+
+Run: ``python benchmarks/bench_http_reads.py [--reads 200] [--rounds 5] [--size 65536] [--e2e] [--only TEXT]
+[--old F]``
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ import asyncio
 import importlib.util
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,6 +57,58 @@ sys.path.insert(0, str(ROOT))
 from tests.servers.http_range import start_range_server  # noqa: E402
 
 SIZE = 64 * 1024
+COPC = ROOT / "tests" / "conformance" / "files" / "data" / "laspy" / "simple.copc.laz"
+
+
+def _fgb(folder: Path) -> tuple[str, tuple[float, float, float, float]]:
+    """Write a 40,000-point FlatGeobuf with a spatial index; return its name and a small query box."""
+    import geopandas as gpd
+    import numpy as np
+    from shapely import points
+
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 1000, size=(40_000, 2))
+    gdf = gpd.GeoDataFrame({"v": np.arange(len(xy))}, geometry=points(xy), crs="EPSG:3857")
+    gdf.to_file(folder / "pts.fgb", driver="FlatGeobuf", SPATIAL_INDEX="YES")
+    return "pts.fgb", (100.0, 100.0, 150.0, 150.0)
+
+
+def _netcdf(folder: Path, variables: int = 40) -> None:
+    """Write a netCDF3 file of ``variables`` 64 x 64 float32 variables (about 50 ranged reads to load)."""
+    import numpy as np
+    import xarray as xr
+
+    rng = np.random.default_rng(3)
+    values = {f"v{i}": (("y", "x"), rng.random((64, 64), dtype=np.float32)) for i in range(variables)}
+    xr.Dataset(values).to_netcdf(folder / "vars.nc", engine="scipy")
+
+
+def _zarr(folder: Path, n: int = 2048, tile: int = 512) -> str:
+    """Write an ``n`` x ``n`` uint16 Zarr (v2, zstd, ``tile``² chunks of 512 KiB); return its name."""
+    import numcodecs
+    import numpy as np
+    import xarray as xr
+
+    data = np.random.default_rng(2).integers(0, 4000, size=(n, n), dtype=np.uint16)
+    ds = xr.Dataset(
+        {"v": (("y", "x"), data)},
+        coords={"y": 5000000 - 5 - 10 * np.arange(n), "x": 500005 + 10 * np.arange(n)},
+    )
+    ds.to_zarr(
+        folder / "cube.zarr",
+        zarr_format=2,
+        consolidated=True,
+        encoding={"v": {"chunks": (tile, tile), "compressors": [numcodecs.Zstd(level=1)]}},
+    )
+    return "cube.zarr"
+
+
+def laspy_header(path: Path) -> Any:
+    """The LAS header of ``path`` (its bounds)."""
+    import laspy
+
+    with laspy.open(path) as reader:
+        return reader.header
 
 
 def main() -> None:
@@ -47,32 +117,66 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--old", help="a copy of the pre-#19 io/http_client.py to compare with")
+    parser.add_argument("--size", type=int, default=SIZE, help="bytes per read")
+    parser.add_argument("--e2e", action="store_true", help="add FlatGeobuf and COPC reads end to end")
+    parser.add_argument("--only", default="", help="run only the readers whose name holds this text")
     args = parser.parse_args()
+    size = args.size
+
+    import concurrent.futures
 
     import obstore as obs
     import urllib3
     from obstore.store import HTTPStore
 
+    import terrapipe as tp
     from terrapipe.io import http_reads
     from terrapipe.io.storage import Storage
 
     folder = Path(tempfile.mkdtemp())
     (folder / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))
+    if args.e2e:
+        fgb, box = _fgb(folder)
+        shutil.copy(COPC, folder / "simple.copc.laz")
+        cube = _zarr(folder)
+        _netcdf(folder)
     server = start_range_server(folder)
     url = f"{server.url}/big.bin"
     rng = random.Random(1)
-    starts = [rng.randrange(0, 32 * 1024 * 1024 - SIZE) for _ in range(args.reads)]
+    starts = [rng.randrange(0, 32 * 1024 * 1024 - size) for _ in range(args.reads)]
     plain, headed = Storage(), Storage(headers={"X-Trace": "bench"})
     raw_store = HTTPStore.from_url(server.url, client_options={"allow_http": True})
     pool = urllib3.PoolManager(maxsize=16)
 
+    blocking_by_urllib3 = http_reads._blocking_by_urllib3
+
+    def on(transport: str | None, run: Callable[[], None]) -> Callable[[], None]:
+        """``run`` with blocking reads forced onto ``transport`` (``None``: as terrapipe chooses)."""
+
+        def forced() -> None:
+            if transport is not None:
+                http_reads._blocking_by_urllib3 = lambda url, pooled: transport == "urllib3"  # type: ignore[assignment]
+            try:
+                run()
+            finally:
+                http_reads._blocking_by_urllib3 = blocking_by_urllib3  # type: ignore[assignment]
+
+        return forced
+
+    def one(storage: Storage, s: int) -> None:
+        reply = http_reads.read(url, storage, byte_range=http_reads.ByteRange(s, s + size))
+        assert len(reply.body) == size
+
     def ours(storage: Storage) -> Callable[[], None]:
         def run() -> None:
             for s in starts:
-                reply = http_reads.read(url, storage, byte_range=http_reads.ByteRange(s, s + SIZE))
-                assert len(reply.body) == SIZE
+                one(storage, s)
 
         return run
+
+    def threaded() -> None:
+        with concurrent.futures.ThreadPoolExecutor(16) as workers:
+            list(workers.map(lambda s: one(plain, s), starts))
 
     def ours_async() -> None:
         async def go() -> None:
@@ -81,9 +185,9 @@ def main() -> None:
             async def one(s: int) -> None:
                 async with gate:
                     reply = await http_reads.read_async(
-                        url, plain, byte_range=http_reads.ByteRange(s, s + SIZE)
+                        url, plain, byte_range=http_reads.ByteRange(s, s + size)
                     )
-                    assert len(reply.body) == SIZE
+                    assert len(reply.body) == size
 
             await asyncio.gather(*(one(s) for s in starts))
 
@@ -91,23 +195,61 @@ def main() -> None:
 
     def raw_obstore() -> None:
         for s in starts:
-            assert len(obs.get_range(raw_store, "big.bin", start=s, end=s + SIZE)) == SIZE
+            assert len(obs.get_range(raw_store, "big.bin", start=s, end=s + size)) == size
 
     def raw_urllib3() -> None:
         for s in starts:
             r = pool.request(
-                "GET", url, headers={"Range": f"bytes={s}-{s + SIZE - 1}"}, preload_content=False
+                "GET", url, headers={"Range": f"bytes={s}-{s + size - 1}"}, preload_content=False
             )
-            assert len(r.read()) == SIZE
+            assert len(r.read()) == size
             r.release_conn()
 
     readers: dict[str, Callable[[], None]] = {
-        "http_reads.read, obstore, one at a time": ours(plain),
+        "http_reads.read, default (urllib3), one at a time": on(None, ours(plain)),
+        "http_reads.read, forced obstore, one at a time": on("obstore", ours(plain)),
         "http_reads.read, urllib3 (headers), one at a time": ours(headed),
+        "http_reads.read, default (urllib3), 16 threads": on(None, threaded),
+        "http_reads.read, forced obstore, 16 threads": on("obstore", threaded),
         "http_reads.read_async, obstore, 16 in flight": ours_async,
         "raw obstore.get_range, one at a time (no checks)": raw_obstore,
         "raw urllib3, one at a time (no checks)": raw_urllib3,
     }
+    if args.e2e:
+        fgb_url, copc_url = f"{server.url}/{fgb}", f"{server.url}/simple.copc.laz"
+        header = laspy_header(COPC)
+        cx, cy = (header.mins[0] + header.maxs[0]) / 2, (header.mins[1] + header.maxs[1]) / 2
+        copc_box = (header.mins[0], header.mins[1], cx, cy)
+        expected = len(tp.open_vector(str(folder / fgb), bbox=box))
+
+        def vector_bytes() -> None:
+            assert len(tp.open_vector(fgb_url, bbox=box, storage=Storage())) == expected
+
+        def vector_gdal() -> None:
+            assert len(tp.open_vector(fgb_url, bbox=box)) == expected
+
+        def zarr_chips() -> None:
+            pipe = tp.from_items([f"{server.url}/{cube}"]).read_zarr(variables="v")
+            chips = pipe.chip({"y": 256, "x": 256}, output="numpy")
+            assert sum(int(array.nbytes) for array, _ in chips) == 2048 * 2048 * 2
+
+        def netcdf() -> None:
+            assert len(tp.open_xarray(f"{server.url}/vars.nc", engine="scipy").load().data_vars) == 40
+
+        def copc() -> None:
+            assert tp.open_point_cloud(copc_url, bounds=copc_box, storage=Storage()).xyz.shape[0] > 0
+
+        for label, run in (
+            ("open_vector FGB bbox, storage= (byte layer)", vector_bytes),
+            ("open_vector FGB bbox, GDAL + HTTPFile checks", vector_gdal),
+            ("open_point_cloud COPC bounds (get_ranges)", copc),
+            ("read_zarr(url).chip(), 2048² of 512² chunks", zarr_chips),
+            ("open_xarray netCDF3, 40 variables (HTTPFile)", netcdf),
+        ):
+            readers[f"e2e {label}, default"] = on(None, run)
+            readers[f"e2e {label}, all obstore (before)"] = on("obstore", run)
+            if run is zarr_chips:  # why a chip's reader threads read pooled=True
+                readers[f"e2e {label}, all urllib3"] = on("urllib3", run)
     if args.old:
         spec = importlib.util.spec_from_file_location("old_http_client", args.old)
         assert spec is not None
@@ -119,23 +261,27 @@ def main() -> None:
         def old_client() -> None:
             options = old.HTTPOptions()
             for s in starts:
-                assert len(old.fetch(url, options, byte_range=old.ByteRange(s, s + SIZE)).body) == SIZE
+                assert len(old.fetch(url, options, byte_range=old.ByteRange(s, s + size)).body) == size
 
         readers["pre-#19 http.client reader, one at a time"] = old_client
+    floor_name = "raw obstore.get_range, one at a time (no checks)"
+    readers = {k: v for k, v in readers.items() if args.only in k or k == floor_name}
     times: dict[str, list[float]] = {name: [] for name in readers}
+    order = list(readers.items())
     for _ in range(args.rounds):
-        for name, run in readers.items():
+        rng.shuffle(order)  # a new order each round: no reader always runs after the same one
+        for name, run in order:
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
     server.stop()
-    floor = statistics.median(times["raw obstore.get_range, one at a time (no checks)"])
+    floor = statistics.median(times[floor_name])
     print(
-        f"{args.reads} ranged reads of {SIZE // 1024} KiB, median of {args.rounds} rounds; load {os.getloadavg()}"
+        f"{args.reads} ranged reads of {size // 1024} KiB, median of {args.rounds} rounds; load {os.getloadavg()}"
     )
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"  {name:55s} {median:6.3f} s   {median / floor:5.2f} x raw obstore")
+        print(f"  {name:62s} {median:6.3f} s   {median / floor:5.2f} x raw obstore")
     try:
         import aiohttp  # noqa: F401
     except ImportError:

@@ -34,6 +34,7 @@ import pytest
 
 import terrapipe as tp
 from terrapipe.core.errors import ReadError
+from terrapipe.io import http_reads
 from terrapipe.io.http_client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY, ByteRange, fetch
 from terrapipe.io.http_file import HTTPFile, open_http
 from terrapipe.io.http_reads import deadline_of, max_body_of
@@ -90,6 +91,19 @@ def hostile(world: dict[str, Any]) -> Iterator[HostileServer]:
 #: The two transports of the byte layer: obstore, and urllib3 where a request carries headers
 #: (obstore would send them on to another host after a redirect) or the process was forked.
 TRANSPORTS = {"obstore": {}, "urllib3": {"X-Trace": "t"}}
+
+
+@pytest.fixture(autouse=True)
+def _blocking_reads_on_the_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test run for ``transport="obstore"`` sends its blocking reads through obstore too.
+
+    A blocking ``read`` (``fetch``, ``HTTPFile``) goes through urllib3 by default;
+    obstore still sends them where the environment names a proxy or urllib3 is
+    missing, and every ``read_async`` (``HTTPStore``): its checks are tested here.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("transport") == "obstore":
+        monkeypatch.setattr(http_reads, "_blocking_by_urllib3", lambda url, pooled: False)
 
 
 def fast(

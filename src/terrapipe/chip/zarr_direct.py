@@ -384,7 +384,7 @@ def _http_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
     url_for = store.url_for
 
     def fetch(key: str) -> bytes | None:
-        reply = read(url_for(prefix + key), storage)
+        reply = read(url_for(prefix + key), storage, pooled=True)  # reader threads beside decoding: obstore
         if reply.status == 404:  # no such chunk: the fill value, as HTTPStore tells zarr
             return None
         return bytes(reply.body)

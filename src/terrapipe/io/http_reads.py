@@ -1,4 +1,4 @@
-"""Checked HTTP(S) reads for the byte layer: obstore, with what obstore does not check added on top.
+"""Checked HTTP(S) reads for the byte layer: urllib3 and obstore, with what neither checks added on top.
 
 :func:`read` and :func:`read_async` return the bytes of an ``http(s)://``
 URL (all of them or one :class:`ByteRange`), configured by one
@@ -8,9 +8,24 @@ change check) and :mod:`terrapipe.io.object_store` read HTTP through here.
 
 Transports
 ----------
-obstore (``obstore.store.HTTPStore``, one store per ``Storage``, origin and
-process) sends the requests, except where it cannot be trusted to, measured
-by running ``tests/servers/hostile_http.py`` against obstore 0.12.1 directly:
+Two clients send the requests, with the same checks, time-outs (connecting:
+``min(timeout, 10 s)``), retries, deadline and cap (below):
+
+- **urllib3** (one ``PoolManager`` per process and ``Storage.concurrency``)
+  sends a blocking :func:`read` (``HTTPFile``, ``fetch``, a whole object or
+  one range of :func:`object_store.get <terrapipe.io.object_store.get>`):
+  less work per read than a trip through an event loop into obstore;
+- **obstore** (``obstore.store.HTTPStore``, one store per ``Storage``, origin
+  and process) sends :func:`read_async` (Zarr's ``HTTPStore``) and a
+  ``read(..., pooled=True)`` (a chip's reader threads;
+  :func:`object_store.get_ranges <terrapipe.io.object_store.get_ranges>`):
+  many reads at once beside decoding go faster on it, as it waits without the
+  GIL. It also sends a blocking read where the environment names a proxy for
+  the URL (reqwest, under obstore, reads ``*_proxy``/``no_proxy``; urllib3's
+  pools do not) or urllib3 is not installed.
+
+Where obstore cannot be trusted to send a request, urllib3 does, measured by
+running ``tests/servers/hostile_http.py`` against obstore 0.12.1 directly:
 
 - **headers** (``Storage.headers``): reqwest, under obstore, follows
   redirects itself and sends every header but ``Authorization``/``Cookie``
@@ -40,12 +55,20 @@ whole read), any cap on the body (obstore read a 4 GiB answer into
 memory), an overall deadline, ``Retry-After``.
 
 Measured (``benchmarks/bench_http_reads.py``: 200 ranged reads of 64 KiB
-from ``tests/servers/http_range.py`` on 127.0.0.1, medians of 7 interleaved
-rounds on the shared 2-core machine at load 9.8): raw ``obstore.get_range``
-0.086 s, raw urllib3 0.40 s; :func:`read` over obstore 0.25 s, over urllib3
-0.15 s; :func:`read_async` with 16 in flight 0.13 s; the hand-written
-``http.client`` reader this replaced 0.18 s. fsspec's HTTP filesystem needs
-aiohttp, which no extra installs, so it was not a candidate for HTTP.
+from ``tests/servers/http_range.py`` on 127.0.0.1, medians of 21 interleaved
+rounds on the shared 2-core machine at load 4.1): raw ``obstore.get_range``
+0.096 s; :func:`read` over urllib3 0.148 s, over obstore 0.208 s; from 16
+threads at once 0.154 s and 0.219 s; :func:`read_async` with 16 in flight
+0.130 s. Reads of 4 MiB, 40 of them (load 5.5): urllib3 0.168 s, obstore
+0.264 s. End to end (``--e2e``, 31 rounds, load 2.6-3.0), urllib3 for the
+blocking reads against obstore for all: a netCDF3 file of 40 variables through
+``HTTPFile`` 0.191 vs 0.243 s (200 variables: 0.46 vs 0.63 s), a FlatGeobuf
+bbox 0.193 vs 0.223 s; ``read_zarr(url).chip()`` is pooled (obstore), as its
+reader threads went no faster on urllib3 (0.120 s, against 0.107-0.124 s).
+Each 206 body is read in one piece when its length is known and joined once
+(a body grown chunk by chunk cost 3 copies: 24 ms for a 4 MiB range over
+urllib3, about 3 ms now). fsspec's HTTP filesystem needs aiohttp, which no
+extra installs, so it was not a candidate for HTTP.
 
 Promises
 --------
@@ -83,6 +106,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import heapq
+import importlib.util
 import os
 import random
 import re
@@ -90,6 +114,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import urllib.request
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -286,7 +311,8 @@ class _Body:
     def __init__(self, answer: _Answer, want: ByteRange | None, expected_total: int | None, cap: int) -> None:
         self.answer, self.want, self.cap = answer, want, cap
         self.expected_total = expected_total
-        self.kept = bytearray()
+        self.parts: list[bytes] = []  # the body's kept pieces, joined once at the end (no regrowth copies)
+        self.held = 0  # bytes in parts
         self.seen = 0
         asked = want.header() if want is not None else ""
         self.asked = asked
@@ -335,32 +361,39 @@ class _Body:
             f"'bytes {a.start}-{a.last}/{a.total}'"
         )
 
+    def _keep(self, chunk: bytes) -> None:
+        if chunk:
+            self.parts.append(chunk)
+            self.held += len(chunk)
+
     def feed(self, chunk: bytes) -> bool:
         """Take the next piece of the body; ``False`` once nothing more is needed."""
         if self.answer.status == 206:
-            self.kept += chunk
-            if len(self.kept) > self.size:
-                raise _RefusedError(self._not_the_range(len(self.kept), "holds at least"))
+            self._keep(chunk)
+            if self.held > self.size:
+                raise _RefusedError(self._not_the_range(self.held, "holds at least"))
             return True
         if self.inflate is not None:
             return self._feed_inflated(chunk)
         want, low = self.want, self.seen
         self.seen += len(chunk)
         if want is None:
-            self.kept += chunk
-            if len(self.kept) > self.cap:
+            self._keep(chunk)
+            if self.held > self.cap:
                 raise _too_large(self.cap, "the cap (max_body)")
             return True
         if want.start is None:  # the last `stop` bytes of a whole-file answer
             assert want.stop is not None
-            self.kept += chunk
-            del self.kept[: max(0, len(self.kept) - want.stop)]
+            self._keep(chunk)
+            if self.held > want.stop:
+                tail = b"".join(self.parts)[-want.stop :]
+                self.parts, self.held = [tail], len(tail)
             return True
         first = max(want.start, low)
         last = self.seen if want.stop is None else min(want.stop, self.seen)
         if last > first:
-            self.kept += chunk[first - low : last - low]
-        if want.stop is None and len(self.kept) > self.cap:
+            self._keep(chunk[first - low : last - low])
+        if want.stop is None and self.held > self.cap:
             raise _too_large(self.cap, "the cap (max_body)")
         return want.stop is None or self.seen < want.stop
 
@@ -368,13 +401,13 @@ class _Body:
         data = chunk
         while data:
             try:
-                out = self.inflate.decompress(data, min(_CHUNK, self.cap + 1 - len(self.kept)))
+                out = self.inflate.decompress(data, min(_CHUNK, self.cap + 1 - self.held))
             except zlib.error as err:
                 raise _RefusedError(
                     f"its {self.answer.encoding}-encoded answer cannot be decoded ({err})"
                 ) from err
-            self.kept += out
-            if len(self.kept) > self.cap:
+            self._keep(out)
+            if self.held > self.cap:
                 raise _too_large(self.cap, "the cap (max_body)")
             if self.inflate.eof:
                 data = self.inflate.unused_data
@@ -388,23 +421,63 @@ class _Body:
         """Return the checked reply once the body ended (``complete``) or was left (a range cut from a 200)."""
         a, want = self.answer, self.want
         if a.status == 206:
-            if len(self.kept) != self.size:
-                raise _RefusedError(self._not_the_range(len(self.kept), "holds"))
-            return Reply(206, a.headers, bytes(self.kept), a.total)
+            if self.held != self.size:
+                raise _RefusedError(self._not_the_range(self.held, "holds"))
+            return Reply(206, a.headers, b"".join(self.parts), a.total)
         if self.inflate is not None and not self.inflate.eof:
             raise _RetryError(f"its {a.encoding}-encoded answer was cut short")
-        total = (self.seen if complete else a.length) if self.inflate is None else len(self.kept)
+        total = (self.seen if complete else a.length) if self.inflate is None else self.held
         if self.expected_total is not None and total is not None and total != self.expected_total:
             raise _RefusedError(_size_changed(self.expected_total, total))
         if want is not None and total is not None and want.expected(total) is None:
             raise PastEndError(f"{want.header()} lies past the end of the file ({total} bytes)")
-        return Reply(200, a.headers, bytes(self.kept), total)
+        return Reply(200, a.headers, b"".join(self.parts), total)
 
 
 # -- obstore ---------------------------------------------------------------------------------------
 def _uses_obstore(storage: Storage) -> bool:
     """Whether obstore may send this request (no headers to keep at home, nothing to sign, not a forked child)."""
     return not storage.headers and storage.request_modifier is None and obstore_runtime.obstore_usable()
+
+
+_HAS_URLLIB3: list[bool] = []  # whether urllib3 is installed (looked up once)
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def _proxied(url: str) -> bool:
+    """Whether the environment names a proxy for ``url`` (``*_proxy``, ``no_proxy``).
+
+    obstore's client (reqwest) sends its requests through such a proxy;
+    urllib3's pools do not read the environment.
+    """
+    if not any(name in os.environ for name in _PROXY_VARIABLES):
+        return False
+    proxies = urllib.request.getproxies_environment()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in proxies and "all" not in proxies:
+        return False
+    host = parts.hostname or ""
+    return not urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host)
+
+
+def _blocking_by_urllib3(url: str, pooled: bool) -> bool:
+    """Whether a blocking :func:`read` goes through urllib3 rather than obstore.
+
+    It does where urllib3 is installed, no proxy of the environment applies
+    (obstore's client reads ``*_proxy``; urllib3's pools do not) and the read is
+    not ``pooled``: one read at a time costs less through urllib3 than through
+    an event loop into obstore, and a file read by ranges one after another
+    (``HTTPFile``: netCDF, FlatGeobuf checks) gets faster; many threads reading
+    while others decode (a chip's reader threads, :func:`object_store.get_ranges
+    <terrapipe.io.object_store.get_ranges>`) go faster on obstore, which waits
+    without the GIL (``benchmarks/bench_http_reads.py --e2e``; the module doc).
+    Both transports make the same checks under the same time-outs, retries and deadline.
+    """
+    if pooled:
+        return False
+    if not _HAS_URLLIB3:
+        _HAS_URLLIB3.append(importlib.util.find_spec("urllib3") is not None)
+    return _HAS_URLLIB3[0] and not _proxied(url)
 
 
 def _http_date(value: Any) -> str | None:
@@ -744,9 +817,10 @@ def _urllib3_once(
         remove_headers_on_redirect=names, raise_on_redirect=True, raise_on_status=False,
     )  # fmt: skip
     wait = max(0.001, min(storage.timeout, end - time.monotonic()))
+    limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)  # connecting: obstore's min(timeout, 10 s)
     try:
         response = _pool(storage).request(
-            method, url, headers=headers, retries=retries, timeout=urllib3.Timeout(connect=wait, read=wait),
+            method, url, headers=headers, retries=retries, timeout=limits,
             preload_content=False, decode_content=False, redirect=True,
         )  # fmt: skip
     except urllib3.exceptions.MaxRetryError as err:
@@ -816,9 +890,12 @@ def _urllib3_answer(
             )
         answer.start, answer.last, answer.total = (int(x) for x in match.groups())
     body = _Body(answer, want, expected_total, cap)
+    # one read for a body of known size (a range, or a whole file within the cap): one buffer, no joins
+    whole = status == 206 or (want is None and answer.encoding == "identity" and length is not None)
+    step = (body.size if status == 206 else length or _CHUNK) if whole else _CHUNK
     complete = True
     try:
-        for chunk in response.stream(_CHUNK, decode_content=False):
+        for chunk in response.stream(max(1, step), decode_content=False):
             if not body.feed(chunk):
                 complete = False
                 break
@@ -921,6 +998,7 @@ def read(
     expected_total: int | None = None,
     deadline: float | None = None,
     max_body: int | None = None,
+    pooled: bool = False,
 ) -> Reply:
     """Read ``url`` (all of it, or ``byte_range``), checked; return the reply (200, 206 or 404).
 
@@ -939,6 +1017,12 @@ def read(
         file of another size is refused.
     deadline, max_body
         Override ``storage``'s deadline and body cap for this read.
+    pooled
+        The caller is one of many threads reading at once while others
+        decode (a chip's reader threads): the request then goes through
+        obstore, which waits without holding the GIL. Otherwise it goes
+        through urllib3 (less work per read), unless the environment names a
+        proxy for the URL or urllib3 is not installed. Both make the same checks.
 
     Raises
     ------
@@ -949,7 +1033,7 @@ def read(
     config, limit, cap = _prepare(url, storage, deadline, max_body)
     end = time.monotonic() + limit
     try:
-        if _uses_obstore(config):
+        if _uses_obstore(config) and not _blocking_by_urllib3(url, pooled):
             with contextlib.suppress(_NoLengthError):  # chunked: urllib3 reads it
                 coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
                 return run_on_thread_loop(coro, limit)

@@ -296,12 +296,19 @@ def _is_http(url: str) -> bool:
 
 
 def _http_get(
-    url: str, config: Storage, range: tuple[int, int] | None, deadline: float | None, cap: int | None
+    url: str,
+    config: Storage,
+    range: tuple[int, int] | None,
+    deadline: float | None,
+    cap: int | None,
+    pooled: bool = False,
 ) -> bytes:
     """Read an HTTP(S) URL through the checked reads of :mod:`terrapipe.io.http_reads`."""
     wanted = None if range is None else http_reads.ByteRange(range[0], range[1])
     try:
-        reply = http_reads.read(url, config, byte_range=wanted, deadline=deadline, max_body=cap)
+        reply = http_reads.read(
+            url, config, byte_range=wanted, deadline=deadline, max_body=cap, pooled=pooled
+        )
     except http_reads.PastEndError as err:
         raise ReadError(f"{err} (past the end of the object?)") from None
     if reply.status == 404:
@@ -316,7 +323,7 @@ def _http_get_ranges(
     if len(ranges) == 1:
         return [_http_get(url, config, ranges[0], deadline, None)]
     with concurrent.futures.ThreadPoolExecutor(min(len(ranges), config.concurrency)) as pool:
-        return list(pool.map(lambda bounds: _http_get(url, config, bounds, deadline, None), ranges))
+        return list(pool.map(lambda bounds: _http_get(url, config, bounds, deadline, None, True), ranges))
 
 
 def _whole(data: bytes, expected: int, where: str) -> bytes:

@@ -1,0 +1,119 @@
+"""Which client sends a checked HTTP read: urllib3 for a blocking read, obstore for pooled and async ones.
+
+A blocking :func:`http_reads.read` (``HTTPFile``, ``fetch``, ``object_store.get``)
+goes through urllib3 (less work per read); ``read(..., pooled=True)`` (a chip's
+reader threads), ``object_store.get_ranges`` and ``read_async`` go through
+obstore, and so does a blocking read where the environment names a proxy for
+the URL (obstore's client follows ``*_proxy``/``no_proxy``; urllib3's pools do
+not). Both give the same bytes and the same errors, and a 206 body is read
+in one piece.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from terrapipe.core.errors import ReadError
+from terrapipe.io import http_reads, object_store
+from terrapipe.io.http_file import HTTPFile
+from terrapipe.io.http_reads import ByteRange
+from terrapipe.io.storage import Storage
+from tests.servers.http_range import RangeServer
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def blob(server: RangeServer, http_root: Path) -> tuple[str, bytes]:
+    data = os.urandom(300_000)
+    (http_root / "transport.bin").write_bytes(data)
+    return server.url_for(http_root / "transport.bin"), data
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count the requests each transport sends (the read itself runs unchanged)."""
+    counts: Counter[str] = Counter()
+    by_obstore, by_urllib3 = http_reads._obstore_read, http_reads._urllib3_read
+
+    def obstore(*args: Any, **kwargs: Any) -> Any:
+        counts["obstore"] += 1
+        return by_obstore(*args, **kwargs)
+
+    def urllib3(*args: Any, **kwargs: Any) -> Any:
+        counts["urllib3"] += 1
+        return by_urllib3(*args, **kwargs)
+
+    monkeypatch.setattr(http_reads, "_obstore_read", obstore)
+    monkeypatch.setattr(http_reads, "_urllib3_read", urllib3)
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return counts
+
+
+def test_a_blocking_read_goes_through_urllib3(blob: tuple[str, bytes], sent: Counter[str]) -> None:
+    url, data = blob
+    assert http_reads.read(url, Storage(), byte_range=ByteRange(1000, 5000)).body == data[1000:5000]
+    assert http_reads.read(url, Storage()).body == data
+    assert http_reads.read(url, Storage(), byte_range=ByteRange(None, 10)).body == data[-10:]
+    with HTTPFile(url, Storage()) as handle:
+        handle.seek(299_990)
+        assert handle.read() == data[-10:]
+    assert object_store.get(url, Storage(), range=(7, 70_007)) == data[7:70_007]
+    assert sent == Counter(urllib3=6)
+
+
+def test_pooled_and_async_reads_go_through_obstore(blob: tuple[str, bytes], sent: Counter[str]) -> None:
+    url, data = blob
+    assert http_reads.read(url, Storage(), byte_range=ByteRange(0, 100), pooled=True).body == data[:100]
+    reply = asyncio.run(http_reads.read_async(url, Storage(), byte_range=ByteRange(100, 200)))
+    assert reply.body == data[100:200]
+    ranges = [(0, 10), (50_000, 120_000), (299_000, 300_000)]
+    assert object_store.get_ranges(url, ranges, Storage()) == [data[a:b] for a, b in ranges]
+    assert sent == Counter(obstore=5)
+
+
+def test_a_proxy_of_the_environment_keeps_a_blocking_read_on_obstore(
+    blob: tuple[str, bytes], sent: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, data = blob
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens: obstore's client would use it
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # ... but not for this host: urllib3 reads, no proxy
+    assert http_reads.read(url, Storage(), byte_range=ByteRange(0, 10)).body == data[:10]
+    assert sent == Counter(urllib3=1)
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.setenv("NO_PROXY", "")
+    with pytest.raises(ReadError, match=r"cannot read 'http://127\.0\.0\.1"):  # the proxy is used, as before
+        http_reads.read(url, Storage(retries=0, timeout=2.0), byte_range=ByteRange(0, 10))
+    assert sent == Counter(urllib3=1, obstore=1)
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    monkeypatch.delenv("http_proxy")
+    assert http_reads.read(url, Storage(), byte_range=ByteRange(0, 10)).body == data[:10]  # https only
+    assert sent == Counter(urllib3=2, obstore=1)
+
+
+def test_a_range_is_read_in_one_piece(blob: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 206 of known length is read with one call and kept without copies into a growing buffer.
+    url, data = blob
+    asked: list[int | None] = []
+    urllib3 = pytest.importorskip("urllib3")
+    stream = urllib3.HTTPResponse.stream
+
+    def spy(self: Any, amt: int | None = 2**16, decode_content: bool | None = None) -> Any:
+        asked.append(amt)
+        return stream(self, amt, decode_content)
+
+    monkeypatch.setattr(urllib3.HTTPResponse, "stream", spy)
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert http_reads.read(url, Storage(), byte_range=ByteRange(10, 250_010)).body == data[10:250_010]
+    assert http_reads.read(url, Storage()).body == data
+    assert asked == [250_000, 300_000]
