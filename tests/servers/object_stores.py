@@ -9,7 +9,7 @@
 
 Two of these servers deviate from the real services in ways no client can
 work around, so each sits behind :class:`ConformingProxy`, a small forwarding
-proxy that passes every request through unchanged (the ``Host`` header
+proxy in a process of its own (:mod:`tests.servers.conforming_proxy`) that passes every request through unchanged (the ``Host`` header
 included, so signatures still verify at the server) and corrects only the
 answer: rclone's S3 server (gofakes3) answers a ranged GET with status 200
 and a ``Content-Range`` (fixed upstream in johannesboyne/gofakes3 PR #121,
@@ -29,23 +29,19 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import http.client
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
 
-from tests.servers.process import stop_process
+from tests.servers.process import start_serving, stop_process
 
 __all__ = [
     "ALLOW_SKIP_ENV",
@@ -67,7 +63,7 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 S3_KEY_ID = "terrapipe-test-key"
 S3_SECRET = "terrapipe-test-secret-0123456789"
-_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+_REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -91,84 +87,52 @@ def wait_port(port: int, process: subprocess.Popen[bytes] | None, *, timeout: fl
     raise RuntimeError(f"no server answered on 127.0.0.1:{port} within {timeout} s")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _ProxyServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        return
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=60)
-        try:
-            path = self.path
-            if self.server.add_stamps and not path.startswith(("/storage/", "/download/", "/upload/")):
-                # an XML-API object path: obstore percent-encodes every byte that is not alphanumeric
-                # ("gcs%2Dbucket/a%2Fb"), which Google decodes and the emulator does not
-                raw, _, query = path.partition("?")
-                path = urllib.parse.quote(urllib.parse.unquote(raw), safe="/") + (
-                    "?" + query if query else ""
-                )
-            conn.putrequest(self.command, path, skip_host=True, skip_accept_encoding=True)
-            for name, value in self.headers.items():
-                if name.lower() not in _HOP:
-                    conn.putheader(name, value)
-            conn.endheaders(body)
-            response = conn.getresponse()
-            data = response.read()
-            headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP]
-        finally:
-            conn.close()
-        status, reason = response.status, response.reason
-        names = {k.lower() for k, _ in headers}
-        if status == 200 and "content-range" in names and "range" in {k.lower() for k in self.headers}:
-            status, reason = 206, "Partial Content"  # gofakes3 before PR #121
-        if self.server.add_stamps and status < 300:
-            if "etag" not in names:
-                md5 = next((v for k, v in headers if k.lower() == "x-goog-hash"), "") or self.path
-                headers.append(("ETag", '"' + hashlib.md5(md5.encode()).hexdigest() + '"'))
-            if "last-modified" not in names:
-                headers.append(("Last-Modified", formatdate(self.server.started, usegmt=True)))
-        self.send_response(status, reason)
-        for name, value in headers:
-            if name.lower() != "content-length" or self.command == "HEAD":  # HEAD: the upstream's size
-                self.send_header(name, value)
-        if self.command != "HEAD":
-            self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _forward  # noqa: N815 - http.server's names
-
-
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    upstream_port: int
-    add_stamps: bool
-    started: float
-
-
 class ConformingProxy:
-    """Forward 127.0.0.1:``port`` to a server on ``upstream_port``, correcting its answers (module doc)."""
+    """Forward 127.0.0.1:``port`` to a server on ``upstream_port``, correcting its answers (module doc).
+
+    The proxy runs in a process of its own (:mod:`tests.servers.conforming_proxy`,
+    started by :func:`tests.servers.process.start_serving`, stopped by pid):
+    in a thread of the test process, a GDAL read that holds the GIL while it
+    waits for the proxy's answer stalled the proxy, which needs the GIL to answer.
+    """
 
     def __init__(self, upstream_port: int, *, add_stamps: bool = False) -> None:
-        self.server = _ProxyServer(("127.0.0.1", 0), _Handler)
-        self.server.upstream_port = upstream_port
-        self.server.add_stamps = add_stamps
-        self.server.started = time.time()
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, name="object-store-proxy", daemon=True
+        self.upstream_port = upstream_port
+        self.add_stamps = add_stamps
+        cmd = [sys.executable, "-m", "tests.servers.conforming_proxy", "--upstream-port", str(upstream_port)]
+        started = start_serving(
+            [*cmd, *(["--add-stamps"] if add_stamps else [])],
+            _Started,
+            _Started.ping,
+            "conforming proxy",
+            20.0,
+            cwd=_REPO,
         )
-        self.thread.start()
+        self.process = started.process
+        self.port = started.port
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        """Stop the proxy's process (by pid)."""
+        stop_process(self.process)
+
+
+@dataclass
+class _Started:
+    """The proxy's process while it starts (what ``start_serving`` makes, pings and stops on failure)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def port(self) -> int:
+        return int(urllib.parse.urlsplit(self.url).port or 0)
+
+    def ping(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+            return
+
+    def stop(self) -> None:
+        stop_process(self.process)
 
 
 @dataclass

@@ -82,7 +82,7 @@ def main() -> None:
 
 
 def _upstream(server) -> int:  # type: ignore[no-untyped-def]
-    return int(server.proxy.server.upstream_port)
+    return int(server.proxy.upstream_port)
 
 
 if __name__ == "__main__":

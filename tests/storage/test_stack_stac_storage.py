@@ -16,7 +16,6 @@ import json
 import os
 import traceback
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,36 +111,6 @@ def _upload(bucket: Bucket, scenes: dict[str, bytes], prefix: str) -> str:
 
 def _chain(err: BaseException) -> str:
     return "".join(traceback.format_exception(err))
-
-
-#: Tests that read with several threads (against Azurite, which runs in its own process).
-THREADED = {"test_every_reader_thread_opens_with_the_storage"}
-
-
-@pytest.fixture(autouse=True)
-def _one_read_at_a_time(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Reads one at a time, except in the tests of :data:`THREADED` (against Azurite only): see the note.
-
-    The S3 and GCS servers answer through ``ConformingProxy``, a Python HTTP server on a thread of
-    this process. With two or more GDAL reads in flight, a read stalled now and then for minutes (until
-    GDAL's time-out: in 2 of 4 runs, both with terrapipe's reader pool and with dask's threads alone;
-    never one read at a time), consistent with a GDAL call that holds the GIL while it waits for the
-    proxy, which needs the GIL to answer. Azurite runs in its own process: the threaded tests use it.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import dask
-
-    from terrapipe.stac import native_read
-
-    if request.node.originalname in THREADED:
-        yield
-        return
-    single = ThreadPoolExecutor(1)
-    monkeypatch.setattr(native_read, "_pool", lambda: single)
-    with dask.config.set(scheduler="synchronous"):
-        yield
-    single.shutdown()
 
 
 @pytest.mark.parametrize("stated", [True, False], ids=["types-stated", "header-read"])
@@ -296,6 +265,25 @@ def test_the_cube_pickles_without_credentials_in_its_repr(
     np.testing.assert_array_equal(again.values, cube.values)
     assert S3_SECRET not in repr(cube)
     assert copy.deepcopy(cube).shape == cube.shape
+
+
+def test_reads_in_flight_at_once_through_every_store(
+    bucket: Bucket, scenes: dict[str, bytes], local: Path
+) -> None:
+    """dask's threads and the reader pool read several chunks at once from S3, Azure and GCS.
+
+    The S3 and GCS servers answer through ``ConformingProxy``, in a process of its own: on a
+    thread of the test process, a GDAL read holding the GIL while it waited for the proxy stalled
+    it (now and then, for minutes), so these tests read one chunk at a time until it moved.
+    """
+    import dask
+
+    root = _upload(bucket, scenes, "stack-in-flight")
+    want = stack_items(_items(str(local)), bands=list(BANDS), chunks={"x": 32, "y": 32}).values
+    cube = stack_items(_items(root), bands=list(BANDS), chunks={"x": 32, "y": 32}, storage=bucket.storage)
+    with dask.config.set(scheduler="threads", num_workers=6):
+        np.testing.assert_array_equal(cube.values, want)
+    np.testing.assert_array_equal(cube.values, want)  # the default scheduler, the reader pool
 
 
 def test_every_reader_thread_opens_with_the_storage(
