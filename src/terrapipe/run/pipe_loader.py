@@ -115,6 +115,7 @@ from terrapipe.core.state import expect_keys
 from terrapipe.core.stats import StageStats
 from terrapipe.run.graph_lock import copy_pipe
 from terrapipe.run.inline import InlineShard
+from terrapipe.run.intra_op import OneThreadCollate
 from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.merge import ShardMerge
 from terrapipe.run.pipe_state import resume_plan
@@ -242,6 +243,10 @@ class PipeLoader(Generic[T]):
             self.layout["batches_in_workers"] = int(self.batch_size or 0)
 
         self._stats = LoaderStats(pipe, self._shards)
+        # with workers, collate on one intra-op thread (as DataLoader workers do; intra_op.py)
+        collate = (
+            OneThreadCollate(self.collate) if self.workers > 0 and self.collate is not None else self.collate
+        )
         self._source: ShardMerge | InlineShard
         if self.workers == 0:
             self._source = InlineShard(copy_pipe(pipe), self._infos[0], self.layout, seed, self._stats)
@@ -255,14 +260,14 @@ class PipeLoader(Generic[T]):
                 seed=seed,
                 timeout=timeout,
                 batch_size=self.batch_size if self._batch_in_workers else None,
-                collate=self.collate if self._batch_in_workers else None,
+                collate=collate if self._batch_in_workers else None,
             )
             self._source = ShardMerge(pool, self.layout, self._stats, drop_last=self.drop_last)
         node: BaseNode[Any] = self._source
         if self.batch_size is not None and not self._batch_in_workers:
             node = Batcher(node, self.batch_size, drop_last=self.drop_last)
-        if self.collate is not None and not self._batch_in_workers:
-            node = Mapper(node, self.collate)
+        if collate is not None and not self._batch_in_workers:
+            node = Mapper(node, collate)
         if self.pin_memory:
             node = PinMemory(node) if self.prefetch else Mapper(node, pin)
         if self.prefetch:
