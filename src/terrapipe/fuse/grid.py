@@ -35,6 +35,7 @@ from terrapipe.core.redact import redact_url
 __all__ = [
     "crs_text",
     "describe_grid",
+    "grid_and_crs_text",
     "grid_bounds",
     "grid_mismatch",
     "grid_of",
@@ -167,6 +168,10 @@ def grid_of(obj: xr.DataArray | xr.Dataset) -> GeoBox:
     InvalidArgumentError
         For an object without CRS or without x/y dimensions and coordinates.
     """
+    return _grid_and_text(obj)[0]
+
+
+def _grid_and_text(obj: xr.DataArray | xr.Dataset) -> tuple[GeoBox, str]:
     if not isinstance(obj, xr.DataArray | xr.Dataset):
         raise InvalidArgumentError(
             f"expected an xarray chip (DataArray or Dataset), got {type(obj).__name__}"
@@ -181,7 +186,28 @@ def grid_of(obj: xr.DataArray | xr.Dataset) -> GeoBox:
         )
         raise InvalidArgumentError(msg)
     shape = (int(obj.sizes[y_dim]), int(obj.sizes[x_dim]))
-    return GeoBox(shape, transform_of(obj), crs_text(crs))
+    text = crs_text(crs)
+    return GeoBox(shape, transform_of(obj), text), text
+
+
+def grid_and_crs_text(obj: xr.DataArray | xr.Dataset) -> tuple[GeoBox, str]:
+    """Return :func:`grid_of` a chip and :func:`crs_text` of its CRS, converting the CRS once.
+
+    ``crs_text(grid_of(obj).crs)`` converts the CRS a second time (a CRS
+    object is written out as WKT before its text is looked up); a chip's
+    metadata needs both, so this returns the text the grid was built from,
+    which is the same.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, rioxarray
+    >>> chip = xr.DataArray(np.zeros((2, 2)), dims=("y", "x"),
+    ...                     coords={"y": [15.0, 5.0], "x": [5.0, 15.0]}).rio.write_crs(32631)
+    >>> grid, text = grid_and_crs_text(chip)
+    >>> text, text == crs_text(grid.crs)
+    ('EPSG:32631', True)
+    """
+    return _grid_and_text(obj)
 
 
 def grid_bounds(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import xarray as xr
 
 from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
-from terrapipe.fuse.grid import crs_text, grid_of
+from terrapipe.fuse.grid import grid_and_crs_text
 from terrapipe.fuse.provenance import source_ids_of
 from terrapipe.fuse.zip import chip_times
 
@@ -54,10 +54,10 @@ def meta_of(obj: xr.DataArray | xr.Dataset) -> GeoMeta:
     InvalidArgumentError
         For a chip without CRS or x/y dimensions.
     """
-    grid = grid_of(obj)
+    grid, crs = grid_and_crs_text(obj)  # the CRS converted once (crs_text(grid.crs) converts it again)
     time = chip_times(obj)
     return geo_meta(
-        crs_text(grid.crs),
+        crs,
         grid.affine,
         (int(grid.shape.y), int(grid.shape.x)),
         time=time,
