@@ -57,7 +57,7 @@ from terrapipe.chip.split import SpatialSplit, window_bounds
 from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
-from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
+from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register, registered_class
 from terrapipe.core.redact import redact_url
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
 from terrapipe.core.state import ResumesNextPass
@@ -142,6 +142,42 @@ def normalize_windows(
             raise InvalidArgumentError(f"stride along {dim!r} must be an int >= 1, got {value!r}")
         strides[dim] = int(value)
     return {d: int(v) for d, v in sizes.items()}, strides
+
+
+class _ShuffleParameter:
+    """``chip.shuffle``: the ``shuffle=`` given (its repr and truth), still calling torch's ``shuffle`` stage.
+
+    torch's error text names a stage with its parameter-named attributes
+    (``Chip(..., shuffle=True, ...)``); the chip keeps ``shuffle=`` as
+    ``shuffled``, so ``shuffle`` was torch's functional ``pipe.shuffle(...)``
+    and showed as ``functools.partial(...)``. Calling it still chains that
+    stage.
+    """
+
+    __slots__ = ("_pipe",)
+
+    def __init__(self, pipe: Chip) -> None:
+        self._pipe = pipe
+
+    def __bool__(self) -> bool:
+        return self._pipe.shuffled
+
+    def __repr__(self) -> str:
+        return repr(self._pipe.shuffled)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> IterDataPipe[Any]:
+        shuffler = registered_class("shuffle")
+        if shuffler is None:  # pragma: no cover - torch registers it on import
+            raise AttributeError("shuffle")
+        result: IterDataPipe[Any] = shuffler(self._pipe, *args, **kwargs)
+        return result
+
+
+class _ShuffleOption:
+    """Class attribute ``Chip.shuffle``: a :class:`_ShuffleParameter` of each chip."""
+
+    def __get__(self, obj: Chip | None, owner: type | None = None) -> Any:
+        return self if obj is None else _ShuffleParameter(obj)
 
 
 @register("chip")
@@ -266,6 +302,9 @@ class Chip(ResumesNextPass, Stage[Any]):
     state_keys = _STATE_KEYS
 
     can_shard = True
+
+    # shows ``shuffle=`` where torch names the stage (in its error text); calling it chains torch's shuffle
+    shuffle = _ShuffleOption()
 
     def __init__(
         self,
