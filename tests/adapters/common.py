@@ -25,6 +25,9 @@ STD = np.array([857.0, 809.0, 864.0, 785.0, 452.0], dtype=np.float32)
 
 def need(module: str) -> ModuleType:
     """Import a framework; skip without it, unless TERRAPIPE_FRAMEWORKS=1 (nox -s frameworks) makes that a failure."""
+    from terrapipe.adapters.tensorflow import gdal_before_tensorflow
+
+    gdal_before_tensorflow()  # as the adapters do: the GeoPackage tests after these keep GDAL's own SQLite
     if os.environ.get("TERRAPIPE_FRAMEWORKS") == "1":
         return importlib.import_module(module)
     return pytest.importorskip(module)

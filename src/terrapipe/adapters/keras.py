@@ -48,6 +48,7 @@ from typing import Any
 
 from terrapipe.adapters.arrays import meta_list, numpy_batch
 from terrapipe.adapters.stream import BatchStream, build_loader
+from terrapipe.adapters.tensorflow import gdal_before_tensorflow
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe
@@ -97,6 +98,7 @@ def _dataset_class() -> Any:
     global _CLASS
     if _CLASS is not None:
         return _CLASS
+    gdal_before_tensorflow()  # Keras on the TensorFlow backend imports it
     keras = require("keras", extra="frameworks", feature="terrapipe.adapters.keras")
 
     class KerasDataset(keras.utils.PyDataset):  # type: ignore[misc,name-defined]

@@ -40,6 +40,7 @@ TensorSpec(shape=(None, 5, 128, 128), dtype=tf.float32, name='image')
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -56,7 +57,19 @@ from terrapipe.run.pipe_loader import PipeLoader
 __all__ = ["TFPipe", "output_signature", "tf_dataset"]
 
 
+def gdal_before_tensorflow() -> None:
+    """Load GDAL (through pyogrio) before TensorFlow, when it is installed.
+
+    TensorFlow loads an SQLite without the R*Tree module into the process; a
+    GDAL loaded after it runs GeoPackage bbox queries on that one and fails
+    ("no such module: rtree", explained by :mod:`terrapipe.io.read_errors`).
+    """
+    with contextlib.suppress(ImportError):
+        import pyogrio  # noqa: F401
+
+
 def _tf() -> Any:
+    gdal_before_tensorflow()
     return require("tensorflow", extra="frameworks", feature="terrapipe.adapters.tensorflow")
 
 

@@ -89,6 +89,14 @@ def explain(err: BaseException) -> tuple[str, str]:
             "not a format this reader understands (corrupt, truncated or another format)",
             "check the file (gdalinfo / ogrinfo), re-create or re-download it",
         )
+    if "no such module: rtree" in low:
+        # The file is fine: GDAL runs its spatial index query on an SQLite without the R*Tree module,
+        # because a library imported before GDAL (TensorFlow does) loaded its own SQLite process-wide.
+        return (
+            "GDAL's SQLite has no R*Tree module here: a library imported before it (TensorFlow does) "
+            "loaded another SQLite into the process",
+            "import terrapipe.io.vector (or pyogrio) before tensorflow, or read without bbox=/mask=",
+        )
     if any(word in low for word in ("tiffread", "read error", "ireadblock", "truncat", "corrupt", "decod")):
         return (
             f"the data could not be read or decoded, the file is probably truncated or corrupt ({text})",
