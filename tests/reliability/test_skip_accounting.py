@@ -130,3 +130,28 @@ def test_materialize_reports_the_skips_of_its_partitions(paths: list[str], tmp_p
     assert sum(r.elements_skipped for r in report.results) == BAD
     assert pipe.stats.skipped == BAD
     assert f"{BAD} element(s) skipped on error" in str(report)
+
+
+@pytest.mark.parametrize(("workers", "method", "context"), MODES[1:3])
+def test_skips_made_before_the_first_batch_is_asked_for_still_warn(
+    paths: list[str], workers: int, method: str, context: str | None
+) -> None:
+    # The workers start with iter() and may read (and skip) every element before the first next():
+    # the epoch's warning compares the counters with those from before the workers started.
+    import time
+
+    batches = tp.loader(
+        make_pipe(paths).map(total),
+        workers=workers,
+        method=method,
+        multiprocessing_context=context,  # type: ignore[arg-type]
+    )
+    with batches:
+        running = iter(batches)
+        deadline = time.monotonic() + 60
+        while batches.skipped < BAD and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.warns(SkipsInEpochWarning, match=rf"epoch 0: {BAD} element\(s\) skipped"):
+            values = list(running)
+    assert len(values) == GOOD
+    assert batches.skipped == BAD

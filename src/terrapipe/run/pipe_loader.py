@@ -47,6 +47,11 @@ whole pipes and checkpoints at the level of the pipe's stateful stages:
    saved by one kind of loader is refused by the other mid-epoch; with one
    worker they are the same and states move freely). The collate runs in the
    workers, so with ``"spawn"`` or ``"forkserver"`` it must pickle.
+6. **Collate on one intra-op thread.** With workers, each collate call runs
+   with ``torch.set_num_threads(1)`` and the caller's count is restored
+   after it (:mod:`~terrapipe.run.intra_op`), as in torch's ``DataLoader``
+   workers: ``torch.stack``'s threads otherwise spin against the workers on
+   busy cores. Without workers the collate runs as the caller set torch.
 
 Epochs: each ``iter()`` runs the next epoch (0, 1, 2, ...) unless
 :meth:`PipeLoader.set_epoch` chose one; the epoch is set on every stage
@@ -437,11 +442,13 @@ class PipeLoader(Generic[T]):
             self._source.planned_epoch = epoch
             self._source.resume_from = position
             token = self._token = object()
+            # The counters before the workers start: they may skip (and report) before the first next().
+            before = self._stats.stages()
             iterator = iter(self._nodes)
             self._epoch = self._source.epoch
             self._next_epoch = self._epoch + 1
             self._in_pass = True
-            run = self._run(iterator, token)
+            run = self._run(iterator, token, before)
             self._owner = (threading.current_thread(), weakref.ref(run))
         return run
 
@@ -459,7 +466,7 @@ class PipeLoader(Generic[T]):
             )
             raise ConcurrentIterationError(msg)
 
-    def _run(self, iterator: Iterator[T], token: object) -> Iterator[T]:
+    def _run(self, iterator: Iterator[T], token: object, before: list[StageStats]) -> Iterator[T]:
         total: int | None
         try:
             total = len(self)
@@ -467,7 +474,7 @@ class PipeLoader(Generic[T]):
             total = None
         bar = ProgressBar(total, f"epoch {self._epoch}", disable=not self.progress)
         agree = self.even and self.world_size > 1
-        epoch, before = self._epoch, self._stats.stages()
+        epoch = self._epoch
         try:
             while True:
                 if self._token is not token:
