@@ -1,7 +1,8 @@
 """Latency hiding: chips over a cloud-like link with the defaults, against a 16-thread hand-written reader.
 
 A latency-injecting range server (``tests/servers/latency_http.py``: 30 ms
-added to every request, 50 MB/s per connection) serves, on 127.0.0.1:
+added to every request, 50 MB/s per connection, ``TCP_NODELAY`` as object
+stores have) serves, on 127.0.0.1:
 
 - a tiled COG (``--size`` x ``--size`` uint16, 256 x 256 DEFLATE tiles);
 - the same pixels as a Zarr v2 store (256 x 256 chunks, zstd, consolidated);
