@@ -59,9 +59,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 
 #: Imports that make a cycle or break the layering today, each being removed by its owner.
 #: ``(importer, imported): owner and why``. Remove an entry when its import is gone.
-PENDING: dict[tuple[str, str], str] = {
-    ("terrapipe.io.gdal_log", "terrapipe.io.gdal_setup"): "C: gdal_log <-> gdal_setup (cycle)",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _module_name(path: Path, src: Path) -> str:

@@ -217,7 +217,7 @@ def test_gdal_messages_kept_per_read_are_bounded() -> None:
     import logging
 
     logger = logging.getLogger("rasterio._err")
-    with gdal_log.gdal_messages() as messages:
+    with gdal_log.collecting_messages() as messages:
         for i in range(gdal_log.MAX_MESSAGES * 3):
             logger.warning("message %d", i)
     assert len(messages) == gdal_log.MAX_MESSAGES

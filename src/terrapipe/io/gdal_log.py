@@ -13,13 +13,13 @@ STAC client) logs every URL it requests at debug level. Two things follow:
   (:func:`ensure_log_redaction`), never on import.
 - When a block read fails, rasterio's exception only says ``Read failed``;
   the reason (``response_code=503``) was a log record just before.
-  :func:`gdal_messages` keeps the records of the calling thread while a
+  :func:`collecting_messages` keeps the records of the calling thread while a
   read runs, so the reader can say what really happened.
 
 Examples
 --------
 >>> import logging
->>> with gdal_messages() as messages:
+>>> with collecting_messages() as messages:
 ...     logging.getLogger("rasterio._err").warning("HTTP error code: 503 - https://h/a.tif?sig=abc")
 >>> messages
 ['HTTP error code: 503 - https://h/a.tif?...***']
@@ -37,8 +37,8 @@ from terrapipe.core.redact import redact_urls
 __all__ = [
     "GDAL_LOGGERS",
     "REDACTED_LOGGERS",
+    "collecting_messages",
     "ensure_log_redaction",
-    "gdal_messages",
     "install_log_redaction",
     "log_redaction_installed",
 ]
@@ -118,15 +118,15 @@ def log_redaction_installed() -> bool:
 
 
 @contextmanager
-def gdal_messages() -> Iterator[list[str]]:
+def collecting_messages() -> Iterator[list[str]]:
     """Collect the (redacted) GDAL messages the calling thread logs inside the block.
 
     Debug messages are collected too when the logger lets them through; a
     logger set above a message's level drops it before it reaches the filter.
+    The filter must be installed (:func:`ensure_log_redaction`); readers use
+    :func:`terrapipe.io.gdal_setup.gdal_messages`, which also sets GDAL up.
     """
-    from terrapipe.io.gdal_setup import ensure_gdal_setup  # (imports this module)
-
-    ensure_gdal_setup()  # a GDAL read follows: the filter keeps the records; the fork hook, once
+    ensure_log_redaction()
     previous = _LOCAL.messages
     collected: list[str] = []
     _LOCAL.messages = collected

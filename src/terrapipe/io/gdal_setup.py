@@ -28,12 +28,14 @@ True
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from terrapipe.io.gdal_env import apply_process_settings
 from terrapipe.io.gdal_fork import install_fork_hook
-from terrapipe.io.gdal_log import ensure_log_redaction
+from terrapipe.io.gdal_log import collecting_messages, ensure_log_redaction
 
-__all__ = ["ensure_gdal_setup", "gdal_setup_done"]
+__all__ = ["ensure_gdal_setup", "gdal_messages", "gdal_setup_done"]
 
 _LOCK = threading.Lock()
 _DONE = False
@@ -56,3 +58,15 @@ def ensure_gdal_setup() -> None:
 def gdal_setup_done() -> bool:
     """Whether :func:`ensure_gdal_setup` has run in this process (or in the parent it was forked from)."""
     return _DONE
+
+
+@contextmanager
+def gdal_messages() -> Iterator[list[str]]:
+    """Set GDAL up (:func:`ensure_gdal_setup`) and collect the calling thread's GDAL messages in the block.
+
+    A GDAL read follows: the log filter keeps its records (redacted), so the
+    reader can say why a read failed (:func:`terrapipe.io.gdal_log.collecting_messages`).
+    """
+    ensure_gdal_setup()
+    with collecting_messages() as collected:
+        yield collected

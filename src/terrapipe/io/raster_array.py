@@ -71,8 +71,7 @@ from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import redact_url, secrets_of
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.gdal_env import gdal_env
-from terrapipe.io.gdal_log import gdal_messages
-from terrapipe.io.gdal_setup import ensure_gdal_setup
+from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain
 from terrapipe.io.storage import Storage

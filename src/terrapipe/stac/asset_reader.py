@@ -408,7 +408,7 @@ def _driver_class(rio: Any) -> type:
 
         def read(self, *args: Any, **kwargs: Any) -> Any:
             from terrapipe.core.redact import secrets_of
-            from terrapipe.io.gdal_log import gdal_messages
+            from terrapipe.io.gdal_setup import gdal_messages
             from terrapipe.io.raster_array import _reason  # GDAL's logged HTTP status behind "Read failed"
             from terrapipe.io.read_errors import scrub_chain
 
