@@ -107,10 +107,9 @@ _PROBE = textwrap.dedent(
     """
 )
 
-#: Modules still registering a fork hook at import (not the GDAL one): core.pipe's lock resets and
-#: stack_stac's read pool reset (files other people were changing; listed in the #21 item 4 report).
-#: Remove a name when its module registers lazily.
-_PENDING_FORK_HOOKS = {"terrapipe.core.pipe", "terrapipe.stac.native_read"}
+#: Modules still registering a fork hook at import: none (core.pipe's lock resets register on the
+#: locks' first use, stack_stac's read pool reset with the first pool). Keep it empty.
+_PENDING_FORK_HOOKS: set[str] = set()
 
 
 def _run(code: str, *args: str) -> str:

@@ -204,10 +204,23 @@ class _GraphLock:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._hooked = False
 
     def __enter__(self) -> _GraphLock:
+        if not self._hooked:  # the fork hooks, on first use: importing terrapipe installs none
+            self._hook()
         self._lock.acquire()
         return self
+
+    def _hook(self) -> None:
+        # No lock around this: two threads may both register, which is harmless (an RLock taken and
+        # released twice around the fork, a lock renewed twice in the child).
+        self._hooked = True
+        os.register_at_fork(
+            before=self._before_fork,
+            after_in_parent=self._after_fork_in_parent,
+            after_in_child=self._after_fork_in_child,
+        )
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -226,22 +239,26 @@ class _GraphLock:
 
 #: Held while walking, copying or pickling pipe graphs (see :class:`_GraphLock`).
 GRAPH_LOCK = _GraphLock()
-os.register_at_fork(
-    before=GRAPH_LOCK._before_fork,
-    after_in_parent=GRAPH_LOCK._after_fork_in_parent,
-    after_in_child=GRAPH_LOCK._after_fork_in_child,
-)
 
 
 class _Passes:
     """Which thread runs the current pass of each stage (weakly keyed: copies and pickles never see it)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._hooked = False
         self.running: weakref.WeakKeyDictionary[Any, _Pass] = weakref.WeakKeyDictionary()
 
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock, with its fork hook registered on first use (a repeated registration is harmless)."""
+        if not self._hooked:
+            self._hooked = True
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+        return self._lock
+
     def _after_fork_in_child(self) -> None:
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
 
 
 class _Pass:
@@ -254,7 +271,6 @@ class _Pass:
 
 
 _PASSES = _Passes()
-os.register_at_fork(after_in_child=_PASSES._after_fork_in_child)
 
 #: The thread on whose behalf passes started in this context run (a stage's helper threads).
 _OWNER: contextvars.ContextVar[threading.Thread | None] = contextvars.ContextVar(

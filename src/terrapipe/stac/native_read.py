@@ -461,6 +461,7 @@ def read_chunk(
 READ_THREADS = 16
 _POOL: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
+_HOOKED = False
 
 
 _IN_POOL = threading.local()
@@ -472,6 +473,10 @@ def _mark_pool_thread() -> None:
 
 def _pool() -> ThreadPoolExecutor:
     """Return this process's read pool (a forked child makes its own: the parent's threads are not in it)."""
+    global _HOOKED
+    if not _HOOKED:  # the fork hook, once a pool may exist: importing terrapipe installs none
+        _HOOKED = True  # (two threads registering it both is harmless)
+        os.register_at_fork(after_in_child=_after_fork_in_child)
     pid = os.getpid()
     with _POOL_LOCK:
         pool = _POOL.get(pid)
@@ -507,9 +512,6 @@ def _after_fork_in_child() -> None:
     global _POOL_LOCK
     _POOL_LOCK = threading.Lock()  # the parent may have held it while forking
     _POOL.clear()  # the parent's pool: its threads are not in this process
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class NativeArray:
