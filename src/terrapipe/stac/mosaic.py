@@ -32,6 +32,7 @@ import xarray as xr
 from terrapipe.core.checks import check_name
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.stac.keywords import renamed_source
 
 __all__ = ["METHODS", "Mosaic", "MosaicMethod", "mosaic_array"]
 
@@ -70,6 +71,10 @@ def mosaic_array(cube: xr.DataArray, *, dim: str = "time", method: MosaicMethod 
         Dimension to reduce.
     method
         ``"first"``, ``"last"``, ``"max"``, ``"min"``, ``"median"`` or ``"mean"``.
+    source_dp
+        The old name of ``source``: deprecated (a
+        :class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`), removed
+        in the next release.
 
     Returns
     -------
@@ -161,7 +166,7 @@ class Mosaic(Stage[xr.DataArray]):
 
     Parameters
     ----------
-    source_dp
+    source
         Pipe of ``xarray.DataArray`` cubes.
     dim
         Dimension to reduce (``"time"``).
@@ -185,17 +190,23 @@ class Mosaic(Stage[xr.DataArray]):
     stateless = True
 
     def __init__(
-        self, source_dp: IterDataPipe[xr.DataArray], *, dim: str = "time", method: MosaicMethod = "first"
+        self,
+        source: IterDataPipe[xr.DataArray] | None = None,
+        *,
+        dim: str = "time",
+        method: MosaicMethod = "first",
+        source_dp: IterDataPipe[xr.DataArray] | None = None,
     ) -> None:
         super().__init__()
         if method not in METHODS:
             raise InvalidArgumentError(f"mosaic method must be one of {METHODS}, got {method!r}")
-        self.source_dp = source_dp
+        old = {} if source_dp is None else {"source_dp": source_dp}
+        self.source = renamed_source("mosaic", source, old)
         self.dim = check_name(dim, "mosaic dim")
         self.method: MosaicMethod = method
 
     def __iter__(self) -> Iterator[xr.DataArray]:
-        for cube in self.source_dp:
+        for cube in self.source:
             if not isinstance(cube, xr.DataArray):
                 raise InvalidArgumentError(
                     f"mosaic takes xarray.DataArray elements, got {type(cube).__name__}"
@@ -204,4 +215,4 @@ class Mosaic(Stage[xr.DataArray]):
             yield mosaic_array(cube, dim=self.dim, method=self.method)
 
     def __len__(self) -> int:
-        return len(self.source_dp)  # type: ignore[arg-type]
+        return len(self.source)  # type: ignore[arg-type]

@@ -77,6 +77,7 @@ from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
 from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
 from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.items import absolute_item
+from terrapipe.stac.keywords import renamed_source
 
 __all__ = ["StackSTAC", "stack_items"]
 
@@ -832,12 +833,16 @@ class StackSTAC(Stage[xr.DataArray]):
 
     Parameters
     ----------
-    source_dp
+    source
         Pipe of item lists or items.
     bands, crs, resolution, bbox, geobox, groupby, chunks, dtype, nodata, resampling, pool, storage
         See :func:`stack_items`. The stage's cache description holds the
         storage's location (``storage_location``: endpoints, region, account,
         anonymous), never its credentials.
+    source_dp
+        The old name of ``source``: deprecated (a
+        :class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`), removed
+        in the next release.
 
     Raises
     ------
@@ -853,7 +858,7 @@ class StackSTAC(Stage[xr.DataArray]):
 
     def __init__(
         self,
-        source_dp: IterDataPipe[Any],
+        source: IterDataPipe[Any] | None = None,
         *,
         bands: Sequence[str] | str | None = None,
         crs: Any = None,
@@ -867,9 +872,11 @@ class StackSTAC(Stage[xr.DataArray]):
         resampling: str = "nearest",
         pool: int | None = None,
         storage: Storage | None = None,
+        source_dp: IterDataPipe[Any] | None = None,
     ) -> None:
         super().__init__()
-        self.source_dp = source_dp
+        old = {} if source_dp is None else {"source_dp": source_dp}
+        self.source = renamed_source("stack_stac", source, old)
         if groupby is not None and groupby not in _GROUPBY:
             raise InvalidArgumentError(f"groupby must be one of {_GROUPBY} or None, got {groupby!r}")
         self.options: dict[str, Any] = {
@@ -900,7 +907,7 @@ class StackSTAC(Stage[xr.DataArray]):
     def __iter__(self) -> Iterator[xr.DataArray]:
         pystac = require("pystac", feature="stack_stac")
         pending: list[Any] = []
-        for element in self.source_dp:
+        for element in self.source:
             if isinstance(element, pystac.Item) or (isinstance(element, Mapping) and "assets" in element):
                 pending.append(element)  # one item (a pystac.Item or an item dict, e.g. from ndjson)
                 continue
