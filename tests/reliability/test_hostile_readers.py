@@ -454,6 +454,28 @@ def test_retries_and_back_off_stay_within_the_deadline(
 
 
 # -- 4. body caps, decompressed size included -----------------------------------------------------
+def _settle() -> None:
+    """Wait until the reads a failed call left running on zarr's event-loop thread are done.
+
+    zarr gathers a store's reads without cancelling the others when one fails,
+    so they may still be decoding (zlib, GIL released) after the error reached
+    us; CPython 3.11's ``tracemalloc.stop()`` racing a thread that allocates
+    without the GIL crashes the process (seen as a segfault in zlib's inflate).
+    """
+    import zarr.core.sync as zarr_sync
+
+    loop = zarr_sync.loop[0]
+    if loop is None or not loop.is_running():
+        return
+
+    async def rest() -> None:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=10)
+
+    asyncio.run_coroutine_threadsafe(rest(), loop).result(timeout=15)
+
+
 def _peak(call: Callable[[], Any], match: str = "larger than") -> int:
     tracemalloc.start()
     try:
@@ -461,6 +483,7 @@ def _peak(call: Callable[[], Any], match: str = "larger than") -> int:
             call()
         return tracemalloc.get_traced_memory()[1]
     finally:
+        _settle()
         tracemalloc.stop()
 
 
