@@ -28,7 +28,28 @@ from terrapipe.core.redact import public_url
 from terrapipe.io.http_reads import ByteRange, PastEndError, read_async
 from terrapipe.io.storage import Storage
 
-__all__ = ["HTTPStore"]
+__all__ = ["HTTPStore", "get_pairs"]
+
+
+async def get_pairs(
+    store: Store, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+) -> list[Buffer | None]:
+    """Get several (key, range) pairs of ``store`` concurrently; when one fails, cancel the others.
+
+    ``asyncio.gather`` alone leaves the other gets running after the first
+    failure reached the caller: they go on reading (and decoding) for nothing,
+    on an event loop the caller no longer waits on.
+    """
+    import asyncio
+
+    tasks = [asyncio.ensure_future(store.get(key, prototype, rng)) for key, rng in key_ranges]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
 
 #: Keys whose total size the store remembers (to see a file replaced between ranged reads).
 MAX_REMEMBERED_SIZES = 4096
@@ -162,10 +183,8 @@ class HTTPStore(Store):
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
     ) -> list[Buffer | None]:
-        """Fetch several (key, range) pairs concurrently."""
-        import asyncio
-
-        return list(await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges)))
+        """Fetch several (key, range) pairs concurrently (see :func:`get_pairs`)."""
+        return await get_pairs(self, prototype, key_ranges)
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` exists (a GET of its first byte: no HEAD, which GET-signed URLs refuse)."""

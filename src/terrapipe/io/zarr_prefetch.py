@@ -62,6 +62,7 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.storage import WrapperStore
 
 from terrapipe.core.errors import TerrapipeError
+from terrapipe.io.http_store import get_pairs
 
 __all__ = ["MAX_COORD_BYTES", "MAX_KEYS", "PrefetchedStore", "prefetch_open", "prefetched_store"]
 
@@ -176,7 +177,7 @@ class PrefetchedStore(WrapperStore[Store]):
         pairs = list(key_ranges)
         if not any(key in self.fetched for key, _ in pairs):
             return await self._store.get_partial_values(prototype, pairs)
-        return list(await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in pairs)))
+        return await get_pairs(self, prototype, pairs)
 
     async def exists(self, key: str) -> bool:
         """Whether ``key`` exists (known without a request where it was fetched ahead)."""
