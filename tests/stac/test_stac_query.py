@@ -31,7 +31,7 @@ def test_query_normalises_like_pystac_client() -> None:
     q = make_query({"bbox": [10, 40, 11, 41], "datetime": "2024-06", "collections": "c1,c2", "ids": ["a"]})
     assert q.bbox == (10.0, 40.0, 11.0, 41.0)
     assert q.start == dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
-    assert q.end == dt.datetime(2024, 6, 30, 23, 59, 59, tzinfo=dt.UTC)
+    assert q.end == dt.datetime(2024, 6, 30, 23, 59, 59, 999999, tzinfo=dt.UTC)  # the whole last second
     assert q.collections == ("c1", "c2")
     assert q.body["datetime"] == "2024-06-01T00:00:00Z/2024-06-30T23:59:59Z"
     open_ended = make_query({"datetime": "2024-06-01T00:00:00Z/.."})

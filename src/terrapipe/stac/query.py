@@ -26,7 +26,9 @@ import copy
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,7 +66,7 @@ API_ONLY_KEYS: tuple[str, ...] = ("query", "filter", "filter_lang", "sortby", "f
 _PLACEHOLDER_URL = "https://terrapipe.invalid/search"
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class STACQuery:
     """What to search for: the STAC API item-search parameters, checked once.
 
@@ -102,7 +104,10 @@ class STACQuery:
     -----
     Frozen and hashable (usable as a dict key or in a set); the values are
     kept as given (copied, so changing the caller's list does not change the
-    query), and two queries are equal when their values are. Its ``repr``
+    query). Two queries are equal (and hash alike) when they ask for the same
+    search: ``collections=["a", "b"]``, ``("b", "a")`` and ``"a,b"`` are one
+    query, and so are ``bbox=[0, 0, 1, 1]`` and ``[0.0, 0.0, 1.0, 1.0]``, or a
+    naive ``datetime`` and the same instant in UTC. Its ``repr``
     shows the parameters that are set, geometries abbreviated; a query holds
     no credentials (those are ``storage=``'s).
 
@@ -131,9 +136,12 @@ class STACQuery:
     fields: Any = None
     max_items: int | None = None
     limit: int | None = None
+    _key: str = dataclasses.field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
+            if not field.init:
+                continue
             value = getattr(self, field.name)
             if value is not None and not isinstance(value, str | int | float):
                 try:
@@ -142,7 +150,8 @@ class STACQuery:
                     msg = f"search parameter {field.name}={type(value).__name__} cannot be copied: {err}"
                     raise InvalidArgumentError(msg) from err
                 object.__setattr__(self, field.name, value)
-        make_query(self.to_dict())  # checked once, here
+        checked = make_query(self.to_dict())  # checked once, here
+        object.__setattr__(self, "_key", _identity(checked))
 
     @classmethod
     def of(cls, value: STACQuery | Mapping[str, Any] | None) -> STACQuery:
@@ -187,8 +196,17 @@ class STACQuery:
         """Return a copy with ``changes`` (``None`` unsets a parameter)."""
         return STACQuery.of({**self.to_dict(), **changes})
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, STACQuery):
+            return NotImplemented
+        return bool(self._key == other._key)
+
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+        return hash(self._key)
+
+    def cache_config(self) -> dict[str, Any]:
+        """Return the normalised search, which a cache key describes (equal queries, equal keys)."""
+        return {"stac_query": self._key}
 
     def __repr__(self) -> str:
         parts = []
@@ -196,6 +214,16 @@ class STACQuery:
             shown = f"<{_geometry_type(value)}>" if key == "intersects" else _short(value)
             parts.append(f"{key}={shown}")
         return f"STACQuery({', '.join(parts)})"
+
+
+def _identity(checked: SearchQuery) -> str:
+    """Return the normalised search as one JSON text, equal for queries that ask for the same thing."""
+    body = dict(checked.body) if checked.method == "POST" else _normalise(checked.params, "POST")
+    for key in ("collections", "ids"):  # order does not change which items match
+        if body.get(key) is not None:
+            body[key] = sorted(body[key])
+    body["max_items"] = checked.max_items
+    return json.dumps(body, sort_keys=True, default=str)
 
 
 def _geometry_type(value: Any) -> str:
@@ -327,21 +355,45 @@ def make_query(
     limit = _positive(params.get("limit"), "limit", allow_zero=False)
     bbox = params.get("bbox")
     if bbox is not None and not isinstance(bbox, str):
-        bbox = list(bbox)
+        try:
+            bbox = list(bbox)
+        except TypeError as err:
+            raise InvalidArgumentError(
+                f"invalid search parameters {{'bbox': {_short(params['bbox'])}}}: bbox must be 4 or 6 numbers"
+            ) from err
         if len(bbox) not in (4, 6):
             raise InvalidArgumentError(
                 f"invalid search parameters {{'bbox': {params['bbox']!r}}}: bbox must have 4 or 6 values, got {len(bbox)}"
             )
+        if any(isinstance(v, bool) for v in bbox):
+            raise InvalidArgumentError(
+                f"invalid search parameters {{'bbox': {params['bbox']!r}}}: bbox holds a bool"
+            )
+    _check_lists(params)
     explicit = dict(params)
-    if "filter" in params and "filter_lang" not in params:
-        # Say which language the filter is in, so pystac-client never needs the cql2 package to convert it.
-        explicit["filter_lang"] = "cql2-text" if isinstance(params["filter"], str) else "cql2-json"
+    if isinstance(explicit.get("datetime"), dt.date | list | tuple):
+        explicit["datetime"] = _dates_as_days(explicit["datetime"])
+    if "filter" in params:
+        explicit["filter_lang"] = _filter_lang(params["filter"], params.get("filter_lang"))
+    _check_sortby(params.get("sortby"))
     body = _normalise(explicit, method)
     post = body if method == "POST" else _normalise(explicit, "POST")
     start, end = _interval(post.get("datetime"))
+    if end is not None and end.microsecond == 0 and _ends_on_a_day(explicit.get("datetime")):
+        # "2024-06" ends at 23:59:59 in pystac-client's text; an item at 23:59:59.5 is in June too.
+        end = end.replace(microsecond=999999)
+    if start is not None and end is not None and start > end:
+        raise InvalidArgumentError(
+            f"invalid search parameters {{'datetime': {_short(params['datetime'])}}}: the interval starts "
+            f"({start.isoformat()}) after it ends ({end.isoformat()}); write it start/end"
+        )
     post_bbox = post.get("bbox")
+    if post_bbox is not None:
+        _check_bbox(post_bbox, params["bbox"])
     if post_bbox is not None and len(post_bbox) == 6:  # 3-D bbox: keep the horizontal part
         post_bbox = (post_bbox[0], post_bbox[1], post_bbox[3], post_bbox[4])
+    if post.get("intersects") is not None:
+        _check_geometry(post["intersects"])
     collections = post.get("collections")
     ids = post.get("ids")
     return SearchQuery(
@@ -358,6 +410,122 @@ def make_query(
         given=tuple(k for k in SEARCH_KEYS if k in params),
         params=params,
     )
+
+
+_DAY = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+_FILTER_LANGS = ("cql2-text", "cql2-json")
+_DIRECTIONS = ("asc", "desc", "ascending", "descending")
+
+
+def _dates_as_days(value: Any) -> Any:
+    """Write a ``datetime.date`` (not a datetime) as its ISO day, which pystac-client reads as the whole day."""
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return type(value)(_dates_as_days(v) for v in value)
+    return value
+
+
+def _ends_on_a_day(value: Any) -> bool:
+    """Whether the end of a ``datetime`` parameter was written as a year, month or day (a whole period)."""
+    if isinstance(value, list | tuple) and value:
+        value = value[-1]
+    if not isinstance(value, str):
+        return False
+    end = value.rpartition("/")[2].strip()
+    return _DAY.fullmatch(end) is not None
+
+
+def _check_lists(params: Mapping[str, Any]) -> None:
+    """``collections``/``ids``: names (strings), at least one; an empty list would match nothing here and everything on some servers."""
+    for key in ("collections", "ids"):
+        value = params.get(key)
+        if value is None:
+            continue
+        names = value.split(",") if isinstance(value, str) else value
+        if isinstance(value, bytes | Mapping) or not isinstance(names, Iterable):
+            raise InvalidArgumentError(
+                f"invalid search parameters {{{key!r}: {_short(value)}}}: {key} must be a string or a list of strings"
+            )
+        names = list(names)
+        odd = [n for n in names if not isinstance(n, str)]
+        if odd:
+            raise InvalidArgumentError(
+                f"invalid search parameters {{{key!r}: {_short(value)}}}: {key} must be strings, got {_short(odd[0])}"
+            )
+        if not any(n.strip() for n in names):
+            raise InvalidArgumentError(
+                f"invalid search parameters {{{key!r}: {_short(value)}}}: no {key} given (an empty {key} "
+                f"matches no item); leave {key} unset (None) to search all"
+            )
+
+
+def _filter_lang(value: Any, lang: Any) -> str:
+    """Return the filter's language: the one given, which must fit the filter (text for a string, JSON for an object)."""
+    implied = "cql2-text" if isinstance(value, str) else "cql2-json"
+    if lang is None:
+        # Say which language the filter is in, so pystac-client never needs the cql2 package to convert it.
+        return implied
+    if lang not in _FILTER_LANGS:
+        raise InvalidArgumentError(f"filter_lang must be one of {list(_FILTER_LANGS)}, got {_short(lang)}")
+    if lang != implied:
+        raise InvalidArgumentError(
+            f"filter_lang={lang!r} but the filter is {'a string' if isinstance(value, str) else 'an object'} "
+            f"({implied}); give a filter written in {lang} or filter_lang={implied!r}"
+        )
+    return str(lang)
+
+
+def _check_sortby(value: Any) -> None:
+    entries = value if isinstance(value, list | tuple) else [value]
+    for entry in entries:
+        if isinstance(entry, Mapping) and str(entry.get("direction", "asc")).lower() not in _DIRECTIONS:
+            raise InvalidArgumentError(
+                f"invalid search parameters {{'sortby': {_short(value)}}}: direction must be 'asc' or 'desc', "
+                f"got {entry.get('direction')!r}"
+            )
+
+
+def _check_bbox(bbox: Sequence[float], given: Any) -> None:
+    """Check a bbox in degrees: finite, south <= north, latitudes in [-90, 90], longitudes in [-180, 180]."""
+    values = [float(v) for v in bbox]
+    west, south, east, north = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
+    problem = ""
+    if not all(math.isfinite(v) for v in values):
+        problem = "values must be finite numbers"
+    elif south > north:
+        problem = f"south ({south}) is north of north ({north}); write it [west, south, east, north]"
+    elif not (-90.0 <= south <= 90.0 and -90.0 <= north <= 90.0):
+        problem = "latitudes must lie in [-90, 90]"
+    elif not (-180.0 <= west <= 180.0 and -180.0 <= east <= 180.0):
+        problem = (
+            "longitudes must lie in [-180, 180]; a box across the antimeridian is written west > east, "
+            "e.g. [170, -10, -170, 10]"
+        )
+    elif len(values) == 6 and values[2] > values[5]:
+        problem = f"its lowest elevation ({values[2]}) is above its highest ({values[5]})"
+    if problem:
+        raise InvalidArgumentError(f"invalid search parameters {{'bbox': {_short(given)}}}: bbox {problem}")
+
+
+def _check_geometry(geometry: Mapping[str, Any]) -> None:
+    """``intersects``: a GeoJSON geometry shapely can read, with finite coordinates."""
+    shapely_geometry = require("shapely.geometry", feature="STAC search")
+    try:
+        shape = shapely_geometry.shape(geometry)
+        bounds = shape.bounds
+    except Exception as err:  # shapely raises GeometryTypeError, ValueError, IndexError, ...
+        raise InvalidArgumentError(
+            f"invalid search parameters {{'intersects': <{_geometry_type(geometry)}>}}: not a GeoJSON geometry "
+            f"({type(err).__name__}: {str(err)[:200]})"
+        ) from err
+    if shape.is_empty or not all(math.isfinite(v) for v in bounds):
+        raise InvalidArgumentError(
+            f"invalid search parameters {{'intersects': <{_geometry_type(geometry)}>}}: the geometry is empty "
+            "or has coordinates that are not finite"
+        )
 
 
 def _positive(value: Any, name: str, *, allow_zero: bool) -> int | None:
@@ -385,7 +553,9 @@ def _normalise(params: Mapping[str, Any], method: str) -> dict[str, Any]:
 def _parse_instant(text: str) -> dt.datetime | None:
     if text in ("", ".."):
         return None
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if text[-1] in "zZ":  # RFC 3339 allows a lower-case z
+        text = text[:-1] + "+00:00"
+    value = dt.datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 

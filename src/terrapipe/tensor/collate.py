@@ -146,16 +146,49 @@ def _refuse(values: list[Any], path: str) -> None:
             )
 
 
+def _from_numpy(value: np.ndarray, path: str, i: int) -> torch.Tensor:
+    """``value`` as a tensor with the same numbers: native byte order, no negative strides, no mask.
+
+    torch takes neither a big-endian array (``'>u2'`` from a file) nor negative
+    strides (``a[::-1]``), and warns on a read-only one (``np.frombuffer``,
+    a read-only memmap): those are copied (the stack copies them anyway). A
+    masked array is refused: its mask would be dropped and the masked values
+    batched as data.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise InvalidArgumentError(
+            f"collate: {_where(path)} of sample {i} is a numpy masked array, whose mask a tensor cannot "
+            "hold; fill it (array.filled(np.nan)) and batch the mask as a key of its own (np.ma.getmaskarray)"
+        )
+    if not value.dtype.isnative or not value.flags.writeable or any(stride < 0 for stride in value.strides):
+        value = np.array(value, dtype=value.dtype.newbyteorder("="), order="C")  # a writable copy
+    return torch.as_tensor(value)
+
+
 def _pad(values: list[torch.Tensor], fill: float, path: str) -> tuple[torch.Tensor, torch.Tensor]:
     tail = values[0].shape[1:]
     for i, value in enumerate(values):
+        if value.ndim == 0:
+            raise InvalidArgumentError(
+                f"collate: {path!r} of sample {i} is a single value (shape ()), but other samples hold "
+                "one row per object; give every sample [N, ...] rows (N may be 0)"
+            )
         if value.shape[1:] != tail or value.dtype != values[0].dtype:
             raise InvalidArgumentError(
                 f"collate: {path!r} of sample {i} is {value.dtype} [N, {', '.join(map(str, value.shape[1:]))}] "
                 f"but sample 0's is {values[0].dtype} [N, {', '.join(map(str, tail))}]; convert every sample alike"
             )
+    dtype = values[0].dtype
+    if fill < 0 and (
+        dtype == torch.bool or not (dtype.is_floating_point or dtype.is_complex or dtype.is_signed)
+    ):
+        raise InvalidArgumentError(
+            f"collate: {path!r} is {dtype}, which cannot hold the padding {fill} that marks a missing "
+            f"object ({fill} would read as {torch.tensor(fill).to(dtype).item()!r}, a real value); convert "
+            "the labels to a signed dtype (labels.long()), or keep lists (boxes='list')"
+        )
     longest = max(v.shape[0] for v in values)
-    out = torch.full((len(values), longest, *tail), fill, dtype=values[0].dtype)
+    out = torch.full((len(values), longest, *tail), fill, dtype=dtype)
     present = torch.zeros((len(values), longest), dtype=torch.bool)
     for i, value in enumerate(values):
         out[i, : value.shape[0]] = value
@@ -220,11 +253,19 @@ def _collate(values: list[Any], path: str, boxes: BoxMode, lists: Collection[str
         return _stack(values, path)
     if isinstance(first, _MAPPINGS):
         return _mapping(values, path, boxes, lists, sample_keys)
-    if isinstance(first, np.ndarray) and first.dtype.kind not in "OSUV":
-        return _stack([torch.as_tensor(v) for v in _tensors(values, path, np.ndarray)], path)
+    if isinstance(first, np.ndarray) and first.dtype.kind not in "OSUVMm":
+        return _stack(
+            [_from_numpy(v, path, i) for i, v in enumerate(_tensors(values, path, np.ndarray))], path
+        )
     if isinstance(first, bool | Number) and not isinstance(first, complex):
         if all(type(v) is type(first) for v in values):
-            return torch.tensor(values, dtype=torch.float64 if isinstance(first, float) else None)
+            try:
+                return torch.tensor(values, dtype=torch.float64 if isinstance(first, float) else None)
+            except (OverflowError, RuntimeError, ValueError) as err:  # an int beyond int64
+                raise InvalidArgumentError(
+                    f"collate: cannot make a tensor of {_where(path)} ({type(first).__name__}s): {err}; "
+                    "convert them (or name the key in lists=)"
+                ) from err
         return values
     if isinstance(first, tuple):
         for i, value in enumerate(values):
