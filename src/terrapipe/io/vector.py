@@ -20,6 +20,12 @@
   FlatGeobuf with ``bbox``/``mask``: only its header, the index nodes the box
   reaches and the features they point at, by ranged reads), and no GDAL
   configuration is ever set (:mod:`terrapipe.io.vector_objects`).
+- A FlatGeobuf read with ``bbox``/``mask`` at an ``https://`` URL with a query
+  string (signed, token) goes the same way, by ranged reads only: GDAL opens
+  such a URL without a ``HEAD`` and learns its size from a ``GET`` without a
+  ``Range``, whose body the server streams until it sees the connection close
+  (up to the whole file). Other GDAL formats at such URLs still pay that
+  probe once per open (GDAL's size request; its body is dropped).
 
 Every result has its CRS; a file without one is a ``ReadError`` unless
 ``crs=`` says what to assume.
@@ -68,7 +74,7 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import MASK, public_url, redact_urls
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_cache import forget_remote_file
-from terrapipe.io.gdal_env import with_http_settings
+from terrapipe.io.gdal_env import remote_url_options, with_http_settings
 from terrapipe.io.gdal_setup import ensure_gdal_setup
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
@@ -449,6 +455,31 @@ def _through_byte_layer(path: str, storage: Storage | None) -> bool:
     return is_object_url(path) or (storage is not None and is_http(path))
 
 
+def _head_less_flatgeobuf(path: str, filtered: bool) -> bool:
+    """Whether a filtered read of a FlatGeobuf URL goes by exact ranges through the byte layer, not GDAL.
+
+    GDAL opens a URL with a query string (signed, token) without a ``HEAD``
+    (``use_head=no``, :func:`~terrapipe.io.gdal_env.remote_url_options`)
+    and learns its size from a ``GET`` without a ``Range``, whose body it
+    drops after the headers. The server sends the file until it sees the
+    connection close: 256 KiB of a 2 MiB file on an idle machine, all of it
+    under load (a bbox read that served more than the whole file). The byte
+    layer learns the size from a ranged ``GET`` of the last 64 KiB and reads
+    the header, the index nodes the box reaches and their features
+    (:func:`~terrapipe.io.vector_objects.flatgeobuf_subset`).
+
+    Examples
+    --------
+    >>> _head_less_flatgeobuf("https://h/a.fgb?sig=x", True), _head_less_flatgeobuf("https://h/a.fgb", True)
+    (True, False)
+    >>> _head_less_flatgeobuf("https://h/a.fgb?sig=x", False), _head_less_flatgeobuf("https://h/a.gpkg?sig=x", True)
+    (False, False)
+    """
+    if not filtered or not is_http(path) or "use_head" not in remote_url_options(path):
+        return False
+    return urllib.parse.urlsplit(path).path.lower().endswith(".fgb")
+
+
 def _read_ogr_from_store(
     url: str,
     storage: Storage | None,
@@ -555,6 +586,11 @@ def open_vector(
         _check_frame(gdf, text, cols, layer)
     elif _through_byte_layer(text, storage):
         gdf = _read_ogr_from_store(text, storage, bbox=box, mask=mask, columns=cols, where=where, layer=layer)
+    elif _head_less_flatgeobuf(text, filtered=box is not None or mask is not None):
+        # http_options is a Storage (HTTPOptions is its deprecated alias): the same time-outs and retries
+        gdf = _read_ogr_from_store(
+            text, http_options, bbox=box, mask=mask, columns=cols, where=where, layer=layer
+        )
     else:
         gdf = _read_ogr(
             text, bbox=box, mask=mask, columns=cols, where=where, layer=layer, http_options=http_options

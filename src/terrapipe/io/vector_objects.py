@@ -46,6 +46,7 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import os
@@ -57,12 +58,12 @@ from typing import Any
 
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import public_url
-from terrapipe.io import object_store
+from terrapipe.io import http_reads, object_store
 from terrapipe.io.object_file import ObjectFile
-from terrapipe.io.storage import Storage
+from terrapipe.io.storage import Storage, cloud_of
 from terrapipe.io.vector_integrity import flatgeobuf_layout
 
-__all__ = ["fetch_vector", "flatgeobuf_subset", "level_bounds"]
+__all__ = ["fetch_vector", "flatgeobuf_subset", "level_bounds", "merged_spans"]
 
 _NODE = 40  # minX, minY, maxX, maxY (f64) + offset (u64)
 _MAGIC_AND_SIZE = 12
@@ -70,6 +71,8 @@ _MAGIC_AND_SIZE = 12
 _FIRST_BYTES = 8192
 #: Side files of a Shapefile: the first two are required by GDAL, the others optional.
 _SHAPEFILE_SIDES = (".shx", ".dbf", ".prj", ".cpg", ".qix")
+#: Ranges closer than this are read as one (a request costs more than a few KiB more on any link).
+_MERGE_GAP = 16 * 1024
 
 
 def level_bounds(count: int, node_size: int) -> list[tuple[int, int]]:
@@ -114,6 +117,58 @@ def _count_position(header: bytes) -> int | None:
     return root + offset if offset else None
 
 
+def _http_start(url: str, storage: Storage | None, shown: str, stop: int = _FIRST_BYTES) -> tuple[bytes, int]:
+    """Return the first ``stop`` bytes of an HTTP(S) file and its size, from one ranged ``GET`` (no ``HEAD``).
+
+    A server that ignores ``Range`` (a ``200`` with the whole file, which
+    HTTP allows) is refused: every ranged read of a bbox query would then
+    bring the whole file (GDAL refuses it too). Only the range asked for is
+    read of such an answer.
+    """
+    reply = http_reads.read(url, storage, byte_range=http_reads.ByteRange(0, stop))
+    if reply.status == 404:
+        raise ReadError(f"cannot read vector file {shown!r}: no such file (HTTP 404); check the URL")
+    if reply.total is None:
+        raise ReadError(f"cannot read vector file {shown!r}: the server states no size; check the URL")
+    if reply.status != 206 and reply.total > len(reply.body):
+        raise ReadError(
+            f"cannot read vector file {shown!r}: the server ignores range requests (it answered 200 with "
+            f"all {reply.total} bytes), so a bbox or mask read would download the whole file each time; "
+            "read it without bbox=/mask= (one whole download) or from a server that answers ranges"
+        )
+    return reply.body, reply.total
+
+
+def merged_spans(spans: Sequence[tuple[int, int]], gap: int = _MERGE_GAP) -> list[tuple[int, int]]:
+    """Return byte ranges ``[start, end)`` covering ``spans``, neighbours under ``gap`` bytes apart joined.
+
+    Examples
+    --------
+    >>> merged_spans([(100, 200), (0, 10), (200, 300), (10_000, 10_010)], gap=50)
+    [(0, 10), (100, 300), (10000, 10010)]
+    """
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start - out[-1][1] < gap:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _get_spans(url: str, spans: Sequence[tuple[int, int]], storage: Storage | None) -> list[bytes]:
+    """Return the bytes of each span, in order, fetched as :func:`merged_spans` (one concurrent batch)."""
+    merged = merged_spans(spans)
+    blocks = object_store.get_ranges(url, merged, storage)
+    starts = [start for start, _ in merged]
+    out = []
+    for start, end in spans:
+        k = bisect.bisect_right(starts, start) - 1
+        base = merged[k][0]
+        out.append(bytes(blocks[k][start - base : end - base]))
+    return out
+
+
 def flatgeobuf_subset(url: str, box: Sequence[float], storage: Storage | None = None) -> bytes | None:
     """Return a FlatGeobuf holding the features of ``url`` whose index boxes meet ``box``, by ranged reads.
 
@@ -128,17 +183,29 @@ def flatgeobuf_subset(url: str, box: Sequence[float], storage: Storage | None = 
         No such object, access denied, a damaged header or index.
     """
     shown = public_url(url)
-    handle = ObjectFile(url, storage)  # its size without a HEAD (a GET of the last bytes; Azure: a HEAD)
-    try:
-        first = handle.read_at(min(handle.size, _FIRST_BYTES), 0)  # the header, in one request mostly
+    if cloud_of(url) == "http":
+        first, size = _http_start(url, storage, shown)
         (header_size,) = struct.unpack_from("<I", first, 8) if len(first) >= _MAGIC_AND_SIZE else (0,)
-        source: Any = io.BytesIO(first) if _MAGIC_AND_SIZE + header_size <= len(first) else handle
-        layout = flatgeobuf_layout(source, handle.size, shown)
+        if len(first) < min(size, _MAGIC_AND_SIZE + header_size):  # a long header: read it whole
+            first = _http_start(url, storage, shown, stop=min(size, _MAGIC_AND_SIZE + header_size))[0]
+        layout = flatgeobuf_layout(io.BytesIO(first), size, shown)
         if layout.index_node_size == 0 or layout.features_count == 0:
             return None
-        head = first[: layout.index_start] if source is not handle else handle.read_at(layout.index_start, 0)
-    finally:
-        handle.close()
+        head = first[: layout.index_start]
+    else:
+        handle = ObjectFile(url, storage)  # its size without a HEAD (a GET of the last bytes; Azure: a HEAD)
+        try:
+            first = handle.read_at(min(handle.size, _FIRST_BYTES), 0)  # the header, in one request mostly
+            (header_size,) = struct.unpack_from("<I", first, 8) if len(first) >= _MAGIC_AND_SIZE else (0,)
+            source: Any = io.BytesIO(first) if _MAGIC_AND_SIZE + header_size <= len(first) else handle
+            layout = flatgeobuf_layout(source, handle.size, shown)
+            if layout.index_node_size == 0 or layout.features_count == 0:
+                return None
+            head = (
+                first[: layout.index_start] if source is not handle else handle.read_at(layout.index_start, 0)
+            )
+        finally:
+            handle.close()
     count, node_size = layout.features_count, layout.index_node_size
     levels = level_bounds(count, node_size)
     num_nodes = levels[0][1]
@@ -146,7 +213,7 @@ def flatgeobuf_subset(url: str, box: Sequence[float], storage: Storage | None = 
     def read_nodes(spans: list[tuple[int, int]]) -> dict[int, tuple[float, float, float, float, int]]:
         ranges = [(layout.index_start + a * _NODE, layout.index_start + b * _NODE) for a, b in spans]
         found: dict[int, tuple[float, float, float, float, int]] = {}
-        for (a, _), data in zip(spans, object_store.get_ranges(url, ranges, storage), strict=True):
+        for (a, _), data in zip(spans, _get_spans(url, ranges, storage), strict=True):
             for i in range(len(data) // _NODE):
                 found[a + i] = struct.unpack_from("<ddddQ", data, i * _NODE)
         return found
@@ -192,7 +259,7 @@ def flatgeobuf_subset(url: str, box: Sequence[float], storage: Storage | None = 
                 f"bytes {start}-{stop} of a features section of {features_end}; re-create or re-download the file"
             )
         spans_bytes.append((layout.features_start + start, layout.features_start + stop))
-    features = object_store.get_ranges(url, spans_bytes, storage) if spans_bytes else []
+    features = _get_spans(url, spans_bytes, storage) if spans_bytes else []
     return _assemble(head, layout.index_start, [known[i] for i in picked], features, node_size, shown)
 
 
