@@ -8,6 +8,7 @@ never served.
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from pathlib import Path
@@ -278,8 +279,9 @@ def test_the_socket_reader_authenticates_selects_and_recovers(private_server: An
     redis.Redis(port=server.port).config_set("requirepass", "s3cret-pw")
     data = np.random.default_rng(3).normal(3000, 30, 300_000).astype("uint16")
     entry = pack_entry("k", [encode_value(data)])
-    for url in (f"redis://:s3cret-pw@127.0.0.1:{server.port}/3", f"unix://:s3cret-pw@{socket_path}?db=3"):
-        store = RedisStore(url, prefix="wire:")
+    urls = (f"redis://:s3cret-pw@127.0.0.1:{server.port}/3", f"unix://:s3cret-pw@{socket_path}?db=3")
+    for url, compress in itertools.product(urls, ("lz4", False)):
+        store = RedisStore(url, prefix="wire:", compress=compress)
         store.put("k", entry)
         assert redis.Redis(port=server.port, password="s3cret-pw", db=3).exists("wire:k")  # db 3, not 0
         buffer = store.get_buffer("k")
@@ -292,18 +294,31 @@ def test_the_socket_reader_authenticates_selects_and_recovers(private_server: An
         store.client.set("wire:k", good[:-7] + bytes(7))  # damaged mid-value: the reader drops the connection
         with pytest.raises(CorruptEntryError):
             unpack_entry(store.get_buffer("k") or b"", "k", owned=True)
-        store.client.set("wire:k", b"TPCACHE1" + bytes(100))  # not framed
+        other = b"TPCACHE1" + bytes(100) if compress else compress_entry(entry)  # the other layout
+        store.client.set("wire:k", other)
         with pytest.raises(CorruptEntryError):
             store.get_buffer("k")
         store.client.set("wire:k", good)
         assert bytes(store.get_buffer("k") or b"") == entry  # the next read is in step with the server
-        limited = RedisStore(url, prefix="wire:", max_entry_bytes=1000)
+        limited = RedisStore(url, prefix="wire:", max_entry_bytes=1000, compress=compress)
         with pytest.raises(CorruptEntryError, match="max_entry_bytes"):
             limited.get_buffer("k")  # announced above the limit: nothing allocated
-        wrong = RedisStore(url.replace("s3cret-pw", "wrong-pw"), prefix="wire:")
+        assert bytes(store.get_buffer("k") or b"") == entry
+        wrong = RedisStore(url.replace("s3cret-pw", "wrong-pw"), prefix="wire:", compress=compress)
         with pytest.raises(CacheError) as info:
             wrong.get_buffer("k")
         assert "pw" not in str(info.value)  # no password in the message
+
+
+def test_a_unix_socket_store_is_plain_by_default_and_tcp_is_lz4(tmp_path: Path) -> None:
+    assert RedisStore(f"unix://{tmp_path / 'r.sock'}").codec is None  # the server is on this machine
+    assert RedisStore("redis://127.0.0.1:6379/0").codec == "lz4"
+    assert RedisStore("rediss://127.0.0.1:6379/0").codec == "lz4"
+    assert RedisStore(f"UNIX://{tmp_path / 'r.sock'}", compress="lz4").codec == "lz4"
+    assert repr(RedisStore(f"unix://{tmp_path / 'r.sock'}")) == (
+        f"RedisStore('unix://{tmp_path / 'r.sock'}', ttl=None, max_entry_bytes=67108864)"
+    )
+    assert "compress='lz4'" in repr(RedisStore(f"unix://{tmp_path / 'r.sock'}", compress="lz4"))
 
 
 def test_the_socket_reader_serves_threads_each_their_own_connection(redis_server: Any) -> None:

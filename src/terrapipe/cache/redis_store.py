@@ -2,17 +2,23 @@
 
 Each entry is one Redis string under ``prefix + key``, written with one
 ``SET`` (atomic on the server: a client killed mid-command leaves nothing),
-optionally with a time to live. By default the value is the entry
+optionally with a time to live. Over TCP (``redis://``, ``rediss://``: the
+server may be on another machine) the value is by default the entry
 compressed in Blosc LZ4 frames (:func:`~terrapipe.cache.frames.compress_entry`;
 about 0.6 of the size of uint16 imagery): a hit moves fewer bytes through
-the server and the socket, and decodes them straight into a buffer it owns
-(:meth:`RedisStore.get_buffer`), which the hit's arrays then share; over
-``redis://`` and ``unix://`` a reader of its own takes the value off the
-socket frame by frame and decodes each while the next arrives
-(:mod:`terrapipe.cache.redis_wire`). The
-checksum is the entry's own, verified on the decoded bytes; a value that is
-not a framed value of the codec's layout, or does not decode, is a corrupt
-entry (recomputed and overwritten). Entries larger than ``max_entry_bytes``
+the server and the network, and decodes them straight into a buffer it owns
+(:meth:`RedisStore.get_buffer`), which the hit's arrays then share. Over a
+unix socket (``unix://``: the server is on this machine) the value is by
+default the entry as it is: the socket moves bytes faster than LZ4 decodes
+them, so a hit is cheapest read straight into its buffer (measured in
+``docs/benchmarks/layers.md``; ``compress="lz4"`` keeps the server's memory
+smaller). Over ``redis://`` and ``unix://`` a reader of its own takes the
+value off the socket (:mod:`terrapipe.cache.redis_wire`): a plain value
+straight into the hit's buffer, a compressed one frame by frame, each decoded
+while the next arrives. The
+checksum is the entry's own, verified on the decoded bytes; a value of the
+other layout than the store's (compressed or not), or that does not decode,
+is a corrupt entry (recomputed and overwritten). Entries larger than ``max_entry_bytes``
 (before compression; all its parts together for an entry stored as parts,
 :mod:`terrapipe.cache.parts`) are refused (counted in ``refused``) rather
 than sent: Redis keeps everything in memory, and its own limit for one value
@@ -47,6 +53,11 @@ from terrapipe.core.optional import require
 __all__ = ["RedisStore"]
 
 
+def _is_unix(url: object) -> bool:
+    """Whether ``url`` names a unix socket (``unix://``)."""
+    return isinstance(url, str) and url.split("://", 1)[0].lower() == "unix"
+
+
 class RedisStore:
     """Cache backend on a Redis server (see the module doc).
 
@@ -64,9 +75,12 @@ class RedisStore:
     timeout
         Seconds to wait to connect and for each reply.
     compress
-        ``"lz4"`` (the default) or ``"zstd"``: values are compressed
-        entries (see the module doc); ``False``: values are the entries as
-        they are (what a hit reads is then copied for writable arrays).
+        ``"lz4"`` or ``"zstd"``: values are compressed entries (see the
+        module doc); ``False``: values are the entries as they are (read
+        straight into the hit's buffer over ``redis://`` and ``unix://``;
+        over ``rediss://`` what a hit reads is copied for writable arrays);
+        ``None`` (the default): ``False`` over a unix socket, ``"lz4"``
+        otherwise.
 
     Attributes
     ----------
@@ -87,7 +101,7 @@ class RedisStore:
         max_entry_bytes: int = 64 * 2**20,
         prefix: str = "terrapipe:cache:",
         timeout: float = 10.0,
-        compress: str | bool = "lz4",
+        compress: str | bool | None = None,
     ) -> None:
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
             raise InvalidArgumentError(f"ttl must be None or a positive number of seconds, got {ttl!r}")
@@ -95,6 +109,8 @@ class RedisStore:
             raise InvalidArgumentError(f"max_entry_bytes must be a positive int, got {max_entry_bytes!r}")
         if not isinstance(timeout, int | float) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if compress is None:  # measured: over a unix socket a plain value is the fastest hit
+            compress = not _is_unix(url)
         if compress is True:
             compress = "lz4"
         #: Codec of the values (``None``: the entries as they are).
@@ -110,7 +126,8 @@ class RedisStore:
         self._pid = -1
 
     def __repr__(self) -> str:
-        codec = "" if self.codec == "lz4" else f", compress={self.codec or False!r}"
+        default = None if _is_unix(self.url) else "lz4"
+        codec = "" if self.codec == default else f", compress={self.codec or False!r}"
         return f"RedisStore({self.url!r}, ttl={self.ttl}, max_entry_bytes={self.max_entry_bytes}{codec})"
 
     def __getstate__(self) -> dict[str, Any]:
@@ -163,10 +180,11 @@ class RedisStore:
         CorruptEntryError
             For a value that does not decode (see the module doc).
         """
-        if self.codec is not None and supported(self.url):
+        if supported(self.url):
             if self._reader is None:
                 self._reader = RedisReader(self.url, timeout=self.timeout)
-            return self._reader.get((self.prefix + key).encode(), key, max_bytes=self.max_entry_bytes)
+            name = (self.prefix + key).encode()
+            return self._reader.get(name, key, max_bytes=self.max_entry_bytes, framed=self.codec is not None)
         data = self._call(f"read cache entry {key}", "get", self.prefix + key)
         if data is None:
             return None
@@ -183,11 +201,12 @@ class RedisStore:
         sends it meanwhile (the parts of a large entry,
         :mod:`terrapipe.cache.parts`). Stop early by closing the iterator.
         """
-        if self.codec is not None and supported(self.url):
+        if supported(self.url):
             if self._reader is None:
                 self._reader = RedisReader(self.url, timeout=self.timeout)
             names = [(self.prefix + key).encode() for key in keys]
-            yield from self._reader.get_many(names, list(keys), max_bytes=self.max_entry_bytes)
+            framed = self.codec is not None
+            yield from self._reader.get_many(names, list(keys), max_bytes=self.max_entry_bytes, framed=framed)
             return
         for key in keys:
             yield self.get_buffer(key)

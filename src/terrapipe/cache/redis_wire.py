@@ -160,10 +160,15 @@ class RedisReader:
             self._local.wire = None
         sock.close()
 
-    def get(self, name: bytes, key: str, *, max_bytes: int | None = None) -> memoryview | None:
-        """``GET name`` and decode the framed value into a new buffer the caller owns (``None``: no entry).
+    def get(
+        self, name: bytes, key: str, *, max_bytes: int | None = None, framed: bool = True
+    ) -> memoryview | None:
+        """``GET name`` into a new buffer the caller owns (``None``: no entry).
 
-        ``max_bytes``: a value announcing a larger entry is corrupt.
+        ``framed``: the value is a framed value, decoded into the buffer
+        (else an entry stored as it is, read straight into it; a framed
+        value is then corrupt). ``max_bytes``: a value announcing a larger
+        entry is corrupt.
 
         Raises
         ------
@@ -172,14 +177,20 @@ class RedisReader:
         CacheError
             When the server cannot be reached or answers with an error.
         """
-        values = self.get_many([name], [key], max_bytes=max_bytes)
+        values = self.get_many([name], [key], max_bytes=max_bytes, framed=framed)
         try:
             return next(values)
         finally:
             values.close()
 
     def get_many(
-        self, names: Sequence[bytes], keys: Sequence[str], *, max_bytes: int | None = None, depth: int = 2
+        self,
+        names: Sequence[bytes],
+        keys: Sequence[str],
+        *,
+        max_bytes: int | None = None,
+        depth: int = 2,
+        framed: bool = True,
     ) -> Generator[memoryview | None]:
         """Yield what :meth:`get` returns for each name, with up to ``depth`` ``GET`` commands in flight.
 
@@ -202,7 +213,7 @@ class RedisReader:
                 while sent < len(names) and sent - done < depth:
                     wire.send(b"GET", names[sent])
                     sent += 1
-                value = self._reply(wire, keys[done], max_bytes)
+                value = self._reply(wire, keys[done], max_bytes, framed)
                 done += 1
                 yield value
         except CorruptEntryError:
@@ -220,7 +231,7 @@ class RedisReader:
             if done < sent:  # stopped with replies on their way
                 self._drop(wire)
 
-    def _reply(self, wire: _Wire, key: str, max_bytes: int | None) -> memoryview | None:
+    def _reply(self, wire: _Wire, key: str, max_bytes: int | None, framed: bool) -> memoryview | None:
         head = wire.line()
         if head.startswith(b"-"):
             raise ConnectionError(head[1:200].decode(errors="replace"))
@@ -229,9 +240,21 @@ class RedisReader:
         size = int(head[1:])
         if size < 0:
             return None
-        out = self._frames(wire, size, key, max_bytes)
+        out = self._frames(wire, size, key, max_bytes) if framed else self._plain(wire, size, key, max_bytes)
         if wire.line() != b"":
             raise ConnectionError("the reply does not end where it says")
+        return out
+
+    @staticmethod
+    def _plain(wire: _Wire, size: int, key: str, max_bytes: int | None) -> memoryview:
+        """Read a value stored as it is straight into a new buffer (one copy: the socket's)."""
+        from terrapipe.cache import frames
+
+        frames.check_announced(size, max_bytes, key)
+        out = np.empty(size, dtype=np.uint8).data.cast("B")  # not zeroed: the value fills it
+        wire.read_into(out)
+        if bytes(out[: len(FRAME_MAGIC)]) == FRAME_MAGIC:
+            raise CorruptEntryError(f"cache entry {key} is corrupt: compressed, this store is not")
         return out
 
     @staticmethod
