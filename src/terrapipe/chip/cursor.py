@@ -23,12 +23,17 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from terrapipe.core.pipe import IterDataPipe
 from terrapipe.core.state import Stateful
 
-__all__ = ["ItemCursor"]
+__all__ = ["MAX_ROUND", "ItemCursor", "in_rounds"]
+
+S = TypeVar("S")
+
+#: Most shards for which elements are handed out whole (:func:`in_rounds` holds up to one fewer elements).
+MAX_ROUND = 16
 
 
 class ItemCursor:
@@ -91,3 +96,67 @@ class ItemCursor:
             if index >= start:
                 yield index, element, before
             index += 1
+
+
+def in_rounds(pulls: Iterator[tuple[int, Any, S]], count: int) -> Iterator[tuple[int, Any, S, bool]]:
+    """Tag each pulled element with whether its round of ``count`` elements is complete.
+
+    Element ``i`` belongs to round ``i // count`` (``i`` counts from the
+    start of the pass, also when a resumed pass starts mid-round). A round is
+    complete when the source holds all of its ``count`` elements: then each
+    of its elements can go whole to one of ``count`` shards. The last round of
+    a pass is usually short, and its elements are tagged ``False`` (split
+    them among the shards instead). Every shard pulls the same elements, so
+    every shard tags them the same way.
+
+    To know whether a round is complete, the elements after the current one
+    are pulled up to the end of its round: at most ``count - 1`` elements are
+    held (so ``count`` is at most :data:`MAX_ROUND`; more tags every element
+    ``False`` and pulls nothing ahead). An error of the source while a round
+    is pulled comes after the elements pulled before it, which are tagged
+    ``False``, as in a short round.
+
+    Parameters
+    ----------
+    pulls
+        ``(index, element, state)`` with consecutive indices, e.g. from
+        :meth:`ItemCursor.with_snapshots`.
+    count
+        Shards the elements are dealt to (``1``: every round is complete).
+
+    Examples
+    --------
+    >>> pulls = ((i, e, None) for i, e in enumerate("abcde"))
+    >>> [(e, whole) for _, e, _, whole in in_rounds(pulls, 2)]
+    [('a', True), ('b', True), ('c', True), ('d', True), ('e', False)]
+    >>> resumed = ((i, e, None) for i, e in zip(range(3, 5), "de"))  # a pass resumed at element 3
+    >>> [(i, whole) for i, _, _, whole in in_rounds(resumed, 3)]
+    [(3, False), (4, False)]
+    """
+    if count > MAX_ROUND:
+        for index, element, state in pulls:
+            yield index, element, state, False
+        return
+    held: list[tuple[int, Any, S]] = []  # bounded: the rest of one round, at most count - 1 after the first
+    while True:
+        if not held:
+            try:
+                held.append(next(pulls))
+            except StopIteration:
+                return
+        last = (held[0][0] // count + 1) * count - 1
+        complete, failure = True, None
+        try:
+            while held[-1][0] < last:
+                held.append(next(pulls))
+        except StopIteration:
+            complete = False
+        except Exception as err:  # the source failed: what came before it first, then the error
+            complete, failure = False, err
+        for index, element, state in held:
+            yield index, element, state, complete
+        held = []
+        if failure is not None:
+            raise failure
+        if not complete:
+            return

@@ -55,6 +55,7 @@ __all__ = [
     "block_edges",
     "common_edges",
     "crossing_axes",
+    "element_share",
     "plan_axis",
     "plan_windows",
     "shard_slice",
@@ -430,6 +431,31 @@ def shard_slice(n_items: int, info: ShardInfo, *, rotate: int = 0) -> slice:
     count = info.count
     share = (info.index - rotate) % count
     return slice(share * n_items // count, (share + 1) * n_items // count)
+
+
+def element_share(n_items: int, info: ShardInfo, *, element: int, whole: bool) -> slice:
+    """Return this shard's share of the ``n_items`` ordered groups of source element ``element``.
+
+    With ``whole`` (the element's round of ``info.count`` elements is
+    complete: :func:`~terrapipe.chip.cursor.in_rounds`), the element goes
+    whole to shard ``element % info.count``: no block is read by two shards,
+    halo blocks included, and each shard plans and reads fewer elements.
+    Otherwise (fewer elements left than shards) every shard takes its
+    contiguous share of the groups (:func:`shard_slice`, rotated by the
+    element). Either way the shares of all shards are disjoint and together
+    hold every group once.
+
+    Examples
+    --------
+    >>> info = [ShardInfo(worker_id=w, num_workers=2) for w in range(2)]
+    >>> [element_share(4, i, element=1, whole=True) for i in info]
+    [slice(0, 0, None), slice(0, 4, None)]
+    >>> [element_share(4, i, element=1, whole=False) for i in info]
+    [slice(2, 4, None), slice(0, 2, None)]
+    """
+    if whole:
+        return slice(0, n_items) if element % info.count == info.index else slice(0, 0)
+    return shard_slice(n_items, info, rotate=element)
 
 
 def crossing_axes(plan: WindowPlan, edges: Mapping[Hashable, Sequence[int] | IntArray]) -> tuple[bool, ...]:
