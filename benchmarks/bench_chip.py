@@ -617,7 +617,10 @@ def run_halo(path: Path, size: int, overlap: int, budget_mb: int, shuffle: bool)
     import terrapipe.chip
 
     pipe = tp.from_items([_open_zarr(path)]).chip(
-        {"y": size, "x": size}, overlap=overlap, shuffle=shuffle, block_cache_bytes=budget_mb * 2**20, seed=1
+        {"y": size, "x": size},
+        overlap=overlap,
+        shuffle=tp.chip.WindowShuffle(seed=1) if shuffle else False,
+        reads=tp.chip.Reads(block_cache_bytes=budget_mb * 2**20),
     )
     started = time.perf_counter()
     chips = sum(1 for _ in pipe)

@@ -117,10 +117,8 @@ def make_pipe(path: Path, block_cache_bytes: int, shuffle_buffer: int) -> Any:
         .chip(
             {"time": 1, "y": WINDOW, "x": WINDOW},
             overlap={"y": OVERLAP, "x": OVERLAP},
-            shuffle=True,
-            shuffle_buffer=shuffle_buffer,
-            seed=0,
-            block_cache_bytes=block_cache_bytes,
+            shuffle=tp.chip.WindowShuffle(buffer=shuffle_buffer, seed=0),
+            reads=tp.chip.Reads(block_cache_bytes=block_cache_bytes),
         )
         .to_tensor(image="t2m", mask=None)
     )

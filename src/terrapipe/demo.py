@@ -71,7 +71,7 @@ def build_pipe(scenes: Sequence[Sequence[Any]], labels: Any, dem: Any, *, shuffl
     return (
         tp.from_items([list(scene) for scene in scenes])
         .stack_stac(bands=[*BANDS, "scl"], resolution=10)
-        .chip({"y": CHIP, "x": CHIP}, shuffle=shuffle, seed=0)
+        .chip({"y": CHIP, "x": CHIP}, shuffle=shuffle)
         .map(split_scl)
         .align_to(dem, name="dem")
         .rasterize(labels, column="class", name="mask")

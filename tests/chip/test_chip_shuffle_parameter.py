@@ -33,7 +33,9 @@ def test_torchs_error_text_names_the_shuffle_parameter_given(shuffle):
 
 
 def test_the_shuffle_stage_still_chains_after_a_chip():
-    pipe = tp.from_items([raster()]).chip({"y": 4, "x": 4}, output="numpy", shuffle=True, seed=3)
+    pipe = tp.from_items([raster()]).chip(
+        {"y": 4, "x": 4}, output="numpy", shuffle=tp.chip.WindowShuffle(seed=3)
+    )
     shuffled = pipe.shuffle(buffer_size=8)
     assert type(shuffled).__name__ == "ShufflerIterDataPipe"
     assert shuffled.datapipe is pipe

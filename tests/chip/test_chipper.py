@@ -304,7 +304,9 @@ def test_each_block_is_read_once_and_every_window_comes_out(
 def test_a_tight_block_budget_rereads_and_counts_it():
     data = np.arange(32 * 32, dtype="float64").reshape(32, 32)
     da, backend = counting_dataarray(data, ("y", "x"), (8, 8))
-    pipe = tp.from_items([da]).chip({"y": 8, "x": 8}, overlap=4, block_cache_bytes=0, workers=0)
+    pipe = tp.from_items([da]).chip(
+        {"y": 8, "x": 8}, overlap=4, reads=tp.chip.Reads(block_cache_bytes=0), workers=0
+    )
     chips = list(pipe)
     assert len(chips) == 7 * 7
     assert pipe.counters.block_rereads > 0
@@ -317,7 +319,11 @@ def test_shuffled_overlapping_windows_reread_few_blocks():
     da, backend = counting_dataarray(data, ("y", "x"), (8, 8))
     block = 8 * 8 * 8
     pipe = tp.from_items([da]).chip(
-        {"y": 10, "x": 10}, stride=6, shuffle=True, seed=4, block_cache_bytes=64 * block, workers=0
+        {"y": 10, "x": 10},
+        stride=6,
+        shuffle=tp.chip.WindowShuffle(seed=4),
+        reads=tp.chip.Reads(block_cache_bytes=64 * block),
+        workers=0,
     )
     chips = list(pipe)
     assert len(chips) == 20 * 20
@@ -335,7 +341,7 @@ def test_shuffle_without_halos_keeps_a_plain_group_permutation():
     da, _ = counting_dataarray(data, ("y", "x"), (4, 4))
     orders = []
     for seed in range(3):
-        pipe = tp.from_items([da]).chip(4, shuffle=True, shuffle_buffer=1, seed=seed, workers=0)
+        pipe = tp.from_items([da]).chip(4, shuffle=tp.chip.WindowShuffle(buffer=1, seed=seed), workers=0)
         # the group (block) of each chip, from its first value = row * 32 + column
         orders.append([(int(c.values[0, 0]) // 32 // 4, int(c.values[0, 0]) % 32 // 4) for c in pipe])
     # consecutive groups are not confined to 4 x 4 tiles of groups
@@ -390,7 +396,9 @@ def test_shards_split_windows_and_blocks(patch_shard, world, workers, shuffle):
     all_values = []
     for rank, worker in itertools.product(range(world), range(workers)):
         patch_shard(ShardInfo(rank=rank, world_size=world, worker_id=worker, num_workers=workers))
-        pipe = tp.from_items(items).chip({"y": 6, "x": 5}, shuffle=shuffle, seed=3, workers=1)
+        pipe = tp.from_items(items).chip(
+            {"y": 6, "x": 5}, shuffle=tp.chip.WindowShuffle(seed=3) if shuffle else False, workers=1
+        )
         all_values.extend(float(c.values[0, 0]) for c in pipe)
     expected = sorted(float(v) for b in backends for v in b.array[::6, ::5].ravel())
     assert sorted(all_values) == expected  # every window once over all shards
@@ -415,10 +423,10 @@ def test_dataloader_workers_split_by_block():
 
 def test_shuffle_is_seeded_per_epoch_and_keeps_the_windows():
     da = xr.DataArray(np.arange(32 * 32.0).reshape(32, 32), dims=("y", "x")).chunk({"y": 8, "x": 8})
-    pipe = tp.from_items([da]).chip({"y": 4, "x": 4}, shuffle=True, shuffle_buffer=8, seed=1)
+    pipe = tp.from_items([da]).chip({"y": 4, "x": 4}, shuffle=tp.chip.WindowShuffle(buffer=8, seed=1))
     first = [float(c.values[0, 0]) for c in pipe]
     second = [float(c.values[0, 0]) for c in pipe]
-    again = tp.from_items([da]).chip({"y": 4, "x": 4}, shuffle=True, shuffle_buffer=8, seed=1)
+    again = tp.from_items([da]).chip({"y": 4, "x": 4}, shuffle=tp.chip.WindowShuffle(buffer=8, seed=1))
     assert first == [float(c.values[0, 0]) for c in again]
     assert first != second
     assert sorted(first) == sorted(second)
@@ -437,7 +445,9 @@ def test_order_without_shuffle_is_block_by_block():
 
 
 @pytest.mark.parametrize("stop_after", [0, 1, 5, 16, 17, 40, 63])
-@pytest.mark.parametrize("options", [{}, {"shuffle": True, "shuffle_buffer": 6, "seed": 2}, {"overlap": 1}])
+@pytest.mark.parametrize(
+    "options", [{}, {"shuffle": tp.chip.WindowShuffle(buffer=6, seed=2)}, {"overlap": 1}]
+)
 def test_chip_resumes_exactly(stop_after, options):
     from terrapipe.core.state import check_resume
 
@@ -509,7 +519,7 @@ def test_numpy_output_with_geometa(cube):
         ({"size": 4, "workers": -1}, "workers"),
         ({"size": 4, "max_nodata_fraction": 2}, "max_nodata_fraction"),
         ({"size": 4, "output": "torch"}, "output"),
-        ({"size": 4, "subset": "train"}, "split"),
+        ({"size": 4, "split": tp.chip.SpatialSplit({"a": 1.0}, cell_size=1.0)}, "select"),
         ({"size": {"y": 4}, "overlap": {"x": 1}}, "not a window dimension"),
     ],
 )

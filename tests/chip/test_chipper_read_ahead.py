@@ -124,7 +124,7 @@ def test_local_elements_are_pulled_only_when_their_turn_comes():
 def test_every_chunk_is_read_once_and_the_chips_are_those_of_local_reads():
     local_items, local_backends = _items(remote=False)
     remote_items, remote_backends = _items(remote=True)
-    for options in ({}, {"overlap": 1}, {"shuffle": True, "shuffle_buffer": 5, "seed": 3}):
+    for options in ({}, {"overlap": 1}, {"shuffle": tp.chip.WindowShuffle(buffer=5, seed=3)}):
         local = list(tp.from_items(local_items).chip({"y": 4, "x": 4}, output="numpy", **options))
         remote = list(tp.from_items(remote_items).chip({"y": 4, "x": 4}, output="numpy", **options))
         assert same_elements([a for a, _ in remote], [a for a, _ in local])
@@ -189,14 +189,16 @@ def test_elements_pulled_ahead_are_bounded():
 def test_explicit_read_ahead_zero_reads_one_element_at_a_time():
     items, _ = _items()
     log: list[str] = []
-    for _chip in Recorded(tp.from_items(items), log).chip({"y": 4, "x": 4}, read_ahead=0):
+    for _chip in Recorded(tp.from_items(items), log).chip(
+        {"y": 4, "x": 4}, reads=tp.chip.Reads(read_ahead=0)
+    ):
         log.append("chip")
     assert log[:13] == ["pull 0"] + ["chip"] * 12
 
 
 # -- exact resume ------------------------------------------------------------------------------------------
 
-OPTIONS = [{}, {"overlap": 1}, {"shuffle": True, "shuffle_buffer": 5, "seed": 2}]
+OPTIONS = [{}, {"overlap": 1}, {"shuffle": tp.chip.WindowShuffle(buffer=5, seed=2)}]
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["plain", "overlap", "shuffle"])

@@ -110,7 +110,7 @@ def test_nodata_and_split_filters_are_counted():
     assert len(kept) + pipe.dropped_nodata == 100
     assert pipe.dropped_nodata > 20
     split = SpatialSplit({"train": 0.5, "val": 0.5}, cell_size=8.0, seed=1)
-    pipe = tp.from_items([da]).sample_windows(4, n=100, seed=0, split=split, subset="train")
+    pipe = tp.from_items([da]).sample_windows(4, n=100, seed=0, split=split.select("train"))
     train = list(pipe)
     assert len(train) + pipe.outside_split == 100
     for chip in train:

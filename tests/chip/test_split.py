@@ -63,7 +63,7 @@ def test_chip_subsets_are_disjoint_and_unread_windows_are_skipped(cube):
     split = SpatialSplit({"train": 0.6, "val": 0.4}, cell_size=120.0, buffer=20.0, seed=3)
     subsets = {}
     for name in ("train", "val"):
-        pipe = tp.from_items([cube]).chip({"y": 4, "x": 4}, split=split, subset=name)
+        pipe = tp.from_items([cube]).chip({"y": 4, "x": 4}, split=split.select(name))
         subsets[name] = [tuple(np.round(c.rio.bounds(), 6)) for c in pipe]
         assert pipe.counters.windows + pipe.counters.outside_split == 10 * 12
     assert subsets["train"]
@@ -78,7 +78,7 @@ def test_groups_without_a_window_of_the_subset_are_not_read():
     coords = {"y": np.arange(64.0) + 0.5, "x": np.arange(64.0) + 0.5}
     da, backend = counting_dataarray(data, ("y", "x"), (16, 16), coords=coords)
     split = SpatialSplit({"train": 0.5, "val": 0.5}, cell_size=32.0, seed=11)
-    chips = list(tp.from_items([da]).chip({"y": 8, "x": 8}, split=split, subset="val"))
+    chips = list(tp.from_items([da]).chip({"y": 8, "x": 8}, split=split.select("val")))
     labels = split.cell_labels([0, 1, 0, 1], [0, 0, 1, 1])
     assert len(chips) == 16 * int((labels == 1).sum())
     assert len(backend.reads) == 4 * int((labels == 1).sum())  # only the blocks of val cells

@@ -298,8 +298,8 @@ CASES: list[Case] = [
     Case("chip-one-pixel-high-without-transform", lambda d: (_drain(tp.from_items([_grid()[:, :1, :]]).chip(1, output="numpy")), "one pixel"), InvalidArgumentError, "write_transform"),
     Case("chip-size-float", lambda d: (_later(tp.from_items([_grid()]).chip, 4.5), "4.5"), InvalidArgumentError, ">= 1"),
     Case("chip-size-string", lambda d: (_later(tp.from_items([_grid()]).chip, "4"), "'4'"), InvalidArgumentError, ">= 1"),
-    Case("chip-read-ahead-negative", lambda d: (_later(tp.from_items([_grid()]).chip, 4, read_ahead=-1), "read_ahead"), InvalidArgumentError, ">= 0"),
-    Case("chip-shuffle-buffer-string", lambda d: (_later(tp.from_items([_grid()]).chip, 4, shuffle_buffer="10"), "shuffle_buffer"), InvalidArgumentError, ">= 1"),
+    Case("chip-read-ahead-negative", lambda d: (_later(tp.from_items([_grid()]).chip, 4, reads={"read_ahead": -1}), "read_ahead"), InvalidArgumentError, ">= 0"),
+    Case("chip-shuffle-buffer-string", lambda d: (_later(tp.from_items([_grid()]).chip, 4, shuffle={"buffer": "10"}), "buffer"), InvalidArgumentError, ">= 1"),
     # fuse
     Case("rasterize-vector-without-crs", lambda d: (_later(lambda: tp.from_items([_grid()]).rasterize(_frame(crs=None), column="cls")), "no CRS"), InvalidArgumentError, "set_crs"),
     Case("rasterize-unknown-column", lambda d: (_later(lambda: tp.from_items([_grid()]).rasterize(_frame(), column="klass")), "'klass'"), InvalidArgumentError, "pick one of those"),

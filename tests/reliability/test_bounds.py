@@ -96,8 +96,8 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
 
 #: Bounds of buffers that are not one of the constructs scanned for.
 OTHER_BOUNDS = {
-    "chip(block_cache_bytes=512 MiB, read_ahead=2 * workers)": "test_chip_read_ahead_is_bounded_by_groups_and_bytes",
-    "chip(shuffle_buffer=1024)": "test_chip_shuffle_buffer_bounds_the_blocks_held",
+    "chip(reads=Reads(block_cache_bytes=512 MiB, read_ahead=2 * workers))": "test_chip_read_ahead_is_bounded_by_groups_and_bytes",
+    "chip(shuffle=WindowShuffle(buffer=1024))": "test_chip_shuffle_buffer_bounds_the_blocks_held",
     "sample_windows(buffer=256)": "test_sample_windows_buffer_bounds_the_blocks_held",
     "StageStats.last_errors: 20 messages": "tests/core/test_errors.py",
     "HTTP connections: one per host and thread": "test_http_connections_per_thread_are_bounded",
@@ -147,19 +147,21 @@ def _lazy(size: int = 64, chunk: int = 8) -> tuple[xr.DataArray, Any]:
 def test_chip_read_ahead_is_bounded_by_groups_and_bytes(workers: int, read_ahead: int | None) -> None:
     da, backend = _lazy()
     ahead = max(1, 2 * workers) if read_ahead is None else read_ahead
-    chips = tp.from_items([da]).chip(8, workers=workers, read_ahead=read_ahead)
+    chips = tp.from_items([da]).chip(8, workers=workers, reads=tp.chip.Reads(read_ahead=read_ahead))
     for yielded, _ in enumerate(chips, start=1):  # one window per block here: group k is block k
         assert sum(backend.reads.values()) <= yielded + ahead
     assert sum(backend.reads.values()) == 64
     da, backend = _lazy()
-    tight = tp.from_items([da]).chip(8, workers=0, read_ahead=10, block_cache_bytes=1)
+    tight = tp.from_items([da]).chip(8, workers=0, reads=tp.chip.Reads(block_cache_bytes=1, read_ahead=10))
     for yielded, _ in enumerate(tight, start=1):  # the byte budget stops read-ahead first
         assert sum(backend.reads.values()) <= yielded + 1
 
 
 def test_chip_shuffle_buffer_bounds_the_blocks_held() -> None:
     da, backend = _lazy()
-    chips = tp.from_items([da]).chip(4, shuffle=True, shuffle_buffer=8, seed=3, workers=0, read_ahead=0)
+    chips = tp.from_items([da]).chip(
+        4, shuffle=tp.chip.WindowShuffle(buffer=8, seed=3), workers=0, reads=tp.chip.Reads(read_ahead=0)
+    )
     for yielded, _ in enumerate(chips, start=1):
         # blocks of 4 windows: a buffer holds the 2 blocks (8 windows) it shuffles, and the next read ahead
         assert sum(backend.reads.values()) * 4 <= yielded + 8 + 4 + 4

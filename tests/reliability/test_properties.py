@@ -112,9 +112,7 @@ def test_chips_over_any_ranks_and_workers_cover_each_window_exactly_once(p: dict
             {"y": wy, "x": wx},
             overlap={"y": oy, "x": ox},
             boundary=p["boundary"],
-            shuffle=p["shuffle"],
-            shuffle_buffer=5,
-            seed=7,
+            shuffle=tp.chip.WindowShuffle(buffer=5, seed=7) if p["shuffle"] else False,
             workers=p["threads"],
             output="numpy",
         )
@@ -157,7 +155,7 @@ def test_stitching_the_shuffled_chips_of_every_shard_gives_back_the_raster(
     def make() -> Any:
         lazy = _cube(height, width, Affine(10, 0, 500_000, 0, -10, 5_000_000), chunks=(7, 5))
         chips = tp.from_items([lazy]).chip(
-            window, overlap=overlap, boundary=boundary, shuffle=True, shuffle_buffer=3, seed=1
+            window, overlap=overlap, boundary=boundary, shuffle=tp.chip.WindowShuffle(buffer=3, seed=1)
         )
         return ((chip.values, chip) for chip in chips)
 
@@ -217,7 +215,7 @@ def _segmentation_pipe(paths: list[Path]) -> Any:
     return (
         tp.from_items([str(p) for p in paths])
         .read_raster()
-        .chip(32, overlap=8, shuffle=True, shuffle_buffer=6, seed=3, workers=0)
+        .chip(32, overlap=8, shuffle=tp.chip.WindowShuffle(buffer=6, seed=3), workers=0)
         .to_tensor(image="image", dtype=torch.float32)
     )
 

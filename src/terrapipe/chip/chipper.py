@@ -40,7 +40,9 @@ import numpy as np
 import xarray as xr
 
 from terrapipe.chip.build import ItemCutter, Output, crs_and_transform
-from terrapipe.chip.cursor import ItemCursor, in_rounds
+from terrapipe.chip.cursor import ItemCursor
+from terrapipe.chip.deprecated import OLD_KEYWORDS as _OLD
+from terrapipe.chip.deprecated import upgrade
 from terrapipe.chip.layout import describe_arrays
 from terrapipe.chip.plan import (
     BOUNDARIES,
@@ -48,13 +50,15 @@ from terrapipe.chip.plan import (
     IntArray,
     WindowPlan,
     crossing_axes,
-    element_share,
     plan_windows,
+    shard_slice,
     tiled_permutation,
 )
 from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader, ReadBudget, RegionStream
-from terrapipe.chip.split import SpatialSplit, window_bounds
-from terrapipe.core.checks import check_int, check_number
+from terrapipe.chip.reads import Reads
+from terrapipe.chip.split import SplitSubset, window_bounds
+from terrapipe.chip.window_shuffle import WindowShuffle, check_count
+from terrapipe.core.checks import check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register, registered_class
@@ -163,7 +167,7 @@ class _ShuffleParameter:
         return self._pipe.shuffled
 
     def __repr__(self) -> str:
-        return repr(self._pipe.shuffled)
+        return repr(self._pipe.shuffle_given)
 
     def __call__(self, *args: Any, **kwargs: Any) -> IterDataPipe[Any]:
         shuffler = registered_class("shuffle")
@@ -213,35 +217,35 @@ class Chip(ResumesNextPass, Stage[Any]):
         Reader threads (0: read in the calling thread); default ``None``:
         chosen by the source, :data:`~terrapipe.chip.reader.DEFAULT_WORKERS`
         (4) for local data, more for remote data (see :mod:`terrapipe.chip.reader`).
-    block_cache_bytes
-        Budget for blocks read ahead or kept for a later group (halo blocks).
-    read_ahead
-        Groups whose blocks may be read ahead of the one being cut (default
-        ``2 * workers``).
+    reads
+        Read bounds, a :class:`~terrapipe.chip.reads.Reads` (or a mapping of
+        its fields): ``block_cache_bytes``, the budget for blocks read ahead
+        or kept for a later group (halo blocks, 512 MiB), and ``read_ahead``,
+        the groups whose blocks may be read ahead of the one being cut
+        (default ``2 * workers``). ``None``: the defaults. They tune speed
+        and memory only.
     shuffle
-        Shuffle the order of block groups (one permutation per epoch, the same
-        on every worker and rank before the split) and the windows inside a
-        buffer of consecutive groups (per worker). When windows cross block
+        ``True``, or a :class:`~terrapipe.chip.window_shuffle.WindowShuffle`
+        (or a mapping of its fields; ``True`` is ``WindowShuffle()``): shuffle
+        the order of block groups (one permutation per epoch, the same on
+        every worker and rank before the split) and the windows inside a
+        buffer of ``buffer`` windows of consecutive groups (per worker; whole
+        groups are added until it is full), seeded by its ``seed`` mixed with
+        the epoch, element, rank and worker. When windows cross block
         borders, the groups come tile by tile (see the notes).
-    shuffle_buffer
-        Windows per shuffle buffer (whole groups are added until it is full).
-    seed
-        Seed of the shuffles; mixed with the epoch, element, rank and worker.
-    split, subset
-        A :class:`~terrapipe.chip.split.SpatialSplit` and the name of the
-        subset to yield; windows of other subsets, or of none, are skipped
-        without being read.
+    split
+        One subset of a :class:`~terrapipe.chip.split.SpatialSplit`,
+        ``split.select("train")`` (a :class:`~terrapipe.chip.split.SplitSubset`):
+        windows of other subsets, or of none, are skipped without being read.
     output
         ``"xarray"`` (default): chips of the input's type with its coordinates,
         attributes and CRS (``chip.rio.transform()`` is the window's);
         ``"numpy"``: ``(array, GeoMeta)`` (a dict of arrays for a Dataset),
         which skips building xarray objects.
     shard
-        ``"auto"``: split the work across DataLoader workers and DDP ranks:
-        whole elements, one shard each, while at least as many elements are
-        left as shards, then the block groups of the rest (contiguous shares,
-        so neighbouring groups stay together); ``False``: every worker chips
-        everything.
+        ``"auto"``: split the block groups across DataLoader workers and DDP
+        ranks (contiguous shares, so neighbouring groups stay together);
+        ``False``: every worker chips everything.
     on_error
         What to do when a block cannot be read: ``"raise"``, or ``"skip"`` /
         ``"warn"`` the windows of its group (counted in ``stats.skipped``).
@@ -259,6 +263,12 @@ class Chip(ResumesNextPass, Stage[Any]):
 
     Notes
     -----
+    The old keywords ``shuffle_buffer=``, ``seed=``, ``subset=``,
+    ``block_cache_bytes=`` and ``read_ahead=`` still work for one release and
+    warn (:class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`; see
+    :mod:`terrapipe.chip.deprecated`); a chip built either way is the same
+    (windows, order, state, cache key).
+
     Guarantees, for the windows of one element:
 
     - every window is yielded once per epoch over all shards (workers x ranks),
@@ -277,15 +287,9 @@ class Chip(ResumesNextPass, Stage[Any]):
       until then when the budget allows. (A plain permutation of the groups
       would keep nearly every halo block alive for most of the pass.) Without
       such windows the groups are a plain permutation;
-    - across shards, the elements of each complete round of as many elements
-      as shards go whole to one shard each (:func:`~terrapipe.chip.cursor.in_rounds`,
-      which pulls up to ``shards - 1`` elements ahead to know; with more than
-      :data:`~terrapipe.chip.cursor.MAX_ROUND` shards, every element is split),
-      so their blocks are read by one shard; the elements of a short last
-      round are split by block groups, and there a block is read by one
-      shard unless windows of groups on different shards cross into it
-      (overlap or windows not aligned with blocks), in which case the shards
-      at a share's edge read it too.
+    - across shards, a block is read by one shard unless windows of groups
+      on different shards cross into it (overlap or windows not aligned with
+      blocks), in which case the shards at a share's edge read it too.
 
     Chips are views of the block or region they come from, marked read-only
     (overlapping chips share pixels); copy one before writing into it.
@@ -326,18 +330,28 @@ class Chip(ResumesNextPass, Stage[Any]):
         nodata: float | None = None,
         max_nodata_fraction: float | None = None,
         workers: int | None = None,
-        block_cache_bytes: int = 512 * 2**20,
-        read_ahead: int | None = None,
-        shuffle: bool = False,
-        shuffle_buffer: int = 1024,
-        seed: int = 0,
-        split: SpatialSplit | None = None,
-        subset: str | None = None,
+        reads: Reads | Mapping[str, Any] | None = None,
+        shuffle: bool | WindowShuffle | Mapping[str, Any] = False,
+        split: SplitSubset | None = None,
         output: Output = "xarray",
         shard: ShardMode = "auto",
         on_error: OnError = "raise",
+        **deprecated: Any,
     ) -> None:
         super().__init__()
+        kept_seed = 0
+        if deprecated:
+            unknown = sorted(set(deprecated) - set(_OLD["chip"]))
+            if unknown:
+                raise TypeError(f"Chip.__init__() got an unexpected keyword argument {unknown[0]!r}")
+            new = upgrade(
+                "chip", {"shuffle": shuffle, "split": split, "reads": reads, **deprecated}, warn=True
+            )
+            shuffle, split, reads = new.kwargs["shuffle"], new.kwargs["split"], new.kwargs["reads"]
+            kept_seed = new.seed or 0
+        shuffling = WindowShuffle.of(shuffle)
+        subset = SplitSubset.of(split)
+        bounds = Reads.of(reads)
         self.source = source
         self.size, self.stride = normalize_windows(size, overlap, stride)
         if boundary not in BOUNDARIES:
@@ -348,33 +362,26 @@ class Chip(ResumesNextPass, Stage[Any]):
             check_number(pad_value, "pad_value", finite=False)
         if nodata is not None:
             check_number(nodata, "nodata", finite=False)
-        check_int(seed, "chip seed", minimum=0)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise InvalidArgumentError(f"workers must be None or an int >= 0, got {workers!r}")
-        if not _is_int(block_cache_bytes) or block_cache_bytes < 0:
-            raise InvalidArgumentError(f"block_cache_bytes must be an int >= 0, got {block_cache_bytes!r}")
-        if not _is_int(shuffle_buffer) or shuffle_buffer < 1:
-            raise InvalidArgumentError(f"shuffle_buffer must be an int >= 1, got {shuffle_buffer!r}")
-        if read_ahead is not None and (not _is_int(read_ahead) or read_ahead < 0):
-            raise InvalidArgumentError(f"read_ahead must be None or an int >= 0, got {read_ahead!r}")
         if output not in ("xarray", "numpy"):
             raise InvalidArgumentError(f"output must be 'xarray' or 'numpy', got {output!r}")
-        if (split is None) != (subset is None):
-            raise InvalidArgumentError("give both split= and subset= (the subset name to yield), or neither")
-        if split is not None and subset is not None:
-            split.subset_number(subset)
         self.boundary: Boundary = boundary
         self.pad_value = pad_value
         self.nodata = nodata
         self.max_nodata_fraction = max_nodata_fraction
         self.workers = workers
-        self.block_cache_bytes = int(block_cache_bytes)
-        self.read_ahead = read_ahead
-        self.shuffled = bool(shuffle)
-        self.shuffle_buffer = int(shuffle_buffer)
-        self.seed = int(seed)
-        self.split = split
-        self.subset = subset
+        # the attributes (and so the cache key) a chip had when these were keywords of their own
+        self.block_cache_bytes = bounds.block_cache_bytes
+        self.read_ahead = bounds.read_ahead
+        self.shuffled = shuffling is not None
+        self.shuffle_buffer = shuffling.buffer if shuffling is not None else WindowShuffle().buffer
+        self.seed = shuffling.seed if shuffling is not None else kept_seed
+        self.split = subset.split if subset is not None else None
+        self.subset = subset.name if subset is not None else None
+        self._shuffle_given: bool | WindowShuffle = (
+            False if shuffling is None else True if shuffling == WindowShuffle() else shuffling
+        )
         self.output: Output = output
         self.shard = shard
         self.on_error = check_on_error(on_error)
@@ -388,6 +395,27 @@ class Chip(ResumesNextPass, Stage[Any]):
         self._item = 0
         self._group = 0
         self._window = 0
+
+    @property
+    def reads(self) -> Reads:
+        """The chip's read bounds (``reads=``)."""
+        return Reads(self.block_cache_bytes, self.read_ahead)
+
+    @property
+    def shuffle_given(self) -> bool | WindowShuffle:
+        """The ``shuffle=`` of this chip: ``False``, ``True`` (the default shuffle) or its :class:`WindowShuffle`."""
+        return self._shuffle_given
+
+    def keep_seed(self, seed: int) -> None:
+        """Record ``seed`` on a chip that does not shuffle (it changes nothing it yields).
+
+        A recipe gave its seed to every chip step when ``seed=`` was a chip
+        keyword, and a chip's cache key holds it; a recipe run records it
+        here, so that a cache written then is still found. A shuffling chip
+        keeps its own seed.
+        """
+        if not self.shuffled:
+            self.seed = check_count(seed, "seed", 0)
 
     # -- planning ----------------------------------------------------------
     def _plan(self, obj: xr.DataArray | xr.Dataset) -> tuple[WindowPlan, list[Any], tuple[bool, ...]]:
@@ -428,13 +456,7 @@ class Chip(ResumesNextPass, Stage[Any]):
         return np.asarray(labels == self.split.subset_number(self.subset))
 
     def _group_order(
-        self,
-        plan: WindowPlan,
-        crossing: tuple[bool, ...],
-        epoch: int,
-        item: int,
-        info: ShardInfo,
-        whole: bool,
+        self, plan: WindowPlan, crossing: tuple[bool, ...], epoch: int, item: int, info: ShardInfo
     ) -> IntArray:
         n = plan.n_groups
         if self.shuffled:
@@ -444,7 +466,7 @@ class Chip(ResumesNextPass, Stage[Any]):
             order = tiled_permutation(plan.group_shape, tile, rng)
         else:
             order = np.arange(n, dtype=np.int64)
-        return order[element_share(n, info, element=item, whole=whole)]
+        return order[shard_slice(n, info, rotate=item)]
 
     def _batches(self, plan: WindowPlan, groups: IntArray, kept: IntArray | None) -> IntArray:
         """First group position of each shuffle buffer (one group per buffer without shuffle)."""
@@ -476,8 +498,7 @@ class Chip(ResumesNextPass, Stage[Any]):
         # more than decoding a small scene (see docs/benchmarks/chip.md, many small scenes).
         threads = DEFAULT_WORKERS if self.workers is None else self.workers  # remote: see chip.reader
         pool = ThreadPoolExecutor(threads, thread_name_prefix="terrapipe-chip") if threads else None
-        before = self._cursor.with_snapshots(start=start_item, snapshot=resume["source"] if resume else None)
-        pulls = in_rounds(before, info.count)  # whole elements per shard while there are enough (plan.py)
+        pulls = self._cursor.with_snapshots(start=start_item, snapshot=resume["source"] if resume else None)
         ctx = self._pass = _Pass(epoch, info, pool, ReadBudget(), pulls)
         try:
             while True:
@@ -528,7 +549,7 @@ class Chip(ResumesNextPass, Stage[Any]):
             )
             return _Work(plan, error=err)
         keep = self._keep_mask(obj, plan)
-        groups = self._group_order(plan, crossing, ctx.epoch, item, ctx.info, pulled.whole)
+        groups = self._group_order(plan, crossing, ctx.epoch, item, ctx.info)
         kept_counts: IntArray | None = None
         outside = 0
         if keep is not None:
@@ -830,7 +851,6 @@ class _Pulled:
     item: int
     obj: Any
     snapshot: dict[str, Any] | None
-    whole: bool = False  # chipped whole by one shard (chip.plan.element_share)
     work: _Work | None = None
     error: Exception | None = None  # the source raised pulling it (ahead)
 
@@ -844,7 +864,7 @@ class _Pass:
         info: ShardInfo,
         pool: ThreadPoolExecutor | None,
         budget: ReadBudget,
-        pulls: Iterator[tuple[int, Any, dict[str, Any] | None, bool]],
+        pulls: Iterator[tuple[int, Any, dict[str, Any] | None]],
     ) -> None:
         self.epoch = epoch
         self.info = info
@@ -860,7 +880,7 @@ class _Pass:
         if self.exhausted:
             return None
         try:
-            item, obj, snapshot, whole = next(self.pulls)
+            item, obj, snapshot = next(self.pulls)
         except StopIteration:
             self.exhausted = True
             return None
@@ -869,7 +889,7 @@ class _Pass:
                 raise
             self.exhausted = True  # a source that raised is finished
             return _Pulled(-1, None, None, error=err)
-        return _Pulled(item, obj, snapshot, whole)
+        return _Pulled(item, obj, snapshot)
 
     def budget_room(self) -> bool:
         """Whether the shared budget has room for another element's reads (by the current reader's limits)."""

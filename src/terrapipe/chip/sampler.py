@@ -41,10 +41,13 @@ import numpy as np
 import xarray as xr
 
 from terrapipe.chip.build import ItemCutter, Output, crs_and_transform
+from terrapipe.chip.deprecated import OLD_KEYWORDS as _OLD
+from terrapipe.chip.deprecated import upgrade
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import IntArray, WindowPlan, plan_windows, shard_slice
 from terrapipe.chip.reader import BlockReader
-from terrapipe.chip.split import SpatialSplit, window_bounds
+from terrapipe.chip.reads import Reads
+from terrapipe.chip.split import SplitSubset, window_bounds
 from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
@@ -123,14 +126,20 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
         ``"drop"`` leaves them out.
     max_nodata_fraction, nodata
         Drop windows with more nodata than this (counted in ``dropped_nodata``).
-    split, subset
-        Only windows in ``subset`` of a :class:`~terrapipe.chip.split.SpatialSplit`
-        (others are drawn but not read, and counted in ``outside_split``).
+    split
+        Only windows in one subset of a :class:`~terrapipe.chip.split.SpatialSplit`,
+        ``split.select("train")`` (others are drawn but not read, and counted
+        in ``outside_split``).
     buffer
         Windows read together (their blocks are read once).
-    workers, block_cache_bytes
+    workers
         Reader threads (``None``: chosen by the source, as in
-        :class:`~terrapipe.chip.chipper.Chip`) and block budget.
+        :class:`~terrapipe.chip.chipper.Chip`).
+    reads
+        Read bounds, a :class:`~terrapipe.chip.reads.Reads` (or a mapping of
+        its fields): ``block_cache_bytes``, the block budget (512 MiB);
+        ``read_ahead`` must stay ``None`` (``buffer`` is what is read
+        together). ``None``: the defaults.
     output
         ``"xarray"`` or ``"numpy"`` (see :class:`~terrapipe.chip.chipper.Chip`).
     shard
@@ -153,6 +162,10 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
 
     Notes
     -----
+    The old keywords ``subset=`` and ``block_cache_bytes=`` still work for one
+    release and warn (:class:`~terrapipe.core.errors.TerrapipeDeprecationWarning`;
+    see :mod:`terrapipe.chip.deprecated`).
+
     ``len()`` is ``n`` in random mode (over all shards) and unknown in points
     mode. The stage is :class:`~terrapipe.core.state.Stateful` (epoch and
     windows passed); a resumed pass reads only the buffer it stopped in.
@@ -175,16 +188,29 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
         boundary: Literal["shift", "drop"] = "shift",
         max_nodata_fraction: float | None = None,
         nodata: float | None = None,
-        split: SpatialSplit | None = None,
-        subset: str | None = None,
+        split: SplitSubset | None = None,
         buffer: int = 256,
         workers: int | None = None,
-        block_cache_bytes: int = 512 * 2**20,
+        reads: Reads | Mapping[str, Any] | None = None,
         output: Output = "xarray",
         shard: ShardMode = "auto",
         on_error: OnError = "raise",
+        **deprecated: Any,
     ) -> None:
         super().__init__()
+        if deprecated:
+            unknown = sorted(set(deprecated) - set(_OLD["sample_windows"]))
+            if unknown:
+                raise TypeError(f"SampleWindows.__init__() got an unexpected keyword argument {unknown[0]!r}")
+            new = upgrade("sample_windows", {"split": split, "reads": reads, **deprecated}, warn=True)
+            split, reads = new.kwargs["split"], new.kwargs["reads"]
+        subset = SplitSubset.of(split)
+        bounds = Reads.of(reads)
+        if bounds.read_ahead is not None:
+            raise InvalidArgumentError(
+                f"sample_windows reads buffer={buffer!r} windows together: give reads=tp.chip.Reads(...) "
+                f"without read_ahead (got read_ahead={bounds.read_ahead!r})"
+            )
         from terrapipe.chip.chipper import normalize_windows
 
         self.size, _ = normalize_windows(size, None, None)
@@ -217,15 +243,10 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
             check_number(nodata, "nodata", finite=False)
         check_int(buffer, "sample_windows buffer", minimum=1)
         check_int(seed, "sample_windows seed", minimum=0)
-        check_int(block_cache_bytes, "block_cache_bytes", minimum=0)
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise InvalidArgumentError(f"workers must be None or an int >= 0, got {workers!r}")
         if output not in ("xarray", "numpy"):
             raise InvalidArgumentError(f"output must be 'xarray' or 'numpy', got {output!r}")
-        if (split is None) != (subset is None):
-            raise InvalidArgumentError("give both split= and subset= (the subset name to yield), or neither")
-        if split is not None and subset is not None:
-            split.subset_number(subset)
         self.source = source
         self.n = n
         self.points = points
@@ -235,11 +256,12 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
         self.boundary = boundary
         self.max_nodata_fraction = max_nodata_fraction
         self.nodata = nodata
-        self.split = split
-        self.subset = subset
+        # the attributes (and so the cache key) it had when these were keywords of their own
+        self.split = subset.split if subset is not None else None
+        self.subset = subset.name if subset is not None else None
         self.buffer = int(buffer)
         self.workers = workers
-        self.block_cache_bytes = int(block_cache_bytes)
+        self.block_cache_bytes = bounds.block_cache_bytes
         self.output: Output = output
         self.shard = shard
         self.on_error = check_on_error(on_error)
@@ -249,6 +271,11 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
         self._in_pass = False
         self._epoch = 0
         self._window = 0
+
+    @property
+    def reads(self) -> Reads:
+        """The stage's read bounds (``reads=``)."""
+        return Reads(self.block_cache_bytes)
 
     # -- drawing -------------------------------------------------------------
     def _rasters(self) -> list[_Raster]:

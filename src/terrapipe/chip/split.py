@@ -27,12 +27,19 @@ Examples
 ['val', 'train', None]
 >>> SpatialSplit({"train": 0.5, "val": 0.5}, cell_size=100.0, buffer=20, seed=1).labels(bounds)
 ['val', None, None]
+
+A stage yields one subset of a split: ``chip(..., split=split.select("train"))``
+(a :class:`SplitSubset`, the split and the subset's name in one value).
+
+>>> split.select("val").keep(bounds).tolist()
+[True, False, False]
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +47,7 @@ from affine import Affine
 
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["SpatialSplit", "window_bounds"]
+__all__ = ["SpatialSplit", "SplitSubset", "window_bounds"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -211,6 +218,21 @@ class SpatialSplit:
         """Subset name of each window (``None`` for windows that belong to none)."""
         return [self._names[i] if i >= 0 else None for i in self.assign(bounds).tolist()]
 
+    def select(self, name: str) -> SplitSubset:
+        """Return the subset ``name`` of this split, for a stage's ``split=``.
+
+        Raises
+        ------
+        InvalidArgumentError
+            For a name that is not one of ``fractions``.
+
+        Examples
+        --------
+        >>> SpatialSplit({"train": 0.8, "val": 0.2}, cell_size=1000.0).select("val")
+        SplitSubset(split=SpatialSplit(fractions={'train': 0.8, 'val': 0.2}, cell_size=1000.0, buffer=0.0, seed=0, origin=(0.0, 0.0)), name='val')
+        """
+        return SplitSubset(self, name)
+
     def subset_number(self, name: str) -> int:
         """Index of a subset name.
 
@@ -222,3 +244,67 @@ class SpatialSplit:
         if name not in self._names:
             raise InvalidArgumentError(f"subset {name!r} is not one of the split's subsets {self._names!r}")
         return self._names.index(name)
+
+
+@dataclass(frozen=True)
+class SplitSubset:
+    """One subset of a :class:`SpatialSplit`: what a stage's ``split=`` takes (``split.select(name)``).
+
+    Parameters
+    ----------
+    split
+        The split.
+    name
+        The name of the subset to keep: windows of other subsets, or of
+        none (across a cell border, inside the buffer), are left out.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For a split that is not a :class:`SpatialSplit`, or a name that is not one of its subsets.
+
+    Notes
+    -----
+    Frozen and picklable, hashable when the split's ``fractions`` are (a
+    mapping is not; equality holds either way).
+    """
+
+    split: SpatialSplit
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.split, SpatialSplit):
+            raise InvalidArgumentError(
+                f"a split subset needs a tp.chip.SpatialSplit, got {type(self.split).__name__}: {self.split!r:.80}"
+            )
+        self.split.subset_number(self.name)
+
+    @property
+    def number(self) -> int:
+        """The subset's index in the split (what :meth:`SpatialSplit.assign` gives its windows)."""
+        return self.split.subset_number(self.name)
+
+    def keep(self, bounds: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether each window ``(left, bottom, right, top)`` belongs to this subset."""
+        return np.asarray(self.split.assign(bounds) == self.number)
+
+    @classmethod
+    def of(cls, value: Any) -> SplitSubset | None:
+        """Return a stage's ``split=`` as a subset: ``None`` or a :class:`SplitSubset`.
+
+        Raises
+        ------
+        InvalidArgumentError
+            For anything else, naming ``split.select(name)`` for a bare :class:`SpatialSplit`.
+        """
+        if value is None or isinstance(value, SplitSubset):
+            return value
+        if isinstance(value, SpatialSplit):
+            raise InvalidArgumentError(
+                "split= takes one subset of the split: pass split=split.select(name), e.g. "
+                f"split.select({value.names[0]!r}) (subsets {value.names!r})"
+            )
+        raise InvalidArgumentError(
+            f"split must be None or a subset of a tp.chip.SpatialSplit (split.select(name)), got "
+            f"{type(value).__name__}: {value!r:.80}"
+        )
