@@ -40,7 +40,7 @@ import numpy as np
 import xarray as xr
 
 from terrapipe.chip.build import ItemCutter, Output, crs_and_transform
-from terrapipe.chip.cursor import ItemCursor
+from terrapipe.chip.cursor import ItemCursor, in_rounds
 from terrapipe.chip.deprecated import OLD_KEYWORDS as _OLD
 from terrapipe.chip.deprecated import upgrade
 from terrapipe.chip.layout import describe_arrays
@@ -50,8 +50,8 @@ from terrapipe.chip.plan import (
     IntArray,
     WindowPlan,
     crossing_axes,
+    element_share,
     plan_windows,
-    shard_slice,
     tiled_permutation,
 )
 from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader, ReadBudget, RegionStream
@@ -243,9 +243,11 @@ class Chip(ResumesNextPass, Stage[Any]):
         ``"numpy"``: ``(array, GeoMeta)`` (a dict of arrays for a Dataset),
         which skips building xarray objects.
     shard
-        ``"auto"``: split the block groups across DataLoader workers and DDP
-        ranks (contiguous shares, so neighbouring groups stay together);
-        ``False``: every worker chips everything.
+        ``"auto"``: split the work across DataLoader workers and DDP ranks:
+        whole elements, one shard each, while at least as many elements are
+        left as shards, then the block groups of the rest (contiguous shares,
+        so neighbouring groups stay together); ``False``: every worker chips
+        everything.
     on_error
         What to do when a block cannot be read: ``"raise"``, or ``"skip"`` /
         ``"warn"`` the windows of its group (counted in ``stats.skipped``).
@@ -287,9 +289,15 @@ class Chip(ResumesNextPass, Stage[Any]):
       until then when the budget allows. (A plain permutation of the groups
       would keep nearly every halo block alive for most of the pass.) Without
       such windows the groups are a plain permutation;
-    - across shards, a block is read by one shard unless windows of groups
-      on different shards cross into it (overlap or windows not aligned with
-      blocks), in which case the shards at a share's edge read it too.
+    - across shards, the elements of each complete round of as many elements
+      as shards go whole to one shard each (:func:`~terrapipe.chip.cursor.in_rounds`,
+      which pulls up to ``shards - 1`` elements ahead to know; with more than
+      :data:`~terrapipe.chip.cursor.MAX_ROUND` shards, every element is split),
+      so their blocks are read by one shard; the elements of a short last
+      round are split by block groups, and there a block is read by one
+      shard unless windows of groups on different shards cross into it
+      (overlap or windows not aligned with blocks), in which case the shards
+      at a share's edge read it too.
 
     Chips are views of the block or region they come from, marked read-only
     (overlapping chips share pixels); copy one before writing into it.
@@ -456,7 +464,13 @@ class Chip(ResumesNextPass, Stage[Any]):
         return np.asarray(labels == self.split.subset_number(self.subset))
 
     def _group_order(
-        self, plan: WindowPlan, crossing: tuple[bool, ...], epoch: int, item: int, info: ShardInfo
+        self,
+        plan: WindowPlan,
+        crossing: tuple[bool, ...],
+        epoch: int,
+        item: int,
+        info: ShardInfo,
+        whole: bool,
     ) -> IntArray:
         n = plan.n_groups
         if self.shuffled:
@@ -466,7 +480,7 @@ class Chip(ResumesNextPass, Stage[Any]):
             order = tiled_permutation(plan.group_shape, tile, rng)
         else:
             order = np.arange(n, dtype=np.int64)
-        return order[shard_slice(n, info, rotate=item)]
+        return order[element_share(n, info, element=item, whole=whole)]
 
     def _batches(self, plan: WindowPlan, groups: IntArray, kept: IntArray | None) -> IntArray:
         """First group position of each shuffle buffer (one group per buffer without shuffle)."""
@@ -498,7 +512,8 @@ class Chip(ResumesNextPass, Stage[Any]):
         # more than decoding a small scene (see docs/benchmarks/chip.md, many small scenes).
         threads = DEFAULT_WORKERS if self.workers is None else self.workers  # remote: see chip.reader
         pool = ThreadPoolExecutor(threads, thread_name_prefix="terrapipe-chip") if threads else None
-        pulls = self._cursor.with_snapshots(start=start_item, snapshot=resume["source"] if resume else None)
+        before = self._cursor.with_snapshots(start=start_item, snapshot=resume["source"] if resume else None)
+        pulls = in_rounds(before, info.count)  # whole elements per shard while there are enough (plan.py)
         ctx = self._pass = _Pass(epoch, info, pool, ReadBudget(), pulls)
         try:
             while True:
@@ -549,7 +564,7 @@ class Chip(ResumesNextPass, Stage[Any]):
             )
             return _Work(plan, error=err)
         keep = self._keep_mask(obj, plan)
-        groups = self._group_order(plan, crossing, ctx.epoch, item, ctx.info)
+        groups = self._group_order(plan, crossing, ctx.epoch, item, ctx.info, pulled.whole)
         kept_counts: IntArray | None = None
         outside = 0
         if keep is not None:
@@ -851,6 +866,7 @@ class _Pulled:
     item: int
     obj: Any
     snapshot: dict[str, Any] | None
+    whole: bool = False  # chipped whole by one shard (chip.plan.element_share)
     work: _Work | None = None
     error: Exception | None = None  # the source raised pulling it (ahead)
 
@@ -864,7 +880,7 @@ class _Pass:
         info: ShardInfo,
         pool: ThreadPoolExecutor | None,
         budget: ReadBudget,
-        pulls: Iterator[tuple[int, Any, dict[str, Any] | None]],
+        pulls: Iterator[tuple[int, Any, dict[str, Any] | None, bool]],
     ) -> None:
         self.epoch = epoch
         self.info = info
@@ -880,7 +896,7 @@ class _Pass:
         if self.exhausted:
             return None
         try:
-            item, obj, snapshot = next(self.pulls)
+            item, obj, snapshot, whole = next(self.pulls)
         except StopIteration:
             self.exhausted = True
             return None
@@ -889,7 +905,7 @@ class _Pass:
                 raise
             self.exhausted = True  # a source that raised is finished
             return _Pulled(-1, None, None, error=err)
-        return _Pulled(item, obj, snapshot)
+        return _Pulled(item, obj, snapshot, whole)
 
     def budget_room(self) -> bool:
         """Whether the shared budget has room for another element's reads (by the current reader's limits)."""
