@@ -87,8 +87,8 @@ def public_url(url: str) -> str:
         port = parts.port
     except ValueError:
         return "(unreadable URL)" if "://" in url else url
-    if not parts.scheme or not parts.netloc:
-        return url
+    if not parts.netloc:
+        return _not_a_network_url(url, parts)
     host = (parts.hostname or "").lower()
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
@@ -97,7 +97,43 @@ def public_url(url: str) -> str:
     if container:
         netloc = f"{container}@{netloc}"
     path = _PATH_PARAMETER.sub("", parts.path)  # ";jsessionid=..." in a path segment
+    if not parts.scheme:  # "//user:pw@host/path": scheme-relative
+        return f"//{netloc}{path}"
     return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
+
+
+def _not_a_network_url(url: str, parts: urllib.parse.SplitResult) -> str:
+    """:func:`public_url` of a text without ``//host``: a local path, ``file:``, ``data:``, a connection string."""
+    scheme = parts.scheme.lower()
+    if scheme and url[len(scheme) :].startswith("://"):  # file:///data/a.tif, unix:///run/redis.sock
+        return f"{scheme}://{_PATH_PARAMETER.sub('', parts.path)}"
+    if scheme == "file":  # file:/data/a.tif
+        return f"file:{_PATH_PARAMETER.sub('', parts.path)}"
+    if len(scheme) > 1:  # data:, mailto:, "user:pw@host/a" (a one-letter scheme is a Windows drive)
+        return f"{scheme}:{MASK}"
+    if _CONNECTION.fullmatch(url.strip()):
+        return _connection_string(url)
+    if "://" in url or "%3a%2f%2f" in url.lower():  # a URL inside a path: "/vsicurl/https://user:pw@h/a"
+        return redact_urls(url)
+    return url
+
+
+#: An Azure connection string (``DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...``).
+_CONNECTION = re.compile(r"(?:[A-Za-z]+=[^;\s'\"]*;)+[A-Za-z]+=[^;\s'\"]*;?")
+#: Its settings that name where the data is, shown; every other value (keys, signatures) is masked.
+_CONNECTION_SHOWN = frozenset(
+    {"defaultendpointsprotocol", "accountname", "endpointsuffix", "blobendpoint", "dfsendpoint", "queueendpoint",
+     "tableendpoint", "fileendpoint", "endpoint", "entitypath"}
+)  # fmt: skip
+
+
+def _connection_string(text: str) -> str:
+    pairs = []
+    for pair in text.strip().strip(";").split(";"):
+        name, _, value = pair.partition("=")
+        shown = public_url(value) if name.lower() in _CONNECTION_SHOWN else MASK
+        pairs.append(f"{name}={shown}")
+    return ";".join(pairs) + (";" if text.rstrip().endswith(";") else "")
 
 
 #: Schemes whose ``name@`` names a container (``abfs://container@account.dfs.core.windows.net/path``).
@@ -211,7 +247,9 @@ def redact_text(text: str, *urls: str, values: Iterable[str] = ()) -> str:
 
 
 _URL = re.compile(
-    r"(?:https?|s3a?|gcs|gs|azure|az|abfss?|wasbs?)://[^\s'\"<>]+|(?:https?|s3|gs|az)%3A%2F%2F[^\s'\"<>&]+",
+    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+"  # any scheme: redis://:pw@h, ftp://u:pw@h
+    r"|(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*%(?:25)?3A%(?:25)?2F%(?:25)?2F[^\s'\"<>&]+"  # encoded once or twice
+    r"|//[^\s'\"<>/@]+@[^\s'\"<>]+",  # scheme-relative with a user: //user:pw@host/path
     re.IGNORECASE,
 )
 # A query string without its URL (a request line "GET /a.tif?token=... HTTP/1.1", the rest of a URL
@@ -252,8 +290,26 @@ def redact_urls(text: str) -> str:
         trail = ""
         while url and url[-1] in ".,;:)":
             url, trail = url[:-1], url[-1] + trail
-        decoded = url if "://" in url else urllib.parse.unquote(url)
+        decoded = url
+        for _ in range(2):  # once or twice percent-encoded (GDAL writes a URL in a path)
+            if "://" not in decoded:
+                decoded = urllib.parse.unquote(decoded)
         cut = _cut(decoded)
         return written if cut == decoded else cut + trail
 
+    def connection(match: re.Match[str]) -> str:
+        found = match.group(0)
+        return _connection_string(found) if _CONNECTION_SECRET.search(found) else found
+
+    text = _LONE_SECRET.sub(rf"\1={MASK}", _CONNECTION.sub(connection, text))
     return _QUERY.sub(f"?{MASK}", _URL.sub(clean, text))
+
+
+#: A connection string's secret setting on its own in a message.
+_LONE_SECRET = re.compile(
+    r"\b(AccountKey|SharedAccessSignature|SharedAccessKey)=(?!\*\*\*)[^;\s'\"]+", re.IGNORECASE
+)
+#: What makes a ``name=value;...`` text in a message a connection string to clean.
+_CONNECTION_SECRET = re.compile(
+    r"(?:^|;)\s*(?:AccountKey|SharedAccessSignature|SharedAccessKey)=", re.IGNORECASE
+)

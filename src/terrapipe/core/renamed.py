@@ -28,6 +28,7 @@ AttributeError: module 'terrapipe.demo_pkg' has no attribute 'Missing'
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -57,6 +58,19 @@ def resolve(path: str) -> Any:
     raise ModuleNotFoundError(path)
 
 
+def _from_import_check() -> bool:
+    """Whether the caller's caller is the import system checking a ``from package import name``.
+
+    ``from terrapipe import Chipper`` reads the name twice: importlib's
+    ``_handle_fromlist`` asks ``hasattr(package, name)`` (is it a
+    submodule?), then the statement reads it; one warning is enough.
+    """
+    frame = sys._getframe(2)
+    return frame.f_code.co_name == "_handle_fromlist" and frame.f_code.co_filename.startswith(
+        "<frozen importlib"
+    )
+
+
 def renamed_names(module: str, table: Mapping[str, str]) -> Callable[[str], Any]:
     """Return a module ``__getattr__`` serving ``table``'s old names with a deprecation warning.
 
@@ -80,6 +94,8 @@ def renamed_names(module: str, table: Mapping[str, str]) -> Callable[[str], Any]
         new = names.get(name)
         if new is None:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        if _from_import_check():
+            return resolve(new)  # the name is read again by the import statement, which warns once
         warnings.warn(
             f"{module}.{name} is deprecated and will be removed in the next release; use {new}",
             TerrapipeDeprecationWarning,
