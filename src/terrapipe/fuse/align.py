@@ -122,7 +122,10 @@ def reference_window(reference: GeoBox, chip: GeoBox, resampling: Resampling) ->
     (slice(18, 26, None), slice(18, 26, None))
     >>> reference_window(ref, GeoBox((8, 8), Affine(5, 0, -900, 0, -5, 800), "EPSG:32631"), Resampling.nearest)
     """
-    info = compute_reproject_roi(reference, chip, padding=0)
+    with np.errstate(
+        invalid="ignore"
+    ):  # odc-geo maps points off the globe to NaN (a chip across the dateline)
+        info = compute_reproject_roi(reference, chip, padding=0)
     rows, cols = info.roi_src
     if rows.stop <= rows.start or cols.stop <= cols.start:
         return None

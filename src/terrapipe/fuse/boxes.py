@@ -27,6 +27,7 @@ array([[ 600020., 5099950.,  600050., 5099990.]])
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -46,7 +47,8 @@ def as_affine(transform: Affine | Sequence[float] | Mapping[str, Any]) -> Affine
     Raises
     ------
     InvalidArgumentError
-        For anything else, or a transform that cannot be inverted.
+        For anything else, a coefficient that is not finite, or a transform
+        that cannot be inverted.
 
     Examples
     --------
@@ -72,6 +74,8 @@ def as_affine(transform: Affine | Sequence[float] | Mapping[str, Any]) -> Affine
         if len(coeffs) != 6:
             raise InvalidArgumentError(f"transform must be an Affine or 6 numbers, got {transform!r}")
         out = Affine(*coeffs)
+    if not all(math.isfinite(v) for v in tuple(out)[:6]):  # NaN boxes would come out, unnoticed
+        raise InvalidArgumentError(f"transform {tuple(out)[:6]} has coefficients that are not finite")
     if out.is_degenerate:
         raise InvalidArgumentError(f"transform {tuple(out)[:6]} cannot be inverted (zero pixel size)")
     return out
