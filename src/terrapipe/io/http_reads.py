@@ -107,6 +107,7 @@ import datetime as dt
 import email.utils
 import heapq
 import importlib.util
+import math
 import os
 import random
 import re
@@ -118,7 +119,7 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.optional import require
@@ -139,6 +140,7 @@ __all__ = [
     "max_body_of",
     "read",
     "read_async",
+    "retry_delay",
     "run_on_thread_loop",
 ]
 
@@ -167,12 +169,32 @@ def max_body_of(storage: Storage) -> int:
     return int(storage.max_bytes or DEFAULT_MAX_BODY)
 
 
-def _retry_delay(attempt: int, storage: Storage, retry_after: float | None = None) -> float:
-    """Return the STAC client's back-off: ``backoff * 2**attempt`` with jitter, ``Retry-After`` first, <= ``max_backoff``."""
-    delay = storage.backoff * (2.0**attempt) * (1.0 - 0.5 * random.random())
+def retry_delay(
+    attempt: int, *, backoff: float, max_backoff: float, jitter: float = 0.5, retry_after: float | None = None
+) -> float:
+    """Seconds to wait before retry number ``attempt + 1`` (every HTTP request of terrapipe's, both transports).
+
+    ``backoff * 2**attempt``, shortened at random by up to ``jitter`` (a
+    fraction), raised to ``retry_after`` when the server sent one, at most
+    ``max_backoff``.
+
+    Examples
+    --------
+    >>> [retry_delay(a, backoff=1.0, max_backoff=5.0, jitter=0.0) for a in range(4)]
+    [1.0, 2.0, 4.0, 5.0]
+    >>> retry_delay(3, backoff=0.5, max_backoff=30.0, jitter=0.0, retry_after=10.0)
+    10.0
+    """
+    delay = backoff * (2.0**attempt) * (1.0 - jitter * random.random())
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return float(min(delay, storage.max_backoff))
+    return float(min(delay, max_backoff))
+
+
+def _delay(attempt: int, storage: Storage, retry_after: float | None = None) -> float:
+    return retry_delay(
+        attempt, backoff=storage.backoff, max_backoff=storage.max_backoff, retry_after=retry_after
+    )
 
 
 @dataclass(frozen=True)
@@ -269,7 +291,11 @@ class _CutShortError(_RetryError):
 
 
 class _ExpiredError(Exception):
-    """The read's deadline passed."""
+    """The deadline passed (``last``: the failure of the try before, if any)."""
+
+    def __init__(self, last: _RetryError | None = None) -> None:
+        super().__init__(str(last) if last is not None else "")
+        self.last = last
 
 
 class _NoLengthError(Exception):
@@ -444,20 +470,21 @@ _HAS_URLLIB3: list[bool] = []  # whether urllib3 is installed (looked up once)
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
-def _proxied(url: str) -> bool:
-    """Whether the environment names a proxy for ``url`` (``*_proxy``, ``no_proxy``).
+def _proxy_for(url: str) -> str | None:
+    """Return the proxy the environment names for ``url`` (``*_proxy``, ``no_proxy``), or ``None``.
 
-    obstore's client (reqwest) sends its requests through such a proxy;
-    urllib3's pools do not read the environment.
+    obstore's client (reqwest) and ``requests`` send their requests through
+    it; our urllib3 pools are made for it (:func:`_pool`).
     """
     if not any(name in os.environ for name in _PROXY_VARIABLES):
-        return False
+        return None
     proxies = urllib.request.getproxies_environment()
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() not in proxies and "all" not in proxies:
-        return False
+    proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
     host = parts.hostname or ""
-    return not urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host)
+    if not proxy or urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _blocking_by_urllib3(url: str, pooled: bool) -> bool:
@@ -477,7 +504,7 @@ def _blocking_by_urllib3(url: str, pooled: bool) -> bool:
         return False
     if not _HAS_URLLIB3:
         _HAS_URLLIB3.append(importlib.util.find_spec("urllib3") is not None)
-    return _HAS_URLLIB3[0] and not _proxied(url)
+    return _HAS_URLLIB3[0] and _proxy_for(url) is None
 
 
 def _http_date(value: Any) -> str | None:
@@ -593,7 +620,7 @@ async def _obstore_read(
         except _CutShortError:
             if attempt >= storage.retries:
                 raise _timed_out(storage) from None
-            await asyncio.sleep(_retry_delay(attempt, storage))
+            await asyncio.sleep(_delay(attempt, storage))
             attempt += 1
 
 
@@ -708,6 +735,7 @@ class _Watchdog:
     """
 
     def __init__(self, end: float) -> None:
+        self.end = end
         self.fired = False
         self.done = False
         self._conns: list[Any] = []
@@ -740,16 +768,19 @@ def _shut(conn: Any) -> None:
 
 
 _WATCH = threading.local()
-_POOLS: dict[
-    tuple[int, int], Any
-] = {}  # (process id, pool size) -> PoolManager: a forked child makes its own
+_POOLS: dict[tuple[int, int, str | None], Any] = {}  # (process id, pool size, proxy) -> PoolManager
 _POOLS_LOCK: list[tuple[int, threading.Lock]] = []  # per process: a fork may copy a lock while held
-_MAX_POOLS = 8  # one per pool size (Storage.concurrency) in use
+_MAX_POOLS = 8  # one per pool size (Storage.concurrency) and proxy in use
 
 
-def _pool(storage: Storage) -> Any:
+def _pool(storage: Storage, proxy: str | None = None) -> Any:
+    """Return the process's ``PoolManager`` for ``storage.concurrency`` (a ``ProxyManager`` for ``proxy``).
+
+    Its connections report to the deadline in force in their thread
+    (:class:`_Watchdog`), but a SOCKS proxy's, which keep their own classes.
+    """
     urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
-    key = (os.getpid(), storage.concurrency)
+    key = (os.getpid(), storage.concurrency, proxy)
     if not _POOLS_LOCK or _POOLS_LOCK[0][0] != key[0]:
         _POOLS_LOCK[:] = [(key[0], threading.Lock())]
     with _POOLS_LOCK[0][1]:
@@ -767,11 +798,12 @@ def _pool(storage: Storage) -> Any:
         conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
         sconn = type("SConn", (Watched, urllib3.connection.HTTPSConnection), {})
         ensure_log_redaction()  # urllib3 logs each request line (query included) at debug level
-        manager = urllib3.PoolManager(maxsize=storage.concurrency, block=False)
-        manager.pool_classes_by_scheme = {
-            "http": type("Pool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
-            "https": type("SPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
-        }
+        manager = _manager(urllib3, storage.concurrency, proxy)
+        if not (proxy or "").startswith("socks"):
+            manager.pool_classes_by_scheme = {
+                "http": type("Pool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
+                "https": type("SPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
+            }
         for stale in [k for k in _POOLS if k[0] != os.getpid()]:
             del _POOLS[stale]  # the parent's pools, inherited through fork: never used here
         while len(_POOLS) >= _MAX_POOLS:
@@ -780,16 +812,64 @@ def _pool(storage: Storage) -> Any:
         return manager
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    with contextlib.suppress(TypeError, ValueError):
+def _manager(urllib3: Any, size: int, proxy: str | None) -> Any:
+    if proxy is None:
+        return urllib3.PoolManager(maxsize=size, block=False)
+    if proxy.startswith("socks"):
+        socks = require("urllib3.contrib.socks", extra="stac", feature="a SOCKS proxy (pip install pysocks)")
+        return socks.SOCKSProxyManager(proxy, maxsize=size, block=False)
+    parts = urllib.parse.urlsplit(proxy)
+    basic = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
+    headers = urllib3.make_headers(proxy_basic_auth=basic) if parts.username else None
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, maxsize=size, block=False)
+
+
+def retry_after_of(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (seconds, fractions allowed, or an HTTP date), if readable."""
+    text = (value or "").strip()
+    with contextlib.suppress(ValueError):
+        seconds = float(text)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
         when = email.utils.parsedate_to_datetime(text)
         return max(0.0, when.timestamp() - time.time())
     return None
+
+
+T = TypeVar("T")
+
+
+def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
+    """Call ``once`` until it returns: every urllib3 request's retries, back-off and deadline.
+
+    ``once`` gets the :class:`_Watchdog` that shuts its connections at
+    ``end`` (``time.monotonic()``). A :class:`_RetryError` is tried again at
+    most ``storage.retries`` times, after :func:`retry_delay` (``Retry-After``
+    first, never past ``end``), then raised; the deadline raises
+    :class:`_ExpiredError` holding the last failure. Anything else is raised at once.
+    """
+    attempt, last = 0, None
+    while True:
+        watch, previous = _Watchdog(end), getattr(_WATCH, "watch", None)
+        _WATCH.watch = watch  # a request made inside a request modifier nests
+        try:
+            return once(watch)
+        except _ExpiredError:
+            raise _ExpiredError(last) from None
+        except _RetryError as err:
+            last = err
+        finally:
+            watch.stop()
+            _WATCH.watch = previous
+        if watch.fired or time.monotonic() >= end:
+            raise _ExpiredError(last)
+        if attempt >= storage.retries:
+            raise last
+        delay = _delay(attempt, storage, last.retry_after)
+        if time.monotonic() + delay >= end:
+            raise _ExpiredError(last)
+        time.sleep(delay)
+        attempt += 1
 
 
 def _urllib3_once(
@@ -806,7 +886,7 @@ def _urllib3_once(
     if want is not None:
         headers["Range"] = want.header()
     if storage.request_modifier is not None:  # signed anew on every try: a signature may expire
-        url, headers = _signed(url, method, headers, storage.request_modifier)
+        url, headers, _ = _signed(url, method, headers, storage.request_modifier)
     names = frozenset(n.lower() for n in headers) - {"accept-encoding", "range"} | {
         "authorization",
         "cookie",
@@ -819,7 +899,7 @@ def _urllib3_once(
     wait = max(0.001, min(storage.timeout, end - time.monotonic()))
     limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)  # connecting: obstore's min(timeout, 10 s)
     try:
-        response = _pool(storage).request(
+        response = _pool(storage, _proxy_for(url)).request(
             method, url, headers=headers, retries=retries, timeout=limits,
             preload_content=False, decode_content=False, redirect=True,
         )  # fmt: skip
@@ -838,17 +918,19 @@ def _urllib3_once(
 
 
 def _signed(
-    url: str, method: str, headers: dict[str, str], modifier: Callable[[Any], Any]
-) -> tuple[str, dict[str, str]]:
-    """Hand one request to ``Storage.request_modifier`` (a ``requests.Request``, as the STAC client does).
+    url: str, method: str, headers: Mapping[str, str], modifier: Callable[[Any], Any], body: Any = None
+) -> tuple[str, dict[str, str], bytes | None]:
+    """Hand one request to ``Storage.request_modifier`` (a ``requests.Request``, as pystac-client does).
 
-    Returns the URL (a query it added included) and the headers to send.
+    Returns the URL (a query it added included), the headers and the body
+    (``body``, a POST's JSON, encoded) to send.
     """
     requests = require("requests", extra="stac", feature="Storage(request_modifier=...)")
     try:
-        request = requests.Request(method, url, headers=dict(headers))
+        request = requests.Request(method, url, headers=dict(headers), json=body)
         prepared = (modifier(request) or request).prepare()
         signed, sent = str(prepared.url), {str(k): str(v) for k, v in prepared.headers.items()}
+        data = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
     except Exception as err:  # the hook's own text may hold what it signs with: its type only
         raise ReadError(
             f"Storage.request_modifier failed on it ({type(err).__name__}); it is called with a "
@@ -857,7 +939,7 @@ def _signed(
     parts = urllib.parse.urlsplit(signed)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ReadError("Storage.request_modifier made its URL something other than an http(s) URL")
-    return signed, sent
+    return signed, sent, data
 
 
 def _urllib3_answer(
@@ -869,7 +951,7 @@ def _urllib3_answer(
         return Reply(404, headers, b"")
     if status not in (200, 206):
         text = response.read(64 * 1024, decode_content=False).decode("utf-8", "replace")
-        raise _status_failure(status, text, want, _retry_after(headers.get("retry-after")))
+        raise _status_failure(status, text, want, retry_after_of(headers.get("retry-after")))
     raw_length = headers.get("content-length", "").strip()
     length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else None
     if method == "HEAD":
@@ -914,32 +996,18 @@ def _urllib3_read(
     end: float,
 ) -> Reply:
     urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
-    attempt = 0
-    while True:
-        watch = _Watchdog(end)
-        _WATCH.watch = watch
+
+    def once(watch: _Watchdog) -> Reply:
         try:
             return _urllib3_once(url, storage, method, want, expected_total, cap, end)
         except ReadError:  # an answer no retry mends (416, 410...): an OSError, but not the network's
             raise
-        except _RetryError as err:
-            failure = err
         except (TimeoutError, urllib3.exceptions.TimeoutError):
-            failure = _timed_out(storage)
+            raise _timed_out(storage) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            failure = _RetryError(f"the connection failed ({type(err).__name__})")
-        finally:
-            watch.stop()
-            _WATCH.watch = None
-        if watch.fired or time.monotonic() >= end:
-            raise _ExpiredError(str(failure))
-        if attempt >= storage.retries:
-            raise ReadError(f"{failure} (after {attempt + 1} tries); {failure.hint}")
-        delay = _retry_delay(attempt, storage, failure.retry_after)
-        if time.monotonic() + delay >= end:
-            raise _ExpiredError(str(failure))
-        time.sleep(delay)
-        attempt += 1
+            raise _RetryError(f"the connection failed ({type(err).__name__})") from None
+
+    return drive(once, storage, end)
 
 
 # -- the entry points -------------------------------------------------------------------------------
