@@ -66,7 +66,7 @@ import torch
 import xarray as xr
 
 from terrapipe.core.checks import check_name, check_number
-from terrapipe.core.dtypes import check_torch_dtype, to_torch
+from terrapipe.core.dtypes import NUMPY_OF, check_torch_dtype, to_torch
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import redact_url
@@ -106,6 +106,69 @@ def _missing(values: np.ndarray, nodata: float | None) -> np.ndarray | None:
         hit = values == nodata
         missing = hit if missing is None else missing | hit
     return missing
+
+
+def _check_cast(values: np.ndarray, target: torch.dtype | None, what: str) -> np.ndarray:
+    """Return ``values`` to convert to ``target``, refusing a conversion that would change them.
+
+    Out of range, NaN or fractions for an integer dtype, imaginary parts for
+    a real one: each raises. Complex values without imaginary parts come
+    back as their real part.
+
+    A cast that is safe for every value of the dtype (``uint16`` to
+    ``int32``, ``float32`` to ``float64``) is not looked at; an unsafe one
+    (``float32`` to ``uint8``, ``int16`` to ``uint8``, ``float32`` to
+    ``float16``) checks the values once. ``float64`` to ``float32`` rounds,
+    as every float cast does, and only overflow is refused.
+    """
+    to = NUMPY_OF.get(target) if target is not None else None
+    if to is None or values.size == 0 or np.can_cast(values.dtype, to, "safe"):
+        return values
+    source = given = values.dtype
+    problem = ""
+    if source.kind == "c" and to.kind != "c":
+        if np.any(values.imag != 0):
+            problem = "has imaginary parts"
+        values = values.real
+        source = values.dtype
+    if problem:
+        pass  # named below
+    elif to.kind == "b":
+        if not np.isin(values, (0, 1)).all():
+            problem = "holds values other than 0 and 1"
+    elif to.kind in "iu":
+        if source.kind == "f" and not np.isfinite(values).all():
+            problem = "holds NaN or infinite values"
+        elif source.kind == "f" and not np.array_equal(values, np.trunc(values)):
+            problem = "holds fractions"
+        else:
+            info = np.iinfo(to)
+            low, high = values.min(), values.max()
+            if low < info.min or high > info.max:
+                problem = f"holds values from {low} to {high}, outside {info.min}..{info.max}"
+    elif to.kind in "fc" and source.kind in "iuf":
+        finite = values[np.isfinite(values)] if source.kind == "f" else values
+        if finite.size and np.abs(finite).max() > np.finfo(to).max:
+            problem = f"holds values up to {np.abs(finite).max()}, beyond {np.finfo(to).max}"
+    if problem:
+        raise InvalidArgumentError(
+            f"to_tensor: {what} is {given} and {problem}, which {target} cannot hold; converting would "
+            "change them. Scale or round the values first (a map before to_tensor), or pick a dtype that holds them"
+        )
+    return values
+
+
+def _fill_for(values: np.ndarray, fill: float | int) -> Any:
+    """``fill_value`` in ``values``' dtype, refused when that dtype cannot hold it (-1 in uint16 read 65535)."""
+    if values.dtype.kind not in "iub":
+        return fill
+    as_dtype = np.asarray(fill).astype(values.dtype) if np.isfinite(fill) else None
+    if as_dtype is None or float(as_dtype) != float(fill):
+        raise InvalidArgumentError(
+            f"to_tensor: fill_value={fill!r} does not fit the chip's {values.dtype} values; give a fill_value "
+            f"that {values.dtype} holds, or convert the chip to floats before to_tensor for a float fill"
+        )
+    return as_dtype
 
 
 def _spatial_last(var: xr.DataArray | xr.Variable, y_dim: Hashable, x_dim: Hashable) -> np.ndarray:
@@ -185,12 +248,7 @@ class _Converter:
                 "use nodata='fill' or drop such chips upstream"
             )
             raise InvalidArgumentError(msg)
-        fill = (
-            np.asarray(self.fill_value).astype(values.dtype)
-            if values.dtype.kind in "iub"
-            else self.fill_value
-        )
-        return np.where(missing, fill, values), missing
+        return np.where(missing, _fill_for(values, self.fill_value), values), missing
 
     def _image(self, ds: xr.Dataset, where: GeoMeta) -> tuple[torch.Tensor, np.ndarray | None]:
         y_dim, x_dim = spatial_dims(ds)
@@ -225,11 +283,15 @@ class _Converter:
         valid = None
         if self.nodata == "fill":
             valid = ~np.logical_or.reduce(invalid) if invalid else np.ones(image.shape[-2:], dtype=bool)
+        image = _check_cast(
+            image, self.dtype, f"the image ({', '.join(map(repr, [self.image, *self.channels]))})"
+        )
         return to_torch(image, self.dtype), valid
 
     def _mask(self, var: xr.DataArray, y_dim: Hashable, x_dim: Hashable) -> torch.Tensor:
         values = _spatial_last(var.variable, y_dim, x_dim)
         if values.dtype.kind in "iub" and self.mask_dtype is not None:
+            values = _check_cast(values, self.mask_dtype, f"the mask {self.mask!r}")
             return to_torch(values, self.mask_dtype)
         return to_torch(values)
 
@@ -324,6 +386,7 @@ class _Converter:
             if values.ndim == 2:
                 values = values[None]
             values, missing = self._clean(values, None, "image", meta)
+            values = _check_cast(values, self.dtype, "the image")
             sample["image"] = to_torch(values, self.dtype)
             if self.nodata == "fill":
                 valid = (
