@@ -1,0 +1,242 @@
+"""One HTTP client for the STAC client and the byte layer: urllib3's pools, one retry driver, the environment's proxy.
+
+``JsonClient`` (STAC API calls, catalog documents, stac-geoparquet files) and
+a blocking :func:`http_reads.read` share the process's urllib3 pool manager,
+its deadline watchdog and :func:`http_reads.drive` (retries, back-off,
+``Retry-After``). Both go through the proxy the environment names
+(``http_proxy``/``no_proxy``), as ``requests`` did for the STAC client; a
+read with headers ignored it before. The proxy here is a real forward proxy
+on 127.0.0.1 (this file run as a script), started and stopped by pid.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import terrapipe as tp
+from terrapipe.core.errors import ReadError
+from terrapipe.io import http_reads
+from terrapipe.io.http_reads import ByteRange
+from terrapipe.io.storage import Storage
+from terrapipe.stac.http_json import JsonClient
+from tests.servers.http_range import RangeServer
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+# -- a forward proxy (absolute-form requests), as a process of its own --------------------------------
+class _Forward(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, Any]] = []  # noqa: RUF012  (the server's log, one process)
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _forward(self) -> None:
+        if not self.path.startswith("http://"):  # origin-form: a question for the proxy itself
+            self._answer(200, json.dumps(self.seen).encode(), {"Content-Type": "application/json"})
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append(
+            {
+                "method": self.command,
+                "url": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
+        )
+        target = urllib.parse.urlsplit(self.path)
+        upstream = http.client.HTTPConnection(target.netloc, timeout=30)
+        hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive"}
+        sent = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+        upstream.request(self.command, self.path[len(f"http://{target.netloc}") :] or "/", body or None, sent)
+        reply = upstream.getresponse()
+        data = reply.read()
+        keep = {"content-type", "content-range", "etag", "last-modified", "retry-after", "location"}
+        self._answer(reply.status, data, {k: v for k, v in reply.getheaders() if k.lower() in keep})
+        upstream.close()
+
+    do_GET = do_POST = do_HEAD = _forward  # noqa: N815  (http.server's names)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _serve() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
+    print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+@dataclass
+class Proxy:
+    url: str
+    process: Any
+    start: int = field(default=0)
+
+    def log(self) -> list[dict[str, Any]]:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+        with opener.open(f"{self.url}/__log__", timeout=10) as answer:
+            entries: list[dict[str, Any]] = json.loads(answer.read())
+        return entries[self.start :]
+
+    def stop(self) -> None:
+        from tests.servers.process import stop_process
+
+        stop_process(self.process)
+
+
+@pytest.fixture(scope="module")
+def forward_proxy() -> Iterator[Proxy]:
+    from tests.servers.process import start_serving
+
+    root = Path(__file__).resolve().parents[2]
+    proxy = start_serving(
+        [sys.executable, "-m", "tests.io.test_http_one_client"],
+        Proxy,
+        Proxy.log,
+        "forward proxy",
+        30.0,
+        cwd=root,
+    )
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def proxy(forward_proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> Proxy:
+    """The forward proxy, its earlier log skipped, named by ``http_proxy``; no other proxy variable set."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("http_proxy", forward_proxy.url)
+    forward_proxy.start += len(forward_proxy.log())
+    return forward_proxy
+
+
+@pytest.fixture
+def blob(server: RangeServer, http_root: Path) -> tuple[str, bytes]:
+    data = bytes(range(256)) * 400
+    (http_root / "one-client.bin").write_bytes(data)
+    (http_root / "one-client.json").write_text('{"type": "Catalog", "id": "c", "links": []}')
+    return server.url_for(http_root / "one-client.bin"), data
+
+
+# -- the proxy ---------------------------------------------------------------------------------------
+def test_a_read_with_headers_goes_through_the_environments_proxy(
+    proxy: Proxy, blob: tuple[str, bytes]
+) -> None:
+    url, data = blob
+    storage = Storage(
+        headers={"X-Api-Key": "k-1"}, retries=0
+    )  # headers: urllib3 (obstore would pass them on)
+    assert http_reads.read(url, storage, byte_range=ByteRange(10, 30)).body == data[10:30]
+    (entry,) = proxy.log()  # before: urllib3's pool went straight to the server
+    assert entry["url"] == url
+    assert entry["headers"]["x-api-key"] == "k-1"
+    assert entry["headers"]["range"] == "bytes=10-29"
+
+
+def test_a_signed_read_and_a_stac_request_go_through_it_too(proxy: Proxy, blob: tuple[str, bytes]) -> None:
+    url, data = blob
+
+    def sign(request: Any) -> None:
+        request.headers["X-Signed"] = "yes"
+
+    signed = Storage(request_modifier=sign, retries=0)
+    assert http_reads.read(url, signed, byte_range=ByteRange(0, 4)).body == data[:4]
+    document = url.replace("one-client.bin", "one-client.json")
+    assert JsonClient(signed).request("GET", document, error=ReadError, what="read")["id"] == "c"
+    assert [(e["url"], e["headers"].get("x-signed")) for e in proxy.log()] == [
+        (url, "yes"),
+        (document, "yes"),
+    ]
+
+
+def test_no_proxy_and_proxy_credentials(
+    proxy: Proxy, blob: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, data = blob
+    document = url.replace("one-client.bin", "one-client.json")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert JsonClient(Storage(retries=0)).request("GET", document, error=ReadError, what="read")["id"] == "c"
+    assert http_reads.read(url, Storage(headers={"A": "1"}), byte_range=ByteRange(0, 4)).body == data[:4]
+    assert proxy.log() == []
+    monkeypatch.delenv("no_proxy")
+    netloc = urllib.parse.urlsplit(proxy.url).netloc
+    monkeypatch.setenv("http_proxy", f"http://us%40er:p%3Aw-secret@{netloc}")
+    JsonClient(Storage(retries=0)).request("GET", document, error=ReadError, what="read")
+    (entry,) = proxy.log()
+    assert (
+        entry["headers"]["proxy-authorization"] == "Basic " + base64.b64encode(b"us@er:p:w-secret").decode()
+    )
+
+
+# -- one pool, one driver ------------------------------------------------------------------------------
+def test_stac_requests_and_byte_reads_share_one_pool_and_keep_their_connection(
+    blob: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    url, data = blob
+    document = url.replace("one-client.bin", "one-client.json")
+    storage = Storage(headers={"X-Api-Key": "k"}, concurrency=7, retries=0)
+    client = JsonClient(storage)
+    for _ in range(3):
+        assert client.request("GET", document, error=ReadError, what="read")["id"] == "c"
+        assert http_reads.read(url, storage, byte_range=ByteRange(0, 8)).body == data[:8]
+    manager = http_reads._pool(storage)
+    pool = manager.connection_from_url(url)
+    # before: the STAC client's requests went through a requests session of its own
+    assert (pool.num_requests, pool.num_connections) == (6, 1)
+
+
+def test_a_fraction_of_a_second_in_retry_after_is_waited_on_a_read(
+    server: RangeServer, blob: tuple[str, bytes]
+) -> None:
+    url, data = blob
+    server.fault("/one-client.bin", status=503, count=1, retry_after=0.6)
+    began = time.monotonic()
+    storage = Storage(headers={"X-Api-Key": "k"}, retries=1, backoff=0.01, max_backoff=5.0)
+    assert http_reads.read(url, storage, byte_range=ByteRange(0, 8)).body == data[:8]
+    assert time.monotonic() - began >= 0.55  # before: 'Retry-After: 0.6' was not read (only whole seconds)
+
+
+def test_a_request_modifier_that_raises_is_a_named_stac_error(proxy: Proxy, blob: tuple[str, bytes]) -> None:
+    url, _ = blob
+
+    def sign(request: Any) -> None:
+        raise ValueError("cannot sign with key s3cr3t-key")
+
+    with pytest.raises(tp.STACSearchError) as caught:  # before: the bare ValueError
+        tp.search_stac(
+            url.replace("one-client.bin", "api"), storage=Storage(request_modifier=sign)
+        ).backend.client.request("GET", url, error=tp.STACSearchError, what="open the STAC API")
+    message = str(caught.value)
+    assert "request_modifier failed on it (ValueError)" in message
+    assert "s3cr3t" not in message
+    assert proxy.log() == []
+
+
+if __name__ == "__main__":
+    _serve()
