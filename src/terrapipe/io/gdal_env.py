@@ -50,13 +50,16 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 
 __all__ = [
     "GDAL_DEFAULTS",
+    "ORIGIN_ONLY_HEADERS",
     "PER_OPEN_KEYS",
     "PROCESS_KEYS",
     "QUERY_URL_OPTIONS",
@@ -65,6 +68,7 @@ __all__ = [
     "apply_process_settings",
     "gdal_env",
     "gdal_options",
+    "header_options",
     "open_options",
     "remote_url_options",
     "with_http_settings",
@@ -129,6 +133,81 @@ _URL_OPTION_OF_KEY = {
     "GDAL_HTTP_MAX_RETRY": "max_retry",
     "GDAL_HTTP_RETRY_DELAY": "retry_delay",
 }
+
+
+#: Request headers libcurl (8.x, bundled with rasterio's GDAL) never sends on to another host, port or
+#: scheme after a redirect (measured with GDAL 3.10.3 and libcurl 8.16: ``Authorization`` and ``Cookie``
+#: given in ``GDAL_HTTP_HEADERS`` stay with the origin, ``X-Api-Key`` and any other header follow the
+#: redirect); GDAL's own reuse of a redirect's URL keeps ``Authorization`` back too unless
+#: ``CPL_VSIL_CURL_AUTHORIZATION_HEADER_ALLOWED_IF_REDIRECT=YES``, which :func:`header_options` sets to ``NO``.
+ORIGIN_ONLY_HEADERS = ("Authorization", "Cookie")
+
+
+def header_options(url: str, headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Return the GDAL options that send ``Storage(headers=...)`` with a ``/vsicurl/`` read of ``url``, or refuse.
+
+    GDAL has no per-host header setting: ``GDAL_HTTP_HEADERS`` goes with
+    every request of the read, redirects included, and libcurl drops only
+    :data:`ORIGIN_ONLY_HEADERS` when a redirect leads to another host. So
+    those are sent (as thread-local GDAL options, for this open and read
+    only, after any ``GDAL_HTTP_HEADERS`` of yours), and any other header is
+    an :class:`~terrapipe.core.errors.InvalidArgumentError` instead of a
+    read that would hand it to whatever host a redirect names (or a read
+    silently sent without it). Values are never shown.
+
+    Parameters
+    ----------
+    url
+        The ``http(s)://`` URL to be read (for messages: ``scheme://host/path``).
+    headers
+        ``(name, value)`` pairs.
+
+    Returns
+    -------
+    dict
+        ``GDAL_HTTP_HEADERS`` and ``CPL_VSIL_CURL_AUTHORIZATION_HEADER_ALLOWED_IF_REDIRECT``;
+        empty without headers.
+
+    Raises
+    ------
+    InvalidArgumentError
+        A header other than ``Authorization`` or ``Cookie``, or a name or value
+        with a line break.
+
+    Examples
+    --------
+    >>> header_options("https://h/a.tif", [("Authorization", "Bearer t")])["GDAL_HTTP_HEADERS"]
+    'Authorization: Bearer t'
+    >>> header_options("https://h/a.tif", [("X-Api-Key", "k")])
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: cannot read 'https://h/a.tif' through GDAL with Storage(headers=...) naming ['X-Api-Key']: ...
+    """
+    if not headers:
+        return {}
+    allowed = {name.lower() for name in ORIGIN_ONLY_HEADERS}
+    others = sorted({name for name, _ in headers if name.strip().lower() not in allowed})
+    shown = public_url(url)
+    if others:
+        raise InvalidArgumentError(
+            f"cannot read {shown!r} through GDAL with Storage(headers=...) naming {others}: GDAL (libcurl) "
+            "sends such headers on to any host a redirect leads to, and only Authorization and Cookie stay "
+            "with the origin; put the credential in an Authorization header, sign the URL instead (a "
+            "presigned or SAS href), or read it as a bucket URL (s3://, az://, gs://) with the Storage's keys"
+        )
+    if any(ch in name + value for name, value in headers for ch in "\r\n"):
+        raise InvalidArgumentError(
+            f"cannot read {shown!r} with Storage(headers=...): a header name or value holds a line break "
+            "(values not shown); remove it"
+        )
+    lines = [f"{name.strip()}: {value}" for name, value in headers]
+    mine = _configured("GDAL_HTTP_HEADERS")
+    if mine:  # yours come first (GDAL_HTTP_HEADERS is one option: ours would replace them)
+        lines.insert(0, mine)
+    return {
+        "GDAL_HTTP_HEADERS": "\r\n".join(lines),
+        "CPL_VSIL_CURL_AUTHORIZATION_HEADER_ALLOWED_IF_REDIRECT": "NO",
+    }
 
 
 def gdal_options() -> dict[str, str]:

@@ -45,7 +45,7 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
-from terrapipe.io.gdal_env import open_options
+from terrapipe.io.gdal_env import header_options, open_options
 
 __all__ = [
     "AZURITE_ACCOUNT",
@@ -171,7 +171,10 @@ class Storage:
     headers
         Extra HTTP headers sent with every request to the origin of the URL
         being read (``(("Authorization", "Bearer ..."),)``); never sent to
-        another host after a redirect. Only their names are ever shown.
+        another host after a redirect. Only their names are ever shown. GDAL
+        reads (COGs over ``http(s)://``) send ``Authorization`` and ``Cookie``
+        only (curl keeps those two at the origin); other headers are an
+        ``InvalidArgumentError`` there.
     request_modifier
         A request signing hook for ``http(s)://`` URLs: called with each
         outgoing request (a ``requests.Request``, as pystac-client's
@@ -418,7 +421,9 @@ class Storage:
         ------
         InvalidArgumentError
             For an ``http(s)://`` URL when ``request_modifier`` is set (GDAL
-            cannot call it: the read would go unsigned).
+            cannot call it: the read would go unsigned), or ``headers`` holds
+            others than ``Authorization`` and ``Cookie`` (GDAL would send them
+            on to another host after a redirect: :func:`~terrapipe.io.gdal_env.header_options`).
         """
         cloud = cloud_of(url)
         if cloud == "http" and self.request_modifier is not None:
@@ -434,6 +439,8 @@ class Storage:
             "GDAL_HTTP_MAX_RETRY": str(self.retries),
             "GDAL_HTTP_RETRY_DELAY": str(self.backoff),
         }
+        if cloud == "http":  # Authorization/Cookie, which curl keeps at the origin; others refused
+            opts.update(header_options(url, self.headers))
         if cloud == "s3":
             if self.requester_pays:
                 opts["AWS_REQUEST_PAYER"] = "requester"
