@@ -189,3 +189,17 @@ def test_repr_shows_no_geometry_and_stays_short() -> None:
     text = repr(STACQuery(intersects=huge, ids=[f"item-{i}" for i in range(1000)]))
     assert "<Polygon>" in text
     assert len(text) < 300
+
+
+def test_a_stage_given_its_source_twice_refuses_rather_than_drop_one() -> None:
+    import terrapipe as tp
+    from terrapipe.core.errors import TerrapipeDeprecationWarning
+
+    first, second = tp.from_items(["a.json"]), tp.from_items(["b.json"])
+    with pytest.warns(TerrapipeDeprecationWarning), pytest.raises(InvalidArgumentError, match="two source"):
+        tp.stac.ReadSTACItem(first, source_dp=second)  # second was dropped without a word
+    with pytest.warns(TerrapipeDeprecationWarning), pytest.raises(InvalidArgumentError, match="two source"):
+        tp.stac.StackSTAC(first, source_dp=second)
+    with pytest.warns(TerrapipeDeprecationWarning):
+        stage = tp.stac.ReadSTACItem(source_dp=first)  # the old keyword alone still works
+    assert stage.source is first

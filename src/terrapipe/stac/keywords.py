@@ -55,11 +55,15 @@ def renamed_source(owner: str, source: Any, deprecated: MutableMapping[str, Any]
     Raises
     ------
     InvalidArgumentError
-        When neither is given.
+        When neither is given, or both (two different pipes: one would be dropped).
     """
     if "source_dp" in deprecated:
         renamed(owner, "source_dp", "source")
         old = deprecated.pop("source_dp")
+        if source is not None and old is not None and old is not source:
+            raise InvalidArgumentError(
+                f"{owner} got two source pipes, source= and the old source_dp=; give source= only"
+            )
         source = old if source is None else source
     if source is None:
         raise InvalidArgumentError(f"{owner} needs its source pipe (source=)")
