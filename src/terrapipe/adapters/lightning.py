@@ -2,9 +2,9 @@
 
 :meth:`DataModule.from_recipe` builds train/val/test loaders from one recipe
 and its spatial split (:class:`~terrapipe.chip.split.SpatialSplit`): the
-recipe's chipping step (``chip``, or any step whose stage takes ``split=``
-and ``subset=``) is given the split and, for each loader, the subset's name,
-so the three loaders read disjoint windows that never share pixels (and are
+recipe's chipping step (``chip``, or any step whose stage's ``split=`` takes
+a :class:`~terrapipe.chip.split.SplitSubset`) is given, for each loader, the
+subset ``split.select(name)``, so the three loaders read disjoint windows that never share pixels (and are
 at least the split's ``buffer`` apart). The split is the chipping step's
 ``split:`` mapping in the recipe file (``{fractions: {train: 0.8, val: 0.1,
 test: 0.1}, cell_size: 2560, buffer: 0, seed: 0}``), or ``split=`` given here.
@@ -41,7 +41,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from terrapipe.chip.split import SpatialSplit
+from terrapipe.chip.split import SpatialSplit, SplitSubset
 from terrapipe.core.errors import InvalidArgumentError, RecipeError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe
@@ -51,6 +51,7 @@ from terrapipe.run.pipe_loader import PipeLoader, loader
 __all__ = [
     "TrackedLoader",
     "recipe_subsets",
+    "takes_split_subset",
 ]  # and DataModule, built when first asked for (Lightning is imported then)
 
 #: Lightning's stage names and the loaders they use.
@@ -119,14 +120,28 @@ def _make_split(value: Any, where: str) -> SpatialSplit:
         raise InvalidArgumentError(f"{where}: {err}") from err
 
 
-def _split_steps(recipe: Any) -> list[tuple[str, int]]:
-    from terrapipe.recipes.stages import stage_parameters
+def takes_split_subset(stage: str) -> bool:
+    """Whether stage ``stage``'s ``split=`` takes a :class:`~terrapipe.chip.split.SplitSubset`.
 
+    Examples
+    --------
+    >>> import terrapipe
+    >>> takes_split_subset("chip"), takes_split_subset("sample_windows"), takes_split_subset("map")
+    (True, True, False)
+    """
+    import typing
+
+    from terrapipe.recipes.stages import stage_hints
+
+    hint = stage_hints(stage).get("split")
+    return hint is not None and (hint is SplitSubset or SplitSubset in typing.get_args(hint))
+
+
+def _split_steps(recipe: Any) -> list[tuple[str, int]]:
     found = []
     for name, (_, steps) in recipe.inputs.items():
         for index, step in enumerate(steps):
-            params = stage_parameters(step.stage)
-            if "split" in params and "subset" in params:
+            if takes_split_subset(step.stage):
                 found.append((name, index))
     return found
 
@@ -145,7 +160,7 @@ def recipe_subsets(
     places = _split_steps(recipe)
     if not places:
         raise RecipeError(
-            f"{recipe.file}: no step takes split= and subset= (chip does): a DataModule needs one to "
+            f"{recipe.file}: no step takes split= (chip does): a DataModule needs one to "
             "cut the train/val/test subsets"
         )
     in_file = [recipe.inputs[n][1][i].kwargs.get("split") for n, i in places]
@@ -168,7 +183,8 @@ def recipe_subsets(
             source, steps = inputs[name]
             steps = list(steps)
             step = steps[index]
-            kwargs = {**step.kwargs, "split": made, "subset": subset}
+            kwargs = {k: v for k, v in step.kwargs.items() if k != "subset"}  # subset: its old key
+            kwargs["split"] = made.select(subset)
             steps[index] = dataclasses.replace(step, kwargs=kwargs)
             inputs[name] = (source, steps)
         return dataclasses.replace(recipe, inputs=inputs)

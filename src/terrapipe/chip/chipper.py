@@ -57,7 +57,7 @@ from terrapipe.chip.plan import (
 from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader, ReadBudget, RegionStream
 from terrapipe.chip.reads import Reads
 from terrapipe.chip.split import SplitSubset, window_bounds
-from terrapipe.chip.window_shuffle import WindowShuffle, check_count
+from terrapipe.chip.window_shuffle import WindowShuffle
 from terrapipe.core.checks import check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
@@ -347,7 +347,7 @@ class Chip(ResumesNextPass, Stage[Any]):
         **deprecated: Any,
     ) -> None:
         super().__init__()
-        kept_seed = 0
+        kept = WindowShuffle()  # what an unshuffled chip records (its cache key holds it)
         if deprecated:
             unknown = sorted(set(deprecated) - set(_OLD["chip"]))
             if unknown:
@@ -356,7 +356,7 @@ class Chip(ResumesNextPass, Stage[Any]):
                 "chip", {"shuffle": shuffle, "split": split, "reads": reads, **deprecated}, warn=True
             )
             shuffle, split, reads = new.kwargs["shuffle"], new.kwargs["split"], new.kwargs["reads"]
-            kept_seed = new.seed or 0
+            kept = new.unshuffled or kept
         shuffling = WindowShuffle.of(shuffle)
         subset = SplitSubset.of(split)
         bounds = Reads.of(reads)
@@ -383,8 +383,8 @@ class Chip(ResumesNextPass, Stage[Any]):
         self.block_cache_bytes = bounds.block_cache_bytes
         self.read_ahead = bounds.read_ahead
         self.shuffled = shuffling is not None
-        self.shuffle_buffer = shuffling.buffer if shuffling is not None else WindowShuffle().buffer
-        self.seed = shuffling.seed if shuffling is not None else kept_seed
+        self.shuffle_buffer = (shuffling or kept).buffer
+        self.seed = (shuffling or kept).seed
         self.split = subset.split if subset is not None else None
         self.subset = subset.name if subset is not None else None
         self._shuffle_given: bool | WindowShuffle = (
@@ -414,16 +414,17 @@ class Chip(ResumesNextPass, Stage[Any]):
         """The ``shuffle=`` of this chip: ``False``, ``True`` (the default shuffle) or its :class:`WindowShuffle`."""
         return self._shuffle_given
 
-    def keep_seed(self, seed: int) -> None:
-        """Record ``seed`` on a chip that does not shuffle (it changes nothing it yields).
+    def keep_shuffle_settings(self, settings: WindowShuffle) -> None:
+        """Record a shuffle's settings on a chip that does not shuffle (they change nothing it yields).
 
-        A recipe gave its seed to every chip step when ``seed=`` was a chip
-        keyword, and a chip's cache key holds it; a recipe run records it
-        here, so that a cache written then is still found. A shuffling chip
-        keeps its own seed.
+        A recipe gave its seed to every chip step while ``seed=`` was a chip
+        keyword, and a chip's cache key holds its seed and buffer; a recipe
+        run records them here, so that a cache written then is still found.
+        A shuffling chip keeps its own.
         """
         if not self.shuffled:
-            self.seed = check_count(seed, "seed", 0)
+            settings = WindowShuffle.of(settings) or WindowShuffle()
+            self.shuffle_buffer, self.seed = settings.buffer, settings.seed
 
     # -- planning ----------------------------------------------------------
     def _plan(self, obj: xr.DataArray | xr.Dataset) -> tuple[WindowPlan, list[Any], tuple[bool, ...]]:

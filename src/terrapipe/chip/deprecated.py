@@ -26,7 +26,7 @@ Examples
 ...     warnings.simplefilter("always")
 ...     new = upgrade("chip", {"shuffle": True, "seed": 3, "shuffle_buffer": 8}, warn=True)
 >>> new.kwargs["shuffle"], str(seen[0].message)
-(WindowShuffle(buffer=8, seed=3), 'chip(seed=..., shuffle_buffer=...) is deprecated and will be removed in the next release; pass shuffle=tp.chip.WindowShuffle(buffer=8, seed=3)')
+(WindowShuffle(buffer=8, seed=3), 'chip(shuffle_buffer=..., seed=...) is deprecated and will be removed in the next release; pass shuffle=tp.chip.WindowShuffle(buffer=8, seed=3)')
 """
 
 from __future__ import annotations
@@ -69,14 +69,15 @@ class Upgraded:
         The keywords given, old ones replaced by the new ones they moved into.
     old
         The old keywords that were given, in the order of :data:`OLD_KEYWORDS`.
-    seed
-        ``chip`` only: the old ``seed=`` given with ``shuffle=False`` (a chip
-        keeps it, so that its cache key is the one it had), else ``None``.
+    unshuffled
+        ``chip`` only: the old ``seed=`` / ``shuffle_buffer=`` given with
+        ``shuffle=False``, which do nothing; a chip keeps them all the same,
+        so that its cache key is the one it had. Else ``None``.
     """
 
     kwargs: dict[str, Any]
     old: tuple[str, ...]
-    seed: int | None = None
+    unshuffled: WindowShuffle | None = None
 
 
 def upgrade(stage: str, kwargs: Mapping[str, Any], *, warn: bool = False) -> Upgraded:
@@ -103,9 +104,9 @@ def upgrade(stage: str, kwargs: Mapping[str, Any], *, warn: bool = False) -> Upg
         return Upgraded(dict(kwargs), ())
     new = {k: v for k, v in kwargs.items() if k not in table}
     shown: list[str] = []
-    seed: int | None = None
+    unshuffled: WindowShuffle | None = None
     if "seed" in old or "shuffle_buffer" in old:
-        seed = _shuffle(stage, kwargs, new, shown)
+        unshuffled = _shuffle(stage, kwargs, new, shown)
     if "subset" in old:
         _split(stage, kwargs, new, shown)
     if "block_cache_bytes" in old or "read_ahead" in old:
@@ -117,11 +118,13 @@ def upgrade(stage: str, kwargs: Mapping[str, Any], *, warn: bool = False) -> Upg
             TerrapipeDeprecationWarning,
             stacklevel=_outside(),
         )
-    return Upgraded(new, old, seed)
+    return Upgraded(new, old, unshuffled)
 
 
-def _shuffle(stage: str, kwargs: Mapping[str, Any], new: dict[str, Any], shown: list[str]) -> int | None:
-    """Move ``seed=`` / ``shuffle_buffer=`` into ``shuffle=``; return the seed an unshuffled chip keeps."""
+def _shuffle(
+    stage: str, kwargs: Mapping[str, Any], new: dict[str, Any], shown: list[str]
+) -> WindowShuffle | None:
+    """Move ``seed=`` / ``shuffle_buffer=`` into ``shuffle=``; return the settings an unshuffled chip keeps."""
     shuffle = kwargs.get("shuffle", False)
     if not isinstance(shuffle, bool | np.bool_):
         raise InvalidArgumentError(
@@ -130,12 +133,13 @@ def _shuffle(stage: str, kwargs: Mapping[str, Any], new: dict[str, Any], shown: 
         )
     buffer = check_count(kwargs.get("shuffle_buffer", DEFAULT_SHUFFLE_BUFFER), "shuffle_buffer", 1)
     seed = check_count(kwargs.get("seed", 0), f"{stage} seed", 0)
+    settings = WindowShuffle(buffer=buffer, seed=seed)
     if not shuffle:
         shown.append(
-            "shuffle=tp.chip.WindowShuffle(...) when shuffling (the seed of no shuffle does nothing)"
+            "them in shuffle=tp.chip.WindowShuffle(...) when shuffling (without a shuffle they do nothing)"
         )
-        return seed
-    new["shuffle"] = WindowShuffle(buffer=buffer, seed=seed)
+        return settings
+    new["shuffle"] = settings
     shown.append(f"shuffle=tp.chip.{new['shuffle']!r}")
     return None
 

@@ -41,6 +41,7 @@ from terrapipe.core.errors import RecipeError, TerrapipeDeprecationWarning, Terr
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe
 from terrapipe.recipes.functions import recipe_functions
+from terrapipe.recipes.seeding import step_keywords
 from terrapipe.recipes.stages import (
     check_type,
     code_slot,
@@ -401,7 +402,9 @@ def _check_step(recipe: Recipe, input_name: str, index: int, raw: Any) -> Step:
         raise RecipeError(
             f"{where(recipe.file, recipe.lines, (*path, name, 'args'))}: {label}: args must be a list"
         )
-    functions = _check_kwargs(recipe, kwargs, params, (*path, name), label, name, hints)
+    old = _old_keys(recipe, name, kwargs, (*path, name), label)
+    checked = {k: v for k, v in kwargs.items() if k not in old}
+    functions = _check_kwargs(recipe, checked, params, (*path, name), label, name, hints)
     function_args = False
     if var_positional is not None:
         slot = code_slot(var_positional.name, var_positional, hints.get(var_positional.name))
@@ -411,6 +414,25 @@ def _check_step(recipe: Recipe, input_name: str, index: int, raw: Any) -> Step:
         function_args = slot is not None
     _walk_values(recipe, args, (*path, name, "args"))
     return Step(name, kwargs, args, (*path, name), functions, function_args)
+
+
+def _old_keys(recipe: Recipe, stage: str, kwargs: dict[str, Any], path: Path_, label: str) -> tuple[str, ...]:
+    """Warn for a step's old keywords (one release: see :mod:`terrapipe.recipes.seeding`); return them."""
+    from terrapipe.recipes.seeding import old_keys
+
+    try:
+        old, new_form = old_keys(stage, kwargs)
+    except TerrapipeError as err:
+        raise RecipeError(f"{where(recipe.file, recipe.lines, path)}: {label}: {err}") from err
+    if old:
+        at = where(recipe.file, recipe.lines, (*path, old[0]))
+        keys = ", ".join(f"{k}:" for k in old)
+        warnings.warn(
+            f"{at}: {label}: {keys} deprecated and will be removed in the next release; give {new_form}",
+            TerrapipeDeprecationWarning,
+            stacklevel=2,
+        )
+    return old
 
 
 def _search_parameters() -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
@@ -766,14 +788,20 @@ class _Builder:
                 params[key].annotation if key in params else ""
             ):
                 kwargs[key] = _torch_dtype(value, self.recipe, (*step.path, key))
-        if "seed" in params and "seed" not in kwargs:
-            kwargs["seed"] = self.recipe.seed
         if "storage" in params or step.stage in _STORAGE_BY_KWARGS:
             kwargs = self.with_storage(kwargs, params)
         args = self.value(step.args, (*step.path, "args"))
         if step.function_args:
             args = [a if isinstance(a, IterDataPipe) else _function(a) for a in args]
-        return self.guard(lambda: getattr(pipe, step.stage)(*args, **kwargs), step.path, label)
+
+        def make() -> IterDataPipe[Any]:
+            new, unshuffled = step_keywords(step.stage, kwargs, seed=recipe.seed)  # the recipe's seed
+            stage = getattr(pipe, step.stage)(*args, **new)
+            if unshuffled is not None:
+                stage.keep_shuffle_settings(unshuffled)
+            return stage  # type: ignore[no-any-return]
+
+        return self.guard(make, step.path, label)
 
     def guard(self, make: Callable[[], IterDataPipe[Any]], path: Path_, label: str) -> IterDataPipe[Any]:
         try:

@@ -100,7 +100,8 @@ def stage_parameters(name: str) -> dict[str, inspect.Parameter]:
     params = list(inspect.signature(_constructor(cls)).parameters.values())[1:]  # self / cls
     if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         params = params[1:]  # the source pipe
-    return {p.name: p for p in params}
+    # ``**deprecated`` holds a stage's old keywords only (a recipe's loader knows them by name)
+    return {p.name: p for p in params if not (p.kind is p.VAR_KEYWORD and p.name == "deprecated")}
 
 
 def stage_hints(name: str) -> dict[str, Any]:
