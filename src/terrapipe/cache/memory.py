@@ -113,30 +113,46 @@ class MemoryLRU:
 
         Returns ``False`` (and stores nothing) when the entry alone exceeds the budget.
         """
+        return self.swap(key, data)[0]
+
+    def swap(self, key: str, data: bytes) -> tuple[bool, bytes | None]:
+        """Store an entry as :meth:`put` does; return ``(stored, the entry it replaced or None)``.
+
+        One step under the lock: of two threads storing the same key, each
+        gets a different replaced entry (what large entries' parts need,
+        :func:`~terrapipe.cache.parts.write_parts`).
+        """
         data = data if type(data) is bytes else bytes(data)
         cost = self.cost(key, data)
         intact = cost <= self.max_bytes and entry_intact(data)
         with self._lock:
-            self._remove(key)
+            old = self._remove(key)
             if cost > self.max_bytes:
                 self.refused += 1
-                return False
+                return False, old
             self._entries[key] = data
             if intact:
                 self._intact.add(key)
             self._nbytes += cost
             while self._nbytes > self.max_bytes:
-                old_key, old = self._entries.popitem(last=False)
+                old_key, evicted = self._entries.popitem(last=False)
                 self._intact.discard(old_key)
-                self._nbytes -= self.cost(old_key, old)
+                self._nbytes -= self.cost(old_key, evicted)
                 self.evicted += 1
-        return True
+        return True, old
 
-    def _remove(self, key: str) -> None:
+    def part_keys(self, key: str) -> list[str]:
+        """Return the keys that start with ``key + "."`` (a large entry's parts, :mod:`~terrapipe.cache.parts`)."""
+        head = f"{key}."
+        with self._lock:
+            return [name for name in self._entries if name.startswith(head)]
+
+    def _remove(self, key: str) -> bytes | None:
         old = self._entries.pop(key, None)
         self._intact.discard(key)
         if old is not None:
             self._nbytes -= self.cost(key, old)
+        return old
 
     def delete(self, key: str) -> None:
         """Remove an entry if present."""

@@ -4,13 +4,21 @@ An entry whose elements add up to more than :data:`PART_BYTES` (every chip
 of a 4096² scene: 130 MiB) is not stored as one value. Its elements are cut,
 in order and on element boundaries, into **parts** of about ``PART_BYTES``,
 each a complete entry of its own (:func:`~terrapipe.cache.entry.pack_entry`,
-checksummed, under the key ``<key>.<n>``), and the entry's key holds a small
-**manifest** naming them::
+checksummed, written for its own key ``<key>.<write>.<n>``), and the entry's
+key holds a small **manifest** naming them::
 
-    b"TPCPART1"                magic and format version (8 bytes)
+    b"TPCPART2"                magic and format version (8 bytes)
     header length              little-endian uint64
-    header                     UTF-8 JSON: {"format", "key", "parts": [[elements, bytes, crc], ...]}
+    header                     UTF-8 JSON: {"format", "key", "write", "parts": [[elements, bytes, crc], ...]}
     checksum                   CRC-32 of everything above (little-endian uint32)
+
+``write`` is the **write id**, new for every write of an entry (the time it
+began, 8 hex digits, and 48 random bits): a write's parts have names no
+other write uses, so two writers of one key never overwrite each other's
+parts, and a part left by another write (an older entry, a writer that
+crashed) can never be read as part of this one: it has another name, and
+it was packed for that name (each part's own key is checked when it is
+read).
 
 A hit reads the manifest, then each part in turn, and yields a part's
 elements as soon as it is decoded: the first chips come after one part, and
@@ -25,6 +33,14 @@ Never wrong, never short:
 
 - the parts are written first and the manifest last (the commit marker): a
   writer killed before the manifest leaves no entry (a miss);
+- :func:`write_parts` removes what a rewrite leaves behind: the parts of the
+  manifest it replaces (a recomputed entry may come out in fewer parts, or
+  another writer's), and, where the store can list an entry's parts
+  (``part_keys``), parts no manifest names whose write began more than
+  :data:`STALE_AFTER` ago (a writer killed before its manifest). A store
+  with ``replace_parts`` (Redis: one transaction) does it all atomically;
+  one with ``swap`` (memory, a local folder) learns exactly which manifest
+  it replaced, so two writers never leave each other's parts behind;
 - each part is checked as any entry (checksum, written for its own key) and
   against the checksum and element count the manifest records, so a part
   from another write of the same key, a damaged one, or one the store
@@ -39,9 +55,9 @@ Examples
 >>> import numpy as np
 >>> from terrapipe.cache.codec import encode_value
 >>> encoded = [encode_value(np.full(1000, i, dtype="uint8")) for i in range(5)]
->>> manifest, parts = pack_parts("k1", encoded, part_bytes=2000)
+>>> manifest, parts = pack_parts("k1", encoded, part_bytes=2000, write="00000000aaaaaaaaaaaa")
 >>> [name for name, _ in parts]
-['k1.0', 'k1.1', 'k1.2']
+['k1.00000000aaaaaaaaaaaa.0', 'k1.00000000aaaaaaaaaaaa.1', 'k1.00000000aaaaaaaaaaaa.2']
 >>> [info.elements for info in unpack_manifest(manifest, "k1")]
 [2, 2, 1]
 >>> is_manifest(manifest), is_manifest(parts[0][1])
@@ -50,34 +66,52 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import secrets
 import struct
-from collections.abc import Generator, Sequence
+import time
+from collections.abc import Collection, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from terrapipe.cache.codec import Encoded
 from terrapipe.cache.entry import CorruptEntryError, crc32, entry_digest, pack_entry, unpack_entry
+from terrapipe.core.errors import CacheError
 
 __all__ = [
     "MANIFEST_MAGIC",
+    "MANIFEST_MAX_BYTES",
     "PART_BYTES",
+    "STALE_AFTER",
     "PartInfo",
     "is_manifest",
+    "manifest_parts",
+    "new_write_id",
     "pack_parts",
     "part_key",
     "read_parts",
+    "remove_stale",
     "unpack_manifest",
+    "write_parts",
+    "write_value",
 ]
 
 #: Bytes of element data per part (about): 16 chips of 256² x 4 bands uint16.
 PART_BYTES = 8 * 2**20
 #: First bytes of a manifest; the last byte is the format version.
-MANIFEST_MAGIC = b"TPCPART1"
-_FORMAT = 1
+MANIFEST_MAGIC = b"TPCPART2"
+_FORMAT = 2
 _PREFIX = len(MANIFEST_MAGIC) + 8
-#: Most parts one manifest may name (a manifest claiming more is corrupt): 64 TiB of 8 MiB parts.
-MAX_PARTS = 2**23
+#: Most parts one manifest may name (a manifest claiming more is corrupt): 1 TiB of 8 MiB parts.
+MAX_PARTS = 2**17
+#: Most bytes a manifest takes (MAX_PARTS rows of the table, with room): a replaced value larger than
+#: this is not read to find its parts.
+MANIFEST_MAX_BYTES = 8 * 2**20
+#: Seconds after which a part that no manifest names is a crashed writer's (a live writer's parts are younger).
+STALE_AFTER = 3600.0
+_WRITE = re.compile(r"[0-9a-f]{20}")
 
 
 @dataclass(frozen=True)
@@ -102,9 +136,24 @@ class PartInfo:
     digest: str
 
 
-def part_key(key: str, index: int) -> str:
-    """Return the store key of part ``index`` of entry ``key``."""
-    return f"{key}.{index}"
+def new_write_id(now: float | None = None) -> str:
+    """Return a new write id: the time (``now``, default the clock) in 8 hex digits, then 48 random bits."""
+    seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
+    return f"{seconds:08x}{secrets.token_hex(6)}"
+
+
+def part_key(key: str, write: str, index: int) -> str:
+    """Return the store key of part ``index`` of write ``write`` of entry ``key``."""
+    return f"{key}.{write}.{index}"
+
+
+def _write_of(key: str, name: str) -> str | None:
+    """Return the write id of part ``name`` of entry ``key`` (``None``: not a part name of that entry)."""
+    head = f"{key}."
+    if not name.startswith(head):
+        return None
+    write, _, index = name[len(head) :].partition(".")
+    return write if _WRITE.fullmatch(write) and index.isascii() and index.isdigit() else None
 
 
 def is_manifest(data: bytes | bytearray | memoryview) -> bool:
@@ -124,8 +173,14 @@ def _groups(elements: Sequence[Encoded], part_bytes: int) -> list[list[Encoded]]
     return groups
 
 
+def _began(key: str, name: str) -> float:
+    """When the write of part ``name`` began (seconds; infinity for a name that is not a part of ``key``)."""
+    write = _write_of(key, name)
+    return float("inf") if write is None else int(write[:8], 16)
+
+
 def pack_parts(
-    key: str, elements: Sequence[Encoded], *, part_bytes: int | None = None
+    key: str, elements: Sequence[Encoded], *, part_bytes: int | None = None, write: str | None = None
 ) -> tuple[bytes | None, list[tuple[str, bytes]]]:
     """Pack an entry as parts (see the module doc).
 
@@ -137,6 +192,8 @@ def pack_parts(
         Its encoded elements, in order.
     part_bytes
         Element bytes per part (default :data:`PART_BYTES`).
+    write
+        The write id (default: :func:`new_write_id`).
 
     Returns
     -------
@@ -148,14 +205,17 @@ def pack_parts(
     groups = _groups(elements, PART_BYTES if part_bytes is None else part_bytes)
     if len(groups) == 1:
         return None, [(key, pack_entry(key, groups[0]))]
+    write = new_write_id() if write is None else write
+    if not _WRITE.fullmatch(write):
+        raise ValueError(f"a write id is 20 hex digits, got {write!r}")
     parts = []
     table: list[list[Any]] = []
     for i, group in enumerate(groups):
-        name = part_key(key, i)
+        name = part_key(key, write, i)
         blob = pack_entry(name, group)
         parts.append((name, blob))
         table.append([len(group), len(blob), entry_digest(blob)])
-    header = {"format": _FORMAT, "key": key, "parts": table}
+    header = {"format": _FORMAT, "key": key, "write": write, "parts": table}
     text = json.dumps(header, separators=(",", ":")).encode()
     head = MANIFEST_MAGIC + struct.pack("<Q", len(text)) + text
     return head + struct.pack("<I", crc32(head)), parts
@@ -183,7 +243,9 @@ def unpack_manifest(data: bytes | bytearray | memoryview, key: str) -> list[Part
         header = json.loads(bytes(view[_PREFIX : _PREFIX + size]))
         if header["format"] != _FORMAT or header["key"] != key:
             raise ValueError(f"manifest written for key {header['key']!r} in format {header['format']!r}")
-        table = header["parts"]
+        table, write = header["parts"], header["write"]
+        if not isinstance(write, str) or not _WRITE.fullmatch(write):
+            raise ValueError(f"the write id {write!r} is not 20 hex digits")
         if not isinstance(table, list) or not 2 <= len(table) <= MAX_PARTS:
             raise ValueError("the part table is not a list of 2 or more parts")
         infos = []
@@ -198,7 +260,7 @@ def unpack_manifest(data: bytes | bytearray | memoryview, key: str) -> list[Part
                 and len(digest) == 8
             ):
                 raise ValueError(f"part {i} is described by {row!r}")
-            infos.append(PartInfo(part_key(key, i), elements, nbytes, digest))
+            infos.append(PartInfo(part_key(key, write, i), elements, nbytes, digest))
         return infos
     except (ValueError, KeyError, TypeError, struct.error) as err:
         raise CorruptEntryError(f"cache entry {key} is corrupt: {err}") from err
@@ -276,3 +338,128 @@ def read_parts(store: Any, parts: Sequence[PartInfo]) -> Generator[tuple[list[An
             yield elements, info.nbytes
     finally:
         blobs.close()
+
+
+def manifest_parts(data: bytes | bytearray | memoryview | None, key: str) -> set[str]:
+    """Return the part names a stored value names: those of a valid manifest of ``key``, else none."""
+    if data is None or not is_manifest(data):
+        return set()
+    try:
+        return {info.key for info in unpack_manifest(data, key)}
+    except CorruptEntryError:
+        return set()
+
+
+def _delete(store: Any, names: Iterable[str]) -> None:
+    for name in names:
+        store.delete(name)
+
+
+def write_parts(store: Any, key: str, manifest: bytes, parts: Sequence[tuple[str, bytes]]) -> bool:
+    """Store an entry's parts and then its manifest (the commit); remove what it replaces.
+
+    A store with ``replace_parts(key, manifest, parts)`` does it all itself
+    (atomically). Otherwise the parts are put in order, then the manifest:
+    with the store's ``swap(key, manifest)`` when it has one (it returns
+    whether the manifest was stored and the value it replaced; each replaced
+    value goes to exactly one writer), else with ``get`` then ``put``. The
+    parts of the replaced manifest are deleted, then :func:`remove_stale`
+    runs; without ``swap``, a writer that finds another manifest in place
+    after its own deletes its parts (another writer committed after it).
+
+    Returns
+    -------
+    bool
+        ``False`` when the store refused a part or the manifest (nothing of
+        this write is left), or another writer's manifest took its place.
+
+    Raises
+    ------
+    CacheError
+        When the store cannot be written (what this write put is removed).
+    """
+    replace = getattr(store, "replace_parts", None)
+    if callable(replace):
+        return bool(replace(key, manifest, parts))
+    ours = [name for name, _ in parts]
+    written: list[str] = []
+    swap = getattr(store, "swap", None)
+    try:
+        for name, blob in parts:
+            if not store.put(name, blob):
+                break
+            written.append(name)
+        else:
+            if callable(swap):
+                committed, replaced = swap(key, manifest)
+            else:
+                replaced = store.get(key)  # read right before the commit
+                committed = bool(store.put(key, manifest))
+            if committed:
+                _delete(store, manifest_parts(replaced, key) - set(ours))
+                remove_stale(store, key, keep=ours)
+                if callable(swap) or _still(store, key, manifest):
+                    return True
+    except BaseException:
+        for name in written:  # a failed write leaves nothing of itself behind
+            with contextlib.suppress(Exception):
+                store.delete(name)
+        raise
+    _delete(store, written)
+    return False
+
+
+def write_value(store: Any, key: str, blob: bytes) -> bool:
+    """Store an entry as one value, and delete the parts of a manifest it replaces (``False``: refused).
+
+    An entry recomputed smaller than a part replaces its manifest: its parts
+    go (with ``replace_parts`` in the store's transaction; with ``swap``,
+    the replaced value is known; otherwise it is read first).
+    """
+    replace = getattr(store, "replace_parts", None)
+    if callable(replace):
+        return bool(replace(key, blob, ()))
+    swap = getattr(store, "swap", None)
+    if callable(swap):
+        stored, replaced = swap(key, blob)
+    else:
+        replaced = store.get(key)
+        stored = bool(store.put(key, blob))
+    _delete(store, manifest_parts(replaced, key))
+    return bool(stored)
+
+
+def _still(store: Any, key: str, manifest: bytes) -> bool:
+    """Whether ``manifest`` is still the one under ``key``."""
+    current = store.get(key)
+    return current is not None and bytes(current) == manifest
+
+
+def remove_stale(store: Any, key: str, *, keep: Collection[str] = (), now: float | None = None) -> int:
+    """Delete parts of ``key`` that no write in progress can own (a crashed writer's).
+
+    Only stores that list an entry's parts (a ``part_keys(key)`` method)
+    are swept; a part is deleted when its write began more than
+    :data:`STALE_AFTER` seconds before ``now`` and it is neither in ``keep``
+    nor named by the manifest under ``key``. Best effort: a store that
+    cannot list (an object store without listing) is left as it is.
+
+    Returns
+    -------
+    int
+        How many parts were deleted.
+    """
+    listing = getattr(store, "part_keys", None)
+    if not callable(listing):
+        return 0
+    limit = (time.time() if now is None else now) - STALE_AFTER
+    try:
+        old = [name for name in listing(key) if name not in keep and _began(key, name) <= limit]
+        if not old:
+            return 0
+        current = manifest_parts(store.get(key), key)
+        stale = [name for name in old if name not in current]
+        _delete(store, stale)
+    except CacheError:
+        return 0
+    return len(stale)

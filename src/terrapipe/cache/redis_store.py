@@ -219,10 +219,73 @@ class RedisStore:
         if len(data) > self.max_entry_bytes:
             self.refused += 1
             return False
-        value = bytes(data) if self.codec is None else compress_entry(data, self.codec)
-        px = None if self.ttl is None else max(1, int(self.ttl * 1000))
-        self._call(f"write cache entry {key}", "set", self.prefix + key, value, px=px)
+        self._call(f"write cache entry {key}", "set", self.prefix + key, self._value(data), px=self._px())
         return True
+
+    def _value(self, data: bytes | bytearray | memoryview) -> bytes:
+        return bytes(data) if self.codec is None else compress_entry(data, self.codec)
+
+    def _px(self) -> int | None:
+        return None if self.ttl is None else max(1, int(self.ttl * 1000))
+
+    def replace_parts(self, key: str, value: bytes, parts: Sequence[tuple[str, bytes]]) -> bool:
+        """Store an entry's parts and its manifest (or one value) in one transaction; drop the ones replaced.
+
+        ``MULTI``/``EXEC`` with the entry's key watched: the parts, the
+        manifest (or the value) and the deletion of the parts named by the
+        manifest it replaces are applied together or not at all (a client
+        killed mid-way leaves nothing; a writer whose key changed since it
+        read it retries, three times at most, then gives up: ``False``, as
+        when the entry exceeds ``max_entry_bytes``). Used by
+        :func:`~terrapipe.cache.parts.write_parts`.
+
+        Raises
+        ------
+        CacheError
+            When the server cannot be reached or refuses a command.
+        """
+        from terrapipe.cache.parts import MANIFEST_MAX_BYTES, manifest_parts
+
+        if len(value) > self.max_entry_bytes or sum(len(blob) for _, blob in parts) > self.max_entry_bytes:
+            self.refused += 1
+            return False
+        redis = require("redis", feature="RedisStore")
+        name, px = self.prefix + key, self._px()
+        values = [(self.prefix + part, self._value(blob)) for part, blob in parts]
+        ours = {part for part, _ in parts}
+        try:
+            for _ in range(3):
+                with self.client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(name)
+                        old = pipe.get(name) if (pipe.strlen(name) or 0) <= MANIFEST_MAX_BYTES else None
+                        replaced = sorted(manifest_parts(self._decoded(old, key), key) - ours)
+                        pipe.multi()
+                        for part, blob in values:
+                            pipe.set(part, blob, px=px)
+                        pipe.set(name, self._value(value), px=px)
+                        if replaced:
+                            pipe.delete(*(self.prefix + part for part in replaced))
+                        pipe.execute()
+                        return True
+                    except redis.exceptions.WatchError as err:
+                        lost = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+                        if isinstance(err.__context__, lost):  # the connection dropped: nothing was applied
+                            raise err.__context__ from err
+                        continue  # another writer changed the entry meanwhile: nothing was applied
+        except redis.exceptions.RedisError as err:
+            msg = f"cannot write cache entry {key} at {self.url}: {err}; check that the Redis server runs"
+            raise CacheError(msg) from err
+        return False
+
+    def _decoded(self, value: bytes | None, key: str) -> bytes | None:
+        """Return a stored value as the entry it holds (``None``: none, or one that does not decode)."""
+        if value is None or self.codec is None:
+            return value
+        try:
+            return bytes(decompress_entry(value, key, max_bytes=self.max_entry_bytes))
+        except CorruptEntryError:
+            return None
 
     def delete(self, key: str) -> None:
         """Remove an entry if present."""

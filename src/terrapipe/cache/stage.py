@@ -39,7 +39,8 @@ cannot see is listed in :mod:`terrapipe.cache.keys`.
   chips come early and it holds one part at a time; a part found
   missing (evicted, a crash before the manifest) or damaged makes the cache
   recompute the entry and yield only the elements not yet yielded. A store's
-  ``keys()`` lists the parts (``<key>.<n>``) besides the entries.
+  ``keys()`` lists the parts (``<key>.<write>.<n>``) besides the entries; a
+  rewrite removes the parts of the entry it replaces.
 - Entries are checksummed, and a store validates an entry's metadata
   before reading it (a :class:`~terrapipe.cache.zarr_store.ZarrStore`
   entry's shape, dtype and chunks against its recorded size); a damaged or
@@ -96,7 +97,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, Literal, TypeVar
@@ -105,7 +105,14 @@ from terrapipe.cache.canonical import canonical, digest_json
 from terrapipe.cache.codec import Encoded, encode_value
 from terrapipe.cache.entry import CorruptEntryError, unpack_entry
 from terrapipe.cache.keys import entry_key
-from terrapipe.cache.parts import is_manifest, pack_parts, read_parts, unpack_manifest
+from terrapipe.cache.parts import (
+    is_manifest,
+    pack_parts,
+    read_parts,
+    unpack_manifest,
+    write_parts,
+    write_value,
+)
 from terrapipe.cache.segment import SegmentCover, find_segment, segment_config
 from terrapipe.cache.stats import CacheStats
 from terrapipe.cache.store import StoreLike, open_store
@@ -399,30 +406,14 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
         self.stats.seconds += time.perf_counter() - started
 
     def _put_all(self, key: str, manifest: bytes | None, parts: list[tuple[str, bytes]]) -> bool:
-        """Store an entry: one value, or its parts and then its manifest (the commit); ``False``: refused."""
+        """Store an entry: one value, or its parts and then its manifest (:func:`write_parts`); ``False``: refused."""
         if manifest is None:
-            return bool(self.store.put(key, parts[0][1]))
+            return write_value(self.store, key, parts[0][1])
         if not _fits(self.store, key, manifest, parts):
             if hasattr(self.store, "refused"):
                 self.store.refused += 1
             return False
-        written: list[str] = []
-        try:
-            for name, blob in parts:
-                if not self.store.put(name, blob):
-                    break
-                written.append(name)
-            else:
-                if self.store.put(key, manifest):
-                    return True
-        except BaseException:
-            for name in written:  # a failed write leaves nothing of the entry behind
-                with contextlib.suppress(Exception):
-                    self.store.delete(name)
-            raise
-        for name in written:
-            self.store.delete(name)
-        return False
+        return write_parts(self.store, key, manifest, parts)
 
     # -- state ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

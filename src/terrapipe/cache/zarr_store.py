@@ -440,19 +440,44 @@ class ZarrStore:
             When the entry cannot be written (disk full, permission denied,
             an unreachable store); nothing of it is left behind.
         """
+        self._write(key, data, replaced_limit=None)
+        return True
+
+    def swap(self, key: str, data: bytes) -> tuple[bool, bytes | None]:
+        """Write an entry as :meth:`put` does; return ``(stored, the entry it replaced)``.
+
+        The replaced entry is returned when it is at most
+        :data:`~terrapipe.cache.parts.MANIFEST_MAX_BYTES` (a manifest of
+        parts, :func:`~terrapipe.cache.parts.write_parts`; ``None`` for a
+        larger one, or none). In a local folder each replaced entry goes to
+        exactly one writer (one ``rename`` moves it aside), and ``stored`` is
+        ``False`` when another writer's entry took the place meanwhile. At a
+        URL the entry in place is read before the write, so two writers at
+        once may both get it (what the loser wrote stays until a later
+        rewrite removes it, :func:`~terrapipe.cache.parts.remove_stale`), and
+        ``stored`` is ``True``.
+
+        Raises
+        ------
+        CacheError
+            As :meth:`put`.
+        """
+        from terrapipe.cache.parts import MANIFEST_MAX_BYTES
+
+        return self._write(key, data, replaced_limit=MANIFEST_MAX_BYTES)
+
+    def _write(self, key: str, data: bytes, *, replaced_limit: int | None) -> tuple[bool, bytes | None]:
         _check_key(key)
         self._ensure_root()
         try:
             if self.path is not None:
-                self._put_local(key, bytes(data))
-            else:
-                with self._remote_errors(f"write cache entry {key} to"):
-                    self._put_url(key, bytes(data))
+                return self._put_local(key, bytes(data), replaced_limit)
+            with self._remote_errors(f"write cache entry {key} to"):
+                return self._put_url(key, bytes(data), replaced_limit)
         except OSError as err:
             raise CacheError(f"cannot write cache entry {key} to {self}: {_why(err)}") from err
-        return True
 
-    def _put_local(self, key: str, data: bytes) -> None:
+    def _put_local(self, key: str, data: bytes, replaced_limit: int | None) -> tuple[bool, bytes | None]:
         assert self.path is not None
         tmp = self.path / _TMP / f"{key}.{uuid.uuid4().hex}"
         try:
@@ -466,22 +491,60 @@ class ZarrStore:
         final = self.path / key
         try:
             os.rename(tmp, final)
-            return
+            return True, None
         except OSError:
             pass  # an entry is there already: move it aside, then retry once
         trash = self.path / _TMP / f"{key}.{uuid.uuid4().hex}.old"
+        moved = False
         with contextlib.suppress(FileNotFoundError):
             os.rename(final, trash)
+            moved = True
+        stored = True
         try:
             os.rename(tmp, final)
         except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent writer placed the same entry
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent writer placed its entry
+            stored = False
+        replaced = None
+        if moved and replaced_limit is not None:
+            replaced = self._small_entry(
+                ZarrStore(self.path / _TMP, compress=self.compress), trash.name, replaced_limit
+            )
         shutil.rmtree(trash, ignore_errors=True)
+        return stored, replaced
 
-    def _put_url(self, key: str, data: bytes) -> None:
+    @staticmethod
+    def _small_entry(store: ZarrStore, key: str, limit: int) -> bytes | None:
+        """Return a local entry's bytes when it is at most ``limit`` bytes (``None``: larger, absent, damaged)."""
+        try:
+            group = store._open_entry(key)
+            if group is None or not 0 <= int(group.attrs["nbytes"]) <= limit:
+                return None
+            return store.get(key)
+        except (CorruptEntryError, CacheError, ValueError, TypeError, KeyError, OSError):
+            return None
+
+    def _in_place(self, key: str, limit: int | None) -> tuple[str | None, bytes | None]:
+        """Return the committed entry's array name and, when at most ``limit`` bytes, its bytes."""
+        try:
+            group = self._open_entry(key)
+        except Exception as err:  # a damaged entry: it is being replaced anyway
+            if self.storage is not None and _from_byte_layer(err):
+                raise
+            return None, None
+        if group is None:
+            return None, None
+        nbytes = group.attrs.get("nbytes")
+        replaced = None
+        if limit is not None and type(nbytes) is int and 0 <= nbytes <= limit:
+            with contextlib.suppress(CorruptEntryError):
+                replaced = self.get(key)
+        return str(group.attrs["array"]), replaced
+
+    def _put_url(self, key: str, data: bytes, replaced_limit: int | None) -> tuple[bool, bytes | None]:
         name = f"data-{uuid.uuid4().hex[:16]}"
         objects = self._stage(key, data, name)
-        previous = self._committed_array(key)
+        previous, replaced = self._in_place(key, replaced_limit)
         target, path = self._store_at(key, read_only=False)
         buffers = require("zarr.buffer", feature="ZarrStore")
 
@@ -498,6 +561,31 @@ class ZarrStore:
             raise
         if previous is not None and previous != name:
             self._sync(target.delete_dir(f"{path}/{previous}"))
+        return True, replaced
+
+    def part_keys(self, key: str) -> list[str]:
+        """Return the keys of committed entries that start with ``key + "."`` (a large entry's parts).
+
+        One listing of the store's folder (a local folder: ``scandir``; a URL:
+        the store's listing of its top level).
+        """
+        head = f"{key}."
+        if self.path is not None:
+            try:
+                with os.scandir(self.path) as entries:
+                    return [entry.name for entry in entries if entry.name.startswith(head)]
+            except FileNotFoundError:
+                return []
+            except OSError as err:
+                raise CacheError(f"cannot list the cache store {self}: {err}") from err
+        store, root = self._store_at(None, read_only=True)
+
+        async def listing() -> list[str]:
+            return [name async for name in store.list_dir(root)]
+
+        with self._remote_errors("list"):
+            names: list[str] = self._sync(listing())
+        return [name for name in names if name.startswith(head)]
 
     def _open_entry(self, key: str) -> Any:
         """Open a committed entry's group (``None`` when absent or not committed)."""
