@@ -162,3 +162,20 @@ def test_boxes_refuse_a_transform_that_is_not_finite(transform: tuple[float, ...
         pixels_to_boxes(np.array([[0.0, 0.0, 1.0, 1.0]]), transform)
     with pytest.raises(InvalidArgumentError, match="not finite"):
         boxes_to_pixels(np.array([[0.0, 0.0, 1.0, 1.0]]), transform)
+
+
+def test_summed_burns_never_clamp_to_the_dtype() -> None:
+    grid = GeoBox((1, 2), Affine(10, 0, 0, 0, -10, 10), UTM)
+    many = [shapely.box(0, 0, 10, 10)] * 300  # 300 overlapping features on the first pixel
+    with pytest.raises(InvalidArgumentError, match="uint8"):  # read 255 before
+        rasterize_features(many, np.ones(300, "uint8"), grid, merge="add", dtype="uint8")
+    with pytest.raises(InvalidArgumentError, match="int16"):  # read 32767 before
+        rasterize_features(many, np.full(300, 200, "int16"), grid, merge="add", dtype="int16")
+    exact = rasterize_features(many, np.ones(300, "int16"), grid, merge="add", dtype="int16")
+    assert exact.dtype == np.int16
+    assert exact.tolist() == [[300, 0]]
+    negative = rasterize_features(many, np.full(300, -100, "int32"), grid, merge="add", dtype="int16", fill=5)
+    assert negative.tolist() == [[-29995, 5]]
+    assert rasterize_features(many[:100], np.ones(100), grid, merge="add", dtype="uint8").tolist() == [
+        [100, 0]
+    ]

@@ -175,6 +175,10 @@ def rasterize_features(
     if not geoms:
         return np.full((height, width), fill, dtype=dtype)
     burn = values if values is not None else np.ones(len(geoms), dtype=np.uint8)
+    out_dtype = np.dtype(dtype)
+    # GDAL clamps a sum to the dtype (300 features of 1 read 255 in uint8): where the sum could leave
+    # the dtype, add in float64 (exact for integers below 2**53) and check the result fits.
+    wide = merge == "add" and out_dtype.kind in "iu" and not _sum_fits(burn, fill, out_dtype)
     shapes = zip(geoms, burn.tolist(), strict=True)
     with _RASTERIO_RASTERIZE_LOCK:
         burnt: np.ndarray = rio_rasterize(
@@ -184,9 +188,25 @@ def rasterize_features(
             fill=fill,
             all_touched=all_touched,
             merge_alg=_MERGE[merge],
-            dtype=dtype,
+            dtype="float64" if wide else dtype,
         )
+    if wide:
+        if not _fits(burnt, out_dtype):
+            raise InvalidArgumentError(
+                f"rasterize: summed values reach {burnt.min():g}..{burnt.max():g} on this chip, beyond dtype "
+                f"{out_dtype.name} (GDAL would clamp them); pass a wider dtype= (e.g. 'int32')"
+            )
+        burnt = burnt.astype(out_dtype)
     return burnt
+
+
+def _sum_fits(values: np.ndarray, fill: float | int, dtype: np.dtype[Any]) -> bool:
+    """Whether ``fill`` plus any subset of ``values`` stays within an integer dtype."""
+    info = np.iinfo(dtype)
+    as_float = values.astype(np.float64)
+    high = float(fill) + float(as_float[as_float > 0].sum())
+    low = float(fill) + float(as_float[as_float < 0].sum())
+    return info.min <= low and high <= info.max
 
 
 @register("rasterize")
