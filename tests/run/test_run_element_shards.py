@@ -49,7 +49,11 @@ def first_value(chip: Any) -> float:
 
 def _pipe(n: int, *, shuffle: bool = False) -> Any:
     chips = tp.from_items(_elements(n)).chip(
-        {"y": WINDOW, "x": WINDOW}, stride=STRIDE, output="numpy", shuffle=shuffle, seed=5, workers=1
+        {"y": WINDOW, "x": WINDOW},
+        stride=STRIDE,
+        output="numpy",
+        shuffle=tp.chip.WindowShuffle(seed=5) if shuffle else False,
+        workers=1,
     )
     return chips.map(first_value)
 

@@ -316,7 +316,7 @@ class Chip(ResumesNextPass, Stage[Any]):
     an error of the source or of an element comes in its turn. ``state_dict()``
     keeps the source's state before the element being chipped (not the last
     one pulled), so a resume is exact. Local data is read one element at a
-    time, as before; ``read_ahead=0`` turns reading ahead off.
+    time, as before; ``reads=Reads(read_ahead=0)`` turns reading ahead off.
     """
 
     state_keys = _STATE_KEYS
