@@ -76,6 +76,8 @@ class _Spy:
         self.calls = 0
         self.barrier = barrier
         self.started: list[tuple[tuple[slice, ...], int]] = []
+        self.running = 0
+        self.most_at_once = 0  # reads running at the same time, at most
 
     def __call__(self, spec: Any, key: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
         with self.lock:
@@ -84,9 +86,15 @@ class _Spy:
             self.threads.add(threading.current_thread().name)
             nbytes = spec.itemsize * int(np.prod(reader_module._shape(spec, key)))
             self.started.append((key, nbytes))
-        if self.barrier is not None and first <= self.barrier.parties:
-            self.barrier.wait()  # only as many threads as parties reading at once get through
-        return self.real(spec, key, out)  # type: ignore[no-any-return]
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            if self.barrier is not None and first <= self.barrier.parties:
+                self.barrier.wait()  # only as many threads as parties reading at once get through
+            return self.real(spec, key, out)  # type: ignore[no-any-return]
+        finally:
+            with self.lock:
+                self.running -= 1
 
 
 def meta_bounds(chip: xr.DataArray) -> tuple[float, ...]:
@@ -178,7 +186,7 @@ def test_remote_chips_equal_rasterio_windows_in_order(served, monkeypatch, name)
     for a, s in zip(auto, serial, strict=True):
         np.testing.assert_array_equal(a.values, s.values)
         np.testing.assert_array_equal(a.values, _window(url, a, bands))
-    assert len({t for t in spy.threads if t.startswith("terrapipe-chip")}) >= 8
+    assert len({t for t in spy.threads if t.startswith("terrapipe-read")}) >= 8
     if len(bands) > 1:  # band-interleaved tiles: one read per band and tile, not one per tile
         assert all(key[0] in (slice(0, 1), slice(1, 2)) for key, _ in spy.started)
 
@@ -263,8 +271,10 @@ def test_explicit_workers_are_honoured_for_remote_sources(served, monkeypatch, w
     readers = {t for t in spy.threads if t != threading.main_thread().name}
     if workers == 0:
         assert spy.threads == {threading.main_thread().name}
-    else:
-        assert 1 <= len(readers) <= workers
+    else:  # on the process's reader threads (any of them), never more reads at once than asked for
+        assert readers
+        assert all(name.startswith("terrapipe-read") for name in readers)
+        assert 1 <= spy.most_at_once <= workers
 
 
 # -- bytes in flight are bounded ---------------------------------------------------------------------------

@@ -41,6 +41,13 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "CopcFile(cache_bytes=64 MiB): decompressed COPC nodes, least recently used dropped first",
         "tests/io/test_point_cloud.py::test_copc_node_cache_stays_within_cache_bytes",
     ),
+    ("io/read_pool.py", "deque("): (
+        "reader threads: the tasks let through by the open leases (each at most its threads at once) waiting "
+        "for a thread, at most their threads together; a lease's tasks beyond its threads, bounded by its "
+        "reader's read-ahead (ReadBudget: bytes and reads in flight)",
+        "tests/chip/test_reader_pool.py::"
+        "test_a_lease_runs_at_most_its_threads_at_once_and_leases_side_by_side_each_get_theirs",
+    ),
     ("chip/chipper.py", "deque("): (
         "chip: at most ELEMENTS_AHEAD (16) source elements pulled ahead of the one served (remote data)",
         "tests/chip/test_chipper_read_ahead.py::test_elements_pulled_ahead_are_bounded",

@@ -31,7 +31,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Generator, Hashable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from itertools import product
 from typing import Any
@@ -65,6 +64,7 @@ from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register, regist
 from terrapipe.core.redact import redact_url
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
 from terrapipe.core.state import ResumesNextPass
+from terrapipe.io.read_pool import Lease, lease
 
 __all__ = ["Chip", "ChipCounters", "normalize_windows"]
 
@@ -512,7 +512,7 @@ class Chip(ResumesNextPass, Stage[Any]):
         # One pool of reader threads for the whole pass: starting threads per element cost
         # more than decoding a small scene (see docs/benchmarks/chip.md, many small scenes).
         threads = DEFAULT_WORKERS if self.workers is None else self.workers  # remote: see chip.reader
-        pool = ThreadPoolExecutor(threads, thread_name_prefix="terrapipe-chip") if threads else None
+        pool = lease(threads) if threads else None  # the process's long-lived reader threads
         before = self._cursor.with_snapshots(start=start_item, snapshot=resume["source"] if resume else None)
         pulls = in_rounds(before, info.count)  # whole elements per shard while there are enough (plan.py)
         ctx = self._pass = _Pass(epoch, info, pool, ReadBudget(), pulls)
@@ -879,7 +879,7 @@ class _Pass:
         self,
         epoch: int,
         info: ShardInfo,
-        pool: ThreadPoolExecutor | None,
+        pool: Lease | None,
         budget: ReadBudget,
         pulls: Iterator[tuple[int, Any, dict[str, Any] | None, bool]],
     ) -> None:

@@ -52,6 +52,11 @@ arrays of the common layouts, local or remote, are read by
 its own chunks), not by zarr-python, which would schedule every chunk on its
 one event-loop thread.
 
+The threads are the process's long-lived reader threads
+(:mod:`terrapipe.io.read_pool`), lent pass by pass: a thread's GDAL/PROJ
+set-up and its open datasets serve every later pass and stage, instead of
+being paid again by threads started for each pass.
+
 Examples
 --------
 >>> import numpy as np, xarray as xr
@@ -73,7 +78,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from itertools import pairwise, product
 from typing import Any
 
@@ -83,6 +88,7 @@ from terrapipe._compat import variable_data
 from terrapipe.chip.layout import ArraySpec
 from terrapipe.chip.plan import IntArray
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
+from terrapipe.io.read_pool import Lease, lease
 
 __all__ = [
     "DEFAULT_INFLIGHT_BYTES",
@@ -352,11 +358,11 @@ class BlockReader:
         (default ``2 * workers``, at least 1; for remote data with
         ``workers=None``: as many as keep ``2 * threads`` block reads queued).
     executor
-        Threads to read on instead of a pool of ``workers`` threads made for
-        each :meth:`regions` call (a stage reading many small elements shares
-        one pool across them); the reader does not shut it down. Not used
-        for remote data with ``workers=None``: the reader then reads on a
-        pool of its own, as many threads as requests it keeps in flight.
+        Threads to read on instead of ``workers`` threads lent to each
+        :meth:`regions` call (a stage reading many small elements shares one
+        lease across them); the reader does not give it back. Not used for
+        remote data with ``workers=None``: the reader then reads on threads
+        of its own lease, as many as requests it keeps in flight.
     max_inflight_bytes
         Most decoded bytes of blocks read ahead of the region being served
         (default ``min(DEFAULT_INFLIGHT_BYTES, cache_bytes)``); a single
@@ -602,7 +608,7 @@ class ReadBudget:
         self.pending = 0
         self.held = 0
         self.peak_inflight = 0
-        self._pools: dict[int, ThreadPoolExecutor] = {}
+        self._pools: dict[int, Lease] = {}
 
     def add_inflight(self, nbytes: int) -> int:
         """Count ``nbytes`` more in flight (one block); return the bytes in flight now."""
@@ -612,15 +618,15 @@ class ReadBudget:
         self.peak_inflight = max(self.peak_inflight, self.inflight)
         return self.inflight
 
-    def pool(self, threads: int) -> ThreadPoolExecutor:
-        """Return the budget's pool of ``threads`` reader threads (made on first use)."""
+    def pool(self, threads: int) -> Lease:
+        """Return the budget's ``threads`` reader threads (a :func:`~terrapipe.io.read_pool.lease`, made on first use)."""
         pool = self._pools.get(threads)
         if pool is None:
-            pool = self._pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="terrapipe-chip")
+            pool = self._pools[threads] = lease(threads)
         return pool
 
     def close(self) -> None:
-        """Shut the pools down (waiting for reads already running)."""
+        """Give the reader threads back (waiting for reads already running; those not started are cancelled)."""
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -680,9 +686,7 @@ class RegionStream:
         )
         self._own_pool = reader.executor is None and reader.workers > 0 and reader._pool is None
         self.pool: Executor | None = (
-            ThreadPoolExecutor(reader.workers, thread_name_prefix="terrapipe-chip")
-            if self._own_pool
-            else (reader._pool or reader.executor)
+            lease(reader.workers) if self._own_pool else (reader._pool or reader.executor)
         )
         self.submitted = 0
         self.served = 0

@@ -56,6 +56,7 @@ from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.raster_array import RasterSource, acquire, attempt
+from terrapipe.io.read_pool import in_reader_thread
 from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import asset_read_error, cast_read, check_band, refused_credentials
 
@@ -492,13 +493,17 @@ def _hop() -> bool:
 
     A thread's first GDAL open costs about 9 ms of CPU (PROJ's per-thread
     context, read with the file's CRS), and its cached handles
-    (:func:`terrapipe.io.raster_array.acquire`) end with it: a chip stage
-    starts its reader threads for each pass, so a 4 x 4096² cube paid about
-    40 ms per pass before reading a tile. The main thread (a synchronous
-    compute, ``chip(workers=0)``, where a ``rasterio.Env`` of yours applies)
-    and the pool's own threads read where they are.
+    (:func:`terrapipe.io.raster_array.acquire`) end with it: threads started
+    for one pass or one job (a chip stage's, before they were lent from
+    :mod:`terrapipe.io.read_pool`) paid about 40 ms per pass of a 4 x 4096²
+    cube before reading a tile. The main thread (a synchronous
+    compute, ``chip(workers=0)``, where a ``rasterio.Env`` of yours applies),
+    the pool's own threads and the process's long-lived reader threads
+    (:mod:`terrapipe.io.read_pool`: a chip stage's) read where they are.
     """
-    return threading.current_thread() is not threading.main_thread() and not getattr(_IN_POOL, "flag", False)
+    if threading.current_thread() is threading.main_thread() or getattr(_IN_POOL, "flag", False):
+        return False
+    return not in_reader_thread()
 
 
 def _fill_all(
