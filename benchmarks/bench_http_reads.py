@@ -11,7 +11,12 @@ on 127.0.0.1) and reads the same 200 random 64 KiB ranges with:
 - ``http_reads.read_async``, obstore, 16 in flight (what ``HTTPStore`` does for Zarr);
 - raw ``obstore.get_range`` and raw ``urllib3`` (the floors: no checks);
 - the hand-written ``http.client`` reader that ``io/http_client.py`` was before #19,
-  when ``--old PATH`` names a copy of it (``git show 2b2fae5~1:src/terrapipe/io/http_client.py``).
+  when ``--old PATH`` names a copy of it (``git show 2b2fae5~1:src/terrapipe/io/http_client.py``);
+- ``JsonClient.request`` (the STAC client) GETting a 64 KiB JSON document, as many times as
+  ``--reads``, one at a time;
+- with ``--before DIR``, a folder holding earlier copies of ``io/http_reads.py`` and
+  ``stac/http_json.py`` (``git show 082093c~1:src/terrapipe/io/http_reads.py``: the STAC client
+  on ``requests``), the same reads through those, in the same rounds.
 
 fsspec's HTTP filesystem needs aiohttp, which no terrapipe extra installs; it is
 listed as not run when aiohttp is missing. The readers take turns within each
@@ -31,7 +36,7 @@ and ``tp.open_xarray(url, engine="scipy").load()`` of a netCDF3 file of 40
 variables (about 50 ranged reads, one after another, through ``HTTPFile``).
 
 Run: ``python benchmarks/bench_http_reads.py [--reads 200] [--rounds 5] [--size 65536] [--e2e] [--only TEXT]
-[--old F]``
+[--old F] [--before DIR]``
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import os
 import random
 import shutil
@@ -55,6 +61,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from tests.servers.http_range import start_range_server  # noqa: E402
+from tests.servers.latency_http import start_latency_server  # noqa: E402
 
 SIZE = 64 * 1024
 COPC = ROOT / "tests" / "conformance" / "files" / "data" / "laspy" / "simple.copc.laz"
@@ -120,6 +127,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=SIZE, help="bytes per read")
     parser.add_argument("--e2e", action="store_true", help="add FlatGeobuf and COPC reads end to end")
     parser.add_argument("--only", default="", help="run only the readers whose name holds this text")
+    parser.add_argument(
+        "--before", help="a folder with earlier http_reads.py and http_json.py to compare with"
+    )
     args = parser.parse_args()
     size = args.size
 
@@ -135,6 +145,9 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp())
     (folder / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))
+    (folder / "doc.json").write_text(
+        json.dumps({"type": "Catalog", "id": "c", "links": [], "pad": "x" * 65_000})
+    )
     if args.e2e:
         fgb, box = _fgb(folder)
         shutil.copy(COPC, folder / "simple.copc.laz")
@@ -264,6 +277,45 @@ def main() -> None:
                 assert len(old.fetch(url, options, byte_range=old.ByteRange(s, s + size)).body) == size
 
         readers["pre-#19 http.client reader, one at a time"] = old_client
+    from terrapipe.core.errors import ReadError
+    from terrapipe.stac.http_json import JsonClient
+
+    # the JSON from the latency server with no latency and no rate cap: it sends without Nagle's delay
+    # (the range server's whole-file answers wait ~40 ms for the client's delayed ACK)
+    json_server = start_latency_server(folder, latency=0.0, rate=0.0)
+
+    def json_gets(client: Any) -> Callable[[], None]:
+        def run() -> None:
+            for _ in starts:
+                doc = client.request("GET", f"{json_server.url}/doc.json", error=ReadError, what="read")
+                assert doc["id"] == "c"
+
+        return run
+
+    readers["JsonClient.request GET, 64 KiB JSON, one at a time"] = json_gets(JsonClient(plain))
+    if args.before:
+        before: dict[str, Any] = {}
+        for name in ("http_reads", "http_json"):
+            spec = importlib.util.spec_from_file_location(f"before_{name}", Path(args.before) / f"{name}.py")
+            assert spec is not None
+            assert spec.loader is not None
+            before[name] = importlib.util.module_from_spec(spec)
+            sys.modules[f"before_{name}"] = before[name]  # dataclasses look their module up
+            spec.loader.exec_module(before[name])
+
+        def before_reads(storage: Storage) -> Callable[[], None]:
+            def run() -> None:
+                for s in starts:
+                    wanted = before["http_reads"].ByteRange(s, s + size)
+                    assert len(before["http_reads"].read(url, storage, byte_range=wanted).body) == size
+
+            return run
+
+        readers["before: http_reads.read, default (urllib3), one at a time"] = before_reads(plain)
+        readers["before: http_reads.read, urllib3 (headers), one at a time"] = before_reads(headed)
+        readers["before: JsonClient.request GET, 64 KiB JSON"] = json_gets(
+            before["http_json"].JsonClient(plain)
+        )
     floor_name = "raw obstore.get_range, one at a time (no checks)"
     readers = {k: v for k, v in readers.items() if args.only in k or k == floor_name}
     times: dict[str, list[float]] = {name: [] for name in readers}
@@ -275,6 +327,7 @@ def main() -> None:
             run()
             times[name].append(time.perf_counter() - start)
     server.stop()
+    json_server.stop()
     floor = statistics.median(times[floor_name])
     print(
         f"{args.reads} ranged reads of {size // 1024} KiB, median of {args.rounds} rounds; load {os.getloadavg()}"

@@ -156,7 +156,6 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _OTHER_RANGE = re.compile(r"Requested (\d+)\.\.(\d+), got (\d+)\.\.(\d+)")
-_STATUS = re.compile(r"status code: (\d{3})")
 
 
 def deadline_of(storage: Storage) -> float:
@@ -535,12 +534,6 @@ def _meta_headers(meta: Mapping[str, Any], attributes: Mapping[str, Any] | None 
     return headers
 
 
-def _denied_code(text: str) -> str | None:
-    """Return the S3/Azure/GCS error code of an answer that refused the credentials (an expired URL: 400)."""
-    match = obstore_runtime.ERROR_CODE.search(text)
-    return match.group(1) if match and match.group(1) in obstore_runtime.DENIED_CODES else None
-
-
 def _status_failure(
     status: int, text: str, want: ByteRange | None, retry_after: float | None = None
 ) -> Exception:
@@ -555,7 +548,7 @@ def _status_failure(
         return _RefusedError(f"HTTP {status} redirects to a URL that is not a usable http(s) URL")
     if status == 416:
         return PastEndError(f"{want.header() if want else 'the range'} lies past the end of the file")
-    code = _denied_code(text)
+    code = obstore_runtime.denied_code(text)
     if status in (401, 403) or code:
         return _DeniedError(", ".join(x for x in (f"HTTP {status}", code) if x))
     cause, hint = explain(RuntimeError(f"HTTP status {status}"))
@@ -594,14 +587,13 @@ def _obstore_failure(err: BaseException, want: ByteRange | None, storage: Storag
         return _RefusedError(f"more than {MAX_REDIRECTS} redirects")
     if "builder error" in text:  # the URL asked for was checked: this is where a redirect pointed
         return _RefusedError("it redirects to a URL that is not a usable http(s) URL")
-    status = _STATUS.search(text)
-    code = int(status.group(1)) if status else None
+    code = obstore_runtime.status_of(text)
     if isinstance(err, FileNotFoundError) or name == "NotFoundError" or code == 404:
         return FileNotFoundError()
     if code is not None:
         return _status_failure(code, text, want)
     if name in ("PermissionDeniedError", "UnauthenticatedError"):
-        return _DeniedError(", ".join(x for x in (name, _denied_code(text)) if x))
+        return _DeniedError(", ".join(x for x in (name, obstore_runtime.denied_code(text)) if x))
     if _is_timeout(text):
         return _timed_out(storage)
     return _RetryError(

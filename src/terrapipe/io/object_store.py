@@ -79,7 +79,6 @@ import multiprocessing
 import os
 import pickle
 import posixpath
-import re
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -89,12 +88,13 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.redact import public_url
 from terrapipe.io import http_reads
 from terrapipe.io.obstore_runtime import (
-    DENIED_CODES,
     ERROR_CODE,
     cached_store,
+    denied_code,
     http_store,
     load_obstore,
     run_on_thread_loop,
+    status_of,
     storage_or_env,
     used_in_pid,
 )
@@ -115,7 +115,6 @@ __all__ = [
 #: URL schemes of object stores (read through obstore; everything else is HTTP or local).
 OBJECT_SCHEMES = ("s3", "s3a", "az", "azure", "abfs", "abfss", "gs", "gcs")
 
-_STATUS = re.compile(r"status code: (\d{3})")
 # obstore_runtime's helpers under the names the Zarr store (io/zarr_object_store.py) calls
 _storage = storage_or_env
 _obstore = load_obstore
@@ -247,10 +246,10 @@ def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadErr
     """Build the :class:`ReadError` for ``err``, naming ``scheme://host/path`` and nothing secret."""
     where = public_url(url)
     text = str(err)
-    status = _STATUS.search(text)
+    status_code = status_of(text)
     code = ERROR_CODE.search(text)
     detail = ", ".join(
-        x for x in (f"HTTP {status.group(1)}" if status else "", code.group(1) if code else "") if x
+        x for x in (f"HTTP {status_code}" if status_code else "", code.group(1) if code else "") if x
     )
     detail = f" ({detail})" if detail else ""
     name = type(err).__name__
@@ -260,12 +259,8 @@ def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadErr
             f"cannot {what} {where!r}: no answer within the deadline of {storage.deadline} s; "
             "raise Storage(deadline=...) or check the server"
         )
-    status_code = int(status.group(1)) if status else None
-    denied = (
-        name in ("PermissionDeniedError", "UnauthenticatedError")
-        or status_code in (401, 403)
-        or (code is not None and code.group(1) in DENIED_CODES)
-    )
+    denied = name in ("PermissionDeniedError", "UnauthenticatedError") or status_code in (401, 403)
+    denied = denied or denied_code(text) is not None
     if storage.anonymous and status_code == 400 and cloud == "s3":
         denied = True  # some S3 servers answer an unsigned request to a private bucket with 400
     if denied:

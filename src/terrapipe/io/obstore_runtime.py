@@ -59,10 +59,12 @@ __all__ = [
     "MAX_STORES",
     "STORES",
     "cached_store",
+    "denied_code",
     "http_store",
     "load_obstore",
     "obstore_usable",
     "run_on_thread_loop",
+    "status_of",
     "storage_or_env",
     "used_in_pid",
 ]
@@ -80,6 +82,7 @@ _USED_IN_PID: int | None = None
 
 #: The error code in an S3/Azure/GCS XML answer.
 ERROR_CODE = re.compile(r"<Code>([A-Za-z]{1,64})</Code>")
+_STATUS = re.compile(r"status code: (\d{3})")
 #: Error codes (S3, Azure, GCS XML) that mean the credentials or the signature were refused, whatever
 #: the status a server sends with them (an expired presigned URL: 403 on AWS, 400 on some servers).
 DENIED_CODES = frozenset(
@@ -97,6 +100,18 @@ DENIED_CODES = frozenset(
         "TokenRefreshRequired",
     }
 )
+
+
+def status_of(text: str) -> int | None:
+    """Return the HTTP status an obstore error's text names, if any."""
+    match = _STATUS.search(text)
+    return int(match.group(1)) if match else None
+
+
+def denied_code(text: str) -> str | None:
+    """Return the S3/Azure/GCS error code in ``text`` that refuses the credentials (an expired URL: 400), if any."""
+    match = ERROR_CODE.search(text)
+    return match.group(1) if match and match.group(1) in DENIED_CODES else None
 
 
 def storage_or_env(storage: Storage | None) -> Storage:

@@ -66,6 +66,7 @@ from terrapipe.core.errors import ReadError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url, redact_text
 from terrapipe.io.http_reads import (
+    _RETRY_STATUS,
     DEFAULT_DEADLINE,
     MAX_REDIRECTS,
     _ExpiredError,
@@ -101,7 +102,6 @@ DEFAULT_MAX_BYTES = 64 * 2**20
 #: Largest stac-geoparquet file downloaded whole, by default (1 GiB).
 DEFAULT_MAX_FILE_BYTES = 2**30
 
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _CODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _CHUNK = 64 * 1024
