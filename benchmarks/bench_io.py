@@ -10,7 +10,8 @@ the floor and for terrapipe alike, and each HTTP run uses a new URL. The
 readers take turns within each round (``--rounds``, medians shown), so load
 from elsewhere on the machine hits them alike.
 
-Run: ``python benchmarks/bench_io.py [--windows 300] [--size 4096] [--threads 1 4] [--rounds 5]``
+Run: ``python benchmarks/bench_io.py [--windows 300] [--size 4096] [--threads 1 4] [--rounds 5]
+[--parts] [--clock wall|cpu]``
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import xarray as xr
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
@@ -68,16 +70,22 @@ def windows(n: int, size: int, win: int, seed: int = 1) -> list[tuple[int, int]]
     return [(int(r), int(c)) for r, c in rng.integers(0, size - win, size=(n, 2))]
 
 
+#: What :func:`run` measures: wall-clock time, or this process's CPU time (``--clock cpu``: steadier
+#: on a loaded machine; the reads are CPU-bound locally, not over HTTP).
+CLOCK = {"clock": time.perf_counter}
+
+
 def run(read_one, picks: list[tuple[int, int]], threads: int) -> float:
     """Seconds to read every pick, in this thread (``threads == 1``) or in a new pool of ``threads``."""
-    started = time.perf_counter()
+    clock = CLOCK["clock"]
+    started = clock()
     if threads == 1:
         for pick in picks:
             read_one(pick)
     else:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(read_one, picks))
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def rasterio_run(path: Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
@@ -109,6 +117,60 @@ def terrapipe_run(url: str | Path, picks: list[tuple[int, int]], win: int, threa
         close_thread_handles()  # pool threads' handles close when their threads end
 
 
+def terrapipe_values_run(url: str | Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
+    """``.values`` of windows whose ``isel`` was done before the clock starts: the read without xarray's isel."""
+    da = open_raster(url)
+    close_thread_handles()
+    subs = iter([da.isel(y=slice(p[0], p[0] + win), x=slice(p[1], p[1] + win)) for p in picks])
+    lock = threading.Lock()
+
+    def read(_: tuple[int, int]) -> None:
+        with lock:
+            sub = next(subs)
+        _ = sub.values
+
+    try:
+        return run(read, picks, threads)
+    finally:
+        close_thread_handles()
+
+
+def rasterio_isel_run(path: Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
+    """The floor plus what ``DataArray.isel`` costs on an in-memory array with the same coordinates."""
+    da = open_raster(path)
+    close_thread_handles()
+    plain = xr.DataArray(
+        np.broadcast_to(np.zeros((), "uint16"), da.shape), dims=da.dims, coords=da.coords, attrs=da.attrs
+    )
+    handles: dict[int, rasterio.DatasetReader] = {}
+
+    def read(pick: tuple[int, int]) -> None:
+        key = threading.get_ident()
+        if key not in handles:
+            handles[key] = rasterio.open(path)
+        plain.isel(y=slice(pick[0], pick[0] + win), x=slice(pick[1], pick[1] + win))
+        handles[key].read(window=Window(pick[1], pick[0], win, win))
+
+    try:
+        return run(read, picks, threads)
+    finally:
+        for ds in handles.values():
+            ds.close()
+
+
+def rioxarray_run(path: Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
+    """The peer: ``rioxarray.open_rasterio(path, cache=False, lock=False)``, then ``isel(...).values``."""
+    import rioxarray
+
+    da = rioxarray.open_rasterio(path, cache=False, lock=False)
+    try:
+        return run(
+            lambda p: da.isel(y=slice(p[0], p[0] + win), x=slice(p[1], p[1] + win)).values, picks, threads
+        )
+    finally:
+        da.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=300)
@@ -117,7 +179,21 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians are shown)")
+    parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="also time, locally: .values alone (isel done before the clock), rasterio plus an in-memory "
+        "DataArray's isel (the xarray floor) and rioxarray (the peer)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="time with the wall clock (default) or this process's CPU time (steadier under load)",
+    )
     args = parser.parse_args()
+    if args.clock == "cpu":
+        CLOCK["clock"] = time.process_time
 
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,6 +213,13 @@ def main() -> None:
                     seconds.setdefault(("rasterio local (floor)", threads), []).append(floor)
                     local = terrapipe_run(path, picks, win, threads)
                     seconds.setdefault(("terrapipe local", threads), []).append(local)
+                    if args.parts:
+                        values = terrapipe_values_run(path, picks, win, threads)
+                        seconds.setdefault(("  .values alone", threads), []).append(values)
+                        both = rasterio_isel_run(path, picks, win, threads)
+                        seconds.setdefault(("rasterio + xarray isel", threads), []).append(both)
+                        peer = rioxarray_run(path, picks, win, threads)
+                        seconds.setdefault(("rioxarray", threads), []).append(peer)
                     server.reset()
                     remote = terrapipe_run(
                         f"{server.url_for(path)}?run={threads}-{round_}", picks, win, threads
@@ -154,7 +237,8 @@ def main() -> None:
     )
     print(f"# load average before: {load}; after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(
-        f"# medians of {args.rounds} interleaved rounds; ratio: median of the per-round ratios to the floor"
+        f"# medians of {args.rounds} interleaved rounds ({args.clock} clock); ratio: median of the per-round "
+        "ratios to the floor"
     )
     print(f"{'reader':<24}{'threads':>8}{'windows/s':>12}{'vs floor':>10}{'KB fetched/window':>20}")
     for (name, threads), times in seconds.items():
