@@ -179,3 +179,27 @@ def test_summed_burns_never_clamp_to_the_dtype() -> None:
     assert rasterize_features(many[:100], np.ones(100), grid, merge="add", dtype="uint8").tolist() == [
         [100, 0]
     ]
+
+
+def test_a_grid_with_a_nan_transform_is_never_the_same_grid() -> None:
+    from terrapipe.core.sample import geo_meta
+
+    good = geo_meta(UTM, (10, 0, 0, 0, -10, 100), (4, 4))
+    for bad_transform in ((float("nan"), 0, 0, 0, -10, 100), (10, 0, float("inf"), 0, -10, 100)):
+        bad = {**good, "transform": bad_transform}  # NaN compared as close to anything: merged before
+        with pytest.raises(GridMismatchError, match="not finite"):
+            check_same_grid(good, bad)
+        with pytest.raises(GridMismatchError, match="not finite"):
+            check_same_grid(bad, good)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core/sample.py geo_meta accepts a NaN/inf transform (bounds come out NaN); the trust rules say "
+    "georeferencing must be finite",
+)
+def test_geo_meta_refuses_a_transform_that_is_not_finite() -> None:
+    from terrapipe.core.sample import geo_meta
+
+    with pytest.raises(InvalidArgumentError):
+        geo_meta(UTM, (float("nan"), 0, 0, 0, -10, 100), (4, 4))

@@ -267,6 +267,9 @@ def grid_mismatch(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> str | Non
         return f"crs differs ({crs_text(a.crs)} vs {crs_text(b.crs)})"
     if tuple(a.shape.yx) != tuple(b.shape.yx):
         return f"shape differs ({tuple(a.shape.yx)} vs {tuple(b.shape.yx)})"
+    for grid in (a, b):  # NaN compares as "close" to anything
+        if not all(np.isfinite(tuple(grid.affine)[:6])):
+            return f"transform is not finite ({', '.join(f'{v:.10g}' for v in tuple(grid.affine)[:6])})"
     pixel = max(abs(a.affine.a), abs(a.affine.b), abs(a.affine.d), abs(a.affine.e))
     height, width = a.shape.yx
     corners = ((0, 0), (width, 0), (0, height), (width, height))
