@@ -209,8 +209,8 @@ def test_bucket_open_equals_local(s3, zarr_format, consolidated, monkeypatch):
     path = paths[zarr_format, consolidated]
     made: list[PrefetchedStore] = []
 
-    async def spy(*args: Any) -> PrefetchedStore:
-        made.append(await prefetch_open(*args))
+    async def spy(*args: Any, **kwargs: Any) -> PrefetchedStore:
+        made.append(await prefetch_open(*args, **kwargs))
         return made[-1]
 
     monkeypatch.setattr(zarr_prefetch, "prefetch_open", spy)

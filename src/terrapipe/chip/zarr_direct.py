@@ -321,7 +321,8 @@ def _direct(array: Any, offsets: list[int], variable: xr.Variable) -> DirectZarr
         tuple(int(c) for c in array.chunks),
         dtype,
         decoder.make,
-        array.fill_value,
+        # a v2 array's null fill value: zarr reads a chunk without a file as zeros (False for bools)
+        np.zeros((), dtype=dtype)[()] if array.fill_value is None else array.fill_value,
         array.metadata.encode_chunk_key,
         offsets,
         codec_id=decoder.codec_id,
@@ -352,7 +353,9 @@ def remote_fetcher(store: Any, path: str) -> Callable[[str], bytes | None] | Non
     other answer (403, 500 after the retries, a time-out, a body cut short)
     is a :class:`~terrapipe.core.errors.ReadError` naming the chunk's
     ``scheme://host/path``. Any other store (fsspec, memory, a mapping)
-    returns ``None``: it is read through zarr.
+    returns ``None``: it is read through zarr. A chunk that ``read_zarr``
+    read ahead while it opened the store (:mod:`terrapipe.io.zarr_read_ahead`)
+    is taken from there, once.
 
     Examples
     --------
@@ -362,46 +365,16 @@ def remote_fetcher(store: Any, path: str) -> Callable[[str], bytes | None] | Non
     >>> remote_fetcher({}, "v") is None
     True
     """
-    from terrapipe.io import zarr_object_store
-    from terrapipe.io.http_store import HTTPStore
+    from terrapipe.io.zarr_read_ahead import ReadAhead, store_fetcher
 
     prefix = f"{path.strip('/')}/" if path and path.strip("/") else ""
+    ahead: ReadAhead | None = None
     if type(store).__name__ == "PrefetchedStore":  # what read_zarr opened a remote store through
         from terrapipe.io.zarr_prefetch import PrefetchedStore
 
-        store = store.inner if type(store) is PrefetchedStore else store
-    if type(store) is HTTPStore:
-        return _http_fetcher(store, prefix)
-    if type(store).__name__ == "CheckedObjectStore" and type(store) is zarr_object_store.CheckedObjectStore:
-        return _object_fetcher(store, prefix)
-    return None
-
-
-def _http_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
-    from terrapipe.io.http_reads import read
-
-    storage = store.storage
-    url_for = store.url_for
-
-    def fetch(key: str) -> bytes | None:
-        reply = read(url_for(prefix + key), storage, pooled=True)  # reader threads beside decoding: obstore
-        if reply.status == 404:  # no such chunk: the fill value, as HTTPStore tells zarr
-            return None
-        return bytes(reply.body)
-
-    return fetch
-
-
-def _object_fetcher(store: Any, prefix: str) -> Callable[[str], bytes | None]:
-    from terrapipe.io.http_reads import run_on_thread_loop
-
-    prototype = require("zarr.buffer", feature="chip").default_buffer_prototype()
-
-    def fetch(key: str) -> bytes | None:
-        # The store's own checked get (None only for a missing key; deadline and cap its own), on
-        # this reader thread's own event loop: never on zarr's one loop thread, which would
-        # serialise every chunk.
-        found = run_on_thread_loop(store.get(prefix + key, prototype))
-        return None if found is None else bytes(found.to_bytes())
-
-    return fetch
+        if type(store) is PrefetchedStore:
+            store, ahead = store.inner, store.ahead
+    fetch: Callable[[str], bytes | None] | None = store_fetcher(store, prefix)
+    if fetch is None or ahead is None or not len(ahead):
+        return fetch
+    return ahead.wrap(fetch, prefix)

@@ -53,7 +53,7 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec
 
 import numpy as np
@@ -63,6 +63,7 @@ from zarr.storage import WrapperStore
 
 from terrapipe.core.errors import TerrapipeError
 from terrapipe.io.http_store import get_pairs
+from terrapipe.io.zarr_read_ahead import ReadAhead, start_read_ahead
 
 __all__ = ["MAX_COORD_BYTES", "MAX_KEYS", "PrefetchedStore", "prefetch_open", "prefetched_store"]
 
@@ -130,10 +131,12 @@ class PrefetchedStore(WrapperStore[Store]):
         store: Store,
         fetched: Mapping[str, bytes | None] | None = None,
         listings: Mapping[str, tuple[str, ...]] | None = None,
+        ahead: ReadAhead | None = None,
     ) -> None:
         super().__init__(store)
         self.fetched: dict[str, bytes | None] = dict(fetched or {})
         self.listings: dict[str, tuple[str, ...]] = dict(listings or {})
+        self.ahead = ahead
 
     @property
     def inner(self) -> Store:
@@ -141,7 +144,12 @@ class PrefetchedStore(WrapperStore[Store]):
         return self._store
 
     def release(self) -> None:
-        """Drop what was fetched ahead: from now on every request goes to the store."""
+        """Drop the metadata and coordinates fetched ahead: from now on only the chunks read ahead are served here.
+
+        Each chunk of :attr:`ahead` (:mod:`terrapipe.io.zarr_read_ahead`) is
+        handed out once, to the first reader asking for it; every other
+        request goes to the store.
+        """
         self.fetched = {}
         self.listings = {}
 
@@ -161,8 +169,10 @@ class PrefetchedStore(WrapperStore[Store]):
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
         """Return ``key`` (or a range of it) from memory where it was fetched ahead, else from the store."""
-        if key in self.fetched:
-            data = self.fetched[key]
+        found, data = (key in self.fetched), self.fetched.get(key)
+        if not found and self.ahead is not None and key in self.ahead:
+            found, data = await self.ahead.take_async(key)
+        if found:
             if data is None:
                 return None
             piece = _piece(data, byte_range)
@@ -175,7 +185,8 @@ class PrefetchedStore(WrapperStore[Store]):
     ) -> list[Buffer | None]:
         """Fetch several (key, range) pairs: from memory where fetched ahead, the rest from the store."""
         pairs = list(key_ranges)
-        if not any(key in self.fetched for key, _ in pairs):
+        ahead = self.ahead if self.ahead is not None and len(self.ahead) else ()
+        if not any(key in self.fetched or key in ahead for key, _ in pairs):
             return await self._store.get_partial_values(prototype, pairs)
         return await get_pairs(self, prototype, pairs)
 
@@ -411,7 +422,12 @@ async def _listed_coordinates(
 
 
 async def prefetch_open(
-    store: Store, group: str | None = None, consolidated: bool | None = None
+    store: Store,
+    group: str | None = None,
+    consolidated: bool | None = None,
+    *,
+    read_ahead: bool = False,
+    variables: Sequence[str] | None = None,
 ) -> PrefetchedStore:
     """Fetch concurrently what opening ``group`` of ``store`` reads; return the store serving it from memory.
 
@@ -430,6 +446,14 @@ async def prefetch_open(
     consolidated
         As given to xarray: ``False`` ignores consolidated metadata (the
         group is listed, as zarr then does), ``True`` never lists.
+    read_ahead
+        Also start reading the first chunks of ``variables`` (``None``: the
+        data variables) as soon as the consolidated metadata has come, on
+        threads of their own, without waiting for them
+        (:mod:`terrapipe.io.zarr_read_ahead`; the store's
+        :attr:`~PrefetchedStore.ahead`).
+    variables
+        The variables the caller will read.
 
     Returns
     -------
@@ -443,10 +467,12 @@ async def prefetch_open(
         The first named error a request met (zarr would have met it too).
     """
     prefix = f"{group.strip('/')}/" if group and group.strip("/") else ""
-    fetcher = _Fetcher(store, _concurrency(store))
+    limit = _concurrency(store)
+    fetcher = _Fetcher(store, limit)
     listings: dict[str, tuple[str, ...]] = {}
     probes = [*_PROBES, _CONSOLIDATED]  # zarr's probes, consolidated=False or not
     started: set[int] = set()  # the formats whose coordinates' reads are started
+    ahead: ReadAhead | None = None
     for done in asyncio.as_completed(fetcher.start(prefix + doc for doc in probes)):
         with contextlib.suppress(Exception):  # failures are raised (or left to zarr) by finish()
             await done
@@ -454,14 +480,20 @@ async def prefetch_open(
             continue
         # v3 wins where both are there (zarr reads zarr.json first); v2's reads start without
         # waiting for zarr.json's answer (a 404 on a v2 store): at worst a few reads zarr never asks for.
-        found = {
-            3: _v3_coordinates(_document(fetcher.value(prefix + "zarr.json"))),
-            2: _v2_coordinates(_document(fetcher.value(prefix + _CONSOLIDATED))),
+        docs = {
+            3: _document(fetcher.value(prefix + "zarr.json")),
+            2: _document(fetcher.value(prefix + _CONSOLIDATED)),
         }
+        found = {3: _v3_coordinates(docs[3]), 2: _v2_coordinates(docs[2])}
         for zarr_format, coords in found.items():
             if coords is not None and zarr_format not in started and (zarr_format == 3 or not started):
-                fetcher.start(_chunk_keys(coords, prefix))
+                keys = _chunk_keys(coords, prefix)
+                fetcher.start(keys)
                 started.add(zarr_format)
+                if read_ahead and ahead is None:
+                    ahead = start_read_ahead(
+                        store, _members(docs[zarr_format]), variables, prefix, limit - len(keys)
+                    )
     if not started and consolidated is not True and store.supports_listing:
         group_doc = _document(fetcher.value(prefix + "zarr.json"))
         listed = 3 if group_doc is not None else 2 if fetcher.value(prefix + ".zgroup") is not None else None
@@ -475,17 +507,42 @@ async def prefetch_open(
                 listings.clear()
                 coords = {}
             fetcher.start(_chunk_keys(coords, prefix))
-    return PrefetchedStore(store, await fetcher.finish(), listings)
+    try:
+        found_values = await fetcher.finish()
+    except BaseException:
+        if ahead is not None:
+            ahead.settle()  # nothing of a failed open is left reading
+        raise
+    return PrefetchedStore(store, found_values, listings, ahead)
 
 
-def prefetched_store(store: Any, group: str | None = None, consolidated: bool | None = None) -> Any:
+def _members(document: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """Return what consolidated metadata lists: v2 ``.zmetadata``'s ``metadata``, a v3 group's consolidated members."""
+    if document is None:
+        return {}
+    members = document.get("metadata")
+    consolidated = document.get("consolidated_metadata")
+    if document.get("zarr_format") == 3 and isinstance(consolidated, dict):
+        members = consolidated.get("metadata")
+    return members if isinstance(members, dict) else {}
+
+
+def prefetched_store(
+    store: Any,
+    group: str | None = None,
+    consolidated: bool | None = None,
+    *,
+    read_ahead: bool = False,
+    variables: Sequence[str] | None = None,
+) -> Any:
     """Return :func:`prefetch_open`'s store for a remote store terrapipe made, else ``None``.
 
     The stores :func:`~terrapipe.io.zarr_reader.zarr_store_for` makes for a URL:
     :class:`~terrapipe.io.http_store.HTTPStore` and the checked zarr
     ``ObjectStore`` (buckets, ``http(s)://`` with ``storage=``). Local folders
     (no round trips to save) and stores given by the caller are ``None``: they
-    are opened as they are. Runs on this thread's event loop.
+    are opened as they are. Runs on this thread's event loop. ``read_ahead``
+    and ``variables``: as in :func:`prefetch_open`.
 
     Examples
     --------
@@ -498,4 +555,6 @@ def prefetched_store(store: Any, group: str | None = None, consolidated: bool | 
 
     if type(store) is not HTTPStore and not isinstance(store, zarr_object_store.CheckedObjectStore):
         return None
-    return run_on_thread_loop(prefetch_open(store, group, consolidated))
+    return run_on_thread_loop(
+        prefetch_open(store, group, consolidated, read_ahead=read_ahead, variables=variables)
+    )

@@ -335,18 +335,26 @@ def _open(
         raise read_error(name, "cannot open Zarr store", err) from err
 
 
-def _prefetched(store: Any, group: str | None, consolidated: bool | None) -> Any:
+def _prefetched(
+    store: Any,
+    group: str | None,
+    consolidated: bool | None,
+    read_ahead: bool,
+    variables: Sequence[str] | None,
+) -> Any:
     """Return a store serving what opening reads, fetched in a few concurrent rounds; ``None`` if local.
 
     For the remote stores :func:`zarr_store_for` makes (HTTP, buckets): the
     format probes, metadata and index coordinates are requests one after
-    another otherwise (:mod:`terrapipe.io.zarr_prefetch`).
+    another otherwise (:mod:`terrapipe.io.zarr_prefetch`). With
+    ``read_ahead``, the first chunks of ``variables`` are read meanwhile
+    (:mod:`terrapipe.io.zarr_read_ahead`).
     """
     if isinstance(store, str):
         return None
     from terrapipe.io.zarr_prefetch import prefetched_store
 
-    return prefetched_store(store, group, consolidated)
+    return prefetched_store(store, group, consolidated, read_ahead=read_ahead, variables=variables)
 
 
 def _checked_backend(name: str) -> type:
@@ -536,6 +544,46 @@ def open_zarr(
     ...
     terrapipe.core.errors.ReadError: cannot open Zarr store 'missing.zarr': no such file or directory; ...
     """
+    return _open_zarr(
+        source,
+        group=group,
+        variables=variables,
+        consolidated=consolidated,
+        chunks=chunks,
+        cache=cache,
+        decode_times=decode_times,
+        storage_options=storage_options,
+        timeout=timeout,
+        retries=retries,
+        deadline=deadline,
+        max_body=max_body,
+        storage=storage,
+        read_ahead=False,
+    )
+
+
+def _open_zarr(
+    source: Any,
+    *,
+    group: str | None,
+    variables: str | Sequence[str] | None,
+    consolidated: bool | None,
+    chunks: Any,
+    cache: bool,
+    decode_times: bool,
+    storage_options: Mapping[str, Any] | None,
+    timeout: float,
+    retries: int,
+    deadline: float,
+    max_body: int,
+    storage: Storage | None,
+    read_ahead: bool,
+) -> xr.Dataset | xr.DataArray:
+    """Open as :func:`open_zarr` does; with ``read_ahead`` (the ``read_zarr`` stage), read ahead too.
+
+    A remote store's first chunks of ``variables`` are then read while it
+    opens (:mod:`terrapipe.io.zarr_read_ahead`).
+    """
     require("zarr", feature="read_zarr")
     wanted = _check_variables(variables)
     storage_options = _check_storage_options(storage_options)
@@ -555,26 +603,36 @@ def open_zarr(
     # Messages show an HTTP(S) URL as scheme://host/path: a SAS or signed query stays out of them
     # (masking its short values in the text garbled the message); the encoding keeps the URL to reopen.
     shown = public_url(name) if is_http(name) else name
-    ahead = _prefetched(store, group, consolidated) if isinstance(source, (str, os.PathLike)) else None
+    names = None if wanted is None else ([wanted] if isinstance(wanted, str) else list(wanted))
+    ahead = (
+        _prefetched(store, group, consolidated, read_ahead, names)
+        if isinstance(source, (str, os.PathLike))
+        else None
+    )
     try:
-        ds = _open(
-            store if ahead is None else ahead,
-            shown,
-            group=group,
-            consolidated=consolidated,
-            chunks=chunks,
-            cache=cache,
-            decode_times=decode_times,
-            storage_options=storage_options if isinstance(store, str) else None,
-        )
-    finally:
-        if ahead is not None:
-            ahead.release()  # from now on it passes every request to the store
-    _record_encoding(ds, name)
-    ds = _write_crs(ds)
-    # Coordinates only: dimension coordinates are in memory once opened.
-    check_coordinates_finite(ds, shown)
-    return _select(ds, wanted, shown)
+        try:
+            ds = _open(
+                store if ahead is None else ahead,
+                shown,
+                group=group,
+                consolidated=consolidated,
+                chunks=chunks,
+                cache=cache,
+                decode_times=decode_times,
+                storage_options=storage_options if isinstance(store, str) else None,
+            )
+        finally:
+            if ahead is not None:
+                ahead.release()  # from now on it passes every request to the store (but chunks read ahead)
+        _record_encoding(ds, name)
+        ds = _write_crs(ds)
+        # Coordinates only: dimension coordinates are in memory once opened.
+        check_coordinates_finite(ds, shown)
+        return _select(ds, wanted, shown)
+    except BaseException:
+        if ahead is not None and ahead.ahead is not None:
+            ahead.ahead.settle()  # a failed open leaves nothing reading
+        raise
 
 
 @register("read_zarr")
@@ -688,8 +746,9 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
                 deadline=self._http_limits[0],
                 max_body=self._http_limits[1],
             )
-        return open_zarr(
+        return _open_zarr(
             element,
+            read_ahead=True,
             group=self.group,
             variables=self.variables,
             consolidated=self.consolidated,
