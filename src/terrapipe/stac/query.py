@@ -611,7 +611,10 @@ def _item_shape(item: Mapping[str, Any]) -> Any:
     bbox = item.get("bbox")
     if bbox:
         flat = (bbox[0], bbox[1], bbox[3], bbox[4]) if len(bbox) == 6 else tuple(bbox)
-        return shapely_geometry.box(*flat)
+        if len(flat) != 4:
+            raise ValueError(f"bbox has {len(bbox)} values, not 4 or 6")
+        # west > east crosses the antimeridian (shapely.box would take the other 340 degrees)
+        return shapely_geometry.MultiPolygon(_bbox_geometries([float(v) for v in flat]))
     return None
 
 
