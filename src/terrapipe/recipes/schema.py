@@ -5,7 +5,7 @@
     version: 1                       # required, only 1 exists
     name: landcover-segmentation
     description: ...
-    seed: 0                          # given to loader(seed=) and to steps that take seed
+    seed: 0                          # given to loader(seed=), steps that take seed, chip's shuffle
     output: main                     # the input whose pipe build() returns (default "main")
     inputs:
       main:
