@@ -203,3 +203,19 @@ def test_geo_meta_refuses_a_transform_that_is_not_finite() -> None:
 
     with pytest.raises(InvalidArgumentError):
         geo_meta(UTM, (float("nan"), 0, 0, 0, -10, 100), (4, 4))
+
+
+def test_burn_values_beyond_a_float_dtype_are_refused() -> None:
+    import geopandas as gpd
+
+    import terrapipe as tp
+
+    chip = xr.DataArray(
+        np.zeros((1, 2, 2)), dims=("band", "y", "x"), coords={"y": [15.0, 5.0], "x": [5.0, 15.0]}
+    ).rio.write_crs(UTM)
+    layer = gpd.GeoDataFrame({"v": [1e300]}, geometry=[shapely.box(0, 0, 20, 20)], crs=UTM)
+    with pytest.raises(InvalidArgumentError, match="do not fit dtype float32"):  # burnt inf before
+        list(tp.from_items([chip]).rasterize(layer, column="v", dtype="float32"))
+    small = gpd.GeoDataFrame({"v": [2.5]}, geometry=[shapely.box(0, 0, 20, 20)], crs=UTM)
+    out = next(iter(tp.from_items([chip]).rasterize(small, column="v", dtype="float32")))
+    assert float(out["mask"].max()) == 2.5

@@ -95,8 +95,11 @@ def _check_dtype(dtype: Any) -> np.dtype[Any]:
 
 def _fits(values: np.ndarray, dtype: np.dtype[Any]) -> bool:
     """Whether every value can be stored in ``dtype`` exactly (integers) or at all (floats)."""
-    if values.size == 0 or dtype.kind == "f":
+    if values.size == 0:
         return True
+    if dtype.kind == "f":  # finite values must stay finite (1e300 in float32 would burn inf)
+        finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+        return bool(finite.size == 0 or np.abs(finite).max() <= np.finfo(dtype).max)
     if values.dtype.kind == "f" and not np.all(values == np.round(values)):
         return False
     info = np.iinfo(dtype)
