@@ -3,7 +3,8 @@
 ``JsonClient`` (STAC API calls, catalog documents, stac-geoparquet files) and
 a blocking :func:`http_reads.read` share the process's urllib3 pool manager,
 its deadline watchdog and :func:`http_reads.drive` (retries, back-off,
-``Retry-After``). Both go through the proxy the environment names
+``Retry-After``) and :func:`http_reads.follow` (one redirect rule: credentials
+to their origin on every hop, loops and non-HTTP targets named). Both go through the proxy the environment names
 (``http_proxy``/``no_proxy``), as ``requests`` did for the STAC client; a
 read with headers ignored it before. The proxy here is a real forward proxy
 on 127.0.0.1 (this file run as a script), started and stopped by pid.
@@ -32,6 +33,7 @@ from terrapipe.io import http_reads
 from terrapipe.io.http_reads import ByteRange
 from terrapipe.io.storage import Storage
 from terrapipe.stac.http_json import JsonClient
+from tests.servers.hostile_http import HostileServer, start_hostile_server
 from tests.servers.http_range import RangeServer
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -236,6 +238,64 @@ def test_a_request_modifier_that_raises_is_a_named_stac_error(proxy: Proxy, blob
     assert "request_modifier failed on it (ValueError)" in message
     assert "s3cr3t" not in message
     assert proxy.log() == []
+
+
+# -- one redirect rule -----------------------------------------------------------------------------------
+BLOB = bytes(range(256)) * 64
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
+    root = tmp_path_factory.mktemp("one-client")
+    (root / "blob.bin").write_bytes(BLOB)
+    server = start_hostile_server(root, lifetime=120)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _get(client: str, url: str, storage: Storage) -> bytes:
+    if client == "stac":
+        return JsonClient(storage).request_bytes(url, error=ReadError, what="read")
+    return http_reads.read(url, storage).body
+
+
+@pytest.mark.parametrize("client", ["stac", "byte layer"])
+def test_a_redirect_to_a_non_http_url_is_named_at_once(
+    client: str, hostile: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    storage = Storage(headers={"X-Api-Key": "k"}, retries=3, backoff=0.5)  # headers: urllib3 for both
+    for where in ("redirect-file", "redirect-nohost"):
+        began = time.monotonic()
+        with pytest.raises(ReadError, match="redirects to a URL that is not a usable http"):
+            _get(client, hostile.url_for(where, "x"), storage)
+        assert (
+            time.monotonic() - began < 1.0
+        )  # not retried (before: the STAC client retried 'cannot connect')
+
+
+@pytest.mark.parametrize("client", ["stac", "byte layer"])
+def test_credentials_go_to_their_origin_on_every_hop(
+    client: str, hostile: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    away, back = f"redirect-localhost-{hostile.port}", f"redirect-127.0.0.1-{hostile.port}"
+    hostile.reset()
+    storage = Storage(headers={"X-Api-Key": "k-2"}, retries=0)
+    assert _get(client, hostile.url_for(away, f"{back}/plain/blob.bin"), storage) == BLOB
+    sent = [
+        (r["headers"].get("Host", "").split(":")[0], r["headers"].get("X-Api-Key"))
+        for r in hostile.requests()
+    ]
+    # 127.0.0.1 -> localhost (another origin: none) -> 127.0.0.1 again (the origin: sent again, by both
+    # clients; before, the byte layer's urllib3 redirects dropped them for good after the first other host)
+    assert sent == [("127.0.0.1", "k-2"), ("localhost", None), ("127.0.0.1", "k-2")]
 
 
 if __name__ == "__main__":

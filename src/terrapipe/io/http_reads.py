@@ -4,7 +4,13 @@
 URL (all of them or one :class:`ByteRange`), configured by one
 :class:`~terrapipe.io.storage.Storage`. The readers (``HTTPStore`` for
 Zarr, ``HTTPFile`` for netCDF, GeoParquet and FlatGeobuf, the cache's
-change check) and :mod:`terrapipe.io.object_store` read HTTP through here.
+change check) and :mod:`terrapipe.io.object_store` read HTTP through here;
+the STAC client (:mod:`terrapipe.stac.http_json`: API calls, catalog
+documents, stac-geoparquet files) sends its requests through the same
+urllib3 pools (:func:`_pool`), deadline watchdog, retry driver
+(:func:`drive`), ``Retry-After`` rule (:func:`retry_after_of`) and redirect
+rule (:func:`follow`), and hands ``request_modifier`` the same
+``requests.Request`` (:func:`_signed`).
 
 Transports
 ----------
@@ -21,8 +27,8 @@ Two clients send the requests, with the same checks, time-outs (connecting:
   :func:`object_store.get_ranges <terrapipe.io.object_store.get_ranges>`):
   many reads at once beside decoding go faster on it, as it waits without the
   GIL. It also sends a blocking read where the environment names a proxy for
-  the URL (reqwest, under obstore, reads ``*_proxy``/``no_proxy``; urllib3's
-  pools do not) or urllib3 is not installed.
+  the URL (reqwest, under obstore, reads ``*_proxy``/``no_proxy``, as the
+  urllib3 pools made for it do: :func:`_proxy_for`) or urllib3 is not installed.
 
 Where obstore cannot be trusted to send a request, urllib3 does, measured by
 running ``tests/servers/hostile_http.py`` against obstore 0.12.1 directly:
@@ -30,9 +36,9 @@ running ``tests/servers/hostile_http.py`` against obstore 0.12.1 directly:
 - **headers** (``Storage.headers``): reqwest, under obstore, follows
   redirects itself and sends every header but ``Authorization``/``Cookie``
   on to another host (an ``X-Api-Key`` reached ``localhost`` after a
-  redirect from ``127.0.0.1``). Requests with headers go through urllib3,
-  whose redirects are followed with every configured header removed once a
-  hop leaves the origin (scheme, host, port);
+  redirect from ``127.0.0.1``). Requests with headers go through urllib3;
+  :func:`follow` follows their redirects, sending the configured headers
+  and the signature only to a hop at the URL's origin (scheme, host, port);
 - **an answer without** ``Content-Length`` (chunked): obstore refuses it;
   urllib3 reads it again, within the cap and the same deadline;
 - **a process forked after this one used obstore**: obstore's tokio
@@ -76,14 +82,14 @@ Promises
   :class:`~terrapipe.core.errors.ReadError`; ``expected_total`` refuses an
   answer for a file of another size (replaced between requests).
 - **One deadline per read** (``Storage.deadline``; ``None``:
-  :data:`DEFAULT_DEADLINE`, the STAC client's rule): connection,
+  :data:`DEFAULT_DEADLINE`, the STAC client's too): connection,
   redirects, every retry and back-off and every byte. obstore's read is
   cancelled when it passes; a urllib3 request has its socket shut by a
   watchdog. ``Storage.timeout`` bounds each try.
 - **A cap** on every body (``Storage.max_bytes``; ``None``:
   :data:`DEFAULT_MAX_BODY`), decompressed size included; a ranged read is
   capped at its range.
-- **One retry policy** (the STAC client's, :mod:`terrapipe.stac.http_json`):
+- **One retry policy** (:func:`drive`, the STAC client's too):
   ``429``, ``5xx``, dropped connections, time-outs and bodies cut short are
   retried ``Storage.retries`` times, ``backoff`` doubled per retry up to
   ``max_backoff``, within the deadline. obstore applies it with its own
@@ -127,6 +133,7 @@ from terrapipe.core.redact import public_url
 from terrapipe.io import obstore_runtime
 from terrapipe.io.gdal_log import ensure_log_redaction
 from terrapipe.io.obstore_runtime import run_on_thread_loop
+from terrapipe.io.paths import origin_of
 from terrapipe.io.read_errors import explain
 from terrapipe.io.storage import Storage
 
@@ -874,39 +881,64 @@ def _urllib3_once(
     end: float,
 ) -> Reply:
     urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
-    headers = {**dict(storage.headers), "Accept-Encoding": "identity"}
-    if want is not None:
-        headers["Range"] = want.header()
-    if storage.request_modifier is not None:  # signed anew on every try: a signature may expire
-        url, headers, _ = _signed(url, method, headers, storage.request_modifier)
-    names = frozenset(n.lower() for n in headers) - {"accept-encoding", "range"} | {
-        "authorization",
-        "cookie",
-        "proxy-authorization",
-    }
-    retries = urllib3.Retry(
-        total=MAX_REDIRECTS, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS,
-        remove_headers_on_redirect=names, raise_on_redirect=True, raise_on_status=False,
-    )  # fmt: skip
     wait = max(0.001, min(storage.timeout, end - time.monotonic()))
     limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)  # connecting: obstore's min(timeout, 10 s)
-    try:
-        response = _pool(storage, _proxy_for(url)).request(
-            method, url, headers=headers, retries=retries, timeout=limits,
-            preload_content=False, decode_content=False, redirect=True,
-        )  # fmt: skip
-    except urllib3.exceptions.MaxRetryError as err:
-        reason = err.reason
-        if isinstance(reason, urllib3.exceptions.ResponseError) or "redirect" in str(reason).lower():
-            raise _RefusedError(f"more than {MAX_REDIRECTS} redirects") from None
-        raise _RetryError(f"the connection failed ({type(reason).__name__})") from None
-    except urllib3.exceptions.LocationValueError:
-        raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
+    home = origin_of(url)
+
+    def send(method: str, hop: str, body: Any) -> Any:
+        headers = {**(dict(storage.headers) if origin_of(hop) == home else {}), "Accept-Encoding": "identity"}
+        if want is not None:
+            headers["Range"] = want.header()
+        if storage.request_modifier is not None and origin_of(hop) == home:  # signed anew on every try
+            hop, headers, _ = _signed(hop, method, headers, storage.request_modifier)
+        try:
+            return _pool(storage, _proxy_for(hop)).request(
+                method, hop, headers=headers, retries=False, redirect=False, timeout=limits,
+                preload_content=False, decode_content=False,
+            )  # fmt: skip
+        except urllib3.exceptions.LocationValueError:
+            raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise _RetryError(f"the connection failed ({type(err).__name__})") from None
+
+    response = follow(method, url, send)
     try:
         return _urllib3_answer(response, method, want, expected_total, cap)
     finally:
         response.close()
         response.release_conn()
+
+
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+
+
+def follow(method: str, url: str, send: Callable[[str, str, Any], Any], body: Any = None) -> Any:
+    """Send ``method url`` with ``send(method, url, body)`` and follow its redirects: the one redirect rule.
+
+    ``send`` decides what each hop carries (credentials only to their
+    origin); the final answer is returned. At most :data:`MAX_REDIRECTS`
+    hops; a loop, or a ``Location`` that is not an ``http(s)`` URL, is a
+    :class:`_RefusedError`. A ``303`` (and a ``301``/``302`` after a POST)
+    goes on as a GET without the body; the URL's query is never carried to
+    another URL.
+    """
+    seen = {(method, url)}
+    for _ in range(MAX_REDIRECTS + 1):
+        response = send(method, url, body)
+        status, location = int(response.status), response.headers.get("Location")
+        if status not in _REDIRECT_STATUS or not location:
+            return response
+        response.close()
+        response.release_conn()
+        url = urllib.parse.urljoin(url, location)
+        if origin_of(url) is None:
+            raise _RefusedError("it redirects to a URL that is not a usable http(s) URL")
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+        if (method, url) in seen:
+            raise _RefusedError(f"the server redirects in a loop (back to {public_url(url)})")
+        seen.add((method, url))
+    raise _RefusedError(f"more than {MAX_REDIRECTS} redirects")
 
 
 def _signed(

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -72,11 +71,13 @@ from terrapipe.io.http_reads import (
     _ExpiredError,
     _pool,
     _proxy_for,
+    _RefusedError,
     _RetryError,
     _signed,
     _Watchdog,
     deadline_of,
     drive,
+    follow,
     retry_after_of,
     retry_delay,
 )
@@ -102,7 +103,6 @@ DEFAULT_MAX_BYTES = 64 * 2**20
 #: Largest stac-geoparquet file downloaded whole, by default (1 GiB).
 DEFAULT_MAX_FILE_BYTES = 2**30
 
-_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _CODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
 _CHUNK = 64 * 1024
 _BASE_HEADERS = {"Accept": "application/geo+json, application/json", "Accept-Encoding": "gzip, deflate"}
@@ -259,58 +259,52 @@ class JsonClient:
         cap: int,
         watch: _Watchdog,
     ) -> tuple[bytes, str]:
-        """One try: send, follow redirects, read the body."""
+        """One try: send, follow redirects (credentials only to their origin), read the body."""
         opts = self.storage
         credential_origin = self.origin or origin_of(url)
         given_origin = origin_of(url)
-        seen = {(method, url)}
-        withheld = False
-        for _ in range(MAX_REDIRECTS + 1):
+        hops: list[
+            tuple[Origin | None, bool]
+        ] = []  # each hop's origin, and whether credentials were withheld
+
+        def send(method: str, url: str, body: Any) -> Any:
             hop = origin_of(url)
             trusted = hop is not None and hop == credential_origin
             sent = dict(_BASE_HEADERS)
             if trusted:
                 sent.update(opts.headers)
-            withheld = withheld or (not trusted and bool(opts.headers or opts.request_modifier))
+            hops.append((hop, not trusted and bool(opts.headers or opts.request_modifier)))
             if headers and hop == given_origin:
                 sent.update(headers)
-            response = self._send(method, url, body, sent, trusted, watch)
-            try:
-                status = int(response.status)
-                location = response.headers.get("Location")
-                if status in _REDIRECT_STATUS and location:
-                    url = urllib.parse.urljoin(url, location)
-                    if status == 303 or (status in (301, 302) and method == "POST"):
-                        method, body = "GET", None
-                    if (method, url) in seen:
-                        raise _problem(
-                            f"the server redirects in a loop (back to {public_url(url)})",
-                            "check the URL and the server",
-                        )
-                    seen.add((method, url))
-                    continue
-                if 200 <= status < 300:
-                    return self._read(response, cap, watch), str(response.headers.get("Content-Type") or "")
-                detail = _excerpt(self._read_some(response, watch))
-                hint = _HINTS.get(status) or (
-                    "the server failed; try again later or simplify the query"
-                    if status >= 500
-                    else "the server rejected the request; check the query parameters"
+            return self._send(method, url, body, sent, trusted, watch)
+
+        try:
+            response = follow(method, url, send, body)
+        except _RefusedError as err:
+            raise _FailedError(str(err), "check the URL and the server") from None
+        try:
+            status = int(response.status)
+            if 200 <= status < 300:
+                return self._read(response, cap, watch), str(response.headers.get("Content-Type") or "")
+            detail = _excerpt(self._read_some(response, watch))
+            hint = _HINTS.get(status) or (
+                "the server failed; try again later or simplify the query"
+                if status >= 500
+                else "the server rejected the request; check the query parameters"
+            )
+            if status in (401, 403) and any(withheld for _, withheld in hops):
+                hint = (
+                    f"access denied; the credentials given (Storage(headers=..., request_modifier=...)) are "
+                    f"for {_origin_text(credential_origin)} and are never sent to {_origin_text(hops[-1][0])} "
+                    "(credentials go only to the origin they were given for)"
                 )
-                if status in (401, 403) and withheld:
-                    hint = (
-                        f"access denied; the credentials given (Storage(headers=..., request_modifier=...)) are "
-                        f"for {_origin_text(credential_origin)} and are never sent to {_origin_text(hop)} "
-                        "(credentials go only to the origin they were given for)"
-                    )
-                retry_after = retry_after_of(response.headers.get("Retry-After"))
-                raise _problem(
-                    f"HTTP {status}{detail}", hint, retry=status in _RETRY_STATUS, retry_after=retry_after
-                )
-            finally:
-                response.close()  # a body read to its end has given its connection back to the pool
-                response.release_conn()
-        raise _problem(f"more than {MAX_REDIRECTS} redirects", "check the URL and the server")
+            retry_after = retry_after_of(response.headers.get("Retry-After"))
+            raise _problem(
+                f"HTTP {status}{detail}", hint, retry=status in _RETRY_STATUS, retry_after=retry_after
+            )
+        finally:
+            response.close()  # a body read to its end has given its connection back to the pool
+            response.release_conn()
 
     def _send(
         self,
