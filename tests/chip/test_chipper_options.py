@@ -264,6 +264,13 @@ def test_old_and_new_forms_together_or_bad_old_values_are_refused(
             build(stage, kwargs)
 
 
+def test_an_old_keyword_given_its_default_still_warns_and_says_what_to_do() -> None:
+    pipe, message = old_form("chip", {"subset": None, "split": None})
+    assert "nothing for subset=None" in message
+    assert pipe.split is None
+    assert pipe.subset is None
+
+
 def test_an_unknown_keyword_is_a_type_error_as_before() -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'shufle'"):
         build("chip", {"shufle": True})

@@ -147,6 +147,7 @@ def _shuffle(
 def _split(stage: str, kwargs: Mapping[str, Any], new: dict[str, Any], shown: list[str]) -> None:
     split, subset = kwargs.get("split"), kwargs["subset"]
     if split is None and subset is None:
+        shown.append("nothing for subset=None (split=split.select(name) to keep one subset)")
         return
     if not isinstance(split, SpatialSplit):
         raise InvalidArgumentError(
