@@ -130,16 +130,27 @@ def test_a_utm_chip_across_the_antimeridian_reads_both_sides_of_a_global_referen
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="align_array (fuse/align.py) does not wrap longitudes: a lon/lat chip at -175 over a lon/lat "
-    "reference written 170..190 gets the fill (NaN here; 0 for integer labels) though the data is there",
-)
 def test_lon_lat_grids_written_past_180_wrap() -> None:
     reference = _reference(170, 10, (10, 20), step=1.0, crs="EPSG:4326")
     east = _aligned(reference, GeoBox((2, 2), Affine(1, 0, 185, 0, -1, 5), "EPSG:4326"))
     assert east == [[5015.0, 5016.0], [6015.0, 6016.0]]
-    assert _aligned(reference, GeoBox((2, 2), Affine(1, 0, -175, 0, -1, 5), "EPSG:4326")) == east
+    assert _aligned(reference, GeoBox((2, 2), Affine(1, 0, -175, 0, -1, 5), "EPSG:4326")) == east  # was NaN
+    world = _reference(-180, 10, (20, 360), step=1.0, crs="EPSG:4326")
+    across = _aligned(world, GeoBox((1, 4), Affine(1, 0, 178, 0, -1, 5), "EPSG:4326"))  # 178..182
+    assert across == [[5358.0, 5359.0, 5000.0, 5001.0]]  # 180..182 read -180..-178 (was NaN)
+
+
+def test_a_reference_in_0_to_360_longitudes_serves_chips_west_of_greenwich() -> None:
+    era5 = _reference(0, 10, (20, 360), step=1.0, crs="EPSG:4326")  # ERA5-style longitudes 0..360
+    lonlat = _aligned(era5, GeoBox((1, 4), Affine(1, 0, -2, 0, -1, 5), "EPSG:4326"))  # -2..2
+    assert lonlat == [[5358.0, 5359.0, 5000.0, 5001.0]]  # the western half was NaN
+    utm = GeoBox((2, 2), Affine(10000, 0, 480000, 0, -10000, 560000), "EPSG:32630")  # lon ~ -3.2..-3.0
+    out = np.asarray(align_array(era5, utm, resampling="nearest").values[0])
+    to_lonlat = Transformer.from_crs(32630, 4326, always_xy=True)
+    for r in range(2):
+        for c in range(2):
+            lon, lat = to_lonlat.transform(*(utm.affine @ (c + 0.5, r + 0.5)))
+            assert out[r, c] == int(10 - lat) * 1000 + int(lon % 360)
 
 
 def test_rasterize_and_boxes_on_south_up_grids() -> None:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import rasterio.warp
 import xarray as xr
+from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.overlap import compute_reproject_roi
 from rasterio.enums import Resampling
@@ -122,19 +123,42 @@ def reference_window(reference: GeoBox, chip: GeoBox, resampling: Resampling) ->
     (slice(18, 26, None), slice(18, 26, None))
     >>> reference_window(ref, GeoBox((8, 8), Affine(5, 0, -900, 0, -5, 800), "EPSG:32631"), Resampling.nearest)
     """
-    with np.errstate(
-        invalid="ignore"
-    ):  # odc-geo maps points off the globe to NaN (a chip across the dateline)
+    return _window_and_cover(reference, chip, resampling)[0]
+
+
+def _window_and_cover(
+    reference: GeoBox, chip: GeoBox, resampling: Resampling
+) -> tuple[tuple[slice, slice] | None, bool]:
+    """Return :func:`reference_window`, and whether the reference covers the whole chip."""
+    with np.errstate(invalid="ignore"):  # odc-geo maps points off the globe to NaN (across the dateline)
         info = compute_reproject_roi(reference, chip, padding=0)
     rows, cols = info.roi_src
     if rows.stop <= rows.start or cols.stop <= cols.start:
-        return None
+        return None, False
     margin = kernel_margin(resampling, info.scale)
     height, width = reference.shape.yx
-    return (
+    window = (
         slice(max(0, rows.start - margin), min(height, rows.stop + margin)),
         slice(max(0, cols.start - margin), min(width, cols.stop + margin)),
     )
+    dst_rows, dst_cols = info.roi_dst
+    covers = (dst_rows.stop - dst_rows.start, dst_cols.stop - dst_cols.start) == tuple(chip.shape.yx)
+    return window, covers
+
+
+def _wrapped_grids(grid: GeoBox) -> list[GeoBox]:
+    """Return ``grid``, and for a lon/lat grid the same grid 360 degrees west and east."""
+    if grid.crs is None or not grid.crs.geographic:
+        return [grid]
+    shifted = [
+        GeoBox(grid.shape, Affine.translation(shift, 0) @ grid.affine, grid.crs) for shift in (-360, 360)
+    ]
+    return [grid, *shifted]
+
+
+def _is_fill(values: np.ndarray, fill: float | int) -> np.ndarray:
+    found: np.ndarray = np.isnan(values) if isinstance(fill, float) and math.isnan(fill) else values == fill
+    return found
 
 
 def _as_reference(reference: Any, bands: Any) -> xr.DataArray:
@@ -200,9 +224,34 @@ def _read_aligned(
     height, width = chip.shape.yx
     bands = reference.shape[0] if reference.ndim == 3 else 1
     out = np.full((bands, height, width), fill, dtype=dtype)
-    window = reference_window(ref_grid, chip, resampling)
-    if window is None:
-        return out, 0
+    read = 0
+    # A lon/lat reference written in 0..360 (ERA5) or -180..180 serves chips on the other side of the
+    # antimeridian through the same pixels 360 degrees away: a chip at -5..5 reads 355..360 and 0..5.
+    for i, grid in enumerate(_wrapped_grids(ref_grid)):
+        window, covers = _window_and_cover(grid, chip, resampling)
+        if window is None:
+            continue
+        into = out if i == 0 else np.full_like(out, fill)
+        read += _read_window(reference, grid, window, chip, into, resampling, src_nodata, fill)
+        if i == 0 and covers:
+            break
+        if i > 0:
+            take = _is_fill(out, fill) & ~_is_fill(into, fill)
+            out[take] = into[take]
+    return out, read
+
+
+def _read_window(
+    reference: xr.DataArray,
+    ref_grid: GeoBox,
+    window: tuple[slice, slice],
+    chip: GeoBox,
+    out: np.ndarray,
+    resampling: Resampling,
+    src_nodata: float | None,
+    fill: float | int,
+) -> int:
+    """Read ``window`` of the reference and warp it into ``out`` (on ``chip``); return the bytes read."""
     rows, cols = window
     y_dim, x_dim = reference.dims[-2], reference.dims[-1]
     try:
@@ -227,7 +276,7 @@ def _read_aligned(
         dst=(chip.affine, crs_text(chip.crs), fill),
         resampling=resampling,
     )
-    return out, int(pixels.nbytes)
+    return int(pixels.nbytes)
 
 
 def _warp(
