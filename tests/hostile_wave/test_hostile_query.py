@@ -99,7 +99,14 @@ def test_intersects_forms() -> None:
     feature = {"type": "Feature", "geometry": point, "properties": {}}
     assert make_query({"intersects": feature}).intersects == point
     assert item_matches(_item(), make_query({"intersects": shapely.geometry.Point(0.5, 0.5)}))
-    for bad in ({"type": "Point"}, {"type": "Point", "coordinates": [float("nan"), 0]}, {"type": "Blob"}):
+    beyond = shapely.geometry.mapping(shapely.geometry.box(170, 0, 190, 10))  # 0..360: missed items at -175
+    for bad in (
+        {"type": "Point"},
+        {"type": "Point", "coordinates": [float("nan"), 0]},
+        {"type": "Blob"},
+        beyond,
+        {"type": "Point", "coordinates": [0, 91]},
+    ):
         with pytest.raises(InvalidArgumentError, match="intersects"):  # was: every item 'malformed'
             STACQuery(intersects=bad)
 

@@ -526,6 +526,13 @@ def _check_geometry(geometry: Mapping[str, Any]) -> None:
             f"invalid search parameters {{'intersects': <{_geometry_type(geometry)}>}}: the geometry is empty "
             "or has coordinates that are not finite"
         )
+    west, south, east, north = bounds
+    if not (west >= -180.0 and east <= 180.0 and south >= -90.0 and north <= 90.0):
+        raise InvalidArgumentError(
+            f"invalid search parameters {{'intersects': <{_geometry_type(geometry)}>}}: its coordinates "
+            f"({west:g}..{east:g}, {south:g}..{north:g}) leave longitudes [-180, 180] or latitudes [-90, 90]; "
+            "a geometry across the antimeridian is split there (a MultiPolygon), as GeoJSON says"
+        )
 
 
 def _positive(value: Any, name: str, *, allow_zero: bool) -> int | None:
