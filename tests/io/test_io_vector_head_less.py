@@ -98,3 +98,15 @@ def test_a_server_ignoring_ranges_is_named_not_downloaded(hostile: HostileServer
     with pytest.raises(tp.ReadError, match=r"'http://127\.0\.0\.1:\d+/full/big\.fgb'.*[Rr]ange") as info:
         open_vector(url, bbox=QUERY)
     assert "sig=" not in str(info.value)
+
+
+@pytest.mark.parametrize("status", [404, 403])
+def test_a_failing_signed_flatgeobuf_is_named_without_its_query(big_fgb, server, status):
+    url = server.url_for(big_fgb) + "?X-Goog-Signature=s3cret"
+    if status == 404:
+        url = url.replace(big_fgb.name, "missing.fgb")
+    else:
+        server.fault(f"/{big_fgb.parent.name}/", status=status)
+    with pytest.raises(tp.ReadError, match=rf"'{server.url}/.*\.fgb'.*{status}") as info:
+        open_vector(url, bbox=QUERY)
+    assert "s3cret" not in str(info.value)
