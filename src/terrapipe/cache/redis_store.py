@@ -1,8 +1,12 @@
 """``RedisStore``: cache entries in a Redis database (redis-py).
 
-Each entry is one Redis string under ``prefix + key``, written with one
-``SET`` (atomic on the server: a client killed mid-command leaves nothing),
-optionally with a time to live. Over TCP (``redis://``, ``rediss://``: the
+Each entry is one Redis string under ``prefix + key`` (an entry stored as
+parts, :mod:`terrapipe.cache.parts`: a manifest and one string per part),
+optionally with a time to live. The cache stage writes an entry in one
+``MULTI``/``EXEC`` transaction with its key watched
+(:meth:`RedisStore.replace_parts`): its value or its parts and manifest, and
+the deletion of the parts of a manifest it replaces, are applied together
+or not at all (a client killed mid-way leaves nothing). Over TCP (``redis://``, ``rediss://``: the
 server may be on another machine) the value is by default the entry
 compressed in Blosc LZ4 frames (:func:`~terrapipe.cache.frames.compress_entry`;
 about 0.6 of the size of uint16 imagery): a hit moves fewer bytes through
