@@ -15,6 +15,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import shutil
+import ssl
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -81,7 +84,29 @@ class _Forward(BaseHTTPRequestHandler):
         pass
 
 
+class _Document(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = json.dumps({"type": "Catalog", "id": "tls", "links": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 def _serve() -> None:
+    if sys.argv[1:2] == ["tls"]:  # tls CERT KEY: one JSON document over HTTPS
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Document)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        print(f"serving https://127.0.0.1:{server.server_address[1]}", flush=True)
+        server.serve_forever()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
     print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
@@ -296,6 +321,50 @@ def test_credentials_go_to_their_origin_on_every_hop(
     # 127.0.0.1 -> localhost (another origin: none) -> 127.0.0.1 again (the origin: sent again, by both
     # clients; before, the byte layer's urllib3 redirects dropped them for good after the first other host)
     assert sent == [("127.0.0.1", "k-2"), ("localhost", None), ("127.0.0.1", "k-2")]
+
+
+# -- whom TLS trusts --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proxy, Path]]:
+    from tests.servers.process import start_serving
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "tests.io.test_http_one_client", "tls", str(cert), str(key)]
+    server = start_serving(command, Proxy, lambda _: None, "TLS server", 30.0, cwd=root)
+    try:
+        yield server, cert
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("client", ["stac", "byte layer"])
+def test_requests_ca_bundle_is_trusted_by_both_clients(
+    client: str, tls_server: tuple[Proxy, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, cert = tls_server
+    for name in (*PROXY_VARIABLES, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    url = f"{server.url}/catalog.json"
+    storage = Storage(headers={"X-Api-Key": "k"}, retries=0, concurrency=3)  # headers: urllib3 for both
+    monkeypatch.setattr(http_reads, "_POOLS", {})  # pools are made with the trust in force
+    with pytest.raises(ReadError) as refused:  # a certificate nobody vouches for
+        _get(client, url, storage)
+    assert "127.0.0.1" in str(refused.value)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # requests' variable
+    monkeypatch.setattr(http_reads, "_POOLS", {})
+    assert (
+        json.loads(_get(client, url, storage))["id"] == "tls"
+    )  # before: the byte layer's urllib3 refused it
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -812,15 +813,34 @@ def _pool(storage: Storage, proxy: str | None = None) -> Any:
 
 
 def _manager(urllib3: Any, size: int, proxy: str | None) -> Any:
+    options = {"maxsize": size, "block": False, "ssl_context": _trusted()}
     if proxy is None:
-        return urllib3.PoolManager(maxsize=size, block=False)
+        return urllib3.PoolManager(**options)
     if proxy.startswith("socks"):
         socks = require("urllib3.contrib.socks", extra="stac", feature="a SOCKS proxy (pip install pysocks)")
-        return socks.SOCKSProxyManager(proxy, maxsize=size, block=False)
+        return socks.SOCKSProxyManager(proxy, **options)
     parts = urllib.parse.urlsplit(proxy)
     basic = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
     headers = urllib3.make_headers(proxy_basic_auth=basic) if parts.username else None
-    return urllib3.ProxyManager(proxy, proxy_headers=headers, maxsize=size, block=False)
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+
+
+def _trusted() -> ssl.SSLContext:
+    """Trust the system's certificate authorities and certifi's (what the STAC client on ``requests`` trusted).
+
+    Instead of certifi's, the bundle (a file or a folder) that
+    ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names, where set. certifi's
+    serves a Python without the system's authorities (python.org's on macOS).
+    """
+    context = ssl.create_default_context()
+    extra = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if not extra and importlib.util.find_spec("certifi") is not None:
+        extra = importlib.import_module("certifi").where()
+    if not extra:
+        return context
+    with contextlib.suppress(OSError, ssl.SSLError):  # no such bundle: the system's alone
+        context.load_verify_locations(**{"capath" if os.path.isdir(extra or "") else "cafile": extra})
+    return context
 
 
 def retry_after_of(value: str | None) -> float | None:
