@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import importlib.util
 import json
 import shutil
 import ssl
@@ -321,6 +322,24 @@ def test_credentials_go_to_their_origin_on_every_hop(
     # 127.0.0.1 -> localhost (another origin: none) -> 127.0.0.1 again (the origin: sent again, by both
     # clients; before, the byte layer's urllib3 redirects dropped them for good after the first other host)
     assert sent == [("127.0.0.1", "k-2"), ("localhost", None), ("127.0.0.1", "k-2")]
+
+
+@pytest.mark.parametrize("client", ["stac", "byte layer"])
+def test_a_socks_proxy_without_pysocks_says_what_to_install(
+    client: str, blob: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("urllib3")
+    if importlib.util.find_spec("socks") is not None:
+        pytest.skip("PySocks is installed here")
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("all_proxy", "socks5://user:s3cr3t@127.0.0.1:9")
+    url, _ = blob
+    # before: the STAC client said 'the answer was cut short or garbled', the byte layer ignored the proxy
+    with pytest.raises(tp.MissingDependencyError, match="pip install pysocks") as caught:
+        _get(client, url, Storage(headers={"X-Api-Key": "k"}, retries=0))
+    assert "s3cr3t" not in str(caught.value)
 
 
 # -- whom TLS trusts --------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from terrapipe.core.errors import InvalidArgumentError, ReadError
+from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, ReadError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
 from terrapipe.io import obstore_runtime
@@ -817,8 +817,12 @@ def _manager(urllib3: Any, size: int, proxy: str | None) -> Any:
     if proxy is None:
         return urllib3.PoolManager(**options)
     if proxy.startswith("socks"):
-        socks = require("urllib3.contrib.socks", extra="stac", feature="a SOCKS proxy (pip install pysocks)")
-        return socks.SOCKSProxyManager(proxy, **options)
+        if importlib.util.find_spec("socks") is None:
+            raise MissingDependencyError(
+                "a SOCKS proxy (named by the environment's *_proxy) needs the Python package 'PySocks', "
+                "which is not installed; install it with: pip install pysocks"
+            )
+        return require("urllib3.contrib.socks").SOCKSProxyManager(proxy, **options)
     parts = urllib.parse.urlsplit(proxy)
     basic = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
     headers = urllib3.make_headers(proxy_basic_auth=basic) if parts.username else None
