@@ -119,7 +119,9 @@ def _not_a_network_url(url: str, parts: urllib.parse.SplitResult) -> str:
 
 
 #: An Azure connection string (``DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...``).
-_CONNECTION = re.compile(r"(?:[A-Za-z]+=[^;\s'\"]*;)+[A-Za-z]+=[^;\s'\"]*;?")
+_CONNECTION = re.compile(
+    r"(?<![A-Za-z])[A-Za-z]{1,64}+=[^;\s'\"]{0,1024}+(?:;[A-Za-z]{1,64}+=[^;\s'\"]{0,1024}+)++;?"
+)  # possessive and bounded: linear on a long message (no backtracking)
 #: Its settings that name where the data is, shown; every other value (keys, signatures) is masked.
 _CONNECTION_SHOWN = frozenset(
     {"defaultendpointsprotocol", "accountname", "endpointsuffix", "blobendpoint", "dfsendpoint", "queueendpoint",
@@ -301,7 +303,9 @@ def redact_urls(text: str) -> str:
         found = match.group(0)
         return _connection_string(found) if _CONNECTION_SECRET.search(found) else found
 
-    text = _LONE_SECRET.sub(rf"\1={MASK}", _CONNECTION.sub(connection, text))
+    if _CONNECTION_SECRET.search(text):
+        text = _CONNECTION.sub(connection, text)
+    text = _LONE_SECRET.sub(rf"\1={MASK}", text)
     return _QUERY.sub(f"?{MASK}", _URL.sub(clean, text))
 
 
