@@ -5,7 +5,8 @@ made them (``<key>.<write>.<n>``). Cases, on each store kind (memory, local
 Zarr folder, Zarr at a URL, Redis, an S3 bucket): a recomputed entry that
 comes out in fewer parts (or as one value, or more parts again) leaves only
 its own parts; a part of another write, even one with the same elements, is
-never read as part of this one; a writer that crashed before its manifest
+never read as part of this one; an entry of the first parts layout (parts
+named ``<key>.<n>``) is recomputed and its parts removed; a writer that crashed before its manifest
 leaves parts that the next write removes once they are older than any live
 writer's (``STALE_AFTER``), and a Redis write cut off mid-way leaves
 nothing; writers of one key at once leave one entry, whole, and only its
@@ -14,6 +15,8 @@ parts.
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 import time
 import uuid
@@ -27,6 +30,7 @@ import terrapipe as tp
 import terrapipe.cache.parts as parts_module
 from terrapipe.cache import CacheStore, MemoryLRU, RedisStore, ZarrStore
 from terrapipe.cache.codec import encode_value
+from terrapipe.cache.entry import crc32, entry_digest, pack_entry
 from terrapipe.cache.parts import STALE_AFTER, is_manifest, new_write_id, pack_parts, unpack_manifest
 from terrapipe.core.errors import CacheError
 from tests.cache.conftest import make_store
@@ -233,3 +237,27 @@ def test_writers_of_one_key_at_once_leave_one_whole_entry_and_only_its_parts(sto
         later = time.time() + 2 * STALE_AFTER  # after STALE_AFTER removes what the loser left
         parts_module.remove_stale(store, key, keep=names, now=later)
         assert stored(store) == {key, *names}
+
+
+def format_1_entry(key: str, count: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A manifest and parts as the first layout wrote them (``TPCPART1``, parts named ``<key>.<n>``)."""
+    encoded = [encode_value(np.full(SIZE, 100 + i, dtype=np.uint8)) for i in range(count)]
+    groups = [encoded[i : i + 3] for i in range(0, count, 3)]
+    parts = [(f"{key}.{i}", pack_entry(f"{key}.{i}", group)) for i, group in enumerate(groups)]
+    table = [[len(g), len(blob), entry_digest(blob)] for g, (_, blob) in zip(groups, parts, strict=True)]
+    text = json.dumps({"format": 1, "key": key, "parts": table}, separators=(",", ":")).encode()
+    head = b"TPCPART1" + struct.pack("<Q", len(text)) + text
+    return head + struct.pack("<I", crc32(head)), parts
+
+
+@pytest.mark.parametrize("store", STORES, indirect=True)
+def test_an_entry_of_the_first_parts_layout_is_recomputed_and_its_parts_removed(store: CacheStore) -> None:
+    key = pipe_of(store).key_of(1)
+    manifest, parts = format_1_entry(key, 10)
+    for name, blob in parts:
+        store.put(name, blob)
+    store.put(key, manifest)
+    pipe = pipe_of(store)
+    assert firsts(list(pipe)) == expected(1, 10)  # never the old layout's elements
+    assert (pipe.stats.corrupt, pipe.stats.writes) == (1, 1)
+    assert stored(store) == {key, *part_names(store, key)}  # the old layout's parts went with it

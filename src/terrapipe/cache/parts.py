@@ -103,6 +103,7 @@ PART_BYTES = 8 * 2**20
 #: First bytes of a manifest; the last byte is the format version.
 MANIFEST_MAGIC = b"TPCPART2"
 _FORMAT = 2
+_MAGIC_1 = b"TPCPART1"  # format 1: parts named <key>.<n>
 _PREFIX = len(MANIFEST_MAGIC) + 8
 #: Most parts one manifest may name (a manifest claiming more is corrupt): 1 TiB of 8 MiB parts.
 MAX_PARTS = 2**17
@@ -341,13 +342,34 @@ def read_parts(store: Any, parts: Sequence[PartInfo]) -> Generator[tuple[list[An
 
 
 def manifest_parts(data: bytes | bytearray | memoryview | None, key: str) -> set[str]:
-    """Return the part names a stored value names: those of a valid manifest of ``key``, else none."""
-    if data is None or not is_manifest(data):
+    """Return the part names a stored value names: those of a valid manifest of ``key``, else none.
+
+    A manifest of format 1 (parts named ``<key>.<n>``, before write ids) names
+    its parts too, so the rewrite that replaces it removes them.
+    """
+    if data is None:
+        return set()
+    if bytes(memoryview(data)[: len(_MAGIC_1)]) == _MAGIC_1:
+        return _format_1_parts(data, key)
+    if not is_manifest(data):
         return set()
     try:
         return {info.key for info in unpack_manifest(data, key)}
     except CorruptEntryError:
         return set()
+
+
+def _format_1_parts(data: bytes | bytearray | memoryview, key: str) -> set[str]:
+    view = memoryview(data).cast("B")
+    try:
+        if len(view) < _PREFIX + 4 or crc32(view[:-4]) != struct.unpack_from("<I", view, len(view) - 4)[0]:
+            return set()
+        (size,) = struct.unpack_from("<Q", view, len(_MAGIC_1))
+        header = json.loads(bytes(view[_PREFIX : _PREFIX + size]))
+        count = len(header["parts"]) if header.get("key") == key else 0
+    except (ValueError, KeyError, TypeError, AttributeError, struct.error):
+        return set()
+    return {f"{key}.{i}" for i in range(min(count, MAX_PARTS))}
 
 
 def _delete(store: Any, names: Iterable[str]) -> None:
