@@ -907,13 +907,13 @@ def _urllib3_once(
     urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
     wait = max(0.001, min(storage.timeout, end - time.monotonic()))
     limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)  # connecting: obstore's min(timeout, 10 s)
-    home = origin_of(url)
 
     def send(method: str, hop: str, body: Any) -> Any:
-        headers = {**(dict(storage.headers) if origin_of(hop) == home else {}), "Accept-Encoding": "identity"}
+        home = hop == url or origin_of(hop) == origin_of(url)  # credentials go to the URL's origin only
+        headers = {**(dict(storage.headers) if home else {}), "Accept-Encoding": "identity"}
         if want is not None:
             headers["Range"] = want.header()
-        if storage.request_modifier is not None and origin_of(hop) == home:  # signed anew on every try
+        if storage.request_modifier is not None and home:  # signed anew on every try
             hop, headers, _ = _signed(hop, method, headers, storage.request_modifier)
         try:
             return _pool(storage, _proxy_for(hop)).request(
