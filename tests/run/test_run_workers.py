@@ -9,7 +9,7 @@ import pytest
 
 import terrapipe as tp
 from terrapipe.core.errors import WorkerError
-from terrapipe.run import loader
+from terrapipe.run import loader, worker_threads
 from tests.run.run_helpers import die_on_three, fail_on_seven, random_tag
 
 
@@ -71,17 +71,23 @@ def test_seed_makes_process_workers_random_draws_reproducible():
 
 def test_close_stops_threads_and_processes():
     before = threading.active_count()
+    idle_before = worker_threads.idle_threads()
     batches = loader(tp.from_items(range(50)), batch_size=5, workers=3)
     it = iter(batches)
     next(it)
+    jobs = list(batches._source.pool._workers)
     batches.close()
     del it
+    assert not any(job.is_alive() for job in jobs)  # the workers have stopped
     deadline = time.monotonic() + 5
+    # torchdata's prefetch thread, and the worker threads left idle for the next loader (worker_threads.py)
     while (
-        threading.active_count() > before + 2 and time.monotonic() < deadline
-    ):  # torchdata's prefetch thread
+        threading.active_count() > before + 2 + worker_threads.idle_threads() - idle_before
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
-    assert threading.active_count() <= before + 2
+    assert threading.active_count() <= before + 2 + worker_threads.idle_threads() - idle_before
+    assert worker_threads.idle_threads() - idle_before <= 3
     with loader(tp.from_items(range(6)), workers=2, method="process") as items:
         assert sorted(items) == list(range(6))
         workers = list(items._source.pool._workers)

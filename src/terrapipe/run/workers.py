@@ -1,6 +1,8 @@
 """Loader workers: one copy of the pipe per thread or process, each one shard of the data.
 
-A :class:`WorkerPool` starts ``len(infos)`` persistent workers. Worker ``i``
+A :class:`WorkerPool` starts ``len(infos)`` persistent workers (thread
+workers on the process's long-lived loader threads, :mod:`~terrapipe.run.worker_threads`,
+warm from an earlier loader's workers when there are some). Worker ``i``
 holds its own copy of the pipe (a deep copy for threads, a pickled copy for
 processes) and iterates it inside :func:`~terrapipe.core.shard.shard_scope`
 with its :class:`~terrapipe.core.shard.ShardInfo`, so the pipe's sharding
@@ -57,6 +59,7 @@ import torch.multiprocessing as torch_mp
 from terrapipe.core.errors import ConcurrentIterationError, InvalidArgumentError, WorkerError
 from terrapipe.core.pipe import IterDataPipe, check_not_iterated_elsewhere, set_epoch
 from terrapipe.core.shard import ShardInfo, shard_scope, worker_seed
+from terrapipe.run import worker_threads
 from terrapipe.run._describe import describe_element
 from terrapipe.run.graph_lock import GRAPH_LOCK, copy_pipe
 from terrapipe.run.loader_stats import StatsReporter
@@ -347,16 +350,15 @@ class WorkerPool:
                 raise InvalidArgumentError(msg) from err
             commands: queue.Queue[Any] = queue.Queue()
             results: queue.Queue[Any] = queue.Queue(maxsize=self.buffer)
-            worker = threading.Thread(
-                target=_worker_main,
-                args=(pipe, info, "thread", self.seed, commands, results, self._generation, self._stop),
-                name=f"terrapipe-loader-{index}",
-                daemon=True,
-            )
             self._commands.append(commands)
             self._results.append(results)
+            # on a thread an earlier loader's worker left warm (run/worker_threads.py), or a new one
+            worker = worker_threads.start(
+                _worker_main,
+                (pipe, info, "thread", self.seed, commands, results, self._generation, self._stop),
+                name=f"terrapipe-loader-{index}",
+            )
             self._workers.append(worker)
-            worker.start()
 
     def _start_processes(self) -> None:
         check_not_iterated_elsewhere(
