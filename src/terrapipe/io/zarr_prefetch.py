@@ -487,13 +487,10 @@ async def prefetch_open(
         found = {3: _v3_coordinates(docs[3]), 2: _v2_coordinates(docs[2])}
         for zarr_format, coords in found.items():
             if coords is not None and zarr_format not in started and (zarr_format == 3 or not started):
-                keys = _chunk_keys(coords, prefix)
-                fetcher.start(keys)
+                fetcher.start(_chunk_keys(coords, prefix))
                 started.add(zarr_format)
-                if read_ahead and ahead is None:
-                    ahead = start_read_ahead(
-                        store, _members(docs[zarr_format]), variables, prefix, limit - len(keys)
-                    )
+                if read_ahead and ahead is None:  # the data reader's first share of the concurrency
+                    ahead = start_read_ahead(store, _members(docs[zarr_format]), variables, prefix, limit)
     if not started and consolidated is not True and store.supports_listing:
         group_doc = _document(fetcher.value(prefix + "zarr.json"))
         listed = 3 if group_doc is not None else 2 if fetcher.value(prefix + ".zgroup") is not None else None

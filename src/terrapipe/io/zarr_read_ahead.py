@@ -14,9 +14,10 @@ chunk is read twice.
 
 What is read ahead is bounded: the first chunks of the variables, in the
 order of their chunk grid (C order; several variables take turns), at most
-the store's ``Storage.concurrency`` requests less the coordinates' reads in
-flight, and at most :data:`MAX_AHEAD_BYTES` of declared (decoded) chunk
-size. Only consolidated metadata (v2 ``.zmetadata``, a v3 group's
+the store's ``Storage.concurrency`` requests (the data reader's first share:
+the chipper's reader threads wait for these before they read more; the
+open's own small metadata and coordinate reads have their own limit), and at
+most :data:`MAX_AHEAD_BYTES` of declared (decoded) chunk size. Only consolidated metadata (v2 ``.zmetadata``, a v3 group's
 ``consolidated_metadata``) and unsharded arrays without storage transformers
 qualify; anything else is read as before. A read ahead never decides a value:
 a chunk whose read failed, or that is still not there after the store's
