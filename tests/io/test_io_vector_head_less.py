@@ -12,6 +12,7 @@ server that ignores ``Range`` is a named error on both routes.
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 import urllib.parse
 from pathlib import Path
@@ -110,3 +111,22 @@ def test_a_failing_signed_flatgeobuf_is_named_without_its_query(big_fgb, server,
     with pytest.raises(tp.ReadError, match=rf"'{server.url}/.*\.fgb'.*{status}") as info:
         open_vector(url, bbox=QUERY)
     assert "s3cret" not in str(info.value)
+
+
+def test_a_dropped_answer_of_an_earlier_test_is_not_counted(big_fgb, range_server_session):
+    """The other way a test's counters could hold bytes it never asked for: an earlier client's dropped body.
+
+    The server counts an answer when it ends; one whose client went away (as
+    GDAL drops its size GET) ends when the server notices. ``cleared()``
+    zeroes the counters once no answer is being written any more.
+    """
+    server = range_server_session
+    name = f"/{big_fgb.parent.name}/{big_fgb.name}"
+    server.fault(name, status=None, delay=0.5, count=1)  # the answer starts after the client has gone
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {name} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        time.sleep(0.1)  # the server has read the request
+    with server.cleared() as fresh:
+        time.sleep(1.0)  # the dropped answer has ended by now, before or after cleared()
+        assert name not in fresh.stats()["paths"]  # neither its request nor any of its bytes

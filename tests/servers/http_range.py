@@ -20,6 +20,9 @@ never files):
   "log": [...]}`` with the body bytes served per path (the last 2000
   requests are in ``log``);
 - ``POST /__reset__``: zero the counters;
+- ``POST /__settle__`` with JSON ``{"timeout": 5}``: wait until no file
+  request is being answered (at most ``timeout`` s), answer
+  ``{"inflight": n}`` (what is still being answered);
 - ``POST /__faults__`` with JSON ``{"prefix": "/a.tif", "status": 503,
   "count": 2, "delay": 0.0, "retry_after": null, "kind": "status",
   "rate": 1.0, "seed": 0}``: the next ``count`` requests (``null``: all)
@@ -155,6 +158,14 @@ class _State:
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_LOG_SIZE))
     faults: list[_Fault] = field(default_factory=list)
     faults_served: dict[str, int] = field(default_factory=dict)
+    inflight: int = 0
+    idle: threading.Condition = field(default_factory=threading.Condition)
+
+    def settle(self, timeout: float) -> int:
+        """Wait until no file request is being answered (at most ``timeout`` s); return how many still are."""
+        with self.idle:
+            self.idle.wait_for(lambda: self.inflight == 0, timeout)
+            return self.inflight
 
     def record(
         self,
@@ -242,6 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/__reset__":
             self.state.reset()
             self._send_json(200, {"ok": True})
+        elif path == "/__settle__":
+            try:
+                timeout = float(json.loads(body or b"{}").get("timeout", 5.0))
+            except (TypeError, ValueError, AttributeError) as err:
+                self._send_json(400, {"error": f"bad settle spec: {err}"})
+                return
+            self._send_json(200, {"inflight": self.state.settle(timeout)})
         elif path == "/__faults__":
             try:
                 spec = json.loads(body or b"{}")
@@ -318,6 +336,16 @@ class _Handler(BaseHTTPRequestHandler):
         return target
 
     def _serve(self, *, head: bool) -> None:
+        with self.state.idle:
+            self.state.inflight += 1
+        try:
+            self._serve_counted(head=head)
+        finally:
+            with self.state.idle:
+                self.state.inflight -= 1
+                self.state.idle.notify_all()
+
+    def _serve_counted(self, *, head: bool) -> None:
         path = urllib.parse.urlsplit(self.path).path
         fault = self.state.take_fault(path)
         truncate = False
@@ -505,10 +533,26 @@ class RangeServer:
         """Remove every fault."""
         self._call("DELETE", "/__faults__")
 
+    def settle(self, timeout: float = 5.0) -> int:
+        """Wait until the server answers no file request (at most ``timeout`` s); return how many it still does.
+
+        A request is logged and counted when its answer ends; the answer to a
+        request whose client went away (GDAL drops the body of its size
+        ``GET``) ends when the server notices, which can be after the client
+        has moved on to the next test.
+        """
+        result: dict[str, int] = self._call("POST", "/__settle__", {"timeout": timeout})
+        return int(result["inflight"])
+
     @contextlib.contextmanager
     def cleared(self) -> Iterator[RangeServer]:
-        """Hand the server out with no faults and zeroed counters, and remove its faults after."""
+        """Hand the server out with no faults and zeroed counters, and remove its faults after.
+
+        The counters are zeroed once no answer of an earlier test is still
+        being written (waiting at most 5 s), so none is counted in this one.
+        """
         self.clear_faults()
+        self.settle()
         self.reset()
         try:
             yield self
