@@ -261,3 +261,51 @@ def test_an_entry_of_the_first_parts_layout_is_recomputed_and_its_parts_removed(
     assert firsts(list(pipe)) == expected(1, 10)  # never the old layout's elements
     assert (pipe.stats.corrupt, pipe.stats.writes) == (1, 1)
     assert stored(store) == {key, *part_names(store, key)}  # the old layout's parts went with it
+
+
+class DictStore:
+    """A store of the bare protocol (no swap, no listing, no transaction), refusing values when told to."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.refuse = False
+
+    def get(self, key: str) -> bytes | None:
+        return self.values.get(key)
+
+    def put(self, key: str, data: bytes) -> bool:
+        if self.refuse:
+            return False
+        self.values[key] = bytes(data)
+        return True
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+    def keys(self) -> Any:
+        return iter(list(self.values))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.values
+
+
+def test_a_store_of_the_bare_protocol_loses_old_parts_on_a_rewrite_and_keeps_them_on_a_refusal() -> None:
+    store = DictStore()
+    pipe = pipe_of(store)
+    list(pipe)
+    key = pipe.key_of(1)
+    COUNT["n"] = 4
+    list(pipe_of(store, policy="refresh"))  # fewer parts: read, replaced, then its parts deleted
+    names = part_names(store, key)
+    assert len(names) == 2
+    assert stored(store) == {key, *names}
+    COUNT["n"] = 2
+    store.refuse = True  # the one value that would replace the manifest is refused
+    refused = pipe_of(store, policy="refresh")
+    assert firsts(list(refused)) == expected(1, 2)
+    assert (refused.stats.writes, refused.stats.not_written) == (0, 1)
+    assert stored(store) == {key, *names}  # the entry in place keeps its parts
+    store.refuse = False
+    hit = pipe_of(store)
+    assert firsts(list(hit)) == expected(1, 4)
+    assert (hit.stats.hits, hit.stats.corrupt) == (1, 0)

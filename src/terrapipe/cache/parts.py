@@ -412,13 +412,15 @@ def write_parts(store: Any, key: str, manifest: bytes, parts: Sequence[tuple[str
                 break
             written.append(name)
         else:
-            if callable(swap):
+            if callable(swap):  # what it replaced is gone from the key, stored or not
                 committed, replaced = swap(key, manifest)
+                _delete(store, manifest_parts(replaced, key) - set(ours))
             else:
                 replaced = store.get(key)  # read right before the commit
                 committed = bool(store.put(key, manifest))
+                if committed:
+                    _delete(store, manifest_parts(replaced, key) - set(ours))
             if committed:
-                _delete(store, manifest_parts(replaced, key) - set(ours))
                 remove_stale(store, key, keep=ours)
                 if callable(swap) or _still(store, key, manifest):
                     return True
@@ -442,11 +444,13 @@ def write_value(store: Any, key: str, blob: bytes) -> bool:
     if callable(replace):
         return bool(replace(key, blob, ()))
     swap = getattr(store, "swap", None)
-    if callable(swap):
+    if callable(swap):  # what it replaced is gone from the key, stored or not
         stored, replaced = swap(key, blob)
     else:
         replaced = store.get(key)
         stored = bool(store.put(key, blob))
+        if not stored:  # refused: the entry in place stays, and its parts with it
+            return False
     _delete(store, manifest_parts(replaced, key))
     return bool(stored)
 
@@ -482,6 +486,6 @@ def remove_stale(store: Any, key: str, *, keep: Collection[str] = (), now: float
         current = manifest_parts(store.get(key), key)
         stale = [name for name in old if name not in current]
         _delete(store, stale)
-    except CacheError:
+    except (CacheError, OSError):  # best effort: the write itself is done
         return 0
     return len(stale)
