@@ -243,3 +243,17 @@ def test_geoparquet_pushdown_keeps_an_item_across_the_antimeridian() -> None:
     query = make_query({"bbox": [175, 1, 176, 2]})
     expression = pushdown_filter(query, {"id", "bbox"}, bbox_fields={"xmin", "ymin", "xmax", "ymax"})
     assert table.filter(expression)["id"].to_pylist() == ["crossing"]
+
+
+def test_numpy_datetimes_are_instants_or_whole_periods() -> None:
+    import numpy as np
+
+    assert STACQuery(datetime=np.datetime64("2024-06-01T10:00")) == STACQuery(datetime="2024-06-01T10:00:00Z")
+    day = make_query({"datetime": np.datetime64("2024-06-01")})  # a day unit: that whole day, as "2024-06-01"
+    assert item_matches(_item("2024-06-01T23:59:59.9Z"), day)
+    assert make_query({"datetime": np.datetime64("2024-06-01T10:00:00.5")}).start == dt.datetime(
+        2024, 6, 1, 10, 0, 0, 500000, tzinfo=dt.UTC
+    )
+    assert make_query({"datetime": [np.datetime64("2024-06-01"), None]}).end is None
+    with pytest.raises(InvalidArgumentError, match="NaT"):  # was a bare-ish 'not iterable'; never 'all items'
+        STACQuery(datetime=np.datetime64("NaT"))

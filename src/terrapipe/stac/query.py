@@ -371,7 +371,10 @@ def make_query(
             )
     _check_lists(params)
     explicit = dict(params)
-    if isinstance(explicit.get("datetime"), dt.date | list | tuple):
+    if (
+        isinstance(explicit.get("datetime"), dt.date | list | tuple)
+        or type(explicit.get("datetime")).__name__ == "datetime64"
+    ):
         explicit["datetime"] = _dates_as_days(explicit["datetime"])
     if "filter" in params:
         explicit["filter_lang"] = _filter_lang(params["filter"], params.get("filter_lang"))
@@ -423,6 +426,14 @@ def _dates_as_days(value: Any) -> Any:
         return value
     if isinstance(value, dt.date):
         return value.isoformat()
+    if type(value).__name__ == "datetime64" and type(value).__module__ == "numpy":  # naive: UTC
+        if str(value) == "NaT":
+            raise InvalidArgumentError("invalid search parameters {'datetime': NaT}: not a time")
+        unit = str(value.dtype).partition("[")[2].rstrip("]")
+        if unit in ("Y", "M", "D"):  # a year, month or day: the whole period, as a string of it is
+            return str(value)
+        seconds = value.astype("datetime64[s]")
+        return str(seconds) if seconds == value else str(value.astype("datetime64[us]"))
     if isinstance(value, list | tuple):
         return type(value)(_dates_as_days(v) for v in value)
     return value
