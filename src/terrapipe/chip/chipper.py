@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Generator, Hashable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -62,6 +62,7 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeErro
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register, registered_class
 from terrapipe.core.redact import redact_url
+from terrapipe.core.renamed import pickled_names
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
 from terrapipe.core.state import ResumesNextPass
 from terrapipe.io.read_pool import Lease, lease
@@ -975,3 +976,7 @@ def _describe(obj: xr.DataArray | xr.Dataset) -> str:
     name = getattr(obj, "name", None)
     kind = type(obj).__name__
     return f"{kind} {name!r} {dict(obj.sizes)}" if name is not None else f"{kind} {dict(obj.sizes)}"
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

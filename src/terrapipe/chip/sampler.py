@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -52,6 +52,7 @@ from terrapipe.core.checks import check_int, check_number
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
+from terrapipe.core.renamed import pickled_names
 from terrapipe.core.shard import ShardInfo, shard_info, shared_seed
 from terrapipe.core.state import ResumesNextPass
 
@@ -527,3 +528,7 @@ def _points_xy(points: Any, crs: str) -> np.ndarray:
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise InvalidArgumentError(f"points must be [(x, y), ...] pairs, got an array of shape {xy.shape}")
     return xy
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

@@ -55,7 +55,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Generator, Hashable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -70,6 +70,7 @@ from terrapipe.core.checks import check_int, check_mapping
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError, TerrapipeWarning
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
+from terrapipe.core.renamed import pickled_names
 from terrapipe.core.shard import ShardInfo, shard_info
 from terrapipe.core.state import ResumesNextPass
 
@@ -379,3 +380,7 @@ def _runs(plan: Any, patches: IntArray, last_edges: IntArray) -> tuple[IntArray,
     run_start = starts[firsts]
     run_stop = np.minimum(starts[lasts] + window, sizes)
     return run_of.astype(np.int64), run_start, run_stop
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import count as count_up
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.renamed import pickled_names
 
 __all__ = ["Cycle"]
 
@@ -66,3 +67,7 @@ class Cycle(Stage[T]):
             raise TypeError(f"{type(self).__name__} without a count is endless and has no length")
         source: Any = self.source
         return self.count * len(source)
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

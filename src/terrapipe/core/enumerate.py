@@ -10,10 +10,11 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.renamed import pickled_names
 
 __all__ = ["Enumerate"]
 
@@ -54,3 +55,7 @@ class Enumerate(Stage[tuple[int, T]]):
     def __len__(self) -> int:
         source: Any = self.source
         return len(source)
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

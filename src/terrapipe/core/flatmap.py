@@ -12,10 +12,11 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.renamed import pickled_names
 
 __all__ = ["FlatMap"]
 
@@ -65,3 +66,7 @@ class FlatMap(Stage[T]):
 
     def __len__(self) -> int:
         raise TypeError(f"{type(self).__name__} has no known length: each element yields a varying count")
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

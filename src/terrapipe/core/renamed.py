@@ -8,6 +8,11 @@ imports the new object, warns once per access with
 replacement, and returns it; old names are not in ``__all__`` nor ``dir()``.
 The migration guide (``docs/migration/names.md``) lists every table.
 
+A pickle names a class by the module that defined it
+(``terrapipe.chip.chipper.Chipper``), so each module that defined a renamed
+class answers its old names too: ``__getattr__ = pickled_names(__name__)``
+serves that module's rows of :data:`PICKLED`.
+
 ``terrapipe.core.errors`` cannot use it (this module imports the errors),
 so it spells the same ``__getattr__`` out for its one old name.
 
@@ -35,7 +40,22 @@ from typing import Any
 
 from terrapipe.core.errors import TerrapipeDeprecationWarning
 
-__all__ = ["renamed_names", "resolve"]
+__all__ = ["PICKLED", "pickled_names", "renamed_names", "resolve"]
+
+#: Defining module -> {old class name -> dotted path of the new class}: what a pickle made by the
+#: previous release names (``module.Class``). The functions of the deleted ``terrapipe.run.collate``
+#: are not served: that module stays deleted (docs/migration/names.md).
+PICKLED: dict[str, dict[str, str]] = {
+    "terrapipe.chip.chipper": {"Chipper": "terrapipe.chip.Chip"},
+    "terrapipe.chip.sampler": {"WindowSampler": "terrapipe.chip.SampleWindows"},
+    "terrapipe.chip.xbatcher": {"XbatcherSlicer": "terrapipe.chip.SliceWithXbatcher"},
+    "terrapipe.core.cycle": {"Cycler": "terrapipe.core.Cycle"},
+    "terrapipe.core.enumerate": {"Enumerator": "terrapipe.core.Enumerate"},
+    "terrapipe.core.flatmap": {"FlatMapper": "terrapipe.core.FlatMap"},
+    "terrapipe.core.zip_longest": {"ZipperLongest": "terrapipe.core.ZipLongest"},
+    "terrapipe.run.pmap": {"ParallelMapper": "terrapipe.run.ParallelMap"},
+    "terrapipe.run.prefetch": {"Prefetcher": "terrapipe.run.Prefetch"},
+}
 
 
 def resolve(path: str) -> Any:
@@ -104,3 +124,28 @@ def renamed_names(module: str, table: Mapping[str, str]) -> Callable[[str], Any]
         return resolve(new)
 
     return __getattr__
+
+
+def pickled_names(module: str) -> Callable[[str], Any]:
+    r"""Return the ``__getattr__`` of a module that defined renamed classes: its rows of :data:`PICKLED`.
+
+    Parameters
+    ----------
+    module
+        The defining module's ``__name__``, a key of :data:`PICKLED`.
+
+    Returns
+    -------
+    callable
+        As :func:`renamed_names` returns: the new class for an old name, with a warning.
+
+    Examples
+    --------
+    >>> import pickle, warnings
+    >>> import terrapipe as tp
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     pickle.loads(b"cterrapipe.chip.chipper\nChipper\n.") is tp.chip.Chip, seen[0].category.__name__
+    (True, 'TerrapipeDeprecationWarning')
+    """
+    return renamed_names(module, PICKLED[module])

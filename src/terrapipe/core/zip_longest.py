@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import zip_longest
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.renamed import pickled_names
 
 __all__ = ["ZipLongest"]
 
@@ -55,3 +56,7 @@ class ZipLongest(Stage[tuple[Any, ...]]):
 
     def __len__(self) -> int:
         return max(len(s) for s in self.sources)  # type: ignore[arg-type]
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

@@ -26,11 +26,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
+from terrapipe.core.renamed import pickled_names
 from terrapipe.run._describe import describe_element, describe_fn
 from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
@@ -271,3 +272,7 @@ class ParallelMap(ReadAheadState, Stage[U]):
                 "pmap(ordered=False) yields in completion order and cannot be resumed exactly"
             )
         return super()._check_resumable()
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)

@@ -14,10 +14,11 @@ import queue
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, WorkerError
 from terrapipe.core.pipe import IterDataPipe, Stage, pass_context, register
+from terrapipe.core.renamed import pickled_names
 from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
 
 __all__ = ["Prefetch"]
@@ -147,3 +148,7 @@ def _read_ahead(
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+
+
+if not TYPE_CHECKING:  # the names a previous release's pickles gave its classes here (renamed.PICKLED)
+    __getattr__ = pickled_names(__name__)
