@@ -33,7 +33,13 @@ ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq=="
         (f"ftp://u:{SECRET}@h.example/a", "ftp://h.example/a"),
         # leaked before:
         (f"//user:{SECRET}@h.example/a.tif", "//h.example/a.tif"),  # scheme-relative
-        (f"user:{SECRET}@h.example/a.tif", "user:***"),  # no scheme: urlsplit reads 'user' as one
+        (f"user:{SECRET}@h.example/a.tif", "***@h.example/a.tif"),  # no scheme: urlsplit reads 'user' as one
+        # identifiers are not URLs: shown as written (a source id, a CRS), less any query or path parameter
+        ("stac:sentinel-2-l2a", "stac:sentinel-2-l2a"),
+        ("EPSG:4326", "EPSG:4326"),
+        ("urn:ogc:def:crs:EPSG::4326", "urn:ogc:def:crs:EPSG::4326"),
+        (f"stac:items?token={SECRET}", "stac:items"),
+        (f"stac:items;sig={SECRET}", "stac:items"),
         (f"data:text/plain;base64,{SECRET}", "data:***"),
         (f"data:,{SECRET}", "data:***"),
         (f"file:///data/a.tif?token={SECRET}#x", "file:///data/a.tif"),

@@ -109,8 +109,14 @@ def _not_a_network_url(url: str, parts: urllib.parse.SplitResult) -> str:
         return f"{scheme}://{_PATH_PARAMETER.sub('', parts.path)}"
     if scheme == "file":  # file:/data/a.tif
         return f"file:{_PATH_PARAMETER.sub('', parts.path)}"
-    if len(scheme) > 1:  # data:, mailto:, "user:pw@host/a" (a one-letter scheme is a Windows drive)
-        return f"{scheme}:{MASK}"
+    if len(scheme) > 1:  # a one-letter scheme is a Windows drive
+        opaque = parts.path
+        if scheme == "data":  # the content itself
+            return f"data:{MASK}"
+        if "@" in opaque:  # "user:pw@host/a": the credentials before the last "@"
+            return f"{MASK}@{_PATH_PARAMETER.sub('', opaque.rpartition('@')[2])}"
+        # an identifier ("stac:collection", "EPSG:4326", "urn:..."): as written, less any query or fragment
+        return f"{url[: len(scheme)]}:{_PATH_PARAMETER.sub('', opaque)}"
     if _CONNECTION.fullmatch(url.strip()):
         return _connection_string(url)
     if "://" in url or "%3a%2f%2f" in url.lower():  # a URL inside a path: "/vsicurl/https://user:pw@h/a"
