@@ -223,11 +223,6 @@ def test_an_item_whose_bbox_crosses_the_antimeridian_matches_where_it_is() -> No
     assert not item_matches(crossing, make_query({"bbox": [0, 1, 1, 2]}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stac/geoparquet.py:81-83 pushdown_filter tests bbox.xmin <= east and bbox.xmax >= west, which "
-    "drops an item whose bbox crosses the antimeridian (xmin > xmax) before the client sees it",
-)
 def test_geoparquet_pushdown_keeps_an_item_across_the_antimeridian() -> None:
     import pyarrow as pa
 

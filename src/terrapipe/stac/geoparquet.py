@@ -51,8 +51,22 @@ __all__ = ["GeoParquetBackend", "pushdown_filter"]
 _PAGE = 100
 
 
-def pushdown_filter(query: SearchQuery, columns: set[str], *, bbox_fields: set[str] | None = None) -> Any:
+def pushdown_filter(
+    query: SearchQuery,
+    columns: set[str],
+    *,
+    bbox_fields: set[str] | None = None,
+    types: Mapping[str, Any] | None = None,
+) -> Any:
     """Build the pyarrow filter expression for ``query`` from the columns a file has.
+
+    The filter is conservative: it leaves out only rows that
+    :func:`~terrapipe.stac.query.item_matches` would refuse, and the exact
+    test stays on the client. A row whose ``bbox`` is null, NaN or infinite
+    is kept (the client tests its geometry), a ``bbox`` with west > east
+    crosses the antimeridian as the query's may, and ``datetime`` is pushed
+    down only when it is a timestamp column with a time zone and the file has
+    no ``start_datetime``/``end_datetime`` columns.
 
     Parameters
     ----------
@@ -62,11 +76,26 @@ def pushdown_filter(query: SearchQuery, columns: set[str], *, bbox_fields: set[s
         Top-level column names of the file.
     bbox_fields
         Field names of the ``bbox`` struct column, if it has one.
+    types
+        Column name -> pyarrow type (the file's schema); without it a
+        ``datetime`` column is taken to be a timestamp in UTC.
 
     Returns
     -------
     pyarrow.compute.Expression or None
         ``None`` when nothing can be pushed down.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from terrapipe.stac.query import make_query
+    >>> boxes = pa.array([{"xmin": 170.0, "ymin": 0.0, "xmax": -170.0, "ymax": 1.0},
+    ...                   {"xmin": 0.0, "ymin": 0.0, "xmax": 1.0, "ymax": 1.0}, None])
+    >>> table = pa.table({"id": ["crossing", "greenwich", "no bbox"], "bbox": boxes})
+    >>> keep = pushdown_filter(make_query({"bbox": [175, 0, 176, 1]}), {"id", "bbox"},
+    ...                        bbox_fields={"xmin", "ymin", "xmax", "ymax"})
+    >>> table.filter(keep)["id"].to_pylist()
+    ['crossing', 'no bbox']
     """
     pc = require("pyarrow.compute", extra="stac", feature="stac-geoparquet search")
     terms = []
@@ -75,24 +104,45 @@ def pushdown_filter(query: SearchQuery, columns: set[str], *, bbox_fields: set[s
     if query.ids is not None and "id" in columns:
         terms.append(pc.field("id").isin(list(query.ids)))
     if query.bbox is not None and {"xmin", "ymin", "xmax", "ymax"} <= (bbox_fields or set()):
-        west, south, east, north = query.bbox
-        terms.append(pc.field("bbox", "ymin") <= north)
-        terms.append(pc.field("bbox", "ymax") >= south)
-        if west <= east:  # an antimeridian-crossing box is tested on the client only
-            terms.append(pc.field("bbox", "xmin") <= east)
-            terms.append(pc.field("bbox", "xmax") >= west)
+        terms.append(_bbox_term(pc, query.bbox))
     ranged = "start_datetime" in columns or "end_datetime" in columns
-    if "datetime" in columns and not ranged:
-        if query.start is not None:
-            terms.append(pc.field("datetime") >= query.start)
-        if query.end is not None:
-            terms.append(pc.field("datetime") <= query.end)
+    if "datetime" in columns and not ranged and (query.start is not None or query.end is not None):
+        terms.extend(_datetime_terms(pc, query, (types or {}).get("datetime")))
     if not terms:
         return None
     expression = terms[0]
     for term in terms[1:]:
         expression = expression & term
     return expression
+
+
+def _bbox_term(pc: Any, bbox: tuple[float, float, float, float]) -> Any:
+    """Rows whose ``bbox`` may meet ``bbox``: an unknown box (null, NaN, infinite) is kept."""
+    west, south, east, north = bbox
+    xmin, ymin, xmax, ymax = (pc.field("bbox", name) for name in ("xmin", "ymin", "xmax", "ymax"))
+    known = xmin.is_valid() & pc.is_finite(xmin)  # false, never null, for a null value
+    for value in (ymin, xmax, ymax):
+        known = known & value.is_valid() & pc.is_finite(value)
+    across = xmin > xmax  # the row's box crosses the antimeridian: [xmin, 180] and [-180, xmax]
+    if west <= east:
+        meets_x = (~across & (xmin <= east) & (xmax >= west)) | (across & ((xmin <= east) | (xmax >= west)))
+    else:  # the query's box crosses it: [west, 180] and [-180, east]
+        meets_x = across | (xmax >= west) | (xmin <= east)
+    return ~known | ((ymin <= north) & (ymax >= south) & meets_x)
+
+
+def _datetime_terms(pc: Any, query: SearchQuery, column_type: Any) -> list[Any]:
+    """``datetime`` within the query's range, for a timestamp column with a time zone (else nothing)."""
+    pa = require("pyarrow", extra="stac", feature="stac-geoparquet search")
+    if column_type is not None and not (pa.types.is_timestamp(column_type) and column_type.tz):
+        return []  # a string or a naive timestamp: the client reads it
+    unit = pa.timestamp("us", tz=column_type.tz if column_type is not None else "UTC")
+    terms = []
+    if query.start is not None:
+        terms.append(pc.field("datetime") >= pa.scalar(query.start, type=unit))
+    if query.end is not None:
+        terms.append(pc.field("datetime") <= pa.scalar(query.end, type=unit))
+    return terms
 
 
 class GeoParquetBackend:
@@ -192,7 +242,8 @@ class GeoParquetBackend:
         if "bbox" in columns and pa.types.is_struct(schema.field("bbox").type):
             bbox_type = schema.field("bbox").type
             bbox_fields = {bbox_type.field(i).name for i in range(bbox_type.num_fields)}
-        expression = pushdown_filter(query, columns, bbox_fields=bbox_fields)
+        types = {field.name: field.type for field in schema}
+        expression = pushdown_filter(query, columns, bbox_fields=bbox_fields, types=types)
         base = self.path
         try:
             batches = dataset.to_batches(
