@@ -102,13 +102,17 @@ def test_an_exception_is_reported_and_the_thread_runs_the_next_worker(monkeypatc
 
 def test_idle_threads_end_after_idle_seconds(monkeypatch):
     monkeypatch.setattr(worker_threads, "IDLE_SECONDS", 0.2)
-    # threads left by earlier tests wait with the old time-out: hand each a job so they pick up the new one
-    for _ in range(worker_threads.idle_threads()):
-        worker_threads.start(lambda: None, (), name="terrapipe-loader-0").join(5.0)
+    # every idle thread (some left by earlier tests, waiting with the old time-out) takes one of these
+    # jobs at once, and waits with the new time-out after it
+    release = threading.Event()
     idents: list[int] = []
-    jobs = [
-        worker_threads.start(lambda: idents.append(threading.get_ident()), (), name="x") for _ in range(3)
-    ]
+
+    def hold() -> None:
+        idents.append(threading.get_ident())
+        release.wait(5.0)
+
+    jobs = [worker_threads.start(hold, (), name="x") for _ in range(worker_threads.idle_threads() + 3)]
+    release.set()
     for job in jobs:
         job.join(5.0)
     assert _wait(lambda: worker_threads.idle_threads() == 0)
