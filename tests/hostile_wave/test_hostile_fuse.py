@@ -204,11 +204,6 @@ def test_a_grid_with_a_nan_transform_is_never_the_same_grid() -> None:
             check_same_grid(bad, good)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/sample.py geo_meta accepts a NaN/inf transform (bounds come out NaN); the trust rules say "
-    "georeferencing must be finite",
-)
 def test_geo_meta_refuses_a_transform_that_is_not_finite() -> None:
     from terrapipe.core.sample import geo_meta
 

@@ -51,7 +51,12 @@ def xy_dims(dims: Iterable[Hashable]) -> tuple[Hashable | None, Hashable | None]
 def cached_transform(obj: Any) -> Affine | None:
     """Return the ``GeoTransform`` rioxarray keeps on the grid-mapping coordinate of an xarray object, if any.
 
-    A Dataset's grid mapping may be named by its variables' encoding only.
+    A Dataset's grid mapping may be named by its variables' encoding only. A
+    ``GeoTransform`` that is not six finite numbers, or whose pixels have no
+    area (a zero or NaN pixel size), places nothing: it is ``None`` as if
+    absent, so the coordinates decide (a NaN transform was returned before,
+    and a degenerate one made a strict caller's inversion raise affine's own
+    error).
 
     Examples
     --------
@@ -59,6 +64,7 @@ def cached_transform(obj: Any) -> Affine | None:
     >>> da = xr.DataArray(np.zeros((2, 2)), dims=("y", "x")).rio.write_transform(Affine(10, 0, 0, 0, -10, 20))
     >>> tuple(cached_transform(da))[:6]
     (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
+    >>> cached_transform(da.assign_coords(spatial_ref=da.spatial_ref.assign_attrs(GeoTransform="0 nan 0 20 0 -10")))
     """
     name = obj.encoding.get("grid_mapping", "spatial_ref")
     data_vars = getattr(obj, "data_vars", None)  # a Dataset
@@ -73,6 +79,8 @@ def cached_transform(obj: Any) -> Affine | None:
     try:
         c, a, b, f, d, e = (float(v) for v in str(text).split())
     except ValueError:
+        return None
+    if not np.isfinite((a, b, c, d, e, f)).all() or a * e - b * d == 0.0:
         return None
     return Affine(a, b, c, d, e, f)
 

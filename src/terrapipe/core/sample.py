@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
@@ -107,7 +108,16 @@ def geo_meta(
     Raises
     ------
     InvalidArgumentError
-        For a transform that is not six numbers or a negative shape.
+        For a transform that is not six finite numbers, a negative shape, or
+        bounds beyond the float range (NaN bounds would match no grid and
+        every box test would be false).
+
+    Examples
+    --------
+    >>> geo_meta("EPSG:32631", (float("nan"), 0, 0, 0, -10, 100), (4, 4))
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: transform (nan, 0.0, 0.0, 0.0, -10.0, 100.0) is not 6 finite numbers ...
     """
     try:
         coeffs = tuple(float(v) for v in tuple(transform)[:6])
@@ -115,6 +125,12 @@ def geo_meta(
         raise InvalidArgumentError(f"transform must be an Affine or 6 numbers, got {transform!r}") from err
     if len(coeffs) != 6:
         raise InvalidArgumentError(f"transform must have 6 coefficients, got {transform!r}")
+    if not all(math.isfinite(v) for v in coeffs):
+        msg = (
+            f"transform {coeffs} is not 6 finite numbers (NaN or inf), so the grid has no place on the map; "
+            "check the source's georeferencing (its GeoTransform or x/y coordinates)"
+        )
+        raise InvalidArgumentError(msg)
     try:
         height, width = (int(v) for v in shape)
     except (TypeError, ValueError) as err:
@@ -126,6 +142,12 @@ def geo_meta(
     xs = [a * col + b * row + c for col, row in corners]
     ys = [d * col + e * row + f for col, row in corners]
     bounds = (min(xs), min(ys), max(xs), max(ys))
+    if not all(math.isfinite(v) for v in bounds):
+        msg = (
+            f"transform {coeffs} and shape {(height, width)} give bounds beyond the float range ({bounds}); "
+            "check the source's georeferencing (its pixel size and origin)"
+        )
+        raise InvalidArgumentError(msg)
     return GeoMeta(
         crs=str(crs),
         transform=coeffs,  # type: ignore[typeddict-item]
