@@ -6,7 +6,8 @@ boxes; both pickle to worker processes). It does what torch's
 ``default_collate`` does, except where geo samples need otherwise:
 
 - tensors, numpy arrays and numbers are stacked along a new first dimension
-  (Python floats as ``float64``, ints as ``int64``, bools as ``bool``, like
+  (Python floats as ``float64``, ints as ``int64``, bools as ``bool``, numpy
+  scalars of one type, ``np.bool_`` included, in their own dtype, like
   ``default_collate``); **tensors that must stack but differ in shape or
   dtype raise** :class:`~terrapipe.core.errors.InvalidArgumentError` naming
   the key, the samples and the shapes (batch chips of one size, e.g.
@@ -146,7 +147,7 @@ def _refuse(values: list[Any], path: str) -> None:
             )
 
 
-def _from_numpy(value: np.ndarray, path: str, i: int) -> torch.Tensor:
+def _from_numpy(value: np.ndarray, path: str, i: int | None) -> torch.Tensor:
     """``value`` as a tensor with the same numbers: native byte order, no negative strides, no mask.
 
     torch takes neither a big-endian array (``'>u2'`` from a file) nor negative
@@ -162,7 +163,13 @@ def _from_numpy(value: np.ndarray, path: str, i: int) -> torch.Tensor:
         )
     if not value.dtype.isnative or not value.flags.writeable or any(stride < 0 for stride in value.strides):
         value = np.array(value, dtype=value.dtype.newbyteorder("="), order="C")  # a writable copy
-    return torch.as_tensor(value)
+    try:
+        return torch.as_tensor(value)
+    except TypeError as err:  # a dtype torch has not (float128, complex256)
+        raise InvalidArgumentError(
+            f"collate: cannot make a tensor of {_where(path)}{'' if i is None else f' of sample {i}'}: numpy "
+            f"dtype {value.dtype} has no torch dtype; convert it (array.astype(np.float64)) or name the key in lists="
+        ) from err
 
 
 def _pad(values: list[torch.Tensor], fill: float, path: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,11 +264,14 @@ def _collate(values: list[Any], path: str, boxes: BoxMode, lists: Collection[str
         return _stack(
             [_from_numpy(v, path, i) for i, v in enumerate(_tensors(values, path, np.ndarray))], path
         )
+    if isinstance(first, np.bool_ | np.number) and all(type(v) is type(first) for v in values):
+        # numpy scalars as default_collate makes them: a tensor of their dtype (np.bool_ too, not a list)
+        return _from_numpy(np.array(values), path, None)
     if isinstance(first, bool | Number) and not isinstance(first, complex):
         if all(type(v) is type(first) for v in values):
             try:
                 return torch.tensor(values, dtype=torch.float64 if isinstance(first, float) else None)
-            except (OverflowError, RuntimeError, ValueError) as err:  # an int beyond int64
+            except (OverflowError, RuntimeError, ValueError, TypeError) as err:  # an int beyond int64
                 raise InvalidArgumentError(
                     f"collate: cannot make a tensor of {_where(path)} ({type(first).__name__}s): {err}; "
                     "convert them (or name the key in lists=)"
