@@ -488,6 +488,18 @@ def _chip(
     return _timed(iter(pipe), limit)
 
 
+def _chip_second_pass(
+    path: Path, size: int, limit: float, opener: Callable[[Path], Any], **options: Any
+) -> tuple[int, float]:
+    """A second epoch: one pass of ``chip`` untimed, then the next pass of the same pipe timed."""
+    import terrapipe as tp
+
+    pipe = tp.from_items([opener(path)]).chip({"y": size, "x": size}, **options)
+    for _ in pipe:
+        pass
+    return _timed(iter(pipe), limit)
+
+
 def _chip_loader(path: Path, size: int, limit: float, opener: Callable[[Path], Any]) -> tuple[int, float]:
     from torch.utils.data import DataLoader
 
@@ -555,6 +567,7 @@ CONTENDERS: dict[str, Contender] = {
     "torchgeo+DataLoader(2)": ("cog", _torchgeo),
     "stac floor": ("stac", _stac_floor),
     "stack_stac chip": ("stac", functools.partial(_chip, opener=_open_stack)),
+    "stack_stac chip, 2nd pass": ("stac", functools.partial(_chip_second_pass, opener=_open_stack)),
     "odc-stac+xbatcher": ("stac", _odc_xbatcher),
     "scenes floor": ("scenes", _scenes_floor),
     "scenes chip": ("scenes", functools.partial(_scenes_chip, opener=_open_tp)),

@@ -402,10 +402,10 @@ class DaskBlocks:
         coords = list(product(*ranges))
         keys = [(self.name, *c) for c in coords]
         shape = tuple(b - a for a, b in bounds)
-        if out is None or out.shape != shape or out.dtype != self.dtype:
-            out = np.empty(shape, dtype=self.dtype)
+        if out is not None and (out.shape != shape or out.dtype != self.dtype):
+            out = None
         if not keys:
-            return out
+            return np.empty(shape, dtype=self.dtype) if out is None else out
         needed = _cull(self.graph, keys, get_dependencies)
         try:
             values = get_sync(needed, keys)
@@ -433,9 +433,11 @@ class DaskBlocks:
                 dst.append(slice(top - a, bottom - a))
                 src.append(slice(top - start, bottom - start))
             if len(keys) == 1 and all(s == slice(0, n) for s, n in zip(src, chunk.shape, strict=True)):
-                return chunk  # the box is one whole chunk: no copy
+                return chunk  # the box is one whole chunk: no copy (and no buffer allocated for it)
+            if out is None:  # allocated only for a copy: an unused block-sized buffer costs page faults
+                out = np.empty(shape, dtype=self.dtype)
             out[tuple(dst)] = chunk[tuple(src)]
-        return out
+        return out  # type: ignore[return-value]
 
 
 def _cull(graph: Mapping[Hashable, Any], keys: Sequence[Hashable], dependencies: Any) -> dict[Hashable, Any]:

@@ -56,7 +56,6 @@ from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.raster_array import RasterSource, acquire, attempt
-from terrapipe.io.read_pool import in_reader_thread
 from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import asset_read_error, cast_read, check_band, refused_credentials
 
@@ -494,16 +493,17 @@ def _hop() -> bool:
     A thread's first GDAL open costs about 9 ms of CPU (PROJ's per-thread
     context, read with the file's CRS), and its cached handles
     (:func:`terrapipe.io.raster_array.acquire`) end with it: threads started
-    for one pass or one job (a chip stage's, before they were lent from
-    :mod:`terrapipe.io.read_pool`) paid about 40 ms per pass of a 4 x 4096²
-    cube before reading a tile. The main thread (a synchronous
-    compute, ``chip(workers=0)``, where a ``rasterio.Env`` of yours applies),
-    the pool's own threads and the process's long-lived reader threads
-    (:mod:`terrapipe.io.read_pool`: a chip stage's) read where they are.
+    for one pass (as a chip stage's were) paid about 40 ms per pass of a
+    4 x 4096² cube before reading a tile. The main thread (a synchronous
+    compute, ``chip(workers=0)``, where a ``rasterio.Env`` of yours applies)
+    and the pool's own threads read where they are. The chip stages' reader
+    threads are long-lived too now (:mod:`terrapipe.io.read_pool`), but
+    reading a native cube right in them instead of here cost 3-8% more CPU
+    per chip (8192², one pass, paired fresh processes: more of the freed
+    block memory went back to the kernel and was faulted in again, perf's
+    ``clear_page_erms``), so they still hand the read over.
     """
-    if threading.current_thread() is threading.main_thread() or getattr(_IN_POOL, "flag", False):
-        return False
-    return not in_reader_thread()
+    return threading.current_thread() is not threading.main_thread() and not getattr(_IN_POOL, "flag", False)
 
 
 def _fill_all(
