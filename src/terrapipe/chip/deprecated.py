@@ -31,7 +31,6 @@ Examples
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from terrapipe.chip.reads import DEFAULT_BLOCK_CACHE_BYTES, Reads
 from terrapipe.chip.split import SpatialSplit, SplitSubset
 from terrapipe.chip.window_shuffle import DEFAULT_SHUFFLE_BUFFER, WindowShuffle, check_count
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeDeprecationWarning
+from terrapipe.core.renamed import outside_stacklevel
 
 __all__ = ["OLD_KEYWORDS", "Upgraded", "upgrade"]
 
@@ -116,7 +116,7 @@ def upgrade(stage: str, kwargs: Mapping[str, Any], *, warn: bool = False) -> Upg
         warnings.warn(
             f"{stage}({names}) is deprecated and will be removed in the next release; pass {' and '.join(shown)}",
             TerrapipeDeprecationWarning,
-            stacklevel=_outside(),
+            stacklevel=outside_stacklevel(),
         )
     return Upgraded(new, old, unshuffled)
 
@@ -171,13 +171,3 @@ def _reads(stage: str, kwargs: Mapping[str, Any], new: dict[str, Any], shown: li
         fields["read_ahead"] = check_count(kwargs["read_ahead"], "read_ahead", 0)
     new["reads"] = Reads(**fields)
     shown.append("reads=tp.chip.Reads(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")")
-
-
-def _outside() -> int:
-    """Return the ``stacklevel`` of the first caller outside terrapipe and torch's pipe machinery."""
-    frame, level = sys._getframe(2), 2
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
-        ("terrapipe.", "torch.utils.data")
-    ):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level

@@ -40,7 +40,7 @@ from typing import Any
 
 from terrapipe.core.errors import TerrapipeDeprecationWarning
 
-__all__ = ["PICKLED", "pickled_names", "renamed_names", "resolve"]
+__all__ = ["PICKLED", "outside_stacklevel", "pickled_names", "renamed_names", "resolve"]
 
 #: Defining module -> {old class name -> dotted path of the new class}: what a pickle made by the
 #: previous release names (``module.Class``). The functions of the deleted ``terrapipe.run.collate``
@@ -149,3 +149,23 @@ def pickled_names(module: str) -> Callable[[str], Any]:
     (True, 'TerrapipeDeprecationWarning')
     """
     return renamed_names(module, PICKLED[module])
+
+
+def outside_stacklevel() -> int:
+    """Return the ``stacklevel`` that points a warning at the first caller outside terrapipe.
+
+    For a deprecation warned from inside a stage's constructor (or a helper
+    it calls), the frames of terrapipe and of torch's pipe machinery are
+    skipped, so the warning names the user's line.
+
+    Examples
+    --------
+    >>> outside_stacklevel() >= 2
+    True
+    """
+    frame, level = sys._getframe(2), 2
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        ("terrapipe.", "torch.utils.data")
+    ):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level

@@ -32,13 +32,13 @@ Examples
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeDeprecationWarning
+from terrapipe.core.renamed import outside_stacklevel
 from terrapipe.io.storage import Storage
 
 __all__ = ["TRANSPORT_KEYWORDS", "HttpOptions", "as_storage", "renamed_options", "with_keywords"]
@@ -71,7 +71,7 @@ class HttpOptions(Storage):
             "HttpOptions is deprecated; use tp.Storage(headers=..., timeout=..., retries=..., backoff=..., "
             "max_backoff=..., request_modifier=..., deadline=..., max_bytes=...) and pass it as storage=",
             TerrapipeDeprecationWarning,
-            stacklevel=_outside(),
+            stacklevel=outside_stacklevel(),
         )
         super().__post_init__()
 
@@ -85,16 +85,6 @@ class HttpOptions(Storage):
         return Storage(
             **{k: getattr(self, k) for k in TRANSPORT_KEYWORDS if k not in ("headers", "request_modifier")}
         )
-
-
-def _outside() -> int:
-    """Return the ``stacklevel`` of the first caller outside terrapipe and torch's pipe machinery."""
-    frame, level = sys._getframe(2), 2
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
-        ("terrapipe.", "torch.utils.data")
-    ):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level
 
 
 def as_storage(storage: Any) -> Storage:
@@ -142,7 +132,7 @@ def with_keywords(owner: str, storage: Storage | None, given: Mapping[str, Any])
         warnings.warn(
             f"{owner}({name}=...) is deprecated; pass storage=tp.Storage({name}=...) instead",
             TerrapipeDeprecationWarning,
-            stacklevel=_outside(),
+            stacklevel=outside_stacklevel(),
         )
     if isinstance(changes.get("headers"), Mapping):
         changes["headers"] = tuple(changes["headers"].items())
@@ -163,7 +153,7 @@ def renamed_options(owner: str, storage: Storage | None, options: Storage | None
     warnings.warn(
         f"{owner}(options=...) is deprecated; pass storage=tp.Storage(...)",
         TerrapipeDeprecationWarning,
-        stacklevel=_outside(),
+        stacklevel=outside_stacklevel(),
     )
     return as_storage(options) if storage is None else storage
 

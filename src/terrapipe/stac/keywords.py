@@ -30,7 +30,7 @@ from collections.abc import Collection, MutableMapping
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeDeprecationWarning
-from terrapipe.stac.deprecated import _outside
+from terrapipe.core.renamed import outside_stacklevel
 
 __all__ = ["renamed", "renamed_source", "transport_keywords"]
 
@@ -45,7 +45,7 @@ def renamed(owner: str, old: str, new: str) -> None:
     warnings.warn(
         f"{owner}({old}=...) is deprecated; its new name is {new}=",
         TerrapipeDeprecationWarning,
-        stacklevel=_outside(),
+        stacklevel=outside_stacklevel(),
     )
 
 
