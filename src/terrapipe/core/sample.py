@@ -125,7 +125,7 @@ def geo_meta(
         raise InvalidArgumentError(f"transform must be an Affine or 6 numbers, got {transform!r}") from err
     if len(coeffs) != 6:
         raise InvalidArgumentError(f"transform must have 6 coefficients, got {transform!r}")
-    if not all(math.isfinite(v) for v in coeffs):
+    if not math.isfinite(sum(coeffs)) and not all(map(math.isfinite, coeffs)):  # the sum: NaN/inf if one is
         msg = (
             f"transform {coeffs} is not 6 finite numbers (NaN or inf), so the grid has no place on the map; "
             "check the source's georeferencing (its GeoTransform or x/y coordinates)"
@@ -142,7 +142,7 @@ def geo_meta(
     xs = [a * col + b * row + c for col, row in corners]
     ys = [d * col + e * row + f for col, row in corners]
     bounds = (min(xs), min(ys), max(xs), max(ys))
-    if not all(math.isfinite(v) for v in bounds):
+    if not math.isfinite(sum(bounds)) and not all(map(math.isfinite, bounds)):
         msg = (
             f"transform {coeffs} and shape {(height, width)} give bounds beyond the float range ({bounds}); "
             "check the source's georeferencing (its pixel size and origin)"

@@ -62,9 +62,9 @@ def pushdown_filter(
 
     The filter is conservative: it leaves out only rows that
     :func:`~terrapipe.stac.query.item_matches` would refuse, and the exact
-    test stays on the client. A row whose ``bbox`` is null, NaN or infinite
-    is kept (the client tests its geometry), a ``bbox`` with west > east
-    crosses the antimeridian as the query's may, and ``datetime`` is pushed
+    test stays on the client. A row whose ``bbox`` is null or NaN is kept
+    (the client tests its geometry), a ``bbox`` with west > east crosses the
+    antimeridian as the query's may, and ``datetime`` is pushed
     down only when it is a timestamp column with a time zone and the file has
     no ``start_datetime``/``end_datetime`` columns.
 
@@ -117,18 +117,21 @@ def pushdown_filter(
 
 
 def _bbox_term(pc: Any, bbox: tuple[float, float, float, float]) -> Any:
-    """Rows whose ``bbox`` may meet ``bbox``: an unknown box (null, NaN, infinite) is kept."""
+    """Rows whose ``bbox`` may meet ``bbox``; the client tests the rows kept exactly.
+
+    Each test is written as "not beyond" (``~(ymin > north)``), so a NaN edge
+    (false in every comparison) keeps its row; a null edge keeps it too. A
+    row whose box crosses the antimeridian (``xmin > xmax``) is kept whatever
+    its longitudes: such rows are few, and an exact test costs every row more
+    kernels.
+    """
     west, south, east, north = bbox
     xmin, ymin, xmax, ymax = (pc.field("bbox", name) for name in ("xmin", "ymin", "xmax", "ymax"))
-    known = xmin.is_valid() & pc.is_finite(xmin)  # false, never null, for a null value
-    for value in (ymin, xmax, ymax):
-        known = known & value.is_valid() & pc.is_finite(value)
-    across = xmin > xmax  # the row's box crosses the antimeridian: [xmin, 180] and [-180, xmax]
-    if west <= east:
-        meets_x = (~across & (xmin <= east) & (xmax >= west)) | (across & ((xmin <= east) | (xmax >= west)))
-    else:  # the query's box crosses it: [west, 180] and [-180, east]
-        meets_x = across | (xmax >= west) | (xmin <= east)
-    return ~known | ((ymin <= north) & (ymax >= south) & meets_x)
+    unknown = xmin.is_null() | ymin.is_null() | xmax.is_null() | ymax.is_null()
+    meets_y = ~((ymin > north) | (ymax < south))
+    # a query box across the antimeridian is [west, 180] and [-180, east]: beyond both parts
+    beyond_x = (xmin > east) | (xmax < west) if west <= east else (xmin > east) & (xmax < west)
+    return (meets_y & (~beyond_x | (xmin > xmax))) | unknown
 
 
 def _datetime_terms(pc: Any, query: SearchQuery, column_type: Any) -> list[Any]:
