@@ -245,12 +245,15 @@ class _Passes:
     """Which thread runs the current pass of each stage (weakly keyed: copies and pickles never see it)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: the garbage collector can finalise an abandoned pass (its ``finally`` calls
+        # _end_pass) on this thread while _begin_pass holds the lock, in the middle of the weak
+        # dictionary's insert; a plain Lock deadlocked there (seen in CI, test_bare_errors).
+        self._lock = threading.RLock()
         self._hooked = False
         self.running: weakref.WeakKeyDictionary[Any, _Pass] = weakref.WeakKeyDictionary()
 
     @property
-    def lock(self) -> threading.Lock:
+    def lock(self) -> threading.RLock:
         """The lock, with its fork hook registered on first use (a repeated registration is harmless)."""
         if not self._hooked:
             self._hooked = True
@@ -258,7 +261,7 @@ class _Passes:
         return self._lock
 
     def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
 
 class _Pass:
