@@ -56,14 +56,13 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec
 
-import numpy as np
 from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.storage import WrapperStore
 
 from terrapipe.core.errors import TerrapipeError
 from terrapipe.io.http_store import get_pairs
-from terrapipe.io.zarr_read_ahead import ReadAhead, start_read_ahead
+from terrapipe.io.zarr_read_ahead import ReadAhead, dtype_itemsize, start_read_ahead
 
 __all__ = ["MAX_COORD_BYTES", "MAX_KEYS", "PrefetchedStore", "prefetch_open", "prefetched_store"]
 
@@ -213,14 +212,6 @@ def _document(data: bytes | None) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def _itemsize(dtype: Any) -> int:
-    try:
-        size = int(np.dtype(dtype).itemsize)
-    except (TypeError, ValueError):
-        return 16  # strings, structured and other zarr types: a guess, for the bound only
-    return size or 16
-
-
 class _Coordinate:
     """A 1-D array named after its one dimension: what xarray loads into an index on opening."""
 
@@ -268,7 +259,7 @@ def _v3_coordinate(name: str, meta: Mapping[str, Any]) -> _Coordinate | None:
         return None
     if not (isinstance(shape, list) and isinstance(chunks, list) and len(shape) == len(chunks) == 1):
         return None
-    return _Coordinate(name, int(shape[0]), int(chunks[0]), key_of, _itemsize(meta.get("data_type")))
+    return _Coordinate(name, int(shape[0]), int(chunks[0]), key_of, dtype_itemsize(meta.get("data_type")))
 
 
 @_guarded
@@ -278,7 +269,7 @@ def _v2_coordinate(name: str, meta: Mapping[str, Any], attrs: Mapping[str, Any])
     shape, chunks = meta.get("shape"), meta.get("chunks")
     if not (isinstance(shape, list) and isinstance(chunks, list) and len(shape) == len(chunks) == 1):
         return None
-    return _Coordinate(name, int(shape[0]), int(chunks[0]), "{}", _itemsize(meta.get("dtype")))
+    return _Coordinate(name, int(shape[0]), int(chunks[0]), "{}", dtype_itemsize(meta.get("dtype")))
 
 
 class _Fetcher:

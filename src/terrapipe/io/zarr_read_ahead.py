@@ -50,6 +50,7 @@ import numpy as np
 __all__ = [
     "MAX_AHEAD_BYTES",
     "ReadAhead",
+    "dtype_itemsize",
     "first_chunk_keys",
     "start_read_ahead",
     "store_deadline",
@@ -153,7 +154,8 @@ class ReadAhead:
                 continue
 
 
-def _itemsize(dtype: Any) -> int:
+def dtype_itemsize(dtype: Any) -> int:
+    """Bytes per element of a Zarr dtype (16, a guess for the bounds only, where numpy cannot tell)."""
     try:
         size = int(np.dtype(dtype).itemsize)
     except (TypeError, ValueError):
@@ -190,7 +192,9 @@ def _v2_array(meta: Mapping[str, Any]) -> _Array | None:
     if shape is None or chunks is None or any(c < 1 for c in chunks) or any(n < 0 for n in shape):
         return None
     sep = str(meta.get("dimension_separator") or ".")
-    return _Array(shape, chunks, _itemsize(meta.get("dtype")), lambda idx: sep.join(map(str, idx)) or "0")
+    return _Array(
+        shape, chunks, dtype_itemsize(meta.get("dtype")), lambda idx: sep.join(map(str, idx)) or "0"
+    )
 
 
 def _v3_array(meta: Mapping[str, Any]) -> _Array | None:
@@ -222,7 +226,7 @@ def _v3_array(meta: Mapping[str, Any]) -> _Array | None:
         return sep.join(map(str, idx)) or "0"
 
     data_type = meta.get("data_type")
-    return _Array(shape, chunks, _itemsize(data_type if isinstance(data_type, str) else None), key_of)
+    return _Array(shape, chunks, dtype_itemsize(data_type if isinstance(data_type, str) else None), key_of)
 
 
 def _arrays(members: Mapping[str, Any]) -> dict[str, tuple[_Array, list[str]]]:
