@@ -53,14 +53,9 @@ _TOLERANCE = 1e-3  # of a pixel
 
 @lru_cache(maxsize=64)
 def _same_crs(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    from pyproj import CRS
+    from terrapipe.core.crs import same_crs  # EPSG:4326 and OGC:CRS84 are one CRS on x/y grids
 
-    try:
-        return bool(CRS.from_user_input(a) == CRS.from_user_input(b))
-    except Exception:  # an unparsable CRS cannot be shown to match
-        return False
+    return same_crs(a, b)
 
 
 class _Grid:

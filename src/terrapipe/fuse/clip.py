@@ -11,7 +11,12 @@ turns them into pixel boxes and labels.
   chip's edge does not gain a sliver line); lines keep their line parts.
 - Features that only touch the chip's edge (an empty or lower-dimensional
   intersection) are left out.
-- The original index is kept, so a clipped feature can be traced back.
+- The original index is kept, so a clipped feature can be traced back; each
+  feature comes at most once.
+- On a lon/lat chip, longitudes wrap: a chip written 0..360 or across the
+  antimeridian gets the features written -180..180 on its far side, moved one
+  turn of the globe; a feature met on both sides (a field split at 180) is one
+  row whose geometry is the union of its parts on the chip.
 - A chip that no feature touches gets an empty GeoDataFrame.
 
 Examples
@@ -44,7 +49,7 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import as_dataset, check_name, with_vectors
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
-from terrapipe.fuse.vector_index import VectorIndex
+from terrapipe.fuse.vector_index import VectorIndex, moved_rows
 
 __all__ = ["ClipVector", "clip_features"]
 
@@ -199,8 +204,24 @@ class ClipVector(Stage[xr.Dataset]):
 
     def clip(self, grid: GeoBox) -> Any:
         """Return the clipped features of one grid."""
-        hits = self.index.query(grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs))
-        return clip_features(hits, grid)
+        import shapely
+
+        frame, positions, shifts = self.index.hits(
+            grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs)
+        )
+        hits = moved_rows(frame, positions, shifts)
+        if len(np.unique(positions)) == len(positions):
+            return clip_features(hits, grid)
+        # A feature met in two turns of the globe: clip each copy, then make one row of its parts.
+        clipped = clip_features(hits.set_axis(np.arange(len(hits))), grid)
+        rows = clipped.index.to_numpy()
+        kept = positions[rows]
+        first = np.flatnonzero(np.r_[True, kept[1:] != kept[:-1]])
+        geoms = clipped.geometry.to_numpy()
+        merged = [shapely.union_all(part) for part in np.split(geoms, first[1:])]
+        out = hits.iloc[rows[first]].copy()
+        out[frame.geometry.name] = np.array(merged, dtype=object)
+        return out
 
     def __iter__(self) -> Iterator[xr.Dataset]:
         for element in self.source:

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -29,6 +30,7 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from terrapipe.core.coords import transform_from_coords, xy_dims
+from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
 
@@ -39,6 +41,7 @@ __all__ = [
     "grid_bounds",
     "grid_mismatch",
     "grid_of",
+    "longitude_period",
     "spatial_dims",
     "transform_of",
 ]
@@ -91,6 +94,46 @@ def crs_text(crs: Any) -> str:
         return _crs_text_of(text)
     except Exception as err:  # pyproj raises CRSError and friends
         raise InvalidArgumentError(f"not a usable CRS: {crs!r} ({err})") from err
+
+
+@lru_cache(maxsize=256)
+def _period_of(text: str) -> float | None:
+    from pyproj import CRS
+
+    crs = CRS.from_user_input(text)
+    if not crs.is_geographic:
+        return None
+    for axis in crs.axis_info:
+        if axis.direction in ("east", "west") and axis.unit_conversion_factor > 0:
+            return round(2 * math.pi / axis.unit_conversion_factor, 9)
+    return None
+
+
+def longitude_period(crs: Any) -> float | None:
+    """Return one turn of the globe in a lon/lat CRS's x units (360 for degrees), ``None`` if projected.
+
+    The x of our grids is the longitude (odc-geo and rasterio put x east), so
+    the same place is at ``x``, ``x + period`` and ``x - period``: a chip
+    written 0..360 or across the antimeridian (170..190) meets features
+    written -180..180 one turn away.
+
+    Parameters
+    ----------
+    crs
+        Anything :func:`crs_text` takes.
+
+    Returns
+    -------
+    float or None
+        ``360.0`` for a CRS in degrees, ``400.0`` in grads; ``None`` for a
+        projected CRS (PROJ wraps longitudes itself when it projects).
+
+    Examples
+    --------
+    >>> longitude_period("EPSG:4326"), longitude_period("OGC:CRS84"), longitude_period("EPSG:32631")
+    (360.0, 360.0, None)
+    """
+    return _period_of(crs_text(crs))
 
 
 def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
@@ -246,7 +289,9 @@ def grid_mismatch(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> str | Non
     Parameters
     ----------
     a, b
-        The grids.
+        The grids. Their CRSs agree when :func:`~terrapipe.core.crs.same_crs`
+        says so (``EPSG:4326`` and ``OGC:CRS84`` differ only in axis order,
+        which our x/y grids do not use).
     tolerance
         How far the grids' corners may lie apart, as a fraction of ``a``'s pixel size.
 
@@ -263,8 +308,9 @@ def grid_mismatch(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> str | Non
     >>> grid_mismatch(g, GeoBox((2, 3), Affine(10, 0, 5, 0, -10, 20), "EPSG:32631"))
     'transform differs: corners up to 5 map units apart (tolerance 0.01)'
     """
-    if crs_text(a.crs) != crs_text(b.crs):
-        return f"crs differs ({crs_text(a.crs)} vs {crs_text(b.crs)})"
+    first, second = crs_text(a.crs), crs_text(b.crs)
+    if first != second and not same_crs(first, second):  # EPSG:4326 and OGC:CRS84 are one (x east)
+        return f"crs differs ({first} vs {second})"
     if tuple(a.shape.yx) != tuple(b.shape.yx):
         return f"shape differs ({tuple(a.shape.yx)} vs {tuple(b.shape.yx)})"
     for grid in (a, b):  # NaN compares as "close" to anything

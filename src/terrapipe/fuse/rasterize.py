@@ -13,6 +13,11 @@ result equals rasterizing the whole layer on that grid.
 - ``merge="replace"``: a later feature overwrites an earlier one (the
   layer's row order); ``merge="add"``: values are summed onto ``fill``
   (parts of one GeometryCollection that overlap count once each).
+- On a lon/lat chip, longitudes wrap: a chip written 0..360 or across the
+  antimeridian burns the features written -180..180 on its far side, moved
+  one turn of the globe (a layer written 0..360 likewise burns chips written
+  -180..180); a feature met on both sides of the chip burns both, in layer
+  order (:class:`~terrapipe.fuse.vector_index.VectorIndex`).
 - A chip that no feature touches (outside the layer's extent, or an empty
   layer) gets a mask full of ``fill``: that is a result, not an error.
 - A layer without CRS is refused (``InvalidArgumentError``): there is no

@@ -6,6 +6,13 @@ cost ``chips x features``; :class:`VectorIndex` reprojects it the first time
 a CRS is met, keeps that copy with its spatial index, and answers each chip
 with the features whose geometry intersects the chip's bounds.
 
+On a lon/lat chip, longitudes wrap: a chip written 0..360 (ERA5-style) or
+across the antimeridian (170..190) meets the features written -180..180 one
+turn away, and a layer written 0..360 meets chips written -180..180. The
+query looks one or more turns east and west (as far as the layer's extent
+reaches) and moves each feature it finds there by those turns, so that it lies
+under the chip.
+
 Examples
 --------
 >>> import geopandas as gpd
@@ -21,21 +28,26 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from terrapipe.core.checks import check_column_names
+from terrapipe.core.crs import same_crs
 from terrapipe.core.digests import wkb_digest
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
-from terrapipe.fuse.grid import crs_text
+from terrapipe.fuse.grid import crs_text, longitude_period
 
-__all__ = ["VectorIndex"]
+__all__ = ["MAX_TURNS", "VectorIndex", "moved_rows"]
 
 #: How many reprojected copies one index keeps (least recently used are dropped).
 MAX_CRS = 8
+#: How many turns of the globe one lon/lat query may look at (a chip wider than the globe many times over
+#: is refused rather than queried thousands of times).
+MAX_TURNS = 16
 
 
 def _load(vector: Any, what: str) -> Any:
@@ -154,21 +166,97 @@ class VectorIndex:
 
     def in_crs(self, crs: str) -> Any:
         """Return the features in ``crs`` (reprojected the first time), spatial index built."""
-        frame = self._by_crs.pop(crs, None)
-        if frame is None:
-            if crs == self.crs:
+        return self._in_crs(crs)[0]
+
+    def _in_crs(self, crs: str) -> tuple[Any, tuple[float, float]]:
+        """Return the features in ``crs`` and their x extent (west, east)."""
+        found: tuple[Any, tuple[float, float]] | None = self._by_crs.pop(crs, None)
+        if found is None:
+            if same_crs(crs, self.crs):
                 frame = self.frame
             else:
                 frame = self.frame.to_crs(crs)
                 self.reprojections += 1
             frame.sindex  # noqa: B018  (build the index once, here)
-        self._by_crs[crs] = frame
+            west, _, east, _ = (float(v) for v in frame.total_bounds) if len(frame) else (math.nan,) * 4
+            found = (frame, (west, east))
+        self._by_crs[crs] = found
         while len(self._by_crs) > MAX_CRS:
             self._by_crs.pop(next(iter(self._by_crs)))
-        return frame
+        return found
+
+    def _turns(self, bounds: Sequence[float], crs: str, extent: tuple[float, float]) -> list[float]:
+        """Return the x shifts (whole turns of the globe) under which the layer's extent meets ``bounds``."""
+        period = longitude_period(crs)
+        west, east = extent
+        if period is None or not (math.isfinite(west) and math.isfinite(east)):
+            return [0.0]
+        first = math.ceil((float(bounds[0]) - east) / period)
+        last = math.floor((float(bounds[2]) - west) / period)
+        if last - first >= MAX_TURNS:
+            msg = (
+                f"{self.what}: a lon/lat chip {float(bounds[0]):.6g}..{float(bounds[2]):.6g} wide meets the "
+                f"layer in {last - first + 1} turns of the globe (at most {MAX_TURNS}); check the chip's "
+                "transform, or cut it into chips narrower than the globe"
+            )
+            raise InvalidArgumentError(msg)
+        return [float(k * period) for k in range(first, last + 1)]
+
+    def hits(self, bounds: Sequence[float], crs: str) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Return the features in ``crs``, and which of them meet ``bounds`` under which x shift.
+
+        Parameters
+        ----------
+        bounds
+            ``(left, bottom, right, top)`` in ``crs``.
+        crs
+            The chip's CRS as :func:`~terrapipe.fuse.grid.crs_text` gives it.
+
+        Returns
+        -------
+        tuple
+            The layer in ``crs`` (a GeoDataFrame), the positions of the
+            features met (in layer order; a feature met in several turns of a
+            lon/lat CRS comes once per turn, west to east) and the x shift to
+            add to each to put it under ``bounds`` (0 but for lon/lat chips
+            past the layer's edge).
+
+        Examples
+        --------
+        >>> import geopandas as gpd
+        >>> from shapely.geometry import box
+        >>> frame = gpd.GeoDataFrame(geometry=[box(-180, 0, -170, 10), box(170, 0, 180, 10)], crs="EPSG:4326")
+        >>> _, positions, shifts = VectorIndex(frame, what="rasterize").hits((175, 0, 185, 10), "EPSG:4326")
+        >>> positions.tolist(), shifts.tolist()
+        ([0, 1], [360.0, 0.0])
+        """
+        import shapely
+
+        frame, extent = self._in_crs(crs)
+        if len(frame) == 0:
+            return frame, np.empty(0, dtype=np.intp), np.empty(0)
+        left, bottom, right, top = (float(v) for v in bounds)
+        positions: list[np.ndarray] = []
+        shifts: list[np.ndarray] = []
+        for shift in self._turns(bounds, crs, extent):
+            found = frame.sindex.query(
+                shapely.box(left - shift, bottom, right - shift, top), predicate="intersects"
+            )
+            positions.append(np.asarray(found, dtype=np.intp))
+            shifts.append(np.full(len(found), shift))
+        if not positions:
+            return frame, np.empty(0, dtype=np.intp), np.empty(0)
+        position, moved = np.concatenate(positions), np.concatenate(shifts)
+        order = np.lexsort((moved, position))
+        return frame, position[order], moved[order]
 
     def query(self, bounds: Sequence[float], crs: str) -> Any:
         """Return the features (in ``crs``, original order) that intersect ``bounds``.
+
+        On a lon/lat chip past the layer's edge (see the module notes), a
+        feature met one or more turns of the globe away is moved by those
+        turns, and one met in several turns comes once per turn (same index
+        label, west to east).
 
         Parameters
         ----------
@@ -177,10 +265,30 @@ class VectorIndex:
         crs
             The chip's CRS as :func:`~terrapipe.fuse.grid.crs_text` gives it.
         """
-        import shapely
+        frame, positions, shifts = self.hits(bounds, crs)
+        return moved_rows(frame, positions, shifts)
 
-        frame = self.in_crs(crs)
-        if len(frame) == 0:
-            return frame
-        hits = frame.sindex.query(shapely.box(*bounds), predicate="intersects")
-        return frame.iloc[np.sort(hits)]
+
+def moved_rows(frame: Any, positions: np.ndarray, shifts: np.ndarray) -> Any:
+    """Return ``frame``'s rows at ``positions``, each geometry moved east by its shift.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import Point
+    >>> frame = gpd.GeoDataFrame(geometry=[Point(-179, 0)], crs="EPSG:4326")
+    >>> moved_rows(frame, np.array([0, 0]), np.array([0.0, 360.0])).geometry.x.tolist()
+    [-179.0, 181.0]
+    """
+    import shapely
+
+    rows = frame.iloc[positions]
+    if not np.any(shifts):
+        return rows
+    geoms = np.array(rows.geometry.to_numpy(), dtype=object)
+    for shift in np.unique(shifts[shifts != 0]):
+        at = shifts == shift
+        geoms[at] = shapely.transform(geoms[at], lambda xy, dx=float(shift): xy + np.array([dx, 0.0]))
+    out = rows.copy()
+    out[frame.geometry.name] = geoms
+    return out
