@@ -39,7 +39,7 @@ import numpy as np
 import xarray as xr
 
 from terrapipe.chip.build import ItemCutter, Output, crs_and_transform
-from terrapipe.chip.cursor import ItemCursor, in_rounds
+from terrapipe.chip.cursor import MAX_ROUND, ItemCursor, in_rounds
 from terrapipe.chip.deprecated import OLD_KEYWORDS as _OLD
 from terrapipe.chip.deprecated import upgrade
 from terrapipe.chip.layout import describe_arrays
@@ -51,6 +51,7 @@ from terrapipe.chip.plan import (
     crossing_axes,
     element_share,
     plan_windows,
+    takes_element,
     tiled_permutation,
 )
 from terrapipe.chip.reader import DEFAULT_WORKERS, BlockReader, ReadBudget, RegionStream
@@ -63,7 +64,7 @@ from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register, registered_class
 from terrapipe.core.redact import redact_url
 from terrapipe.core.renamed import pickled_names
-from terrapipe.core.shard import ShardInfo, shard_info, shared_seed, worker_seed
+from terrapipe.core.shard import Deferred, ShardInfo, deferring, shard_info, shared_seed, worker_seed
 from terrapipe.core.state import ResumesNextPass
 from terrapipe.io.read_pool import Lease, lease
 
@@ -294,8 +295,10 @@ class Chip(ResumesNextPass, Stage[Any]):
       as shards go whole to one shard each (:func:`~terrapipe.chip.cursor.in_rounds`,
       which pulls up to ``shards - 1`` elements ahead to know; with more than
       :data:`~terrapipe.chip.cursor.MAX_ROUND` shards, every element is split),
-      so their blocks are read by one shard; the elements of a short last
-      round are split by block groups, and there a block is read by one
+      so their blocks are read by one shard, and the other shards neither
+      plan them nor, where the source hands them over unbuilt
+      (:class:`~terrapipe.core.shard.Deferred`: ``stack_stac``), build them;
+      the elements of a short last round are split by block groups, and there a block is read by one
       shard unless windows of groups on different shards cross into it
       (overlap or windows not aligned with blocks), in which case the shards
       at a share's edge read it too.
@@ -516,7 +519,9 @@ class Chip(ResumesNextPass, Stage[Any]):
         pool = lease(threads) if threads else None  # the process's long-lived reader threads
         before = self._cursor.with_snapshots(start=start_item, snapshot=resume["source"] if resume else None)
         pulls = in_rounds(before, info.count)  # whole elements per shard while there are enough (plan.py)
-        ctx = self._pass = _Pass(epoch, info, pool, ReadBudget(), pulls)
+        # elements another shard takes whole are not built: their source may hand them over deferred
+        defer = self.source if 1 < info.count <= MAX_ROUND else None
+        ctx = self._pass = _Pass(epoch, info, pool, ReadBudget(), pulls, defer)
         try:
             while True:
                 pulled = ctx.ahead.popleft() if ctx.ahead else ctx.pull(ahead=False)
@@ -555,6 +560,10 @@ class Chip(ResumesNextPass, Stage[Any]):
 
     def _prepare(self, pulled: _Pulled, ctx: _Pass, first_group: int, skip_windows: int) -> _Work:
         """Plan an element's windows and groups, and make the reader of its regions (no read yet)."""
+        if not takes_element(pulled.item, ctx.info, whole=pulled.whole):
+            return _Work(None)  # another shard chips it whole: not built (if deferred), planned or read
+        if isinstance(pulled.obj, Deferred):
+            pulled.obj = pulled.obj.take()  # the source's error, if any, comes from here
         obj, item = pulled.obj, pulled.item
         plan, arrays, crossing = self._plan(obj)
         if plan.n_windows == 0:
@@ -653,7 +662,14 @@ class Chip(ResumesNextPass, Stage[Any]):
             work.marks,
             work.starts,
         )
-        if served is None or cutter is None or groups is None or marks is None or starts is None:
+        if (
+            plan is None
+            or served is None
+            or cutter is None
+            or groups is None
+            or marks is None
+            or starts is None
+        ):
             return  # no group of this element in this shard (or the split)
         keep = work.keep
         try:
@@ -849,7 +865,7 @@ class Chip(ResumesNextPass, Stage[Any]):
 class _Work:
     """An element planned for chipping: its groups in this shard and the reader of their regions."""
 
-    plan: WindowPlan
+    plan: WindowPlan | None  # None: another shard takes the element
     error: TerrapipeError | None = None  # what the element's on_error handles when its turn comes
     keep: np.ndarray | None = None
     groups: IntArray | None = None
@@ -883,8 +899,10 @@ class _Pass:
         pool: Lease | None,
         budget: ReadBudget,
         pulls: Iterator[tuple[int, Any, dict[str, Any] | None, bool]],
+        defer: IterDataPipe[Any] | None = None,
     ) -> None:
         self.epoch = epoch
+        self.defer = defer  # the source asked for Deferred elements (core.shard.deferring)
         self.info = info
         self.pool = pool
         self.budget = budget
@@ -898,7 +916,11 @@ class _Pass:
         if self.exhausted:
             return None
         try:
-            item, obj, snapshot, whole = next(self.pulls)
+            if self.defer is None:
+                item, obj, snapshot, whole = next(self.pulls)
+            else:
+                with deferring(self.defer):
+                    item, obj, snapshot, whole = next(self.pulls)
         except StopIteration:
             self.exhausted = True
             return None

@@ -59,6 +59,7 @@ __all__ = [
     "plan_axis",
     "plan_windows",
     "shard_slice",
+    "takes_element",
     "tiled_permutation",
 ]
 
@@ -454,8 +455,24 @@ def element_share(n_items: int, info: ShardInfo, *, element: int, whole: bool) -
     [slice(2, 4, None), slice(0, 2, None)]
     """
     if whole:
-        return slice(0, n_items) if element % info.count == info.index else slice(0, 0)
+        return slice(0, n_items) if takes_element(element, info, whole=True) else slice(0, 0)
     return shard_slice(n_items, info, rotate=element)
+
+
+def takes_element(element: int, info: ShardInfo, *, whole: bool) -> bool:
+    """Whether shard ``info`` chips any of source element ``element`` (see :func:`element_share`).
+
+    ``False`` only for an element that goes whole to another shard: this
+    shard need not build, plan or read it.
+
+    Examples
+    --------
+    >>> [takes_element(3, ShardInfo(worker_id=w, num_workers=2), whole=True) for w in range(2)]
+    [False, True]
+    >>> takes_element(3, ShardInfo(worker_id=0, num_workers=2), whole=False)
+    True
+    """
+    return not whole or element % info.count == info.index
 
 
 def crossing_axes(plan: WindowPlan, edges: Mapping[Hashable, Sequence[int] | IntArray]) -> tuple[bool, ...]:

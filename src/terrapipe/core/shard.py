@@ -9,6 +9,14 @@ Shards are numbered ``rank * num_workers + worker_id``; shard ``i`` of ``n``
 takes the items ``i, i + n, i + 2n, ...`` (:func:`shard_range`), so the shards
 are disjoint and together hold every item exactly once.
 
+A stage that shards whole elements of its source (a chip stage run by several
+loader workers) pulls every element but takes only some: around each pull it
+asks its source for :class:`Deferred` elements (:func:`deferring`), and a
+source whose elements cost CPU to build (``stack_stac``'s cubes) yields, when
+:func:`defer_wanted`, the build instead of the element; the elements another
+shard takes are never built. A source that does not know about this yields
+its elements as always.
+
 Examples
 --------
 >>> from terrapipe.core.shard import ShardInfo, shard_range, shared_seed
@@ -23,10 +31,11 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -34,7 +43,10 @@ import torch
 from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = [
+    "Deferred",
     "ShardInfo",
+    "defer_wanted",
+    "deferring",
     "shard_info",
     "shard_range",
     "shard_scope",
@@ -44,6 +56,8 @@ __all__ = [
 ]
 
 _MASK64 = (1 << 64) - 1
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +119,66 @@ def shard_scope(info: ShardInfo) -> Iterator[None]:
         yield
     finally:
         _SCOPE.reset(token)
+
+
+_DEFER_FOR: ContextVar[int] = ContextVar("terrapipe_defer_for", default=0)
+
+
+class Deferred(Generic[T]):
+    """A source element not built yet: :meth:`take` builds it (for the shard that takes it).
+
+    Yielded in place of an element only to a consumer that asked for it
+    (:func:`deferring`); each one is built at most once by that consumer.
+
+    Examples
+    --------
+    >>> late = Deferred(lambda: sum(range(4)))
+    >>> late.take()
+    6
+    """
+
+    __slots__ = ("_build",)
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+
+    def take(self) -> T:
+        """Build the element (the source's own errors come from here)."""
+        return self._build()
+
+    def __repr__(self) -> str:
+        return "Deferred(<element not built yet>)"
+
+
+@contextmanager
+def deferring(pipe: object) -> Iterator[None]:
+    """Inside the block (one ``next()`` on ``pipe``), ``pipe`` may yield :class:`Deferred` elements.
+
+    Only ``pipe`` itself sees the request (:func:`defer_wanted`), not the
+    stages upstream of it, so each element reaching the caller is either the
+    element or its build. Keep the block around a single ``next()``: it sets
+    a :class:`contextvars.ContextVar` of this thread's context.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> pipe = tp.from_items([1])
+    >>> with deferring(pipe):
+    ...     defer_wanted(pipe), defer_wanted(object())
+    (True, False)
+    >>> defer_wanted(pipe)
+    False
+    """
+    token = _DEFER_FOR.set(id(pipe))
+    try:
+        yield
+    finally:
+        _DEFER_FOR.reset(token)
+
+
+def defer_wanted(pipe: object) -> bool:
+    """Whether the consumer pulling from ``pipe`` now asked for :class:`Deferred` elements (:func:`deferring`)."""
+    return _DEFER_FOR.get() == id(pipe)
 
 
 def shard_info() -> ShardInfo:

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadE
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import redact_url
+from terrapipe.core.shard import Deferred, defer_wanted
 from terrapipe.io.paths import is_remote
 from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error, make_naming_driver
@@ -912,13 +914,17 @@ class StackSTAC(Stage[xr.DataArray]):
                 pending.append(element)  # one item (a pystac.Item or an item dict, e.g. from ndjson)
                 continue
             if pending:
-                yield self._stack(pending)
+                yield self._cube(pending)
                 pending = []
             group = _items(element)
             if group:
-                yield self._stack(group)
+                yield self._cube(group)
         if pending:
-            yield self._stack(pending)
+            yield self._cube(pending)
+
+    def _cube(self, items: list[Any]) -> Any:
+        """Stack ``items``, or hand their build to a sharded chip that asked (``core.shard.deferring``)."""
+        return Deferred(partial(self._stack, items)) if defer_wanted(self) else self._stack(items)
 
     def _stack(self, items: list[Any]) -> xr.DataArray:
         cube = stack_items(items, **self.options, storage=self._storage_obj)
