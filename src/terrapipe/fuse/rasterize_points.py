@@ -12,7 +12,10 @@ lidar zips with imagery (the same ``y``/``x`` and CRS; see :mod:`terrapipe.fuse`
 
 A point belongs to the pixel whose half-open cell ``[left, right) x (bottom,
 top]`` holds it (the chip's affine, inverted), so a point on the edge between
-two chips counts in exactly one. A COPC file is read per chip: only the octree
+two chips counts in exactly one. Longitudes wrap: a lon/lat chip written past
+180 gets the points of a cloud written -180..180 on its far side (and a chip
+whose box crosses the antimeridian in a lon/lat cloud's CRS reads both sides).
+A COPC file is read per chip: only the octree
 nodes reaching the chip are fetched (:class:`~terrapipe.io.copc.CopcFile`,
 hierarchy pages kept between chips); a LAS/LAZ file is read once, when the
 stage is built. When the chip's CRS is not the cloud's, the chip's bounds are
@@ -46,6 +49,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -60,7 +64,8 @@ from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import public_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
-from terrapipe.fuse.grid import grid_bounds, grid_of
+from terrapipe.fuse.grid import grid_bounds, grid_of, longitude_period
+from terrapipe.fuse.vector_index import MAX_TURNS
 from terrapipe.io.copc import CopcFile, read_las_header
 from terrapipe.io.point_cloud import (
     DEFAULT_FIELDS,
@@ -188,6 +193,46 @@ def rasterize_cloud(
     return out
 
 
+def _fields_of(
+    cloud: PointCloud, fields: tuple[str, ...], *, given: bool, needed: set[str]
+) -> tuple[str, ...]:
+    """Return the fields to take from an in-memory cloud: the default ones it has, or all those asked for."""
+    if not given:  # the default list: the ones the cloud carries, and those the statistics need
+        fields = tuple(f for f in fields if f in cloud.fields or f in needed)
+    missing = [f for f in fields if f not in cloud.fields]
+    if missing:
+        raise InvalidArgumentError(
+            f"rasterize_points: the PointCloud {cloud.source!r} has no field {missing} (it has "
+            f"{sorted(cloud.fields)}); pass fields= naming some of those, or statistics/classes that need none"
+        )
+    return fields
+
+
+def _chip_period(grid: GeoBox) -> float | None:
+    """One turn of the globe in a lon/lat chip's x units (``None`` for a projected chip)."""
+    if grid.crs is None or not grid.crs.geographic:
+        return None
+    return longitude_period(str(grid.crs))
+
+
+def _joined(clouds: Sequence[PointCloud]) -> PointCloud:
+    """Return the points of several queries of one cloud as one (the first one's metadata)."""
+    first = clouds[0]
+    return PointCloud(
+        xyz=np.concatenate([c.xyz for c in clouds]),
+        fields={name: np.concatenate([c.fields[name] for c in clouds]) for name in first.fields},
+        crs=first.crs,
+        crs_wkt=first.crs_wkt,
+        scales=first.scales,
+        offsets=first.offsets,
+        bounds=first.bounds,
+        source=first.source,
+        copc=first.copc,
+        bytes_fetched=clouds[-1].bytes_fetched,
+        point_format=first.point_format,
+    )
+
+
 @register("rasterize_points")
 class RasterizePoints(Stage[xr.Dataset]):
     """Add lidar statistics (and optionally padded points) from a point cloud to every chip of ``source``.
@@ -280,6 +325,9 @@ class RasterizePoints(Stage[xr.Dataset]):
         self._url = ""
         self._from_file = not isinstance(points, PointCloud)
         if isinstance(points, PointCloud):
+            wanted = {"intensity"} if "mean_intensity" in self.statistics else set()
+            wanted |= {"classification"} if self.classes else set()
+            self.fields = _fields_of(points, self.fields, given=fields is not DEFAULT_FIELDS, needed=wanted)
             self._cloud = points
             self.crs, self.crs_wkt, self.where = points.crs, points.crs_wkt, points.source
         else:
@@ -301,6 +349,7 @@ class RasterizePoints(Stage[xr.Dataset]):
                     url, crs=crs, fields=self.fields, storage=storage, max_bytes=max_bytes
                 )
         self._to_cloud: dict[str, tuple[Transformer, Transformer] | None] = {}
+        self._period = longitude_period(self.crs)
         self._encoding = {"source": self.where}
 
     @property
@@ -325,18 +374,73 @@ class RasterizePoints(Stage[xr.Dataset]):
                 )
         return self._to_cloud[key]
 
-    def points_of(self, grid: GeoBox) -> tuple[np.ndarray, PointCloud]:
-        """Return the chip's points: ``(n, 2)`` x, y in the chip's CRS, and the cloud (in its own CRS)."""
+    def _boxes(self, grid: GeoBox, pair: tuple[Transformer, Transformer] | None) -> list[tuple[Any, float]]:
+        """Return the boxes to query in the cloud's CRS, each with the x shift that moves its points onto the chip.
+
+        Longitudes wrap: a lon/lat chip past 180 (or a layer's far side) is
+        queried one turn of the globe away and its points moved back by that
+        turn; a chip whose box in a lon/lat cloud's CRS crosses the
+        antimeridian (PROJ then gives ``west > east``) is queried on both sides.
+        """
         left, bottom, right, top = grid_bounds(grid.affine, grid.shape.yx)
-        pair = self._transformers(grid)
-        box = (left, bottom, right, top)
         if pair is not None:
             box = pair[0].transform_bounds(left, bottom, right, top, densify_pts=21)
+            period = self._period
+            if period is not None and box[0] > box[2]:
+                return [
+                    ((box[0], box[1], period / 2, box[3]), 0.0),
+                    ((-period / 2, box[1], box[2], box[3]), 0.0),
+                ]
+            return [(box, 0.0)]
+        period = self._period
+        if period is None:
+            return [((left, bottom, right, top), 0.0)]
+        if self._copc is not None:
+            west, east = float(self._copc.header.mins[0]), float(self._copc.header.maxs[0])
+        else:
+            assert self._cloud is not None
+            west, east = float(self._cloud.bounds[0]), float(self._cloud.bounds[2])
+            if len(self._cloud):
+                west, east = float(self._cloud.xyz[:, 0].min()), float(self._cloud.xyz[:, 0].max())
+        first = math.ceil((left - east) / period)
+        last = math.floor((right - west) / period)
+        if last - first >= MAX_TURNS:
+            raise InvalidArgumentError(
+                f"rasterize_points: a lon/lat chip {left:.6g}..{right:.6g} wide meets the cloud in "
+                f"{last - first + 1} turns of the globe (at most {MAX_TURNS}); check the chip's transform"
+            )
+        return [
+            ((left - k * period, bottom, right - k * period, top), k * period) for k in range(first, last + 1)
+        ]
+
+    def points_of(self, grid: GeoBox) -> tuple[np.ndarray, PointCloud]:
+        """Return the chip's points: ``(n, 2)`` x, y in the chip's CRS, and the cloud (in its own CRS)."""
+        pair = self._transformers(grid)
+        pieces: list[tuple[np.ndarray, PointCloud]] = []
+        for box, shift in self._boxes(grid, pair):
+            cloud = self._query(box)
+            xy = cloud.xyz[:, :2]
+            if pair is not None and len(xy):
+                x, y = pair[1].transform(xy[:, 0], xy[:, 1])
+                xy = np.column_stack([x, y])
+                period = _chip_period(grid)
+                if period is not None:  # PROJ gives -180..180: wrap into the chip's turn of the globe
+                    west = grid_bounds(grid.affine, grid.shape.yx)[0]
+                    xy[:, 0] = west + np.mod(xy[:, 0] - west, period)
+            elif shift:
+                xy = xy + np.array([shift, 0.0])
+            pieces.append((xy, cloud))
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate([xy for xy, _ in pieces]), _joined([cloud for _, cloud in pieces])
+
+    def _query(self, box: Any) -> PointCloud:
+        """Return the points of the cloud inside ``box`` (the cloud's CRS)."""
         if self._copc is not None:
             record = self._copc.query(box)
             header = self._copc.header
             extent = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
-            cloud = _record_to_cloud(
+            return _record_to_cloud(
                 record,
                 header,
                 crs=self.crs,
@@ -347,14 +451,8 @@ class RasterizePoints(Stage[xr.Dataset]):
                 copc=True,
                 fetched=self._copc.bytes_fetched,
             )
-        else:
-            assert self._cloud is not None
-            cloud = self._cloud.within(box)
-        xy = cloud.xyz[:, :2]
-        if pair is not None and len(xy):
-            x, y = pair[1].transform(xy[:, 0], xy[:, 1])
-            xy = np.column_stack([x, y])
-        return xy, cloud
+        assert self._cloud is not None
+        return self._cloud.within(box)
 
     def _padded(self, ds: xr.Dataset, grid: GeoBox, xy: np.ndarray, cloud: PointCloud) -> xr.Dataset:
         assert self.max_points is not None
