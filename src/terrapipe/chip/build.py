@@ -59,7 +59,7 @@ from terrapipe._compat import (
 )
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
-from terrapipe.core.coords import transform_from_coords, xy_dims
+from terrapipe.core.coords import cached_transform, transform_from_coords, xy_dims
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
 from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
@@ -177,6 +177,13 @@ class ItemCutter:
         self.transform = transform
         self._x_axis = self.dims.index(x_dim) if x_dim in self.dims else None
         self._y_axis = self.dims.index(y_dim) if y_dim in self.dims else None
+        if output == "numpy" and transform is None and y_dim is not None and _refused_transform(obj):
+            msg = (
+                f"chip: an element of sizes {dict(obj.sizes)} has the GeoTransform {_stated_transform(obj)!r}, "
+                "which is not six finite numbers with a pixel area, and no x/y coordinates to place it by, so "
+                "its chips would have no place on the map; fix its georeferencing (da.rio.write_transform(...))"
+            )
+            raise InvalidArgumentError(msg)
         if output == "numpy" and transform is None and x_dim in obj.coords and y_dim in obj.coords:
             msg = (
                 f"chip: an element of sizes {dict(obj.sizes)} is one pixel wide or high and has no GeoTransform, "
@@ -194,10 +201,43 @@ class ItemCutter:
         )
         t = transform if transform is not None else Affine.identity()
         self._coeffs = tuple(float(v) for v in (t.a, t.b, t.c, t.d, t.e, t.f))
+        if output == "numpy" and transform is not None:
+            self._check_georeferencing(obj)
         self._x_parts: dict[int, tuple[float, float, float]] = {}
         self._y_parts: dict[int, tuple[float, float, float]] = {}
 
     # -- set-up -----------------------------------------------------------
+    def _extent(self, axis: int | None, spatial: int) -> int:
+        """Pixels from the element's first row/column to the far edge of its last window along ``axis``."""
+        if axis is None:
+            return spatial
+        ax = self.plan.axes[axis]
+        last = int(ax.starts[-1]) + ax.window if ax.n_windows else 0
+        return max(int(ax.size), last)
+
+    def _check_georeferencing(self, obj: xr.DataArray | xr.Dataset) -> None:
+        """Refuse a transform whose chips would carry NaN/inf georeferencing (what :func:`geo_meta` refuses).
+
+        Checked once per element over the whole extent its windows cover
+        (padded ones included): every window's transform and bounds lie
+        between those corners, so the per-window metadata built in
+        :meth:`meta` without :func:`geo_meta` is finite too.
+        """
+        shape = (
+            self._extent(self._y_axis, self._meta_shape[0]),
+            self._extent(self._x_axis, self._meta_shape[1]),
+        )
+        try:
+            geo_meta(self.crs, self._coeffs, shape)
+        except InvalidArgumentError as err:
+            raise InvalidArgumentError(f"chip: an element of sizes {dict(obj.sizes)}: {err}") from err
+
+    def _not_finite(self, what: str, values: tuple[float, ...]) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"chip: a window's {what} {values} is not finite (transform {self._coeffs}); check the source's "
+            "georeferencing (its GeoTransform or x/y coordinates)"
+        )
+
     @staticmethod
     def _pad_value(spec: ArraySpec, pad_value: float | int | None) -> Any:
         dtype = spec.variable.dtype
@@ -374,6 +414,8 @@ class ItemCutter:
         if xs is None:
             left = c + a * xoff
             right = left + a * self._meta_shape[1]
+            if not math.isfinite(left + right) and not (math.isfinite(left) and math.isfinite(right)):
+                raise self._not_finite("x edges", (left, right))
             xs = self._x_parts[xoff] = (left, min(left, right), max(left, right))
             if len(self._x_parts) > 65536:
                 self._x_parts.clear()
@@ -381,6 +423,8 @@ class ItemCutter:
         if ys is None:
             top = f + e * yoff
             bottom = top + e * self._meta_shape[0]
+            if not math.isfinite(top + bottom) and not (math.isfinite(top) and math.isfinite(bottom)):
+                raise self._not_finite("y edges", (top, bottom))
             ys = self._y_parts[yoff] = (top, min(top, bottom), max(top, bottom))
             if len(self._y_parts) > 65536:
                 self._y_parts.clear()
@@ -538,6 +582,31 @@ def _extend(values: np.ndarray, start: int, window: int, dim: Hashable) -> np.nd
     beyond = positions[positions >= size] - (size - 1)
     extra = values[-1] + step * beyond
     return np.concatenate([values[inside], extra.astype(values.dtype)])
+
+
+def _refused_transform(obj: xr.DataArray | xr.Dataset) -> bool:
+    """Whether ``obj`` states a ``GeoTransform`` that :func:`cached_transform` refuses (not finite, no pixel area)."""
+    return bool(_stated_transform(obj)) and cached_transform(obj) is None
+
+
+def _stated_transform(obj: xr.DataArray | xr.Dataset) -> str:
+    """Return the ``GeoTransform`` text on an object's grid-mapping coordinate (``""`` without one).
+
+    Examples
+    --------
+    >>> da = xr.DataArray(np.zeros((2, 2)), dims=("y", "x"), coords={"spatial_ref": ((), 0, {"GeoTransform": "0 nan 0 9 0 -1"})})
+    >>> _stated_transform(da), _stated_transform(da.drop_vars("spatial_ref"))
+    ('0 nan 0 9 0 -1', '')
+    """
+    names = [obj.encoding.get("grid_mapping", "spatial_ref")]
+    if isinstance(obj, xr.Dataset):
+        names += [
+            var.encoding["grid_mapping"] for var in obj.data_vars.values() if "grid_mapping" in var.encoding
+        ]
+    for name in names:
+        if name in obj.coords:
+            return str(obj.coords[name].attrs.get("GeoTransform") or "")
+    return ""
 
 
 def _times(obj: xr.DataArray | xr.Dataset) -> str | tuple[str, ...] | None:
