@@ -184,18 +184,25 @@ def test_a_redis_write_cut_off_mid_way_leaves_nothing_behind(
     key = pipe.key_of(1)
     send = Connection.send_packed_command
 
+    sent = {"multi": False, "parts": 0}
+
     def cut(self: Any, command: Any, check_health: bool = True) -> None:
         chunks = [command] if isinstance(command, bytes | str) else list(command)
         head = chunks[0].encode() if isinstance(chunks[0], str) else bytes(chunks[0])
-        if b"MULTI" not in head:
-            return send(self, command, check_health)  # not the transaction
-        send(self, chunks[: len(chunks) // 2], check_health)  # half of the parts went out
-        raise redis.exceptions.ConnectionError("cut off")
+        if b"MULTI" in head:
+            sent["multi"] = True
+        elif sent["multi"] and b"SET" in head:  # the parts are sent one at a time, each queued
+            sent["parts"] += 1
+            if sent["parts"] == 3:  # two parts queued by the server, half of the third sent
+                send(self, chunks[: len(chunks) // 2], check_health)
+                raise redis.exceptions.ConnectionError("cut off")
+        return send(self, command, check_health)
 
     with monkeypatch.context() as patch:
         patch.setattr(Connection, "send_packed_command", cut)
         with pytest.raises(CacheError, match="cannot write cache entry"):
             list(pipe)
+    assert sent["parts"] == 3
     assert stored(redis_store) == set()  # no part, no manifest
     again = pipe_of(redis_store)
     assert firsts(list(again)) == expected(1, 10)

@@ -62,6 +62,7 @@ __all__ = [
     "entry_digest",
     "entry_intact",
     "pack_entry",
+    "packed_size",
     "unpack_entry",
 ]
 
@@ -101,17 +102,7 @@ def pack_entry(key: str, elements: Sequence[Encoded]) -> bytes:
     bytes
         The entry.
     """
-    layout: list[dict[str, Any]] = []
-    offset = 0
-    for element in elements:
-        spans = []
-        for buf in element.buffers:
-            spans.append([offset, len(buf)])
-            offset += len(buf) + _pad(len(buf))
-        layout.append({"node": element.node, "buffers": spans})
-    header = {"format": _FORMAT, "key": key, "elements": layout, "payload": offset}
-    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
-    head = MAGIC + struct.pack("<Q", len(text)) + text
+    head, _ = _head(key, elements)
     parts = [head, bytes(_pad(len(head)))]
     for element in elements:
         for buf in element.buffers:
@@ -123,6 +114,34 @@ def pack_entry(key: str, elements: Sequence[Encoded]) -> bytes:
         crc = _crc32(part, crc)
     parts.append(struct.pack("<I", crc))
     return b"".join(parts)
+
+
+def packed_size(key: str, elements: Sequence[Encoded]) -> int:
+    """Return ``len(pack_entry(key, elements))`` without packing the elements' buffers.
+
+    >>> import numpy as np
+    >>> from terrapipe.cache.codec import encode_value
+    >>> elements = [encode_value(np.arange(100, dtype="uint16")), encode_value("done")]
+    >>> packed_size("k1", elements) == len(pack_entry("k1", elements))
+    True
+    """
+    head, payload = _head(key, elements)
+    return len(head) + _pad(len(head)) + payload + _DIGEST
+
+
+def _head(key: str, elements: Sequence[Encoded]) -> tuple[bytes, int]:
+    """Return an entry's magic, header length and header, and the size of its payload (padded)."""
+    layout: list[dict[str, Any]] = []
+    offset = 0
+    for element in elements:
+        spans = []
+        for buf in element.buffers:
+            spans.append([offset, len(buf)])
+            offset += len(buf) + _pad(len(buf))
+        layout.append({"node": element.node, "buffers": spans})
+    header = {"format": _FORMAT, "key": key, "elements": layout, "payload": offset}
+    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    return MAGIC + struct.pack("<Q", len(text)) + text, offset
 
 
 def entry_digest(data: bytes | bytearray | memoryview) -> str:

@@ -86,6 +86,15 @@ class MemoryLRU:
         """Bytes an entry occupies (data, key, bookkeeping)."""
         return sys.getsizeof(data) + sys.getsizeof(key) + ENTRY_OVERHEAD
 
+    @staticmethod
+    def cost_of(key: str, nbytes: int) -> int:
+        """Bytes an entry of ``nbytes`` bytes would occupy: :meth:`cost` of it, before it is made.
+
+        >>> MemoryLRU.cost_of("k", 1000) == MemoryLRU.cost("k", bytes(1000))
+        True
+        """
+        return sys.getsizeof(b"") + nbytes + sys.getsizeof(key) + ENTRY_OVERHEAD
+
     @property
     def nbytes(self) -> int:
         """Bytes the entries occupy now (never above ``max_bytes``)."""

@@ -29,6 +29,11 @@ pipelines the parts' ``GET`` commands, so the server sends the next part
 while this one is decoded. An entry that fits in one part is stored as
 before, one value under its key.
 
+A write packs each part as it stores it (:func:`split_parts`,
+:class:`EntryParts`): besides the entry's encoded elements, a writer holds
+one part's bytes at a time (and, for Redis, that part compressed), on every
+store.
+
 Never wrong, never short:
 
 - the parts are written first and the manifest last (the commit marker): a
@@ -72,12 +77,19 @@ import re
 import secrets
 import struct
 import time
-from collections.abc import Collection, Generator, Iterable, Sequence
+from collections.abc import Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from terrapipe.cache.codec import Encoded
-from terrapipe.cache.entry import CorruptEntryError, crc32, entry_digest, pack_entry, unpack_entry
+from terrapipe.cache.entry import (
+    CorruptEntryError,
+    crc32,
+    entry_digest,
+    pack_entry,
+    packed_size,
+    unpack_entry,
+)
 from terrapipe.core.errors import CacheError
 
 __all__ = [
@@ -85,6 +97,7 @@ __all__ = [
     "MANIFEST_MAX_BYTES",
     "PART_BYTES",
     "STALE_AFTER",
+    "EntryParts",
     "PartInfo",
     "is_manifest",
     "manifest_parts",
@@ -93,6 +106,7 @@ __all__ = [
     "part_key",
     "read_parts",
     "remove_stale",
+    "split_parts",
     "unpack_manifest",
     "write_parts",
     "write_value",
@@ -180,10 +194,128 @@ def _began(key: str, name: str) -> float:
     return float("inf") if write is None else int(write[:8], 16)
 
 
+class EntryParts:
+    """An entry's parts, packed one at a time as they are iterated, and its manifest once all were.
+
+    Iterating yields ``(key, bytes)`` of each part in order, packing it then
+    (:func:`~terrapipe.cache.entry.pack_entry`): a writer that stores each
+    part before it takes the next holds one part's bytes at a time, however
+    large the entry. Iterating again packs the parts again (a transaction
+    that is retried). Made by :func:`split_parts`.
+
+    Attributes
+    ----------
+    key
+        The entry's key.
+    write
+        The write id (see the module doc).
+    names
+        The parts' keys, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from terrapipe.cache.codec import encode_value
+    >>> encoded = [encode_value(np.full(1000, i, dtype="uint8")) for i in range(5)]
+    >>> parts = split_parts("k1", encoded, part_bytes=2000, write="00000000aaaaaaaaaaaa")
+    >>> len(parts), parts.nbytes == sum(len(blob) for _, blob in parts)
+    (3, True)
+    >>> [info.elements for info in unpack_manifest(parts.manifest, "k1")]
+    [2, 2, 1]
+    """
+
+    def __init__(self, key: str, groups: Sequence[Sequence[Encoded]], write: str) -> None:
+        if not _WRITE.fullmatch(write):
+            raise ValueError(f"a write id is 20 hex digits, got {write!r}")
+        self.key = key
+        self.write = write
+        self.names = [part_key(key, write, i) for i in range(len(groups))]
+        self._groups = groups
+        self._table: list[list[Any]] | None = None  # [elements, bytes, digest] per part, once all were packed
+        self._sizes: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"EntryParts({self.key!r}, parts={len(self)}, write={self.write!r})"
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        table: list[list[Any]] = []
+        for name, group in zip(self.names, self._groups, strict=True):
+            blob = pack_entry(name, group)
+            table.append([len(group), len(blob), entry_digest(blob)])
+            yield name, blob
+            del blob  # the next part is packed without this one held here
+        self._table = table
+
+    def sizes(self) -> list[int]:
+        """Return each part's size in bytes, as packed (computed without packing them)."""
+        if self._sizes is None:
+            self._sizes = [
+                packed_size(name, group) for name, group in zip(self.names, self._groups, strict=True)
+            ]
+        return self._sizes
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of all parts together, as packed (the manifest not counted)."""
+        return sum(self.sizes())
+
+    @property
+    def manifest(self) -> bytes:
+        """The manifest naming the parts (see the module doc), once every part was packed.
+
+        Raises
+        ------
+        RuntimeError
+            Before the parts were iterated to the end.
+        """
+        if self._table is None:
+            raise RuntimeError(
+                f"the manifest of cache entry {self.key} is known once all its parts are packed"
+            )
+        return _manifest(self.key, self.write, self._table)
+
+    def manifest_size(self) -> int:
+        """Return the manifest's size in bytes (known before the parts are packed)."""
+        table = [[len(group), size, "0" * 8] for group, size in zip(self._groups, self.sizes(), strict=True)]
+        return len(_manifest(self.key, self.write, table))
+
+
+def _manifest(key: str, write: str, table: list[list[Any]]) -> bytes:
+    header = {"format": _FORMAT, "key": key, "write": write, "parts": table}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    head = MANIFEST_MAGIC + struct.pack("<Q", len(text)) + text
+    return head + struct.pack("<I", crc32(head))
+
+
+def split_parts(
+    key: str, elements: Sequence[Encoded], *, part_bytes: int | None = None, write: str | None = None
+) -> EntryParts | None:
+    """Cut an entry into parts (packed as they are iterated), or ``None`` when it fits in one.
+
+    Parameters
+    ----------
+    key
+        The entry's key.
+    elements
+        Its encoded elements, in order.
+    part_bytes
+        Element bytes per part (default :data:`PART_BYTES`).
+    write
+        The write id (default: :func:`new_write_id`).
+    """
+    groups = _groups(elements, PART_BYTES if part_bytes is None else part_bytes)
+    if len(groups) == 1:
+        return None
+    return EntryParts(key, groups, new_write_id() if write is None else write)
+
+
 def pack_parts(
     key: str, elements: Sequence[Encoded], *, part_bytes: int | None = None, write: str | None = None
 ) -> tuple[bytes | None, list[tuple[str, bytes]]]:
-    """Pack an entry as parts (see the module doc).
+    """Pack an entry as parts, all at once (see the module doc; a writer iterates :func:`split_parts`).
 
     Parameters
     ----------
@@ -203,23 +335,11 @@ def pack_parts(
         manifest under ``key`` and last. An entry that fits in one part is
         ``(None, [(key, entry)])``: one value, as :func:`pack_entry` makes it.
     """
-    groups = _groups(elements, PART_BYTES if part_bytes is None else part_bytes)
-    if len(groups) == 1:
-        return None, [(key, pack_entry(key, groups[0]))]
-    write = new_write_id() if write is None else write
-    if not _WRITE.fullmatch(write):
-        raise ValueError(f"a write id is 20 hex digits, got {write!r}")
-    parts = []
-    table: list[list[Any]] = []
-    for i, group in enumerate(groups):
-        name = part_key(key, write, i)
-        blob = pack_entry(name, group)
-        parts.append((name, blob))
-        table.append([len(group), len(blob), entry_digest(blob)])
-    header = {"format": _FORMAT, "key": key, "write": write, "parts": table}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    head = MANIFEST_MAGIC + struct.pack("<Q", len(text)) + text
-    return head + struct.pack("<I", crc32(head)), parts
+    parts = split_parts(key, elements, part_bytes=part_bytes, write=write)
+    if parts is None:
+        return None, [(key, pack_entry(key, elements))]
+    blobs = list(parts)
+    return parts.manifest, blobs
 
 
 def unpack_manifest(data: bytes | bytearray | memoryview, key: str) -> list[PartInfo]:
@@ -377,10 +497,12 @@ def _delete(store: Any, names: Iterable[str]) -> None:
         store.delete(name)
 
 
-def write_parts(store: Any, key: str, manifest: bytes, parts: Sequence[tuple[str, bytes]]) -> bool:
+def write_parts(store: Any, key: str, parts: EntryParts) -> bool:
     """Store an entry's parts and then its manifest (the commit); remove what it replaces.
 
-    A store with ``replace_parts(key, manifest, parts)`` does it all itself
+    The parts are packed one at a time as they are stored
+    (:class:`EntryParts`), so the write holds one part's bytes at a time. A
+    store with ``replace_parts(key, parts)`` does it all itself
     (atomically). Otherwise the parts are put in order, then the manifest:
     with the store's ``swap(key, manifest)`` when it has one (it returns
     whether the manifest was stored and the value it replaced; each replaced
@@ -402,24 +524,27 @@ def write_parts(store: Any, key: str, manifest: bytes, parts: Sequence[tuple[str
     """
     replace = getattr(store, "replace_parts", None)
     if callable(replace):
-        return bool(replace(key, manifest, parts))
-    ours = [name for name, _ in parts]
+        return bool(replace(key, parts))
+    ours = set(parts.names)
     written: list[str] = []
     swap = getattr(store, "swap", None)
     try:
         for name, blob in parts:
-            if not store.put(name, blob):
+            stored = store.put(name, blob)
+            del blob  # one part's bytes at a time
+            if not stored:
                 break
             written.append(name)
         else:
+            manifest = parts.manifest
             if callable(swap):  # what it replaced is gone from the key, stored or not
                 committed, replaced = swap(key, manifest)
-                _delete(store, manifest_parts(replaced, key) - set(ours))
+                _delete(store, manifest_parts(replaced, key) - ours)
             else:
                 replaced = store.get(key)  # read right before the commit
                 committed = bool(store.put(key, manifest))
                 if committed:
-                    _delete(store, manifest_parts(replaced, key) - set(ours))
+                    _delete(store, manifest_parts(replaced, key) - ours)
             if committed:
                 remove_stale(store, key, keep=ours)
                 if callable(swap) or _still(store, key, manifest):
@@ -442,7 +567,7 @@ def write_value(store: Any, key: str, blob: bytes) -> bool:
     """
     replace = getattr(store, "replace_parts", None)
     if callable(replace):
-        return bool(replace(key, blob, ()))
+        return bool(replace(key, blob))
     swap = getattr(store, "swap", None)
     if callable(swap):  # what it replaced is gone from the key, stored or not
         stored, replaced = swap(key, blob)

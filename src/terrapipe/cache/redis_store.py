@@ -6,7 +6,9 @@ optionally with a time to live. The cache stage writes an entry in one
 ``MULTI``/``EXEC`` transaction with its key watched
 (:meth:`RedisStore.replace_parts`): its value or its parts and manifest, and
 the deletion of the parts of a manifest it replaces, are applied together
-or not at all (a client killed mid-way leaves nothing). Over TCP (``redis://``, ``rediss://``: the
+or not at all (a client killed mid-way leaves nothing); the parts are packed
+and sent one at a time, so a write holds one part's bytes, not the entry's
+(a 130 MiB entry: about 8 MiB, and as much again compressed). Over TCP (``redis://``, ``rediss://``: the
 server may be on another machine) the value is by default the entry
 compressed in Blosc LZ4 frames (:func:`~terrapipe.cache.frames.compress_entry`;
 about 0.6 of the size of uint16 imagery): a hit moves fewer bytes through
@@ -46,13 +48,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, check_codec, compress_entry, decompress_entry
 from terrapipe.cache.redis_wire import RedisReader, supported
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.optional import require
+
+if TYPE_CHECKING:
+    from terrapipe.cache.parts import EntryParts
 
 __all__ = ["RedisStore"]
 
@@ -232,55 +237,85 @@ class RedisStore:
     def _px(self) -> int | None:
         return None if self.ttl is None else max(1, int(self.ttl * 1000))
 
-    def replace_parts(self, key: str, value: bytes, parts: Sequence[tuple[str, bytes]]) -> bool:
-        """Store an entry's parts and its manifest (or one value) in one transaction; drop the ones replaced.
+    def replace_parts(self, key: str, value: bytes | EntryParts) -> bool:
+        """Store an entry, one value or its parts and manifest, in one transaction; drop the parts it replaces.
 
         ``MULTI``/``EXEC`` with the entry's key watched: the parts, the
         manifest (or the value) and the deletion of the parts named by the
         manifest it replaces are applied together or not at all (a client
         killed mid-way leaves nothing; a writer whose key changed since it
         read it retries, three times at most, then gives up: ``False``, as
-        when the entry exceeds ``max_entry_bytes``). Used by
-        :func:`~terrapipe.cache.parts.write_parts`.
+        when the entry exceeds ``max_entry_bytes``). The parts of an
+        :class:`~terrapipe.cache.parts.EntryParts` are packed, compressed and
+        sent one at a time, each queued by the server before the next is
+        packed, so the write holds one part's bytes at a time, not the
+        entry's. Used by :func:`~terrapipe.cache.parts.write_parts` and
+        :func:`~terrapipe.cache.parts.write_value`.
 
         Raises
         ------
         CacheError
             When the server cannot be reached or refuses a command.
         """
-        from terrapipe.cache.parts import MANIFEST_MAX_BYTES, manifest_parts
+        from terrapipe.cache.parts import EntryParts
 
-        if len(value) > self.max_entry_bytes or sum(len(blob) for _, blob in parts) > self.max_entry_bytes:
+        size = value.nbytes if isinstance(value, EntryParts) else len(value)
+        if size > self.max_entry_bytes:
             self.refused += 1
             return False
         redis = require("redis", feature="RedisStore")
-        name, px = self.prefix + key, self._px()
-        values = [(self.prefix + part, self._value(blob)) for part, blob in parts]
-        ours = {part for part, _ in parts}
         try:
             for _ in range(3):
-                with self.client.pipeline(transaction=True) as pipe:
-                    try:
-                        pipe.watch(name)
-                        old = pipe.get(name) if (pipe.strlen(name) or 0) <= MANIFEST_MAX_BYTES else None
-                        replaced = sorted(manifest_parts(self._decoded(old, key), key) - ours)
-                        pipe.multi()
-                        for part, blob in values:
-                            pipe.set(part, blob, px=px)
-                        pipe.set(name, self._value(value), px=px)
-                        if replaced:
-                            pipe.delete(*(self.prefix + part for part in replaced))
-                        pipe.execute()
-                        return True
-                    except redis.exceptions.WatchError as err:
-                        lost = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-                        if isinstance(err.__context__, lost):  # the connection dropped: nothing was applied
-                            raise err.__context__ from err
-                        continue  # another writer changed the entry meanwhile: nothing was applied
+                if self._transaction(key, value):
+                    return True
         except redis.exceptions.RedisError as err:
             msg = f"cannot write cache entry {key} at {self.url}: {err}; check that the Redis server runs"
             raise CacheError(msg) from err
         return False
+
+    def _transaction(self, key: str, value: bytes | EntryParts) -> bool:
+        """One try of :meth:`replace_parts` on a connection of its own; ``False``: the key changed meanwhile.
+
+        Each command's reply is read before the next is sent; on anything
+        wrong the connection is closed, so the server drops the queued
+        commands and the watch (nothing is applied) and no connection goes
+        back to the pool inside a transaction.
+        """
+        from terrapipe.cache.parts import MANIFEST_MAX_BYTES, EntryParts, manifest_parts
+
+        name, px = self.prefix + key, self._px()
+        expiry = () if px is None else ("PX", px)
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+
+        def command(*args: Any) -> Any:
+            connection.send_command(*args)
+            return connection.read_response()
+
+        try:
+            command("WATCH", name)
+            old = command("GET", name) if (command("STRLEN", name) or 0) <= MANIFEST_MAX_BYTES else None
+            ours = set(value.names) if isinstance(value, EntryParts) else set()
+            replaced = sorted(manifest_parts(self._decoded(old, key), key) - ours)
+            command("MULTI")
+            if isinstance(value, EntryParts):
+                for part, blob in value:
+                    command("SET", self.prefix + part, memoryview(self._value(blob)), *expiry)
+                    del blob  # one part's bytes at a time (a memoryview is sent as it is, not copied)
+                value = value.manifest
+            command("SET", name, memoryview(self._value(value)), *expiry)
+            if replaced:
+                command("DEL", *(self.prefix + part for part in replaced))
+            applied = command("EXEC")
+            for reply in applied or ():
+                if isinstance(reply, Exception):
+                    raise reply
+            return applied is not None
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def _decoded(self, value: bytes | None, key: str) -> bytes | None:
         """Return a stored value as the entry it holds (``None``: none, or one that does not decode)."""

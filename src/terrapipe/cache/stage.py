@@ -103,12 +103,13 @@ from typing import Any, Literal, TypeVar
 
 from terrapipe.cache.canonical import canonical, digest_json
 from terrapipe.cache.codec import Encoded, encode_value
-from terrapipe.cache.entry import CorruptEntryError, unpack_entry
+from terrapipe.cache.entry import CorruptEntryError, pack_entry, unpack_entry
 from terrapipe.cache.keys import entry_key
 from terrapipe.cache.parts import (
+    EntryParts,
     is_manifest,
-    pack_parts,
     read_parts,
+    split_parts,
     unpack_manifest,
     write_parts,
     write_value,
@@ -395,25 +396,32 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
         if self.policy == "read-only" or self._skipped() != skipped:
             self.stats.not_written += 1
             return
-        manifest, parts = pack_parts(key, encoded)
         evicted = getattr(self.store, "evicted", 0)
-        if self._put_all(key, manifest, parts):
+        written = self._put_all(key, encoded)
+        if written is not None:
             self.stats.writes += 1
-            self.stats.bytes_written += sum(len(blob) for _, blob in parts) + len(manifest or b"")
+            self.stats.bytes_written += written
         else:
             self.stats.not_written += 1
         self.stats.evicted += getattr(self.store, "evicted", 0) - evicted
         self.stats.seconds += time.perf_counter() - started
 
-    def _put_all(self, key: str, manifest: bytes | None, parts: list[tuple[str, bytes]]) -> bool:
-        """Store an entry: one value, or its parts and then its manifest (:func:`write_parts`); ``False``: refused."""
-        if manifest is None:
-            return write_value(self.store, key, parts[0][1])
-        if not _fits(self.store, key, manifest, parts):
+    def _put_all(self, key: str, encoded: list[Encoded]) -> int | None:
+        """Store an entry: one value, or its parts and then its manifest (:func:`write_parts`).
+
+        Returns the bytes written, ``None`` when the store refused the entry.
+        """
+        parts = split_parts(key, encoded)
+        if parts is None:
+            blob = pack_entry(key, encoded)
+            return len(blob) if write_value(self.store, key, blob) else None
+        if not _fits(self.store, key, parts):
             if hasattr(self.store, "refused"):
                 self.store.refused += 1
-            return False
-        return write_parts(self.store, key, manifest, parts)
+            return None
+        if not write_parts(self.store, key, parts):
+            return None
+        return parts.nbytes + len(parts.manifest)
 
     # -- state ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -457,15 +465,16 @@ def _chain(
         rest.close()
 
 
-def _fits(store: Any, key: str, manifest: bytes, parts: list[tuple[str, bytes]]) -> bool:
+def _fits(store: Any, key: str, parts: EntryParts) -> bool:
     """Whether a store's size limit for one entry takes all of an entry's parts and manifest."""
     limit = getattr(store, "max_entry_bytes", None)
     if isinstance(limit, int):
-        return sum(len(blob) for _, blob in parts) <= limit
-    cost = getattr(store, "cost", None)
+        return parts.nbytes <= limit
+    cost_of = getattr(store, "cost_of", None)
     budget = getattr(store, "max_bytes", None)
-    if callable(cost) and isinstance(
+    if callable(cost_of) and isinstance(
         budget, int
     ):  # a memory budget: an entry that cannot fit whole is refused
-        return bool(sum(cost(name, blob) for name, blob in [*parts, (key, manifest)]) <= budget)
+        sizes = [*zip(parts.names, parts.sizes(), strict=True), (key, parts.manifest_size())]
+        return bool(sum(cost_of(name, size) for name, size in sizes) <= budget)
     return True

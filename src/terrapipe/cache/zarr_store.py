@@ -159,37 +159,22 @@ def _from_byte_layer(err: BaseException) -> bool:
 
 def _remote_why(err: BaseException) -> str:
     """Say what a byte-layer failure means without its text (which holds request URLs)."""
+    from terrapipe.io.obstore_runtime import status_of
+    from terrapipe.io.read_errors import credentials_refused
+
     name = type(err).__name__
-    text = str(err)
-    status = re.search(r"\b(40[0-9]|41[0-9]|5[0-9][0-9])\b", text)
-    denied = name in ("PermissionDeniedError", "UnauthenticatedError") or (
-        status is not None and status.group(1) in ("401", "403")
-    )
-    if not denied:
-        denied = any(code in text for code in _DENIED_CODES)
-    if denied:
+    status = status_of(str(err))
+    if credentials_refused(err):
         return (
             f"access denied ({name}); check the credentials of tp.Storage (key_id/secret, account_key or "
             "sas_token, gcs_credentials or gcs_token) and that they may write this bucket"
         )
     if isinstance(err, TimeoutError):
         return "no answer in time; check the endpoint of tp.Storage, or raise its timeout/deadline"
-    if name == "NotFoundError" or (status is not None and status.group(1) == "404"):
+    if name == "NotFoundError" or status == 404:
         return f"no such bucket or container ({name}); check the URL and the endpoint of tp.Storage"
-    detail = f", HTTP {status.group(1)}" if status else ""
+    detail = f", HTTP {status}" if status else ""
     return f"{name}{detail}; check the endpoint of tp.Storage and the network"
-
-
-#: Error codes of object stores that mean the credentials were refused.
-_DENIED_CODES = (
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "AuthenticationFailed",
-    "AuthorizationFailure",
-    "ExpiredToken",
-    "InvalidToken",
-)
 
 
 def _local_layout(meta: Any, nbytes: int) -> str | None:
@@ -226,6 +211,22 @@ def _local_layout(meta: Any, nbytes: int) -> str | None:
         return None
     except (KeyError, TypeError, IndexError, AttributeError):
         return None
+
+
+def _drop_traceback(err: BaseException) -> None:
+    """Let go of the frames of an error that is handled (an absent entry: every write of a new one).
+
+    zarr's ``sync`` keeps the error it raises in a local of its own frame, a
+    reference cycle through the traceback that kept the callers' frames, and
+    the entry bytes in them, until the garbage collector ran: writing an
+    entry as parts at a URL held up to every part at once.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 def _check_key(key: str) -> str:
@@ -594,10 +595,12 @@ class ZarrStore:
         _ignore_consolidated_v3_warning(zarr)
         try:
             group = zarr.open_group(store, path=path, mode="r", use_consolidated=True)
-        except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError):
+        except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError) as err:
+            _drop_traceback(err)
             return None  # absent, or replaced while we read
         except ValueError as err:
             if "Consolidated metadata" in str(err):
+                _drop_traceback(err)
                 return None  # written but not committed
             raise
         attrs = group.attrs.asdict()

@@ -25,7 +25,7 @@ import re
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import redact_text, redact_url, secrets_of
 
-__all__ = ["explain", "read_error", "scrub_chain"]
+__all__ = ["credentials_refused", "explain", "read_error", "scrub_chain"]
 
 _HTTP_CODE = re.compile(
     r"(?:HTTP (?:response |error )?(?:code|error|status)[: =]*|HTTP[: ]+|response_code=|returned error:? |HTTP/\d(?:\.\d)? )"
@@ -123,6 +123,31 @@ def _http_code(text: str) -> int | None:
     for match in _HTTP_CODE.finditer(text):
         return int(match.group(1))
     return None
+
+
+def credentials_refused(err: BaseException) -> bool:
+    """Whether an error of the byte layer (obstore) says the credentials or the signature were refused.
+
+    Its class (``PermissionDeniedError``, ``UnauthenticatedError``), an HTTP
+    401 or 403 status in its text, or an S3/Azure/GCS error code that refuses
+    credentials whatever the status (:data:`~terrapipe.io.obstore_runtime.DENIED_CODES`).
+
+    >>> credentials_refused(RuntimeError("Server returned non-2xx status code: 403 Forbidden"))
+    True
+    >>> credentials_refused(RuntimeError("status code: 400, <Code>ExpiredToken</Code>"))
+    True
+    >>> credentials_refused(RuntimeError("status code: 404, no such key tiles/403/AccessDenied.tif"))
+    False
+    """
+    from terrapipe.io.obstore_runtime import denied_code, status_of
+
+    text = str(err)
+    if type(err).__name__ in ("PermissionDeniedError", "UnauthenticatedError") or status_of(text) in (
+        401,
+        403,
+    ):
+        return True
+    return denied_code(text) is not None
 
 
 def read_error(
