@@ -122,6 +122,12 @@ def with_keywords(owner: str, storage: Storage | None, given: Mapping[str, Any])
     -------
     Storage or None
         ``storage`` itself when no keyword was given.
+
+    Raises
+    ------
+    InvalidArgumentError
+        When a keyword contradicts a field ``storage`` sets (not at its
+        default): one of the two would be dropped.
     """
     if storage is not None:
         as_storage(storage)
@@ -140,6 +146,17 @@ def with_keywords(owner: str, storage: Storage | None, given: Mapping[str, Any])
         if isinstance(changes.get(name), int) and not isinstance(changes[name], bool):
             changes[name] = float(changes[name])
     base = storage if storage is not None else Storage()
+    default = Storage()
+    clash = sorted(
+        name
+        for name, value in changes.items()
+        if getattr(base, name, None) != getattr(default, name, None) and getattr(base, name, None) != value
+    )
+    if clash:  # the old keyword would silently replace what storage= says (an Authorization header...)
+        raise InvalidArgumentError(
+            f"{owner} got {', '.join(clash)} both in storage= and as the old keyword{'s' if len(clash) > 1 else ''}, "
+            "with different values (not shown); give them in storage=tp.Storage(...) only"
+        )
     try:
         return Storage(**{**_fields(base), **changes})
     except TypeError as err:
@@ -155,6 +172,11 @@ def renamed_options(owner: str, storage: Storage | None, options: Storage | None
         TerrapipeDeprecationWarning,
         stacklevel=outside_stacklevel(),
     )
+    if storage is not None and storage is not options and storage != options:
+        raise InvalidArgumentError(
+            f"{owner} got both storage= and the old options= (an HttpOptions), which differ; "
+            "give storage=tp.Storage(...) only"
+        )
     return as_storage(options) if storage is None else storage
 
 
