@@ -40,7 +40,8 @@ import numpy as np
 
 from terrapipe.chip.reads import DEFAULT_BLOCK_CACHE_BYTES, Reads
 from terrapipe.chip.split import SpatialSplit, SplitSubset
-from terrapipe.chip.window_shuffle import DEFAULT_SHUFFLE_BUFFER, WindowShuffle, check_count
+from terrapipe.chip.window_shuffle import DEFAULT_SHUFFLE_BUFFER, WindowShuffle
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeDeprecationWarning
 from terrapipe.core.renamed import outside_stacklevel
 
@@ -131,8 +132,8 @@ def _shuffle(
             f"{stage}: give the shuffle's settings in shuffle=tp.chip.WindowShuffle(buffer=..., seed=...) only, "
             f"not also seed= or shuffle_buffer= (got shuffle={shuffle!r:.80})"
         )
-    buffer = check_count(kwargs.get("shuffle_buffer", DEFAULT_SHUFFLE_BUFFER), "shuffle_buffer", 1)
-    seed = check_count(kwargs.get("seed", 0), f"{stage} seed", 0)
+    buffer = check_int(kwargs.get("shuffle_buffer", DEFAULT_SHUFFLE_BUFFER), "shuffle_buffer", minimum=1)
+    seed = check_int(kwargs.get("seed", 0), f"{stage} seed", minimum=0)
     settings = WindowShuffle(buffer=buffer, seed=seed)
     if not shuffle:
         shown.append(
@@ -166,8 +167,8 @@ def _reads(stage: str, kwargs: Mapping[str, Any], new: dict[str, Any], shown: li
             f"{stage}: give block_cache_bytes and read_ahead in reads=tp.chip.Reads(...) only, not also as keywords"
         )
     block = kwargs.get("block_cache_bytes", DEFAULT_BLOCK_CACHE_BYTES)
-    fields = {"block_cache_bytes": check_count(block, "block_cache_bytes", 0)}
+    fields = {"block_cache_bytes": check_int(block, "block_cache_bytes", minimum=0)}
     if kwargs.get("read_ahead") is not None:
-        fields["read_ahead"] = check_count(kwargs["read_ahead"], "read_ahead", 0)
+        fields["read_ahead"] = check_int(kwargs["read_ahead"], "read_ahead", minimum=0)
     new["reads"] = Reads(**fields)
     shown.append("reads=tp.chip.Reads(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")")

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from terrapipe.chip.window_shuffle import check_count
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_BLOCK_CACHE_BYTES", "Reads"]
@@ -65,10 +65,10 @@ class Reads:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "block_cache_bytes", check_count(self.block_cache_bytes, "Reads block_cache_bytes", 0)
+            self, "block_cache_bytes", check_int(self.block_cache_bytes, "Reads block_cache_bytes", minimum=0)
         )
         if self.read_ahead is not None:
-            object.__setattr__(self, "read_ahead", check_count(self.read_ahead, "Reads read_ahead", 0))
+            object.__setattr__(self, "read_ahead", check_int(self.read_ahead, "Reads read_ahead", minimum=0))
 
     @classmethod
     def of(cls, value: Reads | Mapping[str, Any] | None) -> Reads:

@@ -221,7 +221,7 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
             )
         if n is not None:
             # every window of an epoch is planned up front (8 bytes per dimension and window)
-            check_int(n, "sample_windows n", minimum=0, maximum=MAX_WINDOWS)
+            n = check_int(n, "sample_windows n", minimum=0, maximum=MAX_WINDOWS)
         if (
             points is not None
             and getattr(points, "geometry", None) is None

@@ -27,30 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["DEFAULT_SHUFFLE_BUFFER", "WindowShuffle", "check_count"]
+__all__ = ["DEFAULT_SHUFFLE_BUFFER", "WindowShuffle"]
 
 #: Windows per shuffle buffer unless told otherwise.
 DEFAULT_SHUFFLE_BUFFER = 1024
-
-
-def check_count(value: Any, what: str, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer (numpy's too, not a bool) ``>= minimum``; else raise.
-
-    Raises
-    ------
-    InvalidArgumentError
-        Naming ``what`` and the value.
-
-    Examples
-    --------
-    >>> check_count(np.int64(3), "n", 0)
-    3
-    """
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < minimum:
-        raise InvalidArgumentError(f"{what} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -84,8 +67,8 @@ class WindowShuffle:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "buffer", check_count(self.buffer, "WindowShuffle buffer", 1))
-        object.__setattr__(self, "seed", check_count(self.seed, "WindowShuffle seed", 0))
+        object.__setattr__(self, "buffer", check_int(self.buffer, "WindowShuffle buffer", minimum=1))
+        object.__setattr__(self, "seed", check_int(self.seed, "WindowShuffle seed", minimum=0))
 
     @classmethod
     def of(cls, value: bool | np.bool_ | WindowShuffle | Mapping[str, Any] | None) -> WindowShuffle | None:

@@ -41,19 +41,38 @@ __all__ = [
 
 
 def check_int(value: Any, what: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Return ``value`` if it is an int (not a bool) within the bounds given; else raise.
+    """Return ``value`` as an int if it is an integer within the bounds given; else raise.
+
+    Python and numpy integers are taken; a bool (``True``, ``np.True_``), a
+    float (even ``2.0``), a string or an array is not.
 
     Raises
     ------
     InvalidArgumentError
-        Naming ``what`` and the value.
+        Naming ``what``, the bounds and the value.
+
+    Examples
+    --------
+    >>> check_int(np.int64(3), "n", minimum=0), check_int(np.uint8(7), "n")
+    (3, 7)
+    >>> check_int(2.0, "chip seed", minimum=0)
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: chip seed must be an int >= 0, got 2.0
+    >>> check_int(np.True_, "n")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: n must be an int, got np.True_
     """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{what} must be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise InvalidArgumentError(f"{what} must be >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise InvalidArgumentError(f"{what} must be <= {maximum}, got {value!r}")
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, int | np.integer)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        bounds = "" if minimum is None else f" >= {minimum}"
+        bounds += "" if maximum is None else f"{' and' if bounds else ''} <= {maximum}"
+        raise InvalidArgumentError(f"{what} must be an int{bounds}, got {value!r}")
     return int(value)
 
 
