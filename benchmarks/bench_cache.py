@@ -324,6 +324,38 @@ def hit_peak_memory(cube: Path, tmp: Path) -> list[tuple[str, float]]:
     return out
 
 
+def write_memory(cube: Path, stores: list[tuple[str, CacheStore]]) -> list[tuple[str, float, float]]:
+    """MiB a miss's write allocates beyond the encoded chips it keeps, and the entry's MiB, per store.
+
+    tracemalloc over one pass that computes and writes the entry, the garbage
+    collector off (what a reference cycle holds counts); the chips are
+    dropped as they come. ``held`` is taken at the last chip (the encoded
+    chips the stage keeps for the write), the peak after it is the write's.
+    """
+    import gc
+
+    out = []
+    for label, store in stores:
+        pipe = cached(cube, store)
+        gc.collect()
+        gc.disable()
+        tracemalloc.start()
+        try:
+            held = 0
+            for chip in pipe:
+                del chip
+                held = tracemalloc.get_traced_memory()[0]
+                tracemalloc.reset_peak()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            gc.enable()
+        if pipe.stats.writes != 1:
+            raise RuntimeError(f"write memory: {label} did not write: {pipe.stats}")
+        out.append((label, (peak - held) / 2**20, pipe.stats.bytes_written / 2**20))
+    return out
+
+
 def lru_memory(cube: Path) -> list[tuple[float, float]]:
     """Memory a MemoryLRU holds (tracemalloc) against its budget, at 10/25/50 % of the entries' size."""
     chips = recompute(cube)[:64]
@@ -429,6 +461,26 @@ def main() -> None:
         table += (
             "\n\nPeak memory of a Zarr-folder hit whose chips are dropped as they come (tracemalloc): "
             + ", ".join(f"{label} {mib:.0f} MiB" for label, mib in peaks)
+        )
+        writers: list[tuple[str, CacheStore]] = [("Zarr folder", ZarrStore(tmp / "write-memory.zarr"))]
+        if server is not None:
+            writers += [
+                (
+                    "Redis over TCP (LZ4)",
+                    RedisStore(server.url, prefix="bench-write:", max_entry_bytes=2**30),
+                ),
+                (
+                    "Redis, unix socket (plain)",
+                    RedisStore(
+                        f"unix://{tmp / 'redis.sock'}", prefix="bench-write-unix:", max_entry_bytes=2**30
+                    ),
+                ),
+            ]
+        written = write_memory(cube, writers)
+        table += (
+            "\n\nMemory a write allocates beyond the encoded chips the stage keeps (tracemalloc, collector off): "
+            + ", ".join(f"{label} {mib:.1f} MiB" for label, mib, _ in written)
+            + f" (entry {written[0][2]:.0f} MiB)"
         )
         memory = lru_memory(cube)
         table += "\n\nMemory the LRU holds vs its budget (10 / 25 / 50 % of the entries): " + " / ".join(
