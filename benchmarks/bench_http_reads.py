@@ -3,12 +3,9 @@
 Serves a 32 MiB file with the test range server (``tests/servers/http_range.py``
 on 127.0.0.1) and reads the same 200 random 64 KiB ranges with:
 
-- ``http_reads.read`` as it runs by default (a blocking read: urllib3), one at a time;
-- ``http_reads.read`` forced onto obstore (what every blocking read used before; what one uses
-  with ``pooled=True``, where the environment names a proxy, or where urllib3 is not installed);
-- ``http_reads.read`` with headers (urllib3: the headers stay at their origin);
-- ``http_reads.read``, both transports, from 16 threads at once (chip read-ahead over HTTP Zarr);
-- ``http_reads.read_async``, obstore, 16 in flight (what ``HTTPStore`` does for Zarr);
+- ``http_reads.read`` (urllib3), one at a time, without and with headers;
+- ``http_reads.read`` from 16 threads at once (chip reads over HTTP Zarr);
+- ``http_reads.read_async``, 16 in flight (what ``HTTPStore`` does for Zarr);
 - raw ``obstore.get_range`` and raw ``urllib3`` (the floors: no checks);
 - the hand-written ``http.client`` reader that ``io/http_client.py`` was before #19,
   when ``--old PATH`` names a copy of it (``git show 2b2fae5~1:src/terrapipe/io/http_client.py``);
@@ -23,9 +20,8 @@ listed as not run when aiohttp is missing. The readers take turns within each
 round, in a new order each round (``--rounds``, medians shown), so load elsewhere on the machine hits them alike.
 
 ``--size`` sets the bytes per read (64 KiB; try 4194304 for Zarr-chunk-sized reads).
-``--e2e`` adds whole reads that end in blocking HTTP reads, as terrapipe reads them
-(``default``) and with every blocking read on obstore (``all obstore``: as before urllib3
-took the blocking reads that are not ``pooled``):
+``--e2e`` adds whole reads that end in HTTP reads (``--before`` does not apply to them;
+``benchmarks/bench_zarr_transport.py`` compares the Zarr flow over a cloud-like link):
 ``tp.open_vector(url, bbox=..., storage=tp.Storage())`` of a 40,000-point
 FlatGeobuf (the byte layer: its tail, header, index nodes and features by
 ranges), the same without ``storage`` (``HTTPFile`` checks, GDAL reads), and
@@ -161,21 +157,6 @@ def main() -> None:
     raw_store = HTTPStore.from_url(server.url, client_options={"allow_http": True})
     pool = urllib3.PoolManager(maxsize=16)
 
-    blocking_by_urllib3 = http_reads._blocking_by_urllib3
-
-    def on(transport: str | None, run: Callable[[], None]) -> Callable[[], None]:
-        """``run`` with blocking reads forced onto ``transport`` (``None``: as terrapipe chooses)."""
-
-        def forced() -> None:
-            if transport is not None:
-                http_reads._blocking_by_urllib3 = lambda url, pooled: transport == "urllib3"  # type: ignore[assignment]
-            try:
-                run()
-            finally:
-                http_reads._blocking_by_urllib3 = blocking_by_urllib3  # type: ignore[assignment]
-
-        return forced
-
     def one(storage: Storage, s: int) -> None:
         reply = http_reads.read(url, storage, byte_range=http_reads.ByteRange(s, s + size))
         assert len(reply.body) == size
@@ -219,12 +200,10 @@ def main() -> None:
             r.release_conn()
 
     readers: dict[str, Callable[[], None]] = {
-        "http_reads.read, default (urllib3), one at a time": on(None, ours(plain)),
-        "http_reads.read, forced obstore, one at a time": on("obstore", ours(plain)),
-        "http_reads.read, urllib3 (headers), one at a time": ours(headed),
-        "http_reads.read, default (urllib3), 16 threads": on(None, threaded),
-        "http_reads.read, forced obstore, 16 threads": on("obstore", threaded),
-        "http_reads.read_async, obstore, 16 in flight": ours_async,
+        "http_reads.read, one at a time": ours(plain),
+        "http_reads.read, headers, one at a time": ours(headed),
+        "http_reads.read, 16 threads": threaded,
+        "http_reads.read_async, 16 in flight": ours_async,
         "raw obstore.get_range, one at a time (no checks)": raw_obstore,
         "raw urllib3, one at a time (no checks)": raw_urllib3,
     }
@@ -259,10 +238,7 @@ def main() -> None:
             ("read_zarr(url).chip(), 2048² of 512² chunks", zarr_chips),
             ("open_xarray netCDF3, 40 variables (HTTPFile)", netcdf),
         ):
-            readers[f"e2e {label}, default"] = on(None, run)
-            readers[f"e2e {label}, all obstore (before)"] = on("obstore", run)
-            if run is zarr_chips:  # why a chip's reader threads read pooled=True
-                readers[f"e2e {label}, all urllib3"] = on("urllib3", run)
+            readers[f"e2e {label}"] = run
     if args.old:
         spec = importlib.util.spec_from_file_location("old_http_client", args.old)
         assert spec is not None

@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import multiprocessing
-import os
 import threading
 import time
 import warnings
@@ -26,7 +26,7 @@ import pytest
 
 import terrapipe as tp
 from terrapipe.core.errors import ReadError
-from terrapipe.io import http_reads, obstore_runtime
+from terrapipe.io import http_reads
 from terrapipe.io.http_client import HTTPOptions, fetch
 from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.http_reads import ByteRange
@@ -51,24 +51,26 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _child(url: str, shifted: str, queue: Any) -> None:
-    """In the forked child: one good read and one lying server, both through the byte layer."""
+    """In the forked child: one good read (blocking and async) and one lying server, through the byte layer."""
     try:
-        assert not obstore_runtime.obstore_usable()  # the parent ran obstore: this process must not
         good = fetch(url, Storage(retries=1, backoff=0.01), byte_range=ByteRange(1000, 3000)).body
+        later = asyncio.run(http_reads.read_async(url, Storage(retries=1), byte_range=ByteRange(5, 9))).body
+        good = good == BLOB[1000:3000] and later == BLOB[5:9]
         try:
             fetch(shifted, Storage(retries=1, backoff=0.01), byte_range=ByteRange(1000, 3000))
             lying = "no error"
         except ReadError as err:
             lying = str(err)
-        queue.put((good == BLOB[1000:3000], lying))
+        queue.put((good, lying))
     except BaseException as err:  # report, never hang the parent
         queue.put((False, f"{type(err).__name__}: {err}"))
 
 
 def test_a_forked_worker_reads_http_after_its_parent_did(hostile: HostileServer) -> None:
     url = hostile.url_for("plain", "blob.bin")
-    assert fetch(url, Storage(), byte_range=ByteRange(0, 100)).body == BLOB[:100]  # obstore, in the parent
-    assert http_reads._uses_obstore(Storage())
+    assert fetch(url, Storage(), byte_range=ByteRange(0, 100)).body == BLOB[:100]  # pools and watchdog made
+    reply = asyncio.run(http_reads.read_async(url, Storage(), byte_range=ByteRange(0, 9)))  # its thread pool
+    assert reply.body == BLOB[:9]
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_child, args=(url, hostile.url_for("shift", "blob.bin"), queue))
@@ -147,19 +149,6 @@ def test_an_http_file_sends_no_head(hostile: HostileServer) -> None:
     assert handle.read(100) == BLOB[50_000:50_100]
     assert handle.size == len(BLOB)
     assert {r["method"] for r in hostile.requests()} == {"GET"}
-
-
-def test_http_stores_are_kept_per_origin_and_process(hostile: HostileServer) -> None:
-    storage = Storage(timeout=7)
-    first, key = obstore_runtime.http_store(hostile.url_for("plain", "blob.bin"), storage)
-    again, other = obstore_runtime.http_store(hostile.url_for("full", "blob.bin"), storage)
-    assert first is again
-    assert (key, other) == ("plain/blob.bin", "full/blob.bin")
-    signed, empty = obstore_runtime.http_store(hostile.url_for("plain", "blob.bin") + "?sig=x", storage)
-    assert signed is not first  # a presigned URL is its own store: its query is sent, never a key
-    assert empty == ""
-    origin = hostile.url  # a forked child finds no store of its parent's under its own process id
-    assert [k[2] for k in obstore_runtime.STORES if k[1] == origin and k[0] == storage] == [os.getpid()]
 
 
 class _Chunked(BaseHTTPRequestHandler):

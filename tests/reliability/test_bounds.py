@@ -13,6 +13,7 @@ by ``benchmarks/bench_soak.py``, not asserted here.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -25,7 +26,7 @@ import xarray as xr
 
 import terrapipe as tp
 from terrapipe.core.stats import StageStats
-from terrapipe.io import gdal_log, http_reads, obstore_runtime
+from terrapipe.io import gdal_log, http_reads
 from terrapipe.io.http_client import fetch
 from terrapipe.io.raster_array import MAX_HANDLES_PER_THREAD, close_thread_handles, open_handle_count
 from terrapipe.io.storage import Storage
@@ -210,17 +211,16 @@ def test_http_connections_per_thread_are_bounded(server: RangeServer, http_root:
     storage = Storage(backoff=0.01, timeout=17.0, concurrency=13)
     for start in range(0, 300, 10):
         each = storage.with_options(deadline=30.0 - start / 100)
-        fetch(url, each, range_value=f"bytes={start}-{start + 9}")  # blocking: urllib3
-        http_reads.read(url, each, byte_range=http_reads.ByteRange(start, start + 10), pooled=True)  # obstore
-    # urllib3: one pool manager per process and Storage.concurrency (whatever each read's deadline),
+        fetch(url, each, range_value=f"bytes={start}-{start + 9}")
+        asyncio.run(http_reads.read_async(url, each, byte_range=http_reads.ByteRange(start, start + 10)))
+    # one pool manager per process and Storage.concurrency (whatever each read's deadline),
     # keeping at most Storage.concurrency idle connections per host
     managers = [key for key in http_reads._POOLS if key == (os.getpid(), 13, None)]  # no proxy
     assert len(managers) == 1
     assert http_reads._POOLS[managers[0]].connection_from_url(url).pool.maxsize == 13
-    # obstore: one store per origin, process and client settings: one pool of at most concurrency idle connections
-    assert (
-        len([key for key in obstore_runtime.STORES if key[1] == server.url and key[0].timeout == 17.0]) == 1
-    )
+    # read_async: one pool of Storage.concurrency threads per process, at most _MAX_POOLS pools
+    assert http_reads._ASYNC_POOLS[(os.getpid(), 13)]._max_workers == 13
+    assert len(http_reads._ASYNC_POOLS) <= http_reads._MAX_POOLS
 
 
 def test_gdal_messages_kept_per_read_are_bounded() -> None:

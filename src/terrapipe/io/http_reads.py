@@ -1,100 +1,60 @@
-"""Checked HTTP(S) reads for the byte layer: urllib3 and obstore, with what neither checks added on top.
+"""Checked HTTP(S) reads: urllib3, with what it does not check added on top.
 
 :func:`read` and :func:`read_async` return the bytes of an ``http(s)://``
 URL (all of them or one :class:`ByteRange`), configured by one
-:class:`~terrapipe.io.storage.Storage`. The readers (``HTTPStore`` for
-Zarr, ``HTTPFile`` for netCDF, GeoParquet and FlatGeobuf, the cache's
-change check) and :mod:`terrapipe.io.object_store` read HTTP through here;
-the STAC client (:mod:`terrapipe.stac.http_json`: API calls, catalog
-documents, stac-geoparquet files) sends its requests through the same
-urllib3 pools (:func:`_pool`), deadline watchdog, retry driver
-(:func:`drive`), ``Retry-After`` rule (:func:`retry_after_of`) and redirect
-rule (:func:`follow`), and hands ``request_modifier`` the same
+:class:`~terrapipe.io.storage.Storage`. Every HTTP(S) byte read outside GDAL
+comes here: ``HTTPStore`` (Zarr), ``HTTPFile``/``ObjectFile`` (netCDF,
+GeoParquet, FlatGeobuf), :mod:`terrapipe.io.object_store`, the cache's change
+check, the chip's reader threads. The STAC client
+(:mod:`terrapipe.stac.http_json`) sends its requests through the same urllib3
+pools (:func:`_pool`), deadline watchdog, retry driver (:func:`drive`),
+``Retry-After`` rule (:func:`retry_after_of`) and redirect rule
+(:func:`follow`), and hands ``request_modifier`` the same
 ``requests.Request`` (:func:`_signed`).
 
-Transports
-----------
-Two clients send the requests, with the same checks, time-outs (connecting:
-``min(timeout, 10 s)``), retries, deadline and cap (below):
+One transport
+-------------
+urllib3 sends every request (one ``PoolManager`` per process, pool size and
+proxy; time-outs: connecting ``min(timeout, 10 s)``, each wait ``timeout``).
+obstore's HTTP client (reqwest) was the second transport until #19; it was
+dropped because, on the latency benchmark (``benchmarks/bench_zarr_transport.py``,
+``docs/benchmarks/latency.md``), ``read_zarr(url).chip()`` on urllib3 was as
+fast and took less CPU, and because reqwest needed work-arounds: it sends
+every header but ``Authorization``/``Cookie`` on across a redirect to
+another host, refuses chunked answers, hangs in a process forked after it
+ran, reads ``*_proxy`` itself, and checks neither a ``206`` body's length
+nor a cap. obstore stays the byte layer of ``s3://``, ``gs://`` and ``az://``.
+:func:`read_async` runs the blocking read on a bounded thread pool
+(``Storage.concurrency`` threads). fsspec's HTTP filesystem needs aiohttp, which no
+extra installs.
 
-- **urllib3** (one ``PoolManager`` per process and ``Storage.concurrency``)
-  sends a blocking :func:`read` (``HTTPFile``, ``fetch``, a whole object or
-  one range of :func:`object_store.get <terrapipe.io.object_store.get>`):
-  less work per read than a trip through an event loop into obstore;
-- **obstore** (``obstore.store.HTTPStore``, one store per ``Storage``, origin
-  and process) sends :func:`read_async` (Zarr's ``HTTPStore``) and a
-  ``read(..., pooled=True)`` (a chip's reader threads;
-  :func:`object_store.get_ranges <terrapipe.io.object_store.get_ranges>`):
-  many reads at once beside decoding go faster on it, as it waits without the
-  GIL. It also sends a blocking read where the environment names a proxy for
-  the URL (reqwest, under obstore, reads ``*_proxy``/``no_proxy``, as the
-  urllib3 pools made for it do: :func:`_proxy_for`) or urllib3 is not installed.
-
-Where obstore cannot be trusted to send a request, urllib3 does, measured by
-running ``tests/servers/hostile_http.py`` against obstore 0.12.1 directly:
-
-- **headers** (``Storage.headers``): reqwest, under obstore, follows
-  redirects itself and sends every header but ``Authorization``/``Cookie``
-  on to another host (an ``X-Api-Key`` reached ``localhost`` after a
-  redirect from ``127.0.0.1``). Requests with headers go through urllib3;
-  :func:`follow` follows their redirects, sending the configured headers
-  and the signature only to a hop at the URL's origin (scheme, host, port);
-- **an answer without** ``Content-Length`` (chunked): obstore refuses it;
-  urllib3 reads it again, within the cap and the same deadline;
-- **a process forked after this one used obstore**: obstore's tokio
-  runtime is process-wide and its threads are not copied by ``fork``, so any
-  read there hangs, with a new store too (measured). Such a process reads
-  HTTP(S) through urllib3 (one pool per process); no fork hook is installed.
-
-What obstore checks itself (so a wrong answer is an error before we see
-it): a ranged request answered ``200`` (``NotSupported``: the whole file is
-then read and cut to the range here, as HTTP allows), a ``206`` whose
-``Content-Range`` names other bytes, an answer without ``Content-Length``
-(refused, see above), a body cut before its ``Content-Length``,
-bytes sent on an idle kept-alive connection (the forged next answer).
-What it does not check, done here for both transports: a ``206`` body
-longer or shorter than its ``Content-Range`` (obstore returned 2048 bytes
-for 4096 asked, and its ``get_ranges`` panicked), the file's total size
-changing between requests, ``Content-Encoding`` (obstore hands back gzip
-bytes as the file's: refused for a range, inflated within the cap for a
-whole read), any cap on the body (obstore read a 4 GiB answer into
-memory), an overall deadline, ``Retry-After``.
-
-Measured (``benchmarks/bench_http_reads.py``: 200 ranged reads of 64 KiB
-from ``tests/servers/http_range.py`` on 127.0.0.1, medians of 21 interleaved
-rounds on the shared 2-core machine at load 4.1): raw ``obstore.get_range``
-0.096 s; :func:`read` over urllib3 0.148 s, over obstore 0.208 s; from 16
-threads at once 0.154 s and 0.219 s; :func:`read_async` with 16 in flight
-0.130 s. Reads of 4 MiB, 40 of them (load 5.5): urllib3 0.168 s, obstore
-0.264 s. End to end (``--e2e``, 31 rounds, load 2.6-3.0), urllib3 for the
-blocking reads against obstore for all: a netCDF3 file of 40 variables through
-``HTTPFile`` 0.191 vs 0.243 s (200 variables: 0.46 vs 0.63 s), a FlatGeobuf
-bbox 0.193 vs 0.223 s; ``read_zarr(url).chip()`` is pooled (obstore), as its
-reader threads went no faster on urllib3 (0.120 s, against 0.107-0.124 s).
-Each 206 body is read in one piece when its length is known and joined once
-(a body grown chunk by chunk cost 3 copies: 24 ms for a 4 MiB range over
-urllib3, about 3 ms now). fsspec's HTTP filesystem needs aiohttp, which no
-extra installs, so it was not a candidate for HTTP.
+What is checked here, not by urllib3: a ``206`` must carry the
+``Content-Range`` asked for and exactly that many bytes; a ``200`` to a
+ranged request is cut to the range (as HTTP allows); the file's total size
+must not change between requests (``expected_total``); ``Content-Encoding``
+is refused for a range and inflated within the cap for a whole read; an
+answer without ``Content-Length`` must be chunked; redirects carry the
+configured headers and signature only to the URL's origin (:func:`follow`);
+a ``416`` is :class:`PastEndError`; 401/403 and an S3/Azure/GCS code refusing
+the credentials are "access denied".
 
 Promises
 --------
 - **Checked ranges**: exactly the bytes asked for, or a
-  :class:`~terrapipe.core.errors.ReadError`; ``expected_total`` refuses an
-  answer for a file of another size (replaced between requests).
+  :class:`~terrapipe.core.errors.ReadError`.
 - **One deadline per read** (``Storage.deadline``; ``None``:
-  :data:`DEFAULT_DEADLINE`, the STAC client's too): connection,
-  redirects, every retry and back-off and every byte. obstore's read is
-  cancelled when it passes; a urllib3 request has its socket shut by a
-  watchdog. ``Storage.timeout`` bounds each try.
+  :data:`DEFAULT_DEADLINE`, the STAC client's too): connection, redirects,
+  every retry and back-off and every byte; a watchdog shuts the socket when
+  it passes. ``Storage.timeout`` bounds each wait.
 - **A cap** on every body (``Storage.max_bytes``; ``None``:
   :data:`DEFAULT_MAX_BODY`), decompressed size included; a ranged read is
   capped at its range.
-- **One retry policy** (:func:`drive`, the STAC client's too):
-  ``429``, ``5xx``, dropped connections, time-outs and bodies cut short are
-  retried ``Storage.retries`` times, ``backoff`` doubled per retry up to
-  ``max_backoff``, within the deadline. obstore applies it with its own
-  jittered back-off and does not read ``Retry-After``; urllib3 requests
-  honour ``Retry-After`` up to ``max_backoff``.
+- **One retry policy** (:func:`drive`, the STAC client's too): ``429``,
+  ``5xx``, dropped connections, time-outs and bodies cut short are retried
+  ``Storage.retries`` times, ``backoff`` doubled per retry up to
+  ``max_backoff`` (``Retry-After`` honoured up to it), within the deadline.
+- **Fork safe**: pools, the watchdog thread and the async pool are kept per
+  process id; a forked child makes its own.
 - Messages name ``scheme://host/path`` only.
 
 Examples
@@ -108,8 +68,8 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-import datetime as dt
 import email.utils
 import heapq
 import importlib.util
@@ -133,7 +93,6 @@ from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
 from terrapipe.io import obstore_runtime
 from terrapipe.io.gdal_log import ensure_log_redaction
-from terrapipe.io.obstore_runtime import run_on_thread_loop
 from terrapipe.io.paths import origin_of
 from terrapipe.io.read_errors import explain
 from terrapipe.io.storage import Storage
@@ -149,7 +108,6 @@ __all__ = [
     "read",
     "read_async",
     "retry_delay",
-    "run_on_thread_loop",
 ]
 
 
@@ -157,13 +115,12 @@ __all__ = [
 DEFAULT_DEADLINE = 120.0
 #: Largest body kept when ``Storage.max_bytes`` is None, in bytes, counted after decompression (256 MiB).
 DEFAULT_MAX_BODY = 256 * 1024 * 1024
-#: Redirects followed per request (reqwest's limit, under obstore; urllib3 is given the same).
+#: Redirects followed per request.
 MAX_REDIRECTS = 10
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _CHUNK = 1024 * 1024
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-_OTHER_RANGE = re.compile(r"Requested (\d+)\.\.(\d+), got (\d+)\.\.(\d+)")
 
 
 def deadline_of(storage: Storage) -> float:
@@ -179,7 +136,7 @@ def max_body_of(storage: Storage) -> int:
 def retry_delay(
     attempt: int, *, backoff: float, max_backoff: float, jitter: float = 0.5, retry_after: float | None = None
 ) -> float:
-    """Seconds to wait before retry number ``attempt + 1`` (every HTTP request of terrapipe's, both transports).
+    """Seconds to wait before retry number ``attempt + 1`` (every HTTP request of terrapipe's).
 
     ``backoff * 2**attempt``, shortened at random by up to ``jitter`` (a
     fraction), raised to ``retry_after`` when the server sent one, at most
@@ -256,14 +213,6 @@ class ByteRange:
         last = total - 1 if self.stop is None else min(self.stop, total) - 1
         return self.start, last
 
-    def obstore_range(self) -> Any:
-        """Return the range as obstore's ``GetOptions["range"]``."""
-        if self.start is None:
-            return {"suffix": self.stop}
-        if self.stop is None:
-            return {"offset": self.start}
-        return (self.start, self.stop)
-
 
 @dataclass(frozen=True)
 class Reply:
@@ -284,6 +233,10 @@ class _RefusedError(Exception):
     """The answer is wrong in a way no retry mends."""
 
 
+class _OtherBytesError(_RefusedError):
+    """A 206 for other bytes or of another length: on a kept-alive connection, maybe an answer sent unasked."""
+
+
 class _RetryError(Exception):
     """A failure worth another try (``retry_after``: the server's wish, in seconds)."""
 
@@ -291,10 +244,6 @@ class _RetryError(Exception):
         super().__init__(cause)
         self.retry_after = retry_after
         self.hint = hint or "check the server, or retry later"
-
-
-class _CutShortError(_RetryError):
-    """The body broke off after the headers came (obstore retried the request, not the body)."""
 
 
 class _ExpiredError(Exception):
@@ -305,18 +254,14 @@ class _ExpiredError(Exception):
         self.last = last
 
 
-class _NoLengthError(Exception):
-    """obstore refuses a body without ``Content-Length`` (chunked): urllib3 reads it, within the cap."""
-
-
 class _DeniedError(Exception):
     """HTTP 401/403."""
 
 
-# -- the checks, one place for both transports ---------------------------------------------------
+# -- the checks ---------------------------------------------------
 @dataclass
 class _Answer:
-    """What a transport learnt from the headers of a 200 or 206 answer."""
+    """What the headers of a 200 or 206 answer say."""
 
     status: int
     start: int  # the first byte of the file in the body
@@ -373,13 +318,13 @@ class _Body:
             got = (answer.start, answer.last)
             if exp is None or got != exp:
                 want_text = "nothing (past the end)" if exp is None else f"bytes {exp[0]}-{exp[1]}/{total}"
-                raise _RefusedError(
+                raise _OtherBytesError(
                     f"it answered {asked} with Content-Range 'bytes {got[0]}-{got[1]}/{total}' instead of "
                     f"{want_text}: those are other bytes of the file"
                 )
             self.size = exp[1] - exp[0] + 1
             if answer.length is not None and answer.length != self.size:
-                raise _RefusedError(self._not_the_range(answer.length, "has Content-Length"))
+                raise _OtherBytesError(self._not_the_range(answer.length, "has Content-Length"))
         else:
             length = answer.length if enc == "identity" else None
             if expected_total is not None and length is not None and length != expected_total:
@@ -404,7 +349,7 @@ class _Body:
         if self.answer.status == 206:
             self._keep(chunk)
             if self.held > self.size:
-                raise _RefusedError(self._not_the_range(self.held, "holds at least"))
+                raise _OtherBytesError(self._not_the_range(self.held, "holds at least"))
             return True
         if self.inflate is not None:
             return self._feed_inflated(chunk)
@@ -455,7 +400,7 @@ class _Body:
         a, want = self.answer, self.want
         if a.status == 206:
             if self.held != self.size:
-                raise _RefusedError(self._not_the_range(self.held, "holds"))
+                raise _OtherBytesError(self._not_the_range(self.held, "holds"))
             return Reply(206, a.headers, b"".join(self.parts), a.total)
         if self.inflate is not None and not self.inflate.eof:
             raise _RetryError(f"its {a.encoding}-encoded answer was cut short")
@@ -467,21 +412,14 @@ class _Body:
         return Reply(200, a.headers, b"".join(self.parts), total)
 
 
-# -- obstore ---------------------------------------------------------------------------------------
-def _uses_obstore(storage: Storage) -> bool:
-    """Whether obstore may send this request (no headers to keep at home, nothing to sign, not a forked child)."""
-    return not storage.headers and storage.request_modifier is None and obstore_runtime.obstore_usable()
-
-
-_HAS_URLLIB3: list[bool] = []  # whether urllib3 is installed (looked up once)
+# -- the urllib3 transport ---------------------------------------------------------------------
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
 def _proxy_for(url: str) -> str | None:
     """Return the proxy the environment names for ``url`` (``*_proxy``, ``no_proxy``), or ``None``.
 
-    obstore's client (reqwest) and ``requests`` send their requests through
-    it; our urllib3 pools are made for it (:func:`_pool`).
+    As ``requests`` does; the urllib3 pools are made for it (:func:`_pool`).
     """
     if not any(name in os.environ for name in _PROXY_VARIABLES):
         return None
@@ -494,61 +432,12 @@ def _proxy_for(url: str) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
-def _blocking_by_urllib3(url: str, pooled: bool) -> bool:
-    """Whether a blocking :func:`read` goes through urllib3 rather than obstore.
-
-    It does where urllib3 is installed, no proxy of the environment applies
-    (obstore's client reads ``*_proxy``; urllib3's pools do not) and the read is
-    not ``pooled``: one read at a time costs less through urllib3 than through
-    an event loop into obstore, and a file read by ranges one after another
-    (``HTTPFile``: netCDF, FlatGeobuf checks) gets faster; many threads reading
-    while others decode (a chip's reader threads, :func:`object_store.get_ranges
-    <terrapipe.io.object_store.get_ranges>`) go faster on obstore, which waits
-    without the GIL (``benchmarks/bench_http_reads.py --e2e``; the module doc).
-    Both transports make the same checks under the same time-outs, retries and deadline.
-    """
-    if pooled:
-        return False
-    if not _HAS_URLLIB3:
-        _HAS_URLLIB3.append(importlib.util.find_spec("urllib3") is not None)
-    return _HAS_URLLIB3[0] and _proxy_for(url) is None
-
-
-def _http_date(value: Any) -> str | None:
-    """``Last-Modified`` for obstore's ``last_modified``; ``None`` for none.
-
-    obstore fills in the Unix epoch when the server sent no ``Last-Modified``;
-    a real file is never dated 1970-01-01T00:00:00Z, so the epoch is "no date"
-    (the cache's change check tells a file without ETag or date from a Zarr folder).
-    """
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime) and value.timestamp() == 0:
-        return None
-    try:
-        return email.utils.format_datetime(value, usegmt=True)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _meta_headers(meta: Mapping[str, Any], attributes: Mapping[str, Any] | None = None) -> dict[str, str]:
-    headers = {str(k).lower(): str(v) for k, v in (attributes or {}).items()}
-    for name, value in (
-        ("etag", meta.get("e_tag")),
-        ("last-modified", _http_date(meta.get("last_modified"))),
-    ):
-        if value:
-            headers[name] = str(value)
-    return headers
-
-
 def _status_failure(
     status: int, text: str, want: ByteRange | None, retry_after: float | None = None
 ) -> Exception:
-    """Return what an answer's error status (not 200, 206 or 404) means, for both transports.
+    """Return what an answer's error status (not 200, 206 or 404) means.
 
-    ``text`` is the answer's body (urllib3) or obstore's error, which holds
-    it: an S3/Azure/GCS code refusing the credentials is access denied,
+    ``text`` is the answer's body: an S3/Azure/GCS code refusing the credentials is access denied,
     whatever the status (an expired URL: 400 on some servers). 429 and 5xx
     are retried, worded as every reader words them (``read_errors.explain``).
     """
@@ -572,118 +461,6 @@ def _timed_out(storage: Storage) -> _RetryError:
     )
 
 
-def _is_timeout(text: str) -> bool:
-    return "TimedOut" in text or "kind: Timeout" in text or "timed out" in text.lower()
-
-
-def _obstore_failure(err: BaseException, want: ByteRange | None, storage: Storage) -> Exception:
-    """Turn an obstore error into ours; its text (which holds the whole URL) is never shown."""
-    text = str(err)
-    name = type(err).__name__
-    if name == "PanicException":
-        return _RefusedError("its answer could not be read (obstore failed on it)")
-    match = _OTHER_RANGE.search(text)
-    if match is not None and want is not None:
-        a, b, c, d = (int(x) for x in match.groups())
-        return _RefusedError(
-            f"it answered bytes={a}-{b - 1} with bytes {c}-{d - 1} (its Content-Range): those are other "
-            "bytes of the file"
-        )
-    if "Content-Length Header missing" in text:
-        return _NoLengthError()
-    if "TooManyRedirects" in text or "too many redirects" in text.lower():
-        return _RefusedError(f"more than {MAX_REDIRECTS} redirects")
-    if "builder error" in text:  # the URL asked for was checked: this is where a redirect pointed
-        return _RefusedError("it redirects to a URL that is not a usable http(s) URL")
-    code = obstore_runtime.status_of(text)
-    if isinstance(err, FileNotFoundError) or name == "NotFoundError" or code == 404:
-        return FileNotFoundError()
-    if code is not None:
-        return _status_failure(code, text, want)
-    if name in ("PermissionDeniedError", "UnauthenticatedError"):
-        return _DeniedError(", ".join(x for x in (name, obstore_runtime.denied_code(text)) if x))
-    if _is_timeout(text):
-        return _timed_out(storage)
-    return _RetryError(
-        "the connection failed or the server's answer could not be parsed (a malformed header or length)"
-    )
-
-
-async def _obstore_read(
-    url: str, storage: Storage, method: str, want: ByteRange | None, expected_total: int | None, cap: int
-) -> Reply:
-    """Read with obstore (which retries the requests); a body that breaks off is read again here."""
-    attempt = 0
-    while True:
-        try:
-            return await _obstore_once(url, storage, method, want, expected_total, cap)
-        except _CutShortError:
-            if attempt >= storage.retries:
-                raise _timed_out(storage) from None
-            await asyncio.sleep(_delay(attempt, storage))
-            attempt += 1
-
-
-async def _obstore_once(
-    url: str, storage: Storage, method: str, want: ByteRange | None, expected_total: int | None, cap: int
-) -> Reply:
-    obs = obstore_runtime.load_obstore()
-    store, key = obstore_runtime.http_store(url, storage)
-    try:
-        if method == "HEAD":
-            meta = await obs.head_async(store, key)
-            headers = {**_meta_headers(meta), "content-length": str(int(meta["size"]))}
-            return Reply(200, headers, b"", int(meta["size"]))
-        ranged = want is not None
-        try:
-            options = {"range": want.obstore_range()} if want is not None else {}
-            result = await obs.get_async(store, key, options=options)
-        except Exception as err:
-            if want is None or "Range request not supported" not in str(err):
-                raise
-            result = await obs.get_async(store, key)  # a 200 to a ranged request: cut it here
-            ranged = False
-        meta = result.meta
-        first, end = (int(x) for x in result.range)
-        attributes = dict(result.attributes)
-        encoding = str(attributes.get("Content-Encoding", "identity")).strip().lower() or "identity"
-        answer = _Answer(
-            status=206 if ranged else 200,
-            start=first,
-            last=end - 1 if ranged else None,
-            total=int(meta["size"]),
-            length=end - first if ranged else int(meta["size"]),
-            encoding=encoding,
-            headers=_meta_headers(meta, attributes),
-        )
-        body = _Body(answer, want, expected_total, cap)
-        complete = True
-        stream = result.stream(min_chunk_size=_CHUNK).__aiter__()
-        while True:
-            try:
-                chunk = await stream.__anext__()
-            except StopAsyncIteration:
-                break
-            except Exception as err:  # obstore retried a body cut short itself, not one that timed out
-                if _is_timeout(str(err)):
-                    raise _CutShortError(str(_timed_out(storage))) from None
-                raise _RetryError("the server's answer was cut short, on every try") from None
-            if not body.feed(bytes(chunk)):
-                complete = False
-                break
-        return body.reply(complete)
-    except (_RefusedError, _RetryError, ReadError):
-        raise
-    except BaseException as err:
-        if isinstance(err, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
-            raise
-        failure = _obstore_failure(err, want, storage)
-        if isinstance(failure, FileNotFoundError):
-            return Reply(404, {}, b"")
-        raise failure from None
-
-
-# -- urllib3 (headers to keep at home, forked children) --------------------------------------------
 class _Deadlines:
     """One process's watch over its reads' deadlines: a heap and a thread, made on first use.
 
@@ -779,7 +556,7 @@ def _pool(storage: Storage, proxy: str | None = None) -> Any:
     Its connections report to the deadline in force in their thread
     (:class:`_Watchdog`), but a SOCKS proxy's, which keep their own classes.
     """
-    urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
+    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
     key = (os.getpid(), storage.concurrency, proxy)
     if not _POOLS_LOCK or _POOLS_LOCK[0][0] != key[0]:
         _POOLS_LOCK[:] = [(key[0], threading.Lock())]
@@ -793,6 +570,7 @@ def _pool(storage: Storage, proxy: str | None = None) -> Any:
                 watch = getattr(_WATCH, "watch", None)
                 if watch is not None:
                     watch.add(self)
+                self.reused = getattr(self, "sock", None) is not None  # kept alive from an earlier request
                 return super().request(*args, **kwargs)  # type: ignore[misc]
 
         conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
@@ -904,9 +682,9 @@ def _urllib3_once(
     cap: int,
     end: float,
 ) -> Reply:
-    urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
+    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
     wait = max(0.001, min(storage.timeout, end - time.monotonic()))
-    limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)  # connecting: obstore's min(timeout, 10 s)
+    limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)
 
     def send(method: str, hop: str, body: Any) -> Any:
         home = hop == url or origin_of(hop) == origin_of(url)  # credentials go to the URL's origin only
@@ -922,15 +700,23 @@ def _urllib3_once(
             )  # fmt: skip
         except urllib3.exceptions.LocationValueError:
             raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
+        except (TimeoutError, urllib3.exceptions.TimeoutError):
+            raise _timed_out(storage) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise _RetryError(f"the connection failed ({type(err).__name__})") from None
 
     response = follow(method, url, send)
+    reused = getattr(response.connection, "reused", False)
     try:
         return _urllib3_answer(response, method, want, expected_total, cap)
+    except _OtherBytesError as err:
+        if not reused:
+            raise
+        cause = f"{err} (on a kept-alive connection)"  # maybe bytes a server left there, unasked
     finally:
         response.close()
         response.release_conn()
+    raise _RetryError(cause)  # again, on another connection
 
 
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
@@ -1043,7 +829,7 @@ def _urllib3_read(
     cap: int,
     end: float,
 ) -> Reply:
-    urllib3 = require("urllib3", feature="HTTP reads with headers or in a forked process")
+    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
 
     def once(watch: _Watchdog) -> Reply:
         try:
@@ -1114,7 +900,6 @@ def read(
     expected_total: int | None = None,
     deadline: float | None = None,
     max_body: int | None = None,
-    pooled: bool = False,
 ) -> Reply:
     """Read ``url`` (all of it, or ``byte_range``), checked; return the reply (200, 206 or 404).
 
@@ -1133,12 +918,6 @@ def read(
         file of another size is refused.
     deadline, max_body
         Override ``storage``'s deadline and body cap for this read.
-    pooled
-        The caller is one of many threads reading at once while others
-        decode (a chip's reader threads): the request then goes through
-        obstore, which waits without holding the GIL. Otherwise it goes
-        through urllib3 (less work per read), unless the environment names a
-        proxy for the URL or urllib3 is not installed. Both make the same checks.
 
     Raises
     ------
@@ -1147,15 +926,48 @@ def read(
         that is not the bytes asked for, a body over the cap, the deadline.
     """
     config, limit, cap = _prepare(url, storage, deadline, max_body)
-    end = time.monotonic() + limit
+    return _read(url, config, method, byte_range, expected_total, limit, cap, time.monotonic() + limit)
+
+
+def _read(
+    url: str,
+    config: Storage,
+    method: str,
+    want: ByteRange | None,
+    expected_total: int | None,
+    limit: float,
+    cap: int,
+    end: float,
+) -> Reply:
     try:
-        if _uses_obstore(config) and not _blocking_by_urllib3(url, pooled):
-            with contextlib.suppress(_NoLengthError):  # chunked: urllib3 reads it
-                coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
-                return run_on_thread_loop(coro, limit)
-        return _urllib3_read(url, config, method, byte_range, expected_total, cap, end)
+        if time.monotonic() >= end:  # waited for a thread of read_async's pool until the deadline
+            raise _ExpiredError()
+        return _urllib3_read(url, config, method, want, expected_total, cap, end)
     except _FAILURES as err:
         raise _named(err, url, config, limit) from None
+
+
+_ASYNC_POOLS: dict[tuple[int, int], concurrent.futures.ThreadPoolExecutor] = {}  # (pid, threads) -> pool
+_ASYNC_LOCK = threading.Lock()
+
+
+def _async_pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
+    """Return this process's pool of ``threads`` (``Storage.concurrency``) for :func:`read_async`.
+
+    Made on first use, at most :data:`_MAX_POOLS` kept (as the urllib3 pools:
+    no more requests at once than a pool keeps connections); a forked child
+    makes its own.
+    """
+    key = (os.getpid(), threads)
+    with _ASYNC_LOCK:
+        pool = _ASYNC_POOLS.get(key)
+        if pool is None:
+            for stale in [k for k in _ASYNC_POOLS if k[0] != key[0]]:
+                del _ASYNC_POOLS[stale]  # the parent's, inherited through fork: its threads are not here
+            while len(_ASYNC_POOLS) >= _MAX_POOLS:
+                _ASYNC_POOLS.pop(next(iter(_ASYNC_POOLS))).shutdown(wait=False)
+            pool = _ASYNC_POOLS[key] = concurrent.futures.ThreadPoolExecutor(threads, "terrapipe-http")
+        return pool
 
 
 async def read_async(
@@ -1168,15 +980,10 @@ async def read_async(
     deadline: float | None = None,
     max_body: int | None = None,
 ) -> Reply:
-    """:func:`read` in an event loop (obstore's own futures; urllib3 in a thread)."""
-    config, limit, cap = _prepare(url, storage, deadline, max_body)
-    end = time.monotonic() + limit
-    try:
-        if _uses_obstore(config):
-            with contextlib.suppress(_NoLengthError):  # chunked: urllib3 reads it
-                coro = _obstore_read(url, config, method, byte_range, expected_total, cap)
-                return await asyncio.wait_for(coro, limit)
-        args = (url, config, method, byte_range, expected_total, cap, end)
-        return await asyncio.to_thread(_urllib3_read, *args)
-    except _FAILURES as err:
-        raise _named(err, url, config, limit) from None
+    """:func:`read` in an event loop: the blocking read on a pool of ``Storage.concurrency`` threads.
+
+    Cancelling the caller leaves the read to finish (within its deadline) on its thread.
+    """
+    config, limit, cap = _prepare(url, storage, deadline, max_body)  # a bad URL fails in the caller's task
+    args = (url, config, method, byte_range, expected_total, limit, cap, time.monotonic() + limit)
+    return await asyncio.get_running_loop().run_in_executor(_async_pool(config.concurrency), _read, *args)

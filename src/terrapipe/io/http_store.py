@@ -2,7 +2,7 @@
 
 ``read_zarr("https://host/cube.zarr")`` reads through :class:`HTTPStore`:
 one GET per metadata document or chunk (a range for partial reads) through
-:func:`terrapipe.io.http_reads.read_async` (obstore, checked; see there for
+:func:`terrapipe.io.http_reads.read_async` (urllib3, checked; see there for
 the deadline, cap, retries and where credentials go). A missing key
 (HTTP 404) is ``None``, as Zarr expects; a key whose total size changes
 between its ranged reads is a :class:`~terrapipe.core.errors.ReadError`.

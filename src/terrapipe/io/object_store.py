@@ -13,17 +13,16 @@ configuring :class:`~terrapipe.io.storage.Storage`. The library's own
 exception is not chained: its text holds the full request URL (a
 presigned signature, a SAS token).
 
-``http(s)://`` URLs are read through :mod:`terrapipe.io.http_reads`, which
-checks every answer (range, size, encoding, cap, deadline) on top of obstore
-and keeps headers at their origin.
+``http(s)://`` URLs are read through :mod:`terrapipe.io.http_reads` (urllib3),
+which checks every answer (range, size, encoding, cap, deadline) and keeps
+headers at their origin; obstore reads the buckets and local files.
 
 obstore is not fork-safe: its tokio runtime is process-wide and its threads
 are not copied into a forked child, so a read there hangs -- measured with
 obstore 0.12.1, with a store made in the child too, so keeping stores per
 process id (as :func:`~terrapipe.io.obstore_runtime.cached_store` does) is not enough. In a process forked
 after this one used obstore (told by comparing process ids; no fork hook is
-installed), HTTP(S) reads go through urllib3 (:mod:`terrapipe.io.http_reads`),
-and bucket reads raise a :class:`~terrapipe.core.errors.WorkerError` saying
+installed), bucket reads raise a :class:`~terrapipe.core.errors.WorkerError` saying
 to start workers with ``multiprocessing_context="forkserver"`` or ``"spawn"``.
 ``tp.loader(method="process")`` does that itself: once obstore ran in the
 loader's process, workers that would be forked start from the forkserver
@@ -91,7 +90,6 @@ from terrapipe.io.obstore_runtime import (
     ERROR_CODE,
     cached_store,
     denied_code,
-    http_store,
     load_obstore,
     run_on_thread_loop,
     status_of,
@@ -176,8 +174,6 @@ def _locate(url: str, storage: Storage) -> tuple[Any, str]:
             text = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
         path = os.path.abspath(os.path.expanduser(text))
         return cached_store(storage, "/", "/"), path.lstrip("/")
-    if cloud == "http":
-        return http_store(text, storage)
     bucket, key, account = split_url(text)
     scheme = text.split("://", 1)[0].lower()
     root = f"{scheme}://{bucket}@{account}/" if account else f"{scheme}://{bucket}/"
@@ -296,14 +292,11 @@ def _http_get(
     range: tuple[int, int] | None,
     deadline: float | None,
     cap: int | None,
-    pooled: bool = False,
 ) -> bytes:
     """Read an HTTP(S) URL through the checked reads of :mod:`terrapipe.io.http_reads`."""
     wanted = None if range is None else http_reads.ByteRange(range[0], range[1])
     try:
-        reply = http_reads.read(
-            url, config, byte_range=wanted, deadline=deadline, max_body=cap, pooled=pooled
-        )
+        reply = http_reads.read(url, config, byte_range=wanted, deadline=deadline, max_body=cap)
     except http_reads.PastEndError as err:
         raise ReadError(f"{err} (past the end of the object?)") from None
     if reply.status == 404:
@@ -318,7 +311,7 @@ def _http_get_ranges(
     if len(ranges) == 1:
         return [_http_get(url, config, ranges[0], deadline, None)]
     with concurrent.futures.ThreadPoolExecutor(min(len(ranges), config.concurrency)) as pool:
-        return list(pool.map(lambda bounds: _http_get(url, config, bounds, deadline, None, True), ranges))
+        return list(pool.map(lambda bounds: _http_get(url, config, bounds, deadline, None), ranges))
 
 
 def _whole(data: bytes, expected: int, where: str) -> bytes:
@@ -452,9 +445,7 @@ def get_ranges(
             )
     if not ranges:
         return []
-    if _is_http(
-        url
-    ):  # one checked request per range, concurrently (obstore's merged get_ranges checks no length)
+    if _is_http(url):  # one checked request per range, concurrently
         return _http_get_ranges(url, config, [(int(a), int(b)) for a, b in ranges], limit)
     obs = load_obstore()
     store, key = _locate(url, config)

@@ -1,19 +1,15 @@
 """obstore in this process: the module (with its fork check), the stores kept for reuse, a loop per thread.
 
-The two halves of the byte layer both stand on this module and on nothing
-of each other's: :mod:`terrapipe.io.http_reads` (checked HTTP(S) reads) and
-:mod:`terrapipe.io.object_store` (buckets, local files, and HTTP(S) through
-``http_reads``). What they share lives here:
+What :mod:`terrapipe.io.object_store` (buckets and local files) and the
+Zarr stores on obstore (:mod:`terrapipe.io.zarr_object_store`) share:
 
 - :func:`load_obstore` returns the obstore module, refusing to run in a
   process forked after obstore was used (its tokio runtime's threads are
   process-wide and not copied by ``fork``: a read there hangs, with a new
-  store too, measured with obstore 0.12.1); :func:`obstore_usable` asks the
-  same question without raising (HTTP(S) reads then go through urllib3);
+  store too, measured with obstore 0.12.1);
 - :func:`cached_store` keeps one store per ``(Storage, root, process)``
   (:data:`STORES`, at most :data:`MAX_STORES`, least recently used dropped):
-  a new store opens new connections; :func:`http_store` is an ``http(s)://``
-  URL's store and key;
+  a new store opens new connections;
 - :func:`run_on_thread_loop` runs a coroutine on the calling thread's own
   event loop, within a time limit;
 - :data:`ERROR_CODE` and :data:`DENIED_CODES` read the S3/Azure/GCS error
@@ -40,18 +36,16 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
-import dataclasses
 import os
 import re
 import threading
-import urllib.parse
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError, WorkerError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
-from terrapipe.io.storage import Storage, cloud_of
+from terrapipe.io.storage import Storage
 
 __all__ = [
     "DENIED_CODES",
@@ -60,9 +54,7 @@ __all__ = [
     "STORES",
     "cached_store",
     "denied_code",
-    "http_store",
     "load_obstore",
-    "obstore_usable",
     "run_on_thread_loop",
     "status_of",
     "storage_or_env",
@@ -134,16 +126,6 @@ def used_in_pid() -> int | None:
     return _USED_IN_PID
 
 
-def obstore_usable() -> bool:
-    """Whether obstore can run in this process: it was not used by a process this one was forked from.
-
-    obstore's runtime and its threads are process-wide and not copied by
-    ``fork``: once a process used it, a forked child's reads hang, with a
-    new store too. Nothing is hooked into ``fork``: the process id is compared.
-    """
-    return _USED_IN_PID is None or os.getpid() == _USED_IN_PID
-
-
 def load_obstore() -> Any:
     """Return the obstore module, refusing to run in a process forked after it was used (it would hang)."""
     global _USED_IN_PID
@@ -161,39 +143,6 @@ def load_obstore() -> Any:
                 "level, not lambdas), or read no bucket in the main process before the workers start"
             )
     return module
-
-
-def http_store(url: str, storage: Storage) -> tuple[Any, str]:
-    """Return the obstore store and key for an ``http(s)://`` URL, kept per (Storage, origin, process).
-
-    A URL with a query (a presigned or SAS URL), or a path obstore would
-    rewrite (``//``, ``.``, ``..``, a trailing ``/``), is its own store with
-    an empty key; any other is a key of its origin's store, so the reads of
-    one server share one connection pool.
-    """
-    # the read's deadline and cap are applied on top (http_reads), not by the client: one store for all
-    storage = dataclasses.replace(storage, deadline=None, max_bytes=None)
-    parts = urllib.parse.urlsplit(url)
-    path = parts.path
-    odd = "//" in path or path.endswith("/") or any(seg in (".", "..") for seg in path.split("/"))
-    if parts.query or parts.fragment or odd or not path.strip("/"):
-        return cached_store(storage, url, url), ""
-    origin = f"{parts.scheme.lower()}://{parts.netloc}"
-    return cached_store(storage, origin, origin), urllib.parse.unquote(path.lstrip("/"))
-
-
-def _http_obstore(url: str, storage: Storage) -> Any:
-    """Return an obstore ``HTTPStore`` of ``url`` (an origin, or a whole URL whose key is empty).
-
-    The client and retry settings are :meth:`Storage.store_for`'s; the
-    storage's ``headers`` are never given to it (reqwest would send them on
-    to another host after a redirect: such reads go through urllib3).
-    """
-    stores = require("obstore.store", extra="cloud", feature="object storage")
-    origin_store = storage.store_for(url)  # settings checked there; its config is reused
-    options = dict(origin_store.client_options or {})
-    options["allow_http"] = url.lower().startswith("http://")
-    return stores.HTTPStore.from_url(url, client_options=options, retry_config=origin_store.retry_config)
 
 
 def cached_store(storage: Storage, root: str, url: str) -> Any:
@@ -215,7 +164,7 @@ def cached_store(storage: Storage, root: str, url: str) -> Any:
         container, account = rest.rstrip("/").split("@", 1)
         target = f"{scheme}://{container}@{account}.dfs.core.windows.net/"
     try:
-        store = _http_obstore(url, storage) if cloud_of(url) == "http" else storage.store_for(target)
+        store = storage.store_for(target)
     except TerrapipeError:
         raise
     except Exception as err:  # obstore refuses the configuration; its text may echo a value

@@ -12,8 +12,9 @@ URL                                            store
 ``gs://bucket/cube.zarr``                      ``GCSStore``
 ``https://acct.blob.core.windows.net/c/p?sv=   ``AzureStore`` with the URL's SAS token (a SAS
 ...&sig=...`` (a container or account SAS)     signs a container: every chunk is readable)
-``https://host/cube.zarr``                     ``HTTPStore`` of the folder (public servers;
-                                               consolidated metadata only: HTTP cannot list)
+``https://host/cube.zarr``                     ``terrapipe.io.http_store.HTTPStore`` to read
+                                               (urllib3, checked; HTTP cannot list); obstore's
+                                               ``HTTPStore`` to write
 =============================================  ===============================================
 
 Each store is :meth:`Storage.store_for <terrapipe.io.storage.Storage.store_for>`'s
@@ -131,6 +132,16 @@ def served_by_obstore(url: str, storage: Storage | None) -> bool:
     return False
 
 
+def _refuse_presigned(url: str) -> None:
+    if is_signed_object_url(url):
+        raise InvalidArgumentError(
+            f"cannot read the Zarr store {public_url(url)!r} from a presigned URL: a presigned URL signs one "
+            "object and a Zarr store is many (its metadata and every chunk); give credentials that may "
+            "read the bucket with storage=tp.Storage(...) and the s3:// or gs:// URL, or an Azure "
+            "container SAS"
+        )
+
+
 def _prefixed_store(url: str, storage: Storage, *, read_only: bool) -> tuple[Any, str]:
     """Return the obstore store rooted at the folder of ``url``, and the name errors show."""
     stores = require("obstore.store", extra="cloud", feature="Zarr on object storage")
@@ -143,13 +154,7 @@ def _prefixed_store(url: str, storage: Storage, *, read_only: bool) -> tuple[Any
         folder = os.path.abspath(os.path.expanduser(path))
         return stores.LocalStore(folder, mkdir=not read_only), shown
     if cloud == "http":
-        if is_signed_object_url(url):
-            raise InvalidArgumentError(
-                f"cannot read the Zarr store {shown!r} from a presigned URL: a presigned URL signs one "
-                "object and a Zarr store is many (its metadata and every chunk); give credentials that may "
-                "read the bucket with storage=tp.Storage(...) and the s3:// or gs:// URL, or an Azure "
-                "container SAS"
-            )
+        _refuse_presigned(url)
         sas = _azure_sas(url)
         if sas is not None:
             return _azure_from_sas_url(url, sas, storage), shown
@@ -245,9 +250,9 @@ def zarr_object_store(
     -------
     zarr.storage.ObjectStore
         The store (see the module doc for what it adds); for reading an ``http(s)://``
-        URL whose ``storage`` has ``headers`` or a ``request_modifier``, an
-        :class:`~terrapipe.io.http_store.HTTPStore` (the byte layer's checked
-        reads, which send the headers to the URL's origin only and sign each request).
+        URL (not an Azure SAS), an :class:`~terrapipe.io.http_store.HTTPStore`
+        (the byte layer's checked reads on urllib3, which send the headers to
+        the URL's origin only and sign each request).
 
     Raises
     ------
@@ -255,17 +260,17 @@ def zarr_object_store(
         For a presigned URL (it signs one object), or an unreadable URL.
     """
     require("zarr", extra="zarr", feature="Zarr on object storage")
-    object_store._obstore()  # the byte layer's fork check: this process now uses obstore
     config = object_store._storage(storage)
     text = os.fspath(url)
-    obstore_store, _ = _prefixed_store(text, config, read_only=read_only)
     limit = deadline if deadline is not None else config.deadline
     cap = max_bytes if max_bytes is not None else config.max_bytes
-    signed = bool(config.headers or config.request_modifier)
-    if read_only and signed and cloud_of(text) == "http" and not _azure_sas(text):
-        from terrapipe.io.http_store import HTTPStore  # obstore would send no header and sign nothing
+    if read_only and cloud_of(text) == "http" and not _azure_sas(text):
+        from terrapipe.io.http_store import HTTPStore  # HTTP(S) reads: the byte layer's one transport
 
+        _refuse_presigned(text)
         return HTTPStore(text, storage=config.with_options(deadline=limit, max_bytes=cap))
+    object_store._obstore()  # the byte layer's fork check: this process now uses obstore
+    obstore_store, _ = _prefixed_store(text, config, read_only=read_only)
     cls = _store_class()
     return cls(obstore_store, read_only=read_only, url=text, storage=config, deadline=limit, max_bytes=cap)
 

@@ -36,7 +36,7 @@ Examples
 --------
 >>> import numpy as np, xarray as xr
 >>> from zarr.storage import LocalStore
->>> from terrapipe.io.http_reads import run_on_thread_loop
+>>> from terrapipe.io.obstore_runtime import run_on_thread_loop
 >>> _ = xr.Dataset({"v": ("x", np.arange(3.0))}, coords={"x": [10, 20, 30]}).to_zarr("p.zarr", zarr_format=2)
 >>> store = run_on_thread_loop(prefetch_open(LocalStore("p.zarr", read_only=True)))
 >>> sorted(k for k, v in store.fetched.items() if v is not None)
@@ -538,8 +538,8 @@ def prefetched_store(
     True
     """
     from terrapipe.io import zarr_object_store
-    from terrapipe.io.http_reads import run_on_thread_loop
     from terrapipe.io.http_store import HTTPStore
+    from terrapipe.io.obstore_runtime import run_on_thread_loop
 
     if type(store) is not HTTPStore and not isinstance(store, zarr_object_store.CheckedObjectStore):
         return None

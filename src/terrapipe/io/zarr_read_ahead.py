@@ -357,7 +357,7 @@ def _http_fetcher(store: Any, prefix: str) -> Fetch:
     url_for = store.url_for
 
     def fetch(key: str) -> bytes | None:
-        reply = read(url_for(prefix + key), storage, pooled=True)  # reader threads beside decoding: obstore
+        reply = read(url_for(prefix + key), storage)
         if reply.status == 404:  # no such chunk: the fill value, as HTTPStore tells zarr
             return None
         return bytes(reply.body)
@@ -368,7 +368,7 @@ def _http_fetcher(store: Any, prefix: str) -> Fetch:
 def _object_fetcher(store: Any, prefix: str) -> Fetch:
     from zarr.buffer import default_buffer_prototype
 
-    from terrapipe.io.http_reads import run_on_thread_loop
+    from terrapipe.io.obstore_runtime import run_on_thread_loop
 
     prototype = default_buffer_prototype()
 

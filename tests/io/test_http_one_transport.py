@@ -1,12 +1,11 @@
-"""Which client sends a checked HTTP read: urllib3 for a blocking read, obstore for pooled and async ones.
+"""One client sends every checked HTTP(S) read: urllib3 (obstore reads only buckets and local files).
 
-A blocking :func:`http_reads.read` (``HTTPFile``, ``fetch``, ``object_store.get``)
-goes through urllib3 (less work per read); ``read(..., pooled=True)`` (a chip's
-reader threads), ``object_store.get_ranges`` and ``read_async`` go through
-obstore, and so does a blocking read where the environment names a proxy for
-the URL (obstore's client follows ``*_proxy``/``no_proxy``; urllib3's pools do
-not). Both give the same bytes and the same errors, and a 206 body is read
-in one piece.
+A blocking :func:`http_reads.read` (``HTTPFile``, a chip's reader threads,
+``object_store.get``), ``object_store.get_ranges`` and ``read_async``
+(``HTTPStore``, Zarr) all go through urllib3 and never start obstore (whose
+runtime would then make a forked child's bucket reads refuse); a proxy the
+environment names (``*_proxy``, ``no_proxy``) is used as ``requests`` uses it.
+A 206 body is read in one piece.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from terrapipe.core.errors import ReadError
-from terrapipe.io import http_reads, object_store
+from terrapipe.io import http_reads, object_store, obstore_runtime
 from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.http_reads import ByteRange
 from terrapipe.io.storage import Storage
@@ -38,27 +37,28 @@ def blob(server: RangeServer, http_root: Path) -> tuple[str, bytes]:
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Count the requests each transport sends (the read itself runs unchanged)."""
+    """Count the requests urllib3 sends (the read itself runs unchanged); obstore may not be loaded."""
     counts: Counter[str] = Counter()
-    by_obstore, by_urllib3 = http_reads._obstore_read, http_reads._urllib3_read
-
-    def obstore(*args: Any, **kwargs: Any) -> Any:
-        counts["obstore"] += 1
-        return by_obstore(*args, **kwargs)
+    by_urllib3 = http_reads._urllib3_read
 
     def urllib3(*args: Any, **kwargs: Any) -> Any:
         counts["urllib3"] += 1
         return by_urllib3(*args, **kwargs)
 
-    monkeypatch.setattr(http_reads, "_obstore_read", obstore)
+    def no_obstore() -> Any:
+        counts["obstore"] += 1
+        raise AssertionError("an HTTP(S) read loaded obstore")
+
     monkeypatch.setattr(http_reads, "_urllib3_read", urllib3)
+    monkeypatch.setattr(obstore_runtime, "load_obstore", no_obstore)
+    monkeypatch.setattr(object_store, "load_obstore", no_obstore)
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     return counts
 
 
-def test_a_blocking_read_goes_through_urllib3(blob: tuple[str, bytes], sent: Counter[str]) -> None:
+def test_every_read_goes_through_urllib3(blob: tuple[str, bytes], sent: Counter[str]) -> None:
     url, data = blob
     assert http_reads.read(url, Storage(), byte_range=ByteRange(1000, 5000)).body == data[1000:5000]
     assert http_reads.read(url, Storage()).body == data
@@ -67,36 +67,49 @@ def test_a_blocking_read_goes_through_urllib3(blob: tuple[str, bytes], sent: Cou
         handle.seek(299_990)
         assert handle.read() == data[-10:]
     assert object_store.get(url, Storage(), range=(7, 70_007)) == data[7:70_007]
-    assert sent == Counter(urllib3=6)
-
-
-def test_pooled_and_async_reads_go_through_obstore(blob: tuple[str, bytes], sent: Counter[str]) -> None:
-    url, data = blob
-    assert http_reads.read(url, Storage(), byte_range=ByteRange(0, 100), pooled=True).body == data[:100]
+    assert object_store.size(url, Storage()) == len(data)
     reply = asyncio.run(http_reads.read_async(url, Storage(), byte_range=ByteRange(100, 200)))
     assert reply.body == data[100:200]
     ranges = [(0, 10), (50_000, 120_000), (299_000, 300_000)]
     assert object_store.get_ranges(url, ranges, Storage()) == [data[a:b] for a, b in ranges]
-    assert sent == Counter(obstore=5)
+    assert sent == Counter(urllib3=11)
 
 
-def test_a_proxy_of_the_environment_keeps_a_blocking_read_on_obstore(
+def test_async_reads_run_at_once_and_fail_by_name(blob: tuple[str, bytes], sent: Counter[str]) -> None:
+    url, data = blob
+
+    async def many() -> list[Any]:
+        reads = [
+            http_reads.read_async(url, Storage(), byte_range=ByteRange(i, i + 7))
+            for i in range(0, 64_000, 1000)
+        ]
+        return list(await asyncio.gather(*reads))
+
+    assert [r.body for r in asyncio.run(many())] == [data[i : i + 7] for i in range(0, 64_000, 1000)]
+    missing = asyncio.run(http_reads.read_async(url.replace("transport", "nope"), Storage()))
+    assert missing.status == 404
+    refused = "http://127.0.0.1:9/cube.zarr/zarr.json?sig=SECRET"  # nothing listens on port 9
+    with pytest.raises(ReadError, match=r"cannot read 'http://127\.0\.0\.1:9/cube\.zarr/zarr\.json'") as info:
+        asyncio.run(http_reads.read_async(refused, Storage(retries=0, timeout=2.0)))
+    assert "SECRET" not in str(info.value)
+    assert sent["obstore"] == 0
+
+
+def test_a_proxy_of_the_environment_is_used(
     blob: tuple[str, bytes], sent: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, data = blob
-    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens: obstore's client would use it
-    monkeypatch.setenv("no_proxy", "127.0.0.1")  # ... but not for this host: urllib3 reads, no proxy
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # ... but not for this host: no proxy
     assert http_reads.read(url, Storage(), byte_range=ByteRange(0, 10)).body == data[:10]
-    assert sent == Counter(urllib3=1)
     monkeypatch.delenv("no_proxy")
     monkeypatch.setenv("NO_PROXY", "")
-    with pytest.raises(ReadError, match=r"cannot read 'http://127\.0\.0\.1"):  # the proxy is used, as before
+    with pytest.raises(ReadError, match=r"cannot read 'http://127\.0\.0\.1"):  # the proxy is used
         http_reads.read(url, Storage(retries=0, timeout=2.0), byte_range=ByteRange(0, 10))
-    assert sent == Counter(urllib3=1, obstore=1)
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     monkeypatch.delenv("http_proxy")
     assert http_reads.read(url, Storage(), byte_range=ByteRange(0, 10)).body == data[:10]  # https only
-    assert sent == Counter(urllib3=2, obstore=1)
+    assert sent == Counter(urllib3=3)
 
 
 def test_a_range_is_read_in_one_piece(blob: tuple[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
