@@ -1,15 +1,18 @@
 """A read-only, seekable file object over the byte layer (:mod:`terrapipe.io.object_store`).
 
-Readers that take a file object (``pyarrow.parquet.ParquetFile``) read
-``s3://``, ``gs://``, ``az://``/``abfs://`` and presigned or SAS ``https://``
-URLs through it: each ``read`` is one ranged GET. An HTTP(S) URL may be
-signed for GET only (a HEAD is refused with 403), and some servers answer no
-HEAD (the GCS emulator), so the size comes from a first ranged GET of the last
-bytes (``Range: bytes=-N``), whose answer states the total, and those bytes (a
-Parquet footer) are kept; HTTP(S) reads go through the checked reads of
-:mod:`terrapipe.io.http_reads` (a read of an object whose size changed since
-the open is refused). Azure Blob takes no suffix range: there the size
-comes from one HEAD (:func:`~terrapipe.io.object_store.size`).
+Readers that take a file object (pyarrow's Parquet reader, scipy's and
+h5netcdf's netCDF readers, the FlatGeobuf checks) read ``s3://``, ``gs://``,
+``az://``/``abfs://`` and ``http(s)://`` URLs (presigned and SAS included)
+through it: each ``read`` is one ranged GET. A URL may be signed for GET only
+(a HEAD is refused with 403), and some servers answer no HEAD (the GCS
+emulator), so the size comes from a first ranged GET: of the last
+``tail_bytes`` (``Range: bytes=-N``; those bytes, a Parquet footer, are
+kept), or with ``tail_bytes=0`` of the first byte (:class:`HTTPFile
+<terrapipe.io.http_file.HTTPFile>`); its answer states the total. HTTP(S)
+reads go through the checked reads of :mod:`terrapipe.io.http_reads` (a read
+of an object whose size changed since the open is refused). Azure Blob takes
+no suffix range: there the size comes from one HEAD
+(:func:`~terrapipe.io.object_store.size`).
 
 Examples
 --------
@@ -48,6 +51,9 @@ class ObjectFile(io.RawIOBase):
         URL (presigned and SAS included) or local path.
     storage
         Configuration (default ``Storage.from_env()``).
+    tail_bytes
+        How many of the last bytes the first GET reads and keeps (``0``: the
+        first byte only; not for Azure Blob, which gets a HEAD).
 
     Raises
     ------
@@ -55,7 +61,7 @@ class ObjectFile(io.RawIOBase):
         No such object, access denied, a time-out (named ``scheme://host/path``).
     """
 
-    def __init__(self, url: str, storage: Storage | None = None) -> None:
+    def __init__(self, url: str, storage: Storage | None = None, *, tail_bytes: int = TAIL_BYTES) -> None:
         super().__init__()
         self.url = url
         self.storage = storage
@@ -63,24 +69,36 @@ class ObjectFile(io.RawIOBase):
         self._lock = threading.Lock()
         self._tail_start = 0
         self._tail = b""
+        self._tail_bytes = tail_bytes
+        self.bytes_read = 0
         if cloud_of(url) == "azure":  # Azure Blob takes no suffix range: one HEAD
             self.size = object_store.size(url, storage)
         else:
             self.size = self._size_from_tail()
 
     def __repr__(self) -> str:  # the URL without its query: a presigned URL's signature is a secret
-        return f"ObjectFile({public_url(self.url)!r})"
+        return f"{type(self).__name__}({public_url(self.url)!r})"
+
+    @property
+    def name(self) -> str:
+        """The URL as ``scheme://host/path`` (what ``io.BufferedReader``'s repr shows)."""
+        return public_url(self.url)
 
     def _http_tail(self) -> int:
-        """GET the last :data:`TAIL_BYTES` of an HTTP(S) URL through the checked reads; return the total."""
-        suffix = True
+        """GET the last ``tail_bytes`` (or the first byte) of an HTTP(S) URL, checked; return the total."""
+        suffix = self._tail_bytes > 0
+        first = http_reads.ByteRange(0, 1)
         try:
-            reply = http_reads.read(self.url, self.storage, byte_range=http_reads.ByteRange(None, TAIL_BYTES))
-        except ReadError as err:  # suffix ranges refused: 416 when longer than the object (rclone),
-            if "deadline" in str(err):  # the connection dropped (Azurite); the first byte states the size
-                raise
-            suffix = False
-            reply = http_reads.read(self.url, self.storage, byte_range=http_reads.ByteRange(0, 1))
+            try:
+                wanted = http_reads.ByteRange(None, self._tail_bytes) if suffix else first
+                reply = http_reads.read(self.url, self.storage, byte_range=wanted)
+            except ReadError as err:  # suffix ranges refused: 416 when longer than the object (rclone),
+                if "deadline" in str(err) or not suffix:  # the connection dropped (Azurite); the first
+                    raise  # byte states the size
+                suffix = False
+                reply = http_reads.read(self.url, self.storage, byte_range=first)
+        except http_reads.PastEndError:  # no first byte: an empty file
+            return 0
         if reply.status == 404:
             raise ReadError(f"cannot read {public_url(self.url)!r}: no such object (HTTP 404); check the URL")
         if reply.total is None:
@@ -90,7 +108,7 @@ class ObjectFile(io.RawIOBase):
         return reply.total
 
     def _size_from_tail(self) -> int:
-        """GET the last :data:`TAIL_BYTES` (no HEAD): keep them and return the total the answer states."""
+        """GET the last ``tail_bytes`` (no HEAD): keep them and return the total the answer states."""
         if cloud_of(self.url) == "http":
             return self._http_tail()
         obs = obstore_runtime.load_obstore()
@@ -111,7 +129,9 @@ class ObjectFile(io.RawIOBase):
 
         try:
             try:
-                total, start, data = fetch({"range": {"suffix": TAIL_BYTES}})
+                total, start, data = fetch(
+                    {"range": {"suffix": self._tail_bytes} if self._tail_bytes else (0, 1)}
+                )
             except Exception:
                 # the suffix refused: some S3 servers answer 416 for an object shorter than it, the GCS
                 # emulator and Azure ignore suffix ranges; the answer for the first byte states the total
@@ -158,6 +178,11 @@ class ObjectFile(io.RawIOBase):
 
     def read_at(self, nbytes: int, offset: int) -> bytes:
         """Return up to ``nbytes`` bytes from ``offset`` (one ranged GET, or none from the kept tail)."""
+        data = self._read_at(nbytes, offset)
+        self.bytes_read += len(data)
+        return data
+
+    def _read_at(self, nbytes: int, offset: int) -> bytes:
         end = min(self.size, offset + max(0, nbytes))
         if offset >= end:
             return b""
@@ -191,3 +216,10 @@ class ObjectFile(io.RawIOBase):
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_tail")} | {"bytes_read": 0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        io.RawIOBase.__init__(self)
+        self.__dict__.update({**state, "_lock": threading.Lock(), "_tail": b"", "_tail_start": 0})
