@@ -46,12 +46,6 @@ def _gdal(server: HeaderServer, storage: tp.Storage) -> None:
     open_raster(f"{server.url}/a.tif", storage=storage).load()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engineer B (io/storage.py Storage(headers=) checks, or io/http_client.py / stac/http_json.py): a "
-    "header value outside latin-1 escapes the byte layer and the STAC client as a bare UnicodeEncodeError "
-    "(naming the character and its position in the secret)",
-)
 @pytest.mark.parametrize("read", [_bytes, _stac])
 def test_a_header_value_outside_latin1_is_a_named_error(server: HeaderServer, read: Any) -> None:
     secret = "Bearer s3cret\u20acvalue"

@@ -1,13 +1,12 @@
 """The readers' HTTP on the byte layer: forked workers, Retry-After, one configuration, no HEAD.
 
-- a process forked after its parent read over HTTP with obstore (whose
-  runtime does not survive fork: a read there hangs, a new store too) reads
-  over HTTP, checked, through its own urllib3 pool: no hang, no error;
+- a process forked after its parent read over HTTP (blocking and async: its
+  urllib3 pools, deadline watchdog and thread pool exist) reads over HTTP,
+  checked, through its own: no hang, no error;
 - urllib3 reads honour ``Retry-After`` up to ``Storage.max_backoff``;
 - ``HTTPOptions`` is a deprecated alias building the ``tp.Storage`` of the same meaning;
 - ``HTTPFile`` sends no HEAD (a URL presigned for GET refuses one);
-- obstore's HTTP stores are kept per (Storage, origin, process);
-- an honest chunked answer (which obstore refuses) is read, within the cap.
+- an honest chunked answer (no Content-Length) is read, within the cap.
 """
 
 from __future__ import annotations
@@ -181,7 +180,7 @@ def chunked_url() -> Any:
 
 
 def test_an_honest_chunked_answer_is_read_within_the_cap(chunked_url: str) -> None:
-    """obstore refuses a body without Content-Length; the byte layer reads it with urllib3, capped."""
+    """A body without Content-Length (chunked) is read, within the cap."""
     assert fetch(chunked_url, Storage()).body == BLOB
     assert fetch(chunked_url, Storage(), byte_range=ByteRange(500, 1500)).body == BLOB[500:1500]
     with pytest.raises(ReadError, match=r"larger than the cap \(max_body\) of 1000 bytes"):

@@ -75,6 +75,7 @@ from terrapipe.io.http_reads import (
     _RetryError,
     _signed,
     _Watchdog,
+    check_headers,
     deadline_of,
     drive,
     follow,
@@ -324,6 +325,7 @@ class JsonClient:
                 url, headers, data = _signed(url, method, headers, self.storage.request_modifier, body)
             except ReadError as err:
                 raise _FailedError(*str(err).split("; ", 1)) from None
+        check_headers(headers)
         per_read = min(self.storage.timeout, watch.end - time.monotonic())
         if per_read <= 0 or watch.fired:
             raise _ExpiredError()
