@@ -61,13 +61,6 @@ def test_scenes_of_no_window_and_of_one_window_over_odd_worker_counts(workers: i
     assert sorted(got) == _expected(SIZES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engineer C (run/ loader, run/sharding.py apply_torch_sharding / core/shard.py): a torch "
-    "sharding_filter after a chip that shards itself shards the pipe twice: tp.loader(workers=3) yields "
-    "1/3 of the windows, silently (core/pipe.py's doc says 'do not', nothing enforces it); refuse it "
-    "(InvalidArgumentError) or let the filter pass everything through",
-)
 def test_a_sharding_filter_after_a_sharding_chip_loses_no_window() -> None:
     try:
         with tp.loader(_pipe(WHOLE).sharding_filter(), batch_size=4, workers=3) as batches:

@@ -125,7 +125,7 @@ from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.merge import ShardMerge
 from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.progress import ProgressBar
-from terrapipe.run.sharding import can_shard
+from terrapipe.run.sharding import can_shard, check_single_sharding
 from terrapipe.run.workers import Method, WorkerPool
 from terrapipe.tensor.collate import collate as collate_tensors
 
@@ -238,6 +238,8 @@ class PipeLoader(Generic[T]):
                 "tp.from_items(...) or add .sharding_filter()"
             )
             raise InvalidArgumentError(msg)
+        if self._shards * self.world_size > 1:
+            check_single_sharding(pipe)  # a sharding_filter after a stage that shards: data would be lost
         plan = resume_plan(pipe)
         self.exact_resume = plan.exact
         self._blockers = plan.blockers
