@@ -36,8 +36,9 @@ files on local disk, where there is no latency to hide; for ``zarr`` only,
 ``storage``, the defaults with ``storage=tp.Storage()`` (the store read
 through obstore, as a bucket is), and ``open``, only opening the store as
 ``read_zarr`` does, no chunk read); the table gives the
-median seconds over the rounds and the ratio ``peer / this`` (>= 1: faster
-than the peer) of the medians.
+median seconds over the rounds, the ratio ``peer / this`` (>= 1: faster
+than the peer) of the medians, and the median CPU seconds (user + system, all
+threads of the run's process) of the timed part.
 
 ``--fetch`` instead compares threads and asyncio (obstore) fetching every
 chunk of the Zarr store, at 16 and 64 requests in flight.
@@ -410,9 +411,19 @@ def run_one(args: argparse.Namespace) -> None:
         if flow == "zarr":
             runner = {"storage": ours_zarr_storage, "open": open_zarr_only}.get(who, ours_zarr)
         fn = lambda: runner(url, workers)  # noqa: E731
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     nbytes = fn()
-    print(json.dumps({"seconds": time.perf_counter() - start, "bytes": nbytes}))
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "bytes": nbytes, "cpu": _cpu_seconds() - cpu}))
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process so far, all its threads."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _spawn(
@@ -483,6 +494,7 @@ def main() -> None:
     world = sample_world()
     before = machine()
     times: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "data"
         folder.mkdir()
@@ -523,9 +535,10 @@ def main() -> None:
                             for label, src in runs:
                                 result = _spawn(flow, who, urls[flow], args.size, warm, local, src)
                                 times.setdefault((flow, label), []).append(result["seconds"])
+                                cpus.setdefault((flow, label), []).append(result["cpu"])
                                 print(
                                     f"round {round_no + 1} {flow:7} {label:7} {result['seconds']:7.3f} s "
-                                    f"{result['bytes'] / 1e6:8.1f} MB",
+                                    f"{result['bytes'] / 1e6:8.1f} MB cpu {result['cpu']:6.3f} s",
                                     flush=True,
                                 )
     after = machine()
@@ -536,8 +549,8 @@ def main() -> None:
         f"COG and Zarr: {args.size} x {args.size} uint16, {TILE} x {TILE} tiles/chunks. "
         f"Medians of {args.repeat} rounds.",
         "",
-        "| flow | contender | median s | range s | peer / this |",
-        "|---|---|---:|---:|---:|",
+        "| flow | contender | median s | range s | peer / this | CPU s (median) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     names = {
         "peer": "16-thread hand-written reader",
@@ -557,9 +570,10 @@ def main() -> None:
                 values = times[(flow, label)]
                 med = statistics.median(values)
                 ratio = f"{peer / med:.2f}x" if peer is not None else "-"
+                cpu = statistics.median(cpus[(flow, label)])
                 lines.append(
                     f"| {flow} | {names.get(who, who)}{suffix} | {med:.3f} | "
-                    f"{min(values):.3f}-{max(values):.3f} | {ratio} |"
+                    f"{min(values):.3f}-{max(values):.3f} | {ratio} | {cpu:.3f} |"
                 )
     text = "\n".join(lines)
     print("\n" + text)
