@@ -480,8 +480,27 @@ class RasterArray(BackendArray):
         window = self._plain_window(key)
         if window is not None:  # the common case: a window of whole bands, read straight
             return self._read_window(list(self.bands), window)
+        empty = self._empty_window(key)
+        if empty is not None:  # xarray's slice decomposition fails on an empty reversed slice (IndexError)
+            return empty
         indexing = xarray_indexing()
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
+
+    def _empty_window(self, key: Any) -> NDArray[Any] | None:
+        """Return the empty array a basic or outer ``key`` with an empty slice asks for, else None (no read)."""
+        indexing = xarray_indexing()
+        if not isinstance(key, indexing.BasicIndexer | indexing.OuterIndexer):
+            return None
+        shape: list[int] = []
+        empty = False
+        for part, size in zip(key.tuple, self.shape, strict=True):
+            if isinstance(part, slice):
+                length = len(range(*part.indices(size)))
+                empty = empty or length == 0
+                shape.append(length)
+            elif not isinstance(part, (int, np.integer)):
+                shape.append(int(np.size(part)))
+        return np.empty(shape, dtype=self.dtype) if empty else None
 
     def _plain_window(self, key: Any) -> Window | None:
         """Return the window ``key`` (xarray's indexer) asks for if it takes every band and step-1 rows/columns, else None."""
