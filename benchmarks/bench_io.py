@@ -10,17 +10,25 @@ the floor and for terrapipe alike, and each HTTP run uses a new URL. The
 readers take turns within each round (``--rounds``, medians shown), so load
 from elsewhere on the machine hits them alike.
 
+``--baseline-src DIR`` also times ``terrapipe local`` over another copy of
+``src/`` (``git archive <commit> src | tar -x -C DIR``, then ``DIR/src``) and
+over this one, each in a fresh child process with its own floor run just
+before it in that process: rows ``terrapipe local (child)`` and ``terrapipe
+local (baseline src)``, so a change is measured before/after in one run.
+
 Run: ``python benchmarks/bench_io.py [--windows 300] [--size 4096] [--threads 1 4] [--rounds 5]
-[--parts] [--clock wall|cpu]``
+[--parts] [--clock wall|cpu] [--baseline-src DIR]``
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,13 +43,18 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+#: ``--baseline-child SRC``: this process times terrapipe from another copy of ``src/`` (see main).
+_CHILD_SRC = sys.argv[sys.argv.index("--baseline-child") + 1] if "--baseline-child" in sys.argv else None
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, _CHILD_SRC or str(ROOT / "src"))
 
 from tests.servers.http_range import start_range_server  # noqa: E402
 
 from terrapipe.io import open_raster  # noqa: E402
 from terrapipe.io.raster_array import close_thread_handles  # noqa: E402
+
+if _CHILD_SRC is None:  # not in a baseline's src/
+    from terrapipe.core.axis_index import with_pandas_indexes
 
 
 def write_cog(path: Path, size: int, bands: int) -> None:
@@ -139,8 +152,9 @@ def rasterio_isel_run(path: Path, picks: list[tuple[int, int]], win: int, thread
     """The floor plus what ``DataArray.isel`` costs on an in-memory array with the same coordinates."""
     da = open_raster(path)
     close_thread_handles()
+    coords = with_pandas_indexes(da).coords  # an ordinary DataArray's: pandas indexes
     plain = xr.DataArray(
-        np.broadcast_to(np.zeros((), "uint16"), da.shape), dims=da.dims, coords=da.coords, attrs=da.attrs
+        np.broadcast_to(np.zeros((), "uint16"), da.shape), dims=da.dims, coords=coords, attrs=da.attrs
     )
     handles: dict[int, rasterio.DatasetReader] = {}
 
@@ -171,6 +185,28 @@ def rioxarray_run(path: Path, picks: list[tuple[int, int]], win: int, threads: i
         da.close()
 
 
+def baseline_run(src: str, path: Path, args: argparse.Namespace, threads: int) -> tuple[float, float]:
+    """``(floor, terrapipe)`` seconds, timed in a child process that imports terrapipe from ``src``."""
+    command = [sys.executable, __file__, "--baseline-child", src, "--child-file", str(path)]
+    command += ["--windows", str(args.windows), "--size", str(args.size), "--window", str(args.window)]
+    command += ["--threads", str(threads), "--clock", args.clock]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600).stdout
+    times = json.loads(out.strip().splitlines()[-1])
+    return float(times["floor"]), float(times["terrapipe"])
+
+
+def child(args: argparse.Namespace) -> None:
+    """``--baseline-child``: one floor run, then one terrapipe run, printed as JSON."""
+    path = Path(args.child_file)
+    picks = windows(args.windows, args.size, args.window)
+    threads = args.threads[0]
+    rasterio_run(path, picks[:10], args.window, threads)  # a fresh process: first-use costs before the clock
+    terrapipe_run(path, picks[:10], args.window, threads)
+    floor = rasterio_run(path, picks, args.window, threads)
+    ours = terrapipe_run(path, picks, args.window, threads)
+    print(json.dumps({"floor": floor, "terrapipe": ours}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=300)
@@ -191,9 +227,19 @@ def main() -> None:
         default="wall",
         help="time with the wall clock (default) or this process's CPU time (steadier under load)",
     )
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        help="also time terrapipe local over this copy of src/ (a child process per round, after its own floor)",
+    )
+    parser.add_argument("--baseline-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-file", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.clock == "cpu":
         CLOCK["clock"] = time.process_time
+    if args.baseline_child:
+        child(args)
+        return
 
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,6 +250,7 @@ def main() -> None:
         win = args.window
         picks = windows(args.windows, args.size, win)
         seconds: dict[tuple[str, int], list[float]] = {}
+        floors_of: dict[tuple[str, int], list[float]] = {}  # rows timed against another floor run
         fetched: dict[int, list[float]] = {}
         try:
             for round_ in range(args.rounds):
@@ -220,6 +267,15 @@ def main() -> None:
                         seconds.setdefault(("rasterio + xarray isel", threads), []).append(both)
                         peer = rioxarray_run(path, picks, win, threads)
                         seconds.setdefault(("rioxarray", threads), []).append(peer)
+                    if args.baseline_src:  # before/after, each in a fresh process after its own floor
+                        for label, src in (
+                            ("(child)", str(ROOT / "src")),
+                            ("(baseline src)", args.baseline_src),
+                        ):
+                            child_floor, child_ours = baseline_run(src, path, args, threads)
+                            key = (f"terrapipe local {label}", threads)
+                            seconds.setdefault(key, []).append(child_ours)
+                            floors_of.setdefault(key, []).append(child_floor)
                     server.reset()
                     remote = terrapipe_run(
                         f"{server.url_for(path)}?run={threads}-{round_}", picks, win, threads
@@ -240,13 +296,13 @@ def main() -> None:
         f"# medians of {args.rounds} interleaved rounds ({args.clock} clock); ratio: median of the per-round "
         "ratios to the floor"
     )
-    print(f"{'reader':<24}{'threads':>8}{'windows/s':>12}{'vs floor':>10}{'KB fetched/window':>20}")
+    print(f"{'reader':<32}{'threads':>8}{'windows/s':>12}{'vs floor':>10}{'KB fetched/window':>20}")
     for (name, threads), times in seconds.items():
-        floors = seconds[("rasterio local (floor)", threads)]
+        floors = floors_of.get((name, threads), seconds[("rasterio local (floor)", threads)])
         rate = len(picks) / statistics.median(times)
         ratio = statistics.median(f / t for f, t in zip(floors, times, strict=True))
         kb = f"{statistics.median(fetched[threads]) / 1024:.1f}" if name.endswith("HTTP") else "-"
-        print(f"{name:<24}{threads:>8}{rate:>12.1f}{ratio:>10.2f}{kb:>20}")
+        print(f"{name:<32}{threads:>8}{rate:>12.1f}{ratio:>10.2f}{kb:>20}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from terrapipe._compat import (
 )
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
+from terrapipe.core.axis_index import with_pandas_indexes
 from terrapipe.core.coords import cached_transform, transform_from_coords, xy_dims
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
@@ -134,6 +135,7 @@ class ItemCutter:
         pad_value: float | int | None = None,
         output: Output = "xarray",
     ) -> None:
+        obj = with_pandas_indexes(obj)  # read_raster's cheap x/y index: chips keep pandas indexes, as before
         self.obj = obj
         self.plan = plan
         self.arrays = list(arrays)
