@@ -20,12 +20,16 @@
   FlatGeobuf with ``bbox``/``mask``: only its header, the index nodes the box
   reaches and the features they point at, by ranged reads), and no GDAL
   configuration is ever set (:mod:`terrapipe.io.vector_objects`).
-- A FlatGeobuf read with ``bbox``/``mask`` at an ``https://`` URL with a query
-  string (signed, token) goes the same way, by ranged reads only: GDAL opens
-  such a URL without a ``HEAD`` and learns its size from a ``GET`` without a
-  ``Range``, whose body the server streams until it sees the connection close
-  (up to the whole file). Other GDAL formats at such URLs still pay that
-  probe once per open (GDAL's size request; its body is dropped).
+- A FlatGeobuf read with ``bbox``/``mask`` at an ``http(s)://`` URL goes the
+  same way, by ranged reads only, each answer checked to be the range asked
+  for: GDAL opens a URL with a query string (signed, token) without a
+  ``HEAD`` and learns its size from a ``GET`` without a ``Range``, whose body
+  the server streams until it sees the connection close (up to the whole
+  file); and GDAL (libcurl) takes an answer a server sent unasked on a
+  kept-alive connection for the answer to its next range (a FlatGeobuf's
+  index read from such bytes matched nothing: an empty layer, silently).
+  Other GDAL formats at URLs with a query string still pay that probe once
+  per open (GDAL's size request; its body is dropped).
 
 Every result has its CRS; a file without one is a ``ReadError`` unless
 ``crs=`` says what to assume.
@@ -74,7 +78,7 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import MASK, public_url, redact_urls
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_cache import forget_remote_file
-from terrapipe.io.gdal_env import remote_url_options, with_http_settings
+from terrapipe.io.gdal_env import with_http_settings
 from terrapipe.io.gdal_setup import ensure_gdal_setup
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
@@ -466,16 +470,20 @@ def _head_less_flatgeobuf(path: str, filtered: bool) -> bool:
     under load (a bbox read that served more than the whole file). The byte
     layer learns the size from a ranged ``GET`` of the last 64 KiB and reads
     the header, the index nodes the box reaches and their features
-    (:func:`~terrapipe.io.vector_objects.flatgeobuf_subset`).
+    (:func:`~terrapipe.io.vector_objects.flatgeobuf_subset`), each answer
+    checked to be the range asked for: GDAL (libcurl) took an answer a
+    server sent unasked on a kept-alive connection for its next range, and an
+    index read from it matched nothing (an empty layer, silently). So every
+    filtered FlatGeobuf read over HTTP goes this way, signed or not.
 
     Examples
     --------
     >>> _head_less_flatgeobuf("https://h/a.fgb?sig=x", True), _head_less_flatgeobuf("https://h/a.fgb", True)
-    (True, False)
+    (True, True)
     >>> _head_less_flatgeobuf("https://h/a.fgb?sig=x", False), _head_less_flatgeobuf("https://h/a.gpkg?sig=x", True)
     (False, False)
     """
-    if not filtered or not is_http(path) or "use_head" not in remote_url_options(path):
+    if not filtered or not is_http(path):
         return False
     return urllib.parse.urlsplit(path).path.lower().endswith(".fgb")
 

@@ -245,7 +245,10 @@ def flatgeobuf_subset(url: str, box: Sequence[float], storage: Storage | None = 
             known = read_nodes([(levels[0][0], levels[0][0] + 1)])
         picked = [min(known)]
     # Each feature ends where the next leaf's feature starts (features are stored in leaf order).
-    missing = sorted({i + 1 for i in picked if i + 1 < num_nodes and i + 1 not in known})
+    last = num_nodes - 1  # its feature ends the file: its size prefix tells a file cut short
+    missing = sorted(
+        {i + 1 for i in picked if i + 1 < num_nodes and i + 1 not in known} | {last} - set(known)
+    )
     if missing:
         known.update(read_nodes([(i, i + 1) for i in missing]))
     features_end = layout.size - layout.features_start
@@ -259,7 +262,30 @@ def flatgeobuf_subset(url: str, box: Sequence[float], storage: Storage | None = 
                 f"bytes {start}-{stop} of a features section of {features_end}; re-create or re-download the file"
             )
         spans_bytes.append((layout.features_start + start, layout.features_start + stop))
+    tail = int(known[last][4])
+    if last not in picked:
+        if not 0 <= tail <= features_end - 4:
+            raise ReadError(
+                f"cannot read vector file {shown!r}: truncated or damaged FlatGeobuf: its last feature starts "
+                f"at byte {tail} of a features section of {features_end}; re-create or re-download the file"
+            )
+        spans_bytes.append((layout.features_start + tail, layout.features_start + tail + 4))
     features = _get_spans(url, spans_bytes, storage) if spans_bytes else []
+    if last not in picked:
+        spans_bytes.pop()
+        (size,) = struct.unpack_from("<I", features.pop())
+        if tail + 4 + size != features_end:
+            raise ReadError(
+                f"cannot read vector file {shown!r}: truncated or damaged FlatGeobuf: its last feature ends at "
+                f"byte {tail + 4 + size} of a features section of {features_end}; re-create or re-download the file"
+            )
+    for (start, stop), data in zip(spans_bytes, features, strict=True):
+        # Each feature is a size-prefixed flatbuffer filling its span: a cut one (the file's last) is shorter.
+        if len(data) < 4 or struct.unpack_from("<I", data)[0] + 4 != len(data):
+            raise ReadError(
+                f"cannot read vector file {shown!r}: truncated or damaged FlatGeobuf: the feature at bytes "
+                f"{start}-{stop} does not fill its span; re-create or re-download the file"
+            )
     return _assemble(head, layout.index_start, [known[i] for i in picked], features, node_size, shown)
 
 
