@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,29 @@ def test_a_range_is_read_in_one_piece(blob: tuple[str, bytes], monkeypatch: pyte
     assert http_reads.read(url, Storage(), byte_range=ByteRange(10, 250_010)).body == data[10:250_010]
     assert http_reads.read(url, Storage()).body == data
     assert asked == [250_000, 300_000]
+
+
+def test_the_deadline_watch_stays_small_and_fires_for_an_earlier_deadline(
+    blob: tuple[str, bytes], server: RangeServer, http_root: Path
+) -> None:
+    url, data = blob
+    starts = range(3 * http_reads._PRUNE_AT)  # each read leaves a done deadline 120 s away
+
+    async def many() -> list[Any]:
+        reads = [http_reads.read_async(url, Storage(), byte_range=ByteRange(s, s + 3)) for s in starts]
+        return list(await asyncio.gather(*reads))
+
+    assert [r.body for r in asyncio.run(many())] == [data[s : s + 3] for s in starts]
+    watch = http_reads._deadlines()
+    end = time.monotonic() + 5
+    while len(watch.heap) > http_reads._PRUNE_AT + 1 and time.monotonic() < end:
+        time.sleep(0.01)
+    assert len(watch.heap) <= http_reads._PRUNE_AT + 1
+    (http_root / "slow.bin").write_bytes(b"x" * 10)
+    server.fault("/slow.bin", status=None, delay=4)
+    began = time.monotonic()
+    with pytest.raises(ReadError, match="deadline of 1 s"):  # later than none of the 120 s ones: woken for it
+        http_reads.read(
+            server.url_for(http_root / "slow.bin"), Storage(deadline=1.0, timeout=10.0, retries=0)
+        )
+    assert time.monotonic() - began < 3
