@@ -68,6 +68,7 @@ __all__ = [
     "asset_band",
     "chunk_sources",
     "native_array",
+    "on_read_pool",
     "read_chunk",
     "settled",
 ]
@@ -504,6 +505,24 @@ def _hop() -> bool:
     ``clear_page_erms``), so they still hand the read over.
     """
     return threading.current_thread() is not threading.main_thread() and not getattr(_IN_POOL, "flag", False)
+
+
+def on_read_pool(operation: Callable[[], Any]) -> Any:
+    """Run ``operation`` on the read pool's long-lived threads (in place when this thread is one of them).
+
+    For opening local files whose handles the cube's reads will use (see
+    :func:`terrapipe.stac.stack._probe`): a pool thread keeps the handle
+    and its PROJ context for the reads that follow. Its result or error
+    comes back as if it had run here.
+
+    Examples
+    --------
+    >>> on_read_pool(lambda: threading.current_thread().name.startswith("stack_stac-read"))
+    True
+    """
+    if getattr(_IN_POOL, "flag", False):
+        return operation()
+    return _pool().submit(operation).result()
 
 
 def _fill_all(
