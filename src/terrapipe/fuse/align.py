@@ -48,12 +48,13 @@ from odc.geo.overlap import compute_reproject_roi
 from rasterio.enums import Resampling
 
 from terrapipe.core.checks import check_number
+from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import redact_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
-from terrapipe.fuse.grid import crs_text, grid_of, spatial_dims
+from terrapipe.fuse.grid import crs_text, grid_of, longitude_period, spatial_dims
 
 __all__ = ["AlignTo", "align_array", "check_resampling", "kernel_margin", "reference_window"]
 
@@ -147,11 +148,12 @@ def _window_and_cover(
 
 
 def _wrapped_grids(grid: GeoBox) -> list[GeoBox]:
-    """Return ``grid``, and for a lon/lat grid the same grid 360 degrees west and east."""
+    """Return ``grid``, and for a lon/lat grid the same grid one turn of the globe west and east."""
     if grid.crs is None or not grid.crs.geographic:
         return [grid]
+    turn = longitude_period(str(grid.crs)) or 360.0  # 360 degrees, 400 grads
     shifted = [
-        GeoBox(grid.shape, Affine.translation(shift, 0) @ grid.affine, grid.crs) for shift in (-360, 360)
+        GeoBox(grid.shape, Affine.translation(shift, 0) @ grid.affine, grid.crs) for shift in (-turn, turn)
     ]
     return [grid, *shifted]
 
@@ -269,13 +271,29 @@ def _read_window(
     if pixels.ndim == 2:
         pixels = pixels[None]
     window_transform = ref_grid.affine @ ref_grid.affine.translation(cols.start, rows.start)
-    _warp(
-        pixels,
-        out,
-        src=(window_transform, crs_text(ref_grid.crs), src_nodata),
-        dst=(chip.affine, crs_text(chip.crs), fill),
-        resampling=resampling,
-    )
+    src_crs: str | None = crs_text(ref_grid.crs)
+    dst_crs: str | None = crs_text(chip.crs)
+    if src_crs == dst_crs or same_crs(src_crs, dst_crs):
+        # One CRS: the transforms alone say where the pixels go, so GDAL asks PROJ nothing (PROJ finds no
+        # operation from EPSG:4807, a Paris-meridian CRS in grads, to itself: the warp failed).
+        src_crs = dst_crs = None
+    try:
+        _warp(
+            pixels,
+            out,
+            src=(window_transform, src_crs, src_nodata),
+            dst=(chip.affine, dst_crs, fill),
+            resampling=resampling,
+        )
+    except MemoryError:
+        raise
+    except Exception as err:  # GDAL/PROJ (rasterio's CPLE_* errors): no coordinate operation between the CRSs
+        msg = (
+            f"align_to: GDAL cannot warp the reference ({crs_text(ref_grid.crs)}) onto the chip "
+            f"({crs_text(chip.crs)}): {type(err).__name__}: {err}; reproject the reference into the chips' CRS "
+            "(or one PROJ can convert to it) first"
+        )
+        raise InvalidArgumentError(msg) from err
     return int(pixels.nbytes)
 
 
@@ -283,8 +301,8 @@ def _warp(
     pixels: np.ndarray,
     out: np.ndarray,
     *,
-    src: tuple[Any, str, float | None],
-    dst: tuple[Any, str, float | int],
+    src: tuple[Any, str | None, float | None],
+    dst: tuple[Any, str | None, float | int],
     resampling: Resampling,
 ) -> None:
     """``rasterio.warp.reproject(pixels -> out)`` through georeferenced in-memory datasets.
@@ -294,7 +312,8 @@ def _warp(
     threads warping at once could leave an "ignore" filter installed for good
     (or let the warning out). GDAL MEM datasets opened with their transform
     and CRS raise no warning, so nothing is swapped; the results and the speed
-    are the same (the warp releases the GIL either way).
+    are the same (the warp releases the GIL either way). A CRS of ``None`` on
+    both sides: the grids share one CRS and their transforms place the pixels.
     """
     (src_transform, src_crs, src_nodata), (dst_transform, dst_crs, dst_nodata) = src, dst
     bands = list(range(1, pixels.shape[0] + 1))
