@@ -162,3 +162,10 @@ def test_boxes_of_a_field_split_at_the_antimeridian_are_one_box_on_the_chip() ->
     pixel = dict(zip(labels, np.asarray(boxes).tolist(), strict=True))
     # field 2 is 178..182 east, 5..7 north: columns 6..10, rows 1..3 of a chip whose top is 8 north
     assert pixel[2] == [6.0, 1.0, 10.0, 3.0]
+
+
+def test_a_feature_whose_copies_only_touch_a_wide_chip_is_left_out() -> None:
+    layer = gpd.GeoDataFrame({"v": [1]}, geometry=[box(-10, 0, 0, 1)], crs=LONLAT)
+    chip = _chip(0, 0, 35, 2, step=10.0)  # 0..350 east: the feature touches both edges, one turn apart
+    assert len(_clipped(layer, chip)) == 0
+    assert not _burnt(layer, chip).any()

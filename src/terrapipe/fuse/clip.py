@@ -215,6 +215,8 @@ class ClipVector(Stage[xr.Dataset]):
         # A feature met in two turns of the globe: clip each copy, then make one row of its parts.
         clipped = clip_features(hits.set_axis(np.arange(len(hits))), grid)
         rows = clipped.index.to_numpy()
+        if len(rows) == 0:  # every copy only touched the chip's edges
+            return hits.iloc[rows]
         kept = positions[rows]
         first = np.flatnonzero(np.r_[True, kept[1:] != kept[:-1]])
         geoms = clipped.geometry.to_numpy()
