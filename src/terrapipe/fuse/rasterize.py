@@ -16,8 +16,9 @@ result equals rasterizing the whole layer on that grid.
 - On a lon/lat chip, longitudes wrap: a chip written 0..360 or across the
   antimeridian burns the features written -180..180 on its far side, moved
   one turn of the globe (a layer written 0..360 likewise burns chips written
-  -180..180); a feature met on both sides of the chip burns both, in layer
-  order (:class:`~terrapipe.fuse.vector_index.VectorIndex`).
+  -180..180); a feature met on both sides of the chip burns as one geometry
+  (its copies joined), in layer order
+  (:class:`~terrapipe.fuse.vector_index.VectorIndex`).
 - A chip that no feature touches (outside the layer's extent, or an empty
   layer) gets a mask full of ``fill``: that is a result, not an error.
 - A layer without CRS is refused (``InvalidArgumentError``): there is no
@@ -60,7 +61,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
-from terrapipe.fuse.vector_index import VectorIndex
+from terrapipe.fuse.vector_index import VectorIndex, moved_rows
 
 __all__ = ["Merge", "Rasterize", "rasterize_features"]
 
@@ -208,6 +209,23 @@ def rasterize_features(
     return burnt
 
 
+def _one_row_per_feature(hits: Any, positions: np.ndarray) -> Any:
+    """Join the copies of a feature met in several turns of the globe (consecutive rows) into one geometry.
+
+    Burnt apart, two copies that meet at the antimeridian would both burn a pixel
+    astride it with ``all_touched=True``: twice its value with ``merge="add"``.
+    """
+    import shapely
+
+    first = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
+    geoms = hits.geometry.to_numpy()
+    out = hits.iloc[first].copy()
+    out[hits.geometry.name] = np.array(
+        [shapely.union_all(part) for part in np.split(geoms, first[1:])], dtype=object
+    )
+    return out
+
+
 def _sum_fits(values: np.ndarray, fill: float | int, dtype: np.dtype[Any]) -> bool:
     """Whether ``fill`` plus any subset of ``values`` stays within an integer dtype."""
     info = np.iinfo(dtype)
@@ -294,7 +312,12 @@ class Rasterize(Stage[xr.Dataset]):
 
     def burn(self, grid: GeoBox) -> np.ndarray:
         """Return the mask of one grid (the features intersecting it, burnt)."""
-        hits = self.index.query(grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs))
+        frame, positions, shifts = self.index.hits(
+            grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs)
+        )
+        hits = moved_rows(frame, positions, shifts)
+        if len(np.unique(positions)) != len(positions):
+            hits = _one_row_per_feature(hits, positions)
         values = None
         if self.column is not None:
             values = hits[self.column].to_numpy()
