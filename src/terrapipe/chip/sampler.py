@@ -49,6 +49,7 @@ from terrapipe.chip.reader import BlockReader
 from terrapipe.chip.reads import Reads
 from terrapipe.chip.split import SplitSubset, window_bounds
 from terrapipe.core.checks import check_int, check_number
+from terrapipe.core.crs import longitude_period
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
@@ -114,7 +115,8 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
     points
         ``[(x, y), ...]`` map coordinates, or a GeoDataFrame / GeoSeries of
         points (reprojected to each raster's CRS); one window per point and
-        raster containing it. Give ``n`` or ``points``, not both.
+        raster containing it (on a lon/lat raster, longitudes wrap: a point
+        at -75 is in a raster written 0..360). Give ``n`` or ``points``, not both.
     seed
         Seed of the draws; mixed with the epoch.
     weights
@@ -349,6 +351,13 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
             xy = _points_xy(self.points, crs)
             if xy.size == 0:
                 continue
+            xy = _wrapped(
+                xy,
+                crs,
+                transform,
+                raster.sizes[raster.dims.index(x_dim)],
+                raster.sizes[raster.dims.index(y_dim)],
+            )
             col, row = (~transform) @ (xy[:, 0], xy[:, 1])
             col, row = np.floor(np.asarray(col)), np.floor(np.asarray(row))
             ix, iy = raster.dims.index(x_dim), raster.dims.index(y_dim)
@@ -508,6 +517,17 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
 def _largest_dims(ds: xr.Dataset) -> tuple[Hashable, ...]:
     variables = sorted(ds.data_vars.values(), key=lambda v: -v.size)
     return variables[0].dims if variables else tuple(ds.dims)
+
+
+def _wrapped(xy: np.ndarray, crs: str, transform: Any, width: int, height: int) -> np.ndarray:
+    """Move lon/lat points by whole turns of the globe into the raster's x range (0..360 rasters, -75 points)."""
+    period = longitude_period(crs)
+    if period is None:
+        return xy
+    west = min((transform * corner)[0] for corner in ((0, 0), (width, 0), (0, height), (width, height)))
+    out = xy.copy()
+    out[:, 0] = west + np.mod(xy[:, 0] - west, period)
+    return out
 
 
 def _points_xy(points: Any, crs: str) -> np.ndarray:

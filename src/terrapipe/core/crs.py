@@ -14,6 +14,10 @@ The comparison is pyproj's ``CRS.equals(other, ignore_axis_order=True)``; two
 inputs whose :func:`terrapipe.fuse.grid.crs_text` reads the same (one
 authority code) are the same too, as they always were.
 
+:func:`longitude_period` says how far apart, in a lon/lat CRS's x units, two
+spellings of one longitude are (360 degrees): a grid written 0..360 and a
+layer or point written -180..180 meet there.
+
 Examples
 --------
 >>> same_crs("EPSG:4326", "+proj=longlat +datum=WGS84 +no_defs")
@@ -24,10 +28,11 @@ True
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["crs_input_text", "same_crs"]
+__all__ = ["crs_input_text", "longitude_period", "same_crs"]
 
 
 def crs_input_text(crs: Any) -> str:
@@ -89,3 +94,48 @@ def same_crs(a: Any, b: Any) -> bool:
     if first == second:
         return True
     return _same(*sorted((first, second)))
+
+
+@lru_cache(maxsize=256)
+def _period_of(text: str) -> float | None:
+    from pyproj import CRS
+
+    try:
+        crs = CRS.from_user_input(text)
+    except Exception:  # pyproj raises CRSError and friends: not a CRS, so no turn of the globe
+        return None
+    if not crs.is_geographic:
+        return None
+    for axis in crs.axis_info:
+        if axis.direction in ("east", "west") and axis.unit_conversion_factor > 0:
+            return round(2 * math.pi / axis.unit_conversion_factor, 9)
+    return None
+
+
+def longitude_period(crs: Any) -> float | None:
+    """Return one turn of the globe in a lon/lat CRS's x units (360 for degrees), ``None`` if projected.
+
+    The x of our grids is the longitude (odc-geo and rasterio put x east), so
+    the same place is at ``x``, ``x + period`` and ``x - period``.
+
+    Parameters
+    ----------
+    crs
+        Anything pyproj understands; ``None``, ``""`` or an unreadable CRS give ``None``.
+
+    Returns
+    -------
+    float or None
+        ``360.0`` for a CRS in degrees, ``400.0`` in grads; ``None`` for a
+        projected CRS (PROJ wraps longitudes itself when it projects).
+
+    Examples
+    --------
+    >>> longitude_period("EPSG:4326"), longitude_period("OGC:CRS84"), longitude_period("EPSG:32631")
+    (360.0, 360.0, None)
+    >>> longitude_period("EPSG:4807"), longitude_period(None)
+    (400.0, None)
+    """
+    if crs is None or crs == "":
+        return None
+    return _period_of(crs_input_text(crs))

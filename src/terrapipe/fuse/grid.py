@@ -19,7 +19,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -30,6 +29,7 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from terrapipe.core.coords import transform_from_coords, xy_dims
+from terrapipe.core.crs import longitude_period as core_longitude_period
 from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
@@ -96,19 +96,6 @@ def crs_text(crs: Any) -> str:
         raise InvalidArgumentError(f"not a usable CRS: {crs!r} ({err})") from err
 
 
-@lru_cache(maxsize=256)
-def _period_of(text: str) -> float | None:
-    from pyproj import CRS
-
-    crs = CRS.from_user_input(text)
-    if not crs.is_geographic:
-        return None
-    for axis in crs.axis_info:
-        if axis.direction in ("east", "west") and axis.unit_conversion_factor > 0:
-            return round(2 * math.pi / axis.unit_conversion_factor, 9)
-    return None
-
-
 def longitude_period(crs: Any) -> float | None:
     """Return one turn of the globe in a lon/lat CRS's x units (360 for degrees), ``None`` if projected.
 
@@ -133,7 +120,7 @@ def longitude_period(crs: Any) -> float | None:
     >>> longitude_period("EPSG:4326"), longitude_period("OGC:CRS84"), longitude_period("EPSG:32631")
     (360.0, 360.0, None)
     """
-    return _period_of(crs_text(crs))
+    return core_longitude_period(crs_text(crs))
 
 
 def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
