@@ -18,7 +18,7 @@ import xarray as xr
 
 import terrapipe as tp
 from terrapipe.chip.dask_source import DaskBlocks, SourceBlocks, dask_blocks
-from terrapipe.core.errors import InvalidArgumentError, ReadError
+from terrapipe.core.errors import ReadError
 from tests.reliability.data import write_cog
 
 rasterio = pytest.importorskip("rasterio")
@@ -148,13 +148,6 @@ def test_a_file_gone_after_the_cube_was_built_is_a_read_error_naming_it(
         _chips(cube)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidArgumentError,
-    reason="stack_items writes encoding['preferred_chunks'] as tile lengths over the whole cube; xarray keeps the "
-    "encoding through isel, and chip/layout.storage_edges refuses lengths that no longer add up "
-    "(InvalidArgumentError 'chunk lengths ... do not add up'); open: storage_edges should ignore them (layout.py)",
-)
 def test_a_window_of_a_cube_keeps_its_encoding_and_still_chips(tmp_path: Path) -> None:
     cube = tp.stac.stack_items([_item(tmp_path)])  # default chunks: on the files' tiles (preferred_chunks)
     assert "preferred_chunks" in cube.encoding

@@ -76,6 +76,13 @@ def storage_edges(variable: xr.Variable) -> dict[Hashable, IntArray]:
     >>> var.encoding["preferred_chunks"] = {"x": 6}
     >>> {d: e.tolist() for d, e in storage_edges(var).items()}
     {'x': [0, 6, 10]}
+
+    Lengths per block that do not add up to the dimension's size were kept
+    in ``encoding`` through an ``isel`` of the whole; they are ignored:
+
+    >>> var.encoding["preferred_chunks"] = {"x": (4, 4, 4)}
+    >>> {d: e.tolist() for d, e in storage_edges(var).items()}
+    {'x': [0, 3, 6, 9, 10]}
     """
     out: dict[Hashable, IntArray] = {}
     sizes = dict(zip(variable.dims, variable.shape, strict=True))
@@ -85,8 +92,13 @@ def storage_edges(variable: xr.Variable) -> dict[Hashable, IntArray]:
         if len(chunks) == variable.ndim:
             preferred = dict(zip(variable.dims, chunks, strict=True))
     for dim, chunk in preferred.items():
-        if dim in sizes:
-            out[dim] = block_edges(chunk if isinstance(chunk, int) else tuple(chunk), sizes[dim])
+        if dim not in sizes:
+            continue
+        if not isinstance(chunk, int):
+            chunk = tuple(int(v) for v in chunk)
+            if sum(chunk) != sizes[dim]:
+                continue  # stale: xarray keeps the encoding through isel/slicing, the lengths are the whole's
+        out[dim] = block_edges(chunk, sizes[dim])
     if variable.chunks is not None:
         for dim, lengths in zip(variable.dims, variable.chunks, strict=True):
             dask_edges = block_edges(tuple(int(v) for v in lengths), sizes[dim])
