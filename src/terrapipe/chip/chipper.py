@@ -457,7 +457,7 @@ class Chip(ResumesNextPass, Stage[Any]):
     def _keep_mask(self, obj: xr.DataArray | xr.Dataset, plan: WindowPlan) -> np.ndarray | None:
         if self.split is None or self.subset is None:
             return None
-        _, transform, x_dim, y_dim = crs_and_transform(obj)
+        crs, transform, x_dim, y_dim = crs_and_transform(obj)
         starts = plan.window_starts(np.arange(plan.n_windows))
         dims = list(plan.dims)
         zeros = np.zeros(len(starts), np.int64)
@@ -465,7 +465,7 @@ class Chip(ResumesNextPass, Stage[Any]):
         row = starts[:, dims.index(y_dim)] if y_dim in dims else zeros
         width = plan.axes[dims.index(x_dim)].window if x_dim in dims else int(obj.sizes.get(x_dim, 1))
         height = plan.axes[dims.index(y_dim)].window if y_dim in dims else int(obj.sizes.get(y_dim, 1))
-        labels = self.split.assign(window_bounds(transform, col, row, width, height))
+        labels = self.split.assign(window_bounds(transform, col, row, width, height, crs=crs))
         return np.asarray(labels == self.split.subset_number(self.subset))
 
     def _group_order(

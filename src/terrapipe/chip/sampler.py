@@ -391,14 +391,14 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
             mine = np.flatnonzero(which == r)
             if mine.size == 0:
                 continue
-            _, transform, x_dim, y_dim = crs_and_transform(raster.obj)
+            crs, transform, x_dim, y_dim = crs_and_transform(raster.obj)
             ix = raster.dims.index(x_dim) if x_dim in raster.dims else None
             iy = raster.dims.index(y_dim) if y_dim in raster.dims else None
             col = starts[mine, ix] if ix is not None else np.zeros(mine.size, np.int64)
             row = starts[mine, iy] if iy is not None else np.zeros(mine.size, np.int64)
             w = int(raster.window[ix]) if ix is not None else 1
             h = int(raster.window[iy]) if iy is not None else 1
-            bounds = window_bounds(transform, col, row, w, h)
+            bounds = window_bounds(transform, col, row, w, h, crs=crs)
             keep[mine] = self.split.assign(bounds) == number
         return keep
 

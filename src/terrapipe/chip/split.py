@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from affine import Affine
 
+from terrapipe.core.crs import longitude_period
 from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = ["SpatialSplit", "SplitSubset", "window_bounds"]
@@ -69,6 +70,7 @@ def window_bounds(
     row: npt.ArrayLike,
     width: int,
     height: int,
+    crs: str = "",
 ) -> npt.NDArray[np.float64]:
     """Return ``[n, 4]`` map bounds ``(left, bottom, right, top)`` of pixel windows.
 
@@ -80,11 +82,19 @@ def window_bounds(
         Window origins (first column and row).
     width, height
         Window size in pixels.
+    crs
+        The grid's CRS. In a lon/lat CRS a place has one longitude per turn
+        of the globe (a raster written 0..360 or -180..180): each window is
+        moved by whole turns so that its left edge lies in [-180, 180), so
+        that a place falls in the same cells, and subset, however its raster
+        writes longitudes.
 
     Examples
     --------
     >>> window_bounds(Affine(10, 0, 100, 0, -10, 200), [0, 2], [0, 1], 2, 2).tolist()
     [[100.0, 180.0, 120.0, 200.0], [120.0, 170.0, 140.0, 190.0]]
+    >>> window_bounds(Affine(1, 0, 0, 0, -1, 10), [359, 170], [0, 0], 2, 1, crs="EPSG:4326").tolist()
+    [[-1.0, 9.0, 1.0, 10.0], [170.0, 9.0, 172.0, 10.0]]
     """
     c = np.asarray(col, dtype=np.float64)
     r = np.asarray(row, dtype=np.float64)
@@ -92,7 +102,13 @@ def window_bounds(
     corners = ((c, r), (c + width, r), (c, r + height), (c + width, r + height))
     xs = np.stack([t.c + t.a * cc + t.b * rr for cc, rr in corners])
     ys = np.stack([t.f + t.d * cc + t.e * rr for cc, rr in corners])
-    return np.stack([xs.min(0), ys.min(0), xs.max(0), ys.max(0)], axis=-1)
+    out = np.stack([xs.min(0), ys.min(0), xs.max(0), ys.max(0)], axis=-1)
+    period = longitude_period(crs) if crs and transform is not None else None
+    if period is not None and out.size:
+        turns = period * np.floor((out[:, 0] + period / 2) / period)
+        out[:, 0] -= turns
+        out[:, 2] -= turns
+    return out
 
 
 @dataclass(frozen=True)
