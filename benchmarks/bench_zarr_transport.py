@@ -45,6 +45,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 def _patch(name: str) -> None:
     from terrapipe.io import http_reads
 
+    if name and not hasattr(http_reads, "_uses_obstore"):
+        raise SystemExit("--patches needs a tree with both transports (before commit 32b9887)")
     if name == "threads-urllib3":
         original = http_reads.read
 
