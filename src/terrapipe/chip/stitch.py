@@ -13,6 +13,8 @@ or an odc-geo ``GeoBox``) and overlaps are resolved by:
   to the pixel (ties go to the window with the smaller ``(row, col)``
   origin, so the result does not depend on the order of predictions).
 
+On a lon/lat template, a prediction written one turn of the globe away (a
+chip at -75 on a template written 0..360) is placed where that place is.
 Parts of a window outside the template (padded chips) are ignored; pixels no
 prediction covers get ``fill_value``. The result carries the template's
 coordinates and CRS, so ``out.rio.to_raster("pred.tif", driver="COG")``
@@ -43,6 +45,7 @@ from affine import Affine
 
 from terrapipe.core.checks import check_number, check_numeric_dtype
 from terrapipe.core.coords import transform_from_coords, xy_dims
+from terrapipe.core.crs import longitude_period
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 
 __all__ = ["stitch"]
@@ -134,7 +137,20 @@ class _Grid:
             )
             raise GridMismatchError(msg)
         col, row = ~t @ (c, f)
-        return _whole(row, "row"), _whole(col, "column")
+        return _whole(row, "row"), self._wrapped_column(_whole(col, "column"))
+
+    def _wrapped_column(self, col: int) -> int:
+        """Move a lon/lat column by whole turns of the globe towards the template (a -75 on a 0..360 grid)."""
+        t = self.transform
+        period = longitude_period(self.crs) if self.crs and t is not None and t.b == 0 and t.a else None
+        if period is None or t is None:
+            return col
+        turn = period / abs(t.a)  # columns per turn of the globe
+        if abs(turn - round(turn)) > _TOLERANCE:
+            return col
+        turn = round(turn)
+        width = self.shape[1]
+        return int(col - turn * np.floor((col - width / 2 + turn / 2) / turn))
 
     def origin_from_chip(self, chip: xr.DataArray | xr.Dataset) -> tuple[int, int]:
         """Row and column of an xarray chip's first pixel on this grid."""
@@ -149,7 +165,8 @@ class _Grid:
                 first = np.asarray(chip[dim].values[:1])
                 if ref.size >= 2 and first.size:
                     step = ref[1] - ref[0]
-                    out.append(_whole((first[0] - ref[0]) / step, str(dim)))
+                    offset = _whole((first[0] - ref[0]) / step, str(dim))
+                    out.append(self._wrapped_column(offset) if dim == self.x_dim else offset)
                     continue
                 if first.size:
                     out.append(int(np.flatnonzero(ref == first[0])[0]) if (ref == first[0]).any() else 0)
@@ -167,7 +184,7 @@ class _Grid:
         x0 = float(chip[self.x_dim].values[0])
         y0 = float(chip[self.y_dim].values[0])
         col, row = ~t @ (x0, y0)
-        return _whole(row - 0.5, "row"), _whole(col - 0.5, "column")
+        return _whole(row - 0.5, "row"), self._wrapped_column(_whole(col - 0.5, "column"))
 
 
 def _whole(value: float, what: str) -> int:
