@@ -173,3 +173,17 @@ def test_a_feature_whose_copies_only_touch_a_wide_chip_is_left_out() -> None:
     chip = _chip(0, 0, 35, 2, step=10.0)  # 0..350 east: the feature touches both edges, one turn apart
     assert len(_clipped(layer, chip)) == 0
     assert not _burnt(layer, chip).any()
+
+
+def test_a_stray_far_coordinate_in_the_layer_does_not_refuse_every_chip() -> None:
+    layer = gpd.GeoDataFrame({"v": [1, 2]}, geometry=[box(0, 0, 1, 1), Point(1e9, 0.5)], crs=LONLAT)
+    chip = _chip(0, 0, 2, 2)
+    np.testing.assert_array_equal(_burnt(layer, chip), [[0, 0], [1, 0]])
+    assert list(_clipped(layer, chip)["v"]) == [1]
+
+
+def test_a_chip_wider_than_many_turns_of_the_globe_is_refused() -> None:
+    from terrapipe.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="turns of the globe"):
+        _burnt(WORLD, _chip(0, 0, 2, 2, step=4000.0))

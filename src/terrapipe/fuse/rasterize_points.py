@@ -49,7 +49,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -65,7 +64,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import public_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import grid_bounds, grid_of, longitude_period
-from terrapipe.fuse.vector_index import MAX_TURNS
+from terrapipe.fuse.vector_index import turns_between
 from terrapipe.io.copc import CopcFile, read_las_header
 from terrapipe.io.point_cloud import (
     DEFAULT_FIELDS,
@@ -402,16 +401,8 @@ class RasterizePoints(Stage[xr.Dataset]):
             west, east = float(self._cloud.bounds[0]), float(self._cloud.bounds[2])
             if len(self._cloud):
                 west, east = float(self._cloud.xyz[:, 0].min()), float(self._cloud.xyz[:, 0].max())
-        first = math.ceil((left - east) / period)
-        last = math.floor((right - west) / period)
-        if last - first >= MAX_TURNS:
-            raise InvalidArgumentError(
-                f"rasterize_points: a lon/lat chip {left:.6g}..{right:.6g} wide meets the cloud in "
-                f"{last - first + 1} turns of the globe (at most {MAX_TURNS}); check the chip's transform"
-            )
-        return [
-            ((left - k * period, bottom, right - k * period, top), k * period) for k in range(first, last + 1)
-        ]
+        shifts = turns_between(left, right, west, east, period, "rasterize_points")
+        return [((left - shift, bottom, right - shift, top), shift) for shift in shifts]
 
     def points_of(self, grid: GeoBox) -> tuple[np.ndarray, PointCloud]:
         """Return the chip's points: ``(n, 2)`` x, y in the chip's CRS, and the cloud (in its own CRS)."""

@@ -41,12 +41,12 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.fuse.grid import crs_text, longitude_period
 
-__all__ = ["MAX_TURNS", "VectorIndex", "moved_rows"]
+__all__ = ["MAX_TURNS", "VectorIndex", "moved_rows", "turns_between"]
 
 #: How many reprojected copies one index keeps (least recently used are dropped).
 MAX_CRS = 8
-#: How many turns of the globe one lon/lat query may look at (a chip wider than the globe many times over
-#: is refused rather than queried thousands of times).
+#: How many turns of the globe a lon/lat query looks at either side of the chip (a chip wider than that
+#: is refused rather than queried thousands of times; a layer's stray far coordinate is not followed).
 MAX_TURNS = 16
 
 
@@ -191,16 +191,7 @@ class VectorIndex:
         west, east = extent
         if period is None or not (math.isfinite(west) and math.isfinite(east)):
             return [0.0]
-        first = math.ceil((float(bounds[0]) - east) / period)
-        last = math.floor((float(bounds[2]) - west) / period)
-        if last - first >= MAX_TURNS:
-            msg = (
-                f"{self.what}: a lon/lat chip {float(bounds[0]):.6g}..{float(bounds[2]):.6g} wide meets the "
-                f"layer in {last - first + 1} turns of the globe (at most {MAX_TURNS}); check the chip's "
-                "transform, or cut it into chips narrower than the globe"
-            )
-            raise InvalidArgumentError(msg)
-        return [float(k * period) for k in range(first, last + 1)]
+        return turns_between(float(bounds[0]), float(bounds[2]), west, east, period, self.what)
 
     def hits(self, bounds: Sequence[float], crs: str) -> tuple[Any, np.ndarray, np.ndarray]:
         """Return the features in ``crs``, and which of them meet ``bounds`` under which x shift.
@@ -267,6 +258,33 @@ class VectorIndex:
         """
         frame, positions, shifts = self.hits(bounds, crs)
         return moved_rows(frame, positions, shifts)
+
+
+def turns_between(
+    left: float, right: float, west: float, east: float, period: float, what: str
+) -> list[float]:
+    """Return the x shifts ``k * period`` under which ``[left, right]`` meets ``[west, east]``.
+
+    At most :data:`MAX_TURNS` turns either side of the data's own: a layer with
+    a stray coordinate far away (x = 1e9 in degrees) widens its extent, not the
+    turns worth looking at. A chip wider than :data:`MAX_TURNS` turns is refused.
+
+    Examples
+    --------
+    >>> turns_between(170.0, 190.0, -180.0, 180.0, 360.0, "rasterize")
+    [0.0, 360.0]
+    >>> shifts = turns_between(0.0, 2.0, 0.0, 1e9, 360.0, "rasterize")  # a stray point at x = 1e9
+    >>> len(shifts), shifts[0], shifts[-1]
+    (17, -5760.0, 0.0)
+    """
+    if right - left > MAX_TURNS * period:
+        raise InvalidArgumentError(
+            f"{what}: a lon/lat chip {left:.6g}..{right:.6g} spans more than {MAX_TURNS} turns of the globe; "
+            "check the chip's transform, or cut it into chips narrower than the globe"
+        )
+    first = max(math.ceil((left - east) / period), math.floor(left / period) - MAX_TURNS)
+    last = min(math.floor((right - west) / period), math.ceil(right / period) + MAX_TURNS)
+    return [float(k * period) for k in range(first, last + 1)]
 
 
 def moved_rows(frame: Any, positions: np.ndarray, shifts: np.ndarray) -> Any:
