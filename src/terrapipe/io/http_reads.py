@@ -38,24 +38,13 @@ configured headers and signature only to the URL's origin (:func:`follow`);
 a ``416`` is :class:`PastEndError`; 401/403 and an S3/Azure/GCS code refusing
 the credentials are "access denied".
 
-Promises
---------
-- **Checked ranges**: exactly the bytes asked for, or a
-  :class:`~terrapipe.core.errors.ReadError`.
-- **One deadline per read** (``Storage.deadline``; ``None``:
-  :data:`DEFAULT_DEADLINE`, the STAC client's too): connection, redirects,
-  every retry and back-off and every byte; a watchdog shuts the socket when
-  it passes. ``Storage.timeout`` bounds each wait.
-- **A cap** on every body (``Storage.max_bytes``; ``None``:
-  :data:`DEFAULT_MAX_BODY`), decompressed size included; a ranged read is
-  capped at its range.
-- **One retry policy** (:func:`drive`, the STAC client's too): ``429``,
-  ``5xx``, dropped connections, time-outs and bodies cut short are retried
-  ``Storage.retries`` times, ``backoff`` doubled per retry up to
-  ``max_backoff`` (``Retry-After`` honoured up to it), within the deadline.
-- **Fork safe**: pools, the watchdog thread and the async pool are kept per
-  process id; a forked child makes its own.
-- Messages name ``scheme://host/path`` only.
+Promises (``docs/reliability.md``, "Network reads"): exactly the bytes asked
+for or a :class:`~terrapipe.core.errors.ReadError`; one deadline per read
+(``Storage.deadline``, else :data:`DEFAULT_DEADLINE`), retries and back-off
+included; a cap on every body (``Storage.max_bytes``, else
+:data:`DEFAULT_MAX_BODY`), decompressed size included; one retry policy
+(:func:`drive`); pools, watchdog and async pool per process (fork safe);
+messages name ``scheme://host/path`` only.
 
 Examples
 --------

@@ -32,31 +32,9 @@ A ranged read is checked: it returns exactly the bytes asked for, or a
 ``ReadError`` (a server that answers a range with the whole object, or
 with fewer bytes, is an error, never silently wrong data).
 
-Why obstore
------------
-obstore (the Rust ``object_store`` crate under a thin Python layer) speaks
-S3, Azure, GCS, HTTP and local files with one API, signs requests itself,
-retries with back-off, is what zarr 3's ``ObjectStore`` uses, and has no
-Python dependencies (s3fs brings aiobotocore, aiohttp and a pinned botocore).
-Measured with ``tests/storage/bench_byte_layer.py`` on the 2-core shared
-development machine: 200 ranged reads of 64 KiB from a 32 MiB object on a
-local ``rclone serve s3`` (through the fixture's proxy, which serialises
-little but adds a hop):
-
-==========================================================  =========
-client                                                      seconds
-==========================================================  =========
-:func:`get` (obstore), one at a time                        0.60
-obstore ``get_range``, one at a time                        0.49
-obstore ``get_ranges`` (:func:`get_ranges`), all at once    0.08
-s3fs 2026.9 ``cat_file``, one at a time                     0.82
-s3fs ``cat_ranges``, all at once                            1.04
-==========================================================  =========
-
-A loopback server has no latency, so this measures client overhead only; the
-latency benchmark (30 ms per request) of issue #19 is still to do. The first
-version of :func:`get` made a new store per call and took 31 s for the same
-200 reads: stores are now kept per ``(Storage, bucket)``.
+Why obstore for buckets (one API for S3, Azure, GCS and local files, its own
+signing and retries, what zarr 3's ``ObjectStore`` uses, no Python
+dependencies) and what was measured against s3fs: ``docs/storage.md``.
 
 Examples
 --------
