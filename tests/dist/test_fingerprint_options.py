@@ -365,7 +365,7 @@ def test_clip_vector_is_described_by_its_layer_and_name_not_by_class_only():
     described = describe_stage(clipped())
     assert isinstance(described, dict)
     assert described["stage"] == "terrapipe.fuse.clip.ClipVector"
-    assert sorted(config_of(clipped())) == ["layer", "name"]
+    assert sorted(config_of(clipped())) == ["layer", "name", "revision"]
 
 
 def test_every_clip_vector_option_and_the_layer_content_change_the_fingerprint():

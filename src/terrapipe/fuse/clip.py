@@ -49,7 +49,7 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import as_dataset, check_name, with_vectors
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
-from terrapipe.fuse.vector_index import VectorIndex, moved_rows
+from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows
 
 __all__ = ["ClipVector", "clip_features"]
 
@@ -185,6 +185,7 @@ class ClipVector(Stage[xr.Dataset]):
         Returns
         -------
         dict
+            ``revision`` (:data:`~terrapipe.fuse.vector_index.OUTPUT_REVISION`),
             ``layer`` (the index's description) and ``name``.
 
         Examples
@@ -195,12 +196,12 @@ class ClipVector(Stage[xr.Dataset]):
         >>> houses = gpd.GeoDataFrame({"kind": [1, 2]}, geometry=[box(0, 0, 1, 1), box(1, 1, 2, 2)], crs="EPSG:32631")
         >>> config = ClipVector(tp.from_items([]), houses, name="houses").cache_config()
         >>> sorted(config), config["name"]
-        (['layer', 'name'], 'houses')
+        (['layer', 'name', 'revision'], 'houses')
         >>> other = ClipVector(tp.from_items([]), houses, name="houses", columns=[]).cache_config()
         >>> canonical(other) == canonical(config)
         False
         """
-        return {"layer": self.index.cache_config(), "name": self.name}
+        return {"revision": OUTPUT_REVISION, "layer": self.index.cache_config(), "name": self.name}
 
     def clip(self, grid: GeoBox) -> Any:
         """Return the clipped features of one grid."""

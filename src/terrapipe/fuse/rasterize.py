@@ -61,7 +61,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
-from terrapipe.fuse.vector_index import VectorIndex, moved_rows
+from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows
 
 __all__ = ["Merge", "Rasterize", "rasterize_features"]
 
@@ -362,6 +362,7 @@ class Rasterize(Stage[xr.Dataset]):
         Returns
         -------
         dict
+            ``revision`` (:data:`~terrapipe.fuse.vector_index.OUTPUT_REVISION`),
             ``geometry`` (a digest, bytes), ``crs``, ``values`` (array or
             ``None``) and the options ``column``, ``all_touched``, ``merge``,
             ``fill``, ``dtype``, ``name``.
@@ -383,6 +384,7 @@ class Rasterize(Stage[xr.Dataset]):
         frame = self.index.frame
         values = None if self.column is None else frame[self.column].to_numpy()
         return {
+            "revision": OUTPUT_REVISION,
             "geometry": wkb_digest(frame.geometry),
             "crs": frame.crs,
             "values": values,

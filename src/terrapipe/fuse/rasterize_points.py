@@ -64,7 +64,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import public_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import grid_bounds, grid_of, longitude_period
-from terrapipe.fuse.vector_index import turns_between
+from terrapipe.fuse.vector_index import OUTPUT_REVISION, turns_between
 from terrapipe.io.copc import CopcFile, read_las_header
 from terrapipe.io.point_cloud import (
     DEFAULT_FIELDS,
@@ -551,6 +551,7 @@ class RasterizePoints(Stage[xr.Dataset]):
             identity = {"source": self.where, "stamp": stamp, "header": digest.hexdigest()}
         return {
             **identity,
+            "revision": OUTPUT_REVISION,
             "crs": self.crs_wkt,
             "statistics": list(self.statistics),
             "classes": None if self.classes is None else list(self.classes),

@@ -41,10 +41,14 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.fuse.grid import crs_text, longitude_period
 
-__all__ = ["MAX_TURNS", "VectorIndex", "moved_rows", "turns_between"]
+__all__ = ["MAX_TURNS", "OUTPUT_REVISION", "VectorIndex", "moved_rows", "turns_between"]
 
 #: How many reprojected copies one index keeps (least recently used are dropped).
 MAX_CRS = 8
+#: Revision of what the stages that query a layer by a chip's bounds (rasterize, clip_vector,
+#: rasterize_points) put on a chip, in their cache configuration: 2 since lon/lat chips past +-180 get the
+#: features on their far side, so that a cache written before is not served (its entries lack them).
+OUTPUT_REVISION = 2
 #: How many turns of the globe a lon/lat query looks at either side of the chip (a chip wider than that
 #: is refused rather than queried thousands of times; a layer's stray far coordinate is not followed).
 MAX_TURNS = 16
