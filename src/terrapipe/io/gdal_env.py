@@ -39,7 +39,10 @@ not by the file (on 127.0.0.1: 256 KiB more for a 256² window of a 77.7 MB
 COG; for a 2.1 MB FlatGeobuf 256 KiB idle and all of it under CPU load). So a
 FlatGeobuf ``bbox``/``mask`` read of such a URL goes by exact ranges through
 the byte layer instead (:mod:`terrapipe.io.vector`); a raster at a signed URL
-still pays this probe once per open.
+still pays this probe once per open (measured 2026-12-06, load 6-9, 127.0.0.1: a
+256² window of a 22 MB COG, 1.3 MB in ranged GETs, plus 0.26-1.8 MB streamed to
+the probe). GDAL 3.10 has no ``/vsicurl/`` option that makes the probe a ranged
+``GET`` (only handlers such as ``/vsiaz/`` learn the size from ``Content-Range``).
 
 Examples
 --------
