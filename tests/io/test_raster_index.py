@@ -265,3 +265,18 @@ def test_a_rotated_grid_is_still_refused(tmp_path):
     write(path, Affine(10.0, 2.0, 500000.0, 1.0, -10.0, 5000000.0), 4, 4)
     with pytest.raises(ReadError, match="rotated or sheared"):
         open_raster(path)
+
+
+@pytest.mark.parametrize("boundary", ["drop", "pad", "shift"])
+def test_chips_of_a_read_raster_array_are_as_before(raster, boundary):
+    # chip turns the AxisIndex into the pandas index of the same values: chips as with pandas indexes
+    import terrapipe as tp
+
+    size = {"y": 16, "x": 24}
+    chips = list(tp.from_items([raster]).chip(size, boundary=boundary))
+    before = list(tp.from_items([with_pandas_indexes(raster)]).chip(size, boundary=boundary))
+    assert len(chips) == len(before) > 0
+    for chip, want in zip(chips, before, strict=True):
+        assert type(chip.xindexes["x"]) is PandasIndex
+        xr.testing.assert_identical(chip, want)
+        assert chip.x.values.tobytes() == want.x.values.tobytes()
