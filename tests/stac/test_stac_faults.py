@@ -80,7 +80,7 @@ def test_a_client_error_is_not_retried(proxy: FaultProxy) -> None:
 def test_a_slow_api_times_out(proxy: FaultProxy) -> None:
     proxy.fault("/search", status=None, delay=1.0)
     started = time.monotonic()
-    with pytest.raises(STACSearchError, match=r"no answer within 0\.2 s") as info:
+    with pytest.raises(STACSearchError, match=r"did not answer within 0\.2 s") as info:
         list(search_stac(proxy.url, storage=tp.Storage(timeout=0.2, retries=1, backoff=0.01)))
     assert proxy.url in str(info.value)
     assert time.monotonic() - started < 3
@@ -88,7 +88,9 @@ def test_a_slow_api_times_out(proxy: FaultProxy) -> None:
 
 def test_an_unreachable_api_is_named(stac_api: str) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(STACSearchError, match="cannot connect \\(after 3 attempts\\)") as info:
+    with pytest.raises(
+        STACSearchError, match=r"cannot connect \(NewConnectionError\) \(after 3 attempts\)"
+    ) as info:
         list(search_stac(url, **FAST))
     assert url in str(info.value)
 

@@ -62,6 +62,7 @@ import contextlib
 import email.utils
 import heapq
 import importlib.util
+import json
 import math
 import os
 import random
@@ -82,7 +83,7 @@ from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
 from terrapipe.io import obstore_runtime
 from terrapipe.io.gdal_log import ensure_log_redaction
-from terrapipe.io.paths import origin_of
+from terrapipe.io.paths import Origin, origin_of
 from terrapipe.io.read_errors import explain
 from terrapipe.io.storage import Storage
 
@@ -226,6 +227,14 @@ class _OtherBytesError(_RefusedError):
     """A 206 for other bytes or of another length: on a kept-alive connection, maybe an answer sent unasked."""
 
 
+class _TooLargeError(_RefusedError):
+    """The body passed the cap (``cap``: bytes, counted after decompression)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"its answer is larger than the cap (max_body) of {cap} bytes")
+        self.cap = cap
+
+
 class _RetryError(Exception):
     """A failure worth another try (``retry_after``: the server's wish, in seconds)."""
 
@@ -268,10 +277,6 @@ def _size_changed(before: int, now: int) -> str:
     )
 
 
-def _too_large(cap: int, what: str) -> _RefusedError:
-    return _RefusedError(f"its answer is larger than {what} of {cap} bytes")
-
-
 class _Body:
     """Check an answer's headers, then collect its body chunk by chunk within the cap (or the range)."""
 
@@ -292,10 +297,13 @@ class _Body:
         if want is None and answer.status == 206:
             raise _RefusedError("it answered a request for the whole file with 206 (a part of it)")
         if enc not in ("identity", "gzip", "x-gzip", "deflate"):
-            raise _RefusedError(f"it sent the answer {enc}-encoded, which terrapipe cannot decode")
-        self.inflate: Any = None
-        if enc != "identity":
-            self.inflate = zlib.decompressobj(31 if "gzip" in enc else zlib.MAX_WBITS)
+            raise _RefusedError(
+                f"it sent the answer with Content-Encoding {enc[:40]!r}, which terrapipe cannot decode "
+                "(it asks for none, or for gzip or deflate)"
+            )
+        self.coded = enc != "identity"
+        self.inflate: Any = None  # the member being inflated (deflate: zlib-wrapped or raw, as sent)
+        self.members = 0  # members inflated to their end
         total = answer.total
         if answer.status == 206:
             assert want is not None
@@ -319,7 +327,7 @@ class _Body:
             if expected_total is not None and length is not None and length != expected_total:
                 raise _RefusedError(_size_changed(expected_total, length))
             if want is None and length is not None and length > cap:
-                raise _too_large(cap, "the cap (max_body)")
+                raise _TooLargeError(cap)
 
     def _not_the_range(self, n: int, verb: str) -> str:
         a = self.answer
@@ -340,14 +348,14 @@ class _Body:
             if self.held > self.size:
                 raise _OtherBytesError(self._not_the_range(self.held, "holds at least"))
             return True
-        if self.inflate is not None:
+        if self.coded:
             return self._feed_inflated(chunk)
         want, low = self.want, self.seen
         self.seen += len(chunk)
         if want is None:
             self._keep(chunk)
             if self.held > self.cap:
-                raise _too_large(self.cap, "the cap (max_body)")
+                raise _TooLargeError(self.cap)
             return True
         if want.start is None:  # the last `stop` bytes of a whole-file answer
             assert want.stop is not None
@@ -361,12 +369,20 @@ class _Body:
         if last > first:
             self._keep(chunk[first - low : last - low])
         if want.stop is None and self.held > self.cap:
-            raise _too_large(self.cap, "the cap (max_body)")
+            raise _TooLargeError(self.cap)
         return want.stop is None or self.seen < want.stop
 
     def _feed_inflated(self, chunk: bytes) -> bool:
         data = chunk
         while data:
+            if self.inflate is None:  # the first member, or one after another (gzip allows several)
+                if self.members and not data.strip(b"\0"):
+                    return True  # NUL padding after the last member
+                wrapped = len(data) < 2 or (data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0)
+                gzip = "gzip" in self.answer.encoding
+                self.inflate = zlib.decompressobj(
+                    31 if gzip else zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+                )
             try:
                 out = self.inflate.decompress(data, min(_CHUNK, self.cap + 1 - self.held))
             except zlib.error as err:
@@ -375,11 +391,10 @@ class _Body:
                 ) from err
             self._keep(out)
             if self.held > self.cap:
-                raise _too_large(self.cap, "the cap (max_body)")
+                raise _TooLargeError(self.cap)
             if self.inflate.eof:
-                data = self.inflate.unused_data
-                if data:
-                    self.inflate = zlib.decompressobj(31)
+                data, self.inflate = self.inflate.unused_data, None
+                self.members += 1
             else:
                 data = self.inflate.unconsumed_tail
         return True
@@ -391,9 +406,9 @@ class _Body:
             if self.held != self.size:
                 raise _OtherBytesError(self._not_the_range(self.held, "holds"))
             return Reply(206, a.headers, b"".join(self.parts), a.total)
-        if self.inflate is not None and not self.inflate.eof:
+        if self.coded and (self.inflate is not None or not self.members):
             raise _RetryError(f"its {a.encoding}-encoded answer was cut short")
-        total = (self.seen if complete else a.length) if self.inflate is None else self.held
+        total = self.held if self.coded else self.seen if complete else a.length
         if self.expected_total is not None and total is not None and total != self.expected_total:
             raise _RefusedError(_size_changed(self.expected_total, total))
         if want is not None and total is not None and want.expected(total) is None:
@@ -668,53 +683,6 @@ def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
         attempt += 1
 
 
-def _urllib3_once(
-    url: str,
-    storage: Storage,
-    method: str,
-    want: ByteRange | None,
-    expected_total: int | None,
-    cap: int,
-    end: float,
-) -> Reply:
-    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
-    wait = max(0.001, min(storage.timeout, end - time.monotonic()))
-    limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)
-
-    def send(method: str, hop: str, body: Any) -> Any:
-        home = hop == url or origin_of(hop) == origin_of(url)  # credentials go to the URL's origin only
-        headers = {**(dict(storage.headers) if home else {}), "Accept-Encoding": "identity"}
-        if want is not None:
-            headers["Range"] = want.header()
-        if storage.request_modifier is not None and home:  # signed anew on every try
-            hop, headers, _ = _signed(hop, method, headers, storage.request_modifier)
-        check_headers(headers)
-        try:
-            return _pool(storage, _proxy_for(hop)).request(
-                method, hop, headers=headers, retries=False, redirect=False, timeout=limits,
-                preload_content=False, decode_content=False,
-            )  # fmt: skip
-        except urllib3.exceptions.LocationValueError:
-            raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
-        except (TimeoutError, urllib3.exceptions.TimeoutError):
-            raise _timed_out(storage) from None
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise _RetryError(f"the connection failed ({type(err).__name__})") from None
-
-    response = follow(method, url, send)
-    reused = getattr(response.connection, "reused", False)
-    try:
-        return _urllib3_answer(response, method, want, expected_total, cap)
-    except _OtherBytesError as err:
-        if not reused:
-            raise
-        cause = f"{err} (on a kept-alive connection)"  # maybe bytes a server left there, unasked
-    finally:
-        response.close()
-        response.release_conn()
-    raise _RetryError(cause)  # again, on another connection
-
-
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -772,28 +740,164 @@ def _signed(
     return signed, sent, data
 
 
-def _urllib3_answer(
-    response: Any, method: str, want: ByteRange | None, expected_total: int | None, cap: int
+#: What an error status means to a caller: ``(status, headers, start of the body, Retry-After,
+#: origin the credentials were kept from or None) -> the exception to raise``.
+Judge = Callable[[int, Mapping[str, str], bytes, "float | None", "Origin | None"], Exception]
+
+
+def exchange(
+    url: str,
+    storage: Storage,
+    end: float,
+    cap: int,
+    *,
+    method: str = "GET",
+    want: ByteRange | None = None,
+    expected_total: int | None = None,
+    json_body: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    accept: Mapping[str, str] | None = None,
+    origin: Origin | None = None,
+    judge: Judge | None = None,
+    counted: Callable[[int], None] | None = None,
+) -> Reply:
+    """Send one request, retried until ``end`` (``time.monotonic()``), and return its checked reply.
+
+    Every HTTP(S) request of terrapipe's outside GDAL is sent here: the
+    deadline, retries (:func:`drive`), redirects (:func:`follow`), credentials
+    (``storage.headers`` and ``request_modifier`` only to ``origin``, default
+    the URL's own; ``headers`` only to the URL's origin; ``accept`` to every
+    hop) and the body: exactly the range ``want``, or all of it inflated
+    (``gzip``, ``deflate``, when ``accept`` asks for them) within ``cap``
+    bytes. ``json_body`` is sent as ``application/json``. An error status is
+    ``judge``'s to word (``None``: the byte layer's, where 404 is a reply);
+    with ``judge``, any 2xx is an answer and a body with neither length nor
+    chunks is read to its end. ``counted`` gets the bytes received.
+
+    Raises the failures of one try (the caller names them: :func:`_named`):
+    ``_RefusedError`` (``_TooLargeError`` over the cap), ``_RetryError`` once
+    the retries are spent, ``_ExpiredError``, ``_DeniedError``, ``ReadError``.
+    """
+    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
+
+    def once(watch: _Watchdog) -> Reply:
+        try:
+            wait = max(0.001, min(storage.timeout, end - time.monotonic()))
+            limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)
+            hops: list[Origin | None] = []
+            withheld = False  # credentials kept from a hop of another origin
+            credentials = origin or origin_of(url)
+            forced = {} if accept else {"Accept-Encoding": "identity"}
+            if want is not None:
+                forced["Range"] = want.header()
+
+            def send(method: str, hop: str, body: Any) -> Any:
+                nonlocal withheld
+                here = origin_of(hop)
+                hops.append(here)
+                home = (origin is None and hop == url) or (here is not None and here == credentials)
+                withheld |= not home and bool(storage.headers or storage.request_modifier)
+                sent = {**(accept or {}), **(dict(storage.headers) if home else {})}
+                if headers and here == origin_of(url):
+                    sent.update(headers)
+                sent.update(forced)
+                data = None if body is None else json.dumps(dict(body)).encode()
+                if data is not None:
+                    sent["Content-Type"] = "application/json"
+                if storage.request_modifier is not None and home:  # signed anew on every try
+                    hop, sent, data = _signed(hop, method, sent, storage.request_modifier, body)
+                check_headers(sent)
+                try:
+                    return _pool(storage, _proxy_for(hop)).request(
+                        method, hop, body=data, headers=sent, retries=False, redirect=False, timeout=limits,
+                        preload_content=False, decode_content=False,
+                    )  # fmt: skip
+                except urllib3.exceptions.LocationValueError:
+                    raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
+
+            response = follow(method, url, send, json_body)
+            reused = getattr(response.connection, "reused", False)
+            denied_to = hops[-1] if withheld else None
+            try:
+                if watch.fired:  # the socket was shut mid-headers: what came is no answer
+                    raise _ExpiredError()
+                reply = _answer(response, method, want, expected_total, cap, judge, denied_to, counted)
+                if watch.fired:  # the socket was shut mid-body: a body read to its "end" is cut
+                    raise _ExpiredError()
+                return reply
+            except _OtherBytesError as err:
+                if not reused:
+                    raise
+                cause = f"{err} (on a kept-alive connection)"  # maybe bytes a server left there, unasked
+            finally:
+                response.close()  # a body read to its end has given its connection back to the pool
+                response.release_conn()
+            raise _RetryError(cause)  # again, on another connection
+        except ReadError:  # an answer no retry mends (416, 410...): an OSError, but not the network's
+            raise
+        except (TimeoutError, urllib3.exceptions.HTTPError, OSError) as err:
+            raise _transport_failure(urllib3, err, storage) from None
+
+    return drive(once, storage, end)
+
+
+def _transport_failure(urllib3: Any, err: BaseException, storage: Storage) -> _RetryError:
+    """Word a request that failed in the network (retried): a time-out, a refused or dropped connection."""
+    if isinstance(err, urllib3.exceptions.ProtocolError):
+        return _RetryError(f"the server's answer was cut short ({type(err).__name__})")
+    if isinstance(err, TimeoutError | urllib3.exceptions.TimeoutError) and not isinstance(
+        err,
+        urllib3.exceptions.NewConnectionError,  # a subclass of ConnectTimeoutError, refused at once
+    ):
+        return _timed_out(storage)
+    text = f"{err!r} {err}".lower()
+    dropped = any(w in text for w in ("remotedisconnected", "without response", "reset by peer"))
+    what = "the server closed it without answering" if dropped else "cannot connect"
+    return _RetryError(
+        f"the connection failed: {what} ({type(err).__name__})",
+        hint="check that the server is running and the URL is right",
+    )
+
+
+def _answer(
+    response: Any,
+    method: str,
+    want: ByteRange | None,
+    expected_total: int | None,
+    cap: int,
+    judge: Judge | None,
+    denied_to: Origin | None,
+    counted: Callable[[int], None] | None,
 ) -> Reply:
     status = int(response.status)
     headers = {str(k).lower(): str(v) for k, v in response.headers.items()}
-    if status == 404:
-        return Reply(404, headers, b"")
-    if status not in (200, 206):
-        text = response.read(64 * 1024, decode_content=False).decode("utf-8", "replace")
-        raise _status_failure(status, text, want, retry_after_of(headers.get("retry-after")))
+    if not (200 <= status < 300 if judge else status in (200, 206)):
+        if status == 404 and judge is None:
+            return Reply(404, headers, b"")
+        before = response.tell()
+        try:
+            text = bytes(response.read(64 * 1024, decode_content=True))
+        except Exception:  # only the detail of a message
+            text = b""
+        if counted is not None:
+            counted(response.tell() - before)
+        retry_after = retry_after_of(headers.get("retry-after"))
+        if judge is not None:
+            raise judge(status, headers, text, retry_after, denied_to)
+        raise _status_failure(status, text.decode("utf-8", "replace"), want, retry_after)
     raw_length = headers.get("content-length", "").strip()
     length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else None
     if method == "HEAD":
         return Reply(200, headers, b"", length)
     chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-    if length is None and not chunked:
+    if length is None and not chunked and judge is None:
         raise _RefusedError(
             "its answer has no valid Content-Length and no chunked encoding: a cut cannot be told from the end"
         )
     answer = _Answer(
         status, 0, None, length, length, headers.get("content-encoding", "identity").strip().lower(), headers
     )
+    answer.encoding = answer.encoding or "identity"
     if status == 206:
         match = _CONTENT_RANGE.match(headers.get("content-range", ""))
         if match is None or match.group(3) == "*":
@@ -806,13 +910,12 @@ def _urllib3_answer(
     whole = status == 206 or (want is None and answer.encoding == "identity" and length is not None)
     step = (body.size if status == 206 else length or _CHUNK) if whole else _CHUNK
     complete = True
-    try:
-        for chunk in response.stream(max(1, step), decode_content=False):
-            if not body.feed(chunk):
-                complete = False
-                break
-    except require("urllib3").exceptions.ProtocolError as err:
-        raise _RetryError(f"the server's answer was cut short ({type(err).__name__})") from None
+    for chunk in response.stream(max(1, step), decode_content=False):
+        if counted is not None:
+            counted(len(chunk))
+        if not body.feed(chunk):
+            complete = False
+            break
     return body.reply(complete)
 
 
@@ -825,19 +928,7 @@ def _urllib3_read(
     cap: int,
     end: float,
 ) -> Reply:
-    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
-
-    def once(watch: _Watchdog) -> Reply:
-        try:
-            return _urllib3_once(url, storage, method, want, expected_total, cap, end)
-        except ReadError:  # an answer no retry mends (416, 410...): an OSError, but not the network's
-            raise
-        except (TimeoutError, urllib3.exceptions.TimeoutError):
-            raise _timed_out(storage) from None
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise _RetryError(f"the connection failed ({type(err).__name__})") from None
-
-    return drive(once, storage, end)
+    return exchange(url, storage, end, cap, method=method, want=want, expected_total=expected_total)
 
 
 # -- the entry points -------------------------------------------------------------------------------

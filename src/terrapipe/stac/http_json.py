@@ -62,24 +62,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from terrapipe.core.errors import ReadError, TerrapipeError
-from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url, redact_text
 from terrapipe.io.http_reads import (
     _RETRY_STATUS,
     DEFAULT_DEADLINE,
     MAX_REDIRECTS,
     _ExpiredError,
-    _pool,
-    _proxy_for,
     _RefusedError,
     _RetryError,
-    _signed,
-    _Watchdog,
-    check_headers,
+    _TooLargeError,
     deadline_of,
-    drive,
-    follow,
-    retry_after_of,
+    exchange,
     retry_delay,
 )
 from terrapipe.io.paths import Origin, origin_of
@@ -104,39 +97,13 @@ DEFAULT_MAX_BYTES = 64 * 2**20
 #: Largest stac-geoparquet file downloaded whole, by default (1 GiB).
 DEFAULT_MAX_FILE_BYTES = 2**30
 
-_CODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
-_CHUNK = 64 * 1024
-_BASE_HEADERS = {"Accept": "application/geo+json, application/json", "Accept-Encoding": "gzip, deflate"}
+_ACCEPT = {"Accept": "application/geo+json, application/json", "Accept-Encoding": "gzip, deflate"}
 _HINTS = {
     429: "the API is rate limiting; wait, make fewer requests or raise Storage(retries=...)",
     401: "access denied; check the credentials (Storage(headers=..., request_modifier=...))",
     403: "access denied; check the credentials (Storage(headers=..., request_modifier=...))",
     404: "not found; check the URL",
 }
-
-
-class _TooBigError(Exception):
-    """The body passed the cap."""
-
-
-class _FailedError(Exception):
-    """A failure no retry mends."""
-
-    def __init__(self, problem: str, hint: str) -> None:
-        super().__init__(problem)
-        self.problem, self.hint = problem, hint
-
-
-def _problem(problem: str, hint: str, *, retry: bool = False, retry_after: float | None = None) -> Exception:
-    return _RetryError(problem, retry_after, hint) if retry else _FailedError(problem, hint)
-
-
-def _cut(retry: bool = True) -> Exception:
-    return _problem(
-        "the answer was cut short or garbled",
-        "check the server or the network, or try again later",
-        retry=retry,
-    )
 
 
 class JsonClient:
@@ -226,20 +193,31 @@ class JsonClient:
         def scrub(text: str) -> str:
             return redact_text(text, url, values=values)
 
+        def count(n: int) -> None:
+            self.bytes_received += n
+
+        def judge(
+            status: int, got: Mapping[str, str], text: bytes, wait: float | None, to: Origin | None
+        ) -> Exception:
+            return _status_error(
+                status, text, wait, None if to is None else (self.origin or origin_of(url), to)
+            )
+
         deadline = deadline_of(opts)
         try:
-            return drive(
-                lambda watch: self._attempt(method, url, body, headers, cap, watch),
-                opts,
-                time.monotonic() + deadline,
-            )
-        except _TooBigError:
+            reply = exchange(
+                url, opts, time.monotonic() + deadline, cap, method=method, json_body=body, headers=headers,
+                accept=_ACCEPT, origin=self.origin, judge=judge, counted=count,
+            )  # fmt: skip
+        except _TooLargeError as big:
             raise error(
-                f"cannot {what} at {shown}: the answer is larger than the cap of {_size(cap)} "
+                f"cannot {what} at {shown}: the answer is larger than the cap of {_size(big.cap)} "
                 "(decompressed); raise Storage(max_bytes=...) if it is expected, or check the server"
             ) from None
-        except _FailedError as failed:
-            raise error(f"cannot {what} at {shown}: {scrub(failed.problem)}; {failed.hint}") from None
+        except _RefusedError as refused:
+            raise error(
+                f"cannot {what} at {shown}: {scrub(str(refused))}; check the URL and the server"
+            ) from None
         except _RetryError as last:
             tries = f" (after {opts.retries + 1} attempts)" if opts.retries else ""
             raise error(f"cannot {what} at {shown}: {scrub(str(last))}{tries}; {last.hint}") from None
@@ -250,163 +228,30 @@ class JsonClient:
                 f"request with its retries, redirects and body{before}); check the server, or raise "
                 "Storage(deadline=...)"
             ) from None
+        except ReadError as failed:  # a status no retry mends, a request modifier that failed
+            raise error(f"cannot {what} at {shown}: {scrub(str(failed))}") from None
+        return reply.body, str(reply.headers.get("content-type") or "")
 
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        body: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | None,
-        cap: int,
-        watch: _Watchdog,
-    ) -> tuple[bytes, str]:
-        """One try: send, follow redirects (credentials only to their origin), read the body."""
-        opts = self.storage
-        credential_origin = self.origin or origin_of(url)
-        given_origin = origin_of(url)
-        hops: list[
-            tuple[Origin | None, bool]
-        ] = []  # each hop's origin, and whether credentials were withheld
 
-        def send(method: str, url: str, body: Any) -> Any:
-            hop = origin_of(url)
-            trusted = hop is not None and hop == credential_origin
-            sent = dict(_BASE_HEADERS)
-            if trusted:
-                sent.update(opts.headers)
-            hops.append((hop, not trusted and bool(opts.headers or opts.request_modifier)))
-            if headers and hop == given_origin:
-                sent.update(headers)
-            return self._send(method, url, body, sent, trusted, watch)
-
-        try:
-            response = follow(method, url, send, body)
-        except _RefusedError as err:
-            raise _FailedError(str(err), "check the URL and the server") from None
-        try:
-            status = int(response.status)
-            if 200 <= status < 300:
-                return self._read(response, cap, watch), str(response.headers.get("Content-Type") or "")
-            detail = _excerpt(self._read_some(response, watch))
-            hint = _HINTS.get(status) or (
-                "the server failed; try again later or simplify the query"
-                if status >= 500
-                else "the server rejected the request; check the query parameters"
-            )
-            if status in (401, 403) and any(withheld for _, withheld in hops):
-                hint = (
-                    f"access denied; the credentials given (Storage(headers=..., request_modifier=...)) are "
-                    f"for {_origin_text(credential_origin)} and are never sent to {_origin_text(hops[-1][0])} "
-                    "(credentials go only to the origin they were given for)"
-                )
-            retry_after = retry_after_of(response.headers.get("Retry-After"))
-            raise _problem(
-                f"HTTP {status}{detail}", hint, retry=status in _RETRY_STATUS, retry_after=retry_after
-            )
-        finally:
-            response.close()  # a body read to its end has given its connection back to the pool
-            response.release_conn()
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        body: Mapping[str, Any] | None,
-        headers: dict[str, str],
-        trusted: bool,
-        watch: _Watchdog,
-    ) -> Any:
-        urllib3 = require("urllib3", extra="stac", feature="STAC over HTTP")
-        data = None if body is None else json.dumps(dict(body)).encode()
-        if data is not None:
-            headers = {**headers, "Content-Type": "application/json"}
-        if trusted and self.storage.request_modifier is not None:
-            try:
-                url, headers, data = _signed(url, method, headers, self.storage.request_modifier, body)
-            except ReadError as err:
-                raise _FailedError(*str(err).split("; ", 1)) from None
-        check_headers(headers)
-        per_read = min(self.storage.timeout, watch.end - time.monotonic())
-        if per_read <= 0 or watch.fired:
-            raise _ExpiredError()
-        try:
-            response = _pool(self.storage, _proxy_for(url)).request(
-                method, url, body=data, headers=headers, retries=False, redirect=False,
-                timeout=urllib3.Timeout(connect=per_read, read=per_read), preload_content=False,
-            )  # fmt: skip
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            if watch.fired:
-                raise _ExpiredError() from None
-            if isinstance(err, TimeoutError | urllib3.exceptions.TimeoutError) and not isinstance(
-                err, urllib3.exceptions.NewConnectionError
-            ):
-                raise _problem(
-                    f"no answer within {per_read:g} s",
-                    "check that the server is up, or raise Storage(timeout=...)",
-                    retry=True,
-                ) from None
-            text = f"{err!r} {err}".lower()
-            dropped = any(w in text for w in ("remotedisconnected", "without response", "reset by peer"))
-            problem = "the server closed the connection without answering" if dropped else "cannot connect"
-            raise _problem(
-                problem, "check that the server is running and the URL is right", retry=True
-            ) from None
-        if watch.fired:
-            response.close()
-            raise _ExpiredError()
-        return response
-
-    def _read(self, response: Any, cap: int, watch: _Watchdog) -> bytes:
-        """Return the whole body, decoded, at most ``cap`` bytes."""
-        encoding = str(response.headers.get("Content-Encoding") or "").strip().lower()
-        if encoding not in _CODINGS:
-            raise _problem(
-                f"the answer's Content-Encoding is {encoding[:40]!r}, which was not asked for",
-                "check the server (only gzip and deflate are accepted)",
-            )
-        length = response.headers.get("Content-Length")
-        if not encoding and length and length.strip().isdigit() and int(length) > cap:
-            raise _TooBigError()
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            chunk = self._chunk(response, watch, _CHUNK)
-            if not chunk:
-                return b"".join(parts)
-            size += len(chunk)
-            if size > cap:
-                raise _TooBigError()
-            parts.append(chunk)
-
-    def _chunk(self, response: Any, watch: _Watchdog, amount: int) -> bytes:
-        urllib3 = require("urllib3", extra="stac", feature="STAC over HTTP")
-        before = response.tell()
-        try:
-            chunk = bytes(response.read(amount, decode_content=True))
-        except urllib3.exceptions.DecodeError:
-            raise _problem("the compressed answer is corrupt", "check the server") from None
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            if watch.fired:
-                raise _ExpiredError() from None
-            if isinstance(err, urllib3.exceptions.ReadTimeoutError | TimeoutError):
-                raise _problem(
-                    f"no data for {self.storage.timeout:g} s while reading the answer",
-                    "check that the server is up, or raise Storage(timeout=...)",
-                    retry=True,
-                ) from None
-            raise _cut() from None
-        finally:
-            self.bytes_received += response.tell() - before
-        if watch.fired:
-            raise _ExpiredError()
-        return chunk
-
-    def _read_some(self, response: Any, watch: _Watchdog) -> bytes:
-        """Return the start of an error answer's body (for the message)."""
-        try:
-            return self._chunk(response, watch, 4096)
-        except Exception:  # only a detail of a message
-            return b""
+def _status_error(
+    status: int, text: bytes, retry_after: float | None, kept: tuple[Origin | None, Origin] | None
+) -> Exception:
+    """Word an error status for STAC (429 and 5xx are retried; ``kept``: credentials' origin, hop denied)."""
+    hint = _HINTS.get(status) or (
+        "the server failed; try again later or simplify the query"
+        if status >= 500
+        else "the server rejected the request; check the query parameters"
+    )
+    if status in (401, 403) and kept is not None:
+        hint = (
+            "access denied; the credentials given (Storage(headers=..., request_modifier=...)) are for "
+            f"{_origin_text(kept[0])} and are never sent to {_origin_text(kept[1])} (credentials go "
+            "only to the origin they were given for)"
+        )
+    problem = f"HTTP {status}{_excerpt(text[:4096])}"
+    if status in _RETRY_STATUS:
+        return _RetryError(problem, retry_after, hint)
+    return ReadError(f"{problem}; {hint}")
 
 
 def _origin_text(origin: Origin | None) -> str:

@@ -1,0 +1,104 @@
+"""One HTTP exchange for the byte layer and the STAC client (#19): the same body rules and the same wording.
+
+``http_reads.exchange`` sends every request; these cases failed before it, when the STAC client read
+bodies through urllib3's decoders and the byte layer through its own: a raw deflate body, gzip members
+followed by NUL padding and an unasked ``Content-Encoding`` are now handled alike by both, and a refused
+connection is "cannot connect" in both (the byte layer called it a time-out). Servers: the hostile
+STAC server (tests/servers/hostile_stac.py), a real process on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import zlib
+from collections.abc import Iterator
+
+import pytest
+
+import terrapipe as tp
+from terrapipe.core.errors import ReadError
+from terrapipe.io import http_reads
+from terrapipe.stac.http_json import JsonClient
+from tests.servers.hostile_stac import HostileServer, start_hostile_server
+from tests.servers.object_stores import free_port
+
+FAST = tp.Storage(timeout=2.0, retries=1, backoff=0.01, max_backoff=0.05, deadline=10)
+DATA = b'{"type": "Catalog", "id": "c", "links": [], "pad": "' + b"x" * 50_000 + b'"}'
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HostileServer]:
+    handle = start_hostile_server()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _route(server: HostileServer, blob: bytes, encoding: str) -> str:
+    server.reset()
+    server.route(
+        {"/doc.json": {"base64": base64.b64encode(blob).decode(), "headers": {"Content-Encoding": encoding}}}
+    )
+    return f"{server.url}/doc.json"
+
+
+def _deflate(wbits: int) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(DATA) + packer.flush()
+
+
+@pytest.mark.parametrize(
+    ("blob", "encoding"),
+    [
+        (_deflate(zlib.MAX_WBITS), "deflate"),
+        (_deflate(-zlib.MAX_WBITS), "deflate"),  # raw deflate, as some servers send it: refused before
+        (
+            gzip.compress(DATA[:100]) + gzip.compress(DATA[100:]) + b"\0" * 8,
+            "gzip",
+        ),  # padding: refused before
+    ],
+    ids=["zlib", "raw-deflate", "gzip-members-padding"],
+)
+def test_both_clients_inflate_what_a_server_may_send(
+    server: HostileServer, blob: bytes, encoding: str
+) -> None:
+    url = _route(server, blob, encoding)
+    assert http_reads.read(url, FAST).body == DATA
+    assert JsonClient(FAST).request_bytes(url, error=ReadError, what="read") == DATA
+
+
+def test_an_unasked_encoding_is_named_alike(server: HostileServer) -> None:
+    url = _route(server, DATA, "br")
+    with pytest.raises(ReadError, match="Content-Encoding 'br'"):
+        http_reads.read(url, FAST)
+    with pytest.raises(ReadError, match="Content-Encoding 'br'"):
+        JsonClient(FAST).request("GET", url, error=ReadError, what="read")
+
+
+def test_a_cut_gzip_body_is_retried_then_named_alike(server: HostileServer) -> None:
+    url = _route(server, gzip.compress(DATA)[:-20], "gzip")
+    with pytest.raises(ReadError, match=r"gzip-encoded answer was cut short \(after 2 tries\)"):
+        http_reads.read(url, FAST)
+    with pytest.raises(ReadError, match=r"gzip-encoded answer was cut short \(after 2 attempts\)"):
+        JsonClient(FAST).request("GET", url, error=ReadError, what="read")
+    assert len(server.log()) == 4  # two tries each
+
+
+def test_a_refused_connection_is_cannot_connect_in_both() -> None:
+    url = f"http://127.0.0.1:{free_port()}/doc.json"
+    storage = FAST.with_options(retries=0)
+    with pytest.raises(ReadError, match=r"cannot connect \(NewConnectionError\)") as byte_layer:
+        http_reads.read(url, storage)
+    assert "did not answer" not in str(byte_layer.value)  # before: a refused connection was called a time-out
+    with pytest.raises(ReadError, match=r"cannot connect \(NewConnectionError\)"):
+        JsonClient(storage).request("GET", url, error=ReadError, what="read")
+
+
+def test_bytes_received_are_the_bytes_on_the_wire(server: HostileServer) -> None:
+    blob = gzip.compress(DATA)
+    url = _route(server, blob, "gzip")
+    client = JsonClient(FAST)
+    assert client.request("GET", url, error=ReadError, what="read")["id"] == "c"
+    assert client.bytes_received == len(blob)
