@@ -9,6 +9,9 @@ must never merge CRSs that place pixels differently.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import odc.geo.crs
@@ -135,11 +138,6 @@ def test_a_crs84_layer_on_4326_chips_is_not_reprojected() -> None:
     assert index.reprojections == 1  # NAD83 is another datum: reprojected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engineer E (stac/grid.py choose_grid): items in EPSG:4326 and in OGC:CRS84 are refused as "
-    "'the items are in 2 CRSs' (keyed by str(CRS)); compare with terrapipe.core.crs.same_crs",
-)
 def test_stack_stac_grid_choice_takes_items_in_4326_and_crs84_as_one_crs() -> None:
     from terrapipe.stac.grid import choose_grid
 
@@ -163,3 +161,38 @@ def test_stack_stac_grid_choice_takes_items_in_4326_and_crs84_as_one_crs() -> No
     }
     choice = choose_grid([a, b], ["red"])
     assert choice.geobox.shape == (4, 8)
+
+
+def test_stack_items_places_pixels_of_4326_and_crs84_items_on_one_grid(tmp_path: Path) -> None:
+    """End to end: two adjacent files, one labelled EPSG:4326, one OGC:CRS84, on one cube, each pixel in place."""
+    from rasterio.transform import from_origin
+
+    def item(name: str, x0: float, crs: str, proj: dict[str, Any], value: int) -> dict[str, Any]:
+        data = np.full((1, 16, 16), value, "uint16")
+        data[0, 0, 0] = value + 100  # the file's north-west pixel
+        path = tmp_path / f"{name}.tif"
+        profile = {"driver": "GTiff", "width": 16, "height": 16, "count": 1, "dtype": "uint16", "crs": crs}
+        with rasterio.open(path, "w", transform=from_origin(x0, 50, 0.1, 0.1), **profile) as dst:
+            dst.write(data)
+        ring = [[x0, 48.4], [x0 + 1.6, 48.4], [x0 + 1.6, 50], [x0, 50], [x0, 48.4]]
+        return {
+            "type": "Feature", "stac_version": "1.0.0", "id": name, "links": [],
+            "geometry": {"type": "Polygon", "coordinates": [ring]}, "bbox": [x0, 48.4, x0 + 1.6, 50],
+            "properties": {"datetime": "2020-01-01T00:00:00Z", "proj:shape": [16, 16],
+                           "proj:transform": [0.1, 0, x0, 0, -0.1, 50], **proj},
+            "assets": {"red": {"href": str(path), "type": "image/tiff; application=geotiff"}},
+            "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
+        }  # fmt: skip
+
+    a = item("a", 10.0, "EPSG:4326", {"proj:code": "EPSG:4326"}, 1)
+    b = item("b", 11.6, "OGC:CRS84", {"proj:wkt2": pyproj.CRS("OGC:CRS84").to_wkt()}, 2)
+    cube = tp.stac.stack_items([a, b])
+    assert cube.sizes["x"] == 32
+    assert cube.sizes["y"] == 16
+    pixels = np.asarray(cube.max("time").squeeze().values)
+    assert pixels[0, 0] == 101
+    assert pixels[0, 16] == 102
+    assert (pixels[1:, :16] == 1).all()
+    assert (pixels[1:, 16:] == 2).all()
+    assert float(cube.x[0]) == pytest.approx(10.05)
+    assert float(cube.x[-1]) == pytest.approx(13.15)

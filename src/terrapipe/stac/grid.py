@@ -45,6 +45,7 @@ from odc.geo import geom
 from odc.geo.crs import CRS
 from odc.geo.geobox import GeoBox
 
+from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, STACSearchError
 
 __all__ = ["GridChoice", "asset_crs", "asset_geobox", "choose_grid", "item_dict"]
@@ -324,14 +325,17 @@ def choose_grid(
                 missing.append(f"{_label(item)} (asset {band!r})")
             else:
                 grids.setdefault(band, []).append(found)
-    crss: dict[str, list[str]] = {}
+    crss: dict[str, list[str]] = {}  # one key per CRS, spellings of one CRS (4326, OGC:CRS84) under one key
+    seen: dict[str, CRS] = {}
     for item in items:
         for band in bands:
             found_crs = asset_crs(item, band)
             if found_crs is not None:
-                crss.setdefault(str(found_crs), [])
-                if _label(item) not in crss[str(found_crs)]:
-                    crss[str(found_crs)].append(_label(item))
+                name = next((k for k, c in seen.items() if same_crs(c, found_crs)), str(found_crs))
+                seen.setdefault(name, found_crs)
+                crss.setdefault(name, [])
+                if _label(item) not in crss[name]:
+                    crss[name].append(_label(item))
 
     if target is None:
         if missing:
@@ -348,10 +352,10 @@ def choose_grid(
                 f"(e.g. crs={first!r}) to reproject them, or stack the items of each CRS separately"
             )
             raise GridMismatchError(msg)
-    native_crs = CRS(next(iter(crss))) if len(crss) == 1 else None
-    same_crs = target is None or (native_crs is not None and target == native_crs)
+    native_crs = seen[next(iter(crss))] if len(crss) == 1 else None
+    on_native = target is None or (native_crs is not None and same_crs(target, native_crs))
 
-    if same_crs and not missing and grids:
+    if on_native and not missing and grids:
         reference_band = min(bands, key=lambda b: _pixel_size(grids[b][0]))
         reference = grids[reference_band][0]
         if resolution is None:
