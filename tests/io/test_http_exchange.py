@@ -102,3 +102,20 @@ def test_bytes_received_are_the_bytes_on_the_wire(server: HostileServer) -> None
     client = JsonClient(FAST)
     assert client.request("GET", url, error=ReadError, what="read")["id"] == "c"
     assert client.bytes_received == len(blob)
+
+
+def test_a_missing_object_is_one_error_whichever_reader(server: HostileServer) -> None:
+    from terrapipe.io import object_store
+    from terrapipe.io.object_file import ObjectFile
+
+    server.reset()
+    url = f"{server.url}/gone.parquet?sig=SECRET"
+    shown = f"'{server.url}/gone.parquet'"
+    for reader, verb in [
+        (lambda: object_store.get(url, FAST), "read"),
+        (lambda: object_store.head(url, FAST), "look up"),  # before: no hint
+        (lambda: ObjectFile(url, FAST).size, "read"),
+    ]:
+        with pytest.raises(ReadError) as info:
+            reader()
+        assert str(info.value) == f"cannot {verb} {shown}: no such object (HTTP 404); check the URL"

@@ -213,6 +213,16 @@ class Reply:
     body: bytes
     total: int | None = None
 
+    def found(
+        self, url: str, *, what: str = "read", hint: str = "check the URL", sized: bool = False
+    ) -> Reply:
+        """Return this reply, or raise the one ``ReadError`` of a 404 (with ``sized``: of an answer of no size)."""
+        if self.status == 404:
+            raise ReadError(f"cannot {what} {public_url(url)!r}: no such object (HTTP 404); {hint}")
+        if sized and self.total is None:
+            raise ReadError(f"cannot {what} {public_url(url)!r}: the server states no size; check the server")
+        return self
+
 
 class PastEndError(ReadError):
     """The range asked for lies wholly past the end of the file (HTTP 416)."""

@@ -99,13 +99,11 @@ class ObjectFile(io.RawIOBase):
                 reply = http_reads.read(self.url, self.storage, byte_range=first)
         except http_reads.PastEndError:  # no first byte: an empty file
             return 0
-        if reply.status == 404:
-            raise ReadError(f"cannot read {public_url(self.url)!r}: no such object (HTTP 404); check the URL")
-        if reply.total is None:
-            raise ReadError(f"cannot read {public_url(self.url)!r}: the server states no size")
+        total = reply.found(self.url, sized=True).total
+        assert total is not None
         if suffix:  # the last bytes: kept (a Parquet footer)
-            self._tail_start, self._tail = reply.total - len(reply.body), reply.body
-        return reply.total
+            self._tail_start, self._tail = total - len(reply.body), reply.body
+        return total
 
     def _size_from_tail(self) -> int:
         """GET the last ``tail_bytes`` (no HEAD): keep them and return the total the answer states."""
@@ -191,11 +189,7 @@ class ObjectFile(io.RawIOBase):
         if cloud_of(self.url) == "http":  # checked, and refused if the object's size changed since the open
             wanted = http_reads.ByteRange(offset, end)
             reply = http_reads.read(self.url, self.storage, byte_range=wanted, expected_total=self.size)
-            if reply.status == 404:
-                raise ReadError(
-                    f"cannot read {public_url(self.url)!r}: no such object (HTTP 404); was it removed?"
-                )
-            return reply.body
+            return reply.found(self.url, hint="was it removed?").body
         return object_store.get(self.url, self.storage, range=(offset, end))
 
     def read(self, size: int | None = -1) -> bytes:

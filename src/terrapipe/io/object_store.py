@@ -277,9 +277,7 @@ def _http_get(
         reply = http_reads.read(url, config, byte_range=wanted, deadline=deadline, max_body=cap)
     except http_reads.PastEndError as err:
         raise ReadError(f"{err} (past the end of the object?)") from None
-    if reply.status == 404:
-        raise ReadError(f"cannot read {public_url(url)!r}: no such object (HTTP 404); check the URL")
-    return reply.body
+    return reply.found(url).body
 
 
 def _http_get_ranges(
@@ -290,6 +288,16 @@ def _http_get_ranges(
         return [_http_get(url, config, ranges[0], deadline, None)]
     with concurrent.futures.ThreadPoolExecutor(min(len(ranges), config.concurrency)) as pool:
         return list(pool.map(lambda bounds: _http_get(url, config, bounds, deadline, None), ranges))
+
+
+def _exact(data: bytes, start: int, end: int, where: str) -> bytes:
+    """Return ``data``, checked to be all the bytes ``start`` to ``end`` (exclusive) of the object."""
+    if len(data) != end - start:
+        raise ReadError(
+            f"cannot read bytes {start}-{end} of {where!r}: got {len(data)} bytes, not {end - start} "
+            "(past the end of the object?)"
+        )
+    return data
 
 
 def _whole(data: bytes, expected: int, where: str) -> bytes:
@@ -387,12 +395,7 @@ def get(
                 "object (status 200, not 206); it does not support range requests correctly"
             ) from None
         raise _error(err, url, config, "read") from None
-    if range is not None and len(data) != end - start:
-        raise ReadError(
-            f"cannot read bytes {start}-{end} of {where!r}: got {len(data)} bytes, not {end - start} "
-            "(past the end of the object?)"
-        )
-    return data
+    return data if range is None else _exact(data, start, end, where)
 
 
 def get_ranges(
@@ -443,14 +446,7 @@ def get_ranges(
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
         raise _error(err, url, config, "read") from None
-    out = [bytes(p) for p in parts]
-    for (start, end), data in zip(ranges, out, strict=True):
-        if len(data) != end - start:
-            raise ReadError(
-                f"cannot read bytes {start}-{end} of {where!r}: got {len(data)} bytes, not {end - start} "
-                "(past the end of the object?)"
-            )
-    return out
+    return [_exact(bytes(p), start, end, where) for p, (start, end) in zip(parts, ranges, strict=True)]
 
 
 def head(url: str, storage: Storage | None = None) -> ObjectInfo:
@@ -463,10 +459,8 @@ def head(url: str, storage: Storage | None = None) -> ObjectInfo:
     """
     config = storage_or_env(storage)
     if _is_http(url):
-        reply = http_reads.read(url, config, method="HEAD")
-        if reply.status == 404 or reply.total is None:
-            what = "no such object (HTTP 404)" if reply.status == 404 else "the server states no size"
-            raise ReadError(f"cannot look up {public_url(url)!r}: {what}")
+        reply = http_reads.read(url, config, method="HEAD").found(url, what="look up", sized=True)
+        assert reply.total is not None
         return ObjectInfo(reply.total, reply.headers.get("etag"), reply.headers.get("last-modified"))
     obs = load_obstore()
     store, key = _locate(url, config)
