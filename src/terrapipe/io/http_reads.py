@@ -6,11 +6,9 @@ URL (all of them or one :class:`ByteRange`), configured by one
 comes here: ``HTTPStore`` (Zarr), ``HTTPFile``/``ObjectFile`` (netCDF,
 GeoParquet, FlatGeobuf), :mod:`terrapipe.io.object_store`, the cache's change
 check, the chip's reader threads. The STAC client
-(:mod:`terrapipe.stac.http_json`) sends its requests through the same urllib3
-pools (:func:`_pool`), deadline watchdog, retry driver (:func:`drive`),
-``Retry-After`` rule (:func:`retry_after_of`) and redirect rule
-(:func:`follow`), and hands ``request_modifier`` the same
-``requests.Request`` (:func:`_signed`).
+(:mod:`terrapipe.stac.http_json`) sends its requests through the same
+function, :func:`exchange` (JSON bodies, the API's origin for credentials,
+any 2xx, its own wording of error statuses).
 
 One transport
 -------------

@@ -1,12 +1,12 @@
 """JSON (and whole files) over HTTP for the STAC stages, configured by :class:`~terrapipe.io.storage.Storage`.
 
 :class:`JsonClient` sends the STAC API calls, the documents of a static
-catalog and stac-geoparquet downloads over HTTP through the byte layer's
-urllib3 pools (:mod:`terrapipe.io.http_reads`: one pool per process and
+catalog and stac-geoparquet downloads through the byte layer's one request,
+:func:`~terrapipe.io.http_reads.exchange` (urllib3 pools per process and
 ``Storage.concurrency``, the environment's ``*_proxy``, one watchdog thread
-for every deadline, :func:`~terrapipe.io.http_reads.drive` for the retries).
-What is here: JSON in and out, POST bodies, redirects with the credential
-rule below, error statuses worded for STAC. The
+for every deadline, retries, redirects, credentials, the body within its cap).
+What is here: JSON in and out, POST bodies, the API's origin for the
+credential rule below, error statuses and failures worded for STAC. The
 :class:`~terrapipe.io.storage.Storage` it is given says how: ``headers``,
 ``request_modifier``, ``timeout``, ``retries``, ``backoff``,
 ``max_backoff``, ``deadline`` and ``max_bytes``. Every request is bounded
@@ -20,15 +20,15 @@ rule below, error statuses worded for STAC. The
   server trickling its headers or body cannot hold a search.
 - **A cap on every body, decompressed**: ``Storage.max_bytes`` (``None``:
   :data:`DEFAULT_MAX_BYTES`, 64 MiB, for JSON; :data:`DEFAULT_MAX_FILE_BYTES`,
-  1 GiB, for a file). Only ``gzip`` and ``deflate`` are asked for; urllib3
-  (>= 2.6) decodes no more than the bytes asked for, so a bomb is stopped at
-  the cap, never expanded in memory.
+  1 GiB, for a file). Only ``gzip`` and ``deflate`` are asked for, and
+  inflated a step at a time, so a bomb is stopped at the cap, never expanded
+  in memory.
 - **Credentials only to their origin** (scheme, host, port): ``headers`` and
   ``request_modifier`` go to the client's ``origin`` (the API or catalog the
   user named), never to another one (a ``next`` link, a catalog link, a
   redirect); the headers of a ``next`` link go only to that link's origin.
-  Redirects are followed here (at most :data:`MAX_REDIRECTS`, a loop is an
-  error) so the rule holds on every hop, for every header.
+  Redirects are followed by terrapipe (at most :data:`MAX_REDIRECTS`, a loop
+  is an error) so the rule holds on every hop, for every header.
 - **Retries**: ``429``, ``5xx``, dropped connections, answers cut short and
   time-outs, at most ``retries`` times, after :func:`retry_delay` (the byte
   layer's rule: ``backoff`` doubled per retry, jitter, at most
