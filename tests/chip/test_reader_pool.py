@@ -44,6 +44,7 @@ class _Opens:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.lock = threading.Lock()
         self.opened: list[str] = []
+        self.pairs: list[tuple[str, str]] = []  # (thread, file) of every open, never taken
         self.readers: set[threading.Thread] = (
             set()
         )  # the thread objects, not names: a new thread is a new object
@@ -52,6 +53,7 @@ class _Opens:
         def counting(source: Any) -> Any:
             with self.lock:
                 self.opened.append(threading.current_thread().name)
+                self.pairs.append((threading.current_thread().name, source.path))
             return real(source)
 
         real_acquire = raster_array.acquire
@@ -89,8 +91,11 @@ def test_a_second_pass_reads_on_the_same_threads_with_the_files_they_opened(
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(first[0], data[:, :64, :64])
     assert [name for name in opened_1 if name.startswith("terrapipe-read")]  # (the header: the main thread)
-    assert readers_2 <= readers_1  # the threads of the first pass, not new ones
-    assert opened_2 == []  # and the files they opened then: nothing opened again
+    # the pool's threads, which read the second pass too (a thread idle in the first may take a read
+    # of the second: then it opens the file once); a thread that read in the first opens nothing again
+    assert readers_2 <= {t for t in threading.enumerate() if t.name.startswith("terrapipe-read")}
+    assert not [name for name in opened_2 if name in {t.name for t in readers_1}]
+    assert len(opens.pairs) == len(set(opens.pairs)), opens.pairs
 
 
 def test_another_stage_reads_on_the_threads_and_files_of_the_first(
@@ -153,7 +158,7 @@ def test_a_stack_stac_cube_is_read_on_long_lived_threads_that_keep_their_files_o
     chips = [c.values for c in tp.from_items([cube]).chip({"y": 64, "x": 64}, workers=2)]
     _, readers_1 = opens.take()
     again = [c.values for c in tp.from_items([cube]).chip({"y": 64, "x": 64}, workers=2)]
-    opened_2, readers_2 = opens.take()
+    _, readers_2 = opens.take()
     assert len(chips) == 16
     for a, b in zip(chips, again, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -161,8 +166,11 @@ def test_a_stack_stac_cube_is_read_on_long_lived_threads_that_keep_their_files_o
     # read on stack_stac's own long-lived pool (the chip threads hand the read over: see native_read._hop)
     assert readers_1
     assert all(t.name.startswith(("stack_stac-read", "terrapipe-read")) for t in readers_1)
-    assert readers_2 <= readers_1
-    assert opened_2 == []
+    # the second pass reads on the same long-lived pools, but not always on the threads that read the
+    # first (which thread takes a read varies; CI saw it), and each thread keeps what it opened: over
+    # both passes no thread opens one file twice
+    assert all(t.name.startswith(("stack_stac-read", "terrapipe-read")) for t in readers_2)
+    assert len(opens.pairs) == len(set(opens.pairs)), opens.pairs
 
 
 def test_a_lease_runs_at_most_its_threads_at_once_and_leases_side_by_side_each_get_theirs() -> None:
