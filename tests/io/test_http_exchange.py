@@ -119,3 +119,17 @@ def test_a_missing_object_is_one_error_whichever_reader(server: HostileServer) -
         with pytest.raises(ReadError) as info:
             reader()
         assert str(info.value) == f"cannot {verb} {shown}: no such object (HTTP 404); check the URL"
+
+
+@pytest.mark.parametrize("blob", [DATA, gzip.compress(DATA)], ids=["plain", "gzip"])
+def test_a_body_over_the_cap_is_one_error_in_both(server: HostileServer, blob: bytes) -> None:
+    url = _route(server, blob, "gzip" if blob is not DATA else "identity")
+    small = FAST.with_options(max_bytes=1000)
+    said = "the answer is larger than the cap of 1000 bytes (decompressed); raise Storage(max_bytes=...)"
+    with pytest.raises(ReadError) as byte_layer:
+        http_reads.read(url, small)
+    with pytest.raises(ReadError) as stac:
+        JsonClient(small).request("GET", url, error=ReadError, what="read")
+    for err in (byte_layer.value, stac.value):
+        assert said in str(err)
+        assert "cannot be trusted" not in str(err)  # before: the byte layer called a large body untrustworthy

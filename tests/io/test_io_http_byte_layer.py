@@ -183,5 +183,7 @@ def test_an_honest_chunked_answer_is_read_within_the_cap(chunked_url: str) -> No
     """A body without Content-Length (chunked) is read, within the cap."""
     assert fetch(chunked_url, Storage()).body == BLOB
     assert fetch(chunked_url, Storage(), byte_range=ByteRange(500, 1500)).body == BLOB[500:1500]
-    with pytest.raises(ReadError, match=r"larger than the cap \(max_body\) of 1000 bytes"):
+    with pytest.raises(
+        ReadError, match=r"larger than the cap of 1000 bytes \(decompressed\); raise Storage\(max_bytes=...\)"
+    ):
         fetch(chunked_url, Storage(max_bytes=1000))

@@ -239,8 +239,11 @@ class _TooLargeError(_RefusedError):
     """The body passed the cap (``cap``: bytes, counted after decompression)."""
 
     def __init__(self, cap: int) -> None:
-        super().__init__(f"its answer is larger than the cap (max_body) of {cap} bytes")
-        self.cap = cap
+        size = f"{cap / 2**20:g} MiB" if cap >= 2**20 else f"{cap} bytes"
+        super().__init__(
+            f"the answer is larger than the cap of {size} (decompressed); raise Storage(max_bytes=...) (or "
+            "max_body= of read_zarr/HTTPStore) if it is expected, or check the server"
+        )
 
 
 class _RetryError(Exception):
@@ -994,8 +997,8 @@ def _named(err: BaseException, url: str, storage: Storage, limit: float) -> Read
             "answer a trickle at a time; if the data is large and the link slow, raise the deadline: "
             "tp.Storage(deadline=...), or deadline= of read_zarr/HTTPStore"
         )
-    if isinstance(err, ReadError):
-        return type(err)(f"cannot read {shown!r}: {err}")
+    if isinstance(err, ReadError | _TooLargeError):
+        return (ReadError if isinstance(err, _TooLargeError) else type(err))(f"cannot read {shown!r}: {err}")
     if isinstance(err, _RefusedError):
         return ReadError(f"cannot read {shown!r}: {err}; the server's answer cannot be trusted")
     if isinstance(err, _DeniedError):

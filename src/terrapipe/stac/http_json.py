@@ -210,10 +210,7 @@ class JsonClient:
                 accept=_ACCEPT, origin=self.origin, judge=judge, counted=count,
             )  # fmt: skip
         except _TooLargeError as big:
-            raise error(
-                f"cannot {what} at {shown}: the answer is larger than the cap of {_size(big.cap)} "
-                "(decompressed); raise Storage(max_bytes=...) if it is expected, or check the server"
-            ) from None
+            raise error(f"cannot {what} at {shown}: {big}") from None
         except _RefusedError as refused:
             raise error(
                 f"cannot {what} at {shown}: {scrub(str(refused))}; check the URL and the server"
@@ -256,10 +253,6 @@ def _status_error(
 
 def _origin_text(origin: Origin | None) -> str:
     return "(no server)" if origin is None else "{}://{}:{}".format(*origin)
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n} bytes"
 
 
 def _excerpt(content: bytes, shown: int = 300) -> str:
