@@ -132,3 +132,27 @@ def test_your_gdal_http_headers_come_first(monkeypatch):
     monkeypatch.setenv("GDAL_HTTP_HEADERS", "Authorization: Bearer yours")
     got = header_options("https://h/a.tif", [("Cookie", "c=1")])["GDAL_HTTP_HEADERS"]
     assert got == "Authorization: Bearer yours\r\nCookie: c=1"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer s3cret\x00tail",
+        "Bearer s3cret\ttail\x7f",
+        "Bearer s3cret\r\nX-Other: y",
+        "Bearer s3cr\u00e9t",
+        "B\u20ac",
+    ],
+)
+def test_a_header_value_gdal_would_cut_or_send_as_other_bytes_is_refused_by_name(value: str) -> None:
+    """A NUL (GDAL cuts the value there: another credential), a control character, a line break, or a
+    character outside ASCII (GDAL sends UTF-8, the byte layer latin-1) is refused before any request."""
+    from terrapipe.io.gdal_env import header_options
+
+    with pytest.raises(tp.InvalidArgumentError) as caught:
+        header_options("https://example.test/a.tif?sig=abc", [("Authorization", value)])
+    message = str(caught.value)
+    assert "s3cr" not in message
+    assert "sig=abc" not in message
+    assert "https://example.test/a.tif" in message
+    assert "Authorization" in message or "ASCII" in message

@@ -63,6 +63,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.http_headers import check_headers
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
 
@@ -180,8 +181,10 @@ def header_options(url: str, headers: Sequence[tuple[str, str]]) -> dict[str, st
     Raises
     ------
     InvalidArgumentError
-        A header other than ``Authorization`` or ``Cookie``, or a name or value
-        with a line break.
+        A header other than ``Authorization`` or ``Cookie``, a name or value
+        HTTP cannot carry (a control character: NUL, a line break; GDAL would
+        cut the value there and send another credential), or a value outside
+        ASCII.
 
     Examples
     --------
@@ -204,10 +207,15 @@ def header_options(url: str, headers: Sequence[tuple[str, str]]) -> dict[str, st
             "with the origin; put the credential in an Authorization header, sign the URL instead (a "
             "presigned or SAS href), or read it as a bucket URL (s3://, az://, gs://) with the Storage's keys"
         )
-    if any(ch in name + value for name, value in headers for ch in "\r\n"):
+    try:
+        check_headers(dict(headers))
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(f"cannot read {shown!r}: {err}") from None
+    if not all(value.isascii() for _, value in headers):  # GDAL sends UTF-8, the byte layer latin-1
         raise InvalidArgumentError(
-            f"cannot read {shown!r} with Storage(headers=...): a header name or value holds a line break "
-            "(values not shown); remove it"
+            f"cannot read {shown!r} through GDAL with Storage(headers=...): a header value holds a character "
+            "outside ASCII, which GDAL would send as other bytes than the other readers (values not shown); "
+            "percent- or base64-encode it"
         )
     lines = [f"{name.strip()}: {value}" for name, value in headers]
     mine = _configured("GDAL_HTTP_HEADERS")
