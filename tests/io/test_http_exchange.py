@@ -81,7 +81,7 @@ def test_a_cut_gzip_body_is_retried_then_named_alike(server: HostileServer) -> N
     url = _route(server, gzip.compress(DATA)[:-20], "gzip")
     with pytest.raises(ReadError, match=r"gzip-encoded answer was cut short \(after 2 tries\)"):
         http_reads.read(url, FAST)
-    with pytest.raises(ReadError, match=r"gzip-encoded answer was cut short \(after 2 attempts\)"):
+    with pytest.raises(ReadError, match=r"gzip-encoded answer was cut short \(after 2 tries\)"):
         JsonClient(FAST).request("GET", url, error=ReadError, what="read")
     assert len(server.log()) == 4  # two tries each
 

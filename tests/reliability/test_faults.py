@@ -171,7 +171,7 @@ def test_a_persistent_fault_on_a_stac_api_ends_in_a_search_error(fault: str, sta
     _fault(stac_proxy, "/search", fault)
     started = time.monotonic()
     with pytest.raises(
-        STACSearchError, match=r"/search: .* \(after 4 attempts\); check (that )?the server"
+        STACSearchError, match=r"/search: .* \(after 4 tries\); check (that )?the server"
     ) as info:
         list(tp.search_stac(stac_proxy.url, collections=["demo-s2"], **FAST_STAC))
     assert stac_proxy.url in str(info.value)

@@ -48,7 +48,7 @@ def test_a_429_storm_ends_in_a_named_error_after_bounded_retries(proxy: FaultPro
     message = str(info.value)
     assert f"{proxy.url}/search" in message
     assert "HTTP 429" in message
-    assert "after 3 attempts" in message
+    assert "after 3 tries" in message
     assert "rate limiting" in message
     assert _search_requests(proxy) == 3
     assert time.monotonic() - started < 5
@@ -89,7 +89,7 @@ def test_a_slow_api_times_out(proxy: FaultProxy) -> None:
 def test_an_unreachable_api_is_named(stac_api: str) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(
-        STACSearchError, match=r"cannot connect \(NewConnectionError\) \(after 3 attempts\)"
+        STACSearchError, match=r"cannot connect \(NewConnectionError\) \(after 3 tries\)"
     ) as info:
         list(search_stac(url, **FAST))
     assert url in str(info.value)

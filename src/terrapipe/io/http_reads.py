@@ -986,28 +986,37 @@ def _check_url(url: str) -> None:
         raise InvalidArgumentError(f"expected an http(s):// URL, got {public_url(url)!r}")
 
 
-def _named(err: BaseException, url: str, storage: Storage, limit: float) -> ReadError:
-    """Return the error users see for a failed read: ``scheme://host/path``, what happened, what to do."""
-    shown = public_url(url)
+def describe(err: BaseException, storage: Storage, limit: float) -> str:
+    """Say what went wrong in a failed :func:`exchange` and what to do: the one wording of every client.
+
+    The caller puts ``cannot <what> <scheme://host/path>: `` before it.
+    """
     if isinstance(err, TimeoutError | _ExpiredError):
         before = f" (the last try failed: {err})" if isinstance(err, _ExpiredError) and str(err) else ""
-        return ReadError(
-            f"cannot read {shown!r}: no complete answer within the deadline of {limit:g} s for the whole "
-            f"request (retries, back-off and redirects included){before}; the server is too slow or sends its "
-            "answer a trickle at a time; if the data is large and the link slow, raise the deadline: "
-            "tp.Storage(deadline=...), or deadline= of read_zarr/HTTPStore"
+        return (
+            f"no complete answer within the deadline of {limit:g} s for the whole request (retries, back-off, "
+            f"redirects and body included){before}; the server is too slow or sends its answer a trickle at a "
+            "time; if the data is large and the link slow, raise the deadline: tp.Storage(deadline=...), or "
+            "deadline= of read_zarr/HTTPStore"
         )
     if isinstance(err, ReadError | _TooLargeError):
-        return (ReadError if isinstance(err, _TooLargeError) else type(err))(f"cannot read {shown!r}: {err}")
+        return str(err)
     if isinstance(err, _RefusedError):
-        return ReadError(f"cannot read {shown!r}: {err}; the server's answer cannot be trusted")
+        return f"{err}; the server's answer cannot be used: check the URL and the server"
     if isinstance(err, _DeniedError):
-        return ReadError(
-            f"cannot read {shown!r}: access denied ({err}); check the headers of tp.Storage or the URL's "
-            "signature or token (an expired or altered presigned or SAS URL is refused the same way)"
+        return (
+            f"access denied ({err}); check the headers of tp.Storage or the URL's signature or token (an "
+            "expired or altered presigned or SAS URL is refused the same way)"
         )
     hint = err.hint if isinstance(err, _RetryError) else "check the server, or retry later"
-    return ReadError(f"cannot read {shown!r}: {err} (after {storage.retries + 1} tries); {hint}")
+    tries = f" (after {storage.retries + 1} tries)" if storage.retries else ""
+    return f"{err}{tries}; {hint}"
+
+
+def _named(err: BaseException, url: str, storage: Storage, limit: float) -> ReadError:
+    """Return the error users see for a failed read: ``scheme://host/path``, what happened, what to do."""
+    kind = type(err) if isinstance(err, ReadError) else ReadError  # PastEndError stays one
+    return kind(f"cannot read {public_url(url)!r}: {describe(err, storage, limit)}")
 
 
 #: What a read may fail with inside (each named by :func:`_named`; anything else is a bug, raised as is).

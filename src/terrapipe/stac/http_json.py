@@ -64,14 +64,13 @@ from typing import Any
 from terrapipe.core.errors import ReadError, TerrapipeError
 from terrapipe.core.redact import public_url, redact_text
 from terrapipe.io.http_reads import (
+    _FAILURES,
     _RETRY_STATUS,
     DEFAULT_DEADLINE,
     MAX_REDIRECTS,
-    _ExpiredError,
-    _RefusedError,
     _RetryError,
-    _TooLargeError,
     deadline_of,
+    describe,
     exchange,
     retry_delay,
 )
@@ -209,24 +208,8 @@ class JsonClient:
                 url, opts, time.monotonic() + deadline, cap, method=method, json_body=body, headers=headers,
                 accept=_ACCEPT, origin=self.origin, judge=judge, counted=count,
             )  # fmt: skip
-        except _TooLargeError as big:
-            raise error(f"cannot {what} at {shown}: {big}") from None
-        except _RefusedError as refused:
-            raise error(
-                f"cannot {what} at {shown}: {scrub(str(refused))}; check the URL and the server"
-            ) from None
-        except _RetryError as last:
-            tries = f" (after {opts.retries + 1} attempts)" if opts.retries else ""
-            raise error(f"cannot {what} at {shown}: {scrub(str(last))}{tries}; {last.hint}") from None
-        except _ExpiredError as expired:
-            before = f"; last problem before it: {scrub(str(expired.last))}" if expired.last else ""
-            raise error(
-                f"cannot {what} at {shown}: no complete answer within the deadline of {deadline:g} s (one "
-                f"request with its retries, redirects and body{before}); check the server, or raise "
-                "Storage(deadline=...)"
-            ) from None
-        except ReadError as failed:  # a status no retry mends, a request modifier that failed
-            raise error(f"cannot {what} at {shown}: {scrub(str(failed))}") from None
+        except _FAILURES as err:
+            raise error(f"cannot {what} at {shown}: {scrub(describe(err, opts, deadline))}") from None
         return reply.body, str(reply.headers.get("content-type") or "")
 
 
