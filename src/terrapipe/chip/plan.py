@@ -38,7 +38,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product
+from math import prod
 from typing import Literal
 
 import numpy as np
@@ -329,8 +331,20 @@ class WindowPlan:
             counts = counts * axis.group_sizes[c]
         return counts
 
+    @cached_property
+    def _group_firsts(self) -> tuple[tuple[int, list[int]], ...]:
+        """Per axis ``(groups, group_first)`` as Python ints (a group's window ranges without numpy scalars)."""
+        return tuple((axis.n_groups, axis.group_first.tolist()) for axis in self.axes)
+
     def group_window_ranges(self, group: int) -> tuple[range, ...]:
         """Per-axis window index ranges of one group."""
+        firsts = self._group_firsts
+        if isinstance(group, (int, np.integer)) and 0 <= group < prod(n for n, _ in firsts):
+            rest, out = int(group), []
+            for n, first in reversed(firsts):
+                rest, c = divmod(rest, n)
+                out.append(range(first[c], first[c + 1]))
+            return tuple(reversed(out))
         coords = self.group_index(group)
         return tuple(
             range(int(ax.group_first[c]), int(ax.group_first[c + 1]))

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from itertools import pairwise, product
 from typing import Any
@@ -323,6 +323,56 @@ def _read_part(spec: ArraySpec, key: tuple[slice, ...], buffer: np.ndarray, dst:
     np.copyto(target, part, casting="safe")
 
 
+class _BlockGeometry:
+    """Where the blocks of one array lie: a flat block number to its key and decoded bytes, in plain ints.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> from terrapipe.chip.layout import ArraySpec
+    >>> var = xr.Variable(("band", "y", "x"), np.zeros((3, 5, 4), dtype="uint16"))
+    >>> spec = ArraySpec("a", var, False, (1, 2), (np.array([0, 2, 5]), np.array([0, 4])), "lazy", None)
+    >>> _BlockGeometry(spec).block(1)
+    ((slice(None, None, None), slice(2, 5, None), slice(0, 4, None)), 72)
+    """
+
+    def __init__(self, spec: ArraySpec) -> None:
+        self.ndim = spec.variable.ndim
+        self.grid = [int(e.size - 1) for e in spec.edges if e is not None]
+        # (array axis, edges) of each grid axis that the block key sets, in grid order; None: skipped.
+        self.axes: list[tuple[int, list[int]] | None] = [
+            None if axis is None else (axis, edges.tolist())
+            for axis, edges in zip(spec.axes, spec.edges, strict=True)
+            if edges is not None
+        ]
+        cut = {
+            axis
+            for axis, edges in zip(spec.axes, spec.edges, strict=True)
+            if axis is not None and edges is not None
+        }
+        whole = 1
+        for axis, n_ax in enumerate(spec.variable.shape):
+            if axis not in cut:
+                whole *= int(n_ax)
+        self.whole_bytes = spec.itemsize * whole  # bytes of one pixel of the sized axes, over the other axes
+
+    def block(self, flat: int) -> tuple[tuple[slice, ...], int]:
+        """Return ``(key, decoded bytes)`` of flat block number ``flat``."""
+        multi = [0] * len(self.grid)
+        for k in range(len(self.grid) - 1, -1, -1):
+            flat, multi[k] = divmod(flat, self.grid[k])
+        key: list[slice] = [slice(None)] * self.ndim
+        nbytes = self.whole_bytes
+        for b, where in zip(multi, self.axes, strict=True):
+            if where is None:
+                continue
+            axis, edges = where
+            lo, hi = edges[b], edges[b + 1]
+            key[axis] = slice(lo, hi)
+            nbytes *= hi - lo
+        return tuple(key), nbytes
+
+
 class _Joined:
     """A block read as several parts at once: a future of the block's buffer, full once every part is."""
 
@@ -510,43 +560,18 @@ class BlockReader:
                 out.append((axis, edges[dim]))
         return out
 
-    @staticmethod
-    def _block_slices(spec: ArraySpec, grid: tuple[int, ...], flat: int) -> tuple[slice, ...]:
-        multi = np.unravel_index(flat, grid)
-        key = spec.full_key()
-        k = 0
-        for axis, edges in zip(spec.axes, spec.edges, strict=True):
-            if axis is None or edges is None:
-                continue
-            b = int(multi[k])
-            key[axis] = slice(int(edges[b]), int(edges[b + 1]))
-            k += 1
-        return tuple(key)
-
     def _assemble(
-        self,
-        i: int,
-        start: IntArray,
-        stop: IntArray,
-        cache: dict[BlockKey, Any],
-        grids: dict[int, tuple[int, ...]],
-        pairs: dict[int, tuple[IntArray, IntArray]],
-        r: int,
+        self, i: int, start: list[int], stop: list[int], keys: list[BlockKey], stream: RegionStream
     ) -> np.ndarray:
         spec = self.arrays[i]
         region = spec.full_key()
         for k, axis in enumerate(spec.axes):
             if axis is not None:
-                region[axis] = slice(int(start[k]), int(stop[k]))
+                region[axis] = slice(start[k], stop[k])
         if spec.mode == "memory":
             return np.asarray(spec.variable.values[tuple(region)])
-        flat, offsets = pairs[i]
-        blocks = flat[offsets[r] : offsets[r + 1]]
-        parts: list[tuple[tuple[slice, ...], np.ndarray]] = []
-        for b in blocks:
-            key = (i, int(b))
-            data = cache[key].result()
-            parts.append((self._block_slices(spec, grids[i], int(b)), data))
+        cache = stream.cache
+        parts = [(stream.block_index(key), cache[key].result()) for key in keys]
         if len(parts) == 1:
             index, data = parts[0]
             local = tuple(
@@ -651,16 +676,21 @@ class RegionStream:
         self.starts = starts
         self.stops = np.asarray(stops, dtype=np.int64).reshape(starts.shape)
         self.n = n = starts.shape[0]
+        self.start_rows: list[list[int]] = starts.tolist()
+        self.stop_rows: list[list[int]] = self.stops.tolist()
         self.blocked = [i for i, a in enumerate(reader.arrays) if a.mode != "memory"]
         self.grids: dict[int, tuple[int, ...]] = {}
-        self.pairs: dict[int, tuple[IntArray, IntArray]] = {}
+        # Per blocked array: its (region, block) pairs as Python ints (flat block numbers grouped
+        # by region, and each region's offsets), read per region without numpy scalars.
+        self.flat_of: dict[int, list[int]] = {}
+        self.offsets_of: dict[int, list[int]] = {}
         self.uses: dict[BlockKey, IntArray] = {}  # the regions that need each block, in order
         for i in self.blocked:
             spec = reader.arrays[i]
             self.grids[i] = tuple(int(e.size - 1) for e in spec.edges if e is not None)
             lo, hi = reader._block_boxes(spec, starts, self.stops)
             flat, offsets = reader._pairs(lo, hi, self.grids[i])
-            self.pairs[i] = (flat, offsets)
+            self.flat_of[i], self.offsets_of[i] = flat.tolist(), offsets.tolist()
             owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
             by_block = np.lexsort((owner, flat))
             ids, first = np.unique(flat[by_block], return_index=True)
@@ -678,7 +708,12 @@ class RegionStream:
         self.seen: set[BlockKey] = set()
         self.held = 0  # this stream's share of budget.held
         self.pending: dict[BlockKey, int] = {}  # blocks read for a region not served yet: their bytes
+        # What each block is, worked out once per pass (a block's key in its array and its
+        # decoded bytes), and the blocks of each region from its first look until it is served.
+        self.index_of: dict[BlockKey, tuple[slice, ...]] = {}
         self.nbytes_of: dict[BlockKey, int] = {}
+        self.keys_of: dict[int, list[BlockKey]] = {}
+        self.geometry = {i: _BlockGeometry(reader.arrays[i]) for i in self.blocked}
         self.splits = (
             {i: reader._split_axes(reader.arrays[i]) for i in self.blocked}
             if reader.remote and reader.workers > 0
@@ -700,18 +735,31 @@ class RegionStream:
     def __iter__(self) -> RegionStream:
         return self
 
-    def _blocks_of(self, r: int) -> Iterator[BlockKey]:
-        for i in self.blocked:
-            flat, offsets = self.pairs[i]
-            for b in flat[offsets[r] : offsets[r + 1]]:
-                yield (i, int(b))
+    def _blocks_of(self, r: int) -> list[BlockKey]:
+        """Return the blocks region ``r`` needs, in order (kept from the first look until ``r`` is served)."""
+        keys = self.keys_of.get(r)
+        if keys is None:
+            keys = self.keys_of[r] = [
+                (i, b)
+                for i in self.blocked
+                for b in self.flat_of[i][self.offsets_of[i][r] : self.offsets_of[i][r + 1]]
+            ]
+        return keys
+
+    def block_index(self, key: BlockKey) -> tuple[slice, ...]:
+        """Return the key of block ``key`` in its array (slices on the sized axes, whole other axes)."""
+        index = self.index_of.get(key)
+        if index is None:
+            index, self.nbytes_of[key] = self.geometry[key[0]].block(key[1])
+            self.index_of[key] = index
+        return index
 
     def _block_nbytes(self, key: BlockKey) -> int:
-        if key not in self.nbytes_of:
-            spec = self.reader.arrays[key[0]]
-            index = self.reader._block_slices(spec, self.grids[key[0]], key[1])
-            self.nbytes_of[key] = self.reader._nbytes(spec, index)
-        return self.nbytes_of[key]
+        nbytes = self.nbytes_of.get(key)
+        if nbytes is None:
+            self.block_index(key)
+            nbytes = self.nbytes_of[key]
+        return nbytes
 
     def _submit(self, r: int) -> None:
         reader, budget, cache, pool = self.reader, self.budget, self.cache, self.pool
@@ -721,7 +769,7 @@ class RegionStream:
                 self.kept.pop(key, None)
                 continue
             spec = reader.arrays[key[0]]
-            index = reader._block_slices(spec, self.grids[key[0]], key[1])
+            index = self.block_index(key)
             if key in self.seen:
                 reader.rereads += 1
             self.seen.add(key)
@@ -765,7 +813,9 @@ class RegionStream:
 
     def _release(self, r: int) -> None:
         budget, reader = self.budget, self.reader
-        for key in self._blocks_of(r):
+        keys = self._blocks_of(r)
+        del self.keys_of[r]
+        for key in keys:
             nbytes = self.pending.pop(key, None)
             if nbytes is not None:
                 budget.inflight -= nbytes
@@ -800,9 +850,12 @@ class RegionStream:
         self.fill(serving=True)
         r = self.served
         reader = self.reader
+        start, stop = self.start_rows[r], self.stop_rows[r]
+        keys = self._blocks_of(r)
+        several = len(self.blocked) > 1
         try:
             out = [
-                reader._assemble(i, self.starts[r], self.stops[r], self.cache, self.grids, self.pairs, r)
+                reader._assemble(i, start, stop, [k for k in keys if k[0] == i] if several else keys, self)
                 for i in range(len(reader.arrays))
             ]
         except Exception as err:  # a failed block fails every region that needs it
@@ -826,6 +879,7 @@ class RegionStream:
         budget.held -= self.held
         self.pending.clear()
         self.cache.clear()
+        self.keys_of.clear()
         self.held = 0
         if self._own_pool and self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
