@@ -77,6 +77,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, ReadError
+from terrapipe.core.http_headers import check_headers
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
 from terrapipe.io import obstore_runtime
@@ -943,39 +944,6 @@ def _urllib3_read(
 
 
 # -- the entry points -------------------------------------------------------------------------------
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-
-
-def check_headers(headers: Mapping[str, str]) -> None:
-    r"""Refuse, by name and never showing the value, a header HTTP cannot carry (RFC 9110 names and values).
-
-    A value with a control character (NUL, a line break) or a character
-    outside latin-1 would fail inside the client (a bare ``UnicodeEncodeError``
-    naming the character's position in the secret) or be cut on the wire.
-
-    Examples
-    --------
-    >>> check_headers({"Authorization": "Bearer x"})
-    >>> try:
-    ...     check_headers({"X-Key": "a\x00b"})
-    ... except InvalidArgumentError as err:
-    ...     print(str(err)[:47])
-    the value of header 'X-Key' cannot be sent over
-    """
-    for name, value in headers.items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise InvalidArgumentError(
-                f"{name!r} is not a valid HTTP header name; check Storage(headers=...)"
-            )
-        if not _HEADER_VALUE.fullmatch(value):
-            raise InvalidArgumentError(
-                f"the value of header {name!r} cannot be sent over HTTP (it holds a control character, such "
-                "as a NUL or a line break, or a character outside latin-1); check Storage(headers=...) "
-                "(value not shown)"
-            )
-
-
 def _check_url(url: str) -> None:
     try:
         parts = urllib.parse.urlsplit(url)
