@@ -1,21 +1,44 @@
-"""read_raster of a URL with a query string (presigned S3, SAS, token URLs) over HTTP.
+"""Files at a URL with a query string (presigned S3, SAS, token URLs) read by GDAL, for every format.
 
 Found on 2026-12-06 (#20, secondary check of the size probe): a GeoPackage raster
-opens at its plain URL and through GDAL's ``/vsicurl/http://...?sig=...``, but
+opened at its plain URL and through GDAL's ``/vsicurl/http://...?sig=...``, but
 not through the ``/vsicurl?empty_dir=yes&...&url=<quoted URL>`` form that
-``io.paths.gdal_path`` builds for a URL with a query string: GDAL's GPKG driver
-fails with SQLite's "attempt to write a readonly database" (a ReadError naming
-the file, but one that says nothing true). A COG at such a URL reads.
+``io.paths.gdal_path`` built for a URL with a query string ("attempt to write a
+readonly database"). The class: GDAL's SQLite layer (GeoPackage, MBTiles,
+SQLite) probes ``<name>-journal`` and ``<name>-wal`` for a hot journal, and
+skips that only for names starting with ``/vsicurl/``; in the options form the
+suffix lands in the URL's query (``...&sig=abc-journal``), a server that does
+not check it answers with the file, and SQLite refuses the "hot journal". The
+vector reader's way round it (``IMMUTABLE=YES``) lost the signature: SQLite
+decodes the quoted URL's ``%26`` and GDAL read the URL up to its first ``&``.
+
+Servers: the range server (which ignores query strings: the journal probe
+"exists") and the signed range server (``tests/servers/signed_range.py``: one
+exact query accepted, ``HEAD`` refused, as a URL signed for ``GET`` only).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from terrapipe.core.errors import ReadError
 from terrapipe.io import open_raster
+from terrapipe.io.vector import open_vector
+from tests.servers.http_range import RangeServer
+from tests.servers.signed_range import SIGNATURE, SIGNED_QUERY, start_signed_server
+
+gpd = pytest.importorskip("geopandas")
+shapely_geometry = pytest.importorskip("shapely.geometry")
+assert_geodataframe_equal = pytest.importorskip("geopandas.testing").assert_geodataframe_equal
+
+#: A presigned-style query the range server ignores (its last value is what GDAL's probes append to).
+IGNORED_QUERY = "sv=2024-01-01&sig=abc"
 
 
 def write_gpkg(path, size: int = 64) -> np.ndarray:
@@ -29,25 +52,104 @@ def write_gpkg(path, size: int = 64) -> np.ndarray:
         return src.read()
 
 
-def test_a_cog_at_a_url_with_a_query_string_reads(server, cog_factory):
-    path, data = cog_factory(count=1)
-    da = open_raster(server.url_for(path) + "?X-Amz-Signature=abc&X-Amz-Expires=60")
-    np.testing.assert_array_equal(da.isel(y=slice(10, 70), x=slice(5, 90)).values, data[:, 10:70, 5:90])
+def write_raster(path: Path, driver: str) -> np.ndarray:
+    """A small raster in ``driver``'s format; return the pixels GDAL reads back locally."""
+    if driver == "GPKG":
+        return write_gpkg(path)
+    data = ((np.arange(3 * 96 * 80, dtype="uint32") * 7) % 65521).astype("uint16").reshape(3, 96, 80)
+    extra = {"blocksize": 32} if driver == "COG" else {"tiled": False}
+    with rasterio.open(path, "w", driver=driver, width=80, height=96, count=3, dtype="uint16",
+                       crs="EPSG:32631", transform=from_origin(500000, 5000000, 10, 10), **extra) as dst:  # fmt: skip
+        dst.write(data)
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+def write_points(path: Path, driver: str) -> gpd.GeoDataFrame:
+    gdf = gpd.GeoDataFrame(
+        {"id": range(40), "name": [f"p{i}" for i in range(40)]},
+        geometry=[shapely_geometry.Point(i, i) for i in range(40)],
+        crs="EPSG:32631",
+    )
+    gdf.to_file(path, driver=driver)
+    return gpd.read_file(path)
+
+
+RASTERS = {
+    "cog": ("cog.tif", "COG"),
+    "gtiff-stripped": ("strips.tif", "GTiff"),
+    "gpkg-raster": ("tiles.gpkg", "GPKG"),
+}
+VECTORS = {"gpkg": ("points.gpkg", "GPKG"), "flatgeobuf": ("points.fgb", "FlatGeobuf"),
+           "geojson": ("points.geojson", "GeoJSON")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RangeServer]:
+    root = tmp_path_factory.mktemp("signed-root")
+    server = start_signed_server(root)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("fmt", list(RASTERS))
+def test_a_raster_at_a_url_the_server_signs_reads(signed: RangeServer, fmt: str, unique_name) -> None:
+    name, driver = RASTERS[fmt]
+    path = signed.root / unique_name(name)
+    expected = write_raster(path, driver)
+    da = open_raster(f"{signed.url_for(path)}?{SIGNED_QUERY}")
+    np.testing.assert_array_equal(da.values, expected)
+
+
+@pytest.mark.parametrize("fmt", list(RASTERS))
+def test_a_raster_at_a_url_with_a_query_the_server_ignores_reads(server, http_root, fmt, unique_name) -> None:
+    name, driver = RASTERS[fmt]
+    path = http_root / unique_name(name)
+    expected = write_raster(path, driver)
+    np.testing.assert_array_equal(open_raster(f"{server.url_for(path)}?{IGNORED_QUERY}").values, expected)
+    assert server.bytes_served() <= 2 * path.stat().st_size  # no side-car probe downloads the file again
+
+
+@pytest.mark.parametrize("fmt", list(VECTORS))
+@pytest.mark.parametrize("bbox", [None, (9.5, 9.5, 20.5, 20.5)], ids=["whole", "bbox"])
+def test_a_vector_at_a_url_the_server_signs_reads(signed: RangeServer, fmt: str, bbox, unique_name) -> None:
+    name, driver = VECTORS[fmt]
+    path = signed.root / unique_name(name)
+    expected = write_points(path, driver)
+    if bbox is not None:
+        expected = expected.cx[bbox[0] : bbox[2], bbox[1] : bbox[3]]
+    got = open_vector(f"{signed.url_for(path)}?{SIGNED_QUERY}", bbox=bbox)
+    assert_geodataframe_equal(got.reset_index(drop=True), expected.reset_index(drop=True), check_like=True)
+
+
+@pytest.mark.parametrize("fmt", list(VECTORS))
+def test_a_vector_at_a_url_with_a_query_the_server_ignores_reads(server, http_root, fmt, unique_name) -> None:
+    name, driver = VECTORS[fmt]
+    path = http_root / unique_name(name)
+    expected = write_points(path, driver)
+    got = open_vector(f"{server.url_for(path)}?{IGNORED_QUERY}")
+    assert_geodataframe_equal(got.reset_index(drop=True), expected.reset_index(drop=True), check_like=True)
+
+
+@pytest.mark.parametrize("fmt", [*RASTERS, *VECTORS])
+def test_a_bad_signature_is_a_read_error_without_the_query(
+    signed: RangeServer, fmt: str, unique_name
+) -> None:
+    name, driver = RASTERS[fmt] if fmt in RASTERS else VECTORS[fmt]
+    path = signed.root / unique_name(name)
+    write_raster(path, driver) if fmt in RASTERS else write_points(path, driver)
+    url = f"{signed.url_for(path)}?{SIGNED_QUERY.replace('sig=', 'sig=00')}"
+    with pytest.raises(ReadError) as info:
+        open_raster(url).values if fmt in RASTERS else open_vector(url)
+    message = str(info.value)
+    assert signed.url_for(path) in message, message
+    for secret in (SIGNATURE, "sv=2024", "sig="):
+        assert secret not in message, message
 
 
 def test_a_gpkg_raster_at_its_plain_url_reads(server, http_root, unique_name):
     path = http_root / unique_name("tiles.gpkg")
     expected = write_gpkg(path)
     np.testing.assert_array_equal(open_raster(server.url_for(path)).values, expected)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="GDAL's GPKG driver fails on the /vsicurl?...&url=<quoted URL with a query> form that "
-    "io.paths.gdal_path builds ('attempt to write a readonly database'); /vsicurl/<URL> opens it",
-)
-def test_a_gpkg_raster_at_a_url_with_a_query_string_reads(server, http_root, unique_name):
-    path = http_root / unique_name("tiles.gpkg")
-    expected = write_gpkg(path)
-    da = open_raster(server.url_for(path) + "?sv=2024-01-01&sig=abc")
-    np.testing.assert_array_equal(da.values, expected)

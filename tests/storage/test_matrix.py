@@ -1,11 +1,12 @@
 """Every source on every store (#19): format x store x access, against real servers on 127.0.0.1.
 
 Formats: COG, Zarr v2 and v3 (consolidated and not), FlatGeobuf, GeoParquet,
-GeoPackage, a static STAC catalog and a stac-geoparquet file. Stores: a local
-folder, S3 (``rclone serve s3``, signatures checked), GCS (the emulator), Azure
-as ``az://`` and as ``abfs://`` (Azurite, shared key checked), a public HTTP
-server, a presigned S3 URL and an Azure SAS URL. Access: good credentials,
-a wrong key (or a tampered signature), a missing object.
+GeoPackage (vector, and raster: read by GDAL's SQLite layer), a static STAC
+catalog and a stac-geoparquet file. Stores: a local folder, S3 (``rclone serve
+s3``, signatures checked), GCS (the emulator), Azure as ``az://`` and as
+``abfs://`` (Azurite, shared key checked), a public HTTP server, a presigned
+S3 URL and an Azure SAS URL. Access: good credentials, a wrong key (or a
+tampered signature), a missing object.
 
 A good read must equal the local read (pixels, rows, item ids); a failed one
 must be a named :class:`~terrapipe.core.errors.TerrapipeError` naming
@@ -62,6 +63,7 @@ FORMATS = {
     "flatgeobuf": "points.fgb",
     "geoparquet": "points.parquet",
     "gpkg": "points.gpkg",
+    "gpkg-raster": "tiles.gpkg",
     "stac-catalog": "stac/catalog.json",
     "stac-geoparquet": "stac/items.parquet",
 }
@@ -116,6 +118,10 @@ def _write_local(folder: Path, stac_folder: Path) -> None:
                "crs": "EPSG:32631", "transform": from_origin(600000, 5000000, 10, 10), "blocksize": 64}  # fmt: skip
     with rasterio.open(folder / FORMATS["cog"], "w", **profile) as dst:
         dst.write(data)
+    tiles = {**profile, "driver": "GPKG", "count": 1, "dtype": "uint8"}
+    del tiles["blocksize"]
+    with rasterio.open(folder / FORMATS["gpkg-raster"], "w", **tiles) as dst:  # read by GDAL's SQLite layer
+        dst.write((data[:1] % 251).astype("uint8"))
     cube = xr.Dataset(
         {"t": (("y", "x"), np.arange(48, dtype="float32").reshape(6, 8))},
         coords={"y": np.arange(6.0)[::-1], "x": np.arange(8.0)},
@@ -139,7 +145,7 @@ def _write_local(folder: Path, stac_folder: Path) -> None:
 
 def _read(fmt: str, url: str, storage: Storage | None) -> Any:
     """Read ``url`` as the format says; what is compared with the local read."""
-    if fmt == "cog":
+    if fmt in ("cog", "gpkg-raster"):
         return open_raster(url, storage=storage).values
     if fmt.startswith("zarr"):
         return open_zarr(url, variables="t", storage=storage).values
@@ -152,7 +158,7 @@ def _read(fmt: str, url: str, storage: Storage | None) -> Any:
 
 
 def _same(fmt: str, got: Any, expected: Any) -> None:
-    if fmt == "cog" or fmt.startswith("zarr"):
+    if fmt in ("cog", "gpkg-raster") or fmt.startswith("zarr"):
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
     elif fmt in ("flatgeobuf", "gpkg", "geoparquet"):

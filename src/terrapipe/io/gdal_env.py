@@ -57,9 +57,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from terrapipe.core.errors import InvalidArgumentError
@@ -80,6 +81,8 @@ __all__ = [
     "gdal_options",
     "header_options",
     "open_options",
+    "plain_url_env",
+    "plain_url_options",
     "remote_url_options",
     "with_http_settings",
 ]
@@ -134,6 +137,49 @@ def remote_url_options(url: str) -> dict[str, str]:
     if urllib.parse.urlsplit(url).query:
         options.update(QUERY_URL_OPTIONS)
     return options
+
+
+#: The GDAL options standing for :data:`REMOTE_URL_OPTIONS` and :data:`QUERY_URL_OPTIONS` where a name
+#: cannot carry them (a ``/vsicurl/<URL>`` name, see :func:`plain_url_options`).
+_PLAIN_URL_CONFIG: Mapping[str, str] = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_VSIL_CURL_USE_HEAD": "NO",
+}
+
+
+def plain_url_options(name: str) -> dict[str, str]:
+    """Return the per-open GDAL options of a ``/vsicurl/<URL with a query>`` name (empty for any other).
+
+    :func:`~terrapipe.io.paths.gdal_path` gives a GeoPackage, MBTiles or
+    SQLite file at a URL with a query string as ``/vsicurl/<URL>``, the one
+    form GDAL's SQLite layer reads (see :func:`~terrapipe.io.paths.is_sqlite_url`);
+    such a name cannot carry ``empty_dir`` and ``use_head=no``, so its open
+    gets them as the equivalent GDAL options, in the reading thread only. A
+    variable you set in the environment wins.
+
+    Examples
+    --------
+    >>> plain_url_options("/vsicurl/https://h/a.gpkg?sig=x")
+    {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR', 'CPL_VSIL_CURL_USE_HEAD': 'NO'}
+    >>> plain_url_options("/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.tif"), plain_url_options("a.gpkg")
+    ({}, {})
+    """
+    if not name.startswith("/vsicurl/") or not urllib.parse.urlsplit(name[len("/vsicurl/") :]).query:
+        return {}
+    return {key: value for key, value in _PLAIN_URL_CONFIG.items() if key not in os.environ}
+
+
+@contextlib.contextmanager
+def plain_url_env(name: str, outer: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
+    """Enter ``outer`` (the open's environment), then :func:`plain_url_options` of ``name`` if it has any."""
+    with outer:
+        options = plain_url_options(name)
+        if not options:
+            yield
+            return
+        rasterio = require("rasterio", feature="reading rasters")
+        with rasterio.Env(**options):
+            yield
 
 
 #: ``/vsicurl?`` URL options (GDAL >= 3.x) standing for the HTTP settings pyogrio's GDAL cannot get otherwise.

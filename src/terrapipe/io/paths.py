@@ -15,6 +15,8 @@ Examples
 'http://h/a.tif'
 >>> gdal_path("s3://bucket/a/b.tif"), gdal_path("abfs://data@acc.dfs.core.windows.net/x.tif")
 ('/vsis3/bucket/a/b.tif', '/vsiaz/data/x.tif')
+>>> gdal_path("https://h/tiles.gpkg?sv=2024&sig=abc")
+'/vsicurl/https://h/tiles.gpkg?sv=2024&sig=abc'
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "href_of",
     "is_http",
     "is_remote",
+    "is_sqlite_url",
     "origin_of",
     "source_name",
 ]
@@ -177,6 +180,37 @@ def is_remote(path: PathOrURL) -> bool:
     return any(text.startswith(prefix) or f"/{prefix[1:]}/" in text for prefix in _REMOTE_VSI)
 
 
+#: Extensions of files GDAL reads through SQLite (GeoPackage, MBTiles, SQLite/SpatiaLite).
+SQLITE_EXTENSIONS = (".gpkg", ".gpkx", ".mbtiles", ".sqlite", ".sqlite3", ".db")
+
+
+def is_sqlite_url(path: PathOrURL) -> bool:
+    """Whether ``path`` is an HTTP(S) URL with a query string naming a file GDAL reads through SQLite.
+
+    GDAL's SQLite layer (GeoPackage, MBTiles, SQLite drivers) looks for a
+    hot journal by appending ``-journal`` and ``-wal`` to the name it opens,
+    and skips that probe only for names starting with ``/vsicurl/``. In the
+    ``/vsicurl?...&url=<quoted URL>`` form the suffix lands at the end of the
+    URL's query string (``...&sig=abc-journal``); a server that does not check
+    that value answers with the file itself, SQLite takes it for a hot
+    journal and refuses the read ("attempt to write a readonly database").
+    GDAL's ``IMMUTABLE=YES`` open option does not help there: it hands
+    SQLite a ``file:`` URI, SQLite decodes the ``%26`` of the quoted URL and
+    GDAL then reads the URL up to its first ``&`` (without its signature).
+    So :func:`gdal_path` gives such URLs as ``/vsicurl/<URL>``.
+
+    Examples
+    --------
+    >>> is_sqlite_url("https://h/a.gpkg?sig=x"), is_sqlite_url("https://h/a.gpkg"), is_sqlite_url("https://h/a.tif?s=1")
+    (True, False, False)
+    """
+    text = os.fspath(path)
+    if not is_http(text):
+        return False
+    parts = urllib.parse.urlsplit(text)
+    return bool(parts.query) and parts.path.lower().endswith(SQLITE_EXTENSIONS)
+
+
 def gdal_path(path: PathOrURL) -> str:
     """Return the name GDAL/rasterio should open for ``path``.
 
@@ -190,8 +224,16 @@ def gdal_path(path: PathOrURL) -> str:
     :meth:`terrapipe.io.storage.Storage.gdal_options`). GDAL ``/vsi...`` paths
     and other URLs (``zip://``) pass through for rasterio to map; local paths
     get ``~`` expanded.
+
+    A GeoPackage, MBTiles or SQLite file at a URL with a query string is the
+    exception: GDAL's SQLite layer needs the ``/vsicurl/<URL>`` form
+    (:func:`is_sqlite_url` says why), and its open gets ``empty_dir`` and
+    ``use_head=no`` as the per-open GDAL options of
+    :func:`terrapipe.io.gdal_env.plain_url_options` instead.
     """
     text = os.fspath(path)
+    if is_sqlite_url(text):
+        return "/vsicurl/" + text
     if is_http(text):
         return "/vsicurl?" + urllib.parse.urlencode({**remote_url_options(text), "url": text})
     vsi = _VSI_OF_SCHEME.get(_scheme(text))
@@ -207,10 +249,17 @@ def gdal_path(path: PathOrURL) -> str:
 def source_name(path: PathOrURL) -> str:
     """Return the name to show a person (and to record in ``encoding["source"]``).
 
-    Undoes :func:`gdal_path`'s ``/vsicurl?...&url=`` wrapping; anything else is
-    returned as given.
+    Undoes :func:`gdal_path`'s ``/vsicurl?...&url=`` and ``/vsicurl/<URL>``
+    wrappings; anything else is returned as given.
+
+    Examples
+    --------
+    >>> source_name("/vsicurl/https://h/a.gpkg?sig=x"), source_name("/vsicurl/http://h/a.tif")
+    ('https://h/a.gpkg?sig=x', '/vsicurl/http://h/a.tif')
     """
     text = os.fspath(path)
+    if text.startswith("/vsicurl/") and is_sqlite_url(text[len("/vsicurl/") :]):
+        return text[len("/vsicurl/") :]
     if text.startswith("/vsicurl?"):
         query = urllib.parse.parse_qs(text[len("/vsicurl?") :])
         if "url" in query:

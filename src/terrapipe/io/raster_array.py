@@ -70,7 +70,7 @@ from terrapipe._compat import xarray_indexing
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import redact_url, secrets_of
 from terrapipe.io.gdal_cache import forget_remote_file
-from terrapipe.io.gdal_env import gdal_env
+from terrapipe.io.gdal_env import gdal_env, plain_url_env
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain
@@ -143,8 +143,12 @@ class RasterSource:
         """
         ensure_gdal_setup()  # fork hook, log filter, cache sizes: once per process, at the first read
         if self.storage is None:
-            return gdal_env() if is_remote(self.path) else nullcontext()
-        return self.storage.rasterio_env(_storage_url(self.path))
+            env: AbstractContextManager[Any] = gdal_env() if is_remote(self.path) else nullcontext()
+        else:
+            env = self.storage.rasterio_env(_storage_url(self.path))
+        if self.gdal_path.startswith("/vsicurl/"):  # a /vsicurl/<URL?query> name: empty_dir, use_head=no
+            return plain_url_env(self.gdal_path, env)
+        return env
 
     def open(self) -> rasterio.io.DatasetReader:
         """Open a new dataset (callers normally use :func:`acquire`)."""
@@ -427,7 +431,7 @@ def _reason(err: BaseException, messages: list[str]) -> BaseException:
     return err
 
 
-_RESPONSE_CODE = re.compile(r"(?:response_code=|HTTP error code: )(\d+)")
+_RESPONSE_CODE = re.compile(r"(?:response_code=|HTTP error code: |HTTP response code on \S+: )(\d+)")
 
 
 class RasterArray(BackendArray):

@@ -84,7 +84,7 @@ from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.object_store import is_object_url
-from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote
+from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote, is_sqlite_url
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.storage import Storage
@@ -389,9 +389,11 @@ def _ogr_name(path: str) -> str:
 def _open_options(path: str) -> dict[str, str]:
     """GDAL open options a file needs: a GeoPackage over HTTP opens as immutable.
 
-    Remote files are read-only anyway; without ``IMMUTABLE`` GDAL's SQLite
-    layer tries to lock (and fails on) a GeoPackage whose name does not end
-    in ``.gpkg``, which is the case of every URL with a query string.
+    Remote files are read-only anyway. (A GeoPackage at a URL with a query
+    string is not opened by GDAL over HTTP at all: ``IMMUTABLE`` makes GDAL
+    hand SQLite a ``file:`` URI, SQLite decodes the ``%26`` of the
+    ``/vsicurl?...&url=`` name and GDAL read the URL up to its first ``&``,
+    without its signature; see :func:`_through_byte_layer`.)
     """
     if is_remote(path) and urllib.parse.urlsplit(path).path.lower().endswith(".gpkg"):
         ignore_once(r"File .* has GPKG application_id, but non conformant file extension", RuntimeWarning)
@@ -455,8 +457,19 @@ def _check_frame(gdf: Any, path: str, cols: list[str] | None, layer: str | int |
 
 
 def _through_byte_layer(path: str, storage: Storage | None) -> bool:
-    """Whether a GDAL vector file is fetched through the byte layer: buckets, and HTTP(S) with ``storage=``."""
-    return is_object_url(path) or (storage is not None and is_http(path))
+    """Whether a GDAL vector file is fetched through the byte layer.
+
+    Buckets, HTTP(S) with ``storage=``, and a GeoPackage (or other SQLite
+    file) at a URL with a query string: GDAL's SQLite layer reads such a URL
+    only as ``/vsicurl/<URL>`` (:func:`~terrapipe.io.paths.is_sqlite_url`),
+    a name that cannot carry pyogrio's per-file time-outs and ``use_head=no``.
+
+    Examples
+    --------
+    >>> _through_byte_layer("https://h/a.gpkg?sig=x", None), _through_byte_layer("https://h/a.gpkg", None)
+    (True, False)
+    """
+    return is_object_url(path) or (is_http(path) and (storage is not None or is_sqlite_url(path)))
 
 
 def _head_less_flatgeobuf(path: str, filtered: bool) -> bool:
