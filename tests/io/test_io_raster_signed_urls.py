@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.shutil import copy
 from rasterio.transform import from_origin
 
 from terrapipe.core.errors import ReadError
@@ -56,6 +57,20 @@ def write_raster(path: Path, driver: str) -> np.ndarray:
     """A small raster in ``driver``'s format; return the pixels GDAL reads back locally."""
     if driver == "GPKG":
         return write_gpkg(path)
+    if driver in ("MBTiles", "netCDF", "netCDF4"):  # CreateCopy drivers: from a GeoTIFF
+        crs = "EPSG:3857" if driver == "MBTiles" else "EPSG:32631"
+        bands = 3 if driver == "MBTiles" else 1  # (netCDF: one variable, not one subdataset per band)
+        data = ((np.arange(bands * 64 * 64, dtype="uint32") * 7) % 251).astype("uint8").reshape(bands, 64, 64)
+        source = path.with_name(path.name + ".source.tif")
+        with rasterio.open(source, "w", driver="GTiff", width=64, height=64, count=bands, dtype="uint8", crs=crs,
+                           transform=from_origin(0, 640_000, 10_000, 10_000)) as dst:  # fmt: skip
+            dst.write(data)
+        options = {"FORMAT": "NC4"} if driver == "netCDF4" else {}
+        with rasterio.open(source) as src:
+            copy(src, path, driver="netCDF" if driver == "netCDF4" else driver, **options)
+        source.unlink()
+        with rasterio.open(path) as src:
+            return src.read()
     data = ((np.arange(3 * 96 * 80, dtype="uint32") * 7) % 65521).astype("uint16").reshape(3, 96, 80)
     extra = {"blocksize": 32} if driver == "COG" else {"tiled": False}
     with rasterio.open(path, "w", driver=driver, width=80, height=96, count=3, dtype="uint16",
@@ -79,7 +94,21 @@ RASTERS = {
     "cog": ("cog.tif", "COG"),
     "gtiff-stripped": ("strips.tif", "GTiff"),
     "gpkg-raster": ("tiles.gpkg", "GPKG"),
+    "mbtiles": ("tiles.mbtiles", "MBTiles"),
+    "netcdf3": ("grid.nc", "netCDF"),
+    "netcdf4": ("grid4.nc", "netCDF4"),
 }
+#: GDAL 3.10's netCDF driver declines a netCDF-4 file at /vsicurl/<URL with a query> (it opens at the plain
+#: URL); GDAL's HDF5Image driver takes it, without georeferencing: a ReadError that says so.
+_NETCDF4_QUERY = pytest.mark.xfail(
+    strict=True, raises=ReadError, reason="netCDF-4 at a URL with a query: GDAL opens it as HDF5Image, no CRS"
+)
+
+
+def _raster_params() -> list[object]:
+    return [pytest.param(f, marks=[_NETCDF4_QUERY] if f == "netcdf4" else []) for f in RASTERS]
+
+
 VECTORS = {"gpkg": ("points.gpkg", "GPKG"), "flatgeobuf": ("points.fgb", "FlatGeobuf"),
            "geojson": ("points.geojson", "GeoJSON")}  # fmt: skip
 
@@ -94,7 +123,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RangeServer]:
         server.stop()
 
 
-@pytest.mark.parametrize("fmt", list(RASTERS))
+@pytest.mark.parametrize("fmt", _raster_params())
 def test_a_raster_at_a_url_the_server_signs_reads(signed: RangeServer, fmt: str, unique_name) -> None:
     name, driver = RASTERS[fmt]
     path = signed.root / unique_name(name)
@@ -103,7 +132,7 @@ def test_a_raster_at_a_url_the_server_signs_reads(signed: RangeServer, fmt: str,
     np.testing.assert_array_equal(da.values, expected)
 
 
-@pytest.mark.parametrize("fmt", list(RASTERS))
+@pytest.mark.parametrize("fmt", _raster_params())
 def test_a_raster_at_a_url_with_a_query_the_server_ignores_reads(server, http_root, fmt, unique_name) -> None:
     name, driver = RASTERS[fmt]
     path = http_root / unique_name(name)

@@ -39,6 +39,7 @@ __all__ = [
     "is_remote",
     "is_sqlite_url",
     "origin_of",
+    "plain_form_url",
     "source_name",
 ]
 
@@ -182,6 +183,13 @@ def is_remote(path: PathOrURL) -> bool:
 
 #: Extensions of files GDAL reads through SQLite (GeoPackage, MBTiles, SQLite/SpatiaLite).
 SQLITE_EXTENSIONS = (".gpkg", ".gpkx", ".mbtiles", ".sqlite", ".sqlite3", ".db")
+#: Extensions of netCDF and HDF files: GDAL's drivers probe ``<name>.msk`` and ``<name>.aux.xml``
+#: without the (empty) directory listing, so in the ``/vsicurl?`` form each probe of a URL with a
+#: query asks for the file itself (measured 2026-12-06, GDAL 3.10: a 7.7 kB netCDF-3 file read by
+#: 136 requests, 1.04 MB; a netCDF-4 file lost its georeferencing).
+NETCDF_HDF_EXTENSIONS = (".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5", ".he5", ".hdf", ".h4", ".he4")
+#: Files at a URL with a query string that GDAL is given as ``/vsicurl/<URL>`` (see :func:`plain_form_url`).
+PLAIN_FORM_EXTENSIONS = SQLITE_EXTENSIONS + NETCDF_HDF_EXTENSIONS
 
 
 def is_sqlite_url(path: PathOrURL) -> bool:
@@ -197,18 +205,41 @@ def is_sqlite_url(path: PathOrURL) -> bool:
     GDAL's ``IMMUTABLE=YES`` open option does not help there: it hands
     SQLite a ``file:`` URI, SQLite decodes the ``%26`` of the quoted URL and
     GDAL then reads the URL up to its first ``&`` (without its signature).
-    So :func:`gdal_path` gives such URLs as ``/vsicurl/<URL>``.
+    So :func:`gdal_path` gives such URLs as ``/vsicurl/<URL>`` (:func:`plain_form_url`).
 
     Examples
     --------
     >>> is_sqlite_url("https://h/a.gpkg?sig=x"), is_sqlite_url("https://h/a.gpkg"), is_sqlite_url("https://h/a.tif?s=1")
     (True, False, False)
     """
-    text = os.fspath(path)
+    return _query_url_ending(os.fspath(path), SQLITE_EXTENSIONS)
+
+
+def _query_url_ending(text: str, extensions: tuple[str, ...]) -> bool:
     if not is_http(text):
         return False
     parts = urllib.parse.urlsplit(text)
-    return bool(parts.query) and parts.path.lower().endswith(SQLITE_EXTENSIONS)
+    return bool(parts.query) and parts.path.lower().endswith(extensions)
+
+
+def plain_form_url(path: PathOrURL) -> bool:
+    """Whether :func:`gdal_path` gives ``path`` to GDAL as ``/vsicurl/<URL>``, not in the ``/vsicurl?`` form.
+
+    An HTTP(S) URL with a query string naming a file GDAL reads through
+    SQLite (:func:`is_sqlite_url`) or a netCDF/HDF file: GDAL derives
+    side-car names by appending to the name it opens (``-journal``,
+    ``-wal``, ``.msk``, ``.aux.xml``), and in the ``/vsicurl?...&url=``
+    form the suffix goes into the URL's query string, where a server that
+    does not check it answers with the file itself. As ``/vsicurl/<URL>``,
+    with ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`` for the open
+    (:func:`terrapipe.io.gdal_env.plain_url_options`), GDAL probes none of them.
+
+    Examples
+    --------
+    >>> plain_form_url("https://h/a.nc?sig=x"), plain_form_url("https://h/a.nc"), plain_form_url("https://h/a.tif?s=1")
+    (True, False, False)
+    """
+    return _query_url_ending(os.fspath(path), PLAIN_FORM_EXTENSIONS)
 
 
 def gdal_path(path: PathOrURL) -> str:
@@ -225,14 +256,14 @@ def gdal_path(path: PathOrURL) -> str:
     and other URLs (``zip://``) pass through for rasterio to map; local paths
     get ``~`` expanded.
 
-    A GeoPackage, MBTiles or SQLite file at a URL with a query string is the
-    exception: GDAL's SQLite layer needs the ``/vsicurl/<URL>`` form
-    (:func:`is_sqlite_url` says why), and its open gets ``empty_dir`` and
+    A GeoPackage, MBTiles, SQLite, netCDF or HDF file at a URL with a query
+    string is the exception: it is given as ``/vsicurl/<URL>``
+    (:func:`plain_form_url` says why), and its open gets ``empty_dir`` and
     ``use_head=no`` as the per-open GDAL options of
     :func:`terrapipe.io.gdal_env.plain_url_options` instead.
     """
     text = os.fspath(path)
-    if is_sqlite_url(text):
+    if plain_form_url(text):
         return "/vsicurl/" + text
     if is_http(text):
         return "/vsicurl?" + urllib.parse.urlencode({**remote_url_options(text), "url": text})
@@ -258,7 +289,7 @@ def source_name(path: PathOrURL) -> str:
     ('https://h/a.gpkg?sig=x', '/vsicurl/http://h/a.tif')
     """
     text = os.fspath(path)
-    if text.startswith("/vsicurl/") and is_sqlite_url(text[len("/vsicurl/") :]):
+    if text.startswith("/vsicurl/") and plain_form_url(text[len("/vsicurl/") :]):
         return text[len("/vsicurl/") :]
     if text.startswith("/vsicurl?"):
         query = urllib.parse.parse_qs(text[len("/vsicurl?") :])
