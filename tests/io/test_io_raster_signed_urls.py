@@ -86,7 +86,7 @@ def write_points(path: Path, driver: str) -> gpd.GeoDataFrame:
         geometry=[shapely_geometry.Point(i, i) for i in range(40)],
         crs="EPSG:32631",
     )
-    gdf.to_file(path, driver=driver)
+    gdf.to_file(path, driver=driver, **({"GEOMETRY": "AS_WKT"} if driver == "CSV" else {}))
     return gpd.read_file(path)
 
 
@@ -182,3 +182,27 @@ def test_a_gpkg_raster_at_its_plain_url_reads(server, http_root, unique_name):
     path = http_root / unique_name("tiles.gpkg")
     expected = write_gpkg(path)
     np.testing.assert_array_equal(open_raster(server.url_for(path)).values, expected)
+
+
+@pytest.mark.parametrize("where", ["signed", "ignored"])
+def test_a_csv_at_a_url_with_a_query_string_reads(signed: RangeServer, server, http_root, where, unique_name):
+    """GDAL's CSV driver knows a file by its extension; at a URL with a query GDAL read it off the query."""
+    host, root, query = (
+        (signed, signed.root, SIGNED_QUERY) if where == "signed" else (server, http_root, "a=1&b=2")
+    )
+    path = root / unique_name("points.csv")
+    write_points(path, "CSV")
+    expected = gpd.read_file(path).set_crs("EPSG:32631")
+    got = open_vector(f"{host.url_for(path)}?{query}", crs="EPSG:32631")
+    assert_geodataframe_equal(got.reset_index(drop=True), expected.reset_index(drop=True), check_like=True)
+
+
+@pytest.mark.parametrize("query", ["", "?a=1&sig=abc"])
+def test_a_vector_error_over_http_is_not_called_a_time_out(server, http_root, query, unique_name):
+    """The time-outs pyogrio's GDAL gets in its ``/vsicurl?timeout=30&...`` name are no time-out."""
+    path = http_root / unique_name("notes.geojson")
+    path.write_text("this is not a vector file\n" * 20)
+    with pytest.raises(ReadError) as info:
+        open_vector(server.url_for(path) + query)
+    assert "in time" not in str(info.value), str(info.value)
+    assert server.url_for(path) in str(info.value)

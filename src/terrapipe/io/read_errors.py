@@ -34,6 +34,10 @@ _HTTP_CODE = re.compile(
 )  # a status code where a message says it is one (not any number: paths hold numbers too)
 
 
+#: A ``/vsicurl?opt=...&url=...`` GDAL name quoted in a message (its options are not the message's words).
+_VSICURL_NAME = re.compile(r"/vsicurl\?[^\s'\"]*")
+
+
 def explain(err: BaseException) -> tuple[str, str]:
     """Return ``(cause, what to do)`` for a library exception.
 
@@ -48,7 +52,8 @@ def explain(err: BaseException) -> tuple[str, str]:
     if "see previous exception" in text.lower() and previous is not None:
         return explain(previous)
     low = text.lower()
-    if "timed out" in low or "timeout" in low:
+    words = _VSICURL_NAME.sub("/vsicurl", low)  # a GDAL name's own timeout= option is no time-out
+    if "timed out" in words or "timeout" in words:
         return (
             "the server did not answer in time",
             "check that the server is up, or raise the time-out (GDAL_HTTP_TIMEOUT for rasters)",

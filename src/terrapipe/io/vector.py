@@ -383,7 +383,17 @@ def _ogr_name(path: str) -> str:
     Also the first GDAL use of the process: installs terrapipe's fork hook and log filter once.
     """
     ensure_gdal_setup()
-    return with_http_settings(gdal_path(path))
+    name = with_http_settings(gdal_path(path))
+    parts = urllib.parse.urlsplit(path) if is_http(path) else None
+    # GDAL's CSV driver knows a file by its extension, which GDAL reads off the end of the name: at a
+    # URL with a query string that is the query ('not recognized as being in a supported file format')
+    if parts is not None and parts.query and parts.path.lower().endswith(_CSV_EXTENSIONS):
+        return "CSV:" + name
+    return name
+
+
+#: Extensions GDAL's CSV driver reads (it recognises a file by its extension only).
+_CSV_EXTENSIONS = (".csv", ".tsv", ".psv")
 
 
 def _open_options(path: str) -> dict[str, str]:
