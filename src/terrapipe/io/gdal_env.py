@@ -30,6 +30,12 @@ of side-car files over HTTP; set globally it would also hide the side-car
 files of *local* rasters: ``.tfw`` world files, ``.ovr`` overviews, ``.aux.xml``),
 and, for a URL with a query string only, ``use_head=no`` (the per-file form of
 ``CPL_VSIL_CURL_USE_HEAD=NO``: a URL signed for ``GET`` refuses GDAL's ``HEAD``).
+A GeoPackage, MBTiles, SQLite, netCDF or HDF file at a URL with a query string
+is given as ``/vsicurl/<URL>`` instead, and gets the two as GDAL options for
+its open (:func:`plain_url_options`): GDAL derives side-car names by appending
+to the name (SQLite's ``-journal``/``-wal``, ``.msk``, ``.aux.xml``), which in
+the ``/vsicurl?`` form lands in the URL's query, where a server that ignores it
+answers with the file itself (see :func:`~terrapipe.io.paths.plain_form_url`).
 ``use_head=no`` saves no request: GDAL then asks for the size with a ``GET``
 whose body it drops (one request either way, the same time on a 30 ms link;
 measured with GDAL 3.10), and over HTTP/1.1 that connection is closed, so a

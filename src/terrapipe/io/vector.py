@@ -29,7 +29,11 @@
   kept-alive connection for the answer to its next range (a FlatGeobuf's
   index read from such bytes matched nothing: an empty layer, silently).
   Other GDAL formats at URLs with a query string still pay that probe once
-  per open (GDAL's size request; its body is dropped).
+  per open (GDAL's size request; its body is dropped), except a GeoPackage
+  (or other SQLite file): GDAL's SQLite layer reads such a URL only as
+  ``/vsicurl/<URL>``, which cannot carry pyogrio's time-outs, so it is
+  fetched through the byte layer. A CSV at such a URL is opened as
+  ``CSV:<name>`` (GDAL would take the query for its extension).
 
 Every result has its CRS; a file without one is a ``ReadError`` unless
 ``crs=`` says what to assume.
