@@ -780,7 +780,8 @@ class RegionStream:
             reader.bytes_read += nbytes
             self.pending[key] = nbytes
             reader.peak_inflight_bytes = max(reader.peak_inflight_bytes, budget.add_inflight(nbytes))
-            parts = _parts(index, self.splits.get(key[0], ()))
+            split = self.splits.get(key[0])
+            parts = _parts(index, split) if split and pool is not None else ()
             if pool is not None and len(parts) > 1:
                 buffer = np.empty(_shape(spec, index), dtype=spec.variable.dtype)
                 futures = [pool.submit(_read_part, spec, part, buffer, dst) for part, dst in parts]
