@@ -19,7 +19,7 @@ import xarray as xr
 import terrapipe as tp
 from terrapipe.chip.dask_source import DaskBlocks, SourceBlocks, dask_blocks
 from terrapipe.core.errors import ReadError
-from tests.reliability.data import write_cog
+from tests.reliability.data import write_scene_item
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("odc.stac")
@@ -28,36 +28,7 @@ SIZE = 256
 
 
 def _item(tmp_path: Path) -> dict[str, Any]:
-    from odc.geo import geom
-
-    hrefs = {}
-    for k in range(2):
-        write_cog(tmp_path / f"b{k}.tif", seed=k, size=SIZE, block=64)
-        hrefs[f"b{k}"] = str(tmp_path / f"b{k}.tif")
-    with rasterio.open(hrefs["b0"]) as src:
-        transform, crs = src.transform, src.crs
-    west, north = transform.c, transform.f
-    box = geom.box(west, north - SIZE * abs(transform.e), west + SIZE * transform.a, north, crs.to_string())
-    footprint = box.to_crs("EPSG:4326")
-    return {
-        "type": "Feature",
-        "stac_version": "1.1.0",
-        "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
-        "id": "scene",
-        "geometry": footprint.json,
-        "bbox": list(footprint.boundingbox),
-        "properties": {
-            "datetime": "2024-06-01T10:30:00Z",
-            "proj:code": crs.to_string(),
-            "proj:shape": [SIZE, SIZE],
-            "proj:transform": [transform.a, 0.0, west, 0.0, transform.e, north],
-        },
-        "links": [],
-        "assets": {
-            k: {"href": h, "type": "image/tiff; application=geotiff", "roles": ["data"]}
-            for k, h in hrefs.items()
-        },
-    }
+    return write_scene_item(tmp_path, size=SIZE, block=64)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import pytest
 import terrapipe as tp
 from terrapipe.io import raster_array, read_pool
 from terrapipe.io.read_pool import Lease, in_reader_thread, lease, pool_threads
-from tests.reliability.data import write_cog
+from tests.reliability.data import write_cog, write_scene_item
 
 rasterio = pytest.importorskip("rasterio")
 pystac = pytest.importorskip("pystac")
@@ -115,38 +115,7 @@ def test_another_stage_reads_on_the_threads_and_files_of_the_first(
 
 
 def _stack_item(tmp_path: Path) -> Any:
-    from odc.geo import geom
-
-    hrefs = {}
-    for k in range(2):
-        write_cog(tmp_path / f"b{k}.tif", seed=k, size=256, block=128)
-        hrefs[f"b{k}"] = str(tmp_path / f"b{k}.tif")
-    with rasterio.open(hrefs["b0"]) as src:
-        transform, crs = src.transform, src.crs
-    west, north = transform.c, transform.f
-    box = geom.box(west, north - 256 * abs(transform.e), west + 256 * transform.a, north, crs.to_string())
-    footprint = box.to_crs("EPSG:4326")
-    return pystac.Item.from_dict(
-        {
-            "type": "Feature",
-            "stac_version": "1.1.0",
-            "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
-            "id": "scene",
-            "geometry": footprint.json,
-            "bbox": list(footprint.boundingbox),
-            "properties": {
-                "datetime": "2024-06-01T10:30:00Z",
-                "proj:code": crs.to_string(),
-                "proj:shape": [256, 256],
-                "proj:transform": [transform.a, 0.0, west, 0.0, transform.e, north],
-            },
-            "links": [],
-            "assets": {
-                k: {"href": h, "type": "image/tiff; application=geotiff", "roles": ["data"]}
-                for k, h in hrefs.items()
-            },
-        }
-    )
+    return pystac.Item.from_dict(write_scene_item(tmp_path))
 
 
 def test_a_stack_stac_cube_is_read_on_long_lived_threads_that_keep_their_files_open(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -56,3 +57,40 @@ def write_zarr(path: Path, ds: xr.Dataset, *, chunks: tuple[int, int, int] = (1,
             path, zarr_format=3, consolidated=True, encoding={v: {"chunks": chunks} for v in ds.data_vars}
         )
     return path
+
+
+def write_scene_item(folder: Path, *, bands: int = 2, size: int = 256, block: int = 128) -> dict[str, Any]:
+    """A STAC item (dict) of ``bands`` one-band local COGs (``b0.tif``...) on one grid, with projection fields.
+
+    The assets state no data type, so stacking them reads a file's header.
+    """
+    from odc.geo import geom
+
+    hrefs = {}
+    for k in range(bands):
+        write_cog(folder / f"b{k}.tif", seed=k, size=size, block=block)
+        hrefs[f"b{k}"] = str(folder / f"b{k}.tif")
+    with rasterio.open(hrefs["b0"]) as src:
+        transform, crs = src.transform, src.crs
+    west, north = transform.c, transform.f
+    box = geom.box(west, north - size * abs(transform.e), west + size * transform.a, north, crs.to_string())
+    footprint = box.to_crs("EPSG:4326")
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
+        "id": "scene",
+        "geometry": footprint.json,
+        "bbox": list(footprint.boundingbox),
+        "properties": {
+            "datetime": "2024-06-01T10:30:00Z",
+            "proj:code": crs.to_string(),
+            "proj:shape": [size, size],
+            "proj:transform": [transform.a, 0.0, west, 0.0, transform.e, north],
+        },
+        "links": [],
+        "assets": {
+            k: {"href": h, "type": "image/tiff; application=geotiff", "roles": ["data"]}
+            for k, h in hrefs.items()
+        },
+    }

@@ -23,7 +23,7 @@ import pytest
 import terrapipe as tp
 from terrapipe.core.errors import ReadError
 from terrapipe.io import raster_array
-from tests.reliability.data import write_cog
+from tests.reliability.data import write_scene_item
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("odc.stac")
@@ -33,36 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _item(tmp_path: Path, *, bands: int = 2, size: int = 256) -> dict[str, Any]:
     """An item of ``bands`` one-band local COGs on one grid, with projection fields and no data types."""
-    from odc.geo import geom
-
-    hrefs = {}
-    for k in range(bands):
-        write_cog(tmp_path / f"b{k}.tif", seed=k, size=size, block=128)
-        hrefs[f"b{k}"] = str(tmp_path / f"b{k}.tif")
-    with rasterio.open(hrefs["b0"]) as src:
-        transform, crs = src.transform, src.crs
-    west, north = transform.c, transform.f
-    box = geom.box(west, north - size * abs(transform.e), west + size * transform.a, north, crs.to_string())
-    footprint = box.to_crs("EPSG:4326")
-    return {
-        "type": "Feature",
-        "stac_version": "1.1.0",
-        "stac_extensions": ["https://stac-extensions.github.io/projection/v2.0.0/schema.json"],
-        "id": "scene",
-        "geometry": footprint.json,
-        "bbox": list(footprint.boundingbox),
-        "properties": {
-            "datetime": "2024-06-01T10:30:00Z",
-            "proj:code": crs.to_string(),
-            "proj:shape": [size, size],
-            "proj:transform": [transform.a, 0.0, west, 0.0, transform.e, north],
-        },
-        "links": [],
-        "assets": {
-            k: {"href": h, "type": "image/tiff; application=geotiff", "roles": ["data"]}
-            for k, h in hrefs.items()
-        },
-    }
+    return write_scene_item(tmp_path, bands=bands, size=size)
 
 
 def _rasterio_pixels(item: dict[str, Any]) -> np.ndarray:
