@@ -126,10 +126,8 @@ def _http_start(url: str, storage: Storage | None, shown: str, stop: int = _FIRS
     read of such an answer.
     """
     reply = http_reads.read(url, storage, byte_range=http_reads.ByteRange(0, stop))
-    if reply.status == 404:
-        raise ReadError(f"cannot read vector file {shown!r}: no such file (HTTP 404); check the URL")
-    if reply.total is None:
-        raise ReadError(f"cannot read vector file {shown!r}: the server states no size; check the URL")
+    reply.found(url, what="read vector file", sized=True)
+    assert reply.total is not None  # (found(sized=True) refuses an answer of no size)
     if reply.status != 206 and reply.total > len(reply.body):
         raise ReadError(
             f"cannot read vector file {shown!r}: the server ignores range requests (it answered 200 with "
