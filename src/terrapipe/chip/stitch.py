@@ -14,7 +14,10 @@ or an odc-geo ``GeoBox``) and overlaps are resolved by:
   origin, so the result does not depend on the order of predictions).
 
 On a lon/lat template, a prediction written one turn of the globe away (a
-chip at -75 on a template written 0..360) is placed where that place is.
+chip at -75 on a template written 0..360) is placed where that place is, a
+prediction straddling the template's edge (a chip -2..2 on 0..360) on both of
+its ends, and on a template wider than the globe (a repeated column) on every
+copy of its place.
 Parts of a window outside the template (padded chips) are ignored; pixels no
 prediction covers get ``fill_value``. The result carries the template's
 coordinates and CRS, so ``out.rio.to_raster("pred.tif", driver="COG")``
@@ -137,20 +140,42 @@ class _Grid:
             )
             raise GridMismatchError(msg)
         col, row = ~t @ (c, f)
-        return _whole(row, "row"), self._wrapped_column(_whole(col, "column"))
+        return _whole(row, "row"), _whole(col, "column")
 
-    def _wrapped_column(self, col: int) -> int:
-        """Move a lon/lat column by whole turns of the globe towards the template (a -75 on a 0..360 grid)."""
+    def columns(self, col: int, width: int) -> list[int]:
+        """Every column where a prediction ``width`` pixels wide at ``col`` lies on this grid.
+
+        On a lon/lat grid whose columns make whole turns of the globe, the prediction is also placed
+        one (or more) turns away: a prediction straddling the edge of a 0..360 template lands on both
+        of its ends, one on a template wider than the globe (a repeated column) on every copy of its
+        place. Elsewhere, its own column (which may lie off the grid).
+
+        Examples
+        --------
+        >>> from affine import Affine
+        >>> grid = _Grid.__new__(_Grid)
+        >>> grid.crs, grid.transform, grid.shape = "EPSG:4326", Affine(1, 0, 0, 0, -1, 2), (2, 360)
+        >>> grid.columns(-2, 4), grid.columns(285 - 360, 2), grid.columns(10, 2)
+        ([-2, 358], [285], [10])
+        """
+        turn = self._turn()
+        if turn is None:
+            return [col]
+        span = self.shape[1]
+        first = -((col + width - 1) // turn)  # the least k with col + k * turn + width > 0
+        last = (span - 1 - col) // turn  # the greatest k with col + k * turn < span
+        return [col + k * turn for k in range(first, last + 1)] or [col]
+
+    def _turn(self) -> int | None:
+        """Columns per turn of the globe on a lon/lat grid (a whole number of them), else ``None``."""
         t = self.transform
         period = longitude_period(self.crs) if self.crs and t is not None and t.b == 0 and t.a else None
         if period is None or t is None:
-            return col
-        turn = period / abs(t.a)  # columns per turn of the globe
-        if abs(turn - round(turn)) > _TOLERANCE:
-            return col
-        turn = round(turn)
-        width = self.shape[1]
-        return int(col - turn * np.floor((col - width / 2 + turn / 2) / turn))
+            return None
+        turn = period / abs(t.a)
+        if abs(turn - round(turn)) > _TOLERANCE or round(turn) < 1:
+            return None
+        return round(turn)
 
     def origin_from_chip(self, chip: xr.DataArray | xr.Dataset) -> tuple[int, int]:
         """Row and column of an xarray chip's first pixel on this grid."""
@@ -166,7 +191,7 @@ class _Grid:
                 if ref.size >= 2 and first.size:
                     step = ref[1] - ref[0]
                     offset = _whole((first[0] - ref[0]) / step, str(dim))
-                    out.append(self._wrapped_column(offset) if dim == self.x_dim else offset)
+                    out.append(offset)
                     continue
                 if first.size:
                     out.append(int(np.flatnonzero(ref == first[0])[0]) if (ref == first[0]).any() else 0)
@@ -184,7 +209,7 @@ class _Grid:
         x0 = float(chip[self.x_dim].values[0])
         y0 = float(chip[self.y_dim].values[0])
         col, row = ~t @ (x0, y0)
-        return _whole(row - 0.5, "row"), self._wrapped_column(_whole(col - 0.5, "column"))
+        return _whole(row - 0.5, "row"), _whole(col - 0.5, "column")
 
 
 def _whole(value: float, what: str) -> int:
@@ -320,38 +345,39 @@ def stitch(
                 f"predictions have different leading shapes: {lead} and {pred.shape[:-2]}"
             )
         if isinstance(meta, xr.DataArray | xr.Dataset):
-            row, col = grid.origin_from_chip(meta)
+            row, first_col = grid.origin_from_chip(meta)
         elif isinstance(meta, Mapping) and "transform" in meta:
-            row, col = grid.origin_from_meta(meta)
+            row, first_col = grid.origin_from_meta(meta)
         else:
             raise InvalidArgumentError(
                 f"a prediction's meta must be an xarray chip or a GeoMeta, got {type(meta).__name__}"
             )
         h, w = pred.shape[-2:]
         r0, r1 = max(row, 0), min(row + h, height)
-        c0, c1 = max(col, 0), min(col + w, width)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        part = pred[..., r0 - row : r1 - row, c0 - col : c1 - col]
-        target = acc[..., r0:r1, c0:c1]
-        if overlap == "mean":
-            assert count is not None
-            n = count[r0:r1, c0:c1]
-            n += 1
-            target += (part - target) / n
-        else:
-            assert best is not None
-            assert best_rank is not None
-            rows = np.arange(r0, r1, dtype=np.int64) - row
-            cols = np.arange(c0, c1, dtype=np.int64) - col
-            # squared distance to the window centre, doubled to stay in integers
-            dist = (2 * rows + 1 - h)[:, None] ** 2 + (2 * cols + 1 - w)[None, :] ** 2
-            rank = row * (1 << 31) + col  # ties go to the smaller (row, col) origin
-            held, held_rank = best[r0:r1, c0:c1], best_rank[r0:r1, c0:c1]
-            take = (dist < held) | ((dist == held) & (rank < held_rank))
-            held[take] = dist[take]
-            held_rank[take] = rank
-            target[..., take] = part[..., take]
+        for col in grid.columns(first_col, w):
+            c0, c1 = max(col, 0), min(col + w, width)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            part = pred[..., r0 - row : r1 - row, c0 - col : c1 - col]
+            target = acc[..., r0:r1, c0:c1]
+            if overlap == "mean":
+                assert count is not None
+                n = count[r0:r1, c0:c1]
+                n += 1
+                target += (part - target) / n
+            else:
+                assert best is not None
+                assert best_rank is not None
+                rows = np.arange(r0, r1, dtype=np.int64) - row
+                cols = np.arange(c0, c1, dtype=np.int64) - col
+                # squared distance to the window centre, doubled to stay in integers
+                dist = (2 * rows + 1 - h)[:, None] ** 2 + (2 * cols + 1 - w)[None, :] ** 2
+                rank = row * (1 << 31) + col  # ties go to the smaller (row, col) origin
+                held, held_rank = best[r0:r1, c0:c1], best_rank[r0:r1, c0:c1]
+                take = (dist < held) | ((dist == held) & (rank < held_rank))
+                held[take] = dist[take]
+                held_rank[take] = rank
+                target[..., take] = part[..., take]
     if acc is None:
         raise InvalidArgumentError("stitch got no predictions")
     limit = np.iinfo(np.int64).max
