@@ -160,6 +160,24 @@ def test_dask_task_spec():
     assert spec.TaskRef("x").key == "x"
 
 
+def test_dask_take_getitem():
+    import pytest
+
+    pytest.importorskip("dask")
+    import dask.array as da
+    import numpy as np
+
+    _checked("dask")
+    take = _compat.dask_take_getitem()
+    spec = _compat.dask_task_spec()
+    array = da.from_array(np.arange(12).reshape(3, 4), chunks=(3, 2))[:, [0, 1]]
+    graph = array.__dask_graph__().layers[array.name]
+    tasks = [graph[key] for key in graph if isinstance(key, tuple)]
+    assert tasks
+    assert all(isinstance(task, spec.Task) and task.func is take for task in tasks)
+    assert take(np.arange(6).reshape(2, 3), (1, (slice(None), np.array([2, 0])))).tolist() == [[2, 0], [5, 3]]
+
+
 def test_odc_stac_mdtools():
     import pytest
 

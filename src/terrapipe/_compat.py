@@ -41,6 +41,10 @@ Accesses
     The classes of dask's task graph nodes (``Task``, ``Alias``, ``TaskRef``,
     ``DataNode``, ``GraphNode``); :func:`dask_task_spec`. Test:
     ``test_dask_task_spec``.
+``dask.array._shuffle._getitem`` (dask 2024.12 to 2026.8)
+    The task function of a selection by a list of indices (``take``), which
+    ``chip`` follows to read a native ``stack_stac`` cube's selected bands
+    directly; :func:`dask_take_getitem`. Test: ``test_dask_take_getitem``.
 ``odc.stac._mdtools`` (odc-stac 0.3.10 to 0.5) and ``odc.loader._rio`` (odc-loader 0.5 to 0.6)
     odc's STAC metadata parser and rasterio reader, which ``stack_stac``
     subclasses; :func:`odc_stac_mdtools`, :func:`odc_loader_rio`. Tests:
@@ -108,6 +112,7 @@ __all__ = [
     "calculate_dimensions",
     "coord_names_of",
     "dask_meta",
+    "dask_take_getitem",
     "dask_task_spec",
     "dataarray_from",
     "dataset_from",
@@ -326,6 +331,24 @@ def dask_task_spec() -> ModuleType:
     for name in ("Alias", "DataNode", "GraphNode", "Task", "TaskRef"):
         _attribute(module, name, "dask", "dask._task_spec")
     return module
+
+
+@functools.cache
+def dask_take_getitem() -> Any:
+    """Return ``dask.array._shuffle._getitem`` (``getitem(chunk, index[1])``: a ``take`` task), or ``None``.
+
+    ``None`` where dask moved it: selections by lists are then computed by dask.
+
+    Examples
+    --------
+    >>> dask_take_getitem().__name__
+    '_getitem'
+    """
+    try:
+        module = _module("dask", "dask.array._shuffle", extra="dask", feature="dask-backed chips")
+        return _attribute(module, "_getitem", "dask", "dask.array._shuffle")
+    except ImportError:  # MissingDependencyError and a moved module are ImportErrors
+        return None
 
 
 @functools.cache
