@@ -26,7 +26,7 @@ from __future__ import annotations
 import ctypes
 
 from terrapipe.io.gdal_fork import gdal_functions
-from terrapipe.io.paths import gdal_path, is_remote
+from terrapipe.io.paths import gdal_path, is_remote, vsi_name
 
 __all__ = ["forget_remote_file"]
 
@@ -47,7 +47,7 @@ def forget_remote_file(path: str) -> int:
         How many GDAL libraries were told (0 for a local path, or where the
         function cannot be found).
     """
-    name = gdal_path(path)
+    name = vsi_name(gdal_path(path))
     if not is_remote(path) or not name.startswith("/vsi"):
         return 0
     functions = gdal_functions("VSICurlPartialClearCache", (ctypes.c_char_p,))

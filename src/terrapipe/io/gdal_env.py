@@ -78,6 +78,7 @@ __all__ = [
     "GDAL_DEFAULTS",
     "ORIGIN_ONLY_HEADERS",
     "PER_OPEN_KEYS",
+    "PLAIN_FORM_PREFIXES",
     "PROCESS_KEYS",
     "QUERY_URL_OPTIONS",
     "REMOTE_URL_OPTIONS",
@@ -153,12 +154,18 @@ _PLAIN_URL_CONFIG: Mapping[str, str] = {
 }
 
 
+#: How the GDAL names of files at a URL with a query string given as ``/vsicurl/<URL>`` begin (the second:
+#: a netCDF file, whose name names GDAL's netCDF driver: :func:`terrapipe.io.paths.netcdf_name`).
+PLAIN_FORM_PREFIXES = ("/vsicurl/", 'NETCDF:"/vsicurl/')
+
+
 def plain_url_options(name: str) -> dict[str, str]:
     """Return the per-open GDAL options of a ``/vsicurl/<URL with a query>`` name (empty for any other).
 
-    :func:`~terrapipe.io.paths.gdal_path` gives a GeoPackage, MBTiles or
-    SQLite file at a URL with a query string as ``/vsicurl/<URL>``, the one
-    form GDAL's SQLite layer reads (see :func:`~terrapipe.io.paths.is_sqlite_url`);
+    :func:`~terrapipe.io.paths.gdal_path` gives a GeoPackage, MBTiles,
+    SQLite, netCDF or HDF file at a URL with a query string as ``/vsicurl/<URL>``
+    (a netCDF file as ``NETCDF:"/vsicurl/<URL>"``), the one form GDAL's SQLite
+    layer reads (see :func:`~terrapipe.io.paths.is_sqlite_url`);
     such a name cannot carry ``empty_dir`` and ``use_head=no``, so its open
     gets them as the equivalent GDAL options, in the reading thread only. A
     variable you set in the environment wins.
@@ -167,23 +174,38 @@ def plain_url_options(name: str) -> dict[str, str]:
     --------
     >>> plain_url_options("/vsicurl/https://h/a.gpkg?sig=x")
     {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR', 'CPL_VSIL_CURL_USE_HEAD': 'NO'}
+    >>> plain_url_options('NETCDF:"/vsicurl/https://h/a.nc?sig=x"') == plain_url_options("/vsicurl/https://h/a.nc?s=1")
+    True
     >>> plain_url_options("/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.tif"), plain_url_options("a.gpkg")
     ({}, {})
     """
-    if not name.startswith("/vsicurl/") or not urllib.parse.urlsplit(name[len("/vsicurl/") :]).query:
+    prefix = next((prefix for prefix in PLAIN_FORM_PREFIXES if name.startswith(prefix)), None)
+    if prefix is None or not urllib.parse.urlsplit(name[len(prefix) :]).query:
         return {}
     return {key: value for key, value in _PLAIN_URL_CONFIG.items() if key not in os.environ}
 
 
 @contextlib.contextmanager
 def plain_url_env(name: str, outer: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
-    """Enter ``outer`` (the open's environment), then :func:`plain_url_options` of ``name`` if it has any."""
+    """Enter ``outer`` (the open's environment), then :func:`plain_url_options` of ``name`` if it has any.
+
+    A netCDF or HDF file is opened with HDF5's own error printing off
+    (:func:`terrapipe.io.gdal_log.quiet_hdf5`: it printed the file's
+    name, signature included, to stderr).
+    """
     with outer:
         options = plain_url_options(name)
         if not options:
             yield
             return
         rasterio = require("rasterio", feature="reading rasters")
+        from terrapipe.io.gdal_log import quiet_hdf5
+        from terrapipe.io.paths import NETCDF_HDF_EXTENSIONS  # (paths imports this module)
+
+        if urllib.parse.urlsplit(name.rstrip('"')).path.lower().endswith(NETCDF_HDF_EXTENSIONS):
+            with rasterio.Env(**options), quiet_hdf5():
+                yield
+            return
         with rasterio.Env(**options):
             yield
 

@@ -11,6 +11,14 @@ STAC client) logs every URL it requests at debug level. Two things follow:
   (:func:`~terrapipe.core.redact.redact_urls`). It is added the first time
   terrapipe reads through GDAL or opens a urllib3 pool
   (:func:`ensure_log_redaction`), never on import.
+- GDAL's netCDF driver hands a file at ``/vsicurl/`` to libnetcdf under the
+  last part of its name, and libnetcdf asks HDF5 whether a local file of that
+  name exists; where HDF5 prints its errors (in every thread but those GDAL's
+  HDF5 driver silenced), it wrote ``unable to open file: name =
+  'a.nc?...&sig=<signature>'`` to stderr for each such open of a URL with a
+  query string. :func:`quiet_hdf5` switches that printing off in the opening
+  thread for the open only (GDAL's bundled HDF5; not h5py's), as GDAL's HDF5
+  driver does for its own calls.
 - When a block read fails, rasterio's exception only says ``Read failed``;
   the reason (``response_code=503``) was a log record just before.
   :func:`collecting_messages` keeps the records of the calling thread while a
@@ -27,12 +35,16 @@ Examples
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from terrapipe.core.redact import redact_urls
+from terrapipe.io.gdal_fork import loaded_gdal_libraries
 
 __all__ = [
     "GDAL_LOGGERS",
@@ -41,6 +53,7 @@ __all__ = [
     "ensure_log_redaction",
     "install_log_redaction",
     "log_redaction_installed",
+    "quiet_hdf5",
 ]
 
 #: The loggers rasterio sends GDAL's messages to.
@@ -134,3 +147,70 @@ def collecting_messages() -> Iterator[list[str]]:
         yield collected
     finally:
         _LOCAL.messages = previous
+
+
+#: ``H5Eget_auto2``/``H5Eset_auto2`` of each HDF5 library loaded beside a GDAL library, by its path.
+_HDF5_FUNCTIONS: dict[str, tuple[Any, Any] | None] = {}
+_H5E_DEFAULT = 0  # the calling thread's default error stack (hid_t)
+
+
+def _hdf5_error_functions() -> list[tuple[Any, Any]]:
+    """Return the error-printing switches of the HDF5 libraries GDAL bundles (none found: ``[]``; Linux only)."""
+    folders = {os.path.dirname(path) for path in loaded_gdal_libraries()}
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "libhdf5" in line}
+    except OSError:
+        return []
+    found = []
+    for path in sorted(paths):
+        name = os.path.basename(path)
+        if (
+            os.path.dirname(path) not in folders
+            or not name.startswith("libhdf5")
+            or name.startswith("libhdf5_")
+        ):
+            continue
+        with _LOCK:
+            if path not in _HDF5_FUNCTIONS:
+                _HDF5_FUNCTIONS[path] = _lookup_hdf5(path)
+            functions = _HDF5_FUNCTIONS[path]
+        if functions is not None:
+            found.append(functions)
+    return found
+
+
+def _lookup_hdf5(path: str) -> tuple[Any, Any] | None:
+    try:
+        library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        get, put = library.H5Eget_auto2, library.H5Eset_auto2
+    except (OSError, AttributeError):
+        return None
+    pointer = ctypes.POINTER(ctypes.c_void_p)
+    get.argtypes, get.restype = [ctypes.c_int64, pointer, pointer], ctypes.c_int
+    put.argtypes, put.restype = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int
+    return get, put
+
+
+@contextmanager
+def quiet_hdf5() -> Iterator[None]:
+    """Switch off the error printing of GDAL's HDF5 in the calling thread inside the block (then restore it).
+
+    HDF5 prints its error stack to stderr by itself, bypassing GDAL's
+    messages (and so terrapipe's redaction); see the module doc. Only HDF5
+    libraries loaded from the folder of a GDAL library are touched (h5py's
+    own HDF5 is another library). Where none is found, nothing changes.
+    """
+    restore = []
+    for get, put in _hdf5_error_functions():
+        function, data = ctypes.c_void_p(), ctypes.c_void_p()
+        if (
+            get(_H5E_DEFAULT, ctypes.byref(function), ctypes.byref(data)) >= 0
+            and put(_H5E_DEFAULT, None, None) >= 0
+        ):
+            restore.append((put, function, data))
+    try:
+        yield
+    finally:
+        for put, function, data in restore:
+            put(_H5E_DEFAULT, function, data)

@@ -70,7 +70,7 @@ from terrapipe._compat import xarray_indexing
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import redact_url, secrets_of
 from terrapipe.io.gdal_cache import forget_remote_file
-from terrapipe.io.gdal_env import gdal_env, plain_url_env
+from terrapipe.io.gdal_env import PLAIN_FORM_PREFIXES, gdal_env, plain_url_env
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain
@@ -146,7 +146,7 @@ class RasterSource:
             env: AbstractContextManager[Any] = gdal_env() if is_remote(self.path) else nullcontext()
         else:
             env = self.storage.rasterio_env(_storage_url(self.path))
-        if self.gdal_path.startswith("/vsicurl/"):  # a /vsicurl/<URL?query> name: empty_dir, use_head=no
+        if self.gdal_path.startswith(PLAIN_FORM_PREFIXES):  # /vsicurl/<URL?query>: empty_dir, use_head=no
             return plain_url_env(self.gdal_path, env)
         return env
 

@@ -379,7 +379,7 @@ def _driver_class(rio: Any) -> type:
             cast: bool,
             storage: Storage | None = None,
         ) -> None:
-            super().__init__(src, ctx)
+            super().__init__(_gdal_named(src), ctx)
             self._names = names
             self._cast = cast
             self._storage = storage
@@ -415,14 +415,14 @@ def _driver_class(rio: Any) -> type:
             uri = str(self._src.uri)
             with gdal_messages() as messages:
                 try:
-                    with _storage_env(self._storage, uri):
+                    with _open_env(self._storage, uri):
                         return self._checked_read(uri, *args, **kwargs)
                 except ReadError:
                     raise
                 except Exception as err:
                     failure, reason = err, _reason(err, messages)
             if reason is failure:
-                with _storage_env(self._storage, uri):
+                with _open_env(self._storage, uri):
                     reason = _diagnose(uri, failure)
             if secrets_of(uri):  # GDAL's messages in the chain name the URL
                 scrub_chain(failure, uri)
@@ -501,3 +501,30 @@ def _storage_env(storage: Storage | None, uri: str) -> AbstractContextManager[An
     href = href_of_gdal(uri)
     _switch_storage(RasterSource(path=href, gdal_path=uri, storage=storage))
     return storage.rasterio_env(href)
+
+
+def _gdal_named(src: Any) -> Any:
+    """Return odc's source of a band under the GDAL name terrapipe's readers give an HTTP(S) URL with a query.
+
+    odc-stac opens an href as it is (rasterio makes ``/vsicurl/<URL>`` of a
+    URL); a presigned or SAS URL then went to GDAL without what the other
+    readers give it (:func:`terrapipe.io.paths.gdal_path`: no ``HEAD``, no
+    side-car probes, a netCDF file named for GDAL's netCDF driver), so a
+    netCDF-4 file at such a URL was refused. Any other href (a plain URL, a
+    local path, a name a ``storage=`` load already gave) is left as it is.
+    """
+    import urllib.parse
+
+    from terrapipe.io.paths import gdal_path, is_http
+
+    uri = str(src.uri)
+    if not is_http(uri) or not urllib.parse.urlsplit(uri).query:
+        return src
+    return replace(src, uri=gdal_path(uri))
+
+
+def _open_env(storage: Storage | None, uri: str) -> AbstractContextManager[Any]:
+    """Return the environment of an open and read of ``uri``: :func:`_storage_env`, plus a ``/vsicurl/<URL>`` name's options."""
+    from terrapipe.io.gdal_env import plain_url_env
+
+    return plain_url_env(uri, _storage_env(storage, uri))
