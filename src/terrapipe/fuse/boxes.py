@@ -91,7 +91,7 @@ def _corners_through(boxes: np.ndarray, transform: Affine) -> np.ndarray:
     return np.stack([us.min(axis=0), vs.min(axis=0), us.max(axis=0), vs.max(axis=0)], axis=1)
 
 
-def _apply(boxes: B, transform: Affine, what: str) -> B:
+def _apply(boxes: B, transform: Affine, what: str, wrap: tuple[float, float] | None = None) -> B:
     torch_input = hasattr(boxes, "detach") and hasattr(boxes, "device")
     if hasattr(boxes, "data_vars") or isinstance(boxes, Mapping | str | bytes):
         raise InvalidArgumentError(
@@ -106,6 +106,8 @@ def _apply(boxes: B, transform: Affine, what: str) -> B:
     if array.shape[-1:] != (4,):
         raise InvalidArgumentError(f"{what} takes boxes of shape (..., 4), got {array.shape}")
     flat = array.reshape(-1, 4).astype(np.float64)
+    if wrap is not None:
+        flat = _wrapped(flat, *wrap)
     out = _corners_through(flat, transform).reshape(array.shape)
     if torch_input:
         import torch
@@ -114,8 +116,65 @@ def _apply(boxes: B, transform: Affine, what: str) -> B:
     return out  # type: ignore[return-value]
 
 
-def boxes_to_pixels(boxes: B, transform: Affine | Sequence[float] | Mapping[str, Any]) -> B:
+def _wrapped(boxes: np.ndarray, period: float, centre: float) -> np.ndarray:
+    """Move lon/lat boxes by whole turns of the globe to the turn nearest the grid's centre.
+
+    A box whose ``xmin`` is east of its ``xmax`` crosses the antimeridian (RFC 7946, STAC): its
+    ``xmax`` is taken one turn east.
+    """
+    out = boxes.copy()
+    crossing = (out[:, 0] > out[:, 2]) & np.isfinite(out[:, 0]) & np.isfinite(out[:, 2])
+    out[crossing, 2] += period
+    with np.errstate(invalid="ignore"):
+        turns = np.floor(((out[:, 0] + out[:, 2]) / 2 - centre) / period + 0.5)
+    turns[~np.isfinite(turns)] = 0.0
+    out[:, 0] -= turns * period
+    out[:, 2] -= turns * period
+    return out
+
+
+def _wrap_of(
+    transform: Affine | Sequence[float] | Mapping[str, Any], crs: Any, shape: Sequence[int] | None
+) -> tuple[float, float] | None:
+    """``(period, centre x)`` of a lon/lat grid that is not rotated, else ``None``."""
+    if isinstance(transform, Mapping):
+        crs = transform.get("crs") if crs is None else crs
+        shape = transform.get("shape") if shape is None else shape
+    if crs is None or crs == "":
+        return None
+    from terrapipe.core.crs import longitude_period
+    from terrapipe.fuse.grid import crs_text
+
+    try:
+        period = longitude_period(crs_text(crs))
+    except Exception as err:  # a CRS pyproj cannot read
+        raise InvalidArgumentError(f"boxes_to_pixels: cannot read the CRS {str(crs)[:80]!r}") from err
+    affine = as_affine(transform)
+    if period is None or affine.b != 0 or affine.d != 0:
+        return None
+    if shape is None:
+        return period, affine.c + math.copysign(period / 2, affine.a)
+    try:
+        width = int(tuple(shape)[1])
+    except (TypeError, ValueError, IndexError) as err:
+        raise InvalidArgumentError(f"boxes_to_pixels: shape must be (height, width), got {shape!r}") from err
+    return period, affine.c + affine.a * width / 2
+
+
+def boxes_to_pixels(
+    boxes: B,
+    transform: Affine | Sequence[float] | Mapping[str, Any],
+    *,
+    crs: Any = None,
+    shape: Sequence[int] | None = None,
+) -> B:
     """Convert map boxes to pixel boxes on a grid.
+
+    On a lon/lat grid (its CRS known: a ``GeoMeta`` carries it, else pass
+    ``crs=``), a box is moved by whole turns of the globe to the place nearest
+    the grid: a box at -179 on a chip 170..190 lands at its columns 11..,
+    not 349 columns west of it; a box whose ``xmin`` is east of its ``xmax``
+    crosses the antimeridian (RFC 7946, STAC ``bbox``).
 
     Parameters
     ----------
@@ -123,7 +182,13 @@ def boxes_to_pixels(boxes: B, transform: Affine | Sequence[float] | Mapping[str,
         ``(..., 4)`` array or tensor of ``(xmin, ymin, xmax, ymax)`` in the grid's CRS.
     transform
         The grid's transform: an ``Affine``, its 6 coefficients, or a
-        ``GeoMeta`` (``sample["meta"]``).
+        ``GeoMeta`` (``sample["meta"]``: its ``crs`` and ``shape`` are used too).
+    crs
+        The grid's CRS, for a bare transform (default the ``GeoMeta``'s, else
+        none: boxes are not moved).
+    shape
+        The grid's ``(height, width)`` (default the ``GeoMeta``'s): boxes go to
+        the turn nearest its centre; without it, to the turn east of its origin.
 
     Returns
     -------
@@ -133,9 +198,18 @@ def boxes_to_pixels(boxes: B, transform: Affine | Sequence[float] | Mapping[str,
     Raises
     ------
     InvalidArgumentError
-        For a shape not ending in 4 or an unusable transform.
+        For a shape not ending in 4, an unusable transform or CRS.
+
+    Examples
+    --------
+    >>> from terrapipe.core.sample import geo_meta
+    >>> meta = geo_meta("EPSG:4326", (1, 0, 170, 0, -1, 10), (10, 20))  # a chip 170..190
+    >>> boxes_to_pixels(np.array([[-179.0, 1.0, -177.0, 3.0], [178.0, 5.0, -178.0, 7.0]]), meta)
+    array([[11.,  7., 13.,  9.],
+           [ 8.,  3., 12.,  5.]])
     """
-    return _apply(boxes, ~as_affine(transform), "boxes_to_pixels")
+    wrap = _wrap_of(transform, crs, shape)
+    return _apply(boxes, ~as_affine(transform), "boxes_to_pixels", wrap)
 
 
 def pixels_to_boxes(boxes: B, transform: Affine | Sequence[float] | Mapping[str, Any]) -> B:

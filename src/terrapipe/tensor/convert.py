@@ -311,7 +311,7 @@ class _Converter:
             raise InvalidArgumentError(msg)
         height, width = meta["shape"]
         if len(frame):
-            px = boxes_to_pixels(frame.geometry.bounds.to_numpy(), meta["transform"])
+            px = boxes_to_pixels(frame.geometry.bounds.to_numpy(), meta)
             px = np.clip(px, 0.0, [width, height, width, height])
         else:
             px = np.zeros((0, 4))
