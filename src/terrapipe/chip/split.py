@@ -48,11 +48,15 @@ from affine import Affine
 from terrapipe.core.crs import longitude_period
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["SpatialSplit", "SplitSubset", "window_bounds"]
+__all__ = ["REVISION", "SpatialSplit", "SplitSubset", "window_bounds"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+#: Revision of the labels a split gives windows, in its cache configuration: 2 since windows of lon/lat
+#: rasters are moved by whole turns of the globe before their cells are looked up (a window of a 0..360
+#: raster and the same place -180..180 are in one subset), so a cache written before is not served.
+REVISION = 2
 
 
 def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -229,6 +233,30 @@ class SpatialSplit:
                 clash = np.flatnonzero(inside)[other != label[inside]]
                 out[clash] = -1
         return out
+
+    def cache_config(self) -> dict[str, Any]:
+        """Describe the split for cache keys and pipeline fingerprints.
+
+        Returns
+        -------
+        dict
+            ``revision`` (:data:`REVISION`), ``subsets`` (names and fractions, in their order: the
+            order decides which subset a cell gets), ``cell_size``, ``buffer``, ``seed``, ``origin``.
+
+        Examples
+        --------
+        >>> config = SpatialSplit({"train": 0.8, "val": 0.2}, cell_size=10.0).cache_config()
+        >>> config["revision"], config["subsets"]
+        (2, [('train', 0.8), ('val', 0.2)])
+        """
+        return {
+            "revision": REVISION,
+            "subsets": [(name, float(self.fractions[name])) for name in self._names],
+            "cell_size": self.cell_xy,
+            "buffer": float(self.buffer),
+            "seed": int(self.seed),
+            "origin": (float(self.origin[0]), float(self.origin[1])),
+        }
 
     def labels(self, bounds: npt.ArrayLike) -> list[str | None]:
         """Subset name of each window (``None`` for windows that belong to none)."""
