@@ -40,7 +40,7 @@ def blob(server: RangeServer, http_root: Path) -> tuple[str, bytes]:
 def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Count the requests urllib3 sends (the read itself runs unchanged); obstore may not be loaded."""
     counts: Counter[str] = Counter()
-    by_urllib3 = http_reads._urllib3_read
+    by_urllib3 = http_reads.exchange
 
     def urllib3(*args: Any, **kwargs: Any) -> Any:
         counts["urllib3"] += 1
@@ -50,7 +50,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         counts["obstore"] += 1
         raise AssertionError("an HTTP(S) read loaded obstore")
 
-    monkeypatch.setattr(http_reads, "_urllib3_read", urllib3)
+    monkeypatch.setattr(http_reads, "exchange", urllib3)
     monkeypatch.setattr(obstore_runtime, "load_obstore", no_obstore)
     monkeypatch.setattr(object_store, "load_obstore", no_obstore)
     for name in PROXY_VARIABLES:

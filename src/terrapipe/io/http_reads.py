@@ -2,47 +2,25 @@
 
 :func:`read` and :func:`read_async` return the bytes of an ``http(s)://``
 URL (all of them or one :class:`ByteRange`), configured by one
-:class:`~terrapipe.io.storage.Storage`. Every HTTP(S) byte read outside GDAL
-comes here: ``HTTPStore`` (Zarr), ``HTTPFile``/``ObjectFile`` (netCDF,
-GeoParquet, FlatGeobuf), :mod:`terrapipe.io.object_store`, the cache's change
-check, the chip's reader threads. The STAC client
-(:mod:`terrapipe.stac.http_json`) sends its requests through the same
-function, :func:`exchange` (JSON bodies, the API's origin for credentials,
-any 2xx, its own wording of error statuses).
+:class:`~terrapipe.io.storage.Storage`. Every HTTP(S) request outside GDAL is
+sent by :func:`exchange`: the byte layer's (``HTTPStore``, ``HTTPFile``,
+``ObjectFile``, :mod:`~terrapipe.io.object_store`, the chip's reader threads)
+and the STAC client's (:mod:`terrapipe.stac.http_json`). urllib3 sends
+(one ``PoolManager`` per process, pool size and proxy); obstore reads only
+``s3://``, ``gs://`` and ``az://`` (why: ``docs/storage.md``).
 
-One transport
--------------
-urllib3 sends every request (one ``PoolManager`` per process, pool size and
-proxy; time-outs: connecting ``min(timeout, 10 s)``, each wait ``timeout``).
-obstore's HTTP client (reqwest) was the second transport until #19; it was
-dropped because, on the latency benchmark (``benchmarks/bench_zarr_transport.py``,
-``docs/benchmarks/latency.md``), ``read_zarr(url).chip()`` on urllib3 was as
-fast and took less CPU, and because reqwest needed work-arounds: it sends
-every header but ``Authorization``/``Cookie`` on across a redirect to
-another host, refuses chunked answers, hangs in a process forked after it
-ran, reads ``*_proxy`` itself, and checks neither a ``206`` body's length
-nor a cap. obstore stays the byte layer of ``s3://``, ``gs://`` and ``az://``.
-:func:`read_async` runs the blocking read on a bounded thread pool
-(``Storage.concurrency`` threads). fsspec's HTTP filesystem needs aiohttp, which no
-extra installs.
-
-What is checked here, not by urllib3: a ``206`` must carry the
-``Content-Range`` asked for and exactly that many bytes; a ``200`` to a
-ranged request is cut to the range (as HTTP allows); the file's total size
+Added here, each for a check urllib3 lacks (``docs/reliability.md``,
+"Network reads"): a ``206`` must carry the ``Content-Range`` asked for and
+exactly that many bytes, a ``200`` to a range is cut to it, the file's size
 must not change between requests (``expected_total``); ``Content-Encoding``
-is refused for a range and inflated within the cap for a whole read; an
-answer without ``Content-Length`` must be chunked; redirects carry the
-configured headers and signature only to the URL's origin (:func:`follow`);
-a ``416`` is :class:`PastEndError`; 401/403 and an S3/Azure/GCS code refusing
-the credentials are "access denied".
-
-Promises (``docs/reliability.md``, "Network reads"): exactly the bytes asked
-for or a :class:`~terrapipe.core.errors.ReadError`; one deadline per read
-(``Storage.deadline``, else :data:`DEFAULT_DEADLINE`), retries and back-off
-included; a cap on every body (``Storage.max_bytes``, else
-:data:`DEFAULT_MAX_BODY`), decompressed size included; one retry policy
-(:func:`drive`); pools, watchdog and async pool per process (fork safe);
-messages name ``scheme://host/path`` only.
+is refused for a range and inflated within the cap for a whole read; a body
+with neither ``Content-Length`` nor chunks is refused; one deadline per read
+(a watchdog shuts the socket: urllib3 times each wait only), retries and
+``Retry-After`` within it (:func:`drive`); redirects carry credentials only
+to their origin (:func:`follow`); a ``416`` is :class:`PastEndError`;
+401/403 and an S3/Azure/GCS code refusing the credentials are "access
+denied"; pools and watchdog per process (fork safe); messages name
+``scheme://host/path`` only.
 
 Examples
 --------
@@ -108,8 +86,9 @@ DEFAULT_MAX_BODY = 256 * 1024 * 1024
 MAX_REDIRECTS = 10
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1024 * 1024
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
 
 
 def deadline_of(storage: Storage) -> float:
@@ -125,11 +104,9 @@ def max_body_of(storage: Storage) -> int:
 def retry_delay(
     attempt: int, *, backoff: float, max_backoff: float, jitter: float = 0.5, retry_after: float | None = None
 ) -> float:
-    """Seconds to wait before retry number ``attempt + 1`` (every HTTP request of terrapipe's).
+    """Seconds before retry ``attempt + 1``: ``backoff * 2**attempt``, cut by up to ``jitter`` at random.
 
-    ``backoff * 2**attempt``, shortened at random by up to ``jitter`` (a
-    fraction), raised to ``retry_after`` when the server sent one, at most
-    ``max_backoff``.
+    At least ``retry_after`` (the server's wish), at most ``max_backoff``.
 
     Examples
     --------
@@ -139,24 +116,12 @@ def retry_delay(
     10.0
     """
     delay = backoff * (2.0**attempt) * (1.0 - jitter * random.random())
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return float(min(delay, max_backoff))
-
-
-def _delay(attempt: int, storage: Storage, retry_after: float | None = None) -> float:
-    return retry_delay(
-        attempt, backoff=storage.backoff, max_backoff=storage.max_backoff, retry_after=retry_after
-    )
+    return float(min(delay if retry_after is None else max(delay, retry_after), max_backoff))
 
 
 @dataclass(frozen=True)
 class ByteRange:
-    """A byte range to ask for: ``[start, stop)``, ``start`` to the end, or the last ``stop`` bytes.
-
-    ``ByteRange(10, 20)`` is bytes 10 to 19, ``ByteRange(10, None)`` bytes 10
-    to the end, ``ByteRange(None, 5)`` the last 5 bytes.
-    """
+    """Bytes to ask for: ``(10, 20)`` is bytes 10-19, ``(10, None)`` 10 on, ``(None, 5)`` the last 5."""
 
     start: int | None
     stop: int | None
@@ -190,22 +155,18 @@ class ByteRange:
         return f"bytes={self.start}-" + ("" if self.stop is None else str(self.stop - 1))
 
     def expected(self, total: int) -> tuple[int, int] | None:
-        """``(first, last)`` byte (inclusive) a server must send for a file of ``total`` bytes.
-
-        ``None`` when the range lies wholly past the end (an HTTP 416).
-        """
+        """``(first, last)`` byte (inclusive) to send of a file of ``total`` bytes; ``None``: past the end."""
         if self.start is None:
             assert self.stop is not None
             return (max(0, total - self.stop), total - 1) if total and self.stop else None
         if self.start >= total:
             return None
-        last = total - 1 if self.stop is None else min(self.stop, total) - 1
-        return self.start, last
+        return self.start, total - 1 if self.stop is None else min(self.stop, total) - 1
 
 
 @dataclass(frozen=True)
 class Reply:
-    """Status (200, 206 or 404), headers (lower-case names), checked body and the file's total size."""
+    """Status (200, 206 or 404), headers (case-insensitive names), checked body and the file's total size."""
 
     status: int
     headers: Mapping[str, str]
@@ -227,7 +188,7 @@ class PastEndError(ReadError):
     """The range asked for lies wholly past the end of the file (HTTP 416)."""
 
 
-# -- failures inside one try ---------------------------------------------------------------------
+# -- failures inside one try (named for the user by describe) ---------------------------------------
 class _RefusedError(Exception):
     """The answer is wrong in a way no retry mends."""
 
@@ -265,23 +226,10 @@ class _ExpiredError(Exception):
 
 
 class _DeniedError(Exception):
-    """HTTP 401/403."""
+    """HTTP 401/403, or a code refusing the credentials."""
 
 
-# -- the checks ---------------------------------------------------
-@dataclass
-class _Answer:
-    """What the headers of a 200 or 206 answer say."""
-
-    status: int
-    start: int  # the first byte of the file in the body
-    last: int | None  # the last byte (inclusive) a 206 names
-    total: int | None  # the file's size, where the answer tells it
-    length: int | None  # bytes the body holds, as announced
-    encoding: str
-    headers: dict[str, str]
-
-
+# -- the checks of an answer ------------------------------------------------------------------------
 def _size_changed(before: int, now: int) -> str:
     return (
         f"the file's size changed from {before} to {now} bytes between requests "
@@ -290,23 +238,25 @@ def _size_changed(before: int, now: int) -> str:
 
 
 class _Body:
-    """Check an answer's headers, then collect its body chunk by chunk within the cap (or the range)."""
+    """Check a 200 or 206 answer's headers, then collect its body piece by piece within the cap or range."""
 
-    def __init__(self, answer: _Answer, want: ByteRange | None, expected_total: int | None, cap: int) -> None:
-        self.answer, self.want, self.cap = answer, want, cap
+    def __init__(
+        self, status: int, headers: Any, want: ByteRange | None, expected_total: int | None, cap: int
+    ) -> None:
+        self.status, self.headers, self.want, self.cap = status, headers, want, cap
         self.expected_total = expected_total
-        self.parts: list[bytes] = []  # the body's kept pieces, joined once at the end (no regrowth copies)
-        self.held = 0  # bytes in parts
-        self.seen = 0
-        asked = want.header() if want is not None else ""
-        self.asked = asked
-        enc = answer.encoding
+        self.parts: list[bytes] = []  # the kept pieces, joined once at the end (no regrowth copies)
+        self.held = self.seen = 0
+        raw = headers.get("content-length", "").strip()
+        self.length = int(raw) if raw.isascii() and raw.isdigit() else None
+        enc = self.encoding = headers.get("content-encoding", "").strip().lower() or "identity"
+        self.asked = want.header() if want is not None else ""
         if want is not None and enc != "identity":
             raise _RefusedError(
-                f"it answered a request for {asked} with a {enc}-encoded body (asked for identity): "
+                f"it answered a request for {self.asked} with a {enc}-encoded body (asked for identity): "
                 "its bytes are not the file's bytes"
             )
-        if want is None and answer.status == 206:
+        if want is None and status == 206:
             raise _RefusedError("it answered a request for the whole file with 206 (a part of it)")
         if enc not in ("identity", "gzip", "x-gzip", "deflate"):
             raise _RefusedError(
@@ -316,36 +266,37 @@ class _Body:
         self.coded = enc != "identity"
         self.inflate: Any = None  # the member being inflated (deflate: zlib-wrapped or raw, as sent)
         self.members = 0  # members inflated to their end
-        total = answer.total
-        if answer.status == 206:
-            assert want is not None
-            if total is None:
-                raise _RefusedError(f"its 206 answer to {asked} has no usable Content-Range")
-            if expected_total is not None and total != expected_total:
-                raise _RefusedError(_size_changed(expected_total, total))
-            exp = want.expected(total)
-            got = (answer.start, answer.last)
-            if exp is None or got != exp:
-                want_text = "nothing (past the end)" if exp is None else f"bytes {exp[0]}-{exp[1]}/{total}"
-                raise _OtherBytesError(
-                    f"it answered {asked} with Content-Range 'bytes {got[0]}-{got[1]}/{total}' instead of "
-                    f"{want_text}: those are other bytes of the file"
-                )
-            self.size = exp[1] - exp[0] + 1
-            if answer.length is not None and answer.length != self.size:
-                raise _OtherBytesError(self._not_the_range(answer.length, "has Content-Length"))
-        else:
-            length = answer.length if enc == "identity" else None
+        if status != 206:
+            length = self.length if enc == "identity" else None
             if expected_total is not None and length is not None and length != expected_total:
                 raise _RefusedError(_size_changed(expected_total, length))
             if want is None and length is not None and length > cap:
                 raise _TooLargeError(cap)
+            self.size, self.total = length or 0, length  # size: bytes to read in one go (0: unknown)
+            return
+        assert want is not None
+        text = headers.get("content-range", "")
+        match = _CONTENT_RANGE.match(text)
+        if match is None:
+            raise _RefusedError(f"its 206 answer has no usable Content-Range ({text or None!r})")
+        self.first, self.last, self.total = (int(x) for x in match.groups())
+        if expected_total is not None and self.total != expected_total:
+            raise _RefusedError(_size_changed(expected_total, self.total))
+        exp = want.expected(self.total)
+        if exp != (self.first, self.last):
+            shown = "nothing (past the end)" if exp is None else f"bytes {exp[0]}-{exp[1]}/{self.total}"
+            raise _OtherBytesError(
+                f"it answered {self.asked} with Content-Range 'bytes {self.first}-{self.last}/{self.total}' "
+                f"instead of {shown}: those are other bytes of the file"
+            )
+        self.size = self.last - self.first + 1
+        if self.length is not None and self.length != self.size:
+            raise _OtherBytesError(self._not_the_range(self.length, "has Content-Length"))
 
     def _not_the_range(self, n: int, verb: str) -> str:
-        a = self.answer
         return (
             f"its answer to {self.asked} {verb} {n} bytes, not the {self.size} of its Content-Range "
-            f"'bytes {a.start}-{a.last}/{a.total}'"
+            f"'bytes {self.first}-{self.last}/{self.total}'"
         )
 
     def _keep(self, chunk: bytes) -> None:
@@ -355,7 +306,7 @@ class _Body:
 
     def feed(self, chunk: bytes) -> bool:
         """Take the next piece of the body; ``False`` once nothing more is needed."""
-        if self.answer.status == 206:
+        if self.status == 206:
             self._keep(chunk)
             if self.held > self.size:
                 raise _OtherBytesError(self._not_the_range(self.held, "holds at least"))
@@ -391,16 +342,12 @@ class _Body:
                 if self.members and not data.strip(b"\0"):
                     return True  # NUL padding after the last member
                 wrapped = len(data) < 2 or (data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0)
-                gzip = "gzip" in self.answer.encoding
-                self.inflate = zlib.decompressobj(
-                    31 if gzip else zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
-                )
+                bits = 31 if "gzip" in self.encoding else zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+                self.inflate = zlib.decompressobj(bits)
             try:
                 out = self.inflate.decompress(data, min(_CHUNK, self.cap + 1 - self.held))
             except zlib.error as err:
-                raise _RefusedError(
-                    f"its {self.answer.encoding}-encoded answer cannot be decoded ({err})"
-                ) from err
+                raise _RefusedError(f"its {self.encoding}-encoded answer cannot be decoded ({err})") from err
             self._keep(out)
             if self.held > self.cap:
                 raise _TooLargeError(self.cap)
@@ -413,30 +360,26 @@ class _Body:
 
     def reply(self, complete: bool) -> Reply:
         """Return the checked reply once the body ended (``complete``) or was left (a range cut from a 200)."""
-        a, want = self.answer, self.want
-        if a.status == 206:
+        if self.status == 206:
             if self.held != self.size:
                 raise _OtherBytesError(self._not_the_range(self.held, "holds"))
-            return Reply(206, a.headers, b"".join(self.parts), a.total)
+            return Reply(206, self.headers, b"".join(self.parts), self.total)
         if self.coded and (self.inflate is not None or not self.members):
-            raise _RetryError(f"its {a.encoding}-encoded answer was cut short")
-        total = self.held if self.coded else self.seen if complete else a.length
+            raise _RetryError(f"its {self.encoding}-encoded answer was cut short")
+        total = self.held if self.coded else self.seen if complete else self.length
         if self.expected_total is not None and total is not None and total != self.expected_total:
             raise _RefusedError(_size_changed(self.expected_total, total))
-        if want is not None and total is not None and want.expected(total) is None:
-            raise PastEndError(f"{want.header()} lies past the end of the file ({total} bytes)")
-        return Reply(200, a.headers, b"".join(self.parts), total)
+        if self.want is not None and total is not None and self.want.expected(total) is None:
+            raise PastEndError(f"{self.want.header()} lies past the end of the file ({total} bytes)")
+        return Reply(200, self.headers, b"".join(self.parts), total)
 
 
-# -- the urllib3 transport ---------------------------------------------------------------------
+# -- the urllib3 transport --------------------------------------------------------------------------
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
 def _proxy_for(url: str) -> str | None:
-    """Return the proxy the environment names for ``url`` (``*_proxy``, ``no_proxy``), or ``None``.
-
-    As ``requests`` does; the urllib3 pools are made for it (:func:`_pool`).
-    """
+    """Return the proxy the environment names for ``url`` (``*_proxy``, ``no_proxy``: as ``requests``)."""
     if not any(name in os.environ for name in _PROXY_VARIABLES):
         return None
     proxies = urllib.request.getproxies_environment()
@@ -451,12 +394,7 @@ def _proxy_for(url: str) -> str | None:
 def _status_failure(
     status: int, text: str, want: ByteRange | None, retry_after: float | None = None
 ) -> Exception:
-    """Return what an answer's error status (not 200, 206 or 404) means.
-
-    ``text`` is the answer's body: an S3/Azure/GCS code refusing the credentials is access denied,
-    whatever the status (an expired URL: 400 on some servers). 429 and 5xx
-    are retried, worded as every reader words them (``read_errors.explain``).
-    """
+    """Return what an error status (not 200, 206 or 404) means; ``text``: the body (a denial code?)."""
     if 300 <= status < 400:
         return _RefusedError(f"HTTP {status} redirects to a URL that is not a usable http(s) URL")
     if status == 416:
@@ -470,22 +408,11 @@ def _status_failure(
     return ReadError(f"{cause}; {hint}")
 
 
-def _timed_out(storage: Storage) -> _RetryError:
-    return _RetryError(
-        f"the server did not answer within {storage.timeout:g} s",
-        hint="check that it is up, or raise the timeout: tp.Storage(timeout=...)",
-    )
-
-
 _PRUNE_AT = 256  # deadlines kept before the watch thread is woken to drop those of reads done
 
 
 class _Deadlines:
-    """One process's watch over its reads' deadlines: a heap and a thread, made on first use.
-
-    Kept per process id and never taken over from a parent (whose lock a
-    fork may have copied while held): a forked child makes its own.
-    """
+    """A process's watch on its reads' deadlines: a heap and a thread, made at first use (anew if forked)."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
@@ -496,8 +423,7 @@ class _Deadlines:
     def add(self, end: float, watch: _Watchdog) -> None:
         with self.wake:
             heapq.heappush(self.heap, (end, id(watch), watch))
-            # the thread sleeps until the earliest deadline: woken only for an earlier one, or to drop
-            # the reads done (a wake-up per read cost two context switches per read)
+            # woken only for an earlier deadline, or to drop the reads done (not per read: two switches)
             if self.heap[0][2] is watch or len(self.heap) > _PRUNE_AT:
                 self.wake.notify()
 
@@ -527,16 +453,10 @@ def _deadlines() -> _Deadlines:
 
 
 class _Watchdog:
-    """Shut the sockets of one read's requests when its deadline passes (a socket time-out bounds each wait).
-
-    One thread per process watches every read's deadline (:class:`_Deadlines`):
-    a timer thread per request cost 0.7 ms a read.
-    """
+    """Shut the sockets of one read's requests when its deadline passes (a time-out bounds each wait only)."""
 
     def __init__(self, end: float) -> None:
-        self.end = end
-        self.fired = False
-        self.done = False
+        self.fired = self.done = False
         self._conns: list[Any] = []
         self._lock = threading.Lock()
         _deadlines().add(end, self)
@@ -575,13 +495,15 @@ _MAX_POOLS = 8  # one per pool size (Storage.concurrency) and proxy in use
 def _pool(storage: Storage, proxy: str | None = None) -> Any:
     """Return the process's ``PoolManager`` for ``storage.concurrency`` (a ``ProxyManager`` for ``proxy``).
 
-    Its connections report to the deadline in force in their thread
-    (:class:`_Watchdog`), but a SOCKS proxy's, which keep their own classes.
+    Its connections report to the watchdog in force in their thread (a SOCKS proxy's keep their own classes).
     """
-    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
     key = (os.getpid(), storage.concurrency, proxy)
+    pool = _POOLS.get(key)
+    if pool is not None:
+        return pool
     if not _POOLS_LOCK or _POOLS_LOCK[0][0] != key[0]:
         _POOLS_LOCK[:] = [(key[0], threading.Lock())]
+    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
     with _POOLS_LOCK[0][1]:
         pool = _POOLS.get(key)
         if pool is not None:
@@ -595,11 +517,11 @@ def _pool(storage: Storage, proxy: str | None = None) -> Any:
                 self.reused = getattr(self, "sock", None) is not None  # kept alive from an earlier request
                 return super().request(*args, **kwargs)  # type: ignore[misc]
 
-        conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
-        sconn = type("SConn", (Watched, urllib3.connection.HTTPSConnection), {})
         ensure_log_redaction()  # urllib3 logs each request line (query included) at debug level
         manager = _manager(urllib3, storage.concurrency, proxy)
         if not (proxy or "").startswith("socks"):
+            conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
+            sconn = type("SConn", (Watched, urllib3.connection.HTTPSConnection), {})
             manager.pool_classes_by_scheme = {
                 "http": type("Pool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
                 "https": type("SPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
@@ -630,20 +552,14 @@ def _manager(urllib3: Any, size: int, proxy: str | None) -> Any:
 
 
 def _trusted() -> ssl.SSLContext:
-    """Trust the system's certificate authorities and certifi's (what the STAC client on ``requests`` trusted).
-
-    Instead of certifi's, the bundle (a file or a folder) that
-    ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names, where set. certifi's
-    serves a Python without the system's authorities (python.org's on macOS).
-    """
+    """Trust the system's authorities and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's."""
     context = ssl.create_default_context()
     extra = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if not extra and importlib.util.find_spec("certifi") is not None:
-        extra = importlib.import_module("certifi").where()
-    if not extra:
-        return context
-    with contextlib.suppress(OSError, ssl.SSLError):  # no such bundle: the system's alone
-        context.load_verify_locations(**{"capath" if os.path.isdir(extra or "") else "cafile": extra})
+        extra = importlib.import_module("certifi").where()  # for a Python without the system's (macOS)
+    if extra:
+        with contextlib.suppress(OSError, ssl.SSLError):  # no such bundle: the system's alone
+            context.load_verify_locations(**{"capath" if os.path.isdir(extra) else "cafile": extra})
     return context
 
 
@@ -654,8 +570,7 @@ def retry_after_of(value: str | None) -> float | None:
         seconds = float(text)
         return max(0.0, seconds) if math.isfinite(seconds) else None
     with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
-        when = email.utils.parsedate_to_datetime(text)
-        return max(0.0, when.timestamp() - time.time())
+        return max(0.0, email.utils.parsedate_to_datetime(text).timestamp() - time.time())
     return None
 
 
@@ -663,13 +578,12 @@ T = TypeVar("T")
 
 
 def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
-    """Call ``once`` until it returns: every urllib3 request's retries, back-off and deadline.
+    """Call ``once`` until it returns: every request's retries, back-off and deadline (``end``, monotonic).
 
-    ``once`` gets the :class:`_Watchdog` that shuts its connections at
-    ``end`` (``time.monotonic()``). A :class:`_RetryError` is tried again at
-    most ``storage.retries`` times, after :func:`retry_delay` (``Retry-After``
-    first, never past ``end``), then raised; the deadline raises
-    :class:`_ExpiredError` holding the last failure. Anything else is raised at once.
+    A :class:`_RetryError` is tried again at most ``storage.retries`` times,
+    after :func:`retry_delay` (``Retry-After`` first, never past ``end``);
+    the deadline raises :class:`_ExpiredError` holding the last failure;
+    anything else is raised at once.
     """
     attempt, last = 0, None
     while True:
@@ -688,25 +602,21 @@ def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
             raise _ExpiredError(last)
         if attempt >= storage.retries:
             raise last
-        delay = _delay(attempt, storage, last.retry_after)
+        delay = retry_delay(
+            attempt, backoff=storage.backoff, max_backoff=storage.max_backoff, retry_after=last.retry_after
+        )
         if time.monotonic() + delay >= end:
             raise _ExpiredError(last)
         time.sleep(delay)
         attempt += 1
 
 
-_REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
-
-
 def follow(method: str, url: str, send: Callable[[str, str, Any], Any], body: Any = None) -> Any:
-    """Send ``method url`` with ``send(method, url, body)`` and follow its redirects: the one redirect rule.
+    """Send ``method url`` with ``send(method, url, body)`` following redirects; return the final answer.
 
-    ``send`` decides what each hop carries (credentials only to their
-    origin); the final answer is returned. At most :data:`MAX_REDIRECTS`
-    hops; a loop, or a ``Location`` that is not an ``http(s)`` URL, is a
-    :class:`_RefusedError`. A ``303`` (and a ``301``/``302`` after a POST)
-    goes on as a GET without the body; the URL's query is never carried to
-    another URL.
+    ``send`` decides what each hop carries. At most :data:`MAX_REDIRECTS`
+    hops; a loop or a ``Location`` that is not ``http(s)`` is refused; a
+    ``303`` (and a ``301``/``302`` after a POST) goes on as a bodiless GET.
     """
     seen = {(method, url)}
     for _ in range(MAX_REDIRECTS + 1):
@@ -775,22 +685,22 @@ def exchange(
 ) -> Reply:
     """Send one request, retried until ``end`` (``time.monotonic()``), and return its checked reply.
 
-    Every HTTP(S) request of terrapipe's outside GDAL is sent here: the
-    deadline, retries (:func:`drive`), redirects (:func:`follow`), credentials
-    (``storage.headers`` and ``request_modifier`` only to ``origin``, default
-    the URL's own; ``headers`` only to the URL's origin; ``accept`` to every
-    hop) and the body: exactly the range ``want``, or all of it inflated
-    (``gzip``, ``deflate``, when ``accept`` asks for them) within ``cap``
-    bytes. ``json_body`` is sent as ``application/json``. An error status is
-    ``judge``'s to word (``None``: the byte layer's, where 404 is a reply);
-    with ``judge``, any 2xx is an answer and a body with neither length nor
-    chunks is read to its end. ``counted`` gets the bytes received.
-
-    Raises the failures of one try (the caller names them: :func:`_named`):
-    ``_RefusedError`` (``_TooLargeError`` over the cap), ``_RetryError`` once
-    the retries are spent, ``_ExpiredError``, ``_DeniedError``, ``ReadError``.
+    ``storage.headers`` and ``request_modifier`` go only to ``origin``
+    (default: the URL itself, never a redirect elsewhere), ``headers`` only to
+    the URL's origin, ``accept`` to every hop. The body is exactly the range
+    ``want``, or all of it, inflated (``gzip``/``deflate``, when ``accept``
+    asks for them) within ``cap`` bytes. ``json_body`` is POSTed as JSON. An
+    error status is ``judge``'s to word (``None``: the byte layer's, where
+    404 is a reply); with ``judge`` any 2xx is an answer and a body of neither
+    length nor chunks is read to its end. ``counted`` gets the bytes received.
+    Raises the failures of one try (:func:`describe` words them).
     """
     urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
+    home = origin_of(url)
+    credentials = origin or home
+    forced = {} if accept else {"Accept-Encoding": "identity"}
+    if want is not None:
+        forced["Range"] = want.header()
 
     def once(watch: _Watchdog) -> Reply:
         try:
@@ -798,25 +708,21 @@ def exchange(
             limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)
             hops: list[Origin | None] = []
             withheld = False  # credentials kept from a hop of another origin
-            credentials = origin or origin_of(url)
-            forced = {} if accept else {"Accept-Encoding": "identity"}
-            if want is not None:
-                forced["Range"] = want.header()
 
             def send(method: str, hop: str, body: Any) -> Any:
                 nonlocal withheld
-                here = origin_of(hop)
+                here = home if hop == url else origin_of(hop)
                 hops.append(here)
-                home = (origin is None and hop == url) or (here is not None and here == credentials)
-                withheld |= not home and bool(storage.headers or storage.request_modifier)
-                sent = {**(accept or {}), **(dict(storage.headers) if home else {})}
-                if headers and here == origin_of(url):
+                ours = (origin is None and hop == url) or (here is not None and here == credentials)
+                withheld |= not ours and bool(storage.headers or storage.request_modifier)
+                sent = {**(accept or {}), **(dict(storage.headers) if ours else {})}
+                if headers and here == home:
                     sent.update(headers)
                 sent.update(forced)
                 data = None if body is None else json.dumps(dict(body)).encode()
                 if data is not None:
                     sent["Content-Type"] = "application/json"
-                if storage.request_modifier is not None and home:  # signed anew on every try
+                if storage.request_modifier is not None and ours:  # signed anew on every try
                     hop, sent, data = _signed(hop, method, sent, storage.request_modifier, body)
                 check_headers(sent)
                 try:
@@ -828,17 +734,15 @@ def exchange(
                     raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
 
             response = follow(method, url, send, json_body)
-            reused = getattr(response.connection, "reused", False)
-            denied_to = hops[-1] if withheld else None
             try:
                 if watch.fired:  # the socket was shut mid-headers: what came is no answer
                     raise _ExpiredError()
-                reply = _answer(response, method, want, expected_total, cap, judge, denied_to, counted)
+                reply = _answer(response, method, want, expected_total, cap, judge, hops, withheld, counted)
                 if watch.fired:  # the socket was shut mid-body: a body read to its "end" is cut
                     raise _ExpiredError()
                 return reply
             except _OtherBytesError as err:
-                if not reused:
+                if not getattr(response.connection, "reused", False):
                     raise
                 cause = f"{err} (on a kept-alive connection)"  # maybe bytes a server left there, unasked
             finally:
@@ -861,7 +765,10 @@ def _transport_failure(urllib3: Any, err: BaseException, storage: Storage) -> _R
         err,
         urllib3.exceptions.NewConnectionError,  # a subclass of ConnectTimeoutError, refused at once
     ):
-        return _timed_out(storage)
+        return _RetryError(
+            f"the server did not answer within {storage.timeout:g} s",
+            hint="check that it is up, or raise the timeout: tp.Storage(timeout=...)",
+        )
     text = f"{err!r} {err}".lower()
     dropped = any(w in text for w in ("remotedisconnected", "without response", "reset by peer"))
     what = "the server closed it without answering" if dropped else "cannot connect"
@@ -878,11 +785,12 @@ def _answer(
     expected_total: int | None,
     cap: int,
     judge: Judge | None,
-    denied_to: Origin | None,
+    hops: list[Origin | None],
+    withheld: bool,
     counted: Callable[[int], None] | None,
 ) -> Reply:
-    status = int(response.status)
-    headers = {str(k).lower(): str(v) for k, v in response.headers.items()}
+    """Check one final answer and read its body (an error status: the start of it, for the message)."""
+    status, headers = int(response.status), response.headers  # urllib3's: names case-insensitive
     if not (200 <= status < 300 if judge else status in (200, 206)):
         if status == 404 and judge is None:
             return Reply(404, headers, b"")
@@ -895,34 +803,21 @@ def _answer(
             counted(response.tell() - before)
         retry_after = retry_after_of(headers.get("retry-after"))
         if judge is not None:
-            raise judge(status, headers, text, retry_after, denied_to)
+            raise judge(status, headers, text, retry_after, hops[-1] if withheld else None)
         raise _status_failure(status, text.decode("utf-8", "replace"), want, retry_after)
-    raw_length = headers.get("content-length", "").strip()
-    length = int(raw_length) if raw_length.isascii() and raw_length.isdigit() else None
-    if method == "HEAD":
-        return Reply(200, headers, b"", length)
+    body = _Body(status, headers, want, expected_total, cap) if method != "HEAD" else None
+    if body is None:
+        raw = headers.get("content-length", "").strip()
+        return Reply(200, headers, b"", int(raw) if raw.isascii() and raw.isdigit() else None)
     chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-    if length is None and not chunked and judge is None:
+    if body.length is None and not chunked and judge is None:
         raise _RefusedError(
             "its answer has no valid Content-Length and no chunked encoding: a cut cannot be told from the end"
         )
-    answer = _Answer(
-        status, 0, None, length, length, headers.get("content-encoding", "identity").strip().lower(), headers
-    )
-    answer.encoding = answer.encoding or "identity"
-    if status == 206:
-        match = _CONTENT_RANGE.match(headers.get("content-range", ""))
-        if match is None or match.group(3) == "*":
-            raise _RefusedError(
-                f"its 206 answer has no usable Content-Range ({headers.get('content-range')!r})"
-            )
-        answer.start, answer.last, answer.total = (int(x) for x in match.groups())
-    body = _Body(answer, want, expected_total, cap)
     # one read for a body of known size (a range, or a whole file within the cap): one buffer, no joins
-    whole = status == 206 or (want is None and answer.encoding == "identity" and length is not None)
-    step = (body.size if status == 206 else length or _CHUNK) if whole else _CHUNK
+    step = body.size if (status == 206 or (want is None and not body.coded)) and body.size else _CHUNK
     complete = True
-    for chunk in response.stream(max(1, step), decode_content=False):
+    for chunk in response.stream(step, decode_content=False):
         if counted is not None:
             counted(len(chunk))
         if not body.feed(chunk):
@@ -931,34 +826,9 @@ def _answer(
     return body.reply(complete)
 
 
-def _urllib3_read(
-    url: str,
-    storage: Storage,
-    method: str,
-    want: ByteRange | None,
-    expected_total: int | None,
-    cap: int,
-    end: float,
-) -> Reply:
-    return exchange(url, storage, end, cap, method=method, want=want, expected_total=expected_total)
-
-
 # -- the entry points -------------------------------------------------------------------------------
-def _check_url(url: str) -> None:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError as err:
-        raise InvalidArgumentError(f"not a valid URL: {public_url(url)!r}") from err
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InvalidArgumentError(f"expected an http(s):// URL, got {public_url(url)!r}")
-
-
 def describe(err: BaseException, storage: Storage, limit: float) -> str:
-    """Say what went wrong in a failed :func:`exchange` and what to do: the one wording of every client.
-
-    The caller puts ``cannot <what> <scheme://host/path>: `` before it.
-    """
+    """Say what went wrong in a failed :func:`exchange` and what to do (after ``cannot <what> <URL>: ``)."""
     if isinstance(err, TimeoutError | _ExpiredError):
         before = f" (the last try failed: {err})" if isinstance(err, _ExpiredError) and str(err) else ""
         return (
@@ -981,20 +851,20 @@ def describe(err: BaseException, storage: Storage, limit: float) -> str:
     return f"{err}{tries}; {hint}"
 
 
-def _named(err: BaseException, url: str, storage: Storage, limit: float) -> ReadError:
-    """Return the error users see for a failed read: ``scheme://host/path``, what happened, what to do."""
-    kind = type(err) if isinstance(err, ReadError) else ReadError  # PastEndError stays one
-    return kind(f"cannot read {public_url(url)!r}: {describe(err, storage, limit)}")
-
-
-#: What a read may fail with inside (each named by :func:`_named`; anything else is a bug, raised as is).
+#: What a read may fail with inside (each named by :func:`describe`; anything else is a bug, raised as is).
 _FAILURES = (TimeoutError, _ExpiredError, _RefusedError, _RetryError, _DeniedError, ReadError)
 
 
 def _prepare(
     url: str, storage: Storage | None, deadline: float | None, max_body: int | None
 ) -> tuple[Storage, float, int]:
-    _check_url(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as err:
+        raise InvalidArgumentError(f"not a valid URL: {public_url(url)!r}") from err
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidArgumentError(f"expected an http(s):// URL, got {public_url(url)!r}")
     config = obstore_runtime.storage_or_env(storage)
     return config, float(deadline or deadline_of(config)), int(max_body or max_body_of(config))
 
@@ -1050,9 +920,10 @@ def _read(
     try:
         if time.monotonic() >= end:  # waited for a thread of read_async's pool until the deadline
             raise _ExpiredError()
-        return _urllib3_read(url, config, method, want, expected_total, cap, end)
+        return exchange(url, config, end, cap, method=method, want=want, expected_total=expected_total)
     except _FAILURES as err:
-        raise _named(err, url, config, limit) from None
+        kind = type(err) if isinstance(err, ReadError) else ReadError  # PastEndError stays one
+        raise kind(f"cannot read {public_url(url)!r}: {describe(err, config, limit)}") from None
 
 
 _ASYNC_POOLS: dict[tuple[int, int], concurrent.futures.ThreadPoolExecutor] = {}  # (pid, threads) -> pool
@@ -1060,12 +931,7 @@ _ASYNC_LOCK = threading.Lock()
 
 
 def _async_pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
-    """Return this process's pool of ``threads`` (``Storage.concurrency``) for :func:`read_async`.
-
-    Made on first use, at most :data:`_MAX_POOLS` kept (as the urllib3 pools:
-    no more requests at once than a pool keeps connections); a forked child
-    makes its own.
-    """
+    """Return this process's pool of ``threads`` for :func:`read_async` (anew if forked; a few kept)."""
     key = (os.getpid(), threads)
     with _ASYNC_LOCK:
         pool = _ASYNC_POOLS.get(key)
@@ -1088,10 +954,7 @@ async def read_async(
     deadline: float | None = None,
     max_body: int | None = None,
 ) -> Reply:
-    """:func:`read` in an event loop: the blocking read on a pool of ``Storage.concurrency`` threads.
-
-    Cancelling the caller leaves the read to finish (within its deadline) on its thread.
-    """
+    """:func:`read` in an event loop, on ``Storage.concurrency`` threads (cancelled: it ends on its own)."""
     config, limit, cap = _prepare(url, storage, deadline, max_body)  # a bad URL fails in the caller's task
     args = (url, config, method, byte_range, expected_total, limit, cap, time.monotonic() + limit)
     return await asyncio.get_running_loop().run_in_executor(_async_pool(config.concurrency), _read, *args)

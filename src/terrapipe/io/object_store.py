@@ -1,40 +1,17 @@
 """The byte layer: read whole objects, byte ranges, sizes and listings from any store.
 
 :func:`get`, :func:`head`, :func:`size` and :func:`list_objects` read
-``s3://``, ``az://``/``abfs://``, ``gs://``, ``http(s)://`` (public,
-presigned or SAS URLs, read with a GET and never a HEAD first) and local
-paths or ``file://`` URIs, configured by one :class:`~terrapipe.io.storage.Storage`
-(``Storage.from_env()`` when none is given).
-
-Failures are :class:`~terrapipe.core.errors.ReadError` naming
-``scheme://host/path`` only (never a query string, user or key), and say
-which of "no such object" and "access denied" happened, with a hint on
-configuring :class:`~terrapipe.io.storage.Storage`. The library's own
-exception is not chained: its text holds the full request URL (a
-presigned signature, a SAS token).
-
-``http(s)://`` URLs are read through :mod:`terrapipe.io.http_reads` (urllib3),
-which checks every answer (range, size, encoding, cap, deadline) and keeps
-headers at their origin; obstore reads the buckets and local files.
-
-obstore is not fork-safe: its tokio runtime is process-wide and its threads
-are not copied into a forked child, so a read there hangs -- measured with
-obstore 0.12.1, with a store made in the child too, so keeping stores per
-process id (as :func:`~terrapipe.io.obstore_runtime.cached_store` does) is not enough. In a process forked
-after this one used obstore (told by comparing process ids; no fork hook is
-installed), bucket reads raise a :class:`~terrapipe.core.errors.WorkerError` saying
-to start workers with ``multiprocessing_context="forkserver"`` or ``"spawn"``.
-``tp.loader(method="process")`` does that itself: once obstore ran in the
-loader's process, workers that would be forked start from the forkserver
-(:func:`worker_start_method`).
-
-A ranged read is checked: it returns exactly the bytes asked for, or a
-``ReadError`` (a server that answers a range with the whole object, or
-with fewer bytes, is an error, never silently wrong data).
-
-Why obstore for buckets (one API for S3, Azure, GCS and local files, its own
-signing and retries, what zarr 3's ``ObjectStore`` uses, no Python
-dependencies) and what was measured against s3fs: ``docs/storage.md``.
+``s3://``, ``az://``/``abfs://``, ``gs://`` (obstore), ``http(s)://``
+(public, presigned or SAS URLs, through :mod:`terrapipe.io.http_reads`: a GET,
+never a HEAD first) and local paths or ``file://`` URIs, configured by one
+:class:`~terrapipe.io.storage.Storage` (``Storage.from_env()`` when none is
+given). A ranged read returns exactly the bytes asked for, or a
+:class:`~terrapipe.core.errors.ReadError` naming ``scheme://host/path`` only
+(never a query string, user or key; the library's exception, which holds the
+full URL, is not chained) and saying whether there was no such object or
+access was denied, with a hint on configuring ``Storage``. Why obstore for
+buckets, and why a process forked after it ran cannot read them
+(:func:`worker_start_method`): ``docs/storage.md``.
 
 Examples
 --------
@@ -181,21 +158,13 @@ class _BucketScan:
 def worker_start_method(default: str, pipe: Any) -> str:
     """Return the start method for loader worker processes: ``"forkserver"`` for a bucket pipe after obstore ran.
 
-    A child forked after this process used obstore cannot use it (its I/O
-    threads are not copied; a new store hangs too). So when the default
-    start method is ``"fork"``, obstore ran here and ``pipe`` pickles (what
-    ``"forkserver"`` sends its workers) naming a bucket (an ``s3://``,
-    ``gs://``, ``az://``, ``abfs://``... URL: its items, a stage's URL, an
-    opened store), ``tp.loader`` starts the workers from the forkserver, a
-    clean process, preloaded with ``terrapipe`` (``set_forkserver_preload``;
-    no effect once a forkserver runs). As with ``"spawn"``, and Python
-    3.14's default ``"forkserver"``, a script must then start the loader
-    under ``if __name__ == "__main__":``. Any other pipe is forked as before
-    (one whose bucket read comes from elsewhere gets the
-    :class:`~terrapipe.core.errors.WorkerError` that says to pass
-    ``multiprocessing_context="forkserver"``). Nothing is hooked into
-    ``fork``; the first use of obstore is told by the process id. The pipe is
-    pickled into a sink that keeps nothing (no copy of its data).
+    A child forked after this process used obstore cannot use it. So when
+    the default is ``"fork"``, obstore ran here and ``pipe`` pickles naming a
+    bucket (an ``s3://``, ``gs://``, ``az://``... URL: its items, a stage's
+    URL, an opened store), workers start from the forkserver, preloaded with
+    ``terrapipe`` (a script must then start the loader under ``if __name__ ==
+    "__main__":``). Any other pipe is forked as before. The pipe is pickled
+    into a sink that keeps nothing (``docs/storage.md``, "Loader workers and fork").
 
     Examples
     --------
@@ -265,11 +234,7 @@ def _is_http(url: str) -> bool:
 
 
 def _http_get(
-    url: str,
-    config: Storage,
-    range: tuple[int, int] | None,
-    deadline: float | None,
-    cap: int | None,
+    url: str, config: Storage, range: tuple[int, int] | None, deadline: float | None, cap: int | None
 ) -> bytes:
     """Read an HTTP(S) URL through the checked reads of :mod:`terrapipe.io.http_reads`."""
     wanted = None if range is None else http_reads.ByteRange(range[0], range[1])
@@ -280,31 +245,16 @@ def _http_get(
     return reply.found(url).body
 
 
-def _http_get_ranges(
-    url: str, config: Storage, ranges: list[tuple[int, int]], deadline: float | None
-) -> list[bytes]:
-    """Read several ranges of an HTTP(S) URL concurrently (``concurrency`` at once), each checked."""
-    if len(ranges) == 1:
-        return [_http_get(url, config, ranges[0], deadline, None)]
-    with concurrent.futures.ThreadPoolExecutor(min(len(ranges), config.concurrency)) as pool:
-        return list(pool.map(lambda bounds: _http_get(url, config, bounds, deadline, None), ranges))
-
-
-def _exact(data: bytes, start: int, end: int, where: str) -> bytes:
-    """Return ``data``, checked to be all the bytes ``start`` to ``end`` (exclusive) of the object."""
-    if len(data) != end - start:
-        raise ReadError(
-            f"cannot read bytes {start}-{end} of {where!r}: got {len(data)} bytes, not {end - start} "
-            "(past the end of the object?)"
-        )
-    return data
-
-
-def _whole(data: bytes, expected: int, where: str) -> bytes:
-    """Return ``data``, checked to be all ``expected`` bytes of the object."""
-    if len(data) != expected:
-        raise ReadError(f"cannot read {where!r}: got {len(data)} bytes of {expected}; read again")
-    return data
+def _exact(data: bytes, start: int, end: int, where: str, whole: bool = False) -> bytes:
+    """Return ``data``, checked to be all the bytes ``start`` to ``end`` (exclusive; ``whole``: of the object)."""
+    if len(data) == end - start:
+        return data
+    if whole:
+        raise ReadError(f"cannot read {where!r}: got {len(data)} bytes of {end}; read again")
+    raise ReadError(
+        f"cannot read bytes {start}-{end} of {where!r}: got {len(data)} bytes, not {end - start} "
+        "(past the end of the object?)"
+    )
 
 
 def get(
@@ -373,14 +323,14 @@ def get(
             return bytes(await obs.get_range_async(store, key, start=start, end=end))
         result = await obs.get_async(store, key)
         expected = size_of(result)
-        return _whole(bytes(await result.bytes_async()), expected, where)
+        return _exact(bytes(await result.bytes_async()), 0, expected, where, whole=True)
 
     def read_now() -> bytes:  # no deadline: the blocking calls, no event loop to set up
         if range is not None:
             return bytes(obs.get_range(store, key, start=start, end=end))
         result = obs.get(store, key)
         expected = size_of(result)
-        return _whole(bytes(result.bytes()), expected, where)
+        return _exact(bytes(result.bytes()), 0, expected, where, whole=True)
 
     try:
         data = read_now() if limit is None else run_on_thread_loop(read(), limit)
@@ -427,7 +377,11 @@ def get_ranges(
     if not ranges:
         return []
     if _is_http(url):  # one checked request per range, concurrently
-        return _http_get_ranges(url, config, [(int(a), int(b)) for a, b in ranges], limit)
+        bounds = [(int(a), int(b)) for a, b in ranges]
+        if len(bounds) == 1:
+            return [_http_get(url, config, bounds[0], limit, None)]
+        with concurrent.futures.ThreadPoolExecutor(min(len(bounds), config.concurrency)) as pool:
+            return list(pool.map(lambda b: _http_get(url, config, b, limit, None), bounds))
     obs = load_obstore()
     store, key = _locate(url, config)
     starts = [int(r[0]) for r in ranges]

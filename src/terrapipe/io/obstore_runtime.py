@@ -1,22 +1,10 @@
 """obstore in this process: the module (with its fork check), the stores kept for reuse, a loop per thread.
 
-What :mod:`terrapipe.io.object_store` (buckets and local files) and the
-Zarr stores on obstore (:mod:`terrapipe.io.zarr_object_store`) share:
-
-- :func:`load_obstore` returns the obstore module, refusing to run in a
-  process forked after obstore was used (its tokio runtime's threads are
-  process-wide and not copied by ``fork``: a read there hangs, with a new
-  store too, measured with obstore 0.12.1);
-- :func:`cached_store` keeps one store per ``(Storage, root, process)``
-  (:data:`STORES`, at most :data:`MAX_STORES`, least recently used dropped):
-  a new store opens new connections;
-- :func:`run_on_thread_loop` runs a coroutine on the calling thread's own
-  event loop, within a time limit;
-- :data:`ERROR_CODE` and :data:`DENIED_CODES` read the S3/Azure/GCS error
-  code of an answer that refused the credentials;
-- :func:`storage_or_env` is the ``Storage`` a read uses when given none.
-
-Nothing here runs at import: no store, loop or thread is made until a read asks.
+Shared by :mod:`terrapipe.io.object_store` (buckets and local files) and the
+Zarr stores on obstore (:mod:`terrapipe.io.zarr_object_store`). obstore's
+runtime threads do not survive ``fork`` (``docs/storage.md``, "Loader workers
+and fork"): :func:`load_obstore` refuses to run in a process forked after it
+was used, and stores are kept per process. Nothing here runs at import.
 
 Examples
 --------
@@ -147,11 +135,8 @@ def load_obstore() -> Any:
 
 def cached_store(storage: Storage, root: str, url: str) -> Any:
     """Return the store of ``root`` for ``storage``, made once (a new store opens new connections)."""
-    key = (
-        storage,
-        root,
-        os.getpid(),
-    )  # a forked worker makes its own: a client's threads do not survive fork
+    # a forked worker makes its own: a client's threads do not survive fork
+    key = (storage, root, os.getpid())
     with _STORES_LOCK:
         store = STORES.get(key)
         if store is not None:
@@ -198,11 +183,9 @@ def run_on_thread_loop(coro: Coroutine[Any, Any, _T], limit: float | None = None
     """Run ``coro`` (within ``limit`` seconds, if given) on this thread's own event loop; return its result.
 
     The loop is made on the thread's first call (anew in a forked child) and
-    closed with the thread. Measured by ``benchmarks/bench_http_reads.py``:
-    ``asyncio.run`` per read cost 3 ms a read (4.3 ms for a 64 KiB local
-    ``get_range``, against 0.23 ms here, at load 11), a hop to one shared loop
-    thread 1 ms on a loaded machine. Called from a running event loop (a
-    notebook), it runs beside it, on a thread of its own.
+    closed with the thread: ``asyncio.run`` per read cost 3 ms, a hop to one
+    shared loop thread 1 ms (``benchmarks/bench_http_reads.py``). Called from
+    a running event loop (a notebook), it runs beside it, on a thread of its own.
     """
     bounded = coro if limit is None else asyncio.wait_for(coro, limit)
     try:

@@ -1,48 +1,19 @@
 """JSON (and whole files) over HTTP for the STAC stages, configured by :class:`~terrapipe.io.storage.Storage`.
 
-:class:`JsonClient` sends the STAC API calls, the documents of a static
-catalog and stac-geoparquet downloads through the byte layer's one request,
-:func:`~terrapipe.io.http_reads.exchange` (urllib3 pools per process and
-``Storage.concurrency``, the environment's ``*_proxy``, one watchdog thread
-for every deadline, retries, redirects, credentials, the body within its cap).
-What is here: JSON in and out, POST bodies, the API's origin for the
-credential rule below, error statuses and failures worded for STAC. The
-:class:`~terrapipe.io.storage.Storage` it is given says how: ``headers``,
-``request_modifier``, ``timeout``, ``retries``, ``backoff``,
-``max_backoff``, ``deadline`` and ``max_bytes``. Every request is bounded
-(the promises of ``docs/reliability.md``):
-
-- **An overall deadline.** One operation (a page, a landing page, a
-  document, a download) ends within ``Storage.deadline`` seconds
-  (``None``: :data:`DEFAULT_DEADLINE`, 120 s), retries, back-off, redirects
-  and body included. ``timeout`` bounds each connection attempt and socket
-  read; the watchdog shuts the socket down when the deadline passes, so a
-  server trickling its headers or body cannot hold a search.
-- **A cap on every body, decompressed**: ``Storage.max_bytes`` (``None``:
-  :data:`DEFAULT_MAX_BYTES`, 64 MiB, for JSON; :data:`DEFAULT_MAX_FILE_BYTES`,
-  1 GiB, for a file). Only ``gzip`` and ``deflate`` are asked for, and
-  inflated a step at a time, so a bomb is stopped at the cap, never expanded
-  in memory.
-- **Credentials only to their origin** (scheme, host, port): ``headers`` and
-  ``request_modifier`` go to the client's ``origin`` (the API or catalog the
-  user named), never to another one (a ``next`` link, a catalog link, a
-  redirect); the headers of a ``next`` link go only to that link's origin.
-  Redirects are followed by terrapipe (at most :data:`MAX_REDIRECTS`, a loop
-  is an error) so the rule holds on every hop, for every header.
-- **Retries**: ``429``, ``5xx``, dropped connections, answers cut short and
-  time-outs, at most ``retries`` times, after :func:`retry_delay` (the byte
-  layer's rule: ``backoff`` doubled per retry, jitter, at most
-  ``max_backoff``); ``Retry-After`` is honoured up to ``max_backoff`` and
-  never past the deadline. Other error statuses fail at once.
-- **Messages** are the caller's error class (``STACSearchError``,
-  ``ReadError``), naming ``scheme://host/path`` only
-  (:func:`~terrapipe.core.redact.public_url`) and what to do; header values,
-  query strings and secrets a server echoes back are never shown.
-
-Why not urllib3's ``Retry`` (pystac-client's choice): it sleeps for a
-``Retry-After`` past any deadline and cannot retry a body cut short after
-the headers came. ``request_modifier`` gets a ``requests.Request``, as
-pystac-client's does (``requests`` is needed only then).
+:class:`JsonClient` sends the STAC API calls, static catalog documents and
+stac-geoparquet downloads through the byte layer's one request,
+:func:`~terrapipe.io.http_reads.exchange` (urllib3; deadline, retries,
+``Retry-After``, redirects, credentials only to their origin, the body
+within its cap, inflated a step at a time). What is here: JSON in and out,
+POST bodies, the API's ``origin`` for credentials (a ``next`` link's own
+headers go only to that link's origin), the caps (``Storage.max_bytes``,
+else :data:`DEFAULT_MAX_BYTES` for JSON, :data:`DEFAULT_MAX_FILE_BYTES` for a
+file), and error statuses worded for STAC, in the caller's error class,
+naming ``scheme://host/path`` only, secrets echoed back removed. The promises
+are in ``docs/reliability.md`` ("STAC search against hostile servers"); urllib3's ``Retry``
+(pystac-client's choice) is not used: it sleeps past any deadline for a
+``Retry-After`` and cannot retry a body cut short. ``request_modifier`` gets
+a ``requests.Request``, as pystac-client's does.
 
 Examples
 --------
@@ -141,29 +112,11 @@ class JsonClient:
         error: type[TerrapipeError],
         what: str,
     ) -> Any:
-        """Send one request (retried, within the deadline) and return the decoded JSON answer.
+        """Send one request (``"GET"`` or ``"POST"`` of JSON ``body``) and return the decoded JSON answer.
 
-        Parameters
-        ----------
-        method
-            ``"GET"`` or ``"POST"``.
-        url
-            The URL (query string included for GET).
-        body
-            JSON body of a POST.
-        headers
-            Headers of this request only (a ``next`` link's), sent to the URL's origin only.
-        error
-            The exception class raised on failure.
-        what
-            What is being done, for messages (``"search the STAC API"``).
-
-        Raises
-        ------
-        TerrapipeError
-            ``error``, naming ``scheme://host/path``: a failure retries did
-            not cure, an error status, the deadline, a body over the cap, or
-            an answer that is not JSON.
+        ``headers`` go with this request only, to the URL's origin only (a
+        ``next`` link's); a failure is ``error``, saying what was being done
+        (``what``, e.g. ``"search the STAC API"``) at ``scheme://host/path``.
         """
         cap = self.storage.max_bytes or DEFAULT_MAX_BYTES
         content, kind = self._exchange(method, url, body, headers, error=error, what=what, cap=cap)
