@@ -10,6 +10,8 @@ Examples
 'http://127.0.0.1:8000/stac/catalog.json'
 >>> join_href("/data/stac/a/item.json", "file:///data/cogs/B04.tif")
 '/data/cogs/B04.tif'
+>>> join_href("s3://bucket/stac/a/item.json", "../b/B04.tif")
+'s3://bucket/stac/b/B04.tif'
 >>> is_http("https://example.com/catalog.json"), is_http("/data/catalog.json")
 (True, False)
 """
@@ -70,12 +72,26 @@ def join_href(base: str, href: str) -> str:
     -------
     str
         An absolute URL, or a normalised local path (``file://`` URIs become paths).
+        Against a bucket URL (``s3://``, ``gs://``, ``az://``, ...) the result
+        stays in the bucket: ``..`` stops at its root, ``/key`` starts there.
+
+    Examples
+    --------
+    >>> join_href("gs://b/stac/item.json", "./B04.tif"), join_href("s3://b/a/item.json", "../../../x.tif")
+    ('gs://b/stac/B04.tif', 's3://b/x.tif')
+    >>> join_href("az://container/a/item.json", "/cogs/B04.tif")
+    'az://container/cogs/B04.tif'
     """
     parts = urllib.parse.urlsplit(href)
     if parts.scheme and len(parts.scheme) > 1:  # a URL (one letter would be a Windows drive)
         return local_path(href)
     if is_http(base):
         return urllib.parse.urljoin(base, href)
+    base_parts = urllib.parse.urlsplit(base)
+    if len(base_parts.scheme) > 1 and base_parts.scheme.lower() != "file":
+        # a bucket URL: a path joined as a local one would lose the '//' after the scheme (s3:/b/k)
+        path = href if href.startswith("/") else posixpath.join(posixpath.dirname(base_parts.path), href)
+        return f"{base_parts.scheme}://{base_parts.netloc}{posixpath.normpath('/' + path.lstrip('/'))}"
     base_path = local_path(base)
     if os.path.isabs(href):
         return os.path.normpath(href)
