@@ -33,7 +33,9 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_store(redis_server: RedisServer) -> Iterator[RedisStore]:
     """A RedisStore with a key prefix no other test uses (its keys are removed afterwards)."""
-    store = RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    # LZ4, the default to a server on another machine (on 127.0.0.1 the default is plain, which
+    # test_cache_compressed's layouts cover)
+    store = RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex[:12]}:", compress="lz4")
     yield store
     store.clear()
 
@@ -50,7 +52,7 @@ def make_store(kind: str, tmp_path: Path, redis_url: str | None) -> CacheStore:
         return ZarrStore(f"memory://terrapipe-test-{uuid.uuid4().hex}")
     assert kind == "redis"
     assert redis_url is not None
-    return RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex[:12]}:")
+    return RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex[:12]}:", compress="lz4")  # as redis_store
 
 
 @pytest.fixture(params=BACKENDS)

@@ -2,8 +2,9 @@
 
 Hits equal misses for every layout (Zarr folder and URL, Redis; LZ4, zstd,
 uncompressed); a damaged compressed entry is a corrupt miss, never a wrong
-hit; values of the other layout and entries of the previous key format are
-never served.
+hit; a Redis store reads values of either layout, whichever it writes (a
+default that changed leaves hits, not misses); entries of the previous key
+format are never served.
 """
 
 from __future__ import annotations
@@ -164,26 +165,38 @@ def test_damaged_framed_values_are_never_decoded_wrong(monkeypatch: pytest.Monke
         assert name
 
 
-def test_redis_values_of_the_other_layout_or_damaged_are_corrupt_misses(
-    redis_server: Any, tmp_path: Path
+@pytest.mark.parametrize("part_bytes", [None, 3000], ids=["one-value", "parts"])
+def test_redis_reads_values_of_either_layout_and_damaged_ones_are_corrupt_misses(
+    redis_server: Any, tmp_path: Path, part_bytes: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from terrapipe.cache import parts as parts_module
+
+    if part_bytes is not None:
+        monkeypatch.setattr(parts_module, "PART_BYTES", part_bytes)  # a manifest and several parts
     path = cube(tmp_path / "cube.zarr", "uint16", nodata=0)
     expected = list(chips_pipe(path, None))
-    compressed = RedisStore(redis_server.url, prefix="layout-lz4:")
-    plain = RedisStore(redis_server.url, prefix="layout-plain:", compress=False)
+    compressed = RedisStore(redis_server.url, prefix=f"layout-lz4-{part_bytes}:", compress="lz4")
+    plain = RedisStore(redis_server.url, prefix=f"layout-plain-{part_bytes}:", compress=False)
     try:
         for store, other in ((compressed, plain), (plain, compressed)):
             pipe = chips_pipe(path, store)
             list(pipe)
-            (key,) = list(store.keys())
-            entry = store.get(key)
-            assert entry is not None
+            keys = list(store.keys())
+            assert len(keys) == 1 if part_bytes is None else len(keys) > 2
             writer = RedisStore(redis_server.url, prefix=store.prefix, compress=other.codec or False)
-            writer.put(key, entry)  # a valid entry in the other layout: never served as it is
+            for key in keys:  # every value rewritten in the other layout: still the same entry
+                entry = store.get(key)
+                assert entry is not None
+                writer.put(key, entry)
+                assert store.client.get(store.prefix + key).startswith(FRAME_MAGIC) == (store is plain)
+                assert store.get(key) == entry
+                assert writer.get(key) == entry
             out = list(pipe)
-            assert (pipe.stats.corrupt, pipe.stats.misses) == (1, 2)
+            assert (pipe.stats.corrupt, pipe.stats.misses, pipe.stats.hits) == (0, 1, 1)
             for a, b in zip(expected, out, strict=True):
                 same(a, b)
+        key = next(k for k in list(compressed.keys()) if "." not in k)  # the manifest or the one value
+        compressed.put(key, compressed.get(key) or b"")  # compressed again (the plain writer's above)
         value = compressed.client.get(compressed.prefix + key)
         for name, damaged in damaged_values(value):
             compressed.client.set(compressed.prefix + key, damaged)
@@ -294,8 +307,15 @@ def test_the_socket_reader_authenticates_selects_and_recovers(private_server: An
         store.client.set("wire:k", good[:-7] + bytes(7))  # damaged mid-value: the reader drops the connection
         with pytest.raises(CorruptEntryError):
             unpack_entry(store.get_buffer("k") or b"", "k", owned=True)
-        other = b"TPCACHE1" + bytes(100) if compress else compress_entry(entry)  # the other layout
+        other = compress_entry(entry) if compress is False else entry  # the other layout: read right
         store.client.set("wire:k", other)
+        assert bytes(store.get_buffer("k") or b"") == entry
+        for short in (b"", b"TPC", b"TPCFRAM1"[:7]):  # shorter than a magic: a plain value, not an entry
+            store.client.set("wire:k", short)
+            got = store.get_buffer("k")
+            assert got is not None
+            assert bytes(got) == short
+        store.client.set("wire:k", compress_entry(entry)[:30])  # a frame table cut short
         with pytest.raises(CorruptEntryError):
             store.get_buffer("k")
         store.client.set("wire:k", good)
@@ -310,10 +330,32 @@ def test_the_socket_reader_authenticates_selects_and_recovers(private_server: An
         assert "pw" not in str(info.value)  # no password in the message
 
 
-def test_a_unix_socket_store_is_plain_by_default_and_tcp_is_lz4(tmp_path: Path) -> None:
+def test_a_store_on_this_machine_is_plain_by_default_and_one_on_another_lz4(tmp_path: Path) -> None:
     assert RedisStore(f"unix://{tmp_path / 'r.sock'}").codec is None  # the server is on this machine
-    assert RedisStore("redis://127.0.0.1:6379/0").codec == "lz4"
-    assert RedisStore("rediss://127.0.0.1:6379/0").codec == "lz4"
+    for local in (
+        "redis://127.0.0.1:6379/0",
+        "redis://127.3.2.1:6379",
+        "redis://localhost:6379/0",
+        "REDIS://LocalHost",
+        "redis://[::1]:6379/0",
+        "redis://:pw@127.0.0.1:6379/0",
+        "redis://user:pw@localhost/2",
+    ):
+        assert RedisStore(local).codec is None, local  # loopback: no network between
+        assert "compress" not in repr(RedisStore(local))
+        assert RedisStore(local, compress="lz4").codec == "lz4"
+    for remote in (
+        "redis://10.0.0.5:6379/0",
+        "redis://cache.example.org:6379/0",
+        "redis://localhost.example.org:6379",
+        "redis://[2001:db8::1]:6379",
+        "redis://128.0.0.1:6379",
+        "rediss://127.0.0.1:6379/0",  # TLS: not measured, stays compressed
+        "rediss://cache.example.org:6380/0",
+    ):
+        assert RedisStore(remote).codec == "lz4", remote
+        assert "compress" not in repr(RedisStore(remote))
+        assert RedisStore(remote, compress=False).codec is None
     assert RedisStore(f"UNIX://{tmp_path / 'r.sock'}", compress="lz4").codec == "lz4"
     assert repr(RedisStore(f"unix://{tmp_path / 'r.sock'}")) == (
         f"RedisStore('unix://{tmp_path / 'r.sock'}', ttl=None, max_entry_bytes=67108864)"
@@ -324,7 +366,7 @@ def test_a_unix_socket_store_is_plain_by_default_and_tcp_is_lz4(tmp_path: Path) 
 def test_the_socket_reader_serves_threads_each_their_own_connection(redis_server: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    store = RedisStore(redis_server.url, prefix="wire-threads:")
+    store = RedisStore(redis_server.url, prefix="wire-threads:", compress="lz4")
     entries = {
         f"k{i}": pack_entry(f"k{i}", [encode_value(np.full(200_000 + i, i, dtype="uint16"))])
         for i in range(6)

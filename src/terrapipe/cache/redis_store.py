@@ -8,23 +8,28 @@ optionally with a time to live. The cache stage writes an entry in one
 the deletion of the parts of a manifest it replaces, are applied together
 or not at all (a client killed mid-way leaves nothing); the parts are packed
 and sent one at a time, so a write holds one part's bytes, not the entry's
-(a 130 MiB entry: about 8 MiB, and as much again compressed). Over TCP (``redis://``, ``rediss://``: the
-server may be on another machine) the value is by default the entry
-compressed in Blosc LZ4 frames (:func:`~terrapipe.cache.frames.compress_entry`;
-about 0.6 of the size of uint16 imagery): a hit moves fewer bytes through
-the server and the network, and decodes them straight into a buffer it owns
-(:meth:`RedisStore.get_buffer`), which the hit's arrays then share. Over a
-unix socket (``unix://``: the server is on this machine) the value is by
-default the entry as it is: the socket moves bytes faster than LZ4 decodes
+(a 130 MiB entry: about 8 MiB, and as much again compressed). To a server
+on another machine (``redis://`` or ``rediss://`` with a host that is not a
+loopback address) the value is by default the entry compressed in Blosc LZ4
+frames (:func:`~terrapipe.cache.frames.compress_entry`; about 0.6 of the size
+of uint16 imagery): a hit moves fewer bytes through the server and the
+network, and decodes them straight into a buffer it owns
+(:meth:`RedisStore.get_buffer`), which the hit's arrays then share. To a
+server on this machine (a unix socket, ``unix://``, or ``redis://`` to
+``127.0.0.0/8``, ``::1`` or ``localhost``: no network between) the value is
+by default the entry as it is: the socket moves bytes faster than LZ4 decodes
 them, so a hit is cheapest read straight into its buffer (measured in
-``docs/benchmarks/layers.md``; ``compress="lz4"`` keeps the server's memory
-smaller). Over ``redis://`` and ``unix://`` a reader of its own takes the
-value off the socket (:mod:`terrapipe.cache.redis_wire`): a plain value
-straight into the hit's buffer, a compressed one frame by frame, each decoded
-while the next arrives. The
-checksum is the entry's own, verified on the decoded bytes; a value of the
-other layout than the store's (compressed or not), or that does not decode,
-is a corrupt entry (recomputed and overwritten). Entries larger than ``max_entry_bytes``
+``docs/benchmarks/layers.md``, over TCP on 127.0.0.1 and a unix socket;
+``compress="lz4"`` keeps the server's memory smaller). Over ``redis://`` and ``unix://`` a
+reader of its own takes the value off the socket
+(:mod:`terrapipe.cache.redis_wire`): a plain value straight into the hit's
+buffer, a compressed one frame by frame, each decoded while the next arrives.
+Every store reads both layouts, whichever it writes (a compressed value
+starts with its own magic bytes, which no entry does): entries written
+before a default changed, or by a store with another ``compress``, are hits.
+The checksum is the entry's own, verified on the decoded bytes; a value that
+does not decode, or fails its checksum, is a corrupt entry (recomputed and
+overwritten). Entries larger than ``max_entry_bytes``
 (before compression; all its parts together for an entry stored as parts,
 :mod:`terrapipe.cache.parts`) are refused (counted in ``refused``) rather
 than sent: Redis keeps everything in memory, and its own limit for one value
@@ -46,9 +51,11 @@ RedisStore('redis://127.0.0.1:6379/0', ttl=3600, max_entry_bytes=67108864)
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, check_codec, compress_entry, decompress_entry
@@ -62,9 +69,36 @@ if TYPE_CHECKING:
 __all__ = ["RedisStore"]
 
 
-def _is_unix(url: object) -> bool:
-    """Whether ``url`` names a unix socket (``unix://``)."""
-    return isinstance(url, str) and url.split("://", 1)[0].lower() == "unix"
+def _is_local(url: object) -> bool:
+    """Whether ``url`` names a server on this machine: a unix socket, or ``redis://`` to a loopback host.
+
+    ``rediss://`` (TLS) is not counted (not measured); a host name other
+    than ``localhost`` is not resolved.
+
+    >>> [_is_local(u) for u in ("unix:///tmp/r.sock", "redis://127.0.0.1:6379/0", "redis://[::1]:6379")]
+    [True, True, True]
+    >>> [_is_local(u) for u in ("redis://cache.example.org:6379/0", "rediss://127.0.0.1:6379/0")]
+    [False, False]
+    """
+    if not isinstance(url, str):
+        return False
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "unix":
+        return True
+    if scheme != "redis":
+        return False
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class RedisStore:
@@ -88,8 +122,9 @@ class RedisStore:
         module doc); ``False``: values are the entries as they are (read
         straight into the hit's buffer over ``redis://`` and ``unix://``;
         over ``rediss://`` what a hit reads is copied for writable arrays);
-        ``None`` (the default): ``False`` over a unix socket, ``"lz4"``
-        otherwise.
+        ``None`` (the default): ``False`` to a server on this machine (a
+        unix socket, a loopback host), ``"lz4"`` otherwise. Values of
+        either layout are read, whichever this is.
 
     Attributes
     ----------
@@ -118,8 +153,8 @@ class RedisStore:
             raise InvalidArgumentError(f"max_entry_bytes must be a positive int, got {max_entry_bytes!r}")
         if not isinstance(timeout, int | float) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        if compress is None:  # measured: over a unix socket a plain value is the fastest hit
-            compress = not _is_unix(url)
+        if compress is None:  # measured: with no network between, a plain value is the fastest hit
+            compress = not _is_local(url)
         if compress is True:
             compress = "lz4"
         #: Codec of the values (``None``: the entries as they are).
@@ -135,7 +170,7 @@ class RedisStore:
         self._pid = -1
 
     def __repr__(self) -> str:
-        default = None if _is_unix(self.url) else "lz4"
+        default = None if _is_local(self.url) else "lz4"
         codec = "" if self.codec == default else f", compress={self.codec or False!r}"
         return f"RedisStore({self.url!r}, ttl={self.ttl}, max_entry_bytes={self.max_entry_bytes}{codec})"
 
@@ -178,11 +213,11 @@ class RedisStore:
         return None if blob is None else bytes(blob)
 
     def get_buffer(self, key: str) -> memoryview | None:
-        """Return the entry's bytes, or ``None``: decoded into a new writable buffer the caller owns.
+        """Return the entry's bytes, or ``None``: in a new writable buffer the caller owns.
 
-        Values written with ``compress=False`` come back as the read-only
-        bytes Redis sent. A value of the other layout than this store's
-        (compressed or not) is a corrupt entry, never served as it is.
+        A compressed value is decoded into it, a plain one read into it
+        (over ``rediss://``, a plain value comes back as the read-only bytes
+        Redis sent), whichever layout this store writes.
 
         Raises
         ------
@@ -193,15 +228,13 @@ class RedisStore:
             if self._reader is None:
                 self._reader = RedisReader(self.url, timeout=self.timeout)
             name = (self.prefix + key).encode()
-            return self._reader.get(name, key, max_bytes=self.max_entry_bytes, framed=self.codec is not None)
+            return self._reader.get(name, key, max_bytes=self.max_entry_bytes)
         data = self._call(f"read cache entry {key}", "get", self.prefix + key)
         if data is None:
             return None
-        if self.codec is None:
-            if bytes(data[: len(FRAME_MAGIC)]) == FRAME_MAGIC:
-                raise CorruptEntryError(f"cache entry {key} is corrupt: compressed, this store is not")
-            return memoryview(data)
-        return decompress_entry(data, key, max_bytes=self.max_entry_bytes)
+        if bytes(data[: len(FRAME_MAGIC)]) == FRAME_MAGIC:
+            return decompress_entry(data, key, max_bytes=self.max_entry_bytes)
+        return memoryview(data)
 
     def get_buffers(self, keys: Sequence[str]) -> Iterator[memoryview | None]:
         """Yield :meth:`get_buffer` of each key in turn; over ``redis://`` and ``unix://``, pipelined.
@@ -214,8 +247,7 @@ class RedisStore:
             if self._reader is None:
                 self._reader = RedisReader(self.url, timeout=self.timeout)
             names = [(self.prefix + key).encode() for key in keys]
-            framed = self.codec is not None
-            yield from self._reader.get_many(names, list(keys), max_bytes=self.max_entry_bytes, framed=framed)
+            yield from self._reader.get_many(names, list(keys), max_bytes=self.max_entry_bytes)
             return
         for key in keys:
             yield self.get_buffer(key)
@@ -319,7 +351,7 @@ class RedisStore:
 
     def _decoded(self, value: bytes | None, key: str) -> bytes | None:
         """Return a stored value as the entry it holds (``None``: none, or one that does not decode)."""
-        if value is None or self.codec is None:
+        if value is None or bytes(value[: len(FRAME_MAGIC)]) != FRAME_MAGIC:
             return value
         try:
             return bytes(decompress_entry(value, key, max_bytes=self.max_entry_bytes))

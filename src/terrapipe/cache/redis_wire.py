@@ -1,16 +1,19 @@
-"""A Redis ``GET`` of a compressed entry, read off the socket into the hit's buffer as it arrives.
+"""A Redis ``GET`` of a cache entry, read off the socket into the hit's buffer as it arrives.
 
 redis-py (with hiredis) reads a large value into a buffer it grows, then
 copies it into a ``bytes`` object, and only then can the hit decode it. This
 reader, on a connection of its own (one per process and thread, ``redis://``
 and ``unix://`` URLs; TLS stays with redis-py), speaks the two RESP replies a
-``GET`` can give: it reads the value's frame table, then each Blosc frame with
-``recv_into`` into one scratch buffer and decodes it straight into the
-entry's buffer while the server is still sending the next one
-(:mod:`terrapipe.cache.frames`). The frame table is checked as
-:func:`~terrapipe.cache.frames.decompress_entry` checks it; on anything
-wrong, the connection is closed (never left mid-reply) and the entry is
-corrupt.
+``GET`` can give. A value is read as what its first bytes say it is, whatever
+the store writes: a compressed value (:mod:`terrapipe.cache.frames`) by its
+frame table, then each Blosc frame with ``recv_into`` into one scratch buffer
+(one per call, shared by the values it reads), decoded straight into the
+entry's buffer while the server is still sending the next one; any other
+value (an entry or a manifest stored as it is) straight into the hit's
+buffer. The frame table is checked as
+:func:`~terrapipe.cache.frames.decompress_entry` checks it, the entry's own
+checksum afterwards; on anything wrong, the connection is closed (never left
+mid-reply) and the entry is corrupt.
 
 Examples
 --------
@@ -160,24 +163,21 @@ class RedisReader:
             self._local.wire = None
         sock.close()
 
-    def get(
-        self, name: bytes, key: str, *, max_bytes: int | None = None, framed: bool = True
-    ) -> memoryview | None:
+    def get(self, name: bytes, key: str, *, max_bytes: int | None = None) -> memoryview | None:
         """``GET name`` into a new buffer the caller owns (``None``: no entry).
 
-        ``framed``: the value is a framed value, decoded into the buffer
-        (else an entry stored as it is, read straight into it; a framed
-        value is then corrupt). ``max_bytes``: a value announcing a larger
-        entry is corrupt.
+        A compressed value is decoded into the buffer, any other read straight
+        into it (see the module doc). ``max_bytes``: a value announcing a
+        larger entry is corrupt.
 
         Raises
         ------
         CorruptEntryError
-            For a value that is not a framed value or does not decode.
+            For a compressed value that does not decode.
         CacheError
             When the server cannot be reached or answers with an error.
         """
-        values = self.get_many([name], [key], max_bytes=max_bytes, framed=framed)
+        values = self.get_many([name], [key], max_bytes=max_bytes)
         try:
             return next(values)
         finally:
@@ -190,7 +190,6 @@ class RedisReader:
         *,
         max_bytes: int | None = None,
         depth: int = 2,
-        framed: bool = True,
     ) -> Generator[memoryview | None]:
         """Yield what :meth:`get` returns for each name, with up to ``depth`` ``GET`` commands in flight.
 
@@ -207,13 +206,14 @@ class RedisReader:
         """
         sent = done = 0
         wire: _Wire | None = None
+        scratch = _Scratch()
         try:
             wire = self._wire()
             while done < len(names):
                 while sent < len(names) and sent - done < depth:
                     wire.send(b"GET", names[sent])
                     sent += 1
-                value = self._reply(wire, keys[done], max_bytes, framed)
+                value = self._reply(wire, keys[done], max_bytes, scratch)
                 done += 1
                 yield value
         except CorruptEntryError:
@@ -231,7 +231,7 @@ class RedisReader:
             if done < sent:  # stopped with replies on their way
                 self._drop(wire)
 
-    def _reply(self, wire: _Wire, key: str, max_bytes: int | None, framed: bool) -> memoryview | None:
+    def _reply(self, wire: _Wire, key: str, max_bytes: int | None, scratch: _Scratch) -> memoryview | None:
         head = wire.line()
         if head.startswith(b"-"):
             raise ConnectionError(head[1:200].decode(errors="replace"))
@@ -240,35 +240,38 @@ class RedisReader:
         size = int(head[1:])
         if size < 0:
             return None
-        out = self._frames(wire, size, key, max_bytes) if framed else self._plain(wire, size, key, max_bytes)
+        magic = memoryview(bytearray(min(size, len(FRAME_MAGIC))))
+        wire.read_into(magic)
+        if magic == FRAME_MAGIC:
+            out = self._frames(wire, size, key, max_bytes, scratch)
+        else:
+            out = self._plain(wire, size, key, max_bytes, magic)
         if wire.line() != b"":
             raise ConnectionError("the reply does not end where it says")
         return out
 
     @staticmethod
-    def _plain(wire: _Wire, size: int, key: str, max_bytes: int | None) -> memoryview:
+    def _plain(wire: _Wire, size: int, key: str, max_bytes: int | None, start: memoryview) -> memoryview:
         """Read a value stored as it is straight into a new buffer (one copy: the socket's)."""
         from terrapipe.cache import frames
 
         frames.check_announced(size, max_bytes, key)
         out = np.empty(size, dtype=np.uint8).data.cast("B")  # not zeroed: the value fills it
-        wire.read_into(out)
-        if bytes(out[: len(FRAME_MAGIC)]) == FRAME_MAGIC:
-            raise CorruptEntryError(f"cache entry {key} is corrupt: compressed, this store is not")
+        out[: len(start)] = start
+        wire.read_into(out[len(start) :])
         return out
 
     @staticmethod
-    def _frames(wire: _Wire, size: int, key: str, max_bytes: int | None) -> memoryview:
+    def _frames(wire: _Wire, size: int, key: str, max_bytes: int | None, scratch: _Scratch) -> memoryview:
+        """Decode a compressed value (its magic already read) into a new buffer, frame by frame."""
         from terrapipe.cache import frames
 
         prefix = len(FRAME_MAGIC) + 12
         if size < prefix:
             raise CorruptEntryError(f"cache entry {key} is corrupt: not a compressed terrapipe cache entry")
-        head = memoryview(bytearray(prefix))
+        head = memoryview(bytearray(prefix - len(FRAME_MAGIC)))
         wire.read_into(head)
-        if bytes(head[: len(FRAME_MAGIC)]) != FRAME_MAGIC:
-            raise CorruptEntryError(f"cache entry {key} is corrupt: not a compressed terrapipe cache entry")
-        nbytes, count = struct.unpack_from("<QI", head, len(FRAME_MAGIC))
+        nbytes, count = struct.unpack_from("<QI", head)
         frames.check_announced(nbytes, max_bytes, key)
         step = frames.FRAME_BYTES
         if count != -(-nbytes // step) or size < prefix + 8 * count:
@@ -279,9 +282,20 @@ class RedisReader:
         if prefix + 8 * count + sum(sizes) != size or any(s > step + _BLOSC_OVERHEAD for s in sizes):
             raise CorruptEntryError(f"cache entry {key} is corrupt: frame sizes do not match the value")
         out = np.empty(nbytes, dtype=np.uint8).data.cast("B")  # not zeroed: every frame fills its part
-        scratch = memoryview(bytearray(max(sizes, default=0)))
         for i, frame_size in enumerate(sizes):
-            frame = scratch[:frame_size]
+            frame = scratch.take(frame_size)
             wire.read_into(frame)
             decode_frame_into(frame, out[i * step : min(nbytes, (i + 1) * step)], key)
         return out
+
+
+class _Scratch:
+    """One buffer a call's compressed frames are received into, grown as needed (never shrunk)."""
+
+    def __init__(self) -> None:
+        self.buffer = memoryview(b"")
+
+    def take(self, size: int) -> memoryview:
+        if len(self.buffer) < size:
+            self.buffer = np.empty(size, dtype=np.uint8).data.cast("B")  # not zeroed: each frame fills it
+        return self.buffer[:size]
