@@ -271,3 +271,23 @@ def test_a_redis_pipeline_stopped_early_drops_its_connection(redis_store: RedisS
     values.close()  # k1's reply is on its way: the connection is dropped, not left mid-reply
     assert [bytes(v or b"") for v in redis_store.get_buffers(["k2", "missing", "k0"])] == [entry, b"", entry]
     assert bytes(redis_store.get_buffer("k1") or b"") == entry
+
+
+@pytest.mark.parametrize(("count", "part_bytes"), [(1, 4000), (3, 4000), (9, 4000), (9, 2500), (9, 10**6)])
+def test_pack_parts_is_split_parts_iterated_byte_for_byte(count: int, part_bytes: int) -> None:
+    from terrapipe.cache.entry import pack_entry
+    from terrapipe.cache.parts import split_parts
+
+    elements = [encode_value(np.full(SIZE + 7 * i, i, dtype=np.uint8)) for i in range(count)]
+    write = "0000000a0123456789ab"
+    manifest, blobs = pack_parts("k", elements, part_bytes=part_bytes, write=write)
+    parts = split_parts("k", elements, part_bytes=part_bytes, write=write)
+    if parts is None:  # fits in one part: one value, as pack_entry makes it
+        assert manifest is None
+        assert blobs == [("k", pack_entry("k", elements))]
+        return
+    assert blobs == list(parts)
+    assert manifest == parts.manifest
+    assert [len(blob) for _, blob in blobs] == parts.sizes()
+    assert parts.manifest_size() == len(manifest)
+    assert sum(info.elements for info in unpack_manifest(manifest, "k")) == count

@@ -315,18 +315,12 @@ def split_parts(
 def pack_parts(
     key: str, elements: Sequence[Encoded], *, part_bytes: int | None = None, write: str | None = None
 ) -> tuple[bytes | None, list[tuple[str, bytes]]]:
-    """Pack an entry as parts, all at once (see the module doc; a writer iterates :func:`split_parts`).
+    """Pack an entry as parts, all at once: :func:`split_parts` iterated to its end (see the module doc).
 
     Parameters
     ----------
-    key
-        The entry's key.
-    elements
-        Its encoded elements, in order.
-    part_bytes
-        Element bytes per part (default :data:`PART_BYTES`).
-    write
-        The write id (default: :func:`new_write_id`).
+    key, elements, part_bytes, write
+        As :func:`split_parts`.
 
     Returns
     -------
