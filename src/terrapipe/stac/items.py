@@ -21,6 +21,8 @@ terrapipe.core.errors.STACSearchError: malformed STAC item 'b' from http://127.0
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,7 +31,14 @@ from terrapipe.core.errors import InvalidArgumentError, STACSearchError
 from terrapipe.core.optional import require
 from terrapipe.stac.hrefs import is_absolute, join_href
 
-__all__ = ["ItemModifier", "absolute_item", "item_from_dict"]
+__all__ = [
+    "CURRENT_EXTENSIONS",
+    "CURRENT_STAC_VERSION",
+    "ItemModifier",
+    "absolute_item",
+    "item_from_dict",
+    "plain_record",
+]
 
 #: Called with each ``pystac.Item`` (e.g. ``planetary_computer.sign_inplace``);
 #: returns the item to use, or ``None`` after changing it in place.
@@ -251,3 +260,155 @@ def absolute_item(element: Any, *, where: str) -> Any:
     for key, href in changes.items():
         copied.assets[key].href = href
     return copied
+
+
+#: The STAC version pystac writes (``pystac.get_stac_version()``): an item dict at this version with only
+#: :data:`CURRENT_EXTENSIONS` is one pystac would not migrate (checked against pystac in
+#: ``tests/stac/test_items_plain_record.py``).
+CURRENT_STAC_VERSION = "1.1.0"
+
+#: Extension schemas pystac neither migrates nor warns about (its hooks' current versions, none deprecated):
+#: an item listing another one is built by pystac (:func:`absolute_item`), which knows what to migrate.
+CURRENT_EXTENSIONS = frozenset(
+    f"https://stac-extensions.github.io/{name}/schema.json"
+    for name in (
+        "projection/v2.0.0",
+        "eo/v1.1.0",
+        "raster/v1.1.0",
+        "file/v2.1.0",
+        "view/v1.0.0",
+        "sat/v1.0.0",
+        "sar/v1.0.0",
+        "timestamps/v1.1.0",
+        "grid/v1.1.0",
+        "mgrs/v1.0.0",
+        "scientific/v1.0.0",
+        "storage/v2.0.0",
+        "classification/v2.0.0",
+    )
+)
+
+
+def plain_record(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return a STAC item dict as :func:`absolute_item` makes it, without pystac, or ``None`` where pystac must.
+
+    What ``stack_stac`` reads of an item (id, datetimes, assets and their
+    hrefs, projection and band fields) needs no ``pystac.Item``; building
+    one costs a fresh process ~65 ms (importing pystac, and its discovery of
+    extension hooks on the first ``Item.from_dict``). This takes the plain
+    case only: an item pystac would take as it is (the current STAC version,
+    only :data:`CURRENT_EXTENSIONS`, datetimes pystac parses, links and
+    assets it reads) whose asset hrefs pystac would leave as they are once
+    resolved against the item's self link (absolute URLs; absolute paths in
+    an item read from a path). Anything else (``None``) goes through
+    :func:`absolute_item`, which migrates, resolves or refuses it as before.
+
+    Parameters
+    ----------
+    record
+        The item as decoded JSON (it is not modified).
+
+    Returns
+    -------
+    dict or None
+        The item with absolute asset hrefs (relative ones joined to the
+        self link, which is left out), or ``None``.
+
+    Examples
+    --------
+    >>> record = {"type": "Feature", "stac_version": "1.1.0", "id": "a", "geometry": None,
+    ...           "properties": {"datetime": "2024-06-19T10:30:00Z"}, "assets": {"red": {"href": "./B04.tif"}},
+    ...           "links": [{"rel": "self", "href": "https://h/items/a.json"}]}
+    >>> plain_record(record)["assets"]["red"]["href"]
+    'https://h/items/B04.tif'
+    >>> plain_record({**record, "stac_version": "1.0.0"}) is None  # pystac migrates it
+    True
+    """
+    if _problem(record) or record.get("stac_version") != CURRENT_STAC_VERSION:
+        return None
+    extensions = record.get("stac_extensions")
+    if extensions is not None and (
+        not isinstance(extensions, list) or not all(uri in CURRENT_EXTENSIONS for uri in extensions)
+    ):
+        return None
+    if not isinstance(record.get("id"), str) or not _datetimes_parse(record["properties"]):
+        return None
+    raw_links = record.get("links")
+    if raw_links is None:
+        raw_links = []
+    if not isinstance(raw_links, list) or not all(
+        isinstance(link, Mapping) and "rel" in link and "href" in link for link in raw_links
+    ):
+        return None
+    href = _self_href(record)
+    if href is not None and _unusual(href):
+        return None
+    assets: dict[str, Any] = {}
+    for key, asset in record["assets"].items():
+        if not isinstance(asset, Mapping):
+            return None
+        asset_href = asset.get("href")
+        if not isinstance(asset_href, str) or not asset_href or _unusual(asset_href):
+            return None
+        if href is None:
+            if not is_absolute(asset_href):
+                return None  # absolute_item says why
+        else:
+            if not is_absolute(asset_href):
+                asset_href = join_href(href, asset_href)
+            if not _kept_by_pystac(asset_href, href):
+                return None
+        asset = dict(asset)
+        asset["href"] = asset_href
+        assets[key] = asset
+    out = dict(record)
+    out["properties"] = dict(record["properties"])
+    out["assets"] = assets
+    links = [dict(link) for link in raw_links]
+    out["links"] = [link for link in links if link.get("rel") != "self"] if href is not None else links
+    return out
+
+
+def _datetimes_parse(properties: Mapping[str, Any]) -> bool:
+    """Whether pystac takes the item's datetimes: ``datetime``, else both ``start_datetime`` and ``end_datetime``."""
+    keys = ("datetime",) if properties.get("datetime") is not None else ("start_datetime", "end_datetime")
+    return all(parse_datetime(properties.get(key)) is not None for key in keys)
+
+
+def parse_datetime(value: Any) -> Any:
+    """Return a STAC datetime string as pystac parses it (``dateutil``'s ISO 8601 parser), or ``None``.
+
+    Examples
+    --------
+    >>> parse_datetime("2024-06-19T10:30:00Z").isoformat(), parse_datetime("June"), parse_datetime(None)
+    ('2024-06-19T10:30:00+00:00', None, None)
+    """
+    if not isinstance(value, str):
+        return None
+    parser = require(
+        "dateutil.parser", feature="STAC items"
+    )  # pystac's parser (python-dateutil: pandas has it)
+    try:
+        return parser.isoparse(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _unusual(href: str) -> bool:
+    """Whether pystac reads ``href`` in a way of its own (Windows drives, backslashes, ``scheme:/`` forms)."""
+    if "\\" in href:
+        return True
+    scheme = urllib.parse.urlparse(href).scheme
+    return (
+        bool(scheme)
+        and href.lower().startswith(f"{scheme}:/")
+        and not href.lower().startswith(f"{scheme}://")
+    )
+
+
+def _kept_by_pystac(href: str, self_href: str) -> bool:
+    """Whether pystac's ``Asset.get_absolute_href`` returns ``href`` unchanged for an item at ``self_href``."""
+    parsed = urllib.parse.urlparse(href)
+    if parsed.scheme not in ("", "file") or parsed.path.startswith("/vsi"):
+        return True
+    return urllib.parse.urlparse(self_href).scheme in ("", "file") and os.path.isabs(parsed.path)

@@ -63,6 +63,8 @@ __all__ = [
     "READ_THREADS",
     "SHARED_BAND_BLOCKS",
     "AssetBand",
+    "BandLoad",
+    "BandMeta",
     "NativeArray",
     "NativePlan",
     "asset_band",
@@ -76,6 +78,54 @@ __all__ = [
 #: A file is pasted (read without resampling) when its pixel size equals the cube's and its origin is a
 #: whole number of pixels away, to this many pixels; anything else goes to odc-stac's reader.
 _WHOLE_PIXEL = 1e-6
+
+
+@dataclass(frozen=True)
+class BandMeta:
+    """What the items state about a band (odc-loader's ``RasterBandMetadata`` fields this module reads)."""
+
+    data_type: str | None = None
+    nodata: Any = None
+
+
+@dataclass(frozen=True)
+class BandLoad:
+    """How a band of the cube is loaded (the fields of odc-loader's ``RasterLoadParams`` used here).
+
+    A plain dataclass, so that a native cube needs no odc-loader import
+    (~20 ms of a fresh process); a file that must be resampled is read with
+    odc-loader's own parameters (:meth:`odc`).
+
+    Attributes
+    ----------
+    dtype
+        The cube's dtype.
+    fill_value
+        The cube's nodata (``None``: none).
+    resampling
+        The resampling of files not on the cube's pixel lattice.
+    meta
+        What the items state about the band.
+    """
+
+    dtype: str
+    fill_value: Any = None
+    resampling: str = "nearest"
+    meta: BandMeta | None = None
+
+    def odc(self) -> Any:
+        """Return odc-loader's ``RasterLoadParams`` with these values (what its reader reads with)."""
+        odc_loader = require("odc.loader", extra="stac", feature="stack_stac")
+        meta = None
+        if self.meta is not None:
+            meta = odc_loader.RasterBandMetadata(data_type=self.meta.data_type, nodata=self.meta.nodata)
+        return odc_loader.RasterLoadParams(
+            dtype=self.dtype,
+            fill_value=self.fill_value,
+            resampling=self.resampling,
+            fail_on_error=True,
+            meta=meta,
+        )
 
 
 @dataclass(frozen=True)
@@ -135,8 +185,8 @@ class NativePlan:
     geobox
         The load grid (odc-geo ``GeoBox``).
     cfgs
-        Per band, odc-loader's ``RasterLoadParams`` (dtype, fill value,
-        resampling, the band's stated type and nodata).
+        Per band, its :class:`BandLoad` (dtype, fill value, resampling, the
+        band's stated type and nodata).
     slots
         ``slots[time][band]``: the files of that time slot and band, in
         odc-stac's order (the first valid pixel wins).
@@ -390,10 +440,11 @@ def _resampled(
 
     from terrapipe.stac.asset_reader import naming_reader
 
-    source = OdcSource(uri=asset.source.gdal_path, band=asset.band, meta=cfg.meta)
+    params = cfg.odc() if isinstance(cfg, BandLoad) else cfg
+    source = OdcSource(uri=asset.source.gdal_path, band=asset.band, meta=params.meta)
     reader = naming_reader(source, plan.names, cast=plan.cast, storage=asset.source.storage)
     box = plan.geobox[rows[0] : rows[1], cols[0] : cols[1]]
-    roi, pixels = reader.read(cfg, box)
+    roi, pixels = reader.read(params, box)
     if pixels.size == 0:
         return None
     return roi, pixels, False
@@ -568,7 +619,9 @@ class NativeArray:
         if not isinstance(key, tuple):
             key = (key,)
         key = key + (slice(None),) * (4 - len(key))
-        picks = [_axis(k, n) for k, n in zip(key, self.shape, strict=True)]
+        picks = [
+            _axis(k, n, listed=axis < 2) for axis, (k, n) in enumerate(zip(key, self.shape, strict=True))
+        ]
         (ts, t_drop), (bs, b_drop) = picks[0], picks[1]
         ys, xs = picks[2][0], picks[3][0]
         r0, r1, r_step = ys.start, ys.start + max(0, (len(ys) - 1) * ys.step + 1), ys.step
@@ -593,25 +646,33 @@ class NativeArray:
         return result[drop] if any(isinstance(d, int) for d in drop) else result
 
 
-def _axis(key: Any, size: int) -> tuple[Any, bool]:
-    """Normalise one basic index to ``(indices as a range, whether the axis is dropped)``.
+def _axis(key: Any, size: int, listed: bool = False) -> tuple[Any, bool]:
+    """Normalise one index to ``(indices as a range or list, whether the axis is dropped)``.
+
+    ``listed``: a list of ints is taken too (the time and band axes, read slot by slot).
 
     Examples
     --------
-    >>> _axis(slice(2, None), 5), _axis(-1, 5)
-    ((range(2, 5), False), (range(4, 5), True))
+    >>> _axis(slice(2, None), 5), _axis(-1, 5), _axis([3, -5], 5, listed=True)
+    ((range(2, 5), False), (range(4, 5), True), ([3, 0], False))
     """
     if isinstance(key, slice):
         start, stop, step = key.indices(size)
         if step < 1:
             raise IndexError(f"a native cube is read with forward slices, got {key!r}")
         return range(start, max(start, stop), step), False
-    if isinstance(key, (int, np.integer)):
-        index = int(key) + size if int(key) < 0 else int(key)
-        if not 0 <= index < size:
-            raise IndexError(f"index {int(key)} is out of bounds for an axis of {size}")
-        return range(index, index + 1), True
-    raise IndexError(f"a native cube is read with ints and slices, got {key!r}")
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        return range(_position(key, size), _position(key, size) + 1), True
+    if listed and isinstance(key, list) and all(isinstance(k, (int, np.integer)) for k in key):
+        return [_position(k, size) for k in key], False
+    raise IndexError(f"a native cube is read with ints and slices (and lists of times or bands), got {key!r}")
+
+
+def _position(key: Any, size: int) -> int:
+    index = int(key) + size if int(key) < 0 else int(key)
+    if not 0 <= index < size or isinstance(key, (bool, np.bool_)):
+        raise IndexError(f"index {int(key)} is out of bounds for an axis of {size}")
+    return index
 
 
 def native_array(plan: NativePlan, chunks: tuple[int, int, int], token: str) -> Any:

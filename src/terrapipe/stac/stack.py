@@ -59,6 +59,7 @@ with ``.rio`` and ``.odc``), ``attrs["nodata"]`` and
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -78,7 +79,7 @@ from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error
 from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
 from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
 from terrapipe.stac.hrefs import is_http, local_path
-from terrapipe.stac.items import absolute_item
+from terrapipe.stac.items import absolute_item, parse_datetime, plain_record
 from terrapipe.stac.keywords import renamed_source
 
 __all__ = ["StackSTAC", "stack_items"]
@@ -95,11 +96,15 @@ _GROUPBY = ("time", "solar_day", "id")
 
 
 def _items(items: Any) -> list[Any]:
-    """Return the input as ``pystac.Item`` s with absolute asset hrefs (dicts accepted; see :func:`absolute_item`)."""
-    pystac = require("pystac", feature="stack_stac")
+    """Return the input as items with absolute asset hrefs: ``pystac.Item`` s, or checked dicts.
+
+    An item dict pystac would take as it is stays a dict (:func:`~terrapipe.stac.items.plain_record`:
+    no pystac import, no ``Item.from_dict``); any other dict is built by pystac
+    (:func:`~terrapipe.stac.items.absolute_item`), as every ``pystac.Item`` is kept.
+    """
     if isinstance(items, Mapping) and items.get("type") == "FeatureCollection":
         items = items.get("features") or []  # an ItemCollection as decoded JSON (a search page, a file)
-    if isinstance(items, pystac.Item | Mapping):
+    if isinstance(items, Mapping) or _is_pystac_item(items):
         items = [items]
     if isinstance(items, str | bytes):
         raise InvalidArgumentError(
@@ -111,7 +116,27 @@ def _items(items: Any) -> list[Any]:
         raise InvalidArgumentError(
             f"stack_stac takes a list of pystac.Item or STAC item dicts, got {type(items).__name__}"
         ) from None
-    return [absolute_item(e, where=f"stack_stac's input (element {i})") for i, e in enumerate(elements)]
+    out = []
+    for i, element in enumerate(elements):
+        plain = plain_record(element) if isinstance(element, Mapping) else None
+        out.append(
+            plain if plain is not None else absolute_item(element, where=f"stack_stac's input (element {i})")
+        )
+    return out
+
+
+def _is_pystac_item(element: Any) -> bool:
+    """Whether ``element`` is a ``pystac.Item`` (without importing pystac: none exists before it is imported)."""
+    pystac = sys.modules.get("pystac")
+    return pystac is not None and isinstance(element, pystac.Item)
+
+
+def _pystac_items(found: Sequence[Any]) -> list[Any]:
+    """Return the items as ``pystac.Item`` s (odc-stac's input): plain dicts built by pystac now."""
+    return [
+        absolute_item(item, where=f"stack_stac's input (element {i})") if isinstance(item, Mapping) else item
+        for i, item in enumerate(found)
+    ]
 
 
 def _raster_assets(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -183,6 +208,18 @@ def _probe(
     if isinstance(found, ReadError):
         raise found
     return found  # type: ignore[no-any-return]
+
+
+def _check_installed(module: str) -> None:
+    """Raise :func:`~terrapipe.core.optional.require`'s error if ``module`` is not installed (without importing it)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        require(module, extra="stac", feature="stack_stac")
 
 
 def _check_storage(storage: Any) -> Storage | None:
@@ -336,9 +373,9 @@ def stack_items(
     >>> cube.dims, cube.dtype.name, cube.attrs["nodata"], cube.rio.crs.to_epsg()
     (('time', 'band', 'y', 'x'), 'uint16', 0, 32631)
     """
-    # odc-loader builds every cube (odc.stac, which only a grid other than the items' own needs, is
-    # imported there: ~8 ms of a fresh process's first call)
-    require("odc.loader", extra="stac", feature="stack_stac")
+    # odc-loader reads every cube that is not on the items' own grid, and the files of a native cube that
+    # are not on its pixel lattice; it is imported only there (~20 ms of a fresh process), checked here
+    _check_installed("odc.loader")
     require("dask.array", extra="dask", feature="stack_stac")
     storage = _check_storage(storage)
     found = _items(items)
@@ -436,7 +473,7 @@ def stack_items(
     else:
         cube = _odc_cube(
             require("odc.stac", feature="stack_stac"),
-            found,
+            _pystac_items(found),
             refs,
             choice,
             load_box,
@@ -707,19 +744,17 @@ def _native_cube(
     """Return the cube on the items' own grid, read by :mod:`terrapipe.stac.native_read` (what odc-stac would give)."""
     from dask.base import tokenize
     from odc.geo.xr import xr_coords
-    from odc.loader import RasterBandMetadata, RasterLoadParams, resolve_chunk_shape
 
     from terrapipe.io.raster import storage_config
-    from terrapipe.stac.native_read import NativePlan, asset_band, native_array
+    from terrapipe.stac.native_read import BandLoad, BandMeta, NativePlan, asset_band, native_array
 
     groups = _group_items(found, groupby, load_box)
     cfgs = tuple(
-        RasterLoadParams(
+        BandLoad(
             dtype=str(out_dtype),
             fill_value=out_nodata,
             resampling=resampling,
-            fail_on_error=True,
-            meta=RasterBandMetadata(
+            meta=BandMeta(
                 data_type=band_table[(ref.asset, ref.index)][0], nodata=band_table[(ref.asset, ref.index)][1]
             ),
         )
@@ -748,7 +783,7 @@ def _native_cube(
         remote=remote,
         bands=tuple(ref.name for ref in refs),
     )
-    shape = resolve_chunk_shape(len(groups), load_box, dict(chunks), dtype=out_dtype)
+    shape = chunk_shape(len(groups), tuple(load_box.shape), chunks, out_dtype)
     token = tokenize(
         [[[(a.source.path, a.source.stamp, a.band) for a in band] for band in slot] for slot in slots],
         load_box.crs.to_wkt(),
@@ -772,14 +807,47 @@ def _native_cube(
     return xr.DataArray(data, dims=("time", "band", "y", "x"), coords=spatial)
 
 
+def chunk_shape(
+    times: int, shape: tuple[int, int], chunks: Mapping[str, Any], dtype: np.dtype[Any]
+) -> tuple[int, int, int]:
+    """Return the ``(time, y, x)`` chunk shape of a native cube, as odc-loader's ``resolve_chunk_shape`` makes it.
+
+    ``time`` defaults to 1, ``y``/``x`` to the whole axis; ``"auto"`` and ``-1``
+    as dask's ``normalize_chunks`` takes them (the first chunk of each axis).
+
+    Examples
+    --------
+    >>> chunk_shape(3, (4096, 2000), {"y": 1024, "x": 1024}, np.dtype("uint16"))
+    (1, 1024, 1024)
+    >>> chunk_shape(2, (100, 80), {}, np.dtype("float32"))
+    (1, 100, 80)
+    """
+    from dask.array.core import normalize_chunks
+
+    wanted = (chunks.get("time", 1), chunks.get("y", -1), chunks.get("x", -1))
+    found = normalize_chunks(wanted, (times, int(shape[0]), int(shape[1])), dtype=dtype)  # type: ignore[no-untyped-call]
+    return int(found[0][0]), int(found[1][0]), int(found[2][0])
+
+
 def _nominal(item: Any) -> Any:
     """Return an item's timestamp as odc-stac takes it: ``datetime``, else ``start_datetime``, else ``end_datetime``."""
-    for value in (item.datetime, item.common_metadata.start_datetime, item.common_metadata.end_datetime):
+    if isinstance(item, Mapping):  # a plain record: its datetimes parse (items.plain_record), as pystac's
+        properties = item["properties"]
+        values = [parse_datetime(properties.get(k)) for k in ("datetime", "start_datetime", "end_datetime")]
+        ident = item.get("id")
+    else:
+        values = [item.datetime, item.common_metadata.start_datetime, item.common_metadata.end_datetime]
+        ident = item.id
+    for value in values:
         if value is not None:
             return value
     raise InvalidArgumentError(
-        f"STAC item {item.id!r} has no datetime, start_datetime or end_datetime; fix the item"
+        f"STAC item {ident!r} has no datetime, start_datetime or end_datetime; fix the item"
     )
+
+
+def _item_id(item: Any) -> Any:
+    return item.get("id") if isinstance(item, Mapping) else item.id
 
 
 def _group_items(found: Sequence[Any], groupby: str, load_box: Any) -> list[list[int]]:
@@ -795,7 +863,7 @@ def _group_items(found: Sequence[Any], groupby: str, load_box: Any) -> list[list
         keys = [(t + offset).date() for t in times]
     else:  # "id": one slot per item, in the given order
         keys = list(range(len(found)))
-    order = sorted(range(len(found)), key=lambda i: (keys[i], times[i], found[i].id))
+    order = sorted(range(len(found)), key=lambda i: (keys[i], times[i], _item_id(found[i])))
     groups: list[list[int]] = []
     for index in order:
         if groups and keys[groups[-1][0]] == keys[index]:
@@ -915,10 +983,9 @@ class StackSTAC(Stage[xr.DataArray]):
         return self._storage_obj
 
     def __iter__(self) -> Iterator[xr.DataArray]:
-        pystac = require("pystac", feature="stack_stac")
         pending: list[Any] = []
         for element in self.source:
-            if isinstance(element, pystac.Item) or (isinstance(element, Mapping) and "assets" in element):
+            if _is_pystac_item(element) or (isinstance(element, Mapping) and "assets" in element):
                 pending.append(element)  # one item (a pystac.Item or an item dict, e.g. from ndjson)
                 continue
             if pending:
