@@ -406,6 +406,11 @@ def _open_stack(path: Path) -> Any:
     return tp.stac.stack_items([json.loads((path / "item.json").read_text())])
 
 
+def _open_stack_time0(path: Path) -> Any:
+    """The cube's one time slot (``isel(time=0)``): a selection, read from the cube's array as the cube is."""
+    return _open_stack(path).isel(time=0)
+
+
 def _odc_xbatcher(path: Path, size: int, limit: float) -> tuple[int, float]:
     """odc-stac loads the item lazily (dask, 1024² chunks); xbatcher cuts patches from it."""
     import odc.stac
@@ -568,6 +573,7 @@ CONTENDERS: dict[str, Contender] = {
     "stac floor": ("stac", _stac_floor),
     "stack_stac chip": ("stac", functools.partial(_chip, opener=_open_stack)),
     "stack_stac chip, 2nd pass": ("stac", functools.partial(_chip_second_pass, opener=_open_stack)),
+    "stack_stac isel(time=0) chip": ("stac", functools.partial(_chip, opener=_open_stack_time0)),
     "odc-stac+xbatcher": ("stac", _odc_xbatcher),
     "scenes floor": ("scenes", _scenes_floor),
     "scenes chip": ("scenes", functools.partial(_scenes_chip, opener=_open_tp)),

@@ -101,12 +101,21 @@ def test_no_scheduler_call_per_block(cube: xr.DataArray, monkeypatch: pytest.Mon
 
 
 def test_a_graph_that_computes_is_still_dasks(cube: xr.DataArray) -> None:
-    # arithmetic, a fancy index, a cast, and an integer index (it drops an axis: not a box of the array)
-    for obj in (cube + 1, cube.isel(band=[1, 0]), cube.astype("float32"), cube.isel(time=0)):
+    # arithmetic, a cast, a where, a merging rechunk, a list of columns across chunks (concatenated);
+    # pure selections (integer and list indexes) are SourceBlocks': tests/chip/test_dask_source_selections.py
+    views = (
+        cube + 1,
+        cube.astype("float32"),
+        cube.where(cube > 3),
+        cube.chunk({"x": 128}),
+        cube.isel(x=[*range(60), *range(70, 130)]),
+    )
+    for obj in views:
         reader = dask_blocks(obj.variable)
         assert type(reader) is DaskBlocks
         got = _by_place(_chips(obj))
         want = _by_place(_chips(obj.copy(data=obj.values)))
+        assert len(got) == len(want) > 0
         for a, b in zip(got, want, strict=True):
             xr.testing.assert_identical(a, b)
 

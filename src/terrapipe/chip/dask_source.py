@@ -56,17 +56,26 @@ from __future__ import annotations
 
 import operator
 import sys
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from itertools import product
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from terrapipe._compat import dask_meta, dask_task_spec, xarray_indexing
+from terrapipe._compat import dask_meta, dask_take_getitem, dask_task_spec, xarray_indexing
 from terrapipe.core.errors import ReadError, TerrapipeError
 
-__all__ = ["DaskBlocks", "SourceBlocks", "dask_blocks", "plain_source", "task_spec"]
+__all__ = [
+    "DaskBlocks",
+    "Pick",
+    "SourceBlocks",
+    "dask_blocks",
+    "native_picks",
+    "plain_source",
+    "read_pick",
+    "task_spec",
+]
 
 _MIN_DASK = (2025, 1)
 
@@ -451,28 +460,35 @@ class DaskBlocks:
 
 
 class SourceBlocks(DaskBlocks):
-    """Read the dask chunks of a plain read of a ``stack_stac`` cube from its array, as dask's getter does.
+    """Read the dask chunks of a pure selection of a native ``stack_stac`` cube from its array, as dask would.
 
     A native ``stack_stac`` cube (:class:`terrapipe.stac.native_read.NativeArray`
     under ``dask.array.from_array``, no lock) is a plain read that
     :func:`plain_source` cannot turn into a lazily indexed variable. Its
-    chunks are what the getter tasks return, ``array[box]`` for each chunk's
-    box (at the graph's offset into the array): read here without building,
-    optimising and scheduling a graph per block (0.2-0.5 ms a block, and
-    ~4 ms per element to optimise the graph). The chunk boxes, checks and
-    copies are :class:`DaskBlocks`'s, so the values are the same.
+    chunks, and those of any selection of it (``isel``/``sel`` by integers,
+    slices with any step, lists of bands or times: dask's ``getitem`` and
+    ``take`` tasks over the getter's chunks, found by :func:`native_picks`),
+    are ``array[pick]`` for each chunk's pick of the array's indices: read
+    here without building, optimising and scheduling a graph per block
+    (0.2-0.5 ms a block, and ~4 ms per element to optimise the graph). The
+    chunk boxes, checks and copies are :class:`DaskBlocks`'s, so the values
+    are the same.
 
     Parameters
     ----------
     variable
         The dask-backed variable.
-    array, offset
-        The array every chunk reads and where the variable starts in it.
+    array, picks
+        The array every chunk reads, and each chunk's pick of it (chunk
+        coordinates -> per axis of ``array``: an ``int`` (the axis dropped),
+        a ``range``, or a tuple of indices).
     source
         What errors name.
     """
 
-    def __init__(self, variable: xr.Variable, array: Any, offset: Sequence[int], source: str = "") -> None:
+    def __init__(
+        self, variable: xr.Variable, array: Any, picks: Mapping[tuple[int, ...], Pick], source: str = ""
+    ) -> None:
         dask_array = variable.data
         self.name = dask_array.name
         self.graph = {}
@@ -483,33 +499,262 @@ class SourceBlocks(DaskBlocks):
         self.source = source
         self.chunks_read = 0
         self.array = array
-        self.offset = tuple(int(o) for o in offset)
+        self.picks = picks
 
     def _values(self, coords: Sequence[tuple[int, ...]], keys: Sequence[Hashable]) -> Sequence[Any]:
-        out = []
-        for c in coords:
-            box = tuple(
-                slice(o + int(s[i]), o + int(s[i]) + lengths[i])
-                for o, s, i, lengths in zip(self.offset, self.starts, c, self.chunks, strict=True)
-            )
-            out.append(self.array[box])
-        return out
+        return [read_pick(self.array, self.picks[c], _LISTED_AXES) for c in coords]
+
+
+#: One chunk's indices into the array it reads, per axis of that array: an ``int`` (the axis is dropped), a
+#: ``range`` (a slice, any step) or a tuple of ints (a list of indices, in order).
+Pick = tuple[int | range | tuple[int, ...], ...]
+
+#: Axes of a native cube (``time``, ``band``) whose lists of indices it reads itself; a list along ``y``
+#: or ``x`` is read as the rows or columns it spans, then taken.
+_LISTED_AXES = 2
+
+
+def read_pick(array: Any, pick: Pick, listed: int = 0) -> np.ndarray:
+    """Return ``array[pick]``: ints drop axes, ranges and index tuples keep them (each axis on its own), in order.
+
+    ``listed``: along the first ``listed`` axes the array takes a list of
+    indices and reads them on their own (a native cube's times and bands:
+    :data:`_LISTED_AXES`); along the others, the indices' span is read,
+    then taken.
+
+    Examples
+    --------
+    >>> read_pick(np.arange(24).reshape(2, 3, 4), (1, (2, 0), range(3, -1, -2))).tolist()
+    [[23, 21], [15, 13]]
+    """
+    key: list[Any] = []
+    after: list[Any] = []
+    for axis, part in enumerate(pick):
+        if isinstance(part, int):
+            key.append(part)
+        elif isinstance(part, range):
+            if part.step > 0 or not part:
+                key.append(slice(part.start, part.start if not part else part.stop, part.step))
+                after.append(slice(None))
+            else:  # read forward, then reverse
+                forward = part[::-1]
+                key.append(slice(forward.start, forward.stop, forward.step))
+                after.append(slice(None, None, -1))
+        elif axis < listed:
+            key.append(list(part))
+            after.append(slice(None))
+        else:
+            low = min(part, default=0)
+            key.append(slice(low, max(part, default=-1) + 1))
+            after.append(np.asarray(part, dtype=np.intp) - low)
+    values = np.asarray(array[tuple(key)])
+    for axis, step in enumerate(after):
+        if isinstance(step, np.ndarray):
+            values = np.take(values, step, axis=axis)
+        elif step.step == -1:
+            values = values[(slice(None),) * axis + (step,)]
+    return np.ascontiguousarray(values) if any(s < 0 for s in values.strides) else values
 
 
 def _native_blocks(variable: xr.Variable, source: str) -> SourceBlocks | None:
-    """Return a :class:`SourceBlocks` reader when ``variable`` is a plain read of a native ``stack_stac`` cube."""
+    """Return a :class:`SourceBlocks` reader when ``variable`` is a pure selection of a native ``stack_stac`` cube."""
     native = getattr(
         sys.modules.get("terrapipe.stac.native_read"), "NativeArray", None
     )  # loaded if one exists
     if native is None:
         return None
     try:
-        found = _plain_read(variable)
+        found = native_picks(variable, native)
     except Exception:  # any surprise in dask's internals: not a plain read
         return None
-    if found is None or type(found[0]) is not native or np.dtype(found[0].dtype) != np.dtype(variable.dtype):
+    if found is None or np.dtype(found[0].dtype) != np.dtype(variable.dtype):
         return None
     return SourceBlocks(variable, found[0], found[1], source)
+
+
+def native_picks(variable: xr.Variable, kind: type) -> tuple[Any, Mapping[tuple[int, ...], Pick]] | None:
+    """Return ``(array, picks)`` when every chunk of a dask-backed variable is a selection of one ``kind`` array.
+
+    The graph is followed from each output chunk down to ``from_array``'s
+    getter over the array (read as a layer, never materialised), through
+    what only selects: ``Alias``, dask's ``getitem`` (ints, slices with any
+    step: ``isel``, splitting ``rechunk``) and ``take`` (one list of indices
+    on one axis: ``sel(band=[...])``). Each chunk's pick must have the shape
+    the array declares for that chunk. Any other task (arithmetic, ``where``,
+    ``astype``, a merging ``rechunk``, a concatenation, a lock on the getter,
+    ``None`` or boolean indices) means ``None``: dask computes it.
+    """
+    spec = task_spec()
+    array = variable.data
+    if spec is None or not hasattr(array, "__dask_graph__") or type(dask_meta(array)) is not np.ndarray:
+        return None
+    chunks = tuple(tuple(int(c) for c in lengths) for lengths in array.chunks)
+    graph = array.__dask_graph__()
+    readers = {k: v for k, v in _reader_layers(spec, graph).items() if type(v[0]) is kind}
+    if not readers:
+        return None
+    whole = readers.get(array.name)
+    if whole is not None and _reads_its_own_chunks(whole[1], chunks):
+        return whole[0], _ChunkBoxes(chunks)  # ``from_array``'s own layer: chunk i is the box of chunk i
+    memo: dict[Hashable, Any] = {}
+    source: Any = None
+    picks: dict[tuple[int, ...], Pick] = {}
+    for index in product(*(range(len(lengths)) for lengths in chunks)):
+        found = _pick_of(spec, graph, (array.name, *index), memo, 0, readers, None)
+        if found is None:
+            return None
+        obj, pick = found
+        if source is None:
+            source = obj
+        elif obj is not source:
+            return None
+        kept = tuple(len(part) for part in pick if not isinstance(part, int))
+        if kept != tuple(chunks[k][i] for k, i in enumerate(index)):
+            return None
+        picks[index] = pick
+    return (source, picks) if source is not None else None
+
+
+class _ChunkBoxes(Mapping[tuple[int, ...], Pick]):
+    """The picks of an array's own chunks (chunk ``i``: the ranges of chunk ``i``), made when asked for."""
+
+    def __init__(self, chunks: tuple[tuple[int, ...], ...]) -> None:
+        self.chunks = chunks
+        self.starts = [
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64).tolist() for lengths in chunks
+        ]
+
+    def __getitem__(self, index: tuple[int, ...]) -> Pick:
+        return tuple(range(s[i], s[i + 1]) for s, i in zip(self.starts, index, strict=True))
+
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        return iter(product(*(range(len(lengths)) for lengths in self.chunks)))
+
+    def __len__(self) -> int:
+        return int(np.prod([len(lengths) for lengths in self.chunks]))
+
+
+def _pick_of(
+    spec: Any,
+    graph: Any,
+    key: Hashable,
+    memo: dict[Hashable, Any],
+    depth: int,
+    readers: Mapping[Hashable, tuple[Any, Any]],
+    layer: Any,
+) -> tuple[Any, Pick] | None:
+    """Return the array a chunk reads and its pick of it, or ``None`` if the chunk's task computes anything."""
+    if key in memo:
+        return memo[key]  # type: ignore[no-any-return]
+    if depth > 64:
+        return None
+    out: tuple[Any, Pick] | None = None
+    reader = readers.get(key[0]) if isinstance(key, tuple) and key else None
+    if reader is not None:
+        source, dep = reader
+        shape = tuple(int(n) for n in source.shape)
+        out = _pick_after(source, tuple(range(n) for n in shape), dep[key[1:]])  # type: ignore[index]
+    else:
+        here = graph.layers.get(key[0]) if isinstance(key, tuple) and key else None
+        node = _node(graph, key, here if here is not None else layer)
+        if isinstance(node, spec.Alias):
+            out = _pick_of(spec, graph, node.target, memo, depth + 1, readers, here)
+        elif isinstance(node, spec.Task):
+            out = _pick_of_task(spec, graph, node, memo, depth, readers, here)
+    memo[key] = out
+    return out
+
+
+def _node(graph: Any, key: Hashable, layer: Any) -> Any:
+    """Return ``graph[key]``, looked up first in ``layer`` (the layer of the task that refers to it)."""
+    if layer is not None and not isinstance(layer, Mapping):
+        layer = None
+    if layer is not None:
+        try:
+            return layer[key]
+        except (KeyError, TypeError):
+            pass
+    return graph[key]
+
+
+def _pick_of_task(
+    spec: Any,
+    graph: Any,
+    task: Any,
+    memo: dict[Hashable, Any],
+    depth: int,
+    readers: Mapping[Hashable, tuple[Any, Any]],
+    layer: Any,
+) -> tuple[Any, Pick] | None:
+    from dask.array.chunk import getitem as chunk_getitem
+
+    func, args, kwargs = task.func, tuple(task.args), dict(task.kwargs)
+    if kwargs or len(args) != 2 or not isinstance(args[0], spec.TaskRef):
+        return None
+    take = dask_take_getitem()
+    if func not in (operator.getitem, chunk_getitem) and (take is None or func is not take):
+        return None
+    index = _arg_value(spec, graph, args[1], layer)
+    if func is take:
+        if not isinstance(index, tuple) or len(index) != 2:
+            return None
+        index = index[1]
+    inner = _pick_of(spec, graph, args[0].key, memo, depth + 1, readers, layer)
+    if inner is None:
+        return None
+    return _pick_after(inner[0], inner[1], index)
+
+
+def _arg_value(spec: Any, graph: Any, arg: Any, layer: Any) -> Any:
+    """Return a task argument's value: a literal, a ``DataNode``, or a reference to a key holding one (else ``None``)."""
+    if isinstance(arg, spec.TaskRef):
+        arg = _node(graph, arg.key, layer)
+    if isinstance(arg, spec.DataNode):
+        return arg.value
+    if isinstance(arg, spec.GraphNode):
+        return None
+    return arg
+
+
+def _pick_after(source: Any, pick: Pick, index: Any) -> tuple[Any, Pick] | None:
+    """Return ``(source, pick)`` once ``index`` (a basic index, or one list along one axis) selects from ``pick``.
+
+    Examples
+    --------
+    >>> _pick_after("a", (range(4), range(10)), (slice(1, None), 3))
+    ('a', (range(1, 4), 3))
+    >>> _pick_after("a", (range(4), range(10)), (slice(None), np.array([2, 0]))) == ("a", (range(4), (2, 0)))
+    True
+    >>> _pick_after("a", (range(4),), (None, slice(None))) is None  # a new axis: not a selection
+    True
+    """
+    if not isinstance(index, tuple):
+        index = (index,)
+    kept = [k for k, part in enumerate(pick) if not isinstance(part, int)]
+    if len(index) > len(kept):
+        return None
+    out: list[Any] = list(pick)
+    lists = 0
+    for k, part in zip(kept, index + (slice(None),) * (len(kept) - len(index)), strict=True):
+        current = pick[k]
+        assert not isinstance(current, int)
+        if isinstance(part, slice):
+            out[k] = current[part]
+        elif isinstance(part, int | np.integer) and not isinstance(part, bool | np.bool_):
+            out[k] = current[int(part)]
+        elif isinstance(part, np.ndarray | list) and _is_index_list(part):
+            lists += 1
+            out[k] = tuple(current[int(i)] for i in part)
+        else:
+            return None  # None, Ellipsis, booleans, arrays of other shapes: not a plain selection
+    if lists > 1:
+        return None  # several lists index jointly (numpy's broadcasting): not a selection per axis
+    return source, tuple(part if isinstance(part, int | range) else tuple(part) for part in out)
+
+
+def _is_index_list(part: Any) -> bool:
+    values = np.asarray(part)
+    return values.ndim == 1 and values.dtype.kind in "iu"
 
 
 def _cull(graph: Mapping[Hashable, Any], keys: Sequence[Hashable], dependencies: Any) -> dict[Hashable, Any]:
