@@ -10,7 +10,16 @@ per-sample Python work dominates). The contenders take turns in every round,
 in a rotating order; the table shows medians and the median of the per-round
 ratios.
 
-Run: ``python benchmarks/bench_collate.py [--rounds N]``.
+``--loader``: the CPU one epoch costs (this process, every thread: torch's
+intra-op threads spinning count) when the same in-memory Samples are
+iterated plainly, collated by hand per batch, and through
+``tp.loader(workers=0, batch_size=8)``, with the stacks of large CPU tensors
+copied by numpy (``tp.collate`` now) and by ``torch.stack`` (before), and
+with ``torch.stack`` on one intra-op thread per call (``OneThreadCollate``,
+what a loader with workers does); turns rotate, medians and per-round ratios
+to the plain pass.
+
+Run: ``python benchmarks/bench_collate.py [--rounds N] [--loader]``.
 """
 
 from __future__ import annotations
@@ -51,10 +60,93 @@ def _time(fn: Callable[[], Any], reps: int) -> float:
     return (time.perf_counter() - started) / reps
 
 
+_DATA: list[dict[str, Any]] = []
+
+
+def _sample(i: int) -> dict[str, Any]:
+    return _DATA[i]
+
+
+def _epoch_cpu(fn: Callable[[], Any]) -> float:
+    started = time.process_time()  # every thread of the process
+    fn()
+    return time.process_time() - started
+
+
+def loader_cpu(rounds: int, samples: int = 64, batch_size: int = 8) -> None:
+    """Print the CPU per epoch of a plain pass, hand collates and ``tp.loader(workers=0)``."""
+    import sys
+
+    from terrapipe.run.intra_op import OneThreadCollate
+
+    collate_module = sys.modules["terrapipe.tensor.collate"]
+    _DATA[:] = _samples(256, samples, meta=True)
+
+    def pipe() -> Any:  # items are indexes: the loader's copy of the pipe does not copy the samples
+        return tp.from_items(range(samples)).map(_sample)
+
+    def plain() -> None:
+        for _ in pipe():
+            pass
+
+    def by_hand() -> None:
+        batch: list[Any] = []
+        for sample in pipe():
+            batch.append(sample)
+            if len(batch) == batch_size:
+                tp.collate(batch)
+                batch = []
+
+    def with_loader(collate: Any = None) -> Callable[[], None]:
+        def run() -> None:
+            for _ in tp.loader(pipe(), batch_size=batch_size, collate=collate):
+                pass
+
+        return run
+
+    numpy_min = collate_module._NUMPY_STACK_MIN
+
+    def torch_stack(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            collate_module._NUMPY_STACK_MIN = 2**62  # every stack by torch.stack, as before
+            try:
+                fn()
+            finally:
+                collate_module._NUMPY_STACK_MIN = numpy_min
+
+        return run
+
+    contenders = {
+        "plain pass (no collate)": plain,
+        "collate by hand per batch (numpy stacks)": by_hand,
+        "tp.loader workers=0 (numpy stacks)": with_loader(),
+        "collate by hand per batch (torch.stack)": torch_stack(by_hand),
+        "tp.loader workers=0 (torch.stack)": torch_stack(with_loader()),
+        "tp.loader workers=0 (torch.stack, one intra-op thread)": torch_stack(
+            with_loader(OneThreadCollate(tp.collate))
+        ),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders)
+    for name in order:
+        contenders[name]()  # warm-up
+    for r in range(rounds):
+        for name in order[r % len(order) :] + order[: r % len(order)]:
+            cpu[name].append(_epoch_cpu(contenders[name]))
+    print(f"\nCPU per epoch, {samples} Samples of 4x256² float32 + int64 mask, batch_size {batch_size}:")
+    base = cpu["plain pass (no collate)"]
+    for name, values in cpu.items():
+        ratio = statistics.median(v / b for v, b in zip(values, base, strict=True))
+        print(f"{name:<58}{statistics.median(values) * 1e3:>9.1f} ms{ratio:>9.1f}x the plain pass")
+
+
 def main() -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--loader", action="store_true", help="also the CPU per epoch of tp.loader(workers=0)"
+    )
     args = parser.parse_args()
     print(
         f"load average {os.getloadavg()[0]:.1f}, torch {torch.__version__}, {torch.get_num_threads()} threads"
@@ -78,6 +170,9 @@ def main() -> None:
             f"{label:<16}{statistics.median(times['ours']) * 1e6:>11.0f} us"
             f"{statistics.median(times['peer']) * 1e6:>15.0f} us{statistics.median(ratios):>8.2f}"
         )
+    if args.loader:
+        loader_cpu(args.rounds)
+    print(f"load average after: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

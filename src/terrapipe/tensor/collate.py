@@ -119,12 +119,38 @@ def _stack(values: list[Any], path: str) -> torch.Tensor:
         _refuse(values, path)
     allocate = _ALLOCATOR.get()
     try:
-        if allocate is not None and first.device.type == "cpu" and not any(v.requires_grad for v in values):
-            return torch.stack(values, out=allocate((len(values), *first.shape), dtype))
-        return torch.stack(values)
+        cpu = first.device.type == "cpu" and not any(v.requires_grad for v in values)
+        out = allocate((len(values), *first.shape), dtype) if allocate is not None and cpu else None
+        if (
+            cpu
+            and dtype in _NUMPY_STACKS
+            and min(first.numel() * 8, first.numel() * len(values)) >= _NUMPY_STACK_MIN
+            and _plain(values)
+        ):
+            # one copy per value on this thread: torch.stack's intra-op threads spin on busy cores (F, #20)
+            out = torch.empty((len(values), *first.shape), dtype=dtype) if out is None else out
+            np.stack([v.numpy() for v in values], out=out.numpy())
+            return out
+        return torch.stack(values) if out is None else torch.stack(values, out=out)
     except (RuntimeError, TypeError) as err:
         _refuse(values, path)
         raise InvalidArgumentError(f"collate: cannot stack {_where(path)}: {err}") from err
+
+
+#: Elements (of the stack, and 8x those of one value) from which CPU tensors are stacked by numpy
+#: (torch.stack copies a smaller stack on the calling thread: at::internal::GRAIN_SIZE).
+_NUMPY_STACK_MIN = 1 << 15
+_NUMPY_STACKS = frozenset({torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                           torch.float16, torch.float32, torch.float64})  # fmt: skip
+
+
+def _plain(values: list[Any]) -> bool:
+    """Whether every value is a plain contiguous dense tensor of the first one's shape (numpy can stack them)."""
+    shape = values[0].shape
+    return all(
+        type(v) is torch.Tensor and v.layout is torch.strided and v.shape == shape and v.is_contiguous()
+        for v in values
+    )
 
 
 def _refuse(values: list[Any], path: str) -> None:
