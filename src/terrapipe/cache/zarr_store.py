@@ -91,6 +91,7 @@ from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.storage import Storage, split_url
+from terrapipe.io.zarr_object_store import is_azure_sas_url, refuse_http_writes, zarr_object_store
 
 __all__ = ["ZarrStore"]
 
@@ -326,6 +327,14 @@ class ZarrStore:
     # -- zarr plumbing --------------------------------------------------------
     def _store_at(self, key: str | None, *, read_only: bool) -> tuple[Any, str]:
         """Return ``(zarr store, path in it)`` of an entry (``None``: the root)."""
+        if not read_only and self.url is not None:  # http(s) is read only (zarr_object_store)
+            refuse_http_writes(self.url, "write the cache store")
+        if self.url is not None and not self.storage_options and is_azure_sas_url(self.url):
+            if self._remote is None or self._pid != os.getpid():  # a SAS URL: Azure blobs, by the byte layer
+                with self._remote_errors("open"):
+                    self._remote = zarr_object_store(self.url, read_only=False)
+                self._pid = os.getpid()
+            return self._remote, "" if key is None else key
         if self.path is not None:
             storage = require("zarr.storage", feature="ZarrStore")
             root = self.path if key is None else self.path / key

@@ -48,6 +48,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 import warnings
@@ -64,6 +65,7 @@ from terrapipe.dist.layout import StoreHeader
 from terrapipe.dist.partition import NOTE_PREFIX, PartitionResult, Verify, write_partition
 from terrapipe.dist.store import SampleStore
 from terrapipe.io.storage import Storage
+from terrapipe.io.zarr_object_store import refuse_http_writes
 from terrapipe.run.loader_stats import LoaderStats
 from terrapipe.run.progress import ProgressBar
 from terrapipe.run.sharding import can_shard
@@ -388,6 +390,8 @@ def materialize(
     if not (isinstance(progress, bool) or callable(progress)):
         raise InvalidArgumentError(f"materialize progress must be a bool or a function, got {progress!r}")
     _check_client(client)
+    if isinstance(store, str | os.PathLike):  # before any request: HTTP(S) is read only
+        refuse_http_writes(os.fspath(store), "materialize to")
     started = time.perf_counter()
     samples = (
         store

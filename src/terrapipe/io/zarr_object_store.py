@@ -12,9 +12,9 @@ URL                                            store
 ``gs://bucket/cube.zarr``                      ``GCSStore``
 ``https://acct.blob.core.windows.net/c/p?sv=   ``AzureStore`` with the URL's SAS token (a SAS
 ...&sig=...`` (a container or account SAS)     signs a container: every chunk is readable)
-``https://host/cube.zarr``                     ``terrapipe.io.http_store.HTTPStore`` to read
-                                               (urllib3, checked; HTTP cannot list); obstore's
-                                               ``HTTPStore`` to write
+``https://host/cube.zarr``                     ``terrapipe.io.http_store.HTTPStore`` (urllib3,
+                                               checked; HTTP cannot list); read only: a write
+                                               is refused (:func:`refuse_http_writes`)
 =============================================  ===============================================
 
 Each store is :meth:`Storage.store_for <terrapipe.io.storage.Storage.store_for>`'s
@@ -78,7 +78,14 @@ from terrapipe.core.redact import public_url
 from terrapipe.io import object_store
 from terrapipe.io.storage import Storage, cloud_of, split_url
 
-__all__ = ["OBSTORE_SCHEMES", "is_signed_object_url", "served_by_obstore", "zarr_object_store"]
+__all__ = [
+    "OBSTORE_SCHEMES",
+    "is_azure_sas_url",
+    "is_signed_object_url",
+    "refuse_http_writes",
+    "served_by_obstore",
+    "zarr_object_store",
+]
 
 #: URL schemes a Zarr store is read from through obstore (with ``storage=``, also ``http(s)``).
 OBSTORE_SCHEMES = ("s3", "s3a", "az", "azure", "abfs", "abfss", "gs", "gcs")
@@ -100,6 +107,21 @@ def is_signed_object_url(url: str) -> bool:
     query = urllib.parse.urlsplit(url).query
     names = {name.lower() for name, _ in urllib.parse.parse_qsl(query, keep_blank_values=True)}
     return bool(names & set(_OBJECT_SIGNATURES))
+
+
+def _is_http(url: str) -> bool:
+    return "://" in url and url.split("://", 1)[0].lower() in ("http", "https")
+
+
+def is_azure_sas_url(url: str) -> bool:
+    """Whether ``url`` is an ``http(s)://`` Azure blob URL carrying a SAS token (read and written as Azure blobs).
+
+    Examples
+    --------
+    >>> is_azure_sas_url("https://acct.blob.core.windows.net/c/z.zarr?sv=2021&sig=x"), is_azure_sas_url("https://h/z.zarr")
+    (True, False)
+    """
+    return _is_http(url) and _azure_sas(url) is not None
 
 
 def _azure_sas(url: str) -> str | None:
@@ -142,6 +164,47 @@ def _refuse_presigned(url: str) -> None:
         )
 
 
+def refuse_http_writes(url: str, what: str = "write the Zarr store") -> None:
+    """Refuse a write at an ``http(s)://`` URL other than an Azure SAS URL (those are written as Azure blobs).
+
+    Zarr over plain HTTP is read only here. Every HTTP read goes through the
+    byte layer (:class:`~terrapipe.io.http_store.HTTPStore`, urllib3); a
+    write would have gone through another client (obstore's ``HTTPStore``,
+    whose writes are WebDAV: ``PUT``, ``MKCOL``, ``PROPFIND``; or fsspec's
+    HTTP filesystem, which has none), and no server a Zarr store lives on
+    takes them: web servers and CDNs serve files, S3, GCS and Azure take
+    writes through their own signed APIs (the ``s3://``, ``gs://``,
+    ``az://`` URLs with ``storage=``), and a presigned ``PUT`` URL signs one
+    object where a store is many. The range server of the tests answered
+    ``501`` (obstore's listing: a ``ReadError`` saying "cannot list"; fsspec:
+    aiohttp's bare ``ClientResponseError``).
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an ``http(s)://`` URL without an Azure SAS.
+
+    Examples
+    --------
+    >>> refuse_http_writes("s3://b/cube.zarr"), refuse_http_writes("http://127.0.0.1:10000/acct/c/z.zarr?sv=1&sig=x")
+    (None, None)
+    >>> refuse_http_writes("memory://cache"), refuse_http_writes("/tmp/cache")
+    (None, None)
+    >>> refuse_http_writes("https://h/cube.zarr?token=abc")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: cannot write the Zarr store 'https://h/cube.zarr': ...
+    """
+    if not _is_http(url) or _azure_sas(url) is not None:
+        return
+    raise InvalidArgumentError(
+        f"cannot {what} {public_url(url)!r}: an http(s):// URL is read-only (web servers and CDNs take no "
+        "writes, and a presigned URL signs one object where a Zarr store is many); write to a bucket URL "
+        "(s3://, gs://, az://) with storage=tp.Storage(...), to an Azure container SAS URL, or to a local "
+        "folder, and serve that over HTTP to read it"
+    )
+
+
 def _prefixed_store(url: str, storage: Storage, *, read_only: bool) -> tuple[Any, str]:
     """Return the obstore store rooted at the folder of ``url``, and the name errors show."""
     stores = require("obstore.store", extra="cloud", feature="Zarr on object storage")
@@ -153,20 +216,11 @@ def _prefixed_store(url: str, storage: Storage, *, read_only: bool) -> tuple[Any
             path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
         folder = os.path.abspath(os.path.expanduser(path))
         return stores.LocalStore(folder, mkdir=not read_only), shown
-    if cloud == "http":
+    if cloud == "http":  # an Azure SAS URL (any other is read by HTTPStore or refused: zarr_object_store)
         _refuse_presigned(url)
         sas = _azure_sas(url)
-        if sas is not None:
-            return _azure_from_sas_url(url, sas, storage), shown
-        parts = urllib.parse.urlsplit(url)
-        base = storage.store_for(url)
-        folder = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-        return (
-            stores.HTTPStore.from_url(
-                folder, client_options=base.client_options, retry_config=base.retry_config
-            ),
-            shown,
-        )
+        assert sas is not None
+        return _azure_from_sas_url(url, sas, storage), shown
     base = storage.store_for(url)
     _, key, _ = split_url(url)
     options: dict[str, Any] = {
@@ -257,14 +311,17 @@ def zarr_object_store(
     Raises
     ------
     InvalidArgumentError
-        For a presigned URL (it signs one object), or an unreadable URL.
+        For a presigned URL (it signs one object), an unreadable URL, or
+        ``read_only=False`` at an ``http(s)://`` URL (:func:`refuse_http_writes`).
     """
     require("zarr", extra="zarr", feature="Zarr on object storage")
     config = object_store._storage(storage)
     text = os.fspath(url)
     limit = deadline if deadline is not None else config.deadline
     cap = max_bytes if max_bytes is not None else config.max_bytes
-    if read_only and cloud_of(text) == "http" and not _azure_sas(text):
+    if not read_only:
+        refuse_http_writes(text)
+    if cloud_of(text) == "http" and not _azure_sas(text):
         from terrapipe.io.http_store import HTTPStore  # HTTP(S) reads: the byte layer's one transport
 
         _refuse_presigned(text)
