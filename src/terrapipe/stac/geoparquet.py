@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pathlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -174,7 +175,9 @@ class GeoParquetBackend:
         options: Storage | None = None,
     ) -> None:
         self.storage = storage = renamed_options("GeoParquetBackend", storage, options)
-        self.path = path if is_http(path) or is_object_url(path) else local_path(path)
+        # a local path made absolute: relative asset hrefs joined to it must not be resolved again (by pystac,
+        # against the item's self link) as hrefs relative to the item
+        self.path = path if is_http(path) or is_object_url(path) else os.path.abspath(local_path(path))
         self.where = public_url(self.path)
         self.client = JsonClient(storage, origin=self.path if is_http(self.path) else None)
         self._pager = OffsetPager(self._walk, page_size=page_size, where=self.where)
@@ -288,6 +291,9 @@ def _clean(record: Mapping[str, Any], base: str) -> dict[str, Any]:
             value = value.isoformat().replace("+00:00", "Z")
         properties[key] = value
     item["properties"] = properties
+    # A local file's joined href is an absolute path; next to a self link on a server or in a bucket pystac
+    # would read that path as one on the link's host (https://host/data/B04.tif): give it as a file:// URI.
+    as_uri = not (is_http(base) or is_object_url(base)) and _remote_self_link(item)
     assets = {}
     for key, asset in (item.get("assets") or {}).items():
         if asset is None:
@@ -298,7 +304,18 @@ def _clean(record: Mapping[str, Any], base: str) -> dict[str, Any]:
             and not is_absolute(asset["href"])
         ):
             href = asset["href"]
-            asset = {**asset, "href": join_url(base, href) if is_object_url(base) else join_href(base, href)}
+            joined = join_url(base, href) if is_object_url(base) else join_href(base, href)
+            asset = {**asset, "href": pathlib.Path(joined).as_uri() if as_uri else joined}
         assets[key] = asset
     item["assets"] = assets
     return item
+
+
+def _remote_self_link(item: Mapping[str, Any]) -> bool:
+    """Whether the item's self link is a URL other than ``file://`` (a server's or a bucket's)."""
+    links = item.get("links")
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, Mapping) and link.get("rel") == "self" and isinstance(link.get("href"), str):
+            scheme = link["href"].split("://", 1)[0].lower() if "://" in link["href"] else ""
+            return len(scheme) > 1 and scheme != "file"
+    return False

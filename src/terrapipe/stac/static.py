@@ -296,12 +296,17 @@ def _key(href: str) -> str:
 
 
 def _root_document(root: str) -> str:
-    """Return the catalog document of ``root`` (a folder gets its catalog.json or collection.json)."""
+    """Return the catalog document of ``root`` (a folder gets its catalog.json or collection.json).
+
+    A local root is made absolute: the hrefs resolved against it become the items' asset hrefs and self
+    links, and a relative asset href next to an absolute self link would be resolved twice by pystac
+    (``cat/a/B04.tif`` read at ``/work/cat/a/cat/a/B04.tif``).
+    """
     if is_http(root):
         return root
     if is_object_url(root):  # a bucket "folder" means its catalog.json
         return root if root.lower().endswith(".json") else root.rstrip("/") + "/catalog.json"
-    path = local_path(root)
+    path = os.path.abspath(local_path(root))
     if os.path.isdir(path):
         for name in ("catalog.json", "collection.json"):
             candidate = os.path.join(path, name)
