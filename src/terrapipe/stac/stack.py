@@ -58,6 +58,7 @@ with ``.rio`` and ``.odc``), ``attrs["nodata"]`` and
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -131,12 +132,26 @@ def _is_pystac_item(element: Any) -> bool:
     return pystac is not None and isinstance(element, pystac.Item)
 
 
+_ZERO = dt.timedelta(0)
+
+
 def _pystac_items(found: Sequence[Any]) -> list[Any]:
-    """Return the items as ``pystac.Item`` s (odc-stac's input): plain dicts built by pystac now."""
-    return [
-        absolute_item(item, where=f"stack_stac's input (element {i})") if isinstance(item, Mapping) else item
-        for i, item in enumerate(found)
-    ]
+    """Return the items as ``pystac.Item`` s (odc-stac's input): plain dicts built by pystac now.
+
+    An item whose ``datetime`` has an offset other than UTC, or none, is a copy
+    with that datetime in UTC (:func:`_utc`): odc-stac labels and sorts the time
+    axis by the clock time it reads, dropping the offset.
+    """
+    out = []
+    for i, item in enumerate(found):
+        if isinstance(item, Mapping):
+            item = absolute_item(item, where=f"stack_stac's input (element {i})")
+        when = item.datetime
+        if when is not None and when.utcoffset() != _ZERO:  # another offset, or none
+            item = item.clone()
+            item.datetime = _utc(when)
+        out.append(item)
+    return out
 
 
 def _raster_assets(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -802,7 +817,7 @@ def _native_cube(
     for name, coord in coords.items():
         coord = coord.rename({d: renamed.get(str(d), d) for d in coord.dims})
         spatial[renamed.get(str(name), name)] = coord
-    times = [_nominal(found[group[0]]).replace(tzinfo=None) for group in groups]
+    times = [_nominal(found[group[0]]).replace(tzinfo=None) for group in groups]  # UTC (see _nominal)
     spatial["time"] = xr.DataArray(np.asarray(times, dtype="datetime64[ns]"), dims=("time",))
     return xr.DataArray(data, dims=("time", "band", "y", "x"), coords=spatial)
 
@@ -830,7 +845,12 @@ def chunk_shape(
 
 
 def _nominal(item: Any) -> Any:
-    """Return an item's timestamp as odc-stac takes it: ``datetime``, else ``start_datetime``, else ``end_datetime``."""
+    """Return an item's timestamp as odc-stac takes it (``datetime``, else ``start_datetime``, else ``end_datetime``), in UTC.
+
+    An offset (``10:00+02:00``) is converted (``08:00`` UTC), never dropped; a
+    datetime without one (RFC 3339 requires it; pystac parses it naive) is
+    taken as UTC, so that items with and without offsets sort together.
+    """
     if isinstance(item, Mapping):  # a plain record: its datetimes parse (items.plain_record), as pystac's
         properties = item["properties"]
         values = [parse_datetime(properties.get(k)) for k in ("datetime", "start_datetime", "end_datetime")]
@@ -840,10 +860,25 @@ def _nominal(item: Any) -> Any:
         ident = item.id
     for value in values:
         if value is not None:
-            return value
+            return _utc(value)
     raise InvalidArgumentError(
         f"STAC item {ident!r} has no datetime, start_datetime or end_datetime; fix the item"
     )
+
+
+def _utc(value: Any) -> Any:
+    """Return a datetime in UTC (aware): converted from its offset, or taken as UTC without one.
+
+    Examples
+    --------
+    >>> _utc(dt.datetime.fromisoformat("2024-01-01T10:00:00+02:00")).isoformat()
+    '2024-01-01T08:00:00+00:00'
+    >>> _utc(dt.datetime(2024, 1, 1, 9)).isoformat()
+    '2024-01-01T09:00:00+00:00'
+    """
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def _item_id(item: Any) -> Any:
@@ -852,8 +887,6 @@ def _item_id(item: Any) -> Any:
 
 def _group_items(found: Sequence[Any], groupby: str, load_box: Any) -> list[list[int]]:
     """Group items into time slots as odc-stac does: sorted by (group, time, id), the group's first time."""
-    import datetime as dt
-
     times = [_nominal(item) for item in found]
     if groupby == "time":
         keys: list[Any] = times
