@@ -1,10 +1,8 @@
 """The readers' HTTP requests, now a few names over the byte layer (:mod:`terrapipe.io.http_reads`).
 
-:func:`fetch` is :func:`terrapipe.io.http_reads.read`: checked ranges, one
-deadline per request, a body cap, credentials kept at their origin,
-configured by :class:`~terrapipe.io.storage.Storage`. :class:`HTTPOptions`
-is deprecated: it builds the :class:`~terrapipe.io.storage.Storage` with the
-same meaning (``retry_delay`` is ``backoff``, ``max_body`` is ``max_bytes``).
+:func:`fetch` is :func:`terrapipe.io.http_reads.read`. :class:`HTTPOptions` is
+deprecated: it builds the :class:`~terrapipe.io.storage.Storage` of the same
+meaning (``retry_delay`` is ``backoff``, ``max_body`` is ``max_bytes``).
 
 Examples
 --------
@@ -53,13 +51,7 @@ class _StorageAlias(type):
 
 
 class _HTTPOptions(metaclass=_StorageAlias):
-    """Deprecated: build a :class:`~terrapipe.io.storage.Storage` (``tp.Storage``) instead.
-
-    ``HTTPOptions(timeout, retries, retry_delay, headers, deadline, max_body)``
-    returns ``Storage(timeout=..., retries=..., backoff=retry_delay,
-    headers=..., deadline=..., max_bytes=max_body)``; every object that is a
-    ``Storage`` counts as an ``HTTPOptions``.
-    """
+    """Deprecated: build a ``tp.Storage`` instead (this returns one; every ``Storage`` is an ``HTTPOptions``)."""
 
     def __new__(  # type: ignore[misc]
         cls,

@@ -1,13 +1,9 @@
 """A read-only, seekable file over HTTP(S): :class:`~terrapipe.io.object_file.ObjectFile` opened by its first byte.
 
-:class:`HTTPFile` lets libraries that take a Python file object (scipy's and
-h5netcdf's netCDF readers, pyarrow's Parquet reader, the FlatGeobuf checks)
-read a remote file lazily, each read one checked ranged GET
-(:func:`terrapipe.io.http_reads.read`). The size comes from the first GET (of
-the first byte), never a HEAD (a URL presigned for GET refuses it); every read
-returns exactly the bytes at the position, from a file of that size, or
-raises :class:`~terrapipe.core.errors.ReadError`. Wrap it in
-``io.BufferedReader`` (:func:`open_http`) to merge small reads.
+For libraries that take a Python file object (netCDF, Parquet, FlatGeobuf
+readers): each read is one checked ranged GET, the size comes from the first
+GET (never a HEAD, which a URL presigned for GET refuses). :func:`open_http`
+wraps it in ``io.BufferedReader`` to merge small reads.
 
 Examples
 --------
@@ -31,19 +27,9 @@ __all__ = ["HTTPFile", "open_http"]
 class HTTPFile(ObjectFile):
     """Read-only raw file over an ``http(s)://`` URL whose reads are checked range requests.
 
-    Parameters
-    ----------
-    url
-        The file's ``http(s)://`` URL (a presigned or SAS query is sent, never shown).
-    options
-        A :class:`~terrapipe.io.storage.Storage` (time-out, deadline per read,
-        retries, headers sent to the URL's origin only); default ``Storage.from_env()``.
-
-    Raises
-    ------
-    ReadError
-        When the URL does not exist (404), the server fails, or an answer is
-        not the bytes asked for.
+    ``options``: a :class:`~terrapipe.io.storage.Storage` (default
+    ``Storage.from_env()``). A 404, a failing server or an answer that is not
+    the bytes asked for is a :class:`~terrapipe.core.errors.ReadError`.
     """
 
     def __init__(self, url: str, options: Storage | None = None) -> None:

@@ -881,27 +881,14 @@ def read(
 ) -> Reply:
     """Read ``url`` (all of it, or ``byte_range``), checked; return the reply (200, 206 or 404).
 
-    Parameters
-    ----------
-    url
-        An ``http(s)://`` URL (a presigned or SAS query is sent, never shown).
-    storage
-        Time-out, deadline, cap, retries and headers (default ``Storage.from_env()``).
-    method
-        ``"GET"`` or ``"HEAD"``.
-    byte_range
-        The bytes to read; the body returned is exactly those.
-    expected_total
-        The file's size as known from an earlier request: an answer for a
-        file of another size is refused.
-    deadline, max_body
-        Override ``storage``'s deadline and body cap for this read.
-
-    Raises
-    ------
-    ReadError
-        An error status other than 404 (after retries for 429/5xx), an answer
-        that is not the bytes asked for, a body over the cap, the deadline.
+    ``url``: ``http(s)://`` (a presigned or SAS query is sent, never shown);
+    ``storage``: time-out, deadline, cap, retries and headers (default
+    ``Storage.from_env()``); ``method``: ``"GET"`` or ``"HEAD"``; the body is
+    exactly ``byte_range``; ``expected_total``: the file's size from an
+    earlier request (an answer for another size is refused); ``deadline`` and
+    ``max_body`` override ``storage``'s. A :class:`ReadError` is an error
+    status other than 404 (after retries for 429/5xx), an answer that is not
+    the bytes asked for, a body over the cap, or the deadline.
     """
     config, limit, cap = _prepare(url, storage, deadline, max_body)
     return _read(url, config, method, byte_range, expected_total, limit, cap, time.monotonic() + limit)

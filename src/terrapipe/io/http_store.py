@@ -1,17 +1,12 @@
 """A read-only Zarr store over HTTP(S), on the byte layer's checked reads.
 
-``read_zarr("https://host/cube.zarr")`` reads through :class:`HTTPStore`:
-one GET per metadata document or chunk (a range for partial reads) through
-:func:`terrapipe.io.http_reads.read_async` (urllib3, checked; see there for
-the deadline, cap, retries and where credentials go). A missing key
-(HTTP 404) is ``None``, as Zarr expects; a key whose total size changes
-between its ranged reads is a :class:`~terrapipe.core.errors.ReadError`.
-
-zarr's own ``ObjectStore`` over obstore is not used: it checks no body
-against its range, no size between reads, and sends headers where a
-redirect leads. HTTP cannot list a directory: a group must carry
-consolidated metadata, which :func:`~terrapipe.io.zarr_reader.open_zarr`
-asks for over HTTP. This module imports ``zarr``.
+``read_zarr("https://host/cube.zarr")`` reads through :class:`HTTPStore`: one
+GET per metadata document or chunk (a range for partial reads) through
+:func:`terrapipe.io.http_reads.read_async`. A missing key (HTTP 404) is
+``None``, as Zarr expects; a key whose size changes between its ranged reads
+is a :class:`~terrapipe.core.errors.ReadError`. zarr's ``ObjectStore`` over
+obstore is not used: it checks no body against its range and sends headers
+where a redirect leads. HTTP cannot list: a group needs consolidated metadata.
 """
 
 from __future__ import annotations
@@ -36,9 +31,7 @@ async def get_pairs(
 ) -> list[Buffer | None]:
     """Get several (key, range) pairs of ``store`` concurrently; when one fails, cancel the others.
 
-    ``asyncio.gather`` alone leaves the other gets running after the first
-    failure reached the caller: they go on reading (and decoding) for nothing,
-    on an event loop the caller no longer waits on.
+    (``asyncio.gather`` alone leaves them reading on for nothing.)
     """
     import asyncio
 
@@ -201,25 +194,14 @@ class HTTPStore(Store):
         """Refuse: the store is read-only."""
         self._check_writable()
 
-    async def list(self) -> AsyncIterator[str]:
+    async def list_prefix(self, prefix: str = "") -> AsyncIterator[str]:
         """Refuse: HTTP cannot list (use consolidated metadata)."""
-        raise self._no_listing()
-        yield ""  # pragma: no cover
-
-    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        """Refuse: HTTP cannot list (use consolidated metadata)."""
-        raise self._no_listing()
-        yield ""  # pragma: no cover
-
-    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        """Refuse: HTTP cannot list (use consolidated metadata)."""
-        raise self._no_listing()
-        yield ""  # pragma: no cover
-
-    def _no_listing(self) -> NotImplementedError:
-        return NotImplementedError(
+        raise NotImplementedError(
             f"cannot list {public_url(self.url)!r}: HTTP has no directory listing; open it with consolidated metadata"
         )
+        yield ""  # pragma: no cover
+
+    list = list_dir = list_prefix  # type: ignore[assignment]
 
     def __getstate__(self) -> dict[str, Any]:
         return dict(self.__dict__)

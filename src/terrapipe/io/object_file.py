@@ -2,17 +2,12 @@
 
 Readers that take a file object (pyarrow's Parquet reader, scipy's and
 h5netcdf's netCDF readers, the FlatGeobuf checks) read ``s3://``, ``gs://``,
-``az://``/``abfs://`` and ``http(s)://`` URLs (presigned and SAS included)
-through it: each ``read`` is one ranged GET. A URL may be signed for GET only
-(a HEAD is refused with 403), and some servers answer no HEAD (the GCS
-emulator), so the size comes from a first ranged GET: of the last
-``tail_bytes`` (``Range: bytes=-N``; those bytes, a Parquet footer, are
-kept), or with ``tail_bytes=0`` of the first byte (:class:`HTTPFile
-<terrapipe.io.http_file.HTTPFile>`); its answer states the total. HTTP(S)
-reads go through the checked reads of :mod:`terrapipe.io.http_reads` (a read
-of an object whose size changed since the open is refused). Azure Blob takes
-no suffix range: there the size comes from one HEAD
-(:func:`~terrapipe.io.object_store.size`).
+``az://``/``abfs://`` and ``http(s)://`` URLs through it, each ``read`` one
+ranged GET. The size comes from a first ranged GET, never a HEAD (a URL
+signed for GET refuses it; the GCS emulator answers none): of the last
+``tail_bytes`` (kept: a Parquet footer), or of the first byte; Azure Blob,
+which takes no suffix range, gets one HEAD. HTTP(S) reads are checked by
+:mod:`terrapipe.io.http_reads`, a size changed since the open included.
 
 Examples
 --------
@@ -118,12 +113,7 @@ class ObjectFile(io.RawIOBase):
                 result = await obs.get_async(store, key, options=options)
                 return int(result.meta["size"]), int(result.range[0]), bytes(await result.bytes_async())
 
-            def read_now() -> tuple[int, int, bytes]:
-                result = obs.get(store, key, options=options)
-                return int(result.meta["size"]), int(result.range[0]), bytes(result.bytes())
-
-            limit = config.deadline
-            return read_now() if limit is None else obstore_runtime.run_on_thread_loop(read(), limit)
+            return obstore_runtime.run_on_thread_loop(read(), config.deadline)
 
         try:
             try:

@@ -265,32 +265,14 @@ def get(
     deadline: float | None = None,
     max_bytes: int | None = None,
 ) -> bytes:
-    """Return the bytes of ``url`` (all of them, or ``range=(start, end)``, end exclusive).
+    """Return the bytes of ``url`` (all of them, or ``range=(start, end)``, end exclusive): exactly those.
 
-    Parameters
-    ----------
-    url
-        Object URL, HTTP(S) URL (presigned and SAS URLs included) or local path.
-    storage
-        Configuration (default ``Storage.from_env()``).
-    range
-        ``(start, end)`` byte offsets, end exclusive.
-    deadline
-        Seconds the whole read may take (default ``storage.deadline``).
-    max_bytes
-        Refuse an object larger than this (default ``storage.max_bytes``), checked
-        before the body is read.
-
-    Returns
-    -------
-    bytes
-        Exactly the bytes asked for.
-
-    Raises
-    ------
-    ReadError
-        No such object, access denied, a time-out, a short or wrong-sized answer,
-        or an object over ``max_bytes``.
+    ``url``: an object URL, an HTTP(S) URL (presigned and SAS included) or a
+    local path; ``storage``: the configuration (default ``Storage.from_env()``);
+    ``deadline``: seconds the whole read may take (default ``storage.deadline``);
+    ``max_bytes``: refuse a larger object, before its body is read (default
+    ``storage.max_bytes``). No such object, access denied, a time-out, a short
+    or wrong-sized answer or an object over ``max_bytes`` is a :class:`ReadError`.
     """
     config = storage_or_env(storage)
     cap = max_bytes if max_bytes is not None else config.max_bytes
@@ -437,21 +419,10 @@ def size(url: str, storage: Storage | None = None) -> int:
 
 
 def list_objects(prefix: str, storage: Storage | None = None, *, max_items: int = 100_000) -> list[str]:
-    """Return the URLs of the objects under ``prefix`` (a "folder" URL or key prefix), sorted.
+    """Return the URLs of the objects under ``prefix`` (``s3://bucket/prefix/``, ``gs://``, a folder...), sorted.
 
-    Parameters
-    ----------
-    prefix
-        ``s3://bucket/some/prefix/`` (or ``az://``, ``gs://``, a local folder).
-    storage
-        Configuration (default ``Storage.from_env()``).
-    max_items
-        Stop with an error past this many objects (a listing is never silently cut).
-
-    Raises
-    ------
-    ReadError
-        Access denied, no such bucket, a time-out, more than ``max_items`` objects.
+    More than ``max_items`` objects is a :class:`ReadError` (a listing is never
+    silently cut), as are access denied, no such bucket and a time-out.
     """
     obs = load_obstore()
     config = storage_or_env(storage)
