@@ -51,7 +51,10 @@ whole pipes and checkpoints at the level of the pipe's stateful stages:
    with ``torch.set_num_threads(1)`` and the caller's count is restored
    after it (:mod:`~terrapipe.run.intra_op`), as in torch's ``DataLoader``
    workers: ``torch.stack``'s threads otherwise spin against the workers on
-   busy cores. Without workers the collate runs as the caller set torch.
+   busy cores. Without workers the collate runs as the caller set torch;
+   the default collate (:func:`~terrapipe.tensor.collate.collate`) copies
+   large CPU stacks with numpy on the calling thread, so it does not wake
+   the intra-op pool either way.
 
 Epochs: each ``iter()`` runs the next epoch (0, 1, 2, ...) unless
 :meth:`PipeLoader.set_epoch` chose one; the epoch is set on every stage
