@@ -8,7 +8,6 @@ grid, so the result can be added to, compared with or merged into the chip.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import terrapipe as tp
 import terrapipe.fuse
@@ -29,11 +28,6 @@ def test_align_to_stage_on_a_lonlat_chip_gives_the_chip_s_pixels() -> None:
     np.testing.assert_array_equal(out["world"].values, chip.isel(band=0).values)  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H: align_array names a lon/lat grid's axes latitude/longitude (odc-geo's names) though the chip's "
-    "are y/x and its doc says (band, y, x): chip + aligned broadcasts silently to 5-D (1, 16, 32, 16, 32)",
-)
 def test_align_array_on_a_lonlat_chip_has_the_chip_s_dims() -> None:
     chip = _chip()
     aligned = align_array(WORLD, chip, resampling="nearest")

@@ -382,7 +382,10 @@ def align_array(
     Returns
     -------
     xarray.DataArray
-        ``(band, y, x)`` on the chip's grid, with its CRS and ``_FillValue``.
+        ``(band, y, x)`` on the chip's grid, with its CRS and ``_FillValue``: the
+        chip's own spatial dimensions and coordinates (a lon/lat chip's ``y``/``x``
+        too); for a ``GeoBox``, odc-geo's (``latitude``/``longitude`` when
+        geographic).
 
     Raises
     ------
@@ -409,7 +412,15 @@ def align_array(
         if ref.ndim == 3 and ref.dims[0] in ref.coords
         else np.arange(1, len(values) + 1)
     )
-    da = xr.DataArray(values, dims=("band", *_spatial_names(grid)), coords=coords)
+    names: tuple[Hashable, Hashable] = _spatial_names(grid)
+    if not isinstance(like, GeoBox):  # the chip's own axes and coordinates, so that it aligns with them
+        odc_names = names
+        names = spatial_dims(like)
+        for odc_name, name in zip(odc_names, names, strict=True):
+            coords[name] = like.coords[name] if name in like.coords else coords[odc_name]
+            if odc_name != name:
+                del coords[odc_name]
+    da = xr.DataArray(values, dims=("band", *names), coords=coords)
     da.attrs["_FillValue"] = fill
     return da
 
