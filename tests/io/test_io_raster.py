@@ -227,6 +227,32 @@ def test_lock_true_serialises_and_reads_right(cog_factory):
     np.testing.assert_array_equal(da[:, 10:20, 30:40].values, data[:, 10:20, 30:40])
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        (slice(None), slice(10, 20), slice(30, 40)),
+        (slice(None), slice(0, 1), slice(0, 1)),
+        (slice(None), slice(None), slice(None)),
+        (slice(None), slice(-7, None), slice(250, 1000)),
+        (slice(None), slice(5, 300, 1), slice(-20, -3)),
+        (slice(1, 3), slice(10, 20), slice(30, 40)),
+        (slice(None), slice(10, 20, 2), slice(30, 40)),
+        (0, slice(10, 20), 7),
+    ],
+)
+def test_every_read_path_gives_the_same_window(cog_factory, key):
+    # a plain local read (every band, step-1 rows/columns) takes the short path; a lock, a mask or
+    # another key the general one: the same values, dtype and shape as numpy's indexing
+    path, data = cog_factory(count=3)
+    for da in (open_raster(path), open_raster(path, lock=True)):
+        got = da[key].values
+        assert got.dtype == data.dtype
+        assert got.shape == data[key].shape
+        np.testing.assert_array_equal(got, data[key])
+    masked = open_raster(path, masked=True)[key].values
+    np.testing.assert_array_equal(masked, np.where(data[key] == 0, np.nan, data[key]))
+
+
 def test_pickle_carries_no_handle_and_reopens(cog_factory):
     path, data = cog_factory()
     da = open_raster(path)

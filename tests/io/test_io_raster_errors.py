@@ -8,6 +8,7 @@ import rasterio
 
 import terrapipe as tp
 from terrapipe.io import open_raster
+from terrapipe.io.raster_array import close_thread_handles, open_handle_count
 
 
 def _truncate(path, keep=0.6):
@@ -33,11 +34,16 @@ def test_truncated_cog_fails_at_open(cog_factory):
 def test_truncated_cog_without_verify_fails_at_read(cog_factory):
     path, _ = cog_factory(compress="none")
     _truncate(path)
+    close_thread_handles()  # other tests' handles
     da = open_raster(path, verify=False)
     with pytest.raises(
         tp.ReadError, match=r"cannot read rows 384:512, columns 512:640 of bands \[1, 2, 3\] of '.*scene"
     ):
         da[:, 384:512, 512:640].values  # noqa: B018
+    assert open_handle_count() == 0  # the failed handle is closed: the next read opens the file again
+    with pytest.raises(tp.ReadError, match=r"cannot read rows 384:512") as info:
+        da[:, 384:512, 512:640].values  # noqa: B018
+    assert isinstance(info.value.__cause__, rasterio.errors.RasterioError)
 
 
 def test_corrupt_file(http_root, unique_name):

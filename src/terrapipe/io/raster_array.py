@@ -98,6 +98,19 @@ _PROCESS_LOCK = threading.Lock()
 #: The key of an axis taken whole.
 _ALL = slice(None)
 
+#: xarray's basic and outer indexer classes (looked up at the first read).
+_WINDOW_KEYS: tuple[type[Any], ...] = ()
+
+
+def _window_keys() -> tuple[type[Any], ...]:
+    """Return xarray's ``(BasicIndexer, OuterIndexer)``, the keys :meth:`RasterArray._plain_window` reads straight."""
+    global _WINDOW_KEYS
+    if not _WINDOW_KEYS:
+        indexing = xarray_indexing()
+        _WINDOW_KEYS = (indexing.BasicIndexer, indexing.OuterIndexer)
+    return _WINDOW_KEYS
+
+
 #: How many times each remote file (by its GDAL name) was forgotten with :func:`forget_remote`;
 #: a handle opened under an older count is stale. One entry per URL that changed or failed.
 _GENERATIONS: dict[str, int] = {}
@@ -472,6 +485,9 @@ class RasterArray(BackendArray):
         self.masked = masked
         self.lock = lock
         self._local = not is_remote(source.path)
+        self._band_list = list(bands)
+        # a local file read without a storage, a lock or a mask: one try, no GDAL environment (_read_plain)
+        self._plain = self._local and source.storage is None and lock in (None, False) and not masked
 
     def _lock(self) -> AbstractContextManager[Any]:
         if self.lock is None or self.lock is False:
@@ -483,7 +499,9 @@ class RasterArray(BackendArray):
     def __getitem__(self, key: Any) -> Any:
         window = self._plain_window(key)
         if window is not None:  # the common case: a window of whole bands, read straight
-            return self._read_window(list(self.bands), window)
+            if self._plain:
+                return self._read_plain(window)
+            return self._read_window(self._band_list, window)
         empty = self._empty_window(key)
         if empty is not None:  # xarray's slice decomposition fails on an empty reversed slice (IndexError)
             return empty
@@ -508,22 +526,39 @@ class RasterArray(BackendArray):
 
     def _plain_window(self, key: Any) -> Window | None:
         """Return the window ``key`` (xarray's indexer) asks for if it takes every band and step-1 rows/columns, else None."""
-        indexing = xarray_indexing()
-        if not isinstance(key, indexing.BasicIndexer | indexing.OuterIndexer):
+        if not isinstance(key, _window_keys()):
             return None
         parts = key.tuple
-        if len(parts) != 3 or type(parts[0]) is not slice or parts[0] != _ALL:
+        if len(parts) != 3:
             return None
-        bounds = []
-        for part, size in zip(parts[1:], self.shape[1:], strict=True):
-            if type(part) is not slice or part.step not in (None, 1):
-                return None
-            start, stop, _ = part.indices(size)
-            if stop <= start:
-                return None
-            bounds.append((start, stop))
-        (y0, y1), (x0, x1) = bounds
+        bands, rows, columns = parts
+        if type(bands) is not slice or bands != _ALL or type(rows) is not slice or type(columns) is not slice:
+            return None
+        if rows.step not in (None, 1) or columns.step not in (None, 1):
+            return None
+        _, height, width = self.shape
+        y0, y1, _ = rows.indices(height)
+        x0, x1, _ = columns.indices(width)
+        if y1 <= y0 or x1 <= x0:
+            return None
         return Window(x0, y0, x1 - x0, y1 - y0)  # type: ignore[no-untyped-call]
+
+    def _read_plain(self, window: Window) -> NDArray[Any]:
+        """:meth:`_read_window` of every band of a local file without storage, lock or mask: one try, inline."""
+        source = self.source
+        try:
+            return acquire(source).read(self._band_list, window=window)  # type: ignore[no-any-return]
+        except (RasterioError, OSError, UnicodeError) as err:  # UnicodeError: a damaged CRS or tag text
+            failure = err
+        forget(source)
+        raise self._window_error(self._band_list, window, failure) from failure
+
+    def _window_error(self, bands: list[int], window: Window, reason: BaseException) -> ReadError:
+        action = (
+            f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
+            f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
+        )
+        return read_error(self.source.path, action, reason)
 
     def _read(self, key: tuple[Any, ...]) -> NDArray[Any]:
         band_key, y_key, x_key = key
@@ -550,11 +585,7 @@ class RasterArray(BackendArray):
                 return acquire(self.source).read(bands, window=window, masked=self.masked)
 
         def fail(reason: BaseException) -> ReadError:
-            action = (
-                f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
-                f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
-            )
-            return read_error(self.source.path, action, reason)
+            return self._window_error(bands, window, reason)
 
         data = _attempt_local(self.source, read, fail) if self._local else attempt(self.source, read, fail)
         if self.masked:
