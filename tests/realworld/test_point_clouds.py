@@ -107,3 +107,52 @@ def test_over_http_and_through_the_stage_equal_local(range_server_session: Any) 
         np.testing.assert_array_equal(cloud.xyz, local.xyz)
         for field in local.fields:
             np.testing.assert_array_equal(cloud.fields[field], local.fields[field])
+
+
+#: (file, a second CRS to put the chip in): US-feet and Oregon-LCC clouds onto metre UTM chips.
+RASTERIZED = [
+    (DATA / "test1_4.las", "EPSG:32613"),
+    (DATA / "autzen_geo_proj.las", "EPSG:32610"),
+    (Path(__file__).parents[1] / "conformance/files/data/laspy/simple.copc.laz", "EPSG:32610"),
+]
+
+
+@pytest.mark.parametrize(("path", "other"), RASTERIZED, ids=[p.name for p, _ in RASTERIZED])
+@pytest.mark.parametrize("in_other_crs", [False, True])
+def test_rasterize_points_counts_and_heights_equal_a_numpy_reference(
+    path: Path, other: str, in_other_crs: bool
+) -> None:
+    """Each point in the pixel whose half-open cell holds it, after pyproj moves it into the chip's CRS."""
+    import xarray as xr
+    from pyproj import Transformer
+
+    import terrapipe.fuse  # noqa: F401  (registers rasterize_points)
+
+    las = laspy.read(path)
+    declared = las.header.parse_crs()
+    horizontal = declared.sub_crs_list[0] if declared.is_compound else declared
+    target = CRS.from_user_input(other) if in_other_crs else horizontal
+    x, y = Transformer.from_crs(horizontal, target, always_xy=True).transform(
+        np.asarray(las.x), np.asarray(las.y)
+    )
+    z = np.asarray(las.z)
+    n = 12
+    left, top = float(x.min()) - 1e-3, float(y.max()) + 1e-3
+    pixel = max(float(x.max() - x.min()), float(y.max() - y.min())) / (n - 1)
+    image = xr.DataArray(
+        np.zeros((1, n, n), "uint8"),
+        dims=("band", "y", "x"),
+        coords={"y": top - pixel * (np.arange(n) + 0.5), "x": left + pixel * (np.arange(n) + 0.5)},
+    ).rio.write_crs(target)
+    out = next(iter(tp.from_items([image]).rasterize_points(str(path))))
+    cols = np.floor((x - left) / pixel).astype(int)
+    rows = np.floor((top - y) / pixel).astype(int)
+    inside = (cols >= 0) & (cols < n) & (rows >= 0) & (rows < n)
+    count = np.zeros((n, n), int)
+    np.add.at(count, (rows[inside], cols[inside]), 1)
+    highest = np.full((n, n), -np.inf)
+    np.maximum.at(highest, (rows[inside], cols[inside]), z[inside])
+    highest[count == 0] = np.nan
+    assert count.sum() == len(z)  # the chip holds every point
+    np.testing.assert_array_equal(out["lidar_count"].values, count)
+    np.testing.assert_allclose(out["lidar_max_z"].values, highest.astype("float32"), rtol=0, atol=0)
