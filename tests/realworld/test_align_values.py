@@ -68,17 +68,7 @@ def _case(name: str, dem: Path) -> tuple[Path, GeoBox]:
     return CASES[name]
 
 
-XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="H: fuse/align.py warps into a MEM dataset whose nodata is the fill (0 for integers without a "
-    "reference nodata); GDAL's warper then moves valid 0 pixels to 1 (uint8) / -1 (int16) for every "
-    "resampling but nearest: the oceans of world.byte.tif and a DEM's sea level change value silently",
-)
-
-
-@pytest.mark.parametrize(
-    "resampling", [r if r == "nearest" else pytest.param(r, marks=XFAIL) for r in RESAMPLINGS]
-)
+@pytest.mark.parametrize("resampling", RESAMPLINGS)
 @pytest.mark.parametrize("name", [*CASES, "dem-sea-level"])
 def test_values_equal_to_the_default_fill_are_kept(dem: Path, name: str, resampling: str) -> None:
     path, grid = _case(name, dem)

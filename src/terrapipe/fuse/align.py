@@ -316,6 +316,10 @@ def _warp(
     both sides: the grids share one CRS and their transforms place the pixels.
     """
     (src_transform, src_crs, src_nodata), (dst_transform, dst_crs, dst_nodata) = src, dst
+    # A reference without nodata: every value of it is a value. GDAL's warper, given a destination
+    # nodata, moves computed values off it (0 -> 1 for uint8, 0 -> -1 for int16 with any resampling but
+    # nearest): an ocean of 0 became land class 1, silently. So the destination gets none.
+    marked = src_nodata is not None
     bands = list(range(1, pixels.shape[0] + 1))
     profile = {"driver": "MEM", "count": len(bands)}
     with (
@@ -325,7 +329,7 @@ def _warp(
         ) as source,
         rasterio.open(
             "", "w+", **profile, width=out.shape[2], height=out.shape[1], dtype=out.dtype,
-            crs=dst_crs, transform=dst_transform, nodata=dst_nodata,
+            crs=dst_crs, transform=dst_transform, nodata=dst_nodata if marked else None,
         ) as destination,
     ):  # fmt: skip
         source.write(pixels)
@@ -334,7 +338,8 @@ def _warp(
             source=rasterio.band(source, bands),
             destination=rasterio.band(destination, bands),
             src_nodata=src_nodata,
-            dst_nodata=dst_nodata,
+            dst_nodata=dst_nodata if marked else None,
+            init_dest_nodata=marked,  # unmarked: the destination keeps the fill where nothing lands
             resampling=resampling,
             num_threads=1,
         )
