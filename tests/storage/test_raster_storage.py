@@ -199,3 +199,38 @@ def test_storage_of_the_wrong_type_is_refused() -> None:
         tp.from_items(["a.tif"]).read_raster(storage={"key": "value"})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="storage must be"):
         open_raster("a.tif", storage="s3")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
+@pytest.mark.parametrize("name", ["cog.tif", "tiles.gpkg"])
+def test_a_failed_bucket_read_asks_no_metadata_server(
+    kind: str, name: str, request: pytest.FixtureRequest, capfd: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """Forgetting a failed bucket path made GDAL look for credentials it was not given.
+
+    GDAL works out the URL to drop from its cache as for a read; outside the storage's environment (and
+    in pyogrio's GDAL, always) it had no credentials, went through its credential chain and asked
+    169.254.169.254 for an instance role, printing "ERROR 1: URL rejected: Malformed input to a URL
+    function" where that address answered (4 times per missing GeoPackage or COG on s3://).
+    """
+    bucket: Bucket = request.getfixturevalue(f"{kind}_bucket")
+    monkeypatch.setenv("CPL_DEBUG", "ON")  # GDAL's debug lines name each request it makes
+    with pytest.raises(ReadError) as info:
+        _ = open_raster(f"{bucket.root}/no-such-folder/{name}", storage=bucket.storage).values
+    assert "no-such-folder" in str(info.value)
+    err = capfd.readouterr().err
+    assert "169.254.169.254" not in err
+    assert "metadata.google.internal" not in err
+    assert "URL rejected" not in err
+
+
+@pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
+def test_a_bucket_file_missing_then_written_reads(kind: str, request: pytest.FixtureRequest, cog) -> None:
+    """GDAL caches that a file does not exist; the failed read makes it forget that very URL (storage's endpoint)."""
+    bucket: Bucket = request.getfixturevalue(f"{kind}_bucket")
+    path, expected = cog
+    url = f"{bucket.root}/late-{kind}/cog.tif"
+    with pytest.raises(ReadError):
+        _ = open_raster(url, storage=bucket.storage).values
+    bucket.put(f"late-{kind}/cog.tif", path.read_bytes())
+    np.testing.assert_array_equal(open_raster(url, storage=bucket.storage).values, expected)

@@ -15,6 +15,21 @@ the process has loaded, as :mod:`terrapipe.io.gdal_fork` does for
 readers call it whenever a remote open or read fails; the rest of the cache
 (other files) is kept.
 
+For a bucket path (``/vsis3/``, ``/vsigs/``, ``/vsiaz/``...) GDAL works out
+the URL to forget as it would for a read (so inside the storage's
+environment, whose endpoint is part of it), credentials included; where the
+calling thread has none configured (pyogrio's GDAL never has; rasterio's has
+them only inside a storage's environment) it went through its credential
+chain and asked the cloud's instance-metadata server at 169.254.169.254 for
+a role (a request off the machine on every failed read, and on EC2 the
+instance's own credentials), and printed ``ERROR 1: URL rejected: Malformed
+input to a URL function`` to stderr where that server answered oddly. The
+clear is therefore made with the clouds' ``*_NO_SIGN_REQUEST=YES`` as
+thread-local options of each library for the call only: the URL is the same
+(no signature is part of it), no credential is looked for. (Before, the URL
+could not be worked out and GDAL dropped its whole cache of the bucket
+handler, every time a bucket file was first opened with a storage.)
+
 Examples
 --------
 >>> forget_remote_file("/data/local.tif")  # local files have nothing to forget
@@ -23,15 +38,22 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from terrapipe.io.gdal_fork import gdal_functions
+from terrapipe.io.gdal_fork import gdal_functions, loaded_gdal_libraries
 from terrapipe.io.paths import gdal_path, is_remote, vsi_name
+
+if TYPE_CHECKING:
+    from terrapipe.io.storage import Storage
 
 __all__ = ["forget_remote_file"]
 
 
-def forget_remote_file(path: str) -> int:
+def forget_remote_file(path: str, storage: Storage | None = None) -> int:
     """Drop GDAL's cached size, existence and data of the remote file ``path``.
 
     Parameters
@@ -40,6 +62,11 @@ def forget_remote_file(path: str) -> int:
         The path or URL as the user gave it: an ``http(s)://`` URL or a remote
         GDAL path (``/vsicurl/...``, ``/vsis3/...``). Anything else (local
         paths, ``s3://`` URLs that rasterio maps itself) is ignored.
+    storage
+        The storage the file is read through: a bucket path's URL (which
+        names the storage's endpoint) is worked out inside its
+        ``rasterio_env``, as for the read; ``None``: GDAL's process-wide
+        configuration.
 
     Returns
     -------
@@ -51,6 +78,42 @@ def forget_remote_file(path: str) -> int:
     if not is_remote(path) or not name.startswith("/vsi"):
         return 0
     functions = gdal_functions("VSICurlPartialClearCache", (ctypes.c_char_p,))
-    for function in functions:
-        function(name.encode())
+    if name.startswith(("/vsicurl/", "/vsicurl?")):
+        for function in functions:
+            function(name.encode())
+        return len(functions)
+    env: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if storage is not None:
+        from terrapipe.io.raster_array import _storage_url
+
+        env = storage.rasterio_env(_storage_url(name))
+    with env, _no_credential_lookup():
+        for function in functions:
+            function(name.encode())
     return len(functions)
+
+
+#: The options that make GDAL's bucket handlers sign nothing (so look for no credential).
+_NO_SIGN_OPTIONS = (b"AWS_NO_SIGN_REQUEST", b"GS_NO_SIGN_REQUEST", b"AZURE_NO_SIGN_REQUEST")
+
+
+@contextlib.contextmanager
+def _no_credential_lookup() -> Iterator[None]:
+    """Set :data:`_NO_SIGN_OPTIONS` as thread-local options of every loaded GDAL inside the block, then restore them."""
+    restore = []
+    for path in loaded_gdal_libraries():
+        try:
+            library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            get, put = library.CPLGetThreadLocalConfigOption, library.CPLSetThreadLocalConfigOption
+        except (OSError, AttributeError):
+            continue
+        get.argtypes, get.restype = [ctypes.c_char_p, ctypes.c_char_p], ctypes.c_char_p
+        put.argtypes, put.restype = [ctypes.c_char_p, ctypes.c_char_p], None
+        for key in _NO_SIGN_OPTIONS:
+            restore.append((put, key, get(key, None)))  # (bytes copied by ctypes, or None)
+            put(key, b"YES")
+    try:
+        yield
+    finally:
+        for put, key, value in reversed(restore):
+            put(key, value)

@@ -200,7 +200,7 @@ def _switch_storage(source: RasterSource) -> None:
         changed = _LAST_STORAGE.get(source.gdal_path) != source.storage
         _LAST_STORAGE[source.gdal_path] = source.storage
     if changed:
-        forget_remote_file(source.path)
+        forget_remote_file(source.path, source.storage)
 
 
 class _ThreadHandles(threading.local):
@@ -262,7 +262,7 @@ def forget(source: RasterSource) -> None:
     held = handles.datasets.pop(source, None)
     if held is not None:
         held[0].close()
-    forget_remote_file(source.path)
+    forget_remote_file(source.path, source.storage)
 
 
 def forget_remote(path: str) -> None:

@@ -74,7 +74,9 @@ __all__ = [
 BandTable = Mapping[tuple[str, int], tuple[str | None, float | int | None]]
 
 
-def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseException) -> ReadError:
+def asset_read_error(
+    uri: str, names: Mapping[str, tuple[str, str]], err: BaseException, storage: Storage | None = None
+) -> ReadError:
     """Build the :class:`ReadError` for a failed read of ``uri``.
 
     Parameters
@@ -85,6 +87,8 @@ def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseEx
         ``href -> (item id, asset key)``.
     err
         The library's exception.
+    storage
+        The storage ``uri`` was read through (GDAL's cache of it is dropped in its environment).
 
     Returns
     -------
@@ -94,7 +98,7 @@ def asset_read_error(uri: str, names: Mapping[str, tuple[str, str]], err: BaseEx
     from terrapipe.io.gdal_cache import forget_remote_file
     from terrapipe.io.read_errors import explain
 
-    forget_remote_file(uri)  # GDAL cached the failure: the next try must ask the server again
+    forget_remote_file(uri, storage)  # GDAL cached the failure: the next try must ask the server again
     cause, hint = explain(refused_credentials(err) or err)
     return ReadError(f"cannot read {_where(uri, names)}: {cause}; {hint}")
 
@@ -426,7 +430,7 @@ def _driver_class(rio: Any) -> type:
                     reason = _diagnose(uri, failure)
             if secrets_of(uri):  # GDAL's messages in the chain name the URL
                 scrub_chain(failure, uri)
-            raise asset_read_error(uri, self._names, reason) from failure
+            raise asset_read_error(uri, self._names, reason, self._storage) from failure
 
     class NamingRioDriver(rio.RioDriver):  # type: ignore[misc,name-defined]
         """odc's rasterio driver with :class:`NamingRioReader`."""
