@@ -3,7 +3,8 @@
 - A ``.prj`` that is garbage or empty (hand-edited, truncated downloads): no CRS, refused by name.
 - A ``.prj`` with an engineering CRS, ``LOCAL_CS["arbitrary"]`` (AutoCAD/MicroStation and survey exports):
   read as pyogrio reads it; burnt onto a chip in that CRS; onto a chip in a geographic or projected CRS there
-  is no coordinate operation, which must be a named error, not pyproj's.
+  is no coordinate operation, which must be a named error, not pyproj's (so for a point cloud or a reference
+  raster in such a CRS).
 - GeoJSON's pre-RFC 7946 ``crs`` member (``urn:ogc:def:crs:EPSG::3857``, ``EPSG:4326``), as GDAL < 2.x and
   old ArcGIS exports wrote it: the CRS and coordinates pyogrio reads.
 """
@@ -62,17 +63,40 @@ def test_an_engineering_crs_reads_and_burns_on_its_own_grid(tmp_path: Path) -> N
     assert out["mask"].values.any()
 
 
+LOCAL = 'LOCAL_CS["arbitrary",UNIT["metre",1]]'
+
+
+def _local_raster(folder: Path) -> Path:
+    import rasterio
+    from affine import Affine
+
+    path = folder / "local.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=10, height=10, count=1, dtype="uint8", crs=LOCAL,
+        transform=Affine(10, 0, 0, 0, -10, 100),
+    ) as dst:  # fmt: skip
+        dst.write(np.ones((1, 10, 10), "uint8"))
+    return path
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="H: rasterize/clip_vector of a layer in an engineering CRS (LOCAL_CS) onto a chip in EPSG:32631 "
-    "raise pyproj's bare ProjError ('Error creating Transformer from CRS.') from the vector index",
+    reason="H: a layer, point cloud or reference raster in an engineering CRS (LOCAL_CS) put on a chip in "
+    "EPSG:32631: rasterize, clip_vector, rasterize_points and align_to raise pyproj's bare ProjError "
+    "('Error creating Transformer from CRS.')",
 )
-@pytest.mark.parametrize("stage", ["rasterize", "clip_vector"])
+@pytest.mark.parametrize("stage", ["rasterize", "clip_vector", "rasterize_points", "align_to"])
 def test_an_engineering_crs_onto_a_projected_chip_is_a_named_error(tmp_path: Path, stage: str) -> None:
-    layer = tp.open_vector(_shapefile(tmp_path, "local", 'LOCAL_CS["arbitrary"]'))
+    source = {
+        "rasterize": lambda: tp.open_vector(_shapefile(tmp_path, "local", 'LOCAL_CS["arbitrary"]')),
+        "clip_vector": lambda: tp.open_vector(_shapefile(tmp_path, "local", 'LOCAL_CS["arbitrary"]')),
+        "rasterize_points": lambda: str(Path(__file__).parents[1] / "data/laspy/simple1_1.las"),
+        "align_to": lambda: str(_local_raster(tmp_path)),
+    }[stage]()
+    options = {"crs": LOCAL} if stage == "rasterize_points" else {}
     chip = _chip("EPSG:32631", 500000.0, 5000000.0, 10.0)
     with pytest.raises(tp.TerrapipeError, match="CRS"):
-        next(iter(getattr(tp.from_items([chip]), stage)(layer)))
+        next(iter(getattr(tp.from_items([chip]), stage)(source, **options)))
 
 
 @pytest.mark.parametrize(
