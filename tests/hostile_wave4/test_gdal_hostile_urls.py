@@ -116,11 +116,6 @@ def test_a_wrong_signature_is_a_read_error_without_it(lying) -> None:
     assert "sig=" not in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="D: a reader-pool thread keeps GDAL_HTTP_HEADERS after a chip with Storage(headers=): the next "
-    "plain read on it sends the Authorization header to another host",
-)
 def test_a_credential_for_one_host_never_reaches_another(lying, elsewhere) -> None:
     storage = tp.Storage(headers={"Authorization": "Bearer s3cret"})
     urls = [f"{lying.url}/one.tif", f"{lying.url}/two.tif"]

@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from terrapipe.io.gdal_fork import gdal_functions, loaded_gdal_libraries
@@ -50,7 +50,7 @@ from terrapipe.io.paths import gdal_path, is_remote, vsi_name
 if TYPE_CHECKING:
     from terrapipe.io.storage import Storage
 
-__all__ = ["forget_remote_file"]
+__all__ = ["forget_remote_file", "thread_local_options"]
 
 
 def forget_remote_file(path: str, storage: Storage | None = None) -> int:
@@ -94,12 +94,43 @@ def forget_remote_file(path: str, storage: Storage | None = None) -> int:
 
 
 #: The options that make GDAL's bucket handlers sign nothing (so look for no credential).
-_NO_SIGN_OPTIONS = (b"AWS_NO_SIGN_REQUEST", b"GS_NO_SIGN_REQUEST", b"AZURE_NO_SIGN_REQUEST")
+_NO_SIGN_OPTIONS = {"AWS_NO_SIGN_REQUEST": "YES", "GS_NO_SIGN_REQUEST": "YES", "AZURE_NO_SIGN_REQUEST": "YES"}
+
+
+def _no_credential_lookup() -> contextlib.AbstractContextManager[bool]:
+    """Set :data:`_NO_SIGN_OPTIONS` as thread-local options of every loaded GDAL inside the block, then restore them."""
+    return thread_local_options(_NO_SIGN_OPTIONS)
 
 
 @contextlib.contextmanager
-def _no_credential_lookup() -> Iterator[None]:
-    """Set :data:`_NO_SIGN_OPTIONS` as thread-local options of every loaded GDAL inside the block, then restore them."""
+def thread_local_options(options: Mapping[str, str]) -> Iterator[bool]:
+    """Set ``options`` as GDAL configuration of the calling thread only, in every loaded GDAL, for the block.
+
+    ``rasterio.Env`` sets its options for the calling thread only in any
+    thread but the main one: there it sets GDAL's process-wide options, which
+    every other thread reads while the block runs (and a ``rasterio.Env``
+    entered meanwhile in another thread takes them for values of its own and
+    puts them back, thread-locally, when it ends). A credential must never be
+    given that way: here it is set with ``CPLSetThreadLocalConfigOption``
+    whatever the thread, and the values the thread had before are put back
+    when the block ends.
+
+    Yields
+    ------
+    bool
+        Whether a GDAL library was found to set them in (``False``: nothing
+        was set; on a platform without ``/proc/self/maps``).
+
+    Examples
+    --------
+    >>> import rasterio
+    >>> from rasterio.env import get_gdal_config
+    >>> with rasterio.Env(), thread_local_options({"GDAL_HTTP_USERAGENT": "tp-doc"}) as done:
+    ...     done, get_gdal_config("GDAL_HTTP_USERAGENT")
+    (True, 'tp-doc')
+    >>> get_gdal_config("GDAL_HTTP_USERAGENT") is None
+    True
+    """
     restore = []
     for path in loaded_gdal_libraries():
         try:
@@ -109,11 +140,12 @@ def _no_credential_lookup() -> Iterator[None]:
             continue
         get.argtypes, get.restype = [ctypes.c_char_p, ctypes.c_char_p], ctypes.c_char_p
         put.argtypes, put.restype = [ctypes.c_char_p, ctypes.c_char_p], None
-        for key in _NO_SIGN_OPTIONS:
-            restore.append((put, key, get(key, None)))  # (bytes copied by ctypes, or None)
-            put(key, b"YES")
+        for key, value in options.items():
+            name = key.encode()
+            restore.append((put, name, get(name, None)))  # (bytes copied by ctypes, or None)
+            put(name, str(value).encode())
     try:
-        yield
+        yield bool(restore) or not options
     finally:
-        for put, key, value in reversed(restore):
-            put(key, value)
+        for put, name, value in reversed(restore):
+            put(name, value)

@@ -45,6 +45,7 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
+from terrapipe.io.gdal_cache import thread_local_options
 from terrapipe.io.gdal_env import header_options, open_options
 
 __all__ = [
@@ -495,12 +496,14 @@ class Storage:
     def rasterio_env(self, url: str) -> Iterator[None]:
         """Open ``url`` with rasterio inside this: ``rasterio.Env`` with :meth:`gdal_options`.
 
-        ``rasterio.Env(**options)`` refuses ``AWS_ACCESS_KEY_ID`` and
-        ``AWS_SECRET_ACCESS_KEY`` (it wants a boto3 session), so the keys are
-        set with ``rasterio.env.setenv`` inside the new environment: thread-local
-        GDAL options, gone when the block ends, never in ``os.environ``. The
-        defaults of :func:`terrapipe.io.gdal_env.open_options` (range merging,
-        HTTP/2, connect time-out) come with them.
+        The storage's options (keys, tokens, headers, endpoint) are set as
+        GDAL options of the calling thread only
+        (:func:`terrapipe.io.gdal_cache.thread_local_options`), gone when the
+        block ends, never in ``os.environ``: in the main thread a
+        ``rasterio.Env`` sets process-wide options, which every other thread
+        would read (and keep) while the block runs. The defaults of
+        :func:`terrapipe.io.gdal_env.open_options` (range merging, HTTP/2,
+        connect time-out) are a ``rasterio.Env`` around them.
 
         Examples
         --------
@@ -508,15 +511,11 @@ class Storage:
         ...     pass
         """
         rasterio = require("rasterio", feature="reading rasters")
-        options = {**open_options(), **self.gdal_options(url)}
-        keys = {
-            k: options.pop(k)
-            for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-            if k in options
-        }
-        with rasterio.Env(**options):
-            if keys:
-                rasterio.env.setenv(**keys)
+        mine = self.gdal_options(url)  # credentials: this thread's only, never rasterio.Env's (see below)
+        defaults = {k: v for k, v in open_options().items() if k not in mine}
+        with rasterio.Env(**defaults), thread_local_options(mine) as done:
+            if not done:  # no GDAL library found to set them in: rasterio's way
+                rasterio.env.setenv(**mine)
             yield
 
     def _azure_account(self, url: str) -> str | None:
