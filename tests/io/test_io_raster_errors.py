@@ -131,3 +131,10 @@ def test_on_error_skip_counts_and_warn_warns(cog_factory, tmp_path):
         list(tp.from_items(paths).read_raster())
     with pytest.raises(tp.InvalidArgumentError, match="on_error"):
         tp.from_items(paths).read_raster(on_error="ignore")
+
+
+def test_a_band_name_several_bands_share_is_refused_by_name_and_indexes(cog_factory):
+    path, data = cog_factory(count=3, descriptions=("nir", "red", "nir"))
+    with pytest.raises(tp.ReadError, match=r"bands \[1, 3\] are all named 'nir'.*\(1, 3\)"):
+        open_raster(path, bands=["red", "nir"])
+    np.testing.assert_array_equal(open_raster(path, bands=["red", 3]).values, data[[1, 2]])

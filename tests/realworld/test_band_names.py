@@ -47,11 +47,6 @@ def test_a_band_name_reads_its_own_band(
     assert da.band.values.tolist() == bands
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="D: io/raster.py takes the first band whose description matches: bands=['B2'] of a file whose bands "
-    "1 and 2 are both named 'B2' (two dates stacked) reads band 1 silently instead of refusing the ambiguous name",
-)
 def test_a_name_two_bands_share_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path / "two-dates.tif", ["B2", "B2", "B4"])
     with pytest.raises(tp.TerrapipeError, match="B2"):

@@ -201,7 +201,15 @@ def _resolve_bands(dataset: Any, wanted: tuple[int | str, ...] | None, path: str
                     cause=f"no band is named {band!r} (band names: {known or 'none'})",
                     hint="pick a name listed, or 1-based band indexes",
                 )
-            indexes.append(names.index(band) + 1)
+            shared = [i + 1 for i, name in enumerate(names) if name == band]
+            if len(shared) > 1:  # e.g. two dates stacked: which one is meant cannot be told
+                raise read_error(
+                    path,
+                    "cannot select bands of",
+                    cause=f"bands {shared} are all named {band!r}",
+                    hint=f"pick one of them by its 1-based index ({', '.join(map(str, shared))})",
+                )
+            indexes.append(shared[0])
         elif band > count:
             raise read_error(
                 path,
