@@ -29,6 +29,12 @@ file under ``--root`` (``GET /shift/cube.zarr/t2m/c/0/0/0``). Behaviours
   ``--trickle-interval`` seconds (default 1);
 - ``trickle-headers``: the status line and headers themselves one byte at a
   time;
+- ``chunked-short``: ``206`` whose ``Content-Range`` names the range asked
+  for, sent chunked (no ``Content-Length``) and properly ended, but holding
+  half of it;
+- ``gzip-range``: ``206`` with the right ``Content-Range``, the range's
+  bytes gzip-encoded (``Content-Encoding: gzip``, chunked) although the client
+  asked for ``identity``;
 - ``gzip``: the whole file, honestly gzip-encoded (``Content-Encoding: gzip``)
   although the client asked for ``identity``; ``Range`` ignored;
 - ``bomb``: for any path, ``200`` with ``Content-Encoding: gzip`` and a small
@@ -100,6 +106,8 @@ MODES = (
     "trickle",
     "trickle-headers",
     "gzip",
+    "chunked-short",
+    "gzip-range",
     "bomb",
     "huge",
     "endless",
@@ -266,13 +274,22 @@ class _Handler(BaseHTTPRequestHandler):
                 first = first + length if last + length < size else max(0, first - length)
                 last = first + length - 1
             body = data[first : last + 1]
-            if mode == "short":
+            if mode in ("short", "chunked-short"):
                 body = body[: max(0, len(body) // 2)]
+            elif mode == "gzip-range":
+                body = gzip.compress(body)
             elif mode == "long":
                 body = body + data[last + 1 : last + 17].ljust(16, b"\xff")
         headers = dict(common)
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{last}/{total}"
+        if mode in ("chunked-short", "gzip-range") and status == 206 and not head:
+            headers["Transfer-Encoding"] = "chunked"
+            if mode == "gzip-range":
+                headers["Content-Encoding"] = "gzip"
+            self._headers_out(status, headers)
+            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n")
+            return
         if mode in ("nolength", "badlength") and not head:
             headers["Connection"] = "close"
             self.close_connection = True
