@@ -35,6 +35,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -172,6 +173,43 @@ def rasterio_isel_run(path: Path, picks: list[tuple[int, int]], win: int, thread
             ds.close()
 
 
+def isel_costs(path: Path, picks: list[tuple[int, int]], win: int) -> dict[str, float]:
+    """Microseconds of this thread's CPU per ``DataArray.isel`` of a window: alone, and after other work.
+
+    Each ``isel`` of a :func:`open_raster` array is timed by itself (``time.thread_time_ns``), with
+    something else done before each one: nothing (back to back), a cold window read with rasterio
+    (what the benchmark interleaves), or a pure-Python loop of about the same CPU time (no GDAL, no
+    memory traffic). It shows whether the cost of ``isel`` between reads comes from GDAL's decoding
+    or from any other work done in between.
+    """
+    da = open_raster(path)
+    close_thread_handles()
+    keys = [(slice(r, r + win), slice(c, c + win)) for r, c in picks]
+    clock = time.thread_time_ns
+
+    def spin() -> None:
+        total = 0
+        for i in range(20_000):
+            total += i
+
+    def timed(before: Any) -> float:
+        spent = 0
+        for y, x in keys:
+            before()
+            started = clock()
+            da.isel(y=y, x=x)
+            spent += clock() - started
+        return spent / len(keys) / 1000
+
+    costs = {"isel alone": timed(lambda: None), "isel after a pure-Python loop": timed(spin)}
+    with rasterio.open(path) as ds:
+        reads = iter(picks[::-1])
+        costs["isel after a rasterio window read"] = timed(
+            lambda: ds.read(window=Window(*next(reads)[::-1], win, win))
+        )
+    return costs
+
+
 def rioxarray_run(path: Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
     """The peer: ``rioxarray.open_rasterio(path, cache=False, lock=False)``, then ``isel(...).values``."""
     import rioxarray
@@ -252,6 +290,7 @@ def main() -> None:
         seconds: dict[tuple[str, int], list[float]] = {}
         floors_of: dict[tuple[str, int], list[float]] = {}  # rows timed against another floor run
         fetched: dict[int, list[float]] = {}
+        costs: dict[str, list[float]] = {}  # --parts: us of CPU per isel, alone and after other work
         try:
             for round_ in range(args.rounds):
                 for threads in args.threads:
@@ -267,6 +306,9 @@ def main() -> None:
                         seconds.setdefault(("rasterio + xarray isel", threads), []).append(both)
                         peer = rioxarray_run(path, picks, win, threads)
                         seconds.setdefault(("rioxarray", threads), []).append(peer)
+                        if threads == args.threads[0]:
+                            for name, spent in isel_costs(path, picks, win).items():
+                                costs.setdefault(name, []).append(spent)
                     if args.baseline_src:  # before/after, each in a fresh process after its own floor
                         for label, src in (
                             ("(child)", str(ROOT / "src")),
@@ -303,6 +345,8 @@ def main() -> None:
         ratio = statistics.median(f / t for f, t in zip(floors, times, strict=True))
         kb = f"{statistics.median(fetched[threads]) / 1024:.1f}" if name.endswith("HTTP") else "-"
         print(f"{name:<32}{threads:>8}{rate:>12.1f}{ratio:>10.2f}{kb:>20}")
+    for name, spent in costs.items():
+        print(f"# {name}: {statistics.median(spent):.1f} us of CPU (median of {len(spent)} rounds)")
 
 
 if __name__ == "__main__":
