@@ -25,15 +25,63 @@ from collections.abc import Mapping
 
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["check_headers"]
+__all__ = ["TRANSPORT_HEADERS", "check_headers"]
 
 _NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # visible ASCII, SP, HTAB, obs-text
 
 
+#: Headers that frame or route a message, the transport's to set (RFC 9110 7.6.1, RFC 9112 6): a value of
+#: the caller's would promise a body that is not sent (a request left waiting until its deadline), or
+#: another connection handling than the client's. (``Content-Length`` is not among them: a
+#: ``Storage.request_modifier`` request carries the length of the body it signed.)
+TRANSPORT_HEADERS = frozenset(
+    {
+        "connection",
+        "expect",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
 def check_headers(headers: Mapping[str, str]) -> None:
-    """Refuse, by name and never showing the value, a header HTTP cannot carry (see the module notes)."""
+    """Refuse, by name and never showing the value, a header HTTP cannot carry (see the module notes).
+
+    Also refused: a name or value that is not a string, one name given twice
+    in different cases (two values, e.g. two credentials, of which a server
+    takes either), and :data:`TRANSPORT_HEADERS`.
+
+    Examples
+    --------
+    >>> check_headers({"Authorization": "Bearer a", "authorization": "Bearer b"})
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: header 'authorization' is given twice ...
+    """
+    seen: dict[str, str] = {}
     for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidArgumentError(
+                f"HTTP header names and values must be strings, got a {type(name).__name__} name "
+                f"{name!r:.40} with a {type(value).__name__} value; check Storage(headers=...) (value not shown)"
+            )
+        folded = name.lower()
+        if folded in seen:
+            raise InvalidArgumentError(
+                f"header {folded!r} is given twice ({seen[folded]!r} and {name!r}: HTTP names ignore case, "
+                "and a server would take either value); keep one in Storage(headers=...)"
+            )
+        seen[folded] = name
+        if folded in TRANSPORT_HEADERS:
+            raise InvalidArgumentError(
+                f"header {name!r} frames or routes the message and is the HTTP client's to set; remove it "
+                "from Storage(headers=...)"
+            )
         if not _NAME.fullmatch(name):
             raise InvalidArgumentError(
                 f"{name!r} is not a valid HTTP header name; check Storage(headers=...)"
