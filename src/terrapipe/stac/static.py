@@ -200,7 +200,7 @@ class StaticBackend:
         seen: set[str],
         above: tuple[str, ...],
     ) -> Iterator[tuple[Any, str | None]]:
-        kind = doc.get("type") if isinstance(doc, Mapping) else None
+        kind = _kind(doc)
         if kind == "Feature":
             yield from self._matching(doc, href, collection, query)
             return
@@ -263,6 +263,27 @@ class StaticBackend:
             return
         if matches:
             yield item, href
+
+
+def _kind(doc: Any) -> Any:
+    """Return a document's ``type``; for a catalog or collection older than STAC 1.0.0-rc.1 (none), its shape.
+
+    As pystac identifies them: with ``stac_version`` and ``links``, an ``extent`` makes a collection, else a
+    catalog (items have always been GeoJSON features, ``"type": "Feature"``).
+
+    Examples
+    --------
+    >>> _kind({"stac_version": "0.8.1", "id": "c", "description": "d", "links": [], "extent": {}})
+    'Collection'
+    >>> _kind({"stac_version": "1.0.0-beta.2", "id": "c", "description": "d", "links": []}), _kind({"id": "x"})
+    ('Catalog', None)
+    """
+    if not isinstance(doc, Mapping):
+        return None
+    kind = doc.get("type")
+    if kind is None and "stac_version" in doc and isinstance(doc.get("links"), list) and "assets" not in doc:
+        return "Collection" if isinstance(doc.get("extent"), Mapping) else "Catalog"
+    return kind
 
 
 def _join(base: str, href: str) -> str:
