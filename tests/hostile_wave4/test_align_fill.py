@@ -20,7 +20,9 @@ from odc.geo.geobox import GeoBox
 
 from terrapipe.fuse import align_array
 
-GRID = GeoBox((20, 20), Affine(10, 0, 500_105, 0, -10, 4_000_395), "EPSG:32631")  # its north half off the reference
+GRID = GeoBox(
+    (20, 20), Affine(10, 0, 500_105, 0, -10, 4_000_395), "EPSG:32631"
+)  # its north half off the reference
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +56,14 @@ def test_zeros_kept_and_uncovered_pixels_filled(reference: Path, resampling: str
     np.testing.assert_array_equal(got, want)
     assert (got == 0).any()
     assert (got[:, :9, :] == fill).all()  # north of the reference: nothing lands there
+
+
+def test_align_to_carries_its_output_revision_in_its_cache_key(reference: Path) -> None:
+    import terrapipe as tp
+    from terrapipe.cache.segment import describe_stage
+    from terrapipe.fuse.align import OUTPUT_REVISION
+
+    described = describe_stage(tp.from_items([]).align_to(str(reference), name="classes"))
+    assert isinstance(described, dict)
+    assert ["revision", OUTPUT_REVISION] in described["config"]["dict"]  # type: ignore[index]
+    assert OUTPUT_REVISION >= 2  # entries written before zeros were kept are not served

@@ -56,6 +56,9 @@ from terrapipe.core.redact import redact_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import crs_text, grid_of, longitude_period, spatial_dims
 
+#: Revision of what ``align_to`` puts on a chip, in its cache key (see :class:`AlignTo`).
+OUTPUT_REVISION = 2
+
 __all__ = ["AlignTo", "align_array", "check_resampling", "kernel_margin", "reference_window"]
 
 #: Kernel radius of each resampling, in source pixels at scale 1 (GDAL's warper widens it when shrinking).
@@ -511,6 +514,9 @@ class AlignTo(Stage[xr.Dataset]):
         self.dtype = _out_dtype(dtype, self.reference.dtype)
         self.src_nodata = _nodata_of(self.reference)
         self.fill = _fill_for(self.dtype, nodata if nodata is not None else self.src_nodata)
+        # part of the cache key: 2 since a reference without nodata keeps its values equal to the fill
+        # (before, GDAL's warper moved them off it), so a cache written before is not served
+        self.revision = OUTPUT_REVISION
         origin = self.reference.encoding.get("source")
         self._encoding = {"source": str(origin)} if origin else {}
 
