@@ -110,3 +110,35 @@ def test_a_cube_on_the_items_own_grid_does_not_import_odc_stac(tmp_path: Path) -
     assert native["sum"] == int(_rasterio_pixels(item).astype("int64").sum())
     assert resampled["resampled_imports_odc_stac"] is True  # odc-stac resamples other grids
     assert resampled["shape"] == [1, 2, 128, 128]
+
+
+def test_local_files_are_decoded_on_as_many_threads_as_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each decoding thread pays ~8 ms of PROJ set-up on its first open, and more threads than cores only
+    # contend: the chip stage's 4 reader threads hand local reads to a pool of LOCAL_READ_THREADS.
+    import os
+
+    from terrapipe.stac import native_read
+
+    cores = max(2, min(native_read.READ_THREADS, os.cpu_count() or 2))
+    threads = native_read.LOCAL_READ_THREADS
+    assert threads == cores
+    item = _item(tmp_path, bands=2, size=512)
+    cube = tp.stac.stack_items([item], chunks={"x": 128, "y": 128})
+    readers: set[str] = set()
+    lock = threading.Lock()
+    real = native_read._fill_slot
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            readers.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(native_read, "_fill_slot", recording)
+    chips = list(tp.from_items([cube]).chip({"y": 64, "x": 64}, workers=4))
+    assert len(chips) == 64
+    assert readers
+    assert all(name.startswith("stack_stac-read-local") for name in readers), readers
+    assert len(readers) <= native_read.LOCAL_READ_THREADS
+    np.testing.assert_array_equal(cube.isel(time=0).values, _rasterio_pixels(item))
