@@ -13,16 +13,20 @@ hrefs pystac gives, for the whole catalog and for a ``bbox``/``datetime`` search
 from __future__ import annotations
 
 import datetime as dt
+import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pystac
 import pytest
+import rasterio
 import shapely
 
 import terrapipe as tp
 from terrapipe.stac.items import absolute_item
+from tests.realworld import layouts
+from tests.realworld.test_raster_layouts import _item
 
 DATA = Path(__file__).parents[1] / "data" / "pystac"
 CATALOGS = {
@@ -78,3 +82,36 @@ def test_a_bbox_and_datetime_search_keeps_the_items_pystac_s_fields_select(name:
     interval = "/".join(t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in window)
     got = sorted(item.id for item in tp.search_stac(str(root), bbox=list(box), datetime=interval))
     assert got == want
+
+
+ITEM_COLLECTION = DATA / "item-collection" / "sample-item-collection.json"
+
+
+def test_an_item_collection_file_gives_pystac_s_items() -> None:
+    """A search saved by pystac-client (``ItemCollection.save_object``: NASA CMR's HLS items); refused before."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = _summary(list(pystac.ItemCollection.from_file(str(ITEM_COLLECTION))))
+    assert len(want) == 10
+    got = _summary([absolute_item(item, where="test") for item in tp.search_stac(str(ITEM_COLLECTION))])
+    assert got == want
+    box = [-177.0, -45.0, -176.9, -44.9]
+    assert [item.id for item in tp.search_stac(str(ITEM_COLLECTION), bbox=box)] == ["G1994512890-LPCLOUD"]
+
+
+def test_an_item_collection_s_relative_hrefs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a self link an item's relative href is the file's neighbour; with one, pystac's resolution."""
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    layouts.write(folder / "int8.tif", "int8")
+    bare = _item(folder / "int8.tif", "./int8.tif")
+    linked = dict(_item(folder / "int8.tif", "./B04.tif"), id="linked")
+    linked["links"] = [{"rel": "self", "href": "https://data.example.org/stac/linked/linked.json"}]
+    (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": [bare, linked]}))
+    monkeypatch.chdir(tmp_path)
+    items = {item.id: absolute_item(item, where="test") for item in tp.search_stac("saved/items.json")}
+    assert items["int8"].assets["data"].href == str(folder / "int8.tif")
+    assert items["linked"].assets["data"].href == "https://data.example.org/stac/linked/B04.tif"
+    cube = tp.stac.stack_items([items["int8"]], bands=["data"])
+    with rasterio.open(folder / "int8.tif") as src:
+        assert (cube.isel(time=0).values == src.read(1)[None]).all()

@@ -2,7 +2,8 @@
 
 The walk starts at a ``catalog.json`` or ``collection.json`` and follows
 ``child`` and ``item`` links in their order, reading one document at a
-time. The filter is pushed down where the format allows it: a collection
+time (a ``FeatureCollection`` of items, as pystac-client saves a search's
+``ItemCollection``, is searched too: its items in order). The filter is pushed down where the format allows it: a collection
 whose id is not in ``collections``, or whose extent misses the ``bbox`` or
 the time range, is skipped with all it holds. Items are then tested with
 :func:`~terrapipe.stac.query.item_matches` (STAC API semantics). Relative
@@ -205,6 +206,17 @@ class StaticBackend:
             yield from self._matching(doc, href, collection, query)
             return
         where = public_url(href)
+        if kind == "FeatureCollection":  # an ItemCollection saved from a search (pystac-client's save_object)
+            features = doc.get("features")
+            if not isinstance(features, list):
+                raise STACSearchError(
+                    f"{where} is a FeatureCollection whose 'features' is not a list; check it"
+                )
+            for feature in features:
+                for item, base in self._matching(feature, href, collection, query):
+                    # an item with its own self link resolves its relative hrefs against it, as pystac does
+                    yield item, None if isinstance(item, Mapping) and _has_self_link(item) else base
+            return
         if kind not in ("Catalog", "Collection"):
             shown = kind if isinstance(doc, Mapping) else f"a JSON {type(doc).__name__}"
             msg = f"{where} is not a STAC catalog, collection or item (type {shown!r}); check the href"
@@ -263,6 +275,14 @@ class StaticBackend:
             return
         if matches:
             yield item, href
+
+
+def _has_self_link(item: Mapping[str, Any]) -> bool:
+    links = item.get("links")
+    return isinstance(links, list) and any(
+        isinstance(link, Mapping) and link.get("rel") == "self" and isinstance(link.get("href"), str)
+        for link in links
+    )
 
 
 def _kind(doc: Any) -> Any:
