@@ -304,43 +304,37 @@ _AZURITE_SAS_BATCH = (
     "Azurite answers obstore's blob-batch delete (POST ?comp=batch, which materialize's overwrite and index "
     "use) signed by an account SAS with 500 (with the shared key, az://, it works; Azure takes SAS batches)"
 )
-WRITE_XFAIL: dict[tuple[str, str], tuple[str, type[BaseException] | None]] = {
-    ("zarr-cache", "gs"): (_NO_LISTING_GCS, TerrapipeError),
-    ("materialize", "gs"): (_NO_LISTING_GCS, TerrapipeError),
-    ("materialize", "https-sas"): (_AZURITE_SAS_BATCH, TerrapipeError),
+#: (writer, store, access) -> why the cell cannot work (strict xfail)
+WRITE_XFAIL: dict[tuple[str, str, str], tuple[str, type[BaseException] | None]] = {
+    ("zarr-cache", "gs", "good"): (_NO_LISTING_GCS, TerrapipeError),
+    ("materialize", "gs", "good"): (_NO_LISTING_GCS, TerrapipeError),
+    ("materialize", "https-sas", "good"): (_AZURITE_SAS_BATCH, TerrapipeError),
 }
 for _writer in WRITERS:
     for _store in ("https", "https-presigned"):
-        WRITE_XFAIL[(_writer, _store)] = (_HTTP_READ_ONLY, InvalidArgumentError)
+        WRITE_XFAIL[(_writer, _store, "good")] = (_HTTP_READ_ONLY, InvalidArgumentError)
+#: access kinds of a write: good credentials, or a wrong key (a tampered signature); a missing object is
+#: no write's. The GCS emulator checks no credentials (and lists nothing): no wrong-key cell to tell apart.
+WRITE_ACCESS = {
+    store: ("good",) if store in ("local", "https", "gs") else ("good", "wrong-key") for store in STORES
+}
 
 
 def _write_cells() -> Iterator[Any]:
     for writer in WRITERS:
         for store in STORES:
-            marks = []
-            if (writer, store) in WRITE_XFAIL:
-                reason, raises = WRITE_XFAIL[(writer, store)]
-                marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=raises))
-            yield pytest.param(writer, store, id=f"{writer}-{store}", marks=marks)
+            for access in WRITE_ACCESS[store]:
+                marks = []
+                if (writer, store, access) in WRITE_XFAIL:
+                    reason, raises = WRITE_XFAIL[(writer, store, access)]
+                    marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=raises))
+                yield pytest.param(writer, store, access, id=f"{writer}-{store}-{access}", marks=marks)
 
 
-@pytest.mark.parametrize(("writer", "store"), list(_write_cells()))
-def test_write_matrix(matrix: Matrix, writer: str, store: str, request: pytest.FixtureRequest) -> None:
-    """A cache entry or a materialized run written to each store reads back the same (good credentials)."""
+def _write(writer: str, url: str, storage: Storage | None) -> None:
+    """Write a cache entry or a small run at ``url`` and read it back."""
     from terrapipe.cache.zarr_store import ZarrStore
 
-    name = f"written/{writer}-{request.node.callspec.id}.zarr"
-    url = matrix.url(store, name)
-    if store == "https-presigned":  # a URL signed for one PUT of the store's root object
-        s3_store = matrix.s3.storage.store_for("s3://private/")
-        url = str(obs.sign(s3_store, "PUT", f"matrix/{name}", dt.timedelta(minutes=10)))
-    if store == "https-sas":  # a SAS that may write (the matrix's other one reads and lists)
-        url = url.replace(matrix.sas, azure_account_sas("rwdlc"))
-    storage = matrix.storage(store, "good") if store in ("s3", "gs", "az", "abfs") else None
-    if (
-        store == "gs"
-    ):  # obstore signs a GCS write (anonymous: it asks a metadata server); the emulator takes any
-        storage = matrix.gs.storage.with_options(gcs_token="emulator-token", anonymous=False)
     if writer == "zarr-cache":
         cache = ZarrStore(url, storage=storage)
         data = bytes(range(256)) * 64
@@ -355,6 +349,39 @@ def test_write_matrix(matrix: Matrix, writer: str, store: str, request: pytest.F
     assert got == [float(i) for i in range(6)]
 
 
+@pytest.mark.parametrize(("writer", "store", "access"), list(_write_cells()))
+def test_write_matrix(
+    matrix: Matrix, writer: str, store: str, access: str, request: pytest.FixtureRequest
+) -> None:
+    """A cache entry or a materialized run written to each store reads back; a wrong key is a named error."""
+    name = f"written/{request.node.callspec.id}.zarr"
+    url = matrix.url(store, name)
+    if store == "https-presigned":  # a URL signed for one PUT of the store's root object
+        s3_store = matrix.s3.storage.store_for("s3://private/")
+        url = str(obs.sign(s3_store, "PUT", f"matrix/{name}", dt.timedelta(minutes=10)))
+    if store == "https-sas":  # a SAS that may write (the matrix's other one reads and lists)
+        url = url.replace(matrix.sas, azure_account_sas("rwdlc"))
+    storage = matrix.storage(store, access) if store in ("s3", "gs", "az", "abfs") else None
+    if store == "gs" and access == "good":  # obstore signs GCS writes (anonymous: asks a metadata server)
+        storage = matrix.gs.storage.with_options(gcs_token="emulator-token", anonymous=False)
+    secrets = [WRONG_SECRET, WRONG_AZURE_KEY, matrix.sas.split("sig=", 1)[1]]
+    secrets += [s for s in (matrix.s3.storage.secret, matrix.az.storage.account_key) if s]
+    if store.startswith("https-"):
+        secrets.append(Matrix.tamper(url)[1])
+        if access == "wrong-key":
+            url = Matrix.tamper(url)[0]
+    if access == "good":
+        _write(writer, url, storage)
+        return
+    with pytest.raises(TerrapipeError) as info:
+        _write(writer, url, storage)
+    parts = urllib.parse.urlsplit(url)
+    assert parts.path.split("/written/")[0] in str(info.value), str(info.value)
+    _no_secret(info.value, secrets)
+
+
 def test_every_write_cell_is_listed() -> None:
-    assert len(list(_write_cells())) == len(WRITERS) * len(STORES)
-    assert all(key[0] in WRITERS and key[1] in STORES for key in WRITE_XFAIL)
+    assert len(list(_write_cells())) == len(WRITERS) * sum(len(WRITE_ACCESS[s]) for s in STORES)
+    assert all(
+        key[0] in WRITERS and key[1] in STORES and key[2] in WRITE_ACCESS[key[1]] for key in WRITE_XFAIL
+    )

@@ -234,3 +234,27 @@ def test_a_bucket_file_missing_then_written_reads(kind: str, request: pytest.Fix
         _ = open_raster(url, storage=bucket.storage).values
     bucket.put(f"late-{kind}/cog.tif", path.read_bytes())
     np.testing.assert_array_equal(open_raster(url, storage=bucket.storage).values, expected)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="D: raster_array closes a thread's datasets (close_thread_handles, LRU eviction, forget, a stale "
+    "handle) outside the source's environment; GDAL's SQLite layer then looks at the GeoPackage's side files "
+    "on /vsis3/ without credentials and asks 169.254.169.254 for a role (3 times, 'URL rejected' on stderr)",
+)
+def test_closing_a_bucket_geopackage_asks_no_metadata_server(
+    s3_bucket: Bucket, capfd: pytest.CaptureFixture[str], monkeypatch, tmp_path: Path
+) -> None:
+    """Seen at the end of the storage matrix: a good GeoPackage raster read on s3:// printed 'URL rejected'."""
+    from tests.io.test_io_raster_signed_urls import write_gpkg
+
+    expected = write_gpkg(tmp_path / "tiles.gpkg")
+    s3_bucket.put("close/tiles.gpkg", (tmp_path / "tiles.gpkg").read_bytes())
+    url = f"{s3_bucket.root}/close/tiles.gpkg"
+    np.testing.assert_array_equal(open_raster(url, storage=s3_bucket.storage).values, expected)
+    monkeypatch.setenv("CPL_DEBUG", "ON")
+    capfd.readouterr()
+    close_thread_handles()
+    err = capfd.readouterr().err
+    assert "169.254.169.254" not in err
+    assert "URL rejected" not in err
