@@ -79,12 +79,6 @@ def _local_raster(folder: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H: a layer, point cloud or reference raster in an engineering CRS (LOCAL_CS) put on a chip in "
-    "EPSG:32631: rasterize, clip_vector, rasterize_points and align_to raise pyproj's bare ProjError "
-    "('Error creating Transformer from CRS.')",
-)
 @pytest.mark.parametrize("stage", ["rasterize", "clip_vector", "rasterize_points", "align_to"])
 def test_an_engineering_crs_onto_a_projected_chip_is_a_named_error(tmp_path: Path, stage: str) -> None:
     source = {

@@ -29,10 +29,12 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["crs_input_text", "longitude_period", "same_crs"]
+__all__ = ["crs_input_text", "longitude_period", "no_operation", "same_crs"]
 
 
 def crs_input_text(crs: Any) -> str:
@@ -139,3 +141,52 @@ def longitude_period(crs: Any) -> float | None:
     if crs is None or crs == "":
         return None
     return _period_of(crs_input_text(crs))
+
+
+def _named(crs: Any) -> str:
+    text = crs_input_text(crs)
+    try:
+        from pyproj import CRS
+
+        parsed = CRS.from_user_input(text)
+        authority = parsed.to_authority()
+        return ":".join(authority) if authority else str(parsed.name)
+    except Exception:  # pyproj raises CRSError and friends: show the start of the text
+        return text[:60]
+
+
+@contextmanager
+def no_operation(source: Any, target: Any, what: str) -> Iterator[None]:
+    """Turn PROJ's failure to move coordinates from ``source`` to ``target`` into a named error.
+
+    Between an engineering CRS (``LOCAL_CS``: CAD and survey exports) and a
+    geographic or projected one there is no coordinate operation; pyproj
+    says ``ProjError: Error creating Transformer from CRS.``, naming neither.
+
+    Raises
+    ------
+    GridMismatchError
+        Naming ``what``, both CRSs and what to do, from pyproj's error.
+
+    Examples
+    --------
+    >>> from pyproj import Transformer
+    >>> with no_operation('LOCAL_CS["arbitrary"]', "EPSG:32631", "rasterize"):
+    ...     Transformer.from_crs('LOCAL_CS["arbitrary"]', "EPSG:32631")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.GridMismatchError: rasterize: no coordinate operation from CRS 'arbitrary' to CRS 'EPSG:32631' ...
+    """
+    from pyproj.exceptions import CRSError, ProjError
+
+    from terrapipe.core.errors import GridMismatchError
+
+    try:
+        yield
+    except (ProjError, CRSError) as err:
+        msg = (
+            f"{what}: no coordinate operation from CRS {_named(source)!r} to CRS {_named(target)!r} (an "
+            "engineering or local CRS cannot be placed on the map); give the data its real CRS, or use it "
+            "with chips in its own CRS"
+        )
+        raise GridMismatchError(msg) from err

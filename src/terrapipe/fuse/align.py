@@ -48,7 +48,7 @@ from odc.geo.overlap import compute_reproject_roi
 from rasterio.enums import Resampling
 
 from terrapipe.core.checks import check_number
-from terrapipe.core.crs import same_crs
+from terrapipe.core.crs import no_operation, same_crs
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
@@ -134,7 +134,10 @@ def _window_and_cover(
     reference: GeoBox, chip: GeoBox, resampling: Resampling
 ) -> tuple[tuple[slice, slice] | None, bool]:
     """Return :func:`reference_window`, and whether the reference covers the whole chip."""
-    with np.errstate(invalid="ignore"):  # odc-geo maps points off the globe to NaN (across the dateline)
+    with (
+        np.errstate(invalid="ignore"),  # odc-geo maps points off the globe to NaN (across the dateline)
+        no_operation(reference.crs, chip.crs, "align_to"),
+    ):
         info = compute_reproject_roi(reference, chip, padding=0)
     rows, cols = info.roi_src
     if rows.stop <= rows.start or cols.stop <= cols.start:

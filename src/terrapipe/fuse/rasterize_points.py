@@ -59,6 +59,7 @@ from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
 
 from terrapipe.core.checks import check_int
+from terrapipe.core.crs import no_operation
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import public_url
@@ -367,10 +368,11 @@ class RasterizePoints(Stage[xr.Dataset]):
             if chip_crs.equals(self.crs, ignore_axis_order=True):
                 self._to_cloud[key] = None
             else:
-                self._to_cloud[key] = (
-                    Transformer.from_crs(chip_crs, self.crs, always_xy=True),
-                    Transformer.from_crs(self.crs, chip_crs, always_xy=True),
-                )
+                with no_operation(self.crs, chip_crs, "rasterize_points"):
+                    self._to_cloud[key] = (
+                        Transformer.from_crs(chip_crs, self.crs, always_xy=True),
+                        Transformer.from_crs(self.crs, chip_crs, always_xy=True),
+                    )
         return self._to_cloud[key]
 
     def _boxes(self, grid: GeoBox, pair: tuple[Transformer, Transformer] | None) -> list[tuple[Any, float]]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from terrapipe.core.checks import check_column_names
-from terrapipe.core.crs import same_crs
+from terrapipe.core.crs import no_operation, same_crs
 from terrapipe.core.digests import wkb_digest
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
@@ -179,7 +179,8 @@ class VectorIndex:
             if same_crs(crs, self.crs):
                 frame = self.frame
             else:
-                frame = self.frame.to_crs(crs)
+                with no_operation(self.crs, crs, self.what):
+                    frame = self.frame.to_crs(crs)
                 self.reprojections += 1
             frame.sindex  # noqa: B018  (build the index once, here)
             west, _, east, _ = (float(v) for v in frame.total_bounds) if len(frame) else (math.nan,) * 4
