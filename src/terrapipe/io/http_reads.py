@@ -734,6 +734,7 @@ def exchange(
                     raise _RefusedError("it redirects to a URL that is not a usable http(s) URL") from None
 
             response = follow(method, url, send, json_body)
+            reused = getattr(response.connection, "reused", False)  # before the body gives it back
             try:
                 if watch.fired:  # the socket was shut mid-headers: what came is no answer
                     raise _ExpiredError()
@@ -742,7 +743,7 @@ def exchange(
                     raise _ExpiredError()
                 return reply
             except _OtherBytesError as err:
-                if not getattr(response.connection, "reused", False):
+                if not reused:
                     raise
                 cause = f"{err} (on a kept-alive connection)"  # maybe bytes a server left there, unasked
             finally:
