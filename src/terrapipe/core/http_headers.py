@@ -49,6 +49,19 @@ TRANSPORT_HEADERS = frozenset(
 )
 
 
+def _shown_name(name: str) -> str:
+    """Show an invalid header name by its leading word only (the rest may be a value).
+
+    Examples
+    --------
+    >>> _shown_name("Authorization: Bearer t"), _shown_name(": x")
+    ("'Authorization' (and more)", "'' (and more)")
+    """
+    word = _NAME.match(name)
+    head = word.group(0) if word else ""
+    return repr(head[:40]) + (" (and more)" if head != name or len(head) > 40 else "")
+
+
 def check_headers(headers: Mapping[str, str]) -> None:
     """Refuse, by name and never showing the value, a header HTTP cannot carry (see the module notes).
 
@@ -66,9 +79,16 @@ def check_headers(headers: Mapping[str, str]) -> None:
     seen: dict[str, str] = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
+            shown = _shown_name(name) if isinstance(name, str) else f"a {type(name).__name__}"
             raise InvalidArgumentError(
-                f"HTTP header names and values must be strings, got a {type(name).__name__} name "
-                f"{name!r:.40} with a {type(value).__name__} value; check Storage(headers=...) (value not shown)"
+                f"HTTP header names and values must be strings, got the name {shown} with a "
+                f"{type(value).__name__} value; check Storage(headers=...) (value not shown)"
+            )
+        if not _NAME.fullmatch(name):
+            raise InvalidArgumentError(
+                f"the header name {_shown_name(name)} is not a valid HTTP header name (a name is one word; "
+                "a 'Name: value' line goes in as {'Name': 'value'}); check Storage(headers=...) "
+                "(the rest of it not shown)"
             )
         folded = name.lower()
         if folded in seen:
@@ -81,10 +101,6 @@ def check_headers(headers: Mapping[str, str]) -> None:
             raise InvalidArgumentError(
                 f"header {name!r} frames or routes the message and is the HTTP client's to set; remove it "
                 "from Storage(headers=...)"
-            )
-        if not _NAME.fullmatch(name):
-            raise InvalidArgumentError(
-                f"{name!r} is not a valid HTTP header name; check Storage(headers=...)"
             )
         if not _VALUE.fullmatch(value):
             raise InvalidArgumentError(
