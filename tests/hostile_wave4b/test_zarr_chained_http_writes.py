@@ -29,10 +29,6 @@ def _closed_port() -> int:
 CHAINS = ["simplecache::", "blockcache::", "filecache::"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B1: refuse_http_writes misses an fsspec-chained http URL: aiohttp's bare RuntimeError on put",
-)
 @pytest.mark.parametrize("chain", CHAINS)
 def test_a_cache_at_a_chained_http_url_refuses_writes(chain: str) -> None:
     from terrapipe.cache.zarr_store import ZarrStore
@@ -45,10 +41,6 @@ def test_a_cache_at_a_chained_http_url_refuses_writes(chain: str) -> None:
     assert "read-only" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B1: materialize to an fsspec-chained http URL is not refused before the pipe runs",
-)
 def test_materialize_to_a_chained_http_url_is_refused_before_the_pipe_runs() -> None:
     ran: list[int] = []
     pipe = tp.from_items(range(3)).map(lambda i: ran.append(i) or {"x": i})
@@ -80,10 +72,6 @@ def test_any_spelling_of_the_scheme_is_refused(scheme: str) -> None:
 SAS = "?sv=2021-08-06&sr=c&sp=racwdl&sig=s3cret-signature"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B1: dist/store.py SampleStore.where/repr is the URL with its query: an Azure SAS signature in messages",
-)
 def test_a_sample_store_at_an_azure_sas_url_never_shows_the_signature() -> None:
     from terrapipe.dist.store import SampleStore
 

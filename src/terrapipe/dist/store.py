@@ -143,9 +143,11 @@ class SampleStore:
 
     @property
     def where(self) -> Any:
-        """The location, for messages."""
+        """The location, for messages (a URL as ``scheme://host/path``: never its query, a SAS or token)."""
         entries = self.entries
-        return entries.zarr_store if entries.zarr_store is not None else entries.url or str(entries.path)
+        if entries.zarr_store is not None:
+            return entries.zarr_store
+        return public_url(entries.url) if entries.url else str(entries.path)
 
     # -- small JSON entries -------------------------------------------------
     def _get_json(self, key: str) -> Any:

@@ -110,7 +110,9 @@ def is_signed_object_url(url: str) -> bool:
 
 
 def _is_http(url: str) -> bool:
-    return "://" in url and url.split("://", 1)[0].lower() in ("http", "https")
+    """Whether ``url`` is an ``http(s)://`` URL, also as the target of an fsspec chain (``simplecache::https://...``)."""
+    target = url.rsplit("::", 1)[-1]
+    return "://" in target and target.split("://", 1)[0].lower() in ("http", "https")
 
 
 def is_azure_sas_url(url: str) -> bool:
@@ -121,7 +123,7 @@ def is_azure_sas_url(url: str) -> bool:
     >>> is_azure_sas_url("https://acct.blob.core.windows.net/c/z.zarr?sv=2021&sig=x"), is_azure_sas_url("https://h/z.zarr")
     (True, False)
     """
-    return _is_http(url) and _azure_sas(url) is not None
+    return "::" not in url and _is_http(url) and _azure_sas(url) is not None
 
 
 def _azure_sas(url: str) -> str | None:
@@ -188,14 +190,18 @@ def refuse_http_writes(url: str, what: str = "write the Zarr store") -> None:
     --------
     >>> refuse_http_writes("s3://b/cube.zarr"), refuse_http_writes("http://127.0.0.1:10000/acct/c/z.zarr?sv=1&sig=x")
     (None, None)
-    >>> refuse_http_writes("memory://cache"), refuse_http_writes("/tmp/cache")
-    (None, None)
+    >>> refuse_http_writes("memory://cache"), refuse_http_writes("/tmp/cache"), refuse_http_writes("simplecache::memory://c")
+    (None, None, None)
+    >>> refuse_http_writes("simplecache::https://h/cube.zarr")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: cannot write the Zarr store 'simplecache::https://h/cube.zarr': ...
     >>> refuse_http_writes("https://h/cube.zarr?token=abc")
     Traceback (most recent call last):
     ...
     terrapipe.core.errors.InvalidArgumentError: cannot write the Zarr store 'https://h/cube.zarr': ...
     """
-    if not _is_http(url) or _azure_sas(url) is not None:
+    if not _is_http(url) or (_azure_sas(url) is not None and "::" not in url):
         return
     raise InvalidArgumentError(
         f"cannot {what} {public_url(url)!r}: an http(s):// URL is read-only (web servers and CDNs take no "
