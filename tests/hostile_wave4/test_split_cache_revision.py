@@ -64,3 +64,10 @@ def test_every_option_of_the_split_changes_the_key() -> None:
     first = canonical(SpatialSplit(**base))  # type: ignore[arg-type]
     for name, value in changes.items():
         assert canonical(SpatialSplit(**{**base, name: value})) != first, name  # type: ignore[arg-type]
+
+
+def test_sample_windows_on_points_carries_a_revision_and_random_windows_keep_their_key() -> None:
+    on_points = _config(tp.from_items([]).sample_windows({"x": 2, "y": 2}, points=[(1.0, 2.0)]))
+    assert on_points["points_revision"] == 2  # points wrap on lon/lat rasters since last session
+    drawn = _config(tp.from_items([]).sample_windows({"x": 2, "y": 2}, n=3))
+    assert "points_revision" not in drawn  # random windows did not change: their caches stay

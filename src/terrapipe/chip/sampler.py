@@ -253,6 +253,8 @@ class SampleWindows(ResumesNextPass, Stage[Any]):
         self.source = source
         self.n = n
         self.points = points
+        if points is not None:  # in the cache key: windows on points wrap longitudes since b80f997
+            self.points_revision = 2
         self.seed = int(seed)
         self.weights = weights
         self.shuffled = bool(shuffle)
