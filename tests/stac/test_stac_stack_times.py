@@ -66,3 +66,29 @@ def test_pystac_items_given_are_not_changed(tmp_path: Path) -> None:
     stack_items(items, resolution=_resolution(_items(tmp_path, ["2024-01-01T10:00:00Z"])))
     assert items[0].datetime == before
     assert items[0].datetime.utcoffset().total_seconds() == 7200
+
+
+def test_dates_outside_nanoseconds_are_labelled_in_microseconds(tmp_path: Path) -> None:
+    items = _items(tmp_path, ["2024-06-01T00:00:00Z", "2300-01-01T00:00:00Z", "0001-01-01T00:00:00Z"])
+    cube = stack_items(items, groupby="id")
+    assert cube.time.dtype == np.dtype("datetime64[us]")
+    assert [str(t) for t in cube.time.values] == [
+        "2024-06-01T00:00:00.000000",
+        "2300-01-01T00:00:00.000000",
+        "0001-01-01T00:00:00.000000",
+    ]
+    assert stack_items(items[:1]).time.dtype == np.dtype("datetime64[ns]")  # as before where ns holds them
+
+
+def test_a_pystac_item_whose_used_range_is_malformed_is_a_named_error(tmp_path: Path) -> None:
+    from terrapipe.core.errors import STACSearchError
+
+    (record,) = _items(tmp_path, ["2024-06-01T00:00:00Z"])
+    record["properties"] = {
+        **record["properties"],
+        "datetime": None,
+        "start_datetime": "garbage",
+        "end_datetime": "2024-06-02T00:00:00Z",
+    }
+    with pytest.raises(STACSearchError, match=r"STAC item 's0': start_datetime 'garbage' is not a datetime"):
+        stack_items([pystac.Item.from_dict(record)])

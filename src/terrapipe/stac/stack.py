@@ -818,7 +818,7 @@ def _native_cube(
         coord = coord.rename({d: renamed.get(str(d), d) for d in coord.dims})
         spatial[renamed.get(str(name), name)] = coord
     times = [_nominal(found[group[0]]).replace(tzinfo=None) for group in groups]  # UTC (see _nominal)
-    spatial["time"] = xr.DataArray(np.asarray(times, dtype="datetime64[ns]"), dims=("time",))
+    spatial["time"] = xr.DataArray(_time_axis(times), dims=("time",))
     return xr.DataArray(data, dims=("time", "band", "y", "x"), coords=spatial)
 
 
@@ -851,19 +851,40 @@ def _nominal(item: Any) -> Any:
     datetime without one (RFC 3339 requires it; pystac parses it naive) is
     taken as UTC, so that items with and without offsets sort together.
     """
-    if isinstance(item, Mapping):  # a plain record: its datetimes parse (items.plain_record), as pystac's
-        properties = item["properties"]
-        values = [parse_datetime(properties.get(k)) for k in ("datetime", "start_datetime", "end_datetime")]
-        ident = item.get("id")
-    else:
-        values = [item.datetime, item.common_metadata.start_datetime, item.common_metadata.end_datetime]
-        ident = item.id
-    for value in values:
+    for key in ("datetime", "start_datetime", "end_datetime"):  # in turn: a range not used is never parsed
+        if isinstance(item, Mapping):  # a plain record: its datetimes parse (items.plain_record), as pystac's
+            value = parse_datetime(item["properties"].get(key))
+        else:
+            try:
+                value = item.datetime if key == "datetime" else getattr(item.common_metadata, key)
+            except (ValueError, TypeError, OverflowError) as err:  # pystac parses a range when asked
+                raw = item.properties.get(key)
+                msg = f"STAC item {item.id!r}: {key} {raw!r} is not a datetime ({err}); fix the item"
+                raise STACSearchError(msg) from err
         if value is not None:
             return _utc(value)
+    ident = item.get("id") if isinstance(item, Mapping) else item.id
     raise InvalidArgumentError(
         f"STAC item {ident!r} has no datetime, start_datetime or end_datetime; fix the item"
     )
+
+
+def _time_axis(times: Sequence[Any]) -> np.ndarray:
+    """Return naive UTC datetimes as ``datetime64[ns]``, or ``[us]`` (odc-stac's unit) where ns cannot hold one.
+
+    ``datetime64[ns]`` spans 1677-2262 and numpy wraps a date outside it
+    silently; microseconds hold every Python datetime (years 1-9999) exactly.
+
+    Examples
+    --------
+    >>> _time_axis([dt.datetime(2024, 1, 1)]).dtype, _time_axis([dt.datetime(2300, 1, 1)])
+    (dtype('<M8[ns]'), array(['2300-01-01T00:00:00.000000'], dtype='datetime64[us]'))
+    """
+    micro = np.asarray(times, dtype="datetime64[us]")
+    limit = np.iinfo(np.int64).max // 1000
+    if micro.size and np.abs(micro.astype(np.int64)).max() >= limit:
+        return micro
+    return micro.astype("datetime64[ns]")
 
 
 def _utc(value: Any) -> Any:
