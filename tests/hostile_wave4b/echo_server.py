@@ -1,0 +1,70 @@
+"""An HTTP server that answers every request with an error status whose JSON body echoes the credentials.
+
+Many APIs say which key they refused (``"invalid token <token>"``). ``/<status>/...`` answers that
+status (default 400) with ``{"code": "InvalidToken", "message": "token <Authorization> ...; query
+<path and query>; key <X-Api-Key>"}``. Run as ``python echo_server.py``: prints ``serving URL``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+
+from tests.servers.process import start_serving, stop_process
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        head = self.path.split("/")[1] if self.path.count("/") > 1 else ""
+        status = int(head) if head.isdigit() else 400
+        message = (
+            f"token {self.headers.get('Authorization')} rejected; query {self.path}; "
+            f"key {self.headers.get('X-Api-Key')}"
+        )
+        body = json.dumps({"code": "InvalidToken", "message": message}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@dataclass
+class EchoServer:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def _ping(server: EchoServer) -> None:
+    urllib.request.urlopen(f"{server.url}/200/ping", timeout=2).read()
+
+
+def start_echo_server() -> EchoServer:
+    return start_serving(
+        [sys.executable, "-m", "tests.hostile_wave4b.echo_server"],
+        lambda url, process: EchoServer(url, process),
+        _ping,
+        "echo server",
+        30.0,
+    )
+
+
+if __name__ == "__main__":
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
