@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from terrapipe.cache.codec import decode_value, encode_value
-from terrapipe.cache.entry import MAGIC, CorruptEntryError, pack_entry, unpack_entry
+from terrapipe.cache.entry import MAGIC, MAGIC_1, CorruptEntryError, pack_entry, unpack_entry
 from terrapipe.core.errors import CacheError
 from terrapipe.core.sample import Sample, geo_meta
 from tests.cache.conftest import samples_equal
@@ -209,15 +209,40 @@ def test_unsupported_values_raise_cache_error(value: Any) -> None:
         encode_value({"deep": [value]})
 
 
-def test_entry_layout_is_magic_header_aligned_payload_checksum() -> None:
-    blob = pack_entry("key-1", [encode_value(np.arange(3, dtype="uint8")), encode_value("x")])
+def test_entry_layout_is_magic_header_nodes_aligned_payload_checksum() -> None:
+    elements = [
+        encode_value(np.arange(3, dtype="uint8")),
+        encode_value("x"),
+        encode_value(np.arange(5, dtype="uint8")),
+    ]
+    blob = pack_entry("key-1", elements)
     assert blob.startswith(MAGIC)
-    (size,) = struct.unpack_from("<Q", blob, len(MAGIC))
-    header = json.loads(blob[16 : 16 + size])
+    size, nodes_size = struct.unpack_from("<QQ", blob, len(MAGIC))
+    header = json.loads(blob[24 : 24 + size])
+    nodes = json.loads(blob[24 + size : 24 + size + nodes_size])
     assert header["key"] == "key-1"
-    assert header["payload"] == 64
-    assert [e["buffers"] for e in header["elements"]] == [[[0, 3]], []]
+    assert header["payload"] == 128
+    assert header["elements"] == [[0, 3], [1], [2, 5]]  # node, then each buffer's size
+    assert nodes == [elements[0].node, "x", elements[2].node]
     assert (len(blob) - 4) % 64 == 0
+
+
+def test_elements_of_one_structure_share_one_node() -> None:
+    chips = [
+        xr.DataArray(np.full((2, 3), i, dtype="uint16"), dims=("y", "x"), coords={"x": [i, i + 1, i + 2]})
+        for i in range(4)
+    ]
+    blob = pack_entry("k", [encode_value(c) for c in chips])
+    size, nodes_size = struct.unpack_from("<QQ", blob, len(MAGIC))
+    assert len(json.loads(blob[24 + size : 24 + size + nodes_size])) == 1
+    assert [row[0] for row in json.loads(blob[24 : 24 + size])["elements"]] == [0, 0, 0, 0]
+    back = unpack_entry(blob, "k")
+    for a, b in zip(chips, back, strict=True):
+        xr.testing.assert_identical(a, b)
+    back[0].attrs["changed"] = 1  # nothing mutable is shared between elements built from one node
+    back[0].x.attrs["changed"] = 1
+    back[0].encoding["changed"] = 1
+    assert all("changed" not in (c.attrs | c.x.attrs | c.encoding) for c in back[1:])
 
 
 def test_empty_entry() -> None:
@@ -241,11 +266,21 @@ def test_truncated_wrong_key_and_garbage_are_corrupt() -> None:
 
 
 def forge(header: dict[str, Any], payload: bytes = b"") -> bytes:
-    """An entry with a valid checksum around an arbitrary header (a hostile writer)."""
+    """An entry of format 1 with a valid checksum around an arbitrary header (a hostile writer)."""
     import zlib
 
     text = json.dumps(header).encode()
-    head = MAGIC + struct.pack("<Q", len(text)) + text
+    head = MAGIC_1 + struct.pack("<Q", len(text)) + text
+    body = head + bytes(-len(head) % 64) + payload
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def forge_2(header: Any, nodes: Any, payload: bytes = b"", *, sizes: tuple[int, int] | None = None) -> bytes:
+    """An entry of format 2 with a valid checksum around an arbitrary header and nodes."""
+    import zlib
+
+    text, listed = json.dumps(header).encode(), json.dumps(nodes).encode()
+    head = MAGIC + struct.pack("<QQ", *(sizes or (len(text), len(listed)))) + text + listed
     body = head + bytes(-len(head) % 64) + payload
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -274,6 +309,95 @@ def test_a_hostile_entry_cannot_run_code() -> None:
     header = {"format": 1, "key": "k", "elements": [{"node": node, "buffers": [[0, 8]]}], "payload": 8}
     with pytest.raises(CorruptEntryError, match="wrong size"):
         unpack_entry(forge(header, bytes(8)), "k")
+
+
+def pack_entry_1(key: str, elements: list[Any]) -> bytes:
+    """An entry as terrapipe wrote it before format 2 (a node and buffer offsets per element)."""
+    layout, payload = [], b""
+    for element in elements:
+        spans = []
+        for buf in element.buffers:
+            spans.append([len(payload), len(buf)])
+            payload += buf + bytes(-len(buf) % 64)
+        layout.append({"node": element.node, "buffers": spans})
+    return forge({"format": 1, "key": key, "elements": layout, "payload": len(payload)}, payload)
+
+
+def test_entries_of_format_1_still_read_as_before() -> None:
+    da = xr.DataArray(
+        np.arange(24, dtype="uint16").reshape(2, 3, 4),
+        dims=("band", "y", "x"),
+        coords={"band": ["red", "nir"], "y": [3.0, 2.0, 1.0], "x": np.arange(4.0), "spatial_ref": 0},
+        attrs={"nodata": 0},
+        name="image",
+    )
+    da.encoding["dtype"] = "uint16"
+    values = [
+        da.isel(x=slice(0, 2)),
+        da.isel(x=slice(2, 4)),
+        {"n": 1, "t": (1, [2])},
+        torch.arange(3),
+        b"raw",
+    ]
+    old = pack_entry_1("k", [encode_value(v) for v in values])
+    new = pack_entry("k", [encode_value(v) for v in values])
+    assert old.startswith(MAGIC_1)
+    assert new.startswith(MAGIC)
+    assert len(new) < len(old)
+    for a, b in zip(unpack_entry(old, "k"), unpack_entry(new, "k"), strict=True):
+        if isinstance(a, xr.DataArray):
+            xr.testing.assert_identical(a, b)
+            assert a.encoding == b.encoding
+            assert a.y.encoding == b.y.encoding
+            assert {n: type(i) for n, i in a.xindexes.items()} == {n: type(i) for n, i in b.xindexes.items()}
+        elif isinstance(a, torch.Tensor):
+            assert torch.equal(a, b)
+            assert a.dtype == b.dtype
+        else:
+            assert a == b
+            assert repr(a) == repr(b)
+    damaged = bytearray(old)
+    damaged[30] ^= 1
+    with pytest.raises(CorruptEntryError, match="checksum"):
+        unpack_entry(bytes(damaged), "k")
+
+
+def test_a_hostile_entry_of_format_2_is_corrupt() -> None:
+    pickled = pickle.dumps(_Boom())
+    for node in [
+        {"$": "pickle", "b": 0},
+        {"$": "ndarray", "dtype": "|O", "shape": [1], "b": 0},
+        {"$": ["list"]},
+    ]:
+        header = {"format": 2, "key": "k", "elements": [[0, len(pickled)]], "payload": len(pickled)}
+        with pytest.raises(CorruptEntryError):
+            unpack_entry(forge_2(header, [node], pickled + bytes(-len(pickled) % 64)), "k")
+    node = {"$": "ndarray", "dtype": "<u1", "shape": [8], "b": 0}
+    good = {"format": 2, "key": "k", "elements": [[0, 8]], "payload": 64}
+    assert unpack_entry(forge_2(good, [node], bytes(64)), "k")[0].tolist() == [0] * 8
+    bad_rows = {
+        "node index past the list": [[1, 8]],
+        "negative node index": [[-1, 8]],
+        "bool node index": [[True, 8]],
+        "text node index": [["0", 8]],
+        "no node": [[]],
+        "row not a list": [0],
+        "negative size": [[0, -8]],
+        "bool size": [[0, True]],
+        "buffer past the payload": [[0, 8], [0, 64]],
+        "buffers short of the payload": [],
+    }
+    for rows in bad_rows.values():
+        with pytest.raises(CorruptEntryError):
+            unpack_entry(forge_2({**good, "elements": rows}, [node], bytes(64)), "k")
+    with pytest.raises(CorruptEntryError, match="wrong size"):
+        unpack_entry(forge_2({**good, "elements": [[0, 4]]}, [node], bytes(64)), "k")
+    with pytest.raises(CorruptEntryError, match="longer than the entry"):
+        unpack_entry(forge_2(good, [node], bytes(64), sizes=(10**6, 0)), "k")
+    with pytest.raises(CorruptEntryError):  # the nodes section is not a list
+        unpack_entry(forge_2(good, {"0": node}, bytes(64)), "k")
+    with pytest.raises(CorruptEntryError):  # another format number under the magic of format 2
+        unpack_entry(forge_2({**good, "format": 1}, [node], bytes(64)), "k")
 
 
 json_values = st.recursive(

@@ -46,7 +46,7 @@ import functools
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -55,13 +55,21 @@ import numpy as np
 import torch
 import xarray as xr
 
-from terrapipe._compat import dataarray_from, dataset_from
+from terrapipe._compat import dataarray_from, dataset_from, variable_data, variable_like
 from terrapipe.cache.canonical import Json
 from terrapipe.core.errors import CacheError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import redact_url
 
-__all__ = ["Encoded", "decode_value", "encode_value", "fast_construction_ok"]
+__all__ = [
+    "Build",
+    "Encoded",
+    "build_value",
+    "compile_node",
+    "decode_value",
+    "encode_value",
+    "fast_construction_ok",
+]
 
 _TAG = "$"
 _TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -170,7 +178,7 @@ def decode_value(
     ValueError
         For a node that is not one :func:`encode_value` writes.
     """
-    return _Decoder(buffers, owned=owned, indexes=indexes).decode(node)
+    return compile_node(node)(_Decoder(buffers, owned=owned, indexes=indexes))
 
 
 def _unsupported(value: Any, where: str, detail: str = "") -> CacheError:
@@ -339,51 +347,42 @@ class _Encoder:
         }
 
 
+#: Tags of values that are immutable: decoded once per template, shared by every element built from it.
+_IMMUTABLE_TAGS = frozenset(
+    {"float", "npscalar", "dtype", "torch_dtype", "datetime", "date", "time", "timedelta", "timestamp"}
+    | {"path", "affine"}
+)
+#: Tags of leaves decoded for each element on their own (buffers, mutable objects).
+_LEAF_TAGS = frozenset({"bytes", "tensor", "strarray", "stac_item", "geometry", "table"})
+
+#: Builds one value of an element from its buffers (a compiled node).
+Build = Callable[["_Decoder"], Any]
+
+
 class _Decoder:
+    """What one element is built from: its buffers, who owns them, the entry's shared indexes."""
+
+    __slots__ = ("buffers", "indexes", "owned")
+
     def __init__(
         self,
         buffers: Sequence[memoryview],
         *,
         owned: bool = True,
         indexes: dict[Any, Any] | None = None,
-        fast: bool | None = None,
     ) -> None:
         self.buffers = buffers
         self.owned = owned
         self.indexes: dict[Any, Any] = {} if indexes is None else indexes
-        self.fast = fast_construction_ok() if fast is None else fast
 
-    def decode(self, node: Json) -> Any:
-        if node is None or type(node) in _PLAIN:
-            return node
-        if isinstance(node, list):
-            return [v if type(v) in _PLAIN else self.decode(v) for v in node]
-        if not isinstance(node, dict):
-            raise ValueError(f"not a cache node: {type(node).__name__}")
-        tag = node[_TAG]
-        if tag == "tuple":
-            return tuple([v if type(v) in _PLAIN else self.decode(v) for v in _list(node["v"])])
-        if tag == "dict":
-            keys, values = _list(node["k"]), _list(node["v"])
-            if len(keys) != len(values):
-                raise ValueError("a dict node has as many keys as values")
-            return {
-                (k if type(k) in _PLAIN else self.decode(k)): (v if type(v) in _PLAIN else self.decode(v))
-                for k, v in zip(keys, values, strict=True)
-            }
+    def leaf(self, tag: str, node: dict[str, Json]) -> Any:
+        """Decode a node that holds no other node (see :data:`_IMMUTABLE_TAGS`, :data:`_LEAF_TAGS`)."""
         if tag == "float":
             return float(_str(node["v"]))
-        if tag == "ndarray":
-            return self.ndarray(node)
         if tag == "strarray":
             return np.array(_list(node["v"]), dtype=object).reshape(_shape(node["shape"]))
         if tag == "tensor":
             return self.tensor(node)
-        if tag in ("dataarray", "dataset", "variable"):
-            return self.xarray(node)
-        return self.other(tag, node)
-
-    def other(self, tag: Json, node: dict[str, Json]) -> Any:
         if tag == "bytes":
             return bytes(self.buffer(node["b"]))
         if tag == "npscalar":
@@ -428,21 +427,6 @@ class _Decoder:
             raise ValueError(f"bad buffer index {index!r}")
         return self.buffers[index]
 
-    def ndarray(self, node: dict[str, Json]) -> np.ndarray[Any, Any]:
-        dtype = _dtype(node["dtype"])
-        shape = _shape(node["shape"])
-        data = self.buffer(node["b"])
-        count = math.prod(shape)
-        if len(data) != count * dtype.itemsize:
-            raise ValueError("array buffer has the wrong size")
-        array = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
-        readonly = node.get("ro") is True
-        if not self.owned and not (readonly and data.readonly):
-            array = array.copy()  # the store's bytes: never handed out writable, nor aliased if writable
-        if readonly:
-            array.flags.writeable = False
-        return array
-
     def tensor(self, node: dict[str, Json]) -> torch.Tensor:
         dtype = _TORCH_DTYPES[_str(node["dtype"])]
         shape = _shape(node["shape"])
@@ -456,24 +440,13 @@ class _Decoder:
             return torch.from_numpy(np.frombuffer(data, dtype=np.uint8).copy()).view(dtype).reshape(shape)
         return torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
 
-    def variable(self, node: Json) -> xr.Variable:
-        if not isinstance(node, dict) or node.get(_TAG) != "variable":
-            raise ValueError("expected a variable node")
-        data = self.decode(node["data"])
-        attrs = self.decode(node["attrs"])
-        encoding = self.decode(node["encoding"])
-        dims = tuple(str(d) for d in _list(node["dims"]))
-        if not isinstance(data, np.ndarray) or data.ndim != len(dims):
-            raise ValueError("variable data does not match its dimensions")
-        if self.fast:  # the data is what a Variable held: xarray's checks would change nothing
-            return xr.Variable(dims, data, attrs=attrs, encoding=encoding, fastpath=True)
-        return xr.Variable(dims, data, attrs=attrs, encoding=encoding)
-
-    def coords(self, node: Json) -> dict[str, xr.Variable]:
-        return {_str(pair[0]): self.variable(pair[1]) for pair in _pairs(node)}
-
     def indexed(self, coords: dict[str, xr.Variable]) -> tuple[dict[Any, xr.Variable], dict[Any, Any]]:
-        """Give each dimension coordinate its default pandas index, as xarray's constructors do."""
+        """Give each dimension coordinate its default pandas index, as xarray's constructors do.
+
+        A coordinate whose values an element before it in the entry held too
+        (a ``band`` axis; the ``y`` of a row of chips) gets that element's
+        index, and a variable of its own over the same (immutable) index data.
+        """
         from xarray.indexes import PandasIndex
 
         variables: dict[Any, xr.Variable] = {}
@@ -484,47 +457,220 @@ class _Decoder:
                 continue
             data = var.data
             memo = (name, data.dtype.str, data.tobytes()) if data.size <= _SHARED_INDEX_SIZE else None
-            index = None if memo is None else self.indexes.get(memo)
-            if index is None:
+            seen = None if memo is None else self.indexes.get(memo)
+            if seen is None:
                 index = PandasIndex.from_variables({name: var}, options={})
+                made = index.create_variables({name: var})[name]
                 if memo is not None:
-                    self.indexes[memo] = index
+                    self.indexes[memo] = (index, made)
+            else:
+                index, first = seen
+                made = variable_like(first, variable_data(first))
+                made.attrs, made.encoding = var.attrs, var.encoding  # as create_variables sets them: copies
             indexes[name] = index
-            variables[name] = index.create_variables({name: var})[name]
+            variables[name] = made
         return variables, indexes
 
-    def xarray(self, node: dict[str, Json]) -> Any:
+
+def compile_node(node: Json, *, fast: bool | None = None) -> Build:
+    """Compile a node once into a function that builds its value from an element's buffers.
+
+    Every element of an entry whose node is the same (every chip of a scene)
+    is built by one compiled node: the node is checked and its immutable
+    parts (dtypes, numpy scalars, dates, ...) decoded once; each build makes
+    new containers (dicts, lists, arrays, xarray objects), so no two
+    elements share anything mutable, exactly as when each is decoded on
+    its own.
+
+    Raises
+    ------
+    ValueError
+        For a node that is not one :func:`encode_value` writes (some
+        problems, such as a buffer of the wrong size, are found by the build).
+    """
+    return _Compiler(fast_construction_ok() if fast is None else fast).build(node)
+
+
+def build_value(
+    build: Build, buffers: Sequence[memoryview], *, owned: bool = True, indexes: dict[Any, Any] | None = None
+) -> Any:
+    """Build one element with a compiled node (see :func:`compile_node`; arguments as :func:`decode_value`)."""
+    return build(_Decoder(buffers, owned=owned, indexes=indexes))
+
+
+class _Compiler:
+    def __init__(self, fast: bool) -> None:
+        self.fast = fast
+        self.probe = _Decoder([])  # decodes the immutable leaves (no buffers)
+
+    def build(self, node: Json) -> Build:
+        const, value = self.part(node)
+        if const:
+            return lambda d: value
+        fn: Build = value
+        return fn
+
+    def part(self, node: Json) -> tuple[bool, Any]:
+        """Compile a node: ``(True, value)`` for an immutable value, ``(False, build)`` otherwise."""
+        if node is None or type(node) in _PLAIN:
+            return True, node
+        if isinstance(node, list):
+            return self.sequence([self.part(v) for v in node], list)
+        if not isinstance(node, dict):
+            raise ValueError(f"not a cache node: {type(node).__name__}")
         tag = node[_TAG]
+        if not isinstance(tag, str):
+            raise ValueError(f"unknown cache node tag {tag!r}")
+        if tag == "tuple":
+            return self.sequence([self.part(v) for v in _list(node["v"])], tuple)
+        if tag == "dict":
+            return self.mapping(node)
+        if tag in _IMMUTABLE_TAGS:
+            return True, self.probe.leaf(tag, node)
+        if tag in _LEAF_TAGS:
+            return False, lambda d: d.leaf(tag, node)
+        if tag == "ndarray":
+            return False, self.ndarray(node)
         if tag == "variable":
-            return self.variable(node)
-        coords = self.coords(node["coords"])
+            return False, self.variable(node)
         if tag == "dataarray":
-            var = self.variable(node["var"])
-            name = self.decode(node["name"])
-            if self.fast:
+            return False, self.dataarray(node)
+        if tag == "dataset":
+            return False, self.dataset(node)
+        raise ValueError(f"unknown cache node tag {tag!r}")
+
+    @staticmethod
+    def sequence(parts: list[tuple[bool, Any]], kind: type) -> tuple[bool, Any]:
+        if all(const for const, _ in parts):
+            values = [v for _, v in parts]
+            if kind is tuple:
+                return True, tuple(values)
+            return False, lambda d: values.copy()  # a new list of the same immutable values
+        fns = [_fn(p) for p in parts]
+        if kind is tuple:
+            return False, lambda d: tuple([f(d) for f in fns])
+        return False, lambda d: [f(d) for f in fns]
+
+    def mapping(self, node: dict[str, Json]) -> tuple[bool, Any]:
+        keys, values = _list(node["k"]), _list(node["v"])
+        if len(keys) != len(values):
+            raise ValueError("a dict node has as many keys as values")
+        key_parts = [self.part(k) for k in keys]
+        value_parts = [self.part(v) for v in values]
+        if all(const for const, _ in key_parts + value_parts):
+            proto = {k: v for (_, k), (_, v) in zip(key_parts, value_parts, strict=True)}
+            return False, lambda d: proto.copy()  # a new dict of the same immutable values
+        pairs = [(_fn(k), _fn(v)) for k, v in zip(key_parts, value_parts, strict=True)]
+        return False, lambda d: {k(d): v(d) for k, v in pairs}
+
+    def ndarray(self, node: dict[str, Json]) -> Build:
+        dtype = _dtype(node["dtype"])
+        shape = _shape(node["shape"])
+        index = node["b"]
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"bad buffer index {index!r}")
+        count = math.prod(shape)
+        nbytes = count * dtype.itemsize
+        readonly = node.get("ro") is True
+
+        def build(d: _Decoder) -> np.ndarray[Any, Any]:
+            data = d.buffers[index]
+            if len(data) != nbytes:
+                raise ValueError("array buffer has the wrong size")
+            array = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)
+            if not d.owned and not (readonly and data.readonly):
+                array = array.copy()  # the store's bytes: never handed out writable, nor aliased if writable
+            if readonly:
+                array.flags.writeable = False
+            return array
+
+        return build
+
+    def variable(self, node: Json) -> Callable[[_Decoder], xr.Variable]:
+        if not isinstance(node, dict) or node.get(_TAG) != "variable":
+            raise ValueError("expected a variable node")
+        data_of = _fn(self.part(node["data"]))
+        attrs_of = _fn(self.part(node["attrs"]))
+        encoding_of = _fn(self.part(node["encoding"]))
+        dims = tuple(str(d) for d in _list(node["dims"]))
+        fast = self.fast
+
+        def build(d: _Decoder) -> xr.Variable:
+            data = data_of(d)
+            attrs = attrs_of(d)
+            encoding = encoding_of(d)
+            if not isinstance(data, np.ndarray) or data.ndim != len(dims):
+                raise ValueError("variable data does not match its dimensions")
+            if fast:  # the data is what a Variable held: xarray's checks would change nothing
+                return xr.Variable(dims, data, attrs=attrs, encoding=encoding, fastpath=True)
+            return xr.Variable(dims, data, attrs=attrs, encoding=encoding)
+
+        return build
+
+    def coords(self, node: Json) -> Callable[[_Decoder], dict[str, xr.Variable]]:
+        named = [(_str(pair[0]), self.variable(pair[1])) for pair in _pairs(node)]
+        return lambda d: {name: var(d) for name, var in named}
+
+    def dataarray(self, node: dict[str, Json]) -> Build:
+        coords_of = self.coords(node["coords"])
+        var_of = self.variable(node["var"])
+        name_of = _fn(self.part(node["name"]))
+        fast = self.fast
+
+        def build(d: _Decoder) -> xr.DataArray:
+            coords = coords_of(d)
+            var = var_of(d)
+            name = name_of(d)
+            if fast:
                 encoding, var.encoding = var.encoding, {}
-                variables, indexes = self.indexed(coords)
-                da = dataarray_from(var, variables, name, indexes)
+                variables, indexes = d.indexed(coords)
+                da: xr.DataArray = dataarray_from(var, variables, name, indexes)
                 da.encoding = dict(encoding)
                 return da
             da = xr.DataArray(var.data, dims=var.dims, coords=coords, attrs=var.attrs, name=name)
             da.encoding = dict(var.encoding)
             return da
-        data_vars = {_str(pair[0]): self.variable(pair[1]) for pair in _pairs(node["vars"])}
-        attrs = self.decode(node["attrs"])
-        encoding = self.decode(node["encoding"]) if "encoding" in node else {}  # entries before it: none
-        if self.fast:
-            coord_vars, indexes = self.indexed(coords)
-            everything: dict[Any, xr.Variable] = {**data_vars, **coord_vars}
-            sizes: dict[Any, int] = {}
-            for var in everything.values():
-                for dim, size in zip(var.dims, var.shape, strict=True):
-                    if sizes.setdefault(dim, size) != size:
-                        raise ValueError(f"dimension {dim!r} has sizes {sizes[dim]} and {size}")
-            return dataset_from(everything, set(coord_vars), sizes, attrs, indexes, dict(encoding) or None)
-        ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-        ds.encoding = dict(encoding)
-        return ds
+
+        return build
+
+    def dataset(self, node: dict[str, Json]) -> Build:
+        coords_of = self.coords(node["coords"])
+        named = [(_str(pair[0]), self.variable(pair[1])) for pair in _pairs(node["vars"])]
+        attrs_of = _fn(self.part(node["attrs"]))
+        # entries before the Dataset's encoding was kept have none
+        encoding_of = _fn(self.part(node["encoding"])) if "encoding" in node else (lambda d: {})
+        fast = self.fast
+
+        def build(d: _Decoder) -> xr.Dataset:
+            coords = coords_of(d)
+            data_vars = {name: var(d) for name, var in named}
+            attrs = attrs_of(d)
+            encoding = encoding_of(d)
+            if fast:
+                coord_vars, indexes = d.indexed(coords)
+                everything: dict[Any, xr.Variable] = {**data_vars, **coord_vars}
+                sizes: dict[Any, int] = {}
+                for var in everything.values():
+                    for dim, size in zip(var.dims, var.shape, strict=True):
+                        if sizes.setdefault(dim, size) != size:
+                            raise ValueError(f"dimension {dim!r} has sizes {sizes[dim]} and {size}")
+                direct: xr.Dataset = dataset_from(
+                    everything, set(coord_vars), sizes, attrs, indexes, dict(encoding) or None
+                )
+                return direct
+            ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+            ds.encoding = dict(encoding)
+            return ds
+
+        return build
+
+
+def _fn(part: tuple[bool, Any]) -> Build:
+    const, value = part
+    if const:
+        return lambda d: value
+    fn: Build = value
+    return fn
 
 
 @functools.cache
@@ -564,11 +710,17 @@ def fast_construction_ok() -> bool:
         for value in (da, ds):
             encoded = encode_value(value)
             views = [memoryview(bytearray(b)) for b in encoded.buffers]
-            fast = _Decoder(views, fast=True).decode(encoded.node)
-            slow_value = _Decoder(views, fast=False).decode(encoded.node)
-            xr.testing.assert_identical(fast, slow_value)
-            if fast.encoding != slow_value.encoding or not _same_parts(fast, slow_value):
-                return False
+            fast_build, slow_build = (
+                compile_node(encoded.node, fast=True),
+                compile_node(encoded.node, fast=False),
+            )
+            shared: dict[Any, Any] = {}  # the second build takes the first's indexes, as a chip after another
+            slow_value = slow_build(_Decoder(views))
+            for _ in range(2):
+                fast = fast_build(_Decoder(views, indexes=shared))
+                xr.testing.assert_identical(fast, slow_value)
+                if fast.encoding != slow_value.encoding or not _same_parts(fast, slow_value):
+                    return False
         return True
     except Exception:  # any change in xarray's internals: the public constructors
         return False

@@ -3,13 +3,26 @@
 An entry holds every element the cached stages produced for one input element
 (zero, one or many), so a hit replays exactly what a miss yielded. Layout::
 
-    b"TPCACHE1"                 magic and format version (8 bytes)
+    b"TPCACHE2"                 magic and format version (8 bytes)
     header length               little-endian uint64
+    nodes length                little-endian uint64
     header                      UTF-8 JSON: {"format", "key", "elements":
-                                [{"node", "buffers": [[offset, size], ...]}], "payload"}
+                                [[node, size, size, ...], ...], "payload"}
+    nodes                       UTF-8 JSON: a list of the elements' distinct nodes
     padding                     zeros up to a multiple of 64
     payload                     the buffers, each starting at a multiple of 64
     checksum                    CRC-32 of everything above (little-endian uint32)
+
+An element is its node's place in the list of nodes and the sizes of its
+buffers, which follow each other in the payload in order, each padded to a
+multiple of 64. Elements with the same structure (every chip of a scene:
+the same coordinates, attributes and encoding, other values) share one node,
+checked and compiled once per entry (:func:`~terrapipe.cache.codec.compile_node`;
+the parts of an entry share it too): a hit parses a header of a few numbers
+per element. Entries of format 1 (``b"TPCACHE1"``: a node and the offsets of
+its buffers per element) are still read; a terrapipe from before format 2
+counts an entry of format 2 as corrupt (recomputes it and writes it in
+format 1, which this one reads).
 
 :func:`unpack_entry` verifies the checksum before it parses anything, checks
 that the entry was written for the key asked for, and raises
@@ -47,7 +60,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from terrapipe.cache.codec import Encoded, decode_value
+from terrapipe.cache.codec import Build, Encoded, build_value, compile_node, decode_value
 from terrapipe.core.errors import CacheError
 
 try:  # ISA-L's CRC-32: the same checksum as zlib's, several times faster
@@ -57,6 +70,7 @@ except ImportError:  # pragma: no cover - isal is in the cache extra
 
 __all__ = [
     "MAGIC",
+    "MAGIC_1",
     "CorruptEntryError",
     "crc32",
     "entry_digest",
@@ -66,12 +80,15 @@ __all__ = [
     "unpack_entry",
 ]
 
-#: First bytes of every entry; the last byte is the format version.
-MAGIC = b"TPCACHE1"
-_FORMAT = 1
+#: First bytes of every entry written now; the last byte is the format version.
+MAGIC = b"TPCACHE2"
+_FORMAT = 2
+#: First bytes of an entry of format 1 (one node per element; still read).
+MAGIC_1 = b"TPCACHE1"
 _ALIGN = 64
 _DIGEST = 4
-_PREFIX = len(MAGIC) + 8
+_PREFIX = len(MAGIC) + 16
+_PREFIX_1 = len(MAGIC_1) + 8
 
 
 class CorruptEntryError(CacheError):
@@ -130,18 +147,21 @@ def packed_size(key: str, elements: Sequence[Encoded]) -> int:
 
 
 def _head(key: str, elements: Sequence[Encoded]) -> tuple[bytes, int]:
-    """Return an entry's magic, header length and header, and the size of its payload (padded)."""
-    layout: list[dict[str, Any]] = []
+    """Return an entry's magic, section lengths, header and nodes, and the size of its payload (padded)."""
+    texts: dict[str, int] = {}  # each distinct node once, in order of first use
+    layout: list[list[int]] = []
     offset = 0
     for element in elements:
-        spans = []
+        text = json.dumps(element.node, separators=(",", ":"), allow_nan=False)
+        row = [texts.setdefault(text, len(texts))]
         for buf in element.buffers:
-            spans.append([offset, len(buf)])
+            row.append(len(buf))
             offset += len(buf) + _pad(len(buf))
-        layout.append({"node": element.node, "buffers": spans})
+        layout.append(row)
     header = {"format": _FORMAT, "key": key, "elements": layout, "payload": offset}
-    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
-    return MAGIC + struct.pack("<Q", len(text)) + text, offset
+    head = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    nodes = ("[" + ",".join(texts) + "]").encode()
+    return MAGIC + struct.pack("<QQ", len(head), len(nodes)) + head + nodes, offset
 
 
 def entry_digest(data: bytes | bytearray | memoryview) -> str:
@@ -152,7 +172,7 @@ def entry_digest(data: bytes | bytearray | memoryview) -> str:
 def entry_intact(data: bytes | bytearray | memoryview) -> bool:
     """Whether ``data`` is an entry whose checksum matches its bytes (nothing else is checked)."""
     view = memoryview(data).cast("B")
-    if len(view) < _PREFIX + _DIGEST or bytes(view[: len(MAGIC)]) != MAGIC:
+    if len(view) < _PREFIX_1 + _DIGEST or bytes(view[: len(MAGIC)]) not in (MAGIC, MAGIC_1):
         return False
     (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
     return bool(_crc32(view[:-_DIGEST]) == stored)
@@ -202,37 +222,89 @@ def unpack_entry(
         For a checksum mismatch, a wrong key, or a malformed header.
     """
     view = memoryview(data).cast("B")
-    if len(view) < _PREFIX + _DIGEST or bytes(view[: len(MAGIC)]) != MAGIC:
+    magic = bytes(view[: len(MAGIC)])
+    if len(view) < _PREFIX_1 + _DIGEST or magic not in (MAGIC, MAGIC_1):
         raise CorruptEntryError(
             f"cache entry {key} is corrupt: not a terrapipe cache entry (bad magic or size)"
         )
     (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
     if not (checked and view.readonly) and _crc32(view[:-_DIGEST]) != stored:
         raise CorruptEntryError(f"cache entry {key} is corrupt: checksum mismatch")
+    if indexes is None:
+        indexes = {}  # one pandas index per distinct small coordinate of the entry
     try:
-        (size,) = struct.unpack_from("<Q", view, len(MAGIC))
+        if magic == MAGIC_1:
+            return _unpack_1(view, key, owned and not view.readonly, indexes)
+        (size, nodes_size) = struct.unpack_from("<QQ", view, len(MAGIC))
+        end = _PREFIX + size + nodes_size
+        if end > len(view) - _DIGEST:
+            raise ValueError("the header is longer than the entry")
         header = json.loads(bytes(view[_PREFIX : _PREFIX + size]))
         if header["format"] != _FORMAT or header["key"] != key:
             raise ValueError(f"entry written for key {header['key']!r} in format {header['format']!r}")
-        start = _PREFIX + size + _pad(_PREFIX + size)
-        payload = view[start:-_DIGEST]
+        payload = view[end + _pad(end) : -_DIGEST]
         if len(payload) != header["payload"]:
             raise ValueError("payload size does not match the header")
+        builds = _templates(bytes(view[_PREFIX + size : end]), indexes)
         handed_over = owned and not view.readonly
-        if indexes is None:
-            indexes = {}  # one pandas index per distinct small coordinate of the entry
         out = []
-        for element in header["elements"]:
+        offset = 0
+        for row in _list(header["elements"]):
+            node = _list(row)[0]
+            if type(node) is not int or not 0 <= node < len(builds):
+                raise ValueError(f"an element names node {node!r} of {len(builds)}")
             buffers = []
-            for offset, nbytes in element["buffers"]:
-                if not (
-                    isinstance(offset, int)
-                    and isinstance(nbytes, int)
-                    and 0 <= offset <= offset + nbytes <= len(payload)
-                ):
-                    raise ValueError("buffer outside the payload")
+            for nbytes in row[1:]:
+                if type(nbytes) is not int or nbytes < 0:
+                    raise ValueError(f"bad buffer size {nbytes!r}")
                 buffers.append(payload[offset : offset + nbytes])
-            out.append(decode_value(element["node"], buffers, owned=handed_over, indexes=indexes))
+                offset += nbytes + _pad(nbytes)
+            if offset > len(payload):
+                raise ValueError("buffer outside the payload")
+            out.append(build_value(builds[node], buffers, owned=handed_over, indexes=indexes))
+        if offset != len(payload):
+            raise ValueError("the buffers do not fill the payload")
         return out
     except (ValueError, KeyError, TypeError, IndexError, struct.error) as err:
         raise CorruptEntryError(f"cache entry {key} is corrupt: {err}") from err
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _templates(text: bytes, memo: dict[Any, Any]) -> list[Build]:
+    """Compile an entry's distinct nodes (once per entry: its parts share them, and ``memo``)."""
+    found = memo.get(("nodes", text))
+    if found is None:
+        found = [compile_node(node) for node in _list(json.loads(text))]
+        memo[("nodes", text)] = found
+    builds: list[Build] = found
+    return builds
+
+
+def _unpack_1(view: memoryview, key: str, handed_over: bool, indexes: dict[Any, Any]) -> list[Any]:
+    """Decode the elements of an entry of format 1 (its checksum checked): a node per element."""
+    (size,) = struct.unpack_from("<Q", view, len(MAGIC_1))
+    header = json.loads(bytes(view[_PREFIX_1 : _PREFIX_1 + size]))
+    if header["format"] != 1 or header["key"] != key:
+        raise ValueError(f"entry written for key {header['key']!r} in format {header['format']!r}")
+    start = _PREFIX_1 + size + _pad(_PREFIX_1 + size)
+    payload = view[start:-_DIGEST]
+    if len(payload) != header["payload"]:
+        raise ValueError("payload size does not match the header")
+    out = []
+    for element in header["elements"]:
+        buffers = []
+        for offset, nbytes in element["buffers"]:
+            if not (
+                isinstance(offset, int)
+                and isinstance(nbytes, int)
+                and 0 <= offset <= offset + nbytes <= len(payload)
+            ):
+                raise ValueError("buffer outside the payload")
+            buffers.append(payload[offset : offset + nbytes])
+        out.append(decode_value(element["node"], buffers, owned=handed_over, indexes=indexes))
+    return out
