@@ -156,3 +156,26 @@ def test_a_header_value_gdal_would_cut_or_send_as_other_bytes_is_refused_by_name
     assert "sig=abc" not in message
     assert "https://example.test/a.tif" in message
     assert "Authorization" in message or "ASCII" in message
+
+
+def test_the_header_is_given_once_when_a_read_opens_the_file(pixels_and_server, server, monkeypatch):
+    # a read runs in the storage's environment and opens the file inside it: entered twice, GDAL got
+    # 'Authorization: t\r\nAuthorization: t' (sent twice) for the open's requests
+    from rasterio.env import get_gdal_config
+
+    from terrapipe.io import raster_array
+
+    seen = []
+    real_open = raster_array.rasterio.open
+
+    def spying_open(*args: Any, **kwargs: Any) -> Any:
+        seen.append(get_gdal_config("GDAL_HTTP_HEADERS", normalize=False))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(raster_array.rasterio, "open", spying_open)
+    storage = tp.Storage(headers={"Authorization": TOKEN})
+    da = open_raster(f"{server.url}/auth/a.tif?case=9", storage=storage)
+    raster_array.close_thread_handles()
+    np.testing.assert_array_equal(da[0, :8, :8].values, pixels_and_server[0][0, :8, :8])
+    assert len(seen) >= 2  # the open's, then the read's
+    assert set(seen) == {f"Authorization: {TOKEN}"}

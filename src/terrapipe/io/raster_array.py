@@ -54,8 +54,8 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -155,13 +155,18 @@ class RasterSource:
         (:func:`terrapipe.io.gdal_env.gdal_env`); a local one no environment.
         """
         ensure_gdal_setup()  # fork hook, log filter, cache sizes: once per process, at the first read
+        if self.storage is None and not is_remote(self.path):
+            return nullcontext()
+        key = (self.gdal_path, self.storage)
+        if key in _ENTERED.keys:  # a read that opens the file: inside this environment already
+            return nullcontext()  # (entered twice, a storage's headers were sent twice: 'A: x', 'A: x')
         if self.storage is None:
-            env: AbstractContextManager[Any] = gdal_env() if is_remote(self.path) else nullcontext()
+            env: AbstractContextManager[Any] = gdal_env()
         else:
             env = self.storage.rasterio_env(_storage_url(self.path))
         if self.gdal_path.startswith(PLAIN_FORM_PREFIXES):  # /vsicurl/<URL?query>: empty_dir, use_head=no
-            return plain_url_env(self.gdal_path, env)
-        return env
+            env = plain_url_env(self.gdal_path, env)
+        return _entered(key, env)
 
     def open(self) -> rasterio.io.DatasetReader:
         """Open a new dataset (callers normally use :func:`acquire`)."""
@@ -170,6 +175,25 @@ class RasterSource:
             kwargs["overview_level"] = self.overview_level
         with self.env():
             return rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+
+
+class _Entered(threading.local):
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, Storage | None]] = []  # (GDAL name, storage) of the environments entered
+
+
+_ENTERED = _Entered()
+
+
+@contextmanager
+def _entered(key: tuple[str, Storage | None], env: AbstractContextManager[Any]) -> Iterator[None]:
+    """Enter ``env``, the environment of the source ``key``, noting it for :meth:`RasterSource.env`."""
+    _ENTERED.keys.append(key)
+    try:
+        with env:
+            yield
+    finally:
+        _ENTERED.keys.pop()
 
 
 #: GDAL object-store paths and the URL scheme :meth:`Storage.gdal_options` translates for them.
