@@ -533,3 +533,43 @@ def test_a_rotated_pole_grid_is_found_by_its_cf_axes() -> None:
     grid = grid_of(da)
     assert _same_crs(grid.crs, da.rio.crs)
     np.testing.assert_allclose(tuple(grid.affine)[:6], tuple(da.rio.transform())[:6])
+
+
+# --- a store with a GeoTransform and no x/y coordinates (rioxarray written from a bare numpy array) ---------
+
+
+def _coordinate_less_store(folder: Path) -> Path:
+    import rioxarray  # noqa: F401
+
+    path = folder / "no_coords.zarr"
+    if not path.exists():
+        da = xr.DataArray(VALUES.astype("float32"), dims=("y", "x"), name="v")
+        da.rio.write_crs("EPSG:32631").rio.write_transform(UTM).to_dataset().to_zarr(path)
+    return path
+
+
+def test_numpy_chips_of_a_coordinate_less_store_are_placed_by_window(folder: Path) -> None:
+    obj = tp.open_zarr(_coordinate_less_store(folder), variables="v")
+    assert "x" not in obj.coords
+    for array, meta in tp.from_items([obj]).chip({"y": 3, "x": 4}, output="numpy"):
+        col, row = ~Affine(*meta["transform"]) * (UTM.c, UTM.f)
+        assert array[0, 0] == VALUES[-round(row), -round(col)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="E: an xarray chip of an array with a GeoTransform and no x/y coordinates keeps the whole array's "
+    "GeoTransform: every chip's grid_of is the array's origin, so rasterize/align_to burn and read the top-left "
+    "window for every chip (the numpy chips' GeoMeta is right)",
+)
+def test_xarray_chips_of_a_coordinate_less_store_are_placed_by_window(folder: Path, utm_tif: Path) -> None:
+    obj = tp.open_zarr(_coordinate_less_store(folder), variables="v")
+    chips = list(tp.from_items([obj]).chip({"y": 3, "x": 4}))
+    gdf = gpd.GeoDataFrame({"c": [1]}, geometry=[box(500045, 3999945, 500080, 3999970)], crs=32631)
+    for chip in chips:
+        grid = grid_of(chip)
+        col, row = ~grid.affine * (UTM.c, UTM.f)
+        assert chip.values[0, 0] == VALUES[-round(row), -round(col)]
+        mask = next(iter(tp.from_items([chip]).rasterize(gdf, column="c")))["mask"]
+        expected = rio_rasterize([(gdf.geometry[0], 1)], out_shape=(6, 8), transform=UTM, dtype="uint8")
+        np.testing.assert_array_equal(mask.values, expected[-round(row) :][:3, -round(col) :][:, :4])
