@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from terrapipe.io.gdal_fork import gdal_functions, loaded_gdal_libraries
-from terrapipe.io.paths import gdal_path, is_remote, vsi_name
+from terrapipe.io.paths import bucket_url, gdal_path, is_remote, vsi_name
 
 if TYPE_CHECKING:
     from terrapipe.io.storage import Storage
@@ -84,9 +84,7 @@ def forget_remote_file(path: str, storage: Storage | None = None) -> int:
         return len(functions)
     env: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if storage is not None:
-        from terrapipe.io.raster_array import _storage_url
-
-        env = storage.rasterio_env(_storage_url(name))
+        env = storage.rasterio_env(bucket_url(name))
     with env, _no_credential_lookup():
         for function in functions:
             function(name.encode())

@@ -76,6 +76,8 @@ from terrapipe.core.redact import public_url
 
 __all__ = [
     "GDAL_DEFAULTS",
+    "NETCDF_EXTENSIONS",
+    "NETCDF_HDF_EXTENSIONS",
     "ORIGIN_ONLY_HEADERS",
     "PER_OPEN_KEYS",
     "PLAIN_FORM_PREFIXES",
@@ -154,6 +156,19 @@ _PLAIN_URL_CONFIG: Mapping[str, str] = {
 }
 
 
+#: Extensions GDAL's netCDF driver takes a netCDF-4 (HDF5-based) file by: it reads the extension off
+#: the end of the name it is given, and leaves an HDF5 file with any other to the HDF5 driver (which
+#: reads no georeferencing). At a URL with a query string that end is the query (``...&sig=abc``),
+#: so :func:`~terrapipe.io.paths.gdal_path` names the driver: ``NETCDF:"/vsicurl/<URL>"``
+#: (:func:`~terrapipe.io.paths.netcdf_name`).
+NETCDF_EXTENSIONS = (".nc", ".nc2", ".nc3", ".nc4", ".cdf")
+#: Extensions of netCDF and HDF files: GDAL's drivers probe ``<name>.msk`` and ``<name>.aux.xml``
+#: without the (empty) directory listing, so in the ``/vsicurl?`` form each probe of a URL with a
+#: query asks for the file itself (measured 2026-12-06, GDAL 3.10: a 7.7 kB netCDF-3 file read by
+#: 136 requests, 1.04 MB; a netCDF-4 file lost its georeferencing).
+NETCDF_HDF_EXTENSIONS = (*NETCDF_EXTENSIONS, ".netcdf", ".h5", ".hdf5", ".he5", ".hdf", ".h4", ".he4")
+
+
 #: How the GDAL names of files at a URL with a query string given as ``/vsicurl/<URL>`` begin (the second:
 #: a netCDF file, whose name names GDAL's netCDF driver: :func:`terrapipe.io.paths.netcdf_name`).
 PLAIN_FORM_PREFIXES = ("/vsicurl/", 'NETCDF:"/vsicurl/')
@@ -200,7 +215,6 @@ def plain_url_env(name: str, outer: contextlib.AbstractContextManager[Any]) -> I
             return
         rasterio = require("rasterio", feature="reading rasters")
         from terrapipe.io.gdal_log import quiet_hdf5
-        from terrapipe.io.paths import NETCDF_HDF_EXTENSIONS  # (paths imports this module)
 
         if urllib.parse.urlsplit(name.rstrip('"')).path.lower().endswith(NETCDF_HDF_EXTENSIONS):
             with rasterio.Env(**options), quiet_hdf5():

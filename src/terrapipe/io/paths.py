@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import TypeAlias
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.io.gdal_env import remote_url_options
+from terrapipe.io.gdal_env import NETCDF_EXTENSIONS, NETCDF_HDF_EXTENSIONS, remote_url_options
 
 __all__ = [
     "Origin",
     "PathOrURL",
     "as_path_string",
+    "bucket_url",
     "gdal_path",
     "href_of",
     "is_http",
@@ -185,16 +186,6 @@ def is_remote(path: PathOrURL) -> bool:
 
 #: Extensions of files GDAL reads through SQLite (GeoPackage, MBTiles, SQLite/SpatiaLite).
 SQLITE_EXTENSIONS = (".gpkg", ".gpkx", ".mbtiles", ".sqlite", ".sqlite3", ".db")
-#: Extensions GDAL's netCDF driver takes a netCDF-4 (HDF5-based) file by: it reads the extension off
-#: the end of the name it is given, and leaves an HDF5 file with any other to the HDF5 driver (which
-#: reads no georeferencing). At a URL with a query string that end is the query (``...&sig=abc``),
-#: so :func:`gdal_path` names the driver: ``NETCDF:"/vsicurl/<URL>"`` (see :func:`netcdf_name`).
-NETCDF_EXTENSIONS = (".nc", ".nc2", ".nc3", ".nc4", ".cdf")
-#: Extensions of netCDF and HDF files: GDAL's drivers probe ``<name>.msk`` and ``<name>.aux.xml``
-#: without the (empty) directory listing, so in the ``/vsicurl?`` form each probe of a URL with a
-#: query asks for the file itself (measured 2026-12-06, GDAL 3.10: a 7.7 kB netCDF-3 file read by
-#: 136 requests, 1.04 MB; a netCDF-4 file lost its georeferencing).
-NETCDF_HDF_EXTENSIONS = (*NETCDF_EXTENSIONS, ".netcdf", ".h5", ".hdf5", ".he5", ".hdf", ".h4", ".he4")
 #: Files at a URL with a query string that GDAL is given as ``/vsicurl/<URL>`` (see :func:`plain_form_url`).
 PLAIN_FORM_EXTENSIONS = SQLITE_EXTENSIONS + NETCDF_HDF_EXTENSIONS
 
@@ -319,6 +310,24 @@ def vsi_name(name: str) -> str:
     """
     if name.startswith('NETCDF:"') and name.endswith('"'):
         return name[len('NETCDF:"') : -1]
+    return name
+
+
+#: GDAL's bucket file systems and the URL scheme of each (the inverse of :func:`gdal_path` for buckets).
+_SCHEME_OF_VSI = {"/vsis3/": "s3://", "/vsigs/": "gs://", "/vsiaz/": "az://", "/vsiadls/": "abfs://"}
+
+
+def bucket_url(name: str) -> str:
+    """Return the URL of a GDAL bucket path (``/vsis3/b/k`` is ``s3://b/k``); anything else as given.
+
+    Examples
+    --------
+    >>> bucket_url("/vsis3/bucket/a.tif"), bucket_url("/vsiaz/c/a.tif"), bucket_url("https://h/a.tif")
+    ('s3://bucket/a.tif', 'az://c/a.tif', 'https://h/a.tif')
+    """
+    for prefix, scheme in _SCHEME_OF_VSI.items():
+        if name.startswith(prefix):
+            return scheme + name[len(prefix) :]
     return name
 
 
