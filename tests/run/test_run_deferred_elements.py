@@ -30,17 +30,21 @@ import terrapipe as tp
 from terrapipe.core.errors import ReadError, SkipsInEpochWarning
 from terrapipe.core.pipe import IterDataPipe, Stage
 from terrapipe.core.shard import Deferred, ShardInfo, defer_wanted, shard_scope
-from tests.chip.chip_helpers import counting_dataarray
+from tests.run.element_windows import (
+    OFFSET,
+    RESUME_AFTER,
+    RESUME_CASES,
+    STARTS,
+    STRIDE,
+    WINDOW,
+    check_mid_epoch_resume,
+    element,
+    expected,
+    first_value,
+    run,
+)
 
-SIDE, BLOCK, WINDOW, STRIDE = 48, 16, 12, 8  # overlapping windows: groups reach into the next blocks
-STARTS = range(0, SIDE - WINDOW + 1, STRIDE)
-OFFSET = 10_000  # element k holds k * OFFSET + 0 .. SIDE * SIDE - 1: a window's first value names it
 FAIL = 1  # the element whose build fails in the failing cases
-
-
-def _element(k: int) -> Any:
-    data = (k * OFFSET + np.arange(SIDE * SIDE, dtype="float32")).reshape(SIDE, SIDE)
-    return counting_dataarray(data, ("y", "x"), (BLOCK, BLOCK))[0]
 
 
 class BuildOnDemand(Stage[Any]):
@@ -61,17 +65,11 @@ class BuildOnDemand(Stage[Any]):
         if self.fail and k == FAIL:
             raise ReadError(f"cannot build element {k}")
         self.stats.elements += 1
-        return _element(k)
+        return element(k)
 
     def __iter__(self) -> Iterator[Any]:
         for k in self.source:
             yield Deferred(lambda k=k: self._build(k)) if defer_wanted(self) else self._build(k)
-
-
-def first_value(chip: Any) -> float:
-    """The first pixel of an ``output="numpy"`` chip (module level: process workers pickle it)."""
-    array, _meta = chip
-    return float(array[0, 0])
 
 
 def not_deferred(element: Any) -> Any:
@@ -95,16 +93,6 @@ def _pipe(n: int, *, shuffle: bool = False, fail: bool = False) -> Any:
     return _chips(BuildOnDemand(tp.from_items(list(range(n))), fail=fail), shuffle=shuffle)
 
 
-def _expected(n: int, skip: tuple[int, ...] = ()) -> list[float]:
-    return sorted(
-        float(k * OFFSET + y * SIDE + x) for k in range(n) if k not in skip for y in STARTS for x in STARTS
-    )
-
-
-def _run(loader: Any) -> list[float]:
-    return [float(v) for batch in loader for v in batch.tolist()]
-
-
 def _builds(n: int, shards: int) -> int:
     """Builds over all shards: a complete round's elements once, a short last round's by every shard."""
     whole = n // shards * shards
@@ -119,9 +107,9 @@ def _stage_stats(loader: Any, name: str) -> Any:
 @pytest.mark.parametrize("n", [1, 2, 4, 7])
 def test_each_element_is_built_by_the_worker_that_chips_it(workers, n):
     with tp.loader(_pipe(n), batch_size=4, workers=workers) as batches:
-        got = _run(batches)
+        got = run(batches)
         builds = _stage_stats(batches, "BuildOnDemand").elements
-    assert sorted(got) == _expected(n)
+    assert sorted(got) == expected(n)
     assert builds == _builds(n, workers)
 
 
@@ -129,17 +117,17 @@ def test_each_element_is_built_by_the_worker_that_chips_it(workers, n):
 def test_process_workers_build_only_their_elements(workers, n, shuffle):
     loader = tp.loader(_pipe(n, shuffle=shuffle), batch_size=4, workers=workers, method="process")
     with loader as batches:
-        got = _run(batches)
+        got = run(batches)
         builds = _stage_stats(batches, "BuildOnDemand").elements
-    assert sorted(got) == _expected(n)
+    assert sorted(got) == expected(n)
     assert builds == _builds(n, workers)
 
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_shuffled_epochs_are_the_same_windows_and_reshuffle(workers):
     with tp.loader(_pipe(5, shuffle=True), batch_size=4, workers=workers) as batches:
-        first, second = _run(batches), _run(batches)
-    assert sorted(first) == sorted(second) == _expected(5)
+        first, second = run(batches), run(batches)
+    assert sorted(first) == sorted(second) == expected(5)
     assert first != second
 
 
@@ -150,13 +138,13 @@ def test_the_same_chips_as_from_built_elements(shuffle):
     for worker in range(workers):
         with shard_scope(ShardInfo(worker_id=worker, num_workers=workers)):
             deferred = list(_pipe(n, shuffle=shuffle))
-            built = list(_chips(tp.from_items([_element(k) for k in range(n)]), shuffle=shuffle))
+            built = list(_chips(tp.from_items([element(k) for k in range(n)]), shuffle=shuffle))
         assert deferred == built
 
 
 def test_a_single_process_is_never_handed_a_deferred_element():
     pipe = _chips(BuildOnDemand(tp.from_items(list(range(3)))).map(not_deferred))
-    assert sorted(pipe) == _expected(3)
+    assert sorted(pipe) == expected(3)
 
 
 def test_only_the_chips_direct_source_is_asked_to_defer():
@@ -165,38 +153,19 @@ def test_only_the_chips_direct_source_is_asked_to_defer():
     for worker in range(2):
         with shard_scope(ShardInfo(worker_id=worker, num_workers=2)):
             got += list(pipe)
-    assert sorted(got) == _expected(4)
+    assert sorted(got) == expected(4)
 
 
-@pytest.mark.parametrize(("workers", "n", "shuffle", "method"), [
-    (2, 4, False, "thread"),
-    (2, 5, True, "thread"),
-    (3, 2, True, "thread"),
-    (5, 7, False, "thread"),
-    (2, 5, True, "process"),
-])  # fmt: skip
-@pytest.mark.parametrize("after", [1, 3, 7])
+@pytest.mark.parametrize(("workers", "n", "shuffle", "method"), RESUME_CASES)
+@pytest.mark.parametrize("after", RESUME_AFTER)
 def test_a_mid_epoch_resume_yields_exactly_the_rest(workers, n, shuffle, method, after):
-    def make() -> Any:
-        return tp.loader(_pipe(n, shuffle=shuffle), batch_size=4, workers=workers, method=method)
-
-    with make() as batches:
-        full = _run(batches)
-    with make() as batches:
-        it = iter(batches)
-        head = [float(v) for _ in range(after) for v in next(it).tolist()]
-        state = batches.state_dict()
-    with make() as resumed:
-        resumed.load_state_dict(state)
-        rest = _run(resumed)
-    assert head + rest == full
-    assert sorted(full) == _expected(n)
+    check_mid_epoch_resume(lambda: _pipe(n, shuffle=shuffle), n, workers, method, after)
 
 
 def test_a_failing_build_is_raised_by_the_worker_that_takes_the_element():
     n, workers = 2, 2  # one complete round: element 0 to worker 0, element 1 (failing) to worker 1
     with shard_scope(ShardInfo(worker_id=0, num_workers=workers)):
-        assert sorted(_pipe(n, fail=True)) == _expected(1)  # all of element 0; element 1 never built
+        assert sorted(_pipe(n, fail=True)) == expected(1)  # all of element 0; element 1 never built
     with (
         shard_scope(ShardInfo(worker_id=1, num_workers=workers)),
         pytest.raises(ReadError, match="cannot build element 1"),
@@ -221,12 +190,12 @@ def test_a_failing_build_ends_the_loader_with_its_error(method):
         tp.loader(_pipe(4, fail=True), batch_size=4, workers=2, method=method) as batches,
         pytest.raises(ReadError, match="cannot build element 1"),
     ):
-        _run(batches)
+        run(batches)
 
 
 def _too_small_second(n: int) -> list[Any]:
     """``n`` elements, element 1 smaller than a window (no chip with ``boundary="drop"``)."""
-    out = [_element(k) for k in range(n)]
+    out = [element(k) for k in range(n)]
     out[1] = out[1].isel(y=slice(0, WINDOW - 1))
     return out
 
@@ -249,9 +218,9 @@ def test_a_skipped_element_is_counted_once_over_the_workers():
     pipe = _chips(tp.from_items(_too_small_second(4)), on_error="skip")
     with tp.loader(pipe, batch_size=4, workers=2) as batches:
         with pytest.warns(SkipsInEpochWarning, match=r"1 element\(s\) skipped"):
-            got = _run(batches)
+            got = run(batches)
         skipped = batches.skipped
-    assert sorted(got) == _expected(4, skip=(1,))
+    assert sorted(got) == expected(4, skip=(1,))
     assert skipped == 1
 
 

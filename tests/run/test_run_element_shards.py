@@ -16,39 +16,28 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import numpy as np
 import pytest
 
 import terrapipe as tp
 from terrapipe.core.shard import ShardInfo, shard_scope
-from tests.chip.chip_helpers import counting_dataarray
-
-SIDE, BLOCK, WINDOW, STRIDE = 48, 16, 12, 8  # overlapping windows: groups reach into the next blocks
-STARTS = range(0, SIDE - WINDOW + 1, STRIDE)
-OFFSET = 10_000  # element k holds k * OFFSET + 0 .. SIDE * SIDE - 1: a window's first value names it
-
-
-def _elements(n: int) -> list[Any]:
-    out = []
-    for k in range(n):
-        data = (k * OFFSET + np.arange(SIDE * SIDE, dtype="float32")).reshape(SIDE, SIDE)
-        da, _ = counting_dataarray(data, ("y", "x"), (BLOCK, BLOCK))
-        out.append(da)
-    return out
-
-
-def _expected(n: int) -> list[float]:
-    return sorted(float(k * OFFSET + y * SIDE + x) for k in range(n) for y in STARTS for x in STARTS)
-
-
-def first_value(chip: Any) -> float:
-    """The first pixel of an ``output="numpy"`` chip (module level: process workers pickle it)."""
-    array, _meta = chip
-    return float(array[0, 0])
+from tests.run.element_windows import (
+    OFFSET,
+    RESUME_AFTER,
+    RESUME_CASES,
+    SIDE,
+    STARTS,
+    STRIDE,
+    WINDOW,
+    check_mid_epoch_resume,
+    element,
+    expected,
+    first_value,
+    run,
+)
 
 
 def _pipe(n: int, *, shuffle: bool = False) -> Any:
-    chips = tp.from_items(_elements(n)).chip(
+    chips = tp.from_items([element(k) for k in range(n)]).chip(
         {"y": WINDOW, "x": WINDOW},
         stride=STRIDE,
         output="numpy",
@@ -58,30 +47,26 @@ def _pipe(n: int, *, shuffle: bool = False) -> Any:
     return chips.map(first_value)
 
 
-def _run(loader: Any) -> list[float]:
-    return [float(v) for batch in loader for v in batch.tolist()]
-
-
 @pytest.mark.parametrize("workers", [1, 2, 3, 5])
 @pytest.mark.parametrize("n", [1, 2, 4, 7])
 def test_every_window_once_through_thread_workers(workers, n):
     with tp.loader(_pipe(n), batch_size=4, workers=workers) as batches:
-        got = _run(batches)
-    assert sorted(got) == _expected(n)
+        got = run(batches)
+    assert sorted(got) == expected(n)
 
 
 @pytest.mark.parametrize(("workers", "n", "shuffle"), [(2, 4, False), (3, 2, True), (5, 7, True)])
 def test_every_window_once_through_process_workers(workers, n, shuffle):
     with tp.loader(_pipe(n, shuffle=shuffle), batch_size=4, workers=workers, method="process") as batches:
-        got = _run(batches)
-    assert sorted(got) == _expected(n)
+        got = run(batches)
+    assert sorted(got) == expected(n)
 
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_shuffled_chips_are_the_same_windows_and_reshuffle_per_epoch(workers):
     with tp.loader(_pipe(5, shuffle=True), batch_size=4, workers=workers) as batches:
-        first, second = _run(batches), _run(batches)
-    assert sorted(first) == sorted(second) == _expected(5)
+        first, second = run(batches), run(batches)
+    assert sorted(first) == sorted(second) == expected(5)
     assert first != second
 
 
@@ -89,7 +74,7 @@ def test_shuffled_chips_are_the_same_windows_and_reshuffle_per_epoch(workers):
 @pytest.mark.parametrize("method", ["thread", "process"])
 def test_with_enough_elements_no_block_is_read_by_two_workers(workers, n, method):
     with tp.loader(_pipe(n), batch_size=4, workers=workers, method=method) as batches:
-        assert sorted(_run(batches)) == _expected(n)
+        assert sorted(run(batches)) == expected(n)
         chip_stats = next(s for s in batches.stats if s.bytes_read)
     # every block once: the elements' bytes, not the halo blocks again on a second worker
     assert chip_stats.bytes_read == n * SIDE * SIDE * 4
@@ -116,29 +101,10 @@ def test_fewer_elements_than_workers_keeps_every_worker_busy():
         with shard_scope(ShardInfo(worker_id=worker, num_workers=3)):
             per_shard.append(list(_pipe(1)))
     assert all(per_shard)
-    assert sorted(v for share in per_shard for v in share) == _expected(1)
+    assert sorted(v for share in per_shard for v in share) == expected(1)
 
 
-@pytest.mark.parametrize(("workers", "n", "shuffle", "method"), [
-    (2, 4, False, "thread"),
-    (2, 5, True, "thread"),
-    (3, 2, True, "thread"),
-    (5, 7, False, "thread"),
-    (2, 5, True, "process"),
-])  # fmt: skip
-@pytest.mark.parametrize("after", [1, 3, 7])
+@pytest.mark.parametrize(("workers", "n", "shuffle", "method"), RESUME_CASES)
+@pytest.mark.parametrize("after", RESUME_AFTER)
 def test_a_mid_epoch_resume_yields_exactly_the_rest(workers, n, shuffle, method, after):
-    def make() -> Any:
-        return tp.loader(_pipe(n, shuffle=shuffle), batch_size=4, workers=workers, method=method)
-
-    with make() as batches:
-        full = _run(batches)
-    with make() as batches:
-        it = iter(batches)
-        head = [float(v) for _ in range(after) for v in next(it).tolist()]
-        state = batches.state_dict()
-    with make() as resumed:
-        resumed.load_state_dict(state)
-        rest = _run(resumed)
-    assert head + rest == full
-    assert sorted(full) == _expected(n)
+    check_mid_epoch_resume(lambda: _pipe(n, shuffle=shuffle), n, workers, method, after)
