@@ -19,10 +19,6 @@ from terrapipe.tensor.collate import collate, stacking_into
 SHAPE = (4, 64, 64)  # 16384 elements a value, 8 values: the numpy path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F: collate's np.stack(out=) into an allocator buffer the inputs view: wrong values, no error",
-)
 def test_an_output_that_overlaps_the_inputs_is_refused_or_right() -> None:
     buffer = torch.arange(8 * 4 * 64 * 64, dtype=torch.float32).reshape(8, *SHAPE)
     samples = list(buffer.unbind(0))[::-1]  # views of the buffer the allocator hands out again
@@ -35,10 +31,6 @@ def test_an_output_that_overlaps_the_inputs_is_refused_or_right() -> None:
     assert torch.equal(got, want)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F: collate's np.stack(out=) into an allocator tensor whose elements share memory: every row the last",
-)
 def test_an_output_whose_rows_share_memory_is_refused_or_right() -> None:
     samples = [torch.full(SHAPE, float(k)) for k in range(8)]
     with stacking_into(lambda shape, dtype: torch.empty(tuple(shape[1:]), dtype=dtype).expand(*shape)):
@@ -49,10 +41,6 @@ def test_an_output_whose_rows_share_memory_is_refused_or_right() -> None:
     assert torch.equal(got, torch.stack(samples))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F: collate's np.stack(out=) with an allocator tensor of another shape: numpy's bare ValueError",
-)
 def test_an_allocator_of_the_wrong_shape_is_a_named_error_or_resized() -> None:
     samples = [torch.rand(SHAPE) for _ in range(8)]
     with stacking_into(lambda shape, dtype: torch.empty((8, 4, 64, 63), dtype=dtype)):

@@ -126,6 +126,7 @@ def _stack(values: list[Any], path: str) -> torch.Tensor:
             and dtype in _NUMPY_STACKS
             and min(first.numel() * 8, first.numel() * len(values)) >= _NUMPY_STACK_MIN
             and _plain(values)
+            and (out is None or _apart(out, values))
         ):
             # one copy per value on this thread: torch.stack's intra-op threads spin on busy cores (F, #20)
             out = torch.empty((len(values), *first.shape), dtype=dtype) if out is None else out
@@ -151,6 +152,28 @@ def _plain(values: list[Any]) -> bool:
         type(v) is torch.Tensor and v.layout is torch.strided and v.shape == shape and v.is_contiguous()
         for v in values
     )
+
+
+def _apart(out: Any, values: list[Any]) -> bool:
+    """Whether numpy may stack ``values`` into an allocator's ``out``.
+
+    It must be the stack's shape and dtype, contiguous on the CPU, its memory apart from every value's;
+    else torch.stack resizes or refuses it, as it always did (numpy would overwrite values it has yet to copy).
+    """
+    first = values[0]
+    if not (
+        type(out) is torch.Tensor
+        and out.device.type == "cpu"
+        and out.dtype is first.dtype
+        and out.shape == (len(values), *first.shape)
+        and out.is_contiguous()
+        and not out.requires_grad
+    ):
+        return False
+    start = out.data_ptr()
+    end = start + out.numel() * out.element_size()
+    size = first.numel() * first.element_size()
+    return all(v.data_ptr() >= end or v.data_ptr() + size <= start for v in values)
 
 
 def _refuse(values: list[Any], path: str) -> None:
