@@ -66,10 +66,6 @@ def test_storage_headers_are_scrubbed_from_an_echoing_answer(echo: EchoServer, s
     assert TOKEN not in message, message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: stac/http_json scrubs storage.headers' values, not a request_modifier's: echoed in the message",
-)
 @pytest.mark.parametrize("modifier", [_header, _api_key], ids=["authorization", "api-key"])
 @pytest.mark.parametrize("status", [400, 403, 500])
 def test_a_request_modifier_s_credential_is_scrubbed_too(

@@ -682,6 +682,7 @@ def exchange(
     origin: Origin | None = None,
     judge: Judge | None = None,
     counted: Callable[[int], None] | None = None,
+    secrets: list[str] | None = None,
 ) -> Reply:
     """Send one request, retried until ``end`` (``time.monotonic()``), and return its checked reply.
 
@@ -692,8 +693,9 @@ def exchange(
     asks for them) within ``cap`` bytes. ``json_body`` is POSTed as JSON. An
     error status is ``judge``'s to word (``None``: the byte layer's, where
     404 is a reply); with ``judge`` any 2xx is an answer and a body of neither
-    length nor chunks is read to its end. ``counted`` gets the bytes received.
-    Raises the failures of one try (:func:`describe` words them).
+    length nor chunks is read to its end. ``counted`` gets the bytes received;
+    ``secrets`` the header values ``request_modifier`` adds (to scrub from
+    messages). Raises the failures of one try (:func:`describe` words them).
     """
     urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
     home = origin_of(url)
@@ -723,7 +725,13 @@ def exchange(
                 if data is not None:
                     sent["Content-Type"] = "application/json"
                 if storage.request_modifier is not None and ours:  # signed anew on every try
+                    before = sent
                     hop, sent, data = _signed(hop, method, sent, storage.request_modifier, body)
+                    if secrets is not None:
+                        added = (
+                            v for k, v in sent.items() if before.get(k) != v and k.lower() != "content-length"
+                        )
+                        secrets.extend(added)
                 check_headers(sent)
                 try:
                     return _pool(storage, _proxy_for(hop)).request(

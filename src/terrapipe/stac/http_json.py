@@ -159,7 +159,7 @@ class JsonClient:
         try:
             reply = exchange(
                 url, opts, time.monotonic() + deadline, cap, method=method, json_body=body, headers=headers,
-                accept=_ACCEPT, origin=self.origin, judge=judge, counted=count,
+                accept=_ACCEPT, origin=self.origin, judge=judge, counted=count, secrets=values,
             )  # fmt: skip
         except _FAILURES as err:
             raise error(f"cannot {what} at {shown}: {scrub(describe(err, opts, deadline))}") from None
