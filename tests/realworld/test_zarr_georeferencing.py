@@ -573,3 +573,65 @@ def test_xarray_chips_of_a_coordinate_less_store_are_placed_by_window(folder: Pa
         mask = next(iter(tp.from_items([chip]).rasterize(gdf, column="c")))["mask"]
         expected = rio_rasterize([(gdf.geometry[0], 1)], out_shape=(6, 8), transform=UTM, dtype="uint8")
         np.testing.assert_array_equal(mask.values, expected[-round(row) :][:3, -round(col) :][:, :4])
+
+
+# --- coordinates that are not evenly spaced: a Gaussian grid (CMIP atmosphere models), irregular x -----------
+
+
+def _gaussian_cube() -> xr.DataArray:
+    import rioxarray  # noqa: F401
+
+    sines, _ = np.polynomial.legendre.leggauss(48)
+    lat = np.degrees(np.arcsin(sines))[
+        ::-1
+    ]  # T31's 48 Gaussian latitudes, north to south: spacing 3.68..3.71
+    lon = 3.75 * np.arange(96)
+    data = np.arange(48 * 96, dtype="float32").reshape(48, 96)
+    da = xr.DataArray(data, dims=("lat", "lon"), coords={"lat": lat, "lon": lon})
+    return da.rio.write_crs("EPSG:4326")
+
+
+def _irregular_x() -> xr.DataArray:
+    import rioxarray  # noqa: F401
+
+    x = 500000.0 + np.array([5, 15, 25, 45, 85, 165, 325, 645])  # a log-spaced transect
+    da = xr.DataArray(VALUES, dims=("y", "x"), coords={"y": 3999995.0 - 10 * np.arange(6), "x": x})
+    return da.rio.write_crs("EPSG:32631")
+
+
+def _places_every_centre(affine: Affine, obj: xr.DataArray) -> bool:
+    y_dim, x_dim = (
+        next(d for d in obj.dims if d in ("y", "lat")),
+        next(d for d in obj.dims if d in ("x", "lon")),
+    )
+    pixel = max(abs(affine.a), abs(affine.e))
+    xs = [(affine * (col + 0.5, 0.5))[0] for col in range(obj.sizes[x_dim])]
+    ys = [(affine * (0.5, row + 0.5))[1] for row in range(obj.sizes[y_dim])]
+    return bool(
+        np.allclose(xs, obj[x_dim].values, rtol=0, atol=1e-6 * pixel)
+        and np.allclose(ys, obj[y_dim].values, rtol=0, atol=1e-6 * pixel)
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="D: core/coords.transform_from_coords takes the first two coordinates' step as the grid's: a Gaussian "
+    "grid (CMIP) or an irregular x gets a regular transform (rows up to ~0.6 degree / 320 m off), silently, in "
+    "grid_of (rasterize, align_to, clip, GeoMeta via to_tensor) and in numpy chips' GeoMeta; should refuse "
+    "coordinates not evenly spaced",
+)
+@pytest.mark.parametrize("make", [_gaussian_cube, _irregular_x], ids=["gaussian_lat", "irregular_x"])
+def test_coordinates_not_evenly_spaced_have_no_regular_grid(make: Any) -> None:
+    obj = make()
+    try:
+        grid = grid_of(obj)
+    except TerrapipeError:
+        pass
+    else:
+        assert _places_every_centre(grid.affine, obj)
+    window = {d: int(obj.sizes[d]) for d in obj.dims}
+    try:
+        meta = next(iter(tp.from_items([obj]).chip(window, output="numpy")))[1]
+    except TerrapipeError:
+        return
+    assert _places_every_centre(Affine(*meta["transform"]), obj)
