@@ -55,7 +55,6 @@ def test_a_valid_name_with_a_bad_value_never_shows_the_value() -> None:
 SWAPPED = {
     "a JWT as the name": {"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0b2szbiJ9/tok3nSIGNATURE=": "Authorization"},
     "a base64 key as the name": {"tok3nAbC/dEf+gHi==": "X-Api-Key"},
-    "a key with a no-break space": {"tok3n\u00a0key": "X-Api-Key"},
 }
 
 
