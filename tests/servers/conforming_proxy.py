@@ -31,7 +31,13 @@ import time
 import urllib.parse
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``tests`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.servers.process import serve
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, sys.stdout.fileno())
     os.dup2(quiet, sys.stderr.fileno())
-    server.serve_forever()
+    serve(server)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -52,6 +51,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``tests`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.servers.process import serve
 
 _MIB = 2**20
 
@@ -322,9 +326,7 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
     print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":

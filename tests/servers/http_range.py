@@ -59,7 +59,6 @@ import json
 import mimetypes
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -74,6 +73,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``tests`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.servers.process import serve
 
 __all__ = ["RangeServer", "make_server", "parse_range", "range_server", "start_range_server"]
 
@@ -608,13 +612,7 @@ def main(argv: list[str] | None = None) -> None:
     server = make_server(args.root, args.host, args.port)
     port = server.server_address[1]
     print(f"serving http://{args.host}:{port}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
-"""Start a test server's subprocess and wait until it answers; stop it by pid (SIGTERM, then SIGKILL)."""
+"""Start a test server's subprocess and wait until it answers; stop it by pid (SIGTERM, then SIGKILL).
+
+A server script's main loop is :func:`serve`; such a script puts the repository root on ``sys.path``
+before it imports this module (``if __package__ in (None, "")``), since it runs as a file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socketserver
 import subprocess
+import threading
 import time
 import urllib.error
 from collections.abc import Callable
@@ -66,3 +72,18 @@ def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeo
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
+
+
+def serve(server: socketserver.BaseServer, poll_interval: float = 0.2) -> None:
+    """Serve until SIGTERM (what :func:`stop_process` sends) or Ctrl-C, then close the server's socket.
+
+    The handler asks ``server.shutdown()`` from another thread (called from the serving thread it would
+    wait for itself).
+    """
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    try:
+        server.serve_forever(poll_interval=poll_interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
