@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
+import rasterio.windows
 import xarray as xr
 from affine import Affine
 from pyproj import CRS
@@ -40,7 +41,7 @@ from shapely.geometry import box
 
 import terrapipe as tp
 from terrapipe.core.errors import TerrapipeError
-from terrapipe.fuse.grid import grid_of
+from terrapipe.fuse.grid import grid_bounds, grid_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
 
@@ -146,6 +147,34 @@ def test_a_chip_of_a_spatial_ref_store_holds_the_pixel_rasterio_reads_there(
         np.testing.assert_array_equal(out["ref"].values, chip.values)
 
 
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"crs_wkt": CRS.from_epsg(32631).to_wkt()},  # CF 1.7's own attribute
+        {"spatial_ref": CRS.from_epsg(32631).to_wkt("WKT1_GDAL")},  # GDAL < 3 / old rioxarray
+        {"spatial_ref": CRS.from_epsg(32631).to_wkt(), "GeoTransform": "500000 10 0 4000000 0 -10"},
+    ],
+    ids=["crs_wkt", "spatial_ref_wkt1", "spatial_ref_and_geotransform"],
+)
+def test_a_grid_mapping_coordinate_with_one_crs_attribute_is_read(
+    folder: Path, attrs: dict[str, str]
+) -> None:
+    """Writers put the CRS under one of the attributes rioxarray reads; each gives the same grid."""
+    path = folder / f"one_attribute_{'_'.join(attrs)}.zarr"
+    if not path.exists():
+        xr.Dataset(
+            {
+                "v": (("y", "x"), VALUES, {"grid_mapping": "spatial_ref"}),
+                "spatial_ref": ((), np.int32(0), attrs),
+            },
+            coords={"y": 3999995.0 - 10 * np.arange(6), "x": 500005.0 + 10 * np.arange(8)},
+        ).to_zarr(path)
+    for obj in (tp.open_zarr(path, variables="v"), xr.open_zarr(path, decode_coords="all")["v"]):
+        grid = grid_of(obj)
+        assert grid.crs.epsg == 32631
+        assert tuple(grid.affine)[:6] == tuple(UTM)[:6]
+
+
 # --- CF grid mappings given by their parameters only ----------------------------------------------------
 
 CF_MAPPINGS = {
@@ -244,9 +273,6 @@ def test_gdal_s_zarr_store_opens_with_its_grid(folder: Path, utm_tif: Path) -> N
 
 
 @pytest.mark.parametrize("form", ["wkt", "projjson", "url"])
-@pytest.mark.xfail(
-    strict=True, reason="B2: open_zarr does not read GDAL's _CRS attribute (each of its forms)"
-)
 def test_each_form_of_gdal_s_crs_attribute_is_read(folder: Path, form: str) -> None:
     path = folder / f"gdal_crs_{form}.zarr"
     if not path.exists():
@@ -296,11 +322,6 @@ def test_gdal_s_zarr_v3_store_is_read_or_a_named_error(folder: Path, utm_tif: Pa
 
 @pytest.mark.parametrize("key", ["proj:code", "proj:wkt2", "proj:projjson"])
 @pytest.mark.parametrize("where", ["group", "array"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: open_zarr does not read GeoZarr's proj:code/proj:wkt2/proj:projjson attributes: the store "
-    "opens with no CRS",
-)
 def test_a_geozarr_proj_attribute_gives_the_crs(folder: Path, key: str, where: str) -> None:
     path = folder / f"geozarr_{key[5:]}_{where}.zarr"
     if not path.exists():
@@ -376,6 +397,31 @@ def test_a_chip_of_gdal_s_netcdf_holds_the_pixel_rasterio_reads_there(folder: Pa
 
 def _numpy_meta_lonlat(obj: Any) -> Any:
     return next(iter(tp.from_items([obj]).chip({"lat": 4, "lon": 4}, output="numpy")))[1]
+
+
+@pytest.mark.parametrize("bottom_up", [True, False], ids=["bottom_up", "top_down"])
+@pytest.mark.parametrize("which", ["lonlat", "utm"])
+def test_every_chip_of_gdal_s_netcdf_is_rasterio_s_window(
+    folder: Path, lonlat_tif: Path, utm_tif: Path, which: str, bottom_up: bool
+) -> None:
+    """Each chip's grid (from the netCDF's coordinates and crs variable) reads the GeoTIFF's same pixels."""
+    source = lonlat_tif if which == "lonlat" else utm_tif
+    path = folder / f"{which}_{'up' if bottom_up else 'down'}.nc"
+    if not path.exists():
+        rasterio.shutil.copy(
+            source, path, driver="netCDF", FORMAT="NC", WRITE_BOTTOMUP="YES" if bottom_up else "NO"
+        )
+    band = xr.open_dataset(path, engine="scipy", decode_coords="all").Band1
+    y_dim, x_dim = ("lat", "lon") if which == "lonlat" else ("y", "x")
+    assert (band[y_dim].values[0] < band[y_dim].values[-1]) == bottom_up
+    with rasterio.open(source) as src:
+        assert _same_crs(grid_of(band).crs, src.crs)
+        for chip in tp.from_items([band]).chip({y_dim: 3, x_dim: 4}):
+            grid = grid_of(chip)
+            window = rasterio.windows.from_bounds(*grid_bounds(grid.affine, (3, 4)), src.transform)
+            expected = src.read(1, window=window.round_offsets().round_lengths())
+            values = chip.values[::-1] if bottom_up else chip.values
+            np.testing.assert_array_equal(values, expected)
 
 
 def test_rasterize_on_a_bottom_up_netcdf_chip_is_rasterio_s(folder: Path, lonlat_tif: Path) -> None:
