@@ -31,10 +31,6 @@ def _record(self_href: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="E: items.absolute_item resolves a relative self link against the working directory (doc: never)",
-)
 @pytest.mark.parametrize("self_href", ["./items/a.json", "items/a.json", "../a.json"])
 def test_a_relative_self_link_never_anchors_assets_in_the_working_directory(
     self_href: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -134,6 +134,9 @@ NOT_PLAIN = {
     ),
     "stac_extensions not a list": _record(stac_extensions="x"),
     "a relative href without a self link": _record(assets={"red": {"href": "B04.tif"}}),
+    "a relative href and a relative self link": _record(
+        links=_self("./items/a.json"), assets={"red": {"href": "B04.tif"}}
+    ),
     "a local path in an item served over HTTP (pystac makes it a URL)": _record(
         links=_self("https://h/items/a.json"), assets={"red": {"href": "/data/B04.tif"}}
     ),
@@ -213,6 +216,8 @@ def test_errors_of_dicts_left_to_pystac_are_as_before(tmp_path: Path) -> None:
         stack_items([NOT_PLAIN["a datetime pystac cannot parse"]])
     with pytest.raises(STACSearchError, match=r"asset 'red': the href 'B04.tif' is relative"):
         stack_items([NOT_PLAIN["a relative href without a self link"]])
+    with pytest.raises(STACSearchError, match=r"'B04.tif' is relative and so is the item's self link"):
+        stack_items([NOT_PLAIN["a relative href and a relative self link"]])
     with pytest.raises(InvalidArgumentError, match="is a str, not a STAC item"):
         stack_items(["a.json"])
 

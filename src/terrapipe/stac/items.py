@@ -181,6 +181,30 @@ def _self_href(record: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _check_relative_self(record: Mapping[str, Any]) -> None:
+    """Refuse relative asset hrefs of an item dict whose self link is relative too (it anchors nothing).
+
+    pystac would resolve such a self link against the working directory, so the
+    same item would read other files from another folder.
+    """
+    selfs = [
+        link.get("href")
+        for link in record.get("links") or []
+        if isinstance(link, Mapping) and link.get("rel") == "self" and isinstance(link.get("href"), str)
+    ]
+    if not selfs or is_absolute(str(selfs[0])) or not isinstance(record.get("assets"), Mapping):
+        return
+    for key, asset in record["assets"].items():
+        href = asset.get("href") if isinstance(asset, Mapping) else None
+        if isinstance(href, str) and href and not is_absolute(href):
+            msg = (
+                f"STAC item {record.get('id')!r}, asset {key!r}: the href {href!r} is relative and so is the "
+                f"item's self link {selfs[0]!r}, which anchors it nowhere (never the working directory); read "
+                "the item from its file or URL (read_stac_item), make the self link or the href absolute"
+            )
+            raise STACSearchError(msg)
+
+
 def absolute_item(element: Any, *, where: str) -> Any:
     """Return ``element`` (a ``pystac.Item`` or an item dict) as a ``pystac.Item`` whose asset hrefs are absolute.
 
@@ -226,6 +250,7 @@ def absolute_item(element: Any, *, where: str) -> Any:
     """
     pystac = require("pystac", feature="STAC items")
     if isinstance(element, Mapping):
+        _check_relative_self(element)
         element = item_from_dict(
             element, where=where, href=_self_href(element), hint="fix the item or leave it out"
         )
