@@ -2,11 +2,12 @@
 
 Many APIs say which key they refused (``"invalid token <token>"``). ``/<status>/...`` answers that
 status (default 400) with ``{"code": "InvalidToken", "message": "token <Authorization> ...; query
-<path and query>; key <X-Api-Key>"}``. Run as ``python echo_server.py``: prints ``serving URL``.
+<path and query>; key <X-Api-Key>; session <first cookie>; user <user:password of Basic>"}``. Run as ``python echo_server.py``: prints ``serving URL``.
 """
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import subprocess
@@ -23,7 +24,8 @@ class _Echo(http.server.BaseHTTPRequestHandler):
         status = int(head) if head.isdigit() else 400
         message = (
             f"token {self.headers.get('Authorization')} rejected; query {self.path}; "
-            f"key {self.headers.get('X-Api-Key')}"
+            f"key {self.headers.get('X-Api-Key')}; session {_first_cookie(self.headers.get('Cookie'))}; "
+            f"user {_basic_user(self.headers.get('Authorization'))}"
         )
         body = json.dumps({"code": "InvalidToken", "message": message}).encode()
         self.send_response(status)
@@ -39,6 +41,16 @@ class _Echo(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+def _first_cookie(header: str | None) -> str | None:
+    return None if header is None else header.split(";")[0].strip()
+
+
+def _basic_user(header: str | None) -> str | None:
+    if not header or not header.startswith("Basic "):
+        return None
+    return base64.b64decode(header[6:]).decode("utf-8", "replace")  # 'user:password', as servers log it
 
 
 @dataclass
