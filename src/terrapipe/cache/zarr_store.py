@@ -96,6 +96,8 @@ from terrapipe.io.zarr_object_store import is_azure_sas_url, refuse_http_writes,
 __all__ = ["ZarrStore"]
 
 _FORMAT = 1
+#: Tries to open the root group while another writer creates it (its document read half-written).
+_CREATE_TRIES = 5
 #: Most bytes a Blosc buffer adds to what it holds (its header; an incompressible chunk is stored as is).
 _BLOSC_OVERHEAD = 16
 _TMP = ".tmp"
@@ -384,13 +386,20 @@ class ZarrStore:
         zarr = require("zarr", feature="ZarrStore")
         store, path = self._store_at(None, read_only=False)
         try:
-            with self._remote_errors("create"):
-                zarr.open_group(store, path=path, mode="a", attributes={"terrapipe_cache": _FORMAT})
+            for attempt in range(_CREATE_TRIES):
+                try:
+                    with self._remote_errors("create"):
+                        zarr.open_group(store, path=path, mode="a", attributes={"terrapipe_cache": _FORMAT})
+                    break
+                except ValueError:  # the group document another writer is creating, read half-written
+                    if attempt == _CREATE_TRIES - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
             if self.path is not None:  # the temporary folder is a group too, so the hierarchy stays valid
                 zarr.open_group(store, path=_TMP, mode="a")
         except zarr.errors.ContainsGroupError:
             pass  # another process created it meanwhile
-        except (OSError, zarr.errors.BaseZarrError) as err:
+        except (OSError, ValueError, zarr.errors.BaseZarrError) as err:
             msg = (
                 f"cannot create the cache store {self}: {err}; pass a folder that is writable "
                 "(and not a file) or a URL zarr can write to"
