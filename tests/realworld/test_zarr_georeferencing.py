@@ -338,6 +338,34 @@ def test_a_geozarr_proj_attribute_gives_the_crs(folder: Path, key: str, where: s
     assert _same_crs(grid_of(tp.open_zarr(path, variables="v")).crs, "EPSG:32631")
 
 
+def _utm(zone: int) -> dict[str, str]:
+    return {"url": f"http://www.opengis.net/def/crs/EPSG/0/326{zone}"}
+
+
+@pytest.mark.parametrize(
+    ("arrays", "group"),
+    [
+        ({"a": {"_CRS": _utm(31)}, "b": {"_CRS": _utm(32)}}, {}),
+        ({"a": {"proj:code": "EPSG:32631"}, "b": {"proj:code": "EPSG:32632"}}, {}),
+        ({"a": {}, "b": {"proj:code": "EPSG:32632"}}, {"proj:code": "EPSG:32631"}),  # the array's own wins
+    ],
+    ids=["gdal_crs_per_array", "proj_code_per_array", "array_over_group"],
+)
+def test_each_array_keeps_the_crs_it_declares(
+    folder: Path, arrays: dict[str, dict[str, Any]], group: dict[str, str]
+) -> None:
+    path = folder / f"per_array_{'_'.join(k for attrs in arrays.values() for k in attrs)}_{len(group)}.zarr"
+    if not path.exists():
+        xr.Dataset(
+            {name: (("y", "x"), VALUES, attrs) for name, attrs in arrays.items()},
+            coords={"y": 3999995.0 - 10 * np.arange(6), "x": 500005.0 + 10 * np.arange(8)},
+            attrs=group,
+        ).to_zarr(path, zarr_format=2)
+    assert grid_of(tp.open_zarr(path, variables="b")).crs.epsg == 32632
+    assert grid_of(tp.open_zarr(path, variables=["b"])).crs.epsg == 32632
+    assert tp.open_zarr(path)["b"].rio.crs.to_epsg() == 32632
+
+
 def test_a_geozarr_store_is_placed_right_or_refused_by_rasterize(folder: Path) -> None:
     """Whether or not ``proj:code`` is read, rasterize never assumes a CRS: right pixels or a named error."""
     path = folder / "geozarr_refused.zarr"
@@ -532,11 +560,6 @@ def test_an_xarray_chip_of_a_lon_lat_ordered_array_is_placed_by_name() -> None:
     assert sample["meta"]["transform"] == (0.5, 0.0, 10.0, 0.0, -0.5, 50.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="E: chip(output='numpy') of a (lon, lat)-ordered array gives the array in (lon, lat) order with the "
-    "GeoMeta transform of rows=lat, cols=lon: every pixel off the diagonal is placed at the wrong place",
-)
 @pytest.mark.parametrize("order", [("lon", "lat"), ("lon", "band", "lat")])
 def test_a_numpy_chip_of_a_lon_lat_ordered_array_is_placed_by_its_geometa(order: tuple[str, ...]) -> None:
     cube = _lonlat_array()
