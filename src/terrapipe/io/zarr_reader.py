@@ -453,31 +453,36 @@ def _write_crs(ds: xr.Dataset) -> xr.Dataset:
                     break
     except Exception:
         crs = None
-    if crs is None:
-        crs = _declared_crs(ds)
     if crs is not None:
-        ds = ds.rio.write_crs(crs)
+        return ds.rio.write_crs(crs)  # type: ignore[no-any-return]
+    group = _declared_crs(ds.attrs)
+    declared = {name: _declared_crs(var.attrs) or group for name, var in ds.data_vars.items()}
+    found = {name: c for name, c in declared.items() if c is not None}
+    if found and len({"" if c is None else c.to_wkt() for c in declared.values()}) == 1:
+        return ds.rio.write_crs(next(iter(found.values())))  # type: ignore[no-any-return]  # one for all
+    for name, each in found.items():  # each array its own (its grid-mapping variable named after it)
+        ds[name] = ds[name].rio.write_crs(each, grid_mapping_name=f"spatial_ref_{name}")
     return ds
 
 
-def _declared_crs(ds: xr.Dataset) -> Any:
-    """Return the CRS a store's attributes declare in a form rioxarray does not read, if one can be read.
+def _declared_crs(attrs: Mapping[str, Any]) -> Any:
+    """Return the CRS that attributes declare in a form rioxarray does not read, if one can be read.
 
     GDAL's ``_CRS`` (``wkt``, ``projjson`` or ``url``, on an array), GeoZarr's
-    ``proj:wkt2``/``proj:projjson``/``proj:code`` (on the group or an array).
+    ``proj:wkt2``/``proj:projjson``/``proj:code`` (on the group or an array:
+    an array's own is first).
     """
     from pyproj import CRS
     from pyproj.exceptions import CRSError
 
-    for attrs in (ds.attrs, *(var.attrs for var in ds.data_vars.values())):
-        gdal = attrs.get("_CRS")
-        forms = [gdal.get(k) for k in ("wkt", "projjson", "url")] if isinstance(gdal, Mapping) else []
-        for value in [*forms, *(attrs.get(k) for k in ("proj:wkt2", "proj:projjson", "proj:code"))]:
-            if isinstance(value, str | Mapping) and value:
-                try:
-                    return CRS.from_user_input(dict(value) if isinstance(value, Mapping) else value)
-                except CRSError:
-                    continue  # another form may be readable; none: no CRS (stages that need one refuse)
+    gdal = attrs.get("_CRS")
+    forms = [gdal.get(k) for k in ("wkt", "projjson", "url")] if isinstance(gdal, Mapping) else []
+    for value in [*forms, *(attrs.get(k) for k in ("proj:wkt2", "proj:projjson", "proj:code"))]:
+        if isinstance(value, str | Mapping) and value:
+            try:
+                return CRS.from_user_input(dict(value) if isinstance(value, Mapping) else value)
+            except CRSError:
+                continue  # another form may be readable; none: no CRS (stages that need one refuse)
     return None
 
 
