@@ -175,6 +175,34 @@ def test_a_grid_mapping_coordinate_with_one_crs_attribute_is_read(
         assert tuple(grid.affine)[:6] == tuple(UTM)[:6]
 
 
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        # xarray's removed open_rasterio (xarray < 0.20) wrote these, and users saved its arrays to Zarr.
+        {
+            "crs": "+init=epsg:32631",
+            "transform": [10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0],
+            "res": [10, 10],
+        },
+        {"crs": "EPSG:32631", "grid_mapping": "spatial_ref"},  # datacube-core's attrs, spatial_ref not saved
+        {"crs": "EPSG:32631"},
+    ],
+    ids=["legacy_open_rasterio", "datacube", "crs_attribute"],
+)
+@pytest.mark.filterwarnings("ignore:Variable\\(s\\) referenced in grid_mapping not in variables")  # xarray's
+def test_a_crs_attribute_is_read_as_rioxarray_reads_it(folder: Path, attrs: dict[str, Any]) -> None:
+    path = folder / f"crs_attribute_{len(attrs)}_{'init' if 'init' in attrs['crs'] else 'code'}.zarr"
+    if not path.exists():
+        xr.Dataset(
+            {"v": (("y", "x"), VALUES, attrs)},
+            coords={"y": 3999995.0 - 10 * np.arange(6), "x": 500005.0 + 10 * np.arange(8)},
+        ).to_zarr(path)
+    obj = tp.open_zarr(path, variables="v")
+    assert _same_crs(grid_of(obj).crs, xr.open_zarr(path)["v"].rio.crs)
+    assert tuple(grid_of(obj).affine)[:6] == tuple(UTM)[:6]
+    assert _numpy_meta(obj)["crs"] == "EPSG:32631"
+
+
 # --- CF grid mappings given by their parameters only ----------------------------------------------------
 
 CF_MAPPINGS = {

@@ -59,7 +59,6 @@ from terrapipe._compat import (
 )
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
-from terrapipe.core.axis_index import with_pandas_indexes
 from terrapipe.core.coords import cached_transform, transform_from_coords, xy_dims
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
@@ -135,7 +134,6 @@ class ItemCutter:
         pad_value: float | int | None = None,
         output: Output = "xarray",
     ) -> None:
-        obj = with_pandas_indexes(obj)  # read_raster's cheap x/y index: chips keep pandas indexes, as before
         self.obj = obj
         self.plan = plan
         self.arrays = list(arrays)
@@ -207,6 +205,11 @@ class ItemCutter:
             self._check_georeferencing(obj)
         self._x_parts: dict[int, tuple[float, float, float]] = {}
         self._y_parts: dict[int, tuple[float, float, float]] = {}
+        # numpy chips come with y and x as their last two axes, in that order (the GeoMeta's rows and
+        # columns): an array stored (lon, lat) or (lon, band, lat) is given transposed (a view)
+        self._yx_last = [
+            _yx_last(spec.variable.dims, y_dim, x_dim) if output == "numpy" else None for spec in self.arrays
+        ]
 
     # -- set-up -----------------------------------------------------------
     def _extent(self, axis: int | None, spatial: int) -> int:
@@ -441,9 +444,13 @@ class ItemCutter:
         return meta
 
     def _numpy(self, views: Sequence[np.ndarray], start: Sequence[int]) -> tuple[Any, GeoMeta]:
+        order = self._yx_last
         if self.is_dataarray:
-            return views[0], self.meta(start)
-        data = {self.arrays[i].name: views[i] for i in self.data_arrays}
+            return (views[0] if order[0] is None else views[0].transpose(order[0])), self.meta(start)
+        data = {
+            self.arrays[i].name: views[i] if order[i] is None else views[i].transpose(order[i])
+            for i in self.data_arrays
+        }
         for name, var in self._statics.items():
             if name in self.obj.data_vars:
                 data[name] = var.values
@@ -567,6 +574,25 @@ class ItemCutter:
 
 
 _DATA = object()
+
+
+def _yx_last(
+    dims: Sequence[Hashable], y_dim: Hashable | None, x_dim: Hashable | None
+) -> tuple[int, ...] | None:
+    """Return the axis order that puts ``y_dim`` and ``x_dim`` last, in that order (``None``: they are already).
+
+    Examples
+    --------
+    >>> _yx_last(("lon", "band", "lat"), "lat", "lon"), _yx_last(("band", "y", "x"), "y", "x")
+    ((1, 2, 0), None)
+    """
+    if y_dim is None or x_dim is None or y_dim not in dims or x_dim not in dims:
+        return None
+    dims = list(dims)
+    if dims[-2:] == [y_dim, x_dim]:
+        return None
+    rest = [k for k, dim in enumerate(dims) if dim not in (y_dim, x_dim)]
+    return (*rest, dims.index(y_dim), dims.index(x_dim))
 
 
 def _extend(values: np.ndarray, start: int, window: int, dim: Hashable) -> np.ndarray:
