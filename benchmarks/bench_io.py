@@ -54,9 +54,6 @@ from tests.servers.http_range import start_range_server  # noqa: E402
 from terrapipe.io import open_raster  # noqa: E402
 from terrapipe.io.raster_array import close_thread_handles  # noqa: E402
 
-if _CHILD_SRC is None:  # not in a baseline's src/
-    from terrapipe.core.axis_index import with_pandas_indexes
-
 
 def write_cog(path: Path, size: int, bands: int) -> None:
     rng = np.random.default_rng(0)
@@ -153,7 +150,7 @@ def rasterio_isel_run(path: Path, picks: list[tuple[int, int]], win: int, thread
     """The floor plus what ``DataArray.isel`` costs on an in-memory array with the same coordinates."""
     da = open_raster(path)
     close_thread_handles()
-    coords = with_pandas_indexes(da).coords  # an ordinary DataArray's: pandas indexes
+    coords = da.coords  # the same coordinates, pandas indexes
     plain = xr.DataArray(
         np.broadcast_to(np.zeros((), "uint16"), da.shape), dims=da.dims, coords=coords, attrs=da.attrs
     )

@@ -4,8 +4,8 @@ Each operation runs on a raster opened by ``open_raster`` (AxisIndex) and on the
 pandas indexes (``with_pandas_indexes``); the results must be equal, coordinates bit for bit. The
 documented difference (combining with a pandas-indexed array on *another* grid raises xarray's
 ``AlignmentError``) must not reach calls that involve no other array: ``reindex(x=labels)``,
-``reindex(..., method="nearest")`` and ``broadcast_like`` of a window do (strict xfail, D): a bare
-xarray error where the pandas-indexed array reindexes.
+``reindex(..., method="nearest")`` and ``broadcast_like`` of a window did (a bare xarray error where
+the pandas-indexed array reindexed); read_raster has pandas indexes again (D), so they must reindex.
 """
 
 from __future__ import annotations
@@ -20,9 +20,17 @@ import pytest
 import rasterio
 import xarray as xr
 from affine import Affine
+from xarray.indexes import PandasIndex
 
 import terrapipe as tp
-from terrapipe.core.axis_index import AxisIndex, with_pandas_indexes
+
+
+def with_pandas_indexes(array: xr.DataArray) -> xr.DataArray:
+    """``array`` built again from its values: an ordinary DataArray (core/axis_index is gone, D: pandas again)."""
+    coords = {name: (c.dims, np.array(c.values), c.attrs) for name, c in array.coords.items()}
+    return xr.DataArray(
+        np.array(array.values), dims=array.dims, coords=coords, attrs=array.attrs, name=array.name
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +42,7 @@ def raster(tmp_path_factory: pytest.TempPathFactory) -> xr.DataArray:
     ) as dst:  # fmt: skip
         dst.write(np.arange(63, dtype="float32").reshape(1, 7, 9))
     array = tp.open_raster(Path(path)).isel(band=0).load()
-    assert isinstance(array.xindexes["x"], AxisIndex)
+    assert isinstance(array.xindexes["x"], PandasIndex)
     return array
 
 
@@ -111,11 +119,6 @@ ALONE: dict[str, Callable[[xr.DataArray], Any]] = {
 
 
 @pytest.mark.parametrize("case", sorted(ALONE))
-@pytest.mark.xfail(
-    strict=True,
-    reason="D: reindex(x=labels) of a read_raster array raises xarray's AlignmentError ('conflicting indexes'), "
-    "a bare third-party error, where the same array with pandas indexes reindexes",
-)
 def test_reindex_by_labels_works_as_with_pandas_indexes(raster: xr.DataArray, case: str) -> None:
     pandas = with_pandas_indexes(raster)
     _check_same(ALONE[case](raster), ALONE[case](pandas))

@@ -210,6 +210,8 @@ class ItemCutter:
         self._yx_last = [
             _yx_last(spec.variable.dims, y_dim, x_dim) if output == "numpy" else None for spec in self.arrays
         ]
+        self._window_gt = self._window_transform_setup() if output == "xarray" else None
+        self._gt_cache: dict[tuple[int, int], xr.Variable] = {}
 
     # -- set-up -----------------------------------------------------------
     def _extent(self, axis: int | None, spatial: int) -> int:
@@ -396,10 +398,55 @@ class ItemCutter:
         if self.output == "numpy":
             return self._numpy(views, start)
         if self._direct:
-            return self._xarray_direct(views, start)
-        if self._fast:
-            return self._xarray_fast(views, start)
-        return self._xarray_generic(views, start)
+            chip = self._xarray_direct(views, start)
+        elif self._fast:
+            chip = self._xarray_fast(views, start)
+        else:
+            chip = self._xarray_generic(views, start)
+        return chip if self._window_gt is None else self._placed(chip, start)
+
+    def _window_transform_setup(self) -> tuple[Hashable, Affine, int | None, int | None] | None:
+        """``(grid-mapping name, transform, x axis, y axis)`` when chips must carry their own ``GeoTransform``.
+
+        An array placed by the ``GeoTransform`` of its grid-mapping coordinate, with
+        no x/y coordinates (rioxarray writes it so for a bare numpy array), keeps
+        that coordinate in every chip as it is: each chip would say it is at the
+        array's origin. Such chips get the window's ``GeoTransform`` instead.
+        """
+        obj = self.obj
+        x_dim, y_dim = xy_dims(obj.dims)
+        if x_dim is None or y_dim is None or x_dim in obj.coords or y_dim in obj.coords:
+            return None
+        if x_dim not in self.dims and y_dim not in self.dims:
+            return None
+        stated = _stated_transform(obj)
+        transform = cached_transform(obj) if stated else None
+        if transform is None:
+            return None
+        names = [name for name in obj.coords if obj.coords[name].attrs.get("GeoTransform") == stated]
+        if not names:
+            return None
+        x_axis = self.dims.index(x_dim) if x_dim in self.dims else None
+        y_axis = self.dims.index(y_dim) if y_dim in self.dims else None
+        return names[0], transform, x_axis, y_axis
+
+    def _placed(self, chip: Any, start: Sequence[int]) -> Any:
+        """Return ``chip`` with its grid-mapping coordinate's ``GeoTransform`` moved to its window."""
+        assert self._window_gt is not None
+        name, t, x_axis, y_axis = self._window_gt
+        xoff = int(start[x_axis]) if x_axis is not None else 0
+        yoff = int(start[y_axis]) if y_axis is not None else 0
+        variable = self._gt_cache.get((xoff, yoff))
+        if variable is None:
+            moved = t * Affine.translation(xoff, yoff)
+            source = self.obj.coords[name].variable
+            attrs = dict(source.attrs)
+            attrs["GeoTransform"] = " ".join(repr(float(v)) for v in moved.to_gdal())
+            variable = xr.Variable(source.dims, source.data, attrs, source.encoding)
+            if len(self._gt_cache) > 4096:
+                self._gt_cache.clear()
+            self._gt_cache[(xoff, yoff)] = variable
+        return chip.assign_coords({name: variable})
 
     # -- numpy + GeoMeta --------------------------------------------------
     def meta(self, start: Sequence[int]) -> GeoMeta:

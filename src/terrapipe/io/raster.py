@@ -64,7 +64,6 @@ from rasterio.enums import Interleaving
 from rasterio.windows import Window
 
 from terrapipe._compat import xarray_indexing
-from terrapipe.core.axis_index import AxisIndex
 from terrapipe.core.checks import check_bool, check_scalar_options
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
@@ -400,11 +399,7 @@ def open_raster(
     -------
     xarray.DataArray
         Lazy, dims ``("band", "y", "x")``; coords ``band`` (1-based indexes),
-        ``y``, ``x`` (pixel centres), ``spatial_ref``. ``x`` and ``y`` are
-        indexed by :class:`~terrapipe.core.axis_index.AxisIndex`, whose windows
-        cost no pandas index; aligning with a pandas-indexed array whose
-        ``x``/``y`` differ (``reindex``, ``+`` over other extents) needs
-        :func:`~terrapipe.core.axis_index.with_pandas_indexes` first.
+        ``y``, ``x`` (pixel centres, under pandas indexes), ``spatial_ref``.
 
     Raises
     ------
@@ -527,13 +522,11 @@ def _open_raster(
     data: Any = indexing.CopyOnWriteArray(lazy)
     if cache and chunks is None:
         data = indexing.MemoryCachedArray(data)
-    # x/y: today's pixel-centre values, under an index whose windows are views (core/axis_index.py)
-    coords = xr.Coordinates({"band": np.asarray(indexes, dtype=np.int64)})
-    for dim, origin, size, pixel in (
-        ("y", transform.f, height, transform.e),
-        ("x", transform.c, width, transform.a),
-    ):
-        coords = coords.assign(xr.Coordinates.from_xindex(AxisIndex.from_grid(origin, pixel, size, dim)))
+    coords = {
+        "band": np.asarray(indexes, dtype=np.int64),
+        "y": transform.f + (np.arange(height) + 0.5) * transform.e,
+        "x": transform.c + (np.arange(width) + 0.5) * transform.a,
+    }
     da = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, attrs=_attrs(dataset, indexes))
     da.rio.write_crs(dataset.crs, inplace=True)
     da.rio.write_transform(transform, inplace=True)
