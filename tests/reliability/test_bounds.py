@@ -74,7 +74,6 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "test_open_raster_handles_per_thread_are_bounded",
     ),
     ("fuse/grid.py", "lru_cache"): ("256 grids", "test_memoized_grids_are_bounded"),
-    ("chip/stitch.py", "lru_cache"): ("64 CRS comparisons", "test_memoized_grids_are_bounded"),
     ("core/crs.py", "lru_cache"): ("256 CRS comparisons", "test_memoized_grids_are_bounded"),
     ("cache/segment.py", "lru_cache"): (
         "a function of no arguments: one value",

@@ -39,7 +39,6 @@ True
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -48,20 +47,13 @@ from affine import Affine
 
 from terrapipe.core.checks import check_number, check_numeric_dtype
 from terrapipe.core.coords import transform_from_coords, xy_dims
-from terrapipe.core.crs import longitude_period
+from terrapipe.core.crs import longitude_period, same_crs
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 
 __all__ = ["stitch"]
 
 Overlap = Literal["mean", "center"]
 _TOLERANCE = 1e-3  # of a pixel
-
-
-@lru_cache(maxsize=64)
-def _same_crs(a: str, b: str) -> bool:
-    from terrapipe.core.crs import same_crs  # EPSG:4326 and OGC:CRS84 are one CRS on x/y grids
-
-    return same_crs(a, b)
 
 
 class _Grid:
@@ -123,7 +115,7 @@ class _Grid:
     def origin_from_meta(self, meta: Mapping[str, Any]) -> tuple[int, int]:
         """Row and column of a GeoMeta's window on this grid."""
         crs = str(meta.get("crs") or "")
-        if crs and self.crs and not _same_crs(crs, self.crs):
+        if crs and self.crs and not same_crs(crs, self.crs):  # EPSG:4326 and OGC:CRS84 are one CRS here
             raise GridMismatchError(
                 f"a prediction is in CRS {crs!r} but the template is in {self.crs!r}; reproject first"
             )

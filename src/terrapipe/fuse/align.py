@@ -48,13 +48,13 @@ from odc.geo.overlap import compute_reproject_roi
 from rasterio.enums import Resampling
 
 from terrapipe.core.checks import check_number
-from terrapipe.core.crs import no_operation, same_crs
+from terrapipe.core.crs import longitude_period, no_operation, same_crs
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import redact_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
-from terrapipe.fuse.grid import crs_text, grid_of, longitude_period, spatial_dims
+from terrapipe.fuse.grid import crs_text, grid_of, spatial_dims
 
 #: Revision of what ``align_to`` puts on a chip, in its cache key (see :class:`AlignTo`).
 OUTPUT_REVISION = 2

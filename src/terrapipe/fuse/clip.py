@@ -49,7 +49,7 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import as_dataset, check_name, with_vectors
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
-from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows
+from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows, one_row_per_feature
 
 __all__ = ["ClipVector", "clip_features"]
 
@@ -205,8 +205,6 @@ class ClipVector(Stage[xr.Dataset]):
 
     def clip(self, grid: GeoBox) -> Any:
         """Return the clipped features of one grid."""
-        import shapely
-
         frame, positions, shifts = self.index.hits(
             grid_bounds(grid.affine, grid.shape.yx), crs_text(grid.crs)
         )
@@ -218,13 +216,8 @@ class ClipVector(Stage[xr.Dataset]):
         rows = clipped.index.to_numpy()
         if len(rows) == 0:  # every copy only touched the chip's edges
             return hits.iloc[rows]
-        kept = positions[rows]
-        first = np.flatnonzero(np.r_[True, kept[1:] != kept[:-1]])
-        geoms = clipped.geometry.to_numpy()
-        merged = [shapely.union_all(part) for part in np.split(geoms, first[1:])]
-        out = hits.iloc[rows[first]].copy()
-        out[frame.geometry.name] = np.array(merged, dtype=object)
-        return out
+        out = one_row_per_feature(clipped, positions[rows])
+        return out.set_axis(hits.index[out.index.to_numpy()])
 
     def __iter__(self) -> Iterator[xr.Dataset]:
         for element in self.source:

@@ -29,8 +29,7 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 
 from terrapipe.core.coords import transform_from_coords, xy_dims
-from terrapipe.core.crs import longitude_period as core_longitude_period
-from terrapipe.core.crs import same_crs
+from terrapipe.core.crs import crs_input_text, same_crs
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
 
@@ -41,7 +40,6 @@ __all__ = [
     "grid_bounds",
     "grid_mismatch",
     "grid_of",
-    "longitude_period",
     "spatial_dims",
     "transform_of",
 ]
@@ -82,45 +80,10 @@ def crs_text(crs: Any) -> str:
     """
     if crs is None:
         raise InvalidArgumentError("no CRS given (None)")
-    if isinstance(crs, int) and not isinstance(crs, bool):
-        text = f"EPSG:{crs}"
-    elif isinstance(crs, str):
-        text = crs
-    elif hasattr(crs, "to_wkt"):
-        text = crs.to_wkt()
-    else:
-        text = str(crs)
     try:
-        return _crs_text_of(text)
+        return _crs_text_of(crs_input_text(crs))
     except Exception as err:  # pyproj raises CRSError and friends
         raise InvalidArgumentError(f"not a usable CRS: {crs!r} ({err})") from err
-
-
-def longitude_period(crs: Any) -> float | None:
-    """Return one turn of the globe in a lon/lat CRS's x units (360 for degrees), ``None`` if projected.
-
-    The x of our grids is the longitude (odc-geo and rasterio put x east), so
-    the same place is at ``x``, ``x + period`` and ``x - period``: a chip
-    written 0..360 or across the antimeridian (170..190) meets features
-    written -180..180 one turn away.
-
-    Parameters
-    ----------
-    crs
-        Anything :func:`crs_text` takes.
-
-    Returns
-    -------
-    float or None
-        ``360.0`` for a CRS in degrees, ``400.0`` in grads; ``None`` for a
-        projected CRS (PROJ wraps longitudes itself when it projects).
-
-    Examples
-    --------
-    >>> longitude_period("EPSG:4326"), longitude_period("OGC:CRS84"), longitude_period("EPSG:32631")
-    (360.0, 360.0, None)
-    """
-    return core_longitude_period(crs_text(crs))
 
 
 def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:

@@ -61,7 +61,7 @@ from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
-from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows
+from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows, one_row_per_feature
 
 __all__ = ["Merge", "Rasterize", "rasterize_features"]
 
@@ -209,23 +209,6 @@ def rasterize_features(
     return burnt
 
 
-def _one_row_per_feature(hits: Any, positions: np.ndarray) -> Any:
-    """Join the copies of a feature met in several turns of the globe (consecutive rows) into one geometry.
-
-    Burnt apart, two copies that meet at the antimeridian would both burn a pixel
-    astride it with ``all_touched=True``: twice its value with ``merge="add"``.
-    """
-    import shapely
-
-    first = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
-    geoms = hits.geometry.to_numpy()
-    out = hits.iloc[first].copy()
-    out[hits.geometry.name] = np.array(
-        [shapely.union_all(part) for part in np.split(geoms, first[1:])], dtype=object
-    )
-    return out
-
-
 def _sum_fits(values: np.ndarray, fill: float | int, dtype: np.dtype[Any]) -> bool:
     """Whether ``fill`` plus any subset of ``values`` stays within an integer dtype."""
     info = np.iinfo(dtype)
@@ -317,7 +300,7 @@ class Rasterize(Stage[xr.Dataset]):
         )
         hits = moved_rows(frame, positions, shifts)
         if len(np.unique(positions)) != len(positions):
-            hits = _one_row_per_feature(hits, positions)
+            hits = one_row_per_feature(hits, positions)
         values = None
         if self.column is not None:
             values = hits[self.column].to_numpy()

@@ -59,12 +59,12 @@ from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
 
 from terrapipe.core.checks import check_int
-from terrapipe.core.crs import no_operation
+from terrapipe.core.crs import longitude_period, no_operation
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import public_url
 from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
-from terrapipe.fuse.grid import grid_bounds, grid_of, longitude_period
+from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
 from terrapipe.fuse.vector_index import OUTPUT_REVISION, turns_between
 from terrapipe.io.copc import CopcFile, read_las_header
 from terrapipe.io.point_cloud import (
@@ -208,13 +208,6 @@ def _fields_of(
     return fields
 
 
-def _chip_period(grid: GeoBox) -> float | None:
-    """One turn of the globe in a lon/lat chip's x units (``None`` for a projected chip)."""
-    if grid.crs is None or not grid.crs.geographic:
-        return None
-    return longitude_period(str(grid.crs))
-
-
 def _joined(clouds: Sequence[PointCloud]) -> PointCloud:
     """Return the points of several queries of one cloud as one (the first one's metadata)."""
     first = clouds[0]
@@ -349,7 +342,7 @@ class RasterizePoints(Stage[xr.Dataset]):
                     url, crs=crs, fields=self.fields, storage=storage, max_bytes=max_bytes
                 )
         self._to_cloud: dict[str, tuple[Transformer, Transformer] | None] = {}
-        self._period = longitude_period(self.crs)
+        self._period = longitude_period(crs_text(self.crs))
         self._encoding = {"source": self.where}
 
     @property
@@ -416,7 +409,7 @@ class RasterizePoints(Stage[xr.Dataset]):
             if pair is not None and len(xy):
                 x, y = pair[1].transform(xy[:, 0], xy[:, 1])
                 xy = np.column_stack([x, y])
-                period = _chip_period(grid)
+                period = longitude_period(str(grid.crs))
                 if period is not None:  # PROJ gives -180..180: wrap into the chip's turn of the globe
                     west = grid_bounds(grid.affine, grid.shape.yx)[0]
                     xy[:, 0] = west + np.mod(xy[:, 0] - west, period)

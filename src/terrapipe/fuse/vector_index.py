@@ -35,13 +35,20 @@ from typing import Any
 import numpy as np
 
 from terrapipe.core.checks import check_column_names
-from terrapipe.core.crs import no_operation, same_crs
+from terrapipe.core.crs import longitude_period, no_operation, same_crs
 from terrapipe.core.digests import wkb_digest
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
-from terrapipe.fuse.grid import crs_text, longitude_period
+from terrapipe.fuse.grid import crs_text
 
-__all__ = ["MAX_TURNS", "OUTPUT_REVISION", "VectorIndex", "moved_rows", "turns_between"]
+__all__ = [
+    "MAX_TURNS",
+    "OUTPUT_REVISION",
+    "VectorIndex",
+    "moved_rows",
+    "one_row_per_feature",
+    "turns_between",
+]
 
 #: How many reprojected copies one index keeps (least recently used are dropped).
 MAX_CRS = 8
@@ -190,14 +197,6 @@ class VectorIndex:
             self._by_crs.pop(next(iter(self._by_crs)))
         return found
 
-    def _turns(self, bounds: Sequence[float], crs: str, extent: tuple[float, float]) -> list[float]:
-        """Return the x shifts (whole turns of the globe) under which the layer's extent meets ``bounds``."""
-        period = longitude_period(crs)
-        west, east = extent
-        if period is None or not (math.isfinite(west) and math.isfinite(east)):
-            return [0.0]
-        return turns_between(float(bounds[0]), float(bounds[2]), west, east, period, self.what)
-
     def hits(self, bounds: Sequence[float], crs: str) -> tuple[Any, np.ndarray, np.ndarray]:
         """Return the features in ``crs``, and which of them meet ``bounds`` under which x shift.
 
@@ -232,9 +231,13 @@ class VectorIndex:
         if len(frame) == 0:
             return frame, np.empty(0, dtype=np.intp), np.empty(0)
         left, bottom, right, top = (float(v) for v in bounds)
+        period, (west, east) = longitude_period(crs), extent
+        turns = [0.0]  # the x shifts (whole turns of the globe) under which the layer meets the chip
+        if period is not None and math.isfinite(west) and math.isfinite(east):
+            turns = turns_between(left, right, west, east, period, self.what)
         positions: list[np.ndarray] = []
         shifts: list[np.ndarray] = []
-        for shift in self._turns(bounds, crs, extent):
+        for shift in turns:
             found = frame.sindex.query(
                 shapely.box(left - shift, bottom, right - shift, top), predicate="intersects"
             )
@@ -247,19 +250,11 @@ class VectorIndex:
         return frame, position[order], moved[order]
 
     def query(self, bounds: Sequence[float], crs: str) -> Any:
-        """Return the features (in ``crs``, original order) that intersect ``bounds``.
+        """Return the features (in ``crs``, original order) that intersect ``bounds`` (as in :meth:`hits`).
 
-        On a lon/lat chip past the layer's edge (see the module notes), a
-        feature met one or more turns of the globe away is moved by those
-        turns, and one met in several turns comes once per turn (same index
+        A feature met one or more turns of the globe away is moved by those
+        turns; one met in several turns comes once per turn (same index
         label, west to east).
-
-        Parameters
-        ----------
-        bounds
-            ``(left, bottom, right, top)`` in ``crs``.
-        crs
-            The chip's CRS as :func:`~terrapipe.fuse.grid.crs_text` gives it.
         """
         frame, positions, shifts = self.hits(bounds, crs)
         return moved_rows(frame, positions, shifts)
@@ -314,4 +309,34 @@ def moved_rows(frame: Any, positions: np.ndarray, shifts: np.ndarray) -> Any:
         geoms[at] = shapely.transform(geoms[at], lambda xy, dx=float(shift): xy + np.array([dx, 0.0]))
     out = rows.copy()
     out[frame.geometry.name] = geoms
+    return out
+
+
+def one_row_per_feature(rows: Any, positions: np.ndarray) -> Any:
+    """Join the copies of a feature met in several turns of the globe into one row.
+
+    ``rows`` holds the copies of a feature consecutively (``positions``, the
+    feature of each row, as :meth:`VectorIndex.hits` orders them); each
+    feature keeps its first row, its geometry the union of its copies'.
+    Burnt apart, two copies that meet at the antimeridian would both burn a
+    pixel astride it (twice its value with ``merge="add"``); clipped apart,
+    they would be two rows of one feature.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from shapely.geometry import box
+    >>> rows = gpd.GeoDataFrame({"v": [7, 7]}, geometry=[box(179, 0, 180, 1), box(180, 0, 181, 1)])
+    >>> joined = one_row_per_feature(rows, np.array([3, 3]))
+    >>> len(joined), joined.geometry.iloc[0].bounds
+    (1, (179.0, 0.0, 181.0, 1.0))
+    """
+    import shapely
+
+    first = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
+    geoms = rows.geometry.to_numpy()
+    out = rows.iloc[first].copy()
+    out[rows.geometry.name] = np.array(
+        [shapely.union_all(part) for part in np.split(geoms, first[1:])], dtype=object
+    )
     return out
