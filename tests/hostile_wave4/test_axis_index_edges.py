@@ -61,7 +61,9 @@ SAME: dict[str, Callable[[xr.DataArray, xr.DataArray], Any]] = {
         x=slice(X + 45, X + 15)
     ),
     "plus a pandas array on the same grid": lambda a, p: a + p,
-    "merge with a pandas array on the same grid": lambda a, p: xr.merge([a.rename("a"), p.rename("b")]),
+    "merge with a pandas array on the same grid": lambda a, p: xr.merge(
+        [a.rename("a"), p.rename("b")], compat="no_conflicts"
+    ),
     "concat with a pandas array on the same grid": lambda a, p: xr.concat([a, p], "time"),
     "concat of a window and a pandas window along x": lambda a, p: xr.concat(
         [a.isel(x=slice(0, 3)), p.isel(x=slice(3, None))], "x"

@@ -70,3 +70,25 @@ def test_ordinary_headers_still_go(server: Any) -> None:
     reply = http_reads.read(f"{server.url}/a.bin", storage, byte_range=http_reads.ByteRange(0, 4))
     assert reply.body == bytes(range(4))
     assert tp.Storage(headers={"Cookie": "a=b"}).headers == (("Cookie", "a=b"),)
+
+
+NAMES_HOLDING_SECRETS: dict[str, tuple[str, str]] = {
+    # name given -> what the message may show of it ("" for nothing)
+    "a JWT's parts as the name": (f"eyJhbGciOiJIUzI1NiJ9.{SECRET}/sig=", ""),
+    "a base64 key as the name": (f"{SECRET}+/abc==", ""),
+    "a key after a leading space": (f" X-Api-Key: {SECRET}", ""),
+    "a key after a NUL": (f"X-Key\x00{SECRET}", ""),
+    "Basic user:password as the name": (f"alice:{SECRET}", "'alice'"),
+    "a line with a space before its colon": (f"Authorization : Bearer {SECRET}", "'Authorization'"),
+    "a line whose name is 41 characters": (f"{'X' * 41}: {SECRET}", ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAMES_HOLDING_SECRETS))
+def test_an_invalid_name_is_shown_only_as_a_line_s_name(case: str) -> None:
+    name, shown = NAMES_HOLDING_SECRETS[case]
+    with pytest.raises(InvalidArgumentError) as refused:
+        check_headers({name: "Authorization"})
+    message = str(refused.value)
+    assert SECRET[:8] not in message, message
+    assert (f"name {shown} (and more)" if shown else "name (not shown)") in message, message

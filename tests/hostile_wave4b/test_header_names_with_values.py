@@ -58,10 +58,6 @@ SWAPPED = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H: check_headers shows an invalid name's leading word: a credential given as the name (swapped) shown",
-)
 @pytest.mark.parametrize("case", sorted(SWAPPED))
 def test_a_credential_given_as_the_name_is_never_shown(case: str) -> None:
     with pytest.raises(InvalidArgumentError) as info:

@@ -29,6 +29,7 @@ __all__ = ["TRANSPORT_HEADERS", "check_headers"]
 
 _NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # visible ASCII, SP, HTAB, obs-text
+_LINE = re.compile(r"([A-Za-z][A-Za-z0-9-]{0,39}) *:")  # the name of a 'Name: value' line
 
 
 #: Headers that frame or route a message, the transport's to set (RFC 9110 7.6.1, RFC 9112 6): a value of
@@ -50,16 +51,20 @@ TRANSPORT_HEADERS = frozenset(
 
 
 def _shown_name(name: str) -> str:
-    """Show an invalid header name by its leading word only (the rest may be a value).
+    """Show a header name: a valid one (its first 40 characters), a ``'Name: value'`` line by its name only.
+
+    Anything else is not shown: a name that is no token may be a credential (a
+    JWT or a base64 key given as the name, its header name as the value).
 
     Examples
     --------
-    >>> _shown_name("Authorization: Bearer t"), _shown_name(": x")
-    ("'Authorization' (and more)", "'' (and more)")
+    >>> _shown_name("X-Key"), _shown_name("Authorization: Bearer t"), _shown_name("eyJh.eyJz/sig=")
+    ("'X-Key'", "'Authorization' (and more)", '(not shown)')
     """
-    word = _NAME.match(name)
-    head = word.group(0) if word else ""
-    return repr(head[:40]) + (" (and more)" if head != name or len(head) > 40 else "")
+    if _NAME.fullmatch(name):
+        return repr(name[:40]) + (" (and more)" if len(name) > 40 else "")
+    line = _LINE.match(name)
+    return f"{line.group(1)!r} (and more)" if line else "(not shown)"
 
 
 def check_headers(headers: Mapping[str, str]) -> None:
@@ -88,7 +93,7 @@ def check_headers(headers: Mapping[str, str]) -> None:
             raise InvalidArgumentError(
                 f"the header name {_shown_name(name)} is not a valid HTTP header name (a name is one word; "
                 "a 'Name: value' line goes in as {'Name': 'value'}); check Storage(headers=...) "
-                "(the rest of it not shown)"
+                "(a value is never shown)"
             )
         folded = name.lower()
         if folded in seen:
