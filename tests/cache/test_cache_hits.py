@@ -295,3 +295,38 @@ def test_entries_of_key_format_2_are_never_served() -> None:
     (again,) = list(pipe)
     assert again.encoding == {"source": "scene.zarr"}
     assert type(again.attrs["scale"]) is np.float64
+
+
+def test_format_2_entries_decode_as_format_1_entries_did(tmp_path: Path) -> None:
+    """Chips, Datasets and odd elements from an entry of format 2 (a node per structure, compiled once)
+    are those an entry of format 1 gave (a node per element): values byte for byte, every variable's
+    type, dtype, attrs and encoding, index types, read-only flags; over two parts sharing indexes."""
+    from tests.cache.test_cache_codec import pack_entry_1
+
+    path = cube(tmp_path / "cube.zarr", "uint16", nodata=0)
+    source = tp.from_items([str(path)]).read_zarr(variables="image").chip({"y": 32, "x": 16})
+    chips = list(source)
+    sets = list(tp.from_items([str(path)]).read_zarr().chip({"y": 32, "x": 16}))
+    elements = [encode_value(v) for v in chips + sets + odd_arrays()]
+    halves = [elements[: len(elements) // 2], elements[len(elements) // 2 :]]
+    old_indexes: dict[Any, Any] = {}
+    new_indexes: dict[Any, Any] = {}
+    for n, half in enumerate(halves):
+        old = unpack_entry(pack_entry_1(f"k.{n}", half), f"k.{n}", indexes=old_indexes)
+        new = unpack_entry(pack_entry(f"k.{n}", half), f"k.{n}", indexes=new_indexes)
+        for a, b in zip(old, new, strict=True):
+            same(a, b)
+            if isinstance(a, xr.DataArray | xr.Dataset):
+                assert repr(a.encoding) == repr(b.encoding)
+                pairs = (
+                    zip(a.variables.values(), b.variables.values(), strict=True)
+                    if isinstance(a, xr.Dataset)
+                    else (
+                        [(a.variable, b.variable)]
+                        + [(a.coords[k].variable, b.coords[k].variable) for k in a.coords]
+                    )
+                )
+                for va, vb in pairs:
+                    assert repr((va.attrs, va.encoding)) == repr((vb.attrs, vb.encoding))  # NaN fill values
+                    assert np.asarray(va.values).tobytes() == np.asarray(vb.values).tobytes()
+    assert len(chips) >= 6
