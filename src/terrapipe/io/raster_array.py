@@ -73,7 +73,7 @@ from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.gdal_env import PLAIN_FORM_PREFIXES, gdal_env, plain_url_env
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
-from terrapipe.io.read_errors import read_error, scrub_chain
+from terrapipe.io.read_errors import read_error, scrub_chain, store_error_code
 from terrapipe.io.storage import Storage
 
 __all__ = [
@@ -440,8 +440,8 @@ def _transient(reason: BaseException) -> bool:
     """Whether a failure of a remote file may pass on a new try (not an HTTP error, not a missing file)."""
     text = str(reason)
     low = text.lower()
-    if "no such file" in low or "does not exist" in low:
-        return False
+    if "no such file" in low or "does not exist" in low or store_error_code(text) is not None:
+        return False  # a store's error reply (NoSuchKey: its XML) is final; GDAL retried what it retries
     return _HTTP_ERROR.search(text) is None
 
 

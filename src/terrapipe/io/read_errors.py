@@ -25,7 +25,7 @@ import re
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import redact_text, redact_url, secrets_of
 
-__all__ = ["credentials_refused", "explain", "read_error", "scrub_chain"]
+__all__ = ["credentials_refused", "explain", "read_error", "scrub_chain", "store_error_code"]
 
 _HTTP_CODE = re.compile(
     r"(?:HTTP (?:response |error )?(?:code|error|status)[: =]*|HTTP[: ]+|response_code=|returned error:? |HTTP/\d(?:\.\d)? )"
@@ -38,7 +38,7 @@ _HTTP_CODE = re.compile(
 _VSICURL_NAME = re.compile(r"/vsicurl\?[^\s'\"]*")
 
 
-def explain(err: BaseException) -> tuple[str, str]:
+def explain(err: BaseException, path: str = "") -> tuple[str, str]:
     """Return ``(cause, what to do)`` for a library exception.
 
     Recognises missing files, HTTP status codes, time-outs, dropped
@@ -46,11 +46,24 @@ def explain(err: BaseException) -> tuple[str, str]:
     JSON metadata; anything else keeps the library's own message. A message
     that only points at a previous error (rasterio's ``Read failed. See
     previous exception for details.``) is explained by that error.
+
+    An error reply of S3, Azure or GCS that GDAL passes on (its XML, or its
+    ``<Message>``) is said in words, never quoted: a missing object is ``no
+    such object (HTTP 404, NoSuchKey)`` as the byte layer says it
+    (:mod:`terrapipe.io.object_store`). ``path``, the file read, chooses the
+    hint: the bucket and the key (object stores), the URL (HTTP) or the path.
+
+    Examples
+    --------
+    >>> explain(RuntimeError("<?xml ?><Error><Code>NoSuchKey</Code></Error>"), "s3://b/a.tif")
+    ('no such object (HTTP 404, NoSuchKey)', 'check the bucket and the key, and the endpoint of tp.Storage')
+    >>> explain(RuntimeError("HTTP response code: 404"), "https://h/a.tif")
+    ('no such object (HTTP 404)', 'check the URL')
     """
     text = str(err).strip() or type(err).__name__
     previous = err.__cause__ or err.__context__
     if "see previous exception" in text.lower() and previous is not None:
-        return explain(previous)
+        return explain(previous, path)
     low = text.lower()
     words = _VSICURL_NAME.sub("/vsicurl", low)  # a GDAL name's own timeout= option is no time-out
     if "timed out" in words or "timeout" in words:
@@ -58,11 +71,17 @@ def explain(err: BaseException) -> tuple[str, str]:
             "the server did not answer in time",
             "check that the server is up, or raise the time-out (GDAL_HTTP_TIMEOUT for rasters)",
         )
-    if isinstance(err, FileNotFoundError) or "no such file" in low or "does not exist" in low:
-        return "no such file or directory", "check the path or URL"
+    store_code = store_error_code(text)
     code = _http_code(text)
-    if code == 404:
-        return "HTTP 404 (not found)", "check the path or URL"
+    if store_code in _MISSING_CODES or code == 404:
+        detail = ", ".join(x for x in ("HTTP 404", store_code if store_code in _MISSING_CODES else "") if x)
+        return f"no such object ({detail})", _missing_hint(path)
+    if isinstance(err, FileNotFoundError) or "no such file" in low or "does not exist" in low:
+        if _where(path) != "local":  # GDAL's look-up of a remote file found nothing (status unknown)
+            return "no such object", _missing_hint(path)
+        return "no such file or directory", "check the path or URL"
+    if store_code is not None:
+        return _store_reply(store_code, text)
     if code in (401, 403):
         return f"HTTP {code} (access denied)", "check the credentials or the URL's signature"
     if code == 429:
@@ -122,6 +141,83 @@ _DROPPED_TEXT = (
 _CUT_SHORT_TEXT = ("transfer closed with", "partial file", "incompleteread", "connection broken")
 
 
+#: Error codes of S3, Azure and GCS (their XML replies; GDAL passes them on) that mean a missing object.
+_MISSING_CODES = frozenset(
+    {"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "BlobNotFound", "ContainerNotFound", "ResourceNotFound"}
+)
+#: What AWS and Azure write in ``<Message>`` for them (GDAL passes on the message alone when there is one).
+_MISSING_MESSAGES = {
+    "the specified key does not exist": "NoSuchKey",
+    "the specified bucket does not exist": "NoSuchBucket",
+    "the specified version does not exist": "NoSuchVersion",
+    "the specified blob does not exist": "BlobNotFound",
+    "the specified container does not exist": "ContainerNotFound",
+    "the specified resource does not exist": "ResourceNotFound",
+}
+#: Error codes of a busy or failing store (GDAL retried them already).
+_BUSY_CODES = frozenset(
+    {"SlowDown", "ServerBusy", "TooManyRequests", "RequestLimitExceeded", "Throttling", "ThrottlingException"}
+)
+_FAILED_CODES = frozenset({"InternalError", "InternalServerError", "ServiceUnavailable", "OperationTimedOut"})
+_STORE_CODE = re.compile(r"<Code>\s*([A-Za-z][A-Za-z0-9.]{0,63})\s*</Code>")
+_STORE_MESSAGE = re.compile(r"<Message>\s*([^<]{1,300}?)\s*</Message>")
+_BUCKET_VSI = ("/vsis3/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/")
+
+
+def store_error_code(text: str) -> str | None:
+    """Return the error code of an S3/Azure/GCS error reply that ``text`` quotes (or whose message it is).
+
+    A text with a store's error code is a final answer of the store (GDAL
+    retried what it retries): no cause for another try.
+
+    Examples
+    --------
+    >>> store_error_code('<?xml version="1.0"?><Error><Code>NoSuchKey</Code></Error>')
+    'NoSuchKey'
+    >>> store_error_code("The specified key does not exist."), store_error_code("HTTP response code: 404")
+    ('NoSuchKey', None)
+    """
+    found = _STORE_CODE.search(text)
+    if found is not None:
+        return found.group(1)
+    low = text.lower()
+    return next((code for words, code in _MISSING_MESSAGES.items() if words in low), None)
+
+
+def _where(path: str) -> str:
+    """``"bucket"``, ``"http"`` or ``"local"`` (also for no path)."""
+    from terrapipe.io.paths import is_http, is_remote
+
+    path = str(path)
+    if not path or not is_remote(path):
+        return "local"
+    if is_http(path) or "/vsicurl" in path:
+        return "http"
+    return "bucket"
+
+
+def _missing_hint(path: str) -> str:
+    where = _where(path)
+    if where == "bucket":
+        return "check the bucket and the key, and the endpoint of tp.Storage"
+    return "check the URL" if where == "http" else "check the path or URL"
+
+
+def _store_reply(code: str, text: str) -> tuple[str, str]:
+    """Say what a store's error reply (not a missing object) means, naming its code, never quoting its XML."""
+    from terrapipe.io.obstore_runtime import DENIED_CODES
+
+    if code in DENIED_CODES:
+        return f"access denied ({code})", "check the credentials or the URL's signature"
+    if code in _BUSY_CODES:
+        return f"the store is busy ({code})", "slow down (fewer workers) or retry later"
+    if code in _FAILED_CODES:
+        return f"the store failed ({code})", "retry later or check the server"
+    message = _STORE_MESSAGE.search(text)
+    said = f": {message.group(1)}" if message is not None else ""
+    return f"the store refused the request ({code}{said})", "check the URL and the settings of tp.Storage"
+
+
 def _http_code(text: str) -> int | None:
     if "http" not in text.lower():
         return None
@@ -175,7 +271,7 @@ def read_error(
     cause, hint
         Override the explanation.
     """
-    auto_cause, auto_hint = explain(err) if err is not None else ("", "")
+    auto_cause, auto_hint = explain(err, path) if err is not None else ("", "")
     cause = cause or auto_cause
     hint = hint or auto_hint
     message = f"{action} {redact_url(path)!r}: {cause}" + (f"; {hint}" if hint else "")

@@ -99,7 +99,7 @@ def asset_read_error(
     from terrapipe.io.read_errors import explain
 
     forget_remote_file(uri, storage)  # GDAL cached the failure: the next try must ask the server again
-    cause, hint = explain(refused_credentials(err) or err)
+    cause, hint = explain(refused_credentials(err) or err, uri)
     return ReadError(f"cannot read {_where(uri, names)}: {cause}; {hint}")
 
 
