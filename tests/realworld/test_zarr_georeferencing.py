@@ -653,12 +653,6 @@ def test_numpy_chips_of_a_coordinate_less_store_are_placed_by_window(folder: Pat
         assert array[0, 0] == VALUES[-round(row), -round(col)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="E: an xarray chip of an array with a GeoTransform and no x/y coordinates keeps the whole array's "
-    "GeoTransform: every chip's grid_of is the array's origin, so rasterize/align_to burn and read the top-left "
-    "window for every chip (the numpy chips' GeoMeta is right)",
-)
 def test_xarray_chips_of_a_coordinate_less_store_are_placed_by_window(folder: Path, utm_tif: Path) -> None:
     obj = tp.open_zarr(_coordinate_less_store(folder), variables="v")
     chips = list(tp.from_items([obj]).chip({"y": 3, "x": 4}))

@@ -89,7 +89,7 @@ def crs_and_transform(
     """
     import rioxarray  # noqa: F401  (registers .rio)
 
-    x_dim, y_dim = xy_dims(obj.dims)
+    x_dim, y_dim = xy_dims(obj)
     crs = ""
     try:
         rio_crs = obj.rio.crs
@@ -185,6 +185,8 @@ class ItemCutter:
             )
             raise InvalidArgumentError(msg)
         if output == "numpy" and transform is None and x_dim in obj.coords and y_dim in obj.coords:
+            if min(obj.sizes[x_dim], obj.sizes[y_dim]) > 1:  # coordinates not evenly spaced: named by axis
+                transform_from_coords(obj, x_dim, y_dim, strict=True)
             msg = (
                 f"chip: an element of sizes {dict(obj.sizes)} is one pixel wide or high and has no GeoTransform, "
                 "so its chips' pixel size is unknown; write one with da.rio.write_transform(...)"
@@ -414,7 +416,7 @@ class ItemCutter:
         array's origin. Such chips get the window's ``GeoTransform`` instead.
         """
         obj = self.obj
-        x_dim, y_dim = xy_dims(obj.dims)
+        x_dim, y_dim = xy_dims(obj)
         if x_dim is None or y_dim is None or x_dim in obj.coords or y_dim in obj.coords:
             return None
         if x_dim not in self.dims and y_dim not in self.dims:
