@@ -78,10 +78,6 @@ def test_a_request_modifier_s_credential_is_scrubbed_too(
     assert TOKEN not in message, message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H: core/redact.redact_text scrubs Basic's base64 value, not the user:password it encodes",
-)
 def test_a_basic_password_echoed_decoded_is_scrubbed(echo: EchoServer) -> None:
     basic = "Basic " + base64.b64encode(f"alice:{TOKEN}".encode()).decode()
     message = _message(f"{echo.url}/403/search", tp.Storage(headers={"Authorization": basic}, retries=0))

@@ -34,6 +34,8 @@ Examples
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -246,12 +248,30 @@ def redact_text(text: str, *urls: str, values: Iterable[str] = ()) -> str:
         for written in secrets_of(url):
             secrets.update(_forms(written))
     for value in values:
-        secrets.update({value, *value.split()})
+        secrets.update({value, *value.split(), *_basic_decoded(value)})
     text = redact_urls(text)
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= MIN_SECRET:
             text = text.replace(secret, MASK)
     return text
+
+
+def _basic_decoded(value: str) -> tuple[str, ...]:
+    """Return what an HTTP Basic credential encodes, ``user:password`` and the password (servers log it).
+
+    Examples
+    --------
+    >>> _basic_decoded("Basic YWxpY2U6czNjcmV0"), _basic_decoded("Bearer YWxpY2U6czNjcmV0")
+    (('alice:s3cret', 's3cret'), ())
+    """
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return ()
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):  # not base64 of text: nothing else to mask
+        return ()
+    return decoded, decoded.partition(":")[2]
 
 
 _URL = re.compile(
