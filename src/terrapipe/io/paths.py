@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from pathlib import Path
 from typing import TypeAlias
@@ -273,9 +274,30 @@ def gdal_path(path: PathOrURL) -> str:
         parts = urllib.parse.urlsplit(text)
         bucket = parts.netloc.split("@", 1)[0]  # abfs://container@account.dfs.core.windows.net
         return vsi + bucket + parts.path
-    if text.startswith("/vsi") or "://" in text:
+    if text.startswith("/vsi") or "://" in text or driver_prefixed(text):
         return text
     return os.path.abspath(Path(text).expanduser())
+
+
+_DRIVER_PREFIX = re.compile(r"[A-Z][A-Z0-9_]+:")
+
+
+def driver_prefixed(name: str) -> bool:
+    """Whether ``name`` is a GDAL name that names its driver (a subdataset), not a file's path.
+
+    ``NETCDF:"<file>":<variable>``, ``HDF5:"<file>"://<dataset>``,
+    ``ZARR:"<store>":/<array>``, ``GPKG:<file>:<table>`` (what rasterio's
+    ``subdatasets`` lists) pass to GDAL as they are; a file that exists under
+    that very name stays a file.
+
+    Examples
+    --------
+    >>> driver_prefixed('NETCDF:"/data/era5.nc":t2m'), driver_prefixed("GPKG:/data/a.gpkg:tiles")
+    (True, True)
+    >>> driver_prefixed("C:/data/a.tif"), driver_prefixed("a.tif"), driver_prefixed("notes:2024.tif")
+    (False, False, False)
+    """
+    return _DRIVER_PREFIX.match(name) is not None and not os.path.exists(name)
 
 
 def netcdf_name(url: str) -> str:
