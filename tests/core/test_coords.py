@@ -22,11 +22,12 @@ def _grid(ny: int, nx: int, dims: tuple[str, str] = ("y", "x"), step: float = 10
     )
 
 
-def test_x_and_y_names_are_looked_for_in_order():
-    assert X_NAMES == ("x", "lon", "longitude")
-    assert Y_NAMES == ("y", "lat", "latitude")
+def test_x_and_y_names_are_known():
+    assert X_NAMES == ("x", "lon", "longitude", "X", "rlon")
+    assert Y_NAMES == ("y", "lat", "latitude", "Y", "rlat")
     assert xy_dims(("band", "latitude", "longitude")) == ("longitude", "latitude")
-    assert xy_dims(("lon", "x", "y", "lat")) == ("x", "y")  # x before lon, y before lat
+    assert xy_dims(("band", "Y", "X")) == ("X", "Y")  # GDAL's Zarr driver
+    assert xy_dims(("rlat", "rlon")) == ("rlon", "rlat")  # CF rotated pole (CORDEX)
     assert xy_dims(("time", "band")) == (None, None)
     assert xy_dims(iter(("y", "x"))) == ("x", "y")
 

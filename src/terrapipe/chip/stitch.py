@@ -71,7 +71,7 @@ class _Grid:
     def _from_xarray(self, template: xr.DataArray | xr.Dataset) -> None:
         import rioxarray  # noqa: F401
 
-        x_dim, y_dim = xy_dims(template.dims)
+        x_dim, y_dim = xy_dims(template)
         if isinstance(template, xr.DataArray) and (x_dim is None or y_dim is None):
             if template.ndim < 2:
                 raise InvalidArgumentError(f"template needs two spatial dimensions, got {template.dims!r}")

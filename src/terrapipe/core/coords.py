@@ -1,17 +1,20 @@
 """Where an xarray object sits on the map, from its coordinates: x/y dimension names and the affine transform.
 
-Pure functions: they read coordinates and attributes, never pixels. The
-transform of a regular grid is derived from its ``x``/``y`` coordinates
-(pixel centres), which stay right after ``isel``; a dimension of length 1
-takes its pixel size from rioxarray's cached ``GeoTransform``, and a rotated
-grid uses that cached transform as a whole. ``chip`` (its chips' GeoMeta,
-``stitch``) and ``fuse`` (a chip's grid) both use these.
+Pure functions: they read coordinates and attributes, never pixels. The x
+and y dimensions are found as CF says (a coordinate's ``axis``,
+``standard_name`` or ``units``), else by name. The transform of a regular
+grid is derived from its ``x``/``y`` coordinates (pixel centres), which stay
+right after ``isel``; coordinates that are not evenly spaced (a Gaussian
+grid, a transect) have none. A dimension of length 1 takes its pixel size
+from rioxarray's cached ``GeoTransform``, and a rotated grid uses that
+cached transform as a whole. ``chip`` (its chips' GeoMeta, ``stitch``) and
+``fuse`` (a chip's grid) both use these.
 
 Examples
 --------
 >>> import numpy as np, xarray as xr
 >>> da = xr.DataArray(np.zeros((2, 3)), dims=("y", "x"), coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]})
->>> xy_dims(da.dims)
+>>> xy_dims(da)
 ('x', 'y')
 >>> tuple(transform_from_coords(da, "x", "y"))[:6]
 (10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
@@ -19,7 +22,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -29,23 +32,102 @@ from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = ["X_NAMES", "Y_NAMES", "cached_transform", "transform_from_coords", "xy_dims"]
 
-#: Names of the x and y dimensions, in the order they are looked for.
-X_NAMES = ("x", "lon", "longitude")
-Y_NAMES = ("y", "lat", "latitude")
+#: Names of the x and y dimensions (those of rioxarray, odc-geo, CF, GDAL's Zarr driver and CF rotated-pole
+#: grids), where no coordinate attribute says which axis a dimension is.
+X_NAMES = ("x", "lon", "longitude", "X", "rlon")
+Y_NAMES = ("y", "lat", "latitude", "Y", "rlat")
+
+# CF 1.11 sections 4.1, 4.2 and 5.6: a coordinate is an x or y axis by its ``axis``, its ``standard_name`` or
+# (longitude/latitude) its ``units``.
+_STANDARD_NAMES = {
+    "X": frozenset(
+        {"projection_x_coordinate", "projection_x_angular_coordinate", "grid_longitude", "longitude"}
+    ),
+    "Y": frozenset(
+        {"projection_y_coordinate", "projection_y_angular_coordinate", "grid_latitude", "latitude"}
+    ),
+}
+_UNITS = {
+    "X": frozenset({"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"}),
+    "Y": frozenset({"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"}),
+}
 
 
-def xy_dims(dims: Iterable[Hashable]) -> tuple[Hashable | None, Hashable | None]:
-    """Return the ``(x, y)`` dimension names among ``dims`` (:data:`X_NAMES`, :data:`Y_NAMES`), ``None`` where absent.
+def _stated_axis(attrs: Any) -> str | None:
+    """``"X"``/``"Y"`` as a coordinate's CF attributes say (``axis`` first), else ``None``."""
+    axis = attrs.get("axis")
+    if isinstance(axis, str) and axis.upper() in ("X", "Y"):
+        return axis.upper()
+    if axis is not None:  # "T", "Z": said, and not a spatial axis
+        return None
+    for key, table in (("standard_name", _STANDARD_NAMES), ("units", _UNITS)):
+        value = attrs.get(key)
+        if isinstance(value, str):
+            text = value.strip() if key == "standard_name" else value.strip().lower()
+            for which, names in table.items():
+                if text in names:
+                    return which
+    return None
+
+
+def xy_dims(dims: Any) -> tuple[Hashable | None, Hashable | None]:
+    """Return the ``(x, y)`` dimension names of an xarray object (or among dimension names), ``None`` where absent.
+
+    Given an object, a dimension whose coordinate's CF attributes say its axis
+    (``axis="X"``/``"Y"``; ``standard_name`` ``projection_x_coordinate``,
+    ``grid_longitude``, ``longitude`` and their y twins; ``units``
+    ``degrees_east``/``degrees_north``) is that axis, whatever its name. Where
+    no dimension's attributes name an axis, names decide (:data:`X_NAMES`,
+    :data:`Y_NAMES`; dimension names alone are judged so too).
+
+    Parameters
+    ----------
+    dims
+        A DataArray or Dataset, or its dimension names.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Where two dimensions could each be the x (or the y) axis: which one
+        is meant is not guessed.
 
     Examples
     --------
-    >>> xy_dims(("band", "lat", "lon")), xy_dims(("time",))
-    (('lon', 'lat'), (None, None))
+    >>> xy_dims(("band", "lat", "lon")), xy_dims(("time",)), xy_dims(("Y", "X"))
+    (('lon', 'lat'), (None, None), ('X', 'Y'))
+    >>> import numpy as np, xarray as xr
+    >>> da = xr.DataArray(np.zeros((2, 3)), dims=("j", "i"),
+    ...                   coords={"j": ("j", [0.0, 1.0], {"axis": "Y"}), "i": ("i", [0.0, 1, 2], {"axis": "X"})})
+    >>> xy_dims(da)
+    ('i', 'j')
+    >>> xy_dims(("x", "lon", "y"))
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: dimensions 'x' and 'lon' could each be the x axis; keep one (drop or rename the other, e.g. da.rename(lon='lon_index')) or give the one meant the CF attribute axis='X'
     """
-    names = tuple(dims)
-    x_dim = next((d for d in X_NAMES if d in names), None)
-    y_dim = next((d for d in Y_NAMES if d in names), None)
-    return x_dim, y_dim
+    coords = getattr(dims, "coords", None)
+    names = tuple(dims.dims if hasattr(dims, "dims") else dims)
+    stated: dict[Hashable, str] = {}
+    if coords is not None:
+        for name in names:
+            if name in coords:
+                which = _stated_axis(coords[name].attrs)
+                if which is not None:
+                    stated[name] = which
+    found: list[Hashable | None] = []
+    for which, known in (("X", X_NAMES), ("Y", Y_NAMES)):
+        by_attrs = [d for d in names if stated.get(d) == which]
+        candidates = by_attrs or [d for d in names if d in known and d not in stated]
+        if len(candidates) > 1:
+            first, second = candidates[:2]
+            msg = (
+                f"dimensions {first!r} and {second!r} could each be the {which.lower()} axis; keep one (drop or "
+                f"rename the other, e.g. da.rename({second}='{second}_index')) or give the one meant the CF "
+                f"attribute axis='{which}'"
+            )
+            raise InvalidArgumentError(msg)
+        found.append(candidates[0] if candidates else None)
+    return found[0], found[1]
 
 
 def cached_transform(obj: Any) -> Affine | None:
@@ -85,6 +167,42 @@ def cached_transform(obj: Any) -> Affine | None:
     return Affine(a, b, c, d, e, f)
 
 
+def _regular_axis(
+    values: np.ndarray[Any, Any], dtype: Any, cached_step: float | None
+) -> tuple[float, float, bool] | None:
+    """``(step, first centre, evenly spaced)`` of one axis's coordinates; ``None`` for one value and no step.
+
+    The step is the first two values' difference, as rioxarray and odc-geo
+    take it, where every other value lies on that line (to 1e-9 of a pixel);
+    else the step and first centre of the line through the first and last
+    values. The values are evenly spaced when none lies further from that
+    line than 1/1000 of a pixel, or than the rounding of the coordinate's own
+    precision (float32 coordinates of a 10980-pixel UTM axis are up to 3 cm
+    off their 10 m grid). Values that are not finite are left to the caller.
+    """
+    size = values.size
+    if size == 1:
+        return None if cached_step is None else (float(cached_step), float(values[0]), True)
+    step = float(values[1] - values[0])
+    first = float(values[0])
+    if size == 2 or not np.isfinite(values).all():
+        return step, first, True
+    index = np.arange(size, dtype=np.float64)
+    residual = float(np.abs(values - (first + step * index)).max())
+    if residual <= 1e-9 * abs(step):
+        return step, first, True
+    step = float(values[-1] - values[0]) / (size - 1)
+    first = float(np.mean(values - step * index))
+    residual = float(np.abs(values - (first + step * index)).max())
+    precision = float(np.finfo(np.float64).eps)
+    if np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize < 8:
+        precision = float(np.finfo(dtype).eps)
+    elif (values.astype(np.float32).astype(np.float64) == values).all():  # float32 values held as float64
+        precision = float(np.finfo(np.float32).eps)
+    tolerance = max(1e-3 * abs(step), 2.0 * precision * float(np.abs(values).max()))
+    return step, first, step != 0.0 and residual <= tolerance
+
+
 @overload
 def transform_from_coords(obj: Any, x_dim: Hashable, y_dim: Hashable, *, strict: Literal[True]) -> Affine: ...
 
@@ -100,8 +218,10 @@ def transform_from_coords(
 ) -> Affine | None:
     """Return the affine transform of an xarray object's regular x/y grid (pixel ``(col, row)`` to map ``(x, y)``).
 
-    Derived from the ``x_dim``/``y_dim`` coordinates (pixel centres). A
-    rotated grid, or an object without those coordinates, has rioxarray's
+    Derived from the ``x_dim``/``y_dim`` coordinates (pixel centres), which
+    must be evenly spaced (to 1/1000 of a pixel, or the rounding of their own
+    precision: float32 coordinates of a regular grid are); a Gaussian grid or
+    a transect has no transform. A rotated grid, or an object without those coordinates, has rioxarray's
     cached ``GeoTransform`` (:func:`cached_transform`); a dimension of length
     1 takes its pixel size from it.
 
@@ -127,8 +247,9 @@ def transform_from_coords(
     ------
     InvalidArgumentError
         With ``strict=True``: no coordinates and no cached transform, empty
-        coordinates, one pixel wide or high without a cached transform, or
-        coordinates that are not finite.
+        coordinates, one pixel wide or high without a cached transform,
+        coordinates that are not finite, or not evenly spaced (naming the
+        dimension).
 
     Examples
     --------
@@ -155,17 +276,31 @@ def transform_from_coords(
         if strict:
             raise InvalidArgumentError(f"a chip of shape {dict(obj.sizes)!r} is empty; it has no grid")
         return cached
-    a = float(xs[1] - xs[0]) if xs.size > 1 else (cached.a if cached is not None else None)
-    e = float(ys[1] - ys[0]) if ys.size > 1 else (cached.e if cached is not None else None)
-    if a is None or e is None:
+    x_axis = _regular_axis(xs, obj[x_dim].dtype, cached.a if cached is not None else None)
+    y_axis = _regular_axis(ys, obj[y_dim].dtype, cached.e if cached is not None else None)
+    if x_axis is None or y_axis is None:
         if strict:
             msg = "a chip one pixel wide or high needs rioxarray's GeoTransform to know its pixel size"
             raise InvalidArgumentError(msg)
         return None
-    derived = Affine(a, 0.0, float(xs[0]) - a / 2, 0.0, e, float(ys[0]) - e / 2)
+    for dim, axis, values in ((x_dim, x_axis, xs), (y_dim, y_axis, ys)):
+        if not axis[2]:
+            if strict:
+                steps = np.diff(values)
+                msg = (
+                    f"the {dim!r} coordinates are not evenly spaced (steps from {steps.min():.6g} to "
+                    f"{steps.max():.6g}), so they have no regular grid (affine transform) and no stage that "
+                    f"needs one can place them; interpolate onto evenly spaced {dim!r} coordinates first "
+                    f"(e.g. da.interp({dim}=np.linspace(...)))"
+                )
+                raise InvalidArgumentError(msg)
+            return None
+    (a, x0, _), (e, y0, _) = x_axis, y_axis
+    derived = Affine(a, 0.0, x0 - a / 2, 0.0, e, y0 - e / 2)
     if not strict:
         return derived
-    if not (np.isfinite(xs).all() and np.isfinite(ys).all()) or not np.isfinite(tuple(derived)[:6]).all():
+    finite = bool(np.isfinite(xs).all() and np.isfinite(ys).all()) and np.isfinite(tuple(derived)[:6]).all()
+    if not finite:
         msg = (
             f"the chip's {x_dim!r}/{y_dim!r} coordinates are not all finite (NaN or inf), so it has no grid; "
             "check how the chip was made (its source's georeferencing)"

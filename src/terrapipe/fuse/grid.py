@@ -99,7 +99,7 @@ def spatial_dims(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
     >>> spatial_dims(xr.DataArray(np.zeros((2, 2)), dims=("lat", "lon")))
     ('lat', 'lon')
     """
-    x_dim, y_dim = xy_dims(obj.dims)
+    x_dim, y_dim = xy_dims(obj)
     if y_dim is None or x_dim is None:
         msg = f"a chip needs y and x dimensions (or lat/lon), got dims {tuple(obj.dims)!r}"
         raise InvalidArgumentError(msg)
