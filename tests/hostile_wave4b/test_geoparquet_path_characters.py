@@ -33,20 +33,13 @@ def _record() -> dict[str, Any]:
     }
 
 
-CUT = pytest.mark.xfail(
-    strict=True,
-    reason="R: stac/search.detect_kind cuts a local path at '#'/'?': its stac-geoparquet file is read as a JSON "
-    "catalog and refused",
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
         "plain/items.parquet",
-        pytest.param("run#2/items.parquet", marks=CUT),
-        pytest.param("what?/items.parquet", marks=CUT),
-        pytest.param("plain/items#v2.parquet", marks=CUT),
+        "run#2/items.parquet",
+        "what?/items.parquet",
+        "plain/items#v2.parquet",
     ],
 )
 def test_a_local_geoparquet_file_is_searched_whatever_its_path_holds(tmp_path: Path, name: str) -> None:

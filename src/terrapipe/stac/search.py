@@ -87,8 +87,11 @@ def detect_kind(source: str) -> Literal["api", "static", "geoparquet"]:
     >>> [detect_kind(s) for s in ("http://127.0.0.1:7822", "https://h/stac/catalog.json",
     ...                           "/data/items.parquet", "/data/stac", "s3://bucket/stac/")]
     ['api', 'static', 'geoparquet', 'static', 'static']
+    >>> detect_kind("/data/run#2/items.parquet"), detect_kind("https://h/items.parquet?sig=x#p")
+    ('geoparquet', 'geoparquet')
     """
-    path = source.split("?", 1)[0].split("#", 1)[0].lower()
+    # A URL's query and fragment are not part of its name; a local path's '?' and '#' are (run#2/items.parquet).
+    path = (source.split("?", 1)[0].split("#", 1)[0] if "://" in source else source).lower()
     if path.endswith((".parquet", ".geoparquet", ".pq")):
         return "geoparquet"
     if path.endswith(".json"):
