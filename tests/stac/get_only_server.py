@@ -11,13 +11,12 @@ Azure SAS or a CDN token signs the method too). Run it as
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import urllib.parse
 from pathlib import Path
 
 from tests.servers.http_range import RangeServer, make_server
+from tests.servers.process import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,11 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     server = make_server(args.root)
     server.RequestHandlerClass = _refusing_head(server.RequestHandlerClass)
     print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":
