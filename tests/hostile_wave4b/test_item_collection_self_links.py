@@ -86,11 +86,6 @@ def test_a_collection_at_http_resolves_as_the_local_one(http_root: Path, range_s
     assert _assets(search_stac(f"{base}/searches/fc.json"), base) == EXPECTED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: stac/static.StaticBackend._matching resolves a bucket FeatureCollection's item assets against "
-    "the collection file's URL before the item's self link is considered (local/http use the self link)",
-)
 def test_a_collection_in_a_bucket_resolves_as_the_local_one(s3_store: tuple[Path, tp.Storage]) -> None:
     folder, storage = s3_store
     _write(folder, "s3://private")

@@ -213,7 +213,8 @@ class StaticBackend:
                     f"{where} is a FeatureCollection whose 'features' is not a list; check it"
                 )
             for feature in features:
-                for item, base in self._matching(feature, href, collection, query):
+                anchor = _self_href(feature) if isinstance(feature, Mapping) else None
+                for item, base in self._matching(feature, href, collection, query, anchor=anchor):
                     # an item with its own self link resolves its relative hrefs against it, as pystac does
                     yield item, None if isinstance(item, Mapping) and _has_self_link(item) else base
             return
@@ -259,12 +260,17 @@ class StaticBackend:
                 yield from self._visit(target, child, collection, query, seen, (*above, key))
 
     def _matching(
-        self, item: Any, href: str, collection: str | None, query: SearchQuery
+        self, item: Any, href: str, collection: str | None, query: SearchQuery, *, anchor: str | None = None
     ) -> Iterator[tuple[Any, str | None]]:
+        """Yield ``(item, base)`` where the item matches ``query``.
+
+        ``anchor``: the absolute self link of an ItemCollection's item, which its relative asset hrefs are
+        resolved against in a bucket too (as pystac resolves them locally and over HTTP).
+        """
         if isinstance(item, Mapping) and item.get("collection") is None and collection is not None:
             item = {**item, "collection": collection}
         if isinstance(item, Mapping) and is_object_url(href):
-            item = _absolute_assets(item, href)
+            item = _absolute_assets(item, anchor if anchor is not None else href)
         if not isinstance(item, Mapping):
             yield item, href  # the search stage names it as a malformed item
             return
@@ -283,6 +289,24 @@ def _has_self_link(item: Mapping[str, Any]) -> bool:
         isinstance(link, Mapping) and link.get("rel") == "self" and isinstance(link.get("href"), str)
         for link in links
     )
+
+
+def _self_href(item: Mapping[str, Any]) -> str | None:
+    """Return an item's absolute self link (``scheme://...``), else ``None``.
+
+    Examples
+    --------
+    >>> _self_href({"links": [{"rel": "self", "href": "s3://b/stac/a/a.json"}]}), _self_href({"links": []})
+    ('s3://b/stac/a/a.json', None)
+    >>> _self_href({"links": [{"rel": "self", "href": "./a.json"}]}) is None
+    True
+    """
+    links = item.get("links")
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, Mapping) and link.get("rel") == "self":
+            given = link.get("href")
+            return given.strip() if isinstance(given, str) and "://" in given else None
+    return None
 
 
 def _kind(doc: Any) -> Any:
