@@ -36,7 +36,8 @@ def two_variables(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rasterio.shutil.copy(tif, one, driver="netCDF", FORMAT="NC")
     ds = xr.open_dataset(one, engine="scipy", decode_coords="all")
     path = folder / "two.nc"
-    ds.assign(t2m=ds.Band1, u10=ds.Band1 * 2).drop_vars("Band1").to_netcdf(path, engine="scipy")
+    u10 = ds.Band1.copy(data=ds.Band1.values * 2)  # keeps its grid mapping (arithmetic drops the encoding)
+    ds.assign(t2m=ds.Band1, u10=u10).drop_vars("Band1").to_netcdf(path, engine="scipy")
     ds.close()
     return path
 
@@ -60,21 +61,7 @@ def test_a_file_of_subdatasets_is_a_named_error_naming_them(two_variables: Path)
     assert "u10" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "variable",
-    [
-        "t2m",
-        pytest.param(
-            "u10",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="R: the fixture's u10 (Band1 * 2) lost its grid_mapping attribute in xarray's arithmetic, "
-                "so it has no CRS (rasterio: crs None), which open_raster refuses by design with a named error; "
-                "the subdataset name itself now opens (t2m)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("variable", ["t2m", "u10"])
 def test_a_subdataset_name_reads_that_variable(two_variables: Path, variable: str) -> None:
     name = f'NETCDF:"{two_variables}":{variable}'
     with rasterio.open(name) as src:
@@ -83,3 +70,4 @@ def test_a_subdataset_name_reads_that_variable(two_variables: Path, variable: st
     np.testing.assert_array_equal(da.values, expected)
     assert da.rio.transform() == transform
     assert da.rio.crs == crs
+    assert crs == "EPSG:4326"
