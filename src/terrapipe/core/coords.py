@@ -178,7 +178,7 @@ def _regular_axis(
     values. The values are evenly spaced when none lies further from that
     line than 1/1000 of a pixel, or than the rounding of the coordinate's own
     precision (float32 coordinates of a 10980-pixel UTM axis are up to 3 cm
-    off their 10 m grid). Values that are not finite are left to the caller.
+    off their 10 m grid). Values that are not finite, or whose line is not, are left to the caller.
     """
     size = values.size
     if size == 1:
@@ -191,14 +191,24 @@ def _regular_axis(
     residual = float(np.abs(values - (first + step * index)).max())
     if residual <= 1e-9 * abs(step):
         return step, first, True
-    step = float(values[-1] - values[0]) / (size - 1)
-    first = float(np.mean(values - step * index))
-    residual = float(np.abs(values - (first + step * index)).max())
+    with np.errstate(over="ignore", invalid="ignore"):
+        line_step = float(values[-1] - values[0]) / (size - 1)
+        line_first = float(np.mean(values - line_step * index))
+        residual = float(np.abs(values - (line_first + line_step * index)).max())
+    if not np.isfinite(
+        (line_step, line_first, residual)
+    ).all():  # past the float range: the caller's to refuse
+        return step, first, True
+    step, first = line_step, line_first
     precision = float(np.finfo(np.float64).eps)
     if np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize < 8:
         precision = float(np.finfo(dtype).eps)
-    elif (values.astype(np.float32).astype(np.float64) == values).all():  # float32 values held as float64
-        precision = float(np.finfo(np.float32).eps)
+    else:
+        with np.errstate(over="ignore"):  # values beyond float32's range are no float32 values
+            if (
+                values.astype(np.float32).astype(np.float64) == values
+            ).all():  # float32 values held as float64
+                precision = float(np.finfo(np.float32).eps)
     tolerance = max(1e-3 * abs(step), 2.0 * precision * float(np.abs(values).max()))
     return step, first, step != 0.0 and residual <= tolerance
 
