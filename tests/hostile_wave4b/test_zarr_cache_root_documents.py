@@ -19,11 +19,6 @@ from terrapipe.core.errors import CacheError
 pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F: cache/zarr_store._ensure_root: zarr.open_group on a root zarr.json that is JSON but not an "
-    "object raises a bare AttributeError/TypeError (dict.pop in zarr/core/group.py)",
-)
 @pytest.mark.parametrize("document", [b"[1, 2]", b"null", b'"text"', b"42", b"true"])
 def test_a_root_document_that_is_not_an_object_is_a_named_error(tmp_path: Path, document: bytes) -> None:
     (tmp_path / "zarr.json").write_bytes(document)

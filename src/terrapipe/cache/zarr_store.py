@@ -399,7 +399,8 @@ class ZarrStore:
                 zarr.open_group(store, path=_TMP, mode="a")
         except zarr.errors.ContainsGroupError:
             pass  # another process created it meanwhile
-        except (OSError, ValueError, zarr.errors.BaseZarrError) as err:
+        except (OSError, ValueError, zarr.errors.BaseZarrError, AttributeError, TypeError) as err:
+            # AttributeError/TypeError: a root zarr.json that is JSON but not an object (zarr calls its .pop)
             msg = (
                 f"cannot create the cache store {self}: {err}; pass a folder that is writable "
                 "(and not a file) or a URL zarr can write to"
