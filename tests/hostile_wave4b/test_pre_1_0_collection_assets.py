@@ -65,11 +65,6 @@ def test_a_pre_1_0_collection_without_assets_is_walked(tmp_path: Path) -> None:
     assert [item.id for item in tp.search_stac(str(root))] == _ids_as_pystac(root) == ["i"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: stac/static._kind: a typeless (pre-1.0) document with 'assets' is no catalog or collection, "
-    "so a 1.0.0-beta.2 collection with collection-level assets is refused (pystac: extent -> collection)",
-)
 def test_a_pre_1_0_collection_with_assets_is_walked_as_pystac_walks_it(tmp_path: Path) -> None:
     root = _catalog(tmp_path, {"assets": {"thumbnail": {"href": "./thumb.png", "roles": ["thumbnail"]}}})
     assert [item.id for item in tp.search_stac(str(root))] == _ids_as_pystac(root) == ["i"]

@@ -321,12 +321,19 @@ def _kind(doc: Any) -> Any:
     'Collection'
     >>> _kind({"stac_version": "1.0.0-beta.2", "id": "c", "description": "d", "links": []}), _kind({"id": "x"})
     ('Catalog', None)
+    >>> _kind({"stac_version": "1.0.0-beta.2", "links": [], "extent": {}, "assets": {"thumbnail": {}}})
+    'Collection'
+    >>> _kind({"stac_version": "1.0.0-beta.2", "links": [], "assets": {}}) is None
+    True
     """
     if not isinstance(doc, Mapping):
         return None
     kind = doc.get("type")
-    if kind is None and "stac_version" in doc and isinstance(doc.get("links"), list) and "assets" not in doc:
-        return "Collection" if isinstance(doc.get("extent"), Mapping) else "Catalog"
+    if kind is None and "stac_version" in doc and isinstance(doc.get("links"), list):
+        if isinstance(doc.get("extent"), Mapping):  # a collection, with collection-level assets or without
+            return "Collection"
+        if "assets" not in doc:
+            return "Catalog"
     return kind
 
 
