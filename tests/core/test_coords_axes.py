@@ -152,3 +152,26 @@ def test_decimal_rounded_coordinates_of_a_regular_grid_are_regular():
     da = xr.DataArray(np.zeros((100, 4320), "u1"), dims=("y", "x"), coords={"y": ys, "x": xs})
     got = transform_from_coords(da, "x", "y", strict=True)
     assert abs((got * (4320, 0))[0] - 180.0) < 1e-4  # the first two's step would be off by 0.2 degree here
+
+
+@pytest.mark.parametrize("which", ["x", "y"])
+def test_stitch_places_chips_of_an_uneven_template_by_their_coordinates(which):
+    """stitch took the template's first two coordinates' step: a log-spaced axis put chips at wrong offsets."""
+    from terrapipe.chip import stitch
+
+    uneven = 500000.0 + np.array([5.0, 15, 25, 45, 85, 165, 325, 645])
+    even = 4000000.0 - 10 * np.arange(8)
+    coords = (
+        {"x": uneven, "y": even} if which == "x" else {"x": 500000.0 + 10 * np.arange(8), "y": uneven[::-1]}
+    )
+    template = xr.DataArray(
+        np.arange(64, dtype="float32").reshape(8, 8), dims=("y", "x"), coords=coords
+    ).rio.write_crs("EPSG:32631")
+    chips = [template.isel(y=slice(r, r + 4), x=slice(c, c + 4)) for r in (0, 4) for c in (0, 4)]
+    out = stitch([(chip.values, chip) for chip in chips], template=template)
+    np.testing.assert_array_equal(np.asarray(out).reshape(8, 8), template.values)
+    stray = template.isel(y=slice(0, 4), x=slice(0, 4)).assign_coords(
+        {which: template[which].values[:4] + 1.0}
+    )
+    with pytest.raises(TerrapipeError, match="not one of the template's"):
+        stitch([(stray.values, stray)], template=template)

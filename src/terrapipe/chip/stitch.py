@@ -46,7 +46,7 @@ import xarray as xr
 from affine import Affine
 
 from terrapipe.core.checks import check_number, check_numeric_dtype
-from terrapipe.core.coords import transform_from_coords, xy_dims
+from terrapipe.core.coords import evenly_spaced, transform_from_coords, xy_dims
 from terrapipe.core.crs import longitude_period, same_crs
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 
@@ -93,6 +93,9 @@ class _Grid:
             self.transform: Affine | None = transform_from_coords(template, x_dim, y_dim)
         except (TypeError, ValueError):  # non-numeric coordinates: coordinate matching only
             self.transform = None
+        self._uneven: set[Hashable] = {
+            d for d in (x_dim, y_dim) if d in template.coords and _uneven(template[d])
+        }
         self.coords = {
             name: coord for name, coord in template.coords.items() if set(coord.dims) <= {x_dim, y_dim}
         }
@@ -107,6 +110,7 @@ class _Grid:
         crs = gbox.crs
         self.crs = "" if crs is None else str(crs)
         self.transform = gbox.affine
+        self._uneven = set()
         self.coords = dict(xr_coords(gbox, crs_coord_name="spatial_ref"))
         if "longitude" in self.coords or "latitude" in self.coords:
             self.y_dim, self.x_dim = "latitude", "longitude"
@@ -180,6 +184,15 @@ class _Grid:
             if dim in chip.coords and self.template is not None and dim in self.template.coords:
                 ref = np.asarray(self.template[dim].values)
                 first = np.asarray(chip[dim].values[:1])
+                if ref.size >= 2 and first.size and dim in self._uneven:  # no step: find the value itself
+                    hits = np.flatnonzero(ref == first[0])
+                    if hits.size != 1:
+                        raise GridMismatchError(
+                            f"a prediction's first {dim!r} coordinate {first[0]!r} is not one of the template's "
+                            "(which are not evenly spaced); predictions must lie on the template's pixels"
+                        )
+                    out.append(int(hits[0]))
+                    continue
                 if ref.size >= 2 and first.size:
                     step = ref[1] - ref[0]
                     offset = _whole((first[0] - ref[0]) / step, str(dim))
@@ -202,6 +215,13 @@ class _Grid:
         y0 = float(chip[self.y_dim].values[0])
         col, row = ~t @ (x0, y0)
         return _whole(row - 0.5, "row"), _whole(col - 0.5, "column")
+
+
+def _uneven(coord: Any) -> bool:
+    try:
+        return coord.ndim == 1 and not evenly_spaced(coord.values)
+    except (TypeError, ValueError):  # not numbers: matched by value as before
+        return False
 
 
 def _whole(value: float, what: str) -> int:

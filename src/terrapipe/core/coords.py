@@ -30,7 +30,7 @@ from affine import Affine
 
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["X_NAMES", "Y_NAMES", "cached_transform", "transform_from_coords", "xy_dims"]
+__all__ = ["X_NAMES", "Y_NAMES", "cached_transform", "evenly_spaced", "transform_from_coords", "xy_dims"]
 
 #: Names of the x and y dimensions (those of rioxarray, odc-geo, CF, GDAL's Zarr driver and CF rotated-pole
 #: grids), where no coordinate attribute says which axis a dimension is.
@@ -211,6 +211,23 @@ def _regular_axis(
                 precision = float(np.finfo(np.float32).eps)
     tolerance = max(1e-3 * abs(step), 2.0 * precision * float(np.abs(values).max()))
     return step, first, step != 0.0 and residual <= tolerance
+
+
+def evenly_spaced(coord: Any) -> bool:
+    """Whether a 1-D coordinate's values step evenly, as :func:`transform_from_coords` judges them.
+
+    Fewer than three values, and values that are not finite, count as even
+    (there is nothing to compare, or the caller refuses them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> evenly_spaced(np.array([5.0, 15.0, 25.0])), evenly_spaced(np.array([5.0, 15.0, 45.0]))
+    (True, False)
+    """
+    values = np.asarray(coord)
+    axis = _regular_axis(np.asarray(values, dtype=np.float64).ravel(), values.dtype, None)
+    return axis is None or axis[2]
 
 
 @overload
