@@ -175,3 +175,54 @@ def test_stitch_places_chips_of_an_uneven_template_by_their_coordinates(which):
     )
     with pytest.raises(TerrapipeError, match="not one of the template's"):
         stitch([(stray.values, stray)], template=template)
+
+
+def test_rasterize_onto_a_rotated_pole_grid_found_by_its_cf_axes_is_rasterio_s():
+    """CORDEX EUR-44's rotated pole: dims rlat/rlon named by axis attributes, the CRS from the grid mapping."""
+    import geopandas as gpd
+    from rasterio.features import rasterize as rio_rasterize
+    from shapely.geometry import box
+
+    pole = {
+        "grid_mapping_name": "rotated_latitude_longitude",
+        "grid_north_pole_latitude": 39.25,
+        "grid_north_pole_longitude": -162.0,
+    }
+    da = xr.DataArray(
+        np.zeros((12, 16), "float32"),
+        dims=("j", "i"),  # named neither rlat/rlon: the attributes say
+        coords={
+            "j": ("j", -3.0 + 0.44 * np.arange(12), {"axis": "Y", "standard_name": "grid_latitude"}),
+            "i": ("i", -4.0 + 0.44 * np.arange(16), {"standard_name": "grid_longitude"}),
+            "rotated_pole": ((), 0, pole),
+        },
+        attrs={"grid_mapping": "rotated_pole"},
+    )
+    gdf = gpd.GeoDataFrame({"c": [1]}, geometry=[box(12, 45, 16, 48)], crs=4326)
+    mask = next(iter(tp.from_items([da]).rasterize(gdf, column="c")))["mask"]
+    grid = grid_of(da)
+    expected = rio_rasterize(
+        [(gdf.to_crs(da.rio.crs).geometry[0], 1)],
+        out_shape=grid.shape.yx,
+        transform=grid.affine,
+        dtype="uint8",
+    )
+    assert expected.sum() > 0
+    np.testing.assert_array_equal(np.asarray(mask.values).reshape(grid.shape.yx), expected)
+
+
+@pytest.mark.parametrize(
+    "xs",
+    [
+        [0.5, 1.5, 2.5, 3.5, 4.6],
+        [0.5, 1.5, 2.4, 3.5, 4.5],
+        [0.5, 1.5, 2.5, 2.5, 4.5],
+        [0.5, 2.5, 1.5, 3.5, 4.5],
+    ],
+    ids=["last_step_off", "middle_value_off", "repeated_value", "out_of_order"],
+)
+def test_one_value_off_its_grid_is_uneven(xs):
+    da = xr.DataArray(np.zeros((2, 5)), dims=("y", "x"), coords={"y": [1.5, 0.5], "x": xs})
+    assert transform_from_coords(da, "x", "y") is None
+    with pytest.raises(InvalidArgumentError, match="'x' coordinates are not evenly spaced"):
+        transform_from_coords(da, "x", "y", strict=True)
