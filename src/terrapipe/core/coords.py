@@ -109,9 +109,10 @@ def xy_dims(dims: Any) -> tuple[Hashable | None, Hashable | None]:
     names = tuple(dims.dims if hasattr(dims, "dims") else dims)
     stated: dict[Hashable, str] = {}
     if coords is not None:
+        variables = getattr(coords, "variables", coords)  # Variables: no DataArray built per lookup
         for name in names:
-            if name in coords:
-                which = _stated_axis(coords[name].attrs)
+            if name in variables:
+                which = _stated_axis(variables[name].attrs)
                 if which is not None:
                     stated[name] = which
     found: list[Hashable | None] = []
@@ -185,11 +186,12 @@ def _regular_axis(
         return None if cached_step is None else (float(cached_step), float(values[0]), True)
     step = float(values[1] - values[0])
     first = float(values[0])
-    if size == 2 or not np.isfinite(values).all():
+    if size == 2:
         return step, first, True
     index = np.arange(size, dtype=np.float64)
-    residual = float(np.abs(values - (first + step * index)).max())
-    if residual <= 1e-9 * abs(step):
+    with np.errstate(over="ignore", invalid="ignore"):
+        residual = float(np.abs(values - (first + step * index)).max())
+    if residual <= 1e-9 * abs(step):  # NaN (values not finite) is not: the line below is not finite either
         return step, first, True
     with np.errstate(over="ignore", invalid="ignore"):
         line_step = float(values[-1] - values[0]) / (size - 1)
@@ -297,14 +299,15 @@ def transform_from_coords(
             msg = f"a chip without {x_dim!r}/{y_dim!r} coordinates has no transform; write one with rio.write_transform"
             raise InvalidArgumentError(msg)
         return cached
-    xs = np.asarray(obj[x_dim].values, dtype=np.float64)
-    ys = np.asarray(obj[y_dim].values, dtype=np.float64)
+    x_var, y_var = obj.coords.variables[x_dim], obj.coords.variables[y_dim]
+    xs = np.asarray(x_var.values, dtype=np.float64)
+    ys = np.asarray(y_var.values, dtype=np.float64)
     if xs.ndim != 1 or ys.ndim != 1 or xs.size == 0 or ys.size == 0:
         if strict:
             raise InvalidArgumentError(f"a chip of shape {dict(obj.sizes)!r} is empty; it has no grid")
         return cached
-    x_axis = _regular_axis(xs, obj[x_dim].dtype, cached.a if cached is not None else None)
-    y_axis = _regular_axis(ys, obj[y_dim].dtype, cached.e if cached is not None else None)
+    x_axis = _regular_axis(xs, x_var.dtype, cached.a if cached is not None else None)
+    y_axis = _regular_axis(ys, y_var.dtype, cached.e if cached is not None else None)
     if x_axis is None or y_axis is None:
         if strict:
             msg = "a chip one pixel wide or high needs rioxarray's GeoTransform to know its pixel size"
