@@ -51,11 +51,6 @@ BAD = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: core/coords.transform_from_coords: NaN/inf coordinates pass the evenly-spaced check (NaN "
-    "compares false) or give a NaN transform; a zero step gives a singular one",
-)
 @pytest.mark.parametrize("case", list(BAD))
 def test_coordinates_with_no_regular_grid_give_none(case: str) -> None:
     assert _no_grid(_array(*BAD[case]))

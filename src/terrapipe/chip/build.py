@@ -185,8 +185,11 @@ class ItemCutter:
             )
             raise InvalidArgumentError(msg)
         if output == "numpy" and transform is None and x_dim in obj.coords and y_dim in obj.coords:
-            if min(obj.sizes[x_dim], obj.sizes[y_dim]) > 1:  # coordinates not evenly spaced: named by axis
-                transform_from_coords(obj, x_dim, y_dim, strict=True)
+            if min(obj.sizes[x_dim], obj.sizes[y_dim]) > 1:  # coordinates uneven or not finite: say which
+                try:
+                    transform_from_coords(obj, x_dim, y_dim, strict=True)
+                except InvalidArgumentError as err:
+                    raise InvalidArgumentError(f"chip: an element of sizes {dict(obj.sizes)}: {err}") from err
             msg = (
                 f"chip: an element of sizes {dict(obj.sizes)} is one pixel wide or high and has no GeoTransform, "
                 "so its chips' pixel size is unknown; write one with da.rio.write_transform(...)"

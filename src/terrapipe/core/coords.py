@@ -186,8 +186,8 @@ def _regular_axis(
         return None if cached_step is None else (float(cached_step), float(values[0]), True)
     step = float(values[1] - values[0])
     first = float(values[0])
-    if size == 2:
-        return step, first, True
+    if size == 2 or step == 0.0:
+        return step, first, step != 0.0
     index = np.arange(size, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         residual = float(np.abs(values - (first + step * index)).max())
@@ -218,8 +218,8 @@ def _regular_axis(
 def evenly_spaced(coord: Any) -> bool:
     """Whether a 1-D coordinate's values step evenly, as :func:`transform_from_coords` judges them.
 
-    Fewer than three values, and values that are not finite, count as even
-    (there is nothing to compare, or the caller refuses them).
+    Fewer than three distinct values count as even (there is nothing to
+    compare), values that are not finite too (the caller refuses them).
 
     Examples
     --------
@@ -306,6 +306,14 @@ def transform_from_coords(
         if strict:
             raise InvalidArgumentError(f"a chip of shape {dict(obj.sizes)!r} is empty; it has no grid")
         return cached
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):  # a NaN (a decoded _FillValue) places nothing
+        if strict:
+            msg = (
+                f"the chip's {x_dim!r}/{y_dim!r} coordinates are not all finite (NaN or inf), so it has no grid; "
+                "check how the chip was made (its source's georeferencing)"
+            )
+            raise InvalidArgumentError(msg)
+        return None
     x_axis = _regular_axis(xs, x_var.dtype, cached.a if cached is not None else None)
     y_axis = _regular_axis(ys, y_var.dtype, cached.e if cached is not None else None)
     if x_axis is None or y_axis is None:
@@ -315,6 +323,12 @@ def transform_from_coords(
         return None
     for dim, axis, values in ((x_dim, x_axis, xs), (y_dim, y_axis, ys)):
         if not axis[2]:
+            if strict and axis[0] == 0.0 and np.ptp(values) == 0.0:
+                msg = (
+                    f"the {dim!r} coordinates are all {values[0]!r} (a step of 0), so they have no grid; "
+                    f"give each pixel its own {dim!r} coordinate"
+                )
+                raise InvalidArgumentError(msg)
             if strict:
                 steps = np.diff(values)
                 msg = (
