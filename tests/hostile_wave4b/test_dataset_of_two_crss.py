@@ -43,11 +43,6 @@ def test_each_array_alone_has_its_own_grid(tmp_path: Path) -> None:
     assert grid_of(ds["b"]).crs.epsg == 32632
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H: fuse/grid._crs_of returns the first data variable's CRS for a Dataset whose arrays disagree "
-    "(possible since a77eaa1's per-array grid mappings): refuse by name",
-)
 def test_a_dataset_whose_arrays_disagree_has_no_one_grid(tmp_path: Path) -> None:
     ds = _two_crs_dataset(tmp_path)
     with pytest.raises(TerrapipeError):

@@ -30,7 +30,7 @@ from odc.geo.geobox import GeoBox
 
 from terrapipe.core.coords import transform_from_coords, xy_dims
 from terrapipe.core.crs import crs_input_text, same_crs
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 from terrapipe.core.redact import redact_url
 
 __all__ = [
@@ -142,6 +142,59 @@ def _crs_of(obj: xr.DataArray | xr.Dataset) -> Any:
     return obj.rio.crs
 
 
+def _georeferencing(var: xr.DataArray) -> tuple[Any, Any]:
+    """Return what places one variable: its grid-mapping name and its ``crs`` attribute (rioxarray reads both)."""
+    return var.encoding.get("grid_mapping", var.attrs.get("grid_mapping")), var.attrs.get("crs")
+
+
+def _check_one_grid(ds: xr.Dataset, y_dim: Hashable, x_dim: Hashable, shape: tuple[int, int]) -> None:
+    """Refuse a Dataset whose variables are placed by different CRSs or transforms (each its own grid mapping).
+
+    Variables that share one grid mapping (the usual Dataset, a chip of one
+    file) cannot disagree and cost nothing more; where there are several,
+    each one's CRS and transform are compared. A variable without a CRS
+    takes the Dataset's, as before.
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, var in ds.data_vars.items():
+        key = tuple(map(repr, _georeferencing(var)))
+        groups.setdefault((key[0], key[1]), []).append(str(name))
+    if len(groups) < 2:
+        return
+    placed: list[tuple[list[str], str, Affine | None]] = []
+    for names in groups.values():
+        var = ds[names[0]]
+        crs = var.rio.crs
+        if crs is None:
+            continue
+        transform = None
+        if y_dim in var.dims and x_dim in var.dims:
+            try:
+                transform = transform_from_coords(var, x_dim, y_dim, strict=True)
+            except InvalidArgumentError:  # the Dataset's own transform says what is wrong
+                transform = None
+        placed.append((names, crs_text(crs), transform))
+    for names, crs, transform in placed[1:]:
+        first_names, first_crs, first_transform = placed[0]
+        how = None
+        if crs != first_crs and not same_crs(crs, first_crs):
+            how = f"their CRSs differ ({first_crs} vs {crs})"
+        elif transform is not None and first_transform is not None:
+            how = grid_mismatch(GeoBox(shape, first_transform, first_crs), GeoBox(shape, transform, crs))
+        if how is not None:
+            msg = (
+                f"the Dataset's variables are not on one grid: {_listed(first_names)} and {_listed(names)} "
+                f"have their own grid mappings, and {how}; select one variable "
+                f"(ds[{first_names[0]!r}]), or the variables that agree (ds[[...]]), "
+                "or bring them onto one grid first (align_to each)"
+            )
+            raise GridMismatchError(msg)
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def grid_of(obj: xr.DataArray | xr.Dataset) -> GeoBox:
     """Return the grid of an xarray chip as an odc-geo ``GeoBox`` (crs + affine + shape).
 
@@ -160,6 +213,10 @@ def grid_of(obj: xr.DataArray | xr.Dataset) -> GeoBox:
     ------
     InvalidArgumentError
         For an object without CRS or without x/y dimensions and coordinates.
+    GridMismatchError
+        For a Dataset whose variables have their own grid mappings (as
+        ``open_zarr`` gives arrays that declare their own CRS) and disagree on
+        the CRS or transform: select one variable.
     """
     return _grid_and_text(obj)[0]
 
@@ -179,6 +236,8 @@ def _grid_and_text(obj: xr.DataArray | xr.Dataset) -> tuple[GeoBox, str]:
         )
         raise InvalidArgumentError(msg)
     shape = (int(obj.sizes[y_dim]), int(obj.sizes[x_dim]))
+    if isinstance(obj, xr.Dataset):
+        _check_one_grid(obj, y_dim, x_dim, shape)
     text = crs_text(crs)
     return GeoBox(shape, transform_of(obj), text), text
 
