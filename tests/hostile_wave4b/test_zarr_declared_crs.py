@@ -42,11 +42,6 @@ def _epsg_or_refused(obj: Any) -> int | None:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/zarr_reader._write_crs writes the first rioxarray CRS found (array 'a''s grid mapping) on "
-    "every array, over array 'b''s own proj:code/_CRS",
-)
 @pytest.mark.parametrize(
     "declared",
     [{"proj:code": "EPSG:32632"}, {"_CRS": {"url": "http://www.opengis.net/def/crs/EPSG/0/32632"}}],
@@ -65,11 +60,6 @@ def test_another_array_s_grid_mapping_never_overrides_an_array_s_own_crs(
     assert _epsg_or_refused(tp.open_zarr(path)["b"]) == 32632
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/zarr_reader._write_crs: an array's unreadable declaration falls back to the group's CRS "
-    "(`_declared_crs(var.attrs) or group`): the array said it is something else",
-)
 @pytest.mark.parametrize(
     "declared",
     [
@@ -89,11 +79,6 @@ def test_an_array_s_unreadable_crs_never_becomes_the_group_s(
     assert _epsg_or_refused(tp.open_zarr(path)["b"]) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/zarr_reader._declared_crs: an array declaring two different CRSs (_CRS 32631, proj:code "
-    "32632) silently gets the first form read",
-)
 def test_an_array_declaring_two_crss_is_not_silently_given_one(tmp_path: Path) -> None:
     declared = {"_CRS": {"url": "http://www.opengis.net/def/crs/EPSG/0/32631"}, "proj:code": "EPSG:32632"}
     path = _store(tmp_path / "two.zarr", {"b": declared})

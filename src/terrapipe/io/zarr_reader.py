@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -443,26 +443,60 @@ def _write_crs(ds: xr.Dataset) -> xr.Dataset:
     ]
     if promote:
         ds = ds.set_coords(promote)
-    crs = None
-    try:
-        crs = ds.rio.crs
-        if crs is None:
-            for var in ds.data_vars.values():
-                crs = var.rio.crs
-                if crs is not None:
-                    break
-    except Exception:
+    own: dict[Hashable, tuple[bool, Any]] = {}  # each array's own declaration: (declared, its CRS or None)
+    for name, var in ds.data_vars.items():
+        mapping = var.attrs.get("grid_mapping", var.encoding.get("grid_mapping"))
+        if mapping and mapping in ds.coords:
+            continue  # its own grid-mapping variable: rioxarray reads it
+        declared = _declarations(var.attrs)
+        if declared:
+            readable = {c.to_wkt(): c for c in declared if c is not None}
+            own[name] = (True, next(iter(readable.values())) if len(readable) == 1 else None)
+    if not own:  # no array says its own: one CRS for all, rioxarray's first
         crs = None
-    if crs is not None:
-        return ds.rio.write_crs(crs)  # type: ignore[no-any-return]
+        try:
+            crs = ds.rio.crs
+            if crs is None:
+                for var in ds.data_vars.values():
+                    crs = var.rio.crs
+                    if crs is not None:
+                        break
+        except Exception:
+            crs = None
+        if crs is not None:
+            return ds.rio.write_crs(crs)  # type: ignore[no-any-return]
+        group = _declared_crs(ds.attrs)
+        return ds if group is None else ds.rio.write_crs(group)  # type: ignore[no-any-return]
+    # Each array its own: its grid mapping, its declaration (none where unreadable or two disagree), else the
+    # group's declaration; its grid-mapping variable is named after it, so no other array's applies to it.
     group = _declared_crs(ds.attrs)
-    declared = {name: _declared_crs(var.attrs) or group for name, var in ds.data_vars.items()}
-    found = {name: c for name, c in declared.items() if c is not None}
-    if found and len({"" if c is None else c.to_wkt() for c in declared.values()}) == 1:
-        return ds.rio.write_crs(next(iter(found.values())))  # type: ignore[no-any-return]  # one for all
-    for name, each in found.items():  # each array its own (its grid-mapping variable named after it)
-        ds[name] = ds[name].rio.write_crs(each, grid_mapping_name=f"spatial_ref_{name}")
+    for name, var in ds.data_vars.items():
+        mapping = var.attrs.get("grid_mapping", var.encoding.get("grid_mapping"))
+        if mapping and mapping in ds.coords:
+            continue
+        crs = own[name][1] if name in own else group
+        if crs is not None:
+            ds[name] = ds[name].rio.write_crs(crs, grid_mapping_name=f"spatial_ref_{name}")
+        elif "spatial_ref" in ds.coords:  # rioxarray's default name: another array's, not this one's
+            ds[name] = ds[name].assign_attrs(grid_mapping=f"spatial_ref_{name}")
     return ds
+
+
+def _declarations(attrs: Mapping[str, Any]) -> list[Any]:
+    """Each CRS form the attributes hold (GDAL's ``_CRS``, GeoZarr's ``proj:*``): a pyproj CRS, or None if unreadable."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    gdal = attrs.get("_CRS")
+    forms = [gdal.get(k) for k in ("wkt", "projjson", "url")] if isinstance(gdal, Mapping) else []
+    found: list[Any] = []
+    for value in [*forms, *(attrs.get(k) for k in ("proj:wkt2", "proj:projjson", "proj:code"))]:
+        if isinstance(value, str | Mapping) and value:
+            try:
+                found.append(CRS.from_user_input(dict(value) if isinstance(value, Mapping) else value))
+            except CRSError:
+                found.append(None)
+    return found
 
 
 def _declared_crs(attrs: Mapping[str, Any]) -> Any:
