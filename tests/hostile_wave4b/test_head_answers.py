@@ -49,11 +49,6 @@ def test_a_plain_head_is_the_size(server: HostileServer, how: str) -> None:
     assert _size(f"{server.url}/plain/f.bin", how) == len(DATA)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/http_reads._answer: a HEAD's Content-Length is the size whatever its Content-Encoding: a "
-    "gzip-encoding server's HEAD gives the encoded length (40 for a 5000-byte object)",
-)
 @pytest.mark.parametrize("how", HOWS)
 def test_an_encoded_head_is_refused_or_the_object_s_size(server: HostileServer, how: str) -> None:
     url = f"{server.url}/gzip/f.bin"

@@ -45,11 +45,6 @@ def test_a_ranged_read_after_a_forged_answer_is_right(server: HostileServer) -> 
     assert http_reads.read(url, STORAGE, byte_range=http_reads.ByteRange(1000, 1100)).body == DATA[1000:1100]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/http_reads._answer: a HEAD takes any 200/206 and its Content-Length as the size: a forged "
-    "206 left on a kept-alive connection gives size 100 for a 5000-byte file",
-)
 @pytest.mark.parametrize("how", ["read_head", "object_store_head", "object_store_size"])
 def test_a_head_after_a_forged_answer_is_the_file_s_size_or_refused(server: HostileServer, how: str) -> None:
     url = f"{server.url}/forge/f.bin"
@@ -66,11 +61,6 @@ def test_a_head_after_a_forged_answer_is_the_file_s_size_or_refused(server: Host
     assert size == len(DATA)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/http_reads.exchange retries only _OtherBytesError on a kept-alive connection: a 206 to a "
-    "whole-file request read from one (a leftover answer) is refused instead of sent again",
-)
 @pytest.mark.parametrize("how", ["read", "object_store_get"])
 def test_a_whole_read_after_a_forged_answer_is_the_file(server: HostileServer, how: str) -> None:
     url = f"{server.url}/forge/f.bin"

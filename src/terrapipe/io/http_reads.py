@@ -257,7 +257,7 @@ class _Body:
                 "its bytes are not the file's bytes"
             )
         if want is None and status == 206:
-            raise _RefusedError("it answered a request for the whole file with 206 (a part of it)")
+            raise _OtherBytesError("it answered a request for the whole file with 206 (a part of it)")
         if enc not in ("identity", "gzip", "x-gzip", "deflate"):
             raise _RefusedError(
                 f"it sent the answer with Content-Encoding {enc[:40]!r}, which terrapipe cannot decode "
@@ -815,7 +815,15 @@ def _answer(
             raise judge(status, headers, text, retry_after, hops[-1] if withheld else None)
         raise _status_failure(status, text.decode("utf-8", "replace"), want, retry_after)
     body = _Body(status, headers, want, expected_total, cap) if method != "HEAD" else None
-    if body is None:
+    if body is None:  # HEAD: its Content-Length is the size only in a plain 200 (a 206 may be left unasked)
+        if status != 200:
+            raise _OtherBytesError(
+                f"it answered a HEAD with {status}, not 200: its Content-Length is no size"
+            )
+        if headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+            raise _RefusedError(
+                "it answered a HEAD with an encoded (Content-Encoding) body, whose length is not the file's size"
+            )
         raw = headers.get("content-length", "").strip()
         return Reply(200, headers, b"", int(raw) if raw.isascii() and raw.isdigit() else None)
     chunked = "chunked" in headers.get("transfer-encoding", "").lower()
