@@ -50,11 +50,6 @@ def test_rasterio_sees_two_subdatasets_and_no_band(two_variables: Path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="D: open_raster of a netCDF file with several variables (no bands, GDAL subdatasets) raises a bare "
-    "IndexError 'No such band index: 1'; should be a named error listing the subdatasets to open",
-)
 def test_a_file_of_subdatasets_is_a_named_error_naming_them(two_variables: Path) -> None:
     with pytest.raises(TerrapipeError) as info:
         tp.open_raster(two_variables)

@@ -280,6 +280,8 @@ def gdal_path(path: PathOrURL) -> str:
 
 
 _DRIVER_PREFIX = re.compile(r"[A-Z][A-Z0-9_]+:")
+#: rasterio's ``subdatasets`` lists some GDAL names in lower case (``netcdf:<file>:<var>``); GDAL takes either.
+_LOWER_DRIVER_PREFIX = re.compile(r"(netcdf|hdf4|hdf5|zarr|gpkg):")
 
 
 def driver_prefixed(name: str) -> bool:
@@ -294,10 +296,13 @@ def driver_prefixed(name: str) -> bool:
     --------
     >>> driver_prefixed('NETCDF:"/data/era5.nc":t2m'), driver_prefixed("GPKG:/data/a.gpkg:tiles")
     (True, True)
+    >>> driver_prefixed("netcdf:/data/era5.nc:t2m")  # as rasterio's subdatasets lists it
+    True
     >>> driver_prefixed("C:/data/a.tif"), driver_prefixed("a.tif"), driver_prefixed("notes:2024.tif")
     (False, False, False)
     """
-    return _DRIVER_PREFIX.match(name) is not None and not os.path.exists(name)
+    prefixed = _DRIVER_PREFIX.match(name) or _LOWER_DRIVER_PREFIX.match(name)
+    return prefixed is not None and not os.path.exists(name)
 
 
 def netcdf_name(url: str) -> str:

@@ -51,6 +51,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeAlias
@@ -445,6 +446,89 @@ def open_raster(
         raise read_error(href_of(path), "cannot read raster", err, cause=cause, hint=hint) from err
 
 
+#: How many subdataset names a "no bands" error lists.
+_SUBDATASETS_SHOWN = 12
+
+
+def _check_has_bands(dataset: Any, path: str) -> None:
+    """Refuse a file without raster bands of its own, naming its subdatasets (netCDF/HDF5/Zarr variables).
+
+    A netCDF file of several variables (ERA5's ``t2m`` and ``u10``), an HDF5
+    file or a Zarr store of several arrays opens in GDAL with ``count == 0``
+    and one subdataset per variable; the error lists GDAL's names for them,
+    which :func:`open_raster` opens. Band 1 was asked of it anyway,
+    and rasterio's bare ``IndexError`` reached the user.
+
+    Examples
+    --------
+    >>> class Opened:
+    ...     count = 0
+    ...     def tags(self, ns):
+    ...         return {f"SUBDATASET_{i}_NAME": f'NETCDF:"/data/era5.nc":{v}' for i, v in ((1, "t2m"), (2, "u10"))}
+    >>> _check_has_bands(Opened(), "/data/era5.nc")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.ReadError: cannot read raster '/data/era5.nc': it has no raster bands of its own but 2 subdatasets (variables or arrays): NETCDF:"/data/era5.nc":t2m, NETCDF:"/data/era5.nc":u10; open one of them by that name (open_raster('NETCDF:"/data/era5.nc":t2m'), as rasterio does), or open the whole file with xarray (xr.open_dataset, open_zarr)
+    """
+    if int(dataset.count) > 0:
+        return
+    names = _subdataset_names(dataset)
+    if not names:
+        raise read_error(
+            path,
+            "cannot read raster",
+            cause="it has no raster bands (GDAL opens it, but there are no pixels to read)",
+            hint="check that it is a raster file; vector layers are read with read_vector",
+        )
+    shown = ", ".join(names[:_SUBDATASETS_SHOWN])
+    if len(names) > _SUBDATASETS_SHOWN:
+        shown += f" and {len(names) - _SUBDATASETS_SHOWN} more"
+    raise read_error(
+        path,
+        "cannot read raster",
+        cause=f"it has no raster bands of its own but {len(names)} subdatasets (variables or arrays): {shown}",
+        hint=(
+            f"open one of them by that name (open_raster({_example(names)!r}), as rasterio does), "
+            "or open the whole file with xarray (xr.open_dataset, open_zarr)"
+        ),
+    )
+
+
+#: Subdataset names that are coordinates, never what a user would open (GDAL's Zarr driver lists them).
+_COORDINATE_NAMES = frozenset(
+    {"x", "y", "lat", "lon", "latitude", "longitude", "time", "band", "spatial_ref", "crs"}
+)
+
+
+def _subdataset_names(dataset: Any) -> list[str]:
+    """Return GDAL's own subdataset names, in its order (``NETCDF:"<file>":<var>``).
+
+    rasterio's ``subdatasets`` rewrites some (``netcdf:<file>:<var>``);
+    GDAL's are the names every GDAL tool, and :func:`open_raster`, opens.
+    """
+    tags = dataset.tags(ns="SUBDATASETS") or {}
+    numbered = []
+    for key, value in tags.items():
+        found = re.fullmatch(r"SUBDATASET_(\d+)_NAME", key)
+        if found:
+            numbered.append((int(found.group(1)), str(value)))
+    return [name for _, name in sorted(numbered)]
+
+
+def _example(names: list[str]) -> str:
+    """Return the first subdataset name that is not a coordinate's (the first name where all are).
+
+    Examples
+    --------
+    >>> _example(['ZARR:"/d/s.zarr":/x', 'ZARR:"/d/s.zarr":/y', 'ZARR:"/d/s.zarr":/a'])
+    'ZARR:"/d/s.zarr":/a'
+    """
+    for name in names:
+        if re.split(r"[:/]", name)[-1].lower() not in _COORDINATE_NAMES:
+            return name
+    return names[0]
+
+
 def _open_raster(
     path: PathOrURL,
     *,
@@ -477,6 +561,7 @@ def _open_raster(
         stamp = (info.st_mtime_ns, info.st_size, info.st_ino)  # a replacement keeping size and mtime: inode
     base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
     dataset = _open_checked(base)
+    _check_has_bands(dataset, path_text)
     if level is not None:
         available = len(dataset.overviews(1))
         if level >= available:
