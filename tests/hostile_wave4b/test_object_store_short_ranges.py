@@ -35,11 +35,6 @@ def test_a_local_range_past_the_end_is_refused(served: tuple[str, str], bounds: 
         object_store.get_ranges(served[0], [(0, 10), bounds])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/object_store: an http(s) range is returned as the server's 206 gave it (_http_get skips "
-    "_exact): a range past the end comes back short, no ReadError",
-)
 @pytest.mark.parametrize("bounds", PAST_THE_END)
 def test_an_http_range_past_the_end_is_refused_as_a_local_one(
     served: tuple[str, str], bounds: tuple[int, int]
@@ -48,10 +43,6 @@ def test_an_http_range_past_the_end_is_refused_as_a_local_one(
         object_store.get(served[1], range=bounds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B2: io/object_store.get_ranges over http(s): a part past the end comes back short, no ReadError",
-)
 @pytest.mark.parametrize("bounds", PAST_THE_END)
 @pytest.mark.parametrize("alone", [True, False], ids=["alone", "with_another"])
 def test_http_get_ranges_past_the_end_is_refused_as_a_local_one(
