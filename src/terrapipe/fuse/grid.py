@@ -142,7 +142,7 @@ def _crs_of(obj: xr.DataArray | xr.Dataset) -> Any:
     return obj.rio.crs
 
 
-def _georeferencing(var: xr.DataArray) -> tuple[Any, Any]:
+def _georeferencing(var: xr.Variable) -> tuple[Any, Any]:
     """Return what places one variable: its grid-mapping name and its ``crs`` attribute (rioxarray reads both)."""
     return var.encoding.get("grid_mapping", var.attrs.get("grid_mapping")), var.attrs.get("crs")
 
@@ -155,22 +155,22 @@ def _check_one_grid(ds: xr.Dataset, y_dim: Hashable, x_dim: Hashable, shape: tup
     each one's CRS and transform are compared. A variable without a CRS
     takes the Dataset's, as before.
     """
-    groups: dict[tuple[str, str], list[str]] = {}
-    for name, var in ds.data_vars.items():
+    groups: dict[tuple[str, str], list[Hashable]] = {}
+    for name, var in ds.data_vars.variables.items():  # Variables: no DataArray built per variable
         key = tuple(map(repr, _georeferencing(var)))
-        groups.setdefault((key[0], key[1]), []).append(str(name))
+        groups.setdefault((key[0], key[1]), []).append(name)
     if len(groups) < 2:
         return
-    placed: list[tuple[list[str], str, Affine | None]] = []
+    placed: list[tuple[list[Hashable], str, Affine | None]] = []
     for names in groups.values():
-        var = ds[names[0]]
-        crs = var.rio.crs
+        array = ds[names[0]]
+        crs = array.rio.crs
         if crs is None:
             continue
         transform = None
-        if y_dim in var.dims and x_dim in var.dims:
+        if y_dim in array.dims and x_dim in array.dims:
             try:
-                transform = transform_from_coords(var, x_dim, y_dim, strict=True)
+                transform = transform_from_coords(array, x_dim, y_dim, strict=True)
             except InvalidArgumentError:  # the Dataset's own transform says what is wrong
                 transform = None
         placed.append((names, crs_text(crs), transform))
@@ -191,7 +191,7 @@ def _check_one_grid(ds: xr.Dataset, y_dim: Hashable, x_dim: Hashable, shape: tup
             raise GridMismatchError(msg)
 
 
-def _listed(names: list[str]) -> str:
+def _listed(names: list[Hashable]) -> str:
     return ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
