@@ -20,6 +20,17 @@ pyogrio wheels each bundle one), found in ``/proc/self/maps`` (Linux), looked
 up with ``RTLD_NOLOAD`` (nothing is loaded), only when a process forks. Where
 that is not available the hook does nothing; ``spawn`` workers are unaffected.
 
+A dataset the parent opened must not be closed in the child either: closing
+it runs GDAL's driver in a process where the driver's helper threads are gone
+(GDAL's netCDF driver serves a netCDF-4 file at ``/vsicurl/`` through
+``userfaultfd`` and a handler thread, which the child lacks): a forked
+DataLoader worker that dropped the handles it inherited crashed with a
+segmentation fault. Every handle kept open is registered with
+:func:`keep_unclosed_in_children`; just before a fork they are held in a list
+that the child keeps for good (the parent lets go of it after the fork), so
+the child never closes them, whichever thread held them; the parent closes
+its own as before.
+
 The hook is registered the first time terrapipe reads through GDAL
 (:func:`terrapipe.io.gdal_setup.ensure_gdal_setup`), never on import.
 
@@ -37,6 +48,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -45,12 +57,19 @@ __all__ = [
     "gdal_functions",
     "hook_installed",
     "install_fork_hook",
+    "keep_unclosed_in_children",
     "loaded_gdal_libraries",
 ]
 
 _FUNCTIONS: dict[tuple[str, str], Callable[..., None] | None] = {}
 _LOCK = threading.Lock()
 _INSTALLED = False
+#: The GDAL datasets this process holds open (weakly: they close as before when let go of).
+_OPEN: weakref.WeakSet[object] = weakref.WeakSet()
+#: Held from just before a fork to just after it (the parent then lets go).
+_AT_FORK: list[object] = []
+#: The parent's datasets a forked child inherited: never closed in the child.
+_INHERITED: list[object] = []
 
 
 def loaded_gdal_libraries() -> list[str]:
@@ -119,11 +138,43 @@ def clear_gdal_http_connections() -> int:
     return len(functions)
 
 
+def keep_unclosed_in_children(dataset: object) -> None:
+    """Register an open GDAL dataset so that a process forked later never closes it.
+
+    The parent closes it as before (only a weak reference is kept); a child
+    forked while it is open holds it until it exits.
+
+    Parameters
+    ----------
+    dataset
+        A rasterio dataset (anything that can be weakly referenced).
+
+    Examples
+    --------
+    >>> import rasterio
+    >>> from rasterio.io import MemoryFile
+    >>> with MemoryFile() as memory:
+    ...     with memory.open(driver="GTiff", width=1, height=1, count=1, dtype="uint8") as dataset:
+    ...         keep_unclosed_in_children(dataset)
+    """
+    _OPEN.add(dataset)
+
+
 def _before_fork() -> None:
+    _AT_FORK[:] = list(_OPEN)  # held through the fork: the child keeps them
     try:
         clear_gdal_http_connections()
     except Exception:  # never break a fork over a cache
         return
+
+
+def _after_fork_in_parent() -> None:
+    _AT_FORK.clear()
+
+
+def _after_fork_in_child() -> None:
+    _INHERITED.extend(_AT_FORK)
+    _AT_FORK.clear()
 
 
 def install_fork_hook() -> None:
@@ -132,7 +183,9 @@ def install_fork_hook() -> None:
     with _LOCK:
         if _INSTALLED or not hasattr(os, "register_at_fork"):
             return
-        os.register_at_fork(before=_before_fork)
+        os.register_at_fork(
+            before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+        )
         _INSTALLED = True
 
 

@@ -71,6 +71,7 @@ from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import redact_url, secrets_of
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.gdal_env import PLAIN_FORM_PREFIXES, gdal_env, plain_url_env
+from terrapipe.io.gdal_fork import keep_unclosed_in_children
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain, store_error_code
@@ -267,6 +268,7 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
         dataset.close()
     _switch_storage(source)
     dataset = source.open()
+    keep_unclosed_in_children(dataset)  # a forked child must not close it (io/gdal_fork.py)
     handles.datasets[source] = (dataset, generation)
     while len(handles.datasets) > MAX_HANDLES_PER_THREAD:
         _, (oldest, _) = handles.datasets.popitem(last=False)
