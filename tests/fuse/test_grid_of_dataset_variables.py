@@ -92,21 +92,7 @@ def test_variables_on_different_grids_are_a_named_error_in_every_stage(
     assert "select one variable" in message
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        two_crss,
-        pytest.param(
-            two_transforms,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="E/B2: chip() of a coordinate-less Dataset writes ONE GeoTransform (the last variable's, "
-                "core/coords.cached_transform's loop) on every grid mapping of the chip: 'a' is placed at "
-                "b's transform, silently, and the chip no longer shows the disagreement",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("make", [two_crss, two_transforms])
 def test_a_chip_of_such_a_dataset_is_refused_and_each_variable_is_placed_alone(
     make: Callable[[], xr.Dataset],
 ) -> None:
@@ -118,6 +104,28 @@ def test_a_chip_of_such_a_dataset_is_refused_and_each_variable_is_placed_alone(
     for name in ("a", "b"):
         alone = grid_of(ds[[name]])
         assert alone == grid_of(ds[name])
+
+
+def test_each_variable_of_a_coordinate_less_chip_keeps_its_own_transform_moved_to_the_window() -> None:
+    ds = two_transforms()
+    chips = list(tp.from_items([ds]).chip({"y": 3, "x": 4}))
+    assert len(chips) == 4
+    for chip in chips:
+        for name, x0 in (("a", 500000), ("b", 600000)):
+            grid = grid_of(chip[[name]])
+            column = round((grid.affine.c - x0) / 10)
+            row = round((4000000 - grid.affine.f) / 10)
+            assert (row, column) in {(0, 0), (0, 4), (3, 0), (3, 4)}
+            assert tuple(grid.affine)[:6] == (10, 0, x0 + 10 * column, 0, -10, 4000000 - 10 * row)
+            np.testing.assert_array_equal(
+                chip[name].values, ds[name].values[row : row + 3, column : column + 4]
+            )
+
+
+@pytest.mark.parametrize("make", [two_crss, two_transforms])
+def test_a_numpy_chip_of_such_a_dataset_is_refused(make: Callable[[], xr.Dataset]) -> None:
+    with pytest.raises(GridMismatchError, match=r"spatial_ref_a.*spatial_ref_b"):
+        next(iter(tp.from_items([make()]).chip({"y": 3, "x": 4}, output="numpy")))
 
 
 def test_variables_whose_grid_mappings_agree_are_placed_as_before() -> None:

@@ -59,8 +59,9 @@ from terrapipe._compat import (
 )
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
-from terrapipe.core.coords import cached_transform, transform_from_coords, xy_dims
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.coords import cached_transform, gdal_transform, transform_from_coords, xy_dims
+from terrapipe.core.crs import same_crs
+from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 from terrapipe.core.redact import redact_url
 from terrapipe.core.sample import GeoMeta, geo_meta, iso_times
 
@@ -172,6 +173,8 @@ class ItemCutter:
                 f"{self.dims!r} to extend their coordinates; use boundary='shift' or 'drop'"
             )
             raise InvalidArgumentError(msg)
+        if output == "numpy":
+            _refuse_grid_mappings_that_differ(obj)
         crs, transform, x_dim, y_dim = crs_and_transform(obj) if output == "numpy" else ("", None, None, None)
         self.crs = crs
         self.transform = transform
@@ -216,7 +219,7 @@ class ItemCutter:
             _yx_last(spec.variable.dims, y_dim, x_dim) if output == "numpy" else None for spec in self.arrays
         ]
         self._window_gt = self._window_transform_setup() if output == "xarray" else None
-        self._gt_cache: dict[tuple[int, int], xr.Variable] = {}
+        self._gt_cache: dict[tuple[int, int], dict[Hashable, xr.Variable]] = {}
 
     # -- set-up -----------------------------------------------------------
     def _extent(self, axis: int | None, spatial: int) -> int:
@@ -410,8 +413,10 @@ class ItemCutter:
             chip = self._xarray_generic(views, start)
         return chip if self._window_gt is None else self._placed(chip, start)
 
-    def _window_transform_setup(self) -> tuple[Hashable, Affine, int | None, int | None] | None:
-        """``(grid-mapping name, transform, x axis, y axis)`` when chips must carry their own ``GeoTransform``.
+    def _window_transform_setup(
+        self,
+    ) -> tuple[tuple[tuple[Hashable, Affine], ...], int | None, int | None] | None:
+        """``((grid-mapping name, transform), ...), x axis, y axis)`` when chips must carry their own ``GeoTransform``.
 
         An array placed by the ``GeoTransform`` of its grid-mapping coordinate, with
         no x/y coordinates (rioxarray writes it so for a bare numpy array), keeps
@@ -425,33 +430,39 @@ class ItemCutter:
         if x_dim not in self.dims and y_dim not in self.dims:
             return None
         stated = _stated_transform(obj)
-        transform = cached_transform(obj) if stated else None
-        if transform is None:
+        if not stated or cached_transform(obj) is None:
             return None
-        names = [name for name in obj.coords if obj.coords[name].attrs.get("GeoTransform") == stated]
-        if not names:
+        # every grid-mapping coordinate moves by its own transform: a Dataset's variables may differ
+        placements = tuple(
+            (name, transform)
+            for name in obj.coords
+            if (transform := gdal_transform(obj.coords[name].attrs.get("GeoTransform"))) is not None
+        )
+        if not placements:
             return None
         x_axis = self.dims.index(x_dim) if x_dim in self.dims else None
         y_axis = self.dims.index(y_dim) if y_dim in self.dims else None
-        return names[0], transform, x_axis, y_axis
+        return placements, x_axis, y_axis
 
     def _placed(self, chip: Any, start: Sequence[int]) -> Any:
         """Return ``chip`` with its grid-mapping coordinate's ``GeoTransform`` moved to its window."""
         assert self._window_gt is not None
-        name, t, x_axis, y_axis = self._window_gt
+        placements, x_axis, y_axis = self._window_gt
         xoff = int(start[x_axis]) if x_axis is not None else 0
         yoff = int(start[y_axis]) if y_axis is not None else 0
-        variable = self._gt_cache.get((xoff, yoff))
-        if variable is None:
-            moved = t * Affine.translation(xoff, yoff)
-            source = self.obj.coords[name].variable
-            attrs = dict(source.attrs)
-            attrs["GeoTransform"] = " ".join(repr(float(v)) for v in moved.to_gdal())
-            variable = xr.Variable(source.dims, source.data, attrs, source.encoding)
+        variables = self._gt_cache.get((xoff, yoff))
+        if variables is None:
+            variables = {}
+            for name, t in placements:
+                moved = t * Affine.translation(xoff, yoff)
+                source = self.obj.coords[name].variable
+                attrs = dict(source.attrs)
+                attrs["GeoTransform"] = " ".join(repr(float(v)) for v in moved.to_gdal())
+                variables[name] = xr.Variable(source.dims, source.data, attrs, source.encoding)
             if len(self._gt_cache) > 4096:
                 self._gt_cache.clear()
-            self._gt_cache[(xoff, yoff)] = variable
-        return chip.assign_coords({name: variable})
+            self._gt_cache[(xoff, yoff)] = variables
+        return chip.assign_coords(variables)
 
     # -- numpy + GeoMeta --------------------------------------------------
     def meta(self, start: Sequence[int]) -> GeoMeta:
@@ -662,6 +673,37 @@ def _extend(values: np.ndarray, start: int, window: int, dim: Hashable) -> np.nd
     beyond = positions[positions >= size] - (size - 1)
     extra = values[-1] + step * beyond
     return np.concatenate([values[inside], extra.astype(values.dtype)])
+
+
+def _refuse_grid_mappings_that_differ(obj: xr.DataArray | xr.Dataset) -> None:
+    """Refuse a Dataset whose variables' grid mappings differ in CRS or ``GeoTransform``.
+
+    A numpy chip carries one :class:`GeoMeta` for all its variables; taking one
+    variable's grid for the others would place them wrong, silently.
+    """
+    if not isinstance(obj, xr.Dataset):
+        return
+    names = {var.encoding.get("grid_mapping") for var in obj.data_vars.values()} & set(obj.coords)
+    grids = []
+    for name in sorted(names, key=str):
+        attrs = obj.coords[name].attrs
+        grids.append(
+            (
+                name,
+                attrs.get("crs_wkt") or attrs.get("spatial_ref"),
+                gdal_transform(attrs.get("GeoTransform")),
+            )
+        )
+    for name, crs, transform in grids[1:]:
+        first, first_crs, first_transform = grids[0]
+        if not same_crs(first_crs, crs) or first_transform != transform:
+            msg = (
+                f"chip: the variables of a Dataset of sizes {dict(obj.sizes)} have grid mappings "
+                f"{first!r} and {name!r} on different grids (CRS or GeoTransform), and a numpy chip has "
+                "one GeoMeta for all of them; chip the variables that share a grid (ds[[...]]) one by one, "
+                "or align_to one grid first"
+            )
+            raise GridMismatchError(msg)
 
 
 def _refused_transform(obj: xr.DataArray | xr.Dataset) -> bool:

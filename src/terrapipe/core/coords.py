@@ -30,7 +30,15 @@ from affine import Affine
 
 from terrapipe.core.errors import InvalidArgumentError
 
-__all__ = ["X_NAMES", "Y_NAMES", "cached_transform", "evenly_spaced", "transform_from_coords", "xy_dims"]
+__all__ = [
+    "X_NAMES",
+    "Y_NAMES",
+    "cached_transform",
+    "evenly_spaced",
+    "gdal_transform",
+    "transform_from_coords",
+    "xy_dims",
+]
 
 #: Names of the x and y dimensions (those of rioxarray, odc-geo, CF, GDAL's Zarr driver and CF rotated-pole
 #: grids), where no coordinate attribute says which axis a dimension is.
@@ -156,7 +164,22 @@ def cached_transform(obj: Any) -> Affine | None:
             name = var.encoding.get("grid_mapping", name)
     if name not in obj.coords:
         return None
-    text = obj.coords[name].attrs.get("GeoTransform")
+    return gdal_transform(obj.coords[name].attrs.get("GeoTransform"))
+
+
+def gdal_transform(text: Any) -> Affine | None:
+    """Return the transform of a GDAL ``GeoTransform`` text, ``None`` where it places nothing.
+
+    Six finite numbers whose pixels have an area make a transform; anything else
+    (absent, not numbers, NaN, a zero pixel size) is ``None``.
+
+    Examples
+    --------
+    >>> tuple(gdal_transform("500000.0 10.0 0.0 4000000.0 0.0 -10.0"))[:6]
+    (10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+    >>> gdal_transform("0 nan 0 20 0 -10") is None, gdal_transform(None) is None
+    (True, True)
+    """
     if not text:
         return None
     try:
