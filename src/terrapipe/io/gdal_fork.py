@@ -161,7 +161,12 @@ def keep_unclosed_in_children(dataset: object) -> None:
 
 
 def _before_fork() -> None:
-    _AT_FORK[:] = list(_OPEN)  # held through the fork: the child keeps them
+    while True:  # held through the fork: the child keeps them
+        try:
+            _AT_FORK[:] = list(_OPEN)
+            break
+        except RuntimeError:  # another thread opened one while the set was copied: copy again
+            continue
     try:
         clear_gdal_http_connections()
     except Exception:  # never break a fork over a cache
