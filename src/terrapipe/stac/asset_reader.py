@@ -37,7 +37,7 @@ Examples
 --------
 >>> names = {"http://h/a/B04.tif": ("S2A_1", "red")}
 >>> str(asset_read_error("http://h/a/B04.tif", names, RuntimeError("HTTP response code: 404")))
-"cannot read asset 'red' of STAC item 'S2A_1' at 'http://h/a/B04.tif': HTTP 404 (not found); check the path or URL"
+"cannot read asset 'red' of STAC item 'S2A_1' at 'http://h/a/B04.tif': no such object (HTTP 404); check the URL"
 """
 
 from __future__ import annotations
