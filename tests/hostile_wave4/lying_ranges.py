@@ -20,9 +20,7 @@ does that in a subprocess (stopped by pid).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import urllib.parse
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.servers.http_range import RangeServer, _Handler, _State, parse_range
+from tests.servers.process import serve
 
 #: The file (under the root) listing the path of every request that carried an ``Authorization`` header.
 SEEN = "__authorized__.txt"
@@ -125,11 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = make_lying_server(args.root, args.host, args.port)
     print(f"serving http://{args.host}:{server.server_address[1]}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":

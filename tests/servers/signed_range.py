@@ -15,9 +15,7 @@ Run it as ``python tests/servers/signed_range.py --root DIR --port 0``;
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import urllib.parse
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.servers.http_range import RangeServer, _Handler, _State
+from tests.servers.process import serve
 
 #: The one query string the server accepts (``sig`` stands for a signature: a secret in messages).
 SIGNATURE = "c2lnbmF0dXJlLW9mLXRoZS10ZXN0LXNlcnZlcg"
@@ -72,11 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = make_signed_server(args.root, args.host, args.port)
     print(f"serving http://{args.host}:{server.server_address[1]}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":
