@@ -1,0 +1,118 @@
+"""A remote raster that names other files: a GDAL VRT served over HTTP.
+
+A VRT at a URL names its sources, which GDAL opens as files of their own: on another host, beside
+it at the origin, or on this machine's disk. Found:
+
+- a source that cannot be read (beside the VRT at an origin that wants ``Storage(headers=...)``'s
+  ``Authorization``: GDAL opens sources without it and gets 401) reads as zeros, with only GDAL's
+  ``ERROR 11: HTTP response code: 401`` on stderr: no error, the pixels silently 0;
+- a source that is a local path is read: this machine's pixels come back as the remote raster's
+  (a hostile catalog item could point at such a VRT).
+
+Held: the origin's ``Authorization`` never reaches a source on another host (GDAL opens sources
+without the thread's ``GDAL_HTTP_HEADERS``), and a VRT beside a public source reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import terrapipe as tp
+from terrapipe.core.errors import TerrapipeError
+from terrapipe.io import open_raster
+from tests.io.conftest import write_cog
+from tests.servers.header_server import HeaderServer, start_header_server
+
+TOKEN = "Bearer s3cret-vrt-token"
+
+
+def _vrt(source: str, *, relative: bool = False) -> str:
+    return f"""<VRTDataset rasterXSize="64" rasterYSize="64">
+  <SRS>EPSG:32631</SRS>
+  <GeoTransform>500000, 10, 0, 4000000, 0, -10</GeoTransform>
+  <VRTRasterBand dataType="UInt16" band="1">
+    <SimpleSource>
+      <SourceFilename relativeToVRT="{int(relative)}">{source}</SourceFilename>
+      <SourceBand>1</SourceBand>
+    </SimpleSource>
+  </VRTRasterBand>
+</VRTDataset>
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root = tmp_path_factory.mktemp("vrt")
+    remote = write_cog(root / "b.tif", count=1, height=64, width=64, block=64, seed=1)
+    local_dir = tmp_path_factory.mktemp("local")
+    local = write_cog(local_dir / "private.tif", count=1, height=64, width=64, block=64, seed=2)
+    server = start_header_server(root, f"Authorization={TOKEN}")
+    try:
+        (root / "elsewhere.vrt").write_text(_vrt(f"/vsicurl/http://localhost:{server.port}/b.tif"))
+        (root / "same_host.vrt").write_text(_vrt("b.tif", relative=True))
+        (root / "local.vrt").write_text(_vrt(str(local_dir / "private.tif")))
+        (root / "public.vrt").write_text(_vrt("b.tif", relative=True))
+        yield server, remote, local
+    finally:
+        server.stop()
+
+
+def _carrying(server: HeaderServer, host: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in server.requests()
+        if r["headers"].get("Host", "").split(":")[0] == host
+        and any("s3cret" in v for k, v in r["headers"].items() if k != "Host")
+    ]
+
+
+def _read(url: str) -> np.ndarray | None:
+    message = ""
+    try:
+        return np.asarray(open_raster(url, storage=tp.Storage(headers={"Authorization": TOKEN})).values)
+    except TerrapipeError as err:
+        message = str(err)
+    assert "s3cret" not in message
+    return None
+
+
+def test_a_vrt_source_on_another_host_never_gets_the_credential(served: Any) -> None:
+    server = served[0]
+    server.reset()
+    _read(f"{server.url}/auth/elsewhere.vrt")
+    assert _carrying(server, "127.0.0.1")  # the origin had it
+    assert _carrying(server, "localhost") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="S: a VRT read from a URL opens the local file it names: this machine's pixels come back as "
+    "the remote raster's",
+)
+def test_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
+    server, _, local = served
+    got = _read(f"{server.url}/auth/local.vrt")
+    assert got is None or not np.array_equal(got[0], local[0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="S: a VRT at a URL whose source GDAL cannot read (401 beside it at the origin) reads as zeros, "
+    "silently (GDAL only logs ERROR 11)",
+)
+def test_a_vrt_whose_source_cannot_be_read_is_an_error_not_zeros(served: Any) -> None:
+    server, remote, _ = served
+    got = _read(f"{server.url}/auth/same_host.vrt")
+    if got is not None:  # read: then its pixels, not zeros
+        np.testing.assert_array_equal(got[0], remote[0])
+
+
+def test_a_public_vrt_beside_its_source_reads_it(served: Any) -> None:
+    """A control: a VRT whose source sits beside it at a public path reads its pixels."""
+    server, remote, _ = served
+    got = _read(f"{server.url}/public.vrt")
+    assert got is not None
+    np.testing.assert_array_equal(got[0], remote[0])
