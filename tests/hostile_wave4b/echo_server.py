@@ -15,7 +15,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 
-from tests.servers.process import start_serving, stop_process
+from tests.servers.process import serve, start_serving, stop_process
 
 
 class _Echo(http.server.BaseHTTPRequestHandler):
@@ -79,4 +79,4 @@ def start_echo_server() -> EchoServer:
 if __name__ == "__main__":
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
-    server.serve_forever()
+    serve(server)

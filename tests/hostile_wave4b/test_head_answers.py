@@ -9,28 +9,15 @@ refused too, or give the object's real size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import terrapipe as tp
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads, object_store
-from tests.servers.hostile_http import HostileServer, start_hostile_server
+from tests.servers.hostile_http import HostileServer
 
-DATA = bytes(5000)
+DATA = bytes(5000)  # served as f.bin by the `server` fixture (conftest.py)
 STORAGE = tp.Storage(retries=0, deadline=20)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
-    root = tmp_path_factory.mktemp("head")
-    (root / "f.bin").write_bytes(DATA)
-    served = start_hostile_server(root)
-    try:
-        yield served
-    finally:
-        served.stop()
 
 
 def _size(url: str, how: str) -> int | None:

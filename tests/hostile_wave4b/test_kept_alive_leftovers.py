@@ -10,28 +10,15 @@ gives the file. The hostile server's ``forge`` mode sends the forged answer afte
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import terrapipe as tp
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads, object_store
-from tests.servers.hostile_http import HostileServer, start_hostile_server
+from tests.servers.hostile_http import HostileServer
 
-DATA = bytes((i * 7 + 3) % 251 for i in range(5000))
+DATA = bytes((i * 7 + 3) % 251 for i in range(5000))  # served as f.bin by `server` (conftest.py)
 STORAGE = tp.Storage(retries=2, backoff=0.01, max_backoff=0.02, deadline=20)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
-    root = tmp_path_factory.mktemp("forge")
-    (root / "f.bin").write_bytes(DATA)
-    served = start_hostile_server(root)
-    try:
-        yield served
-    finally:
-        served.stop()
 
 
 def _leave_a_forged_answer(url: str) -> None:

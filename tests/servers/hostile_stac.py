@@ -55,7 +55,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.process import serve
+from tests.servers.process import serve, start_serving, stop_process
 
 _MIB = 2**20
 
@@ -296,11 +296,7 @@ class HostileServer:
 
     def stop(self) -> None:
         """Stop the subprocess by pid."""
-        from tests.servers.process import stop_process  # here: this file also runs as a script
-
         stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def start_hostile_server(
@@ -310,8 +306,6 @@ def start_hostile_server(
     command = [sys.executable, str(Path(__file__).resolve()), "--port", "0"]
     if root is not None:
         command += ["--root", os.fspath(root)]
-    from tests.servers.process import start_serving  # here: this file also runs as a script
-
     return start_serving(command, HostileServer, HostileServer.log, "hostile STAC server", timeout)
 
 

@@ -77,7 +77,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.process import serve
+from tests.servers.process import serve, start_serving, stop_process
 
 __all__ = ["RangeServer", "make_server", "parse_range", "range_server", "start_range_server"]
 
@@ -565,11 +565,7 @@ class RangeServer:
 
     def stop(self) -> None:
         """Stop the subprocess by pid and wait for it."""
-        from tests.servers.process import stop_process  # here: this file also runs as a script
-
         stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def start_range_server(root: str | os.PathLike[str], *, timeout: float = 20.0) -> RangeServer:
@@ -581,8 +577,6 @@ def start_range_server(root: str | os.PathLike[str], *, timeout: float = 20.0) -
         If it does not answer within ``timeout`` seconds (it is then stopped).
     """
     cmd = [sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--port", "0"]
-    from tests.servers.process import start_serving  # here: this file also runs as a script
-
     return start_serving(
         cmd,
         lambda url, process: RangeServer(url=url, root=Path(root), process=process),

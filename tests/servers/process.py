@@ -61,17 +61,22 @@ def start_serving(
 
 
 def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10.0) -> None:
-    """Stop ``process`` (SIGTERM, then SIGKILL after ``timeout`` s) and wait for it; no-op if it ended."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGTERM)
+    """Stop ``process`` (SIGTERM, then SIGKILL after ``timeout`` s), wait for it and close its pipes."""
     try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        if process.poll() is not None:
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout)
+            os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+    finally:
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def serve(server: socketserver.BaseServer, poll_interval: float = 0.2) -> None:

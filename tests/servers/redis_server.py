@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``tests`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.servers.process import stop_process
 
 __all__ = ["RedisServer", "free_port", "ping", "redis_server_or_skip", "start_redis_server"]
 
@@ -95,8 +102,6 @@ class RedisServer:
 
     def stop(self) -> None:
         """Stop the server by pid (SIGTERM, then SIGKILL after 10 s) and remove its folder."""
-        from tests.servers.process import stop_process  # here: this file also runs as a script
-
         stop_process(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -174,12 +179,14 @@ def redis_server_or_skip() -> RedisServer:
 
 
 def main() -> None:
-    """Start a server and keep it running until interrupted."""
+    """Start a server and keep it running until interrupted (Ctrl-C or SIGTERM); then stop it."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     server = start_redis_server()
     print(f"serving {server.url}", flush=True)
     try:
-        while server.process.poll() is None:
-            time.sleep(0.5)
+        while server.process.poll() is None and not stopping.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

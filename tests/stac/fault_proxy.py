@@ -29,7 +29,6 @@ import contextlib
 import http.client
 import json
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -41,6 +40,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``tests`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.servers.process import serve, start_serving, stop_process
 
 
 @dataclass
@@ -245,18 +249,12 @@ class FaultProxy:
 
     def stop(self) -> None:
         """Stop the subprocess by pid."""
-        from tests.servers.process import stop_process  # here: this file also runs as a script
-
         stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def start_fault_proxy(upstream: str, *, timeout: float = 20.0) -> FaultProxy:
     """Start the proxy for ``upstream`` on a free port; return once it answers."""
     command = [sys.executable, str(Path(__file__).resolve()), "--upstream", upstream, "--port", "0"]
-    from tests.servers.process import start_serving  # here: this file also runs as a script
-
     return start_serving(command, FaultProxy, FaultProxy.log, "STAC fault proxy", timeout)
 
 
@@ -272,9 +270,7 @@ def main() -> None:
     server.daemon_threads = True
     state.own = f"http://127.0.0.1:{server.server_address[1]}"
     print(f"serving {state.own}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    server.serve_forever(poll_interval=0.2)
-    server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":
