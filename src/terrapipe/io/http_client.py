@@ -40,10 +40,6 @@ __all__ = [
 HTTPResponse = Reply
 
 
-if TYPE_CHECKING:  # to a type checker the old name is the new class: annotations keep meaning it
-    HTTPOptions = Storage
-
-
 class _StorageAlias(type):
     def __instancecheck__(cls, obj: Any) -> bool:
         """Count every Storage as an HTTPOptions."""
@@ -61,49 +57,32 @@ class _HTTPOptions(metaclass=_StorageAlias):
         headers: Mapping[str, str] | tuple[tuple[str, str], ...] = (),
         deadline: float = DEFAULT_DEADLINE,
         max_body: int = DEFAULT_MAX_BODY,
+        _stacklevel: int = 2,
     ) -> Storage:
         """Warn, and return the Storage these options mean."""
         warnings.warn(
             "terrapipe.io.HTTPOptions is deprecated: pass a tp.Storage(timeout=..., retries=..., "
             "backoff=..., headers=..., deadline=..., max_bytes=...) instead",
             TerrapipeDeprecationWarning,
-            stacklevel=2,
+            stacklevel=_stacklevel,
         )
-        return _storage_of(timeout, retries, retry_delay, headers, deadline, max_body)
+        pairs = tuple(sorted((str(k), str(v)) for k, v in dict(headers or {}).items()))
+        return Storage(
+            timeout=float(timeout), retries=int(retries), backoff=float(retry_delay), headers=pairs,
+            deadline=float(deadline), max_bytes=int(max_body),
+        )  # fmt: skip
 
     @classmethod
     def make(cls, **kwargs: Any) -> Storage:
         """Build a Storage from the same keywords (``headers`` as a mapping); deprecated, as the class."""
-        warnings.warn(
-            "terrapipe.io.HTTPOptions.make is deprecated: pass a tp.Storage instead",
-            TerrapipeDeprecationWarning,
-            stacklevel=2,
-        )
-        return _storage_of(**kwargs)
+        return cls.__new__(cls, _stacklevel=3, **kwargs)
 
 
-if not TYPE_CHECKING:
+if TYPE_CHECKING:  # to a type checker the old name is the new class: annotations keep meaning it
+    HTTPOptions = Storage
+else:
     HTTPOptions = _HTTPOptions
     HTTPOptions.__name__ = HTTPOptions.__qualname__ = "HTTPOptions"
-
-
-def _storage_of(
-    timeout: float = 30.0,
-    retries: int = 3,
-    retry_delay: float = 0.5,
-    headers: Mapping[str, str] | tuple[tuple[str, str], ...] = (),
-    deadline: float = DEFAULT_DEADLINE,
-    max_body: int = DEFAULT_MAX_BODY,
-) -> Storage:
-    pairs = tuple(sorted((str(k), str(v)) for k, v in dict(headers or {}).items()))
-    return Storage(
-        timeout=float(timeout),
-        retries=int(retries),
-        backoff=float(retry_delay),
-        headers=pairs,
-        deadline=float(deadline),
-        max_bytes=int(max_body),
-    )
 
 
 def range_header(start: int | None, stop: int | None) -> str:

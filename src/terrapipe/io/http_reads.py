@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import email.utils
 import heapq
 import importlib.util
 import json
@@ -240,6 +239,8 @@ def _size_changed(before: int, now: int) -> str:
 class _Body:
     """Check a 200 or 206 answer's headers, then collect its body piece by piece within the cap or range."""
 
+    # urllib3 checks a body against its Content-Length only: no Content-Range, no range cut from a 200
+
     def __init__(
         self, status: int, headers: Any, want: ByteRange | None, expected_total: int | None, cap: int
     ) -> None:
@@ -335,6 +336,8 @@ class _Body:
             raise _TooLargeError(self.cap)
         return want.stop is None or self.seen < want.stop
 
+    # urllib3's decoders (2.8) cap their output too, but never tell a stream cut short (flush gives what
+    # came), take garbage after a gzip member and count no bytes on the wire: ours, one member at a time
     def _feed_inflated(self, chunk: bytes) -> bool:
         data = chunk
         while data:
@@ -379,7 +382,10 @@ _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTT
 
 
 def _proxy_for(url: str) -> str | None:
-    """Return the proxy the environment names for ``url`` (``*_proxy``, ``no_proxy``: as ``requests``)."""
+    """Return the proxy the environment names for ``url`` (``*_proxy``, ``no_proxy``: as ``requests``).
+
+    urllib3 reads no proxy from the environment (``requests`` does, with the same standard-library calls).
+    """
     if not any(name in os.environ for name in _PROXY_VARIABLES):
         return None
     proxies = urllib.request.getproxies_environment()
@@ -415,7 +421,6 @@ class _Deadlines:
     """A process's watch on its reads' deadlines: a heap and a thread, made at first use (anew if forked)."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.heap: list[tuple[float, int, _Watchdog]] = []
         self.wake = threading.Condition(threading.Lock())
         threading.Thread(target=self._watch, name="terrapipe-http-deadlines", daemon=True).start()
@@ -443,17 +448,18 @@ class _Deadlines:
             watch.fire()
 
 
-_DEADLINES: list[_Deadlines] = []
+_DEADLINES: dict[tuple[int], _Deadlines] = {}  # (process id,) -> its watch
 
 
 def _deadlines() -> _Deadlines:
-    if not _DEADLINES or _DEADLINES[0].pid != os.getpid():
-        _DEADLINES[:] = [_Deadlines()]  # the first reads of a process may race here: each watch works
-    return _DEADLINES[0]
+    return _kept(_DEADLINES, (), _Deadlines)
 
 
 class _Watchdog:
-    """Shut the sockets of one read's requests when its deadline passes (a time-out bounds each wait only)."""
+    """Shut the sockets of one read's requests when its deadline passes.
+
+    urllib3's ``Timeout`` (``total=`` too) bounds each socket wait, never a whole answer sent a trickle at a time.
+    """
 
     def __init__(self, end: float) -> None:
         self.fired = self.done = False
@@ -488,71 +494,80 @@ def _shut(conn: Any) -> None:
 
 _WATCH = threading.local()
 _POOLS: dict[tuple[int, int, str | None], Any] = {}  # (process id, pool size, proxy) -> PoolManager
-_POOLS_LOCK: list[tuple[int, threading.Lock]] = []  # per process: a fork may copy a lock while held
-_MAX_POOLS = 8  # one per pool size (Storage.concurrency) and proxy in use
+_ASYNC_POOLS: dict[tuple[int, int], concurrent.futures.ThreadPoolExecutor] = {}  # (pid, threads) -> pool
+_LOCK: list[tuple[int, threading.Lock]] = []  # per process: a fork may copy a lock while held
+_MAX_POOLS = 8  # of each kind: one per pool size (Storage.concurrency) and proxy in use
+T = TypeVar("T")
+
+
+def _kept(
+    cache: dict[Any, T], key: tuple[Any, ...], make: Callable[[], T], drop: Callable[[T], Any] = id
+) -> T:
+    """Return this process's ``cache[(pid, *key)]``, made once; the parent's (inherited through fork) forgotten."""
+    pid = os.getpid()
+    found = cache.get((pid, *key))
+    if found is not None:
+        return found
+    if not _LOCK or _LOCK[0][0] != pid:
+        _LOCK[:] = [(pid, threading.Lock())]
+    with _LOCK[0][1]:
+        found = cache.get((pid, *key))
+        if found is None:
+            for stale in [k for k in cache if k[0] != pid]:
+                del cache[stale]  # its threads and connections are not in this process
+            while len(cache) >= _MAX_POOLS:
+                drop(cache.pop(next(iter(cache))))
+            found = cache[(pid, *key)] = make()
+        return found
 
 
 def _pool(storage: Storage, proxy: str | None = None) -> Any:
-    """Return the process's ``PoolManager`` for ``storage.concurrency`` (a ``ProxyManager`` for ``proxy``).
+    """Return the process's ``PoolManager`` for ``storage.concurrency`` (a ``ProxyManager`` for ``proxy``)."""
+    return _kept(_POOLS, (storage.concurrency, proxy), lambda: _manager(storage.concurrency, proxy))
 
-    Its connections report to the watchdog in force in their thread (a SOCKS proxy's keep their own classes).
-    """
-    key = (os.getpid(), storage.concurrency, proxy)
-    pool = _POOLS.get(key)
-    if pool is not None:
-        return pool
-    if not _POOLS_LOCK or _POOLS_LOCK[0][0] != key[0]:
-        _POOLS_LOCK[:] = [(key[0], threading.Lock())]
+
+def _manager(size: int, proxy: str | None) -> Any:
+    """Make a ``PoolManager`` whose connections report to the watchdog in force in their thread (not SOCKS')."""
     urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
-    with _POOLS_LOCK[0][1]:
-        pool = _POOLS.get(key)
-        if pool is not None:
-            return pool
-
-        class Watched:
-            def request(self, *args: Any, **kwargs: Any) -> Any:
-                watch = getattr(_WATCH, "watch", None)
-                if watch is not None:
-                    watch.add(self)
-                self.reused = getattr(self, "sock", None) is not None  # kept alive from an earlier request
-                return super().request(*args, **kwargs)  # type: ignore[misc]
-
-        ensure_log_redaction()  # urllib3 logs each request line (query included) at debug level
-        manager = _manager(urllib3, storage.concurrency, proxy)
-        if not (proxy or "").startswith("socks"):
-            conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
-            sconn = type("SConn", (Watched, urllib3.connection.HTTPSConnection), {})
-            manager.pool_classes_by_scheme = {
-                "http": type("Pool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
-                "https": type("SPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
-            }
-        for stale in [k for k in _POOLS if k[0] != os.getpid()]:
-            del _POOLS[stale]  # the parent's pools, inherited through fork: never used here
-        while len(_POOLS) >= _MAX_POOLS:
-            del _POOLS[next(iter(_POOLS))]
-        _POOLS[key] = manager
-        return manager
-
-
-def _manager(urllib3: Any, size: int, proxy: str | None) -> Any:
+    ensure_log_redaction()  # urllib3 logs each request line (query included) at debug level
     options = {"maxsize": size, "block": False, "ssl_context": _trusted()}
-    if proxy is None:
-        return urllib3.PoolManager(**options)
-    if proxy.startswith("socks"):
+    if proxy is not None and proxy.startswith("socks"):
         if importlib.util.find_spec("socks") is None:
             raise MissingDependencyError(
                 "a SOCKS proxy (named by the environment's *_proxy) needs the Python package 'PySocks', "
                 "which is not installed; install it with: pip install pysocks"
             )
         return require("urllib3.contrib.socks").SOCKSProxyManager(proxy, **options)
-    parts = urllib.parse.urlsplit(proxy)
-    basic = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
-    headers = urllib3.make_headers(proxy_basic_auth=basic) if parts.username else None
-    return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+    if proxy is None:
+        manager = urllib3.PoolManager(**options)
+    else:
+        parts = urllib.parse.urlsplit(proxy)  # urllib3's ProxyManager sends no credentials of the proxy URL
+        basic = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
+        headers = urllib3.make_headers(proxy_basic_auth=basic) if parts.username else None
+        manager = urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+
+    class Watched:
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            watch = getattr(_WATCH, "watch", None)
+            if watch is not None:
+                watch.add(self)
+            self.reused = getattr(self, "sock", None) is not None  # kept alive from an earlier request
+            return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    conn = type("Conn", (Watched, urllib3.connection.HTTPConnection), {})
+    sconn = type("SConn", (Watched, urllib3.connection.HTTPSConnection), {})
+    manager.pool_classes_by_scheme = {
+        "http": type("Pool", (urllib3.HTTPConnectionPool,), {"ConnectionCls": conn}),
+        "https": type("SPool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": sconn}),
+    }
+    return manager
 
 
 def _trusted() -> ssl.SSLContext:
-    """Trust the system's authorities and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's."""
+    """Trust the system's authorities and ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's.
+
+    urllib3 trusts the system's alone (python.org's Python on macOS has none).
+    """
     context = ssl.create_default_context()
     extra = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if not extra and importlib.util.find_spec("certifi") is not None:
@@ -566,15 +581,13 @@ def _trusted() -> ssl.SSLContext:
 def retry_after_of(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (seconds, fractions allowed, or an HTTP date), if readable."""
     text = (value or "").strip()
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError):  # ours first: urllib3 reads whole seconds only ('0.6' is invalid)
         seconds = float(text)
         return max(0.0, seconds) if math.isfinite(seconds) else None
-    with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
-        return max(0.0, email.utils.parsedate_to_datetime(text).timestamp() - time.time())
+    urllib3 = require("urllib3", extra="cloud", feature="HTTP(S) reads")
+    with contextlib.suppress(urllib3.exceptions.InvalidHeader, ValueError, OverflowError):  # an HTTP date
+        return float(urllib3.util.Retry().parse_retry_after(text))
     return None
-
-
-T = TypeVar("T")
 
 
 def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
@@ -583,7 +596,8 @@ def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
     A :class:`_RetryError` is tried again at most ``storage.retries`` times,
     after :func:`retry_delay` (``Retry-After`` first, never past ``end``);
     the deadline raises :class:`_ExpiredError` holding the last failure;
-    anything else is raised at once.
+    anything else is raised at once. urllib3's ``Retry`` sleeps a ``Retry-After`` past any deadline and
+    cannot send again a request whose body (streamed) was cut short.
     """
     attempt, last = 0, None
     while True:
@@ -616,7 +630,9 @@ def follow(method: str, url: str, send: Callable[[str, str, Any], Any], body: An
 
     ``send`` decides what each hop carries. At most :data:`MAX_REDIRECTS`
     hops; a loop or a ``Location`` that is not ``http(s)`` is refused; a
-    ``303`` (and a ``301``/``302`` after a POST) goes on as a bodiless GET.
+    ``303`` (and a ``301``/``302`` after a POST) goes on as a bodiless GET. urllib3's redirects drop
+    a fixed list of header names for good after another host: they cannot sign each hop anew
+    (``request_modifier``), send credentials again to a hop back at their origin, or say which hop denied.
     """
     seen = {(method, url)}
     for _ in range(MAX_REDIRECTS + 1):
@@ -930,22 +946,13 @@ def _read(
         raise kind(f"cannot read {public_url(url)!r}: {describe(err, config, limit)}") from None
 
 
-_ASYNC_POOLS: dict[tuple[int, int], concurrent.futures.ThreadPoolExecutor] = {}  # (pid, threads) -> pool
-_ASYNC_LOCK = threading.Lock()
-
-
 def _async_pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
     """Return this process's pool of ``threads`` for :func:`read_async` (anew if forked; a few kept)."""
-    key = (os.getpid(), threads)
-    with _ASYNC_LOCK:
-        pool = _ASYNC_POOLS.get(key)
-        if pool is None:
-            for stale in [k for k in _ASYNC_POOLS if k[0] != key[0]]:
-                del _ASYNC_POOLS[stale]  # the parent's, inherited through fork: its threads are not here
-            while len(_ASYNC_POOLS) >= _MAX_POOLS:
-                _ASYNC_POOLS.pop(next(iter(_ASYNC_POOLS))).shutdown(wait=False)
-            pool = _ASYNC_POOLS[key] = concurrent.futures.ThreadPoolExecutor(threads, "terrapipe-http")
-        return pool
+
+    def make() -> concurrent.futures.ThreadPoolExecutor:
+        return concurrent.futures.ThreadPoolExecutor(threads, "terrapipe-http")
+
+    return _kept(_ASYNC_POOLS, (threads,), make, lambda pool: pool.shutdown(wait=False))
 
 
 async def read_async(

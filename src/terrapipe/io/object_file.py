@@ -8,6 +8,9 @@ signed for GET refuses it; the GCS emulator answers none): of the last
 ``tail_bytes`` (kept: a Parquet footer), or of the first byte; Azure Blob,
 which takes no suffix range, gets one HEAD. HTTP(S) reads are checked by
 :mod:`terrapipe.io.http_reads`, a size changed since the open included.
+:class:`HTTPFile` is one for an ``http(s)://`` URL opened by its first byte
+(netCDF, FlatGeobuf); :func:`open_http` buffers it (``io.BufferedReader``
+merges small reads).
 
 Examples
 --------
@@ -25,12 +28,12 @@ import io
 import threading
 from typing import Any
 
-from terrapipe.core.errors import ReadError
+from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.redact import public_url
 from terrapipe.io import http_reads, object_store, obstore_runtime
 from terrapipe.io.storage import Storage, cloud_of
 
-__all__ = ["ObjectFile"]
+__all__ = ["HTTPFile", "ObjectFile", "open_http"]
 
 # The last bytes fetched first for an HTTP(S) URL: they give the size and hold a Parquet footer.
 TAIL_BYTES = 64 * 1024
@@ -207,3 +210,32 @@ class ObjectFile(io.RawIOBase):
     def __setstate__(self, state: dict[str, Any]) -> None:
         io.RawIOBase.__init__(self)
         self.__dict__.update({**state, "_lock": threading.Lock(), "_tail": b"", "_tail_start": 0})
+
+
+class HTTPFile(ObjectFile):
+    """An :class:`ObjectFile` over an ``http(s)://`` URL whose size comes from a GET of its first byte.
+
+    ``options``: a :class:`~terrapipe.io.storage.Storage` (default
+    ``Storage.from_env()``). A 404, a failing server or an answer that is not
+    the bytes asked for is a :class:`~terrapipe.core.errors.ReadError`.
+    """
+
+    def __init__(self, url: str, options: Storage | None = None) -> None:
+        if cloud_of(url) != "http":
+            raise InvalidArgumentError(f"HTTPFile needs an http(s):// URL, got {public_url(url)!r}")
+        super().__init__(url, options, tail_bytes=0)
+
+    @property
+    def options(self) -> Storage | None:
+        """The configuration given (``storage``)."""
+        return self.storage
+
+    def __repr__(self) -> str:
+        return f"HTTPFile({public_url(self.url)!r}, size={self.size!r})"
+
+
+def open_http(
+    url: str, options: Storage | None = None, *, buffer_size: int = 256 * 1024
+) -> io.BufferedReader:
+    """Open ``url`` as a buffered, seekable binary file (reads of ``buffer_size`` at least)."""
+    return io.BufferedReader(HTTPFile(url, options), buffer_size=buffer_size)

@@ -223,14 +223,16 @@ def _error(err: BaseException, url: str, storage: Storage, what: str) -> ReadErr
             f"cannot {what} {where!r}: no such object{detail}; check the bucket and the key, and the "
             "endpoint of tp.Storage"
         )
+    if status_code in (405, 501):  # a request the server lacks (the GCS emulator's HEAD), not obstore's class
+        return ReadError(
+            f"cannot {what} {where!r}: the server does not implement this request{detail}; real S3, GCS and "
+            "Azure do (an emulator may not): use a server that does, or read the object whole"
+        )
+    said = name if not status_code else "the server failed" if status_code >= 500 else "the server refused it"
     return ReadError(
-        f"cannot {what} {where!r}: {name}{detail}; check the endpoint and the network, or raise "
+        f"cannot {what} {where!r}: {said}{detail}; check the endpoint and the network, or raise "
         "Storage(retries=...)"
     )
-
-
-def _is_http(url: str) -> bool:
-    return "://" in url and url.split("://", 1)[0].lower() in ("http", "https")
 
 
 def _http_get(
@@ -288,39 +290,26 @@ def get(
             raise ReadError(
                 f"cannot read {where!r}: the range of {end - start} bytes is over the cap of {cap}"
             )
-    if _is_http(url):
+    if cloud_of(url) == "http":
         return _http_get(url, config, range, limit, cap)
     obs = load_obstore()
     store, key = _locate(url, config)
-
-    def size_of(result: Any) -> int:  # refused before the body is read
-        expected = int(result.meta["size"])
-        if cap is not None and expected > cap:
-            raise ReadError(
-                f"cannot read {where!r}: the object is {expected} bytes, over the cap of {cap}; "
-                "raise max_bytes if it is expected"
-            )
-        return expected
 
     async def read() -> bytes:
         if range is not None:
             return bytes(await obs.get_range_async(store, key, start=start, end=end))
         result = await obs.get_async(store, key)
-        expected = size_of(result)
+        expected = int(result.meta["size"])
+        if cap is not None and expected > cap:  # refused before the body is read
+            raise ReadError(
+                f"cannot read {where!r}: the object is {expected} bytes, over the cap of {cap}; "
+                "raise max_bytes if it is expected"
+            )
         return _exact(bytes(await result.bytes_async()), 0, expected, where, whole=True)
 
-    def read_now() -> bytes:  # no deadline: the blocking calls, no event loop to set up
-        if range is not None:
-            return bytes(obs.get_range(store, key, start=start, end=end))
-        result = obs.get(store, key)
-        expected = size_of(result)
-        return _exact(bytes(result.bytes()), 0, expected, where, whole=True)
-
     try:
-        data = read_now() if limit is None else run_on_thread_loop(read(), limit)
-    except ReadError:
-        raise
-    except InvalidArgumentError:
+        data = run_on_thread_loop(read(), limit)
+    except (ReadError, InvalidArgumentError):
         raise
     except Exception as err:  # obstore's errors (and time-outs): named, without the signed URL
         if "NotPartial" in str(err) or "non-partial" in str(err):
@@ -360,7 +349,7 @@ def get_ranges(
             )
     if not ranges:
         return []
-    if _is_http(url):  # one checked request per range, concurrently
+    if cloud_of(url) == "http":  # one checked request per range, concurrently
         bounds = [(int(a), int(b)) for a, b in ranges]
         if len(bounds) == 1:
             return [_http_get(url, config, bounds[0], limit, None)]
@@ -375,11 +364,7 @@ def get_ranges(
         return list(await obs.get_ranges_async(store, key, starts=starts, ends=ends))
 
     try:
-        parts = (
-            obs.get_ranges(store, key, starts=starts, ends=ends)
-            if limit is None
-            else run_on_thread_loop(read(), limit)
-        )
+        parts = run_on_thread_loop(read(), limit)
     except BaseException as err:  # a body shorter than its range makes obstore panic (PanicException)
         if isinstance(err, KeyboardInterrupt | SystemExit):
             raise
@@ -396,7 +381,7 @@ def head(url: str, storage: Storage | None = None) -> ObjectInfo:
         No such object, access denied, a time-out.
     """
     config = storage_or_env(storage)
-    if _is_http(url):
+    if cloud_of(url) == "http":
         reply = http_reads.read(url, config, method="HEAD").found(url, what="look up", sized=True)
         assert reply.total is not None
         return ObjectInfo(reply.total, reply.headers.get("etag"), reply.headers.get("last-modified"))
@@ -407,9 +392,7 @@ def head(url: str, storage: Storage | None = None) -> ObjectInfo:
         return await obs.head_async(store, key)
 
     try:
-        meta = (
-            obs.head(store, key) if config.deadline is None else run_on_thread_loop(look(), config.deadline)
-        )
+        meta = run_on_thread_loop(look(), config.deadline)
     except Exception as err:
         raise _error(err, url, config, "look up") from None
     return ObjectInfo(size=int(meta["size"]), etag=meta.get("e_tag"), last_modified=meta.get("last_modified"))

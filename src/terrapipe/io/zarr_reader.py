@@ -84,7 +84,7 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.finite_coords import check_coordinates_finite
-from terrapipe.io.http_client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
+from terrapipe.io.http_reads import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
 from terrapipe.io.paths import as_path_string, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
@@ -573,12 +573,12 @@ def open_zarr(
     deadline
         Seconds one HTTP request may take in all: connection, redirects,
         retries, back-off and the whole answer (default
-        :data:`~terrapipe.io.http_client.DEFAULT_DEADLINE`, 120 s). On expiry
+        :data:`~terrapipe.io.http_reads.DEFAULT_DEADLINE`, 120 s). On expiry
         a ``ReadError`` naming the deadline. Raise it for large chunks over a
         slow link.
     max_body
         Largest HTTP answer in bytes, counted after decompression (default
-        :data:`~terrapipe.io.http_client.DEFAULT_MAX_BODY`, 256 MiB); a larger
+        :data:`~terrapipe.io.http_reads.DEFAULT_MAX_BODY`, 256 MiB); a larger
         one is a ``ReadError``. A ranged read is capped at the range's length.
     storage
         How to reach object storage and HTTP servers (:class:`terrapipe.Storage`:
@@ -755,6 +755,7 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         # Not named after the parameter: where chunks land does not change the
         # values, so it stays out of cache keys and pipeline fingerprints.
         self._read_device = None if device is None else _device_reader().check(device)
+        self._opens_ahead = 1 if self._read_device is None else 0  # the next store opens while this one is read
         if self._read_device is not None and chunks is not None:
             raise InvalidArgumentError(
                 f"read_zarr device={device!r} reads without dask: leave chunks=None, got {chunks!r}"
