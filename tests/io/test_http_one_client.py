@@ -39,6 +39,7 @@ from terrapipe.io.storage import Storage
 from terrapipe.stac.http_json import JsonClient
 from tests.servers.hostile_http import HostileServer, start_hostile_server
 from tests.servers.http_range import RangeServer
+from tests.servers.process import serve, start_serving, stop_process
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -107,10 +108,10 @@ def _serve() -> None:
         context.load_cert_chain(sys.argv[2], sys.argv[3])
         server.socket = context.wrap_socket(server.socket, server_side=True)
         print(f"serving https://127.0.0.1:{server.server_address[1]}", flush=True)
-        server.serve_forever()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
-    print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
-    server.serve_forever()
+    else:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Forward)
+        print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
+    serve(server)
 
 
 @dataclass
@@ -126,15 +127,11 @@ class Proxy:
         return entries[self.start :]
 
     def stop(self) -> None:
-        from tests.servers.process import stop_process
-
         stop_process(self.process)
 
 
 @pytest.fixture(scope="module")
 def forward_proxy() -> Iterator[Proxy]:
-    from tests.servers.process import start_serving
-
     root = Path(__file__).resolve().parents[2]
     proxy = start_serving(
         [sys.executable, "-m", "tests.io.test_http_one_client"],
@@ -345,8 +342,6 @@ def test_a_socks_proxy_without_pysocks_says_what_to_install(
 # -- whom TLS trusts --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proxy, Path]]:
-    from tests.servers.process import start_serving
-
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make a certificate")
     folder = tmp_path_factory.mktemp("tls")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers.http_range import parse_range
+from tests.servers.process import serve, start_serving, stop_process
 
 __all__ = ["HeaderServer", "start_header_server"]
 
@@ -134,17 +134,11 @@ class HeaderServer:
 
     def stop(self) -> None:
         """Stop the subprocess by pid."""
-        from tests.servers.process import stop_process
-
         stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def start_header_server(root: str | Path, require: str, *, timeout: float = 20.0) -> HeaderServer:
     """Start the server in a subprocess (``require``: ``"NAME=VALUE"``); wait until it answers."""
-    from tests.servers.process import start_serving
-
     repo = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-m", "tests.servers.header_server", "--root", str(root), "--require", require]
     return start_serving(
@@ -173,11 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
     print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,6 @@ import email.utils
 import gzip
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -90,6 +89,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers.http_range import parse_range
+from tests.servers.process import serve, start_serving, stop_process
 
 __all__ = ["MODES", "HostileServer", "hostile_server", "start_hostile_server"]
 
@@ -418,11 +418,7 @@ class HostileServer:
 
     def stop(self) -> None:
         """Stop the subprocess by pid and wait for it."""
-        from tests.servers.process import stop_process
-
         stop_process(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def start_hostile_server(
@@ -457,7 +453,6 @@ def start_hostile_server(
         str(lifetime),
         *(["--tls-trickle"] if tls_trickle else []),
     ]
-    from tests.servers.process import start_serving
 
     def make(url: str, process: subprocess.Popen[bytes], **extra: str) -> HostileServer:
         port = int(extra["tls-trickle"]) if "tls-trickle" in extra else None
@@ -499,19 +494,10 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(target=_serve_tls_trickle, args=(listener, settings), daemon=True).start()
         extra = f" tls-trickle={listener.getsockname()[1]}"
     print(f"serving http://{args.host}:{server.server_address[1]}{extra}", flush=True)
-
-    def stop(*_: Any) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    threading.Timer(args.lifetime, stop).start()  # never outlives a forgotten test run
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        os._exit(0)  # the lifetime timer thread must not keep the process alive
+    timer = threading.Timer(args.lifetime, server.shutdown)
+    timer.daemon = True
+    timer.start()  # never outlives a forgotten test run
+    serve(server)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import socket
 import sys
 import threading
@@ -47,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: make ``tests.servers`` importa
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.servers.http_range import RangeServer, _Handler, _State
+from tests.servers.process import serve, start_serving
 
 __all__ = ["LatencyServer", "latency_server", "make_latency_server", "start_latency_server"]
 
@@ -222,8 +222,6 @@ def start_latency_server(
         "--rate",
         repr(float(rate)),
     ]
-    from tests.servers.process import start_serving  # here: this file also runs as a script
-
     return start_serving(
         cmd,
         lambda url, process: LatencyServer(url=url, root=Path(root), process=process),
@@ -257,13 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     server = make_latency_server(args.root, args.host, args.port, latency=args.latency, rate=args.rate)
     port = server.server_address[1]
     print(f"serving http://{args.host}:{port}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve(server)
 
 
 if __name__ == "__main__":
