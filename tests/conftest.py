@@ -48,11 +48,8 @@ def range_server_session(http_root: Path) -> Iterator[RangeServer]:
     """The range server over ``http_root``; hand it out through ``RangeServer.cleared()``."""
     from tests.servers.http_range import start_range_server
 
-    server = start_range_server(http_root)
-    try:
+    with start_range_server(http_root) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -77,11 +74,8 @@ def stac_server(sample_world: SampleWorld) -> Iterator[STACServer]:
 def stac_proxy_session(stac_server: STACServer) -> Iterator[FaultProxy]:
     from tests.stac.fault_proxy import start_fault_proxy
 
-    proxy = start_fault_proxy(stac_server.url)
-    try:
+    with start_fault_proxy(stac_server.url) as proxy:
         yield proxy
-    finally:
-        proxy.stop()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.http_range import RangeServer, _Handler, _State, parse_range
+from tests.servers.http_range import RangeServer, _Handler, _State, parse_range, start_range_script
 from tests.servers.process import serve
 
 #: The file (under the root) listing the path of every request that carried an ``Authorization`` header.
@@ -103,16 +103,8 @@ def make_lying_server(root: str, host: str = "127.0.0.1", port: int = 0) -> Thre
 
 def start_lying_server(root: str | Path, *, host: str = "127.0.0.1", timeout: float = 20.0) -> RangeServer:
     """Start the server on a free port of ``host`` in a subprocess (stopped by pid with ``RangeServer.stop``)."""
-    from tests.servers.process import start_serving
-
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--port", "0", "--host", host]
-    return start_serving(
-        cmd,
-        lambda url, process: RangeServer(url=url, root=Path(root), process=process),
-        RangeServer.stats,
-        "lying range server",
-        timeout,
-    )
+    args = [__file__, "--port", "0", "--host", host]
+    return start_range_script(args, root, "lying range server", timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> None:

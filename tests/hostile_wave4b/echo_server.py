@@ -15,7 +15,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 
-from tests.servers.process import serve, start_serving, stop_process
+from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 
 class _Echo(http.server.BaseHTTPRequestHandler):
@@ -54,7 +54,7 @@ def _basic_user(header: str | None) -> str | None:
 
 
 @dataclass
-class EchoServer:
+class EchoServer(Stoppable):
     url: str
     process: subprocess.Popen[bytes]
 

@@ -24,11 +24,8 @@ TOKEN = "tok3n-never-shown"
 
 @pytest.fixture(scope="module")
 def echo() -> Iterator[EchoServer]:
-    server = start_echo_server()
-    try:
+    with start_echo_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _header(request: Any) -> Any:

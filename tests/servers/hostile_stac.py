@@ -55,7 +55,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.process import serve, start_serving, stop_process
+from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 _MIB = 2**20
 
@@ -269,7 +269,7 @@ def _big_body(size: int) -> Iterator[bytes]:
 
 
 @dataclass
-class HostileServer:
+class HostileServer(Stoppable):
     """A running hostile server (see :func:`start_hostile_server`)."""
 
     url: str

@@ -77,9 +77,18 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.process import serve, start_serving, stop_process
+from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
-__all__ = ["RangeServer", "make_server", "parse_range", "range_server", "start_range_server"]
+__all__ = [
+    "RangeServer",
+    "make_server",
+    "parse_range",
+    "range_server",
+    "start_range_script",
+    "start_range_server",
+]
+
+_REPO = Path(__file__).resolve().parents[2]
 
 _CHUNK = 256 * 1024
 _LOG_SIZE = 2000
@@ -455,7 +464,7 @@ def make_server(root: str | os.PathLike[str], host: str = "127.0.0.1", port: int
 
 # -- the handle tests use -------------------------------------------------
 @dataclass
-class RangeServer:
+class RangeServer(Stoppable):
     """A range server running in a subprocess (see :func:`start_range_server`).
 
     Attributes
@@ -576,24 +585,29 @@ def start_range_server(root: str | os.PathLike[str], *, timeout: float = 20.0) -
     RuntimeError
         If it does not answer within ``timeout`` seconds (it is then stopped).
     """
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--port", "0"]
+    return start_range_script([__file__, "--port", "0"], root, "range server", timeout=timeout)
+
+
+def start_range_script(
+    args: list[str], root: str | os.PathLike[str], what: str, *, timeout: float = 20.0
+) -> RangeServer:
+    """Run a server script built on this one (``[file or "-m", module, options...]``, from the repository
+    root) serving ``root`` (``--root`` is added); wait until it answers, as :func:`start_range_server`.
+    """
+    cmd = [sys.executable, *args, "--root", os.path.abspath(root)]
     return start_serving(
         cmd,
         lambda url, process: RangeServer(url=url, root=Path(root), process=process),
         RangeServer.stats,
-        "range server",
+        what,
         timeout,
+        cwd=_REPO,
     )
 
 
-@contextlib.contextmanager
-def range_server(root: str | os.PathLike[str]) -> Iterator[RangeServer]:
-    """Context manager form of :func:`start_range_server` (stops it on exit)."""
-    server = start_range_server(root)
-    try:
-        yield server
-    finally:
-        server.stop()
+def range_server(root: str | os.PathLike[str]) -> RangeServer:
+    """:func:`start_range_server`, for ``with range_server(root) as server:`` (stopped on exit)."""
+    return start_range_server(root)
 
 
 def main(argv: list[str] | None = None) -> None:

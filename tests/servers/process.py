@@ -1,7 +1,8 @@
 """Start a test server's subprocess and wait until it answers; stop it by pid (SIGTERM, then SIGKILL).
 
 A server script's main loop is :func:`serve`; such a script puts the repository root on ``sys.path``
-before it imports this module (``if __package__ in (None, "")``), since it runs as a file.
+before it imports this module (``if __package__ in (None, "")``), since it runs as a file. A server's
+handle is a :class:`Stoppable`: ``with start_x(...) as server:`` stops it on the way out.
 """
 
 from __future__ import annotations
@@ -15,9 +16,22 @@ import threading
 import time
 import urllib.error
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 S = TypeVar("S")
+
+
+class Stoppable:
+    """A started server's handle as a context manager: leaving the ``with`` block calls its ``stop()``."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def start_serving(

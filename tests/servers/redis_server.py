@@ -32,7 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.process import stop_process
+from tests.servers.process import Stoppable, stop_process
 
 __all__ = ["RedisServer", "free_port", "ping", "redis_server_or_skip", "start_redis_server"]
 
@@ -74,7 +74,7 @@ def ping(port: int, *, timeout: float = 1.0) -> bool:
 
 
 @dataclass
-class RedisServer:
+class RedisServer(Stoppable):
     """A running ``redis-server`` subprocess.
 
     Attributes

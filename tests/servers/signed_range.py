@@ -23,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.http_range import RangeServer, _Handler, _State
+from tests.servers.http_range import RangeServer, _Handler, _State, start_range_script
 from tests.servers.process import serve
 
 #: The one query string the server accepts (``sig`` stands for a signature: a secret in messages).
@@ -50,16 +50,7 @@ def make_signed_server(root: str, host: str = "127.0.0.1", port: int = 0) -> Thr
 
 def start_signed_server(root: str | Path, *, timeout: float = 20.0) -> RangeServer:
     """Start the server on a free port in a subprocess (stopped by pid with ``RangeServer.stop``)."""
-    from tests.servers.process import start_serving
-
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--root", str(root), "--port", "0"]
-    return start_serving(
-        cmd,
-        lambda url, process: RangeServer(url=url, root=Path(root), process=process),
-        RangeServer.stats,
-        "signed range server",
-        timeout,
-    )
+    return start_range_script([__file__, "--port", "0"], root, "signed range server", timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> None:

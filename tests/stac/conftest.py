@@ -63,11 +63,8 @@ def mini_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def range_session(mini_catalog: Path) -> Iterator[RangeServer]:
-    server = start_range_server(mini_catalog.parent)
-    try:
+    with start_range_server(mini_catalog.parent) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.process import serve, start_serving, stop_process
+from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 
 @dataclass
@@ -198,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @dataclass
-class FaultProxy:
+class FaultProxy(Stoppable):
     """A running proxy (see :func:`start_fault_proxy`)."""
 
     url: str

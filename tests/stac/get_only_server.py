@@ -11,14 +11,11 @@ Azure SAS or a CDN token signs the method too). Run it as
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.parse
 from pathlib import Path
 
-from tests.servers.http_range import RangeServer, make_server
+from tests.servers.http_range import RangeServer, make_server, start_range_script
 from tests.servers.process import serve
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _refusing_head(base: type) -> type:
@@ -35,17 +32,7 @@ def _refusing_head(base: type) -> type:
 
 def start_get_only_server(root: str | Path, *, timeout: float = 20.0) -> RangeServer:
     """Start the server on a free port in a subprocess; wait until it answers (stop it with ``.stop()``)."""
-    from tests.servers.process import start_serving
-
-    cmd = [sys.executable, "-m", "tests.stac.get_only_server", "--root", str(root)]
-    return start_serving(
-        cmd,
-        lambda url, process: RangeServer(url=url, root=Path(root), process=process),
-        RangeServer.stats,
-        "GET-only server",
-        timeout,
-        cwd=ROOT,
-    )
+    return start_range_script(["-m", "tests.stac.get_only_server"], root, "GET-only server", timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> None:
