@@ -6,8 +6,12 @@ it over a pipe of cubes. Pixels equal to the cube's nodata (``attrs["nodata"]``
 value along the dimension (the usual way to fill clouds or swath gaps from
 the next scene), ``"last"`` the last, ``"max"``/``"min"``/``"median"``/
 ``"mean"`` reduce over the valid values only. A pixel with no valid value
-gets nodata. Integer cubes stay integer (``median``/``mean`` are rounded),
-nodata and CRS are kept, and the result stays lazy when the input is.
+gets nodata. Integer cubes stay integer: their ``median``/``mean`` are
+computed exactly in integers and rounded half to even, whatever the dtype
+(float64 holds integers only up to 2**53, float32 up to 2**24, so an int64,
+uint64, int32 or uint32 cube through floats would change values), and a
+nodata given as a float (``0.0``) is compared and filled as the cube's own
+integer. Nodata and CRS are kept, and the result stays lazy when the input is.
 
 Examples
 --------
@@ -52,12 +56,97 @@ def _nodata(cube: xr.DataArray) -> Any:
     return cube.encoding.get("_FillValue")
 
 
+def _integer_nodata(nodata: Any, dtype: np.dtype[Any]) -> tuple[Any, bool]:
+    """``(nodata as a scalar of the integer dtype, whether any value can equal it)``.
+
+    A nodata that is no value of the dtype (``0.5``, ``-1`` for ``uint8``,
+    NaN) matches no pixel; ``0`` of the dtype then stands in as the fill
+    (never used: every pixel is valid). Comparing and filling with the
+    dtype's own scalar keeps int64/uint64 values exact (a float nodata would
+    turn the cube into float64 on the way).
+    """
+    info = np.iinfo(dtype)
+    try:
+        number = float(nodata)
+        whole = math.isfinite(number) and number.is_integer()
+        exact = int(nodata) if isinstance(nodata, int | np.integer) else int(number) if whole else None
+    except (TypeError, ValueError, OverflowError):
+        exact = None
+    if exact is None or not info.min <= exact <= info.max:
+        return np.zeros((), dtype)[()], False
+    return np.array(exact, dtype)[()], True
+
+
 def _valid(cube: xr.DataArray, nodata: Any) -> xr.DataArray:
     is_float = np.issubdtype(cube.dtype, np.floating)
     valid = cube.notnull() if is_float else xr.ones_like(cube, dtype=bool)
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-        valid = valid & (cube != nodata)
-    return valid
+    if nodata is None or (isinstance(nodata, float) and math.isnan(nodata)):
+        return valid
+    if np.issubdtype(cube.dtype, np.integer):
+        nodata, matches = _integer_nodata(nodata, cube.dtype)
+        if not matches:
+            return valid
+    masked: xr.DataArray = valid & (cube != nodata)
+    return masked
+
+
+def _integer_mean(values: np.ndarray[Any, Any], valid: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Mean of the valid integers along the last axis, exact, rounded half to even (0 where none is valid).
+
+    Each value splits into a high and a low 32-bit part summed in int64
+    (exact for fewer than 2**30 values along the axis); the quotient and
+    remainder by the count are taken part by part, so no sum overflows and
+    no float rounds.
+    """
+    if values.dtype == np.uint64:
+        high = (values >> np.uint64(32)).astype(np.int64)
+        low = (values & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    else:
+        wide = values.astype(np.int64)
+        high, low = wide >> 32, wide & 0xFFFFFFFF
+    count = np.maximum(valid.sum(axis=-1, dtype=np.int64), 1)
+    q_high, r_high = np.divmod(np.where(valid, high, 0).sum(axis=-1), count)
+    q_low, rest = np.divmod(r_high * 2**32 + np.where(valid, low, 0).sum(axis=-1), count)
+    up = (2 * rest > count) | ((2 * rest == count) & (q_low % 2 == 1))
+    if values.dtype == np.uint64:
+        total = (q_high.astype(np.uint64) << np.uint64(32)) + q_low.astype(np.uint64) + up.astype(np.uint64)
+    else:
+        total = q_high * 2**32 + q_low + up.astype(np.int64)
+    result: np.ndarray[Any, Any] = total.astype(values.dtype)
+    return result
+
+
+def _integer_median(values: np.ndarray[Any, Any], valid: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Median of the valid integers along the last axis, exact, rounded half to even (any value where none is valid).
+
+    The two middle values' mean is ``(a >> 1) + (b >> 1) + (a & b & 1)``
+    plus the rounding, which never leaves the dtype.
+    """
+    count = np.maximum(valid.sum(axis=-1, dtype=np.int64), 1)
+    ordered = np.sort(np.where(valid, values, np.iinfo(values.dtype).max), axis=-1)
+    a = np.take_along_axis(ordered, ((count - 1) // 2)[..., None], axis=-1)[..., 0]
+    b = np.take_along_axis(ordered, (count // 2)[..., None], axis=-1)[..., 0]
+    one = np.ones((), values.dtype)[()]
+    floor = (a >> one) + (b >> one) + (a & b & one)
+    result: np.ndarray[Any, Any] = floor + ((a ^ b) & floor & one)
+    return result
+
+
+def _integer_reduce(cube: xr.DataArray, valid: xr.DataArray, dim: str, method: str) -> xr.DataArray:
+    """Exact ``mean``/``median`` of an integer cube along ``dim`` (lazy where the cube is)."""
+    if cube.chunks is not None:
+        cube, valid = cube.chunk({dim: -1}), valid.chunk({dim: -1})
+    function = _integer_mean if method == "mean" else _integer_median
+    reduced: xr.DataArray = xr.apply_ufunc(
+        function,
+        cube,
+        valid,
+        input_core_dims=[[dim], [dim]],
+        dask="parallelized",
+        output_dtypes=[cube.dtype],
+        keep_attrs=True,
+    )
+    return reduced
 
 
 def mosaic_array(cube: xr.DataArray, *, dim: str = "time", method: MosaicMethod = "first") -> xr.DataArray:
@@ -112,7 +201,10 @@ def mosaic_array(cube: xr.DataArray, *, dim: str = "time", method: MosaicMethod 
         )
     nodata = _nodata(cube)
     is_float = np.issubdtype(cube.dtype, np.floating)
+    is_integer = np.issubdtype(cube.dtype, np.integer)
     fill = nodata if nodata is not None else (np.nan if is_float else 0)
+    if is_integer:  # the cube's own scalar: a float fill would make the result float64 on the way
+        fill = _integer_nodata(fill, cube.dtype)[0]
     valid = _valid(cube, nodata)
     if method in ("first", "last"):
         order = range(cube.sizes[dim]) if method == "first" else range(cube.sizes[dim] - 1, -1, -1)
@@ -132,10 +224,12 @@ def mosaic_array(cube: xr.DataArray, *, dim: str = "time", method: MosaicMethod 
         if is_float:
             out = getattr(cube.where(valid), method)(dim, skipna=True)
         else:
-            info = np.iinfo(cube.dtype) if np.issubdtype(cube.dtype, np.integer) else None
+            info = np.iinfo(cube.dtype) if is_integer else None
             neutral = (info.min if method == "max" else info.max) if info is not None else False
-            out = getattr(cube.where(valid, neutral), method)(dim)
+            out = getattr(cube.where(valid, np.array(neutral, cube.dtype)[()]), method)(dim)
         out = _where(valid.any(dim), out, fill, keep_attrs=True)
+    elif is_integer:
+        out = _where(valid.any(dim), _integer_reduce(cube, valid, dim, method), fill, keep_attrs=True)
     else:
         any_valid = valid.any(dim)
         work = cube.astype(np.float64 if cube.dtype.itemsize > 4 else np.float32).where(valid)
