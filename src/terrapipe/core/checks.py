@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from terrapipe.core.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from terrapipe.io.storage import Storage
 
 __all__ = [
     "check_bool",
@@ -37,6 +40,7 @@ __all__ = [
     "check_number",
     "check_numeric_dtype",
     "check_scalar_options",
+    "check_storage",
 ]
 
 
@@ -273,3 +277,32 @@ def check_scalar_options(value: Any, what: str, *, reserved: Iterable[str] = ())
             )
         out[key] = item
     return out
+
+
+def check_storage(value: Any) -> Storage | None:
+    """Return ``value`` if it is ``None`` or a :class:`terrapipe.Storage`; else raise.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the type given and how to build a ``Storage``.
+
+    Examples
+    --------
+    >>> import terrapipe as tp
+    >>> check_storage(None) is None, check_storage(tp.Storage(retries=0)).retries
+    (True, 0)
+    >>> check_storage({"anon": True})
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: storage must be None or a terrapipe.Storage, got dict \
+(build one with tp.Storage(...) or tp.Storage.from_env())
+    """
+    from terrapipe.io.storage import Storage  # here: io imports core
+
+    if value is None or isinstance(value, Storage):
+        return value
+    raise InvalidArgumentError(
+        f"storage must be None or a terrapipe.Storage, got {type(value).__name__} "
+        "(build one with tp.Storage(...) or tp.Storage.from_env())"
+    )
