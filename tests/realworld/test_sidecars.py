@@ -63,9 +63,9 @@ def _ovr(folder: Path) -> Path:
 SIDECARS = {"aux.xml": _aux, "msk": _msk, "ovr": _ovr}
 
 
-def _describe(path: str | Path) -> dict[str, Any]:
-    da = tp.open_raster(path)
-    masked = tp.open_raster(path, masked=True)
+def _describe(path: str | Path, storage: tp.Storage | None = None) -> dict[str, Any]:
+    da = tp.open_raster(path, storage=storage)
+    masked = tp.open_raster(path, masked=True, storage=storage)
     out = {
         "nodata": da.rio.nodata,
         "scale": da.attrs.get("scale_factor"),
@@ -73,29 +73,103 @@ def _describe(path: str | Path) -> dict[str, Any]:
         "values": da.values.tolist(),
         "invalid": np.isnan(masked.values).sum().item(),
     }
-    with rasterio.open(path) as src:
-        out["overviews"] = src.overviews(1)
-    for level in range(len(out["overviews"])):
-        out[f"overview {level}"] = tp.open_raster(path, overview_level=level).values.tolist()
+    level = 0
+    while True:  # the overviews terrapipe reads (none past the last one: a ReadError)
+        try:
+            out[f"overview {level}"] = tp.open_raster(
+                path, overview_level=level, storage=storage
+            ).values.tolist()
+        except tp.ReadError:
+            break
+        level += 1
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B1: GDAL opens HTTP files with GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR (io/gdal_env.py), so the "
-    "sidecars next to a file are never looked for: over HTTP its .aux.xml nodata/scale/offset and its .msk "
-    "mask are dropped silently (rasterio over HTTP reads them) and its .ovr overviews are missing",
-)
-@pytest.mark.parametrize("sidecar", list(SIDECARS))
-def test_a_file_with_sidecars_reads_the_same_over_http(sidecar: str, range_server_session: Any) -> None:
-    folder = range_server_session.root / uuid.uuid4().hex[:8]
+def _requests(server: Any, folder: Path) -> tuple[int, list[str]]:
+    """How many requests the server got since it was cleared, and the paths under ``folder`` asked for."""
+    log = server.stats()["log"]
+    return len(log), sorted(
+        {entry["path"].rsplit("/", 1)[-1] for entry in log if folder.name in entry["path"]}
+    )
+
+
+def _served(server: Any, make: Any) -> tuple[Path, str]:
+    folder = server.root / uuid.uuid4().hex[:8]
     folder.mkdir()
-    path = SIDECARS[sidecar](folder)
-    url = range_server_session.url_for(path)
+    path = make(folder)
+    return path, server.url_for(path)
+
+
+@pytest.mark.parametrize("sidecars", [None, True])
+@pytest.mark.parametrize("sidecar", list(SIDECARS))
+def test_a_file_with_sidecars_reads_as_locally(
+    sidecar: str, sidecars: bool | None, range_server_session: Any
+) -> None:
+    """By default (and with ``sidecars=True``): the .aux.xml's nodata/scale/offset, the .msk mask, the .ovr overviews."""
+    path, url = _served(range_server_session, SIDECARS[sidecar])
     local = _describe(path)
+    assert local["invalid"] > 0 or sidecar == "ovr"  # the case holds pixels a sidecar masks
+    assert "overview 0" in local or sidecar != "ovr"
     with rasterio.open(url) as src:  # the reference library reads the sidecars over HTTP too
         assert src.nodata == local["nodata"] or sidecar != "aux.xml"
-        assert src.overviews(1) == local["overviews"]
-    assert local["invalid"] > 0 or sidecar == "ovr"  # the case holds pixels a sidecar masks
-    remote = {key: value for key, value in _describe(url).items() if key != "overviews"}
-    assert remote == {key: value for key, value in local.items() if key != "overviews"}
+    assert _describe(url, None if sidecars is None else tp.Storage(sidecars=True)) == local
+    assert _describe(url, tp.Storage()) == local  # a storage with the default: the same
+
+
+@pytest.mark.parametrize("sidecar", list(SIDECARS))
+def test_sidecars_false_reads_the_file_alone(sidecar: str, range_server_session: Any) -> None:
+    path, url = _served(range_server_session, SIDECARS[sidecar])
+    with range_server_session.cleared() as server:
+        remote = _describe(url, tp.Storage(sidecars=False))
+        _, names = _requests(server, path.parent)
+    assert names == [path.name]  # no side-car asked for
+    local = _describe(path)
+    assert remote["values"] == local["values"]
+    assert remote != local  # what the side-car adds is missing, as asked
+
+
+def test_what_the_default_asks_for(range_server_session: Any, tmp_path: Path) -> None:
+    """Requests per open (the range server's log): a COG with nodata and overviews none more; a bare GeoTIFF 3 HEADs."""
+    cog = tmp_path / "cog.tif"
+    with rasterio.open(
+        cog,
+        "w",
+        dtype="uint16",
+        nodata=0,
+        **{**PROFILE, "driver": "COG", "width": 1024, "height": 1024, "blocksize": 256},
+    ) as dst:
+        dst.write(np.arange(1024 * 1024, dtype="uint32").astype("uint16").reshape(1, 1024, 1024))
+    bare = tmp_path / "bare.tif"
+    with rasterio.open(bare, "w", dtype="uint16", **PROFILE) as dst:
+        dst.write(np.arange(48, dtype="uint16").reshape(1, 6, 8))
+    counts = {}
+    for source in (cog, bare):
+        path, url = _served(
+            range_server_session, lambda folder, source=source: Path(shutil.copy(source, folder))
+        )
+        for sidecars in (False, None, True):
+            with range_server_session.cleared() as server:
+                _ = tp.open_raster(url, storage=tp.Storage(sidecars=sidecars)).values
+                count, names = _requests(server, path.parent)
+            counts[(path.name, sidecars)] = count
+            if sidecars is False:
+                assert names == [path.name]
+    assert counts[("cog.tif", None)] == counts[("cog.tif", False)]  # nothing it could lack: no probe
+    assert (
+        counts[("bare.tif", None)] == counts[("bare.tif", False)] + 3
+    )  # .aux.xml, .msk, .ovr: one HEAD each
+    assert counts[("cog.tif", True)] > counts[("cog.tif", None)]  # GDAL's own probes: every name it knows
+    print(counts)
+
+
+def test_sidecars_are_not_asked_for_at_a_url_with_a_query(range_server_session: Any) -> None:
+    """A signed URL signs the file only: GDAL would append '.aux.xml' to the signature (the server's answer: the file)."""
+    path, url = _served(range_server_session, _aux)
+    for storage in (None, tp.Storage(sidecars=True)):
+        with range_server_session.cleared() as server:
+            da = tp.open_raster(url + "?sig=abc", storage=storage)
+            values = da.values.tolist()
+            _, names = _requests(server, path.parent)
+        assert names == [path.name]
+        assert da.rio.nodata is None  # not read: the .aux.xml is not signed by this URL
+        assert values == _describe(path)["values"]

@@ -236,12 +236,6 @@ def test_a_bucket_file_missing_then_written_reads(kind: str, request: pytest.Fix
     np.testing.assert_array_equal(open_raster(url, storage=bucket.storage).values, expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="D: raster_array closes a thread's datasets (close_thread_handles, LRU eviction, forget, a stale "
-    "handle) outside the source's environment; GDAL's SQLite layer then looks at the GeoPackage's side files "
-    "on /vsis3/ without credentials and asks 169.254.169.254 for a role (3 times, 'URL rejected' on stderr)",
-)
 def test_closing_a_bucket_geopackage_asks_no_metadata_server(
     s3_bucket: Bucket, capfd: pytest.CaptureFixture[str], monkeypatch, tmp_path: Path
 ) -> None:

@@ -27,12 +27,14 @@ file, in the ``/vsicurl?`` URL that :func:`~terrapipe.io.paths.gdal_path`
 builds (:func:`remote_url_options`): ``empty_dir=yes`` (the per-file form of
 ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``: no directory listing and no probing
 of side-car files over HTTP; set globally it would also hide the side-car
-files of *local* rasters: ``.tfw`` world files, ``.ovr`` overviews, ``.aux.xml``),
+files of *local* rasters: ``.tfw`` world files, ``.ovr`` overviews, ``.aux.xml``;
+``Storage(sidecars=True)`` gives ``list_dir=no`` instead, and by default
+:mod:`terrapipe.io.sidecars` asks for the side-cars a remote file lacks),
 and, for a URL with a query string only, ``use_head=no`` (the per-file form of
 ``CPL_VSIL_CURL_USE_HEAD=NO``: a URL signed for ``GET`` refuses GDAL's ``HEAD``).
 A GeoPackage, MBTiles, SQLite, netCDF or HDF file at a URL with a query string
-is given as ``/vsicurl/<URL>`` instead, and gets the two as GDAL options for
-its open (:func:`plain_url_options`): GDAL derives side-car names by appending
+(a GeoPackage, MBTiles or SQLite file at any URL) is given as ``/vsicurl/<URL>``
+instead, and gets them as GDAL options for its open (:func:`plain_url_options`): GDAL derives side-car names by appending
 to the name (SQLite's ``-journal``/``-wal``, ``.msk``, ``.aux.xml``), which in
 the ``/vsicurl?`` form lands in the URL's query, where a server that ignores it
 answers with the file itself (see :func:`~terrapipe.io.paths.plain_form_url`).
@@ -84,6 +86,8 @@ __all__ = [
     "PROCESS_KEYS",
     "QUERY_URL_OPTIONS",
     "REMOTE_URL_OPTIONS",
+    "SIDECAR_URL_OPTIONS",
+    "SQLITE_EXTENSIONS",
     "apply_gdal_defaults",
     "apply_process_settings",
     "gdal_env",
@@ -127,7 +131,13 @@ REMOTE_URL_OPTIONS: Mapping[str, str] = {"empty_dir": "yes"}
 QUERY_URL_OPTIONS: Mapping[str, str] = {"use_head": "no"}
 
 
-def remote_url_options(url: str) -> dict[str, str]:
+#: Options put in the ``/vsicurl?`` URL of a remote raster read with its side-car files
+#: (``Storage(sidecars=True)``): no listing of the "directory" (a web server's HTML index, maybe large),
+#: each side-car name GDAL knows asked for by itself instead.
+SIDECAR_URL_OPTIONS: Mapping[str, str] = {"list_dir": "no"}
+
+
+def remote_url_options(url: str, *, sidecars: bool = False) -> dict[str, str]:
     """Return the ``/vsicurl?`` options for the HTTP(S) URL ``url`` (:func:`~terrapipe.io.paths.gdal_path` uses them).
 
     Every URL gets :data:`REMOTE_URL_OPTIONS`; a URL with a query string
@@ -135,15 +145,26 @@ def remote_url_options(url: str) -> dict[str, str]:
     no request (measured with GDAL 3.10: the ``HEAD`` becomes a ``GET``), so
     a plain URL keeps its ``HEAD``, whose connection stays open for the reads.
 
+    With ``sidecars`` (``Storage(sidecars=True)``) a URL without a query
+    string gets :data:`SIDECAR_URL_OPTIONS` instead of ``empty_dir``: GDAL
+    then asks for each side-car file (``.aux.xml``, ``.msk``, ``.ovr``, ...)
+    next to it. A URL with a query string keeps ``empty_dir``: GDAL appends
+    the side-car's suffix to the URL, which lands in the query (a signature
+    that signs the file, not its side-cars), where a server that ignores it
+    answers with the file itself.
+
     Examples
     --------
     >>> remote_url_options("https://h/a.tif")
     {'empty_dir': 'yes'}
     >>> remote_url_options("https://h/a.tif?X-Goog-Signature=abc")
     {'empty_dir': 'yes', 'use_head': 'no'}
+    >>> remote_url_options("https://h/a.tif", sidecars=True), remote_url_options("https://h/a.tif?s=1", sidecars=True)
+    ({'list_dir': 'no'}, {'empty_dir': 'yes', 'use_head': 'no'})
     """
-    options = dict(REMOTE_URL_OPTIONS)
-    if urllib.parse.urlsplit(url).query:
+    query = bool(urllib.parse.urlsplit(url).query)
+    options = dict(SIDECAR_URL_OPTIONS if sidecars and not query else REMOTE_URL_OPTIONS)
+    if query:
         options.update(QUERY_URL_OPTIONS)
     return options
 
@@ -169,13 +190,25 @@ NETCDF_EXTENSIONS = (".nc", ".nc2", ".nc3", ".nc4", ".cdf")
 NETCDF_HDF_EXTENSIONS = (*NETCDF_EXTENSIONS, ".netcdf", ".h5", ".hdf5", ".he5", ".hdf", ".h4", ".he4")
 
 
+#: Extensions of files GDAL reads through SQLite (GeoPackage, MBTiles, SQLite/SpatiaLite).
+SQLITE_EXTENSIONS = (".gpkg", ".gpkx", ".mbtiles", ".sqlite", ".sqlite3", ".db")
+
+
 #: How the GDAL names of files at a URL with a query string given as ``/vsicurl/<URL>`` begin (the second:
 #: a netCDF file, whose name names GDAL's netCDF driver: :func:`terrapipe.io.paths.netcdf_name`).
 PLAIN_FORM_PREFIXES = ("/vsicurl/", 'NETCDF:"/vsicurl/')
 
 
 def plain_url_options(name: str) -> dict[str, str]:
-    """Return the per-open GDAL options of a ``/vsicurl/<URL with a query>`` name (empty for any other).
+    """Return the per-open GDAL options of a ``/vsicurl/<URL>`` name :func:`~terrapipe.io.paths.gdal_path` gives.
+
+    A URL with a query string gets both (empty for any name but those below).
+    A GeoPackage, MBTiles or SQLite file at a URL without a query gets
+    ``empty_dir`` only (:func:`~terrapipe.io.paths.plain_form_url`), and any
+    of these ``GDAL_PAM_ENABLED=NO``: their metadata is inside, and GDAL's
+    GeoPackage driver asks for ``<name>.aux.xml``, ``.aux`` and ``.AUX``
+    whatever ``empty_dir`` says (5 ``HEAD`` requests, measured with GDAL
+    3.10; at a URL with a query they ask for the file itself).
 
     :func:`~terrapipe.io.paths.gdal_path` gives a GeoPackage, MBTiles,
     SQLite, netCDF or HDF file at a URL with a query string as ``/vsicurl/<URL>``
@@ -188,16 +221,30 @@ def plain_url_options(name: str) -> dict[str, str]:
     Examples
     --------
     >>> plain_url_options("/vsicurl/https://h/a.gpkg?sig=x")
-    {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR', 'CPL_VSIL_CURL_USE_HEAD': 'NO'}
+    {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR', 'CPL_VSIL_CURL_USE_HEAD': 'NO', 'GDAL_PAM_ENABLED': 'NO'}
     >>> plain_url_options('NETCDF:"/vsicurl/https://h/a.nc?sig=x"') == plain_url_options("/vsicurl/https://h/a.nc?s=1")
     True
+    >>> plain_url_options("/vsicurl/https://h/a.gpkg")  # a GeoPackage at a URL without a query
+    {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR', 'GDAL_PAM_ENABLED': 'NO'}
     >>> plain_url_options("/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.tif"), plain_url_options("a.gpkg")
     ({}, {})
+    >>> plain_url_options("/vsicurl/https://h/a.tif")  # a name of yours: as you gave it
+    {}
     """
     prefix = next((prefix for prefix in PLAIN_FORM_PREFIXES if name.startswith(prefix)), None)
-    if prefix is None or not urllib.parse.urlsplit(name[len(prefix) :]).query:
+    if prefix is None:
         return {}
-    return {key: value for key, value in _PLAIN_URL_CONFIG.items() if key not in os.environ}
+    parts = urllib.parse.urlsplit(name[len(prefix) :])
+    sqlite = parts.path.lower().endswith(SQLITE_EXTENSIONS)
+    if parts.query:
+        wanted = dict(_PLAIN_URL_CONFIG)
+    elif sqlite:  # a HEAD is fine: no query to sign it
+        wanted = {"GDAL_DISABLE_READDIR_ON_OPEN": _PLAIN_URL_CONFIG["GDAL_DISABLE_READDIR_ON_OPEN"]}
+    else:
+        return {}
+    if sqlite:  # GPKG's PAM asked for <name>.aux.xml, .aux, .AUX... (5 HEADs; at a query URL: the file)
+        wanted["GDAL_PAM_ENABLED"] = "NO"
+    return {key: value for key, value in wanted.items() if key not in os.environ}
 
 
 @contextlib.contextmanager

@@ -17,6 +17,8 @@ Examples
 ('/vsis3/bucket/a/b.tif', '/vsiaz/data/x.tif')
 >>> gdal_path("https://h/tiles.gpkg?sv=2024&sig=abc"), gdal_path("https://h/sst.nc?sig=abc")
 ('/vsicurl/https://h/tiles.gpkg?sv=2024&sig=abc', 'NETCDF:"/vsicurl/https://h/sst.nc?sig=abc"')
+>>> gdal_path("https://h/tiles.gpkg")
+'/vsicurl/https://h/tiles.gpkg'
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from pathlib import Path
 from typing import TypeAlias
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.io.gdal_env import NETCDF_EXTENSIONS, NETCDF_HDF_EXTENSIONS, remote_url_options
+from terrapipe.io.gdal_env import (
+    NETCDF_EXTENSIONS,
+    NETCDF_HDF_EXTENSIONS,
+    SQLITE_EXTENSIONS,
+    remote_url_options,
+)
 
 __all__ = [
     "Origin",
@@ -43,6 +50,7 @@ __all__ = [
     "netcdf_name",
     "origin_of",
     "plain_form_url",
+    "quote_url",
     "source_name",
     "vsi_name",
 ]
@@ -185,8 +193,6 @@ def is_remote(path: PathOrURL) -> bool:
     return any(text.startswith(prefix) or f"/{prefix[1:]}/" in text for prefix in _REMOTE_VSI)
 
 
-#: Extensions of files GDAL reads through SQLite (GeoPackage, MBTiles, SQLite/SpatiaLite).
-SQLITE_EXTENSIONS = (".gpkg", ".gpkx", ".mbtiles", ".sqlite", ".sqlite3", ".db")
 #: Files at a URL with a query string that GDAL is given as ``/vsicurl/<URL>`` (see :func:`plain_form_url`).
 PLAIN_FORM_EXTENSIONS = SQLITE_EXTENSIONS + NETCDF_HDF_EXTENSIONS
 
@@ -224,51 +230,119 @@ def _query_url_ending(text: str, extensions: tuple[str, ...]) -> bool:
 def plain_form_url(path: PathOrURL) -> bool:
     """Whether :func:`gdal_path` gives ``path`` to GDAL as ``/vsicurl/<URL>``, not in the ``/vsicurl?`` form.
 
-    An HTTP(S) URL with a query string naming a file GDAL reads through
-    SQLite (:func:`is_sqlite_url`) or a netCDF/HDF file: GDAL derives
-    side-car names by appending to the name it opens (``-journal``,
+    An HTTP(S) URL naming a file GDAL reads through SQLite (GeoPackage,
+    MBTiles, SQLite), or a netCDF/HDF file at a URL with a query string: GDAL
+    derives side-car names by appending to the name it opens (``-journal``,
     ``-wal``, ``.msk``, ``.aux.xml``), and in the ``/vsicurl?...&url=``
     form the suffix goes into the URL's query string, where a server that
     does not check it answers with the file itself. As ``/vsicurl/<URL>``,
     with ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`` for the open
     (:func:`terrapipe.io.gdal_env.plain_url_options`), GDAL probes none of them.
+    A SQLite file takes this form without a query string too: GDAL's SQLite
+    layer looks for ``<name>-wal`` when it *closes* a file, unless the name
+    starts with ``/vsicurl/`` (a ``HEAD`` of ``<URL>-wal`` per close, and
+    GDAL's warning "HTTP response code on <URL>-wal: 0" where the close
+    came after the server had gone: a handle kept open by a reader thread).
 
     Examples
     --------
     >>> plain_form_url("https://h/a.nc?sig=x"), plain_form_url("https://h/a.nc"), plain_form_url("https://h/a.tif?s=1")
     (True, False, False)
+    >>> plain_form_url("https://h/a.gpkg"), plain_form_url("/data/a.gpkg")
+    (True, False)
     """
-    return _query_url_ending(os.fspath(path), PLAIN_FORM_EXTENSIONS)
+    text = os.fspath(path)
+    return _query_url_ending(text, PLAIN_FORM_EXTENSIONS) or (
+        is_http(text) and urllib.parse.urlsplit(text).path.lower().endswith(SQLITE_EXTENSIONS)
+    )
 
 
-def gdal_path(path: PathOrURL) -> str:
+#: What an HTTP(S) URL keeps as it is when :func:`quote_url` quotes it: RFC 3986's reserved characters, the
+#: unreserved ones (``quote`` never encodes letters, digits, ``-._~``) and ``%`` (an escape already made).
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+#: A ``%`` that starts no escape (``100%.tif``): a percent sign of the name.
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: An HTTP(S) URL's scheme and authority, and the rest (path, query, fragment).
+_URL_HEAD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)(.*)", re.DOTALL)
+
+
+def quote_url(url: str) -> str:
+    """Return an HTTP(S) URL with what a URL cannot hold percent-encoded, as requests sends it.
+
+    A browser, ``requests`` and ``curl --url-query`` users write
+    ``https://h/my file.tif``; GDAL's libcurl refuses such a URL ("URL
+    rejected: Malformed input to a URL function"). So every reader
+    quotes a space, a non-ASCII character (as UTF-8) or another character
+    no URL holds (``"<>^`{|}``, a backslash, control characters) in the path, query
+    and fragment, as requests does (``requote_uri``), and keeps the rest:
+    an escape already there (``%20``, a signature's ``%2F``) is never
+    encoded again, reserved characters (``/?#&=+;@``) keep their meaning,
+    and a ``%`` that starts no escape is a percent sign (``%25``). The
+    scheme and host are left as given; any other string is returned as it is.
+
+    Examples
+    --------
+    >>> quote_url("https://h/my file.tif?sig=a+b%2Fc")
+    'https://h/my%20file.tif?sig=a+b%2Fc'
+    >>> quote_url("https://h/my%20file.tif"), quote_url("https://h/€/100%.tif")
+    ('https://h/my%20file.tif', 'https://h/%E2%82%AC/100%25.tif')
+    >>> quote_url("/data/my file.tif"), quote_url("s3://b/my file.tif")
+    ('/data/my file.tif', 's3://b/my file.tif')
+    """
+    if not is_http(url):
+        return url
+    match = _URL_HEAD.match(url)
+    if match is None:
+        return url
+    head, rest = match.groups()
+    quoted = urllib.parse.quote(_STRAY_PERCENT.sub("%25", rest), safe=_URL_SAFE)
+    return head + quoted
+
+
+def gdal_path(path: PathOrURL, *, sidecars: bool = False) -> str:
     """Return the name GDAL/rasterio should open for ``path``.
 
     HTTP(S) URLs become ``/vsicurl?empty_dir=yes&url=...`` (no directory
     listing, no side-car probing; ``use_head=no`` too for a URL with a query
-    string, which may be signed for ``GET`` only: see :mod:`terrapipe.io.gdal_env`);
-    object-store URLs become GDAL paths: ``s3://bucket/key`` ``/vsis3/bucket/key``,
-    ``gs://`` ``/vsigs/``, ``az://container/key`` and
+    string, which may be signed for ``GET`` only: see :mod:`terrapipe.io.gdal_env`),
+    the URL quoted as requests would send it (:func:`quote_url`: a space is
+    ``%20``); object-store URLs become GDAL paths: ``s3://bucket/key``
+    ``/vsis3/bucket/key``, ``gs://`` ``/vsigs/``, ``az://container/key`` and
     ``abfs://container@account.dfs.core.windows.net/key`` ``/vsiaz/container/key``
     (the account comes from the GDAL options, see
     :meth:`terrapipe.io.storage.Storage.gdal_options`). GDAL ``/vsi...`` paths
     and other URLs (``zip://``) pass through for rasterio to map; local paths
     get ``~`` expanded.
 
-    A GeoPackage, MBTiles, SQLite, netCDF or HDF file at a URL with a query
-    string is the exception: it is given as ``/vsicurl/<URL>``
-    (:func:`plain_form_url` says why), a netCDF file (:data:`NETCDF_EXTENSIONS`)
-    as ``NETCDF:"/vsicurl/<URL>"`` (:func:`netcdf_name`), and its open gets
-    ``empty_dir`` and ``use_head=no`` as the per-open GDAL options of
+    A GeoPackage, MBTiles or SQLite file at any HTTP(S) URL, and a netCDF or
+    HDF file at a URL with a query string, are the exception: they are given
+    as ``/vsicurl/<URL>`` (:func:`plain_form_url` says why), a netCDF file
+    (:data:`NETCDF_EXTENSIONS`) as ``NETCDF:"/vsicurl/<URL>"``
+    (:func:`netcdf_name`), and their open gets ``empty_dir`` (and
+    ``use_head=no`` with a query string) as the per-open GDAL options of
     :func:`terrapipe.io.gdal_env.plain_url_options` instead.
+
+    ``sidecars=True`` (``Storage(sidecars=True)``) gives an HTTP(S) URL
+    without a query string ``list_dir=no`` instead of ``empty_dir=yes``: GDAL
+    then reads the side-car files next to it
+    (:func:`terrapipe.io.gdal_env.remote_url_options`).
+
+    Examples
+    --------
+    >>> gdal_path("https://h/my file.tif")
+    '/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fmy%2520file.tif'
+    >>> gdal_path("https://h/a.tif", sidecars=True)
+    '/vsicurl?list_dir=no&url=https%3A%2F%2Fh%2Fa.tif'
     """
-    text = os.fspath(path)
+    text = quote_url(os.fspath(path))
     if plain_form_url(text):
         if _query_url_ending(text, NETCDF_EXTENSIONS):
             return netcdf_name(text)
         return "/vsicurl/" + text
     if is_http(text):
-        return "/vsicurl?" + urllib.parse.urlencode({**remote_url_options(text), "url": text})
+        return "/vsicurl?" + urllib.parse.urlencode(
+            {**remote_url_options(text, sidecars=sidecars), "url": text}
+        )
     vsi = _VSI_OF_SCHEME.get(_scheme(text))
     if vsi is not None:
         parts = urllib.parse.urlsplit(text)

@@ -76,6 +76,7 @@ from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
+from terrapipe.io.sidecars import reads_sidecars
 from terrapipe.io.storage import Storage
 
 __all__ = ["BandsLike", "ChunksLike", "ReadRaster", "check_grid_finite", "open_raster"]
@@ -168,6 +169,7 @@ def storage_config(storage: Storage | None) -> dict[str, Any] | None:
         "region": storage.region,
         "account_name": storage.account_name,
         "anonymous": storage.anonymous,
+        **({"sidecars": False} if storage.sidecars is False else {}),  # side-cars left unread: other values
     }
 
 
@@ -554,13 +556,18 @@ def _open_raster(
     if chunks is False:
         chunks = None
     options = tuple(sorted(_check_open_options(open_options).items()))
-    local = gdal_path(path_text)
+    local = gdal_path(path_text, sidecars=storage is not None and storage.sidecars is True)
     stamp = None
     if not is_remote(path_text) and os.path.exists(local):
         info = os.stat(local)
         stamp = (info.st_mtime_ns, info.st_size, info.st_ino)  # a replacement keeping size and mtime: inode
     base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
     dataset = _open_checked(base)
+    if reads_sidecars(path_text, storage, local, dataset, base.env):  # a side-car it lacks is there
+        storage = storage.with_options(sidecars=True) if storage is not None else None
+        local = gdal_path(path_text, sidecars=True)
+        base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
+        dataset = _open_checked(base)
     _check_has_bands(dataset, path_text)
     if level is not None:
         available = len(dataset.overviews(1))

@@ -244,6 +244,12 @@ class _ThreadHandles(threading.local):
 _HANDLES = _ThreadHandles()
 
 
+def _close(source: RasterSource, dataset: rasterio.io.DatasetReader) -> None:
+    """Close ``dataset`` inside its source's environment (GDAL's SQLite layer looks at side files on close)."""
+    with source.env():  # outside it, /vsis3/ had no credentials: GDAL asked 169.254.169.254 for a role
+        dataset.close()
+
+
 def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
     """Return this thread's open dataset for ``source``, opening it if needed.
 
@@ -265,14 +271,14 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
             handles.datasets.move_to_end(source)
             return dataset
         del handles.datasets[source]
-        dataset.close()
+        _close(source, dataset)
     _switch_storage(source)
     dataset = source.open()
     keep_unclosed_in_children(dataset)  # a forked child must not close it (io/gdal_fork.py)
     handles.datasets[source] = (dataset, generation)
     while len(handles.datasets) > MAX_HANDLES_PER_THREAD:
-        _, (oldest, _) = handles.datasets.popitem(last=False)
-        oldest.close()
+        evicted, (oldest, _) = handles.datasets.popitem(last=False)
+        _close(evicted, oldest)
     return dataset
 
 
@@ -287,7 +293,7 @@ def forget(source: RasterSource) -> None:
     handles.check_fork()
     held = handles.datasets.pop(source, None)
     if held is not None:
-        held[0].close()
+        _close(source, held[0])
     forget_remote_file(source.path, source.storage)
 
 
@@ -316,9 +322,9 @@ def forget_remote(path: str) -> None:
     """
     if not is_remote(path):
         return
-    name = gdal_path(path)
     with _GENERATIONS_LOCK:
-        _GENERATIONS[name] = _GENERATIONS.get(name, 0) + 1
+        for name in {gdal_path(path), gdal_path(path, sidecars=True)}:  # opened with its side-cars or not
+            _GENERATIONS[name] = _GENERATIONS.get(name, 0) + 1
     forget_remote_file(path)
 
 
@@ -327,8 +333,8 @@ def close_thread_handles() -> None:
     handles = _HANDLES
     handles.check_fork()
     while handles.datasets:
-        _, (dataset, _) = handles.datasets.popitem()
-        dataset.close()
+        source, (dataset, _) = handles.datasets.popitem()
+        _close(source, dataset)
 
 
 def open_handle_count() -> int:

@@ -149,6 +149,10 @@ class Storage:
         S3 region.
     anonymous
         Send unsigned requests (public buckets).
+    gcs_anonymous
+        Send unsigned requests to GCS only (S3 and Azure keep their
+        credentials): what :meth:`from_env` sets under ``STORAGE_EMULATOR_HOST``,
+        as google-cloud-storage's client does there.
     key_id, secret, session_token
         S3 credentials.
     account_name, account_key, sas_token
@@ -193,6 +197,16 @@ class Storage:
     requester_pays
         Send the requester-pays flag (S3 ``x-amz-request-payer``, GDAL
         ``AWS_REQUEST_PAYER``): the reader's account pays for the transfer.
+    sidecars
+        The side-car files next to a raster at a URL or in a bucket
+        (``.aux.xml``: nodata, scale/offset; ``.msk``: a mask; ``.ovr``:
+        overviews), which GDAL reads next to a local file. ``None`` (default):
+        asked for only where the opened file lacks what one would add (no
+        nodata, scale or offset; no mask; no overviews), and read where found
+        (:mod:`terrapipe.io.sidecars`: a COG with nodata and overviews costs no
+        request). ``True``: GDAL asks for each side-car name it knows at every
+        open (a COG window: 2 requests, 11 with them; GDAL 3.10). ``False``:
+        never asked for. Not at a URL with a query string (it signs the file only).
     """
 
     endpoint: str | None = None
@@ -219,9 +233,18 @@ class Storage:
     headers: tuple[tuple[str, str], ...] = ()
     request_modifier: Callable[[Any], Any] | None = field(default=None, compare=False)
     requester_pays: bool = False
+    gcs_anonymous: bool = False
+    sidecars: bool | None = None
 
     def __post_init__(self) -> None:
         _seconds(self.timeout, "timeout")
+        for name in ("anonymous", "gcs_anonymous", "requester_pays", "sidecars"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "sidecars" and value is None):
+                raise InvalidArgumentError(
+                    f"Storage({name}=...) must be True or False{' or None' if name == 'sidecars' else ''}, "
+                    f"got {type(value).__name__}"
+                )
         for name in ("backoff", "max_backoff"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
@@ -278,6 +301,8 @@ class Storage:
         kinds = []
         if self.anonymous:
             kinds.append("anonymous")
+        elif self.gcs_anonymous:
+            kinds.append("gcs anonymous")
         if self.key_id or self.secret:
             kinds.append("s3 key")
         if self.session_token:
@@ -314,6 +339,8 @@ class Storage:
             shown["request_modifier"] = "set"
         if self.requester_pays:
             shown["requester_pays"] = True
+        if self.sidecars is not None:
+            shown["sidecars"] = self.sidecars
         return "Storage(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     __str__ = __repr__
@@ -341,7 +368,11 @@ class Storage:
         then ``AZURE_STORAGE_ACCOUNT_NAME`` (or ``AZURE_STORAGE_ACCOUNT``),
         ``AZURE_STORAGE_ACCOUNT_KEY`` (or ``AZURE_STORAGE_KEY``),
         ``AZURE_STORAGE_SAS_TOKEN``. GCS: ``GOOGLE_APPLICATION_CREDENTIALS``,
-        ``STORAGE_EMULATOR_HOST`` (the emulator's endpoint).
+        ``STORAGE_EMULATOR_HOST`` (the emulator's endpoint; GCS requests are
+        then unsigned, ``gcs_anonymous=True``, and ``GOOGLE_APPLICATION_CREDENTIALS``
+        is not used, as google-cloud-storage's ``Client`` does under it: an
+        emulator checks no credentials; S3 and Azure are not affected; a
+        ``gcs_token=``/``gcs_credentials=`` override signs again).
 
         Parameters
         ----------
@@ -361,6 +392,9 @@ class Storage:
         'http://127.0.0.1:9000'
         >>> Storage.from_env({"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}).account_name
         'devstoreaccount1'
+        >>> emulated = Storage.from_env({"STORAGE_EMULATOR_HOST": "127.0.0.1:9023", "AWS_ACCESS_KEY_ID": "k"})
+        >>> emulated.gcs_endpoint, emulated.credential_kinds()
+        ('http://127.0.0.1:9023', ['gcs anonymous', 's3 key'])
         """
         env = os.environ if environ is None else environ
 
@@ -387,8 +421,10 @@ class Storage:
         if connection:
             values.update({k: v for k, v in _parse_connection_string(connection).items() if v})
         emulator = get("STORAGE_EMULATOR_HOST")
-        if emulator:
+        if emulator:  # google-cloud-storage's Client: AnonymousCredentials, whatever the environment holds
             values["gcs_endpoint"] = emulator if "://" in emulator else f"http://{emulator}"
+            values["gcs_credentials"] = None
+            values["gcs_anonymous"] = not (overrides.get("gcs_token") or overrides.get("gcs_credentials"))
         values.update(overrides)
         return cls(**values)
 
@@ -397,7 +433,9 @@ class Storage:
         """GDAL configuration options for opening ``url`` (pass to ``rasterio.Env(**options)``).
 
         Always ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`` (no listing of the
-        "directory" before an open), ``GDAL_HTTP_TIMEOUT``,
+        "directory" before an open, no side-car files; ``TRUE`` with
+        ``sidecars=True``: no listing, each side-car file asked for, except at
+        an ``http(s)://`` URL with a query string), ``GDAL_HTTP_TIMEOUT``,
         ``GDAL_HTTP_MAX_RETRY`` and ``GDAL_HTTP_RETRY_DELAY``; then per cloud:
         S3 ``AWS_S3_ENDPOINT`` (host and port), ``AWS_HTTPS``,
         ``AWS_VIRTUAL_HOSTING=FALSE`` for a custom endpoint, ``AWS_REGION``,
@@ -434,8 +472,10 @@ class Storage:
                 "(a presigned or SAS href) and pass storage.with_options(request_modifier=None), or read it "
                 "as a bucket URL (s3://, az://, gs://) with the Storage's keys"
             )
+        # sidecars: no listing, each side-car asked for (not at a URL with a query: the suffix would land in it)
+        sidecars = self.sidecars is True and not (cloud == "http" and urllib.parse.urlsplit(url).query)
         opts: dict[str, str] = {
-            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+            "GDAL_DISABLE_READDIR_ON_OPEN": "TRUE" if sidecars else "EMPTY_DIR",
             "GDAL_HTTP_TIMEOUT": str(max(1, round(self.timeout))),
             "GDAL_HTTP_MAX_RETRY": str(self.retries),
             "GDAL_HTTP_RETRY_DELAY": str(self.backoff),
@@ -484,7 +524,7 @@ class Storage:
             endpoint = self.endpoint_for("gcs")
             if endpoint:
                 opts["CPL_GS_ENDPOINT"] = endpoint.rstrip("/") + "/"
-            if self.anonymous:
+            if self.anonymous or self.gcs_anonymous:
                 opts["GS_NO_SIGN_REQUEST"] = "YES"
             elif self.gcs_token:
                 opts["GS_OAUTH2_TOKEN"] = self.gcs_token
@@ -574,7 +614,7 @@ class Storage:
         elif cloud == "gcs":
             if self.endpoint_for("gcs"):
                 opts["endpoint_url"] = self.endpoint_for("gcs")
-            if self.anonymous:
+            if self.anonymous or self.gcs_anonymous:
                 opts["token"] = "anon"  # gcsfs's word for unsigned requests
             elif self.gcs_token:
                 opts["token"] = self.gcs_token
@@ -666,7 +706,7 @@ class Storage:
         if endpoint:
             config["base_url"] = endpoint.rstrip("/")
         provider = None
-        if self.anonymous:
+        if self.anonymous or self.gcs_anonymous:
             config["skip_signature"] = True
         elif self.gcs_token:
             token = self.gcs_token

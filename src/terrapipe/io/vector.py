@@ -82,7 +82,7 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import MASK, public_url, redact_urls
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.gdal_cache import forget_remote_file
-from terrapipe.io.gdal_env import with_http_settings
+from terrapipe.io.gdal_env import remote_url_options, with_http_settings
 from terrapipe.io.gdal_setup import ensure_gdal_setup
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
@@ -387,7 +387,11 @@ def _ogr_name(path: str) -> str:
     Also the first GDAL use of the process: installs terrapipe's fork hook and log filter once.
     """
     ensure_gdal_setup()
-    name = with_http_settings(gdal_path(path))
+    name = gdal_path(path)
+    if is_http(path) and name.startswith("/vsicurl/"):  # a GeoPackage at a plain URL (paths.plain_form_url):
+        url = name[len("/vsicurl/") :]  # the ?-form carries pyogrio's time-outs; pyogrio closes it at once
+        name = "/vsicurl?" + urllib.parse.urlencode({**remote_url_options(url), "url": url})
+    name = with_http_settings(name)
     parts = urllib.parse.urlsplit(path) if is_http(path) else None
     # GDAL's CSV driver knows a file by its extension, which GDAL reads off the end of the name: at a
     # URL with a query string that is the query ('not recognized as being in a supported file format')
@@ -403,13 +407,19 @@ _CSV_EXTENSIONS = (".csv", ".tsv", ".psv")
 def _open_options(path: str) -> dict[str, str]:
     """GDAL open options a file needs: a GeoPackage over HTTP opens as immutable.
 
-    Remote files are read-only anyway. (A GeoPackage at a URL with a query
+    Remote files are read-only anyway. Not at a plain ``http(s)://`` URL:
+    there GDAL hands SQLite a ``file:`` URI, which SQLite percent-decodes, so a
+    URL holding an escape (``my%20file.gpkg``, a quoted space) was read at
+    another URL (``my file.gpkg``: "HTTP response code on ...: 0", curl's
+    refusal); opened plainly, SQLite asks for ``-journal``/``-wal`` next to
+    it (404s). (A GeoPackage at a URL with a query
     string is not opened by GDAL over HTTP at all: ``IMMUTABLE`` makes GDAL
     hand SQLite a ``file:`` URI, SQLite decodes the ``%26`` of the
     ``/vsicurl?...&url=`` name and GDAL read the URL up to its first ``&``,
     without its signature; see :func:`_through_byte_layer`.)
     """
-    if is_remote(path) and urllib.parse.urlsplit(path).path.lower().endswith(".gpkg"):
+    parts = urllib.parse.urlsplit(path)
+    if is_remote(path) and parts.path.lower().endswith(".gpkg") and not (is_http(path) and not parts.query):
         ignore_once(r"File .* has GPKG application_id, but non conformant file extension", RuntimeWarning)
         return {"IMMUTABLE": "YES"}
     return {}

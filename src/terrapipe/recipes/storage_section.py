@@ -16,7 +16,7 @@ r"""A recipe's ``storage:`` section: one :class:`terrapipe.Storage` for every st
 
 Fields: ``endpoint``, ``s3_endpoint``, ``azure_endpoint``, ``gcs_endpoint``
 (``http(s)://`` URLs), ``region``, ``account_name``, ``anonymous``,
-``requester_pays``, ``timeout``, ``deadline``, ``retries``, ``concurrency``,
+``requester_pays``, ``sidecars``, ``timeout``, ``deadline``, ``retries``, ``concurrency``,
 ``max_bytes``, ``backoff``, ``max_backoff``, ``from_env``; and the credentials
 ``key_id``, ``secret``, ``session_token``, ``account_key``, ``sas_token``,
 ``gcs_token``, ``gcs_credentials``.
@@ -89,6 +89,7 @@ SETTING_FIELDS: dict[str, tuple[type, ...]] = {
     "account_name": (str,),
     "anonymous": (bool,),
     "requester_pays": (bool,),
+    "sidecars": (bool,),
     "from_env": (bool,),
     "timeout": (int, float),
     "deadline": (int, float),

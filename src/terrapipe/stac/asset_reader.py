@@ -514,16 +514,21 @@ def _gdal_named(src: Any) -> Any:
     URL); a presigned or SAS URL then went to GDAL without what the other
     readers give it (:func:`terrapipe.io.paths.gdal_path`: no ``HEAD``, no
     side-car probes, a netCDF file named for GDAL's netCDF driver), so a
-    netCDF-4 file at such a URL was refused. Any other href (a plain URL, a
-    local path, a name a ``storage=`` load already gave) is left as it is.
+    netCDF-4 file at such a URL was refused. A plain URL is quoted as every
+    reader sends it (:func:`terrapipe.io.paths.quote_url`: a space as
+    ``%20``); any other href (a local path, a name a ``storage=`` load already
+    gave) is left as it is.
     """
     import urllib.parse
 
-    from terrapipe.io.paths import gdal_path, is_http
+    from terrapipe.io.paths import gdal_path, is_http, quote_url
 
     uri = str(src.uri)
-    if not is_http(uri) or not urllib.parse.urlsplit(uri).query:
+    if not is_http(uri):
         return src
+    if not urllib.parse.urlsplit(uri).query:  # a space or non-ASCII letter quoted, as every reader sends it
+        quoted = quote_url(uri)
+        return src if quoted == uri else replace(src, uri=quoted)
     return replace(src, uri=gdal_path(uri))
 
 

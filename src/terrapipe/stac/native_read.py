@@ -165,7 +165,7 @@ def asset_band(
     >>> asset_band("https://h/a.tif", 2, None, None).source.gdal_path
     '/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.tif'
     """
-    name = gdal_path(href)
+    name = gdal_path(href, sidecars=storage is not None and storage.sidecars is True)
     stamp = None
     if not is_remote(href) and not name.startswith("/vsi"):
         try:
