@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import json
 import os
@@ -99,21 +100,17 @@ def test_same_size_rewrites_within_one_second_each_change_the_key(tmp_path):
     assert time.time() - started < 5  # not a matter of seconds
 
 
+def _sums_through_cache(path: Path, store: MemoryLRU) -> tuple[list[float], object]:
+    """One pass of ``read_raster`` behind a cache point: the raster's pixel sum, and the pipe's stats."""
+    pipe = tp.from_items([str(path)]).cache_point().read_raster().map(lambda da: float(da.sum())).cache(store)
+    return list(pipe), pipe.stats
+
+
 def test_a_cog_replaced_in_place_changes_the_key(tmp_path):
     path = tmp_path / "scene.tif"
     write_cog(path, seed=1)
     store = MemoryLRU(2**24)
-
-    def run() -> tuple[list[float], object]:
-        pipe = (
-            tp.from_items([str(path)])
-            .cache_point()
-            .read_raster()
-            .map(lambda da: float(da.sum()))
-            .cache(store)
-        )
-        return list(pipe), pipe.stats
-
+    run = functools.partial(_sums_through_cache, path, store)
     run()
     # a new version of the same size moved into place
     replacement = tmp_path / "scene.new.tif"
@@ -150,17 +147,7 @@ def test_a_miss_after_a_same_size_same_mtime_replacement_reads_the_new_pixels(tm
     path = tmp_path / "scene.tif"
     write_cog(path, seed=1)
     store = MemoryLRU(2**24)
-
-    def run() -> tuple[list[float], object]:
-        pipe = (
-            tp.from_items([str(path)])
-            .cache_point()
-            .read_raster()
-            .map(lambda da: float(da.sum()))
-            .cache(store)
-        )
-        return list(pipe), pipe.stats
-
+    run = functools.partial(_sums_through_cache, path, store)
     run()
     old = os.stat(path)
     replacement = tmp_path / "scene.new.tif"
