@@ -41,6 +41,7 @@ import xarray as xr
 from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.pipe import IterDataPipe, register
+from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import open_http
@@ -101,6 +102,52 @@ def _netcdf_engine() -> str:
             return engine
     msg = "open_xarray(engine='netcdf') needs netCDF4, h5netcdf or scipy; install one (pip install h5netcdf)"
     raise MissingDependencyError(msg)
+
+
+def _local_netcdf_engine(path: str) -> str:
+    """Return the engine for a local netCDF file: scipy for netCDF-3 where installed, else the first one.
+
+    netCDF4's engine (libnetcdf) opens a truncated netCDF-3 file without an
+    error and reads the missing values as zeros (a file cut at half its size
+    gives a variable whose second half is 0); scipy refuses it. HDF5
+    (netCDF-4) files stay with the first engine installed: HDF5 itself
+    refuses a truncated file.
+    """
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError:
+        head = b""  # a missing file: named below, by the engine's open
+    if head in (b"CDF\x01", b"CDF\x02") and "scipy" in xr.backends.list_engines():
+        return "scipy"
+    return _netcdf_engine()
+
+
+def _remote_netcdf_engine(target: Any, href: str) -> str:
+    """Return the engine that reads a remote netCDF file from a file object, by its first bytes.
+
+    netCDF-3 (``CDF``) is scipy's, netCDF-4/HDF5 h5netcdf's. netCDF4's engine
+    is never chosen for a remote file, even where it is installed (it is the
+    first choice locally): it takes only a path, and would read an
+    ``https://`` one as an OPeNDAP endpoint, without terrapipe's time-outs
+    and size caps, and a bucket URL not at all.
+    """
+    try:
+        head = target.read(8)
+        target.seek(0)
+    except TerrapipeError:
+        raise
+    except (OSError, ValueError) as err:
+        raise read_error(href, "cannot open (netcdf)", err) from err
+    engine = "scipy" if bytes(head[:3]) == b"CDF" else "h5netcdf"
+    if engine not in xr.backends.list_engines():
+        kind = "a netCDF-3" if engine == "scipy" else "a netCDF-4/HDF5"
+        msg = (
+            f"open_xarray({redact_url(href)!r}): {kind} file over the network is "
+            f"read with xarray's {engine!r} engine (netCDF4's reads only paths); {_INSTALL_HINT[engine]}"
+        )
+        raise MissingDependencyError(msg)
+    return engine
 
 
 def _check_engine(engine: str) -> None:
@@ -190,20 +237,23 @@ def open_xarray(
     if engine == "rasterio":
         _check_keywords(open_raster, engine, kwargs)
         return open_raster(href, chunks=chunks, **kwargs)  # checks its geotransform itself
-    if engine == "netcdf":
-        engine = _netcdf_engine()
-    _check_engine(engine)
     storage = kwargs.pop("storage", None)  # not an xarray keyword: it says how to reach the file
     if storage is not None and not isinstance(storage, Storage):
         raise InvalidArgumentError(
             f"storage must be None or a terrapipe.Storage, got {type(storage).__name__}"
         )
-    target: Any = href
     through_byte_layer = is_object_url(href) or (storage is not None and is_http(href))
-    if through_byte_layer and engine in ("scipy", "h5netcdf"):
-        target = ObjectFile(href, storage)  # ranged reads through the byte layer, configured by storage
-    elif is_http(href) and engine in ("scipy", "h5netcdf"):
-        target = open_http(href, http_options)
+    remote = through_byte_layer or is_http(href)
+    if engine == "netcdf" and not remote:
+        engine = _local_netcdf_engine(href)
+    if engine != "netcdf":
+        _check_engine(engine)
+    target: Any = href
+    if remote and engine in ("netcdf", "scipy", "h5netcdf"):
+        # ranged reads through the byte layer (configured by storage), or terrapipe's HTTP file
+        target = ObjectFile(href, storage) if through_byte_layer else open_http(href, http_options)
+        if engine == "netcdf":
+            engine = _remote_netcdf_engine(target, href)
     elif "://" not in href and not os.path.exists(href):
         raise read_error(href, f"cannot open ({engine})", FileNotFoundError(href))
     try:

@@ -1,0 +1,101 @@
+"""netCDF files through ``open_xarray`` where netCDF4 is installed (as on most climate users' machines).
+
+Locally, netCDF4's engine (libnetcdf) opens a truncated netCDF-3 file without an error and reads the values
+past the cut as zeros; scipy refuses it, so a netCDF-3 file is read with scipy where it is installed (HDF5
+refuses a truncated netCDF-4 file itself).
+
+Remotely:
+
+``open_xarray(url)`` guesses the engine ``"netcdf"`` from the extension, and locally that is the first of
+netCDF4 / h5netcdf / scipy installed. netCDF4's engine takes only a path, and reads an ``https://`` one as an
+OPeNDAP endpoint (a plain file server is not one): a remote file must be read by an engine that takes a file
+object (terrapipe's ranged HTTP file), chosen by the file's first bytes: scipy for netCDF-3 (``CDF``),
+h5netcdf for netCDF-4/HDF5 (ERA5 from the CDS, CMIP6). Before, the URL went to netCDF4 as is.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import terrapipe as tp
+from terrapipe.core.errors import MissingDependencyError, TerrapipeError
+
+pytest.importorskip("netCDF4")
+
+
+def _cube() -> xr.Dataset:
+    times = xr.DataArray(
+        [0, 1, 2], dims="time", attrs={"units": "days since 2000-02-28", "calendar": "noleap"}
+    )
+    return xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), np.arange(3 * 4 * 5, dtype="float32").reshape(3, 4, 5))},
+        coords={"time": times, "lat": [1.5, 0.5, -0.5, -1.5], "lon": np.arange(5) + 0.5},
+        attrs={"title": "cf"},
+    )
+
+
+@pytest.fixture
+def served(range_server_session: Any) -> Any:
+    with range_server_session.cleared() as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("engine", "fmt"), [("netcdf4", "NETCDF4"), ("netcdf4", "NETCDF3_64BIT"), ("scipy", "NETCDF3_CLASSIC")]
+)
+def test_a_netcdf_file_over_http_is_what_xarray_reads_locally(served: Any, engine: str, fmt: str) -> None:
+    assert "netcdf4" in xr.backends.list_engines()  # the local first choice, which cannot read a URL
+    path: Path = served.root / f"cf-{uuid.uuid4().hex[:8]}.nc"
+    _cube().to_netcdf(path, engine=engine, format=fmt)
+    local = xr.open_dataset(path).load()
+    remote = tp.open_xarray(served.url_for(path))
+    xr.testing.assert_identical(remote.load(), local)
+    assert remote.time.values[1].calendar == "noleap"
+    assert served.stats()["total_requests"] > 0  # read through terrapipe's HTTP file, not by OPeNDAP
+
+
+def test_a_netcdf_4_file_over_http_without_h5netcdf_is_a_named_error(
+    served: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path: Path = served.root / f"cf-{uuid.uuid4().hex[:8]}.nc"
+    _cube().to_netcdf(path, engine="netcdf4", format="NETCDF4")
+    engines = {k: v for k, v in xr.backends.list_engines().items() if k != "h5netcdf"}
+    monkeypatch.setattr(xr.backends, "list_engines", lambda: engines)
+    with pytest.raises(MissingDependencyError, match="h5netcdf"):
+        tp.open_xarray(served.url_for(path) + "?sig=secret")
+
+
+def test_a_file_that_is_not_netcdf_over_http_is_a_named_error(served: Any) -> None:
+    path: Path = served.root / f"cf-{uuid.uuid4().hex[:8]}.nc"
+    path.write_bytes(b"<html>not found</html>" * 10)
+    with pytest.raises(TerrapipeError) as info:
+        tp.open_xarray(served.url_for(path))
+    assert path.name in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["NETCDF3_CLASSIC", "NETCDF3_64BIT", "NETCDF4"])
+@pytest.mark.parametrize("where", ["local", "http"])
+def test_a_truncated_netcdf_file_is_a_read_error_never_zeros(
+    served: Any, tmp_path: Path, fmt: str, where: str
+) -> None:
+    folder = served.root if where == "http" else tmp_path
+    whole = folder / f"whole-{uuid.uuid4().hex[:8]}.nc"
+    values = np.arange(1, 10_001, dtype="float32").reshape(100, 100)
+    xr.Dataset({"v": (("y", "x"), values)}).to_netcdf(whole, engine="netcdf4", format=fmt)
+    data = whole.read_bytes()
+    for cut in (len(data) // 2, len(data) - 100):
+        path = folder / f"cut-{uuid.uuid4().hex[:8]}.nc"
+        path.write_bytes(data[:cut])
+        href = served.url_for(path) if where == "http" else str(path)
+        with pytest.raises(TerrapipeError) as info:
+            tp.open_xarray(href).v.values  # noqa: B018  (the read is the test)
+        assert path.name in str(info.value)
+    np.testing.assert_array_equal(
+        tp.open_xarray(served.url_for(whole) if where == "http" else whole).v, values
+    )
