@@ -87,11 +87,6 @@ def test_a_vrt_source_on_another_host_never_gets_the_credential(served: Any) -> 
     assert _carrying(server, "localhost") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: a VRT read from a URL opens the local file it names: this machine's pixels come back as "
-    "the remote raster's",
-)
 def test_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
     server, _, local = served
     got = _read(f"{server.url}/auth/local.vrt")

@@ -75,6 +75,7 @@ from terrapipe.io.gdal_fork import keep_unclosed_in_children
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain, store_error_code
+from terrapipe.io.remote_sources import check_remote_sources
 from terrapipe.io.storage import Storage
 
 __all__ = [
@@ -175,7 +176,13 @@ class RasterSource:
         if self.overview_level is not None:
             kwargs["overview_level"] = self.overview_level
         with self.env():
-            return rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+            dataset = rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+            try:
+                check_remote_sources(self.path, dataset)  # a VRT at a URL naming a file on this machine
+            except ReadError:
+                dataset.close()
+                raise
+            return dataset
 
 
 class _Entered(threading.local):
