@@ -77,6 +77,7 @@ from typing import Any
 
 import xarray as xr
 
+from terrapipe.core.checks import check_storage
 from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -172,11 +173,7 @@ def _check_storage_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_storage(storage: Storage | None, storage_options: Mapping[str, Any] | None) -> Storage | None:
-    if storage is not None and not isinstance(storage, Storage):
-        raise InvalidArgumentError(
-            f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
-            "(build one with tp.Storage(...) or tp.Storage.from_env())"
-        )
+    storage = check_storage(storage)
     if storage is not None and storage_options:
         raise InvalidArgumentError(
             "pass storage= (tp.Storage, read through obstore) or storage_options= (fsspec's options), not both"
@@ -755,7 +752,8 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         # Not named after the parameter: where chunks land does not change the
         # values, so it stays out of cache keys and pipeline fingerprints.
         self._read_device = None if device is None else _device_reader().check(device)
-        self._opens_ahead = 1 if self._read_device is None else 0  # the next store opens while this one is read
+        # the next store opens while this one is read
+        self._opens_ahead = 1 if self._read_device is None else 0
         if self._read_device is not None and chunks is not None:
             raise InvalidArgumentError(
                 f"read_zarr device={device!r} reads without dask: leave chunks=None, got {chunks!r}"
