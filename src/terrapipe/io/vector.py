@@ -74,7 +74,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from terrapipe._compat import register_pyogrio_error_handler
-from terrapipe.core.checks import check_column_names, check_int
+from terrapipe.core.checks import check_column_names, check_int, check_storage
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -187,15 +187,6 @@ def _check_http_options(options: HTTPOptions | None) -> HTTPOptions | None:
             f"http_options must be a terrapipe.io.HTTPOptions or None, got {type(options).__name__} {options!r}"
         )
     return options
-
-
-def _check_storage(storage: Storage | None) -> Storage | None:
-    if storage is None or isinstance(storage, Storage):
-        return storage
-    raise InvalidArgumentError(
-        f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
-        "(build one with tp.Storage(...) or tp.Storage.from_env())"
-    )
 
 
 def _read_ogr(
@@ -618,7 +609,7 @@ def open_vector(
     where = _check_where(where)
     layer = _check_layer(layer)
     http_options = _check_http_options(http_options)
-    storage = _check_storage(storage)
+    storage = check_storage(storage)
     if box is not None and mask is not None:
         raise InvalidArgumentError("pass bbox or mask, not both")
     if is_geoparquet(text):
@@ -700,7 +691,7 @@ class ReadVector(ReaderStage[Any]):
         self.crs = check_crs(crs)
         self.http_options = _check_http_options(http_options)
         # Kept out of the cache description (it holds credentials): ``storage_location`` stands for it.
-        self._storage_obj = _check_storage(storage)
+        self._storage_obj = check_storage(storage)
         if self._storage_obj is not None:
             from terrapipe.io.raster import storage_config
 
