@@ -53,6 +53,10 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "chip: at most ELEMENTS_AHEAD (16) source elements pulled ahead of the one served (remote data)",
         "tests/chip/test_chipper_read_ahead.py::test_elements_pulled_ahead_are_bounded",
     ),
+    ("io/reader_stage.py", "deque("): (
+        "read_zarr: the store served and at most one opened ahead (ReaderStage._opens_ahead = 1)",
+        "tests/chip/test_scenes_opened_ahead.py::test_the_next_store_opens_while_the_current_one_is_used",
+    ),
     ("run/prefetch.py", "Queue("): (
         "prefetch(size): at most size + 1 elements read ahead",
         "tests/run/test_run_prefetch.py::test_prefetch_reads_ahead_within_its_bound",

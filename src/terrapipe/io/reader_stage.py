@@ -18,8 +18,11 @@ Examples
 
 from __future__ import annotations
 
+import contextvars
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from terrapipe.core.errors import TerrapipeError
@@ -49,6 +52,11 @@ class ReaderStage(Stage[T]):
     ``"skip"``/``"warn"`` it is unknown (``TypeError``), since elements may drop.
     """
 
+    #: Elements opened ahead on a thread while the current one is used (0: each in its turn); a
+    #: subclass whose ``open_one`` may run on another thread sets it (``read_zarr``: 1). Private:
+    #: how the stage runs, not what it yields (kept out of cache keys).
+    _opens_ahead: int = 0
+
     def __init__(self, source: IterDataPipe[Any], *, on_error: OnError = "raise") -> None:
         super().__init__()
         self.source = source
@@ -59,6 +67,9 @@ class ReaderStage(Stage[T]):
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[T]:
+        if self._opens_ahead > 0:
+            yield from self._opened_ahead(self._opens_ahead)
+            return
         for element in self.source:
             started = time.perf_counter()
             try:
@@ -70,6 +81,56 @@ class ReaderStage(Stage[T]):
             self.stats.seconds += time.perf_counter() - started
             self.stats.elements += 1
             yield opened
+
+    def _timed_open(self, element: Any) -> tuple[Any, TerrapipeError | None, float]:
+        started = time.perf_counter()
+        try:
+            return self.open_one(element), None, time.perf_counter() - started
+        except TerrapipeError as err:
+            return None, err, time.perf_counter() - started
+
+    def _opened_ahead(self, ahead: int) -> Iterator[T]:
+        """Open up to ``ahead`` elements after the current one on a thread; yield them in order.
+
+        A catalog of small scenes otherwise waits for each scene's open (its
+        metadata and coordinates) between the reads of one scene and the next
+        (docs/benchmarks/chip.md, many small scenes). The source is pulled here,
+        in order, on this thread; an error of the source comes after the
+        elements pulled before it. An element's error is handled
+        (``on_error``) in its turn, as is any other exception of ``open_one``.
+        Each open runs in a copy of this thread's context (shard scope).
+        """
+        pool = ThreadPoolExecutor(1, thread_name_prefix="terrapipe-open-ahead")
+        pending: deque[Future[tuple[Any, TerrapipeError | None, float]]] = deque()  # bounded: ahead + 1
+        source, pulling, failure = iter(self.source), True, None
+        try:
+            while True:
+                while pulling and len(pending) <= ahead:
+                    try:
+                        element = next(source)
+                    except StopIteration:
+                        pulling = False
+                        break
+                    except Exception as err:  # raised after the elements pulled before it
+                        pulling, failure = False, err
+                        break
+                    context = contextvars.copy_context()
+                    pending.append(pool.submit(context.run, self._timed_open, element))
+                if not pending:
+                    if failure is not None:
+                        raise failure
+                    return
+                opened, refused, seconds = pending.popleft().result()
+                self.stats.seconds += seconds
+                if refused is not None:
+                    handle_error(refused, on_error=self.on_error, stats=self.stats)
+                    continue
+                self.stats.elements += 1
+                yield opened
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True)  # at most the one open in flight (it has its own deadline)
 
     def __len__(self) -> int:
         if self.on_error != "raise":
