@@ -752,7 +752,6 @@ class ReadZarr(ReaderStage[xr.Dataset | xr.DataArray]):
         # Not named after the parameter: where chunks land does not change the
         # values, so it stays out of cache keys and pipeline fingerprints.
         self._read_device = None if device is None else _device_reader().check(device)
-        self._opens_ahead = 1 if self._read_device is None else 0  # the next store opens while this one is read
         # the next store opens while this one is read
         self._opens_ahead = 1 if self._read_device is None else 0
         if self._read_device is not None and chunks is not None:
