@@ -240,12 +240,16 @@ class _ThreadHandles(threading.local):
         self.pid = os.getpid()
         # source -> (dataset, the source's forget_remote count when it was opened)
         self.datasets: OrderedDict[RasterSource, tuple[rasterio.io.DatasetReader, int]] = OrderedDict()
+        # what the last acquire returned (the most recently used entry of ``datasets``): the next
+        # acquire of the same source object takes it without hashing the source twice
+        self.last: tuple[RasterSource, rasterio.io.DatasetReader, int] | None = None
 
     def check_fork(self) -> None:
         if self.pid != os.getpid():
             # Inherited through fork: the parent owns these; forget them unclosed.
             self.pid = os.getpid()
             self.datasets = OrderedDict()
+            self.last = None
 
 
 _HANDLES = _ThreadHandles()
@@ -271,11 +275,15 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
     handles = _HANDLES
     handles.check_fork()
     generation = _GENERATIONS.get(source.gdal_path, 0)
+    last = handles.last
+    if last is not None and last[0] is source and last[2] == generation and not last[1].closed:
+        return last[1]  # already the most recently used: a window read's usual case (no hashing)
     held = handles.datasets.get(source)
     if held is not None:
         dataset, opened_at = held
         if not dataset.closed and opened_at == generation:
             handles.datasets.move_to_end(source)
+            handles.last = (source, dataset, generation)
             return dataset
         del handles.datasets[source]
         _close(source, dataset)
@@ -283,6 +291,7 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
     dataset = source.open()
     keep_unclosed_in_children(dataset)  # a forked child must not close it (io/gdal_fork.py)
     handles.datasets[source] = (dataset, generation)
+    handles.last = (source, dataset, generation)
     while len(handles.datasets) > MAX_HANDLES_PER_THREAD:
         evicted, (oldest, _) = handles.datasets.popitem(last=False)
         _close(evicted, oldest)
@@ -300,6 +309,7 @@ def forget(source: RasterSource) -> None:
     handles.check_fork()
     held = handles.datasets.pop(source, None)
     if held is not None:
+        handles.last = None
         _close(source, held[0])
     forget_remote_file(source.path, source.storage)
 
@@ -339,6 +349,7 @@ def close_thread_handles() -> None:
     """Close every dataset the calling thread has open."""
     handles = _HANDLES
     handles.check_fork()
+    handles.last = None
     while handles.datasets:
         source, (dataset, _) = handles.datasets.popitem()
         _close(source, dataset)
