@@ -55,6 +55,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         (root / "same_host.vrt").write_text(_vrt("b.tif", relative=True))
         (root / "local.vrt").write_text(_vrt(str(local_dir / "private.tif")))
         (root / "public.vrt").write_text(_vrt("b.tif", relative=True))
+        # a remote VRT whose source is another remote VRT, which names the local file
+        (root / "outer.vrt").write_text(_vrt(f"/vsicurl/http://127.0.0.1:{server.port}/local.vrt"))
+        # a local file through curl's file:// scheme, behind a /vsicurl/ prefix
+        (root / "file_url.vrt").write_text(_vrt(f"/vsicurl/file://{local_dir}/private.tif"))
         yield server, remote, local
     finally:
         server.stop()
@@ -90,6 +94,24 @@ def test_a_vrt_source_on_another_host_never_gets_the_credential(served: Any) -> 
 def test_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
     server, _, local = served
     got = _read(f"{server.url}/auth/local.vrt")
+    assert got is None or not np.array_equal(got[0], local[0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="S: io/remote_sources checks the file list of the VRT opened, not of the remote VRTs it names: "
+    "an outer VRT at a URL whose source is a remote VRT naming a local file reads that file",
+)
+def test_a_remote_vrt_naming_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
+    server, _, local = served
+    got = _read(f"{server.url}/outer.vrt")
+    assert got is None or not np.array_equal(got[0], local[0])
+
+
+def test_a_local_file_behind_a_vsicurl_file_url_is_not_read(served: Any) -> None:
+    """Held: GDAL's curl refuses file:// (the read fails by name)."""
+    server, _, local = served
+    got = _read(f"{server.url}/file_url.vrt")
     assert got is None or not np.array_equal(got[0], local[0])
 
 
