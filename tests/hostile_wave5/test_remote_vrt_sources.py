@@ -57,6 +57,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         (root / "public.vrt").write_text(_vrt("b.tif", relative=True))
         # a remote VRT whose source is another remote VRT, which names the local file
         (root / "outer.vrt").write_text(_vrt(f"/vsicurl/http://127.0.0.1:{server.port}/local.vrt"))
+        # a local file in a folder whose name is a GDAL remote prefix (paths.is_remote finds it anywhere)
+        (local_dir / "vsis3").mkdir()
+        write_cog(local_dir / "vsis3" / "private.tif", count=1, height=64, width=64, block=64, seed=2)
+        (root / "prefix_folder.vrt").write_text(_vrt(str(local_dir / "vsis3" / "private.tif")))
         # a local file through curl's file:// scheme, behind a /vsicurl/ prefix
         (root / "file_url.vrt").write_text(_vrt(f"/vsicurl/file://{local_dir}/private.tif"))
         yield server, remote, local
@@ -105,6 +109,17 @@ def test_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
 def test_a_remote_vrt_naming_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
     server, _, local = served
     got = _read(f"{server.url}/outer.vrt")
+    assert got is None or not np.array_equal(got[0], local[0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="S: io/paths.is_remote counts a path holding '/vsis3/' (any remote /vsi prefix) anywhere as remote: "
+    "a local file in such a folder passes remote_sources' check and is read",
+)
+def test_a_local_file_in_a_folder_named_like_a_vsi_prefix_is_not_read(served: Any) -> None:
+    server, _, local = served
+    got = _read(f"{server.url}/prefix_folder.vrt")
     assert got is None or not np.array_equal(got[0], local[0])
 
 
