@@ -65,7 +65,7 @@ from rasterio.enums import Interleaving
 from rasterio.windows import Window
 
 from terrapipe._compat import xarray_indexing
-from terrapipe.core.checks import check_bool, check_scalar_options
+from terrapipe.core.checks import check_bool, check_scalar_options, check_storage
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -141,15 +141,6 @@ def _check_chunks(chunks: ChunksLike) -> ChunksLike:
         return chunks
     raise InvalidArgumentError(
         f"chunks must be None, True, 'auto', an int > 0, a tuple of them or a {{dim: size}} dict, got {chunks!r}"
-    )
-
-
-def _check_storage(storage: Storage | None) -> Storage | None:
-    if storage is None or isinstance(storage, Storage):
-        return storage
-    raise InvalidArgumentError(
-        f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
-        "(build one with tp.Storage(...) or tp.Storage.from_env())"
     )
 
 
@@ -545,7 +536,7 @@ def _open_raster(
     storage: Storage | None = None,
 ) -> xr.DataArray:
     path_text = href_of(path)
-    storage = _check_storage(storage)
+    storage = check_storage(storage)
     wanted = _check_bands(bands)
     level = _check_overview_level(overview_level)
     chunks = _check_chunks(chunks)
@@ -719,7 +710,7 @@ class ReadRaster(ReaderStage[xr.DataArray]):
         self.verify = check_bool(verify, "verify")
         self.open_options = _check_open_options(open_options)
         # Kept out of the cache description (it holds credentials): ``storage_location`` stands for it.
-        self._storage_obj = _check_storage(storage)
+        self._storage_obj = check_storage(storage)
         if self._storage_obj is not None:  # no storage: the description is what it was before
             self.storage_location = storage_config(self._storage_obj)
 
