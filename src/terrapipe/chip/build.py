@@ -59,7 +59,7 @@ from terrapipe._compat import (
 )
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
-from terrapipe.core.coords import cached_transform, gdal_transform, transform_from_coords, xy_dims
+from terrapipe.core.coords import cached_transform, gdal_transform, time_name, transform_from_coords, xy_dims
 from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 from terrapipe.core.redact import redact_url
@@ -200,8 +200,10 @@ class ItemCutter:
             raise InvalidArgumentError(msg)
         source = obj.encoding.get("source")
         self.source_ids: tuple[str, ...] = (redact_url(str(source)),) if source else ()
-        self.time = _times(obj) if output == "numpy" else None
-        self._time_axis = self.dims.index("time") if "time" in self.dims else None
+        time_coord = time_name(obj)  # "time", else CF's time (ERA5's valid_time, WRF's XTIME along Time)
+        self.time = _times(obj, time_coord) if output == "numpy" else None
+        time_dims = obj.coords[time_coord].dims if time_coord is not None else ()
+        self._time_axis = self.dims.index(time_dims[0]) if time_dims and time_dims[0] in self.dims else None
         spatial = tuple(int(obj.sizes[d]) if d is not None else 1 for d in (y_dim, x_dim))
         self._meta_shape: tuple[int, int] = (
             self._window_list[self._y_axis] if self._y_axis is not None else spatial[0],
@@ -731,8 +733,8 @@ def _stated_transform(obj: xr.DataArray | xr.Dataset) -> str:
     return ""
 
 
-def _times(obj: xr.DataArray | xr.Dataset) -> str | tuple[str, ...] | None:
-    """Return the chip's ``time`` as ISO 8601, as ``to_tensor`` writes it (one text for both outputs)."""
-    if "time" not in obj.coords:
+def _times(obj: xr.DataArray | xr.Dataset, name: Hashable | None) -> str | tuple[str, ...] | None:
+    """Return the chip's time coordinate ``name`` as ISO 8601, as ``to_tensor`` writes it (one text for both)."""
+    if name is None:
         return None
-    return iso_times(obj.coords["time"].values)
+    return iso_times(obj.coords[name].values)

@@ -19,9 +19,16 @@ prediction straddling the template's edge (a chip -2..2 on 0..360) on both of
 its ends, and on a template wider than the globe (a repeated column) on every
 copy of its place.
 Parts of a window outside the template (padded chips) are ignored; pixels no
-prediction covers get ``fill_value``. The result carries the template's
-coordinates and CRS, so ``out.rio.to_raster("pred.tif", driver="COG")``
-writes a Cloud-Optimized GeoTIFF.
+prediction covers get ``fill_value``. Predictions are placed along y and x
+only: where the template has another axis longer than one (``time``,
+``member``, ``level``) and the predictions come from chips at different
+places along it (xarray chips' coordinates, or a GeoMeta's ``time``), they
+would be merged into one layer (a mean over dates), so that is a
+:class:`~terrapipe.core.errors.GridMismatchError`: stitch each step on its
+own (``template.isel(time=i)``) or chip with that axis kept whole. The
+result carries the template's coordinates and CRS, so
+``out.rio.to_raster("pred.tif", driver="COG")`` writes a Cloud-Optimized
+GeoTIFF.
 
 Examples
 --------
@@ -46,9 +53,10 @@ import xarray as xr
 from affine import Affine
 
 from terrapipe.core.checks import check_number, check_numeric_dtype
-from terrapipe.core.coords import evenly_spaced, transform_from_coords, xy_dims
+from terrapipe.core.coords import evenly_spaced, time_name, transform_from_coords, xy_dims
 from terrapipe.core.crs import longitude_period, same_crs
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
+from terrapipe.core.sample import iso_times
 
 __all__ = ["stitch"]
 
@@ -100,6 +108,12 @@ class _Grid:
             name: coord for name, coord in template.coords.items() if set(coord.dims) <= {x_dim, y_dim}
         }
         self.lead_template = template if isinstance(template, xr.DataArray) else None
+        self.other_dims: tuple[Hashable, ...] = tuple(
+            d for d in template.sizes if d not in (x_dim, y_dim) and int(template.sizes[d]) > 1
+        )
+        time = time_name(template)  # "time", ERA5's valid_time...: the axis a GeoMeta's time is along
+        time_dims = template.coords[time].dims if time is not None else ()
+        self.time_dim: Hashable | None = time_dims[0] if len(time_dims) == 1 else None
 
     def _from_geobox(self, gbox: Any) -> None:
         from odc.geo.xr import xr_coords
@@ -115,6 +129,25 @@ class _Grid:
         if "longitude" in self.coords or "latitude" in self.coords:
             self.y_dim, self.x_dim = "latitude", "longitude"
         self.lead_template = None
+        self.other_dims = ()
+        self.time_dim = None
+
+    def steps_of(self, meta: Any) -> tuple[Any, ...]:
+        """Where a prediction's chip lies along the template's other axes (``time``...), as far as it says.
+
+        An xarray chip: its coordinate values along each such axis it has; a
+        GeoMeta: its ``time`` where the template has a time axis.
+        Predictions whose places differ would be merged on one y/x grid.
+        """
+        steps: list[Any] = []
+        for dim in self.other_dims:
+            if isinstance(meta, xr.DataArray | xr.Dataset):
+                if dim in meta.coords and dim in meta.dims:
+                    steps.append((dim, np.asarray(meta[dim].values).ravel()))
+            elif isinstance(meta, Mapping) and dim == self.time_dim and meta.get("time") is not None:
+                time = meta["time"]
+                steps.append((dim, np.asarray(list(time) if isinstance(time, list | tuple) else [time])))
+        return tuple(steps)
 
     def origin_from_meta(self, meta: Mapping[str, Any]) -> tuple[int, int]:
         """Row and column of a GeoMeta's window on this grid."""
@@ -215,6 +248,50 @@ class _Grid:
         y0 = float(chip[self.y_dim].values[0])
         col, row = ~t @ (x0, y0)
         return _whole(row - 0.5, "row"), _whole(col - 0.5, "column")
+
+
+def _same_steps(first: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
+    """Whether two predictions lie at the same places along the template's other axes.
+
+    Values of different kinds (a chip's datetime64 and a GeoMeta's ISO text) are compared as ISO text.
+    """
+    if len(first) != len(other):
+        return False
+    for (a_dim, a), (b_dim, b) in zip(first, other, strict=True):
+        if a_dim != b_dim or a.shape != b.shape:
+            return False
+        if a.dtype.kind != b.dtype.kind:
+            a, b = np.asarray(iso_times(a)), np.asarray(iso_times(b))
+        if not bool(np.asarray(a == b).all()):
+            return False
+    return True
+
+
+def _refuse_merge(first: tuple[Any, ...], other: tuple[Any, ...], grid: _Grid) -> None:
+    """Refuse predictions from chips at different places along an axis stitch does not place (``time``)."""
+    dims = dict(first)
+    for dim, values in other:
+        if dim in dims and not _same_steps(((dim, dims[dim]),), ((dim, values),)):
+            shown = [_shown(dims[dim]), _shown(values)]
+            msg = (
+                f"predictions come from chips at different {dim!r} ({shown[0]} and {shown[1]}) and stitch "
+                f"places them on the template's {grid.y_dim!r}/{grid.x_dim!r} only, so they would be merged "
+                f"into one layer; stitch each {dim!r} step on its own (template.isel({dim}=i)) or chip with "
+                f"{dim!r} kept whole"
+            )
+            raise GridMismatchError(msg)
+    missing = sorted(set(dims) ^ {dim for dim, _ in other}, key=str)
+    msg = (
+        f"some predictions say where they lie along {missing[0]!r} and others do not, so chips of "
+        f"different {missing[0]!r} may be merged into one layer; give every prediction its chip or GeoMeta"
+    )
+    raise GridMismatchError(msg)
+
+
+def _shown(values: np.ndarray) -> str:
+    """Show a chip's coordinate values along one axis, shortly."""
+    text = [str(v) for v in values[:1]] + [str(v) for v in values[1:][-1:]]
+    return text[0] if len(text) == 1 else f"{text[0]} .. {text[-1]}"
 
 
 def _uneven(coord: Any) -> bool:
@@ -338,7 +415,13 @@ def stitch(
     best: np.ndarray | None = None
     best_rank: np.ndarray | None = None
     lead: tuple[int, ...] = ()
+    first_steps: tuple[Any, ...] | None = None
     for pred, meta in _pairs(predictions):
+        steps = grid.steps_of(meta)
+        if first_steps is None:
+            first_steps = steps
+        elif not _same_steps(first_steps, steps):
+            _refuse_merge(first_steps, steps, grid)
         if pred.ndim < 2:
             raise InvalidArgumentError(
                 f"a prediction must be at least 2-D [..., h, w], got shape {pred.shape}"

@@ -36,6 +36,7 @@ __all__ = [
     "cached_transform",
     "evenly_spaced",
     "gdal_transform",
+    "time_name",
     "transform_from_coords",
     "xy_dims",
 ]
@@ -137,6 +138,51 @@ def xy_dims(dims: Any) -> tuple[Hashable | None, Hashable | None]:
             raise InvalidArgumentError(msg)
         found.append(candidates[0] if candidates else None)
     return found[0], found[1]
+
+
+def _is_time(variable: Any) -> bool:
+    """Whether a coordinate holds times: datetime64 values, or cftime dates (``object`` with a ``calendar``)."""
+    if variable.dtype.kind == "M":
+        return True
+    if variable.dtype.kind != "O" or variable.size == 0:
+        return False
+    first = variable.values.ravel()[0]
+    return hasattr(first, "calendar") and hasattr(first, "isoformat")
+
+
+def time_name(obj: Any) -> Hashable | None:
+    """Return the name of an xarray object's time coordinate (what a chip's ``meta["time"]`` holds), if any.
+
+    ``time`` where there is one; else the coordinate that CF's attributes
+    call time (``axis="T"`` or ``standard_name="time"``: ERA5 from the new
+    CDS names it ``valid_time``); else the one coordinate holding dates
+    (datetime64 or cftime: WRF's ``XTIME`` along ``Time``). Only scalar and
+    1-D coordinates count; several candidates and no way to choose:
+    ``None``, as for none.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> era5 = xr.Dataset(coords={"valid_time": ("valid_time", np.array(["2024-01-01"], "datetime64[ns]"),
+    ...                                          {"standard_name": "time"}), "number": 0})
+    >>> time_name(era5), time_name(xr.Dataset(coords={"time": [0, 1]})), time_name(xr.Dataset(coords={"n": 0}))
+    ('valid_time', 'time', None)
+    """
+    coords = obj.coords
+    if "time" in coords:
+        return "time"
+    variables = getattr(coords, "variables", coords)
+    stated: list[Hashable] = [
+        name
+        for name, var in variables.items()
+        if var.ndim <= 1 and (var.attrs.get("axis") == "T" or var.attrs.get("standard_name") == "time")
+    ]
+    if len(stated) == 1:
+        return stated[0]
+    if stated:
+        return None
+    dated: list[Hashable] = [name for name, var in variables.items() if var.ndim <= 1 and _is_time(var)]
+    return dated[0] if len(dated) == 1 else None
 
 
 def cached_transform(obj: Any) -> Affine | None:

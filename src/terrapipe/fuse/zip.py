@@ -90,6 +90,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from terrapipe.core.coords import time_name
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.sample import GeoMeta, iso_times
@@ -240,7 +241,7 @@ def chip_times(chip: xr.Dataset | xr.DataArray) -> str | tuple[str, ...] | None:
     >>> chip_times(ds), chip_times(ds[["a"]].drop_vars("b_time"))
     (('2024-04-15T00:00:00', '2024-06-19T00:00:00'), '2024-04-15T00:00:00')
     """
-    names: list[Hashable] = [TIME]
+    names: list[Hashable] = [time_name(chip) or TIME]  # ERA5's valid_time, WRF's XTIME: by CF attributes
     if isinstance(chip, xr.Dataset):
         names.extend(f"{name}_time" for name in chip.data_vars)
     return _combine_times([iso_times(chip.coords[n].values) for n in names if n in chip.coords])
