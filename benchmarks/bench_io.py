@@ -10,6 +10,14 @@ the floor and for terrapipe alike, and each HTTP run uses a new URL. The
 readers take turns within each round (``--rounds``, medians shown), so load
 from elsewhere on the machine hits them alike.
 
+``--chips`` also reads the same windows the way terrapipe reads many windows, in one pass:
+``tp.from_items([open_raster(path)]).sample_windows(size, points=...)``, one window centred on
+each point in the order given (rows ``sample_windows (numpy)`` / ``(xarray)``, by ``output=``),
+each storage block of a buffer of windows read once (the default ``buffer=256``, and ``buffer=n``:
+every window's blocks read once, as GDAL's block cache serves the floor), on ``--threads`` reader
+threads (1: in the calling thread), every run through a new file name (cold GDAL cache); the first round checks its
+pixels equal to rasterio's, window by window.
+
 ``--baseline-src DIR`` also times ``terrapipe local`` over another copy of
 ``src/`` (``git archive <commit> src | tar -x -C DIR``, then ``DIR/src``) and
 over this one, each in a fresh child process with its own floor run just
@@ -17,7 +25,7 @@ before it in that process: rows ``terrapipe local (child)`` and ``terrapipe
 local (baseline src)``, so a change is measured before/after in one run.
 
 Run: ``python benchmarks/bench_io.py [--windows 300] [--size 4096] [--threads 1 4] [--rounds 5]
-[--parts] [--clock wall|cpu] [--baseline-src DIR]``
+[--parts] [--chips] [--clock wall|cpu] [--baseline-src DIR]``
 """
 
 from __future__ import annotations
@@ -207,6 +215,84 @@ def isel_costs(path: Path, picks: list[tuple[int, int]], win: int) -> dict[str, 
     return costs
 
 
+def window_points(path: Path, picks: list[tuple[int, int]], win: int) -> list[tuple[float, float]]:
+    """Map ``(x, y)`` points that ``sample_windows(points=...)`` centres windows of ``win`` pixels on, at ``picks``.
+
+    A window is centred on the pixel holding the point: its start is that pixel's row and column less
+    ``win // 2`` (:mod:`terrapipe.chip.sampler`), so the point is the centre of pixel ``start + win // 2``.
+    """
+    with rasterio.open(path) as ds:
+        t = ds.transform
+    half = win // 2
+    return [(t.c + (c + half + 0.5) * t.a, t.f + (r + half + 0.5) * t.e) for r, c in picks]
+
+
+#: How many links :func:`_fresh_name` made (each run reads through a new one).
+_LINKS = {"count": 0}
+
+
+def _fresh_name(path: Path) -> Path:
+    """A new symbolic link to ``path``: a new name, so the reader threads open new datasets (cold GDAL cache).
+
+    ``sample_windows`` reads on the process's long-lived reader threads (:mod:`terrapipe.io.read_pool`),
+    which keep their handles between passes; a name they never opened starts cold, as the floor does.
+    """
+    _LINKS["count"] += 1
+    link = path.with_name(f"{path.stem}-link{_LINKS['count']}{path.suffix}")
+    link.symlink_to(path)
+    return link
+
+
+def sample_windows_pipe(
+    path: Path, picks: list[tuple[int, int]], win: int, threads: int, output: str, buffer: int = 256
+) -> Any:
+    """terrapipe's way to read many given windows: ``from_items([open_raster(p)]).sample_windows(points=...)``.
+
+    One window centred on each point, in the order given; the blocks of ``buffer`` windows (256 by
+    default) are read once each, on ``threads`` reader threads (``workers=0``: in the calling thread).
+    """
+    import terrapipe as tp
+
+    da = open_raster(path)
+    close_thread_handles()  # the open's handle: reads start cold, as the floor's do
+    size = {"y": win, "x": win}
+    workers = 0 if threads == 1 else threads
+    points = window_points(path, picks, win)
+    return tp.from_items([da]).sample_windows(
+        size, points=points, workers=workers, output=output, buffer=buffer
+    )
+
+
+def sample_windows_run(
+    path: Path, picks: list[tuple[int, int]], win: int, threads: int, output: str, buffer: int = 256
+) -> float:
+    """Seconds for :func:`sample_windows_pipe` to yield every window (a new file name: cold GDAL cache)."""
+    pipe = sample_windows_pipe(_fresh_name(path), picks, win, threads, output, buffer)
+    clock = CLOCK["clock"]
+    started = clock()
+    count = sum(1 for _ in pipe)
+    spent = clock() - started
+    close_thread_handles()
+    if count != len(picks):
+        raise SystemExit(f"sample_windows gave {count} windows, not {len(picks)}")
+    return spent
+
+
+def check_sample_windows(path: Path, picks: list[tuple[int, int]], win: int, threads: int) -> None:
+    """Stop unless ``sample_windows`` gives rasterio's pixels for every pick, in order (both outputs)."""
+    with rasterio.open(path) as ds:
+        expected = [ds.read(window=Window(c, r, win, win)) for r, c in picks]
+    for output in ("numpy", "xarray"):
+        got = list(sample_windows_pipe(_fresh_name(path), picks, win, threads, output))
+        close_thread_handles()
+        arrays = [np.asarray(g[0] if output == "numpy" else g.values) for g in got]
+        same = len(arrays) == len(expected) and all(
+            a.dtype == e.dtype and np.array_equal(a, e) for a, e in zip(arrays, expected, strict=False)
+        )
+        if not same:
+            raise SystemExit(f"sample_windows (output={output!r}, {threads} threads) differs from rasterio")
+
+
 def rioxarray_run(path: Path, picks: list[tuple[int, int]], win: int, threads: int) -> float:
     """The peer: ``rioxarray.open_rasterio(path, cache=False, lock=False)``, then ``isel(...).values``."""
     import rioxarray
@@ -257,6 +343,12 @@ def main() -> None:
         "DataArray's isel (the xarray floor) and rioxarray (the peer)",
     )
     parser.add_argument(
+        "--chips",
+        action="store_true",
+        help="also time, locally: the same windows through terrapipe's sample_windows(points=...) over "
+        "open_raster (output numpy and xarray; pixels checked equal to rasterio's in the first round)",
+    )
+    parser.add_argument(
         "--clock",
         choices=["wall", "cpu"],
         default="wall",
@@ -296,6 +388,13 @@ def main() -> None:
                     seconds.setdefault(("rasterio local (floor)", threads), []).append(floor)
                     local = terrapipe_run(path, picks, win, threads)
                     seconds.setdefault(("terrapipe local", threads), []).append(local)
+                    if args.chips:
+                        if round_ == 0:
+                            check_sample_windows(path, picks, win, threads)
+                        for output, buffer in (("numpy", 256), ("xarray", 256), ("numpy", len(picks))):
+                            spent = sample_windows_run(path, picks, win, threads, output, buffer)
+                            label = f"sample_windows ({output}{', buffer=n' if buffer != 256 else ''})"
+                            seconds.setdefault((label, threads), []).append(spent)
                     if args.parts:
                         values = terrapipe_values_run(path, picks, win, threads)
                         seconds.setdefault(("  .values alone", threads), []).append(values)
