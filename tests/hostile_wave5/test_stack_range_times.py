@@ -58,17 +58,7 @@ def _labels(cube: Any) -> list[str]:
 @pytest.mark.parametrize("start", ["2024-06-01T12:30:00+02:00", "2024-06-01T05:30:00-05:00"])
 @pytest.mark.parametrize(
     "grid",
-    [
-        "native",
-        pytest.param(
-            "resampled",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="E: stack._pystac_items moves only 'datetime' to UTC; odc-stac labels a range-only "
-                "item by its start_datetime's local clock",
-            ),
-        ),
-    ],
+    GRIDS,
 )
 def test_a_range_only_item_is_labelled_in_utc(item: dict[str, Any], grid: str, start: str) -> None:
     cube = _stack([_dated(item, "ranged", None, start)], grid)
@@ -77,17 +67,7 @@ def test_a_range_only_item_is_labelled_in_utc(item: dict[str, Any], grid: str, s
 
 @pytest.mark.parametrize(
     "grid",
-    [
-        "native",
-        pytest.param(
-            "resampled",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="E: odc-stac sorts range-only items by instant but labels them by local clock: "
-                "labels out of order",
-            ),
-        ),
-    ],
+    GRIDS,
 )
 def test_datetime_and_range_only_items_keep_their_labels_in_order(item: dict[str, Any], grid: str) -> None:
     items = [
@@ -110,17 +90,7 @@ def test_one_instant_written_three_ways_is_one_slot(item: dict[str, Any], grid: 
 
 @pytest.mark.parametrize(
     "grid",
-    [
-        "native",
-        pytest.param(
-            "resampled",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="E: a range-only item's start_datetime keeps its offset for odc-stac, whose slot "
-                "label is that local clock",
-            ),
-        ),
-    ],
+    GRIDS,
 )
 def test_one_instant_written_three_ways_as_ranges_is_one_slot(item: dict[str, Any], grid: str) -> None:
     items = [_dated(item, f"i{k}", None, when) for k, when in enumerate(reversed(SAME_INSTANT))]
@@ -130,17 +100,7 @@ def test_one_instant_written_three_ways_as_ranges_is_one_slot(item: dict[str, An
 
 @pytest.mark.parametrize(
     "grid",
-    [
-        "native",
-        pytest.param(
-            "resampled",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="E: odc-stac takes a range-only item's solar day from its local clock (+02:00: the next "
-                "day), so one solar day becomes two slots",
-            ),
-        ),
-    ],
+    GRIDS,
 )
 def test_solar_days_are_counted_from_utc(item: dict[str, Any], grid: str) -> None:
     """Near 3 degrees east a solar day is the UTC day: 01:30+02:00 on June 2 is June 1 there."""

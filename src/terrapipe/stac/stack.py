@@ -138,18 +138,27 @@ _ZERO = dt.timedelta(0)
 def _pystac_items(found: Sequence[Any]) -> list[Any]:
     """Return the items as ``pystac.Item`` s (odc-stac's input): plain dicts built by pystac now.
 
-    An item whose ``datetime`` has an offset other than UTC, or none, is a copy
-    with that datetime in UTC (:func:`_utc`): odc-stac labels and sorts the time
-    axis by the clock time it reads, dropping the offset.
+    An item whose ``datetime``, ``start_datetime`` or ``end_datetime`` has an
+    offset other than UTC, or none, is a copy with those in UTC (:func:`_utc`):
+    odc-stac labels, sorts and groups (solar days) the time axis by the clock
+    time it reads, dropping the offset; an item dated by its range only is
+    labelled by ``start_datetime``, as the native cube's ``_nominal`` does.
     """
     out = []
     for i, item in enumerate(found):
         if isinstance(item, Mapping):
             item = absolute_item(item, where=f"stack_stac's input (element {i})")
+        cloned = False
         when = item.datetime
         if when is not None and when.utcoffset() != _ZERO:  # another offset, or none
-            item = item.clone()
+            item, cloned = item.clone(), True
             item.datetime = _utc(when)
+        for name in ("start_datetime", "end_datetime"):
+            bound = getattr(item.common_metadata, name)
+            if bound is not None and bound.utcoffset() != _ZERO:
+                if not cloned:
+                    item, cloned = item.clone(), True
+                setattr(item.common_metadata, name, _utc(bound))
         out.append(item)
     return out
 
