@@ -51,7 +51,6 @@ RedisStore('redis://127.0.0.1:6379/0', ttl=3600, max_entry_bytes=67108864)
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -61,6 +60,7 @@ from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, check_codec, compress_entry, decompress_entry
 from terrapipe.cache.redis_wire import RedisReader, supported
 from terrapipe.core.errors import CacheError, InvalidArgumentError
+from terrapipe.core.loopback import is_loopback_host
 from terrapipe.core.optional import require
 
 if TYPE_CHECKING:
@@ -72,8 +72,8 @@ __all__ = ["RedisStore"]
 def _is_local(url: object) -> bool:
     """Whether ``url`` names a server on this machine: a unix socket, or ``redis://`` to a loopback host.
 
-    ``rediss://`` (TLS) is not counted (not measured); a host name other
-    than ``localhost`` is not resolved.
+    ``rediss://`` (TLS) is not counted (not measured); a loopback host is
+    :func:`~terrapipe.core.loopback.is_loopback_host`'s (no name is resolved).
 
     >>> [_is_local(u) for u in ("unix:///tmp/r.sock", "redis://127.0.0.1:6379/0", "redis://[::1]:6379")]
     [True, True, True]
@@ -88,15 +88,7 @@ def _is_local(url: object) -> bool:
     if scheme != "redis":
         return False
     try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
+        return is_loopback_host(urlsplit(url).hostname)
     except ValueError:
         return False
 

@@ -42,6 +42,8 @@ __all__ = ["RedisReader", "supported"]
 
 _BLOSC_OVERHEAD = 16
 _LINE_MAX = 1 << 16
+#: Where redis-py connects when a ``redis://`` URL names no host or no port.
+_DEFAULT_HOST, _DEFAULT_PORT = "localhost", 6379
 
 
 def supported(url: str) -> bool:
@@ -117,16 +119,8 @@ class RedisReader:
         from redis.connection import parse_url
 
         options = parse_url(self.url)  # type: ignore[no-untyped-call]
-        if "path" in options:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            address: Any = options["path"]
-        else:
-            sock = socket.socket(socket.AF_INET6 if ":" in options["host"] else socket.AF_INET)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            address = (options["host"], options["port"])
-        sock.settimeout(self.timeout)
+        sock = self._connect(options)
         try:
-            sock.connect(address)
             wire = _Wire(sock)
             if options.get("password"):
                 user = [options["username"].encode()] if options.get("username") else []
@@ -140,6 +134,26 @@ class RedisReader:
             raise
         self._local.wire, self._local.pid = wire, os.getpid()
         return wire
+
+    def _connect(self, options: dict[str, Any]) -> socket.socket:
+        """Connect where redis-py connects for these options (``redis.connection.parse_url``'s).
+
+        Its defaults where the URL leaves them out (``localhost``, 6379), and each address the host
+        resolves to in turn (``localhost`` may be ``::1`` only), as redis-py does.
+        """
+        if "path" not in options:
+            address = (options.get("host", _DEFAULT_HOST), options.get("port", _DEFAULT_PORT))
+            sock = socket.create_connection(address, timeout=self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(options["path"])
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     @staticmethod
     def _ok(wire: _Wire, what: str) -> None:
