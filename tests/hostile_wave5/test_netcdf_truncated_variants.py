@@ -63,14 +63,7 @@ def _read_or_refused(path: Any) -> np.ndarray | None:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(
-            "cdf5",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="C: io/xarray_open._local_netcdf_engine sends CDF-5 (CDF\\x05) to netCDF4's engine, "
-                "which reads a file cut at half without an error (half the values wrong)",
-            ),
-        ),
+        "cdf5",
         "cdf2",
         "cdf1",
         "netcdf4",
@@ -92,14 +85,7 @@ def test_the_whole_file_reads_right(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(
-            "cdf5",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="C: io/xarray_open._remote_netcdf_engine gives any 'CDF' file to scipy, which cannot read "
-                "CDF-5: scipy's bare IndexError reaches the user",
-            ),
-        ),
+        "cdf5",
         "cdf2",
         "cdf1",
         "netcdf4",

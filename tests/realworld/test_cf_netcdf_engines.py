@@ -99,3 +99,26 @@ def test_a_truncated_netcdf_file_is_a_read_error_never_zeros(
     np.testing.assert_array_equal(
         tp.open_xarray(served.url_for(whole) if where == "http" else whole).v, values
     )
+
+
+@pytest.mark.parametrize("fmt", ["NETCDF3_CLASSIC", "NETCDF3_64BIT", "NETCDF3_64BIT_DATA"])
+@pytest.mark.parametrize("records", [1, 2], ids=["one_record_variable", "two_record_variables"])
+def test_a_netcdf_3_file_with_a_record_dimension_is_checked_by_its_header(
+    tmp_path: Path, fmt: str, records: int
+) -> None:
+    """Model output written with an unlimited time (CMOR, CDO): cut anywhere, even with netCDF4's engine."""
+    values = np.arange(1, 7 * 20 * 30 + 1, dtype="float64").reshape(7, 20, 30)
+    names = ["tas", "pr"][:records]
+    ds = xr.Dataset({name: (("time", "y", "x"), values * (k + 1)) for k, name in enumerate(names)})
+    ds["orog"] = (("y", "x"), values[0].astype("float32"))
+    whole = tmp_path / "whole.nc"
+    ds.to_netcdf(whole, engine="netcdf4", format=fmt, unlimited_dims=["time"])
+    for engine in ("netcdf4", None):
+        opened = tp.open_xarray(whole, engine=engine) if engine else tp.open_xarray(whole)
+        np.testing.assert_array_equal(opened[names[-1]].values, values * records)
+    data = whole.read_bytes()
+    for cut in (len(data) - 8, len(data) // 2, 2000):
+        path = tmp_path / f"cut{cut}.nc"
+        path.write_bytes(data[:cut])
+        with pytest.raises(TerrapipeError, match=r"truncated|cannot open"):
+            tp.open_xarray(path, engine="netcdf4")[names[-1]].values  # noqa: B018

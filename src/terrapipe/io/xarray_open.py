@@ -45,6 +45,7 @@ from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.http_file import open_http
+from terrapipe.io.netcdf_header import local_extent
 from terrapipe.io.object_file import ObjectFile
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import href_of, is_http
@@ -123,6 +124,18 @@ def _local_netcdf_engine(path: str) -> str:
     return _netcdf_engine()
 
 
+def _check_not_truncated(path: str, engine: str) -> None:
+    """Refuse a local netCDF-3 file shorter than its header says (netCDF4's engine reads it as zeros)."""
+    try:
+        sizes = local_extent(path)
+    except OSError:
+        return  # the engine's open names it
+    if sizes is not None and sizes[0] < sizes[1]:
+        size, extent = sizes
+        cause = f"it is truncated: {size} bytes, where its netCDF-3 header places data up to byte {extent}"
+        raise read_error(path, f"cannot open ({engine})", cause=cause, hint="download or copy it again")
+
+
 def _remote_netcdf_engine(target: Any, href: str) -> str:
     """Return the engine that reads a remote netCDF file from a file object, by its first bytes.
 
@@ -139,6 +152,13 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
         raise
     except (OSError, ValueError) as err:
         raise read_error(href, "cannot open (netcdf)", err) from err
+    if bytes(head[:4]) == b"CDF\x05":
+        cause = (
+            "it is a CDF-5 (64-bit data) netCDF-3 file, which only netCDF4's engine reads, and that engine "
+            "takes local paths only"
+        )
+        hint = "copy it to a local file first, or convert it (nccopy -k nc4)"
+        raise read_error(href, "cannot open (netcdf)", cause=cause, hint=hint)
     engine = "scipy" if bytes(head[:3]) == b"CDF" else "h5netcdf"
     if engine not in xr.backends.list_engines():
         kind = "a netCDF-3" if engine == "scipy" else "a netCDF-4/HDF5"
@@ -256,6 +276,8 @@ def open_xarray(
             engine = _remote_netcdf_engine(target, href)
     elif "://" not in href and not os.path.exists(href):
         raise read_error(href, f"cannot open ({engine})", FileNotFoundError(href))
+    elif "://" not in href and engine in _NETCDF_ENGINES:
+        _check_not_truncated(href, engine)
     try:
         ds = xr.open_dataset(target, engine=engine, chunks=chunks, **kwargs)
     except TerrapipeError:
