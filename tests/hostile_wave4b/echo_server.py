@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import base64
 import http.server
-import json
 import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
 
+from tests.servers.handler import JsonHandler
 from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 
-class _Echo(http.server.BaseHTTPRequestHandler):
+class _Echo(JsonHandler):
     def do_GET(self) -> None:
         head = self.path.split("/")[1] if self.path.count("/") > 1 else ""
         status = int(head) if head.isdigit() else 400
@@ -27,20 +27,11 @@ class _Echo(http.server.BaseHTTPRequestHandler):
             f"key {self.headers.get('X-Api-Key')}; session {_first_cookie(self.headers.get('Cookie'))}; "
             f"user {_basic_user(self.headers.get('Authorization'))}"
         )
-        body = json.dumps({"code": "InvalidToken", "message": message}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send_json(status, {"code": "InvalidToken", "message": message})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        self._read_body()
         self.do_GET()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _first_cookie(header: str | None) -> str | None:

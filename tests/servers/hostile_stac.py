@@ -48,13 +48,14 @@ import urllib.request
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.servers.handler import JsonHandler
 from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 _MIB = 2**20
@@ -81,30 +82,15 @@ class _State:
             return self.bombs[mib]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     protocol_version = "HTTP/1.1"
     state: _State
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _plain(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         """Control endpoint, a file, or a scripted answer."""
         if self.path == "/__log__":
             with self.state.lock:
-                self._plain(200, list(self.state.log))
+                self._send_json(200, list(self.state.log))
             return
         self._answer(b"")
 
@@ -114,13 +100,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/__routes__":
             with self.state.lock:
                 self.state.routes.update(json.loads(body))
-            self._plain(200, {"ok": True})
+            self._send_json(200, {"ok": True})
             return
         if self.path == "/__reset__":
             with self.state.lock:
                 self.state.routes.clear()
                 self.state.log.clear()
-            self._plain(200, {"ok": True})
+            self._send_json(200, {"ok": True})
             return
         self._answer(body)
 
@@ -151,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             spec = self.state.routes.get(key) or self.state.routes.get(parts.path)
         if spec is None:
-            self._plain(404, {"code": "NotFound", "description": f"no route {parts.path}"})
+            self._send_json(404, {"code": "NotFound", "description": f"no route {parts.path}"})
             return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
             self._scripted(spec)
@@ -220,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
         assert self.state.root is not None
         path = Path(self.state.root, urllib.parse.unquote(name))
         if not path.is_file() or ".." in Path(name).parts:
-            self._plain(404, {"code": "NotFound"})
+            self._send_json(404, {"code": "NotFound"})
             return
         data = path.read_bytes()
         status, start, end = 200, 0, len(data) - 1

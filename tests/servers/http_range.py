@@ -70,13 +70,14 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.servers.handler import JsonHandler
 from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 __all__ = [
@@ -238,27 +239,12 @@ class _State:
         return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     protocol_version = "HTTP/1.1"
     server_version = "terrapipe-range/1"
     state: _State  # set on the subclass made by make_server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
-
     # -- control endpoints ------------------------------------------------
-    def _send_json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def do_POST(self) -> None:
         """Handle the control endpoints ``/__reset__`` and ``/__faults__``."""
         path = urllib.parse.urlsplit(self.path).path

@@ -37,13 +37,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.servers.handler import JsonHandler
 from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 
@@ -82,12 +83,9 @@ class _State:
         return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     protocol_version = "HTTP/1.1"
     state: _State
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
 
     def _reply(
         self, status: int, body: bytes, headers: dict[str, str] | None = None, *, truncate: bool = False
@@ -104,31 +102,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def _json(self, status: int, payload: Any) -> None:
-        self._reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def do_DELETE(self) -> None:
         """Clear the faults."""
-        self._body()
+        self._read_body()
         with self.state.lock:
             self.state.faults.clear()
-        self._json(200, {"ok": True})
+        self._send_json(200, {"ok": True})
 
     def do_GET(self) -> None:
         """Log, or forward."""
         if self.path == "/__log__":
             with self.state.lock:
-                self._json(200, list(self.state.log))
+                self._send_json(200, list(self.state.log))
             return
         self._forward(b"")
 
     def do_POST(self) -> None:
         """Control endpoints, or forward."""
-        body = self._body()
+        body = self._read_body()
         if self.path == "/__faults__":
             spec = json.loads(body)
             fault = _Fault(
@@ -144,12 +135,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
             with self.state.lock:
                 self.state.faults.append(fault)
-            self._json(200, {"ok": True})
+            self._send_json(200, {"ok": True})
             return
         if self.path == "/__reset__":
             with self.state.lock:
                 self.state.log.clear()
-            self._json(200, {"ok": True})
+            self._send_json(200, {"ok": True})
             return
         self._forward(body)
 
