@@ -246,9 +246,12 @@ def _regular_axis(
     take it, where every other value lies on that line (to 1e-9 of a pixel);
     else the step and first centre of the line through the first and last
     values. The values are evenly spaced when none lies further from that
-    line than 1/1000 of a pixel, or than the rounding of the coordinate's own
-    precision (float32 coordinates of a 10980-pixel UTM axis are up to 3 cm
-    off their 10 m grid). Values that are not finite, or whose line is not, are left to the caller.
+    line than 1/1000 of a pixel, or than one unit in the last place of float32
+    where the coordinates are float32 values (float32 coordinates of a
+    10980-pixel UTM axis are up to 3 cm off their 10 m grid); integer and
+    whole-number coordinates are exact (a float32 term there let a 1 m grid
+    at a UTM northing miss or swap a row). Values that are not finite, or
+    whose line is not, are left to the caller.
     """
     size = values.size
     if size == 1:
@@ -271,16 +274,18 @@ def _regular_axis(
     ).all():  # past the float range: the caller's to refuse
         return step, first, True
     step, first = line_step, line_first
-    precision = float(np.finfo(np.float64).eps)
-    if np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize < 8:
-        precision = float(np.finfo(dtype).eps)
-    else:
+    largest = float(np.abs(values).max())
+    kind, itemsize = np.dtype(dtype).kind, np.dtype(dtype).itemsize
+    rounding = 2.0 * float(np.finfo(np.float64).eps) * largest if kind == "f" else 0.0  # integers: exact
+    if kind == "f" and itemsize < 8:
+        rounding = float(np.spacing(np.asarray(largest, dtype=dtype)))  # one unit in the last place
+    elif kind == "f" and not (values == np.round(values)).all():  # whole numbers were not rounded
         with np.errstate(over="ignore"):  # values beyond float32's range are no float32 values
             if (
                 values.astype(np.float32).astype(np.float64) == values
             ).all():  # float32 values held as float64
-                precision = float(np.finfo(np.float32).eps)
-    tolerance = max(1e-3 * abs(step), 2.0 * precision * float(np.abs(values).max()))
+                rounding = float(np.spacing(np.float32(largest)))
+    tolerance = max(1e-3 * abs(step), rounding)
     return step, first, step != 0.0 and residual <= tolerance
 
 
