@@ -58,7 +58,6 @@ import html
 import json
 import mimetypes
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -68,7 +67,7 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -77,6 +76,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.servers.faults import Fault, take_fault
 from tests.servers.handler import JsonHandler
 from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
@@ -134,43 +134,13 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, size - 1 if end is None else min(end, size - 1)
 
 
-FAULT_KINDS = ("status", "drop", "truncate")
-
-
-@dataclass
-class _Fault:
-    prefix: str
-    status: int | None
-    count: int | None
-    delay: float
-    retry_after: float | None
-    kind: str = "status"
-    rate: float = 1.0
-    rng: random.Random = field(default_factory=random.Random)
-    cycle: list[dict[str, Any]] = field(default_factory=list)
-    hits: int = 0
-
-    def next_hit(self) -> _Fault:
-        """This fault, or for a ``cycle`` the next entry of it (status, kind and delay)."""
-        self.hits += 1
-        if not self.cycle:
-            return self
-        entry = self.cycle[(self.hits - 1) % len(self.cycle)]
-        return replace(
-            self,
-            kind=str(entry.get("kind") or "status"),
-            status=int(entry["status"]) if entry.get("status") else None,
-            delay=float(entry.get("delay") or 0.0),
-        )
-
-
 @dataclass
 class _State:
     root: Path
     lock: threading.Lock = field(default_factory=threading.Lock)
     paths: dict[str, dict[str, Any]] = field(default_factory=dict)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_LOG_SIZE))
-    faults: list[_Fault] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     faults_served: dict[str, int] = field(default_factory=dict)
     inflight: int = 0
     idle: threading.Condition = field(default_factory=threading.Condition)
@@ -225,18 +195,8 @@ class _State:
             self.log.clear()
             self.faults_served.clear()
 
-    def take_fault(self, path: str) -> _Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if path.startswith(fault.prefix):
-                    if fault.rate < 1.0 and fault.rng.random() >= fault.rate:
-                        continue
-                    if fault.count is not None:
-                        fault.count -= 1
-                        if fault.count <= 0:
-                            self.faults.remove(fault)
-                    return fault.next_hit()
-        return None
+    def take_fault(self, path: str) -> Fault | None:
+        return take_fault(self.faults, self.lock, path)
 
 
 class _Handler(JsonHandler):
@@ -261,21 +221,7 @@ class _Handler(JsonHandler):
             self._send_json(200, {"inflight": self.state.settle(timeout)})
         elif path == "/__faults__":
             try:
-                spec = json.loads(body or b"{}")
-                fault = _Fault(
-                    prefix=str(spec["prefix"]),
-                    status=int(spec["status"]) if spec.get("status") else None,
-                    count=int(spec["count"]) if spec.get("count") is not None else None,
-                    delay=float(spec.get("delay") or 0.0),
-                    retry_after=float(spec["retry_after"]) if spec.get("retry_after") is not None else None,
-                    kind=str(spec.get("kind") or "status"),
-                    rate=float(spec["rate"]) if spec.get("rate") is not None else 1.0,
-                    rng=random.Random(int(spec.get("seed") or 0)),
-                    cycle=[dict(entry) for entry in spec.get("cycle") or []],
-                )
-                kinds = {fault.kind, *(str(e.get("kind") or "status") for e in fault.cycle)}
-                if not kinds <= set(FAULT_KINDS) or not 0.0 < fault.rate <= 1.0:
-                    raise ValueError(f"kind must be one of {FAULT_KINDS} and 0 < rate <= 1")
+                fault = Fault.from_spec(json.loads(body or b"{}"))
             except (KeyError, TypeError, ValueError) as err:
                 self._send_json(400, {"error": f"bad fault spec: {err}"})
                 return

@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import random
 import subprocess
 import sys
 import threading
@@ -44,21 +43,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.servers.faults import Fault, take_fault
 from tests.servers.handler import JsonHandler
 from tests.servers.process import Stoppable, serve, start_serving, stop_process
-
-
-@dataclass
-class _Fault:
-    prefix: str
-    status: int | None
-    count: int | None
-    delay: float
-    retry_after: float | None
-    body: str | None
-    kind: str = "status"
-    rate: float = 1.0
-    rng: random.Random = field(default_factory=random.Random)
 
 
 @dataclass
@@ -66,21 +53,11 @@ class _State:
     upstream: str
     own: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
-    faults: list[_Fault] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
 
-    def take(self, path: str) -> _Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if path.startswith(fault.prefix):
-                    if fault.rate < 1.0 and fault.rng.random() >= fault.rate:
-                        continue
-                    if fault.count is not None:
-                        fault.count -= 1
-                        if fault.count <= 0:
-                            self.faults.remove(fault)
-                    return fault
-        return None
+    def take(self, path: str) -> Fault | None:
+        return take_fault(self.faults, self.lock, path)
 
 
 class _Handler(JsonHandler):
@@ -121,18 +98,7 @@ class _Handler(JsonHandler):
         """Control endpoints, or forward."""
         body = self._read_body()
         if self.path == "/__faults__":
-            spec = json.loads(body)
-            fault = _Fault(
-                prefix=spec["prefix"],
-                status=spec.get("status"),
-                count=spec.get("count"),
-                delay=float(spec.get("delay") or 0.0),
-                retry_after=spec.get("retry_after"),
-                body=spec.get("body"),
-                kind=spec.get("kind") or "status",
-                rate=float(spec["rate"]) if spec.get("rate") is not None else 1.0,
-                rng=random.Random(int(spec.get("seed") or 0)),
-            )
+            fault = Fault.from_spec(json.loads(body))
             with self.state.lock:
                 self.state.faults.append(fault)
             self._send_json(200, {"ok": True})
