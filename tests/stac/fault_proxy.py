@@ -98,7 +98,11 @@ class _Handler(JsonHandler):
         """Control endpoints, or forward."""
         body = self._read_body()
         if self.path == "/__faults__":
-            fault = Fault.from_spec(json.loads(body))
+            try:
+                fault = Fault.from_spec(json.loads(body))
+            except (KeyError, TypeError, ValueError) as err:
+                self._send_json(400, {"error": f"bad fault spec: {err}"})
+                return
             with self.state.lock:
                 self.state.faults.append(fault)
             self._send_json(200, {"ok": True})
