@@ -108,6 +108,11 @@ class _Grid:
             name: coord for name, coord in template.coords.items() if set(coord.dims) <= {x_dim, y_dim}
         }
         self.lead_template = template if isinstance(template, xr.DataArray) else None
+        self._crs_seen: str | None = None
+        variables = template.coords.variables
+        self._ref_coords: dict[Hashable, np.ndarray] = {
+            d: np.asarray(variables[d].values) for d in (x_dim, y_dim) if d in variables
+        }
         self.other_dims: tuple[Hashable, ...] = tuple(
             d for d in template.sizes if d not in (x_dim, y_dim) and int(template.sizes[d]) > 1
         )
@@ -129,6 +134,8 @@ class _Grid:
         if "longitude" in self.coords or "latitude" in self.coords:
             self.y_dim, self.x_dim = "latitude", "longitude"
         self.lead_template = None
+        self._crs_seen = None
+        self._ref_coords = {}
         self.other_dims = ()
         self.time_dim = None
 
@@ -207,16 +214,24 @@ class _Grid:
         return round(turn)
 
     def origin_from_chip(self, chip: xr.DataArray | xr.Dataset) -> tuple[int, int]:
-        """Row and column of an xarray chip's first pixel on this grid."""
+        """Row and column of an xarray chip's first pixel on this grid.
+
+        Every coordinate of the chip must be the template's at its place (a
+        flipped, strided or shifted chip is refused), and a chip with a CRS
+        must be in the template's.
+        """
+        self._check_chip_crs(chip)
         out = []
         for dim in (self.y_dim, self.x_dim):
             if dim not in chip.dims:
                 raise GridMismatchError(
                     f"a chip lacks the template's dimension {dim!r} (it has {tuple(chip.dims)!r})"
                 )
-            if dim in chip.coords and self.template is not None and dim in self.template.coords:
-                ref = np.asarray(self.template[dim].values)
-                first = np.asarray(chip[dim].values[:1])
+            chip_coords = chip.coords.variables  # Variables: no DataArray built per lookup
+            if dim in chip_coords and dim in self._ref_coords:
+                ref = self._ref_coords[dim]
+                got = np.asarray(chip_coords[dim].values)
+                first = got[:1]
                 if ref.size >= 2 and first.size and dim in self._uneven:  # no step: find the value itself
                     hits = np.flatnonzero(ref == first[0])
                     if hits.size != 1:
@@ -225,11 +240,13 @@ class _Grid:
                             "(which are not evenly spaced); predictions must lie on the template's pixels"
                         )
                     out.append(int(hits[0]))
+                    _check_on_axis(got, ref, int(hits[0]), dim, even=False)
                     continue
                 if ref.size >= 2 and first.size:
                     step = ref[1] - ref[0]
                     offset = _whole((first[0] - ref[0]) / step, str(dim))
                     out.append(offset)
+                    _check_on_axis(got, ref, offset, dim, even=True)
                     continue
                 if first.size:
                     out.append(int(np.flatnonzero(ref == first[0])[0]) if (ref == first[0]).any() else 0)
@@ -241,6 +258,25 @@ class _Grid:
             )
         return out[0], out[1]
 
+    def _check_chip_crs(self, chip: xr.DataArray | xr.Dataset) -> None:
+        """Refuse a chip whose grid mapping (rioxarray's ``spatial_ref``) states another CRS than the template's."""
+        if not self.crs:
+            return
+        name = chip.encoding.get("grid_mapping", "spatial_ref")
+        variables = chip.coords.variables
+        if name not in variables:
+            return
+        attrs = variables[name].attrs
+        text = attrs.get("crs_wkt") or attrs.get("spatial_ref")
+        if not isinstance(text, str) or text == self._crs_seen:  # chips of one source share it: checked once
+            return
+        if not same_crs(text, self.crs):
+            raise GridMismatchError(
+                f"a prediction's chip is in another CRS ({text[:60]!r}...) than the template ({self.crs!r}); "
+                "reproject first"
+            )
+        self._crs_seen = text
+
     def _origin_from_coords(self, chip: xr.DataArray | xr.Dataset) -> tuple[int, int]:
         t = self.transform
         assert t is not None
@@ -248,6 +284,36 @@ class _Grid:
         y0 = float(chip[self.y_dim].values[0])
         col, row = ~t @ (x0, y0)
         return _whole(row - 0.5, "row"), _whole(col - 0.5, "column")
+
+
+def _check_on_axis(got: np.ndarray, ref: np.ndarray, offset: int, dim: Hashable, *, even: bool) -> None:
+    """Refuse a chip whose coordinates along ``dim`` are not the template's from ``offset`` on.
+
+    On an evenly spaced axis, positions past the template's ends continue its
+    step (padded chips); on an uneven one only those inside are compared.
+    """
+    if got.size < 2:
+        return
+    index = np.arange(offset, offset + got.size)
+    inside = (index >= 0) & (index < ref.size)
+    try:
+        if even:
+            step = float(ref[1]) - float(ref[0])
+            expected = float(ref[0]) + step * index
+            tolerance = _TOLERANCE * abs(step)
+            if got.dtype.kind == "f" and got.dtype.itemsize < 8:
+                tolerance = max(tolerance, float(np.spacing(np.abs(got).max())))
+            ok = bool((np.abs(got.astype(np.float64) - expected) <= tolerance).all())
+        else:
+            ok = bool(np.array_equal(got[inside], ref[index[inside]]))
+    except (TypeError, ValueError):  # not numbers: matched by value
+        ok = bool(np.array_equal(got[inside], ref[index[inside]]))
+    if not ok:
+        msg = (
+            f"a prediction's {dim!r} coordinates ({got[0]!r} .. {got[-1]!r}) are not the template's from its "
+            f"pixel {offset} on (flipped, strided or another grid); predictions must lie on the template's pixels"
+        )
+        raise GridMismatchError(msg)
 
 
 def _same_steps(first: tuple[Any, ...], other: tuple[Any, ...]) -> bool:
