@@ -43,6 +43,7 @@ from terrapipe.chip.plan import IntArray, block_edges, common_edges
 from terrapipe.chip.zarr_direct import direct_zarr
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
+from terrapipe.io.raster_array import direct_blocks
 
 __all__ = [
     "ArraySpec",
@@ -279,6 +280,8 @@ def describe_arrays(
         value = nodata if (nodata is not None and not is_coord) else nodata_of(var)
         if mode == "lazy":
             direct = direct_zarr(var)
+            if direct is None:  # a read_raster window: its RasterArray read without xarray's wrappers
+                direct = direct_blocks(var)
         arrays.append(ArraySpec(name, var, is_coord, axes, tuple(edges), mode, value, direct, known))
     grouping = _grouping_edges(obj, dims, arrays, window=window, stride=stride, block_bytes=block_bytes)
     for spec in arrays:
