@@ -72,11 +72,6 @@ def test_grid_of_refuses_two_zones_written_as_parameters() -> None:
         grid_of(ds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="E: chip.build._refuse_grid_mappings_that_differ reads crs_wkt/spatial_ref only: two CF "
-    "parameter-only mappings of different zones are both None (equal), and the chips come with crs ''",
-)
 def test_numpy_chips_refuse_two_zones_written_as_parameters() -> None:
     ds = _dataset({"a": _cf_parameters(32631), "b": _cf_parameters(32632)})
     try:
@@ -112,11 +107,6 @@ def test_one_crs_spelt_two_ways_is_one_grid(case: str) -> None:
     assert grid_of(_dataset({"a": first, "b": second})).crs.epsg == 32631
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="E: numpy chips of a Dataset whose variables have two grid mappings that agree carry crs '' "
-    "(chip.build.crs_and_transform asks ds.rio.crs: rioxarray's 'Multiple grid mappings exist'), silently",
-)
 @pytest.mark.parametrize("case", list(SAME_CRS))
 def test_numpy_chips_of_one_crs_spelt_two_ways_carry_it(case: str) -> None:
     first, second = SAME_CRS[case]
@@ -147,17 +137,7 @@ def test_one_transform_spelt_two_ways_is_one_grid(other: str) -> None:
 
 @pytest.mark.parametrize(
     "how",
-    [
-        "grid_of",
-        pytest.param(
-            "numpy_chip",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="E: chip.build._refuse_grid_mappings_that_differ compares GeoTransforms exactly: GDAL's "
-                "%.16g and Python's repr of one 1/6 degree grid are a GridMismatchError",
-            ),
-        ),
-    ],
+    ["grid_of", "numpy_chip"],
 )
 def test_a_geographic_transform_rounded_differently_is_one_grid(how: str) -> None:
     """A 10 arc-minute grid: GDAL's %.16g and Python's repr of 1/6 degree differ in the last digit.

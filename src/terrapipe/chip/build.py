@@ -94,13 +94,35 @@ def crs_and_transform(
     crs = ""
     try:
         rio_crs = obj.rio.crs
-    except Exception:  # rioxarray refuses odd inputs; they simply have no CRS
-        rio_crs = None
+    except Exception:  # rioxarray refuses odd inputs (and a Dataset of several grid mappings)
+        rio_crs = _agreed_crs(obj)
     if rio_crs is not None:
         auth = rio_crs.to_authority()
         crs = f"{auth[0]}:{auth[1]}" if auth else rio_crs.to_wkt()
     transform = transform_from_coords(obj, x_dim, y_dim) if x_dim is not None and y_dim is not None else None
     return crs, transform, x_dim, y_dim
+
+
+def _agreed_crs(obj: xr.DataArray | xr.Dataset) -> Any:
+    """Return the CRS every data variable of a Dataset agrees on (``None``: none, or they differ).
+
+    rioxarray's ``ds.rio.crs`` refuses such a Dataset ("Multiple grid
+    mappings exist") even where the mappings spell one CRS two ways.
+    """
+    if not isinstance(obj, xr.Dataset):
+        return None
+    found = []
+    for var in obj.data_vars.values():
+        try:
+            crs = var.rio.crs
+        except Exception:  # this variable's mapping is unreadable: no agreement to speak of
+            return None
+        if crs is None:
+            return None
+        found.append(crs)
+    if not found or not all(c == found[0] or same_crs(found[0], c) for c in found[1:]):
+        return None
+    return found[0]
 
 
 class ItemCutter:
@@ -689,16 +711,10 @@ def _refuse_grid_mappings_that_differ(obj: xr.DataArray | xr.Dataset) -> None:
     grids = []
     for name in sorted(names, key=str):
         attrs = obj.coords[name].attrs
-        grids.append(
-            (
-                name,
-                attrs.get("crs_wkt") or attrs.get("spatial_ref"),
-                gdal_transform(attrs.get("GeoTransform")),
-            )
-        )
+        grids.append((name, _mapping_crs(attrs), gdal_transform(attrs.get("GeoTransform"))))
     for name, crs, transform in grids[1:]:
         first, first_crs, first_transform = grids[0]
-        if not same_crs(first_crs, crs) or first_transform != transform:
+        if not same_crs(first_crs, crs) or not _same_transform(first_transform, transform):
             msg = (
                 f"chip: the variables of a Dataset of sizes {dict(obj.sizes)} have grid mappings "
                 f"{first!r} and {name!r} on different grids (CRS or GeoTransform), and a numpy chip has "
@@ -706,6 +722,45 @@ def _refuse_grid_mappings_that_differ(obj: xr.DataArray | xr.Dataset) -> None:
                 "or align_to one grid first"
             )
             raise GridMismatchError(msg)
+
+
+def _mapping_crs(attrs: Any) -> Any:
+    """Return a grid mapping's CRS: ``crs_wkt``/``spatial_ref``, else its CF parameters (as rioxarray reads them).
+
+    A mapping written as parameters only (``grid_mapping_name`` and its
+    projection parameters: CDO, NCO, model writers) is read by pyproj; one
+    that cannot be read is its attributes' text, so two unreadable mappings
+    are the same only where they are written the same.
+    """
+    text = attrs.get("crs_wkt") or attrs.get("spatial_ref")
+    if text or "grid_mapping_name" not in attrs:
+        return text
+    from pyproj import CRS
+
+    try:
+        return CRS.from_cf(dict(attrs))
+    except Exception:  # pyproj refuses parameters it cannot place
+        return repr(sorted((str(k), repr(v)) for k, v in attrs.items()))
+
+
+def _same_transform(a: Affine | None, b: Affine | None) -> bool:
+    """Whether two GeoTransforms place the pixels alike (GDAL's ``%.16g`` and Python's ``repr`` of one grid).
+
+    Each coefficient within ``1e-9`` of a pixel (or of its own size); a
+    pixel's shift is another grid.
+
+    Examples
+    --------
+    >>> _same_transform(Affine(1 / 6, 0, 5, 0, -1 / 6, 45), Affine(0.1666666666666667, 0, 5, 0, -0.1666666666666667, 45))
+    True
+    >>> _same_transform(Affine(10, 0, 500000, 0, -10, 0), Affine(10, 0, 500010, 0, -10, 0))
+    False
+    """
+    if a is None or b is None:
+        return a is None and b is None
+    first, second = np.asarray(tuple(a)[:6], dtype=float), np.asarray(tuple(b)[:6], dtype=float)
+    pixel = float(np.max(np.abs(first[[0, 1, 3, 4]])))
+    return bool(np.allclose(first, second, rtol=1e-12, atol=1e-9 * pixel))
 
 
 def _refused_transform(obj: xr.DataArray | xr.Dataset) -> bool:
