@@ -109,6 +109,7 @@ from torchdata.nodes import BaseNode, Batcher, Mapper, PinMemory
 from torchdata.nodes import Loader as NodesLoader
 from torchdata.nodes import Prefetcher as NodesPrefetcher
 
+from terrapipe.core.checks import check_int
 from terrapipe.core.device import move_to, pin, resolve_device
 from terrapipe.core.errors import (
     ConcurrentIterationError,
@@ -143,12 +144,15 @@ MAX_WORKERS = 1024
 
 
 def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False) -> Any:
+    """``value`` as an int (numpy integers taken: :func:`~terrapipe.core.checks.check_int`), or ``None`` if allowed."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        extra = " or None" if allow_none else ""
-        raise InvalidArgumentError(f"loader {name} must be an int >= {minimum}{extra}, got {value!r}")
-    return value
+    try:
+        return check_int(value, f"loader {name}", minimum=minimum)
+    except InvalidArgumentError:
+        if not allow_none:
+            raise
+    raise InvalidArgumentError(f"loader {name} must be an int >= {minimum} or None, got {value!r}")
 
 
 def _find_position(state: Any) -> dict[str, Any] | None:

@@ -69,6 +69,7 @@ import numpy as np
 import xarray as xr
 
 from terrapipe._compat import odc_stac_mdtools
+from terrapipe.core.checks import check_storage
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, ReadError, STACSearchError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
@@ -246,15 +247,6 @@ def _check_installed(module: str) -> None:
         require(module, extra="stac", feature="stack_stac")
 
 
-def _check_storage(storage: Any) -> Storage | None:
-    if storage is None or isinstance(storage, Storage):
-        return storage
-    raise InvalidArgumentError(
-        f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
-        "(build one with tp.Storage(...) or tp.Storage.from_env())"
-    )
-
-
 def _band_table(
     dicts: Sequence[Mapping[str, Any]], refs: Sequence[BandRef]
 ) -> list[tuple[str | None, float | int | None, float | None, float | None]]:
@@ -401,7 +393,7 @@ def stack_items(
     # are not on its pixel lattice; it is imported only there (~20 ms of a fresh process), checked here
     _check_installed("odc.loader")
     require("dask.array", extra="dask", feature="stack_stac")
-    storage = _check_storage(storage)
+    storage = check_storage(storage)
     found = _items(items)
     if not found:
         raise InvalidArgumentError(
@@ -1034,7 +1026,7 @@ class StackSTAC(Stage[xr.DataArray]):
             "pool": pool,
         }
         # Kept out of the cache description (it holds credentials): ``storage_location`` stands for it.
-        self._storage_obj = _check_storage(storage)
+        self._storage_obj = check_storage(storage)
         if self._storage_obj is not None:  # no storage: the description is what it was before
             from terrapipe.io.raster import storage_config
 
