@@ -19,6 +19,7 @@ terrapipe.core.errors.InvalidArgumentError: chip seed must be an int, got 'x'
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from terrapipe.core.errors import InvalidArgumentError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only for the annotation: core never imports io when it runs
     from terrapipe.io.storage import Storage
 
 __all__ = [
@@ -282,6 +283,9 @@ def check_scalar_options(value: Any, what: str, *, reserved: Iterable[str] = ())
 def check_storage(value: Any) -> Storage | None:
     """Return ``value`` if it is ``None`` or a :class:`terrapipe.Storage`; else raise.
 
+    ``core`` sits below ``io``, so the class is looked up where it was loaded, not imported: a
+    ``Storage`` exists only once ``terrapipe.io.storage`` is loaded.
+
     Raises
     ------
     InvalidArgumentError
@@ -298,10 +302,9 @@ def check_storage(value: Any) -> Storage | None:
     terrapipe.core.errors.InvalidArgumentError: storage must be None or a terrapipe.Storage, got dict \
 (build one with tp.Storage(...) or tp.Storage.from_env())
     """
-    from terrapipe.io.storage import Storage  # here: io imports core
-
-    if value is None or isinstance(value, Storage):
-        return value
+    storage = sys.modules.get("terrapipe.io.storage")
+    if value is None or (storage is not None and isinstance(value, storage.Storage)):
+        return value  # type: ignore[no-any-return]
     raise InvalidArgumentError(
         f"storage must be None or a terrapipe.Storage, got {type(value).__name__} "
         "(build one with tp.Storage(...) or tp.Storage.from_env())"
