@@ -49,6 +49,7 @@ from typing import Any
 from terrapipe.adapters.arrays import meta_list, numpy_batch
 from terrapipe.adapters.stream import BatchStream, build_loader
 from terrapipe.adapters.tensorflow import gdal_before_tensorflow
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe
@@ -227,8 +228,8 @@ def keras_dataset(
         raise InvalidArgumentError(
             "keras_dataset needs batch_size= (Keras takes batches, not single samples)"
         )
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise InvalidArgumentError(f"steps must be an int >= 1 or None, got {steps!r}")
+    if steps is not None:
+        steps = check_int(steps, "steps", minimum=1)
     batches = build_loader(pipe, rank=rank, world_size=world_size, **loader_settings)
     count = steps if steps is not None else _count(batches)
     if count < 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.checks import check_int
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.renamed import pickled_names
 
@@ -42,10 +42,8 @@ class Enumerate(Stage[tuple[int, T]]):
 
     def __init__(self, source: IterDataPipe[T], start: int = 0) -> None:
         super().__init__()
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise InvalidArgumentError(f"enumerate start must be an int, got {start!r}")
         self.source = source
-        self.start = start
+        self.start = check_int(start, "enumerate start")
 
     def __iter__(self) -> Iterator[tuple[int, T]]:
         for pair in enumerate(self.source, start=self.start):

@@ -45,7 +45,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.checks import check_int
 
 __all__ = [
     "FORMAT",
@@ -232,8 +232,7 @@ class StoreHeader:
     stages: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if isinstance(self.partitions, bool) or not isinstance(self.partitions, int) or self.partitions < 1:
-            raise InvalidArgumentError(f"partitions must be an int >= 1, got {self.partitions!r}")
+        object.__setattr__(self, "partitions", check_int(self.partitions, "partitions", minimum=1))  # frozen
 
     def to_json(self) -> dict[str, Any]:
         """Return the header as plain JSON data."""

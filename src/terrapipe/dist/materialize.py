@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError, PipelineStateError, SkipsInEpochWarning
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import GRAPH_LOCK, IterDataPipe, iter_graph
@@ -138,12 +139,6 @@ class MaterializeReport:
             f"in {self.seconds:.1f} s ({self.samples_per_second:.1f} samples/s)"
             + (f"; {self.elements_skipped} element(s) skipped on error" if self.elements_skipped else "")
         )
-
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"materialize {name} must be an int >= 1, got {value!r}")
-    return value
 
 
 def _client_threads(client: Any) -> int:
@@ -377,14 +372,13 @@ def materialize(
     MaterializeError
         When a partition fails after its retries, or kills its workers.
     """
-    for name, value in (("chunk_samples", chunk_samples), ("chunk_bytes", chunk_bytes)):
-        _positive(name, value)
+    chunk_samples = check_int(chunk_samples, "materialize chunk_samples", minimum=1)
+    chunk_bytes = check_int(chunk_bytes, "materialize chunk_bytes", minimum=1)
     if partitions is not None:
-        _positive("partitions", partitions)
+        partitions = check_int(partitions, "materialize partitions", minimum=1)
     if max_in_flight is not None:
-        _positive("max_in_flight", max_in_flight)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise InvalidArgumentError(f"materialize retries must be an int >= 0, got {retries!r}")
+        max_in_flight = check_int(max_in_flight, "materialize max_in_flight", minimum=1)
+    retries = check_int(retries, "materialize retries", minimum=0)
     if verify not in ("checksum", "exists"):
         raise InvalidArgumentError(f"materialize verify must be 'checksum' or 'exists', got {verify!r}")
     if not (isinstance(progress, bool) or callable(progress)):

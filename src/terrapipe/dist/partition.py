@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from terrapipe.cache.codec import Encoded, encode_value
 from terrapipe.cache.entry import CorruptEntryError
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, set_epoch
@@ -110,12 +111,11 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _check_index(index: int, count: int) -> None:
-    for name, value in (("partition", index), ("partitions", count)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgumentError(f"{name} must be an int, got {value!r}")
+def _check_index(index: int, count: int) -> tuple[int, int]:
+    index, count = check_int(index, "partition"), check_int(count, "partitions")
     if count < 1 or not 0 <= index < count:
         raise InvalidArgumentError(f"partition {index!r} is not one of {count!r} partitions")
+    return index, count
 
 
 def _samples(pipe: IterDataPipe[Any], index: int, count: int, epoch: int) -> Iterator[Any]:
@@ -166,7 +166,7 @@ def iter_partition(
     InvalidArgumentError
         For a partition number outside ``[0, count)``.
     """
-    _check_index(index, count)
+    index, count = _check_index(index, count)
     return _samples(copy_pipe(pipe) if copy else pipe, index, count, epoch)
 
 

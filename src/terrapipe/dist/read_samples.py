@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from terrapipe.chip.cursor import ItemCursor
-from terrapipe.core.checks import check_mapping
+from terrapipe.core.checks import check_int, check_mapping, check_storage
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, ShardMode, Stage, register
@@ -52,12 +52,6 @@ _STATE_KEYS = ("epoch", "item", "buffer", "sample", "source")
 
 #: One chunk read: its record, its samples, or the error that kept them from being read.
 ChunkRead = tuple[ChunkRecord, list[Any] | None, ReadError | None]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidArgumentError(f"read_samples {name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 class _ChunkLoader:
@@ -148,11 +142,13 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
         super().__init__()
         self.source = source
         self.shuffled = bool(shuffle)
-        self.shuffle_chunks = _check_int("shuffle_chunks", shuffle_chunks, 1)
-        self.seed = _check_int("seed", seed, 0)
-        self.workers = _check_int("workers", workers, 0)
+        self.shuffle_chunks = check_int(shuffle_chunks, "read_samples shuffle_chunks", minimum=1)
+        self.seed = check_int(seed, "read_samples seed", minimum=0)
+        self.workers = check_int(workers, "read_samples workers", minimum=0)
         self.read_ahead = (
-            max(1, 2 * self.workers) if read_ahead is None else _check_int("read_ahead", read_ahead, 1)
+            max(1, 2 * self.workers)
+            if read_ahead is None
+            else check_int(read_ahead, "read_samples read_ahead", minimum=1)
         )
         # Private names: torch shows attributes named after parameters in the text it adds to every
         # error, and they may hold credentials; ``storage_location`` (endpoints, no credential) stands
@@ -162,10 +158,7 @@ class ReadSamples(ResumesNextPass, Stage[Any]):
                 storage_options if storage_options is not None else {}, "read_samples storage_options"
             )
         )
-        if storage is not None and not isinstance(storage, Storage):
-            raise InvalidArgumentError(
-                f"storage must be None or a terrapipe.Storage, got {type(storage).__name__}"
-            )
+        check_storage(storage)
         if storage is not None and self._fsspec_options:
             raise InvalidArgumentError(
                 "pass storage= (tp.Storage, the byte layer) or storage_options= (fsspec's options), not both"

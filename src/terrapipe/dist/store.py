@@ -35,6 +35,7 @@ from typing import Any
 from terrapipe.cache.codec import Encoded, encode_value
 from terrapipe.cache.entry import CorruptEntryError, entry_digest, pack_entry, unpack_entry
 from terrapipe.cache.zarr_store import ZarrStore
+from terrapipe.core.checks import check_storage
 from terrapipe.core.errors import CacheError, InvalidArgumentError, ReadError
 from terrapipe.core.redact import public_url
 from terrapipe.dist.layout import (
@@ -59,11 +60,7 @@ def _entries(
     location: Any, compress: bool, storage_options: Mapping[str, Any] | None, storage: Storage | None
 ) -> ZarrStore:
     """Return the :class:`ZarrStore` of a folder or URL (a bucket: the byte layer, unless fsspec options are given)."""
-    if storage is not None and not isinstance(storage, Storage):
-        raise InvalidArgumentError(
-            f"storage must be None or a terrapipe.Storage, got {type(storage).__name__} "
-            "(build one with tp.Storage(...) or tp.Storage.from_env())"
-        )
+    check_storage(storage)
     if storage is not None and storage_options:
         raise InvalidArgumentError(
             "pass storage= (tp.Storage, the byte layer) or storage_options= (fsspec's options), not both"

@@ -49,6 +49,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from terrapipe.core.checks import check_int
 from terrapipe.core.errors import InvalidArgumentError
 
 __all__ = ["Allocator", "CopyEvent", "PinnedPool", "PinnedPoolStats", "pinned_allocator"]
@@ -160,9 +161,8 @@ class PinnedPool:
         max_buffers: int = DEFAULT_MAX_BUFFERS,
         allocator: Allocator | None = None,
     ) -> None:
-        for name, value in (("max_bytes", max_bytes), ("max_buffers", max_buffers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"PinnedPool {name} must be a positive int, got {value!r}")
+        max_bytes = check_int(max_bytes, "PinnedPool max_bytes", minimum=1)
+        max_buffers = check_int(max_buffers, "PinnedPool max_buffers", minimum=1)
         if allocator is not None and not callable(allocator):
             raise InvalidArgumentError(f"PinnedPool allocator must be callable, got {allocator!r}")
         self.max_bytes = max_bytes

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import torch
 
+from terrapipe.core.checks import check_int
 from terrapipe.core.device import map_tensors, move_to, resolve_device
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.gpu.pinned import DEFAULT_MAX_BYTES, PinnedPool
@@ -121,12 +122,7 @@ class DeviceMover:
     ) -> None:
         if not (isinstance(pin_memory, bool) or pin_memory == "auto"):
             raise InvalidArgumentError(f"pin_memory must be 'auto', True or False, got {pin_memory!r}")
-        if (
-            isinstance(max_pinned_bytes, bool)
-            or not isinstance(max_pinned_bytes, int)
-            or max_pinned_bytes < 1
-        ):
-            raise InvalidArgumentError(f"max_pinned_bytes must be a positive int, got {max_pinned_bytes!r}")
+        max_pinned_bytes = check_int(max_pinned_bytes, "max_pinned_bytes", minimum=1)
         self.device = resolve_device(device)
         self.non_blocking = bool(non_blocking)
         self.pin_memory: PinMode = pin_memory
