@@ -68,11 +68,6 @@ def _own(storage: tp.Storage, url: str) -> dict[str, Any]:
         return _seen()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: Storage.rasterio_env keeps the outer storage's credential options the inner one does not "
-    "set (and appends headers): host b's read carries host a's Authorization or session token",
-)
 @pytest.mark.parametrize("outer", ["headers", "keys"])
 @pytest.mark.parametrize("inner", list(INNER))
 def test_an_inner_storage_sees_only_its_own_credentials(outer: str, inner: str) -> None:

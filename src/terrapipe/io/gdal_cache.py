@@ -101,7 +101,7 @@ def _no_credential_lookup() -> contextlib.AbstractContextManager[bool]:
 
 
 @contextlib.contextmanager
-def thread_local_options(options: Mapping[str, str]) -> Iterator[bool]:
+def thread_local_options(options: Mapping[str, str | None]) -> Iterator[bool]:
     """Set ``options`` as GDAL configuration of the calling thread only, in every loaded GDAL, for the block.
 
     ``rasterio.Env`` sets its options for the calling thread only in any
@@ -111,7 +111,8 @@ def thread_local_options(options: Mapping[str, str]) -> Iterator[bool]:
     puts them back, thread-locally, when it ends). A credential must never be
     given that way: here it is set with ``CPLSetThreadLocalConfigOption``
     whatever the thread, and the values the thread had before are put back
-    when the block ends.
+    when the block ends. A value of ``None`` removes the thread's own value
+    for the block (GDAL then reads the process's option or variable, if any).
 
     Yields
     ------
@@ -141,7 +142,7 @@ def thread_local_options(options: Mapping[str, str]) -> Iterator[bool]:
         for key, value in options.items():
             name = key.encode()
             restore.append((put, name, get(name, None)))  # (bytes copied by ctypes, or None)
-            put(name, str(value).encode())
+            put(name, None if value is None else str(value).encode())  # None: this thread's value removed
     try:
         yield bool(restore) or not options
     finally:

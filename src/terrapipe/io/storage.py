@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,7 @@ __all__ = [
     "AZURITE_ACCOUNT",
     "AZURITE_KEY",
     "CLOUD_OF_SCHEME",
+    "STORAGE_GDAL_OPTIONS",
     "Storage",
     "cloud_of",
     "split_url",
@@ -77,6 +79,41 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 _AZURITE_BLOB = "http://127.0.0.1:10000/devstoreaccount1"
 _TRUE = ("1", "true", "yes", "on")
+
+
+#: Every GDAL option :meth:`Storage.gdal_options` may set: what one storage's block says, and nothing of
+#: another's (:meth:`Storage.rasterio_env` removes an enclosing block's values of them for its own).
+STORAGE_GDAL_OPTIONS = (
+    "GDAL_HTTP_HEADERS",
+    "CPL_VSIL_CURL_AUTHORIZATION_HEADER_ALLOWED_IF_REDIRECT",
+    "AWS_REQUEST_PAYER",
+    "AWS_S3_ENDPOINT",
+    "AWS_HTTPS",
+    "AWS_VIRTUAL_HOSTING",
+    "AWS_REGION",
+    "AWS_NO_SIGN_REQUEST",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT",
+    "AZURE_NO_SIGN_REQUEST",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "CPL_GS_ENDPOINT",
+    "GS_NO_SIGN_REQUEST",
+    "GS_OAUTH2_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+
+
+class _Blocks(threading.local):
+    """How many :meth:`Storage.rasterio_env` blocks the thread is in."""
+
+    depth = 0
+
+
+_BLOCKS = _Blocks()
 
 
 def cloud_of(url: str) -> str:
@@ -551,12 +588,20 @@ class Storage:
         ...     pass
         """
         rasterio = require("rasterio", feature="reading rasters")
-        mine = self.gdal_options(url)  # credentials: this thread's only, never rasterio.Env's (see below)
-        defaults = {k: v for k, v in open_options().items() if k not in mine}
-        with rasterio.Env(**defaults), thread_local_options(mine) as done:
-            if not done:  # no GDAL library found to set them in: rasterio's way
-                rasterio.env.setenv(**mine)
-            yield
+        # Inside another storage's block (a read of host b inside host a's), that block's credentials,
+        # headers and endpoints are removed for this one, so that b's read never carries a's
+        enclosing = dict.fromkeys(STORAGE_GDAL_OPTIONS) if _BLOCKS.depth > 0 else {}
+        with thread_local_options(enclosing) if enclosing else contextlib.nullcontext():
+            mine = self.gdal_options(url)  # credentials: this thread's only, never rasterio.Env's (see below)
+            defaults = {k: v for k, v in open_options().items() if k not in mine}
+            with rasterio.Env(**defaults), thread_local_options(mine) as done:
+                if not done:  # no GDAL library found to set them in: rasterio's way
+                    rasterio.env.setenv(**mine)
+                _BLOCKS.depth += 1
+                try:
+                    yield
+                finally:
+                    _BLOCKS.depth -= 1
 
     def _azure_account(self, url: str) -> str | None:
         if "://" in url:
