@@ -48,11 +48,6 @@ def _iso(text: str) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C: core/coords.time_name takes an undecoded CF time coordinate (raw numbers) as the chip's time: "
-    "meta['time'] holds '1090000', not ISO dates or None",
-)
 @pytest.mark.parametrize("case", list(CASES))
 def test_an_undecoded_time_coordinate_is_no_raw_number_in_meta(case: str) -> None:
     name, attrs = CASES[case]

@@ -100,11 +100,6 @@ def test_a_whole_file_at_a_url_reads_right_or_is_refused(range_server_session: A
         np.testing.assert_array_equal(got, VALUES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C: io/netcdf_header reads MAX_HEADER (256 KiB) of a header: a CDF-5 file whose header is larger "
-    "(a long 'history' attribute) is not checked, and netCDF4 reads it cut short with wrong values",
-)
 def test_a_truncated_file_with_a_large_header_is_refused(tmp_path: Path) -> None:
     """NCO and CDO append a line to 'history' per command: headers of hundreds of KB exist."""
     ds = _dataset()

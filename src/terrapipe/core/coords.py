@@ -154,8 +154,8 @@ def time_name(obj: Any) -> Hashable | None:
     """Return the name of an xarray object's time coordinate (what a chip's ``meta["time"]`` holds), if any.
 
     ``time`` where there is one; else the coordinate that CF's attributes
-    call time (``axis="T"`` or ``standard_name="time"``: ERA5 from the new
-    CDS names it ``valid_time``); else the one coordinate holding dates
+    call time (``axis="T"`` or ``standard_name="time"``, decoded to dates:
+    ERA5 from the new CDS names it ``valid_time``); else the one coordinate holding dates
     (datetime64 or cftime: WRF's ``XTIME`` along ``Time``). Only scalar and
     1-D coordinates count; several candidates and no way to choose:
     ``None``, as for none.
@@ -175,7 +175,9 @@ def time_name(obj: Any) -> Hashable | None:
     stated: list[Hashable] = [
         name
         for name, var in variables.items()
-        if var.ndim <= 1 and (var.attrs.get("axis") == "T" or var.attrs.get("standard_name") == "time")
+        if var.ndim <= 1
+        and (var.attrs.get("axis") == "T" or var.attrs.get("standard_name") == "time")
+        and _is_time(var)  # decoded: raw numbers (decode_times=False) are no dates
     ]
     if len(stated) == 1:
         return stated[0]

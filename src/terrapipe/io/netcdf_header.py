@@ -32,6 +32,8 @@ _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
 _STREAMING = 0xFFFFFFFF
 #: Header bytes read at most (a header larger than this is not checked).
 MAX_HEADER = 1 << 18
+#: Bytes read at most where the header is longer than :data:`MAX_HEADER` (a long ``history`` attribute).
+MAX_WHOLE_HEADER = 1 << 26
 
 
 class _Reader:
@@ -127,5 +129,10 @@ def local_extent(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     with open(path, "rb") as file:
         header = file.read(MAX_HEADER)
         size = os.fstat(file.fileno()).st_size
-    extent = classic_extent(header)
+        extent = classic_extent(header)
+        if (
+            extent is None and header[:3] == b"CDF" and size > len(header)
+        ):  # a long header (history): all of it
+            header += file.read(min(size, MAX_WHOLE_HEADER) - len(header))
+            extent = classic_extent(header)
     return None if extent is None else (size, extent)

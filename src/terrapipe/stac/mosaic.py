@@ -86,6 +86,13 @@ def _valid(cube: xr.DataArray, nodata: Any) -> xr.DataArray:
         nodata, matches = _integer_nodata(nodata, cube.dtype)
         if not matches:
             return valid
+    elif (
+        is_float
+    ):  # in the cube's own type, as GDAL compares: float32(-9999.1) is the nodata of a float32 band
+        with np.errstate(over="ignore"):
+            own = np.asarray(nodata, dtype=cube.dtype)[()]
+        if np.isfinite(own) or not np.isfinite(float(nodata)):
+            nodata = own
     masked: xr.DataArray = valid & (cube != nodata)
     return masked
 
