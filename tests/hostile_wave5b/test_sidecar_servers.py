@@ -90,12 +90,6 @@ def _read(url: str, storage: tp.Storage, limit: float) -> tuple[dict[str, Any], 
     return out, (time.monotonic() - started if not thread.is_alive() else float("inf"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: side-car HEADs (io/sidecars.found_sidecars, VSIStatExL) run outside Storage(deadline=): "
-    "a server that never answers them costs 3 x timeout per open (9 s with timeout=3, deadline=2; "
-    "90 s at the default timeout=30) on a file that itself answered at once",
-)
 @pytest.mark.parametrize("server", ["hang"], indirect=True)
 def test_side_car_probes_stay_within_the_deadline(server: tuple[_Server, _Server]) -> None:
     main, _ = server

@@ -32,19 +32,23 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from terrapipe.io.gdal_cache import thread_local_options
 from terrapipe.io.gdal_env import SQLITE_EXTENSIONS
 from terrapipe.io.gdal_fork import loaded_gdal_libraries
 from terrapipe.io.paths import gdal_path, is_http
 from terrapipe.io.storage import CLOUD_OF_SCHEME, Storage
 
-__all__ = ["SIDECAR_SUFFIXES", "found_sidecars", "reads_sidecars", "room_for"]
+__all__ = ["PROBE_BUDGET", "SIDECAR_SUFFIXES", "found_sidecars", "reads_sidecars", "room_for"]
 
 #: The side-cars asked for, and what each adds to a file.
 SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
+#: Seconds all side-car probes of one open may take together (less with a shorter Storage time-out or deadline).
+PROBE_BUDGET = 6.0
 #: GDAL's ``VSI_STAT_EXISTS_FLAG``: whether the file exists, nothing else asked.
 _STAT_EXISTS = 0x1
 
@@ -102,7 +106,11 @@ def _names(path: str, name: str, suffixes: Sequence[str]) -> dict[str, str]:
 
 
 def found_sidecars(
-    path: str, name: str, dataset: Any, env: Callable[[], contextlib.AbstractContextManager[Any]]
+    path: str,
+    name: str,
+    dataset: Any,
+    env: Callable[[], contextlib.AbstractContextManager[Any]],
+    storage: Storage | None = None,
 ) -> list[str]:
     """Return the side-car suffixes next to the remote raster ``path`` that its open ``dataset`` has room for.
 
@@ -116,6 +124,10 @@ def found_sidecars(
         The file, opened without side-cars.
     env
         Makes the file's GDAL environment (``RasterSource.env``): endpoint and credentials.
+    storage
+        Its time-out and deadline bound the probes: all of them together take
+        at most ``min(timeout, deadline, PROBE_BUDGET)`` seconds, each without
+        retries (a server that never answers side-car names costs that, once).
 
     Returns
     -------
@@ -131,8 +143,14 @@ def found_sidecars(
         return []
     found = []
     buffer = ctypes.create_string_buffer(1024)  # VSIStatBufL (struct stat64: 144 bytes on Linux x86-64)
-    with env():
+    config = storage if storage is not None else Storage()
+    budget = min(config.timeout, config.deadline or config.timeout, PROBE_BUDGET)  # all probes together
+    each = {"GDAL_HTTP_TIMEOUT": str(max(1, int(budget / len(suffixes)))), "GDAL_HTTP_MAX_RETRY": "0"}
+    end = time.monotonic() + budget
+    with env(), thread_local_options(each):
         for suffix, sidecar in _names(path, name, suffixes).items():
+            if time.monotonic() >= end:  # a server that does not answer side-car names: the rest not asked
+                break
             if stat(sidecar.encode(), buffer, _STAT_EXISTS) == 0:
                 found.append(suffix)
     return found
@@ -166,4 +184,4 @@ def reads_sidecars(
         storage is not None and CLOUD_OF_SCHEME.get(scheme) in ("s3", "azure", "gcs")
     ):
         return False
-    return bool(found_sidecars(path, name, dataset, env))
+    return bool(found_sidecars(path, name, dataset, env, storage))
