@@ -38,6 +38,7 @@ from typing import Any
 
 import xarray as xr
 
+from terrapipe.core.checks import check_storage
 from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.pipe import IterDataPipe, register
@@ -257,11 +258,7 @@ def open_xarray(
     if engine == "rasterio":
         _check_keywords(open_raster, engine, kwargs)
         return open_raster(href, chunks=chunks, **kwargs)  # checks its geotransform itself
-    storage = kwargs.pop("storage", None)  # not an xarray keyword: it says how to reach the file
-    if storage is not None and not isinstance(storage, Storage):
-        raise InvalidArgumentError(
-            f"storage must be None or a terrapipe.Storage, got {type(storage).__name__}"
-        )
+    storage = check_storage(kwargs.pop("storage", None))  # not an xarray keyword: how to reach the file
     through_byte_layer = is_object_url(href) or (storage is not None and is_http(href))
     remote = through_byte_layer or is_http(href)
     if engine == "netcdf" and not remote:
