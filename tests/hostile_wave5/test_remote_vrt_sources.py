@@ -113,11 +113,6 @@ def test_a_remote_vrt_naming_a_remote_vrt_never_reads_a_local_file(served: Any) 
     assert got is None or not np.array_equal(got[0], local[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: io/paths.is_remote counts a path holding '/vsis3/' (any remote /vsi prefix) anywhere as remote: "
-    "a local file in such a folder passes remote_sources' check and is read",
-)
 def test_a_local_file_in_a_folder_named_like_a_vsi_prefix_is_not_read(served: Any) -> None:
     server, _, local, _ = served
     got = _read(f"{server.url}/prefix_folder.vrt")
@@ -177,14 +172,7 @@ def _vrt_item(url: str) -> dict[str, Any]:
     "grid",
     [
         "native",
-        pytest.param(
-            "resampled",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="S: stack_stac's odc-stac reads (another grid: resolution=) open assets through "
-                "asset_reader without remote_sources' check: a remote VRT's local source is read",
-            ),
-        ),
+        "resampled",
     ],
 )
 def test_stack_stac_never_reads_a_local_file_a_remote_vrt_names(served: Any, grid: str) -> None:

@@ -30,6 +30,35 @@ from terrapipe.io.paths import is_remote
 
 __all__ = ["check_remote_sources"]
 
+#: GDAL names of files that wrap another (an archive, a compressed stream): the wrapped file decides.
+_WRAPPERS = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/")
+#: GDAL file systems that read over the network.
+_NETWORK = ("/vsicurl/", "/vsicurl?", "/vsis3/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/")
+
+
+def _remote_name(name: str) -> bool:
+    """Whether the GDAL file name ``name`` is read over the network: it *starts* so, wrappers aside.
+
+    A local folder named like a prefix (``/data/vsis3/x.tif``) is local, where
+    :func:`~terrapipe.io.paths.is_remote` (which finds a prefix anywhere, for
+    ``/vsizip//vsicurl/...``) called it remote.
+
+    Examples
+    --------
+    >>> _remote_name("/vsizip//vsicurl/https://h/a.zip/a.tif"), _remote_name("/tmp/x/vsis3/a.tif")
+    (True, False)
+    >>> _remote_name("https://h/a.tif"), _remote_name("/vsizip//tmp/a.zip/a.tif")
+    (True, False)
+    """
+    while True:
+        wrapper = next((w for w in _WRAPPERS if name.startswith(w)), None)
+        if wrapper is None:
+            break
+        name = name[len(wrapper) :].lstrip("{")
+        if not name.startswith("/"):
+            name = "/" + name
+    return name.startswith(_NETWORK) or name.split("://", 1)[0].lower() in ("http", "https", "s3", "gs", "az")
+
 
 def check_remote_sources(path: str, dataset: Any) -> None:
     """Refuse a remote raster whose open ``dataset`` names a local file (a VRT source on this machine).
@@ -49,7 +78,7 @@ def check_remote_sources(path: str, dataset: Any) -> None:
     """
     if not is_remote(path):
         return
-    local = [name for name in list(dataset.files)[1:] if not is_remote(name)]
+    local = [name for name in list(dataset.files)[1:] if not _remote_name(name)]
     if local:
         raise ReadError(
             f"cannot open raster {public_url(path)!r}: it names a file on this machine ({len(local)} source(s) "

@@ -392,13 +392,16 @@ def _driver_class(rio: Any) -> type:
             self, uri: str, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None
         ) -> Any:
             """Read after comparing the file's band with the cube's declaration (see the module doc)."""
+            from terrapipe.io.remote_sources import check_remote_sources
+
             band = int(self._src.band)
-            if band < 1:  # odc's "every band" (extra dims): terrapipe's loads always name one band
-                return super().read(cfg, dst_geobox, dst=dst, selection=selection)
             rasterio = require("rasterio", feature="stack_stac")
             # A second open of the header: GDAL's caches serve it (no extra HTTP request for a remote COG).
             with rasterio.open(uri, "r", sharing=False) as header:
+                check_remote_sources(href_of_gdal(uri), header)  # a remote VRT naming a local file: refused
                 dtypes, nodatas = list(header.dtypes), list(header.nodatavals)
+            if band < 1:  # odc's "every band" (extra dims): terrapipe's loads always name one band
+                return super().read(cfg, dst_geobox, dst=dst, selection=selection)
             check = check_band(uri, self._names, band, dtypes, nodatas, cfg, cast=self._cast)
             if check is None:
                 return super().read(cfg, dst_geobox, dst=dst, selection=selection)
