@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from terrapipe.cache.entry import entry_intact
-from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.core.checks import check_positive_int
 
 __all__ = ["MemoryLRU"]
 
@@ -71,9 +71,7 @@ class MemoryLRU:
     """
 
     def __init__(self, max_bytes: int) -> None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-            raise InvalidArgumentError(f"max_bytes must be a positive int (bytes), got {max_bytes!r}")
-        self.max_bytes = max_bytes
+        self.max_bytes = check_positive_int(max_bytes, "max_bytes", unit=" (bytes)")
         self.evicted = 0
         self.refused = 0
         self._entries: OrderedDict[str, bytes] = OrderedDict()

@@ -59,6 +59,7 @@ from urllib.parse import urlsplit
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, check_codec, compress_entry, decompress_entry
 from terrapipe.cache.redis_wire import RedisReader, supported
+from terrapipe.core.checks import check_positive_int
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.loopback import is_loopback_host
 from terrapipe.core.optional import require
@@ -141,8 +142,7 @@ class RedisStore:
     ) -> None:
         if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
             raise InvalidArgumentError(f"ttl must be None or a positive number of seconds, got {ttl!r}")
-        if isinstance(max_entry_bytes, bool) or not isinstance(max_entry_bytes, int) or max_entry_bytes < 1:
-            raise InvalidArgumentError(f"max_entry_bytes must be a positive int, got {max_entry_bytes!r}")
+        max_entry_bytes = check_positive_int(max_entry_bytes, "max_entry_bytes")
         if not isinstance(timeout, int | float) or timeout <= 0:
             raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if compress is None:  # measured: with no network between, a plain value is the fastest hit

@@ -86,6 +86,7 @@ import numpy as np
 
 from terrapipe.cache.entry import CorruptEntryError, entry_digest
 from terrapipe.cache.frames import CODECS, TYPESIZE, check_codec, decode_frame_into
+from terrapipe.core.checks import check_positive_int
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
@@ -284,8 +285,7 @@ class ZarrStore:
         storage_options: Mapping[str, Any] | None = None,
         storage: Storage | None = None,
     ) -> None:
-        if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
-            raise InvalidArgumentError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
+        chunk_bytes = check_positive_int(chunk_bytes, "chunk_bytes")
         self.zarr_store: Any = None
         if isinstance(location, str | os.PathLike):
             text = os.fspath(location)

@@ -40,6 +40,7 @@ __all__ = [
     "check_names",
     "check_number",
     "check_numeric_dtype",
+    "check_positive_int",
     "check_scalar_options",
     "check_storage",
 ]
@@ -79,6 +80,33 @@ def check_int(value: Any, what: str, *, minimum: int | None = None, maximum: int
         bounds += "" if maximum is None else f"{' and' if bounds else ''} <= {maximum}"
         raise InvalidArgumentError(f"{what} must be an int{bounds}, got {value!r}")
     return int(value)
+
+
+def check_positive_int(value: Any, what: str, *, unit: str = "") -> int:
+    """Return ``value`` as an int if it is an integer >= 1, as :func:`check_int`; worded "a positive int".
+
+    For the options whose message says "a positive int" (sizes, counts,
+    byte budgets); ``unit`` is put after it, e.g. ``" (bytes)"``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming ``what`` and the value.
+
+    Examples
+    --------
+    >>> check_positive_int(np.int64(2), "prefetch size")
+    2
+    >>> check_positive_int(0, "max_bytes", unit=" (bytes)")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: max_bytes must be a positive int (bytes), got 0
+    """
+    try:
+        return check_int(value, what, minimum=1)
+    except InvalidArgumentError:
+        pass
+    raise InvalidArgumentError(f"{what} must be a positive int{unit}, got {value!r}")
 
 
 def check_number(

@@ -143,7 +143,7 @@ _MERGE_KEYS = frozenset(ShardMerge.KEYS)
 MAX_WORKERS = 1024
 
 
-def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False) -> Any:
+def _check_int(name: str, value: Any, *, minimum: int | None, allow_none: bool = False) -> Any:
     """``value`` as an int (numpy integers taken: :func:`~terrapipe.core.checks.check_int`), or ``None`` if allowed."""
     if value is None and allow_none:
         return None
@@ -152,7 +152,8 @@ def _check_int(name: str, value: Any, *, minimum: int, allow_none: bool = False)
     except InvalidArgumentError:
         if not allow_none:
             raise
-    raise InvalidArgumentError(f"loader {name} must be an int >= {minimum} or None, got {value!r}")
+    bounds = "" if minimum is None else f" >= {minimum}"
+    raise InvalidArgumentError(f"loader {name} must be an int{bounds} or None, got {value!r}")
 
 
 def _find_position(state: Any) -> dict[str, Any] | None:
@@ -212,8 +213,7 @@ class PipeLoader(Generic[T]):
             raise InvalidArgumentError(f"loader method must be 'thread' or 'process', got {method!r}")
         if collate is not None and not callable(collate):
             raise InvalidArgumentError(f"loader collate must be callable or None, got {collate!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise InvalidArgumentError(f"loader seed must be an int or None, got {seed!r}")
+        seed = _check_int("seed", seed, minimum=None, allow_none=True)
         if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
             raise InvalidArgumentError(f"loader timeout must be a positive number or None, got {timeout!r}")
         contexts = (None, "fork", "spawn", "forkserver")

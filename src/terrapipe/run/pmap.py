@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from terrapipe.core.checks import check_positive_int
 from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, Stage, register
@@ -124,9 +125,7 @@ def _check_executor(executor: Any) -> Any:
 
 
 def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgumentError(f"pmap {name} must be a positive int, got {value!r}")
-    return value
+    return check_positive_int(value, f"pmap {name}")
 
 
 @register("pmap")

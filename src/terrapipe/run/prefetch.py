@@ -16,7 +16,8 @@ import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from terrapipe.core.errors import InvalidArgumentError, WorkerError
+from terrapipe.core.checks import check_positive_int
+from terrapipe.core.errors import WorkerError
 from terrapipe.core.pipe import IterDataPipe, Stage, pass_context, register
 from terrapipe.core.renamed import pickled_names
 from terrapipe.run.pipe_state import ReadAheadState, ResumePlan, resume_plan
@@ -67,10 +68,8 @@ class Prefetch(ReadAheadState, Stage[T]):
 
     def __init__(self, source: IterDataPipe[T], size: int = 2) -> None:
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise InvalidArgumentError(f"prefetch size must be a positive int, got {size!r}")
         self.source = source
-        self.size = size
+        self.size = check_positive_int(size, "prefetch size")
         self._reset_read_ahead_state()
 
     def __iter__(self) -> Iterator[T]:

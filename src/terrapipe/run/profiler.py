@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TextIO
 
+from terrapipe.core.checks import check_positive_int
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, iter_graph
 from terrapipe.core.stats import StageStats
@@ -181,8 +182,7 @@ def profile(
     InvalidArgumentError
         For a non-positive ``n`` or something that is not a pipe.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InvalidArgumentError(f"profile n must be a positive int, got {n!r}")
+    n = check_positive_int(n, "profile n")
     if not isinstance(pipe, IterDataPipe):
         raise InvalidArgumentError(f"profile needs a pipe (an IterDataPipe), got {type(pipe).__name__}")
     if file is not None and not callable(getattr(file, "write", None)):

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from terrapipe.core.checks import check_iterable
+from terrapipe.core.checks import check_int, check_iterable
 from terrapipe.core.errors import InvalidArgumentError, PipelineStateError
 from terrapipe.core.pipe import ShardMode, Stage
 from terrapipe.core.shard import shard_info, shard_range, shared_seed
@@ -69,8 +69,7 @@ class ShuffledItems(Stage[T]):
                 "pass a list or tuple instead"
             )
             raise InvalidArgumentError(msg)
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise InvalidArgumentError(f"shuffled_items seed must be an int, got {seed!r}")
+        seed = check_int(seed, "shuffled_items seed")
         check_iterable(items, "shuffled_items items")
         self.items: Sequence[T] = items if isinstance(items, Sequence) else list(items)
         self.seed = seed
