@@ -156,6 +156,17 @@ class _Grid:
                 steps.append((dim, np.asarray(list(time) if isinstance(time, list | tuple) else [time])))
         return tuple(steps)
 
+    def shape_of(self, meta: Any) -> tuple[int, int] | None:
+        """Return the ``(height, width)`` a prediction's chip covers, where its chip or GeoMeta says."""
+        if isinstance(meta, xr.DataArray | xr.Dataset):
+            if self.y_dim in meta.dims and self.x_dim in meta.dims:
+                return int(meta.sizes[self.y_dim]), int(meta.sizes[self.x_dim])
+            return None
+        shape = meta.get("shape") if isinstance(meta, Mapping) else None
+        if isinstance(shape, list | tuple) and len(shape) == 2:
+            return int(shape[0]), int(shape[1])
+        return None
+
     def origin_from_meta(self, meta: Mapping[str, Any]) -> tuple[int, int]:
         """Row and column of a GeoMeta's window on this grid."""
         crs = str(meta.get("crs") or "")
@@ -381,6 +392,9 @@ def _as_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     elif isinstance(value, xr.DataArray):
+        x_dim, y_dim = xy_dims(value)
+        if x_dim is not None and y_dim is not None and value.dims[-2:] != (y_dim, x_dim):
+            value = value.transpose(..., y_dim, x_dim)  # placed by its names: (x, y) is not (y, x)
         value = value.values
     return np.asarray(value)
 
@@ -514,6 +528,13 @@ def stitch(
                 f"a prediction's meta must be an xarray chip or a GeoMeta, got {type(meta).__name__}"
             )
         h, w = pred.shape[-2:]
+        covers = grid.shape_of(meta)
+        if covers is not None and covers != (h, w):
+            raise GridMismatchError(
+                f"a prediction of shape {pred.shape} covers {h}x{w} pixels but its chip is {covers[0]}x{covers[1]} "
+                "(another resolution, a crop, or channels last?); stitch places predictions on their chips' "
+                "pixels without resampling: give each prediction its chip's height and width, last"
+            )
         r0, r1 = max(row, 0), min(row + h, height)
         for col in grid.columns(first_col, w):
             c0, c1 = max(col, 0), min(col + w, width)
