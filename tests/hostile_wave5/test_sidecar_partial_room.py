@@ -89,12 +89,6 @@ def _describe(path: str | Path) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: io/sidecars.room_for asks for a remote raster's .aux.xml only where no band has nodata, scale "
-    "or offset, and for .msk only where there is no nodata: a side-car adding the rest is read locally, "
-    "not remotely (nodata pixels read as data, scale missing, mask missing), silently",
-)
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_sidecar_adding_what_the_file_lacks_reads_as_locally(case: str, range_server_session: Any) -> None:
     folder = range_server_session.root / uuid.uuid4().hex[:8]

@@ -8,11 +8,11 @@ ask for every side-car name it knows at every open (a COG window: 2 requests,
 chooses:
 
 - ``None`` (the default): :func:`found_sidecars` asks for the side-cars whose
-  content the opened file lacks (:func:`room_for`): ``.aux.xml`` where no band
-  has a nodata value, a scale or an offset; ``.msk`` where no band has a mask
-  (no nodata, no internal mask, no alpha); ``.ovr`` where the file has no
-  overviews. A COG with nodata and overviews costs no request; a plain
-  GeoTIFF without them at most three ``HEAD`` requests. Where one is found,
+  content the opened file lacks (:func:`room_for`): ``.aux.xml`` where a band
+  has no nodata value or no scale/offset; ``.msk`` where the file has no
+  internal mask (an external one wins over nodata, as GDAL reads it
+  locally); ``.ovr`` where the file has no overviews. A COG with nodata and
+  overviews costs two ``HEAD`` requests; a plain GeoTIFF three. Where one is found,
   the file is opened again as with ``sidecars=True``, so what a local read
   gives is what the remote read gives.
 - ``True``: GDAL asks for each side-car itself at every open.
@@ -65,20 +65,18 @@ def room_for(dataset: Any) -> tuple[str, ...]:
     ...     room_for(dst)
     ('.aux.xml', '.msk', '.ovr')
     >>> with MemoryFile() as memory, memory.open(transform=from_origin(0, 40, 10, 10), nodata=0, **profile) as dst:
-    ...     room_for(dst)  # nodata: nothing for an .aux.xml or a .msk to add
-    ('.ovr',)
+    ...     dst.scales, dst.offsets = (2.0,), (1.0,)
+    ...     room_for(dst)  # nodata, scale and offset: nothing for an .aux.xml to add; a .msk may
+    ('.msk', '.ovr')
     """
     from rasterio.enums import MaskFlags
 
     room = []
-    if (
-        all(value is None for value in dataset.nodatavals)
-        and all(scale == 1 for scale in dataset.scales)
-        and all(offset == 0 for offset in dataset.offsets)
-    ):
-        room.append(".aux.xml")
-    if all(list(flags) == [MaskFlags.all_valid] for flags in dataset.mask_flag_enums):
-        room.append(".msk")
+    bands = zip(dataset.nodatavals, dataset.scales, dataset.offsets, strict=True)
+    if any(nodata is None or (scale == 1 and offset == 0) for nodata, scale, offset in bands):
+        room.append(".aux.xml")  # a band without nodata, or without scale/offset: PAM may add it
+    if not any(MaskFlags.per_dataset in flags for flags in dataset.mask_flag_enums):
+        room.append(".msk")  # no internal mask: an external one wins over nodata, as locally
     if dataset.count and not dataset.overviews(1):
         room.append(".ovr")
     return tuple(room)

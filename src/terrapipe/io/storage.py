@@ -238,10 +238,10 @@ class Storage:
         The side-car files next to a raster at a URL or in a bucket
         (``.aux.xml``: nodata, scale/offset; ``.msk``: a mask; ``.ovr``:
         overviews), which GDAL reads next to a local file. ``None`` (default):
-        asked for only where the opened file lacks what one would add (no
-        nodata, scale or offset; no mask; no overviews), and read where found
-        (:mod:`terrapipe.io.sidecars`: a COG with nodata and overviews costs no
-        request). ``True``: GDAL asks for each side-car name it knows at every
+        asked for only where the opened file lacks what one would add (a band
+        without nodata or scale/offset; no internal mask; no overviews), and
+        read where found (:mod:`terrapipe.io.sidecars`: a COG with nodata and
+        overviews costs 2 ``HEAD`` requests per open). ``True``: GDAL asks for each side-car name it knows at every
         open (a COG window: 2 requests, 11 with them; GDAL 3.10). ``False``:
         never asked for. Not at a URL with a query string (it signs the file only).
     """
