@@ -1,4 +1,4 @@
-"""Fixtures of the io tests: the shared range server handed out fresh, data writers."""
+"""Fixtures of the io tests: the shared range server handed out fresh, the hostile STAC server, data writers."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import xarray as xr
 from rasterio.transform import from_origin
 
 import terrapipe.io  # noqa: F401  (registers the reader stages)
+from tests.servers.hostile_stac import HostileServer, start_hostile_server
 from tests.servers.http_range import RangeServer
 
 
@@ -68,6 +69,13 @@ def write_cog(
             for i, name in enumerate(descriptions, start=1):
                 dst.set_band_description(i, name)
     return data
+
+
+@pytest.fixture(scope="module")
+def stac_server() -> Iterator[HostileServer]:
+    """The hostile STAC server (``tests/servers/hostile_stac.py``), one a test module: tests route it afresh."""
+    with start_hostile_server() as handle:
+        yield handle
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import gzip
 import zlib
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,28 +19,19 @@ import terrapipe as tp
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads
 from terrapipe.stac.http_json import JsonClient
-from tests.servers.hostile_stac import HostileServer, start_hostile_server
+from tests.servers.hostile_stac import HostileServer
 from tests.servers.object_stores import free_port
 
 FAST = tp.Storage(timeout=2.0, retries=1, backoff=0.01, max_backoff=0.05, deadline=10)
 DATA = b'{"type": "Catalog", "id": "c", "links": [], "pad": "' + b"x" * 50_000 + b'"}'
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HostileServer]:
-    handle = start_hostile_server()
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
-def _route(server: HostileServer, blob: bytes, encoding: str) -> str:
-    server.reset()
-    server.route(
+def _route(stac_server: HostileServer, blob: bytes, encoding: str) -> str:
+    stac_server.reset()
+    stac_server.route(
         {"/doc.json": {"base64": base64.b64encode(blob).decode(), "headers": {"Content-Encoding": encoding}}}
     )
-    return f"{server.url}/doc.json"
+    return f"{stac_server.url}/doc.json"
 
 
 def _deflate(wbits: int) -> bytes:
@@ -62,28 +52,28 @@ def _deflate(wbits: int) -> bytes:
     ids=["zlib", "raw-deflate", "gzip-members-padding"],
 )
 def test_both_clients_inflate_what_a_server_may_send(
-    server: HostileServer, blob: bytes, encoding: str
+    stac_server: HostileServer, blob: bytes, encoding: str
 ) -> None:
-    url = _route(server, blob, encoding)
+    url = _route(stac_server, blob, encoding)
     assert http_reads.read(url, FAST).body == DATA
     assert JsonClient(FAST).request_bytes(url, error=ReadError, what="read") == DATA
 
 
-def test_an_unasked_encoding_is_named_alike(server: HostileServer) -> None:
-    url = _route(server, DATA, "br")
+def test_an_unasked_encoding_is_named_alike(stac_server: HostileServer) -> None:
+    url = _route(stac_server, DATA, "br")
     with pytest.raises(ReadError, match="Content-Encoding 'br'"):
         http_reads.read(url, FAST)
     with pytest.raises(ReadError, match="Content-Encoding 'br'"):
         JsonClient(FAST).request("GET", url, error=ReadError, what="read")
 
 
-def test_a_cut_gzip_body_is_retried_then_named_alike(server: HostileServer) -> None:
-    url = _route(server, gzip.compress(DATA)[:-20], "gzip")
+def test_a_cut_gzip_body_is_retried_then_named_alike(stac_server: HostileServer) -> None:
+    url = _route(stac_server, gzip.compress(DATA)[:-20], "gzip")
     with pytest.raises(ReadError, match=r"gzip-encoded answer was cut short \(after 2 tries\)"):
         http_reads.read(url, FAST)
     with pytest.raises(ReadError, match=r"gzip-encoded answer was cut short \(after 2 tries\)"):
         JsonClient(FAST).request("GET", url, error=ReadError, what="read")
-    assert len(server.log()) == 4  # two tries each
+    assert len(stac_server.log()) == 4  # two tries each
 
 
 def test_a_refused_connection_is_cannot_connect_in_both() -> None:
@@ -96,21 +86,21 @@ def test_a_refused_connection_is_cannot_connect_in_both() -> None:
         JsonClient(storage).request("GET", url, error=ReadError, what="read")
 
 
-def test_bytes_received_are_the_bytes_on_the_wire(server: HostileServer) -> None:
+def test_bytes_received_are_the_bytes_on_the_wire(stac_server: HostileServer) -> None:
     blob = gzip.compress(DATA)
-    url = _route(server, blob, "gzip")
+    url = _route(stac_server, blob, "gzip")
     client = JsonClient(FAST)
     assert client.request("GET", url, error=ReadError, what="read")["id"] == "c"
     assert client.bytes_received == len(blob)
 
 
-def test_a_missing_object_is_one_error_whichever_reader(server: HostileServer) -> None:
+def test_a_missing_object_is_one_error_whichever_reader(stac_server: HostileServer) -> None:
     from terrapipe.io import object_store
     from terrapipe.io.object_file import ObjectFile
 
-    server.reset()
-    url = f"{server.url}/gone.parquet?sig=SECRET"
-    shown = f"'{server.url}/gone.parquet'"
+    stac_server.reset()
+    url = f"{stac_server.url}/gone.parquet?sig=SECRET"
+    shown = f"'{stac_server.url}/gone.parquet'"
     for reader, verb in [
         (lambda: object_store.get(url, FAST), "read"),
         (lambda: object_store.head(url, FAST), "look up"),  # before: no hint
@@ -122,8 +112,8 @@ def test_a_missing_object_is_one_error_whichever_reader(server: HostileServer) -
 
 
 @pytest.mark.parametrize("blob", [DATA, gzip.compress(DATA)], ids=["plain", "gzip"])
-def test_a_body_over_the_cap_is_one_error_in_both(server: HostileServer, blob: bytes) -> None:
-    url = _route(server, blob, "gzip" if blob is not DATA else "identity")
+def test_a_body_over_the_cap_is_one_error_in_both(stac_server: HostileServer, blob: bytes) -> None:
+    url = _route(stac_server, blob, "gzip" if blob is not DATA else "identity")
     small = FAST.with_options(max_bytes=1000)
     said = "the answer is larger than the cap of 1000 bytes (decompressed); raise Storage(max_bytes=...)"
     with pytest.raises(ReadError) as byte_layer:

@@ -18,7 +18,6 @@ import email.utils
 import gzip
 import time
 import zlib
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,25 +25,16 @@ import terrapipe as tp
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads
 from terrapipe.stac.http_json import JsonClient
-from tests.servers.hostile_stac import HostileServer, start_hostile_server
+from tests.servers.hostile_stac import HostileServer
 
 FAST = tp.Storage(timeout=2.0, retries=1, backoff=0.01, max_backoff=0.05, deadline=10)
 DATA = b'{"type": "Catalog", "id": "c", "links": [], "pad": "' + b"y" * 40_000 + b'"}'
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HostileServer]:
-    handle = start_hostile_server()
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
-def _route(server: HostileServer, spec: dict[str, object]) -> str:
-    server.reset()
-    server.route({"/doc.json": spec})
-    return f"{server.url}/doc.json?sig=SECRET"
+def _route(stac_server: HostileServer, spec: dict[str, object]) -> str:
+    stac_server.reset()
+    stac_server.route({"/doc.json": spec})
+    return f"{stac_server.url}/doc.json?sig=SECRET"
 
 
 @pytest.mark.parametrize(
@@ -69,15 +59,15 @@ def test_retry_after_as_a_date_to_come() -> None:
     assert 28.0 <= (got if got is not None else -1.0) <= 30.0
 
 
-def test_a_retry_after_date_past_the_deadline_ends_the_read_at_once(server: HostileServer) -> None:
+def test_a_retry_after_date_past_the_deadline_ends_the_read_at_once(stac_server: HostileServer) -> None:
     later = email.utils.formatdate(time.time() + 60, usegmt=True)
-    url = _route(server, {"status": 503, "text": "busy", "headers": {"Retry-After": later}})
+    url = _route(stac_server, {"status": 503, "text": "busy", "headers": {"Retry-After": later}})
     storage = FAST.with_options(max_backoff=120.0, deadline=3)
     began = time.monotonic()
     with pytest.raises(ReadError, match=r"within the deadline of 3 s .*HTTP 503") as info:
         http_reads.read(url, storage)
     assert time.monotonic() - began < 2.0  # the server's wish lies past the deadline: no sleep toward it
-    assert len(server.log()) == 1
+    assert len(stac_server.log()) == 1
     assert "SECRET" not in str(info.value)
 
 
@@ -97,11 +87,11 @@ def _deflate(data: bytes, wbits: int) -> bytes:
     ids=["gzip-trailing-garbage", "gzip-second-member-cut", "zlib-cut", "raw-deflate-cut"],
 )
 def test_a_body_that_does_not_inflate_whole_is_refused_by_both_clients(
-    server: HostileServer, blob: bytes, encoding: str, match: str
+    stac_server: HostileServer, blob: bytes, encoding: str, match: str
 ) -> None:
     # each body is complete as HTTP (its Content-Length is right): only the encoding tells
     url = _route(
-        server, {"base64": base64.b64encode(blob).decode(), "headers": {"Content-Encoding": encoding}}
+        stac_server, {"base64": base64.b64encode(blob).decode(), "headers": {"Content-Encoding": encoding}}
     )
     with pytest.raises(ReadError, match=match):
         http_reads.read(url, FAST)
@@ -112,19 +102,19 @@ def test_a_body_that_does_not_inflate_whole_is_refused_by_both_clients(
 @pytest.mark.parametrize("status", [400, 403, 409])
 @pytest.mark.parametrize("code", ["ExpiredToken", "SignatureDoesNotMatch", "AuthenticationFailed"])
 def test_a_code_refusing_the_credentials_is_access_denied_at_once(
-    server: HostileServer, status: int, code: str
+    stac_server: HostileServer, status: int, code: str
 ) -> None:
     body = f'<?xml version="1.0"?><Error><Code>{code}</Code><Message>no</Message></Error>'
-    url = _route(server, {"status": status, "text": body, "content_type": "application/xml"})
+    url = _route(stac_server, {"status": status, "text": body, "content_type": "application/xml"})
     with pytest.raises(ReadError, match=rf"access denied \(HTTP {status}, {code}\)") as info:
         http_reads.read(url, FAST.with_options(retries=3))
     assert "SECRET" not in str(info.value)
-    assert len(server.log()) == 1  # not retried
+    assert len(stac_server.log()) == 1  # not retried
 
 
-def test_another_code_is_no_denial(server: HostileServer) -> None:
+def test_another_code_is_no_denial(stac_server: HostileServer) -> None:
     body = "<Error><Code>InvalidArgument</Code><Message>bad</Message></Error>"
-    url = _route(server, {"status": 400, "text": body, "content_type": "application/xml"})
+    url = _route(stac_server, {"status": 400, "text": body, "content_type": "application/xml"})
     with pytest.raises(ReadError) as info:
         http_reads.read(url, FAST)
     assert "access denied" not in str(info.value)
