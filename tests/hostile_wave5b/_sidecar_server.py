@@ -2,6 +2,7 @@
 
 ``--mode hang``: a request for a side-car name (``.aux.xml``/``.msk``/``.ovr``) is never answered;
 ``garbage``: answered ``200`` with the raster's own bytes (a server that ignores the path's tail);
+``slowN``: answered N seconds late;
 ``redirect``: answered ``302`` to the same path at ``--other`` (another origin). Every request's path
 and its ``Authorization``/``X-Api-Key`` headers go to ``GET /_log`` (JSON lines).
 """
@@ -52,6 +53,8 @@ def main() -> None:
             if sidecar and args.mode == "hang":
                 time.sleep(3600)
                 return
+            if sidecar and args.mode.startswith("slow"):  # slow4: every side-car answer 4 s late
+                time.sleep(float(args.mode[4:]))
             if sidecar and args.mode == "redirect":
                 self.send_response(302)
                 self.send_header("Location", args.other + path)
