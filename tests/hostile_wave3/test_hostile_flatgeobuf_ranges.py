@@ -18,7 +18,7 @@ from shapely.geometry import box
 
 import terrapipe as tp
 from tests.conformance.files.corpus import DATA
-from tests.servers.hostile_http import hostile_server
+from tests.servers.hostile_http import start_hostile_server
 
 gpd = pytest.importorskip("geopandas")
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
@@ -37,7 +37,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
         crs="EPSG:32631",
     )
     frame.to_file(root / "big.fgb")
-    with hostile_server(root, max_seconds=5) as server:
+    with start_hostile_server(root, max_seconds=5) as server:
         yield server, root
 
 

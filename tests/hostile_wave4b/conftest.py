@@ -16,8 +16,5 @@ def server(
     """The hostile server, its root holding ``f.bin``: the test module's ``DATA`` (one server a module)."""
     root = tmp_path_factory.mktemp("hostile")
     (root / "f.bin").write_bytes(request.module.DATA)
-    served = start_hostile_server(root)
-    try:
+    with start_hostile_server(root) as served:
         yield served
-    finally:
-        served.stop()

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers.http_range import parse_range
-from tests.servers.process import serve, start_serving, stop_process
+from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
 __all__ = ["HeaderServer", "start_header_server"]
 
@@ -109,8 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @dataclass
-class HeaderServer:
-    """Handle of a running :mod:`tests.servers.header_server` (``url`` without a trailing slash)."""
+class HeaderServer(Stoppable):
+    """Handle of a running :mod:`tests.servers.header_server` (``url`` without a trailing slash); ``with`` stops it."""
 
     url: str
     process: subprocess.Popen[bytes]

@@ -22,6 +22,8 @@ file under ``--root`` (``GET /shift/cube.zarr/t2m/c/0/0/0``). Behaviours
   a second, forged ``206`` for the next range of the same length (bytes
   ``0xEE``), as if it answered the client's next request;
 - ``full``: ignores ``Range`` and answers ``200`` with the whole file (legal);
+- ``chunked``: like ``full``, sent chunked (no ``Content-Length``, pieces of
+  10,000 bytes), as dynamic servers answer (legal);
 - ``drift``: correct ranges, but the total size in ``Content-Range`` (and a
   ``200``'s length) changes at every request, as if the file were replaced
   while being read (``HEAD`` gives the real size);
@@ -82,16 +84,15 @@ import time
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from tests.servers.http_range import parse_range
-from tests.servers.process import serve, start_serving, stop_process
+from tests.servers.process import Stoppable, serve, start_serving, stop_process
 
-__all__ = ["MODES", "HostileServer", "hostile_server", "start_hostile_server"]
+__all__ = ["MODES", "HostileServer", "start_hostile_server"]
 
 MODES = (
     "plain",
@@ -102,6 +103,7 @@ MODES = (
     "badlength",
     "forge",
     "full",
+    "chunked",
     "drift",
     "trickle",
     "trickle-headers",
@@ -257,7 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not head:
                 self._write(packed)
             return
-        wanted = None if mode == "full" or head else parse_range(self.headers.get("Range"), size)
+        wanted = None if mode in ("full", "chunked") or head else parse_range(self.headers.get("Range"), size)
         if wanted == "unsatisfiable":
             self._headers_out(416, {"Content-Range": f"bytes */{size}", "Content-Length": "0"})
             return
@@ -283,12 +285,13 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(common)
         if status == 206:
             headers["Content-Range"] = f"bytes {first}-{last}/{total}"
-        if mode in ("chunked-short", "gzip-range") and status == 206 and not head:
+        if (mode == "chunked" or (mode in ("chunked-short", "gzip-range") and status == 206)) and not head:
             headers["Transfer-Encoding"] = "chunked"
             if mode == "gzip-range":
                 headers["Content-Encoding"] = "gzip"
             self._headers_out(status, headers)
-            self._write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n")
+            pieces = (body[i : i + 10_000] for i in range(0, len(body), 10_000))
+            self._write(b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n")
             return
         if mode in ("nolength", "badlength") and not head:
             headers["Connection"] = "close"
@@ -377,8 +380,8 @@ def _serve_tls_trickle(listener: socket.socket, settings: _Settings) -> None:
 
 
 @dataclass
-class HostileServer:
-    """A hostile server running in a subprocess (see :func:`start_hostile_server`).
+class HostileServer(Stoppable):
+    """A hostile server running in a subprocess (see :func:`start_hostile_server`); ``with`` stops it.
 
     Attributes
     ----------
@@ -459,16 +462,6 @@ def start_hostile_server(
         return HostileServer(url=url, root=Path(root), process=process, tls_trickle_port=port)
 
     return start_serving(cmd, make, HostileServer.requests, "hostile HTTP server", 20.0, cwd=_REPO)
-
-
-@contextlib.contextmanager
-def hostile_server(root: str | os.PathLike[str], **kwargs: Any) -> Iterator[HostileServer]:
-    """Context manager form of :func:`start_hostile_server` (stops it on exit)."""
-    server = start_hostile_server(root, **kwargs)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
