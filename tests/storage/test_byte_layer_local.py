@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.io import object_store, obstore_runtime
 from terrapipe.io.object_store import join_url
 from terrapipe.io.storage import Storage
+from tests.servers.hostile_http import HostileServer, start_hostile_server
 
 pytest.importorskip("obstore")
 
@@ -32,44 +31,30 @@ def test_local_get_range_size_list(tmp_path: Path) -> None:
         object_store.get(str(blob), range=(5, 5))
 
 
-class _Slow(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/slow"):
-            time.sleep(3)
-        body = b"x" * 100
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture(scope="module")
-def http_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileServer]:
+    """The hostile HTTP server (a process) serving ``fast``: 100 bytes; its ``trickle-headers`` mode is slow."""
+    root = tmp_path_factory.mktemp("byte-layer-local")
+    (root / "fast").write_bytes(b"x" * 100)
+    with start_hostile_server(root, max_seconds=5, lifetime=120) as server:
+        yield server
 
 
-def test_deadline_bounds_a_read(http_server: str) -> None:
+def test_deadline_bounds_a_read(http_server: HostileServer) -> None:
+    slow = http_server.url_for("trickle-headers", "fast")  # the status line and headers, a byte a second
     start = time.monotonic()
     with pytest.raises(ReadError, match=r"deadline of 0\.5 s"):
-        object_store.get(f"{http_server}/slow?token=abc123", Storage(deadline=0.5, retries=0))
+        object_store.get(f"{slow}?token=abc123", Storage(deadline=0.5, retries=0))
     assert time.monotonic() - start < 2.5
 
 
-def test_http_errors_name_no_query(http_server: str) -> None:
-    assert object_store.get(f"{http_server}/fast?sig=zzz") == b"x" * 100
+def test_http_errors_name_no_query(http_server: HostileServer) -> None:
+    fast = http_server.url_for("plain", "fast")
+    assert object_store.get(f"{fast}?sig=zzz") == b"x" * 100
     with pytest.raises(ReadError) as info:
-        object_store.get(f"{http_server}/fast?sig=secret-sig-123", max_bytes=10)
+        object_store.get(f"{fast}?sig=secret-sig-123", max_bytes=10)
     assert "secret-sig-123" not in str(info.value)
-    assert f"{http_server}/fast" in str(info.value)
+    assert fast in str(info.value)
 
 
 def test_join_url_stays_in_the_bucket() -> None:
