@@ -51,12 +51,6 @@ def _geometa_chip() -> tuple[np.ndarray, Any]:
     raise AssertionError("no chip at the template's first column")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C: chip/stitch places a prediction at its chip's first pixel with the prediction's own h, w "
-    "(never compared with the chip's size or GeoMeta shape): 2x, cropped, short or channels-last outputs "
-    "are written onto the wrong pixels, silently; the docstring promises GridMismatchError",
-)
 @pytest.mark.parametrize("meta_kind", ["xarray_chip", "geometa"])
 @pytest.mark.parametrize("case", list(WRONG_SHAPE))
 def test_a_prediction_of_another_shape_than_its_chip_is_refused(case: str, meta_kind: str) -> None:
@@ -68,11 +62,6 @@ def test_a_prediction_of_another_shape_than_its_chip_is_refused(case: str, meta_
         stitch([(WRONG_SHAPE[case](values), meta)], TEMPLATE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C: chip/stitch writes an xarray prediction with dims (x, y) by position as (y, x): "
-    "values transposed over a 5x4 footprint of a 4x5 chip, silently (align by dim names or refuse)",
-)
 def test_an_xarray_prediction_in_another_dim_order_is_placed_by_its_names() -> None:
     try:
         out = stitch([(CHIP.transpose("x", "y"), CHIP)], TEMPLATE)
