@@ -27,6 +27,8 @@ True
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +54,22 @@ def ensure_gdal_setup() -> None:
         install_fork_hook()
         ensure_log_redaction()
         apply_process_settings()
+        atexit.register(_close_at_exit)
         _DONE = True
+
+
+def _close_at_exit() -> None:
+    """Close the main thread's raster handles inside their environments when the process ends.
+
+    Left to rasterio's deallocation, a GeoPackage on ``s3://`` was closed
+    without the storage's credentials and GDAL's SQLite layer asked the
+    instance-metadata server 169.254.169.254 for a role (its close looks for
+    ``<name>-wal``).
+    """
+    from terrapipe.io.raster_array import close_thread_handles  # here: raster_array imports this module
+
+    with contextlib.suppress(Exception):  # at exit: nothing to report to
+        close_thread_handles()
 
 
 def gdal_setup_done() -> bool:
