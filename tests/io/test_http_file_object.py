@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.io.http_file import HTTPFile, open_http
-from terrapipe.io.object_file import ObjectFile
+from terrapipe.io.object_file import HTTPFile, ObjectFile, open_http
 from terrapipe.io.storage import Storage
 from tests.servers.http_range import RangeServer
 

@@ -21,8 +21,8 @@ import pytest
 
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads, object_store, obstore_runtime
-from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.http_reads import ByteRange
+from terrapipe.io.object_file import HTTPFile
 from terrapipe.io.storage import Storage
 from tests.servers.http_range import RangeServer
 

@@ -22,8 +22,8 @@ from zarr.core.buffer import default_buffer_prototype
 
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads, object_store
-from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.http_store import HTTPStore
+from terrapipe.io.object_file import HTTPFile
 from terrapipe.io.storage import Storage
 from tests.servers.hostile_http import HostileServer, start_hostile_server
 

@@ -34,9 +34,9 @@ import xarray as xr
 import terrapipe as tp
 from terrapipe.core.errors import InvalidArgumentError, ReadError
 from terrapipe.io import http_reads, object_store
-from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.http_reads import ByteRange, PastEndError
 from terrapipe.io.http_store import HTTPStore
+from terrapipe.io.object_file import HTTPFile
 from terrapipe.io.storage import Storage
 from terrapipe.io.zarr_object_store import zarr_object_store
 from terrapipe.io.zarr_reader import open_zarr

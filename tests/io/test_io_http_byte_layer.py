@@ -25,8 +25,8 @@ import terrapipe as tp
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads
 from terrapipe.io.http_client import HTTPOptions, fetch
-from terrapipe.io.http_file import HTTPFile
 from terrapipe.io.http_reads import ByteRange
+from terrapipe.io.object_file import HTTPFile
 from terrapipe.io.storage import Storage
 from tests.servers.hostile_http import HostileServer, start_hostile_server
 from tests.servers.http_range import RangeServer

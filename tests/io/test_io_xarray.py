@@ -6,7 +6,7 @@ import xarray as xr
 
 import terrapipe as tp
 from terrapipe.io import open_xarray
-from terrapipe.io.http_file import HTTPFile, open_http
+from terrapipe.io.object_file import HTTPFile, open_http
 
 
 @pytest.fixture

@@ -35,9 +35,9 @@ import pytest
 import terrapipe as tp
 from terrapipe.core.errors import ReadError
 from terrapipe.io.http_client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY, ByteRange, fetch
-from terrapipe.io.http_file import HTTPFile, open_http
 from terrapipe.io.http_reads import deadline_of, max_body_of
 from terrapipe.io.http_store import HTTPStore
+from terrapipe.io.object_file import HTTPFile, open_http
 from terrapipe.io.storage import Storage
 from tests.reliability.data import cube, write_cog, write_zarr
 from tests.servers.hostile_http import HostileServer, start_hostile_server

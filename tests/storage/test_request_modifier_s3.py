@@ -17,7 +17,7 @@ import pytest
 
 from terrapipe.core.errors import ReadError
 from terrapipe.io import http_reads, object_store
-from terrapipe.io.http_file import HTTPFile
+from terrapipe.io.object_file import HTTPFile
 from terrapipe.io.storage import Storage
 from tests.storage.conftest import Bucket
 

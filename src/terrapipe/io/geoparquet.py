@@ -15,7 +15,7 @@ without reading its data. :func:`read_geoparquet`:
    the bbox (or ``mask``).
 
 Works on local paths, ``http(s)://`` URLs (footer and row groups by range
-requests, see :mod:`terrapipe.io.http_file`) and, through the byte layer
+requests, see :mod:`terrapipe.io.object_file`) and, through the byte layer
 (:mod:`terrapipe.io.object_file`), on ``s3://``, ``gs://``, ``az://``/``abfs://``
 and presigned or SAS URLs (``storage=``). The pyogrio wheel has no
 Parquet driver, hence this module.
@@ -42,8 +42,7 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.io.http_client import HTTPOptions
-from terrapipe.io.http_file import HTTPFile
-from terrapipe.io.object_file import ObjectFile
+from terrapipe.io.object_file import HTTPFile, ObjectFile
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import is_http
 from terrapipe.io.read_errors import read_error

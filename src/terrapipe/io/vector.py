@@ -86,7 +86,7 @@ from terrapipe.io.gdal_env import remote_url_options, with_http_settings
 from terrapipe.io.gdal_setup import ensure_gdal_setup
 from terrapipe.io.geoparquet import read_geoparquet
 from terrapipe.io.http_client import HTTPOptions
-from terrapipe.io.http_file import HTTPFile
+from terrapipe.io.object_file import HTTPFile
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import gdal_path, href_of, is_http, is_remote, is_sqlite_url
 from terrapipe.io.read_errors import read_error

@@ -45,9 +45,8 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
-from terrapipe.io.http_file import open_http
 from terrapipe.io.netcdf_header import local_extent
-from terrapipe.io.object_file import ObjectFile
+from terrapipe.io.object_file import ObjectFile, open_http
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import href_of, is_http
 from terrapipe.io.raster import open_raster
