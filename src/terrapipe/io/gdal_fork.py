@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 _FUNCTIONS: dict[tuple[str, str], Callable[..., None] | None] = {}
+#: The last scan of ``/proc/self/maps``: the modules' stamp it was made at, and the GDAL libraries found.
+_SCANNED: tuple[tuple[int, str | None], tuple[str, ...]] | None = None
 _LOCK = threading.Lock()
 _INSTALLED = False
 #: The GDAL datasets this process holds open (weakly: they close as before when let go of).
@@ -73,7 +76,29 @@ _INHERITED: list[object] = []
 
 
 def loaded_gdal_libraries() -> list[str]:
-    """Paths of the GDAL shared libraries loaded in this process (Linux; else ``[]``)."""
+    """Paths of the GDAL shared libraries loaded in this process (Linux; else ``[]``).
+
+    ``/proc/self/maps`` has a line per mapping (over a thousand once torch is
+    imported: about 8 ms to read and split), and this runs on every entry of a
+    storage's GDAL options. A GDAL library is loaded by importing the extension
+    module that links it (rasterio, pyogrio, fiona, osgeo), so the scan is
+    kept until ``sys.modules`` changes.
+    """
+    global _SCANNED
+    try:
+        stamp = (len(sys.modules), next(reversed(sys.modules), None))
+    except RuntimeError:  # another thread imported during the look
+        stamp = None
+    scanned = _SCANNED
+    if stamp is not None and scanned is not None and scanned[0] == stamp:
+        return list(scanned[1])
+    paths = _scan_gdal_libraries()
+    if stamp is not None:
+        _SCANNED = (stamp, tuple(paths))
+    return paths
+
+
+def _scan_gdal_libraries() -> list[str]:
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             lines = maps.readlines()
