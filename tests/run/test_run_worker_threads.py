@@ -129,7 +129,7 @@ def test_idle_threads_end_after_idle_seconds(monkeypatch):
 
 
 def _child_pool(queue: Any) -> None:
-    pool_before = worker_threads._POOL
+    pool_before = worker_threads._POOL.peek()
     done: list[int] = []
     worker_threads.start(done.append, (1,), name="terrapipe-loader-0").join(5.0)
     queue.put((pool_before is None, done))

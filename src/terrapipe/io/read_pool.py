@@ -50,6 +50,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
+from terrapipe.core.per_process import PerProcess
+
 __all__ = [
     "IDLE_SECONDS",
     "KEEP_THREADS",
@@ -181,28 +183,12 @@ class _Pool:
         owner.finished(self, future)
 
 
-_POOL: _Pool | None = None
-_POOL_LOCK = threading.Lock()
-_HOOKED = False
-
-
-def _after_fork_in_child() -> None:
-    global _POOL, _POOL_LOCK
-    _POOL_LOCK = threading.Lock()  # the parent may have held it while forking
-    _POOL = None  # the parent's threads are not in this process
+_POOL: PerProcess[_Pool] = PerProcess(_Pool)  # made on first use; a forked child makes its own
 
 
 def _pool() -> _Pool:
     """Return this process's pool (made on first use, the fork hook with the first one)."""
-    global _POOL, _HOOKED
-    if not _HOOKED:  # importing terrapipe registers nothing; two threads registering both is harmless
-        _HOOKED = True
-        os.register_at_fork(after_in_child=_after_fork_in_child)
-    with _POOL_LOCK:
-        pool = _POOL
-        if pool is None or pool.pid != os.getpid():
-            pool = _POOL = _Pool()
-        return pool
+    return _POOL.get()
 
 
 def _close_handles() -> None:
@@ -223,7 +209,7 @@ def pool_threads() -> int:
     >>> pool_threads() >= 0
     True
     """
-    pool = _POOL
+    pool = _POOL.peek()
     if pool is None or pool.pid != os.getpid():
         return 0
     with pool.lock:

@@ -41,11 +41,12 @@ Examples
 from __future__ import annotations
 
 import contextvars
-import os
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from terrapipe.core.per_process import PerProcess
 
 __all__ = ["IDLE_SECONDS", "Job", "idle_threads", "start"]
 
@@ -140,32 +141,13 @@ class _Pool:
                 self.idle.remove(worker)
 
 
-_POOL: _Pool | None = None
-_POOL_LOCK = threading.Lock()
-_HOOKED = False
-
-
-def _after_fork_in_child() -> None:
-    global _POOL, _POOL_LOCK
-    _POOL_LOCK = threading.Lock()  # the parent may have held it while forking
-    _POOL = None  # the parent's threads are not in this process
-
-
-def _pool() -> _Pool:
-    global _POOL, _HOOKED
-    with _POOL_LOCK:
-        if not _HOOKED:  # registered at first use: importing terrapipe installs no fork hook
-            _HOOKED = True
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-        if _POOL is None:
-            _POOL = _Pool()
-        return _POOL
+_POOL: PerProcess[_Pool] = PerProcess(_Pool)  # made on first use; a forked child makes its own
 
 
 def start(target: Callable[..., Any], args: tuple[Any, ...], *, name: str) -> Job:
     """Run ``target(*args)`` on an idle pooled thread, or a new one; return its :class:`Job`."""
     job = Job(target, args, name)
-    _pool().start(job)
+    _POOL.get().start(job)
     return job
 
 
@@ -177,7 +159,7 @@ def idle_threads() -> int:
     >>> idle_threads() >= 0
     True
     """
-    pool = _POOL
+    pool = _POOL.peek()
     if pool is None:
         return 0
     with pool.lock:
