@@ -10,7 +10,6 @@ request, so the tests see exactly where the SAS went.
 from __future__ import annotations
 
 import http.server
-import json
 import posixpath
 import threading
 import urllib.parse
@@ -23,6 +22,7 @@ import pytest
 import terrapipe as tp
 from terrapipe.core.errors import STACSearchError
 from terrapipe.stac.signed_links import SignedRoot
+from tests.servers.handler import JsonHandler
 
 SIG = "S1gnature-Value+42/xyz"
 SAS = urllib.parse.urlencode({"sv": "2024-08-04", "ss": "b", "srt": "co", "sp": "rl", "sig": SIG})
@@ -39,7 +39,7 @@ class Blobs:
 
 
 def _serve(blobs: Blobs) -> http.server.ThreadingHTTPServer:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             parts = urllib.parse.urlsplit(self.path)
             path = posixpath.normpath(urllib.parse.unquote(parts.path))  # as a blob service resolves it
@@ -47,27 +47,16 @@ def _serve(blobs: Blobs) -> http.server.ThreadingHTTPServer:
             given = dict(urllib.parse.parse_qsl(parts.query))
             found = blobs.documents.get(path)
             if path.startswith(blobs.private) and given.get("sig") != SIG:
-                self._answer(403, {"code": "AuthenticationFailed"})
+                self._send_json(403, {"code": "AuthenticationFailed"})
             elif found is None:
-                self._answer(404, {"code": "BlobNotFound"})
+                self._send_json(404, {"code": "BlobNotFound"})
             elif isinstance(found, tuple):
                 self.send_response(302)
                 self.send_header("Location", found[1])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
             else:
-                self._answer(200, found)
-
-        def _answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+                self._send_json(200, found)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     blobs.url = f"http://127.0.0.1:{server.server_address[1]}"
