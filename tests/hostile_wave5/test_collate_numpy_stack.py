@@ -140,3 +140,33 @@ def test_an_allocator_buffer_overlapping_an_input_never_gives_wrong_values() -> 
         except TerrapipeError:
             return  # refused by name: fine (torch.stack refuses it too)
     assert torch.equal(out, ref)
+
+
+def _loader_sample(i: int) -> dict[str, torch.Tensor]:
+    base = torch.randn(8, 64, 64, generator=torch.Generator().manual_seed(i))
+    return {
+        "f": base[i % 4 : i % 4 + 4].clone() if i % 2 else base[0:4],  # a view of a larger buffer
+        "b": base[:4] > 0,
+        "h": base[:4].bfloat16(),
+        "u": (base[:4] * 50).to(torch.uint8),
+        "c": torch.complex(base[:4], base[4:8]),
+        "p": base.permute(1, 2, 0)[:, :, :4],  # non-contiguous
+        "i": torch.tensor(i),
+    }
+
+
+@pytest.mark.parametrize("method", ["thread", "process"])
+def test_loader_batches_stacked_in_workers_are_torch_stack_s(method: str) -> None:
+    """Process workers stack into shared memory (run/shared_memory's allocator): the same values."""
+    import terrapipe as tp
+
+    batches = list(
+        tp.loader(tp.from_items(list(range(12))).map(_loader_sample), batch_size=3, workers=2, method=method)
+    )
+    seen = [int(i) for batch in batches for i in batch["i"]]
+    assert sorted(seen) == list(range(12))
+    for batch in batches:
+        want = [_loader_sample(int(i)) for i in batch["i"]]
+        for key in "fbhucp":
+            assert _bits(batch[key]) == _bits(torch.stack([w[key] for w in want])), key
+            assert batch[key].dtype == want[0][key].dtype
