@@ -66,7 +66,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -521,16 +521,23 @@ def start_range_server(root: str | os.PathLike[str], *, timeout: float = 20.0) -
 
 
 def start_range_script(
-    args: list[str], root: str | os.PathLike[str], what: str, *, timeout: float = 20.0
+    args: list[str],
+    root: str | os.PathLike[str],
+    what: str,
+    *,
+    timeout: float = 20.0,
+    kind: type[RangeServer] = RangeServer,
+    ping: Callable[[Any], Any] = RangeServer.stats,
 ) -> RangeServer:
     """Run a server script built on this one (``[file or "-m", module, options...]``, from the repository
-    root) serving ``root`` (``--root`` is added); wait until it answers, as :func:`start_range_server`.
+    root) serving ``root`` (``--root`` is added); wait until ``ping`` answers, as :func:`start_range_server`.
+    Its handle is a ``kind`` (a :class:`RangeServer` subclass for a script that adds to it).
     """
     cmd = [sys.executable, *args, "--root", os.path.abspath(root)]
     return start_serving(
         cmd,
-        lambda url, process: RangeServer(url=url, root=Path(root), process=process),
-        RangeServer.stats,
+        lambda url, process: kind(url=url, root=Path(root), process=process),
+        ping,
         what,
         timeout,
         cwd=_REPO,

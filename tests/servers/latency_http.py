@@ -26,7 +26,6 @@ subprocess and returns a handle (stopped by pid).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import socket
@@ -36,7 +35,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -45,8 +43,8 @@ from typing import Any, BinaryIO
 if __package__ in (None, ""):  # run as a script: make ``tests.servers`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.servers.http_range import RangeServer, _Handler, _State
-from tests.servers.process import serve, start_serving
+from tests.servers.http_range import RangeServer, _Handler, _State, start_range_script
+from tests.servers.process import serve
 
 __all__ = ["LatencyServer", "latency_server", "make_latency_server", "start_latency_server"]
 
@@ -210,37 +208,17 @@ def start_latency_server(
     RuntimeError
         If it does not answer within ``timeout`` seconds (it is then stopped).
     """
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--root",
-        str(root),
-        "--port",
-        "0",
-        "--latency",
-        repr(float(latency)),
-        "--rate",
-        repr(float(rate)),
-    ]
-    return start_serving(
-        cmd,
-        lambda url, process: LatencyServer(url=url, root=Path(root), process=process),
-        LatencyServer.link,
-        "latency server",
-        timeout,
+    args = [__file__, "--port", "0", "--latency", repr(float(latency)), "--rate", repr(float(rate))]
+    return start_range_script(
+        args, root, "latency server", timeout=timeout, kind=LatencyServer, ping=LatencyServer.link
     )
 
 
-@contextlib.contextmanager
 def latency_server(
     root: str | os.PathLike[str], *, latency: float = DEFAULT_LATENCY, rate: float = DEFAULT_RATE
-) -> Iterator[LatencyServer]:
-    """Context manager form of :func:`start_latency_server` (stops it on exit)."""
-    server = start_latency_server(root, latency=latency, rate=rate)
-    try:
-        yield server
-    finally:
-        server.stop()
+) -> LatencyServer:
+    """:func:`start_latency_server`, for ``with latency_server(root) as server:`` (stopped on exit)."""
+    return start_latency_server(root, latency=latency, rate=rate)
 
 
 def main(argv: list[str] | None = None) -> None:
