@@ -270,12 +270,6 @@ def test_a_curvilinear_grid_is_refused_by_name_where_a_grid_is_needed(kind: str)
         list(chips.rasterize(layer, column="v", name="mask"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="E: chip/build.py: a numpy chip of an array with a CRS and no x/y coordinates or GeoTransform (a "
-    "curvilinear grid: 2-D lat/lon) gets the identity transform in that CRS (placed at lon 0..4, lat 0..3 by "
-    "its array indexes), silently",
-)
 @pytest.mark.parametrize("kind", ["wrf", "roms", "yx"])
 def test_a_curvilinear_grid_s_numpy_chips_are_not_placed_by_array_index(kind: str) -> None:
     """A GeoMeta either places the chip where it is or says it has no place (no CRS); never at its indexes."""

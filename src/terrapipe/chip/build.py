@@ -198,7 +198,9 @@ class ItemCutter:
         if output == "numpy":
             _refuse_grid_mappings_that_differ(obj)
         crs, transform, x_dim, y_dim = crs_and_transform(obj) if output == "numpy" else ("", None, None, None)
-        self.crs = crs
+        # no transform (no x/y coordinates or GeoTransform: a curvilinear grid, 2-D lat/lon): the chips
+        # have no place, so no CRS either; the identity transform in a real CRS placed them by their indexes
+        self.crs = crs if transform is not None else ""
         self.transform = transform
         self._x_axis = self.dims.index(x_dim) if x_dim in self.dims else None
         self._y_axis = self.dims.index(y_dim) if y_dim in self.dims else None
