@@ -130,12 +130,6 @@ def test_side_cars_redirected_elsewhere_never_carry_the_authorization(
     assert any(entry["auth"] == "Bearer s3cret-h6" for entry in main.log())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: io/sidecars (ab83466; 9d43d08's budget) takes a side-car probe that timed out (timeout or "
-    "its min(timeout, deadline, 6 s) budget) as 'no side-car': an .aux.xml holding the file's nodata, answered late, is dropped and "
-    "the nodata pixels read as data, silently; a probe that failed is not an answer (raise or warn)",
-)
 @pytest.mark.parametrize("server", ["slow3"], indirect=True)
 def test_a_side_car_answered_late_is_never_dropped_silently(server: tuple[_Server, _Server]) -> None:
     """The .aux.xml (nodata 100) answers 3 s late with Storage(timeout=2): its nodata, or an error/warning."""

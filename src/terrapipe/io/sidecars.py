@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -41,9 +42,10 @@ from terrapipe.io.gdal_cache import thread_local_options
 from terrapipe.io.gdal_env import SQLITE_EXTENSIONS
 from terrapipe.io.gdal_fork import loaded_gdal_libraries
 from terrapipe.io.paths import gdal_path, is_http
+from terrapipe.io.read_errors import read_error
 from terrapipe.io.storage import CLOUD_OF_SCHEME, Storage
 
-__all__ = ["PROBE_BUDGET", "SIDECAR_SUFFIXES", "found_sidecars", "reads_sidecars", "room_for"]
+__all__ = ["PROBE_BUDGET", "SIDECAR_SUFFIXES", "found_sidecars", "reads_sidecars", "room_for", "unanswered"]
 
 #: The side-cars asked for, and what each adds to a file.
 SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
@@ -51,6 +53,12 @@ SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
 PROBE_BUDGET = 6.0
 #: GDAL's ``VSI_STAT_EXISTS_FLAG``: whether the file exists, nothing else asked.
 _STAT_EXISTS = 0x1
+#: GDAL's error numbers of an answer that a side-car is not there or not to be read (as GDAL drops it
+#: locally): CPLE_AWSBucketNotFound .. CPLE_AWSSignatureDoesNotMatch (12-16).
+_ABSENT_ERRORS = frozenset(range(12, 17))
+#: HTTP statuses that are no answer about the side-car (no answer at all: 0; try again later).
+_NO_ANSWER_STATUSES = frozenset({0, 408, 425, 429})
+_STATUS = re.compile(r"HTTP response code on .*: (\d+)\s*$")
 
 
 def room_for(dataset: Any) -> tuple[str, ...]:
@@ -82,18 +90,57 @@ def room_for(dataset: Any) -> tuple[str, ...]:
     return tuple(room)
 
 
-def _rasterio_stat() -> Any:
-    """Return ``VSIStatExL`` of rasterio's GDAL (the one a ``rasterio.Env`` configures), or ``None``."""
+def _rasterio_gdal() -> Any:
+    """Return rasterio's GDAL library (the one a ``rasterio.Env`` configures), or ``None``."""
     libraries = loaded_gdal_libraries()
     mine = [path for path in libraries if "rasterio" in path] or (libraries if len(libraries) == 1 else [])
     if not mine:
         return None
     try:
-        stat = ctypes.CDLL(mine[0], mode=os.RTLD_NOLOAD | os.RTLD_LAZY).VSIStatExL
+        gdal = ctypes.CDLL(mine[0], mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        gdal.VSIStatExL.argtypes, gdal.VSIStatExL.restype = (
+            [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int],
+            ctypes.c_int,
+        )
+        gdal.CPLErrorReset.argtypes, gdal.CPLErrorReset.restype = [], None
+        gdal.CPLGetLastErrorNo.argtypes, gdal.CPLGetLastErrorNo.restype = [], ctypes.c_int
+        gdal.CPLGetLastErrorMsg.argtypes, gdal.CPLGetLastErrorMsg.restype = [], ctypes.c_char_p
+        gdal.VSICurlPartialClearCache.argtypes, gdal.VSICurlPartialClearCache.restype = (
+            [ctypes.c_char_p],
+            None,
+        )
     except (OSError, AttributeError):
         return None
-    stat.argtypes, stat.restype = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int], ctypes.c_int
-    return stat
+    return gdal
+
+
+def unanswered(number: int, message: str) -> bool:
+    """Whether GDAL's last error after a side-car's ``VSIStatExL`` says the probe got no answer.
+
+    A ``404`` sets no error; a ``403``/``401``/``410`` (S3 says ``403`` for a
+    missing key to a caller that may not list the bucket) or S3's own error
+    numbers are answers: GDAL drops such a side-car locally too. No answer
+    (time-out, refused connection: status 0), ``408``/``425``/``429`` or a
+    ``5xx``, or an error worded otherwise, are not.
+
+    Examples
+    --------
+    >>> unanswered(0, "")
+    False
+    >>> unanswered(1, "HTTP response code on https://h/a.tif.aux.xml: 403")
+    False
+    >>> unanswered(1, "HTTP response code on https://h/a.tif.aux.xml: 0")
+    True
+    >>> unanswered(1, "HTTP response code on https://h/a.tif.aux.xml: 503")
+    True
+    """
+    if number == 0 or number in _ABSENT_ERRORS:
+        return False
+    match = _STATUS.search(message)
+    if match is None:
+        return True
+    status = int(match.group(1))
+    return status in _NO_ANSWER_STATUSES or status >= 500
 
 
 def _names(path: str, name: str, suffixes: Sequence[str]) -> dict[str, str]:
@@ -127,6 +174,15 @@ def found_sidecars(
         at most ``min(timeout, deadline, PROBE_BUDGET)`` seconds, each without
         retries (a server that never answers side-car names costs that, once).
 
+    Raises
+    ------
+    ReadError
+        A probe got no answer (time-out, refused connection, ``408``/``429``,
+        ``5xx``), or the time ran out before all were asked: whether the
+        side-car is there is not known, and reading without it could give
+        wrong values silently. The message names the file and the side-car,
+        and ``Storage(sidecars=False)`` / ``Storage(sidecars=True)`` as ways on.
+
     Returns
     -------
     list
@@ -136,22 +192,51 @@ def found_sidecars(
     if (is_http(path) and (parts.query or parts.fragment)) or parts.path.lower().endswith(SQLITE_EXTENSIONS):
         return []  # a signature signs the file only; a GeoPackage keeps its metadata inside
     suffixes = room_for(dataset)
-    stat = _rasterio_stat() if suffixes else None
-    if stat is None:
+    gdal = _rasterio_gdal() if suffixes else None
+    if gdal is None:
         return []
     found = []
     buffer = ctypes.create_string_buffer(1024)  # VSIStatBufL (struct stat64: 144 bytes on Linux x86-64)
     config = storage if storage is not None else Storage()
     budget = min(config.timeout, config.deadline or config.timeout, PROBE_BUDGET)  # all probes together
-    each = {"GDAL_HTTP_TIMEOUT": str(max(1, int(budget / len(suffixes)))), "GDAL_HTTP_MAX_RETRY": "0"}
     end = time.monotonic() + budget
-    with env(), thread_local_options(each):
+    with env():
         for suffix, sidecar in _names(path, name, suffixes).items():
-            if time.monotonic() >= end:  # a server that does not answer side-car names: the rest not asked
-                break
-            if stat(sidecar.encode(), buffer, _STAT_EXISTS) == 0:
+            left = end - time.monotonic()
+            if left < 0.5:  # a server slow to answer side-car names: the rest cannot be asked in time
+                raise _no_answer(path, suffix, budget, "not asked: the probes' time was spent")
+            gdal.CPLErrorReset()
+            each = {"GDAL_HTTP_TIMEOUT": str(max(1, int(left))), "GDAL_HTTP_MAX_RETRY": "0"}
+            with thread_local_options(each):
+                there = gdal.VSIStatExL(sidecar.encode(), buffer, _STAT_EXISTS) == 0
+            if there:
                 found.append(suffix)
+                continue
+            number, message = (
+                gdal.CPLGetLastErrorNo(),
+                (gdal.CPLGetLastErrorMsg() or b"").decode(errors="replace"),
+            )
+            gdal.CPLErrorReset()
+            if unanswered(number, message):
+                gdal.VSICurlPartialClearCache(
+                    sidecar.encode()
+                )  # GDAL remembers 'absent': ask again next time
+                status = _STATUS.search(message)
+                said = "no answer" if status is None or status.group(1) == "0" else f"HTTP {status.group(1)}"
+                raise _no_answer(path, suffix, budget, said)
     return found
+
+
+def _no_answer(path: str, suffix: str, budget: float, said: str) -> Exception:
+    """Return the error of a side-car probe without an answer (absence unknown: a read would guess)."""
+    return read_error(
+        path,
+        "cannot open raster",
+        cause=f"its side-car {suffix!r} (which may hold nodata, scale/offset, a mask or overviews) could not "
+        f"be checked within {budget:g} s ({said})",
+        hint="pass tp.Storage(sidecars=False) if the publisher puts none next to its files, or "
+        "tp.Storage(sidecars=True) to have GDAL ask for each with the storage's time-out and retries",
+    )
 
 
 def reads_sidecars(
