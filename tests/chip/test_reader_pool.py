@@ -217,9 +217,16 @@ def test_threads_the_leases_no_longer_need_leave(monkeypatch: pytest.MonkeyPatch
     while pool_threads() > read_pool.KEEP_THREADS and time.monotonic() < deadline:
         time.sleep(0.02)
     assert pool_threads() == read_pool.KEEP_THREADS  # the kept ones stay, warm
-    alive = [t for t in threading.enumerate() if t.name.startswith("terrapipe-read")]
-    assert len(alive) <= read_pool.KEEP_THREADS + 1  # one may be on its way out
-    assert all(t.daemon for t in alive)
+
+    def alive() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("terrapipe-read")]
+
+    # a thread that left the pool may still be finishing: on a loaded machine several are at once
+    while len(alive()) > read_pool.KEEP_THREADS and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(alive()) <= read_pool.KEEP_THREADS + 1  # as before: the wait above only gives slow exits time
+    assert pool_threads() == read_pool.KEEP_THREADS
+    assert all(t.daemon for t in alive())
     assert not in_reader_thread()
 
 
