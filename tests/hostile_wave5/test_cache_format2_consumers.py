@@ -232,3 +232,34 @@ def test_a_consumer_writing_through_torch_never_changes_the_next_hit(output: str
     got = [_values_of(c) for c in pipe]
     assert pipe.stats.hits == 2
     assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def placed_scene(n: int) -> xr.DataArray:
+    import rioxarray  # noqa: F401 - the .rio accessor
+
+    return scene(n).rio.write_crs("EPSG:32631")
+
+
+@pytest.mark.parametrize("output", ["xarray", "numpy"])
+def test_to_tensor_of_a_hit_is_the_consumer_s_own(output: str) -> None:
+    """terrapipe's own path copies a read-only chip (core.dtypes.to_torch): in-place edits of the samples
+    or of a loader's batches never reach the memory store (holds)."""
+    import torch
+
+    store = MemoryLRU(max_bytes=2**24)
+    cached = (
+        tp.from_items([1])
+        .cache_point()
+        .map(placed_scene)
+        .chip({"y": 32, "x": 32}, output=output)
+        .cache(store)
+    )
+    pipe = cached.to_tensor()
+    want = [s["image"].clone() for s in pipe]
+    for sample in pipe:
+        sample["image"] -= 1000.0
+    for batch in tp.loader(pipe, batch_size=4):
+        batch["image"] -= 5.0
+    got = [s["image"] for s in pipe]
+    assert cached.stats.hits == 2  # the loader iterates its own copy of the pipe (same store)
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
