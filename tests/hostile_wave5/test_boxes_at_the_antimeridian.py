@@ -107,3 +107,37 @@ def test_a_box_around_the_whole_globe_covers_every_column(origin: float, width: 
     ((c0, _, c1, _),) = boxes_to_pixels(np.array([[-180.0, 0.0, 180.0, 1.0]]), meta).tolist()
     assert c0 <= 0, f"columns {c0}..{c1} of a chip 0..{width}"
     assert c1 >= width, f"columns {c0}..{c1} of a chip 0..{width}"
+
+
+@pytest.mark.parametrize(
+    ("crs", "transform", "shape", "box", "cols"),
+    [
+        (
+            "EPSG:4326",
+            (-1, 0, 190, 0, -1, 10),
+            (10, 20),
+            (-179.0, 0, -177, 1),
+            (7, 9),
+        ),  # x descending 190..170
+        ("EPSG:4326", (-1, 0, 190, 0, -1, 10), (10, 20), (178.0, 0, -178, 1), (8, 12)),
+        (
+            "EPSG:4326",
+            (1, 0, 170, 0, -1, 10),
+            None,
+            (-179.0, 0, -177, 1),
+            (11, 13),
+        ),  # no shape: east of origin
+        ("EPSG:4326", (-1, 0, 190, 0, -1, 10), None, (-179.0, 0, -177, 1), (7, 9)),
+        ("EPSG:4807", (1, 0, 190, 0, -1, 10), (10, 20), (-199.0, 0, -197, 1), (11, 13)),  # grads: 400 a turn
+    ],
+    ids=["descending", "descending_crossing", "no_shape", "no_shape_descending", "grads"],
+)
+def test_boxes_on_other_lon_lat_grids_land_on_their_columns(
+    crs: str,
+    transform: tuple[float, ...],
+    shape: tuple[int, int] | None,
+    box: tuple[float, ...],
+    cols: tuple[int, int],
+) -> None:
+    ((c0, _, c1, _),) = boxes_to_pixels(np.array([box]), transform, crs=crs, shape=shape).tolist()
+    assert (c0, c1) == cols
