@@ -263,3 +263,28 @@ def test_to_tensor_of_a_hit_is_the_consumer_s_own(output: str) -> None:
     got = [s["image"] for s in pipe]
     assert cached.stats.hits == 2  # the loader iterates its own copy of the pipe (same store)
     assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("kind", ["zarr", "zarr-url", "zarr-memory"])
+def test_a_consumer_writing_through_torch_leaves_a_zarr_store_s_next_hit(kind: str, tmp_path: Path) -> None:
+    """The sibling of the MemoryLRU case on Zarr stores (a folder, file://, memory://): holds."""
+    import uuid
+    import warnings
+
+    import torch
+
+    where = {
+        "zarr": str(tmp_path / "c.zarr"),
+        "zarr-url": f"file://{tmp_path / 'u.zarr'}",
+        "zarr-memory": f"memory://h5-{uuid.uuid4().hex}",
+    }[kind]
+    pipe = tp.from_items([1]).cache_point().map(scene).chip({"y": 32, "x": 32}).cache(ZarrStore(where))
+    want = [_values_of(c).copy() for c in pipe]
+    for chip in pipe:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            tensor = torch.as_tensor(_values_of(chip))
+        tensor -= 1000.0
+    got = [_values_of(c) for c in pipe]
+    assert pipe.stats.hits == 2
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
