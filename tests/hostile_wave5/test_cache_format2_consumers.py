@@ -208,13 +208,6 @@ def _values_of(element: Any) -> np.ndarray[Any, Any]:
     return np.asarray(element[0] if isinstance(element, tuple) else element.values)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="E: a MemoryLRU hit hands out read-only chips as views of the stored bytes and skips the checksum "
-    "on hits (checked=True): torch.as_tensor/from_numpy of such a chip (torch warns, and without a cache the "
-    "same code only writes a discarded block) plus an in-place op (normalising: t -= mean) rewrites the "
-    "entry, and every later hit returns the altered values, counted as hits, silently",
-)
 @pytest.mark.parametrize("output", ["xarray", "numpy"])
 def test_a_consumer_writing_through_torch_never_changes_the_next_hit(output: str) -> None:
     import warnings

@@ -184,6 +184,7 @@ def unpack_entry(
     *,
     owned: bool = False,
     checked: bool = False,
+    kept: bool = False,
     indexes: dict[Any, Any] | None = None,
 ) -> list[Any]:
     """Verify an entry and decode its elements.
@@ -191,9 +192,10 @@ def unpack_entry(
     Nothing returned can change the stored bytes: writable arrays and
     tensors are copies; arrays that were read-only when encoded (chips are
     read-only views of their block) come back read-only, as views of
-    ``data`` when it is immutable (``bytes``), so a hit does not copy them.
-    With ``owned=True`` the caller hands a writable ``data`` over (a buffer
-    just read from disk) and everything decoded shares it.
+    ``data`` when it is immutable (``bytes``) and not ``kept``, so a hit
+    does not copy them. With ``owned=True`` the caller hands a writable
+    ``data`` over (a buffer just read from disk) and everything decoded
+    shares it.
 
     Parameters
     ----------
@@ -207,6 +209,12 @@ def unpack_entry(
         ``data`` is immutable and :func:`entry_intact` said so already (a
         memory cache checks each entry once, when it is stored): the
         checksum is not computed again. The header is checked as always.
+    kept
+        ``data`` stays in the store for the next hit (a memory cache): it is
+        copied once and everything decoded shares the copy. A read-only view
+        of kept bytes is not safe: ``torch.as_tensor``/``torch.from_numpy``
+        of a read-only array only warns, and an in-place op through it would
+        change every later hit.
     indexes
         A dict shared by the parts of one entry (see
         :func:`~terrapipe.cache.codec.decode_value`); a new one by default.
@@ -230,6 +238,8 @@ def unpack_entry(
     (stored,) = struct.unpack_from("<I", view, len(view) - _DIGEST)
     if not (checked and view.readonly) and _crc32(view[:-_DIGEST]) != stored:
         raise CorruptEntryError(f"cache entry {key} is corrupt: checksum mismatch")
+    if kept and not owned:
+        view, owned = memoryview(bytearray(view)), True  # one copy, shared by what is decoded
     if indexes is None:
         indexes = {}  # one pandas index per distinct small coordinate of the entry
     try:

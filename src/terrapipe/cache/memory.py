@@ -1,9 +1,9 @@
 """``MemoryLRU``: an in-process cache backend with a byte budget.
 
 Entries are the encoded bytes (never the live objects), so a hit always
-returns fresh arrays (or read-only views, for arrays that were read-only)
-and a stage downstream that changes an element in place cannot change the
-cache. The checksum of an entry is checked once, when it is stored
+returns fresh arrays, decoded from one copy of the entry, and a stage
+downstream that changes an element in place cannot change the cache, even
+through ``torch.as_tensor`` of a read-only chip (torch only warns). The checksum of an entry is checked once, when it is stored
 (:meth:`MemoryLRU.get_checked` says whether it passed): its bytes are an
 immutable ``bytes`` object, so a hit need not check every byte again. The budget counts what the entries really occupy:
 the bytes objects, their keys and the bookkeeping of each entry; the least

@@ -444,7 +444,9 @@ def read_parts(store: Any, parts: Sequence[PartInfo]) -> Generator[tuple[list[An
     blobs = _blobs(store, parts)
     try:
         for info, (blob, owned, checked) in zip(parts, blobs, strict=True):
-            elements = unpack_entry(blob, info.key, owned=owned, checked=checked, indexes=indexes)
+            elements = unpack_entry(
+                blob, info.key, owned=owned, checked=checked, kept=not owned, indexes=indexes
+            )
             if len(elements) != info.elements:
                 raise CorruptEntryError(
                     f"cache entry part {info.key} holds {len(elements)} elements, its manifest records "

@@ -356,11 +356,11 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
             if callable(get_buffer):  # a fresh buffer that is ours: decoded arrays share it, no copy
                 blob: Any = get_buffer(key)
                 owned = True
-            elif callable(get_checked):  # a memory cache: immutable bytes, checksum checked when stored
+            elif callable(get_checked):  # a memory cache: kept bytes, checksum checked when stored
                 found = get_checked(key)
                 blob, checked = (None, False) if found is None else found
                 owned = False
-            else:  # the store's bytes: read-only chips share them, the rest is copied
+            else:  # the store's bytes, which it may keep (a user's store): decoded from a copy
                 blob, owned = self.store.get(key), False
             if blob is None:
                 return None
@@ -369,7 +369,7 @@ class Cache(SegmentCover, ResumesNextPass, Stage[T]):
                 groups = read_parts(self.store, parts)
                 first = next(groups)
                 return _chain(first, groups, len(blob))
-            elements: list[T] = unpack_entry(blob, key, owned=owned, checked=checked)
+            elements: list[T] = unpack_entry(blob, key, owned=owned, checked=checked, kept=not owned)
         except CorruptEntryError:
             self.stats.corrupt += 1
             return None
