@@ -126,11 +126,6 @@ def test_a_local_file_behind_a_vsicurl_file_url_is_not_read(served: Any) -> None
     assert got is None or not np.array_equal(got[0], local[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: a VRT at a URL whose source GDAL cannot read (401 beside it at the origin) reads as zeros, "
-    "silently (GDAL only logs ERROR 11)",
-)
 def test_a_vrt_whose_source_cannot_be_read_is_an_error_not_zeros(served: Any) -> None:
     server, remote, _, _ = served
     got = _read(f"{server.url}/auth/same_host.vrt")

@@ -28,7 +28,7 @@ from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import public_url
 from terrapipe.io.paths import is_remote
 
-__all__ = ["check_remote_sources"]
+__all__ = ["check_remote_sources", "check_vrt_sources"]
 
 #: GDAL names of files that wrap another (an archive, a compressed stream): the wrapped file decides.
 _WRAPPERS = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/")
@@ -61,12 +61,13 @@ def _remote_name(name: str) -> bool:
 
 
 def check_remote_sources(path: str, dataset: Any) -> None:
-    """Refuse a remote raster whose open ``dataset`` names a local file (a VRT source on this machine).
+    """Refuse a remote raster whose open ``dataset`` names a local file, and a VRT naming a missing source.
 
     Parameters
     ----------
     path
-        The URL as given (``http(s)://``, ``s3://``...); a local path is never checked.
+        The path or URL as given; only a remote one (``http(s)://``, ``s3://``...)
+        is refused for naming a local file.
     dataset
         The opened rasterio dataset (its ``files``: the file itself, then what it names).
 
@@ -74,14 +75,116 @@ def check_remote_sources(path: str, dataset: Any) -> None:
     ------
     ReadError
         Naming the remote file and how many local files it names (not which:
-        a hostile file chooses them).
+        a hostile file chooses them); or naming a VRT (local or remote) with
+        a source that cannot be read (:func:`check_vrt_sources`).
     """
-    if not is_remote(path):
+    files = list(dataset.files)[1:]
+    if not files:
         return
-    local = [name for name in list(dataset.files)[1:] if not _remote_name(name)]
-    if local:
+    if is_remote(path):
+        local = [name for name in files if not _remote_name(name)]
+        if local:
+            raise ReadError(
+                f"cannot open raster {public_url(path)!r}: it names a file on this machine ({len(local)} "
+                "source(s) of a VRT or another format that refers to other files), which a file read from a URL "
+                "or a bucket may not read; if you trust it, download it and open the copy"
+            )
+    if getattr(dataset, "driver", None) == "VRT":
+        check_vrt_sources(path, files)
+
+
+def check_vrt_sources(path: str, sources: list[str]) -> None:
+    """Refuse the VRT ``path`` if a source it names cannot be found (GDAL reads that source as zeros).
+
+    GDAL opens a VRT's sources when a window is read; a source it cannot
+    open (missing, ``401``/``403``, no answer; or one GDAL already found
+    missing and remembers) gave zeros for its pixels, with an error in
+    GDAL's log only. Each source is asked for (``VSIStatExL`` of rasterio's
+    GDAL, as GDAL opens them: without the caller's thread-local storage
+    options; a remote one is a ``HEAD`` that GDAL remembers for the read)
+    before any pixel is read.
+
+    Parameters
+    ----------
+    path
+        The VRT as given (shown in the error).
+    sources
+        Its sources' GDAL names (``dataset.files[1:]``).
+
+    Raises
+    ------
+    ReadError
+        Naming the VRT, how many sources cannot be read, and the first (a
+        remote one by ``scheme://host/path``; a local one not by name).
+
+    Examples
+    --------
+    >>> check_vrt_sources("/data/a.vrt", ["/nowhere/b.tif"])
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.ReadError: cannot read raster '/data/a.vrt': 1 of its 1 VRT source(s) cannot be read ...
+    """
+    import threading
+
+    missing: list[str] = []
+    asking = threading.Thread(target=_ask, args=(sources, missing), name="terrapipe-vrt-sources", daemon=True)
+    asking.start()  # on a thread of its own: with GDAL's global options, not the caller's thread-local ones
+    asking.join()
+    if missing:
+        first = missing[0]
+        shown = f"the first: {_shown(first)!r}" if _remote_name(first) else "the first a file on this machine"
         raise ReadError(
-            f"cannot open raster {public_url(path)!r}: it names a file on this machine ({len(local)} source(s) "
-            "of a VRT or another format that refers to other files), which a file read from a URL or a bucket "
-            "may not read; if you trust it, download it and open the copy"
+            f"cannot read raster {public_url(path)!r}: {len(missing)} of its {len(sources)} VRT source(s) cannot "
+            f"be read ({shown}: not found, refused or no answer), and GDAL would read their pixels as zeros; "
+            "GDAL opens a VRT's sources by their own names (a source needing credentials gets none of the "
+            "VRT's Storage(headers=...)): fix the VRT or its sources, or open the sources themselves"
         )
+
+
+def _ask(sources: list[str], missing: list[str]) -> None:
+    """Append to ``missing`` the sources GDAL cannot find, asked as GDAL opens a VRT's sources.
+
+    GDAL opens a VRT's sources without the reading thread's thread-local
+    options (a storage's ``GDAL_HTTP_HEADERS``, credentials): measured, a
+    source beside a VRT that needs ``Authorization`` gets ``401`` at the read,
+    and a source on another host never gets the VRT's credential. So they are
+    asked for from a new thread, which has none of them either.
+    """
+    import ctypes
+    import os
+
+    from terrapipe.io.sidecars import _STAT_EXISTS, rasterio_gdal
+
+    gdal = None
+    buffer = ctypes.create_string_buffer(1024)  # VSIStatBufL
+    for name in sources:
+        if not name.startswith("/vsi"):
+            there = os.path.exists(name)
+        else:
+            gdal = gdal or rasterio_gdal()
+            if gdal is None:
+                return  # rasterio's GDAL not found: GDAL's own read decides
+            there = gdal.VSIStatExL(name.encode(), buffer, _STAT_EXISTS) == 0
+        if not there:
+            missing.append(name)
+
+
+def _shown(name: str) -> str:
+    """Return a remote GDAL name as ``scheme://host/path`` (no query), for a message.
+
+    Examples
+    --------
+    >>> _shown("/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fb.tif%3Fsig%3Dx"), _shown("/vsis3/bucket/b.tif")
+    ('https://h/b.tif', 's3://bucket/b.tif')
+    """
+    import urllib.parse
+
+    if name.startswith("/vsicurl?"):
+        url = dict(urllib.parse.parse_qsl(name[len("/vsicurl?") :])).get("url", "")
+        return public_url(url)
+    if name.startswith("/vsicurl/"):
+        return public_url(name[len("/vsicurl/") :])
+    for prefix, scheme in (("/vsis3/", "s3"), ("/vsigs/", "gs"), ("/vsiaz/", "az"), ("/vsiadls/", "az")):
+        if name.startswith(prefix):
+            return public_url(f"{scheme}://{name[len(prefix) :]}")
+    return public_url(name)

@@ -45,7 +45,15 @@ from terrapipe.io.paths import gdal_path, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.storage import CLOUD_OF_SCHEME, Storage
 
-__all__ = ["PROBE_BUDGET", "SIDECAR_SUFFIXES", "found_sidecars", "reads_sidecars", "room_for", "unanswered"]
+__all__ = [
+    "PROBE_BUDGET",
+    "SIDECAR_SUFFIXES",
+    "found_sidecars",
+    "rasterio_gdal",
+    "reads_sidecars",
+    "room_for",
+    "unanswered",
+]
 
 #: The side-cars asked for, and what each adds to a file.
 SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
@@ -90,7 +98,7 @@ def room_for(dataset: Any) -> tuple[str, ...]:
     return tuple(room)
 
 
-def _rasterio_gdal() -> Any:
+def rasterio_gdal() -> Any:
     """Return rasterio's GDAL library (the one a ``rasterio.Env`` configures), or ``None``."""
     libraries = loaded_gdal_libraries()
     mine = [path for path in libraries if "rasterio" in path] or (libraries if len(libraries) == 1 else [])
@@ -192,7 +200,7 @@ def found_sidecars(
     if (is_http(path) and (parts.query or parts.fragment)) or parts.path.lower().endswith(SQLITE_EXTENSIONS):
         return []  # a signature signs the file only; a GeoPackage keeps its metadata inside
     suffixes = room_for(dataset)
-    gdal = _rasterio_gdal() if suffixes else None
+    gdal = rasterio_gdal() if suffixes else None
     if gdal is None:
         return []
     found = []
