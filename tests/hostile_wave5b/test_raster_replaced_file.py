@@ -56,13 +56,6 @@ def _on_a_new_thread(array: Any) -> Any:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="D: io/raster_array opens the array's path anew in each thread (per-thread handles) without "
-    "checking it is the file the array was opened on: after os.replace a new thread reads the new file's "
-    "pixels (or a smaller file's shape) under the old array while the opening thread reads the old ones, "
-    "silently; keep the file's identity (size/mtime/inode) and refuse a changed file (ReadError)",
-)
 @pytest.mark.parametrize("new_side", [64, 32], ids=["same_size", "smaller"])
 def test_a_thread_never_reads_the_replaced_file_under_the_old_array(tmp_path: Path, new_side: int) -> None:
     path = tmp_path / "published.tif"

@@ -73,7 +73,7 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
-from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt
+from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt, file_stamp
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
 from terrapipe.io.sidecars import reads_sidecars
@@ -550,8 +550,7 @@ def _open_raster(
     local = gdal_path(path_text, sidecars=storage is not None and storage.sidecars is True)
     stamp = None
     if not is_remote(path_text) and os.path.exists(local):
-        info = os.stat(local)
-        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)  # a replacement keeping size and mtime: inode
+        stamp = file_stamp(local)  # a replacement keeping size and mtime: inode; every later open checks it
     base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
     dataset = _open_checked(base)
     if reads_sidecars(path_text, storage, local, dataset, base.env):  # a side-car it lacks is there

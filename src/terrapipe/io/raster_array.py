@@ -12,8 +12,14 @@ keeps up to :data:`MAX_HANDLES_PER_THREAD` of them, and reads without a lock.
 After a fork the child drops the handles it inherited (their file offsets and
 HTTP connections belong to the parent) and opens new ones.
 
-A local file's handle is keyed by its stamp (mtime, size, inode), so a file
-changed on disk is opened again. A remote file has no such stamp (asking the
+A local file's handle is keyed by its stamp (mtime, size, inode, device:
+:func:`file_stamp`, taken once when the array is opened), and every later open
+of it for that array (another thread's first read, a reopen after an eviction,
+a failure or a fork) checks that the file at the path still has that stamp: a
+file replaced (``os.replace``, as a COG is published), rewritten or removed
+since is a :class:`~terrapipe.core.errors.ReadError` (open it again), never the
+other file's pixels under the array's geometry. One ``stat`` per open, none per
+read; a thread's open handle keeps reading the file it opened. A remote file has no such stamp (asking the
 server at each open or read would cost a request): its handles, in every
 thread, are dropped at their next use after :func:`forget_remote` (the cache
 calls it when a remote input's change check reports a change, before it
@@ -87,6 +93,7 @@ __all__ = [
     "attempt",
     "close_thread_handles",
     "direct_blocks",
+    "file_stamp",
     "forget",
     "forget_remote",
     "open_handle_count",
@@ -136,9 +143,11 @@ class RasterSource:
     options
         Extra ``rasterio.open`` keywords (GDAL open options) as sorted pairs.
     stamp
-        ``(mtime_ns, size, inode)`` of a local file when it was opened, so that a
-        file rewritten in place, or replaced by another of the same size and
-        mtime (``cp -p``), gets a fresh handle instead of a stale cached one.
+        :func:`file_stamp` of a local file when it was opened, ``(mtime_ns, size,
+        inode, device)`` (older callers: its first three): a file rewritten in
+        place, or replaced by another of the same size and mtime (``cp -p``), gets
+        a fresh handle instead of a stale cached one, and :meth:`open` refuses a
+        file at the path that no longer has it.
     storage
         Where the file lives and how to reach it (``None``: GDAL's process-wide
         configuration, as before). Every open and read enters
@@ -178,13 +187,70 @@ class RasterSource:
         if self.overview_level is not None:
             kwargs["overview_level"] = self.overview_level
         with self.env():
-            dataset = rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+            try:
+                dataset = rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
+            except (RasterioError, OSError):  # a file removed or replaced (no such overview) since
+                if self.stamp is not None:
+                    self._check_same_file()
+                raise
             try:
                 check_remote_sources(self.path, dataset)  # a VRT at a URL naming a file on this machine
-            except ReadError:
+                if self.stamp is not None:
+                    self._check_same_file()
+            except (ReadError, _FileChangedError):
                 dataset.close()
                 raise
             return dataset
+
+    def _check_same_file(self) -> None:
+        """Refuse the file at :attr:`gdal_path` unless it is the one :attr:`stamp` describes (stat after the open)."""
+        stamp = self.stamp
+        assert stamp is not None
+        try:
+            now: tuple[int, ...] | None = file_stamp(self.gdal_path)
+        except OSError:
+            now = None
+        if now is not None and now[: len(stamp)] == stamp:
+            return
+        what = "removed" if now is None else "replaced or rewritten"
+        fields = ", ".join(("mtime_ns", "size", "inode", "device")[: len(stamp)])
+        now_text = "none" if now is None else str(now[: len(stamp)])
+        cause = f"the file changed since it was opened ({what}: ({fields}) was {stamp}, now {now_text})"
+        raise _FileChangedError(
+            cause, "open it again (open_raster/read_raster) to read the file now at that path"
+        )
+
+
+class _FileChangedError(OSError):
+    """A local file changed (replaced, rewritten, removed) since its array was opened: open it again.
+
+    Raised by :meth:`RasterSource.open`, inside every read's and open's failure handling
+    (:func:`attempt`, :meth:`RasterArray._read_plain`, the STAC native reads), which turns it
+    into a ``ReadError`` naming the file, the window or the asset, as any failed open; a
+    ``ReadError`` itself would be handed back as it is by the native reads (``settled``).
+    :attr:`cause` and :attr:`hint` are its words.
+    """
+
+    def __init__(self, cause: str, hint: str = "") -> None:
+        super().__init__(f"{cause}; {hint}" if hint else cause)
+        self.cause = cause
+        self.hint = hint
+
+
+def file_stamp(path: str) -> tuple[int, int, int, int]:
+    """Return ``(mtime_ns, size, inode, device)`` of the local file ``path`` (its identity for :class:`RasterSource`).
+
+    Raises ``OSError`` when it cannot be looked at.
+
+    Examples
+    --------
+    >>> open("s.bin", "wb").write(b"abc")
+    3
+    >>> file_stamp("s.bin")[1]
+    3
+    """
+    info = os.stat(path)
+    return (info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev)
 
 
 class _Entered(threading.local):
@@ -613,6 +679,8 @@ class RasterArray(BackendArray):
             f"cannot read rows {window.row_off}:{window.row_off + window.height}, "
             f"columns {window.col_off}:{window.col_off + window.width} of bands {bands} of"
         )
+        if isinstance(reason, _FileChangedError):
+            return read_error(self.source.path, action, reason, cause=reason.cause, hint=reason.hint)
         return read_error(self.source.path, action, reason)
 
     def _read(self, key: tuple[Any, ...]) -> NDArray[Any]:
