@@ -92,13 +92,6 @@ def test_boxes_in_a_projected_crs_are_never_moved(crs: str) -> None:
     np.testing.assert_array_equal(boxes_to_pixels(boxes, transform, crs=crs), plain)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="C: fuse/boxes._wrapped moves a box by whole turns only: a box around the whole globe "
-    "(-180..180, width = one turn) on a chip across the antimeridian (170..190) or a 0..360 template "
-    "comes out as columns -350..10 / -180..180, i.e. it covers only the chip's west half once clipped, "
-    "silently; a box of a whole turn or more covers every column",
-)
 @pytest.mark.parametrize(
     ("origin", "width"), [(170.0, 20), (0.0, 360), (-190.0, 20)], ids=["170..190", "0..360", "-190..-170"]
 )

@@ -120,16 +120,22 @@ def _wrapped(boxes: np.ndarray, period: float, centre: float) -> np.ndarray:
     """Move lon/lat boxes by whole turns of the globe to the turn nearest the grid's centre.
 
     A box whose ``xmin`` is east of its ``xmax`` crosses the antimeridian (RFC 7946, STAC): its
-    ``xmax`` is taken one turn east.
+    ``xmax`` is taken one turn east. A box a turn wide or more (a global item's ``-180..180``)
+    holds every longitude: it is centred on the grid, so it covers a grid of up to a turn whole
+    wherever its seam lies.
     """
     out = boxes.copy()
     crossing = (out[:, 0] > out[:, 2]) & np.isfinite(out[:, 0]) & np.isfinite(out[:, 2])
     out[crossing, 2] += period
     with np.errstate(invalid="ignore"):
+        width = out[:, 2] - out[:, 0]
         turns = np.floor(((out[:, 0] + out[:, 2]) / 2 - centre) / period + 0.5)
+        whole = width >= period
     turns[~np.isfinite(turns)] = 0.0
     out[:, 0] -= turns * period
     out[:, 2] -= turns * period
+    out[whole, 0] = centre - width[whole] / 2
+    out[whole, 2] = centre + width[whole] / 2
     return out
 
 
