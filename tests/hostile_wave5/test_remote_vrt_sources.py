@@ -102,11 +102,6 @@ def test_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
     assert got is None or not np.array_equal(got[0], local[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S: io/remote_sources checks the file list of the VRT opened, not of the remote VRTs it names: "
-    "an outer VRT at a URL whose source is a remote VRT naming a local file reads that file",
-)
 def test_a_remote_vrt_naming_a_remote_vrt_never_reads_a_local_file(served: Any) -> None:
     server, _, local, _ = served
     got = _read(f"{server.url}/outer.vrt")

@@ -29,8 +29,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     (root / "gone.vrt").write_text(_vrt("nothere.tif", relative=True))
     (root / "fine.vrt").write_text(_vrt("b.tif", relative=True))
     (root / "local_gone.vrt").write_text(_vrt(str(root / "nothere_local.tif")))
+    private = tmp_path_factory.mktemp("vrt_private")
+    write_cog(private / "p.tif", count=1, height=64, width=64, block=64, seed=4)
+    (root / "inner.tif").write_text(_vrt(str(private / "p.tif")))  # a VRT named like a GeoTIFF
     server = start_header_server(root, "Authorization=Bearer unused")
     try:
+        (root / "outer_disguised.vrt").write_text(_vrt(f"/vsicurl/{server.url}/inner.tif"))
+        (root / "outer_gone.vrt").write_text(_vrt(f"/vsicurl/{server.url}/gone.vrt"))
         yield server.url, root, pixels
     finally:
         server.stop()
@@ -85,3 +90,21 @@ def test_a_vrt_beside_its_source_reads_its_pixels(served: tuple[str, Path, Any])
     url, _, pixels = served
     got = np.asarray(tp.open_raster(f"{url}/fine.vrt", storage=tp.Storage(retries=0)).values)
     np.testing.assert_array_equal(got[0], pixels[0])
+
+
+def test_a_remote_vrt_naming_a_vrt_named_like_a_tiff_that_names_a_local_file_is_refused(
+    served: tuple[str, Path, Any],
+) -> None:
+    """GDAL goes by content: a VRT saved as .tif is found by its first bytes."""
+    url, _, _ = served
+    with pytest.raises(tp.ReadError, match="names a file on this machine"):
+        tp.open_raster(f"{url}/outer_disguised.vrt", storage=tp.Storage(retries=0))
+
+
+def test_a_remote_vrt_naming_a_remote_vrt_with_a_missing_source_is_refused(
+    served: tuple[str, Path, Any],
+) -> None:
+    url, _, _ = served
+    with pytest.raises(tp.ReadError) as caught:
+        np.asarray(tp.open_raster(f"{url}/outer_gone.vrt", storage=tp.Storage(retries=0)).values)
+    _refused(caught.value)

@@ -28,7 +28,7 @@ from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import public_url
 from terrapipe.io.paths import is_remote
 
-__all__ = ["check_remote_sources", "check_vrt_sources"]
+__all__ = ["NESTING", "check_remote_sources", "check_vrt_sources"]
 
 #: GDAL names of files that wrap another (an archive, a compressed stream): the wrapped file decides.
 _WRAPPERS = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/")
@@ -90,10 +90,10 @@ def check_remote_sources(path: str, dataset: Any) -> None:
                 "or a bucket may not read; if you trust it, download it and open the copy"
             )
     if getattr(dataset, "driver", None) == "VRT":
-        check_vrt_sources(path, files)
+        check_vrt_sources(path, files, remote=is_remote(path))
 
 
-def check_vrt_sources(path: str, sources: list[str]) -> None:
+def check_vrt_sources(path: str, sources: list[str], *, remote: bool = False) -> None:
     """Refuse the VRT ``path`` if a source it names cannot be found (GDAL reads that source as zeros).
 
     GDAL opens a VRT's sources when a window is read; a source it cannot
@@ -110,6 +110,14 @@ def check_vrt_sources(path: str, sources: list[str]) -> None:
         The VRT as given (shown in the error).
     sources
         Its sources' GDAL names (``dataset.files[1:]``).
+    remote
+        Whether the VRT was read from a URL or a bucket: then a remote source
+        that is itself a VRT (by its first bytes: GDAL goes by content, not
+        by name) is opened and its own sources checked the same way, to
+        :data:`NESTING` levels: a remote VRT naming a remote VRT that names a
+        file on this machine is refused too (GDAL opens the inner VRT at the
+        read, where nothing checked it). Costs one ranged read of each remote
+        source's first bytes at the open, which GDAL keeps for the read.
 
     Raises
     ------
@@ -127,9 +135,21 @@ def check_vrt_sources(path: str, sources: list[str]) -> None:
     import threading
 
     missing: list[str] = []
-    asking = threading.Thread(target=_ask, args=(sources, missing), name="terrapipe-vrt-sources", daemon=True)
+    local: list[str] = []
+    asking = threading.Thread(
+        target=_ask,
+        args=(sources, missing, local if remote else None, 0),
+        name="terrapipe-vrt-sources",
+        daemon=True,
+    )
     asking.start()  # on a thread of its own: with GDAL's global options, not the caller's thread-local ones
     asking.join()
+    if local:
+        raise ReadError(
+            f"cannot open raster {public_url(path)!r}: a VRT it names names a file on this machine ({len(local)} "
+            "source(s)), which a file read from a URL or a bucket may not read; if you trust it, download it and "
+            "open the copy"
+        )
     if missing:
         first = missing[0]
         shown = f"the first: {_shown(first)!r}" if _remote_name(first) else "the first a file on this machine"
@@ -141,14 +161,21 @@ def check_vrt_sources(path: str, sources: list[str]) -> None:
         )
 
 
-def _ask(sources: list[str], missing: list[str]) -> None:
+#: How deep VRTs naming VRTs are followed from a remote one (deeper: refused).
+NESTING = 4
+_VRT_HEAD = b"<VRTDataset"
+
+
+def _ask(sources: list[str], missing: list[str], local: list[str] | None, depth: int) -> None:
     """Append to ``missing`` the sources GDAL cannot find, asked as GDAL opens a VRT's sources.
 
     GDAL opens a VRT's sources without the reading thread's thread-local
     options (a storage's ``GDAL_HTTP_HEADERS``, credentials): measured, a
     source beside a VRT that needs ``Authorization`` gets ``401`` at the read,
     and a source on another host never gets the VRT's credential. So they are
-    asked for from a new thread, which has none of them either.
+    asked for from a new thread, which has none of them either. With
+    ``local`` (a list: the VRT is remote), a remote source that is a VRT is
+    opened and its sources are checked too; its local ones go to ``local``.
     """
     import ctypes
     import os
@@ -167,6 +194,45 @@ def _ask(sources: list[str], missing: list[str]) -> None:
             there = gdal.VSIStatExL(name.encode(), buffer, _STAT_EXISTS) == 0
         if not there:
             missing.append(name)
+        elif local is not None and gdal is not None and _remote_name(name) and _is_vrt(gdal, name):
+            _ask_inner(name, missing, local, depth)
+
+
+def _is_vrt(gdal: Any, name: str) -> bool:
+    """Whether the remote file ``name`` starts as a VRT (its first bytes; GDAL caches them for the read)."""
+    import ctypes
+
+    gdal.VSIFOpenL.argtypes, gdal.VSIFOpenL.restype = [ctypes.c_char_p, ctypes.c_char_p], ctypes.c_void_p
+    gdal.VSIFReadL.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+    gdal.VSIFReadL.restype = ctypes.c_size_t
+    gdal.VSIFCloseL.argtypes, gdal.VSIFCloseL.restype = [ctypes.c_void_p], ctypes.c_int
+    handle = gdal.VSIFOpenL(name.encode(), b"rb")
+    if not handle:
+        return False
+    try:
+        head = ctypes.create_string_buffer(256)
+        got = gdal.VSIFReadL(head, 1, 256, handle)
+    finally:
+        gdal.VSIFCloseL(handle)
+    return head.raw[:got].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_VRT_HEAD)
+
+
+def _ask_inner(name: str, missing: list[str], local: list[str], depth: int) -> None:
+    """Check the sources of the remote VRT ``name`` that a remote VRT names (see :func:`_ask`)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    if depth >= NESTING:
+        local.append(name)  # deeper than followed: not known to be remote only
+        return
+    try:
+        with rasterio.open(name, "r", sharing=False) as inner:
+            files = list(inner.files)[1:]
+    except (RasterioError, OSError):
+        missing.append(name)
+        return
+    local.extend(file for file in files if not _remote_name(file))
+    _ask(files, missing, local, depth + 1)
 
 
 def _shown(name: str) -> str:
