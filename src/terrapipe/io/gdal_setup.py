@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,10 +67,11 @@ def _close_at_exit() -> None:
     instance-metadata server 169.254.169.254 for a role (its close looks for
     ``<name>-wal``).
     """
-    from terrapipe.io.raster_array import close_thread_handles  # here: raster_array imports this module
-
+    handles = sys.modules.get("terrapipe.io.raster_array")  # not imported: no handle to close (and no cycle)
+    if handles is None:
+        return
     with contextlib.suppress(Exception):  # at exit: nothing to report to
-        close_thread_handles()
+        handles.close_thread_handles()
 
 
 def gdal_setup_done() -> bool:
