@@ -16,9 +16,14 @@ be identical to ``obj.isel(window)`` and to the public constructors. Inputs
 with indexes other than one-dimensional pandas indexes on the sized
 dimensions use a generic path built on ``isel``.
 
-Chip data are read-only views into a block or region shared with
-overlapping chips (no copy is made); writing into them raises instead of
-silently changing a neighbour. Copy a chip (``chip.copy()``) to modify it.
+Chip data are read-only copies of their window: a chip never shares memory
+with a block or region that overlapping chips, the block cache, a later pass
+or the source keep (nor with a user's own in-memory array), so
+``torch.as_tensor(chip.values)`` (torch only warns for a read-only array)
+followed by an in-place op changes that chip alone. Writing into a chip
+itself raises; copy it (``chip.copy()``) to modify it. Static variables
+(no sized dimension) and coordinates are shared with the source, as
+``isel`` shares them.
 
 Examples
 --------
@@ -365,7 +370,10 @@ class ItemCutter:
         keys = self._view_keys.get(offset)
         if keys is None:
             keys = self._keys_at(offset)
-        out = [region[key] for region, key in zip(regions, keys, strict=True)]
+        # a copy per chip: a region is a block buffer that other windows, the block cache, a later pass
+        # or the user's own array keep; a consumer writing through torch.as_tensor (torch only warns
+        # for a read-only array) must never change what terrapipe or the user reads next
+        out = [_owned(region[key]) for region, key in zip(regions, keys, strict=True)]
         if not self.may_pad:
             return out, False
         padded = False
@@ -663,6 +671,13 @@ class ItemCutter:
 
 
 _DATA = object()
+
+
+def _owned(view: np.ndarray) -> np.ndarray:
+    """Return a read-only copy of a window of a region (the chip's own memory; see the module doc)."""
+    out = view.copy()
+    out.flags.writeable = False
+    return out
 
 
 def _yx_last(

@@ -303,8 +303,10 @@ class Chip(ResumesNextPass, Stage[Any]):
       (overlap or windows not aligned with blocks), in which case the shards
       at a share's edge read it too.
 
-    Chips are views of the block or region they come from, marked read-only
-    (overlapping chips share pixels); copy one before writing into it.
+    Chips are read-only copies of their window, never views of a block
+    that overlapping chips, the block cache or a later pass read again, nor
+    of a user's in-memory array: writing through ``torch.as_tensor(chip)``
+    changes that chip alone. Copy one before writing into it.
     The order without shuffle is group by group (row-major over blocks), and
     row-major within a group. ``len()`` is unknown (``TypeError``). The stage
     is :class:`~terrapipe.core.state.Stateful`: a resumed pass starts at the
