@@ -15,6 +15,9 @@ whole storage blocks on a thread pool and assembles regions from them:
   blocks is copied together from them;
 - arrays already in memory are never "read": regions are views of them.
 
+Regions are never handed out: each chip is a copy of its window
+(:meth:`terrapipe.chip.build.ItemCutter.data_views`).
+
 With the default budget and the chipper's row-major group order, halo blocks
 live for about one row of blocks, so every block is read exactly once.
 
