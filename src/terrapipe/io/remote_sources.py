@@ -136,14 +136,17 @@ def check_vrt_sources(path: str, sources: list[str], *, remote: bool = False) ->
 
     missing: list[str] = []
     local: list[str] = []
-    asking = threading.Thread(
-        target=_ask,
-        args=(sources, missing, local if remote else None, 0),
-        name="terrapipe-vrt-sources",
-        daemon=True,
-    )
-    asking.start()  # on a thread of its own: with GDAL's global options, not the caller's thread-local ones
-    asking.join()
+    follow = local if remote else None
+    http = [name for name in sources if _http_name(name)]
+    if http:
+        asking = threading.Thread(
+            target=_ask, args=(http, missing, follow, 0), name="terrapipe-vrt-sources", daemon=True
+        )
+        asking.start()  # on a thread of its own: with GDAL's global options, not the caller's thread-local ones
+        asking.join()
+    # local files and bucket objects here: a bucket's credentials are the caller's (thread-local) ones,
+    # which a new thread would lack (GDAL would look for others: the instance-metadata server)
+    _ask([name for name in sources if not _http_name(name)], missing, follow, 0)
     if local:
         raise ReadError(
             f"cannot open raster {public_url(path)!r}: a VRT it names names a file on this machine ({len(local)} "
@@ -172,8 +175,8 @@ def _ask(sources: list[str], missing: list[str], local: list[str] | None, depth:
     GDAL opens a VRT's sources without the reading thread's thread-local
     options (a storage's ``GDAL_HTTP_HEADERS``, credentials): measured, a
     source beside a VRT that needs ``Authorization`` gets ``401`` at the read,
-    and a source on another host never gets the VRT's credential. So they are
-    asked for from a new thread, which has none of them either. With
+    and a source on another host never gets the VRT's credential. So HTTP(S)
+    sources are asked for from a new thread, which has none of them either. With
     ``local`` (a list: the VRT is remote), a remote source that is a VRT is
     opened and its sources are checked too; its local ones go to ``local``.
     """
@@ -233,6 +236,21 @@ def _ask_inner(name: str, missing: list[str], local: list[str], depth: int) -> N
         return
     local.extend(file for file in files if not _remote_name(file))
     _ask(files, missing, local, depth + 1)
+
+
+def _http_name(name: str) -> bool:
+    """Whether the GDAL name ``name`` is read over HTTP(S) (``/vsicurl/``), wrappers aside.
+
+    Examples
+    --------
+    >>> _http_name("/vsicurl/https://h/a.tif"), _http_name("/vsizip//vsicurl/https://h/a.zip"), _http_name("/vsis3/b/a")
+    (True, True, False)
+    """
+    while True:
+        wrapper = next((w for w in _WRAPPERS if name.startswith(w)), None)
+        if wrapper is None:
+            return name.startswith(("/vsicurl/", "/vsicurl?"))
+        name = "/" + name[len(wrapper) :].lstrip("{").lstrip("/")
 
 
 def _shown(name: str) -> str:
