@@ -361,7 +361,7 @@ class ItemCutter:
     def data_views(
         self, regions: Sequence[np.ndarray], region_start: Sequence[int], start: Sequence[int]
     ) -> tuple[list[np.ndarray], bool]:
-        """Return each array's window (a view, or a padded copy) and whether any padding happened.
+        """Return each array's window (a read-only copy, padded where needed) and whether any padding happened.
 
         ``regions`` come from :meth:`prepare`; ``region_start`` and ``start``
         are the pixel offsets of the region and of the window along the plan axes.
@@ -373,9 +373,9 @@ class ItemCutter:
         # a copy per chip: a region is a block buffer that other windows, the block cache, a later pass
         # or the user's own array keep; a consumer writing through torch.as_tensor (torch only warns
         # for a read-only array) must never change what terrapipe or the user reads next
-        out = [_owned(region[key]) for region, key in zip(regions, keys, strict=True)]
+        out = [region[key] for region, key in zip(regions, keys, strict=True)]
         if not self.may_pad:
-            return out, False
+            return [_owned(view) for view in out], False
         padded = False
         window = self._window_list
         for i, view in enumerate(out):
@@ -388,6 +388,8 @@ class ItemCutter:
                 filled[tuple(slice(0, n) for n in view.shape)] = view
                 filled.flags.writeable = False
                 out[i] = filled
+            else:
+                out[i] = _owned(view)
         return out, padded
 
     def _keys_at(self, offset: tuple[int, ...]) -> list[tuple[slice, ...]]:
