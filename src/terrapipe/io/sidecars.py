@@ -179,8 +179,10 @@ def found_sidecars(
         Makes the file's GDAL environment (``RasterSource.env``): endpoint and credentials.
     storage
         Its time-out and deadline bound the probes: all of them together take
-        at most ``min(timeout, deadline, PROBE_BUDGET)`` seconds, each without
-        retries (a server that never answers side-car names costs that, once).
+        at most ``min(timeout, deadline, PROBE_BUDGET)`` seconds (a server that
+        never answers side-car names costs that, once). A probe without an
+        answer is asked again up to ``retries`` times within that time, as a
+        read is: a passing fault must not cost the file.
 
     Raises
     ------
@@ -208,30 +210,36 @@ def found_sidecars(
     config = storage if storage is not None else Storage()
     budget = min(config.timeout, config.deadline or config.timeout, PROBE_BUDGET)  # all probes together
     end = time.monotonic() + budget
+    attempts = 1 + max(0, config.retries)
     with env():
         for suffix, sidecar in _names(path, name, suffixes).items():
-            left = end - time.monotonic()
-            if left < 0.5:  # a server slow to answer side-car names: the rest cannot be asked in time
-                raise _no_answer(path, suffix, budget, "not asked: the probes' time was spent")
-            gdal.CPLErrorReset()
-            each = {"GDAL_HTTP_TIMEOUT": str(max(1, int(left))), "GDAL_HTTP_MAX_RETRY": "0"}
-            with thread_local_options(each):
-                there = gdal.VSIStatExL(sidecar.encode(), buffer, _STAT_EXISTS) == 0
-            if there:
-                found.append(suffix)
-                continue
-            number, message = (
-                gdal.CPLGetLastErrorNo(),
-                (gdal.CPLGetLastErrorMsg() or b"").decode(errors="replace"),
-            )
-            gdal.CPLErrorReset()
-            if unanswered(number, message):
-                gdal.VSICurlPartialClearCache(
-                    sidecar.encode()
-                )  # GDAL remembers 'absent': ask again next time
-                status = _STATUS.search(message)
-                said = "no answer" if status is None or status.group(1) == "0" else f"HTTP {status.group(1)}"
-                raise _no_answer(path, suffix, budget, said)
+            for attempt in range(attempts):  # a passing fault (a 503, a reset) is asked again, as a read is
+                left = end - time.monotonic()
+                if left < 0.5:  # a server slow to answer side-car names: the rest cannot be asked in time
+                    raise _no_answer(path, suffix, budget, "not asked: the probes' time was spent")
+                gdal.CPLErrorReset()
+                each = {"GDAL_HTTP_TIMEOUT": str(max(1, int(left))), "GDAL_HTTP_MAX_RETRY": "0"}
+                with thread_local_options(each):
+                    there = gdal.VSIStatExL(sidecar.encode(), buffer, _STAT_EXISTS) == 0
+                if there:
+                    found.append(suffix)
+                    break
+                number, message = (
+                    gdal.CPLGetLastErrorNo(),
+                    (gdal.CPLGetLastErrorMsg() or b"").decode(errors="replace"),
+                )
+                gdal.CPLErrorReset()
+                if not unanswered(number, message):
+                    break  # absent
+                gdal.VSICurlPartialClearCache(sidecar.encode())  # GDAL remembers 'absent': ask again
+                pause = min(0.1 * 2**attempt, max(0.0, end - time.monotonic() - 0.5))
+                if attempt + 1 == attempts or pause <= 0:
+                    status = _STATUS.search(message)
+                    said = (
+                        "no answer" if status is None or status.group(1) == "0" else f"HTTP {status.group(1)}"
+                    )
+                    raise _no_answer(path, suffix, budget, f"{said}, {attempt + 1} tries")
+                time.sleep(pause)
     return found
 
 
