@@ -65,7 +65,8 @@ def test_each_clouds_variables_read_a_cog_and_geoparquet(
     fixture = {"s3": "s3_bucket", "gcs": "gcs_bucket"}.get(kind, "azure_bucket")
     bucket: Bucket = request.getfixturevalue(fixture)
     environ, root = _environ(kind, bucket)
-    storage = Storage.from_env(environ)  # under STORAGE_EMULATOR_HOST GCS is unsigned, as in google-cloud-storage
+    # under STORAGE_EMULATOR_HOST GCS is unsigned, as in google-cloud-storage
+    storage = Storage.from_env(environ)
     for path in files.values():
         bucket.put(f"docs-claims/{kind}/{path.name}", path.read_bytes())
     with rasterio.open(files["cog"]) as src:
