@@ -71,6 +71,34 @@ def test_a_netcdf_4_file_over_http_without_h5netcdf_is_a_named_error(
         tp.open_xarray(served.url_for(path) + "?sig=secret")
 
 
+def _without_h5py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make h5py look uninstalled, as h5netcdf >= 1.8 allows (xarray still lists the engine)."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "h5py" else find_spec(name, *a)
+    )
+
+
+def test_h5netcdf_without_h5py_is_a_named_error_never_a_bare_import_error(
+    served: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """h5netcdf 1.8 installs without h5py; every open then raised a bare ImportError from inside it."""
+    path: Path = served.root / f"cf-{uuid.uuid4().hex[:8]}.nc"
+    _cube().to_netcdf(path, engine="netcdf4", format="NETCDF4")
+    _without_h5py(monkeypatch)
+    with pytest.raises(MissingDependencyError, match="h5py"):
+        tp.open_xarray(served.url_for(path))
+    with pytest.raises(MissingDependencyError, match="h5py"):
+        tp.open_xarray(str(path), engine="h5netcdf")
+    # netCDF-3 over HTTP (scipy) and local netCDF-4 (netCDF4's engine) need no h5py
+    path3 = served.root / f"cf-{uuid.uuid4().hex[:8]}.nc"
+    _cube().to_netcdf(path3, engine="scipy", format="NETCDF3_CLASSIC")
+    xr.testing.assert_identical(tp.open_xarray(served.url_for(path3)).load(), xr.open_dataset(path3).load())
+    xr.testing.assert_identical(tp.open_xarray(str(path)).load(), xr.open_dataset(path).load())
+
+
 def test_a_file_that_is_not_netcdf_over_http_is_a_named_error(served: Any) -> None:
     path: Path = served.root / f"cf-{uuid.uuid4().hex[:8]}.nc"
     path.write_bytes(b"<html>not found</html>" * 10)

@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 from collections.abc import Mapping
@@ -62,7 +63,7 @@ _NETCDF_ENGINES = ("netcdf4", "h5netcdf", "scipy")
 _SECRET_KWARGS = ("storage", "storage_options", "backend_kwargs")
 _INSTALL_HINT = {
     "netcdf4": "pip install netCDF4",
-    "h5netcdf": "pip install h5netcdf",
+    "h5netcdf": "pip install h5netcdf h5py",
     "scipy": "pip install scipy",
     "kvikio": "pip install 'terrapipe[gpu]' cupy-xarray (needs a CUDA GPU)",
 }
@@ -96,12 +97,26 @@ def guess_engine(href: str, media_type: str | None = None) -> str | None:
     return None
 
 
+def _usable_engines() -> set[str]:
+    """Return xarray's engines that can open a file here.
+
+    xarray lists ``h5netcdf`` whenever the h5netcdf package imports, but since
+    h5netcdf 1.8 its HDF5 library, h5py, is optional: without it every open
+    is a bare ``ImportError`` from inside h5netcdf. That engine counts only
+    with h5py installed.
+    """
+    engines = set(xr.backends.list_engines())
+    if "h5netcdf" in engines and importlib.util.find_spec("h5py") is None:
+        engines.discard("h5netcdf")
+    return engines
+
+
 def _netcdf_engine() -> str:
-    available = set(xr.backends.list_engines())
+    available = _usable_engines()
     for engine in _NETCDF_ENGINES:
         if engine in available:
             return engine
-    msg = "open_xarray(engine='netcdf') needs netCDF4, h5netcdf or scipy; install one (pip install h5netcdf)"
+    msg = "open_xarray(engine='netcdf') needs netCDF4, h5netcdf (with h5py) or scipy; install one (pip install h5netcdf h5py)"
     raise MissingDependencyError(msg)
 
 
@@ -119,7 +134,7 @@ def _local_netcdf_engine(path: str) -> str:
             head = file.read(4)
     except OSError:
         head = b""  # a missing file: named below, by the engine's open
-    if head in (b"CDF\x01", b"CDF\x02") and "scipy" in xr.backends.list_engines():
+    if head in (b"CDF\x01", b"CDF\x02") and "scipy" in _usable_engines():
         return "scipy"
     return _netcdf_engine()
 
@@ -160,7 +175,7 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
         hint = "copy it to a local file first, or convert it (nccopy -k nc4)"
         raise read_error(href, "cannot open (netcdf)", cause=cause, hint=hint)
     engine = "scipy" if bytes(head[:3]) == b"CDF" else "h5netcdf"
-    if engine not in xr.backends.list_engines():
+    if engine not in _usable_engines():
         kind = "a netCDF-3" if engine == "scipy" else "a netCDF-4/HDF5"
         msg = (
             f"open_xarray({redact_url(href)!r}): {kind} file over the network is "
@@ -171,7 +186,7 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
 
 
 def _check_engine(engine: str) -> None:
-    if engine not in xr.backends.list_engines():
+    if engine not in _usable_engines():
         hint = _INSTALL_HINT.get(engine, f"install the package that provides the xarray engine {engine!r}")
         raise MissingDependencyError(f"open_xarray(engine={engine!r}): no such xarray engine here; {hint}")
 
