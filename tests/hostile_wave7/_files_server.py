@@ -1,0 +1,89 @@
+"""A file server for hostile side-car tests: ranged GETs of a folder; side-car names answered as ``--mode`` says.
+
+``plain``: every file as it is; ``get403``: a side-car name (``.aux.xml``/``.msk``/``.ovr``) answers
+``HEAD`` with ``200`` and its length, ``GET`` with ``403`` (a bucket policy allowing HEAD only);
+``gzip``: a side-car is sent ``Content-Encoding: gzip``; ``count``: as ``plain``, and ``GET /_log``
+gives every request's method and path (JSON lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SIDECARS = (".aux.xml", ".msk", ".ovr")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--mode", default="plain")
+    args = parser.parse_args()
+    log: list[dict[str, str]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def _send(self, status: int, data: bytes, body: bool, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+        def _answer(self, body: bool) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/_log":
+                with lock:
+                    self._send(200, json.dumps(log).encode(), True, {})
+                return
+            with lock:
+                log.append({"method": self.command, "path": path})
+            file = os.path.join(args.root, path.lstrip("/"))
+            if not os.path.isfile(file):
+                self._send(404, b"", body, {})
+                return
+            with open(file, "rb") as f:
+                data = f.read()
+            sidecar = path.endswith(SIDECARS)
+            if sidecar and args.mode == "get403" and body:
+                self._send(403, b"<Error>AccessDenied</Error>", body, {})
+                return
+            if sidecar and args.mode == "gzip":
+                packed = gzip.compress(data)
+                self._send(200, packed, body, {"Content-Encoding": "gzip", "Content-Type": "text/xml"})
+                return
+            start, end, status = 0, len(data) - 1, 200
+            ranged = self.headers.get("Range", "")
+            if ranged.startswith("bytes="):
+                first, _, last = ranged[6:].partition("-")
+                start, end, status = int(first), min(int(last or len(data) - 1), len(data) - 1), 206
+            headers = {"Accept-Ranges": "bytes"}
+            if status == 206:
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            self._send(status, data[start : end + 1], body, headers)
+
+        def do_GET(self) -> None:
+            self._answer(True)
+
+        def do_HEAD(self) -> None:
+            self._answer(False)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(f"serving http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever(poll_interval=0.2)
+
+
+if __name__ == "__main__":
+    main()
