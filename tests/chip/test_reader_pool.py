@@ -12,7 +12,6 @@ threads of its own.
 
 from __future__ import annotations
 
-import multiprocessing
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import pytest
 import terrapipe as tp
 from terrapipe.io import raster_array, read_pool
 from terrapipe.io.read_pool import Lease, in_reader_thread, lease, pool_threads
+from tests.forking import in_forked_child
 from tests.reliability.data import write_cog, write_scene_item
 
 rasterio = pytest.importorskip("rasterio")
@@ -230,14 +230,11 @@ def test_threads_the_leases_no_longer_need_leave(monkeypatch: pytest.MonkeyPatch
     assert not in_reader_thread()
 
 
-def _child_chips(path: str, queue: Any) -> None:
-    try:
-        chips = [c.values for c in tp.from_items([path]).read_raster().chip({"y": 64, "x": 64}, workers=2)]
-        inherited = lease(2)  # made here: the child's own threads
-        names = {inherited.submit(lambda: threading.current_thread().name).result(timeout=20)}
-        queue.put((len(chips), float(np.stack(chips).sum()), read_pool.pool_threads(), names))
-    except BaseException as err:  # pragma: no cover - reported to the parent
-        queue.put(repr(err))
+def _child_chips(path: str) -> tuple[int, float, int, set[str]]:
+    chips = [c.values for c in tp.from_items([path]).read_raster().chip({"y": 64, "x": 64}, workers=2)]
+    inherited = lease(2)  # made here: the child's own threads
+    names = {inherited.submit(lambda: threading.current_thread().name).result(timeout=20)}
+    return len(chips), float(np.stack(chips).sum()), read_pool.pool_threads(), names
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fork")
@@ -245,18 +242,7 @@ def test_a_forked_child_reads_on_threads_of_its_own(cog: tuple[Path, np.ndarray]
     path, data = cog
     list(tp.from_items([str(path)]).read_raster().chip({"y": 64, "x": 64}, workers=2))  # the parent's threads
     assert pool_threads() >= 2
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_child_chips, args=(str(path), queue))
-    child.start()
-    try:
-        result = queue.get(timeout=60)
-    finally:
-        child.join(timeout=30)
-        if child.is_alive():  # pragma: no cover - a hang: stop it by its handle
-            child.kill()
-    assert not isinstance(result, str), result
-    count, total, threads, names = result
+    count, total, threads, names = in_forked_child(_child_chips, str(path))
     assert count == 16
     assert total == float(data.sum())
     assert threads >= 2

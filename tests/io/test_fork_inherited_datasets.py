@@ -8,7 +8,6 @@ segmentation fault (a DataLoader worker started with ``fork`` would too). See io
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 import terrapipe as tp
 from terrapipe.io import open_raster
+from tests.forking import in_forked_child
 from tests.io.test_io_raster_signed_urls import write_raster
 from tests.servers.http_range import RangeServer
 from tests.servers.signed_range import SIGNED_QUERY, start_signed_server
@@ -34,13 +34,10 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RangeServer]:
         server.stop()
 
 
-def _child(paths: list[str], queue: Any) -> None:
-    try:
-        chips = [c.values for c in tp.from_items(paths).read_raster().chip({"y": 32, "x": 32}, workers=2)]
-        again = [float(open_raster(p).values.sum()) for p in paths]
-        queue.put((len(chips), sum(float(c.sum()) for c in chips), again))
-    except BaseException as err:  # pragma: no cover - reported to the parent
-        queue.put(repr(err))
+def _child(paths: list[str]) -> tuple[int, float, list[float]]:
+    chips = [c.values for c in tp.from_items(paths).read_raster().chip({"y": 32, "x": 32}, workers=2)]
+    again = [float(open_raster(p).values.sum()) for p in paths]
+    return len(chips), sum(float(c.sum()) for c in chips), again
 
 
 @pytest.mark.parametrize("where", ["local", "signed"])
@@ -58,19 +55,7 @@ def test_a_forked_child_reads_after_netcdf4_reads_on_reader_threads(
         c.values for c in tp.from_items([href, str(cog)]).read_raster().chip({"y": 32, "x": 32}, workers=2)
     ]
     assert sum(float(c.sum()) for c in parent[:4]) == float(expected.sum())
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_child, args=([href, str(cog)], queue))
-    child.start()
-    try:
-        result = queue.get(timeout=60)
-    finally:
-        child.join(timeout=30)
-        if child.is_alive():  # pragma: no cover - a hang: stop it by its handle
-            child.kill()
-    assert not isinstance(result, str), result
-    assert child.exitcode == 0
-    count, total, again = result
+    count, total, again = in_forked_child(_child, [href, str(cog)])
     assert count == len(parent) == 4 + 6  # 64 x 64 and 80 x 96 pixels: whole 32-pixel chips
     assert total == sum(float(c.sum()) for c in parent)
     assert again[0] == float(expected.sum())

@@ -48,12 +48,14 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
+from terrapipe.core.per_process import PerProcess
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.raster_array import RasterSource, acquire, attempt
 from terrapipe.io.storage import Storage
@@ -518,10 +520,6 @@ READ_THREADS = 16
 #: 603 ms of CPU and 1.8 against 2.4 s with the 4 threads the chip stage's readers kept busy (4 pairs of
 #: fresh processes).
 LOCAL_READ_THREADS = max(2, min(READ_THREADS, os.cpu_count() or 2))
-_POOL: dict[tuple[int, bool], ThreadPoolExecutor] = {}
-_POOL_LOCK = threading.Lock()
-_HOOKED = False
-
 
 _IN_POOL = threading.local()
 
@@ -530,25 +528,24 @@ def _mark_pool_thread() -> None:
     _IN_POOL.flag = True
 
 
+def _new_pool(local: bool) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(
+        LOCAL_READ_THREADS if local else READ_THREADS,
+        thread_name_prefix="stack_stac-read-local" if local else "stack_stac-read",
+        initializer=_mark_pool_thread,
+    )
+
+
+#: This process's read pools (remote, local), made on first use; a forked child makes its own.
+_POOLS = (PerProcess(partial(_new_pool, False)), PerProcess(partial(_new_pool, True)))
+
+
 def _pool(local: bool = False) -> ThreadPoolExecutor:
     """Return this process's read pool (a forked child makes its own: the parent's threads are not in it).
 
     ``local``: the pool of :data:`LOCAL_READ_THREADS` threads that decode local files.
     """
-    global _HOOKED
-    if not _HOOKED:  # the fork hook, once a pool may exist: importing terrapipe installs none
-        _HOOKED = True  # (two threads registering it both is harmless)
-        os.register_at_fork(after_in_child=_after_fork_in_child)
-    key = (os.getpid(), local)
-    with _POOL_LOCK:
-        pool = _POOL.get(key)
-        if pool is None:
-            pool = _POOL[key] = ThreadPoolExecutor(
-                LOCAL_READ_THREADS if local else READ_THREADS,
-                thread_name_prefix="stack_stac-read-local" if local else "stack_stac-read",
-                initializer=_mark_pool_thread,
-            )
-        return pool
+    return _POOLS[local].get()
 
 
 def _all_local(plan: NativePlan) -> bool:
@@ -602,12 +599,6 @@ def _fill_all(
 ) -> None:
     for job in jobs:
         fill(job)
-
-
-def _after_fork_in_child() -> None:
-    global _POOL_LOCK
-    _POOL_LOCK = threading.Lock()  # the parent may have held it while forking
-    _POOL.clear()  # the parent's pool: its threads are not in this process
 
 
 class NativeArray:
