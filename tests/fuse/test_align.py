@@ -178,7 +178,7 @@ def test_kernel_margin_grows_when_shrinking() -> None:
 def test_bad_arguments(dem_4326: Path, utm_chip: xr.DataArray) -> None:
     with pytest.raises(InvalidArgumentError, match="resampling must be one of"):
         tp.from_items([utm_chip]).align_to(dem_4326, resampling="blurry")
-    with pytest.raises(InvalidArgumentError, match="name must be a non-empty string"):
+    with pytest.raises(InvalidArgumentError, match="align_to name must be a non-empty str"):
         tp.from_items([utm_chip]).align_to(dem_4326, name="")
     with pytest.raises(ReadError, match="cannot open raster"):
         tp.from_items([utm_chip]).align_to(dem_4326.parent / "missing.tif")

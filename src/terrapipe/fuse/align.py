@@ -47,13 +47,13 @@ from odc.geo.geobox import GeoBox
 from odc.geo.overlap import compute_reproject_roi
 from rasterio.enums import Resampling
 
-from terrapipe.core.checks import check_number
+from terrapipe.core.checks import check_name, check_number
 from terrapipe.core.crs import longitude_period, no_operation, same_crs
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.core.on_error import OnError, check_on_error, handle_error
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import redact_url
-from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
+from terrapipe.fuse.carrier import add_raster, as_dataset
 from terrapipe.fuse.grid import crs_text, grid_of, spatial_dims
 
 #: Revision of what ``align_to`` puts on a chip, in its cache key (see :class:`AlignTo`).
@@ -510,7 +510,7 @@ class AlignTo(Stage[xr.Dataset]):
         super().__init__()
         self.source = source
         self.resampling = check_resampling(resampling)
-        self.name = check_name(name if name is not None else _default_name(reference), what="align_to")
+        self.name = check_name(name if name is not None else _default_name(reference), "align_to name")
         self.on_error = check_on_error(on_error)
         self.reference = _as_reference(reference, bands)
         self.reference_grid = grid_of(self.reference)

@@ -39,7 +39,6 @@ __all__ = [
     "VECTORS_ATTR",
     "add_raster",
     "as_dataset",
-    "check_name",
     "chip_vectors",
     "vector_names",
     "with_vectors",
@@ -49,19 +48,6 @@ __all__ = [
 IMAGE = "image"
 #: Key of ``Dataset.attrs`` holding the clipped vector features.
 VECTORS_ATTR = "vectors"
-
-
-def check_name(name: object, *, what: str) -> str:
-    """Validate the ``name=`` of a fusion stage (a non-empty string).
-
-    Examples
-    --------
-    >>> check_name("dem", what="align_to")
-    'dem'
-    """
-    if not isinstance(name, str) or not name:
-        raise InvalidArgumentError(f"{what} name must be a non-empty string, got {name!r}")
-    return name
 
 
 def as_dataset(element: Any, *, name: str = IMAGE) -> xr.Dataset:

@@ -45,9 +45,10 @@ import numpy as np
 import xarray as xr
 from odc.geo.geobox import GeoBox
 
+from terrapipe.core.checks import check_name
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
-from terrapipe.fuse.carrier import as_dataset, check_name, with_vectors
+from terrapipe.fuse.carrier import as_dataset, with_vectors
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
 from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows, one_row_per_feature
 
@@ -168,7 +169,7 @@ class ClipVector(Stage[xr.Dataset]):
     ) -> None:
         super().__init__()
         self.source = source
-        self.name = check_name(name, what="clip_vector")
+        self.name = check_name(name, "clip_vector name")
         self.index = VectorIndex(vector, what="clip_vector", columns=columns)
 
     def cache_config(self) -> dict[str, Any]:

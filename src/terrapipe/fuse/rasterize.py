@@ -55,11 +55,11 @@ from rasterio.enums import MergeAlg
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize as rio_rasterize
 
-from terrapipe.core.checks import check_number
+from terrapipe.core.checks import check_name, check_number
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.warning_filters import ignore_once
-from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
+from terrapipe.fuse.carrier import add_raster, as_dataset
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
 from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows, one_row_per_feature
 
@@ -280,7 +280,7 @@ class Rasterize(Stage[xr.Dataset]):
         if not isinstance(merge, str) or merge not in _MERGE:
             raise InvalidArgumentError(f"merge must be 'replace' or 'add', got {merge!r}")
         self.source = source
-        self.name = check_name(name, what="rasterize")
+        self.name = check_name(name, "rasterize name")
         self.index = VectorIndex(vector, what="rasterize")
         self.column = column
         _, self.dtype = _burn_values(self.index.frame, column, dtype, "rasterize")

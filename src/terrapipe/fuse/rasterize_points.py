@@ -58,12 +58,12 @@ import xarray as xr
 from odc.geo.geobox import GeoBox
 from pyproj import CRS, Transformer
 
-from terrapipe.core.checks import check_int
+from terrapipe.core.checks import check_int, check_name
 from terrapipe.core.crs import longitude_period, no_operation
 from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import public_url
-from terrapipe.fuse.carrier import add_raster, as_dataset, check_name
+from terrapipe.fuse.carrier import add_raster, as_dataset
 from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
 from terrapipe.fuse.vector_index import OUTPUT_REVISION, turns_between
 from terrapipe.io.copc import CopcFile, read_las_header
@@ -310,7 +310,7 @@ class RasterizePoints(Stage[xr.Dataset]):
                 self.fields += (needed,)
         if self.classes and "classification" not in self.fields:
             self.fields += ("classification",)
-        self.prefix = check_name(prefix, what="rasterize_points")
+        self.prefix = check_name(prefix, "rasterize_points name")
         self.seed = check_int(seed, "rasterize_points: seed", minimum=0)
         self.storage = storage
         self._copc: CopcFile | None = None

@@ -90,11 +90,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from terrapipe.core.checks import check_name
 from terrapipe.core.coords import time_name
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.sample import GeoMeta, iso_times
-from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR, add_raster, check_name
+from terrapipe.fuse.carrier import IMAGE, VECTORS_ATTR, add_raster
 from terrapipe.fuse.grid import describe_grid, grid_mismatch, grid_of, spatial_dims
 from terrapipe.fuse.provenance import source_ids_of
 
@@ -488,7 +489,7 @@ class ZipGrids(Stage[Any]):
         given = list(names) if names is not None else [None] * count
         if len(given) != count:
             raise InvalidArgumentError(f"zip_grids got {len(given)} names for {count} pipes")
-        self.names = [None if n is None else check_name(n, what="zip_grids") for n in given]
+        self.names = [None if n is None else check_name(n, "zip_grids name") for n in given]
         if not tolerance >= 0:
             raise InvalidArgumentError(f"tolerance must be >= 0 pixels, got {tolerance!r}")
         self.source = source
