@@ -113,6 +113,9 @@ class _Grid:
         self._ref_coords: dict[Hashable, np.ndarray] = {
             d: np.asarray(variables[d].values) for d in (x_dim, y_dim) if d in variables
         }
+        self._lines: dict[Hashable, tuple[float, float] | None] = {
+            d: None if d in self._uneven else _axis_line(values) for d, values in self._ref_coords.items()
+        }
         self.other_dims: tuple[Hashable, ...] = tuple(
             d for d in template.sizes if d not in (x_dim, y_dim) and int(template.sizes[d]) > 1
         )
@@ -136,6 +139,7 @@ class _Grid:
         self.lead_template = None
         self._crs_seen = None
         self._ref_coords = {}
+        self._lines = {}
         self.other_dims = ()
         self.time_dim = None
 
@@ -243,7 +247,8 @@ class _Grid:
                 ref = self._ref_coords[dim]
                 got = np.asarray(chip_coords[dim].values)
                 first = got[:1]
-                if ref.size >= 2 and first.size and dim in self._uneven:  # no step: find the value itself
+                line = self._lines.get(dim)
+                if ref.size >= 2 and first.size and line is None:  # no step: find the value itself
                     hits = np.flatnonzero(ref == first[0])
                     if hits.size != 1:
                         raise GridMismatchError(
@@ -251,16 +256,17 @@ class _Grid:
                             "(which are not evenly spaced); predictions must lie on the template's pixels"
                         )
                     out.append(int(hits[0]))
-                    _check_on_axis(got, ref, int(hits[0]), dim, even=False)
+                    _check_on_axis(got, ref, int(hits[0]), dim, line=None)
                     continue
-                if ref.size >= 2 and first.size:
-                    step = ref[1] - ref[0]
-                    offset = _whole((first[0] - ref[0]) / step, str(dim))
+                if line is not None and first.size:
+                    # the template's line in float64 (float32 coordinates: ref[1] - ref[0] is off by up to
+                    # two units in their last place, which a 3600-column axis multiplies past a pixel)
+                    offset = _whole((float(first[0]) - line[0]) / line[1], str(dim))
                     out.append(offset)
-                    _check_on_axis(got, ref, offset, dim, even=True)
+                    _check_on_axis(got, ref, offset, dim, line=line)
                     continue
-                if first.size:
-                    out.append(int(np.flatnonzero(ref == first[0])[0]) if (ref == first[0]).any() else 0)
+                if first.size:  # one template pixel along dim: the chip must hold its coordinate
+                    out.append(_single_pixel_offset(got, ref, dim))
                     continue
             if dim in chip.coords and self.transform is not None and self.template is None:
                 return self._origin_from_coords(chip)
@@ -297,23 +303,70 @@ class _Grid:
         return _whole(row - 0.5, "row"), _whole(col - 0.5, "column")
 
 
-def _check_on_axis(got: np.ndarray, ref: np.ndarray, offset: int, dim: Hashable, *, even: bool) -> None:
+def _axis_line(values: np.ndarray) -> tuple[float, float] | None:
+    """``(first centre, step)`` in float64 of an evenly spaced axis: the line fitted through all its values.
+
+    ``None`` where the values are not finite numbers, fewer than two, or all equal.
+
+    Examples
+    --------
+    >>> first, step = _axis_line((np.arange(3600) * 0.1 - 179.95).astype("float32"))
+    >>> round(first, 4), round(step, 7)
+    (-179.95, 0.1)
+    """
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # not numbers: matched by value
+        return None
+    if numbers.ndim != 1 or numbers.size < 2 or not np.isfinite(numbers).all():
+        return None
+    step = float(numbers[-1] - numbers[0]) / (numbers.size - 1)
+    if step == 0.0 or not np.isfinite(step):
+        return None
+    first = float(np.mean(numbers - step * np.arange(numbers.size, dtype=np.float64)))
+    return first, step
+
+
+def _single_pixel_offset(got: np.ndarray, ref: np.ndarray, dim: Hashable) -> int:
+    """Where a chip lies along a template axis one pixel long: its coordinates must hold the template's once.
+
+    There is no step to place it by, so a chip whose coordinates miss the template's pixel is refused
+    (it was placed on that pixel, silently).
+    """
+    try:
+        hits = np.flatnonzero(got == np.asarray(ref[0]).astype(got.dtype))
+    except (TypeError, ValueError):
+        hits = np.flatnonzero(got == ref[0])
+    if hits.size != 1:
+        raise GridMismatchError(
+            f"a prediction's {dim!r} coordinates ({got[0]} .. {got[-1]}) do not hold the template's one "
+            f"{dim!r} coordinate {ref[0]}; predictions must lie on the template's pixels"
+        )
+    return -int(hits[0])
+
+
+def _check_on_axis(
+    got: np.ndarray, ref: np.ndarray, offset: int, dim: Hashable, *, line: tuple[float, float] | None
+) -> None:
     """Refuse a chip whose coordinates along ``dim`` are not the template's from ``offset`` on.
 
-    On an evenly spaced axis, positions past the template's ends continue its
-    step (padded chips); on an uneven one only those inside are compared.
+    On an evenly spaced axis (``line``: its first centre and step), positions
+    past the template's ends continue its step (padded chips); on an uneven
+    one only those inside are compared.
     """
     if got.size < 2:
         return
     index = np.arange(offset, offset + got.size)
     inside = (index >= 0) & (index < ref.size)
     try:
-        if even:
-            step = float(ref[1]) - float(ref[0])
-            expected = float(ref[0]) + step * index
+        if line is not None:
+            first, step = line
+            expected = first + step * index
             tolerance = _TOLERANCE * abs(step)
-            if got.dtype.kind == "f" and got.dtype.itemsize < 8:
-                tolerance = max(tolerance, float(np.spacing(np.abs(got).max())))
+            for values in (got, ref):  # float32 coordinates are a unit in their last place off their line
+                if values.dtype.kind == "f" and values.dtype.itemsize < 8:
+                    largest = max(float(np.abs(got).max()), float(np.abs(ref).max()))
+                    tolerance = max(tolerance, float(np.spacing(np.asarray(largest, values.dtype))))
             ok = bool((np.abs(got.astype(np.float64) - expected) <= tolerance).all())
         else:
             ok = bool(np.array_equal(got[inside], ref[index[inside]]))
@@ -379,8 +432,8 @@ def _uneven(coord: Any) -> bool:
 
 
 def _whole(value: float, what: str) -> int:
-    near = round(float(value))
-    if abs(value - near) > _TOLERANCE:
+    near = round(float(value)) if np.isfinite(value) else 0
+    if not np.isfinite(value) or abs(value - near) > _TOLERANCE:
         raise GridMismatchError(
             f"a prediction's {what} offset {value!r} is not a whole pixel of the template grid; "
             "predictions must lie on the template's pixels"
