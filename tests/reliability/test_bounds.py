@@ -38,6 +38,11 @@ SRC = Path(tp.__file__).resolve().parent
 
 #: (file, construct) -> (bound, the test that checks it).
 BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("io/remote_sources.py", "OrderedDict("): (
+        "VRTs whose HTTP(S) sources were all found (the source check's memory): CHECKED_VRTS (256), "
+        "the least recently checked dropped first; each key a path and a 32-byte digest",
+        "tests/io/test_remote_sources_mosaic.py::test_the_vrts_remembered_stay_within_checked_vrts",
+    ),
     ("io/copc.py", "OrderedDict("): (
         "CopcFile(cache_bytes=64 MiB): decompressed COPC nodes, least recently used dropped first",
         "tests/io/test_point_cloud.py::test_copc_node_cache_stays_within_cache_bytes",

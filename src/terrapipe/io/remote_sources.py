@@ -22,13 +22,15 @@ terrapipe.core.errors.ReadError: cannot open raster 'https://h/a.vrt': it names 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import public_url
 from terrapipe.io.paths import is_remote
 
-__all__ = ["NESTING", "check_remote_sources", "check_vrt_sources"]
+__all__ = ["ASK_THREADS", "CHECKED_VRTS", "NESTING", "check_remote_sources", "check_vrt_sources"]
 
 #: GDAL names of files that wrap another (an archive, a compressed stream): the wrapped file decides.
 _WRAPPERS = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/")
@@ -102,7 +104,10 @@ def check_vrt_sources(path: str, sources: list[str], *, remote: bool = False) ->
     GDAL's log only. Each source is asked for (``VSIStatExL`` of rasterio's
     GDAL, as GDAL opens them: without the caller's thread-local storage
     options; a remote one is a ``HEAD`` that GDAL remembers for the read)
-    before any pixel is read.
+    before any pixel is read. HTTP(S) sources are asked on up to
+    :data:`ASK_THREADS` threads at once, and once per process for a VRT
+    whose HTTP(S) sources were all found (:func:`_ask_http`); local files are
+    looked at (``os.path.exists``) and bucket objects asked at every open.
 
     Parameters
     ----------
@@ -132,18 +137,12 @@ def check_vrt_sources(path: str, sources: list[str], *, remote: bool = False) ->
     ...
     terrapipe.core.errors.ReadError: cannot read raster '/data/a.vrt': 1 of its 1 VRT source(s) cannot be read ...
     """
-    import threading
-
     missing: list[str] = []
     local: list[str] = []
     follow = local if remote else None
     http = [name for name in sources if _http_name(name)]
-    if http:
-        asking = threading.Thread(
-            target=_ask, args=(http, missing, follow, 0), name="terrapipe-vrt-sources", daemon=True
-        )
-        asking.start()  # on a thread of its own: with GDAL's global options, not the caller's thread-local ones
-        asking.join()
+    if http and _checked_key(path, http) not in _CHECKED:
+        _ask_http(path, http, missing, follow)
     # local files and bucket objects here: a bucket's credentials are the caller's (thread-local) ones,
     # which a new thread would lack (GDAL would look for others: the instance-metadata server)
     _ask([name for name in sources if not _http_name(name)], missing, follow, 0)
@@ -164,12 +163,89 @@ def check_vrt_sources(path: str, sources: list[str], *, remote: bool = False) ->
         )
 
 
+#: Threads that ask for one VRT's HTTP(S) sources at once (GDAL would open them one by one at the read).
+ASK_THREADS = 16
+#: How many VRTs whose HTTP(S) sources were all found this process remembers (least recently checked dropped).
+CHECKED_VRTS = 256
+#: (VRT as given, digest of its HTTP(S) sources) found readable, asked without the caller's options (see below).
+_CHECKED: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+_CHECKED_LOCK = threading.Lock()
+
+
+def _checked_key(path: str, http: list[str]) -> tuple[str, bytes]:
+    """Return the key of :data:`_CHECKED` for the VRT ``path`` naming ``http`` (a digest: a mosaic names thousands)."""
+    import hashlib
+
+    return path, hashlib.sha256("\n".join(http).encode()).digest()
+
+
+def _ask_share(part: list[str], missing: list[str], local: list[str] | None, unsure: list[bool]) -> None:
+    try:
+        _ask(part, missing, local, 0, unsure)
+    except BaseException:  # pragma: no cover - a failure of the asking itself: nothing known, nothing kept
+        unsure.append(True)
+        raise
+
+
+def _ask_http(path: str, http: list[str], missing: list[str], local: list[str] | None) -> None:
+    """Ask for the HTTP(S) sources ``http`` of the VRT ``path`` (see :func:`_ask`), remembering a VRT found whole.
+
+    On threads of their own (at most :data:`ASK_THREADS`, each a contiguous share): with GDAL's global
+    options, not the caller's thread-local ones, as GDAL opens a VRT's sources. Measured on a local
+    server (~45 ms a ``HEAD``), 200 sources asked one after the other took 8.9 s at a mosaic's open,
+    against 2.7 s for the whole read of its 200 tiles; GDAL remembers each answer (its ``/vsicurl/``
+    file properties), so the read sends no request again. Answers come back in the sources' order.
+
+    A VRT whose HTTP(S) sources were all found, none of them a VRT, is remembered for this process
+    (:data:`_CHECKED`): the next open (another reader thread's, the next pass's) asks for them again
+    neither from the server nor from GDAL's cache. One whose sources include a VRT (followed: its
+    own sources may change), one that cannot be read, or one not asked (rasterio's GDAL not found)
+    is asked again at every open.
+    """
+    shares = min(ASK_THREADS, len(http))
+    size = -(-len(http) // shares)
+    parts = [http[i : i + size] for i in range(0, len(http), size)]
+    found: list[tuple[list[str], list[str] | None, list[bool]]] = [
+        ([], None if local is None else [], []) for _ in parts
+    ]
+    threads = [
+        threading.Thread(
+            target=_ask_share,
+            args=(part, *lists),
+            name="terrapipe-vrt-sources",
+            daemon=True,
+        )
+        for part, lists in zip(parts, found, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for share_missing, share_local, _ in found:
+        missing.extend(share_missing)
+        if local is not None and share_local is not None:
+            local.extend(share_local)
+    if not any(share_missing or share_local or unsure for share_missing, share_local, unsure in found):
+        key = _checked_key(path, http)
+        with _CHECKED_LOCK:
+            _CHECKED[key] = None
+            _CHECKED.move_to_end(key)
+            while len(_CHECKED) > CHECKED_VRTS:
+                _CHECKED.popitem(last=False)
+
+
 #: How deep VRTs naming VRTs are followed from a remote one (deeper: refused).
 NESTING = 4
 _VRT_HEAD = b"<VRTDataset"
 
 
-def _ask(sources: list[str], missing: list[str], local: list[str] | None, depth: int) -> None:
+def _ask(
+    sources: list[str],
+    missing: list[str],
+    local: list[str] | None,
+    depth: int,
+    unsure: list[bool] | None = None,
+) -> None:
     """Append to ``missing`` the sources GDAL cannot find, asked as GDAL opens a VRT's sources.
 
     GDAL opens a VRT's sources without the reading thread's thread-local
@@ -179,6 +255,8 @@ def _ask(sources: list[str], missing: list[str], local: list[str] | None, depth:
     sources are asked for from a new thread, which has none of them either. With
     ``local`` (a list: the VRT is remote), a remote source that is a VRT is
     opened and its sources are checked too; its local ones go to ``local``.
+    ``unsure`` gets an entry for each source followed as a VRT, or when
+    rasterio's GDAL is not found (nothing asked).
     """
     import ctypes
     import os
@@ -193,11 +271,15 @@ def _ask(sources: list[str], missing: list[str], local: list[str] | None, depth:
         else:
             gdal = gdal or rasterio_gdal()
             if gdal is None:
+                if unsure is not None:
+                    unsure.append(True)
                 return  # rasterio's GDAL not found: GDAL's own read decides
             there = gdal.VSIStatExL(name.encode(), buffer, _STAT_EXISTS) == 0
         if not there:
             missing.append(name)
         elif local is not None and gdal is not None and _remote_name(name) and _is_vrt(gdal, name):
+            if unsure is not None:
+                unsure.append(True)
             _ask_inner(name, missing, local, depth)
 
 
