@@ -16,14 +16,18 @@ be identical to ``obj.isel(window)`` and to the public constructors. Inputs
 with indexes other than one-dimensional pandas indexes on the sized
 dimensions use a generic path built on ``isel``.
 
-Chip data are read-only copies of their window: a chip never shares memory
-with a block or region that overlapping chips, the block cache, a later pass
-or the source keep (nor with a user's own in-memory array), so
+Chip data are read-only and never share memory with another chip, nor with
+a block or region that overlapping chips, the block cache, a later pass or
+the source keep (nor with a user's own in-memory array), so
 ``torch.as_tensor(chip.values)`` (torch only warns for a read-only array)
-followed by an in-place op changes that chip alone. Writing into a chip
-itself raises; copy it (``chip.copy()``) to modify it. Static variables
-(no sized dimension) and coordinates are shared with the source, as
-``isel`` shares them.
+followed by an in-place op changes that chip alone. A chip is a view of its
+region only where the reader says the region's memory is that region's
+alone (:class:`~terrapipe.chip.region.Region`: decoded for it, kept by no
+one) and its window overlaps no other window cut from it (see
+:meth:`ItemCutter.prepare`); everywhere else it is a copy of its window.
+Writing into a chip itself raises; copy it (``chip.copy()``) to modify it.
+Static variables (no sized dimension) and coordinates are shared with the
+source, as ``isel`` shares them.
 
 Examples
 --------
@@ -64,6 +68,7 @@ from terrapipe._compat import (
 )
 from terrapipe.chip.layout import ArraySpec, describe_arrays
 from terrapipe.chip.plan import Boundary, WindowPlan
+from terrapipe.chip.region import Region, exclusive_of
 from terrapipe.core.coords import cached_transform, gdal_transform, time_name, transform_from_coords, xy_dims
 from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError
@@ -180,6 +185,9 @@ class ItemCutter:
             [(k, axis) for k, axis in enumerate(spec.axes) if axis is not None] for spec in self.arrays
         ]
         self.data_arrays = [i for i, spec in enumerate(self.arrays) if not spec.is_coord]
+        # no two windows of the plan overlap (along an axis whose windows are apart, windows that
+        # differ there are apart): a chip cut once from a region of its own may be a view of it
+        self.windows_apart = all(bool(np.all(np.diff(ax.starts) >= ax.window)) for ax in plan.axes)
         self._view_keys: dict[tuple[int, ...], list[tuple[slice, ...]]] = {}
         self._index_cache: dict[tuple[int, int], tuple[Index, xr.Variable]] = {}
         self._xindexes: dict[Hashable, Index] = dict(obj.xindexes)
@@ -349,33 +357,48 @@ class ItemCutter:
         return True
 
     # -- cutting ------------------------------------------------------------
-    def prepare(self, regions: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Mark a group's region arrays read-only (chips are views of them; see the module doc)."""
+    def prepare(self, regions: Sequence[np.ndarray], *, cut_once: bool = False) -> Region:
+        """Mark a group's region arrays read-only, and say which ones its chips may be views of.
+
+        An array may be shared by its chips (each a view of its own window)
+        only where the reader says its memory is the region's alone
+        (``regions`` a :class:`~terrapipe.chip.region.Region` with that array
+        ``exclusive``), the caller cuts each window of the region once
+        (``cut_once``: the chipper's pass; a slicer or sampler that may cut a
+        window twice does not say so) and no two windows of the plan overlap
+        (:attr:`windows_apart`). Every other chip is a copy of its window
+        (:meth:`data_views`).
+        """
+        shared = cut_once and self.windows_apart
         out = []
         for region in regions:
             view = region.view()
             view.flags.writeable = False
             out.append(view)
-        return out
+        return _Prepared(out, [shared and alone for alone in exclusive_of(regions)])
 
     def data_views(
         self, regions: Sequence[np.ndarray], region_start: Sequence[int], start: Sequence[int]
     ) -> tuple[list[np.ndarray], bool]:
-        """Return each array's window (a read-only copy, padded where needed) and whether any padding happened.
+        """Return each array's window (read-only, padded where needed) and whether any padding happened.
 
         ``regions`` come from :meth:`prepare`; ``region_start`` and ``start``
-        are the pixel offsets of the region and of the window along the plan axes.
+        are the pixel offsets of the region and of the window along the plan
+        axes. A window is a view of a region array :meth:`prepare` marked
+        ``exclusive`` (no one else sees that memory), else a copy: a region
+        that other windows, the block cache, a later pass or the user's own
+        array keep must never change when a consumer writes into a chip
+        through ``torch.as_tensor`` (torch only warns for a read-only array).
         """
         offset = tuple(map(sub, start, region_start))
         keys = self._view_keys.get(offset)
         if keys is None:
             keys = self._keys_at(offset)
-        # a copy per chip: a region is a block buffer that other windows, the block cache, a later pass
-        # or the user's own array keep; a consumer writing through torch.as_tensor (torch only warns
-        # for a read-only array) must never change what terrapipe or the user reads next
+        # only what prepare() allowed: a reader's Region says whose its memory is, not how it is cut
+        shared = regions.exclusive if isinstance(regions, _Prepared) else [False] * len(regions)
         out = [region[key] for region, key in zip(regions, keys, strict=True)]
         if not self.may_pad:
-            return [_owned(view) for view in out], False
+            return [view if alone else _owned(view) for view, alone in zip(out, shared, strict=True)], False
         padded = False
         window = self._window_list
         for i, view in enumerate(out):
@@ -388,7 +411,7 @@ class ItemCutter:
                 filled[tuple(slice(0, n) for n in view.shape)] = view
                 filled.flags.writeable = False
                 out[i] = filled
-            else:
+            elif not shared[i]:
                 out[i] = _owned(view)
         return out, padded
 
@@ -673,6 +696,12 @@ class ItemCutter:
 
 
 _DATA = object()
+
+
+class _Prepared(Region):
+    """A region's read-only arrays from :meth:`ItemCutter.prepare`: ``exclusive`` says which its chips may view."""
+
+    __slots__ = ()
 
 
 def _owned(view: np.ndarray) -> np.ndarray:

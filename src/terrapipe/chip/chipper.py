@@ -303,10 +303,12 @@ class Chip(ResumesNextPass, Stage[Any]):
       (overlap or windows not aligned with blocks), in which case the shards
       at a share's edge read it too.
 
-    Chips are read-only copies of their window, never views of a block
-    that overlapping chips, the block cache or a later pass read again, nor
-    of a user's in-memory array: writing through ``torch.as_tensor(chip)``
-    changes that chip alone. Copy one before writing into it.
+    Chips are read-only and share memory with no other chip, no block that
+    overlapping chips, the block cache or a later pass read again, and no
+    user's in-memory array: each is a view of a region decoded for its
+    group alone where the windows do not overlap, else a copy of its
+    window, so writing through ``torch.as_tensor(chip)`` changes that chip
+    alone. Copy one before writing into it.
     The order without shuffle is group by group (row-major over blocks), and
     row-major within a group. ``len()`` is unknown (``TypeError``). The stage
     is :class:`~terrapipe.core.state.Stateful`: a resumed pass starts at the
@@ -780,7 +782,7 @@ class Chip(ResumesNextPass, Stage[Any]):
         regions = self._next_region(served, group, cutter.obj)
         if regions is None:
             return
-        regions = cutter.prepare(regions)
+        regions = cutter.prepare(regions, cut_once=True)  # each window of the group once (a view where apart)
         origin = tuple(int(v) for v in region_start)
         check = self.max_nodata_fraction is not None
         counters, stats = self.counters, self.stats
@@ -817,7 +819,7 @@ class Chip(ResumesNextPass, Stage[Any]):
         entries: list[tuple[int, tuple[int, ...]]] = []
         for local, g in enumerate(groups.tolist()):
             served_region = self._next_region(served, g, cutter.obj)
-            regions.append(None if served_region is None else cutter.prepare(served_region))
+            regions.append(None if served_region is None else cutter.prepare(served_region, cut_once=True))
             if served_region is not None:
                 entries.extend((local, start) for start in self._window_starts(plan, g, keep))
         origins = [tuple(int(v) for v in row) for row in region_starts]

@@ -15,7 +15,12 @@ whole storage blocks on a thread pool and assembles regions from them:
   blocks is copied together from them;
 - arrays already in memory are never "read": regions are views of them.
 
-Regions are never handed out: each chip is a copy of its window
+Each region comes as a :class:`~terrapipe.chip.region.Region` that says,
+per array, whether its memory is that region's alone (``exclusive``): a
+block read whole into a buffer the reader allocated and needed by no other
+region, or a region copied together from several blocks. A view of a block
+that other regions (or a re-read) use, of an array in memory, or of what a
+dask graph or a lazy backend returned, is not: its chips are copies
 (:meth:`terrapipe.chip.build.ItemCutter.data_views`).
 
 With the default budget and the chipper's row-major group order, halo blocks
@@ -90,6 +95,7 @@ import numpy as np
 from terrapipe._compat import variable_data
 from terrapipe.chip.layout import ArraySpec
 from terrapipe.chip.plan import IntArray
+from terrapipe.chip.region import Region
 from terrapipe.core.errors import InvalidArgumentError, ReadError, TerrapipeError
 from terrapipe.io.read_pool import Lease, lease
 
@@ -565,14 +571,15 @@ class BlockReader:
 
     def _assemble(
         self, i: int, start: list[int], stop: list[int], keys: list[BlockKey], stream: RegionStream
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, bool]:
+        """Return array ``i`` of the region ``start:stop`` and whether its memory is the region's alone."""
         spec = self.arrays[i]
         region = spec.full_key()
         for k, axis in enumerate(spec.axes):
             if axis is not None:
                 region[axis] = slice(start[k], stop[k])
-        if spec.mode == "memory":
-            return np.asarray(spec.variable.values[tuple(region)])
+        if spec.mode == "memory":  # a view of the user's array
+            return np.asarray(spec.variable.values[tuple(region)]), False
         cache = stream.cache
         parts = [(stream.block_index(key), cache[key].result()) for key in keys]
         if len(parts) == 1:
@@ -581,7 +588,9 @@ class BlockReader:
                 slice(reg.start - blk.start, reg.stop - blk.start) if reg.stop is not None else slice(None)
                 for reg, blk in zip(region, index, strict=True)
             )
-            return data[local]  # type: ignore[no-any-return]
+            view = data[local]
+            # the whole block, or a chip would keep more than its region alive
+            return view, view.shape == data.shape and stream.alone(keys[0], data)
         shape = tuple(
             reg.stop - reg.start if reg.stop is not None else n_ax
             for reg, n_ax in zip(region, spec.variable.shape, strict=True)
@@ -598,7 +607,7 @@ class BlockReader:
                 dst.append(slice(lo - reg.start, hi - reg.start))
                 src.append(slice(lo - blk.start, hi - blk.start))
             out[tuple(dst)] = data[tuple(src)]
-        return out
+        return out, True  # copied together for this region alone
 
 
 class ReadBudget:
@@ -711,6 +720,8 @@ class RegionStream:
         self.seen: set[BlockKey] = set()
         self.held = 0  # this stream's share of budget.held
         self.pending: dict[BlockKey, int] = {}  # blocks read for a region not served yet: their bytes
+        # The buffers this stream allocated for its blocks (a read into one of them is this stream's alone).
+        self.buffers: dict[BlockKey, np.ndarray] = {}
         # What each block is, worked out once per pass (a block's key in its array and its
         # decoded bytes), and the blocks of each region from its first look until it is served.
         self.index_of: dict[BlockKey, tuple[slice, ...]] = {}
@@ -789,8 +800,11 @@ class RegionStream:
                 buffer = np.empty(_shape(spec, index), dtype=spec.variable.dtype)
                 futures = [pool.submit(_read_part, spec, part, buffer, dst) for part, dst in parts]
                 cache[key] = _Joined(futures, buffer)
+                self.buffers[key] = buffer
                 continue
             out = block_buffer(spec, index)
+            if out is not None:
+                self.buffers[key] = out
             cache[key] = (
                 pool.submit(read_block, spec, index, out) if pool else _Inline(read_block, spec, index, out)
             )
@@ -843,12 +857,13 @@ class RegionStream:
 
     def _drop(self, key: BlockKey) -> None:
         del self.cache[key]
+        self.buffers.pop(key, None)
         del self.pins[key]
         nbytes = self.sizes.pop(key)
         self.held -= nbytes
         self.budget.held -= nbytes
 
-    def __next__(self) -> tuple[list[np.ndarray] | None, BaseException | None]:
+    def __next__(self) -> tuple[Region | None, BaseException | None]:
         if self.closed or self.served >= self.n:
             raise StopIteration
         self.fill(serving=True)
@@ -857,18 +872,32 @@ class RegionStream:
         start, stop = self.start_rows[r], self.stop_rows[r]
         keys = self._blocks_of(r)
         several = len(self.blocked) > 1
+        out: list[np.ndarray] = []
+        exclusive: list[bool] = []
         try:
-            out = [
-                reader._assemble(i, start, stop, [k for k in keys if k[0] == i] if several else keys, self)
-                for i in range(len(reader.arrays))
-            ]
+            for i in range(len(reader.arrays)):
+                array, alone = reader._assemble(
+                    i, start, stop, [k for k in keys if k[0] == i] if several else keys, self
+                )
+                out.append(array)
+                exclusive.append(alone)
         except Exception as err:  # a failed block fails every region that needs it
             self._release(r)
             self.served += 1
             return None, err
         self._release(r)
         self.served += 1
-        return out, None
+        return Region(out, exclusive), None
+
+    def alone(self, key: BlockKey, data: np.ndarray) -> bool:
+        """Whether block ``key``, read as ``data``, is this stream's alone and needed by one region only.
+
+        True only for a buffer this stream allocated and the read filled (not
+        an array a dask graph or a lazy backend handed back, which it may hand
+        out again, nor a view of the user's array), read once (no re-read:
+        one region needs it) and kept for no later region.
+        """
+        return self.buffers.get(key) is data and self.uses[key].size == 1
 
     def close(self) -> None:
         """Cancel the reads not started, and give this stream's share of the budget back."""
@@ -883,6 +912,7 @@ class RegionStream:
         budget.held -= self.held
         self.pending.clear()
         self.cache.clear()
+        self.buffers.clear()
         self.keys_of.clear()
         self.held = 0
         if self._own_pool and self.pool is not None:
