@@ -53,6 +53,7 @@ from terrapipe.io.paths import href_of, is_http
 from terrapipe.io.raster import open_raster
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
+from terrapipe.io.stamped_file import StampedBackend
 from terrapipe.io.storage import Storage
 from terrapipe.io.zarr_reader import open_zarr
 
@@ -247,7 +248,9 @@ def open_xarray(
     ------
     ReadError
         When the file cannot be read, or its spatial coordinates or
-        geotransform hold NaN or infinity.
+        geotransform hold NaN or infinity; at a later read, when a local
+        netCDF/HDF5 file was changed, replaced or removed since the open
+        (:mod:`terrapipe.io.stamped_file`: never its new bytes, nor SIGBUS).
     InvalidArgumentError
         When no engine is given and none can be guessed.
     MissingDependencyError
@@ -289,8 +292,12 @@ def open_xarray(
         raise read_error(href, f"cannot open ({engine})", FileNotFoundError(href))
     elif "://" not in href and engine in _NETCDF_ENGINES:
         _check_not_truncated(href, engine)
+    stamped = "://" not in href and engine in _NETCDF_ENGINES  # its values read only while it is unchanged
     try:
-        ds = xr.open_dataset(target, engine=engine, chunks=chunks, **kwargs)
+        if stamped:
+            ds = xr.open_dataset(target, engine=StampedBackend, chunks=chunks, inner_engine=engine, **kwargs)
+        else:
+            ds = xr.open_dataset(target, engine=engine, chunks=chunks, **kwargs)
     except TerrapipeError:
         raise
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
