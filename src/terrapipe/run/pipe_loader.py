@@ -275,6 +275,8 @@ class PipeLoader(Generic[T]):
                 timeout=timeout,
                 batch_size=self.batch_size if self._batch_in_workers else None,
                 collate=collate if self._batch_in_workers else None,
+                # the batches on their way: worker queue, prefetch, the consumer's current and last
+                in_flight=self.buffer + self.prefetch + 4,
             )
             self._source = ShardMerge(pool, self.layout, self._stats, drop_last=self.drop_last)
         node: BaseNode[Any] = self._source

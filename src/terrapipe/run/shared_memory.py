@@ -43,7 +43,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from terrapipe._compat import has_new_shared_storage, new_shared_storage
-from terrapipe.tensor.collate import stacking_into
+from terrapipe.tensor.collate import Allocator, stacking_into
 
 __all__ = ["collate_into_shared_memory", "collating_into_shared_memory", "empty_shared", "has_new_shared"]
 
@@ -88,11 +88,15 @@ def empty_shared(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def collate_into_shared_memory() -> Iterator[None]:
-    """Make :func:`~terrapipe.tensor.collate.collate` stack into shared memory in this context."""
+def collate_into_shared_memory(allocate: Allocator | None = None) -> Iterator[None]:
+    """Make :func:`~terrapipe.tensor.collate.collate` stack into shared memory in this context.
+
+    ``allocate``: ``(shape, dtype) -> tensor`` in shared memory (a worker's
+    :class:`~terrapipe.run.shared_segments.SegmentPool`); default :func:`empty_shared`.
+    """
     token = _SHARED.set(True)
     try:
-        with stacking_into(empty_shared):
+        with stacking_into(allocate or empty_shared):
             yield
     finally:
         _SHARED.reset(token)

@@ -36,7 +36,11 @@ memory (:mod:`~terrapipe.run.shared_memory`), and sends one
 batch crosses processes once, as a few file descriptors, instead of every
 sample being pickled and copied, then stacked again in the main process
 (measured: the main process spent 3.5 ms of CPU per 256² sample doing that,
-half of it stacking freshly mapped shared pages). The fewer than
+half of it stacking freshly mapped shared pages). Each worker stacks its
+batches into shared-memory segments it reuses once the main process has
+let go of a batch (:mod:`~terrapipe.run.shared_segments`): a segment's file
+descriptor crosses once, later batches come as slot numbers, and no page is
+faulted in again. The fewer than
 ``batch_size`` elements left at the end of a shard (its *tail*) are sent one
 by one as ``ITEM`` messages whose position is marked ``"tail": True``;
 :class:`~terrapipe.run.merge.ShardMerge` batches the tails of all shards
@@ -72,6 +76,7 @@ from terrapipe.run.loader_stats import StatsReporter
 from terrapipe.run.pipe_state import resume_plan
 from terrapipe.run.sharding import apply_torch_sharding
 from terrapipe.run.shared_memory import collate_into_shared_memory
+from terrapipe.run.shared_segments import SLOTS, SegmentMaps, SegmentPool, encode
 
 __all__ = ["BATCH", "END", "ERROR", "ITEM", "Method", "WorkerPool", "seed_globals"]
 
@@ -107,9 +112,10 @@ def _error_payload(err: BaseException, method: Method) -> tuple[BaseException | 
     return err, f"{type(err).__name__}: {err}", text
 
 
-def _encode_process(message: Message) -> bytes:
+def _encode_process(message: Message, segments: SegmentPool | None = None) -> tuple[bytes, dict[int, int]]:
+    """Pickle a message for the main process; also return the pooled segments it lends (see shared_segments)."""
     try:
-        return bytes(ForkingPickler.dumps(message))
+        return encode(message, segments)
     except Exception as err:
         generation, kind, payload, _, report = message
         what = {ITEM: describe_element(payload), BATCH: "a collated batch"}.get(kind, "its result")
@@ -118,7 +124,7 @@ def _encode_process(message: Message) -> bytes:
             "with method='process' elements and batches must pickle (tensors, arrays, dicts of them): "
             "convert them earlier in the pipe or use method='thread'"
         )
-        return bytes(ForkingPickler.dumps((generation, ERROR, (wrapped, str(wrapped), ""), None, report)))
+        return bytes(ForkingPickler.dumps((generation, ERROR, (wrapped, str(wrapped), ""), None, report))), {}
 
 
 def _send(results: Any, data: Any, alive: Callable[[], bool]) -> bool:
@@ -143,12 +149,23 @@ def _run_pass(
     reporter: StatsReporter,
     batching: tuple[int, Callable[[list[Any]], Any]] | None = None,
     progress: Any = None,
+    segments: SegmentPool | None = None,
 ) -> None:
     gen, epoch, position = command
-    encode: Callable[[Message], Any] = _encode_process if method == "process" else (lambda message: message)
 
     def alive() -> bool:
         return bool(generation.value == gen) and not stop.is_set()
+
+    def send(message: Message) -> bool:
+        if method != "process":
+            return _send(results, message, alive)
+        data, lent = _encode_process(message, segments)
+        del message  # the worker's hold on a batch's segments ends here (shared_segments)
+        if _send(results, data, alive):
+            return True
+        if segments is not None:  # never sent: its segments were not lent
+            segments.unsend(lent)
+        return False
 
     if not alive():
         return
@@ -181,19 +198,20 @@ def _run_pass(
                 pending.append((element, here))
                 if len(pending) < batching[0]:
                     continue
-                message = (gen, BATCH, _collate(batching[1], pending, info), here, reporter.poll())
+                message = (gen, BATCH, _collate(batching[1], pending, info, segments), here, reporter.poll())
                 pending = []
-            if not _send(results, encode(message), alive):
+            if not send(message):
                 return
+            del message
         for element, here in pending:  # the shard's tail, fewer than batch_size: the merge batches tails
             tail = (gen, ITEM, element, {**here, "tail": True}, reporter.poll())
-            if not _send(results, encode(tail), alive):
+            if not send(tail):
                 return
         end = (gen, END, None, {"yielded": yielded, "pipe": plan.capture()}, reporter.poll(force=True))
-        _send(results, encode(end), alive)
+        send(end)
     except Exception as err:
         report = reporter.poll(force=True)
-        _send(results, encode((gen, ERROR, _error_payload(err, method), None, report)), alive)
+        send((gen, ERROR, _error_payload(err, method), None, report))
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
@@ -201,10 +219,14 @@ def _run_pass(
 
 
 def _collate(
-    collate: Callable[[list[Any]], Any], pending: list[tuple[Any, dict[str, Any]]], info: ShardInfo
+    collate: Callable[[list[Any]], Any],
+    pending: list[tuple[Any, dict[str, Any]]],
+    info: ShardInfo,
+    segments: SegmentPool | None = None,
 ) -> Any:
     try:
-        return collate([element for element, _ in pending])
+        with segments.batch() if segments is not None else contextlib.nullcontext():
+            return collate([element for element, _ in pending])
     except Exception as err:
         first = int(pending[0][1]["yielded"])
         err.add_note(
@@ -225,11 +247,16 @@ def _worker_main(
     stop: Any,
     batching: tuple[int, Callable[[list[Any]], Any]] | None = None,
     progress: Any = None,
+    slots: tuple[Any, int] | None = None,
 ) -> None:
     parent = os.getppid()
     if method == "process":
         torch.set_num_threads(1)
-    shared = collate_into_shared_memory() if method == "process" else contextlib.nullcontext()
+    # batches are stacked into segments the worker reuses once the main process released them
+    segments = SegmentPool(slots[0], batches=slots[1]) if slots is not None else None
+    shared: Any = contextlib.nullcontext()
+    if method == "process":
+        shared = collate_into_shared_memory(segments.allocate if segments is not None else None)
     with shard_scope(info), shared:
         apply_torch_sharding(pipe, info)
         reporter = StatsReporter(pipe)
@@ -243,7 +270,18 @@ def _worker_main(
             if command is None:
                 break
             _run_pass(
-                pipe, info, method, seed, command, results, generation, stop, reporter, batching, progress
+                pipe,
+                info,
+                method,
+                seed,
+                command,
+                results,
+                generation,
+                stop,
+                reporter,
+                batching,
+                progress,
+                segments,
             )
     if method == "process":
         results.cancel_join_thread()
@@ -356,6 +394,11 @@ class WorkerPool:
         With ``method="process"``, each worker batches its shard and collates
         the batches itself (see the module docs); ``None``: workers send
         elements.
+    in_flight
+        Batches that may be on their way or in the consumer's hands at once
+        (default ``buffer + 4``): each worker that batches keeps at most that
+        many batches' worth of shared-memory segments for reuse
+        (:mod:`~terrapipe.run.shared_segments`).
     """
 
     def __init__(
@@ -370,8 +413,10 @@ class WorkerPool:
         timeout: float | None = None,
         batch_size: int | None = None,
         collate: Callable[[list[Any]], Any] | None = None,
+        in_flight: int | None = None,
     ) -> None:
         self.pipe = pipe
+        self.in_flight = buffer + 4 if in_flight is None else max(1, int(in_flight))
         self.batching: tuple[int, Callable[[list[Any]], Any]] | None = None
         if method == "process" and batch_size is not None and collate is not None:
             self.batching = (batch_size, collate)
@@ -385,6 +430,7 @@ class WorkerPool:
         self._commands: list[Any] = []
         self._results: list[Any] = []
         self._progress: list[Any] = []  # elements made per worker (processes that batch)
+        self._maps: list[SegmentMaps | None] = []  # the segments of workers that batch, as mapped here
         self._slots: list[_ThreadSlot] = []  # thread workers: their pipe copies, run one pass at a time
         self._generation: Any = None
         self._stop: Any = None
@@ -442,6 +488,8 @@ class WorkerPool:
             commands, results = ctx.Queue(), ctx.Queue(maxsize=self.buffer)
             progress = ctx.Value("q", 0, lock=False) if self.batching is not None else None
             self._progress.append(progress)
+            flags = ctx.RawArray("b", SLOTS) if self.batching is not None else None
+            self._maps.append(SegmentMaps(flags, index) if flags is not None else None)
             worker = ctx.Process(
                 target=_worker_main,
                 args=(
@@ -455,6 +503,7 @@ class WorkerPool:
                     self._stop,
                     self.batching,
                     progress,
+                    None if flags is None else (flags, self.in_flight),
                 ),
                 name=f"terrapipe-loader-{index}",
                 daemon=True,
@@ -482,6 +531,7 @@ class WorkerPool:
         elif self._stop is not None:
             _shutdown(self.method, self._stop, self._commands, self._results, self._workers)
         self._workers, self._commands, self._results, self._progress = [], [], [], []
+        self._maps = []
         self._slots = []
         self._finalizer = None
 
@@ -522,8 +572,10 @@ class WorkerPool:
     def _decode(self, data: Any, index: int) -> Message:
         if self.method != "process":
             return data  # type: ignore[no-any-return]
+        maps = self._maps[index] if index < len(self._maps) else None
         try:
-            message: Message = ForkingPickler.loads(data)
+            with maps.receiving() if maps is not None else contextlib.nullcontext():
+                message: Message = ForkingPickler.loads(data)
         except Exception as err:
             # tensors come as file descriptors handed over by the worker: a worker that died after
             # queueing a message can no longer hand them over (ConnectionResetError, EOFError...)
