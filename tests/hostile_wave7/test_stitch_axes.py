@@ -40,13 +40,6 @@ def test_a_float32_global_tenth_degree_grid_comes_back_whole(reverse: bool) -> N
     _round_trip(image, {"lat": 6, "lon": 400})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P: chip/build._extend continues a padded chip's coordinates by values[-1] - values[-2] in the "
-    "coordinates' own dtype: float32 lon of a 0.1-degree grid drift 4.6e-4 degrees (0.005 px, up to 0.06 px "
-    "for a 400-px pad) off the grid past the end, so the padded chip is uneven to coords' float32 tolerance "
-    "and stitch refuses it as 'not the template's'",
-)
 def test_a_float32_grid_with_padded_chips_comes_back_whole() -> None:
     """Chips padded past the east end continue the template's line (their coordinates too)."""
     image = _image(IMERG_LAT, IMERG_LON[:3550], "lat", "lon")

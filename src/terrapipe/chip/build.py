@@ -739,12 +739,39 @@ def _extend(values: np.ndarray, start: int, window: int, dim: Hashable) -> np.nd
             "numeric or datetime values); use boundary='shift' or 'drop'"
         )
         raise InvalidArgumentError(msg)
-    step = values[-1] - values[-2]
     positions = np.arange(start, start + window)
     inside = positions[positions < size]
     beyond = positions[positions >= size] - (size - 1)
-    extra = values[-1] + step * beyond
+    if np.issubdtype(values.dtype, np.inexact) and not np.issubdtype(values.dtype, np.complexfloating):
+        extra = _float_line(values, beyond)
+    else:
+        extra = values[-1] + (values[-1] - values[-2]) * beyond
     return np.concatenate([values[inside], extra.astype(values.dtype)])
+
+
+def _float_line(values: np.ndarray, beyond: np.ndarray) -> np.ndarray:
+    """Float coordinates ``beyond`` pixels past the last, stepped in float64 and cast by the caller.
+
+    The step of an even axis is the line through its ends, not its last two
+    values: those differ from the step by the dtype's rounding (1e-4 of a
+    0.1-degree step in float32 near 180 degrees), and continued over a pad of
+    hundreds of pixels that puts the padded coordinates off the grid (``stitch``
+    then refused the chip). An uneven axis (last step off the mean by more than
+    a thousandth) keeps its last step.
+
+    Examples
+    --------
+    >>> lon = (np.arange(3550) * 0.1 - 179.95).astype("float32")
+    >>> bool(abs(float(_float_line(lon, np.array([400]))[0]) - (3949 * 0.1 - 179.95)) < 1e-4)
+    True
+    >>> _float_line(np.array([0.0, 1.0, 3.0]), np.array([1, 2])).tolist()
+    [5.0, 7.0]
+    """
+    numbers = values.astype(np.float64)
+    last = float(numbers[-1] - numbers[-2])
+    mean = float(numbers[-1] - numbers[0]) / (numbers.size - 1)
+    step = mean if math.isfinite(mean) and abs(mean - last) <= 1e-3 * abs(mean) else last
+    return numbers[-1] + step * beyond.astype(np.float64)
 
 
 def _refuse_grid_mappings_that_differ(obj: xr.DataArray | xr.Dataset) -> None:
