@@ -771,7 +771,8 @@ def _float_line(values: np.ndarray, beyond: np.ndarray) -> np.ndarray:
     last = float(numbers[-1] - numbers[-2])
     mean = float(numbers[-1] - numbers[0]) / (numbers.size - 1)
     step = mean if math.isfinite(mean) and abs(mean - last) <= 1e-3 * abs(mean) else last
-    return numbers[-1] + step * beyond.astype(np.float64)
+    out: np.ndarray = numbers[-1] + step * beyond.astype(np.float64)
+    return out
 
 
 def _refuse_grid_mappings_that_differ(obj: xr.DataArray | xr.Dataset) -> None:
