@@ -20,7 +20,7 @@ import torch.multiprocessing.reductions as torch_reductions
 import terrapipe as tp
 from terrapipe.core.errors import WorkerError
 from terrapipe.run import loader
-from terrapipe.run.shared_segments import LENT, RETURNED, SegmentMaps, SegmentPool, encode
+from terrapipe.run.shared_segments import SegmentMaps, SegmentPool, encode
 from terrapipe.tensor import collate
 
 
@@ -181,8 +181,8 @@ def test_spawned_workers_reuse_segments_too(fd_rebuilds):
 
 
 def pool_of(slots: int = 4, batches: int = 2) -> tuple[SegmentPool, SegmentMaps]:
-    flags = multiprocessing.RawArray("b", slots)
-    return SegmentPool(flags, batches=batches), SegmentMaps(flags, 0)
+    returns = multiprocessing.RawArray("q", slots)
+    return SegmentPool(returns, batches=batches), SegmentMaps(returns, 0)
 
 
 def send(pool: SegmentPool, maps: SegmentMaps, message):
@@ -197,8 +197,8 @@ def test_a_slot_is_reused_only_when_both_sides_let_go():
         first = pool.allocate((4,), torch.float32)
     first.fill_(1.0)
     got, lent = send(pool, maps, first)
-    assert lent == {0: 0}
-    assert pool.flags[0] == LENT
+    assert lent == {0: 1}
+    assert (pool.slots[0].lends, pool.returns[0]) == (1, 0)
     del first
     gc.collect()
     with pool.batch():
@@ -207,7 +207,7 @@ def test_a_slot_is_reused_only_when_both_sides_let_go():
     assert got.tolist() == [1.0] * 4
     del got
     gc.collect()
-    assert pool.flags[0] == RETURNED
+    assert pool.returns[0] == 1
     del second
     gc.collect()
     with pool.batch():
@@ -216,6 +216,26 @@ def test_a_slot_is_reused_only_when_both_sides_let_go():
     third.fill_(3.0)
     got, _ = send(pool, maps, third)  # slot 0 mapped already: no descriptor this time
     assert got.tolist() == [3.0] * 4
+
+
+def test_a_slot_lent_in_two_messages_waits_for_both():
+    pool, maps = pool_of()
+    with pool.batch():
+        cached = pool.allocate((3,), torch.int64)  # a collate that hands out one tensor twice
+    cached.copy_(torch.tensor([7, 8, 9]))
+    one, _ = send(pool, maps, {"x": cached})
+    two, _ = send(pool, maps, {"x": cached})
+    del cached, one
+    gc.collect()
+    with pool.batch():
+        other = pool.allocate((3,), torch.int64)
+    assert pool.lent(other) == 1  # slot 0 is still read through the second message
+    other.fill_(-1)
+    assert two["x"].tolist() == [7, 8, 9]
+    del two, other
+    gc.collect()
+    with pool.batch():
+        assert pool.lent(pool.allocate((3,), torch.int64)) == 0
 
 
 def test_the_pool_keeps_at_most_its_batches_worth_of_bytes():
@@ -234,9 +254,9 @@ def test_a_message_not_sent_gives_its_slots_back():
     with pool.batch():
         t = pool.allocate((2,), torch.int64)
     data, lent = encode({"x": t}, pool)
-    assert pool.flags[0] == LENT
+    assert pool.slots[0].lends == 1
     pool.unsend(lent)
-    assert pool.flags[0] == 0
+    assert pool.slots[0].lends == 0
     del t, data
     gc.collect()
     with pool.batch():
@@ -261,7 +281,7 @@ def test_other_tensors_are_copied_into_a_segment_once_per_storage():
     plain = torch.arange(6)
     with pool.batch():
         got, lent = send(pool, maps, {"a": plain, "b": [plain[::2]], "c": plain[3:].view(torch.int32)})
-    assert lent == {0: 0}  # one storage, one segment: its views stay views of one another
+    assert lent == {0: 1}  # one storage, one segment: its views stay views of one another
     assert got["a"].tolist() == list(range(6))
     assert got["b"][0].tolist() == [0, 2, 4]
     assert got["c"].tolist() == plain[3:].view(torch.int32).tolist()

@@ -16,7 +16,8 @@ main process has let go of them:
 - :class:`SegmentPool` (in the worker) allocates the collate's tensors in its
   segments (:meth:`SegmentPool.allocate`, set as the collate's allocator by
   :func:`~terrapipe.tensor.collate.stacking_into`). A segment is reused only
-  when no tensor of the worker holds it and the main process has released it;
+  when no tensor of the worker holds it and the main process has released
+  every message it was lent in;
   otherwise a new one is made, up to ``slots`` segments and
   ``batches * (the largest batch's bytes)`` in all, and beyond that the tensor
   gets a segment of its own as before (never a wait, never a reuse of memory
@@ -27,8 +28,9 @@ main process has let go of them:
 - :class:`SegmentMaps` (in the main process) keeps each slot's mapping and
   rebuilds the tensors on it (:func:`rebuilt`). Every message's tensors on a
   slot share one storage, whose release (the last tensor, view or numpy array
-  of it garbage-collected, however long the consumer keeps it) marks the slot
-  free in a byte array the two processes share.
+  of it garbage-collected, however long the consumer keeps it) counts one
+  return of the slot in an array the two processes share; the worker counts
+  the times it lent it.
 
 The segments are torch's (``file_descriptor`` strategy: the name is removed
 from ``/dev/shm`` at creation), so a crashed process leaves nothing behind.
@@ -38,8 +40,8 @@ another process, torch copies them into a segment of their own.
 Examples
 --------
 >>> import multiprocessing
->>> flags = multiprocessing.RawArray("b", 4)
->>> pool = SegmentPool(flags, batches=2)
+>>> returns = multiprocessing.RawArray("q", 4)
+>>> pool = SegmentPool(returns, batches=2)
 >>> with pool.batch():
 ...     t = pool.allocate((2, 3), torch.float32)
 >>> t.shape, t.dtype, pool.lent(t)
@@ -63,11 +65,7 @@ import torch
 from terrapipe.core.errors import WorkerError
 from terrapipe.run.shared_memory import empty_shared
 
-__all__ = ["LENT", "RETURNED", "SegmentMaps", "SegmentPickler", "SegmentPool", "encode", "rebuilt"]
-
-#: A slot's state in the byte array both processes share: made by the worker, never lent yet (0),
-#: lent to the main process (in a message), released by the main process (which maps it).
-FRESH, LENT, RETURNED = 0, 1, 2
+__all__ = ["SLOTS", "SegmentMaps", "SegmentPickler", "SegmentPool", "encode", "rebuilt"]
 
 #: Most segments per worker.
 SLOTS = 64
@@ -76,16 +74,18 @@ SLOTS = 64
 class _Segment:
     """One segment of a :class:`SegmentPool`: its storage, a byte view of it, and who holds it."""
 
-    __slots__ = ("bytes", "mapped", "nbytes", "ptr", "tensor", "token", "used")
+    __slots__ = ("base", "bytes", "lends", "nbytes", "ptr", "tensor", "token", "used")
 
-    def __init__(self, nbytes: int) -> None:
+    def __init__(self, nbytes: int, returned: int) -> None:
         self.nbytes = nbytes
         self.tensor = empty_shared((nbytes,), torch.uint8)
         self.bytes = self.tensor.numpy()
         self.ptr = int(self.bytes.ctypes.data)
         self.used = False  # a tensor of the worker (the batch being made or sent) holds it
         self.token = 0  # which allocation ``used`` belongs to
-        self.mapped = False  # the main process has it mapped (it released it once)
+        # the slot's returns counted by the main process when this segment was made, and the
+        # messages it was lent in since: free when the returns have caught up with the lends
+        self.base = self.lends = returned
 
 
 class SegmentPool:
@@ -93,18 +93,19 @@ class SegmentPool:
 
     Parameters
     ----------
-    flags
-        A shared byte array of one state per slot (``multiprocessing.RawArray("b", n)``,
-        all :data:`FRESH`), written by the main process's :class:`SegmentMaps` too.
+    returns
+        A shared array of one count per slot (``multiprocessing.RawArray("q", n)``,
+        zeros), in which the main process's :class:`SegmentMaps` counts the
+        messages it let go of.
     batches
         Batches that may be in flight at once (the worker's queue, the loader's
         prefetch, the consumer's hands): the pool keeps at most that many of
         the largest batch's bytes.
     """
 
-    def __init__(self, flags: Any, *, batches: int) -> None:
-        self.flags = flags
-        self.slots: list[_Segment | None] = [None] * len(flags)
+    def __init__(self, returns: Any, *, batches: int) -> None:
+        self.returns = returns
+        self.slots: list[_Segment | None] = [None] * len(returns)
         self.batches = max(1, int(batches))
         self.largest = 0  # bytes of the largest batch allocated so far
         self._current = 0  # bytes allocated by the batch being made
@@ -130,7 +131,7 @@ class SegmentPool:
         segment = self.slots[index]
         if segment is None or segment.used:
             return False
-        return bool(self.flags[index] != LENT)
+        return bool(self.returns[index] == segment.lends)
 
     def allocate(self, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
         """Return an uninitialised contiguous tensor in a pooled segment (or one of its own).
@@ -177,9 +178,8 @@ class SegmentPool:
             return None
         if old is not None:
             del self._by_ptr[old.ptr]
-        made = self.slots[chosen] = _Segment(nbytes)
+        made = self.slots[chosen] = _Segment(nbytes, int(self.returns[chosen]))
         self._by_ptr[made.ptr] = chosen
-        self.flags[chosen] = FRESH
         return chosen
 
     @staticmethod
@@ -241,8 +241,8 @@ class SegmentPool:
     ) -> tuple[Any, tuple[Any, ...]] | None:
         """Return what :class:`SegmentPickler` sends for ``tensor``: its slot and layout (``None``: as torch does).
 
-        ``sent`` gathers the slots of one message and their states before it,
-        so that a message that is not sent gives them back (:meth:`unsend`);
+        ``sent`` gathers the slots of one message, so that a message that is
+        not sent gives them back (:meth:`unsend`);
         ``copies``, the slots the message's other tensors were copied into.
         """
         index = self.lent(tensor)
@@ -253,19 +253,19 @@ class SegmentPool:
         segment = self.slots[index]
         assert segment is not None
         if index not in sent:
-            state = int(self.flags[index])
-            if state == RETURNED:
-                segment.mapped = True
-            sent[index] = state
-            self.flags[index] = LENT
-        storage = None if segment.mapped else segment.tensor.untyped_storage()
+            sent[index] = 1
+            segment.lends += 1
+        mapped = self.returns[index] > segment.base  # let go of once: the main process maps it
+        storage = None if mapped else segment.tensor.untyped_storage()
         layout = (tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
         return rebuilt, (index, storage, segment.nbytes, *layout)
 
     def unsend(self, sent: dict[int, int]) -> None:
         """Give back the slots of a message that was not sent."""
-        for index, state in sent.items():
-            self.flags[index] = state
+        for index in sent:
+            segment = self.slots[index]
+            if segment is not None:
+                segment.lends -= 1
 
 
 def _unused(segment: _Segment, token: int) -> None:
@@ -300,7 +300,7 @@ def encode(message: Any, pool: SegmentPool | None) -> tuple[bytes, dict[int, int
     >>> pool = SegmentPool(multiprocessing.RawArray("b", 2), batches=1)
     >>> data, sent = encode({"x": pool.allocate((2,), torch.int64)}, pool)
     >>> sent
-    {0: 0}
+    {0: 1}
     """
     if pool is None:
         return bytes(ForkingPickler.dumps(message)), {}
@@ -319,14 +319,14 @@ class SegmentMaps:
 
     Parameters
     ----------
-    flags
-        The byte array shared with the worker's :class:`SegmentPool`.
+    returns
+        The array of counts shared with the worker's :class:`SegmentPool`.
     worker
         The worker's number (for messages).
     """
 
-    def __init__(self, flags: Any, worker: int) -> None:
-        self.flags = flags
+    def __init__(self, returns: Any, worker: int) -> None:
+        self.returns = returns
         self.worker = worker
         self.maps: dict[int, tuple[np.ndarray, int]] = {}
 
@@ -360,13 +360,15 @@ class SegmentMaps:
             )
             raise WorkerError(msg)
         view = mapped[0][:nbytes]  # a new array: its storage's release frees the slot
-        weakref.finalize(view, _returned, self.flags, index)
+        weakref.finalize(view, _returned, self.returns, index)
         shared = message[index] = torch.from_numpy(view).untyped_storage()
         return shared
 
 
-def _returned(flags: Any, index: int) -> None:
-    flags[index] = RETURNED
+def _returned(returns: Any, index: int) -> None:
+    # finalizers of one slot's messages in two threads at once may lose a count: the slot then
+    # stays lent (a segment less for the pool), never reused while read
+    returns[index] += 1
 
 
 #: The maps of the message being unpickled, and the storages its tensors share (one per slot).

@@ -488,8 +488,8 @@ class WorkerPool:
             commands, results = ctx.Queue(), ctx.Queue(maxsize=self.buffer)
             progress = ctx.Value("q", 0, lock=False) if self.batching is not None else None
             self._progress.append(progress)
-            flags = ctx.RawArray("b", SLOTS) if self.batching is not None else None
-            self._maps.append(SegmentMaps(flags, index) if flags is not None else None)
+            returns = ctx.RawArray("q", SLOTS) if self.batching is not None else None
+            self._maps.append(SegmentMaps(returns, index) if returns is not None else None)
             worker = ctx.Process(
                 target=_worker_main,
                 args=(
@@ -503,7 +503,7 @@ class WorkerPool:
                     self._stop,
                     self.batching,
                     progress,
-                    None if flags is None else (flags, self.in_flight),
+                    None if returns is None else (returns, self.in_flight),
                 ),
                 name=f"terrapipe-loader-{index}",
                 daemon=True,
