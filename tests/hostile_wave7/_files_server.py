@@ -2,8 +2,8 @@
 
 ``plain``: every file as it is; ``get403``: a side-car name (``.aux.xml``/``.msk``/``.ovr``) answers
 ``HEAD`` with ``200`` and its length, ``GET`` with ``403`` (a bucket policy allowing HEAD only);
-``gzip``: a side-car is sent ``Content-Encoding: gzip``; ``count``: as ``plain``, and ``GET /_log``
-gives every request's method and path (JSON lines).
+``gzip``: a side-car is sent ``Content-Encoding: gzip``. ``GET /_log`` gives every request's method,
+path and headers (JSON).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
                     self._send(200, json.dumps(log).encode(), True, {})
                 return
             with lock:
-                log.append({"method": self.command, "path": path})
+                log.append({"method": self.command, "path": path, "headers": dict(self.headers.items())})
             file = os.path.join(args.root, path.lstrip("/"))
             if not os.path.isfile(file):
                 self._send(404, b"", body, {})
