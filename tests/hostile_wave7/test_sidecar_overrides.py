@@ -89,12 +89,6 @@ def _remote(da: Any) -> dict[str, Any]:
     return {"nodata": nodata, "transform": tuple(da.rio.transform())[:6], "scale": scale}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: io/sidecars.room_for skips the .aux.xml of a file with nodata and scale/offset in every band, "
-    "but GDAL's PAM values win over the file's own locally (nodata 100, scale 3, geotransform): the remote "
-    "read gives the file's nodata 0 and its transform, silently",
-)
 @pytest.mark.parametrize("server", ["plain"], indirect=True)
 def test_an_aux_xml_over_a_file_with_its_own_nodata_wins_as_locally(server: _Server, root: Path) -> None:
     local = _local(root / "full.tif")
@@ -112,12 +106,6 @@ def test_an_aux_xml_next_to_a_plain_file_gives_its_values_as_locally(server: _Se
     assert remote == local
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: io/sidecars.found_sidecars asks with HEAD only; GDAL then drops an .aux.xml it cannot GET (403) "
-    "or parse (sent Content-Encoding: gzip) without a word: the read has no nodata, scale 1 and the file's "
-    "transform where the folder's side-car says nodata 100, scale 3 and another transform",
-)
 @pytest.mark.parametrize("server", ["get403", "gzip"], indirect=True)
 def test_an_aux_xml_found_but_not_read_is_never_dropped_silently(server: _Server, root: Path) -> None:
     """HEAD says the .aux.xml is there, GET refuses it (403) or sends it gzip-encoded: its values or an error."""

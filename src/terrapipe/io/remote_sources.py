@@ -285,21 +285,10 @@ def _ask(
 
 def _is_vrt(gdal: Any, name: str) -> bool:
     """Whether the remote file ``name`` starts as a VRT (its first bytes; GDAL caches them for the read)."""
-    import ctypes
+    from terrapipe.io.sidecars import read_head
 
-    gdal.VSIFOpenL.argtypes, gdal.VSIFOpenL.restype = [ctypes.c_char_p, ctypes.c_char_p], ctypes.c_void_p
-    gdal.VSIFReadL.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
-    gdal.VSIFReadL.restype = ctypes.c_size_t
-    gdal.VSIFCloseL.argtypes, gdal.VSIFCloseL.restype = [ctypes.c_void_p], ctypes.c_int
-    handle = gdal.VSIFOpenL(name.encode(), b"rb")
-    if not handle:
-        return False
-    try:
-        head = ctypes.create_string_buffer(256)
-        got = gdal.VSIFReadL(head, 1, 256, handle)
-    finally:
-        gdal.VSIFCloseL(handle)
-    return head.raw[:got].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_VRT_HEAD)
+    head = read_head(gdal, name)
+    return head is not None and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_VRT_HEAD)
 
 
 def _ask_inner(name: str, missing: list[str], local: list[str], depth: int) -> None:

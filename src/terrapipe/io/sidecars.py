@@ -8,13 +8,22 @@ ask for every side-car name it knows at every open (a COG window: 2 requests,
 chooses:
 
 - ``None`` (the default): :func:`found_sidecars` asks for the side-cars whose
-  content the opened file lacks (:func:`room_for`): ``.aux.xml`` where a band
-  has no nodata value or no scale/offset; ``.msk`` where the file has no
-  internal mask (an external one wins over nodata, as GDAL reads it
-  locally); ``.ovr`` where the file has no overviews. A COG with nodata and
-  overviews costs two ``HEAD`` requests; a plain GeoTIFF three. Where one is found,
+  content the opened file lacks or that override it (:func:`room_for`):
+  ``.aux.xml`` always (GDAL's PAM nodata, scale/offset and geotransform win
+  over the file's own); ``.msk`` where the file has no internal mask (an
+  external one wins over nodata, as GDAL reads it locally); ``.ovr`` where
+  the file has no overviews. A COG with overviews costs two ``HEAD``
+  requests; a plain GeoTIFF three. A side-car found is read (its first
+  bytes, which GDAL keeps for the open): one that cannot be read (a ``403``
+  to ``GET`` where ``HEAD`` said ``200``) or comes ``gzip``-encoded is a
+  ``ReadError`` (GDAL would drop it silently, and the values differ from a
+  local read); one whose bytes are not a side-car's (a page a server sends
+  for every path) is none, as GDAL reads it. Where one is found,
   the file is opened again as with ``sidecars=True``, so what a local read
-  gives is what the remote read gives.
+  gives is what the remote read gives. These requests are made once per
+  ``open_raster`` (its opening thread), and GDAL remembers the answers:
+  reader threads' opens and later opens of the file in the process ask
+  nothing again.
 - ``True``: GDAL asks for each side-car itself at every open.
 - ``False``: none is asked for (a side-car's nodata, mask or overviews are not read).
 
@@ -49,7 +58,9 @@ __all__ = [
     "PROBE_BUDGET",
     "SIDECAR_SUFFIXES",
     "found_sidecars",
+    "not_a_sidecar",
     "rasterio_gdal",
+    "read_head",
     "reads_sidecars",
     "room_for",
     "unanswered",
@@ -61,6 +72,7 @@ SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
 PROBE_BUDGET = 6.0
 #: GDAL's ``VSI_STAT_EXISTS_FLAG``: whether the file exists, nothing else asked.
 _STAT_EXISTS = 0x1
+_SEEK_END = 2
 #: GDAL's error numbers of an answer that a side-car is not there or not to be read (as GDAL drops it
 #: locally): CPLE_AWSBucketNotFound .. CPLE_AWSSignatureDoesNotMatch (12-16).
 _ABSENT_ERRORS = frozenset(range(12, 17))
@@ -82,15 +94,12 @@ def room_for(dataset: Any) -> tuple[str, ...]:
     ('.aux.xml', '.msk', '.ovr')
     >>> with MemoryFile() as memory, memory.open(transform=from_origin(0, 40, 10, 10), nodata=0, **profile) as dst:
     ...     dst.scales, dst.offsets = (2.0,), (1.0,)
-    ...     room_for(dst)  # nodata, scale and offset: nothing for an .aux.xml to add; a .msk may
-    ('.msk', '.ovr')
+    ...     room_for(dst)  # nodata, scale and offset in the file: an .aux.xml's still win, as GDAL reads it
+    ('.aux.xml', '.msk', '.ovr')
     """
     from rasterio.enums import MaskFlags
 
-    room = []
-    bands = zip(dataset.nodatavals, dataset.scales, dataset.offsets, strict=True)
-    if any(nodata is None or (scale == 1 and offset == 0) for nodata, scale, offset in bands):
-        room.append(".aux.xml")  # a band without nodata, or without scale/offset: PAM may add it
+    room = [".aux.xml"]  # PAM's nodata, scale/offset and geotransform win over the file's own, as locally
     if not any(MaskFlags.per_dataset in flags for flags in dataset.mask_flag_enums):
         room.append(".msk")  # no internal mask: an external one wins over nodata, as locally
     if dataset.count and not dataset.overviews(1):
@@ -117,9 +126,56 @@ def rasterio_gdal() -> Any:
             [ctypes.c_char_p],
             None,
         )
+        gdal.VSIFOpenL.argtypes, gdal.VSIFOpenL.restype = [ctypes.c_char_p, ctypes.c_char_p], ctypes.c_void_p
+        gdal.VSIFReadL.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
+        gdal.VSIFReadL.restype = ctypes.c_size_t
+        gdal.VSIFCloseL.argtypes, gdal.VSIFCloseL.restype = [ctypes.c_void_p], ctypes.c_int
+        gdal.VSIFSeekL.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
+        gdal.VSIFSeekL.restype = ctypes.c_int
+        gdal.VSIFTellL.argtypes, gdal.VSIFTellL.restype = [ctypes.c_void_p], ctypes.c_uint64
     except (OSError, AttributeError):
         return None
     return gdal
+
+
+def read_head(gdal: Any, name: str, size: int = 256) -> bytes | None:
+    """Return the first ``size`` bytes of the GDAL file ``name`` (``None``: it cannot be opened or read).
+
+    ``gdal`` is :func:`rasterio_gdal`'s library; a remote file's bytes are
+    kept by GDAL for a later open of it. A file whose length (a ``HEAD``'s)
+    is not 0 but of which no byte could be read (a ``GET`` refused) is
+    ``None`` too: GDAL sets no error for it.
+    """
+    handle = gdal.VSIFOpenL(name.encode(), b"rb")
+    if not handle:
+        return None
+    try:
+        head = ctypes.create_string_buffer(size)
+        got = gdal.VSIFReadL(head, 1, size, handle)
+        if not got and gdal.VSIFSeekL(handle, 0, _SEEK_END) == 0 and gdal.VSIFTellL(handle) > 0:
+            return None
+    finally:
+        gdal.VSIFCloseL(handle)
+    return bytes(head.raw[:got])
+
+
+#: How each side-car starts: an XML document; a TIFF (classic or BigTIFF, either byte order).
+_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_STARTS = {".aux.xml": (b"<",), ".msk": _TIFF, ".ovr": _TIFF}
+_GZIP = b"\x1f\x8b"
+
+
+def not_a_sidecar(suffix: str, head: bytes) -> bool:
+    r"""Whether ``head``, the first bytes read of a ``suffix`` side-car, cannot be one (GDAL would drop it).
+
+    Examples
+    --------
+    >>> not_a_sidecar(".aux.xml", b"\xef\xbb\xbf <PAMDataset>"), not_a_sidecar(".aux.xml", b"\x1f\x8b\x08")
+    (False, True)
+    >>> not_a_sidecar(".ovr", b"II*\x00\x08"), not_a_sidecar(".msk", b"")
+    (False, True)
+    """
+    return not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_STARTS.get(suffix, (b"",)))
 
 
 def unanswered(number: int, message: str) -> bool:
@@ -219,20 +275,33 @@ def found_sidecars(
                     raise _no_answer(path, suffix, budget, "not asked: the probes' time was spent")
                 gdal.CPLErrorReset()
                 each = {"GDAL_HTTP_TIMEOUT": str(max(1, int(left))), "GDAL_HTTP_MAX_RETRY": "0"}
+                head = None
                 with thread_local_options(each):
                     there = gdal.VSIStatExL(sidecar.encode(), buffer, _STAT_EXISTS) == 0
-                if there:
-                    found.append(suffix)
-                    break
+                    if there:  # read as GDAL will: a HEAD-only answer or other bytes are dropped by GDAL
+                        head = read_head(gdal, sidecar)
+                if head and head.startswith(_GZIP):  # Content-Encoding: gzip, which GDAL drops
+                    raise _unreadable(path, suffix, "it was sent compressed (Content-Encoding: gzip)")
+                if head:
+                    if not not_a_sidecar(suffix, head):
+                        found.append(suffix)
+                    break  # else another file at that name (a page served for every path): none, as GDAL reads it
                 number, message = (
                     gdal.CPLGetLastErrorNo(),
                     (gdal.CPLGetLastErrorMsg() or b"").decode(errors="replace"),
                 )
                 gdal.CPLErrorReset()
-                if not unanswered(number, message):
-                    break  # absent
+                unread = (
+                    there and head is None
+                )  # HEAD said 200, GET got nothing (refused, or a passing fault)
+                if not unread and not unanswered(number, message):
+                    break  # absent (or empty)
                 gdal.VSICurlPartialClearCache(sidecar.encode())  # GDAL remembers 'absent': ask again
                 pause = min(0.1 * 2**attempt, max(0.0, end - time.monotonic() - 0.5))
+                if unread and (attempt + 1 == attempts or pause <= 0):
+                    raise _unreadable(
+                        path, suffix, f"it could not be read (refused or gone; {attempt + 1} tries)"
+                    )
                 if attempt + 1 == attempts or pause <= 0:
                     status = _STATUS.search(message)
                     said = (
@@ -252,6 +321,17 @@ def _no_answer(path: str, suffix: str, budget: float, said: str) -> Exception:
         f"be checked within {budget:g} s ({said})",
         hint="pass tp.Storage(sidecars=False) if the publisher puts none next to its files, or "
         "tp.Storage(sidecars=True) to have GDAL ask for each with the storage's time-out and retries",
+    )
+
+
+def _unreadable(path: str, suffix: str, why: str) -> Exception:
+    """Return the error of a side-car found (``HEAD``) that GDAL would drop: its values would be missing silently."""
+    return read_error(
+        path,
+        "cannot open raster",
+        cause=f"its side-car {suffix!r} (which may hold nodata, scale/offset, a geotransform, a mask or "
+        f"overviews) is there, but {why}",
+        hint="pass tp.Storage(sidecars=False) to read the file without its side-cars, or fix the side-car",
     )
 
 
