@@ -73,12 +73,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         stop_process(process, timeout=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: io/remote_sources' source check takes '/vsicurl?header_file=<local path>&url=...' as a remote "
-    "source; GDAL reads the local file and sends its 'Name: value' lines as headers to the VRT author's host "
-    "(the read gives the source's pixels, and the server saw X-Secret)",
-)
 @pytest.mark.parametrize("name", ["first.vrt", "last.vrt"])
 def test_a_remote_vrt_source_with_a_header_file_is_refused(served: tuple[str, Path], name: str) -> None:
     url, _secrets = served

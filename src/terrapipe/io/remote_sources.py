@@ -16,7 +16,7 @@ Examples
 >>> check_remote_sources("https://h/a.vrt", Opened())
 Traceback (most recent call last):
 ...
-terrapipe.core.errors.ReadError: cannot open raster 'https://h/a.vrt': it names a file on this machine ...
+terrapipe.core.errors.ReadError: cannot open raster 'https://h/a.vrt': it names a file on this machine...
 >>> check_remote_sources("/data/a.vrt", Opened())  # a local VRT may name local files
 """
 
@@ -62,6 +62,42 @@ def _remote_name(name: str) -> bool:
     return name.startswith(_NETWORK) or name.split("://", 1)[0].lower() in ("http", "https", "s3", "gs", "az")
 
 
+#: The ``/vsicurl?`` options a source of a remote VRT may carry: how a request is made to the source's
+#: own URL. Others read a file on this machine (``header_file``), add headers or cookies, disable TLS
+#: checks (``unsafessl``), go through a proxy or a URL-signing service (``pc_url_signing``): refused.
+_SAFE_CURL_OPTIONS = frozenset(
+    {"url", "use_head", "max_retry", "retry_delay", "retry_codes", "list_dir", "empty_dir", "useragent"}
+    | {"referer", "low_speed_time", "low_speed_limit"}
+)
+
+
+def _reads_here(name: str) -> bool:
+    """Whether a remote file's source ``name`` reads this machine: a local file, or ``/vsicurl?`` options not safe.
+
+    GDAL splits the options of ``/vsicurl?k=v&...`` at every ``&``, those after ``url=`` too.
+
+    Examples
+    --------
+    >>> _reads_here("/vsicurl?header_file=/home/u/.netrc&url=https://h/a.tif")
+    True
+    >>> _reads_here("/vsicurl?url=https://h/a.tif&header_file=/home/u/.netrc")
+    True
+    >>> _reads_here("/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.tif"), _reads_here("/vsicurl/https://h/a.tif")
+    (False, False)
+    >>> _reads_here("/data/a.tif"), _reads_here("/vsizip//vsicurl?unsafessl=yes&url=https://h/a.zip/a.tif")
+    (True, True)
+    """
+    import urllib.parse
+
+    if not _remote_name(name):
+        return True
+    for part in name.split("/vsicurl?")[1:]:
+        keys = {key.lower() for key, _ in urllib.parse.parse_qsl(part, keep_blank_values=True)}
+        if keys - _SAFE_CURL_OPTIONS:
+            return True
+    return False
+
+
 def check_remote_sources(path: str, dataset: Any) -> None:
     """Refuse a remote raster whose open ``dataset`` names a local file, and a VRT naming a missing source.
 
@@ -84,12 +120,13 @@ def check_remote_sources(path: str, dataset: Any) -> None:
     if not files:
         return
     if is_remote(path):
-        local = [name for name in files if not _remote_name(name)]
+        local = [name for name in files if _reads_here(name)]
         if local:
             raise ReadError(
-                f"cannot open raster {public_url(path)!r}: it names a file on this machine ({len(local)} "
-                "source(s) of a VRT or another format that refers to other files), which a file read from a URL "
-                "or a bucket may not read; if you trust it, download it and open the copy"
+                f"cannot open raster {public_url(path)!r}: it names a file on this machine, or GDAL options "
+                f"that read one or change how a source is fetched ({len(local)} source(s) of a VRT or another "
+                "format that refers to other files), which a file read from a URL or a bucket may not; if you "
+                "trust it, download it and open the copy"
             )
     if getattr(dataset, "driver", None) == "VRT":
         check_vrt_sources(path, files, remote=is_remote(path))
@@ -305,8 +342,8 @@ def _ask_inner(name: str, missing: list[str], local: list[str], depth: int) -> N
     except (RasterioError, OSError):
         missing.append(name)
         return
-    local.extend(file for file in files if not _remote_name(file))
-    _ask(files, missing, local, depth + 1)
+    local.extend(file for file in files if _reads_here(file))
+    _ask([file for file in files if not _reads_here(file)], missing, local, depth + 1)  # never asked: refused
 
 
 def _http_name(name: str) -> bool:
