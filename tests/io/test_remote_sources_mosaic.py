@@ -44,6 +44,12 @@ def _mosaic(names: list[str], *, relative: bool = True) -> str:
 <VRTRasterBand dataType="UInt16" band="1">{sources}</VRTRasterBand></VRTDataset>"""
 
 
+def _whole_mosaic(folder: Path, name: str) -> str:
+    """Write the VRT ``name`` naming every tile, side by side; return its name."""
+    (folder / name).write_text(_mosaic([f"s{i}.tif" for i in range(SOURCES)]))
+    return name
+
+
 def _on_a_new_thread(open_: Callable[[], Any]) -> Any:
     """Run ``open_`` on a thread of its own (a reader thread's first open: no handle of this thread's kept)."""
     done: list[Any] = []
@@ -101,8 +107,7 @@ def test_a_mosaic_opened_again_asks_for_no_source_again(
     root: tuple[Path, np.ndarray], served: HeaderServer, unique_name: Any
 ) -> None:
     folder, pixels = root
-    name = unique_name("m.vrt")
-    (folder / name).write_text(_mosaic([f"s{i}.tif" for i in range(SOURCES)]))
+    name = _whole_mosaic(folder, unique_name("m.vrt"))
     url = f"{served.url}/{name}"
     np.testing.assert_array_equal(tp.open_raster(url).values[0], pixels)
     _forget_gdal_answers()
@@ -175,8 +180,7 @@ def test_a_mosaics_sources_are_asked_for_at_once(
     root: tuple[Path, np.ndarray], slow: LatencyServer, unique_name: Any
 ) -> None:
     folder, pixels = root
-    name = unique_name("slow.vrt")
-    (folder / name).write_text(_mosaic([f"s{i}.tif" for i in range(SOURCES)]))
+    name = _whole_mosaic(folder, unique_name("slow.vrt"))
     slow.set_link(reset_peak=True)
     da = _on_a_new_thread(lambda: tp.open_raster(f"{slow.url}/{name}", verify=False))
     peak = slow.link()["peak_in_flight"]
@@ -188,8 +192,7 @@ def test_the_source_check_never_sends_the_vrts_credential(
     root: tuple[Path, np.ndarray], served: HeaderServer, unique_name: Any
 ) -> None:
     folder, _ = root
-    name = unique_name("auth.vrt")
-    (folder / name).write_text(_mosaic([f"s{i}.tif" for i in range(SOURCES)]))
+    name = _whole_mosaic(folder, unique_name("auth.vrt"))
     _forget_gdal_answers()
     served.reset()
     storage = tp.Storage(headers={"Authorization": "Bearer s3cret"})

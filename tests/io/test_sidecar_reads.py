@@ -86,11 +86,9 @@ def test_side_cars_are_asked_for_once_per_file_and_process(counting: HeaderServe
 
 @pytest.fixture
 def refusing(request: pytest.FixtureRequest, root: Path) -> Iterator[_Server]:
-    server = _start(root, request.param)
-    try:
-        yield server
-    finally:
-        server.stop()
+    server = _start(root, request.param)  # H7's side-car server, on this folder
+    yield server  # pytest stops it after the test, passed or failed
+    server.stop()
 
 
 @pytest.mark.parametrize("refusing", ["get403", "gzip"], indirect=True)

@@ -2,8 +2,8 @@
 
 ``stac/native_read`` keeps one pool of remote and one of local read threads per
 process (``core.per_process.PerProcess``): a forked child never submits to the
-parent's pools, whose threads it does not have, even when the fork happened
-while another thread was making a pool.
+parent's pools, whose threads it does not have (a fork while a pool's lock is
+held: tests/core/test_per_process.py).
 """
 
 from __future__ import annotations
@@ -58,26 +58,3 @@ def test_a_forked_child_makes_its_own_read_pools(tmp_path: Path) -> None:
     # the parent keeps its pools, and they still read
     assert (native_read._pool(), native_read._pool(local=True)) == parent_pools
     np.testing.assert_array_equal(tp.stac.stack_items([item]).values, cube.values)
-
-
-def test_a_fork_while_a_pool_is_being_made_leaves_the_child_a_lock_it_can_take() -> None:
-    holder = native_read._POOLS[True]
-    release = threading.Event()
-    holding = threading.Event()
-
-    def hold() -> None:
-        with holder._lock:  # as a thread making the pool holds it
-            holding.set()
-            release.wait(20)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert holding.wait(20)
-        name = in_forked_child(
-            lambda: native_read.on_read_pool(lambda: threading.current_thread().name), timeout=30
-        )
-    finally:
-        release.set()
-        thread.join(20)
-    assert name.startswith("stack_stac-read-local")
