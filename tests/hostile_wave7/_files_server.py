@@ -2,8 +2,9 @@
 
 ``plain``: every file as it is; ``get403``: a side-car name (``.aux.xml``/``.msk``/``.ovr``) answers
 ``HEAD`` with ``200`` and its length, ``GET`` with ``403`` (a bucket policy allowing HEAD only);
-``gzip``: a side-car is sent ``Content-Encoding: gzip``. ``GET /_log`` gives every request's method,
-path and headers (JSON).
+``gzip``: a side-car is sent ``Content-Encoding: gzip``; ``bigaux<N>``: every ``.aux.xml`` is a PAM
+document (nodata 100) padded with spaces to N bytes, made as it is read. ``GET /_log`` gives every
+request's method, path, headers and the body bytes sent (JSON).
 """
 
 from __future__ import annotations
@@ -16,6 +17,28 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SIDECARS = (".aux.xml", ".msk", ".ovr")
+
+
+class _Padded:
+    """A PAM document of ``size`` bytes (nodata 100, then spaces), sliced without being held whole."""
+
+    HEAD = b"<PAMDataset><PAMRasterBand band='1'><NoDataValue>100</NoDataValue></PAMRasterBand>"
+    TAIL = b"</PAMDataset>"
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, part: slice) -> bytes:
+        start, stop, _ = part.indices(self.size)
+        body = bytearray(b" " * max(stop - start, 0))
+        for offset, text in ((0, self.HEAD), (self.size - len(self.TAIL), self.TAIL)):
+            for k, byte in enumerate(text):
+                if start <= offset + k < stop:
+                    body[offset + k - start] = byte
+        return bytes(body)
 
 
 def main() -> None:
@@ -50,11 +73,14 @@ def main() -> None:
             with lock:
                 log.append({"method": self.command, "path": path, "headers": dict(self.headers.items())})
             file = os.path.join(args.root, path.lstrip("/"))
-            if not os.path.isfile(file):
+            if args.mode.startswith("bigaux") and path.endswith(".aux.xml"):
+                data: bytes | _Padded = _Padded(int(args.mode[6:]))
+            elif not os.path.isfile(file):
                 self._send(404, b"", body, {})
                 return
-            with open(file, "rb") as f:
-                data = f.read()
+            else:
+                with open(file, "rb") as f:
+                    data = f.read()
             sidecar = path.endswith(SIDECARS)
             if sidecar and args.mode == "get403" and body:
                 self._send(403, b"<Error>AccessDenied</Error>", body, {})
@@ -71,7 +97,11 @@ def main() -> None:
             headers = {"Accept-Ranges": "bytes"}
             if status == 206:
                 headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-            self._send(status, data[start : end + 1], body, headers)
+            part = data[start : end + 1]
+            if body:
+                with lock:
+                    log[-1]["sent"] = len(part)
+            self._send(status, part, body, headers)
 
         def do_GET(self) -> None:
             self._answer(True)
