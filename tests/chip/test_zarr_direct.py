@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import terrapipe as tp
-from terrapipe.chip.zarr_direct import direct_zarr
+from terrapipe.io.zarr_direct import direct_zarr
 
 zarr = pytest.importorskip("zarr")
 numcodecs = pytest.importorskip("numcodecs")

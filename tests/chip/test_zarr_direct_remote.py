@@ -19,9 +19,9 @@ import pytest
 import xarray as xr
 
 import terrapipe as tp
-from terrapipe.chip.zarr_direct import DirectZarrArray, direct_zarr, remote_fetcher
 from terrapipe.core.errors import ReadError
 from terrapipe.io.http_store import HTTPStore
+from terrapipe.io.zarr_direct import DirectZarrArray, direct_zarr, remote_fetcher
 from terrapipe.io.zarr_object_store import zarr_object_store
 from tests.chip.test_zarr_direct import write
 from tests.servers.http_range import RangeServer, start_range_server

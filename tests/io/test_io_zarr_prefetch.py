@@ -33,10 +33,10 @@ from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteReques
 from zarr.buffer import default_buffer_prototype  # noqa: E402
 from zarr.storage import LocalStore, MemoryStore, WrapperStore  # noqa: E402
 
-from terrapipe.chip.zarr_direct import direct_zarr  # noqa: E402
 from terrapipe.io import zarr_prefetch  # noqa: E402
 from terrapipe.io.http_store import HTTPStore  # noqa: E402
 from terrapipe.io.obstore_runtime import run_on_thread_loop  # noqa: E402
+from terrapipe.io.zarr_direct import direct_zarr  # noqa: E402
 from terrapipe.io.zarr_prefetch import PrefetchedStore, prefetch_open  # noqa: E402
 
 TIMES = 5

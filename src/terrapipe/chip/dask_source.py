@@ -14,7 +14,7 @@ and chooses per array:
    the dask array is checked to be the box of that backend array at one
    fixed offset, and the chipper reads the backend array directly, lazily
    indexed as with ``chunks=None`` (and through the direct Zarr decoder
-   where it applies, :mod:`terrapipe.chip.zarr_direct`). Anything else in
+   where it applies, :mod:`terrapipe.io.zarr_direct`). Anything else in
    the graph (arithmetic such as ``da + 1``, ``where``, ``rechunk``, a
    concatenation, a lock on the getter, a fancy index, a non-numpy chunk
    type) is not a plain read, and the array goes to 2. ``from_array``'s own

@@ -40,10 +40,10 @@ import xarray as xr
 from terrapipe._compat import variable_in_memory
 from terrapipe.chip.dask_source import dask_blocks, plain_source
 from terrapipe.chip.plan import IntArray, block_edges, common_edges
-from terrapipe.chip.zarr_direct import direct_zarr
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.redact import redact_url
 from terrapipe.io.raster_array import direct_blocks
+from terrapipe.io.zarr_direct import direct_zarr
 
 __all__ = [
     "ArraySpec",
@@ -172,7 +172,7 @@ class ArraySpec:
         The value marking missing pixels, or ``None``.
     direct
         A fast block reader: the chunk decoder of local Zarr arrays
-        (:func:`~terrapipe.chip.zarr_direct.direct_zarr`), the chunk reader of
+        (:func:`~terrapipe.io.zarr_direct.direct_zarr`), the chunk reader of
         dask graphs that are not plain reads
         (:class:`~terrapipe.chip.dask_source.DaskBlocks`), or ``None``.
     known

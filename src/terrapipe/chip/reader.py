@@ -56,7 +56,7 @@ through are blocking libraries that release the GIL, and a thread per request
 in flight kept the link as busy as a hand-written 16-thread reader in
 ``benchmarks/bench_latency.py`` (see ``docs/benchmarks/latency.md``). Zarr
 arrays of the common layouts, local or remote, are read by
-:mod:`terrapipe.chip.zarr_direct` on these threads (each fetches and decodes
+:mod:`terrapipe.io.zarr_direct` on these threads (each fetches and decodes
 its own chunks), not by zarr-python, which would schedule every chunk on its
 one event-loop thread.
 

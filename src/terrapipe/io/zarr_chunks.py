@@ -10,7 +10,7 @@ raises a :class:`~terrapipe.core.errors.ReadError` naming the store, the
 variable, the chunk key and the two sizes:
 
 - the direct chunk decoder of the chipper
-  (:class:`~terrapipe.chip.zarr_direct.DirectZarrArray`) checks every chunk
+  (:class:`~terrapipe.io.zarr_direct.DirectZarrArray`) checks every chunk
   before it decodes it into place: the size a Zstandard frame or a Blosc
   buffer declares in its header (the decompressors then verify the data
   against it), or the length of what other codecs return;

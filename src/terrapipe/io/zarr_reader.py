@@ -374,9 +374,31 @@ def _checked_backend(name: str) -> type:
         def open_dataset(self, filename_or_obj: Any, *args: Any, **kwargs: Any) -> xr.Dataset:
             ds = super().open_dataset(filename_or_obj, *args, **kwargs)
             install_checks(ds, name)
+            _read_index_coordinates(ds)
             return ds
 
     return CheckedZarrBackend
+
+
+def _read_index_coordinates(ds: xr.Dataset) -> None:
+    """Read the dimension coordinates of a local store (what xarray loads next, to index them) chunk by chunk.
+
+    xarray reads each through zarr-python, a round trip to zarr's event-loop
+    thread per coordinate (about 1 ms of a small scene's open, and a hand-off
+    of the GIL each way). A coordinate of a local store that
+    :func:`~terrapipe.io.zarr_direct.direct_zarr` reads (a plain layout, no
+    CF decoding in between) is decoded here instead, checked as every direct
+    read is; anything else is left to xarray.
+    """
+    from terrapipe.io.zarr_direct import direct_zarr
+
+    for name, var in ds.variables.items():
+        if var.ndim != 1 or var.dims[0] != name:
+            continue
+        direct = direct_zarr(var)
+        if direct is None or direct.fetch is not None:  # a remote store: zarr's reads, errors and checks
+            continue
+        var.values = direct.read((slice(None),))
 
 
 def _select(ds: xr.Dataset, variables: str | tuple[str, ...] | None, name: str) -> xr.Dataset | xr.DataArray:

@@ -1,4 +1,4 @@
-"""Decode whole chunks of local Zarr arrays directly: the chipper's fast read path.
+"""Decode whole chunks of local Zarr arrays directly: the chipper's fast read path (and ``read_zarr``'s coordinates).
 
 zarr-python spends about a millisecond of Python (holding the GIL) on every
 chunk it reads, on top of the decompression itself; with 64² chips that
@@ -22,6 +22,10 @@ and is used for the common, simple layouts only:
 - an xarray variable that reaches the array through xarray's own lazy
   wrappers only (opened with ``chunks=None``, optionally sliced with
   ``isel``), so no CF decoding (scale/offset, masking) sits in between.
+
+``read_zarr`` (:mod:`terrapipe.io.zarr_reader`) reads the dimension
+coordinates of a local store through it too as it opens one (xarray loads
+them at once to index them, a round trip to zarr-python's event loop each).
 
 Anything else returns ``None`` from :func:`direct_zarr` and is read through
 xarray as usual. Missing chunks (no file; HTTP 404; no such key in the
