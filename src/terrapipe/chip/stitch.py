@@ -516,7 +516,9 @@ def stitch(
     dtype
         Result dtype; default the predictions' dtype for ``"center"`` and a
         float type for ``"mean"`` (float32 for 8/16-bit integers and float32
-        predictions, float64 otherwise).
+        predictions, float64 otherwise). An integer or bool ``dtype`` with
+        ``"mean"``: averaged in float64, rounded half to even. A prediction
+        an integer ``dtype`` cannot hold (NaN, out of range) is refused.
     name
         Name of the result (default the template's name).
 
@@ -530,7 +532,8 @@ def stitch(
     Raises
     ------
     InvalidArgumentError
-        For an unknown ``overlap``, no predictions, or inconsistent shapes.
+        For an unknown ``overlap``, no predictions, inconsistent shapes, or
+        values an integer ``dtype`` cannot hold.
     GridMismatchError
         When a prediction is in another CRS or resolution, or not aligned
         with the template's pixels.
@@ -562,7 +565,9 @@ def stitch(
         if acc is None:
             lead = pred.shape[:-2]
             out_dtype = np.dtype(dtype) if dtype is not None else _default_dtype(pred.dtype, overlap)
-            acc = np.zeros((*lead, height, width), dtype=out_dtype)
+            # an integer or bool result of "mean" is averaged in float64 and rounded at the end
+            exact = overlap == "center" or np.issubdtype(out_dtype, np.inexact)
+            acc = np.zeros((*lead, height, width), dtype=out_dtype if exact else np.float64)
             if overlap == "mean":
                 count = np.zeros((height, width), dtype=np.int32)
             else:
@@ -580,6 +585,7 @@ def stitch(
             raise InvalidArgumentError(
                 f"a prediction's meta must be an xarray chip or a GeoMeta, got {type(meta).__name__}"
             )
+        _check_fits(pred, out_dtype)
         h, w = pred.shape[-2:]
         covers = grid.shape_of(meta)
         if covers is not None and covers != (h, w):
@@ -621,6 +627,8 @@ def stitch(
     else:
         assert best is not None
         covered = np.asarray(best < limit)
+    if acc.dtype != out_dtype:  # the running mean of an integer or bool result: rounded half to even
+        acc = np.rint(acc).astype(out_dtype)
     fill = fill_value
     if fill is None:
         fill = float("nan") if np.issubdtype(acc.dtype, np.inexact) else 0
@@ -631,6 +639,36 @@ def stitch(
             )
         acc[..., ~covered] = fill
     return _wrap(acc, grid, lead, name, fill)
+
+
+def _check_fits(pred: np.ndarray, dtype: np.dtype[Any]) -> None:
+    """Refuse a prediction whose values an integer result ``dtype`` cannot hold (NaN, or out of its range).
+
+    numpy would store 300.0 in a ``uint8`` result as 44, and NaN as anything, silently.
+
+    Examples
+    --------
+    >>> _check_fits(np.array([[0.0, 255.0]]), np.dtype("uint8"))
+    >>> _check_fits(np.array([[0.0, 300.0]]), np.dtype("uint8"))
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: a prediction holds values from 0 to 300, which a uint8 result cannot hold (0 to 255); pass a wider dtype= or scale the predictions
+    """
+    if dtype.kind not in "iu" or pred.size == 0 or pred.dtype.kind == "c":
+        return
+    if pred.dtype.kind in "iub" and np.can_cast(pred.dtype, dtype):
+        return
+    info = np.iinfo(dtype)
+    if pred.dtype.kind == "f" and not np.isfinite(pred).all():
+        msg = f"a prediction holds NaN or infinity, which a {dtype} result cannot hold; pass a float dtype= or fill them"
+        raise InvalidArgumentError(msg)
+    low, high = pred.min(), pred.max()
+    if low < info.min or high > info.max:
+        msg = (
+            f"a prediction holds values from {low:g} to {high:g}, which a {dtype} result cannot hold "
+            f"({info.min} to {info.max}); pass a wider dtype= or scale the predictions"
+        )
+        raise InvalidArgumentError(msg)
 
 
 def _default_dtype(pred: np.dtype[Any], overlap: Overlap) -> np.dtype[Any]:
