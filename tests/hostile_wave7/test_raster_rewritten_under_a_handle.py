@@ -39,12 +39,6 @@ def _write_over(new: Path, old: Path) -> None:
         target.write(source.read())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="L: io/raster_array checks the file's stamp only at each open of the path; a thread's open handle "
-    "reads a file rewritten in place (same inode) on, so the array gives the new file's pixels for blocks "
-    "GDAL had not cached and the old file's for those it had (values {1, 3} in one read), silently",
-)
 @pytest.mark.parametrize("rewrite", [_copy_over, _write_over], ids=["cp", "inplace"])
 def test_a_file_rewritten_under_an_open_handle_is_never_read_as_a_mix(
     tmp_path: Path, rewrite: object

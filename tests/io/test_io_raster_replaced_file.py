@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -176,3 +177,47 @@ def test_file_stamp_names_the_file_by_its_identity(tmp_path: Path) -> None:
     path.write_bytes(b"abc")
     info = os.stat(path)
     assert file_stamp(str(path)) == (info.st_mtime_ns, 3, info.st_ino, info.st_dev)
+
+
+def _rewrite_in_place(path: Path, data: np.ndarray, *, overviews: bool = False) -> None:
+    """Write ``data``'s file over ``path`` as ``cp`` does: the same inode, truncated and written again."""
+    tmp = path.with_name(path.name + ".new")
+    _write(tmp, data)
+    if overviews:
+        with rasterio.open(tmp, "r+") as dst:
+            dst.build_overviews([2])
+    shutil.copyfile(tmp, path)
+
+
+@pytest.mark.parametrize("how", ["plain", "masked", "lock", "overview"])
+def test_an_open_handle_refuses_a_file_rewritten_in_place(tmp_path: Path, how: str) -> None:
+    # the thread that read before keeps its handle: it must not read the new bytes under the old array
+    path = tmp_path / "scene.tif"
+    _write(path, OLD)
+    extra: dict[str, Any] = {"overview_level": 0} if how == "overview" else {}
+    if how == "overview":
+        with rasterio.open(path, "r+") as dst:
+            dst.build_overviews([2])
+    array = open_raster(
+        path, masked=how == "masked", lock=threading.Lock() if how == "lock" else None, **extra
+    )
+    np.asarray(array.isel(y=slice(0, 16)).values)  # this thread's handle is open
+    _rewrite_in_place(path, OLD + 1, overviews=how == "overview")
+    after = np.asarray(open_raster(path, **extra).values)  # a fresh open reads the new file
+    assert os.stat(path).st_ino == file_stamp(str(path))[2]
+    with pytest.raises(ReadError, match="rewritten in place since it was opened") as caught:
+        array.values  # noqa: B018
+    assert str(path) in str(caught.value)
+    np.testing.assert_array_equal(np.asarray(open_raster(path, **extra).values), after)
+
+
+@pytest.mark.parametrize("workers", [0, 3])
+def test_chips_refuse_a_file_rewritten_in_place_under_their_handles(
+    opened: tuple[Path, Any], workers: int
+) -> None:
+    path, array = opened
+    window = array.isel(y=slice(8, 56), x=slice(0, 40))
+    assert len(list(tp.from_items([window]).chip({"y": 16, "x": 16}, workers=workers))) == 6  # handles open
+    _rewrite_in_place(path, OLD + 1)
+    with pytest.raises(ReadError, match="rewritten in place"):
+        list(tp.from_items([window]).chip({"y": 16, "x": 16}, workers=workers))
