@@ -54,7 +54,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, check_codec, compress_entry, decompress_entry
@@ -63,6 +63,7 @@ from terrapipe.core.checks import check_positive_int
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.loopback import is_loopback_host
 from terrapipe.core.optional import require
+from terrapipe.core.redact import public_url
 
 if TYPE_CHECKING:
     from terrapipe.cache.parts import EntryParts
@@ -164,7 +165,21 @@ class RedisStore:
     def __repr__(self) -> str:
         default = None if _is_local(self.url) else "lz4"
         codec = "" if self.codec == default else f", compress={self.codec or False!r}"
-        return f"RedisStore({self.url!r}, ttl={self.ttl}, max_entry_bytes={self.max_entry_bytes}{codec})"
+        return f"RedisStore({public_url(self.url)!r}, ttl={self.ttl}, max_entry_bytes={self.max_entry_bytes}{codec})"
+
+    @property
+    def shown(self) -> str:
+        """The URL as reprs and errors show it: ``scheme://host:port/db``, no user, password or query."""
+        return public_url(self.url)
+
+    def _said(self, err: BaseException) -> str:
+        """``str(err)`` with the URL and any secret of it (user, password, query) masked."""
+        text = str(err).replace(self.url, self.shown)
+        parts = urlsplit(self.url)
+        secrets = [parts.password, parts.username, *(v for _, v in parse_qsl(parts.query))]
+        for secret in sorted({s for s in secrets if s and len(s) > 2}, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -181,7 +196,7 @@ class RedisStore:
                     self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
                 )
             except ValueError as err:
-                raise InvalidArgumentError(f"invalid Redis URL {self.url!r}: {err}") from err
+                raise InvalidArgumentError(f"invalid Redis URL {self.shown!r}: {self._said(err)}") from err
             self._pid = os.getpid()
         return self._client
 
@@ -190,7 +205,10 @@ class RedisStore:
         try:
             return getattr(self.client, method)(*args, **kwargs)
         except redis.exceptions.RedisError as err:
-            msg = f"cannot {what} at {self.url}: {err}; check that the Redis server runs and the URL is right"
+            msg = (
+                f"cannot {what} at {self.shown}: {self._said(err)}; check that the Redis server runs and the "
+                "URL is right"
+            )
             raise CacheError(msg) from err
 
     def get(self, key: str) -> bytes | None:
@@ -293,7 +311,7 @@ class RedisStore:
                 if self._transaction(key, value):
                     return True
         except redis.exceptions.RedisError as err:
-            msg = f"cannot write cache entry {key} at {self.url}: {err}; check that the Redis server runs"
+            msg = f"cannot write cache entry {key} at {self.shown}: {self._said(err)}; check that the Redis server runs"
             raise CacheError(msg) from err
         return False
 
@@ -365,7 +383,9 @@ class RedisStore:
         try:
             return list(self.client.scan_iter(match=self._pattern(), count=1000))
         except redis.exceptions.RedisError as err:
-            raise CacheError(f"cannot list cache entries at {self.url}: {err}; check the server") from err
+            raise CacheError(
+                f"cannot list cache entries at {self.shown}: {self._said(err)}; check the server"
+            ) from err
 
     def _pattern(self) -> str:
         escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
