@@ -59,12 +59,6 @@ def test_values_and_shapes_agree(served: tuple[Path, str]) -> None:
         np.testing.assert_array_equal(local[name].values, remote[name].values)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAD: io/xarray_open reads a local HDF5 file with netCDF4's engine and the same file at a URL with "
-    "h5netcdf's: a plain HDF5 file gets other phony dimension names (phony_dim_2/3 vs phony_dim_0/1) and "
-    "its fixed-length strings come back str locally, bytes remotely (ds.s == 'x' is all False at the URL)",
-)
 def test_the_same_hdf5_file_reads_the_same_locally_and_at_a_url(served: tuple[Path, str]) -> None:
     root, url = served
     local, remote = tp.open_xarray(str(root / "plain.h5")), tp.open_xarray(url + "/plain.h5")
