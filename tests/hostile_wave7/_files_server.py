@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SIDECARS = (".aux.xml", ".msk", ".ovr")
@@ -72,7 +73,7 @@ def main() -> None:
                 return
             with lock:
                 log.append({"method": self.command, "path": path, "headers": dict(self.headers.items())})
-            file = os.path.join(args.root, path.lstrip("/"))
+            file = os.path.join(args.root, urllib.parse.unquote(path).lstrip("/"))
             if args.mode.startswith("bigaux") and path.endswith(".aux.xml"):
                 data: bytes | _Padded = _Padded(int(args.mode[6:]))
             elif not os.path.isfile(file):
