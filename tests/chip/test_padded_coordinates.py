@@ -14,6 +14,7 @@ import pytest
 import xarray as xr
 
 import terrapipe as tp
+from terrapipe.core.errors import InvalidArgumentError
 
 
 def _padded(x: np.ndarray, window: int) -> list[np.ndarray]:
@@ -63,3 +64,24 @@ def test_integer_and_time_axes_step_exactly(dtype: str) -> None:
     last = _padded(x, 4)[-1]
     assert last.dtype.kind == x.dtype.kind  # xarray keeps datetimes in seconds
     assert (last[1:] - last[:-1] == x[1] - x[0]).all()
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([20, 10, 0], "uint8"),  # counting down to 0: -10 is not a uint8
+        ([20, 10, 0], "uint64"),
+        ([100, 110, 120], "int8"),  # 130 is not an int8
+        ([2**62, 2**62 + 2**61, 2**63 - 1 - 2**10], "int64"),
+    ],
+)
+def test_integer_coordinates_that_would_wrap_are_refused(values: list[int], dtype: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"boundary='pad' cannot extend .*use boundary='shift'"):
+        _padded(np.array(values).astype(dtype), 2)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint64"])
+def test_integer_coordinates_that_fit_are_padded(dtype: str) -> None:
+    last = _padded(np.array([0, 10, 20]).astype(dtype), 2)[-1]
+    assert last.dtype == np.dtype(dtype)
+    assert last.tolist() == [20, 30]

@@ -27,12 +27,6 @@ def _padded_y(dtype: str) -> list[object]:
     return [chip["y"].values.tolist() for chip in chips]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P: chip/build._extend steps an unsigned axis counting down in its own dtype: uint16 200, 100, 0 "
-    "padded gives the coordinates [0, 65436] (wrapped), where -100 cannot be held: continue it in a wider "
-    "type or refuse with a TerrapipeError ('use boundary=shift')",
-)
 @pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
 def test_an_unsigned_axis_counting_down_is_never_padded_by_wrapping(dtype: str) -> None:
     try:

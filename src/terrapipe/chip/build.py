@@ -744,9 +744,39 @@ def _extend(values: np.ndarray, start: int, window: int, dim: Hashable) -> np.nd
     beyond = positions[positions >= size] - (size - 1)
     if np.issubdtype(values.dtype, np.inexact) and not np.issubdtype(values.dtype, np.complexfloating):
         extra = _float_line(values, beyond)
+    elif np.issubdtype(values.dtype, np.integer):
+        extra = _integer_steps(values, beyond, dim)
     else:
         extra = values[-1] + (values[-1] - values[-2]) * beyond
     return np.concatenate([values[inside], extra.astype(values.dtype)])
+
+
+def _integer_steps(values: np.ndarray, beyond: np.ndarray, dim: Hashable) -> np.ndarray:
+    """Integer coordinates ``beyond`` pixels past the last, stepped exactly; refused where the dtype cannot hold them.
+
+    Stepping in the dtype itself wrapped silently: an unsigned axis counting
+    down to 0 (row numbers, whole metres stored ``uint16``) went on at 65436.
+
+    Examples
+    --------
+    >>> _integer_steps(np.array([200, 100, 0], "int16"), np.array([1, 2]), "y").tolist()
+    [-100, -200]
+    >>> _integer_steps(np.array([200, 100, 0], "uint16"), np.array([1]), "y")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.InvalidArgumentError: boundary='pad' cannot extend the coordinate of 'y' (uint16, ... 100, 0) past its end: its next values (-100 ... -100) do not fit uint16; use boundary='shift' or 'drop', or store the coordinate as a signed or float type
+    """
+    last, step = int(values[-1]), int(values[-1]) - int(values[-2])
+    extra = [last + step * int(b) for b in beyond.tolist()]
+    info = np.iinfo(values.dtype)
+    if extra and (min(extra) < info.min or max(extra) > info.max):
+        msg = (
+            f"boundary='pad' cannot extend the coordinate of {dim!r} ({values.dtype}, ... {int(values[-2])}, "
+            f"{last}) past its end: its next values ({extra[0]} ... {extra[-1]}) do not fit {values.dtype}; use "
+            "boundary='shift' or 'drop', or store the coordinate as a signed or float type"
+        )
+        raise InvalidArgumentError(msg)
+    return np.array(extra, dtype=values.dtype)
 
 
 def _float_line(values: np.ndarray, beyond: np.ndarray) -> np.ndarray:
