@@ -51,11 +51,6 @@ def _aux_bytes_sent(url: str) -> int:
     return sum(int(entry.get("sent", 0)) for entry in log if str(entry["path"]).endswith(".aux.xml"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: a side-car found next to a remote raster is read whole by GDAL's PAM, whatever its length: all "
-    "96 MB of a padded .aux.xml are sent and parsed (no size cap on the response body)",
-)
 @pytest.mark.parametrize("served", [CLAIMED], indirect=True)
 def test_a_huge_aux_xml_is_never_read_whole(served: str) -> None:
     with contextlib.suppress(tp.ReadError):  # refused, naming the file: fine

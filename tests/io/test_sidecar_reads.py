@@ -79,7 +79,7 @@ def test_side_cars_are_asked_for_once_per_file_and_process(counting: HeaderServe
     thread.join(60)
     np.testing.assert_array_equal(np.asarray(again[0]), VALUES)
     asked = Counter(
-        r["path"].rsplit(".tif", 1)[1] for r in counting.requests() if not r["path"].endswith(".tif")
+        r["path"].rsplit(".tif", 1)[1] for r in counting.requests() if r["path"].startswith("/bare.tif.")
     )
     assert asked == {".aux.xml": 1, ".msk": 1, ".ovr": 1}
 
@@ -109,3 +109,17 @@ def test_a_side_car_sent_is_read(refusing: _Server, root: Path, name: str) -> No
     with rasterio.open(root / name) as local:
         assert list(da.encoding["overviews"]) == list(local.overviews(1))
         assert (name == "overviews.tif") == bool(local.overviews(1))
+
+
+def test_an_aux_xml_longer_than_storage_max_bytes_is_a_read_error(root: Path, counting: HeaderServer) -> None:
+    """GDAL parses an .aux.xml whole: one longer than the cap (16 MiB, or Storage(max_bytes=)) is refused."""
+    _write(root / "padded.tif")
+    pad = "<!--" + "x" * 8000 + "-->"
+    aux = (
+        f"<PAMDataset>{pad}<PAMRasterBand band='1'><NoDataValue>9</NoDataValue></PAMRasterBand></PAMDataset>"
+    )
+    (root / "padded.tif.aux.xml").write_text(aux)
+    url = f"{counting.url}/padded.tif"
+    with pytest.raises(tp.ReadError, match=r"side-car '\.aux\.xml'.* bytes long, more than 4096"):
+        tp.open_raster(url, storage=tp.Storage(max_bytes=4096, retries=0))
+    assert tp.open_raster(url, storage=tp.Storage(max_bytes=65536, retries=0)).rio.nodata == 9

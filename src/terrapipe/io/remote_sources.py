@@ -325,7 +325,7 @@ def _is_vrt(gdal: Any, name: str) -> bool:
     from terrapipe.io.sidecars import read_head
 
     head = read_head(gdal, name)
-    return head is not None and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_VRT_HEAD)
+    return head is not None and head[0].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_VRT_HEAD)
 
 
 def _ask_inner(name: str, missing: list[str], local: list[str], depth: int) -> None:

@@ -55,6 +55,7 @@ from terrapipe.io.read_errors import read_error
 from terrapipe.io.storage import CLOUD_OF_SCHEME, Storage
 
 __all__ = [
+    "MAX_AUX_XML_BYTES",
     "PROBE_BUDGET",
     "SIDECAR_SUFFIXES",
     "found_sidecars",
@@ -70,6 +71,9 @@ __all__ = [
 SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
 #: Seconds all side-car probes of one open may take together (less with a shorter Storage time-out or deadline).
 PROBE_BUDGET = 6.0
+#: Longest ``.aux.xml`` read (less with ``Storage(max_bytes=)``): GDAL parses one whole, and a real one
+#: is a few kB (histograms, a raster attribute table: a few MB).
+MAX_AUX_XML_BYTES = 16 * 2**20
 #: GDAL's ``VSI_STAT_EXISTS_FLAG``: whether the file exists, nothing else asked.
 _STAT_EXISTS = 0x1
 _SEEK_END = 2
@@ -138,13 +142,14 @@ def rasterio_gdal() -> Any:
     return gdal
 
 
-def read_head(gdal: Any, name: str, size: int = 256) -> bytes | None:
-    """Return the first ``size`` bytes of the GDAL file ``name`` (``None``: it cannot be opened or read).
+def read_head(gdal: Any, name: str, size: int = 256) -> tuple[bytes, int] | None:
+    """Return the first ``size`` bytes of the GDAL file ``name`` and its length (``None``: it cannot be read).
 
     ``gdal`` is :func:`rasterio_gdal`'s library; a remote file's bytes are
-    kept by GDAL for a later open of it. A file whose length (a ``HEAD``'s)
-    is not 0 but of which no byte could be read (a ``GET`` refused) is
-    ``None`` too: GDAL sets no error for it.
+    kept by GDAL for a later open of it, and its length is the one its
+    ``HEAD`` gave (no request more). A file whose length is not 0 but of
+    which no byte could be read (a ``GET`` refused) is ``None`` too: GDAL
+    sets no error for it.
     """
     handle = gdal.VSIFOpenL(name.encode(), b"rb")
     if not handle:
@@ -152,11 +157,12 @@ def read_head(gdal: Any, name: str, size: int = 256) -> bytes | None:
     try:
         head = ctypes.create_string_buffer(size)
         got = gdal.VSIFReadL(head, 1, size, handle)
-        if not got and gdal.VSIFSeekL(handle, 0, _SEEK_END) == 0 and gdal.VSIFTellL(handle) > 0:
-            return None
+        length = int(gdal.VSIFTellL(handle)) if gdal.VSIFSeekL(handle, 0, _SEEK_END) == 0 else got
     finally:
         gdal.VSIFCloseL(handle)
-    return bytes(head.raw[:got])
+    if not got and length > 0:
+        return None
+    return bytes(head.raw[:got]), length
 
 
 #: How each side-car starts: an XML document; a TIFF (classic or BigTIFF, either byte order).
@@ -267,6 +273,7 @@ def found_sidecars(
     budget = min(config.timeout, config.deadline or config.timeout, PROBE_BUDGET)  # all probes together
     end = time.monotonic() + budget
     attempts = 1 + max(0, config.retries)
+    cap = min(MAX_AUX_XML_BYTES, config.max_bytes or MAX_AUX_XML_BYTES)
     with env():
         for suffix, sidecar in _names(path, name, suffixes).items():
             for attempt in range(attempts):  # a passing fault (a 503, a reset) is asked again, as a read is
@@ -280,12 +287,17 @@ def found_sidecars(
                     there = gdal.VSIStatExL(sidecar.encode(), buffer, _STAT_EXISTS) == 0
                     if there:  # read as GDAL will: a HEAD-only answer or other bytes are dropped by GDAL
                         head = read_head(gdal, sidecar)
-                if head and head.startswith(_GZIP):  # Content-Encoding: gzip, which GDAL drops
+                if head and head[0].startswith(_GZIP):  # Content-Encoding: gzip, which GDAL drops
                     raise _unreadable(path, suffix, "it was sent compressed (Content-Encoding: gzip)")
-                if head:
-                    if not not_a_sidecar(suffix, head):
-                        found.append(suffix)
-                    break  # else another file at that name (a page served for every path): none, as GDAL reads it
+                if head and head[0]:
+                    if not_a_sidecar(suffix, head[0]):
+                        break  # another file at that name (a page served for every path): none, as GDAL reads it
+                    if suffix == ".aux.xml" and head[1] > cap:  # GDAL parses it whole
+                        raise _unreadable(
+                            path, suffix, f"it is {head[1]} bytes long, more than {cap} are read"
+                        )
+                    found.append(suffix)
+                    break
                 number, message = (
                     gdal.CPLGetLastErrorNo(),
                     (gdal.CPLGetLastErrorMsg() or b"").decode(errors="replace"),
