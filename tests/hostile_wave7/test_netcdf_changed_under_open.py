@@ -69,6 +69,13 @@ def _rewrite(path: Path) -> None:
         f.write(b"\x7f" * 4096)
 
 
+def _rewrite_keeping_mtime(path: Path) -> None:
+    """As _rewrite, then the modification time put back (cp -p, rsync --inplace -t): only ctime tells."""
+    before = path.stat()
+    _rewrite(path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 def _replace(path: Path) -> None:
     other = path.with_suffix(".new")
     other.write_bytes(path.read_bytes())
@@ -76,7 +83,11 @@ def _replace(path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-@pytest.mark.parametrize("change", [_rewrite, _replace, os.remove], ids=["rewritten", "replaced", "removed"])
+@pytest.mark.parametrize(
+    "change",
+    [_rewrite, _rewrite_keeping_mtime, _replace, os.remove],
+    ids=["rewritten", "rewritten_mtime_kept", "replaced", "removed"],
+)
 def test_a_file_changed_after_the_open_is_a_read_error_naming_it(
     tmp_path: Path, fmt: str, change: object
 ) -> None:

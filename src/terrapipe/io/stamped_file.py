@@ -8,8 +8,8 @@ new end of the file and the process dies of ``SIGBUS``, and netCDF4's engine
 reads the missing bytes as zeros, silently. :class:`StampedBackend` opens the
 file with its engine and hands each variable's values out through
 :class:`StampedArray`, which checks before and after every read that the
-file still has the identity (``mtime``, size, inode, device:
-:func:`~terrapipe.io.raster_array.file_stamp`) it had at the open: else a
+file still has the identity (``mtime``, size, inode, device and status
+change time: :func:`file_stamp`) it had at the open: else a
 :class:`~terrapipe.core.errors.ReadError` naming the file and the variable
 ("open it again"). One ``stat`` before and one after each read; values
 already loaded are not checked again.
@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -33,10 +34,9 @@ import xarray as xr
 from xarray.backends import BackendArray, BackendEntrypoint
 
 from terrapipe import _compat
-from terrapipe.io.raster_array import file_stamp
 from terrapipe.io.read_errors import read_error
 
-__all__ = ["StampedArray", "StampedBackend", "check_stamp"]
+__all__ = ["StampedArray", "StampedBackend", "check_stamp", "file_stamp"]
 
 #: xarray's decoding keywords, handed on to the file's own engine.
 _DECODERS = (
@@ -49,10 +49,32 @@ _DECODERS = (
 )
 
 
-def check_stamp(path: str, stamp: tuple[int, int, int, int], what: str) -> None:
+#: What the stamp holds, in order (for the message).
+_FIELDS = ("modified", "size", "inode", "device", "status change")
+
+
+def file_stamp(path: str) -> tuple[int, int, int, int, int]:
+    """Return ``(mtime_ns, size, inode, device, ctime_ns)`` of the local file ``path``; ``OSError`` if it cannot be looked at.
+
+    The status-change time is set by the system at every write and every
+    ``utime``: a file rewritten in place whose modification time was put back
+    (``cp -p``, ``rsync --inplace -t``) keeps its size, inode and mtime, not it.
+
+    Examples
+    --------
+    >>> open("s.bin", "wb").write(b"abc")
+    3
+    >>> file_stamp("s.bin")[1]
+    3
+    """
+    info = os.stat(path)
+    return (info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev, info.st_ctime_ns)
+
+
+def check_stamp(path: str, stamp: tuple[int, ...], what: str) -> None:
     """Raise a ReadError where the file at ``path`` no longer has ``stamp`` (changed, replaced or removed)."""
     try:
-        now: tuple[int, int, int, int] | None = file_stamp(path)
+        now: tuple[int, ...] | None = file_stamp(path)
     except OSError:
         now = None
     if now == stamp:
@@ -60,11 +82,7 @@ def check_stamp(path: str, stamp: tuple[int, int, int, int], what: str) -> None:
     if now is None:
         cause = f"the file was removed since it was opened, before its {what} was read"
     else:
-        changed = [
-            name
-            for name, before, after in zip(("modified", "size", "inode", "device"), stamp, now, strict=True)
-            if before != after
-        ]
+        changed = [name for name, before, after in zip(_FIELDS, stamp, now, strict=True) if before != after]
         cause = (
             f"the file changed since it was opened ({', '.join(changed)}: {stamp[1]} -> {now[1]} bytes), "
             f"before its {what} was read"
@@ -75,7 +93,7 @@ def check_stamp(path: str, stamp: tuple[int, int, int, int], what: str) -> None:
 class StampedArray(BackendArray):
     """One variable of a local file, read through its engine only while the file is unchanged."""
 
-    def __init__(self, variable: xr.Variable, path: str, name: Hashable, stamp: tuple[int, int, int, int]):
+    def __init__(self, variable: xr.Variable, path: str, name: Hashable, stamp: tuple[int, ...]):
         self.data = _compat.variable_data(variable)  # its engine's lazily indexed (and decoded) array
         self.path = path
         self.name = name
