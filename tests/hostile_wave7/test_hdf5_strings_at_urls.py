@@ -1,0 +1,76 @@
+"""Fixed-length HDF5 strings at a URL against the same file on disk, after a020a4c (io/xarray_open, the lead's).
+
+a020a4c decodes an HDF5 file's fixed-length strings read at a URL (h5netcdf) as netCDF-C does on disk
+(netCDF4): UTF-8, lazily. Strings netCDF-C reads otherwise: an embedded NUL ends a netCDF-C string
+(``b"a\\x00b"`` is ``"a"`` on disk, ``"a\\x00b"`` at the URL: ``ds.s == "a"`` differs silently), and bytes
+that are not UTF-8 make the disk open a ReadError but the URL's read a bare UnicodeDecodeError.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import terrapipe as tp
+from tests.servers.process import start_serving, stop_process
+
+h5py = pytest.importorskip("h5py")
+SCRIPT = Path(__file__).with_name("_files_server.py")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    root = tmp_path_factory.mktemp("hdf5_strings")
+    with h5py.File(root / "nul.h5", "w") as f:
+        f["s"] = np.array([b"a\x00b", b"cd"], "S3")
+        f["u"] = np.array(["é".encode(), b"xy"], "S2")
+    with h5py.File(root / "latin.h5", "w") as f:
+        f["s"] = np.array([b"caf\xe9", b"ok"], "S4")  # latin-1 bytes in an ASCII-charset dataset
+    cmd = [sys.executable, str(SCRIPT), "--root", str(root)]
+
+    def ping(server: tuple[str, subprocess.Popen[bytes]]) -> None:
+        import urllib.request
+
+        urllib.request.urlopen(server[0] + "/_log", timeout=5).close()
+
+    url, process = start_serving(cmd, lambda u, p: (u, p), ping, "files server", 20)
+    try:
+        yield root, url
+    finally:
+        stop_process(process, timeout=2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LEAD: a020a4c's _strings_as_netcdf_c decodes the whole fixed-length field; netCDF-C ends a string "
+    "at its first NUL: b'a\\x00b' is 'a' on disk and 'a\\x00b' at the URL",
+)
+def test_a_string_with_a_nul_reads_as_on_disk(served: tuple[Path, str]) -> None:
+    root, url = served
+    local, remote = tp.open_xarray(str(root / "nul.h5")), tp.open_xarray(url + "/nul.h5")
+    assert remote["s"].values.tolist() == local["s"].values.tolist()
+
+
+def test_utf8_strings_read_as_on_disk(served: tuple[Path, str]) -> None:
+    """Two-byte UTF-8 strings (é) and plain ones: the same values both ways (holds)."""
+    root, url = served
+    local, remote = tp.open_xarray(str(root / "nul.h5")), tp.open_xarray(url + "/nul.h5")
+    assert remote["u"].values.tolist() == local["u"].values.tolist() == ["é", "xy"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="LEAD: strings that are not UTF-8 at a URL open, then their read is a bare UnicodeDecodeError from "
+    "xarray's lazy decoding (on disk: a ReadError at the open naming the file)",
+)
+def test_strings_that_are_not_utf8_are_a_read_error_at_a_url(served: tuple[Path, str]) -> None:
+    root, url = served
+    with pytest.raises(tp.ReadError):
+        tp.open_xarray(str(root / "latin.h5"))
+    with pytest.raises(tp.ReadError):
+        tp.open_xarray(url + "/latin.h5")["s"].values  # noqa: B018
