@@ -11,6 +11,7 @@ names a VRT is checked again at every open (the inner one may change to name a l
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -21,8 +22,10 @@ import numpy as np
 import pytest
 
 import terrapipe as tp
+from terrapipe.core.per_process import PerProcess
 from terrapipe.io import remote_sources
 from terrapipe.io.sidecars import rasterio_gdal
+from tests.forking import in_forked_child
 from tests.io.conftest import write_cog
 from tests.servers.header_server import HeaderServer, start_header_server
 from tests.servers.latency_http import LatencyServer, start_latency_server
@@ -206,10 +209,28 @@ def test_the_vrts_remembered_stay_within_checked_vrts(
     served: HeaderServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(remote_sources, "CHECKED_VRTS", 3)
-    monkeypatch.setattr(remote_sources, "_CHECKED", OrderedDict())
+    monkeypatch.setattr(remote_sources, "_CHECKED", PerProcess(lambda: (threading.Lock(), OrderedDict())))
     for i in range(6):
         remote_sources.check_vrt_sources(f"{served.url}/m{i}.vrt", [f"/vsicurl/{served.url}/s0.tif"])
-    assert list(remote_sources._CHECKED) == [
+    assert list(remote_sources._CHECKED.get()[1]) == [
         remote_sources._checked_key(f"{served.url}/m{i}.vrt", [f"/vsicurl/{served.url}/s0.tif"])
         for i in (3, 4, 5)
     ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
+def test_a_forked_child_starts_with_nothing_remembered_and_checks_again(
+    root: tuple[Path, np.ndarray], served: HeaderServer, unique_name: Any
+) -> None:
+    folder, pixels = root
+    url = f"{served.url}/{_whole_mosaic(folder, unique_name('forked.vrt'))}"
+    tp.open_raster(url)
+    assert len(remote_sources._CHECKED.get()[1]) >= 1
+
+    def child() -> tuple[int, int, float]:
+        before = len(remote_sources._CHECKED.get()[1])  # the parent's are not the child's
+        total = float(_on_a_new_thread(lambda: tp.open_raster(url).values).sum())
+        return before, len(remote_sources._CHECKED.get()[1]), total
+
+    before, after, total = in_forked_child(child)
+    assert (before, after, total) == (0, 1, float(pixels.sum()))

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from typing import Any
 
 from terrapipe.core.errors import ReadError
+from terrapipe.core.per_process import PerProcess
 from terrapipe.core.redact import public_url
 from terrapipe.io.paths import is_remote
 
@@ -178,7 +179,7 @@ def check_vrt_sources(path: str, sources: list[str], *, remote: bool = False) ->
     local: list[str] = []
     follow = local if remote else None
     http = [name for name in sources if _http_name(name)]
-    if http and _checked_key(path, http) not in _CHECKED:
+    if http and _checked_key(path, http) not in _CHECKED.get()[1]:
         _ask_http(path, http, missing, follow)
     # local files and bucket objects here: a bucket's credentials are the caller's (thread-local) ones,
     # which a new thread would lack (GDAL would look for others: the instance-metadata server)
@@ -205,8 +206,10 @@ ASK_THREADS = 16
 #: How many VRTs whose HTTP(S) sources were all found this process remembers (least recently checked dropped).
 CHECKED_VRTS = 256
 #: (VRT as given, digest of its HTTP(S) sources) found readable, asked without the caller's options (see below).
-_CHECKED: OrderedDict[tuple[str, bytes], None] = OrderedDict()
-_CHECKED_LOCK = threading.Lock()
+#: With its lock, per process: a forked child starts empty, with a lock no parent thread held at the fork.
+_CHECKED: PerProcess[tuple[threading.Lock, OrderedDict[tuple[str, bytes], None]]] = PerProcess(
+    lambda: (threading.Lock(), OrderedDict())
+)
 
 
 def _checked_key(path: str, http: list[str]) -> tuple[str, bytes]:
@@ -264,11 +267,12 @@ def _ask_http(path: str, http: list[str], missing: list[str], local: list[str] |
             local.extend(share_local)
     if not any(share_missing or share_local or unsure for share_missing, share_local, unsure in found):
         key = _checked_key(path, http)
-        with _CHECKED_LOCK:
-            _CHECKED[key] = None
-            _CHECKED.move_to_end(key)
-            while len(_CHECKED) > CHECKED_VRTS:
-                _CHECKED.popitem(last=False)
+        lock, checked = _CHECKED.get()
+        with lock:
+            checked[key] = None
+            checked.move_to_end(key)
+            while len(checked) > CHECKED_VRTS:
+                checked.popitem(last=False)
 
 
 #: How deep VRTs naming VRTs are followed from a remote one (deeper: refused).
