@@ -3,8 +3,8 @@
 2948517/eff7fad refuse a remote VRT whose file list (GDAL's GetFileList) names a local file. A VRT's
 dataset mask is a VRT band of its own (``<MaskBand><VRTRasterBand>`` with sources), which GetFileList
 does not list: its local source is read, and the remote raster's mask (``masked=True``: NaN) is this
-machine's file's pixels (a bit each), silently. A kernel-filtered, averaged, warped or overview source
-naming a local file is refused (holds).
+machine's file's pixels (a bit each), silently. So are a VRTProcessedDataset's input and its steps'
+dataset arguments. A kernel-filtered, averaged or overview source naming a local file is refused (holds).
 """
 
 from __future__ import annotations
@@ -77,6 +77,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             + f'<Overview><SourceFilename relativeToVRT="0">{local}</SourceFilename><SourceBand>1</SourceBand></Overview>'
         ),
         "plain.vrt": _vrt(remote),
+        "processed.vrt": (  # GDAL 3.9+: a VRT of processing steps over one input dataset
+            f'<VRTDataset subClass="VRTProcessedDataset"><Input><SourceFilename relativeToVRT="0">{local}'
+            "</SourceFilename></Input><ProcessingSteps><Step><Algorithm>BandAffineCombination</Algorithm>"
+            '<Argument name="coefficients_1">0,1</Argument></Step></ProcessingSteps></VRTDataset>'
+        ),
+        "scale_offset.vrt": (  # the input remote, the gain and offset rasters local
+            f'<VRTDataset subClass="VRTProcessedDataset"><Input><SourceFilename relativeToVRT="0">/vsicurl/{url}'
+            "/remote.tif</SourceFilename></Input><ProcessingSteps><Step><Algorithm>LocalScaleOffset</Algorithm>"
+            f'<Argument name="gain_dataset_filename_1">{local}</Argument><Argument name="gain_dataset_band_1">1'
+            f'</Argument><Argument name="offset_dataset_filename_1">{local}</Argument>'
+            '<Argument name="offset_dataset_band_1">1</Argument></Step></ProcessingSteps></VRTDataset>'
+        ),
     }
     for name, text in vrts.items():
         (root / name).write_text(text)
@@ -108,3 +120,15 @@ def test_other_source_kinds_naming_a_local_file_are_refused(served: str, name: s
 def test_a_remote_vrt_of_remote_sources_reads(served: str) -> None:
     values = np.asarray(tp.open_raster(served + "/plain.vrt", masked=True).values)
     assert np.unique(values).tolist() == [7.0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R: a remote VRTProcessedDataset's <Input> and its steps' dataset arguments (LocalScaleOffset's "
+    "gain/offset_dataset_filename_N, Trimming's trimming_dataset_filename) naming a local file are read: "
+    "the remote raster's values are this machine's file's pixels (or computed from them)",
+)
+@pytest.mark.parametrize("name", ["processed.vrt", "scale_offset.vrt"])
+def test_a_remote_processed_vrt_naming_a_local_file_is_refused(served: str, name: str) -> None:
+    with pytest.raises(tp.ReadError):
+        np.asarray(tp.open_raster(f"{served}/{name}", storage=tp.Storage(timeout=5, retries=0)).values)
