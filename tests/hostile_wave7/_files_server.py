@@ -3,7 +3,8 @@
 ``plain``: every file as it is; ``get403``: a side-car name (``.aux.xml``/``.msk``/``.ovr``) answers
 ``HEAD`` with ``200`` and its length, ``GET`` with ``403`` (a bucket policy allowing HEAD only);
 ``gzip``: a side-car is sent ``Content-Encoding: gzip``; ``bigaux<N>``: every ``.aux.xml`` is a PAM
-document (nodata 100) padded with spaces to N bytes, made as it is read. ``GET /_log`` gives every
+document (nodata 100) padded with spaces to N bytes, made as it is read; ``chunkedaux<N>``: the same sent
+whole and chunked (no length, Range ignored). ``GET /_log`` gives every
 request's method, path, headers and the body bytes sent (JSON).
 """
 
@@ -65,6 +66,23 @@ def main() -> None:
             if body:
                 self.wfile.write(data)
 
+        def _chunked(self, data: _Padded, body: bool) -> None:
+            """The whole document, Range ignored, chunked: no length in a HEAD's or a GET's answer."""
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Content-Type", "text/xml")
+            self.end_headers()
+            if not body:
+                return
+            sent = 0
+            for start in range(0, len(data), 1 << 20):
+                part = data[start : start + (1 << 20)]
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                sent += len(part)
+                with lock:
+                    log[-1]["sent"] = sent
+            self.wfile.write(b"0\r\n\r\n")
+
         def _answer(self, body: bool) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/_log":
@@ -74,6 +92,9 @@ def main() -> None:
             with lock:
                 log.append({"method": self.command, "path": path, "headers": dict(self.headers.items())})
             file = os.path.join(args.root, urllib.parse.unquote(path).lstrip("/"))
+            if args.mode.startswith("chunkedaux") and path.endswith(".aux.xml"):
+                self._chunked(_Padded(int(args.mode[10:])), body)
+                return
             if args.mode.startswith("bigaux") and path.endswith(".aux.xml"):
                 data: bytes | _Padded = _Padded(int(args.mode[6:]))
             elif not os.path.isfile(file):
