@@ -78,12 +78,6 @@ def _write_over_keeping_mtime(new: Path, old: Path) -> None:
     os.utime(old, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="L: raster_array's stamp (mtime, size, inode, device) cannot see a file rewritten in place whose "
-    "mtime was put back (cp -p, rsync --inplace -t): the open handle reads on and one array is {1, 3}; the "
-    "status-change time (st_ctime_ns, set by the system at the write and the utime) can",
-)
 def test_a_file_rewritten_in_place_with_its_mtime_kept_is_never_read_as_a_mix(tmp_path: Path) -> None:
     path, new = tmp_path / "a.tif", tmp_path / "new.tif"
     _write(path, 1)

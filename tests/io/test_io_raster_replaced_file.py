@@ -164,7 +164,7 @@ def test_an_unchanged_file_opens_on_every_thread_and_a_fresh_open_reads_the_new_
     opened: tuple[Path, Any],
 ) -> None:
     path, array = opened
-    os.utime(path, ns=(os.stat(path).st_atime_ns + 10**9, os.stat(path).st_mtime_ns))  # atime only
+    path.read_bytes()  # another reader (the access time may move; the status-change time does not)
     for _ in range(3):
         np.testing.assert_array_equal(_in_thread(lambda: array.values), OLD)
     _replace(path, OLD + 1)
@@ -176,7 +176,7 @@ def test_file_stamp_names_the_file_by_its_identity(tmp_path: Path) -> None:
     path = tmp_path / "a.bin"
     path.write_bytes(b"abc")
     info = os.stat(path)
-    assert file_stamp(str(path)) == (info.st_mtime_ns, 3, info.st_ino, info.st_dev)
+    assert file_stamp(str(path)) == (info.st_mtime_ns, 3, info.st_ino, info.st_dev, info.st_ctime_ns)
 
 
 def _rewrite_in_place(path: Path, data: np.ndarray, *, overviews: bool = False) -> None:
@@ -221,3 +221,16 @@ def test_chips_refuse_a_file_rewritten_in_place_under_their_handles(
     _rewrite_in_place(path, OLD + 1)
     with pytest.raises(ReadError, match="rewritten in place"):
         list(tp.from_items([window]).chip({"y": 16, "x": 16}, workers=workers))
+
+
+@pytest.mark.parametrize("where", ["open handle", "new thread"])
+def test_a_file_rewritten_with_its_mtime_put_back_is_refused(opened: tuple[Path, Any], where: str) -> None:
+    # cp -p / rsync --inplace -t: same size, inode, device and mtime; only the status-change time moves
+    path, array = opened
+    before = os.stat(path)
+    _rewrite_in_place(path, OLD + 1)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert file_stamp(str(path))[:4] == (before.st_mtime_ns, before.st_size, before.st_ino, before.st_dev)
+    read = (lambda: array.values) if where == "open handle" else (lambda: _in_thread(lambda: array.values))
+    with pytest.raises(ReadError, match=r"rewritten in place|changed since it was opened"):
+        read()

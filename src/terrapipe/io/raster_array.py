@@ -12,7 +12,7 @@ keeps up to :data:`MAX_HANDLES_PER_THREAD` of them, and reads without a lock.
 After a fork the child drops the handles it inherited (their file offsets and
 HTTP connections belong to the parent) and opens new ones.
 
-A local file's handle is keyed by its stamp (mtime, size, inode, device:
+A local file's handle is keyed by its stamp (mtime, size, inode, device, ctime:
 :func:`file_stamp`, taken once when the array is opened), and every later open
 of it for that array (another thread's first read, a reopen after an eviction,
 a failure or a fork) checks that the file at the path still has that stamp: a
@@ -148,7 +148,7 @@ class RasterSource:
         Extra ``rasterio.open`` keywords (GDAL open options) as sorted pairs.
     stamp
         :func:`file_stamp` of a local file when it was opened, ``(mtime_ns, size,
-        inode, device)`` (older callers: its first three): a file rewritten in
+        inode, device, ctime_ns)`` (older callers: its first three or four): a file rewritten in
         place, or replaced by another of the same size and mtime (``cp -p``), gets
         a fresh handle instead of a stale cached one, and :meth:`open` refuses a
         file at the path that no longer has it.
@@ -217,7 +217,7 @@ class RasterSource:
         if now is not None and now[: len(stamp)] == stamp:
             return
         what = "removed" if now is None else "replaced or rewritten"
-        fields = ", ".join(("mtime_ns", "size", "inode", "device")[: len(stamp)])
+        fields = ", ".join(("mtime_ns", "size", "inode", "device", "ctime_ns")[: len(stamp)])
         now_text = "none" if now is None else str(now[: len(stamp)])
         cause = f"the file changed since it was opened ({what}: ({fields}) was {stamp}, now {now_text})"
         raise _FileChangedError(
@@ -229,8 +229,8 @@ class RasterSource:
 
         The file at the path has the stamp's inode and device (so it is the
         file the handle holds open: its inode cannot be reused while it is)
-        but another mtime or size: ``cp`` over it, ``rsync --inplace``, a
-        writer's ``r+``. GDAL would give the new bytes for the blocks it has
+        but another mtime, size or status-change time: ``cp`` over it (with
+        ``-p`` too), ``rsync --inplace``, a writer's ``r+``. GDAL would give the new bytes for the blocks it has
         not cached and the old for those it has. A file replaced at the path
         (another inode) or removed leaves the handle reading the file it
         opened, whole.
@@ -243,7 +243,9 @@ class RasterSource:
             return
         if now[: len(stamp)] == stamp or now[2:4][: len(stamp) - 2] != stamp[2:4]:
             return
-        cause = f"the file was rewritten in place since it was opened ((mtime_ns, size) was {stamp[:2]}, now {now[:2]})"
+        fields = [i for i in (0, 1, 4) if i < len(stamp)]  # mtime_ns, size, ctime_ns
+        was, changed = tuple(stamp[i] for i in fields), tuple(now[i] for i in fields)
+        cause = f"the file was rewritten in place since it was opened ((mtime_ns, size, ctime_ns) was {was}, now {changed})"
         raise _FileChangedError(
             cause, "open it again (open_raster/read_raster) to read the file now at that path"
         )
@@ -265,8 +267,14 @@ class _FileChangedError(OSError):
         self.hint = hint
 
 
-def file_stamp(path: str) -> tuple[int, int, int, int]:
-    """Return ``(mtime_ns, size, inode, device)`` of the local file ``path`` (its identity for :class:`RasterSource`).
+def file_stamp(path: str) -> tuple[int, int, int, int, int]:
+    """Return ``(mtime_ns, size, inode, device, ctime_ns)`` of the local file ``path`` (its identity for :class:`RasterSource`).
+
+    The status-change time is set by the system at every write (and at
+    ``utime``), so a file rewritten in place whose modification time was put
+    back (``cp -p``, ``rsync --inplace -t``) still differs; it also changes
+    when the file's permissions or its number of links change (then the file
+    is refused as changed: open it again).
 
     Raises ``OSError`` when it cannot be looked at.
 
@@ -278,7 +286,7 @@ def file_stamp(path: str) -> tuple[int, int, int, int]:
     3
     """
     info = os.stat(path)
-    return (info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev)
+    return (info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev, info.st_ctime_ns)
 
 
 class _Entered(threading.local):
