@@ -13,8 +13,9 @@ from elsewhere on the machine hits them alike.
 ``--chips`` also reads the same windows the way terrapipe reads many windows, in one pass:
 ``tp.from_items([open_raster(path)]).sample_windows(size, points=...)``, one window centred on
 each point in the order given (rows ``sample_windows (numpy)`` / ``(xarray)``, by ``output=``),
-each storage block of a buffer of windows read once (the default ``buffer=256``, and ``buffer=n``:
-every window's blocks read once, as GDAL's block cache serves the floor), on ``--threads`` reader
+at the default ``buffer=256`` and at ``buffer=n`` (since 4a8d18f both read each storage block once
+per pass within the block budget, as GDAL's block cache serves the floor; before, each buffer read
+its blocks again), on ``--threads`` reader
 threads (1: in the calling thread), every run through a new file name (cold GDAL cache); the first round checks its
 pixels equal to rasterio's, window by window.
 
