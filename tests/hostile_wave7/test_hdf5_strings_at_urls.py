@@ -45,11 +45,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
         stop_process(process, timeout=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAD: a020a4c's _strings_as_netcdf_c decodes the whole fixed-length field; netCDF-C ends a string "
-    "at its first NUL: b'a\\x00b' is 'a' on disk and 'a\\x00b' at the URL",
-)
 def test_a_string_with_a_nul_reads_as_on_disk(served: tuple[Path, str]) -> None:
     root, url = served
     local, remote = tp.open_xarray(str(root / "nul.h5")), tp.open_xarray(url + "/nul.h5")
@@ -63,11 +58,6 @@ def test_utf8_strings_read_as_on_disk(served: tuple[Path, str]) -> None:
     assert remote["u"].values.tolist() == local["u"].values.tolist() == ["é", "xy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAD: strings that are not UTF-8 at a URL open, then their read is a bare UnicodeDecodeError from "
-    "xarray's lazy decoding (on disk: a ReadError at the open naming the file)",
-)
 def test_strings_that_are_not_utf8_are_a_read_error_at_a_url(served: tuple[Path, str]) -> None:
     root, url = served
     with pytest.raises(tp.ReadError):

@@ -55,6 +55,7 @@ def test_a_plain_hdf5_file_reads_at_a_url_as_on_disk(served: Any, chunks: Any) -
     assert (remote.s3 == "abc").values.tolist() == [[True, False], [False, False]]
     assert remote.a.attrs == local.a.attrs
     assert remote.s1.dtype == local.s1.dtype == np.dtype("S1")
+    assert (remote.s3.dtype, remote.u5.dtype) == (local.s3.dtype, local.u5.dtype)
 
 
 def test_a_netcdf_4_file_s_strings_and_chars_are_unchanged(served: Any) -> None:

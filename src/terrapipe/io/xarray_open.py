@@ -37,7 +37,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from terrapipe.core.checks import check_storage
@@ -47,6 +46,7 @@ from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
+from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
 from terrapipe.io.netcdf_header import local_extent
 from terrapipe.io.object_file import ObjectFile, open_http
 from terrapipe.io.object_store import is_object_url
@@ -187,43 +187,6 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
     return engine
 
 
-def _strings_as_netcdf_c(ds: xr.Dataset) -> xr.Dataset:
-    """Decode fixed-length HDF5 strings longer than one byte to ``str``, as netCDF4's engine does.
-
-    A netCDF-4/HDF5 file at a URL is read with h5netcdf, the same file on disk
-    with netCDF4 (xarray's first choice). netCDF-C reads an HDF5 fixed-length
-    string dataset of more than one byte as ``NC_STRING`` (``str``; one byte is
-    ``NC_CHAR``, bytes both ways); h5netcdf gives ``bytes``, so ``ds.s == "x"``
-    was all False at the URL and True locally. They are decoded as UTF-8
-    (HDF5's two character sets, ASCII and UTF-8), lazily, to ``object``
-    arrays of ``str``.
-    """
-    names = []
-    for name, var in ds.variables.items():
-        stored = np.dtype(var.encoding.get("dtype", var.dtype))
-        if (
-            var.dtype.kind == "S"
-            and stored.kind == "S"
-            and stored.itemsize > 1
-            and "_Encoding" not in var.attrs
-        ):
-            names.append(name)
-    if not names:
-        return ds
-    strings = xr.Dataset({name: ds.variables[name].copy(deep=False) for name in names})
-    for name in names:
-        strings[name].attrs["_Encoding"] = "utf-8"
-    decoded = xr.decode_cf(strings)
-    for name in names:
-        decoded[name].encoding = dict(ds.variables[name].encoding)
-        decoded[name].attrs.pop("_Encoding", None)
-    coords = [name for name in names if name in ds.coords]
-    data = [name for name in names if name not in ds.coords]
-    return ds.assign({name: decoded[name].variable for name in data}).assign_coords(
-        {name: decoded[name].variable for name in coords}
-    )
-
-
 def _check_engine(engine: str) -> None:
     if engine not in _usable_engines():
         hint = _INSTALL_HINT.get(engine, f"install the package that provides the xarray engine {engine!r}")
@@ -345,7 +308,7 @@ def open_xarray(
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise read_error(href, f"cannot open ({engine})", err) from err
     if remote and asked_netcdf and engine == "h5netcdf" and "netcdf4" in _usable_engines():
-        ds = _strings_as_netcdf_c(ds)
+        ds = strings_as_netcdf_c(ds, href)
     check_coordinates_finite(ds, href)
     ds.encoding["source"] = href
     for var in ds.variables.values():
