@@ -98,11 +98,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_process(process, timeout=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: a remote VRT's <MaskBand> sources are not in GDAL's GetFileList, so check_remote_sources lets a "
-    "local one through: open_raster(masked=True) gives NaN where this machine's file is 0 (128 pixels)",
-)
 def test_a_remote_vrt_whose_mask_band_names_a_local_file_is_refused(served: str) -> None:
     with pytest.raises(tp.ReadError):
         np.asarray(
@@ -122,12 +117,6 @@ def test_a_remote_vrt_of_remote_sources_reads(served: str) -> None:
     assert np.unique(values).tolist() == [7.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: a remote VRTProcessedDataset's <Input> and its steps' dataset arguments (LocalScaleOffset's "
-    "gain/offset_dataset_filename_N, Trimming's trimming_dataset_filename) naming a local file are read: "
-    "the remote raster's values are this machine's file's pixels (or computed from them)",
-)
 @pytest.mark.parametrize("name", ["processed.vrt", "scale_offset.vrt"])
 def test_a_remote_processed_vrt_naming_a_local_file_is_refused(served: str, name: str) -> None:
     with pytest.raises(tp.ReadError):

@@ -74,11 +74,6 @@ def test_a_huge_aux_xml_without_a_length_is_never_read_whole(served: str) -> Non
     assert _aux_bytes_sent(served) < CLAIMED // 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R: an .aux.xml answered without a length (chunked, Range ignored: a dynamic server) is found by "
-    "the HEAD, then dropped: the read has no nodata where the side-car says 100, and nothing is said",
-)
 @pytest.mark.parametrize("served", ["chunkedaux4096"], indirect=True)
 def test_a_small_aux_xml_without_a_length_is_read_or_refused(served: str) -> None:
     try:

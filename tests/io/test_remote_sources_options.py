@@ -91,3 +91,38 @@ def test_a_local_vrt_keeps_its_options(
     (tmp_path / "mine.vrt").write_text(_mosaic([_source(server.url, "header_file", secrets)], relative=False))
     got = np.asarray(tp.open_raster(str(tmp_path / "mine.vrt")).values)
     np.testing.assert_array_equal(got[0], pixels[0])
+
+
+@pytest.mark.parametrize("where", ["mask", "overview-of-mask"])
+def test_a_remote_vrt_naming_a_vrt_whose_other_parts_name_a_local_file_is_refused(
+    served: tuple[HeaderServer, Path, Path, np.ndarray],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    where: str,
+) -> None:
+    """GDAL's file list leaves out a <MaskBand>'s sources: the VRT's XML is walked, in a VRT it names too."""
+    server, vrt_root, _, _ = served
+    private = tmp_path / "private.tif"
+    write_cog(private, count=1, height=32, width=32, block=32, seed=77)
+    source = f'<SimpleSource><SourceFilename relativeToVRT="0">{private}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>'
+    plain = _mosaic([f"/vsicurl/{server.url}/s0.tif"], relative=False)
+    inner_text = {
+        "mask": plain.replace(
+            "</VRTDataset>",
+            f'<MaskBand><VRTRasterBand dataType="Byte">{source}</VRTRasterBand></MaskBand></VRTDataset>',
+        ),
+        "overview-of-mask": plain.replace(
+            "</VRTDataset>",
+            '<MaskBand><VRTRasterBand dataType="Byte">'
+            f'<Overview><SourceFilename relativeToVRT="0">{private}</SourceFilename><SourceBand>1</SourceBand>'
+            "</Overview></VRTRasterBand></MaskBand></VRTDataset>",
+        ),
+    }[where]
+    inner, outer = unique_name(f"inner-{where}.vrt"), unique_name(f"outer-{where}.vrt")
+    (vrt_root / inner).write_text(inner_text)
+    (vrt_root / outer).write_text(_mosaic([f"/vsicurl/{server.url}/{inner}"], relative=False))
+    for name in (inner, outer):  # the VRT itself, and through a VRT naming it
+        with pytest.raises(tp.ReadError, match="names a file on this machine"):
+            np.asarray(
+                tp.open_raster(f"{server.url}/{name}", masked=True, storage=tp.Storage(retries=0)).values
+            )

@@ -118,10 +118,9 @@ def check_remote_sources(path: str, dataset: Any) -> None:
         a source that cannot be read (:func:`check_vrt_sources`).
     """
     files = list(dataset.files)[1:]
-    if not files:
-        return
+    vrt = getattr(dataset, "driver", None) == "VRT"
     if is_remote(path):
-        local = [name for name in files if _reads_here(name)]
+        local = [name for name in files if _reads_here(name)] or (_vrt_names_here(dataset) if vrt else [])
         if local:
             raise ReadError(
                 f"cannot open raster {public_url(path)!r}: it names a file on this machine, or GDAL options "
@@ -129,8 +128,71 @@ def check_remote_sources(path: str, dataset: Any) -> None:
                 "format that refers to other files), which a file read from a URL or a bucket may not; if you "
                 "trust it, download it and open the copy"
             )
-    if getattr(dataset, "driver", None) == "VRT":
+    if files and vrt:
         check_vrt_sources(path, files, remote=is_remote(path))
+
+
+#: Elements of a VRT's XML whose text names a file GDAL opens (a source anywhere: a band's, a
+#: ``<MaskBand>``'s, an ``<Overview>``, a processed dataset's ``<Input>``, a pansharpened band; a
+#: warped VRT's ``<SourceDataset>``); and ``<Argument name="..._dataset_filename_N">`` of processing steps.
+_FILE_ELEMENTS = frozenset({"SourceFilename", "SourceDataset"})
+
+
+def _vrt_names_here(dataset: Any) -> list[str]:
+    """Return the names in the VRT ``dataset``'s XML that read this machine, those ``files`` leaves out too.
+
+    GDAL's file list (``GetFileList``) lists the bands' sources only: a ``<MaskBand>``'s sources, a
+    processed dataset's input and its steps' dataset arguments were read unchecked. This walks
+    GDAL's own description of the opened VRT (metadata domain ``xml:VRT``): a name relative to the
+    VRT (``relativeToVRT="1"``) is beside it (remote); any other name that is not remote, or carries
+    ``/vsicurl?`` options (:func:`_reads_here`), is this machine's. A description that cannot be had
+    or parsed is refused as one (it cannot be checked).
+
+    Examples
+    --------
+    >>> class Vrt:
+    ...     def __init__(self, xml):
+    ...         self.xml = xml
+    ...     def tags(self, ns):
+    ...         return {"xml:VRT": self.xml}
+    >>> masked = '<VRTDataset><MaskBand><VRTRasterBand><SimpleSource><SourceFilename relativeToVRT="0">'
+    >>> _vrt_names_here(Vrt(masked + '/etc/x.tif</SourceFilename></SimpleSource></VRTRasterBand></MaskBand></VRTDataset>'))
+    ['/etc/x.tif']
+    >>> _vrt_names_here(Vrt('<VRTDataset><SimpleSource><SourceFilename relativeToVRT="1">b.tif</SourceFilename></SimpleSource></VRTDataset>'))
+    []
+    >>> _vrt_names_here(Vrt('<VRTDataset><Argument name="gain_dataset_filename_1">g.tif</Argument></VRTDataset>'))
+    ['g.tif']
+    """
+    import xml.etree.ElementTree as ElementTree
+
+    from rasterio.errors import RasterioError
+
+    try:
+        root = ElementTree.fromstring(dataset.tags(ns="xml:VRT").get("xml:VRT") or "")
+    except (ElementTree.ParseError, RasterioError, OSError, ValueError):  # not to be looked at: refused
+        return ["(the VRT's description)"]
+    found = []
+    for element in root.iter():
+        tag = element.tag
+        argument = tag == "Argument" and "filename" in (element.get("name") or "").lower()
+        if tag not in _FILE_ELEMENTS and not argument:
+            continue
+        name = (element.text or "").strip()
+        beside = not argument and element.get("relativeToVRT") == "1" and _relative(name)
+        if name and not beside and _reads_here(name):
+            found.append(name)
+    return found
+
+
+def _relative(name: str) -> bool:
+    """Whether ``name`` is a relative path (GDAL resolves it against the VRT's own folder or URL).
+
+    Examples
+    --------
+    >>> _relative("b.tif"), _relative("../b.tif"), _relative("/etc/b.tif"), _relative("C:/b.tif"), _relative("/vsicurl/h")
+    (True, True, False, False, False)
+    """
+    return not name.startswith(("/", "\\")) and "://" not in name and not (len(name) > 1 and name[1] == ":")
 
 
 def check_vrt_sources(path: str, sources: list[str], *, remote: bool = False) -> None:
@@ -343,10 +405,12 @@ def _ask_inner(name: str, missing: list[str], local: list[str], depth: int) -> N
     try:
         with rasterio.open(name, "r", sharing=False) as inner:
             files = list(inner.files)[1:]
+            here = _vrt_names_here(inner) if inner.driver == "VRT" else []
     except (RasterioError, OSError):
         missing.append(name)
         return
     local.extend(file for file in files if _reads_here(file))
+    local.extend(here)
     _ask([file for file in files if not _reads_here(file)], missing, local, depth + 1)  # never asked: refused
 
 

@@ -289,9 +289,13 @@ def found_sidecars(
                         head = read_head(gdal, sidecar)
                 if head and head[0].startswith(_GZIP):  # Content-Encoding: gzip, which GDAL drops
                     raise _unreadable(path, suffix, "it was sent compressed (Content-Encoding: gzip)")
+                if head == (b"", 0):  # there, of length 0: chunked without a length (GDAL reads nothing)
+                    raise _unreadable(path, suffix, "the server gives no length for it (or it is empty)")
                 if head and head[0]:
                     if not_a_sidecar(suffix, head[0]):
                         break  # another file at that name (a page served for every path): none, as GDAL reads it
+                    if head[1] < len(head[0]):  # no length (chunked, Range ignored): GDAL drops it
+                        raise _unreadable(path, suffix, "the server gives no length for it")
                     if suffix == ".aux.xml" and head[1] > cap:  # GDAL parses it whole
                         raise _unreadable(
                             path, suffix, f"it is {head[1]} bytes long, more than {cap} are read"
@@ -303,9 +307,7 @@ def found_sidecars(
                     (gdal.CPLGetLastErrorMsg() or b"").decode(errors="replace"),
                 )
                 gdal.CPLErrorReset()
-                unread = (
-                    there and head is None
-                )  # HEAD said 200, GET got nothing (refused, or a passing fault)
+                unread = there and head is None  # HEAD said 200, GET got nothing (refused, or a fault)
                 if not unread and not unanswered(number, message):
                     break  # absent (or empty)
                 gdal.VSICurlPartialClearCache(sidecar.encode())  # GDAL remembers 'absent': ask again
