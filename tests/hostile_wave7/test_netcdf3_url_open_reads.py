@@ -48,11 +48,6 @@ def _sent(url: str) -> int:
         return sum(int(entry.get("sent", 0)) for entry in json.loads(answer.read()))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAD: scipy's engine reads every variable's values at the open from a file object: open_xarray of "
-    "a netCDF-3 file at a URL downloads (and holds) the whole file before any value is asked for",
-)
 def test_a_lazy_open_at_a_url_reads_the_header_not_the_file(served: tuple[str, int]) -> None:
     url, size = served
     before = _sent(url)

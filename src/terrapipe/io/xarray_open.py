@@ -47,6 +47,7 @@ from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
+from terrapipe.io.netcdf_classic import ClassicBackend
 from terrapipe.io.netcdf_header import local_extent
 from terrapipe.io.object_file import ObjectFile, open_http
 from terrapipe.io.object_store import is_object_url
@@ -156,7 +157,9 @@ def _check_not_truncated(path: str, engine: str) -> None:
 def _remote_netcdf_engine(target: Any, href: str) -> str:
     """Return the engine that reads a remote netCDF file from a file object, by its first bytes.
 
-    netCDF-3 (``CDF``) is scipy's, netCDF-4/HDF5 h5netcdf's. netCDF4's engine
+    netCDF-3 (``CDF``) is scipy's (read by :class:`~terrapipe.io.netcdf_classic.ClassicBackend`,
+    lazily by ranges, as scipy reads it: scipy reads every value at the open from a file object, and
+    needs not be installed), netCDF-4/HDF5 h5netcdf's. netCDF4's engine
     is never chosen for a remote file, even where it is installed (it is the
     first choice locally): it takes only a path, and would read an
     ``https://`` one as an OPeNDAP endpoint, without terrapipe's time-outs
@@ -177,10 +180,9 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
         hint = "copy it to a local file first, or convert it (nccopy -k nc4)"
         raise read_error(href, "cannot open (netcdf)", cause=cause, hint=hint)
     engine = "scipy" if bytes(head[:3]) == b"CDF" else "h5netcdf"
-    if engine not in _usable_engines():
-        kind = "a netCDF-3" if engine == "scipy" else "a netCDF-4/HDF5"
+    if engine == "h5netcdf" and engine not in _usable_engines():  # netCDF-3: netcdf_classic, no scipy needed
         msg = (
-            f"open_xarray({redact_url(href)!r}): {kind} file over the network is "
+            f"open_xarray({redact_url(href)!r}): a netCDF-4/HDF5 file over the network is "
             f"read with xarray's {engine!r} engine (netCDF4's reads only paths); {_INSTALL_HINT[engine]}"
         )
         raise MissingDependencyError(msg)
@@ -301,6 +303,8 @@ def open_xarray(
     try:
         if stamped:
             ds = xr.open_dataset(target, engine=StampedBackend, chunks=chunks, inner_engine=engine, **kwargs)
+        elif remote and engine == "scipy":  # netCDF-3 read lazily by ranges: scipy reads it all at the open
+            ds = xr.open_dataset(target, engine=ClassicBackend, chunks=chunks, **kwargs)
         else:
             ds = xr.open_dataset(target, engine=engine, chunks=chunks, **kwargs)
     except TerrapipeError:
