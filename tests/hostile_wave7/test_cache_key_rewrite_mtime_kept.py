@@ -23,11 +23,6 @@ def _rewrite_keeping_mtime(path: Path, data: bytes) -> None:
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="P: cache.keys.element_identity of a local file is (size, mtime_ns, inode): a rewrite in place that "
-    "puts the mtime back (cp -p, rsync --inplace -t) keeps the key, so the cache serves the old values",
-)
 @pytest.mark.parametrize("kind", ["file", "zarr folder"])
 def test_a_rewrite_keeping_the_mtime_changes_the_key(tmp_path: Path, kind: str) -> None:
     if kind == "file":

@@ -317,18 +317,23 @@ def _stat(path: str) -> list[Json] | None:
 
 
 def _file_stat(info: os.stat_result) -> list[Json]:
-    """Size, modification time (ns) and inode: a rewrite or a replacement changes one of them."""
-    return [info.st_size, info.st_mtime_ns, info.st_ino]
+    """Size, modification and status-change times (ns) and inode: a rewrite or a replacement changes one of them.
+
+    The status-change time moves at every write even where the modification
+    time is put back afterwards (``cp -p``, ``rsync --inplace -t``); it also
+    moves at a ``chmod`` or a new hard link, which only costs a recompute.
+    """
+    return [info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns]
 
 
 def _tree(root: str) -> list[Json]:
-    """Describe every file under a folder: ``[files, bytes, digest of (path, size, mtime_ns, inode)]``.
+    """Describe every file under a folder: ``[files, bytes, digest of (path, size, mtime_ns, inode, ctime_ns)]``.
 
     One ``stat`` per file (about a microsecond each; a 4096-chunk Zarr store
     takes a few milliseconds). Symbolic links to folders are described by
     their own entry, not followed (no cycles).
     """
-    rows: list[tuple[str, int, int, int]] = []
+    rows: list[tuple[str, int, int, int, int]] = []
     pending = [""]
     while pending:
         rel = pending.pop()
@@ -342,16 +347,18 @@ def _tree(root: str) -> list[Json]:
                             continue
                         info = entry.stat(follow_symlinks=True)
                     except OSError:
-                        rows.append((name, -1, -1, -1))  # vanished or unreadable: still part of the listing
+                        rows.append(
+                            (name, -1, -1, -1, -1)
+                        )  # vanished or unreadable: still part of the listing
                         continue
-                    rows.append((name, info.st_size, info.st_mtime_ns, info.st_ino))
+                    rows.append((name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns))
         except OSError:
-            rows.append((rel or ".", -1, -1, -1))
+            rows.append((rel or ".", -1, -1, -1, -1))
     rows.sort()
     digest = hashlib.blake2b(digest_size=16)
     total = 0
-    for name, size, mtime, inode in rows:
-        digest.update(f"{name}\0{size}\0{mtime}\0{inode}\n".encode("utf-8", "surrogateescape"))
+    for name, size, mtime, inode, ctime in rows:
+        digest.update(f"{name}\0{size}\0{mtime}\0{inode}\0{ctime}\n".encode("utf-8", "surrogateescape"))
         total += max(size, 0)
     return [len(rows), total, digest.hexdigest()]
 

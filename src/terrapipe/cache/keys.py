@@ -55,7 +55,7 @@ is listed below, with ``version=`` (or ``key=``) as the way out.
   opened inside a ``map`` function): describe it with ``version=``;
 - files named in a covered stage's options (a vector layer for
   ``clip_vector``) are described once, when the cache is built: a local one
-  by size, mtime and inode, a remote one by its URL only; a change during
+  by size, mtime, ctime and inode, a remote one by its URL only; a change during
   the life of the pipe is seen when the pipe is built again.
 
 Keys also depend on where the data lives: a copy of a folder on another
@@ -132,7 +132,7 @@ def source_window_key(element: Any) -> dict[str, Any]:
     store). A chip cut by ``read_zarr``/``read_raster``/``stack_stac`` and
     ``chip()`` is fixed by what it was read from and where: this key holds the
     source named in ``encoding["source"]`` (described as any path: a
-    folder's files, a file's size, mtime and inode, walked once per pass of
+    folder's files, a file's size, mtime, ctime and inode, walked once per pass of
     the cache), the name, dims, shape and dtype, a digest of every
     coordinate (the window's position; a few hundred values), the
     attributes and the CRS.

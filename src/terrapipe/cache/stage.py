@@ -17,7 +17,7 @@ it and itself::
 For each element reaching the point (a path, a STAC item, a window
 description...) the cache computes a **key**: the element's identity
 (:func:`~terrapipe.cache.keys.element_identity`: the string plus file size,
-mtime and inode, every file of a folder such as a Zarr store, the ETag of a
+mtime, ctime and inode, every file of a folder such as a Zarr store, the ETag of a
 URL, the item's JSON and asset files, array contents...; or ``key(element)``)
 mixed with a digest of the covered stages' configuration (their classes and
 options, functions by bytecode; see :mod:`terrapipe.cache.segment`) and
