@@ -150,3 +150,30 @@ def test_a_netcdf_3_file_with_a_record_dimension_is_checked_by_its_header(
         path.write_bytes(data[:cut])
         with pytest.raises(TerrapipeError, match=r"truncated|cannot open"):
             tp.open_xarray(path, engine="netcdf4")[names[-1]].values  # noqa: B018
+
+
+@pytest.mark.parametrize("dtype", ["i1", "S1", "i2"])
+@pytest.mark.parametrize("fmt", ["NETCDF3_CLASSIC", "NETCDF3_64BIT"])
+def test_a_single_unpadded_record_variable_reads_on_disk_as_at_a_url(
+    served: Any, dtype: str, fmt: str
+) -> None:
+    """netCDF-C stores one record variable of records not a multiple of 4 bytes unpadded; scipy cannot read it.
+
+    On disk open_xarray chose scipy for every netCDF-3 file ('cannot reshape': a ReadError for a good
+    file) while the same file at a URL read right; now both read what netCDF4's engine reads.
+    """
+    import netCDF4
+
+    path: Path = served.root / f"rec-{uuid.uuid4().hex[:8]}.nc"
+    with netCDF4.Dataset(path, "w", format=fmt) as nc:
+        nc.createDimension("t", None)
+        var = nc.createVariable("v", dtype, ("t",))
+        var[:3] = np.array([b"a", b"b", b"c"]) if dtype == "S1" else np.arange(3, dtype=dtype)
+        nc.createVariable("fixed", "i1", ())
+    expected = xr.open_dataset(path, engine="netcdf4").load()
+    xr.testing.assert_identical(tp.open_xarray(str(path)).load(), expected)
+    xr.testing.assert_identical(tp.open_xarray(served.url_for(path)).load(), expected)
+    cut = served.root / f"cut-{uuid.uuid4().hex[:8]}.nc"
+    cut.write_bytes(path.read_bytes()[:-4])  # netCDF-C may pad the end: 4 bytes hold a value here
+    with pytest.raises(tp.ReadError, match=cut.name):
+        tp.open_xarray(str(cut))

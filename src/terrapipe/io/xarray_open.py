@@ -47,8 +47,8 @@ from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
-from terrapipe.io.netcdf_classic import ClassicBackend
-from terrapipe.io.netcdf_header import local_extent
+from terrapipe.io.netcdf_classic import ClassicBackend, parse_classic
+from terrapipe.io.netcdf_header import MAX_HEADER, local_extent
 from terrapipe.io.object_file import ObjectFile, open_http
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import href_of, is_http
@@ -131,15 +131,31 @@ def _local_netcdf_engine(path: str) -> str:
     gives a variable whose second half is 0); scipy refuses it. HDF5
     (netCDF-4) files stay with the first engine installed: HDF5 itself
     refuses a truncated file.
+
+    One netCDF-3 layout scipy misreads: a single record variable whose record
+    is not a multiple of four bytes is stored unpadded (netCDF-C), and scipy
+    strides it as padded ("cannot reshape"); such a file goes to the first
+    engine (the extent check below still refuses it truncated).
     """
     try:
         with open(path, "rb") as file:
-            head = file.read(4)
+            head = file.read(MAX_HEADER)
     except OSError:
         head = b""  # a missing file: named below, by the engine's open
-    if head in (b"CDF\x01", b"CDF\x02") and "scipy" in _usable_engines():
+    classic = head[:4] in (b"CDF\x01", b"CDF\x02")
+    if classic and "scipy" in _usable_engines() and not _unpadded_single_record(head):
         return "scipy"
     return _netcdf_engine()
+
+
+def _unpadded_single_record(head: bytes) -> bool:
+    """Whether a netCDF-3 header has one record variable whose records are stored unpadded (see above)."""
+    try:
+        header = parse_classic(head)
+    except ValueError:  # a longer header or a malformed one: scipy says what it says
+        return False
+    records = [var for var in header.variables.values() if var.record]
+    return header.records > 0 and len(records) == 1 and records[0].item_bytes % 4 != 0
 
 
 def _check_not_truncated(path: str, engine: str) -> None:
