@@ -8,8 +8,6 @@ HDF5 file they do not: other phony dimension names, and a fixed-length string da
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +15,9 @@ import numpy as np
 import pytest
 
 import terrapipe as tp
-from tests.servers.process import start_serving, stop_process
+from tests.hostile_wave7.serving import files_server
 
 h5py = pytest.importorskip("h5py")
-SCRIPT = Path(__file__).with_name("_files_server.py")
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +27,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
         f["a"] = np.arange(12.0).reshape(3, 4)
         f["b"] = np.arange(4, dtype="i2")
         f["s"] = np.array([b"x", b"yy"])
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root)]
-
-    def ping(server: tuple[str, subprocess.Popen[bytes]]) -> None:
-        import urllib.request
-
-        urllib.request.urlopen(server[0] + "/_log", timeout=5).close()
-
-    url, process = start_serving(cmd, lambda u, p: (u, p), ping, "files server", 20)
-    try:
+    with files_server(root) as url:
         yield root, url
-    finally:
-        stop_process(process, timeout=2)
 
 
 def _shown(ds: object) -> dict[str, tuple[int, list[object]]]:

@@ -8,8 +8,6 @@ that are not UTF-8 make the disk open a ReadError but the URL's read a bare Unic
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +15,9 @@ import numpy as np
 import pytest
 
 import terrapipe as tp
-from tests.servers.process import start_serving, stop_process
+from tests.hostile_wave7.serving import files_server
 
 h5py = pytest.importorskip("h5py")
-SCRIPT = Path(__file__).with_name("_files_server.py")
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +28,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
         f["u"] = np.array(["é".encode(), b"xy"], "S2")
     with h5py.File(root / "latin.h5", "w") as f:
         f["s"] = np.array([b"caf\xe9", b"ok"], "S4")  # latin-1 bytes in an ASCII-charset dataset
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root)]
-
-    def ping(server: tuple[str, subprocess.Popen[bytes]]) -> None:
-        import urllib.request
-
-        urllib.request.urlopen(server[0] + "/_log", timeout=5).close()
-
-    url, process = start_serving(cmd, lambda u, p: (u, p), ping, "files server", 20)
-    try:
+    with files_server(root) as url:
         yield root, url
-    finally:
-        stop_process(process, timeout=2)
 
 
 def test_a_string_with_a_nul_reads_as_on_disk(served: tuple[Path, str]) -> None:

@@ -9,20 +9,15 @@ in CDF-2/CDF-5) cannot be opened to read one window. Every remote response is ca
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
 import terrapipe as tp
-from tests.servers.process import start_serving, stop_process
-
-SCRIPT = Path(__file__).with_name("_files_server.py")
+from tests.hostile_wave7.serving import files_server
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +26,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     values = np.arange(40 * 100 * 100, dtype="f4").reshape(40, 100, 100)
     path = root / "big.nc"
     xr.Dataset({"v": (("t", "y", "x"), values)}).to_netcdf(path, format="NETCDF3_64BIT", engine="scipy")
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root)]
-
-    def ping(server: tuple[str, subprocess.Popen[bytes]]) -> None:
-        urllib.request.urlopen(server[0] + "/_log", timeout=5).close()
-
-    url, process = start_serving(cmd, lambda u, p: (u, p), ping, "files server", 20)
-    try:
+    with files_server(root) as url:
         yield url, path.stat().st_size
-    finally:
-        stop_process(process, timeout=2)
 
 
 def _sent(url: str) -> int:

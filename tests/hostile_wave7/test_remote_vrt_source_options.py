@@ -10,8 +10,6 @@ source must be refused, and nothing read from this machine may reach the server.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +20,8 @@ import rasterio
 from affine import Affine
 
 import terrapipe as tp
-from tests.servers.process import start_serving, stop_process
+from tests.hostile_wave7.serving import files_server
 
-SCRIPT = Path(__file__).with_name("_files_server.py")
 SECRET = "topsecret-h7-header"
 
 
@@ -56,21 +53,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     secrets = tmp_path / "home" / ".git-credentials"  # any file of 'Name: value' lines
     secrets.parent.mkdir()
     secrets.write_text(f"X-Secret: {SECRET}\n")
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root)]
-
-    def ping(server: tuple[str, subprocess.Popen[bytes]]) -> None:
-        urllib.request.urlopen(server[0] + "/_log", timeout=5).close()
-
-    url, process = start_serving(cmd, lambda u, p: (u, p), ping, "files server", 20)
-    try:
+    with files_server(root) as url:
         for name, source in {
             "first.vrt": f"/vsicurl?header_file={secrets}&amp;url={url}/src.tif",
             "last.vrt": f"/vsicurl?url={url}/src.tif&amp;header_file={secrets}",
         }.items():
             (root / name).write_text(_vrt(source))
         yield url, secrets
-    finally:
-        stop_process(process, timeout=2)
 
 
 @pytest.mark.parametrize("name", ["first.vrt", "last.vrt"])

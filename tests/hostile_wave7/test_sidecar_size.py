@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +20,8 @@ import rasterio
 from affine import Affine
 
 import terrapipe as tp
-from tests.servers.process import start_serving, stop_process
+from tests.hostile_wave7.serving import files_server
 
-SCRIPT = Path(__file__).with_name("_files_server.py")
 CLAIMED = 96 * 2**20
 
 
@@ -34,16 +31,8 @@ def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     with rasterio.open(tmp_path / "a.tif", "w", transform=Affine(10, 0, 5e5, 0, -10, 4e6), **profile) as dst:
         dst.write(np.arange(100, 164, dtype="uint16").reshape(1, 8, 8))
     mode = request.param if isinstance(request.param, str) else f"bigaux{request.param}"
-    cmd = [sys.executable, str(SCRIPT), "--root", str(tmp_path), "--mode", mode]
-
-    def ping(server: tuple[str, subprocess.Popen[bytes]]) -> None:
-        urllib.request.urlopen(server[0] + "/_log", timeout=5).close()
-
-    url, process = start_serving(cmd, lambda u, p: (u, p), ping, "files server", 20)
-    try:
+    with files_server(tmp_path, mode) as url:
         yield url
-    finally:
-        stop_process(process, timeout=2)
 
 
 def _aux_bytes_sent(url: str) -> int:
