@@ -431,7 +431,13 @@ class RangeServer(Stoppable):
         return result
 
     def bytes_served(self, path: str | None = None) -> int:
-        """Body bytes served for one URL path (``/a.tif``), or in total."""
+        """Body bytes served for one URL path (``/a.tif``), or in total.
+
+        A request is counted when its answer ends, which can be after the
+        client has all its bytes: the answers still being sent are waited for
+        first (at most 5 s), else a read that just finished could count 0.
+        """
+        self.settle(5.0)
         stats = self.stats()
         if path is None:
             return int(stats["total_bytes"])
