@@ -86,6 +86,7 @@ from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote
 from terrapipe.io.read_errors import read_error, scrub_chain, store_error_code
 from terrapipe.io.remote_sources import check_remote_sources
+from terrapipe.io.stamped_file import file_stamp
 from terrapipe.io.storage import Storage
 
 __all__ = [
@@ -265,28 +266,6 @@ class _FileChangedError(OSError):
         super().__init__(f"{cause}; {hint}" if hint else cause)
         self.cause = cause
         self.hint = hint
-
-
-def file_stamp(path: str) -> tuple[int, int, int, int, int]:
-    """Return ``(mtime_ns, size, inode, device, ctime_ns)`` of the local file ``path`` (its identity for :class:`RasterSource`).
-
-    The status-change time is set by the system at every write (and at
-    ``utime``), so a file rewritten in place whose modification time was put
-    back (``cp -p``, ``rsync --inplace -t``) still differs; it also changes
-    when the file's permissions or its number of links change (then the file
-    is refused as changed: open it again).
-
-    Raises ``OSError`` when it cannot be looked at.
-
-    Examples
-    --------
-    >>> open("s.bin", "wb").write(b"abc")
-    3
-    >>> file_stamp("s.bin")[1]
-    3
-    """
-    info = os.stat(path)
-    return (info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev, info.st_ctime_ns)
 
 
 class _Entered(threading.local):

@@ -59,6 +59,9 @@ def file_stamp(path: str) -> tuple[int, int, int, int, int]:
     The status-change time is set by the system at every write and every
     ``utime``: a file rewritten in place whose modification time was put back
     (``cp -p``, ``rsync --inplace -t``) keeps its size, inode and mtime, not it.
+    It also changes when the file's permissions or its number of links change
+    (then the file is refused as changed: open it again). The identity of a
+    file for :class:`~terrapipe.io.raster_array.RasterSource` too.
 
     Examples
     --------
