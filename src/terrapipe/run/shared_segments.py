@@ -15,7 +15,11 @@ main process has let go of them:
 
 - :class:`SegmentPool` (in the worker) allocates the collate's tensors in its
   segments (:meth:`SegmentPool.allocate`, set as the collate's allocator by
-  :func:`~terrapipe.tensor.collate.stacking_into`). A segment is reused only
+  :func:`~terrapipe.tensor.collate.stacking_into`), on the thread collating a
+  batch only (inside :meth:`SegmentPool.batch`): a ``tp.collate`` the pipe
+  itself runs (in ``pmap``'s threads, which see the worker's context) gets a
+  segment of its own, as two threads taking one slot mixed their samples.
+  A segment is reused only
   when no tensor of the worker holds it and the main process has released
   every message it was lent in;
   otherwise a new one is made, up to ``slots`` segments and
@@ -54,6 +58,7 @@ import contextlib
 import contextvars
 import io
 import math
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from multiprocessing.reduction import ForkingPickler
@@ -111,6 +116,10 @@ class SegmentPool:
         self._current = 0  # bytes allocated by the batch being made
         self._by_ptr: dict[int, int] = {}
         self._tokens = 0
+        # the thread inside batch(): the pipe's own tp.collate calls (in pmap's threads, or on this
+        # thread between batches) get segments of their own, so two threads never take one slot
+        self._owner: int | None = None
+        self._lock = threading.Lock()  # slots are taken and lent under it, whoever asks
 
     @property
     def held(self) -> int:
@@ -119,9 +128,17 @@ class SegmentPool:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Start a batch: what is allocated from here on (its tensors copied in when sent too) counts as one."""
+        """Collate a batch: what this thread allocates here (its tensors copied in when sent too) counts as one.
+
+        Only this thread, inside this context, allocates in the pool; any other
+        allocation gets a segment of its own.
+        """
         self._current = 0
-        yield
+        owner, self._owner = self._owner, threading.get_ident()
+        try:
+            yield
+        finally:
+            self._owner = owner
 
     def _count(self, nbytes: int) -> None:
         self._current += nbytes
@@ -145,18 +162,20 @@ class SegmentPool:
         """
         size = tuple(int(n) for n in shape)
         nbytes = math.prod(size) * torch.empty((), dtype=dtype).element_size()
-        self._count(nbytes)
-        if nbytes == 0:
+        if nbytes == 0 or self._owner != threading.get_ident():
             return empty_shared(size, dtype)
-        index = self._take(nbytes)
-        if index is None:  # every slot held, or the byte limit reached: a segment of its own
-            return empty_shared(size, dtype)
-        segment = self.slots[index]
-        assert segment is not None
-        self._tokens += 1
-        segment.used, segment.token = True, self._tokens
+        with self._lock:
+            self._count(nbytes)
+            index = self._take(nbytes)
+            if index is None:  # every slot held, or the byte limit reached: a segment of its own
+                return empty_shared(size, dtype)
+            segment = self.slots[index]
+            assert segment is not None
+            self._tokens += 1
+            token = segment.token = self._tokens
+            segment.used = True
         view = segment.bytes[:nbytes]  # a new array: torch.from_numpy holds it as long as the tensor lives
-        weakref.finalize(view, _unused, segment, self._tokens)
+        weakref.finalize(view, _unused, segment, token)
         return torch.from_numpy(view).view(dtype).view(size)
 
     def _take(self, nbytes: int) -> int | None:
@@ -245,27 +264,29 @@ class SegmentPool:
         not sent gives them back (:meth:`unsend`);
         ``copies``, the slots the message's other tensors were copied into.
         """
-        index = self.lent(tensor)
-        if index is None:
-            index = self._copy_in(tensor, copies)
-        if index is None:
-            return None
-        segment = self.slots[index]
-        assert segment is not None
-        if index not in sent:
-            sent[index] = 1
-            segment.lends += 1
-        mapped = self.returns[index] > segment.base  # let go of once: the main process maps it
+        with self._lock:
+            index = self.lent(tensor)
+            if index is None:
+                index = self._copy_in(tensor, copies)
+            if index is None:
+                return None
+            segment = self.slots[index]
+            assert segment is not None
+            if index not in sent:
+                sent[index] = 1
+                segment.lends += 1
+            mapped = self.returns[index] > segment.base  # let go of once: the main process maps it
         storage = None if mapped else segment.tensor.untyped_storage()
         layout = (tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
         return rebuilt, (index, storage, segment.nbytes, *layout)
 
     def unsend(self, sent: dict[int, int]) -> None:
         """Give back the slots of a message that was not sent."""
-        for index in sent:
-            segment = self.slots[index]
-            if segment is not None:
-                segment.lends -= 1
+        with self._lock:
+            for index in sent:
+                segment = self.slots[index]
+                if segment is not None:
+                    segment.lends -= 1
 
 
 def _unused(segment: _Segment, token: int) -> None:
