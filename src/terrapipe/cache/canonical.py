@@ -7,8 +7,9 @@ neither can be used. :func:`canonical` turns a value into plain JSON instead:
 
 - JSON scalars stay as they are (non-finite floats are tagged);
 - a string or path naming an existing local file also carries the file's
-  size, modification time (ns) and inode; one naming a folder (a Zarr store)
-  carries a digest of every file in it (path, size, mtime, inode), so
+  size, modification and status-change times (ns) and inode; one naming a
+  folder (a Zarr store) carries a digest of every file in it (path, size,
+  mtime, inode, ctime; symbolic links followed, each folder once), so
   rewriting one chunk changes the key; with ``check_remote=True`` an
   ``http(s)://`` URL carries its ``ETag``, ``Last-Modified`` and size (a
   ``HEAD`` request; a Zarr store over HTTP: its metadata documents'). What
@@ -45,6 +46,7 @@ False
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import enum
@@ -330,30 +332,43 @@ def _tree(root: str) -> list[Json]:
     """Describe every file under a folder: ``[files, bytes, digest of (path, size, mtime_ns, inode, ctime_ns)]``.
 
     One ``stat`` per file (about a microsecond each; a 4096-chunk Zarr store
-    takes a few milliseconds). Symbolic links to folders are described by
-    their own entry, not followed (no cycles).
+    takes a few milliseconds). Symbolic links are followed, as a reader
+    follows them: a store assembled from links to folders kept elsewhere has
+    its chunks there, and one rewritten in place changes no entry of the
+    link. Each folder is walked once (by device and inode, in name order,
+    so the same tree gives the same rows); a link to a folder walked already
+    (a cycle) is one row naming its target.
     """
     rows: list[tuple[str, int, int, int, int]] = []
+    seen: set[tuple[int, int]] = set()
+    with contextlib.suppress(OSError):
+        top = os.stat(root)
+        seen.add((top.st_dev, top.st_ino))
     pending = [""]
     while pending:
         rel = pending.pop()
         try:
-            with os.scandir(os.path.join(root, rel) if rel else root) as entries:
-                for entry in entries:
-                    name = f"{rel}/{entry.name}" if rel else entry.name
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            pending.append(name)
-                            continue
-                        info = entry.stat(follow_symlinks=True)
-                    except OSError:
-                        rows.append(
-                            (name, -1, -1, -1, -1)
-                        )  # vanished or unreadable: still part of the listing
-                        continue
-                    rows.append((name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns))
+            with os.scandir(os.path.join(root, rel) if rel else root) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name, reverse=True)
         except OSError:
             rows.append((rel or ".", -1, -1, -1, -1))
+            continue
+        for entry in entries:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                info = entry.stat(follow_symlinks=True)
+            except OSError:  # vanished, unreadable, a dangling link: still part of the listing
+                rows.append((name, -1, -1, -1, -1))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                folder = (info.st_dev, info.st_ino)
+                if folder in seen:  # a link back to a folder walked already
+                    rows.append((f"{name}/", -2, 0, info.st_ino, 0))
+                else:
+                    seen.add(folder)
+                    pending.append(name)
+                continue
+            rows.append((name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns))
     rows.sort()
     digest = hashlib.blake2b(digest_size=16)
     total = 0

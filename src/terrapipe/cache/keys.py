@@ -7,12 +7,15 @@ is listed below, with ``version=`` (or ``key=``) as the way out.
 
 - a path or URL string, a ``pathlib`` path: the string, plus
 
-  - a local **file**: its size, modification time (ns) and inode (a rewrite
-    changes the time, a replacement by rename the inode);
+  - a local **file**: its size, modification and status-change times (ns)
+    and inode (a rewrite changes the times, even where the mtime is put
+    back; a replacement by rename the inode);
   - a local **folder** (a Zarr store): every file in it, recursively, by
-    relative path, size, modification time (ns) and inode (one ``stat`` per
-    file: a few milliseconds for thousands of chunks), so a chunk
-    rewritten by ``to_zarr(region=...)`` changes the key;
+    relative path, size, modification and status-change times (ns) and
+    inode (one ``stat`` per file: a few milliseconds for thousands of
+    chunks), so a chunk rewritten by ``to_zarr(region=...)`` changes the
+    key; symbolic links to files and folders are followed (a store
+    assembled from links to arrays kept elsewhere), each folder walked once;
   - the cache stage describes each file or folder **once per pass** (epoch):
     the elements of one pass that name it (every chip of a scene, through
     ``encoding["source"]``) share that description, so a store is not walked
@@ -43,8 +46,9 @@ is listed below, with ``version=`` (or ``key=``) as the way out.
 
 - remote files with ``check_remote=False``, and URLs other than
   ``http(s)`` (``s3://``, ``gs://``, ...): only the URL is keyed;
-- a server that sends none of ``ETag``, ``Last-Modified`` and
-  ``Content-Length``; a Zarr store over HTTP whose chunk is rewritten without
+- a server that sends neither ``ETag`` nor ``Last-Modified`` (a dynamic
+  one): only its ``Content-Length`` is seen, so a change that keeps the
+  size is not; a Zarr store over HTTP whose chunk is rewritten without
   its metadata documents changing (HTTP cannot list chunks);
 - a local file rewritten in place with the same size within the
   filesystem's timestamp resolution (a clock tick, 1 to 10 ms, on Linux
