@@ -77,13 +77,15 @@ from rasterio.windows import Window
 from xarray.backends import BackendArray
 
 from terrapipe._compat import variable_data, xarray_indexing
-from terrapipe.core.errors import ReadError
+from terrapipe.core.errors import ReadError, TerrapipeError
 from terrapipe.core.redact import redact_url, secrets_of
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.gdal_env import PLAIN_FORM_PREFIXES, gdal_env, plain_url_env
 from terrapipe.io.gdal_fork import keep_unclosed_in_children
+from terrapipe.io.gdal_opener import failure_of, open_dataset, uses_opener
+from terrapipe.io.gdal_opener import forget as forget_sidecar_answers
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
-from terrapipe.io.paths import gdal_path, is_remote
+from terrapipe.io.paths import gdal_path, is_remote, quote_url
 from terrapipe.io.read_errors import read_error, scrub_chain, store_error_code
 from terrapipe.io.remote_sources import check_remote_sources
 from terrapipe.io.stamped_file import file_stamp
@@ -175,6 +177,10 @@ class RasterSource:
         ensure_gdal_setup()  # fork hook, log filter, cache sizes: once per process, at the first read
         if self.storage is None and not is_remote(self.path):
             return nullcontext()
+        if (
+            self.through_byte_layer
+        ):  # GDAL reads it through terrapipe's byte layer: no GDAL option, no credential
+            return nullcontext()
         key = (self.gdal_path, self.storage)
         if key in _ENTERED.keys:  # a read that opens the file: inside this environment already
             return nullcontext()  # (entered twice, a storage's headers were sent twice: 'A: x', 'A: x')
@@ -186,11 +192,27 @@ class RasterSource:
             env = plain_url_env(self.gdal_path, env)
         return _entered(key, env)
 
+    @property
+    def through_byte_layer(self) -> bool:
+        """Whether GDAL reads this file through terrapipe's byte layer (:mod:`terrapipe.io.gdal_opener`)."""
+        return uses_opener(self.path, self.gdal_path)
+
     def open(self) -> rasterio.io.DatasetReader:
         """Open a new dataset (callers normally use :func:`acquire`)."""
         kwargs: dict[str, Any] = dict(self.options)
         if self.overview_level is not None:
             kwargs["overview_level"] = self.overview_level
+        if self.through_byte_layer:
+            sidecars = (
+                "list_dir=no" in self.gdal_path
+            )  # gdal_path(sidecars=True): GDAL asks for each side-car
+            dataset = open_dataset(quote_url(self.path), self.storage, sidecars=sidecars, **kwargs)
+            try:
+                check_remote_sources(self.path, dataset)
+            except ReadError:
+                dataset.close()
+                raise
+            return dataset
         with self.env():
             try:
                 dataset = rasterio.open(self.gdal_path, "r", sharing=False, **kwargs)
@@ -430,6 +452,7 @@ def forget_remote(path: str) -> None:
         for name in {gdal_path(path), gdal_path(path, sidecars=True)}:  # opened with its side-cars or not
             _GENERATIONS[name] = _GENERATIONS.get(name, 0) + 1
     forget_remote_file(path)
+    forget_sidecar_answers(quote_url(path))
 
 
 def close_thread_handles() -> None:
@@ -503,14 +526,30 @@ def attempt(
         retries, delay = source.storage.retries, 0.5
     else:
         retries, delay = _retry_settings()
+    layer = source.through_byte_layer
     for tries in range(retries + 1):
         with gdal_messages() as messages:
             try:
                 with source.env():
-                    return operation()
+                    if not layer:
+                        return operation()
+                    result = operation()
+                kept = _layer_failure(source)  # a failed request under GDAL: zeros or a short read, kept
+                if kept is None:
+                    return result
+                failure, reason = kept, _layer_reason(kept)
             except (RasterioError, OSError, UnicodeError) as err:  # UnicodeError: a damaged CRS or tag text
-                failure, reason = err, _reason(err, messages)
+                kept = _layer_failure(source) if layer else None
+                if kept is not None or (layer and isinstance(err, ReadError)):
+                    failure = kept if kept is not None else err
+                    reason = _layer_reason(failure)
+                else:
+                    failure, reason = err, _reason(err, messages)
         forget(source)
+        if layer and isinstance(failure, TerrapipeError) and not isinstance(failure, ReadError):
+            raise failure  # a storage that cannot be used (a header no HTTP request can hold): as it is
+        if layer and isinstance(failure, ReadError):
+            break  # the byte layer retried it already (Storage.retries, within its deadline)
         if tries == retries or not _transient(reason):
             break
         time.sleep(delay)
@@ -519,6 +558,26 @@ def attempt(
     if secrets_of(source.path):  # GDAL's messages in the chain name the URL
         scrub_chain(failure, source.path)
     raise error from failure
+
+
+def _layer_failure(source: RasterSource) -> BaseException | None:
+    """Return the byte layer's failure under this thread's handle of ``source`` since it was opened, if any."""
+    held = _HANDLES.datasets.get(source)
+    return None if held is None else failure_of(held[0])
+
+
+def _layer_reason(failure: BaseException) -> BaseException:
+    """Return the byte layer's failure under GDAL as a reason for ``fail``: its words after ``cannot read '<URL>': ``."""
+    text = str(failure)
+    _, sep, rest = text.partition("': ")
+    words = rest if sep and text.startswith("cannot ") else text
+    if "within the deadline" in words:  # said as every reader says it: 'the server did not answer in time'
+        return TimeoutError(f"timed out: {words}")
+    return _LayerError(words)
+
+
+class _LayerError(OSError):
+    """What the byte layer said of a failed request under GDAL (named by the reader's ``fail``)."""
 
 
 def _attempt_local(

@@ -60,6 +60,10 @@ def _remote_name(name: str) -> bool:
         name = name[len(wrapper) :].lstrip("{")
         if not name.startswith("/"):
             name = "/" + name
+    if (
+        name.startswith("/vsiriopener_") and "/tp/" in name
+    ):  # a file next to a raster read through the byte layer
+        return True  # (io/gdal_opener.py serves only the raster and its side-cars, at the raster's URL)
     return name.startswith(_NETWORK) or name.split("://", 1)[0].lower() in ("http", "https", "s3", "gs", "az")
 
 

@@ -1,0 +1,550 @@
+"""Remote rasters read by GDAL through terrapipe's byte layer: rasterio's ``opener``.
+
+GDAL's own network layer (``/vsicurl/``) takes a ``206`` whose
+``Content-Range`` is not the range it asked for (wrong pixels, silently),
+does not notice a file replaced between its requests, and sends the
+credentials of ``GDAL_HTTP_HEADERS`` wherever curl goes (a redirect's host;
+a reader thread keeps them as a thread-local option). So a raster at an
+``http(s)://`` URL is opened with ``rasterio.open(name, opener=...)``
+(:func:`open_dataset`): GDAL gets a name without URL, query or credential,
+and reads every byte through Python callbacks served by
+:mod:`terrapipe.io.http_reads` (each range checked, ``Content-Range``
+compared, a size or ``ETag`` change refused, one deadline per request, the
+storage's headers only to their origin, retries).
+
+What the callbacks serve (:class:`RemoteBytes`, one per URL and open):
+
+- plain reads (the header, the tile index) from blocks of
+  :data:`BLOCK_BYTES`, consecutive missing blocks in one request, at most
+  :data:`MAX_CACHED_BLOCKS` of them kept per file (GDAL's block cache holds
+  the decoded tiles above);
+- GDAL's multi-range reads (the tiles of a window: one call) as ranged GETs,
+  ranges less than :data:`MERGE_GAP` apart merged, the requests run at once
+  on this process's pool (``Storage.concurrency`` per read).
+
+A failed request cannot be raised through GDAL (rasterio's callbacks would
+leave the exception pending): the callback returns no bytes (a plain read)
+or zeros (a multi-range read) and the opener keeps the failure;
+:func:`failure_of` hands it to :func:`terrapipe.io.raster_array.attempt`
+after every operation, which refuses the read with it (``ReadError`` naming
+``scheme://host/path``) and closes the handle, so GDAL's copy of those zeros
+goes with it. The failure stays with the dataset: one GDAL went on from
+(an overview or a mask directory it could not read is "none" to GDAL) is
+refused at its next read too.
+
+Side-cars (``.aux.xml``, ``.msk``, ``.ovr``): the folder GDAL lists holds the
+file alone (no side-car asked for), or, where side-cars are read
+(``sidecars=True``), nothing: GDAL then asks for each side-car name, and each
+is looked up with one ranged ``GET`` through the byte layer (remembered per
+process until :func:`forget` of the file). A URL with a query string signs
+the file only: no side-car is asked for there.
+
+rasterio keeps its openers in context variables, one dict per thread; a
+handle opened on one thread and closed on another (a thread's handles closed
+at its end) would not be found. :func:`_share_registries` makes every thread
+use the process's dicts (rasterio 1.4's private names, checked here).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import posixpath
+import threading
+import urllib.parse
+import uuid
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+from rasterio.abc import MultiByteRangeResourceContainer
+
+from terrapipe.core.errors import ReadError
+from terrapipe.core.per_process import PerProcess
+from terrapipe.core.redact import public_url
+from terrapipe.io import http_reads
+from terrapipe.io.storage import Storage
+
+__all__ = [
+    "BLOCK_BYTES",
+    "MAX_CACHED_BLOCKS",
+    "MERGE_GAP",
+    "RemoteBytes",
+    "RemoteOpener",
+    "failure_of",
+    "forget",
+    "open_dataset",
+    "uses_opener",
+]
+
+#: Bytes of one block of plain reads (the first one also gives the file's size).
+BLOCK_BYTES = 64 * 1024
+#: Blocks of plain reads kept per open file (4 MiB).
+MAX_CACHED_BLOCKS = 64
+#: Ranges of one multi-range read closer than this are fetched in one request.
+MERGE_GAP = 64 * 1024
+#: Side-car answers remembered per process.
+_MAX_PROBES = 4096
+
+
+def uses_opener(path: str, name: str) -> bool:
+    """Whether the raster ``path`` (GDAL name ``name``) is read through the byte layer.
+
+    An ``http(s)://`` URL that :func:`~terrapipe.io.paths.gdal_path` gives as
+    ``/vsicurl?`` (not a GeoPackage, SQLite or netCDF file), and not a VRT
+    (whose sources GDAL opens itself: :mod:`terrapipe.io.remote_sources`).
+
+    Examples
+    --------
+    >>> uses_opener("https://h/a.tif", "/vsicurl?empty_dir=yes&url=https%3A%2F%2Fh%2Fa.tif")
+    True
+    >>> uses_opener("https://h/a.vrt", "/vsicurl?empty_dir=yes&url=x"), uses_opener("a.tif", "/d/a.tif")
+    (False, False)
+    """
+    if not name.startswith("/vsicurl?"):
+        return False
+    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
+    if scheme not in ("http", "https"):
+        return False
+    return not urllib.parse.urlsplit(path).path.lower().endswith(".vrt")
+
+
+def _gdal_storage(storage: Storage | None) -> Storage:
+    """Return the storage of a read without one: the environment's, with GDAL's time-out and retries if set."""
+    if storage is not None:
+        return storage
+    from terrapipe.io.gdal_env import _configured
+
+    changes: dict[str, Any] = {}
+    timeout = _configured("GDAL_HTTP_TIMEOUT")
+    retries = _configured("GDAL_HTTP_MAX_RETRY")
+    try:
+        if timeout is not None and float(timeout) > 0:  # curl's limit on a whole request
+            changes["timeout"] = changes["deadline"] = float(timeout)
+        if retries is not None:
+            changes["retries"] = max(0, int(retries))
+    except ValueError:
+        pass
+    base = Storage.from_env()
+    return base.with_options(**changes) if changes else base
+
+
+#: The open files' openers by the name GDAL has (``tp/<id>/<file name>``): gone with the dataset.
+_OPENERS: weakref.WeakValueDictionary[str, RemoteOpener] = weakref.WeakValueDictionary()
+
+
+def failure_of(dataset: Any) -> BaseException | None:
+    """Return the first failure of the byte layer under GDAL for ``dataset`` (any read since its open), or ``None``.
+
+    A failed read hands GDAL no bytes or zeros; GDAL may go on without them
+    (an overview or a mask directory it could not read is "none"): the
+    dataset is not to be read from again, nor what it gave trusted.
+    """
+    name = str(getattr(dataset, "name", ""))
+    if not name.startswith("/vsiriopener_"):
+        return None
+    opener = _OPENERS.get(name.split("/", 2)[-1])
+    return None if opener is None else opener.failure
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return _POOL.get()
+
+
+_POOL: PerProcess[concurrent.futures.ThreadPoolExecutor] = PerProcess(
+    lambda: concurrent.futures.ThreadPoolExecutor(32, "terrapipe-gdal-ranges")
+)
+
+
+class RemoteBytes:
+    """One remote file as GDAL reads it: checked ranged reads, its size, a bounded block cache.
+
+    Parameters
+    ----------
+    url
+        The ``http(s)://`` URL (a query string is sent, never shown).
+    storage
+        Headers, time-outs, deadline, retries, cap.
+    first
+        The first block and the file's size, ``(bytes, size, etag)``, when already read.
+
+    Raises
+    ------
+    ReadError
+        When the first block cannot be read (no such file, refused, no answer).
+    """
+
+    def __init__(
+        self, url: str, storage: Storage, first: tuple[bytes, int, str | None] | None = None
+    ) -> None:
+        self.url = url
+        self.storage = storage
+        self._lock = threading.Lock()
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        if first is None:
+            first = _first_block(url, storage)
+        body, self.size, self.etag = first
+        if body:
+            self._blocks[0] = body
+
+    def __repr__(self) -> str:
+        return f"RemoteBytes({public_url(self.url)!r}, size={self.size})"
+
+    def _get(self, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive), one checked ranged GET: the same file (size, ETag) or a ReadError."""
+        reply = http_reads.read(
+            self.url, self.storage, byte_range=http_reads.ByteRange(start, end), expected_total=self.size
+        ).found(self.url, hint="was it removed?")
+        etag = reply.headers.get("etag")
+        if self.etag is not None and etag is not None and etag != self.etag:
+            raise ReadError(
+                f"cannot read {public_url(self.url)!r}: the file changed between requests (ETag {self.etag} "
+                f"then {etag}: replaced while being read?); open it again"
+            )
+        if len(reply.body) != end - start:
+            raise ReadError(
+                f"cannot read bytes {start}-{end} of {public_url(self.url)!r}: got {len(reply.body)} bytes"
+            )
+        return reply.body
+
+    def read_at(self, offset: int, nbytes: int) -> bytes:
+        """Return up to ``nbytes`` bytes from ``offset`` (fewer at the end of the file), through the block cache."""
+        end = min(self.size, offset + max(0, nbytes))
+        if offset >= end:
+            return b""
+        first, last = offset // BLOCK_BYTES, (end - 1) // BLOCK_BYTES
+        with self._lock:
+            have = {i: self._blocks[i] for i in range(first, last + 1) if i in self._blocks}
+            for i in have:
+                self._blocks.move_to_end(i)
+        missing = [i for i in range(first, last + 1) if i not in have]
+        runs: list[list[int]] = []
+        for i in missing:  # consecutive missing blocks: one request
+            if runs and runs[-1][-1] == i - 1:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        for run in runs:
+            start, stop = run[0] * BLOCK_BYTES, min(self.size, (run[-1] + 1) * BLOCK_BYTES)
+            data = self._get(start, stop)
+            for i in run:
+                have[i] = data[(i - run[0]) * BLOCK_BYTES : (i - run[0] + 1) * BLOCK_BYTES]
+        with self._lock:
+            for i in missing:
+                self._blocks[i] = have[i]
+            while len(self._blocks) > MAX_CACHED_BLOCKS:
+                self._blocks.popitem(last=False)
+        joined = b"".join(have[i] for i in range(first, last + 1))
+        skip = offset - first * BLOCK_BYTES
+        return joined[skip : skip + end - offset]
+
+    def cached(self, offset: int, nbytes: int) -> bytes | None:
+        """Return the bytes when every block they lie in is cached, else ``None`` (no request)."""
+        first, last = offset // BLOCK_BYTES, (offset + nbytes - 1) // BLOCK_BYTES
+        with self._lock:
+            if not all(i in self._blocks for i in range(first, last + 1)):
+                return None
+            joined = b"".join(self._blocks[i] for i in range(first, last + 1))
+        skip = offset - first * BLOCK_BYTES
+        return joined[skip : skip + nbytes]
+
+    def read_ranges(self, offsets: list[int], sizes: list[int]) -> list[bytes]:
+        """Return the bytes of each range (exactly ``sizes[i]`` each), nearby ones merged, fetched at once."""
+        out: list[bytes | None] = [None] * len(offsets)
+        wanted: list[tuple[int, int, int]] = []  # (start, end, index)
+        for index, (start, size) in enumerate(zip(offsets, sizes, strict=True)):
+            if size <= 0:
+                out[index] = b""
+                continue
+            if start + size > self.size:
+                raise ReadError(
+                    f"cannot read bytes {start}-{start + size} of {public_url(self.url)!r}: past its end "
+                    f"({self.size} bytes; a damaged or truncated file?)"
+                )
+            kept = self.cached(start, size)
+            if kept is not None:
+                out[index] = kept
+            else:
+                wanted.append((start, start + size, index))
+        wanted.sort()
+        groups: list[list[tuple[int, int, int]]] = []
+        for item in wanted:
+            if groups and item[0] - max(end for _, end, _ in groups[-1]) <= MERGE_GAP:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+        spans = [(group[0][0], max(end for _, end, _ in group)) for group in groups]
+        if len(spans) == 1:
+            bodies = [self._get(*spans[0])]
+        elif spans:
+            futures = [_pool().submit(self._get, start, end) for start, end in spans]
+            bodies = [future.result() for future in futures]
+        else:
+            bodies = []
+        for (span_start, _), body, group in zip(spans, bodies, groups, strict=True):
+            for start, end, index in group:
+                out[index] = body[start - span_start : end - span_start]
+        return [b"" if part is None else part for part in out]
+
+
+def _first_block(url: str, storage: Storage) -> tuple[bytes, int, str | None]:
+    """Read the first block of ``url``: its bytes, the file's size and ``ETag`` (ReadError: not there)."""
+    try:
+        reply = http_reads.read(url, storage, byte_range=http_reads.ByteRange(0, BLOCK_BYTES))
+    except http_reads.PastEndError:  # an empty file
+        return b"", 0, None
+    reply = reply.found(url, sized=True)
+    assert reply.total is not None
+    expected = min(BLOCK_BYTES, reply.total)
+    if len(reply.body) != expected:
+        raise ReadError(
+            f"cannot read {public_url(url)!r}: got {len(reply.body)} of its first {expected} bytes"
+        )
+    return reply.body, reply.total, reply.headers.get("etag")
+
+
+#: Side-car URL (with the storage) -> its first block, size and ETag, or None (not there).
+_PROBES: OrderedDict[tuple[str, Storage | None], tuple[bytes, int, str | None] | None] = OrderedDict()
+_PROBES_LOCK = threading.Lock()
+#: Answers that say a side-car is not there (as GDAL drops it locally): S3 answers 403 for a key a caller may not list.
+_ABSENT = ("HTTP 404", "no such object", "access denied", "HTTP 410", "(HTTP 403", "(HTTP 401")
+
+
+def probe(url: str, storage: Storage | None) -> tuple[bytes, int, str | None] | None:
+    """Return the first block, size and ETag of a side-car ``url``, or ``None`` when it is not there (remembered).
+
+    Raises
+    ------
+    ReadError
+        No answer (time-out, refused connection, ``5xx`` after the retries): whether it is there is unknown.
+    """
+    key = (url, storage)
+    with _PROBES_LOCK:
+        if key in _PROBES:
+            _PROBES.move_to_end(key)
+            return _PROBES[key]
+    try:
+        found: tuple[bytes, int, str | None] | None = _first_block(url, _gdal_storage(storage))
+    except ReadError as err:
+        if not any(word in str(err) for word in _ABSENT):
+            raise
+        found = None
+    with _PROBES_LOCK:
+        _PROBES[key] = found
+        while len(_PROBES) > _MAX_PROBES:
+            _PROBES.popitem(last=False)
+    return found
+
+
+def forget(url: str) -> None:
+    """Forget the side-car answers remembered for the file ``url`` (it changed on the server)."""
+    with _PROBES_LOCK:
+        for key in [k for k in _PROBES if k[0].startswith(url)]:
+            del _PROBES[key]
+
+
+class _File:
+    """The file object GDAL reads (rasterio's callbacks): never raises; a failure is kept for :func:`failure_of`."""
+
+    def __init__(self, data: RemoteBytes, owner: RemoteOpener) -> None:
+        self._data = data
+        self._owner = owner
+        self._pos = 0
+
+    def __enter__(self) -> _File:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the process's pool."""
+
+    def tell(self) -> int:
+        """Return the position."""
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move to ``offset`` from the start, the position or the end."""
+        if whence == os.SEEK_CUR:
+            offset += self._pos
+        elif whence == os.SEEK_END:
+            offset += self._data.size
+        self._pos = max(0, offset)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        """Read ``size`` bytes (a failure: none, kept for :func:`failure_of`)."""
+        nbytes = self._data.size - self._pos if size is None or size < 0 else size
+        try:
+            data = self._data.read_at(self._pos, nbytes)
+        except Exception as err:  # GDAL sees a short read; the reader raises the failure kept
+            self._owner.fail(err)
+            return b""
+        self._pos += len(data)
+        return data
+
+    def get_byte_ranges(self, offsets: list[int], sizes: list[int]) -> list[bytes]:
+        """GDAL's multi-range read (a failure: zeros of each size, the failure kept and raised by the reader)."""
+        try:
+            return self._data.read_ranges(offsets, sizes)
+        except Exception as err:
+            self._owner.fail(err)
+            return [bytes(int(size)) for size in sizes]
+
+
+class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
+    """rasterio's opener for one remote raster: its file, and its side-cars where asked for.
+
+    Parameters
+    ----------
+    url
+        The raster's ``http(s)://`` URL.
+    storage
+        How to reach it (``None``: the environment's, GDAL's time-out and retries).
+    name
+        The name GDAL opens (``tp/<id>/<file name>``): its folder holds the file's side-cars.
+    sidecars
+        Whether GDAL may ask for side-cars (each looked up once per process).
+    """
+
+    def __init__(self, url: str, storage: Storage | None, name: str, *, sidecars: bool) -> None:
+        self.url = url
+        self.storage = storage
+        self.name = name
+        self.sidecars = sidecars and not urllib.parse.urlsplit(url).query
+        self._resolved = _gdal_storage(storage)
+        self._main: RemoteBytes | None = None
+        self.failure: BaseException | None = None
+
+    def fail(self, err: BaseException) -> None:
+        """Keep the first failure (raised by the reader: :func:`failure_of`)."""
+        if self.failure is None:
+            self.failure = err
+
+    def _url_of(self, path: str) -> str | None:
+        """Return the URL of the GDAL name ``path``: the file's, a side-car's next to it, or ``None``."""
+        if path == self.name:
+            return self.url
+        if not self.sidecars or posixpath.dirname(path) != posixpath.dirname(self.name):
+            return None
+        parts = urllib.parse.urlsplit(self.url)
+        folder = parts.path.rsplit("/", 1)[0]
+        sibling = urllib.parse.quote(posixpath.basename(path))
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"{folder}/{sibling}", "", ""))
+
+    def _bytes(self, path: str) -> RemoteBytes | None:
+        url = self._url_of(path)
+        if url is None:
+            return None
+        if url == self.url:
+            if self._main is None:
+                self._main = RemoteBytes(url, self._resolved)
+            return self._main
+        first = probe(url, self.storage)
+        return None if first is None else RemoteBytes(url, self._resolved, first)
+
+    def open(self, path: str, mode: str = "rb", **kwds: Any) -> _File:
+        """Open ``path`` for reading (a missing side-car: ``FileNotFoundError``)."""
+        if "r" not in mode:
+            raise PermissionError(f"{public_url(self.url)!r} is read-only")
+        try:
+            data = self._bytes(path)
+        except Exception as err:  # raised by the reader (failure_of), not through GDAL
+            self.fail(err)
+            raise FileNotFoundError(path) from None
+        if data is None:
+            raise FileNotFoundError(path)
+        return _File(data, self)
+
+    def isfile(self, path: str) -> bool:
+        """Whether ``path`` is the file or a side-car found."""
+        try:
+            return self._bytes(path) is not None
+        except Exception as err:  # raised by the reader (failure_of), not through GDAL
+            self.fail(err)
+            return False
+
+    def isdir(self, path: str) -> bool:
+        """Whether ``path`` is the file's folder."""
+        return path == posixpath.dirname(self.name)
+
+    def ls(self, path: str) -> list[str]:
+        """Return the folder's listing: the file alone (no side-car asked for), or nothing (GDAL asks for each)."""
+        return [] if self.sidecars else [posixpath.basename(self.name)]
+
+    def mtime(self, path: str) -> int:
+        """No modification time is known."""
+        return 0
+
+    def rm(self, path: str) -> None:
+        """Refuse: remote rasters are read-only."""
+        raise PermissionError(f"{public_url(self.url)!r} is read-only")
+
+    def size(self, path: str) -> int:
+        """Return the size of ``path`` (``FileNotFoundError``: not there)."""
+        if path == "test":  # rasterio's check that the opener works
+            raise FileNotFoundError(path)
+        try:
+            data = self._bytes(path)
+        except Exception as err:  # raised by the reader (failure_of), not through GDAL
+            self.fail(err)
+            raise FileNotFoundError(path) from None
+        if data is None:
+            raise FileNotFoundError(path)
+        return data.size
+
+
+_SHARED = False
+_SHARED_LOCK = threading.Lock()
+
+
+def _share_registries() -> None:
+    """Make every thread use the process's dicts of rasterio's opener registry (see the module's doc)."""
+    global _SHARED
+    from rasterio import _vsiopener
+
+    registry = getattr(_vsiopener, "_OPENER_REGISTRY", None)
+    stacks = getattr(_vsiopener, "_OPEN_FILE_EXIT_STACKS", None)
+    if (
+        registry is None or stacks is None
+    ):  # another rasterio: each thread its own (handles closed where opened)
+        return
+    with _SHARED_LOCK:
+        if not _SHARED:
+            _SHARED_DICTS[0] = registry.get({})
+            _SHARED_DICTS[1] = stacks.get({})
+            _SHARED = True
+    if registry.get(None) is not _SHARED_DICTS[0]:
+        registry.set(_SHARED_DICTS[0])
+    if stacks.get(None) is not _SHARED_DICTS[1]:
+        stacks.set(_SHARED_DICTS[1])
+
+
+_SHARED_DICTS: list[dict[Any, Any]] = [{}, {}]
+
+
+def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs: Any) -> Any:
+    """Open the raster at ``url`` with rasterio, every byte read through the byte layer.
+
+    ``kwargs``: ``rasterio.open``'s (``overview_level``, open options).
+    A failure of the byte layer is raised as it is (a ``ReadError`` naming
+    ``scheme://host/path``); GDAL's own error otherwise.
+    """
+    import rasterio
+
+    _share_registries()
+    leaf = posixpath.basename(urllib.parse.urlsplit(url).path) or "file"
+    name = f"tp/{uuid.uuid4().hex[:12]}/{urllib.parse.unquote(leaf)}"
+    opener = RemoteOpener(url, storage, name, sidecars=sidecars)
+    _OPENERS[name] = opener
+    try:
+        dataset = rasterio.open(name, "r", opener=opener, sharing=False, **kwargs)
+    except Exception:
+        if opener.failure is not None:
+            raise opener.failure from None
+        raise
+    if opener.failure is not None:
+        dataset.close()
+        raise opener.failure
+    return dataset
