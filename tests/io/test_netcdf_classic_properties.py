@@ -245,13 +245,26 @@ def test_a_file_reads_by_ranges_as_scipy_reads_it(
             return
         for _ in range(3):
             window = _window(data, dict(expected[1].sizes))
-            _check(
-                _outcome(lambda w=window: expected[1].isel(w).load()),
-                _outcome(lambda w=window: got[1].isel(w).load()),
-            )
+            want = _outcome(lambda w=window: expected[1].isel(w).load())
+            if want == ("error", IndexError) and _empty_reversed(window, dict(expected[1].sizes)):
+                # xarray's adapter fails on scipy's lazy arrays there (io/empty_slices): the same empty window
+                plain = {
+                    d: slice(0, 0) if _empty_reversed({d: k}, dict(expected[1].sizes)) else k
+                    for d, k in window.items()
+                }
+                want = _outcome(lambda w=plain: expected[1].isel(w).load())
+            _check(want, _outcome(lambda w=window: got[1].isel(w).load()))
         _check(_outcome(lambda: expected[1].load()), _outcome(lambda: got[1].load()))
         expected[1].close()
     path.unlink()
+
+
+def _empty_reversed(window: dict[str, Any], sizes: dict[str, int]) -> bool:
+    """Whether a window has a slice with a negative step that selects nothing."""
+    return any(
+        isinstance(part, slice) and (part.step or 1) < 0 and not len(range(*part.indices(sizes[dim])))
+        for dim, part in window.items()
+    )
 
 
 def _scipy_cannot(path: Path) -> bool:

@@ -1,4 +1,4 @@
-"""netCDF-3 (CDF-1, CDF-2) read lazily from a file object: only the byte ranges a window needs.
+"""netCDF-3 (CDF-1, CDF-2, CDF-5) read lazily from a file object: only the byte ranges a window needs.
 
 scipy's ``netcdf_file`` reads every variable's values at the open when it
 cannot memory-map, so xarray's ``scipy`` engine over terrapipe's ranged file
@@ -15,7 +15,14 @@ A file shorter than its header says is refused at the open, a read that
 comes back short is a ``ReadError`` naming the file. What xarray gets is what scipy gives
 it (big-endian values in native dtypes, ``NC_CHAR`` attributes as text but
 ``_FillValue``, one-value attributes as scalars), so xarray's CF decoding is
-the same as for ``engine="scipy"``. CDF-5 is not read here.
+the same as for ``engine="scipy"``. CDF-5 (64-bit counts, unsigned and
+64-bit integers), which scipy cannot read, is read as netCDF4's engine reads
+it: its unsigned and 64-bit variables in their own dtypes.
+
+:func:`parse_classic` is also the one parser of a local netCDF-3 file's
+header (:mod:`terrapipe.io.netcdf_header`: the engine's choice and the
+truncation check), so what a header says is read the same way wherever the
+file is.
 
 Examples
 --------
@@ -45,11 +52,21 @@ from xarray.backends import AbstractDataStore, BackendArray, BackendEntrypoint, 
 from terrapipe import _compat
 from terrapipe.core.errors import ReadError
 from terrapipe.core.redact import public_url
-from terrapipe.io.netcdf_header import MAX_WHOLE_HEADER
+from terrapipe.io.empty_slices import forward_empty_slices
 
-__all__ = ["ClassicBackend", "ClassicHeader", "ClassicVariable", "parse_classic", "read_header"]
+__all__ = [
+    "MAX_WHOLE_HEADER",
+    "ClassicBackend",
+    "ClassicHeader",
+    "ClassicVariable",
+    "HeaderCutShortError",
+    "check_readable",
+    "parse_classic",
+    "read_header",
+]
 
-#: nc_type -> the big-endian dtype scipy reads it as (NC_BYTE, NC_CHAR, NC_SHORT, NC_INT, NC_FLOAT, NC_DOUBLE)
+#: nc_type -> the big-endian dtype it is stored as: NC_BYTE, NC_CHAR, NC_SHORT, NC_INT, NC_FLOAT, NC_DOUBLE,
+#: and CDF-5's NC_UBYTE, NC_USHORT, NC_UINT, NC_INT64, NC_UINT64
 NC_DTYPES = {
     1: np.dtype(">i1"),
     2: np.dtype("S1"),
@@ -57,7 +74,16 @@ NC_DTYPES = {
     4: np.dtype(">i4"),
     5: np.dtype(">f4"),
     6: np.dtype(">f8"),
+    7: np.dtype(">u1"),
+    8: np.dtype(">u2"),
+    9: np.dtype(">u4"),
+    10: np.dtype(">i8"),
+    11: np.dtype(">u8"),
 }
+#: The types a header of each version may hold (CDF-1 and CDF-2: the first six).
+_TYPES = {1: range(1, 7), 2: range(1, 7), 5: range(1, 12)}
+#: Header bytes read at most (a long ``history``); past it the header is not read.
+MAX_WHOLE_HEADER = 1 << 26
 #: Ranges closer than this are read as one (a request costs more than the bytes between).
 COALESCE_GAP = 1 << 20
 #: The longest range read at once (a longer one is read in pieces; bodies are capped at 256 MiB by default).
@@ -68,7 +94,6 @@ CONCURRENCY = 8
 KEPT_HEAD = 1 << 18
 #: Header bytes asked first (then four times more, up to :data:`MAX_WHOLE_HEADER`).
 FIRST_HEADER = 1 << 16
-_STREAMING = 0xFFFFFFFF
 
 
 class HeaderCutShortError(ValueError):
@@ -108,9 +133,14 @@ class ClassicHeader:
     attrs: dict[str, Any]
     variables: dict[str, ClassicVariable] = field(default_factory=dict)
     record_stride: int = 0
+    #: The record count is netCDF's "streaming" one (all bits set: not known; ``records`` is 0 then).
+    streaming: bool = False
 
     def extent(self) -> int:
-        """Return the bytes the file must have: the end of its last variable's values."""
+        """Return the bytes the file must have: the end of its last variable's values.
+
+        A streamed record count (:attr:`streaming`) counts no record: the end of the fixed variables.
+        """
         ends = [v.begin + v.item_bytes for v in self.variables.values() if not v.record]
         if self.records:
             last = (self.records - 1) * self.record_stride
@@ -122,6 +152,7 @@ class _Cursor:
     def __init__(self, data: bytes, version: int) -> None:
         self.data, self.pos = data, 4
         self.version = version
+        self.width = 8 if version == 5 else 4  # counts and lengths (CDF-5: 64-bit)
 
     def take(self, nbytes: int) -> bytes:
         end = self.pos + nbytes
@@ -139,11 +170,14 @@ class _Cursor:
         self.take(-nbytes % 4)
         return chunk
 
+    def count(self) -> int:
+        return self.number(self.width)
+
     def name(self) -> str:
-        return self.padded(self.number()).rstrip(b"\x00").decode("latin1")  # as scipy
+        return self.padded(self.count()).rstrip(b"\x00").decode("latin1")  # as scipy
 
     def tag(self, expected: int, what: str) -> int:
-        tag, count = self.number(), self.number()
+        tag, count = self.number(), self.count()
         if tag not in (0, expected) or (tag == 0 and count != 0):
             raise ValueError(f"the header's {what} list is malformed")
         return count
@@ -152,21 +186,23 @@ class _Cursor:
         attrs: dict[str, Any] = {}
         for _ in range(self.tag(0x0C, "attribute")):
             name = self.name()
-            nc_type, count = self.number(), self.number()
-            if nc_type not in NC_DTYPES:
-                raise ValueError(f"attribute {name!r} has nc_type {nc_type}, not one of netCDF-3's")
+            nc_type, count = self.number(), self.count()
+            if nc_type not in _TYPES[self.version]:
+                raise ValueError(f"attribute {name!r} has nc_type {nc_type}, not one of CDF-{self.version}'s")
             dtype = NC_DTYPES[nc_type]
             raw = self.padded(count * dtype.itemsize)
             if nc_type == 2:  # NC_CHAR: bytes without trailing NULs (xarray decodes them, _FillValue aside)
                 attrs[name] = raw.rstrip(b"\x00")
             else:
                 values = np.frombuffer(raw, dtype=dtype).copy()
+                if self.version == 5:  # netCDF4's reading (scipy's of CDF-1/2 keeps them big-endian)
+                    values = values.astype(dtype.newbyteorder("="))
                 attrs[name] = values[0] if values.shape == (1,) else values
         return attrs
 
 
 def parse_classic(data: bytes) -> ClassicHeader:
-    """Parse a CDF-1/CDF-2 header from the file's first bytes.
+    """Parse a CDF-1/CDF-2/CDF-5 header from the file's first bytes.
 
     Parameters
     ----------
@@ -176,14 +212,15 @@ def parse_classic(data: bytes) -> ClassicHeader:
     Returns
     -------
     ClassicHeader
-        What the header says.
+        What the header says; a streamed record count (all bits set) is
+        :attr:`ClassicHeader.streaming`, with no record.
 
     Raises
     ------
     HeaderCutShortError
         When ``data`` ends inside the header (read more).
     ValueError
-        When it is not a CDF-1/CDF-2 header, or a malformed one.
+        When it is not a netCDF-3 header, or a malformed one.
 
     Examples
     --------
@@ -196,28 +233,35 @@ def parse_classic(data: bytes) -> ClassicHeader:
     """
     if len(data) < 4:
         raise HeaderCutShortError("the header is cut short")
-    if data[:3] != b"CDF" or data[3] not in (1, 2):
-        raise ValueError("not a CDF-1 or CDF-2 netCDF-3 file")
+    if data[:3] != b"CDF" or data[3] not in _TYPES:
+        raise ValueError("not a netCDF-3 file (CDF-1, CDF-2 or CDF-5)")
     version = data[3]
     cursor = _Cursor(data, version)
-    records = cursor.number()
-    if records == _STREAMING:
-        raise ValueError("its record count is 'streaming' (the file is being written)")
+    records = cursor.count()
+    streaming = records == (1 << 8 * cursor.width) - 1
+    if streaming:
+        records = 0
     names: list[str] = []
     dimensions: dict[str, int | None] = {}
     for _ in range(cursor.tag(0x0A, "dimension")):
         name = cursor.name()
-        length = cursor.number()
+        length = cursor.count()
+        if name in dimensions:
+            raise ValueError(f"dimension {name!r} is named twice")
         names.append(name)
         dimensions[name] = length or None
+    if sum(length is None for length in dimensions.values()) > 1:
+        raise ValueError("it has more than one record (unlimited) dimension")
     attrs = cursor.attributes()
     variables: dict[str, ClassicVariable] = {}
     record_sizes: list[int] = []
     for _ in range(cursor.tag(0x0B, "variable")):
         name = cursor.name()
-        ids = [cursor.number() for _ in range(cursor.number())]
+        ids = [cursor.count() for _ in range(cursor.count())]
         if any(i >= len(names) for i in ids):
             raise ValueError(f"variable {name!r} names a dimension the header does not have")
+        if name in variables:
+            raise ValueError(f"variable {name!r} is named twice")
         dims = tuple(names[i] for i in ids)
         lengths = [dimensions[d] for d in dims]
         record = bool(lengths) and lengths[0] is None
@@ -225,9 +269,9 @@ def parse_classic(data: bytes) -> ClassicHeader:
             raise ValueError(f"variable {name!r} has the record dimension other than first")
         var_attrs = cursor.attributes()
         nc_type = cursor.number()
-        if nc_type not in NC_DTYPES:
-            raise ValueError(f"variable {name!r} has nc_type {nc_type}, not one of netCDF-3's")
-        cursor.number()  # vsize: capped for large variables; computed from the shape instead
+        if nc_type not in _TYPES[version]:
+            raise ValueError(f"variable {name!r} has nc_type {nc_type}, not one of CDF-{version}'s")
+        cursor.count()  # vsize: capped for large variables; computed from the shape instead
         begin = cursor.number(4 if version == 1 else 8)
         shape = tuple(records if length is None else length for length in lengths)
         variable = ClassicVariable(name, dims, shape, var_attrs, nc_type, begin, record)
@@ -236,7 +280,26 @@ def parse_classic(data: bytes) -> ClassicHeader:
             record_sizes.append(variable.item_bytes)
     # netCDF's record: each record variable's record padded to 4 bytes, but a single one's unpadded
     stride = record_sizes[0] if len(record_sizes) == 1 else sum(-(-s // 4) * 4 for s in record_sizes)
-    return ClassicHeader(version, records, dimensions, attrs, variables, stride)
+    return ClassicHeader(version, records, dimensions, attrs, variables, stride, streaming)
+
+
+def check_readable(header: ClassicHeader, size: int) -> None:
+    """Raise ``ValueError`` where a file of ``size`` bytes with this header cannot be read whole and right.
+
+    A streamed record count (the file is being written, or its writer never put the count back) says
+    nothing of how many records it holds: scipy reads none of them, netCDF4 four billion. A file shorter
+    than its header says is truncated (netCDF4 reads the missing values as zeros).
+    """
+    if header.streaming and any(v.record for v in header.variables.values()):
+        raise ValueError(
+            "its record count is netCDF's 'streaming' one (the file was being written, or its writer did not "
+            "set the count): how many records it holds is not known"
+        )
+    extent = header.extent()
+    if size < extent:
+        raise ValueError(
+            f"it is truncated: {size} bytes, where its netCDF-3 header places data up to byte {extent}"
+        )
 
 
 ReadAt = Callable[[int, int], bytes]
@@ -315,7 +378,7 @@ class ClassicArray(BackendArray):
     def __getitem__(self, key: Any) -> Any:
         indexing = _compat.xarray_indexing()
         return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.OUTER, self._getitem
+            forward_empty_slices(key, self.shape), self.shape, indexing.IndexingSupport.OUTER, self._getitem
         )
 
     def _getitem(self, key: tuple[Any, ...]) -> NDArray[Any]:
@@ -392,11 +455,7 @@ class ClassicStore(AbstractDataStore):
             first = bytes(file.peek(FIRST_HEADER))[:size]
         self.header, head = read_header(self._read_at, size, first)
         self._head = head if len(head) <= KEPT_HEAD else b""  # the first bytes: a small file's all
-        extent = self.header.extent()
-        if size < extent:
-            raise ValueError(
-                f"it is truncated: {size} bytes, where its netCDF-3 header places data up to byte {extent}"
-            )
+        check_readable(self.header, size)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_lock"}

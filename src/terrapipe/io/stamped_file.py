@@ -34,6 +34,7 @@ import xarray as xr
 from xarray.backends import BackendArray, BackendEntrypoint
 
 from terrapipe import _compat
+from terrapipe.io.empty_slices import forward_empty_slices
 from terrapipe.io.read_errors import read_error
 
 __all__ = ["StampedArray", "StampedBackend", "check_stamp", "file_stamp"]
@@ -107,7 +108,10 @@ class StampedArray(BackendArray):
     def __getitem__(self, key: Any) -> Any:
         indexing = _compat.xarray_indexing()
         return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.BASIC, self._raw_indexing_method
+            forward_empty_slices(key, self.shape),
+            self.shape,
+            indexing.IndexingSupport.BASIC,
+            self._raw_indexing_method,
         )
 
     def _raw_indexing_method(self, key: tuple[Any, ...]) -> np.ndarray[Any, Any]:

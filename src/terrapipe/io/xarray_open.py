@@ -35,7 +35,7 @@ import importlib.util
 import inspect
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import xarray as xr
 
@@ -47,8 +47,8 @@ from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
-from terrapipe.io.netcdf_classic import ClassicBackend, parse_classic
-from terrapipe.io.netcdf_header import MAX_HEADER, local_extent
+from terrapipe.io.netcdf_classic import ClassicBackend, ClassicHeader, HeaderCutShortError, check_readable
+from terrapipe.io.netcdf_header import local_header
 from terrapipe.io.object_file import ObjectFile, open_http
 from terrapipe.io.object_store import is_object_url
 from terrapipe.io.paths import href_of, is_http
@@ -123,51 +123,65 @@ def _netcdf_engine() -> str:
     raise MissingDependencyError(msg)
 
 
-def _local_netcdf_engine(path: str) -> str:
+class _LocalClassic(NamedTuple):
+    """What a local file's first bytes say: read once per open (engine choice and truncation check)."""
+
+    version: int  # 1, 2, 5: netCDF-3; 0: another format (HDF5) or unread
+    header: ClassicHeader | None  # None: not netCDF-3, or a header we cannot parse (the engine says why)
+    problem: str | None  # why it cannot be read whole and right (truncated, streamed), else None
+
+
+def _local_classic(path: str) -> _LocalClassic:
+    """Read and parse a local file's netCDF-3 header once (:func:`~terrapipe.io.netcdf_header.local_header`)."""
+    try:
+        found = local_header(path)
+    except HeaderCutShortError as err:  # the file ends inside its header
+        return _LocalClassic(-1, None, str(err))
+    except (OSError, ValueError):  # unreadable (the engine's open names it), malformed, or a huge header
+        return _LocalClassic(0, None, None)
+    if found is None:
+        return _LocalClassic(0, None, None)
+    size, header = found
+    try:
+        check_readable(header, size)
+    except ValueError as err:
+        return _LocalClassic(header.version, header, str(err))
+    return _LocalClassic(header.version, header, None)
+
+
+def _local_netcdf_engine(local: _LocalClassic) -> str:
     """Return the engine for a local netCDF file: scipy for netCDF-3 where installed, else the first one.
 
     netCDF4's engine (libnetcdf) opens a truncated netCDF-3 file without an
     error and reads the missing values as zeros (a file cut at half its size
     gives a variable whose second half is 0); scipy refuses it. HDF5
     (netCDF-4) files stay with the first engine installed: HDF5 itself
-    refuses a truncated file.
+    refuses a truncated file. CDF-5 too: scipy cannot read it.
 
     One netCDF-3 layout scipy misreads: a single record variable whose record
     is not a multiple of four bytes is stored unpadded (netCDF-C), and scipy
     strides it as padded ("cannot reshape"); such a file goes to the first
-    engine (the extent check below still refuses it truncated).
+    engine (:func:`_check_local` still refuses it truncated).
     """
-    try:
-        with open(path, "rb") as file:
-            head = file.read(MAX_HEADER)
-    except OSError:
-        head = b""  # a missing file: named below, by the engine's open
-    classic = head[:4] in (b"CDF\x01", b"CDF\x02")
-    if classic and "scipy" in _usable_engines() and not _unpadded_single_record(head):
+    if local.version in (1, 2) and "scipy" in _usable_engines() and not _unpadded_single_record(local.header):
         return "scipy"
     return _netcdf_engine()
 
 
-def _unpadded_single_record(head: bytes) -> bool:
+def _unpadded_single_record(header: ClassicHeader | None) -> bool:
     """Whether a netCDF-3 header has one record variable whose records are stored unpadded (see above)."""
-    try:
-        header = parse_classic(head)
-    except ValueError:  # a longer header or a malformed one: scipy says what it says
+    if header is None:  # a malformed header: scipy says what it says
         return False
     records = [var for var in header.variables.values() if var.record]
     return header.records > 0 and len(records) == 1 and records[0].item_bytes % 4 != 0
 
 
-def _check_not_truncated(path: str, engine: str) -> None:
-    """Refuse a local netCDF-3 file shorter than its header says (netCDF4's engine reads it as zeros)."""
-    try:
-        sizes = local_extent(path)
-    except OSError:
-        return  # the engine's open names it
-    if sizes is not None and sizes[0] < sizes[1]:
-        size, extent = sizes
-        cause = f"it is truncated: {size} bytes, where its netCDF-3 header places data up to byte {extent}"
-        raise read_error(path, f"cannot open ({engine})", cause=cause, hint="download or copy it again")
+def _check_local(path: str, engine: str, local: _LocalClassic) -> None:
+    """Refuse a local netCDF-3 file shorter than its header says (netCDF4's engine reads it as zeros), or streamed."""
+    if local.problem is not None:
+        raise read_error(
+            path, f"cannot open ({engine})", cause=local.problem, hint="download or copy it again"
+        )
 
 
 def _remote_netcdf_engine(target: Any, href: str) -> str:
@@ -175,7 +189,8 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
 
     netCDF-3 (``CDF``) is scipy's (read by :class:`~terrapipe.io.netcdf_classic.ClassicBackend`,
     lazily by ranges, as scipy reads it: scipy reads every value at the open from a file object, and
-    needs not be installed), netCDF-4/HDF5 h5netcdf's. netCDF4's engine
+    needs not be installed; CDF-5, which scipy cannot read, as netCDF4 reads it on disk),
+    netCDF-4/HDF5 h5netcdf's. netCDF4's engine
     is never chosen for a remote file, even where it is installed (it is the
     first choice locally): it takes only a path, and would read an
     ``https://`` one as an OPeNDAP endpoint, without terrapipe's time-outs
@@ -188,13 +203,6 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
         raise
     except (OSError, ValueError) as err:
         raise read_error(href, "cannot open (netcdf)", err) from err
-    if bytes(head[:4]) == b"CDF\x05":
-        cause = (
-            "it is a CDF-5 (64-bit data) netCDF-3 file, which only netCDF4's engine reads, and that engine "
-            "takes local paths only"
-        )
-        hint = "copy it to a local file first, or convert it (nccopy -k nc4)"
-        raise read_error(href, "cannot open (netcdf)", cause=cause, hint=hint)
     engine = "scipy" if bytes(head[:3]) == b"CDF" else "h5netcdf"
     if engine == "h5netcdf" and engine not in _usable_engines():  # netCDF-3: netcdf_classic, no scipy needed
         msg = (
@@ -298,8 +306,11 @@ def open_xarray(
     through_byte_layer = is_object_url(href) or (storage is not None and is_http(href))
     remote = through_byte_layer or is_http(href)
     asked_netcdf = engine == "netcdf"
+    local = None
+    if not remote and engine in ("netcdf", *_NETCDF_ENGINES) and os.path.isfile(href):
+        local = _local_classic(href)  # the header, read once: the engine's choice and the checks
     if engine == "netcdf" and not remote:
-        engine = _local_netcdf_engine(href)
+        engine = _local_netcdf_engine(local or _LocalClassic(0, None, None))
     if engine != "netcdf":
         _check_engine(engine)
     target: Any = href
@@ -310,8 +321,8 @@ def open_xarray(
             engine = _remote_netcdf_engine(target, href)
     elif "://" not in href and not os.path.exists(href):
         raise read_error(href, f"cannot open ({engine})", FileNotFoundError(href))
-    elif "://" not in href and engine in _NETCDF_ENGINES:
-        _check_not_truncated(href, engine)
+    elif local is not None:
+        _check_local(href, engine, local)
     if remote and asked_netcdf and engine == "h5netcdf":
         # netCDF-C's names for the dimensions of plain HDF5 datasets (h5netcdf's default, "access", differs)
         kwargs.setdefault("phony_dims", "sort")
