@@ -54,13 +54,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, check_codec, compress_entry, decompress_entry
+from terrapipe.cache.redis_secrets import leaks, masked, url_secrets
 from terrapipe.cache.redis_wire import RedisReader, supported
 from terrapipe.core.checks import check_positive_int
-from terrapipe.core.errors import CacheError, InvalidArgumentError
+from terrapipe.core.errors import CacheError, InvalidArgumentError, TerrapipeError
 from terrapipe.core.loopback import is_loopback_host
 from terrapipe.core.optional import require
 from terrapipe.core.redact import public_url
@@ -110,7 +111,9 @@ class RedisStore:
     prefix
         Prepended to every key, so several caches can share a database.
     timeout
-        Seconds to wait to connect and for each reply.
+        Seconds to wait to connect and for each reply; over ``redis://`` and
+        ``unix://`` a value must also have come whole within ``timeout`` and
+        one second a MiB (a server trickling a reply is given up on).
     compress
         ``"lz4"`` or ``"zstd"``: values are compressed entries (see the
         module doc); ``False``: values are the entries as they are (read
@@ -173,13 +176,16 @@ class RedisStore:
         return public_url(self.url)
 
     def _said(self, err: BaseException) -> str:
-        """``str(err)`` with the URL and any secret of it (user, password, query) masked."""
-        text = str(err).replace(self.url, self.shown)
-        parts = urlsplit(self.url)
-        secrets = [parts.password, parts.username, *(v for _, v in parse_qsl(parts.query))]
-        for secret in sorted({s for s in secrets if s and len(s) > 2}, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        """``str(err)`` with the URL and any secret of it (user, password, query; as written and decoded) masked."""
+        return masked(str(err).replace(self.url, self.shown), url_secrets(self.url))
+
+    def _cause(self, err: BaseException) -> BaseException | None:
+        """``err`` to chain to the error raised, or ``None`` where its text shows a secret.
+
+        A server that refuses ``AUTH`` may echo its arguments (the password
+        decoded), and a chained cause is printed with the traceback.
+        """
+        return None if leaks(err, url_secrets(self.url)) else err
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -196,20 +202,22 @@ class RedisStore:
                     self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
                 )
             except ValueError as err:
-                raise InvalidArgumentError(f"invalid Redis URL {self.shown!r}: {self._said(err)}") from err
+                msg = f"invalid Redis URL {self.shown!r}: {self._said(err)}"
+                raise InvalidArgumentError(msg) from self._cause(err)
             self._pid = os.getpid()
         return self._client
 
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        redis = require("redis", feature="RedisStore")
         try:
             return getattr(self.client, method)(*args, **kwargs)
-        except redis.exceptions.RedisError as err:
+        except TerrapipeError:
+            raise
+        except Exception as err:  # redis-py's errors, and its bare ones on a reply it cannot parse
             msg = (
                 f"cannot {what} at {self.shown}: {self._said(err)}; check that the Redis server runs and the "
                 "URL is right"
             )
-            raise CacheError(msg) from err
+            raise CacheError(msg) from self._cause(err)
 
     def get(self, key: str) -> bytes | None:
         """Return the entry's bytes (decoded), or ``None``.
@@ -305,14 +313,15 @@ class RedisStore:
         if size > self.max_entry_bytes:
             self.refused += 1
             return False
-        redis = require("redis", feature="RedisStore")
         try:
             for _ in range(3):
                 if self._transaction(key, value):
                     return True
-        except redis.exceptions.RedisError as err:
+        except TerrapipeError:
+            raise
+        except Exception as err:  # redis-py's errors, and its bare ones on a reply it cannot parse
             msg = f"cannot write cache entry {key} at {self.shown}: {self._said(err)}; check that the Redis server runs"
-            raise CacheError(msg) from err
+            raise CacheError(msg) from self._cause(err)
         return False
 
     def _transaction(self, key: str, value: bytes | EntryParts) -> bool:
@@ -379,13 +388,13 @@ class RedisStore:
             yield bytes(name)[start:].decode()
 
     def _scan(self) -> list[bytes]:
-        redis = require("redis", feature="RedisStore")
         try:
             return list(self.client.scan_iter(match=self._pattern(), count=1000))
-        except redis.exceptions.RedisError as err:
-            raise CacheError(
-                f"cannot list cache entries at {self.shown}: {self._said(err)}; check the server"
-            ) from err
+        except TerrapipeError:
+            raise
+        except Exception as err:  # redis-py's errors, and its bare ones on a reply it cannot parse
+            msg = f"cannot list cache entries at {self.shown}: {self._said(err)}; check the server"
+            raise CacheError(msg) from self._cause(err)
 
     def _pattern(self) -> str:
         escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)

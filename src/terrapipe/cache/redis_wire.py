@@ -28,6 +28,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from terrapipe.cache.entry import CorruptEntryError
 from terrapipe.cache.frames import FRAME_MAGIC, decode_frame_into
+from terrapipe.cache.redis_secrets import leaks, masked, url_secrets
 from terrapipe.core.errors import CacheError
 from terrapipe.core.redact import public_url
 
@@ -42,6 +44,10 @@ __all__ = ["RedisReader", "supported"]
 
 _BLOSC_OVERHEAD = 16
 _LINE_MAX = 1 << 16
+#: Bytes a second a reply may be as slow as, past the timeout: a reply of n bytes must have come
+#: whole within ``timeout + n / _SLOWEST`` seconds (each read waits ``timeout`` at most), so a
+#: server that trickles a byte at a time is given up on, not waited for a read at a time.
+_SLOWEST = 1 << 20
 #: Where redis-py connects when a ``redis://`` URL names no host or no port.
 _DEFAULT_HOST, _DEFAULT_PORT = "localhost", 6379
 
@@ -57,11 +63,19 @@ class _Wire:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.pending = bytearray()
+        self.deadline = float("inf")  # the reply being read must have come whole by then (monotonic)
+
+    def _check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError(
+                "the reply did not come whole within its deadline (the store's timeout, and 1 s a MiB)"
+            )
 
     def line(self) -> bytes:
         while (end := self.pending.find(b"\r\n")) < 0:
             if len(self.pending) > _LINE_MAX:
                 raise ConnectionError("a reply line is too long")
+            self._check()
             chunk = self.sock.recv(_LINE_MAX)
             if not chunk:
                 raise ConnectionError("the server closed the connection")
@@ -75,6 +89,7 @@ class _Wire:
         view[:n] = self.pending[:n]
         del self.pending[:n]
         while n < len(view):
+            self._check()
             got = self.sock.recv_into(view[n:])
             if not got:
                 raise ConnectionError("the server closed the connection")
@@ -122,6 +137,7 @@ class RedisReader:
         sock = self._connect(options)
         try:
             wire = _Wire(sock)
+            wire.deadline = time.monotonic() + self.timeout
             if options.get("password"):
                 user = [options["username"].encode()] if options.get("username") else []
                 wire.send(b"AUTH", *user, options["password"].encode())
@@ -155,11 +171,11 @@ class RedisReader:
             raise
         return sock
 
-    @staticmethod
-    def _ok(wire: _Wire, what: str) -> None:
+    def _ok(self, wire: _Wire, what: str) -> None:
         reply = wire.line()
-        if not reply.startswith(b"+"):
-            raise ConnectionError(f"{what} refused: {reply[:200].decode(errors='replace')}")
+        if not reply.startswith(b"+"):  # a refusal may echo the password: masked
+            said = masked(reply[:200].decode(errors="replace"), url_secrets(self.url))
+            raise ConnectionError(f"{what} refused: {said}")
 
     def close(self) -> None:
         """Close this thread's connection (the next read opens another)."""
@@ -236,24 +252,30 @@ class RedisReader:
         except (OSError, ConnectionError, ValueError) as err:
             self._drop(wire)
             key = keys[done] if done < len(keys) else keys[-1]
+            secrets = url_secrets(self.url)
             msg = (
-                f"cannot read cache entry {key} at {public_url(self.url)}: {err}; check that the Redis server "
-                "runs and the URL is right"
+                f"cannot read cache entry {key} at {public_url(self.url)}: {masked(str(err), secrets)}; check "
+                "that the Redis server runs and the URL is right"
             )
-            raise CacheError(msg) from err
+            raise CacheError(msg) from (None if leaks(err, secrets) else err)
         finally:
             if done < sent:  # stopped with replies on their way
                 self._drop(wire)
 
     def _reply(self, wire: _Wire, key: str, max_bytes: int | None, scratch: _Scratch) -> memoryview | None:
+        start = time.monotonic()
+        wire.deadline = start + self.timeout
         head = wire.line()
         if head.startswith(b"-"):
-            raise ConnectionError(head[1:200].decode(errors="replace"))
+            raise ConnectionError(masked(head[1:200].decode(errors="replace"), url_secrets(self.url)))
         if not head.startswith(b"$"):
             raise ConnectionError("not a reply to GET")
         size = int(head[1:])
-        if size < 0:
+        if size == -1:  # no such key
             return None
+        if size < 0:
+            raise ConnectionError(f"not a reply to GET (length {size})")
+        wire.deadline = start + self.timeout + size / _SLOWEST
         magic = memoryview(bytearray(min(size, len(FRAME_MAGIC))))
         wire.read_into(magic)
         if magic == FRAME_MAGIC:
