@@ -70,17 +70,11 @@ def _allowed(values: np.ndarray, step: float, dtype: Any) -> float:
     return allowed
 
 
-_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="C: core/coords._regular_axis's float32 term (2*eps*max|v|, taken for integers too) passes a "
-    "grid missing/repeating/swapping a row far from the origin: pixels up to half a pixel off, silently",
-)
-# Open (C, 00:00): a float32 2 m grid at 8.5e6 m: float32's unit there is 1 m (half a pixel), and a missing or
-# repeated row lies 0.995 m off the fitted line, within the one-unit float32 term; the other cases pass since
-# integer and whole-number coordinates are exact and the float32 term is one unit (was 2*eps*max|v|).
-_OPEN = {("float32_2m", "missing"), ("float32_2m", "repeated")}
+# C (fixed by H8): a float32 2 m grid at 8.5e6 m, where float32's unit is 1 m (half a pixel): a missing or
+# repeated row lies 0.995 m off the line through the ends, within the one-unit float32 term, but one step of
+# it is off by a whole step, which rounding cannot make (core/coords._regular_axis checks the steps there).
 BROKEN = [
-    pytest.param(case, kind, id=f"{case}-{kind}", marks=_BUG if (case, kind) in _OPEN else ())
+    pytest.param(case, kind, id=f"{case}-{kind}")
     for case in CASES
     for kind in ("missing", "repeated", "swapped")
 ]

@@ -250,7 +250,9 @@ def _regular_axis(
     values. The values are evenly spaced when none lies further from that
     line than 1/1000 of a pixel, or than one unit in the last place of float32
     where the coordinates are float32 values (float32 coordinates of a
-    10980-pixel UTM axis are up to 3 cm off their 10 m grid); integer and
+    10980-pixel UTM axis are up to 3 cm off their 10 m grid), and, where
+    only that unit let them in, no step differs from the line's by more than
+    one unit (a missing or repeated row differs by a whole step); integer and
     whole-number coordinates are exact (a float32 term there let a 1 m grid
     at a UTM northing miss or swap a row). Values that are not finite, or
     whose line is not, are left to the caller.
@@ -288,7 +290,17 @@ def _regular_axis(
             ).all():  # float32 values held as float64
                 rounding = float(np.spacing(np.float32(largest)))
     tolerance = max(1e-3 * abs(step), rounding)
-    return step, first, step != 0.0 and residual <= tolerance
+    if residual > tolerance or step == 0.0:
+        return step, first, False
+    if rounding > 1e-3 * abs(step):
+        # Only float32 rounding let these in: rounded values of a regular grid are each within half
+        # a unit of it, so each step is within one unit (and the line's own step) of the line's. A
+        # row missing, repeated or swapped where a step is 2 units (a float32 2 m grid at 8.5e6 m)
+        # lies just one unit off the line through the ends, but its step is off by a whole step.
+        with np.errstate(over="ignore", invalid="ignore"):
+            worst = float(np.abs(np.diff(values) - step).max())
+        return step, first, worst <= max(2e-3 * abs(step), rounding) + rounding / (size - 1)
+    return step, first, True
 
 
 def evenly_spaced(coord: Any) -> bool:
