@@ -277,3 +277,46 @@ def test_a_loader_dropped_half_way_leaves_nothing_behind():
     assert shm_names() - names == set()
     assert open_descriptors() <= fds + 2  # (pytest's own may come and go)
     assert shared_mappings() <= maps
+
+
+def lazy_views(i: int) -> dict:
+    """Complex SAR-like values seen through torch's lazy conjugate and negative views."""
+    base = torch.tensor([complex(i, 1), complex(i, 2)], dtype=torch.complex64)
+    return {"slc": base.conj(), "neg": torch._neg_view(torch.tensor([float(i), 0.5])), "id": i}
+
+
+def keep_views(samples: list[dict]) -> dict:
+    """A collate that hands out lazy views of its stacks (a conjugate product's lazy half)."""
+    batch = tp.collate(samples)
+    return {"slc": batch["slc"].conj(), "neg": torch._neg_view(batch["neg"]), "id": batch["id"]}
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "collate"),
+    [(4, None), (4, keep_views), (None, None)],
+    ids=["tails", "collate", "elements"],
+)
+def test_lazily_conjugated_or_negated_tensors_arrive_resolved(batch_size, collate):
+    """torch's pickling drops the conjugate and negative bits: x.conj() arrived as x, silently."""
+    n = 10  # two full batches and a tail of two
+    with loader(
+        tp.from_items(range(n)).map(lazy_views),
+        batch_size=batch_size,
+        collate=collate,
+        workers=1,
+        method="process",
+    ) as batches:
+        got = list(batches)
+    rows = []
+    for batch in got:
+        if batch_size is None:
+            rows.append((batch["id"], batch["slc"], batch["neg"]))
+        else:
+            rows += zip(batch["id"].tolist(), batch["slc"], batch["neg"], strict=True)
+    assert [i for i, _, _ in rows] == list(range(n))
+    for i, slc, neg in rows:
+        want = lazy_views(i)
+        sign = -1 if collate is keep_views else 1  # the collate conjugates and negates once more
+        expected_slc = want["slc"].resolve_conj() if sign == 1 else want["slc"].conj().resolve_conj()
+        assert torch.equal(slc.resolve_conj(), expected_slc), (i, slc)
+        assert torch.equal(neg.resolve_neg(), sign * want["neg"].resolve_neg()), (i, neg)

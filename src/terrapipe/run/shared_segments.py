@@ -70,7 +70,7 @@ import torch
 from terrapipe.core.errors import WorkerError
 from terrapipe.run.shared_memory import empty_shared
 
-__all__ = ["SLOTS", "SegmentMaps", "SegmentPickler", "SegmentPool", "encode", "rebuilt"]
+__all__ = ["SLOTS", "ResolvingPickler", "SegmentMaps", "SegmentPickler", "SegmentPool", "encode", "rebuilt"]
 
 #: Most segments per worker.
 SLOTS = 64
@@ -203,13 +203,20 @@ class SegmentPool:
 
     @staticmethod
     def _plain(tensor: torch.Tensor) -> bool:
-        """Whether the pool may send ``tensor`` (a plain CPU tensor without grad, not sparse or quantized)."""
+        """Whether the pool may send ``tensor`` (a plain CPU tensor without grad, not sparse or quantized).
+
+        A lazily conjugated or negated view (``x.conj()``, whose storage holds
+        the values before the conjugation) is not: its slot and layout would
+        arrive without the flag, as the values unconjugated.
+        """
         return (
             type(tensor) is torch.Tensor
             and tensor.device.type == "cpu"
             and tensor.layout == torch.strided
             and not tensor.requires_grad
             and not tensor.is_quantized
+            and not tensor.is_conj()
+            and not tensor.is_neg()
         )
 
     def lent(self, tensor: torch.Tensor) -> int | None:
@@ -294,7 +301,26 @@ def _unused(segment: _Segment, token: int) -> None:
         segment.used = False
 
 
-class SegmentPickler(ForkingPickler):
+def _as_sent(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+class ResolvingPickler(ForkingPickler):
+    """torch's pickler for messages between processes, sending lazily conjugated or negated tensors resolved.
+
+    torch's own reduction of a tensor sends its storage and layout, not its
+    conjugate or negative bit: ``x.conj()`` (complex SAR data) arrived as
+    ``x``, silently. Such a tensor is sent as ``x.resolve_conj().resolve_neg()``.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        """Send a conjugated or negated view as a resolved copy; everything else as torch sends it."""
+        if isinstance(obj, torch.Tensor) and (obj.is_conj() or obj.is_neg()):
+            return _as_sent, (obj.resolve_conj().resolve_neg(),)
+        return NotImplemented
+
+
+class SegmentPickler(ResolvingPickler):
     """torch's pickler for messages between processes, sending pooled tensors as slots of a :class:`SegmentPool`."""
 
     def __init__(self, file: Any, pool: SegmentPool, sent: dict[int, int]) -> None:
@@ -304,12 +330,12 @@ class SegmentPickler(ForkingPickler):
         self._copies: dict[int, int] = {}
 
     def reducer_override(self, obj: Any) -> Any:
-        """Send a pooled tensor as its slot and layout; everything else as torch sends it."""
+        """Send a pooled tensor as its slot and layout; everything else as :class:`ResolvingPickler` does."""
         if isinstance(obj, torch.Tensor):
             reduced = self._pool.reduce(obj, self._sent, self._copies)
             if reduced is not None:
                 return reduced
-        return NotImplemented
+        return super().reducer_override(obj)
 
 
 def encode(message: Any, pool: SegmentPool | None) -> tuple[bytes, dict[int, int]]:
@@ -324,7 +350,9 @@ def encode(message: Any, pool: SegmentPool | None) -> tuple[bytes, dict[int, int
     {0: 1}
     """
     if pool is None:
-        return bytes(ForkingPickler.dumps(message)), {}
+        plain = io.BytesIO()
+        ResolvingPickler(plain).dump(message)
+        return plain.getvalue(), {}
     sent: dict[int, int] = {}
     buffer = io.BytesIO()
     try:
