@@ -56,6 +56,7 @@ import inspect
 import json
 import math
 import os
+import re
 import stat
 import time
 import types
@@ -290,14 +291,65 @@ def _canon_str(text: str, ctx: _Context) -> Json:
     path = text
     if text[:5].lower() == "file:":  # file:///a/b.tif, file:/a/b.tif (pystac writes both)
         path = urllib.request.url2pathname(urllib.parse.urlsplit(text).path)
-    elif "://" in text:
+    elif _URL.match(text):
         if ctx.check_remote and text.split("://", 1)[0].lower() in ("http", "https"):
             if ctx.urls is not None:
                 ctx.urls.append(text)
             return {"url": [text, _head(text)]}
         return text
+    if path.startswith("~"):  # the readers expand it (gdal_path, the object store, xarray)
+        path = os.path.expanduser(path)
     found = _stat_once(path, ctx)
+    if (
+        found is None
+    ):  # a GDAL name: the file inside it (NETCDF:"a.nc":v, GTIFF_DIR:1:a.tif, /vsizip/a.zip/b.tif)
+        inner = _file_in_gdal_name(path)
+        found = None if inner is None else _stat_once(inner, ctx)
     return text if found is None else {"file": [text, found]}
+
+
+#: GDAL handlers that read a local file inside another (an archive, a compressed file, a part of one).
+_VSI_LOCAL = ("/vsizip/", "/vsigzip/", "/vsitar/", "/vsi7z/", "/vsirar/", "/vsisubfile/")
+_DRIVER_NAME = re.compile(r"[A-Z][A-Z0-9_]*:(?!//)")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _file_in_gdal_name(name: str) -> str | None:
+    """Return the local file or folder a GDAL dataset name reads, where it names one (``None``: none found).
+
+    ``NETCDF:"/d/a.nc":temp``, ``HDF5:/d/a.h5://g/v``, ``GTIFF_DIR:1:/d/a.tif``,
+    ``/vsizip//d/a.zip/b.tif``, ``/vsizip/{/d/a.zip}/b.tif``: readers open
+    these, so the key must see their file change (``~`` expanded, as the
+    readers do). A name is tried for an existing file part by part, at
+    most a few ``stat`` calls.
+    """
+    for prefix in _VSI_LOCAL:
+        if name.startswith(prefix):
+            rest = name[len(prefix) :]
+            if prefix == "/vsisubfile/":  # /vsisubfile/offset_size,path
+                rest = rest.partition(",")[2]
+            if rest.startswith("{"):
+                return os.path.expanduser(rest[1:].partition("}")[0]) or None
+            parts = rest.split("/")
+            for end in range(2, len(parts) + 1):  # the shortest leading part that is a file: the archive
+                candidate = os.path.expanduser("/".join(parts[:end]))
+                if os.path.isfile(candidate):
+                    return candidate
+            return None
+    match = _DRIVER_NAME.match(name)
+    if match is None:
+        return None
+    rest = name[match.end() :]
+    if '"' in rest:  # NETCDF:"a:b.nc":var
+        quoted = rest.split('"')
+        return os.path.expanduser(quoted[1]) if len(quoted) > 2 else None
+    parts = rest.split(":")
+    for start in range(len(parts)):  # GTIFF_DIR:1:/d/a.tif, GPKG:/d/a.gpkg:layer, HDF5:/d/a.h5://g/v
+        for end in range(len(parts), start, -1):
+            candidate = os.path.expanduser(":".join(parts[start:end]))
+            if candidate and os.path.exists(candidate):
+                return candidate
+    return None
 
 
 def _stat_once(path: str, ctx: _Context) -> Json:

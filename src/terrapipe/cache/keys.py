@@ -5,7 +5,10 @@ anything from it. The rule: **a key changes whenever the bytes it stands for
 change** (caches are never stale by default); what a description cannot see
 is listed below, with ``version=`` (or ``key=``) as the way out.
 
-- a path or URL string, a ``pathlib`` path: the string, plus
+- a path or URL string, a ``pathlib`` path: the string, plus (``~``
+  expanded, and for a GDAL name such as ``NETCDF:"/d/a.nc":v``,
+  ``GTIFF_DIR:1:/d/a.tif`` or ``/vsizip//d/a.zip/b.tif``, of the file it
+  reads)
 
   - a local **file**: its size, modification and status-change times (ns)
     and inode (a rewrite changes the times, even where the mtime is put
