@@ -43,6 +43,12 @@ BUFFERS: dict[tuple[str, str], tuple[str, str]] = {
         "the least recently checked dropped first; each key a path and a 32-byte digest",
         "tests/io/test_remote_sources_mosaic.py::test_the_vrts_remembered_stay_within_checked_vrts",
     ),
+    ("io/gdal_opener.py", "OrderedDict("): (
+        "a remote raster's plain-read blocks: MAX_CACHED_BLOCKS (128) of BLOCK_BYTES (16 KiB) per file, "
+        "least recently used dropped; files kept: MAX_SHARED_FILES (32) per process; side-car answers: 4096 "
+        "per process (each a 16 KiB block or None)",
+        "tests/gdal_opener/test_opener_threads.py::test_the_block_cache_and_the_side_car_answers_are_bounded",
+    ),
     ("io/copc.py", "OrderedDict("): (
         "CopcFile(cache_bytes=64 MiB): decompressed COPC nodes, least recently used dropped first",
         "tests/io/test_point_cloud.py::test_copc_node_cache_stays_within_cache_bytes",

@@ -14,10 +14,13 @@ storage's headers only to their origin, retries).
 
 What the callbacks serve (:class:`RemoteBytes`, one per URL and open):
 
-- plain reads (the header, the tile index) from blocks of
-  :data:`BLOCK_BYTES`, consecutive missing blocks in one request, at most
-  :data:`MAX_CACHED_BLOCKS` of them kept per file (GDAL's block cache holds
-  the decoded tiles above);
+- small plain reads (the header, the tile index) from blocks of
+  :data:`BLOCK_BYTES` (a larger one, a tile read by itself, is fetched
+  exactly and not kept), consecutive missing blocks in one request, at most
+  :data:`MAX_CACHED_BLOCKS` of them kept per file, shared by every open of
+  it in the process (each reader thread opens its own handle; at most
+  :data:`MAX_SHARED_FILES` files, as GDAL's ``/vsicurl/`` cache is shared;
+  GDAL's block cache holds the decoded tiles above);
 - GDAL's multi-range reads (the tiles of a window: one call) as ranged GETs,
   ranges less than :data:`MERGE_GAP` apart merged, the requests run at once
   on this process's pool (``Storage.concurrency`` per read).
@@ -41,8 +44,9 @@ the file only: no side-car is asked for there.
 
 rasterio keeps its openers in context variables, one dict per thread; a
 handle opened on one thread and closed on another (a thread's handles closed
-at its end) would not be found. :func:`_share_registries` makes every thread
-use the process's dicts (rasterio 1.4's private names, checked here).
+at its end, a garbage collection) would not be found. :func:`_share_registries`
+gives the process one dict of each (rasterio 1.4's private names, the one
+place terrapipe reaches them; a test fails when upstream changes them).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from terrapipe.io.storage import Storage
 __all__ = [
     "BLOCK_BYTES",
     "MAX_CACHED_BLOCKS",
+    "MAX_SHARED_FILES",
     "MERGE_GAP",
     "RemoteBytes",
     "RemoteOpener",
@@ -78,13 +83,16 @@ __all__ = [
 ]
 
 #: Bytes of one block of plain reads (the first one also gives the file's size).
-BLOCK_BYTES = 64 * 1024
-#: Blocks of plain reads kept per open file (4 MiB).
-MAX_CACHED_BLOCKS = 64
+BLOCK_BYTES = 16 * 1024
+#: Blocks of plain reads kept per remote file (2 MiB; all opens of it share them).
+MAX_CACHED_BLOCKS = 128
 #: Ranges of one multi-range read closer than this are fetched in one request.
 MERGE_GAP = 64 * 1024
 #: Side-car answers remembered per process.
 _MAX_PROBES = 4096
+#: Remote files whose size, ETag and plain-read blocks the process keeps for every open of them
+#: (each thread opens its own handle: without this, each open asked the server for the header again).
+MAX_SHARED_FILES = 32
 
 
 def uses_opener(path: str, name: str) -> bool:
@@ -212,6 +220,9 @@ class RemoteBytes:
         end = min(self.size, offset + max(0, nbytes))
         if offset >= end:
             return b""
+        if end - offset > 2 * BLOCK_BYTES:  # a tile read by itself: exactly it, kept by GDAL's block cache
+            kept = self.cached(offset, end - offset)
+            return kept if kept is not None else self._get(offset, end)
         first, last = offset // BLOCK_BYTES, (end - 1) // BLOCK_BYTES
         with self._lock:
             have = {i: self._blocks[i] for i in range(first, last + 1) if i in self._blocks}
@@ -287,10 +298,12 @@ class RemoteBytes:
         return [b"" if part is None else part for part in out]
 
 
-def _first_block(url: str, storage: Storage) -> tuple[bytes, int, str | None]:
+def _first_block(url: str, storage: Storage, deadline: float | None = None) -> tuple[bytes, int, str | None]:
     """Read the first block of ``url``: its bytes, the file's size and ``ETag`` (ReadError: not there)."""
     try:
-        reply = http_reads.read(url, storage, byte_range=http_reads.ByteRange(0, BLOCK_BYTES))
+        reply = http_reads.read(
+            url, storage, byte_range=http_reads.ByteRange(0, BLOCK_BYTES), deadline=deadline
+        )
     except http_reads.PastEndError:  # an empty file
         return b"", 0, None
     reply = reply.found(url, sized=True)
@@ -310,24 +323,41 @@ _PROBES_LOCK = threading.Lock()
 _ABSENT = ("HTTP 404", "no such object", "access denied", "HTTP 410", "(HTTP 403", "(HTTP 401")
 
 
-def probe(url: str, storage: Storage | None) -> tuple[bytes, int, str | None] | None:
+def probe(
+    url: str, storage: Storage | None, deadline: float | None = None
+) -> tuple[bytes, int, str | None] | None:
     """Return the first block, size and ETag of a side-car ``url``, or ``None`` when it is not there (remembered).
+
+    One ranged ``GET`` (``deadline``: seconds it may take, retries included). A 404 or 410 is
+    'not there'; so is a 401 or 403 (S3 answers 403 for a key a caller may not list) unless a
+    ``HEAD`` then says it is there (a server that lists a file it will not send: a ReadError, as
+    GDAL would drop it silently).
 
     Raises
     ------
     ReadError
-        No answer (time-out, refused connection, ``5xx`` after the retries): whether it is there is unknown.
+        No answer (time-out, refused connection, ``5xx`` after the retries): whether it is there
+        is unknown; or there but refused.
     """
     key = (url, storage)
     with _PROBES_LOCK:
         if key in _PROBES:
             _PROBES.move_to_end(key)
             return _PROBES[key]
+    resolved = _gdal_storage(storage)
     try:
-        found: tuple[bytes, int, str | None] | None = _first_block(url, _gdal_storage(storage))
+        found: tuple[bytes, int, str | None] | None = _first_block(url, resolved, deadline)
     except ReadError as err:
-        if not any(word in str(err) for word in _ABSENT):
+        text = str(err)
+        if not any(word in text for word in _ABSENT):
             raise
+        if "access denied" in text:
+            try:
+                listed = http_reads.read(url, resolved, method="HEAD", deadline=deadline).status == 200
+            except ReadError:
+                listed = False
+            if listed:
+                raise ReadError(f"{text} (a HEAD of it says it is there)") from None
         found = None
     with _PROBES_LOCK:
         _PROBES[key] = found
@@ -336,11 +366,34 @@ def probe(url: str, storage: Storage | None) -> tuple[bytes, int, str | None] | 
     return found
 
 
+#: (URL, storage as given) -> the file's bytes every open of it shares (its size and ETag: the same file).
+_FILES: OrderedDict[tuple[str, Storage | None], RemoteBytes] = OrderedDict()
+
+
+def _shared(url: str, storage: Storage | None, resolved: Storage) -> RemoteBytes:
+    """Return the process's :class:`RemoteBytes` of ``url`` read with ``storage`` (made, and its first block read, if none)."""
+    key = (url, storage)
+    with _PROBES_LOCK:
+        found = _FILES.get(key)
+        if found is not None:
+            _FILES.move_to_end(key)
+            return found
+    made = RemoteBytes(url, resolved)  # outside the lock: a request
+    with _PROBES_LOCK:
+        found = _FILES.setdefault(key, made)
+        _FILES.move_to_end(key)
+        while len(_FILES) > MAX_SHARED_FILES:
+            _FILES.popitem(last=False)
+    return found
+
+
 def forget(url: str) -> None:
-    """Forget the side-car answers remembered for the file ``url`` (it changed on the server)."""
+    """Forget what the process keeps of the file ``url`` and its side-cars (it changed, or a read of it failed)."""
     with _PROBES_LOCK:
         for key in [k for k in _PROBES if k[0].startswith(url)]:
             del _PROBES[key]
+        for key in [k for k in _FILES if k[0] == url]:
+            del _FILES[key]
 
 
 class _File:
@@ -439,7 +492,7 @@ class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
             return None
         if url == self.url:
             if self._main is None:
-                self._main = RemoteBytes(url, self._resolved)
+                self._main = _shared(url, self.storage, self._resolved)
             return self._main
         first = probe(url, self.storage)
         return None if first is None else RemoteBytes(url, self._resolved, first)
@@ -495,33 +548,41 @@ class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
         return data.size
 
 
-_SHARED = False
+class _ProcessVar:
+    """Stands for one of rasterio's context variables: one value for the whole process, every thread and context."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self, *default: Any) -> Any:
+        """Return the value (``default`` is never needed: there always is one)."""
+        return self.value
+
+    def set(self, value: Any) -> None:
+        """Replace the value."""
+        self.value = value
+
+
 _SHARED_LOCK = threading.Lock()
 
 
 def _share_registries() -> None:
-    """Make every thread use the process's dicts of rasterio's opener registry (see the module's doc)."""
-    global _SHARED
+    """Give rasterio's opener registry and open-file exit stacks one dict each per process (see the module's doc).
+
+    rasterio 1.4 keeps them in ``ContextVar`` s (``rasterio._vsiopener._OPENER_REGISTRY`` and
+    ``_OPEN_FILE_EXIT_STACKS``, read by its callbacks as module globals): a thread, or a context,
+    that did not open a dataset has none, and closing the dataset there (a thread's handles dropped
+    at its end, a garbage collection) failed (``LookupError``, GDAL's "I/O error"). Checked by
+    ``tests/gdal_opener/test_opener_threads.py::test_rasterio_keeps_its_registry_where_terrapipe_shares_it``.
+    """
     from rasterio import _vsiopener
 
-    registry = getattr(_vsiopener, "_OPENER_REGISTRY", None)
-    stacks = getattr(_vsiopener, "_OPEN_FILE_EXIT_STACKS", None)
-    if (
-        registry is None or stacks is None
-    ):  # another rasterio: each thread its own (handles closed where opened)
-        return
     with _SHARED_LOCK:
-        if not _SHARED:
-            _SHARED_DICTS[0] = registry.get({})
-            _SHARED_DICTS[1] = stacks.get({})
-            _SHARED = True
-    if registry.get(None) is not _SHARED_DICTS[0]:
-        registry.set(_SHARED_DICTS[0])
-    if stacks.get(None) is not _SHARED_DICTS[1]:
-        stacks.set(_SHARED_DICTS[1])
-
-
-_SHARED_DICTS: list[dict[Any, Any]] = [{}, {}]
+        for name in ("_OPENER_REGISTRY", "_OPEN_FILE_EXIT_STACKS"):
+            current = getattr(_vsiopener, name, None)
+            if current is None or isinstance(current, _ProcessVar):
+                continue  # another rasterio (each thread its own), or shared already
+            setattr(_vsiopener, name, _ProcessVar(current.get({})))
 
 
 def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs: Any) -> Any:

@@ -421,6 +421,8 @@ def forget(source: RasterSource) -> None:
         handles.last = None
         _close(source, held[0])
     forget_remote_file(source.path, source.storage)
+    if source.through_byte_layer:  # its size, ETag and header blocks: asked for again
+        forget_sidecar_answers(quote_url(source.path))
 
 
 def forget_remote(path: str) -> None:

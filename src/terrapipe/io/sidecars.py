@@ -47,9 +47,11 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from terrapipe.core.errors import ReadError
 from terrapipe.io.gdal_cache import thread_local_options
 from terrapipe.io.gdal_env import SQLITE_EXTENSIONS
 from terrapipe.io.gdal_fork import loaded_gdal_libraries
+from terrapipe.io.gdal_opener import uses_opener
 from terrapipe.io.paths import gdal_path, is_http
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.storage import CLOUD_OF_SCHEME, Storage
@@ -263,6 +265,8 @@ def found_sidecars(
     parts = urllib.parse.urlsplit(path)
     if (is_http(path) and (parts.query or parts.fragment)) or parts.path.lower().endswith(SQLITE_EXTENSIONS):
         return []  # a signature signs the file only; a GeoPackage keeps its metadata inside
+    if uses_opener(path, name):  # read through the byte layer: so are its side-cars' look-ups
+        return _found_through_byte_layer(path, room_for(dataset), storage)
     suffixes = room_for(dataset)
     gdal = rasterio_gdal() if suffixes else None
     if gdal is None:
@@ -323,6 +327,42 @@ def found_sidecars(
                     )
                     raise _no_answer(path, suffix, budget, f"{said}, {attempt + 1} tries")
                 time.sleep(pause)
+    return found
+
+
+def _found_through_byte_layer(path: str, suffixes: Sequence[str], storage: Storage | None) -> list[str]:
+    """:func:`found_sidecars` of a raster GDAL reads through the byte layer: one ranged ``GET`` per side-car.
+
+    The look-ups carry the storage's headers to the file's origin (GDAL's ``HEAD`` had
+    none: the raster's environment holds no credential), with its time-out, deadline and
+    retries; a 404, 401, 403 or 410 is 'not there'. Remembered per process
+    (:func:`terrapipe.io.gdal_opener.probe`) for the opens that follow.
+    """
+    from terrapipe.io.gdal_opener import probe
+    from terrapipe.io.paths import quote_url
+
+    config = storage if storage is not None else Storage()
+    cap = min(MAX_AUX_XML_BYTES, config.max_bytes or MAX_AUX_XML_BYTES)
+    budget = min(
+        config.timeout, config.deadline or config.timeout, PROBE_BUDGET
+    )  # each probe, retries included
+    found = []
+    for suffix in suffixes:
+        try:
+            answer = probe(quote_url(path) + suffix, storage, deadline=budget)
+        except ReadError as err:
+            text = str(err)
+            if "a HEAD of it says it is there" in text:
+                raise _unreadable(path, suffix, "it could not be read (refused)") from None
+            status = re.search(r"HTTP (\d{3})", text)
+            tries = f"{1 + max(0, config.retries)} tries"
+            said = f"HTTP {status.group(1)}, {tries}" if status else f"no answer, {tries}"
+            raise _no_answer(path, suffix, budget, said) from None
+        if answer is None or not_a_sidecar(suffix, answer[0]):
+            continue  # not there; or another file at that name (a page served for every path), as GDAL reads it
+        if suffix == ".aux.xml" and answer[1] > cap:  # GDAL parses it whole
+            raise _unreadable(path, suffix, f"it is {answer[1]} bytes long, more than {cap} are read")
+        found.append(suffix)
     return found
 
 
