@@ -292,3 +292,25 @@ def test_a_store_s_text_in_a_pipe_and_its_stats_hides_the_password() -> None:
         for secret in SECRETS:
             assert secret not in text
     assert os.environ.get("REDIS_URL", "") == os.environ.get("REDIS_URL", "")
+
+
+@pytest.mark.parametrize("operation", ["keys", "clear"])
+def test_a_listing_that_never_ends_is_refused_not_followed_for_ever(operation: str) -> None:
+    """A server answering every SCAN with cursor 1 and no names: keys() and clear() looped for ever."""
+
+    def scan_forever(conn: socket.socket, args: list[bytes]) -> bool:
+        if args[0].upper() == b"HELLO":
+            conn.sendall(b"%2\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:3\r\n")
+        elif args[0].upper() == b"SCAN":
+            conn.sendall(b"*2\r\n$1\r\n1\r\n*0\r\n")
+        else:
+            conn.sendall(b"+OK\r\n")
+        return True
+
+    with scripted_server(scan_forever) as address:
+        store = RedisStore(urls(address)["user"], timeout=1)
+        run = (lambda: list(store.keys())) if operation == "keys" else store.clear
+        err = bounded(run, 10)
+    assert isinstance(err, tp.CacheError), repr(err)
+    assert "SCAN" in str(err)
+    assert_no_secret(err)

@@ -71,6 +71,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisStore"]
 
+#: Most ``SCAN`` pages one listing reads (a thousand names each: a billion keys).
+_MAX_SCAN_PAGES = 1_000_000
+
 
 def _is_local(url: object) -> bool:
     """Whether ``url`` names a server on this machine: a unix socket, or ``redis://`` to a loopback host.
@@ -388,8 +391,24 @@ class RedisStore:
             yield bytes(name)[start:].decode()
 
     def _scan(self) -> list[bytes]:
+        """Return the names under the prefix (``SCAN``); a cursor the server gave before is refused (no end)."""
+        names: list[bytes] = []
+        seen: set[int] = set()
         try:
-            return list(self.client.scan_iter(match=self._pattern(), count=1000))
+            cursor = 0
+            while True:
+                cursor, page = self.client.scan(cursor=cursor, match=self._pattern(), count=1000)
+                names.extend(page)
+                cursor = int(cursor)
+                if cursor == 0:
+                    return names
+                if cursor in seen or len(seen) >= _MAX_SCAN_PAGES:
+                    msg = (
+                        f"cannot list cache entries at {self.shown}: the server's SCAN cursors do not end "
+                        f"(cursor {cursor} after {len(seen)} pages); check that the server is Redis"
+                    )
+                    raise CacheError(msg)
+                seen.add(cursor)
         except TerrapipeError:
             raise
         except Exception as err:  # redis-py's errors, and its bare ones on a reply it cannot parse
