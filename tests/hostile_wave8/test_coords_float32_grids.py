@@ -28,12 +28,14 @@ def grids(seed: int) -> list[tuple[str, np.ndarray, float]]:
     size = int(rng.integers(3, 12000))
     index = np.arange(size, dtype=np.float64)
     centres = start + step * (index + 0.5)
-    return [
+    made = [
         ("rounded", centres.astype(np.float32), step),
         ("corners", (start + step * index).astype(np.float32), step),
         ("arange32", np.arange(size, dtype=np.float32) * np.float32(step) + np.float32(start), step),
         ("linspace32", np.linspace(centres[0], centres[-1], size, dtype=np.float32), step),
     ]
+    # the same float32 values held as float64 (a file's float32 coordinates decoded by xarray, a concat)
+    return made + [(f"{how} as float64", values.astype(np.float64), step) for how, values, step in made]
 
 
 def on_grid(values: np.ndarray, step: float) -> tuple[bool, float]:
