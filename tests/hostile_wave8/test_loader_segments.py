@@ -38,6 +38,8 @@ def odd_sample(i: int) -> dict:
         "c128": torch.full((3,), complex(i, -i), dtype=torch.complex128),
         "f16": torch.full((5,), i / 8, dtype=torch.float16),
         "u16": torch.full((2,), 65535 - i, dtype=torch.uint16),
+        "u64": torch.tensor([2**63 + i, i], dtype=torch.uint64),
+        "f8": torch.full((2,), i / 4).to(torch.float8_e4m3fn).view(torch.uint8),
         "u8": torch.full((3, 3), i % 256, dtype=torch.uint8),
         "empty": torch.zeros((0, 7)),
         "transposed": base.t(),  # non-contiguous

@@ -13,7 +13,11 @@ value (an entry or a manifest stored as it is) straight into the hit's
 buffer. The frame table is checked as
 :func:`~terrapipe.cache.frames.decompress_entry` checks it, the entry's own
 checksum afterwards; on anything wrong, the connection is closed (never left
-mid-reply) and the entry is corrupt.
+mid-reply) and the entry is corrupt. Each read waits ``timeout`` at most, and
+a whole reply must have come within ``timeout`` and a second a MiB (a server
+trickling a byte at a time is given up on); what the server says is
+repeated in errors with the URL's secrets masked (a refused ``AUTH`` may be
+echoed: :mod:`terrapipe.cache.redis_secrets`).
 
 Examples
 --------
