@@ -322,3 +322,35 @@ def test_lazily_conjugated_or_negated_tensors_arrive_resolved(batch_size, collat
         expected_slc = want["slc"].resolve_conj() if sign == 1 else want["slc"].conj().resolve_conj()
         assert torch.equal(slc.resolve_conj(), expected_slc), (i, slc)
         assert torch.equal(neg.resolve_neg(), sign * want["neg"].resolve_neg()), (i, neg)
+
+
+def flaky(i: int, at: int = 50) -> dict:
+    if i == at:
+        raise OSError(f"transient read error at {i}")
+    return ragged_sample(i)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_that_failed_mid_epoch_resumes_from_its_last_state(workers):
+    """A transient read error ends the epoch; a loader given the last state yields exactly the rest (holds)."""
+    n, kwargs = 83, {"batch_size": 4, "collate": RAGGED, "workers": workers, "method": "process"}
+    with loader(tp.from_items(range(n)).map(ragged_sample), **kwargs) as batches:
+        whole = [batch["id"].tolist() for batch in batches]
+    got: list[list[int]] = []
+    states: list[dict] = []
+
+    def train(batches) -> None:
+        for batch in batches:
+            got.append(batch["id"].tolist())
+            states.append(batches.state_dict())  # the checkpoint after each step
+
+    with (
+        loader(tp.from_items(range(n)).map(flaky), **kwargs) as batches,
+        pytest.raises(OSError, match="transient"),
+    ):
+        train(batches)
+    state = states[-1]
+    with loader(tp.from_items(range(n)).map(ragged_sample), **kwargs) as batches:
+        batches.load_state_dict(state)
+        rest = [batch["id"].tolist() for batch in batches]
+    assert got + rest == whole
