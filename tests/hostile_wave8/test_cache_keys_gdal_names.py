@@ -92,11 +92,6 @@ def _write_tif(path: Path, value: int) -> None:
         dst.write(np.full((1, 8, 8), value, "uint8"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="G: read_raster given a GDAL name (GTIFF_DIR:1:/d/a.tif) serves the old pixels on the next pass "
-    "after a plain rewrite of the file, in one process (no file stamp for driver-prefixed names; routed by H8)",
-)
 def test_read_raster_of_a_gdal_name_reads_a_rewritten_file(tmp_path: Path) -> None:
     path = tmp_path / "scene.tif"
     _write_tif(path, 1)

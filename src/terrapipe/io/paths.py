@@ -47,6 +47,7 @@ __all__ = [
     "is_http",
     "is_remote",
     "is_sqlite_url",
+    "local_file_of",
     "netcdf_name",
     "origin_of",
     "plain_form_url",
@@ -377,6 +378,53 @@ def driver_prefixed(name: str) -> bool:
     """
     prefixed = _DRIVER_PREFIX.match(name) or _LOWER_DRIVER_PREFIX.match(name)
     return prefixed is not None and not os.path.exists(name)
+
+
+#: GDAL's local archive and compression file systems: ``/vsizip/<archive>/<member>`` reads ``<archive>``.
+_LOCAL_VSI = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/")
+
+
+def local_file_of(name: str) -> str | None:
+    """Return the local file the GDAL name ``name`` reads, where it names one through a driver or an archive.
+
+    ``GTIFF_DIR:1:/d/a.tif``, ``NETCDF:"/d/a.nc":t2m``, ``HDF5:"/d/a.h5"://x``,
+    ``GPKG:/d/a.gpkg:tiles`` and ``/vsizip//d/a.zip/b.tif`` read ``/d/a.tif``,
+    ``/d/a.nc``, ... (a file rewritten there is the file changed: its stamp
+    says so). A plain path, a remote name or a name whose file does not
+    exist gives ``None``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> path = os.path.join(folder, "a.tif")
+    >>> open(path, "wb").close()
+    >>> local_file_of(f"GTIFF_DIR:1:{path}") == path, local_file_of(f'NETCDF:"{path}":t') == path
+    (True, True)
+    >>> local_file_of(f"/vsizip/{path}/inner.tif") == path, local_file_of(path), local_file_of("/vsicurl/https://h/a")
+    (True, None, None)
+    """
+    candidates: list[str] = []
+    if name.startswith(_LOCAL_VSI):
+        rest = name
+        while rest.startswith(_LOCAL_VSI):
+            rest = rest[rest.index("/", 1) + 1 :].lstrip("{")
+        rest = "/" + rest.lstrip("/")
+        parts = rest.split("/")
+        candidates = ["/".join(parts[:i]) for i in range(2, len(parts) + 1)]
+    elif driver_prefixed(name):
+        _, _, rest = name.partition(":")
+        if rest.startswith('"'):
+            candidates = [rest[1:].split('"', 1)[0]]
+        else:
+            pieces = rest.split(":")
+            candidates = [
+                ":".join(pieces[i:j]) for i in range(len(pieces)) for j in range(len(pieces), i, -1)
+            ]
+    for candidate in candidates:
+        if candidate and not candidate.startswith("/vsi") and os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 def netcdf_name(url: str) -> str:

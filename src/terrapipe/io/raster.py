@@ -72,7 +72,7 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
-from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote
+from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote, local_file_of
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt, file_stamp
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
@@ -551,6 +551,8 @@ def _open_raster(
     stamp = None
     if not is_remote(path_text) and os.path.exists(local):
         stamp = file_stamp(local)  # a replacement keeping size and mtime: inode; every later open checks it
+    elif not is_remote(path_text) and (named := local_file_of(local)) is not None:
+        stamp = file_stamp(named)  # GTIFF_DIR:1:/d/a.tif, NETCDF:"/d/a.nc":v, /vsizip/: the file it reads
     base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
     dataset = _open_checked(base)
     if reads_sidecars(path_text, storage, local, dataset, base.env):  # a side-car it lacks is there

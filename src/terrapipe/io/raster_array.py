@@ -85,7 +85,7 @@ from terrapipe.io.gdal_fork import keep_unclosed_in_children
 from terrapipe.io.gdal_opener import failure_of, open_dataset, uses_opener
 from terrapipe.io.gdal_opener import forget as forget_sidecar_answers
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
-from terrapipe.io.paths import gdal_path, is_remote, quote_url
+from terrapipe.io.paths import gdal_path, is_remote, local_file_of, quote_url
 from terrapipe.io.read_errors import read_error, scrub_chain, store_error_code
 from terrapipe.io.remote_sources import check_remote_sources
 from terrapipe.io.stamped_file import file_stamp
@@ -229,12 +229,19 @@ class RasterSource:
                 raise
             return dataset
 
+    def _stamped_path(self) -> str:
+        """Return the file :attr:`stamp` describes: :attr:`gdal_path`, or the file a GDAL name reads (``GTIFF_DIR:1:<file>``)."""
+        name = self.gdal_path
+        if name.startswith("/") and not name.startswith("/vsi"):  # a plain path: the usual case, no parsing
+            return name
+        return local_file_of(name) or name
+
     def _check_same_file(self) -> None:
         """Refuse the file at :attr:`gdal_path` unless it is the one :attr:`stamp` describes (stat after the open)."""
         stamp = self.stamp
         assert stamp is not None
         try:
-            now: tuple[int, ...] | None = file_stamp(self.gdal_path)
+            now: tuple[int, ...] | None = file_stamp(self._stamped_path())
         except OSError:
             now = None
         if now is not None and now[: len(stamp)] == stamp:
@@ -261,7 +268,7 @@ class RasterSource:
         stamp = self.stamp
         assert stamp is not None
         try:
-            now = file_stamp(self.gdal_path)
+            now = file_stamp(self._stamped_path())
         except OSError:
             return
         if now[: len(stamp)] == stamp or now[2:4][: len(stamp) - 2] != stamp[2:4]:
@@ -397,6 +404,8 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
         del handles.datasets[source]
         _close(source, dataset)
     _switch_storage(source)
+    if source.stamp is not None and not source.gdal_path.startswith("/"):  # NETCDF:"<file>":v, GTIFF_DIR:...
+        _close_other_versions(handles, source)  # another version of the file: the old one's handles go first
     dataset = source.open()
     keep_unclosed_in_children(dataset)  # a forked child must not close it (io/gdal_fork.py)
     handles.datasets[source] = (dataset, generation)
@@ -405,6 +414,23 @@ def acquire(source: RasterSource) -> rasterio.io.DatasetReader:
         evicted, (oldest, _) = handles.datasets.popitem(last=False)
         _close(evicted, oldest)
     return dataset
+
+
+def _close_other_versions(handles: _ThreadHandles, source: RasterSource) -> None:
+    """Close this thread's handles of ``source``'s file opened under another stamp (an older version of it).
+
+    GDAL's netCDF driver answered a new open of a replaced file with the old file's values while
+    a handle of the old one was open (netCDF-C keeps it by name).
+    """
+    stale = [
+        other
+        for other in handles.datasets
+        if other.gdal_path == source.gdal_path and other.stamp is not None and other.stamp != source.stamp
+    ]
+    for other in stale:
+        dataset, _ = handles.datasets.pop(other)
+        handles.last = None
+        _close(other, dataset)
 
 
 def forget(source: RasterSource) -> None:
