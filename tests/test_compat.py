@@ -132,6 +132,52 @@ def test_xarray_zarr_wrapper_array(tmp_path):
     assert array[:].tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
 
 
+def test_zarr_group_from_documents(tmp_path):
+    import json
+
+    import zarr
+    from zarr.storage import LocalStore, StorePath
+
+    _checked("zarr")
+    for fmt in (2, 3):
+        root = tmp_path / f"v{fmt}.zarr"
+        group = zarr.open_group(str(root), mode="w", zarr_format=fmt, attributes={"title": "t"})
+        group.create_array("a", shape=(2, 3), dtype="int16", chunks=(1, 3), attributes={"units": "m"})
+        zarr.consolidate_metadata(str(root))
+        path = StorePath(LocalStore(str(root), read_only=True), "")
+        if fmt == 3:
+            built = _compat.zarr_group_from_documents(path, zarr_json=(root / "zarr.json").read_bytes())
+        else:
+            built = _compat.zarr_group_from_documents(
+                path,
+                zgroup=(root / ".zgroup").read_bytes(),
+                zattrs=(root / ".zattrs").read_bytes(),
+                zmetadata=(root / ".zmetadata").read_bytes(),
+            )
+        opened = zarr.open_consolidated(str(root), zarr_format=fmt)
+        assert built.metadata == opened.metadata
+        assert json.dumps(built.attrs, sort_keys=True) == json.dumps(dict(opened.attrs), sort_keys=True)
+    dropped = _compat.zarr_group_from_documents(
+        path, zarr_json=(tmp_path / "v3.zarr" / "zarr.json").read_bytes(), use_consolidated=False
+    )
+    assert dropped.metadata.consolidated_metadata is None
+
+
+def test_xarray_zarr_store(tmp_path):
+    import xarray as xr
+    import zarr
+
+    _checked("xarray")
+    root = tmp_path / "s.zarr"
+    xr.Dataset({"v": (("x",), [1.0, 2.0])}, coords={"x": [10, 20]}).to_zarr(root, consolidated=False)
+    group = zarr.open_group(str(root), mode="r")
+    members = {"v": group["v"], "x": group["x"]}
+    store = _compat.xarray_zarr_store(group, members, use_zarr_fill_value_as_mask=False)
+    assert sorted(store.get_variables()) == ["v", "x"]
+    given = xr.open_dataset(str(root), engine="zarr", store=store)
+    xr.testing.assert_identical(given, xr.open_zarr(root, consolidated=False).load())
+
+
 def test_zarr_sync():
     import zarr
     import zarr.buffer

@@ -34,6 +34,17 @@ Accesses
 ``ZarrArrayWrapper._array`` (xarray 2024.6 to 2026.9)
     The zarr array under xarray's Zarr backend wrapper;
     :func:`zarr_wrapper_array`. Test: ``test_xarray_zarr_wrapper_array``.
+``AsyncGroup._from_bytes_v3`` / ``_from_bytes_v2`` (zarr 3.1)
+    Builds a group from its metadata documents (and consolidated metadata)
+    exactly as ``AsyncGroup.open`` does once it has read them, with no I/O;
+    :func:`zarr_group_from_documents`, used by
+    :mod:`terrapipe.io.zarr_local_group` (a local folder's documents read
+    directly, not through zarr's event loop). Test:
+    ``test_zarr_group_from_documents``.
+``ZarrStore._fetch_members`` (xarray 2024.6 to 2026.9)
+    Overridden so that xarray's Zarr backend takes a group's members as
+    given instead of asking zarr for them (a round trip to zarr's event
+    loop); :func:`xarray_zarr_store`. Test: ``test_xarray_zarr_store``.
 ``zarr.core.sync.sync`` (zarr 3.1)
     Runs a coroutine on zarr's own event loop (a store's async methods must
     run there); :func:`zarr_sync`. Test: ``test_zarr_sync``.
@@ -134,6 +145,8 @@ __all__ = [
     "variable_like",
     "variables_of",
     "xarray_indexing",
+    "xarray_zarr_store",
+    "zarr_group_from_documents",
     "zarr_sync",
     "zarr_wrapper_array",
 ]
@@ -297,6 +310,76 @@ def zarr_wrapper_array(wrapper: Any) -> Any:
     True
     """
     return _attribute(wrapper, "_array", "xarray", "ZarrArrayWrapper")
+
+
+def zarr_group_from_documents(
+    store_path: Any,
+    *,
+    zarr_json: bytes | None = None,
+    zgroup: bytes | None = None,
+    zattrs: bytes | None = None,
+    zmetadata: bytes | None = None,
+    use_consolidated: bool | None = None,
+) -> Any:
+    """Return zarr's ``AsyncGroup`` built from a group's documents, as ``AsyncGroup.open`` builds it (no I/O).
+
+    Zarr v3: ``zarr_json`` (its ``consolidated_metadata`` dropped when
+    ``use_consolidated`` is ``False``); v2: ``zgroup``, ``zattrs`` and the
+    consolidated ``zmetadata`` (or ``None``).
+
+    Examples
+    --------
+    >>> import zarr
+    >>> path = zarr.storage.StorePath(zarr.storage.MemoryStore(), "")
+    >>> group = zarr_group_from_documents(path, zarr_json=b'{"zarr_format": 3, "node_type": "group", "attributes": {"a": 1}}')
+    >>> group.attrs, group.metadata.zarr_format
+    ({'a': 1}, 3)
+    """
+    import zarr
+    from zarr.buffer import cpu
+
+    def buffer(data: bytes | None) -> Any:
+        return None if data is None else cpu.Buffer.from_bytes(data)
+
+    cls = zarr.AsyncGroup
+    if zarr_json is not None:
+        build = _attribute(cls, "_from_bytes_v3", "zarr", "AsyncGroup")
+        return build(store_path, buffer(zarr_json), use_consolidated=use_consolidated)
+    build = _attribute(cls, "_from_bytes_v2", "zarr", "AsyncGroup")
+    return build(store_path, buffer(zgroup), buffer(zattrs), buffer(zmetadata))
+
+
+def xarray_zarr_store(zarr_group: Any, members: dict[str, Any], *, use_zarr_fill_value_as_mask: bool) -> Any:
+    """Return xarray's read-only ``ZarrStore`` over ``zarr_group`` whose members are ``members`` (not fetched).
+
+    Examples
+    --------
+    >>> import zarr
+    >>> group = zarr.group(zarr.storage.MemoryStore())
+    >>> array = group.create_array("v", shape=(2,), dtype="u1", dimension_names=["x"])
+    >>> store = xarray_zarr_store(group, {"v": array}, use_zarr_fill_value_as_mask=False)
+    >>> list(store.get_variables())
+    ['v']
+    """
+    cls = _given_members_store()
+    return cls(zarr_group, members, mode="r", use_zarr_fill_value_as_mask=use_zarr_fill_value_as_mask)
+
+
+@functools.cache
+def _given_members_store() -> Any:
+    module = _module("xarray", "xarray.backends.zarr", extra="zarr", feature="Zarr reads")
+    base = _attribute(module, "ZarrStore", "xarray", "xarray.backends.zarr")
+    _attribute(base, "_fetch_members", "xarray", "ZarrStore")  # the method overridden: gone means moved
+
+    class GivenMembersStore(base):  # type: ignore[misc, valid-type]
+        def __init__(self, zarr_group: Any, members: dict[str, Any], **options: Any) -> None:
+            self._given = dict(members)  # before ZarrStore.__init__ fetches the members
+            super().__init__(zarr_group, **options)
+
+        def _fetch_members(self) -> dict[str, Any]:
+            return dict(self._given)
+
+    return GivenMembersStore
 
 
 def zarr_sync(coroutine: Any) -> Any:
