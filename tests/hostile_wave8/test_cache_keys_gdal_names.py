@@ -67,6 +67,20 @@ def test_a_file_inside_a_name_rewritten_is_not_served_stale(home: Path, kind: st
     assert list(pipe) == [NEW]
 
 
+def test_a_word_before_a_colon_never_has_a_folder_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'TAG:/' or 'EPSG:<folder>' name no dataset: the root folder must not be walked for a key."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "4326").mkdir()
+    for text in ("TAG:/", "EPSG:4326", f"NOTE:{tmp_path}", f'NETCDF:"{tmp_path}":v'):
+        assert element_identity(text) == text
+    zarr = tmp_path / "a.zarr"
+    zarr.mkdir()
+    (zarr / "zarr.json").write_text("{}")
+    assert element_identity(f'ZARR:"{zarr}"/v') != f'ZARR:"{zarr}"/v'  # GDAL's Zarr driver names a folder
+
+
 def test_names_that_name_no_file_stay_plain_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     for text in (

@@ -339,15 +339,19 @@ def _file_in_gdal_name(name: str) -> str | None:
     match = _DRIVER_NAME.match(name)
     if match is None:
         return None
+    # a file; a folder only for GDAL's Zarr driver (any other word before a colon, "EPSG:4326",
+    # "TAG:/", must not have a folder walked)
+    usable = os.path.exists if match.group() == "ZARR:" else os.path.isfile
     rest = name[match.end() :]
     if '"' in rest:  # NETCDF:"a:b.nc":var
         quoted = rest.split('"')
-        return os.path.expanduser(quoted[1]) if len(quoted) > 2 else None
+        candidate = os.path.expanduser(quoted[1]) if len(quoted) > 2 else ""
+        return candidate if candidate and usable(candidate) else None
     parts = rest.split(":")
     for start in range(len(parts)):  # GTIFF_DIR:1:/d/a.tif, GPKG:/d/a.gpkg:layer, HDF5:/d/a.h5://g/v
         for end in range(len(parts), start, -1):
             candidate = os.path.expanduser(":".join(parts[start:end]))
-            if candidate and os.path.exists(candidate):
+            if candidate and usable(candidate):
                 return candidate
     return None
 
