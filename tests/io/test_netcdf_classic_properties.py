@@ -239,6 +239,14 @@ def test_a_file_reads_by_ranges_as_scipy_reads_it(
             nc4 = xr.open_dataset(path, engine="netcdf4", chunks=chunks, **decode).load()
             xr.testing.assert_equal(nc4, got[1].load())
             return
+        if expected[0] == "ok" and got[0] == "error" and spec["writer"] == "scipy":
+            # scipy's writer puts a scalar variable written after the records' on the second record
+            # (netcdf_classic._check_layout): refused, as netCDF-C refuses it; scipy reads what it wrote
+            with pytest.raises(ValueError, match="inside the records of"):
+                xr.open_dataset(file, engine=ClassicBackend)
+            with pytest.raises(OSError, match="Unknown file format"):
+                netCDF4.Dataset(path).close()
+            return
         assert expected[0] == got[0], (expected, got)
         if expected[0] == "error":
             assert expected[1] is got[1]

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -60,6 +61,7 @@ __all__ = [
     "ClassicHeader",
     "ClassicVariable",
     "HeaderCutShortError",
+    "HeaderTooLongError",
     "check_readable",
     "parse_classic",
     "read_header",
@@ -100,6 +102,10 @@ class HeaderCutShortError(ValueError):
     """The bytes given end inside the header."""
 
 
+class HeaderTooLongError(ValueError):
+    """The header is longer than :data:`MAX_WHOLE_HEADER`: not read."""
+
+
 @dataclass(frozen=True)
 class ClassicVariable:
     """One variable of a netCDF-3 header."""
@@ -135,6 +141,8 @@ class ClassicHeader:
     record_stride: int = 0
     #: The record count is netCDF's "streaming" one (all bits set: not known; ``records`` is 0 then).
     streaming: bool = False
+    #: A name is UTF-8 beyond ASCII: read as such here and by netCDF4, as latin1 by scipy ('Ã©' for 'é').
+    utf8_names: bool = False
 
     def extent(self) -> int:
         """Return the bytes the file must have: the end of its last variable's values.
@@ -153,6 +161,7 @@ class _Cursor:
         self.data, self.pos = data, 4
         self.version = version
         self.width = 8 if version == 5 else 4  # counts and lengths (CDF-5: 64-bit)
+        self.utf8_names = False  # a name is UTF-8 and not ASCII (scipy's reading of it differs)
 
     def take(self, nbytes: int) -> bytes:
         end = self.pos + nbytes
@@ -174,7 +183,20 @@ class _Cursor:
         return self.number(self.width)
 
     def name(self) -> str:
-        return self.padded(self.count()).rstrip(b"\x00").decode("latin1")  # as scipy
+        raw = self.padded(self.count())
+        if self.version == 5:  # as netCDF4 reads it: a C string, UTF-8
+            raw = raw.split(b"\x00", 1)[0]
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"the name {raw!r} in its header is not UTF-8") from err
+        raw = raw.rstrip(b"\x00")
+        try:
+            text = raw.decode("utf-8")  # netCDF's names are UTF-8; scipy reads them as latin1
+        except UnicodeDecodeError:
+            return raw.decode("latin1")  # as scipy
+        self.utf8_names = self.utf8_names or not text.isascii()
+        return text
 
     def tag(self, expected: int, what: str) -> int:
         tag, count = self.number(), self.count()
@@ -250,8 +272,6 @@ def parse_classic(data: bytes) -> ClassicHeader:
             raise ValueError(f"dimension {name!r} is named twice")
         names.append(name)
         dimensions[name] = length or None
-    if sum(length is None for length in dimensions.values()) > 1:
-        raise ValueError("it has more than one record (unlimited) dimension")
     attrs = cursor.attributes()
     variables: dict[str, ClassicVariable] = {}
     record_sizes: list[int] = []
@@ -280,7 +300,8 @@ def parse_classic(data: bytes) -> ClassicHeader:
             record_sizes.append(variable.item_bytes)
     # netCDF's record: each record variable's record padded to 4 bytes, but a single one's unpadded
     stride = record_sizes[0] if len(record_sizes) == 1 else sum(-(-s // 4) * 4 for s in record_sizes)
-    return ClassicHeader(version, records, dimensions, attrs, variables, stride, streaming)
+    _check_layout(list(variables.values()), cursor.pos, records, stride)
+    return ClassicHeader(version, records, dimensions, attrs, variables, stride, streaming, cursor.utf8_names)
 
 
 def check_readable(header: ClassicHeader, size: int) -> None:
@@ -300,6 +321,42 @@ def check_readable(header: ClassicHeader, size: int) -> None:
         raise ValueError(
             f"it is truncated: {size} bytes, where its netCDF-3 header places data up to byte {extent}"
         )
+
+
+def _check_layout(variables: Sequence[ClassicVariable], header_end: int, records: int, stride: int) -> None:
+    """Refuse values that overlap the header or each other, and record variables not one after the other.
+
+    A header that places two variables' values on the same bytes (or in the header) gives one of them
+    wrong: netCDF-C refuses such files ("Unknown file format"), scipy reads whatever bytes the offsets
+    name. scipy's own writer makes one: a scalar variable beside records lands on the second record
+    (``[1, 2, 3]`` reads back ``[1, 77, 3]``). Offsets that overlap nothing stay readable (scipy writes
+    its scalars after the first record's variables, which netCDF-C refuses). Record variables must lie
+    one after the other, each record padded to 4 bytes, as every writer puts them: scipy places them so
+    whatever their offsets say, netCDF-C by their offsets.
+    """
+    spans: list[tuple[int, int, str]] = []
+    for variable in variables:
+        if not variable.record and variable.item_bytes:
+            spans.append(
+                (variable.begin, variable.begin + variable.item_bytes, f"the values of {variable.name!r}")
+            )
+    in_records = [variable for variable in variables if variable.record]
+    if records and in_records:
+        for before, variable in itertools.pairwise(in_records):
+            if variable.begin != before.begin + -(-before.item_bytes // 4) * 4:
+                raise ValueError(
+                    f"record variable {variable.name!r} begins at byte {variable.begin}, not right after "
+                    f"{before.name!r} (byte {before.begin + -(-before.item_bytes // 4) * 4})"
+                )
+        last = in_records[-1]
+        end = last.begin + (records - 1) * stride + last.item_bytes
+        spans.append((in_records[0].begin, end, f"the records of {in_records[0].name!r}"))
+    spans.sort()
+    end, previous = header_end, "the header"
+    for start, stop, what in spans:
+        if start < end:
+            raise ValueError(f"{what} begin at byte {start}, inside {previous} (which end at byte {end})")
+        end, previous = stop, what
 
 
 ReadAt = Callable[[int, int], bytes]
@@ -322,7 +379,7 @@ def read_header(read_at: ReadAt, size: int, first: bytes = b"") -> tuple[Classic
                     f"it is truncated: {size} bytes end inside its netCDF-3 header"
                 ) from None
             if len(data) >= MAX_WHOLE_HEADER:
-                raise ValueError(f"its header is longer than {MAX_WHOLE_HEADER} bytes") from None
+                raise HeaderTooLongError(f"its header is longer than {MAX_WHOLE_HEADER} bytes") from None
             wanted = min(size, 4 * len(data), MAX_WHOLE_HEADER) - len(data)
             more = read_at(wanted, len(data))
             if not more:
@@ -382,11 +439,20 @@ class ClassicArray(BackendArray):
         )
 
     def _getitem(self, key: tuple[Any, ...]) -> NDArray[Any]:
+        counts = [
+            len(range(*part.indices(length))) if isinstance(part, slice) else np.size(part)
+            for part, length in zip(key, self.shape, strict=True)
+        ]
+        if 0 in counts:  # nothing to read: no index array built (a dimension may be huge beside 0 records)
+            shape = [
+                n for n, part in zip(counts, key, strict=True) if not isinstance(part, (int, np.integer))
+            ]
+            return np.empty(shape, dtype=self.dtype)
         wanted: list[NDArray[np.int64]] = []
         squeeze: list[int] = []
         for axis, (part, length) in enumerate(zip(key, self.shape, strict=True)):
             if isinstance(part, slice):
-                wanted.append(np.arange(length)[part])
+                wanted.append(np.arange(*part.indices(length), dtype=np.int64))
             elif isinstance(part, (int, np.integer)):
                 wanted.append(np.array([int(part)], dtype=np.int64))
                 squeeze.append(axis)
@@ -456,6 +522,8 @@ class ClassicStore(AbstractDataStore):
         self.header, head = read_header(self._read_at, size, first)
         self._head = head if len(head) <= KEPT_HEAD else b""  # the first bytes: a small file's all
         check_readable(self.header, size)
+        # read on disk by netCDF4's engine, not scipy's (xarray_open): its text as netCDF4 gives it
+        self._as_netcdf4 = self.header.version == 5 or self.header.utf8_names
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "_lock"}
@@ -505,13 +573,15 @@ class ClassicStore(AbstractDataStore):
         """Return the variables, lazy."""
         lazy = _compat.xarray_indexing().LazilyIndexedArray
         return {
-            name: xr.Variable(var.dims, lazy(ClassicArray(self, var)), _decode_attrs(var.attrs))
+            name: xr.Variable(
+                var.dims, lazy(ClassicArray(self, var)), _decode_attrs(var.attrs, self._as_netcdf4)
+            )
             for name, var in self.header.variables.items()
         }
 
     def get_attrs(self) -> Mapping[str, Any]:
         """Return the global attributes (``NC_CHAR`` ones as text)."""
-        return _decode_attrs(self.header.attrs)
+        return _decode_attrs(self.header.attrs, self._as_netcdf4)
 
     def get_dimensions(self) -> Mapping[str, int | None]:
         """Return the dimensions (``None``: the record dimension)."""
@@ -525,12 +595,17 @@ class ClassicStore(AbstractDataStore):
         """Nothing to close: the file object is the caller's."""
 
 
-def _decode_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    # as xarray's scipy store: text but _FillValue (its type must match the values')
+def _decode_attrs(attrs: Mapping[str, Any], as_netcdf4: bool) -> dict[str, Any]:
+    # as xarray's scipy store: text but _FillValue (its type must match the values'); as netCDF4's
+    # (the files it reads on disk: CDF-5, UTF-8 names): its NULs dropped
     return {
-        k: v.decode("utf-8", "replace") if isinstance(v, bytes) and k != "_FillValue" else v
-        for k, v in attrs.items()
+        k: _text(v, as_netcdf4) if isinstance(v, bytes) and k != "_FillValue" else v for k, v in attrs.items()
     }
+
+
+def _text(raw: bytes, as_netcdf4: bool) -> str:
+    text = raw.decode("utf-8", "replace")
+    return text.replace("\x00", "") if as_netcdf4 else text
 
 
 class ClassicBackend(BackendEntrypoint):

@@ -47,7 +47,7 @@ from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
-from terrapipe.io.netcdf_classic import ClassicBackend, ClassicHeader, HeaderCutShortError, check_readable
+from terrapipe.io.netcdf_classic import ClassicBackend, ClassicHeader, HeaderTooLongError, check_readable
 from terrapipe.io.netcdf_header import local_header
 from terrapipe.io.object_file import ObjectFile, open_http
 from terrapipe.io.object_store import is_object_url
@@ -124,21 +124,30 @@ def _netcdf_engine() -> str:
 
 
 class _LocalClassic(NamedTuple):
-    """What a local file's first bytes say: read once per open (engine choice and truncation check)."""
+    """What a local file's first bytes say: read once per open (engine choice and checks)."""
 
-    version: int  # 1, 2, 5: netCDF-3; 0: another format (HDF5) or unread
-    header: ClassicHeader | None  # None: not netCDF-3, or a header we cannot parse (the engine says why)
-    problem: str | None  # why it cannot be read whole and right (truncated, streamed), else None
+    version: int  # 1, 2, 5: netCDF-3 (by its first bytes); 0: another format (HDF5) or unread
+    header: ClassicHeader | None  # None: not netCDF-3, or its header not read (longer than the cap)
+    problem: str | None  # why it cannot be read whole and right (malformed, truncated, streamed), else None
 
 
 def _local_classic(path: str) -> _LocalClassic:
-    """Read and parse a local file's netCDF-3 header once (:func:`~terrapipe.io.netcdf_header.local_header`)."""
+    """Read and parse a local file's netCDF-3 header once (:func:`~terrapipe.io.netcdf_header.local_header`).
+
+    A header :func:`~terrapipe.io.netcdf_classic.parse_classic` finds malformed is refused as at a URL:
+    the engines read some of those lies without a word (scipy the bytes a misplaced variable's offset
+    names, both one of two variables of the same name).
+    """
     try:
+        with open(path, "rb") as file:
+            magic = file.read(4)
         found = local_header(path)
-    except HeaderCutShortError as err:  # the file ends inside its header
-        return _LocalClassic(-1, None, str(err))
-    except (OSError, ValueError):  # unreadable (the engine's open names it), malformed, or a huge header
+    except HeaderTooLongError:  # not read: the engine reads it
+        return _LocalClassic(magic[3], None, None)
+    except OSError:  # unreadable: the engine's open names it
         return _LocalClassic(0, None, None)
+    except ValueError as err:  # cut short, or malformed
+        return _LocalClassic(magic[3], None, str(err))
     if found is None:
         return _LocalClassic(0, None, None)
     size, header = found
@@ -161,9 +170,19 @@ def _local_netcdf_engine(local: _LocalClassic) -> str:
     One netCDF-3 layout scipy misreads: a single record variable whose record
     is not a multiple of four bytes is stored unpadded (netCDF-C), and scipy
     strides it as padded ("cannot reshape"); such a file goes to the first
-    engine (:func:`_check_local` still refuses it truncated).
+    engine (:func:`_check_local` still refuses it truncated). Names beyond
+    ASCII, UTF-8 as netCDF says, scipy reads as latin1 ('tempÃ©rature'):
+    such a file goes to netCDF4's engine where installed.
     """
-    if local.version in (1, 2) and "scipy" in _usable_engines() and not _unpadded_single_record(local.header):
+    engines = _usable_engines()
+    header = local.header
+    utf8_names = header is not None and header.utf8_names and "netcdf4" in engines
+    if (
+        local.version in (1, 2)
+        and "scipy" in engines
+        and not _unpadded_single_record(header)
+        and not utf8_names
+    ):
         return "scipy"
     return _netcdf_engine()
 
@@ -179,9 +198,11 @@ def _unpadded_single_record(header: ClassicHeader | None) -> bool:
 def _check_local(path: str, engine: str, local: _LocalClassic) -> None:
     """Refuse a local netCDF-3 file shorter than its header says (netCDF4's engine reads it as zeros), or streamed."""
     if local.problem is not None:
-        raise read_error(
-            path, f"cannot open ({engine})", cause=local.problem, hint="download or copy it again"
+        cut = "truncated" in local.problem
+        hint = (
+            "download or copy it again" if cut else "the file is malformed: ask its producer for a good copy"
         )
+        raise read_error(path, f"cannot open ({engine})", cause=local.problem, hint=hint)
 
 
 def _remote_netcdf_engine(target: Any, href: str) -> str:
