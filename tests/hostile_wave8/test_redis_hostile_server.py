@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import traceback
@@ -108,8 +110,10 @@ def after_auth(then: Callable[[socket.socket, list[bytes]], None]) -> Script:
 
 
 @contextlib.contextmanager
-def scripted_server(script: Script, unix: Path | None = None) -> Iterator[str]:
-    """Serve ``script`` on a loopback port (or a unix socket); yield ``host:port`` (or the socket path)."""
+def scripted_server(
+    script: Script, unix: Path | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """Serve ``script`` on a loopback port (or a unix socket; over TLS); yield ``host:port`` (or the socket path)."""
     family = socket.AF_UNIX if unix is not None else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.bind(str(unix) if unix is not None else ("127.0.0.1", 0))
@@ -121,6 +125,10 @@ def scripted_server(script: Script, unix: Path | None = None) -> Iterator[str]:
     def serve(conn: socket.socket) -> None:
         pending = bytearray()
         with contextlib.suppress(OSError, ValueError):
+            if tls is not None:
+                conn.settimeout(5)
+                conn = tls.wrap_socket(conn, server_side=True)
+                conn.settimeout(None)
             while not stop.is_set():
                 args = read_command(conn, pending)
                 if args is None or not script(conn, args):
@@ -314,3 +322,65 @@ def test_a_listing_that_never_ends_is_refused_not_followed_for_ever(operation: s
     assert isinstance(err, tp.CacheError), repr(err)
     assert "SCAN" in str(err)
     assert_no_secret(err)
+
+
+@pytest.mark.parametrize("operation", ["put", "contains", "keys"])
+def test_a_server_that_trickles_a_command_s_reply_is_given_up_on(operation: str) -> None:
+    """redis-py's own commands (writes, EXISTS, SCAN; every command over rediss://) wait per read only."""
+
+    def trickle(conn: socket.socket, args: list[bytes]) -> None:
+        conn.sendall(b":")
+        with contextlib.suppress(OSError):
+            for _ in range(200):  # a number line a digit every 0.3 s: a minute in all
+                conn.sendall(b"1")
+                time.sleep(0.3)
+
+    with scripted_server(after_auth(trickle)) as address:
+        store = RedisStore(urls(address)["user"], timeout=1)
+        err = bounded(lambda: OPERATIONS[operation](store), 15)
+    assert isinstance(err, tp.CacheError), repr(err)
+    assert_no_secret(err)
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server TLS context with a self-signed certificate for 127.0.0.1 (made by the openssl command)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1"],
+        capture_output=True, check=False, timeout=60,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a test certificate: {made.stderr.decode()[-200:]}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_over_tls_a_trickled_reply_meets_a_deadline_and_an_echo_shows_no_password(
+    tls: ssl.SSLContext,
+) -> None:
+    """rediss:// runs every command through redis-py: its replies have a deadline too, its errors no secret."""
+
+    def trickle(conn: socket.socket, args: list[bytes]) -> None:
+        conn.sendall(b"$200\r\n")
+        with contextlib.suppress(OSError):
+            for _ in range(200):
+                conn.sendall(b"x")
+                time.sleep(0.3)
+
+    query = "?ssl_cert_reqs=none&ssl_check_hostname=false"
+    with scripted_server(after_auth(trickle), tls=tls) as address:
+        store = RedisStore(f"rediss://h8user:{ENCODED}@{address}/0{query}", timeout=1)
+        for operation in OPERATIONS.values():
+            err = bounded(lambda op=operation, s=store: op(s), 15)
+            assert isinstance(err, tp.CacheError), repr(err)
+            assert_no_secret(err)
+    with scripted_server(answering(echo_refusal), tls=tls) as address:
+        store = RedisStore(f"rediss://h8user:{ENCODED}@{address}/0{query}", timeout=2)
+        for operation in OPERATIONS.values():
+            err = bounded(lambda op=operation, s=store: op(s), 15)
+            assert isinstance(err, tp.CacheError), repr(err)
+            assert_no_secret(err)

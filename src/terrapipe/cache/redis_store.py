@@ -40,7 +40,11 @@ is decoded.
 The client is created lazily in each process (after a DataLoader worker
 forks, or after unpickling in a ``spawn`` worker), with timeouts, so a dead
 server fails fast with a :class:`~terrapipe.core.errors.CacheError` that
-names the URL rather than hanging.
+names the URL rather than hanging; each reply also has a deadline (the
+timeout and a second a MiB: :mod:`terrapipe.cache.redis_deadline`), so a
+server trickling a reply a byte at a time is given up on too. Errors never
+show the URL's user, password or query, as written or decoded, even where
+the server echoes them (:mod:`terrapipe.cache.redis_secrets`).
 
 Examples
 --------
@@ -201,8 +205,13 @@ class RedisStore:
         if self._client is None or self._pid != os.getpid():
             redis = require("redis", feature="RedisStore")
             try:
+                from terrapipe.cache.redis_deadline import connection_class
+
                 self._client = redis.Redis.from_url(
-                    self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+                    self.url,
+                    socket_timeout=self.timeout,
+                    socket_connect_timeout=self.timeout,
+                    connection_class=connection_class(self.url),  # a reply has a deadline
                 )
             except ValueError as err:
                 msg = f"invalid Redis URL {self.shown!r}: {self._said(err)}"
