@@ -265,12 +265,20 @@ def shared_mappings() -> int:
 def test_a_loader_dropped_half_way_leaves_nothing_behind():
     gc.collect()
     names, fds, maps = shm_names(), open_descriptors(), shared_mappings()
+    kept = []
     for _ in range(3):
         b = loader(tp.from_items(range(400)).map(odd_sample), batch_size=4, workers=2, method="process")
         it = iter(b)
         held = [next(it) for _ in range(5)]
+        kept.append(held[2])  # one batch outlives its loader and its workers
         del it, b, held  # neither exhausted nor closed
         gc.collect()
+    for batch in kept:  # still its own values, read after the workers are gone
+        for row, i in enumerate(batch["id"].tolist()):
+            assert torch.equal(batch["c128"][row], odd_sample(i)["c128"])
+            assert torch.equal(batch["transposed"][row], odd_sample(i)["transposed"])
+    del kept, batch
+    gc.collect()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and multiprocessing.active_children():
         time.sleep(0.1)
