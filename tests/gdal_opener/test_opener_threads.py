@@ -217,3 +217,26 @@ def test_stack_stac_native_reads_refuse_other_bytes(served) -> None:
             stack_items([item], bands=["data"]).values  # noqa: B018
     finally:
         lying.stop()
+
+
+def test_a_reader_thread_that_ends_closes_its_handles_in_their_environment(served, monkeypatch) -> None:
+    """Closed by terrapipe inside the source's environment, not by rasterio's deallocation outside any."""
+    import gc
+
+    from terrapipe.io import raster_array
+
+    server, _, _ = served
+    closed: list[str] = []
+    real_close = raster_array._close
+
+    def spying_close(source: Any, dataset: Any) -> None:
+        closed.append(source.path)
+        real_close(source, dataset)
+
+    monkeypatch.setattr(raster_array, "_close", spying_close)
+    url = server.url_for("b.tif")
+    thread = threading.Thread(target=lambda: tp.open_raster(url).values)
+    thread.start()
+    thread.join(60)
+    gc.collect()
+    assert url in closed

@@ -101,12 +101,6 @@ def test_a_process_that_read_a_bucket_geopackage_exits_without_asking_a_role(
     assert not _asked_a_role(done.stderr), done.stderr[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="S, open: reader threads' handles are closed by rasterio's deallocation when the threads end, outside "
-    "any environment (a thread-local registry cannot be reached from the exiting main thread); GDAL's SQLite "
-    "close then asks 169.254.169.254 for a role",
-)
 def test_a_process_whose_reader_threads_read_a_bucket_geopackage_exits_without_asking_a_role(
     s3_bucket: Bucket, gpkg: tuple[Path, np.ndarray], tmp_path: Path
 ) -> None:

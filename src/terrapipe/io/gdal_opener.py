@@ -52,11 +52,11 @@ place terrapipe reaches them; a test fails when upstream changes them).
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import os
 import posixpath
 import threading
 import urllib.parse
-import uuid
 import weakref
 from collections import OrderedDict
 from typing import Any
@@ -137,6 +137,8 @@ def _gdal_storage(storage: Storage | None) -> Storage:
     return base.with_options(**changes) if changes else base
 
 
+#: Numbers the opens (the folder of each name GDAL gets).
+_OPENS = itertools.count()
 #: The open files' openers by the name GDAL has (``tp/<id>/<file name>``): gone with the dataset.
 _OPENERS: weakref.WeakValueDictionary[str, RemoteOpener] = weakref.WeakValueDictionary()
 
@@ -596,7 +598,9 @@ def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs:
 
     _share_registries()
     leaf = posixpath.basename(urllib.parse.urlsplit(url).path) or "file"
-    name = f"tp/{uuid.uuid4().hex[:12]}/{urllib.parse.unquote(leaf)}"
+    name = (
+        f"tp/{os.getpid()}-{next(_OPENS)}/{urllib.parse.unquote(leaf)}"  # unique in the process (no urandom)
+    )
     opener = RemoteOpener(url, storage, name, sidecars=sidecars)
     _OPENERS[name] = opener
     try:

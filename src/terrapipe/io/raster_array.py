@@ -59,13 +59,15 @@ array([[ 4,  6],
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -347,11 +349,52 @@ def _switch_storage(source: RasterSource) -> None:
         forget_remote_file(source.path, source.storage)
 
 
+class _Handles(OrderedDict[RasterSource, tuple[Any, int]]):
+    """One thread's open datasets: source -> (dataset, the source's forget_remote count when it was opened).
+
+    Those still open when the thread ends, or when the process exits (a daemon reader thread's),
+    are closed inside their source's environment (:func:`_close`), not by rasterio's deallocation
+    outside any: GDAL's SQLite close of a GeoPackage in a bucket then asked 169.254.169.254 for a role.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pid = os.getpid()
+        _LIVE_HANDLES[id(self)] = self
+        if not _AT_EXIT:
+            _AT_EXIT.append(True)
+            atexit.register(_close_every_thread_handles)
+
+    def close_all(self) -> None:
+        """Close every dataset held (none in a forked child: the parent's)."""
+        if self.pid != os.getpid():
+            return
+        while self:
+            source, (dataset, _) = self.popitem()
+            with suppress(Exception):  # a thread's end or the process's exit: no one to tell
+                _close(source, dataset)
+
+    def __del__(self) -> None:
+        with suppress(Exception):  # interpreter shutdown
+            self.close_all()
+
+
+#: Every thread's handles (weakly): closed at exit in their sources' environments.
+_LIVE_HANDLES: weakref.WeakValueDictionary[int, _Handles] = weakref.WeakValueDictionary()
+_AT_EXIT: list[bool] = []
+
+
+def _close_every_thread_handles() -> None:
+    """At exit: close every thread's datasets inside their environments (reader threads still hold some)."""
+    for handles in list(_LIVE_HANDLES.values()):
+        handles.close_all()
+
+
 class _ThreadHandles(threading.local):
     def __init__(self) -> None:
         self.pid = os.getpid()
         # source -> (dataset, the source's forget_remote count when it was opened)
-        self.datasets: OrderedDict[RasterSource, tuple[rasterio.io.DatasetReader, int]] = OrderedDict()
+        self.datasets: _Handles = _Handles()
         # what the last acquire returned (the most recently used entry of ``datasets``): the next
         # acquire of the same source object takes it without hashing the source twice
         self.last: tuple[RasterSource, rasterio.io.DatasetReader, int] | None = None
@@ -360,7 +403,7 @@ class _ThreadHandles(threading.local):
         if self.pid != os.getpid():
             # Inherited through fork: the parent owns these; forget them unclosed.
             self.pid = os.getpid()
-            self.datasets = OrderedDict()
+            self.datasets = _Handles()
             self.last = None
 
 
