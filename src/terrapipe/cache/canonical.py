@@ -403,28 +403,30 @@ def _tree(root: str) -> list[Json]:
     pending = [""]
     while pending:
         rel = pending.pop()
+        folders: list[tuple[str, os.stat_result]] = []
         try:
             with os.scandir(os.path.join(root, rel) if rel else root) as listing:
-                entries = sorted(listing, key=lambda entry: entry.name, reverse=True)
+                for entry in listing:  # files as they come (a flat store may hold millions)
+                    name = f"{rel}/{entry.name}" if rel else entry.name
+                    try:
+                        info = entry.stat(follow_symlinks=True)
+                    except OSError:  # vanished, unreadable, a dangling link: still part of the listing
+                        rows.append((name, -1, -1, -1, -1))
+                        continue
+                    if stat.S_ISDIR(info.st_mode):
+                        folders.append((name, info))
+                    else:
+                        rows.append((name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns))
         except OSError:
             rows.append((rel or ".", -1, -1, -1, -1))
             continue
-        for entry in entries:
-            name = f"{rel}/{entry.name}" if rel else entry.name
-            try:
-                info = entry.stat(follow_symlinks=True)
-            except OSError:  # vanished, unreadable, a dangling link: still part of the listing
-                rows.append((name, -1, -1, -1, -1))
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                folder = (info.st_dev, info.st_ino)
-                if folder in seen:  # a link back to a folder walked already
-                    rows.append((f"{name}/", -2, 0, info.st_ino, 0))
-                else:
-                    seen.add(folder)
-                    pending.append(name)
-                continue
-            rows.append((name, info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns))
+        for name, info in sorted(folders, key=lambda item: item[0], reverse=True):  # walked in name order
+            folder = (info.st_dev, info.st_ino)
+            if folder in seen:  # a link back to a folder walked already
+                rows.append((f"{name}/", -2, 0, info.st_ino, 0))
+            else:
+                seen.add(folder)
+                pending.append(name)
     rows.sort()
     digest = hashlib.blake2b(digest_size=16)
     total = 0
