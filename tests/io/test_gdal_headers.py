@@ -183,3 +183,18 @@ def test_the_header_is_given_once_when_a_read_opens_the_file(pixels_and_server, 
     assert set(seen) == {None}  # GDAL gets no header: the byte layer under it sends it
     assert server.requests()
     assert all(r["headers"].get("Authorization") == TOKEN for r in server.requests())
+
+
+def test_a_request_modifier_signs_every_request_of_a_raster_read(pixels_and_server, server):
+    """GDAL calls no Python per request; the byte layer under it does: the hook signs each one."""
+    signed: list[str] = []
+
+    def sign(request: Any) -> None:
+        request.headers["Authorization"] = TOKEN
+        signed.append(request.url)
+
+    storage = tp.Storage(request_modifier=sign)
+    got = open_raster(f"{server.url}/auth/a.tif?case=10", storage=storage).values
+    np.testing.assert_array_equal(got[0], pixels_and_server[0][0])
+    assert len(signed) == len(server.requests()) > 0
+    assert all(r["headers"].get("Authorization") == TOKEN for r in server.requests())
