@@ -43,6 +43,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
@@ -56,6 +57,34 @@ def _read(path: str) -> bytes | None:
             return fh.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+#: Metadata documents parsed, by their bytes: a catalog's scenes repeat the same documents (same shape,
+#: chunks, codecs, attributes), and zarr's parsed metadata is immutable, so one parse serves every copy.
+_PARSED_DOCUMENTS = 256
+
+
+@functools.lru_cache(maxsize=_PARSED_DOCUMENTS)
+def _array_metadata(data: bytes) -> Any:
+    """Return zarr's parsed metadata of an array's ``zarr.json`` (``None``: not an array's document)."""
+    import zarr
+    from zarr.storage import MemoryStore, StorePath
+
+    doc = json.loads(data)
+    if not isinstance(doc, dict) or doc.get("node_type") != "array":
+        return None
+    return zarr.AsyncArray.from_dict(StorePath(MemoryStore(), ""), doc).metadata
+
+
+@functools.lru_cache(maxsize=_PARSED_DOCUMENTS)
+def _group_metadata(zarr_json: bytes, use_consolidated: bool | None) -> Any:
+    """Return zarr's parsed metadata of a v3 group's ``zarr.json`` (its consolidated metadata included)."""
+    from zarr.storage import MemoryStore, StorePath
+
+    from terrapipe._compat import zarr_group_from_documents
+
+    path = StorePath(MemoryStore(), "")
+    return zarr_group_from_documents(path, zarr_json=zarr_json, use_consolidated=use_consolidated).metadata
 
 
 def _is_array(metadata: Any) -> bool:
@@ -75,18 +104,17 @@ def _listed_arrays(root: str, store: Any) -> dict[str, Any] | None:
         data = _read(os.path.join(root, name, "zarr.json"))
         if data is None:
             continue  # not a node (zarr warns and skips it)
-        doc = json.loads(data)
-        if not isinstance(doc, dict):
-            return None
-        if doc.get("node_type") == "array":
-            found[name] = zarr.AsyncArray.from_dict(StorePath(store, name), doc)
-        elif doc.get("node_type") != "group":
+        metadata = _array_metadata(data)
+        if metadata is not None:
+            found[name] = zarr.AsyncArray(metadata=metadata, store_path=StorePath(store, name))
+        elif json.loads(data).get("node_type") != "group":
             return None
     return found
 
 
 def _group(root: str, store: Any, consolidated: bool | None) -> tuple[Any, int] | None:
     """Return zarr's ``AsyncGroup`` for the folder, as ``open_group`` builds it, and its Zarr format."""
+    import zarr
     from zarr.storage import StorePath
 
     from terrapipe._compat import zarr_group_from_documents
@@ -97,7 +125,7 @@ def _group(root: str, store: Any, consolidated: bool | None) -> tuple[Any, int] 
         if os.path.exists(os.path.join(root, ".zgroup")):
             return None  # both formats: zarr warns and picks v3; leave that to zarr
         use = False if consolidated is False else None
-        return zarr_group_from_documents(path, zarr_json=v3, use_consolidated=use), 3
+        return zarr.AsyncGroup(metadata=_group_metadata(v3, use), store_path=path), 3
     zgroup = _read(os.path.join(root, ".zgroup"))
     meta = None if consolidated is False else _read(os.path.join(root, ".zmetadata"))
     if zgroup is None or meta is None:

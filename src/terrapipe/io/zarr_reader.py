@@ -381,7 +381,7 @@ def _checked_backend(name: str) -> type:
             ds = super().open_dataset(filename_or_obj, *args, **kwargs)
             install_checks(ds, name)
             _read_index_coordinates(ds)
-            return ds
+            return _with_default_indexes(ds)
 
     return CheckedZarrBackend
 
@@ -405,6 +405,43 @@ def _read_index_coordinates(ds: xr.Dataset) -> None:
         if direct is None or direct.fetch is not None:  # a remote store: zarr's reads, errors and checks
             continue
         var.values = direct.read((slice(None),))
+
+
+def _with_default_indexes(ds: xr.Dataset) -> xr.Dataset:
+    """Return ``ds`` with the default index of each dimension coordinate, as xarray adds them after opening.
+
+    xarray adds them with ``assign_coords`` (a merge and an alignment: about
+    1 ms of a small scene's open); here each is built as xarray builds a
+    default index (``PandasIndex.from_variables``, ``create_variables``) and
+    the Dataset put together directly, so xarray finds them there and adds none.
+    """
+    from xarray.indexes import PandasIndex
+
+    from terrapipe._compat import (
+        coord_names_of,
+        dataset_from,
+        direct_construction_ok,
+        own_attrs,
+        own_encoding,
+        variables_of,
+    )
+
+    variables = variables_of(ds)
+    coord_names = coord_names_of(ds)
+    missing = [n for n in coord_names if variables[n].dims == (n,) and n not in ds.xindexes]
+    if not missing or not direct_construction_ok():
+        return ds
+    variables = dict(variables)
+    indexes = dict(ds.xindexes)
+    for name in missing:
+        index = PandasIndex.from_variables({name: variables[name]}, options={})
+        variables.update(index.create_variables({name: variables[name]}))
+        indexes[name] = index
+    out: xr.Dataset = dataset_from(
+        variables, set(coord_names), dict(ds.sizes), own_attrs(ds), indexes, own_encoding(ds)
+    )
+    out.set_close(ds.close)
+    return out
 
 
 def _select(ds: xr.Dataset, variables: str | tuple[str, ...] | None, name: str) -> xr.Dataset | xr.DataArray:
