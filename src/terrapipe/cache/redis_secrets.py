@@ -1,4 +1,4 @@
-"""The secrets of a Redis URL, in every form a server or a client may echo them, and text with them masked.
+"""The secrets of a Redis (or cache store) URL, in every form a server or a client may echo them, masked.
 
 A ``redis://user:password@host`` URL carries its password URL-encoded
 (``p%40ss`` for ``p@ss``); redis-py decodes it before sending ``AUTH``, and a

@@ -86,6 +86,7 @@ import numpy as np
 
 from terrapipe.cache.entry import CorruptEntryError, entry_digest
 from terrapipe.cache.frames import CODECS, TYPESIZE, check_codec, decode_frame_into
+from terrapipe.cache.redis_secrets import leaks, masked, url_secrets
 from terrapipe.core.checks import check_positive_int
 from terrapipe.core.errors import CacheError, InvalidArgumentError
 from terrapipe.core.optional import require
@@ -360,9 +361,20 @@ class ZarrStore:
             try:
                 self._remote = storage.FsspecStore.from_url(self.url, storage_options=options or None)
             except (ImportError, ValueError, OSError) as err:
-                raise CacheError(f"cannot open the cache store {self.url!r}: {err}") from err
+                raise CacheError(f"cannot open the cache store {self}: {self._said(err)}") from self._cause(
+                    err
+                )
             self._pid = os.getpid()
         return self._remote, "" if key is None else key
+
+    def _said(self, err: BaseException) -> str:
+        """``str(err)`` with the URL's user, password and query masked (s3://key:secret@bucket: fsspec's form)."""
+        text = str(err) if self.url is None else str(err).replace(self.url, public_url(self.url))
+        return masked(text, url_secrets(self.url or ""))
+
+    def _cause(self, err: BaseException) -> BaseException | None:
+        """``err`` to chain, or ``None`` where its text (or its own causes') shows a secret of the URL."""
+        return None if leaks(err, url_secrets(self.url or "")) else err
 
     @contextlib.contextmanager
     def _remote_errors(self, what: str) -> Iterator[None]:
@@ -630,6 +642,14 @@ class ZarrStore:
     def _committed_array(self, key: str) -> str | None:
         try:
             group = self._open_entry(key)
+        except CacheError:  # the store itself cannot be opened: not an entry's damage
+            raise
+        except OSError as err:  # the store cannot be reached (as get() says), not a missing entry
+            if self.storage is not None and _from_byte_layer(err):
+                raise
+            raise CacheError(
+                f"cannot look up cache entry {key} in {self}: {self._said(err)}"
+            ) from self._cause(err)
         except Exception as err:  # a damaged entry: it is being replaced anyway
             if self.storage is not None and _from_byte_layer(err):
                 raise
@@ -674,7 +694,9 @@ class ZarrStore:
             except (FileNotFoundError, NotADirectoryError):
                 return None
             except OSError as err:
-                raise CacheError(f"cannot read cache entry {key} from {self}: {err}") from err
+                raise CacheError(
+                    f"cannot read cache entry {key} from {self}: {self._said(err)}"
+                ) from self._cause(err)
             fast = self._read_local(key, document)
             if fast is not None:
                 return fast
@@ -740,7 +762,9 @@ class ZarrStore:
         except FileNotFoundError:
             return None  # replaced while we read: zarr's path reads what is there now
         except OSError as err:
-            raise CacheError(f"cannot read cache entry {key} from {self}: {err}") from err
+            raise CacheError(
+                f"cannot read cache entry {key} from {self}: {self._said(err)}"
+            ) from self._cause(err)
         view = view[:nbytes]
         if checksum != entry_digest(view):
             return None  # damaged, or replaced by another writer while we read: zarr's path reads it again
@@ -760,7 +784,9 @@ class ZarrStore:
         except (zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError, FileNotFoundError):
             return None  # replaced while we read
         except OSError as err:
-            raise CacheError(f"cannot read cache entry {key} from {self}: {err}") from err
+            raise CacheError(
+                f"cannot read cache entry {key} from {self}: {self._said(err)}"
+            ) from self._cause(err)
         except Exception as err:  # codec and metadata errors of any kind
             if self.storage is not None and _from_byte_layer(err):
                 raise  # access denied, no bucket, a time-out: not a damaged entry
