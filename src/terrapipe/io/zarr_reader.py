@@ -68,9 +68,11 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
+import threading
 from collections.abc import Callable, Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -360,12 +362,25 @@ def _prefetched(
     return prefetched_store(store, group, consolidated, read_ahead=read_ahead, variables=variables)
 
 
+#: The name errors show for the store being opened on this thread (:func:`_checked_backend`'s backend reads it).
+_OPENING = threading.local()
+
+
 def _checked_backend(name: str) -> type:
     """Return xarray's Zarr backend, with every variable reading through :class:`~terrapipe.io.zarr_chunks.CheckedZarrArrayWrapper`.
 
     Installed before xarray adds dask or memory caching, so each of those reads
-    through the check too; ``name`` is the store as errors show it.
+    through the check too; ``name`` is the store as errors show it (kept for
+    this thread until the next open: xarray makes the backend itself, with no
+    arguments).
     """
+    _OPENING.name = name
+    return _checked_backend_class()
+
+
+@functools.cache
+def _checked_backend_class() -> type:
+    """Build the backend class once per process (a class and its signature per open cost ~0.2 ms)."""
     import inspect
 
     from xarray.backends.zarr import ZarrBackendEntrypoint
@@ -378,6 +393,7 @@ def _checked_backend(name: str) -> type:
         )
 
         def open_dataset(self, filename_or_obj: Any, *args: Any, **kwargs: Any) -> xr.Dataset:
+            name = _OPENING.name
             ds = super().open_dataset(filename_or_obj, *args, **kwargs)
             install_checks(ds, name)
             _read_index_coordinates(ds)
