@@ -74,6 +74,7 @@ __all__ = [
     "MAX_CACHED_BLOCKS",
     "MAX_SHARED_FILES",
     "MERGE_GAP",
+    "OpenFailedError",
     "RemoteBytes",
     "RemoteOpener",
     "failure_of",
@@ -95,12 +96,19 @@ _MAX_PROBES = 4096
 MAX_SHARED_FILES = 32
 
 
-def uses_opener(path: str, name: str) -> bool:
+#: GDAL's bucket file systems a raster read through the byte layer may have been named with.
+_BUCKET_NAMES = ("/vsis3/", "/vsigs/", "/vsiaz/", "/vsiadls/")
+_BUCKET_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss")
+
+
+def uses_opener(path: str, name: str, storage: Storage | None = None) -> bool:
     """Whether the raster ``path`` (GDAL name ``name``) is read through the byte layer.
 
     An ``http(s)://`` URL that :func:`~terrapipe.io.paths.gdal_path` gives as
-    ``/vsicurl?`` (not a GeoPackage, SQLite or netCDF file), and not a VRT
-    (whose sources GDAL opens itself: :mod:`terrapipe.io.remote_sources`).
+    ``/vsicurl?`` (not a GeoPackage, SQLite or netCDF file), and a bucket URL
+    (``s3://``, ``gs://``, ``az://``) read with a ``storage`` (without one,
+    GDAL's own configuration applies); never a VRT (whose sources GDAL opens
+    itself: :mod:`terrapipe.io.remote_sources`).
 
     Examples
     --------
@@ -108,13 +116,17 @@ def uses_opener(path: str, name: str) -> bool:
     True
     >>> uses_opener("https://h/a.vrt", "/vsicurl?empty_dir=yes&url=x"), uses_opener("a.tif", "/d/a.tif")
     (False, False)
+    >>> uses_opener("s3://b/a.tif", "/vsis3/b/a.tif"), uses_opener("s3://b/a.tif", "/vsis3/b/a.tif", Storage())
+    (False, True)
     """
-    if not name.startswith("/vsicurl?"):
-        return False
     scheme = path.split("://", 1)[0].lower() if "://" in path else ""
-    if scheme not in ("http", "https"):
+    if name.startswith("/vsicurl?"):
+        ok = scheme in ("http", "https")
+    elif name.startswith(_BUCKET_NAMES):
+        ok = storage is not None and scheme in _BUCKET_SCHEMES
+    else:
         return False
-    return not urllib.parse.urlsplit(path).path.lower().endswith(".vrt")
+    return ok and not urllib.parse.urlsplit(path).path.lower().endswith(".vrt")
 
 
 def _gdal_storage(storage: Storage | None) -> Storage:
@@ -202,20 +214,28 @@ class RemoteBytes:
 
     def _get(self, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive), one checked ranged GET: the same file (size, ETag) or a ReadError."""
-        reply = http_reads.read(
-            self.url, self.storage, byte_range=http_reads.ByteRange(start, end), expected_total=self.size
-        ).found(self.url, hint="was it removed?")
-        etag = reply.headers.get("etag")
+        if not _is_http(self.url):
+            body, size, etag = _bucket_range(self.url, self.storage, start, end)
+            if size != self.size:
+                raise ReadError(
+                    f"cannot read {public_url(self.url)!r}: the object's size changed from {self.size} to {size} "
+                    "bytes between requests (replaced while being read?); open it again"
+                )
+        else:
+            reply = http_reads.read(
+                self.url, self.storage, byte_range=http_reads.ByteRange(start, end), expected_total=self.size
+            ).found(self.url, hint="was it removed?")
+            body, etag = reply.body, reply.headers.get("etag")
         if self.etag is not None and etag is not None and etag != self.etag:
             raise ReadError(
                 f"cannot read {public_url(self.url)!r}: the file changed between requests (ETag {self.etag} "
                 f"then {etag}: replaced while being read?); open it again"
             )
-        if len(reply.body) != end - start:
+        if len(body) != end - start:
             raise ReadError(
-                f"cannot read bytes {start}-{end} of {public_url(self.url)!r}: got {len(reply.body)} bytes"
+                f"cannot read bytes {start}-{end} of {public_url(self.url)!r}: got {len(body)} bytes"
             )
-        return reply.body
+        return body
 
     def read_at(self, offset: int, nbytes: int) -> bytes:
         """Return up to ``nbytes`` bytes from ``offset`` (fewer at the end of the file), through the block cache."""
@@ -300,8 +320,44 @@ class RemoteBytes:
         return [b"" if part is None else part for part in out]
 
 
+def _is_http(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in ("http", "https")
+
+
+def _bucket_range(url: str, storage: Storage, start: int, end: int) -> tuple[bytes, int, str | None]:
+    """Read bytes ``start`` to ``end`` of a bucket object through obstore: ``(bytes, object size, ETag)``.
+
+    ``end`` past the object's end gives the bytes there are (the first block of a small object).
+    """
+    from terrapipe.io import obstore_runtime
+    from terrapipe.io.object_store import _error, _locate
+
+    obs = obstore_runtime.load_obstore()
+    store, key = _locate(url, storage)
+
+    async def read() -> tuple[bytes, int, str | None, tuple[int, int]]:
+        result = await obs.get_async(store, key, options={"range": (start, end)})
+        got = (int(result.range[0]), int(result.range[1]))
+        return bytes(await result.bytes_async()), int(result.meta["size"]), result.meta.get("e_tag"), got
+
+    try:
+        body, size, etag, got = obstore_runtime.run_on_thread_loop(read(), storage.deadline)
+    except ReadError:
+        raise
+    except Exception as err:  # obstore's errors (a range past the end included): named, without a signature
+        raise _error(err, url, storage, "read") from None
+    if got != (start, min(end, size)) or len(body) != got[1] - got[0]:
+        raise ReadError(
+            f"cannot read bytes {start}-{end} of {public_url(url)!r}: the store answered bytes {got[0]}-{got[1]} "
+            f"({len(body)} bytes); check the endpoint"
+        )
+    return body, size, etag
+
+
 def _first_block(url: str, storage: Storage, deadline: float | None = None) -> tuple[bytes, int, str | None]:
     """Read the first block of ``url``: its bytes, the file's size and ``ETag`` (ReadError: not there)."""
+    if not _is_http(url):
+        return _bucket_range(url, storage, 0, BLOCK_BYTES)
     try:
         reply = http_reads.read(
             url, storage, byte_range=http_reads.ByteRange(0, BLOCK_BYTES), deadline=deadline
@@ -485,7 +541,8 @@ class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
             return None
         parts = urllib.parse.urlsplit(self.url)
         folder = parts.path.rsplit("/", 1)[0]
-        sibling = urllib.parse.quote(posixpath.basename(path))
+        leaf = posixpath.basename(path)
+        sibling = urllib.parse.quote(leaf) if _is_http(self.url) else leaf  # a bucket's key as it is
         return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"{folder}/{sibling}", "", ""))
 
     def _bytes(self, path: str) -> RemoteBytes | None:
@@ -607,9 +664,24 @@ def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs:
         dataset = rasterio.open(name, "r", opener=opener, sharing=False, **kwargs)
     except Exception:
         if opener.failure is not None:
-            raise opener.failure from None
+            raise _failed(opener.failure) from None
         raise
     if opener.failure is not None:
         dataset.close()
-        raise opener.failure
+        raise _failed(opener.failure)
     return dataset
+
+
+class OpenFailedError(OSError):
+    """The byte layer's failure under GDAL's open (``error``: the ReadError), for the reader to name the file or asset."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _failed(failure: BaseException) -> BaseException:
+    """Return a storage that cannot be used as it is, a failed read as an :class:`OpenFailedError`."""
+    if isinstance(failure, ReadError) or not isinstance(failure, Exception):
+        return OpenFailedError(failure)
+    return failure

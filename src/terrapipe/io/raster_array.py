@@ -84,7 +84,7 @@ from terrapipe.core.redact import redact_url, secrets_of
 from terrapipe.io.gdal_cache import forget_remote_file
 from terrapipe.io.gdal_env import PLAIN_FORM_PREFIXES, gdal_env, plain_url_env
 from terrapipe.io.gdal_fork import keep_unclosed_in_children
-from terrapipe.io.gdal_opener import failure_of, open_dataset, uses_opener
+from terrapipe.io.gdal_opener import OpenFailedError, failure_of, open_dataset, uses_opener
 from terrapipe.io.gdal_opener import forget as forget_sidecar_answers
 from terrapipe.io.gdal_setup import ensure_gdal_setup, gdal_messages
 from terrapipe.io.paths import gdal_path, is_remote, local_file_of, quote_url
@@ -197,7 +197,7 @@ class RasterSource:
     @property
     def through_byte_layer(self) -> bool:
         """Whether GDAL reads this file through terrapipe's byte layer (:mod:`terrapipe.io.gdal_opener`)."""
-        return uses_opener(self.path, self.gdal_path)
+        return uses_opener(self.path, self.gdal_path, self.storage)
 
     def open(self) -> rasterio.io.DatasetReader:
         """Open a new dataset (callers normally use :func:`acquire`)."""
@@ -205,9 +205,10 @@ class RasterSource:
         if self.overview_level is not None:
             kwargs["overview_level"] = self.overview_level
         if self.through_byte_layer:
-            sidecars = (
-                "list_dir=no" in self.gdal_path
-            )  # gdal_path(sidecars=True): GDAL asks for each side-car
+            # gdal_path(sidecars=True), Storage(sidecars=True): GDAL asks for each side-car
+            sidecars = "list_dir=no" in self.gdal_path or (
+                self.storage is not None and self.storage.sidecars is True
+            )
             dataset = open_dataset(quote_url(self.path), self.storage, sidecars=sidecars, **kwargs)
             try:
                 check_remote_sources(self.path, dataset)
@@ -611,6 +612,8 @@ def attempt(
                 failure, reason = kept, _layer_reason(kept)
             except (RasterioError, OSError, UnicodeError) as err:  # UnicodeError: a damaged CRS or tag text
                 kept = _layer_failure(source) if layer else None
+                if kept is None and isinstance(err, OpenFailedError):
+                    kept = err.error  # the open's
                 if kept is not None or (layer and isinstance(err, ReadError)):
                     failure = kept if kept is not None else err
                     reason = _layer_reason(failure)

@@ -265,7 +265,7 @@ def found_sidecars(
     parts = urllib.parse.urlsplit(path)
     if (is_http(path) and (parts.query or parts.fragment)) or parts.path.lower().endswith(SQLITE_EXTENSIONS):
         return []  # a signature signs the file only; a GeoPackage keeps its metadata inside
-    if uses_opener(path, name):  # read through the byte layer: so are its side-cars' look-ups
+    if uses_opener(path, name, storage):  # read through the byte layer: so are its side-cars' look-ups
         return _found_through_byte_layer(path, room_for(dataset), storage)
     suffixes = room_for(dataset)
     gdal = rasterio_gdal() if suffixes else None
