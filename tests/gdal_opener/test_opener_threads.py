@@ -164,7 +164,7 @@ def test_the_block_cache_and_the_side_car_answers_are_bounded(served, monkeypatc
     monkeypatch.setattr(gdal_opener, "_MAX_PROBES", 3)
     for i in range(6):
         gdal_opener.probe(server.url_for(f"none-{i}.aux.xml"), None)
-    assert len(gdal_opener._PROBES) <= 3
+    assert len(gdal_opener._KEPT.get().probes) <= 3
 
 
 def test_rasterio_keeps_its_registry_where_terrapipe_shares_it() -> None:
@@ -240,3 +240,18 @@ def test_a_reader_thread_that_ends_closes_its_handles_in_their_environment(serve
     thread.join(60)
     gc.collect()
     assert url in closed
+
+
+def test_a_child_forked_while_the_kept_bytes_were_locked_reads(served) -> None:
+    """The process's kept bytes and their lock are per process: a lock held at the fork is not the child's."""
+    server, _, pixels = served
+    url = server.url_for("b.tif")
+    tp.open_raster(url).values  # noqa: B018  (kept here)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    with gdal_opener._KEPT.get().lock:  # as a reader thread inside a read while the parent forks
+        child = context.Process(target=_child_read, args=(url, queue))
+        child.start()
+    got = queue.get(timeout=60)
+    child.join(60)
+    assert got == int(pixels["b.tif"].astype("int64").sum())

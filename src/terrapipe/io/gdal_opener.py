@@ -374,9 +374,25 @@ def _first_block(url: str, storage: Storage, deadline: float | None = None) -> t
     return reply.body, reply.total, reply.headers.get("etag")
 
 
-#: Side-car URL (with the storage) -> its first block, size and ETag, or None (not there).
-_PROBES: OrderedDict[tuple[str, Storage | None], tuple[bytes, int, str | None] | None] = OrderedDict()
-_PROBES_LOCK = threading.Lock()
+class _Kept:
+    """What the process keeps of remote files: side-car answers and the files' shared bytes, and their lock.
+
+    One per process (:class:`~terrapipe.core.per_process.PerProcess`): a forked child starts with
+    none, and with a lock no parent thread held at the fork (a reader thread inside a read while
+    the parent forked a DataLoader worker would have left it held for ever in the child).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        # side-car URL (with the storage as given) -> its first block, size and ETag, or None (not there)
+        self.probes: OrderedDict[tuple[str, Storage | None], tuple[bytes, int, str | None] | None] = (
+            OrderedDict()
+        )
+        # (URL, storage as given) -> the file's bytes all its opens share (its size and ETag: one file)
+        self.files: OrderedDict[tuple[str, Storage | None], RemoteBytes] = OrderedDict()
+
+
+_KEPT: PerProcess[_Kept] = PerProcess(_Kept)
 #: Answers that say a side-car is not there (as GDAL drops it locally): S3 answers 403 for a key a caller may not list.
 _ABSENT = ("HTTP 404", "no such object", "access denied", "HTTP 410", "(HTTP 403", "(HTTP 401")
 
@@ -398,10 +414,11 @@ def probe(
         is unknown; or there but refused.
     """
     key = (url, storage)
-    with _PROBES_LOCK:
-        if key in _PROBES:
-            _PROBES.move_to_end(key)
-            return _PROBES[key]
+    kept = _KEPT.get()
+    with kept.lock:
+        if key in kept.probes:
+            kept.probes.move_to_end(key)
+            return kept.probes[key]
     resolved = _gdal_storage(storage)
     try:
         found: tuple[bytes, int, str | None] | None = _first_block(url, resolved, deadline)
@@ -417,41 +434,41 @@ def probe(
             if listed:
                 raise ReadError(f"{text} (a HEAD of it says it is there)") from None
         found = None
-    with _PROBES_LOCK:
-        _PROBES[key] = found
-        while len(_PROBES) > _MAX_PROBES:
-            _PROBES.popitem(last=False)
+    with kept.lock:
+        kept.probes[key] = found
+        while len(kept.probes) > _MAX_PROBES:
+            kept.probes.popitem(last=False)
     return found
-
-
-#: (URL, storage as given) -> the file's bytes every open of it shares (its size and ETag: the same file).
-_FILES: OrderedDict[tuple[str, Storage | None], RemoteBytes] = OrderedDict()
 
 
 def _shared(url: str, storage: Storage | None, resolved: Storage) -> RemoteBytes:
     """Return the process's :class:`RemoteBytes` of ``url`` read with ``storage`` (made, and its first block read, if none)."""
     key = (url, storage)
-    with _PROBES_LOCK:
-        found = _FILES.get(key)
+    kept = _KEPT.get()
+    with kept.lock:
+        found = kept.files.get(key)
         if found is not None:
-            _FILES.move_to_end(key)
+            kept.files.move_to_end(key)
             return found
     made = RemoteBytes(url, resolved)  # outside the lock: a request
-    with _PROBES_LOCK:
-        found = _FILES.setdefault(key, made)
-        _FILES.move_to_end(key)
-        while len(_FILES) > MAX_SHARED_FILES:
-            _FILES.popitem(last=False)
+    with kept.lock:
+        found = kept.files.setdefault(key, made)
+        kept.files.move_to_end(key)
+        while len(kept.files) > MAX_SHARED_FILES:
+            kept.files.popitem(last=False)
     return found
 
 
 def forget(url: str) -> None:
     """Forget what the process keeps of the file ``url`` and its side-cars (it changed, or a read of it failed)."""
-    with _PROBES_LOCK:
-        for key in [k for k in _PROBES if k[0].startswith(url)]:
-            del _PROBES[key]
-        for key in [k for k in _FILES if k[0] == url]:
-            del _FILES[key]
+    kept = _KEPT.peek()
+    if kept is None:
+        return
+    with kept.lock:
+        for key in [k for k in kept.probes if k[0].startswith(url)]:
+            del kept.probes[key]
+        for key in [k for k in kept.files if k[0] == url]:
+            del kept.files[key]
 
 
 class _File:
