@@ -56,6 +56,7 @@ RedisStore('redis://127.0.0.1:6379/0', ttl=3600, max_entry_bytes=67108864)
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -77,6 +78,8 @@ __all__ = ["RedisStore"]
 
 #: Most ``SCAN`` pages one listing reads (a thousand names each: a billion keys).
 _MAX_SCAN_PAGES = 1_000_000
+#: Held while a store makes its client, so threads using a store for the first time at once share one.
+_CLIENT_LOCK = threading.Lock()
 
 
 def _is_local(url: object) -> bool:
@@ -201,23 +204,46 @@ class RedisStore:
 
     @property
     def client(self) -> Any:
-        """The ``redis.Redis`` client of this process (created on first use)."""
-        if self._client is None or self._pid != os.getpid():
-            redis = require("redis", feature="RedisStore")
-            try:
-                from terrapipe.cache.redis_deadline import connection_class
+        """The ``redis.Redis`` client of this process (created on first use, by one thread).
 
-                self._client = redis.Redis.from_url(
-                    self.url,
-                    socket_timeout=self.timeout,
-                    socket_connect_timeout=self.timeout,
-                    connection_class=connection_class(self.url),  # a reply has a deadline
-                )
-            except ValueError as err:
-                msg = f"invalid Redis URL {self.shown!r}: {self._said(err)}"
-                raise InvalidArgumentError(msg) from self._cause(err)
-            self._pid = os.getpid()
-        return self._client
+        Threads that first use a store at once share one client: a second
+        client made meanwhile replaced the first, whose collection (redis-py
+        closes a client's pool when it is collected) cut the connections
+        other threads were using (``Bad file descriptor`` mid-transaction).
+        """
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
+        with _CLIENT_LOCK:
+            if self._client is None or self._pid != os.getpid():
+                self._client = self._new_client()
+                self._pid = os.getpid()
+            return self._client
+
+    def _new_client(self) -> Any:
+        redis = require("redis", feature="RedisStore")
+        from terrapipe.cache.redis_deadline import connection_class
+
+        try:
+            return redis.Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                connection_class=connection_class(self.url),  # a reply has a deadline
+            )
+        except ValueError as err:
+            msg = f"invalid Redis URL {self.shown!r}: {self._said(err)}"
+            raise InvalidArgumentError(msg) from self._cause(err)
+
+    def _wire_reader(self) -> RedisReader:
+        """Return the store's GET reader (one per store: its connections are per thread)."""
+        reader = self._reader
+        if reader is None:
+            with _CLIENT_LOCK:
+                if self._reader is None:
+                    self._reader = RedisReader(self.url, timeout=self.timeout)
+                reader = self._reader
+        return reader
 
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -255,10 +281,8 @@ class RedisStore:
             For a value that does not decode (see the module doc).
         """
         if supported(self.url):
-            if self._reader is None:
-                self._reader = RedisReader(self.url, timeout=self.timeout)
             name = (self.prefix + key).encode()
-            return self._reader.get(name, key, max_bytes=self.max_entry_bytes)
+            return self._wire_reader().get(name, key, max_bytes=self.max_entry_bytes)
         data = self._call(f"read cache entry {key}", "get", self.prefix + key)
         if data is None:
             return None
@@ -274,10 +298,8 @@ class RedisStore:
         :mod:`terrapipe.cache.parts`). Stop early by closing the iterator.
         """
         if supported(self.url):
-            if self._reader is None:
-                self._reader = RedisReader(self.url, timeout=self.timeout)
             names = [(self.prefix + key).encode() for key in keys]
-            yield from self._reader.get_many(names, list(keys), max_bytes=self.max_entry_bytes)
+            yield from self._wire_reader().get_many(names, list(keys), max_bytes=self.max_entry_bytes)
             return
         for key in keys:
             yield self.get_buffer(key)
