@@ -12,6 +12,7 @@ import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
 from terrapipe.chip.stitch import stitch
+from terrapipe.core.errors import GridMismatchError
 from terrapipe.core.sample import geo_meta
 
 
@@ -42,4 +43,6 @@ def test_a_prediction_one_turn_away_is_placed_on_its_place(
 def test_projected_templates_do_not_wrap() -> None:
     template = _grid(500_000.0, 20, crs="EPSG:32631")
     meta = geo_meta("EPSG:32631", (1.0, 0.0, 500_000.0 - 360.0, 0.0, -1.0, 2.0), (2, 2))
-    assert np.isnan(stitch([(np.ones((2, 2), "float32"), meta)], template).values).all()
+    # not moved by a turn onto the template: it lies off it, and a stitch where none lies on it is refused
+    with pytest.raises(GridMismatchError, match="no prediction lies on the template"):
+        stitch([(np.ones((2, 2), "float32"), meta)], template)

@@ -18,6 +18,7 @@ import xarray as xr
 import terrapipe as tp
 import terrapipe.chip  # registers chip
 from terrapipe.chip.stitch import stitch
+from terrapipe.core.errors import GridMismatchError
 from terrapipe.core.sample import geo_meta
 from terrapipe.tensor.meta import meta_of
 
@@ -80,7 +81,8 @@ def test_a_chip_on_one_copy_of_a_wide_template_lands_on_the_other_copy_too() -> 
 def test_projected_and_off_turn_grids_are_not_wrapped() -> None:
     projected = _world(500_000.0, 20, crs="EPSG:32631")
     meta = geo_meta("EPSG:32631", (1.0, 0.0, 500_000.0 - 362.0, 0.0, -1.0, 3.0), (3, 4))
-    assert np.isnan(stitch([(np.ones((3, 4), "float32"), meta)], projected).values).all()
+    with pytest.raises(GridMismatchError, match="no prediction lies on the template"):  # not moved onto it
+        stitch([(np.ones((3, 4), "float32"), meta)], projected)
     odd = _world(0.0, 50, res=0.7)  # 360 / 0.7 is no whole number of columns: no turn to move by
     meta = geo_meta("EPSG:4326", (0.7, 0.0, -1.4, 0.0, -1.0, 3.0), (3, 4))
     placed = stitch([(np.ones((3, 4), "float32"), meta)], odd).values

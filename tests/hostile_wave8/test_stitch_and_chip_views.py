@@ -40,16 +40,20 @@ def chips_of(da: xr.DataArray, **options: Any) -> list[xr.DataArray]:
     return list(tp.from_items([da]).chip({"y": 4, "x": 4}, **options))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lead: chip/stitch.py drops a prediction whose window lies wholly off the template: the output "
-    "is all fill_value and nothing is said (routed by H8)",
-)
 def test_a_prediction_wholly_off_the_template_is_refused() -> None:
     template = image()
     elsewhere = chips_of(image(x0=1000.0))  # the chips of another tile
-    with pytest.raises(GridMismatchError):
+    with pytest.raises(GridMismatchError, match="no prediction lies on the template"):
         stitch([(c.values, c) for c in elsewhere], template=template, fill_value=np.nan)
+
+
+def test_predictions_off_a_cropped_template_are_left_out_and_the_rest_placed() -> None:
+    """A template that is a crop of the area chipped: the chips outside it are not an error."""
+    whole = image()
+    crop = whole.isel(x=slice(0, whole.sizes["x"] // 2))
+    chips = chips_of(whole)
+    out = stitch([(c.values, c) for c in chips], template=crop, fill_value=-1)
+    np.testing.assert_array_equal(out.values, crop.values)
 
 
 def test_a_prediction_partly_off_the_template_keeps_its_inside_part() -> None:

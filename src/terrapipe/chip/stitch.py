@@ -18,8 +18,12 @@ chip at -75 on a template written 0..360) is placed where that place is, a
 prediction straddling the template's edge (a chip -2..2 on 0..360) on both of
 its ends, and on a template wider than the globe (a repeated column) on every
 copy of its place.
-Parts of a window outside the template (padded chips) are ignored; pixels no
-prediction covers get ``fill_value``. Predictions are placed along y and x
+Parts of a window outside the template (padded chips) are ignored, and so
+are predictions wholly outside it (a template that is a crop of the area
+chipped); pixels no prediction covers get ``fill_value``. Predictions of
+which none lies on the template (chips of another tile: the wrong template)
+are a :class:`~terrapipe.core.errors.GridMismatchError`, never a result of
+``fill_value`` alone. Predictions are placed along y and x
 only: where the template has another axis longer than one (``time``,
 ``member``, ``level``) and the predictions come from chips at different
 places along it (xarray chips' coordinates, or a GeoMeta's ``time``), they
@@ -536,7 +540,7 @@ def stitch(
         values an integer ``dtype`` cannot hold.
     GridMismatchError
         When a prediction is in another CRS or resolution, or not aligned
-        with the template's pixels.
+        with the template's pixels, or no prediction lies on the template.
     """
     if not isinstance(overlap, str) or overlap not in ("mean", "center"):
         raise InvalidArgumentError(f"overlap must be 'mean' or 'center', got {overlap!r}")
@@ -552,6 +556,7 @@ def stitch(
     best_rank: np.ndarray | None = None
     lead: tuple[int, ...] = ()
     first_steps: tuple[Any, ...] | None = None
+    placed, off = 0, None  # predictions with a pixel on the template; the first one with none
     for pred, meta in _pairs(predictions):
         steps = grid.steps_of(meta)
         if first_steps is None:
@@ -595,10 +600,12 @@ def stitch(
                 "pixels without resampling: give each prediction its chip's height and width, last"
             )
         r0, r1 = max(row, 0), min(row + h, height)
+        lands = False
         for col in grid.columns(first_col, w):
             c0, c1 = max(col, 0), min(col + w, width)
             if r0 >= r1 or c0 >= c1:
                 continue
+            lands = True
             part = pred[..., r0 - row : r1 - row, c0 - col : c1 - col]
             target = acc[..., r0:r1, c0:c1]
             if overlap == "mean":
@@ -619,8 +626,19 @@ def stitch(
                 held[take] = dist[take]
                 held_rank[take] = rank
                 target[..., take] = part[..., take]
+        if lands:
+            placed += 1
+        elif off is None:
+            off = (row, first_col, h, w)
     if acc is None:
         raise InvalidArgumentError("stitch got no predictions")
+    if not placed and off is not None:
+        row, col, h, w = off
+        raise GridMismatchError(
+            f"no prediction lies on the template: the first covers rows {row}..{row + h} and columns "
+            f"{col}..{col + w} of the template's grid, which has {height} rows and {width} columns (chips of "
+            "another tile or scene?); stitch each tile's predictions on that tile's template"
+        )
     limit = np.iinfo(np.int64).max
     if count is not None:
         covered = np.asarray(count > 0)
