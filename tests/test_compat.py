@@ -178,6 +178,31 @@ def test_xarray_zarr_store(tmp_path):
     xr.testing.assert_identical(given, xr.open_zarr(root, consolidated=False).load())
 
 
+def test_redis_connection_wrapping_socket():
+    import redis
+    from redis.connection import Connection
+
+    from tests.servers.redis_server import redis_server_or_skip
+
+    _checked("redis")
+    wrapped: list[object] = []
+
+    def wrap(sock, connection):
+        wrapped.append(connection)
+        return sock
+
+    cls = _compat.redis_connection_wrapping_socket(Connection, wrap)
+    server = redis_server_or_skip()
+    client = redis.Redis.from_url(server.url, connection_class=cls)
+    try:
+        assert client.ping()
+    finally:
+        client.close()
+        server.stop()
+    assert wrapped
+    assert all(isinstance(c, cls) for c in wrapped)
+
+
 def test_zarr_sync():
     import zarr
     import zarr.buffer

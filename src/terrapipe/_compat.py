@@ -45,6 +45,12 @@ Accesses
     Overridden so that xarray's Zarr backend takes a group's members as
     given instead of asking zarr for them (a round trip to zarr's event
     loop); :func:`xarray_zarr_store`. Test: ``test_xarray_zarr_store``.
+``Connection._connect`` (redis-py 5.3 to 8.2)
+    Overridden in a subclass so that the socket a connection reads is
+    wrapped (:mod:`terrapipe.cache.redis_deadline`: a deadline for each
+    reply); :func:`redis_connection_wrapping_socket`, which refuses a
+    redis-py without it instead of silently not wrapping. Test:
+    ``test_redis_connection_wrapping_socket``.
 ``zarr.core.sync.sync`` (zarr 3.1)
     Runs a coroutine on zarr's own event loop (a store's async methods must
     run there); :func:`zarr_sync`. Test: ``test_zarr_sync``.
@@ -135,6 +141,7 @@ __all__ = [
     "own_attrs",
     "own_encoding",
     "pystac_old_extension_ids",
+    "redis_connection_wrapping_socket",
     "register_pyogrio_error_handler",
     "search_max_items",
     "stac_io_of",
@@ -162,6 +169,7 @@ CHECKED: dict[str, tuple[str, str]] = {
     "pystac": ("1.10", "1.15"),
     "typer": ("0.17", "0.29"),
     "pyogrio": ("0.9", "0.13"),
+    "redis": ("5.3", "8.2"),
 }
 
 _XARRAY_INDEXING = (
@@ -380,6 +388,29 @@ def _given_members_store() -> Any:
             return dict(self._given)
 
     return GivenMembersStore
+
+
+def redis_connection_wrapping_socket(base: type, wrap: Any) -> type:
+    """Return a subclass of the redis-py connection class ``base`` whose socket is ``wrap(socket, connection)``.
+
+    The subclass has ``base``'s name and overrides redis-py's private
+    ``_connect`` (the method that makes the socket every read uses).
+
+    Examples
+    --------
+    >>> from redis.connection import Connection
+    >>> cls = redis_connection_wrapping_socket(Connection, lambda sock, connection: sock)
+    >>> cls.__name__, issubclass(cls, Connection)
+    ('Connection', True)
+    """
+    connect = _attribute(base, "_connect", "redis", base.__name__)
+
+    def _connect(self: Any) -> Any:
+        return wrap(connect(self), self)
+
+    return type(
+        base.__name__, (base,), {"_connect": _connect, "__module__": base.__module__, "__doc__": base.__doc__}
+    )
 
 
 def zarr_sync(coroutine: Any) -> Any:

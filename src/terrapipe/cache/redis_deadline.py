@@ -9,9 +9,10 @@ checked before every read: past it the read fails as a timeout, which
 :class:`~terrapipe.cache.redis_store.RedisStore` reports as a
 :class:`~terrapipe.core.errors.CacheError`.
 
-The socket redis-py reads (``Connection._sock``, TLS or not) is wrapped in a
-:class:`_TimedSocket` that counts bytes and checks the deadline; everything
-else is passed through.
+The socket redis-py reads (TLS or not) is wrapped in a :class:`_TimedSocket`
+that counts bytes and checks the deadline, through
+:func:`terrapipe._compat.redis_connection_wrapping_socket` (redis-py's
+private ``_connect``); everything else is passed through.
 
 Examples
 --------
@@ -25,6 +26,8 @@ import time
 from typing import Any
 
 from redis.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+
+from terrapipe._compat import redis_connection_wrapping_socket
 
 __all__ = ["connection_class"]
 
@@ -73,9 +76,6 @@ class _Deadlines:
     reply_started: float | None = None
     reply_bytes = 0
 
-    def _connect(self) -> Any:
-        return _TimedSocket(super()._connect(), self)  # type: ignore[misc]
-
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         self.reply_started, self.reply_bytes = time.monotonic(), 0
         try:
@@ -84,16 +84,22 @@ class _Deadlines:
             self.reply_started = None
 
 
-class DeadlineConnection(_Deadlines, Connection):
-    """``redis://``: a TCP connection whose replies have a deadline."""
+def _with_deadlines(base: type, name: str, doc: str) -> type[AbstractConnection]:
+    mixed = type(name, (_Deadlines, base), {"__doc__": doc, "__module__": __name__})
+    return redis_connection_wrapping_socket(mixed, _TimedSocket)  # type: ignore[return-value]
 
 
-class DeadlineSSLConnection(_Deadlines, SSLConnection):
-    """``rediss://``: a TLS connection whose replies have a deadline."""
-
-
-class DeadlineUnixDomainSocketConnection(_Deadlines, UnixDomainSocketConnection):
-    """``unix://``: a unix-socket connection whose replies have a deadline."""
+DeadlineConnection = _with_deadlines(
+    Connection, "DeadlineConnection", "``redis://``: a TCP connection whose replies have a deadline."
+)
+DeadlineSSLConnection = _with_deadlines(
+    SSLConnection, "DeadlineSSLConnection", "``rediss://``: a TLS connection whose replies have a deadline."
+)
+DeadlineUnixDomainSocketConnection = _with_deadlines(
+    UnixDomainSocketConnection,
+    "DeadlineUnixDomainSocketConnection",
+    "``unix://``: a unix-socket connection whose replies have a deadline.",
+)
 
 
 def connection_class(url: str) -> type[AbstractConnection]:
