@@ -215,6 +215,38 @@ def test_zarr_sync():
     assert bytes(found.to_bytes()) == b"abc"
 
 
+def test_rasterio_opener_registries():
+    import threading
+
+    import numpy as np
+    import rasterio
+    from rasterio import _vsiopener
+    from rasterio.io import MemoryFile
+
+    _checked("rasterio")
+    assert _compat.share_rasterio_opener_registries()
+    for name in ("_OPENER_REGISTRY", "_OPEN_FILE_EXIT_STACKS"):
+        assert isinstance(getattr(_vsiopener, name), _compat.ProcessVar), name
+        assert isinstance(getattr(_vsiopener, name).get(), dict), name
+    with MemoryFile() as memory:
+        with memory.open(driver="GTiff", width=4, height=4, count=1, dtype="uint8") as dst:
+            dst.write(np.full((1, 4, 4), 3, "uint8"))
+        data = memory.read()
+
+    def opener(path, mode="rb", **kwargs):  # a file object for any name: the same bytes
+        import io
+
+        return io.BytesIO(data)
+
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("ds", rasterio.open("x/a.tif", opener=opener)))
+    thread.start()
+    thread.join(30)
+    assert int(box["ds"].read(1).max()) == 3  # read here, opened on the thread
+    box["ds"].close()  # closed here: the registry is the process's
+    assert box["ds"].closed
+
+
 def test_dask_task_spec():
     import pytest
 

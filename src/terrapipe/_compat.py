@@ -102,6 +102,14 @@ xarray's object slots (xarray 2024.6 to 2026.9): ``Variable._dims/_data/_attrs/_
     The extension ids pystac's migration rewrites; :func:`pystac_old_extension_ids`.
     Test: ``test_pystac_old_extension_ids``.
 
+``rasterio._vsiopener._OPENER_REGISTRY`` and ``._OPEN_FILE_EXIT_STACKS`` (rasterio 1.4 to 1.4)
+    The ``ContextVar`` s in which rasterio keeps the openers of open datasets
+    and their files' exit stacks (one dict per thread or context); replaced by
+    one value for the whole process, so a dataset read through an opener
+    (:mod:`terrapipe.io.gdal_opener`) can be closed on another thread, at a
+    thread's end or by the garbage collector; :func:`share_rasterio_opener_registries`.
+    Test: ``test_rasterio_opener_registries``.
+
 Each function imports its library when called, so importing this module
 stays cheap. One that finds its private name gone raises an ``ImportError``
 naming the library's version and the versions checked;
@@ -126,6 +134,7 @@ import torch
 
 __all__ = [
     "CHECKED",
+    "ProcessVar",
     "calculate_dimensions",
     "coord_names_of",
     "dask_meta",
@@ -144,6 +153,7 @@ __all__ = [
     "redis_connection_wrapping_socket",
     "register_pyogrio_error_handler",
     "search_max_items",
+    "share_rasterio_opener_registries",
     "stac_io_of",
     "stac_io_request_modifier",
     "typer_click",
@@ -170,6 +180,7 @@ CHECKED: dict[str, tuple[str, str]] = {
     "typer": ("0.17", "0.29"),
     "pyogrio": ("0.9", "0.13"),
     "redis": ("5.3", "8.2"),
+    "rasterio": ("1.4", "1.4"),
 }
 
 _XARRAY_INDEXING = (
@@ -812,3 +823,42 @@ def pystac_old_extension_ids() -> frozenset[str] | None:
         return None
     discover()
     return frozenset(str(old) for hook in hooks.values() for old in getattr(hook, "prev_extension_ids", ()))
+
+
+class ProcessVar:
+    """Stands for a ``ContextVar``: one value for the whole process, every thread and context."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self, *default: Any) -> Any:
+        """Return the value (``default`` is never needed: there always is one)."""
+        return self.value
+
+    def set(self, value: Any) -> None:
+        """Replace the value."""
+        self.value = value
+
+
+def share_rasterio_opener_registries() -> bool:
+    """Give rasterio's opener registry and open-file exit stacks one dict each for the whole process.
+
+    rasterio 1.4 keeps them in ``ContextVar`` s (``rasterio._vsiopener._OPENER_REGISTRY``,
+    ``_OPEN_FILE_EXIT_STACKS``), read by its GDAL callbacks as module globals: a thread or a
+    context that did not open the dataset has none, and closing the dataset there (a thread's
+    handles dropped at its end, a garbage collection) failed (``LookupError``, GDAL's "I/O error").
+    Returns ``False`` where rasterio keeps them otherwise (nothing is changed then).
+
+    Examples
+    --------
+    >>> share_rasterio_opener_registries()
+    True
+    """
+    module = _module("rasterio", "rasterio._vsiopener", feature="reading rasters")
+    for name in ("_OPENER_REGISTRY", "_OPEN_FILE_EXIT_STACKS"):
+        current = getattr(module, name, None)
+        if current is None or not callable(getattr(current, "get", None)):
+            return False
+        if not isinstance(current, ProcessVar):  # callers serialise the first call (gdal_opener holds a lock)
+            setattr(module, name, ProcessVar(current.get({})))
+    return True

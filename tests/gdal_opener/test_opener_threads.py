@@ -167,15 +167,6 @@ def test_the_block_cache_and_the_side_car_answers_are_bounded(served, monkeypatc
     assert len(gdal_opener._KEPT.get().probes) <= 3
 
 
-def test_rasterio_keeps_its_registry_where_terrapipe_shares_it() -> None:
-    """rasterio 1.4's private names gdal_opener replaces: a rasterio that moves them fails here."""
-    from rasterio import _vsiopener
-
-    gdal_opener._share_registries()
-    for name in ("_OPENER_REGISTRY", "_OPEN_FILE_EXIT_STACKS"):
-        assert isinstance(getattr(_vsiopener, name), gdal_opener._ProcessVar), name
-
-
 def _native_item(href: str, height: int, width: int) -> Any:
     import pystac
 

@@ -44,9 +44,9 @@ the file only: no side-car is asked for there.
 
 rasterio keeps its openers in context variables, one dict per thread; a
 handle opened on one thread and closed on another (a thread's handles closed
-at its end, a garbage collection) would not be found. :func:`_share_registries`
-gives the process one dict of each (rasterio 1.4's private names, the one
-place terrapipe reaches them; a test fails when upstream changes them).
+at its end, a garbage collection) would not be found.
+:func:`terrapipe._compat.share_rasterio_opener_registries` gives the process
+one dict of each (rasterio 1.4's private names, reached there only).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from typing import Any
 
 from rasterio.abc import MultiByteRangeResourceContainer
 
+from terrapipe._compat import share_rasterio_opener_registries
 from terrapipe.core.errors import ReadError
 from terrapipe.core.per_process import PerProcess
 from terrapipe.core.redact import public_url
@@ -624,41 +625,18 @@ class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
         return data.size
 
 
-class _ProcessVar:
-    """Stands for one of rasterio's context variables: one value for the whole process, every thread and context."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def get(self, *default: Any) -> Any:
-        """Return the value (``default`` is never needed: there always is one)."""
-        return self.value
-
-    def set(self, value: Any) -> None:
-        """Replace the value."""
-        self.value = value
-
-
-_SHARED_LOCK = threading.Lock()
+_SHARED: list[bool] = []
+_SHARE_LOCK = threading.Lock()
 
 
 def _share_registries() -> None:
-    """Give rasterio's opener registry and open-file exit stacks one dict each per process (see the module's doc).
-
-    rasterio 1.4 keeps them in ``ContextVar`` s (``rasterio._vsiopener._OPENER_REGISTRY`` and
-    ``_OPEN_FILE_EXIT_STACKS``, read by its callbacks as module globals): a thread, or a context,
-    that did not open a dataset has none, and closing the dataset there (a thread's handles dropped
-    at its end, a garbage collection) failed (``LookupError``, GDAL's "I/O error"). Checked by
-    ``tests/gdal_opener/test_opener_threads.py::test_rasterio_keeps_its_registry_where_terrapipe_shares_it``.
-    """
-    from rasterio import _vsiopener
-
-    with _SHARED_LOCK:
-        for name in ("_OPENER_REGISTRY", "_OPEN_FILE_EXIT_STACKS"):
-            current = getattr(_vsiopener, name, None)
-            if current is None or isinstance(current, _ProcessVar):
-                continue  # another rasterio (each thread its own), or shared already
-            setattr(_vsiopener, name, _ProcessVar(current.get({})))
+    """Share rasterio's opener registries across threads, once per process (see the module's doc)."""
+    if _SHARED:
+        return
+    with _SHARE_LOCK:  # one thread replaces them: two at once could each keep an opener the other drops
+        if not _SHARED:
+            share_rasterio_opener_registries()
+            _SHARED.append(True)
 
 
 def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs: Any) -> Any:
