@@ -66,10 +66,26 @@ class Signer:
         request.url = f"{request.url}{sep}X-Amz-Signature={SECRET}-{n}&X-Amz-Expires=60"
 
 
+RASTER = (np.arange(128 * 128) % 251).astype("uint8").reshape(128, 128)
+
+
+def _write_tif(path: Path) -> None:
+    import rasterio
+
+    profile = {
+        "driver": "GTiff", "width": 128, "height": 128, "count": 1, "dtype": "uint8", "crs": "EPSG:32631",
+        "transform": rasterio.transform.from_origin(0, 1280, 10, 10), "tiled": True,
+        "blockxsize": 64, "blockysize": 64,
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(RASTER, 1)
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("signed")
     (root / "blob.bin").write_bytes(BLOB)
+    _write_tif(root / "a.tif")
     xr.Dataset({"v": (("y", "x"), np.arange(64.0).reshape(8, 8))}).chunk({"y": 4, "x": 4}).to_zarr(
         root / "cube.zarr", zarr_format=2, consolidated=True
     )
@@ -222,18 +238,26 @@ def test_a_failing_hook_is_a_named_read_error_without_its_text(hostile: HostileS
         http_reads.read(url, Storage(request_modifier=lambda r: setattr(r, "url", "file:///etc/passwd")))
 
 
-def test_a_gdal_read_with_the_hook_is_refused_not_sent_unsigned(hostile: HostileServer) -> None:
+def test_a_raster_read_is_signed_and_what_gdal_fetches_itself_is_refused(hostile: HostileServer) -> None:
+    # a raster at a URL is read by GDAL through the byte layer (io/gdal_opener.py): each request signed once
     url = hostile.url_for("plain", "a.tif")
-    storage = Storage(request_modifier=Signer())
+    signer = Signer()
+    storage = Storage(request_modifier=signer)
+    hostile.reset()
+    chips = list(tp.from_items([url]).read_raster(storage=storage).chip({"x": 64, "y": 64}, output="numpy"))
+    assert len(chips) == 4
+    np.testing.assert_array_equal(tp.open_raster(url, storage=storage).values[0], RASTER)
+    _check_signed(_signed_requests(hostile), signer)
+    # what GDAL still fetches itself (a VRT's sources, a GeoPackage at a URL) cannot be signed: refused
     hostile.reset()
     with pytest.raises(InvalidArgumentError, match="GDAL") as info:
-        list(tp.from_items([url]).read_raster(storage=storage))
+        tp.open_raster(hostile.url_for("plain", "a.vrt"), storage=storage)
     assert "request_modifier" in str(info.value)
     assert SECRET not in str(info.value)
     assert hostile.requests() == []  # nothing went out unsigned
     with pytest.raises(InvalidArgumentError, match="cannot call a Python hook"):
         storage.gdal_options(url)
-    assert storage.gdal_options("s3://bucket/a.tif")  # buckets: signed with the Storage's keys, by GDAL
+    assert storage.gdal_options("s3://bucket/a.tif")  # buckets: signed with the Storage's keys
 
 
 def test_a_past_end_range_over_urllib3_is_raised_at_once(server: RangeServer, http_root: Path) -> None:

@@ -52,13 +52,23 @@ def test_reading_writes_nothing_into_the_environment(no_user_settings: None, tmp
     assert dict(os.environ) == before
 
 
-def test_a_remote_source_reads_inside_the_defaults(no_user_settings: None) -> None:
-    source = RasterSource(path="https://h/a.tif", gdal_path=gdal_path("https://h/a.tif"))
+def test_a_remote_source_gdal_fetches_reads_inside_the_defaults(no_user_settings: None) -> None:
+    # a VRT at a URL: GDAL fetches it (and its sources) itself, with terrapipe's per-open defaults
+    source = RasterSource(path="https://h/a.vrt", gdal_path=gdal_path("https://h/a.vrt"))
     for key in PER_OPEN_KEYS:
         assert _raw(key) in (None, GDAL_DEFAULTS[key]) or key == "GDAL_HTTP_MULTIPLEX"
     with source.env():
         assert {key: _raw(key) for key in PER_OPEN_KEYS} == {key: GDAL_DEFAULTS[key] for key in PER_OPEN_KEYS}
     assert "GDAL_HTTP_TIMEOUT" not in os.environ
+
+
+def test_a_raster_read_through_the_byte_layer_gets_no_gdal_option(no_user_settings: None) -> None:
+    # a COG at a URL: GDAL reads it through terrapipe's byte layer (io/gdal_opener.py), no GDAL_HTTP_* option
+    source = RasterSource(path="https://h/a.tif", gdal_path=gdal_path("https://h/a.tif"))
+    assert source.through_byte_layer
+    before = {key: _raw(key) for key in PER_OPEN_KEYS}
+    with source.env():
+        assert {key: _raw(key) for key in PER_OPEN_KEYS} == before
 
 
 def test_a_local_source_gets_no_environment() -> None:

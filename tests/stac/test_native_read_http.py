@@ -1,11 +1,10 @@
 """Remote COGs behind signed URLs: a URL signed for GET only is read, a missing one is a named ReadError.
 
-GDAL asks a remote file's size with a ``HEAD`` before reading it, which a URL
+GDAL's ``/vsicurl/`` asked a remote file's size with a ``HEAD``, which a URL
 signed for ``GET`` only (GCS V4 signatures, Azure SAS, CDN tokens) refuses
-with 403; GDAL itself sends a ``GET`` instead only for AWS's
-``X-Amz-Signature``. A URL with a query string is opened with
-``use_head=no`` (:func:`terrapipe.io.gdal_env.remote_url_options`); a plain
-URL keeps its ``HEAD``. The server is :mod:`tests.stac.get_only_server`.
+with 403. A raster at a URL is now read by GDAL through terrapipe's byte layer
+(``io/gdal_opener.py``), which learns the size from its first ranged ``GET``:
+no ``HEAD`` at all, signed or not. The server is :mod:`tests.stac.get_only_server`.
 """
 
 from __future__ import annotations
@@ -90,14 +89,16 @@ def test_a_url_signed_for_get_only_is_read(served: tuple[RangeServer, Path, np.n
     assert "HEAD" not in methods  # not even tried: GDAL learns the size from a GET
 
 
-def test_a_plain_url_keeps_its_head(served: tuple[RangeServer, Path, np.ndarray]) -> None:
-    """Without a query string GDAL asks with HEAD (the connection stays open for the reads)."""
+def test_a_plain_url_is_read_without_a_head(served: tuple[RangeServer, Path, np.ndarray]) -> None:
+    """GDAL reads a raster at a URL through the byte layer, which learns the size from its first ranged GET."""
     server, _, data = served
     url = server.url_for("a.tif")
     forget_remote_file(url)
     server.reset()
     np.testing.assert_array_equal(stack_items([_item(url)], bands=["data"]).values[0, 0], data)
-    assert _methods(server, "/a.tif")[0] == "HEAD"
+    methods = _methods(server, "/a.tif")
+    assert methods
+    assert set(methods) == {"GET"}
 
 
 def test_a_missing_signed_url_is_a_read_error_naming_the_file(
