@@ -784,7 +784,9 @@ def exchange(
 
 def _transport_failure(urllib3: Any, err: BaseException, storage: Storage) -> _RetryError:
     """Word a request that failed in the network (retried): a time-out, a refused or dropped connection."""
-    if isinstance(err, urllib3.exceptions.ProtocolError):
+    text = f"{err!r} {err}".lower()
+    dropped = any(w in text for w in ("remotedisconnected", "without response", "reset by peer"))
+    if isinstance(err, urllib3.exceptions.ProtocolError) and not dropped:
         return _RetryError(f"the server's answer was cut short ({type(err).__name__})")
     if isinstance(err, TimeoutError | urllib3.exceptions.TimeoutError) and not isinstance(
         err,
@@ -794,12 +796,10 @@ def _transport_failure(urllib3: Any, err: BaseException, storage: Storage) -> _R
             f"the server did not answer within {storage.timeout:g} s",
             hint="check that it is up, or raise the timeout: tp.Storage(timeout=...)",
         )
-    text = f"{err!r} {err}".lower()
-    dropped = any(w in text for w in ("remotedisconnected", "without response", "reset by peer"))
-    what = "the server closed it without answering" if dropped else "cannot connect"
+    what = "it was closed without an answer" if dropped else "cannot connect"  # a drop: no status line
     return _RetryError(
         f"the connection failed: {what} ({type(err).__name__})",
-        hint="check that the server is running and the URL is right",
+        hint="check the server (is it running?) and the URL, or retry later",
     )
 
 
