@@ -17,12 +17,20 @@ it (big-endian values in native dtypes, ``NC_CHAR`` attributes as text but
 ``_FillValue``, one-value attributes as scalars), so xarray's CF decoding is
 the same as for ``engine="scipy"``. CDF-5 (64-bit counts, unsigned and
 64-bit integers), which scipy cannot read, is read as netCDF4's engine reads
-it: its unsigned and 64-bit variables in their own dtypes.
+it: its unsigned and 64-bit variables in their own dtypes, its attributes
+native-endian, its text without NULs (so are the files whose names are UTF-8
+beyond ASCII: netCDF4 reads those on disk).
+
+A header that lies is refused (``ValueError``; ``open_xarray``: a
+``ReadError`` naming the file): values placed in the header or over other
+values (netCDF-C refuses those files, scipy reads whatever bytes the offsets
+name; scipy's own writer makes one, scipy/scipy#10937), record variables not
+one after the other, a name given twice, a type or a dimension the header's
+version does not have, a streamed record count beside record variables.
 
 :func:`parse_classic` is also the one parser of a local netCDF-3 file's
 header (:mod:`terrapipe.io.netcdf_header`: the engine's choice and the
-truncation check), so what a header says is read the same way wherever the
-file is.
+checks), so what a header says is read the same way wherever the file is.
 
 Examples
 --------
