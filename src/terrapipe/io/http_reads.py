@@ -216,6 +216,25 @@ class _RetryError(Exception):
         self.hint = hint or "check the server, or retry later"
 
 
+class _CutShortError(Exception):
+    """A 206 body that stopped part way (the connection closed): ``data``, the bytes that came, are kept."""
+
+    def __init__(self, data: bytes, total: int, headers: Any, err: BaseException) -> None:
+        super().__init__(str(err))
+        self.data, self.total, self.headers = data, total, headers
+        self.etag: str | None = headers.get("etag")
+
+
+class _ResumeError(_RetryError):
+    """Part of a range came before the answer was cut short: the rest is asked for next (no try spent)."""
+
+    progress = True
+
+
+#: Requests for the rest of one range whose answers were cut short, each after some bytes came.
+MAX_RESUMES = 64
+
+
 class _ExpiredError(Exception):
     """The deadline passed (``last``: the failure of the try before, if any)."""
 
@@ -599,7 +618,7 @@ def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
     anything else is raised at once. urllib3's ``Retry`` sleeps a ``Retry-After`` past any deadline and
     cannot send again a request whose body (streamed) was cut short.
     """
-    attempt, last = 0, None
+    attempt, last, resumes = 0, None, 0
     while True:
         watch, previous = _Watchdog(end), getattr(_WATCH, "watch", None)
         _WATCH.watch = watch  # a request made inside a request modifier nests
@@ -614,6 +633,9 @@ def drive(once: Callable[[_Watchdog], T], storage: Storage, end: float) -> T:
             _WATCH.watch = previous
         if watch.fired or time.monotonic() >= end:
             raise _ExpiredError(last)
+        if isinstance(last, _ResumeError) and resumes < MAX_RESUMES:  # bytes came: ask for the rest at once
+            resumes += 1
+            continue
         if attempt >= storage.retries:
             raise last
         delay = retry_delay(
@@ -719,8 +741,15 @@ def exchange(
     forced = {} if accept else {"Accept-Encoding": "identity"}
     if want is not None:
         forced["Range"] = want.header()
+    # a 206 cut short: the bytes that came, the file's size and ETag then; the next try asks for the rest
+    kept: list[bytes] = []
+    state: dict[str, Any] = {"want": want, "total": expected_total, "etag": None}
+    need = None if want is None else want.stop  # where the range asked for ends (the rest may ask for more)
 
     def once(watch: _Watchdog) -> Reply:
+        asked = state["want"]
+        if asked is not None:
+            forced["Range"] = asked.header()
         try:
             wait = max(0.001, min(storage.timeout, end - time.monotonic()))
             limits = urllib3.Timeout(connect=min(wait, 10.0), read=wait)
@@ -762,10 +791,31 @@ def exchange(
             try:
                 if watch.fired:  # the socket was shut mid-headers: what came is no answer
                     raise _ExpiredError()
-                reply = _answer(response, method, want, expected_total, cap, judge, hops, withheld, counted)
+                reply = _answer(response, method, asked, state["total"], cap, judge, hops, withheld, counted)
                 if watch.fired:  # the socket was shut mid-body: a body read to its "end" is cut
                     raise _ExpiredError()
+                if kept:  # the rest of a range cut short before: the same file, then the bytes joined
+                    _same_file(state["etag"], reply.headers.get("etag"))
+                    rest = reply.body if need is None else reply.body[: need - asked.start]
+                    reply = Reply(reply.status, reply.headers, b"".join([*kept, rest]), reply.total)
                 return reply
+            except _CutShortError as cut:
+                if watch.fired:
+                    raise _ExpiredError() from None
+                _same_file(state["etag"], cut.etag)
+                start = asked.start + len(cut.data)
+                if need is not None and start >= need:  # the rest asked for more than needed: all came
+                    kept.append(cut.data[: need - asked.start])
+                    return Reply(206, cut.headers, b"".join(kept), cut.total)
+                kept.append(cut.data)
+                state["etag"] = state["etag"] or cut.etag
+                state["total"] = cut.total  # the rest must come from a file of this size
+                # the rest, and as much again (within the file): a server that sends part of every answer
+                # (half, to the last byte) still gives what is needed; the extra is cut off
+                stop = None if need is None else min(cut.total, need + (need - start))
+                state["want"] = ByteRange(start, stop)
+                resume = f"the server's answer was cut short after {sum(map(len, kept))} bytes (ProtocolError)"
+                raise _ResumeError(resume) from None
             except _OtherBytesError as err:
                 if not reused:
                     raise
@@ -780,6 +830,14 @@ def exchange(
             raise _transport_failure(urllib3, err, storage) from None
 
     return drive(once, storage, end)
+
+
+def _same_file(before: str | None, now: str | None) -> None:
+    """Refuse the rest of a range cut short when the file's ETag changed since its first part."""
+    if before is not None and now is not None and before != now:
+        raise _RefusedError(
+            f"the file changed while a range of it was read in parts (ETag {before} then {now}); open it again"
+        )
 
 
 def _transport_failure(urllib3: Any, err: BaseException, storage: Storage) -> _RetryError:
@@ -850,12 +908,20 @@ def _answer(
     # one read for a body of known size (a range, or a whole file within the cap): one buffer, no joins
     step = body.size if (status == 206 or (want is None and not body.coded)) and body.size else _CHUNK
     complete = True
-    for chunk in response.stream(step, decode_content=False):
-        if counted is not None:
-            counted(len(chunk))
-        if not body.feed(chunk):
-            complete = False
-            break
+    try:
+        for chunk in response.stream(step, decode_content=False):
+            if counted is not None:
+                counted(len(chunk))
+            if not body.feed(chunk):
+                complete = False
+                break
+    except Exception as err:  # urllib3's ProtocolError: a 206 cut short keeps what came (the rest asked next)
+        if type(err).__name__ != "ProtocolError" or status != 206 or want is None or want.start is None:
+            raise
+        partial = b"".join(body.parts)
+        if not partial or len(partial) >= body.size:
+            raise
+        raise _CutShortError(partial, body.total, headers, err) from None
     return body.reply(complete)
 
 
