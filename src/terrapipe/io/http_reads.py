@@ -919,7 +919,7 @@ def _answer(
         if type(err).__name__ != "ProtocolError" or status != 206 or want is None or want.start is None:
             raise
         partial = b"".join(body.parts)
-        if not partial or len(partial) >= body.size:
+        if not partial or len(partial) >= body.size or body.total is None:
             raise
         raise _CutShortError(partial, body.total, headers, err) from None
     return body.reply(complete)
