@@ -138,8 +138,9 @@ OTHER_BOUNDS = {
     "align_to reference: the window under a chip, never the whole raster": "test_align_to_reads_only_the_window_under_each_chip",
 }
 
+#: A construct made (``deque(``), or subclassed with type parameters (``class H(OrderedDict[K, V]):``).
 _CONSTRUCTS = re.compile(
-    r"\b(?:queue\.)?(Queue|SimpleQueue|deque|OrderedDict)\(|(lru_cache|functools\.cache)\b"
+    r"\b(?:queue\.)?(Queue|SimpleQueue|deque|OrderedDict)(?:\(|\[.*\]\):)|(lru_cache|functools\.cache)\b"
 )
 
 
