@@ -166,3 +166,23 @@ def test_an_empty_slice_with_a_negative_step_is_empty_on_disk_and_at_a_url(
         assert ds["v"].isel(x=slice(None, 0, -1), t=1).values.tolist() == [5.0, 4.0]
         assert ds["v"].isel(x=slice(0, None, -1)).load().shape == (2, 1)
         assert ds.isel(t=slice(None, 0, -1), x=slice(1, 1, -2)).load()["v"].shape == (1, 0)
+
+
+def test_a_file_changed_between_its_header_check_and_its_open_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The truncation check read one file, the engine would open another: netCDF4 reads the cut as zeros."""
+    path = tmp_path / "swapped.nc"
+    values = np.arange(1.0, 30_001.0)
+    xr.Dataset({"v": ("x", values)}).to_netcdf(path, engine="netcdf4", format="NETCDF3_CLASSIC")
+    whole = path.read_bytes()
+    read_header = xarray_open.local_header
+
+    def then_cut(name: Any) -> Any:
+        found = read_header(name)
+        path.write_bytes(whole[: len(whole) // 2])  # cut right after the check (a download restarted)
+        return found
+
+    monkeypatch.setattr(xarray_open, "local_header", then_cut)
+    with pytest.raises(tp.ReadError, match=r"swapped\.nc.*changed"):
+        tp.open_xarray(str(path), engine="netcdf4")["v"].values  # noqa: B018  (was half zeros)

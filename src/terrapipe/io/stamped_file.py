@@ -135,11 +135,18 @@ class StampedBackend(BackendEntrypoint):
         *,
         drop_variables: str | Iterable[str] | None = None,
         inner_engine: str,
+        checked_stamp: tuple[int, ...] | None = None,
         **kwargs: Any,
     ) -> xr.Dataset:
-        """Open ``filename_or_obj`` (a local path) with ``inner_engine``; its variables read while it is unchanged."""
+        """Open ``filename_or_obj`` (a local path) with ``inner_engine``; its variables read while it is unchanged.
+
+        ``checked_stamp``: the file's stamp when the caller checked its header (open_xarray's truncation
+        check): a file changed since is refused, not opened unchecked.
+        """
         path = str(filename_or_obj)
         stamp = file_stamp(path)
+        if checked_stamp is not None and stamp != checked_stamp:
+            check_stamp(path, checked_stamp, "header")  # raises: changed since its header was checked
         inner = xr.open_dataset(
             path, engine=inner_engine, drop_variables=drop_variables, cache=False, **kwargs
         )

@@ -55,7 +55,7 @@ from terrapipe.io.paths import href_of, is_http
 from terrapipe.io.raster import open_raster
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.stamped_file import StampedBackend
+from terrapipe.io.stamped_file import StampedBackend, file_stamp
 from terrapipe.io.storage import Storage
 from terrapipe.io.zarr_reader import open_zarr
 
@@ -129,6 +129,7 @@ class _LocalClassic(NamedTuple):
     version: int  # 1, 2, 5: netCDF-3 (by its first bytes); 0: another format (HDF5) or unread
     header: ClassicHeader | None  # None: not netCDF-3, or its header not read (longer than the cap)
     problem: str | None  # why it cannot be read whole and right (malformed, truncated, streamed), else None
+    stamp: tuple[int, ...] | None = None  # the file's identity before its header was read
 
 
 def _local_classic(path: str) -> _LocalClassic:
@@ -139,6 +140,7 @@ def _local_classic(path: str) -> _LocalClassic:
     names, both one of two variables of the same name).
     """
     try:
+        stamp = file_stamp(path)
         with open(path, "rb") as file:
             magic = file.read(4)
         found = local_header(path)
@@ -149,13 +151,13 @@ def _local_classic(path: str) -> _LocalClassic:
     except ValueError as err:  # cut short, or malformed
         return _LocalClassic(magic[3], None, str(err))
     if found is None:
-        return _LocalClassic(0, None, None)
+        return _LocalClassic(0, None, None, stamp)
     size, header = found
     try:
         check_readable(header, size)
     except ValueError as err:
         return _LocalClassic(header.version, header, str(err))
-    return _LocalClassic(header.version, header, None)
+    return _LocalClassic(header.version, header, None, stamp)
 
 
 def _local_netcdf_engine(local: _LocalClassic) -> str:
@@ -350,7 +352,15 @@ def open_xarray(
     stamped = "://" not in href and engine in _NETCDF_ENGINES  # its values read only while it is unchanged
     try:
         if stamped:
-            ds = xr.open_dataset(target, engine=StampedBackend, chunks=chunks, inner_engine=engine, **kwargs)
+            checked = None if local is None else local.stamp  # the file whose header was checked
+            ds = xr.open_dataset(
+                target,
+                engine=StampedBackend,
+                chunks=chunks,
+                inner_engine=engine,
+                checked_stamp=checked,
+                **kwargs,
+            )
         elif remote and engine == "scipy":  # netCDF-3 read lazily by ranges: scipy reads it all at the open
             ds = xr.open_dataset(target, engine=ClassicBackend, chunks=chunks, **kwargs)
         else:
