@@ -2,9 +2,9 @@
 
 A file cut shorter is a ReadError (its size is compared at each request). A file replaced by one of
 the same size (a model's output rewritten, a re-upload) was read silently: the header of the old file,
-the values of the new one. The server says so (its ``ETag`` changed), but ObjectFile, under every
-reader of a file object at a URL (netCDF-3, h5netcdf, Parquet), does not keep the ETag of its first
-request: routed to the lead (io/object_file.py). Strict xfails until then.
+the values of the new one. The server says so (its ``ETag`` changed): ObjectFile, under every
+reader of a file object at a URL (netCDF-3, h5netcdf, Parquet), keeps the ETag of its first request
+and refuses a read that states another.
 """
 
 from __future__ import annotations
@@ -46,10 +46,6 @@ def test_a_file_cut_shorter_after_the_open_is_a_read_error(
         ds["v"][150, :5].values  # noqa: B018
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routed to lead: io/object_file.ObjectFile does not compare the ETag of later reads with the open's",
-)
 @pytest.mark.parametrize("storage", [None, "storage"], ids=["open_http", "byte layer"])
 def test_a_file_replaced_by_one_of_the_same_size_is_a_read_error_not_its_values(
     server: Any, http_root: Path, storage: str | None

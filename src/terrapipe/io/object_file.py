@@ -7,7 +7,10 @@ ranged GET. The size comes from a first ranged GET, never a HEAD (a URL
 signed for GET refuses it; the GCS emulator answers none): of the last
 ``tail_bytes`` (kept: a Parquet footer), or of the first byte; Azure Blob,
 which takes no suffix range, gets one HEAD. HTTP(S) reads are checked by
-:mod:`terrapipe.io.http_reads`, a size changed since the open included.
+:mod:`terrapipe.io.http_reads`, a size changed since the open included;
+every read must state the ``ETag`` the open's did (where the server gives
+one), so an object replaced by another of the same size between reads is a
+:class:`~terrapipe.core.errors.ReadError`, never bytes of two versions.
 :class:`HTTPFile` is one for an ``http(s)://`` URL opened by its first byte
 (netCDF, FlatGeobuf); :func:`open_http` buffers it (``io.BufferedReader``
 merges small reads).
@@ -69,8 +72,12 @@ class ObjectFile(io.RawIOBase):
         self._tail = b""
         self._tail_bytes = tail_bytes
         self.bytes_read = 0
+        #: The object's ``ETag`` at the open (``None``: the server gives none); every later read must
+        #: state the same one, so an object replaced by another of the same size is refused, not mixed.
+        self.etag: str | None = None
         if cloud_of(url) == "azure":  # Azure Blob takes no suffix range: one HEAD
-            self.size = object_store.size(url, storage)
+            info = object_store.head(url, storage)
+            self.size, self.etag = info.size, info.etag
         else:
             self.size = self._size_from_tail()
 
@@ -99,6 +106,7 @@ class ObjectFile(io.RawIOBase):
             return 0
         total = reply.found(self.url, sized=True).total
         assert total is not None
+        self.etag = reply.headers.get("etag")
         if suffix:  # the last bytes: kept (a Parquet footer)
             self._tail_start, self._tail = total - len(reply.body), reply.body
         return total
@@ -111,23 +119,26 @@ class ObjectFile(io.RawIOBase):
         config = obstore_runtime.storage_or_env(self.storage)
         store, key = object_store._locate(self.url, config)
 
-        def fetch(options: Any) -> tuple[int, int, bytes]:
-            async def read() -> tuple[int, int, bytes]:
+        def fetch(options: Any) -> tuple[int, int, bytes, str | None]:
+            async def read() -> tuple[int, int, bytes, str | None]:
                 result = await obs.get_async(store, key, options=options)
-                return int(result.meta["size"]), int(result.range[0]), bytes(await result.bytes_async())
+                size, start = int(result.meta["size"]), int(result.range[0])
+                return size, start, bytes(await result.bytes_async()), result.meta.get("e_tag")
 
             return obstore_runtime.run_on_thread_loop(read(), config.deadline)
 
         try:
             try:
-                total, start, data = fetch(
+                total, start, data, self.etag = fetch(
                     {"range": {"suffix": self._tail_bytes} if self._tail_bytes else (0, 1)}
                 )
+                if not self._tail_bytes:
+                    data = b""  # the first byte, asked for the size only: not a tail to keep
             except Exception:
                 # the suffix refused: some S3 servers answer 416 for an object shorter than it, the GCS
                 # emulator and Azure ignore suffix ranges; the answer for the first byte states the total
                 # (and a refused or missing object fails here again, with its own error)
-                total, start, data = fetch({"range": (0, 1)})
+                total, start, data, self.etag = fetch({"range": (0, 1)})
                 if total > 1:
                     data = b""  # read again when asked; only the size is wanted here
         except Exception as err:  # obstore's errors: named, without the signed URL
@@ -182,8 +193,21 @@ class ObjectFile(io.RawIOBase):
         if cloud_of(self.url) == "http":  # checked, and refused if the object's size changed since the open
             wanted = http_reads.ByteRange(offset, end)
             reply = http_reads.read(self.url, self.storage, byte_range=wanted, expected_total=self.size)
-            return reply.found(self.url, hint="was it removed?").body
-        return object_store.get(self.url, self.storage, range=(offset, end))
+            body = reply.found(self.url, hint="was it removed?").body
+            self._check_same(reply.headers.get("etag"), self.size)
+            return body
+        got = object_store.get_range(self.url, self.storage, offset, end)
+        self._check_same(got.etag, got.size)
+        return got.body
+
+    def _check_same(self, etag: str | None, size: int) -> None:
+        """Refuse a read of another version of the object than the open's (its size or ``ETag`` changed)."""
+        if size != self.size or (self.etag is not None and etag is not None and etag != self.etag):
+            was, now = (self.size, self.etag), (size, etag)
+            raise ReadError(
+                f"cannot read {public_url(self.url)!r}: the object changed since it was opened ((size, ETag) "
+                f"was {was}, now {now}: replaced while being read?); open it again"
+            )
 
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all the rest when negative) from the position."""

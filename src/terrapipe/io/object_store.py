@@ -56,7 +56,9 @@ from terrapipe.io.storage import Storage, cloud_of, split_url
 __all__ = [
     "OBJECT_SCHEMES",
     "ObjectInfo",
+    "RangeRead",
     "get",
+    "get_range",
     "get_ranges",
     "head",
     "is_object_url",
@@ -370,6 +372,47 @@ def get_ranges(
             raise
         raise _error(err, url, config, "read") from None
     return [_exact(bytes(p), start, end, where) for p, (start, end) in zip(parts, ranges, strict=True)]
+
+
+@dataclass(frozen=True)
+class RangeRead:
+    """What :func:`get_range` read: the bytes, and the object's size and ``ETag`` as the answer stated them."""
+
+    body: bytes
+    size: int
+    etag: str | None
+
+
+def get_range(url: str, storage: Storage | None, start: int, end: int) -> RangeRead:
+    """Read bytes ``start`` to ``end`` (exclusive) of a bucket object with its size and ``ETag``: exactly those.
+
+    ``end`` past the object's end gives the bytes there are. Callers compare
+    the ``ETag`` of each read with the first one's: an object replaced between
+    reads (even by one of the same size) is then refused, not mixed.
+    Any answer but the range asked for (clipped to the size) is a
+    :class:`ReadError`, as are no such object, access denied and a time-out.
+    """
+    config = storage_or_env(storage)
+    obs = load_obstore()
+    store, key = _locate(url, config)
+
+    async def read() -> tuple[bytes, int, str | None, tuple[int, int]]:
+        result = await obs.get_async(store, key, options={"range": (start, end)})
+        got = (int(result.range[0]), int(result.range[1]))
+        return bytes(await result.bytes_async()), int(result.meta["size"]), result.meta.get("e_tag"), got
+
+    try:
+        body, size, etag, got = run_on_thread_loop(read(), config.deadline)
+    except ReadError:
+        raise
+    except Exception as err:  # obstore's errors (a range past the end included): named, without a signature
+        raise _error(err, url, config, "read") from None
+    if got != (start, min(end, size)) or len(body) != got[1] - got[0]:
+        raise ReadError(
+            f"cannot read bytes {start}-{end} of {public_url(url)!r}: the store answered bytes {got[0]}-{got[1]} "
+            f"({len(body)} bytes); check the endpoint"
+        )
+    return RangeRead(body, size, etag)
 
 
 def head(url: str, storage: Storage | None = None) -> ObjectInfo:
