@@ -26,33 +26,29 @@ def _object(fill: int) -> bytes:
     return bytes([fill]) * SIZE
 
 
+def _replaced(bucket: Bucket, replacement: bytes) -> None:
+    """Open an object, read it, put ``replacement`` in its place: the next read must be refused."""
+    key = f"versions/{uuid.uuid4().hex[:8]}.bin"
+    bucket.put(key, _object(1))
+    handle = ObjectFile(f"{bucket.root}/{key}", bucket.storage)
+    assert handle.read_at(10, 1000) == b"\x01" * 10
+    bucket.put(key, replacement)
+    with pytest.raises(ReadError, match=r"changed since it was opened"):
+        handle.read_at(10, 5000)
+
+
 @pytest.mark.parametrize("kind", ["s3", "azure"])
 def test_an_object_replaced_by_one_of_the_same_size_is_refused(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    bucket: Bucket = request.getfixturevalue(f"{kind}_bucket")
-    key = f"versions/{uuid.uuid4().hex[:8]}.bin"
-    bucket.put(key, _object(1))
-    url = f"{bucket.root}/{key}"
-    handle = ObjectFile(url, bucket.storage)
-    assert handle.read_at(10, 1000) == b"\x01" * 10
-    bucket.put(key, _object(2))
-    with pytest.raises(ReadError, match=r"changed since it was opened"):
-        handle.read_at(10, 5000)
+    _replaced(request.getfixturevalue(f"{kind}_bucket"), _object(2))
 
 
 @pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
 def test_an_object_replaced_by_one_of_another_size_is_refused(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    bucket: Bucket = request.getfixturevalue(f"{kind}_bucket")
-    key = f"versions/{uuid.uuid4().hex[:8]}.bin"
-    bucket.put(key, _object(1))
-    url = f"{bucket.root}/{key}"
-    handle = ObjectFile(url, bucket.storage)
-    bucket.put(key, _object(3) + b"more")
-    with pytest.raises(ReadError):
-        handle.read_at(10, 5000)
+    _replaced(request.getfixturevalue(f"{kind}_bucket"), _object(3) + b"more")
 
 
 @pytest.mark.parametrize("kind", ["s3", "azure", "gcs"])
