@@ -639,6 +639,14 @@ def _share_registries() -> None:
             _SHARED.append(True)
 
 
+#: First bytes of files GDAL's netCDF driver opens (netCDF-3 CDF-1/2/5, HDF5 and so netCDF-4, HDF4). That
+#: driver maps a /vsi file with userfaultfd, served by a thread of its own that calls the opener (so needs
+#: the GIL); closing the dataset joins that thread while rasterio's close holds the GIL: the process hung
+#: for ever (CI: a stale handle closed in acquire). A file at a URL ending .nc/.h5 is opened by GDAL's own
+#: name (``NETCDF:"/vsicurl/..."``), never through the opener; one without such an ending is refused.
+_NETCDF_SIGNATURES = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n", b"\x0e\x03\x13\x01")
+
+
 def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs: Any) -> Any:
     """Open the raster at ``url`` with rasterio, every byte read through the byte layer.
 
@@ -653,6 +661,13 @@ def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs:
     name = (
         f"tp/{os.getpid()}-{next(_OPENS)}/{urllib.parse.unquote(leaf)}"  # unique in the process (no urandom)
     )
+    head = _shared(url, storage, _gdal_storage(storage)).read_at(0, 8)
+    if head.startswith(_NETCDF_SIGNATURES):
+        raise ReadError(
+            f"cannot read raster {public_url(url)!r}: it is a netCDF or HDF file, which GDAL reads at a URL "
+            "only by a name ending in its extension (.nc, .nc4, .h5, .hdf); give the URL with it, or open the "
+            "file with tp.open_xarray"
+        )
     opener = RemoteOpener(url, storage, name, sidecars=sidecars)
     _OPENERS[name] = opener
     try:
