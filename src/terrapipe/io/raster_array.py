@@ -362,9 +362,12 @@ class _Handles(OrderedDict[RasterSource, tuple[Any, int]]):
         super().__init__()
         self.pid = os.getpid()
         _LIVE_HANDLES[id(self)] = self
-        if not _AT_EXIT:
+
+    def __setitem__(self, source: RasterSource, value: tuple[Any, int]) -> None:
+        if not _AT_EXIT:  # at the first dataset held, not at import: importing terrapipe adds no exit hook
             _AT_EXIT.append(True)
             atexit.register(_close_every_thread_handles)
+        super().__setitem__(source, value)
 
     def close_all(self) -> None:
         """Close every dataset held (none in a forked child: the parent's)."""
