@@ -328,31 +328,13 @@ def _is_http(url: str) -> bool:
 def _bucket_range(url: str, storage: Storage, start: int, end: int) -> tuple[bytes, int, str | None]:
     """Read bytes ``start`` to ``end`` of a bucket object through obstore: ``(bytes, object size, ETag)``.
 
-    ``end`` past the object's end gives the bytes there are (the first block of a small object).
+    ``end`` past the object's end gives the bytes there are (the first block of a small object);
+    :func:`terrapipe.io.object_store.get_range` checks the range answered.
     """
-    from terrapipe.io import obstore_runtime
-    from terrapipe.io.object_store import _error, _locate
+    from terrapipe.io.object_store import get_range
 
-    obs = obstore_runtime.load_obstore()
-    store, key = _locate(url, storage)
-
-    async def read() -> tuple[bytes, int, str | None, tuple[int, int]]:
-        result = await obs.get_async(store, key, options={"range": (start, end)})
-        got = (int(result.range[0]), int(result.range[1]))
-        return bytes(await result.bytes_async()), int(result.meta["size"]), result.meta.get("e_tag"), got
-
-    try:
-        body, size, etag, got = obstore_runtime.run_on_thread_loop(read(), storage.deadline)
-    except ReadError:
-        raise
-    except Exception as err:  # obstore's errors (a range past the end included): named, without a signature
-        raise _error(err, url, storage, "read") from None
-    if got != (start, min(end, size)) or len(body) != got[1] - got[0]:
-        raise ReadError(
-            f"cannot read bytes {start}-{end} of {public_url(url)!r}: the store answered bytes {got[0]}-{got[1]} "
-            f"({len(body)} bytes); check the endpoint"
-        )
-    return body, size, etag
+    got = get_range(url, storage, start, end)
+    return got.body, got.size, got.etag
 
 
 def _first_block(url: str, storage: Storage, deadline: float | None = None) -> tuple[bytes, int, str | None]:
