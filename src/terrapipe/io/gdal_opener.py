@@ -68,6 +68,7 @@ from terrapipe.core.errors import ReadError
 from terrapipe.core.per_process import PerProcess
 from terrapipe.core.redact import public_url
 from terrapipe.io import http_reads
+from terrapipe.io.gdal_env import NETCDF_HDF_EXTENSIONS
 from terrapipe.io.storage import Storage
 
 __all__ = [
@@ -117,6 +118,8 @@ def uses_opener(path: str, name: str, storage: Storage | None = None) -> bool:
     True
     >>> uses_opener("https://h/a.vrt", "/vsicurl?empty_dir=yes&url=x"), uses_opener("a.tif", "/d/a.tif")
     (False, False)
+    >>> uses_opener("https://h/sst.nc", "/vsicurl?empty_dir=yes&url=x")  # GDAL's netCDF driver: its own /vsicurl/
+    False
     >>> uses_opener("s3://b/a.tif", "/vsis3/b/a.tif"), uses_opener("s3://b/a.tif", "/vsis3/b/a.tif", Storage())
     (False, True)
     """
@@ -127,7 +130,10 @@ def uses_opener(path: str, name: str, storage: Storage | None = None) -> bool:
         ok = storage is not None and scheme in _BUCKET_SCHEMES
     else:
         return False
-    return ok and not urllib.parse.urlsplit(path).path.lower().endswith(".vrt")
+    ending = urllib.parse.urlsplit(path).path.lower()
+    # a VRT's sources GDAL opens itself; a netCDF/HDF file GDAL's netCDF driver maps with userfaultfd,
+    # whose thread would call the opener while a close holds the GIL (see _NETCDF_SIGNATURES)
+    return ok and not ending.endswith((".vrt", *NETCDF_HDF_EXTENSIONS))
 
 
 def _gdal_storage(storage: Storage | None) -> Storage:
@@ -624,8 +630,8 @@ def _share_registries() -> None:
 #: First bytes of files GDAL's netCDF driver opens (netCDF-3 CDF-1/2/5, HDF5 and so netCDF-4, HDF4). That
 #: driver maps a /vsi file with userfaultfd, served by a thread of its own that calls the opener (so needs
 #: the GIL); closing the dataset joins that thread while rasterio's close holds the GIL: the process hung
-#: for ever (CI: a stale handle closed in acquire). A file at a URL ending .nc/.h5 is opened by GDAL's own
-#: name (``NETCDF:"/vsicurl/..."``), never through the opener; one without such an ending is refused.
+#: for ever (CI: a stale handle closed in acquire). A file at a URL ending .nc/.h5 is read by GDAL's own
+#: /vsicurl/ (:func:`uses_opener`), never through the opener; one without such an ending is refused.
 _NETCDF_SIGNATURES = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n", b"\x0e\x03\x13\x01")
 
 
@@ -646,9 +652,9 @@ def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs:
     head = _shared(url, storage, _gdal_storage(storage)).read_at(0, 8)
     if head.startswith(_NETCDF_SIGNATURES):
         raise ReadError(
-            f"cannot read raster {public_url(url)!r}: it is a netCDF or HDF file, which GDAL reads at a URL "
-            "only by a name ending in its extension (.nc, .nc4, .h5, .hdf); give the URL with it, or open the "
-            "file with tp.open_xarray"
+            f"cannot read raster {public_url(url)!r}: it is a netCDF or HDF file at a URL whose path does not "
+            "end in its extension (.nc, .nc4, .h5, .hdf), which GDAL cannot read through terrapipe's byte "
+            "layer; give the URL with that ending, or open the file with tp.open_xarray"
         )
     opener = RemoteOpener(url, storage, name, sidecars=sidecars)
     _OPENERS[name] = opener
