@@ -649,7 +649,12 @@ def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs:
     name = (
         f"tp/{os.getpid()}-{next(_OPENS)}/{urllib.parse.unquote(leaf)}"  # unique in the process (no urandom)
     )
-    head = _shared(url, storage, _gdal_storage(storage)).read_at(0, 8)
+    try:
+        head = _shared(url, storage, _gdal_storage(storage)).read_at(0, 8)
+    except (
+        Exception
+    ) as err:  # the open's first read, failed: raised as any failed open (the reader names the asset)
+        raise _failed(err) from None
     if head.startswith(_NETCDF_SIGNATURES):
         raise ReadError(
             f"cannot read raster {public_url(url)!r}: it is a netCDF or HDF file at a URL whose path does not "
