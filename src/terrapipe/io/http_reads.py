@@ -814,7 +814,9 @@ def exchange(
                 # (half, to the last byte) still gives what is needed; the extra is cut off
                 stop = None if need is None else min(cut.total, need + (need - start))
                 state["want"] = ByteRange(start, stop)
-                resume = f"the server's answer was cut short after {sum(map(len, kept))} bytes (ProtocolError)"
+                resume = (
+                    f"the server's answer was cut short after {sum(map(len, kept))} bytes (ProtocolError)"
+                )
                 raise _ResumeError(resume) from None
             except _OtherBytesError as err:
                 if not reused:
