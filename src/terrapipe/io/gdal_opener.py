@@ -566,6 +566,10 @@ class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
         """Open ``path`` for reading (a missing side-car: ``FileNotFoundError``)."""
         if "r" not in mode:
             raise PermissionError(f"{public_url(self.url)!r} is read-only")
+        return _File(self._found(path), self)
+
+    def _found(self, path: str) -> RemoteBytes:
+        """Return the bytes of ``path``, or raise ``FileNotFoundError`` (a failure kept for the reader)."""
         try:
             data = self._bytes(path)
         except Exception as err:  # raised by the reader (failure_of), not through GDAL
@@ -573,7 +577,7 @@ class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
             raise FileNotFoundError(path) from None
         if data is None:
             raise FileNotFoundError(path)
-        return _File(data, self)
+        return data
 
     def isfile(self, path: str) -> bool:
         """Whether ``path`` is the file or a side-car found."""
@@ -603,14 +607,7 @@ class RemoteOpener(MultiByteRangeResourceContainer):  # type: ignore[misc]
         """Return the size of ``path`` (``FileNotFoundError``: not there)."""
         if path == "test":  # rasterio's check that the opener works
             raise FileNotFoundError(path)
-        try:
-            data = self._bytes(path)
-        except Exception as err:  # raised by the reader (failure_of), not through GDAL
-            self.fail(err)
-            raise FileNotFoundError(path) from None
-        if data is None:
-            raise FileNotFoundError(path)
-        return data.size
+        return self._found(path).size
 
 
 _SHARED: list[bool] = []
