@@ -17,6 +17,7 @@ from typing import Any
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.optional import require
 from terrapipe.recipes.recipe import Recipe, load_recipe
+from terrapipe.recipes.scrubbing import scrubbed
 from terrapipe.recipes.stages import ensure_registered
 
 __all__ = ["bench_recipe", "describe_batch", "list_recipes", "preview_recipe", "run_recipe"]
@@ -99,25 +100,26 @@ def run_recipe(
         overrides["batch_size"] = batch_size
     if workers is not None:
         overrides["workers"] = workers
-    loader = loaded.loader(world, **overrides)
-    batched = {**loaded.loader_settings, **overrides}.get("batch_size") is not None
-    batches = samples = 0
-    first = ""
-    start = time.perf_counter()
-    columns = (
-        rich_progress.TextColumn("{task.description}"),
-        rich_progress.BarColumn(),
-        rich_progress.MofNCompleteColumn(),
-        rich_progress.TimeElapsedColumn(),
-    )
-    with rich_progress.Progress(*columns, console=console, disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"run {loaded.name}", total=limit)
-        for batch in itertools.islice(loader, limit):
-            if not first:
-                first = describe_batch(batch)
-            batches += 1
-            samples += _count(batch, batched)
-            bar.advance(task)
+    with scrubbed(loaded):  # errors and warnings of the running pipe show ${NAME}, never its value
+        loader = loaded.loader(world, **overrides)
+        batched = {**loaded.loader_settings, **overrides}.get("batch_size") is not None
+        batches = samples = 0
+        first = ""
+        start = time.perf_counter()
+        columns = (
+            rich_progress.TextColumn("{task.description}"),
+            rich_progress.BarColumn(),
+            rich_progress.MofNCompleteColumn(),
+            rich_progress.TimeElapsedColumn(),
+        )
+        with rich_progress.Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"run {loaded.name}", total=limit)
+            for batch in itertools.islice(loader, limit):
+                if not first:
+                    first = describe_batch(batch)
+                batches += 1
+                samples += _count(batch, batched)
+                bar.advance(task)
     seconds = time.perf_counter() - start
     rate = samples / seconds if seconds > 0 else float("inf")
     console.print(
@@ -152,8 +154,9 @@ def preview_recipe(
     if not str(out).lower().endswith(".png"):
         raise InvalidArgumentError(f"preview writes a PNG: --out must end in .png, got {str(out)!r}")
     loaded = _load(recipe, allow_env, root)
-    samples = list(itertools.islice(loaded.build(world), n))
-    path = preview_samples(samples, out, columns=columns, title=loaded.name)
+    with scrubbed(loaded):
+        samples = list(itertools.islice(loaded.build(world), n))
+        path = preview_samples(samples, out, columns=columns, title=loaded.name)
     print(f"wrote {path} ({len(samples)} samples)")
     return path
 
@@ -178,7 +181,8 @@ def bench_recipe(
     rich_console = require("rich.console", extra="cli", feature="terrapipe bench")
     rich_table = require("rich.table", extra="cli", feature="terrapipe bench")
     loaded = _load(recipe, allow_env, root)
-    report = profile(loaded.build(world), n=n, show=False)
+    with scrubbed(loaded):
+        report = profile(loaded.build(world), n=n, show=False)
     table = rich_table.Table(title=f"{loaded.name}: {report.elements} samples in {report.wall_seconds:.2f} s")
     for name in ("stage", "elements", "self s", "total s", "elem/s", "bytes read", "skipped"):
         table.add_column(name, justify="left" if name == "stage" else "right")

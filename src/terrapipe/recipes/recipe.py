@@ -73,6 +73,8 @@ __all__ = ["Recipe", "Step", "load_recipe"]
 _STORAGE_BY_KWARGS = ("open_xarray",)
 #: Loader settings a recipe cannot set (they take code).
 _LOADER_FORBIDDEN = ("pipe", "collate")
+#: Shortest environment value hidden on its own in messages (a shorter one, ``1`` or ``eu``, would garble them).
+_SCRUBBED_LENGTH = 4
 
 
 @dataclass(frozen=True)
@@ -650,6 +652,10 @@ def _walk_values(recipe: Recipe, value: Any, path: Path_) -> None:
         expanded = expand_env(value, path, recipe.file, recipe.lines, recipe.allow_env)
         if names:
             recipe._secrets[expanded] = value
+        for name in names:  # each value alone too: stages show it inside paths and URLs made from the string
+            found = os.environ.get(name, "")
+            if len(found) >= _SCRUBBED_LENGTH:
+                recipe._secrets[found] = f"${{{name}}}"
 
 
 def _check_loader(recipe: Recipe) -> None:
