@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import collections
 import io
+import itertools
 import struct
 import threading
 from collections.abc import Sequence
@@ -77,6 +78,9 @@ _ENTRY = np.dtype(
 _MAX_LEVEL = 30
 _MAX_VLR_BYTES = 64 * 1024 * 1024
 _MAX_PAGE_BYTES = 64 * 1024 * 1024
+#: Bytes of an EVLR's header, and how many EVLR headers are walked at most to find the CRS.
+_EVLR_HEADER = 60
+_MAX_EVLRS = 1024
 #: Default bound of a :class:`CopcFile`'s cache of decompressed nodes.
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -144,9 +148,67 @@ def read_las_header(url: str, storage: Storage | None, *, counter: list[int] | N
     if counter is not None and point_offset > len(head):
         counter[0] += point_offset - len(head)
     try:
-        return laspy.LasHeader.read_from(io.BytesIO(data[:point_offset]))
+        header = laspy.LasHeader.read_from(io.BytesIO(data[:point_offset]))
     except Exception as err:  # laspy's errors: damaged header or VLRs
         raise ReadError(f"cannot read the LAS header of {where!r}: {err}; the file is damaged") from err
+    header.evlrs = _crs_evlrs(header, url, storage, counter, where)
+    return header
+
+
+def _crs_evlrs(header: Any, url: str, storage: Storage | None, counter: list[int] | None, where: str) -> Any:
+    """Return the CRS records among a LAS 1.4 file's EVLRs (a ``VLRList``), or ``None``.
+
+    LAS 1.4 lets the CRS (WKT or GeoTIFF keys) be an EVLR, after the points;
+    a reader of the VLRs alone found no CRS and took ``crs=`` for it (silently
+    wrong). They are looked for only where the VLRs lack the CRS record the
+    header's WKT bit asks for: the EVLR headers are walked (60 bytes each) and
+    only the ``LASF_Projection`` records are fetched.
+    """
+    count, start = (
+        int(getattr(header, "number_of_evlrs", 0) or 0),
+        int(getattr(header, "start_of_first_evlr", 0) or 0),
+    )
+    if count <= 0 or start <= 0:
+        return None
+    kinds = {type(v).__name__ for v in header.vlrs}
+    wkt = bool(header.global_encoding.wkt) or header.point_format.id >= 6
+    if ("WktCoordinateSystemVlr" if wkt else "GeoKeyDirectoryVlr") in kinds:
+        return None
+    vlrlist = require("laspy.vlrs.vlrlist", extra="pointcloud", feature="read_point_cloud")
+    size = object_store.size(url, storage)
+    found = bytearray()
+    kept = 0
+    offset = start
+    for _ in range(min(count, _MAX_EVLRS)):
+        if offset + _EVLR_HEADER > size:
+            raise ReadError(
+                f"cannot read {where!r}: its header declares {count} EVLRs from byte {start}, the file ends at "
+                f"{size}; the file is cut or damaged"
+            )
+        head = object_store.get(url, storage, range=(offset, offset + _EVLR_HEADER))
+        user_id = head[2:18].rstrip(b"\0")
+        (length,) = struct.unpack_from("<Q", head, 20)
+        end = offset + _EVLR_HEADER + length
+        if end > size:
+            raise ReadError(
+                f"cannot read {where!r}: an EVLR at byte {offset} ends at {end}, past the file's end ({size}); "
+                "the file is cut or damaged"
+            )
+        if counter is not None:
+            counter[0] += len(head)
+        if user_id == b"LASF_Projection" and length <= _MAX_VLR_BYTES:
+            body = object_store.get(url, storage, range=(offset + _EVLR_HEADER, end))
+            if counter is not None:
+                counter[0] += len(body)
+            found += head + body
+            kept += 1
+        offset = end
+    if not kept:
+        return None
+    try:
+        return vlrlist.VLRList.read_from(io.BytesIO(bytes(found)), kept, extended=True)
+    except Exception as err:  # laspy's errors: damaged records
+        raise ReadError(f"cannot read the CRS EVLR of {where!r}: {err}; the file is damaged") from err
 
 
 class CopcFile:
@@ -275,11 +337,49 @@ class CopcFile:
                 f"cannot read {self.where!r}: a COPC hierarchy entry is out of range (level, point count "
                 f"over the header's {limit}, or size); the file is damaged"
             )
+        side = np.left_shift(np.int64(1), page["level"].astype(np.int64))
+        outside = np.zeros(len(page), dtype=bool)
+        for axis in ("x", "y", "z"):
+            outside |= (page[axis] < 0) | (page[axis] >= side)
+        if outside.any():
+            row = page[np.flatnonzero(outside)[0]]
+            raise ReadError(
+                f"cannot read {self.where!r}: a COPC hierarchy entry names node {int(row['level'])}-"
+                f"{int(row['x'])}-{int(row['y'])}-{int(row['z'])}, outside the octree (its points would be "
+                "lost to every query); the file is damaged"
+            )
         with self._lock:
-            self._pages_read.add(offset)  # only once read: a failed read may be tried again
+            entries = dict(self._entries)
             for row in page:
                 key = (int(row["level"]), int(row["x"]), int(row["y"]), int(row["z"]))
-                self._entries[key] = (int(row["offset"]), int(row["byte_size"]), int(row["point_count"]))
+                entry = (int(row["offset"]), int(row["byte_size"]), int(row["point_count"]))
+                before = entries.get(key)
+                if before is not None and before != entry and before[2] != -1:
+                    raise ReadError(
+                        f"cannot read {self.where!r}: the COPC hierarchy lists node {'-'.join(map(str, key))} "
+                        "twice with different chunks; the file is damaged"
+                    )
+                entries[key] = entry
+            self._check_chunks(entries)
+            self._entries = entries
+            self._pages_read.add(offset)  # only once read: a failed read may be tried again
+
+    def _check_chunks(self, entries: dict[tuple[int, int, int, int], tuple[int, int, int]]) -> None:
+        """Refuse point chunks that overlap: two nodes sharing bytes would give the same points twice.
+
+        A hierarchy whose entries point two nodes at one chunk (or at parts of
+        one another) decompresses fine, with the same points in both nodes and
+        the points of the node overwritten in none: duplicated and lost
+        samples, silently (laspy's reader returns them too).
+        """
+        chunks = sorted((o, o + n, k) for k, (o, n, c) in entries.items() if c > 0)
+        for (_, end, first), (start, _, second) in itertools.pairwise(chunks):
+            if start < end:
+                raise ReadError(
+                    f"cannot read {self.where!r}: COPC nodes {'-'.join(map(str, first))} and "
+                    f"{'-'.join(map(str, second))} point at overlapping bytes (from byte {start}); "
+                    "the hierarchy is damaged"
+                )
 
     def _cube(self, level: int, x: int, y: int) -> tuple[float, float, float, float]:
         side = 2.0 * self.halfsize / (1 << level)
@@ -366,7 +466,38 @@ class CopcFile:
                     self._cached_bytes -= len(dropped)
         buffer = np.concatenate([cached[n.offset] for n in ordered])
         packed = laspy.PackedPointRecord.from_buffer(buffer, fmt)
-        return laspy.ScaleAwarePointRecord(packed.array, fmt, self.header.scales, self.header.offsets)
+        record = laspy.ScaleAwarePointRecord(packed.array, fmt, self.header.scales, self.header.offsets)
+        self._check_in_cubes(record, ordered)
+        return record
+
+    def _check_in_cubes(self, record: Any, nodes: Sequence[CopcNode]) -> None:
+        """Refuse points outside their node's cube (x, y): a query by bounds would miss them.
+
+        COPC places each point in a node whose cube holds it; the walk of
+        :meth:`nodes` trusts that. A hierarchy that names the wrong node for a
+        chunk (keys swapped, a chunk moved) gave the points of one place for
+        another, and a query of their true place lost them, silently. One
+        step of the file's scale (and a relative 1e-9) of slack: coordinates
+        are rounded to the scale when written.
+        """
+        if len(record) == 0:
+            return
+        counts = np.array([n.point_count for n in nodes], dtype=np.int64)
+        cubes = np.array([self._cube(n.level, n.x, n.y) for n in nodes], dtype=np.float64)
+        per_point = np.repeat(cubes, counts, axis=0)
+        scales = np.abs(np.asarray(self.header.scales, dtype=np.float64))
+        for axis, (low, high) in enumerate(((0, 2), (1, 3))):
+            values = np.asarray(record.x if axis == 0 else record.y, dtype=np.float64)
+            slack = scales[axis] + 1e-9 * np.maximum(np.abs(per_point[:, low]), np.abs(per_point[:, high]))
+            bad = (values < per_point[:, low] - slack) | (values > per_point[:, high] + slack)
+            if bad.any():
+                at = int(np.flatnonzero(bad)[0])
+                node = nodes[int(np.searchsorted(np.cumsum(counts), at, side="right"))]
+                raise ReadError(
+                    f"cannot read {self.where!r}: COPC node {node.level}-{node.x}-{node.y}-{node.z} holds a point at "
+                    f"{'xy'[axis]}={values[at]:.10g}, outside its cube; the hierarchy is damaged (queries by "
+                    "bounds would miss its points)"
+                )
 
     def query(self, bounds: Sequence[float] | None = None) -> Any:
         """Return the points inside ``bounds`` (edges included), reading only the nodes that reach it.

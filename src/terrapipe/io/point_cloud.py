@@ -133,11 +133,57 @@ def is_copc(header: Any) -> bool:
     return bool(vlrs) and type(vlrs[0]).__name__ == "CopcInfoVlr"
 
 
+def _declared_crs(header: Any, where: str) -> CRS | None:
+    """Return the CRS a LAS header declares, by the record the LAS 1.4 spec says governs; ``None`` if none.
+
+    The global encoding's WKT bit (always set for point formats 6-10) says
+    whether the WKT record or the GeoTIFF keys define the CRS; a file with
+    only the other one is read by it. laspy's ``parse_crs`` prefers a WKT
+    record whatever the bit says (a stale WKT next to the governing GeoTIFF
+    keys won), and returns ``None`` for GeoTIFF keys that name a CRS it
+    cannot build (user-defined, code 32767), which read as a file without
+    CRS, so that ``crs=`` was taken for it: that is an error here. Records
+    that name no CRS at all (an empty WKT, keys without a projected or
+    geographic CRS key) count as none. Records among the EVLRs count
+    (:func:`~terrapipe.io.copc.read_las_header` reads them where the VLRs
+    lack them).
+    """
+    records = [*header.vlrs, *(header.evlrs or ())]
+    wkts = [r for r in records if type(r).__name__ == "WktCoordinateSystemVlr"]
+    keys = [r for r in records if type(r).__name__ == "GeoKeyDirectoryVlr"]
+    wkt_first = bool(header.global_encoding.wkt) or int(header.point_format.id) >= 6
+    order = [("WKT", wkts), ("GeoTIFF keys", keys)]
+    unreadable = []
+    for kind, found in order if wkt_first else order[::-1]:  # the governing record, then the other
+        if not found:
+            continue
+        try:
+            parsed: CRS | None = found[0].parse_crs()
+        except Exception as err:  # laspy/pyproj on a damaged WKT or GeoTIFF keys record
+            raise ReadError(
+                f"cannot read the CRS of {where!r}: {err}; its {kind} CRS record is damaged"
+            ) from err
+        if parsed is not None:
+            return parsed
+        named = {int(k.id): int(k.value_offset) for k in getattr(found[0], "geo_keys", ())}
+        crs_keys = {k: v for k, v in named.items() if k in _CRS_GEO_KEYS}
+        if crs_keys:
+            unreadable.append(f"GeoTIFF keys {crs_keys}")
+    if unreadable:
+        raise ReadError(
+            f"cannot read the CRS of {where!r}: its {', '.join(unreadable)} name no EPSG CRS (a user-defined "
+            "CRS, which is not read); re-write the file with its CRS as WKT (e.g. pdal translate with "
+            "a_srs, or laspy's header.add_crs)"
+        )
+    return None
+
+
+#: GeoTIFF keys that name the horizontal CRS (ProjectedCSTypeGeoKey, GeographicTypeGeoKey).
+_CRS_GEO_KEYS = (3072, 2048)
+
+
 def _crs_of(header: Any, crs: Any, where: str) -> tuple[CRS, str]:
-    try:
-        declared = header.parse_crs()
-    except Exception as err:  # laspy/pyproj on a damaged WKT or GeoTIFF keys VLR
-        raise ReadError(f"cannot read the CRS of {where!r}: {err}; the CRS VLR is damaged") from err
+    declared = _declared_crs(header, where)
     if declared is None:
         if crs is None:
             raise ReadError(
