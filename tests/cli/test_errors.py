@@ -65,7 +65,7 @@ ERRORS: dict[str, Case] = {
     "bad yaml": (lambda t: ["run", recipe(t, "version: 1\nname: [x\n")], "not valid YAML", "fix the recipe"),
     "schema": (
         lambda t: ["run", recipe(t, HEAD.replace("version: 1", "version: 2"))],
-        "version: Input should be 1",
+        "version: this recipe is written for recipe format 2",
         "fix the recipe",
     ),
     "unknown stage": (

@@ -130,7 +130,7 @@ def test_seed_goes_to_steps_that_take_one(tmp_path: Path) -> None:
         ),
         (
             "version: 2\nname: x\ninputs: {main: {source: {items: [1]}}}\n",
-            "line 1: version: Input should be 1",
+            "line 1: version: this recipe is written for recipe format 2, newer than this terrapipe's (1); upgrade terrapipe",
         ),
         (
             "version: 1\nname: x\nextra: 1\ninputs: {main: {source: {items: [1]}}}\n",

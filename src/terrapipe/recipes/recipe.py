@@ -319,6 +319,7 @@ def _check(data: Any, lines: Lines, file: str, folder: Path, root: Path, allowed
         first = err.errors()[0]
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in ("str", "dict[str,any]")))
         problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        problem = problem.removeprefix("Value error, ")  # pydantic's prefix of the schema's own checks
         shown = ".".join(str(p) for p in loc) or "recipe"
         msg = f"{where(file, lines, loc)}: {shown}: {problem}"
         raise RecipeError(msg) from None

@@ -31,11 +31,14 @@ pipe). A step is ``{stage: {kwargs}}``, ``{stage: null}`` or ``stage``;
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from terrapipe.core.optional import require
 
-__all__ = ["recipe_model"]
+__all__ = ["FORMAT_VERSION", "recipe_model"]
+
+#: The recipe format this terrapipe reads (``version:``); a larger one is a recipe for a newer terrapipe.
+FORMAT_VERSION = 1
 
 _MODEL: Any = None
 
@@ -70,7 +73,7 @@ def recipe_model() -> Any:
 
     class RecipeSpec(BaseModel):  # type: ignore[misc,valid-type]
         model_config = strict
-        version: Literal[1]
+        version: int  # strict: ``true`` and ``1.0`` are not 1 (Literal[1] took them: True == 1.0 == 1)
         name: str
         description: str = ""
         seed: int = 0
@@ -78,6 +81,19 @@ def recipe_model() -> Any:
         inputs: dict[str, InputSpec] = Field(min_length=1)
         loader: dict[str, Any] = Field(default_factory=dict)
         storage: dict[str, Any] | None = None  # checked by terrapipe.recipes.storage_section
+
+        @pydantic.field_validator("version")  # type: ignore[untyped-decorator]
+        @classmethod
+        def _known(cls, value: int) -> int:
+            if value > FORMAT_VERSION:
+                msg = (
+                    f"this recipe is written for recipe format {value}, newer than this terrapipe's "
+                    f"({FORMAT_VERSION}); upgrade terrapipe (pip install -U terrapipe) to run it"
+                )
+                raise ValueError(msg)
+            if value != FORMAT_VERSION:
+                raise ValueError(f"{value} is not a recipe format; write version: {FORMAT_VERSION}")
+            return value
 
     _MODEL = RecipeSpec
     return _MODEL
