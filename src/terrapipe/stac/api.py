@@ -53,7 +53,7 @@ from terrapipe.stac.deprecated import as_storage, renamed_options
 from terrapipe.stac.http_json import JsonClient
 from terrapipe.stac.query import SearchQuery, make_query
 
-__all__ = ["ApiBackend", "links_of", "next_token", "options_from_stac_io"]
+__all__ = ["ApiBackend", "links_of", "matched_of", "next_token", "options_from_stac_io"]
 
 #: Conformance class (pattern on the URI) each API-only parameter needs.
 _CONFORMANCE = {
@@ -151,6 +151,24 @@ def next_token(
                 next_body = dict(given) if given is not None else (dict(body) if body is not None else None)
         headers = {str(k): str(v) for k, v in link_headers.items()} if link_headers else None
         return {"method": method, "href": target, "body": next_body, "headers": headers}
+    return None
+
+
+def matched_of(page: Mapping[str, Any]) -> int | None:
+    """Return how many items an API page says match (``numberMatched``, else ``context.matched``), or ``None``.
+
+    Examples
+    --------
+    >>> matched_of({"numberMatched": 12}), matched_of({"context": {"matched": 3}}), matched_of({"numberMatched": "x"})
+    (12, 3, None)
+    """
+    context = page.get("context")
+    for value in (
+        page.get("numberMatched"),
+        context.get("matched") if isinstance(context, Mapping) else None,
+    ):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
     return None
 
 
@@ -378,9 +396,18 @@ class ApiBackend:
             )
             raise STACSearchError(msg)
         features = list(answer["features"])
-        # a 'next' link back to this page (or any earlier one) is caught by the search stage's loop check
-        following = next_token(answer, href, token["body"]) if features else None
-        return Page(features=features, next=following, where=where)
+        # a 'next' link back to this page (or any earlier one) is caught by the search stage's loop check;
+        # the stage decides whether an empty page's link is followed (only while numberMatched says more)
+        matched = matched_of(answer)
+        following: dict[str, Any] | None = None
+        if features:
+            following = next_token(answer, href, token["body"])
+        elif matched is not None:  # an empty page ended a search before: a bad link there still does
+            try:
+                following = next_token(answer, href, token["body"])
+            except STACSearchError:
+                following = None
+        return Page(features=features, next=following, where=where, matched=matched)
 
     def _with_params(self, href: str) -> str:
         """Return ``href`` with the API's URL parameters if it is on the API's origin (they may hold a key)."""

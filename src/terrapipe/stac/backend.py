@@ -52,12 +52,16 @@ class Page:
     base_hrefs
         Per feature, the href its relative asset hrefs resolve against
         (``None`` where none is known); ``None`` for API pages.
+    matched
+        How many items the API says match the search (``numberMatched``, or
+        the older ``context.matched``), when this page states it.
     """
 
     features: list[Any]
     next: dict[str, Any] | None
     where: str
     base_hrefs: list[str | None] | None = None
+    matched: int | None = None
 
 
 class SearchBackend(Protocol):

@@ -18,7 +18,10 @@ naming the loop, raised before any item is repeated. An API page that
 repeats the items (collection and id, in order) of an earlier page under a
 new token is the same kind of loop. Items whose id comes back on a later,
 different page (an API whose pages shift while they are read) are passed
-on as the API sends them: the stage does not deduplicate.
+on as the API sends them: the stage does not deduplicate. An empty API page
+with a ``next`` link is followed only while the API's ``numberMatched``
+says more items match than it sent (at most :data:`MAX_EMPTY_PAGES` in a
+row, then a named error); otherwise it ends the search, as in pystac-client.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ from terrapipe.stac.backend import SearchBackend, items_key, page_key
 from terrapipe.stac.items import ItemModifier, item_from_dict
 from terrapipe.stac.query import SearchQuery
 
-__all__ = ["PagedSearch"]
+__all__ = ["MAX_EMPTY_PAGES", "PagedSearch"]
 
 _STATE_KEYS = ("query", "source", "page", "offset", "count")
+#: Most empty pages in a row followed while the API says more items match (then a named error).
+MAX_EMPTY_PAGES = 5
 
 
 class PagedSearch(Stage[Any]):
@@ -122,6 +127,8 @@ class PagedSearch(Stage[Any]):
         pages_seen: dict[bytes, int] = {}
         items_seen: dict[bytes, int] = {}
         number = 0
+        matched: int | None = None  # the latest numberMatched an API page stated
+        empty = 0  # empty pages in a row
         while token is not None:
             number += 1
             key = page_key(token)
@@ -166,6 +173,23 @@ class PagedSearch(Stage[Any]):
                     )
                     return
                 items_seen[repeated] = number
+            matched = page.matched if page.matched is not None else matched
+            following = page.next
+            if page.features:
+                empty = 0
+            elif following is not None:
+                following, empty = _after_empty(following, matched, count, empty + 1)
+                if empty > MAX_EMPTY_PAGES:
+                    problem = (
+                        f"the search at {backend.where} sent {empty} empty pages in a row ({page.where}) after "
+                        f"{count} items, while it says {matched} items match; stopped (report it to the API's "
+                        "maintainers)"
+                    )
+                    self._finish_query()
+                    handle_error(
+                        _with_query(STACSearchError(problem), query), on_error=self.on_error, stats=self.stats
+                    )
+                    return
             total = len(page.features)
             for i in range(min(offset, total), total):
                 count += 1
@@ -199,7 +223,7 @@ class PagedSearch(Stage[Any]):
                     yield item
                 if last:
                     return
-            token, offset = page.next, 0
+            token, offset = following, 0
         self._finish_query()
 
     def _finish_query(self) -> None:
@@ -257,6 +281,28 @@ class PagedSearch(Stage[Any]):
             "count": int(state["count"]),
         }
         self._in_pass = False
+
+
+def _after_empty(
+    following: dict[str, Any], matched: int | None, count: int, empty: int
+) -> tuple[dict[str, Any] | None, int]:
+    """Return the token to follow after an empty page with a ``next`` link, and the empty pages in a row.
+
+    The link is followed only while the API says more items match than it
+    has sent (``numberMatched``): an API that filters each page after
+    reading it sends empty pages in the middle, and ending there dropped the
+    rest silently. Without that (or once it is reached) the search ends
+    there, as pystac-client ends it: some APIs put a ``next`` link on every
+    page, the empty last one included.
+
+    Examples
+    --------
+    >>> _after_empty({"href": "p3"}, 10, 4, 1), _after_empty({"href": "p3"}, None, 4, 1), _after_empty({"href": "p3"}, 4, 4, 1)
+    (({'href': 'p3'}, 1), (None, 0), (None, 0))
+    """
+    if matched is None or count >= matched:
+        return None, 0
+    return following, empty
 
 
 def _with_query(err: TerrapipeError, query: SearchQuery) -> TerrapipeError:
