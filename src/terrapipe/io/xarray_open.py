@@ -12,6 +12,9 @@ as a seekable file object reading by HTTP ranges, and a file on a bucket
 (``s3://``, ``gs://``, ``az://``, ``abfs://``, or ``http(s)://`` with
 ``storage=``) as one reading by ranges through the byte layer
 (:class:`~terrapipe.io.object_file.ObjectFile`, configured by ``storage=``).
+A netCDF-4/HDF5 file there is read by h5netcdf with the types netCDF4's
+engine gives it on disk (:mod:`terrapipe.io.netcdf_c_types`: booleans,
+compounds, variable-length arrays).
 
 A ``pystac.Asset`` may carry the xarray-assets extension fields
 ``xarray:open_kwargs`` and ``xarray:storage_options``; explicit keywords win,
@@ -47,6 +50,7 @@ from terrapipe.core.redact import redact_url
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
+from terrapipe.io.netcdf_c_types import open_as_netcdf_c
 from terrapipe.io.netcdf_classic import ClassicBackend, ClassicHeader, HeaderTooLongError, check_readable
 from terrapipe.io.netcdf_header import local_header
 from terrapipe.io.object_file import ObjectFile, open_http
@@ -363,6 +367,9 @@ def open_xarray(
             )
         elif remote and engine == "scipy":  # netCDF-3 read lazily by ranges: scipy reads it all at the open
             ds = xr.open_dataset(target, engine=ClassicBackend, chunks=chunks, **kwargs)
+        elif remote and engine == "h5netcdf":  # netCDF-C's types where netCDF4's engine reads it on disk
+            as_c = asked_netcdf and "netcdf4" in _usable_engines()
+            ds = open_as_netcdf_c(target, chunks=chunks, netcdf_c=as_c, **kwargs)
         else:
             ds = xr.open_dataset(target, engine=engine, chunks=chunks, **kwargs)
     except TerrapipeError:

@@ -49,6 +49,7 @@ from xarray.backends.zarr import ZarrArrayWrapper
 from terrapipe._compat import variable_data, xarray_indexing, zarr_sync, zarr_wrapper_array
 from terrapipe.core.errors import ReadError, TerrapipeError
 from terrapipe.core.optional import require
+from terrapipe.io.empty_slices import forward_empty_slices
 from terrapipe.io.read_errors import read_error
 
 indexing: Any = xarray_indexing()  # xarray's lazy-indexing classes (xarray.core.indexing)
@@ -411,11 +412,21 @@ def zarr_under(variable: Any) -> tuple[Any, list[int]] | None:
     return None
 
 
+def _plain_empty_slices(key: Any, shape: tuple[int, ...]) -> Any:
+    """Return an xarray indexer with its empty negative-step slices as ``slice(0, 0)`` (others unchanged)."""
+    if isinstance(key, indexing.ExplicitIndexer) and len(key.tuple) == len(shape):
+        return forward_empty_slices(key, tuple(shape))
+    return key
+
+
 class CheckedZarrArrayWrapper(ZarrArrayWrapper):  # type: ignore[misc]
     """xarray's Zarr backend array, raising a :class:`ReadError` for chunks that break their metadata.
 
     Reads go through zarr-python as before; only a failed read is examined
-    (:func:`diagnose`), so reading costs nothing more.
+    (:func:`diagnose`), so reading costs nothing more. A slice that selects
+    nothing with a negative step is made ``slice(0, 0)`` first
+    (:func:`~terrapipe.io.empty_slices.forward_empty_slices`): xarray's
+    indexing adapter fails on it, and the store was then blamed.
     """
 
     __slots__ = ("_source",)
@@ -429,6 +440,7 @@ class CheckedZarrArrayWrapper(ZarrArrayWrapper):  # type: ignore[misc]
 
     def __getitem__(self, key: Any) -> Any:
         """Read ``key`` through zarr-python; a failure becomes the :class:`ReadError` of :func:`diagnose`."""
+        key = _plain_empty_slices(key, self.shape)
         try:
             return super().__getitem__(key)  # type: ignore[no-untyped-call]
         except TerrapipeError:
@@ -438,6 +450,7 @@ class CheckedZarrArrayWrapper(ZarrArrayWrapper):  # type: ignore[misc]
 
     async def async_getitem(self, key: Any) -> Any:
         """Read ``key`` asynchronously (see :meth:`__getitem__`)."""
+        key = _plain_empty_slices(key, self.shape)
         try:
             return await super().async_getitem(key)  # type: ignore[no-untyped-call]
         except TerrapipeError:
