@@ -67,15 +67,23 @@ class GeoParquetInfo:
         absent (the spec's default); ``None`` when the file says it has none.
     covering
         ``{"xmin": ("bbox", "xmin"), ...}``: the covering fields, or ``None``.
+    others
+        The other geometry columns the metadata lists: ``{name: (encoding, crs)}``.
     """
 
     def __init__(
-        self, column: str, encoding: str, crs: Any, covering: dict[str, tuple[str, ...]] | None
+        self,
+        column: str,
+        encoding: str,
+        crs: Any,
+        covering: dict[str, tuple[str, ...]] | None,
+        others: dict[str, tuple[str, Any]] | None = None,
     ) -> None:
         self.column = column
         self.encoding = encoding
         self.crs = crs
         self.covering = covering
+        self.others = others or {}
 
     def __repr__(self) -> str:
         return (
@@ -113,8 +121,17 @@ def geoparquet_info(schema_metadata: dict[bytes, bytes] | None, name: str) -> Ge
     if isinstance(bbox, dict) and all(_is_field_path(bbox.get(k)) for k in ("xmin", "ymin", "xmax", "ymax")):
         covering = {k: tuple(bbox[k]) for k in ("xmin", "ymin", "xmax", "ymax")}
     crs = meta.get("crs", "OGC:CRS84")  # absent: the default; null: no CRS
+    others = {
+        str(name): (str(other.get("encoding", "WKB")), other.get("crs", "OGC:CRS84"))
+        for name, other in geo["columns"].items()
+        if name != column and isinstance(other, dict)
+    }
     return GeoParquetInfo(
-        column=column, encoding=str(meta.get("encoding", "WKB")), crs=crs, covering=covering
+        column=column,
+        encoding=str(meta.get("encoding", "WKB")),
+        crs=crs,
+        covering=covering,
+        others=others,
     )
 
 
@@ -328,6 +345,8 @@ def read_geoparquet(
     except Exception as err:  # pyproj's CRSError, shapely's GEOSException, Arrow's errors: the file's data
         cause = f"its geometry column {info.column!r} or CRS cannot be decoded ({type(err).__name__}: {err})"
         raise read_error(path, "cannot read GeoParquet", err, cause=cause, hint="check the file") from err
+    if region is not None and info.covering is not None and info.covering["xmin"][0] in table.column_names:
+        _check_covering(table, gdf.geometry.bounds.to_numpy(), info.covering, path)
     if region is not None:
         gdf = gdf[gdf.geometry.intersects(region)]
     if info.covering is not None and info.covering["xmin"][0] not in (columns or ()):
@@ -354,6 +373,7 @@ def _to_geodataframe(gpd: Any, table: Any, info: GeoParquetInfo, path: str) -> A
         geometry = gpd.GeoSeries.from_wkb(table.column(info.column).to_numpy(zero_copy_only=False), crs=crs)
         geometry.index = frame.index
         frame.insert(table.schema.get_field_index(info.column), info.column, geometry)  # the file's order
+        _decode_other_geometries(gpd, table, frame, info)
         return gpd.GeoDataFrame(frame, geometry=info.column, crs=crs)
     try:  # GeoArrow encodings: the field says which, as Arrow's extension name, for from_arrow
         gdf = gpd.GeoDataFrame.from_arrow(_with_geoarrow_name(table, info), geometry=info.column)
@@ -361,6 +381,80 @@ def _to_geodataframe(gpd: Any, table: Any, info: GeoParquetInfo, path: str) -> A
         cause = f"geometry encoding {info.encoding!r} could not be decoded ({err})"
         raise read_error(path, "cannot read GeoParquet", err, cause=cause) from err
     return gdf.set_crs(crs, allow_override=True)
+
+
+def _covering_values(table: Any, path: tuple[str, ...]) -> Any:
+    import numpy as np
+
+    column = table.column(path[0])
+    array = column.combine_chunks() if column.num_chunks else None
+    if array is None:
+        return np.empty(0)
+    for part in path[1:]:
+        array = array.field(part)
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _check_covering(table: Any, bounds: Any, covering: dict[str, tuple[str, ...]], path: str) -> None:
+    """Refuse a bbox covering that does not hold its row's geometry: bbox reads would skip rows.
+
+    Row groups are skipped by the covering's statistics alone, so a covering
+    smaller than its geometries (a writer's bug, a hand-edited file) lost
+    the rows of the groups it hid, silently (geopandas' ``read_parquet(bbox=)``
+    loses them too). The rows of a bbox read are checked, with a relative 1e-6
+    of slack (float32 coverings rounded to nearest): a file whose covering
+    lies in the groups read is refused. A covering that lies only in groups
+    the query skips cannot be seen without reading them (nor can one moved
+    away from every query; the metadata's ``bbox`` cannot tell: writers leave
+    it larger than the data, as GeoParquet's own 1.1.0 example does).
+    """
+    import numpy as np
+
+    values = {key: _covering_values(table, field) for key, field in covering.items()}
+    if any(len(v) != len(bounds) for v in values.values()):
+        return
+    box = np.column_stack([values["xmin"], values["ymin"], values["xmax"], values["ymax"]])
+    slack = 1e-6 * np.maximum(1.0, np.abs(bounds))
+    with np.errstate(invalid="ignore"):
+        outside = (bounds[:, :2] < box[:, :2] - slack[:, :2]).any(axis=1) | (
+            bounds[:, 2:] > box[:, 2:] + slack[:, 2:]
+        ).any(axis=1)
+    outside &= np.isfinite(bounds).all(axis=1)
+    if outside.any():
+        at = int(np.flatnonzero(outside)[0])
+        raise read_error(
+            path,
+            "cannot read GeoParquet",
+            cause=(
+                f"its bbox covering does not hold its geometries ({int(outside.sum())} rows read; one has "
+                f"geometry bounds {tuple(round(float(v), 6) for v in bounds[at])} and covering "
+                f"{tuple(round(float(v), 6) for v in box[at])}), so a bbox read skips rows"
+            ),
+            hint="re-write the file (geopandas' to_parquet(write_covering_bbox=True))",
+        )
+
+
+def _decode_other_geometries(gpd: Any, table: Any, frame: Any, info: GeoParquetInfo) -> None:
+    """Decode the other WKB geometry columns the metadata lists, each with its own CRS (as geopandas does).
+
+    They were left as WKB bytes: a GeoDataFrame whose second geometry column
+    was an object column of ``bytes``, its CRS lost.
+    """
+    from pyproj import CRS
+
+    for name, (encoding, crs) in info.others.items():
+        if name not in frame.columns or encoding.upper() != "WKB" or table.schema.get_field_index(name) < 0:
+            continue
+        other = (
+            None
+            if crs is None
+            else CRS.from_json_dict(crs)
+            if isinstance(crs, dict)
+            else CRS.from_user_input(crs)
+        )
+        series = gpd.GeoSeries.from_wkb(table.column(name).to_numpy(zero_copy_only=False), crs=other)
+        series.index = frame.index
+        frame[name] = series
 
 
 _GEOARROW = frozenset({"point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon"})
