@@ -52,6 +52,7 @@ one dict of each (rasterio 1.4's private names, reached there only).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import os
 import posixpath
@@ -82,6 +83,8 @@ __all__ = [
     "failure_of",
     "forget",
     "open_dataset",
+    "probe",
+    "probe_soon",
     "uses_opener",
 ]
 
@@ -379,6 +382,8 @@ class _Kept:
         )
         # (URL, storage as given) -> the file's bytes all its opens share (its size and ETag: one file)
         self.files: OrderedDict[tuple[str, Storage | None], RemoteBytes] = OrderedDict()
+        # side-car look-ups under way (probe_soon): a probe of the same name waits for its answer
+        self.pending: dict[tuple[str, Storage | None], concurrent.futures.Future[Any]] = {}
 
 
 _KEPT: PerProcess[_Kept] = PerProcess(_Kept)
@@ -394,7 +399,7 @@ def probe(
     One ranged ``GET`` (``deadline``: seconds it may take, retries included). A 404 or 410 is
     'not there'; so is a 401 or 403 (S3 answers 403 for a key a caller may not list) unless a
     ``HEAD`` then says it is there (a server that lists a file it will not send: a ReadError, as
-    GDAL would drop it silently).
+    GDAL would drop it silently). A look-up :func:`probe_soon` started is waited for, not asked again.
 
     Raises
     ------
@@ -408,9 +413,57 @@ def probe(
         if key in kept.probes:
             kept.probes.move_to_end(key)
             return kept.probes[key]
+        pending = kept.pending.get(key)
+    if pending is not None:
+        result: tuple[bytes, int, str | None] | None = pending.result()
+        return result
+    found = _look_up(url, storage, deadline)
+    _remember(kept, key, found)
+    return found
+
+
+def probe_soon(url: str, storage: Storage | None, deadline: float | None = None) -> None:
+    """Start :func:`probe` of the side-car ``url`` on the process's pool, unless answered or under way.
+
+    The side-cars of a raster are looked up at once, and while the raster itself is
+    opened (:func:`terrapipe.io.sidecars.start_probes`), instead of one request after
+    another: each costs a round trip. A look-up that fails is not remembered (the
+    :func:`probe` that waits for it raises its error; none may, when the side-car is
+    not needed after all).
+    """
+    key = (url, storage)
+    kept = _KEPT.get()
+    with kept.lock:
+        if key in kept.probes or key in kept.pending:
+            return
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        kept.pending[key] = future
+
+    def run() -> None:
+        try:
+            found = _look_up(url, storage, deadline)
+        except BaseException as err:  # handed to the probe that waits for it
+            with kept.lock:
+                if kept.pending.get(key) is future:
+                    del kept.pending[key]
+            future.set_exception(err)
+            return
+        with kept.lock:
+            if kept.pending.get(key) is future:  # not forgotten meanwhile
+                del kept.pending[key]
+                _remember(kept, key, found, locked=True)
+        future.set_result(found)
+
+    _pool().submit(run)
+
+
+def _look_up(
+    url: str, storage: Storage | None, deadline: float | None
+) -> tuple[bytes, int, str | None] | None:
+    """Ask for the side-car ``url``: its first block, size and ETag, or ``None`` (not there): :func:`probe`'s request."""
     resolved = _gdal_storage(storage)
     try:
-        found: tuple[bytes, int, str | None] | None = _first_block(url, resolved, deadline)
+        return _first_block(url, resolved, deadline)
     except ReadError as err:
         text = str(err)
         if not any(word in text for word in _ABSENT):
@@ -422,12 +475,22 @@ def probe(
                 listed = False
             if listed:
                 raise ReadError(f"{text} (a HEAD of it says it is there)") from None
-        found = None
-    with kept.lock:
+        return None
+
+
+def _remember(
+    kept: _Kept,
+    key: tuple[str, Storage | None],
+    found: tuple[bytes, int, str | None] | None,
+    *,
+    locked: bool = False,
+) -> None:
+    """Keep a side-car's answer for the process (at most ``_MAX_PROBES``; ``locked``: the caller holds the lock)."""
+    with contextlib.nullcontext() if locked else kept.lock:
         kept.probes[key] = found
+        kept.probes.move_to_end(key)
         while len(kept.probes) > _MAX_PROBES:
             kept.probes.popitem(last=False)
-    return found
 
 
 def _shared(url: str, storage: Storage | None, resolved: Storage) -> RemoteBytes:
@@ -456,6 +519,8 @@ def forget(url: str) -> None:
     with kept.lock:
         for key in [k for k in kept.probes if k[0].startswith(url)]:
             del kept.probes[key]
+        for key in [k for k in kept.pending if k[0].startswith(url)]:  # its answer is not kept
+            del kept.pending[key]
         for key in [k for k in kept.files if k[0] == url]:
             del kept.files[key]
 

@@ -76,7 +76,7 @@ from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote, local_f
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt, file_stamp
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
-from terrapipe.io.sidecars import reads_sidecars
+from terrapipe.io.sidecars import reads_sidecars, start_probes
 from terrapipe.io.storage import Storage
 
 __all__ = ["BandsLike", "ChunksLike", "ReadRaster", "check_grid_finite", "open_raster"]
@@ -554,6 +554,9 @@ def _open_raster(
     elif not is_remote(path_text) and (named := local_file_of(local)) is not None:
         stamp = file_stamp(named)  # GTIFF_DIR:1:/d/a.tif, NETCDF:"/d/a.nc":v, /vsizip/: the file it reads
     base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
+    start_probes(
+        path_text, local, storage
+    )  # the side-cars reads_sidecars looks for, asked while the file opens
     dataset = _open_checked(base)
     if reads_sidecars(path_text, storage, local, dataset, base.env):  # a side-car it lacks is there
         storage = storage.with_options(sidecars=True) if storage is not None else None

@@ -12,8 +12,11 @@ chooses:
   ``.aux.xml`` always (GDAL's PAM nodata, scale/offset and geotransform win
   over the file's own); ``.msk`` where the file has no internal mask (an
   external one wins over nodata, as GDAL reads it locally); ``.ovr`` where
-  the file has no overviews. A COG with overviews costs two ``HEAD``
-  requests; a plain GeoTIFF three. A side-car found is read (its first
+  the file has no overviews. At a URL read through terrapipe's byte layer
+  all three are looked up (a ranged ``GET`` each) at once and while the
+  file itself opens (:func:`start_probes`): which ones the file has room
+  for is known only after its open, and three requests in flight together
+  cost one round trip where one after another cost three. A side-car found is read (its first
   bytes, which GDAL keeps for the open): one that cannot be read (a ``403``
   to ``GET`` where ``HEAD`` said ``200``) or comes ``gzip``-encoded is a
   ``ReadError`` (GDAL would drop it silently, and the values differ from a
@@ -21,7 +24,7 @@ chooses:
   for every path) is none, as GDAL reads it. Where one is found,
   the file is opened again as with ``sidecars=True``, so what a local read
   gives is what the remote read gives. These requests are made once per
-  ``open_raster`` (its opening thread), and GDAL remembers the answers:
+  ``open_raster``, and the answers are remembered for the process:
   reader threads' opens and later opens of the file in the process ask
   nothing again.
 - ``True``: GDAL asks for each side-car itself at every open.
@@ -66,6 +69,7 @@ __all__ = [
     "read_head",
     "reads_sidecars",
     "room_for",
+    "start_probes",
     "unanswered",
 ]
 
@@ -274,7 +278,7 @@ def found_sidecars(
     found = []
     buffer = ctypes.create_string_buffer(1024)  # VSIStatBufL (struct stat64: 144 bytes on Linux x86-64)
     config = storage if storage is not None else Storage()
-    budget = min(config.timeout, config.deadline or config.timeout, PROBE_BUDGET)  # all probes together
+    budget = _probe_budget(config)  # all probes together
     end = time.monotonic() + budget
     attempts = 1 + max(0, config.retries)
     cap = min(MAX_AUX_XML_BYTES, config.max_bytes or MAX_AUX_XML_BYTES)
@@ -338,14 +342,14 @@ def _found_through_byte_layer(path: str, suffixes: Sequence[str], storage: Stora
     retries; a 404, 401, 403 or 410 is 'not there'. Remembered per process
     (:func:`terrapipe.io.gdal_opener.probe`) for the opens that follow.
     """
-    from terrapipe.io.gdal_opener import probe
+    from terrapipe.io.gdal_opener import probe, probe_soon
     from terrapipe.io.paths import quote_url
 
     config = storage if storage is not None else Storage()
     cap = min(MAX_AUX_XML_BYTES, config.max_bytes or MAX_AUX_XML_BYTES)
-    budget = min(
-        config.timeout, config.deadline or config.timeout, PROBE_BUDGET
-    )  # each probe, retries included
+    budget = _probe_budget(config)  # each probe, retries included: asked at once, so all of them together
+    for suffix in suffixes:  # already under way where start_probes began them with the open
+        probe_soon(quote_url(path) + suffix, storage, deadline=budget)
     found = []
     for suffix in suffixes:
         try:
@@ -364,6 +368,38 @@ def _found_through_byte_layer(path: str, suffixes: Sequence[str], storage: Stora
             raise _unreadable(path, suffix, f"it is {answer[1]} bytes long, more than {cap} are read")
         found.append(suffix)
     return found
+
+
+def start_probes(path: str, name: str, storage: Storage | None) -> None:
+    """Begin the side-car look-ups :func:`reads_sidecars` will make for ``path``, while the raster is opened.
+
+    For a raster read through the byte layer with ``Storage(sidecars=None)``,
+    every side-car name is asked for at once, before GDAL has opened the
+    file (which side-cars it has room for is known only then): the open and
+    the look-ups cost one round trip instead of four. An answer not needed
+    after the open is kept for the process all the same (a ``.msk`` or
+    ``.ovr`` next to a file with an internal mask or overviews: one request
+    each, once). Nothing is started for a URL :func:`found_sidecars` asks
+    nothing for.
+    """
+    from terrapipe.io.gdal_opener import probe_soon
+    from terrapipe.io.paths import quote_url
+
+    if storage is not None and storage.sidecars is not None:
+        return
+    parts = urllib.parse.urlsplit(path)
+    if (parts.query or parts.fragment) or parts.path.lower().endswith(SQLITE_EXTENSIONS):
+        return
+    if not uses_opener(path, name, storage):
+        return
+    budget = _probe_budget(storage if storage is not None else Storage())
+    for suffix in SIDECAR_SUFFIXES:
+        probe_soon(quote_url(path) + suffix, storage, deadline=budget)
+
+
+def _probe_budget(config: Storage) -> float:
+    """Seconds the side-car look-ups of one open may take (they run at once): the storage's time-out, deadline, or less."""
+    return min(config.timeout, config.deadline or config.timeout, PROBE_BUDGET)
 
 
 def _no_answer(path: str, suffix: str, budget: float, said: str) -> Exception:
