@@ -369,7 +369,9 @@ def stack_items(
     Raises
     ------
     InvalidArgumentError
-        For no items, unknown band names or bad options.
+        For no items, unknown band names or bad options; an item given twice
+        (same collection and id) with ``groupby="id"`` (each copy would be a
+        time slice: a duplicated sample).
     GridMismatchError
         Mixed CRSs without ``crs=``, native grids that disagree.
     STACSearchError
@@ -404,6 +406,8 @@ def stack_items(
     if chunks is not None and (not isinstance(chunks, Mapping) or set(chunks) - {"x", "y", "time"}):
         raise InvalidArgumentError(f"chunks must be a dict with keys among 'x', 'y', 'time', got {chunks!r}")
     dicts = [item_dict(item) for item in found]
+    if (groupby or "id") == "id":
+        _refuse_repeated(dicts)
     refs = _band_refs(dicts, bands)
     keys = list(dict.fromkeys(ref.asset for ref in refs))
     choice = choose_grid(dicts, keys, crs=crs, resolution=resolution, bbox=bbox, geobox=geobox)
@@ -530,6 +534,30 @@ def stack_items(
             "x": _lengths(offsets[1], cube.sizes["x"], tile[1]),
         }
     return cube
+
+
+def _refuse_repeated(dicts: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse an item given twice (same collection and id) to a cube of one time slice per item.
+
+    Each copy would be a slice of its own, the same pixels twice: a duplicated
+    sample (an API whose pages repeat an item, two searches chained).
+
+    Raises
+    ------
+    InvalidArgumentError
+        Naming the first repeated item.
+    """
+    seen: set[tuple[str, str]] = set()
+    for d in dicts:
+        key = (str(d.get("collection")), str(d.get("id")))
+        if key in seen:
+            msg = (
+                f"stack_stac got STAC item {key[1]!r} (collection {d.get('collection')!r}) more than once; with "
+                "groupby='id' each copy is a time slice of its own (the same pixels twice): remove the "
+                "repeats (e.g. an API whose pages repeat items), or use groupby='time' to fuse them"
+            )
+            raise InvalidArgumentError(msg)
+        seen.add(key)
 
 
 def _as_pixel(value: Any, dtype: str) -> Any:
