@@ -30,6 +30,7 @@ import difflib
 import functools
 import inspect
 import os
+import re
 import typing
 import warnings
 from collections.abc import Callable, Iterable
@@ -58,6 +59,7 @@ from terrapipe.recipes.values import (
     ENV_PATTERN,
     READ_MODES,
     WRITE_PARAMETERS,
+    check_limit,
     check_write_path,
     env_names,
     expand_env,
@@ -373,7 +375,32 @@ def _check_source(recipe: Recipe, input_name: str, source: dict[str, Any]) -> No
         _check_kwargs(
             recipe, search, params, (*path, "search_stac"), "source search_stac", "search_stac", hints
         )
+        _check_headers(recipe, search.get("headers"), (*path, "search_stac", "headers"))
     _walk_values(recipe, source, path)
+
+
+#: Header names that carry a credential: in a recipe, only as a ``${NAME}`` reference (as ``storage:``'s).
+_SECRET_HEADER = re.compile(r"auth|token|key|secret|cookie|passw|signature|session|credential", re.IGNORECASE)
+_ONE_REFERENCE = re.compile(r"(?:Bearer |Basic |Token )?\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _check_headers(recipe: Recipe, headers: Any, path: Path_) -> None:
+    """Refuse a literal credential in ``search_stac``'s ``headers`` (a shared recipe must never hold one).
+
+    The value is never shown: the message names the header and the line.
+    """
+    if not isinstance(headers, dict):
+        return
+    for name, value in headers.items():
+        if _SECRET_HEADER.search(str(name)) and not (
+            isinstance(value, str) and _ONE_REFERENCE.fullmatch(value.strip())
+        ):
+            raise RecipeError(
+                f"{where(recipe.file, recipe.lines, (*path, name))}: source search_stac: header {str(name)!r} holds "
+                "a credential, and a shared recipe must never hold one; reference an environment variable "
+                f"instead ({name}: ${{MY_TOKEN}}, or 'Bearer ${{MY_TOKEN}}') and allow it "
+                "(terrapipe run --allow-env MY_TOKEN) (the value given is not shown)"
+            )
 
 
 def _check_step(recipe: Recipe, input_name: str, index: int, raw: Any) -> Step:
@@ -527,10 +554,12 @@ def _check_kwargs(
             continue
         if param is None:  # a key passed on to the stage's **kwargs: plain data
             continue
-        annotation = param.annotation
+        # the resolved hint: search_stac's query fields are parameters made without an annotation
+        annotation = hints.get(key, param.annotation)
         if not is_reference(value) and not check_type(value, annotation):
             shown = _shown(value)
             raise RecipeError(f"{at}: {label}: {key!r} must be {describe(annotation)}, got {shown}")
+        check_limit(key, value, f"{at}: {label}: {key!r}")
     missing = [k for k, p in named.items() if p.default is p.empty and k not in kwargs]
     if missing:
         raise RecipeError(

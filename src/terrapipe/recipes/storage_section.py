@@ -66,7 +66,7 @@ from typing import Any
 
 from terrapipe.core.errors import RecipeError, TerrapipeError
 from terrapipe.io.storage import Storage
-from terrapipe.recipes.values import expand_env, where
+from terrapipe.recipes.values import check_limit, expand_env, where
 from terrapipe.recipes.yaml_source import Lines
 
 __all__ = ["CREDENTIAL_FIELDS", "SETTING_FIELDS", "build_storage", "check_storage_section"]
@@ -160,7 +160,11 @@ def check_storage_section(
         types = SETTING_FIELDS[key]
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             names = " or ".join(t.__name__ for t in types)
-            raise RecipeError(f"{_at(file, lines, key)}: must be a {names}, got {type(value).__name__}")
+            hint = ""
+            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", value.strip()):
+                hint = f" (YAML 1.1 reads {value!r} as text: write it with a dot and a signed exponent, 1.0e+3, or in full)"
+            raise RecipeError(f"{_at(file, lines, key)}: must be a {names}, got {type(value).__name__}{hint}")
+        check_limit(key, value, _at(file, lines, key))
     chosen = [k for k in _ENDPOINTS if isinstance(spec.get(k), str) and not _REFERENCE.search(spec[k])]
     if chosen and spec.get("from_env"):
         raise RecipeError(

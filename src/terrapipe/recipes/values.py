@@ -74,9 +74,11 @@ from terrapipe.recipes.yaml_source import Lines, Path_
 __all__ = [
     "ENDPOINT_KEYS",
     "ENV_PATTERN",
+    "LIMITS",
     "READ_MODES",
     "REFERENCE_KEYS",
     "WRITE_PARAMETERS",
+    "check_limit",
     "check_write_path",
     "env_names",
     "expand_env",
@@ -93,8 +95,48 @@ REFERENCE_KEYS = ("$input", "$world")
 WRITE_PARAMETERS: dict[str, tuple[str, ...]] = {"cache": ("store",)}
 #: Keys of ``storage_options`` that would point requests (and your ambient cloud credentials) elsewhere.
 ENDPOINT_KEYS = re.compile(r"endpoint|host|url|prox|domain|server|address|socket", re.IGNORECASE)
+#: The largest value a recipe may give these keys (its ``storage:`` section, a step's, the loader's): a
+#: shared recipe cannot make reads wait without end (``timeout: .inf``, ``retries: 1000000000``) or start
+#: a thread per element (``workers: 100000000``); more is set in Python (``tp.Storage(...)``, arguments).
+LIMITS: dict[str, float] = {
+    "timeout": 3600.0,
+    "deadline": 86400.0,
+    "backoff": 3600.0,
+    "max_backoff": 3600.0,
+    "retries": 100,
+    "concurrency": 1024,
+    "workers": 1024,
+}
 #: The ``mode`` values ``open_files`` may be given in a recipe (never writing, appending or creating).
 READ_MODES = ("r", "rb", "rt", "br", "tr")
+
+
+def check_limit(key: str, value: Any, at: str) -> None:
+    """Refuse a number over :data:`LIMITS` for ``key`` (infinity and NaN too); ``at`` starts the message.
+
+    Raises
+    ------
+    RecipeError
+        Naming the key, the value and the limit.
+
+    Examples
+    --------
+    >>> check_limit("retries", 5, "r.yaml, line 3: storage.retries")
+    >>> check_limit("timeout", float("inf"), "r.yaml, line 3: storage.timeout")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.RecipeError: r.yaml, line 3: storage.timeout: inf is over the most a recipe may set (3600); ...
+    """
+    limit = LIMITS.get(key)
+    if limit is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if value != value:  # NaN
+        raise RecipeError(f"{at}: {value!r} is not a number")
+    if value > limit:
+        raise RecipeError(
+            f"{at}: {value!r} is over the most a recipe may set ({limit:g}); a shared recipe cannot make "
+            "reads wait without end or start that many threads: set more in Python"
+        )
 
 
 def where(file: str, lines: Lines, path: Path_) -> str:
