@@ -36,7 +36,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -145,11 +144,13 @@ class NetCDFCStore(H5NetCDFStore):  # type: ignore[misc]
         return xr.Variable(variable.dims, data, variable.attrs, encoding)
 
 
-@functools.cache
-def _store_keywords() -> frozenset[str]:
-    """Return the keywords of ``H5NetCDFStore.open`` that a caller may pass through ``open_xarray``."""
-    names = inspect.signature(H5NetCDFStore.open).parameters
-    return frozenset(names) - {"cls", "filename", "mode", "autoclose"}
+#: The keywords of ``H5NetCDFStore.open`` a caller may pass through ``open_xarray`` (the rest are xarray's).
+_STORE_KEYWORDS = frozenset(inspect.signature(H5NetCDFStore.open).parameters) - {
+    "cls",
+    "filename",
+    "mode",
+    "autoclose",
+}
 
 
 def open_as_netcdf_c(target: Any, *, chunks: Any, netcdf_c: bool = True, **kwargs: Any) -> xr.Dataset:
@@ -174,7 +175,7 @@ def open_as_netcdf_c(target: Any, *, chunks: Any, netcdf_c: bool = True, **kwarg
         Lazy, as ``xarray.open_dataset(..., engine="h5netcdf")`` gives it.
     """
     kwargs = {**(kwargs.pop("backend_kwargs", None) or {}), **kwargs}
-    store_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _store_keywords()}
+    store_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _STORE_KEYWORDS}
     store = NetCDFCStore.open(target, **store_kwargs)
     store.netcdf_c = netcdf_c
     try:
