@@ -529,10 +529,75 @@ def _names_no_crs(ds: xr.Dataset) -> bool:
     return not any("grid_mapping" in v.encoding for v in ds.variables.values())
 
 
+def _mapping_for_grid(text: str, dims: Sequence[Hashable]) -> str | None:
+    """Return the grid mapping a ``grid_mapping`` attribute names for an array of ``dims``; ``None``: none.
+
+    CF's plain form names one (``"crs"``); its extended form (CF 1.7) names
+    each mapping with the coordinates it applies to (``"crsOSGB: x y
+    crsWGS84: lat lon"``): the array's grid is the one whose coordinates are
+    among the array's dimensions, where exactly one is.
+
+    Examples
+    --------
+    >>> _mapping_for_grid("crs", ("y", "x")), _mapping_for_grid("wgs: lat lon osgb: x y", ("time", "y", "x"))
+    ('crs', 'osgb')
+    >>> _mapping_for_grid("wgs: lat lon", ("y", "x")) is None
+    True
+    """
+    tokens = text.split()
+    if len(tokens) == 1 and not tokens[0].endswith(":"):
+        return tokens[0]
+    listed: dict[str, list[str]] = {}
+    current = None
+    for token in tokens:
+        if token.endswith(":"):
+            current = token[:-1]
+            listed[current] = []
+        elif current is None:
+            return None  # neither form: no mapping can be told
+        else:
+            listed[current].append(token)
+    names = {str(d) for d in dims}
+    grids = [m for m, coords in listed.items() if coords and set(coords) <= names]
+    return grids[0] if len(grids) == 1 else None
+
+
+def _resolve_grid_mappings(ds: xr.Dataset) -> set[Hashable]:
+    """Point each array's ``grid_mapping`` at the one variable that is its grid's mapping; return those with none.
+
+    An extended-form attribute is replaced (where it is kept: encoding or
+    attributes) by the name of its grid's mapping, which rioxarray reads. An
+    array whose attribute names no mapping the store has (a missing variable,
+    or an extended form that does not say which is the grid's) is returned:
+    it gets no other array's CRS.
+    """
+    from terrapipe.io.zarr_chunks import zarr_under
+
+    without: set[Hashable] = set()
+    for name, var in ds.data_vars.items():
+        where = var.encoding if "grid_mapping" in var.encoding else var.attrs
+        text = where.get("grid_mapping")
+        if text is None:  # xarray drops a grid_mapping naming a missing variable (a warning): the store's own
+            found = zarr_under(var.variable)
+            text = None if found is None else found[0].attrs.get("grid_mapping")
+            if isinstance(text, str) and text.strip():
+                without.add(name)  # no variable of that name: else xarray would have kept it
+            continue
+        if not isinstance(text, str) or not text.strip():
+            continue
+        chosen = _mapping_for_grid(text, var.dims)
+        if chosen is None or chosen not in ds.variables:
+            without.add(name)
+        elif chosen != text:
+            where["grid_mapping"] = chosen
+    return without
+
+
 def _write_crs(ds: xr.Dataset) -> xr.Dataset:
     """Make grid-mapping variables coordinates and record their CRS the rioxarray way."""
     if _names_no_crs(ds):
         return ds
+    unmapped = _resolve_grid_mappings(ds)
     mapping_names = {
         str(v.attrs.get("grid_mapping", v.encoding.get("grid_mapping", ""))) for v in ds.data_vars.values()
     }
@@ -552,6 +617,8 @@ def _write_crs(ds: xr.Dataset) -> xr.Dataset:
         if declared:
             readable = {c.to_wkt(): c for c in declared if c is not None}
             own[name] = (True, next(iter(readable.values())) if len(readable) == 1 else None)
+        elif name in unmapped:  # it names a grid mapping the store lacks: none, never another array's
+            own[name] = (True, None)
     if not own:  # no array says its own: one CRS for all, rioxarray's first
         crs = None
         try:
