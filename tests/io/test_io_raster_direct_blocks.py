@@ -1,15 +1,18 @@
 """``chip`` and ``sample_windows`` read the blocks of a ``read_raster`` array straight from its backend.
 
 :func:`terrapipe.io.raster_array.direct_blocks` takes over only where the variable is a window
-of a plain local ``RasterArray`` (every band, steps of 1, no mask, lock, memory cache or
-storage); the pixels are the file's whatever path reads them, and every other variable keeps
-xarray's path.
+of an unmasked ``RasterArray`` (every band, steps of 1, no memory cache; local or remote, with
+or without a storage or a lock: a plain local file by the plain read, the others by the
+checked, retried read); the pixels are the file's whatever path reads them, and every other
+variable keeps xarray's path.
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,14 +109,12 @@ def test_a_block_of_some_bands_reads_through_the_general_path(scene: tuple[Path,
 
 @pytest.mark.parametrize(
     "how",
-    ["masked", "lock", "cache", "one band by index", "reversed rows", "every other column", "chunks"],
+    ["masked", "cache", "one band by index", "reversed rows", "every other column", "chunks"],
 )
 def test_other_arrays_keep_xarrays_path_and_read_the_same(scene: tuple[Path, np.ndarray], how: str) -> None:
     path, data = scene
     if how == "masked":
         da = open_raster(path, masked=True)
-    elif how == "lock":
-        da = open_raster(path, lock=threading.Lock())
     elif how == "cache":
         da = open_raster(path, cache=True)
     elif how == "chunks":
@@ -136,3 +137,36 @@ def test_other_arrays_keep_xarrays_path_and_read_the_same(scene: tuple[Path, np.
     for chip in chips:
         r, c = y.index(float(chip.y[0])), x.index(float(chip.x[0]))
         np.testing.assert_array_equal(chip.values, expected[..., r : r + 16, c : c + 16])
+
+
+@pytest.mark.parametrize("how", ["lock", "storage", "remote", "remote, a failed read retried"])
+def test_a_remote_file_a_storage_or_a_lock_reads_directly_through_the_checked_read(
+    scene: tuple[Path, np.ndarray], how: str, range_server_session: Any
+) -> None:
+    """Not the plain read (one try, no environment): the checked one, retried, into the reader's own buffer."""
+    path, data = scene
+    if how == "lock":
+        da = open_raster(path, lock=threading.Lock())
+    elif how == "storage":
+        da = open_raster(path, storage=tp.Storage())
+    else:
+        name = f"direct-{how.replace(' ', '-').replace(',', '')}.tif"
+        shutil.copy(path, range_server_session.root / name)
+        da = open_raster(f"{range_server_session.url}/{name}", storage=tp.Storage(retries=2))
+        if how.endswith("retried"):
+            range_server_session.fault(f"/{name}", status=503, count=2)
+    try:
+        blocks = _spec(da).direct
+        assert isinstance(blocks, DirectBlocks)
+        assert not da.variable._data.array.array._plain  # the checked read, not the plain one
+        chips = list(tp.from_items([da]).chip({"y": 16, "x": 16}, workers=3, output="numpy"))
+    finally:
+        range_server_session.clear_faults()
+    assert len(chips) == 6 * 5
+    with rasterio.open(path) as src:
+        for array, meta in chips:
+            transform = meta["transform"]
+            r, c = round((5_000_000 - transform[5]) / 10), round((transform[2] - 500_000) / 10)
+            np.testing.assert_array_equal(array, src.read(window=((r, r + 16), (c, c + 16))))
+            np.testing.assert_array_equal(array, data[:, r : r + 16, c : c + 16])
+            assert not array.flags.writeable

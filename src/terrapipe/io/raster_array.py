@@ -858,13 +858,17 @@ class RasterArray(BackendArray):
             out = out[0]
         return np.asarray(out)
 
-    def _read_window(self, bands: list[int], window: Window) -> NDArray[Any]:
+    def _read_window(self, bands: list[int], window: Window, out: NDArray[Any] | None = None) -> NDArray[Any]:
+        """Read ``window`` of ``bands`` (retried as :func:`attempt` does); into ``out`` where given (unmasked only)."""
+        if out is not None and self.masked:
+            raise ValueError("a masked read cannot fill an array given (its values are converted)")
+
         def read() -> Any:
             if self.lock is None or self.lock is False:
-                data = acquire(self.source).read(bands, window=window, masked=self.masked)
+                data = acquire(self.source).read(bands, window=window, masked=self.masked, out=out)
             else:
                 with self._lock():
-                    data = acquire(self.source).read(bands, window=window, masked=self.masked)
+                    data = acquire(self.source).read(bands, window=window, masked=self.masked, out=out)
             if self.source.stamp is not None:  # rewritten during the read: part old, part new pixels
                 self.source.check_not_rewritten()
             return data
@@ -889,10 +893,13 @@ class DirectBlocks:
 
     ``variable[key].values`` of a lazily indexed variable passes through xarray's ``Variable``
     indexing and its lazy wrappers before it reaches :meth:`RasterArray.__getitem__` (~60 µs
-    per block on an idle machine, twice that under load); this calls the same plain read
-    directly, with the block's key moved by where the variable's window starts in the file.
-    Only for what :meth:`RasterArray._read_plain` reads (a local file without storage, lock or
-    mask, every band); see :func:`direct_blocks`.
+    per block on an idle machine, twice that under load); this calls the same read directly,
+    with the block's key moved by where the variable's window starts in the file: the plain
+    read of a local file without storage or lock (:meth:`RasterArray._read_plain`), else
+    the checked, retried read (:meth:`RasterArray._read_window`: a remote file, a storage, a
+    lock). Every band, no mask (a masked read converts the values); see :func:`direct_blocks`.
+    The pixels land in the array the chip reader allocated, so a chip of a whole block is a
+    view of memory no one else holds (no copy).
 
     Examples
     --------
@@ -926,7 +933,10 @@ class DirectBlocks:
         whole = bands[0] == 0 and bands[1] == self.shape[0] and bands[2] == 1
         if whole and rows[2] == 1 and columns[2] == 1 and rows[1] > rows[0] and columns[1] > columns[0]:
             window = Window(x0 + columns[0], y0 + rows[0], columns[1] - columns[0], rows[1] - rows[0])  # type: ignore[no-untyped-call]
-            return self.backend._read_plain(window, out)
+            backend = self.backend
+            if backend._plain:
+                return backend._read_plain(window, out)
+            return backend._read_window(backend._band_list, window, out)
         file_key = (
             slice(*bands),
             slice(y0 + rows[0], y0 + rows[1], rows[2]),
@@ -942,8 +952,8 @@ class DirectBlocks:
 def direct_blocks(variable: Any) -> DirectBlocks | None:
     """Return a :class:`DirectBlocks` for a variable ``open_raster`` made, else ``None`` (read it through xarray).
 
-    The variable must be a window of a plain :class:`RasterArray` (local file, no storage, lock
-    or mask), every band, rows and columns in steps of 1: xarray's copy-on-write and lazy
+    The variable must be a window of an unmasked :class:`RasterArray` (local or remote, with
+    or without storage or lock), every band, rows and columns in steps of 1: xarray's copy-on-write and lazy
     wrappers around it and nothing else (no memory cache, no other selection), as
     ``open_raster`` builds it and ``isel`` with slices keeps it.
     """
@@ -955,7 +965,7 @@ def direct_blocks(variable: Any) -> DirectBlocks | None:
     if type(lazy) is not indexing.LazilyIndexedArray or type(lazy.key) is not indexing.BasicIndexer:
         return None
     backend = lazy.array
-    if type(backend) is not RasterArray or not backend._plain or len(lazy.key.tuple) != 3:
+    if type(backend) is not RasterArray or backend.masked or len(lazy.key.tuple) != 3:
         return None
     parts = lazy.key.tuple
     if not all(type(k) is slice for k in parts):
