@@ -641,10 +641,45 @@ def open_vector(
                 hint="add one (a .prj file, or set_crs before writing) or pass crs= to say what to assume",
             )
         gdf = gdf.set_crs(crs)
+    _check_latitudes(gdf, text)
     gdf.attrs["source"] = text
     if is_remote(text):
         gdf.attrs["remote"] = True
     return gdf
+
+
+def _check_latitudes(gdf: Any, path: str) -> None:
+    """Refuse a layer in a lon/lat CRS whose y coordinates are no latitudes (beyond +-90 degrees).
+
+    Such a layer's CRS is wrong, and everything placed by it lands elsewhere
+    on the globe, silently: a GeoJSON file of projected coordinates without a
+    ``crs`` member (RFC 7946: WGS 84; older writers left it out), one whose
+    ``crs`` member GDAL does not know (it falls back to WGS 84 without a
+    word), a Shapefile with the wrong ``.prj``, or latitude and longitude
+    swapped. Longitudes may run past 180 (layers written 0..360); latitudes
+    never pass 90.
+    """
+    if len(gdf) == 0 or gdf.crs is None or not gdf.crs.is_geographic:
+        return
+    import numpy as np
+
+    bounds = gdf.geometry.bounds
+    ys = np.concatenate(
+        [bounds["miny"].to_numpy(dtype=np.float64), bounds["maxy"].to_numpy(dtype=np.float64)]
+    )
+    ys = ys[np.isfinite(ys)]
+    if ys.size and float(np.abs(ys).max()) > 90.0 + 1e-6:
+        raise read_error(
+            path,
+            "cannot use vector file",
+            cause=(
+                f"its CRS is lon/lat ({gdf.crs.to_string()}) but its y coordinates reach {float(ys.min()):.6g}.."
+                f"{float(ys.max()):.6g}, beyond +-90 degrees of latitude: the CRS the file states is not the "
+                "one its coordinates are in (a GeoJSON without or with an unknown 'crs' member is taken as "
+                "WGS 84; or latitude and longitude are swapped)"
+            ),
+            hint="give the file its true CRS (e.g. ogr2ogr -a_srs EPSG:<code>), or swap the axes",
+        )
 
 
 @register("read_vector")
