@@ -251,6 +251,8 @@ def _read_whole(url: str, storage: Storage | None, max_bytes: int, where: str) -
         with laspy.open(io.BytesIO(data)) as reader:
             header = reader.header
             declared = int(header.point_count)
+            # laspy drops the LASzip VLR from the header once it reads the points: keep it for the chunk table
+            laszip = [bytes(v.record_data) for v in header.vlrs if type(v).__name__ == "LasZipVlr"]
             record = reader.read_points(declared)
     except ReadError:
         raise
@@ -266,7 +268,64 @@ def _read_whole(url: str, storage: Storage | None, max_bytes: int, where: str) -
         raise ReadError(
             f"cannot read {where!r}: {declared} points need {expected} bytes, the file has {len(data)} (cut)"
         )
+    _check_no_undeclared_points(header, data, expected, where, laszip)
     return header, record, len(data)
+
+
+def _check_no_undeclared_points(
+    header: Any, data: bytes, expected: int, where: str, laszip: list[bytes]
+) -> None:
+    """Refuse a file that holds more points than its header states (laspy reads the count, drops the rest).
+
+    Uncompressed: the bytes between the declared points' end and what
+    follows them (the first EVLR, the waveform records, or the file's end)
+    must be less than one point. LAZ: the chunk table must have as many
+    chunks as the count needs (chunks of a fixed size), or chunks holding
+    that many points (variable-size chunks); a lower count inside the last
+    chunk cannot be seen there.
+    """
+    size = int(header.point_format.size)
+    declared = int(header.point_count)
+    ends = [len(data)]
+    for name in ("start_of_first_evlr", "start_of_waveform_data_packet_record"):
+        value = int(getattr(header, name, 0) or 0)
+        if value >= expected:
+            ends.append(value)
+    more = None
+    if not header.are_points_compressed:
+        spare = min(ends) - expected
+        if spare >= size:
+            more = f"{spare // size} more points' bytes follow the {declared} it states"
+    else:
+        more = _undeclared_chunks(header, data, declared, laszip)
+    if more is not None:
+        raise ReadError(
+            f"cannot read {where!r}: the file holds more points than its header states ({more}); the header's "
+            "point count is wrong: re-write the file (e.g. pdal translate or las2las)"
+        )
+
+
+def _undeclared_chunks(header: Any, data: bytes, declared: int, laszip: list[bytes]) -> str | None:
+    lazrs = require("lazrs", extra="pointcloud", feature="read_point_cloud")
+    if not laszip:
+        return None
+    try:
+        vlr = lazrs.LazVlr(laszip[0])
+        source = io.BytesIO(data)
+        source.seek(int(header.offset_to_point_data))
+        table = lazrs.read_chunk_table(source, vlr)
+        chunk_size = int(vlr.chunk_size())
+    except Exception:  # no chunk table (an old LAZ writer): nothing to compare
+        return None
+    if not table:
+        return None
+    if chunk_size == 0xFFFFFFFF:  # variable-size chunks: the table states each one's count
+        total = sum(int(count) for count, _ in table)
+        return f"its chunks hold {total}" if total > declared else None
+    needed = -(-declared // chunk_size) if declared else 0
+    if len(table) > needed:
+        return f"{len(table)} chunks of up to {chunk_size} points, {needed} would hold {declared}"
+    return None
 
 
 def check_fields(fields: Any, what: str = "read_point_cloud") -> tuple[str, ...]:
