@@ -22,7 +22,8 @@ specific first: its entry in STAC 1.1 ``bands`` (``data_type``, ``nodata``,
 ``raster:scale``, ``raster:offset``), its entry in 1.0 ``raster:bands``
 (``data_type``, ``nodata``, ``scale``, ``offset``), the asset itself (STAC
 1.1 common metadata, ``raster:scale``/``raster:offset``), then the item's
-properties.
+properties. A field that is ``null`` counts as not given (stac-geoparquet
+writes ``null`` for every field some other item of the file has).
 
 Examples
 --------
@@ -358,7 +359,9 @@ def band_info(item: Mapping[str, Any], ref: BandRef) -> BandInfo:
     for level, scale_key, offset_key in levels:
         if dtype is None and level.get("data_type") is not None:
             dtype = _dtype(item, ref, level["data_type"])
-        if not nodata_found and "nodata" in level:
+        # null is no value (the schemas allow none): stac-geoparquet and other columnar stores write null
+        # for every field another item has, and a band's null hid the asset's nodata (zeros became data)
+        if not nodata_found and level.get("nodata") is not None:
             nodata, nodata_found = _nodata(item, ref, level["nodata"]), True
         if scale is None and level.get(scale_key) is not None:
             scale = _number(item, ref, scale_key, level[scale_key])

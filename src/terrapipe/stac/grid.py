@@ -63,7 +63,7 @@ def item_dict(item: Any) -> Mapping[str, Any]:
 
 def _field(item: Mapping[str, Any], band: str, key: str) -> Any:
     asset = (item.get("assets") or {}).get(band) or {}
-    if key in asset:
+    if asset.get(key) is not None:  # null is no value: stac-geoparquet writes it for fields other items have
         return asset[key]
     return (item.get("properties") or {}).get(key)
 

@@ -189,10 +189,8 @@ def _is_raster(asset: Mapping[str, Any]) -> bool:
     return (
         (
             "image/tiff" in media
-            or "raster:bands" in asset
-            or "eo:bands" in asset
-            or "bands" in asset
-            or "data_type" in asset
+            # null is no value (stac-geoparquet writes it for the fields of other items' assets)
+            or any(asset.get(key) is not None for key in ("raster:bands", "eo:bands", "bands", "data_type"))
         )
         and "thumbnail" not in roles
         and "overview" not in roles
