@@ -47,6 +47,7 @@ from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, 
 from terrapipe.core.on_error import OnError
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import redact_url
+from terrapipe.io.cf_decoding import check_packing, decoding_error
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
@@ -374,10 +375,18 @@ def open_xarray(
             ds = xr.open_dataset(target, engine=engine, chunks=chunks, **kwargs)
     except TerrapipeError:
         raise
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
-        raise read_error(href, f"cannot open ({engine})", err) from err
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, ArithmeticError) as err:
+        decoding = decoding_error(
+            href,
+            f"cannot open ({engine})",
+            err,
+            time_keywords="decode_times=False (or use_cftime=True for a calendar numpy cannot hold)",
+            value_keywords="mask_and_scale=False (or decode_cf=False)",
+        )
+        raise (decoding or read_error(href, f"cannot open ({engine})", err)) from err
     if remote and asked_netcdf and engine == "h5netcdf" and "netcdf4" in _usable_engines():
         ds = strings_as_netcdf_c(ds, href)
+    check_packing(ds, href, f"cannot open ({engine})", value_keywords="mask_and_scale=False")
     check_coordinates_finite(ds, href)
     ds.encoding["source"] = href
     for var in ds.variables.values():

@@ -86,6 +86,7 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
+from terrapipe.io.cf_decoding import check_packing, decoding_error
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_reads import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
 from terrapipe.io.paths import as_path_string, is_http
@@ -319,8 +320,11 @@ def _open(
             cause="it has no consolidated metadata, and HTTP cannot list its folders",
             hint="consolidate it (zarr.consolidate_metadata(store)) where it is written",
         ) from err
-    except (OSError, KeyError, ValueError, TypeError, LookupError) as err:
+    except (OSError, KeyError, ValueError, TypeError, LookupError, ArithmeticError) as err:
         text = str(err)
+        decoding = decoding_error(name, "cannot open Zarr store", err, time_keywords="decode_times=False")
+        if decoding is not None:  # the store is fine: its attributes cannot be decoded
+            raise decoding from err
         if "consolidated" in text.lower() and consolidated:
             cause = "it has no consolidated metadata"
             hint = (
@@ -854,6 +858,7 @@ def _open_zarr(
             if ahead is not None:
                 ahead.release()  # from now on it passes every request to the store (but chunks read ahead)
         _record_encoding(ds, name)
+        check_packing(ds, shown, "cannot open Zarr store")
         ds = _write_crs(ds)
         # Coordinates only: dimension coordinates are in memory once opened.
         check_coordinates_finite(ds, shown)
