@@ -112,6 +112,24 @@ def _fits(values: np.ndarray, dtype: np.dtype[Any]) -> bool:
     return bool(values.min() >= info.min and values.max() <= info.max)
 
 
+def _fits_float(values: np.ndarray, dtype: np.dtype[Any]) -> bool:
+    """Whether integer ``values`` survive ``dtype`` (a float) exactly: 16777217 in float32 burnt 16777216."""
+    if values.dtype.kind not in "iu":
+        return True
+    return bool(np.array_equal(values.astype(dtype).astype(values.dtype), values))
+
+
+def _exact_in_double(values: np.ndarray) -> bool:
+    """Whether GDAL, which burns doubles, burns every integer of ``values`` exactly (within +-2**53)."""
+    if values.dtype.kind not in "iu" or values.size == 0:
+        return True
+    return bool(int(values.max()) <= _DOUBLE_EXACT and int(values.min()) >= -_DOUBLE_EXACT)
+
+
+#: The largest integer a double holds exactly, with every integer below it.
+_DOUBLE_EXACT = 2**53
+
+
 def _burn_values(
     frame: Any, column: str | None, dtype: Any, what: str
 ) -> tuple[np.ndarray | None, np.dtype[Any]]:
@@ -143,7 +161,7 @@ def _burn_values(
         else:
             dtype = "int32" if _fits(values, np.dtype("int32")) else "int64"
     mask_dtype = _check_dtype(dtype)
-    if not _fits(values, mask_dtype):
+    if not _fits(values, mask_dtype) or (mask_dtype.kind == "f" and not _fits_float(values, mask_dtype)):
         low, high = values.min(), values.max()
         raise InvalidArgumentError(
             f"{what}: values of {column!r} ({low}..{high}) do not fit dtype {mask_dtype.name}"
@@ -185,6 +203,10 @@ def rasterize_features(
         return np.full((height, width), fill, dtype=dtype)
     burn = values if values is not None else np.ones(len(geoms), dtype=np.uint8)
     out_dtype = np.dtype(dtype)
+    if not _exact_in_double(burn):
+        return _burn_by_code(
+            geoms, burn, grid, fill=fill, all_touched=all_touched, merge=merge, dtype=out_dtype
+        )
     # GDAL clamps a sum to the dtype (300 features of 1 read 255 in uint8): where the sum could leave
     # the dtype, add in float64 (exact for integers below 2**53) and check the result fits.
     wide = merge == "add" and out_dtype.kind in "iu" and not _sum_fits(burn, fill, out_dtype)
@@ -207,6 +229,45 @@ def rasterize_features(
             )
         burnt = burnt.astype(out_dtype)
     return burnt
+
+
+def _burn_by_code(
+    geoms: list[Any],
+    values: np.ndarray,
+    grid: GeoBox,
+    *,
+    fill: float | int,
+    all_touched: bool,
+    merge: Merge,
+    dtype: np.dtype[Any],
+) -> np.ndarray:
+    """Burn 64-bit integers beyond +-2**53 exactly: GDAL burns doubles (2**53 + 1 burnt 2**53, 2**64 - 1 burnt 0).
+
+    Each feature burns the code of its value (its rank among the distinct
+    values, plus one), in the same order, so the same feature wins each
+    pixel; the codes are then looked up. Sums cannot be made exact so.
+    """
+    if merge == "add":
+        raise InvalidArgumentError(
+            f"rasterize: merge='add' of values beyond +-2**53 ({values.min()}..{values.max()}) cannot be summed "
+            "exactly (GDAL adds doubles); use merge='replace', or smaller values"
+        )
+    distinct, codes = np.unique(values, return_inverse=True)
+    height, width = grid.shape.yx
+    with _RASTERIO_RASTERIZE_LOCK:
+        burnt: np.ndarray = rio_rasterize(
+            zip(geoms, (codes + 1).tolist(), strict=True),
+            out_shape=(height, width),
+            transform=grid.affine,
+            fill=0,
+            all_touched=all_touched,
+            merge_alg=MergeAlg.replace,
+            dtype="uint32" if len(distinct) < 2**32 - 1 else "uint64",
+        )
+    out = np.full((height, width), fill, dtype=dtype)
+    hit = burnt > 0
+    out[hit] = distinct[burnt[hit].astype(np.int64) - 1]
+    return out
 
 
 def _sum_fits(values: np.ndarray, fill: float | int, dtype: np.dtype[Any]) -> bool:
@@ -285,7 +346,10 @@ class Rasterize(Stage[xr.Dataset]):
         self.column = column
         _, self.dtype = _burn_values(self.index.frame, column, dtype, "rasterize")
         check_number(fill, "rasterize fill", finite=False)
-        if not _fits(np.asarray([fill]), self.dtype):
+        fill_array = np.asarray([fill])
+        if not _fits(fill_array, self.dtype) or (
+            self.dtype.kind == "f" and not _fits_float(fill_array, self.dtype)
+        ):
             raise InvalidArgumentError(f"rasterize: fill={fill!r} does not fit dtype {self.dtype.name}")
         self.all_touched = bool(all_touched)
         self.merge: Merge = merge
