@@ -353,6 +353,7 @@ def _check(data: Any, lines: Lines, file: str, folder: Path, root: Path, allowed
         recipe.inputs[input_name] = (source, steps)
     _check_loader(recipe)
     _check_cycles(recipe)
+    _check_shared(recipe)
     return recipe
 
 
@@ -720,6 +721,39 @@ def _check_cycles(recipe: Recipe) -> None:
     visit(recipe.output, (), ("output",))
     for name in recipe.inputs:
         visit(name, (), ("inputs", name))
+
+
+def _check_shared(recipe: Recipe) -> None:
+    """Refuse an input read by two consumers of the built pipe (two ``$input`` references to it).
+
+    An input is built once and a pipe is read by one consumer at a time:
+    ``zip: {args: [{$input: a}, {$input: a}]}`` loaded, then stopped with a
+    ``ConcurrentIterationError`` once the run had started, whose hint
+    (``.fork()``) a recipe cannot follow.
+    """
+    refs: dict[str, list[Path_]] = {}
+    seen: set[str] = set()
+    pending = [recipe.output]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        source, steps = recipe.inputs[name]
+        found = _input_refs(source, ("inputs", name, "source"))
+        for step in steps:
+            found += _input_refs(step.kwargs, step.path) + _input_refs(step.args, (*step.path, "args"))
+        for target, at in found:
+            refs.setdefault(target, []).append(at)
+            pending.append(target)
+    for target, places in refs.items():
+        if len(places) > 1:
+            lines = ", ".join(where(recipe.file, recipe.lines, at).rpartition(", ")[2] for at in places)
+            raise RecipeError(
+                f"{where(recipe.file, recipe.lines, places[1])}: input {target!r} is read {len(places)} times "
+                f"({lines}); a pipe is read by one consumer: give each use its own input (a copy of "
+                f"{target!r} under another name)"
+            )
 
 
 def _input_refs(value: Any, path: Path_) -> list[tuple[str, Path_]]:
