@@ -113,3 +113,23 @@ def test_honest_layers_read(tmp_path: Path) -> None:
     nulls = tmp_path / "nulls.geojson"
     gpd.GeoDataFrame({"id": [1, 2]}, geometry=[None, Point(1, 2)], crs="EPSG:4326").to_file(nulls)
     assert len(open_vector(str(nulls))) == 2
+
+
+def test_gdal_s_own_geojson_of_a_crs_without_code_is_refused(tmp_path: Path) -> None:
+    """GDAL writes no ``crs`` member for a CRS without an EPSG code, and reads its own file back as WGS 84."""
+    lcc = "+proj=lcc +lat_1=33 +lat_2=45 +lat_0=39 +lon_0=-96 +x_0=0 +y_0=0 +datum=NAD83 +units=m"
+    path = tmp_path / "lcc.geojson"
+    gpd.GeoDataFrame({"id": [1, 2]}, geometry=[Point(1000, 2000), Point(3000, 4000)], crs=lcc).to_file(path)
+    assert gpd.read_file(path).crs == "EPSG:4326"  # the reference
+    with pytest.raises(
+        ReadError, match=r"lcc\.geojson.*\(EPSG:4326\) but its y coordinates reach 2000\.\.4000"
+    ):
+        open_vector(str(path))
+
+
+def test_a_lon_lat_crs_without_code_is_named_shortly(tmp_path: Path) -> None:
+    path = tmp_path / "mars.gpkg"
+    gpd.GeoDataFrame({"id": [1]}, geometry=[Point(10, 2000)], crs="IAU_2015:49900").to_file(path)
+    with pytest.raises(ReadError, match=r"mars\.gpkg.*lon/lat \((IAU_2015:49900|Mars[^)]*)\)") as caught:
+        open_vector(str(path))
+    assert "GEOGCS" not in str(caught.value)  # a name, not a page of WKT

@@ -673,13 +673,19 @@ def _check_latitudes(gdf: Any, path: str) -> None:
             path,
             "cannot use vector file",
             cause=(
-                f"its CRS is lon/lat ({gdf.crs.to_string()}) but its y coordinates reach {float(ys.min()):.6g}.."
+                f"its CRS is lon/lat ({_crs_name(gdf.crs)}) but its y coordinates reach {float(ys.min()):.6g}.."
                 f"{float(ys.max()):.6g}, beyond +-90 degrees of latitude: the CRS the file states is not the "
                 "one its coordinates are in (a GeoJSON without or with an unknown 'crs' member is taken as "
                 "WGS 84; or latitude and longitude are swapped)"
             ),
             hint="give the file its true CRS (e.g. ogr2ogr -a_srs EPSG:<code>), or swap the axes",
         )
+
+
+def _crs_name(crs: Any) -> str:
+    """``AUTHORITY:CODE`` where the CRS has one, else its name (never a page of WKT)."""
+    authority = crs.to_authority()
+    return f"{authority[0]}:{authority[1]}" if authority else str(crs.name)
 
 
 @register("read_vector")
