@@ -588,20 +588,28 @@ def _interval(value: str | None) -> tuple[dt.datetime | None, dt.datetime | None
 
 
 def item_interval(item: Mapping[str, Any]) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """Time range of an item dict: ``datetime``, else ``start_datetime``/``end_datetime``.
+    """Time range of an item dict: ``start_datetime`` (else ``datetime``) to ``end_datetime`` (else ``datetime``).
+
+    A range wins over ``datetime``, as the STAC APIs search it (rustac:
+    ``start_datetime`` or ``datetime`` to ``end_datetime`` or ``datetime``;
+    pgstac alike for an item whose ``datetime`` lies in its range): an annual
+    map dated by the first day of its year (ESA WorldCover, io-lulc) is found
+    by a search of any month of that year, in a file as through an API.
 
     Examples
     --------
     >>> item_interval({"properties": {"datetime": None, "start_datetime": "2024-01-01T00:00:00Z",
     ...                               "end_datetime": "2024-12-31T00:00:00Z"}})[1].year
     2024
+    >>> item_interval({"properties": {"datetime": "2021-01-01T00:00:00Z", "start_datetime": "2021-01-01T00:00:00Z",
+    ...                               "end_datetime": "2021-12-31T23:59:59Z"}})[1].month
+    12
     """
     props = item.get("properties") or {}
-    stamp = props.get("datetime")
-    if stamp:
-        instant = _as_datetime(stamp)
-        return instant, instant
-    return _as_datetime(props.get("start_datetime")), _as_datetime(props.get("end_datetime"))
+    instant = _as_datetime(props.get("datetime")) if props.get("datetime") else None
+    start = props.get("start_datetime")
+    end = props.get("end_datetime")
+    return (_as_datetime(start) if start else instant), (_as_datetime(end) if end else instant)
 
 
 def _as_datetime(value: Any) -> dt.datetime | None:
