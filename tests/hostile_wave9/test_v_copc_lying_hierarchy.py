@@ -11,6 +11,9 @@ data) with their root hierarchy page edited. Promised:
   their node's cube) is refused: a query by bounds missed their true place;
 - a node key outside the octree (x, y or z past ``2**level``) is refused;
 - a node listed twice with different chunks is refused;
+- a node whose entry states more or fewer points than its chunk holds (a
+  layered LAZ chunk states its count) is refused: fewer read its first points
+  only, silently, in a query by bounds;
 - the untouched file still reads every point, equal to laspy.
 """
 
@@ -123,3 +126,18 @@ def test_a_node_listed_twice_with_other_chunks_is_refused(tmp_path: Path) -> Non
     path = _write(tmp_path, "twice.copc.laz", data, start, page)
     with pytest.raises(ReadError, match=r"twice with different chunks"):
         open_point_cloud(path, crs=CRS)
+
+
+@pytest.mark.parametrize("delta", [-5, 5], ids=["fewer", "more"])
+def test_a_node_stating_another_count_than_its_chunk_is_refused(tmp_path: Path, delta: int) -> None:
+    data, start, page = _root()
+    reached = {
+        (n.level, n.x, n.y, n.z) for n in CopcFile(str(SOURCE)).nodes(_quarter()) if n.point_count > 10
+    }
+    at = next(i for i, row in enumerate(page) if (row["level"], row["x"], row["y"], row["z"]) in reached)
+    page[at]["point_count"] += delta
+    name = "fewer" if delta < 0 else "more"
+    path = _write(tmp_path, f"count-{name}.copc.laz", data, start, page)
+    # fewer: its first points only, silently, where no total is compared (a query by bounds)
+    with pytest.raises(ReadError, match=rf"count-{name}\.copc\.laz.*states \d+ points, its chunk holds \d+"):
+        open_point_cloud(path, crs=CRS, bounds=_quarter())

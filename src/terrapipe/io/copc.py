@@ -80,6 +80,8 @@ _MAX_VLR_BYTES = 64 * 1024 * 1024
 _MAX_PAGE_BYTES = 64 * 1024 * 1024
 #: Bytes of an EVLR's header, and how many EVLR headers are walked at most to find the CRS.
 _EVLR_HEADER = 60
+#: LASzip's compressor code of layered chunks (point formats 6-10), whose chunks state their point count.
+_LAYERED_CHUNKED = 3
 _MAX_EVLRS = 1024
 #: Default bound of a :class:`CopcFile`'s cache of decompressed nodes.
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
@@ -443,6 +445,7 @@ class CopcFile:
         missing = [n for n in ordered if n.offset not in cached]
         if missing:
             parts = self._fetch([(n.offset, n.offset + n.byte_size) for n in missing])
+            self._check_chunk_counts(missing, parts, int(fmt.size))
             out = np.zeros(sum(n.point_count for n in missing) * fmt.size, dtype=np.uint8)
             table = [(n.point_count, n.byte_size) for n in missing]
             selection = laspy.DecompressionSelection.all().to_lazrs()
@@ -469,6 +472,28 @@ class CopcFile:
         record = laspy.ScaleAwarePointRecord(packed.array, fmt, self.header.scales, self.header.offsets)
         self._check_in_cubes(record, ordered)
         return record
+
+    def _check_chunk_counts(self, nodes: Sequence[CopcNode], parts: Sequence[bytes], point_size: int) -> None:
+        """Refuse a node whose entry states another point count than its chunk holds.
+
+        A layered LAZ chunk (LASzip's compressor 3: point formats 6-10, all of
+        COPC) starts with its first point raw, then the number of points it
+        holds (u32). An entry stating fewer gave the first ones only (a node
+        of 16 points read as 11: points lost, silently, where no total is
+        compared, as in every query by bounds); stating more failed deep in
+        lazrs. Other compressors record no count here: not checked.
+        """
+        if len(self._laszip) < 2 or struct.unpack_from("<H", self._laszip, 0)[0] != _LAYERED_CHUNKED:
+            return
+        for node, chunk in zip(nodes, parts, strict=True):
+            if len(chunk) < point_size + 4:
+                continue  # too short to hold any point: lazrs says so
+            (held,) = struct.unpack_from("<I", chunk, point_size)
+            if held != node.point_count:
+                raise ReadError(
+                    f"cannot read {self.where!r}: COPC node {node.level}-{node.x}-{node.y}-{node.z} states "
+                    f"{node.point_count} points, its chunk holds {held}; the hierarchy is damaged"
+                )
 
     def _check_in_cubes(self, record: Any, nodes: Sequence[CopcNode]) -> None:
         """Refuse points outside their node's cube (x, y): a query by bounds would miss them.
