@@ -42,12 +42,13 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from xarray.backends import BackendEntrypoint
 from xarray.backends.h5netcdf_ import H5NetCDFArrayWrapper, H5NetCDFStore
 
 from terrapipe import _compat
 from terrapipe.io.empty_slices import forward_empty_slices
 
-__all__ = ["NetCDFCStore", "aligned_dtype", "open_as_netcdf_c"]
+__all__ = ["NetCDFCBackend", "NetCDFCStore", "aligned_dtype", "netcdf_c_crashes_on", "open_as_netcdf_c"]
 
 indexing: Any = _compat.xarray_indexing()  # xarray's lazy-indexing classes
 
@@ -183,3 +184,60 @@ def open_as_netcdf_c(target: Any, *, chunks: Any, netcdf_c: bool = True, **kwarg
     except BaseException:
         store.close()
         raise
+
+
+class NetCDFCBackend(BackendEntrypoint):
+    """xarray backend: :func:`open_as_netcdf_c` of a path (for :class:`~terrapipe.io.stamped_file.StampedBackend`)."""
+
+    description = "netCDF-4/HDF5 read by h5netcdf with netCDF-C's types (terrapipe)"
+
+    def open_dataset(  # type: ignore[override]
+        self, filename_or_obj: Any, *, drop_variables: Any = None, **kwargs: Any
+    ) -> xr.Dataset:
+        """Open ``filename_or_obj`` with :func:`open_as_netcdf_c` (no dask: the caller chunks)."""
+        kwargs.pop("chunks", None)
+        kwargs.pop("cache", None)
+        return open_as_netcdf_c(filename_or_obj, chunks=None, drop_variables=drop_variables, **kwargs)
+
+
+def _crashes_netcdf_c(dtype: np.dtype[Any]) -> bool:
+    """Whether netCDF-C (netCDF4's engine) crashes reading a dataset of this type: a float of neither 4 nor 8 bytes."""
+    return dtype.kind == "f" and dtype.itemsize not in (4, 8)
+
+
+def netcdf_c_crashes_on(path: str) -> str | None:
+    """Return a dataset of the local HDF5 file that netCDF-C cannot read without crashing the process, or ``None``.
+
+    netCDF-C has no 16-bit (``float16``, common in machine-learning files
+    h5py writes) or 128-bit float: xarray + netCDF4 open such a file and the
+    process dies of a segmentation fault at the first look at that variable.
+    Only the file's metadata is read (with h5py; ``None`` without h5py or for
+    a file h5py cannot open: the engine's open then speaks).
+
+    Examples
+    --------
+    >>> import h5py
+    >>> with h5py.File("half.h5", "w") as f:
+    ...     f["x"] = np.arange(3.0)
+    ...     f["g/half"] = np.zeros(2, dtype="float16")
+    >>> netcdf_c_crashes_on("half.h5")
+    'g/half'
+    """
+    try:
+        import h5py  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    found: list[str] = []
+
+    def visit(name: str, node: Any) -> Any:
+        if isinstance(node, h5py.Dataset) and _crashes_netcdf_c(node.dtype):
+            found.append(name)
+            return True  # stops the walk
+        return None
+
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(visit)
+    except (OSError, ValueError):
+        return None
+    return found[0] if found else None

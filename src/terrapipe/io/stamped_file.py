@@ -134,7 +134,7 @@ class StampedBackend(BackendEntrypoint):
         filename_or_obj: str,
         *,
         drop_variables: str | Iterable[str] | None = None,
-        inner_engine: str,
+        inner_engine: str | type,
         checked_stamp: tuple[int, ...] | None = None,
         **kwargs: Any,
     ) -> xr.Dataset:

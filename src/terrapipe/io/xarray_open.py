@@ -51,7 +51,7 @@ from terrapipe.io.cf_decoding import check_packing, decoding_error
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
-from terrapipe.io.netcdf_c_types import open_as_netcdf_c
+from terrapipe.io.netcdf_c_types import NetCDFCBackend, netcdf_c_crashes_on, open_as_netcdf_c
 from terrapipe.io.netcdf_classic import ClassicBackend, ClassicHeader, HeaderTooLongError, check_readable
 from terrapipe.io.netcdf_header import local_header
 from terrapipe.io.object_file import ObjectFile, open_http
@@ -341,6 +341,18 @@ def open_xarray(
         engine = _local_netcdf_engine(local or _LocalClassic(0, None, None))
     if engine != "netcdf":
         _check_engine(engine)
+    inner: str | type = engine  # what reads a local file under the stamp
+    if local is not None and local.version == 0 and engine == "netcdf4":
+        crashes = netcdf_c_crashes_on(href)
+        if crashes is not None:  # netCDF-C segfaults on it: read as at a URL (h5netcdf, netCDF-C's types)
+            if not asked_netcdf or "h5netcdf" not in _usable_engines():
+                cause = (
+                    f"its dataset {crashes!r} is a float of a size netCDF-C cannot read (the process crashes)"
+                )
+                hint = "open it with engine='h5netcdf' (pip install h5netcdf h5py)"
+                raise read_error(href, "cannot open (netcdf4)", cause=cause, hint=hint)
+            engine, inner = "h5netcdf", NetCDFCBackend
+            kwargs.setdefault("phony_dims", "sort")
     target: Any = href
     if remote and engine in ("netcdf", "scipy", "h5netcdf"):
         # ranged reads through the byte layer (configured by storage), or terrapipe's HTTP file
@@ -362,7 +374,7 @@ def open_xarray(
                 target,
                 engine=StampedBackend,
                 chunks=chunks,
-                inner_engine=engine,
+                inner_engine=inner,
                 checked_stamp=checked,
                 **kwargs,
             )
@@ -384,7 +396,12 @@ def open_xarray(
             value_keywords="mask_and_scale=False (or decode_cf=False)",
         )
         raise (decoding or read_error(href, f"cannot open ({engine})", err)) from err
-    if remote and asked_netcdf and engine == "h5netcdf" and "netcdf4" in _usable_engines():
+    if (
+        (remote or inner is NetCDFCBackend)
+        and asked_netcdf
+        and engine == "h5netcdf"
+        and "netcdf4" in _usable_engines()
+    ):
         ds = strings_as_netcdf_c(ds, href)
     check_packing(ds, href, f"cannot open ({engine})", value_keywords="mask_and_scale=False")
     check_coordinates_finite(ds, href)
