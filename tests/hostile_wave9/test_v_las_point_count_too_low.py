@@ -6,9 +6,12 @@ the rest, silently; so did ``read_point_cloud``. Promised:
 - uncompressed LAS (1.2 and 1.4, both count fields lowered): more than one
   point's bytes after the stated points (before the EVLRs or the file's end)
   are refused;
-- LAZ: a chunk table with more chunks than the stated count needs is
-  refused (a count lowered inside the last chunk cannot be seen: not
-  promised);
+- LAZ of point formats 6-10 (layered chunks, each stating its count): chunks
+  holding more points than stated are refused, a count lowered inside the
+  last chunk included;
+- LAZ of point formats 0-5: a chunk table with more chunks than the stated
+  count needs is refused (a count lowered inside the last chunk cannot be
+  seen: not promised);
 - honest files read every point: with EVLRs after the points, LAS 1.3 with
   waveform records, a LAZ of several chunks.
 """
@@ -76,6 +79,17 @@ def test_a_laz_with_chunks_past_its_count_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReadError, match=r"lowered-three-chunks\.laz.*3 chunks.*2 would hold 60000"):
         open_point_cloud(str(lowered))
     assert len(open_point_cloud(str(path))) == 120_000
+
+
+@pytest.mark.parametrize("n", [50, 120_000])
+def test_a_layered_laz_with_points_past_its_count_is_refused(tmp_path: Path, n: int) -> None:
+    path = tmp_path / f"layered-{n}.laz"
+    _las("1.4", 6, n).write(path)
+    assert len(open_point_cloud(str(path))) == n  # every chunk's count summed: the header's
+    lowered = _lowered(path, n - 10)  # inside the last chunk
+    assert len(laspy.read(lowered).points) == n - 10
+    with pytest.raises(ReadError, match=rf"lowered-layered-{n}\.laz.*its chunks hold {n}"):
+        open_point_cloud(str(lowered))
 
 
 def test_honest_files_read_every_point(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,6 +179,9 @@ def _declared_crs(header: Any, where: str) -> CRS | None:
     return None
 
 
+#: LASzip's compressor code of layered chunks (point formats 6-10), whose chunks state their point count.
+_LAYERED_CHUNKED = 3
+
 #: GeoTIFF keys that name the horizontal CRS (ProjectedCSTypeGeoKey, GeographicTypeGeoKey).
 _CRS_GEO_KEYS = (3072, 2048)
 
@@ -319,6 +323,17 @@ def _undeclared_chunks(header: Any, data: bytes, declared: int, laszip: list[byt
         return None
     if not table:
         return None
+    layered = len(laszip[0]) >= 2 and struct.unpack_from("<H", laszip[0], 0)[0] == _LAYERED_CHUNKED
+    if layered:  # each chunk states its count after its raw first point (point formats 6-10)
+        size = int(header.point_format.size)
+        start = int(header.offset_to_point_data) + 8  # after the chunk table's offset
+        total = 0
+        for _, length in table:
+            if start + size + 4 > len(data):
+                return None  # cut: laspy's read said so already, or will
+            total += struct.unpack_from("<I", data, start + size)[0]
+            start += int(length)
+        return f"its chunks hold {total}" if total > declared else None
     if chunk_size == 0xFFFFFFFF:  # variable-size chunks: the table states each one's count
         total = sum(int(count) for count, _ in table)
         return f"its chunks hold {total}" if total > declared else None
