@@ -20,7 +20,11 @@ What the callbacks serve (:class:`RemoteBytes`, one per URL and open):
   :data:`MAX_CACHED_BLOCKS` of them kept per file, shared by every open of
   it in the process (each reader thread opens its own handle; at most
   :data:`MAX_SHARED_FILES` files, as GDAL's ``/vsicurl/`` cache is shared;
-  GDAL's block cache holds the decoded tiles above);
+  GDAL's block cache holds the decoded tiles above); a new open asks for
+  the first block again (:func:`current`): a file replaced at the server
+  since gets fresh bytes, and a version of its own in the
+  :class:`~terrapipe.io.raster_array.RasterSource` (no handle of the old
+  file serves it);
 - GDAL's multi-range reads (the tiles of a window: one call) as ranged GETs,
   ranges less than :data:`MERGE_GAP` apart merged, the requests run at once
   on this process's pool (``Storage.concurrency`` per read).
@@ -53,6 +57,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import itertools
 import os
 import posixpath
@@ -80,6 +85,7 @@ __all__ = [
     "OpenFailedError",
     "RemoteBytes",
     "RemoteOpener",
+    "current",
     "failure_of",
     "forget",
     "open_dataset",
@@ -218,6 +224,10 @@ class RemoteBytes:
         body, self.size, self.etag = first
         if body:
             self._blocks[0] = body
+        # what tells this file from another at its URL: its size, ETag and first block (a server whose ETag is
+        # its mtime and size, nginx's, gives a file replaced by one of the same size and mtime the same ETag)
+        digest = hashlib.sha256(body).hexdigest()
+        self.version: tuple[int, str, str] = (self.size, self.etag or "", digest)
 
     def __repr__(self) -> str:
         return f"RemoteBytes({public_url(self.url)!r}, size={self.size})"
@@ -511,6 +521,39 @@ def _shared(url: str, storage: Storage | None, resolved: Storage) -> RemoteBytes
     return found
 
 
+def current(url: str, storage: Storage | None) -> RemoteBytes:
+    """Return the process's :class:`RemoteBytes` of ``url`` for a new open: the file now at the URL.
+
+    Where the process keeps the file from an earlier open, its first block is
+    asked for again (one request): another size, ETag or first 16 KiB is
+    another file (replaced at the server since), whose bytes replace the kept
+    ones, and the side-car answers are forgotten. Its :attr:`RemoteBytes.version`
+    goes into the :class:`~terrapipe.io.raster_array.RasterSource`, so no
+    handle opened on the old file serves the new open.
+
+    Raises
+    ------
+    ReadError
+        The first block cannot be read (no such file, refused, no answer).
+    """
+    key = (url, storage)
+    kept = _KEPT.get()
+    resolved = _gdal_storage(storage)
+    with kept.lock:
+        found = kept.files.get(key)
+    if found is None:
+        return _shared(url, storage, resolved)
+    fresh = RemoteBytes(url, resolved, _first_block(url, resolved))
+    if fresh.version == found.version:
+        return found
+    forget(url)
+    with kept.lock:
+        kept.files[key] = fresh
+        while len(kept.files) > MAX_SHARED_FILES:
+            kept.files.popitem(last=False)
+    return fresh
+
+
 def forget(url: str) -> None:
     """Forget what the process keeps of the file ``url`` and its side-cars (it changed, or a read of it failed)."""
     kept = _KEPT.peek()
@@ -697,9 +740,19 @@ def _share_registries() -> None:
 _NETCDF_SIGNATURES = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n", b"\x0e\x03\x13\x01")
 
 
-def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs: Any) -> Any:
+def open_dataset(
+    url: str,
+    storage: Storage | None,
+    *,
+    sidecars: bool,
+    version: tuple[int, str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
     """Open the raster at ``url`` with rasterio, every byte read through the byte layer.
 
+    ``version``: the :attr:`RemoteBytes.version` the caller opened (:func:`current`):
+    where the process now keeps another, the file was replaced at the server
+    since, and the open is refused (an :class:`OpenFailedError` of a ReadError).
     ``kwargs``: ``rasterio.open``'s (``overview_level``, open options).
     A failure of the byte layer is raised as it is (a ``ReadError`` naming
     ``scheme://host/path``); GDAL's own error otherwise.
@@ -712,11 +765,20 @@ def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs:
         f"tp/{os.getpid()}-{next(_OPENS)}/{urllib.parse.unquote(leaf)}"  # unique in the process (no urandom)
     )
     try:
-        head = _shared(url, storage, _gdal_storage(storage)).read_at(0, 8)
+        data = _shared(url, storage, _gdal_storage(storage))
+        head = data.read_at(0, 8)
     except (
         Exception
     ) as err:  # the open's first read, failed: raised as any failed open (the reader names the asset)
         raise _failed(err) from None
+    if version is not None and data.version != version:  # replaced at the server since the array was opened
+        raise _failed(
+            ReadError(
+                f"cannot read raster {public_url(url)!r}: the file at the URL changed since it was opened "
+                f"(size, ETag and first block {version[:2]} then {data.version[:2]}); open it again (open_raster/read_raster) "
+                "to read the file now there"
+            )
+        )
     if head.startswith(_NETCDF_SIGNATURES):
         raise ReadError(
             f"cannot read raster {public_url(url)!r}: it is a netCDF or HDF file at a URL whose path does not "
@@ -724,6 +786,7 @@ def open_dataset(url: str, storage: Storage | None, *, sidecars: bool, **kwargs:
             "layer; give the URL with that ending, or open the file with tp.open_xarray"
         )
     opener = RemoteOpener(url, storage, name, sidecars=sidecars)
+    opener._main = data  # the bytes checked above, not another version kept since
     _OPENERS[name] = opener
     try:
         dataset = rasterio.open(name, "r", opener=opener, sharing=False, **kwargs)

@@ -72,7 +72,8 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
-from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote, local_file_of
+from terrapipe.io.gdal_opener import current, uses_opener
+from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote, local_file_of, quote_url
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt, file_stamp
 from terrapipe.io.read_errors import read_error
 from terrapipe.io.reader_stage import ReaderStage
@@ -553,15 +554,27 @@ def _open_raster(
         stamp = file_stamp(local)  # a replacement keeping size and mtime: inode; every later open checks it
     elif not is_remote(path_text) and (named := local_file_of(local)) is not None:
         stamp = file_stamp(named)  # GTIFF_DIR:1:/d/a.tif, NETCDF:"/d/a.nc":v, /vsizip/: the file it reads
-    base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
-    start_probes(
+    version = None
+    if uses_opener(
         path_text, local, storage
-    )  # the side-cars reads_sidecars looks for, asked while the file opens
+    ):  # the file now at the URL, not one the process kept from before
+        start_probes(
+            path_text, local, storage
+        )  # the side-cars reads_sidecars looks for, asked while it opens
+        try:
+            version = current(quote_url(path_text), storage).version
+        except Exception:  # the open below fails, naming the file
+            version = None
+    base = RasterSource(
+        path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage, version=version
+    )
     dataset = _open_checked(base)
     if reads_sidecars(path_text, storage, local, dataset, base.env):  # a side-car it lacks is there
         storage = storage.with_options(sidecars=True) if storage is not None else None
         local = gdal_path(path_text, sidecars=True)
-        base = RasterSource(path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage)
+        base = RasterSource(
+            path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage, version=version
+        )
         dataset = _open_checked(base)
     _check_has_bands(dataset, path_text)
     if level is not None:
@@ -583,6 +596,7 @@ def _open_raster(
             options=options,
             stamp=stamp,
             storage=storage,
+            version=version,
         )
         dataset = _open_checked(source)
     else:

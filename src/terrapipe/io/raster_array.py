@@ -161,6 +161,11 @@ class RasterSource:
         Where the file lives and how to reach it (``None``: GDAL's process-wide
         configuration, as before). Every open and read enters
         ``storage.rasterio_env(path)``; its ``repr`` shows no credential.
+    version
+        For a file GDAL reads through the byte layer: its size, ETag and first
+        block's digest when it was opened (:func:`terrapipe.io.gdal_opener.current`).
+        A file replaced at the server gets a source of its own (no handle of the
+        old file serves it), and an open of the old source is refused.
     """
 
     path: str
@@ -169,6 +174,7 @@ class RasterSource:
     options: tuple[tuple[str, Hashable], ...] = ()
     stamp: tuple[int, ...] | None = None
     storage: Storage | None = None
+    version: tuple[int, str, str] | None = None
 
     def env(self) -> AbstractContextManager[Any]:
         """Return the GDAL environment to open and read in: ``storage.rasterio_env(url)``, GDAL's defaults, or none.
@@ -209,7 +215,9 @@ class RasterSource:
             sidecars = "list_dir=no" in self.gdal_path or (
                 self.storage is not None and self.storage.sidecars is True
             )
-            dataset = open_dataset(quote_url(self.path), self.storage, sidecars=sidecars, **kwargs)
+            dataset = open_dataset(
+                quote_url(self.path), self.storage, sidecars=sidecars, version=self.version, **kwargs
+            )
             try:
                 check_remote_sources(self.path, dataset)
             except ReadError:
