@@ -220,9 +220,14 @@ def _add_recipe_commands(app: Any, typer: Any) -> None:
         None, "--world", help="Sample world folder for $world references (default: the cached one)."
     )
     allow_env_opt = typer.Option(
-        [], "--allow-env", help="An environment variable the recipe may use as ${NAME} (repeat for more)."
+        [],
+        "--allow-env",
+        help="An environment variable the recipe may use as ${NAME} (repeat for more).",
+        callback=_variable_names,
     )
-    root_opt = typer.Option(None, "--root", help="The folder the recipe may write in (default: its own).")
+    root_opt = typer.Option(
+        None, "--root", help="The folder the recipe may write in (default: its own).", callback=_folder
+    )
 
     @app.command("run")
     @_guarded
@@ -305,6 +310,28 @@ def _add_recipe_commands(app: Any, typer: Any) -> None:
         from terrapipe.recipes.commands import list_recipes
 
         list_recipes(stages=stages)
+
+
+def _variable_names(names: list[str]) -> list[str]:
+    """Check ``--allow-env`` values as a usage error (exit 2), before any recipe is read."""
+    from terrapipe.recipes.values import ENV_PATTERN
+
+    for name in names:
+        if not ENV_PATTERN.fullmatch(f"${{{name}}}"):
+            raise typer_click().exceptions.BadParameter(
+                f"{name!r} is not a variable name (letters, digits and _, not starting with a digit); "
+                "give the name alone, e.g. --allow-env PC_TOKEN"
+            )
+    return names
+
+
+def _folder(root: Path | None) -> Path | None:
+    """Check ``--root``: a folder (it may not exist yet), never a file."""
+    if root is not None and root.exists() and not root.is_dir():
+        raise typer_click().exceptions.BadParameter(
+            f"{str(root)!r} is a file; give the folder the recipe may write in"
+        )
+    return root
 
 
 def main(argv: list[str] | None = None) -> None:
