@@ -40,6 +40,7 @@ __all__ = [
     "grid_bounds",
     "grid_mismatch",
     "grid_of",
+    "pixels_of",
     "spatial_dims",
     "transform_of",
 ]
@@ -334,3 +335,37 @@ def grid_mismatch(a: GeoBox, b: GeoBox, *, tolerance: float = 1e-3) -> str | Non
             f"transform differs: corners up to {diff:.6g} map units apart (tolerance {tolerance * pixel:.6g})"
         )
     return None
+
+
+#: How close (in pixels) to a pixel edge a point is taken to lie on it.
+_EDGE_SLACK = 1e-6
+
+
+def pixels_of(grid: GeoBox, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ``(col, row)`` of the pixel holding each point (half-open cells), the same on every chip.
+
+    A point on the edge between two chips lies, in floating point, a hair
+    inside both or outside both: each chip's inverse transform rounds its own
+    way (chips cut from one grid at 0.1 m lost a line of points between
+    them, at 0.7 m counted one twice). Positions within :data:`_EDGE_SLACK`
+    of a whole pixel are taken as on it, so both chips put the point on the
+    same side.
+
+    Examples
+    --------
+    >>> left = GeoBox((8, 8), Affine(0.1, 0, 500000.3, 0, -0.1, 4000000.9), "EPSG:32631")
+    >>> right = GeoBox((8, 8), left.affine * Affine.translation(8, 0), "EPSG:32631")
+    >>> edge = np.array([[500000.3 + 8 * 0.1, 4000000.85]])
+    >>> int(pixels_of(left, edge)[0][0]), int(pixels_of(right, edge)[0][0])
+    (8, 0)
+    """
+    if not len(xy):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    inverse = ~grid.affine
+    cols_f, rows_f = inverse * (xy[:, 0], xy[:, 1])
+    out = []
+    for values in (np.asarray(cols_f, dtype=np.float64), np.asarray(rows_f, dtype=np.float64)):
+        whole = np.round(values)
+        snapped = np.where(np.abs(values - whole) <= _EDGE_SLACK, whole, values)
+        out.append(np.floor(snapped).astype(np.int64))
+    return out[0], out[1]

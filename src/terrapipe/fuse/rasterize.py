@@ -60,7 +60,7 @@ from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.warning_filters import ignore_once
 from terrapipe.fuse.carrier import add_raster, as_dataset
-from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
+from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of, pixels_of
 from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows, one_row_per_feature
 
 __all__ = ["Merge", "Rasterize", "rasterize_features"]
@@ -198,7 +198,7 @@ def rasterize_features(
         ``(height, width)``.
     """
     height, width = grid.shape.yx
-    geoms = list(geometries)
+    geoms = _points_to_centres(list(geometries), grid)
     if not geoms:
         return np.full((height, width), fill, dtype=dtype)
     burn = values if values is not None else np.ones(len(geoms), dtype=np.uint8)
@@ -229,6 +229,35 @@ def rasterize_features(
             )
         burnt = burnt.astype(out_dtype)
     return burnt
+
+
+def _points_to_centres(geoms: list[Any], grid: GeoBox) -> list[Any]:
+    """Move each point (and part of a multipoint) to the centre of the pixel that holds it, by :func:`pixels_of`.
+
+    GDAL burns a point on the edge between two chips in both, or in neither,
+    as each chip's transform rounds (chips at 0.7 m burnt 40 of 1600 lattice
+    points twice, others nowhere; the whole grid burns each once). At a
+    pixel's centre the point burns the pixel of the half-open rule, the same
+    on every chip; a point elsewhere burns where GDAL burnt it.
+    """
+    import shapely
+
+    kinds = shapely.get_type_id(np.asarray(geoms, dtype=object)) if geoms else np.empty(0)
+    points = np.flatnonzero((kinds == 0) | (kinds == 4))  # Point, MultiPoint
+    if not len(points):
+        return geoms
+
+    def to_centre(xy: np.ndarray) -> np.ndarray:
+        cols, rows = pixels_of(grid, xy)
+        a, b, c, d, e, f = (float(v) for v in tuple(grid.affine)[:6])
+        col, row = cols + 0.5, rows + 0.5
+        return np.column_stack([a * col + b * row + c, d * col + e * row + f])
+
+    out = list(geoms)
+    moved = shapely.transform(np.asarray([geoms[i] for i in points], dtype=object), to_centre)
+    for i, geom in zip(points, moved, strict=True):
+        out[i] = geom
+    return out
 
 
 def _burn_by_code(

@@ -64,7 +64,7 @@ from terrapipe.core.errors import InvalidArgumentError, TerrapipeError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.core.redact import public_url
 from terrapipe.fuse.carrier import add_raster, as_dataset
-from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
+from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of, pixels_of
 from terrapipe.fuse.vector_index import OUTPUT_REVISION, turns_between
 from terrapipe.io.copc import CopcFile, read_las_header
 from terrapipe.io.point_cloud import (
@@ -79,7 +79,7 @@ from terrapipe.io.point_cloud import (
 )
 from terrapipe.io.storage import Storage
 
-__all__ = ["STATISTICS", "RasterizePoints", "pixels_of", "rasterize_cloud"]
+__all__ = ["STATISTICS", "RasterizePoints", "rasterize_cloud"]
 
 #: The per-pixel statistics :class:`RasterizePoints` can compute.
 STATISTICS = ("max_z", "min_z", "mean_z", "count", "mean_intensity")
@@ -100,41 +100,6 @@ def _check_statistics(statistics: Sequence[str]) -> tuple[str, ...]:
             f"rasterize_points: statistics must be distinct names of {STATISTICS}, got {out}"
         )
     return out
-
-
-#: How close (in pixels) to a pixel edge a point is taken to lie on it.
-_EDGE_SLACK = 1e-6
-
-
-def pixels_of(grid: GeoBox, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the ``(col, row)`` of the pixel holding each point (half-open cells), the same on every chip.
-
-    A point on the edge between two chips lies, in floating point, a hair
-    inside both or outside both: each chip's inverse transform rounds its own
-    way (chips cut from one grid at 0.1 m lost a line of points between
-    them, at 0.7 m counted one twice). Positions within :data:`_EDGE_SLACK`
-    of a whole pixel are taken as on it, so both chips put the point on the
-    same side.
-
-    Examples
-    --------
-    >>> from affine import Affine
-    >>> left = GeoBox((8, 8), Affine(0.1, 0, 500000.3, 0, -0.1, 4000000.9), "EPSG:32631")
-    >>> right = GeoBox((8, 8), left.affine * Affine.translation(8, 0), "EPSG:32631")
-    >>> edge = np.array([[500000.3 + 8 * 0.1, 4000000.85]])
-    >>> int(pixels_of(left, edge)[0][0]), int(pixels_of(right, edge)[0][0])
-    (8, 0)
-    """
-    if not len(xy):
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    inverse = ~grid.affine
-    cols_f, rows_f = inverse * (xy[:, 0], xy[:, 1])
-    out = []
-    for values in (np.asarray(cols_f, dtype=np.float64), np.asarray(rows_f, dtype=np.float64)):
-        whole = np.round(values)
-        snapped = np.where(np.abs(values - whole) <= _EDGE_SLACK, whole, values)
-        out.append(np.floor(snapped).astype(np.int64))
-    return out[0], out[1]
 
 
 def rasterize_cloud(
