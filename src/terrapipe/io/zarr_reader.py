@@ -80,6 +80,7 @@ from typing import Any
 import xarray as xr
 
 from terrapipe.core.checks import check_storage
+from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, TerrapipeError
 from terrapipe.core.on_error import OnError
 from terrapipe.core.optional import require
@@ -619,8 +620,12 @@ def _write_crs(ds: xr.Dataset) -> xr.Dataset:
             continue  # its own grid-mapping variable: rioxarray reads it
         declared = _declarations(var.attrs)
         if declared:
-            readable = {c.to_wkt(): c for c in declared if c is not None}
-            own[name] = (True, next(iter(readable.values())) if len(readable) == 1 else None)
+            # the same CRS by meaning, not by WKT text: pyproj's text of one CRS varies with process state
+            readable: list[Any] = []
+            for crs in declared:
+                if crs is not None and not any(same_crs(crs, seen) for seen in readable):
+                    readable.append(crs)
+            own[name] = (True, readable[0] if len(readable) == 1 else None)
         elif name in unmapped:  # it names a grid mapping the store lacks: none, never another array's
             own[name] = (True, None)
     if not own:  # no array says its own: one CRS for all, rioxarray's first
