@@ -48,7 +48,7 @@ from odc.geo.geobox import GeoBox
 from terrapipe.core.crs import same_crs
 from terrapipe.core.errors import GridMismatchError, InvalidArgumentError, STACSearchError
 
-__all__ = ["GridChoice", "asset_crs", "asset_geobox", "choose_grid", "item_dict"]
+__all__ = ["GridChoice", "asset_crs", "asset_geobox", "choose_grid", "item_dict", "lonlat_box"]
 
 _SHOWN = 3
 _PHASE_TOLERANCE = 1e-6
@@ -442,12 +442,33 @@ def _snapped_choice(boxes: Sequence[GeoBox], bbox: tuple[float, float, float, fl
     )
     t = boxes[0].transform
     lattice = on_phase or GeoBox((1, 1), Affine(t.a, 0.0, 0.0, 0.0, t.e, 0.0), boxes[0].crs)
-    area = (
-        geom.bbox_union(box.extent.boundingbox for box in boxes)
-        if bbox is None
-        else geom.box(*bbox, "EPSG:4326")
-    )
+    area = geom.bbox_union(box.extent.boundingbox for box in boxes) if bbox is None else lonlat_box(bbox)
     return GridChoice(geobox=_snapped_box(area, lattice), native=on_phase is not None, reference=on_phase)
+
+
+#: Points per edge of a ``bbox=`` outline before it is projected.
+_BOX_POINTS = 256
+
+
+def lonlat_box(bbox: Sequence[float]) -> geom.Geometry:
+    """Return ``bbox`` (degrees) as a lon/lat polygon with :data:`_BOX_POINTS` points per edge.
+
+    Projecting only the four corners (what odc-geo does with a box, and
+    odc-stac with ``bbox=``) draws straight lines between them on the
+    output grid: around a pole the box collapses (``[-180, -90, 180, -60]``
+    in EPSG:3031 became a strip one pixel wide, not Antarctica), and at high
+    latitudes a parallel's bulge is cut off (rows of the box missing). The
+    densified outline projects to the area the box covers.
+
+    Examples
+    --------
+    >>> from odc.geo.geobox import GeoBox
+    >>> GeoBox.from_geopolygon(lonlat_box([-180, -90, 180, -60]), resolution=10000, crs="EPSG:3031").shape
+    Shape2d(x=668, y=668)
+    """
+    west, south, east, north = (float(v) for v in bbox)
+    step = max(east - west, north - south) / _BOX_POINTS
+    return geom.box(west, south, east, north, "EPSG:4326").segmented(step)
 
 
 def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
@@ -514,5 +535,5 @@ def _native_choice(
     else:
         # bbox snapped outwards onto the native pixel lattice (the grid odc-stac makes for bbox=, crs= and
         # the native resolution, where odc-geo's anchor round trip is right: see _snapped_box)
-        geobox = _snapped_box(geom.box(*bbox, "EPSG:4326"), reference)
+        geobox = _snapped_box(lonlat_box(bbox), reference)
     return GridChoice(geobox=geobox, native=True, reference=reference)

@@ -79,7 +79,7 @@ from terrapipe.io.paths import is_remote
 from terrapipe.io.storage import Storage
 from terrapipe.stac.asset_reader import BandsParser, BandTable, asset_read_error, make_naming_driver
 from terrapipe.stac.bands import BandRef, band_info, band_refs, default_refs
-from terrapipe.stac.grid import GridChoice, choose_grid, item_dict
+from terrapipe.stac.grid import GridChoice, choose_grid, item_dict, lonlat_box
 from terrapipe.stac.hrefs import is_http, local_path
 from terrapipe.stac.items import absolute_item, parse_datetime, plain_record
 from terrapipe.stac.keywords import renamed_source
@@ -749,7 +749,7 @@ def _odc_cube(
     else:
         kwargs.update(crs=choice.crs, resolution=choice.resolution)
         if choice.bbox is not None:
-            kwargs["bbox"] = choice.bbox
+            kwargs["geopolygon"] = lonlat_box(choice.bbox)  # odc-stac's bbox= projects the corners only
     try:
         dataset = odc_stac.load(found, **kwargs)
     except ReadError:
