@@ -49,13 +49,15 @@ def test_clipped_features_match_geopandas_clip(sample_world) -> None:  # type: i
 
 def test_touching_only_features_are_left_out_and_dimensions_kept() -> None:
     frame = gpd.GeoDataFrame(
-        {"kind": [1, 2, 3, 4, 5]},
+        {"kind": [1, 2, 3, 4, 5, 6, 7]},
         geometry=[
             box(100, 0, 120, 100),  # touches the right edge only
             box(90, 90, 120, 120),  # overlaps a corner
             LineString([(-10, 50), (50, 50)]),  # crosses the left edge
-            Point(100, 100),  # on the corner: kept (a point has no area to lose)
+            Point(0, 100),  # on the top-left corner: kept (a point has no area to lose)
             GeometryCollection([box(80, 0, 110, 20), LineString([(100, 50), (130, 50)])]),
+            Point(100, 100),  # on the right edge: the next chip's (half-open cells: one chip per point)
+            Point(50, 0),  # on the bottom edge: the chip below's
         ],
         crs="EPSG:32631",
     )

@@ -11,6 +11,9 @@ turns them into pixel boxes and labels.
   chip's edge does not gain a sliver line); lines keep their line parts.
 - Features that only touch the chip's edge (an empty or lower-dimensional
   intersection) are left out.
+- A point (or multipoint part) goes with the one chip whose half-open cells
+  hold it, as ``rasterize`` and ``rasterize_points`` place it: one on the edge
+  between chips comes once, not with each.
 - The original index is kept, so a clipped feature can be traced back; each
   feature comes at most once.
 - On a lon/lat chip, longitudes wrap: a chip written 0..360 or across the
@@ -49,7 +52,7 @@ from terrapipe.core.checks import check_name
 from terrapipe.core.errors import InvalidArgumentError
 from terrapipe.core.pipe import IterDataPipe, Stage, register
 from terrapipe.fuse.carrier import as_dataset, with_vectors
-from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of
+from terrapipe.fuse.grid import crs_text, grid_bounds, grid_of, pixels_of
 from terrapipe.fuse.vector_index import OUTPUT_REVISION, VectorIndex, moved_rows, one_row_per_feature
 
 __all__ = ["ClipVector", "clip_features"]
@@ -65,6 +68,36 @@ def _keep_dimension(clipped: Any, dims: np.ndarray) -> Any:
         parts = shapely.get_parts(out[i])
         keep = parts[shapely.get_dimensions(parts) == dims[i]]
         out[i] = shapely.union_all(keep) if len(keep) else shapely.GeometryCollection()
+    return out
+
+
+def _points_in_half_open_cells(clipped: np.ndarray, dims: np.ndarray, grid: GeoBox) -> np.ndarray:
+    """Drop the points on a chip's far edges: a point on the edge between chips belongs to one of them.
+
+    The clipped footprint is closed, so a point on the edge between two chips
+    was in both (on a corner, in four): a label given twice. Points keep the
+    half-open rule of ``rasterize`` and ``rasterize_points``
+    (:func:`~terrapipe.fuse.grid.pixels_of`): the chip whose cells hold them.
+    """
+    import shapely
+
+    height, width = grid.shape.yx
+    at = np.flatnonzero((dims == 0) & ~shapely.is_empty(clipped))
+    if not len(at):
+        return clipped
+    out = clipped.copy()
+    kinds = shapely.get_type_id(out[at])
+    single = at[kinds == shapely.GeometryType.POINT]
+    if len(single):
+        cols, rows = pixels_of(grid, shapely.get_coordinates(out[single]))
+        outside = (cols < 0) | (cols >= width) | (rows < 0) | (rows >= height)
+        out[single[outside]] = shapely.Point()
+    for i in at[kinds != shapely.GeometryType.POINT]:  # multipoints: part by part
+        parts = shapely.get_parts(out[i])
+        parts = parts[shapely.get_type_id(parts) == shapely.GeometryType.POINT]
+        cols, rows = pixels_of(grid, shapely.get_coordinates(parts))
+        kept = parts[(cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)]
+        out[i] = shapely.multipoints(kept) if len(kept) else shapely.MultiPoint()
     return out
 
 
@@ -116,6 +149,7 @@ def clip_features(frame: Any, grid: GeoBox) -> Any:
             "(frame.geometry = frame.make_valid()) or drop them"
         )
         raise InvalidArgumentError(msg) from err
+    clipped = _points_in_half_open_cells(clipped, dims, grid)
     keep = ~shapely.is_empty(clipped) & (shapely.get_dimensions(clipped) == dims)
     out = frame.iloc[np.flatnonzero(keep)].copy()
     out[frame.geometry.name] = clipped[keep]
