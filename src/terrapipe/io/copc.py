@@ -153,6 +153,13 @@ def read_las_header(url: str, storage: Storage | None, *, counter: list[int] | N
         header = laspy.LasHeader.read_from(io.BytesIO(data[:point_offset]))
     except Exception as err:  # laspy's errors: damaged header or VLRs
         raise ReadError(f"cannot read the LAS header of {where!r}: {err}; the file is damaged") from err
+    scales = np.asarray(header.scales, dtype=np.float64)
+    if not np.all(np.isfinite(scales)) or np.any(scales == 0):
+        # every point of an axis with a zero scale sits at its offset: a cloud collapsed, silently
+        raise ReadError(
+            f"cannot read {where!r}: its header's scales are {tuple(float(v) for v in scales)}; a scale must be "
+            "finite and non-zero (coordinates are integers times scales plus offsets); the file is damaged"
+        )
     header.evlrs = _crs_evlrs(header, url, storage, counter, where)
     return header
 
