@@ -136,7 +136,7 @@ def _is_pystac_item(element: Any) -> bool:
 _ZERO = dt.timedelta(0)
 
 
-def _pystac_items(found: Sequence[Any]) -> list[Any]:
+def _pystac_items(found: Sequence[Any], keys: Sequence[str] = ()) -> list[Any]:
     """Return the items as ``pystac.Item`` s (odc-stac's input): plain dicts built by pystac now.
 
     An item whose ``datetime``, ``start_datetime`` or ``end_datetime`` has an
@@ -144,12 +144,20 @@ def _pystac_items(found: Sequence[Any]) -> list[Any]:
     odc-stac labels, sorts and groups (solar days) the time axis by the clock
     time it reads, dropping the offset; an item dated by its range only is
     labelled by ``start_datetime``, as the native cube's ``_nominal`` does.
+    An item without ``geometry`` is a copy with the footprint of its first
+    asset of ``keys`` whose grid the projection fields give (odc-stac refused
+    it with ``bbox=``: "Can not process items without defined footprint").
     """
     out = []
     for i, item in enumerate(found):
         if isinstance(item, Mapping):
             item = absolute_item(item, where=f"stack_stac's input (element {i})")
         cloned = False
+        if item.geometry is None:
+            footprint = _footprint(item_dict(item), keys)
+            if footprint is not None:
+                item, cloned = item.clone(), True
+                item.geometry, item.bbox = footprint.json, list(footprint.boundingbox)
         when = item.datetime
         if when is not None and when.utcoffset() != _ZERO:  # another offset, or none
             item, cloned = item.clone(), True
@@ -162,6 +170,18 @@ def _pystac_items(found: Sequence[Any]) -> list[Any]:
                 setattr(item.common_metadata, name, _utc(bound))
         out.append(item)
     return out
+
+
+def _footprint(item: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    """Return the lon/lat outline of an item's first asset of ``keys`` with a known grid (``None``: none has one)."""
+    from terrapipe.stac.grid import asset_geobox
+
+    for key in keys:
+        box = asset_geobox(item, key)
+        if box is not None:
+            step = max(abs(box.transform.a) * box.shape[1], abs(box.transform.e) * box.shape[0]) / 64
+            return box.extent.to_crs("EPSG:4326", resolution=step)  # densified: a tile at a pole stays one
+    return None
 
 
 def _raster_assets(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -491,7 +511,7 @@ def stack_items(
     else:
         cube = _odc_cube(
             require("odc.stac", feature="stack_stac"),
-            _pystac_items(found),
+            _pystac_items(found, keys),
             refs,
             choice,
             load_box,
