@@ -23,7 +23,52 @@ from terrapipe.core.redact import public_url
 from terrapipe.io.http_reads import ByteRange, PastEndError, read_async
 from terrapipe.io.storage import Storage
 
-__all__ = ["HTTPStore", "get_pairs"]
+__all__ = ["HTTPStore", "check_not_a_page", "get_pairs"]
+
+#: The names of Zarr's metadata documents (JSON: never a body starting with "<").
+_METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
+
+
+def check_not_a_page(url: str, key: str, body: bytes | memoryview) -> None:
+    """Refuse an HTML page served for a Zarr key: a server answering missing files with a page (a "soft 404").
+
+    Static hosts set up for web sites (a single-page app's fallback, a
+    bucket website's error document) answer a missing file with ``200`` and
+    an HTML page. zarr asks for keys that do not exist (``zarr.json`` of a v2
+    store, missing chunks): the page was then a metadata document that "is not
+    valid JSON ... the file is corrupt" or a chunk "whose metadata was edited",
+    and missing chunks cannot be told from data. A metadata document starting
+    with ``<`` or any key starting with ``<!doctype html`` / ``<html`` is
+    refused, naming the key and what to do.
+
+    Raises
+    ------
+    ReadError
+        For such a body.
+
+    Examples
+    --------
+    >>> check_not_a_page("http://h/a.zarr/v/0.0", "v/0.0", b"binary chunk")
+    >>> check_not_a_page("http://h/a.zarr/zarr.json", "zarr.json", b"<html><body>Not found")
+    Traceback (most recent call last):
+    ...
+    terrapipe.core.errors.ReadError: cannot read Zarr store key 'http://h/a.zarr/zarr.json': the server answered it with an HTML page, ...
+    """
+    head = bytes(body[:64]).lstrip().lower()
+    name = key.rsplit("/", 1)[-1]
+    if not (head.startswith((b"<!doctype html", b"<html")) or (name in _METADATA and head.startswith(b"<"))):
+        return
+    from terrapipe.io.read_errors import read_error
+
+    cause = (
+        "the server answered it with an HTML page, not the key's content: it serves a page for missing files "
+        "(a 'soft 404'), so a missing key (a v2 store's zarr.json, a chunk left at its fill value) cannot be told "
+        "from content"
+    )
+    hint = (
+        "serve the store so that a missing file answers HTTP 404 (a plain static server or the bucket itself)"
+    )
+    raise read_error(url, "cannot read Zarr store key", cause=cause, hint=hint)
 
 
 async def get_pairs(
@@ -155,6 +200,8 @@ class HTTPStore(Store):
         reply = await read_async(self.url_for(key), self.storage, byte_range=wanted, expected_total=known)
         if reply.status == 404:
             return None
+        if wanted is None or wanted.start == 0:  # the body begins with the key's first bytes
+            check_not_a_page(self.url_for(key), key, reply.body)
         if wanted is not None and reply.total is not None and known is None:
             if len(self._sizes) >= MAX_REMEMBERED_SIZES:
                 self._sizes.pop(next(iter(self._sizes)))

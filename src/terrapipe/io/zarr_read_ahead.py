@@ -352,6 +352,7 @@ def store_deadline(store: Any) -> float:
 
 def _http_fetcher(store: Any, prefix: str) -> Fetch:
     from terrapipe.io.http_reads import read
+    from terrapipe.io.http_store import check_not_a_page
 
     storage = store.storage
     url_for = store.url_for
@@ -360,6 +361,7 @@ def _http_fetcher(store: Any, prefix: str) -> Fetch:
         reply = read(url_for(prefix + key), storage)
         if reply.status == 404:  # no such chunk: the fill value, as HTTPStore tells zarr
             return None
+        check_not_a_page(url_for(prefix + key), prefix + key, reply.body)  # a 'soft 404' is no chunk
         return bytes(reply.body)
 
     return fetch
