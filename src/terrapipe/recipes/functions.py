@@ -26,10 +26,19 @@ import numpy as np
 import torch
 import xarray as xr
 
+from terrapipe.core.errors import InvalidArgumentError
+from terrapipe.recipes.function_checks import argument_problem, channel_problem
+
 __all__ = ["recipe_function", "recipe_functions"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FUNCTIONS: dict[str, Callable[..., Any]] = {}
+
+
+def _refuse(problem: str | None) -> None:
+    """Raise :class:`~terrapipe.core.errors.InvalidArgumentError` for a problem :mod:`.function_checks` found."""
+    if problem is not None:
+        raise InvalidArgumentError(problem)
 
 
 def recipe_function(name: str) -> Callable[[F], F]:
@@ -79,7 +88,9 @@ def normalize(
     >>> out["image"].flatten().tolist()
     [0.0, 0.5]
     """
+    _refuse(argument_problem("normalize", {"mean": mean, "std": std}))
     image = sample[key].to(torch.float32)
+    _refuse(channel_problem("normalize", int(image.shape[0]) if image.ndim else 1, len(list(mean))))
     shape = (-1,) + (1,) * (image.ndim - 1)
     mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(shape)
     std_t = torch.as_tensor(std, dtype=torch.float32).reshape(shape)
@@ -95,6 +106,7 @@ def scale(sample: dict[str, Any], *, factor: float, key: str = "image") -> dict[
     >>> scale({"image": torch.tensor([10000])}, factor=1e-4)["image"].tolist()
     [1.0]
     """
+    _refuse(argument_problem("scale", {"factor": factor}))
     return {**sample, key: sample[key].to(torch.float32) * factor}
 
 
@@ -107,7 +119,10 @@ def select_channels(sample: dict[str, Any], *, channels: Sequence[int], key: str
     >>> select_channels({"image": torch.arange(3)}, channels=[2, 0])["image"].tolist()
     [2, 0]
     """
-    return {**sample, key: sample[key][list(channels)]}
+    _refuse(argument_problem("select_channels", {"channels": list(channels)}))
+    data = sample[key]
+    _refuse(channel_problem("select_channels", int(data.shape[0]), max(list(channels), default=-1) + 1))
+    return {**sample, key: data[list(channels)]}
 
 
 @recipe_function("drop_keys")

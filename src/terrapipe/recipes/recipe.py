@@ -41,6 +41,7 @@ from typing import Any
 from terrapipe.core.errors import RecipeError, TerrapipeDeprecationWarning, TerrapipeError
 from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe
+from terrapipe.recipes.function_checks import argument_problem
 from terrapipe.recipes.functions import recipe_functions
 from terrapipe.recipes.seeding import step_keywords
 from terrapipe.recipes.stages import (
@@ -653,6 +654,10 @@ def _check_function(recipe: Recipe, value: Any, path: Path_, label: str) -> None
     missing = [k for k, p in named.items() if p.default is p.empty and k not in (kwargs or {})]
     if missing:
         raise RecipeError(f"{at}: {label}: function {name!r} needs {missing[0]!r}")
+    judged = {k: v for k, v in (kwargs or {}).items() if not is_reference(v)}
+    problem = argument_problem(name, judged)
+    if problem is not None:
+        raise RecipeError(f"{at}: {label}: function {name!r}: {problem}")
 
 
 def _check_world_field(recipe: Recipe, value: Any, path: Path_) -> None:
