@@ -31,6 +31,8 @@ HEAD = "version: 1\nname: f\ninputs:\n  main:\n    source: {items: [1]}\n"
         ("{scale: {factor: .nan}}", "factor must be a finite number"),
         ("{scale: {factor: .inf}}", "factor must be a finite number"),
         ("{select_channels: {channels: [0, -1]}}", "channels are counted from 0"),
+        ("{coarsen: {factor: 0}}", "factor must be a whole number >= 1"),
+        ("{coarsen: {factor: 2, method: sum}}", "method must be one of mean, min, max, median"),
     ],
 )
 def test_values_that_make_wrong_tensors_are_refused_when_loaded(function: str, problem: str) -> None:

@@ -22,7 +22,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["argument_problem", "channel_problem"]
+__all__ = ["COARSEN_METHODS", "argument_problem", "channel_problem"]
+
+#: Block reductions of ``coarsen`` (missing values left out).
+COARSEN_METHODS = ("mean", "min", "max", "median")
 
 
 def _finite(values: Any) -> bool:
@@ -59,6 +62,12 @@ def argument_problem(name: str, kwargs: Mapping[str, Any]) -> str | None:
         factor = kwargs.get("factor")
         if factor is not None and not _finite(factor):
             return f"factor must be a finite number, got {factor!r}"
+    elif name == "coarsen":
+        factor, method = kwargs.get("factor"), kwargs.get("method")
+        if factor is not None and (isinstance(factor, bool) or not isinstance(factor, int) or factor < 1):
+            return f"factor must be a whole number >= 1, got {factor!r}"
+        if method is not None and method not in COARSEN_METHODS:
+            return f"method must be one of {', '.join(COARSEN_METHODS)}, got {method!r}"
     elif name == "select_channels":
         channels = kwargs.get("channels")
         if channels is not None and any(

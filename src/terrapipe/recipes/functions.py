@@ -27,7 +27,7 @@ import torch
 import xarray as xr
 
 from terrapipe.core.errors import InvalidArgumentError
-from terrapipe.recipes.function_checks import argument_problem, channel_problem
+from terrapipe.recipes.function_checks import COARSEN_METHODS, argument_problem, channel_problem
 
 __all__ = ["recipe_function", "recipe_functions"]
 
@@ -153,7 +153,7 @@ def name_pair(pair: Sequence[Any], *, names: Sequence[str]) -> dict[str, Any]:
 
 
 #: Block reductions of :func:`coarsen` (missing values left out).
-_COARSEN_METHODS = ("mean", "min", "max", "median")
+_COARSEN_METHODS = COARSEN_METHODS
 
 
 @recipe_function("coarsen")
