@@ -109,6 +109,8 @@ class FlatGeobufLayout:
         Where the index and the features begin.
     size
         The file's size.
+    geometry_type
+        The header's geometry type (``0``: unknown, each feature states its own).
     """
 
     features_count: int
@@ -116,6 +118,7 @@ class FlatGeobufLayout:
     index_start: int
     features_start: int
     size: int
+    geometry_type: int = 0
 
 
 def _damaged(path: str, what: str, cause: str) -> ReadError:
@@ -207,6 +210,7 @@ def flatgeobuf_layout(handle: IO[bytes], size: int, path: str) -> FlatGeobufLayo
             raise ValueError("root table outside the header")
         count = _table_field(header, root, 8, "Q", 0)
         node_size = _table_field(header, root, 9, "H", 16)
+        geometry_type = _table_field(header, root, 2, "B", 0)
     except (ValueError, struct.error) as err:
         raise _damaged(path, what, f"its header is not a valid FlatBuffer ({err})") from err
     if node_size == 1:
@@ -220,11 +224,113 @@ def flatgeobuf_layout(handle: IO[bytes], size: int, path: str) -> FlatGeobufLayo
             f"its spatial index of {count} features needs {index_bytes} bytes after the header, "
             f"the file has {size - header_end}",
         )
-    return FlatGeobufLayout(count, node_size, header_end, features_start, size)
+    return FlatGeobufLayout(count, node_size, header_end, features_start, size, geometry_type)
+
+
+#: FlatGeobuf's geometry types (the spec's GeometryType enum) named in messages.
+_FGB_TYPES = {
+    1: "Point",
+    2: "LineString",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+}
+#: The largest first feature whose geometry is compared with the header's type.
+_FIRST_FEATURE_BYTES = 1 << 20
+
+
+def _reference(buf: bytes, at: int) -> int:
+    """Follow the FlatBuffer offset stored at ``at`` (a table or vector), bounds-checked."""
+    (offset,) = struct.unpack_from("<I", buf, at)
+    target = at + int(offset)
+    if not 0 <= target <= len(buf) - 4:
+        raise ValueError("an offset points outside the feature")
+    return target
+
+
+def _field_at(buf: bytes, table: int, field: int) -> int | None:
+    """Where field ``field`` of the table at ``table`` lies, or ``None`` when it is absent."""
+    (soffset,) = struct.unpack_from("<i", buf, table)
+    vtable = table - soffset
+    if not 0 <= vtable <= len(buf) - 4:
+        raise ValueError("vtable outside the feature")
+    vtable_size, _ = struct.unpack_from("<HH", buf, vtable)
+    slot = 4 + 2 * field
+    if slot + 2 > vtable_size:
+        return None
+    (offset,) = struct.unpack_from("<H", buf, vtable + slot)
+    return table + offset if offset else None
+
+
+def _vector_length(buf: bytes, table: int, field: int) -> int:
+    at = _field_at(buf, table, field)
+    return 0 if at is None else int(struct.unpack_from("<I", buf, _reference(buf, at))[0])
+
+
+def geometry_mismatch(feature: bytes, header_type: int) -> str | None:
+    """Say how a FlatGeobuf feature's geometry disagrees with the header's geometry type (``None``: it agrees).
+
+    A header with a geometry type (1-6) means the features do not state
+    theirs: GDAL decodes each feature's coordinates by the header's type. A
+    header that lies (Point over polygons, Polygon over multipolygons) read
+    as other geometries, silently: a polygon's first coordinates as a point,
+    a multipolygon's first part only. The feature (its bytes after the size
+    prefix) must hold the header's shape: parts for a MultiPolygon only, one
+    coordinate pair for a Point, and no other type of its own.
+    """
+    if header_type not in _FGB_TYPES:
+        return None
+    (root,) = struct.unpack_from("<I", feature, 0)
+    at = _field_at(feature, root, 0)  # Feature.geometry
+    if at is None:
+        return None  # a null geometry
+    geometry = _reference(feature, at)
+    own = _field_at(feature, geometry, 6)  # Geometry.type
+    own_type = feature[own] if own is not None else 0
+    parts = _vector_length(feature, geometry, 7)  # Geometry.parts
+    coordinates = _vector_length(feature, geometry, 1) // 2  # Geometry.xy
+    named = _FGB_TYPES[header_type]
+    if own_type not in (0, header_type):
+        return f"a feature states geometry type {own_type}, the header {header_type} ({named})"
+    if parts and header_type != 6:
+        return f"a feature's geometry has {parts} parts, which a {named} (the header's type) cannot have"
+    if header_type == 6 and not parts and coordinates:
+        return "a feature's geometry has no parts, which a MultiPolygon (the header's type) has"
+    if header_type == 1 and coordinates > 1:
+        return f"a feature's geometry has {coordinates} coordinates, a Point (the header's type) one"
+    ends = _vector_length(feature, geometry, 0)  # Geometry.ends: rings or lines
+    if header_type in (1, 2, 4) and ends > 1:
+        return (
+            f"a feature's geometry has {ends} rings or lines, which a {named} (the header's type) cannot have"
+        )
+    return None
+
+
+def _check_first_feature(handle: IO[bytes], layout: FlatGeobufLayout, path: str) -> None:
+    """Compare the first feature's geometry with the header's geometry type (:func:`geometry_mismatch`)."""
+    if layout.geometry_type not in _FGB_TYPES or layout.features_start + 4 > layout.size:
+        return
+    prefix = _read_at(handle, layout.features_start, 4)
+    if len(prefix) < 4:
+        return
+    (length,) = struct.unpack("<I", prefix)
+    if length < 4 or length > _FIRST_FEATURE_BYTES or layout.features_start + 4 + length > layout.size:
+        return  # cut features are reported by the walk; a huge first feature is left to GDAL
+    feature = _read_at(handle, layout.features_start + 4, length)
+    try:
+        mismatch = geometry_mismatch(feature, layout.geometry_type)
+    except (ValueError, struct.error, IndexError) as err:
+        raise _damaged(path, "FlatGeobuf", f"its first feature is not a valid FlatBuffer ({err})") from err
+    if mismatch is not None:
+        raise _damaged(
+            path, "FlatGeobuf", f"{mismatch}; GDAL would read other geometries than the file holds"
+        )
 
 
 def _check_flatgeobuf_features(handle: IO[bytes], layout: FlatGeobufLayout, path: str, walk: bool) -> None:
     what = "FlatGeobuf"
+    _check_first_feature(handle, layout, path)
     count, start, size = layout.features_count, layout.features_start, layout.size
     if count > 0 and layout.index_node_size > 0:
         # Features are stored in the index's leaf order: the last leaf points at the last one.
