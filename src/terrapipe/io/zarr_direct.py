@@ -96,6 +96,9 @@ class DirectZarrArray:
     offsets
         Where the variable's index 0 lies in the array, per axis (for
         variables that xarray has already sliced lazily).
+    view_shape
+        The variable's shape (``None``: the array's, from ``offsets`` on): a
+        slice without a stop ends there, not at the array's end.
     codec_id
         The numcodecs id of the codec (``"zstd"``, ``"blosc"``...): chunks whose
         header declares their decoded size are decoded in place.
@@ -127,6 +130,7 @@ class DirectZarrArray:
         source: str = "",
         variable: str = "",
         fetch: Callable[[str], bytes | None] | None = None,
+        view_shape: Sequence[int] | None = None,
     ) -> None:
         self.folder = folder
         self.fetch = fetch
@@ -138,6 +142,11 @@ class DirectZarrArray:
         self.fill_value = fill_value
         self.encode_key = encode_key
         self.offsets = tuple(int(o) for o in offsets)
+        self.view_shape = (
+            tuple(n - o for n, o in zip(self.shape, self.offsets, strict=True))
+            if view_shape is None
+            else tuple(int(n) for n in view_shape)
+        )
         self.codec_id = codec_id if codec is not None else None
         self.source = source or str(folder)
         self.variable = variable or folder.name
@@ -216,8 +225,8 @@ class DirectZarrArray:
     def shape_of(self, key: Sequence[slice]) -> tuple[int, ...]:
         """Shape of ``variable[key]`` (what :meth:`read` returns)."""
         return tuple(
-            (k.stop if k.stop is not None else n - o) - (k.start or 0)
-            for o, k, n in zip(self.offsets, key, self.shape, strict=True)
+            (k.stop if k.stop is not None else n) - (k.start or 0)
+            for k, n in zip(key, self.view_shape, strict=True)
         )
 
     def read(self, key: Sequence[slice], out: np.ndarray | None = None) -> np.ndarray:
@@ -227,9 +236,10 @@ class DirectZarrArray:
         :attr:`dtype` that receives the values (and is returned).
         """
         lo = [o + (k.start or 0) for o, k in zip(self.offsets, key, strict=True)]
+        # a slice without a stop ends where the variable does (a lazy slice of the array), not the array
         hi = [
-            o + (k.stop if k.stop is not None else n - o)
-            for o, k, n in zip(self.offsets, key, self.shape, strict=True)
+            o + (k.stop if k.stop is not None else n)
+            for o, k, n in zip(self.offsets, key, self.view_shape, strict=True)
         ]
         if out is None:
             out = np.empty([b - a for a, b in zip(lo, hi, strict=True)], dtype=self.dtype)
@@ -333,6 +343,7 @@ def _direct(array: Any, offsets: list[int], variable: xr.Variable) -> DirectZarr
         source=store_name(array),
         variable=variable_name(array),
         fetch=fetch,
+        view_shape=variable.shape,
     )
 
 
