@@ -198,7 +198,7 @@ def rasterize_features(
         ``(height, width)``.
     """
     height, width = grid.shape.yx
-    geoms = _points_to_centres(list(geometries), grid)
+    geoms = _points_to_centres(_near_the_grid(list(geometries), grid), grid)
     if not geoms:
         return np.full((height, width), fill, dtype=dtype)
     burn = values if values is not None else np.ones(len(geoms), dtype=np.uint8)
@@ -229,6 +229,56 @@ def rasterize_features(
             )
         burnt = burnt.astype(out_dtype)
     return burnt
+
+
+#: How far (in pixels) a geometry may reach past the grid before it is cut to the grid (GDAL's pixel space
+#: overflows: a polygon reaching 1e15 m burnt nothing on a 10 m chip it covers, as rasterio does).
+_FAR_PIXELS = 1e6
+#: The margin (in pixels) kept around the grid when a far-reaching geometry is cut.
+_CUT_MARGIN = 8
+
+
+def _near_the_grid(geoms: list[Any], grid: GeoBox) -> list[Any]:
+    """Cut the geometries that reach far past the grid to the grid (with a margin); leave the others as they are.
+
+    GDAL burns in pixel coordinates and gives nothing (no error) for a
+    geometry whose coordinates overflow them: a box of +-1e300, a triangle
+    with a vertex at 1e15 m (a feature reprojected far from its projection's
+    centre), burnt 0 pixels of a chip it covers. Cut to the grid plus a
+    margin, it burns the pixels it covers; geometries within
+    :data:`_FAR_PIXELS` pixels are not touched (their burn is GDAL's, exactly).
+    """
+    import shapely
+
+    if not geoms:
+        return geoms
+    left, bottom, right, top = grid_bounds(grid.affine, grid.shape.yx)
+    a, b, _, d, e, _ = (abs(float(v)) for v in tuple(grid.affine)[:6])
+    pixel = max(a, b, d, e)
+    bounds = shapely.bounds(np.asarray(geoms, dtype=object))
+    reach = pixel * _FAR_PIXELS
+    with np.errstate(invalid="ignore"):
+        far = (
+            (bounds[:, 0] < left - reach)
+            | (bounds[:, 1] < bottom - reach)
+            | (bounds[:, 2] > right + reach)
+            | (bounds[:, 3] > top + reach)
+        )
+    if not far.any():
+        return geoms
+    margin = pixel * _CUT_MARGIN
+    rect = (left - margin, bottom - margin, right + margin, top + margin)
+    out = list(geoms)
+    for i in np.flatnonzero(far):
+        with np.errstate(all="ignore"):
+            out[i] = shapely.clip_by_rect(geoms[i], *rect)
+            lost = shapely.is_empty(out[i]) and shapely.intersects(geoms[i], shapely.box(*rect))
+        if lost:  # GEOS overflows too (coordinates past ~1e154): say so rather than burn nothing
+            raise InvalidArgumentError(
+                f"rasterize: a feature reaching {tuple(float(v) for v in bounds[i])} covers this chip but its "
+                "coordinates are too large to burn (they overflow); check the layer (a reprojection that blew up?)"
+            )
+    return out
 
 
 def _points_to_centres(geoms: list[Any], grid: GeoBox) -> list[Any]:
