@@ -254,9 +254,9 @@ def _explained(variable: Any, key: tuple[slice, ...], err: Exception) -> Excepti
     if found is None:
         return err
     array, offsets = found
-    shifted = tuple(
-        slice(o + (k.start or 0), o + (k.stop if k.stop is not None else n - o))
-        for o, k, n in zip(offsets, key, array.shape, strict=True)
+    shifted = tuple(  # the key is the variable's (a window of the store array): an open end is the variable's
+        slice(o + (k.start or 0), o + (k.stop if k.stop is not None else n))
+        for o, k, n in zip(offsets, key, variable.shape, strict=True)
     )
     return diagnose(array, shifted, err, source=store_name(array), variable=variable_name(array))
 
