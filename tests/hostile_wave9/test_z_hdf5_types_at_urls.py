@@ -5,7 +5,9 @@ with h5netcdf's (netCDF4's takes paths only). Before: an HDF5 boolean (h5py's
 enum) was ``bool`` at the URL and ``int8`` on disk; a compound was packed at the
 URL and aligned on disk; a compound netCDF4 wrote with trailing padding failed
 at every read at the URL (a bare ``ValueError`` from h5netcdf); a file with one
-variable-length integer variable did not open at all at the URL. Promise: at
+variable-length integer variable did not open at all at the URL; a complex
+(h5py's compound ``{r, i}``) was ``complex64`` at the URL, the compound on
+disk. Promise: at
 the URL, every variable has the dtype, values and stored dtype (encoding) that
 xarray + netCDF4 read from the file on disk (the reference), and that
 open_xarray reads locally.
@@ -40,6 +42,7 @@ def _h5py_file(path: Path) -> None:
         ragged = f.create_dataset("ragged", (3,), dtype=h5py.vlen_dtype(np.dtype("int32")))
         ragged[0], ragged[1], ragged[2] = [1, 2], [3], []
         f["plain"] = np.arange(4.0)
+        f["complex"] = np.array([1 + 2j, 3 - 4j], dtype="c8")  # HDF5 compound {r, i}: h5py's complex
 
 
 def _netcdf4_file(path: Path) -> None:

@@ -48,7 +48,7 @@ from xarray.backends.h5netcdf_ import H5NetCDFArrayWrapper, H5NetCDFStore
 from terrapipe import _compat
 from terrapipe.io.empty_slices import forward_empty_slices
 
-__all__ = ["NetCDFCBackend", "NetCDFCStore", "aligned_dtype", "netcdf_c_crashes_on", "open_as_netcdf_c"]
+__all__ = ["NetCDFCBackend", "NetCDFCStore", "aligned_dtype", "netcdf_c_cannot_read", "open_as_netcdf_c"]
 
 indexing: Any = _compat.xarray_indexing()  # xarray's lazy-indexing classes
 
@@ -122,6 +122,11 @@ def _as_netcdf_c(stored: np.dtype[Any], h5py: Any, netcdf_c: bool) -> tuple[Any,
     if stored.fields is not None:
         aligned = aligned_dtype(stored)
         return aligned, lambda values: values.astype(aligned)
+    if stored.kind == "c":  # h5py's complex is the file's compound {r, i}: netCDF-C reads the compound
+        real, imag = h5py.get_config().complex_names
+        part = np.dtype(f"{stored.byteorder}f{stored.itemsize // 2}")
+        pair = aligned_dtype(np.dtype([(real, part), (imag, part)]))
+        return pair, lambda values: np.ascontiguousarray(values).view(pair)
     return None
 
 
@@ -200,19 +205,29 @@ class NetCDFCBackend(BackendEntrypoint):
         return open_as_netcdf_c(filename_or_obj, chunks=None, drop_variables=drop_variables, **kwargs)
 
 
-def _crashes_netcdf_c(dtype: np.dtype[Any]) -> bool:
-    """Whether netCDF-C (netCDF4's engine) crashes reading a dataset of this type: a float of neither 4 nor 8 bytes."""
-    return dtype.kind == "f" and dtype.itemsize not in (4, 8)
+def _netcdf_c_cannot(node: Any) -> str | None:
+    """Why netCDF-C (netCDF4's engine) cannot read an h5py dataset, or ``None``.
+
+    A float of neither 4 nor 8 bytes crashes the process; h5py's own LZF
+    compression is a bare ``RuntimeError`` ("undefined filter") at every read.
+    """
+    dtype = node.dtype
+    if dtype.kind == "f" and dtype.itemsize not in (4, 8):
+        return f"a {dtype.itemsize * 8}-bit float, which netCDF-C cannot read (the process crashes)"
+    if node.compression == "lzf":
+        return "compressed with h5py's LZF filter, which netCDF-C cannot decode"
+    return None
 
 
-def netcdf_c_crashes_on(path: str) -> str | None:
-    """Return a dataset of the local HDF5 file that netCDF-C cannot read without crashing the process, or ``None``.
+def netcdf_c_cannot_read(path: str) -> tuple[str, str] | None:
+    """Return ``(dataset, why)`` for a dataset of the local HDF5 file that netCDF-C cannot read, or ``None``.
 
     netCDF-C has no 16-bit (``float16``, common in machine-learning files
     h5py writes) or 128-bit float: xarray + netCDF4 open such a file and the
     process dies of a segmentation fault at the first look at that variable.
-    Only the file's metadata is read (with h5py; ``None`` without h5py or for
-    a file h5py cannot open: the engine's open then speaks).
+    Nor does it decode h5py's LZF compression (a bare ``RuntimeError`` at each
+    read). Only the file's metadata is read (with h5py; ``None`` without h5py
+    or for a file h5py cannot open: the engine's open then speaks).
 
     Examples
     --------
@@ -220,18 +235,19 @@ def netcdf_c_crashes_on(path: str) -> str | None:
     >>> with h5py.File("half.h5", "w") as f:
     ...     f["x"] = np.arange(3.0)
     ...     f["g/half"] = np.zeros(2, dtype="float16")
-    >>> netcdf_c_crashes_on("half.h5")
-    'g/half'
+    >>> netcdf_c_cannot_read("half.h5")
+    ('g/half', 'a 16-bit float, which netCDF-C cannot read (the process crashes)')
     """
     try:
         import h5py  # type: ignore[import-untyped]
     except ImportError:
         return None
-    found: list[str] = []
+    found: list[tuple[str, str]] = []
 
     def visit(name: str, node: Any) -> Any:
-        if isinstance(node, h5py.Dataset) and _crashes_netcdf_c(node.dtype):
-            found.append(name)
+        why = _netcdf_c_cannot(node) if isinstance(node, h5py.Dataset) else None
+        if why is not None:
+            found.append((name, why))
             return True  # stops the walk
         return None
 

@@ -51,7 +51,7 @@ from terrapipe.io.cf_decoding import check_packing, decoding_error
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
-from terrapipe.io.netcdf_c_types import NetCDFCBackend, netcdf_c_crashes_on, open_as_netcdf_c
+from terrapipe.io.netcdf_c_types import NetCDFCBackend, netcdf_c_cannot_read, open_as_netcdf_c
 from terrapipe.io.netcdf_classic import ClassicBackend, ClassicHeader, HeaderTooLongError, check_readable
 from terrapipe.io.netcdf_header import local_header
 from terrapipe.io.object_file import ObjectFile, open_http
@@ -343,12 +343,11 @@ def open_xarray(
         _check_engine(engine)
     inner: str | type = engine  # what reads a local file under the stamp
     if local is not None and local.version == 0 and engine == "netcdf4":
-        crashes = netcdf_c_crashes_on(href)
-        if crashes is not None:  # netCDF-C segfaults on it: read as at a URL (h5netcdf, netCDF-C's types)
+        cannot = netcdf_c_cannot_read(href)
+        # netCDF-C fails or crashes on it: read as at a URL (h5netcdf, netCDF-C's types)
+        if cannot is not None:
             if not asked_netcdf or "h5netcdf" not in _usable_engines():
-                cause = (
-                    f"its dataset {crashes!r} is a float of a size netCDF-C cannot read (the process crashes)"
-                )
+                cause = f"its dataset {cannot[0]!r} is {cannot[1]}"
                 hint = "open it with engine='h5netcdf' (pip install h5netcdf h5py)"
                 raise read_error(href, "cannot open (netcdf4)", cause=cause, hint=hint)
             engine, inner = "h5netcdf", NetCDFCBackend
