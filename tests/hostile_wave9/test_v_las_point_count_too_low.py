@@ -100,3 +100,17 @@ def test_honest_files_read_every_point(tmp_path: Path) -> None:
     assert len(open_point_cloud(str(path))) == 30
     waveform = REAL / "simple1_3.las"  # LAS 1.3, waveform records after the points
     assert len(open_point_cloud(str(waveform), crs="EPSG:32632")) == len(laspy.read(waveform).points)
+
+
+@pytest.mark.parametrize("suffix", [".las", ".laz"])
+def test_a_count_far_past_the_file_is_refused_before_reading(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"twenty{suffix}"
+    _las("1.4", 6, 20).write(path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<Q", data, 247, 2**40)  # the 64-bit count
+    path.write_bytes(bytes(data))
+    # was a MemoryError with no text (laspy allocating 2**40 points)
+    with pytest.raises(
+        ReadError, match=rf"twenty\{suffix}.*1099511627776 points.*(the file has|chunks hold 20)"
+    ):
+        open_point_cloud(str(path))

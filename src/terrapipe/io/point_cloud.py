@@ -251,17 +251,34 @@ def _record_to_cloud(
 def _read_whole(url: str, storage: Storage | None, max_bytes: int, where: str) -> tuple[Any, Any, int]:
     laspy = require("laspy", extra="pointcloud", feature="read_point_cloud")
     data = object_store.get(url, storage, max_bytes=max_bytes)
+    stated = ""
     try:
         with laspy.open(io.BytesIO(data)) as reader:
             header = reader.header
             declared = int(header.point_count)
+            stated = f" (its header states {declared} points)"
             # laspy drops the LASzip VLR from the header once it reads the points: keep it for the chunk table
             laszip = [bytes(v.record_data) for v in header.vlrs if type(v).__name__ == "LasZipVlr"]
+            needed = int(header.offset_to_point_data) + declared * int(header.point_format.size)
+            if not header.are_points_compressed and len(data) < needed:
+                # before laspy allocates them: a count lying by 2**40 was a MemoryError with no text
+                raise ReadError(
+                    f"cannot read {where!r}: {declared} points need {needed} bytes, the file has {len(data)} "
+                    "(cut, or the header's point count is wrong)"
+                )
+            held = _layered_chunk_total(header, data, laszip) if header.are_points_compressed else None
+            if held is not None and held < declared:  # before lazrs allocates and decodes them
+                raise ReadError(
+                    f"cannot read {where!r}: its header states {declared} points, its LAZ chunks hold {held} "
+                    "(cut, or the header's point count is wrong)"
+                )
             record = reader.read_points(declared)
     except ReadError:
         raise
     except Exception as err:  # laspy/lazrs errors: a cut or damaged file
-        raise ReadError(f"cannot read the points of {where!r}: {err}; the file is damaged or cut") from err
+        raise ReadError(
+            f"cannot read the points of {where!r}{stated}: {type(err).__name__}: {err}; the file is damaged or cut"
+        ) from err
     if len(record) != declared:
         raise ReadError(
             f"cannot read {where!r}: its header states {declared} points but the file holds {len(record)} "
@@ -309,6 +326,35 @@ def _check_no_undeclared_points(
         )
 
 
+def _layered_chunk_total(header: Any, data: bytes, laszip: list[bytes], table: Any = None) -> int | None:
+    """Return the points a layered LAZ's chunks state they hold (point formats 6-10); ``None``: unknown.
+
+    Each layered chunk states its count after its raw first point; the chunk
+    table gives where each chunk starts.
+    """
+    if not laszip or len(laszip[0]) < 2 or struct.unpack_from("<H", laszip[0], 0)[0] != _LAYERED_CHUNKED:
+        return None
+    if table is None:
+        lazrs = require("lazrs", extra="pointcloud", feature="read_point_cloud")
+        try:
+            source = io.BytesIO(data)
+            source.seek(int(header.offset_to_point_data))
+            table = lazrs.read_chunk_table(source, lazrs.LazVlr(laszip[0]))
+        except Exception:  # no chunk table: nothing to compare
+            return None
+    if not table:
+        return None
+    size = int(header.point_format.size)
+    start = int(header.offset_to_point_data) + 8  # after the chunk table's offset
+    total = 0
+    for _, length in table:
+        if start + size + 4 > len(data):
+            return None  # cut: the read says so
+        total += int(struct.unpack_from("<I", data, start + size)[0])
+        start += int(length)
+    return total
+
+
 def _undeclared_chunks(header: Any, data: bytes, declared: int, laszip: list[bytes]) -> str | None:
     lazrs = require("lazrs", extra="pointcloud", feature="read_point_cloud")
     if not laszip:
@@ -323,16 +369,8 @@ def _undeclared_chunks(header: Any, data: bytes, declared: int, laszip: list[byt
         return None
     if not table:
         return None
-    layered = len(laszip[0]) >= 2 and struct.unpack_from("<H", laszip[0], 0)[0] == _LAYERED_CHUNKED
-    if layered:  # each chunk states its count after its raw first point (point formats 6-10)
-        size = int(header.point_format.size)
-        start = int(header.offset_to_point_data) + 8  # after the chunk table's offset
-        total = 0
-        for _, length in table:
-            if start + size + 4 > len(data):
-                return None  # cut: laspy's read said so already, or will
-            total += struct.unpack_from("<I", data, start + size)[0]
-            start += int(length)
+    total = _layered_chunk_total(header, data, laszip, table)
+    if total is not None:
         return f"its chunks hold {total}" if total > declared else None
     if chunk_size == 0xFFFFFFFF:  # variable-size chunks: the table states each one's count
         total = sum(int(count) for count, _ in table)
