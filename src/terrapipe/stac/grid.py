@@ -174,6 +174,10 @@ def asset_geobox(item: Mapping[str, Any], band: str) -> GeoBox | None:
     if crs is None or not shape or len(shape) != 2:
         return None
     try:
+        if not all(
+            isinstance(n, int | float) and not isinstance(n, bool) and float(n).is_integer() for n in shape
+        ):
+            raise ValueError("the sizes must be whole numbers")  # int(16.7) would cut a row silently
         height, width = int(shape[0]), int(shape[1])
         if height < 1 or width < 1:
             raise ValueError("the sizes must be >= 1")
@@ -199,6 +203,9 @@ def asset_geobox(item: Mapping[str, Any], band: str) -> GeoBox | None:
             else (values[0], values[1], values[3], values[4])
         )
         affine = Affine((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north)
+    if not all(math.isfinite(v) for v in tuple(affine)[:6]):  # NaN/Infinity: JSON readers take them
+        field = "proj:transform" if transform and len(transform) in (6, 9) else "proj:bbox"
+        raise _bad_field(item, band, field, list(affine)[:6], ValueError("a value is not finite"))
     if affine.a == 0 or affine.e == 0:
         raise _bad_field(item, band, "proj:transform", list(affine)[:6], ValueError("a pixel size is 0"))
     return GeoBox((height, width), affine, crs)

@@ -646,7 +646,18 @@ MAX_CUBE_PIXELS = 2**45
 
 def _check_cube_size(choice: GridChoice, dicts: Sequence[Mapping[str, Any]]) -> None:
     """Refuse a grid of more than :data:`MAX_CUBE_PIXELS` pixels (estimated from the items' bboxes)."""
-    if choice.geobox is not None or not choice.resolution or choice.crs is None:
+    if choice.geobox is not None:  # the items' own grid (or the one given): its size is known
+        height, width = (int(n) for n in choice.geobox.shape)
+        if height * width > MAX_CUBE_PIXELS:
+            ids = ", ".join(repr(str(d.get("id"))) for d in dicts[:3]) + (" ..." if len(dicts) > 3 else "")
+            msg = (
+                f"stack_stac: the grid of the items {ids} is {height:,} x {width:,} pixels per band and time "
+                f"(over {MAX_CUBE_PIXELS:.1e}), from their proj:shape and proj:transform (or geobox=): check "
+                "those fields, or pass a smaller bbox="
+            )
+            raise InvalidArgumentError(msg)
+        return
+    if not choice.resolution or choice.crs is None:
         return
     from odc.geo import geom
 
