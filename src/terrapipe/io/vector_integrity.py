@@ -56,6 +56,7 @@ terrapipe.core.errors.ReadError: cannot read vector file 'cut.fgb': truncated or
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -553,6 +554,53 @@ def _check_sqlite(path: str) -> None:
         )
 
 
+def _check_rtree(path: str) -> None:
+    """Compare each GeoPackage spatial index (R*Tree) with its table: a bbox read finds features by the index.
+
+    GDAL answers a bbox (or mask) read of a GeoPackage from its R*Tree alone:
+    a feature missing from the index (a stale index: rows written with its
+    triggers off, a hand edit) is never returned, silently. The index must
+    hold one entry per feature with a non-empty geometry (what the
+    GeoPackage's triggers keep). Counts only: an entry whose box is stale
+    cannot be seen here. A file SQLite cannot read is left to GDAL.
+    """
+    import sqlite3
+    import urllib.parse
+
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro&immutable=1"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            indexed = db.execute(
+                "SELECT table_name, column_name FROM gpkg_extensions WHERE extension_name = 'gpkg_rtree_index'"
+            ).fetchall()
+            for table, column in indexed:
+                if not isinstance(table, str) or not isinstance(column, str):
+                    continue
+                entries = db.execute(f"SELECT COUNT(*) FROM {_quoted(f'rtree_{table}_{column}')}").fetchone()[
+                    0
+                ]
+                flags = db.execute(
+                    f"SELECT hex(substr({_quoted(column)}, 4, 1)), COUNT(*) FROM {_quoted(table)} "
+                    f"WHERE {_quoted(column)} IS NOT NULL GROUP BY 1"
+                ).fetchall()
+                # GeoPackage geometry header: flags byte 3, bit 4 = empty geometry (never indexed)
+                features = sum(int(n) for flag, n in flags if not (flag and int(flag, 16) & 0x10))
+                if entries != features:
+                    raise _damaged(
+                        path,
+                        "GeoPackage",
+                        f"the spatial index of table {table!r} lists {entries} features, the table has {features} "
+                        "with a geometry, so a bbox or mask read would miss some; rebuild the index (ogrinfo FILE "
+                        "-sql \"SELECT RecreateSpatialIndex('TABLE', 'GEOM')\") or read without bbox",
+                    )
+    except sqlite3.Error:
+        return  # no gpkg_extensions, no R*Tree module, not a GeoPackage: GDAL reads it or says why
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def is_geojson_sequence(path: str, opener: Any = None) -> bool:
     r"""Whether ``path`` holds a GeoJSON text sequence (RFC 8142 or one feature per line).
 
@@ -686,6 +734,8 @@ def check_vector_file(path: str, *, opener: Any = None, filtered: bool = False) 
             return _check_flatgeobuf(_LocalFiles(), path, path)
         if magic.startswith(_SQLITE_MAGIC[:8]):
             _check_sqlite(path)
+            if filtered:
+                _check_rtree(path)
         elif plain.endswith(".zip"):
             return _check_zip(path, None, path)
         elif plain.endswith(".shp"):
