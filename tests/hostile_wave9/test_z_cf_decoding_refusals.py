@@ -68,7 +68,10 @@ def files(http_root: Path, range_server_session: RangeServer) -> dict[str, tuple
     root = http_root / "z_cf_decoding"
     root.mkdir(exist_ok=True)
     found: dict[str, tuple[str, str]] = {}
-    cases: dict[str, tuple[dict[str, str] | None, list[int]]] = {**TIMES, "text_scale_factor": (None, [0, 1, 2])}
+    cases: dict[str, tuple[dict[str, str] | None, list[int]]] = {
+        **TIMES,
+        "text_scale_factor": (None, [0, 1, 2]),
+    }
     for case, (attrs, times) in cases.items():
         for fmt in FORMATS:
             path = root / f"{case}_{fmt}.nc"
@@ -136,3 +139,48 @@ def test_read_zarr_skips_such_a_store_and_counts_it(files: dict[str, tuple[str, 
     pipe = tp.from_items(stores).read_zarr(on_error="skip")
     assert list(pipe) == []
     assert pipe.stats.skipped == 2
+
+
+@pytest.fixture(scope="module")
+def late_times(http_root: Path, range_server_session: RangeServer) -> dict[str, tuple[str, str]]:
+    """A time variable that is no index (decoded at each read, not at the open), beyond 64-bit nanoseconds."""
+    root = http_root / "z_cf_decoding_late"
+    root.mkdir(exist_ok=True)
+    values, attrs = [0, 2**31 - 1, 1], {"units": "days since 2000-01-01"}
+    found: dict[str, tuple[str, str]] = {}
+    for fmt in FORMATS:
+        path = root / f"late_{fmt}.nc"
+        with netcdf4.Dataset(path, "w", format=fmt) as nc:
+            nc.createDimension("t", 3)
+            nc.createVariable("t", "i4", ("t",))[:] = [0, 1, 2]
+            when = nc.createVariable("when", "i4", ("t",))
+            when[:] = values
+            when.units = attrs["units"]
+        found[fmt] = (str(path), range_server_session.url_for(path))
+    group = zarr.open_group(str(root / "late.zarr"), mode="w", zarr_format=3)
+    group.create_array("t", shape=(3,), dtype="i4", dimension_names=["t"])[...] = [0, 1, 2]
+    when = group.create_array("when", shape=(3,), dtype="i4", dimension_names=["t"])
+    when[...] = values
+    when.attrs.update(attrs)
+    found["zarr"] = (str(root / "late.zarr"), "")
+    return found
+
+
+@pytest.mark.parametrize("fmt", [*FORMATS, "zarr"])
+def test_times_decoded_at_a_read_fail_as_a_read_error(
+    late_times: dict[str, tuple[str, str]], fmt: str
+) -> None:
+    """The reference opens it and fails at the read with a bare OverflowError; ours names the variable there."""
+    local, url = late_times[fmt]
+    reference = _reference(local)
+    with pytest.raises(OverflowError):
+        reference.when.values  # noqa: B018
+    for source in [s for s in (local, url) if s]:
+        ds = tp.open_xarray(source)
+        with pytest.raises(ReadError) as caught:
+            ds.when.values  # noqa: B018
+        text = str(caught.value)
+        assert "variable 'when'" in text
+        assert "decode_times=False" in text
+        assert "corrupt" not in text
+        np.testing.assert_array_equal(ds.t.values, [0, 1, 2])  # the rest reads

@@ -31,7 +31,7 @@ import numpy as np
 from terrapipe.core.errors import ReadError
 from terrapipe.io.read_errors import read_error
 
-__all__ = ["check_packing", "decoding_error"]
+__all__ = ["check_packing", "decoding_error", "name_decoding_failures"]
 
 #: The packing attributes xarray applies lazily, at each read (a text value failed there, a bare numpy error).
 _PACKING = ("scale_factor", "add_offset")
@@ -50,7 +50,13 @@ def _variable_of(err: BaseException) -> str | None:
 
 
 def decoding_error(
-    path: str, action: str, err: BaseException, *, time_keywords: str, value_keywords: str | None = None
+    path: str,
+    action: str,
+    err: BaseException,
+    *,
+    time_keywords: str,
+    value_keywords: str | None = None,
+    variable: str | None = None,
 ) -> ReadError | None:
     """Return the :class:`ReadError` for a CF decoding failure at an open, or ``None`` for any other failure.
 
@@ -66,6 +72,8 @@ def decoding_error(
         The keywords of this reader that open raw times (``"decode_times=False"``).
     value_keywords
         Those that open other raw values (``"mask_and_scale=False"``); ``None``: the reader has none.
+    variable
+        The variable being decoded, where the caller knows it (else the one xarray's note names).
 
     Returns
     -------
@@ -73,7 +81,7 @@ def decoding_error(
         ``None`` where ``err`` is not a decoding failure (xarray named no
         variable being decoded, and it is no time or arithmetic error).
     """
-    variable = _variable_of(err)
+    variable = variable if variable is not None else _variable_of(err)
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     low = f"{type(err).__name__} {text}".lower()
     times = any(word in low for word in _TIME_WORDS)
@@ -120,3 +128,61 @@ def check_packing(ds: Any, path: str, action: str, *, value_keywords: str | None
             raise read_error(
                 path, action, cause=cause, hint=f"the file is not damaged: {raw}fix the attribute"
             )
+
+
+class _Decoding:
+    """One lazy CF decoding step of a variable: a failure at a read becomes the :func:`decoding_error`."""
+
+    __slots__ = ("action", "func", "path", "time_keywords", "value_keywords", "variable")
+
+    def __init__(
+        self, func: Any, path: str, variable: str, time_keywords: str, value_keywords: str | None
+    ) -> None:
+        self.func, self.path, self.variable = func, path, variable
+        self.time_keywords, self.value_keywords = time_keywords, value_keywords
+
+    def __call__(self, values: Any) -> Any:
+        try:
+            return self.func(values)
+        except (ValueError, TypeError, ArithmeticError) as err:
+            found = decoding_error(
+                self.path,
+                "cannot read",
+                err,
+                time_keywords=self.time_keywords,
+                value_keywords=self.value_keywords,
+                variable=self.variable,
+            )
+            if found is None:
+                raise
+            raise found from err
+
+
+def name_decoding_failures(
+    ds: Any, path: str, *, time_keywords: str, value_keywords: str | None = None
+) -> None:
+    """Make the lazy CF decoding of every variable of ``ds`` fail as a :class:`ReadError` naming it.
+
+    xarray decodes times and packed values lazily, at each read (its
+    ``_ElementwiseFunctionArray``): times beyond 64-bit nanoseconds in a
+    variable that is not an index (read at the open) were a bare
+    ``OverflowError`` at ``.values``, from inside xarray and cftime. Each such
+    step's function is wrapped where the open left it (dask, made later from
+    the same objects, reads through it too); nothing is read here.
+    """
+    from xarray.coding import common
+
+    from terrapipe._compat import variable_data
+    from terrapipe.io.stamped_file import StampedArray
+
+    lazy = getattr(common, "_ElementwiseFunctionArray", None)
+    if lazy is None:  # another xarray: its own errors
+        return
+    for name, var in ds.variables.items():
+        data, seen = variable_data(var), set()
+        while data is not None and id(data) not in seen:
+            seen.add(id(data))
+            if type(data) is lazy and not isinstance(data.func, _Decoding):
+                data.func = _Decoding(data.func, path, str(name), time_keywords, value_keywords)
+            # xarray's wrappers hold the next one as .array; a StampedArray (a local file) as .data
+            data = data.data if isinstance(data, StampedArray) else getattr(data, "array", None)

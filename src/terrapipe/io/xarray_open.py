@@ -47,7 +47,7 @@ from terrapipe.core.errors import InvalidArgumentError, MissingDependencyError, 
 from terrapipe.core.on_error import OnError
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import redact_url
-from terrapipe.io.cf_decoding import check_packing, decoding_error
+from terrapipe.io.cf_decoding import check_packing, decoding_error, name_decoding_failures
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_client import HTTPOptions
 from terrapipe.io.netcdf_c_strings import strings_as_netcdf_c
@@ -67,6 +67,8 @@ from terrapipe.io.zarr_reader import open_zarr
 __all__ = ["OpenXarray", "check_coordinates_finite", "guess_engine", "open_xarray"]
 
 _NETCDF_ENGINES = ("netcdf4", "h5netcdf", "scipy")
+#: The keywords that open times xarray cannot decode, as messages name them.
+_RAW_TIMES = "decode_times=False (or use_cftime=True for a calendar numpy cannot hold)"
 #: Keywords kept out of what the stage shows and describes (they may hold credentials).
 _SECRET_KWARGS = ("storage", "storage_options", "backend_kwargs")
 _INSTALL_HINT = {
@@ -391,7 +393,7 @@ def open_xarray(
             href,
             f"cannot open ({engine})",
             err,
-            time_keywords="decode_times=False (or use_cftime=True for a calendar numpy cannot hold)",
+            time_keywords=_RAW_TIMES,
             value_keywords="mask_and_scale=False (or decode_cf=False)",
         )
         raise (decoding or read_error(href, f"cannot open ({engine})", err)) from err
@@ -403,6 +405,7 @@ def open_xarray(
     ):
         ds = strings_as_netcdf_c(ds, href)
     check_packing(ds, href, f"cannot open ({engine})", value_keywords="mask_and_scale=False")
+    name_decoding_failures(ds, href, time_keywords=_RAW_TIMES, value_keywords="mask_and_scale=False")
     check_coordinates_finite(ds, href)
     ds.encoding["source"] = href
     for var in ds.variables.values():

@@ -87,7 +87,7 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
-from terrapipe.io.cf_decoding import check_packing, decoding_error
+from terrapipe.io.cf_decoding import check_packing, decoding_error, name_decoding_failures
 from terrapipe.io.finite_coords import check_coordinates_finite
 from terrapipe.io.http_reads import DEFAULT_DEADLINE, DEFAULT_MAX_BODY
 from terrapipe.io.paths import as_path_string, is_http
@@ -864,6 +864,7 @@ def _open_zarr(
                 ahead.release()  # from now on it passes every request to the store (but chunks read ahead)
         _record_encoding(ds, name)
         check_packing(ds, shown, "cannot open Zarr store")
+        name_decoding_failures(ds, shown, time_keywords="decode_times=False")
         ds = _write_crs(ds)
         # Coordinates only: dimension coordinates are in memory once opened.
         check_coordinates_finite(ds, shown)
