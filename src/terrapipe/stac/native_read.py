@@ -311,6 +311,7 @@ def _read_one(
     nothing was in ``dst`` yet; the rest of ``dst`` is then filled).
     """
     href = asset.source.path
+    asset = AssetBand(current_source(plan, asset.source), asset.band, asset.rect)
 
     def read() -> Any:
         handle = acquire(asset.source)
@@ -364,6 +365,46 @@ def _read_one(
     if isinstance(result, str):  # not a whole-pixel shift: odc-stac's reader resamples it
         return _resampled(plan, asset, cfg, rows, cols)
     return result  # type: ignore[no-any-return]
+
+
+def current_source(plan: NativePlan, source: RasterSource) -> RasterSource:
+    """Return ``source`` with the version of the file now at its URL, asked once per cube (plan) and process.
+
+    The byte layer keeps a remote file's first blocks per process and each
+    thread caches handles per source: without a version, a cube built after
+    the file was replaced at the server (an upload to the same key) read the
+    old blocks and handles, silently. :func:`~terrapipe.io.gdal_opener.current`
+    asks for the first block again where the process holds the file (one
+    request per asset and cube), and reads it for a file not held yet (what
+    the open does anyway). Local files carry their stamp instead; a failure
+    leaves the source as it was (the read names it).
+    """
+    if source.stamp is not None or source.version is not None or not is_remote(source.path):
+        return source
+    from dataclasses import replace
+
+    from terrapipe.io.gdal_opener import current, uses_opener
+    from terrapipe.io.paths import quote_url
+
+    if not uses_opener(source.path, source.gdal_path, source.storage):
+        return source
+    with _VERSIONS_LOCK:
+        versions: dict[str, Any] | None = plan.__dict__.get("_versions")
+        if versions is None:
+            versions = {}
+            object.__setattr__(plan, "_versions", versions)
+        entry = versions.setdefault(source.path, [threading.Lock(), None, False])
+    with entry[0]:  # one request per file and cube, whichever thread reads it first
+        if not entry[2]:
+            try:
+                entry[1] = current(quote_url(source.path), source.storage).version
+            except Exception:  # the read fails again and names the asset
+                entry[1] = None
+            entry[2] = True
+    return replace(source, version=entry[1]) if entry[1] is not None else source
+
+
+_VERSIONS_LOCK = threading.Lock()
 
 
 def settled(operation: Callable[[], Any], href: str, names: Mapping[str, tuple[str, str]]) -> Any:
