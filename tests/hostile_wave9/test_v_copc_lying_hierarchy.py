@@ -3,10 +3,11 @@
 The files are laspy 2.7.0's ``simple_with_page.copc.laz`` (tests/conformance
 data) with their root hierarchy page edited. Promised:
 
-- two nodes pointing at one chunk, or at overlapping bytes, are refused (the
-  chunk decompressed for both: its points twice, the other node's never; the
-  total kept the header's count, so no count check saw it; laspy's reader
-  returns the same 1065 points with 19 duplicates);
+- two nodes pointing at one chunk, or at overlapping bytes (in one page or
+  across pages), are refused (the chunk decompressed for both: its points
+  twice, the other node's never; the total kept the header's count, so no
+  count check saw it; laspy's reader returns the same 1065 points with 19
+  duplicates);
 - a chunk named for the wrong node (two entries' keys swapped: points outside
   their node's cube) is refused: a query by bounds missed their true place;
 - a node key outside the octree (x, y or z past ``2**level``) is refused;
@@ -141,3 +142,18 @@ def test_a_node_stating_another_count_than_its_chunk_is_refused(tmp_path: Path, 
     # fewer: its first points only, silently, where no total is compared (a query by bounds)
     with pytest.raises(ReadError, match=rf"count-{name}\.copc\.laz.*states \d+ points, its chunk holds \d+"):
         open_point_cloud(path, crs=CRS, bounds=_quarter())
+
+
+def test_a_chunk_of_a_second_page_overlapping_one_of_the_root_page_is_refused(tmp_path: Path) -> None:
+    data, _, page = _root()
+    pointer = page[np.flatnonzero(page["point_count"] == -1)[0]]
+    child_start, child_size = int(pointer["offset"]), int(pointer["byte_size"])
+    child = np.frombuffer(bytes(data[child_start : child_start + child_size]), dtype=_ENTRY).copy()
+    taken = page[np.flatnonzero(page["point_count"] > 0)[0]]
+    at = np.flatnonzero(child["point_count"] > 0)[0]
+    child[at]["offset"] = taken["offset"]  # a node of the second page on a root page node's chunk
+    data[child_start : child_start + child_size] = child.tobytes()
+    path = tmp_path / "across-pages.copc.laz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ReadError, match=r"across-pages\.copc\.laz.*overlapping bytes"):
+        open_point_cloud(str(path), crs=CRS)

@@ -282,6 +282,10 @@ class CopcFile:
             raise ReadError(f"cannot read {self.where!r}: a COPC file without its LASzip VLR")
         self._laszip = bytes(laz[0].record_data)
         self._entries: dict[tuple[int, int, int, int], tuple[int, int, int]] = {}
+        # the point chunks of the pages read, sorted by offset (to refuse overlapping ones)
+        self._chunk_starts = np.empty(0, dtype=np.int64)
+        self._chunk_ends = np.empty(0, dtype=np.int64)
+        self._chunk_key_at: dict[int, tuple[int, int, int, int]] = {}
         self._pages_read: set[int] = set()
         self.cache_bytes = int(cache_bytes)
         self.cache_hits = 0
@@ -358,37 +362,61 @@ class CopcFile:
                 "lost to every query); the file is damaged"
             )
         with self._lock:
-            entries = dict(self._entries)
+            new: dict[tuple[int, int, int, int], tuple[int, int, int]] = {}
             for row in page:
                 key = (int(row["level"]), int(row["x"]), int(row["y"]), int(row["z"]))
                 entry = (int(row["offset"]), int(row["byte_size"]), int(row["point_count"]))
-                before = entries.get(key)
+                before = new.get(key, self._entries.get(key))
                 if before is not None and before != entry and before[2] != -1:
                     raise ReadError(
                         f"cannot read {self.where!r}: the COPC hierarchy lists node {'-'.join(map(str, key))} "
                         "twice with different chunks; the file is damaged"
                     )
-                entries[key] = entry
-            self._check_chunks(entries)
-            self._entries = entries
+                new[key] = entry
+            self._check_chunks(new)
+            self._entries.update(new)
             self._pages_read.add(offset)  # only once read: a failed read may be tried again
 
-    def _check_chunks(self, entries: dict[tuple[int, int, int, int], tuple[int, int, int]]) -> None:
+    def _check_chunks(self, new: dict[tuple[int, int, int, int], tuple[int, int, int]]) -> None:
         """Refuse point chunks that overlap: two nodes sharing bytes would give the same points twice.
 
         A hierarchy whose entries point two nodes at one chunk (or at parts of
         one another) decompresses fine, with the same points in both nodes and
         the points of the node overwritten in none: duplicated and lost
-        samples, silently (laspy's reader returns them too).
+        samples, silently (laspy's reader returns them too). The chunks of a
+        new page are checked against each other and against the sorted chunks
+        of the pages read before (called with the lock held).
         """
-        chunks = sorted((o, o + n, k) for k, (o, n, c) in entries.items() if c > 0)
-        for (_, end, first), (start, _, second) in itertools.pairwise(chunks):
+        fresh = sorted(
+            (o, o + n, k) for k, (o, n, c) in new.items() if c > 0 and self._entries.get(k) != (o, n, c)
+        )
+        if not fresh:
+            return
+        for (_, end, first), (start, _, second) in itertools.pairwise(fresh):
             if start < end:
-                raise ReadError(
-                    f"cannot read {self.where!r}: COPC nodes {'-'.join(map(str, first))} and "
-                    f"{'-'.join(map(str, second))} point at overlapping bytes (from byte {start}); "
-                    "the hierarchy is damaged"
-                )
+                raise self._overlap(first, second, start)
+        starts = np.array([f[0] for f in fresh], dtype=np.int64)
+        ends = np.array([f[1] for f in fresh], dtype=np.int64)
+        known = len(self._chunk_starts)
+        at = np.searchsorted(self._chunk_starts, starts)
+        if known:
+            before = np.maximum(at - 1, 0)
+            after = np.minimum(at, known - 1)
+            hits_before = (at > 0) & (self._chunk_ends[before] > starts)
+            hits_after = (at < known) & (self._chunk_starts[after] < ends)
+            for i in np.flatnonzero(hits_before | hits_after)[:1]:
+                other = int(self._chunk_starts[before[i] if hits_before[i] else after[i]])
+                raise self._overlap(self._chunk_key_at[other], fresh[i][2], max(other, int(starts[i])))
+        self._chunk_starts = np.insert(self._chunk_starts, at, starts)
+        self._chunk_ends = np.insert(self._chunk_ends, at, ends)
+        for start, _, key in fresh:
+            self._chunk_key_at[start] = key
+
+    def _overlap(self, first: tuple[int, ...], second: tuple[int, ...], start: int) -> ReadError:
+        return ReadError(
+            f"cannot read {self.where!r}: COPC nodes {'-'.join(map(str, first))} and "
+            f"{'-'.join(map(str, second))} point at overlapping bytes (from byte {start}); the hierarchy is damaged"
+        )
 
     def _cube(self, level: int, x: int, y: int) -> tuple[float, float, float, float]:
         side = 2.0 * self.halfsize / (1 << level)
