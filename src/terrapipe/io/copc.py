@@ -542,20 +542,23 @@ class CopcFile:
         """
         if len(record) == 0:
             return
+        nodes = [n for n in nodes if n.point_count > 0]  # the others hold no point (reduceat needs points)
         counts = np.array([n.point_count for n in nodes], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         cubes = np.array([self._cube(n.level, n.x, n.y) for n in nodes], dtype=np.float64)
-        per_point = np.repeat(cubes, counts, axis=0)
         scales = np.abs(np.asarray(self.header.scales, dtype=np.float64))
         for axis, (low, high) in enumerate(((0, 2), (1, 3))):
             values = np.asarray(record.x if axis == 0 else record.y, dtype=np.float64)
-            slack = scales[axis] + 1e-9 * np.maximum(np.abs(per_point[:, low]), np.abs(per_point[:, high]))
-            bad = (values < per_point[:, low] - slack) | (values > per_point[:, high] + slack)
+            lowest, highest = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
+            slack = scales[axis] + 1e-9 * np.maximum(np.abs(cubes[:, low]), np.abs(cubes[:, high]))
+            bad = (lowest < cubes[:, low] - slack) | (highest > cubes[:, high] + slack)
             if bad.any():
+                node = nodes[int(np.flatnonzero(bad)[0])]
                 at = int(np.flatnonzero(bad)[0])
-                node = nodes[int(np.searchsorted(np.cumsum(counts), at, side="right"))]
+                value = lowest[at] if lowest[at] < cubes[at, low] - slack[at] else highest[at]
                 raise ReadError(
-                    f"cannot read {self.where!r}: COPC node {node.level}-{node.x}-{node.y}-{node.z} holds a point at "
-                    f"{'xy'[axis]}={values[at]:.10g}, outside its cube; the hierarchy is damaged (queries by "
+                    f"cannot read {self.where!r}: COPC node {node.level}-{node.x}-{node.y}-{node.z} holds a point "
+                    f"at {'xy'[axis]}={value:.10g}, outside its cube; the hierarchy is damaged (queries by "
                     "bounds would miss its points)"
                 )
 
