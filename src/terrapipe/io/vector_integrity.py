@@ -567,6 +567,10 @@ def _check_rtree(path: str) -> None:
     import sqlite3
     import urllib.parse
 
+    stat = os.stat(path)
+    version = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if version in _RTREES_CHECKED:
+        return  # checked already, unchanged since (per-chip bbox reads of one file pay once)
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro&immutable=1"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
@@ -574,27 +578,38 @@ def _check_rtree(path: str) -> None:
                 "SELECT table_name, column_name FROM gpkg_extensions WHERE extension_name = 'gpkg_rtree_index'"
             ).fetchall()
             for table, column in indexed:
-                if not isinstance(table, str) or not isinstance(column, str):
-                    continue
-                entries = db.execute(f"SELECT COUNT(*) FROM {_quoted(f'rtree_{table}_{column}')}").fetchone()[
-                    0
-                ]
-                flags = db.execute(
-                    f"SELECT hex(substr({_quoted(column)}, 4, 1)), COUNT(*) FROM {_quoted(table)} "
-                    f"WHERE {_quoted(column)} IS NOT NULL GROUP BY 1"
-                ).fetchall()
-                # GeoPackage geometry header: flags byte 3, bit 4 = empty geometry (never indexed)
-                features = sum(int(n) for flag, n in flags if not (flag and int(flag, 16) & 0x10))
-                if entries != features:
-                    raise _damaged(
-                        path,
-                        "GeoPackage",
-                        f"the spatial index of table {table!r} lists {entries} features, the table has {features} "
-                        "with a geometry, so a bbox or mask read would miss some; rebuild the index (ogrinfo FILE "
-                        "-sql \"SELECT RecreateSpatialIndex('TABLE', 'GEOM')\") or read without bbox",
-                    )
+                if isinstance(table, str) and isinstance(column, str):
+                    _compare_rtree(db, path, table, column)
     except sqlite3.Error:
         return  # no gpkg_extensions, no R*Tree module, not a GeoPackage: GDAL reads it or says why
+    if len(_RTREES_CHECKED) >= _RTREES_KEPT:
+        _RTREES_CHECKED.clear()
+    _RTREES_CHECKED.add(version)
+
+
+#: GeoPackages whose spatial indexes were found whole: (path, size, mtime), at most :data:`_RTREES_KEPT`.
+_RTREES_CHECKED: set[tuple[str, int, int]] = set()
+_RTREES_KEPT = 256
+
+
+def _compare_rtree(db: Any, path: str, table: str, column: str) -> None:
+    entries = int(db.execute(f"SELECT COUNT(*) FROM {_quoted(f'rtree_{table}_{column}')}").fetchone()[0])
+    rows = f"FROM {_quoted(table)} WHERE {_quoted(column)} IS NOT NULL"
+    features = int(db.execute(f"SELECT COUNT(*) {rows}").fetchone()[0])
+    if entries != features:  # empty geometries are never indexed: count them (reads each geometry's header)
+        flags = db.execute(
+            f"SELECT hex(substr({_quoted(column)}, 4, 1)), COUNT(*) {rows} GROUP BY 1"
+        ).fetchall()
+        # GeoPackage geometry header: flags byte 3, bit 4 = an empty geometry
+        features = sum(int(n) for flag, n in flags if not (flag and int(flag, 16) & 0x10))
+    if entries != features:
+        raise _damaged(
+            path,
+            "GeoPackage",
+            f"the spatial index of table {table!r} lists {entries} features, the table has {features} "
+            "with a geometry, so a bbox or mask read would miss some; rebuild the index (ogrinfo FILE "
+            "-sql \"SELECT RecreateSpatialIndex('TABLE', 'GEOM')\") or read without bbox",
+        )
 
 
 def _quoted(name: str) -> str:
