@@ -9,7 +9,8 @@ re-download it", or that a chunk "does not match the store's metadata, which
 was edited". Promise: a ``ReadError`` naming the key, the soft 404 and what
 to do; the same store on a server that answers 404 reads as zarr-python
 and xarray read it (missing chunks at the fill value); a chunk fetched by the direct reader
-is refused the same way.
+is refused the same way. A netCDF/HDF5 URL answered with a page says so too
+(it said the bytes were "not the signature of a valid netCDF4 file").
 """
 
 from __future__ import annotations
@@ -116,3 +117,11 @@ def test_the_direct_reader_refuses_a_page_for_a_missing_chunk(soft_server: str) 
     assert fetch("c/0/0") is not None  # a real chunk
     with pytest.raises(ReadError, match="soft 404"):
         fetch("c/1/1")
+
+
+@pytest.mark.parametrize("name", ["missing.nc", "missing.h5"])
+def test_a_page_for_a_netcdf_url_is_named(soft_server: str, name: str) -> None:
+    """The same server for a netCDF/HDF5 file: 'not the signature of a valid netCDF4 file; check the file' before."""
+    with pytest.raises(ReadError, match="HTML page") as caught:
+        tp.open_xarray(f"{soft_server}/{name}")
+    assert "signature" not in str(caught.value)

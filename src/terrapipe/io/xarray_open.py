@@ -233,6 +233,13 @@ def _remote_netcdf_engine(target: Any, href: str) -> str:
         raise
     except (OSError, ValueError) as err:
         raise read_error(href, "cannot open (netcdf)", err) from err
+    if bytes(head).lstrip().startswith(b"<"):  # no netCDF/HDF5 file starts so: a web page answered
+        cause = (
+            "the server answered with an HTML page, not a netCDF/HDF5 file (a sign-in or error page, or a page "
+            "it serves for missing files)"
+        )
+        hint = "check the URL and the credentials; open the URL in a browser to see the page"
+        raise read_error(href, "cannot open (netcdf)", cause=cause, hint=hint)
     engine = "scipy" if bytes(head[:3]) == b"CDF" else "h5netcdf"
     if engine == "h5netcdf" and engine not in _usable_engines():  # netCDF-3: netcdf_classic, no scipy needed
         msg = (
