@@ -7,7 +7,8 @@ server (an upload to the same key), was read from the old kept blocks and
 handles: the old pixels, silently (the same class as d2340d8 for
 ``open_raster``). Each cube now asks, at the first read of each remote
 asset, for the file now at the URL (one request where the process already
-holds it; none more for a first read) and reads that version.
+holds it; none more for a first read) and reads that version; a cube on
+another grid (odc-stac's reader, GDAL's own cache) the same.
 """
 
 from __future__ import annotations
@@ -81,3 +82,25 @@ def test_a_second_cube_reads_the_file_now_at_the_url(
     if same_times:
         os.utime(root / name, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     np.testing.assert_array_equal(stack_items([item(url)]).isel(time=0).values, new)
+
+
+@pytest.mark.parametrize(
+    "options", [{"resolution": 20}, {"crs": "EPSG:4326", "resolution": 0.0002}], ids=["coarser", "4326"]
+)
+def test_a_second_cube_on_another_grid_reads_the_file_now_at_the_url(
+    range_server_session: Any, tmp_path: Path, options: dict[str, Any]
+) -> None:
+    """The same through odc-stac's reader (a cube not on the items' own grid): GDAL's cache of the file."""
+    root = Path(range_server_session.root)
+    name = f"stack-replaced-odc-{options['resolution']}.tif"
+    write(root / name, 0)
+    write(tmp_path / "new.tif", 1000)
+    url = f"{range_server_session.url}/{name}"
+    before = stack_items([item(url)], **options).values
+    shutil.copy(tmp_path / "new.tif", root / f"{name}.new")
+    os.replace(root / f"{name}.new", root / name)
+    after = stack_items([item(url)], **options).values
+    fresh = stack_items([item(url)], **options).values  # a third cube: the same new file, read again
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, fresh)
+    assert after.max() > 1000

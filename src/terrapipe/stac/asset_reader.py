@@ -42,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -345,15 +346,21 @@ def make_naming_driver(
 
 
 def naming_reader(
-    source: Any, names: Mapping[str, tuple[str, str]], *, cast: bool, storage: Storage | None
+    source: Any,
+    names: Mapping[str, tuple[str, str]],
+    *,
+    cast: bool,
+    storage: Storage | None,
+    cube: dict[str, Any] | None = None,
 ) -> Any:
     """Return odc's rasterio reader of one band (``source``: odc's ``RasterSource``) with terrapipe's checks.
 
-    For files :mod:`terrapipe.stac.native_read` cannot paste (they need resampling).
+    For files :mod:`terrapipe.stac.native_read` cannot paste (they need resampling). ``cube``: the
+    remote files the cube has read so far (one dict per cube: each is refreshed once, see :func:`_fresh`).
     """
     rio = odc_loader_rio()
     _driver_class(rio)
-    return _CLASSES["reader"](source, rio.LocalContext(), dict(names), cast, storage)
+    return _CLASSES["reader"](source, rio.LocalContext(), dict(names), cast, storage, cube)
 
 
 _CLASSES: dict[str, type] = {}
@@ -382,11 +389,13 @@ def _driver_class(rio: Any) -> type:
             names: Mapping[str, tuple[str, str]],
             cast: bool,
             storage: Storage | None = None,
+            cube: dict[str, Any] | None = None,
         ) -> None:
             super().__init__(_gdal_named(src), ctx)
             self._names = names
             self._cast = cast
             self._storage = storage
+            self._cube = cube if cube is not None else {}  # the remote files this cube has read (see _fresh)
 
         def _checked_read(
             self, uri: str, cfg: Any, dst_geobox: Any, *, dst: Any = None, selection: Any = None
@@ -420,6 +429,7 @@ def _driver_class(rio: Any) -> type:
             from terrapipe.io.read_errors import scrub_chain
 
             uri = str(self._src.uri)
+            _fresh(uri, self._storage, self._cube)
             with gdal_messages() as messages:
                 try:
                     with _open_env(self._storage, uri):
@@ -445,9 +455,10 @@ def _driver_class(rio: Any) -> type:
             self._names = names
             self._cast = cast
             self._storage = storage
+            self._cube: dict[str, Any] = {}  # one per cube (a driver is made per stack_stac call)
 
         def open(self, src: Any, ctx: Any) -> Any:
-            return NamingRioReader(src, ctx, self._names, self._cast, self._storage)
+            return NamingRioReader(src, ctx, self._names, self._cast, self._storage, self._cube)
 
         def capture_env(self) -> dict[str, Any]:
             env: dict[str, Any] = super().capture_env()
@@ -533,6 +544,51 @@ def _gdal_named(src: Any) -> Any:
         quoted = quote_url(uri)
         return src if quoted == uri else replace(src, uri=quoted)
     return replace(src, uri=gdal_path(uri))
+
+
+#: Remote files a cube read through odc-stac's reader, in this process (oldest first, at most
+#: :data:`MAX_READ_BEFORE`): a later cube asks for them anew.
+_READ_BEFORE: dict[str, None] = {}
+MAX_READ_BEFORE = 65536
+_FRESH_LOCK = threading.Lock()
+
+
+def _fresh(uri: str, storage: Storage | None, cube: dict[str, Any]) -> None:
+    """Before a cube's first read of a remote file that an earlier cube read, drop what the process kept of it.
+
+    GDAL's ``/vsicurl/`` cache and the byte layer's kept blocks outlive a
+    cube: a file replaced at its URL (an upload to the same key) was read
+    by the next cube from the old bytes, silently. The first read of each
+    file per cube refreshes them (the byte layer's
+    :func:`~terrapipe.io.gdal_opener.current`: one request; GDAL's cache of
+    that file dropped); a file no cube read before costs nothing more.
+    """
+    href = href_of_gdal(uri)
+    from terrapipe.io.paths import is_remote
+
+    if not is_remote(href):
+        return
+    with _FRESH_LOCK:
+        if href in cube:
+            return
+        cube[href] = True
+        again = href in _READ_BEFORE
+        _READ_BEFORE[href] = None
+        while len(_READ_BEFORE) > MAX_READ_BEFORE:  # the oldest go: GDAL's bounded cache dropped them too
+            del _READ_BEFORE[next(iter(_READ_BEFORE))]
+    if not again:
+        return
+    from terrapipe.io.gdal_cache import forget_remote_file
+    from terrapipe.io.gdal_opener import current, uses_opener
+    from terrapipe.io.paths import quote_url
+
+    if uses_opener(href, uri, storage):
+        try:
+            current(quote_url(href), storage)  # replaces the kept bytes if the file changed
+        except Exception:  # the read fails again and names the asset
+            return
+    else:
+        forget_remote_file(href, storage)
 
 
 def _open_env(storage: Storage | None, uri: str) -> AbstractContextManager[Any]:

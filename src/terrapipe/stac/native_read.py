@@ -486,7 +486,9 @@ def _resampled(
 
     params = cfg.odc() if isinstance(cfg, BandLoad) else cfg
     source = OdcSource(uri=asset.source.gdal_path, band=asset.band, meta=params.meta)
-    reader = naming_reader(source, plan.names, cast=plan.cast, storage=asset.source.storage)
+    with _VERSIONS_LOCK:  # the remote files this cube read through odc's reader (refreshed once per cube)
+        cube: dict[str, Any] = plan.__dict__.setdefault("_odc_read", {})
+    reader = naming_reader(source, plan.names, cast=plan.cast, storage=asset.source.storage, cube=cube)
     box = plan.geobox[rows[0] : rows[1], cols[0] : cols[1]]
     roi, pixels = reader.read(params, box)
     if pixels.size == 0:
