@@ -11,6 +11,8 @@ Promised (checked against ``geopandas.read_parquet`` on the same file):
   silently (geopandas' ``read_parquet(bbox=)`` skips them); a read without
   bbox skips nothing and reads as before. (A covering that lies only where a
   query does not read cannot be seen: not promised.)
+- a bbox or mask read of a column whose edges are 'spherical' is refused
+  (shapely intersects planar edges: wrong rows both ways);
 - an honest covering, written in float32 or float64, reads every row of a
   query, including rows exactly on its edge.
 """
@@ -145,3 +147,18 @@ def test_an_honest_covering_keeps_every_row_on_the_edges(tmp_path: Path, dtype: 
     ours = open_vector(str(path), bbox=query)
     assert sorted(ours["id"]) == expected
     assert ours["id"].is_unique
+
+
+def test_a_bbox_read_of_spherical_edges_is_refused(tmp_path: Path) -> None:
+    """Planar intersects of great-circle edges: a band across the antimeridian matched 0 degrees, missed 177."""
+    band = box(-170, 60, 170, 70)  # with spherical edges: the thin band across 180
+    path = tmp_path / "spherical.parquet"
+    gpd.GeoDataFrame({"id": [1]}, geometry=[band], crs="EPSG:4326").to_parquet(path)
+    table = pq.read_table(path)
+    geo = json.loads(table.schema.metadata[b"geo"])
+    geo["columns"]["geometry"]["edges"] = "spherical"
+    pq.write_table(table.replace_schema_metadata({b"geo": json.dumps(geo).encode()}), path)
+    for options in ({"bbox": (175.0, 62.0, 179.0, 68.0)}, {"mask": box(0, 62, 10, 68)}):
+        with pytest.raises(ReadError, match=r"spherical\.parquet.*edges are 'spherical'.*without bbox"):
+            open_vector(str(path), **options)
+    assert len(open_vector(str(path))) == 1  # read whole: as the file is

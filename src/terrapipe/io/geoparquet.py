@@ -69,6 +69,8 @@ class GeoParquetInfo:
         ``{"xmin": ("bbox", "xmin"), ...}``: the covering fields, or ``None``.
     others
         The other geometry columns the metadata lists: ``{name: (encoding, crs)}``.
+    edges
+        ``"planar"`` (the default) or ``"spherical"`` (edges are great-circle arcs).
     """
 
     def __init__(
@@ -78,12 +80,14 @@ class GeoParquetInfo:
         crs: Any,
         covering: dict[str, tuple[str, ...]] | None,
         others: dict[str, tuple[str, Any]] | None = None,
+        edges: str = "planar",
     ) -> None:
         self.column = column
         self.encoding = encoding
         self.crs = crs
         self.covering = covering
         self.others = others or {}
+        self.edges = edges
 
     def __repr__(self) -> str:
         return (
@@ -132,6 +136,7 @@ def geoparquet_info(schema_metadata: dict[bytes, bytes] | None, name: str) -> Ge
         crs=crs,
         covering=covering,
         others=others,
+        edges=str(meta.get("edges", "planar")),
     )
 
 
@@ -306,6 +311,15 @@ def read_geoparquet(
             region = shapely.box(*[float(v) for v in bbox])
         elif mask is not None:
             region = mask
+        if region is not None and info.edges != "planar":
+            # shapely intersects planar edges: a band across the antimeridian whose edges are great-circle arcs
+            # matched a box at 0 degrees and missed one at 177
+            raise read_error(
+                path,
+                "cannot filter GeoParquet by bbox or mask",
+                cause=f"its geometry column's edges are {info.edges!r}, and terrapipe intersects planar edges only",
+                hint="read it without bbox/mask and filter with a spherical library (e.g. spherely, s2geometry)",
+            )
         total = parquet.metadata.num_row_groups
         groups = (
             list(range(total))
