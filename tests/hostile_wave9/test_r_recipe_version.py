@@ -1,4 +1,4 @@
-"""A recipe's ``version:`` is the integer 1: other types are refused, a newer format says to upgrade.
+"""A recipe's ``version:`` is the integer 1 (a newer format says to upgrade); its ``seed`` fits the generators.
 
 ``version: true`` and ``version: 1.0`` were read as format 1 (the schema's
 ``Literal[1]`` compares by equality, and ``True == 1.0 == 1``), so a recipe
@@ -44,3 +44,14 @@ def test_an_older_or_negative_format_is_named(value: str) -> None:
         RecipeError, match=rf"line 1: version: {value} is not a recipe format; write version: 1"
     ):
         load_recipe(text=f"version: {value}\n{BODY}", path="r.yaml")
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), str(10**30)])
+def test_a_seed_the_generators_would_wrap_is_refused(seed: str) -> None:
+    """A seed outside 0 .. 2**64 - 1 was taken modulo 2**64: -1 shuffled as 2**64 - 1, 2**64 + 1 as 1."""
+    with pytest.raises(RecipeError, match=r"line 2: seed: Input should be (greater|less) than"):
+        load_recipe(text=f"version: 1\nseed: {seed}\n{BODY}", path="r.yaml")
+
+
+def test_seeds_in_range_load() -> None:
+    assert load_recipe(text=f"version: 1\nseed: {2**64 - 1}\n{BODY}").seed == 2**64 - 1

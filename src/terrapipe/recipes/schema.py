@@ -76,7 +76,8 @@ def recipe_model() -> Any:
         version: int  # strict: ``true`` and ``1.0`` are not 1 (Literal[1] took them: True == 1.0 == 1)
         name: str
         description: str = ""
-        seed: int = 0
+        # a seed outside 0 .. 2**64 - 1 is taken modulo 2**64 by the RNGs: -1 and 2**64 - 1 shuffled alike
+        seed: int = Field(default=0, ge=0, lt=2**64)
         output: str = "main"
         inputs: dict[str, InputSpec] = Field(min_length=1)
         loader: dict[str, Any] = Field(default_factory=dict)
