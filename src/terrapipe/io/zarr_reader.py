@@ -326,6 +326,12 @@ def _open(
         decoding = decoding_error(name, "cannot open Zarr store", err, time_keywords="decode_times=False")
         if decoding is not None:  # the store is fine: its attributes cannot be decoded
             raise decoding from err
+        if isinstance(err, ValueError) and text.startswith("zip() argument"):  # xarray zips names with shape
+            cause = (
+                f"an array's dimension names (_ARRAY_DIMENSIONS) are not as many as its dimensions ({text})"
+            )
+            hint = "fix the _ARRAY_DIMENSIONS attribute of the array in the store (one name per dimension)"
+            raise read_error(name, "cannot open Zarr store", err, cause=cause, hint=hint) from err
         if "consolidated" in text.lower() and consolidated:
             cause = "it has no consolidated metadata"
             hint = (
