@@ -86,8 +86,10 @@ __all__ = [
     "RemoteBytes",
     "RemoteOpener",
     "current",
+    "current_soon",
     "failure_of",
     "forget",
+    "held_version",
     "open_dataset",
     "probe",
     "probe_soon",
@@ -552,6 +554,19 @@ def current(url: str, storage: Storage | None) -> RemoteBytes:
         while len(kept.files) > MAX_SHARED_FILES:
             kept.files.popitem(last=False)
     return fresh
+
+
+def held_version(url: str, storage: Storage | None) -> tuple[int, str, str] | None:
+    """Return the :attr:`RemoteBytes.version` of ``url`` the process keeps from an earlier open, or ``None`` (no request)."""
+    kept = _KEPT.get()
+    with kept.lock:
+        found = kept.files.get((url, storage))
+    return None if found is None else found.version
+
+
+def current_soon(url: str, storage: Storage | None) -> concurrent.futures.Future[RemoteBytes]:
+    """Run :func:`current` on the byte layer's pool (an open from the kept bytes goes on meanwhile)."""
+    return _pool().submit(current, url, storage)
 
 
 def forget(url: str) -> None:

@@ -50,6 +50,8 @@ Examples
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -72,7 +74,7 @@ from terrapipe.core.optional import require
 from terrapipe.core.pipe import IterDataPipe, register
 from terrapipe.core.redact import public_url
 from terrapipe.core.warning_filters import ignore_once
-from terrapipe.io.gdal_opener import current, uses_opener
+from terrapipe.io.gdal_opener import current, current_soon, held_version, uses_opener
 from terrapipe.io.paths import PathOrURL, gdal_path, href_of, is_remote, local_file_of, quote_url
 from terrapipe.io.raster_array import RasterArray, RasterSource, acquire, attempt, file_stamp
 from terrapipe.io.read_errors import read_error
@@ -535,7 +537,20 @@ def _open_raster(
     verify: bool = True,
     open_options: Mapping[str, Any] | None = None,
     storage: Storage | None = None,
+    fresh: bool = False,
 ) -> xr.DataArray:
+    """:func:`open_raster`; ``fresh``: ask for a remote file's first block first (it was replaced since kept)."""
+    again: dict[str, Any] = {
+        "bands": bands,
+        "overview_level": overview_level,
+        "chunks": chunks,
+        "masked": masked,
+        "lock": lock,
+        "cache": cache,
+        "verify": verify,
+        "open_options": open_options,
+        "storage": storage,
+    }
     path_text = href_of(path)
     storage = check_storage(storage)
     wanted = _check_bands(bands)
@@ -555,16 +570,73 @@ def _open_raster(
     elif not is_remote(path_text) and (named := local_file_of(local)) is not None:
         stamp = file_stamp(named)  # GTIFF_DIR:1:/d/a.tif, NETCDF:"/d/a.nc":v, /vsizip/: the file it reads
     version = None
-    if uses_opener(
-        path_text, local, storage
-    ):  # the file now at the URL, not one the process kept from before
+    check: concurrent.futures.Future[Any] | None = None
+    if uses_opener(path_text, local, storage):
         start_probes(
             path_text, local, storage
         )  # the side-cars reads_sidecars looks for, asked while it opens
-        try:
-            version = current(quote_url(path_text), storage).version
-        except Exception:  # the open below fails, naming the file
-            version = None
+        url = quote_url(path_text)
+        version = held_version(url, storage)
+        if version is not None and not fresh:
+            # the process holds the file from an earlier open: open from what it kept, and meanwhile ask
+            # whether the file at the URL is still that one (one request, in parallel: no round trip more)
+            check = current_soon(url, storage)
+        else:
+            try:  # its first block: what the open reads first anyway
+                version = current(url, storage).version
+            except Exception:  # the open below fails, naming the file
+                version = None
+    known = functools.partial(
+        _open_known,
+        path_text,
+        local,
+        options,
+        stamp,
+        storage,
+        version,
+        level,
+        wanted,
+        masked,
+        lock,
+        cache,
+        chunks,
+    )
+    try:
+        da = known(verify)
+    except Exception:
+        if check is not None and _replaced(check, version, path_text):
+            return _open_raster(path_text, **again, fresh=True)
+        raise
+    if check is not None and _replaced(check, version, path_text):  # replaced at the server since kept
+        return _open_raster(path_text, **again, fresh=True)
+    return da
+
+
+def _replaced(check: concurrent.futures.Future[Any], version: Any, path: str) -> bool:
+    """Whether the file at the URL is another than the one opened (``check``: :func:`current_soon`'s answer)."""
+    try:
+        now = check.result()
+    except Exception as err:  # gone or unreachable since: the open from what the process kept is no answer
+        raise read_error(path, "cannot open raster", err) from err
+    return bool(now.version != version)
+
+
+def _open_known(
+    path_text: str,
+    local: str,
+    options: tuple[tuple[str, Any], ...],
+    stamp: tuple[int, ...] | None,
+    storage: Storage | None,
+    version: tuple[int, str, str] | None,
+    level: int | None,
+    wanted: Any,
+    masked: bool,
+    lock: Any,
+    cache: bool,
+    chunks: Any,
+    verify: bool,
+) -> xr.DataArray:
+    """Open the raster as :func:`_open_raster` does, once the file's version is known."""
     base = RasterSource(
         path=path_text, gdal_path=local, options=options, stamp=stamp, storage=storage, version=version
     )
