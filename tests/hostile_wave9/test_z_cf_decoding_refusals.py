@@ -166,9 +166,10 @@ def late_times(http_root: Path, range_server_session: RangeServer) -> dict[str, 
     return found
 
 
+@pytest.mark.parametrize("chunks", [None, {}], ids=["lazy", "dask"])
 @pytest.mark.parametrize("fmt", [*FORMATS, "zarr"])
 def test_times_decoded_at_a_read_fail_as_a_read_error(
-    late_times: dict[str, tuple[str, str]], fmt: str
+    late_times: dict[str, tuple[str, str]], fmt: str, chunks: dict[str, int] | None
 ) -> None:
     """The reference opens it and fails at the read with a bare OverflowError; ours names the variable there."""
     local, url = late_times[fmt]
@@ -176,7 +177,7 @@ def test_times_decoded_at_a_read_fail_as_a_read_error(
     with pytest.raises(OverflowError):
         reference.when.values  # noqa: B018
     for source in [s for s in (local, url) if s]:
-        ds = tp.open_xarray(source)
+        ds = tp.open_xarray(source, chunks=chunks)
         with pytest.raises(ReadError) as caught:
             ds.when.values  # noqa: B018
         text = str(caught.value)

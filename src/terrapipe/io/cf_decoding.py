@@ -167,22 +167,40 @@ def name_decoding_failures(
     ``_ElementwiseFunctionArray``): times beyond 64-bit nanoseconds in a
     variable that is not an index (read at the open) were a bare
     ``OverflowError`` at ``.values``, from inside xarray and cftime. Each such
-    step's function is wrapped where the open left it (dask, made later from
-    the same objects, reads through it too); nothing is read here.
+    step's function is wrapped where the open left it (under dask, in the
+    array object the graph holds); nothing is read here.
     """
     from xarray.coding import common
 
     from terrapipe._compat import variable_data
-    from terrapipe.io.stamped_file import StampedArray
 
     lazy = getattr(common, "_ElementwiseFunctionArray", None)
     if lazy is None:  # another xarray: its own errors
         return
     for name, var in ds.variables.items():
-        data, seen = variable_data(var), set()
+        _wrap_steps(_starts(variable_data(var)), lazy, path, str(name), time_keywords, value_keywords)
+
+
+def _starts(data: Any) -> list[Any]:
+    """Where a variable's lazy wrappers begin: its data, or under dask the array object its graph holds."""
+    graph = getattr(data, "__dask_graph__", None)
+    if graph is None:
+        return [data]
+    layers = getattr(graph(), "layers", None) or {}
+    return [next(iter(layer.values())) for layer in layers.values() if len(layer) == 1]
+
+
+def _wrap_steps(
+    starts: list[Any], lazy: Any, path: str, name: str, time_keywords: str, value_keywords: str | None
+) -> None:
+    """Wrap the function of each lazy decoding step found below ``starts`` (see :func:`name_decoding_failures`)."""
+    from terrapipe.io.stamped_file import StampedArray
+
+    seen: set[int] = set()
+    for data in starts:
         while data is not None and id(data) not in seen:
             seen.add(id(data))
             if type(data) is lazy and not isinstance(data.func, _Decoding):
-                data.func = _Decoding(data.func, path, str(name), time_keywords, value_keywords)
+                data.func = _Decoding(data.func, path, name, time_keywords, value_keywords)
             # xarray's wrappers hold the next one as .array; a StampedArray (a local file) as .data
             data = data.data if isinstance(data, StampedArray) else getattr(data, "array", None)
