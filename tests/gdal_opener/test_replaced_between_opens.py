@@ -107,3 +107,21 @@ def _values_or_error(array: Any) -> Any:
         return array.values
     except ReadError as err:
         return err
+
+
+def test_a_reopen_of_an_unchanged_file_asks_for_its_first_block_once(tmp_path: Path) -> None:
+    """The check of a held file is one request, run beside the open from the kept bytes and handles."""
+    from tests.servers.latency_http import latency_server
+
+    big = {"width": 512, "height": 512, "tiled": True, "blockxsize": 256, "blockysize": 256}
+    old = _write(tmp_path / "held.tif", 0, **big)  # its last tile is read by a request of its own
+    with latency_server(tmp_path, latency=0.25) as server:
+        url = f"{server.url}/held.tif"
+        np.testing.assert_array_equal(tp.open_raster(url).values, old)
+        server.reset()
+        server._call("POST", "/__link__", {"reset_peak": True})
+        again = tp.open_raster(url)
+        link = server.link()
+        ranges = [entry["range"] for entry in server.stats()["log"]]
+    np.testing.assert_array_equal(again.values, old)
+    assert ranges == ["bytes=0-16383"], (link, ranges)  # the check; the rest from what the first open kept
