@@ -640,3 +640,18 @@ def test_pystac_old_extension_ids():
     assert ids is not None, "pystac moved EXTENSION_HOOKS._discover/.hooks"
     assert ids
     assert all(i.startswith(("https://", "http://")) or "/" not in i for i in ids)
+
+
+def test_h5netcdf_h5py_dataset(tmp_path):
+    import h5netcdf
+    import h5py
+    import numpy as np
+
+    _checked("h5netcdf")
+    with h5netcdf.File(tmp_path / "a.nc", "w") as f:
+        f.dimensions["x"] = 3
+        f.create_variable("v", ("x",), data=np.arange(3.0))
+    with h5netcdf.File(tmp_path / "a.nc", "r") as f:
+        dataset = _compat.h5netcdf_h5py_dataset(f.variables["v"])
+        assert isinstance(dataset, h5py.Dataset)
+        assert dataset[...].tolist() == [0.0, 1.0, 2.0]

@@ -143,6 +143,7 @@ __all__ = [
     "dataarray_from",
     "dataset_from",
     "direct_construction_ok",
+    "h5netcdf_h5py_dataset",
     "has_new_shared_storage",
     "new_shared_storage",
     "odc_loader_rio",
@@ -181,6 +182,7 @@ CHECKED: dict[str, tuple[str, str]] = {
     "pyogrio": ("0.9", "0.13"),
     "redis": ("5.3", "8.2"),
     "rasterio": ("1.4", "1.4"),
+    "h5netcdf": ("1.6", "1.8"),
 }
 
 _XARRAY_INDEXING = (
@@ -329,6 +331,21 @@ def zarr_wrapper_array(wrapper: Any) -> Any:
     True
     """
     return _attribute(wrapper, "_array", "xarray", "ZarrArrayWrapper")
+
+
+def h5netcdf_h5py_dataset(variable: Any) -> Any:
+    """Return the h5py dataset under an h5netcdf ``Variable`` (its ``_h5ds``), or ``None`` where it has none.
+
+    :mod:`terrapipe.io.netcdf_c_types` reads compound values through it (h5netcdf's own
+    read packs them, which a netCDF4-written compound with trailing padding cannot be);
+    without it the read goes through h5netcdf and fails loudly on such a compound.
+
+    Examples
+    --------
+    >>> h5netcdf_h5py_dataset(object()) is None
+    True
+    """
+    return getattr(variable, "_h5ds", None)
 
 
 def zarr_group_from_documents(

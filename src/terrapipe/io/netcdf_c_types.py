@@ -103,7 +103,7 @@ class _NetCDFCArray(H5NetCDFArrayWrapper):  # type: ignore[misc]
         if self._raw:
             with self.datastore.lock:
                 variable = self.get_array(needs_lock=False)  # type: ignore[no-untyped-call]
-                h5ds = getattr(variable, "_h5ds", None)  # h5netcdf's h5py dataset (no public name)
+                h5ds = _compat.h5netcdf_h5py_dataset(variable)  # h5netcdf's h5py dataset (no public name)
                 values = variable[key] if h5ds is None else h5ds[key]
         else:
             values = super()._getitem(key)  # type: ignore[no-untyped-call]
