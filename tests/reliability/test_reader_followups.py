@@ -175,14 +175,17 @@ def test_forget_remote_reopens_the_handles_of_other_threads(server: RangeServer,
         assert _sum(url) == old
         time.sleep(0.01)
         new = float(write_cog(path, seed=22).sum())
-        # the documented limit: without a detected change, this process keeps the old file's handles
-        assert other.submit(_sum, url).result() == old
-        forget_remote(url)
+        # a new open asks for the file's first block again (d2340d8): another ETag, a new file, in any thread
+        assert other.submit(_sum, url).result() == new
+        assert _sum(url) == new
+        forget_remote(url)  # and forget_remote still drops every thread's handles
         assert other.submit(_sum, url).result() == new
         assert _sum(url) == new
 
 
-def test_reads_and_reopens_of_an_unchanged_url_add_no_request(server: RangeServer, http_root: Path) -> None:
+def test_reads_of_an_unchanged_url_add_no_request_and_reopens_one(
+    server: RangeServer, http_root: Path
+) -> None:
     path = http_root / "followup-requests.tif"
     write_cog(path, seed=31)
     url = server.url_for(path)
@@ -197,9 +200,12 @@ def test_reads_and_reopens_of_an_unchanged_url_add_no_request(server: RangeServe
     before = server.stats()["paths"][name]["requests"]
     for _ in range(3):
         da.values  # noqa: B018
-        tp.open_raster(url).values  # noqa: B018
-    # the handle and GDAL's block cache answer: no HEAD or revalidation per read or per open
+    # the handle and GDAL's block cache answer: no request per read
     assert server.stats()["paths"][name]["requests"] == before
+    for _ in range(3):
+        tp.open_raster(url).values  # noqa: B018
+    # a re-open asks for the file's first block once (is it still the same file?), nothing more
+    assert server.stats()["paths"][name]["requests"] == before + 3
 
 
 def test_forget_remote_ignores_local_files(tmp_path: Path) -> None:
