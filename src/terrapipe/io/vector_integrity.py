@@ -149,22 +149,12 @@ def tree_size(count: int, node_size: int) -> int:
 
 def _table_field(buf: bytes, table: int, field: int, fmt: str, default: int) -> int:
     """Read scalar field ``field`` of the FlatBuffer table at ``table`` (bounds-checked)."""
-    (soffset,) = struct.unpack_from("<i", buf, table)
-    vtable = table - soffset
-    if not 0 <= vtable <= len(buf) - 4:
-        raise ValueError("vtable outside the header")
-    vtable_size, _ = struct.unpack_from("<HH", buf, vtable)
-    slot = 4 + 2 * field
-    if slot + 2 > vtable_size:
+    at = _field_at(buf, table, field, "header")
+    if at is None:
         return default
-    if vtable + slot + 2 > len(buf):
-        raise ValueError("vtable outside the header")
-    (offset,) = struct.unpack_from("<H", buf, vtable + slot)
-    if offset == 0:
-        return default
-    if table + offset + struct.calcsize(fmt) > len(buf):
+    if at + struct.calcsize(fmt) > len(buf):
         raise ValueError("field outside the header")
-    (value,) = struct.unpack_from("<" + fmt, buf, table + offset)
+    (value,) = struct.unpack_from("<" + fmt, buf, at)
     return int(value)
 
 
@@ -250,16 +240,18 @@ def _reference(buf: bytes, at: int) -> int:
     return target
 
 
-def _field_at(buf: bytes, table: int, field: int) -> int | None:
-    """Where field ``field`` of the table at ``table`` lies, or ``None`` when it is absent."""
+def _field_at(buf: bytes, table: int, field: int, what: str = "feature") -> int | None:
+    """Where field ``field`` of the FlatBuffer table at ``table`` lies, or ``None`` when it is absent (``what``: for errors)."""
     (soffset,) = struct.unpack_from("<i", buf, table)
     vtable = table - soffset
     if not 0 <= vtable <= len(buf) - 4:
-        raise ValueError("vtable outside the feature")
+        raise ValueError(f"vtable outside the {what}")
     vtable_size, _ = struct.unpack_from("<HH", buf, vtable)
     slot = 4 + 2 * field
     if slot + 2 > vtable_size:
         return None
+    if vtable + slot + 2 > len(buf):
+        raise ValueError(f"vtable outside the {what}")
     (offset,) = struct.unpack_from("<H", buf, vtable + slot)
     return table + offset if offset else None
 
