@@ -46,7 +46,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -311,7 +311,9 @@ def _read_one(
     nothing was in ``dst`` yet; the rest of ``dst`` is then filled).
     """
     href = asset.source.path
-    asset = AssetBand(current_source(plan, asset.source), asset.band, asset.rect)
+    given = asset
+    source, pending = current_source(plan, asset.source)
+    asset = AssetBand(source, asset.band, asset.rect)
 
     def read() -> Any:
         handle = acquire(asset.source)
@@ -355,11 +357,18 @@ def _read_one(
             target = cast_read(target, cfg, check[1], href, plan.names, asset.band)
         return roi, target, direct
 
-    result = attempt(
-        asset.source,
-        lambda: settled(read, href, plan.names),
-        lambda reason: asset_read_error(href, plan.names, _why(asset, reason)),
-    )
+    try:
+        result = attempt(
+            asset.source,
+            lambda: settled(read, href, plan.names),
+            lambda reason: asset_read_error(href, plan.names, _why(asset, reason)),
+        )
+    except Exception:
+        if pending is not None and _replaced(plan, href, pending, source.version):
+            return _read_one(plan, given, cfg, rows, cols, dst, empty)  # the file now there
+        raise
+    if pending is not None and _replaced(plan, href, pending, source.version):
+        return _read_one(plan, given, cfg, rows, cols, dst, empty)  # replaced since the process kept it
     if isinstance(result, ReadError):
         raise result
     if isinstance(result, str):  # not a whole-pixel shift: odc-stac's reader resamples it
@@ -367,41 +376,83 @@ def _read_one(
     return result  # type: ignore[no-any-return]
 
 
-def current_source(plan: NativePlan, source: RasterSource) -> RasterSource:
+def current_source(plan: NativePlan, source: RasterSource) -> tuple[RasterSource, Future[Any] | None]:
     """Return ``source`` with the version of the file now at its URL, asked once per cube (plan) and process.
 
     The byte layer keeps a remote file's first blocks per process and each
     thread caches handles per source: without a version, a cube built after
     the file was replaced at the server (an upload to the same key) read the
-    old blocks and handles, silently. :func:`~terrapipe.io.gdal_opener.current`
-    asks for the first block again where the process holds the file (one
-    request per asset and cube), and reads it for a file not held yet (what
-    the open does anyway). Local files carry their stamp instead; a failure
-    leaves the source as it was (the read names it).
+    old blocks and handles, silently. A file not held yet has its first block
+    read here (:func:`~terrapipe.io.gdal_opener.current`: what the open does
+    anyway). A file the process holds is read at once with the version it
+    keeps, while :func:`~terrapipe.io.gdal_opener.current_soon` asks for its
+    first block again (one request per asset and cube, beside the read): the
+    future is returned, and :func:`_replaced` settles it after the read, which
+    is done again where the file changed. Local files carry their stamp
+    instead; a failure leaves the source as it was (the read names it).
     """
     if source.stamp is not None or source.version is not None or not is_remote(source.path):
-        return source
+        return source, None
     from dataclasses import replace
 
-    from terrapipe.io.gdal_opener import current, uses_opener
+    from terrapipe.io.gdal_opener import current, current_soon, held_version, uses_opener
     from terrapipe.io.paths import quote_url
 
     if not uses_opener(source.path, source.gdal_path, source.storage):
-        return source
+        return source, None
+    entry = _entry(plan, source.path)
+    with entry.lock:  # one request per file and cube, whichever thread reads it first
+        if not entry.known and entry.pending is None:
+            url = quote_url(source.path)
+            held = held_version(url, source.storage)
+            if held is not None:
+                entry.version, entry.pending = held, current_soon(url, source.storage)
+            else:
+                try:
+                    entry.version = current(url, source.storage).version
+                except Exception:  # the read fails again and names the asset
+                    entry.version = None
+                entry.known = True
+        version, pending = entry.version, (None if entry.known else entry.pending)
+    return (replace(source, version=version) if version is not None else source), pending
+
+
+class _Version:
+    """What a cube knows of one remote file's version: the version, whether settled, the check under way."""
+
+    __slots__ = ("known", "lock", "pending", "version")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.version: Any = None
+        self.known = False
+        self.pending: Future[Any] | None = None
+
+
+def _entry(plan: NativePlan, href: str) -> _Version:
     with _VERSIONS_LOCK:
-        versions: dict[str, Any] | None = plan.__dict__.get("_versions")
+        versions: dict[str, _Version] | None = plan.__dict__.get("_versions")
         if versions is None:
             versions = {}
             object.__setattr__(plan, "_versions", versions)
-        entry = versions.setdefault(source.path, [threading.Lock(), None, False])
-    with entry[0]:  # one request per file and cube, whichever thread reads it first
-        if not entry[2]:
-            try:
-                entry[1] = current(quote_url(source.path), source.storage).version
-            except Exception:  # the read fails again and names the asset
-                entry[1] = None
-            entry[2] = True
-    return replace(source, version=entry[1]) if entry[1] is not None else source
+        return versions.setdefault(href, _Version())
+
+
+def _replaced(plan: NativePlan, href: str, pending: Future[Any], read_as: Any) -> bool:
+    """Settle a held file's check (:func:`current_source`); whether the file is another than the one read.
+
+    Raises the asset's ``ReadError`` where the check failed (the file gone or
+    unreachable since: what the process kept is no answer).
+    """
+    entry = _entry(plan, href)
+    try:
+        now = pending.result()
+    except Exception as err:
+        raise asset_read_error(href, plan.names, err) from err
+    with entry.lock:
+        if entry.pending is pending:
+            entry.version, entry.known, entry.pending = now.version, True, None
+    return bool(now.version != read_as)
 
 
 _VERSIONS_LOCK = threading.Lock()
