@@ -61,6 +61,7 @@ from typing import Any, TypeVar
 import numpy as np
 import xarray as xr
 
+from terrapipe.core.errors import ReadError
 from terrapipe.core.optional import require
 from terrapipe.io.zarr_chunks import (
     check_decoded,
@@ -158,6 +159,7 @@ class DirectZarrArray:
         self._n = int(np.prod(self.chunks, dtype=np.int64))
         self._expected = self._n * self.stored_dtype.itemsize
         self._codecs = threading.local()
+        self._forms_checked = False  # whether a missing chunk was looked for under other key forms
 
     def _chunk(self, coords: tuple[int, ...], out: np.ndarray | None = None) -> np.ndarray | None:
         """Decode one chunk (into ``out`` when given and suitable); ``None`` when it has no file.
@@ -171,6 +173,7 @@ class DirectZarrArray:
         key = self.encode_key(coords)
         raw = self._read_file(key) if self.fetch is None else self.fetch(key)
         if raw is None:
+            self._refuse_other_key_form(coords, key)
             return None
         with self._lock:
             self.chunks_read += 1
@@ -204,6 +207,38 @@ class DirectZarrArray:
         )
         array = np.frombuffer(data, dtype=self.stored_dtype, count=n).reshape(self.chunks)
         return array.astype(self.dtype) if self.stored_dtype != self.dtype else array
+
+    def _refuse_other_key_form(self, coords: tuple[int, ...], key: str) -> None:
+        """Refuse a chunk missing at its key but stored under another key form (metadata that lies).
+
+        Consolidated metadata (or an array document) edited to another
+        ``dimension_separator`` or chunk key encoding makes every chunk's key
+        one that has no file: zarr-python and xarray read the whole array as
+        its fill value, silently. The first chunk found missing (once per
+        array: a store may leave chunks out on purpose) is looked for under the
+        other forms (``.`` or ``/`` between the indexes, with or without v3's
+        ``c`` prefix); one that is there is a ``ReadError`` naming both keys.
+        """
+        if self._forms_checked or len(coords) == 0:
+            return
+        self._forms_checked = True
+        indexes = [str(int(i)) for i in coords]
+        forms = {sep.join(indexes) for sep in (".", "/")}
+        forms |= {f"c{sep}{sep.join(indexes)}" for sep in (".", "/")}
+        forms.discard(key)
+        for other in sorted(forms):
+            try:
+                found = self._read_file(other) if self.fetch is None else self.fetch(other)
+            except Exception:  # a key refused or unreadable is no evidence: the chunk is missing
+                continue
+            if found is not None:
+                raise ReadError(
+                    f"cannot read variable {self.variable!r} of Zarr store {self.source}: its chunk {key!r} "
+                    f"is missing but {other!r} is there: the store's metadata (its consolidated .zmetadata "
+                    "or zarr.json: dimension_separator / chunk_key_encoding) does not say how its chunks are "
+                    "stored, so every chunk would read as the fill value; fix or re-create the metadata "
+                    "(zarr.consolidate_metadata on the store)"
+                )
 
     def _read_file(self, key: str) -> bytes | None:
         """Return the bytes of a local chunk file, or ``None`` when it has none."""
