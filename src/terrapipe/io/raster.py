@@ -51,7 +51,6 @@ Examples
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -572,9 +571,8 @@ def _open_raster(
     version = None
     check: concurrent.futures.Future[Any] | None = None
     if uses_opener(path_text, local, storage):
-        start_probes(
-            path_text, local, storage
-        )  # the side-cars reads_sidecars looks for, asked while it opens
+        # the side-cars reads_sidecars looks for, asked while the file opens
+        start_probes(path_text, local, storage)
         url = quote_url(path_text)
         version = held_version(url, storage)
         if version is not None and not fresh:
@@ -586,23 +584,22 @@ def _open_raster(
                 version = current(url, storage).version
             except Exception:  # the open below fails, naming the file
                 version = None
-    known = functools.partial(
-        _open_known,
-        path_text,
-        local,
-        options,
-        stamp,
-        storage,
-        version,
-        level,
-        wanted,
-        masked,
-        lock,
-        cache,
-        chunks,
-    )
     try:
-        da = known(verify)
+        da = _open_known(
+            path_text,
+            local,
+            options,
+            stamp,
+            storage,
+            version,
+            level,
+            wanted,
+            masked,
+            lock,
+            cache,
+            chunks,
+            verify,
+        )
     except Exception:
         if check is not None and _replaced(check, version, path_text):
             return _open_raster(path_text, **again, fresh=True)
